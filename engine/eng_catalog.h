@@ -1,0 +1,108 @@
+/* eng_catalog.h - models, the providers serving them, and their prices.
+ *
+ * A catalog is built by loading one or more files, then frozen. A frozen
+ * catalog is immutable and shared read-only by every worker; its arrays are
+ * flat so the resolver walks them without chasing pointers:
+ *
+ *   models[]    sorted by id; each has a contiguous run of endpoints
+ *   endpoints[] grouped by model, cheapest first (ties: provider name)
+ *
+ * The same model from several files or providers becomes several endpoints of
+ * one model. Provider-specific ids are mapped to one model id by the alias
+ * table (see policies/CATALOG.md).
+ */
+#ifndef ENG_CATALOG_H
+#define ENG_CATALOG_H
+
+#include "eng_common.h"
+
+/* Capability bits. An unknown capability counts as absent. */
+enum {
+    ENG_CAP_VISION = 1u << 0,    /* accepts image input */
+    ENG_CAP_TOOLS = 1u << 1,     /* function / tool calling */
+    ENG_CAP_JSON = 1u << 2,      /* response_format / structured output */
+    ENG_CAP_REASONING = 1u << 3, /* reasoning / thinking tokens */
+};
+
+/* Per-token prices in picodollars (= micro-USD per 1M tokens). ENG_PRICE_NA
+ * for a component that does not apply. Fees are per request / per image. */
+typedef struct {
+    eng_pusd_t input;       /* prompt token */
+    eng_pusd_t output;      /* completion token (reasoning bills as output) */
+    eng_pusd_t cache_read;  /* cached prompt token read */
+    eng_pusd_t cache_write; /* prompt token written to the cache */
+    eng_pusd_t per_request; /* flat fee per call */
+    eng_pusd_t per_image;   /* per input image */
+} eng_price_t;
+
+typedef enum {
+    ENG_FMT_AUTO = 0,   /* detect from content */
+    ENG_FMT_NATIVE,     /* the gateway's own models list */
+    ENG_FMT_OPENROUTER, /* OpenRouter /api/v1/models */
+    ENG_FMT_LITELLM,    /* LiteLLM model_prices_and_context_window.json */
+    ENG_FMT_PORTKEY,    /* Portkey pricing/<provider>.json */
+} eng_catalog_format_t;
+
+typedef struct {
+    const char *provider;  /* who serves it: "openai", "bedrock", "ollama" */
+    const char *native_id; /* the provider's own id for the model */
+    const char *source;    /* file it was loaded from */
+    eng_price_t price;     /* prices at this endpoint */
+    uint32_t model;        /* index of its model in models[] */
+    uint32_t context_length; /* 0 = same as the model */
+    bool is_free;          /* a $0 endpoint (`:free` variant or local model) */
+    bool enabled;          /* false: never chosen */
+} eng_endpoint_t;
+
+typedef struct {
+    const char *id;          /* "provider/model", e.g. "openai/gpt-5" */
+    const char *owner;       /* owned_by */
+    uint32_t context_length; /* tokens, prompt + output; 0 = unknown */
+    uint32_t max_output;     /* tokens; 0 = unknown */
+    uint32_t caps;           /* ENG_CAP_* bits */
+    uint32_t ep_first;       /* first endpoint in endpoints[] */
+    uint32_t ep_count;       /* number of endpoints, >= 1 */
+    int32_t floor_ep;        /* cheapest enabled endpoint, -1 if none */
+    int32_t free_ep;         /* a $0 enabled endpoint, -1 if none */
+} eng_model_t;
+
+typedef struct eng_catalog eng_catalog_t;
+
+/* Returns an empty catalog or NULL on allocation failure. */
+eng_catalog_t *eng_catalog_new(void);
+
+/* Frees the catalog and everything it owns; sets *self_p to NULL. Idempotent. */
+void eng_catalog_destroy(eng_catalog_t **self_p);
+
+/* Loads one file into an unfrozen catalog. A spec "litellm:path" forces a
+ * format (native, openrouter, litellm, portkey); otherwise it is detected.
+ * Returns 0, or -1 with `err` filled (file and key path or line:col). On error
+ * the catalog is unchanged. */
+int eng_catalog_load(eng_catalog_t *self, const char *spec, eng_error_t *err);
+
+/* Same, from memory; `name` is used in errors and as the endpoint source. */
+int eng_catalog_load_buffer(eng_catalog_t *self, const char *name, const char *buf, size_t len,
+                            eng_catalog_format_t fmt, eng_error_t *err);
+
+/* Builds the sorted arrays and indexes. After it the catalog is read-only.
+ * Returns 0, or -1 (empty catalog, allocation failure). */
+int eng_catalog_freeze(eng_catalog_t *self, eng_error_t *err);
+
+/* The models of a frozen catalog, sorted by id; *n receives the count. */
+const eng_model_t *eng_catalog_models(const eng_catalog_t *self, size_t *n);
+
+/* The endpoints of a frozen catalog; *n receives the count. */
+const eng_endpoint_t *eng_catalog_endpoints(const eng_catalog_t *self, size_t *n);
+
+/* Looks up a model by exact id (not NUL-terminated). NULL if absent.
+ * O(1) average; allocation-free. */
+const eng_model_t *eng_catalog_find(const eng_catalog_t *self, const char *id, size_t len);
+
+/* Model index of m in models[]. */
+uint32_t eng_catalog_model_index(const eng_catalog_t *self, const eng_model_t *m);
+
+/* Loads the bundled default catalog (policies/catalog.json) from `dir`, or
+ * the path in HPP_CATALOG. Convenience for tools and tests. */
+const char *eng_catalog_default_path(void);
+
+#endif

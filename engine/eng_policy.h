@@ -1,0 +1,75 @@
+/* eng_policy.h - compiled routing policy and the resolver.
+ *
+ * A policy file is lexed, parsed and compiled against a frozen catalog into an
+ * immutable eng_policy_t (flat arrays, candidate lists indexed by tier and
+ * capability). eng_resolve() is a pure function of (policy, features): the
+ * same input gives the same answer, and it allocates nothing. A policy
+ * borrows its catalog, which must outlive it.
+ *
+ * Semantics are specified in policies/README.md.
+ */
+#ifndef ENG_POLICY_H
+#define ENG_POLICY_H
+
+#include <stdio.h>
+
+#include "eng_request.h"
+
+typedef struct eng_policy eng_policy_t;
+
+/* Diagnostics ----------------------------------------------------------- */
+
+typedef enum { ENG_DIAG_ERROR, ENG_DIAG_WARNING } eng_diag_severity_t;
+
+typedef struct {
+    eng_diag_severity_t severity; /* error or warning */
+    char file[256];               /* file name as opened (include-relative) */
+    int line;                     /* 1-based */
+    int col;                      /* 1-based */
+    int span;                     /* caret width, >= 1 */
+    char msg[256];                /* message */
+    char source_line[256];        /* the text of the line, for the caret display */
+} eng_diag_t;
+
+typedef struct eng_diags eng_diags_t;
+
+eng_diags_t *eng_diags_new(void);
+void eng_diags_destroy(eng_diags_t **self_p);
+size_t eng_diags_count(const eng_diags_t *self, eng_diag_severity_t severity);
+size_t eng_diags_size(const eng_diags_t *self);
+const eng_diag_t *eng_diags_get(const eng_diags_t *self, size_t i);
+/* Prints every diagnostic as "file:line:col: error: message", the source line
+ * and a caret, then a summary line "N errors, M warnings" when any. */
+void eng_diags_print(const eng_diags_t *self, FILE *out);
+
+/* Policy ---------------------------------------------------------------- */
+
+/* Reads, parses and compiles the policy at `path` (following includes,
+ * relative to the including file). Returns the policy, or NULL with every
+ * error in `diags`. Warnings (unreachable rules, models missing from the
+ * catalog) are added to `diags` either way. `diags` may be NULL. */
+eng_policy_t *eng_policy_load(const char *path, const eng_catalog_t *catalog, eng_diags_t *diags);
+
+/* Same from memory; includes are resolved relative to the current directory. */
+eng_policy_t *eng_policy_load_buffer(const char *name, const char *src, size_t len,
+                                     const eng_catalog_t *catalog, eng_diags_t *diags);
+
+void eng_policy_destroy(eng_policy_t **self_p);
+
+/* The catalog this policy was compiled against. */
+const eng_catalog_t *eng_policy_catalog(const eng_policy_t *self);
+
+/* Number of tiers and the name of tier i (declaration order, cheapest first). */
+int eng_policy_tier_count(const eng_policy_t *self);
+const char *eng_policy_tier_name(const eng_policy_t *self, int i);
+
+/* Output tokens assumed when a request gives none. */
+int64_t eng_policy_default_output(const eng_policy_t *self);
+
+/* Resolves one request. Always fills `out` (status, message); returns
+ * out->status. `trace` may be NULL; when given, every candidate considered is
+ * recorded. Allocation-free and lock-free; safe from many threads at once. */
+eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *features,
+                         eng_decision_t *out, eng_trace_t *trace);
+
+#endif
