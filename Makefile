@@ -75,13 +75,9 @@ CFLAGS ?= -O2 -g
 ifdef SAN
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
-ifeq ($(filter _%,$(MAKECMDGOALS)),)
-PKG_CFLAGS :=
-PKG_LIBS :=
-else
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) libevent_pthreads)
-endif
+# Empty on a fresh machine before `deps`; the public targets re-enter make after it.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) libevent_pthreads 2>/dev/null)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -Iengine -Iproto -Isidecar \
              $(PKG_CFLAGS) -MMD -MP
 LDLIBS_ALL = $(SANFLAGS) $(PKG_LIBS) -lm -pthread
