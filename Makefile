@@ -176,4 +176,6 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz build-bench
 
+.SECONDARY:
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every test suite and prints one closing line "total: N passed, N failed".
+#
+#   HPP_BUILD  build directory holding tests/ and the binaries (default build)
+#   HPP_SAN    when 1, any sanitizer report in a suite's output fails the run
+#              (Criterion exits 0 on a LeakSanitizer report, so the text is checked)
+#   TESTS      optional glob to run a subset, e.g. TESTS='test_cost*'
+set -u
+cd "$(dirname "$0")/.."
+export HPP_BUILD=${HPP_BUILD:-build}
+export HPP_ROOT=$PWD
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+logdir=$HPP_BUILD/test-logs
+mkdir -p "$logdir"
+
+passed=0 failed=0 bad_suites=()
+
+san_report() {
+    [ "${HPP_SAN:-0}" = 1 ] && grep -qE 'LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1"
+}
+
+record() { # suite log rc pass fail
+    local suite=$1 log=$2 rc=$3 p=$4 f=$5
+    if san_report "$log"; then
+        echo "!! $suite: sanitizer report (see $log)"
+        grep -E -m5 -A5 'LeakSanitizer|AddressSanitizer|runtime error:' "$log"
+        f=$((f + 1))
+    fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "!! $suite: exited $rc with no failed test counted (see $log)"
+        tail -n 20 "$log"
+        f=1
+    fi
+    passed=$((passed + p)) failed=$((failed + f))
+    [ "$f" -gt 0 ] && bad_suites+=("$suite")
+    printf '%-28s %4d passed, %d failed\n' "$suite" "$p" "$f"
+}
+
+# Criterion suites: unit tests first, integration (itest_*) after.
+for t in "$HPP_BUILD"/tests/test_* "$HPP_BUILD"/tests/itest_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
+    log=$logdir/$name.log
+    "$t" --jobs 2 >"$log" 2>&1
+    rc=$?
+    line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
+    p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
+    f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
+    c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
+    p=${p:-0} f=$(( ${f:-0} + ${c:-0} ))
+    if [ "$f" -gt 0 ]; then grep -a -E '\[(FAIL|----)\]|CRASH|Assertion' "$log" | head -n 40; fi
+    record "$name" "$log" "$rc" "$p" "$f"
+done
+
+# Shell integration suites: each ends with "N passed, N failed".
+for t in tests/integration/*.sh; do
+    [ -f "$t" ] || continue
+    name=$(basename "$t" .sh)
+    case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
+    log=$logdir/$name.log
+    bash "$t" >"$log" 2>&1
+    rc=$?
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line")
+    f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+    p=${p:-0} f=${f:-0}
+    if [ "$f" -gt 0 ] || [ "$rc" -ne 0 ]; then grep -a -E 'FAIL|not ok' "$log" | head -n 40; fi
+    record "$name" "$log" "$rc" "$p" "$f"
+done
+
+if [ $((passed + failed)) -eq 0 ]; then
+    echo "no test ran"
+    exit 1
+fi
+[ ${#bad_suites[@]} -gt 0 ] && echo "failing suites: ${bad_suites[*]} (logs in $logdir)"
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

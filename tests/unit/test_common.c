@@ -1,0 +1,99 @@
+/* test_common.c - money parsing/formatting, error formatting, status names. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "eng_common.h"
+#include "eng_request.h"
+
+static eng_pusd_t s_parse(const char *s, int scale, int expect_rc)
+{
+    eng_pusd_t v = -7;
+    int rc = eng_pusd_parse(s, strlen(s), scale, &v);
+    cr_assert_eq(rc, expect_rc, "parse(\"%s\", %d) returned %d", s, scale, rc);
+    return v;
+}
+
+Test(money, same_price_from_every_source_unit)
+{
+    /* $3 per 1M tokens, as each catalog spells it. */
+    cr_assert_eq(s_parse("0.000003", 12, 0), 3000000);  /* OpenRouter, USD per token */
+    cr_assert_eq(s_parse("0.0003", 10, 0), 3000000);    /* Portkey, cents per token */
+    cr_assert_eq(s_parse("3", 6, 0), 3000000);          /* native, USD per 1M */
+    cr_assert_eq(s_parse("3.00", 6, 0), 3000000);
+    cr_assert_eq(s_parse("3e-6", 12, 0), 3000000);
+    eng_pusd_t v;
+    cr_assert_eq(eng_pusd_from_double(3e-06, 12, &v), 0);
+    cr_assert_eq(v, 3000000);
+    cr_assert_eq(eng_pusd_from_double(0.0003, 10, &v), 0);
+    cr_assert_eq(v, 3000000);
+}
+
+Test(money, sub_cent_and_rounding)
+{
+    cr_assert_eq(s_parse("0.0000000375", 12, 0), 37500);
+    cr_assert_eq(s_parse("0.06", 6, 0), 60000);
+    /* Below a picodollar: rounded half up. */
+    cr_assert_eq(s_parse("0.0000000000005", 12, 0), 1);
+    cr_assert_eq(s_parse("0.0000000000004", 12, 0), 0);
+    cr_assert_eq(s_parse("0", 12, 0), 0);
+    cr_assert_eq(s_parse(".5", 6, 0), 500000);
+}
+
+Test(money, rejects_bad_text)
+{
+    s_parse("", 12, -1);
+    s_parse("-1", 12, -1);
+    s_parse("abc", 12, -1);
+    s_parse("1.2.3", 12, -1);
+    s_parse("1e", 12, -1);
+    s_parse("3 ", 12, -1);
+    s_parse("99999999999", 12, -1); /* $1e11: overflows int64 picodollars */
+    eng_pusd_t v;
+    cr_assert_eq(eng_pusd_from_double(NAN, 12, &v), -1);
+    cr_assert_eq(eng_pusd_from_double(-0.5, 12, &v), -1);
+    cr_assert_eq(eng_pusd_from_double(INFINITY, 12, &v), -1);
+}
+
+Test(money, formats_without_trailing_zeros)
+{
+    char b[64];
+    eng_pusd_format(10500000000, false, b, sizeof b);
+    cr_assert_str_eq(b, "0.0105");
+    eng_pusd_format(1250000, true, b, sizeof b);
+    cr_assert_str_eq(b, "1.25");
+    eng_pusd_format(ENG_PUSD_PER_USD * 3, false, b, sizeof b);
+    cr_assert_str_eq(b, "3");
+    eng_pusd_format(0, false, b, sizeof b);
+    cr_assert_str_eq(b, "0");
+    eng_pusd_format(ENG_PRICE_NA, true, b, sizeof b);
+    cr_assert_str_eq(b, "n/a");
+    cr_assert_float_eq(eng_pusd_to_usd(10500000000), 0.0105, 1e-15);
+}
+
+Test(errors, located_and_key_path_formats)
+{
+    eng_error_t e = {0};
+    char b[512];
+    cr_assert_eq(eng_error_set(&e, ENG_ERR_SYNTAX, "cat.json", 3, 14, NULL, "expected '%c'", '}'), -1);
+    eng_error_format(&e, b, sizeof b);
+    cr_assert_str_eq(b, "cat.json:3:14: error: expected '}'");
+    eng_error_set(&e, ENG_ERR_VALUE, "cat.json", 0, 0, "data[2].pricing.input", "negative price");
+    eng_error_format(&e, b, sizeof b);
+    cr_assert_str_eq(b, "cat.json: at data[2].pricing.input: error: negative price");
+    cr_assert_str_eq(eng_errcode_name(ENG_ERR_DUP), "duplicate");
+}
+
+Test(status, names_round_trip)
+{
+    for (int s = 0; s < ENG_STATUS_COUNT; s++) {
+        const char *n = eng_status_name((eng_status_t)s);
+        cr_assert_eq(eng_status_from_name(n, strlen(n)), s, "%s", n);
+    }
+    cr_assert_str_eq(eng_status_name(ENG_E_INSUFFICIENT_BUDGET), "insufficient_budget");
+    cr_assert_eq(eng_status_from_name("nope", 4), -1);
+    eng_features_t f;
+    eng_features_init(&f);
+    cr_assert_eq(f.output_tokens, -1);
+    cr_assert_eq(f.nhints, 0);
+}
