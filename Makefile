@@ -34,9 +34,14 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 _all
 	@HPP_BUILD=build-asan HPP_SAN=1 bash tests/run.sh
 
+# Engine on tcp://127.0.0.1:5555, sidecar on 127.0.0.1:8080; Ctrl-C stops both.
+ENGINE_LISTEN ?= tcp://127.0.0.1:5555
+SIDECAR_LISTEN ?= 127.0.0.1:8080
 run: deps
 	@$(MAKE) --no-print-directory _all
-	@HPP_BUILD=$(BUILD) bash tests/lib/run.sh
+	@$(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) & engine=$$!; \
+	 trap 'kill $$engine 2>/dev/null; wait $$engine' EXIT INT TERM; \
+	 $(BUILD)/hpp-sidecar --listen $(SIDECAR_LISTEN) --engine $(ENGINE_LISTEN)
 
 bench: deps
 	@$(MAKE) --no-print-directory BUILD=build-bench CFLAGS="-O2 -g -DNDEBUG_BENCH" _all
@@ -120,8 +125,9 @@ $(BUILD)/libsc.a: $(SC_OBJ) $(BUILD)/libhpp.a
 	@rm -f $@
 	ar rcs $@ $(SC_OBJ)
 
-$(BUILD)/hpp-policy: $(TOOL_OBJ) $(BUILD)/libhpp.a
-	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libhpp.a $(LDLIBS_ALL)
+# hpp-policy links the sidecar library too: `explain` reads OpenAI bodies with its extractor.
+$(BUILD)/hpp-policy: $(TOOL_OBJ) $(BUILD)/libsc.a $(BUILD)/libhpp.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/hpp-engine: $(BUILD)/obj/engine/hpp_engine.o $(BUILD)/libhpp.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
