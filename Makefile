@@ -151,17 +151,21 @@ $(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(BUILD)/libsc.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
-# libFuzzer targets: clang, ASan + UBSan, their own object tree.
+# libFuzzer targets: clang, ASan + UBSan, their own object tree (the library is
+# compiled once with coverage instrumentation and linked into every target).
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_FLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-              -Iengine -Iproto -Isidecar
-FUZZ_LIB_SRC := $(LIB_SRC) $(SC_SRC)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS = -std=gnu11 -g -O1 $(FUZZ_SAN) -Iengine -Iproto -Isidecar $(PKG_CFLAGS) -MMD -MP
+FUZZ_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRC) $(SC_SRC))
 
 _fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC) $(wildcard engine/*.h proto/*.h sidecar/*.h)
-	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(PKG_LIBS) -lm -pthread
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build-fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm -pthread
 
 # Replays each fuzz target over its committed seed corpus plus a short random run:
 # proves the targets build and that no known input crashes.
@@ -184,4 +188,4 @@ clean:
 
 .SECONDARY:
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj build-fuzz/obj -name '*.d' 2>/dev/null)
