@@ -1,0 +1,171 @@
+/* eng_diags.c - located errors and warnings of the policy compiler.
+ *
+ * The compiler reports every problem it finds, not just the first, so a
+ * policy author fixes a file in one pass. A diagnostic is resolved to
+ * file:line:col and a copy of its source line when it is added, while the
+ * source text is still at hand; the list then outlives the sources. At most
+ * ENG_MAX_DIAGS are kept (the rest are counted), which bounds memory on a
+ * hostile input. Printing follows the compiler convention:
+ *
+ *   policies/x.policy:3:12: error: unknown tier 'midd'
+ *       route chat { tier midd }
+ *                         ^^^^
+ *   1 error, 0 warnings
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_lex.h"
+#include "eng_policy_internal.h"
+
+struct eng_diags {
+    eng_diag_t *items; /* kept diagnostics, in order */
+    size_t n;          /* kept */
+    size_t cap;        /* allocated */
+    size_t counts[2];  /* all added, by severity (kept or not) */
+};
+
+eng_diags_t *eng_diags_new(void)
+{
+    return calloc(1, sizeof(eng_diags_t));
+}
+
+void eng_diags_destroy(eng_diags_t **self_p)
+{
+    if (self_p && *self_p) {
+        free((*self_p)->items);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+size_t eng_diags_count(const eng_diags_t *self, eng_diag_severity_t severity)
+{
+    if (!self || (unsigned)severity > ENG_DIAG_WARNING) {
+        return 0;
+    }
+    return self->counts[severity];
+}
+
+size_t eng_diags_size(const eng_diags_t *self)
+{
+    return self ? self->n : 0;
+}
+
+const eng_diag_t *eng_diags_get(const eng_diags_t *self, size_t i)
+{
+    if (!self || i >= self->n) {
+        return NULL;
+    }
+    return &self->items[i];
+}
+
+/* Copies the line starting at `ls` (without its newline) into d->source_line. */
+static void s_copy_line(eng_diag_t *d, const char *src, size_t srclen, uint32_t ls)
+{
+    size_t end = ls;
+    while (end < srclen && src[end] != '\n' && src[end] != '\r') {
+        end++;
+    }
+    size_t n = end - ls;
+    if (n >= sizeof d->source_line) {
+        n = sizeof d->source_line - 1;
+    }
+    memcpy(d->source_line, src + ls, n);
+    d->source_line[n] = '\0';
+    /* A NUL byte inside the line would cut the display short: show it as '?'. */
+    for (size_t i = 0; i < n; i++) {
+        if (d->source_line[i] == '\0') {
+            d->source_line[i] = '?';
+        }
+    }
+}
+
+void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
+                    size_t srclen, uint32_t off, uint32_t span, const char *fmt, va_list ap)
+{
+    if (!self) {
+        return;
+    }
+    self->counts[sev == ENG_DIAG_WARNING ? 1 : 0]++;
+    if (self->n >= ENG_MAX_DIAGS) {
+        return;
+    }
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 8;
+        eng_diag_t *items = realloc(self->items, cap * sizeof *items);
+        if (!items) {
+            return;
+        }
+        self->items = items;
+        self->cap = cap;
+    }
+    eng_diag_t *d = &self->items[self->n++];
+    memset(d, 0, sizeof *d);
+    d->severity = sev;
+    snprintf(d->file, sizeof d->file, "%s", file ? file : "<policy>");
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    d->span = span > 0 ? (int)span : 1;
+    if (src) {
+        uint32_t ls = 0;
+        eng_lex_locate(src, srclen, off, &d->line, &d->col, &ls);
+        s_copy_line(d, src, srclen, ls);
+        /* Clip the caret to the end of the shown line. */
+        int room = (int)strlen(d->source_line) - (d->col - 1);
+        if (d->span > room) {
+            d->span = room > 0 ? room : 1;
+        }
+    }
+}
+
+void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
+                   size_t srclen, uint32_t off, uint32_t span, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    eng_diags_vadd(self, sev, file, src, srclen, off, span, fmt, ap);
+    va_end(ap);
+}
+
+/* Prints the caret line under `line`: tabs are kept so the caret lines up. */
+static void s_print_caret(FILE *out, const eng_diag_t *d)
+{
+    fputs("    ", out);
+    size_t len = strlen(d->source_line);
+    for (int i = 0; i < d->col - 1; i++) {
+        fputc((size_t)i < len && d->source_line[i] == '\t' ? '\t' : ' ', out);
+    }
+    for (int i = 0; i < d->span; i++) {
+        fputc('^', out);
+    }
+    fputc('\n', out);
+}
+
+void eng_diags_print(const eng_diags_t *self, FILE *out)
+{
+    if (!self) {
+        return;
+    }
+    for (size_t i = 0; i < self->n; i++) {
+        const eng_diag_t *d = &self->items[i];
+        const char *sev = d->severity == ENG_DIAG_WARNING ? "warning" : "error";
+        if (d->line > 0) {
+            fprintf(out, "%s:%d:%d: %s: %s\n", d->file, d->line, d->col, sev, d->msg);
+            fprintf(out, "    %s\n", d->source_line);
+            s_print_caret(out, d);
+        } else {
+            fprintf(out, "%s: %s: %s\n", d->file, sev, d->msg);
+        }
+    }
+    size_t kept = self->n;
+    size_t total = self->counts[0] + self->counts[1];
+    if (total > kept) {
+        fprintf(out, "(%zu more not shown)\n", total - kept);
+    }
+    if (total > 0) {
+        fprintf(out, "%zu error%s, %zu warning%s\n", self->counts[0],
+                self->counts[0] == 1 ? "" : "s", self->counts[1], self->counts[1] == 1 ? "" : "s");
+    }
+}

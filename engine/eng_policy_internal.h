@@ -1,0 +1,212 @@
+/* eng_policy_internal.h - private layout of a compiled policy.
+ *
+ * Shared by the compiler (eng_compile.c), which builds it once, and the
+ * resolver (eng_resolve.c), which only reads it. Everything a decision needs
+ * is precomputed here so that eng_resolve() is a walk over flat arrays:
+ * hint words are bits of a uint64, conditions are a small expression tree in
+ * one array, and candidate lists are ready per (tier, capability mask).
+ */
+#ifndef ENG_POLICY_INTERNAL_H
+#define ENG_POLICY_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "eng_policy.h"
+#include "eng_regex.h"
+
+/* Limits of one policy. */
+#define ENG_MAX_TIERS 16         /* tier definitions */
+#define ENG_MAX_GROUPS 64        /* group definitions */
+#define ENG_MAX_WORDS 64         /* distinct hint words (bits of a uint64) */
+#define ENG_MAX_RULES 1024       /* routing rules */
+#define ENG_MAX_HINT_RULES 1024  /* hint rules */
+#define ENG_MAX_INCLUDE_DEPTH 16 /* nested includes */
+#define ENG_MAX_DIAGS 100        /* diagnostics kept (more are counted) */
+#define ENG_DEFAULT_OUTPUT 1000  /* output tokens assumed when nothing says otherwise */
+
+/* Capability masks index candidate lists: 4 bits -> 16 lists per tier. */
+#define ENG_CAP_BITS 4
+#define ENG_CAP_MASKS (1u << ENG_CAP_BITS)
+
+/* Load options (eng_policy_compile). */
+enum {
+    ENG_POLICY_NO_INCLUDES = 1, /* an include is an error: for untrusted text (fuzzing) */
+};
+
+/* Step orders: which neighbouring tiers a rule may try, and in what order. */
+typedef enum {
+    ENG_STEP_NONE = 0, /* the target tier only */
+    ENG_STEP_UP,       /* dearer tiers only */
+    ENG_STEP_DOWN,     /* cheaper tiers only */
+    ENG_STEP_UP_DOWN,  /* both, the dearer one first at equal distance */
+    ENG_STEP_DOWN_UP,  /* both, the cheaper one first at equal distance */
+} eng_step_t;
+
+/* Condition fields. */
+typedef enum {
+    ENG_F_PROMPT_TOKENS, /* number */
+    ENG_F_OUTPUT_TOKENS, /* number: the request's, else the policy default */
+    ENG_F_TOTAL_TOKENS,  /* number: prompt + output */
+    ENG_F_CACHE_READ,    /* number */
+    ENG_F_IMAGES,        /* number */
+    ENG_F_BUDGET,        /* number, USD; +inf when absent */
+    ENG_F_TEXT_LENGTH,   /* number: bytes of the text sample */
+    ENG_F_TOOLS,         /* bool */
+    ENG_F_JSON,          /* bool */
+    ENG_F_VISION,        /* bool: images > 0 or vision asked */
+    ENG_F_HAS_BUDGET,    /* bool */
+    ENG_F_HINTS,         /* set of words */
+    ENG_F_GROUP,         /* string */
+    ENG_F_TEXT,          /* text sample */
+    ENG_F_META,          /* string: meta.KEY, "" when absent */
+    ENG_F_COUNT
+} eng_field_t;
+
+/* Compiled condition node operations. */
+typedef enum {
+    ENG_C_TRUE,
+    ENG_C_FALSE,
+    ENG_C_OR,       /* a or b */
+    ENG_C_AND,      /* a and b */
+    ENG_C_NOT,      /* not a */
+    ENG_C_NUM,      /* field cmp num */
+    ENG_C_BOOL,     /* field is true */
+    ENG_C_HINT_ANY, /* hints & mask != 0 */
+    ENG_C_HINT_ALL, /* hints & mask == mask */
+    ENG_C_STR_IN,   /* string field (group, meta.KEY) equals one of strs[a..a+b) */
+    ENG_C_STR_NOT,  /* string field equals none of strs[a..a+b) (for !=) */
+    ENG_C_REGEX,    /* text matches regexes[a] */
+    ENG_C_CONTAINS, /* text contains one of strs[a..a+b), ASCII case-insensitive */
+} eng_cop_t;
+
+typedef struct {
+    uint8_t op;    /* eng_cop_t */
+    uint8_t field; /* eng_field_t */
+    uint8_t cmp;   /* eng_op_t for ENG_C_NUM */
+    uint8_t pad;   /* unused */
+    int32_t a;     /* child, or first string / regex index */
+    int32_t b;     /* child, or string count */
+    int32_t key;   /* ENG_F_META: index of the key in strs[] */
+    double num;    /* ENG_C_NUM operand */
+    uint64_t mask; /* ENG_C_HINT_*: word bits */
+} eng_cnode_t;
+
+/* An interned string: lowercased for `contains` needles. */
+typedef struct {
+    const char *ptr; /* in the policy's arena */
+    uint32_t len;    /* byte count */
+} eng_pstr_t;
+
+typedef struct {
+    const char *name; /* "budget" */
+    eng_pusd_t max;   /* inclusive upper bound of the blended price; -1 = unbounded */
+    bool has_band;    /* membership by price band (else explicit models only) */
+    bool is_free;     /* the band is $0: visited only as a target or free fallback */
+} eng_ptier_t;
+
+typedef struct {
+    const char *name;  /* "default" */
+    uint32_t permille; /* price multiplier in thousandths */
+    uint64_t *allow;   /* bit per model: reachable; NULL = every model */
+} eng_pgroup_t;
+
+typedef struct {
+    uint32_t word;    /* bit index of the hint it adds */
+    int32_t cond;     /* root in nodes[] */
+    const char *name; /* the hint word */
+} eng_phint_t;
+
+typedef struct {
+    const char *name;                /* rule name */
+    int32_t cond;                    /* root in nodes[], -1 = always */
+    int tier;                        /* target tier index */
+    uint32_t caps;                   /* capabilities the rule requires */
+    int64_t output;                  /* default output tokens, -1 = the policy's */
+    eng_step_t step;                 /* how it steps */
+    bool free_fallback;              /* free fallback allowed */
+    uint32_t pref_first;             /* preferred model indexes in prefer_pool[] */
+    uint32_t pref_count;             /* their count (0 = none) */
+    uint64_t *pref_set;              /* bit per model: preferred by this rule; NULL if none */
+    uint8_t order[2][ENG_MAX_TIERS]; /* tiers to visit: [0] without budget, [1] with */
+    uint8_t norder[2];               /* used entries of order[] */
+} eng_prule_t;
+
+/* A candidate list: model indexes in pool[off..off+len). */
+typedef struct {
+    uint32_t off; /* first entry */
+    uint32_t len; /* entry count */
+} eng_plist_t;
+
+struct eng_policy {
+    const eng_catalog_t *catalog; /* borrowed */
+    const eng_model_t *models;    /* catalog models */
+    uint32_t nmodels;             /* their count */
+    const eng_endpoint_t *eps;    /* catalog endpoints */
+    uint32_t neps;                /* their count */
+
+    char *arena;      /* names and strings, owned */
+    size_t arena_len; /* bytes used */
+    size_t arena_cap; /* bytes allocated */
+
+    const char *words[ENG_MAX_WORDS]; /* hint words by bit */
+    uint32_t word_len[ENG_MAX_WORDS]; /* their lengths */
+    uint32_t nwords;                  /* used bits */
+
+    eng_ptier_t tiers[ENG_MAX_TIERS]; /* cheapest first */
+    int ntiers;                       /* count */
+
+    eng_pgroup_t *groups; /* group definitions */
+    int ngroups;          /* count; 0 = every group reaches everything at x1 */
+
+    eng_cnode_t *nodes;    /* condition trees */
+    uint32_t nnodes;       /* count */
+    eng_pstr_t *strs;      /* string operands */
+    uint32_t nstrs;        /* count */
+    eng_regex_t **regexes; /* regex operands, owned */
+    uint32_t nregexes;     /* count */
+
+    eng_phint_t *hints; /* hint rules in order */
+    uint32_t nhints;    /* count */
+    eng_prule_t *rules; /* routing rules in order */
+    uint32_t nrules;    /* count */
+
+    int8_t *model_tier;                              /* per model: tier index, -1 none */
+    int32_t *model_ep;                               /* per model: endpoint auto picks, -1 none */
+    eng_pusd_t *model_blend;                         /* per model: blended price of model_ep */
+    uint32_t *pool;                                  /* candidate model indexes */
+    uint32_t npool;                                  /* used */
+    uint32_t *prefer_pool;                           /* rule preferences (model indexes) */
+    uint32_t nprefer_pool;                           /* used */
+    eng_plist_t lists[ENG_MAX_TIERS][ENG_CAP_MASKS]; /* by policy order then price */
+    eng_plist_t floor_lists[ENG_MAX_TIERS][ENG_CAP_MASKS]; /* by price only (auto:floor) */
+    eng_plist_t free_lists[ENG_CAP_MASKS];                 /* models with a $0 endpoint */
+
+    int64_t default_output; /* output tokens when none given */
+    eng_step_t step;        /* default step order */
+    bool free_fallback;     /* default free fallback */
+};
+
+/* Diagnostics (eng_diags.c) ---------------------------------------------- */
+
+/* Adds a diagnostic located at src[off..off+span) of file `file`, computing
+ * line, column and the source line. src may be NULL (no location). */
+void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
+                   size_t srclen, uint32_t off, uint32_t span, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
+                    size_t srclen, uint32_t off, uint32_t span, const char *fmt, va_list ap);
+
+/* Compiler entry with options (ENG_POLICY_*). `base_dir` is the directory
+ * includes of the top file are relative to (NULL = current directory). */
+eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
+                                 const char *base_dir, const eng_catalog_t *catalog,
+                                 eng_diags_t *diags, unsigned flags);
+
+/* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4,
+ * rounded down; per-request and per-image fees are not part of it. */
+eng_pusd_t eng_policy_blend(const eng_price_t *price);
+
+/* True when `pattern` (with '*' matching any run of bytes) matches s[0..len). */
+bool eng_glob_match(const char *pattern, size_t plen, const char *s, size_t len);
+
+#endif
