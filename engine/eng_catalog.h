@@ -44,14 +44,14 @@ typedef enum {
 } eng_catalog_format_t;
 
 typedef struct {
-    const char *provider;  /* who serves it: "openai", "bedrock", "ollama" */
-    const char *native_id; /* the provider's own id for the model */
-    const char *source;    /* file it was loaded from */
-    eng_price_t price;     /* prices at this endpoint */
-    uint32_t model;        /* index of its model in models[] */
+    const char *provider;    /* who serves it: "openai", "bedrock", "ollama" */
+    const char *native_id;   /* the provider's own id for the model */
+    const char *source;      /* file it was loaded from */
+    eng_price_t price;       /* prices at this endpoint */
+    uint32_t model;          /* index of its model in models[] */
     uint32_t context_length; /* 0 = same as the model */
-    bool is_free;          /* a $0 endpoint (`:free` variant or local model) */
-    bool enabled;          /* false: never chosen */
+    bool is_free;            /* a $0 endpoint (`:free` variant or local model) */
+    bool enabled;            /* false: never chosen */
 } eng_endpoint_t;
 
 typedef struct {
@@ -97,6 +97,13 @@ const eng_endpoint_t *eng_catalog_endpoints(const eng_catalog_t *self, size_t *n
 /* Looks up a model by exact id (not NUL-terminated). NULL if absent.
  * O(1) average; allocation-free. */
 const eng_model_t *eng_catalog_find(const eng_catalog_t *self, const char *id, size_t len);
+
+/* Looks up a model by its id or by any provider-specific spelling of it: the
+ * alias table, the native id of one of its endpoints, then the id
+ * normalisation rules of policies/CATALOG.md (so
+ * "anthropic.claude-3-5-sonnet-20241022-v2:0" finds
+ * "anthropic/claude-3.5-sonnet"). NULL if absent. Allocation-free. */
+const eng_model_t *eng_catalog_lookup(const eng_catalog_t *self, const char *id, size_t len);
 
 /* Model index of m in models[]. */
 uint32_t eng_catalog_model_index(const eng_catalog_t *self, const eng_model_t *m);

@@ -1,0 +1,446 @@
+/* eng_catalog_portkey.c - loader for Portkey pricing files (pricing/<provider>.json).
+ *
+ * {"default": {"pricing_config": {"pay_as_you_go": {"request_token": {"price": 0}, ...},
+ *                                 "calculate": {"request": TREE, "response": TREE},
+ *                                 "currency": "USD"}},
+ *  "claude-3-5-sonnet-20241022": {"pricing_config": {"pay_as_you_go": {
+ *      "request_token": {"price": 0.0003}, "response_token": {"price": 0.0015}}}}}
+ *
+ * Prices are US cents per token (0.0003 cents = $3 per 1M tokens, exactly
+ * 3000000 picodollars). Each entry inherits every rate and the calculate
+ * tree it does not set from "default". The calculate trees (operation sum |
+ * multiply over operands {"value": "input_tokens" | "rates.<name>" | "<n>"})
+ * are interpreted symbolically: each tree is expanded into a sum of
+ * monomials (integer x token variable x rate), which must be linear in the
+ * token variables; the coefficient of input_tokens, output_tokens,
+ * cache_read_tokens and cache_write_tokens become the per-token prices, a
+ * rate with no token variable becomes the per-request fee. Unknown variables
+ * or operations are located errors. The provider is the file's base name.
+ *
+ * Only entries that set their own request_token or response_token rate are
+ * token-priced models; the name filter of s_skip_words drops embeddings,
+ * moderation, speech and image models that are token-priced too.
+ */
+#include "eng_catalog_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Token variables a calculate tree may use; only the first four are billed. */
+enum { V_INPUT, V_OUTPUT, V_CACHE_READ, V_CACHE_WRITE, V_OTHER, V_NONE };
+
+typedef struct {
+    const char *name; /* variable in the tree */
+    int var;          /* V_* */
+} s_var_t;
+
+static const s_var_t s_vars[] = {
+    {"input_tokens", V_INPUT},
+    {"output_tokens", V_OUTPUT},
+    {"cache_read_tokens", V_CACHE_READ},
+    {"cache_write_tokens", V_CACHE_WRITE},
+    {"audio_input_tokens", V_OTHER},
+    {"audio_output_tokens", V_OTHER},
+    {"request_audio_tokens", V_OTHER},
+    {"response_audio_tokens", V_OTHER},
+    {"cache_read_audio_tokens", V_OTHER},
+    {"image_tokens", V_OTHER},
+    {"request_image_tokens", V_OTHER},
+    {"response_image_tokens", V_OTHER},
+    {"thinking_tokens", V_OUTPUT},
+    {NULL, V_NONE},
+};
+
+/* Ids with these words are not chat models even when token-priced. */
+static const char *const s_skip_words[] = {"embed",      "moderation", "whisper", "tts", "dall-e",
+                                           "transcribe", "image",      "rerank",  NULL};
+
+#define S_MAX_TERMS 32 /* monomials in one expanded tree */
+#define S_MAX_DEPTH 16 /* nesting of operations */
+
+/* scalar x variable x rate; rate ENG_PRICE_NA when the monomial has none. */
+typedef struct {
+    int64_t scalar;  /* product of integer literals */
+    int var;         /* V_* or V_NONE */
+    eng_pusd_t rate; /* product's money factor, or ENG_PRICE_NA */
+} s_term_t;
+
+typedef struct {
+    s_term_t t[S_MAX_TERMS]; /* monomials */
+    size_t n;                /* used */
+} s_poly_t;
+
+typedef struct {
+    const char *file;       /* for errors */
+    eng_error_t *err;       /* error out */
+    eng_cat_path_t path;    /* current key path */
+    const json_t *rates;    /* entry pay_as_you_go */
+    const json_t *defrates; /* default pay_as_you_go */
+} s_ctx_t;
+
+static int s_fail(s_ctx_t *c, eng_errcode_t code, const char *msg)
+{
+    return eng_cat_fail(c->err, c->file, &c->path, code, "%s", msg);
+}
+
+/* A rate: the entry's pay_as_you_go.<name>.price, else the default's. A rate
+ * neither defines does not apply and costs nothing. */
+static int s_rate(s_ctx_t *c, const char *name, eng_pusd_t *out)
+{
+    const json_t *r = json_object_get(c->rates, name);
+    if (!r) {
+        r = json_object_get(c->defrates, name);
+    }
+    if (!r) {
+        *out = 0;
+        return 0;
+    }
+    const json_t *price = json_object_get(r, "price");
+    if (!json_is_object(r) || !price) {
+        return eng_cat_fail(c->err, c->file, &c->path, ENG_ERR_TYPE,
+                            "rate \"%s\" has no flat \"price\"", name);
+    }
+    return eng_cat_json_price(price, 10, false, c->file, &c->path, out, c->err);
+}
+
+static int s_leaf(s_ctx_t *c, const json_t *v, s_poly_t *out)
+{
+    size_t m = eng_cat_path_key(&c->path, "value");
+    if (!json_is_string(v)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected a string (a variable, rates.NAME or a number)");
+    }
+    const char *s = json_string_value(v);
+    s_term_t t = {1, V_NONE, ENG_PRICE_NA};
+    if (strncmp(s, "rates.", 6) == 0) {
+        if (s_rate(c, s + 6, &t.rate) < 0) {
+            return -1;
+        }
+    } else if (s[0] >= '0' && s[0] <= '9') {
+        char *end;
+        long long n = strtoll(s, &end, 10);
+        if (*end || n < 0 || n > 1000000) {
+            return eng_cat_fail(c->err, c->file, &c->path, ENG_ERR_VALUE,
+                                "literal \"%.40s\" is not a whole number up to 1000000", s);
+        }
+        t.scalar = n;
+    } else {
+        const s_var_t *k = s_vars;
+        while (k->name && strcmp(k->name, s) != 0) {
+            k++;
+        }
+        if (!k->name) {
+            return eng_cat_fail(c->err, c->file, &c->path, ENG_ERR_UNKNOWN,
+                                "unknown variable \"%.60s\"", s);
+        }
+        t.var = k->var;
+    }
+    eng_cat_path_pop(&c->path, m);
+    out->t[0] = t;
+    out->n = 1;
+    return 0;
+}
+
+static int s_mul_term(const s_term_t *a, const s_term_t *b, s_term_t *out)
+{
+    if (a->var != V_NONE && b->var != V_NONE) {
+        return -1; /* tokens x tokens: not linear */
+    }
+    if (a->rate != ENG_PRICE_NA && b->rate != ENG_PRICE_NA) {
+        return -1; /* money x money: meaningless */
+    }
+    out->var = a->var != V_NONE ? a->var : b->var;
+    out->rate = a->rate != ENG_PRICE_NA ? a->rate : b->rate;
+    if (__builtin_mul_overflow(a->scalar, b->scalar, &out->scalar)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int s_eval(s_ctx_t *c, const json_t *node, int depth, s_poly_t *out);
+
+static int s_operation(s_ctx_t *c, const json_t *node, const char *op, int depth, s_poly_t *out)
+{
+    bool sum = strcmp(op, "sum") == 0;
+    if (!sum && strcmp(op, "multiply") != 0) {
+        eng_cat_path_key(&c->path, "operation");
+        return eng_cat_fail(c->err, c->file, &c->path, ENG_ERR_UNKNOWN,
+                            "unknown operation \"%.40s\" (expected sum or multiply)", op);
+    }
+    const json_t *ops = json_object_get(node, "operands");
+    size_t m0 = eng_cat_path_key(&c->path, "operands");
+    if (!json_is_array(ops) || json_array_size(ops) == 0) {
+        return s_fail(c, ENG_ERR_TYPE, "expected a non-empty array of operands");
+    }
+    /* Identity: 0 terms for a sum, the single term 1 for a product. */
+    out->n = 0;
+    if (!sum) {
+        out->t[0] = (s_term_t){1, V_NONE, ENG_PRICE_NA};
+        out->n = 1;
+    }
+    size_t i;
+    const json_t *opnd;
+    json_array_foreach(ops, i, opnd)
+    {
+        size_t m1 = eng_cat_path_index(&c->path, i);
+        s_poly_t p;
+        if (s_eval(c, opnd, depth + 1, &p) < 0) {
+            return -1;
+        }
+        if (sum) {
+            if (out->n + p.n > S_MAX_TERMS) {
+                return s_fail(c, ENG_ERR_LIMIT, "expression has too many terms");
+            }
+            memcpy(out->t + out->n, p.t, p.n * sizeof p.t[0]);
+            out->n += p.n;
+        } else {
+            if (out->n * p.n > S_MAX_TERMS) {
+                return s_fail(c, ENG_ERR_LIMIT, "expression has too many terms");
+            }
+            s_poly_t r = {.n = 0};
+            for (size_t a = 0; a < out->n; a++) {
+                for (size_t b = 0; b < p.n; b++) {
+                    if (s_mul_term(&out->t[a], &p.t[b], &r.t[r.n++]) < 0) {
+                        return s_fail(c, ENG_ERR_VALUE,
+                                      "product is not linear in tokens x one rate (or "
+                                      "overflows)");
+                    }
+                }
+            }
+            *out = r;
+        }
+        eng_cat_path_pop(&c->path, m1);
+    }
+    eng_cat_path_pop(&c->path, m0);
+    return 0;
+}
+
+static int s_eval(s_ctx_t *c, const json_t *node, int depth, s_poly_t *out)
+{
+    if (depth > S_MAX_DEPTH) {
+        return s_fail(c, ENG_ERR_LIMIT, "expression nested too deeply");
+    }
+    if (!json_is_object(node)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected {\"operation\": ...} or {\"value\": ...}");
+    }
+    const json_t *op = json_object_get(node, "operation");
+    if (op) {
+        if (!json_is_string(op)) {
+            eng_cat_path_key(&c->path, "operation");
+            return s_fail(c, ENG_ERR_TYPE, "expected a string");
+        }
+        return s_operation(c, node, json_string_value(op), depth, out);
+    }
+    const json_t *v = json_object_get(node, "value");
+    if (!v) {
+        return s_fail(c, ENG_ERR_TYPE, "expected {\"operation\": ...} or {\"value\": ...}");
+    }
+    return s_leaf(c, v, out);
+}
+
+/* Adds scalar x rate to *acc with overflow checks. */
+static int s_accumulate(eng_pusd_t *acc, const s_term_t *t)
+{
+    int64_t v;
+    if (t->scalar == 0 || t->rate == 0) {
+        return 0;
+    }
+    if (__builtin_mul_overflow(t->scalar, t->rate, &v)) {
+        return -1;
+    }
+    if (*acc == ENG_PRICE_NA) {
+        *acc = 0;
+    }
+    return __builtin_add_overflow(*acc, v, acc) ? -1 : 0;
+}
+
+/* Evaluates calculate.request + calculate.response into per-token prices. */
+static int s_price(s_ctx_t *c, const json_t *calc, eng_price_t *price)
+{
+    static const char *const parts[] = {"request", "response", NULL};
+    size_t m0 = eng_cat_path_key(&c->path, "calculate");
+    if (!json_is_object(calc)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected a calculate object");
+    }
+    price->input = price->output = price->cache_read = price->cache_write = 0;
+    for (const char *const *p = parts; *p; p++) {
+        const json_t *tree = json_object_get(calc, *p);
+        if (!tree) {
+            continue;
+        }
+        size_t m1 = eng_cat_path_key(&c->path, *p);
+        s_poly_t poly;
+        if (s_eval(c, tree, 0, &poly) < 0) {
+            return -1;
+        }
+        for (size_t k = 0; k < poly.n; k++) {
+            const s_term_t *t = &poly.t[k];
+            if (t->rate == ENG_PRICE_NA) {
+                if (t->scalar != 0) {
+                    return s_fail(c, ENG_ERR_VALUE, "a term has no rate (it cannot cost money)");
+                }
+                continue;
+            }
+            eng_pusd_t *acc = t->var == V_INPUT         ? &price->input
+                              : t->var == V_OUTPUT      ? &price->output
+                              : t->var == V_CACHE_READ  ? &price->cache_read
+                              : t->var == V_CACHE_WRITE ? &price->cache_write
+                              : t->var == V_NONE        ? &price->per_request
+                                                        : NULL;
+            if (acc && s_accumulate(acc, t) < 0) {
+                return s_fail(c, ENG_ERR_VALUE, "price overflows");
+            }
+        }
+        eng_cat_path_pop(&c->path, m1);
+    }
+    eng_cat_path_pop(&c->path, m0);
+    return 0;
+}
+
+static bool s_skip_id(const char *id)
+{
+    for (const char *const *w = s_skip_words; *w; w++) {
+        if (strstr(id, *w)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads pricing_config.pay_as_you_go of an entry into *payg (NULL when the
+ * entry has no prices). Returns 0, or -1 with a located error. */
+static int s_payg(s_ctx_t *c, const json_t *entry, const json_t **payg)
+{
+    *payg = NULL;
+    if (!json_is_object(entry)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected an object");
+    }
+    const json_t *pc = json_object_get(entry, "pricing_config");
+    if (!pc || json_is_null(pc)) {
+        return 0;
+    }
+    size_t m = eng_cat_path_key(&c->path, "pricing_config");
+    if (!json_is_object(pc)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected an object");
+    }
+    const json_t *cur = json_object_get(pc, "currency");
+    if (cur && (!json_is_string(cur) || strcmp(json_string_value(cur), "USD") != 0)) {
+        eng_cat_path_key(&c->path, "currency");
+        return s_fail(c, ENG_ERR_VALUE, "only USD prices are supported");
+    }
+    const json_t *p = json_object_get(pc, "pay_as_you_go");
+    if (p && !json_is_object(p)) {
+        eng_cat_path_key(&c->path, "pay_as_you_go");
+        return s_fail(c, ENG_ERR_TYPE, "expected an object of rates");
+    }
+    const json_t *calc = json_object_get(pc, "calculate");
+    if (calc && !json_is_object(calc)) {
+        eng_cat_path_key(&c->path, "calculate");
+        return s_fail(c, ENG_ERR_TYPE, "expected a calculate object");
+    }
+    eng_cat_path_pop(&c->path, m);
+    *payg = p;
+    return 0;
+}
+
+static int s_entry(eng_catalog_t *self, s_ctx_t *c, const char *prov, const char *key,
+                   const json_t *entry, const json_t *defcalc)
+{
+    const json_t *payg;
+    if (s_payg(c, entry, &payg) < 0) {
+        return -1;
+    }
+    bool tokens = json_object_get(payg, "request_token") || json_object_get(payg, "response_token");
+    if (!tokens || s_skip_id(key)) {
+        return 0; /* no token prices (image, video...) or not a chat model */
+    }
+    size_t klen = strlen(key);
+    if (klen == 0 || klen > ENG_CATALOG_MAX_ID) {
+        return s_fail(c, ENG_ERR_LIMIT, "model name too long");
+    }
+    const json_t *calc = json_object_get(json_object_get(entry, "pricing_config"), "calculate");
+    if (calc) {
+        eng_cat_path_key(&c->path, "pricing_config");
+    } else {
+        /* Inherited: errors point at the default tree, evaluated on this entry's rates. */
+        calc = defcalc;
+        eng_cat_path_pop(&c->path, 0);
+        eng_cat_path_key(&c->path, "default");
+        eng_cat_path_key(&c->path, "pricing_config");
+    }
+    if (!calc) {
+        return s_fail(c, ENG_ERR_TYPE, "no \"calculate\" tree here or in \"default\"");
+    }
+    eng_cat_record_t rec;
+    eng_cat_record_init(&rec);
+    c->rates = payg;
+    if (s_price(c, calc, &rec.price) < 0) {
+        return -1;
+    }
+    eng_cat_path_pop(&c->path, 0);
+    eng_cat_path_key(&c->path, key);
+    char id[ENG_CATALOG_MAX_ID + 64];
+    size_t il = eng_cat_normalize_id(prov, key, klen, id, sizeof id);
+    if (il == 0) {
+        return eng_cat_fail(c->err, c->file, &c->path, ENG_ERR_VALUE,
+                            "cannot derive a model id from \"%s\"", key);
+    }
+    const char *slash = strchr(id, '/');
+    rec.model_id = eng_cat_str(self, id, il);
+    rec.owner = eng_cat_str(self, id, (size_t)(slash - id));
+    rec.provider = eng_cat_str(self, prov, strlen(prov));
+    rec.native_id = eng_cat_str(self, key, klen);
+    if (rec.model_id == ENG_CAT_NOSTR || rec.owner == ENG_CAT_NOSTR ||
+        rec.provider == ENG_CAT_NOSTR || rec.native_id == ENG_CAT_NOSTR ||
+        eng_cat_add_record(self, &rec) < 0) {
+        return s_fail(c, ENG_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* Provider from the file name: ".../pricing/together-ai.json" -> "together". */
+static void s_provider_of(const char *file, char *out, size_t n)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    size_t len = strlen(base);
+    if (len > 5 && strcmp(base + len - 5, ".json") == 0) {
+        len -= 5;
+    }
+    if (eng_cat_normalize_provider(base, len, out, n) == 0) {
+        snprintf(out, n, "portkey");
+    }
+}
+
+int eng_cat_load_portkey(eng_catalog_t *self, const char *file, const json_t *root,
+                         eng_error_t *err)
+{
+    s_ctx_t c = {.file = file, .err = err};
+    char prov[64];
+    s_provider_of(file, prov, sizeof prov);
+    /* The default template: rates and calculate tree every entry inherits. */
+    const json_t *def = json_object_get(root, "default");
+    const json_t *defcalc = NULL;
+    if (def) {
+        eng_cat_path_key(&c.path, "default");
+        if (s_payg(&c, def, &c.defrates) < 0) {
+            return -1;
+        }
+        defcalc = json_object_get(json_object_get(def, "pricing_config"), "calculate");
+        eng_cat_path_pop(&c.path, 0);
+    }
+    const char *key;
+    const json_t *entry;
+    json_object_foreach((json_t *)root, key, entry)
+    {
+        if (strcmp(key, "default") == 0) {
+            continue;
+        }
+        eng_cat_path_key(&c.path, key);
+        if (s_entry(self, &c, prov, key, entry, defcalc) < 0) {
+            return -1;
+        }
+        eng_cat_path_pop(&c.path, 0);
+    }
+    return 0;
+}
