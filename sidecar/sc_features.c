@@ -1,0 +1,1065 @@
+/* sc_features.c - OpenAI Chat Completions body + X-HPP-* headers -> features.
+ *
+ * The context owns the parsed jansson tree (strings borrowed by the features
+ * point into it), a copy of our header values and the prompt text sample.
+ * Fields are read through tables (top-level keys, `hpp` keys, content part
+ * types, headers) so the accepted names and the "expected one of" hints come
+ * from one place. Unknown top-level keys are the upstream's business and are
+ * forwarded untouched; unknown keys inside our own `hpp` object are errors,
+ * because a typo there would silently change a routing decision.
+ *
+ * Precedence: a header replaces the body's value (the gateway that sets
+ * headers is more trusted than the client that wrote the body), task hints
+ * from both are merged; hpp.prompt_tokens replaces the estimate and
+ * hpp.output_tokens replaces max_(completion_)tokens.
+ */
+#include "sc_features.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sc_tokens.h"
+
+/* Which values a header has set; the body must not replace them. */
+enum {
+    S_HDR_BUDGET = 1u << 0,
+    S_HDR_GROUP = 1u << 1,
+    S_HDR_MODEL = 1u << 2,
+    S_HDR_PROMPT = 1u << 3,
+    S_HDR_OUTPUT = 1u << 4,
+};
+
+struct sc_extract {
+    json_t *root;            /* parsed body, NULL when none */
+    bool stream;             /* body's "stream" */
+    int64_t estimate;        /* prompt tokens estimated from the body */
+    unsigned hdr_set;        /* S_HDR_* bits */
+    size_t last_user;        /* index of the last user message, for the sample */
+    char text[SC_TEXT_MAX];  /* prompt text sample */
+    size_t text_len;         /* bytes used in text */
+    char hdr[SC_HEADER_MAX]; /* copies of header values */
+    size_t hdr_len;          /* bytes used in hdr */
+};
+
+sc_extract_t *sc_extract_new(void)
+{
+    sc_extract_t *self = calloc(1, sizeof *self);
+    return self;
+}
+
+void sc_extract_destroy(sc_extract_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    json_decref((*self_p)->root);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void sc_extract_reset(sc_extract_t *self, eng_features_t *f)
+{
+    json_decref(self->root);
+    self->root = NULL;
+    self->stream = false;
+    self->estimate = 0;
+    self->hdr_set = 0;
+    self->text_len = 0;
+    self->hdr_len = 0;
+    eng_features_init(f);
+}
+
+bool sc_extract_has_body(const sc_extract_t *self)
+{
+    return self->root != NULL;
+}
+
+bool sc_extract_stream(const sc_extract_t *self)
+{
+    return self->stream;
+}
+
+int64_t sc_extract_estimate(const sc_extract_t *self)
+{
+    return self->estimate;
+}
+
+/* Small helpers --------------------------------------------------------- */
+
+static eng_str_t s_str(const char *p, size_t len)
+{
+    eng_str_t s = {.ptr = p, .len = (uint32_t)len};
+    return s;
+}
+
+/* Writes a parameter path such as messages[2].content into a 96-byte buffer
+ * (sc_error_t.param), truncating silently: paths are for humans. */
+static void s_path(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_path(char *dst, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, 96, fmt, ap);
+    va_end(ap);
+}
+
+static const char *s_json_type(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
+    }
+}
+
+static int s_type_error(sc_error_t *err, const char *param, const char *want, const json_t *v)
+{
+    return sc_error_set(err, 400, "invalid_type", param, "%s: expected %s, got %s", param, want,
+                        s_json_type(v));
+}
+
+/* A name usable as a hint or group: 1..max bytes of [A-Za-z0-9_.:/@-]. */
+static bool s_valid_name(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && !strchr("_.:/@-", c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A model id: 1..SC_MAX_MODEL bytes with no control characters or spaces. */
+static int s_check_model(const char *s, size_t len, const char *param, sc_error_t *err)
+{
+    if (len == 0 || len > SC_MAX_MODEL) {
+        return sc_error_set(err, 400, "invalid_value", param,
+                            "%s: a model id has 1 to %d bytes, got %zu", param, SC_MAX_MODEL, len);
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) {
+            return sc_error_set(err, 400, "invalid_value", param,
+                                "%s: a model id has no spaces or control characters", param);
+        }
+    }
+    return 0;
+}
+
+/* Adds one task hint unless already present. */
+static int s_add_hint(eng_features_t *f, const char *s, size_t len, const char *param,
+                      sc_error_t *err)
+{
+    if (!s_valid_name(s, len, SC_MAX_HINT)) {
+        return sc_error_set(err, 400, "invalid_value", param,
+                            "%s: a task hint has 1 to %d characters from [A-Za-z0-9_.:/@-], got "
+                            "\"%.*s\"",
+                            param, SC_MAX_HINT, (int)(len > 64 ? 64 : len), s);
+    }
+    for (uint32_t i = 0; i < f->nhints; i++) {
+        if (f->hints[i].len == len && memcmp(f->hints[i].ptr, s, len) == 0) {
+            return 0;
+        }
+    }
+    if (f->nhints >= ENG_MAX_HINTS) {
+        return sc_error_set(err, 400, "too_many_hints", param,
+                            "%s: at most %d task hints per request", param, ENG_MAX_HINTS);
+    }
+    f->hints[f->nhints++] = s_str(s, len);
+    return 0;
+}
+
+/* Adds every comma-separated hint of s (spaces around items ignored). */
+static int s_add_hint_list(eng_features_t *f, const char *s, size_t len, const char *param,
+                           sc_error_t *err)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t start = i;
+        while (i < len && s[i] != ',') {
+            i++;
+        }
+        size_t a = start, b = i;
+        while (a < b && (s[a] == ' ' || s[a] == '\t')) {
+            a++;
+        }
+        while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t')) {
+            b--;
+        }
+        if (b > a && s_add_hint(f, s + a, b - a, param, err) < 0) {
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+/* Budget in USD: finite, 0..ENG_MAX_BUDGET_USD. */
+static int s_set_budget(eng_features_t *f, double v, const char *param, sc_error_t *err)
+{
+    if (!isfinite(v) || v < 0 || v > ENG_MAX_BUDGET_USD) {
+        return sc_error_set(err, 400, "invalid_value", param,
+                            "%s: a budget is between 0 and %g USD", param, ENG_MAX_BUDGET_USD);
+    }
+    f->has_budget = true;
+    f->budget_usd = v;
+    return 0;
+}
+
+/* A token count: integer 0..ENG_MAX_TOKENS. Absent or null leaves *out unchanged. */
+static int s_get_tokens(const json_t *v, int64_t *out, const char *param, sc_error_t *err)
+{
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_integer(v)) {
+        return s_type_error(err, param, "integer", v);
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < 0 || n > ENG_MAX_TOKENS) {
+        return sc_error_set(err, 400, "invalid_value", param,
+                            "%s: a token count is between 0 and %lld, got %lld", param,
+                            (long long)ENG_MAX_TOKENS, (long long)n);
+    }
+    *out = n;
+    return 0;
+}
+
+/* Appends to the text sample, cutting at a UTF-8 boundary when full. */
+static void s_text_append(sc_extract_t *self, const char *s, size_t len)
+{
+    size_t room = sizeof self->text - self->text_len;
+    if (self->text_len > 0 && room > 0 && len > 0) {
+        self->text[self->text_len++] = '\n';
+        room--;
+    }
+    if (len > room) {
+        len = room;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80) {
+            len--; /* s[len] continues a code point: drop the partial one */
+        }
+    }
+    memcpy(self->text + self->text_len, s, len);
+    self->text_len += len;
+}
+
+/* Counts every string (keys and values) of a JSON tree, for tool schemas. */
+static void s_count_tree(sc_tok_counts_t *c, json_t *v)
+{
+    if (json_is_string(v)) {
+        sc_tok_count(c, json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *val;
+        json_object_foreach(v, key, val)
+        {
+            sc_tok_count(c, key, strlen(key));
+            s_count_tree(c, val);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *val;
+        json_array_foreach(v, i, val)
+        {
+            s_count_tree(c, val);
+        }
+    } else if (json_is_number(v)) {
+        c->digits++;
+    }
+}
+
+/* Messages -------------------------------------------------------------- */
+
+static const char *const s_roles[] = {"system", "developer", "user", "assistant",
+                                      "tool",   "function",  NULL};
+
+/* State of a walk over the messages: counts text into c, images into the
+ * image fields; with `sample` set, appends text to the sample instead. */
+typedef struct {
+    sc_extract_t *self; /* context */
+    sc_tok_counts_t *c; /* counts of the current message */
+    int64_t images;     /* images seen */
+    int64_t img_tokens; /* their token cost */
+    bool sample;        /* second pass: fill the text sample only */
+} s_walk_t;
+
+static void s_text(s_walk_t *w, const char *s, size_t len)
+{
+    if (w->sample) {
+        s_text_append(w->self, s, len);
+    } else {
+        sc_tok_count(w->c, s, len);
+    }
+}
+
+static int s_part_text(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+{
+    json_t *t = json_object_get(part, "text");
+    if (!json_is_string(t)) {
+        char p[96];
+        s_path(p, "%s.text", param);
+        return t ? s_type_error(err, p, "string", t)
+                 : sc_error_set(err, 400, "missing_required_parameter", p,
+                                "%s: a text part needs \"text\"", p);
+    }
+    s_text(w, json_string_value(t), json_string_length(t));
+    return 0;
+}
+
+static int s_part_refusal(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+{
+    json_t *t = json_object_get(part, "refusal");
+    if (t && !json_is_string(t)) {
+        char p[96];
+        s_path(p, "%s.refusal", param);
+        return s_type_error(err, p, "string", t);
+    }
+    if (t) {
+        s_text(w, json_string_value(t), json_string_length(t));
+    }
+    return 0;
+}
+
+static int s_part_image(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+{
+    json_t *img = json_object_get(part, "image_url");
+    json_t *url = json_is_object(img) ? json_object_get(img, "url") : img;
+    char p[96];
+    s_path(p, "%s.image_url%s", param, json_is_object(img) ? ".url" : "");
+    if (!json_is_string(url)) {
+        return url ? s_type_error(err, p, "string", url)
+                   : sc_error_set(err, 400, "missing_required_parameter", p,
+                                  "%s: an image_url part needs a url", p);
+    }
+    bool low = false;
+    json_t *detail = json_is_object(img) ? json_object_get(img, "detail") : NULL;
+    if (detail && !json_is_null(detail)) {
+        const char *d = json_string_value(detail);
+        if (!d || (strcmp(d, "low") && strcmp(d, "high") && strcmp(d, "auto"))) {
+            s_path(p, "%s.image_url.detail", param);
+            return sc_error_set(err, 400, "invalid_value", p,
+                                "%s: expected one of: low, high, auto", p);
+        }
+        low = strcmp(d, "low") == 0;
+    }
+    if (!w->sample) {
+        w->images++;
+        w->img_tokens += low ? SC_TOK_IMAGE_LOW : SC_TOK_IMAGE_HIGH;
+    }
+    return 0;
+}
+
+/* Parts that carry no text we count (audio, files): accepted, not counted. */
+static int s_part_skip(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+{
+    (void)w;
+    (void)part;
+    (void)param;
+    (void)err;
+    return 0;
+}
+
+static const struct {
+    const char *type;                                            /* part "type" */
+    int (*fn)(s_walk_t *, json_t *, const char *, sc_error_t *); /* its reader */
+} s_parts[] = {
+    {"text", s_part_text}, {"image_url", s_part_image}, {"input_audio", s_part_skip},
+    {"file", s_part_skip}, {"refusal", s_part_refusal}, {NULL, NULL},
+};
+
+static int s_content(s_walk_t *w, json_t *content, const char *param, sc_error_t *err)
+{
+    if (json_is_string(content)) {
+        s_text(w, json_string_value(content), json_string_length(content));
+        return 0;
+    }
+    if (!json_is_array(content)) {
+        return s_type_error(err, param, "string or array of content parts", content);
+    }
+    size_t j;
+    json_t *part;
+    json_array_foreach(content, j, part)
+    {
+        char p[96];
+        s_path(p, "%s[%zu]", param, j);
+        if (!json_is_object(part)) {
+            return s_type_error(err, p, "object", part);
+        }
+        const char *type = json_string_value(json_object_get(part, "type"));
+        int k = 0;
+        while (type && s_parts[k].type && strcmp(s_parts[k].type, type) != 0) {
+            k++;
+        }
+        if (!type || !s_parts[k].type) {
+            return sc_error_set(err, 400, "invalid_value", p,
+                                "%s.type: expected one of: text, image_url, input_audio, file, "
+                                "refusal",
+                                p);
+        }
+        if (s_parts[k].fn(w, part, p, err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* An assistant's tool_calls: names and arguments count as prompt text. */
+static int s_tool_calls(s_walk_t *w, json_t *calls, const char *param, sc_error_t *err)
+{
+    if (!json_is_array(calls)) {
+        return s_type_error(err, param, "array", calls);
+    }
+    size_t j;
+    json_t *call;
+    json_array_foreach(calls, j, call)
+    {
+        json_t *fn = json_object_get(call, "function");
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        json_t *args = json_object_get(fn, "arguments");
+        if (name) {
+            s_text(w, name, strlen(name));
+        }
+        if (json_is_string(args)) {
+            s_text(w, json_string_value(args), json_string_length(args));
+        }
+        if (!w->sample) {
+            w->c->punct += SC_TOK_PER_TOOL; /* call framing, ~1 token each */
+        }
+    }
+    return 0;
+}
+
+/* One message; on the first pass validates and counts, on the second fills
+ * the text sample. Returns the message's tokens (first pass) or -1. */
+static int64_t s_message(s_walk_t *w, json_t *msg, size_t i, bool *is_user, sc_error_t *err)
+{
+    char p[96];
+    s_path(p, "messages[%zu]", i);
+    if (!json_is_object(msg)) {
+        return s_type_error(err, p, "object", msg);
+    }
+    json_t *role = json_object_get(msg, "role");
+    const char *r = json_string_value(role);
+    int k = 0;
+    while (r && s_roles[k] && strcmp(s_roles[k], r) != 0) {
+        k++;
+    }
+    if (!r || !s_roles[k]) {
+        s_path(p, "messages[%zu].role", i);
+        return sc_error_set(err, 400, role ? "invalid_value" : "missing_required_parameter", p,
+                            "%s: expected one of: system, developer, user, assistant, tool, "
+                            "function",
+                            p);
+    }
+    *is_user = strcmp(r, "user") == 0;
+    sc_tok_counts_t c;
+    sc_tok_counts_init(&c);
+    w->c = &c;
+    int64_t extra = SC_TOK_PER_MESSAGE;
+    json_t *content = json_object_get(msg, "content");
+    s_path(p, "messages[%zu].content", i);
+    if (json_is_null(content) || !content) {
+        /* Only an assistant turn (tool calls instead of text) may omit content. */
+        if (strcmp(r, "assistant") != 0) {
+            return sc_error_set(err, 400, "missing_required_parameter", p,
+                                "%s: a %s message needs content", p, r);
+        }
+    } else if (s_content(w, content, p, err) < 0) {
+        return -1;
+    }
+    json_t *name = json_object_get(msg, "name");
+    if (name && !json_is_null(name)) {
+        if (!json_is_string(name)) {
+            s_path(p, "messages[%zu].name", i);
+            return s_type_error(err, p, "string", name);
+        }
+        if (!w->sample) {
+            extra += SC_TOK_NAME + sc_tok_text(json_string_value(name), json_string_length(name));
+        }
+    }
+    json_t *calls = json_object_get(msg, "tool_calls");
+    if (calls && !json_is_null(calls)) {
+        s_path(p, "messages[%zu].tool_calls", i);
+        if (s_tool_calls(w, calls, p, err) < 0) {
+            return -1;
+        }
+    }
+    return extra + sc_tok_estimate(&c);
+}
+
+static int s_messages(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!v) {
+        return sc_error_set(err, 400, "missing_required_parameter", "messages",
+                            "messages: required");
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0) {
+        return json_is_array(v) ? sc_error_set(err, 400, "invalid_value", "messages",
+                                               "messages: at least one message is required")
+                                : s_type_error(err, "messages", "array", v);
+    }
+    s_walk_t w = {.self = self};
+    int64_t total = SC_TOK_REPLY;
+    bool found = false;
+    size_t i;
+    json_t *msg;
+    json_array_foreach(v, i, msg)
+    {
+        bool is_user = false;
+        int64_t t = s_message(&w, msg, i, &is_user, err);
+        if (t < 0) {
+            return -1;
+        }
+        total += t;
+        if (is_user) {
+            self->last_user = i;
+            found = true;
+        }
+    }
+    if (w.images > ENG_MAX_IMAGES) {
+        return sc_error_set(err, 400, "invalid_value", "messages",
+                            "messages: at most %d images per request", ENG_MAX_IMAGES);
+    }
+    self->estimate += total + w.img_tokens;
+    f->images = w.images;
+    f->vision = w.images > 0;
+    /* Text sample: the last user message first (it says what is asked), then
+     * the conversation in order until the sample is full. */
+    w.sample = true;
+    bool dummy;
+    if (found) {
+        s_message(&w, json_array_get(v, self->last_user), self->last_user, &dummy, err);
+    }
+    json_array_foreach(v, i, msg)
+    {
+        if ((!found || i != self->last_user) && self->text_len < sizeof self->text) {
+            s_message(&w, msg, i, &dummy, err);
+        }
+    }
+    f->text = s_str(self->text, self->text_len);
+    return 0;
+}
+
+/* Top-level fields ------------------------------------------------------- */
+
+static int s_model(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!v || json_is_null(v) || (self->hdr_set & S_HDR_MODEL)) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return s_type_error(err, "model", "string", v);
+    }
+    if (s_check_model(json_string_value(v), json_string_length(v), "model", err) < 0) {
+        return -1;
+    }
+    f->model = s_str(json_string_value(v), json_string_length(v));
+    return 0;
+}
+
+static int s_tools(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err,
+                   const char *param)
+{
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_array(v)) {
+        return s_type_error(err, param, "array", v);
+    }
+    sc_tok_counts_t c;
+    sc_tok_counts_init(&c);
+    size_t i;
+    json_t *tool;
+    json_array_foreach(v, i, tool)
+    {
+        if (!json_is_object(tool)) {
+            char p[96];
+            s_path(p, "%s[%zu]", param, i);
+            return s_type_error(err, p, "object", tool);
+        }
+        s_count_tree(&c, tool);
+    }
+    if (json_array_size(v) > 0) {
+        f->tools = true;
+        self->estimate += sc_tok_estimate(&c) + SC_TOK_PER_TOOL * (int64_t)json_array_size(v);
+    }
+    return 0;
+}
+
+static int s_tools_new(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    return s_tools(self, v, f, err, "tools");
+}
+
+static int s_functions(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    return s_tools(self, v, f, err, "functions");
+}
+
+static int s_response_format(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return s_type_error(err, "response_format", "object", v);
+    }
+    const char *type = json_string_value(json_object_get(v, "type"));
+    if (!type ||
+        (strcmp(type, "text") && strcmp(type, "json_object") && strcmp(type, "json_schema"))) {
+        return sc_error_set(err, 400, "invalid_value", "response_format.type",
+                            "response_format.type: expected one of: text, json_object, "
+                            "json_schema");
+    }
+    f->json = strcmp(type, "text") != 0;
+    json_t *schema = json_object_get(v, "json_schema");
+    if (f->json && schema) {
+        /* The schema is sent to the model with the prompt. */
+        sc_tok_counts_t c;
+        sc_tok_counts_init(&c);
+        s_count_tree(&c, schema);
+        self->estimate += sc_tok_estimate(&c);
+    }
+    return 0;
+}
+
+static int s_max_tokens(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (self->hdr_set & S_HDR_OUTPUT) {
+        return 0;
+    }
+    return s_get_tokens(v, &f->output_tokens, "max_tokens", err);
+}
+
+/* Read after max_tokens: the newer name wins when both are given. */
+static int s_max_completion(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (self->hdr_set & S_HDR_OUTPUT) {
+        return 0;
+    }
+    return s_get_tokens(v, &f->output_tokens, "max_completion_tokens", err);
+}
+
+static int s_stream(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    (void)f;
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        return s_type_error(err, "stream", "boolean", v);
+    }
+    self->stream = json_is_true(v);
+    return 0;
+}
+
+static int s_metadata(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    (void)self;
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return s_type_error(err, "metadata", "object", v);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val)
+    {
+        char p[96];
+        s_path(p, "metadata.%.80s", key);
+        if (!json_is_string(val)) {
+            return s_type_error(err, p, "string", val);
+        }
+        size_t kl = strlen(key), vl = json_string_length(val);
+        if (kl == 0 || kl > SC_MAX_META_KEY || vl > SC_MAX_META_VAL) {
+            return sc_error_set(err, 400, "invalid_value", p,
+                                "%s: keys have 1 to %d bytes, values at most %d", p,
+                                SC_MAX_META_KEY, SC_MAX_META_VAL);
+        }
+        if (f->nmeta >= ENG_MAX_META) {
+            return sc_error_set(err, 400, "invalid_value", "metadata", "metadata: at most %d pairs",
+                                ENG_MAX_META);
+        }
+        f->meta_keys[f->nmeta] = s_str(key, kl);
+        f->meta_vals[f->nmeta] = s_str(json_string_value(val), vl);
+        f->nmeta++;
+    }
+    return 0;
+}
+
+/* The `hpp` object ------------------------------------------------------- */
+
+static int s_hpp_task(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    (void)self;
+    if (json_is_string(v)) {
+        return s_add_hint_list(f, json_string_value(v), json_string_length(v), "hpp.task", err);
+    }
+    if (!json_is_array(v)) {
+        return s_type_error(err, "hpp.task", "string or array of strings", v);
+    }
+    size_t i;
+    json_t *h;
+    json_array_foreach(v, i, h)
+    {
+        char p[96];
+        s_path(p, "hpp.task[%zu]", i);
+        if (!json_is_string(h)) {
+            return s_type_error(err, p, "string", h);
+        }
+        if (s_add_hint(f, json_string_value(h), json_string_length(h), p, err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int s_hpp_budget(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!json_is_number(v)) {
+        return s_type_error(err, "hpp.budget_usd", "number", v);
+    }
+    eng_features_t tmp = *f; /* validate even when a header wins */
+    if (s_set_budget(&tmp, json_number_value(v), "hpp.budget_usd", err) < 0) {
+        return -1;
+    }
+    if (!(self->hdr_set & S_HDR_BUDGET)) {
+        *f = tmp;
+    }
+    return 0;
+}
+
+static int s_hpp_group(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!json_is_string(v)) {
+        return s_type_error(err, "hpp.group", "string", v);
+    }
+    if (!s_valid_name(json_string_value(v), json_string_length(v), SC_MAX_GROUP)) {
+        return sc_error_set(err, 400, "invalid_value", "hpp.group",
+                            "hpp.group: 1 to %d characters from [A-Za-z0-9_.:/@-]", SC_MAX_GROUP);
+    }
+    if (!(self->hdr_set & S_HDR_GROUP)) {
+        f->group = s_str(json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
+static int s_hpp_prompt(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    int64_t n = f->prompt_tokens;
+    if (s_get_tokens(v, &n, "hpp.prompt_tokens", err) < 0) {
+        return -1;
+    }
+    if (!(self->hdr_set & S_HDR_PROMPT)) {
+        f->prompt_tokens = n;
+    }
+    return 0;
+}
+
+static int s_hpp_output(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    int64_t n = f->output_tokens;
+    if (s_get_tokens(v, &n, "hpp.output_tokens", err) < 0) {
+        return -1;
+    }
+    if (!(self->hdr_set & S_HDR_OUTPUT)) {
+        f->output_tokens = n;
+    }
+    return 0;
+}
+
+typedef int (*s_field_fn)(sc_extract_t *, json_t *, eng_features_t *, sc_error_t *);
+
+static const struct {
+    const char *key; /* key in the hpp object */
+    s_field_fn fn;   /* its reader (never called with NULL) */
+} s_hpp_keys[] = {
+    {"task", s_hpp_task},
+    {"budget_usd", s_hpp_budget},
+    {"group", s_hpp_group},
+    {"prompt_tokens", s_hpp_prompt},
+    {"output_tokens", s_hpp_output},
+    {NULL, NULL},
+};
+
+static int s_hpp(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        return s_type_error(err, "hpp", "object", v);
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val)
+    {
+        int k = 0;
+        while (s_hpp_keys[k].key && strcmp(s_hpp_keys[k].key, key) != 0) {
+            k++;
+        }
+        if (!s_hpp_keys[k].key) {
+            char p[96];
+            s_path(p, "hpp.%.80s", key);
+            return sc_error_set(err, 400, "unknown_parameter", p,
+                                "%s: unknown key (expected one of: task, budget_usd, group, "
+                                "prompt_tokens, output_tokens)",
+                                p);
+        }
+        if (json_is_null(val)) {
+            continue;
+        }
+        if (s_hpp_keys[k].fn(self, val, f, err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Read in this order: the estimate exists before hpp.prompt_tokens replaces
+ * it, max_completion_tokens after max_tokens, hpp last. */
+static const struct {
+    const char *key; /* top-level key */
+    s_field_fn fn;   /* its reader (called with NULL when absent) */
+} s_fields[] = {
+    {"model", s_model},
+    {"messages", s_messages},
+    {"tools", s_tools_new},
+    {"functions", s_functions},
+    {"response_format", s_response_format},
+    {"max_tokens", s_max_tokens},
+    {"max_completion_tokens", s_max_completion},
+    {"stream", s_stream},
+    {"metadata", s_metadata},
+    {"hpp", s_hpp},
+    {NULL, NULL},
+};
+
+int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_features_t *f,
+                    sc_error_t *err)
+{
+    json_decref(self->root);
+    self->root = NULL;
+    self->stream = false;
+    self->estimate = 0;
+    self->text_len = 0;
+    json_error_t jerr;
+    /* Duplicate keys are refused: the sidecar and the upstream must not read
+     * two different "model" values from one body. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        return sc_error_set(err, 400, "invalid_json", NULL,
+                            "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                            jerr.line, jerr.column);
+    }
+    if (!json_is_object(root)) {
+        sc_error_set(err, 400, "invalid_json", NULL, "request body must be a JSON object, got %s",
+                     s_json_type(root));
+        json_decref(root);
+        return -1;
+    }
+    self->root = root;
+    int64_t prompt_hdr = f->prompt_tokens;
+    for (int i = 0; s_fields[i].key; i++) {
+        json_t *v = json_object_get(root, s_fields[i].key);
+        if (s_fields[i].fn == s_hpp && !(self->hdr_set & S_HDR_PROMPT)) {
+            f->prompt_tokens = self->estimate > ENG_MAX_TOKENS ? ENG_MAX_TOKENS : self->estimate;
+        }
+        if (s_fields[i].fn(self, v, f, err) < 0) {
+            json_decref(self->root);
+            self->root = NULL;
+            return -1;
+        }
+    }
+    if (self->hdr_set & S_HDR_PROMPT) {
+        f->prompt_tokens = prompt_hdr;
+    }
+    return 0;
+}
+
+/* Headers ---------------------------------------------------------------- */
+
+/* Copies a header value into the context; NULL when the space is used up. */
+static const char *s_keep(sc_extract_t *self, const char *v, size_t len, sc_error_t *err,
+                          const char *name)
+{
+    if (len > sizeof self->hdr - self->hdr_len) {
+        sc_error_set(err, 400, "header_too_large", name,
+                     "%s: X-HPP-* header values exceed %d bytes in total", name, SC_HEADER_MAX);
+        return NULL;
+    }
+    char *p = self->hdr + self->hdr_len;
+    memcpy(p, v, len);
+    self->hdr_len += len;
+    return p;
+}
+
+/* A plain non-negative decimal: digits with at most one '.', nothing else. */
+static bool s_plain_decimal(const char *s)
+{
+    int digits = 0, dots = 0;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9') {
+            digits++;
+        } else if (*s == '.' && dots == 0) {
+            dots++;
+        } else {
+            return false;
+        }
+    }
+    return digits > 0;
+}
+
+static int s_hdr_task(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+{
+    size_t len = strlen(v);
+    const char *kept = s_keep(self, v, len, err, "X-HPP-Task");
+    return kept ? s_add_hint_list(f, kept, len, "X-HPP-Task", err) : -1;
+}
+
+static int s_hdr_budget(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+{
+    if (!s_plain_decimal(v) || strlen(v) > 32) {
+        return sc_error_set(err, 400, "invalid_value", "X-HPP-Budget-USD",
+                            "X-HPP-Budget-USD: expected a decimal amount such as 0.05");
+    }
+    self->hdr_set |= S_HDR_BUDGET;
+    return s_set_budget(f, strtod(v, NULL), "X-HPP-Budget-USD", err);
+}
+
+static int s_hdr_group(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+{
+    size_t len = strlen(v);
+    if (!s_valid_name(v, len, SC_MAX_GROUP)) {
+        return sc_error_set(err, 400, "invalid_value", "X-HPP-Group",
+                            "X-HPP-Group: 1 to %d characters from [A-Za-z0-9_.:/@-]", SC_MAX_GROUP);
+    }
+    const char *kept = s_keep(self, v, len, err, "X-HPP-Group");
+    if (!kept) {
+        return -1;
+    }
+    self->hdr_set |= S_HDR_GROUP;
+    f->group = s_str(kept, len);
+    return 0;
+}
+
+static int s_hdr_model(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+{
+    size_t len = strlen(v);
+    if (s_check_model(v, len, "X-HPP-Model", err) < 0) {
+        return -1;
+    }
+    const char *kept = s_keep(self, v, len, err, "X-HPP-Model");
+    if (!kept) {
+        return -1;
+    }
+    self->hdr_set |= S_HDR_MODEL;
+    f->model = s_str(kept, len);
+    return 0;
+}
+
+static int s_hdr_tokens(const char *v, int64_t *out, const char *name, sc_error_t *err)
+{
+    size_t len = strlen(v);
+    bool ok = len > 0 && len <= 9;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = v[i] >= '0' && v[i] <= '9';
+    }
+    if (!ok || strtoll(v, NULL, 10) > ENG_MAX_TOKENS) {
+        return sc_error_set(err, 400, "invalid_value", name,
+                            "%s: expected a token count from 0 to %lld", name,
+                            (long long)ENG_MAX_TOKENS);
+    }
+    *out = strtoll(v, NULL, 10);
+    return 0;
+}
+
+static int s_hdr_prompt(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+{
+    if (s_hdr_tokens(v, &f->prompt_tokens, "X-HPP-Prompt-Tokens", err) < 0) {
+        return -1;
+    }
+    self->hdr_set |= S_HDR_PROMPT;
+    return 0;
+}
+
+static int s_hdr_output(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+{
+    if (s_hdr_tokens(v, &f->output_tokens, "X-HPP-Output-Tokens", err) < 0) {
+        return -1;
+    }
+    self->hdr_set |= S_HDR_OUTPUT;
+    return 0;
+}
+
+static const struct {
+    const char *name; /* header name, matched case-insensitively */
+    int (*fn)(sc_extract_t *, const char *, eng_features_t *, sc_error_t *);
+} s_headers[] = {
+    {"X-HPP-Task", s_hdr_task},
+    {"X-HPP-Budget-USD", s_hdr_budget},
+    {"X-HPP-Group", s_hdr_group},
+    {"X-HPP-Model", s_hdr_model},
+    {"X-HPP-Prompt-Tokens", s_hdr_prompt},
+    {"X-HPP-Output-Tokens", s_hdr_output},
+    {NULL, NULL},
+};
+
+int sc_extract_header(sc_extract_t *self, const char *name, const char *value, eng_features_t *f,
+                      sc_error_t *err)
+{
+    for (int i = 0; s_headers[i].name; i++) {
+        if (strcasecmp(name, s_headers[i].name) == 0) {
+            return s_headers[i].fn(self, value, f, err);
+        }
+    }
+    return 0;
+}
+
+/* Forwarding ------------------------------------------------------------- */
+
+char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len)
+{
+    if (!self->root) {
+        return NULL;
+    }
+    /* A shallow copy: the features keep borrowing from the original tree. */
+    json_t *copy = json_copy(self->root);
+    if (!copy) {
+        return NULL;
+    }
+    char *out = NULL;
+    json_object_del(copy, "hpp");
+    if (!model || json_object_set_new(copy, "model", json_string(model)) == 0) {
+        /* 15 significant digits print a client's "0.7" back as 0.7, not as
+         * 0.69999999999999996 (any decimal of up to 15 digits round-trips). */
+        out = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    }
+    json_decref(copy);
+    if (out && len) {
+        *len = strlen(out);
+    }
+    return out;
+}

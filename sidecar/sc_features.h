@@ -1,0 +1,87 @@
+/* sc_features.h - routing features from an OpenAI Chat Completions request.
+ *
+ * An extraction context parses one request body (jansson) and its X-HPP-*
+ * headers into an eng_features_t. Every string the features point to (model,
+ * hints, group, text sample, metadata) is owned by the context, so they stay
+ * valid until the next sc_extract_reset/sc_extract_body or until the context
+ * is destroyed - long enough to encode an engine request and forward the
+ * body. The module does not use libevent: hpp-policy reuses it.
+ *
+ * Typical use, once per request:
+ *
+ *   sc_extract_reset(x, &f);
+ *   sc_extract_body(x, body, len, &f, &err);        (may be skipped: no body)
+ *   sc_extract_header(x, "X-HPP-Task", v, &f, &err); (each header, any order)
+ *   char *out = sc_extract_forward(x, "openai/gpt-5", &outlen);
+ */
+#ifndef SC_FEATURES_H
+#define SC_FEATURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "eng_request.h"
+#include "sc_error.h"
+
+/* Size of the prompt text sample handed to hint rules: the last user
+ * message first, then the other messages in order, cut at a UTF-8 boundary. */
+#define SC_TEXT_MAX 8192
+/* Bytes of header values a context keeps (hints, group, model from headers). */
+#define SC_HEADER_MAX 2048
+
+/* Limits shared with the wire protocol (proto/PROTOCOL.md). */
+#define SC_MAX_MODEL 256 /* bytes of a model id */
+#define SC_MAX_GROUP 64  /* bytes of a group */
+#define SC_MAX_HINT 64   /* bytes of one task hint */
+#define SC_MAX_META_KEY 64
+#define SC_MAX_META_VAL 256
+
+typedef struct sc_extract sc_extract_t;
+
+/* Returns a context or NULL when out of memory. */
+sc_extract_t *sc_extract_new(void);
+
+/* Frees the context and the body it holds; sets *self_p to NULL. Idempotent. */
+void sc_extract_destroy(sc_extract_t **self_p);
+
+/* Drops the previous request and sets `f` to its defaults (eng_features_init). */
+void sc_extract_reset(sc_extract_t *self, eng_features_t *f);
+
+/* Parses a Chat Completions body and fills `f`: model, prompt token estimate,
+ * output tokens (max_completion_tokens, else max_tokens), images and vision,
+ * tools (tools/functions), json (response_format json_object/json_schema),
+ * the text sample, metadata, and the `hpp` object (task, budget_usd, group,
+ * prompt_tokens, output_tokens overrides). Duplicate keys are rejected so the
+ * sidecar and the upstream cannot read different values.
+ * Returns 0, or -1 with `err` filled (400 with the offending param). */
+int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_features_t *f,
+                    sc_error_t *err);
+
+/* Applies one request header if it is one of ours (case-insensitive name):
+ *   X-HPP-Task          comma-separated hints, added to the body's
+ *   X-HPP-Budget-USD    decimal USD, replaces the body's budget
+ *   X-HPP-Group         key group, replaces the body's group
+ *   X-HPP-Model         requested model, replaces the body's (for body-less
+ *                       auth subrequests)
+ *   X-HPP-Prompt-Tokens / X-HPP-Output-Tokens  replace the estimate / limit
+ * Other names are ignored (returns 0). Values are copied into the context.
+ * Returns 0, or -1 with `err` filled (400). */
+int sc_extract_header(sc_extract_t *self, const char *name, const char *value, eng_features_t *f,
+                      sc_error_t *err);
+
+/* True when a body was parsed. */
+bool sc_extract_has_body(const sc_extract_t *self);
+
+/* The body's "stream" flag (false without a body). */
+bool sc_extract_stream(const sc_extract_t *self);
+
+/* The prompt token estimate of the body, before any override. */
+int64_t sc_extract_estimate(const sc_extract_t *self);
+
+/* Serializes the parsed body for the upstream: `model` replaced (when not
+ * NULL), the `hpp` object removed, everything else as received. Returns a
+ * malloc'd buffer (caller frees) with its length in *len, or NULL when there
+ * is no body or memory ran out. Features stay valid. */
+char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len);
+
+#endif

@@ -1,0 +1,84 @@
+/* fuzz_features.c - libFuzzer target for the OpenAI body / X-HPP-* header
+ * extractor. Input: optional header lines "Name: value\n" ended by an empty
+ * line, then the body. Every input must give 0 or an error value with a
+ * status and message, never a crash or a leak; a forwarded body must be JSON. */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_features.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static sc_extract_t *s_x;
+
+/* Applies the header block; returns the offset of the body. */
+static size_t s_headers(const char *d, size_t size, eng_features_t *f)
+{
+    const char *end = NULL;
+    for (size_t i = 0; i + 1 < size; i++) {
+        if (d[i] == '\n' && d[i + 1] == '\n') {
+            end = d + i;
+            break;
+        }
+    }
+    if (!end) {
+        return 0;
+    }
+    const char *p = d;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon && eol - p < 512) {
+            char name[512], value[512];
+            snprintf(name, sizeof name, "%.*s", (int)(colon - p), p);
+            const char *v = colon + 1;
+            while (v < eol && *v == ' ') {
+                v++;
+            }
+            snprintf(value, sizeof value, "%.*s", (int)(eol - v), v);
+            sc_error_t err;
+            if (sc_extract_header(s_x, name, value, f, &err) < 0 &&
+                (err.status != 400 || !err.message[0])) {
+                abort();
+            }
+        }
+        p = eol + 1;
+    }
+    return (size_t)(end - d) + 2;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!s_x) {
+        s_x = sc_extract_new(); /* reused across inputs, like a server worker */
+    }
+    eng_features_t f;
+    sc_extract_reset(s_x, &f);
+    const char *d = (const char *)data;
+    size_t off = s_headers(d, size, &f);
+    sc_error_t err;
+    if (sc_extract_body(s_x, d + off, size - off, &f, &err) < 0) {
+        if (err.status != 400 || !err.message[0] || !err.code) {
+            abort();
+        }
+        return 0;
+    }
+    if (f.prompt_tokens < 0 || f.text.len > SC_TEXT_MAX || f.nhints > ENG_MAX_HINTS) {
+        abort();
+    }
+    size_t len = 0;
+    char *out = sc_extract_forward(s_x, "openai/gpt-5", &len);
+    if (out) {
+        json_t *j = json_loadb(out, len, 0, NULL);
+        if (!j) {
+            abort();
+        }
+        json_decref(j);
+        free(out);
+    }
+    return 0;
+}
