@@ -1,0 +1,994 @@
+/* eng_server.c - the decision service: sockets, threads, reload, shutdown.
+ *
+ *   clients ──tcp──> ROUTER (front) ─┐ frontend thread: envelope check,
+ *                                    │ forwarding, signals, drain
+ *        inproc DEALER (back) <──────┘
+ *             │ round-robin
+ *       worker 1..N (DEALER each): decode -> resolve -> encode -> reply
+ *             │ op=reload only
+ *       reloader thread (PULL) ── compile, swap ──> PUSH ──> frontend ──> client
+ *
+ * Threads share no mutable state on the request path: each worker owns its
+ * sockets, reply buffer, trace buffer, decision-log buffer and counter block
+ * (single writer, read by `stats` with relaxed loads); the snapshot comes
+ * from the hazard-slot cell (eng_snapshot.h). Only the rare reload report is
+ * behind a mutex. Workers never block on a reload: compilation runs in the
+ * reloader thread and the swap is one atomic exchange.
+ *
+ * The envelope is whatever the client's socket produced: [identity, "",
+ * body] for REQ (and DEALER clients that add the delimiter), [identity,
+ * body] for bare DEALER. Replies go back in the same shape, so both work.
+ * Signals arrive through a signalfd polled with the sockets, so handlers
+ * never run inside ZeroMQ calls.
+ */
+#define _GNU_SOURCE
+#include "eng_server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "eng_declog.h"
+#include "eng_snapshot.h"
+#include "proto.h"
+
+#define S_BACKEND "inproc://hpp-workers"
+#define S_RELOADS "inproc://hpp-reloads"
+#define S_REPLIES "inproc://hpp-replies"
+#define S_BATCH 256         /* messages moved per socket per wakeup */
+#define S_HWM 100000        /* queued messages per pipe before refusing */
+#define S_QUIET_MS 100      /* drain: stop reading after this long with no request */
+#define S_LINGER_MS 1000    /* time to flush replies at exit */
+#define S_TRACE_CAP 4096    /* candidates recorded by explain */
+#define S_IDLE_FLUSH_MS 100 /* decision log flush when a worker is idle */
+
+/* Counters of one thread. Only that thread writes; stats reads them all. */
+typedef struct {
+    _Atomic uint64_t requests[PROTO_OP_COUNT]; /* decoded requests by op */
+    _Atomic uint64_t errors[ENG_STATUS_COUNT]; /* error replies by code */
+    _Atomic uint64_t malformed;                /* undecodable frames, bad envelopes */
+    _Atomic uint64_t dropped;                  /* replies that could not be delivered */
+} __attribute__((aligned(64))) s_counters_t;
+
+/* Single-writer increment: no locked instruction needed. */
+static inline void s_inc(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Identity of a watched file, to notice edits and replacements. */
+typedef struct {
+    bool exists;           /* stat succeeded */
+    dev_t dev;             /* device */
+    ino_t ino;             /* inode (editors replace files) */
+    off_t size;            /* bytes */
+    struct timespec mtime; /* last modification */
+} s_stamp_t;
+
+typedef struct s_worker s_worker_t;
+
+struct eng_server {
+    eng_server_cfg_t cfg;                          /* copy of the configuration */
+    void *ctx;                                     /* ZeroMQ context */
+    void *front;                                   /* ROUTER on cfg.listen */
+    void *back;                                    /* DEALER to the workers */
+    void *replies;                                 /* PULL: reload replies from the reloader */
+    void *to_reloader;                             /* PUSH: commands (sighup) to the reloader */
+    void *rl_pull;                                 /* reloader: PULL of requests and commands */
+    void *rl_push;                                 /* reloader: PUSH of replies to the frontend */
+    int sigfd;                                     /* signalfd of TERM, INT, HUP */
+    char endpoint[256];                            /* bound endpoint, real port */
+    eng_snapcell_t *cell;                          /* current snapshot */
+    eng_declog_t *declog;                          /* decision log, NULL = off */
+    s_worker_t *workers;                           /* cfg.threads of them */
+    int nstarted;                                  /* workers running */
+    s_counters_t *ctr;                             /* threads + frontend + reloader blocks */
+    pthread_t reloader;                            /* reloader thread */
+    bool reloader_started;                         /* it runs */
+    uint64_t next_version;                         /* reloader: version of the next snapshot */
+    s_stamp_t stamps[1 + ENG_SERVER_MAX_CATALOGS]; /* reloader: watched files */
+    uint64_t in_flight;                            /* frontend: forwarded, not yet answered */
+    struct timespec started;                       /* start time, for uptime */
+    proto_buf_t fout;                              /* frontend's reply buffer (envelope errors) */
+    char fmem[1024];                               /* its memory */
+
+    pthread_mutex_t rl_mu;           /* guards the reload report below */
+    eng_loadlog_t rl_log;            /* diagnostics of the last (re)load */
+    bool rl_ok;                      /* it succeeded */
+    double rl_at;                    /* when (Unix seconds) */
+    const char *rl_trigger;          /* "startup", "sighup", "op", "watch" */
+    _Atomic uint64_t reloads_ok;     /* successful reloads after startup */
+    _Atomic uint64_t reloads_failed; /* rejected reloads */
+};
+
+struct s_worker {
+    eng_server_t *server;       /* shared state */
+    size_t index;               /* worker number = hazard slot */
+    pthread_t thread;           /* its thread */
+    void *sock;                 /* DEALER connected to the backend */
+    void *reload;               /* PUSH to the reloader */
+    s_counters_t *ctr;          /* its counter block */
+    proto_buf_t out;            /* reply buffer, grows to the largest reply once */
+    eng_trace_entry_t *trace;   /* explain's candidate buffer */
+    eng_declog_writer_t declog; /* decision log lines */
+    bool started;               /* its thread runs (and will close its sockets) */
+};
+
+/* Helpers ------------------------------------------------------------------ */
+
+static double s_unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void eng_server_cfg_defaults(eng_server_cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen = ENG_DEFAULT_LISTEN;
+    cfg->policy = ENG_DEFAULT_POLICY;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = n < 1 ? 1 : (n > ENG_SERVER_MAX_THREADS ? ENG_SERVER_MAX_THREADS : (int)n);
+    cfg->watch_ms = 1000;
+    cfg->drain_ms = 2000;
+}
+
+/* Receives one whole message into parts[0..max-1]. Extra frames are read and
+ * discarded; the return value then exceeds max. Returns the frame count, or
+ * -1 with errno (EAGAIN, ETERM, EINTR). Closes what it opened on error. */
+static int s_recv(void *sock, zmq_msg_t *parts, int max, int flags)
+{
+    int n = 0;
+    for (;;) {
+        zmq_msg_t scratch;
+        zmq_msg_t *m = n < max ? &parts[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, n == 0 ? flags : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(m);
+            for (int i = 0; i < n && i < max; i++) {
+                zmq_msg_close(&parts[i]);
+            }
+            errno = e;
+            return -1;
+        }
+        bool more = zmq_msg_more(m);
+        if (m == &scratch) {
+            zmq_msg_close(m);
+        }
+        n++;
+        if (!more) {
+            return n;
+        }
+    }
+}
+
+static void s_close_parts(zmq_msg_t *parts, int n)
+{
+    for (int i = 0; i < n; i++) {
+        zmq_msg_close(&parts[i]);
+    }
+}
+
+/* Sends parts[0..n-1] (consumed) followed by the bytes of `body`. On failure
+ * closes what was not sent and returns -1 with errno. */
+static int s_send_reply(void *sock, zmq_msg_t *env, int n, const void *body, size_t len)
+{
+    for (int i = 0; i < n; i++) {
+        if (zmq_msg_send(&env[i], sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            s_close_parts(env + i, n - i);
+            errno = e;
+            return -1;
+        }
+    }
+    return zmq_send(sock, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+static void s_setint(void *sock, int opt, int v)
+{
+    zmq_setsockopt(sock, opt, &v, sizeof v);
+}
+
+/* Snapshot loading and reload (reloader thread, and startup) ------------------ */
+
+/* The file part of a catalog spec ("litellm:path" -> "path"). */
+static const char *s_spec_path(const char *spec)
+{
+    static const char *const prefixes[] = {
+        "native:", "openrouter:", "litellm:", "portkey:", "auto:"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(spec, prefixes[i], n) == 0) {
+            return spec + n;
+        }
+    }
+    return spec;
+}
+
+static s_stamp_t s_stamp(const char *path)
+{
+    s_stamp_t st = {0};
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        st.exists = true;
+        st.dev = sb.st_dev;
+        st.ino = sb.st_ino;
+        st.size = sb.st_size;
+        st.mtime = sb.st_mtim;
+    }
+    return st;
+}
+
+static bool s_stamp_eq(const s_stamp_t *a, const s_stamp_t *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Records the files' identities (after every attempt, so a broken file is
+ * not retried each tick, only when it changes again). Returns true when any
+ * differed from the previous record. */
+static bool s_restamp(eng_server_t *self)
+{
+    bool changed = false;
+    for (size_t i = 0; i <= self->cfg.ncatalogs; i++) {
+        const char *path = i == 0 ? self->cfg.policy : s_spec_path(self->cfg.catalogs[i - 1]);
+        s_stamp_t now = s_stamp(path);
+        if (!s_stamp_eq(&now, &self->stamps[i])) {
+            changed = true;
+        }
+        self->stamps[i] = now;
+    }
+    return changed;
+}
+
+static void s_log_loadlog(const eng_loadlog_t *log)
+{
+    for (uint32_t i = 0; i < log->n; i++) {
+        eng_log(strstr(log->lines[i], ": error: ") ? ENG_LOG_ERROR : ENG_LOG_WARN, "engine", "%s",
+                log->lines[i]);
+    }
+    if (log->more) {
+        eng_log(ENG_LOG_WARN, "engine", "(%u more diagnostics not shown)", log->more);
+    }
+}
+
+/* Loads a snapshot with version self->next_version. On success publishes it
+ * (after startup) and returns true. Either way records the report. */
+static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **first)
+{
+    static eng_loadlog_t log; /* reloader thread (or startup) only */
+    eng_snapshot_cfg_t scfg = {
+        .policy = self->cfg.policy,
+        .catalogs = self->cfg.catalogs,
+        .ncatalogs = self->cfg.ncatalogs,
+    };
+    s_restamp(self);
+    eng_snapshot_t *snap = eng_snapshot_load(&scfg, self->next_version, &log);
+    s_log_loadlog(&log);
+    uint64_t serving;
+    bool ok = snap != NULL;
+    if (ok) {
+        serving = self->next_version++;
+        if (first) {
+            *first = snap;
+        } else {
+            eng_snapcell_publish(self->cell, &snap);
+            atomic_fetch_add(&self->reloads_ok, 1);
+        }
+        eng_log(ENG_LOG_INFO, "engine", "%s: policy version %llu serving (%s, %u warnings)",
+                trigger, (unsigned long long)serving, self->cfg.policy, log.warnings);
+    } else {
+        serving = self->cell ? eng_snapcell_version(self->cell) : 0;
+        if (!first) {
+            atomic_fetch_add(&self->reloads_failed, 1);
+        }
+        eng_log(ENG_LOG_ERROR, "engine",
+                "%s: reload rejected (%u errors), version %llu keeps serving", trigger, log.errors,
+                (unsigned long long)serving);
+    }
+    pthread_mutex_lock(&self->rl_mu);
+    self->rl_log = log;
+    self->rl_ok = ok;
+    self->rl_at = s_unix_now();
+    self->rl_trigger = trigger;
+    pthread_mutex_unlock(&self->rl_mu);
+    return ok;
+}
+
+/* Fills a reload info from the report; call with rl_mu held. `lines`
+ * receives pointers into the report. */
+static void s_reload_info(eng_server_t *self, proto_reload_info_t *r,
+                          const char *lines[ENG_LOADLOG_LINES])
+{
+    for (uint32_t i = 0; i < self->rl_log.n; i++) {
+        lines[i] = self->rl_log.lines[i];
+    }
+    r->ok = self->rl_ok;
+    r->at = self->rl_at;
+    r->trigger = self->rl_trigger;
+    r->policy_version = eng_snapcell_version(self->cell);
+    r->diags = lines;
+    r->ndiags = self->rl_log.n;
+}
+
+static void *s_reloader_main(void *arg)
+{
+    eng_server_t *self = arg;
+    s_counters_t *ctr = &self->ctr[self->cfg.threads + 1];
+    proto_buf_t out;
+    if (proto_buf_init(&out, 16 * 1024) != 0) {
+        return NULL;
+    }
+    int timeout = self->cfg.watch ? self->cfg.watch_ms : -1;
+    for (;;) {
+        zmq_pollitem_t it = {self->rl_pull, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, timeout);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break; /* ETERM */
+        }
+        if (rc == 0) {
+            /* Watch tick: compare identities without touching the record. */
+            bool changed = false;
+            for (size_t i = 0; i <= self->cfg.ncatalogs && !changed; i++) {
+                const char *path =
+                    i == 0 ? self->cfg.policy : s_spec_path(self->cfg.catalogs[i - 1]);
+                s_stamp_t now = s_stamp(path);
+                changed = !s_stamp_eq(&now, &self->stamps[i]);
+            }
+            if (changed) {
+                s_reload(self, "watch", NULL);
+            }
+            continue;
+        }
+        zmq_msg_t parts[3];
+        int n = s_recv(self->rl_pull, parts, 3, ZMQ_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        if (n == 1) {
+            bool term =
+                zmq_msg_size(&parts[0]) == 5 && memcmp(zmq_msg_data(&parts[0]), "$TERM", 5) == 0;
+            zmq_msg_close(&parts[0]);
+            if (term) {
+                break;
+            }
+            s_reload(self, "sighup", NULL);
+            continue;
+        }
+        if (n > 3) {
+            s_close_parts(parts, 3);
+            continue; /* cannot happen: the frontend checked the envelope */
+        }
+        /* A reload request: [identity, ("",) body]. */
+        proto_request_t req;
+        proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, NULL);
+        s_reload(self, "op", NULL);
+        proto_reload_info_t info;
+        const char *lines[ENG_LOADLOG_LINES];
+        proto_buf_reset(&out);
+        pthread_mutex_lock(&self->rl_mu);
+        s_reload_info(self, &info, lines);
+        proto_reply_reload(&out, &req.id, &info);
+        pthread_mutex_unlock(&self->rl_mu);
+        if (!info.ok) {
+            s_inc(&ctr->errors[ENG_E_BAD_REQUEST]);
+        }
+        zmq_msg_close(&parts[n - 1]);
+        if (s_send_reply(self->rl_push, parts, n - 1, out.data, out.len) < 0) {
+            s_inc(&ctr->dropped);
+        }
+    }
+    proto_buf_destroy(&out);
+    return NULL;
+}
+
+/* Workers ----------------------------------------------------------------- */
+
+static void s_stats(s_worker_t *w, const proto_id_t *id)
+{
+    eng_server_t *self = w->server;
+    proto_stats_t st = {0};
+    int nblocks = self->cfg.threads + 2;
+    for (int b = 0; b < nblocks; b++) {
+        s_counters_t *c = &self->ctr[b];
+        for (int i = 0; i < PROTO_OP_COUNT; i++) {
+            st.requests[i] += atomic_load_explicit(&c->requests[i], memory_order_relaxed);
+        }
+        for (int i = 0; i < ENG_STATUS_COUNT; i++) {
+            st.errors[i] += atomic_load_explicit(&c->errors[i], memory_order_relaxed);
+        }
+        st.malformed += atomic_load_explicit(&c->malformed, memory_order_relaxed);
+        st.dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    st.uptime_s = (double)(now.tv_sec - self->started.tv_sec) +
+                  (double)(now.tv_nsec - self->started.tv_nsec) / 1e9;
+    st.threads = (uint32_t)self->cfg.threads;
+    st.policy = self->cfg.policy;
+    st.catalogs = self->cfg.catalogs;
+    st.ncatalogs = (uint32_t)self->cfg.ncatalogs;
+    st.reloads_ok = atomic_load(&self->reloads_ok);
+    st.reloads_failed = atomic_load(&self->reloads_failed);
+    const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+    size_t nm = 0, ne = 0;
+    eng_catalog_models(eng_snapshot_catalog(snap), &nm);
+    eng_catalog_endpoints(eng_snapshot_catalog(snap), &ne);
+    st.models = nm;
+    st.endpoints = ne;
+    st.policy_version = eng_snapshot_version(snap);
+    eng_snapcell_release(self->cell, w->index);
+    const char *lines[ENG_LOADLOG_LINES];
+    pthread_mutex_lock(&self->rl_mu);
+    s_reload_info(self, &st.last_reload, lines);
+    proto_reply_stats(&w->out, id, &st);
+    pthread_mutex_unlock(&self->rl_mu);
+}
+
+static void s_decide(s_worker_t *w, const proto_request_t *req)
+{
+    eng_server_t *self = w->server;
+    const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+    const eng_policy_t *pol = eng_snapshot_policy(snap);
+    eng_decision_t d;
+    if (req->op == PROTO_OP_ROUTE) {
+        eng_resolve(pol, &req->features, &d, NULL);
+        proto_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap));
+    } else {
+        eng_trace_t t;
+        memset(&t, 0, sizeof t);
+        t.entries = w->trace;
+        t.cap = S_TRACE_CAP;
+        eng_resolve(pol, &req->features, &d, &t);
+        proto_reply_explain(&w->out, &req->id, &d, &t, pol);
+    }
+    if (d.status != ENG_OK) {
+        s_inc(&w->ctr->errors[(unsigned)d.status < ENG_STATUS_COUNT ? d.status : ENG_E_INTERNAL]);
+    }
+    eng_declog_record(&w->declog, req, &d, eng_snapshot_version(snap));
+    eng_snapcell_release(self->cell, w->index);
+}
+
+/* Handles one request body; leaves the reply in w->out. Returns false when
+ * the request was handed to the reloader instead (no reply here). */
+static bool s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
+{
+    eng_server_t *self = w->server;
+    const void *body = zmq_msg_data(&parts[n - 1]);
+    size_t len = zmq_msg_size(&parts[n - 1]);
+    proto_request_t req;
+    proto_error_t err;
+    proto_buf_reset(&w->out);
+    int rc = proto_request_decode(body, len, &req, &err);
+    if (rc != PROTO_OK) {
+        eng_status_t st = proto_err_status(rc);
+        s_inc(&w->ctr->malformed);
+        s_inc(&w->ctr->errors[st]);
+        proto_reply_error(&w->out, &req.id, st, err.msg);
+        return true;
+    }
+    s_inc(&w->ctr->requests[req.op]);
+    switch (req.op) {
+    case PROTO_OP_ROUTE:
+    case PROTO_OP_EXPLAIN:
+        s_decide(w, &req);
+        break;
+    case PROTO_OP_MODELS: {
+        const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+        size_t mlen = 0;
+        const void *models = eng_snapshot_models(snap, &mlen);
+        proto_reply_models(&w->out, &req.id, models, mlen);
+        eng_snapcell_release(self->cell, w->index);
+        break;
+    }
+    case PROTO_OP_STATS:
+        s_stats(w, &req.id);
+        break;
+    case PROTO_OP_PING:
+        proto_reply_ping(&w->out, &req.id, eng_snapcell_version(self->cell), ENG_VERSION);
+        break;
+    case PROTO_OP_RELOAD:
+    default:
+        return false;
+    }
+    if (w->out.overflow) {
+        /* Growing failed (out of memory): a short error still fits. */
+        proto_buf_reset(&w->out);
+        s_inc(&w->ctr->errors[ENG_E_INTERNAL]);
+        proto_reply_error(&w->out, &req.id, ENG_E_INTERNAL, "reply could not be encoded");
+    }
+    return true;
+}
+
+static void *s_worker_main(void *arg)
+{
+    s_worker_t *w = arg;
+    for (;;) {
+        zmq_msg_t parts[3];
+        int n = s_recv(w->sock, parts, 3, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN) {
+                eng_declog_flush(&w->declog); /* idle: receive timed out */
+                continue;
+            }
+            break; /* ETERM: the server is stopping */
+        }
+        if (n < 2 || n > 3) {
+            s_close_parts(parts, n < 3 ? n : 3);
+            continue; /* the frontend only forwards checked envelopes */
+        }
+        if (!s_handle(w, parts, n)) {
+            /* reload: the reloader answers, through the frontend */
+            for (int i = 0; i < n; i++) {
+                zmq_msg_send(&parts[i], w->reload, i + 1 < n ? ZMQ_SNDMORE : 0);
+            }
+            continue;
+        }
+        zmq_msg_close(&parts[n - 1]); /* the request body: nothing borrows it now */
+        if (s_send_reply(w->sock, parts, n - 1, w->out.data, w->out.len) < 0) {
+            s_inc(&w->ctr->dropped);
+        }
+    }
+    eng_declog_flush(&w->declog);
+    zmq_close(w->sock);
+    zmq_close(w->reload);
+    return NULL;
+}
+
+/* Frontend ----------------------------------------------------------------- */
+
+/* Answers a message whose frames are not an envelope plus one body. */
+static void s_envelope_error(eng_server_t *self, zmq_msg_t *parts, int n, int nframes)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    s_inc(&ctr->malformed);
+    s_inc(&ctr->errors[ENG_E_BAD_REQUEST]);
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "envelope: %d frames after the identity; expected the body, or an empty "
+             "delimiter then the body",
+             nframes - 1);
+    proto_buf_reset(&self->fout);
+    proto_reply_error(&self->fout, NULL, ENG_E_BAD_REQUEST, msg);
+    /* Keep the identity and, when the client used one, the delimiter. */
+    int keep = (n >= 2 && zmq_msg_size(&parts[1]) == 0) ? 2 : 1;
+    s_close_parts(parts + keep, n - keep);
+    if (s_send_reply(self->front, parts, keep, self->fout.data, self->fout.len) < 0) {
+        s_inc(&ctr->dropped);
+    }
+}
+
+/* Moves up to S_BATCH requests from the clients to the workers. Returns the
+ * number of messages read. */
+static int s_front_in(eng_server_t *self)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    int count = 0;
+    for (; count < S_BATCH; count++) {
+        zmq_msg_t parts[3];
+        int n = s_recv(self->front, parts, 3, ZMQ_DONTWAIT);
+        if (n < 0) {
+            break;
+        }
+        bool shaped = n == 2 || (n == 3 && zmq_msg_size(&parts[1]) == 0);
+        if (!shaped) {
+            s_envelope_error(self, parts, n < 3 ? n : 3, n);
+            continue;
+        }
+        /* To the workers; the message is atomic, so only the first frame can
+         * fail (every worker queue full). */
+        int i = 0;
+        for (; i < n; i++) {
+            if (zmq_msg_send(&parts[i], self->back, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
+                0) {
+                break;
+            }
+        }
+        if (i == n) {
+            self->in_flight++;
+            continue;
+        }
+        zmq_msg_close(&parts[n - 1]);
+        s_inc(&ctr->errors[ENG_E_INTERNAL]);
+        proto_buf_reset(&self->fout);
+        proto_reply_error(&self->fout, NULL, ENG_E_INTERNAL,
+                          "engine overloaded: request queue full");
+        if (s_send_reply(self->front, parts, n - 1, self->fout.data, self->fout.len) < 0) {
+            s_inc(&ctr->dropped);
+        }
+    }
+    return count;
+}
+
+/* Moves up to S_BATCH replies from `from` (workers or reloader) to clients. */
+static void s_replies_out(eng_server_t *self, void *from)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    for (int count = 0; count < S_BATCH; count++) {
+        zmq_msg_t parts[3];
+        int n = s_recv(from, parts, 3, ZMQ_DONTWAIT);
+        if (n < 0) {
+            return;
+        }
+        if (self->in_flight > 0) {
+            self->in_flight--;
+        }
+        if (n > 3) {
+            s_close_parts(parts, 3);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            if (zmq_msg_send(&parts[i], self->front, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
+                0) {
+                /* EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading. */
+                s_close_parts(parts + i, n - i);
+                s_inc(&ctr->dropped);
+                break;
+            }
+        }
+    }
+}
+
+/* Returns 1 to start draining, 2 to exit at once, 0 otherwise. */
+static int s_on_signal(eng_server_t *self, bool draining)
+{
+    struct signalfd_siginfo si;
+    int action = 0;
+    while (read(self->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            eng_log(ENG_LOG_INFO, "engine", "SIGHUP: reloading");
+            zmq_send(self->to_reloader, "sighup", 6, ZMQ_DONTWAIT);
+        } else if (draining || action == 1) {
+            eng_log(ENG_LOG_WARN, "engine", "second stop signal: exiting without draining");
+            action = 2;
+        } else {
+            eng_log(ENG_LOG_INFO, "engine", "%s: draining, then exiting",
+                    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            action = 1;
+        }
+    }
+    return action;
+}
+
+int eng_server_run(eng_server_t *self)
+{
+    zmq_pollitem_t items[4] = {
+        {self->front, 0, ZMQ_POLLIN, 0},
+        {self->back, 0, ZMQ_POLLIN, 0},
+        {self->replies, 0, ZMQ_POLLIN, 0},
+        {NULL, self->sigfd, ZMQ_POLLIN, 0},
+    };
+    bool draining = false, accepting = true;
+    int64_t drain_start = 0, last_in = 0;
+    for (;;) {
+        long timeout = -1;
+        if (draining) {
+            int64_t now = s_mono_ms();
+            if (accepting && now - last_in >= S_QUIET_MS) {
+                accepting = false; /* quiet: take no more requests */
+                items[0].events = 0;
+            }
+            if (!accepting && self->in_flight == 0) {
+                break;
+            }
+            if (now - drain_start >= self->cfg.drain_ms) {
+                eng_log(ENG_LOG_WARN, "engine", "drain time over with %llu requests unanswered",
+                        (unsigned long long)self->in_flight);
+                break;
+            }
+            timeout = accepting ? (long)(S_QUIET_MS - (now - last_in)) : 10;
+            if (timeout < 1) {
+                timeout = 1;
+            }
+        }
+        int rc = zmq_poll(items, 4, timeout);
+        if (rc < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            eng_log(ENG_LOG_ERROR, "engine", "poll failed: %s", zmq_strerror(errno));
+            break;
+        }
+        if (items[3].revents & ZMQ_POLLIN) {
+            int act = s_on_signal(self, draining);
+            if (act == 2) {
+                break;
+            }
+            if (act == 1) {
+                draining = true;
+                drain_start = last_in = s_mono_ms();
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            if (s_front_in(self) > 0 && draining) {
+                last_in = s_mono_ms();
+            }
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            s_replies_out(self, self->back);
+        }
+        if (items[2].revents & ZMQ_POLLIN) {
+            s_replies_out(self, self->replies);
+        }
+    }
+    eng_log(ENG_LOG_INFO, "engine", "stopped");
+    return 0;
+}
+
+/* Setup and teardown ------------------------------------------------------------ */
+
+const char *eng_server_endpoint(const eng_server_t *self)
+{
+    return self->endpoint;
+}
+
+static void *s_socket(eng_server_t *self, int type, eng_error_t *err)
+{
+    void *s = zmq_socket(self->ctx, type);
+    if (!s) {
+        eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "zmq_socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    s_setint(s, ZMQ_SNDHWM, S_HWM);
+    s_setint(s, ZMQ_RCVHWM, S_HWM);
+    s_setint(s, ZMQ_LINGER, 0);
+    return s;
+}
+
+static int s_bind(void *s, const char *ep, eng_error_t *err)
+{
+    if (zmq_bind(s, ep) != 0) {
+        /* A malformed endpoint is bad input; EADDRINUSE and the like are not. */
+        int e = errno;
+        bool bad = e == EINVAL || e == EPROTONOSUPPORT || e == ENODEV || e == ENOCOMPATPROTO;
+        return eng_error_set(err, bad ? ENG_ERR_VALUE : ENG_ERR_IO, ep, 0, 0, NULL,
+                             "cannot bind: %s", zmq_strerror(e));
+    }
+    return 0;
+}
+
+static int s_start_workers(eng_server_t *self, eng_error_t *err)
+{
+    int n = self->cfg.threads;
+    self->workers = calloc((size_t)n, sizeof *self->workers);
+    if (!self->workers) {
+        return eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        s_worker_t *w = &self->workers[i];
+        w->server = self;
+        w->index = (size_t)i;
+        w->ctr = &self->ctr[i];
+        w->trace = calloc(S_TRACE_CAP, sizeof *w->trace);
+        eng_declog_writer_init(&w->declog, self->declog);
+        w->sock = s_socket(self, ZMQ_DEALER, err);
+        w->reload = s_socket(self, ZMQ_PUSH, err);
+        if (!w->trace || !w->sock || !w->reload || proto_buf_init(&w->out, 64 * 1024) != 0) {
+            return eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "worker %d: setup failed",
+                                 i);
+        }
+        if (self->declog) {
+            s_setint(w->sock, ZMQ_RCVTIMEO, S_IDLE_FLUSH_MS);
+        }
+        if (zmq_connect(w->sock, S_BACKEND) != 0 || zmq_connect(w->reload, S_RELOADS) != 0) {
+            return eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "worker %d: connect: %s", i,
+                                 zmq_strerror(errno));
+        }
+        if (pthread_create(&w->thread, NULL, s_worker_main, w) != 0) {
+            return eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "worker %d: no thread", i);
+        }
+        w->started = true;
+        self->nstarted++;
+    }
+    return 0;
+}
+
+static int s_block_signals(eng_server_t *self, eng_error_t *err)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    self->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (self->sigfd < 0) {
+        return eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "signalfd: %s", strerror(errno));
+    }
+    return 0;
+}
+
+eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
+{
+    eng_server_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    self->sigfd = -1;
+    pthread_mutex_init(&self->rl_mu, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &self->started);
+    proto_buf_init_fixed(&self->fout, self->fmem, sizeof self->fmem);
+    if (self->cfg.threads < 1) {
+        self->cfg.threads = 1;
+    }
+    if (self->cfg.threads > ENG_SERVER_MAX_THREADS) {
+        self->cfg.threads = ENG_SERVER_MAX_THREADS;
+    }
+    if (self->cfg.ncatalogs == 0) {
+        self->cfg.catalogs[0] = eng_catalog_default_path();
+        self->cfg.ncatalogs = 1;
+    }
+    if (s_block_signals(self, err) != 0) {
+        goto fail;
+    }
+    self->ctr = aligned_alloc(64, sizeof(s_counters_t) * (size_t)(self->cfg.threads + 2));
+    if (!self->ctr) {
+        eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
+        goto fail;
+    }
+    memset(self->ctr, 0, sizeof(s_counters_t) * (size_t)(self->cfg.threads + 2));
+
+    /* The first snapshot: failing here is a startup error. */
+    self->next_version = 1;
+    eng_snapshot_t *first = NULL;
+    if (!s_reload(self, "startup", &first)) {
+        eng_error_set(err, ENG_ERR_SYNTAX, self->cfg.policy, 0, 0, NULL,
+                      "policy or catalog did not load (see the diagnostics above)");
+        goto fail;
+    }
+    self->cell = eng_snapcell_new(&first, (size_t)self->cfg.threads);
+    if (!self->cell) {
+        eng_snapshot_destroy(&first);
+        eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
+        goto fail;
+    }
+    if (self->cfg.decision_log) {
+        self->declog = eng_declog_open(self->cfg.decision_log, err);
+        if (!self->declog) {
+            goto fail;
+        }
+    }
+
+    self->ctx = zmq_ctx_new();
+    if (!self->ctx) {
+        eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "zmq_ctx_new: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    self->front = s_socket(self, ZMQ_ROUTER, err);
+    self->back = s_socket(self, ZMQ_DEALER, err);
+    self->replies = s_socket(self, ZMQ_PULL, err);
+    self->to_reloader = s_socket(self, ZMQ_PUSH, err);
+    self->rl_pull = s_socket(self, ZMQ_PULL, err);
+    self->rl_push = s_socket(self, ZMQ_PUSH, err);
+    if (!self->front || !self->back || !self->replies || !self->to_reloader || !self->rl_pull ||
+        !self->rl_push) {
+        goto fail;
+    }
+    s_setint(self->front, ZMQ_ROUTER_MANDATORY, 1);
+    s_setint(self->front, ZMQ_LINGER, S_LINGER_MS);
+    int64_t maxmsg = PROTO_MAX_HARD_FRAME;
+    zmq_setsockopt(self->front, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (s_bind(self->back, S_BACKEND, err) != 0 || s_bind(self->rl_pull, S_RELOADS, err) != 0 ||
+        s_bind(self->replies, S_REPLIES, err) != 0 || zmq_connect(self->rl_push, S_REPLIES) != 0 ||
+        zmq_connect(self->to_reloader, S_RELOADS) != 0) {
+        if (err && err->code == ENG_ERR_NONE) {
+            eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "inproc: %s", zmq_strerror(errno));
+        }
+        goto fail;
+    }
+    if (s_bind(self->front, self->cfg.listen, err) != 0) {
+        goto fail;
+    }
+    size_t eplen = sizeof self->endpoint;
+    if (zmq_getsockopt(self->front, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0) {
+        snprintf(self->endpoint, sizeof self->endpoint, "%s", self->cfg.listen);
+    }
+    if (s_start_workers(self, err) != 0) {
+        goto fail;
+    }
+    if (pthread_create(&self->reloader, NULL, s_reloader_main, self) != 0) {
+        eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "no reloader thread");
+        goto fail;
+    }
+    self->reloader_started = true;
+    eng_log(ENG_LOG_INFO, "engine", "listening on %s with %d workers%s", self->endpoint,
+            self->cfg.threads, self->cfg.watch ? ", watching files" : "");
+    return self;
+fail:
+    eng_server_destroy(&self);
+    return NULL;
+}
+
+static void s_stop_threads(eng_server_t *self)
+{
+    if (self->reloader_started) {
+        zmq_send(self->to_reloader, "$TERM", 5, 0);
+        pthread_join(self->reloader, NULL);
+        self->reloader_started = false;
+    }
+    if (self->ctx) {
+        /* Wakes every worker blocked in a receive with ETERM. */
+        zmq_ctx_shutdown(self->ctx);
+    }
+    for (int i = 0; i < self->nstarted; i++) {
+        pthread_join(self->workers[i].thread, NULL);
+    }
+    self->nstarted = 0;
+}
+
+void eng_server_destroy(eng_server_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    eng_server_t *self = *self_p;
+    s_stop_threads(self);
+    if (self->workers) {
+        for (int i = 0; i < self->cfg.threads; i++) {
+            s_worker_t *w = &self->workers[i];
+            if (!w->started) {
+                /* Never started: no thread closed its sockets. */
+                if (w->sock) {
+                    zmq_close(w->sock);
+                }
+                if (w->reload) {
+                    zmq_close(w->reload);
+                }
+            }
+            proto_buf_destroy(&w->out);
+            free(w->trace);
+        }
+        free(self->workers);
+    }
+    void **socks[] = {&self->front,       &self->back,    &self->replies,
+                      &self->to_reloader, &self->rl_pull, &self->rl_push};
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
+        if (*socks[i]) {
+            zmq_close(*socks[i]);
+            *socks[i] = NULL;
+        }
+    }
+    if (self->ctx) {
+        zmq_ctx_term(self->ctx);
+    }
+    eng_declog_destroy(&self->declog);
+    eng_snapcell_destroy(&self->cell);
+    if (self->sigfd >= 0) {
+        close(self->sigfd);
+    }
+    free(self->ctr);
+    pthread_mutex_destroy(&self->rl_mu);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,60 @@
+/* eng_server.h - the hpp-engine ZeroMQ decision service.
+ *
+ * A ROUTER socket on the listen endpoint serves REQ and DEALER clients; a
+ * frontend loop checks each message's envelope and passes it over inproc to
+ * N worker threads that decode, resolve and encode; a reloader thread
+ * compiles new snapshots off the hot path. See eng_server.c for the design
+ * and proto/PROTOCOL.md for the wire format.
+ */
+#ifndef ENG_SERVER_H
+#define ENG_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "eng_common.h"
+
+#define ENG_VERSION "0.1.0"
+#define ENG_SERVER_MAX_CATALOGS 16
+#define ENG_SERVER_MAX_THREADS 64
+#define ENG_DEFAULT_LISTEN "tcp://127.0.0.1:5555"
+#define ENG_DEFAULT_POLICY "policies/default.policy"
+
+typedef struct {
+    const char *listen;                            /* ZMQ endpoint to bind */
+    const char *policy;                            /* policy file */
+    const char *catalogs[ENG_SERVER_MAX_CATALOGS]; /* catalog specs */
+    size_t ncatalogs;                              /* entries of catalogs */
+    int threads;                                   /* worker threads, >= 1 */
+    const char *decision_log;                      /* JSON-lines path, NULL = off */
+    bool watch;                                    /* reload when files change */
+    int watch_ms;                                  /* mtime poll interval */
+    int drain_ms;                                  /* longest shutdown drain */
+} eng_server_cfg_t;
+
+/* Defaults: loopback :5555, bundled policy and catalog, one worker per core,
+ * watch every 1000 ms when enabled, drain at most 2000 ms. */
+void eng_server_cfg_defaults(eng_server_cfg_t *cfg);
+
+typedef struct eng_server eng_server_t;
+
+/* Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (so every thread
+ * started afterwards inherits the mask and the server takes them through a
+ * signalfd), loads the first snapshot, binds and starts the threads.
+ * Returns NULL with `err` filled; a policy or catalog that does not compile
+ * is ENG_ERR_SYNTAX (its diagnostics have been logged), a bind failure
+ * ENG_ERR_IO. Call it before starting any other thread. */
+eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err);
+
+/* The bound endpoint with the real port ("tcp://127.0.0.1:43817"). */
+const char *eng_server_endpoint(const eng_server_t *self);
+
+/* Serves until SIGTERM/SIGINT, then drains (answers what is in flight and
+ * what arrives within a short grace window, at most drain_ms) and returns 0.
+ * SIGHUP reloads. */
+int eng_server_run(eng_server_t *self);
+
+/* Stops the threads and frees everything; idempotent. */
+void eng_server_destroy(eng_server_t **self_p);
+
+#endif

@@ -1,0 +1,260 @@
+/* eng_snapshot.c - immutable catalog+policy snapshots and the lock-free cell
+ * that hands the current one to worker threads.
+ *
+ * Owns: a snapshot owns its catalog, policy and encoded models list; the cell
+ * owns the current snapshot. Reclamation is by hazard slots: a reader stores
+ * the pointer it is about to use in its own cache line, then re-reads the
+ * current pointer; if it is unchanged the writer is guaranteed to see the
+ * slot before freeing. Compared with a shared reference count this keeps
+ * the hot path free of contended writes, and compared with a read-write lock
+ * a reload can never stall a decision: the writer waits, readers never do.
+ */
+#include "eng_snapshot.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto.h"
+
+struct eng_snapshot {
+    eng_catalog_t *catalog; /* frozen, owned */
+    eng_policy_t *policy;   /* compiled against catalog, owned */
+    uint64_t version;       /* 1 at startup, +1 per successful reload */
+    proto_buf_t models;     /* encoded `models` array, owned */
+};
+
+static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
+{
+    if (!log) {
+        return;
+    }
+    if (error) {
+        log->errors++;
+    } else {
+        log->warnings++;
+    }
+    if (log->n >= ENG_LOADLOG_LINES) {
+        log->more++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(log->lines[log->n], sizeof log->lines[0], fmt, ap);
+    va_end(ap);
+    log->n++;
+}
+
+static void s_add_diags(eng_loadlog_t *log, const eng_diags_t *diags)
+{
+    size_t n = eng_diags_size(diags);
+    for (size_t i = 0; i < n; i++) {
+        const eng_diag_t *d = eng_diags_get(diags, i);
+        bool err = d->severity == ENG_DIAG_ERROR;
+        const char *sev = err ? "error" : "warning";
+        if (d->line > 0) {
+            s_log_add(log, err, "%s:%d:%d: %s: %s", d->file, d->line, d->col, sev, d->msg);
+        } else {
+            s_log_add(log, err, "%s: %s: %s", d->file, sev, d->msg);
+        }
+    }
+    /* Diagnostics the policy compiler counted but did not keep. */
+    size_t total =
+        eng_diags_count(diags, ENG_DIAG_ERROR) + eng_diags_count(diags, ENG_DIAG_WARNING);
+    if (log && total > n) {
+        log->more += (uint32_t)(total - n);
+    }
+}
+
+eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t version,
+                                  eng_loadlog_t *log)
+{
+    if (log) {
+        memset(log, 0, sizeof *log);
+    }
+    eng_snapshot_t *self = calloc(1, sizeof *self);
+    eng_diags_t *diags = eng_diags_new();
+    eng_error_t err = {0};
+    char msg[512];
+    if (!self || !diags || proto_buf_init(&self->models, 64 * 1024) != 0) {
+        s_log_add(log, true, "out of memory loading a snapshot");
+        goto fail;
+    }
+    self->version = version;
+    self->catalog = eng_catalog_new();
+    if (!self->catalog) {
+        s_log_add(log, true, "out of memory loading a snapshot");
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->ncatalogs; i++) {
+        if (eng_catalog_load(self->catalog, cfg->catalogs[i], &err) != 0) {
+            eng_error_format(&err, msg, sizeof msg);
+            s_log_add(log, true, "%s", msg);
+            goto fail;
+        }
+    }
+    if (eng_catalog_freeze(self->catalog, &err) != 0) {
+        eng_error_format(&err, msg, sizeof msg);
+        s_log_add(log, true, "%s", msg);
+        goto fail;
+    }
+    self->policy = eng_policy_load(cfg->policy, self->catalog, diags);
+    s_add_diags(log, diags);
+    if (!self->policy) {
+        if (!log || log->errors == 0) {
+            s_log_add(log, true, "%s: error: policy did not compile", cfg->policy);
+        }
+        goto fail;
+    }
+    if (proto_models_encode(&self->models, self->catalog) != PROTO_OK) {
+        s_log_add(log, true, "out of memory encoding the models list");
+        goto fail;
+    }
+    eng_diags_destroy(&diags);
+    return self;
+fail:
+    eng_diags_destroy(&diags);
+    eng_snapshot_destroy(&self);
+    return NULL;
+}
+
+void eng_snapshot_destroy(eng_snapshot_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    eng_snapshot_t *self = *self_p;
+    /* The policy borrows the catalog: free it first. */
+    eng_policy_destroy(&self->policy);
+    eng_catalog_destroy(&self->catalog);
+    proto_buf_destroy(&self->models);
+    free(self);
+    *self_p = NULL;
+}
+
+const eng_policy_t *eng_snapshot_policy(const eng_snapshot_t *self)
+{
+    return self->policy;
+}
+
+const eng_catalog_t *eng_snapshot_catalog(const eng_snapshot_t *self)
+{
+    return self->catalog;
+}
+
+uint64_t eng_snapshot_version(const eng_snapshot_t *self)
+{
+    return self->version;
+}
+
+const void *eng_snapshot_models(const eng_snapshot_t *self, size_t *len)
+{
+    *len = self->models.len;
+    return self->models.data;
+}
+
+/* The cell ------------------------------------------------------------------ */
+
+/* One reader's hazard slot, alone in its cache line so that readers do not
+ * invalidate each other's lines on every request. */
+typedef struct {
+    _Atomic(eng_snapshot_t *) ptr; /* snapshot in use, NULL when idle */
+    char pad[64 - sizeof(void *)]; /* to a full cache line */
+} s_slot_t;
+
+struct eng_snapcell {
+    _Atomic(eng_snapshot_t *) current; /* served to new readers */
+    _Atomic uint64_t version;          /* of current, for reporting */
+    size_t nslots;                     /* readers */
+    s_slot_t *slots;                   /* one per reader */
+};
+
+eng_snapcell_t *eng_snapcell_new(eng_snapshot_t **initial, size_t nreaders)
+{
+    eng_snapcell_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return NULL;
+    }
+    self->slots = aligned_alloc(64, sizeof(s_slot_t) * (nreaders ? nreaders : 1));
+    if (!self->slots) {
+        free(self);
+        return NULL;
+    }
+    self->nslots = nreaders;
+    for (size_t i = 0; i < nreaders; i++) {
+        atomic_init(&self->slots[i].ptr, NULL);
+    }
+    atomic_init(&self->current, *initial);
+    atomic_init(&self->version, *initial ? (*initial)->version : 0);
+    *initial = NULL;
+    return self;
+}
+
+void eng_snapcell_destroy(eng_snapcell_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    eng_snapcell_t *self = *self_p;
+    eng_snapshot_t *cur = atomic_load(&self->current);
+    eng_snapshot_destroy(&cur);
+    free(self->slots);
+    free(self);
+    *self_p = NULL;
+}
+
+const eng_snapshot_t *eng_snapcell_acquire(eng_snapcell_t *self, size_t reader)
+{
+    _Atomic(eng_snapshot_t *) *slot = &self->slots[reader].ptr;
+    eng_snapshot_t *p = atomic_load_explicit(&self->current, memory_order_acquire);
+    for (;;) {
+        /* seq_cst store then load: the writer either sees our slot, or we see
+         * its new pointer and retry (store-load ordering is what matters). */
+        atomic_store(slot, p);
+        eng_snapshot_t *again = atomic_load(&self->current);
+        if (again == p) {
+            return p;
+        }
+        p = again;
+    }
+}
+
+void eng_snapcell_release(eng_snapcell_t *self, size_t reader)
+{
+    atomic_store_explicit(&self->slots[reader].ptr, NULL, memory_order_release);
+}
+
+uint64_t eng_snapcell_version(eng_snapcell_t *self)
+{
+    return atomic_load_explicit(&self->version, memory_order_relaxed);
+}
+
+static bool s_in_use(eng_snapcell_t *self, const eng_snapshot_t *old)
+{
+    for (size_t i = 0; i < self->nslots; i++) {
+        if (atomic_load(&self->slots[i].ptr) == old) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void eng_snapcell_publish(eng_snapcell_t *self, eng_snapshot_t **next)
+{
+    eng_snapshot_t *old = atomic_exchange(&self->current, *next);
+    atomic_store_explicit(&self->version, (*next)->version, memory_order_relaxed);
+    *next = NULL;
+    /* A reader holds a snapshot for one request (microseconds; a models or
+     * explain reply a little longer): poll gently until all have let go. */
+    struct timespec nap = {0, 200 * 1000};
+    while (s_in_use(self, old)) {
+        nanosleep(&nap, NULL);
+    }
+    eng_snapshot_destroy(&old);
+}

@@ -1,0 +1,76 @@
+/* eng_snapshot.h - what one version of the engine serves, and how workers
+ * share it without locks.
+ *
+ * A snapshot is a frozen catalog, the policy compiled against it, a version
+ * number and the pre-encoded models list. It never changes after it is built.
+ * The cell holds the current snapshot as an atomic pointer; readers protect
+ * the one they use with a hazard slot of their own (one store, two loads per
+ * request, no lock, no shared counter to bounce between cores), and the
+ * writer frees a replaced snapshot only once no slot points to it.
+ */
+#ifndef ENG_SNAPSHOT_H
+#define ENG_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eng_policy.h"
+
+/* Files a snapshot is built from. */
+typedef struct {
+    const char *policy;          /* policy file */
+    const char *const *catalogs; /* catalog specs ("[format:]path") */
+    size_t ncatalogs;            /* entries of catalogs */
+} eng_snapshot_cfg_t;
+
+/* Diagnostics of one load, as lines ready to log or report. */
+#define ENG_LOADLOG_LINES 32
+typedef struct {
+    char lines[ENG_LOADLOG_LINES][320]; /* "file:line:col: error: message" */
+    uint32_t n;                         /* used lines */
+    uint32_t more;                      /* diagnostics that did not fit */
+    uint32_t errors;                    /* error count */
+    uint32_t warnings;                  /* warning count */
+} eng_loadlog_t;
+
+typedef struct eng_snapshot eng_snapshot_t;
+
+/* Loads every catalog, freezes it, compiles the policy and encodes the models
+ * list. Returns the snapshot, or NULL with the reasons in `log` (warnings are
+ * recorded either way). Slow (file I/O, compilation): never on the hot path. */
+eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t version,
+                                  eng_loadlog_t *log);
+
+/* Frees the snapshot and what it owns; idempotent. */
+void eng_snapshot_destroy(eng_snapshot_t **self_p);
+
+const eng_policy_t *eng_snapshot_policy(const eng_snapshot_t *self);
+const eng_catalog_t *eng_snapshot_catalog(const eng_snapshot_t *self);
+uint64_t eng_snapshot_version(const eng_snapshot_t *self);
+/* The encoded `models` array (see proto_models_encode). */
+const void *eng_snapshot_models(const eng_snapshot_t *self, size_t *len);
+
+/* The cell ------------------------------------------------------------------ */
+
+typedef struct eng_snapcell eng_snapcell_t;
+
+/* A cell serving `*initial` (ownership taken, *initial set to NULL) to at most
+ * `nreaders` concurrent readers, each with its own slot index. */
+eng_snapcell_t *eng_snapcell_new(eng_snapshot_t **initial, size_t nreaders);
+
+/* Frees the cell and the current snapshot. No reader may be active. */
+void eng_snapcell_destroy(eng_snapcell_t **self_p);
+
+/* Current snapshot, protected until eng_snapcell_release(reader). Lock-free;
+ * a reader holds at most one snapshot at a time. */
+const eng_snapshot_t *eng_snapcell_acquire(eng_snapcell_t *self, size_t reader);
+void eng_snapcell_release(eng_snapcell_t *self, size_t reader);
+
+/* Version of the current snapshot (a relaxed read, for reporting). */
+uint64_t eng_snapcell_version(eng_snapcell_t *self);
+
+/* Makes `*next` current (ownership taken), then waits until no reader still
+ * holds the previous one and frees it. Only one thread may publish. */
+void eng_snapcell_publish(eng_snapcell_t *self, eng_snapshot_t **next);
+
+#endif

@@ -1,0 +1,275 @@
+/* proto.h - the hpprouter wire schema: the one encoder/decoder of the
+ * msgpack maps exchanged with hpp-engine (spec: proto/PROTOCOL.md).
+ *
+ * Engine, sidecar and clients use these functions and never touch raw
+ * msgpack. Decoders are zero-copy: every string they return (eng_str_t)
+ * points into the input buffer, so a decoded request or reply is valid only
+ * as long as that buffer (usually a zmq_msg_t) is alive and unchanged.
+ * Encoders write into a proto_buf_t: a caller-provided fixed array (no
+ * allocation at all) or a growable buffer kept per worker (allocates only
+ * while it grows to its high-water mark).
+ *
+ * Errors are values: every function returns PROTO_OK (0) or a negative
+ * proto_err_t, and decoders fill a proto_error_t whose message names the key
+ * ("prompt_tokens: expected non-negative integer, got string").
+ */
+#ifndef PROTO_H
+#define PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eng_policy.h"
+#include "eng_request.h"
+
+#define PROTO_VERSION 1
+
+/* Limits (see PROTOCOL.md "Limits"). */
+#define PROTO_MAX_FRAME 65536            /* request body bytes; larger: bad_request */
+#define PROTO_MAX_HARD_FRAME (16u << 20) /* the engine disconnects a peer above this */
+#define PROTO_MAX_ID 64                  /* bytes of a string id */
+#define PROTO_MAX_MODEL 256              /* bytes of `model` */
+#define PROTO_MAX_GROUP 64               /* bytes of `group` */
+#define PROTO_MAX_HINT 64                /* bytes of one hint */
+#define PROTO_MAX_TEXT 16384             /* bytes of `text` */
+#define PROTO_MAX_META_KEY 64            /* bytes of a meta key */
+#define PROTO_MAX_META_VAL 256           /* bytes of a meta value */
+#define PROTO_MAX_JSON_DEPTH 32          /* nesting accepted by proto_to_json */
+
+/* Operations, in wire order of the `op` names. */
+typedef enum {
+    PROTO_OP_ROUTE = 0, /* "route": one decision */
+    PROTO_OP_EXPLAIN,   /* "explain": decision + trace */
+    PROTO_OP_MODELS,    /* "models": the catalog */
+    PROTO_OP_STATS,     /* "stats": counters, reload state */
+    PROTO_OP_RELOAD,    /* "reload": recompile policy + catalog */
+    PROTO_OP_PING,      /* "ping": liveness */
+    PROTO_OP_COUNT
+} proto_op_t;
+
+/* "route" ... "ping"; "unknown" for an out-of-range value. */
+const char *proto_op_name(proto_op_t op);
+/* Parses an op name; -1 if unknown. */
+int proto_op_from_name(const char *name, size_t len);
+
+/* Result codes. */
+typedef enum {
+    PROTO_OK = 0,
+    PROTO_ERR_TRUNCATED = -1,   /* input ends inside a value */
+    PROTO_ERR_MALFORMED = -2,   /* not msgpack (0xc1), or bytes after the map */
+    PROTO_ERR_TOO_LARGE = -3,   /* frame over PROTO_MAX_FRAME */
+    PROTO_ERR_NOT_MAP = -4,     /* the frame is not one msgpack map */
+    PROTO_ERR_TYPE = -5,        /* a key's value has the wrong type */
+    PROTO_ERR_RANGE = -6,       /* a number out of its range */
+    PROTO_ERR_MISSING = -7,     /* a required key is absent */
+    PROTO_ERR_LIMIT = -8,       /* a string too long, too many hints or meta */
+    PROTO_ERR_DUPLICATE = -9,   /* a key given twice */
+    PROTO_ERR_VERSION = -10,    /* `v` is not a version this side speaks */
+    PROTO_ERR_UNKNOWN_OP = -11, /* `op` names no operation */
+    PROTO_ERR_ENVELOPE = -12,   /* ZMQ frames not shaped as the spec says */
+    PROTO_ERR_NOSPACE = -13,    /* encoder: fixed output buffer too small */
+    PROTO_ERR_DEPTH = -14,      /* nesting deeper than PROTO_MAX_JSON_DEPTH */
+    PROTO_ERR_ENGINE = -15,     /* a reply with ok=false (see its error code) */
+} proto_err_t;
+
+#define PROTO_ERR_COUNT 16
+
+/* "truncated", "type", ...; "ok" for PROTO_OK. Never NULL. */
+const char *proto_err_name(int code);
+/* The wire error code a decoder failure answers with: unknown_op for
+ * PROTO_ERR_UNKNOWN_OP, internal for PROTO_ERR_NOSPACE, else bad_request. */
+eng_status_t proto_err_status(int code);
+
+/* A decoder error: code, byte offset in the input, message naming the key. */
+typedef struct {
+    int code;      /* proto_err_t */
+    size_t offset; /* byte offset where the problem was found */
+    char msg[192]; /* e.g. "hints[2]: expected string, got integer" */
+} proto_error_t;
+
+/* Output buffer ---------------------------------------------------------- */
+
+typedef struct {
+    char *data;    /* bytes written so far */
+    size_t len;    /* used bytes */
+    size_t cap;    /* allocated bytes */
+    bool growable; /* false: caller-provided memory, never reallocated */
+    bool overflow; /* a write did not fit (fixed) or allocation failed */
+} proto_buf_t;
+
+/* Wraps caller memory; nothing is ever allocated. */
+void proto_buf_init_fixed(proto_buf_t *b, void *mem, size_t cap);
+/* A growable heap buffer starting at `initial` bytes. Returns 0 or -1. */
+int proto_buf_init(proto_buf_t *b, size_t initial);
+/* Empties the buffer, keeping its memory. */
+void proto_buf_reset(proto_buf_t *b);
+/* Frees a growable buffer's memory; idempotent, a no-op for fixed ones. */
+void proto_buf_destroy(proto_buf_t *b);
+
+/* Request ids --------------------------------------------------------------- */
+
+typedef enum { PROTO_ID_NONE = 0, PROTO_ID_UINT, PROTO_ID_STR } proto_id_kind_t;
+
+/* The client-chosen `id`, echoed in the reply in the same type. */
+typedef struct {
+    proto_id_kind_t kind; /* none, unsigned integer or string */
+    uint64_t num;         /* PROTO_ID_UINT */
+    eng_str_t str;        /* PROTO_ID_STR, borrowed, <= PROTO_MAX_ID bytes */
+} proto_id_t;
+
+static inline proto_id_t proto_id_uint(uint64_t n)
+{
+    proto_id_t id = {.kind = PROTO_ID_UINT, .num = n};
+    return id;
+}
+
+/* True when both ids have the same kind and value. */
+bool proto_id_equal(const proto_id_t *a, const proto_id_t *b);
+
+/* Requests ------------------------------------------------------------------ */
+
+typedef struct {
+    uint32_t v;              /* protocol version (PROTO_VERSION) */
+    proto_id_t id;           /* echoed in the reply */
+    proto_op_t op;           /* what to do */
+    eng_features_t features; /* route and explain; defaults otherwise */
+} proto_request_t;
+
+/* v = PROTO_VERSION, no id, the given op, features at their defaults. */
+void proto_request_init(proto_request_t *req, proto_op_t op);
+
+/* Decodes one request frame. Strings in `out` borrow from `buf`. On error
+ * `out->id` still holds the request's id when it could be found (so the
+ * error reply can be addressed), `err` says what and where. Allocation-free. */
+int proto_request_decode(const void *buf, size_t len, proto_request_t *out, proto_error_t *err);
+
+/* Encodes a request (clients). Only non-default features are written. */
+int proto_request_encode(proto_buf_t *b, const proto_request_t *req);
+
+/* Replies: encoders (engine) ---------------------------------------------- */
+
+/* {v, id, ok:false, error:{code, message}}. */
+int proto_reply_error(proto_buf_t *b, const proto_id_t *id, eng_status_t code, const char *message);
+
+/* The reply to route: the decision, or its error when d->status != ENG_OK.
+ * Names are taken from the decision and `cat` (fallback models). */
+int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
+                         const eng_catalog_t *cat);
+
+/* The reply to explain: as route plus `trace` (also on error). */
+int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
+                        const eng_trace_t *t, const eng_policy_t *pol);
+
+/* Encodes the `models` array of a catalog on its own, so the engine can build
+ * it once per snapshot and splice it into every models reply. */
+int proto_models_encode(proto_buf_t *b, const eng_catalog_t *cat);
+
+/* {v, id, ok:true, models: <blob from proto_models_encode>}. */
+int proto_reply_models(proto_buf_t *b, const proto_id_t *id, const void *models, size_t len);
+
+/* {v, id, ok:true, policy_version, version}. */
+int proto_reply_ping(proto_buf_t *b, const proto_id_t *id, uint64_t policy_version,
+                     const char *engine_version);
+
+/* The result of one (re)load, as reported by reload and stats. */
+typedef struct {
+    bool ok;                  /* the new snapshot serves */
+    double at;                /* when, Unix time in seconds */
+    const char *trigger;      /* "startup", "sighup", "op", "watch" */
+    uint64_t policy_version;  /* version serving after it */
+    const char *const *diags; /* "file:line:col: error: msg" lines */
+    uint32_t ndiags;          /* entries of diags */
+} proto_reload_info_t;
+
+/* {v, id, ok, policy_version, diagnostics[], error? } for the reload op. */
+int proto_reply_reload(proto_buf_t *b, const proto_id_t *id, const proto_reload_info_t *r);
+
+/* Everything the stats op reports. */
+typedef struct {
+    uint64_t policy_version;           /* serving snapshot version */
+    double uptime_s;                   /* seconds since start */
+    uint32_t threads;                  /* worker threads */
+    const char *policy;                /* policy path */
+    const char *const *catalogs;       /* catalog specs */
+    uint32_t ncatalogs;                /* entries of catalogs */
+    uint64_t models;                   /* models in the catalog */
+    uint64_t endpoints;                /* endpoints in the catalog */
+    uint64_t requests[PROTO_OP_COUNT]; /* decoded requests by op */
+    uint64_t errors[ENG_STATUS_COUNT]; /* error replies by code (ENG_OK unused) */
+    uint64_t malformed;                /* frames that failed to decode or had a bad envelope */
+    uint64_t dropped;                  /* replies that could not be delivered */
+    uint64_t reloads_ok;               /* successful reloads (startup excluded) */
+    uint64_t reloads_failed;           /* rejected reloads */
+    proto_reload_info_t last_reload;   /* most recent (re)load */
+} proto_stats_t;
+
+int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t *s);
+
+/* Replies: decoder (clients) ------------------------------------------------ */
+
+typedef struct {
+    eng_str_t model;          /* model id */
+    eng_str_t provider;       /* endpoint's provider */
+    eng_str_t provider_model; /* the provider's own id */
+} proto_fallback_t;
+
+/* The common part of every reply plus the decision fields of route/explain.
+ * Absent fields stay empty / zero. Strings borrow from the reply buffer. */
+typedef struct {
+    uint32_t v;                                    /* protocol version */
+    proto_id_t id;                                 /* echoed id */
+    bool ok;                                       /* success */
+    eng_status_t status;                           /* ENG_OK or the error code */
+    eng_str_t code;                                /* error code as sent */
+    eng_str_t message;                             /* error message */
+    eng_str_t model;                               /* chosen model id */
+    eng_str_t provider;                            /* chosen endpoint's provider */
+    eng_str_t provider_model;                      /* the provider's own id */
+    eng_str_t tier;                                /* tier name, may be empty */
+    eng_str_t rule;                                /* deciding rule */
+    double cost_usd;                               /* estimate, USD */
+    eng_cost_t cost;                               /* estimate parts, picodollars */
+    int64_t output_tokens;                         /* output tokens estimated */
+    proto_fallback_t fallbacks[ENG_MAX_FALLBACKS]; /* next best, in order */
+    uint32_t nfallbacks;                           /* used entries */
+    uint64_t policy_version;                       /* ping, reload, stats */
+} proto_reply_t;
+
+/* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is
+ * true or false (check out->ok / out->status); unknown keys are skipped. */
+int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err);
+
+/* One entry of a models reply. */
+typedef struct {
+    eng_str_t id;            /* model id */
+    eng_str_t owned_by;      /* owner */
+    uint32_t context_length; /* tokens, 0 = unknown */
+    uint32_t max_output;     /* tokens, 0 = unknown */
+    uint32_t caps;           /* ENG_CAP_* bits */
+    uint32_t endpoints;      /* endpoints serving it */
+    bool free;               /* a $0 endpoint exists */
+    /* Cheapest enabled endpoint's prices; negative when not given.
+     * Token prices in USD per 1M tokens, fees in USD. */
+    double prompt, completion, cache_read, cache_write, request, image;
+} proto_model_info_t;
+
+/* Walks the `models` array of a models reply without allocating. */
+typedef struct {
+    const void *buf; /* the reply */
+    size_t len;      /* its size */
+    size_t pos;      /* offset of the next entry */
+    uint32_t left;   /* entries not yet returned */
+} proto_models_iter_t;
+
+/* Finds the models array in a reply. PROTO_ERR_ENGINE when ok is false. */
+int proto_models_iter_init(proto_models_iter_t *it, const void *buf, size_t len,
+                           proto_error_t *err);
+/* 1 with *out filled, 0 at the end, or a negative proto_err_t. */
+int proto_models_iter_next(proto_models_iter_t *it, proto_model_info_t *out, proto_error_t *err);
+
+/* Any msgpack value as JSON text (for logs, tools and examples). Strings are
+ * escaped; bin is hex, ext is null. Appends to `out` (NUL-terminated). */
+int proto_to_json(const void *buf, size_t len, proto_buf_t *out, proto_error_t *err);
+
+#endif

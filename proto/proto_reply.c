@@ -1,0 +1,885 @@
+/* proto_reply.c - reply maps: encoders (engine) and decoders (clients).
+ *
+ * Encoders write with msgpack-c's packer into a proto_buf_t, so the route
+ * reply costs no allocation when the buffer is fixed or already grown. Every
+ * reply map starts with v, id (when the request had one) and ok, so a client
+ * can match and classify a reply from its first bytes. Names in a decision
+ * borrow from the policy snapshot; the encoder copies them into the frame.
+ *
+ * The decoder is the mirror image for clients: the common head, the decision
+ * fields, and an iterator over a models reply, all zero-copy.
+ */
+#include "proto_mp.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void s_key(msgpack_packer *pk, const char *k)
+{
+    proto_pack_cstr(pk, k);
+}
+
+static int s_done(const proto_buf_t *b)
+{
+    return b->overflow ? PROTO_ERR_NOSPACE : PROTO_OK;
+}
+
+/* Map header plus v, id and ok; `extra` counts the caller's keys. */
+static void s_head(msgpack_packer *pk, const proto_id_t *id, bool ok, uint32_t extra)
+{
+    bool has_id = id && id->kind != PROTO_ID_NONE;
+    msgpack_pack_map(pk, 2 + has_id + extra);
+    s_key(pk, "v");
+    msgpack_pack_uint32(pk, PROTO_VERSION);
+    if (has_id) {
+        s_key(pk, "id");
+        proto_pack_id(pk, id);
+    }
+    s_key(pk, "ok");
+    if (ok) {
+        msgpack_pack_true(pk);
+    } else {
+        msgpack_pack_false(pk);
+    }
+}
+
+static void s_error_value(msgpack_packer *pk, eng_status_t code, const char *message)
+{
+    msgpack_pack_map(pk, 2);
+    s_key(pk, "code");
+    proto_pack_cstr(pk, eng_status_name(code));
+    s_key(pk, "message");
+    proto_pack_text(pk, message ? message : "", message ? strlen(message) : 0);
+}
+
+int proto_reply_error(proto_buf_t *b, const proto_id_t *id, eng_status_t code, const char *message)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, false, 1);
+    s_key(&pk, "error");
+    s_error_value(&pk, code == ENG_OK ? ENG_E_INTERNAL : code, message);
+    return s_done(b);
+}
+
+/* Model id of an endpoint, from the catalog's model array. */
+static const char *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep)
+{
+    size_t n = 0;
+    const eng_model_t *models = cat ? eng_catalog_models(cat, &n) : NULL;
+    if (!models || ep->model >= n) {
+        return "";
+    }
+    return models[ep->model].id;
+}
+
+/* Number of decision keys after the head (kept next to the writer below). */
+#define S_DECISION_KEYS 9
+
+static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const eng_catalog_t *cat)
+{
+    s_key(pk, "model");
+    proto_pack_cstr(pk,
+                    d->model ? d->model->id : (d->endpoint ? s_ep_model(cat, d->endpoint) : ""));
+    s_key(pk, "provider");
+    proto_pack_cstr(pk, d->endpoint ? d->endpoint->provider : "");
+    s_key(pk, "provider_model");
+    proto_pack_cstr(pk, d->endpoint ? d->endpoint->native_id : "");
+    s_key(pk, "tier");
+    proto_pack_cstr(pk, d->tier_name ? d->tier_name : "");
+    s_key(pk, "rule");
+    proto_pack_cstr(pk, d->rule ? d->rule : "");
+    s_key(pk, "cost_usd");
+    msgpack_pack_double(pk, eng_pusd_to_usd(d->cost.total));
+    s_key(pk, "cost_pusd");
+    msgpack_pack_map(pk, 5);
+    s_key(pk, "input");
+    msgpack_pack_int64(pk, d->cost.input);
+    s_key(pk, "output");
+    msgpack_pack_int64(pk, d->cost.output);
+    s_key(pk, "cache");
+    msgpack_pack_int64(pk, d->cost.cache);
+    s_key(pk, "fees");
+    msgpack_pack_int64(pk, d->cost.fees);
+    s_key(pk, "total");
+    msgpack_pack_int64(pk, d->cost.total);
+    s_key(pk, "output_tokens");
+    msgpack_pack_int64(pk, d->output_tokens);
+    uint32_t nf = d->nfallbacks > ENG_MAX_FALLBACKS ? ENG_MAX_FALLBACKS : d->nfallbacks;
+    s_key(pk, "fallbacks");
+    msgpack_pack_array(pk, nf);
+    for (uint32_t i = 0; i < nf; i++) {
+        const eng_endpoint_t *ep = d->fallbacks[i];
+        msgpack_pack_map(pk, 3);
+        s_key(pk, "model");
+        proto_pack_cstr(pk, ep ? s_ep_model(cat, ep) : "");
+        s_key(pk, "provider");
+        proto_pack_cstr(pk, ep ? ep->provider : "");
+        s_key(pk, "provider_model");
+        proto_pack_cstr(pk, ep ? ep->native_id : "");
+    }
+}
+
+int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
+                         const eng_catalog_t *cat)
+{
+    if (d->status != ENG_OK) {
+        return proto_reply_error(b, id, d->status, d->message);
+    }
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, S_DECISION_KEYS);
+    s_decision_fields(&pk, d, cat);
+    return s_done(b);
+}
+
+static void s_trace(msgpack_packer *pk, const eng_trace_t *t, const eng_policy_t *pol)
+{
+    const eng_catalog_t *cat = pol ? eng_policy_catalog(pol) : NULL;
+    msgpack_pack_map(pk, 4);
+    s_key(pk, "hints");
+    uint32_t nh = 0;
+    while (nh < 64 && t->hint_names[nh]) {
+        nh++;
+    }
+    msgpack_pack_array(pk, nh);
+    for (uint32_t i = 0; i < nh; i++) {
+        proto_pack_cstr(pk, t->hint_names[i]);
+    }
+    s_key(pk, "rules");
+    uint32_t nr = t->nrules_tried > 32 ? 32 : t->nrules_tried;
+    msgpack_pack_array(pk, nr);
+    for (uint32_t i = 0; i < nr; i++) {
+        proto_pack_cstr(pk, t->rules_tried[i]);
+    }
+    s_key(pk, "candidates");
+    size_t nc = t->n > t->cap ? t->cap : t->n;
+    msgpack_pack_array(pk, nc);
+    int ntiers = pol ? eng_policy_tier_count(pol) : 0;
+    for (size_t i = 0; i < nc; i++) {
+        const eng_trace_entry_t *e = &t->entries[i];
+        msgpack_pack_map(pk, 6);
+        s_key(pk, "model");
+        proto_pack_cstr(pk, e->endpoint ? s_ep_model(cat, e->endpoint) : "");
+        s_key(pk, "provider");
+        proto_pack_cstr(pk, e->endpoint ? e->endpoint->provider : "");
+        s_key(pk, "tier");
+        proto_pack_cstr(pk, (e->tier >= 0 && e->tier < ntiers) ? eng_policy_tier_name(pol, e->tier)
+                                                               : "");
+        s_key(pk, "reason");
+        proto_pack_cstr(pk, eng_reject_name(e->reason));
+        s_key(pk, "cost_usd");
+        msgpack_pack_double(pk, eng_pusd_to_usd(e->cost));
+        s_key(pk, "cost_pusd");
+        msgpack_pack_int64(pk, e->cost);
+    }
+    s_key(pk, "dropped");
+    msgpack_pack_uint64(pk, t->dropped + (t->n > t->cap ? t->n - t->cap : 0));
+}
+
+int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
+                        const eng_trace_t *t, const eng_policy_t *pol)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    bool ok = d->status == ENG_OK;
+    s_head(&pk, id, ok, (ok ? S_DECISION_KEYS : 1) + 1);
+    if (ok) {
+        s_decision_fields(&pk, d, pol ? eng_policy_catalog(pol) : NULL);
+    } else {
+        s_key(&pk, "error");
+        s_error_value(&pk, d->status, d->message);
+    }
+    s_key(&pk, "trace");
+    s_trace(&pk, t, pol);
+    return s_done(b);
+}
+
+/* Models ---------------------------------------------------------------------- */
+
+static const struct {
+    uint32_t bit;     /* ENG_CAP_* */
+    const char *name; /* wire name */
+} s_caps[] = {
+    {ENG_CAP_VISION, "vision"},
+    {ENG_CAP_TOOLS, "tools"},
+    {ENG_CAP_JSON, "json"},
+    {ENG_CAP_REASONING, "reasoning"},
+};
+
+#define S_NCAPS (sizeof s_caps / sizeof s_caps[0])
+
+/* Pricing keys: token prices in USD per 1M tokens, fees in USD. */
+static void s_pricing(msgpack_packer *pk, const eng_price_t *p)
+{
+    const struct {
+        const char *name;
+        eng_pusd_t v;
+        double div; /* picodollars per token / 1e6 = USD per 1M tokens */
+    } rows[] = {
+        {"prompt", p->input, 1e6},          {"completion", p->output, 1e6},
+        {"cache_read", p->cache_read, 1e6}, {"cache_write", p->cache_write, 1e6},
+        {"request", p->per_request, 1e12},  {"image", p->per_image, 1e12},
+    };
+    uint32_t n = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        n += rows[i].v != ENG_PRICE_NA;
+    }
+    msgpack_pack_map(pk, n);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (rows[i].v != ENG_PRICE_NA) {
+            s_key(pk, rows[i].name);
+            msgpack_pack_double(pk, (double)rows[i].v / rows[i].div);
+        }
+    }
+}
+
+int proto_models_encode(proto_buf_t *b, const eng_catalog_t *cat)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    size_t nm = 0, ne = 0;
+    const eng_model_t *models = eng_catalog_models(cat, &nm);
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &ne);
+    uint32_t listed = 0;
+    for (size_t i = 0; i < nm; i++) {
+        listed += models[i].floor_ep >= 0;
+    }
+    msgpack_pack_array(&pk, listed);
+    for (size_t i = 0; i < nm; i++) {
+        const eng_model_t *m = &models[i];
+        if (m->floor_ep < 0 || (size_t)m->floor_ep >= ne) {
+            continue; /* no enabled endpoint: not offered */
+        }
+        msgpack_pack_map(&pk, 9);
+        s_key(&pk, "id");
+        proto_pack_cstr(&pk, m->id);
+        s_key(&pk, "owned_by");
+        proto_pack_cstr(&pk, m->owner);
+        s_key(&pk, "context_length");
+        msgpack_pack_uint32(&pk, m->context_length);
+        s_key(&pk, "max_output");
+        msgpack_pack_uint32(&pk, m->max_output);
+        s_key(&pk, "caps");
+        uint32_t nc = 0;
+        for (size_t c = 0; c < S_NCAPS; c++) {
+            nc += (m->caps & s_caps[c].bit) != 0;
+        }
+        msgpack_pack_array(&pk, nc);
+        for (size_t c = 0; c < S_NCAPS; c++) {
+            if (m->caps & s_caps[c].bit) {
+                proto_pack_cstr(&pk, s_caps[c].name);
+            }
+        }
+        s_key(&pk, "endpoints");
+        msgpack_pack_uint32(&pk, m->ep_count);
+        s_key(&pk, "providers");
+        uint32_t first = m->ep_first, count = m->ep_count;
+        if (first > ne || count > ne - first) {
+            count = 0;
+        }
+        msgpack_pack_array(&pk, count);
+        for (uint32_t e = 0; e < count; e++) {
+            proto_pack_cstr(&pk, eps[first + e].provider);
+        }
+        s_key(&pk, "free");
+        if (m->free_ep >= 0) {
+            msgpack_pack_true(&pk);
+        } else {
+            msgpack_pack_false(&pk);
+        }
+        s_key(&pk, "pricing");
+        s_pricing(&pk, &eps[m->floor_ep].price);
+    }
+    return s_done(b);
+}
+
+int proto_reply_models(proto_buf_t *b, const proto_id_t *id, const void *models, size_t len)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, 1);
+    s_key(&pk, "models");
+    if (!models || len == 0) {
+        msgpack_pack_array(&pk, 0);
+    } else {
+        proto_buf_append(b, models, len);
+    }
+    return s_done(b);
+}
+
+int proto_reply_ping(proto_buf_t *b, const proto_id_t *id, uint64_t policy_version,
+                     const char *engine_version)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, 2);
+    s_key(&pk, "policy_version");
+    msgpack_pack_uint64(&pk, policy_version);
+    s_key(&pk, "version");
+    proto_pack_cstr(&pk, engine_version);
+    return s_done(b);
+}
+
+static void s_diags(msgpack_packer *pk, const char *const *diags, uint32_t n)
+{
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *s = diags[i] ? diags[i] : "";
+        proto_pack_text(pk, s, strlen(s));
+    }
+}
+
+int proto_reply_reload(proto_buf_t *b, const proto_id_t *id, const proto_reload_info_t *r)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, r->ok, r->ok ? 2 : 3);
+    s_key(&pk, "policy_version");
+    msgpack_pack_uint64(&pk, r->policy_version);
+    s_key(&pk, "diagnostics");
+    s_diags(&pk, r->diags, r->ndiags);
+    if (!r->ok) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "reload rejected, version %llu keeps serving%s%s",
+                 (unsigned long long)r->policy_version, r->ndiags ? ": " : "",
+                 r->ndiags && r->diags[0] ? r->diags[0] : "");
+        s_key(&pk, "error");
+        s_error_value(&pk, ENG_E_BAD_REQUEST, msg);
+    }
+    return s_done(b);
+}
+
+static void s_reload_info(msgpack_packer *pk, const proto_reload_info_t *r)
+{
+    msgpack_pack_map(pk, 5);
+    s_key(pk, "ok");
+    if (r->ok) {
+        msgpack_pack_true(pk);
+    } else {
+        msgpack_pack_false(pk);
+    }
+    s_key(pk, "at");
+    msgpack_pack_double(pk, r->at);
+    s_key(pk, "trigger");
+    proto_pack_cstr(pk, r->trigger ? r->trigger : "");
+    s_key(pk, "policy_version");
+    msgpack_pack_uint64(pk, r->policy_version);
+    s_key(pk, "diagnostics");
+    s_diags(pk, r->diags, r->ndiags);
+}
+
+int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t *s)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, 14);
+    s_key(&pk, "policy_version");
+    msgpack_pack_uint64(&pk, s->policy_version);
+    s_key(&pk, "uptime_s");
+    msgpack_pack_double(&pk, s->uptime_s);
+    s_key(&pk, "threads");
+    msgpack_pack_uint32(&pk, s->threads);
+    s_key(&pk, "policy");
+    proto_pack_cstr(&pk, s->policy);
+    s_key(&pk, "catalogs");
+    msgpack_pack_array(&pk, s->ncatalogs);
+    for (uint32_t i = 0; i < s->ncatalogs; i++) {
+        proto_pack_cstr(&pk, s->catalogs[i]);
+    }
+    s_key(&pk, "models");
+    msgpack_pack_uint64(&pk, s->models);
+    s_key(&pk, "endpoints");
+    msgpack_pack_uint64(&pk, s->endpoints);
+    s_key(&pk, "requests");
+    msgpack_pack_map(&pk, PROTO_OP_COUNT);
+    for (int i = 0; i < PROTO_OP_COUNT; i++) {
+        s_key(&pk, proto_op_name((proto_op_t)i));
+        msgpack_pack_uint64(&pk, s->requests[i]);
+    }
+    s_key(&pk, "errors");
+    msgpack_pack_map(&pk, ENG_STATUS_COUNT - 1);
+    for (int i = 1; i < ENG_STATUS_COUNT; i++) {
+        s_key(&pk, eng_status_name((eng_status_t)i));
+        msgpack_pack_uint64(&pk, s->errors[i]);
+    }
+    s_key(&pk, "malformed");
+    msgpack_pack_uint64(&pk, s->malformed);
+    s_key(&pk, "dropped");
+    msgpack_pack_uint64(&pk, s->dropped);
+    s_key(&pk, "reloads_ok");
+    msgpack_pack_uint64(&pk, s->reloads_ok);
+    s_key(&pk, "reloads_failed");
+    msgpack_pack_uint64(&pk, s->reloads_failed);
+    s_key(&pk, "last_reload");
+    s_reload_info(&pk, &s->last_reload);
+    return s_done(b);
+}
+
+/* Decoder ------------------------------------------------------------------- */
+
+static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
+{
+    if (err) {
+        err->code = code;
+        err->offset = offset;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static bool s_is(const proto_mp_val_t *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->type == PROTO_MP_STR && k->len == n && memcmp(k->ptr, name, n) == 0;
+}
+
+/* Reads a value expected to be of `type` (integers: UINT also for INT when
+ * signed_ok). On mismatch, fails naming `key`. */
+static int s_read(proto_rd_t *rd, proto_mp_type_t type, const char *key, proto_mp_val_t *v,
+                  proto_error_t *err)
+{
+    size_t off = proto_rd_offset(rd);
+    int rc = proto_rd_next(rd, v);
+    if (rc != PROTO_OK) {
+        return s_fail(err, rc, off, "%s: %s", key,
+                      rc == PROTO_ERR_TRUNCATED ? "reply ends inside the value"
+                                                : "invalid msgpack byte");
+    }
+    bool match = v->type == type || (type == PROTO_MP_FLOAT && v->type == PROTO_MP_UINT) ||
+                 (type == PROTO_MP_INT && v->type == PROTO_MP_UINT);
+    if (!match) {
+        return s_fail(err, PROTO_ERR_TYPE, off, "%s: expected %s, got %s", key,
+                      proto_mp_type_name(type), proto_mp_type_name(v->type));
+    }
+    return PROTO_OK;
+}
+
+static int s_read_str(proto_rd_t *rd, const char *key, eng_str_t *out, proto_error_t *err)
+{
+    proto_mp_val_t v;
+    int rc = s_read(rd, PROTO_MP_STR, key, &v, err);
+    if (rc == PROTO_OK) {
+        out->ptr = v.ptr;
+        out->len = v.len;
+    }
+    return rc;
+}
+
+static int s_read_i64(proto_rd_t *rd, const char *key, int64_t *out, proto_error_t *err)
+{
+    proto_mp_val_t v;
+    int rc = s_read(rd, PROTO_MP_INT, key, &v, err);
+    if (rc != PROTO_OK) {
+        return rc;
+    }
+    if (v.type == PROTO_MP_UINT) {
+        if (v.u > INT64_MAX) {
+            return s_fail(err, PROTO_ERR_RANGE, proto_rd_offset(rd), "%s: out of range", key);
+        }
+        *out = (int64_t)v.u;
+    } else {
+        *out = v.i;
+    }
+    return PROTO_OK;
+}
+
+static double s_num(const proto_mp_val_t *v)
+{
+    return v->type == PROTO_MP_UINT ? (double)v->u : v->f;
+}
+
+static int s_skip(proto_rd_t *rd, proto_error_t *err)
+{
+    size_t off = proto_rd_offset(rd);
+    int rc = proto_rd_skip(rd);
+    if (rc != PROTO_OK) {
+        return s_fail(err, rc, off, "reply ends inside a value");
+    }
+    return PROTO_OK;
+}
+
+static int s_dec_error(proto_rd_t *rd, proto_reply_t *out, proto_error_t *err)
+{
+    proto_mp_val_t m;
+    int rc = s_read(rd, PROTO_MP_MAP, "error", &m, err);
+    for (uint32_t i = 0; rc == PROTO_OK && i < m.n; i++) {
+        proto_mp_val_t k;
+        rc = s_read(rd, PROTO_MP_STR, "error key", &k, err);
+        if (rc != PROTO_OK) {
+            break;
+        }
+        if (s_is(&k, "code")) {
+            rc = s_read_str(rd, "error.code", &out->code, err);
+        } else if (s_is(&k, "message")) {
+            rc = s_read_str(rd, "error.message", &out->message, err);
+        } else {
+            rc = s_skip(rd, err);
+        }
+    }
+    return rc;
+}
+
+static int s_dec_cost(proto_rd_t *rd, eng_cost_t *c, proto_error_t *err)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } parts[] = {
+        {"input", offsetof(eng_cost_t, input)}, {"output", offsetof(eng_cost_t, output)},
+        {"cache", offsetof(eng_cost_t, cache)}, {"fees", offsetof(eng_cost_t, fees)},
+        {"total", offsetof(eng_cost_t, total)},
+    };
+    proto_mp_val_t m;
+    int rc = s_read(rd, PROTO_MP_MAP, "cost_pusd", &m, err);
+    for (uint32_t i = 0; rc == PROTO_OK && i < m.n; i++) {
+        proto_mp_val_t k;
+        rc = s_read(rd, PROTO_MP_STR, "cost_pusd key", &k, err);
+        if (rc != PROTO_OK) {
+            break;
+        }
+        size_t p = 0;
+        while (p < sizeof parts / sizeof parts[0] && !s_is(&k, parts[p].name)) {
+            p++;
+        }
+        if (p == sizeof parts / sizeof parts[0]) {
+            rc = s_skip(rd, err);
+        } else {
+            rc = s_read_i64(rd, "cost_pusd", (int64_t *)((char *)c + parts[p].off), err);
+        }
+    }
+    return rc;
+}
+
+static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *err)
+{
+    proto_mp_val_t a;
+    int rc = s_read(rd, PROTO_MP_ARRAY, "fallbacks", &a, err);
+    for (uint32_t i = 0; rc == PROTO_OK && i < a.n; i++) {
+        proto_fallback_t junk, *fb = i < ENG_MAX_FALLBACKS ? &out->fallbacks[i] : &junk;
+        memset(fb, 0, sizeof *fb);
+        proto_mp_val_t m;
+        rc = s_read(rd, PROTO_MP_MAP, "fallbacks[]", &m, err);
+        for (uint32_t j = 0; rc == PROTO_OK && j < m.n; j++) {
+            proto_mp_val_t k;
+            rc = s_read(rd, PROTO_MP_STR, "fallbacks[] key", &k, err);
+            if (rc != PROTO_OK) {
+                break;
+            }
+            if (s_is(&k, "model")) {
+                rc = s_read_str(rd, "fallbacks[].model", &fb->model, err);
+            } else if (s_is(&k, "provider")) {
+                rc = s_read_str(rd, "fallbacks[].provider", &fb->provider, err);
+            } else if (s_is(&k, "provider_model")) {
+                rc = s_read_str(rd, "fallbacks[].provider_model", &fb->provider_model, err);
+            } else {
+                rc = s_skip(rd, err);
+            }
+        }
+    }
+    if (rc == PROTO_OK) {
+        out->nfallbacks = a.n > ENG_MAX_FALLBACKS ? ENG_MAX_FALLBACKS : a.n;
+    }
+    return rc;
+}
+
+/* One key of the reply map. */
+static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out, uint32_t *seen,
+                     proto_error_t *err)
+{
+    static const struct {
+        const char *name;
+        size_t off; /* of the eng_str_t in proto_reply_t */
+    } strs[] = {
+        {"model", offsetof(proto_reply_t, model)},
+        {"provider", offsetof(proto_reply_t, provider)},
+        {"provider_model", offsetof(proto_reply_t, provider_model)},
+        {"tier", offsetof(proto_reply_t, tier)},
+        {"rule", offsetof(proto_reply_t, rule)},
+    };
+    proto_mp_val_t v;
+    int rc;
+    if (s_is(k, "v")) {
+        rc = s_read(rd, PROTO_MP_UINT, "v", &v, err);
+        if (rc == PROTO_OK) {
+            if (v.u != PROTO_VERSION) {
+                return s_fail(err, PROTO_ERR_VERSION, proto_rd_offset(rd),
+                              "v: unsupported protocol version %llu", (unsigned long long)v.u);
+            }
+            out->v = (uint32_t)v.u;
+            *seen |= 1;
+        }
+        return rc;
+    }
+    if (s_is(k, "id")) {
+        size_t off = proto_rd_offset(rd);
+        rc = proto_rd_next(rd, &v);
+        if (rc != PROTO_OK) {
+            return s_fail(err, rc, off, "id: reply ends inside the value");
+        }
+        if (v.type == PROTO_MP_UINT) {
+            out->id = proto_id_uint(v.u);
+        } else if (v.type == PROTO_MP_STR) {
+            out->id.kind = PROTO_ID_STR;
+            out->id.str.ptr = v.ptr;
+            out->id.str.len = v.len;
+        } else if (v.type != PROTO_MP_NIL) {
+            return s_fail(err, PROTO_ERR_TYPE, off, "id: expected integer or string, got %s",
+                          proto_mp_type_name(v.type));
+        }
+        return PROTO_OK;
+    }
+    if (s_is(k, "ok")) {
+        rc = s_read(rd, PROTO_MP_BOOL, "ok", &v, err);
+        if (rc == PROTO_OK) {
+            out->ok = v.b;
+            *seen |= 2;
+        }
+        return rc;
+    }
+    if (s_is(k, "error")) {
+        return s_dec_error(rd, out, err);
+    }
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (s_is(k, strs[i].name)) {
+            return s_read_str(rd, strs[i].name, (eng_str_t *)((char *)out + strs[i].off), err);
+        }
+    }
+    if (s_is(k, "cost_usd")) {
+        rc = s_read(rd, PROTO_MP_FLOAT, "cost_usd", &v, err);
+        if (rc == PROTO_OK) {
+            out->cost_usd = s_num(&v);
+        }
+        return rc;
+    }
+    if (s_is(k, "cost_pusd")) {
+        return s_dec_cost(rd, &out->cost, err);
+    }
+    if (s_is(k, "output_tokens")) {
+        return s_read_i64(rd, "output_tokens", &out->output_tokens, err);
+    }
+    if (s_is(k, "fallbacks")) {
+        return s_dec_fallbacks(rd, out, err);
+    }
+    if (s_is(k, "policy_version")) {
+        rc = s_read(rd, PROTO_MP_UINT, "policy_version", &v, err);
+        if (rc == PROTO_OK) {
+            out->policy_version = v.u;
+        }
+        return rc;
+    }
+    return s_skip(rd, err);
+}
+
+int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->status = ENG_E_INTERNAL;
+    if (err) {
+        err->code = PROTO_OK;
+        err->offset = 0;
+        err->msg[0] = '\0';
+    }
+    proto_rd_t rd;
+    proto_rd_init(&rd, buf, len);
+    proto_mp_val_t top;
+    if (len == 0) {
+        return s_fail(err, PROTO_ERR_NOT_MAP, 0, "empty frame: expected a msgpack map");
+    }
+    int rc = s_read(&rd, PROTO_MP_MAP, "reply", &top, err);
+    if (rc != PROTO_OK) {
+        return rc == PROTO_ERR_TYPE ? s_fail(err, PROTO_ERR_NOT_MAP, 0, "reply: expected a map")
+                                    : rc;
+    }
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < top.n; i++) {
+        proto_mp_val_t k;
+        size_t off = proto_rd_offset(&rd);
+        rc = proto_rd_next(&rd, &k);
+        if (rc != PROTO_OK) {
+            return s_fail(err, rc, off, "reply ends inside a key");
+        }
+        if (k.type != PROTO_MP_STR) {
+            return s_fail(err, PROTO_ERR_TYPE, off, "reply key: expected string, got %s",
+                          proto_mp_type_name(k.type));
+        }
+        rc = s_dec_key(&rd, &k, out, &seen, err);
+        if (rc != PROTO_OK) {
+            return rc;
+        }
+    }
+    if (rd.p != rd.end) {
+        return s_fail(err, PROTO_ERR_MALFORMED, proto_rd_offset(&rd), "bytes after the reply map");
+    }
+    if (!(seen & 1)) {
+        return s_fail(err, PROTO_ERR_MISSING, 0, "v: required key missing");
+    }
+    if (!(seen & 2)) {
+        return s_fail(err, PROTO_ERR_MISSING, 0, "ok: required key missing");
+    }
+    if (out->ok) {
+        out->status = ENG_OK;
+    } else {
+        int st = eng_status_from_name(out->code.ptr ? out->code.ptr : "", out->code.len);
+        out->status = st > 0 ? (eng_status_t)st : ENG_E_INTERNAL;
+    }
+    return PROTO_OK;
+}
+
+/* Models reply iterator ------------------------------------------------------- */
+
+int proto_models_iter_init(proto_models_iter_t *it, const void *buf, size_t len, proto_error_t *err)
+{
+    memset(it, 0, sizeof *it);
+    proto_reply_t head;
+    int rc = proto_reply_decode(buf, len, &head, err);
+    if (rc != PROTO_OK) {
+        return rc;
+    }
+    if (!head.ok) {
+        return s_fail(err, PROTO_ERR_ENGINE, 0, "engine error %.*s: %.*s", (int)head.code.len,
+                      head.code.ptr ? head.code.ptr : "", (int)head.message.len,
+                      head.message.ptr ? head.message.ptr : "");
+    }
+    /* The reply is well formed: walk to the models key. */
+    proto_rd_t rd;
+    proto_mp_val_t top, k, v;
+    proto_rd_init(&rd, buf, len);
+    proto_rd_next(&rd, &top);
+    for (uint32_t i = 0; i < top.n; i++) {
+        proto_rd_next(&rd, &k);
+        if (s_is(&k, "models")) {
+            rc = s_read(&rd, PROTO_MP_ARRAY, "models", &v, err);
+            if (rc != PROTO_OK) {
+                return rc;
+            }
+            it->buf = buf;
+            it->len = len;
+            it->pos = proto_rd_offset(&rd);
+            it->left = v.n;
+            return PROTO_OK;
+        }
+        proto_rd_skip(&rd);
+    }
+    return s_fail(err, PROTO_ERR_MISSING, 0, "models: required key missing");
+}
+
+static int s_dec_price(proto_rd_t *rd, proto_model_info_t *out, proto_error_t *err)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } rows[] = {
+        {"prompt", offsetof(proto_model_info_t, prompt)},
+        {"completion", offsetof(proto_model_info_t, completion)},
+        {"cache_read", offsetof(proto_model_info_t, cache_read)},
+        {"cache_write", offsetof(proto_model_info_t, cache_write)},
+        {"request", offsetof(proto_model_info_t, request)},
+        {"image", offsetof(proto_model_info_t, image)},
+    };
+    proto_mp_val_t m;
+    int rc = s_read(rd, PROTO_MP_MAP, "pricing", &m, err);
+    for (uint32_t i = 0; rc == PROTO_OK && i < m.n; i++) {
+        proto_mp_val_t k, v;
+        rc = s_read(rd, PROTO_MP_STR, "pricing key", &k, err);
+        if (rc != PROTO_OK) {
+            break;
+        }
+        size_t r = 0;
+        while (r < sizeof rows / sizeof rows[0] && !s_is(&k, rows[r].name)) {
+            r++;
+        }
+        if (r == sizeof rows / sizeof rows[0]) {
+            rc = s_skip(rd, err);
+            continue;
+        }
+        rc = s_read(rd, PROTO_MP_FLOAT, "pricing", &v, err);
+        if (rc == PROTO_OK) {
+            *(double *)((char *)out + rows[r].off) = s_num(&v);
+        }
+    }
+    return rc;
+}
+
+static int s_dec_u32(proto_rd_t *rd, const char *key, uint32_t *out, proto_error_t *err)
+{
+    proto_mp_val_t v;
+    int rc = s_read(rd, PROTO_MP_UINT, key, &v, err);
+    if (rc == PROTO_OK) {
+        *out = v.u > UINT32_MAX ? UINT32_MAX : (uint32_t)v.u;
+    }
+    return rc;
+}
+
+static int s_dec_caps(proto_rd_t *rd, uint32_t *caps, proto_error_t *err)
+{
+    proto_mp_val_t a;
+    int rc = s_read(rd, PROTO_MP_ARRAY, "caps", &a, err);
+    for (uint32_t i = 0; rc == PROTO_OK && i < a.n; i++) {
+        proto_mp_val_t s;
+        rc = s_read(rd, PROTO_MP_STR, "caps[]", &s, err);
+        for (size_t c = 0; rc == PROTO_OK && c < S_NCAPS; c++) {
+            if (s_is(&s, s_caps[c].name)) {
+                *caps |= s_caps[c].bit;
+            }
+        }
+    }
+    return rc;
+}
+
+int proto_models_iter_next(proto_models_iter_t *it, proto_model_info_t *out, proto_error_t *err)
+{
+    if (it->left == 0) {
+        return 0;
+    }
+    proto_rd_t rd;
+    proto_rd_init(&rd, it->buf, it->len);
+    rd.p += it->pos;
+    memset(out, 0, sizeof *out);
+    out->prompt = out->completion = out->cache_read = out->cache_write = -1;
+    out->request = out->image = -1;
+    proto_mp_val_t m;
+    int rc = s_read(&rd, PROTO_MP_MAP, "models[]", &m, err);
+    for (uint32_t i = 0; rc == PROTO_OK && i < m.n; i++) {
+        proto_mp_val_t k, v;
+        rc = s_read(&rd, PROTO_MP_STR, "models[] key", &k, err);
+        if (rc != PROTO_OK) {
+            break;
+        }
+        if (s_is(&k, "id")) {
+            rc = s_read_str(&rd, "id", &out->id, err);
+        } else if (s_is(&k, "owned_by")) {
+            rc = s_read_str(&rd, "owned_by", &out->owned_by, err);
+        } else if (s_is(&k, "context_length")) {
+            rc = s_dec_u32(&rd, "context_length", &out->context_length, err);
+        } else if (s_is(&k, "max_output")) {
+            rc = s_dec_u32(&rd, "max_output", &out->max_output, err);
+        } else if (s_is(&k, "endpoints")) {
+            rc = s_dec_u32(&rd, "endpoints", &out->endpoints, err);
+        } else if (s_is(&k, "caps")) {
+            rc = s_dec_caps(&rd, &out->caps, err);
+        } else if (s_is(&k, "free")) {
+            rc = s_read(&rd, PROTO_MP_BOOL, "free", &v, err);
+            out->free = rc == PROTO_OK && v.b;
+        } else if (s_is(&k, "pricing")) {
+            rc = s_dec_price(&rd, out, err);
+        } else {
+            rc = s_skip(&rd, err);
+        }
+    }
+    if (rc != PROTO_OK) {
+        it->left = 0;
+        return rc;
+    }
+    it->pos = proto_rd_offset(&rd);
+    it->left--;
+    return 1;
+}

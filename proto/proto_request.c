@@ -1,0 +1,706 @@
+/* proto_request.c - the request map: decoder (engine) and encoder (clients).
+ *
+ * The decoder walks the top-level map once with the bounds-checked reader and
+ * dispatches each key through a table; the value is type- and range-checked
+ * and stored straight into eng_features_t, strings borrowed from the frame.
+ * Unknown keys are skipped (forward compatibility), a known key given twice
+ * is an error (two meanings for one request). Nothing is allocated, so the
+ * decoder is safe on the hot path and in the fuzzer.
+ *
+ * When a request is rejected its id is still looked up with a second,
+ * forgiving pass, so a pipelining client can match the error to its request.
+ */
+#include "proto_mp.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Names ------------------------------------------------------------------- */
+
+static const char *const s_op_names[PROTO_OP_COUNT] = {
+    [PROTO_OP_ROUTE] = "route", [PROTO_OP_EXPLAIN] = "explain", [PROTO_OP_MODELS] = "models",
+    [PROTO_OP_STATS] = "stats", [PROTO_OP_RELOAD] = "reload",   [PROTO_OP_PING] = "ping",
+};
+
+const char *proto_op_name(proto_op_t op)
+{
+    if ((unsigned)op < PROTO_OP_COUNT) {
+        return s_op_names[op];
+    }
+    return "unknown";
+}
+
+int proto_op_from_name(const char *name, size_t len)
+{
+    for (int i = 0; i < PROTO_OP_COUNT; i++) {
+        if (strlen(s_op_names[i]) == len && memcmp(s_op_names[i], name, len) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static const char *const s_err_names[PROTO_ERR_COUNT] = {
+    "ok",    "truncated", "malformed", "too_large",  "not_map",  "type",    "range", "missing",
+    "limit", "duplicate", "version",   "unknown_op", "envelope", "nospace", "depth", "engine",
+};
+
+const char *proto_err_name(int code)
+{
+    if (code <= 0 && -code < PROTO_ERR_COUNT) {
+        return s_err_names[-code];
+    }
+    return "unknown";
+}
+
+eng_status_t proto_err_status(int code)
+{
+    switch (code) {
+    case PROTO_OK:
+        return ENG_OK;
+    case PROTO_ERR_UNKNOWN_OP:
+        return ENG_E_UNKNOWN_OP;
+    case PROTO_ERR_NOSPACE:
+        return ENG_E_INTERNAL;
+    default:
+        return ENG_E_BAD_REQUEST;
+    }
+}
+
+bool proto_id_equal(const proto_id_t *a, const proto_id_t *b)
+{
+    if (a->kind != b->kind) {
+        return false;
+    }
+    switch (a->kind) {
+    case PROTO_ID_UINT:
+        return a->num == b->num;
+    case PROTO_ID_STR:
+        return a->str.len == b->str.len &&
+               (a->str.len == 0 || memcmp(a->str.ptr, b->str.ptr, a->str.len) == 0);
+    default:
+        return true;
+    }
+}
+
+void proto_request_init(proto_request_t *req, proto_op_t op)
+{
+    memset(req, 0, sizeof *req);
+    req->v = PROTO_VERSION;
+    req->op = op;
+    eng_features_init(&req->features);
+}
+
+/* Decoder ----------------------------------------------------------------- */
+
+static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
+{
+    if (err) {
+        err->code = code;
+        err->offset = offset;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Context of one decode: the reader, the output and the error. */
+typedef struct {
+    proto_rd_t rd;        /* cursor */
+    proto_request_t *out; /* being filled */
+    proto_error_t *err;   /* where failures go */
+    size_t voff;          /* offset of the current value */
+    const char *key;      /* name of the current key, for messages */
+} s_dec_t;
+
+/* What a value is, for "got ..." in messages: a negative integer shows its value. */
+static const char *s_got(const proto_mp_val_t *v, char *buf, size_t n)
+{
+    if (v->type == PROTO_MP_INT) {
+        snprintf(buf, n, "%lld", (long long)v->i);
+        return buf;
+    }
+    return proto_mp_type_name(v->type);
+}
+
+static int s_type(s_dec_t *d, const proto_mp_val_t *v, const char *expected)
+{
+    char got[32];
+    return s_fail(d->err, PROTO_ERR_TYPE, d->voff, "%s: expected %s, got %s", d->key, expected,
+                  s_got(v, got, sizeof got));
+}
+
+/* A non-negative integer <= max. */
+static int s_uint(s_dec_t *d, const proto_mp_val_t *v, uint64_t max, uint64_t *out)
+{
+    if (v->type == PROTO_MP_INT) {
+        return s_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                      "%s: expected non-negative integer, got %lld", d->key, (long long)v->i);
+    }
+    if (v->type != PROTO_MP_UINT) {
+        return s_type(d, v, "non-negative integer");
+    }
+    if (v->u > max) {
+        return s_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %llu exceeds the maximum %llu", d->key,
+                      (unsigned long long)v->u, (unsigned long long)max);
+    }
+    *out = v->u;
+    return PROTO_OK;
+}
+
+/* A string of at most max bytes; min_len 1 rejects "". */
+static int s_str(s_dec_t *d, const proto_mp_val_t *v, uint32_t max, uint32_t min_len,
+                 eng_str_t *out)
+{
+    if (v->type != PROTO_MP_STR) {
+        return s_type(d, v, "string");
+    }
+    if (v->len > max) {
+        return s_fail(d->err, PROTO_ERR_LIMIT, d->voff, "%s: string of %u bytes exceeds %u", d->key,
+                      v->len, max);
+    }
+    if (v->len < min_len) {
+        return s_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: empty string", d->key);
+    }
+    out->ptr = v->ptr;
+    out->len = v->len;
+    return PROTO_OK;
+}
+
+static int s_key_v(s_dec_t *d, const proto_mp_val_t *v)
+{
+    uint64_t n = 0;
+    int rc = s_uint(d, v, UINT32_MAX, &n);
+    if (rc != PROTO_OK) {
+        return rc;
+    }
+    if (n != PROTO_VERSION) {
+        return s_fail(d->err, PROTO_ERR_VERSION, d->voff,
+                      "v: unsupported protocol version %llu (this side speaks %d)",
+                      (unsigned long long)n, PROTO_VERSION);
+    }
+    d->out->v = (uint32_t)n;
+    return PROTO_OK;
+}
+
+static int s_key_id(s_dec_t *d, const proto_mp_val_t *v)
+{
+    proto_id_t *id = &d->out->id;
+    if (v->type == PROTO_MP_NIL) {
+        id->kind = PROTO_ID_NONE;
+        return PROTO_OK;
+    }
+    if (v->type == PROTO_MP_UINT) {
+        id->kind = PROTO_ID_UINT;
+        id->num = v->u;
+        return PROTO_OK;
+    }
+    if (v->type == PROTO_MP_STR) {
+        eng_str_t s;
+        int rc = s_str(d, v, PROTO_MAX_ID, 0, &s);
+        if (rc == PROTO_OK) {
+            id->kind = PROTO_ID_STR;
+            id->str = s;
+        }
+        return rc;
+    }
+    return s_type(d, v, "non-negative integer or string");
+}
+
+/* Copies up to n bytes as printable ASCII for quoting client text. */
+static void s_printable(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
+    }
+    dst[i] = '\0';
+}
+
+static int s_key_op(s_dec_t *d, const proto_mp_val_t *v)
+{
+    if (v->type != PROTO_MP_STR) {
+        return s_type(d, v, "string");
+    }
+    int op = proto_op_from_name(v->ptr, v->len);
+    if (op < 0) {
+        char shown[33];
+        s_printable(shown, sizeof shown, v->ptr, v->len);
+        return s_fail(d->err, PROTO_ERR_UNKNOWN_OP, d->voff,
+                      "op: unknown operation \"%s\" (expected one of route, explain, models, "
+                      "stats, reload, ping)",
+                      shown);
+    }
+    d->out->op = (proto_op_t)op;
+    return PROTO_OK;
+}
+
+static int s_key_model(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_str(d, v, PROTO_MAX_MODEL, 0, &d->out->features.model);
+}
+
+static int s_tokens(s_dec_t *d, const proto_mp_val_t *v, int64_t *out)
+{
+    uint64_t n = 0;
+    int rc = s_uint(d, v, (uint64_t)ENG_MAX_TOKENS, &n);
+    if (rc == PROTO_OK) {
+        *out = (int64_t)n;
+    }
+    return rc;
+}
+
+static int s_key_prompt(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_tokens(d, v, &d->out->features.prompt_tokens);
+}
+
+static int s_key_output(s_dec_t *d, const proto_mp_val_t *v)
+{
+    if (v->type == PROTO_MP_NIL) {
+        d->out->features.output_tokens = -1;
+        return PROTO_OK;
+    }
+    return s_tokens(d, v, &d->out->features.output_tokens);
+}
+
+static int s_key_cache_read(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_tokens(d, v, &d->out->features.cache_read_tokens);
+}
+
+static int s_key_images(s_dec_t *d, const proto_mp_val_t *v)
+{
+    uint64_t n = 0;
+    int rc = s_uint(d, v, ENG_MAX_IMAGES, &n);
+    if (rc == PROTO_OK) {
+        d->out->features.images = (int64_t)n;
+    }
+    return rc;
+}
+
+static int s_flag(s_dec_t *d, const proto_mp_val_t *v, bool *out)
+{
+    if (v->type == PROTO_MP_NIL) {
+        *out = false;
+        return PROTO_OK;
+    }
+    if (v->type != PROTO_MP_BOOL) {
+        return s_type(d, v, "boolean");
+    }
+    *out = v->b;
+    return PROTO_OK;
+}
+
+static int s_key_vision(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_flag(d, v, &d->out->features.vision);
+}
+
+static int s_key_tools(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_flag(d, v, &d->out->features.tools);
+}
+
+static int s_key_json(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_flag(d, v, &d->out->features.json);
+}
+
+static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
+{
+    eng_features_t *f = &d->out->features;
+    if (v->type == PROTO_MP_NIL) {
+        f->nhints = 0;
+        return PROTO_OK;
+    }
+    if (v->type != PROTO_MP_ARRAY) {
+        return s_type(d, v, "array of strings");
+    }
+    if (v->n > ENG_MAX_HINTS) {
+        return s_fail(d->err, PROTO_ERR_LIMIT, d->voff, "hints: %u entries exceed the maximum %d",
+                      v->n, ENG_MAX_HINTS);
+    }
+    char key[32];
+    const char *saved = d->key;
+    for (uint32_t i = 0; i < v->n; i++) {
+        proto_mp_val_t e;
+        d->voff = proto_rd_offset(&d->rd);
+        int rc = proto_rd_next(&d->rd, &e);
+        if (rc != PROTO_OK) {
+            return s_fail(d->err, rc, d->voff, "hints[%u]: %s", i,
+                          rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                                    : "invalid msgpack byte");
+        }
+        snprintf(key, sizeof key, "hints[%u]", i);
+        d->key = key;
+        rc = s_str(d, &e, PROTO_MAX_HINT, 1, &f->hints[i]);
+        if (rc != PROTO_OK) {
+            return rc;
+        }
+    }
+    d->key = saved;
+    f->nhints = v->n;
+    return PROTO_OK;
+}
+
+static int s_key_budget(s_dec_t *d, const proto_mp_val_t *v)
+{
+    eng_features_t *f = &d->out->features;
+    double usd;
+    if (v->type == PROTO_MP_NIL) {
+        f->has_budget = false;
+        return PROTO_OK;
+    } else if (v->type == PROTO_MP_UINT) {
+        usd = (double)v->u;
+    } else if (v->type == PROTO_MP_INT) {
+        usd = (double)v->i; /* rejected below with the range message */
+    } else if (v->type == PROTO_MP_FLOAT) {
+        usd = v->f;
+    } else {
+        return s_type(d, v, "non-negative number");
+    }
+    if (!isfinite(usd) || usd < 0) {
+        return s_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                      "budget_usd: expected a finite non-negative number");
+    }
+    if (usd > ENG_MAX_BUDGET_USD) {
+        return s_fail(d->err, PROTO_ERR_RANGE, d->voff, "budget_usd: %g exceeds the maximum %g",
+                      usd, ENG_MAX_BUDGET_USD);
+    }
+    f->has_budget = true;
+    f->budget_usd = usd;
+    return PROTO_OK;
+}
+
+static int s_key_group(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_str(d, v, PROTO_MAX_GROUP, 0, &d->out->features.group);
+}
+
+static int s_key_text(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_str(d, v, PROTO_MAX_TEXT, 0, &d->out->features.text);
+}
+
+static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
+{
+    eng_features_t *f = &d->out->features;
+    if (v->type == PROTO_MP_NIL) {
+        f->nmeta = 0;
+        return PROTO_OK;
+    }
+    if (v->type != PROTO_MP_MAP) {
+        return s_type(d, v, "map of strings");
+    }
+    if (v->n > ENG_MAX_META) {
+        return s_fail(d->err, PROTO_ERR_LIMIT, d->voff, "meta: %u entries exceed the maximum %d",
+                      v->n, ENG_MAX_META);
+    }
+    char key[32];
+    const char *saved = d->key;
+    for (uint32_t i = 0; i < v->n; i++) {
+        for (int half = 0; half < 2; half++) {
+            proto_mp_val_t e;
+            d->voff = proto_rd_offset(&d->rd);
+            int rc = proto_rd_next(&d->rd, &e);
+            if (rc != PROTO_OK) {
+                return s_fail(d->err, rc, d->voff, "meta: %s",
+                              rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                                        : "invalid msgpack byte");
+            }
+            snprintf(key, sizeof key, half ? "meta[%u] value" : "meta[%u] key", i);
+            d->key = key;
+            rc = half ? s_str(d, &e, PROTO_MAX_META_VAL, 0, &f->meta_vals[i])
+                      : s_str(d, &e, PROTO_MAX_META_KEY, 1, &f->meta_keys[i]);
+            if (rc != PROTO_OK) {
+                return rc;
+            }
+        }
+    }
+    d->key = saved;
+    f->nmeta = v->n;
+    return PROTO_OK;
+}
+
+typedef int (*s_key_fn)(s_dec_t *d, const proto_mp_val_t *v);
+
+/* Every key the request map knows; order is the bit in the `seen` mask. */
+static const struct {
+    const char *name; /* wire key */
+    s_key_fn fn;      /* checks and stores the value */
+} s_keys[] = {
+    {"v", s_key_v},
+    {"id", s_key_id},
+    {"op", s_key_op},
+    {"model", s_key_model},
+    {"prompt_tokens", s_key_prompt},
+    {"output_tokens", s_key_output},
+    {"cache_read_tokens", s_key_cache_read},
+    {"images", s_key_images},
+    {"vision", s_key_vision},
+    {"tools", s_key_tools},
+    {"json", s_key_json},
+    {"hints", s_key_hints},
+    {"budget_usd", s_key_budget},
+    {"group", s_key_group},
+    {"text", s_key_text},
+    {"meta", s_key_meta},
+};
+
+enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4 };
+#define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
+
+static int s_find_key(const char *name, uint32_t len)
+{
+    for (size_t i = 0; i < S_NKEYS; i++) {
+        if (strlen(s_keys[i].name) == len && memcmp(s_keys[i].name, name, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int s_rd_fail(s_dec_t *d, int rc, const char *what)
+{
+    return s_fail(d->err, rc, proto_rd_offset(&d->rd), "%s: %s", what,
+                  rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                            : "invalid msgpack byte 0xc1");
+}
+
+/* Second pass after a failure: the id alone, ignoring anything else wrong. */
+static void s_salvage_id(const void *buf, size_t len, proto_id_t *id)
+{
+    proto_rd_t rd;
+    proto_mp_val_t v;
+    proto_rd_init(&rd, buf, len);
+    if (proto_rd_next(&rd, &v) != PROTO_OK || v.type != PROTO_MP_MAP) {
+        return;
+    }
+    for (uint32_t i = 0; i < v.n; i++) {
+        proto_mp_val_t k, val;
+        if (proto_rd_next(&rd, &k) != PROTO_OK) {
+            return;
+        }
+        bool is_id = k.type == PROTO_MP_STR && k.len == 2 && memcmp(k.ptr, "id", 2) == 0;
+        if (!is_id) {
+            if ((k.type == PROTO_MP_ARRAY || k.type == PROTO_MP_MAP) && k.n > 0) {
+                return; /* a container key: give up rather than guess */
+            }
+            if (proto_rd_skip(&rd) != PROTO_OK) {
+                return;
+            }
+            continue;
+        }
+        if (proto_rd_next(&rd, &val) != PROTO_OK) {
+            return;
+        }
+        if (val.type == PROTO_MP_UINT) {
+            *id = proto_id_uint(val.u);
+        } else if (val.type == PROTO_MP_STR && val.len <= PROTO_MAX_ID) {
+            id->kind = PROTO_ID_STR;
+            id->str.ptr = val.ptr;
+            id->str.len = val.len;
+        }
+        return;
+    }
+}
+
+static int s_decode_map(s_dec_t *d, size_t len)
+{
+    proto_mp_val_t top;
+    if (len == 0) {
+        return s_fail(d->err, PROTO_ERR_NOT_MAP, 0, "empty frame: expected a msgpack map");
+    }
+    if (len > PROTO_MAX_FRAME) {
+        return s_fail(d->err, PROTO_ERR_TOO_LARGE, 0, "frame of %zu bytes exceeds %d", len,
+                      PROTO_MAX_FRAME);
+    }
+    int rc = proto_rd_next(&d->rd, &top);
+    if (rc != PROTO_OK) {
+        return s_rd_fail(d, rc, "request");
+    }
+    if (top.type != PROTO_MP_MAP) {
+        return s_fail(d->err, PROTO_ERR_NOT_MAP, 0, "expected a map at the top level, got %s",
+                      proto_mp_type_name(top.type));
+    }
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < top.n; i++) {
+        proto_mp_val_t k, v;
+        size_t koff = proto_rd_offset(&d->rd);
+        rc = proto_rd_next(&d->rd, &k);
+        if (rc != PROTO_OK) {
+            return s_rd_fail(d, rc, "map key");
+        }
+        if (k.type != PROTO_MP_STR) {
+            return s_fail(d->err, PROTO_ERR_TYPE, koff, "map key #%u: expected string, got %s",
+                          i + 1, proto_mp_type_name(k.type));
+        }
+        int idx = s_find_key(k.ptr, k.len);
+        if (idx < 0) {
+            rc = proto_rd_skip(&d->rd); /* unknown key: ignored */
+            if (rc != PROTO_OK) {
+                return s_rd_fail(d, rc, "value of an unknown key");
+            }
+            continue;
+        }
+        d->key = s_keys[idx].name;
+        if (seen & (1u << idx)) {
+            return s_fail(d->err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", d->key);
+        }
+        seen |= 1u << idx;
+        d->voff = proto_rd_offset(&d->rd);
+        rc = proto_rd_next(&d->rd, &v);
+        if (rc != PROTO_OK) {
+            return s_rd_fail(d, rc, d->key);
+        }
+        rc = s_keys[idx].fn(d, &v);
+        if (rc != PROTO_OK) {
+            return rc;
+        }
+    }
+    if (d->rd.p != d->rd.end) {
+        return s_fail(d->err, PROTO_ERR_MALFORMED, proto_rd_offset(&d->rd),
+                      "%zu bytes after the request map", (size_t)(d->rd.end - d->rd.p));
+    }
+    if (!(seen & (1u << S_KEY_V))) {
+        return s_fail(d->err, PROTO_ERR_MISSING, 0, "v: required key missing");
+    }
+    if (!(seen & (1u << S_KEY_OP))) {
+        return s_fail(d->err, PROTO_ERR_MISSING, 0, "op: required key missing");
+    }
+    proto_op_t op = d->out->op;
+    if ((op == PROTO_OP_ROUTE || op == PROTO_OP_EXPLAIN) && !(seen & (1u << S_KEY_PROMPT))) {
+        return s_fail(d->err, PROTO_ERR_MISSING, 0, "prompt_tokens: required key missing for %s",
+                      proto_op_name(op));
+    }
+    const eng_features_t *f = &d->out->features;
+    if (f->cache_read_tokens > f->prompt_tokens) {
+        return s_fail(d->err, PROTO_ERR_RANGE, 0,
+                      "cache_read_tokens: %lld exceeds prompt_tokens %lld",
+                      (long long)f->cache_read_tokens, (long long)f->prompt_tokens);
+    }
+    return PROTO_OK;
+}
+
+int proto_request_decode(const void *buf, size_t len, proto_request_t *out, proto_error_t *err)
+{
+    s_dec_t d = {.out = out, .err = err, .key = "request"};
+    proto_request_init(out, PROTO_OP_PING);
+    out->v = 0;
+    if (err) {
+        err->code = PROTO_OK;
+        err->offset = 0;
+        err->msg[0] = '\0';
+    }
+    proto_rd_init(&d.rd, buf, len);
+    int rc = s_decode_map(&d, len);
+    if (rc != PROTO_OK) {
+        proto_id_t id = {0};
+        s_salvage_id(buf, len, &id);
+        proto_request_init(out, PROTO_OP_PING);
+        out->v = 0;
+        out->id = id;
+    }
+    return rc;
+}
+
+/* Encoder ----------------------------------------------------------------- */
+
+static void s_key(msgpack_packer *pk, const char *k)
+{
+    proto_pack_cstr(pk, k);
+}
+
+int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    const eng_features_t *f = &req->features;
+    bool feat = req->op == PROTO_OP_ROUTE || req->op == PROTO_OP_EXPLAIN;
+    uint32_t n = 2 + (req->id.kind != PROTO_ID_NONE);
+    if (feat) {
+        n += 1 + (f->model.len > 0) + (f->output_tokens >= 0) + (f->cache_read_tokens > 0) +
+             (f->images > 0) + f->vision + f->tools + f->json + (f->nhints > 0) + f->has_budget +
+             (f->group.len > 0) + (f->text.len > 0) + (f->nmeta > 0);
+    }
+    msgpack_pack_map(&pk, n);
+    s_key(&pk, "v");
+    msgpack_pack_uint32(&pk, req->v ? req->v : PROTO_VERSION);
+    if (req->id.kind != PROTO_ID_NONE) {
+        s_key(&pk, "id");
+        proto_pack_id(&pk, &req->id);
+    }
+    s_key(&pk, "op");
+    proto_pack_cstr(&pk, proto_op_name(req->op));
+    if (feat) {
+        if (f->model.len > 0) {
+            s_key(&pk, "model");
+            proto_pack_strn(&pk, f->model.ptr, f->model.len);
+        }
+        s_key(&pk, "prompt_tokens");
+        msgpack_pack_int64(&pk, f->prompt_tokens);
+        if (f->output_tokens >= 0) {
+            s_key(&pk, "output_tokens");
+            msgpack_pack_int64(&pk, f->output_tokens);
+        }
+        if (f->cache_read_tokens > 0) {
+            s_key(&pk, "cache_read_tokens");
+            msgpack_pack_int64(&pk, f->cache_read_tokens);
+        }
+        if (f->images > 0) {
+            s_key(&pk, "images");
+            msgpack_pack_int64(&pk, f->images);
+        }
+        if (f->vision) {
+            s_key(&pk, "vision");
+            msgpack_pack_true(&pk);
+        }
+        if (f->tools) {
+            s_key(&pk, "tools");
+            msgpack_pack_true(&pk);
+        }
+        if (f->json) {
+            s_key(&pk, "json");
+            msgpack_pack_true(&pk);
+        }
+        if (f->nhints > 0) {
+            uint32_t nh = f->nhints > ENG_MAX_HINTS ? ENG_MAX_HINTS : f->nhints;
+            s_key(&pk, "hints");
+            msgpack_pack_array(&pk, nh);
+            for (uint32_t i = 0; i < nh; i++) {
+                proto_pack_strn(&pk, f->hints[i].ptr, f->hints[i].len);
+            }
+        }
+        if (f->has_budget) {
+            s_key(&pk, "budget_usd");
+            msgpack_pack_double(&pk, f->budget_usd);
+        }
+        if (f->group.len > 0) {
+            s_key(&pk, "group");
+            proto_pack_strn(&pk, f->group.ptr, f->group.len);
+        }
+        if (f->text.len > 0) {
+            s_key(&pk, "text");
+            proto_pack_strn(&pk, f->text.ptr, f->text.len);
+        }
+        if (f->nmeta > 0) {
+            uint32_t nm = f->nmeta > ENG_MAX_META ? ENG_MAX_META : f->nmeta;
+            s_key(&pk, "meta");
+            msgpack_pack_map(&pk, nm);
+            for (uint32_t i = 0; i < nm; i++) {
+                proto_pack_strn(&pk, f->meta_keys[i].ptr, f->meta_keys[i].len);
+                proto_pack_strn(&pk, f->meta_vals[i].ptr, f->meta_vals[i].len);
+            }
+        }
+    }
+    return b->overflow ? PROTO_ERR_NOSPACE : PROTO_OK;
+}
