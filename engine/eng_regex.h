@@ -1,0 +1,91 @@
+/* eng_regex.h - small regular-expression search for policy hint rules.
+ *
+ * A hint rule such as `hint solidity when text ~ /pragma\s+solidity|\bcontract\s+\w+\s*\{/i`
+ * searches the request's text sample on the per-request hot path. eng_regex_match() allocates
+ * nothing, takes no lock, writes nothing but its own stack, and runs in O(len * states) time
+ * whatever the pattern and the text: the pattern is a Thompson NFA simulated one byte at a time,
+ * never backtracking, so hostile text cannot trigger catastrophic cases. Matching is byte-wise:
+ * UTF-8 in patterns and texts passes through as bytes.
+ *
+ * Supported syntax (a subset of Perl/ECMAScript syntax, with the same meanings):
+ *   x              a literal byte: anything but the metacharacters . [ ( ) | * + ? { \ ^ $
+ *                  (] and } alone are literal; escape the others with a backslash)
+ *   .              any byte except newline (\n)
+ *   [abc] [a-z]    a byte class; [^...] its complement. ']' right after '[' or '[^' is literal,
+ *                  '-' first or last is literal. Inside a class: ranges, the escapes below (not
+ *                  \b \B) and POSIX classes [:alpha:] [:digit:] [:alnum:] [:upper:] [:lower:]
+ *                  [:space:] [:blank:] [:punct:] [:print:] [:graph:] [:cntrl:] [:xdigit:] [:word:]
+ *   \d \w \s       digit [0-9]; word byte [A-Za-z0-9_]; space [ \t\n\v\f\r] (ASCII only)
+ *   \D \W \S       their complements (so they match every byte >= 0x80)
+ *   \t \n \r \f \v tab, newline, carriage return, form feed, vertical tab
+ *   \xHH           the byte with hex code HH (exactly two hex digits)
+ *   \. \\ \/ \{ .. a backslash before ASCII punctuation or a space makes it literal
+ *   \b \B          word boundary / not a word boundary (word bytes as for \w)
+ *   ^ $            start / end of the whole text (no multi-line mode: $ does not match before a
+ *                  final newline, and neither matches around inner newlines)
+ *   ( ) (?: )      grouping; both forms group without capturing (a search answers yes or no)
+ *   a|b            alternation, lowest precedence; empty alternatives are allowed: (a|)
+ *   * + ?          0 or more, 1 or more, 0 or 1 of the preceding atom
+ *   {m} {m,} {m,n} bounded repetition, 0 <= m <= n <= ENG_REGEX_MAX_REPEAT (expanded at compile
+ *                  time into copies of the atom)
+ *   *? +? ?? {m,n}?  lazy forms are accepted; they give the same yes/no answer as the greedy ones
+ * Flag ENG_REGEX_ICASE: ASCII letters match either case (literals, ranges, classes; [^a] then
+ * excludes both 'a' and 'A').
+ *
+ * Rejected, each with a message and the byte offset of the problem:
+ *   - the empty pattern: it would match every text (write the rule without a regex instead);
+ *   - an unbalanced '(' (offset of the '(') or ')'; group kinds other than (?: ) such as (?= or
+ *     (?<name>; groups nested deeper than ENG_REGEX_MAX_DEPTH;
+ *   - an unterminated class, a reversed range [z-a], a range with a class end [\d-z], an unknown
+ *     POSIX class, collating elements [.x.] [=x=];
+ *   - a quantifier with nothing to repeat (*a, a|+b, a{2}{3}, a**), after an anchor or word
+ *     boundary (^*, \b+), a '{' that is not a valid bound (a{x}, a{,2}, a{3,2}), counts above
+ *     ENG_REGEX_MAX_REPEAT;
+ *   - unknown escapes (\q, \é), backreferences (\1), a trailing backslash;
+ *   - patterns longer than ENG_REGEX_MAX_LEN bytes, and patterns whose NFA would need more than
+ *     ENG_REGEX_MAX_STATES states. Costs: a literal, class, anchor or \b is 1 state, ? and + add
+ *     1, * adds 2, each | adds 2, and x{m,n} costs m copies of x plus n-m copies of (x and 1).
+ *     So \w{1,300} (600 states) fits, [a-z]{2,600} and (\w+\s+){400} do not.
+ */
+#ifndef ENG_REGEX_H
+#define ENG_REGEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Case-insensitive for ASCII letters. */
+#define ENG_REGEX_ICASE 1
+
+/* NFA states (instructions, the final "match" included) a compiled pattern may use. Bounds the
+ * matcher's stack use: about 6 KB at 1024. */
+#define ENG_REGEX_MAX_STATES 1024
+/* Largest count in {m}, {m,}, {m,n}. */
+#define ENG_REGEX_MAX_REPEAT 1000
+/* Deepest nesting of groups. */
+#define ENG_REGEX_MAX_DEPTH 64
+/* Longest pattern, in bytes. */
+#define ENG_REGEX_MAX_LEN 16384
+
+typedef struct eng_regex eng_regex_t;
+
+/* Compiles pattern [pat, pat+len) (not NUL-terminated; NUL bytes are literal) with `flags`
+ * (0 or ENG_REGEX_ICASE). Returns the compiled regex, owned by the caller (eng_regex_destroy),
+ * or NULL on error with a message in errbuf (NUL-terminated, truncated to errlen) and the byte
+ * offset of the problem, 0 <= *erroff <= len, in *erroff (so the policy compiler can point a
+ * caret at it). On success *erroff is -1 and errbuf is "". errbuf and erroff may be NULL.
+ * Allocates; not for the hot path. */
+eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *errbuf, size_t errlen,
+                               int *erroff);
+
+/* Unanchored search: true if the pattern matches anywhere in [s, s+len) (s may be NULL when len
+ * is 0). No allocation, no lock, thread-safe (the compiled regex is read-only), O(len * states)
+ * time, about 6 KB of stack. A NULL regex matches nothing. */
+bool eng_regex_match(const eng_regex_t *re, const char *s, size_t len);
+
+/* Number of NFA states the pattern compiled to (for diagnostics and tests). */
+int eng_regex_states(const eng_regex_t *re);
+
+/* Frees the regex and sets *re_p to NULL. Idempotent; re_p and *re_p may be NULL. */
+void eng_regex_destroy(eng_regex_t **re_p);
+
+#endif
