@@ -7,15 +7,21 @@
  * 256-bit byte classes. Counted repetition is expanded into copies, so the program has no
  * counters and the matcher no per-thread data beyond a state number.
  *
- * Match: a Pike-style simulation, one step per text byte. The two thread lists, the "already on
- * the list" bitset and the epsilon-closure stack live on the C stack, sized by
- * ENG_REGEX_MAX_STATES. Every state enters the list at most once per text position, hence
- * O(len * states) time for any pattern, no backtracking, and nothing allocated, locked or shared.
- * A first-byte set computed at compile time lets the search skip, with a table scan (memchr for a
+ * Match: one step per text byte over the set of live NFA threads, never backtracking, so
+ * O(len * states) time for any pattern, and nothing allocated, locked or shared. Two matchers:
+ *  - bit-parallel, for programs with at most 63 byte-matching (SET) states, i.e. nearly every
+ *    hint rule: the thread set is one uint64; a step ANDs it with the byte's precomputed state
+ *    mask and ORs the precomputed epsilon closure of each survivor. Closures depend on the
+ *    assertions (^ $ \b \B), so they are tabled for the 8 possible contexts of a position.
+ *  - thread lists, for larger programs: a Pike-style simulation whose two lists, "already on the
+ *    list" bitset and closure stack live on the C stack, sized by ENG_REGEX_MAX_STATES. Every
+ *    state enters a list at most once per position.
+ * Both use a first-byte set computed at compile time to skip, with a table scan (memchr for a
  * single byte), the stretches of text where no thread is alive and no match can start, which is
  * most of the text for typical hint patterns.
  *
- * Owns: one heap block per compiled regex (header, classes, program), read-only after compile.
+ * Owns: one heap block per compiled regex (header, matcher tables, classes, program), read-only
+ * after compile.
  */
 #include "eng_regex.h"
 
@@ -268,9 +274,11 @@ typedef struct {
     int erroff;               /* offset of the first error, -1 while none */
 } s_parser_t;
 
+static int s_fail(s_parser_t *p, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Records the first error only: later ones are consequences. Returns -1. */
-__attribute__((format(printf, 3, 4))) static int s_fail(s_parser_t *p, size_t off, const char *fmt,
-                                                        ...)
+static int s_fail(s_parser_t *p, size_t off, const char *fmt, ...)
 {
     if (p->erroff >= 0) {
         return -1;
@@ -552,12 +560,14 @@ static int32_t s_class(s_parser_t *p)
                 return -1;
             }
             if (hi < lo) {
-                return s_fail(p, item, "bad class range: start 0x%02x is after end 0x%02x", lo, hi);
+                return s_fail(p, item, "bad class range %.*s: its start is after its end",
+                              (int)(p->pos - item), (const char *)p->pat + item);
             }
         }
         s_add_range(&set, lo, hi);
     }
-    /* Fold before negating so that [^a] with ICASE excludes 'A' too. */
+    /* Fold before negating so that [^a] with ICASE excludes 'A' too (s_set_node folds again:
+     * a no-op on a set closed under folding). */
     if (p->icase) {
         s_fold(&set);
     }
@@ -1116,7 +1126,6 @@ eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *err
         goto out;
     }
     if (len > ENG_REGEX_MAX_LEN) {
-        p.len = ENG_REGEX_MAX_LEN; /* so the offset below is not clamped back */
         s_fail(&p, ENG_REGEX_MAX_LEN, "pattern longer than %d bytes", ENG_REGEX_MAX_LEN);
         goto out;
     }
