@@ -860,7 +860,49 @@ static void s_fill_endpoint(eng_catalog_t *self, eng_endpoint_t *ep, const eng_c
     ep->is_free = r->free_variant || s_price_is_zero(&r->price);
 }
 
-static int s_build_models(eng_catalog_t *self, uint32_t *order, size_t n, const uint32_t *final_id)
+static bool s_same_endpoint(const eng_catalog_t *self, const uint32_t *final_id, uint32_t a,
+                            uint32_t b)
+{
+    const eng_cat_record_t *ra = &self->recs[a], *rb = &self->recs[b];
+    return strcmp(s_str(self, final_id[a]), s_str(self, final_id[b])) == 0 &&
+           strcmp(s_str(self, ra->provider), s_str(self, rb->provider)) == 0 &&
+           strcmp(s_str(self, ra->native_id), s_str(self, rb->native_id)) == 0;
+}
+
+/* One model from the records order[g..h) sharing its id (sorted by identity,
+ * newest first): attributes merge over all of them, endpoints keep only the
+ * newest record of each (provider, native id). */
+static void s_build_model(eng_catalog_t *self, const uint32_t *order, size_t g, size_t h,
+                          const uint32_t *final_id)
+{
+    eng_model_t *m = &self->models[self->nmodels];
+    m->id = s_str(self, final_id[order[g]]);
+    s_merge_model(self, m, order + g, h - g);
+    m->ep_first = (uint32_t)self->neps;
+    for (size_t k = g; k < h; k++) {
+        if (k > g && s_same_endpoint(self, final_id, order[k - 1], order[k])) {
+            continue; /* superseded by a later file */
+        }
+        eng_endpoint_t *ep = &self->eps[self->neps++];
+        s_fill_endpoint(self, ep, &self->recs[order[k]], m->context_length);
+        ep->model = (uint32_t)self->nmodels;
+    }
+    m->ep_count = (uint32_t)self->neps - m->ep_first;
+    qsort_r(self->eps + m->ep_first, m->ep_count, sizeof *self->eps, s_cmp_endpoint, self);
+    m->floor_ep = m->free_ep = -1;
+    for (uint32_t k = m->ep_first; k < m->ep_first + m->ep_count; k++) {
+        if (self->eps[k].enabled && m->floor_ep < 0) {
+            m->floor_ep = (int32_t)k;
+        }
+        if (self->eps[k].enabled && self->eps[k].is_free && m->free_ep < 0) {
+            m->free_ep = (int32_t)k;
+        }
+    }
+    self->nmodels++;
+}
+
+static int s_build_models(eng_catalog_t *self, const uint32_t *order, size_t n,
+                          const uint32_t *final_id)
 {
     self->models = calloc(n, sizeof *self->models);
     self->eps = calloc(n, sizeof *self->eps);
@@ -868,32 +910,12 @@ static int s_build_models(eng_catalog_t *self, uint32_t *order, size_t n, const 
         return -1;
     }
     for (size_t g = 0; g < n;) {
-        size_t h = g;
+        size_t h = g + 1;
         const char *id = s_str(self, final_id[order[g]]);
         while (h < n && strcmp(s_str(self, final_id[order[h]]), id) == 0) {
             h++;
         }
-        eng_model_t *m = &self->models[self->nmodels];
-        m->id = id;
-        s_merge_model(self, m, order + g, h - g);
-        m->ep_first = (uint32_t)self->neps;
-        for (size_t k = g; k < h; k++) {
-            eng_endpoint_t *ep = &self->eps[self->neps++];
-            s_fill_endpoint(self, ep, &self->recs[order[k]], m->context_length);
-            ep->model = (uint32_t)self->nmodels;
-        }
-        m->ep_count = (uint32_t)(h - g);
-        qsort_r(self->eps + m->ep_first, m->ep_count, sizeof *self->eps, s_cmp_endpoint, self);
-        m->floor_ep = m->free_ep = -1;
-        for (uint32_t k = m->ep_first; k < m->ep_first + m->ep_count; k++) {
-            if (self->eps[k].enabled && m->floor_ep < 0) {
-                m->floor_ep = (int32_t)k;
-            }
-            if (self->eps[k].enabled && self->eps[k].is_free && m->free_ep < 0) {
-                m->free_ep = (int32_t)k;
-            }
-        }
-        self->nmodels++;
+        s_build_model(self, order, g, h, final_id);
         g = h;
     }
     return 0;
@@ -919,20 +941,7 @@ int eng_catalog_freeze(eng_catalog_t *self, eng_error_t *err)
     }
     s_sort_ctx_t ctx = {self, final_id};
     qsort_r(order, self->nrecs, sizeof *order, s_cmp_identity, &ctx);
-    /* Drop endpoints superseded by a later file (same model, provider, native id). */
-    size_t n = 0;
-    for (size_t i = 0; i < self->nrecs; i++) {
-        if (n > 0) {
-            const eng_cat_record_t *a = &self->recs[order[n - 1]], *b = &self->recs[order[i]];
-            if (strcmp(s_str(self, final_id[order[n - 1]]), s_str(self, final_id[order[i]])) == 0 &&
-                strcmp(s_str(self, a->provider), s_str(self, b->provider)) == 0 &&
-                strcmp(s_str(self, a->native_id), s_str(self, b->native_id)) == 0) {
-                continue;
-            }
-        }
-        order[n++] = order[i];
-    }
-    if (s_build_models(self, order, n, final_id) < 0 ||
+    if (s_build_models(self, order, self->nrecs, final_id) < 0 ||
         s_index_init(&self->by_id, self->nmodels) < 0) {
         goto nomem;
     }

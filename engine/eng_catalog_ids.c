@@ -132,8 +132,9 @@ static size_t s_strip_bedrock_version(const char *s, size_t len)
         if (s[k - 1] == 'v' && k > 1) {
             k--;
         }
-        /* Keep "claude-v2" whole: only strip when a version digit remains. */
-        if (s[k - 1] == '-' && s_has_digit(s, k - 1)) {
+        /* Keep "claude-v2" whole (the version is the model's name): strip
+         * only when the rest is more than one bare word ("nova-pro-v1"). */
+        if (s[k - 1] == '-' && (s_has_digit(s, k - 1) || memchr(s, '-', k - 1))) {
             return k - 1;
         }
     }

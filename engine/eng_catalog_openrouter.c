@@ -18,16 +18,17 @@
 typedef struct {
     const char *key; /* pricing member */
     size_t off;      /* field in eng_price_t */
+    bool required;   /* every OpenRouter model states it */
 } s_price_key_t;
 
 static const s_price_key_t s_price_keys[] = {
-    {"prompt", offsetof(eng_price_t, input)},
-    {"completion", offsetof(eng_price_t, output)},
-    {"input_cache_read", offsetof(eng_price_t, cache_read)},
-    {"input_cache_write", offsetof(eng_price_t, cache_write)},
-    {"request", offsetof(eng_price_t, per_request)},
-    {"image", offsetof(eng_price_t, per_image)},
-    {NULL, 0},
+    {"prompt", offsetof(eng_price_t, input), true},
+    {"completion", offsetof(eng_price_t, output), true},
+    {"input_cache_read", offsetof(eng_price_t, cache_read), false},
+    {"input_cache_write", offsetof(eng_price_t, cache_write), false},
+    {"request", offsetof(eng_price_t, per_request), false},
+    {"image", offsetof(eng_price_t, per_image), false},
+    {NULL, 0, false},
 };
 
 typedef struct {
@@ -108,6 +109,9 @@ static int s_pricing(s_ctx_t *c, const json_t *pricing, eng_price_t *out)
     for (const s_price_key_t *k = s_price_keys; k->key; k++) {
         size_t m1 = eng_cat_path_key(&c->path, k->key);
         eng_pusd_t *field = (eng_pusd_t *)((char *)out + k->off);
+        if (k->required && !json_object_get(pricing, k->key)) {
+            return s_fail(c, ENG_ERR_TYPE, "missing price");
+        }
         if (eng_cat_json_price(json_object_get(pricing, k->key), 12, true, c->file, &c->path, field,
                                c->err) < 0) {
             return -1;

@@ -307,6 +307,31 @@ static bool s_skip_id(const char *id)
     return false;
 }
 
+/* Checks every flat rate {"price": ...} of a pay_as_you_go object, so a bad
+ * price is reported where it is written, not where a tree uses it. */
+static int s_check_rates(s_ctx_t *c, const json_t *payg)
+{
+    size_t m0 = eng_cat_path_key(&c->path, "pay_as_you_go");
+    const char *name;
+    const json_t *rate;
+    json_object_foreach((json_t *)payg, name, rate)
+    {
+        const json_t *price = json_object_get(rate, "price");
+        if (!price) {
+            continue; /* nested tables (additional_units, image sizes): not token rates */
+        }
+        size_t m1 = eng_cat_path_key(&c->path, name);
+        eng_cat_path_key(&c->path, "price");
+        eng_pusd_t v;
+        if (eng_cat_json_price(price, 10, false, c->file, &c->path, &v, c->err) < 0) {
+            return -1;
+        }
+        eng_cat_path_pop(&c->path, m1);
+    }
+    eng_cat_path_pop(&c->path, m0);
+    return 0;
+}
+
 /* Reads pricing_config.pay_as_you_go of an entry into *payg (NULL when the
  * entry has no prices). Returns 0, or -1 with a located error. */
 static int s_payg(s_ctx_t *c, const json_t *entry, const json_t **payg)
@@ -332,6 +357,9 @@ static int s_payg(s_ctx_t *c, const json_t *entry, const json_t **payg)
     if (p && !json_is_object(p)) {
         eng_cat_path_key(&c->path, "pay_as_you_go");
         return s_fail(c, ENG_ERR_TYPE, "expected an object of rates");
+    }
+    if (s_check_rates(c, p) < 0) {
+        return -1;
     }
     const json_t *calc = json_object_get(pc, "calculate");
     if (calc && !json_is_object(calc)) {
