@@ -131,7 +131,11 @@ static int s_value(proto_rd_t *rd, proto_buf_t *b, int depth, proto_error_t *err
         s_puts(b, tmp);
         break;
     case PROTO_MP_FLOAT:
-        if (isfinite(v.f)) {
+        if (isfinite(v.f) && v.f == floor(v.f) && fabs(v.f) < 1e15) {
+            /* Integral floats keep a ".0" so JSON shows they are floats. */
+            snprintf(tmp, sizeof tmp, "%.1f", v.f);
+            s_puts(b, tmp);
+        } else if (isfinite(v.f)) {
             snprintf(tmp, sizeof tmp, "%.17g", v.f);
             /* Shortest form that reads back the same double. */
             for (int prec = 1; prec < 17; prec++) {

@@ -1,0 +1,82 @@
+/* fuzz_proto.c - libFuzzer target for the wire decoders (proto/).
+ *
+ * Every input goes through the request decoder, the reply decoder, the
+ * models iterator and the JSON renderer: none may crash, read out of bounds
+ * or allocate without freeing. A request that decodes is re-encoded and
+ * decoded again; the features must survive the round trip unchanged (an
+ * oracle that catches decoders accepting what encoders cannot express).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static int s_str_eq(eng_str_t a, eng_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static void s_check_round_trip(const proto_request_t *a)
+{
+    static char mem[2 * PROTO_MAX_FRAME];
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, mem, sizeof mem);
+    if (proto_request_encode(&b, a) != PROTO_OK) {
+        abort(); /* anything decoded fits twice the frame limit */
+    }
+    proto_request_t c;
+    if (proto_request_decode(b.data, b.len, &c, NULL) != PROTO_OK) {
+        abort();
+    }
+    const eng_features_t *f = &a->features, *g = &c.features;
+    int same = c.op == a->op && proto_id_equal(&c.id, &a->id);
+    if (a->op == PROTO_OP_ROUTE || a->op == PROTO_OP_EXPLAIN) {
+        same = same && s_str_eq(f->model, g->model) && f->prompt_tokens == g->prompt_tokens &&
+               f->output_tokens == g->output_tokens &&
+               f->cache_read_tokens == g->cache_read_tokens && f->images == g->images &&
+               f->vision == g->vision && f->tools == g->tools && f->json == g->json &&
+               f->nhints == g->nhints && f->has_budget == g->has_budget &&
+               (!f->has_budget || f->budget_usd == g->budget_usd) && s_str_eq(f->group, g->group) &&
+               s_str_eq(f->text, g->text) && f->nmeta == g->nmeta;
+        for (uint32_t i = 0; same && i < f->nhints; i++) {
+            same = s_str_eq(f->hints[i], g->hints[i]);
+        }
+        for (uint32_t i = 0; same && i < f->nmeta; i++) {
+            same = s_str_eq(f->meta_keys[i], g->meta_keys[i]) &&
+                   s_str_eq(f->meta_vals[i], g->meta_vals[i]);
+        }
+    }
+    if (!same) {
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    proto_request_t req;
+    proto_error_t err;
+    if (proto_request_decode(data, size, &req, &err) == PROTO_OK) {
+        s_check_round_trip(&req);
+    } else if (err.code == PROTO_OK || err.msg[0] == '\0') {
+        abort(); /* every failure carries its code and a message */
+    }
+
+    proto_reply_t rep;
+    proto_reply_decode(data, size, &rep, &err);
+
+    proto_models_iter_t it;
+    if (proto_models_iter_init(&it, data, size, &err) == PROTO_OK) {
+        proto_model_info_t mi;
+        while (proto_models_iter_next(&it, &mi, &err) == 1) {
+        }
+    }
+
+    static char jmem[8 * 65536];
+    proto_buf_t j;
+    proto_buf_init_fixed(&j, jmem, sizeof jmem);
+    proto_to_json(data, size, &j, &err);
+    return 0;
+}

@@ -1,0 +1,881 @@
+/* test_proto.c - the wire codec (proto/): every message round-trips, every
+ * kind of bad input gets its specific error, and the hex dumps in
+ * proto/PROTOCOL.md decode to exactly what the document says.
+ *
+ * Malformed frames are built byte by byte with msgpack-c's packer (the only
+ * place outside proto/ that packs msgpack, because the codec refuses to
+ * produce invalid requests).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+/* Helpers -------------------------------------------------------------------- */
+
+static bool s_str_is(eng_str_t s, const char *want)
+{
+    return s.len == strlen(want) && (s.len == 0 || memcmp(s.ptr, want, s.len) == 0);
+}
+
+static eng_str_t s_s(const char *c)
+{
+    eng_str_t s = {c, (uint32_t)strlen(c)};
+    return s;
+}
+
+/* A raw frame under construction. */
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} s_raw_t;
+
+static void s_raw_init(s_raw_t *r)
+{
+    msgpack_sbuffer_init(&r->sb);
+    msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
+}
+
+static void s_kstr(s_raw_t *r, const char *k)
+{
+    msgpack_pack_str(&r->pk, strlen(k));
+    msgpack_pack_str_body(&r->pk, k, strlen(k));
+}
+
+/* The head of a valid route request: v, op, prompt_tokens, then `extra`
+ * caller-packed pairs. */
+static void s_route_head(s_raw_t *r, uint32_t extra)
+{
+    msgpack_pack_map(&r->pk, 3 + extra);
+    s_kstr(r, "v");
+    msgpack_pack_uint8(&r->pk, 1);
+    s_kstr(r, "op");
+    s_kstr(r, "route");
+    s_kstr(r, "prompt_tokens");
+    msgpack_pack_uint32(&r->pk, 100);
+}
+
+/* Decodes and checks the error code, the wire status and a message fragment. */
+static void s_expect(s_raw_t *r, int code, const char *fragment)
+{
+    proto_request_t req;
+    proto_error_t err;
+    int rc = proto_request_decode(r->sb.data, r->sb.size, &req, &err);
+    cr_assert_eq(rc, code, "expected %s, got %s (%s)", proto_err_name(code), proto_err_name(rc),
+                 err.msg);
+    cr_assert_eq(err.code, code);
+    cr_assert(strstr(err.msg, fragment), "message \"%s\" lacks \"%s\"", err.msg, fragment);
+    msgpack_sbuffer_destroy(&r->sb);
+}
+
+static void s_expect_bytes(const void *buf, size_t len, int code, const char *fragment)
+{
+    proto_request_t req;
+    proto_error_t err;
+    int rc = proto_request_decode(buf, len, &req, &err);
+    cr_assert_eq(rc, code, "expected %s, got %s (%s)", proto_err_name(code), proto_err_name(rc),
+                 err.msg);
+    cr_assert(strstr(err.msg, fragment), "message \"%s\" lacks \"%s\"", err.msg, fragment);
+}
+
+static proto_buf_t s_buf(void)
+{
+    proto_buf_t b;
+    cr_assert_eq(proto_buf_init(&b, 64), 0);
+    return b;
+}
+
+static char *s_json(const void *buf, size_t len)
+{
+    proto_buf_t out = s_buf();
+    proto_error_t err;
+    int rc = proto_to_json(buf, len, &out, &err);
+    cr_assert_eq(rc, PROTO_OK, "to_json: %s", err.msg);
+    return out.data; /* NUL-terminated, caller frees */
+}
+
+/* Requests: round trips ------------------------------------------------------ */
+
+Test(proto_request, full_route_round_trip)
+{
+    proto_request_t in, out;
+    proto_request_init(&in, PROTO_OP_ROUTE);
+    in.id = proto_id_uint(UINT64_MAX);
+    eng_features_t *f = &in.features;
+    f->model = s_s("hpprouter/auto:floor");
+    f->prompt_tokens = 12345;
+    f->output_tokens = 0; /* 0 is a value, distinct from "not given" */
+    f->cache_read_tokens = 1000;
+    f->images = 2;
+    f->vision = true;
+    f->tools = true;
+    f->json = true;
+    f->hints[0] = s_s("code");
+    f->hints[1] = s_s("solidity");
+    f->nhints = 2;
+    f->has_budget = true;
+    f->budget_usd = 0.0125;
+    f->group = s_s("team-a");
+    f->text = s_s("write a contract\n\"quoted\"");
+    f->meta_keys[0] = s_s("user");
+    f->meta_vals[0] = s_s("u-42");
+    f->meta_keys[1] = s_s("empty");
+    f->meta_vals[1] = s_s("");
+    f->nmeta = 2;
+
+    char mem[2048];
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, mem, sizeof mem);
+    cr_assert_eq(proto_request_encode(&b, &in), PROTO_OK);
+    proto_error_t err;
+    cr_assert_eq(proto_request_decode(b.data, b.len, &out, &err), PROTO_OK, "%s", err.msg);
+
+    cr_assert_eq(out.v, 1);
+    cr_assert_eq(out.op, PROTO_OP_ROUTE);
+    cr_assert(proto_id_equal(&out.id, &in.id));
+    const eng_features_t *g = &out.features;
+    cr_assert(s_str_is(g->model, "hpprouter/auto:floor"));
+    cr_assert_eq(g->prompt_tokens, 12345);
+    cr_assert_eq(g->output_tokens, 0);
+    cr_assert_eq(g->cache_read_tokens, 1000);
+    cr_assert_eq(g->images, 2);
+    cr_assert(g->vision && g->tools && g->json);
+    cr_assert_eq(g->nhints, 2);
+    cr_assert(s_str_is(g->hints[0], "code") && s_str_is(g->hints[1], "solidity"));
+    cr_assert(g->has_budget);
+    cr_assert_float_eq(g->budget_usd, 0.0125, 1e-15);
+    cr_assert(s_str_is(g->group, "team-a"));
+    cr_assert(s_str_is(g->text, "write a contract\n\"quoted\""));
+    cr_assert_eq(g->nmeta, 2);
+    cr_assert(s_str_is(g->meta_keys[1], "empty") && s_str_is(g->meta_vals[1], ""));
+    /* Zero-copy: decoded strings point into the frame. */
+    cr_assert(g->model.ptr >= b.data && g->model.ptr < b.data + b.len);
+}
+
+Test(proto_request, defaults_round_trip_and_minimal_encoding)
+{
+    proto_request_t in, out;
+    proto_request_init(&in, PROTO_OP_ROUTE);
+    char mem[256];
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, mem, sizeof mem);
+    cr_assert_eq(proto_request_encode(&b, &in), PROTO_OK);
+    /* {v:1, op:"route", prompt_tokens:0}: nothing else is written. */
+    char *json = s_json(b.data, b.len);
+    cr_assert_str_eq(json, "{\"v\":1,\"op\":\"route\",\"prompt_tokens\":0}");
+    free(json);
+    cr_assert_eq(proto_request_decode(b.data, b.len, &out, NULL), PROTO_OK);
+    cr_assert_eq(out.features.output_tokens, -1);
+    cr_assert_eq(out.features.nhints, 0);
+    cr_assert(!out.features.has_budget);
+    cr_assert_eq(out.id.kind, PROTO_ID_NONE);
+}
+
+Test(proto_request, every_op_round_trips_with_string_id)
+{
+    for (int op = 0; op < PROTO_OP_COUNT; op++) {
+        proto_request_t in, out;
+        proto_request_init(&in, (proto_op_t)op);
+        in.id.kind = PROTO_ID_STR;
+        in.id.str = s_s("req-7f3a");
+        char mem[256];
+        proto_buf_t b;
+        proto_buf_init_fixed(&b, mem, sizeof mem);
+        cr_assert_eq(proto_request_encode(&b, &in), PROTO_OK);
+        proto_error_t err;
+        cr_assert_eq(proto_request_decode(b.data, b.len, &out, &err), PROTO_OK, "%s: %s",
+                     proto_op_name((proto_op_t)op), err.msg);
+        cr_assert_eq(out.op, (proto_op_t)op);
+        cr_assert(proto_id_equal(&out.id, &in.id));
+        cr_assert_eq(proto_op_from_name(proto_op_name((proto_op_t)op),
+                                        strlen(proto_op_name((proto_op_t)op))),
+                     op);
+    }
+}
+
+Test(proto_request, fixed_buffer_too_small_is_nospace)
+{
+    proto_request_t in;
+    proto_request_init(&in, PROTO_OP_ROUTE);
+    in.features.text = s_s("a text sample longer than the tiny output buffer");
+    char mem[16];
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, mem, sizeof mem);
+    cr_assert_eq(proto_request_encode(&b, &in), PROTO_ERR_NOSPACE);
+    cr_assert(b.overflow);
+    cr_assert_leq(b.len, sizeof mem);
+}
+
+Test(proto_request, unknown_keys_are_ignored_whatever_their_shape)
+{
+    s_raw_t r;
+    s_raw_init(&r);
+    s_route_head(&r, 3);
+    s_kstr(&r, "future_key");
+    msgpack_pack_map(&r.pk, 1); /* nested containers are skipped whole */
+    s_kstr(&r, "deep");
+    msgpack_pack_array(&r.pk, 2);
+    msgpack_pack_nil(&r.pk);
+    msgpack_pack_array(&r.pk, 0);
+    s_kstr(&r, "x-bin");
+    msgpack_pack_bin(&r.pk, 3);
+    msgpack_pack_bin_body(&r.pk, "\x00\x01\x02", 3);
+    s_kstr(&r, "tools");
+    msgpack_pack_true(&r.pk);
+    proto_request_t req;
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, NULL), PROTO_OK);
+    cr_assert(req.features.tools);
+    cr_assert_eq(req.features.prompt_tokens, 100);
+    msgpack_sbuffer_destroy(&r.sb);
+}
+
+Test(proto_request, integers_in_any_width_and_nil_defaults)
+{
+    s_raw_t r;
+    s_raw_init(&r);
+    s_route_head(&r, 4);
+    s_kstr(&r, "images");
+    msgpack_pack_fix_int64(&r.pk, 3); /* signed 64-bit encoding of a small positive */
+    s_kstr(&r, "output_tokens");
+    msgpack_pack_nil(&r.pk);
+    s_kstr(&r, "budget_usd");
+    msgpack_pack_uint8(&r.pk, 2); /* an integer budget is accepted */
+    s_kstr(&r, "vision");
+    msgpack_pack_nil(&r.pk);
+    proto_request_t req;
+    proto_error_t err;
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, &err), PROTO_OK, "%s", err.msg);
+    cr_assert_eq(req.features.images, 3);
+    cr_assert_eq(req.features.output_tokens, -1);
+    cr_assert(req.features.has_budget);
+    cr_assert_float_eq(req.features.budget_usd, 2.0, 0);
+    cr_assert(!req.features.vision);
+    msgpack_sbuffer_destroy(&r.sb);
+}
+
+/* Requests: each bad input gets its specific error --------------------------- */
+
+Test(proto_request_bad, empty_and_non_map_frames)
+{
+    s_expect_bytes("", 0, PROTO_ERR_NOT_MAP, "empty frame");
+    s_expect_bytes("\x93\x01\x02\x03", 4, PROTO_ERR_NOT_MAP, "got array");
+    s_expect_bytes("\xa5hello", 6, PROTO_ERR_NOT_MAP, "got string");
+    s_expect_bytes("\xc1", 1, PROTO_ERR_MALFORMED, "0xc1");
+    s_expect_bytes("garbage!", 8, PROTO_ERR_NOT_MAP, "got integer");
+}
+
+Test(proto_request_bad, truncated_headers_and_bodies)
+{
+    s_expect_bytes("\x83", 1, PROTO_ERR_TRUNCATED, "request: frame ends inside the value");
+    s_expect_bytes("\xde\x00", 2, PROTO_ERR_TRUNCATED, "request");
+    s_expect_bytes("\x81\xa1v", 3, PROTO_ERR_TRUNCATED, "v: frame ends");
+    s_expect_bytes("\x81\xa2v", 3, PROTO_ERR_TRUNCATED, "map key");
+    s_expect_bytes("\x81\xa1v\xcd\x00", 5, PROTO_ERR_TRUNCATED, "v:");
+    /* A container claiming 4 billion entries is refused at once, not allocated. */
+    s_expect_bytes("\xdd\xff\xff\xff\xff", 5, PROTO_ERR_TRUNCATED, "request");
+    s_expect_bytes("\xdf\xff\xff\xff\xff\x00", 6, PROTO_ERR_TRUNCATED, "request");
+    s_expect_bytes("\x81\xa5hints\xdd\xff\xff\xff\xff", 11, PROTO_ERR_TRUNCATED, "hints");
+}
+
+Test(proto_request_bad, every_prefix_of_a_valid_request_is_rejected)
+{
+    proto_request_t in;
+    proto_request_init(&in, PROTO_OP_EXPLAIN);
+    in.id = proto_id_uint(9);
+    in.features.model = s_s("openai/gpt-5");
+    in.features.hints[0] = s_s("code");
+    in.features.nhints = 1;
+    in.features.meta_keys[0] = s_s("k");
+    in.features.meta_vals[0] = s_s("v");
+    in.features.nmeta = 1;
+    in.features.has_budget = true;
+    in.features.budget_usd = 1.5;
+    char mem[512];
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, mem, sizeof mem);
+    cr_assert_eq(proto_request_encode(&b, &in), PROTO_OK);
+    for (size_t n = 0; n < b.len; n++) {
+        proto_request_t out;
+        proto_error_t err;
+        int rc = proto_request_decode(b.data, n, &out, &err);
+        cr_assert_neq(rc, PROTO_OK, "prefix of %zu/%zu bytes accepted", n, b.len);
+        cr_assert(rc == PROTO_ERR_TRUNCATED || rc == PROTO_ERR_NOT_MAP, "prefix %zu: %s (%s)", n,
+                  proto_err_name(rc), err.msg);
+    }
+}
+
+Test(proto_request_bad, trailing_bytes)
+{
+    s_raw_t r;
+    s_raw_init(&r);
+    s_route_head(&r, 0);
+    msgpack_pack_nil(&r.pk);
+    s_expect(&r, PROTO_ERR_MALFORMED, "1 bytes after the request map");
+}
+
+Test(proto_request_bad, missing_required_keys)
+{
+    s_raw_t r;
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 1);
+    s_kstr(&r, "op");
+    s_kstr(&r, "ping");
+    s_expect(&r, PROTO_ERR_MISSING, "v: required key missing");
+
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 1);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_expect(&r, PROTO_ERR_MISSING, "op: required key missing");
+
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 2);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_kstr(&r, "op");
+    s_kstr(&r, "explain");
+    s_expect(&r, PROTO_ERR_MISSING, "prompt_tokens: required key missing for explain");
+}
+
+Test(proto_request_bad, version_and_op)
+{
+    s_raw_t r;
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 2);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 2);
+    s_kstr(&r, "op");
+    s_kstr(&r, "ping");
+    s_expect(&r, PROTO_ERR_VERSION, "unsupported protocol version 2");
+
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 2);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_kstr(&r, "op");
+    s_kstr(&r, "rout\x01\"");
+    s_expect(&r, PROTO_ERR_UNKNOWN_OP, "unknown operation \"rout??\"");
+    cr_assert_eq(proto_err_status(PROTO_ERR_UNKNOWN_OP), ENG_E_UNKNOWN_OP);
+    cr_assert_eq(proto_err_status(PROTO_ERR_TYPE), ENG_E_BAD_REQUEST);
+
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 2);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_kstr(&r, "op");
+    msgpack_pack_uint8(&r.pk, 0);
+    s_expect(&r, PROTO_ERR_TYPE, "op: expected string, got integer");
+}
+
+Test(proto_request_bad, mistyped_values_name_their_key)
+{
+    static const struct {
+        const char *key;
+        int kind; /* 0 string, 1 negative int, 2 float, 3 map, 4 true */
+        int code;
+        const char *fragment;
+    } cases[] = {
+        {"prompt_tokens", 0, PROTO_ERR_TYPE,
+         "prompt_tokens: expected non-negative integer, got string"},
+        {"prompt_tokens", 1, PROTO_ERR_RANGE,
+         "prompt_tokens: expected non-negative integer, got -5"},
+        {"prompt_tokens", 2, PROTO_ERR_TYPE,
+         "prompt_tokens: expected non-negative integer, got float"},
+        {"output_tokens", 4, PROTO_ERR_TYPE,
+         "output_tokens: expected non-negative integer, got boolean"},
+        {"cache_read_tokens", 3, PROTO_ERR_TYPE,
+         "cache_read_tokens: expected non-negative integer, got map"},
+        {"images", 1, PROTO_ERR_RANGE, "images: expected non-negative integer, got -5"},
+        {"model", 1, PROTO_ERR_TYPE, "model: expected string, got -5"},
+        {"group", 3, PROTO_ERR_TYPE, "group: expected string, got map"},
+        {"text", 4, PROTO_ERR_TYPE, "text: expected string, got boolean"},
+        {"vision", 0, PROTO_ERR_TYPE, "vision: expected boolean, got string"},
+        {"tools", 2, PROTO_ERR_TYPE, "tools: expected boolean, got float"},
+        {"json", 1, PROTO_ERR_TYPE, "json: expected boolean, got -5"},
+        {"hints", 0, PROTO_ERR_TYPE, "hints: expected array of strings, got string"},
+        {"meta", 0, PROTO_ERR_TYPE, "meta: expected map of strings, got string"},
+        {"budget_usd", 0, PROTO_ERR_TYPE, "budget_usd: expected non-negative number, got string"},
+        {"budget_usd", 1, PROTO_ERR_RANGE, "budget_usd: expected a finite non-negative number"},
+        {"id", 1, PROTO_ERR_TYPE, "id: expected non-negative integer or string, got -5"},
+        {"id", 2, PROTO_ERR_TYPE, "id: expected non-negative integer or string, got float"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_raw_t r;
+        s_raw_init(&r);
+        bool is_prompt = strcmp(cases[i].key, "prompt_tokens") == 0;
+        if (is_prompt) {
+            msgpack_pack_map(&r.pk, 3);
+            s_kstr(&r, "v");
+            msgpack_pack_uint8(&r.pk, 1);
+            s_kstr(&r, "op");
+            s_kstr(&r, "route");
+        } else {
+            s_route_head(&r, 1);
+        }
+        s_kstr(&r, cases[i].key);
+        switch (cases[i].kind) {
+        case 0:
+            s_kstr(&r, "x");
+            break;
+        case 1:
+            msgpack_pack_int8(&r.pk, -5);
+            break;
+        case 2:
+            msgpack_pack_double(&r.pk, 1.5);
+            break;
+        case 3:
+            msgpack_pack_map(&r.pk, 0);
+            break;
+        default:
+            msgpack_pack_true(&r.pk);
+            break;
+        }
+        s_expect(&r, cases[i].code, cases[i].fragment);
+    }
+}
+
+Test(proto_request_bad, ranges)
+{
+    s_raw_t r;
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "output_tokens");
+    msgpack_pack_uint64(&r.pk, 100000001);
+    s_expect(&r, PROTO_ERR_RANGE, "output_tokens: 100000001 exceeds the maximum 100000000");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "images");
+    msgpack_pack_uint32(&r.pk, 10001);
+    s_expect(&r, PROTO_ERR_RANGE, "images: 10001 exceeds the maximum 10000");
+
+    const double bad_budgets[] = {NAN, INFINITY, -0.5, 2e6};
+    const char *frags[] = {"finite", "finite", "finite", "exceeds the maximum"};
+    for (int i = 0; i < 4; i++) {
+        s_raw_init(&r);
+        s_route_head(&r, 1);
+        s_kstr(&r, "budget_usd");
+        msgpack_pack_double(&r.pk, bad_budgets[i]);
+        s_expect(&r, PROTO_ERR_RANGE, frags[i]);
+    }
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "cache_read_tokens");
+    msgpack_pack_uint32(&r.pk, 101);
+    s_expect(&r, PROTO_ERR_RANGE, "cache_read_tokens: 101 exceeds prompt_tokens 100");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_expect(&r, PROTO_ERR_DUPLICATE, "v: duplicate key");
+}
+
+Test(proto_request_bad, size_limits)
+{
+    char big[PROTO_MAX_TEXT + 2];
+    memset(big, 'a', sizeof big);
+    static const struct {
+        const char *key;
+        size_t len;
+        const char *fragment;
+    } strs[] = {
+        {"model", PROTO_MAX_MODEL + 1, "model: string of 257 bytes exceeds 256"},
+        {"group", PROTO_MAX_GROUP + 1, "group: string of 65 bytes exceeds 64"},
+        {"text", PROTO_MAX_TEXT + 1, "text: string of 16385 bytes exceeds 16384"},
+        {"id", PROTO_MAX_ID + 1, "id: string of 65 bytes exceeds 64"},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        s_raw_t r;
+        s_raw_init(&r);
+        s_route_head(&r, 1);
+        s_kstr(&r, strs[i].key);
+        msgpack_pack_str(&r.pk, strs[i].len);
+        msgpack_pack_str_body(&r.pk, big, strs[i].len);
+        s_expect(&r, PROTO_ERR_LIMIT, strs[i].fragment);
+    }
+    /* At the limit is fine. */
+    s_raw_t r;
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "model");
+    msgpack_pack_str(&r.pk, PROTO_MAX_MODEL);
+    msgpack_pack_str_body(&r.pk, big, PROTO_MAX_MODEL);
+    proto_request_t req;
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, NULL), PROTO_OK);
+    msgpack_sbuffer_destroy(&r.sb);
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "hints");
+    msgpack_pack_array(&r.pk, ENG_MAX_HINTS + 1);
+    for (int i = 0; i <= ENG_MAX_HINTS; i++) {
+        s_kstr(&r, "h");
+    }
+    s_expect(&r, PROTO_ERR_LIMIT, "hints: 17 entries exceed the maximum 16");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "hints");
+    msgpack_pack_array(&r.pk, 2);
+    s_kstr(&r, "code");
+    msgpack_pack_str(&r.pk, PROTO_MAX_HINT + 1);
+    msgpack_pack_str_body(&r.pk, big, PROTO_MAX_HINT + 1);
+    s_expect(&r, PROTO_ERR_LIMIT, "hints[1]: string of 65 bytes exceeds 64");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "hints");
+    msgpack_pack_array(&r.pk, 2);
+    s_kstr(&r, "code");
+    msgpack_pack_uint8(&r.pk, 7);
+    s_expect(&r, PROTO_ERR_TYPE, "hints[1]: expected string, got integer");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "hints");
+    msgpack_pack_array(&r.pk, 1);
+    s_kstr(&r, "");
+    s_expect(&r, PROTO_ERR_RANGE, "hints[0]: empty string");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "meta");
+    msgpack_pack_map(&r.pk, ENG_MAX_META + 1);
+    for (int i = 0; i <= ENG_MAX_META; i++) {
+        s_kstr(&r, "k");
+        s_kstr(&r, "v");
+    }
+    s_expect(&r, PROTO_ERR_LIMIT, "meta: 17 entries exceed the maximum 16");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "meta");
+    msgpack_pack_map(&r.pk, 1);
+    s_kstr(&r, "k");
+    msgpack_pack_true(&r.pk);
+    s_expect(&r, PROTO_ERR_TYPE, "meta[0] value: expected string, got boolean");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "meta");
+    msgpack_pack_map(&r.pk, 1);
+    msgpack_pack_str(&r.pk, PROTO_MAX_META_KEY + 1);
+    msgpack_pack_str_body(&r.pk, big, PROTO_MAX_META_KEY + 1);
+    s_kstr(&r, "v");
+    s_expect(&r, PROTO_ERR_LIMIT, "meta[0] key: string of 65 bytes exceeds 64");
+}
+
+Test(proto_request_bad, oversized_frame_and_non_string_key)
+{
+    size_t n = PROTO_MAX_FRAME + 1;
+    char *big = calloc(1, n);
+    big[0] = (char)0x80; /* an empty map followed by padding: size is checked first */
+    s_expect_bytes(big, n, PROTO_ERR_TOO_LARGE, "frame of 65537 bytes exceeds 65536");
+    free(big);
+
+    s_raw_t r;
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 1);
+    msgpack_pack_uint8(&r.pk, 1);
+    msgpack_pack_uint8(&r.pk, 1);
+    s_expect(&r, PROTO_ERR_TYPE, "map key #1: expected string, got integer");
+}
+
+Test(proto_request_bad, error_keeps_the_id_for_the_reply)
+{
+    /* id after the faulty key, and as a string: still found. */
+    s_raw_t r;
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 4);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_kstr(&r, "prompt_tokens");
+    s_kstr(&r, "lots");
+    s_kstr(&r, "op");
+    s_kstr(&r, "route");
+    s_kstr(&r, "id");
+    s_kstr(&r, "abc-1");
+    proto_request_t req;
+    proto_error_t err;
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, &err), PROTO_ERR_TYPE);
+    cr_assert_eq(req.id.kind, PROTO_ID_STR);
+    cr_assert(s_str_is(req.id.str, "abc-1"));
+    msgpack_sbuffer_destroy(&r.sb);
+
+    /* Oversized frames too. */
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 2);
+    s_kstr(&r, "id");
+    msgpack_pack_uint32(&r.pk, 77);
+    s_kstr(&r, "pad");
+    msgpack_pack_bin(&r.pk, PROTO_MAX_FRAME);
+    char *pad = calloc(1, PROTO_MAX_FRAME);
+    msgpack_pack_bin_body(&r.pk, pad, PROTO_MAX_FRAME);
+    free(pad);
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, &err), PROTO_ERR_TOO_LARGE);
+    cr_assert_eq(req.id.kind, PROTO_ID_UINT);
+    cr_assert_eq(req.id.num, 77);
+    msgpack_sbuffer_destroy(&r.sb);
+
+    /* No id at all: none. */
+    s_expect_bytes("\x81\xa1v\x02", 4, PROTO_ERR_VERSION, "version 2");
+}
+
+/* Replies ---------------------------------------------------------------------- */
+
+static eng_catalog_t *s_catalog(void)
+{
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err;
+    cr_assert_eq(eng_catalog_load(cat, "policies/catalog.json", &err), 0, "%s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &err), 0, "%s", err.msg);
+    return cat;
+}
+
+static const eng_model_t *s_model(const eng_catalog_t *cat, const char *id)
+{
+    const eng_model_t *m = eng_catalog_find(cat, id, strlen(id));
+    cr_assert_not_null(m, "catalog lacks %s", id);
+    return m;
+}
+
+static const eng_endpoint_t *s_ep(const eng_catalog_t *cat, const eng_model_t *m)
+{
+    size_t n;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    cr_assert_lt(m->ep_first, n);
+    return &eps[m->ep_first];
+}
+
+Test(proto_reply, decision_round_trip)
+{
+    eng_catalog_t *cat = s_catalog();
+    const eng_model_t *m = s_model(cat, "openai/gpt-5");
+    const eng_model_t *fb = s_model(cat, "anthropic/claude-sonnet-4");
+    eng_decision_t d = {0};
+    d.status = ENG_OK;
+    d.model = m;
+    d.endpoint = s_ep(cat, m);
+    d.tier = 3;
+    d.tier_name = "standard";
+    d.rule = "code";
+    d.cost = (eng_cost_t){
+        .input = 1250000000, .output = 10000000000, .cache = 0, .fees = 7, .total = 11250000007};
+    d.output_tokens = 1000;
+    d.fallbacks[0] = s_ep(cat, fb);
+    d.nfallbacks = 1;
+
+    proto_buf_t b = s_buf();
+    proto_id_t id = proto_id_uint(42);
+    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat), PROTO_OK);
+    proto_reply_t r;
+    proto_error_t err;
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, &err), PROTO_OK, "%s", err.msg);
+    cr_assert(r.ok);
+    cr_assert_eq(r.status, ENG_OK);
+    cr_assert_eq(r.id.num, 42);
+    cr_assert(s_str_is(r.model, "openai/gpt-5"));
+    cr_assert(s_str_is(r.provider, d.endpoint->provider));
+    cr_assert(s_str_is(r.provider_model, d.endpoint->native_id));
+    cr_assert(s_str_is(r.tier, "standard"));
+    cr_assert(s_str_is(r.rule, "code"));
+    cr_assert_eq(r.cost.total, 11250000007);
+    cr_assert_eq(r.cost.input, 1250000000);
+    cr_assert_eq(r.cost.fees, 7);
+    cr_assert_float_eq(r.cost_usd, 0.011250000007, 1e-15);
+    cr_assert_eq(r.output_tokens, 1000);
+    cr_assert_eq(r.nfallbacks, 1);
+    cr_assert(s_str_is(r.fallbacks[0].model, "anthropic/claude-sonnet-4"));
+    cr_assert(s_str_is(r.fallbacks[0].provider, d.fallbacks[0]->provider));
+    proto_buf_destroy(&b);
+    eng_catalog_destroy(&cat);
+}
+
+Test(proto_reply, error_round_trip_and_sanitised_message)
+{
+    proto_buf_t b = s_buf();
+    proto_id_t id = {.kind = PROTO_ID_STR, .str = s_s("r1")};
+    /* A message quoting client bytes: invalid UTF-8 and controls become '?'. */
+    cr_assert_eq(proto_reply_error(&b, &id, ENG_E_INSUFFICIENT_BUDGET, "over \xff\x01 budget é"),
+                 PROTO_OK);
+    proto_reply_t r;
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.status, ENG_E_INSUFFICIENT_BUDGET);
+    cr_assert(s_str_is(r.code, "insufficient_budget"));
+    cr_assert(s_str_is(r.message, "over ?? budget é"), "%.*s", (int)r.message.len, r.message.ptr);
+    cr_assert(s_str_is(r.id.str, "r1"));
+    proto_buf_destroy(&b);
+
+    /* A failed decision encodes as its error. */
+    b = s_buf();
+    eng_decision_t d = {.status = ENG_E_NO_FREE_VARIANT};
+    snprintf(d.message, sizeof d.message, "openai/gpt-5 has no free endpoint");
+    cr_assert_eq(proto_reply_decision(&b, NULL, &d, NULL), PROTO_OK);
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert_eq(r.status, ENG_E_NO_FREE_VARIANT);
+    cr_assert_eq(r.id.kind, PROTO_ID_NONE);
+    char *json = s_json(b.data, b.len);
+    cr_assert_str_eq(json, "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"no_free_variant\","
+                           "\"message\":\"openai/gpt-5 has no free endpoint\"}}");
+    free(json);
+    proto_buf_destroy(&b);
+}
+
+Test(proto_reply, ping_reload_stats)
+{
+    proto_buf_t b = s_buf();
+    proto_id_t id = proto_id_uint(1);
+    cr_assert_eq(proto_reply_ping(&b, &id, 7, "0.1.0"), PROTO_OK);
+    proto_reply_t r;
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert(r.ok);
+    cr_assert_eq(r.policy_version, 7);
+
+    const char *diags[] = {"p.policy:3:9: error: unknown tier 'midd'"};
+    proto_reload_info_t info = {.ok = false,
+                                .at = 1.7e9,
+                                .trigger = "op",
+                                .policy_version = 7,
+                                .diags = diags,
+                                .ndiags = 1};
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_reply_reload(&b, &id, &info), PROTO_OK);
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.status, ENG_E_BAD_REQUEST);
+    cr_assert_eq(r.policy_version, 7);
+    char *json = s_json(b.data, b.len);
+    cr_assert(strstr(json, "\"diagnostics\":[\"p.policy:3:9: error: unknown tier 'midd'\"]"), "%s",
+              json);
+    cr_assert(strstr(json, "reload rejected, version 7 keeps serving"), "%s", json);
+    free(json);
+
+    proto_stats_t st = {0};
+    st.policy_version = 3;
+    st.threads = 2;
+    st.policy = "policies/default.policy";
+    const char *cats[] = {"policies/catalog.json"};
+    st.catalogs = cats;
+    st.ncatalogs = 1;
+    st.requests[PROTO_OP_ROUTE] = 10;
+    st.errors[ENG_E_UNKNOWN_MODEL] = 2;
+    st.malformed = 4;
+    st.reloads_failed = 1;
+    st.last_reload = info;
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_reply_stats(&b, &id, &st), PROTO_OK);
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert_eq(r.policy_version, 3);
+    json = s_json(b.data, b.len);
+    cr_assert(strstr(json, "\"requests\":{\"route\":10,\"explain\":0,"), "%s", json);
+    cr_assert(strstr(json, "\"unknown_model\":2"), "%s", json);
+    cr_assert(strstr(json, "\"malformed\":4"), "%s", json);
+    cr_assert(strstr(json, "\"reloads_failed\":1"), "%s", json);
+    cr_assert(strstr(json, "\"last_reload\":{\"ok\":false,\"at\":1700000000.0,\"trigger\":\"op\""),
+              "%s", json);
+    free(json);
+    proto_buf_destroy(&b);
+}
+
+Test(proto_reply, models_list_from_the_catalog)
+{
+    eng_catalog_t *cat = s_catalog();
+    proto_buf_t blob = s_buf(), b = s_buf();
+    cr_assert_eq(proto_models_encode(&blob, cat), PROTO_OK);
+    proto_id_t id = proto_id_uint(5);
+    cr_assert_eq(proto_reply_models(&b, &id, blob.data, blob.len), PROTO_OK);
+    proto_models_iter_t it;
+    proto_error_t err;
+    cr_assert_eq(proto_models_iter_init(&it, b.data, b.len, &err), PROTO_OK, "%s", err.msg);
+    size_t nm;
+    const eng_model_t *models = eng_catalog_models(cat, &nm);
+    size_t listed = 0;
+    proto_model_info_t mi;
+    bool saw_gpt5 = false;
+    int rc;
+    while ((rc = proto_models_iter_next(&it, &mi, &err)) == 1) {
+        const eng_model_t *m = eng_catalog_find(cat, mi.id.ptr, mi.id.len);
+        cr_assert_not_null(m, "listed model %.*s is not in the catalog", (int)mi.id.len, mi.id.ptr);
+        cr_assert_eq(mi.caps, m->caps);
+        cr_assert_eq(mi.context_length, m->context_length);
+        cr_assert_eq(mi.free, m->free_ep >= 0);
+        if (s_str_is(mi.id, "openai/gpt-5")) {
+            saw_gpt5 = true;
+            cr_assert_float_eq(mi.prompt, 1.25, 1e-9); /* USD per 1M tokens */
+            cr_assert_float_eq(mi.completion, 10.0, 1e-9);
+            cr_assert_float_eq(mi.cache_read, 0.125, 1e-9);
+            cr_assert_lt(mi.cache_write, 0); /* null in the catalog: absent */
+            cr_assert(mi.caps & ENG_CAP_VISION);
+        }
+        listed++;
+    }
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert(saw_gpt5);
+    size_t enabled = 0;
+    for (size_t i = 0; i < nm; i++) {
+        enabled += models[i].floor_ep >= 0;
+    }
+    cr_assert_eq(listed, enabled);
+    cr_assert_gt(listed, 5);
+
+    /* An error reply is not a models list. */
+    proto_buf_reset(&b);
+    proto_reply_error(&b, NULL, ENG_E_INTERNAL, "boom");
+    cr_assert_eq(proto_models_iter_init(&it, b.data, b.len, &err), PROTO_ERR_ENGINE);
+    cr_assert(strstr(err.msg, "internal: boom"), "%s", err.msg);
+    proto_buf_destroy(&b);
+    proto_buf_destroy(&blob);
+    eng_catalog_destroy(&cat);
+}
+
+Test(proto_reply, bad_replies)
+{
+    proto_reply_t r;
+    proto_error_t err;
+    cr_assert_eq(proto_reply_decode("", 0, &r, &err), PROTO_ERR_NOT_MAP);
+    cr_assert_eq(proto_reply_decode("\x81\xa1v\x01", 4, &r, &err), PROTO_ERR_MISSING);
+    cr_assert(strstr(err.msg, "ok: required"), "%s", err.msg);
+#define S_DEC(lit) proto_reply_decode(lit, sizeof lit - 1, &r, &err)
+    cr_assert_eq(S_DEC("\x82\xa1v\x01\xa2ok\x01"), PROTO_ERR_TYPE);
+    cr_assert(strstr(err.msg, "ok: expected boolean, got integer"), "%s", err.msg);
+    cr_assert_eq(S_DEC("\x82\xa1v\x01\xa2ok"), PROTO_ERR_TRUNCATED);
+    cr_assert_eq(S_DEC("\x82\xa1v\x09\xa2ok\xc3"), PROTO_ERR_VERSION);
+    cr_assert_eq(S_DEC("\x82\xa1v\x01\xa2ok\xc3\xc0"), PROTO_ERR_MALFORMED);
+    cr_assert_eq(S_DEC("\x92\x01\x02"), PROTO_ERR_NOT_MAP);
+#undef S_DEC
+}
+
+Test(proto_json, renders_any_value_and_refuses_deep_nesting)
+{
+    static const char mixed[] = "\x84\xa1s\xa3\x61\"\n\xa1\x66\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a"
+                                "\x01\xc0\xa1\x62\xc4\x02\xab\xcd";
+    char *json = s_json(mixed, sizeof mixed - 1);
+    cr_assert_str_eq(json, "{\"s\":\"a\\\"\\n\",\"f\":0.1,\"1\":null,\"b\":\"abcd\"}", "%s", json);
+    free(json);
+    /* Shortest round-trip float form. */
+    char fbuf[9] = {(char)0xcb};
+    double v = 0.0125;
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    for (int i = 0; i < 8; i++) {
+        fbuf[1 + i] = (char)(bits >> (56 - 8 * i));
+    }
+    json = s_json(fbuf, 9);
+    cr_assert_str_eq(json, "0.0125");
+    free(json);
+
+    char deep[PROTO_MAX_JSON_DEPTH + 2];
+    memset(deep, 0x91, sizeof deep); /* [[[[...]]]] */
+    deep[sizeof deep - 1] = (char)0xc0;
+    proto_buf_t out = s_buf();
+    proto_error_t err;
+    cr_assert_eq(proto_to_json(deep, sizeof deep, &out, &err), PROTO_ERR_DEPTH);
+    proto_buf_destroy(&out);
+}
