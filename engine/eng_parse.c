@@ -283,7 +283,30 @@ static int32_t s_node(s_parser_t *p, eng_xkind_t kind, uint32_t start, uint32_t 
     n->span.off = start;
     n->span.len = end > start ? end - start : 1;
     n->a = n->b = n->next = -1;
+    n->depth = 1;
     return (int32_t)a->nnodes++;
+}
+
+/* Links children a and b (b may be -1) under node n and checks the height.
+ * Returns n, or -1 after an error. */
+static int32_t s_link(s_parser_t *p, int32_t n, int32_t a, int32_t b)
+{
+    if (n < 0) {
+        return -1;
+    }
+    eng_xnode_t *x = &p->ast->nodes[n];
+    x->a = a;
+    x->b = b;
+    unsigned da = p->ast->nodes[a].depth;
+    unsigned db = b >= 0 ? p->ast->nodes[b].depth : 0;
+    unsigned d = 1 + (da > db ? da : db);
+    x->depth = (uint16_t)d;
+    if (d > ENG_PARSE_MAX_TREE) {
+        s_error(p, x->span.off, x->span.len, "condition too long (more than %d levels of terms)",
+                ENG_PARSE_MAX_TREE);
+        return -1;
+    }
+    return n;
 }
 
 static uint32_t s_node_end(const s_parser_t *p, int32_t i)
@@ -453,10 +476,8 @@ static int32_t s_test(s_parser_t *p)
         eng_xnode_t *x = &p->ast->nodes[n];
         x->op = (uint8_t)op;
         x->key = opspan;
-        x->a = lhs;
-        x->b = rhs;
     }
-    return n;
+    return s_link(p, n, lhs, rhs);
 }
 
 static int32_t s_unary(s_parser_t *p)
@@ -472,10 +493,7 @@ static int32_t s_unary(s_parser_t *p)
         s_advance(p);
         int32_t a = s_unary(p);
         if (a >= 0) {
-            r = s_node(p, ENG_X_NOT, start, s_node_end(p, a));
-            if (r >= 0) {
-                p->ast->nodes[r].a = a;
-            }
+            r = s_link(p, s_node(p, ENG_X_NOT, start, s_node_end(p, a)), a, -1);
         }
     } else if (s_is(p, ENG_TOK_LPAREN)) {
         uint32_t start = p->cur.start;
@@ -507,12 +525,7 @@ static int32_t s_binary(s_parser_t *p, bool is_or)
         }
         int32_t n = s_node(p, is_or ? ENG_X_OR : ENG_X_AND, p->ast->nodes[lhs].span.off,
                            s_node_end(p, rhs));
-        if (n < 0) {
-            return -1;
-        }
-        p->ast->nodes[n].a = lhs;
-        p->ast->nodes[n].b = rhs;
-        lhs = n;
+        lhs = s_link(p, n, lhs, rhs);
     }
     return lhs;
 }

@@ -70,6 +70,7 @@ typedef enum {
 typedef struct {
     uint8_t kind;    /* eng_xkind_t */
     uint8_t op;      /* eng_op_t for TEST; 0/1 for BOOL */
+    uint16_t depth;  /* height of the subtree (a leaf is 1) */
     eng_span_t span; /* the whole node in the source */
     eng_span_t key;  /* NAME with a '.': the part after the dot; TEST: the operator */
     int32_t a;       /* left / only child, list head; -1 if none */
@@ -155,6 +156,9 @@ typedef struct {
 
 /* Deepest nesting of parentheses / 'not' in one condition. */
 #define ENG_PARSE_MAX_DEPTH 64
+/* Highest condition tree (bounds every recursive walk of it): a chain of
+ * 'or' / 'and' adds one level per term. */
+#define ENG_PARSE_MAX_TREE 256
 
 /* Parses src[0..len) named `name` (both borrowed). Every syntax error goes to
  * `diags` (may be NULL) located in `name`; parsing resumes at the next

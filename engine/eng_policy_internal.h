@@ -144,9 +144,7 @@ struct eng_policy {
     const eng_endpoint_t *eps;    /* catalog endpoints */
     uint32_t neps;                /* their count */
 
-    char *arena;      /* names and strings, owned */
-    size_t arena_len; /* bytes used */
-    size_t arena_cap; /* bytes allocated */
+    void *arena; /* chunks holding names and strings, owned */
 
     const char *words[ENG_MAX_WORDS]; /* hint words by bit */
     uint32_t word_len[ENG_MAX_WORDS]; /* their lengths */

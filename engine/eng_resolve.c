@@ -1,0 +1,768 @@
+/* eng_resolve.c - the decision: features + compiled policy -> model.
+ *
+ * A pure function over the read-only compiled policy: it allocates nothing,
+ * takes no lock and writes only to the caller's decision and trace, so any
+ * number of threads may resolve against one policy at once. Work per
+ * request is a few condition evaluations and a walk down precomputed
+ * candidate lists that stops at the first fit (plus a bounded look-ahead
+ * for the fallback list). Semantics are specified in policies/README.md:
+ *
+ *   1. validate features (bad_request), find the group (model_not_allowed)
+ *   2. a named model resolves to itself: ID, ID:floor, ID:free
+ *   3. auto: hint rules add hints, the first routing rule that matches
+ *      picks a target tier; candidates are filtered by the hard constraints
+ *      (enabled, group, capabilities, context window) and the budget, tiers
+ *      are stepped in the rule's precomputed order, then the free fallback;
+ *      nothing left is insufficient_budget (if only money stopped us) or
+ *      no_candidate.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "eng_parse.h"
+#include "eng_policy_internal.h"
+
+/* Candidates examined after the choice while filling the fallback list:
+ * bounds the time spent on look-ahead when few candidates fit. */
+#define S_LOOKAHEAD 64
+/* Other endpoints of the chosen model that head the fallback list (the same
+ * model from another provider is the closest retry). */
+#define S_ALT_ENDPOINTS 2
+
+typedef enum { S_PLAIN, S_FLOOR, S_FREE } s_variant_t;
+
+/* Everything a decision computes once and the walk reads. */
+typedef struct {
+    const eng_policy_t *pol;   /* the policy */
+    const eng_features_t *f;   /* the request */
+    eng_decision_t *out;       /* the answer */
+    eng_trace_t *trace;        /* NULL unless tracing */
+    const eng_pgroup_t *group; /* NULL: every model, x1 */
+    uint32_t permille;         /* group multiplier */
+    uint32_t need;             /* capabilities the request needs */
+    uint32_t rule_caps;        /* capabilities the rule requires */
+    int64_t out_tokens;        /* output tokens for estimates */
+    bool out_explicit;         /* the request gave them */
+    eng_usage_t usage;         /* for the cost estimator */
+    eng_pusd_t budget;         /* -1 when none */
+    bool chosen;               /* an answer was found */
+    bool budget_hit;           /* a candidate failed on money alone */
+    uint32_t extra;            /* candidates examined after the choice */
+    bool stop;                 /* the look-ahead is over */
+    bool alternates;           /* list the chosen model's other endpoints first */
+} s_walk_t;
+
+/* Condition inputs, computed once per request. */
+typedef struct {
+    double num[ENG_F_TEXT_LENGTH + 1]; /* number fields */
+    bool flag[ENG_F_COUNT];            /* bool fields */
+    uint64_t hints;                    /* hint bits */
+    eng_str_t group;                   /* group name */
+    const eng_features_t *f;           /* metadata, text */
+} s_ctx_t;
+
+/* Small helpers ------------------------------------------------------------ */
+
+static void s_msg(eng_decision_t *out, const char *a, const char *b, const char *c)
+{
+    size_t n = 0;
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        for (const char *p = parts[i]; p && *p && n + 1 < sizeof out->message; p++) {
+            out->message[n++] = *p;
+        }
+    }
+    out->message[n] = '\0';
+}
+
+static eng_status_t s_fail(eng_decision_t *out, eng_status_t st, const char *a, const char *b,
+                           const char *c)
+{
+    out->status = st;
+    out->model = NULL;
+    out->endpoint = NULL;
+    out->nfallbacks = 0;
+    s_msg(out, a, b, c);
+    return st;
+}
+
+/* Copies a borrowed string into a NUL-terminated buffer for messages. */
+static const char *s_cstr(eng_str_t s, char *buf, size_t n)
+{
+    size_t len = s.len < n - 1 ? s.len : n - 1;
+    if (len && s.ptr) {
+        memcpy(buf, s.ptr, len);
+    }
+    buf[len] = '\0';
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)buf[i] < 0x20) {
+            buf[i] = '?';
+        }
+    }
+    return buf;
+}
+
+static bool s_streq(eng_str_t s, const char *lit, size_t n)
+{
+    return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
+}
+
+static int s_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+static bool s_has_bit(const uint64_t *set, uint32_t i)
+{
+    return (set[i / 64] >> (i % 64)) & 1;
+}
+
+/* Validation --------------------------------------------------------------- */
+
+static bool s_str_ok(eng_str_t s)
+{
+    return s.len == 0 || s.ptr != NULL;
+}
+
+/* Returns NULL when the features are usable, else what is wrong. */
+static const char *s_validate(const eng_features_t *f)
+{
+    if (f->prompt_tokens < 0 || f->prompt_tokens > ENG_MAX_TOKENS) {
+        return "prompt_tokens must be from 0 to 100000000";
+    }
+    if (f->output_tokens < -1 || f->output_tokens > ENG_MAX_TOKENS) {
+        return "output_tokens must be from 0 to 100000000 (or absent)";
+    }
+    if (f->cache_read_tokens < 0 || f->cache_read_tokens > f->prompt_tokens) {
+        return "cache_read_tokens must be from 0 to prompt_tokens";
+    }
+    if (f->images < 0 || f->images > ENG_MAX_IMAGES) {
+        return "images must be from 0 to 10000";
+    }
+    if (f->nhints > ENG_MAX_HINTS || f->nmeta > ENG_MAX_META) {
+        return "too many hints or metadata entries";
+    }
+    if (f->has_budget &&
+        (!isfinite(f->budget_usd) || f->budget_usd < 0 || f->budget_usd > ENG_MAX_BUDGET_USD)) {
+        return "budget_usd must be a number from 0 to 1000000";
+    }
+    if (!s_str_ok(f->model) || !s_str_ok(f->group) || !s_str_ok(f->text)) {
+        return "a string field has no data";
+    }
+    for (uint32_t i = 0; i < f->nhints; i++) {
+        if (!s_str_ok(f->hints[i])) {
+            return "a hint has no data";
+        }
+    }
+    for (uint32_t i = 0; i < f->nmeta; i++) {
+        if (!s_str_ok(f->meta_keys[i]) || !s_str_ok(f->meta_vals[i])) {
+            return "a metadata entry has no data";
+        }
+    }
+    return NULL;
+}
+
+/* Conditions --------------------------------------------------------------- */
+
+static bool s_contains(eng_str_t text, const eng_pstr_t *needle)
+{
+    if (needle->len > text.len) {
+        return false;
+    }
+    const unsigned char *t = (const unsigned char *)text.ptr;
+    const unsigned char *n = (const unsigned char *)needle->ptr;
+    uint32_t last = text.len - needle->len;
+    for (uint32_t i = 0; i <= last; i++) {
+        if (s_lower(t[i]) != n[0]) {
+            continue;
+        }
+        uint32_t k = 1;
+        while (k < needle->len && s_lower(t[i + k]) == n[k]) {
+            k++;
+        }
+        if (k == needle->len) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static eng_str_t s_meta(const eng_features_t *f, const eng_pstr_t *key)
+{
+    for (uint32_t i = 0; i < f->nmeta; i++) {
+        if (s_streq(f->meta_keys[i], key->ptr, key->len)) {
+            return f->meta_vals[i];
+        }
+    }
+    eng_str_t none = {"", 0};
+    return none;
+}
+
+static bool s_num_cmp(double v, eng_op_t op, double k)
+{
+    switch (op) {
+    case ENG_OP_LT:
+        return v < k;
+    case ENG_OP_LE:
+        return v <= k;
+    case ENG_OP_GT:
+        return v > k;
+    case ENG_OP_GE:
+        return v >= k;
+    case ENG_OP_EQ:
+        return v == k;
+    case ENG_OP_NE:
+        return v != k;
+    default:
+        return false;
+    }
+}
+
+/* Recursion depth is bounded by the parser (ENG_PARSE_MAX_TREE). */
+static bool s_eval(const eng_policy_t *pol, const s_ctx_t *x, int32_t i)
+{
+    const eng_cnode_t *n = &pol->nodes[i];
+    switch (n->op) {
+    case ENG_C_TRUE:
+        return true;
+    case ENG_C_FALSE:
+        return false;
+    case ENG_C_OR:
+        return s_eval(pol, x, n->a) || s_eval(pol, x, n->b);
+    case ENG_C_AND:
+        return s_eval(pol, x, n->a) && s_eval(pol, x, n->b);
+    case ENG_C_NOT:
+        return !s_eval(pol, x, n->a);
+    case ENG_C_NUM:
+        return s_num_cmp(x->num[n->field], (eng_op_t)n->cmp, n->num);
+    case ENG_C_BOOL:
+        return x->flag[n->field];
+    case ENG_C_HINT_ANY:
+        return (x->hints & n->mask) != 0;
+    case ENG_C_HINT_ALL:
+        return (x->hints & n->mask) == n->mask;
+    case ENG_C_STR_IN:
+    case ENG_C_STR_NOT: {
+        eng_str_t v = n->field == ENG_F_META ? s_meta(x->f, &pol->strs[n->key]) : x->group;
+        bool hit = false;
+        for (int32_t k = 0; k < n->b && !hit; k++) {
+            hit = s_streq(v, pol->strs[n->a + k].ptr, pol->strs[n->a + k].len);
+        }
+        return n->op == ENG_C_STR_IN ? hit : !hit;
+    }
+    case ENG_C_REGEX:
+        return eng_regex_match(pol->regexes[n->a], x->f->text.ptr, x->f->text.len);
+    case ENG_C_CONTAINS:
+        for (int32_t k = 0; k < n->b; k++) {
+            if (s_contains(x->f->text, &pol->strs[n->a + k])) {
+                return true;
+            }
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+static int s_word_bit(const eng_policy_t *pol, eng_str_t h)
+{
+    for (uint32_t i = 0; i < pol->nwords; i++) {
+        if (pol->word_len[i] != h.len) {
+            continue;
+        }
+        const char *w = pol->words[i];
+        uint32_t k = 0;
+        while (k < h.len && s_lower((unsigned char)h.ptr[k]) == (unsigned char)w[k]) {
+            k++;
+        }
+        if (k == h.len) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void s_ctx_init(const eng_policy_t *pol, const eng_features_t *f, s_ctx_t *x)
+{
+    int64_t out = f->output_tokens >= 0 ? f->output_tokens : pol->default_output;
+    x->num[ENG_F_PROMPT_TOKENS] = (double)f->prompt_tokens;
+    x->num[ENG_F_OUTPUT_TOKENS] = (double)out;
+    x->num[ENG_F_TOTAL_TOKENS] = (double)(f->prompt_tokens + out);
+    x->num[ENG_F_CACHE_READ] = (double)f->cache_read_tokens;
+    x->num[ENG_F_IMAGES] = (double)f->images;
+    x->num[ENG_F_BUDGET] = f->has_budget ? f->budget_usd : INFINITY;
+    x->num[ENG_F_TEXT_LENGTH] = (double)f->text.len;
+    memset(x->flag, 0, sizeof x->flag);
+    x->flag[ENG_F_TOOLS] = f->tools;
+    x->flag[ENG_F_JSON] = f->json;
+    x->flag[ENG_F_VISION] = f->vision || f->images > 0;
+    x->flag[ENG_F_HAS_BUDGET] = f->has_budget;
+    x->group = f->group;
+    if (x->group.len == 0) {
+        x->group.ptr = "default";
+        x->group.len = 7;
+    }
+    x->f = f;
+    x->hints = 0;
+    for (uint32_t i = 0; i < f->nhints; i++) {
+        int b = s_word_bit(pol, f->hints[i]);
+        if (b >= 0) {
+            x->hints |= UINT64_C(1) << b;
+        }
+    }
+    /* Hint rules run in order; each sees the hints the earlier ones added. */
+    for (uint32_t i = 0; i < pol->nhints; i++) {
+        const eng_phint_t *h = &pol->hints[i];
+        if (!(x->hints >> h->word & 1) && s_eval(pol, x, h->cond)) {
+            x->hints |= UINT64_C(1) << h->word;
+        }
+    }
+}
+
+/* Candidates ------------------------------------------------------------------ */
+
+static void s_trace(s_walk_t *w, const eng_endpoint_t *ep, int tier, eng_reject_t why,
+                    eng_pusd_t cost)
+{
+    eng_trace_t *t = w->trace;
+    if (t->n < t->cap && t->entries) {
+        eng_trace_entry_t *e = &t->entries[t->n++];
+        e->endpoint = ep;
+        e->tier = tier;
+        e->reason = why;
+        e->cost = cost;
+    } else {
+        t->dropped++;
+    }
+}
+
+static eng_reject_t s_caps_check(const s_walk_t *w, uint32_t caps)
+{
+    uint32_t missing = w->need & ~caps;
+    if (missing & ENG_CAP_VISION) {
+        return ENG_REJ_VISION;
+    }
+    if (missing & ENG_CAP_TOOLS) {
+        return ENG_REJ_TOOLS;
+    }
+    if (missing & ENG_CAP_JSON) {
+        return ENG_REJ_JSON;
+    }
+    if (w->rule_caps & ~caps) {
+        return ENG_REJ_CAPABILITY;
+    }
+    return ENG_REJ_CHOSEN;
+}
+
+static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, eng_cost_t *cost)
+{
+    if (eng_cost_estimate(&ep->price, &w->usage, cost) != 0) {
+        return -1;
+    }
+    if (w->permille != 1000 && eng_cost_scale(cost, w->permille) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Hard constraints and budget for endpoint e of model m. */
+static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, eng_cost_t *cost,
+                            bool *have_cost)
+{
+    const eng_policy_t *pol = w->pol;
+    const eng_model_t *model = &pol->models[m];
+    *have_cost = false;
+    if (!ep->enabled) {
+        return ENG_REJ_DISABLED;
+    }
+    if (w->group && w->group->allow && !s_has_bit(w->group->allow, m)) {
+        return ENG_REJ_GROUP;
+    }
+    eng_reject_t r = s_caps_check(w, model->caps);
+    if (r != ENG_REJ_CHOSEN) {
+        return r;
+    }
+    uint32_t ctx = ep->context_length ? ep->context_length : model->context_length;
+    if (ctx > 0 && w->f->prompt_tokens + w->out_tokens > (int64_t)ctx) {
+        return ENG_REJ_CONTEXT;
+    }
+    if (w->out_explicit && model->max_output > 0 && w->out_tokens > (int64_t)model->max_output) {
+        return ENG_REJ_CONTEXT;
+    }
+    if (w->budget >= 0 || w->trace) {
+        if (s_estimate(w, ep, cost) != 0) {
+            return ENG_REJ_BUDGET; /* beyond any representable amount */
+        }
+        *have_cost = true;
+        if (w->budget >= 0 && cost->total > w->budget) {
+            return ENG_REJ_BUDGET;
+        }
+    }
+    return ENG_REJ_CHOSEN;
+}
+
+static void s_choose(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, int tier,
+                     const eng_cost_t *cost, bool have_cost)
+{
+    eng_decision_t *out = w->out;
+    const eng_policy_t *pol = w->pol;
+    out->status = ENG_OK;
+    out->model = &pol->models[m];
+    out->endpoint = ep;
+    out->tier = tier;
+    out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
+    if (have_cost) {
+        out->cost = *cost;
+    } else if (s_estimate(w, ep, &out->cost) != 0) {
+        memset(&out->cost, 0, sizeof out->cost);
+    }
+    w->chosen = true;
+}
+
+static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier);
+
+/* After a choice by auto: the chosen model's other endpoints that fit. */
+static void s_alternates(s_walk_t *w, uint32_t m, int tier)
+{
+    const eng_model_t *model = &w->pol->models[m];
+    uint32_t added = 0;
+    for (uint32_t k = 0; k < model->ep_count && added < S_ALT_ENDPOINTS && !w->stop; k++) {
+        int32_t e = (int32_t)(model->ep_first + k);
+        if (&w->pol->eps[e] == w->out->endpoint) {
+            continue;
+        }
+        uint32_t before = w->out->nfallbacks;
+        s_offer(w, m, e, tier);
+        added += w->out->nfallbacks > before;
+    }
+}
+
+/* Offers endpoint e of model m, considered in tier `tier`. */
+static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
+{
+    if (w->stop || e < 0) {
+        return;
+    }
+    const eng_endpoint_t *ep = &w->pol->eps[e];
+    eng_cost_t cost;
+    bool have_cost;
+    eng_reject_t why = s_check(w, m, ep, &cost, &have_cost);
+    if (why == ENG_REJ_BUDGET) {
+        w->budget_hit = true;
+    }
+    if (why == ENG_REJ_CHOSEN) {
+        if (!w->chosen) {
+            s_choose(w, m, ep, tier, &cost, have_cost);
+            if (w->trace) {
+                s_trace(w, ep, tier, why, have_cost ? cost.total : 0);
+            }
+            if (w->alternates) {
+                s_alternates(w, m, tier);
+            }
+            return;
+        } else {
+            eng_decision_t *out = w->out;
+            bool dup = out->endpoint == ep;
+            for (uint32_t i = 0; i < out->nfallbacks && !dup; i++) {
+                dup = out->fallbacks[i] == ep;
+            }
+            if (!dup) {
+                out->fallbacks[out->nfallbacks++] = ep;
+            }
+            why = ENG_REJ_SHADOWED;
+        }
+    }
+    if (w->trace) {
+        s_trace(w, ep, tier, why, have_cost ? cost.total : 0);
+    }
+    if (w->chosen && (++w->extra > S_LOOKAHEAD || w->out->nfallbacks >= ENG_MAX_FALLBACKS)) {
+        w->stop = true;
+    }
+}
+
+/* Walks tier t: the rule's preferred models first, then the tier's list. */
+static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask, bool floor)
+{
+    const eng_policy_t *pol = w->pol;
+    bool prefs = !floor && r->pref_count > 0;
+    if (prefs) {
+        for (uint32_t i = 0; i < r->pref_count && !w->stop; i++) {
+            uint32_t m = pol->prefer_pool[r->pref_first + i];
+            if (pol->model_tier[m] == t && (pol->models[m].caps & mask) == mask) {
+                s_offer(w, m, pol->model_ep[m], t);
+            }
+        }
+    }
+    const eng_plist_t *l = floor ? &pol->floor_lists[t][mask] : &pol->lists[t][mask];
+    for (uint32_t i = 0; i < l->len && !w->stop; i++) {
+        uint32_t m = pol->pool[l->off + i];
+        if (prefs && s_has_bit(r->pref_set, m)) {
+            continue;
+        }
+        s_offer(w, m, pol->model_ep[m], t);
+    }
+}
+
+/* Free candidates: every model with an enabled $0 endpoint, skipping those
+ * already offered with that endpoint in a visited tier. */
+static void s_walk_free(s_walk_t *w, uint32_t mask, uint32_t visited)
+{
+    const eng_policy_t *pol = w->pol;
+    const eng_plist_t *l = &pol->free_lists[mask];
+    for (uint32_t i = 0; i < l->len && !w->stop; i++) {
+        uint32_t m = pol->pool[l->off + i];
+        int tier = pol->model_tier[m];
+        int32_t e = pol->models[m].free_ep;
+        if (tier >= 0 && (visited >> tier & 1) && pol->model_ep[m] == e) {
+            continue;
+        }
+        s_offer(w, m, e, tier);
+    }
+}
+
+/* Requests for a named model ----------------------------------------------------- */
+
+static eng_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t v)
+{
+    const eng_policy_t *pol = w->pol;
+    eng_decision_t *out = w->out;
+    uint32_t m = eng_catalog_model_index(pol->catalog, model);
+    out->rule = v == S_FREE ? "free" : v == S_FLOOR ? "floor" : "direct";
+    if (w->group && w->group->allow && !s_has_bit(w->group->allow, m)) {
+        return s_fail(out, ENG_E_MODEL_NOT_ALLOWED, "model '", model->id,
+                      "' is not allowed for this group");
+    }
+    int32_t e = v == S_FREE ? model->free_ep : v == S_FLOOR ? model->floor_ep : pol->model_ep[m];
+    if (e < 0 || !pol->eps[e].enabled) {
+        if (v == S_FREE) {
+            return s_fail(out, ENG_E_NO_FREE_VARIANT, "model '", model->id,
+                          "' has no free endpoint");
+        }
+        return s_fail(out, ENG_E_NO_CANDIDATE, "model '", model->id, "' has no enabled endpoint");
+    }
+    int tier = pol->model_tier[m];
+    s_offer(w, m, e, tier);
+    /* The other endpoints of the model are its fallbacks. */
+    for (uint32_t k = 0; k < model->ep_count && !w->stop; k++) {
+        int32_t o = (int32_t)(model->ep_first + k);
+        if (o != e && (v != S_FREE || pol->eps[o].is_free)) {
+            s_offer(w, m, o, tier);
+        }
+    }
+    /* When the asked-for endpoint does not fit but another endpoint of the
+     * model does, that one answers: the gateway may call any of them. */
+    if (!w->chosen) {
+        eng_cost_t cost;
+        bool have_cost;
+        s_walk_t probe = *w;
+        probe.trace = NULL;
+        probe.budget = -1;
+        eng_reject_t why = s_check(&probe, m, &pol->eps[e], &cost, &have_cost);
+        if (w->budget_hit) {
+            return s_fail(out, ENG_E_INSUFFICIENT_BUDGET, "model '", model->id,
+                          "' costs more than the budget");
+        }
+        return s_fail(out, ENG_E_NO_CANDIDATE, "model '", model->id,
+                      why == ENG_REJ_CONTEXT ? "' context window is too small for the request"
+                                             : "' lacks a capability the request needs");
+    }
+    out->tier = tier;
+    out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
+    s_msg(out, "named model '", model->id, "'");
+    return ENG_OK;
+}
+
+/* Parses the requested model: auto or a catalog id, with :floor / :free. */
+static const eng_model_t *s_model(const eng_policy_t *pol, eng_str_t name, bool *is_auto,
+                                  s_variant_t *v)
+{
+    static const char auto_id[] = ENG_AUTO_MODEL;
+    const size_t alen = sizeof auto_id - 1;
+    *v = S_PLAIN;
+    *is_auto = false;
+    if (name.len == 0 || s_streq(name, auto_id, alen)) {
+        *is_auto = true;
+        return NULL;
+    }
+    const eng_model_t *m = eng_catalog_find(pol->catalog, name.ptr, name.len);
+    if (m) {
+        return m;
+    }
+    eng_str_t base = name;
+    if (name.len > 6 && memcmp(name.ptr + name.len - 6, ":floor", 6) == 0) {
+        *v = S_FLOOR;
+        base.len -= 6;
+    } else if (name.len > 5 && memcmp(name.ptr + name.len - 5, ":free", 5) == 0) {
+        *v = S_FREE;
+        base.len -= 5;
+    } else {
+        return NULL;
+    }
+    if (s_streq(base, auto_id, alen)) {
+        *is_auto = true;
+        return NULL;
+    }
+    return eng_catalog_find(pol->catalog, base.ptr, base.len);
+}
+
+/* Auto ------------------------------------------------------------------------ */
+
+static eng_status_t s_auto(s_walk_t *w, const s_ctx_t *x, s_variant_t v)
+{
+    const eng_policy_t *pol = w->pol;
+    eng_decision_t *out = w->out;
+    const eng_prule_t *r = NULL;
+    w->alternates = true;
+    for (uint32_t i = 0; i < pol->nrules; i++) {
+        const eng_prule_t *c = &pol->rules[i];
+        if (w->trace && w->trace->nrules_tried < 32) {
+            w->trace->rules_tried[w->trace->nrules_tried++] = c->name;
+        }
+        if (c->cond < 0 || s_eval(pol, x, c->cond)) {
+            r = c;
+            break;
+        }
+    }
+    if (!r) {
+        out->rule = "";
+        return s_fail(out, ENG_E_NO_CANDIDATE, "no routing rule matches the request", NULL, NULL);
+    }
+    out->rule = r->name;
+    if (w->f->output_tokens < 0 && r->output > 0) {
+        w->out_tokens = r->output;
+        w->usage.completion_tokens = r->output;
+        out->output_tokens = r->output;
+    }
+    w->rule_caps = r->caps;
+    uint32_t mask = (w->need | r->caps) & (ENG_CAP_MASKS - 1);
+    uint32_t visited = 0;
+    if (v == S_FREE) {
+        s_walk_free(w, mask, 0);
+        if (!w->chosen) {
+            return s_fail(out, ENG_E_NO_FREE_VARIANT, "no free model fits the request (rule '",
+                          r->name, "')");
+        }
+        s_msg(out, "rule '", r->name, "': free model asked for");
+        return ENG_OK;
+    }
+    int ob = w->budget >= 0;
+    for (uint32_t i = 0; i < r->norder[ob] && !w->stop; i++) {
+        int t = r->order[ob][i];
+        visited |= 1u << t;
+        s_walk_tier(w, r, t, mask, v == S_FLOOR);
+    }
+    bool fell_back = false;
+    if (r->free_fallback && !w->stop) {
+        fell_back = !w->chosen;
+        s_walk_free(w, mask, visited);
+    }
+    if (!w->chosen) {
+        if (w->budget_hit) {
+            return s_fail(out, ENG_E_INSUFFICIENT_BUDGET,
+                          "every candidate that fits costs more than the budget (rule '", r->name,
+                          "')");
+        }
+        return s_fail(out, ENG_E_NO_CANDIDATE, "no model satisfies the request (rule '", r->name,
+                      "')");
+    }
+    if (fell_back) {
+        s_msg(out, "rule '", r->name, "': nothing paid fits, free fallback");
+    } else if (out->tier != r->tier) {
+        s_msg(out, "rule '", r->name, "': stepped from the target tier");
+    } else {
+        s_msg(out, "rule '", r->name, "'");
+    }
+    return ENG_OK;
+}
+
+eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_decision_t *out,
+                         eng_trace_t *trace)
+{
+    out->status = ENG_OK;
+    out->message[0] = '\0';
+    out->model = NULL;
+    out->endpoint = NULL;
+    out->tier = -1;
+    out->tier_name = "";
+    out->rule = "";
+    memset(&out->cost, 0, sizeof out->cost);
+    out->output_tokens = 0;
+    out->nfallbacks = 0;
+    if (trace) {
+        trace->n = 0;
+        trace->dropped = 0;
+        trace->hints = 0;
+        trace->hint_names[0] = NULL;
+        trace->nrules_tried = 0;
+    }
+    if (!self || !f) {
+        return s_fail(out, ENG_E_INTERNAL, "no policy or no request", NULL, NULL);
+    }
+    const char *bad = s_validate(f);
+    if (bad) {
+        return s_fail(out, ENG_E_BAD_REQUEST, bad, NULL, NULL);
+    }
+    s_walk_t w;
+    w.pol = self;
+    w.f = f;
+    w.out = out;
+    w.trace = trace;
+    w.group = NULL;
+    w.permille = 1000;
+    w.chosen = w.budget_hit = w.stop = false;
+    w.extra = 0;
+    w.rule_caps = 0;
+    w.alternates = false;
+    /* The group: "default" when absent; unknown names are refused when the
+     * policy defines groups. */
+    eng_str_t gname = f->group.len ? f->group : (eng_str_t){"default", 7};
+    if (self->ngroups > 0) {
+        for (int g = 0; g < self->ngroups && !w.group; g++) {
+            if (s_streq(gname, self->groups[g].name, strlen(self->groups[g].name))) {
+                w.group = &self->groups[g];
+            }
+        }
+        if (!w.group && !s_streq(gname, "default", 7)) {
+            char buf[64];
+            return s_fail(out, ENG_E_BAD_REQUEST, "unknown group '", s_cstr(gname, buf, sizeof buf),
+                          "'");
+        }
+        w.permille = w.group ? w.group->permille : 1000;
+    }
+    w.need = (f->images > 0 || f->vision ? ENG_CAP_VISION : 0) | (f->tools ? ENG_CAP_TOOLS : 0) |
+             (f->json ? ENG_CAP_JSON : 0);
+    w.out_explicit = f->output_tokens >= 0;
+    w.out_tokens = w.out_explicit ? f->output_tokens : self->default_output;
+    out->output_tokens = w.out_tokens;
+    memset(&w.usage, 0, sizeof w.usage);
+    w.usage.prompt_tokens = f->prompt_tokens - f->cache_read_tokens;
+    w.usage.cache_read_tokens = f->cache_read_tokens;
+    w.usage.completion_tokens = w.out_tokens;
+    w.usage.images = f->images;
+    w.budget = f->has_budget ? (eng_pusd_t)llround(f->budget_usd * 1e12) : -1;
+
+    bool is_auto;
+    s_variant_t v;
+    const eng_model_t *model = s_model(self, f->model, &is_auto, &v);
+    if (!is_auto) {
+        if (!model) {
+            char buf[96];
+            return s_fail(out, ENG_E_UNKNOWN_MODEL, "unknown model '",
+                          s_cstr(f->model, buf, sizeof buf), "'");
+        }
+        return s_direct(&w, model, v);
+    }
+    s_ctx_t x;
+    s_ctx_init(self, f, &x);
+    if (trace) {
+        trace->hints = x.hints;
+        uint32_t n = 0;
+        for (uint32_t b = 0; b < self->nwords && n < 63; b++) {
+            if (x.hints >> b & 1) {
+                trace->hint_names[n++] = self->words[b];
+            }
+        }
+        trace->hint_names[n] = NULL;
+    }
+    return s_auto(&w, &x, v);
+}
