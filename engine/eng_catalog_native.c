@@ -420,6 +420,13 @@ static int s_load_model(s_ctx_t *c, const json_t *e, size_t index)
         s_parse_caps(c, json_object_get(e, "capabilities"), &m.caps) < 0) {
         return -1;
     }
+    /* Check what endpoints inherit here, so errors point at the model's keys. */
+    eng_price_t probe;
+    bool enabled;
+    if ((m.pricing && s_parse_pricing(c, m.pricing, true, &probe) < 0) ||
+        s_parse_status(c, m.status, &enabled) < 0) {
+        return -1;
+    }
     const json_t *eps = json_object_get(e, "endpoints");
     if (!eps || json_is_null(eps)) {
         return s_load_endpoint(c, &m, NULL);
