@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Writes the chat request bodies the benchmarks post (python3 stdlib only).
+
+The bodies are committed; this script documents how they were made and
+regenerates them byte for byte (nothing random, no clock):
+  small.json   one short user question (~100 B)
+  1k.json      system prompt + a three-turn conversation (~1 KB)
+  32k.json     a code-review request carrying ~30 KB of C source (32 KiB total)
+  image.json   a vision request: text + an image URL + an inline base64 PNG
+The 32 KB body embeds this repository's own bench/upstream_stub.c (project
+code, same license), cut so the body is exactly 32768 bytes.
+Run from the repository root: python3 bench/bodies/make_bodies.py
+"""
+import base64
+import json
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def dump(name, body):
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(data)
+    return len(data)
+
+
+def png(width, height):
+    """A small RGB gradient PNG, built by hand (no imaging library)."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes(((x * 255) // width, (y * 255) // height, 128))
+                           for x in range(width))
+        for y in range(height))
+
+    def chunk(kind, payload):
+        c = kind + payload
+        return struct.pack(">I", len(payload)) + c + struct.pack(">I", zlib.crc32(c))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+            chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def small():
+    return {"model": "hpprouter/auto",
+            "messages": [{"role": "user", "content": "What is the capital of Australia?"}]}
+
+
+def one_k():
+    return {
+        "model": "hpprouter/auto",
+        "temperature": 0.3,
+        "max_tokens": 512,
+        "messages": [
+            {"role": "system", "content": "You are a concise assistant for a logistics "
+             "company. Answer in plain English, cite the figures you use, and say when "
+             "you are unsure. Prefer short bullet lists over long paragraphs. Never invent "
+             "numbers that are not in the conversation; when a figure is missing, ask "
+             "for it instead of guessing."},
+            {"role": "user", "content": "Our Rotterdam warehouse shipped 1,240 pallets "
+             "in March and 1,515 in April. Returns were 3.1% and 2.4%. What changed, "
+             "in percent, for shipments and for returns?"},
+            {"role": "assistant", "content": "Shipments rose from 1,240 to 1,515 "
+             "pallets, up 22.2%. The return rate fell from 3.1% to 2.4%, a drop of 0.7 "
+             "percentage points (about 22.6% fewer returns relative to volume)."},
+            {"role": "user", "content": "Good. Summarize that in two sentences for a "
+             "weekly report to the operations director, and suggest one question she "
+             "might ask about the return rate so I can prepare an answer before Monday."},
+        ],
+    }
+
+
+def thirty_two_k():
+    with open(os.path.join(ROOT, "bench", "upstream_stub.c"), encoding="utf-8") as f:
+        source = f.read()
+    body = {
+        "model": "hpprouter/auto",
+        "max_tokens": 2048,
+        "messages": [
+            {"role": "system", "content": "You are a senior C reviewer. Point out bugs, "
+             "undefined behaviour and resource leaks first, style last."},
+            {"role": "user", "content": ""},
+        ],
+    }
+    intro = "Please review this file. It is an HTTP server on libevent:\n\n"
+    target = 32768
+    # Grow the embedded source until the serialized body reaches the target.
+    lo, hi = 0, len(source)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        body["messages"][1]["content"] = intro + source[:mid]
+        size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+        if size <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    text = intro + source[:lo]
+    body["messages"][1]["content"] = text
+    size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    body["messages"][1]["content"] = text + " " * (target - size)
+    return body
+
+
+def image():
+    data_url = "data:image/png;base64," + base64.b64encode(png(24, 24)).decode()
+    return {
+        "model": "hpprouter/auto",
+        "max_tokens": 300,
+        "messages": [{
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Compare these two pictures: which one shows a "
+                 "damaged parcel, and what kind of damage is it?"},
+                {"type": "image_url", "image_url": {
+                    "url": "https://images.example.com/parcels/2026-03-14/cam2-0931.jpg",
+                    "detail": "low"}},
+                {"type": "image_url", "image_url": {"url": data_url, "detail": "low"}},
+            ],
+        }],
+    }
+
+
+def main():
+    for name, make in (("small.json", small), ("1k.json", one_k),
+                       ("32k.json", thirty_two_k), ("image.json", image)):
+        print(f"{name}: {dump(name, make())} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,816 @@
+#!/usr/bin/env python3
+"""report.py - raw benchmark records in, bench/RESULTS.md and plots out.
+
+python3 stdlib only. bench/run.sh calls it; it can be rerun on any results
+folder to regenerate the report without measuring again:
+
+  report.py record FILE.jsonl [--wrk OUT] [--json OUT] key=value...
+      appends one record: the wrk summary line ("wrk-json: {...}", printed by
+      bench/wrk/route.lua) or the last JSON object printed by a C load
+      generator, plus the given fields (numbers stay numbers; cmd= is the
+      exact command line).
+  report.py machine DIR [--build BUILD]
+      writes DIR/machine.json: CPU, cores, memory, kernel, compiler and build
+      flags, library and tool versions, git commit.
+  report.py goals DIR
+      prints the components (resolve, engine, sidecar) that missed a goal.
+  report.py render DIR [--markdown bench/RESULTS.md] [--no-plots]
+      writes DIR/*.csv, DIR/*.png (gnuplot) and the markdown report.
+
+The goals come from the issues: resolver p50 <= 1 us and p99 <= 5 us on the
+full LiteLLM catalog with 0 allocations per decision; engine >= 300k
+decisions/s pipelined and p99 <= 200 us open-loop at 20k/s; sidecar /v1/route
+at 32 connections >= 30x Portkey's requests/s with p99 <= 1/20 of Portkey's;
+proxy mode <= 100 us p50 over the upstream directly at 1 connection; no failed
+request during reloads.
+"""
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+# ---------------------------------------------------------------------------
+# record
+
+
+def parse_value(v):
+    if re.fullmatch(r"-?\d+", v):
+        return int(v)
+    if re.fullmatch(r"-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", v):
+        return float(v)
+    return v
+
+
+def wrk_summary(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("wrk-json: "):
+                rec = json.loads(line[len("wrk-json: "):])
+                e = rec.get("errors", {})
+                rec["failed"] = sum(e.get(k, 0) for k in ("connect", "read", "write", "status",
+                                                           "timeout"))
+                return rec
+    raise SystemExit(f"report.py: no 'wrk-json:' line in {path}")
+
+
+def last_json_object(path):
+    found = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{") and line.endswith("}"):
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    found = obj
+    if found is None:
+        raise SystemExit(f"report.py: no JSON object line in {path}")
+    return found
+
+
+def cmd_record(args):
+    if not args:
+        raise SystemExit("usage: report.py record FILE.jsonl [--wrk OUT] [--json OUT] k=v...")
+    out, rest = args[0], args[1:]
+    rec = {}
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a in ("--wrk", "--json") and i + 1 < len(rest):
+            src = rest[i + 1]
+            rec.update(wrk_summary(src) if a == "--wrk" else last_json_object(src))
+            i += 2
+            continue
+        if "=" not in a:
+            raise SystemExit(f"report.py record: expected key=value, got {a!r}")
+        k, v = a.split("=", 1)
+        rec[k] = v if k in ("cmd", "reason", "resolved") else parse_value(v)
+        i += 1
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+
+
+# ---------------------------------------------------------------------------
+# machine
+
+
+def run(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (p.stdout + p.stderr).strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def first_line(s):
+    return s.splitlines()[0].strip() if s else ""
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def producer(binary):
+    """The compiler and flags recorded in the binary's DWARF (DW_AT_producer)."""
+    text = run(["readelf", "--debug-dump=info", "--dwarf-depth=1", binary])
+    for line in text.splitlines():
+        if "DW_AT_producer" in line:
+            return line.split(":", 1)[-1].strip().split("):", 1)[-1].strip()
+    return ""
+
+
+def cmd_machine(args):
+    if not args:
+        raise SystemExit("usage: report.py machine DIR [--build BUILD]")
+    out = args[0]
+    build = args[args.index("--build") + 1] if "--build" in args else "build-bench"
+    cpuinfo = read("/proc/cpuinfo")
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    meminfo = read("/proc/meminfo")
+    mem = re.search(r"^MemTotal:\s*(\d+)", meminfo, re.M)
+    osr = re.search(r'^PRETTY_NAME="?([^"\n]+)', read("/etc/os-release"), re.M)
+    lscpu = run(["lscpu"])
+    hyper = re.search(r"^Hypervisor vendor:\s*(.+)$", lscpu, re.M)
+    libs = {}
+    for lib in ("libzmq", "msgpack", "libevent", "jansson", "criterion"):
+        libs[lib] = run(["pkg-config", "--modversion", lib]) or None
+    portkey = None
+    pj = read("bench/peers/node_modules/@portkey-ai/gateway/package.json")
+    if pj:
+        portkey = json.loads(pj).get("version")
+    binaries = {}
+    for b in ("hpp-engine", "hpp-sidecar", "bench/bench_resolve", "bench/bench_engine",
+              "bench/upstream_stub"):
+        path = os.path.join(build, b)
+        if os.path.exists(path):
+            binaries[b] = producer(path) or "present (no DWARF producer)"
+    dirty = run(["git", "status", "--porcelain", "--untracked-files=no"])
+    m = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu_model": model.group(1).strip() if model else platform.processor(),
+        "cores": os.cpu_count(),
+        "hypervisor": hyper.group(1).strip() if hyper else None,
+        "cpu_governor": read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").strip()
+        or None,
+        "memory_mb": int(mem.group(1)) // 1024 if mem else None,
+        "kernel": platform.release(),
+        "os": osr.group(1) if osr else platform.platform(),
+        "compiler": first_line(run(["cc", "--version"])),
+        "build_dir": build,
+        "build_flags": binaries,
+        "libraries": libs,
+        "tools": {
+            "wrk": first_line(run(["wrk", "-v"])) or None,
+            "nginx": first_line(run(["nginx", "-v"])) or None,
+            "node": first_line(run(["node", "--version"])) or None,
+            "portkey_gateway": portkey,
+            "gnuplot": first_line(run(["gnuplot", "--version"])) or None,
+            "perf": first_line(run(["perf", "--version"])) or None,
+            "python": platform.python_version(),
+        },
+        "git_commit": run(["git", "rev-parse", "HEAD"]) or None,
+        "git_dirty": bool(dirty),
+    }
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "machine.json"), "w", encoding="utf-8") as f:
+        json.dump(m, f, indent=2)
+        f.write("\n")
+
+
+# ---------------------------------------------------------------------------
+# loading results
+
+
+def load(folder, name):
+    path = os.path.join(folder, name + ".jsonl")
+    recs = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    recs.append(json.loads(line))
+    return recs
+
+
+def pick(rec, *keys):
+    """First present key; 'a.b' looks inside nested objects."""
+    for k in keys:
+        cur = rec
+        for part in k.split("."):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                cur = None
+                break
+        if cur is not None:
+            return cur
+    return None
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# Field names of the C tools' JSON lines (bench/bench_resolve.c, bench/bench_engine.c).
+RES_P50 = ("p50_ns", "ns_p50", "latency_ns.p50")
+RES_P99 = ("p99_ns", "ns_p99", "latency_ns.p99")
+RES_MEAN = ("mean_ns", "ns_mean", "ns_per_decision", "latency_ns.mean")
+RES_ALLOCS = ("allocs_per_decision", "allocations_per_decision", "allocs")
+ENG_RPS = ("rps", "decisions_per_s", "throughput")
+ENG_P50 = ("p50_us", "latency_us.p50")
+ENG_P99 = ("p99_us", "latency_us.p99")
+ENG_P999 = ("p999_us", "p99.9_us", "latency_us.p99.9", "latency_us.p999")
+ENG_MAX = ("max_us", "latency_us.max")
+ENG_FAILED = ("failed", "errors", "timeouts")
+
+
+class Results:
+    def __init__(self, folder):
+        self.folder = folder
+        self.machine = {}
+        mpath = os.path.join(folder, "machine.json")
+        if os.path.exists(mpath):
+            with open(mpath, encoding="utf-8") as f:
+                self.machine = json.load(f)
+        self.status = {r["scenario"]: r for r in load(folder, "status")}
+        self.resolve = load(folder, "resolve")
+        self.engine_closed = load(folder, "engine_closed")
+        self.engine_open = load(folder, "engine_open")
+        self.sidecar_route = load(folder, "sidecar_route")
+        self.sidecar_proxy = load(folder, "sidecar_proxy")
+        self.peers = load(folder, "peers")
+        self.memory = load(folder, "memory")
+        self.reload = load(folder, "reload")
+
+    def peer_point(self, system, conns):
+        """Median over rounds of rps, p50 and p99 at one connection count."""
+        rs = [r for r in self.peers if r["system"] == system and r["connections"] == conns]
+        if not rs:
+            return None
+        return {
+            "rps": median([r["rps"] for r in rs]),
+            "p50": median([pick(r, "latency_us.p50") for r in rs]),
+            "p99": median([pick(r, "latency_us.p99") for r in rs]),
+            "failed": sum(r.get("failed", 0) for r in rs),
+            "rounds": len(rs),
+            "cmds": [r.get("cmd", "") for r in rs],
+        }
+
+
+# ---------------------------------------------------------------------------
+# goals
+
+
+def goals(res):
+    """[(component, goal text, issue, measured text, verdict)]; verdict True/False/None."""
+    out = []
+    full = [r for r in res.resolve if r.get("catalog") == "litellm"]
+    if full:
+        r = full[0]
+        p50, p99, allocs = pick(r, *RES_P50), pick(r, *RES_P99), pick(r, *RES_ALLOCS)
+        out.append(("resolve", "decision p50 <= 1 us, full LiteLLM catalog", "#3",
+                    fmt_ns(p50), None if p50 is None else p50 <= 1000))
+        out.append(("resolve", "decision p99 <= 5 us, full LiteLLM catalog", "#3",
+                    fmt_ns(p99), None if p99 is None else p99 <= 5000))
+        out.append(("resolve", "0 heap allocations per decision", "#3",
+                    "n/a" if allocs is None else f"{allocs:g}",
+                    None if allocs is None else allocs == 0))
+    else:
+        out.append(("resolve", "decision p50 <= 1 us / p99 <= 5 us, 0 allocations", "#3",
+                    "not measured", None))
+    if res.engine_closed:
+        best = max(res.engine_closed, key=lambda r: pick(r, *ENG_RPS) or 0)
+        rps = pick(best, *ENG_RPS)
+        out.append(("engine", ">= 300k decisions/s pipelined over tcp loopback", "#4",
+                    f"{fmt_int(rps)}/s at depth {best.get('depth')}",
+                    None if rps is None else rps >= 300000))
+    else:
+        out.append(("engine", ">= 300k decisions/s pipelined over tcp loopback", "#4",
+                    "not measured", None))
+    at20k = [r for r in res.engine_open if r.get("rate") == 20000]
+    if at20k:
+        p99 = pick(at20k[0], *ENG_P99)
+        out.append(("engine", "open loop at 20k/s: p99 <= 200 us", "#4", fmt_us(p99),
+                    None if p99 is None else p99 <= 200))
+    else:
+        out.append(("engine", "open loop at 20k/s: p99 <= 200 us", "#4", "not measured", None))
+    sc = res.peer_point("sidecar-route", 32)
+    pk = res.peer_point("portkey", 32)
+    if sc and pk and pk["rps"]:
+        ratio = sc["rps"] / pk["rps"]
+        out.append(("sidecar", "/v1/route at 32 connections >= 30x Portkey's requests/s", "#5",
+                    f"{ratio:.1f}x ({fmt_int(sc['rps'])} vs {fmt_int(pk['rps'])} req/s)",
+                    ratio >= 30))
+        if sc["p99"] and pk["p99"]:
+            pr = pk["p99"] / sc["p99"]
+            out.append(("sidecar", "/v1/route p99 <= 1/20 of Portkey's at 32 connections",
+                        "#5", f"1/{pr:.1f} ({fmt_us(sc['p99'])} vs {fmt_us(pk['p99'])})",
+                        pr >= 20))
+    else:
+        out.append(("sidecar", "/v1/route at 32 connections >= 30x Portkey's req/s, "
+                    "p99 <= 1/20", "#5", "not measured", None))
+    px = [pick(r, "latency_us.p50") for r in res.sidecar_proxy if r["system"] == "sidecar-proxy"]
+    dr = [pick(r, "latency_us.p50") for r in res.sidecar_proxy
+          if r["system"] == "upstream-direct"]
+    if px and dr:
+        diff = median(px) - median(dr)
+        out.append(("sidecar", "proxy mode adds <= 100 us p50 over the upstream directly "
+                    "(1 connection)", "#5",
+                    f"+{diff:.0f} us ({fmt_us(median(px))} vs {fmt_us(median(dr))})",
+                    diff <= 100))
+    else:
+        out.append(("sidecar", "proxy mode adds <= 100 us p50 (1 connection)", "#5",
+                    "not measured", None))
+    rel = [r for r in res.reload if r.get("mode") == "reload"]
+    if rel:
+        failed = sum(pick(r, *ENG_FAILED) or 0 if r.get("target") == "engine"
+                     else r.get("failed", 0) for r in rel)
+        out.append(("engine", "no failed request during reloads under load", "#4",
+                    f"{failed} failed over {sum(r.get('sighups', 0) for r in rel)} SIGHUPs",
+                    failed == 0))
+    else:
+        out.append(("engine", "no failed request during reloads under load", "#4",
+                    "not measured", None))
+    return out
+
+
+def cmd_goals(args):
+    res = Results(args[0])
+    missed = sorted({g[0] for g in goals(res) if g[4] is False})
+    print(" ".join(missed))
+
+
+# ---------------------------------------------------------------------------
+# formatting
+
+
+def fmt_int(v):
+    return "n/a" if v is None else f"{v:,.0f}"
+
+
+def fmt_us(v):
+    if v is None:
+        return "n/a"
+    if v >= 10000:
+        return f"{v / 1000:.1f} ms"
+    return f"{v:.0f} us"
+
+
+def fmt_ns(v):
+    return "n/a" if v is None else f"{v:,.0f} ns"
+
+
+def verdict(v):
+    return {True: "met", False: "**missed**", None: "not measured"}[v]
+
+
+class Commands:
+    """Numbers each distinct command once per section: rows cite [n]."""
+
+    def __init__(self):
+        self.cmds = []
+
+    def ref(self, cmd):
+        if not cmd:
+            return ""
+        if cmd not in self.cmds:
+            self.cmds.append(cmd)
+        return f"[{self.cmds.index(cmd) + 1}]"
+
+    def block(self):
+        if not self.cmds:
+            return []
+        lines = ["", "Commands:", "", "```"]
+        lines += [f"[{i + 1}] {c}" for i, c in enumerate(self.cmds)]
+        return lines + ["```"]
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c) for c in r) + " |")
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# CSV and plots
+
+
+def flat(rec, prefix=""):
+    out = {}
+    for k, v in rec.items():
+        if k == "cdf_us":
+            continue
+        if isinstance(v, dict):
+            out.update(flat(v, prefix + k + "."))
+        elif isinstance(v, list):
+            out[prefix + k] = json.dumps(v, separators=(",", ":"))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def write_csvs(folder):
+    for path in sorted(glob.glob(os.path.join(folder, "*.jsonl"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        rows = [flat(r) for r in load(folder, name)]
+        if not rows:
+            continue
+        keys = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        with open(os.path.join(folder, name + ".csv"), "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+
+SYSTEM_ORDER = ["sidecar-route", "sidecar-proxy", "portkey", "upstream-direct", "nginx-static"]
+SYSTEM_LABEL = {
+    "sidecar-route": "hpp-sidecar /v1/route",
+    "sidecar-proxy": "hpp-sidecar proxy -> stub",
+    "portkey": "Portkey gateway (conditional) -> stub",
+    "upstream-direct": "upstream stub direct",
+    "nginx-static": "nginx static reply (ceiling)",
+}
+
+
+def systems_in(res):
+    seen = {r["system"] for r in res.peers}
+    return [s for s in SYSTEM_ORDER if s in seen] + sorted(seen - set(SYSTEM_ORDER))
+
+
+def write_plots(res, folder):
+    """Writes the .dat files and a gnuplot script, runs gnuplot; returns PNG names."""
+    if not shutil.which("gnuplot"):
+        return []
+    pngs, script = [], ["set terminal pngcairo size 900,560 font 'sans,10'",
+                        "set grid", "set key outside right top"]
+    systems = systems_in(res)
+    if systems:
+        conns = sorted({r["connections"] for r in res.peers})
+        plots = []
+        for s in systems:
+            dat = f"plot_rps_{s}.dat"
+            with open(os.path.join(folder, dat), "w", encoding="utf-8") as f:
+                f.write("# connections median_rps\n")
+                for c in conns:
+                    p = res.peer_point(s, c)
+                    if p:
+                        f.write(f"{c} {p['rps']:.1f}\n")
+            plots.append(f"'{dat}' using 1:2 with linespoints lw 2 title '{SYSTEM_LABEL.get(s, s)}'")
+        script += ["set output 'throughput_vs_connections.png'",
+                   "set title 'Requests/s vs connections (wrk, 1 KB chat body, median of rounds)'",
+                   "set xlabel 'connections'", "set ylabel 'requests/s'",
+                   "set logscale xy", "set xtics (" + ", ".join(str(c) for c in conns) + ")",
+                   "plot " + ", \\\n     ".join(plots), "unset logscale", "set xtics autofreq"]
+        pngs.append("throughput_vs_connections.png")
+        plots = []
+        c = 32 if 32 in conns else conns[-1]
+        for s in systems:
+            rs = [r for r in res.peers if r["system"] == s and r["connections"] == c
+                  and r.get("cdf_us")]
+            if not rs:
+                continue
+            rec = rs[-1]
+            dat = f"plot_cdf_{s}.dat"
+            with open(os.path.join(folder, dat), "w", encoding="utf-8") as f:
+                f.write(f"# latency_us percentile  ({s}, {c} connections, round {rec.get('round')})\n")
+                for pct, us in rec["cdf_us"]:
+                    if us is not None:
+                        f.write(f"{max(us, 1)} {pct}\n")
+            plots.append(f"'{dat}' using 1:2 with lines lw 2 title '{SYSTEM_LABEL.get(s, s)}'")
+        if plots:
+            script += ["set output 'latency_cdf.png'",
+                       f"set title 'Latency CDF at {c} connections (wrk, closed loop, last round)'",
+                       "set xlabel 'latency (us, log scale)'", "set ylabel 'percentile'",
+                       "set logscale x", "set yrange [0:100]",
+                       "plot " + ", \\\n     ".join(plots), "unset logscale", "set autoscale y"]
+            pngs.append("latency_cdf.png")
+    if res.engine_closed:
+        with open(os.path.join(folder, "plot_engine_depth.dat"), "w", encoding="utf-8") as f:
+            f.write("# depth decisions_per_s\n")
+            for r in sorted(res.engine_closed, key=lambda r: r.get("depth", 0)):
+                rps = pick(r, *ENG_RPS)
+                if rps is not None:
+                    f.write(f"{r.get('depth')} {rps}\n")
+        script += ["set output 'engine_depth.png'",
+                   "set title 'hpp-engine: decisions/s vs pipelining depth (tcp loopback)'",
+                   "set xlabel 'requests in flight'", "set ylabel 'decisions/s'",
+                   "set logscale x 2", "set yrange [0:*]",
+                   "plot 'plot_engine_depth.dat' using 1:2 with linespoints lw 2 notitle",
+                   "unset logscale", "set autoscale y"]
+        pngs.append("engine_depth.png")
+    if not pngs:
+        return []
+    with open(os.path.join(folder, "plots.gp"), "w", encoding="utf-8") as f:
+        f.write("\n".join(script) + "\n")
+    p = subprocess.run(["gnuplot", "plots.gp"], cwd=folder, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.stderr.write("report.py: gnuplot failed:\n" + p.stderr)
+        return []
+    return [png for png in pngs if os.path.exists(os.path.join(folder, png))]
+
+
+# ---------------------------------------------------------------------------
+# markdown
+
+
+def md_machine(res, rel):
+    m = res.machine
+    libs = m.get("libraries", {})
+    tools = m.get("tools", {})
+    lines = ["## Machine", ""]
+    lines += table(["what", "value"], [
+        ["CPU", f"{m.get('cpu_model')}, {m.get('cores')} cores"
+                + (f", hypervisor {m['hypervisor']}" if m.get("hypervisor") else "")],
+        ["memory", f"{m.get('memory_mb')} MB"],
+        ["OS, kernel", f"{m.get('os')}, Linux {m.get('kernel')}"],
+        ["compiler", m.get("compiler")],
+        ["build", f"`{m.get('build_dir')}`: "
+                  + (next(iter(m.get("build_flags", {}).values()), "n/a") or "n/a")],
+        ["libraries", ", ".join(f"{k} {v}" for k, v in libs.items() if v)],
+        ["load tools", ", ".join(f"{k} {v}" for k, v in tools.items() if v)],
+        ["git commit", f"`{m.get('git_commit')}`" + (" (with uncommitted changes)"
+                                                    if m.get("git_dirty") else "")],
+        ["run", f"{m.get('date_utc')}; raw numbers in [{rel}]({rel}/)"],
+    ])
+    lines += ["", "Everything runs on this one machine over 127.0.0.1: servers and load "
+              "generators share its cores, so absolute numbers are lower than on a "
+              "dedicated client/server pair; the ratios between systems measured in the "
+              "same run are the robust part."]
+    return lines
+
+
+def md_status(res):
+    names = [("resolve", "1. in-process resolver"), ("engine", "2. engine over ZMQ"),
+             ("sidecar", "3. sidecar /v1/route"), ("peers", "4. peers"),
+             ("memory", "6. memory"), ("reload", "7. reload under load")]
+    rows = []
+    for key, label in names:
+        st = res.status.get(key)
+        if st is None:
+            rows.append([label, "not run", ""])
+        else:
+            rows.append([label, st["status"], st.get("reason", "")])
+    return ["## Scenarios in this run", ""] + table(["scenario", "status", "note"], rows)
+
+
+def md_goals(res):
+    lines = ["## Goals from the issues", ""]
+    rows = [[g[1], g[2], g[3], verdict(g[4])] for g in goals(res)]
+    lines += table(["goal", "issue", "measured", "verdict"], rows)
+    missed = [g for g in goals(res) if g[4] is False]
+    if missed:
+        lines += ["", "Missed goals are listed with the profile that shows where the time "
+                  "goes in [Profiles](#profiles) (rerun with `PROFILE=1` for all "
+                  "components)."]
+    return lines
+
+
+def md_resolve(res):
+    lines = ["## 1. In-process resolver", "",
+             "`bench/bench_resolve` calls `eng_resolve()` in a loop over a mix of requests "
+             "and times each decision; allocations are counted on the decision path.", ""]
+    if not res.resolve:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    cmds = Commands()
+    rows = []
+    for r in res.resolve:
+        rows.append([r.get("catalog"), fmt_int(pick(r, "models")), fmt_int(pick(r, "decisions",
+                     "iterations")), fmt_ns(pick(r, *RES_P50)), fmt_ns(pick(r, *RES_P99)),
+                     fmt_ns(pick(r, *RES_MEAN)),
+                     "n/a" if pick(r, *RES_ALLOCS) is None else f"{pick(r, *RES_ALLOCS):g}",
+                     cmds.ref(r.get("cmd"))])
+    lines += table(["catalog", "models", "decisions", "p50", "p99", "mean", "allocs/decision",
+                    "cmd"], rows)
+    return lines + cmds.block()
+
+
+def md_engine(res, pngs):
+    lines = ["## 2. hpp-engine over ZMQ (tcp loopback)", ""]
+    if not res.engine_closed and not res.engine_open:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    cmds = Commands()
+    if res.engine_closed:
+        lines += ["Closed loop: a DEALER keeps `depth` requests in flight (pipelining).", ""]
+        rows = [[r.get("depth"), fmt_int(pick(r, *ENG_RPS)), fmt_us(pick(r, *ENG_P50)),
+                 fmt_us(pick(r, *ENG_P99)), cmds.ref(r.get("cmd"))]
+                for r in sorted(res.engine_closed, key=lambda r: r.get("depth", 0))]
+        lines += table(["depth", "decisions/s", "p50", "p99", "cmd"], rows)
+        if "engine_depth.png" in pngs:
+            lines += ["", f"![engine throughput vs depth]({res.rel}/engine_depth.png)"]
+    if res.engine_open:
+        lines += ["", "Open loop: requests are sent on a fixed schedule and latency is "
+                  "measured from the scheduled send time, so a stall is charged to every "
+                  "request it delayed (no coordinated omission).", ""]
+        rows = [[fmt_int(r.get("rate")), fmt_int(pick(r, "achieved_rps", "rps")),
+                 fmt_us(pick(r, *ENG_P50)), fmt_us(pick(r, *ENG_P99)), fmt_us(pick(r, *ENG_P999)),
+                 fmt_us(pick(r, *ENG_MAX)), fmt_int(pick(r, *ENG_FAILED)),
+                 cmds.ref(r.get("cmd"))]
+                for r in sorted(res.engine_open, key=lambda r: r.get("rate", 0))]
+        lines += table(["target rate/s", "achieved/s", "p50", "p99", "p99.9", "max", "failed",
+                        "cmd"], rows)
+    return lines + cmds.block()
+
+
+def md_sidecar(res):
+    lines = ["## 3. hpp-sidecar `/v1/route` with wrk", "",
+             "wrk posts the same body on every request (`bench/wrk/route.lua`, bodies in "
+             "`bench/bodies/`), 32 connections, header `X-HPP-Task: code`; every answer "
+             "must be 2xx and a curl before each run checks that it carries "
+             "`X-HPP-Router-Resolved-Model`. The engine has the bundled and the full LiteLLM "
+             "catalog loaded.", ""]
+    if not res.sidecar_route and not res.sidecar_proxy:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    cmds = Commands()
+    rows = [[r.get("body"), fmt_int(r.get("body_bytes")), fmt_int(r.get("rps")),
+             fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
+             fmt_int(r.get("failed")), f"`{r.get('resolved', '')}`", cmds.ref(r.get("cmd"))]
+            for r in res.sidecar_route]
+    lines += table(["body", "bytes", "req/s", "p50", "p99", "failed", "resolved model", "cmd"],
+                   rows)
+    if res.sidecar_proxy:
+        lines += ["", "Proxy mode (`--upstream` = the stub) against the stub called directly, "
+                  "1 connection, 1 KB body, interleaved A B A B:", ""]
+        rows = [[r.get("system"), r.get("round"), fmt_int(r.get("rps")),
+                 fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
+                 fmt_int(r.get("failed")), cmds.ref(r.get("cmd"))] for r in res.sidecar_proxy]
+        lines += table(["system", "round", "req/s", "p50", "p99", "failed", "cmd"], rows)
+    return lines + cmds.block()
+
+
+def md_peers(res, pngs):
+    lines = ["## 4. Peers, same run, interleaved A B A B", "",
+             "Each system gets the same 1 KB chat body from wrk at each connection count, "
+             "two rounds, systems alternating within a round; the table gives the median of "
+             "the rounds. The Portkey gateway (npm `@portkey-ai/gateway`, bound to "
+             "127.0.0.1) routes with a conditional config (`x-portkey-config`, strategy "
+             "`conditional` on `metadata.task` and `params.max_tokens`, see "
+             "`portkey_config` in bench/run.sh) to the same upstream stand-in as "
+             "hpp-sidecar's proxy mode. Portkey has no decision-only endpoint, so the "
+             "issue's goal compares hpp-sidecar's `/v1/route` with Portkey routing and "
+             "forwarding; hpp-sidecar's proxy mode is the like-for-like row. nginx returning "
+             "a static reply is the ceiling of this HTTP stack on this machine.", ""]
+    if not res.peers:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    cmds = Commands()
+    systems = systems_in(res)
+    conns = sorted({r["connections"] for r in res.peers})
+    rows = []
+    for c in conns:
+        for s in systems:
+            p = res.peer_point(s, c)
+            if p:
+                rows.append([c, SYSTEM_LABEL.get(s, s), fmt_int(p["rps"]), fmt_us(p["p50"]),
+                             fmt_us(p["p99"]), fmt_int(p["failed"]),
+                             " ".join(cmds.ref(x) for x in sorted(set(p["cmds"])))])
+    lines += table(["connections", "system", "req/s", "p50", "p99", "failed", "cmd"], rows)
+    ratio_rows = []
+    for c in conns:
+        pk = res.peer_point("portkey", c)
+        if not pk or not pk["rps"]:
+            continue
+        for s in ("sidecar-route", "sidecar-proxy"):
+            p = res.peer_point(s, c)
+            if p and p["rps"]:
+                ratio_rows.append([c, SYSTEM_LABEL[s], f"{p['rps'] / pk['rps']:.1f}x",
+                                   f"1/{pk['p99'] / p['p99']:.1f}" if p["p99"] and pk["p99"]
+                                   else "n/a"])
+    if ratio_rows:
+        lines += ["", "Ratios against the Portkey gateway (req/s ratio; p99 as a fraction of "
+                  "Portkey's p99):", ""]
+        lines += table(["connections", "system", "req/s vs Portkey", "p99 vs Portkey"],
+                       ratio_rows)
+    ng = res.peer_point("nginx-static", 32)
+    sc = res.peer_point("sidecar-route", 32)
+    if ng and sc and ng["rps"]:
+        lines += ["", f"At 32 connections hpp-sidecar `/v1/route` reaches "
+                  f"{100 * sc['rps'] / ng['rps']:.0f}% of the nginx static ceiling."]
+    lines += cmds.block()
+    lines += ["", "## 5. Plots", ""]
+    for png, alt in (("throughput_vs_connections.png", "throughput vs connections"),
+                     ("latency_cdf.png", "latency CDF")):
+        if png in pngs:
+            lines += [f"![{alt}]({res.rel}/{png})", ""]
+    if not any(p in pngs for p in ("throughput_vs_connections.png", "latency_cdf.png")):
+        lines += ["No plots in this run (gnuplot missing or SKIP_PLOTS=1)."]
+    return lines
+
+
+def md_memory(res):
+    lines = ["## 6. Memory", "",
+             "VmRSS (resident now) and VmHWM (peak resident) from `/proc/PID/status` of a "
+             "fresh engine and sidecar with the bundled + full LiteLLM catalog, at start and "
+             "after the requests (engine: the ZMQ load generator; sidecar: wrk on "
+             "`/v1/route`, which the engine serves too).", ""]
+    if not res.memory:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    cmds = Commands()
+    rows = [[r.get("process"), r.get("phase"), fmt_int(r.get("requests")),
+             f"{r.get('vmrss_kb', 0) / 1024:.1f} MB", f"{r.get('vmhwm_kb', 0) / 1024:.1f} MB",
+             cmds.ref(r.get("cmd"))] for r in res.memory]
+    lines += table(["process", "phase", "requests", "VmRSS", "VmHWM", "cmd"], rows)
+    return lines + cmds.block()
+
+
+def md_reload(res):
+    lines = ["## 7. Reload under load", "",
+             "The engine gets SIGHUP every 250 ms while a load runs (a full recompile of "
+             "policy + catalogs each time, swapped atomically); the same load without "
+             "reloads is the baseline. Engine: open loop at 20k requests/s from the ZMQ "
+             "load generator. Sidecar: wrk, 32 connections on `/v1/route`.", ""]
+    if not res.reload:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    cmds = Commands()
+    rows = []
+    for r in res.reload:
+        if r.get("target") == "engine":
+            rows.append(["engine (ZMQ)", r.get("mode"), r.get("sighups"),
+                         fmt_int(pick(r, "requests", "sent")), fmt_int(pick(r, *ENG_FAILED)),
+                         fmt_us(pick(r, *ENG_P50)), fmt_us(pick(r, *ENG_P99)),
+                         fmt_us(pick(r, *ENG_MAX)), cmds.ref(r.get("cmd"))])
+        else:
+            rows.append(["sidecar (HTTP)", r.get("mode"), r.get("sighups"),
+                         fmt_int(r.get("requests")), fmt_int(r.get("failed")),
+                         fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
+                         fmt_us(pick(r, "latency_us.max")), cmds.ref(r.get("cmd"))])
+    lines += table(["through", "mode", "SIGHUPs", "requests", "failed", "p50", "p99", "max",
+                    "cmd"], rows)
+    return lines + cmds.block()
+
+
+def md_profiles(res):
+    files = sorted(glob.glob(os.path.join(res.folder, "profile_*.txt")))
+    lines = ["## Profiles", ""]
+    if not files:
+        return lines + ["No profile in this run: every measured goal was met, or perf was "
+                        "not available (`PROFILE=1` profiles every component)."]
+    for path in files:
+        name = os.path.basename(path)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read().splitlines()
+        head = [l for l in text if l.startswith("#")]
+        body = [l for l in text if not l.startswith("#")][:40]
+        lines += [f"### {name[len('profile_'):-4]} ([full]({res.rel}/{name}))", "", "```"]
+        lines += head + body + ["```", ""]
+    return lines
+
+
+def cmd_render(args):
+    if not args:
+        raise SystemExit("usage: report.py render DIR [--markdown FILE] [--no-plots]")
+    folder = args[0]
+    md = args[args.index("--markdown") + 1] if "--markdown" in args else None
+    res = Results(folder)
+    write_csvs(folder)
+    pngs = [] if "--no-plots" in args else write_plots(res, folder)
+    if not md:
+        return
+    res.rel = os.path.relpath(folder, os.path.dirname(os.path.abspath(md)) or ".")
+    lines = ["# Benchmark results", "",
+             f"Generated by `bench/report.py` from [{res.rel}]({res.rel}/) "
+             "(`make bench`, which runs `bench/run.sh`; read [bench/README.md](README.md) for "
+             "what each scenario measures). Do not edit by hand: rerun `make bench`, or "
+             f"`python3 bench/report.py render {folder} --markdown {md}` to regenerate "
+             "from the same raw numbers. Each table cites the exact command of each number.",
+             ""]
+    for part in (md_machine(res, res.rel), md_status(res), md_goals(res), md_resolve(res),
+                 md_engine(res, pngs), md_sidecar(res), md_peers(res, pngs), md_memory(res),
+                 md_reload(res), md_profiles(res)):
+        lines += part + [""]
+    with open(md, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if len(sys.argv) >= 2 else 2
+    cmds = {"record": cmd_record, "machine": cmd_machine, "goals": cmd_goals,
+            "render": cmd_render}
+    if sys.argv[1] not in cmds:
+        sys.stderr.write(f"report.py: unknown command {sys.argv[1]!r} (expected one of: "
+                         f"{', '.join(cmds)})\n")
+        return 2
+    cmds[sys.argv[1]](sys.argv[2:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,872 @@
+#!/usr/bin/env bash
+# bench/run.sh - the benchmark harness behind `make bench` (read bench/README.md).
+#
+# Runs every scenario against binaries already built at -O2 in $HPP_BUILD,
+# on 127.0.0.1 only, bounded in time, and writes bench/results/<date>/:
+# one JSON-lines file of raw numbers per scenario (each record carries the
+# exact command that produced it), CSV copies, machine.json, plots, then
+# regenerates bench/RESULTS.md with bench/report.py.
+#
+# Environment (all optional):
+#   HPP_BUILD=build-bench   build directory with hpp-engine, hpp-sidecar, bench/*
+#   BENCH_DATE=YYYY-MM-DD   results folder name (default: today, UTC)
+#   BENCH_SECONDS=3         seconds per measured point (wrk -d, load generator)
+#   BENCH_BUDGET=540        seconds; a scenario that would start later is skipped
+#   BENCH_QUICK=1           a short smoke run (1 s points, fewer points)
+#   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
+#   SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1 SKIP_PLOTS=1
+#   SKIP_MEMORY=1 SKIP_RELOAD=1   skip one scenario (the report says it was skipped)
+#   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
+#   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+
+B=${HPP_BUILD:-build-bench}
+DATE=${BENCH_DATE:-$(date -u +%F)}
+OUT=bench/results/$DATE
+TMP=$OUT/raw-tmp
+SECS=${BENCH_SECONDS:-3}
+BUDGET=${BENCH_BUDGET:-540}
+QUICK=${BENCH_QUICK:-0}
+PROFILE=${PROFILE:-auto}
+LITELLM=litellm:tests/data/litellm/model_prices_and_context_window.json
+BUNDLED_CATALOG=${BENCH_CATALOG:-policies/catalog.json}
+POLICY=${BENCH_POLICY:-policies/default.policy}
+REPORT=bench/report.py
+if [ "$QUICK" = 1 ]; then
+    SECS=1
+fi
+START=$(date +%s)
+
+rm -rf "$OUT"
+mkdir -p "$TMP"
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+log() { printf '\n== %s\n' "$*"; }
+note() { printf '   %s\n' "$*"; }
+
+# q ARGS...: the command line, shell-quoted so that it can be pasted back.
+q() {
+    local a out=""
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+            out+="$a "
+        else
+            out+="'${a//\'/\'\\\'\'}' "
+        fi
+    done
+    printf '%s' "${out% }"
+}
+
+# show ARGS...: prints the exact command about to run.
+show() { printf '+ %s\n' "$(q "$@")"; }
+
+elapsed() { echo $(($(date +%s) - START)); }
+
+# status SCENARIO ok|skipped|failed REASON: one line of status.jsonl.
+status() {
+    python3 "$REPORT" record "$OUT/status.jsonl" scenario="$1" status="$2" reason="${3:-}" \
+        at_s="$(elapsed)"
+    printf '   -> %s: %s%s\n' "$1" "$2" "${3:+ ($3)}"
+}
+
+# want SCENARIO VAR: 0 when the scenario should run (not skipped, time left).
+want() {
+    local name=$1 var=$2
+    if [ "${!var:-0}" = 1 ]; then
+        status "$name" skipped "$var=1"
+        return 1
+    fi
+    if [ "$(elapsed)" -ge "$BUDGET" ]; then
+        status "$name" skipped "time budget of ${BUDGET}s used"
+        return 1
+    fi
+    return 0
+}
+
+# record FILE key=value... [--wrk FILE] [--json FILE]: appends one JSON record.
+record() { python3 "$REPORT" record "$@"; }
+
+PIDS=()
+# start LOG CMD...: runs CMD in the background (stdout+stderr to LOG), sets PID.
+start() {
+    local logf=$1
+    shift
+    show "$@"
+    "$@" >"$logf" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+}
+
+# stop PID: SIGTERM, then SIGKILL after 5 s; only processes this script started.
+stop() {
+    local p=$1 i
+    kill "$p" 2>/dev/null || return 0
+    for i in $(seq 100); do
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do stop "$p"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_line FILE REGEX PID [SECONDS]: waits until FILE has a line matching
+# REGEX (the process's readiness line); fails when PID exits or on timeout.
+wait_line() {
+    local f=$1 re=$2 p=$3 t=${4:-20} i
+    for i in $(seq $((t * 20))); do
+        grep -qE "$re" "$f" 2>/dev/null && return 0
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.05
+    done
+    note "not ready: $f"
+    tail -n 5 "$f" | sed 's/^/   | /'
+    return 1
+}
+
+# wait_http URL PID [SECONDS]: waits until URL answers 200.
+wait_http() {
+    local u=$1 p=$2 t=${3:-20} i
+    for i in $(seq $((t * 20))); do
+        curl -sf -o /dev/null -m 1 "$u" && return 0
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.05
+    done
+    note "not answering: $u"
+    return 1
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# rss PID: "VmRSS VmHWM" in kB from /proc.
+rss() {
+    awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{print r+0, h+0}' "/proc/$1/status" 2>/dev/null
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# need_pkg BINARY PACKAGE...: installs the first package that provides it, like `make deps`.
+need_pkg() {
+    local bin=$1 pkg
+    shift
+    have "$bin" && return 0
+    if [ "${BENCH_NO_INSTALL:-0}" = 1 ]; then
+        note "$bin missing and BENCH_NO_INSTALL=1"
+        return 1
+    fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    # A Debian package of a server starts its service on install; keep it off.
+    local made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ] && [ -z "$sudo" ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    for pkg in "$@"; do
+        show $sudo apt-get install -y -qq --no-install-recommends "$pkg"
+        if { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            $sudo apt-get install -y -qq --no-install-recommends "$pkg"; } >"$TMP/apt-$pkg.log" 2>&1 &&
+            have "$bin"; then
+            break
+        fi
+    done
+    [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    have "$bin"
+}
+
+# wrk_run OUTFILE BODY CONNECTIONS URL [wrk args...]: one closed-loop wrk run
+# posting BODY; sets CMD to the command line. Fails when wrk printed no summary.
+wrk_run() {
+    local out=$1 body=$2 conns=$3 url=$4 threads=2
+    shift 4
+    [ "$conns" -lt 2 ] && threads=1
+    local cmd=(env "WRK_BODY=$body" wrk "-t$threads" "-c$conns" "-d${WRK_SECS:-$SECS}s" --timeout 5s
+        -s bench/wrk/route.lua "$@" "$url")
+    CMD=$(q "${cmd[@]}")
+    show "${cmd[@]}"
+    "${cmd[@]}" >"$out" 2>&1
+    if ! grep -q '^wrk-json: ' "$out"; then
+        note "wrk printed no summary:"
+        tail -n 5 "$out" | sed 's/^/   | /'
+        return 1
+    fi
+    grep '^Requests/sec\|Non-2xx\|Socket errors' "$out" | sed 's/^/   /'
+    return 0
+}
+
+# ---------------------------------------------------------------------------
+# Services: upstream stand-in, engine, sidecar, peers
+
+# start_stub NAME [flags]: sets STUB_URL and STUB_PID.
+start_stub() {
+    local name=$1
+    shift
+    start "$TMP/$name.log" "$B/bench/upstream_stub" "$@"
+    STUB_PID=$PID
+    wait_line "$TMP/$name.log" '^upstream_stub: ready on ' "$PID" || return 1
+    STUB_URL="http://$(sed -n 's/^upstream_stub: ready on //p' "$TMP/$name.log" | head -n 1)"
+}
+
+# start_engine NAME CATALOG...: sets ENGINE_EP and ENGINE_PID. The engine binds an
+# ephemeral port and prints "hpp-engine: ready on ENDPOINT" once it serves.
+start_engine() {
+    local name=$1 c args=()
+    shift
+    for c in "$@"; do args+=(--catalog "$c"); done
+    ENGINE_CMD=("$B/hpp-engine" --policy "$POLICY" "${args[@]}" --listen tcp://127.0.0.1:0)
+    start "$TMP/$name.log" "${ENGINE_CMD[@]}"
+    ENGINE_PID=$PID
+    wait_line "$TMP/$name.log" '^hpp-engine: ready on ' "$PID" 60 || return 1
+    ENGINE_EP=$(sed -n 's/^hpp-engine: ready on //p' "$TMP/$name.log" | head -n 1)
+}
+
+# start_sidecar NAME [flags]: sets SC_URL and SC_PID (engine at $ENGINE_EP).
+start_sidecar() {
+    local name=$1
+    shift
+    local port
+    port=$(free_port)
+    start "$TMP/$name.log" "$B/hpp-sidecar" --listen "127.0.0.1:$port" --engine "$ENGINE_EP" "$@"
+    SC_PID=$PID
+    SC_URL="http://127.0.0.1:$port"
+    wait_http "$SC_URL/healthz" "$PID"
+}
+
+# start_portkey: sets PK_URL and PK_PID.
+start_portkey() {
+    start "$TMP/portkey.log" env NODE_ENV=production TRUSTED_CUSTOM_HOSTS=127.0.0.1 \
+        node bench/peers/portkey_local.mjs --port=0 --headless
+    PK_PID=$PID
+    wait_line "$TMP/portkey.log" '^portkey: ready on ' "$PID" 30 || return 1
+    PK_URL="http://$(sed -n 's/^portkey: ready on //p' "$TMP/portkey.log" | head -n 1)"
+}
+
+# start_nginx: a static 200 reply, foreground, prefix under $TMP; sets NG_URL, NG_PID.
+start_nginx() {
+    local dir=$TMP/nginx port
+    port=$(free_port)
+    mkdir -p "$dir/tmp"
+    # Workers = cores, like a tuned deployment: nginx is the ceiling, not a peer.
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $PWD/$dir/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $PWD/$dir/tmp/body;
+    proxy_temp_path $PWD/$dir/tmp/proxy;
+    fastcgi_temp_path $PWD/$dir/tmp/fastcgi;
+    uwsgi_temp_path $PWD/$dir/tmp/uwsgi;
+    scgi_temp_path $PWD/$dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            default_type application/json;
+            add_header X-HPP-Router-Resolved-Model openai/gpt-4o-mini;
+            return 200 '{"model":"openai/gpt-4o-mini","provider":"openai","tier":"budget"}';
+        }
+    }
+}
+EOF
+    start "$TMP/nginx.log" nginx -p "$PWD/$dir" -c "$PWD/$dir/nginx.conf" -e stderr
+    NG_PID=$PID
+    NG_URL="http://127.0.0.1:$port"
+    wait_http "$NG_URL/" "$PID"
+}
+
+# The Portkey config: conditional routing on metadata and params, each target
+# the same upstream stand-in with the model a tier would pick.
+portkey_config() {
+    local host=$1
+    python3 - "$host" <<'EOF'
+import json, sys
+host = sys.argv[1] + "/v1"
+def target(name, model):
+    return {"name": name, "provider": "openai", "api_key": "sk-bench",
+            "custom_host": host, "override_params": {"model": model}}
+print(json.dumps({
+    "strategy": {"mode": "conditional",
+                 "conditions": [
+                     {"query": {"metadata.task": {"$eq": "solidity"}}, "then": "local"},
+                     {"query": {"$or": [{"metadata.task": {"$eq": "code"}},
+                                        {"metadata.task": {"$eq": "reasoning"}}]},
+                      "then": "standard"},
+                     {"query": {"params.max_tokens": {"$gt": 4000}}, "then": "premium"}],
+                 "default": "budget"},
+    "targets": [target("local", "ollama/solidity-master:2"),
+                target("standard", "anthropic/claude-sonnet-4"),
+                target("premium", "openai/gpt-5"),
+                target("budget", "openai/gpt-4o-mini")]},
+    separators=(",", ":")))
+EOF
+}
+
+# check_reply NAME URL HEADER-REGEX [curl args]: one request by curl before a
+# measurement; fails unless it answers 200 with a header matching the regex.
+# Sets CHECKED to the matching header line.
+check_reply() {
+    local name=$1 url=$2 re=$3 body=$4
+    shift 4
+    local out
+    out=$(curl -s -i -m 10 -H 'Content-Type: application/json' "$@" --data-binary "@$body" "$url" |
+        tr -d '\r')
+    CHECKED=$(grep -iE "$re" <<<"$out" | head -n 1)
+    if ! head -n 1 <<<"$out" | grep -q ' 200' || [ -z "$CHECKED" ]; then
+        note "$name: unexpected answer from $url:"
+        head -n 12 <<<"$out" | sed 's/^/   | /'
+        return 1
+    fi
+    note "$name answers: $CHECKED"
+}
+
+# ---------------------------------------------------------------------------
+# Scenarios
+
+# 1. In-process resolver: ns per decision and allocations, bundled and full catalog.
+scenario_resolve() {
+    want resolve SKIP_RESOLVE || return 0
+    log "1. in-process resolver ($B/bench/bench_resolve)"
+    if [ ! -x "$B/bench/bench_resolve" ]; then
+        status resolve skipped "$B/bench/bench_resolve is not built yet"
+        return 0
+    fi
+    local label ok=0 cmd
+    for label in bundled litellm; do
+        cmd=("$B/bench/bench_resolve" --policy "$POLICY" --catalog "$BUNDLED_CATALOG")
+        [ "$label" = litellm ] && cmd+=(--catalog "$LITELLM")
+        [ "$QUICK" = 1 ] && cmd+=(--seconds 1)
+        show "${cmd[@]}"
+        if "${cmd[@]}" >"$TMP/resolve_$label.out" 2>&1; then
+            record "$OUT/resolve.jsonl" --json "$TMP/resolve_$label.out" catalog="$label" \
+                cmd="$(q "${cmd[@]}")" && ok=$((ok + 1))
+        else
+            note "bench_resolve failed:"
+            tail -n 5 "$TMP/resolve_$label.out" | sed 's/^/   | /'
+        fi
+    done
+    if [ "$ok" = 2 ]; then status resolve ok; else status resolve failed "$ok of 2 runs"; fi
+}
+
+# 2. Engine over ZMQ tcp loopback: closed-loop throughput vs pipelining depth,
+#    open-loop latency at fixed rates (the load generator avoids coordinated omission).
+scenario_engine() {
+    want engine SKIP_ENGINE || return 0
+    log "2. hpp-engine over ZMQ tcp loopback ($B/bench/bench_engine)"
+    local m
+    for m in hpp-engine bench/bench_engine; do
+        if [ ! -x "$B/$m" ]; then
+            status engine skipped "$B/$m is not built yet"
+            return 0
+        fi
+    done
+    if ! start_engine engine "$BUNDLED_CATALOG" "$LITELLM"; then
+        status engine failed "engine did not start"
+        return 0
+    fi
+    local depths="1 4 16 64 256" rates="5000 20000 50000 100000" d r cmd fails=0
+    [ "$QUICK" = 1 ] && depths="1 64" && rates="20000"
+    for d in $depths; do
+        cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode closed --depth "$d"
+            --seconds "$SECS")
+        show "${cmd[@]}"
+        if "${cmd[@]}" >"$TMP/engine_closed_$d.out" 2>&1; then
+            record "$OUT/engine_closed.jsonl" --json "$TMP/engine_closed_$d.out" depth="$d" \
+                cmd="$(q "${cmd[@]}")"
+        else
+            fails=$((fails + 1))
+            tail -n 3 "$TMP/engine_closed_$d.out" | sed 's/^/   | /'
+        fi
+    done
+    for r in $rates; do
+        cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode open --rate "$r"
+            --seconds "$SECS")
+        show "${cmd[@]}"
+        if "${cmd[@]}" >"$TMP/engine_open_$r.out" 2>&1; then
+            record "$OUT/engine_open.jsonl" --json "$TMP/engine_open_$r.out" rate="$r" \
+                cmd="$(q "${cmd[@]}")"
+        else
+            fails=$((fails + 1))
+            tail -n 3 "$TMP/engine_open_$r.out" | sed 's/^/   | /'
+        fi
+    done
+    if [ "$PROFILE" = 1 ]; then
+        profile_pid engine "$ENGINE_PID" "$B/bench/bench_engine" --endpoint "$ENGINE_EP" \
+            --mode closed --depth 64 --seconds "$SECS"
+    fi
+    stop "$ENGINE_PID"
+    if [ "$fails" = 0 ]; then status engine ok; else status engine failed "$fails runs failed"; fi
+}
+
+# Services shared by scenarios 3 and 4. http_base: the upstream stand-in and wrk;
+# http_sidecars: an engine and two sidecars (decision-only, and proxy to the stub).
+BASE_UP=0
+http_base() {
+    [ "$BASE_UP" = 1 ] && return 0
+    [ "$BASE_UP" = failed ] && return 1
+    BASE_UP=failed
+    if [ ! -x "$B/bench/upstream_stub" ]; then
+        HTTP_WHY="$B/bench/upstream_stub is not built"
+        return 1
+    fi
+    if ! need_pkg wrk wrk; then
+        HTTP_WHY="wrk is not installed"
+        return 1
+    fi
+    HTTP_WHY="the upstream stand-in did not start"
+    start_stub stub || return 1
+    UP_URL=$STUB_URL
+    BASE_UP=1
+}
+
+SC_UP=0
+http_sidecars() {
+    [ "$SC_UP" = 1 ] && return 0
+    [ "$SC_UP" = failed ] && return 1
+    http_base || return 1
+    SC_UP=failed
+    local m
+    for m in hpp-engine hpp-sidecar; do
+        if [ ! -x "$B/$m" ]; then
+            HTTP_WHY="$B/$m is not built yet"
+            return 1
+        fi
+    done
+    HTTP_WHY="engine or sidecar did not start"
+    start_engine engine_http "$BUNDLED_CATALOG" "$LITELLM" || return 1
+    start_sidecar sidecar_route || return 1
+    SC_ROUTE_URL=$SC_URL
+    SC_ROUTE_PID=$SC_PID
+    start_sidecar sidecar_proxy --upstream "$UP_URL" || return 1
+    SC_PROXY_URL=$SC_URL
+    SC_PROXY_PID=$SC_PID
+    SC_UP=1
+}
+
+BODIES="small 1k 32k image"
+
+# 3. Sidecar /v1/route with wrk and real bodies; proxy mode vs the upstream directly.
+scenario_sidecar() {
+    want sidecar SKIP_SIDECAR || return 0
+    log "3. hpp-sidecar /v1/route with wrk"
+    if ! http_sidecars; then
+        status sidecar skipped "$HTTP_WHY"
+        return 0
+    fi
+    local body fails=0 round
+    for body in $BODIES; do
+        local f=bench/bodies/$body.json
+        check_reply "sidecar /v1/route ($body)" "$SC_ROUTE_URL/v1/route" \
+            '^X-HPP-Router-Resolved-Model: .+' "$f" -H 'X-HPP-Task: code' || {
+            fails=$((fails + 1))
+            continue
+        }
+        local resolved=${CHECKED#*: }
+        if wrk_run "$TMP/sc_$body.out" "$f" 32 "$SC_ROUTE_URL/v1/route" -H 'X-HPP-Task: code'; then
+            record "$OUT/sidecar_route.jsonl" --wrk "$TMP/sc_$body.out" body="$body" \
+                body_bytes="$(stat -c %s "$f")" connections=32 resolved="$resolved" cmd="$CMD"
+        else
+            fails=$((fails + 1))
+        fi
+    done
+    # Proxy mode vs calling the upstream directly, 1 connection, A B A B.
+    local f=bench/bodies/1k.json
+    check_reply "sidecar proxy" "$SC_PROXY_URL/v1/chat/completions" \
+        '^X-HPP-Router-Resolved-Model: .+' "$f" -H 'X-HPP-Task: code' \
+        -H 'Authorization: Bearer sk-bench' || fails=$((fails + 1))
+    check_reply "upstream direct" "$UP_URL/v1/chat/completions" '^X-Upstream-Model: .+' "$f" ||
+        fails=$((fails + 1))
+    for round in 1 2; do
+        if wrk_run "$TMP/proxy_$round.out" "$f" 1 "$SC_PROXY_URL/v1/chat/completions" \
+            -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench'; then
+            record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/proxy_$round.out" system=sidecar-proxy \
+                round="$round" connections=1 body=1k cmd="$CMD"
+        else
+            fails=$((fails + 1))
+        fi
+        if wrk_run "$TMP/direct_$round.out" "$f" 1 "$UP_URL/v1/chat/completions"; then
+            record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/direct_$round.out" \
+                system=upstream-direct round="$round" connections=1 body=1k cmd="$CMD"
+        else
+            fails=$((fails + 1))
+        fi
+    done
+    if [ "$PROFILE" = 1 ]; then
+        profile_pid sidecar "$SC_ROUTE_PID" env WRK_BODY=bench/bodies/1k.json wrk -t2 -c32 \
+            "-d${SECS}s" -s bench/wrk/route.lua -H 'X-HPP-Task: code' "$SC_ROUTE_URL/v1/route"
+    fi
+    if [ "$fails" = 0 ]; then status sidecar ok; else status sidecar failed "$fails checks or runs failed"; fi
+}
+
+# 4. Peers in the same run, interleaved A B A B at each connection count.
+scenario_peers() {
+    want peers SKIP_PEERS || return 0
+    log "4. peers: hpp-sidecar vs the Portkey gateway vs nginx (static ceiling)"
+    if ! http_base; then
+        status peers skipped "$HTTP_WHY"
+        return 0
+    fi
+    local systems=() missing=""
+    if http_sidecars; then
+        systems+=(sidecar-route sidecar-proxy)
+    else
+        missing+=" hpp-sidecar ($HTTP_WHY)"
+    fi
+    systems+=(upstream-direct)
+    if need_pkg node nodejs && peers_install && start_portkey; then
+        PK_CONFIG=$(portkey_config "$UP_URL")
+        systems+=(portkey)
+    else
+        missing+=" portkey"
+    fi
+    if need_pkg nginx nginx-light nginx && start_nginx; then
+        systems+=(nginx-static)
+    else
+        missing+=" nginx"
+    fi
+    local f=bench/bodies/1k.json s ok_systems=()
+    for s in "${systems[@]}"; do
+        if peer_check "$s" "$f"; then
+            ok_systems+=("$s")
+            eval "RESOLVED_${s//-/_}=\${CHECKED#*: }"
+            # Warm-up (JIT, connection pools), not recorded.
+            WRK_SECS=1 peer_wrk "$s" "$TMP/warm_$s.out" "$f" 32 >/dev/null
+        else
+            missing+=" $s"
+        fi
+    done
+    local conns="1 8 32 64" c round fails=0
+    [ "$QUICK" = 1 ] && conns="1 32"
+    for c in $conns; do
+        for round in 1 2; do
+            for s in "${ok_systems[@]}"; do
+                if peer_wrk "$s" "$TMP/peer_${s}_${c}_$round.out" "$f" "$c"; then
+                    local rv="RESOLVED_${s//-/_}"
+                    record "$OUT/peers.jsonl" --wrk "$TMP/peer_${s}_${c}_$round.out" system="$s" \
+                        connections="$c" round="$round" body=1k resolved="${!rv}" cmd="$CMD"
+                else
+                    fails=$((fails + 1))
+                fi
+            done
+        done
+    done
+    [ -n "${NG_PID:-}" ] && stop "$NG_PID"
+    [ -n "${PK_PID:-}" ] && stop "$PK_PID"
+    if [ -z "$missing" ] && [ "$fails" = 0 ]; then
+        status peers ok
+    else
+        status peers partial "missing:${missing:- none}; $fails runs failed"
+    fi
+}
+
+peers_install() {
+    if [ -f bench/peers/node_modules/@portkey-ai/gateway/package.json ]; then
+        return 0
+    fi
+    if [ "${BENCH_NO_INSTALL:-0}" = 1 ]; then
+        note "portkey not installed and BENCH_NO_INSTALL=1"
+        return 1
+    fi
+    local cmd=(npm install --prefix bench/peers --no-audit --no-fund --ignore-scripts --loglevel=error)
+    show "${cmd[@]}"
+    "${cmd[@]}" >"$TMP/npm.log" 2>&1 || {
+        tail -n 5 "$TMP/npm.log" | sed 's/^/   | /'
+        return 1
+    }
+}
+
+# peer_check SYSTEM BODY: one curl, must answer 200 with the routing evidence.
+peer_check() {
+    local s=$1 f=$2
+    case $s in
+    sidecar-route) check_reply "$s" "$SC_ROUTE_URL/v1/route" '^X-HPP-Router-Resolved-Model: .+' \
+        "$f" -H 'X-HPP-Task: code' ;;
+    sidecar-proxy) check_reply "$s" "$SC_PROXY_URL/v1/chat/completions" \
+        '^X-HPP-Router-Resolved-Model: .+' "$f" -H 'X-HPP-Task: code' \
+        -H 'Authorization: Bearer sk-bench' ;;
+    upstream-direct) check_reply "$s" "$UP_URL/v1/chat/completions" '^X-Upstream-Model: .+' "$f" ;;
+    portkey) check_reply "$s" "$PK_URL/v1/chat/completions" '^X-Upstream-Model: .+' "$f" \
+        -H "x-portkey-config: $PK_CONFIG" -H 'x-portkey-metadata: {"task":"code"}' ;;
+    nginx-static) check_reply "$s" "$NG_URL/v1/route" '^X-HPP-Router-Resolved-Model: .+' "$f" ;;
+    esac
+}
+
+# peer_wrk SYSTEM OUT BODY CONNECTIONS: the same request to each system.
+peer_wrk() {
+    local s=$1 out=$2 f=$3 c=$4
+    case $s in
+    sidecar-route) wrk_run "$out" "$f" "$c" "$SC_ROUTE_URL/v1/route" -H 'X-HPP-Task: code' ;;
+    sidecar-proxy) wrk_run "$out" "$f" "$c" "$SC_PROXY_URL/v1/chat/completions" \
+        -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench' ;;
+    upstream-direct) wrk_run "$out" "$f" "$c" "$UP_URL/v1/chat/completions" ;;
+    portkey) wrk_run "$out" "$f" "$c" "$PK_URL/v1/chat/completions" \
+        -H "x-portkey-config: $PK_CONFIG" -H 'x-portkey-metadata: {"task":"code"}' ;;
+    nginx-static) wrk_run "$out" "$f" "$c" "$NG_URL/v1/route" ;;
+    esac
+}
+
+# 6. Memory: RSS of a fresh engine and sidecar on the full catalog, at start and
+#    after 1 M requests (engine: the ZMQ load generator; sidecar: wrk in slices).
+scenario_memory() {
+    want memory SKIP_MEMORY || return 0
+    log "6. memory (VmRSS/VmHWM from /proc/PID/status)"
+    local m
+    for m in hpp-engine hpp-sidecar bench/bench_engine; do
+        if [ ! -x "$B/$m" ]; then
+            status memory skipped "$B/$m is not built yet"
+            return 0
+        fi
+    done
+    local target=1000000
+    [ "$QUICK" = 1 ] && target=100000
+    if ! start_engine engine_mem "$BUNDLED_CATALOG" "$LITELLM"; then
+        status memory failed "engine did not start"
+        return 0
+    fi
+    local epid=$ENGINE_PID r
+    r=$(rss "$epid")
+    record "$OUT/memory.jsonl" process=hpp-engine phase=start requests=0 vmrss_kb="${r% *}" \
+        vmhwm_kb="${r#* }" catalog=bundled+litellm cmd="$(q "${ENGINE_CMD[@]}")"
+    local cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode closed --depth 64
+        --requests "$target")
+    show "${cmd[@]}"
+    if "${cmd[@]}" >"$TMP/mem_engine.out" 2>&1; then
+        r=$(rss "$epid")
+        record "$OUT/memory.jsonl" --json "$TMP/mem_engine.out" process=hpp-engine phase=after \
+            requests="$target" vmrss_kb="${r% *}" vmhwm_kb="${r#* }" catalog=bundled+litellm \
+            cmd="$(q "${cmd[@]}")"
+    else
+        tail -n 3 "$TMP/mem_engine.out" | sed 's/^/   | /'
+        status memory failed "load generator failed"
+        stop "$epid"
+        return 0
+    fi
+    if ! need_pkg wrk wrk || ! start_sidecar sidecar_mem; then
+        stop "$epid"
+        status memory failed "sidecar part: wrk or the sidecar missing"
+        return 0
+    fi
+    local spid=$SC_PID done_req=0 slice=0 t0
+    r=$(rss "$spid")
+    record "$OUT/memory.jsonl" process=hpp-sidecar phase=start requests=0 vmrss_kb="${r% *}" \
+        vmhwm_kb="${r#* }" catalog=bundled+litellm \
+        cmd="$(q "$B/hpp-sidecar" --listen "${SC_URL#http://}" --engine "$ENGINE_EP")"
+    t0=$(date +%s)
+    # wrk runs for a time, not a count: slices of 5 s until the target or 60 s.
+    local last=""
+    while [ "$done_req" -lt "$target" ] && [ $(($(date +%s) - t0)) -lt 60 ]; do
+        slice=$((slice + 1))
+        WRK_SECS=5 wrk_run "$TMP/mem_sc_$slice.out" bench/bodies/1k.json 32 "$SC_URL/v1/route" \
+            -H 'X-HPP-Task: code' || break
+        last=$CMD
+        done_req=$((done_req + $(sed -n 's/^wrk-json: {"requests":\([0-9]*\).*/\1/p' \
+            "$TMP/mem_sc_$slice.out")))
+    done
+    r=$(rss "$spid")
+    record "$OUT/memory.jsonl" process=hpp-sidecar phase=after requests="$done_req" \
+        vmrss_kb="${r% *}" vmhwm_kb="${r#* }" catalog=bundled+litellm \
+        cmd="$last (repeated $slice times)"
+    # The engine served the sidecar's requests too.
+    r=$(rss "$epid")
+    record "$OUT/memory.jsonl" process=hpp-engine phase=after-sidecar \
+        requests="$((target + done_req))" vmrss_kb="${r% *}" vmhwm_kb="${r#* }" \
+        catalog=bundled+litellm cmd="(same engine, after the sidecar's requests)"
+    stop "$spid"
+    stop "$epid"
+    status memory ok
+}
+
+# 7. Reload under load: SIGHUP every 250 ms during a load, against a baseline
+#    without reloads; failed requests must be 0.
+scenario_reload() {
+    want reload SKIP_RELOAD || return 0
+    log "7. reload under load (SIGHUP to the engine every 250 ms)"
+    local m
+    for m in hpp-engine bench/bench_engine; do
+        if [ ! -x "$B/$m" ]; then
+            status reload skipped "$B/$m is not built yet"
+            return 0
+        fi
+    done
+    if ! start_engine engine_reload "$BUNDLED_CATALOG" "$LITELLM"; then
+        status reload failed "engine did not start"
+        return 0
+    fi
+    local epid=$ENGINE_PID secs=$((SECS * 2)) mode cmd hup fails=0
+    for mode in baseline reload; do
+        cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode open --rate 20000
+            --seconds "$secs")
+        local before
+        before=$(grep -c 'sighup: policy version [0-9]* serving' "$TMP/engine_reload.log")
+        show "${cmd[@]}"
+        "${cmd[@]}" >"$TMP/reload_engine_$mode.out" 2>&1 &
+        local lpid=$!
+        PIDS+=("$lpid")
+        local sent=0
+        if [ "$mode" = reload ]; then
+            # Pacing the signals while the load generator runs (not a readiness wait).
+            while kill -0 "$lpid" 2>/dev/null; do
+                kill -HUP "$epid" && sent=$((sent + 1))
+                sleep 0.25
+            done
+        fi
+        wait "$lpid"
+        local rc=$?
+        local logged
+        logged=$(($(grep -c 'sighup: policy version [0-9]* serving' "$TMP/engine_reload.log") - before))
+        if [ "$rc" = 0 ]; then
+            record "$OUT/reload.jsonl" --json "$TMP/reload_engine_$mode.out" target=engine \
+                mode="$mode" sighups="$sent" reloads_done="$logged" rate=20000 \
+                cmd="$(q "${cmd[@]}")${sent:+ ; kill -HUP <engine> every 0.25 s}"
+        else
+            fails=$((fails + 1))
+            tail -n 3 "$TMP/reload_engine_$mode.out" | sed 's/^/   | /'
+        fi
+    done
+    # Through the sidecar: HTTP answers must all be 2xx while the engine reloads.
+    if need_pkg wrk wrk && [ -x "$B/hpp-sidecar" ] && start_sidecar sidecar_reload; then
+        local spid=$SC_PID
+        for mode in baseline reload; do
+            local wout=$TMP/reload_sc_$mode.out sent=0
+            WRK_SECS=$secs wrk_run "$wout" bench/bodies/1k.json 32 "$SC_URL/v1/route" \
+                -H 'X-HPP-Task: code' >"$TMP/reload_sc_$mode.show" &
+            local wpid=$!
+            PIDS+=("$wpid")
+            if [ "$mode" = reload ]; then
+                while kill -0 "$wpid" 2>/dev/null; do
+                    kill -HUP "$epid" && sent=$((sent + 1))
+                    sleep 0.25
+                done
+            fi
+            wait "$wpid"
+            cat "$TMP/reload_sc_$mode.show"
+            if grep -q '^wrk-json: ' "$wout"; then
+                local c
+                c=$(sed -n 's/^+ //p' "$TMP/reload_sc_$mode.show" | head -n 1)
+                record "$OUT/reload.jsonl" --wrk "$wout" target=sidecar mode="$mode" \
+                    sighups="$sent" connections=32 \
+                    cmd="$c${sent:+ ; kill -HUP <engine> every 0.25 s}"
+            else
+                fails=$((fails + 1))
+            fi
+        done
+        stop "$spid"
+    fi
+    stop "$epid"
+    if [ "$fails" = 0 ]; then status reload ok; else status reload failed "$fails runs failed"; fi
+}
+
+# profile_pid NAME PID LOAD-CMD...: perf samples PID while LOAD-CMD runs; the
+# top of the report goes to $OUT/profile_NAME.txt.
+profile_pid() {
+    local name=$1 pid=$2
+    shift 2
+    if ! have perf; then
+        note "perf not installed: no profile of $name"
+        return 0
+    fi
+    local data=$TMP/perf_$name.data
+    local pcmd=(perf record -F 999 -g -o "$data" -p "$pid")
+    show "${pcmd[@]}"
+    "${pcmd[@]}" >"$TMP/perf_$name.log" 2>&1 &
+    local ppid=$!
+    sleep 0.2 # perf attaches asynchronously; a short head start, not a readiness wait
+    show "$@"
+    "$@" >"$TMP/profile_load_$name.out" 2>&1
+    kill -INT "$ppid" 2>/dev/null
+    wait "$ppid"
+    {
+        echo "# perf profile of $name (pid $pid) under load"
+        echo "# recorded: $(q "${pcmd[@]}")"
+        echo "# load:     $(q "$@")"
+        echo "# report:   perf report --stdio --no-children --percent-limit 1.5"
+        perf report -i "$data" --stdio --no-children --percent-limit 1.5 2>/dev/null |
+            grep -v '^$' | head -n 120
+    } >"$OUT/profile_$name.txt"
+    note "profile: $OUT/profile_$name.txt"
+}
+
+# Profiles of the components that missed a goal (PROFILE=auto) or of all (PROFILE=1,
+# taken inside the scenarios).
+scenario_profiles() {
+    [ "$PROFILE" = auto ] || return 0
+    local missed c
+    missed=$(python3 "$REPORT" goals "$OUT" 2>/dev/null)
+    [ -z "$missed" ] && return 0
+    log "profiles of components that missed a goal: $missed"
+    for c in $missed; do
+        [ "$(elapsed)" -ge $((BUDGET + 30)) ] && break
+        case $c in
+        resolve)
+            if have perf && [ -x "$B/bench/bench_resolve" ]; then
+                local cmd=(perf record -F 999 -g -o "$TMP/perf_resolve.data" "$B/bench/bench_resolve"
+                    --policy "$POLICY" --catalog "$BUNDLED_CATALOG" --catalog "$LITELLM")
+                show "${cmd[@]}"
+                "${cmd[@]}" >"$TMP/perf_resolve.log" 2>&1
+                {
+                    echo "# perf profile of bench_resolve (full catalog)"
+                    echo "# recorded: $(q "${cmd[@]}")"
+                    perf report -i "$TMP/perf_resolve.data" --stdio --no-children \
+                        --percent-limit 1.5 2>/dev/null | grep -v '^$' | head -n 120
+                } >"$OUT/profile_resolve.txt"
+            fi
+            ;;
+        engine)
+            if start_engine engine_prof "$BUNDLED_CATALOG" "$LITELLM"; then
+                profile_pid engine "$ENGINE_PID" "$B/bench/bench_engine" --endpoint "$ENGINE_EP" \
+                    --mode closed --depth 64 --seconds "$SECS"
+                stop "$ENGINE_PID"
+            fi
+            ;;
+        sidecar)
+            if http_sidecars; then
+                profile_pid sidecar "$SC_ROUTE_PID" env WRK_BODY=bench/bodies/1k.json wrk -t2 \
+                    -c32 "-d${SECS}s" -s bench/wrk/route.lua -H 'X-HPP-Task: code' \
+                    "$SC_ROUTE_URL/v1/route"
+            fi
+            ;;
+        esac
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Main
+
+log "hpprouter benchmarks -> $OUT (build: $B, ${SECS}s per point, budget ${BUDGET}s)"
+show python3 "$REPORT" machine "$OUT" --build "$B"
+python3 "$REPORT" machine "$OUT" --build "$B" || exit 1
+
+scenario_resolve
+scenario_engine
+scenario_sidecar
+scenario_peers
+scenario_memory
+scenario_reload
+scenario_profiles
+cleanup
+PIDS=()
+
+# Keep only what the results folder needs: the logs of this run stay in raw-tmp/
+# (ignored by git) for a look after a failure.
+if [ "${SKIP_PLOTS:-0}" != 1 ]; then
+    need_pkg gnuplot gnuplot-nox || note "gnuplot missing: no plots"
+fi
+rargs=("$OUT")
+[ "${SKIP_PLOTS:-0}" = 1 ] && rargs+=(--no-plots)
+[ "${BENCH_NO_REPORT:-0}" = 1 ] || rargs+=(--markdown bench/RESULTS.md)
+show python3 "$REPORT" render "${rargs[@]}"
+python3 "$REPORT" render "${rargs[@]}" || exit 1
+log "done in $(elapsed)s: $OUT${BENCH_NO_REPORT:+ (RESULTS.md not updated)}"
