@@ -460,7 +460,7 @@ def write_plots(res, folder):
     if not shutil.which("gnuplot"):
         return []
     pngs, script = [], ["set terminal pngcairo size 900,560 font 'sans,10'",
-                        "set grid", "set key outside right top"]
+                        "set grid", "set key below"]
     systems = systems_in(res)
     if systems:
         conns = sorted({r["connections"] for r in res.peers})
@@ -477,8 +477,10 @@ def write_plots(res, folder):
         script += ["set output 'throughput_vs_connections.png'",
                    "set title 'Requests/s vs connections (wrk, 1 KB chat body, median of rounds)'",
                    "set xlabel 'connections'", "set ylabel 'requests/s'",
-                   "set logscale xy", "set xtics (" + ", ".join(str(c) for c in conns) + ")",
-                   "plot " + ", \\\n     ".join(plots), "unset logscale", "set xtics autofreq"]
+                   f"set xrange [{conns[0] * 0.8}:{conns[-1] * 1.25}]", "set logscale xy",
+                   "set xtics (" + ", ".join(str(c) for c in conns) + ")",
+                   "plot " + ", \\\n     ".join(plots),
+                   "unset logscale", "set xtics autofreq", "set autoscale x"]
         pngs.append("throughput_vs_connections.png")
         plots = []
         c = 32 if 32 in conns else conns[-1]

@@ -51,7 +51,10 @@ note() { printf '   %s\n' "$*"; }
 q() {
     local a out=""
     for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+        # The Portkey config is kilobytes of JSON: cite the file it was saved to.
+        if [ -n "${PK_CONFIG:-}" ] && [ "$a" = "x-portkey-config: $PK_CONFIG" ]; then
+            out+="\"x-portkey-config: \$(cat $PK_CONFIG_FILE)\" "
+        elif [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
             out+="$a "
         else
             out+="'${a//\'/\'\\\'\'}' "
@@ -450,7 +453,7 @@ http_sidecars() {
     start_sidecar sidecar_route || return 1
     SC_ROUTE_URL=$SC_URL
     SC_ROUTE_PID=$SC_PID
-    start_sidecar sidecar_proxy --upstream "$UP_URL" || return 1
+    start_sidecar sidecar_proxy --upstream "$UP_URL/v1" || return 1
     SC_PROXY_URL=$SC_URL
     SC_PROXY_PID=$SC_PID
     SC_UP=1
@@ -528,6 +531,8 @@ scenario_peers() {
     systems+=(upstream-direct)
     if need_pkg node nodejs && peers_install && start_portkey; then
         PK_CONFIG=$(portkey_config "$UP_URL")
+        PK_CONFIG_FILE=$OUT/portkey_config.json
+        printf '%s\n' "$PK_CONFIG" >"$PK_CONFIG_FILE"
         systems+=(portkey)
     else
         missing+=" portkey"
@@ -542,8 +547,10 @@ scenario_peers() {
         if peer_check "$s" "$f"; then
             ok_systems+=("$s")
             eval "RESOLVED_${s//-/_}=\${CHECKED#*: }"
-            # Warm-up (JIT, connection pools), not recorded.
-            WRK_SECS=1 peer_wrk "$s" "$TMP/warm_$s.out" "$f" 32 >/dev/null
+            # Warm-up, not recorded: connection pools, and Node's JIT needs seconds.
+            local warm=1
+            [ "$s" = portkey ] && warm=$((QUICK == 1 ? 2 : 5))
+            WRK_SECS=$warm peer_wrk "$s" "$TMP/warm_$s.out" "$f" 32 >/dev/null
         else
             missing+=" $s"
         fi

@@ -84,9 +84,10 @@ function done(summary, latency, requests)
     for i = 1, 99 do
         cdf[#cdf + 1] = string.format("[%d,%s]", i, num(latency:percentile(i)))
     end
-    for _, p in ipairs({99.5, 99.9, 99.99, 100}) do
+    for _, p in ipairs({99.5, 99.9, 99.99}) do
         cdf[#cdf + 1] = string.format("[%s,%s]", tostring(p), num(latency:percentile(p)))
     end
+    cdf[#cdf + 1] = string.format("[100,%s]", num(latency.max))
     parts[#parts + 1] = '"cdf_us":[' .. table.concat(cdf, ",") .. "]"
     io.write("wrk-json: {" .. table.concat(parts, ",") .. "}\n")
 end

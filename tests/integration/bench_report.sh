@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench/report.py, the generator of bench/RESULTS.md: records parsed from a
+# wrk summary and from a load generator's JSON line, goals judged met or
+# missed from the numbers, every command cited, bad input refused.
+# Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+R=bench/report.py
+passed=0 failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
+has() { if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $3"; fi; }
+
+# A wrk run as bench/wrk/route.lua prints it.
+wrk_out() { # file rps p50 p99 status_errors
+    cat >"$1" <<EOF
+Running 3s test @ http://127.0.0.1:1/v1/route
+Requests/sec: $2
+wrk-json: {"requests":$(($2 * 3)),"duration_us":3000000,"bytes":1000,"rps":$2,"errors":{"connect":0,"read":0,"write":0,"status":$5,"timeout":0},"latency_us":{"min":5,"max":9000,"mean":$3,"stdev":1,"p50":$3,"p75":$3,"p90":$3,"p99":$4,"p99.9":$4,"p99.99":$4},"cdf_us":[[50,$3],[99,$4],[100,9000]]}
+EOF
+}
+
+d=$tmp/res
+mkdir -p "$d"
+for round in 1 2; do
+    wrk_out "$tmp/sc.out" 30000 300 900 0
+    python3 $R record "$d/peers.jsonl" --wrk "$tmp/sc.out" system=sidecar-route connections=32 \
+        round=$round cmd="wrk -c32 sidecar"
+    wrk_out "$tmp/pk.out" 600 40000 200000 0
+    python3 $R record "$d/peers.jsonl" --wrk "$tmp/pk.out" system=portkey connections=32 \
+        round=$round cmd="wrk -c32 portkey"
+    wrk_out "$tmp/px.out" 5000 150 400 0
+    python3 $R record "$d/sidecar_proxy.jsonl" --wrk "$tmp/px.out" system=sidecar-proxy \
+        round=$round cmd="wrk -c1 proxy"
+    wrk_out "$tmp/up.out" 20000 40 100 0
+    python3 $R record "$d/sidecar_proxy.jsonl" --wrk "$tmp/up.out" system=upstream-direct \
+        round=$round cmd="wrk -c1 direct"
+done
+first=$(head -n 1 "$d/peers.jsonl")
+case $first in *'"system":"sidecar-route","connections":32,"round":1'*) ok "record keeps fields, numbers as numbers" ;;
+*) fail "record keeps fields" "$first" ;; esac
+case $first in *'"failed":0'*) ok "record sums the wrk errors into failed" ;; *) fail "failed count" "$first" ;; esac
+
+# A load generator's last JSON line wins over earlier output.
+printf 'warming up\n{"rps": 1}\n{"p50_ns": 800, "p99_ns": 7000, "allocs_per_decision": 0, "models": 3000}\n' \
+    >"$tmp/resolve.out"
+python3 $R record "$d/resolve.jsonl" --json "$tmp/resolve.out" catalog=litellm cmd="bench_resolve x"
+case $(cat "$d/resolve.jsonl") in *'"p99_ns":7000'*'"catalog":"litellm"'*) ok "record --json takes the last object" ;;
+*) fail "record --json" "$(cat "$d/resolve.jsonl")" ;; esac
+
+check "goals: components that missed one" "resolve sidecar" "$(python3 $R goals "$d")"
+
+python3 $R render "$d" --markdown "$tmp/RESULTS.md" --no-plots
+check "render exits 0" 0 $?
+md=$tmp/RESULTS.md
+has "30x goal met with the ratio" "| 50.0x (30,000 vs 600 req/s) | met |" "$md"
+has "p99 goal met as a fraction" "| 1/222.2 (900 us vs 200.0 ms) | met |" "$md"
+has "proxy overhead goal missed" "| +110 us (150 us vs 40 us) | **missed** |" "$md"
+has "resolver p99 missed" "| 7,000 ns | **missed** |" "$md"
+has "resolver p50 met" "| 800 ns | met |" "$md"
+has "unmeasured goals are said so" "| not measured | not measured |" "$md"
+has "commands are cited" "[1] wrk -c32 sidecar" "$md"
+has "second command cited" "[2] wrk -c32 portkey" "$md"
+has "skipped scenarios are listed" "| 2. engine over ZMQ | not run |" "$md"
+has "csv written" "system,connections,round" "$d/peers.csv"
+
+# Bad input: exit non-zero with a message, never a traceback.
+printf 'no summary here\n' >"$tmp/bad.out"
+python3 $R record "$d/x.jsonl" --wrk "$tmp/bad.out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -ne 0 ] && grep -q "no 'wrk-json:' line" "$tmp/err"; then ok "wrk output without summary refused"; else fail "wrk output without summary refused" "rc=$rc $(cat "$tmp/err")"; fi
+python3 $R record "$d/x.jsonl" notakeyvalue 2>"$tmp/err"
+rc=$?
+if [ "$rc" -ne 0 ] && grep -q "expected key=value" "$tmp/err"; then ok "bad field refused"; else fail "bad field refused" "rc=$rc"; fi
+python3 $R bogus 2>"$tmp/err"
+check "unknown command exits 2" 2 $?
+if grep -q Traceback "$tmp/err"; then fail "no traceback"; else ok "no traceback"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
