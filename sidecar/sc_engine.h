@@ -1,0 +1,62 @@
+/* sc_engine.h - the sidecar's link to hpp-engine: one ZMQ DEALER socket in
+ * the libevent loop, many requests in flight, each with a deadline.
+ *
+ * A call encodes a request (proto.h), sends it without blocking, and parks
+ * its callback in a fixed table of slots keyed by the request id. The
+ * callback runs exactly once, on the loop thread: with the decoded reply,
+ * or with a timeout when no reply came within the deadline. A call that
+ * cannot be sent at all (no engine connected, table full) fails at once and
+ * its callback is never run. ZeroMQ reconnects by itself; replies to calls
+ * that already timed out are recognised by their id and dropped.
+ */
+#ifndef SC_ENGINE_H
+#define SC_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct event_base;
+
+/* Calls in flight at most; more fail at once (the engine is overloaded). */
+#define SC_ENGINE_MAX_INFLIGHT 16384
+
+typedef enum {
+    SC_ENG_REPLY = 0, /* a reply arrived (check reply->ok) */
+    SC_ENG_TIMEOUT,   /* no reply within the deadline */
+    SC_ENG_DECODE,    /* a reply arrived but could not be decoded */
+} sc_eng_result_t;
+
+/* Runs once per call. `reply` (NULL unless SC_ENG_REPLY) and `raw`/`len`
+ * (the reply frame, for ops whose payload is walked separately, such as
+ * models) are valid only during the callback. */
+typedef void (*sc_engine_cb)(void *arg, sc_eng_result_t res, const proto_reply_t *reply,
+                             const void *raw, size_t len);
+
+typedef struct sc_engine sc_engine_t;
+
+/* Connects a DEALER to `endpoint` (e.g. tcp://127.0.0.1:5555) and joins the
+ * loop. `timeout_ms` is the deadline of every call. Returns NULL with a
+ * message in errbuf on failure (bad endpoint, out of memory). */
+sc_engine_t *sc_engine_new(struct event_base *base, const char *endpoint, int timeout_ms,
+                           char *errbuf, size_t errlen);
+
+/* Closes the socket and frees the table; pending callbacks are not run.
+ * Sets *self_p to NULL. Idempotent. */
+void sc_engine_destroy(sc_engine_t **self_p);
+
+/* Sends `req` (its id is assigned here). Returns a call handle (> 0), or 0
+ * when the request could not be sent now: no engine connected, too many
+ * calls in flight, or the request does not encode (then `why` says which:
+ * "unavailable", "overloaded" or "encode"). */
+uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb, void *arg,
+                        const char **why);
+
+/* Forgets a call: its callback will not run. Unknown handles are ignored. */
+void sc_engine_cancel(sc_engine_t *self, uint64_t handle);
+
+/* Calls awaiting a reply. */
+size_t sc_engine_inflight(const sc_engine_t *self);
+
+#endif

@@ -1,0 +1,336 @@
+/* sc_metrics.c - counters, a latency histogram per route, and the text
+ * exposition.
+ *
+ * Status codes are folded into a fixed list (anything else counts as its
+ * class, "2xx" ... "5xx") so the request counter is a plain 2-D array.
+ * Decision labels are copied once into the bounded table; rendering walks
+ * the arrays and escapes label values as the exposition format requires.
+ */
+#include "sc_metrics.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_request.h"
+
+static const int s_statuses[] = {200, 400, 402, 403, 404, 405, 413, 422,
+                                 429, 431, 500, 502, 503, 504, 0};
+#define S_NSTATUS (sizeof s_statuses / sizeof s_statuses[0]) /* last slot: other */
+
+/* Histogram bounds in seconds: 100 us .. 10 s. */
+static const double s_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+#define S_NBUCKETS (sizeof s_buckets / sizeof s_buckets[0])
+
+static const char *const s_route_names[SC_ROUTE_COUNT] = {
+    [SC_ROUTE_ROUTE] = "/v1/route",   [SC_ROUTE_CHAT] = "/v1/chat/completions",
+    [SC_ROUTE_MODELS] = "/v1/models", [SC_ROUTE_HEALTH] = "/healthz",
+    [SC_ROUTE_METRICS] = "/metrics",  [SC_ROUTE_OTHER] = "other",
+};
+static const char *const s_engerr_names[SC_ENGERR_COUNT] = {
+    [SC_ENGERR_UNAVAILABLE] = "unavailable",
+    [SC_ENGERR_TIMEOUT] = "timeout",
+    [SC_ENGERR_DECODE] = "decode",
+    [SC_ENGERR_STATUS] = "status",
+};
+static const char *const s_retry_names[SC_RETRY_COUNT] = {
+    [SC_RETRY_402] = "402",
+    [SC_RETRY_429] = "429",
+    [SC_RETRY_5XX] = "5xx",
+};
+
+typedef struct {
+    char model[257]; /* model id, "" = free slot */
+    char tier[65];   /* tier name */
+    uint64_t count;  /* decisions */
+} s_decision_t;
+
+struct sc_metrics {
+    uint64_t requests[SC_ROUTE_COUNT][S_NSTATUS];     /* by route and status */
+    uint64_t latency[SC_ROUTE_COUNT][S_NBUCKETS];     /* non-cumulative bucket counts */
+    uint64_t latency_count[SC_ROUTE_COUNT];           /* observations */
+    double latency_sum[SC_ROUTE_COUNT];               /* seconds */
+    uint64_t engine_errors[SC_ENGERR_COUNT];          /* by kind */
+    uint64_t engine_codes[ENG_STATUS_COUNT];          /* SC_ENGERR_STATUS by code */
+    uint64_t retries[SC_RETRY_COUNT];                 /* by reason */
+    uint64_t upstream[6];                             /* by class: 0 = connect error, 1..5 */
+    uint64_t fail_open;                               /* answers with --fail-open */
+    uint64_t inflight;                                /* engine requests pending */
+    uint64_t decisions_other;                         /* pairs past the table */
+    s_decision_t decisions[SC_METRICS_MAX_DECISIONS]; /* open addressing */
+};
+
+sc_metrics_t *sc_metrics_new(void)
+{
+    return calloc(1, sizeof(sc_metrics_t));
+}
+
+void sc_metrics_destroy(sc_metrics_t **self_p)
+{
+    if (self_p && *self_p) {
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+const char *sc_route_name(sc_route_t route)
+{
+    return (unsigned)route < SC_ROUTE_COUNT ? s_route_names[route] : "other";
+}
+
+void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double seconds)
+{
+    if ((unsigned)route >= SC_ROUTE_COUNT) {
+        route = SC_ROUTE_OTHER;
+    }
+    size_t i = 0;
+    while (i < S_NSTATUS - 1 && s_statuses[i] != status) {
+        i++;
+    }
+    self->requests[route][i]++;
+    size_t b = 0;
+    while (b < S_NBUCKETS && seconds > s_buckets[b]) {
+        b++;
+    }
+    if (b < S_NBUCKETS) {
+        self->latency[route][b]++;
+    }
+    self->latency_count[route]++;
+    self->latency_sum[route] += seconds;
+}
+
+/* FNV-1a over model and tier. */
+static uint64_t s_hash(const char *m, size_t ml, const char *t, size_t tl)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < ml; i++) {
+        h = (h ^ (unsigned char)m[i]) * 1099511628211ull;
+    }
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (size_t i = 0; i < tl; i++) {
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+void sc_metrics_decision(sc_metrics_t *self, const char *model, size_t model_len, const char *tier,
+                         size_t tier_len)
+{
+    if (model_len == 0 || model_len > 256 || tier_len > 64) {
+        self->decisions_other++;
+        return;
+    }
+    size_t mask = SC_METRICS_MAX_DECISIONS - 1;
+    size_t i = (size_t)s_hash(model, model_len, tier, tier_len) & mask;
+    /* Keep a quarter free so probes stay short; the rest counts as "other". */
+    for (size_t probe = 0; probe < SC_METRICS_MAX_DECISIONS * 3 / 4; probe++) {
+        s_decision_t *d = &self->decisions[(i + probe) & mask];
+        if (d->model[0] == '\0') {
+            memcpy(d->model, model, model_len);
+            d->model[model_len] = '\0';
+            memcpy(d->tier, tier, tier_len);
+            d->tier[tier_len] = '\0';
+            d->count = 1;
+            return;
+        }
+        if (strlen(d->model) == model_len && memcmp(d->model, model, model_len) == 0 &&
+            strlen(d->tier) == tier_len && memcmp(d->tier, tier, tier_len) == 0) {
+            d->count++;
+            return;
+        }
+    }
+    self->decisions_other++;
+}
+
+void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *code)
+{
+    if ((unsigned)kind >= SC_ENGERR_COUNT) {
+        return;
+    }
+    self->engine_errors[kind]++;
+    if (kind == SC_ENGERR_STATUS) {
+        int s = code ? eng_status_from_name(code, strlen(code)) : -1;
+        self->engine_codes[s > 0 ? s : ENG_E_INTERNAL]++;
+    }
+}
+
+void sc_metrics_fail_open(sc_metrics_t *self)
+{
+    self->fail_open++;
+}
+
+void sc_metrics_retry(sc_metrics_t *self, sc_retry_t why)
+{
+    if ((unsigned)why < SC_RETRY_COUNT) {
+        self->retries[why]++;
+    }
+}
+
+void sc_metrics_upstream(sc_metrics_t *self, int status)
+{
+    int cls = status / 100;
+    self->upstream[cls >= 1 && cls <= 5 ? cls : 0]++;
+}
+
+void sc_metrics_inflight(sc_metrics_t *self, uint64_t n)
+{
+    self->inflight = n;
+}
+
+/* Writes a label value with \\, \" and \n escaped. */
+static void s_label(FILE *fp, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') {
+            fputc('\\', fp);
+            fputc(*s, fp);
+        } else if (*s == '\n') {
+            fputs("\\n", fp);
+        } else {
+            fputc(*s, fp);
+        }
+    }
+}
+
+static void s_render_requests(const sc_metrics_t *self, FILE *fp)
+{
+    fputs("# HELP hpp_sidecar_requests_total HTTP requests answered, by route and status.\n"
+          "# TYPE hpp_sidecar_requests_total counter\n",
+          fp);
+    for (int r = 0; r < SC_ROUTE_COUNT; r++) {
+        for (size_t i = 0; i < S_NSTATUS; i++) {
+            if (self->requests[r][i] == 0) {
+                continue;
+            }
+            char st[8];
+            if (s_statuses[i]) {
+                snprintf(st, sizeof st, "%d", s_statuses[i]);
+            } else {
+                snprintf(st, sizeof st, "other");
+            }
+            fprintf(fp, "hpp_sidecar_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                    s_route_names[r], st, (unsigned long long)self->requests[r][i]);
+        }
+    }
+    fputs("# HELP hpp_sidecar_request_duration_seconds Time from request to the last byte "
+          "handed to the client.\n"
+          "# TYPE hpp_sidecar_request_duration_seconds histogram\n",
+          fp);
+    for (int r = 0; r < SC_ROUTE_COUNT; r++) {
+        if (self->latency_count[r] == 0) {
+            continue;
+        }
+        uint64_t cum = 0;
+        for (size_t b = 0; b < S_NBUCKETS; b++) {
+            cum += self->latency[r][b];
+            fprintf(fp,
+                    "hpp_sidecar_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                    s_route_names[r], s_buckets[b], (unsigned long long)cum);
+        }
+        fprintf(fp,
+                "hpp_sidecar_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
+                "hpp_sidecar_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
+                "hpp_sidecar_request_duration_seconds_count{route=\"%s\"} %llu\n",
+                s_route_names[r], (unsigned long long)self->latency_count[r], s_route_names[r],
+                self->latency_sum[r], s_route_names[r], (unsigned long long)self->latency_count[r]);
+    }
+}
+
+static void s_render_decisions(const sc_metrics_t *self, FILE *fp)
+{
+    fputs("# HELP hpp_sidecar_decisions_total Routing decisions, by resolved model and tier.\n"
+          "# TYPE hpp_sidecar_decisions_total counter\n",
+          fp);
+    for (size_t i = 0; i < SC_METRICS_MAX_DECISIONS; i++) {
+        const s_decision_t *d = &self->decisions[i];
+        if (!d->model[0]) {
+            continue;
+        }
+        fputs("hpp_sidecar_decisions_total{model=\"", fp);
+        s_label(fp, d->model);
+        fputs("\",tier=\"", fp);
+        s_label(fp, d->tier);
+        fprintf(fp, "\"} %llu\n", (unsigned long long)d->count);
+    }
+    if (self->decisions_other) {
+        fprintf(fp, "hpp_sidecar_decisions_total{model=\"other\",tier=\"\"} %llu\n",
+                (unsigned long long)self->decisions_other);
+    }
+}
+
+static void s_render_engine(const sc_metrics_t *self, FILE *fp)
+{
+    fputs("# HELP hpp_sidecar_engine_errors_total Engine calls that gave no decision, by kind "
+          "and engine error code.\n"
+          "# TYPE hpp_sidecar_engine_errors_total counter\n",
+          fp);
+    for (int k = 0; k < SC_ENGERR_COUNT; k++) {
+        if (k != SC_ENGERR_STATUS) {
+            fprintf(fp, "hpp_sidecar_engine_errors_total{kind=\"%s\",code=\"\"} %llu\n",
+                    s_engerr_names[k], (unsigned long long)self->engine_errors[k]);
+            continue;
+        }
+        for (int c = 1; c < ENG_STATUS_COUNT; c++) {
+            if (self->engine_codes[c]) {
+                fprintf(fp, "hpp_sidecar_engine_errors_total{kind=\"status\",code=\"%s\"} %llu\n",
+                        eng_status_name((eng_status_t)c),
+                        (unsigned long long)self->engine_codes[c]);
+            }
+        }
+    }
+    fprintf(fp,
+            "# HELP hpp_sidecar_engine_inflight Engine requests awaiting a reply.\n"
+            "# TYPE hpp_sidecar_engine_inflight gauge\n"
+            "hpp_sidecar_engine_inflight %llu\n"
+            "# HELP hpp_sidecar_fail_open_total Answers given with the --fail-open model.\n"
+            "# TYPE hpp_sidecar_fail_open_total counter\n"
+            "hpp_sidecar_fail_open_total %llu\n",
+            (unsigned long long)self->inflight, (unsigned long long)self->fail_open);
+}
+
+static void s_render_upstream(const sc_metrics_t *self, FILE *fp)
+{
+    fputs("# HELP hpp_sidecar_upstream_retries_total Upstream calls retried with another "
+          "model, by reason.\n"
+          "# TYPE hpp_sidecar_upstream_retries_total counter\n",
+          fp);
+    for (int i = 0; i < SC_RETRY_COUNT; i++) {
+        fprintf(fp, "hpp_sidecar_upstream_retries_total{reason=\"%s\"} %llu\n", s_retry_names[i],
+                (unsigned long long)self->retries[i]);
+    }
+    fputs("# HELP hpp_sidecar_upstream_responses_total Upstream responses by status class "
+          "(error = no response).\n"
+          "# TYPE hpp_sidecar_upstream_responses_total counter\n",
+          fp);
+    static const char *const cls[6] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (int i = 0; i < 6; i++) {
+        if (self->upstream[i]) {
+            fprintf(fp, "hpp_sidecar_upstream_responses_total{class=\"%s\"} %llu\n", cls[i],
+                    (unsigned long long)self->upstream[i]);
+        }
+    }
+}
+
+char *sc_metrics_render(const sc_metrics_t *self, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *fp = open_memstream(&buf, &n);
+    if (!fp) {
+        return NULL;
+    }
+    s_render_requests(self, fp);
+    s_render_decisions(self, fp);
+    s_render_engine(self, fp);
+    s_render_upstream(self, fp);
+    if (fclose(fp) != 0) {
+        free(buf);
+        return NULL;
+    }
+    if (len) {
+        *len = n;
+    }
+    return buf;
+}

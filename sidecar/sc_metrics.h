@@ -1,0 +1,80 @@
+/* sc_metrics.h - the sidecar's counters and their Prometheus text.
+ *
+ * One event loop owns one sc_metrics_t, so updates are plain increments with
+ * no locks or atomics. Label sets are fixed tables (routes, statuses, engine
+ * error kinds, retry reasons) except decisions by model and tier, kept in a
+ * bounded open-addressing table: past SC_METRICS_MAX_DECISIONS distinct pairs
+ * new pairs count under model="other" so a flood of ids cannot grow memory.
+ */
+#ifndef SC_METRICS_H
+#define SC_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SC_METRICS_MAX_DECISIONS 512
+
+/* Routes, the `route` label. */
+typedef enum {
+    SC_ROUTE_ROUTE = 0, /* POST /v1/route */
+    SC_ROUTE_CHAT,      /* POST /v1/chat/completions */
+    SC_ROUTE_MODELS,    /* GET /v1/models */
+    SC_ROUTE_HEALTH,    /* GET /healthz */
+    SC_ROUTE_METRICS,   /* GET /metrics */
+    SC_ROUTE_OTHER,     /* anything else (404/405) */
+    SC_ROUTE_COUNT
+} sc_route_t;
+
+/* Engine failures, the `kind` label of engine errors. */
+typedef enum {
+    SC_ENGERR_UNAVAILABLE = 0, /* no connected engine: the send failed at once */
+    SC_ENGERR_TIMEOUT,         /* no reply within --timeout-ms */
+    SC_ENGERR_DECODE,          /* the reply could not be decoded */
+    SC_ENGERR_STATUS,          /* the engine answered an error code */
+    SC_ENGERR_COUNT
+} sc_engerr_t;
+
+/* Why the proxy retried with another model. */
+typedef enum {
+    SC_RETRY_402 = 0, /* payment required: the free fallback */
+    SC_RETRY_429,     /* rate limited: next fallback */
+    SC_RETRY_5XX,     /* upstream error: next fallback */
+    SC_RETRY_COUNT
+} sc_retry_t;
+
+typedef struct sc_metrics sc_metrics_t;
+
+sc_metrics_t *sc_metrics_new(void);
+void sc_metrics_destroy(sc_metrics_t **self_p);
+
+/* Counts one finished HTTP request with its status and duration. */
+void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double seconds);
+
+/* Counts one decision (model id, tier name; tier may be ""). */
+void sc_metrics_decision(sc_metrics_t *self, const char *model, size_t model_len, const char *tier,
+                         size_t tier_len);
+
+/* Counts an engine failure; for SC_ENGERR_STATUS, `code` is the wire code. */
+void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *code);
+
+/* Counts an answer given with the --fail-open model. */
+void sc_metrics_fail_open(sc_metrics_t *self);
+
+/* Counts a retry of the upstream call with another model. */
+void sc_metrics_retry(sc_metrics_t *self, sc_retry_t why);
+
+/* Counts an upstream response by status (0 = could not connect). */
+void sc_metrics_upstream(sc_metrics_t *self, int status);
+
+/* Sets the engine requests in flight gauge. */
+void sc_metrics_inflight(sc_metrics_t *self, uint64_t n);
+
+/* Renders every metric in the Prometheus text format (version 0.0.4).
+ * Returns a malloc'd NUL-terminated buffer (caller frees) with its length
+ * in *len, or NULL when out of memory. */
+char *sc_metrics_render(const sc_metrics_t *self, size_t *len);
+
+/* Name of a route, e.g. "/v1/route". */
+const char *sc_route_name(sc_route_t route);
+
+#endif

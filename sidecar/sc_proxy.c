@@ -1,0 +1,492 @@
+/* sc_proxy.c - proxy mode: forward the rewritten body upstream and stream
+ * the answer back as it arrives.
+ *
+ * Each attempt is one libevent client request on a pooled keep-alive
+ * connection. The response header callback decides before any byte reaches
+ * the client: 402 aborts the attempt and asks the engine for the free
+ * variant (once); 429 and 5xx abort it and try the next fallback model
+ * (bounded by --max-retries, skipping models already tried); anything else
+ * starts the client reply with the upstream status and headers plus
+ * X-HPP-Router-Resolved-Model, and body chunks are moved (not copied) from
+ * the upstream buffer to the client as the chunk callback delivers them, so
+ * SSE events flow through one by one. An aborted attempt resumes from a
+ * deferred event, never from inside libevent's own callback stack.
+ * Connection failures before the reply started answer 502.
+ */
+#include "sc_internal.h"
+
+#include <event2/keyvalq_struct.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "eng_common.h"
+
+/* Headers never forwarded in either direction (hop-by-hop, or rewritten). */
+static const char *const s_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Connection",    "Transfer-Encoding",  "TE",
+    "Trailer",    "Upgrade",    "Proxy-Authorization", "Proxy-Authenticate", NULL,
+};
+/* Request headers the proxy sets itself. */
+static const char *const s_req_own[] = {"Host", "Content-Length", "Expect", NULL};
+
+static bool s_in(const char *name, const char *const *list)
+{
+    for (int i = 0; list[i]; i++) {
+        if (strcasecmp(name, list[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Upstream URL and connection pool ---------------------------------------- */
+
+int sc_upstream_init(sc_upstream_t *up, const char *url, char *errbuf, size_t errlen)
+{
+    memset(up, 0, sizeof *up);
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    if (!u) {
+        snprintf(errbuf, errlen, "--upstream '%s': not a URL (expected http://HOST:PORT/v1)", url);
+        return -1;
+    }
+    int rc = -1;
+    const char *scheme = evhttp_uri_get_scheme(u);
+    const char *host = evhttp_uri_get_host(u);
+    const char *path = evhttp_uri_get_path(u);
+    int port = evhttp_uri_get_port(u);
+    if (!scheme || strcasecmp(scheme, "http") != 0) {
+        snprintf(errbuf, errlen,
+                 "--upstream '%s': only http:// is supported (terminate TLS in the gateway)", url);
+        goto out;
+    }
+    if (!host || !host[0] || strlen(host) >= sizeof up->host) {
+        snprintf(errbuf, errlen, "--upstream '%s': missing host", url);
+        goto out;
+    }
+    if (evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) || evhttp_uri_get_userinfo(u)) {
+        snprintf(errbuf, errlen, "--upstream '%s': no query, fragment or user info allowed", url);
+        goto out;
+    }
+    snprintf(up->host, sizeof up->host, "%s", host);
+    up->port = port > 0 ? port : 80;
+    /* Resolved here, before the loop runs: libevent without a DNS base would
+     * resolve a name with a blocking call on every (re)connect. */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(host, NULL, &hints, &res);
+    if (gai != 0 || !res ||
+        getnameinfo(res->ai_addr, res->ai_addrlen, up->addr, sizeof up->addr, NULL, 0,
+                    NI_NUMERICHOST) != 0) {
+        snprintf(errbuf, errlen, "--upstream '%s': cannot resolve %s: %s", url, host,
+                 gai ? gai_strerror(gai) : "no address");
+        if (res) {
+            freeaddrinfo(res);
+        }
+        goto out;
+    }
+    freeaddrinfo(res);
+    if (port > 0) {
+        snprintf(up->hostport, sizeof up->hostport, "%s:%d", host, port);
+    } else {
+        snprintf(up->hostport, sizeof up->hostport, "%s", host);
+    }
+    /* The base URL is what OpenAI SDKs call base_url (ends in /v1); an empty
+     * path means /v1. */
+    size_t plen = path ? strlen(path) : 0;
+    while (plen > 0 && path[plen - 1] == '/') {
+        plen--;
+    }
+    if (plen == 0) {
+        snprintf(up->path, sizeof up->path, "/v1/chat/completions");
+    } else if (plen + sizeof "/chat/completions" > sizeof up->path) {
+        snprintf(errbuf, errlen, "--upstream '%s': path too long", url);
+        goto out;
+    } else {
+        snprintf(up->path, sizeof up->path, "%.*s/chat/completions", (int)plen, path);
+    }
+    rc = 0;
+out:
+    evhttp_uri_free(u);
+    return rc;
+}
+
+void sc_upstream_close(sc_upstream_t *up)
+{
+    for (int i = 0; i < up->nidle; i++) {
+        evhttp_connection_free(up->idle[i]);
+    }
+    up->nidle = 0;
+}
+
+static struct evhttp_connection *s_conn_get(sc_server_t *srv)
+{
+    sc_upstream_t *up = &srv->up;
+    if (up->nidle > 0) {
+        return up->idle[--up->nidle];
+    }
+    struct evhttp_connection *c =
+        evhttp_connection_base_new(srv->base, NULL, up->addr, (ev_uint16_t)up->port);
+    if (c) {
+        evhttp_connection_set_timeout(c, srv->cfg.upstream_timeout_s);
+        /* One retry of the connect itself is libevent's business; model
+         * retries are ours. */
+        evhttp_connection_set_retries(c, 0);
+    }
+    return c;
+}
+
+static void s_conn_put(sc_server_t *srv, struct evhttp_connection *c)
+{
+    sc_upstream_t *up = &srv->up;
+    if (!c) {
+        return;
+    }
+    if (up->nidle < (int)(sizeof up->idle / sizeof up->idle[0])) {
+        up->idle[up->nidle++] = c;
+    } else {
+        evhttp_connection_free(c);
+    }
+}
+
+/* Attempts ------------------------------------------------------------------ */
+
+static void s_attempt(sc_call_t *call, const char *model);
+static void s_free_reroute(sc_call_t *call);
+
+static void s_free_body(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+static bool s_tried(const sc_call_t *call, const char *model)
+{
+    for (int i = 0; i < call->ntried; i++) {
+        if (strcmp(call->tried[i], model) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Index of the next fallback worth trying, or -1. */
+static int s_next_fallback(const sc_call_t *call)
+{
+    for (uint32_t i = call->next_fb; i < call->d.nfallbacks; i++) {
+        if (!s_tried(call, call->d.fallbacks[i].model)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Answers an attempt that produced no response (nothing was sent yet). */
+static void s_fail(sc_call_t *call, int status, const char *code, const char *fmt, const char *arg)
+{
+    sc_error_t err;
+    sc_error_set(&err, status, code, NULL, fmt, arg);
+    sc_reply_error(call, &err);
+}
+
+static const char *s_error_name(int e)
+{
+    switch (e) {
+    case EVREQ_HTTP_TIMEOUT:
+        return "timed out";
+    case EVREQ_HTTP_EOF:
+        return "closed the connection or refused it";
+    case EVREQ_HTTP_INVALID_HEADER:
+        return "sent an invalid response";
+    case EVREQ_HTTP_BUFFER_ERROR:
+        return "could not be reached";
+    case EVREQ_HTTP_DATA_TOO_LONG:
+        return "sent headers too large";
+    default:
+        return "failed";
+    }
+}
+
+static void s_on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc_call_t *call = arg;
+    sc_retry_kind_t kind = call->retry;
+    call->retry = SC_RETRY_NONE;
+    if (kind == SC_RETRY_FREE) {
+        s_free_reroute(call);
+        return;
+    }
+    int i = s_next_fallback(call);
+    if (i < 0) { /* cannot happen: checked before aborting */
+        s_fail(call, 502, "upstream_error", "upstream answered %s and no fallback is left",
+               "an error");
+        return;
+    }
+    call->next_fb = (uint32_t)i + 1;
+    call->retries++;
+    s_attempt(call, call->d.fallbacks[i].model);
+}
+
+static void s_schedule(sc_call_t *call)
+{
+    if (!call->defer) {
+        call->defer = event_new(call->srv->base, -1, 0, s_on_defer, call);
+    }
+    if (!call->defer) {
+        s_fail(call, 500, "internal", "out of memory %s", "retrying upstream");
+        return;
+    }
+    event_active(call->defer, EV_TIMEOUT, 0);
+}
+
+static void s_on_up_error(enum evhttp_request_error e, void *arg)
+{
+    sc_call_t *call = arg;
+    call->up_error = (int)e;
+}
+
+/* Response headers arrived: retry, or start the client reply. */
+static int s_on_up_headers(struct evhttp_request *up, void *arg)
+{
+    sc_call_t *call = arg;
+    if (call->cancelled) {
+        return -1;
+    }
+    sc_server_t *srv = call->srv;
+    int status = evhttp_request_get_response_code(up);
+    sc_metrics_upstream(srv->metrics, status);
+    if (status == 402 && !call->free_tried) {
+        call->retry = SC_RETRY_FREE;
+        call->retry_status = status;
+        sc_metrics_retry(srv->metrics, SC_RETRY_402);
+        return -1;
+    }
+    if ((status == 429 || status >= 500) && call->retries < srv->cfg.max_retries &&
+        s_next_fallback(call) >= 0) {
+        call->retry = SC_RETRY_NEXT;
+        call->retry_status = status;
+        sc_metrics_retry(srv->metrics, status == 429 ? SC_RETRY_429 : SC_RETRY_5XX);
+        return -1;
+    }
+    struct evkeyvalq *in = evhttp_request_get_input_headers(up);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(call->req);
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (!s_in(kv->key, s_hop)) {
+            evhttp_add_header(out, kv->key, kv->value);
+        }
+    }
+    sc_add_decision_headers(call, out, call->model);
+    call->streaming = true;
+    call->status = status;
+    const char *reason = evhttp_request_get_response_code_line(up);
+    evhttp_send_reply_start(call->req, status, reason && reason[0] ? reason : "Upstream");
+    return 0;
+}
+
+static void s_on_up_chunk(struct evhttp_request *up, void *arg)
+{
+    sc_call_t *call = arg;
+    if (call->cancelled || !call->streaming) {
+        return;
+    }
+    /* Moves the bytes: the upstream buffer is drained into the client's. */
+    evhttp_send_reply_chunk(call->req, evhttp_request_get_input_buffer(up));
+}
+
+/* The attempt is over: complete, aborted for a retry, or failed. */
+static void s_on_up_done(struct evhttp_request *up, void *arg)
+{
+    sc_call_t *call = arg;
+    if (call->cancelled) {
+        return;
+    }
+    sc_server_t *srv = call->srv;
+    call->up_req = NULL;
+    s_conn_put(srv, call->up_conn);
+    call->up_conn = NULL;
+    if (call->retry != SC_RETRY_NONE) {
+        eng_log(ENG_LOG_INFO, "sidecar", "upstream answered %d for %s: retrying",
+                call->retry_status, call->model);
+        s_schedule(call);
+        return;
+    }
+    if (call->streaming) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
+        if (evcon) {
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        }
+        /* A stream cut by the upstream ends here too; the client sees no
+         * final [DONE] event / a short body. */
+        evhttp_send_reply_end(call->req);
+        sc_call_finish(call);
+        return;
+    }
+    if (!up || evhttp_request_get_response_code(up) == 0) {
+        sc_metrics_upstream(srv->metrics, 0);
+    }
+    eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s", srv->up.hostport,
+            s_error_name(call->up_error));
+    char what[400];
+    snprintf(what, sizeof what, "%s %s", srv->up.hostport, s_error_name(call->up_error));
+    s_fail(call, 502, "upstream_unavailable", "upstream %s", what);
+}
+
+static void s_attempt(sc_call_t *call, const char *model)
+{
+    sc_server_t *srv = call->srv;
+    snprintf(call->model, sizeof call->model, "%s", model);
+    if (call->ntried < (int)(sizeof call->tried / sizeof call->tried[0])) {
+        snprintf(call->tried[call->ntried++], sizeof call->tried[0], "%s", model);
+    }
+    size_t len = 0;
+    char *body = sc_extract_forward(call->x, model, &len);
+    if (!body) {
+        s_fail(call, 500, "internal", "out of memory %s", "building the upstream body");
+        return;
+    }
+    struct evhttp_connection *conn = s_conn_get(srv);
+    struct evhttp_request *up = conn ? evhttp_request_new(s_on_up_done, call) : NULL;
+    if (!up) {
+        free(body);
+        s_conn_put(srv, conn);
+        s_fail(call, 502, "upstream_unavailable", "cannot create a connection to %s",
+               srv->up.hostport);
+        return;
+    }
+    evhttp_request_set_header_cb(up, s_on_up_headers);
+    evhttp_request_set_chunked_cb(up, s_on_up_chunk);
+    evhttp_request_set_error_cb(up, s_on_up_error);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(call->req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(up);
+    bool has_ct = false;
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (s_in(kv->key, s_hop) || s_in(kv->key, s_req_own) ||
+            strncasecmp(kv->key, "X-HPP-", 6) == 0) {
+            continue; /* our hints are consumed here, not forwarded */
+        }
+        has_ct = has_ct || strcasecmp(kv->key, "Content-Type") == 0;
+        evhttp_add_header(out, kv->key, kv->value);
+    }
+    evhttp_add_header(out, "Host", srv->up.hostport);
+    if (!has_ct) {
+        evhttp_add_header(out, "Content-Type", "application/json");
+    }
+    evhttp_add_header(out, "X-HPP-Router-Resolved-Model", model);
+    evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, len, s_free_body, NULL);
+    call->up_conn = conn;
+    call->up_req = up;
+    call->up_error = 0;
+    if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, srv->up.path) != 0) {
+        /* libevent freed the request */
+        call->up_req = NULL;
+        call->up_conn = NULL;
+        s_conn_put(srv, conn);
+        s_fail(call, 502, "upstream_unavailable", "cannot send to %s", srv->up.hostport);
+    }
+}
+
+void sc_proxy_start(sc_call_t *call)
+{
+    s_attempt(call, call->d.model);
+}
+
+void sc_proxy_cancel(sc_call_t *call)
+{
+    if (call->defer) {
+        event_del(call->defer);
+    }
+    if (call->up_req) {
+        struct evhttp_request *up = call->up_req;
+        call->up_req = NULL;
+        call->cancelled = true; /* the callbacks run inside the cancel: ignore them */
+        evhttp_cancel_request(up);
+    }
+    if (call->up_conn) {
+        s_conn_put(call->srv, call->up_conn);
+        call->up_conn = NULL;
+    }
+    if (call->eng) {
+        sc_engine_cancel(call->srv->engine, call->eng);
+        call->eng = 0;
+    }
+}
+
+/* 402: the free variant ------------------------------------------------------- */
+
+static void s_on_free_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, const void *raw,
+                            size_t len)
+{
+    (void)raw;
+    (void)len;
+    sc_call_t *call = arg;
+    call->eng = 0;
+    if (res != SC_ENG_REPLY || !r->ok) {
+        char why[160];
+        if (res == SC_ENG_REPLY) {
+            size_t n = r->message.len < sizeof why - 1 ? r->message.len : sizeof why - 1;
+            if (n > 0) {
+                memcpy(why, r->message.ptr, n);
+            }
+            why[n] = '\0';
+        } else {
+            snprintf(why, sizeof why, "the routing engine did not answer");
+        }
+        s_fail(call, 402, "payment_required",
+               "the upstream answered 402 Payment Required and no free fallback is "
+               "available: %s",
+               why);
+        return;
+    }
+    sc_decision_t d;
+    sc_decision_copy(&d, r);
+    if (s_tried(call, d.model)) {
+        s_fail(call, 402, "payment_required",
+               "the upstream answered 402 Payment Required for the free fallback %s too", d.model);
+        return;
+    }
+    /* Keep the original fallbacks; the attempt reports the free model. */
+    snprintf(call->d.rule, sizeof call->d.rule, "%s", d.rule);
+    snprintf(call->d.provider, sizeof call->d.provider, "%s", d.provider);
+    snprintf(call->d.tier, sizeof call->d.tier, "%s", d.tier);
+    call->d.cost_usd = d.cost_usd;
+    s_attempt(call, d.model);
+}
+
+/* Asks the engine for a $0 answer: the `:free` variant of an explicitly
+ * requested model, or, for hpprouter/auto, any model within a zero budget. */
+static void s_free_reroute(sc_call_t *call)
+{
+    call->free_tried = true;
+    proto_request_t req;
+    proto_request_init(&req, PROTO_OP_ROUTE);
+    req.features = call->f;
+    char model[SC_MAX_MODEL + 1];
+    eng_str_t asked = call->f.model;
+    bool is_auto = asked.len == 0 || (asked.len == strlen(ENG_AUTO_MODEL) &&
+                                      memcmp(asked.ptr, ENG_AUTO_MODEL, asked.len) == 0);
+    if (is_auto) {
+        req.features.has_budget = true;
+        req.features.budget_usd = 0;
+    } else {
+        /* The resolved id without any ":variant", plus ":free". */
+        size_t n = strcspn(call->d.model, ":");
+        if (n + sizeof ":free" > sizeof model) {
+            n = sizeof model - sizeof ":free";
+        }
+        snprintf(model, sizeof model, "%.*s:free", (int)n, call->d.model);
+        req.features.model.ptr = model;
+        req.features.model.len = (uint32_t)strlen(model);
+    }
+    const char *why = NULL;
+    call->eng = sc_engine_call(call->srv->engine, &req, s_on_free_reply, call, &why);
+    if (!call->eng) {
+        s_fail(call, 402, "payment_required",
+               "the upstream answered 402 Payment Required and the routing engine is %s",
+               why ? why : "unavailable");
+    }
+}

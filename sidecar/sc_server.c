@@ -1,0 +1,905 @@
+/* sc_server.c - endpoints, request lifecycle and replies of hpp-sidecar.
+ *
+ * Every request becomes an sc_call_t taken from a small pool: it owns the
+ * extraction context (whose strings the features borrow), the engine call
+ * handle and the copied decision. A call ends in exactly one reply; then it
+ * records its metrics and goes back to the pool. If the client connection
+ * closes first, libevent tells us through the connection's close callback:
+ * pending engine and upstream work is cancelled and, when libevent left the
+ * request to us, it is answered into the void so libevent frees it.
+ *
+ * Routes are a table (path, method, handler) so 404/405 and the Allow header
+ * come from one place. Replies on the decision path are written straight
+ * into the output evbuffer; no JSON library is involved there.
+ */
+#include "sc_internal.h"
+
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "eng_common.h"
+
+#define S_POOL_MAX 256 /* finished calls kept for reuse */
+
+double sc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void sc_config_defaults(sc_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen = SC_DEFAULT_LISTEN;
+    cfg->engine = SC_DEFAULT_ENGINE;
+    cfg->timeout_ms = SC_DEFAULT_TIMEOUT_MS;
+    cfg->max_body = SC_DEFAULT_MAX_BODY;
+    cfg->max_retries = SC_DEFAULT_MAX_RETRIES;
+    cfg->upstream_timeout_s = SC_DEFAULT_UPSTREAM_TIMEOUT_S;
+}
+
+/* Reason phrases -------------------------------------------------------- */
+
+static const struct {
+    int status;         /* HTTP status */
+    const char *reason; /* its phrase */
+} s_reasons[] = {
+    {200, "OK"},
+    {400, "Bad Request"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {413, "Payload Too Large"},
+    {422, "Unprocessable Entity"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {0, NULL},
+};
+
+static const char *s_reason(int status)
+{
+    for (int i = 0; s_reasons[i].reason; i++) {
+        if (s_reasons[i].status == status) {
+            return s_reasons[i].reason;
+        }
+    }
+    return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+}
+
+/* Call lifecycle -------------------------------------------------------- */
+
+static void s_on_client_close(struct evhttp_connection *evcon, void *arg);
+
+static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_route_t route)
+{
+    sc_call_t *call = srv->pool;
+    if (call) {
+        srv->pool = call->next;
+        srv->npool--;
+    } else {
+        call = calloc(1, sizeof *call);
+        if (!call) {
+            return NULL;
+        }
+        call->x = sc_extract_new();
+        if (!call->x) {
+            free(call);
+            return NULL;
+        }
+    }
+    /* Reset what a previous request left; x and defer are kept. */
+    call->srv = srv;
+    call->req = req;
+    call->route = route;
+    call->t0 = sc_now();
+    call->eng = 0;
+    memset(&call->d, 0, sizeof call->d);
+    call->up_conn = NULL;
+    call->up_req = NULL;
+    call->model[0] = '\0';
+    call->ntried = 0;
+    call->retries = 0;
+    call->next_fb = 0;
+    call->retry = SC_RETRY_NONE;
+    call->retry_status = 0;
+    call->free_tried = false;
+    call->streaming = false;
+    call->cancelled = false;
+    call->up_error = 0;
+    call->status = 0;
+    call->next = NULL;
+    srv->live++;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, s_on_client_close, call);
+    }
+    return call;
+}
+
+static void s_call_free(sc_call_t *call)
+{
+    if (call->defer) {
+        event_free(call->defer);
+    }
+    sc_extract_destroy(&call->x);
+    free(call);
+}
+
+void sc_call_finish(sc_call_t *call)
+{
+    sc_server_t *srv = call->srv;
+    sc_metrics_request(srv->metrics, call->route, call->status, sc_now() - call->t0);
+    sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
+    if (call->defer) {
+        event_del(call->defer);
+    }
+    call->req = NULL;
+    srv->live--;
+    if (srv->npool < S_POOL_MAX) {
+        call->next = srv->pool;
+        srv->pool = call;
+        srv->npool++;
+    } else {
+        s_call_free(call);
+    }
+}
+
+/* Stops watching the client connection; call before the last reply call,
+ * which may free the request and its connection. */
+static void s_detach(sc_call_t *call)
+{
+    struct evhttp_connection *evcon = call->req ? evhttp_request_get_connection(call->req) : NULL;
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    }
+}
+
+/* The client connection is closing. When libevent detached the request from
+ * it (client EOF or timeout while we worked) the request is still ours and
+ * must be answered to be freed; otherwise (server shutdown) libevent frees
+ * it itself right after this callback. */
+static void s_on_client_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    sc_call_t *call = arg;
+    if (!call->req) {
+        return;
+    }
+    bool ours = evhttp_request_get_connection(call->req) == NULL;
+    call->cancelled = true;
+    if (call->eng) {
+        sc_engine_cancel(call->srv->engine, call->eng);
+        call->eng = 0;
+    }
+    sc_proxy_cancel(call);
+    if (ours) {
+        if (call->streaming) {
+            evhttp_send_reply_end(call->req);
+        } else {
+            evhttp_send_reply(call->req, 499, "Client Closed Request", NULL);
+        }
+    }
+    call->status = call->streaming ? call->status : 499;
+    sc_call_finish(call);
+}
+
+/* Replies ------------------------------------------------------------------ */
+
+static void s_send(sc_call_t *call, int status, struct evbuffer *body)
+{
+    call->status = status;
+    s_detach(call);
+    evhttp_send_reply(call->req, status, s_reason(status), body);
+}
+
+void sc_reply_error(sc_call_t *call, const sc_error_t *err)
+{
+    char buf[768];
+    size_t n = sc_error_json(err, buf, sizeof buf);
+    struct evbuffer *body = evhttp_request_get_output_buffer(call->req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evbuffer_add(body, buf, n);
+    s_send(call, err->status, body);
+    sc_call_finish(call);
+}
+
+/* Appends "key":"escaped value" (with a leading comma unless first). */
+static void s_json_str(struct evbuffer *b, const char *key, const char *v, bool first)
+{
+    char esc[2 * SC_MAX_MODEL + 16];
+    size_t pos = 0;
+    esc[0] = '\0';
+    sc_json_escape(esc, sizeof esc, &pos, v, strlen(v));
+    evbuffer_add_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", key, esc);
+}
+
+static void s_cost_text(double usd, char *buf, size_t n)
+{
+    /* Up to picodollar precision, no exponent, no trailing zeros. */
+    snprintf(buf, n, "%.12f", usd);
+    char *dot = strchr(buf, '.');
+    if (dot) {
+        char *end = buf + strlen(buf) - 1;
+        while (end > dot && *end == '0') {
+            *end-- = '\0';
+        }
+        if (end == dot) {
+            *end = '\0';
+        }
+    }
+}
+
+void sc_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model)
+{
+    const sc_decision_t *d = &call->d;
+    evhttp_add_header(h, "X-HPP-Router-Resolved-Model", model);
+    if (d->provider[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Provider", d->provider);
+    }
+    if (d->tier[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Tier", d->tier);
+    }
+    if (d->rule[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Rule", d->rule);
+    }
+    if (d->fail_open) {
+        evhttp_add_header(h, "X-HPP-Router-Fail-Open", "true");
+    } else {
+        char cost[48];
+        s_cost_text(d->cost_usd, cost, sizeof cost);
+        evhttp_add_header(h, "X-HPP-Router-Estimated-Cost-USD", cost);
+    }
+}
+
+/* POST /v1/route answer: the decision as JSON. */
+static void s_reply_route(sc_call_t *call)
+{
+    const sc_decision_t *d = &call->d;
+    struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
+    char cost[48];
+    s_cost_text(d->cost_usd, cost, sizeof cost);
+    evbuffer_add(b, "{", 1);
+    s_json_str(b, "model", d->model, true);
+    s_json_str(b, "provider", d->provider, false);
+    s_json_str(b, "provider_model", d->provider_model, false);
+    if (d->tier[0]) {
+        s_json_str(b, "tier", d->tier, false);
+    } else {
+        evbuffer_add_printf(b, ",\"tier\":null");
+    }
+    s_json_str(b, "rule", d->rule, false);
+    evbuffer_add_printf(b, ",\"estimated_cost_usd\":%s,\"prompt_tokens\":%lld", cost,
+                        (long long)call->f.prompt_tokens);
+    if (d->fail_open) {
+        evbuffer_add_printf(b, ",\"output_tokens\":null");
+    } else {
+        evbuffer_add_printf(b, ",\"output_tokens\":%lld", (long long)d->output_tokens);
+    }
+    evbuffer_add_printf(b, ",\"fail_open\":%s,\"fallbacks\":[", d->fail_open ? "true" : "false");
+    for (uint32_t i = 0; i < d->nfallbacks; i++) {
+        evbuffer_add_printf(b, "%s{", i ? "," : "");
+        s_json_str(b, "model", d->fallbacks[i].model, true);
+        s_json_str(b, "provider", d->fallbacks[i].provider, false);
+        s_json_str(b, "provider_model", d->fallbacks[i].provider_model, false);
+        evbuffer_add(b, "}", 1);
+    }
+    evbuffer_add(b, "]}\n", 3);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    sc_add_decision_headers(call, h, d->model);
+    s_send(call, 200, b);
+    sc_call_finish(call);
+}
+
+/* Decision-only POST /v1/chat/completions: 200, headers, empty body. */
+static void s_reply_headers_only(sc_call_t *call)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
+    sc_add_decision_headers(call, h, call->d.model);
+    /* Otherwise libevent labels the empty body text/html. */
+    evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+    s_send(call, 200, NULL);
+    sc_call_finish(call);
+}
+
+/* Decisions ----------------------------------------------------------------- */
+
+static void s_copy(char *dst, size_t n, eng_str_t s)
+{
+    size_t len = s.len < n - 1 ? s.len : n - 1;
+    if (len) {
+        memcpy(dst, s.ptr, len);
+    }
+    dst[len] = '\0';
+}
+
+void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r)
+{
+    memset(d, 0, sizeof *d);
+    s_copy(d->model, sizeof d->model, r->model);
+    s_copy(d->provider, sizeof d->provider, r->provider);
+    s_copy(d->provider_model, sizeof d->provider_model, r->provider_model);
+    s_copy(d->tier, sizeof d->tier, r->tier);
+    s_copy(d->rule, sizeof d->rule, r->rule);
+    d->cost_usd = r->cost_usd;
+    d->output_tokens = r->output_tokens;
+    d->nfallbacks = r->nfallbacks < ENG_MAX_FALLBACKS ? r->nfallbacks : ENG_MAX_FALLBACKS;
+    for (uint32_t i = 0; i < d->nfallbacks; i++) {
+        s_copy(d->fallbacks[i].model, sizeof d->fallbacks[i].model, r->fallbacks[i].model);
+        s_copy(d->fallbacks[i].provider, sizeof d->fallbacks[i].provider, r->fallbacks[i].provider);
+        s_copy(d->fallbacks[i].provider_model, sizeof d->fallbacks[i].provider_model,
+               r->fallbacks[i].provider_model);
+    }
+}
+
+static void s_decided(sc_call_t *call)
+{
+    if (call->route == SC_ROUTE_ROUTE) {
+        s_reply_route(call);
+    } else if (!call->srv->proxy) {
+        s_reply_headers_only(call);
+    } else {
+        sc_proxy_start(call);
+    }
+}
+
+/* The engine could not answer: the fail-open model, or 503. */
+static void s_engine_down(sc_call_t *call, sc_engerr_t kind, const char *why)
+{
+    sc_server_t *srv = call->srv;
+    sc_metrics_engine_error(srv->metrics, kind, NULL);
+    const char *fo = srv->cfg.fail_open;
+    if (fo && (call->route == SC_ROUTE_ROUTE || call->route == SC_ROUTE_CHAT)) {
+        memset(&call->d, 0, sizeof call->d);
+        snprintf(call->d.model, sizeof call->d.model, "%s", fo);
+        snprintf(call->d.rule, sizeof call->d.rule, "fail_open");
+        call->d.fail_open = true;
+        sc_metrics_fail_open(srv->metrics);
+        eng_log(ENG_LOG_WARN, "sidecar", "engine %s: answering the fail-open model %s", why, fo);
+        s_decided(call);
+        return;
+    }
+    sc_error_t err;
+    sc_error_set(&err, 503, kind == SC_ENGERR_TIMEOUT ? "engine_timeout" : "engine_unavailable",
+                 NULL, "the routing engine %s; retry later", why);
+    sc_reply_error(call, &err);
+}
+
+/* An engine error reply: its code mapped to an HTTP status. */
+static void s_engine_refused(sc_call_t *call, const proto_reply_t *r)
+{
+    char code[48], msg[200];
+    s_copy(code, sizeof code, r->code);
+    s_copy(msg, sizeof msg, r->message);
+    sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_STATUS, code);
+    sc_error_t err;
+    sc_error_set(&err, sc_status_http(r->status), eng_status_name(r->status), NULL, "%s",
+                 msg[0] ? msg : code);
+    if (r->status == ENG_E_UNKNOWN_MODEL || r->status == ENG_E_MODEL_NOT_ALLOWED ||
+        r->status == ENG_E_NO_FREE_VARIANT) {
+        snprintf(err.param, sizeof err.param, "model");
+    }
+    sc_reply_error(call, &err);
+}
+
+static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r,
+                             const void *raw, size_t len)
+{
+    (void)raw;
+    (void)len;
+    sc_call_t *call = arg;
+    call->eng = 0;
+    if (res == SC_ENG_TIMEOUT) {
+        s_engine_down(call, SC_ENGERR_TIMEOUT, "did not answer in time");
+        return;
+    }
+    if (res != SC_ENG_REPLY) {
+        s_engine_down(call, SC_ENGERR_DECODE, "sent an undecodable reply");
+        return;
+    }
+    if (!r->ok) {
+        s_engine_refused(call, r);
+        return;
+    }
+    sc_decision_copy(&call->d, r);
+    sc_metrics_decision(call->srv->metrics, call->d.model, strlen(call->d.model), call->d.tier,
+                        strlen(call->d.tier));
+    s_decided(call);
+}
+
+/* Request parsing ------------------------------------------------------------ */
+
+/* Features from the body and the X-HPP-* headers. Returns 0 or -1 (answered). */
+static int s_features(sc_call_t *call, bool body_required)
+{
+    sc_error_t err;
+    sc_extract_reset(call->x, &call->f);
+    struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
+    size_t len = evbuffer_get_length(in);
+    if (len > 0) {
+        const char *body = (const char *)evbuffer_pullup(in, -1);
+        if (!body || sc_extract_body(call->x, body, len, &call->f, &err) < 0) {
+            if (!body) {
+                sc_error_set(&err, 500, "internal", NULL, "out of memory reading the body");
+            }
+            sc_reply_error(call, &err);
+            return -1;
+        }
+    } else if (body_required) {
+        sc_error_set(&err, 400, "invalid_json", NULL,
+                     "request body is empty: a Chat Completions JSON object is required");
+        sc_reply_error(call, &err);
+        return -1;
+    }
+    struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strncasecmp(kv->key, "X-HPP-", 6) == 0 &&
+            sc_extract_header(call->x, kv->key, kv->value, &call->f, &err) < 0) {
+            sc_reply_error(call, &err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sends one engine request for the call; answers itself when it cannot. */
+static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
+{
+    proto_request_t req;
+    proto_request_init(&req, op);
+    if (op == PROTO_OP_ROUTE) {
+        req.features = call->f;
+    }
+    const char *why = "unavailable";
+    call->eng = sc_engine_call(call->srv->engine, &req, cb, call, &why);
+    sc_metrics_inflight(call->srv->metrics, sc_engine_inflight(call->srv->engine));
+    if (call->eng) {
+        return;
+    }
+    if (strcmp(why, "encode") == 0) {
+        sc_error_t err;
+        sc_error_set(&err, 400, "bad_request", NULL,
+                     "the request's features exceed the engine protocol's limits");
+        sc_reply_error(call, &err);
+        return;
+    }
+    const char *what =
+        strcmp(why, "overloaded") == 0 ? "has too many requests in flight" : "is not connected";
+    if (op == PROTO_OP_ROUTE) {
+        s_engine_down(call, SC_ENGERR_UNAVAILABLE, what);
+        return;
+    }
+    sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_UNAVAILABLE, NULL);
+    sc_error_t err;
+    sc_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine %s", what);
+    sc_reply_error(call, &err);
+}
+
+/* Handlers ------------------------------------------------------------------- */
+
+static void s_handle_route(sc_call_t *call)
+{
+    if (s_features(call, false) == 0) {
+        s_engine_call(call, PROTO_OP_ROUTE, s_on_route_reply);
+    }
+}
+
+static void s_handle_chat(sc_call_t *call)
+{
+    /* Proxy mode needs a body to forward; decision-only accepts none
+     * (nginx auth_request subrequests carry only headers). */
+    if (s_features(call, call->srv->proxy) == 0) {
+        s_engine_call(call, PROTO_OP_ROUTE, s_on_route_reply);
+    }
+}
+
+/* Writes a price field when given (negative = not given). */
+static void s_price(struct evbuffer *b, const char *key, double v, bool *first)
+{
+    if (v < 0 || !isfinite(v)) {
+        return;
+    }
+    evbuffer_add_printf(b, "%s\"%s\":%.10g", *first ? "" : ",", key, v);
+    *first = false;
+}
+
+static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r,
+                              const void *raw, size_t len)
+{
+    sc_call_t *call = arg;
+    call->eng = 0;
+    sc_error_t err;
+    if (res != SC_ENG_REPLY || !r->ok) {
+        if (res == SC_ENG_REPLY) {
+            s_engine_refused(call, r);
+            return;
+        }
+        sc_metrics_engine_error(call->srv->metrics,
+                                res == SC_ENG_TIMEOUT ? SC_ENGERR_TIMEOUT : SC_ENGERR_DECODE, NULL);
+        sc_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine did not answer");
+        sc_reply_error(call, &err);
+        return;
+    }
+    proto_models_iter_t it;
+    proto_error_t perr;
+    if (proto_models_iter_init(&it, raw, len, &perr) != PROTO_OK) {
+        sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_DECODE, NULL);
+        sc_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
+        sc_reply_error(call, &err);
+        return;
+    }
+    struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
+    evbuffer_add_printf(b,
+                        "{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\","
+                        "\"created\":0,\"owned_by\":\"hpprouter\",\"pricing\":null,"
+                        "\"description\":\"virtual model: each request is routed by the "
+                        "policy\"}",
+                        ENG_AUTO_MODEL);
+    proto_model_info_t m;
+    int rc;
+    while ((rc = proto_models_iter_next(&it, &m, &perr)) == 1) {
+        char id[SC_MAX_MODEL + 1], owner[SC_MAX_MODEL + 1];
+        s_copy(id, sizeof id, m.id);
+        s_copy(owner, sizeof owner, m.owned_by);
+        evbuffer_add(b, ",{", 2);
+        s_json_str(b, "id", id, true);
+        evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":0");
+        s_json_str(b, "owned_by", owner, false);
+        evbuffer_add_printf(b,
+                            ",\"context_length\":%u,\"max_output_tokens\":%u,\"endpoints\":%u,"
+                            "\"free\":%s,\"capabilities\":[",
+                            m.context_length, m.max_output, m.endpoints, m.free ? "true" : "false");
+        static const struct {
+            uint32_t bit;
+            const char *name;
+        } caps[] = {{ENG_CAP_VISION, "vision"},
+                    {ENG_CAP_TOOLS, "tools"},
+                    {ENG_CAP_JSON, "json"},
+                    {ENG_CAP_REASONING, "reasoning"}};
+        bool first = true;
+        for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+            if (m.caps & caps[i].bit) {
+                evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", caps[i].name);
+                first = false;
+            }
+        }
+        /* Token prices in USD per 1M tokens, fees in USD per request / image. */
+        evbuffer_add_printf(b, "],\"pricing\":{");
+        first = true;
+        s_price(b, "prompt", m.prompt, &first);
+        s_price(b, "completion", m.completion, &first);
+        s_price(b, "cache_read", m.cache_read, &first);
+        s_price(b, "cache_write", m.cache_write, &first);
+        s_price(b, "request", m.request, &first);
+        s_price(b, "image", m.image, &first);
+        evbuffer_add(b, "}}", 2);
+    }
+    if (rc < 0) {
+        evbuffer_drain(b, evbuffer_get_length(b));
+        sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_DECODE, NULL);
+        sc_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
+        sc_reply_error(call, &err);
+        return;
+    }
+    evbuffer_add(b, "]}\n", 3);
+    evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
+                      "application/json");
+    s_send(call, 200, b);
+    sc_call_finish(call);
+}
+
+static void s_handle_models(sc_call_t *call)
+{
+    s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
+}
+
+static void s_on_ping_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, const void *raw,
+                            size_t len)
+{
+    (void)raw;
+    (void)len;
+    sc_call_t *call = arg;
+    call->eng = 0;
+    if (res != SC_ENG_REPLY || !r->ok) {
+        sc_metrics_engine_error(call->srv->metrics,
+                                res == SC_ENG_TIMEOUT ? SC_ENGERR_TIMEOUT
+                                : res == SC_ENG_REPLY ? SC_ENGERR_STATUS
+                                                      : SC_ENGERR_DECODE,
+                                NULL);
+        sc_error_t err;
+        sc_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine is %s",
+                     res == SC_ENG_TIMEOUT ? "not answering" : "answering errors");
+        sc_reply_error(call, &err);
+        return;
+    }
+    struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
+    evbuffer_add_printf(b, "{\"status\":\"ok\",\"engine\":\"up\",\"policy_version\":%llu}\n",
+                        (unsigned long long)r->policy_version);
+    evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
+                      "application/json");
+    s_send(call, 200, b);
+    sc_call_finish(call);
+}
+
+static void s_handle_health(sc_call_t *call)
+{
+    s_engine_call(call, PROTO_OP_PING, s_on_ping_reply);
+}
+
+static void s_handle_metrics(sc_call_t *call)
+{
+    sc_server_t *srv = call->srv;
+    sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
+    size_t len = 0;
+    char *text = sc_metrics_render(srv->metrics, &len);
+    if (!text) {
+        sc_error_t err;
+        sc_error_set(&err, 500, "internal", NULL, "out of memory rendering metrics");
+        sc_reply_error(call, &err);
+        return;
+    }
+    struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
+    evbuffer_add(b, text, len);
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    s_send(call, 200, b);
+    sc_call_finish(call);
+}
+
+/* Routing table ----------------------------------------------------------- */
+
+static const struct {
+    const char *path;        /* exact path */
+    int methods;             /* EVHTTP_REQ_* bits accepted */
+    const char *allow;       /* Allow header for 405 */
+    sc_route_t route;        /* metrics label */
+    void (*fn)(sc_call_t *); /* handler */
+} s_routes[] = {
+    {"/v1/route", EVHTTP_REQ_POST, "POST", SC_ROUTE_ROUTE, s_handle_route},
+    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", SC_ROUTE_CHAT, s_handle_chat},
+    {"/v1/models", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", SC_ROUTE_MODELS, s_handle_models},
+    {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", SC_ROUTE_HEALTH, s_handle_health},
+    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", SC_ROUTE_METRICS, s_handle_metrics},
+    {NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
+};
+
+/* Answers a request that never became a call (no route, limits). */
+static void s_reject(sc_server_t *srv, struct evhttp_request *req, sc_route_t route,
+                     const sc_error_t *err, const char *allow)
+{
+    sc_call_t *call = s_call_new(srv, req, route);
+    if (!call) {
+        evhttp_send_error(req, 503, "Service Unavailable");
+        return;
+    }
+    if (allow) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    }
+    sc_reply_error(call, err);
+}
+
+static void s_on_request(struct evhttp_request *req, void *arg)
+{
+    sc_server_t *srv = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    size_t plen = strcspn(uri ? uri : "", "?#");
+    int i = 0;
+    while (s_routes[i].path &&
+           !(strlen(s_routes[i].path) == plen && strncmp(s_routes[i].path, uri, plen) == 0)) {
+        i++;
+    }
+    sc_error_t err;
+    if (!s_routes[i].path) {
+        sc_error_set(&err, 404, "not_found", NULL,
+                     "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
+                     "GET /v1/models, GET /healthz, GET /metrics)",
+                     (int)(plen > 100 ? 100 : plen), uri);
+        s_reject(srv, req, SC_ROUTE_OTHER, &err, NULL);
+        return;
+    }
+    if (!(evhttp_request_get_command(req) & s_routes[i].methods)) {
+        sc_error_set(&err, 405, "method_not_allowed", NULL, "%s accepts %s only", s_routes[i].path,
+                     s_routes[i].allow);
+        s_reject(srv, req, s_routes[i].route, &err, s_routes[i].allow);
+        return;
+    }
+    int nheaders = 0;
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        nheaders++;
+    }
+    if (nheaders > SC_MAX_HEADERS) {
+        sc_error_set(&err, 431, "too_many_headers", NULL,
+                     "%d request headers; at most %d are accepted", nheaders, SC_MAX_HEADERS);
+        s_reject(srv, req, s_routes[i].route, &err, NULL);
+        return;
+    }
+    size_t blen = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (blen > srv->cfg.max_body) {
+        sc_error_set(&err, 413, "body_too_large", NULL,
+                     "request body of %zu bytes exceeds the limit of %zu bytes", blen,
+                     srv->cfg.max_body);
+        s_reject(srv, req, s_routes[i].route, &err, NULL);
+        return;
+    }
+    sc_call_t *call = s_call_new(srv, req, s_routes[i].route);
+    if (!call) {
+        evhttp_send_error(req, 503, "Service Unavailable");
+        return;
+    }
+    s_routes[i].fn(call);
+}
+
+/* Server ------------------------------------------------------------------------ */
+
+static void s_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    sc_server_t *srv = arg;
+    eng_log(ENG_LOG_INFO, "sidecar", "signal %d: stopping", (int)sig);
+    sc_server_stop(srv);
+}
+
+/* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
+static int s_split_listen(const char *spec, char *host, size_t hn, int *port)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec) {
+        return -1;
+    }
+    const char *h = spec;
+    size_t len = (size_t)(colon - spec);
+    if (h[0] == '[' && len >= 2 && h[len - 1] == ']') {
+        h++;
+        len -= 2;
+    }
+    if (len == 0 || len >= hn) {
+        return -1;
+    }
+    memcpy(host, h, len);
+    host[len] = '\0';
+    char *end = NULL;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535) {
+        return -1;
+    }
+    *port = (int)p;
+    return 0;
+}
+
+static int s_bound_port(struct evhttp_bound_socket *bound)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) != 0) {
+        return -1;
+    }
+    if (ss.ss_family == AF_INET) {
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
+{
+    sc_server_t *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    srv->cfg = *cfg;
+    char host[256];
+    int port = 0;
+    if (s_split_listen(cfg->listen, host, sizeof host, &port) < 0) {
+        snprintf(errbuf, errlen, "--listen '%s': expected HOST:PORT, e.g. 127.0.0.1:8080",
+                 cfg->listen);
+        goto fail;
+    }
+    if (cfg->upstream) {
+        if (sc_upstream_init(&srv->up, cfg->upstream, errbuf, errlen) < 0) {
+            goto fail;
+        }
+        srv->proxy = true;
+    }
+    srv->base = event_base_new();
+    srv->metrics = sc_metrics_new();
+    srv->http = srv->base ? evhttp_new(srv->base) : NULL;
+    if (!srv->base || !srv->metrics || !srv->http) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto fail;
+    }
+    srv->engine = sc_engine_new(srv->base, cfg->engine, cfg->timeout_ms, errbuf, errlen);
+    if (!srv->engine) {
+        goto fail;
+    }
+    /* Bodies up to max_body get a JSON 413 from us; libevent itself refuses
+     * (with its own 413 page) anything so large that buffering it would be
+     * the problem. */
+    size_t hard = cfg->max_body + (cfg->max_body > 65536 ? cfg->max_body : 65536);
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)hard);
+    evhttp_set_max_headers_size(srv->http, 65536);
+    evhttp_set_timeout(srv->http, 60);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(srv->http, s_on_request, srv);
+    srv->bound = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
+    if (!srv->bound) {
+        snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)", cfg->listen);
+        goto fail;
+    }
+    srv->port = s_bound_port(srv->bound);
+    srv->sigint = evsignal_new(srv->base, SIGINT, s_on_signal, srv);
+    srv->sigterm = evsignal_new(srv->base, SIGTERM, s_on_signal, srv);
+    if (!srv->sigint || !srv->sigterm || evsignal_add(srv->sigint, NULL) != 0 ||
+        evsignal_add(srv->sigterm, NULL) != 0) {
+        snprintf(errbuf, errlen, "cannot install signal handlers");
+        goto fail;
+    }
+    return srv;
+fail:
+    sc_server_destroy(&srv);
+    return NULL;
+}
+
+int sc_server_port(const sc_server_t *self)
+{
+    return self->port;
+}
+
+int sc_server_run(sc_server_t *self)
+{
+    event_base_dispatch(self->base);
+    return 0;
+}
+
+void sc_server_stop(sc_server_t *self)
+{
+    event_base_loopbreak(self->base);
+}
+
+void sc_server_destroy(sc_server_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    sc_server_t *srv = *self_p;
+    if (srv->sigint) {
+        event_free(srv->sigint);
+    }
+    if (srv->sigterm) {
+        event_free(srv->sigterm);
+    }
+    /* Frees client connections (their close callbacks finish live calls). */
+    if (srv->http) {
+        evhttp_free(srv->http);
+    }
+    sc_upstream_close(&srv->up);
+    sc_engine_destroy(&srv->engine);
+    while (srv->pool) {
+        sc_call_t *c = srv->pool;
+        srv->pool = c->next;
+        s_call_free(c);
+    }
+    sc_metrics_destroy(&srv->metrics);
+    if (srv->base) {
+        event_base_free(srv->base);
+    }
+    free(srv);
+    *self_p = NULL;
+}

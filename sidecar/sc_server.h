@@ -1,0 +1,56 @@
+/* sc_server.h - the hpp-sidecar HTTP server.
+ *
+ * One libevent loop serves every endpoint, talks to hpp-engine over one ZMQ
+ * DEALER (sc_engine.h) and, in proxy mode, to the upstream over pooled
+ * keep-alive HTTP connections. Nothing on the loop blocks.
+ */
+#ifndef SC_SERVER_H
+#define SC_SERVER_H
+
+#include <stddef.h>
+
+typedef struct {
+    const char *listen;     /* "HOST:PORT" to bind; port 0 = ephemeral */
+    const char *engine;     /* ZMQ endpoint of hpp-engine */
+    const char *upstream;   /* base URL of the upstream API (http://host:port/v1), NULL =
+                               decision-only mode */
+    int timeout_ms;         /* deadline of each engine call */
+    const char *fail_open;  /* model to answer when the engine is unreachable, NULL = 503 */
+    size_t max_body;        /* request body limit in bytes (413 above) */
+    int max_retries;        /* upstream retries with a fallback model (429/5xx), >= 0 */
+    int upstream_timeout_s; /* upstream connect / read inactivity timeout */
+} sc_config_t;
+
+/* Defaults used by hpp-sidecar. */
+#define SC_DEFAULT_LISTEN "127.0.0.1:8080"
+#define SC_DEFAULT_ENGINE "tcp://127.0.0.1:5555"
+#define SC_DEFAULT_TIMEOUT_MS 1000
+#define SC_DEFAULT_MAX_BODY (4u << 20)
+#define SC_DEFAULT_MAX_RETRIES 2
+#define SC_DEFAULT_UPSTREAM_TIMEOUT_S 300
+/* More request headers than this are refused with 431. */
+#define SC_MAX_HEADERS 100
+
+typedef struct sc_server sc_server_t;
+
+/* Fills `cfg` with the defaults above. */
+void sc_config_defaults(sc_config_t *cfg);
+
+/* Creates the loop, binds the listener, connects to the engine. Returns NULL
+ * with a message in errbuf on failure (bad address, port in use, bad
+ * upstream URL). The config strings must outlive the server. */
+sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int sc_server_port(const sc_server_t *self);
+
+/* Runs the loop until SIGINT or SIGTERM. Returns 0. */
+int sc_server_run(sc_server_t *self);
+
+/* Stops the loop from inside a callback or a signal handler. */
+void sc_server_stop(sc_server_t *self);
+
+/* Frees everything; sets *self_p to NULL. Idempotent. */
+void sc_server_destroy(sc_server_t **self_p);
+
+#endif
