@@ -30,7 +30,7 @@ static const char *const s_hop[] = {
     "Trailer",    "Upgrade",    "Proxy-Authorization", "Proxy-Authenticate", NULL,
 };
 /* Request headers the proxy sets itself. */
-static const char *const s_req_own[] = {"Host", "Content-Length", "Expect", NULL};
+static const char *const s_req_own[] = {"Host", "Content-Length", "Content-Type", "Expect", NULL};
 
 static bool s_in(const char *name, const char *const *list)
 {
@@ -363,19 +363,16 @@ static void s_attempt(sc_call_t *call, const char *model)
     evhttp_request_set_error_cb(up, s_on_up_error);
     struct evkeyvalq *in = evhttp_request_get_input_headers(call->req);
     struct evkeyvalq *out = evhttp_request_get_output_headers(up);
-    bool has_ct = false;
     for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
         if (s_in(kv->key, s_hop) || s_in(kv->key, s_req_own) ||
             strncasecmp(kv->key, "X-HPP-", 6) == 0) {
             continue; /* our hints are consumed here, not forwarded */
         }
-        has_ct = has_ct || strcasecmp(kv->key, "Content-Type") == 0;
         evhttp_add_header(out, kv->key, kv->value);
     }
     evhttp_add_header(out, "Host", srv->up.hostport);
-    if (!has_ct) {
-        evhttp_add_header(out, "Content-Type", "application/json");
-    }
+    /* The body is JSON we serialized, whatever the client labelled it. */
+    evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "X-HPP-Router-Resolved-Model", model);
     evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, len, s_free_body, NULL);
     call->up_conn = conn;

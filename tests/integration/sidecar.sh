@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# hpp-sidecar end to end: starts the real hpp-engine, hpp-sidecar (decision-only
+# and proxy mode, plus instances pointed at a dead or stopped engine) and the
+# upstream stand-in tests/integration/upstream_stub.py, all on 127.0.0.1
+# ephemeral ports; waits on each readiness line; drives them with curl, with
+# the official `openai` npm package (installed here into
+# tests/integration/node_modules) and, when nginx is installed, through an
+# nginx auth_request configuration. Stops what it started by PID.
+# Ends with "N passed, N failed" (", N skipped" when a client was missing).
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${HPP_BUILD:-build}
+ENGINE=$BUILD/hpp-engine
+SIDECAR=$BUILD/hpp-sidecar
+STUB=tests/integration/upstream_stub.py
+passed=0 failed=0 skipped=0
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill -CONT "$p" 2>/dev/null
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
+check() { # name expected actual
+    if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi
+}
+has() { # name needle haystack
+    case "$3" in *"$2"*) ok "$1" ;; *) fail "$1" "[$2] not in [${3:0:400}]" ;; esac
+}
+finish() {
+    if [ "$skipped" -gt 0 ]; then
+        echo "$passed passed, $failed failed, $skipped skipped"
+    else
+        echo "$passed passed, $failed failed"
+    fi
+    [ "$failed" -eq 0 ]
+    exit
+}
+
+# start NAME REGEX CMD...: runs CMD in the background, stderr to $tmp/NAME.err,
+# and waits (bounded) for its readiness line; sets $ready to REGEX's group 1
+# and $pid to the process id.
+start() {
+    local name=$1 re=$2
+    shift 2
+    "$@" 2>"$tmp/$name.err" >/dev/null &
+    pid=$!
+    pids+=("$pid")
+    ready=""
+    for _ in $(seq 500); do
+        ready=$(sed -n "s/$re/\\1/p" "$tmp/$name.err" | head -n 1)
+        [ -n "$ready" ] && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.01
+    done
+    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
+    return 1
+}
+start_engine() { # NAME -> $ready = endpoint
+    start "$1" '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen tcp://127.0.0.1:0 --threads 1
+}
+start_sidecar() { # NAME ARGS... -> $ready = port
+    local name=$1
+    shift
+    start "$name" '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' "$SIDECAR" --listen 127.0.0.1:0 "$@"
+}
+
+# req METHOD PORT PATH [BODY [curl args...]]: status on stdout; headers in
+# $tmp/h, body in $tmp/b.
+req() {
+    local m=$1 p=$2 path=$3 body=${4-}
+    shift 3
+    [ $# -gt 0 ] && shift
+    local data=()
+    [ -n "$body" ] && data=(--data-binary "$body")
+    curl -s -m 10 -X "$m" -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' "${data[@]}" "$@" \
+        "http://127.0.0.1:$p$path"
+}
+hdr() { grep -i "^$1:" "$tmp/h" | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
+body() { cat "$tmp/b"; }
+# jget EXPR [FILE]: evaluates a Python expression on the JSON `j` of FILE ($tmp/b).
+jget() {
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[2])); v=eval(sys.argv[1]); print(json.dumps(v) if isinstance(v,(dict,list)) else v)' \
+        "$1" "${2:-$tmp/b}" 2>&1
+}
+# Checks the OpenAI error shape and the code.
+error_shape() { # name status want_status want_code
+    check "$1: status" "$3" "$2"
+    check "$1: error.code" "$4" "$(jget 'j["error"]["code"]')"
+    check "$1: error has message and type" "True" \
+        "$(jget 'bool(j["error"]["message"]) and j["error"]["type"] in ("invalid_request_error","permission_error","server_error")')"
+}
+stub_ctl() { curl -s -m 5 "http://127.0.0.1:$SP/_control" -d "$1" >/dev/null; }
+stub_models() { curl -s -m 5 "http://127.0.0.1:$SP/_requests" | python3 -c 'import json,sys; print(" ".join(r["body"].get("model","") for r in json.load(sys.stdin)))'; }
+
+for bin in "$ENGINE" "$SIDECAR"; do
+    if [ ! -x "$bin" ]; then
+        fail "binary $bin exists"
+        finish
+    fi
+done
+
+# Flags ----------------------------------------------------------------------
+for bad in "--timeout-ms 0" "--timeout-ms x" "--listen nocolon" "--engine 127.0.0.1:5555" \
+    "--upstream https://api.example.com/v1" "--max-body 12" "--max-retries 9" "--bogus" \
+    "--fail-open" "--help=1"; do
+    # shellcheck disable=SC2086
+    "$SIDECAR" $bad >/dev/null 2>"$tmp/bad.err"
+    check "rejects '$bad' with exit 2" 2 "$?"
+    has "message for '$bad'" "hpp-sidecar:" "$(cat "$tmp/bad.err")"
+done
+has "--help lists the flags" "--fail-open MODEL" "$("$SIDECAR" --help)"
+"$SIDECAR" --listen 127.0.0.1:0 --upstream http://no-such-host.invalid/v1 2>"$tmp/bad.err"
+check "unresolvable upstream exits 1" 1 "$?"
+
+# Processes --------------------------------------------------------------------
+MSG='"messages":[{"role":"user","content":"Write a C function that reverses a string."}]'
+start_engine engine || finish
+EP=$ready
+start stub '^upstream_stub.py: ready on 127\.0\.0\.1:\([0-9]*\)$' python3 "$STUB" --stream-gap-ms 400 ||
+    finish
+SP=$ready
+start_sidecar decide --engine "$EP" --max-body 65536 || finish
+D=$ready
+start_sidecar proxy --engine "$EP" --upstream "http://127.0.0.1:$SP/v1" --max-retries 2 || finish
+P=$ready
+
+# Decision-only mode -------------------------------------------------------------
+s=$(req POST "$D" /v1/route "{$MSG,\"max_tokens\":200}")
+check "route: 200" 200 "$s"
+model=$(jget 'j["model"]')
+check "route: header = JSON model" "$model" "$(hdr X-HPP-Router-Resolved-Model)"
+check "route: JSON fields" "True" \
+    "$(jget 'all(k in j for k in ("model","provider","tier","rule","estimated_cost_usd","fallbacks")) and j["estimated_cost_usd"] >= 0 and isinstance(j["fallbacks"], list)')"
+check "route: output tokens from max_tokens" 200 "$(jget 'j["output_tokens"]')"
+check "route: prompt token estimate" "True" "$(jget '10 <= j["prompt_tokens"] <= 30')"
+check "route: tier header" "$(jget 'j["tier"] or ""')" "$(hdr X-HPP-Router-Tier)"
+
+s=$(req POST "$D" /v1/chat/completions "{\"model\":\"hpprouter/auto\",$MSG}")
+check "decision-only chat: 200" 200 "$s"
+check "decision-only chat: empty body" 0 "$(stat -c %s "$tmp/b")"
+check "decision-only chat: header" "$model" "$(hdr X-HPP-Router-Resolved-Model)"
+
+s=$(req POST "$D" /v1/chat/completions "" -H 'X-HPP-Task: code' -H 'X-HPP-Prompt-Tokens: 300')
+check "body-less chat (auth subrequest): 200" 200 "$s"
+hmodel=$(hdr X-HPP-Router-Resolved-Model)
+has "body-less chat: a model" "/" "$hmodel"
+
+req POST "$D" /v1/route "{$MSG,\"hpp\":{\"task\":\"code\"}}" >/dev/null
+a=$(jget '[j["model"], j["rule"]]')
+req POST "$D" /v1/route "{$MSG}" -H 'X-HPP-Task: code' >/dev/null
+check "task hint: header and body hpp.task decide alike" "$a" "$(jget '[j["model"], j["rule"]]')"
+
+s=$(req POST "$D" /v1/route "{\"model\":\"openai/gpt-4o\",$MSG}")
+check "explicit model: 200" 200 "$s"
+has "explicit model: resolved to itself" "openai/gpt-4o" "$(hdr X-HPP-Router-Resolved-Model)"
+s=$(req POST "$D" /v1/route "{\"model\":\"openai/gpt-4o:floor\",$MSG}")
+check "explicit :floor: 200" 200 "$s"
+has "explicit :floor: same model" "openai/gpt-4o" "$(jget 'j["model"]')"
+
+s=$(req POST "$D" /v1/route "{\"model\":\"nope/nothing\",$MSG}")
+error_shape "unknown model" "$s" 404 unknown_model
+check "unknown model: param" model "$(jget 'j["error"]["param"]')"
+s=$(req POST "$D" /v1/route "{\"model\":\"openai/gpt-4o\",$MSG,\"hpp\":{\"budget_usd\":0.0000001}}")
+error_shape "budget too small" "$s" 402 insufficient_budget
+s=$(req POST "$D" /v1/route "{\"model\":\"openai/gpt-4o\",$MSG}" -H 'X-HPP-Budget-USD: 0.0000001')
+error_shape "budget header too small" "$s" 402 insufficient_budget
+s=$(req POST "$D" /v1/route '{"messages":[')
+error_shape "invalid JSON" "$s" 400 invalid_json
+s=$(req POST "$D" /v1/route '{"messages":[{"role":"user","content":42}]}')
+error_shape "wrong type" "$s" 400 invalid_type
+check "wrong type: param" "messages[0].content" "$(jget 'j["error"]["param"]')"
+s=$(req POST "$D" /v1/route "{$MSG}" -H 'X-HPP-Budget-USD: lots')
+error_shape "bad budget header" "$s" 400 invalid_value
+s=$(req POST "$D" /v1/route "{$MSG,\"hpp\":{\"budjet\":1}}")
+error_shape "unknown hpp key" "$s" 400 unknown_parameter
+python3 -c "import json; print(json.dumps({'messages':[{'role':'user','content':'x'*70000}]}))" >"$tmp/big.json"
+s=$(req POST "$D" /v1/route "@$tmp/big.json")
+error_shape "body over --max-body" "$s" 413 body_too_large
+hdrs=()
+for i in $(seq 101); do hdrs+=(-H "X-Extra-$i: $i"); done
+s=$(req POST "$D" /v1/route "{$MSG}" "${hdrs[@]}")
+error_shape "too many headers" "$s" 431 too_many_headers
+s=$(req GET "$D" /v1/nothing)
+error_shape "unknown path" "$s" 404 not_found
+s=$(req GET "$D" /v1/route)
+error_shape "wrong method" "$s" 405 method_not_allowed
+check "wrong method: Allow" POST "$(hdr Allow)"
+
+s=$(req GET "$D" /v1/models)
+check "models: 200" 200 "$s"
+check "models: list with hpprouter/auto first" "list hpprouter/auto" "$(jget 'j["object"] + " " + j["data"][0]["id"]')"
+check "models: catalog models with per-1M pricing" "True" \
+    "$(jget 'len(j["data"]) > 3 and all(m["object"] == "model" and "prompt" in m["pricing"] and "completion" in m["pricing"] for m in j["data"][1:])')"
+check "models: gpt-4o listed" "True" "$(jget 'any(m["id"] == "openai/gpt-4o" for m in j["data"])')"
+
+s=$(req GET "$D" /healthz)
+check "healthz: 200" 200 "$s"
+check "healthz: ok" ok "$(jget 'j["status"]')"
+
+s=$(req GET "$D" /metrics)
+check "metrics: 200" 200 "$s"
+m=$(body)
+has "metrics: requests by route and status" 'hpp_sidecar_requests_total{route="/v1/route",status="200"}' "$m"
+has "metrics: 413 counted" 'hpp_sidecar_requests_total{route="/v1/route",status="413"} 1' "$m"
+has "metrics: decisions by model and tier" "hpp_sidecar_decisions_total{model=\"$model\"" "$m"
+has "metrics: latency histogram" 'hpp_sidecar_request_duration_seconds_bucket{route="/v1/route",le="+Inf"}' "$m"
+has "metrics: engine errors by code" 'hpp_sidecar_engine_errors_total{kind="status",code="unknown_model"} 1' "$m"
+
+# Proxy mode -------------------------------------------------------------------------
+stub_ctl '{"reset":true}'
+s=$(req POST "$P" /v1/chat/completions "{\"model\":\"hpprouter/auto\",$MSG,\"temperature\":0.2,\"hpp\":{\"task\":\"code\"}}" \
+    -H 'Authorization: Bearer sk-test-xyz' -H 'X-HPP-Group: default')
+check "proxy: 200" 200 "$s"
+pm=$(hdr X-HPP-Router-Resolved-Model)
+has "proxy: resolved header" "/" "$pm"
+check "proxy: answer comes from the upstream" "echo $pm" "$(jget 'j["choices"][0]["message"]["content"]')"
+curl -s "http://127.0.0.1:$SP/_requests" >"$tmp/seen"
+check "proxy: upstream saw the rewritten model" "$pm" "$(jget 'j[-1]["body"]["model"]' "$tmp/seen")"
+check "proxy: hpp object removed" "False" "$(jget '"hpp" in j[-1]["body"]' "$tmp/seen")"
+check "proxy: other fields kept" "0.2" "$(jget 'j[-1]["body"]["temperature"]' "$tmp/seen")"
+check "proxy: Authorization passed through" "Bearer sk-test-xyz" \
+    "$(jget 'j[-1]["headers"]["authorization"]' "$tmp/seen")"
+check "proxy: X-HPP hints not forwarded" "False" "$(jget '"x-hpp-group" in j[-1]["headers"]' "$tmp/seen")"
+check "proxy: path" "/v1/chat/completions" "$(jget 'j[-1]["path"]' "$tmp/seen")"
+
+# Streaming: the first events must reach the client before the upstream's
+# 400 ms pause ends, i.e. they are not buffered until the end.
+python3 - "$P" >"$tmp/stream" 2>&1 <<'EOF'
+import http.client, json, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("POST", "/v1/chat/completions", json.dumps({"model": "hpprouter/auto", "stream": True,
+          "messages": [{"role": "user", "content": "hi"}]}), {"Content-Type": "application/json"})
+r = c.getresponse()
+t0 = time.monotonic(); times = []; text = ""; done = False
+for line in r:
+    line = line.decode().strip()
+    if not line.startswith("data: "):
+        continue
+    times.append(time.monotonic() - t0)
+    if line == "data: [DONE]":
+        done = True
+        continue
+    text += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+print(r.status, r.getheader("Content-Type"), r.getheader("X-HPP-Router-Resolved-Model"))
+print("streamed" if times[-1] - times[1] > 0.3 else "buffered %s" % times)
+print(done, text)
+EOF
+read -r st ct sm <<<"$(sed -n 1p "$tmp/stream")"
+check "stream: 200" 200 "$st"
+check "stream: SSE content type" "text/event-stream" "$ct"
+has "stream: resolved header" "/" "$sm"
+check "stream: events arrive as sent" streamed "$(sed -n 2p "$tmp/stream")"
+check "stream: whole answer and [DONE]" "True echo $sm" "$(sed -n 3p "$tmp/stream")"
+
+# 429 then 5xx: the next fallbacks; retries are counted.
+req POST "$D" /v1/route "{$MSG}" >/dev/null
+first=$(jget 'j["model"]')
+stub_ctl "{\"reset\":true,\"fail\":{\"$first\":429}}"
+s=$(req POST "$P" /v1/chat/completions "{$MSG}")
+check "429: answered 200 by a fallback" 200 "$s"
+seen=($(stub_models))
+check "429: two upstream calls" 2 "${#seen[@]}"
+check "429: first call used the decision" "$first" "${seen[0]:-}"
+check "429: retry used another model" "${seen[1]:-}" "$(hdr X-HPP-Router-Resolved-Model)"
+[ "${seen[1]:-}" != "$first" ] && ok "429: fallback differs" || fail "429: fallback differs"
+
+stub_ctl "{\"reset\":true,\"fail\":{\"$first\":500,\"${seen[1]:-x}\":503}}"
+s=$(req POST "$P" /v1/chat/completions "{$MSG}")
+check "5xx: answered 200 after two retries" 200 "$s"
+check "5xx: three upstream calls" 3 "$(stub_models | wc -w)"
+
+# Every model fails: bounded by --max-retries 2, the last answer goes through.
+fail_all=$(req POST "$D" /v1/route "{$MSG}" >/dev/null; jget '"{" + ",".join("\"%s\":500" % m for m in [j["model"]] + [f["model"] for f in j["fallbacks"]]) + "}"')
+stub_ctl "{\"reset\":true,\"fail\":$fail_all}"
+s=$(req POST "$P" /v1/chat/completions "{$MSG}")
+check "all fail: upstream status passed through" 500 "$s"
+check "all fail: 1 + --max-retries calls" 3 "$(stub_models | wc -w)"
+check "all fail: upstream error body passed through" server_error "$(jget 'j["error"]["type"]')"
+
+# 402: once, with the free answer the engine gives for a zero budget.
+stub_ctl "{\"reset\":true,\"fail\":{\"$first\":402}}"
+s=$(req POST "$P" /v1/chat/completions "{$MSG}")
+check "402: answered 200 by the free fallback" 200 "$s"
+seen=($(stub_models))
+check "402: two upstream calls" 2 "${#seen[@]}"
+free=$(req POST "$D" /v1/route "{$MSG,\"hpp\":{\"budget_usd\":0}}" >/dev/null; jget 'j["model"]')
+check "402: the free model is the zero-budget decision" "$free" "${seen[1]:-}"
+check "402: free model cost" 0 "$(jget 'j["estimated_cost_usd"]')"
+
+stub_ctl "{\"reset\":true,\"fail\":{\"$first\":402,\"$free\":402}}"
+s=$(req POST "$P" /v1/chat/completions "{$MSG}")
+check "402 twice: the second 402 goes to the client" 402 "$s"
+check "402 twice: upstream error body" insufficient_quota "$(jget 'j["error"]["code"]')"
+check "402 twice: retried once only" 2 "$(stub_models | wc -w)"
+stub_ctl '{"reset":true}'
+
+s=$(req GET "$P" /metrics)
+m=$(body)
+has "metrics: 429 retries" 'hpp_sidecar_upstream_retries_total{reason="429"} 1' "$m"
+has "metrics: 5xx retries" 'hpp_sidecar_upstream_retries_total{reason="5xx"} 4' "$m"
+has "metrics: 402 retries" 'hpp_sidecar_upstream_retries_total{reason="402"} 2' "$m"
+
+s=$(req POST "$P" /v1/chat/completions "")
+error_shape "proxy: empty body" "$s" 400 invalid_json
+
+start_sidecar updown --engine "$EP" --upstream "http://127.0.0.1:1/v1" &&
+    s=$(req POST "$ready" /v1/chat/completions "{$MSG}") &&
+    error_shape "upstream down" "$s" 502 upstream_unavailable
+
+# Engine down or late ------------------------------------------------------------------
+if start_sidecar dead --engine tcp://127.0.0.1:1 --timeout-ms 300; then
+    t0=$(date +%s%N)
+    s=$(req POST "$ready" /v1/route "{$MSG}")
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    error_shape "no engine" "$s" 503 engine_unavailable
+    [ "$ms" -lt 1000 ] && ok "no engine: answered at once (${ms} ms)" || fail "no engine: slow" "${ms} ms"
+    s=$(req GET "$ready" /healthz)
+    error_shape "no engine: healthz" "$s" 503 engine_unavailable
+fi
+if start_engine engine2; then
+    EP2=$ready
+    epid=$pid
+    start_sidecar late --engine "$EP2" --timeout-ms 300 && L=$ready
+    start_sidecar open --engine "$EP2" --timeout-ms 300 --fail-open openai/gpt-4o-mini && O=$ready
+    check "before the stall: 200" 200 "$(req POST "$L" /v1/route "{$MSG}")"
+    kill -STOP "$epid"
+    t0=$(date +%s%N)
+    s=$(req POST "$L" /v1/route "{$MSG}")
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    error_shape "stalled engine" "$s" 503 engine_timeout
+    [ "$ms" -ge 250 ] && [ "$ms" -lt 2000 ] && ok "stalled engine: 503 after --timeout-ms (${ms} ms)" ||
+        fail "stalled engine: timing" "${ms} ms"
+    s=$(req POST "$O" /v1/chat/completions "{$MSG}")
+    check "fail-open: 200" 200 "$s"
+    check "fail-open: the configured model" openai/gpt-4o-mini "$(hdr X-HPP-Router-Resolved-Model)"
+    check "fail-open: flagged" true "$(hdr X-HPP-Router-Fail-Open)"
+    s=$(req POST "$O" /v1/route "{$MSG}")
+    check "fail-open route: JSON says so" "True openai/gpt-4o-mini" "$(jget 'j["fail_open"], j["model"]' | tr -d '(),'"'")"
+    kill -CONT "$epid"
+    # The engine answers the stale requests late; the sidecar drops them and serves again.
+    for _ in $(seq 100); do
+        s=$(req POST "$L" /v1/route "{$MSG}")
+        [ "$s" = 200 ] && break
+        sleep 0.05
+    done
+    check "after the stall: 200 again" 200 "$s"
+    # Engine restart on the same endpoint: ZeroMQ reconnects by itself.
+    kill "$epid" && wait "$epid" 2>/dev/null
+    s=$(req POST "$L" /v1/route "{$MSG}")
+    error_shape "engine stopped" "$s" 503 engine_unavailable
+    start engine3 '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen "$EP2" --threads 1
+    for _ in $(seq 100); do
+        s=$(req POST "$L" /v1/route "{$MSG}")
+        [ "$s" = 200 ] && break
+        sleep 0.05
+    done
+    check "engine restarted: reconnected, 200" 200 "$s"
+    m=$(req GET "$L" /metrics >/dev/null; body)
+    has "metrics: engine timeouts" 'hpp_sidecar_engine_errors_total{kind="timeout",code=""} 1' "$m"
+fi
+
+# The official openai npm client ------------------------------------------------------
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+    skip "openai npm client" "node/npm not installed"
+elif [ ! -d tests/integration/node_modules/openai ] &&
+    ! npm install --prefix tests/integration --no-audit --no-fund --loglevel=error \
+        >"$tmp/npm.log" 2>&1; then
+    skip "openai npm client" "npm install failed (registry unreachable?): $(tail -n 2 "$tmp/npm.log")"
+else
+    SIDECAR_URL="http://127.0.0.1:$P/v1" STUB_URL="http://127.0.0.1:$SP" \
+        node tests/integration/sidecar_openai.mjs >"$tmp/node.out" 2>&1
+    rc=$?
+    while read -r line; do
+        case "$line" in
+        "ok "*) ok "openai client: ${line#ok }" ;;
+        "not ok "*) fail "openai client: ${line#not ok }" ;;
+        esac
+    done <"$tmp/node.out"
+    [ "$rc" -eq 0 ] || fail "openai client script exit" "$(tail -n 5 "$tmp/node.out")"
+fi
+
+# nginx auth_request in front of the decision-only sidecar ------------------------------
+if ! command -v nginx >/dev/null; then
+    skip "nginx auth_request" "nginx not installed (apt-get install nginx-light)"
+else
+    bash tests/integration/sidecar_nginx.sh "$D" "$SP" >"$tmp/nginx.out" 2>&1
+    while read -r line; do
+        case "$line" in
+        "ok "*) ok "nginx: ${line#ok }" ;;
+        "FAIL "*) fail "nginx: ${line#FAIL }" ;;
+        esac
+    done <"$tmp/nginx.out"
+fi
+
+finish

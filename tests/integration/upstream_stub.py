@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""upstream_stub.py - an OpenAI-compatible upstream stand-in for the sidecar tests.
+
+Listens on 127.0.0.1 (port 0 = ephemeral) and prints
+"upstream_stub.py: ready on 127.0.0.1:PORT" to stderr once bound.
+
+POST .../chat/completions records the request (path, headers, JSON body) and
+answers like OpenAI: a chat.completion whose `model` is the model it was sent
+and whose text is "echo <model>", or, with "stream": true, Server-Sent Events
+(role chunk, two content chunks, finish chunk, [DONE]) with a pause of
+--stream-gap-ms between the first content chunk and the rest, chunked encoding.
+
+Control (for the tests, same port):
+  POST /_control {"fail": {"MODEL": STATUS, ...}}  answer STATUS (402, 429, 500...)
+                                                   with an OpenAI error for MODEL
+  POST /_control {"reset": true}                    forget failures and requests
+  GET  /_requests                                   JSON array of recorded requests
+Stops on SIGTERM/SIGINT. Only the standard library is used.
+"""
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+STATE = {"fail": {}, "requests": []}
+GAP = 0.0
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet: the tests read stderr for the ready line
+        pass
+
+    def _json(self, status, obj, extra=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def do_GET(self):
+        if self.path == "/_requests":
+            with LOCK:
+                self._json(200, STATE["requests"])
+            return
+        self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def do_POST(self):
+        raw = self._body()
+        if self.path == "/_control":
+            cmd = json.loads(raw or b"{}")
+            with LOCK:
+                if cmd.get("reset"):
+                    STATE["fail"].clear()
+                    STATE["requests"].clear()
+                STATE["fail"].update(cmd.get("fail", {}))
+            self._json(200, {"ok": True})
+            return
+        if not self.path.endswith("/chat/completions"):
+            self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._json(400, {"error": {"message": "bad json", "type": "invalid_request_error"}})
+            return
+        model = body.get("model", "")
+        with LOCK:
+            STATE["requests"].append(
+                {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                 "body": body})
+            status = STATE["fail"].get(model)
+        if status:
+            kind = {402: "insufficient_quota", 429: "rate_limit_exceeded"}.get(status, "server_error")
+            self._json(int(status), {"error": {"message": "stub failure for " + model,
+                                               "type": kind, "code": kind}},
+                       {"X-Stub-Status": str(status)})
+            return
+        if body.get("stream"):
+            self._stream(model)
+            return
+        self._json(200, {
+            "id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "echo " + model}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        }, {"X-Stub-Model": model})
+
+    def _chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _event(self, model, delta, finish=None):
+        obj = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
+               "created": int(time.time()), "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        self._chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+    def _stream(self, model):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("X-Stub-Model", model)
+        self.end_headers()
+        self._event(model, {"role": "assistant", "content": ""})
+        self._event(model, {"content": "echo "})
+        time.sleep(GAP)  # the client must see the events above before this ends
+        self._event(model, {"content": model})
+        self._event(model, {}, "stop")
+        self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def main():
+    global GAP
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (default 127.0.0.1:0)")
+    ap.add_argument("--stream-gap-ms", type=int, default=0,
+                    help="pause inside a streamed answer, to prove streaming")
+    a = ap.parse_args()
+    host, _, port = a.listen.rpartition(":")
+    GAP = a.stream_gap_ms / 1000.0
+    srv = ThreadingHTTPServer((host, int(port)), Handler)
+    srv.daemon_threads = True
+
+    def stop(*_):
+        threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("upstream_stub.py: ready on %s:%d" % (host, srv.server_address[1]), file=sys.stderr,
+          flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
