@@ -463,7 +463,8 @@ eng_catalog_format_t eng_cat_detect(const json_t *root)
         }
         return ENG_FMT_NATIVE;
     }
-    if (json_object_get(json_object_get(root, "default"), "pricing_config")) {
+    const json_t *def = json_object_get(root, "default");
+    if (json_object_get(def, "pricing_config") || json_object_get(def, "params")) {
         return ENG_FMT_PORTKEY;
     }
     const char *key;
@@ -879,15 +880,24 @@ static void s_build_model(eng_catalog_t *self, const uint32_t *order, size_t g, 
     m->id = s_str(self, final_id[order[g]]);
     s_merge_model(self, m, order + g, h - g);
     m->ep_first = (uint32_t)self->neps;
+    int64_t last = -1; /* record of the last endpoint emitted */
     for (size_t k = g; k < h; k++) {
-        if (k > g && s_same_endpoint(self, final_id, order[k - 1], order[k])) {
+        if (self->recs[order[k]].attrs_only) {
+            continue; /* capabilities only, merged above */
+        }
+        if (last >= 0 && s_same_endpoint(self, final_id, (uint32_t)last, order[k])) {
             continue; /* superseded by a later file */
         }
+        last = order[k];
         eng_endpoint_t *ep = &self->eps[self->neps++];
         s_fill_endpoint(self, ep, &self->recs[order[k]], m->context_length);
         ep->model = (uint32_t)self->nmodels;
     }
     m->ep_count = (uint32_t)self->neps - m->ep_first;
+    if (m->ep_count == 0) {
+        memset(m, 0, sizeof *m); /* described but sold by nobody: not a model */
+        return;
+    }
     qsort_r(self->eps + m->ep_first, m->ep_count, sizeof *self->eps, s_cmp_endpoint, self);
     m->floor_ep = m->free_ep = -1;
     for (uint32_t k = m->ep_first; k < m->ep_first + m->ep_count; k++) {
@@ -944,6 +954,12 @@ int eng_catalog_freeze(eng_catalog_t *self, eng_error_t *err)
     if (s_build_models(self, order, self->nrecs, final_id) < 0 ||
         s_index_init(&self->by_id, self->nmodels) < 0) {
         goto nomem;
+    }
+    if (self->nmodels == 0) {
+        s_free_frozen(self);
+        eng_error_set(err, ENG_ERR_VALUE, "", 0, 0, NULL,
+                      "empty catalog: no model has a priced endpoint");
+        goto out;
     }
     for (size_t m = 0; m < self->nmodels; m++) {
         s_index_put(&self->by_id, self->models[m].id, (uint32_t)m);

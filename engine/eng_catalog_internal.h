@@ -42,6 +42,7 @@ typedef struct {
     uint8_t prio;            /* ENG_REC_PRIO_* */
     bool free_variant;       /* a `:free` endpoint */
     bool enabled;            /* false: listed, never chosen */
+    bool attrs_only;         /* describes the model only (capabilities): not an endpoint */
 } eng_cat_record_t;
 
 #define ENG_CAT_NOSTR UINT32_MAX

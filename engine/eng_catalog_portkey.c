@@ -20,6 +20,10 @@
  * Only entries that set their own request_token or response_token rate are
  * token-priced models; the name filter of s_skip_words drops embeddings,
  * moderation, speech and image models that are token-priced too.
+ *
+ * The same loader reads Portkey's general/<provider>.json (model types,
+ * supported features, parameters, no prices): those records only add
+ * capabilities and max output to models some pricing file sells.
  */
 #include "eng_catalog_internal.h"
 
@@ -426,6 +430,172 @@ static int s_entry(eng_catalog_t *self, s_ctx_t *c, const char *prov, const char
     return 0;
 }
 
+/* general/<provider>.json ------------------------------------------------------ */
+
+typedef struct {
+    const char *word; /* a type.supported word or a params key */
+    uint32_t bit;     /* the capability it implies */
+} s_cap_word_t;
+
+static const s_cap_word_t s_supported_caps[] = {
+    {"image", ENG_CAP_VISION},
+    {"tools", ENG_CAP_TOOLS},
+    {NULL, 0},
+};
+static const s_cap_word_t s_param_caps[] = {
+    {"response_format", ENG_CAP_JSON},
+    {"reasoning_effort", ENG_CAP_REASONING},
+    {"thinking", ENG_CAP_REASONING},
+    {NULL, 0},
+};
+static const char *const s_chat_types[] = {"chat", "responses", NULL};
+
+static uint32_t s_cap_of(const s_cap_word_t *table, const char *w)
+{
+    for (; table->word; table++) {
+        if (strcmp(table->word, w) == 0) {
+            return table->bit;
+        }
+    }
+    return 0;
+}
+
+/* type: {"primary": "chat", "supported": ["tools", "image"]}. Sets *chat. */
+static int s_general_type(s_ctx_t *c, const json_t *type, bool *chat, uint32_t *caps)
+{
+    *chat = false;
+    size_t m0 = eng_cat_path_key(&c->path, "type");
+    if (!json_is_object(type)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected {\"primary\": ..., \"supported\": [...]}");
+    }
+    const json_t *primary = json_object_get(type, "primary");
+    if (primary && !json_is_string(primary)) {
+        eng_cat_path_key(&c->path, "primary");
+        return s_fail(c, ENG_ERR_TYPE, "expected a string");
+    }
+    for (const char *const *t = s_chat_types; primary && *t; t++) {
+        *chat = *chat || strcmp(*t, json_string_value(primary)) == 0;
+    }
+    const json_t *sup = json_object_get(type, "supported");
+    if (sup) {
+        eng_cat_path_key(&c->path, "supported");
+        if (!json_is_array(sup)) {
+            return s_fail(c, ENG_ERR_TYPE, "expected an array of strings");
+        }
+        size_t i;
+        const json_t *w;
+        json_array_foreach(sup, i, w)
+        {
+            if (!json_is_string(w)) {
+                eng_cat_path_index(&c->path, i);
+                return s_fail(c, ENG_ERR_TYPE, "expected a string");
+            }
+            *caps |= s_cap_of(s_supported_caps, json_string_value(w));
+        }
+    }
+    eng_cat_path_pop(&c->path, m0);
+    return 0;
+}
+
+/* params: [{"key": "max_tokens", "maxValue": 16384}, {"key": "response_format"}, ...] */
+static int s_general_params(s_ctx_t *c, const json_t *params, uint32_t *max_output, uint32_t *caps)
+{
+    size_t m0 = eng_cat_path_key(&c->path, "params");
+    if (!json_is_array(params)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected an array of parameters");
+    }
+    size_t i;
+    const json_t *p;
+    json_array_foreach(params, i, p)
+    {
+        size_t m1 = eng_cat_path_index(&c->path, i);
+        const json_t *key = json_object_get(p, "key");
+        if (!json_is_object(p) || !json_is_string(key)) {
+            return s_fail(c, ENG_ERR_TYPE, "expected {\"key\": \"...\", ...}");
+        }
+        *caps |= s_cap_of(s_param_caps, json_string_value(key));
+        if (strcmp(json_string_value(key), "max_tokens") == 0) {
+            eng_cat_path_key(&c->path, "maxValue");
+            if (eng_cat_json_count(json_object_get(p, "maxValue"), c->file, &c->path, max_output,
+                                   c->err) < 0) {
+                return -1;
+            }
+        }
+        eng_cat_path_pop(&c->path, m1);
+    }
+    eng_cat_path_pop(&c->path, m0);
+    return 0;
+}
+
+static int s_general_entry(eng_catalog_t *self, s_ctx_t *c, const char *prov, const char *key,
+                           const json_t *entry, const json_t *deftype)
+{
+    if (!json_is_object(entry)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected a model object");
+    }
+    eng_cat_record_t rec;
+    eng_cat_record_init(&rec);
+    rec.attrs_only = true;
+    const json_t *type = json_object_get(entry, "type");
+    bool chat = false;
+    if (s_general_type(c, type ? type : deftype, &chat, &rec.caps) < 0) {
+        return -1;
+    }
+    const json_t *params = json_object_get(entry, "params");
+    if (params && s_general_params(c, params, &rec.max_output, &rec.caps) < 0) {
+        return -1;
+    }
+    size_t klen = strlen(key);
+    if (!chat || s_skip_id(key) || klen == 0 || klen > ENG_CATALOG_MAX_ID) {
+        return 0;
+    }
+    char id[ENG_CATALOG_MAX_ID + 64];
+    size_t il = eng_cat_normalize_id(prov, key, klen, id, sizeof id);
+    if (il == 0) {
+        return 0;
+    }
+    const char *slash = strchr(id, '/');
+    rec.model_id = eng_cat_str(self, id, il);
+    rec.owner = eng_cat_str(self, id, (size_t)(slash - id));
+    rec.provider = eng_cat_str(self, prov, strlen(prov));
+    rec.native_id = eng_cat_str(self, key, klen);
+    if (rec.model_id == ENG_CAT_NOSTR || rec.owner == ENG_CAT_NOSTR ||
+        rec.provider == ENG_CAT_NOSTR || rec.native_id == ENG_CAT_NOSTR ||
+        eng_cat_add_record(self, &rec) < 0) {
+        return s_fail(c, ENG_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* A general file: "name", "description" and per-model types and params,
+ * no prices. Its records only add capabilities to models priced elsewhere. */
+static int s_load_general(eng_catalog_t *self, s_ctx_t *c, const char *prov, const json_t *root)
+{
+    const json_t *deftype = json_object_get(json_object_get(root, "default"), "type");
+    const char *key;
+    const json_t *entry;
+    json_object_foreach((json_t *)root, key, entry)
+    {
+        if (strcmp(key, "default") == 0 || strcmp(key, "name") == 0 ||
+            strcmp(key, "description") == 0) {
+            continue;
+        }
+        eng_cat_path_pop(&c->path, 0);
+        eng_cat_path_key(&c->path, key);
+        if (s_general_entry(self, c, prov, key, entry, deftype) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool s_is_general(const json_t *root)
+{
+    const json_t *def = json_object_get(root, "default");
+    return json_is_object(def) && !json_object_get(def, "pricing_config") &&
+           (json_object_get(def, "params") || json_object_get(def, "type"));
+}
+
 /* Provider from the file name: ".../pricing/together-ai.json" -> "together". */
 static void s_provider_of(const char *file, char *out, size_t n)
 {
@@ -446,6 +616,9 @@ int eng_cat_load_portkey(eng_catalog_t *self, const char *file, const json_t *ro
     s_ctx_t c = {.file = file, .err = err};
     char prov[64];
     s_provider_of(file, prov, sizeof prov);
+    if (s_is_general(root)) {
+        return s_load_general(self, &c, prov, root);
+    }
     /* The default template: rates and calculate tree every entry inherits. */
     const json_t *def = json_object_get(root, "default");
     const json_t *defcalc = NULL;

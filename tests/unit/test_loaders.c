@@ -25,11 +25,22 @@
 #define PORTKEY_DIR "tests/data/portkey/pricing/"
 #define NATIVE "policies/catalog.json"
 
+#define GENERAL_DIR "tests/data/portkey/general/"
+
 static const char *const s_portkey_files[] = {
     PORTKEY_DIR "openai.json",     PORTKEY_DIR "anthropic.json",
     PORTKEY_DIR "google.json",     PORTKEY_DIR "groq.json",
     PORTKEY_DIR "deepseek.json",   PORTKEY_DIR "together-ai.json",
     PORTKEY_DIR "openrouter.json", NULL,
+};
+
+/* Pricing files plus the general files that carry the capabilities. */
+static const char *const s_portkey_all[] = {
+    PORTKEY_DIR "openai.json",      PORTKEY_DIR "anthropic.json",  PORTKEY_DIR "google.json",
+    PORTKEY_DIR "groq.json",        PORTKEY_DIR "deepseek.json",   PORTKEY_DIR "together-ai.json",
+    PORTKEY_DIR "openrouter.json",  GENERAL_DIR "openai.json",     GENERAL_DIR "anthropic.json",
+    GENERAL_DIR "google.json",      GENERAL_DIR "groq.json",       GENERAL_DIR "deepseek.json",
+    GENERAL_DIR "together-ai.json", GENERAL_DIR "openrouter.json", NULL,
 };
 
 typedef struct {
@@ -180,6 +191,22 @@ Test(loaders, portkey_real_files)
     cr_assert_eq(c.endpoints, 1096);
     cr_assert_eq(c.vision, 0); /* pricing files carry no capabilities */
     cr_assert_eq(c.multi, 114);
+    eng_catalog_destroy(&cat);
+
+    /* with the general files: same models, now with capabilities */
+    cat = s_load_files(s_portkey_all);
+    c = s_count(cat);
+    cr_assert_eq(c.models, 962, "general files add no model of their own");
+    cr_assert_eq(c.endpoints, 1096);
+    cr_assert_eq(c.vision, 324); /* type.supported has "image" */
+    cr_assert_eq(c.multi, 114);
+    size_t nm, tools = 0;
+    const eng_model_t *all = eng_catalog_models(cat, &nm);
+    for (size_t i = 0; i < nm; i++) {
+        tools += (all[i].caps & ENG_CAP_TOOLS) != 0;
+    }
+    cr_assert_eq(tools, 506);
+    cr_assert_eq(s_find(cat, "openai/gpt-4o")->max_output, 16384, "params max_tokens.maxValue");
     size_t ne;
     const eng_endpoint_t *e = eng_catalog_endpoints(cat, &ne);
     /* 0.00025 cents per token = $2.50 / 1M; openai and openrouter both sell it */
@@ -659,6 +686,36 @@ Test(loaders, portkey_bad_input_is_located)
              "default.pricing_config.calculate.request.operands[0].operands[0].value");
     s_broken(PK_OPENAI, ENG_FMT_AUTO, p_entry_type, ENG_ERR_TYPE, "gpt-4o");
     s_broken(PK_OPENAI, ENG_FMT_AUTO, p_config_type, ENG_ERR_TYPE, "gpt-4o.pricing_config");
+}
+
+static void g_supported_type(json_t *r)
+{
+    s_set(r, "gpt-4o/type", "supported", json_string("image"));
+}
+static void g_params_item(json_t *r)
+{
+    cr_assert_eq(json_array_insert_new(s_at(r, "gpt-4o/params"), 0, json_integer(1)), 0);
+}
+static void g_max_tokens(json_t *r)
+{
+    s_set(r, "gpt-4o/params/0", "maxValue", json_string("big"));
+}
+
+Test(loaders, portkey_general_files)
+{
+    s_broken(GENERAL_DIR "openai.json", ENG_FMT_AUTO, g_supported_type, ENG_ERR_TYPE,
+             "gpt-4o.type.supported");
+    s_broken(GENERAL_DIR "openai.json", ENG_FMT_AUTO, g_params_item, ENG_ERR_TYPE,
+             "gpt-4o.params[0]");
+    s_broken(GENERAL_DIR "openai.json", ENG_FMT_AUTO, g_max_tokens, ENG_ERR_VALUE,
+             "gpt-4o.params[0].maxValue");
+    /* alone, a general file prices nothing: no model to route to */
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err = {0};
+    cr_assert_eq(eng_catalog_load(cat, GENERAL_DIR "anthropic.json", &err), 0, "%s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &err), -1);
+    cr_assert_eq(err.code, ENG_ERR_VALUE);
+    eng_catalog_destroy(&cat);
 }
 
 Test(loaders, portkey_calculate_tree_is_interpreted)
