@@ -235,15 +235,16 @@ start_engine() {
     ENGINE_EP=$(sed -n 's/^hpp-engine: ready on //p' "$TMP/$name.log" | head -n 1)
 }
 
-# start_sidecar NAME [flags]: sets SC_URL and SC_PID (engine at $ENGINE_EP).
+# start_sidecar NAME [flags]: sets SC_URL and SC_PID (engine at $ENGINE_EP). The
+# sidecar binds an ephemeral port and prints "hpp-sidecar: ready on HOST:PORT".
 start_sidecar() {
     local name=$1
     shift
-    local port
-    port=$(free_port)
-    start "$TMP/$name.log" "$B/hpp-sidecar" --listen "127.0.0.1:$port" --engine "$ENGINE_EP" "$@"
+    SC_CMD=("$B/hpp-sidecar" --listen 127.0.0.1:0 --engine "$ENGINE_EP" "$@")
+    start "$TMP/$name.log" "${SC_CMD[@]}"
     SC_PID=$PID
-    SC_URL="http://127.0.0.1:$port"
+    wait_line "$TMP/$name.log" '^hpp-sidecar: ready on ' "$PID" 20 || return 1
+    SC_URL="http://$(sed -n 's/^hpp-sidecar: ready on //p' "$TMP/$name.log" | head -n 1)"
     wait_http "$SC_URL/healthz" "$PID"
 }
 
@@ -670,7 +671,7 @@ scenario_memory() {
     r=$(rss "$spid")
     record "$OUT/memory.jsonl" process=hpp-sidecar phase=start requests=0 vmrss_kb="${r% *}" \
         vmhwm_kb="${r#* }" catalog=bundled+litellm \
-        cmd="$(q "$B/hpp-sidecar" --listen "${SC_URL#http://}" --engine "$ENGINE_EP")"
+        cmd="$(q "${SC_CMD[@]}")"
     t0=$(date +%s)
     # wrk runs for a time, not a count: slices of 5 s until the target or 60 s.
     local last=""
@@ -776,6 +777,16 @@ scenario_reload() {
     if [ "$fails" = 0 ]; then status reload ok; else status reload failed "$fails runs failed"; fi
 }
 
+# perf_summary DATA: the flat profile (self time by thread, object, symbol).
+perf_summary() {
+    echo "# by thread: perf report --stdio --no-children -g none --sort comm"
+    perf report -i "$1" --stdio --no-children -g none --sort comm 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 8
+    echo "# report:   perf report --stdio --no-children -g none --sort comm,dso,sym --percent-limit 1"
+    perf report -i "$1" --stdio --no-children -g none --sort comm,dso,sym --percent-limit 1 \
+        2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60
+}
+
 # profile_pid NAME PID LOAD-CMD...: perf samples PID while LOAD-CMD runs; the
 # top of the report goes to $OUT/profile_NAME.txt.
 profile_pid() {
@@ -799,9 +810,7 @@ profile_pid() {
         echo "# perf profile of $name (pid $pid) under load"
         echo "# recorded: $(q "${pcmd[@]}")"
         echo "# load:     $(q "$@")"
-        echo "# report:   perf report --stdio --no-children --percent-limit 1.5"
-        perf report -i "$data" --stdio --no-children --percent-limit 1.5 2>/dev/null |
-            grep -v '^$' | head -n 120
+        perf_summary "$data"
     } >"$OUT/profile_$name.txt"
     note "profile: $OUT/profile_$name.txt"
 }
@@ -826,8 +835,7 @@ scenario_profiles() {
                 {
                     echo "# perf profile of bench_resolve (full catalog)"
                     echo "# recorded: $(q "${cmd[@]}")"
-                    perf report -i "$TMP/perf_resolve.data" --stdio --no-children \
-                        --percent-limit 1.5 2>/dev/null | grep -v '^$' | head -n 120
+                    perf_summary "$TMP/perf_resolve.data"
                 } >"$OUT/profile_resolve.txt"
             fi
             ;;
