@@ -879,3 +879,105 @@ Test(proto_json, renders_any_value_and_refuses_deep_nesting)
     cr_assert_eq(proto_to_json(deep, sizeof deep, &out, &err), PROTO_ERR_DEPTH);
     proto_buf_destroy(&out);
 }
+
+/* PROTOCOL.md examples --------------------------------------------------------- */
+
+static char *s_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s (tests run from the repository root)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* The body of the next ``` fence of `lang` after p, NUL-terminated in place. */
+static char *s_fence(char **p, const char *lang)
+{
+    char open[16];
+    snprintf(open, sizeof open, "```%s\n", lang);
+    char *start = strstr(*p, open);
+    cr_assert_not_null(start, "no ```%s block where expected", lang);
+    start += strlen(open);
+    char *end = strstr(start, "```");
+    cr_assert_not_null(end);
+    *end = '\0';
+    *p = end + 3;
+    return start;
+}
+
+/* JSON with the whitespace outside strings removed. */
+static void s_compact(char *s)
+{
+    char *w = s;
+    bool in = false, esc = false;
+    for (char *r = s; *r; r++) {
+        if (in) {
+            esc = !esc && *r == '\\';
+            in = esc || *r != '"';
+        } else if (*r == '"') {
+            in = true;
+        } else if (*r == ' ' || *r == '\n' || *r == '\t') {
+            continue;
+        }
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
+Test(protocol_md, hex_dumps_decode_as_documented)
+{
+    char *doc = s_slurp("proto/PROTOCOL.md");
+    char *p = doc;
+    int checked = 0;
+    const char *marker = "<!-- example: ";
+    while ((p = strstr(p, marker)) != NULL) {
+        p += strlen(marker);
+        char kind[32] = {0};
+        cr_assert_eq(sscanf(p, "%31[a-z-]", kind), 1);
+        char *hex = s_fence(&p, "hex");
+        char *json = s_fence(&p, "json");
+        unsigned char bytes[4096];
+        size_t n = 0;
+        for (char *h = hex; *h;) {
+            unsigned v;
+            int used;
+            if (sscanf(h, " %2x%n", &v, &used) != 1) {
+                break;
+            }
+            cr_assert_lt(n, sizeof bytes);
+            bytes[n++] = (unsigned char)v;
+            h += used;
+        }
+        cr_assert_gt(n, 0, "example %d has no bytes", checked + 1);
+        char *got = s_json(bytes, n);
+        s_compact(json);
+        cr_assert_str_eq(got, json,
+                         "example %d (%s): bytes decode to\n%s\nbut the document says\n%s",
+                         checked + 1, kind, got, json);
+        free(got);
+        proto_error_t err;
+        if (strcmp(kind, "request") == 0) {
+            proto_request_t req;
+            cr_assert_eq(proto_request_decode(bytes, n, &req, &err), PROTO_OK, "example %d: %s",
+                         checked + 1, err.msg);
+        } else if (strcmp(kind, "bad-request") == 0) {
+            proto_request_t req;
+            cr_assert_neq(proto_request_decode(bytes, n, &req, &err), PROTO_OK);
+            cr_assert_neq(req.id.kind, PROTO_ID_NONE, "the id of a bad request is still found");
+        } else {
+            cr_assert_str_eq(kind, "reply");
+            proto_reply_t rep;
+            cr_assert_eq(proto_reply_decode(bytes, n, &rep, &err), PROTO_OK, "example %d: %s",
+                         checked + 1, err.msg);
+        }
+        checked++;
+    }
+    cr_assert_geq(checked, 10, "only %d examples found in PROTOCOL.md", checked);
+    free(doc);
+}
