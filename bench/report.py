@@ -743,17 +743,17 @@ def md_reload(res):
     rows = []
     for r in res.reload:
         if r.get("target") == "engine":
-            rows.append(["engine (ZMQ)", r.get("mode"), r.get("sighups"),
+            rows.append(["engine (ZMQ)", r.get("mode"), r.get("sighups"), r.get("reloads_done"),
                          fmt_int(pick(r, "requests", "sent")), fmt_int(pick(r, *ENG_FAILED)),
                          fmt_us(pick(r, *ENG_P50)), fmt_us(pick(r, *ENG_P99)),
                          fmt_us(pick(r, *ENG_MAX)), cmds.ref(r.get("cmd"))])
         else:
-            rows.append(["sidecar (HTTP)", r.get("mode"), r.get("sighups"),
+            rows.append(["sidecar (HTTP)", r.get("mode"), r.get("sighups"), r.get("reloads_done"),
                          fmt_int(r.get("requests")), fmt_int(r.get("failed")),
                          fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
                          fmt_us(pick(r, "latency_us.max")), cmds.ref(r.get("cmd"))])
-    lines += table(["through", "mode", "SIGHUPs", "requests", "failed", "p50", "p99", "max",
-                    "cmd"], rows)
+    lines += table(["through", "mode", "SIGHUPs", "reloads done", "requests", "failed", "p50",
+                    "p99", "max", "cmd"], rows)
     return lines + cmds.block()
 
 
@@ -767,10 +767,8 @@ def md_profiles(res):
         name = os.path.basename(path)
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read().splitlines()
-        head = [l for l in text if l.startswith("#")]
-        body = [l for l in text if not l.startswith("#")][:40]
         lines += [f"### {name[len('profile_'):-4]} ([full]({res.rel}/{name}))", "", "```"]
-        lines += head + body + ["```", ""]
+        lines += text[:45] + ["```", ""]
     return lines
 
 
