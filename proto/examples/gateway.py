@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""A gateway's side of the hpprouter wire protocol, in Python.
+
+Written from proto/PROTOCOL.md alone (Debian packages python3-zmq and
+python3-msgpack), as proof that the spec is enough to build a client in
+another language. It sends requests to hpp-engine and prints each reply as
+one JSON line.
+
+One request from flags:
+
+    python3 proto/examples/gateway.py --engine tcp://127.0.0.1:5555 \\
+        --prompt-tokens 1200 --hint code --budget 0.05
+
+Many requests, pipelined on one DEALER socket and matched by id, from a file
+with one JSON object of features per line (an "op" key overrides --op):
+
+    python3 proto/examples/gateway.py --engine tcp://127.0.0.1:5555 --requests reqs.jsonl
+
+Exit status: 0 when every reply has ok=true, 1 when any has ok=false or a
+reply did not arrive in time, 2 for bad arguments or input.
+"""
+
+import argparse
+import itertools
+import json
+import sys
+import time
+
+import msgpack
+import zmq
+
+PROTOCOL_VERSION = 1
+OPS = ("route", "explain", "models", "stats", "reload", "ping")
+# Feature keys and the Python types PROTOCOL.md allows for them.
+FEATURE_TYPES = {
+    "model": str,
+    "prompt_tokens": int,
+    "output_tokens": int,
+    "cache_read_tokens": int,
+    "images": int,
+    "vision": bool,
+    "tools": bool,
+    "json": bool,
+    "hints": list,
+    "budget_usd": (int, float),
+    "group": str,
+    "text": str,
+    "meta": dict,
+}
+
+
+class ProtocolError(Exception):
+    """A reply that does not follow PROTOCOL.md."""
+
+
+def build_request(op, features, req_id):
+    """The request map: v first (so an old engine reports the version), id, op, features."""
+    if op not in OPS:
+        raise ValueError("unknown op %r (expected one of %s)" % (op, ", ".join(OPS)))
+    body = {"v": PROTOCOL_VERSION, "id": req_id, "op": op}
+    for key, value in features.items():
+        if key == "op" or value is None:
+            continue
+        want = FEATURE_TYPES.get(key)
+        if want is None:
+            raise ValueError("unknown feature key %r" % key)
+        # bool is a subclass of int in Python: keep counts from being booleans.
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ValueError("%s: wrong type %s" % (key, type(value).__name__))
+        body[key] = value
+    if op in ("route", "explain") and "prompt_tokens" not in body:
+        raise ValueError("prompt_tokens is required for %s" % op)
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def parse_reply(frame):
+    """Decodes and checks one reply frame; returns the map."""
+    try:
+        reply = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError("reply is not msgpack: %s" % exc) from None
+    if not isinstance(reply, dict):
+        raise ProtocolError("reply is not a map")
+    if reply.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError("reply speaks protocol version %r" % reply.get("v"))
+    if not isinstance(reply.get("ok"), bool):
+        raise ProtocolError("reply has no boolean 'ok'")
+    if not reply["ok"]:
+        err = reply.get("error")
+        if not isinstance(err, dict) or not isinstance(err.get("code"), str):
+            raise ProtocolError("ok=false without error.code")
+    return reply
+
+
+def features_from_args(args):
+    feats = {
+        "model": args.model,
+        "prompt_tokens": args.prompt_tokens,
+        "output_tokens": args.output_tokens,
+        "images": args.images,
+        "vision": args.vision or None,
+        "tools": args.tools or None,
+        "json": args.json or None,
+        "hints": args.hint or None,
+        "budget_usd": args.budget,
+        "group": args.group,
+        "text": args.text,
+    }
+    if args.meta:
+        meta = {}
+        for item in args.meta:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError("--meta wants KEY=VALUE, got %r" % item)
+            meta[key] = value
+        feats["meta"] = meta
+    return feats
+
+
+def read_requests(path, default_op):
+    """(op, features) per non-empty line of a JSON-lines file."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                feats = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError("%s:%d: %s" % (path, lineno, exc)) from None
+            if not isinstance(feats, dict):
+                raise ValueError("%s:%d: expected a JSON object" % (path, lineno))
+            out.append((feats.get("op", default_op), feats))
+    return out
+
+
+def run_req(ctx, endpoint, jobs, timeout_ms):
+    """REQ socket: one request at a time (ZeroMQ adds the delimiter)."""
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    replies = []
+    for req_id, frame in jobs:
+        sock.send(frame)
+        if not sock.poll(timeout_ms):
+            replies.append((req_id, None))
+            break  # a REQ socket cannot send again before it receives
+        replies.append((req_id, parse_reply(sock.recv())))
+    sock.close()
+    return replies
+
+
+def run_dealer(ctx, endpoint, jobs, timeout_ms, delimiter):
+    """DEALER socket: every request in flight at once, replies matched by id."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    for _, frame in jobs:
+        if delimiter:
+            sock.send_multipart([b"", frame])
+        else:
+            sock.send(frame)
+    pending = {req_id for req_id, _ in jobs}
+    got = {}
+    deadline = time.monotonic() + timeout_ms / 1000.0
+    while pending:
+        left = int((deadline - time.monotonic()) * 1000)
+        if left <= 0 or not sock.poll(left):
+            break
+        frames = sock.recv_multipart()
+        if delimiter:
+            if len(frames) != 2 or frames[0] != b"":
+                raise ProtocolError("expected an empty delimiter then the reply")
+        elif len(frames) != 1:
+            raise ProtocolError("expected one reply frame, got %d" % len(frames))
+        reply = parse_reply(frames[-1])
+        req_id = reply.get("id")
+        if req_id in pending:
+            pending.discard(req_id)
+            got[req_id] = reply
+        # A reply without a known id (a frame too broken to carry one) is ignored.
+    sock.close()
+    return [(req_id, got.get(req_id)) for req_id, _ in jobs]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Ask hpp-engine for routing decisions.")
+    p.add_argument("--engine", required=True, help="engine endpoint, e.g. tcp://127.0.0.1:5555")
+    p.add_argument("--op", default="route", choices=OPS)
+    p.add_argument("--socket", default="dealer", choices=("req", "dealer", "dealer-delim"),
+                   help="client socket shape (PROTOCOL.md, Frames)")
+    p.add_argument("--requests", metavar="FILE", help="JSON lines of features, pipelined")
+    p.add_argument("--timeout-ms", type=int, default=2000)
+    p.add_argument("--model")
+    p.add_argument("--prompt-tokens", type=int)
+    p.add_argument("--output-tokens", type=int)
+    p.add_argument("--images", type=int)
+    p.add_argument("--vision", action="store_true")
+    p.add_argument("--tools", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--hint", action="append")
+    p.add_argument("--budget", type=float, help="budget in USD")
+    p.add_argument("--group")
+    p.add_argument("--text")
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+
+    try:
+        if args.requests:
+            work = read_requests(args.requests, args.op)
+        else:
+            feats = features_from_args(args)
+            if args.op in ("route", "explain") and feats["prompt_tokens"] is None:
+                feats["prompt_tokens"] = 0
+            work = [(args.op, feats)]
+        ids = itertools.count(1)
+        jobs = [(i, build_request(op, feats, i)) for (op, feats), i in zip(work, ids)]
+    except (OSError, ValueError) as exc:
+        print("gateway: %s" % exc, file=sys.stderr)
+        return 2
+
+    ctx = zmq.Context()
+    try:
+        if args.socket == "req":
+            replies = run_req(ctx, args.engine, jobs, args.timeout_ms)
+        else:
+            replies = run_dealer(ctx, args.engine, jobs, args.timeout_ms,
+                                 args.socket == "dealer-delim")
+    except ProtocolError as exc:
+        print("gateway: protocol error: %s" % exc, file=sys.stderr)
+        return 1
+    finally:
+        ctx.term()
+
+    status = 0
+    for req_id, reply in replies:
+        if reply is None:
+            print(json.dumps({"id": req_id, "timeout": True}))
+            status = 1
+            continue
+        print(json.dumps(reply, ensure_ascii=False, sort_keys=False))
+        if not reply["ok"]:
+            status = 1
+    if len(replies) < len(jobs):
+        status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
