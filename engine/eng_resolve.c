@@ -589,20 +589,28 @@ static const eng_model_t *s_model(const eng_policy_t *pol, eng_str_t name, bool 
         return m;
     }
     eng_str_t base = name;
+    s_variant_t var = S_PLAIN;
     if (name.len > 6 && memcmp(name.ptr + name.len - 6, ":floor", 6) == 0) {
-        *v = S_FLOOR;
+        var = S_FLOOR;
         base.len -= 6;
     } else if (name.len > 5 && memcmp(name.ptr + name.len - 5, ":free", 5) == 0) {
-        *v = S_FREE;
+        var = S_FREE;
         base.len -= 5;
-    } else {
-        return NULL;
     }
-    if (s_streq(base, auto_id, alen)) {
-        *is_auto = true;
-        return NULL;
+    if (var != S_PLAIN) {
+        if (s_streq(base, auto_id, alen)) {
+            *is_auto = true;
+            *v = var;
+            return NULL;
+        }
+        m = eng_catalog_lookup(pol->catalog, base.ptr, base.len);
+        if (m) {
+            *v = var;
+            return m;
+        }
     }
-    return eng_catalog_find(pol->catalog, base.ptr, base.len);
+    /* A provider's spelling of the id (aliases, native ids). */
+    return eng_catalog_lookup(pol->catalog, name.ptr, name.len);
 }
 
 /* Auto ------------------------------------------------------------------------ */

@@ -1,0 +1,706 @@
+/* eng_cases.c - parse and run policy test cases.
+ *
+ * The loader copies every key and unescaped value of a cases file into one
+ * owned buffer and keeps offsets, so a case's features can borrow stable
+ * strings when it runs. Loading checks everything it can without a policy
+ * (known keys, values that parse, status names) and reports each problem at
+ * its file:line:col through the policy diagnostics, so a broken cases file
+ * reads like a broken policy. Running resolves each case and diffs the
+ * expected values against the decision.
+ */
+#include "eng_cases.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_lex.h"
+#include "eng_policy_internal.h"
+
+typedef struct {
+    uint32_t koff, klen; /* key in buf */
+    uint32_t voff, vlen; /* value in buf */
+    uint32_t src_off;    /* where the pair starts in the source */
+} s_kv_t;
+
+typedef struct {
+    uint32_t name_off, name_len; /* case name in buf */
+    int line;                    /* 1-based line of the case */
+    uint32_t req_first, nreq;    /* request pairs in kvs[] */
+    uint32_t exp_first, nexp;    /* expectations in kvs[] */
+} s_case_t;
+
+struct eng_cases {
+    char *name;        /* file name for messages (owned) */
+    char *buf;         /* keys and values (owned, stable after loading) */
+    size_t buflen;     /* used */
+    size_t bufcap;     /* allocated */
+    s_kv_t *kvs;       /* all pairs */
+    uint32_t nkvs;     /* used */
+    uint32_t capkvs;   /* allocated */
+    s_case_t *cases;   /* cases in file order */
+    uint32_t ncases;   /* used */
+    uint32_t capcases; /* allocated */
+};
+
+/* Expectation keys. */
+static const char *const s_expect_keys[] = {"model",         "provider", "tier",     "rule",
+                                            "error",         "cost",     "fallback", "nfallbacks",
+                                            "output_tokens", NULL};
+
+/* Features from text ------------------------------------------------------ */
+
+static bool s_key_is(const char *k, size_t n, const char *lit)
+{
+    return strlen(lit) == n && memcmp(k, lit, n) == 0;
+}
+
+/* Integer with an optional k / M suffix; negative allowed (for bad_request tests). */
+static int s_int(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (i < n && (s[i] == '-' || s[i] == '+')) {
+        neg = s[i] == '-';
+        i++;
+    }
+    if (i >= n) {
+        return -1;
+    }
+    int64_t v = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (v > (INT64_MAX - 9) / 10) {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    int64_t mul = 1;
+    if (i < n && (s[i] == 'k' || s[i] == 'K')) {
+        mul = 1000;
+        i++;
+    } else if (i < n && (s[i] == 'm' || s[i] == 'M')) {
+        mul = 1000000;
+        i++;
+    }
+    if (i != n || v > INT64_MAX / mul) {
+        return -1;
+    }
+    *out = (neg ? -v : v) * mul;
+    return 0;
+}
+
+static int s_bool(const char *s, size_t n, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1", NULL};
+    static const char *const no[] = {"false", "no", "off", "0", NULL};
+    for (int i = 0; yes[i]; i++) {
+        if (s_key_is(s, n, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (s_key_is(s, n, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int s_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int s_why(char *why, size_t n, const char *fmt, ...)
+{
+    if (why && n) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int eng_features_set(eng_features_t *f, const char *key, size_t klen, const char *val, size_t vlen,
+                     char *why, size_t whylen)
+{
+    eng_str_t sv = {val, (uint32_t)vlen};
+    if (vlen > UINT32_MAX / 2) {
+        return s_why(why, whylen, "value too long");
+    }
+    if (s_key_is(key, klen, "model")) {
+        f->model = sv;
+    } else if (s_key_is(key, klen, "group")) {
+        f->group = sv;
+    } else if (s_key_is(key, klen, "text")) {
+        f->text = sv;
+    } else if (s_key_is(key, klen, "prompt_tokens") || s_key_is(key, klen, "output_tokens") ||
+               s_key_is(key, klen, "cache_read_tokens") || s_key_is(key, klen, "images")) {
+        int64_t v;
+        if (s_int(val, vlen, &v) != 0) {
+            return s_why(why, whylen, "%s needs a whole number (suffixes k and M allowed)",
+                         key[0] == 'p'   ? "prompt_tokens"
+                         : key[0] == 'o' ? "output_tokens"
+                         : key[0] == 'c' ? "cache_read_tokens"
+                                         : "images");
+        }
+        int64_t *dst = key[0] == 'p'   ? &f->prompt_tokens
+                       : key[0] == 'o' ? &f->output_tokens
+                       : key[0] == 'c' ? &f->cache_read_tokens
+                                       : &f->images;
+        *dst = v;
+    } else if (s_key_is(key, klen, "vision") || s_key_is(key, klen, "tools") ||
+               s_key_is(key, klen, "json")) {
+        bool *dst = key[0] == 'v' ? &f->vision : key[0] == 't' ? &f->tools : &f->json;
+        if (s_bool(val, vlen, dst) != 0) {
+            return s_why(why, whylen, "expected true or false");
+        }
+    } else if (s_key_is(key, klen, "budget") || s_key_is(key, klen, "budget_usd")) {
+        char buf[64];
+        if (vlen == 0 || vlen >= sizeof buf) {
+            return s_why(why, whylen, "budget needs a number of USD");
+        }
+        memcpy(buf, val, vlen);
+        buf[vlen] = '\0';
+        char *end;
+        errno = 0;
+        double d = strtod(buf, &end);
+        if (*end != '\0') {
+            return s_why(why, whylen, "budget needs a number of USD");
+        }
+        /* NaN and negatives pass on purpose: the resolver answers bad_request. */
+        f->has_budget = true;
+        f->budget_usd = d;
+    } else if (s_key_is(key, klen, "hints")) {
+        size_t i = 0;
+        while (i <= vlen) {
+            size_t j = i;
+            while (j < vlen && val[j] != ',') {
+                j++;
+            }
+            if (j > i) {
+                if (f->nhints >= ENG_MAX_HINTS) {
+                    return s_why(why, whylen, "too many hints (at most 16)");
+                }
+                f->hints[f->nhints].ptr = val + i;
+                f->hints[f->nhints].len = (uint32_t)(j - i);
+                f->nhints++;
+            }
+            i = j + 1;
+        }
+    } else if (klen > 5 && memcmp(key, "meta.", 5) == 0) {
+        if (f->nmeta >= ENG_MAX_META) {
+            return s_why(why, whylen, "too many metadata entries (at most 16)");
+        }
+        f->meta_keys[f->nmeta].ptr = key + 5;
+        f->meta_keys[f->nmeta].len = (uint32_t)(klen - 5);
+        f->meta_vals[f->nmeta] = sv;
+        f->nmeta++;
+    } else {
+        return s_why(why, whylen,
+                     "unknown request key (expected one of: model, prompt_tokens, output_tokens, "
+                     "cache_read_tokens, images, vision, tools, json, hints, budget, group, text, "
+                     "meta.KEY)");
+    }
+    return 0;
+}
+
+/* Loading ------------------------------------------------------------------ */
+
+typedef struct {
+    eng_cases_t *c;     /* being built */
+    eng_diags_t *diags; /* sink */
+    const char *src;    /* source */
+    size_t len;         /* its length */
+    size_t pos;         /* cursor */
+    int errors;         /* reported */
+    bool oom;           /* allocation failed */
+} s_loader_t;
+
+static void s_err(s_loader_t *l, size_t off, size_t span, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void s_err(s_loader_t *l, size_t off, size_t span, const char *fmt, ...)
+{
+    l->errors++;
+    va_list ap;
+    va_start(ap, fmt);
+    eng_diags_vadd(l->diags, ENG_DIAG_ERROR, l->c->name, l->src, l->len, (uint32_t)off,
+                   (uint32_t)span, fmt, ap);
+    va_end(ap);
+}
+
+static uint32_t s_put(s_loader_t *l, const char *s, size_t n)
+{
+    eng_cases_t *c = l->c;
+    if (c->buflen + n + 1 > c->bufcap) {
+        size_t cap = c->bufcap ? c->bufcap : 1024;
+        while (cap < c->buflen + n + 1) {
+            cap *= 2;
+        }
+        char *b = realloc(c->buf, cap);
+        if (!b) {
+            l->oom = true;
+            return 0;
+        }
+        c->buf = b;
+        c->bufcap = cap;
+    }
+    uint32_t off = (uint32_t)c->buflen;
+    if (n) {
+        memcpy(c->buf + off, s, n);
+    }
+    c->buf[off + n] = '\0';
+    c->buflen += n + 1;
+    return off;
+}
+
+/* Skips blanks and continuations; stops at a newline or a comment's end. */
+static void s_blank(s_loader_t *l)
+{
+    while (l->pos < l->len) {
+        char ch = l->src[l->pos];
+        if (ch == ' ' || ch == '\t' || ch == '\r') {
+            l->pos++;
+        } else if (ch == '\\' && l->pos + 1 < l->len &&
+                   (l->src[l->pos + 1] == '\n' ||
+                    (l->src[l->pos + 1] == '\r' && l->pos + 2 < l->len &&
+                     l->src[l->pos + 2] == '\n'))) {
+            l->pos += l->src[l->pos + 1] == '\n' ? 2 : 3;
+        } else if (ch == '#') {
+            while (l->pos < l->len && l->src[l->pos] != '\n') {
+                l->pos++;
+            }
+        } else {
+            return;
+        }
+    }
+}
+
+static bool s_at_eol(const s_loader_t *l)
+{
+    return l->pos >= l->len || l->src[l->pos] == '\n';
+}
+
+static bool s_word_char(char ch)
+{
+    return ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n' && ch != '=' && ch != '"' &&
+           ch != '#';
+}
+
+/* Reads a value: "quoted" with escapes, or a bare run. Copies it unescaped
+ * into buf. Returns 0, or -1 after reporting. */
+static int s_value(s_loader_t *l, uint32_t *off, uint32_t *n)
+{
+    if (l->pos < l->len && l->src[l->pos] == '"') {
+        size_t start = l->pos++;
+        char tmp[8192];
+        size_t k = 0;
+        while (l->pos < l->len && l->src[l->pos] != '"' && l->src[l->pos] != '\n') {
+            char ch = l->src[l->pos++];
+            if (ch == '\\' && l->pos < l->len && l->src[l->pos] != '\n') {
+                ch = l->src[l->pos++];
+                ch = ch == 'n' ? '\n' : ch == 't' ? '\t' : ch == 'r' ? '\r' : ch;
+            }
+            if (k >= sizeof tmp) {
+                s_err(l, start, 1, "quoted value longer than 8192 bytes");
+                return -1;
+            }
+            tmp[k++] = ch;
+        }
+        if (l->pos >= l->len || l->src[l->pos] != '"') {
+            s_err(l, start, 1, "unterminated string");
+            return -1;
+        }
+        l->pos++;
+        *off = s_put(l, tmp, k);
+        *n = (uint32_t)k;
+        return 0;
+    }
+    size_t start = l->pos;
+    while (l->pos < l->len && s_word_char(l->src[l->pos])) {
+        l->pos++;
+    }
+    *off = s_put(l, l->src + start, l->pos - start);
+    *n = (uint32_t)(l->pos - start);
+    return 0;
+}
+
+static int s_add_kv(s_loader_t *l, const s_kv_t *kv)
+{
+    eng_cases_t *c = l->c;
+    if (c->nkvs == c->capkvs) {
+        uint32_t cap = c->capkvs ? c->capkvs * 2 : 64;
+        s_kv_t *k = realloc(c->kvs, cap * sizeof *k);
+        if (!k) {
+            l->oom = true;
+            return -1;
+        }
+        c->kvs = k;
+        c->capkvs = cap;
+    }
+    c->kvs[c->nkvs++] = *kv;
+    return 0;
+}
+
+static bool s_expect_key(const char *k, size_t n)
+{
+    for (int i = 0; s_expect_keys[i]; i++) {
+        if (s_key_is(k, n, s_expect_keys[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Checks an expectation's value where it can be checked without a policy. */
+static void s_check_expect(s_loader_t *l, const s_kv_t *kv)
+{
+    const char *k = l->c->buf + kv->koff;
+    const char *v = l->c->buf + kv->voff;
+    if (s_key_is(k, kv->klen, "error") && eng_status_from_name(v, kv->vlen) < 0) {
+        s_err(l, kv->src_off, kv->klen,
+              "unknown status '%s' (expected ok, bad_request, "
+              "unknown_model, model_not_allowed, insufficient_budget, "
+              "no_free_variant, no_candidate)",
+              v);
+    } else if (s_key_is(k, kv->klen, "cost")) {
+        eng_pusd_t p;
+        if (eng_pusd_parse(v, kv->vlen, 12, &p) != 0) {
+            s_err(l, kv->src_off, kv->klen, "cost needs a decimal USD amount, got '%s'", v);
+        }
+    } else if (s_key_is(k, kv->klen, "nfallbacks") || s_key_is(k, kv->klen, "output_tokens")) {
+        int64_t n;
+        if (s_int(v, kv->vlen, &n) != 0 || n < 0) {
+            s_err(l, kv->src_off, kv->klen, "expected a whole number, got '%s'", v);
+        }
+    }
+}
+
+/* Parses one logical line starting at l->pos (not blank). */
+static void s_case(s_loader_t *l)
+{
+    eng_cases_t *c = l->c;
+    size_t start = l->pos;
+    s_case_t cs;
+    memset(&cs, 0, sizeof cs);
+    int col;
+    uint32_t ls;
+    eng_lex_locate(l->src, l->len, (uint32_t)start, &cs.line, &col, &ls);
+    while (l->pos < l->len && s_word_char(l->src[l->pos])) {
+        l->pos++;
+    }
+    if (l->pos == start || (l->pos < l->len && l->src[l->pos] == '=')) {
+        s_err(l, start, 1, "a case starts with its name");
+        goto skip;
+    }
+    cs.name_off = s_put(l, l->src + start, l->pos - start);
+    cs.name_len = (uint32_t)(l->pos - start);
+    cs.req_first = c->nkvs;
+    bool expecting = false;
+    for (;;) {
+        s_blank(l);
+        if (s_at_eol(l)) {
+            break;
+        }
+        size_t at = l->pos;
+        if (l->pos + 1 < l->len && l->src[l->pos] == '=' && l->src[l->pos + 1] == '>') {
+            if (expecting) {
+                s_err(l, at, 2, "second '=>' in one case");
+                goto skip;
+            }
+            l->pos += 2;
+            expecting = true;
+            cs.nreq = c->nkvs - cs.req_first;
+            cs.exp_first = c->nkvs;
+            continue;
+        }
+        while (l->pos < l->len && s_word_char(l->src[l->pos])) {
+            l->pos++;
+        }
+        if (l->pos == at || l->pos >= l->len || l->src[l->pos] != '=') {
+            s_err(l, at, l->pos > at ? l->pos - at : 1, "expected key=value");
+            goto skip;
+        }
+        s_kv_t kv;
+        kv.src_off = (uint32_t)at;
+        kv.klen = (uint32_t)(l->pos - at);
+        kv.koff = s_put(l, l->src + at, kv.klen);
+        l->pos++; /* = */
+        if (s_value(l, &kv.voff, &kv.vlen) != 0 || s_add_kv(l, &kv) != 0) {
+            goto skip;
+        }
+        const char *k = c->buf + kv.koff;
+        if (expecting) {
+            if (!s_expect_key(k, kv.klen)) {
+                s_err(l, at, kv.klen,
+                      "unknown expectation '%s' (expected one of: model, provider, tier, rule, "
+                      "error, cost, fallback, nfallbacks, output_tokens)",
+                      k);
+            } else {
+                s_check_expect(l, &kv);
+            }
+        } else {
+            eng_features_t scratch;
+            eng_features_init(&scratch);
+            char why[256];
+            if (eng_features_set(&scratch, k, kv.klen, c->buf + kv.voff, kv.vlen, why,
+                                 sizeof why) != 0) {
+                s_err(l, at, kv.klen, "%s", why);
+            }
+        }
+    }
+    if (!expecting) {
+        s_err(l, start, cs.name_len, "case '%s' has no '=>' and expectations",
+              c->buf + cs.name_off);
+        return;
+    }
+    cs.nexp = c->nkvs - cs.exp_first;
+    if (cs.nexp == 0) {
+        s_err(l, start, cs.name_len, "case '%s' expects nothing", c->buf + cs.name_off);
+        return;
+    }
+    if (c->ncases == c->capcases) {
+        uint32_t cap = c->capcases ? c->capcases * 2 : 32;
+        s_case_t *n = realloc(c->cases, cap * sizeof *n);
+        if (!n) {
+            l->oom = true;
+            return;
+        }
+        c->cases = n;
+        c->capcases = cap;
+    }
+    c->cases[c->ncases++] = cs;
+    return;
+skip:
+    while (!s_at_eol(l)) {
+        l->pos++;
+    }
+}
+
+eng_cases_t *eng_cases_load_buffer(const char *name, const char *src, size_t len,
+                                   eng_diags_t *diags)
+{
+    eng_cases_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        return NULL;
+    }
+    c->name = strdup(name ? name : "<cases>");
+    s_loader_t l = {c, diags, src, len, 0, 0, false};
+    if (!c->name) {
+        l.oom = true;
+    }
+    while (!l.oom && l.pos < l.len) {
+        s_blank(&l);
+        if (s_at_eol(&l)) {
+            l.pos++;
+            continue;
+        }
+        s_case(&l);
+    }
+    if (!l.oom && l.errors == 0 && c->ncases == 0) {
+        l.errors++;
+        eng_diags_add(diags, ENG_DIAG_ERROR, c->name, NULL, 0, 0, 0, "no cases in the file");
+    }
+    if (l.oom) {
+        eng_diags_add(diags, ENG_DIAG_ERROR, name, NULL, 0, 0, 0, "out of memory");
+    }
+    if (l.oom || l.errors) {
+        eng_cases_destroy(&c);
+    }
+    return c;
+}
+
+eng_cases_t *eng_cases_load(const char *path, eng_diags_t *diags)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        eng_diags_add(diags, ENG_DIAG_ERROR, path, NULL, 0, 0, 0, "cannot read cases: %s",
+                      strerror(errno));
+        return NULL;
+    }
+    char *src = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 16384;
+            char *n = cap <= ENG_LEX_MAX_SRC ? realloc(src, cap) : NULL;
+            if (!n) {
+                free(src);
+                fclose(f);
+                eng_diags_add(diags, ENG_DIAG_ERROR, path, NULL, 0, 0, 0,
+                              "cases file too large or out of memory");
+                return NULL;
+            }
+            src = n;
+        }
+        size_t got = fread(src + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            break;
+        }
+    }
+    fclose(f);
+    eng_cases_t *c = eng_cases_load_buffer(path, src, len, diags);
+    free(src);
+    return c;
+}
+
+void eng_cases_destroy(eng_cases_t **self_p)
+{
+    if (self_p && *self_p) {
+        eng_cases_t *c = *self_p;
+        free(c->name);
+        free(c->buf);
+        free(c->kvs);
+        free(c->cases);
+        free(c);
+        *self_p = NULL;
+    }
+}
+
+size_t eng_cases_count(const eng_cases_t *self)
+{
+    return self ? self->ncases : 0;
+}
+
+/* Running ------------------------------------------------------------------- */
+
+/* The actual value of an expectation key, as text. */
+static const char *s_actual(const eng_policy_t *pol, const eng_decision_t *d, const char *key,
+                            size_t klen, char *buf, size_t n)
+{
+    if (s_key_is(key, klen, "model")) {
+        return d->model ? d->model->id : "-";
+    }
+    if (s_key_is(key, klen, "provider")) {
+        return d->endpoint ? d->endpoint->provider : "-";
+    }
+    if (s_key_is(key, klen, "tier")) {
+        return d->tier_name && d->tier_name[0] ? d->tier_name : "-";
+    }
+    if (s_key_is(key, klen, "rule")) {
+        return d->rule && d->rule[0] ? d->rule : "-";
+    }
+    if (s_key_is(key, klen, "error")) {
+        return eng_status_name(d->status);
+    }
+    if (s_key_is(key, klen, "cost")) {
+        eng_pusd_format(d->status == ENG_OK ? d->cost.total : 0, false, buf, n);
+        return buf;
+    }
+    if (s_key_is(key, klen, "fallback")) {
+        if (d->nfallbacks == 0) {
+            return "-";
+        }
+        size_t nm;
+        const eng_model_t *models = eng_catalog_models(eng_policy_catalog(pol), &nm);
+        return models[d->fallbacks[0]->model].id;
+    }
+    if (s_key_is(key, klen, "nfallbacks")) {
+        snprintf(buf, n, "%u", d->nfallbacks);
+        return buf;
+    }
+    if (s_key_is(key, klen, "output_tokens")) {
+        snprintf(buf, n, "%lld", (long long)d->output_tokens);
+        return buf;
+    }
+    return "?";
+}
+
+/* Does the actual text match the expected one? Costs compare as amounts. */
+static bool s_match(const char *key, size_t klen, const char *exp, size_t elen, const char *act)
+{
+    if (s_key_is(key, klen, "cost")) {
+        eng_pusd_t a, b;
+        return eng_pusd_parse(exp, elen, 12, &a) == 0 &&
+               eng_pusd_parse(act, strlen(act), 12, &b) == 0 && a == b;
+    }
+    return strlen(act) == elen && memcmp(act, exp, elen) == 0;
+}
+
+static void s_print_request(const eng_cases_t *c, const s_case_t *cs, FILE *out)
+{
+    fputs("    request:", out);
+    for (uint32_t i = 0; i < cs->nreq; i++) {
+        const s_kv_t *kv = &c->kvs[cs->req_first + i];
+        const char *v = c->buf + kv->voff;
+        bool quote = kv->vlen == 0 || strpbrk(v, " \t\n\"") != NULL;
+        fprintf(out, " %s=", c->buf + kv->koff);
+        if (!quote) {
+            fputs(v, out);
+            continue;
+        }
+        fputc('"', out);
+        for (uint32_t k = 0; k < kv->vlen && k < 80; k++) {
+            char ch = v[k];
+            if (ch == '\n') {
+                fputs("\\n", out);
+            } else if (ch == '"' || ch == '\\') {
+                fprintf(out, "\\%c", ch);
+            } else {
+                fputc(ch, out);
+            }
+        }
+        fputs(kv->vlen > 80 ? "...\"" : "\"", out);
+    }
+    fputc('\n', out);
+}
+
+size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out, bool verbose)
+{
+    size_t passed = 0, failed = 0;
+    for (uint32_t i = 0; self && i < self->ncases; i++) {
+        const s_case_t *cs = &self->cases[i];
+        eng_features_t f;
+        eng_features_init(&f);
+        for (uint32_t k = 0; k < cs->nreq; k++) {
+            const s_kv_t *kv = &self->kvs[cs->req_first + k];
+            eng_features_set(&f, self->buf + kv->koff, kv->klen, self->buf + kv->voff, kv->vlen,
+                             NULL, 0);
+        }
+        eng_decision_t d;
+        eng_resolve(pol, &f, &d, NULL);
+        bool ok = true, has_error = false;
+        for (uint32_t k = 0; k < cs->nexp; k++) {
+            const s_kv_t *kv = &self->kvs[cs->exp_first + k];
+            const char *key = self->buf + kv->koff;
+            char buf[32];
+            const char *act = s_actual(pol, &d, key, kv->klen, buf, sizeof buf);
+            ok = ok && s_match(key, kv->klen, self->buf + kv->voff, kv->vlen, act);
+            has_error = has_error || s_key_is(key, kv->klen, "error");
+        }
+        /* Expecting a model means expecting success too. */
+        if (!has_error && d.status != ENG_OK) {
+            ok = false;
+        }
+        if (ok) {
+            passed++;
+            if (verbose) {
+                fprintf(out, "ok   %s\n", self->buf + cs->name_off);
+            }
+            continue;
+        }
+        failed++;
+        fprintf(out, "FAIL %s:%d: %s\n", self->name, cs->line, self->buf + cs->name_off);
+        s_print_request(self, cs, out);
+        for (uint32_t k = 0; k < cs->nexp; k++) {
+            const s_kv_t *kv = &self->kvs[cs->exp_first + k];
+            const char *key = self->buf + kv->koff;
+            char buf[32];
+            const char *act = s_actual(pol, &d, key, kv->klen, buf, sizeof buf);
+            if (s_match(key, kv->klen, self->buf + kv->voff, kv->vlen, act)) {
+                fprintf(out, "      %s: %s\n", key, act);
+            } else {
+                fprintf(out, "  -   %s: %s\n", key, self->buf + kv->voff);
+                fprintf(out, "  +   %s: %s\n", key, act);
+            }
+        }
+        if (!has_error && d.status != ENG_OK) {
+            fprintf(out, "  -   error: ok\n  +   error: %s\n", eng_status_name(d.status));
+        }
+        fprintf(out, "      (%s)\n", d.message);
+    }
+    fprintf(out, "%zu passed, %zu failed\n", passed, failed);
+    return failed;
+}
