@@ -56,6 +56,29 @@ static size_t s_decode(const unsigned char *s, size_t len, size_t i, uint32_t *c
     return n;
 }
 
+/* Classes of ASCII bytes; bytes >= 0x80 are decoded as UTF-8. */
+enum { S_PUNCT = 0, S_LETTER, S_DIGIT, S_SPACE, S_WHITE };
+
+static const unsigned char s_ascii[128] = {
+    ['\t'] = S_WHITE, ['\n'] = S_WHITE, ['\r'] = S_WHITE, [' '] = S_SPACE,  ['0'] = S_DIGIT,
+    ['1'] = S_DIGIT,  ['2'] = S_DIGIT,  ['3'] = S_DIGIT,  ['4'] = S_DIGIT,  ['5'] = S_DIGIT,
+    ['6'] = S_DIGIT,  ['7'] = S_DIGIT,  ['8'] = S_DIGIT,  ['9'] = S_DIGIT,  ['A'] = S_LETTER,
+    ['B'] = S_LETTER, ['C'] = S_LETTER, ['D'] = S_LETTER, ['E'] = S_LETTER, ['F'] = S_LETTER,
+    ['G'] = S_LETTER, ['H'] = S_LETTER, ['I'] = S_LETTER, ['J'] = S_LETTER, ['K'] = S_LETTER,
+    ['L'] = S_LETTER, ['M'] = S_LETTER, ['N'] = S_LETTER, ['O'] = S_LETTER, ['P'] = S_LETTER,
+    ['Q'] = S_LETTER, ['R'] = S_LETTER, ['S'] = S_LETTER, ['T'] = S_LETTER, ['U'] = S_LETTER,
+    ['V'] = S_LETTER, ['W'] = S_LETTER, ['X'] = S_LETTER, ['Y'] = S_LETTER, ['Z'] = S_LETTER,
+    ['a'] = S_LETTER, ['b'] = S_LETTER, ['c'] = S_LETTER, ['d'] = S_LETTER, ['e'] = S_LETTER,
+    ['f'] = S_LETTER, ['g'] = S_LETTER, ['h'] = S_LETTER, ['i'] = S_LETTER, ['j'] = S_LETTER,
+    ['k'] = S_LETTER, ['l'] = S_LETTER, ['m'] = S_LETTER, ['n'] = S_LETTER, ['o'] = S_LETTER,
+    ['p'] = S_LETTER, ['q'] = S_LETTER, ['r'] = S_LETTER, ['s'] = S_LETTER, ['t'] = S_LETTER,
+    ['u'] = S_LETTER, ['v'] = S_LETTER, ['w'] = S_LETTER, ['x'] = S_LETTER, ['y'] = S_LETTER,
+    ['z'] = S_LETTER,
+};
+
+/* The loop keeps the three open runs (word, number, whitespace) and closes
+ * each when a byte of another class arrives. Control bytes other than
+ * \t \n \r count as punctuation, like in the calibration script. */
 void sc_tok_count(sc_tok_counts_t *c, const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -63,23 +86,33 @@ void sc_tok_count(sc_tok_counts_t *c, const char *str, size_t len)
     uint64_t drun = 0; /* digits in the current number */
     uint64_t wrun = 0; /* code points in the current whitespace run */
     bool wsp = false;  /* that run started with ' ' */
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        i += s_decode(s, len, i, &cp);
-        bool letter = (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z');
-        bool digit = cp >= '0' && cp <= '9';
-        bool white = cp == ' ' || cp == '\n' || cp == '\t' || cp == '\r';
-        if (!white && wrun > 0) {
+    size_t i = 0;
+    while (i < len) {
+        int cls;
+        uint32_t cp = s[i];
+        if (cp < 0x80) {
+            cls = s_ascii[cp];
+            i++;
+        } else {
+            i += s_decode(s, len, i, &cp);
+            cls = s_is_cjk(cp) ? S_PUNCT : S_LETTER;
+        }
+        if (wrun > 0 && cls != S_SPACE && cls != S_WHITE) {
             c->space += !(wrun == 1 && wsp);
             wrun = 0;
         }
-        if (!digit && drun > 0) {
+        if (drun > 0 && cls != S_DIGIT) {
             c->digits += (drun + 2) / 3;
             drun = 0;
         }
-        if (letter || (cp >= 0x80 && !s_is_cjk(cp))) {
+        if (cls == S_LETTER) {
             c->other += cp >= 0x80;
             run++;
+            /* Tight loop over the rest of an ASCII word: most bytes of a prompt. */
+            while (i < len && s[i] < 0x80 && s_ascii[s[i]] == S_LETTER) {
+                run++;
+                i++;
+            }
             continue;
         }
         if (run > 0) {
@@ -87,11 +120,11 @@ void sc_tok_count(sc_tok_counts_t *c, const char *str, size_t len)
             c->longer += run > S_LONG_RUN ? run - S_LONG_RUN : 0;
             run = 0;
         }
-        if (digit) {
+        if (cls == S_DIGIT) {
             drun++;
-        } else if (white) {
+        } else if (cls == S_SPACE || cls == S_WHITE) {
             if (wrun == 0) {
-                wsp = cp == ' ';
+                wsp = cls == S_SPACE;
             }
             wrun++;
         } else if (cp >= 0x80) {

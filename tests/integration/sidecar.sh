@@ -15,7 +15,7 @@ SIDECAR=$BUILD/hpp-sidecar
 STUB=tests/integration/upstream_stub.py
 passed=0 failed=0 skipped=0
 tmp=$(mktemp -d)
-pids=()
+pids=() names=()
 cleanup() {
     for p in "${pids[@]}"; do
         kill -CONT "$p" 2>/dev/null
@@ -34,7 +34,27 @@ check() { # name expected actual
 has() { # name needle haystack
     case "$3" in *"$2"*) ok "$1" ;; *) fail "$1" "[$2] not in [${3:0:400}]" ;; esac
 }
+# Stops every process still running with SIGTERM and checks that our servers
+# exit 0 without a sanitizer report (under `make asan` that is the leak check).
+stop_all() {
+    local i name rc
+    for i in "${!pids[@]}"; do
+        name=${names[$i]}
+        kill -0 "${pids[$i]}" 2>/dev/null || continue
+        kill -CONT "${pids[$i]}" 2>/dev/null
+        kill -TERM "${pids[$i]}"
+        wait "${pids[$i]}"
+        rc=$?
+        case "$name" in stub) continue ;; esac
+        check "$name exits 0 on SIGTERM" 0 "$rc"
+        if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$tmp/$name.err"; then
+            fail "$name: sanitizer report" "$(grep -E -m3 -A8 'Sanitizer|runtime error' "$tmp/$name.err")"
+        fi
+    done
+    pids=()
+}
 finish() {
+    stop_all
     if [ "$skipped" -gt 0 ]; then
         echo "$passed passed, $failed failed, $skipped skipped"
     else
@@ -53,6 +73,7 @@ start() {
     "$@" 2>"$tmp/$name.err" >/dev/null &
     pid=$!
     pids+=("$pid")
+    names+=("$name")
     ready=""
     for _ in $(seq 500); do
         ready=$(sed -n "s/$re/\\1/p" "$tmp/$name.err" | head -n 1)
