@@ -59,6 +59,7 @@ struct sc_metrics {
     uint64_t fail_open;                               /* answers with --fail-open */
     uint64_t inflight;                                /* engine requests pending */
     uint64_t decisions_other;                         /* pairs past the table */
+    size_t ndecisions;                                /* used entries of decisions[] */
     s_decision_t decisions[SC_METRICS_MAX_DECISIONS]; /* open addressing */
 };
 
@@ -124,10 +125,15 @@ void sc_metrics_decision(sc_metrics_t *self, const char *model, size_t model_len
     }
     size_t mask = SC_METRICS_MAX_DECISIONS - 1;
     size_t i = (size_t)s_hash(model, model_len, tier, tier_len) & mask;
-    /* Keep a quarter free so probes stay short; the rest counts as "other". */
-    for (size_t probe = 0; probe < SC_METRICS_MAX_DECISIONS * 3 / 4; probe++) {
+    /* The table is filled to 3/4 at most, so a probe always meets a free slot
+     * soon; pairs beyond that count as "other". */
+    for (size_t probe = 0; probe < SC_METRICS_MAX_DECISIONS; probe++) {
         s_decision_t *d = &self->decisions[(i + probe) & mask];
         if (d->model[0] == '\0') {
+            if (self->ndecisions >= SC_METRICS_MAX_DECISIONS * 3 / 4) {
+                break;
+            }
+            self->ndecisions++;
             memcpy(d->model, model, model_len);
             d->model[model_len] = '\0';
             memcpy(d->tier, tier, tier_len);

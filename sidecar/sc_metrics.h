@@ -3,8 +3,9 @@
  * One event loop owns one sc_metrics_t, so updates are plain increments with
  * no locks or atomics. Label sets are fixed tables (routes, statuses, engine
  * error kinds, retry reasons) except decisions by model and tier, kept in a
- * bounded open-addressing table: past SC_METRICS_MAX_DECISIONS distinct pairs
- * new pairs count under model="other" so a flood of ids cannot grow memory.
+ * bounded open-addressing table: past 3/4 of SC_METRICS_MAX_DECISIONS distinct
+ * pairs new pairs count under model="other" so a flood of ids cannot grow
+ * memory or the exposition.
  */
 #ifndef SC_METRICS_H
 #define SC_METRICS_H

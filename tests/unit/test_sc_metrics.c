@@ -1,0 +1,115 @@
+/* test_sc_metrics.c - the sidecar's counters and their Prometheus text. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_metrics.h"
+
+static char *s_render(const sc_metrics_t *m)
+{
+    size_t len = 0;
+    char *text = sc_metrics_render(m, &len);
+    cr_assert_not_null(text);
+    cr_assert_eq(len, strlen(text));
+    return text;
+}
+
+static bool s_has(const char *text, const char *line)
+{
+    return strstr(text, line) != NULL;
+}
+
+Test(sc_metrics, requests_by_route_and_status)
+{
+    sc_metrics_t *m = sc_metrics_new();
+    sc_metrics_request(m, SC_ROUTE_ROUTE, 200, 0.0002);
+    sc_metrics_request(m, SC_ROUTE_ROUTE, 200, 0.003);
+    sc_metrics_request(m, SC_ROUTE_CHAT, 418, 0.5); /* not in the table: "other" */
+    sc_metrics_request(m, (sc_route_t)99, 404, 0.1);
+    char *t = s_render(m);
+    cr_assert(s_has(t, "hpp_sidecar_requests_total{route=\"/v1/route\",status=\"200\"} 2\n"), "%s",
+              t);
+    cr_assert(s_has(
+        t, "hpp_sidecar_requests_total{route=\"/v1/chat/completions\",status=\"other\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_requests_total{route=\"other\",status=\"404\"} 1\n"));
+    /* Cumulative buckets: 0.0002 is under 0.00025, 0.003 under 0.005. */
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"0.0001\"} 0\n"));
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"0.00025\"} 1\n"));
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"0.0025\"} 1\n"));
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"0.005\"} 2\n"));
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"+Inf\"} 2\n"));
+    cr_assert(s_has(t, "hpp_sidecar_request_duration_seconds_count{route=\"/v1/route\"} 2\n"));
+    cr_assert(s_has(t, "# TYPE hpp_sidecar_request_duration_seconds histogram\n"));
+    free(t);
+    sc_metrics_destroy(&m);
+    sc_metrics_destroy(&m);
+    cr_assert_null(m);
+}
+
+Test(sc_metrics, decisions_are_bounded_and_escaped)
+{
+    sc_metrics_t *m = sc_metrics_new();
+    sc_metrics_decision(m, "openai/gpt-5", 12, "premium", 7);
+    sc_metrics_decision(m, "openai/gpt-5", 12, "premium", 7);
+    sc_metrics_decision(m, "odd\"model\\x", 12, "", 0);
+    char name[32];
+    for (int i = 0; i < 2 * SC_METRICS_MAX_DECISIONS; i++) {
+        int n = snprintf(name, sizeof name, "m/%d", i);
+        sc_metrics_decision(m, name, (size_t)n, "t", 1);
+    }
+    char *t = s_render(m);
+    cr_assert(s_has(t, "hpp_sidecar_decisions_total{model=\"openai/gpt-5\",tier=\"premium\"} 2\n"));
+    cr_assert(s_has(t, "{model=\"odd\\\"model\\\\x\",tier=\"\"} 1\n"), "label escaping");
+    cr_assert(s_has(t, "hpp_sidecar_decisions_total{model=\"other\",tier=\"\"} "));
+    /* At most 3/4 of the table is used: rendering stays bounded. */
+    size_t lines = 0;
+    for (const char *p = t; (p = strstr(p, "hpp_sidecar_decisions_total{")); p++) {
+        lines++;
+    }
+    cr_assert_leq(lines, SC_METRICS_MAX_DECISIONS * 3 / 4 + 1);
+    cr_assert_geq(lines, SC_METRICS_MAX_DECISIONS / 2);
+    free(t);
+    sc_metrics_destroy(&m);
+}
+
+Test(sc_metrics, engine_and_upstream_counters)
+{
+    sc_metrics_t *m = sc_metrics_new();
+    sc_metrics_engine_error(m, SC_ENGERR_TIMEOUT, NULL);
+    sc_metrics_engine_error(m, SC_ENGERR_STATUS, "unknown_model");
+    sc_metrics_engine_error(m, SC_ENGERR_STATUS, "unknown_model");
+    sc_metrics_engine_error(m, SC_ENGERR_STATUS, "garbage");
+    sc_metrics_retry(m, SC_RETRY_429);
+    sc_metrics_retry(m, SC_RETRY_5XX);
+    sc_metrics_retry(m, SC_RETRY_5XX);
+    sc_metrics_upstream(m, 200);
+    sc_metrics_upstream(m, 0);
+    sc_metrics_fail_open(m);
+    sc_metrics_inflight(m, 7);
+    char *t = s_render(m);
+    cr_assert(s_has(t, "hpp_sidecar_engine_errors_total{kind=\"timeout\",code=\"\"} 1\n"));
+    cr_assert(
+        s_has(t, "hpp_sidecar_engine_errors_total{kind=\"status\",code=\"unknown_model\"} 2\n"));
+    cr_assert(s_has(t, "hpp_sidecar_engine_errors_total{kind=\"status\",code=\"internal\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_upstream_retries_total{reason=\"429\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_upstream_retries_total{reason=\"5xx\"} 2\n"));
+    cr_assert(s_has(t, "hpp_sidecar_upstream_retries_total{reason=\"402\"} 0\n"));
+    cr_assert(s_has(t, "hpp_sidecar_upstream_responses_total{class=\"2xx\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_upstream_responses_total{class=\"error\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_fail_open_total 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_engine_inflight 7\n"));
+    /* Every sample line is "name{labels} value" or "name value". */
+    for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#') {
+            continue;
+        }
+        char *sp = strrchr(line, ' ');
+        cr_assert_not_null(sp, "%s", line);
+        char *end = NULL;
+        strtod(sp + 1, &end);
+        cr_assert_eq(*end, '\0', "value of: %s", line);
+    }
+    free(t);
+    sc_metrics_destroy(&m);
+}
