@@ -392,8 +392,8 @@ fi
 if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
     skip "openai npm client" "node/npm not installed"
 elif [ ! -d tests/integration/node_modules/openai ] &&
-    ! npm install --prefix tests/integration --no-audit --no-fund --loglevel=error \
-        >"$tmp/npm.log" 2>&1; then
+    ! timeout 180 npm install --prefix tests/integration --no-audit --no-fund --loglevel=error \
+        --fetch-retries=1 --fetch-timeout=30000 >"$tmp/npm.log" 2>&1; then
     skip "openai npm client" "npm install failed (registry unreachable?): $(tail -n 2 "$tmp/npm.log")"
 else
     SIDECAR_URL="http://127.0.0.1:$P/v1" STUB_URL="http://127.0.0.1:$SP" \
