@@ -412,7 +412,7 @@ fi
 if ! command -v nginx >/dev/null; then
     skip "nginx auth_request" "nginx not installed (apt-get install nginx-light)"
 else
-    bash tests/integration/sidecar_nginx.sh "$D" "$SP" >"$tmp/nginx.out" 2>&1
+    bash tests/integration/sidecar_nginx.bash "$D" "$SP" >"$tmp/nginx.out" 2>&1
     while read -r line; do
         case "$line" in
         "ok "*) ok "nginx: ${line#ok }" ;;

@@ -4,7 +4,12 @@
 # the decision with a body-less subrequest, copies X-HPP-Router-Resolved-Model
 # onto the proxied request and the response. Run by sidecar.sh with the
 # sidecar's and the upstream stand-in's ports; prints "ok NAME" / "FAIL NAME".
+# (Named .bash, not .sh, so the test runner does not run it on its own.)
 set -u
+if [ $# -ne 2 ]; then
+    echo "usage: sidecar_nginx.bash SIDECAR_PORT STUB_PORT (run by sidecar.sh)" >&2
+    exit 2
+fi
 SIDECAR_PORT=$1
 STUB_PORT=$2
 tmp=$(mktemp -d)
