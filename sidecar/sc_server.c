@@ -265,40 +265,77 @@ void sc_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const c
     }
 }
 
+/* A JSON text built in a caller's fixed buffer: the route answer is the hot
+ * path, and this is a handful of memcpy calls instead of dozens of printf. */
+typedef struct {
+    char buf[8192]; /* the text */
+    size_t n;       /* bytes used (n < sizeof buf always) */
+} s_jbuf_t;
+
+static void s_jlit(s_jbuf_t *j, const char *lit)
+{
+    size_t len = strlen(lit);
+    if (j->n + len < sizeof j->buf) {
+        memcpy(j->buf + j->n, lit, len);
+        j->n += len;
+    }
+}
+
+/* ,"key":"escaped value" (no comma when first). */
+static void s_jstr(s_jbuf_t *j, const char *key, const char *v, bool first)
+{
+    s_jlit(j, first ? "\"" : ",\"");
+    s_jlit(j, key);
+    s_jlit(j, "\":\"");
+    /* Leaves room for the closing quote and the rest of the object. */
+    size_t cap = sizeof j->buf - 64;
+    if (j->n < cap) {
+        sc_json_escape(j->buf, cap, &j->n, v, strlen(v));
+    }
+    s_jlit(j, "\"");
+}
+
 /* POST /v1/route answer: the decision as JSON. */
 static void s_reply_route(sc_call_t *call)
 {
     const sc_decision_t *d = &call->d;
+    s_jbuf_t j;
+    j.n = 0;
+    char num[64];
+    s_jlit(&j, "{");
+    s_jstr(&j, "model", d->model, true);
+    s_jstr(&j, "provider", d->provider, false);
+    s_jstr(&j, "provider_model", d->provider_model, false);
+    if (d->tier[0]) {
+        s_jstr(&j, "tier", d->tier, false);
+    } else {
+        s_jlit(&j, ",\"tier\":null");
+    }
+    s_jstr(&j, "rule", d->rule, false);
+    s_jlit(&j, ",\"estimated_cost_usd\":");
+    s_cost_text(d->cost_usd, num, sizeof num);
+    s_jlit(&j, num);
+    snprintf(num, sizeof num, ",\"prompt_tokens\":%lld", (long long)call->f.prompt_tokens);
+    s_jlit(&j, num);
+    if (d->fail_open) {
+        s_jlit(&j, ",\"output_tokens\":null,\"fail_open\":true");
+    } else {
+        snprintf(num, sizeof num, ",\"output_tokens\":%lld,\"fail_open\":false",
+                 (long long)d->output_tokens);
+        s_jlit(&j, num);
+    }
+    s_jlit(&j, ",\"fallbacks\":[");
+    for (uint32_t i = 0; i < d->nfallbacks; i++) {
+        s_jlit(&j, i ? ",{" : "{");
+        s_jstr(&j, "model", d->fallbacks[i].model, true);
+        s_jstr(&j, "provider", d->fallbacks[i].provider, false);
+        s_jstr(&j, "provider_model", d->fallbacks[i].provider_model, false);
+        s_jlit(&j, "}");
+    }
+    s_jlit(&j, "]}\n");
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
-    char cost[48];
-    s_cost_text(d->cost_usd, cost, sizeof cost);
-    evbuffer_add(b, "{", 1);
-    s_json_str(b, "model", d->model, true);
-    s_json_str(b, "provider", d->provider, false);
-    s_json_str(b, "provider_model", d->provider_model, false);
-    if (d->tier[0]) {
-        s_json_str(b, "tier", d->tier, false);
-    } else {
-        evbuffer_add_printf(b, ",\"tier\":null");
-    }
-    s_json_str(b, "rule", d->rule, false);
-    evbuffer_add_printf(b, ",\"estimated_cost_usd\":%s,\"prompt_tokens\":%lld", cost,
-                        (long long)call->f.prompt_tokens);
-    if (d->fail_open) {
-        evbuffer_add_printf(b, ",\"output_tokens\":null");
-    } else {
-        evbuffer_add_printf(b, ",\"output_tokens\":%lld", (long long)d->output_tokens);
-    }
-    evbuffer_add_printf(b, ",\"fail_open\":%s,\"fallbacks\":[", d->fail_open ? "true" : "false");
-    for (uint32_t i = 0; i < d->nfallbacks; i++) {
-        evbuffer_add_printf(b, "%s{", i ? "," : "");
-        s_json_str(b, "model", d->fallbacks[i].model, true);
-        s_json_str(b, "provider", d->fallbacks[i].provider, false);
-        s_json_str(b, "provider_model", d->fallbacks[i].provider_model, false);
-        evbuffer_add(b, "}", 1);
-    }
-    evbuffer_add(b, "]}\n", 3);
+    evbuffer_add(b, j.buf, j.n);
     evhttp_add_header(h, "Content-Type", "application/json");
     sc_add_decision_headers(call, h, d->model);
     s_send(call, 200, b);
