@@ -1570,7 +1570,8 @@ static void s_reachability(s_comp_t *c)
             always = (int32_t)i;
         }
     }
-    if (pol->nrules > 0 && always < 0) {
+    /* After errors some rules are missing: the catch-all may be one of them. */
+    if (pol->nrules > 0 && always < 0 && c->nerrors == 0) {
         const s_def_t *d = &c->rule_defs[pol->nrules - 1];
         s_warn(c, d->file, d->name,
                "no rule matches every request: requests that match none fail with no_candidate "
@@ -2078,6 +2079,7 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
     if (!pol) {
         return NULL;
     }
+    size_t first_diag = eng_diags_size(diags);
     s_comp_t comp;
     memset(&comp, 0, sizeof comp);
     s_comp_t *c = &comp;
@@ -2144,12 +2146,14 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
     }
     s_tier_warnings(c);
     s_comp_free(c);
+    eng_diags_sort_from(diags, first_diag);
     return pol;
 fail:
     if (c->oom) {
         s_err_noloc(c, name, "out of memory");
     }
     s_comp_free(c);
+    eng_diags_sort_from(diags, first_diag);
     eng_policy_destroy(&pol);
     return NULL;
 }

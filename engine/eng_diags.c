@@ -129,6 +129,29 @@ void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file,
     va_end(ap);
 }
 
+void eng_diags_sort_from(eng_diags_t *self, size_t from)
+{
+    if (!self) {
+        return;
+    }
+    /* Insertion sort: stable, and an entry never moves past one of another
+     * file, so files keep the order they were reported in. */
+    for (size_t i = from + 1; i < self->n; i++) {
+        eng_diag_t d = self->items[i];
+        size_t j = i;
+        while (j > from) {
+            const eng_diag_t *p = &self->items[j - 1];
+            if (strcmp(p->file, d.file) != 0 || p->line < d.line ||
+                (p->line == d.line && p->col <= d.col)) {
+                break;
+            }
+            self->items[j] = *p;
+            j--;
+        }
+        self->items[j] = d;
+    }
+}
+
 /* Prints the caret line under `line`: tabs are kept so the caret lines up. */
 static void s_print_caret(FILE *out, const eng_diag_t *d)
 {

@@ -194,6 +194,10 @@ void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file,
 void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
                     size_t srclen, uint32_t off, uint32_t span, const char *fmt, va_list ap);
 
+/* Orders the diagnostics added since index `from` by line and column within
+ * each file (stable; files keep their order). */
+void eng_diags_sort_from(eng_diags_t *self, size_t from);
+
 /* Compiler entry with options (ENG_POLICY_*). `base_dir` is the directory
  * includes of the top file are relative to (NULL = current directory). */
 eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,

@@ -523,8 +523,10 @@ int cmd_check(int argc, char **argv)
     if (pol) {
         size_t nm;
         eng_catalog_models(cat, &nm);
-        printf("%s: ok (%d tiers, %zu models in the catalog, %zu warnings)\n", path,
-               eng_policy_tier_count(pol), nm, eng_diags_count(d, ENG_DIAG_WARNING));
+        printf("%s: ok (%d tier%s, %zu models in the catalog, %zu warning%s)\n", path,
+               eng_policy_tier_count(pol), eng_policy_tier_count(pol) == 1 ? "" : "s", nm,
+               eng_diags_count(d, ENG_DIAG_WARNING),
+               eng_diags_count(d, ENG_DIAG_WARNING) == 1 ? "" : "s");
     }
     eng_policy_destroy(&pol);
     eng_diags_destroy(&d);

@@ -1,0 +1,749 @@
+/* test_resolve.c - every resolver semantic against a purpose-built catalog.
+ *
+ * The catalog below is small enough that each expected answer can be worked
+ * out by hand; the comments next to each model give its tier under the test
+ * policy (blended price = (3 x input + output) / 4 per 1M tokens).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "eng_catalog.h"
+#include "eng_policy.h"
+
+static const char s_catalog_json[] =
+    "{\"object\":\"list\",\"providers\":[\"p1\",\"p2\",\"p3\",{\"id\":\"local\",\"local\":true}],"
+    "\"data\":["
+    /* $0 local: free tier, tools only, 8k window */
+    "{\"id\":\"a/free-chat\",\"owned_by\":\"a\",\"provider\":\"local\",\"context_length\":8000,"
+    " \"capabilities\":[\"tools\"]},"
+    /* blend 0.10: budget, 16k */
+    "{\"id\":\"a/cheap\",\"owned_by\":\"a\",\"provider\":\"p1\","
+    " \"pricing\":{\"input\":0.1,\"output\":0.1},\"context_length\":16000,"
+    " \"capabilities\":[\"tools\",\"json\"]},"
+    /* blend 0.75: mid, 32k, vision */
+    "{\"id\":\"b/mid\",\"owned_by\":\"b\",\"provider\":\"p1\","
+    " \"pricing\":{\"input\":0.5,\"output\":1.5},\"context_length\":32000,"
+    " \"capabilities\":[\"vision\",\"tools\",\"json\"]},"
+    /* blend 1.25: mid, 200k, no vision */
+    "{\"id\":\"b/mid-big\",\"owned_by\":\"b\",\"provider\":\"p2\","
+    " \"pricing\":{\"input\":1,\"output\":2},\"context_length\":200000,"
+    " \"capabilities\":[\"tools\"]},"
+    /* two endpoints, floor p2 (2/10, blend 4.0): standard, 100k, everything */
+    "{\"id\":\"c/std\",\"owned_by\":\"c\",\"context_length\":100000,"
+    " \"capabilities\":[\"vision\",\"tools\",\"json\",\"reasoning\"],\"endpoints\":["
+    "  {\"provider\":\"p1\",\"pricing\":{\"input\":3,\"output\":15}},"
+    "  {\"provider\":\"p2\",\"pricing\":{\"input\":2,\"output\":10}}]},"
+    /* blend 4.375: standard, 50k */
+    "{\"id\":\"c/std2\",\"owned_by\":\"c\",\"provider\":\"p3\","
+    " \"pricing\":{\"input\":2.5,\"output\":10},\"context_length\":50000,"
+    " \"capabilities\":[\"tools\"]},"
+    /* blend 26.25: premium */
+    "{\"id\":\"d/prem\",\"owned_by\":\"d\",\"provider\":\"p1\","
+    " \"pricing\":{\"input\":15,\"output\":60},\"context_length\":200000,"
+    " \"capabilities\":[\"vision\",\"tools\",\"json\",\"reasoning\"]},"
+    /* a paid endpoint and a :free one: floor is the free one -> free tier */
+    "{\"id\":\"e/gem\",\"owned_by\":\"e\",\"context_length\":8000,\"endpoints\":["
+    "  {\"provider\":\"p3\",\"pricing\":{\"input\":0.3,\"output\":0.3}},"
+    "  {\"provider\":\"p2\",\"native_id\":\"e/gem:free\",\"variant\":\"free\","
+    "   \"pricing\":{\"input\":0,\"output\":0}}]},"
+    /* disabled: never chosen */
+    "{\"id\":\"f/off\",\"owned_by\":\"f\",\"provider\":\"p1\",\"status\":\"disabled\","
+    " \"pricing\":{\"input\":0.01,\"output\":0.01}}"
+    "]}";
+
+static const char s_policy[] =
+    "settings { default_output 1000  step up, down  free_fallback on }\n"
+    "tier free     max $0\n"
+    "tier budget   max $0.15\n"
+    "tier mid      max $1.50\n"
+    "tier standard max $10\n"
+    "tier premium\n"
+    "group default models \"*\"\n"
+    "group small   models \"a/*\", \"e/*\"\n"
+    "group vip     models \"*\" multiplier 0.5\n"
+    "group eonly   models \"e/*\"\n"
+    "hint code when text contains \"def \"\n"
+    "route r-free   when hints has \"freebie\" { tier free }\n"
+    "route r-prem   when hints has \"hard\" { tier premium  step down }\n"
+    "route r-none   when hints has \"strict\" { tier mid  step none  free_fallback off }\n"
+    "route r-up     when hints has \"up\" { tier budget  step up  free_fallback off }\n"
+    "route r-code   when hints has \"code\" { tier standard  prefer \"c/std2\" }\n"
+    "route r-reason when hints has \"reason\" { tier mid  require reasoning }\n"
+    "route r-out    when hints has \"out\" { tier mid  output 5000 }\n"
+    "route default { tier mid }\n";
+
+static eng_catalog_t *s_cat;
+static eng_policy_t *s_pol;
+
+static eng_policy_t *s_compile(const char *src)
+{
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *p = eng_policy_load_buffer("test.policy", src, strlen(src), s_cat, d);
+    if (!p) {
+        eng_diags_print(d, stderr);
+    }
+    eng_diags_destroy(&d);
+    return p;
+}
+
+static void s_setup(void)
+{
+    s_cat = eng_catalog_new();
+    eng_error_t err;
+    cr_assert_eq(eng_catalog_load_buffer(s_cat, "test.json", s_catalog_json, strlen(s_catalog_json),
+                                         ENG_FMT_NATIVE, &err),
+                 0, "catalog: %s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(s_cat, &err), 0);
+    s_pol = s_compile(s_policy);
+    cr_assert_not_null(s_pol);
+}
+
+static void s_teardown(void)
+{
+    eng_policy_destroy(&s_pol);
+    eng_catalog_destroy(&s_cat);
+}
+
+TestSuite(eng_resolve, .init = s_setup, .fini = s_teardown);
+
+/* A request: auto, 1000 prompt tokens, default output. */
+static eng_features_t s_req(void)
+{
+    eng_features_t f;
+    eng_features_init(&f);
+    f.prompt_tokens = 1000;
+    return f;
+}
+
+static void s_hint(eng_features_t *f, const char *h)
+{
+    f->hints[f->nhints].ptr = h;
+    f->hints[f->nhints].len = (uint32_t)strlen(h);
+    f->nhints++;
+}
+
+static eng_str_t s_s(const char *s)
+{
+    eng_str_t r = {s, (uint32_t)strlen(s)};
+    return r;
+}
+
+static eng_decision_t s_run(const eng_features_t *f)
+{
+    eng_decision_t d;
+    eng_resolve(s_pol, f, &d, NULL);
+    return d;
+}
+
+static void s_expect(const eng_features_t *f, const char *model, const char *tier)
+{
+    eng_decision_t d = s_run(f);
+    cr_assert_eq(d.status, ENG_OK, "status %s: %s", eng_status_name(d.status), d.message);
+    cr_assert_str_eq(d.model->id, model, "%s", d.message);
+    if (tier) {
+        cr_assert_str_eq(d.tier_name, tier);
+    }
+}
+
+static void s_expect_status(const eng_features_t *f, eng_status_t st)
+{
+    eng_decision_t d = s_run(f);
+    cr_assert_eq(d.status, st, "got %s (%s), want %s", eng_status_name(d.status), d.message,
+                 eng_status_name(st));
+    cr_assert_null(d.model);
+    cr_assert_neq(d.message[0], '\0');
+}
+
+/* Tiers and order ---------------------------------------------------------- */
+
+Test(eng_resolve, tiers_by_price_band)
+{
+    cr_assert_eq(eng_policy_tier_count(s_pol), 5);
+    cr_assert_str_eq(eng_policy_tier_name(s_pol, 0), "free");
+    cr_assert_str_eq(eng_policy_tier_name(s_pol, 4), "premium");
+    eng_features_t f = s_req();
+    s_expect(&f, "b/mid", "mid"); /* cheaper of the two mid models */
+    s_hint(&f, "hard");
+    s_expect(&f, "d/prem", "premium");
+    f = s_req();
+    s_hint(&f, "freebie");
+    s_expect(&f, "a/free-chat", "free");
+}
+
+Test(eng_resolve, policy_preference_before_price)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "code");
+    s_expect(&f, "c/std2", "standard"); /* preferred although dearer than c/std */
+    f.text = s_s("def f(): pass");      /* hint rule adds the same hint */
+    f.nhints = 0;
+    s_expect(&f, "c/std2", "standard");
+}
+
+Test(eng_resolve, request_hints_are_case_insensitive)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "CoDe");
+    s_expect(&f, "c/std2", NULL);
+}
+
+Test(eng_resolve, auto_floor_ignores_preference)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "code");
+    f.model = s_s("hpprouter/auto:floor");
+    s_expect(&f, "c/std", "standard");
+}
+
+/* Stepping ------------------------------------------------------------------- */
+
+Test(eng_resolve, step_up_when_tier_cannot_serve)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "up");
+    f.prompt_tokens = 20000; /* a/cheap holds 16k: up to mid */
+    s_expect(&f, "b/mid", "mid");
+}
+
+Test(eng_resolve, step_none_stays_in_tier)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "strict");
+    f.prompt_tokens = 40000; /* b/mid holds 32k, b/mid-big 200k */
+    s_expect(&f, "b/mid-big", "mid");
+    f.prompt_tokens = 250000; /* nothing in mid, no stepping, no free fallback */
+    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+}
+
+Test(eng_resolve, step_down_and_group_filter)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "hard");
+    f.group = s_s("small"); /* a and e models only: premium..mid empty, budget has a/cheap */
+    s_expect(&f, "a/cheap", "budget");
+}
+
+/* A group without the mid models: the target tier is empty, and both
+ * neighbours (budget below, standard above) can serve. */
+#define S_NOMID                                                                                    \
+    "tier budget max $0.15\ntier mid max $1.50\ntier standard max $10\ntier premium\n"             \
+    "group nomid models \"a/*\", \"c/*\", \"d/*\"\n"
+
+Test(eng_resolve, step_order_at_equal_distance)
+{
+    eng_features_t f = s_req();
+    f.group = s_s("nomid");
+    const char *up = S_NOMID "route r { tier mid step up, down }\n";
+    const char *down = S_NOMID "route r { tier mid step down, up }\n";
+    const char *only_up = S_NOMID "route r { tier mid step up }\n";
+    eng_policy_t *p = s_compile(up);
+    eng_decision_t d;
+    eng_resolve(p, &f, &d, NULL);
+    cr_assert_str_eq(d.model->id, "c/std");
+    cr_assert_str_eq(d.tier_name, "standard");
+    eng_policy_destroy(&p);
+    p = s_compile(down);
+    eng_resolve(p, &f, &d, NULL);
+    /* No free tier here: the $0 model is the cheapest of the budget band. */
+    cr_assert_str_eq(d.model->id, "a/free-chat");
+    cr_assert_str_eq(d.tier_name, "budget");
+    eng_policy_destroy(&p);
+    /* Only up: never the cheaper budget tier. */
+    p = s_compile(only_up);
+    eng_resolve(p, &f, &d, NULL);
+    cr_assert_str_eq(d.tier_name, "standard");
+    eng_policy_destroy(&p);
+}
+
+Test(eng_resolve, nothing_fits_anywhere)
+{
+    eng_features_t f = s_req();
+    f.prompt_tokens = 250000; /* the largest window is 200k */
+    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+    f.prompt_tokens = 150000;
+    f.images = 1; /* mid and standard cannot, budget is blind: premium (distance 2) */
+    s_expect(&f, "d/prem", "premium");
+}
+
+/* Budget and free fallback ---------------------------------------------------- */
+
+Test(eng_resolve, budget_steps_down)
+{
+    eng_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0.0015; /* b/mid costs 0.0005 + 0.0015 = 0.002 */
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_str_eq(d.model->id, "a/cheap");
+    cr_assert_str_eq(d.tier_name, "budget");
+    cr_assert_eq(d.cost.total, INT64_C(200000000)); /* 2000 x $0.1/1M = $0.0002 */
+    cr_assert_leq(d.cost.total, (eng_pusd_t)llround(f.budget_usd * 1e12));
+}
+
+Test(eng_resolve, budget_exactly_met_is_allowed)
+{
+    eng_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0.002; /* b/mid: exactly $0.002 */
+    s_expect(&f, "b/mid", "mid");
+}
+
+Test(eng_resolve, free_fallback_when_nothing_paid_fits)
+{
+    eng_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0;
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "a/free-chat");
+    cr_assert_eq(d.cost.total, 0);
+    cr_assert(strstr(d.message, "free fallback"));
+}
+
+Test(eng_resolve, free_fallback_uses_free_endpoint)
+{
+    eng_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0;
+    f.group = s_s("eonly"); /* only e/gem: its paid endpoint is over budget, its :free one not */
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "e/gem");
+    cr_assert_str_eq(d.endpoint->provider, "p2");
+    cr_assert(d.endpoint->is_free);
+    cr_assert_eq(d.cost.total, 0);
+}
+
+Test(eng_resolve, insufficient_budget_without_free_fallback)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "strict");
+    f.has_budget = true;
+    f.budget_usd = 0.0001;
+    s_expect_status(&f, ENG_E_INSUFFICIENT_BUDGET);
+}
+
+Test(eng_resolve, insufficient_budget_when_no_free_model_fits)
+{
+    eng_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0.000001;
+    f.images = 1; /* no free vision model */
+    s_expect_status(&f, ENG_E_INSUFFICIENT_BUDGET);
+}
+
+Test(eng_resolve, no_candidate_is_not_a_budget_problem)
+{
+    eng_features_t f = s_req();
+    f.prompt_tokens = 300000; /* fits nowhere, money is not the reason */
+    f.has_budget = true;
+    f.budget_usd = 100;
+    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+}
+
+/* Named models --------------------------------------------------------------- */
+
+Test(eng_resolve, floor_is_cheapest_enabled_endpoint)
+{
+    eng_features_t f = s_req();
+    f.model = s_s("c/std:floor");
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_str_eq(d.endpoint->provider, "p2");
+    cr_assert_str_eq(d.rule, "floor");
+    /* 1000 x $2/1M + 1000 x $10/1M */
+    cr_assert_eq(d.cost.total, INT64_C(12000000000));
+    cr_assert_eq(d.nfallbacks, 1);
+    cr_assert_str_eq(d.fallbacks[0]->provider, "p1");
+}
+
+Test(eng_resolve, plain_id_resolves_to_itself)
+{
+    eng_features_t f = s_req();
+    f.model = s_s("d/prem");
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_str_eq(d.model->id, "d/prem");
+    cr_assert_str_eq(d.rule, "direct");
+    cr_assert_str_eq(d.tier_name, "premium");
+    cr_assert_eq(d.cost.total, INT64_C(75000000000)); /* $0.015 + $0.06 */
+}
+
+Test(eng_resolve, free_variant)
+{
+    eng_features_t f = s_req();
+    f.model = s_s("e/gem:free");
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.cost.total, 0);
+    f.model = s_s("c/std:free");
+    s_expect_status(&f, ENG_E_NO_FREE_VARIANT);
+}
+
+Test(eng_resolve, auto_free)
+{
+    eng_features_t f = s_req();
+    f.model = s_s("hpprouter/auto:free");
+    s_expect(&f, "a/free-chat", "free");
+    f.images = 1;
+    s_expect_status(&f, ENG_E_NO_FREE_VARIANT);
+}
+
+Test(eng_resolve, unknown_and_disabled_models)
+{
+    eng_features_t f = s_req();
+    f.model = s_s("z/none");
+    s_expect_status(&f, ENG_E_UNKNOWN_MODEL);
+    f.model = s_s("z/none:floor");
+    s_expect_status(&f, ENG_E_UNKNOWN_MODEL);
+    f.model = s_s("f/off");
+    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+}
+
+Test(eng_resolve, disabled_model_never_chosen_by_auto)
+{
+    eng_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0.00003; /* only f/off ($0.00002) would fit among paid models */
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_str_neq(d.model->id, "f/off");
+    cr_assert_eq(d.cost.total, 0);
+}
+
+Test(eng_resolve, direct_over_budget)
+{
+    eng_features_t f = s_req();
+    f.model = s_s("d/prem");
+    f.has_budget = true;
+    f.budget_usd = 0.01;
+    s_expect_status(&f, ENG_E_INSUFFICIENT_BUDGET);
+}
+
+/* Groups ---------------------------------------------------------------------- */
+
+Test(eng_resolve, model_not_allowed_for_group)
+{
+    eng_features_t f = s_req();
+    f.group = s_s("small");
+    f.model = s_s("c/std");
+    s_expect_status(&f, ENG_E_MODEL_NOT_ALLOWED);
+    f.model = s_s("c/std:floor");
+    s_expect_status(&f, ENG_E_MODEL_NOT_ALLOWED);
+    f.model = s_s("a/cheap");
+    s_expect(&f, "a/cheap", "budget");
+}
+
+Test(eng_resolve, unknown_group_is_bad_request)
+{
+    eng_features_t f = s_req();
+    f.group = s_s("nobody");
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+}
+
+Test(eng_resolve, group_multiplier_applies_to_cost_and_budget)
+{
+    eng_features_t f = s_req();
+    f.group = s_s("vip");
+    eng_decision_t d = s_run(&f);
+    cr_assert_str_eq(d.model->id, "b/mid");
+    cr_assert_eq(d.cost.total, INT64_C(1000000000)); /* half of $0.002 */
+    cr_assert_eq(d.cost.input + d.cost.output + d.cost.cache + d.cost.fees, d.cost.total);
+    /* $0.0012 is below list price but above vip price */
+    f.has_budget = true;
+    f.budget_usd = 0.0012;
+    s_expect(&f, "b/mid", "mid");
+}
+
+/* Constraints -------------------------------------------------------------------- */
+
+Test(eng_resolve, context_window_filters)
+{
+    eng_features_t f = s_req();
+    f.prompt_tokens = 35000; /* + 1000 > b/mid's 32k */
+    s_expect(&f, "b/mid-big", "mid");
+    f.prompt_tokens = 31000;
+    f.output_tokens = 1000; /* exactly 32k fits */
+    s_expect(&f, "b/mid", "mid");
+}
+
+Test(eng_resolve, capabilities_filter)
+{
+    eng_features_t f = s_req();
+    f.images = 2;
+    s_expect(&f, "b/mid", "mid");
+    f.prompt_tokens = 40000; /* vision + 41k: mid cannot; standard c/std can */
+    s_expect(&f, "c/std", "standard");
+    f = s_req();
+    f.vision = true;
+    f.prompt_tokens = 40000;
+    s_expect(&f, "c/std", "standard");
+    f = s_req();
+    s_hint(&f, "reason"); /* rule requires reasoning: none in mid */
+    s_expect(&f, "c/std", "standard");
+    f = s_req();
+    s_hint(&f, "freebie");
+    f.json = true; /* no free model has json: free tier steps up */
+    s_expect(&f, "a/cheap", "budget");
+}
+
+Test(eng_resolve, default_output_tokens)
+{
+    eng_features_t f = s_req();
+    cr_assert_eq(eng_policy_default_output(s_pol), 1000);
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.output_tokens, 1000);
+    s_hint(&f, "out");
+    d = s_run(&f);
+    cr_assert_eq(d.output_tokens, 5000); /* the rule's */
+    cr_assert_eq(d.cost.output, INT64_C(7500000000));
+    f.output_tokens = 10;
+    d = s_run(&f);
+    cr_assert_eq(d.output_tokens, 10); /* the request's */
+}
+
+/* Bad input ------------------------------------------------------------------------ */
+
+Test(eng_resolve, bad_requests)
+{
+    eng_features_t f = s_req();
+    f.prompt_tokens = -1;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.prompt_tokens = ENG_MAX_TOKENS + 1;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.output_tokens = -2;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.has_budget = true;
+    f.budget_usd = NAN;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f.budget_usd = INFINITY;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f.budget_usd = -0.5;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.images = -1;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.cache_read_tokens = 2000;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.nhints = ENG_MAX_HINTS + 1;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f = s_req();
+    f.text.ptr = NULL;
+    f.text.len = 5;
+    s_expect_status(&f, ENG_E_BAD_REQUEST);
+}
+
+/* Determinism and trace ---------------------------------------------------------------- */
+
+Test(eng_resolve, deterministic)
+{
+    eng_policy_t *again = s_compile(s_policy);
+    cr_assert_not_null(again);
+    for (int i = 0; i < 200; i++) {
+        eng_features_t f = s_req();
+        f.prompt_tokens = (i * 7919) % 60000;
+        f.images = i % 3 == 0;
+        f.has_budget = i % 4 == 0;
+        f.budget_usd = (i % 11) * 0.0004;
+        if (i % 5 == 0) {
+            s_hint(&f, "code");
+        }
+        eng_decision_t a, b, c;
+        eng_resolve(s_pol, &f, &a, NULL);
+        eng_resolve(s_pol, &f, &b, NULL);
+        eng_resolve(again, &f, &c, NULL);
+        cr_assert_eq(a.status, b.status);
+        cr_assert_eq(a.status, c.status);
+        cr_assert_eq(a.endpoint, b.endpoint);
+        cr_assert_eq(a.cost.total, c.cost.total);
+        cr_assert_eq(a.nfallbacks, c.nfallbacks);
+        cr_assert_str_eq(a.message, c.message);
+        if (a.status == ENG_OK) {
+            cr_assert_str_eq(a.model->id, c.model->id);
+            cr_assert_str_eq(a.endpoint->provider, c.endpoint->provider);
+        }
+    }
+    eng_policy_destroy(&again);
+}
+
+Test(eng_resolve, trace_records_candidates)
+{
+    eng_features_t f = s_req();
+    f.prompt_tokens = 35000;
+    eng_trace_entry_t entries[64];
+    eng_trace_t tr;
+    memset(&tr, 0, sizeof tr);
+    tr.entries = entries;
+    tr.cap = 64;
+    eng_decision_t d;
+    eng_resolve(s_pol, &f, &d, &tr);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_geq(tr.n, 2);
+    cr_assert_str_eq(entries[0].endpoint->provider, "p1"); /* b/mid first ... */
+    cr_assert_eq(entries[0].reason, ENG_REJ_CONTEXT);      /* ... too small */
+    cr_assert_eq(entries[1].reason, ENG_REJ_CHOSEN);
+    cr_assert_eq(entries[1].endpoint, d.endpoint);
+    cr_assert_eq(entries[1].cost, d.cost.total);
+    cr_assert_eq(tr.nrules_tried, 8); /* every rule up to the catch-all */
+    cr_assert_str_eq(tr.rules_tried[7], "default");
+    /* A tiny buffer counts what it drops. */
+    tr.cap = 1;
+    eng_resolve(s_pol, &f, &d, &tr);
+    cr_assert_eq(tr.n, 1);
+    cr_assert_gt(tr.dropped, 0);
+}
+
+Test(eng_resolve, trace_lists_hints)
+{
+    eng_features_t f = s_req();
+    f.text = s_s("def main(): pass");
+    eng_trace_entry_t entries[8];
+    eng_trace_t tr;
+    memset(&tr, 0, sizeof tr);
+    tr.entries = entries;
+    tr.cap = 8;
+    eng_decision_t d;
+    eng_resolve(s_pol, &f, &d, &tr);
+    cr_assert_str_eq(tr.hint_names[0], "code");
+    cr_assert_null(tr.hint_names[1]);
+    cr_assert_str_eq(d.rule, "r-code");
+}
+
+Test(eng_resolve, fallbacks_are_distinct_and_fit)
+{
+    eng_features_t f = s_req();
+    s_hint(&f, "code");
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_gt(d.nfallbacks, 0);
+    for (uint32_t i = 0; i < d.nfallbacks; i++) {
+        cr_assert_neq(d.fallbacks[i], d.endpoint);
+        cr_assert(d.fallbacks[i]->enabled);
+        for (uint32_t j = 0; j < i; j++) {
+            cr_assert_neq(d.fallbacks[i], d.fallbacks[j]);
+        }
+    }
+}
+
+/* Conditions ----------------------------------------------------------------------- */
+
+static const char *s_rule_for(const char *policy, const eng_features_t *f)
+{
+    eng_policy_t *p = s_compile(policy);
+    cr_assert_not_null(p);
+    eng_decision_t d;
+    eng_resolve(p, f, &d, NULL);
+    static char rule[64];
+    snprintf(rule, sizeof rule, "%s", d.rule);
+    eng_policy_destroy(&p);
+    return rule;
+}
+
+#define S_TIERS "tier cheap max $0.15\ntier rest\n"
+
+Test(eng_resolve, condition_operators)
+{
+    const char *pol =
+        S_TIERS "route big when prompt_tokens >= 10k and not tools { tier rest }\n"
+                "route flip when 500 > prompt_tokens { tier cheap }\n"
+                "route meta when meta.tenant == \"acme\" { tier cheap }\n"
+                "route grp when group in [\"default\", \"x\"] and budget < $0.5 { tier cheap }\n"
+                "route any when hints has all [\"a\", \"b\"] or \"c\" in hints { tier cheap }\n"
+                "route re when text ~ /^hello\\s+world/i { tier cheap }\n"
+                "route last { tier rest }\n";
+    eng_features_t f = s_req();
+    f.prompt_tokens = 10000;
+    cr_assert_str_eq(s_rule_for(pol, &f), "big");
+    f.tools = true;
+    cr_assert_str_eq(s_rule_for(pol, &f), "last");
+    f.prompt_tokens = 499;
+    cr_assert_str_eq(s_rule_for(pol, &f), "flip");
+    f = s_req();
+    f.meta_keys[0] = s_s("tenant");
+    f.meta_vals[0] = s_s("acme");
+    f.nmeta = 1;
+    cr_assert_str_eq(s_rule_for(pol, &f), "meta");
+    f = s_req();
+    cr_assert_str_eq(s_rule_for(pol, &f), "last"); /* no budget = infinite */
+    f.has_budget = true;
+    f.budget_usd = 0.25;
+    cr_assert_str_eq(s_rule_for(pol, &f), "grp");
+    f = s_req();
+    s_hint(&f, "a");
+    cr_assert_str_eq(s_rule_for(pol, &f), "last");
+    s_hint(&f, "b");
+    cr_assert_str_eq(s_rule_for(pol, &f), "any");
+    f = s_req();
+    s_hint(&f, "c");
+    cr_assert_str_eq(s_rule_for(pol, &f), "any");
+    f = s_req();
+    f.text = s_s("HELLO   World, how are you");
+    cr_assert_str_eq(s_rule_for(pol, &f), "re");
+    f.text = s_s("say hello world");
+    cr_assert_str_eq(s_rule_for(pol, &f), "last");
+}
+
+Test(eng_resolve, hint_rules_run_in_order)
+{
+    const char *pol = S_TIERS "hint one when text contains \"x\"\n"
+                              "hint two when hints has \"one\"\n"
+                              "route r when hints has \"two\" { tier cheap }\n"
+                              "route last { tier rest }\n";
+    eng_features_t f = s_req();
+    f.text = s_s("abc X def");
+    cr_assert_str_eq(s_rule_for(pol, &f), "r");
+    f.text = s_s("abc def");
+    cr_assert_str_eq(s_rule_for(pol, &f), "last");
+}
+
+Test(eng_resolve, no_matching_rule)
+{
+    const char *pol = S_TIERS "route r when tools { tier cheap }\n";
+    eng_policy_t *p = s_compile(pol);
+    cr_assert_not_null(p);
+    eng_features_t f = s_req();
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(p, &f, &d, NULL), ENG_E_NO_CANDIDATE);
+    eng_policy_destroy(&p);
+}
+
+Test(eng_resolve, explicit_tier_members)
+{
+    const char *pol = "tier local models \"a/*\"\n"
+                      "tier cheap max $1\n"
+                      "tier rest\n"
+                      "route r { tier local step none }\n";
+    eng_policy_t *p = s_compile(pol);
+    cr_assert_not_null(p);
+    eng_features_t f = s_req();
+    f.tools = true;
+    eng_decision_t d;
+    eng_resolve(p, &f, &d, NULL);
+    cr_assert_eq(d.status, ENG_OK);
+    /* a/cheap and a/free-chat are the members; both have tools; order by price */
+    cr_assert_str_eq(d.model->id, "a/free-chat");
+    cr_assert_str_eq(d.tier_name, "local");
+    eng_policy_destroy(&p);
+}
+
+Test(eng_resolve, provider_order)
+{
+    const char *pol = "settings { providers \"p1\" }\n" S_TIERS "route r { tier rest }\n";
+    eng_policy_t *p = s_compile(pol);
+    cr_assert_not_null(p);
+    eng_features_t f = s_req();
+    f.model = s_s("c/std");
+    eng_decision_t d;
+    eng_resolve(p, &f, &d, NULL);
+    cr_assert_str_eq(d.endpoint->provider, "p1"); /* the policy's provider, not the cheapest */
+    f.model = s_s("c/std:floor");
+    eng_resolve(p, &f, &d, NULL);
+    cr_assert_str_eq(d.endpoint->provider, "p2"); /* :floor stays the cheapest */
+    eng_policy_destroy(&p);
+}
