@@ -320,9 +320,20 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         if (evcon) {
             evhttp_connection_set_closecb(evcon, NULL, NULL);
         }
-        /* A stream cut by the upstream ends here too; the client sees no
-         * final [DONE] event / a short body. */
-        evhttp_send_reply_end(call->req);
+        if (up && call->up_error == 0) {
+            evhttp_send_reply_end(call->req);
+        } else if (evcon) {
+            /* The upstream broke mid-answer. Ending the reply normally would
+             * pass a truncated body off as complete (or leave a client
+             * waiting for the rest of a Content-Length): drop the client
+             * connection instead, which also frees the request. */
+            eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s mid-answer: closing the client",
+                    srv->up.hostport, s_error_name(call->up_error));
+            evhttp_connection_free(evcon);
+        } else {
+            evhttp_send_reply_end(call->req); /* detached: this only frees it */
+        }
+        call->req = NULL;
         sc_call_finish(call);
         return;
     }

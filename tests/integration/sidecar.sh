@@ -281,6 +281,19 @@ has "stream: resolved header" "/" "$sm"
 check "stream: events arrive as sent" streamed "$(sed -n 2p "$tmp/stream")"
 check "stream: whole answer and [DONE]" "True echo $sm" "$(sed -n 3p "$tmp/stream")"
 
+# The upstream dies mid-stream: the client must see a broken transfer, not a
+# complete-looking one, and the sidecar keeps serving.
+req POST "$D" /v1/route "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" >/dev/null
+stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["model"]')\"]}"
+curl -s -N -m 5 -o "$tmp/cut" "http://127.0.0.1:$P/v1/chat/completions" \
+    -d '{"stream":true,"messages":[{"role":"user","content":"hi"}]}'
+rc=$?
+[ "$rc" -ne 0 ] && ok "cut stream: client sees a broken transfer (curl exit $rc)" ||
+    fail "cut stream: client sees a broken transfer" "curl exit 0: $(head -c 200 "$tmp/cut")"
+has "cut stream: the first event was streamed" '"role": "assistant"' "$(cat "$tmp/cut")"
+stub_ctl '{"reset":true}'
+check "cut stream: sidecar still serves" 200 "$(req POST "$P" /v1/chat/completions "{$MSG}")"
+
 # 429 then 5xx: the next fallbacks; retries are counted.
 req POST "$D" /v1/route "{$MSG}" >/dev/null
 first=$(jget 'j["model"]')

@@ -13,20 +13,23 @@ and whose text is "echo <model>", or, with "stream": true, Server-Sent Events
 Control (for the tests, same port):
   POST /_control {"fail": {"MODEL": STATUS, ...}}  answer STATUS (402, 429, 500...)
                                                    with an OpenAI error for MODEL
-  POST /_control {"reset": true}                    forget failures and requests
+  POST /_control {"cut": ["MODEL", ...]}            streamed answers for MODEL stop after the
+                                                   first event: the connection is dropped
+  POST /_control {"reset": true}                    forget failures, cuts and requests
   GET  /_requests                                   JSON array of recorded requests
 Stops on SIGTERM/SIGINT. Only the standard library is used.
 """
 import argparse
 import json
 import signal
+import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
-STATE = {"fail": {}, "requests": []}
+STATE = {"fail": {}, "cut": set(), "requests": []}
 GAP = 0.0
 
 
@@ -64,8 +67,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if cmd.get("reset"):
                     STATE["fail"].clear()
+                    STATE["cut"].clear()
                     STATE["requests"].clear()
                 STATE["fail"].update(cmd.get("fail", {}))
+                STATE["cut"].update(cmd.get("cut", []))
             self._json(200, {"ok": True})
             return
         if not self.path.endswith("/chat/completions"):
@@ -82,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
                 {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                  "body": body})
             status = STATE["fail"].get(model)
+            cut = model in STATE["cut"]
         if status:
             kind = {402: "insufficient_quota", 429: "rate_limit_exceeded"}.get(status, "server_error")
             self._json(int(status), {"error": {"message": "stub failure for " + model,
@@ -89,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
                        {"X-Stub-Status": str(status)})
             return
         if body.get("stream"):
-            self._stream(model)
+            self._stream(model, cut)
             return
         self._json(200, {
             "id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()),
@@ -109,7 +115,7 @@ class Handler(BaseHTTPRequestHandler):
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         self._chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
 
-    def _stream(self, model):
+    def _stream(self, model, cut=False):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -117,6 +123,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Stub-Model", model)
         self.end_headers()
         self._event(model, {"role": "assistant", "content": ""})
+        if cut:  # a provider that dies mid-answer: no final chunk, connection gone
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self._event(model, {"content": "echo "})
         time.sleep(GAP)  # the client must see the events above before this ends
         self._event(model, {"content": model})
