@@ -215,6 +215,31 @@ s=$(req GET "$D" /v1/route)
 error_shape "wrong method" "$s" 405 method_not_allowed
 check "wrong method: Allow" POST "$(hdr Allow)"
 
+# Many requests in flight at once: every answer must be the decision for its
+# own request (the engine link matches replies to calls by id).
+python3 - "$D" >"$tmp/conc" 2>&1 <<'EOF2'
+import http.client, json, sys, threading
+port = int(sys.argv[1])
+models = ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude-sonnet-4", "openai/gpt-5"]
+bad = []
+def worker(k):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for i in range(25):
+        want = models[(k + i) % len(models)]
+        c.request("POST", "/v1/route", json.dumps({"model": want, "messages": [
+            {"role": "user", "content": "request %d/%d" % (k, i)}]}))
+        r = c.getresponse()
+        body = r.read()
+        got = r.getheader("X-HPP-Router-Resolved-Model")
+        if r.status != 200 or got != want or json.loads(body)["model"] != want:
+            bad.append((k, i, r.status, want, got))
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print("%d mismatches %s" % (len(bad), bad[:3]))
+EOF2
+check "400 concurrent requests, each answered with its own decision" "0 mismatches []" "$(cat "$tmp/conc")"
+
 s=$(req GET "$D" /v1/models)
 check "models: 200" 200 "$s"
 check "models: list with hpprouter/auto first" "list hpprouter/auto" "$(jget 'j["object"] + " " + j["data"][0]["id"]')"
