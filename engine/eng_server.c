@@ -1,19 +1,26 @@
 /* eng_server.c - the decision service: sockets, threads, reload, shutdown.
  *
- *   clients ──tcp──> ROUTER (front) ─┐ frontend thread: envelope check,
- *                                    │ forwarding, signals, drain
- *        inproc DEALER (back) <──────┘
- *             │ round-robin
- *       worker 1..N (DEALER each): decode -> resolve -> encode -> reply
- *             │ op=reload only
- *       reloader thread (PULL) ── compile, swap ──> PUSH ──> frontend ──> client
+ *   clients --tcp--> ROUTER (front)   frontend thread: envelope check, route
+ *                       |             and ping answered inline, signals, drain
+ *                       | explain, models, stats (or everything with
+ *                       v                          --route-workers)
+ *              inproc DEALER (back) --round-robin--> worker 1..N (DEALER each)
+ *                       | reload
+ *                       v
+ *              reloader thread (PULL): compile, swap --PUSH--> frontend --> client
  *
- * Threads share no mutable state on the request path: each worker owns its
- * sockets, reply buffer, trace buffer, decision-log buffer and counter block
- * (single writer, read by `stats` with relaxed loads); the snapshot comes
- * from the hazard-slot cell (eng_snapshot.h). Only the rare reload report is
- * behind a mutex. Workers never block on a reload: compilation runs in the
- * reloader thread and the swap is one atomic exchange.
+ * Why routes are decided on the network thread: a decision costs about a
+ * microsecond, while handing a message to a worker and back costs two
+ * thread wake-ups, which on loopback dominate latency (bench/RESULTS.md).
+ * Slow replies (a trace of thousands of candidates, the models list of a
+ * full catalog) go to the workers so they never hold up a route.
+ *
+ * Threads share no mutable state on the request path: each answering
+ * thread owns its reply buffer, trace buffer, decision-log buffer and
+ * counter block (single writer, read by `stats` with relaxed loads); the
+ * snapshot comes from the hazard-slot cell (eng_snapshot.h). Only the rare
+ * reload report is behind a mutex. Nothing waits for a reload: compilation
+ * runs in the reloader thread and the swap is one atomic exchange.
  *
  * The envelope is whatever the client's socket produced: [identity, "",
  * body] for REQ (and DEALER clients that add the delimiter), [identity,
@@ -77,6 +84,19 @@ typedef struct {
 
 typedef struct s_worker s_worker_t;
 
+struct s_worker {
+    struct eng_server *server;  /* shared state */
+    size_t index;               /* worker number = hazard slot */
+    pthread_t thread;           /* its thread */
+    void *sock;                 /* DEALER connected to the backend */
+    void *reload;               /* PUSH to the reloader */
+    s_counters_t *ctr;          /* its counter block */
+    proto_buf_t out;            /* reply buffer, grows to the largest reply once */
+    eng_trace_entry_t *trace;   /* explain's candidate buffer */
+    eng_declog_writer_t declog; /* decision log lines */
+    bool started;               /* its thread runs (and will close its sockets) */
+};
+
 struct eng_server {
     eng_server_cfg_t cfg;                          /* copy of the configuration */
     void *ctx;                                     /* ZeroMQ context */
@@ -99,8 +119,9 @@ struct eng_server {
     s_stamp_t stamps[1 + ENG_SERVER_MAX_CATALOGS]; /* reloader: watched files */
     uint64_t in_flight;                            /* frontend: forwarded, not yet answered */
     struct timespec started;                       /* start time, for uptime */
-    proto_buf_t fout;                              /* frontend's reply buffer (envelope errors) */
-    char fmem[1024];                               /* its memory */
+    s_worker_t front_worker; /* the frontend's own answering state (fast path) */
+    proto_buf_t fout;        /* frontend's reply buffer (envelope errors) */
+    char fmem[1024];         /* its memory */
 
     pthread_mutex_t rl_mu;           /* guards the reload report below */
     eng_loadlog_t rl_log;            /* diagnostics of the last (re)load */
@@ -109,19 +130,6 @@ struct eng_server {
     const char *rl_trigger;          /* "startup", "sighup", "op", "watch" */
     _Atomic uint64_t reloads_ok;     /* successful reloads after startup */
     _Atomic uint64_t reloads_failed; /* rejected reloads */
-};
-
-struct s_worker {
-    eng_server_t *server;       /* shared state */
-    size_t index;               /* worker number = hazard slot */
-    pthread_t thread;           /* its thread */
-    void *sock;                 /* DEALER connected to the backend */
-    void *reload;               /* PUSH to the reloader */
-    s_counters_t *ctr;          /* its counter block */
-    proto_buf_t out;            /* reply buffer, grows to the largest reply once */
-    eng_trace_entry_t *trace;   /* explain's candidate buffer */
-    eng_declog_writer_t declog; /* decision log lines */
-    bool started;               /* its thread runs (and will close its sockets) */
 };
 
 /* Helpers ------------------------------------------------------------------ */
@@ -475,55 +483,64 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
     eng_snapcell_release(self->cell, w->index);
 }
 
-/* Handles one request body; leaves the reply in w->out. Returns false when
- * the request was handed to the reloader instead (no reply here). */
-static bool s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
+/* Answers a decoded request (or its decode failure `rc`/`err`) into
+ * w->out. Returns false when it is a reload, which only the reloader
+ * answers (no reply here). */
+static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const proto_error_t *err)
 {
     eng_server_t *self = w->server;
-    const void *body = zmq_msg_data(&parts[n - 1]);
-    size_t len = zmq_msg_size(&parts[n - 1]);
-    proto_request_t req;
-    proto_error_t err;
     proto_buf_reset(&w->out);
-    int rc = proto_request_decode(body, len, &req, &err);
     if (rc != PROTO_OK) {
         eng_status_t st = proto_err_status(rc);
         s_inc(&w->ctr->malformed);
         s_inc(&w->ctr->errors[st]);
-        proto_reply_error(&w->out, &req.id, st, err.msg);
+        proto_reply_error(&w->out, &req->id, st, err->msg);
         return true;
     }
-    s_inc(&w->ctr->requests[req.op]);
-    switch (req.op) {
+    if (req->op == PROTO_OP_RELOAD) {
+        return false;
+    }
+    s_inc(&w->ctr->requests[req->op]);
+    switch (req->op) {
     case PROTO_OP_ROUTE:
     case PROTO_OP_EXPLAIN:
-        s_decide(w, &req);
+        s_decide(w, req);
         break;
     case PROTO_OP_MODELS: {
         const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
         size_t mlen = 0;
         const void *models = eng_snapshot_models(snap, &mlen);
-        proto_reply_models(&w->out, &req.id, models, mlen);
+        proto_reply_models(&w->out, &req->id, models, mlen);
         eng_snapcell_release(self->cell, w->index);
         break;
     }
     case PROTO_OP_STATS:
-        s_stats(w, &req.id);
+        s_stats(w, &req->id);
         break;
-    case PROTO_OP_PING:
-        proto_reply_ping(&w->out, &req.id, eng_snapcell_version(self->cell), ENG_VERSION);
+    default: /* PROTO_OP_PING */
+        proto_reply_ping(&w->out, &req->id, eng_snapcell_version(self->cell), ENG_VERSION);
         break;
-    case PROTO_OP_RELOAD:
-    default:
-        return false;
     }
     if (w->out.overflow) {
         /* Growing failed (out of memory): a short error still fits. */
         proto_buf_reset(&w->out);
         s_inc(&w->ctr->errors[ENG_E_INTERNAL]);
-        proto_reply_error(&w->out, &req.id, ENG_E_INTERNAL, "reply could not be encoded");
+        proto_reply_error(&w->out, &req->id, ENG_E_INTERNAL, "reply could not be encoded");
     }
     return true;
+}
+
+/* Decodes the body (last frame) and answers it; see s_answer. */
+static bool s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
+{
+    proto_request_t req;
+    proto_error_t err;
+    int rc =
+        proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, &err);
+    if (rc == PROTO_OK && req.op == PROTO_OP_RELOAD) {
+        s_inc(&w->ctr->requests[PROTO_OP_RELOAD]);
+    }
+    return s_answer(w, &req, rc, &err);
 }
 
 static void *s_worker_main(void *arg)
@@ -587,8 +604,31 @@ static void s_envelope_error(eng_server_t *self, zmq_msg_t *parts, int n, int nf
     }
 }
 
-/* Moves up to S_BATCH requests from the clients to the workers. Returns the
- * number of messages read. */
+/* The fast path: route and ping (and undecodable frames) are answered right
+ * here, because on loopback the two inproc hops to a worker and back cost
+ * more than the decision itself (see bench/RESULTS.md). Returns false for
+ * the other ops, which go to the workers so that a large explain or models
+ * reply never delays a route. */
+static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n)
+{
+    s_worker_t *w = &self->front_worker;
+    proto_request_t req;
+    proto_error_t err;
+    int rc =
+        proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, &err);
+    if (rc == PROTO_OK && req.op != PROTO_OP_ROUTE && req.op != PROTO_OP_PING) {
+        return false;
+    }
+    s_answer(w, &req, rc, &err);
+    zmq_msg_close(&parts[n - 1]);
+    if (s_send_reply(self->front, parts, n - 1, w->out.data, w->out.len) < 0) {
+        s_inc(&w->ctr->dropped);
+    }
+    return true;
+}
+
+/* Moves up to S_BATCH requests from the clients to the workers (or answers
+ * them inline). Returns the number of messages read. */
 static int s_front_in(eng_server_t *self)
 {
     s_counters_t *ctr = &self->ctr[self->cfg.threads];
@@ -602,6 +642,9 @@ static int s_front_in(eng_server_t *self)
         bool shaped = n == 2 || (n == 3 && zmq_msg_size(&parts[1]) == 0);
         if (!shaped) {
             s_envelope_error(self, parts, n < 3 ? n : 3, n);
+            continue;
+        }
+        if (!self->cfg.route_workers && s_front_answer(self, parts, n)) {
             continue;
         }
         /* To the workers; the message is atomic, so only the first frame can
@@ -710,6 +753,10 @@ int eng_server_run(eng_server_t *self)
                 timeout = 1;
             }
         }
+        bool flush_due = eng_declog_pending(&self->front_worker.declog);
+        if (flush_due && (timeout < 0 || timeout > S_IDLE_FLUSH_MS)) {
+            timeout = S_IDLE_FLUSH_MS;
+        }
         int rc = zmq_poll(items, 4, timeout);
         if (rc < 0) {
             if (errno == EINTR) {
@@ -717,6 +764,9 @@ int eng_server_run(eng_server_t *self)
             }
             eng_log(ENG_LOG_ERROR, "engine", "poll failed: %s", zmq_strerror(errno));
             break;
+        }
+        if (rc == 0 && flush_due) {
+            eng_declog_flush(&self->front_worker.declog); /* idle */
         }
         if (items[3].revents & ZMQ_POLLIN) {
             int act = s_on_signal(self, draining);
@@ -867,7 +917,8 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
                       "policy or catalog did not load (see the diagnostics above)");
         goto fail;
     }
-    self->cell = eng_snapcell_new(&first, (size_t)self->cfg.threads);
+    /* Readers: the workers, then the frontend (slot `threads`). */
+    self->cell = eng_snapcell_new(&first, (size_t)self->cfg.threads + 1);
     if (!self->cell) {
         eng_snapshot_destroy(&first);
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
@@ -913,6 +964,15 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     size_t eplen = sizeof self->endpoint;
     if (zmq_getsockopt(self->front, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0) {
         snprintf(self->endpoint, sizeof self->endpoint, "%s", self->cfg.listen);
+    }
+    s_worker_t *fw = &self->front_worker;
+    fw->server = self;
+    fw->index = (size_t)self->cfg.threads;
+    fw->ctr = &self->ctr[self->cfg.threads];
+    eng_declog_writer_init(&fw->declog, self->declog);
+    if (proto_buf_init(&fw->out, 64 * 1024) != 0) {
+        eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
+        goto fail;
     }
     if (s_start_workers(self, err) != 0) {
         goto fail;
@@ -971,6 +1031,8 @@ void eng_server_destroy(eng_server_t **self_p)
         }
         free(self->workers);
     }
+    eng_declog_flush(&self->front_worker.declog);
+    proto_buf_destroy(&self->front_worker.out);
     void **socks[] = {&self->front,       &self->back,    &self->replies,
                       &self->to_reloader, &self->rl_pull, &self->rl_push};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {

@@ -1,10 +1,11 @@
 /* eng_server.h - the hpp-engine ZeroMQ decision service.
  *
  * A ROUTER socket on the listen endpoint serves REQ and DEALER clients; a
- * frontend loop checks each message's envelope and passes it over inproc to
- * N worker threads that decode, resolve and encode; a reloader thread
- * compiles new snapshots off the hot path. See eng_server.c for the design
- * and proto/PROTOCOL.md for the wire format.
+ * frontend loop checks each message's envelope, answers route and ping
+ * itself, and passes the slower ops (explain, models, stats) over inproc to
+ * N worker threads; a reloader thread compiles new snapshots off the hot
+ * path. With route_workers, routes go to the workers too. See eng_server.c
+ * for the design and proto/PROTOCOL.md for the wire format.
  */
 #ifndef ENG_SERVER_H
 #define ENG_SERVER_H
@@ -26,6 +27,7 @@ typedef struct {
     const char *catalogs[ENG_SERVER_MAX_CATALOGS]; /* catalog specs */
     size_t ncatalogs;                              /* entries of catalogs */
     int threads;                                   /* worker threads, >= 1 */
+    bool route_workers;                            /* decide routes on the workers, not inline */
     const char *decision_log;                      /* JSON-lines path, NULL = off */
     bool watch;                                    /* reload when files change */
     int watch_ms;                                  /* mtime poll interval */

@@ -90,6 +90,14 @@ static int s_threads(s_opts_t *o, const char *flag, const char *arg)
     return s_int(flag, arg, 1, ENG_SERVER_MAX_THREADS, &o->cfg.threads);
 }
 
+static int s_route_workers(s_opts_t *o, const char *flag, const char *arg)
+{
+    (void)flag;
+    (void)arg;
+    o->cfg.route_workers = true;
+    return 0;
+}
+
 static int s_declog(s_opts_t *o, const char *flag, const char *arg)
 {
     (void)flag;
@@ -159,7 +167,11 @@ static const s_flag_t s_flags[] = {
      "(default: the bundled catalog, or $HPP_CATALOG)"},
     {"--listen", "ENDPOINT", s_listen,
      "ZeroMQ endpoint to bind (default " ENG_DEFAULT_LISTEN "; port 0 = ephemeral)"},
-    {"--threads", "N", s_threads, "worker threads (default: one per core)"},
+    {"--threads", "N", s_threads,
+     "worker threads for explain, models and stats (default: one per core)"},
+    {"--route-workers", NULL, s_route_workers,
+     "decide routes on the worker threads too (default: the network thread decides them "
+     "inline, which is faster unless one core cannot keep up)"},
     {"--decision-log", "FILE", s_declog, "append one JSON line per decision to FILE"},
     {"--watch", NULL, s_watch, "reload when the policy or a catalog file changes"},
     {"--watch-ms", "MS", s_watch_ms, "file check interval for --watch (default 1000)"},

@@ -106,6 +106,18 @@ void proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
     msgpack_pack_str_body(pk, s ? s : "", len);
 }
 
+void proto_pack_key(msgpack_packer *pk, const char *k, size_t len)
+{
+    if (len > 31) {
+        proto_pack_strn(pk, k, len);
+        return;
+    }
+    char tmp[32];
+    tmp[0] = (char)(0xa0 | len); /* fixstr */
+    memcpy(tmp + 1, k, len);
+    pk->callback(pk->data, tmp, len + 1);
+}
+
 void proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
     proto_pack_strn(pk, s ? s : "", s ? strlen(s) : 0);
@@ -245,38 +257,18 @@ int proto_rd_next(proto_rd_t *rd, proto_mp_val_t *out)
         body = c & 0x1f;
     } else {
         /* 0xc0 .. 0xdf: typed headers with a size field. */
-        static const uint8_t extra[32] = {/* c0 nil */ 0,
-                                          /* c1 never */ 0,
-                                          0,
-                                          0,
-                                          /* c4-c6 bin */ 1,
-                                          2,
-                                          4,
-                                          /* c7-c9 ext */ 1 + 1,
-                                          2 + 1,
-                                          4 + 1,
-                                          /* ca cb float */ 4,
-                                          8,
-                                          /* cc-cf uint */ 1,
-                                          2,
-                                          4,
-                                          8,
-                                          /* d0-d3 int */ 1,
-                                          2,
-                                          4,
-                                          8,
-                                          /* d4-d8 fixext */ 1 + 1,
-                                          1 + 2,
-                                          1 + 4,
-                                          1 + 8,
-                                          1 + 16,
-                                          /* d9-db str */ 1,
-                                          2,
-                                          4,
-                                          /* dc dd array */ 2,
-                                          4,
-                                          /* de df map */ 2,
-                                          4};
+        static const uint8_t extra[32] = {
+            /* c0 nil */ 0,
+            /* c1 never */ 0,         0,     0,
+            /* c4-c6 bin */ 1,        2,     4,
+            /* c7-c9 ext */ 1 + 1,    2 + 1, 4 + 1,
+            /* ca cb float */ 4,      8,
+            /* cc-cf uint */ 1,       2,     4,     8,
+            /* d0-d3 int */ 1,        2,     4,     8,
+            /* d4-d8 fixext */ 1 + 1, 1 + 2, 1 + 4, 1 + 8, 1 + 16,
+            /* d9-db str */ 1,        2,     4,
+            /* dc dd array */ 2,      4,
+            /* de df map */ 2,        4};
         if (c == 0xc1) {
             return PROTO_ERR_MALFORMED;
         }

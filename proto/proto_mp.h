@@ -81,6 +81,9 @@ void proto_packer_init(msgpack_packer *pk, proto_buf_t *b);
 
 /* Packs a string from a NUL-terminated C string (NULL packs ""). */
 void proto_pack_cstr(msgpack_packer *pk, const char *s);
+/* Packs a short string (a map key) with one write to the buffer instead of
+ * two: keys are most of the calls on the reply path. */
+void proto_pack_key(msgpack_packer *pk, const char *k, size_t len);
 /* Packs a string from pointer + length. */
 void proto_pack_strn(msgpack_packer *pk, const char *s, size_t len);
 /* Packs a string after replacing every byte that is not printable ASCII or

@@ -16,10 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static void s_key(msgpack_packer *pk, const char *k)
-{
-    proto_pack_cstr(pk, k);
-}
+/* A key given as a literal: header and bytes in one write. */
+#define s_key(pk, lit) proto_pack_key((pk), "" lit, sizeof(lit) - 1)
 
 static int s_done(const proto_buf_t *b)
 {
@@ -230,7 +228,7 @@ static void s_pricing(msgpack_packer *pk, const eng_price_t *p)
     msgpack_pack_map(pk, n);
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         if (rows[i].v != ENG_PRICE_NA) {
-            s_key(pk, rows[i].name);
+            proto_pack_cstr(pk, rows[i].name);
             msgpack_pack_double(pk, (double)rows[i].v / rows[i].div);
         }
     }
@@ -396,13 +394,13 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
     s_key(&pk, "requests");
     msgpack_pack_map(&pk, PROTO_OP_COUNT);
     for (int i = 0; i < PROTO_OP_COUNT; i++) {
-        s_key(&pk, proto_op_name((proto_op_t)i));
+        proto_pack_cstr(&pk, proto_op_name((proto_op_t)i));
         msgpack_pack_uint64(&pk, s->requests[i]);
     }
     s_key(&pk, "errors");
     msgpack_pack_map(&pk, ENG_STATUS_COUNT - 1);
     for (int i = 1; i < ENG_STATUS_COUNT; i++) {
-        s_key(&pk, eng_status_name((eng_status_t)i));
+        proto_pack_cstr(&pk, eng_status_name((eng_status_t)i));
         msgpack_pack_uint64(&pk, s->errors[i]);
     }
     s_key(&pk, "malformed");

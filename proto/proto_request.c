@@ -615,10 +615,8 @@ int proto_request_decode(const void *buf, size_t len, proto_request_t *out, prot
 
 /* Encoder ----------------------------------------------------------------- */
 
-static void s_key(msgpack_packer *pk, const char *k)
-{
-    proto_pack_cstr(pk, k);
-}
+/* A key given as a literal: header and bytes in one write. */
+#define s_key(pk, lit) proto_pack_key((pk), "" lit, sizeof(lit) - 1)
 
 int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
 {

@@ -818,3 +818,44 @@ Test(engine_cli, broken_policy_is_reported_with_locations_and_exit_2)
     unlink(policy);
     rmdir(dir);
 }
+
+Test(engine, route_workers_mode_gives_the_same_answers)
+{
+    const char *flags[] = {"--route-workers", "--threads", "3", NULL};
+    s_engine_t e;
+    s_start(&e, flags);
+    hpp_client_t *c = s_client(&e);
+    enum { N = 300 };
+    static const char *const hints[] = {"solidity", "code", "chat"};
+    static const char *const want[] = {"ollama/solidity-master:2", NULL, NULL};
+    for (int i = 0; i < N; i++) {
+        proto_request_t req;
+        proto_request_init(&req, PROTO_OP_ROUTE);
+        req.features.prompt_tokens = 100;
+        req.features.hints[0] = s_s(hints[i % 3]);
+        req.features.nhints = 1;
+        cr_assert_eq(hpp_client_send(c, &req, S_TIMEOUT), HPP_OK);
+    }
+    int got = 0;
+    for (int i = 0; i < N; i++) {
+        hpp_reply_t rep = {0};
+        cr_assert_eq(hpp_client_recv(c, &rep, S_TIMEOUT), HPP_OK, "%s", hpp_client_errstr(c));
+        int k = (int)((rep.r.id.num - 1) % 3);
+        cr_assert(rep.r.ok);
+        if (want[k]) {
+            cr_assert(s_is(rep.r.model, want[k]));
+        } else {
+            cr_assert(s_is(rep.r.tier, k == 1 ? "standard" : "budget"), "hint %s: tier %.*s",
+                      hints[k], (int)rep.r.tier.len, rep.r.tier.ptr);
+        }
+        got++;
+        hpp_reply_close(&rep);
+    }
+    cr_assert_eq(got, N);
+    json_t *j = s_stats(c);
+    cr_assert_eq(s_jint(j, "threads"), 3);
+    cr_assert_eq(s_jint(j, "requests.route"), N);
+    json_decref(j);
+    hpp_client_destroy(&c);
+    s_stop(&e);
+}
