@@ -127,6 +127,7 @@ typedef struct {
     double warmup;        /* seconds before measuring */
     long long requests;   /* closed: stop after this many (0 = by time) */
     bool json_only;       /* --json */
+    bool echo;            /* --echo: measure a trivial in-process server instead */
 } s_opts_t;
 
 /* One connection's thread state and results. */
@@ -317,6 +318,67 @@ out:
     return NULL;
 }
 
+/* Echo baseline ------------------------------------------------------------------- */
+
+/* A ROUTER that decodes each request and answers a ping-sized reply with
+ * its id: the same sockets, threads and transport as the engine, without
+ * the decision. The difference between the two runs is what the engine
+ * adds over ZeroMQ itself on this machine. */
+typedef struct {
+    void *ctx;          /* its own context, so it has its own I/O thread like the engine */
+    void *sock;         /* ROUTER */
+    char endpoint[128]; /* bound endpoint */
+    pthread_t thread;   /* serving thread */
+} s_echo_t;
+
+static void *s_echo_main(void *arg)
+{
+    s_echo_t *e = arg;
+    char mem[256];
+    for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, e->sock, 0) < 0 || zmq_msg_recv(&body, e->sock, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            break; /* ETERM */
+        }
+        proto_request_t req;
+        proto_request_decode(zmq_msg_data(&body), zmq_msg_size(&body), &req, NULL);
+        proto_buf_t b;
+        proto_buf_init_fixed(&b, mem, sizeof mem);
+        proto_reply_ping(&b, &req.id, 1, "echo");
+        zmq_msg_close(&body);
+        zmq_msg_send(&id, e->sock, ZMQ_SNDMORE);
+        zmq_send(e->sock, b.data, b.len, 0);
+    }
+    zmq_close(e->sock);
+    return NULL;
+}
+
+static int s_echo_start(s_echo_t *e)
+{
+    e->ctx = zmq_ctx_new();
+    e->sock = zmq_socket(e->ctx, ZMQ_ROUTER);
+    int hwm = 0;
+    zmq_setsockopt(e->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(e->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    size_t n = sizeof e->endpoint;
+    if (zmq_bind(e->sock, "tcp://127.0.0.1:0") != 0 ||
+        zmq_getsockopt(e->sock, ZMQ_LAST_ENDPOINT, e->endpoint, &n) != 0) {
+        return -1;
+    }
+    return pthread_create(&e->thread, NULL, s_echo_main, e);
+}
+
+static void s_echo_stop(s_echo_t *e)
+{
+    zmq_ctx_shutdown(e->ctx);
+    pthread_join(e->thread, NULL);
+    zmq_ctx_term(e->ctx);
+}
+
 /* Command line ------------------------------------------------------------------ */
 
 static int s_usage(const char *msg)
@@ -325,7 +387,9 @@ static int s_usage(const char *msg)
             "bench_engine: %s\n"
             "usage: bench_engine [--endpoint tcp://127.0.0.1:PORT] [--mode closed|open]\n"
             "         [--depth N] [--connections N] [--rate PER_S] [--seconds S]\n"
-            "         [--warmup S] [--requests N] [--json]\n",
+            "         [--warmup S] [--requests N] [--echo] [--json]\n"
+            "--echo: load an in-process ZeroMQ echo server instead of the engine (the\n"
+            "        transport floor of this machine, for comparison)\n",
             msg);
     return 2;
 }
@@ -348,6 +412,10 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         const char *a = argv[i];
         if (!strcmp(a, "--json")) {
             o->json_only = true;
+            continue;
+        }
+        if (!strcmp(a, "--echo")) {
+            o->echo = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -406,6 +474,14 @@ int main(int argc, char **argv)
         o.seconds = 60;
         atomic_store(&s_closed_budget, o.requests);
     }
+    s_echo_t echo = {0};
+    if (o.echo) {
+        if (s_echo_start(&echo) != 0) {
+            fprintf(stderr, "bench_engine: echo server: %s\n", zmq_strerror(errno));
+            return 1;
+        }
+        o.endpoint = echo.endpoint;
+    }
     void *ctx = zmq_ctx_new();
     s_conn_t conns[S_MAX_CONNS];
     pthread_t th[S_MAX_CONNS];
@@ -447,8 +523,8 @@ int main(int argc, char **argv)
     double mean = all->n ? all->sum / (double)all->n / 1000.0 : 0;
     double max = (double)all->max / 1000.0;
     if (!o.json_only) {
-        printf("bench_engine %s %s conns=%d %s%g seconds=%.2f\n", o.endpoint,
-               o.open ? "open" : "closed", o.conns,
+        printf("bench_engine %s%s %s conns=%d %s%g seconds=%.2f\n", o.echo ? "echo " : "",
+               o.endpoint, o.open ? "open" : "closed", o.conns,
                o.open ? "rate=" : "depth=", o.open ? o.rate : (double)o.depth, measured);
         printf("  requests  sent %llu  ok %llu  errors %llu  lost %llu\n", (unsigned long long)sent,
                (unsigned long long)ok, (unsigned long long)errors, (unsigned long long)lost);
@@ -459,14 +535,15 @@ int main(int argc, char **argv)
             printf("  first error: %s\n", first_error);
         }
     }
-    printf("{\"tool\":\"bench_engine\",\"endpoint\":\"%s\",\"mode\":\"%s\",\"connections\":%d,"
+    printf("{\"tool\":\"bench_engine\",\"target\":\"%s\",\"endpoint\":\"%s\",\"mode\":\"%s\","
+           "\"connections\":%d,"
            "\"depth\":%d,\"rate\":%.0f,\"seconds\":%.3f,\"sent\":%llu,\"ok\":%llu,"
            "\"errors\":%llu,\"lost\":%llu,\"failed\":%llu,\"rps\":%.1f,"
            "\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,"
            "\"mean_us\":%.2f,\"latency_from\":\"%s\"}\n",
-           o.endpoint, o.open ? "open" : "closed", o.conns, o.open ? 0 : o.depth,
-           o.open ? o.rate : 0, measured, (unsigned long long)sent, (unsigned long long)ok,
-           (unsigned long long)errors, (unsigned long long)lost,
+           o.echo ? "echo" : "engine", o.endpoint, o.open ? "open" : "closed", o.conns,
+           o.open ? 0 : o.depth, o.open ? o.rate : 0, measured, (unsigned long long)sent,
+           (unsigned long long)ok, (unsigned long long)errors, (unsigned long long)lost,
            (unsigned long long)(errors + lost), rps, p50, p90, p99, p999, max, mean,
            o.open ? "scheduled send time" : "actual send time");
     for (int i = 0; i < o.conns; i++) {
@@ -475,5 +552,8 @@ int main(int argc, char **argv)
     }
     free(all);
     zmq_ctx_term(ctx);
+    if (o.echo) {
+        s_echo_stop(&echo);
+    }
     return errors + lost == 0 && ok > 0 ? 0 : 1;
 }

@@ -57,35 +57,46 @@ void proto_buf_destroy(proto_buf_t *b)
     b->cap = 0;
 }
 
-/* msgpack_packer_write callback: appends, growing when allowed. */
-static int s_buf_write(void *data, const char *src, size_t len)
+/* Room for `len` more bytes: grows a growable buffer, flags overflow
+ * otherwise. Returns where to write, or NULL. */
+static char *s_reserve(proto_buf_t *b, size_t len)
 {
-    proto_buf_t *b = data;
     if (b->overflow) {
-        return -1;
+        return NULL;
     }
     if (len > b->cap - b->len) {
         if (!b->growable) {
             b->overflow = true;
-            return -1;
+            return NULL;
         }
         size_t ncap = b->cap ? b->cap : 256;
         while (ncap - b->len < len) {
             if (ncap > SIZE_MAX / 2) {
                 b->overflow = true;
-                return -1;
+                return NULL;
             }
             ncap *= 2;
         }
         char *nd = realloc(b->data, ncap);
         if (!nd) {
             b->overflow = true;
-            return -1;
+            return NULL;
         }
         b->data = nd;
         b->cap = ncap;
     }
-    memcpy(b->data + b->len, src, len);
+    return b->data + b->len;
+}
+
+/* msgpack_packer_write callback: appends. */
+static int s_buf_write(void *data, const char *src, size_t len)
+{
+    proto_buf_t *b = data;
+    char *p = s_reserve(b, len);
+    if (!p) {
+        return -1;
+    }
+    memcpy(p, src, len);
     b->len += len;
     return 0;
 }
@@ -102,20 +113,44 @@ void proto_packer_init(msgpack_packer *pk, proto_buf_t *b)
 
 void proto_pack_strn(msgpack_packer *pk, const char *s, size_t len)
 {
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s ? s : "", len);
+    /* Header and body in one reservation: strings are most of a reply, and
+     * the packer would call back twice for each. Same bytes as
+     * msgpack_pack_str + msgpack_pack_str_body (fixstr, str8/16/32). */
+    proto_buf_t *b = pk->data;
+    char *p = s_reserve(b, len + 5);
+    if (!p) {
+        return;
+    }
+    size_t h;
+    if (len < 32) {
+        p[0] = (char)(0xa0 | len);
+        h = 1;
+    } else if (len < 256) {
+        p[0] = (char)0xd9;
+        p[1] = (char)len;
+        h = 2;
+    } else if (len < 65536) {
+        p[0] = (char)0xda;
+        p[1] = (char)(len >> 8);
+        p[2] = (char)len;
+        h = 3;
+    } else {
+        p[0] = (char)0xdb;
+        p[1] = (char)(len >> 24);
+        p[2] = (char)(len >> 16);
+        p[3] = (char)(len >> 8);
+        p[4] = (char)len;
+        h = 5;
+    }
+    if (len > 0) {
+        memcpy(p + h, s, len);
+    }
+    b->len += h + len;
 }
 
 void proto_pack_key(msgpack_packer *pk, const char *k, size_t len)
 {
-    if (len > 31) {
-        proto_pack_strn(pk, k, len);
-        return;
-    }
-    char tmp[32];
-    tmp[0] = (char)(0xa0 | len); /* fixstr */
-    memcpy(tmp + 1, k, len);
-    pk->callback(pk->data, tmp, len + 1);
+    proto_pack_strn(pk, k, len);
 }
 
 void proto_pack_cstr(msgpack_packer *pk, const char *s)

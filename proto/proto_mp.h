@@ -76,13 +76,13 @@ int proto_buf_append(proto_buf_t *b, const void *src, size_t len);
  * (overlong forms, surrogates and code points past U+10FFFF included). */
 size_t proto_utf8_len(const unsigned char *s, size_t left);
 
-/* A msgpack-c packer writing into `b`. */
+/* A msgpack-c packer writing into `b`. The pack helpers below require a
+ * packer made here (they write to its proto_buf_t directly). */
 void proto_packer_init(msgpack_packer *pk, proto_buf_t *b);
 
 /* Packs a string from a NUL-terminated C string (NULL packs ""). */
 void proto_pack_cstr(msgpack_packer *pk, const char *s);
-/* Packs a short string (a map key) with one write to the buffer instead of
- * two: keys are most of the calls on the reply path. */
+/* Packs a map key (same encoding as any string). */
 void proto_pack_key(msgpack_packer *pk, const char *k, size_t len);
 /* Packs a string from pointer + length. */
 void proto_pack_strn(msgpack_packer *pk, const char *s, size_t len);
