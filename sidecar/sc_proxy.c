@@ -15,6 +15,7 @@
  */
 #include "sc_internal.h"
 
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -298,6 +299,37 @@ static void s_on_up_chunk(struct evhttp_request *up, void *arg)
     evhttp_send_reply_chunk(call->req, evhttp_request_get_input_buffer(up));
 }
 
+/* Closes a client connection once what is already queued for it is written
+ * (the bufferevent's output cannot be flushed by hand: libevent freezes it
+ * for its own write callback). evhttp's callbacks are replaced, so it no
+ * longer acts on this connection; freeing the connection frees the request.
+ * The server's write timeout bounds the wait; evhttp_free frees it too. */
+static void s_drop_written(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    evhttp_connection_free(arg);
+}
+
+static void s_drop_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    evhttp_connection_free(arg);
+}
+
+static void s_drop_client(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    if (!bev || evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        evhttp_connection_free(evcon);
+        return;
+    }
+    bufferevent_setcb(bev, NULL, s_drop_written, s_drop_event, evcon);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_enable(bev, EV_WRITE);
+}
+
 /* The attempt is over: complete, aborted for a retry, or failed. */
 static void s_on_up_done(struct evhttp_request *up, void *arg)
 {
@@ -329,7 +361,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
              * connection instead, which also frees the request. */
             eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s mid-answer: closing the client",
                     srv->up.hostport, s_error_name(call->up_error));
-            evhttp_connection_free(evcon);
+            s_drop_client(evcon);
         } else {
             evhttp_send_reply_end(call->req); /* detached: this only frees it */
         }
