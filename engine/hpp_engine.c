@@ -192,7 +192,30 @@ static void s_print_help(FILE *out)
     for (const s_flag_t *f = s_flags; f->name; f++) {
         char left[48];
         snprintf(left, sizeof left, "%s%s%s", f->name, f->arg ? " " : "", f->arg ? f->arg : "");
-        fprintf(out, "  %-26s %s\n", left, f->help);
+        fprintf(out, "  %-26s ", left);
+        /* Wrap the description at 80 columns, aligned under itself. */
+        const char *h = f->help;
+        int col = 29;
+        bool first = true;
+        while (*h) {
+            h += strspn(h, " ");
+            size_t w = strcspn(h, " ");
+            if (w == 0) {
+                break;
+            }
+            if (!first && col + 1 + (int)w > 80) {
+                fprintf(out, "\n%29s", "");
+                col = 29;
+            } else if (!first) {
+                fputc(' ', out);
+                col++;
+            }
+            fprintf(out, "%.*s", (int)w, h);
+            col += (int)w;
+            h += w;
+            first = false;
+        }
+        fputc('\n', out);
     }
     fprintf(out, "\nSignals: SIGHUP reloads; SIGTERM/SIGINT drain and exit 0.\n"
                  "Prints \"hpp-engine: ready on ENDPOINT\" to stderr once serving.\n");
