@@ -381,7 +381,7 @@ scenario_engine() {
         status engine failed "engine did not start"
         return 0
     fi
-    local depths="1 4 16 64 256" rates="5000 20000 50000 100000" d r cmd fails=0
+    local depths="1 4 16 64 256 1024" rates="5000 20000 50000 100000" d r cmd fails=0
     [ "$QUICK" = 1 ] && depths="1 64" && rates="20000"
     for d in $depths; do
         cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode closed --depth "$d"
