@@ -768,7 +768,7 @@ def md_profiles(res):
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read().splitlines()
         lines += [f"### {name[len('profile_'):-4]} ([full]({res.rel}/{name}))", "", "```"]
-        lines += text[:45] + ["```", ""]
+        lines += text[:50] + ["```", ""]
     return lines
 
 

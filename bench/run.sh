@@ -799,6 +799,9 @@ perf_summary() {
     echo "# by thread: perf report --stdio --no-children -g none --sort comm"
     perf report -i "$1" --stdio --no-children -g none --sort comm 2>/dev/null |
         grep -v '^#' | grep -v '^$' | head -n 8
+    echo "# by object: perf report --stdio --no-children -g none --sort dso"
+    perf report -i "$1" --stdio --no-children -g none --sort dso 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 8
     echo "# report:   perf report --stdio --no-children -g none --sort comm,dso,sym --percent-limit 1"
     perf report -i "$1" --stdio --no-children -g none --sort comm,dso,sym --percent-limit 1 \
         2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 60
