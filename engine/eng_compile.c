@@ -128,7 +128,7 @@ typedef struct {
     uint32_t nstmts;                           /* count */
     uint32_t cap_stmts;                        /* allocated */
 
-    uint32_t cap_nodes, cap_strs, cap_regexes, cap_hints; /* allocated */
+    uint32_t cap_nodes, cap_strs, cap_regexes, cap_hints, cap_sets; /* allocated */
     uint32_t cap_rules; /* rules[] size, from the statement count */
 
     s_pats_t prefer;                     /* settings prefer */
@@ -846,6 +846,7 @@ static int32_t s_str(s_comp_t *c, const char *s, size_t len, bool fold)
     }
     pol->strs[pol->nstrs].ptr = p;
     pol->strs[pol->nstrs].len = (uint32_t)len;
+    pol->strs[pol->nstrs].anchor = 0;
     return (int32_t)pol->nstrs++;
 }
 
@@ -1001,6 +1002,58 @@ static int32_t s_regex(s_comp_t *c, uint32_t fi, const eng_xnode_t *x)
     }
     pol->regexes[pol->nregexes] = re;
     return (int32_t)pol->nregexes++;
+}
+
+/* How common a (lower-cased) byte is in prose, higher = more common: the
+ * resolver searches text for each needle's rarest byte, so fewer positions
+ * need a full comparison. */
+static int s_commonness(unsigned char b)
+{
+    static const char letters[] = "zqxjkvbpygfwmucldrhsnioate"; /* rarest first */
+    const char *p = b ? strchr(letters, b) : NULL;
+    if (p) {
+        return 10 + (int)(p - letters);
+    }
+    if (b == ' ') {
+        return 40;
+    }
+    if (b == '.' || b == ',' || b == '\n') {
+        return 20;
+    }
+    if (b >= '0' && b <= '9') {
+        return 8;
+    }
+    return 5;
+}
+
+/* Picks each needle's anchor (its rarest byte) and returns the set of anchor
+ * bytes, both ASCII cases, in sets[]. */
+static int32_t s_first_bytes(s_comp_t *c, int32_t first, int32_t count)
+{
+    eng_policy_t *pol = c->pol;
+    if (!s_grow(c, (void **)&pol->sets, pol->nsets, &c->cap_sets, sizeof *pol->sets)) {
+        return -1;
+    }
+    uint8_t *set = pol->sets[pol->nsets];
+    memset(set, 0, sizeof pol->sets[0]);
+    for (int32_t i = 0; i < count; i++) {
+        eng_pstr_t *nd = &pol->strs[first + i];
+        const unsigned char *p = (const unsigned char *)nd->ptr; /* lower-cased */
+        uint32_t best = 0;
+        for (uint32_t k = 1; k < nd->len; k++) {
+            if (s_commonness(p[k]) < s_commonness(p[best])) {
+                best = k;
+            }
+        }
+        nd->anchor = best;
+        unsigned char b = p[best];
+        set[b / 8] |= (uint8_t)(1u << (b % 8));
+        if (b >= 'a' && b <= 'z') {
+            b = (unsigned char)(b - 'a' + 'A');
+            set[b / 8] |= (uint8_t)(1u << (b % 8));
+        }
+    }
+    return (int32_t)pol->nsets++;
 }
 
 static eng_op_t s_flip(eng_op_t op)
@@ -1234,10 +1287,12 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
             if (!s_str_list(c, fi, rhs, true, "text to look for in quotes", &first, &count)) {
                 return -1;
             }
-            n = s_cnode(c, ENG_C_CONTAINS);
+            int32_t set = s_first_bytes(c, first, count);
+            n = set >= 0 ? s_cnode(c, ENG_C_CONTAINS) : -1;
             if (n >= 0) {
                 c->pol->nodes[n].a = first;
                 c->pol->nodes[n].b = count;
+                c->pol->nodes[n].key = set;
             }
             return n;
         }
@@ -1352,10 +1407,10 @@ static bool s_same(const eng_policy_t *pol, int32_t p, int32_t q)
         if (x->b != y->b) {
             return false;
         }
-        if ((x->key < 0) != (y->key < 0) ||
-            (x->key >= 0 &&
-             (pol->strs[x->key].len != pol->strs[y->key].len ||
-              memcmp(pol->strs[x->key].ptr, pol->strs[y->key].ptr, pol->strs[x->key].len) != 0))) {
+        /* meta.KEY: the keys must match too (CONTAINS keeps a byte set there). */
+        if (x->op != ENG_C_CONTAINS && x->field == ENG_F_META &&
+            (pol->strs[x->key].len != pol->strs[y->key].len ||
+             memcmp(pol->strs[x->key].ptr, pol->strs[y->key].ptr, pol->strs[x->key].len) != 0)) {
             return false;
         }
         for (int32_t i = 0; i < x->b; i++) {
@@ -1695,6 +1750,29 @@ static int s_emit_lists(eng_policy_t *pol, const s_key_t *keys, uint32_t n, eng_
             }
         }
         lists[m].len = pol->npool - lists[m].off;
+        /* Suffix minima of the prices, last entry first: a lower bound of the
+         * cost of everything from an entry to the end of the list; and the
+         * minima of each block of ENG_BLOCK entries, stored at its start. */
+        eng_pusd_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
+        eng_pusd_t blk[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
+        for (uint32_t i = pol->npool; i-- > lists[m].off;) {
+            int32_t e = pol->model_ep[pol->pool[i]];
+            eng_pusd_t v[3] = {0, 0, 0};
+            if (e >= 0) {
+                const eng_price_t *p = &pol->eps[e].price;
+                const eng_pusd_t raw[3] = {p->input, p->cache_read, p->output};
+                for (int k = 0; k < 3; k++) {
+                    v[k] = raw[k] == ENG_PRICE_NA || raw[k] < 0 ? 0 : raw[k];
+                }
+            }
+            bool block_end = (i - lists[m].off + 1) % ENG_BLOCK == 0 || i + 1 == pol->npool;
+            for (int k = 0; k < 3; k++) {
+                lo[k] = v[k] < lo[k] ? v[k] : lo[k];
+                blk[k] = block_end ? v[k] : (v[k] < blk[k] ? v[k] : blk[k]);
+            }
+            memcpy(pol->pool_min[i][0], lo, sizeof lo);
+            memcpy(pol->pool_min[i][1], blk, sizeof blk);
+        }
     }
     return 0;
 }
@@ -1716,9 +1794,11 @@ static int s_tables(s_comp_t *c)
     /* Each model appears at most once per (tier, mask) and per (free, mask):
      * bounded by 3 x 16 x nm entries (lists, floor lists, free lists). */
     pol->pool = malloc(((size_t)nm * ENG_CAP_MASKS * 3 + 1) * sizeof *pol->pool);
+    pol->pool_min = malloc(((size_t)nm * ENG_CAP_MASKS * 3 + 1) * sizeof *pol->pool_min);
     s_key_t *keys = malloc((nm ? nm : 1) * sizeof *keys);
     uint32_t *rank = malloc((nm ? nm : 1) * sizeof *rank);
-    if (!pol->model_tier || !pol->model_ep || !pol->model_blend || !pol->pool || !keys || !rank) {
+    if (!pol->model_tier || !pol->model_ep || !pol->model_blend || !pol->pool || !pol->pool_min ||
+        !keys || !rank) {
         free(keys);
         free(rank);
         c->oom = true;
@@ -1964,6 +2044,31 @@ static int s_group_sets(s_comp_t *c)
     return 0;
 }
 
+/* For lazy hint evaluation: each hint test records 1 + the last hint rule
+ * that can set one of its words, so the resolver runs only that prefix of
+ * the hint rules (running a prefix in order gives the same bits for those
+ * words as running them all). */
+static void s_hint_keys(eng_policy_t *pol)
+{
+    uint32_t last[ENG_MAX_WORDS] = {0};
+    for (uint32_t j = 0; j < pol->nhints; j++) {
+        last[pol->hints[j].word] = j + 1;
+    }
+    for (uint32_t i = 0; i < pol->nnodes; i++) {
+        eng_cnode_t *n = &pol->nodes[i];
+        if (n->op != ENG_C_HINT_ANY && n->op != ENG_C_HINT_ALL) {
+            continue;
+        }
+        uint32_t k = 0;
+        for (uint32_t b = 0; b < pol->nwords; b++) {
+            if ((n->mask >> b & 1) && last[b] > k) {
+                k = last[b];
+            }
+        }
+        n->key = (int32_t)k;
+    }
+}
+
 /* Driver ---------------------------------------------------------------------- */
 
 static void s_passes(s_comp_t *c)
@@ -2034,6 +2139,7 @@ static void s_passes(s_comp_t *c)
     }
     s_reachability(c);
     s_catalog_warnings(c);
+    s_hint_keys(pol);
 }
 
 static void s_comp_free(s_comp_t *c)
@@ -2208,6 +2314,8 @@ void eng_policy_destroy(eng_policy_t **self_p)
     free(pol->model_ep);
     free(pol->model_blend);
     free(pol->pool);
+    free(pol->pool_min);
+    free(pol->sets);
     free(pol->prefer_pool);
     s_arena_free(pol);
     free(pol);

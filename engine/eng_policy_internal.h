@@ -24,6 +24,10 @@
 #define ENG_MAX_DIAGS 100        /* diagnostics kept (more are counted) */
 #define ENG_DEFAULT_OUTPUT 1000  /* output tokens assumed when nothing says otherwise */
 
+/* Candidate lists are cut into blocks of this many entries for the budget
+ * bound: a block whose least prices are over budget is skipped whole. */
+#define ENG_BLOCK 16
+
 /* Capability masks index candidate lists: 4 bits -> 16 lists per tier. */
 #define ENG_CAP_BITS 4
 #define ENG_CAP_MASKS (1u << ENG_CAP_BITS)
@@ -86,7 +90,8 @@ typedef struct {
     uint8_t pad;   /* unused */
     int32_t a;     /* child, or first string / regex index */
     int32_t b;     /* child, or string count */
-    int32_t key;   /* ENG_F_META: index of the key in strs[] */
+    int32_t key;   /* ENG_F_META: key in strs[]; HINT_*: 1 + last hint rule that can set
+                    * a word of mask (0: none); CONTAINS: its anchor-byte set in sets[] */
     double num;    /* ENG_C_NUM operand */
     uint64_t mask; /* ENG_C_HINT_*: word bits */
 } eng_cnode_t;
@@ -95,6 +100,7 @@ typedef struct {
 typedef struct {
     const char *ptr; /* in the policy's arena */
     uint32_t len;    /* byte count */
+    uint32_t anchor; /* CONTAINS needles: offset of the rarest byte, searched for first */
 } eng_pstr_t;
 
 typedef struct {
@@ -168,14 +174,20 @@ struct eng_policy {
     eng_prule_t *rules; /* routing rules in order */
     uint32_t nrules;    /* count */
 
-    int8_t *model_tier;                              /* per model: tier index, -1 none */
-    int32_t *model_ep;                               /* per model: endpoint auto picks, -1 none */
-    eng_pusd_t *model_blend;                         /* per model: blended price of model_ep */
-    uint32_t *pool;                                  /* candidate model indexes */
-    uint32_t npool;                                  /* used */
-    uint32_t *prefer_pool;                           /* rule preferences (model indexes) */
-    uint32_t nprefer_pool;                           /* used */
-    eng_plist_t lists[ENG_MAX_TIERS][ENG_CAP_MASKS]; /* by policy order then price */
+    int8_t *model_tier;           /* per model: tier index, -1 none */
+    int32_t *model_ep;            /* per model: endpoint auto picks, -1 none */
+    eng_pusd_t *model_blend;      /* per model: blended price of model_ep */
+    uint32_t *pool;               /* candidate model indexes */
+    eng_pusd_t (*pool_min)[2][3]; /* per pool entry, for the budget bound: [0] least input,
+                                   * cache-read and output price from it to the end of its
+                                   * list; [1] the same over its block of ENG_BLOCK entries
+                                   * (kept at block starts) */
+    uint8_t (*sets)[32];          /* byte sets (bit per byte value) of CONTAINS anchor bytes */
+    uint32_t nsets;               /* used */
+    uint32_t npool;               /* used */
+    uint32_t *prefer_pool;        /* rule preferences (model indexes) */
+    uint32_t nprefer_pool;        /* used */
+    eng_plist_t lists[ENG_MAX_TIERS][ENG_CAP_MASKS];       /* by policy order then price */
     eng_plist_t floor_lists[ENG_MAX_TIERS][ENG_CAP_MASKS]; /* by price only (auto:floor) */
     eng_plist_t free_lists[ENG_CAP_MASKS];                 /* models with a $0 endpoint */
 

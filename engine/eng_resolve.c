@@ -50,6 +50,8 @@ typedef struct {
     uint32_t extra;            /* candidates examined after the choice */
     bool stop;                 /* the look-ahead is over */
     bool alternates;           /* list the chosen model's other endpoints first */
+    bool bound;                /* skip list tails the budget cannot pay for */
+    bool skipped;              /* the bound skipped something */
 } s_walk_t;
 
 /* Condition inputs, computed once per request. */
@@ -59,6 +61,8 @@ typedef struct {
     uint64_t hints;                    /* hint bits */
     eng_str_t group;                   /* group name */
     const eng_features_t *f;           /* metadata, text */
+    uint32_t hint_next;                /* hint rules [0, hint_next) have run */
+    uint32_t limit;                    /* hint rules a test may run: those before this */
 } s_ctx_t;
 
 /* Small helpers ------------------------------------------------------------ */
@@ -164,24 +168,35 @@ static const char *s_validate(const eng_features_t *f)
 
 /* Conditions --------------------------------------------------------------- */
 
-static bool s_contains(eng_str_t text, const eng_pstr_t *needle)
+/* Does text contain one of the (lower-cased) needles, ASCII case-insensitively?
+ * One pass over the text: a needle is compared only where its anchor (its
+ * rarest byte, in the set `anchors`) occurs at the right offset. */
+static bool s_contains(eng_str_t text, const eng_pstr_t *needles, int32_t n, const uint8_t *anchors)
 {
-    if (needle->len > text.len) {
-        return false;
-    }
     const unsigned char *t = (const unsigned char *)text.ptr;
-    const unsigned char *n = (const unsigned char *)needle->ptr;
-    uint32_t last = text.len - needle->len;
-    for (uint32_t i = 0; i <= last; i++) {
-        if (s_lower(t[i]) != n[0]) {
+    for (uint32_t i = 0; i < text.len; i++) {
+        unsigned char c = t[i];
+        if (!(anchors[c / 8] >> (c % 8) & 1)) {
             continue;
         }
-        uint32_t k = 1;
-        while (k < needle->len && s_lower(t[i + k]) == n[k]) {
-            k++;
-        }
-        if (k == needle->len) {
-            return true;
+        int lc = s_lower(c);
+        for (int32_t k = 0; k < n; k++) {
+            const eng_pstr_t *nd = &needles[k];
+            const unsigned char *p = (const unsigned char *)nd->ptr;
+            if (p[nd->anchor] != lc || i < nd->anchor) {
+                continue;
+            }
+            uint32_t start = i - nd->anchor;
+            if (nd->len > text.len - start) {
+                continue;
+            }
+            uint32_t j = 0;
+            while (j < nd->len && s_lower(t[start + j]) == p[j]) {
+                j++;
+            }
+            if (j == nd->len) {
+                return true;
+            }
         }
     }
     return false;
@@ -218,8 +233,10 @@ static bool s_num_cmp(double v, eng_op_t op, double k)
     }
 }
 
+static void s_hints_upto(const eng_policy_t *pol, s_ctx_t *x, uint32_t upto);
+
 /* Recursion depth is bounded by the parser (ENG_PARSE_MAX_TREE). */
-static bool s_eval(const eng_policy_t *pol, const s_ctx_t *x, int32_t i)
+static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
 {
     const eng_cnode_t *n = &pol->nodes[i];
     switch (n->op) {
@@ -238,8 +255,10 @@ static bool s_eval(const eng_policy_t *pol, const s_ctx_t *x, int32_t i)
     case ENG_C_BOOL:
         return x->flag[n->field];
     case ENG_C_HINT_ANY:
+        s_hints_upto(pol, x, (uint32_t)n->key < x->limit ? (uint32_t)n->key : x->limit);
         return (x->hints & n->mask) != 0;
     case ENG_C_HINT_ALL:
+        s_hints_upto(pol, x, (uint32_t)n->key < x->limit ? (uint32_t)n->key : x->limit);
         return (x->hints & n->mask) == n->mask;
     case ENG_C_STR_IN:
     case ENG_C_STR_NOT: {
@@ -253,12 +272,7 @@ static bool s_eval(const eng_policy_t *pol, const s_ctx_t *x, int32_t i)
     case ENG_C_REGEX:
         return eng_regex_match(pol->regexes[n->a], x->f->text.ptr, x->f->text.len);
     case ENG_C_CONTAINS:
-        for (int32_t k = 0; k < n->b; k++) {
-            if (s_contains(x->f->text, &pol->strs[n->a + k])) {
-                return true;
-            }
-        }
-        return false;
+        return s_contains(x->f->text, &pol->strs[n->a], n->b, pol->sets[n->key]);
     default:
         return false;
     }
@@ -310,12 +324,26 @@ static void s_ctx_init(const eng_policy_t *pol, const eng_features_t *f, s_ctx_t
             x->hints |= UINT64_C(1) << b;
         }
     }
-    /* Hint rules run in order; each sees the hints the earlier ones added. */
-    for (uint32_t i = 0; i < pol->nhints; i++) {
-        const eng_phint_t *h = &pol->hints[i];
+    /* Hint rules run lazily, when a test needs their words (s_hints_upto). */
+    x->hint_next = 0;
+    x->limit = pol->nhints;
+}
+
+/* Runs hint rules [hint_next, upto) in order; each sees the hints the
+ * earlier ones added. While rule j runs, its own tests may use only rules
+ * before j (limit = j): exactly what running them all in order would see. */
+static void s_hints_upto(const eng_policy_t *pol, s_ctx_t *x, uint32_t upto)
+{
+    while (x->hint_next < upto) {
+        uint32_t j = x->hint_next;
+        const eng_phint_t *h = &pol->hints[j];
+        uint32_t saved = x->limit;
+        x->limit = j;
         if (!(x->hints >> h->word & 1) && s_eval(pol, x, h->cond)) {
             x->hints |= UINT64_C(1) << h->word;
         }
+        x->limit = saved;
+        x->hint_next = j + 1;
     }
 }
 
@@ -480,6 +508,21 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
     }
 }
 
+/* True when even the least prices from a list entry on (input, cache read,
+ * output) put the request over budget. A few picodollars of slack cover the
+ * half-up rounding of a group multiplier, part by part. */
+static bool s_over_budget(const s_walk_t *w, const eng_pusd_t lo[3])
+{
+    const int64_t n[3] = {w->usage.prompt_tokens, w->usage.cache_read_tokens,
+                          w->usage.completion_tokens};
+    __int128 sum = 0;
+    for (int k = 0; k < 3; k++) {
+        sum += (__int128)n[k] * lo[k];
+    }
+    sum = sum * w->permille / 1000 - 4;
+    return sum > w->budget;
+}
+
 /* Walks tier t: the rule's preferred models first, then the tier's list. */
 static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask, bool floor)
 {
@@ -495,6 +538,17 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
     }
     const eng_plist_t *l = floor ? &pol->floor_lists[t][mask] : &pol->lists[t][mask];
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
+        if (w->bound && i % ENG_BLOCK == 0) {
+            if (s_over_budget(w, pol->pool_min[l->off + i][0])) {
+                w->skipped = true; /* this entry and every later one costs too much */
+                break;
+            }
+            if (s_over_budget(w, pol->pool_min[l->off + i][1])) {
+                w->skipped = true; /* every entry of this block does */
+                i += ENG_BLOCK - 1;
+                continue;
+            }
+        }
         uint32_t m = pol->pool[l->off + i];
         if (prefs && s_has_bit(r->pref_set, m)) {
             continue;
@@ -615,7 +669,26 @@ static const eng_model_t *s_model(const eng_policy_t *pol, eng_str_t name, bool 
 
 /* Auto ------------------------------------------------------------------------ */
 
-static eng_status_t s_auto(s_walk_t *w, const s_ctx_t *x, s_variant_t v)
+/* Walks the rule's tiers, then the free fallback. Returns true when the
+ * answer came from the free fallback. */
+static bool s_walk_rule(s_walk_t *w, const eng_prule_t *r, uint32_t mask, bool floor)
+{
+    int ob = w->budget >= 0;
+    uint32_t visited = 0;
+    for (uint32_t i = 0; i < r->norder[ob] && !w->stop; i++) {
+        int t = r->order[ob][i];
+        visited |= 1u << t;
+        s_walk_tier(w, r, t, mask, floor);
+    }
+    bool fell_back = false;
+    if (r->free_fallback && !w->stop) {
+        fell_back = !w->chosen;
+        s_walk_free(w, mask, visited);
+    }
+    return fell_back && w->chosen;
+}
+
+static eng_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
 {
     const eng_policy_t *pol = w->pol;
     eng_decision_t *out = w->out;
@@ -643,7 +716,6 @@ static eng_status_t s_auto(s_walk_t *w, const s_ctx_t *x, s_variant_t v)
     }
     w->rule_caps = r->caps;
     uint32_t mask = (w->need | r->caps) & (ENG_CAP_MASKS - 1);
-    uint32_t visited = 0;
     if (v == S_FREE) {
         s_walk_free(w, mask, 0);
         if (!w->chosen) {
@@ -653,16 +725,15 @@ static eng_status_t s_auto(s_walk_t *w, const s_ctx_t *x, s_variant_t v)
         s_msg(out, "rule '", r->name, "': free model asked for");
         return ENG_OK;
     }
-    int ob = w->budget >= 0;
-    for (uint32_t i = 0; i < r->norder[ob] && !w->stop; i++) {
-        int t = r->order[ob][i];
-        visited |= 1u << t;
-        s_walk_tier(w, r, t, mask, v == S_FLOOR);
-    }
-    bool fell_back = false;
-    if (r->free_fallback && !w->stop) {
-        fell_back = !w->chosen;
-        s_walk_free(w, mask, visited);
+    bool fell_back = s_walk_rule(w, r, mask, v == S_FLOOR);
+    if (!w->chosen && w->skipped && !w->budget_hit) {
+        /* The budget bound skipped candidates unexamined: walk again without
+         * it to tell insufficient_budget from no_candidate exactly. Only
+         * failing requests pay for this. */
+        w->bound = false;
+        w->skipped = w->stop = false;
+        w->extra = 0;
+        fell_back = s_walk_rule(w, r, mask, v == S_FLOOR);
     }
     if (!w->chosen) {
         if (w->budget_hit) {
@@ -721,6 +792,7 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
     w.extra = 0;
     w.rule_caps = 0;
     w.alternates = false;
+    w.skipped = false;
     /* The group: "default" when absent; unknown names are refused when the
      * policy defines groups. */
     eng_str_t gname = f->group.len ? f->group : (eng_str_t){"default", 7};
@@ -748,6 +820,7 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
     w.usage.completion_tokens = w.out_tokens;
     w.usage.images = f->images;
     w.budget = f->has_budget ? (eng_pusd_t)llround(f->budget_usd * 1e12) : -1;
+    w.bound = w.budget >= 0 && !trace; /* a trace shows every candidate */
 
     bool is_auto;
     s_variant_t v;
@@ -762,7 +835,9 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
     }
     s_ctx_t x;
     s_ctx_init(self, f, &x);
+    eng_status_t st = s_auto(&w, &x, v);
     if (trace) {
+        s_hints_upto(self, &x, self->nhints); /* the trace shows every hint */
         trace->hints = x.hints;
         uint32_t n = 0;
         for (uint32_t b = 0; b < self->nwords && n < 63; b++) {
@@ -772,5 +847,5 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
         }
         trace->hint_names[n] = NULL;
     }
-    return s_auto(&w, &x, v);
+    return st;
 }

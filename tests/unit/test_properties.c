@@ -250,6 +250,7 @@ static void s_run(const char *catalog, uint64_t seed)
     s_env_t env;
     s_env(&env, catalog);
     s_rng_t r = {seed};
+    static eng_trace_entry_t entries[4096];
     for (int i = 0; i < S_REQUESTS; i++) {
         eng_features_t f;
         char buf[512];
@@ -260,6 +261,15 @@ static void s_run(const char *catalog, uint64_t seed)
         eng_resolve(env.pol, &f, &b, NULL);
         cr_assert_eq(a.status, b.status, "not deterministic");
         cr_assert_eq(a.endpoint, b.endpoint, "not deterministic");
+        cr_assert_eq(a.cost.total, b.cost.total);
+        /* A trace turns the budget bound off: the answer must not change. */
+        eng_trace_t tr;
+        memset(&tr, 0, sizeof tr);
+        tr.entries = entries;
+        tr.cap = sizeof entries / sizeof entries[0];
+        eng_resolve(env.pol, &f, &b, &tr);
+        cr_assert_eq(a.status, b.status, "request %d: %s vs traced %s", i, a.message, b.message);
+        cr_assert_eq(a.endpoint, b.endpoint, "request %d: bound changed the answer", i);
         cr_assert_eq(a.cost.total, b.cost.total);
     }
     /* The generator must actually reach every property. */

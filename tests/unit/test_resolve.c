@@ -702,6 +702,22 @@ Test(eng_resolve, hint_rules_run_in_order)
     cr_assert_str_eq(s_rule_for(pol, &f), "last");
 }
 
+Test(eng_resolve, hint_rules_see_only_earlier_rules)
+{
+    /* Rule "a" tests "b", which only a later rule sets: in order, "a" never
+     * sees it, however lazily the rules run. */
+    const char *pol = S_TIERS "hint a when hints has \"b\"\n"
+                              "hint b when text contains \"x\"\n"
+                              "route ra when hints has \"a\" { tier cheap }\n"
+                              "route rb when hints has \"b\" { tier cheap }\n"
+                              "route last { tier rest }\n";
+    eng_features_t f = s_req();
+    f.text = s_s("x");
+    cr_assert_str_eq(s_rule_for(pol, &f), "rb");
+    s_hint(&f, "b"); /* given by the request: visible to every rule */
+    cr_assert_str_eq(s_rule_for(pol, &f), "ra");
+}
+
 Test(eng_resolve, no_matching_rule)
 {
     const char *pol = S_TIERS "route r when tools { tier cheap }\n";

@@ -1,0 +1,390 @@
+/* bench_resolve.c - in-process decisions per second and latency of eng_resolve().
+ *
+ * Loads a policy and a catalog, builds a fixed mix of varied requests (auto
+ * with text samples that run the hint regexes, hints, budgets, images,
+ * tools, groups, long prompts, named models with :floor and :free), then
+ * resolves them in a loop for a bounded time. Each decision is timed with a
+ * pair of clock_gettime(CLOCK_MONOTONIC) calls into a 1 ns histogram
+ * allocated beforehand; the timer's own cost is measured and reported
+ * (timer_ns) and is included in the figures, so they are upper bounds.
+ *
+ * Heap allocations are counted by interposing malloc, calloc, realloc and
+ * free in this binary (forwarding to glibc's __libc_* functions); counting
+ * is on only inside the timed loop, and any allocation there fails the run.
+ *
+ *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--json]
+ *
+ * Without --catalog two scenarios run: the bundled catalog, and the bundled
+ * catalog plus the full LiteLLM catalog. Output: one line per scenario
+ *   resolve CATALOG models=N decisions=N decisions_per_s=N p50_ns=N p99_ns=N
+ *           mean_ns=N max_ns=N timer_ns=N allocs=N
+ * or with --json one JSON object per scenario, one per line.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eng_catalog.h"
+#include "eng_policy.h"
+
+/* Allocation counting --------------------------------------------------- */
+
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+static volatile int s_counting;         /* 1 inside the timed loop */
+static volatile unsigned long s_allocs; /* allocations seen while counting */
+
+void *malloc(size_t n);
+void *calloc(size_t n, size_t size);
+void *realloc(void *p, size_t n);
+void free(void *p);
+
+void *malloc(size_t n)
+{
+    if (s_counting) {
+        s_allocs++;
+    }
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    if (s_counting) {
+        s_allocs++;
+    }
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    if (s_counting) {
+        s_allocs++;
+    }
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    if (s_counting && p) {
+        s_allocs++;
+    }
+    __libc_free(p);
+}
+
+/* Requests ----------------------------------------------------------------- */
+
+#define S_HIST_NS 200000 /* histogram range: 0..200 us in 1 ns buckets, then overflow */
+#define S_MAX_CATALOGS 8
+
+typedef struct {
+    const char *model; /* NULL = auto */
+    int64_t prompt;    /* prompt tokens */
+    int64_t output;    /* -1 = default */
+    int64_t images;    /* images */
+    bool tools;        /* tools */
+    bool json;         /* json */
+    const char *hints; /* one hint or NULL */
+    double budget;     /* < 0: none */
+    const char *group; /* NULL = default */
+    const char *text;  /* text sample or NULL */
+} s_spec_t;
+
+static const char s_long_text[] =
+    "Here is the module I am working on. It parses the configuration file, validates every "
+    "section, and then builds the routing table. The tests pass locally but fail in CI with a "
+    "timeout, and I cannot see why. The function that loads the file reads it in chunks of 4 KB "
+    "and hands each chunk to the tokenizer; the tokenizer keeps state across chunks. Could the "
+    "problem be in how the last chunk is flushed? Please review the approach and suggest fixes.";
+
+static const s_spec_t s_specs[] = {
+    {NULL, 500, -1, 0, false, false, NULL, -1, NULL, "hi there"},
+    {NULL, 2000, 800, 0, false, false, NULL, -1, NULL, "def parse(x):\n    return x.split()"},
+    {NULL, 800, -1, 0, false, false, NULL, -1, NULL, "pragma solidity ^0.8.0; contract T {}"},
+    {NULL, 3000, -1, 0, false, false, NULL, -1, NULL, s_long_text},
+    {NULL, 1200, -1, 2, false, false, NULL, -1, NULL, "what is in this picture?"},
+    {NULL, 150000, 4000, 0, false, false, NULL, -1, NULL, NULL},
+    {NULL, 600, -1, 0, false, false, "math", 0.01, NULL, "Prove that sqrt(2) is irrational."},
+    {NULL, 5000, -1, 0, true, true, NULL, -1, NULL, NULL},
+    {NULL, 5000, -1, 0, false, false, NULL, 0.0001, NULL, NULL},
+    {NULL, 5000, -1, 0, false, false, "chat", 0.0005, "partner", NULL},
+    {NULL, 2000, -1, 0, false, false, "code", -1, "trial", NULL},
+    {NULL, 400, -1, 0, false, false, "classify", -1, NULL, "Classify the sentiment: great!"},
+    {NULL, 300000, 1000, 1, false, false, NULL, 5, NULL, NULL},
+    {"hpprouter/auto:floor", 1000, -1, 0, false, false, "code", -1, NULL, NULL},
+    {"hpprouter/auto:free", 1000, -1, 0, false, false, NULL, -1, NULL, "hello"},
+    {"openai/gpt-5", 1000, 1000, 0, false, false, NULL, -1, NULL, NULL},
+    {"anthropic/claude-sonnet-4:floor", 4000, 500, 0, false, false, NULL, 1, NULL, NULL},
+    {"google/gemma-2-9b-it:free", 100, -1, 0, false, false, NULL, -1, NULL, NULL},
+    {"no/such-model", 100, -1, 0, false, false, NULL, -1, NULL, NULL},
+    {NULL, 20000, -1, 0, false, false, NULL, 0.000001, NULL, s_long_text},
+};
+#define S_NSPECS (sizeof s_specs / sizeof s_specs[0])
+
+static eng_str_t s_str(const char *s)
+{
+    eng_str_t r = {s, s ? (uint32_t)strlen(s) : 0};
+    return r;
+}
+
+static void s_build(eng_features_t *f, const s_spec_t *s)
+{
+    eng_features_init(f);
+    f->model = s_str(s->model);
+    f->prompt_tokens = s->prompt;
+    f->output_tokens = s->output;
+    f->images = s->images;
+    f->tools = s->tools;
+    f->json = s->json;
+    if (s->hints) {
+        f->hints[0] = s_str(s->hints);
+        f->nhints = 1;
+    }
+    if (s->budget >= 0) {
+        f->has_budget = true;
+        f->budget_usd = s->budget;
+    }
+    f->group = s_str(s->group);
+    f->text = s_str(s->text);
+}
+
+/* Timing --------------------------------------------------------------------- */
+
+static inline uint64_t s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct {
+    const char *name;       /* scenario label */
+    size_t models;          /* catalog models */
+    uint64_t decisions;     /* timed decisions */
+    double per_s;           /* decisions per second (wall time of the loop) */
+    uint64_t p50, p99, max; /* ns */
+    double mean;            /* ns */
+    uint64_t timer;         /* ns, median cost of one timer pair */
+    unsigned long allocs;   /* heap allocations inside the loop */
+    uint64_t ok;            /* decisions with status ok */
+} s_result_t;
+
+static uint64_t s_percentile(const uint32_t *hist, uint64_t total, uint64_t overflow_max, double q)
+{
+    uint64_t want = (uint64_t)ceil(q * (double)total);
+    uint64_t seen = 0;
+    for (uint64_t i = 0; i <= S_HIST_NS; i++) {
+        seen += hist[i];
+        if (seen >= want) {
+            return i < S_HIST_NS ? i : overflow_max;
+        }
+    }
+    return overflow_max;
+}
+
+static uint64_t s_timer_cost(void)
+{
+    uint64_t best[101];
+    for (int i = 0; i < 101; i++) {
+        uint64_t a = s_now();
+        uint64_t b = s_now();
+        best[i] = b - a;
+    }
+    /* median by partial selection */
+    for (int i = 0; i <= 50; i++) {
+        for (int j = i + 1; j < 101; j++) {
+            if (best[j] < best[i]) {
+                uint64_t t = best[i];
+                best[i] = best[j];
+                best[j] = t;
+            }
+        }
+    }
+    return best[50];
+}
+
+static int s_scenario(const char *label, const char *policy, const char **catalogs, size_t ncat,
+                      double seconds, uint32_t *hist, s_result_t *res)
+{
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err;
+    for (size_t i = 0; i < ncat; i++) {
+        if (eng_catalog_load(cat, catalogs[i], &err) != 0) {
+            char buf[768];
+            eng_error_format(&err, buf, sizeof buf);
+            fprintf(stderr, "bench_resolve: %s\n", buf);
+            eng_catalog_destroy(&cat);
+            return -1;
+        }
+    }
+    if (eng_catalog_freeze(cat, &err) != 0) {
+        fprintf(stderr, "bench_resolve: catalog: %s\n", err.msg);
+        eng_catalog_destroy(&cat);
+        return -1;
+    }
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *pol = eng_policy_load(policy, cat, d);
+    if (!pol) {
+        eng_diags_print(d, stderr);
+        eng_diags_destroy(&d);
+        eng_catalog_destroy(&cat);
+        return -1;
+    }
+    eng_diags_destroy(&d);
+
+    eng_features_t reqs[S_NSPECS];
+    for (size_t i = 0; i < S_NSPECS; i++) {
+        s_build(&reqs[i], &s_specs[i]);
+    }
+    memset(hist, 0, (S_HIST_NS + 1) * sizeof *hist);
+    memset(res, 0, sizeof *res);
+    res->name = label;
+    eng_catalog_models(cat, &res->models);
+    res->timer = s_timer_cost();
+
+    eng_decision_t dec;
+    for (int w = 0; w < 20000; w++) { /* warm caches and branch predictors */
+        eng_resolve(pol, &reqs[w % S_NSPECS], &dec, NULL);
+    }
+    uint64_t total_ns = 0, n = 0, ok = 0, maxv = 0;
+    uint64_t deadline = s_now() + (uint64_t)(seconds * 1e9);
+    uint64_t t_start = s_now();
+    s_allocs = 0;
+    s_counting = 1;
+    for (;;) {
+        for (size_t i = 0; i < S_NSPECS; i++) {
+            uint64_t a = s_now();
+            eng_status_t st = eng_resolve(pol, &reqs[i], &dec, NULL);
+            uint64_t b = s_now();
+            uint64_t dt = b - a;
+            hist[dt < S_HIST_NS ? dt : S_HIST_NS]++;
+            maxv = dt > maxv ? dt : maxv;
+            total_ns += dt;
+            ok += st == ENG_OK;
+        }
+        n += S_NSPECS;
+        if ((n & 1023) < S_NSPECS && s_now() >= deadline) {
+            break;
+        }
+    }
+    s_counting = 0;
+    uint64_t wall = s_now() - t_start;
+    res->allocs = s_allocs;
+    res->decisions = n;
+    res->ok = ok;
+    res->per_s = (double)n / ((double)wall / 1e9);
+    res->mean = (double)total_ns / (double)n;
+    res->p50 = s_percentile(hist, n, maxv, 0.50);
+    res->p99 = s_percentile(hist, n, maxv, 0.99);
+    res->max = maxv;
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+    return 0;
+}
+
+static void s_print(const s_result_t *r, bool json)
+{
+    if (json) {
+        printf("{\"scenario\":\"resolve\",\"catalog\":\"%s\",\"models\":%zu,\"decisions\":%llu,"
+               "\"decisions_per_s\":%.0f,\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,"
+               "\"max_ns\":%llu,\"timer_ns\":%llu,\"allocs\":%lu,\"allocs_per_decision\":%g,"
+               "\"ok_fraction\":%.3f}\n",
+               r->name, r->models, (unsigned long long)r->decisions, r->per_s,
+               (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
+               (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs,
+               (double)r->allocs / (double)r->decisions, (double)r->ok / (double)r->decisions);
+    } else {
+        printf("resolve %-8s models=%zu decisions=%llu decisions_per_s=%.0f p50_ns=%llu "
+               "p99_ns=%llu mean_ns=%.0f max_ns=%llu timer_ns=%llu allocs=%lu\n",
+               r->name, r->models, (unsigned long long)r->decisions, r->per_s,
+               (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
+               (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs);
+    }
+    fflush(stdout);
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "usage: bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] "
+                 "[--json]\n\n"
+                 "  --policy FILE   policy (default policies/default.policy)\n"
+                 "  --catalog FILE  catalog, repeatable (default: two runs, bundled catalog and\n"
+                 "                  bundled + full LiteLLM catalog)\n"
+                 "  --seconds N     timed seconds per run, 0.1 to 60 (default 2)\n"
+                 "  --json          one JSON object per run instead of text\n"
+                 "Exit 1 when a decision allocated heap memory, 2 on bad usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *policy = "policies/default.policy";
+    const char *catalogs[S_MAX_CATALOGS];
+    size_t ncat = 0;
+    double seconds = 2;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--policy") == 0 && has_val) {
+            policy = argv[++i];
+        } else if (strcmp(a, "--catalog") == 0 && has_val && ncat < S_MAX_CATALOGS) {
+            catalogs[ncat++] = argv[++i];
+        } else if (strcmp(a, "--seconds") == 0 && has_val) {
+            char *end;
+            seconds = strtod(argv[++i], &end);
+            if (*end || !(seconds >= 0.1 && seconds <= 60)) {
+                fprintf(stderr, "bench_resolve: --seconds: expected 0.1 to 60\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "bench_resolve: bad argument '%s'\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    uint32_t *hist = calloc(S_HIST_NS + 1, sizeof *hist);
+    if (!hist) {
+        return 2;
+    }
+    s_result_t res;
+    int rc = 0;
+    if (ncat) {
+        const char *label = ncat > 1 || strstr(catalogs[0], "litellm") ? "litellm" : "bundled";
+        if (s_scenario(label, policy, catalogs, ncat, seconds, hist, &res) != 0) {
+            rc = 2;
+        } else {
+            s_print(&res, json);
+            rc = res.allocs ? 1 : 0;
+        }
+    } else {
+        const char *bundled[] = {eng_catalog_default_path()};
+        const char *full[] = {eng_catalog_default_path(),
+                              "litellm:tests/data/litellm/model_prices_and_context_window.json"};
+        if (s_scenario("bundled", policy, bundled, 1, seconds, hist, &res) != 0) {
+            rc = 2;
+        } else {
+            s_print(&res, json);
+            rc = res.allocs ? 1 : rc;
+        }
+        if (rc != 2 && s_scenario("litellm", policy, full, 2, seconds, hist, &res) == 0) {
+            s_print(&res, json);
+            rc = res.allocs ? 1 : rc;
+        } else if (rc != 2) {
+            rc = 2;
+        }
+    }
+    if (rc == 1) {
+        fprintf(stderr, "bench_resolve: FAIL: the decision path allocated heap memory\n");
+    }
+    free(hist);
+    return rc;
+}
