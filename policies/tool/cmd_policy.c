@@ -162,7 +162,10 @@ static int s_set(s_args_t *a, const s_opt_t *o, const char *v)
                                                : (a->f.prompt_tokens > ENG_MAX_TOKENS ||
                                                   a->f.output_tokens > ENG_MAX_TOKENS ||
                                                   a->f.cache_read_tokens > ENG_MAX_TOKENS)))) {
-            return s_bad(a, "count out of range", v);
+            fprintf(stderr, "hpp-policy %s: %s: expected a whole number from 0 to %lld, got '%s'\n",
+                    a->cmd, o->name,
+                    o->id == O_IMAGES ? (long long)ENG_MAX_IMAGES : (long long)ENG_MAX_TOKENS, v);
+            return -1;
         }
         if (o->id == O_BUDGET && !(a->f.budget_usd >= 0 && a->f.budget_usd <= ENG_MAX_BUDGET_USD)) {
             return s_bad(a, "--budget: expected USD from 0 to 1000000", v);

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# hpp-policy check, test, explain and route, run as a policy author would:
+# exit codes (0 ok, 1 failed test / error decision, 2 bad input or usage),
+# located diagnostics with caret, the "N passed, N failed" line, JSON
+# decisions, OpenAI bodies, includes relative to the including file.
+# Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.."
+P=${HPP_BUILD:-build}/hpp-policy
+passed=0 failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
+has() { if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $(head -c 300 "$3")"; fi; }
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>&1; }
+run() {
+    local name=$1 want=$2
+    shift 2
+    "$P" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    check "$name (exit $want)" "$want" "$rc"
+}
+
+if [ ! -x "$P" ]; then
+    fail "hpp-policy is built" "$P missing"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+
+# check -------------------------------------------------------------------------
+run "check default policy" 0 check policies/default.policy
+has "check says ok" "policies/default.policy: ok (5 tiers" "$tmp/out"
+run "check examples" 0 check policies/examples/teams.policy
+run "check default policy on LiteLLM" 0 check \
+    --catalog litellm:tests/data/litellm/model_prices_and_context_window.json
+has "model missing from that catalog is a warning" \
+    "warning: model 'ollama/solidity-master:2' is not in the catalog" "$tmp/err"
+
+cat >"$tmp/bad.policy" <<'EOF'
+tier budget max $0.15
+route a when tools { tier midd }
+route b when prompt_tokens > "x" { tier budget }
+EOF
+run "check reports errors" 2 check "$tmp/bad.policy"
+has "first error located" "$tmp/bad.policy:2:27: error: unknown tier 'midd'" "$tmp/err"
+has "second error located" "$tmp/bad.policy:3:14: error: type mismatch" "$tmp/err"
+has "source line shown" "    route a when tools { tier midd }" "$tmp/err"
+has "caret under the token" "                              ^^^^" "$tmp/err"
+has "summary line" "2 errors, 0 warnings" "$tmp/err"
+run "check missing file" 2 check "$tmp/none.policy"
+run "check usage" 2 check --frobnicate
+run "check help" 0 check --help
+has "help lists --catalog" "--catalog FILE" "$tmp/out"
+
+# Includes are relative to the including file, from any working directory.
+mkdir -p "$tmp/sub"
+printf 'tier any\n' >"$tmp/sub/tiers.policy"
+printf 'include "sub/tiers.policy"\nroute r { tier any }\n' >"$tmp/top.policy"
+run "include relative to the file" 0 check "$tmp/top.policy"
+printf 'include "top2.policy"\n' >"$tmp/loop.policy"
+printf 'include "loop.policy"\ntier t\n' >"$tmp/top2.policy"
+run "include cycle" 2 check "$tmp/loop.policy"
+has "cycle reported at the include" "error: include cycle:" "$tmp/err"
+
+# test ---------------------------------------------------------------------------
+run "default cases pass" 0 test policies/default.policy policies/cases/default.cases
+n=$(grep -cE '^[a-z]' policies/cases/default.cases)
+check "every case ran" "$n passed, 0 failed" "$(tail -n 1 "$tmp/out")"
+cat >"$tmp/wrong.cases" <<'EOF'
+good  hints=code => model=anthropic/claude-sonnet-4
+wrong hints=chat => model=openai/o1 tier=budget
+EOF
+run "a failing case" 1 test policies/default.policy "$tmp/wrong.cases"
+has "failure header" "FAIL $tmp/wrong.cases:2: wrong" "$tmp/out"
+has "expected value" "  -   model: openai/o1" "$tmp/out"
+has "actual value" "  +   model: meta-llama/llama-3.1-8b-instruct" "$tmp/out"
+check "summary alone on the last line" "1 passed, 1 failed" "$(tail -n 1 "$tmp/out")"
+printf 'x colour=red => model=a/b\n' >"$tmp/bad.cases"
+run "malformed cases" 2 test policies/default.policy "$tmp/bad.cases"
+has "cases error located" "$tmp/bad.cases:1:3: error: unknown request key" "$tmp/err"
+run "test usage" 2 test policies/default.policy
+
+# explain --------------------------------------------------------------------------
+run "explain features" 0 explain --request '{"prompt_tokens": 800, "text": "pragma solidity ^0.8.0;"}'
+has "decision line" "decision:  ollama/solidity-master:2 via ollama, tier free, rule solidity" \
+    "$tmp/out"
+has "hints line" "hints:     solidity code" "$tmp/out"
+has "candidate table" "chosen" "$tmp/out"
+run "explain OpenAI body" 0 explain --format json --request \
+    '{"model": "hpprouter/auto", "max_tokens": 200, "messages": [{"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}'
+check "image request gets a vision model" "openai/gpt-4o-mini" "$(json "$tmp/out" 'd["model"]')"
+check "explain JSON has a trace" "True" "$(json "$tmp/out" 'len(d["trace"]["candidates"]) > 0')"
+printf '{"prompt_tokens": 100, "budget_usd": 0, "images": 1}' >"$tmp/req.json"
+run "explain from a file, error decision" 1 explain --request "@$tmp/req.json"
+has "insufficient budget" "decision:  insufficient_budget" "$tmp/out"
+run "explain bad JSON" 2 explain --request '{"prompt_tokens": '
+run "explain wrong type" 2 explain --request '{"tools": "sometimes"}'
+run "explain unknown key" 2 explain --request '{"colour": "red"}'
+
+# route ------------------------------------------------------------------------------
+run "route code" 0 route --task code --prompt-tokens 2000
+check "route picks Claude" "anthropic/claude-sonnet-4" "$(json "$tmp/out" 'd["model"]')"
+check "route cost is exact" "0.021" "$(json "$tmp/out" 'd["cost"]["total"]')"
+check "route fallbacks" "8" "$(json "$tmp/out" 'len(d["fallbacks"])')"
+run "route budget and group" 0 route --text "hi there" --prompt-tokens 500 --group partner
+check "group multiplier" "7.2e-05" "$(json "$tmp/out" 'd["cost"]["total"]')"
+run "route floor" 0 route --model openai/gpt-5:floor
+check "floor endpoint" "openai" "$(json "$tmp/out" 'd["provider"]')"
+run "route not allowed" 1 route --model openai/o1 --group trial
+check "not allowed status" "model_not_allowed" "$(json "$tmp/out" 'd["status"]')"
+run "route other policy" 0 route --policy policies/examples/budgets.policy --meta mode=offline
+check "offline rule" "offline" "$(json "$tmp/out" 'd["rule"]')"
+HPP_POLICY=policies/examples/budgets.policy "$P" route --budget 0.6 >"$tmp/out" 2>"$tmp/err"
+check "HPP_POLICY picks the policy" "flagship" "$(json "$tmp/out" 'd["tier"]')"
+run "route negative tokens" 2 route --prompt-tokens -1
+has "flag named" "--prompt-tokens: expected a whole number" "$tmp/err"
+run "route NaN budget" 2 route --budget nan
+run "route unknown flag" 2 route --colour red
+run "route stray argument" 2 route extra
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
