@@ -69,7 +69,8 @@ const char *eng_tok_kind_name(eng_tok_kind_t kind);
 
 /* Value of an ENG_TOK_NUMBER token: digits with an optional fraction, an
  * optional leading '$' (money, in USD) and an optional suffix k (x1e3) or
- * M (x1e6). Sets *is_money. Returns 0, or -1 if the value is not finite. */
+ * M (x1e6). Sets *is_money. Returns 0, or -1 if the value is not finite or
+ * has more than 63 digits. */
 int eng_lex_number(const char *src, const eng_token_t *tok, double *value, int *is_money);
 
 /* Unescapes the body of an ENG_TOK_STRING token into buf (NUL-terminated,
