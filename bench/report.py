@@ -547,7 +547,8 @@ def md_machine(res, rel):
         ["build", f"`{m.get('build_dir')}`: "
                   + (next(iter(m.get("build_flags", {}).values()), "n/a") or "n/a")],
         ["libraries", ", ".join(f"{k} {v}" for k, v in libs.items() if v)],
-        ["load tools", ", ".join(f"{k} {v}" for k, v in tools.items() if v)],
+        ["load tools", ", ".join(v if k.split("_")[0] in v.lower() else f"{k} {v}"
+                                 for k, v in tools.items() if v)],
         ["git commit", f"`{m.get('git_commit')}`" + (" (with uncommitted changes)"
                                                     if m.get("git_dirty") else "")],
         ["run", f"{m.get('date_utc')}; raw numbers in [{rel}]({rel}/)"],
