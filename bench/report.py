@@ -761,6 +761,25 @@ def md_reload(res):
     return lines + cmds.block()
 
 
+def profile_shares(text):
+    """[(object, percent)] from the '# by object' part of a profile file."""
+    out, inside = [], False
+    for line in text:
+        if line.startswith("# by object"):
+            inside = True
+            continue
+        if line.startswith("#"):
+            if inside:
+                break
+            continue
+        if inside:
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
+            if m:
+                obj = "kernel" if "kernel" in m.group(2) else m.group(2)
+                out.append((obj, float(m.group(1))))
+    return out
+
+
 def md_profiles(res):
     files = sorted(glob.glob(os.path.join(res.folder, "profile_*.txt")))
     lines = ["## Profiles", ""]
@@ -771,7 +790,16 @@ def md_profiles(res):
         name = os.path.basename(path)
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read().splitlines()
-        lines += [f"### {name[len('profile_'):-4]} ([full]({res.rel}/{name}))", "", "```"]
+        lines += [f"### {name[len('profile_'):-4]} ([full]({res.rel}/{name}))", ""]
+        shares = profile_shares(text)
+        if shares:
+            lines += ["Where the samples fall: " + ", ".join(f"{pct:.0f}% {obj}"
+                                                             for obj, pct in shares[:4]) +
+                      (". The kernel (system calls, wake-ups and context switches between "
+                       "the threads sharing the cores) takes more time than the code's own "
+                       "computation." if shares[0][0] == "kernel" and shares[0][1] >= 40
+                       else "."), ""]
+        lines += ["```"]
         lines += text[:50] + ["```", ""]
     return lines
 
