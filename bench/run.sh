@@ -818,7 +818,7 @@ perf_summary() {
 profile_pid() {
     local name=$1 pid=$2
     shift 2
-    if ! have perf; then
+    if ! need_pkg perf linux-perf; then
         note "perf not installed: no profile of $name"
         return 0
     fi
@@ -844,18 +844,23 @@ profile_pid() {
 # Profiles of the components that missed a goal (PROFILE=auto) or of all (PROFILE=1,
 # taken inside the scenarios).
 scenario_profiles() {
-    [ "$PROFILE" = auto ] || return 0
     local missed c
-    missed=$(python3 "$REPORT" goals "$OUT" 2>/dev/null)
+    case $PROFILE in
+    auto) missed=$(python3 "$REPORT" goals "$OUT" 2>/dev/null) ;;
+    1) missed=resolve ;; # engine and sidecar were profiled inside their scenarios
+    *) return 0 ;;
+    esac
     [ -z "$missed" ] && return 0
-    log "profiles of components that missed a goal: $missed"
+    log "profiles ($([ "$PROFILE" = 1 ] && echo "PROFILE=1" || echo "missed goals")): $missed"
+    need_pkg perf linux-perf || return 0
     for c in $missed; do
         [ "$(elapsed)" -ge $((BUDGET + 30)) ] && break
         case $c in
         resolve)
             if have perf && [ -x "$B/bench/bench_resolve" ]; then
-                local cmd=(perf record -F 999 -g -o "$TMP/perf_resolve.data" "$B/bench/bench_resolve"
-                    --policy "$POLICY" --catalog "$BUNDLED_CATALOG" --catalog "$LITELLM")
+                local cmd=(perf record -F 999 -g -o "$TMP/perf_resolve.data"
+                    "$B/bench/bench_resolve" --policy "$POLICY" --catalog "$BUNDLED_CATALOG"
+                    --catalog "$LITELLM" --seconds "$SECS")
                 show "${cmd[@]}"
                 "${cmd[@]}" >"$TMP/perf_resolve.log" 2>&1
                 {
