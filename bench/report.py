@@ -183,6 +183,7 @@ def cmd_machine(args):
         },
         "git_commit": run(["git", "rev-parse", "HEAD"]) or None,
         "git_dirty": bool(dirty),
+        "git_dirty_files": [l[3:] for l in dirty.splitlines()][:20],
     }
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "machine.json"), "w", encoding="utf-8") as f:
@@ -549,8 +550,10 @@ def md_machine(res, rel):
         ["libraries", ", ".join(f"{k} {v}" for k, v in libs.items() if v)],
         ["load tools", ", ".join(v if k.split("_")[0] in v.lower() else f"{k} {v}"
                                  for k, v in tools.items() if v)],
-        ["git commit", f"`{m.get('git_commit')}`" + (" (with uncommitted changes)"
-                                                    if m.get("git_dirty") else "")],
+        ["git commit", f"`{m.get('git_commit')}`" + (
+            " (with uncommitted changes" + (": " + ", ".join(m["git_dirty_files"])
+                                            if m.get("git_dirty_files") else "") + ")"
+            if m.get("git_dirty") else "")],
         ["run", f"{m.get('date_utc')}; raw numbers in [{rel}]({rel}/)"],
     ])
     lines += ["", "Everything runs on this one machine over 127.0.0.1: servers and load "
