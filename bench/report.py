@@ -183,7 +183,7 @@ def cmd_machine(args):
         },
         "git_commit": run(["git", "rev-parse", "HEAD"]) or None,
         "git_dirty": bool(dirty),
-        "git_dirty_files": [l[3:] for l in dirty.splitlines()][:20],
+        "git_dirty_files": [l[2:].strip() for l in dirty.splitlines()][:20],
     }
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "machine.json"), "w", encoding="utf-8") as f:
