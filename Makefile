@@ -171,8 +171,9 @@ build-fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
 # proves the targets build and that no known input crashes.
 _fuzz-smoke: _fuzz
 	@for f in $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%); do \
-	    n=$$(basename $$f); \
-	    $$f -runs=3000 -max_len=8192 -seed=1 tests/fuzz/corpus/$$n >build-fuzz/$$n.log 2>&1 \
+	    n=$$(basename $$f); rm -rf build-fuzz/smoke/$$n; mkdir -p build-fuzz/smoke/$$n; \
+	    $$f -runs=3000 -max_len=8192 -seed=1 build-fuzz/smoke/$$n tests/fuzz/corpus/$$n \
+	        >build-fuzz/$$n.log 2>&1 \
 	        || { cat build-fuzz/$$n.log; echo "fuzz smoke: $$n FAILED"; exit 1; }; \
 	    echo "fuzz smoke: $$n ok"; \
 	done
