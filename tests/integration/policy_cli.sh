@@ -5,30 +5,7 @@
 # decisions, OpenAI bodies, includes relative to the including file.
 # Ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
-P=${HPP_BUILD:-build}/hpp-policy
-passed=0 failed=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
-has() { if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $(head -c 300 "$3")"; fi; }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>&1; }
-run() {
-    local name=$1 want=$2
-    shift 2
-    "$P" "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    check "$name (exit $want)" "$want" "$rc"
-}
-
-if [ ! -x "$P" ]; then
-    fail "hpp-policy is built" "$P missing"
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
+source "$(dirname "$0")/cli_lib.bash"
 
 # check -------------------------------------------------------------------------
 run "check default policy" 0 check policies/default.policy
