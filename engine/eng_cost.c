@@ -53,6 +53,14 @@ int eng_cost_estimate(const eng_price_t *price, const eng_usage_t *usage, eng_co
 /* v x permille / 1000, rounded half up (away from zero for negatives). */
 static int s_scale(eng_pusd_t v, uint32_t permille, eng_pusd_t *out)
 {
+    /* Fast path: 64-bit when the product fits; 128-bit division is a libgcc
+     * call (__divti3) on the per-candidate path of multiplied groups. */
+    int64_t q;
+    if (!__builtin_mul_overflow(v, (int64_t)permille, &q) && q <= INT64_MAX - 1000 &&
+        q >= -(INT64_MAX - 1000)) {
+        *out = q >= 0 ? (q + 500) / 1000 : -((-q + 500) / 1000);
+        return 0;
+    }
     __int128 p = (__int128)v * permille;
     p = p >= 0 ? (p + 500) / 1000 : -((-p + 500) / 1000);
     if (p > INT64_MAX || p < INT64_MIN + 1) {
