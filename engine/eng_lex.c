@@ -133,18 +133,16 @@ static eng_tok_kind_t s_number(eng_lex_t *lx, eng_token_t *tok, uint32_t start)
     return ENG_TOK_NUMBER;
 }
 
-/* "..." on one line; backslash escapes any byte. */
-static eng_tok_kind_t s_string(eng_lex_t *lx, eng_token_t *tok, uint32_t start)
+/* Scans from the opening delimiter at `start` to the matching `close` on the
+ * same line; a backslash escapes any byte but a newline. Returns the offset of
+ * `close`, or -1 with *stop at the byte where the scan gave up. */
+static int64_t s_scan_delimited(const eng_lex_t *lx, uint32_t start, char close, uint32_t *stop)
 {
     uint32_t p = start + 1;
     while (p < lx->len) {
         char c = lx->src[p];
-        if (c == '"') {
-            lx->pos = p + 1;
-            tok->kind = ENG_TOK_STRING;
-            tok->start = start;
-            tok->end = lx->pos;
-            return ENG_TOK_STRING;
+        if (c == close) {
+            return p;
         }
         if (c == '\n') {
             break;
@@ -157,40 +155,45 @@ static eng_tok_kind_t s_string(eng_lex_t *lx, eng_token_t *tok, uint32_t start)
         }
         p++;
     }
-    lx->pos = p;
-    return s_error(lx, tok, start, "unterminated string");
+    *stop = p;
+    return -1;
+}
+
+/* "..." on one line; backslash escapes any byte. */
+static eng_tok_kind_t s_string(eng_lex_t *lx, eng_token_t *tok, uint32_t start)
+{
+    uint32_t stop;
+    int64_t close = s_scan_delimited(lx, start, '"', &stop);
+    if (close < 0) {
+        lx->pos = stop;
+        return s_error(lx, tok, start, "unterminated string");
+    }
+    lx->pos = (uint32_t)close + 1;
+    tok->kind = ENG_TOK_STRING;
+    tok->start = start;
+    tok->end = lx->pos;
+    return ENG_TOK_STRING;
 }
 
 /* /.../flags on one line; \/ does not close it (the regex engine reads it as '/'). */
 static eng_tok_kind_t s_regex(eng_lex_t *lx, eng_token_t *tok, uint32_t start)
 {
-    uint32_t p = start + 1;
-    while (p < lx->len) {
-        char c = lx->src[p];
-        if (c == '/') {
-            p++;
-            while (p < lx->len && s_is_ident_start((unsigned char)lx->src[p])) {
-                p++;
-            }
-            lx->pos = p;
-            tok->kind = ENG_TOK_REGEX;
-            tok->start = start;
-            tok->end = p;
-            return ENG_TOK_REGEX;
-        }
-        if (c == '\n') {
-            break;
-        }
-        if (c == '\\') {
-            if (p + 1 >= lx->len || lx->src[p + 1] == '\n') {
-                break;
-            }
-            p++;
-        }
-        p++;
+    uint32_t stop;
+    int64_t close = s_scan_delimited(lx, start, '/', &stop);
+    if (close < 0) {
+        lx->pos = stop;
+        return s_error(lx, tok, start,
+                       "unterminated regex (a regex ends with '/' on the same line)");
+    }
+    uint32_t p = (uint32_t)close + 1;
+    while (p < lx->len && s_is_ident_start((unsigned char)lx->src[p])) {
+        p++; /* flags, e.g. i */
     }
     lx->pos = p;
-    return s_error(lx, tok, start, "unterminated regex (a regex ends with '/' on the same line)");
+    tok->kind = ENG_TOK_REGEX;
+    tok->start = start;
+    tok->end = p;
+    return ENG_TOK_REGEX;
 }
 
 static eng_tok_kind_t s_simple(eng_lex_t *lx, eng_token_t *tok, eng_tok_kind_t kind, uint32_t n)
