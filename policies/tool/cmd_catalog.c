@@ -34,37 +34,30 @@ typedef enum {
     O_HELP,
 } s_opt_id_t;
 
-typedef struct {
-    const char *name; /* flag, e.g. "--catalog" */
-    const char *arg;  /* value placeholder; NULL = takes no value */
-    s_opt_id_t id;    /* what it sets */
-    const char *help; /* one line for --help */
-} s_opt_t;
-
-static const s_opt_t s_catalog_opts[] = {
-    {"--catalog", "FILE", O_CATALOG,
+static const hpp_opt_t s_catalog_opts[] = {
+    {"--catalog", "FILE", O_CATALOG, NULL,
      "catalog file, repeatable; \"native:\", \"openrouter:\", \"litellm:\" or \"portkey:\" "
      "forces a format (default $HPP_CATALOG or policies/catalog.json)"},
-    {"--format", "text|json", O_FORMAT, "output format (default text)"},
-    {"--help", NULL, O_HELP, "show this help"},
-    {NULL, NULL, O_HELP, NULL},
+    {"--format", "text|json", O_FORMAT, NULL, "output format (default text)"},
+    {"--help", NULL, O_HELP, NULL, "show this help"},
+    {NULL, NULL, O_HELP, NULL, NULL},
 };
 
-static const s_opt_t s_cost_opts[] = {
-    {"--model", "ID[:floor|:free]", O_MODEL,
+static const hpp_opt_t s_cost_opts[] = {
+    {"--model", "ID[:floor|:free]", O_MODEL, NULL,
      "model id (or a provider's spelling of it); :floor = cheapest endpoint (the default), "
      ":free = its $0 endpoint"},
-    {"--provider", "P", O_PROVIDER, "price the endpoint of this provider instead"},
-    {"--in", "N", O_IN, "prompt tokens (uncached)"},
-    {"--out", "N", O_OUT, "completion tokens"},
-    {"--cache-read", "N", O_CACHE_READ, "prompt tokens read from the cache"},
-    {"--cache-write", "N", O_CACHE_WRITE, "prompt tokens written to the cache"},
-    {"--reasoning", "N", O_REASONING, "reasoning tokens (billed as output)"},
-    {"--images", "N", O_IMAGES, "input images"},
-    {"--catalog", "FILE", O_CATALOG, "catalog file, repeatable (default as for `catalog`)"},
-    {"--format", "text|json", O_FORMAT, "output format (default text)"},
-    {"--help", NULL, O_HELP, "show this help"},
-    {NULL, NULL, O_HELP, NULL},
+    {"--provider", "P", O_PROVIDER, NULL, "price the endpoint of this provider instead"},
+    {"--in", "N", O_IN, NULL, "prompt tokens (uncached)"},
+    {"--out", "N", O_OUT, NULL, "completion tokens"},
+    {"--cache-read", "N", O_CACHE_READ, NULL, "prompt tokens read from the cache"},
+    {"--cache-write", "N", O_CACHE_WRITE, NULL, "prompt tokens written to the cache"},
+    {"--reasoning", "N", O_REASONING, NULL, "reasoning tokens (billed as output)"},
+    {"--images", "N", O_IMAGES, NULL, "input images"},
+    {"--catalog", "FILE", O_CATALOG, NULL, "catalog file, repeatable (default as for `catalog`)"},
+    {"--format", "text|json", O_FORMAT, NULL, "output format (default text)"},
+    {"--help", NULL, O_HELP, NULL, "show this help"},
+    {NULL, NULL, O_HELP, NULL, NULL},
 };
 
 /* Everything a command line can say. */
@@ -78,16 +71,6 @@ typedef struct {
     eng_usage_t usage;                    /* token counts */
     bool help;                            /* --help */
 } s_args_t;
-
-static void s_usage(FILE *out, const char *cmd, const char *synopsis, const s_opt_t *opts)
-{
-    fprintf(out, "usage: hpp-policy %s %s\n\noptions:\n", cmd, synopsis);
-    for (const s_opt_t *o = opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(out, "  %-30s %s\n", left, o->help);
-    }
-}
 
 /* A token or image count: a whole number from 0 to max. */
 static int s_count(const char *cmd, const char *flag, const char *v, int64_t max, int64_t *out)
@@ -104,7 +87,7 @@ static int s_count(const char *cmd, const char *flag, const char *v, int64_t max
     return 0;
 }
 
-static int s_set(s_args_t *a, const s_opt_t *o, const char *v)
+static int s_set(s_args_t *a, const hpp_opt_t *o, const char *v)
 {
     switch (o->id) {
     case O_CATALOG:
@@ -148,33 +131,19 @@ static int s_set(s_args_t *a, const s_opt_t *o, const char *v)
 }
 
 /* Parses argv[1..] against the table; "--flag=value" and "--flag value". */
-static int s_parse(int argc, char **argv, const s_opt_t *opts, s_args_t *a)
+static int s_parse(int argc, char **argv, const hpp_opt_t *opts, s_args_t *a)
 {
     memset(a, 0, sizeof *a);
     a->cmd = argv[0];
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *eq = strchr(arg, '=');
-        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        const s_opt_t *o = opts;
-        while (o->name && !(strlen(o->name) == nlen && strncmp(o->name, arg, nlen) == 0)) {
-            o++;
+        const hpp_opt_t *o;
+        const char *v;
+        int rc = hpp_opt_next(argc, argv, &i, opts, &o, &v);
+        if (rc == 0) {
+            fprintf(stderr, "hpp-policy %s: unexpected argument '%s' (see --help)\n", argv[0],
+                    argv[i]);
         }
-        if (!o->name) {
-            fprintf(stderr, "hpp-policy %s: unknown option '%s' (see --help)\n", argv[0], arg);
-            return -1;
-        }
-        const char *v = NULL;
-        if (o->arg) {
-            if (eq) {
-                v = eq + 1;
-            } else if (i + 1 < argc) {
-                v = argv[++i];
-            } else {
-                fprintf(stderr, "hpp-policy %s: %s needs a value (%s)\n", argv[0], o->name, o->arg);
-                return -1;
-            }
-        } else if (eq) {
-            fprintf(stderr, "hpp-policy %s: %s takes no value\n", argv[0], o->name);
+        if (rc <= 0) {
             return -1;
         }
         if (s_set(a, o, v) < 0) {
@@ -402,7 +371,7 @@ int cmd_catalog(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        s_usage(stdout, "catalog", synopsis, s_catalog_opts);
+        hpp_usage(stdout, "catalog", synopsis, s_catalog_opts);
         return HPP_EXIT_OK;
     }
     eng_catalog_t *cat = s_load(&a);
@@ -548,7 +517,7 @@ int cmd_cost(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        s_usage(stdout, "cost", synopsis, s_cost_opts);
+        hpp_usage(stdout, "cost", synopsis, s_cost_opts);
         return HPP_EXIT_OK;
     }
     if (!a.model || !*a.model) {

@@ -51,14 +51,6 @@ typedef enum {
     O_HELP,
 } s_opt_id_t;
 
-typedef struct {
-    const char *name;    /* flag */
-    const char *arg;     /* value placeholder; NULL = no value */
-    s_opt_id_t id;       /* what it sets */
-    const char *feature; /* eng_features_set key it maps to, or NULL */
-    const char *help;    /* one line for --help */
-} s_opt_t;
-
 #define S_CATALOG_OPT                                                                              \
     {                                                                                              \
         "--catalog", "FILE", O_CATALOG, NULL,                                                      \
@@ -73,16 +65,16 @@ typedef struct {
         NULL, NULL, O_HELP, NULL, NULL                                                             \
     }
 
-static const s_opt_t s_check_opts[] = {S_CATALOG_OPT, S_HELP_OPT, S_END_OPT};
+static const hpp_opt_t s_check_opts[] = {S_CATALOG_OPT, S_HELP_OPT, S_END_OPT};
 
-static const s_opt_t s_test_opts[] = {
+static const hpp_opt_t s_test_opts[] = {
     S_CATALOG_OPT,
     {"--verbose", NULL, O_VERBOSE, NULL, "also list the cases that pass"},
     S_HELP_OPT,
     S_END_OPT,
 };
 
-static const s_opt_t s_explain_opts[] = {
+static const hpp_opt_t s_explain_opts[] = {
     {"--request", "JSON|@FILE|-", O_REQUEST, NULL,
      "the request: a features object or an OpenAI chat body, inline, from a file or stdin"},
     S_CATALOG_OPT,
@@ -91,7 +83,7 @@ static const s_opt_t s_explain_opts[] = {
     S_END_OPT,
 };
 
-static const s_opt_t s_route_opts[] = {
+static const hpp_opt_t s_route_opts[] = {
     {"--model", "M", O_MODEL, "model", "requested model (default hpprouter/auto)"},
     {"--prompt-tokens", "N", O_PROMPT, "prompt_tokens", "prompt tokens"},
     {"--output-tokens", "N", O_OUTPUT, "output_tokens", "max output tokens (default: policy's)"},
@@ -128,16 +120,6 @@ typedef struct {
     eng_features_t f;                     /* route: the request */
 } s_args_t;
 
-static void s_usage(FILE *out, const char *cmd, const char *synopsis, const s_opt_t *opts)
-{
-    fprintf(out, "usage: hpp-policy %s %s\n\noptions:\n", cmd, synopsis);
-    for (const s_opt_t *o = opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(out, "  %-26s %s\n", left, o->help);
-    }
-}
-
 static int s_bad(const s_args_t *a, const char *what, const char *v)
 {
     fprintf(stderr, "hpp-policy %s: %s%s%s\n", a->cmd, what, v ? ": " : "", v ? v : "");
@@ -145,7 +127,7 @@ static int s_bad(const s_args_t *a, const char *what, const char *v)
 }
 
 /* Applies one option. Features are validated as they are set. */
-static int s_set(s_args_t *a, const s_opt_t *o, const char *v)
+static int s_set(s_args_t *a, const hpp_opt_t *o, const char *v)
 {
     if (o->feature) {
         char why[256];
@@ -222,47 +204,24 @@ static int s_set(s_args_t *a, const s_opt_t *o, const char *v)
 }
 
 /* Parses argv[1..]: options from the table, the rest positional. */
-static int s_parse(int argc, char **argv, const s_opt_t *opts, s_args_t *a)
+static int s_parse(int argc, char **argv, const hpp_opt_t *opts, s_args_t *a)
 {
     memset(a, 0, sizeof *a);
     a->cmd = argv[0];
     eng_features_init(&a->f);
     for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || strcmp(arg, "-") == 0) {
+        const hpp_opt_t *o;
+        const char *v;
+        int rc = hpp_opt_next(argc, argv, &i, opts, &o, &v);
+        if (rc < 0) {
+            return -1;
+        }
+        if (rc == 0) {
             if (a->npos == sizeof a->pos / sizeof a->pos[0]) {
-                return s_bad(a, "too many arguments", arg);
+                return s_bad(a, "too many arguments", argv[i]);
             }
-            a->pos[a->npos++] = arg;
+            a->pos[a->npos++] = argv[i];
             continue;
-        }
-        const char *eq = strchr(arg, '=');
-        size_t nlen = eq && arg[1] == '-' ? (size_t)(eq - arg) : strlen(arg);
-        const s_opt_t *o = opts;
-        while (o->name && !(strlen(o->name) == nlen && strncmp(o->name, arg, nlen) == 0)) {
-            o++;
-        }
-        if (!o->name && strcmp(arg, "-h") == 0) {
-            a->help = true;
-            continue;
-        }
-        if (!o->name) {
-            fprintf(stderr, "hpp-policy %s: unknown option '%s' (see --help)\n", a->cmd, arg);
-            return -1;
-        }
-        const char *v = NULL;
-        if (o->arg) {
-            if (eq && arg[1] == '-') {
-                v = eq + 1;
-            } else if (i + 1 < argc) {
-                v = argv[++i];
-            } else {
-                fprintf(stderr, "hpp-policy %s: %s needs a value (%s)\n", a->cmd, o->name, o->arg);
-                return -1;
-            }
-        } else if (eq && arg[1] == '-') {
-            fprintf(stderr, "hpp-policy %s: %s takes no value\n", a->cmd, o->name);
-            return -1;
         }
         if (s_set(a, o, v) != 0) {
             return -1;
@@ -505,7 +464,7 @@ int cmd_check(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        s_usage(stdout, "check", "[FILE] [--catalog FILE]...", s_check_opts);
+        hpp_usage(stdout, "check", "[FILE] [--catalog FILE]...", s_check_opts);
         printf("\nCompiles FILE (default $HPP_POLICY or policies/default.policy) and prints every\n"
                "error and warning. Exit 2 when there is an error, 0 otherwise.\n");
         return HPP_EXIT_OK;
@@ -546,7 +505,7 @@ int cmd_test(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        s_usage(stdout, "test", "POLICY CASES [--catalog FILE]... [--verbose]", s_test_opts);
+        hpp_usage(stdout, "test", "POLICY CASES [--catalog FILE]... [--verbose]", s_test_opts);
         printf("\nRuns every case of CASES against POLICY, prints a diff for each failure and\n"
                "the line \"N passed, N failed\". Exit 1 when a case fails, 2 on bad input.\n");
         return HPP_EXIT_OK;
@@ -690,8 +649,8 @@ int cmd_explain(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        s_usage(stdout, "explain", "[POLICY] --request JSON [--catalog FILE]... [--format json]",
-                s_explain_opts);
+        hpp_usage(stdout, "explain", "[POLICY] --request JSON [--catalog FILE]... [--format json]",
+                  s_explain_opts);
         printf("\nThe request is either a features object, e.g.\n"
                "  {\"prompt_tokens\": 1200, \"hints\": [\"code\"], \"budget_usd\": 0.01, "
                "\"text\": \"def f(): ...\"}\n"
@@ -776,7 +735,7 @@ int cmd_route(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        s_usage(stdout, "route", "[options]", s_route_opts);
+        hpp_usage(stdout, "route", "[options]", s_route_opts);
         printf("\nPrints one decision as JSON. Exit 0 when a model was chosen, 1 when the\n"
                "decision is an error (insufficient_budget, no_candidate, ...), 2 on bad usage.\n");
         return HPP_EXIT_OK;

@@ -9,9 +9,9 @@
 #include "hpp_policy.h"
 
 typedef struct {
-    const char *name;                 /* subcommand word */
+    const char *name;                  /* subcommand word */
     int (*run)(int argc, char **argv); /* its entry point */
-    const char *summary;              /* one line for --help */
+    const char *summary;               /* one line for --help */
 } s_command_t;
 
 static const s_command_t s_commands[] = {
@@ -23,6 +23,63 @@ static const s_command_t s_commands[] = {
     {"route", cmd_route, "make one decision from flags, print JSON"},
     {NULL, NULL, NULL},
 };
+
+void hpp_usage(FILE *out, const char *cmd, const char *synopsis, const hpp_opt_t *opts)
+{
+    fprintf(out, "usage: hpp-policy %s %s\n\noptions:\n", cmd, synopsis);
+    for (const hpp_opt_t *o = opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(out, "  %-30s %s\n", left, o->help);
+    }
+}
+
+static const hpp_opt_t *s_find(const hpp_opt_t *opts, const char *name, size_t len)
+{
+    for (const hpp_opt_t *o = opts; o->name; o++) {
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+int hpp_opt_next(int argc, char **argv, int *i, const hpp_opt_t *opts, const hpp_opt_t **opt,
+                 const char **value)
+{
+    const char *arg = argv[*i];
+    *opt = NULL;
+    *value = NULL;
+    if (arg[0] != '-' || strcmp(arg, "-") == 0) {
+        return 0;
+    }
+    /* Only long options take "=value": "-h=x" is just an unknown option. */
+    const char *eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
+    size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+    const hpp_opt_t *o = s_find(opts, arg, nlen);
+    if (!o && strcmp(arg, "-h") == 0) {
+        o = s_find(opts, "--help", 6);
+    }
+    if (!o) {
+        fprintf(stderr, "hpp-policy %s: unknown option '%s' (see --help)\n", argv[0], arg);
+        return -1;
+    }
+    if (o->arg) {
+        if (eq) {
+            *value = eq + 1;
+        } else if (*i + 1 < argc) {
+            *value = argv[++*i];
+        } else {
+            fprintf(stderr, "hpp-policy %s: %s needs a value (%s)\n", argv[0], o->name, o->arg);
+            return -1;
+        }
+    } else if (eq) {
+        fprintf(stderr, "hpp-policy %s: %s takes no value\n", argv[0], o->name);
+        return -1;
+    }
+    *opt = o;
+    return 1;
+}
 
 static void s_usage(FILE *out)
 {
