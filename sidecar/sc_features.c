@@ -1,7 +1,8 @@
 /* sc_features.c - OpenAI Chat Completions body + X-HPP-* headers -> features.
  *
- * The context owns the parsed jansson tree (strings borrowed by the features
- * point into it), a copy of our header values and the prompt text sample.
+ * The context owns the parsed body (an sc_json document: strings borrowed by
+ * the features point into its arena, and a copy of the body bytes for
+ * forwarding), a copy of our header values and the prompt text sample.
  * Fields are read through tables (top-level keys, `hpp` keys, content part
  * types, headers) so the accepted names and the "expected one of" hints come
  * from one place. Unknown top-level keys are the upstream's business and are
@@ -16,7 +17,6 @@
 #include "sc_features.h"
 
 #include <ctype.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sc_json.h"
 #include "sc_tokens.h"
 
 /* Which values a header has set; the body must not replace them. */
@@ -36,7 +37,11 @@ enum {
 };
 
 struct sc_extract {
-    json_t *root;            /* parsed body, NULL when none */
+    sc_jdoc_t *doc;          /* the parsed body */
+    sc_jv_t root;            /* its root object, SC_JNONE when no body */
+    char *body;              /* copy of the body, for sc_extract_forward */
+    size_t body_len;         /* bytes in body */
+    size_t body_cap;         /* bytes allocated for body */
     bool stream;             /* body's "stream" */
     int64_t estimate;        /* prompt tokens estimated from the body */
     unsigned hdr_set;        /* S_HDR_* bits */
@@ -50,6 +55,10 @@ struct sc_extract {
 sc_extract_t *sc_extract_new(void)
 {
     sc_extract_t *self = calloc(1, sizeof *self);
+    if (self && !(self->doc = sc_jdoc_new())) {
+        free(self);
+        self = NULL;
+    }
     return self;
 }
 
@@ -58,15 +67,15 @@ void sc_extract_destroy(sc_extract_t **self_p)
     if (!self_p || !*self_p) {
         return;
     }
-    json_decref((*self_p)->root);
+    sc_jdoc_destroy(&(*self_p)->doc);
+    free((*self_p)->body);
     free(*self_p);
     *self_p = NULL;
 }
 
 void sc_extract_reset(sc_extract_t *self, eng_features_t *f)
 {
-    json_decref(self->root);
-    self->root = NULL;
+    self->root = SC_JNONE;
     self->stream = false;
     self->estimate = 0;
     self->hdr_set = 0;
@@ -77,7 +86,7 @@ void sc_extract_reset(sc_extract_t *self, eng_features_t *f)
 
 bool sc_extract_has_body(const sc_extract_t *self)
 {
-    return self->root != NULL;
+    return self->root != SC_JNONE;
 }
 
 bool sc_extract_stream(const sc_extract_t *self)
@@ -109,31 +118,53 @@ static void s_path(char *dst, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *s_json_type(const json_t *v)
+/* JSON type names as the OpenAI API words them in its errors. */
+static const char *s_json_type(const sc_jdoc_t *d, sc_jv_t v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (sc_jtype(d, v)) {
+    case SC_J_OBJECT:
         return "object";
-    case JSON_ARRAY:
+    case SC_J_ARRAY:
         return "array";
-    case JSON_STRING:
+    case SC_J_STRING:
         return "string";
-    case JSON_INTEGER:
+    case SC_J_INT:
         return "integer";
-    case JSON_REAL:
+    case SC_J_REAL:
         return "number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case SC_J_TRUE:
+    case SC_J_FALSE:
         return "boolean";
     default:
         return "null";
     }
 }
 
-static int s_type_error(sc_error_t *err, const char *param, const char *want, const json_t *v)
+static int s_type_error(const sc_jdoc_t *d, sc_error_t *err, const char *param, const char *want,
+                        sc_jv_t v)
 {
     return sc_error_set(err, 400, "invalid_type", param, "%s: expected %s, got %s", param, want,
-                        s_json_type(v));
+                        s_json_type(d, v));
+}
+
+static bool s_is_number(const sc_jdoc_t *d, sc_jv_t v)
+{
+    sc_jtype_t t = sc_jtype(d, v);
+    return t == SC_J_INT || t == SC_J_REAL;
+}
+
+static bool s_is_bool(const sc_jdoc_t *d, sc_jv_t v)
+{
+    sc_jtype_t t = sc_jtype(d, v);
+    return t == SC_J_TRUE || t == SC_J_FALSE;
+}
+
+/* Length of a string value (0 for anything else). */
+static size_t s_slen(const sc_jdoc_t *d, sc_jv_t v)
+{
+    size_t n;
+    sc_jstr(d, v, &n);
+    return n;
 }
 
 /* A name usable as a hint or group: 1..max bytes of [A-Za-z0-9_.:/@-]. */
@@ -228,15 +259,16 @@ static int s_set_budget(eng_features_t *f, double v, const char *param, sc_error
 }
 
 /* A token count: integer 0..ENG_MAX_TOKENS. Absent or null leaves *out unchanged. */
-static int s_get_tokens(const json_t *v, int64_t *out, const char *param, sc_error_t *err)
+static int s_get_tokens(const sc_jdoc_t *d, sc_jv_t v, int64_t *out, const char *param,
+                        sc_error_t *err)
 {
-    if (!v || json_is_null(v)) {
+    if (!v || sc_jis(d, v, SC_J_NULL)) {
         return 0;
     }
-    if (!json_is_integer(v)) {
-        return s_type_error(err, param, "integer", v);
+    if (!sc_jis(d, v, SC_J_INT)) {
+        return s_type_error(d, err, param, "integer", v);
     }
-    json_int_t n = json_integer_value(v);
+    int64_t n = sc_jint(d, v);
     if (n < 0 || n > ENG_MAX_TOKENS) {
         return sc_error_set(err, 400, "invalid_value", param,
                             "%s: a token count is between 0 and %lld, got %lld", param,
@@ -265,26 +297,22 @@ static void s_text_append(sc_extract_t *self, const char *s, size_t len)
 }
 
 /* Counts every string (keys and values) of a JSON tree, for tool schemas. */
-static void s_count_tree(sc_tok_counts_t *c, json_t *v)
+static void s_count_tree(const sc_jdoc_t *d, sc_tok_counts_t *c, sc_jv_t v)
 {
-    if (json_is_string(v)) {
-        sc_tok_count(c, json_string_value(v), json_string_length(v));
-    } else if (json_is_object(v)) {
-        const char *key;
-        json_t *val;
-        json_object_foreach(v, key, val)
-        {
-            sc_tok_count(c, key, strlen(key));
-            s_count_tree(c, val);
+    if (sc_jis(d, v, SC_J_STRING)) {
+        sc_tok_count(c, sc_jstr(d, v, NULL), s_slen(d, v));
+    } else if (sc_jis(d, v, SC_J_OBJECT)) {
+        for (sc_jv_t kv = sc_jfirst(d, v); kv; kv = sc_jnext(d, sc_jval(kv))) {
+            size_t klen;
+            const char *key = sc_jstr(d, kv, &klen);
+            sc_tok_count(c, key, klen);
+            s_count_tree(d, c, sc_jval(kv));
         }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *val;
-        json_array_foreach(v, i, val)
-        {
-            s_count_tree(c, val);
+    } else if (sc_jis(d, v, SC_J_ARRAY)) {
+        for (sc_jv_t e = sc_jfirst(d, v); e; e = sc_jnext(d, e)) {
+            s_count_tree(d, c, e);
         }
-    } else if (json_is_number(v)) {
+    } else if (s_is_number(d, v)) {
         c->digits++;
     }
 }
@@ -313,55 +341,58 @@ static void s_text(s_walk_t *w, const char *s, size_t len)
     }
 }
 
-static int s_part_text(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+static int s_part_text(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
 {
-    json_t *t = json_object_get(part, "text");
-    if (!json_is_string(t)) {
+    const sc_jdoc_t *d = w->self->doc;
+    sc_jv_t t = sc_jget(d, part, "text");
+    if (!sc_jis(d, t, SC_J_STRING)) {
         char p[96];
         s_path(p, "%s.text", param);
-        return t ? s_type_error(err, p, "string", t)
+        return t ? s_type_error(d, err, p, "string", t)
                  : sc_error_set(err, 400, "missing_required_parameter", p,
                                 "%s: a text part needs \"text\"", p);
     }
-    s_text(w, json_string_value(t), json_string_length(t));
+    s_text(w, sc_jstr(d, t, NULL), s_slen(d, t));
     return 0;
 }
 
-static int s_part_refusal(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+static int s_part_refusal(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
 {
-    json_t *t = json_object_get(part, "refusal");
-    if (t && !json_is_string(t)) {
+    const sc_jdoc_t *d = w->self->doc;
+    sc_jv_t t = sc_jget(d, part, "refusal");
+    if (t && !sc_jis(d, t, SC_J_STRING)) {
         char p[96];
         s_path(p, "%s.refusal", param);
-        return s_type_error(err, p, "string", t);
+        return s_type_error(d, err, p, "string", t);
     }
     if (t) {
-        s_text(w, json_string_value(t), json_string_length(t));
+        s_text(w, sc_jstr(d, t, NULL), s_slen(d, t));
     }
     return 0;
 }
 
-static int s_part_image(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+static int s_part_image(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
 {
-    json_t *img = json_object_get(part, "image_url");
-    json_t *url = json_is_object(img) ? json_object_get(img, "url") : img;
+    const sc_jdoc_t *d = w->self->doc;
+    sc_jv_t img = sc_jget(d, part, "image_url");
+    sc_jv_t url = sc_jis(d, img, SC_J_OBJECT) ? sc_jget(d, img, "url") : img;
     char p[96];
-    s_path(p, "%s.image_url%s", param, json_is_object(img) ? ".url" : "");
-    if (!json_is_string(url)) {
-        return url ? s_type_error(err, p, "string", url)
+    s_path(p, "%s.image_url%s", param, sc_jis(d, img, SC_J_OBJECT) ? ".url" : "");
+    if (!sc_jis(d, url, SC_J_STRING)) {
+        return url ? s_type_error(d, err, p, "string", url)
                    : sc_error_set(err, 400, "missing_required_parameter", p,
                                   "%s: an image_url part needs a url", p);
     }
     bool low = false;
-    json_t *detail = json_is_object(img) ? json_object_get(img, "detail") : NULL;
-    if (detail && !json_is_null(detail)) {
-        const char *d = json_string_value(detail);
-        if (!d || (strcmp(d, "low") && strcmp(d, "high") && strcmp(d, "auto"))) {
+    sc_jv_t detail = sc_jis(d, img, SC_J_OBJECT) ? sc_jget(d, img, "detail") : SC_JNONE;
+    if (detail && !sc_jis(d, detail, SC_J_NULL)) {
+        const char *level = sc_jstr(d, detail, NULL);
+        if (!level || (strcmp(level, "low") && strcmp(level, "high") && strcmp(level, "auto"))) {
             s_path(p, "%s.image_url.detail", param);
             return sc_error_set(err, 400, "invalid_value", p,
                                 "%s: expected one of: low, high, auto", p);
         }
-        low = strcmp(d, "low") == 0;
+        low = strcmp(level, "low") == 0;
     }
     if (!w->sample) {
         w->images++;
@@ -371,7 +402,7 @@ static int s_part_image(s_walk_t *w, json_t *part, const char *param, sc_error_t
 }
 
 /* Parts that carry no text we count (audio, files): accepted, not counted. */
-static int s_part_skip(s_walk_t *w, json_t *part, const char *param, sc_error_t *err)
+static int s_part_skip(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
 {
     (void)w;
     (void)part;
@@ -381,32 +412,32 @@ static int s_part_skip(s_walk_t *w, json_t *part, const char *param, sc_error_t 
 }
 
 static const struct {
-    const char *type;                                            /* part "type" */
-    int (*fn)(s_walk_t *, json_t *, const char *, sc_error_t *); /* its reader */
+    const char *type;                                           /* part "type" */
+    int (*fn)(s_walk_t *, sc_jv_t, const char *, sc_error_t *); /* its reader */
 } s_parts[] = {
     {"text", s_part_text}, {"image_url", s_part_image}, {"input_audio", s_part_skip},
     {"file", s_part_skip}, {"refusal", s_part_refusal}, {NULL, NULL},
 };
 
-static int s_content(s_walk_t *w, json_t *content, const char *param, sc_error_t *err)
+static int s_content(s_walk_t *w, sc_jv_t content, const char *param, sc_error_t *err)
 {
-    if (json_is_string(content)) {
-        s_text(w, json_string_value(content), json_string_length(content));
+    const sc_jdoc_t *d = w->self->doc;
+    if (sc_jis(d, content, SC_J_STRING)) {
+        s_text(w, sc_jstr(d, content, NULL), s_slen(d, content));
         return 0;
     }
-    if (!json_is_array(content)) {
-        return s_type_error(err, param, "string or array of content parts", content);
+    if (!sc_jis(d, content, SC_J_ARRAY)) {
+        return s_type_error(d, err, param, "string or array of content parts", content);
     }
     size_t j;
-    json_t *part;
-    json_array_foreach(content, j, part)
-    {
+    sc_jv_t part;
+    for (j = 0, part = sc_jfirst(d, content); part; part = sc_jnext(d, part), j++) {
         char p[96];
         s_path(p, "%s[%zu]", param, j);
-        if (!json_is_object(part)) {
-            return s_type_error(err, p, "object", part);
+        if (!sc_jis(d, part, SC_J_OBJECT)) {
+            return s_type_error(d, err, p, "object", part);
         }
-        const char *type = json_string_value(json_object_get(part, "type"));
+        const char *type = sc_jstr(d, sc_jget(d, part, "type"), NULL);
         int k = 0;
         while (type && s_parts[k].type && strcmp(s_parts[k].type, type) != 0) {
             k++;
@@ -425,23 +456,23 @@ static int s_content(s_walk_t *w, json_t *content, const char *param, sc_error_t
 }
 
 /* An assistant's tool_calls: names and arguments count as prompt text. */
-static int s_tool_calls(s_walk_t *w, json_t *calls, const char *param, sc_error_t *err)
+static int s_tool_calls(s_walk_t *w, sc_jv_t calls, const char *param, sc_error_t *err)
 {
-    if (!json_is_array(calls)) {
-        return s_type_error(err, param, "array", calls);
+    const sc_jdoc_t *d = w->self->doc;
+    if (!sc_jis(d, calls, SC_J_ARRAY)) {
+        return s_type_error(d, err, param, "array", calls);
     }
     size_t j;
-    json_t *call;
-    json_array_foreach(calls, j, call)
-    {
-        json_t *fn = json_object_get(call, "function");
-        const char *name = json_string_value(json_object_get(fn, "name"));
-        json_t *args = json_object_get(fn, "arguments");
+    sc_jv_t call;
+    for (j = 0, call = sc_jfirst(d, calls); call; call = sc_jnext(d, call), j++) {
+        sc_jv_t fn = sc_jget(d, call, "function");
+        const char *name = sc_jstr(d, sc_jget(d, fn, "name"), NULL);
+        sc_jv_t args = sc_jget(d, fn, "arguments");
         if (name) {
             s_text(w, name, strlen(name));
         }
-        if (json_is_string(args)) {
-            s_text(w, json_string_value(args), json_string_length(args));
+        if (sc_jis(d, args, SC_J_STRING)) {
+            s_text(w, sc_jstr(d, args, NULL), s_slen(d, args));
         }
         if (!w->sample) {
             w->c->punct += SC_TOK_PER_TOOL; /* call framing, ~1 token each */
@@ -452,15 +483,16 @@ static int s_tool_calls(s_walk_t *w, json_t *calls, const char *param, sc_error_
 
 /* One message; on the first pass validates and counts, on the second fills
  * the text sample. Returns the message's tokens (first pass) or -1. */
-static int64_t s_message(s_walk_t *w, json_t *msg, size_t i, bool *is_user, sc_error_t *err)
+static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_error_t *err)
 {
+    const sc_jdoc_t *d = w->self->doc;
     char p[96];
     s_path(p, "messages[%zu]", i);
-    if (!json_is_object(msg)) {
-        return s_type_error(err, p, "object", msg);
+    if (!sc_jis(d, msg, SC_J_OBJECT)) {
+        return s_type_error(d, err, p, "object", msg);
     }
-    json_t *role = json_object_get(msg, "role");
-    const char *r = json_string_value(role);
+    sc_jv_t role = sc_jget(d, msg, "role");
+    const char *r = sc_jstr(d, role, NULL);
     int k = 0;
     while (r && s_roles[k] && strcmp(s_roles[k], r) != 0) {
         k++;
@@ -477,9 +509,9 @@ static int64_t s_message(s_walk_t *w, json_t *msg, size_t i, bool *is_user, sc_e
     sc_tok_counts_init(&c);
     w->c = &c;
     int64_t extra = SC_TOK_PER_MESSAGE;
-    json_t *content = json_object_get(msg, "content");
+    sc_jv_t content = sc_jget(d, msg, "content");
     s_path(p, "messages[%zu].content", i);
-    if (json_is_null(content) || !content) {
+    if (sc_jis(d, content, SC_J_NULL) || !content) {
         /* Only an assistant turn (tool calls instead of text) may omit content. */
         if (strcmp(r, "assistant") != 0) {
             return sc_error_set(err, 400, "missing_required_parameter", p,
@@ -488,18 +520,18 @@ static int64_t s_message(s_walk_t *w, json_t *msg, size_t i, bool *is_user, sc_e
     } else if (s_content(w, content, p, err) < 0) {
         return -1;
     }
-    json_t *name = json_object_get(msg, "name");
-    if (name && !json_is_null(name)) {
-        if (!json_is_string(name)) {
+    sc_jv_t name = sc_jget(d, msg, "name");
+    if (name && !sc_jis(d, name, SC_J_NULL)) {
+        if (!sc_jis(d, name, SC_J_STRING)) {
             s_path(p, "messages[%zu].name", i);
-            return s_type_error(err, p, "string", name);
+            return s_type_error(d, err, p, "string", name);
         }
         if (!w->sample) {
-            extra += SC_TOK_NAME + sc_tok_text(json_string_value(name), json_string_length(name));
+            extra += SC_TOK_NAME + sc_tok_text(sc_jstr(d, name, NULL), s_slen(d, name));
         }
     }
-    json_t *calls = json_object_get(msg, "tool_calls");
-    if (calls && !json_is_null(calls)) {
+    sc_jv_t calls = sc_jget(d, msg, "tool_calls");
+    if (calls && !sc_jis(d, calls, SC_J_NULL)) {
         s_path(p, "messages[%zu].tool_calls", i);
         if (s_tool_calls(w, calls, p, err) < 0) {
             return -1;
@@ -508,24 +540,24 @@ static int64_t s_message(s_walk_t *w, json_t *msg, size_t i, bool *is_user, sc_e
     return extra + sc_tok_estimate(&c);
 }
 
-static int s_messages(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_messages(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     if (!v) {
         return sc_error_set(err, 400, "missing_required_parameter", "messages",
                             "messages: required");
     }
-    if (!json_is_array(v) || json_array_size(v) == 0) {
-        return json_is_array(v) ? sc_error_set(err, 400, "invalid_value", "messages",
-                                               "messages: at least one message is required")
-                                : s_type_error(err, "messages", "array", v);
+    if (!sc_jis(d, v, SC_J_ARRAY) || sc_jsize(d, v) == 0) {
+        return sc_jis(d, v, SC_J_ARRAY) ? sc_error_set(err, 400, "invalid_value", "messages",
+                                                       "messages: at least one message is required")
+                                        : s_type_error(d, err, "messages", "array", v);
     }
     s_walk_t w = {.self = self};
     int64_t total = SC_TOK_REPLY;
     bool found = false;
     size_t i;
-    json_t *msg;
-    json_array_foreach(v, i, msg)
-    {
+    sc_jv_t msg;
+    for (i = 0, msg = sc_jfirst(d, v); msg; msg = sc_jnext(d, msg), i++) {
         bool is_user = false;
         int64_t t = s_message(&w, msg, i, &is_user, err);
         if (t < 0) {
@@ -549,10 +581,9 @@ static int s_messages(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error
     w.sample = true;
     bool dummy;
     if (found) {
-        s_message(&w, json_array_get(v, self->last_user), self->last_user, &dummy, err);
+        s_message(&w, sc_jat(d, v, self->last_user), self->last_user, &dummy, err);
     }
-    json_array_foreach(v, i, msg)
-    {
+    for (i = 0, msg = sc_jfirst(d, v); msg; msg = sc_jnext(d, msg), i++) {
         if ((!found || i != self->last_user) && self->text_len < sizeof self->text) {
             s_message(&w, msg, i, &dummy, err);
         }
@@ -563,69 +594,71 @@ static int s_messages(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error
 
 /* Top-level fields ------------------------------------------------------- */
 
-static int s_model(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_model(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
-    if (!v || json_is_null(v) || (self->hdr_set & S_HDR_MODEL)) {
+    const sc_jdoc_t *d = self->doc;
+    if (!v || sc_jis(d, v, SC_J_NULL) || (self->hdr_set & S_HDR_MODEL)) {
         return 0;
     }
-    if (!json_is_string(v)) {
-        return s_type_error(err, "model", "string", v);
+    if (!sc_jis(d, v, SC_J_STRING)) {
+        return s_type_error(d, err, "model", "string", v);
     }
-    if (s_check_model(json_string_value(v), json_string_length(v), "model", err) < 0) {
+    if (s_check_model(sc_jstr(d, v, NULL), s_slen(d, v), "model", err) < 0) {
         return -1;
     }
-    f->model = s_str(json_string_value(v), json_string_length(v));
+    f->model = s_str(sc_jstr(d, v, NULL), s_slen(d, v));
     return 0;
 }
 
-static int s_tools(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err,
+static int s_tools(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err,
                    const char *param)
 {
-    if (!v || json_is_null(v)) {
+    const sc_jdoc_t *d = self->doc;
+    if (!v || sc_jis(d, v, SC_J_NULL)) {
         return 0;
     }
-    if (!json_is_array(v)) {
-        return s_type_error(err, param, "array", v);
+    if (!sc_jis(d, v, SC_J_ARRAY)) {
+        return s_type_error(d, err, param, "array", v);
     }
     sc_tok_counts_t c;
     sc_tok_counts_init(&c);
     size_t i;
-    json_t *tool;
-    json_array_foreach(v, i, tool)
-    {
-        if (!json_is_object(tool)) {
+    sc_jv_t tool;
+    for (i = 0, tool = sc_jfirst(d, v); tool; tool = sc_jnext(d, tool), i++) {
+        if (!sc_jis(d, tool, SC_J_OBJECT)) {
             char p[96];
             s_path(p, "%s[%zu]", param, i);
-            return s_type_error(err, p, "object", tool);
+            return s_type_error(d, err, p, "object", tool);
         }
-        s_count_tree(&c, tool);
+        s_count_tree(d, &c, tool);
     }
-    if (json_array_size(v) > 0) {
+    if (sc_jsize(d, v) > 0) {
         f->tools = true;
-        self->estimate += sc_tok_estimate(&c) + SC_TOK_PER_TOOL * (int64_t)json_array_size(v);
+        self->estimate += sc_tok_estimate(&c) + SC_TOK_PER_TOOL * (int64_t)sc_jsize(d, v);
     }
     return 0;
 }
 
-static int s_tools_new(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_tools_new(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
     return s_tools(self, v, f, err, "tools");
 }
 
-static int s_functions(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_functions(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
     return s_tools(self, v, f, err, "functions");
 }
 
-static int s_response_format(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_response_format(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
-    if (!v || json_is_null(v)) {
+    const sc_jdoc_t *d = self->doc;
+    if (!v || sc_jis(d, v, SC_J_NULL)) {
         return 0;
     }
-    if (!json_is_object(v)) {
-        return s_type_error(err, "response_format", "object", v);
+    if (!sc_jis(d, v, SC_J_OBJECT)) {
+        return s_type_error(d, err, "response_format", "object", v);
     }
-    const char *type = json_string_value(json_object_get(v, "type"));
+    const char *type = sc_jstr(d, sc_jget(d, v, "type"), NULL);
     if (!type ||
         (strcmp(type, "text") && strcmp(type, "json_object") && strcmp(type, "json_schema"))) {
         return sc_error_set(err, 400, "invalid_value", "response_format.type",
@@ -633,66 +666,69 @@ static int s_response_format(sc_extract_t *self, json_t *v, eng_features_t *f, s
                             "json_schema");
     }
     f->json = strcmp(type, "text") != 0;
-    json_t *schema = json_object_get(v, "json_schema");
+    sc_jv_t schema = sc_jget(d, v, "json_schema");
     if (f->json && schema) {
         /* The schema is sent to the model with the prompt. */
         sc_tok_counts_t c;
         sc_tok_counts_init(&c);
-        s_count_tree(&c, schema);
+        s_count_tree(d, &c, schema);
         self->estimate += sc_tok_estimate(&c);
     }
     return 0;
 }
 
-static int s_max_tokens(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_max_tokens(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     if (self->hdr_set & S_HDR_OUTPUT) {
         return 0;
     }
-    return s_get_tokens(v, &f->output_tokens, "max_tokens", err);
+    return s_get_tokens(d, v, &f->output_tokens, "max_tokens", err);
 }
 
 /* Read after max_tokens: the newer name wins when both are given. */
-static int s_max_completion(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_max_completion(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     if (self->hdr_set & S_HDR_OUTPUT) {
         return 0;
     }
-    return s_get_tokens(v, &f->output_tokens, "max_completion_tokens", err);
+    return s_get_tokens(d, v, &f->output_tokens, "max_completion_tokens", err);
 }
 
-static int s_stream(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_stream(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     (void)f;
-    if (!v || json_is_null(v)) {
+    if (!v || sc_jis(d, v, SC_J_NULL)) {
         return 0;
     }
-    if (!json_is_boolean(v)) {
-        return s_type_error(err, "stream", "boolean", v);
+    if (!s_is_bool(d, v)) {
+        return s_type_error(d, err, "stream", "boolean", v);
     }
-    self->stream = json_is_true(v);
+    self->stream = sc_jis(d, v, SC_J_TRUE);
     return 0;
 }
 
-static int s_metadata(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_metadata(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     (void)self;
-    if (!v || json_is_null(v)) {
+    if (!v || sc_jis(d, v, SC_J_NULL)) {
         return 0;
     }
-    if (!json_is_object(v)) {
-        return s_type_error(err, "metadata", "object", v);
+    if (!sc_jis(d, v, SC_J_OBJECT)) {
+        return s_type_error(d, err, "metadata", "object", v);
     }
-    const char *key;
-    json_t *val;
-    json_object_foreach(v, key, val)
-    {
+    for (sc_jv_t kv = sc_jfirst(d, v); kv; kv = sc_jnext(d, sc_jval(kv))) {
+        const char *key = sc_jstr(d, kv, NULL);
+        sc_jv_t val = sc_jval(kv);
         char p[96];
         s_path(p, "metadata.%.80s", key);
-        if (!json_is_string(val)) {
-            return s_type_error(err, p, "string", val);
+        if (!sc_jis(d, val, SC_J_STRING)) {
+            return s_type_error(d, err, p, "string", val);
         }
-        size_t kl = strlen(key), vl = json_string_length(val);
+        size_t kl = strlen(key), vl = s_slen(d, val);
         if (kl == 0 || kl > SC_MAX_META_KEY || vl > SC_MAX_META_VAL) {
             return sc_error_set(err, 400, "invalid_value", p,
                                 "%s: keys have 1 to %d bytes, values at most %d", p,
@@ -703,7 +739,7 @@ static int s_metadata(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error
                                 ENG_MAX_META);
         }
         f->meta_keys[f->nmeta] = s_str(key, kl);
-        f->meta_vals[f->nmeta] = s_str(json_string_value(val), vl);
+        f->meta_vals[f->nmeta] = s_str(sc_jstr(d, val, NULL), vl);
         f->nmeta++;
     }
     return 0;
@@ -711,38 +747,39 @@ static int s_metadata(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error
 
 /* The `hpp` object ------------------------------------------------------- */
 
-static int s_hpp_task(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_task(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     (void)self;
-    if (json_is_string(v)) {
-        return s_add_hint_list(f, json_string_value(v), json_string_length(v), "hpp.task", err);
+    if (sc_jis(d, v, SC_J_STRING)) {
+        return s_add_hint_list(f, sc_jstr(d, v, NULL), s_slen(d, v), "hpp.task", err);
     }
-    if (!json_is_array(v)) {
-        return s_type_error(err, "hpp.task", "string or array of strings", v);
+    if (!sc_jis(d, v, SC_J_ARRAY)) {
+        return s_type_error(d, err, "hpp.task", "string or array of strings", v);
     }
     size_t i;
-    json_t *h;
-    json_array_foreach(v, i, h)
-    {
+    sc_jv_t h;
+    for (i = 0, h = sc_jfirst(d, v); h; h = sc_jnext(d, h), i++) {
         char p[96];
         s_path(p, "hpp.task[%zu]", i);
-        if (!json_is_string(h)) {
-            return s_type_error(err, p, "string", h);
+        if (!sc_jis(d, h, SC_J_STRING)) {
+            return s_type_error(d, err, p, "string", h);
         }
-        if (s_add_hint(f, json_string_value(h), json_string_length(h), p, err) < 0) {
+        if (s_add_hint(f, sc_jstr(d, h, NULL), s_slen(d, h), p, err) < 0) {
             return -1;
         }
     }
     return 0;
 }
 
-static int s_hpp_budget(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_budget(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
-    if (!json_is_number(v)) {
-        return s_type_error(err, "hpp.budget_usd", "number", v);
+    const sc_jdoc_t *d = self->doc;
+    if (!s_is_number(d, v)) {
+        return s_type_error(d, err, "hpp.budget_usd", "number", v);
     }
     eng_features_t tmp = *f; /* validate even when a header wins */
-    if (s_set_budget(&tmp, json_number_value(v), "hpp.budget_usd", err) < 0) {
+    if (s_set_budget(&tmp, sc_jnum(d, v), "hpp.budget_usd", err) < 0) {
         return -1;
     }
     if (!(self->hdr_set & S_HDR_BUDGET)) {
@@ -751,25 +788,27 @@ static int s_hpp_budget(sc_extract_t *self, json_t *v, eng_features_t *f, sc_err
     return 0;
 }
 
-static int s_hpp_group(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_group(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
-    if (!json_is_string(v)) {
-        return s_type_error(err, "hpp.group", "string", v);
+    const sc_jdoc_t *d = self->doc;
+    if (!sc_jis(d, v, SC_J_STRING)) {
+        return s_type_error(d, err, "hpp.group", "string", v);
     }
-    if (!s_valid_name(json_string_value(v), json_string_length(v), SC_MAX_GROUP)) {
+    if (!s_valid_name(sc_jstr(d, v, NULL), s_slen(d, v), SC_MAX_GROUP)) {
         return sc_error_set(err, 400, "invalid_value", "hpp.group",
                             "hpp.group: 1 to %d characters from [A-Za-z0-9_.:/@-]", SC_MAX_GROUP);
     }
     if (!(self->hdr_set & S_HDR_GROUP)) {
-        f->group = s_str(json_string_value(v), json_string_length(v));
+        f->group = s_str(sc_jstr(d, v, NULL), s_slen(d, v));
     }
     return 0;
 }
 
-static int s_hpp_prompt(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_prompt(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     int64_t n = f->prompt_tokens;
-    if (s_get_tokens(v, &n, "hpp.prompt_tokens", err) < 0) {
+    if (s_get_tokens(d, v, &n, "hpp.prompt_tokens", err) < 0) {
         return -1;
     }
     if (!(self->hdr_set & S_HDR_PROMPT)) {
@@ -778,10 +817,11 @@ static int s_hpp_prompt(sc_extract_t *self, json_t *v, eng_features_t *f, sc_err
     return 0;
 }
 
-static int s_hpp_output(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_output(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
+    const sc_jdoc_t *d = self->doc;
     int64_t n = f->output_tokens;
-    if (s_get_tokens(v, &n, "hpp.output_tokens", err) < 0) {
+    if (s_get_tokens(d, v, &n, "hpp.output_tokens", err) < 0) {
         return -1;
     }
     if (!(self->hdr_set & S_HDR_OUTPUT)) {
@@ -790,7 +830,7 @@ static int s_hpp_output(sc_extract_t *self, json_t *v, eng_features_t *f, sc_err
     return 0;
 }
 
-typedef int (*s_field_fn)(sc_extract_t *, json_t *, eng_features_t *, sc_error_t *);
+typedef int (*s_field_fn)(sc_extract_t *, sc_jv_t, eng_features_t *, sc_error_t *);
 
 static const struct {
     const char *key; /* key in the hpp object */
@@ -804,18 +844,18 @@ static const struct {
     {NULL, NULL},
 };
 
-static int s_hpp(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *err)
+static int s_hpp(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
 {
-    if (!v || json_is_null(v)) {
+    const sc_jdoc_t *d = self->doc;
+    if (!v || sc_jis(d, v, SC_J_NULL)) {
         return 0;
     }
-    if (!json_is_object(v)) {
-        return s_type_error(err, "hpp", "object", v);
+    if (!sc_jis(d, v, SC_J_OBJECT)) {
+        return s_type_error(d, err, "hpp", "object", v);
     }
-    const char *key;
-    json_t *val;
-    json_object_foreach(v, key, val)
-    {
+    for (sc_jv_t kv = sc_jfirst(d, v); kv; kv = sc_jnext(d, sc_jval(kv))) {
+        const char *key = sc_jstr(d, kv, NULL);
+        sc_jv_t val = sc_jval(kv);
         int k = 0;
         while (s_hpp_keys[k].key && strcmp(s_hpp_keys[k].key, key) != 0) {
             k++;
@@ -828,7 +868,7 @@ static int s_hpp(sc_extract_t *self, json_t *v, eng_features_t *f, sc_error_t *e
                                 "prompt_tokens, output_tokens)",
                                 p);
         }
-        if (json_is_null(val)) {
+        if (sc_jis(d, val, SC_J_NULL)) {
             continue;
         }
         if (s_hpp_keys[k].fn(self, val, f, err) < 0) {
@@ -857,42 +897,62 @@ static const struct {
     {NULL, NULL},
 };
 
+/* Keeps a copy of the body for sc_extract_forward: the caller's buffer may
+ * be gone by the time the engine has answered. */
+static int s_keep_body(sc_extract_t *self, const char *body, size_t len)
+{
+    if (len > self->body_cap) {
+        size_t cap = self->body_cap ? self->body_cap : 4096;
+        while (cap < len) {
+            cap *= 2;
+        }
+        char *p = realloc(self->body, cap);
+        if (!p) {
+            return -1;
+        }
+        self->body = p;
+        self->body_cap = cap;
+    }
+    memcpy(self->body, body, len);
+    self->body_len = len;
+    return 0;
+}
+
 int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_features_t *f,
                     sc_error_t *err)
 {
-    json_decref(self->root);
-    self->root = NULL;
+    const sc_jdoc_t *d = self->doc;
+    self->root = SC_JNONE;
     self->stream = false;
     self->estimate = 0;
     self->text_len = 0;
-    json_error_t jerr;
+    sc_jerr_t jerr;
     /* Duplicate keys are refused: the sidecar and the upstream must not read
      * two different "model" values from one body. */
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
+    sc_jv_t root = sc_jdoc_parse(self->doc, body, len, &jerr);
+    if (root == SC_JNONE) {
         return sc_error_set(err, 400, "invalid_json", NULL,
                             "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
                             jerr.line, jerr.column);
     }
-    if (!json_is_object(root)) {
-        sc_error_set(err, 400, "invalid_json", NULL, "request body must be a JSON object, got %s",
-                     s_json_type(root));
-        json_decref(root);
-        return -1;
+    if (!sc_jis(d, root, SC_J_OBJECT)) {
+        return sc_error_set(err, 400, "invalid_json", NULL,
+                            "request body must be a JSON object, got %s", s_json_type(d, root));
     }
-    self->root = root;
+    if (s_keep_body(self, body, len) < 0) {
+        return sc_error_set(err, 500, "internal", NULL, "out of memory keeping the body");
+    }
     int64_t prompt_hdr = f->prompt_tokens;
     for (int i = 0; s_fields[i].key; i++) {
-        json_t *v = json_object_get(root, s_fields[i].key);
+        sc_jv_t v = sc_jget(d, root, s_fields[i].key);
         if (s_fields[i].fn == s_hpp && !(self->hdr_set & S_HDR_PROMPT)) {
             f->prompt_tokens = self->estimate > ENG_MAX_TOKENS ? ENG_MAX_TOKENS : self->estimate;
         }
         if (s_fields[i].fn(self, v, f, err) < 0) {
-            json_decref(self->root);
-            self->root = NULL;
             return -1;
         }
     }
+    self->root = root;
     if (self->hdr_set & S_HDR_PROMPT) {
         f->prompt_tokens = prompt_hdr;
     }
@@ -1040,26 +1100,121 @@ int sc_extract_header(sc_extract_t *self, const char *name, const char *value, e
 
 /* Forwarding ------------------------------------------------------------- */
 
+/* One edit of the body: bytes [from, to) become `with` (wlen bytes). */
+typedef struct {
+    size_t from, to;
+    const char *with;
+    size_t wlen;
+} s_edit_t;
+
+/* The top-level member whose key is `name`: its key's start and its value's
+ * end in the body, and the value's end of the member before it (0 when it is
+ * the first) and the key's start of the one after it (0 when the last). */
+typedef struct {
+    size_t key_start, val_end, prev_end, next_start;
+    bool found;
+} s_member_t;
+
+static s_member_t s_member(const sc_jdoc_t *d, sc_jv_t obj, const char *name)
+{
+    s_member_t m = {0};
+    size_t prev_end = 0, start, end;
+    for (sc_jv_t k = sc_jfirst(d, obj); k; k = sc_jnext(d, sc_jval(k))) {
+        sc_jspan(d, k, &start, &end);
+        if (m.found) {
+            m.next_start = start;
+            break;
+        }
+        if (strcmp(sc_jstr(d, k, NULL), name) == 0) {
+            m.found = true;
+            m.key_start = start;
+            m.prev_end = prev_end;
+            sc_jspan(d, sc_jval(k), &start, &m.val_end);
+        }
+        sc_jspan(d, sc_jval(k), &start, &prev_end);
+    }
+    return m;
+}
+
+/* The body as received, spliced: the value of "model" replaced (or a
+ * "model" member added first), the "hpp" member cut out with one comma.
+ * Splicing instead of re-serialising keeps every other byte the client sent,
+ * numbers included, and costs one copy. */
 char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len)
 {
-    if (!self->root) {
+    if (self->root == SC_JNONE) {
         return NULL;
     }
-    /* A shallow copy: the features keep borrowing from the original tree. */
-    json_t *copy = json_copy(self->root);
-    if (!copy) {
+    const sc_jdoc_t *d = self->doc;
+    char quoted[2 * SC_MAX_MODEL + 16];
+    size_t qlen = 0;
+    s_edit_t edits[2];
+    int nedits = 0;
+    if (model) {
+        size_t pos = 0;
+        quoted[0] = '"';
+        pos = 1;
+        sc_json_escape(quoted, sizeof quoted - 2, &pos, model, strlen(model));
+        quoted[pos++] = '"';
+        qlen = pos;
+    }
+    s_member_t hpp = s_member(d, self->root, "hpp");
+    if (hpp.found) {
+        /* `,"hpp":{...}` when a member precedes it, else `"hpp":{...},`. */
+        s_edit_t e = {hpp.key_start, hpp.val_end, "", 0};
+        if (hpp.prev_end) {
+            e.from = hpp.prev_end;
+        } else if (hpp.next_start) {
+            e.to = hpp.next_start;
+        }
+        edits[nedits++] = e;
+    }
+    char added[sizeof quoted + 16];
+    if (model) {
+        sc_jv_t mv = sc_jget(d, self->root, "model");
+        s_edit_t e = {0, 0, quoted, qlen};
+        if (mv) {
+            sc_jspan(d, mv, &e.from, &e.to);
+        } else {
+            /* No model in the body (it came in a header): add one first. */
+            size_t ostart, oend;
+            sc_jspan(d, self->root, &ostart, &oend);
+            bool others = sc_jsize(d, self->root) > (hpp.found ? 1u : 0u);
+            int n = snprintf(added, sizeof added, "\"model\":%.*s%s", (int)qlen, quoted,
+                             others ? "," : "");
+            e = (s_edit_t){ostart + 1, ostart + 1, added, (size_t)n};
+        }
+        /* Edits never overlap (the model member is not the hpp member); an
+         * insertion at the position where the hpp cut starts goes first. */
+        if (nedits == 1 && e.from <= edits[0].from) {
+            edits[1] = edits[0];
+            edits[0] = e;
+        } else {
+            edits[nedits] = e;
+        }
+        nedits++;
+    }
+    size_t cap = self->body_len + 1;
+    for (int i = 0; i < nedits; i++) {
+        cap += edits[i].wlen;
+    }
+    char *out = malloc(cap);
+    if (!out) {
         return NULL;
     }
-    char *out = NULL;
-    json_object_del(copy, "hpp");
-    if (!model || json_object_set_new(copy, "model", json_string(model)) == 0) {
-        /* 15 significant digits print a client's "0.7" back as 0.7, not as
-         * 0.69999999999999996 (any decimal of up to 15 digits round-trips). */
-        out = json_dumps(copy, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    size_t n = 0, at = 0;
+    for (int i = 0; i < nedits; i++) {
+        memcpy(out + n, self->body + at, edits[i].from - at);
+        n += edits[i].from - at;
+        memcpy(out + n, edits[i].with, edits[i].wlen);
+        n += edits[i].wlen;
+        at = edits[i].to;
     }
-    json_decref(copy);
-    if (out && len) {
-        *len = strlen(out);
+    memcpy(out + n, self->body + at, self->body_len - at);
+    n += self->body_len - at;
+    out[n] = '\0';
+    if (len) {
+        *len = n;
     }
     return out;
 }

@@ -1,6 +1,6 @@
 /* sc_features.h - routing features from an OpenAI Chat Completions request.
  *
- * An extraction context parses one request body (jansson) and its X-HPP-*
+ * An extraction context parses one request body (sc_json) and its X-HPP-*
  * headers into an eng_features_t. Every string the features point to (model,
  * hints, group, text sample, metadata) is owned by the context, so they stay
  * valid until the next sc_extract_reset/sc_extract_body or until the context
@@ -78,8 +78,9 @@ bool sc_extract_stream(const sc_extract_t *self);
 /* The prompt token estimate of the body, before any override. */
 int64_t sc_extract_estimate(const sc_extract_t *self);
 
-/* Serializes the parsed body for the upstream: `model` replaced (when not
- * NULL), the `hpp` object removed, everything else as received. Returns a
+/* The parsed body for the upstream: `model` replaced (when not NULL; added
+ * when the body had none), the `hpp` member removed, every other byte as
+ * received. Returns a
  * malloc'd buffer (caller frees) with its length in *len, or NULL when there
  * is no body or memory ran out. Features stay valid. */
 char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len);

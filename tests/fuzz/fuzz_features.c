@@ -73,10 +73,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = 0;
     char *out = sc_extract_forward(s_x, "openai/gpt-5", &len);
     if (out) {
-        json_t *j = json_loadb(out, len, 0, NULL);
-        if (!j) {
+        /* The splice must give JSON with our model, no hpp, and every other
+         * member as parsed from the original. */
+        json_t *j = json_loadb(out, len, JSON_REJECT_DUPLICATES, NULL);
+        json_t *orig = json_loadb(d + off, size - off, JSON_REJECT_DUPLICATES, NULL);
+        if (!j || !orig || !json_is_object(j) ||
+            strcmp(json_string_value(json_object_get(j, "model")) ?: "", "openai/gpt-5") != 0 ||
+            json_object_get(j, "hpp")) {
             abort();
         }
+        json_object_del(orig, "hpp");
+        json_object_set_new(orig, "model", json_string("openai/gpt-5"));
+        if (!json_equal(j, orig)) {
+            abort();
+        }
+        json_decref(orig);
         json_decref(j);
         free(out);
     }

@@ -327,6 +327,52 @@ Test(features, forward_rewrites_model_and_drops_hpp)
     free(out);
 }
 
+/* The forwarded body is the received one with two splices; every other byte
+ * (spacing, number spelling, key order) stays as the client sent it. */
+static const struct {
+    const char *body;  /* what the client sent */
+    const char *model; /* resolved model (NULL: keep) */
+    const char *want;  /* what the upstream must get */
+} s_splices[] = {
+    {"{\"model\":\"a\"," MSG "}", "b/c", "{\"model\":\"b/c\"," MSG "}"},
+    {"{ \"model\" : \"a\" ,\n " MSG " }", "b", "{ \"model\" : \"b\" ,\n " MSG " }"},
+    {"{\"model\":\"a\"," MSG ",\"hpp\":{\"task\":\"x\"}}", "b", "{\"model\":\"b\"," MSG "}"},
+    {"{\"hpp\":{\"task\":\"x\"}," MSG ",\"model\":\"a\"}", "b", "{" MSG ",\"model\":\"b\"}"},
+    {"{\"model\":\"a\", \"hpp\" : {\"task\":[\"x\",\"y\"]} ,\"n\":1e2," MSG "}", "b",
+     "{\"model\":\"b\" ,\"n\":1e2," MSG "}"},
+    {"{" MSG "}", "b", "{\"model\":\"b\"," MSG "}"},
+    {"{" MSG ",\"hpp\":{}}", "b", "{\"model\":\"b\"," MSG "}"},
+    {"{\"hpp\":{}," MSG "}", "b", "{\"model\":\"b\"," MSG "}"},
+    {"{\"model\":\"a\",\"temperature\":0.70," MSG "}", NULL,
+     "{\"model\":\"a\",\"temperature\":0.70," MSG "}"},
+    {"{\"model\":\"a\"," MSG "}", "q\"uote", "{\"model\":\"q\\\"uote\"," MSG "}"},
+    {"{\"m\\u006fdel\":\"a\"," MSG "}", "b", "{\"m\\u006fdel\":\"b\"," MSG "}"},
+};
+
+Test(features, forward_splices_exactly)
+{
+    for (size_t i = 0; i < sizeof s_splices / sizeof s_splices[0]; i++) {
+        sc_extract_reset(s_x, &s_f);
+        s_ok(s_splices[i].body);
+        size_t len = 0;
+        char *out = sc_extract_forward(s_x, s_splices[i].model, &len);
+        cr_assert_not_null(out);
+        cr_assert_str_eq(out, s_splices[i].want, "case %zu", i);
+        cr_assert_eq(len, strlen(out));
+        free(out);
+    }
+}
+
+Test(features, forward_adds_model_from_header_only_body)
+{
+    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Model", "x/y", &s_f, &s_err), 0);
+    s_ok("{" MSG ",\"hpp\":{\"group\":\"g\"}}");
+    size_t len = 0;
+    char *out = sc_extract_forward(s_x, "openai/gpt-5", &len);
+    cr_assert_str_eq(out, "{\"model\":\"openai/gpt-5\"," MSG "}");
+    free(out);
+}
+
 Test(features, text_sample_puts_last_user_first_and_is_bounded)
 {
     s_ok("{\"messages\":[{\"role\":\"system\",\"content\":\"SYS\"},"
