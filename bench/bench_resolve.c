@@ -12,7 +12,7 @@
  * free in this binary (forwarding to glibc's __libc_* functions); counting
  * is on only inside the timed loop, and any allocation there fails the run.
  *
- *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--json]
+ *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--text FILE] [--json]
  *
  * Without --catalog two scenarios run: the bundled catalog, and the bundled
  * catalog plus the full LiteLLM catalog. Output: one line per scenario
@@ -20,7 +20,9 @@
  *           mean_ns=N max_ns=N timer_ns=N allocs=N
  * or with --json one JSON object per scenario, one per line.
  */
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +127,13 @@ static const s_spec_t s_specs[] = {
 };
 #define S_NSPECS (sizeof s_specs / sizeof s_specs[0])
 
+/* --text: every request carries this sample instead of its own (hint rules
+ * scan it whole: this is where long prompts cost). */
+#define S_TEXT_MAX 8192 /* the sidecar's sample size (SC_TEXT_MAX) */
+static char s_text[S_TEXT_MAX];
+static size_t s_text_len;
+static bool s_text_set;
+
 static eng_str_t s_str(const char *s)
 {
     eng_str_t r = {s, s ? (uint32_t)strlen(s) : 0};
@@ -150,6 +159,22 @@ static void s_build(eng_features_t *f, const s_spec_t *s)
     }
     f->group = s_str(s->group);
     f->text = s_str(s->text);
+    if (s_text_set) {
+        f->text = (eng_str_t){s_text, (uint32_t)s_text_len};
+    }
+}
+
+static int s_load_text(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        fprintf(stderr, "bench_resolve: --text %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    s_text_len = fread(s_text, 1, sizeof s_text, fp);
+    fclose(fp);
+    s_text_set = true;
+    return 0;
 }
 
 /* Timing --------------------------------------------------------------------- */
@@ -292,11 +317,12 @@ static void s_print(const s_result_t *r, bool json)
         printf("{\"scenario\":\"resolve\",\"catalog\":\"%s\",\"models\":%zu,\"decisions\":%llu,"
                "\"decisions_per_s\":%.0f,\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,"
                "\"max_ns\":%llu,\"timer_ns\":%llu,\"allocs\":%lu,\"allocs_per_decision\":%g,"
-               "\"ok_fraction\":%.3f}\n",
+               "\"ok_fraction\":%.3f,\"text_bytes\":%zu}\n",
                r->name, r->models, (unsigned long long)r->decisions, r->per_s,
                (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
                (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs,
-               (double)r->allocs / (double)r->decisions, (double)r->ok / (double)r->decisions);
+               (double)r->allocs / (double)r->decisions, (double)r->ok / (double)r->decisions,
+               s_text_set ? s_text_len : (size_t)0);
     } else {
         printf("resolve %-8s models=%zu decisions=%llu decisions_per_s=%.0f p50_ns=%llu "
                "p99_ns=%llu mean_ns=%.0f max_ns=%llu timer_ns=%llu allocs=%lu\n",
@@ -310,11 +336,12 @@ static void s_print(const s_result_t *r, bool json)
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] "
-                 "[--json]\n\n"
+                 "[--text FILE] [--json]\n\n"
                  "  --policy FILE   policy (default policies/default.policy)\n"
                  "  --catalog FILE  catalog, repeatable (default: two runs, bundled catalog and\n"
                  "                  bundled + full LiteLLM catalog)\n"
                  "  --seconds N     timed seconds per run, 0.1 to 60 (default 2)\n"
+                 "  --text FILE     every request's text sample is this file's first 8 KB\n"
                  "  --json          one JSON object per run instead of text\n"
                  "Exit 1 when a decision allocated heap memory, 2 on bad usage.\n");
 }
@@ -338,6 +365,10 @@ int main(int argc, char **argv)
             policy = argv[++i];
         } else if (strcmp(a, "--catalog") == 0 && has_val && ncat < S_MAX_CATALOGS) {
             catalogs[ncat++] = argv[++i];
+        } else if (strcmp(a, "--text") == 0 && has_val) {
+            if (s_load_text(argv[++i]) != 0) {
+                return 2;
+            }
         } else if (strcmp(a, "--seconds") == 0 && has_val) {
             char *end;
             seconds = strtod(argv[++i], &end);

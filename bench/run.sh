@@ -14,8 +14,8 @@
 #   BENCH_BUDGET=540        seconds; a scenario that would start later is skipped
 #   BENCH_QUICK=1           a short smoke run (1 s points, fewer points)
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
-#   SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1 SKIP_PLOTS=1
-#   SKIP_MEMORY=1 SKIP_RELOAD=1   skip one scenario (the report says it was skipped)
+#   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
+#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1   skip one scenario (the report says it was skipped)
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
 set -u -o pipefail
@@ -340,6 +340,68 @@ check_reply() {
 # ---------------------------------------------------------------------------
 # Scenarios
 
+# 0. Machine floor, first, while nothing else of this run is up: how long this
+#    machine stops a thread that never blocks (the hiccup meter spins on every
+#    CPU, so it must run alone), and an in-process ZeroMQ echo server driven like
+#    the engine in scenario 2 (same sockets and threads, no decision). No
+#    latency measured later can be lower than these.
+scenario_floor() {
+    want floor SKIP_FLOOR || return 0
+    log "0. machine floor ($B/bench/hiccup, $B/bench/bench_engine --echo)"
+    local cmd fails=0 parts=""
+    if [ -x "$B/bench/hiccup" ]; then
+        cmd=("$B/bench/hiccup" --seconds "$SECS" --json)
+        show "${cmd[@]}"
+        if "${cmd[@]}" >"$TMP/floor_hiccup.out" 2>&1; then
+            parts+=" hiccup"
+            record "$OUT/floor_hiccup.jsonl" --json "$TMP/floor_hiccup.out" cmd="$(q "${cmd[@]}")"
+            python3 - "$TMP/floor_hiccup.out" <<'EOF'
+import json, sys
+h = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+o = h["overall"]
+print(f"   all CPUs: {o['gaps_ge_200us']} gaps >= 200 us, {o['gaps_ge_1ms']} >= 1 ms, "
+      f"max {o['max_gap_us']:.0f} us, {o['lost_pct']:.2f}% of the time lost "
+      f"({o['lost_preempted_pct']:.2f}% to other tasks); stall p99 {h['stall_p99_us']:.0f} us "
+      f"({h['stall_p99_not_preempted_us']:.0f} us without other tasks)")
+EOF
+        else
+            fails=$((fails + 1))
+            tail -n 3 "$TMP/floor_hiccup.out" | sed 's/^/   | /'
+        fi
+    else
+        note "$B/bench/hiccup is not built yet"
+    fi
+    if [ -x "$B/bench/bench_engine" ]; then
+        local mode
+        for mode in open closed; do
+            cmd=("$B/bench/bench_engine" --echo --mode "$mode")
+            if [ "$mode" = open ]; then cmd+=(--rate 20000); else cmd+=(--depth 1); fi
+            cmd+=(--seconds "$SECS")
+            show "${cmd[@]}"
+            if "${cmd[@]}" >"$TMP/floor_echo_$mode.out" 2>&1; then
+                record "$OUT/floor_echo.jsonl" --json "$TMP/floor_echo_$mode.out" \
+                    cmd="$(q "${cmd[@]}")"
+                grep '^  latency_us' "$TMP/floor_echo_$mode.out" | sed 's/^ */   /'
+            else
+                fails=$((fails + 1))
+                tail -n 3 "$TMP/floor_echo_$mode.out" | sed 's/^/   | /'
+            fi
+        done
+        parts+=" echo"
+    else
+        note "$B/bench/bench_engine is not built yet"
+    fi
+    if [ -z "$parts" ]; then
+        status floor skipped "neither bench/hiccup nor bench/bench_engine is built"
+    elif [ "$fails" != 0 ]; then
+        status floor failed "$fails runs failed"
+    elif [ "$parts" != " hiccup echo" ]; then
+        status floor partial "measured:$parts"
+    else
+        status floor ok
+    fi
+}
+
 # 1. In-process resolver: ns per decision and allocations, bundled and full catalog.
 scenario_resolve() {
     want resolve SKIP_RESOLVE || return 0
@@ -348,10 +410,15 @@ scenario_resolve() {
         status resolve skipped "$B/bench/bench_resolve is not built yet"
         return 0
     fi
-    local label ok=0 cmd
-    for label in bundled litellm; do
+    # Then the same mix with real prompt text in every request: the hint rules
+    # scan the whole sample, up to the sidecar's 8 KiB.
+    local label ok=0 cmd labels=(bundled litellm text-1k text-8k)
+    for label in "${labels[@]}"; do
         cmd=("$B/bench/bench_resolve" --policy "$POLICY" --catalog "$BUNDLED_CATALOG")
-        [ "$label" = litellm ] && cmd+=(--catalog "$LITELLM")
+        case $label in
+        litellm) cmd+=(--catalog "$LITELLM") ;;
+        text-*) cmd+=(--text "bench/bodies/prompt_${label#text-}.txt") ;;
+        esac
         cmd+=(--seconds "$SECS" --json)
         show "${cmd[@]}"
         "${cmd[@]}" >"$TMP/resolve_$label.out" 2>&1
@@ -368,7 +435,11 @@ scenario_resolve() {
             note "bench_resolve failed (exit $rc)"
         fi
     done
-    if [ "$ok" = 2 ]; then status resolve ok; else status resolve failed "$ok of 2 runs"; fi
+    if [ "$ok" = "${#labels[@]}" ]; then
+        status resolve ok
+    else
+        status resolve failed "$ok of ${#labels[@]} runs"
+    fi
 }
 
 # 2. Engine over ZMQ tcp loopback: closed-loop throughput vs pipelining depth,
@@ -895,6 +966,7 @@ log "hpprouter benchmarks -> $OUT (build: $B, ${SECS}s per point, budget ${BUDGE
 show python3 "$REPORT" machine "$OUT" --build "$B"
 python3 "$REPORT" machine "$OUT" --build "$B" || exit 1
 
+scenario_floor
 scenario_resolve
 scenario_engine
 scenario_sidecar

@@ -7,6 +7,9 @@ regenerates them byte for byte (nothing random, no clock):
   1k.json      system prompt + a three-turn conversation (~1 KB)
   32k.json     a code-review request carrying ~30 KB of C source (32 KiB total)
   image.json   a vision request: text + an image URL + an inline base64 PNG
+  prompt_1k.txt, prompt_8k.txt  the message texts of 1k.json and of 32k.json
+               (cut to 8 KiB, the sidecar's text sample): what hint rules scan,
+               for bench_resolve --text
 The 32 KB body embeds this repository's own bench/upstream_stub.c (project
 code, same license), cut so the body is exactly 32768 bytes.
 Run from the repository root: python3 bench/bodies/make_bodies.py
@@ -123,10 +126,23 @@ def image():
     }
 
 
+def prompt_text(body, limit):
+    """The messages' text joined by newlines, cut to `limit` bytes on a
+    UTF-8 boundary (the sidecar builds its sample the same way)."""
+    text = "\n".join(m["content"] for m in body["messages"]
+                     if isinstance(m["content"], str)).encode()
+    return text[:limit].decode("utf-8", "ignore").encode()
+
+
 def main():
     for name, make in (("small.json", small), ("1k.json", one_k),
                        ("32k.json", thirty_two_k), ("image.json", image)):
         print(f"{name}: {dump(name, make())} bytes")
+    for name, make in (("prompt_1k.txt", one_k), ("prompt_8k.txt", thirty_two_k)):
+        data = prompt_text(make(), 8192)
+        with open(os.path.join(HERE, name), "wb") as f:
+            f.write(data)
+        print(f"{name}: {len(data)} bytes")
 
 
 if __name__ == "__main__":
