@@ -100,6 +100,8 @@ typedef struct sc_call {
     int retry_status;      /* the upstream status that caused it */
     bool free_tried;       /* the 402 retry was used */
     bool streaming;        /* the reply to the client has started */
+    bool buffered;         /* the upstream's answer is collected, then sent in one reply */
+    char reason[48];       /* the upstream's reason phrase, for a buffered reply */
     bool cancelled;        /* the client went away: ignore callbacks */
     int up_error;          /* last upstream error (enum evhttp_request_error) */
     int status;            /* HTTP status answered, for metrics */

@@ -17,6 +17,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,13 @@ static const char *const s_hop[] = {
     "Connection", "Keep-Alive", "Proxy-Connection",    "Transfer-Encoding",  "TE",
     "Trailer",    "Upgrade",    "Proxy-Authorization", "Proxy-Authenticate", NULL,
 };
+/* Upstream answers up to this size with a Content-Length (and not an event
+ * stream) are collected and sent to the client in one reply: one write and
+ * one segment instead of headers and body apart, and a 502 instead of a cut
+ * body when the upstream fails mid-answer. Larger ones and streams are
+ * relayed as they arrive. */
+#define S_BUFFER_MAX (1024 * 1024)
+
 /* Request headers the proxy sets itself. */
 static const char *const s_req_own[] = {"Host", "Content-Length", "Content-Type", "Expect", NULL};
 
@@ -251,6 +259,20 @@ static void s_on_up_error(enum evhttp_request_error e, void *arg)
     call->up_error = (int)e;
 }
 
+/* Whether an upstream answer with these headers is collected (S_BUFFER_MAX). */
+static bool s_bufferable(const struct evkeyvalq *h)
+{
+    const char *cl = evhttp_find_header(h, "Content-Length");
+    const char *ct = evhttp_find_header(h, "Content-Type");
+    if (!cl || (ct && strncasecmp(ct, "text/event-stream", 17) == 0)) {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return errno == 0 && end != cl && *end == '\0' && n <= S_BUFFER_MAX;
+}
+
 /* Response headers arrived: retry, or start the client reply. */
 static int s_on_up_headers(struct evhttp_request *up, void *arg)
 {
@@ -282,17 +304,31 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
         }
     }
     sc_add_decision_headers(call, out, call->model);
-    call->streaming = true;
     call->status = status;
     const char *reason = evhttp_request_get_response_code_line(up);
-    evhttp_send_reply_start(call->req, status, reason && reason[0] ? reason : "Upstream");
+    snprintf(call->reason, sizeof call->reason, "%s", reason && reason[0] ? reason : "Upstream");
+    if (s_bufferable(in)) {
+        call->buffered = true;
+        return 0;
+    }
+    call->streaming = true;
+    evhttp_send_reply_start(call->req, status, call->reason);
     return 0;
 }
 
 static void s_on_up_chunk(struct evhttp_request *up, void *arg)
 {
     sc_call_t *call = arg;
-    if (call->cancelled || !call->streaming) {
+    if (call->cancelled) {
+        return;
+    }
+    if (call->buffered) {
+        /* Moves the bytes into the reply, sent when the answer is complete. */
+        evbuffer_add_buffer(evhttp_request_get_output_buffer(call->req),
+                            evhttp_request_get_input_buffer(up));
+        return;
+    }
+    if (!call->streaming) {
         return;
     }
     /* Moves the bytes: the upstream buffer is drained into the client's. */
@@ -346,6 +382,23 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
                 call->retry_status, call->model);
         s_schedule(call);
         return;
+    }
+    if (call->buffered && up && call->up_error == 0) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
+        if (evcon) {
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        }
+        evhttp_send_reply(call->req, call->status, call->reason, NULL);
+        call->req = NULL;
+        sc_call_finish(call);
+        return;
+    }
+    if (call->buffered) {
+        /* Nothing reached the client yet: drop the partial answer, answer 502. */
+        struct evbuffer *part = evhttp_request_get_output_buffer(call->req);
+        evbuffer_drain(part, evbuffer_get_length(part));
+        evhttp_clear_headers(evhttp_request_get_output_headers(call->req));
+        call->buffered = false;
     }
     if (call->streaming) {
         struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
@@ -414,7 +467,7 @@ static void s_attempt(sc_call_t *call, const char *model)
         evhttp_add_header(out, kv->key, kv->value);
     }
     evhttp_add_header(out, "Host", srv->up.hostport);
-    /* The body is JSON we serialized, whatever the client labelled it. */
+    /* The body is the client's JSON (spliced), whatever it was labelled. */
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "X-HPP-Router-Resolved-Model", model);
     evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, len, s_free_body, NULL);

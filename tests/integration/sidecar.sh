@@ -319,6 +319,21 @@ has "cut stream: the first event was streamed" '"role": "assistant"' "$(cat "$tm
 stub_ctl '{"reset":true}'
 check "cut stream: sidecar still serves" 200 "$(req POST "$P" /v1/chat/completions "{$MSG}")"
 
+# A plain (non-streamed) answer is collected and sent in one reply with the
+# upstream's Content-Length; cut halfway, nothing reached the client yet, so
+# it gets a clean 502 instead of a truncated body.
+curl -s -D "$tmp/h" -o "$tmp/plain" "http://127.0.0.1:$P/v1/chat/completions" -d "{$MSG}"
+check "plain answer: Content-Length is the body's" "$(wc -c <"$tmp/plain" | tr -d ' ')" \
+    "$(hdr Content-Length)"
+check "plain answer: not chunked" "" "$(hdr Transfer-Encoding)"
+has "plain answer: resolved header" "/" "$(hdr X-HPP-Router-Resolved-Model)"
+req POST "$D" /v1/route "{$MSG}" >/dev/null
+stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["model"]')\"]}"
+error_shape "cut plain answer" "$(req POST "$P" /v1/chat/completions "{$MSG}")" 502 \
+    upstream_unavailable
+stub_ctl '{"reset":true}'
+check "cut plain answer: sidecar still serves" 200 "$(req POST "$P" /v1/chat/completions "{$MSG}")"
+
 # 429 then 5xx: the next fallbacks; retries are counted.
 req POST "$D" /v1/route "{$MSG}" >/dev/null
 first=$(jget 'j["model"]')

@@ -13,8 +13,10 @@ and whose text is "echo <model>", or, with "stream": true, Server-Sent Events
 Control (for the tests, same port):
   POST /_control {"fail": {"MODEL": STATUS, ...}}  answer STATUS (402, 429, 500...)
                                                    with an OpenAI error for MODEL
-  POST /_control {"cut": ["MODEL", ...]}            streamed answers for MODEL stop after the
-                                                   first event: the connection is dropped
+  POST /_control {"cut": ["MODEL", ...]}            answers for MODEL stop early and the
+                                                   connection is dropped: streamed ones after
+                                                   the first event, plain ones halfway through
+                                                   the Content-Length they announced
   POST /_control {"reset": true}                    forget failures, cuts and requests
   GET  /_requests                                   JSON array of recorded requests
 Stops on SIGTERM/SIGINT. Only the standard library is used.
@@ -39,7 +41,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet: the tests read stderr for the ready line
         pass
 
-    def _json(self, status, obj, extra=None):
+    def _json(self, status, obj, extra=None, cut=False):
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -47,6 +49,12 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        if cut:  # half the announced body, then the connection is gone
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.wfile.write(data)
 
     def _body(self):
@@ -103,7 +111,7 @@ class Handler(BaseHTTPRequestHandler):
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "echo " + model}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-        }, {"X-Stub-Model": model})
+        }, {"X-Stub-Model": model}, cut)
 
     def _chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
