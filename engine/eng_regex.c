@@ -72,11 +72,24 @@ struct eng_regex {
     uint64_t *clos;   /* [8][nset + 1]: per context index (s_ctx_index), the SET states and
                          S_MATCH_BIT reachable without consuming from the successor of SET
                          state k, or from the start for k = nset (same block) */
+    /* DFA over the bit-parallel matcher's thread sets, when they stay few (s_build_dfa): one
+     * table lookup per text byte. NULL when not built. Its own block. */
+    uint16_t *dfa;       /* [dfa_states][dfa_nclass]: the next state's row (state number times
+                            dfa_nclass, saving a multiply per byte), or S_DFA_ACCEPT */
+    uint8_t *dfa_class;  /* [256]: byte -> column of dfa (same block) */
+    uint8_t *dfa_eot;    /* [dfa_states]: 1 when a match ends at the end of the text */
+    uint16_t dfa_nclass; /* byte classes */
+    uint16_t dfa_states; /* DFA states; state 0 is the start of the text */
+    int32_t dfa_dead[2]; /* states with no thread alive after a non-word / word byte, or -1 */
+    bool dfa_skip;       /* both exist and the pattern is not nullable: skip from them */
 };
 
 #define S_FAST_MAX 63                   /* SET states the bit-parallel matcher handles */
 #define S_MATCH_BIT (UINT64_C(1) << 63) /* "MATCH reachable" in a closure mask */
 #define S_NCTX 8                        /* context indexes: bol | eol << 1 | wordb << 2 */
+#define S_DFA_MAX_STATES 1024           /* more: keep the bit-parallel matcher */
+#define S_DFA_MAX_CELLS (60 * 1024)     /* states x classes: rows fit uint16 below ACCEPT */
+#define S_DFA_ACCEPT UINT16_MAX         /* transition marker: a match ends here */
 
 /* ---------------------------------------------------------------------------------------------
  * Byte classes
@@ -1091,6 +1104,145 @@ static void s_build_fast(eng_regex_t *re)
     }
 }
 
+/* DFA construction. A state is what the bit-parallel matcher knows between two bytes: the
+ * threads that have just consumed a byte (`alive`), whether that byte was a word byte (for \b),
+ * and whether nothing has been read yet (^). On the next byte b, or at the end of the text, the
+ * context is then known, so the step is a function of (state, b):
+ *   cur = closure of alive and of a fresh start, under the context before b;
+ *   MATCH in cur: accept; otherwise the next state is (cur & bymask[b], word(b), not at start).
+ * Adding the fresh start at every position is what s_match_fast does too (it only skips it when
+ * b cannot begin a match, where every thread it adds dies on b anyway). Bytes with the same
+ * bymask entry and word-ness are one column. Compile time only; gives up (leaving re->dfa NULL)
+ * past S_DFA_MAX_STATES states or S_DFA_MAX_CELLS cells, and on allocation failure. */
+typedef struct {
+    uint64_t alive; /* SET states that consumed the last byte */
+    uint8_t flags;  /* 1: the last byte was a word byte; 2: at the start of the text */
+} s_dstate_t;
+
+typedef struct {
+    s_dstate_t *states; /* by number */
+    uint16_t *slots;    /* hash of states: number + 1, 0 when free */
+    size_t nslots;      /* power of two > 2 * S_DFA_MAX_STATES */
+    uint16_t n;         /* states numbered */
+} s_dbuild_t;
+
+static size_t s_dhash(s_dstate_t st, size_t nslots)
+{
+    uint64_t h = (st.alive ^ ((uint64_t)st.flags << 61)) * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(h >> 32) & (nslots - 1);
+}
+
+/* The number of state `st`, adding it when new; -1 past the state limit. */
+static int s_dstate(s_dbuild_t *b, s_dstate_t st)
+{
+    size_t i = s_dhash(st, b->nslots);
+    while (b->slots[i] != 0) {
+        const s_dstate_t *o = &b->states[b->slots[i] - 1];
+        if (o->alive == st.alive && o->flags == st.flags) {
+            return b->slots[i] - 1;
+        }
+        i = (i + 1) & (b->nslots - 1);
+    }
+    if (b->n >= S_DFA_MAX_STATES) {
+        return -1;
+    }
+    b->states[b->n] = st;
+    b->slots[i] = (uint16_t)(b->n + 1);
+    return b->n++;
+}
+
+/* One step from `st` before a byte with bymask entry `mask` and word-ness `word`, or before the
+ * end of the text (eot): the next state's `alive` in *next, or true when a match ends here. */
+static bool s_dstep(const eng_regex_t *re, s_dstate_t st, uint64_t mask, bool word, bool eot,
+                    uint64_t *next)
+{
+    size_t row = re->nset + 1u;
+    bool before = st.flags & 1;
+    unsigned ci = (st.flags & 2 ? 1u : 0u) | (eot ? 2u : 0u) | (before != word ? 4u : 0u);
+    const uint64_t *c = re->clos + (re->has_assert ? ci : 0) * row;
+    uint64_t cur = c[re->nset];
+    for (uint64_t a = st.alive; a != 0; a &= a - 1) {
+        cur |= c[__builtin_ctzll(a)];
+    }
+    *next = cur & mask;
+    return (cur & S_MATCH_BIT) != 0;
+}
+
+static void s_build_dfa(eng_regex_t *re)
+{
+    /* Columns: bytes with equal (bymask, word-ness); rep[k] is one byte of column k. */
+    uint8_t col[256];
+    uint8_t rep[256];
+    unsigned ncol = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        unsigned k = 0;
+        while (k < ncol &&
+               !(re->bymask[rep[k]] == re->bymask[b] && s_word_byte[rep[k]] == s_word_byte[b])) {
+            k++;
+        }
+        if (k == ncol) {
+            rep[ncol++] = (uint8_t)b;
+        }
+        col[b] = (uint8_t)k;
+    }
+    s_dbuild_t bld = {.nslots = 4096};
+    bld.states = malloc(S_DFA_MAX_STATES * sizeof *bld.states);
+    bld.slots = calloc(bld.nslots, sizeof *bld.slots);
+    size_t max_states =
+        S_DFA_MAX_CELLS / ncol < S_DFA_MAX_STATES ? S_DFA_MAX_CELLS / ncol : S_DFA_MAX_STATES;
+    uint16_t *table = malloc(max_states * ncol * sizeof *table);
+    uint8_t *eot = malloc(max_states);
+    bool ok = bld.states && bld.slots && table && eot;
+    if (ok) {
+        s_dstate(&bld, (s_dstate_t){0, 2});
+    }
+    /* Breadth first: states are numbered as found, so every row below n is filled in turn. */
+    for (uint16_t s = 0; ok && s < bld.n; s++) {
+        s_dstate_t st = bld.states[s];
+        uint64_t next;
+        eot[s] = s_dstep(re, st, 0, false, true, &next);
+        for (unsigned k = 0; ok && k < ncol; k++) {
+            bool word = s_word_byte[rep[k]];
+            if (s_dstep(re, st, re->bymask[rep[k]], word, false, &next)) {
+                table[s * ncol + k] = S_DFA_ACCEPT;
+                continue;
+            }
+            int id = s_dstate(&bld, (s_dstate_t){next, word ? 1 : 0});
+            ok = id >= 0 && (size_t)id < max_states;
+            table[s * ncol + k] = ok ? (uint16_t)((size_t)id * ncol) : 0;
+        }
+    }
+    if (ok) {
+        /* One block: table, then the per-state end flags, then the byte map. */
+        size_t tbytes = (size_t)bld.n * ncol * sizeof *table;
+        uint8_t *blk = malloc(tbytes + bld.n + 256);
+        if (blk != NULL) {
+            memcpy(blk, table, tbytes);
+            memcpy(blk + tbytes, eot, bld.n);
+            memcpy(blk + tbytes + bld.n, col, 256);
+            re->dfa = (uint16_t *)(void *)blk;
+            re->dfa_eot = blk + tbytes;
+            re->dfa_class = blk + tbytes + bld.n;
+            re->dfa_nclass = (uint16_t)ncol;
+            re->dfa_states = bld.n;
+            re->dfa_dead[0] = re->dfa_dead[1] = -1;
+            for (uint16_t i = 0; i < bld.n; i++) {
+                if (bld.states[i].alive == 0 && bld.states[i].flags < 2) {
+                    re->dfa_dead[bld.states[i].flags] = i;
+                }
+            }
+            /* Skipping pays when few bytes can begin a match (memchr for one); with many
+             * (a list of words, case-insensitive) the plain table walk is faster. */
+            re->dfa_skip = re->dfa_dead[0] >= 0 && re->dfa_dead[1] >= 0 && !re->nullable &&
+                           re->first_count <= 4;
+        }
+    }
+    free(bld.states);
+    free(bld.slots);
+    free(table);
+    free(eot);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Public API
  */
@@ -1117,7 +1269,7 @@ eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *err
         s_fail(&p, 0, "no pattern");
         goto out;
     }
-    if ((flags & ~ENG_REGEX_ICASE) != 0) {
+    if ((flags & ~(ENG_REGEX_ICASE | ENG_REGEX_NO_DFA)) != 0) {
         s_fail(&p, 0, "unknown regex flags 0x%x", (unsigned)flags);
         goto out;
     }
@@ -1189,6 +1341,9 @@ eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *err
     s_first_set(re);
     if (fast) {
         s_build_fast(re);
+        if (!(flags & ENG_REGEX_NO_DFA)) {
+            s_build_dfa(re);
+        }
     }
 
 out:
@@ -1206,6 +1361,7 @@ out:
 void eng_regex_destroy(eng_regex_t **re_p)
 {
     if (re_p != NULL && *re_p != NULL) {
+        free((*re_p)->dfa);
         free(*re_p);
         *re_p = NULL;
     }
@@ -1334,12 +1490,47 @@ static bool s_match_fast(const eng_regex_t *re, const unsigned char *t, size_t l
     return false;
 }
 
+/* One lookup per byte: the DFA of s_build_dfa. From a dead state (no thread alive) the bytes
+ * that cannot begin a match only lead to the other dead state, so they are skipped at memchr
+ * speed where the pattern's first bytes allow (s_next_start). */
+static bool s_match_dfa(const eng_regex_t *re, const unsigned char *t, size_t len)
+{
+    const uint16_t *dfa = re->dfa;
+    const uint8_t *col = re->dfa_class;
+    const size_t ncol = re->dfa_nclass;
+    const bool skip = re->dfa_skip;
+    const size_t dead0 = (size_t)re->dfa_dead[0] * ncol, dead1 = (size_t)re->dfa_dead[1] * ncol;
+    size_t row = 0; /* the current state's row */
+    size_t i = 0;
+    while (i < len) {
+        if (skip && (row == dead0 || row == dead1)) {
+            size_t j = s_next_start(re, t, len, i);
+            if (j > i) {
+                row = s_word_byte[t[j - 1]] ? dead1 : dead0;
+                i = j;
+                if (i >= len) {
+                    break;
+                }
+            }
+        }
+        row = dfa[row + col[t[i]]];
+        if (row == S_DFA_ACCEPT) {
+            return true;
+        }
+        i++;
+    }
+    return re->dfa_eot[row / ncol] != 0;
+}
+
 bool eng_regex_match(const eng_regex_t *re, const char *s, size_t len)
 {
     if (re == NULL || (s == NULL && len > 0)) {
         return false;
     }
     const unsigned char *t = (const unsigned char *)(s != NULL ? s : "");
+    if (re->dfa != NULL) {
+        return s_match_dfa(re, t, len);
+    }
     if (re->fast) {
         return s_match_fast(re, t, len);
     }

@@ -4,8 +4,11 @@
  * searches the request's text sample on the per-request hot path. eng_regex_match() allocates
  * nothing, takes no lock, writes nothing but its own stack, and runs in O(len * states) time
  * whatever the pattern and the text: the pattern is a Thompson NFA simulated one byte at a time,
- * never backtracking, so hostile text cannot trigger catastrophic cases. Matching is byte-wise:
- * UTF-8 in patterns and texts passes through as bytes.
+ * never backtracking, so hostile text cannot trigger catastrophic cases. Most hint patterns (at
+ * most 63 byte-consuming states) get a bit-parallel NFA, and when its reachable thread sets stay
+ * few (at most 1024) also a DFA built at compile time: then a search is one table lookup per byte,
+ * skipping at memchr speed to the bytes a match can begin with. Matching is byte-wise: UTF-8 in
+ * patterns and texts passes through as bytes.
  *
  * Supported syntax (a subset of Perl/ECMAScript syntax, with the same meanings):
  *   x              a literal byte: anything but the metacharacters . [ ( ) | * + ? { \ ^ $
@@ -56,6 +59,9 @@
 
 /* Case-insensitive for ASCII letters. */
 #define ENG_REGEX_ICASE 1
+/* For tests: do not build the DFA (see eng_regex.c), so that the bit-parallel matcher answers.
+ * Same results, slower on long texts. */
+#define ENG_REGEX_NO_DFA 2
 
 /* NFA states (instructions, the final "match" included) a compiled pattern may use. Bounds the
  * matcher's stack use: about 6 KB at 1024. */

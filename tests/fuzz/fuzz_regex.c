@@ -3,7 +3,8 @@
  * Input layout: byte 0 selects the flags (bit 0: ENG_REGEX_ICASE); the bytes up to the first NUL
  * are the pattern; the bytes after it are the text to search. Pattern and text are copied into
  * exact-size heap buffers so that AddressSanitizer catches any read past their lengths.
- * Checked: no crash, no leak, no over-read, and the error contract (a message and an offset
+ * Checked: no crash, no leak, no over-read, the DFA agreeing with the NFA matchers, and the error
+ * contract (a message and an offset
  * inside the pattern on failure; offset -1 and an empty message on success).
  */
 #include <stdbool.h>
@@ -58,6 +59,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         }
         (void)eng_regex_match(re, text, tlen / 2);
+        /* The DFA (when one was built) and the NFA matchers give the same answers. */
+        eng_regex_t *nfa = eng_regex_compile(pat, plen, flags | ENG_REGEX_NO_DFA, NULL, 0, NULL);
+        if (nfa == NULL || eng_regex_match(nfa, text, tlen) != whole ||
+            eng_regex_match(nfa, text, tlen / 2) != eng_regex_match(re, text, tlen / 2)) {
+            __builtin_trap();
+        }
+        eng_regex_destroy(&nfa);
         eng_regex_destroy(&re);
         if (re != NULL) {
             __builtin_trap();

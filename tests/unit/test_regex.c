@@ -42,11 +42,15 @@ static eng_regex_t *s_compile_slow(const char *pat, int flags)
     return eng_regex_compile(buf, (size_t)n, flags, NULL, 0, NULL); /* NULL: too big */
 }
 
-/* Searches with both matchers, checks they agree, returns the answer. */
+/* Searches with every matcher (the DFA, the bit-parallel one, the list one), checks they agree,
+ * returns the answer. */
 static bool s_search_len(const char *pat, int flags, const char *text, size_t len)
 {
     eng_regex_t *re = s_compile_ok(pat, flags);
     bool r = eng_regex_match(re, text, len);
+    eng_regex_destroy(&re);
+    re = s_compile_ok(pat, flags | ENG_REGEX_NO_DFA);
+    cr_assert_eq(eng_regex_match(re, text, len), r, "/%s/: the DFA and the NFA disagree", pat);
     eng_regex_destroy(&re);
     re = s_compile_slow(pat, flags);
     if (re != NULL) {
@@ -341,7 +345,7 @@ typedef struct {
 
 static const s_err_t s_errors[] = {
     {"", 0, 0, "empty pattern"},
-    {"abc", 2, 0, "unknown regex flags"},
+    {"abc", 4, 0, "unknown regex flags"},
     {"(", 0, 0, "never closed"},
     {"ab(cd", 0, 2, "never closed"},
     {"((a)", 0, 0, "never closed"},
@@ -743,6 +747,8 @@ Test(regex, differential_against_posix_regexec)
         cr_assert_not_null(re, "/%s/ rejected at %d: %s", g.buf, off, err);
         eng_regex_t *slow = s_compile_slow(g.buf, flags);
         cr_assert_not_null(slow);
+        eng_regex_t *nfa = eng_regex_compile(g.buf, g.n, flags | ENG_REGEX_NO_DFA, NULL, 0, NULL);
+        cr_assert_not_null(nfa);
         regex_t px;
         int prc = regcomp(&px, g.buf, REG_EXTENDED | REG_NOSUB | (flags ? REG_ICASE : 0));
         cr_assert_eq(prc, 0, "regcomp rejected /%s/", g.buf);
@@ -761,12 +767,16 @@ Test(regex, differential_against_posix_regexec)
             got = eng_regex_match(slow, text, len);
             cr_assert_eq(got, want, "/%s/%s on \"%s\": regexec says %d, list matcher %d", g.buf,
                          flags ? "i" : "", text, want, got);
+            got = eng_regex_match(nfa, text, len);
+            cr_assert_eq(got, want, "/%s/%s on \"%s\": regexec says %d, without DFA %d", g.buf,
+                         flags ? "i" : "", text, want, got);
             compared++;
             matched += want;
         }
         regfree(&px);
         eng_regex_destroy(&re);
         eng_regex_destroy(&slow);
+        eng_regex_destroy(&nfa);
     }
     /* The generator must exercise both answers, or the comparison proves little. */
     cr_expect_gt(matched, compared / 10, "%d of %d matched", matched, compared);
