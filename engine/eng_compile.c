@@ -128,7 +128,7 @@ typedef struct {
     uint32_t nstmts;                           /* count */
     uint32_t cap_stmts;                        /* allocated */
 
-    uint32_t cap_nodes, cap_strs, cap_regexes, cap_hints, cap_sets; /* allocated */
+    uint32_t cap_nodes, cap_strs, cap_regexes, cap_hints, cap_needle_sets; /* allocated */
     uint32_t cap_rules; /* rules[] size, from the statement count */
 
     s_pats_t prefer;                     /* settings prefer */
@@ -1026,34 +1026,92 @@ static int s_commonness(unsigned char b)
     return 5;
 }
 
-/* Picks each needle's anchor (its rarest byte) and returns the set of anchor
- * bytes, both ASCII cases, in sets[]. */
-static int32_t s_first_bytes(s_comp_t *c, int32_t first, int32_t count)
+/* Offset of the needle's rarest byte, the one the resolver looks for first. */
+static uint32_t s_anchor(const eng_pstr_t *nd)
 {
-    eng_policy_t *pol = c->pol;
-    if (!s_grow(c, (void **)&pol->sets, pol->nsets, &c->cap_sets, sizeof *pol->sets)) {
+    const unsigned char *p = (const unsigned char *)nd->ptr; /* lower-cased */
+    uint32_t best = 0;
+    for (uint32_t k = 1; k < nd->len; k++) {
+        if (s_commonness(p[k]) < s_commonness(p[best])) {
+            best = k;
+        }
+    }
+    return best;
+}
+
+/* Index of needle `s` in the policy's needle table, adding it when new.
+ * -1 when the table is full. */
+static int32_t s_needle(eng_policy_t *pol, const eng_pstr_t *s)
+{
+    for (uint32_t i = 0; i < pol->nneedles; i++) {
+        const eng_pstr_t *nd = &pol->needles[i];
+        if (nd->len == s->len && memcmp(nd->ptr, s->ptr, s->len) == 0) {
+            return (int32_t)i;
+        }
+    }
+    if (pol->nneedles >= ENG_MAX_NEEDLES) {
         return -1;
     }
-    uint8_t *set = pol->sets[pol->nsets];
-    memset(set, 0, sizeof pol->sets[0]);
+    eng_pstr_t *nd = &pol->needles[pol->nneedles];
+    *nd = *s;
+    nd->anchor = s_anchor(nd);
+    return (int32_t)pol->nneedles++;
+}
+
+/* The needle set of a CONTAINS node whose texts are strs[first..first+count),
+ * the items of operand x in order. Returns its index in needle_sets[], or -1
+ * (an error at the first text beyond the policy's limit, or out of memory). */
+static int32_t s_needle_set(s_comp_t *c, uint32_t fi, const eng_xnode_t *x, int32_t first,
+                            int32_t count)
+{
+    eng_policy_t *pol = c->pol;
+    if (!s_grow(c, (void **)&pol->needle_sets, pol->nneedle_sets, &c->cap_needle_sets,
+                sizeof *pol->needle_sets)) {
+        return -1;
+    }
+    uint64_t *set = pol->needle_sets[pol->nneedle_sets];
+    memset(set, 0, sizeof pol->needle_sets[0]);
+    const eng_ast_t *a = s_ast(c, fi);
+    int32_t item = x->kind == ENG_X_LIST ? x->a : (int32_t)(x - a->nodes);
     for (int32_t i = 0; i < count; i++) {
-        eng_pstr_t *nd = &pol->strs[first + i];
-        const unsigned char *p = (const unsigned char *)nd->ptr; /* lower-cased */
-        uint32_t best = 0;
-        for (uint32_t k = 1; k < nd->len; k++) {
-            if (s_commonness(p[k]) < s_commonness(p[best])) {
-                best = k;
-            }
+        int32_t id = s_needle(pol, &pol->strs[first + i]);
+        if (id < 0) {
+            s_err(c, fi, a->nodes[item].span,
+                  "too many distinct texts to look for with contains (at most %d per policy)",
+                  ENG_MAX_NEEDLES);
+            return -1;
         }
-        nd->anchor = best;
-        unsigned char b = p[best];
-        set[b / 8] |= (uint8_t)(1u << (b % 8));
+        set[id / 64] |= UINT64_C(1) << (id % 64);
+        item = a->nodes[item].next;
+    }
+    return (int32_t)pol->nneedle_sets++;
+}
+
+/* The anchor table: for each byte value, the needles anchored on it (a
+ * letter anchors its needles under both cases), in CSR form. */
+static void s_anchor_table(eng_policy_t *pol)
+{
+    uint16_t count[256] = {0};
+    for (uint32_t i = 0; i < pol->nneedles; i++) {
+        unsigned char b = (unsigned char)pol->needles[i].ptr[pol->needles[i].anchor];
+        count[b]++;
         if (b >= 'a' && b <= 'z') {
-            b = (unsigned char)(b - 'a' + 'A');
-            set[b / 8] |= (uint8_t)(1u << (b % 8));
+            count[b - 'a' + 'A']++;
         }
     }
-    return (int32_t)pol->nsets++;
+    pol->anchor_off[0] = 0;
+    for (int b = 0; b < 256; b++) {
+        pol->anchor_off[b + 1] = (uint16_t)(pol->anchor_off[b] + count[b]);
+    }
+    uint16_t next[256];
+    memcpy(next, pol->anchor_off, sizeof next);
+    for (uint32_t i = 0; i < pol->nneedles; i++) {
+        unsigned char b = (unsigned char)pol->needles[i].ptr[pol->needles[i].anchor];
+        pol->anchor_ids[next[b]++] = (uint8_t)i;
+        if (b >= 'a' && b <= 'z') {
+            pol->anchor_ids[next[b - 'a' + 'A']++] = (uint8_t)i;
+        }
+    }
 }
 
 static eng_op_t s_flip(eng_op_t op)
@@ -1287,7 +1345,7 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
             if (!s_str_list(c, fi, rhs, true, "text to look for in quotes", &first, &count)) {
                 return -1;
             }
-            int32_t set = s_first_bytes(c, first, count);
+            int32_t set = s_needle_set(c, fi, rhs, first, count);
             n = set >= 0 ? s_cnode(c, ENG_C_CONTAINS) : -1;
             if (n >= 0) {
                 c->pol->nodes[n].a = first;
@@ -1407,7 +1465,7 @@ static bool s_same(const eng_policy_t *pol, int32_t p, int32_t q)
         if (x->b != y->b) {
             return false;
         }
-        /* meta.KEY: the keys must match too (CONTAINS keeps a byte set there). */
+        /* meta.KEY: the keys must match too (CONTAINS keeps a needle set there). */
         if (x->op != ENG_C_CONTAINS && x->field == ENG_F_META &&
             (pol->strs[x->key].len != pol->strs[y->key].len ||
              memcmp(pol->strs[x->key].ptr, pol->strs[y->key].ptr, pol->strs[x->key].len) != 0)) {
@@ -2247,6 +2305,7 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
     if (s_group_sets(c) != 0 || s_tables(c) != 0) {
         goto fail;
     }
+    s_anchor_table(pol);
     for (uint32_t i = 0; i < pol->nrules; i++) {
         s_rule_order(pol, &pol->rules[i]);
     }
@@ -2315,7 +2374,7 @@ void eng_policy_destroy(eng_policy_t **self_p)
     free(pol->model_blend);
     free(pol->pool);
     free(pol->pool_min);
-    free(pol->sets);
+    free(pol->needle_sets);
     free(pol->prefer_pool);
     s_arena_free(pol);
     free(pol);

@@ -22,11 +22,19 @@
 #define ENG_MAX_HINT_RULES 1024  /* hint rules */
 #define ENG_MAX_INCLUDE_DEPTH 16 /* nested includes */
 #define ENG_MAX_DIAGS 100        /* diagnostics kept (more are counted) */
+#define ENG_MAX_NEEDLES 256      /* distinct `contains` texts: bits of a request's found-set */
 #define ENG_DEFAULT_OUTPUT 1000  /* output tokens assumed when nothing says otherwise */
 
 /* Candidate lists are cut into blocks of this many entries for the budget
  * bound: a block whose least prices are over budget is skipped whole. */
 #define ENG_BLOCK 16
+
+/* A set of needles (bit per needles[] index): a CONTAINS node's texts, and
+ * the needles one request's text was found to hold. */
+#define ENG_NEEDLE_WORDS (ENG_MAX_NEEDLES / 64)
+typedef uint64_t eng_needle_set_t[ENG_NEEDLE_WORDS];
+_Static_assert(ENG_MAX_NEEDLES % 64 == 0 && ENG_MAX_NEEDLES <= 256,
+               "needle sets are whole uint64 words; anchor_ids holds needle indexes in a byte");
 
 /* Capability masks index candidate lists: 4 bits -> 16 lists per tier. */
 #define ENG_CAP_BITS 4
@@ -80,7 +88,8 @@ typedef enum {
     ENG_C_STR_IN,   /* string field (group, meta.KEY) equals one of strs[a..a+b) */
     ENG_C_STR_NOT,  /* string field equals none of strs[a..a+b) (for !=) */
     ENG_C_REGEX,    /* text matches regexes[a] */
-    ENG_C_CONTAINS, /* text contains one of strs[a..a+b), ASCII case-insensitive */
+    ENG_C_CONTAINS, /* text contains one of strs[a..a+b), ASCII case-insensitive; the
+                     * resolver reads needle_sets[key] */
 } eng_cop_t;
 
 typedef struct {
@@ -91,7 +100,7 @@ typedef struct {
     int32_t a;     /* child, or first string / regex index */
     int32_t b;     /* child, or string count */
     int32_t key;   /* ENG_F_META: key in strs[]; HINT_*: 1 + last hint rule that can set
-                    * a word of mask (0: none); CONTAINS: its anchor-byte set in sets[] */
+                    * a word of mask (0: none); CONTAINS: its needles in needle_sets[] */
     double num;    /* ENG_C_NUM operand */
     uint64_t mask; /* ENG_C_HINT_*: word bits */
 } eng_cnode_t;
@@ -100,7 +109,7 @@ typedef struct {
 typedef struct {
     const char *ptr; /* in the policy's arena */
     uint32_t len;    /* byte count */
-    uint32_t anchor; /* CONTAINS needles: offset of the rarest byte, searched for first */
+    uint32_t anchor; /* needles[]: offset of the rarest byte, searched for first (else 0) */
 } eng_pstr_t;
 
 typedef struct {
@@ -169,6 +178,17 @@ struct eng_policy {
     eng_regex_t **regexes; /* regex operands, owned */
     uint32_t nregexes;     /* count */
 
+    /* `contains` texts, deduplicated over the whole policy, so that one pass
+     * over a request's text answers every CONTAINS node (eng_resolve.c). */
+    eng_pstr_t needles[ENG_MAX_NEEDLES];     /* lower-cased, with their anchor */
+    uint32_t nneedles;                       /* count */
+    eng_needle_set_t *needle_sets;           /* per CONTAINS node: the needles it asks for */
+    uint32_t nneedle_sets;                   /* count */
+    uint16_t anchor_off[257];                /* byte value b -> its needles are anchor_ids
+                                              * [anchor_off[b]..anchor_off[b + 1]) */
+    uint8_t anchor_ids[2 * ENG_MAX_NEEDLES]; /* needle indexes by anchor byte (both ASCII
+                                              * cases of a letter list the needle) */
+
     eng_phint_t *hints; /* hint rules in order */
     uint32_t nhints;    /* count */
     eng_prule_t *rules; /* routing rules in order */
@@ -182,8 +202,6 @@ struct eng_policy {
                                    * cache-read and output price from it to the end of its
                                    * list; [1] the same over its block of ENG_BLOCK entries
                                    * (kept at block starts) */
-    uint8_t (*sets)[32];          /* byte sets (bit per byte value) of CONTAINS anchor bytes */
-    uint32_t nsets;               /* used */
     uint32_t npool;               /* used */
     uint32_t *prefer_pool;        /* rule preferences (model indexes) */
     uint32_t nprefer_pool;        /* used */

@@ -63,6 +63,9 @@ typedef struct {
     const eng_features_t *f;           /* metadata, text */
     uint32_t hint_next;                /* hint rules [0, hint_next) have run */
     uint32_t limit;                    /* hint rules a test may run: those before this */
+    eng_needle_set_t found;            /* needles found in text[0, scanned) */
+    uint32_t scanned;                  /* text bytes the needle scan has passed */
+    uint32_t unfound;                  /* needles not found yet */
 } s_ctx_t;
 
 /* Small helpers ------------------------------------------------------------ */
@@ -168,37 +171,69 @@ static const char *s_validate(const eng_features_t *f)
 
 /* Conditions --------------------------------------------------------------- */
 
-/* Does text contain one of the (lower-cased) needles, ASCII case-insensitively?
- * One pass over the text: a needle is compared only where its anchor (its
- * rarest byte, in the set `anchors`) occurs at the right offset. */
-static bool s_contains(eng_str_t text, const eng_pstr_t *needles, int32_t n, const uint8_t *anchors)
+/* Does t start with needle nd (lower-cased), ASCII case-insensitively? The
+ * caller has checked that it fits. */
+static bool s_needle_at(const unsigned char *t, const eng_pstr_t *nd)
 {
-    const unsigned char *t = (const unsigned char *)text.ptr;
-    for (uint32_t i = 0; i < text.len; i++) {
-        unsigned char c = t[i];
-        if (!(anchors[c / 8] >> (c % 8) & 1)) {
+    const unsigned char *p = (const unsigned char *)nd->ptr;
+    uint32_t j = 0;
+    while (j < nd->len && s_lower(t[j]) == p[j]) {
+        j++;
+    }
+    return j == nd->len;
+}
+
+static bool s_needles_meet(const uint64_t *a, const uint64_t *b)
+{
+    uint64_t any = 0;
+    for (int w = 0; w < ENG_NEEDLE_WORDS; w++) {
+        any |= a[w] & b[w];
+    }
+    return any != 0;
+}
+
+/* Does the text contain one of the needles in `want`?
+ *
+ * Every CONTAINS node of a request shares one pass over the text: the scan
+ * looks at each byte once, and where the byte anchors needles (their rarest
+ * byte, from the policy's anchor table) compares those not found yet. It
+ * pauses after the first byte that completes a needle of `want`, and the
+ * next node resumes it where it stopped, so a request whose first node
+ * matches early does not pay for the whole text, and one that never reaches
+ * a CONTAINS node pays nothing. A needle occurs exactly when one of its
+ * anchor positions matches, and every position before `scanned` has been
+ * checked for every needle, so found[] is exact for text[0, scanned). */
+static bool s_contains(const eng_policy_t *pol, s_ctx_t *x, const uint64_t *want)
+{
+    if (s_needles_meet(x->found, want)) {
+        return true;
+    }
+    const unsigned char *t = (const unsigned char *)x->f->text.ptr;
+    const uint32_t len = x->f->text.len;
+    const uint16_t *off = pol->anchor_off;
+    for (uint32_t i = x->scanned; i < len; i++) {
+        uint32_t k = off[t[i]], end = off[t[i] + 1];
+        if (k == end) {
             continue;
         }
-        int lc = s_lower(c);
-        for (int32_t k = 0; k < n; k++) {
-            const eng_pstr_t *nd = &needles[k];
-            const unsigned char *p = (const unsigned char *)nd->ptr;
-            if (p[nd->anchor] != lc || i < nd->anchor) {
+        bool hit = false;
+        for (; k < end; k++) {
+            uint32_t id = pol->anchor_ids[k];
+            const eng_pstr_t *nd = &pol->needles[id];
+            if (s_has_bit(x->found, id) || i < nd->anchor || nd->len > len - (i - nd->anchor) ||
+                !s_needle_at(t + i - nd->anchor, nd)) {
                 continue;
             }
-            uint32_t start = i - nd->anchor;
-            if (nd->len > text.len - start) {
-                continue;
-            }
-            uint32_t j = 0;
-            while (j < nd->len && s_lower(t[start + j]) == p[j]) {
-                j++;
-            }
-            if (j == nd->len) {
-                return true;
-            }
+            x->found[id / 64] |= UINT64_C(1) << (id % 64);
+            x->unfound--;
+            hit = hit || s_has_bit(want, id);
+        }
+        if (hit || x->unfound == 0) {
+            x->scanned = x->unfound == 0 ? len : i + 1; /* nothing left to find */
+            return hit;
         }
     }
+    x->scanned = len;
     return false;
 }
 
@@ -272,7 +307,7 @@ static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
     case ENG_C_REGEX:
         return eng_regex_match(pol->regexes[n->a], x->f->text.ptr, x->f->text.len);
     case ENG_C_CONTAINS:
-        return s_contains(x->f->text, &pol->strs[n->a], n->b, pol->sets[n->key]);
+        return s_contains(pol, x, pol->needle_sets[n->key]);
     default:
         return false;
     }
@@ -327,6 +362,10 @@ static void s_ctx_init(const eng_policy_t *pol, const eng_features_t *f, s_ctx_t
     /* Hint rules run lazily, when a test needs their words (s_hints_upto). */
     x->hint_next = 0;
     x->limit = pol->nhints;
+    /* The needle scan starts at the first CONTAINS node (s_contains). */
+    memset(x->found, 0, sizeof x->found);
+    x->scanned = 0;
+    x->unfound = pol->nneedles;
 }
 
 /* Runs hint rules [hint_next, upto) in order; each sees the hints the
