@@ -24,10 +24,10 @@ at 32 connections >= 30x Portkey's requests/s with p99 <= 1/20 of Portkey's;
 proxy mode <= 100 us p50 over the upstream directly at 1 connection; no failed
 request during reloads.
 
-Scenario 0 (the machine floor: bench/hiccup and the ZeroMQ echo server of
-bench/bench_engine) does not change any verdict; it is printed next to the
-open-loop goal so that a reader can tell an engine problem from a machine
-problem.
+Scenario 0 (the machine floor: bench/hiccup's stalls and wake-up latency, and
+the ZeroMQ echo server of bench/bench_engine) does not change any verdict; it
+is printed next to the open-loop goal so that a reader can tell an engine
+problem from a machine problem.
 """
 import csv
 import datetime
@@ -271,6 +271,11 @@ class Results:
         rs = [r for r in self.echo if r.get("mode") == mode]
         return rs[-1] if rs else None
 
+    def wake(self, key):
+        """One wake-up measurement of bench/hiccup (cross_cpu, same_cpu, timer), or None."""
+        w = (self.hiccup or {}).get("wake")
+        return w.get(key) if isinstance(w, dict) else None
+
     def floor_note(self):
         """What the machine allows at 20k/s open loop, for the goals table; '' if unmeasured."""
         parts = []
@@ -284,6 +289,11 @@ class Results:
                 text += (f", {fmt_us(h['stall_p99_not_preempted_us'])} not counting other "
                          "tasks")
             parts.append(text)
+        cross = self.wake("cross_cpu")
+        if cross and cross.get("p99_us") is not None:
+            parts.append(f"cross-CPU wake-up p99 {fmt_us(cross['p99_us'])}")
+        elif h:
+            parts.append("cross-CPU wake-up not measured")
         return f" ({'; '.join(parts)})" if parts else ""
 
     def peer_point(self, system, conns):
@@ -649,7 +659,7 @@ def md_floor(res):
     if not res.hiccup and not res.echo:
         return lines + ["Not measured in this run (see the scenario table)."]
     cmds = Commands()
-    if res.hiccup:
+    if res.hiccup and res.hiccup.get("cpus"):
         h = res.hiccup
 
         def row(name, r):
@@ -676,6 +686,8 @@ def md_floor(res):
         if overall.get("unlogged_gaps"):
             lines += ["", "Some gaps >= 1 us did not fit the meter's log: the stall p99 is a "
                       "lower bound."]
+    if res.hiccup:
+        lines += [""] + md_wake(res, cmds)
     if res.echo:
         rows = [[r.get("mode"), f"{fmt_int(r.get('rate'))}/s" if r.get("mode") == "open"
                  else f"depth {r.get('depth')}", fmt_int(pick(r, "rps")),
@@ -689,13 +701,53 @@ def md_floor(res):
     at20k = [r for r in res.engine_open if r.get("rate") == 20000]
     echo = res.echo_point("open")
     if at20k and echo and res.hiccup:
-        lines += ["", f"At 20k requests/s open loop, p99: hpp-engine "
-                  f"{fmt_us(pick(at20k[0], *ENG_P99))}, ZeroMQ echo "
-                  f"{fmt_us(pick(echo, *ENG_P99))}; machine stalls (residual wait) "
-                  f"{fmt_us(res.hiccup.get('stall_p99_us'))}, "
-                  f"{fmt_us(res.hiccup.get('stall_p99_not_preempted_us'))} without other "
-                  "tasks."]
+        text = (f"At 20k requests/s open loop, p99: hpp-engine "
+                f"{fmt_us(pick(at20k[0], *ENG_P99))}, ZeroMQ echo "
+                f"{fmt_us(pick(echo, *ENG_P99))}; machine stalls (residual wait) "
+                f"{fmt_us(res.hiccup.get('stall_p99_us'))}, "
+                f"{fmt_us(res.hiccup.get('stall_p99_not_preempted_us'))} without other tasks")
+        cross = res.wake("cross_cpu")
+        if cross:
+            text += f"; one cross-CPU wake-up {fmt_us(cross.get('p99_us'))}"
+        lines += ["", text + "."]
     return lines + cmds.block()
+
+
+WAKE_ROWS = [("cross_cpu", "cross-CPU"), ("same_cpu", "same-CPU"), ("timer", "timer")]
+
+
+def md_wake(res, cmds):
+    """The wake-up table of the floor section; runs of the meter before it say not measured."""
+    w = res.hiccup.get("wake")
+    if not isinstance(w, dict):
+        return ["Wake-up latency of sleeping threads: not measured in this run (its "
+                "`bench/hiccup` only spun)."]
+    rows = []
+    for key, label in WAKE_ROWS:
+        r = w.get(key)
+        if not r:
+            rows.append([label, "not measured (needs two CPUs)", "", "", "", "", "", ""])
+            continue
+        cpus = r.get("cpus") or []
+        rows.append([label, " <-> ".join(f"cpu{c}" for c in cpus), fmt_us(r.get("p50_us")),
+                     fmt_us(r.get("p99_us")), fmt_us(r.get("p999_us")),
+                     fmt_us(r.get("max_us")), fmt_int(r.get("count")),
+                     cmds.ref(res.hiccup.get("cmd"))])
+    nap = w.get("nap_us") or ["?", "?"]
+    lines = ["A spinning thread never sleeps, so it never pays what a blocking server pays on "
+             "every request: waking a thread whose CPU is idle. The meter measures that next "
+             "(*wake-up latency*, from just before the write that wakes a thread to its "
+             "return from `read()`): two threads on two CPUs play ping-pong through eventfd, "
+             f"each napping a random {nap[0]}-{nap[1]} us before it pings so that the other "
+             "CPU goes idle (*cross-CPU*: an interrupt to the other CPU and, in a virtual "
+             "machine, the host running its halted vCPU again); the same with both threads "
+             "on one CPU (*same-CPU*: a context switch only); and how late a "
+             f"{w.get('timer_sleep_us', '?')} us `clock_nanosleep` ends (*timer*). A ZeroMQ "
+             "request and its reply wake about six threads (the app and I/O threads of both "
+             "ends), most of them across CPUs, so a blocking server's p99 cannot be far "
+             "below the cross-CPU wake-up p99, however small the stall p99 is.", ""]
+    return lines + table(["wake-up", "CPUs", "p50", "p99", "p99.9", "max", "count", "cmd"],
+                         rows)
 
 
 def md_resolve(res):

@@ -342,15 +342,17 @@ check_reply() {
 
 # 0. Machine floor, first, while nothing else of this run is up: how long this
 #    machine stops a thread that never blocks (the hiccup meter spins on every
-#    CPU, so it must run alone), and an in-process ZeroMQ echo server driven like
-#    the engine in scenario 2 (same sockets and threads, no decision). No
-#    latency measured later can be lower than these.
+#    CPU, so it must run alone), then how long it takes to wake a sleeping
+#    thread (what every request to a blocking server pays several times), and an
+#    in-process ZeroMQ echo server driven like the engine in scenario 2 (same
+#    sockets and threads, no decision). No latency measured later can be lower
+#    than these.
 scenario_floor() {
     want floor SKIP_FLOOR || return 0
     log "0. machine floor ($B/bench/hiccup, $B/bench/bench_engine --echo)"
     local cmd fails=0 parts=""
     if [ -x "$B/bench/hiccup" ]; then
-        cmd=("$B/bench/hiccup" --seconds "$SECS" --json)
+        cmd=("$B/bench/hiccup" --seconds "$SECS" --mode both --json)
         show "${cmd[@]}"
         if "${cmd[@]}" >"$TMP/floor_hiccup.out" 2>&1; then
             parts+=" hiccup"
@@ -363,6 +365,13 @@ print(f"   all CPUs: {o['gaps_ge_200us']} gaps >= 200 us, {o['gaps_ge_1ms']} >= 
       f"max {o['max_gap_us']:.0f} us, {o['lost_pct']:.2f}% of the time lost "
       f"({o['lost_preempted_pct']:.2f}% to other tasks); stall p99 {h['stall_p99_us']:.0f} us "
       f"({h['stall_p99_not_preempted_us']:.0f} us without other tasks)")
+for key, label in (("cross_cpu", "cross-CPU"), ("same_cpu", "same-CPU"), ("timer", "timer")):
+    w = h.get("wake", {}).get(key)
+    if w:
+        print(f"   {label} wake-up: p50 {w['p50_us']:.0f} us, p99 {w['p99_us']:.0f} us, "
+              f"p99.9 {w['p999_us']:.0f} us, max {w['max_us']:.0f} us ({w['count']} wake-ups)")
+    else:
+        print(f"   {label} wake-up: not measured")
 EOF
         else
             fails=$((fails + 1))
