@@ -10,6 +10,12 @@
  * same model sold by several providers becomes one model with several
  * endpoints. The reserved keys sample_spec, last_updated and
  * fallback_generalizations are not models.
+ *
+ * Some entries are labelled "chat" but are not chat models: embeddings sold
+ * through a chat-style gateway, image generators, text-to-speech. Priced at
+ * zero or near zero per output token, they would win every cheap tier of
+ * hpprouter/auto, so names carrying one of s_not_chat's markers are skipped
+ * like the other modes.
  */
 #include "eng_catalog_internal.h"
 
@@ -18,6 +24,10 @@
 static const char *const s_reserved[] = {"sample_spec", "last_updated", "fallback_generalizations",
                                          NULL};
 static const char *const s_chat_modes[] = {"chat", "responses", NULL};
+/* Markers, in the last path segment of the name (lower-cased), of models that
+ * LiteLLM labels "chat" but that do not answer chat completions. */
+static const char *const s_not_chat[] = {
+    "embed", "rerank", "flux-", "stable-diffusion", "dall-e", "imagen", "whisper", "-tts", NULL};
 
 typedef struct {
     const char *key; /* LiteLLM member */
@@ -47,6 +57,26 @@ static const s_cap_key_t s_cap_keys[] = {
     {"supports_reasoning", ENG_CAP_REASONING},
     {NULL, 0},
 };
+
+/* Whether the last path segment of `key` contains one of the markers,
+ * ASCII case-insensitively. */
+static bool s_marked(const char *const *markers, const char *key)
+{
+    const char *seg = strrchr(key, '/');
+    seg = seg ? seg + 1 : key;
+    char low[ENG_CATALOG_MAX_ID + 1];
+    size_t n = 0;
+    for (; seg[n] && n < ENG_CATALOG_MAX_ID; n++) {
+        low[n] = (char)((seg[n] >= 'A' && seg[n] <= 'Z') ? seg[n] + 32 : seg[n]);
+    }
+    low[n] = '\0';
+    for (; *markers; markers++) {
+        if (strstr(low, *markers)) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static bool s_in(const char *const *list, const char *s)
 {
@@ -106,7 +136,7 @@ static int s_entry(eng_catalog_t *self, const char *file, eng_cat_path_t *path, 
     if (eng_cat_json_string(e, "mode", file, path, &mode, err) < 0) {
         return -1;
     }
-    if (!mode || !s_in(s_chat_modes, mode)) {
+    if (!mode || !s_in(s_chat_modes, mode) || s_marked(s_not_chat, key)) {
         return 0; /* not a chat model: not routable */
     }
     if (eng_cat_json_string(e, "litellm_provider", file, path, &lprov, err) < 0) {

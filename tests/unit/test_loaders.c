@@ -120,11 +120,25 @@ Test(loaders, litellm_real_file)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     cr_assert_lt(secs, 2.0, "loading took %.3fs (well under a second unsanitised)", secs);
     s_counts_t c = s_count(cat);
-    cr_assert_eq(c.models, 1131);
-    cr_assert_eq(c.endpoints, 2370); /* chat + responses entries */
-    cr_assert_eq(c.vision, 312);
-    cr_assert_eq(c.multi, 301);
+    cr_assert_eq(c.models, 1123);
+    cr_assert_eq(c.endpoints, 2361); /* chat + responses entries, but 9 that are not chat */
+    cr_assert_eq(c.vision, 311);
+    cr_assert_eq(c.multi, 300);
     cr_assert_eq(c.disabled, 141); /* chat entries without any price */
+    /* Labelled "chat" by LiteLLM, but embedding, image and speech models. */
+    static const char *const not_chat[] = {"cohere/embed-v4.0", "mistral/mistral-embed",
+                                           "amazon/titan-embed-text-v2",
+                                           "black-forest-labs/flux-1-schnell"};
+    for (size_t i = 0; i < sizeof not_chat / sizeof not_chat[0]; i++) {
+        cr_assert_null(eng_catalog_lookup(cat, not_chat[i], strlen(not_chat[i])), "%s",
+                       not_chat[i]);
+    }
+    size_t nmod;
+    const eng_model_t *models = eng_catalog_models(cat, &nmod);
+    for (size_t i = 0; i < nmod; i++) {
+        cr_assert_null(strstr(models[i].id, "embed"), "%s is not a chat model", models[i].id);
+        cr_assert_null(strstr(models[i].id, "-tts"), "%s is not a chat model", models[i].id);
+    }
     /* 7 provider families sell claude-3.5-sonnet under 13 different ids */
     const eng_model_t *m = s_find(cat, "anthropic/claude-3.5-sonnet");
     cr_assert_eq(s_providers(cat, m), 7);

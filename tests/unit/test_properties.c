@@ -236,7 +236,10 @@ static void s_check(s_env_t *env, const eng_features_t *f, const eng_decision_t 
             }
         }
         cr_assert_eq(s_price_key(e), best, "%s:floor is not the cheapest endpoint", m->id);
-        cr_assert_eq(e, &env->eps[m->floor_ep]);
+        /* Not necessarily floor_ep itself: endpoints can tie on price (grok-4.3
+         * costs the same at xAI and on Bedrock), and the one that fits the
+         * request (tools, window) is taken among them. */
+        cr_assert_eq(s_price_key(e), s_price_key(&env->eps[m->floor_ep]));
         env->floor_ok++;
     }
     if (free) {
