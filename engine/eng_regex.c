@@ -81,7 +81,8 @@ struct eng_regex {
     uint16_t dfa_nclass; /* byte classes */
     uint16_t dfa_states; /* DFA states; state 0 is the start of the text */
     int32_t dfa_dead[2]; /* states with no thread alive after a non-word / word byte, or -1 */
-    bool dfa_skip;       /* both exist and the pattern is not nullable: skip from them */
+    bool dfa_skip;       /* both exist, the pattern is not nullable and at most 4 bytes can
+                            begin a match: skip from them */
 };
 
 #define S_FAST_MAX 63                   /* SET states the bit-parallel matcher handles */

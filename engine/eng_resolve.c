@@ -197,7 +197,8 @@ static bool s_needles_meet(const uint64_t *a, const uint64_t *b)
  * Every CONTAINS node of a request shares one pass over the text: the scan
  * looks at each byte once, and where the byte anchors needles (their rarest
  * byte, from the policy's anchor table) compares those not found yet. It
- * pauses after the first byte that completes a needle of `want`, and the
+ * pauses after the first anchor byte at which a needle of `want` is found
+ * (compared forward from its start), and the
  * next node resumes it where it stopped, so a request whose first node
  * matches early does not pay for the whole text, and one that never reaches
  * a CONTAINS node pays nothing. A needle occurs exactly when one of its

@@ -1146,7 +1146,7 @@ char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len)
         return NULL;
     }
     const sc_jdoc_t *d = self->doc;
-    char quoted[2 * SC_MAX_MODEL + 16];
+    char quoted[6 * SC_MAX_MODEL + 16]; /* every byte may become \u00XX */
     size_t qlen = 0;
     s_edit_t edits[2];
     int nedits = 0;

@@ -80,9 +80,9 @@ int64_t sc_extract_estimate(const sc_extract_t *self);
 
 /* The parsed body for the upstream: `model` replaced (when not NULL; added
  * when the body had none), the `hpp` member removed, every other byte as
- * received. Returns a
- * malloc'd buffer (caller frees) with its length in *len, or NULL when there
- * is no body or memory ran out. Features stay valid. */
+ * received. Returns a malloc'd buffer (caller frees) with its length in
+ * *len, or NULL when there is no body or memory ran out. Features stay
+ * valid. */
 char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len);
 
 #endif

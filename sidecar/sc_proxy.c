@@ -398,6 +398,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         struct evbuffer *part = evhttp_request_get_output_buffer(call->req);
         evbuffer_drain(part, evbuffer_get_length(part));
         evhttp_clear_headers(evhttp_request_get_output_headers(call->req));
+        call->up_responded = true; /* its status was counted: not also an "error" */
         call->buffered = false;
     }
     if (call->streaming) {
@@ -422,7 +423,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         sc_call_finish(call);
         return;
     }
-    if (!up || evhttp_request_get_response_code(up) == 0) {
+    if (!call->up_responded && (!up || evhttp_request_get_response_code(up) == 0)) {
         sc_metrics_upstream(srv->metrics, 0);
     }
     eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s", srv->up.hostport,

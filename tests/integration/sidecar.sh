@@ -329,8 +329,15 @@ check "plain answer: not chunked" "" "$(hdr Transfer-Encoding)"
 has "plain answer: resolved header" "/" "$(hdr X-HPP-Router-Resolved-Model)"
 req POST "$D" /v1/route "{$MSG}" >/dev/null
 stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["model"]')\"]}"
+upstream_errors() {
+    curl -s -m 5 "http://127.0.0.1:$P/metrics" |
+        sed -n 's/^hpp_sidecar_upstream_responses_total{class="error"} //p' | grep . || echo 0
+}
+errors_before=$(upstream_errors)
 error_shape "cut plain answer" "$(req POST "$P" /v1/chat/completions "{$MSG}")" 502 \
     upstream_unavailable
+check "cut plain answer: counted once (2xx), not also as an upstream error" \
+    "$errors_before" "$(upstream_errors)"
 stub_ctl '{"reset":true}'
 check "cut plain answer: sidecar still serves" 200 "$(req POST "$P" /v1/chat/completions "{$MSG}")"
 
