@@ -1,8 +1,9 @@
 /* sc_features.c - OpenAI Chat Completions body + X-HPP-* headers -> features.
  *
  * The context owns the parsed body (an sc_json document: strings borrowed by
- * the features point into its arena, and a copy of the body bytes for
- * forwarding), a copy of our header values and the prompt text sample.
+ * the features point into its arena; forwarding splices the caller's bytes,
+ * which are not copied), a copy of our header values and the prompt text
+ * sample.
  * Fields are read through tables (top-level keys, `hpp` keys, content part
  * types, headers) so the accepted names and the "expected one of" hints come
  * from one place. Unknown top-level keys are the upstream's business and are
@@ -39,9 +40,7 @@ enum {
 struct sc_extract {
     sc_jdoc_t *doc;          /* the parsed body */
     sc_jv_t root;            /* its root object, SC_JNONE when no body */
-    char *body;              /* copy of the body, for sc_extract_forward */
-    size_t body_len;         /* bytes in body */
-    size_t body_cap;         /* bytes allocated for body */
+    size_t body_len;         /* bytes of the parsed body, checked by sc_extract_forward */
     bool stream;             /* body's "stream" */
     int64_t estimate;        /* prompt tokens estimated from the body */
     unsigned hdr_set;        /* S_HDR_* bits */
@@ -68,7 +67,6 @@ void sc_extract_destroy(sc_extract_t **self_p)
         return;
     }
     sc_jdoc_destroy(&(*self_p)->doc);
-    free((*self_p)->body);
     free(*self_p);
     *self_p = NULL;
 }
@@ -897,27 +895,6 @@ static const struct {
     {NULL, NULL},
 };
 
-/* Keeps a copy of the body for sc_extract_forward: the caller's buffer may
- * be gone by the time the engine has answered. */
-static int s_keep_body(sc_extract_t *self, const char *body, size_t len)
-{
-    if (len > self->body_cap) {
-        size_t cap = self->body_cap ? self->body_cap : 4096;
-        while (cap < len) {
-            cap *= 2;
-        }
-        char *p = realloc(self->body, cap);
-        if (!p) {
-            return -1;
-        }
-        self->body = p;
-        self->body_cap = cap;
-    }
-    memcpy(self->body, body, len);
-    self->body_len = len;
-    return 0;
-}
-
 int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_features_t *f,
                     sc_error_t *err)
 {
@@ -939,9 +916,7 @@ int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_featur
         return sc_error_set(err, 400, "invalid_json", NULL,
                             "request body must be a JSON object, got %s", s_json_type(d, root));
     }
-    if (s_keep_body(self, body, len) < 0) {
-        return sc_error_set(err, 500, "internal", NULL, "out of memory keeping the body");
-    }
+    self->body_len = len;
     int64_t prompt_hdr = f->prompt_tokens;
     for (int i = 0; s_fields[i].key; i++) {
         sc_jv_t v = sc_jget(d, root, s_fields[i].key);
@@ -1140,9 +1115,10 @@ static s_member_t s_member(const sc_jdoc_t *d, sc_jv_t obj, const char *name)
  * "model" member added first), the "hpp" member cut out with one comma.
  * Splicing instead of re-serialising keeps every other byte the client sent,
  * numbers included, and costs one copy. */
-char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len)
+char *sc_extract_forward(sc_extract_t *self, const char *body, size_t body_len, const char *model,
+                         size_t *len)
 {
-    if (self->root == SC_JNONE) {
+    if (self->root == SC_JNONE || !body || body_len != self->body_len) {
         return NULL;
     }
     const sc_jdoc_t *d = self->doc;
@@ -1194,7 +1170,7 @@ char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len)
         }
         nedits++;
     }
-    size_t cap = self->body_len + 1;
+    size_t cap = body_len + 1;
     for (int i = 0; i < nedits; i++) {
         cap += edits[i].wlen;
     }
@@ -1204,14 +1180,14 @@ char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len)
     }
     size_t n = 0, at = 0;
     for (int i = 0; i < nedits; i++) {
-        memcpy(out + n, self->body + at, edits[i].from - at);
+        memcpy(out + n, body + at, edits[i].from - at);
         n += edits[i].from - at;
         memcpy(out + n, edits[i].with, edits[i].wlen);
         n += edits[i].wlen;
         at = edits[i].to;
     }
-    memcpy(out + n, self->body + at, self->body_len - at);
-    n += self->body_len - at;
+    memcpy(out + n, body + at, body_len - at);
+    n += body_len - at;
     out[n] = '\0';
     if (len) {
         *len = n;

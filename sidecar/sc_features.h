@@ -12,7 +12,7 @@
  *   sc_extract_reset(x, &f);
  *   sc_extract_body(x, body, len, &f, &err);        (may be skipped: no body)
  *   sc_extract_header(x, "X-HPP-Task", v, &f, &err); (each header, any order)
- *   char *out = sc_extract_forward(x, "openai/gpt-5", &outlen);
+ *   char *out = sc_extract_forward(x, body, len, "openai/gpt-5", &outlen);
  */
 #ifndef SC_FEATURES_H
 #define SC_FEATURES_H
@@ -80,9 +80,13 @@ int64_t sc_extract_estimate(const sc_extract_t *self);
 
 /* The parsed body for the upstream: `model` replaced (when not NULL; added
  * when the body had none), the `hpp` member removed, every other byte as
- * received. Returns a malloc'd buffer (caller frees) with its length in
- * *len, or NULL when there is no body or memory ran out. Features stay
+ * received. `body`/`body_len` are the bytes given to sc_extract_body, still
+ * unchanged: the context keeps offsets into them, not a copy (a request
+ * that is only routed never pays for one). Returns a malloc'd buffer
+ * (caller frees) with its length in *len, or NULL when there is no parsed
+ * body, body_len is not the parsed length, or memory ran out. Features stay
  * valid. */
-char *sc_extract_forward(sc_extract_t *self, const char *model, size_t *len);
+char *sc_extract_forward(sc_extract_t *self, const char *body, size_t body_len, const char *model,
+                         size_t *len);
 
 #endif

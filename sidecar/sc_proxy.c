@@ -440,8 +440,13 @@ static void s_attempt(sc_call_t *call, const char *model)
     if (call->ntried < (int)(sizeof call->tried / sizeof call->tried[0])) {
         snprintf(call->tried[call->ntried++], sizeof call->tried[0], "%s", model);
     }
+    /* The client's body is still whole in the request's input buffer
+     * (contiguous since s_features pulled it up). */
+    struct evbuffer *in_body = evhttp_request_get_input_buffer(call->req);
+    size_t in_len = evbuffer_get_length(in_body);
+    const char *sent = (const char *)evbuffer_pullup(in_body, -1);
     size_t len = 0;
-    char *body = sc_extract_forward(call->x, model, &len);
+    char *body = sc_extract_forward(call->x, sent, in_len, model, &len);
     if (!body) {
         s_fail(call, 500, "internal", "out of memory %s", "building the upstream body");
         return;

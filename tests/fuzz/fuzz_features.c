@@ -71,7 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     size_t len = 0;
-    char *out = sc_extract_forward(s_x, "openai/gpt-5", &len);
+    char *out = sc_extract_forward(s_x, d + off, size - off, "openai/gpt-5", &len);
+    size_t other = 0;
+    if (out && sc_extract_forward(s_x, d + off, size - off + 1, NULL, &other) != NULL) {
+        abort(); /* a length other than the parsed one is refused */
+    }
     if (out) {
         /* The splice must give JSON with our model, no hpp, and every other
          * member as parsed from the original. */

@@ -31,9 +31,18 @@ static void s_teardown(void)
 
 TestSuite(features, .init = s_setup, .fini = s_teardown);
 
+static const char *s_sent; /* the last body given to sc_extract_body */
+
 static int s_body(const char *json)
 {
+    s_sent = json;
     return sc_extract_body(s_x, json, strlen(json), &s_f, &s_err);
+}
+
+/* Forwards the last body sent, as the proxy does with the request's bytes. */
+static char *s_forward(const char *model, size_t *len)
+{
+    return sc_extract_forward(s_x, s_sent, s_sent ? strlen(s_sent) : 0, model, len);
 }
 
 static void s_ok(const char *json)
@@ -238,7 +247,7 @@ Test(features, headers_without_body)
     cr_assert_eq(s_f.nhints, 1);
     cr_assert_eq(s_f.prompt_tokens, 2000);
     size_t len = 1;
-    cr_assert_null(sc_extract_forward(s_x, "m", &len));
+    cr_assert_null(s_forward("m", &len));
 }
 
 Test(features, bad_headers)
@@ -302,7 +311,7 @@ Test(features, forward_rewrites_model_and_drops_hpp)
     s_ok("{\"model\":\"hpprouter/auto\",\"temperature\":0.7,\"n\":1,\"user\":\"u1\"," MSG
          ",\"hpp\":{\"task\":\"code\"},\"stream\":false}");
     size_t len = 0;
-    char *out = sc_extract_forward(s_x, "openai/gpt-5-mini", &len);
+    char *out = s_forward("openai/gpt-5-mini", &len);
     cr_assert_not_null(out);
     cr_assert_eq(len, strlen(out));
     json_error_t jerr;
@@ -321,7 +330,7 @@ Test(features, forward_rewrites_model_and_drops_hpp)
     cr_assert(s_eq(s_f.model, "hpprouter/auto"));
     cr_assert(s_has_hint("code"));
     /* Without a model the original is kept. */
-    out = sc_extract_forward(s_x, NULL, &len);
+    out = s_forward(NULL, &len);
     cr_assert_not_null(strstr(out, "\"model\":\"hpprouter/auto\""));
     cr_assert_null(strstr(out, "\"hpp\""));
     free(out);
@@ -355,11 +364,15 @@ Test(features, forward_splices_exactly)
         sc_extract_reset(s_x, &s_f);
         s_ok(s_splices[i].body);
         size_t len = 0;
-        char *out = sc_extract_forward(s_x, s_splices[i].model, &len);
+        char *out = s_forward(s_splices[i].model, &len);
         cr_assert_not_null(out);
         cr_assert_str_eq(out, s_splices[i].want, "case %zu", i);
         cr_assert_eq(len, strlen(out));
         free(out);
+        /* Bytes of another length than the parsed body are refused. */
+        size_t n = strlen(s_splices[i].body);
+        cr_assert_null(sc_extract_forward(s_x, s_splices[i].body, n - 1, NULL, &len));
+        cr_assert_null(sc_extract_forward(s_x, NULL, n, NULL, &len));
     }
 }
 
@@ -368,7 +381,7 @@ Test(features, forward_adds_model_from_header_only_body)
     cr_assert_eq(sc_extract_header(s_x, "X-HPP-Model", "x/y", &s_f, &s_err), 0);
     s_ok("{" MSG ",\"hpp\":{\"group\":\"g\"}}");
     size_t len = 0;
-    char *out = sc_extract_forward(s_x, "openai/gpt-5", &len);
+    char *out = s_forward("openai/gpt-5", &len);
     cr_assert_str_eq(out, "{\"model\":\"openai/gpt-5\"," MSG "}");
     free(out);
 }
