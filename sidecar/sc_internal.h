@@ -102,7 +102,7 @@ typedef struct sc_call {
     bool streaming;        /* the reply to the client has started */
     bool buffered;         /* the upstream's answer is collected, then sent in one reply */
     char reason[48];       /* the upstream's reason phrase, for a buffered reply */
-    bool up_responded;     /* the attempt's status was counted (cut buffered answer) */
+    int up_status;         /* the attempt's response status (counted), 0 before headers */
     bool cancelled;        /* the client went away: ignore callbacks */
     int up_error;          /* last upstream error (enum evhttp_request_error) */
     int status;            /* HTTP status answered, for metrics */

@@ -282,6 +282,7 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
     }
     sc_server_t *srv = call->srv;
     int status = evhttp_request_get_response_code(up);
+    call->up_status = status;
     sc_metrics_upstream(srv->metrics, status);
     if (status == 402 && !call->free_tried) {
         call->retry = SC_RETRY_FREE;
@@ -398,7 +399,6 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         struct evbuffer *part = evhttp_request_get_output_buffer(call->req);
         evbuffer_drain(part, evbuffer_get_length(part));
         evhttp_clear_headers(evhttp_request_get_output_headers(call->req));
-        call->up_responded = true; /* its status was counted: not also an "error" */
         call->buffered = false;
     }
     if (call->streaming) {
@@ -423,8 +423,8 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         sc_call_finish(call);
         return;
     }
-    if (!call->up_responded && (!up || evhttp_request_get_response_code(up) == 0)) {
-        sc_metrics_upstream(srv->metrics, 0);
+    if (call->up_status == 0) {
+        sc_metrics_upstream(srv->metrics, 0); /* no response at all (a cut one was counted) */
     }
     eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s", srv->up.hostport,
             s_error_name(call->up_error));
@@ -480,6 +480,7 @@ static void s_attempt(sc_call_t *call, const char *model)
     call->up_conn = conn;
     call->up_req = up;
     call->up_error = 0;
+    call->up_status = 0;
     if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, srv->up.path) != 0) {
         /* libevent freed the request */
         call->up_req = NULL;

@@ -118,7 +118,7 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
     call->free_tried = false;
     call->streaming = false;
     call->buffered = false;
-    call->up_responded = false;
+    call->up_status = 0;
     call->cancelled = false;
     call->up_error = 0;
     call->status = 0;
