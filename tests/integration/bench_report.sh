@@ -6,14 +6,11 @@
 set -u
 cd "$(dirname "$0")/../.."
 R=bench/report.py
-passed=0 failed=0
+source tests/integration/check_lib.bash
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
-has() { if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $3"; fi; }
+has() { has_line "$@"; }
 
 # A wrk run as bench/wrk/route.lua prints it.
 wrk_out() { # file rps p50 p99 status_errors

@@ -7,7 +7,6 @@ set -u
 cd "$(dirname "$0")/../.."
 BUILD=${HPP_BUILD:-build}
 STUB=$BUILD/bench/upstream_stub
-passed=0 failed=0
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -16,14 +15,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi
-}
-has() { # name needle haystack
-    case "$3" in *"$2"*) ok "$1" ;; *) fail "$1" "[$2] not in [$3]" ;; esac
-}
+source tests/integration/check_lib.bash
+has() { has_text "$@"; }
 
 # start NAME ARGS...: runs the stub, sets $port; the ready line is the probe.
 start() {

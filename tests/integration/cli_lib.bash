@@ -3,14 +3,11 @@
 # ok/fail/check/has/json/run; the suite ends with "N passed, N failed".
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 P=${HPP_BUILD:-build}/hpp-policy
-passed=0 failed=0
+source tests/integration/check_lib.bash
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
-has() { if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $(head -c 300 "$3")"; fi; }
+has() { has_line "$@"; }
 # json FILE EXPR: evaluates a python expression over the parsed JSON `d`.
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>&1; }
 # run NAME EXPECTED_RC ARGS...: runs hpp-policy, output in $tmp/out, $tmp/err.

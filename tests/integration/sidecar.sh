@@ -13,7 +13,7 @@ BUILD=${HPP_BUILD:-build}
 ENGINE=$BUILD/hpp-engine
 SIDECAR=$BUILD/hpp-sidecar
 STUB=tests/integration/upstream_stub.py
-passed=0 failed=0 skipped=0
+skipped=0
 tmp=$(mktemp -d)
 pids=() names=()
 cleanup() {
@@ -25,15 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+source tests/integration/check_lib.bash
 skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi
-}
-has() { # name needle haystack
-    case "$3" in *"$2"*) ok "$1" ;; *) fail "$1" "[$2] not in [${3:0:400}]" ;; esac
-}
+has() { has_text "$@"; }
 # Stops every process still running with SIGTERM and checks that our servers
 # exit 0 without a sanitizer report (under `make asan` that is the leak check).
 stop_all() {
