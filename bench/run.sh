@@ -75,6 +75,22 @@ status() {
     printf '   -> %s: %s%s\n' "$1" "$2" "${3:+ ($3)}"
 }
 
+# status_of SCENARIO PARTS ALL FAILS WHY_NONE PARTIAL_LABEL: the status of a
+# scenario made of parts: skipped when no part could run (WHY_NONE), failed
+# when a run failed, partial when PARTS (" a b", as measured) is not ALL.
+status_of() {
+    local name=$1 parts=$2 all=$3 fails=$4
+    if [ -z "$parts" ]; then
+        status "$name" skipped "$5"
+    elif [ "$fails" != 0 ]; then
+        status "$name" failed "$fails runs failed"
+    elif [ "$parts" != "$all" ]; then
+        status "$name" partial "$6$parts"
+    else
+        status "$name" ok
+    fi
+}
+
 # want SCENARIO VAR: 0 when the scenario should run (not skipped, time left).
 want() {
     local name=$1 var=$2
@@ -400,15 +416,8 @@ EOF
     else
         note "$B/bench/bench_engine is not built yet"
     fi
-    if [ -z "$parts" ]; then
-        status floor skipped "neither bench/hiccup nor bench/bench_engine is built"
-    elif [ "$fails" != 0 ]; then
-        status floor failed "$fails runs failed"
-    elif [ "$parts" != " hiccup echo" ]; then
-        status floor partial "measured:$parts"
-    else
-        status floor ok
-    fi
+    status_of floor "$parts" " hiccup echo" "$fails" \
+        "neither bench/hiccup nor bench/bench_engine is built" "measured:"
 }
 
 # 1. In-process resolver: ns per decision and allocations, bundled and full catalog.
@@ -869,15 +878,8 @@ scenario_reload() {
         stop "$spid"
     fi
     stop "$epid"
-    if [ -z "$parts" ]; then
-        status reload skipped "neither bench_engine nor hpp-sidecar is built"
-    elif [ "$fails" != 0 ]; then
-        status reload failed "$fails runs failed"
-    elif [ "$parts" != " engine sidecar" ]; then
-        status reload partial "measured through:$parts"
-    else
-        status reload ok
-    fi
+    status_of reload "$parts" " engine sidecar" "$fails" \
+        "neither bench_engine nor hpp-sidecar is built" "measured through:"
 }
 
 # perf_summary DATA: the flat profile (self time by thread, object, symbol).
