@@ -15,6 +15,7 @@
 
 #include "eng_catalog.h"
 #include "eng_policy.h"
+#include "policy_fixture.h"
 
 static const char s_catalog_json[] =
     "{\"object\":\"list\",\"providers\":[\"p1\"],\"data\":["
@@ -25,12 +26,7 @@ static eng_catalog_t *s_cat;
 
 static void s_setup(void)
 {
-    s_cat = eng_catalog_new();
-    eng_error_t err;
-    cr_assert_eq(eng_catalog_load_buffer(s_cat, "test.json", s_catalog_json, strlen(s_catalog_json),
-                                         ENG_FMT_NATIVE, &err),
-                 0, "catalog: %s", err.msg);
-    cr_assert_eq(eng_catalog_freeze(s_cat, &err), 0);
+    s_cat = fixture_catalog(s_catalog_json);
 }
 
 static void s_teardown(void)
@@ -44,13 +40,7 @@ TestSuite(eng_contains, .init = s_setup, .fini = s_teardown);
 
 static eng_policy_t *s_compile(const char *src)
 {
-    eng_diags_t *d = eng_diags_new();
-    eng_policy_t *p = eng_policy_load_buffer("test.policy", src, strlen(src), s_cat, d);
-    if (!p) {
-        eng_diags_print(d, stderr);
-    }
-    eng_diags_destroy(&d);
-    return p;
+    return fixture_policy(src, s_cat);
 }
 
 /* Resolves an auto request carrying text[0..len); returns the rule that

@@ -10,6 +10,7 @@
 
 #include "eng_catalog.h"
 #include "eng_policy.h"
+#include "policy_fixture.h"
 
 static const char s_catalog_json[] =
     "{\"object\":\"list\",\"providers\":[\"p1\",\"p2\",\"p3\",{\"id\":\"local\",\"local\":true}],"
@@ -78,23 +79,12 @@ static eng_policy_t *s_pol;
 
 static eng_policy_t *s_compile(const char *src)
 {
-    eng_diags_t *d = eng_diags_new();
-    eng_policy_t *p = eng_policy_load_buffer("test.policy", src, strlen(src), s_cat, d);
-    if (!p) {
-        eng_diags_print(d, stderr);
-    }
-    eng_diags_destroy(&d);
-    return p;
+    return fixture_policy(src, s_cat);
 }
 
 static void s_setup(void)
 {
-    s_cat = eng_catalog_new();
-    eng_error_t err;
-    cr_assert_eq(eng_catalog_load_buffer(s_cat, "test.json", s_catalog_json, strlen(s_catalog_json),
-                                         ENG_FMT_NATIVE, &err),
-                 0, "catalog: %s", err.msg);
-    cr_assert_eq(eng_catalog_freeze(s_cat, &err), 0);
+    s_cat = fixture_catalog(s_catalog_json);
     s_pol = s_compile(s_policy);
     cr_assert_not_null(s_pol);
 }
