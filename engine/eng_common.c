@@ -49,9 +49,9 @@ int eng_error_format(const eng_error_t *err, char *buf, size_t n)
 const char *eng_errcode_name(eng_errcode_t code)
 {
     static const char *const names[] = {
-        [ENG_ERR_NONE] = "none",       [ENG_ERR_IO] = "io",         [ENG_ERR_SYNTAX] = "syntax",
-        [ENG_ERR_TYPE] = "type",       [ENG_ERR_VALUE] = "value",   [ENG_ERR_DUP] = "duplicate",
-        [ENG_ERR_UNKNOWN] = "unknown", [ENG_ERR_LIMIT] = "limit",   [ENG_ERR_NOMEM] = "nomem",
+        [ENG_ERR_NONE] = "none",       [ENG_ERR_IO] = "io",       [ENG_ERR_SYNTAX] = "syntax",
+        [ENG_ERR_TYPE] = "type",       [ENG_ERR_VALUE] = "value", [ENG_ERR_DUP] = "duplicate",
+        [ENG_ERR_UNKNOWN] = "unknown", [ENG_ERR_LIMIT] = "limit", [ENG_ERR_NOMEM] = "nomem",
     };
     if ((unsigned)code < sizeof names / sizeof names[0] && names[code]) {
         return names[code];
@@ -222,9 +222,10 @@ void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     /* One buffer, one write: concurrent threads never interleave a line. */
     char line[1024];
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[level], module);
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, names[level], module);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line) {

@@ -55,8 +55,7 @@ typedef struct {
 
 /* Fills `err` (when not NULL). Returns -1 so callers can `return eng_error_set(...)`. */
 int eng_error_set(eng_error_t *err, eng_errcode_t code, const char *file, int line, int col,
-                  const char *where, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+                  const char *where, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
 /* Formats as "file:line:col: error: msg" or "file: at where: error: msg".
  * Returns the length written (truncated to n-1), like snprintf. */

@@ -24,11 +24,11 @@ typedef struct {
 } eng_usage_t;
 
 typedef struct {
-    eng_pusd_t input;   /* prompt part */
-    eng_pusd_t output;  /* completion + reasoning part */
-    eng_pusd_t cache;   /* cache read + write part */
-    eng_pusd_t fees;    /* per-request + per-image part */
-    eng_pusd_t total;   /* sum of the above */
+    eng_pusd_t input;  /* prompt part */
+    eng_pusd_t output; /* completion + reasoning part */
+    eng_pusd_t cache;  /* cache read + write part */
+    eng_pusd_t fees;   /* per-request + per-image part */
+    eng_pusd_t total;  /* sum of the above */
 } eng_cost_t;
 
 /* Fills `out`. Returns 0, or -1 if a count is negative or the sum overflows

@@ -14,31 +14,31 @@
 #include "eng_cost.h"
 
 #define ENG_AUTO_MODEL "hpprouter/auto"
-#define ENG_MAX_HINTS 16      /* task hints per request */
-#define ENG_MAX_META 16       /* metadata key/values per request */
-#define ENG_MAX_FALLBACKS 8   /* fallbacks returned with a decision */
+#define ENG_MAX_HINTS 16                  /* task hints per request */
+#define ENG_MAX_META 16                   /* metadata key/values per request */
+#define ENG_MAX_FALLBACKS 8               /* fallbacks returned with a decision */
 #define ENG_MAX_TOKENS INT64_C(100000000) /* 1e8: larger token counts are bad_request */
 #define ENG_MAX_IMAGES 10000
 #define ENG_MAX_BUDGET_USD 1e6
 
 typedef struct {
-    eng_str_t model;            /* requested model; empty = hpprouter/auto */
-    int64_t prompt_tokens;      /* >= 0 */
-    int64_t output_tokens;      /* max_tokens; -1 = the policy's default */
-    int64_t cache_read_tokens;  /* >= 0, part of prompt_tokens served from cache */
-    int64_t images;             /* input images; > 0 requires vision */
-    bool vision;                /* needs vision even without a counted image */
-    bool tools;                 /* needs tool calling */
-    bool json;                  /* needs response_format / structured output */
-    eng_str_t hints[ENG_MAX_HINTS]; /* task hints: "code", "math", "solidity" ... */
-    uint32_t nhints;            /* used entries of hints[] */
-    bool has_budget;            /* budget_usd is set */
-    double budget_usd;          /* most this request may cost, USD */
-    eng_str_t group;            /* caller's key group; empty = "default" */
-    eng_str_t text;             /* sample of the prompt text for hint rules */
+    eng_str_t model;                   /* requested model; empty = hpprouter/auto */
+    int64_t prompt_tokens;             /* >= 0 */
+    int64_t output_tokens;             /* max_tokens; -1 = the policy's default */
+    int64_t cache_read_tokens;         /* >= 0, part of prompt_tokens served from cache */
+    int64_t images;                    /* input images; > 0 requires vision */
+    bool vision;                       /* needs vision even without a counted image */
+    bool tools;                        /* needs tool calling */
+    bool json;                         /* needs response_format / structured output */
+    eng_str_t hints[ENG_MAX_HINTS];    /* task hints: "code", "math", "solidity" ... */
+    uint32_t nhints;                   /* used entries of hints[] */
+    bool has_budget;                   /* budget_usd is set */
+    double budget_usd;                 /* most this request may cost, USD */
+    eng_str_t group;                   /* caller's key group; empty = "default" */
+    eng_str_t text;                    /* sample of the prompt text for hint rules */
     eng_str_t meta_keys[ENG_MAX_META]; /* metadata keys */
     eng_str_t meta_vals[ENG_MAX_META]; /* metadata values, same index */
-    uint32_t nmeta;             /* used entries of meta_* */
+    uint32_t nmeta;                    /* used entries of meta_* */
 } eng_features_t;
 
 /* Sets every field to its "not given" value (output_tokens = -1). */
@@ -64,32 +64,32 @@ const char *eng_status_name(eng_status_t s);
 int eng_status_from_name(const char *name, size_t len);
 
 typedef struct {
-    eng_status_t status;              /* ENG_OK or an error */
-    char message[192];                /* why, in words (always set) */
-    const eng_model_t *model;         /* chosen model, NULL on error */
-    const eng_endpoint_t *endpoint;   /* chosen endpoint, NULL on error */
-    int tier;                         /* index of the tier, -1 if none */
-    const char *tier_name;            /* "budget", ..., "" if none */
-    const char *rule;                 /* deciding rule name, or "direct", "floor", "free" */
-    eng_cost_t cost;                  /* estimate, group multiplier applied */
-    int64_t output_tokens;            /* output tokens used for the estimate */
+    eng_status_t status;            /* ENG_OK or an error */
+    char message[192];              /* why, in words (always set) */
+    const eng_model_t *model;       /* chosen model, NULL on error */
+    const eng_endpoint_t *endpoint; /* chosen endpoint, NULL on error */
+    int tier;                       /* index of the tier, -1 if none */
+    const char *tier_name;          /* "budget", ..., "" if none */
+    const char *rule;               /* deciding rule name, or "direct", "floor", "free" */
+    eng_cost_t cost;                /* estimate, group multiplier applied */
+    int64_t output_tokens;          /* output tokens used for the estimate */
     const eng_endpoint_t *fallbacks[ENG_MAX_FALLBACKS]; /* next best, in order */
-    uint32_t nfallbacks;              /* used entries of fallbacks[] */
+    uint32_t nfallbacks;                                /* used entries of fallbacks[] */
 } eng_decision_t;
 
 /* Why a candidate was passed over. */
 typedef enum {
-    ENG_REJ_CHOSEN = 0,  /* not rejected: this is the answer */
-    ENG_REJ_DISABLED,    /* endpoint disabled */
-    ENG_REJ_GROUP,       /* group may not reach the model */
-    ENG_REJ_VISION,      /* request has images, model lacks vision */
-    ENG_REJ_TOOLS,       /* request needs tools */
-    ENG_REJ_JSON,        /* request needs JSON output */
-    ENG_REJ_CAPABILITY,  /* a capability the rule requires */
-    ENG_REJ_CONTEXT,     /* prompt + output exceed the context window */
-    ENG_REJ_BUDGET,      /* estimate over budget_usd */
-    ENG_REJ_NOT_FREE,    /* a free answer was required */
-    ENG_REJ_SHADOWED,    /* fit, but a better candidate was chosen first */
+    ENG_REJ_CHOSEN = 0, /* not rejected: this is the answer */
+    ENG_REJ_DISABLED,   /* endpoint disabled */
+    ENG_REJ_GROUP,      /* group may not reach the model */
+    ENG_REJ_VISION,     /* request has images, model lacks vision */
+    ENG_REJ_TOOLS,      /* request needs tools */
+    ENG_REJ_JSON,       /* request needs JSON output */
+    ENG_REJ_CAPABILITY, /* a capability the rule requires */
+    ENG_REJ_CONTEXT,    /* prompt + output exceed the context window */
+    ENG_REJ_BUDGET,     /* estimate over budget_usd */
+    ENG_REJ_NOT_FREE,   /* a free answer was required */
+    ENG_REJ_SHADOWED,   /* fit, but a better candidate was chosen first */
     ENG_REJ_COUNT
 } eng_reject_t;
 
@@ -106,14 +106,14 @@ typedef struct {
 /* Caller-owned trace buffer. The resolver appends up to `cap` entries and
  * counts the rest in `dropped`. */
 typedef struct {
-    eng_trace_entry_t *entries; /* caller-allocated array */
-    size_t cap;                 /* its size */
-    size_t n;                   /* entries written */
-    size_t dropped;             /* entries that did not fit */
-    uint64_t hints;             /* final hint bit set (after hint rules) */
-    const char *hint_names[64]; /* names of the set bits, NULL-terminated */
-    const char *rules_tried[32];/* names of routing rules evaluated, in order */
-    uint32_t nrules_tried;      /* used entries of rules_tried */
+    eng_trace_entry_t *entries;  /* caller-allocated array */
+    size_t cap;                  /* its size */
+    size_t n;                    /* entries written */
+    size_t dropped;              /* entries that did not fit */
+    uint64_t hints;              /* final hint bit set (after hint rules) */
+    const char *hint_names[64];  /* names of the set bits, NULL-terminated */
+    const char *rules_tried[32]; /* names of routing rules evaluated, in order */
+    uint32_t nrules_tried;       /* used entries of rules_tried */
 } eng_trace_t;
 
 #endif

@@ -17,9 +17,9 @@ static eng_pusd_t s_parse(const char *s, int scale, int expect_rc)
 Test(money, same_price_from_every_source_unit)
 {
     /* $3 per 1M tokens, as each catalog spells it. */
-    cr_assert_eq(s_parse("0.000003", 12, 0), 3000000);  /* OpenRouter, USD per token */
-    cr_assert_eq(s_parse("0.0003", 10, 0), 3000000);    /* Portkey, cents per token */
-    cr_assert_eq(s_parse("3", 6, 0), 3000000);          /* native, USD per 1M */
+    cr_assert_eq(s_parse("0.000003", 12, 0), 3000000); /* OpenRouter, USD per token */
+    cr_assert_eq(s_parse("0.0003", 10, 0), 3000000);   /* Portkey, cents per token */
+    cr_assert_eq(s_parse("3", 6, 0), 3000000);         /* native, USD per 1M */
     cr_assert_eq(s_parse("3.00", 6, 0), 3000000);
     cr_assert_eq(s_parse("3e-6", 12, 0), 3000000);
     eng_pusd_t v;
@@ -75,7 +75,8 @@ Test(errors, located_and_key_path_formats)
 {
     eng_error_t e = {0};
     char b[512];
-    cr_assert_eq(eng_error_set(&e, ENG_ERR_SYNTAX, "cat.json", 3, 14, NULL, "expected '%c'", '}'), -1);
+    cr_assert_eq(eng_error_set(&e, ENG_ERR_SYNTAX, "cat.json", 3, 14, NULL, "expected '%c'", '}'),
+                 -1);
     eng_error_format(&e, b, sizeof b);
     cr_assert_str_eq(b, "cat.json:3:14: error: expected '}'");
     eng_error_set(&e, ENG_ERR_VALUE, "cat.json", 0, 0, "data[2].pricing.input", "negative price");
