@@ -626,9 +626,8 @@ static bool s_key_eq(const sc_jdoc_t *d, uint32_t a, uint32_t b)
 }
 
 /* Sorts by length, then bytes (only equality matters), then source order. */
-static int s_key_cmp(const void *a, const void *b)
+static int s_key_cmp(const s_key_t *x, const s_key_t *y)
 {
-    const s_key_t *x = a, *y = b;
     if (x->len != y->len) {
         return x->len < y->len ? -1 : 1;
     }
@@ -637,6 +636,37 @@ static int s_key_cmp(const void *a, const void *b)
         return c;
     }
     return x->node < y->node ? -1 : x->node > y->node;
+}
+
+/* Heapsort: O(n log n) at worst and in place. qsort would do, but glibc's
+ * merge sort mallocs a buffer for more than 1 KiB of entries, on every
+ * large object of every request. */
+static void s_sift(s_key_t *k, size_t root, size_t n)
+{
+    s_key_t v = k[root];
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && s_key_cmp(&k[child], &k[child + 1]) < 0) {
+            child++;
+        }
+        if (s_key_cmp(&v, &k[child]) >= 0) {
+            break;
+        }
+        k[root] = k[child];
+    }
+    k[root] = v;
+}
+
+static void s_sort_keys(s_key_t *k, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;) {
+        s_sift(k, i, n);
+    }
+    for (size_t end = n; end-- > 1;) {
+        s_key_t t = k[0];
+        k[0] = k[end];
+        k[end] = t;
+        s_sift(k, 0, end);
+    }
 }
 
 /* Refuses an object with two equal keys, reporting the first key (in
@@ -670,7 +700,7 @@ static int s_check_dups(s_parser_t *p, uint32_t obj)
         d->keys[j] = (s_key_t){d->arena + key->u.str.off, key->u.str.len, k};
         k = j + 1 < n ? d->nodes[key->next].next : SC_JNONE;
     }
-    qsort(d->keys, n, sizeof(s_key_t), s_key_cmp);
+    s_sort_keys(d->keys, n);
     /* Within a run of equal keys the handles ascend, so the run's second
      * entry is its first repeat; report the earliest over all runs. */
     uint32_t dup = UINT32_MAX;

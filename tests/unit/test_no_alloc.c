@@ -1,0 +1,311 @@
+/* test_no_alloc.c - the per-request paths allocate nothing once warm.
+ *
+ * The engine and the sidecar promise a hot path without heap allocation
+ * (bench/ measures what that buys). This suite holds them to it: it counts
+ * every malloc, calloc, realloc and free while the same work as one request
+ * runs many times over, after one warm-up round that may grow reusable
+ * buffers. The paths are the ones the servers run per request:
+ *   engine:  decode the frame, resolve, encode the reply;
+ *   sidecar: parse the body and headers, encode the engine request, decode
+ *            the engine's reply;
+ * and the sidecar's JSON reader on an object large enough for its sorted
+ * duplicate-key check.
+ *
+ * Counting replaces the allocator's entry points for this binary, which the
+ * sanitizers also do, so under `make asan` the tests are skipped.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_catalog.h"
+#include "eng_policy.h"
+#include "proto.h"
+#include "sc_features.h"
+#include "sc_json.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define S_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define S_SANITIZED 1
+#endif
+#endif
+
+static volatile int s_counting;         /* 1 while the measured loop runs */
+static volatile unsigned long s_allocs; /* calls seen while counting */
+
+#ifndef S_SANITIZED
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+extern void __libc_free(void *p);
+
+void *malloc(size_t n);
+void *calloc(size_t n, size_t size);
+void *realloc(void *p, size_t n);
+void free(void *p);
+
+void *malloc(size_t n)
+{
+    s_allocs += s_counting;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    s_allocs += s_counting;
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    s_allocs += s_counting;
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    s_allocs += s_counting && p;
+    __libc_free(p);
+}
+#endif
+
+static void s_need_counter(void)
+{
+#ifdef S_SANITIZED
+    cr_skip_test("allocation counting is off under the sanitizers");
+#endif
+}
+
+static void s_count_start(void)
+{
+    s_allocs = 0;
+    s_counting = 1;
+}
+
+static unsigned long s_count_stop(void)
+{
+    s_counting = 0;
+    return s_allocs;
+}
+
+/* Sanity of the counter itself: without it every other test would pass. */
+Test(no_alloc, the_counter_sees_allocations)
+{
+    s_need_counter();
+    s_count_start();
+    void *p = malloc(64);
+    void *volatile q = realloc(p, 4096);
+    free(q);
+    cr_assert_eq(s_count_stop(), 3);
+}
+
+/* Whole file into a malloc'd NUL-terminated buffer. */
+static char *s_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Sidecar: JSON reader ------------------------------------------------------ */
+
+/* {"k0":0,...,"k{n-1}":n-1}, in a malloc'd buffer. */
+static char *s_wide(int n, size_t *len)
+{
+    size_t cap = (size_t)n * 24 + 2, at = 0;
+    char *s = malloc(cap);
+    cr_assert_not_null(s);
+    s[at++] = '{';
+    for (int i = 0; i < n; i++) {
+        at += (size_t)snprintf(s + at, cap - at, "%s\"k%d\":%d", i ? "," : "", i, i);
+    }
+    s[at++] = '}';
+    *len = at;
+    return s;
+}
+
+Test(no_alloc, json_reader_on_small_and_large_objects)
+{
+    s_need_counter();
+    size_t wide_len, body_len;
+    char *wide = s_wide(5000, &wide_len); /* past the pairwise check: keys are sorted */
+    char *body = s_slurp("bench/bodies/1k.json", &body_len);
+    sc_jdoc_t *d = sc_jdoc_new();
+    cr_assert_not_null(d);
+    sc_jerr_t err;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            s_count_start();
+        }
+        for (int i = 0; i < 50; i++) {
+            cr_assert_neq(sc_jdoc_parse(d, wide, wide_len, &err), SC_JNONE, "%s", err.text);
+            cr_assert_neq(sc_jdoc_parse(d, body, body_len, &err), SC_JNONE, "%s", err.text);
+        }
+    }
+    unsigned long n = s_count_stop();
+    cr_assert_eq(n, 0, "%lu allocations in 100 warm parses", n);
+    sc_jdoc_destroy(&d);
+    free(body);
+    free(wide);
+}
+
+/* Sidecar: one request's work around the engine call ------------------------- */
+
+Test(no_alloc, sidecar_request_path)
+{
+    s_need_counter();
+    const char *files[] = {"bench/bodies/small.json", "bench/bodies/1k.json",
+                           "bench/bodies/image.json", "bench/bodies/32k.json"};
+    enum { NFILES = sizeof files / sizeof files[0] };
+    char *bodies[NFILES];
+    size_t lens[NFILES];
+    for (int i = 0; i < NFILES; i++) {
+        bodies[i] = s_slurp(files[i], &lens[i]);
+    }
+    /* A decision reply, as the engine would send it, to decode each time. */
+    static char reply_mem[PROTO_MAX_FRAME];
+    proto_buf_t reply;
+    proto_buf_init_fixed(&reply, reply_mem, sizeof reply_mem);
+    eng_decision_t dec;
+    memset(&dec, 0, sizeof dec);
+    dec.status = ENG_OK;
+    cr_assert_eq(
+        proto_reply_decision(&reply, &(proto_id_t){.kind = PROTO_ID_UINT, .num = 7}, &dec, NULL),
+        PROTO_OK);
+
+    static char out_mem[PROTO_MAX_FRAME];
+    sc_extract_t *x = sc_extract_new();
+    cr_assert_not_null(x);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            s_count_start();
+        }
+        for (int i = 0; i < 40; i++) {
+            proto_request_t req;
+            proto_request_init(&req, PROTO_OP_ROUTE);
+            sc_error_t err;
+            sc_extract_reset(x, &req.features);
+            int b = i % NFILES;
+            cr_assert_eq(sc_extract_body(x, bodies[b], lens[b], &req.features, &err), 0, "%s: %s",
+                         files[b], err.message);
+            cr_assert_eq(sc_extract_header(x, "X-HPP-Task", "code, math", &req.features, &err), 0);
+            cr_assert_eq(sc_extract_header(x, "X-HPP-Budget-USD", "0.05", &req.features, &err), 0);
+            cr_assert_eq(sc_extract_header(x, "X-HPP-Group", "team-a", &req.features, &err), 0);
+            req.id = proto_id_uint((uint64_t)i + 1);
+            proto_buf_t out;
+            proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
+            cr_assert_eq(proto_request_encode(&out, &req), PROTO_OK);
+            proto_reply_t r;
+            proto_error_t perr;
+            cr_assert_eq(proto_reply_decode(reply.data, reply.len, &r, &perr), PROTO_OK, "%s",
+                         perr.msg);
+            cr_assert_eq(r.id.num, 7);
+        }
+    }
+    unsigned long n = s_count_stop();
+    cr_assert_eq(n, 0, "%lu allocations in 40 warm requests", n);
+    sc_extract_destroy(&x);
+    for (int i = 0; i < NFILES; i++) {
+        free(bodies[i]);
+    }
+}
+
+/* Engine: frame in, decision, frame out --------------------------------------- */
+
+Test(no_alloc, engine_request_path)
+{
+    s_need_counter();
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t cerr;
+    cr_assert_eq(eng_catalog_load(cat, "policies/catalog.json", &cerr), 0, "%s", cerr.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &cerr), 0, "%s", cerr.msg);
+    eng_diags_t *diags = eng_diags_new();
+    eng_policy_t *pol = eng_policy_load("policies/default.policy", cat, diags);
+    if (!pol) {
+        eng_diags_print(diags, stderr);
+    }
+    cr_assert_not_null(pol);
+    eng_diags_destroy(&diags);
+
+    /* Request frames as a gateway sends them: a mix of hints, budgets,
+     * images and named models, so several rules and resolutions run. */
+    static const struct {
+        const char *model, *hint, *group;
+        int64_t prompt, output;
+        double budget;
+        int64_t images;
+    } specs[] = {
+        {"hpprouter/auto", "code", NULL, 1200, 400, -1, 0},
+        {"hpprouter/auto", "math", "team-a", 90000, 2000, 0.02, 0},
+        {"hpprouter/auto", NULL, NULL, 300, 100, 0.0000001, 0},
+        {"hpprouter/auto", "vision", NULL, 2000, 300, -1, 2},
+        {"openai/gpt-4o-mini:floor", NULL, NULL, 500, 200, -1, 0},
+        {"no/such-model", NULL, NULL, 10, 10, -1, 0},
+    };
+    enum { NSPECS = sizeof specs / sizeof specs[0] };
+    static char frames[NSPECS][1024];
+    size_t frame_len[NSPECS];
+    for (int i = 0; i < NSPECS; i++) {
+        proto_request_t req;
+        proto_request_init(&req, PROTO_OP_ROUTE);
+        req.id = proto_id_uint((uint64_t)i);
+        eng_features_t *f = &req.features;
+        f->model = (eng_str_t){specs[i].model, strlen(specs[i].model)};
+        if (specs[i].hint) {
+            f->hints[0] = (eng_str_t){specs[i].hint, strlen(specs[i].hint)};
+            f->nhints = 1;
+        }
+        if (specs[i].group) {
+            f->group = (eng_str_t){specs[i].group, strlen(specs[i].group)};
+        }
+        f->prompt_tokens = specs[i].prompt;
+        f->output_tokens = specs[i].output;
+        if (specs[i].budget >= 0) {
+            f->has_budget = true;
+            f->budget_usd = specs[i].budget;
+        }
+        f->images = specs[i].images;
+        proto_buf_t b;
+        proto_buf_init_fixed(&b, frames[i], sizeof frames[i]);
+        cr_assert_eq(proto_request_encode(&b, &req), PROTO_OK);
+        frame_len[i] = b.len;
+    }
+
+    static char out_mem[PROTO_MAX_FRAME];
+    int ok = 0;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            s_count_start();
+        }
+        for (int i = 0; i < 60; i++) {
+            int k = i % NSPECS;
+            proto_request_t req;
+            proto_error_t perr;
+            cr_assert_eq(proto_request_decode(frames[k], frame_len[k], &req, &perr), PROTO_OK, "%s",
+                         perr.msg);
+            eng_decision_t d;
+            eng_resolve(pol, &req.features, &d, NULL);
+            ok += round == 1 && d.status == ENG_OK;
+            proto_buf_t out;
+            proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
+            cr_assert_eq(proto_reply_decision(&out, &req.id, &d, cat), PROTO_OK);
+        }
+    }
+    unsigned long n = s_count_stop();
+    cr_assert_eq(n, 0, "%lu allocations in 60 warm decisions", n);
+    cr_assert_gt(ok, 0, "no request was routed: the loop measured only refusals");
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
