@@ -15,6 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+/* Release of the engine, the sidecar and the tools (one version for all). */
+#define ENG_VERSION "0.1.0"
 
 /* Picodollars. $1 = 1e12. int64 holds up to about $9.2 million. */
 typedef int64_t eng_pusd_t;
@@ -90,5 +94,11 @@ typedef enum { ENG_LOG_DEBUG, ENG_LOG_INFO, ENG_LOG_WARN, ENG_LOG_ERROR } eng_lo
 void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void eng_log_set_level(eng_log_level_t level);
+
+/* One flag of a --help listing: "  NAME ARG" padded to `width` columns, then
+ * `help` word-wrapped at 80 columns and aligned under itself (a word longer
+ * than the line gets a line of its own). Shared by every program so their
+ * listings look alike. */
+void eng_help_flag(FILE *out, const char *name, const char *arg, int width, const char *help);
 
 #endif

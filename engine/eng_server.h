@@ -15,7 +15,6 @@
 
 #include "eng_common.h"
 
-#define ENG_VERSION "0.1.0"
 #define ENG_SERVER_MAX_CATALOGS 16
 #define ENG_SERVER_MAX_THREADS 64
 #define ENG_DEFAULT_LISTEN "tcp://127.0.0.1:5555"

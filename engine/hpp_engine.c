@@ -15,6 +15,7 @@
 
 #include "eng_server.h"
 #include "eng_snapshot.h"
+#include "proto.h"
 
 enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
 
@@ -190,32 +191,7 @@ static void s_print_help(FILE *out)
                  "reload and ping requests over ZeroMQ (see proto/PROTOCOL.md).\n\n"
                  "options:\n");
     for (const s_flag_t *f = s_flags; f->name; f++) {
-        char left[48];
-        snprintf(left, sizeof left, "%s%s%s", f->name, f->arg ? " " : "", f->arg ? f->arg : "");
-        fprintf(out, "  %-26s ", left);
-        /* Wrap the description at 80 columns, aligned under itself. */
-        const char *h = f->help;
-        int col = 29;
-        bool first = true;
-        while (*h) {
-            h += strspn(h, " ");
-            size_t w = strcspn(h, " ");
-            if (w == 0) {
-                break;
-            }
-            if (!first && col + 1 + (int)w > 80) {
-                fprintf(out, "\n%29s", "");
-                col = 29;
-            } else if (!first) {
-                fputc(' ', out);
-                col++;
-            }
-            fprintf(out, "%.*s", (int)w, h);
-            col += (int)w;
-            h += w;
-            first = false;
-        }
-        fputc('\n', out);
+        eng_help_flag(out, f->name, f->arg, 26, f->help);
     }
     fprintf(out, "\nSignals: SIGHUP reloads; SIGTERM/SIGINT drain and exit 0.\n"
                  "Prints \"hpp-engine: ready on ENDPOINT\" to stderr once serving.\n");
@@ -292,7 +268,7 @@ int main(int argc, char **argv)
         return S_EXIT_OK;
     }
     if (o.version) {
-        printf("hpp-engine %s (protocol v1)\n", ENG_VERSION);
+        printf("hpp-engine %s (protocol v%d)\n", ENG_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
     }
     if (o.check) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "eng_common.h"
+#include "proto.h"
 #include "sc_server.h"
 
 enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
@@ -19,6 +20,7 @@ enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
 typedef struct {
     sc_config_t cfg; /* what the flags say */
     bool help;       /* --help given */
+    bool version;    /* --version given */
 } s_opts_t;
 
 static int s_usage_error(const char *flag, const char *fmt, const char *arg)
@@ -147,6 +149,14 @@ static int s_help(s_opts_t *o, const char *flag, const char *arg)
     return 0;
 }
 
+static int s_version(s_opts_t *o, const char *flag, const char *arg)
+{
+    (void)flag;
+    (void)arg;
+    o->version = true;
+    return 0;
+}
+
 static const struct {
     const char *name; /* flag */
     const char *arg;  /* argument name, NULL for none */
@@ -169,6 +179,7 @@ static const struct {
      "proxy: upstream connect/read inactivity timeout (default 300)"},
     {"--log-level", "LEVEL", s_log_level, "debug, info, warn or error (default info)"},
     {"--help", NULL, s_help, "this text"},
+    {"--version", NULL, s_version, "print the version"},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -180,10 +191,7 @@ static void s_print_help(void)
            "Endpoints: POST /v1/route, POST /v1/chat/completions, GET /v1/models,\n"
            "GET /healthz, GET /metrics.\n\noptions:\n");
     for (int i = 0; s_flags[i].name; i++) {
-        char left[40];
-        snprintf(left, sizeof left, "%s%s%s", s_flags[i].name, s_flags[i].arg ? " " : "",
-                 s_flags[i].arg ? s_flags[i].arg : "");
-        printf("  %-28s %s\n", left, s_flags[i].help);
+        eng_help_flag(stdout, s_flags[i].name, s_flags[i].arg, 26, s_flags[i].help);
     }
     printf("\nPrints \"hpp-sidecar: ready on HOST:PORT\" to stderr once listening.\n"
            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad flags.\n");
@@ -237,6 +245,10 @@ int main(int argc, char **argv)
     }
     if (o.help) {
         s_print_help();
+        return S_EXIT_OK;
+    }
+    if (o.version) {
+        printf("hpp-sidecar %s (protocol v%d)\n", ENG_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
     }
     /* A client that vanishes mid-write must not kill the process. */

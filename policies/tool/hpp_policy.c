@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "eng_common.h"
 #include "hpp_policy.h"
 
 typedef struct {
@@ -28,9 +29,7 @@ void hpp_usage(FILE *out, const char *cmd, const char *synopsis, const hpp_opt_t
 {
     fprintf(out, "usage: hpp-policy %s %s\n\noptions:\n", cmd, synopsis);
     for (const hpp_opt_t *o = opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(out, "  %-30s %s\n", left, o->help);
+        eng_help_flag(out, o->name, o->arg, 30, o->help);
     }
 }
 

@@ -131,7 +131,11 @@ for bad in "--timeout-ms 0" "--timeout-ms x" "--listen nocolon" "--engine 127.0.
     check "rejects '$bad' with exit 2" 2 "$?"
     has "message for '$bad'" "hpp-sidecar:" "$(cat "$tmp/bad.err")"
 done
-has "--help lists the flags" "--fail-open MODEL" "$("$SIDECAR" --help)"
+help=$("$SIDECAR" --help)
+has "--help lists the flags" "--fail-open MODEL" "$help"
+# Descriptions wrap at 80 columns, like the engine's and hpp-policy's.
+check "--help fits 80 columns" "" "$(printf '%s\n' "$help" | awk 'length > 80')"
+has "--version names the release and protocol" "hpp-sidecar 0." "$("$SIDECAR" --version)"
 "$SIDECAR" --listen 127.0.0.1:0 --upstream http://no-such-host.invalid/v1 2>"$tmp/bad.err"
 check "unresolvable upstream exits 1" 1 "$?"
 
