@@ -1,9 +1,13 @@
-/* test_common.c - money parsing/formatting, error formatting, status names. */
+/* test_common.c - money parsing/formatting, error formatting, status names,
+ * command-line flags. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "eng_common.h"
+#include "eng_flags.h"
 #include "eng_request.h"
 
 static eng_pusd_t s_parse(const char *s, int scale, int expect_rc)
@@ -97,4 +101,69 @@ Test(status, names_round_trip)
     eng_features_init(&f);
     cr_assert_eq(f.output_tokens, -1);
     cr_assert_eq(f.nhints, 0);
+}
+
+/* Flags (eng_flags.h) ---------------------------------------------------------- */
+
+typedef struct {
+    bool on;
+    const char *name;
+    int n;
+    int calls;
+} s_flag_opts_t;
+
+static int s_flag_n(void *opts, const char *flag, const char *arg)
+{
+    s_flag_opts_t *o = opts;
+    o->calls++;
+    return eng_flag_int(flag, arg, 1, 10, &o->n);
+}
+
+static const eng_flag_t s_test_flags[] = {
+    {"--on", NULL, NULL, offsetof(s_flag_opts_t, on), "a switch"},
+    {"--name", "NAME", NULL, offsetof(s_flag_opts_t, name), "a string"},
+    {"--n", "N", s_flag_n, 0, "an integer 1..10"},
+    {NULL, NULL, NULL, 0, NULL},
+};
+
+/* Parses a space-separated command line (no quoting) into a fresh opts. */
+static int s_flags(const char *line, s_flag_opts_t *o)
+{
+    static char buf[256];
+    char *argv[16] = {"prog"};
+    int argc = 1;
+    snprintf(buf, sizeof buf, "%s", line);
+    for (char *tok = strtok(buf, " "); tok && argc < 16; tok = strtok(NULL, " ")) {
+        argv[argc++] = tok;
+    }
+    memset(o, 0, sizeof *o);
+    return eng_flags_parse("prog", s_test_flags, argc, argv, o);
+}
+
+Test(flags, values_switches_and_handlers)
+{
+    s_flag_opts_t o;
+    cr_assert_eq(s_flags("", &o), 0);
+    cr_assert(!o.on && !o.name && o.calls == 0);
+    cr_assert_eq(s_flags("--on --name a=b --n 3", &o), 0);
+    cr_assert(o.on);
+    cr_assert_str_eq(o.name, "a=b");
+    cr_assert_eq(o.n, 3);
+    cr_assert_eq(s_flags("--name=x=y --n=10 --n 2", &o), 0, "the last of a repeated flag wins");
+    cr_assert_str_eq(o.name, "x=y");
+    cr_assert_eq(o.n, 2);
+    cr_assert_eq(o.calls, 2);
+}
+
+Test(flags, refusals)
+{
+    s_flag_opts_t o;
+    const char *bad[] = {"--bogus", "--on=1", "--name", "--n 0",  "--n 11",
+                         "--n x",   "--n 3x", "-n 3",   "--na 1", "--n= "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(s_flags(bad[i], &o), -1, "'%s' was accepted", bad[i]);
+    }
+    /* Nothing after the first refusal is applied. */
+    cr_assert_eq(s_flags("--bogus --on", &o), -1);
+    cr_assert(!o.on);
 }
