@@ -486,7 +486,7 @@ eng_cases_t *eng_cases_load_buffer(const char *name, const char *src, size_t len
         return NULL;
     }
     c->name = strdup(name ? name : "<cases>");
-    s_loader_t l = {c, diags, src, len, 0, 0, false};
+    s_loader_t l = {c, diags, src, len, eng_bom_len(src, len), 0, false};
     if (!c->name) {
         l.oom = true;
     }

@@ -501,7 +501,8 @@ int eng_catalog_load_buffer(eng_catalog_t *self, const char *name, const char *b
     uint32_t mark_source = self->cur_source;
 
     json_error_t jerr;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    size_t bom = eng_bom_len(buf, len);
+    json_t *root = json_loadb(buf + bom, len - bom, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         eng_errcode_t code =
             json_error_code(&jerr) == json_error_duplicate_key ? ENG_ERR_DUP : ENG_ERR_SYNTAX;

@@ -210,6 +210,11 @@ void eng_log_set_level(eng_log_level_t level)
     s_log_level = level;
 }
 
+size_t eng_bom_len(const char *buf, size_t len)
+{
+    return len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+}
+
 void eng_help_flag(FILE *out, const char *name, const char *arg, int width, const char *help)
 {
     enum { LINE = 80 };

@@ -95,6 +95,11 @@ void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void eng_log_set_level(eng_log_level_t level);
 
+/* 3 when `buf` starts with a UTF-8 byte order mark, else 0. Some editors
+ * write one; policy, cases and catalog files skip it rather than failing
+ * on a character the author cannot see. */
+size_t eng_bom_len(const char *buf, size_t len);
+
 /* One flag of a --help listing: "  NAME ARG" padded to `width` columns, then
  * `help` word-wrapped at 80 columns and aligned under itself (a word longer
  * than the line gets a line of its own). Shared by every program so their

@@ -9,6 +9,8 @@
  */
 #include "eng_lex.h"
 
+#include "eng_common.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@ void eng_lex_init(eng_lex_t *lx, const char *src, size_t len)
 {
     lx->src = src;
     lx->len = len > ENG_LEX_MAX_SRC ? ENG_LEX_MAX_SRC : (uint32_t)len;
-    lx->pos = 0;
+    lx->pos = (uint32_t)eng_bom_len(src, lx->len);
     lx->err = NULL;
 }
 
@@ -354,7 +356,9 @@ void eng_lex_locate(const char *src, size_t len, uint32_t off, int *line, int *c
         }
     }
     *line = ln;
-    *col = (int)(off - ls) + 1;
+    /* Columns as the editor shows them: a byte order mark is invisible. */
+    uint32_t bom = ls == 0 && off >= 3 ? (uint32_t)eng_bom_len(src, len) : 0;
+    *col = (int)(off - ls - bom) + 1;
     if (line_start) {
         *line_start = ls;
     }

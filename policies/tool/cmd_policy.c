@@ -675,7 +675,11 @@ int cmd_explain(int argc, char **argv)
     sc_extract_t *x = NULL;
     eng_trace_entry_t *entries = NULL;
     json_error_t jerr;
-    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* A file saved by an editor that starts it with a byte order mark. */
+    size_t bom = eng_bom_len(text, len);
+    const char *body = text + bom;
+    size_t body_len = len - bom;
+    json_t *doc = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc || !json_is_object(doc)) {
         fprintf(stderr, "hpp-policy explain: --request: %s (line %d, column %d)\n",
                 doc ? "expected a JSON object" : jerr.text, jerr.line, jerr.column);
@@ -691,7 +695,7 @@ int cmd_explain(int argc, char **argv)
             goto out;
         }
         sc_extract_reset(x, &f);
-        if (sc_extract_body(x, text, len, &f, &serr) != 0) {
+        if (sc_extract_body(x, body, body_len, &f, &serr) != 0) {
             fprintf(stderr, "hpp-policy explain: --request: %s\n", serr.message);
             goto out;
         }

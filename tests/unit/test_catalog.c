@@ -484,3 +484,26 @@ Test(catalog, bundled_default_catalog)
     cr_assert_eq(eng_cost_estimate(&s_ep(s->floor_ep)->price, &u, &c), 0);
     cr_assert_eq(c.total, INT64_C(10500000000));
 }
+
+Test(catalog, byte_order_mark_is_skipped)
+{
+    size_t n = strlen(s_multi);
+    char *bom = malloc(n + 4);
+    cr_assert_not_null(bom);
+    memcpy(bom, "\xef\xbb\xbf", 3);
+    memcpy(bom + 3, s_multi, n + 1);
+    s_load("bom.json", bom);
+    s_freeze();
+    size_t nm;
+    eng_catalog_models(s_cat, &nm);
+    cr_assert_gt(nm, 0);
+    eng_catalog_t *c = eng_catalog_new();
+    eng_error_t err = {0};
+    cr_assert_eq(
+        eng_catalog_load_buffer(c, "bad.json", "\xef\xbb\xbf{\"a\":", 8, ENG_FMT_AUTO, &err), -1);
+    cr_assert_eq(err.code, ENG_ERR_SYNTAX);
+    cr_assert_eq(err.line, 1);
+    cr_assert_eq(err.col, 5, "the column the editor shows");
+    eng_catalog_destroy(&c);
+    free(bom);
+}

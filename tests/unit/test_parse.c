@@ -141,6 +141,44 @@ Test(eng_parse, shipped_policies_compile_clean)
     eng_catalog_destroy(&cat);
 }
 
+/* A UTF-8 byte order mark, as some editors write, is skipped; columns on
+ * the first line are the editor's, which does not show it. */
+Test(eng_parse, byte_order_mark_is_skipped)
+{
+    char *src = s_read("policies/default.policy");
+    size_t len = strlen(src);
+    char *bom = malloc(len + 4);
+    cr_assert_not_null(bom);
+    memcpy(bom, "\xef\xbb\xbf", 3);
+    memcpy(bom + 3, src, len + 1);
+    eng_catalog_t *cat = s_catalog();
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *p = eng_policy_load_buffer("bom.policy", bom, len + 3, cat, d);
+    cr_assert_not_null(p);
+    cr_assert_eq(eng_diags_size(d), 0);
+    eng_policy_destroy(&p);
+    eng_diags_destroy(&d);
+
+    static const char bad[] = "\xef\xbb\xbf  route x";
+    d = eng_diags_new();
+    cr_assert_null(eng_policy_load_buffer("bom.policy", bad, sizeof bad - 1, cat, d));
+    cr_assert_eq(eng_diags_get(d, 0)->line, 1);
+    cr_assert_eq(eng_diags_get(d, 0)->col, 10, "after 'route x', not counting the mark");
+    eng_diags_destroy(&d);
+
+    /* Only at the very start: anywhere else it is a stray character. */
+    static const char late[] = "  \xef\xbb\xbfroute x {}";
+    d = eng_diags_new();
+    cr_assert_null(eng_policy_load_buffer("late.policy", late, sizeof late - 1, cat, d));
+    cr_assert(strstr(eng_diags_get(d, 0)->msg, "unexpected character"), "%s",
+              eng_diags_get(d, 0)->msg);
+    cr_assert_eq(eng_diags_get(d, 0)->col, 3);
+    eng_diags_destroy(&d);
+    eng_catalog_destroy(&cat);
+    free(bom);
+    free(src);
+}
+
 /* Syntax tree ------------------------------------------------------------------ */
 
 static eng_ast_t *s_parse(const char *src, eng_diags_t *d)

@@ -152,3 +152,21 @@ Test(eng_cases, features_from_text)
     cr_assert_eq(eng_features_set(&f, "colour", 6, "red", 3, why, sizeof why), -1);
     cr_assert(strstr(why, "unknown request key"));
 }
+
+Test(eng_cases, byte_order_mark_is_skipped)
+{
+    static const char ok[] = "\xef\xbb\xbf"
+                             "a hints=code => tier=standard\n";
+    eng_diags_t *d = eng_diags_new();
+    eng_cases_t *c = eng_cases_load_buffer("bom.cases", ok, sizeof ok - 1, d);
+    cr_assert_not_null(c, "a file starting with a byte order mark loads");
+    cr_assert_eq(eng_diags_size(d), 0);
+    eng_cases_destroy(&c);
+    eng_diags_destroy(&d);
+    static const char bad[] = "\xef\xbb\xbf"
+                              "a colour=red => model=x\n";
+    d = eng_diags_new();
+    cr_assert_null(eng_cases_load_buffer("bom.cases", bad, sizeof bad - 1, d));
+    cr_assert_eq(eng_diags_get(d, 0)->col, 3, "the column the editor shows");
+    eng_diags_destroy(&d);
+}
