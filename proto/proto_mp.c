@@ -11,6 +11,8 @@
  */
 #include "proto_mp.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,6 +236,19 @@ void proto_rd_init(proto_rd_t *rd, const void *buf, size_t len)
     rd->start = buf;
     rd->p = buf;
     rd->end = rd->start + (buf ? len : 0);
+}
+
+int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
+{
+    if (err) {
+        err->code = code;
+        err->offset = offset;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }
 
 size_t proto_rd_offset(const proto_rd_t *rd)

@@ -65,6 +65,11 @@ int proto_rd_skip(proto_rd_t *rd);
 /* Byte offset of the cursor. */
 size_t proto_rd_offset(const proto_rd_t *rd);
 
+/* Decoders' error exit: fills `err` (when not NULL) with the code, the byte
+ * offset and the formatted message; returns `code`. */
+int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Name of a value type for error messages: "string", "map", ... */
 const char *proto_mp_type_name(proto_mp_type_t t);
 

@@ -12,7 +12,6 @@
 #include "proto_mp.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -418,22 +417,6 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 
 /* Decoder ------------------------------------------------------------------- */
 
-static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
-{
-    if (err) {
-        err->code = code;
-        err->offset = offset;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static bool s_is(const proto_mp_val_t *k, const char *name)
 {
     size_t n = strlen(name);
@@ -448,15 +431,15 @@ static int s_read(proto_rd_t *rd, proto_mp_type_t type, const char *key, proto_m
     size_t off = proto_rd_offset(rd);
     int rc = proto_rd_next(rd, v);
     if (rc != PROTO_OK) {
-        return s_fail(err, rc, off, "%s: %s", key,
-                      rc == PROTO_ERR_TRUNCATED ? "reply ends inside the value"
-                                                : "invalid msgpack byte");
+        return proto_fail(err, rc, off, "%s: %s", key,
+                          rc == PROTO_ERR_TRUNCATED ? "reply ends inside the value"
+                                                    : "invalid msgpack byte");
     }
     bool match = v->type == type || (type == PROTO_MP_FLOAT && v->type == PROTO_MP_UINT) ||
                  (type == PROTO_MP_INT && v->type == PROTO_MP_UINT);
     if (!match) {
-        return s_fail(err, PROTO_ERR_TYPE, off, "%s: expected %s, got %s", key,
-                      proto_mp_type_name(type), proto_mp_type_name(v->type));
+        return proto_fail(err, PROTO_ERR_TYPE, off, "%s: expected %s, got %s", key,
+                          proto_mp_type_name(type), proto_mp_type_name(v->type));
     }
     return PROTO_OK;
 }
@@ -481,7 +464,7 @@ static int s_read_i64(proto_rd_t *rd, const char *key, int64_t *out, proto_error
     }
     if (v.type == PROTO_MP_UINT) {
         if (v.u > INT64_MAX) {
-            return s_fail(err, PROTO_ERR_RANGE, proto_rd_offset(rd), "%s: out of range", key);
+            return proto_fail(err, PROTO_ERR_RANGE, proto_rd_offset(rd), "%s: out of range", key);
         }
         *out = (int64_t)v.u;
     } else {
@@ -500,7 +483,7 @@ static int s_skip(proto_rd_t *rd, proto_error_t *err)
     size_t off = proto_rd_offset(rd);
     int rc = proto_rd_skip(rd);
     if (rc != PROTO_OK) {
-        return s_fail(err, rc, off, "reply ends inside a value");
+        return proto_fail(err, rc, off, "reply ends inside a value");
     }
     return PROTO_OK;
 }
@@ -609,8 +592,8 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
         rc = s_read(rd, PROTO_MP_UINT, "v", &v, err);
         if (rc == PROTO_OK) {
             if (v.u != PROTO_VERSION) {
-                return s_fail(err, PROTO_ERR_VERSION, proto_rd_offset(rd),
-                              "v: unsupported protocol version %llu", (unsigned long long)v.u);
+                return proto_fail(err, PROTO_ERR_VERSION, proto_rd_offset(rd),
+                                  "v: unsupported protocol version %llu", (unsigned long long)v.u);
             }
             out->v = (uint32_t)v.u;
             *seen |= 1;
@@ -621,7 +604,7 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
         size_t off = proto_rd_offset(rd);
         rc = proto_rd_next(rd, &v);
         if (rc != PROTO_OK) {
-            return s_fail(err, rc, off, "id: reply ends inside the value");
+            return proto_fail(err, rc, off, "id: reply ends inside the value");
         }
         if (v.type == PROTO_MP_UINT) {
             out->id = proto_id_uint(v.u);
@@ -630,8 +613,8 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
             out->id.str.ptr = v.ptr;
             out->id.str.len = v.len;
         } else if (v.type != PROTO_MP_NIL) {
-            return s_fail(err, PROTO_ERR_TYPE, off, "id: expected integer or string, got %s",
-                          proto_mp_type_name(v.type));
+            return proto_fail(err, PROTO_ERR_TYPE, off, "id: expected integer or string, got %s",
+                              proto_mp_type_name(v.type));
         }
         return PROTO_OK;
     }
@@ -690,11 +673,11 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
     proto_rd_init(&rd, buf, len);
     proto_mp_val_t top;
     if (len == 0) {
-        return s_fail(err, PROTO_ERR_NOT_MAP, 0, "empty frame: expected a msgpack map");
+        return proto_fail(err, PROTO_ERR_NOT_MAP, 0, "empty frame: expected a msgpack map");
     }
     int rc = s_read(&rd, PROTO_MP_MAP, "reply", &top, err);
     if (rc != PROTO_OK) {
-        return rc == PROTO_ERR_TYPE ? s_fail(err, PROTO_ERR_NOT_MAP, 0, "reply: expected a map")
+        return rc == PROTO_ERR_TYPE ? proto_fail(err, PROTO_ERR_NOT_MAP, 0, "reply: expected a map")
                                     : rc;
     }
     uint32_t seen = 0;
@@ -703,11 +686,11 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
         size_t off = proto_rd_offset(&rd);
         rc = proto_rd_next(&rd, &k);
         if (rc != PROTO_OK) {
-            return s_fail(err, rc, off, "reply ends inside a key");
+            return proto_fail(err, rc, off, "reply ends inside a key");
         }
         if (k.type != PROTO_MP_STR) {
-            return s_fail(err, PROTO_ERR_TYPE, off, "reply key: expected string, got %s",
-                          proto_mp_type_name(k.type));
+            return proto_fail(err, PROTO_ERR_TYPE, off, "reply key: expected string, got %s",
+                              proto_mp_type_name(k.type));
         }
         rc = s_dec_key(&rd, &k, out, &seen, err);
         if (rc != PROTO_OK) {
@@ -715,13 +698,14 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
         }
     }
     if (rd.p != rd.end) {
-        return s_fail(err, PROTO_ERR_MALFORMED, proto_rd_offset(&rd), "bytes after the reply map");
+        return proto_fail(err, PROTO_ERR_MALFORMED, proto_rd_offset(&rd),
+                          "bytes after the reply map");
     }
     if (!(seen & 1)) {
-        return s_fail(err, PROTO_ERR_MISSING, 0, "v: required key missing");
+        return proto_fail(err, PROTO_ERR_MISSING, 0, "v: required key missing");
     }
     if (!(seen & 2)) {
-        return s_fail(err, PROTO_ERR_MISSING, 0, "ok: required key missing");
+        return proto_fail(err, PROTO_ERR_MISSING, 0, "ok: required key missing");
     }
     if (out->ok) {
         out->status = ENG_OK;
@@ -743,9 +727,9 @@ int proto_models_iter_init(proto_models_iter_t *it, const void *buf, size_t len,
         return rc;
     }
     if (!head.ok) {
-        return s_fail(err, PROTO_ERR_ENGINE, 0, "engine error %.*s: %.*s", (int)head.code.len,
-                      head.code.ptr ? head.code.ptr : "", (int)head.message.len,
-                      head.message.ptr ? head.message.ptr : "");
+        return proto_fail(err, PROTO_ERR_ENGINE, 0, "engine error %.*s: %.*s", (int)head.code.len,
+                          head.code.ptr ? head.code.ptr : "", (int)head.message.len,
+                          head.message.ptr ? head.message.ptr : "");
     }
     /* The reply is well formed: walk to the models key. */
     proto_rd_t rd;
@@ -767,7 +751,7 @@ int proto_models_iter_init(proto_models_iter_t *it, const void *buf, size_t len,
         }
         proto_rd_skip(&rd);
     }
-    return s_fail(err, PROTO_ERR_MISSING, 0, "models: required key missing");
+    return proto_fail(err, PROTO_ERR_MISSING, 0, "models: required key missing");
 }
 
 static int s_dec_price(proto_rd_t *rd, proto_model_info_t *out, proto_error_t *err)

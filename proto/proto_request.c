@@ -13,7 +13,6 @@
 #include "proto_mp.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,22 +94,6 @@ void proto_request_init(proto_request_t *req, proto_op_t op)
 
 /* Decoder ----------------------------------------------------------------- */
 
-static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int s_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
-{
-    if (err) {
-        err->code = code;
-        err->offset = offset;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* Context of one decode: the reader, the output and the error. */
 typedef struct {
     proto_rd_t rd;        /* cursor */
@@ -133,23 +116,23 @@ static const char *s_got(const proto_mp_val_t *v, char *buf, size_t n)
 static int s_type(s_dec_t *d, const proto_mp_val_t *v, const char *expected)
 {
     char got[32];
-    return s_fail(d->err, PROTO_ERR_TYPE, d->voff, "%s: expected %s, got %s", d->key, expected,
-                  s_got(v, got, sizeof got));
+    return proto_fail(d->err, PROTO_ERR_TYPE, d->voff, "%s: expected %s, got %s", d->key, expected,
+                      s_got(v, got, sizeof got));
 }
 
 /* A non-negative integer <= max. */
 static int s_uint(s_dec_t *d, const proto_mp_val_t *v, uint64_t max, uint64_t *out)
 {
     if (v->type == PROTO_MP_INT) {
-        return s_fail(d->err, PROTO_ERR_RANGE, d->voff,
-                      "%s: expected non-negative integer, got %lld", d->key, (long long)v->i);
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                          "%s: expected non-negative integer, got %lld", d->key, (long long)v->i);
     }
     if (v->type != PROTO_MP_UINT) {
         return s_type(d, v, "non-negative integer");
     }
     if (v->u > max) {
-        return s_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %llu exceeds the maximum %llu", d->key,
-                      (unsigned long long)v->u, (unsigned long long)max);
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %llu exceeds the maximum %llu",
+                          d->key, (unsigned long long)v->u, (unsigned long long)max);
     }
     *out = v->u;
     return PROTO_OK;
@@ -163,11 +146,11 @@ static int s_str(s_dec_t *d, const proto_mp_val_t *v, uint32_t max, uint32_t min
         return s_type(d, v, "string");
     }
     if (v->len > max) {
-        return s_fail(d->err, PROTO_ERR_LIMIT, d->voff, "%s: string of %u bytes exceeds %u", d->key,
-                      v->len, max);
+        return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff, "%s: string of %u bytes exceeds %u",
+                          d->key, v->len, max);
     }
     if (v->len < min_len) {
-        return s_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: empty string", d->key);
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: empty string", d->key);
     }
     out->ptr = v->ptr;
     out->len = v->len;
@@ -182,9 +165,9 @@ static int s_key_v(s_dec_t *d, const proto_mp_val_t *v)
         return rc;
     }
     if (n != PROTO_VERSION) {
-        return s_fail(d->err, PROTO_ERR_VERSION, d->voff,
-                      "v: unsupported protocol version %llu (this side speaks %d)",
-                      (unsigned long long)n, PROTO_VERSION);
+        return proto_fail(d->err, PROTO_ERR_VERSION, d->voff,
+                          "v: unsupported protocol version %llu (this side speaks %d)",
+                          (unsigned long long)n, PROTO_VERSION);
     }
     d->out->v = (uint32_t)n;
     return PROTO_OK;
@@ -234,10 +217,10 @@ static int s_key_op(s_dec_t *d, const proto_mp_val_t *v)
     if (op < 0) {
         char shown[33];
         s_printable(shown, sizeof shown, v->ptr, v->len);
-        return s_fail(d->err, PROTO_ERR_UNKNOWN_OP, d->voff,
-                      "op: unknown operation \"%s\" (expected one of route, explain, models, "
-                      "stats, reload, ping)",
-                      shown);
+        return proto_fail(d->err, PROTO_ERR_UNKNOWN_OP, d->voff,
+                          "op: unknown operation \"%s\" (expected one of route, explain, models, "
+                          "stats, reload, ping)",
+                          shown);
     }
     d->out->op = (proto_op_t)op;
     return PROTO_OK;
@@ -326,8 +309,8 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
         return s_type(d, v, "array of strings");
     }
     if (v->n > ENG_MAX_HINTS) {
-        return s_fail(d->err, PROTO_ERR_LIMIT, d->voff, "hints: %u entries exceed the maximum %d",
-                      v->n, ENG_MAX_HINTS);
+        return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
+                          "hints: %u entries exceed the maximum %d", v->n, ENG_MAX_HINTS);
     }
     char key[32];
     const char *saved = d->key;
@@ -336,9 +319,9 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
         d->voff = proto_rd_offset(&d->rd);
         int rc = proto_rd_next(&d->rd, &e);
         if (rc != PROTO_OK) {
-            return s_fail(d->err, rc, d->voff, "hints[%u]: %s", i,
-                          rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
-                                                    : "invalid msgpack byte");
+            return proto_fail(d->err, rc, d->voff, "hints[%u]: %s", i,
+                              rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                                        : "invalid msgpack byte");
         }
         snprintf(key, sizeof key, "hints[%u]", i);
         d->key = key;
@@ -369,12 +352,12 @@ static int s_key_budget(s_dec_t *d, const proto_mp_val_t *v)
         return s_type(d, v, "non-negative number");
     }
     if (!isfinite(usd) || usd < 0) {
-        return s_fail(d->err, PROTO_ERR_RANGE, d->voff,
-                      "budget_usd: expected a finite non-negative number");
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                          "budget_usd: expected a finite non-negative number");
     }
     if (usd > ENG_MAX_BUDGET_USD) {
-        return s_fail(d->err, PROTO_ERR_RANGE, d->voff, "budget_usd: %g exceeds the maximum %g",
-                      usd, ENG_MAX_BUDGET_USD);
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "budget_usd: %g exceeds the maximum %g",
+                          usd, ENG_MAX_BUDGET_USD);
     }
     f->has_budget = true;
     f->budget_usd = usd;
@@ -402,8 +385,8 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
         return s_type(d, v, "map of strings");
     }
     if (v->n > ENG_MAX_META) {
-        return s_fail(d->err, PROTO_ERR_LIMIT, d->voff, "meta: %u entries exceed the maximum %d",
-                      v->n, ENG_MAX_META);
+        return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
+                          "meta: %u entries exceed the maximum %d", v->n, ENG_MAX_META);
     }
     char key[32];
     const char *saved = d->key;
@@ -413,9 +396,9 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
             d->voff = proto_rd_offset(&d->rd);
             int rc = proto_rd_next(&d->rd, &e);
             if (rc != PROTO_OK) {
-                return s_fail(d->err, rc, d->voff, "meta: %s",
-                              rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
-                                                        : "invalid msgpack byte");
+                return proto_fail(d->err, rc, d->voff, "meta: %s",
+                                  rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                                            : "invalid msgpack byte");
             }
             snprintf(key, sizeof key, half ? "meta[%u] value" : "meta[%u] key", i);
             d->key = key;
@@ -471,9 +454,9 @@ static int s_find_key(const char *name, uint32_t len)
 
 static int s_rd_fail(s_dec_t *d, int rc, const char *what)
 {
-    return s_fail(d->err, rc, proto_rd_offset(&d->rd), "%s: %s", what,
-                  rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
-                                            : "invalid msgpack byte 0xc1");
+    return proto_fail(d->err, rc, proto_rd_offset(&d->rd), "%s: %s", what,
+                      rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                                : "invalid msgpack byte 0xc1");
 }
 
 /* Second pass after a failure: the id alone, ignoring anything else wrong. */
@@ -518,19 +501,19 @@ static int s_decode_map(s_dec_t *d, size_t len)
 {
     proto_mp_val_t top;
     if (len == 0) {
-        return s_fail(d->err, PROTO_ERR_NOT_MAP, 0, "empty frame: expected a msgpack map");
+        return proto_fail(d->err, PROTO_ERR_NOT_MAP, 0, "empty frame: expected a msgpack map");
     }
     if (len > PROTO_MAX_FRAME) {
-        return s_fail(d->err, PROTO_ERR_TOO_LARGE, 0, "frame of %zu bytes exceeds %d", len,
-                      PROTO_MAX_FRAME);
+        return proto_fail(d->err, PROTO_ERR_TOO_LARGE, 0, "frame of %zu bytes exceeds %d", len,
+                          PROTO_MAX_FRAME);
     }
     int rc = proto_rd_next(&d->rd, &top);
     if (rc != PROTO_OK) {
         return s_rd_fail(d, rc, "request");
     }
     if (top.type != PROTO_MP_MAP) {
-        return s_fail(d->err, PROTO_ERR_NOT_MAP, 0, "expected a map at the top level, got %s",
-                      proto_mp_type_name(top.type));
+        return proto_fail(d->err, PROTO_ERR_NOT_MAP, 0, "expected a map at the top level, got %s",
+                          proto_mp_type_name(top.type));
     }
     uint32_t seen = 0;
     for (uint32_t i = 0; i < top.n; i++) {
@@ -541,8 +524,8 @@ static int s_decode_map(s_dec_t *d, size_t len)
             return s_rd_fail(d, rc, "map key");
         }
         if (k.type != PROTO_MP_STR) {
-            return s_fail(d->err, PROTO_ERR_TYPE, koff, "map key #%u: expected string, got %s",
-                          i + 1, proto_mp_type_name(k.type));
+            return proto_fail(d->err, PROTO_ERR_TYPE, koff, "map key #%u: expected string, got %s",
+                              i + 1, proto_mp_type_name(k.type));
         }
         int idx = s_find_key(k.ptr, k.len);
         if (idx < 0) {
@@ -554,7 +537,7 @@ static int s_decode_map(s_dec_t *d, size_t len)
         }
         d->key = s_keys[idx].name;
         if (seen & (1u << idx)) {
-            return s_fail(d->err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", d->key);
+            return proto_fail(d->err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", d->key);
         }
         seen |= 1u << idx;
         d->voff = proto_rd_offset(&d->rd);
@@ -568,25 +551,25 @@ static int s_decode_map(s_dec_t *d, size_t len)
         }
     }
     if (d->rd.p != d->rd.end) {
-        return s_fail(d->err, PROTO_ERR_MALFORMED, proto_rd_offset(&d->rd),
-                      "%zu bytes after the request map", (size_t)(d->rd.end - d->rd.p));
+        return proto_fail(d->err, PROTO_ERR_MALFORMED, proto_rd_offset(&d->rd),
+                          "%zu bytes after the request map", (size_t)(d->rd.end - d->rd.p));
     }
     if (!(seen & (1u << S_KEY_V))) {
-        return s_fail(d->err, PROTO_ERR_MISSING, 0, "v: required key missing");
+        return proto_fail(d->err, PROTO_ERR_MISSING, 0, "v: required key missing");
     }
     if (!(seen & (1u << S_KEY_OP))) {
-        return s_fail(d->err, PROTO_ERR_MISSING, 0, "op: required key missing");
+        return proto_fail(d->err, PROTO_ERR_MISSING, 0, "op: required key missing");
     }
     proto_op_t op = d->out->op;
     if ((op == PROTO_OP_ROUTE || op == PROTO_OP_EXPLAIN) && !(seen & (1u << S_KEY_PROMPT))) {
-        return s_fail(d->err, PROTO_ERR_MISSING, 0, "prompt_tokens: required key missing for %s",
-                      proto_op_name(op));
+        return proto_fail(d->err, PROTO_ERR_MISSING, 0,
+                          "prompt_tokens: required key missing for %s", proto_op_name(op));
     }
     const eng_features_t *f = &d->out->features;
     if (f->cache_read_tokens > f->prompt_tokens) {
-        return s_fail(d->err, PROTO_ERR_RANGE, 0,
-                      "cache_read_tokens: %lld exceeds prompt_tokens %lld",
-                      (long long)f->cache_read_tokens, (long long)f->prompt_tokens);
+        return proto_fail(d->err, PROTO_ERR_RANGE, 0,
+                          "cache_read_tokens: %lld exceeds prompt_tokens %lld",
+                          (long long)f->cache_read_tokens, (long long)f->prompt_tokens);
     }
     return PROTO_OK;
 }
