@@ -184,21 +184,6 @@ fail:;
 
 /* Output helpers ----------------------------------------------------------- */
 
-static void s_json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20) {
-            fprintf(out, "\\u%04x", *p);
-        } else {
-            fputc(*p, out);
-        }
-    }
-    fputc('"', out);
-}
-
 /* Money as an exact decimal: per 1M tokens for token prices, else USD. NA is
  * "null" in JSON and "n/a" in text. */
 static void s_money(FILE *out, eng_pusd_t v, bool per_million, bool json)
@@ -300,11 +285,11 @@ static void s_price_text(FILE *out, const eng_price_t *p)
 static void s_endpoint_json(FILE *out, const eng_model_t *m, const eng_endpoint_t *e, int32_t k)
 {
     fputs("{\"provider\": ", out);
-    s_json_str(out, e->provider);
+    hpp_json_str(out, e->provider);
     fputs(", \"native_id\": ", out);
-    s_json_str(out, e->native_id);
+    hpp_json_str(out, e->native_id);
     fputs(", \"source\": ", out);
-    s_json_str(out, e->source);
+    hpp_json_str(out, e->source);
     fprintf(out, ", \"enabled\": %s, \"free\": %s, \"floor\": %s, \"context_length\": %u",
             e->enabled ? "true" : "false", e->is_free ? "true" : "false",
             k == m->floor_ep ? "true" : "false",
@@ -322,10 +307,10 @@ static void s_list_json(FILE *out, const eng_catalog_t *cat)
     fprintf(out, "{\"object\": \"list\", \"models\": %zu, \"endpoints\": %zu, \"data\": [", nm, ne);
     for (size_t i = 0; i < nm; i++) {
         fputs(i ? ",\n  {\"id\": " : "\n  {\"id\": ", out);
-        s_json_str(out, m[i].id);
+        hpp_json_str(out, m[i].id);
         fputs(", \"owned_by\": ", out);
         if (m[i].owner) {
-            s_json_str(out, m[i].owner);
+            hpp_json_str(out, m[i].owner);
         } else {
             fputs("null", out);
         }
@@ -443,11 +428,11 @@ static void s_cost_json(FILE *out, const eng_model_t *m, const eng_endpoint_t *e
                         const eng_usage_t *u, const eng_cost_t *c)
 {
     fputs("{\"model\": ", out);
-    s_json_str(out, m->id);
+    hpp_json_str(out, m->id);
     fputs(", \"provider\": ", out);
-    s_json_str(out, e->provider);
+    hpp_json_str(out, e->provider);
     fputs(", \"native_id\": ", out);
-    s_json_str(out, e->native_id);
+    hpp_json_str(out, e->native_id);
     fprintf(out, ", \"endpoint\": \"%s\", \"free\": %s, \"pricing_per_1m\": ", why,
             e->is_free ? "true" : "false");
     s_price_json(out, &e->price);

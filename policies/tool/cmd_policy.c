@@ -282,21 +282,6 @@ static eng_policy_t *s_load_policy(const char *path, const eng_catalog_t *cat, b
 
 /* JSON output ----------------------------------------------------------------- */
 
-static void s_json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20) {
-            fprintf(out, "\\u%04x", *p);
-        } else {
-            fputc(*p, out);
-        }
-    }
-    fputc('"', out);
-}
-
 static void s_money(FILE *out, eng_pusd_t v)
 {
     char buf[48];
@@ -315,20 +300,20 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
                             const eng_trace_t *tr)
 {
     fputs("{\"status\":", out);
-    s_json_str(out, eng_status_name(d->status));
+    hpp_json_str(out, eng_status_name(d->status));
     fputs(",\"message\":", out);
-    s_json_str(out, d->message);
+    hpp_json_str(out, d->message);
     fputs(",\"rule\":", out);
-    s_json_str(out, d->rule);
+    hpp_json_str(out, d->rule);
     if (d->status == ENG_OK) {
         fputs(",\"model\":", out);
-        s_json_str(out, d->model->id);
+        hpp_json_str(out, d->model->id);
         fputs(",\"provider\":", out);
-        s_json_str(out, d->endpoint->provider);
+        hpp_json_str(out, d->endpoint->provider);
         fputs(",\"native_id\":", out);
-        s_json_str(out, d->endpoint->native_id);
+        hpp_json_str(out, d->endpoint->native_id);
         fputs(",\"tier\":", out);
-        s_json_str(out, d->tier_name);
+        hpp_json_str(out, d->tier_name);
         fprintf(out, ",\"output_tokens\":%lld,\"cost\":{\"total\":", (long long)d->output_tokens);
         s_money(out, d->cost.total);
         fputs(",\"input\":", out);
@@ -342,9 +327,9 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
         fputs("},\"fallbacks\":[", out);
         for (uint32_t i = 0; i < d->nfallbacks; i++) {
             fputs(i ? ",{\"model\":" : "{\"model\":", out);
-            s_json_str(out, s_model_of(pol, d->fallbacks[i]));
+            hpp_json_str(out, s_model_of(pol, d->fallbacks[i]));
             fputs(",\"provider\":", out);
-            s_json_str(out, d->fallbacks[i]->provider);
+            hpp_json_str(out, d->fallbacks[i]->provider);
             fputc('}', out);
         }
         fputc(']', out);
@@ -355,26 +340,26 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
             if (i) {
                 fputc(',', out);
             }
-            s_json_str(out, tr->hint_names[i]);
+            hpp_json_str(out, tr->hint_names[i]);
         }
         fputs("],\"rules_tried\":[", out);
         for (uint32_t i = 0; i < tr->nrules_tried; i++) {
             if (i) {
                 fputc(',', out);
             }
-            s_json_str(out, tr->rules_tried[i]);
+            hpp_json_str(out, tr->rules_tried[i]);
         }
         fputs("],\"candidates\":[", out);
         for (size_t i = 0; i < tr->n; i++) {
             const eng_trace_entry_t *e = &tr->entries[i];
             fputs(i ? ",{\"model\":" : "{\"model\":", out);
-            s_json_str(out, s_model_of(pol, e->endpoint));
+            hpp_json_str(out, s_model_of(pol, e->endpoint));
             fputs(",\"provider\":", out);
-            s_json_str(out, e->endpoint->provider);
+            hpp_json_str(out, e->endpoint->provider);
             fputs(",\"tier\":", out);
-            s_json_str(out, eng_policy_tier_name(pol, e->tier));
+            hpp_json_str(out, eng_policy_tier_name(pol, e->tier));
             fputs(",\"reason\":", out);
-            s_json_str(out, eng_reject_name(e->reason));
+            hpp_json_str(out, eng_reject_name(e->reason));
             fputs(",\"cost\":", out);
             s_money(out, e->cost);
             fputc('}', out);

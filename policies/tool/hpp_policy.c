@@ -33,6 +33,21 @@ void hpp_usage(FILE *out, const char *cmd, const char *synopsis, const hpp_opt_t
     }
 }
 
+void hpp_json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(out, "\\%c", *p);
+        } else if (*p < 0x20) {
+            fprintf(out, "\\u%04x", *p);
+        } else {
+            fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
 static const hpp_opt_t *s_find(const hpp_opt_t *opts, const char *name, size_t len)
 {
     for (const hpp_opt_t *o = opts; o->name; o++) {

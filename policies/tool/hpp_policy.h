@@ -33,6 +33,10 @@ void hpp_usage(FILE *out, const char *cmd, const char *synopsis, const hpp_opt_t
 int hpp_opt_next(int argc, char **argv, int *i, const hpp_opt_t *opts, const hpp_opt_t **opt,
                  const char **value);
 
+/* Writes `s` (NULL: "") as a JSON string: quotes, backslashes and control
+ * characters escaped, other bytes as they are (the tools' output is UTF-8). */
+void hpp_json_str(FILE *out, const char *s);
+
 int cmd_catalog(int argc, char **argv); /* list models, endpoints, prices */
 int cmd_cost(int argc, char **argv);    /* cost of one call */
 int cmd_check(int argc, char **argv);   /* compile a policy, print diagnostics */
