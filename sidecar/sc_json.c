@@ -638,34 +638,30 @@ static int s_key_cmp(const s_key_t *x, const s_key_t *y)
     return x->node < y->node ? -1 : x->node > y->node;
 }
 
-/* Heapsort: O(n log n) at worst and in place. qsort would do, but glibc's
- * merge sort mallocs a buffer for more than 1 KiB of entries, on every
- * large object of every request. */
-static void s_sift(s_key_t *k, size_t root, size_t n)
+/* Bottom-up merge sort of k[0..n) using tmp[0..n): O(n log n) at worst,
+ * and no allocation (tmp is the second half of the reusable key scratch).
+ * qsort would do as well, but glibc's merge sort mallocs its buffer once
+ * the entries pass 1 KiB, on every large object of every request. */
+static void s_sort_keys(s_key_t *k, s_key_t *tmp, size_t n)
 {
-    s_key_t v = k[root];
-    for (size_t child; (child = 2 * root + 1) < n; root = child) {
-        if (child + 1 < n && s_key_cmp(&k[child], &k[child + 1]) < 0) {
-            child++;
+    s_key_t *src = k, *dst = tmp;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi) {
+                dst[o++] = s_key_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+            }
+            memcpy(dst + o, src + i, (mid - i) * sizeof *src);
+            o += mid - i;
+            memcpy(dst + o, src + j, (hi - j) * sizeof *src);
         }
-        if (s_key_cmp(&v, &k[child]) >= 0) {
-            break;
-        }
-        k[root] = k[child];
+        s_key_t *t = src;
+        src = dst;
+        dst = t;
     }
-    k[root] = v;
-}
-
-static void s_sort_keys(s_key_t *k, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;) {
-        s_sift(k, i, n);
-    }
-    for (size_t end = n; end-- > 1;) {
-        s_key_t t = k[0];
-        k[0] = k[end];
-        k[end] = t;
-        s_sift(k, 0, end);
+    if (src != k) {
+        memcpy(k, src, n * sizeof *k);
     }
 }
 
@@ -691,7 +687,7 @@ static int s_check_dups(s_parser_t *p, uint32_t obj)
         }
         return 0;
     }
-    if (s_reserve_keys(d, n) < 0) {
+    if (s_reserve_keys(d, 2 * (size_t)n) < 0) {
         return s_fail(p, d->nodes[obj].start, "out of memory");
     }
     uint32_t k = obj + 1;
@@ -700,7 +696,7 @@ static int s_check_dups(s_parser_t *p, uint32_t obj)
         d->keys[j] = (s_key_t){d->arena + key->u.str.off, key->u.str.len, k};
         k = j + 1 < n ? d->nodes[key->next].next : SC_JNONE;
     }
-    s_sort_keys(d->keys, n);
+    s_sort_keys(d->keys, d->keys + n, n);
     /* Within a run of equal keys the handles ascend, so the run's second
      * entry is its first repeat; report the earliest over all runs. */
     uint32_t dup = UINT32_MAX;
