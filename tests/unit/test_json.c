@@ -619,6 +619,62 @@ Test(json, duplicate_keys_in_a_large_object)
     free(s);
 }
 
+/* A value in [0, n) from a small LCG: repeatable test data. */
+static int s_below(unsigned *seed, int n)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (int)((*seed >> 16) % (unsigned)n);
+}
+
+/* Random objects past the pairwise limit, keys drawn from a small set so
+ * repeats are common: the refusal must name the first key (in source
+ * order) that repeats an earlier one, exactly as a naive scan finds it. */
+Test(json, duplicate_keys_match_a_naive_scan)
+{
+    enum { MAXN = 300 };
+    char *s = malloc(MAXN * 16 + 2);
+    cr_assert_not_null(s);
+    unsigned seed = 12345;
+    int refused = 0;
+    for (int round = 0; round < 400; round++) {
+        int n = 17 + s_below(&seed, MAXN - 16);
+        /* From n (repeats certain) to 2n^2 names (often none). */
+        int alphabet = n * (1 + s_below(&seed, 2 * n));
+        int keys[MAXN];
+        size_t at[MAXN];
+        char *p = s;
+        *p++ = '{';
+        for (int i = 0; i < n; i++) {
+            keys[i] = s_below(&seed, alphabet);
+            if (i) {
+                *p++ = ',';
+            }
+            at[i] = (size_t)(p - s);
+            p += sprintf(p, "\"k%d\":%d", keys[i], i);
+        }
+        *p++ = '}';
+        *p = '\0';
+        int first = -1;
+        for (int j = 1; j < n && first < 0; j++) {
+            for (int i = 0; i < j; i++) {
+                if (keys[i] == keys[j]) {
+                    first = j;
+                    break;
+                }
+            }
+        }
+        if (first < 0) {
+            s_ok(s);
+            continue;
+        }
+        refused++;
+        s_refused(s, "duplicate object key", 1, (int)at[first] + 1);
+    }
+    cr_assert_gt(refused, 50, "the generator should make repeats often");
+    cr_assert_lt(refused, 400, "and objects without any");
+    free(s);
+}
+
 /* Reuse ------------------------------------------------------------------- */
 
 Test(json, one_document_many_parses)
