@@ -14,14 +14,14 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 logdir=$HPP_BUILD/test-logs
 mkdir -p "$logdir"
 
-passed=0 failed=0 bad_suites=()
+passed=0 failed=0 skipped=0 bad_suites=()
 
 san_report() {
     [ "${HPP_SAN:-0}" = 1 ] && grep -qE 'LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1"
 }
 
-record() { # suite log rc pass fail
-    local suite=$1 log=$2 rc=$3 p=$4 f=$5
+record() { # suite log rc pass fail [skipped]
+    local suite=$1 log=$2 rc=$3 p=$4 f=$5 s=${6:-0} note=""
     if san_report "$log"; then
         echo "!! $suite: sanitizer report (see $log)"
         grep -E -m5 -A5 'LeakSanitizer|AddressSanitizer|runtime error:' "$log"
@@ -32,9 +32,10 @@ record() { # suite log rc pass fail
         tail -n 20 "$log"
         f=1
     fi
-    passed=$((passed + p)) failed=$((failed + f))
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     [ "$f" -gt 0 ] && bad_suites+=("$suite")
-    printf '%-28s %4d passed, %d failed\n' "$suite" "$p" "$f"
+    [ "$s" -gt 0 ] && note=", $s skipped"
+    printf '%-28s %4d passed, %d failed%s\n' "$suite" "$p" "$f" "$note"
 }
 
 # Criterion suites: unit tests first, integration (itest_*) after.
@@ -49,9 +50,13 @@ for t in "$HPP_BUILD"/tests/test_* "$HPP_BUILD"/tests/itest_*; do
     p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
     f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
     c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
+    n=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$line")
     p=${p:-0} f=$(( ${f:-0} + ${c:-0} ))
+    # Criterion counts a skipped test nowhere: what it lists but did not test.
+    listed=$("$t" --list 2>/dev/null | awk '/: [0-9]+ tests?$/ { n += $(NF - 1) } END { print n + 0 }')
+    s=$(( listed > ${n:-0} ? listed - ${n:-0} : 0 ))
     if [ "$f" -gt 0 ]; then grep -a -E '\[(FAIL|----)\]|CRASH|Assertion' "$log" | head -n 40; fi
-    record "$name" "$log" "$rc" "$p" "$f"
+    record "$name" "$log" "$rc" "$p" "$f" "$s"
 done
 
 # Shell integration suites: each ends with "N passed, N failed".
@@ -75,5 +80,7 @@ if [ $((passed + failed)) -eq 0 ]; then
     exit 1
 fi
 [ ${#bad_suites[@]} -gt 0 ] && echo "failing suites: ${bad_suites[*]} (logs in $logdir)"
-echo "total: $passed passed, $failed failed"
+note=""
+[ "$skipped" -gt 0 ] && note=" ($skipped skipped: see the suites above)"
+echo "total: $passed passed, $failed failed$note"
 [ "$failed" -eq 0 ]
