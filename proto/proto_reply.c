@@ -417,11 +417,16 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 
 /* Decoder ------------------------------------------------------------------- */
 
-static bool s_is(const proto_mp_val_t *k, const char *name)
+static bool s_is_n(const proto_mp_val_t *k, const char *name, size_t n)
 {
-    size_t n = strlen(name);
     return k->type == PROTO_MP_STR && k->len == n && memcmp(k->ptr, name, n) == 0;
 }
+
+/* Key tests with the length known at compile time: every reply a client
+ * decodes runs through them, and strlen on each comparison showed up in
+ * its profile. */
+#define S_IS(k, lit) s_is_n((k), "" lit, sizeof(lit) - 1)
+#define S_NAME(lit) "" lit, sizeof(lit) - 1
 
 /* Reads a value expected to be of `type` (integers: UINT also for INT when
  * signed_ok). On mismatch, fails naming `key`. */
@@ -498,9 +503,9 @@ static int s_dec_error(proto_rd_t *rd, proto_reply_t *out, proto_error_t *err)
         if (rc != PROTO_OK) {
             break;
         }
-        if (s_is(&k, "code")) {
+        if (S_IS(&k, "code")) {
             rc = s_read_str(rd, "error.code", &out->code, err);
-        } else if (s_is(&k, "message")) {
+        } else if (S_IS(&k, "message")) {
             rc = s_read_str(rd, "error.message", &out->message, err);
         } else {
             rc = s_skip(rd, err);
@@ -513,11 +518,14 @@ static int s_dec_cost(proto_rd_t *rd, eng_cost_t *c, proto_error_t *err)
 {
     static const struct {
         const char *name;
+        size_t len;
         size_t off;
     } parts[] = {
-        {"input", offsetof(eng_cost_t, input)}, {"output", offsetof(eng_cost_t, output)},
-        {"cache", offsetof(eng_cost_t, cache)}, {"fees", offsetof(eng_cost_t, fees)},
-        {"total", offsetof(eng_cost_t, total)},
+        {S_NAME("input"), offsetof(eng_cost_t, input)},
+        {S_NAME("output"), offsetof(eng_cost_t, output)},
+        {S_NAME("cache"), offsetof(eng_cost_t, cache)},
+        {S_NAME("fees"), offsetof(eng_cost_t, fees)},
+        {S_NAME("total"), offsetof(eng_cost_t, total)},
     };
     proto_mp_val_t m;
     int rc = s_read(rd, PROTO_MP_MAP, "cost_pusd", &m, err);
@@ -528,7 +536,7 @@ static int s_dec_cost(proto_rd_t *rd, eng_cost_t *c, proto_error_t *err)
             break;
         }
         size_t p = 0;
-        while (p < sizeof parts / sizeof parts[0] && !s_is(&k, parts[p].name)) {
+        while (p < sizeof parts / sizeof parts[0] && !s_is_n(&k, parts[p].name, parts[p].len)) {
             p++;
         }
         if (p == sizeof parts / sizeof parts[0]) {
@@ -555,11 +563,11 @@ static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *er
             if (rc != PROTO_OK) {
                 break;
             }
-            if (s_is(&k, "model")) {
+            if (S_IS(&k, "model")) {
                 rc = s_read_str(rd, "fallbacks[].model", &fb->model, err);
-            } else if (s_is(&k, "provider")) {
+            } else if (S_IS(&k, "provider")) {
                 rc = s_read_str(rd, "fallbacks[].provider", &fb->provider, err);
-            } else if (s_is(&k, "provider_model")) {
+            } else if (S_IS(&k, "provider_model")) {
                 rc = s_read_str(rd, "fallbacks[].provider_model", &fb->provider_model, err);
             } else {
                 rc = s_skip(rd, err);
@@ -578,17 +586,18 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
 {
     static const struct {
         const char *name;
+        size_t len;
         size_t off; /* of the eng_str_t in proto_reply_t */
     } strs[] = {
-        {"model", offsetof(proto_reply_t, model)},
-        {"provider", offsetof(proto_reply_t, provider)},
-        {"provider_model", offsetof(proto_reply_t, provider_model)},
-        {"tier", offsetof(proto_reply_t, tier)},
-        {"rule", offsetof(proto_reply_t, rule)},
+        {S_NAME("model"), offsetof(proto_reply_t, model)},
+        {S_NAME("provider"), offsetof(proto_reply_t, provider)},
+        {S_NAME("provider_model"), offsetof(proto_reply_t, provider_model)},
+        {S_NAME("tier"), offsetof(proto_reply_t, tier)},
+        {S_NAME("rule"), offsetof(proto_reply_t, rule)},
     };
     proto_mp_val_t v;
     int rc;
-    if (s_is(k, "v")) {
+    if (S_IS(k, "v")) {
         rc = s_read(rd, PROTO_MP_UINT, "v", &v, err);
         if (rc == PROTO_OK) {
             if (v.u != PROTO_VERSION) {
@@ -600,7 +609,7 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
         }
         return rc;
     }
-    if (s_is(k, "id")) {
+    if (S_IS(k, "id")) {
         size_t off = proto_rd_offset(rd);
         rc = proto_rd_next(rd, &v);
         if (rc != PROTO_OK) {
@@ -618,7 +627,7 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
         }
         return PROTO_OK;
     }
-    if (s_is(k, "ok")) {
+    if (S_IS(k, "ok")) {
         rc = s_read(rd, PROTO_MP_BOOL, "ok", &v, err);
         if (rc == PROTO_OK) {
             out->ok = v.b;
@@ -626,31 +635,31 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out
         }
         return rc;
     }
-    if (s_is(k, "error")) {
+    if (S_IS(k, "error")) {
         return s_dec_error(rd, out, err);
     }
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        if (s_is(k, strs[i].name)) {
+        if (s_is_n(k, strs[i].name, strs[i].len)) {
             return s_read_str(rd, strs[i].name, (eng_str_t *)((char *)out + strs[i].off), err);
         }
     }
-    if (s_is(k, "cost_usd")) {
+    if (S_IS(k, "cost_usd")) {
         rc = s_read(rd, PROTO_MP_FLOAT, "cost_usd", &v, err);
         if (rc == PROTO_OK) {
             out->cost_usd = s_num(&v);
         }
         return rc;
     }
-    if (s_is(k, "cost_pusd")) {
+    if (S_IS(k, "cost_pusd")) {
         return s_dec_cost(rd, &out->cost, err);
     }
-    if (s_is(k, "output_tokens")) {
+    if (S_IS(k, "output_tokens")) {
         return s_read_i64(rd, "output_tokens", &out->output_tokens, err);
     }
-    if (s_is(k, "fallbacks")) {
+    if (S_IS(k, "fallbacks")) {
         return s_dec_fallbacks(rd, out, err);
     }
-    if (s_is(k, "policy_version")) {
+    if (S_IS(k, "policy_version")) {
         rc = s_read(rd, PROTO_MP_UINT, "policy_version", &v, err);
         if (rc == PROTO_OK) {
             out->policy_version = v.u;
@@ -738,7 +747,7 @@ int proto_models_iter_init(proto_models_iter_t *it, const void *buf, size_t len,
     proto_rd_next(&rd, &top);
     for (uint32_t i = 0; i < top.n; i++) {
         proto_rd_next(&rd, &k);
-        if (s_is(&k, "models")) {
+        if (S_IS(&k, "models")) {
             rc = s_read(&rd, PROTO_MP_ARRAY, "models", &v, err);
             if (rc != PROTO_OK) {
                 return rc;
@@ -776,7 +785,8 @@ static int s_dec_price(proto_rd_t *rd, proto_model_info_t *out, proto_error_t *e
             break;
         }
         size_t r = 0;
-        while (r < sizeof rows / sizeof rows[0] && !s_is(&k, rows[r].name)) {
+        while (r < sizeof rows / sizeof rows[0] &&
+               !s_is_n(&k, rows[r].name, strlen(rows[r].name))) {
             r++;
         }
         if (r == sizeof rows / sizeof rows[0]) {
@@ -809,7 +819,7 @@ static int s_dec_caps(proto_rd_t *rd, uint32_t *caps, proto_error_t *err)
         proto_mp_val_t s;
         rc = s_read(rd, PROTO_MP_STR, "caps[]", &s, err);
         for (size_t c = 0; rc == PROTO_OK && c < S_NCAPS; c++) {
-            if (s_is(&s, s_caps[c].name)) {
+            if (s_is_n(&s, s_caps[c].name, strlen(s_caps[c].name))) {
                 *caps |= s_caps[c].bit;
             }
         }
@@ -836,22 +846,22 @@ int proto_models_iter_next(proto_models_iter_t *it, proto_model_info_t *out, pro
         if (rc != PROTO_OK) {
             break;
         }
-        if (s_is(&k, "id")) {
+        if (S_IS(&k, "id")) {
             rc = s_read_str(&rd, "id", &out->id, err);
-        } else if (s_is(&k, "owned_by")) {
+        } else if (S_IS(&k, "owned_by")) {
             rc = s_read_str(&rd, "owned_by", &out->owned_by, err);
-        } else if (s_is(&k, "context_length")) {
+        } else if (S_IS(&k, "context_length")) {
             rc = s_dec_u32(&rd, "context_length", &out->context_length, err);
-        } else if (s_is(&k, "max_output")) {
+        } else if (S_IS(&k, "max_output")) {
             rc = s_dec_u32(&rd, "max_output", &out->max_output, err);
-        } else if (s_is(&k, "endpoints")) {
+        } else if (S_IS(&k, "endpoints")) {
             rc = s_dec_u32(&rd, "endpoints", &out->endpoints, err);
-        } else if (s_is(&k, "caps")) {
+        } else if (S_IS(&k, "caps")) {
             rc = s_dec_caps(&rd, &out->caps, err);
-        } else if (s_is(&k, "free")) {
+        } else if (S_IS(&k, "free")) {
             rc = s_read(&rd, PROTO_MP_BOOL, "free", &v, err);
             out->free = rc == PROTO_OK && v.b;
-        } else if (s_is(&k, "pricing")) {
+        } else if (S_IS(&k, "pricing")) {
             rc = s_dec_price(&rd, out, err);
         } else {
             rc = s_skip(&rd, err);
