@@ -215,39 +215,6 @@ size_t eng_bom_len(const char *buf, size_t len)
     return len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
 }
 
-void eng_help_flag(FILE *out, const char *name, const char *arg, int width, const char *help)
-{
-    enum { LINE = 80 };
-    int col = fprintf(out, "  %s%s%s", name, arg ? " " : "", arg ? arg : "");
-    int indent = 2 + width + 1;
-    if (col >= indent) {
-        fprintf(out, "\n%*s", indent, ""); /* too long to share a line */
-    } else {
-        fprintf(out, "%*s", indent - col, "");
-    }
-    col = indent;
-    bool first = true;
-    for (const char *h = help;;) {
-        h += strspn(h, " ");
-        size_t w = strcspn(h, " ");
-        if (w == 0) {
-            break;
-        }
-        if (!first && col + 1 + (int)w > LINE) {
-            fprintf(out, "\n%*s", indent, "");
-            col = indent;
-        } else if (!first) {
-            fputc(' ', out);
-            col++;
-        }
-        fprintf(out, "%.*s", (int)w, h);
-        col += (int)w;
-        h += w;
-        first = false;
-    }
-    fputc('\n', out);
-}
-
 void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};

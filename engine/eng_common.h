@@ -15,7 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 /* Release of the engine, the sidecar and the tools (one version for all). */
 #define ENG_VERSION "0.1.0"
@@ -99,11 +98,5 @@ void eng_log_set_level(eng_log_level_t level);
  * write one; policy, cases and catalog files skip it rather than failing
  * on a character the author cannot see. */
 size_t eng_bom_len(const char *buf, size_t len);
-
-/* One flag of a --help listing: "  NAME ARG" padded to `width` columns, then
- * `help` word-wrapped at 80 columns and aligned under itself (a word longer
- * than the line gets a line of its own). Shared by every program so their
- * listings look alike. */
-void eng_help_flag(FILE *out, const char *name, const char *arg, int width, const char *help);
 
 #endif

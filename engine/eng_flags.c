@@ -95,6 +95,39 @@ int eng_flags_parse(const char *prog, const eng_flag_t *flags, int argc, char **
     return 0;
 }
 
+void eng_help_flag(FILE *out, const char *name, const char *arg, int width, const char *help)
+{
+    enum { LINE = 80 };
+    int col = fprintf(out, "  %s%s%s", name, arg ? " " : "", arg ? arg : "");
+    int indent = 2 + width + 1;
+    if (col >= indent) {
+        fprintf(out, "\n%*s", indent, ""); /* too long to share a line */
+    } else {
+        fprintf(out, "%*s", indent - col, "");
+    }
+    col = indent;
+    bool first = true;
+    for (const char *h = help;;) {
+        h += strspn(h, " ");
+        size_t w = strcspn(h, " ");
+        if (w == 0) {
+            break;
+        }
+        if (!first && col + 1 + (int)w > LINE) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        } else if (!first) {
+            fputc(' ', out);
+            col++;
+        }
+        fprintf(out, "%.*s", (int)w, h);
+        col += (int)w;
+        h += w;
+        first = false;
+    }
+    fputc('\n', out);
+}
+
 void eng_flags_help(FILE *out, const eng_flag_t *flags, int width)
 {
     for (const eng_flag_t *f = flags; f->name; f++) {

@@ -33,6 +33,12 @@ typedef struct {
  * handler's refusal), with `prog` as the prefix of every message. */
 int eng_flags_parse(const char *prog, const eng_flag_t *flags, int argc, char **argv, void *opts);
 
+/* One flag of a --help listing: "  NAME ARG" padded to `width` columns, then
+ * `help` word-wrapped at 80 columns and aligned under itself (a word longer
+ * than the line gets a line of its own). Shared by every program so their
+ * listings look alike. */
+void eng_help_flag(FILE *out, const char *name, const char *arg, int width, const char *help);
+
 /* The "options:" rows of --help, names padded to `width` columns. */
 void eng_flags_help(FILE *out, const eng_flag_t *flags, int width);
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "eng_common.h"
+#include "eng_flags.h"
 #include "hpp_policy.h"
 
 typedef struct {
