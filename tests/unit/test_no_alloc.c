@@ -11,8 +11,9 @@
  * and the sidecar's JSON reader on an object large enough for its sorted
  * duplicate-key check.
  *
- * Counting replaces the allocator's entry points for this binary, which the
- * sanitizers also do, so under `make asan` the tests are skipped.
+ * Counting (tests/alloc_count.h) replaces the allocator's entry points for
+ * this binary, which the sanitizers also do, so under `make asan` the tests
+ * are skipped.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -25,81 +26,24 @@
 #include "sc_features.h"
 #include "sc_json.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define S_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define S_SANITIZED 1
-#endif
-#endif
-
-static volatile int s_counting;         /* 1 while the measured loop runs */
-static volatile unsigned long s_allocs; /* calls seen while counting */
-
-#ifndef S_SANITIZED
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-void *malloc(size_t n);
-void *calloc(size_t n, size_t size);
-void *realloc(void *p, size_t n);
-void free(void *p);
-
-void *malloc(size_t n)
-{
-    s_allocs += s_counting;
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    s_allocs += s_counting;
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-    s_allocs += s_counting;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-    s_allocs += s_counting && p;
-    __libc_free(p);
-}
-#endif
+#include "../alloc_count.h"
 
 static void s_need_counter(void)
 {
-#ifdef S_SANITIZED
-    cr_skip_test("allocation counting is off under the sanitizers");
-#endif
-}
-
-static void s_count_start(void)
-{
-    s_allocs = 0;
-    s_counting = 1;
-}
-
-static unsigned long s_count_stop(void)
-{
-    s_counting = 0;
-    return s_allocs;
+    if (!alloc_count_available()) {
+        cr_skip_test("allocation counting is off under the sanitizers");
+    }
 }
 
 /* Sanity of the counter itself: without it every other test would pass. */
 Test(no_alloc, the_counter_sees_allocations)
 {
     s_need_counter();
-    s_count_start();
+    alloc_count_start();
     void *p = malloc(64);
     void *volatile q = realloc(p, 4096);
     free(q);
-    cr_assert_eq(s_count_stop(), 3);
+    cr_assert_eq(alloc_count_stop(), 3);
 }
 
 /* Whole file into a malloc'd NUL-terminated buffer. */
@@ -147,14 +91,14 @@ Test(no_alloc, json_reader_on_small_and_large_objects)
     sc_jerr_t err;
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
-            s_count_start();
+            alloc_count_start();
         }
         for (int i = 0; i < 50; i++) {
             cr_assert_neq(sc_jdoc_parse(d, wide, wide_len, &err), SC_JNONE, "%s", err.text);
             cr_assert_neq(sc_jdoc_parse(d, body, body_len, &err), SC_JNONE, "%s", err.text);
         }
     }
-    unsigned long n = s_count_stop();
+    unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 100 warm parses", n);
     sc_jdoc_destroy(&d);
     free(body);
@@ -190,7 +134,7 @@ Test(no_alloc, sidecar_request_path)
     cr_assert_not_null(x);
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
-            s_count_start();
+            alloc_count_start();
         }
         for (int i = 0; i < 40; i++) {
             proto_request_t req;
@@ -214,7 +158,7 @@ Test(no_alloc, sidecar_request_path)
             cr_assert_eq(r.id.num, 7);
         }
     }
-    unsigned long n = s_count_stop();
+    unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 40 warm requests", n);
     sc_extract_destroy(&x);
     for (int i = 0; i < NFILES; i++) {
@@ -287,7 +231,7 @@ Test(no_alloc, engine_request_path)
     int ok = 0;
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
-            s_count_start();
+            alloc_count_start();
         }
         for (int i = 0; i < 60; i++) {
             int k = i % NSPECS;
@@ -303,7 +247,7 @@ Test(no_alloc, engine_request_path)
             cr_assert_eq(proto_reply_decision(&out, &req.id, &d, cat), PROTO_OK);
         }
     }
-    unsigned long n = s_count_stop();
+    unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 60 warm decisions", n);
     cr_assert_gt(ok, 0, "no request was routed: the loop measured only refusals");
     eng_policy_destroy(&pol);
