@@ -1,8 +1,8 @@
 /* hpp_sidecar.c - the hpp-sidecar program: flags, then the server loop.
  *
  * Flags are one table (eng_flags.h) from which both the parser and --help
- * are driven. Every bad flag exits 2 with a message that
- * names it. Readiness is one line on stderr once the listener is bound:
+ * are driven. Every bad flag exits 2 with a message that names it.
+ * Readiness is one line on stderr once the listener is bound:
  * "hpp-sidecar: ready on HOST:PORT" with the real port when 0 was asked.
  */
 #include <signal.h>
