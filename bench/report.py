@@ -4,11 +4,15 @@
 python3 stdlib only. bench/run.sh calls it; it can be rerun on any results
 folder to regenerate the report without measuring again:
 
-  report.py record FILE.jsonl [--wrk OUT] [--json OUT] key=value...
+  report.py record FILE.jsonl [--wrk OUT] [--json OUT] [--cost A B] key=value...
       appends one record: the wrk summary line ("wrk-json: {...}", printed by
       bench/wrk/route.lua) or the last JSON object printed by a C load
       generator, plus the given fields (numbers stay numbers; cmd= is the
-      exact command line).
+      exact command line). --cost adds, per process, the CPU time and the
+      context switches per request between two procsnap files.
+  report.py procsnap FILE name=PID...
+      writes the CPU time (schedstat) and context switches of each process,
+      summed over its threads, to FILE.
   report.py machine DIR [--build BUILD]
       writes DIR/machine.json: CPU, cores, memory, kernel, compiler and build
       flags, library and tool versions, git commit.
@@ -82,11 +86,61 @@ def last_json_object(path):
     return found
 
 
+def proc_totals(pid):
+    """CPU time (ns, from schedstat: user and kernel, context switches
+    included) and context switches summed over the threads of a process."""
+    cpu_ns = switches = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                cpu_ns += int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:",
+                                        "nonvoluntary_ctxt_switches:")):
+                        switches += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return {"cpu_ns": cpu_ns, "switches": switches}
+
+
+def cmd_procsnap(args):
+    """procsnap FILE name=PID...: the totals of each process, as JSON."""
+    if not args:
+        raise SystemExit("usage: report.py procsnap FILE name=PID...")
+    snap = {}
+    for a in args[1:]:
+        name, pid = a.split("=", 1)
+        try:
+            snap[name] = proc_totals(int(pid))
+        except OSError:
+            pass  # not running: left out
+    with open(args[0], "w", encoding="utf-8") as f:
+        json.dump(snap, f)
+
+
+def cost_per_request(before, after, requests):
+    """Per process: CPU us and context switches per request between two
+    procsnap files."""
+    with open(before, encoding="utf-8") as f:
+        a = json.load(f)
+    with open(after, encoding="utf-8") as f:
+        b = json.load(f)
+    out = {}
+    for name in b:
+        if name in a and requests:
+            out[name] = {"cpu_us": (b[name]["cpu_ns"] - a[name]["cpu_ns"]) / 1e3 / requests,
+                         "switches": (b[name]["switches"] - a[name]["switches"]) / requests}
+    return out
+
+
 def cmd_record(args):
     if not args:
-        raise SystemExit("usage: report.py record FILE.jsonl [--wrk OUT] [--json OUT] k=v...")
+        raise SystemExit("usage: report.py record FILE.jsonl [--wrk OUT] [--json OUT] "
+                         "[--cost BEFORE AFTER] k=v...")
     out, rest = args[0], args[1:]
     rec = {}
+    cost = None
     i = 0
     while i < len(rest):
         a = rest[i]
@@ -95,11 +149,17 @@ def cmd_record(args):
             rec.update(wrk_summary(src) if a == "--wrk" else last_json_object(src))
             i += 2
             continue
+        if a == "--cost" and i + 2 < len(rest):
+            cost = (rest[i + 1], rest[i + 2])
+            i += 3
+            continue
         if "=" not in a:
             raise SystemExit(f"report.py record: expected key=value, got {a!r}")
         k, v = a.split("=", 1)
         rec[k] = v if k in ("cmd", "reason", "resolved") else parse_value(v)
         i += 1
+    if cost:
+        rec["cost"] = cost_per_request(cost[0], cost[1], rec.get("requests", 0))
     with open(out, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
@@ -834,7 +894,40 @@ def md_sidecar(res):
                  fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
                  fmt_int(r.get("failed")), cmds.ref(r.get("cmd"))] for r in res.sidecar_proxy]
         lines += table(["system", "round", "req/s", "p50", "p99", "failed", "cmd"], rows)
+        lines += md_cost(res.sidecar_proxy)
     return lines + cmds.block()
+
+
+COST_PROCS = ("sidecar", "engine", "upstream")
+
+
+def md_cost(recs):
+    """Per request: CPU time and context switches of each process on the path."""
+    recs = [r for r in recs if r.get("cost")]
+    if not recs:
+        return []
+    lines = ["", "What each request cost the processes on its path, over the same runs, "
+             "from the `/proc` counters of all their threads: CPU time is user plus kernel "
+             "time (the work of switching included, and any time the hypervisor stole "
+             "while a thread ran), *switches* how often a thread gave up its CPU. wrk's own "
+             "cost is not counted. At one connection the steps run one after the other, "
+             "so the difference between the two CPU totals is, roughly, latency that proxy "
+             "mode adds before any wait for an idle CPU to wake up.", ""]
+    rows = []
+    for r in recs:
+        c = r["cost"]
+        row = [r.get("system"), r.get("round")]
+        total = 0.0
+        for p in COST_PROCS:
+            if p in c and (c[p]["cpu_us"] >= 0.05 or c[p]["switches"] >= 0.005):
+                row.append(f"{c[p]['cpu_us']:.1f} us, {c[p]['switches']:.2f}")
+                total += c[p]["cpu_us"]
+            else:
+                row.append("-")
+        row.append(f"{total:.1f} us")
+        rows.append(row)
+    return lines + table(["system", "round"] + [f"{p}: CPU, switches" for p in COST_PROCS] +
+                         ["CPU total"], rows)
 
 
 def md_peers(res, pngs):
@@ -1010,8 +1103,8 @@ def main():
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
         return 0 if len(sys.argv) >= 2 else 2
-    cmds = {"record": cmd_record, "machine": cmd_machine, "goals": cmd_goals,
-            "render": cmd_render}
+    cmds = {"record": cmd_record, "procsnap": cmd_procsnap, "machine": cmd_machine,
+            "goals": cmd_goals, "render": cmd_render}
     if sys.argv[1] not in cmds:
         sys.stderr.write(f"report.py: unknown command {sys.argv[1]!r} (expected one of: "
                          f"{', '.join(cmds)})\n")

@@ -105,8 +105,11 @@ want() {
     return 0
 }
 
-# record FILE key=value... [--wrk FILE] [--json FILE]: appends one JSON record.
+# record FILE key=value... [--wrk FILE] [--json FILE] [--cost A B]: appends one JSON record.
 record() { python3 "$REPORT" record "$@"; }
+
+# snap FILE name=PID...: CPU time and context switches of each process, for --cost.
+snap() { python3 "$REPORT" procsnap "$@"; }
 
 PIDS=()
 # start LOG CMD...: runs CMD in the background (stdout+stderr to LOG), sets PID.
@@ -588,17 +591,25 @@ scenario_sidecar() {
         -H 'Authorization: Bearer sk-bench' || fails=$((fails + 1))
     check_reply "upstream direct" "$UP_URL/v1/chat/completions" '^X-Upstream-Model: .+' "$f" ||
         fails=$((fails + 1))
+    # Each run also records the CPU time and context switches per request of
+    # every process on the path (what the latency is made of on this machine).
+    local procs=("sidecar=$SC_PROXY_PID" "engine=$ENGINE_PID" "upstream=$STUB_PID")
     for round in 1 2; do
+        snap "$TMP/cost_a" "${procs[@]}"
         if wrk_run "$TMP/proxy_$round.out" "$f" 1 "$SC_PROXY_URL/v1/chat/completions" \
             -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench'; then
+            snap "$TMP/cost_b" "${procs[@]}"
             record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/proxy_$round.out" system=sidecar-proxy \
-                round="$round" connections=1 body=1k cmd="$CMD"
+                round="$round" connections=1 body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b"
         else
             fails=$((fails + 1))
         fi
+        snap "$TMP/cost_a" "${procs[@]}"
         if wrk_run "$TMP/direct_$round.out" "$f" 1 "$UP_URL/v1/chat/completions"; then
+            snap "$TMP/cost_b" "${procs[@]}"
             record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/direct_$round.out" \
-                system=upstream-direct round="$round" connections=1 body=1k cmd="$CMD"
+                system=upstream-direct round="$round" connections=1 body=1k cmd="$CMD" \
+                --cost "$TMP/cost_a" "$TMP/cost_b"
         else
             fails=$((fails + 1))
         fi

@@ -37,6 +37,27 @@ for round in 1 2; do
     python3 $R record "$d/sidecar_proxy.jsonl" --wrk "$tmp/up.out" system=upstream-direct \
         round=$round cmd="wrk -c1 direct"
 done
+# Cost per request: CPU time and context switches of named processes between
+# two snapshots. A spinning process must show CPU time, a sleeping one none,
+# and a process that does not exist is left out.
+bash -c 'end=$((SECONDS + 10)); while [ $SECONDS -lt $end ]; do :; done' &
+busy=$!
+sleep 30 &
+idle=$!
+python3 $R procsnap "$tmp/a.json" sidecar=$busy engine=$idle upstream=999999999
+sleep 0.3
+python3 $R procsnap "$tmp/b.json" sidecar=$busy engine=$idle upstream=999999999
+kill "$busy" "$idle" 2>/dev/null
+wait "$busy" "$idle" 2>/dev/null
+wrk_out "$tmp/cost.out" 100 150 400 0
+python3 $R record "$tmp/cost.jsonl" --wrk "$tmp/cost.out" system=sidecar-proxy round=9 \
+    --cost "$tmp/a.json" "$tmp/b.json" cmd=x
+costs=$(python3 -c 'import json,sys; c = json.loads(open(sys.argv[1]).readline())["cost"]
+print(c["sidecar"]["cpu_us"] > 100, c["engine"]["cpu_us"] == 0, "upstream" in c)' \
+    "$tmp/cost.jsonl")
+check "procsnap + record --cost: busy, idle, gone" "True True False" "$costs"
+cat "$tmp/cost.jsonl" >>"$d/sidecar_proxy.jsonl"
+
 first=$(head -n 1 "$d/peers.jsonl")
 case $first in *'"system":"sidecar-route","connections":32,"round":1'*) ok "record keeps fields, numbers as numbers" ;;
 *) fail "record keeps fields" "$first" ;; esac
@@ -64,6 +85,11 @@ has "commands are cited" "[1] wrk -c32 sidecar" "$md"
 has "second command cited" "[2] wrk -c32 portkey" "$md"
 has "skipped scenarios are listed" "| 2. engine over ZMQ | not run |" "$md"
 has "csv written" "system,connections,round" "$d/peers.csv"
+if grep -qE '^\| sidecar-proxy \| 9 \| [0-9.]+ us, [0-9.]+ \| - \| - \| [0-9.]+ us \|$' "$md"; then
+    ok "cost per request rendered"
+else
+    fail "cost per request rendered" "$(grep -F '| 9 |' "$md")"
+fi
 
 # Bad input: exit non-zero with a message, never a traceback.
 printf 'no summary here\n' >"$tmp/bad.out"
