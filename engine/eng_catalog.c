@@ -851,6 +851,8 @@ static void s_fill_endpoint(eng_catalog_t *self, eng_endpoint_t *ep, const eng_c
 {
     ep->provider = s_str(self, r->provider);
     ep->native_id = s_str(self, r->native_id);
+    ep->provider_len = (uint32_t)strlen(ep->provider);
+    ep->native_id_len = (uint32_t)strlen(ep->native_id);
     ep->source = s_str(self, r->source);
     ep->price = r->price;
     ep->context_length = r->ep_context;
@@ -879,6 +881,7 @@ static void s_build_model(eng_catalog_t *self, const uint32_t *order, size_t g, 
 {
     eng_model_t *m = &self->models[self->nmodels];
     m->id = s_str(self, final_id[order[g]]);
+    m->id_len = (uint32_t)strlen(m->id);
     s_merge_model(self, m, order + g, h - g);
     m->ep_first = (uint32_t)self->neps;
     int64_t last = -1; /* record of the last endpoint emitted */

@@ -46,6 +46,8 @@ typedef enum {
 typedef struct {
     const char *provider;    /* who serves it: "openai", "bedrock", "ollama" */
     const char *native_id;   /* the provider's own id for the model */
+    uint32_t provider_len;   /* strlen(provider): replies encode it per request */
+    uint32_t native_id_len;  /* strlen(native_id), likewise */
     const char *source;      /* file it was loaded from */
     eng_price_t price;       /* prices at this endpoint */
     uint32_t model;          /* index of its model in models[] */
@@ -56,6 +58,7 @@ typedef struct {
 
 typedef struct {
     const char *id;          /* "provider/model", e.g. "openai/gpt-5" */
+    uint32_t id_len;         /* strlen(id) */
     const char *owner;       /* owned_by */
     uint32_t context_length; /* tokens, prompt + output; 0 = unknown */
     uint32_t max_output;     /* tokens; 0 = unknown */

@@ -62,14 +62,26 @@ int proto_reply_error(proto_buf_t *b, const proto_id_t *id, eng_status_t code, c
 }
 
 /* Model id of an endpoint, from the catalog's model array. */
-static const char *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep)
+/* The model an endpoint serves, NULL when the catalog does not say. */
+static const eng_model_t *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep)
 {
     size_t n = 0;
-    const eng_model_t *models = cat ? eng_catalog_models(cat, &n) : NULL;
-    if (!models || ep->model >= n) {
-        return "";
-    }
-    return models[ep->model].id;
+    const eng_model_t *models = cat && ep ? eng_catalog_models(cat, &n) : NULL;
+    return models && ep->model < n ? &models[ep->model] : NULL;
+}
+
+/* Catalog strings carry their lengths: a reply packs about thirty of them. */
+static void s_pack_model(msgpack_packer *pk, const eng_model_t *m)
+{
+    proto_pack_strn(pk, m ? m->id : "", m ? m->id_len : 0);
+}
+
+static void s_pack_endpoint(msgpack_packer *pk, const eng_endpoint_t *ep)
+{
+    s_key(pk, "provider");
+    proto_pack_strn(pk, ep ? ep->provider : "", ep ? ep->provider_len : 0);
+    s_key(pk, "provider_model");
+    proto_pack_strn(pk, ep ? ep->native_id : "", ep ? ep->native_id_len : 0);
 }
 
 /* Number of decision keys after the head (kept next to the writer below). */
@@ -78,12 +90,8 @@ static const char *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep
 static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const eng_catalog_t *cat)
 {
     s_key(pk, "model");
-    proto_pack_cstr(pk,
-                    d->model ? d->model->id : (d->endpoint ? s_ep_model(cat, d->endpoint) : ""));
-    s_key(pk, "provider");
-    proto_pack_cstr(pk, d->endpoint ? d->endpoint->provider : "");
-    s_key(pk, "provider_model");
-    proto_pack_cstr(pk, d->endpoint ? d->endpoint->native_id : "");
+    s_pack_model(pk, d->model ? d->model : s_ep_model(cat, d->endpoint));
+    s_pack_endpoint(pk, d->endpoint);
     s_key(pk, "tier");
     proto_pack_cstr(pk, d->tier_name ? d->tier_name : "");
     s_key(pk, "rule");
@@ -111,11 +119,8 @@ static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const
         const eng_endpoint_t *ep = d->fallbacks[i];
         msgpack_pack_map(pk, 3);
         s_key(pk, "model");
-        proto_pack_cstr(pk, ep ? s_ep_model(cat, ep) : "");
-        s_key(pk, "provider");
-        proto_pack_cstr(pk, ep ? ep->provider : "");
-        s_key(pk, "provider_model");
-        proto_pack_cstr(pk, ep ? ep->native_id : "");
+        s_pack_model(pk, s_ep_model(cat, ep));
+        s_pack_endpoint(pk, ep);
     }
 }
 
@@ -159,9 +164,10 @@ static void s_trace(msgpack_packer *pk, const eng_trace_t *t, const eng_policy_t
         const eng_trace_entry_t *e = &t->entries[i];
         msgpack_pack_map(pk, 6);
         s_key(pk, "model");
-        proto_pack_cstr(pk, e->endpoint ? s_ep_model(cat, e->endpoint) : "");
+        s_pack_model(pk, s_ep_model(cat, e->endpoint));
         s_key(pk, "provider");
-        proto_pack_cstr(pk, e->endpoint ? e->endpoint->provider : "");
+        proto_pack_strn(pk, e->endpoint ? e->endpoint->provider : "",
+                        e->endpoint ? e->endpoint->provider_len : 0);
         s_key(pk, "tier");
         proto_pack_cstr(pk, (e->tier >= 0 && e->tier < ntiers) ? eng_policy_tier_name(pol, e->tier)
                                                                : "");

@@ -101,7 +101,22 @@ typedef struct {
     proto_error_t *err;   /* where failures go */
     size_t voff;          /* offset of the current value */
     const char *key;      /* name of the current key, for messages */
+    const char *elem;     /* inside an array or map: "", " key" or " value"; else NULL */
+    uint32_t index;       /* the element's index, when elem is set */
+    char name[48];        /* "key[index]elem", formatted only for a message */
 } s_dec_t;
+
+/* The current key's name for a message: "hints[2]" inside an element. The
+ * element's name is only put together here, on the error path, so that a
+ * good request pays nothing for it. */
+static const char *s_name(s_dec_t *d)
+{
+    if (!d->elem) {
+        return d->key;
+    }
+    snprintf(d->name, sizeof d->name, "%s[%u]%s", d->key, d->index, d->elem);
+    return d->name;
+}
 
 /* What a value is, for "got ..." in messages: a negative integer shows its value. */
 static const char *s_got(const proto_mp_val_t *v, char *buf, size_t n)
@@ -116,8 +131,8 @@ static const char *s_got(const proto_mp_val_t *v, char *buf, size_t n)
 static int s_type(s_dec_t *d, const proto_mp_val_t *v, const char *expected)
 {
     char got[32];
-    return proto_fail(d->err, PROTO_ERR_TYPE, d->voff, "%s: expected %s, got %s", d->key, expected,
-                      s_got(v, got, sizeof got));
+    return proto_fail(d->err, PROTO_ERR_TYPE, d->voff, "%s: expected %s, got %s", s_name(d),
+                      expected, s_got(v, got, sizeof got));
 }
 
 /* A non-negative integer <= max. */
@@ -125,14 +140,15 @@ static int s_uint(s_dec_t *d, const proto_mp_val_t *v, uint64_t max, uint64_t *o
 {
     if (v->type == PROTO_MP_INT) {
         return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
-                          "%s: expected non-negative integer, got %lld", d->key, (long long)v->i);
+                          "%s: expected non-negative integer, got %lld", s_name(d),
+                          (long long)v->i);
     }
     if (v->type != PROTO_MP_UINT) {
         return s_type(d, v, "non-negative integer");
     }
     if (v->u > max) {
         return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %llu exceeds the maximum %llu",
-                          d->key, (unsigned long long)v->u, (unsigned long long)max);
+                          s_name(d), (unsigned long long)v->u, (unsigned long long)max);
     }
     *out = v->u;
     return PROTO_OK;
@@ -147,10 +163,10 @@ static int s_str(s_dec_t *d, const proto_mp_val_t *v, uint32_t max, uint32_t min
     }
     if (v->len > max) {
         return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff, "%s: string of %u bytes exceeds %u",
-                          d->key, v->len, max);
+                          s_name(d), v->len, max);
     }
     if (v->len < min_len) {
-        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: empty string", d->key);
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: empty string", s_name(d));
     }
     out->ptr = v->ptr;
     out->len = v->len;
@@ -312,8 +328,6 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
         return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
                           "hints: %u entries exceed the maximum %d", v->n, ENG_MAX_HINTS);
     }
-    char key[32];
-    const char *saved = d->key;
     for (uint32_t i = 0; i < v->n; i++) {
         proto_mp_val_t e;
         d->voff = proto_rd_offset(&d->rd);
@@ -323,14 +337,14 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
                               rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
                                                         : "invalid msgpack byte");
         }
-        snprintf(key, sizeof key, "hints[%u]", i);
-        d->key = key;
+        d->elem = "";
+        d->index = i;
         rc = s_str(d, &e, PROTO_MAX_HINT, 1, &f->hints[i]);
+        d->elem = NULL;
         if (rc != PROTO_OK) {
             return rc;
         }
     }
-    d->key = saved;
     f->nhints = v->n;
     return PROTO_OK;
 }
@@ -388,8 +402,6 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
         return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
                           "meta: %u entries exceed the maximum %d", v->n, ENG_MAX_META);
     }
-    char key[32];
-    const char *saved = d->key;
     for (uint32_t i = 0; i < v->n; i++) {
         for (int half = 0; half < 2; half++) {
             proto_mp_val_t e;
@@ -400,43 +412,46 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
                                   rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
                                                             : "invalid msgpack byte");
             }
-            snprintf(key, sizeof key, half ? "meta[%u] value" : "meta[%u] key", i);
-            d->key = key;
+            d->elem = half ? " value" : " key";
+            d->index = i;
             rc = half ? s_str(d, &e, PROTO_MAX_META_VAL, 0, &f->meta_vals[i])
                       : s_str(d, &e, PROTO_MAX_META_KEY, 1, &f->meta_keys[i]);
+            d->elem = NULL;
             if (rc != PROTO_OK) {
                 return rc;
             }
         }
     }
-    d->key = saved;
     f->nmeta = v->n;
     return PROTO_OK;
 }
 
 typedef int (*s_key_fn)(s_dec_t *d, const proto_mp_val_t *v);
 
+#define S_KEY(lit) "" lit, sizeof(lit) - 1
+
 /* Every key the request map knows; order is the bit in the `seen` mask. */
 static const struct {
     const char *name; /* wire key */
+    uint32_t len;     /* its length: every key of every request is looked up */
     s_key_fn fn;      /* checks and stores the value */
 } s_keys[] = {
-    {"v", s_key_v},
-    {"id", s_key_id},
-    {"op", s_key_op},
-    {"model", s_key_model},
-    {"prompt_tokens", s_key_prompt},
-    {"output_tokens", s_key_output},
-    {"cache_read_tokens", s_key_cache_read},
-    {"images", s_key_images},
-    {"vision", s_key_vision},
-    {"tools", s_key_tools},
-    {"json", s_key_json},
-    {"hints", s_key_hints},
-    {"budget_usd", s_key_budget},
-    {"group", s_key_group},
-    {"text", s_key_text},
-    {"meta", s_key_meta},
+    {S_KEY("v"), s_key_v},
+    {S_KEY("id"), s_key_id},
+    {S_KEY("op"), s_key_op},
+    {S_KEY("model"), s_key_model},
+    {S_KEY("prompt_tokens"), s_key_prompt},
+    {S_KEY("output_tokens"), s_key_output},
+    {S_KEY("cache_read_tokens"), s_key_cache_read},
+    {S_KEY("images"), s_key_images},
+    {S_KEY("vision"), s_key_vision},
+    {S_KEY("tools"), s_key_tools},
+    {S_KEY("json"), s_key_json},
+    {S_KEY("hints"), s_key_hints},
+    {S_KEY("budget_usd"), s_key_budget},
+    {S_KEY("group"), s_key_group},
+    {S_KEY("text"), s_key_text},
+    {S_KEY("meta"), s_key_meta},
 };
 
 enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4 };
@@ -445,7 +460,7 @@ enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4 };
 static int s_find_key(const char *name, uint32_t len)
 {
     for (size_t i = 0; i < S_NKEYS; i++) {
-        if (strlen(s_keys[i].name) == len && memcmp(s_keys[i].name, name, len) == 0) {
+        if (s_keys[i].len == len && memcmp(s_keys[i].name, name, len) == 0) {
             return (int)i;
         }
     }
