@@ -59,35 +59,43 @@ void proto_buf_destroy(proto_buf_t *b)
     b->cap = 0;
 }
 
-/* Room for `len` more bytes: grows a growable buffer, flags overflow
- * otherwise. Returns where to write, or NULL. */
-static char *s_reserve(proto_buf_t *b, size_t len)
+/* The slow half of s_reserve: grows a growable buffer, flags overflow
+ * otherwise. */
+static char *s_reserve_grow(proto_buf_t *b, size_t len)
 {
     if (b->overflow) {
         return NULL;
     }
-    if (len > b->cap - b->len) {
-        if (!b->growable) {
-            b->overflow = true;
-            return NULL;
-        }
-        size_t ncap = b->cap ? b->cap : 256;
-        while (ncap - b->len < len) {
-            if (ncap > SIZE_MAX / 2) {
-                b->overflow = true;
-                return NULL;
-            }
-            ncap *= 2;
-        }
-        char *nd = realloc(b->data, ncap);
-        if (!nd) {
-            b->overflow = true;
-            return NULL;
-        }
-        b->data = nd;
-        b->cap = ncap;
+    if (!b->growable) {
+        b->overflow = true;
+        return NULL;
     }
+    size_t ncap = b->cap ? b->cap : 256;
+    while (ncap - b->len < len) {
+        if (ncap > SIZE_MAX / 2) {
+            b->overflow = true;
+            return NULL;
+        }
+        ncap *= 2;
+    }
+    char *nd = realloc(b->data, ncap);
+    if (!nd) {
+        b->overflow = true;
+        return NULL;
+    }
+    b->data = nd;
+    b->cap = ncap;
     return b->data + b->len;
+}
+
+/* Room for `len` more bytes. Returns where to write, or NULL. Every value
+ * of a reply comes through here, so the common case is kept inline. */
+static inline char *s_reserve(proto_buf_t *b, size_t len)
+{
+    if (__builtin_expect(!b->overflow && len <= b->cap - b->len, 1)) {
+        return b->data + b->len;
+    }
+    return s_reserve_grow(b, len);
 }
 
 /* msgpack_packer_write callback: appends. */
