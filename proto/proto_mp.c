@@ -259,11 +259,6 @@ int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...
     return code;
 }
 
-size_t proto_rd_offset(const proto_rd_t *rd)
-{
-    return (size_t)(rd->p - rd->start);
-}
-
 static uint64_t s_be(const uint8_t *p, int n)
 {
     uint64_t v = 0;

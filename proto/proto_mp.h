@@ -62,8 +62,12 @@ int proto_rd_next(proto_rd_t *rd, proto_mp_val_t *out);
  * depth limit is needed). Same returns as proto_rd_next. */
 int proto_rd_skip(proto_rd_t *rd);
 
-/* Byte offset of the cursor. */
-size_t proto_rd_offset(const proto_rd_t *rd);
+/* Byte offset of the cursor (inline: decoders note it before every value,
+ * for their error messages). */
+static inline size_t proto_rd_offset(const proto_rd_t *rd)
+{
+    return (size_t)(rd->p - rd->start);
+}
 
 /* Decoders' error exit: fills `err` (when not NULL) with the code, the byte
  * offset and the formatted message; returns `code`. */
