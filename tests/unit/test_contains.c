@@ -83,98 +83,116 @@ static const char *s_rule(const eng_policy_t *p, const char *text)
 
 #define B(n) (UINT64_C(1) << (n))
 
+/* A text and the hint bits that must fire for it; a NULL text ends a list. */
+typedef struct {
+    const char *text;
+    uint64_t want;
+} s_case_t;
+
+/* Compiles "tier all", the given hint rules and a catch-all route, then
+ * checks every case. */
+static void s_check_hints(const char *hint_rules, const s_case_t *cases)
+{
+    char src[1024];
+    int n = snprintf(src, sizeof src, "tier all\n%sroute last { tier all }\n", hint_rules);
+    cr_assert(n > 0 && (size_t)n < sizeof src, "policy text too long for the test buffer");
+    eng_policy_t *p = s_compile(src);
+    cr_assert_not_null(p);
+    for (const s_case_t *c = cases; c->text; c++) {
+        uint64_t got = s_hints(p, c->text);
+        cr_assert_eq(got, c->want, "\"%s\": hints %#llx, want %#llx", c->text,
+                     (unsigned long long)got, (unsigned long long)c->want);
+    }
+    eng_policy_destroy(&p);
+}
+
 /* Hand-picked cases -------------------------------------------------------- */
 
 Test(eng_contains, shared_and_distinct_needles)
 {
-    eng_policy_t *p = s_compile("tier all\n"
-                                "hint h0 when text contains [\"foo\", \"bar\"]\n"
-                                "hint h1 when text contains \"bar\"\n"
-                                "hint h2 when text contains [\"baz\", \"FOO\", \"bar\"]\n"
-                                "hint h3 when text contains \"qux\"\n"
-                                "route last { tier all }\n");
-    cr_assert_not_null(p);
-    cr_assert_eq(s_hints(p, ""), 0);
-    cr_assert_eq(s_hints(p, "nothing here"), 0);
-    cr_assert_eq(s_hints(p, "xxBARxx"), B(0) | B(1) | B(2));
-    cr_assert_eq(s_hints(p, "foo"), B(0) | B(2));
-    cr_assert_eq(s_hints(p, "baz qux"), B(2) | B(3));
-    cr_assert_eq(s_hints(p, "qux, then fOo"), B(0) | B(2) | B(3));
-    eng_policy_destroy(&p);
+    s_check_hints("hint h0 when text contains [\"foo\", \"bar\"]\n"
+                  "hint h1 when text contains \"bar\"\n"
+                  "hint h2 when text contains [\"baz\", \"FOO\", \"bar\"]\n"
+                  "hint h3 when text contains \"qux\"\n",
+                  (const s_case_t[]){
+                      {"", 0},
+                      {"nothing here", 0},
+                      {"xxBARxx", B(0) | B(1) | B(2)},
+                      {"foo", B(0) | B(2)},
+                      {"baz qux", B(2) | B(3)},
+                      {"qux, then fOo", B(0) | B(2) | B(3)},
+                      {NULL, 0},
+                  });
 }
 
 Test(eng_contains, overlapping_needles)
 {
-    eng_policy_t *p = s_compile("tier all\n"
-                                "hint h0 when text contains \"abab\"\n"
-                                "hint h1 when text contains \"bab\"\n"
-                                "hint h2 when text contains \"aba\"\n"
-                                "hint h3 when text contains \"b\"\n"
-                                "hint h4 when text contains \"aaaa\"\n"
-                                "hint h5 when text contains \"aaa\"\n"
-                                "route last { tier all }\n");
-    cr_assert_not_null(p);
-    cr_assert_eq(s_hints(p, "xababx"), B(0) | B(1) | B(2) | B(3));
-    cr_assert_eq(s_hints(p, "abxab"), B(3));
-    cr_assert_eq(s_hints(p, "aba"), B(2) | B(3));
-    cr_assert_eq(s_hints(p, "aaa"), B(5));
-    cr_assert_eq(s_hints(p, "aaaa"), B(4) | B(5));
-    cr_assert_eq(s_hints(p, "aa aa"), 0);
-    eng_policy_destroy(&p);
+    s_check_hints("hint h0 when text contains \"abab\"\n"
+                  "hint h1 when text contains \"bab\"\n"
+                  "hint h2 when text contains \"aba\"\n"
+                  "hint h3 when text contains \"b\"\n"
+                  "hint h4 when text contains \"aaaa\"\n"
+                  "hint h5 when text contains \"aaa\"\n",
+                  (const s_case_t[]){
+                      {"xababx", B(0) | B(1) | B(2) | B(3)},
+                      {"abxab", B(3)},
+                      {"aba", B(2) | B(3)},
+                      {"aaa", B(5)},
+                      {"aaaa", B(4) | B(5)},
+                      {"aa aa", 0},
+                      {NULL, 0},
+                  });
 }
 
 Test(eng_contains, needles_at_start_and_end)
 {
     /* "xyz" anchors on its rarest byte, z, two bytes in: a match must start
      * exactly at the text's first byte; "quiz" must end at its last. */
-    eng_policy_t *p = s_compile("tier all\n"
-                                "hint h0 when text contains \"xyz\"\n"
-                                "hint h1 when text contains \"quiz\"\n"
-                                "hint h2 when text contains \"hello\"\n"
-                                "route last { tier all }\n");
-    cr_assert_not_null(p);
-    cr_assert_eq(s_hints(p, "xyz"), B(0));
-    cr_assert_eq(s_hints(p, "xyz and more"), B(0));
-    cr_assert_eq(s_hints(p, "yz"), 0);
-    cr_assert_eq(s_hints(p, "z"), 0);
-    cr_assert_eq(s_hints(p, "a quiz"), B(1));
-    cr_assert_eq(s_hints(p, "a qui"), 0);
-    cr_assert_eq(s_hints(p, "say hell"), 0);
-    cr_assert_eq(s_hints(p, "say hello"), B(2));
-    eng_policy_destroy(&p);
+    s_check_hints("hint h0 when text contains \"xyz\"\n"
+                  "hint h1 when text contains \"quiz\"\n"
+                  "hint h2 when text contains \"hello\"\n",
+                  (const s_case_t[]){
+                      {"xyz", B(0)},
+                      {"xyz and more", B(0)},
+                      {"yz", 0},
+                      {"z", 0},
+                      {"a quiz", B(1)},
+                      {"a qui", 0},
+                      {"say hell", 0},
+                      {"say hello", B(2)},
+                      {NULL, 0},
+                  });
 }
 
 Test(eng_contains, ascii_case_folding_only)
 {
-    eng_policy_t *p = s_compile("tier all\n"
-                                "hint h0 when text contains \"HeLLo WoRLD\"\n"
-                                "hint h1 when text contains \"caf\xc3\xa9\"\n"
-                                "hint h2 when text contains \"tl;dr\"\n"
-                                "route last { tier all }\n");
-    cr_assert_not_null(p);
-    cr_assert_eq(s_hints(p, "hello world"), B(0));
-    cr_assert_eq(s_hints(p, "HELLO WORLD"), B(0));
-    cr_assert_eq(s_hints(p, "hEllO wOrld!"), B(0));
-    cr_assert_eq(s_hints(p, "hello  world"), 0);
-    cr_assert_eq(s_hints(p, "CAF\xc3\xa9"), B(1));
-    cr_assert_eq(s_hints(p, "CAF\xc3\x89"), 0); /* É is not folded: ASCII only */
-    cr_assert_eq(s_hints(p, "TL;DR: no"), B(2));
-    cr_assert_eq(s_hints(p, "tl,dr"), 0);
-    eng_policy_destroy(&p);
+    s_check_hints("hint h0 when text contains \"HeLLo WoRLD\"\n"
+                  "hint h1 when text contains \"caf\xc3\xa9\"\n"
+                  "hint h2 when text contains \"tl;dr\"\n",
+                  (const s_case_t[]){
+                      {"hello world", B(0)},
+                      {"HELLO WORLD", B(0)},
+                      {"hEllO wOrld!", B(0)},
+                      {"hello  world", 0},
+                      {"CAF\xc3\xa9", B(1)},
+                      {"CAF\xc3\x89", 0}, /* É is not folded: ASCII only */
+                      {"TL;DR: no", B(2)},
+                      {"tl,dr", 0},
+                      {NULL, 0},
+                  });
 }
 
 Test(eng_contains, needle_longer_than_text)
 {
-    eng_policy_t *p = s_compile("tier all\n"
-                                "hint h0 when text contains \"a long needle indeed\"\n"
-                                "hint h1 when text contains \"needle\"\n"
-                                "route last { tier all }\n");
-    cr_assert_not_null(p);
-    cr_assert_eq(s_hints(p, "needle"), B(1));
-    cr_assert_eq(s_hints(p, "long needle"), B(1));
-    cr_assert_eq(s_hints(p, "a long needle indee"), B(1));
-    cr_assert_eq(s_hints(p, "A LONG NEEDLE INDEED"), B(0) | B(1));
-    eng_policy_destroy(&p);
+    s_check_hints("hint h0 when text contains \"a long needle indeed\"\n"
+                  "hint h1 when text contains \"needle\"\n",
+                  (const s_case_t[]){
+                      {"needle", B(1)},
+                      {"long needle", B(1)},
+                      {"a long needle indee", B(1)},
+                      {"A LONG NEEDLE INDEED", B(0) | B(1)},
+                      {NULL, 0},
+                  });
 }
 
 Test(eng_contains, bytes_past_the_text_length_are_not_read)
