@@ -45,6 +45,7 @@
 #include <zmq.h>
 
 #include "eng_declog.h"
+#include "eng_msgpool.h"
 #include "eng_snapshot.h"
 #include "proto.h"
 
@@ -92,6 +93,7 @@ struct s_worker {
     void *reload;               /* PUSH to the reloader */
     s_counters_t *ctr;          /* its counter block */
     proto_buf_t out;            /* reply buffer, grows to the largest reply once */
+    eng_msgpool_t *pool;        /* memory of the replies it sends */
     eng_trace_entry_t *trace;   /* explain's candidate buffer */
     eng_declog_writer_t declog; /* decision log lines */
     bool started;               /* its thread runs (and will close its sockets) */
@@ -196,9 +198,11 @@ static void s_close_parts(zmq_msg_t *parts, int n)
     }
 }
 
-/* Sends parts[0..n-1] (consumed) followed by the bytes of `body`. On failure
- * closes what was not sent and returns -1 with errno. */
-static int s_send_reply(void *sock, zmq_msg_t *env, int n, const void *body, size_t len)
+/* Sends parts[0..n-1] (consumed) followed by a copy of `body`, in a block of
+ * `pool` when there is one. On failure closes what was not sent and returns
+ * -1 with errno. */
+static int s_send_reply(eng_msgpool_t *pool, void *sock, zmq_msg_t *env, int n, const void *body,
+                        size_t len)
 {
     for (int i = 0; i < n; i++) {
         if (zmq_msg_send(&env[i], sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
@@ -207,6 +211,9 @@ static int s_send_reply(void *sock, zmq_msg_t *env, int n, const void *body, siz
             errno = e;
             return -1;
         }
+    }
+    if (pool) {
+        return eng_msgpool_send(pool, sock, body, len, ZMQ_DONTWAIT);
     }
     return zmq_send(sock, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
 }
@@ -408,7 +415,7 @@ static void *s_reloader_main(void *arg)
             s_inc(&ctr->errors[ENG_E_BAD_REQUEST]);
         }
         zmq_msg_close(&parts[n - 1]);
-        if (s_send_reply(self->rl_push, parts, n - 1, out.data, out.len) < 0) {
+        if (s_send_reply(NULL, self->rl_push, parts, n - 1, out.data, out.len) < 0) {
             s_inc(&ctr->dropped);
         }
     }
@@ -571,7 +578,7 @@ static void *s_worker_main(void *arg)
             continue;
         }
         zmq_msg_close(&parts[n - 1]); /* the request body: nothing borrows it now */
-        if (s_send_reply(w->sock, parts, n - 1, w->out.data, w->out.len) < 0) {
+        if (s_send_reply(w->pool, w->sock, parts, n - 1, w->out.data, w->out.len) < 0) {
             s_inc(&w->ctr->dropped);
         }
     }
@@ -599,7 +606,8 @@ static void s_envelope_error(eng_server_t *self, zmq_msg_t *parts, int n, int nf
     /* Keep the identity and, when the client used one, the delimiter. */
     int keep = (n >= 2 && zmq_msg_size(&parts[1]) == 0) ? 2 : 1;
     s_close_parts(parts + keep, n - keep);
-    if (s_send_reply(self->front, parts, keep, self->fout.data, self->fout.len) < 0) {
+    if (s_send_reply(self->front_worker.pool, self->front, parts, keep, self->fout.data,
+                     self->fout.len) < 0) {
         s_inc(&ctr->dropped);
     }
 }
@@ -621,7 +629,7 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n)
     }
     s_answer(w, &req, rc, &err);
     zmq_msg_close(&parts[n - 1]);
-    if (s_send_reply(self->front, parts, n - 1, w->out.data, w->out.len) < 0) {
+    if (s_send_reply(w->pool, self->front, parts, n - 1, w->out.data, w->out.len) < 0) {
         s_inc(&w->ctr->dropped);
     }
     return true;
@@ -665,7 +673,8 @@ static int s_front_in(eng_server_t *self)
         proto_buf_reset(&self->fout);
         proto_reply_error(&self->fout, NULL, ENG_E_INTERNAL,
                           "engine overloaded: request queue full");
-        if (s_send_reply(self->front, parts, n - 1, self->fout.data, self->fout.len) < 0) {
+        if (s_send_reply(self->front_worker.pool, self->front, parts, n - 1, self->fout.data,
+                         self->fout.len) < 0) {
             s_inc(&ctr->dropped);
         }
     }
@@ -842,7 +851,9 @@ static int s_start_workers(eng_server_t *self, eng_error_t *err)
         eng_declog_writer_init(&w->declog, self->declog);
         w->sock = s_socket(self, ZMQ_DEALER, err);
         w->reload = s_socket(self, ZMQ_PUSH, err);
-        if (!w->trace || !w->sock || !w->reload || proto_buf_init(&w->out, 64 * 1024) != 0) {
+        w->pool = eng_msgpool_new();
+        if (!w->trace || !w->sock || !w->reload || !w->pool ||
+            proto_buf_init(&w->out, 64 * 1024) != 0) {
             return eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "worker %d: setup failed",
                                  i);
         }
@@ -970,7 +981,8 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     fw->index = (size_t)self->cfg.threads;
     fw->ctr = &self->ctr[self->cfg.threads];
     eng_declog_writer_init(&fw->declog, self->declog);
-    if (proto_buf_init(&fw->out, 64 * 1024) != 0) {
+    fw->pool = eng_msgpool_new();
+    if (!fw->pool || proto_buf_init(&fw->out, 64 * 1024) != 0) {
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
         goto fail;
     }
@@ -1026,13 +1038,9 @@ void eng_server_destroy(eng_server_t **self_p)
                     zmq_close(w->reload);
                 }
             }
-            proto_buf_destroy(&w->out);
-            free(w->trace);
         }
-        free(self->workers);
     }
     eng_declog_flush(&self->front_worker.declog);
-    proto_buf_destroy(&self->front_worker.out);
     void **socks[] = {&self->front,       &self->back,    &self->replies,
                       &self->to_reloader, &self->rl_pull, &self->rl_push};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
@@ -1044,6 +1052,16 @@ void eng_server_destroy(eng_server_t **self_p)
     if (self->ctx) {
         zmq_ctx_term(self->ctx);
     }
+    /* Every message is released now, so the pools' blocks are all back. */
+    for (int i = 0; self->workers && i < self->cfg.threads; i++) {
+        s_worker_t *w = &self->workers[i];
+        proto_buf_destroy(&w->out);
+        free(w->trace);
+        eng_msgpool_destroy(&w->pool);
+    }
+    free(self->workers);
+    proto_buf_destroy(&self->front_worker.out);
+    eng_msgpool_destroy(&self->front_worker.pool);
     eng_declog_destroy(&self->declog);
     eng_snapcell_destroy(&self->cell);
     if (self->sigfd >= 0) {
