@@ -355,7 +355,7 @@ static int s_recv_id(hpp_client_t *self, const proto_id_t *id, hpp_reply_t *out,
         proto_error_t err;
         const void *data = zmq_msg_data(&msg);
         size_t len = zmq_msg_size(&msg);
-        if (proto_reply_decode(data, len, &head, &err) != PROTO_OK) {
+        if (proto_reply_peek(data, len, &head, &err) != PROTO_OK) {
             if (!id) {
                 return s_take(self, &msg, out); /* report it to a plain recv */
             }

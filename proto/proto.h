@@ -240,6 +240,14 @@ typedef struct {
  * true or false (check out->ok / out->status); unknown keys are skipped. */
 int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err);
 
+/* Reads only what a pipelining client needs to match a reply to its request:
+ * v, id, ok and status (an error reply, which is small, is decoded in full).
+ * The engine writes v, id and ok first, so for a decision this reads a few
+ * bytes instead of the whole reply; other key orders work too. The rest of a
+ * successful reply is not checked: proto_reply_decode does that when the
+ * reply is used. */
+int proto_reply_peek(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err);
+
 /* One entry of a models reply. */
 typedef struct {
     eng_str_t id;            /* model id */

@@ -259,6 +259,15 @@ int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...
     return code;
 }
 
+void proto_no_error(proto_error_t *err)
+{
+    if (err) {
+        err->code = PROTO_OK;
+        err->offset = 0;
+        err->msg[0] = '\0';
+    }
+}
+
 static uint64_t s_be(const uint8_t *p, int n)
 {
     uint64_t v = 0;

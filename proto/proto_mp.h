@@ -74,6 +74,9 @@ static inline size_t proto_rd_offset(const proto_rd_t *rd)
 int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Decoders' start: `err` (when not NULL) says "no error". */
+void proto_no_error(proto_error_t *err);
+
 /* Name of a value type for error messages: "string", "map", ... */
 const char *proto_mp_type_name(proto_mp_type_t t);
 

@@ -679,11 +679,7 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
 {
     memset(out, 0, sizeof *out);
     out->status = ENG_E_INTERNAL;
-    if (err) {
-        err->code = PROTO_OK;
-        err->offset = 0;
-        err->msg[0] = '\0';
-    }
+    proto_no_error(err);
     proto_rd_t rd;
     proto_rd_init(&rd, buf, len);
     proto_mp_val_t top;
@@ -728,6 +724,41 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
         int st = eng_status_from_name(out->code.ptr ? out->code.ptr : "", out->code.len);
         out->status = st > 0 ? (eng_status_t)st : ENG_E_INTERNAL;
     }
+    return PROTO_OK;
+}
+
+int proto_reply_peek(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->status = ENG_E_INTERNAL;
+    proto_rd_t rd;
+    proto_rd_init(&rd, buf, len);
+    proto_mp_val_t top;
+    if (len == 0 || s_read(&rd, PROTO_MP_MAP, "reply", &top, NULL) != PROTO_OK) {
+        return proto_reply_decode(buf, len, out, err); /* for its error message */
+    }
+    uint32_t seen = 0;
+    bool has_id = false;
+    for (uint32_t i = 0; i < top.n && !(seen == 3 && has_id); i++) {
+        proto_mp_val_t k;
+        if (proto_rd_next(&rd, &k) != PROTO_OK || k.type != PROTO_MP_STR) {
+            return proto_reply_decode(buf, len, out, err);
+        }
+        bool is_id = S_IS(&k, "id");
+        has_id |= is_id;
+        int rc = is_id || S_IS(&k, "v") || S_IS(&k, "ok") ? s_dec_key(&rd, &k, out, &seen, NULL)
+                                                          : proto_rd_skip(&rd);
+        if (rc != PROTO_OK) {
+            return proto_reply_decode(buf, len, out, err);
+        }
+    }
+    if (seen != 3 || !out->ok) {
+        /* A key is missing (an error to report) or this is an error reply
+         * (its code is wanted): both are short. */
+        return proto_reply_decode(buf, len, out, err);
+    }
+    out->status = ENG_OK;
+    proto_no_error(err);
     return PROTO_OK;
 }
 

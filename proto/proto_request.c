@@ -594,11 +594,7 @@ int proto_request_decode(const void *buf, size_t len, proto_request_t *out, prot
     s_dec_t d = {.out = out, .err = err, .key = "request"};
     proto_request_init(out, PROTO_OP_PING);
     out->v = 0;
-    if (err) {
-        err->code = PROTO_OK;
-        err->offset = 0;
-        err->msg[0] = '\0';
-    }
+    proto_no_error(err);
     proto_rd_init(&d.rd, buf, len);
     int rc = s_decode_map(&d, len);
     if (rc != PROTO_OK) {

@@ -1,8 +1,9 @@
 /* fuzz_proto.c - libFuzzer target for the wire decoders (proto/).
  *
- * Every input goes through the request decoder, the reply decoder, the
- * models iterator and the JSON renderer: none may crash, read out of bounds
- * or allocate without freeing. A request that decodes is re-encoded and
+ * Every input goes through the request decoder, the reply decoder and its
+ * head-only peek, the models iterator and the JSON renderer: none may crash,
+ * read out of bounds or allocate without freeing. Where the reply decoder
+ * accepts, peek must report the same id, ok and status. A request that decodes is re-encoded and
  * decoded again; the features must survive the round trip unchanged (an
  * oracle that catches decoders accepting what encoders cannot express).
  */
@@ -64,8 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* every failure carries its code and a message */
     }
 
-    proto_reply_t rep;
-    proto_reply_decode(data, size, &rep, &err);
+    /* peek reads less than decode but must report the same head. */
+    proto_reply_t rep, head;
+    if (proto_reply_decode(data, size, &rep, &err) == PROTO_OK) {
+        if (proto_reply_peek(data, size, &head, &err) != PROTO_OK ||
+            !proto_id_equal(&head.id, &rep.id) || head.ok != rep.ok || head.status != rep.status) {
+            abort();
+        }
+    } else {
+        proto_reply_peek(data, size, &head, &err);
+    }
 
     proto_models_iter_t it;
     if (proto_models_iter_init(&it, data, size, &err) == PROTO_OK) {

@@ -852,6 +852,104 @@ Test(proto_reply, bad_replies)
 #undef S_DEC
 }
 
+/* peek must agree with decode on what it reports, for every reply decode
+ * accepts, and fail wherever decode fails on the head. */
+static void s_peek_agrees(const void *buf, size_t len)
+{
+    proto_reply_t full, head;
+    proto_error_t ferr, herr;
+    int frc = proto_reply_decode(buf, len, &full, &ferr);
+    int hrc = proto_reply_peek(buf, len, &head, &herr);
+    if (frc == PROTO_OK) {
+        cr_assert_eq(hrc, PROTO_OK, "peek failed on a valid reply: %s", herr.msg);
+        cr_assert(proto_id_equal(&head.id, &full.id));
+        cr_assert_eq(head.ok, full.ok);
+        cr_assert_eq(head.status, full.status);
+        cr_assert_eq(head.v, full.v);
+    } else if (hrc != PROTO_OK) {
+        cr_assert_eq(hrc, frc, "peek %d, decode %d", hrc, frc);
+        cr_assert_str_eq(herr.msg, ferr.msg);
+    }
+}
+
+Test(proto_reply, peek_reads_the_head_of_a_decision)
+{
+    eng_catalog_t *cat = s_catalog();
+    const eng_model_t *m = s_model(cat, "openai/gpt-5");
+    eng_decision_t d = {.status = ENG_OK, .model = m, .endpoint = s_ep(cat, m), .rule = "code"};
+    proto_buf_t b = s_buf();
+    proto_id_t id = proto_id_uint(7);
+    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat), PROTO_OK);
+    proto_reply_t r;
+    proto_error_t err;
+    cr_assert_eq(proto_reply_peek(b.data, b.len, &r, &err), PROTO_OK, "%s", err.msg);
+    cr_assert_eq(r.id.kind, PROTO_ID_UINT);
+    cr_assert_eq(r.id.num, 7);
+    cr_assert(r.ok);
+    cr_assert_eq(r.status, ENG_OK);
+    cr_assert_eq(r.v, 1);
+    cr_assert_eq(err.code, PROTO_OK);
+    cr_assert_null(r.model.ptr, "peek decoded past the head");
+    s_peek_agrees(b.data, b.len);
+    /* Every prefix: peek may accept a cut-off body (it does not read it),
+     * never a cut-off head. */
+    for (size_t n = 0; n < b.len; n++) {
+        s_peek_agrees(b.data, n);
+        if (n <= 12) {
+            cr_assert_neq(proto_reply_peek(b.data, n, &r, &err), PROTO_OK, "prefix %zu", n);
+        }
+    }
+    proto_buf_destroy(&b);
+    eng_catalog_destroy(&cat);
+}
+
+Test(proto_reply, peek_of_errors_and_other_key_orders)
+{
+    /* An error reply is decoded in full: code and message are there. */
+    proto_buf_t b = s_buf();
+    proto_id_t sid = {.kind = PROTO_ID_STR, .str = s_s("q-9")};
+    cr_assert_eq(proto_reply_error(&b, &sid, ENG_E_NO_CANDIDATE, "nothing fits"), PROTO_OK);
+    proto_reply_t r;
+    cr_assert_eq(proto_reply_peek(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert(!r.ok);
+    cr_assert_eq(r.status, ENG_E_NO_CANDIDATE);
+    cr_assert(s_str_is(r.message, "nothing fits"));
+    cr_assert(s_str_is(r.id.str, "q-9"));
+    proto_buf_destroy(&b);
+
+    /* Another encoder's order: other keys first, id last, or no id. */
+    static const struct {
+        const char *bytes;
+        size_t len;
+        uint64_t id; /* 0: none */
+        int rc;      /* of peek */
+    } cases[] = {
+#define S_CASE(lit, id, rc) {lit, sizeof lit - 1, id, rc}
+        S_CASE("\x84\xa5model\xa1m\xa2ok\xc3\xa1v\x01\xa2id\x05", 5, PROTO_OK),
+        S_CASE("\x83\xa5other\x92\x01\x81\xa1k\xc0\xa2ok\xc3\xa1v\x01", 0, PROTO_OK),
+        S_CASE("\x83\xa2ok\xc3\xa1v\x01\xa2id\xc0", 0, PROTO_OK),
+        S_CASE("\x82\xa2ok\xc3\xa2id\x05", 0, PROTO_ERR_MISSING),
+        S_CASE("\x83\xa1v\x01\xa2id\xc2\xa2ok\xc3", 0, PROTO_ERR_TYPE),
+        S_CASE("\x83\xa1v\x02\xa2id\x05\xa2ok\xc3", 0, PROTO_ERR_VERSION),
+        S_CASE("\x83\xa1v\x01\xa2id\x05\xa2ok\x01", 0, PROTO_ERR_TYPE),
+        S_CASE("\x83\xa1v\x01\x07\x05\xa2ok\xc3", 0, PROTO_ERR_TYPE),
+#undef S_CASE
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        proto_error_t err;
+        int rc = proto_reply_peek(cases[i].bytes, cases[i].len, &r, &err);
+        cr_assert_eq(rc, cases[i].rc, "case %zu: %d (%s)", i, rc, err.msg);
+        if (rc == PROTO_OK) {
+            cr_assert_eq(r.id.kind, cases[i].id ? PROTO_ID_UINT : PROTO_ID_NONE, "case %zu", i);
+            cr_assert_eq(r.id.num, cases[i].id, "case %zu", i);
+            cr_assert(r.ok);
+        } else {
+            cr_assert(err.msg[0], "case %zu: no message", i);
+        }
+        s_peek_agrees(cases[i].bytes, cases[i].len);
+    }
+}
+
 Test(proto_json, renders_any_value_and_refuses_deep_nesting)
 {
     static const char mixed[] = "\x84\xa1s\xa3\x61\"\n\xa1\x66\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a"
