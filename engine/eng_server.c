@@ -474,7 +474,8 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
     eng_decision_t d;
     if (req->op == PROTO_OP_ROUTE) {
         eng_resolve(pol, &req->features, &d, NULL);
-        proto_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap));
+        proto_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
+                             eng_snapshot_wire(snap));
     } else {
         eng_trace_t t;
         memset(&t, 0, sizeof t);

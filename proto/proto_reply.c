@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A key given as a literal: header and bytes in one write. */
@@ -84,14 +85,80 @@ static void s_pack_endpoint(msgpack_packer *pk, const eng_endpoint_t *ep)
     proto_pack_strn(pk, ep ? ep->native_id : "", ep ? ep->native_id_len : 0);
 }
 
+/* Pre-encoded endpoints ------------------------------------------------------ */
+
+struct proto_epwire {
+    proto_buf_t bytes; /* the pairs of every endpoint, back to back */
+    uint32_t *off;     /* endpoint i is bytes[off[i] .. off[i + 1]) */
+    uintptr_t base;    /* address of the catalog's endpoint array */
+    size_t n;          /* its endpoints */
+};
+
+/* The "model", "provider" and "provider_model" pairs of an endpoint. */
+static void s_pack_pairs(msgpack_packer *pk, const eng_model_t *m, const eng_endpoint_t *ep)
+{
+    s_key(pk, "model");
+    s_pack_model(pk, m);
+    s_pack_endpoint(pk, ep);
+}
+
+proto_epwire_t *proto_epwire_new(const eng_catalog_t *cat)
+{
+    size_t n = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    proto_epwire_t *self = calloc(1, sizeof *self);
+    if (!self || proto_buf_init(&self->bytes, 64 * (n + 1)) != PROTO_OK ||
+        !(self->off = malloc((n + 1) * sizeof *self->off))) {
+        proto_epwire_destroy(&self);
+        return NULL;
+    }
+    self->base = (uintptr_t)eps;
+    self->n = n;
+    msgpack_packer pk;
+    proto_packer_init(&pk, &self->bytes);
+    for (size_t i = 0; i < n; i++) {
+        self->off[i] = (uint32_t)self->bytes.len;
+        s_pack_pairs(&pk, s_ep_model(cat, &eps[i]), &eps[i]);
+    }
+    self->off[n] = (uint32_t)self->bytes.len;
+    if (self->bytes.overflow || self->bytes.len > UINT32_MAX) {
+        proto_epwire_destroy(&self);
+    }
+    return self;
+}
+
+void proto_epwire_destroy(proto_epwire_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    proto_buf_destroy(&(*self_p)->bytes);
+    free((*self_p)->off);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* s_pack_pairs for `ep` serving `m`, copied from the table when it has the
+ * endpoint and the decision names the endpoint's own model. */
+static void s_pairs(msgpack_packer *pk, const proto_epwire_t *w, const eng_catalog_t *cat,
+                    const eng_model_t *m, const eng_endpoint_t *ep)
+{
+    const eng_model_t *own = s_ep_model(cat, ep);
+    uintptr_t i = w && ep ? ((uintptr_t)ep - w->base) / sizeof *ep : 0;
+    if (w && ep && (uintptr_t)ep >= w->base && i < w->n && (!m || m == own)) {
+        proto_buf_append(pk->data, w->bytes.data + w->off[i], w->off[i + 1] - w->off[i]);
+        return;
+    }
+    s_pack_pairs(pk, m ? m : own, ep);
+}
+
 /* Number of decision keys after the head (kept next to the writer below). */
 #define S_DECISION_KEYS 9
 
-static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const eng_catalog_t *cat)
+static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const eng_catalog_t *cat,
+                              const proto_epwire_t *wire)
 {
-    s_key(pk, "model");
-    s_pack_model(pk, d->model ? d->model : s_ep_model(cat, d->endpoint));
-    s_pack_endpoint(pk, d->endpoint);
+    s_pairs(pk, wire, cat, d->model, d->endpoint);
     s_key(pk, "tier");
     proto_pack_cstr(pk, d->tier_name ? d->tier_name : "");
     s_key(pk, "rule");
@@ -118,14 +185,12 @@ static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const
     for (uint32_t i = 0; i < nf; i++) {
         const eng_endpoint_t *ep = d->fallbacks[i];
         msgpack_pack_map(pk, 3);
-        s_key(pk, "model");
-        s_pack_model(pk, s_ep_model(cat, ep));
-        s_pack_endpoint(pk, ep);
+        s_pairs(pk, wire, cat, NULL, ep);
     }
 }
 
 int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
-                         const eng_catalog_t *cat)
+                         const eng_catalog_t *cat, const proto_epwire_t *wire)
 {
     if (d->status != ENG_OK) {
         return proto_reply_error(b, id, d->status, d->message);
@@ -133,7 +198,7 @@ int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decisio
     msgpack_packer pk;
     proto_packer_init(&pk, b);
     s_head(&pk, id, true, S_DECISION_KEYS);
-    s_decision_fields(&pk, d, cat);
+    s_decision_fields(&pk, d, cat, wire);
     return s_done(b);
 }
 
@@ -190,7 +255,7 @@ int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision
     bool ok = d->status == ENG_OK;
     s_head(&pk, id, ok, (ok ? S_DECISION_KEYS : 1) + 1);
     if (ok) {
-        s_decision_fields(&pk, d, pol ? eng_policy_catalog(pol) : NULL);
+        s_decision_fields(&pk, d, pol ? eng_policy_catalog(pol) : NULL, NULL);
     } else {
         s_key(&pk, "error");
         s_error_value(&pk, d->status, d->message);
@@ -499,60 +564,127 @@ static int s_skip(proto_rd_t *rd, proto_error_t *err)
     return PROTO_OK;
 }
 
-static int s_dec_error(proto_rd_t *rd, proto_reply_t *out, proto_error_t *err)
+/* Adapters so that one map reader can fill fields of either kind. */
+typedef int (*s_read_fn)(proto_rd_t *rd, const char *key, void *dst, proto_error_t *err);
+
+static int s_read_str_at(proto_rd_t *rd, const char *key, void *dst, proto_error_t *err)
 {
-    proto_mp_val_t m;
-    int rc = s_read(rd, PROTO_MP_MAP, "error", &m, err);
-    for (uint32_t i = 0; rc == PROTO_OK && i < m.n; i++) {
+    return s_read_str(rd, key, dst, err);
+}
+
+static int s_read_i64_at(proto_rd_t *rd, const char *key, void *dst, proto_error_t *err)
+{
+    return s_read_i64(rd, key, dst, err);
+}
+
+/* A known key of a map, the name errors give it, and where its value goes. */
+typedef struct {
+    const char *name;  /* the key */
+    size_t len;        /* its length */
+    const char *label; /* for messages: "error.code" */
+    size_t off;        /* of the field in the destination struct */
+} s_field_t;
+
+#define S_FIELD(lit, label, type, member)                                                          \
+    {                                                                                              \
+        S_NAME(lit), label, offsetof(type, member)                                                 \
+    }
+#define S_NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Index of `k` in fields[0..n), or n when the key is not known. */
+static size_t s_field(const proto_mp_val_t *k, const s_field_t *fields, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !s_is_n(k, fields[i].name, fields[i].len)) {
+        i++;
+    }
+    return i;
+}
+
+/* Marks field i seen. A known key given twice is an error (PROTOCOL.md). */
+static int s_once(uint32_t *seen, size_t i, const char *label, size_t koff, proto_error_t *err)
+{
+    if (*seen & (1u << i)) {
+        return proto_fail(err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", label);
+    }
+    *seen |= 1u << i;
+    return PROTO_OK;
+}
+
+/* Index of a key in a field table, or the table's size: the generic scan,
+ * or a hand-written lookup for the maps every decision carries (literal
+ * compares compile to a few word compares; a runtime-length memcmp per key
+ * made decoding a reply a fifth slower). Tests check each lookup against
+ * its table. */
+typedef size_t (*s_lookup_fn)(const proto_mp_val_t *k);
+
+/* A map whose known keys all hold one kind of value. */
+typedef struct {
+    const char *name;        /* the map, in errors */
+    const char *key_label;   /* its keys, in errors */
+    const s_field_t *fields; /* known keys */
+    size_t n;                /* entries of fields */
+    s_lookup_fn lookup;      /* index of a key in fields, or n; NULL: scan */
+    s_read_fn read;          /* reads one value into its field */
+} s_map_t;
+
+/* Reads map `m` into `base`; unknown keys are skipped. */
+static int s_dec_fields(proto_rd_t *rd, const s_map_t *m, void *base, proto_error_t *err)
+{
+    proto_mp_val_t hdr;
+    int rc = s_read(rd, PROTO_MP_MAP, m->name, &hdr, err);
+    uint32_t seen = 0;
+    for (uint32_t i = 0; rc == PROTO_OK && i < hdr.n; i++) {
+        size_t koff = proto_rd_offset(rd);
         proto_mp_val_t k;
-        rc = s_read(rd, PROTO_MP_STR, "error key", &k, err);
+        rc = s_read(rd, PROTO_MP_STR, m->key_label, &k, err);
         if (rc != PROTO_OK) {
             break;
         }
-        if (S_IS(&k, "code")) {
-            rc = s_read_str(rd, "error.code", &out->code, err);
-        } else if (S_IS(&k, "message")) {
-            rc = s_read_str(rd, "error.message", &out->message, err);
-        } else {
+        size_t f = m->lookup ? m->lookup(&k) : s_field(&k, m->fields, m->n);
+        if (f >= m->n) {
             rc = s_skip(rd, err);
+        } else if ((rc = s_once(&seen, f, m->fields[f].label, koff, err)) == PROTO_OK) {
+            rc = m->read(rd, m->fields[f].label, (char *)base + m->fields[f].off, err);
         }
     }
     return rc;
 }
 
-static int s_dec_cost(proto_rd_t *rd, eng_cost_t *c, proto_error_t *err)
+static const s_field_t s_error_fields[] = {
+    S_FIELD("code", "error.code", proto_reply_t, code),
+    S_FIELD("message", "error.message", proto_reply_t, message),
+};
+
+static const s_field_t s_cost_fields[] = {
+    S_FIELD("input", "cost_pusd.input", eng_cost_t, input),
+    S_FIELD("output", "cost_pusd.output", eng_cost_t, output),
+    S_FIELD("cache", "cost_pusd.cache", eng_cost_t, cache),
+    S_FIELD("fees", "cost_pusd.fees", eng_cost_t, fees),
+    S_FIELD("total", "cost_pusd.total", eng_cost_t, total),
+};
+
+static const s_field_t s_fallback_fields[] = {
+    S_FIELD("model", "fallbacks[].model", proto_fallback_t, model),
+    S_FIELD("provider", "fallbacks[].provider", proto_fallback_t, provider),
+    S_FIELD("provider_model", "fallbacks[].provider_model", proto_fallback_t, provider_model),
+};
+
+static size_t s_fallback_key(const proto_mp_val_t *k)
 {
-    static const struct {
-        const char *name;
-        size_t len;
-        size_t off;
-    } parts[] = {
-        {S_NAME("input"), offsetof(eng_cost_t, input)},
-        {S_NAME("output"), offsetof(eng_cost_t, output)},
-        {S_NAME("cache"), offsetof(eng_cost_t, cache)},
-        {S_NAME("fees"), offsetof(eng_cost_t, fees)},
-        {S_NAME("total"), offsetof(eng_cost_t, total)},
-    };
-    proto_mp_val_t m;
-    int rc = s_read(rd, PROTO_MP_MAP, "cost_pusd", &m, err);
-    for (uint32_t i = 0; rc == PROTO_OK && i < m.n; i++) {
-        proto_mp_val_t k;
-        rc = s_read(rd, PROTO_MP_STR, "cost_pusd key", &k, err);
-        if (rc != PROTO_OK) {
-            break;
-        }
-        size_t p = 0;
-        while (p < sizeof parts / sizeof parts[0] && !s_is_n(&k, parts[p].name, parts[p].len)) {
-            p++;
-        }
-        if (p == sizeof parts / sizeof parts[0]) {
-            rc = s_skip(rd, err);
-        } else {
-            rc = s_read_i64(rd, "cost_pusd", (int64_t *)((char *)c + parts[p].off), err);
-        }
-    }
-    return rc;
+    return S_IS(k, "model") ? 0 : S_IS(k, "provider") ? 1 : S_IS(k, "provider_model") ? 2 : 3;
 }
+
+static const s_map_t s_error_map = {
+    "error", "error key", s_error_fields, S_NFIELDS(s_error_fields), NULL, s_read_str_at,
+};
+static const s_map_t s_cost_map = {
+    "cost_pusd", "cost_pusd key", s_cost_fields, S_NFIELDS(s_cost_fields), NULL, s_read_i64_at,
+};
+static const s_map_t s_fallback_map = {
+    "fallbacks[]",  "fallbacks[] key", s_fallback_fields, S_NFIELDS(s_fallback_fields),
+    s_fallback_key, s_read_str_at,
+};
 
 static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *err)
 {
@@ -561,24 +693,7 @@ static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *er
     for (uint32_t i = 0; rc == PROTO_OK && i < a.n; i++) {
         proto_fallback_t junk, *fb = i < ENG_MAX_FALLBACKS ? &out->fallbacks[i] : &junk;
         memset(fb, 0, sizeof *fb);
-        proto_mp_val_t m;
-        rc = s_read(rd, PROTO_MP_MAP, "fallbacks[]", &m, err);
-        for (uint32_t j = 0; rc == PROTO_OK && j < m.n; j++) {
-            proto_mp_val_t k;
-            rc = s_read(rd, PROTO_MP_STR, "fallbacks[] key", &k, err);
-            if (rc != PROTO_OK) {
-                break;
-            }
-            if (S_IS(&k, "model")) {
-                rc = s_read_str(rd, "fallbacks[].model", &fb->model, err);
-            } else if (S_IS(&k, "provider")) {
-                rc = s_read_str(rd, "fallbacks[].provider", &fb->provider, err);
-            } else if (S_IS(&k, "provider_model")) {
-                rc = s_read_str(rd, "fallbacks[].provider_model", &fb->provider_model, err);
-            } else {
-                rc = s_skip(rd, err);
-            }
-        }
+        rc = s_dec_fields(rd, &s_fallback_map, fb, err);
     }
     if (rc == PROTO_OK) {
         out->nfallbacks = a.n > ENG_MAX_FALLBACKS ? ENG_MAX_FALLBACKS : a.n;
@@ -586,93 +701,152 @@ static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *er
     return rc;
 }
 
-/* One key of the reply map. */
-static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, proto_reply_t *out, uint32_t *seen,
-                     proto_error_t *err)
+/* Known keys of the reply map; the index is the key's bit in `seen`, so
+ * v and ok are bits 0 and 1 and id is bit 2. Only the string keys use the
+ * table's offsets; s_dec_value knows where the others go. */
+enum {
+    S_K_V,
+    S_K_OK,
+    S_K_ID,
+    S_K_ERROR,
+    S_K_MODEL,
+    S_K_PROVIDER,
+    S_K_PROVIDER_MODEL,
+    S_K_TIER,
+    S_K_RULE,
+    S_K_COST_USD,
+    S_K_COST_PUSD,
+    S_K_OUTPUT_TOKENS,
+    S_K_FALLBACKS,
+    S_K_POLICY_VERSION,
+    S_K_COUNT
+};
+#define S_SEEN_HEAD ((1u << S_K_V) | (1u << S_K_OK) | (1u << S_K_ID))
+
+static const s_field_t s_reply_fields[S_K_COUNT] = {
+    [S_K_V] = S_FIELD("v", "v", proto_reply_t, v),
+    [S_K_OK] = S_FIELD("ok", "ok", proto_reply_t, ok),
+    [S_K_ID] = S_FIELD("id", "id", proto_reply_t, id),
+    [S_K_ERROR] = S_FIELD("error", "error", proto_reply_t, code),
+    [S_K_MODEL] = S_FIELD("model", "model", proto_reply_t, model),
+    [S_K_PROVIDER] = S_FIELD("provider", "provider", proto_reply_t, provider),
+    [S_K_PROVIDER_MODEL] =
+        S_FIELD("provider_model", "provider_model", proto_reply_t, provider_model),
+    [S_K_TIER] = S_FIELD("tier", "tier", proto_reply_t, tier),
+    [S_K_RULE] = S_FIELD("rule", "rule", proto_reply_t, rule),
+    [S_K_COST_USD] = S_FIELD("cost_usd", "cost_usd", proto_reply_t, cost_usd),
+    [S_K_COST_PUSD] = S_FIELD("cost_pusd", "cost_pusd", proto_reply_t, cost),
+    [S_K_OUTPUT_TOKENS] = S_FIELD("output_tokens", "output_tokens", proto_reply_t, output_tokens),
+    [S_K_FALLBACKS] = S_FIELD("fallbacks", "fallbacks", proto_reply_t, fallbacks),
+    [S_K_POLICY_VERSION] =
+        S_FIELD("policy_version", "policy_version", proto_reply_t, policy_version),
+};
+
+/* s_field over s_reply_fields, by length first. */
+static size_t s_reply_key(const proto_mp_val_t *k)
 {
-    static const struct {
-        const char *name;
-        size_t len;
-        size_t off; /* of the eng_str_t in proto_reply_t */
-    } strs[] = {
-        {S_NAME("model"), offsetof(proto_reply_t, model)},
-        {S_NAME("provider"), offsetof(proto_reply_t, provider)},
-        {S_NAME("provider_model"), offsetof(proto_reply_t, provider_model)},
-        {S_NAME("tier"), offsetof(proto_reply_t, tier)},
-        {S_NAME("rule"), offsetof(proto_reply_t, rule)},
-    };
+    switch (k->len) {
+    case 1:
+        return S_IS(k, "v") ? S_K_V : S_K_COUNT;
+    case 2:
+        return S_IS(k, "ok") ? S_K_OK : S_IS(k, "id") ? S_K_ID : S_K_COUNT;
+    case 4:
+        return S_IS(k, "tier") ? S_K_TIER : S_IS(k, "rule") ? S_K_RULE : S_K_COUNT;
+    case 5:
+        return S_IS(k, "model") ? S_K_MODEL : S_IS(k, "error") ? S_K_ERROR : S_K_COUNT;
+    case 8:
+        return S_IS(k, "provider") ? S_K_PROVIDER : S_IS(k, "cost_usd") ? S_K_COST_USD : S_K_COUNT;
+    case 9:
+        return S_IS(k, "fallbacks")   ? S_K_FALLBACKS
+               : S_IS(k, "cost_pusd") ? S_K_COST_PUSD
+                                      : S_K_COUNT;
+    case 13:
+        return S_IS(k, "output_tokens") ? S_K_OUTPUT_TOKENS : S_K_COUNT;
+    case 14:
+        return S_IS(k, "provider_model")   ? S_K_PROVIDER_MODEL
+               : S_IS(k, "policy_version") ? S_K_POLICY_VERSION
+                                           : S_K_COUNT;
+    default:
+        return S_K_COUNT;
+    }
+}
+
+static int s_dec_id(proto_rd_t *rd, proto_id_t *id, proto_error_t *err)
+{
+    size_t off = proto_rd_offset(rd);
+    proto_mp_val_t v;
+    int rc = proto_rd_next(rd, &v);
+    if (rc != PROTO_OK) {
+        return proto_fail(err, rc, off, "id: reply ends inside the value");
+    }
+    if (v.type == PROTO_MP_UINT) {
+        *id = proto_id_uint(v.u);
+    } else if (v.type == PROTO_MP_STR) {
+        id->kind = PROTO_ID_STR;
+        id->str.ptr = v.ptr;
+        id->str.len = v.len;
+    } else if (v.type != PROTO_MP_NIL) {
+        return proto_fail(err, PROTO_ERR_TYPE, off, "id: expected integer or string, got %s",
+                          proto_mp_type_name(v.type));
+    }
+    return PROTO_OK;
+}
+
+/* The value of top-level key number `key` (a S_K_*). */
+static int s_dec_value(proto_rd_t *rd, unsigned key, proto_reply_t *out, proto_error_t *err)
+{
+    const char *label = s_reply_fields[key].label;
     proto_mp_val_t v;
     int rc;
-    if (S_IS(k, "v")) {
-        rc = s_read(rd, PROTO_MP_UINT, "v", &v, err);
-        if (rc == PROTO_OK) {
-            if (v.u != PROTO_VERSION) {
-                return proto_fail(err, PROTO_ERR_VERSION, proto_rd_offset(rd),
-                                  "v: unsupported protocol version %llu", (unsigned long long)v.u);
-            }
-            out->v = (uint32_t)v.u;
-            *seen |= 1;
-        }
-        return rc;
-    }
-    if (S_IS(k, "id")) {
-        size_t off = proto_rd_offset(rd);
-        rc = proto_rd_next(rd, &v);
+    switch (key) {
+    case S_K_V:
+        rc = s_read(rd, PROTO_MP_UINT, label, &v, err);
         if (rc != PROTO_OK) {
-            return proto_fail(err, rc, off, "id: reply ends inside the value");
+            return rc;
         }
-        if (v.type == PROTO_MP_UINT) {
-            out->id = proto_id_uint(v.u);
-        } else if (v.type == PROTO_MP_STR) {
-            out->id.kind = PROTO_ID_STR;
-            out->id.str.ptr = v.ptr;
-            out->id.str.len = v.len;
-        } else if (v.type != PROTO_MP_NIL) {
-            return proto_fail(err, PROTO_ERR_TYPE, off, "id: expected integer or string, got %s",
-                              proto_mp_type_name(v.type));
+        if (v.u != PROTO_VERSION) {
+            return proto_fail(err, PROTO_ERR_VERSION, proto_rd_offset(rd),
+                              "v: unsupported protocol version %llu", (unsigned long long)v.u);
         }
+        out->v = (uint32_t)v.u;
         return PROTO_OK;
-    }
-    if (S_IS(k, "ok")) {
-        rc = s_read(rd, PROTO_MP_BOOL, "ok", &v, err);
-        if (rc == PROTO_OK) {
-            out->ok = v.b;
-            *seen |= 2;
-        }
+    case S_K_OK:
+        rc = s_read(rd, PROTO_MP_BOOL, label, &v, err);
+        out->ok = rc == PROTO_OK && v.b;
         return rc;
-    }
-    if (S_IS(k, "error")) {
-        return s_dec_error(rd, out, err);
-    }
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        if (s_is_n(k, strs[i].name, strs[i].len)) {
-            return s_read_str(rd, strs[i].name, (eng_str_t *)((char *)out + strs[i].off), err);
-        }
-    }
-    if (S_IS(k, "cost_usd")) {
-        rc = s_read(rd, PROTO_MP_FLOAT, "cost_usd", &v, err);
-        if (rc == PROTO_OK) {
-            out->cost_usd = s_num(&v);
-        }
+    case S_K_ID:
+        return s_dec_id(rd, &out->id, err);
+    case S_K_ERROR:
+        return s_dec_fields(rd, &s_error_map, out, err);
+    case S_K_COST_USD:
+        rc = s_read(rd, PROTO_MP_FLOAT, label, &v, err);
+        out->cost_usd = rc == PROTO_OK ? s_num(&v) : 0;
         return rc;
-    }
-    if (S_IS(k, "cost_pusd")) {
-        return s_dec_cost(rd, &out->cost, err);
-    }
-    if (S_IS(k, "output_tokens")) {
-        return s_read_i64(rd, "output_tokens", &out->output_tokens, err);
-    }
-    if (S_IS(k, "fallbacks")) {
+    case S_K_COST_PUSD:
+        return s_dec_fields(rd, &s_cost_map, &out->cost, err);
+    case S_K_OUTPUT_TOKENS:
+        return s_read_i64(rd, label, &out->output_tokens, err);
+    case S_K_FALLBACKS:
         return s_dec_fallbacks(rd, out, err);
-    }
-    if (S_IS(k, "policy_version")) {
-        rc = s_read(rd, PROTO_MP_UINT, "policy_version", &v, err);
-        if (rc == PROTO_OK) {
-            out->policy_version = v.u;
-        }
+    case S_K_POLICY_VERSION:
+        rc = s_read(rd, PROTO_MP_UINT, label, &v, err);
+        out->policy_version = rc == PROTO_OK ? v.u : 0;
         return rc;
+    default: /* the string keys */
+        return s_read_str(rd, label, (eng_str_t *)((char *)out + s_reply_fields[key].off), err);
     }
-    return s_skip(rd, err);
+}
+
+/* One key of the reply map, at offset `koff`; `seen` has a bit per known key. */
+static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, size_t koff, proto_reply_t *out,
+                     uint32_t *seen, proto_error_t *err)
+{
+    size_t key = s_reply_key(k);
+    if (key == S_K_COUNT) {
+        return s_skip(rd, err);
+    }
+    int rc = s_once(seen, key, s_reply_fields[key].label, koff, err);
+    return rc == PROTO_OK ? s_dec_value(rd, (unsigned)key, out, err) : rc;
 }
 
 int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err)
@@ -703,7 +877,7 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
             return proto_fail(err, PROTO_ERR_TYPE, off, "reply key: expected string, got %s",
                               proto_mp_type_name(k.type));
         }
-        rc = s_dec_key(&rd, &k, out, &seen, err);
+        rc = s_dec_key(&rd, &k, off, out, &seen, err);
         if (rc != PROTO_OK) {
             return rc;
         }
@@ -712,10 +886,10 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
         return proto_fail(err, PROTO_ERR_MALFORMED, proto_rd_offset(&rd),
                           "bytes after the reply map");
     }
-    if (!(seen & 1)) {
+    if (!(seen & (1u << S_K_V))) {
         return proto_fail(err, PROTO_ERR_MISSING, 0, "v: required key missing");
     }
-    if (!(seen & 2)) {
+    if (!(seen & (1u << S_K_OK))) {
         return proto_fail(err, PROTO_ERR_MISSING, 0, "ok: required key missing");
     }
     if (out->ok) {
@@ -738,21 +912,19 @@ int proto_reply_peek(const void *buf, size_t len, proto_reply_t *out, proto_erro
         return proto_reply_decode(buf, len, out, err); /* for its error message */
     }
     uint32_t seen = 0;
-    bool has_id = false;
-    for (uint32_t i = 0; i < top.n && !(seen == 3 && has_id); i++) {
+    for (uint32_t i = 0; i < top.n && seen != S_SEEN_HEAD; i++) {
+        size_t off = proto_rd_offset(&rd);
         proto_mp_val_t k;
         if (proto_rd_next(&rd, &k) != PROTO_OK || k.type != PROTO_MP_STR) {
             return proto_reply_decode(buf, len, out, err);
         }
-        bool is_id = S_IS(&k, "id");
-        has_id |= is_id;
-        int rc = is_id || S_IS(&k, "v") || S_IS(&k, "ok") ? s_dec_key(&rd, &k, out, &seen, NULL)
-                                                          : proto_rd_skip(&rd);
+        int rc = s_reply_key(&k) <= S_K_ID ? s_dec_key(&rd, &k, off, out, &seen, NULL)
+                                           : proto_rd_skip(&rd);
         if (rc != PROTO_OK) {
             return proto_reply_decode(buf, len, out, err);
         }
     }
-    if (seen != 3 || !out->ok) {
+    if ((seen & (1u << S_K_V)) == 0 || (seen & (1u << S_K_OK)) == 0 || !out->ok) {
         /* A key is missing (an error to report) or this is an error reply
          * (its code is wanted): both are short. */
         return proto_reply_decode(buf, len, out, err);

@@ -125,9 +125,9 @@ Test(no_alloc, sidecar_request_path)
     eng_decision_t dec;
     memset(&dec, 0, sizeof dec);
     dec.status = ENG_OK;
-    cr_assert_eq(
-        proto_reply_decision(&reply, &(proto_id_t){.kind = PROTO_ID_UINT, .num = 7}, &dec, NULL),
-        PROTO_OK);
+    cr_assert_eq(proto_reply_decision(&reply, &(proto_id_t){.kind = PROTO_ID_UINT, .num = 7}, &dec,
+                                      NULL, NULL),
+                 PROTO_OK);
 
     static char out_mem[PROTO_MAX_FRAME];
     sc_extract_t *x = sc_extract_new();
@@ -228,6 +228,8 @@ Test(no_alloc, engine_request_path)
     }
 
     static char out_mem[PROTO_MAX_FRAME];
+    proto_epwire_t *wire = proto_epwire_new(cat); /* as the engine's snapshot has */
+    cr_assert_not_null(wire);
     int ok = 0;
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
@@ -244,12 +246,13 @@ Test(no_alloc, engine_request_path)
             ok += round == 1 && d.status == ENG_OK;
             proto_buf_t out;
             proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
-            cr_assert_eq(proto_reply_decision(&out, &req.id, &d, cat), PROTO_OK);
+            cr_assert_eq(proto_reply_decision(&out, &req.id, &d, cat, wire), PROTO_OK);
         }
     }
     unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 60 warm decisions", n);
     cr_assert_gt(ok, 0, "no request was routed: the loop measured only refusals");
+    proto_epwire_destroy(&wire);
     eng_policy_destroy(&pol);
     eng_catalog_destroy(&cat);
 }

@@ -673,7 +673,7 @@ Test(proto_reply, decision_round_trip)
 
     proto_buf_t b = s_buf();
     proto_id_t id = proto_id_uint(42);
-    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat), PROTO_OK);
+    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat, NULL), PROTO_OK);
     proto_reply_t r;
     proto_error_t err;
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, &err), PROTO_OK, "%s", err.msg);
@@ -697,6 +697,61 @@ Test(proto_reply, decision_round_trip)
     eng_catalog_destroy(&cat);
 }
 
+/* The pre-encoded endpoint table must change nothing but the speed: every
+ * endpoint of a catalog as the choice and as fallbacks, same bytes. */
+Test(proto_reply, endpoint_table_gives_the_same_bytes)
+{
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t cerr;
+    cr_assert_eq(eng_catalog_load(cat, "policies/catalog.json", &cerr), 0, "%s", cerr.msg);
+    cr_assert_eq(eng_catalog_load(
+                     cat, "litellm:tests/data/litellm/model_prices_and_context_window.json", &cerr),
+                 0, "%s", cerr.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &cerr), 0, "%s", cerr.msg);
+    proto_epwire_t *wire = proto_epwire_new(cat);
+    cr_assert_not_null(wire);
+    size_t n, nm;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    const eng_model_t *models = eng_catalog_models(cat, &nm);
+    cr_assert_gt(n, 1000, "the LiteLLM catalog has thousands of endpoints, got %zu", n);
+    proto_buf_t plain = s_buf(), fast = s_buf();
+    proto_id_t id = proto_id_uint(3);
+    for (size_t i = 0; i < n; i++) {
+        eng_decision_t d = {.status = ENG_OK, .endpoint = &eps[i], .tier_name = "mid", .rule = "r"};
+        /* Every third: the model left for the endpoint to name; every
+         * fifth: a model other than the endpoint's (the table must not be
+         * used for it). */
+        d.model = i % 3 == 0 ? NULL : i % 5 == 0 ? &models[(i * 7) % nm] : &models[eps[i].model];
+        d.nfallbacks = (uint32_t)(i % (ENG_MAX_FALLBACKS + 1));
+        for (uint32_t k = 0; k < d.nfallbacks; k++) {
+            d.fallbacks[k] = &eps[(i * 31 + k * 17) % n];
+        }
+        proto_buf_reset(&plain);
+        proto_buf_reset(&fast);
+        cr_assert_eq(proto_reply_decision(&plain, &id, &d, cat, NULL), PROTO_OK);
+        cr_assert_eq(proto_reply_decision(&fast, &id, &d, cat, wire), PROTO_OK);
+        cr_assert(plain.len == fast.len && memcmp(plain.data, fast.data, plain.len) == 0,
+                  "endpoint %zu (%s): bytes differ", i, eps[i].native_id);
+    }
+    /* An endpoint from another catalog is packed, not looked up. */
+    eng_catalog_t *other = s_catalog();
+    size_t no;
+    const eng_endpoint_t *oeps = eng_catalog_endpoints(other, &no);
+    eng_decision_t d = {.status = ENG_OK, .endpoint = &oeps[0], .rule = "r"};
+    proto_buf_reset(&plain);
+    proto_buf_reset(&fast);
+    cr_assert_eq(proto_reply_decision(&plain, &id, &d, other, NULL), PROTO_OK);
+    cr_assert_eq(proto_reply_decision(&fast, &id, &d, other, wire), PROTO_OK);
+    cr_assert(plain.len == fast.len && memcmp(plain.data, fast.data, plain.len) == 0);
+    proto_buf_destroy(&plain);
+    proto_buf_destroy(&fast);
+    proto_epwire_destroy(&wire);
+    cr_assert_null(wire);
+    proto_epwire_destroy(&wire);
+    eng_catalog_destroy(&other);
+    eng_catalog_destroy(&cat);
+}
+
 Test(proto_reply, error_round_trip_and_sanitised_message)
 {
     proto_buf_t b = s_buf();
@@ -717,7 +772,7 @@ Test(proto_reply, error_round_trip_and_sanitised_message)
     b = s_buf();
     eng_decision_t d = {.status = ENG_E_NO_FREE_VARIANT};
     snprintf(d.message, sizeof d.message, "openai/gpt-5 has no free endpoint");
-    cr_assert_eq(proto_reply_decision(&b, NULL, &d, NULL), PROTO_OK);
+    cr_assert_eq(proto_reply_decision(&b, NULL, &d, NULL, NULL), PROTO_OK);
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
     cr_assert_eq(r.status, ENG_E_NO_FREE_VARIANT);
     cr_assert_eq(r.id.kind, PROTO_ID_NONE);
@@ -849,6 +904,37 @@ Test(proto_reply, bad_replies)
     cr_assert_eq(S_DEC("\x82\xa1v\x09\xa2ok\xc3"), PROTO_ERR_VERSION);
     cr_assert_eq(S_DEC("\x82\xa1v\x01\xa2ok\xc3\xc0"), PROTO_ERR_MALFORMED);
     cr_assert_eq(S_DEC("\x92\x01\x02"), PROTO_ERR_NOT_MAP);
+    /* A known key given twice, at any level, names the key and its offset
+     * (PROTOCOL.md: an error for every message). */
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *label;
+        size_t offset;
+    } dups[] = {
+#define S_DUP(lit, label, off) {lit, sizeof lit - 1, label, off}
+        S_DUP("\x84\xa1v\x01\xa2id\x07\xa2ok\xc3\xa2id\x08", "id", 12),
+        S_DUP("\x83\xa1v\x01\xa2ok\xc3\xa1v\x01", "v", 8),
+        S_DUP("\x83\xa1v\x01\xa2ok\xc2\xa5\x65rror\x82\xa4\x63ode\xa1x\xa4\x63ode\xa1y",
+              "error.code", 22),
+        S_DUP(
+            "\x83\xa1v\x01\xa2ok\xc3\xa9\x63ost_pusd\x82\xa4\x66\x65\x65s\x01\xa4\x66\x65\x65s\x02",
+            "cost_pusd.fees", 25),
+        S_DUP("\x83\xa1v\x01\xa2ok\xc3\xa9\x66\x61llbacks\x91\x82\xa5model\xa1m\xa5model\xa1n",
+              "fallbacks[].model", 28),
+        S_DUP("\x84\xa1v\x01\xa2ok\xc3\xa4rule\xa1\x61\xa4rule\xa1\x62", "rule", 15),
+#undef S_DUP
+    };
+    for (size_t i = 0; i < sizeof dups / sizeof dups[0]; i++) {
+        cr_assert_eq(proto_reply_decode(dups[i].bytes, dups[i].len, &r, &err), PROTO_ERR_DUPLICATE,
+                     "case %zu: %s", i, err.msg);
+        char want[64];
+        snprintf(want, sizeof want, "%s: duplicate key", dups[i].label);
+        cr_assert_str_eq(err.msg, want, "case %zu", i);
+        cr_assert_eq(err.offset, dups[i].offset, "case %zu: offset %zu", i, err.offset);
+    }
+    /* Unknown keys may repeat: they are skipped whatever they hold. */
+    cr_assert_eq(S_DEC("\x84\xa1v\x01\xa2ok\xc3\xa1z\x01\xa1z\x02"), PROTO_OK, "%s", err.msg);
 #undef S_DEC
 }
 
@@ -879,7 +965,7 @@ Test(proto_reply, peek_reads_the_head_of_a_decision)
     eng_decision_t d = {.status = ENG_OK, .model = m, .endpoint = s_ep(cat, m), .rule = "code"};
     proto_buf_t b = s_buf();
     proto_id_t id = proto_id_uint(7);
-    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat), PROTO_OK);
+    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat, NULL), PROTO_OK);
     proto_reply_t r;
     proto_error_t err;
     cr_assert_eq(proto_reply_peek(b.data, b.len, &r, &err), PROTO_OK, "%s", err.msg);
@@ -947,6 +1033,99 @@ Test(proto_reply, peek_of_errors_and_other_key_orders)
             cr_assert(err.msg[0], "case %zu: no message", i);
         }
         s_peek_agrees(cases[i].bytes, cases[i].len);
+    }
+}
+
+/* `word` is one of the space-separated words of `list`. */
+static bool s_word_in(const char *word, const char *list)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n) {
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A valid value for each known reply key, packed twice: every key must be
+ * recognised (a key the decoder missed would be skipped as unknown and the
+ * reply accepted). Nested maps likewise. */
+static void s_pack_valid(s_raw_t *r, const char *key)
+{
+    if (!strcmp(key, "v")) {
+        msgpack_pack_uint8(&r->pk, 1);
+    } else if (!strcmp(key, "ok")) {
+        msgpack_pack_true(&r->pk);
+    } else if (!strcmp(key, "cost_usd")) {
+        msgpack_pack_double(&r->pk, 1.5);
+    } else if (!strcmp(key, "error") || !strcmp(key, "cost_pusd")) {
+        msgpack_pack_map(&r->pk, 0);
+    } else if (!strcmp(key, "fallbacks")) {
+        msgpack_pack_array(&r->pk, 0);
+    } else if (s_word_in(key, "model provider provider_model tier rule code message")) {
+        s_kstr(r, "x");
+    } else {
+        msgpack_pack_uint8(&r->pk, 3); /* id, the token counts and the cost_pusd parts */
+    }
+}
+
+Test(proto_reply, every_known_key_given_twice_is_refused)
+{
+    static const char *const top[] = {
+        "v",    "ok",   "id",       "error",     "model",         "provider",  "provider_model",
+        "tier", "rule", "cost_usd", "cost_pusd", "output_tokens", "fallbacks", "policy_version"};
+    static const struct {
+        const char *map; /* where the pair goes */
+        const char *keys[5];
+    } nested[] = {
+        {"error", {"code", "message"}},
+        {"cost_pusd", {"input", "output", "cache", "fees", "total"}},
+        {"fallbacks", {"model", "provider", "provider_model"}},
+    };
+    proto_reply_t r;
+    proto_error_t err;
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
+        s_raw_t raw;
+        s_raw_init(&raw);
+        msgpack_pack_map(&raw.pk, 4);
+        s_kstr(&raw, "v");
+        msgpack_pack_uint8(&raw.pk, 1);
+        s_kstr(&raw, "ok");
+        msgpack_pack_true(&raw.pk);
+        for (int twice = 0; twice < 2; twice++) {
+            s_kstr(&raw, top[i]);
+            s_pack_valid(&raw, top[i]);
+        }
+        int rc = proto_reply_decode(raw.sb.data, raw.sb.size, &r, &err);
+        cr_assert_eq(rc, PROTO_ERR_DUPLICATE, "%s twice: %d (%s)", top[i], rc, err.msg);
+        msgpack_sbuffer_destroy(&raw.sb);
+    }
+    for (size_t m = 0; m < sizeof nested / sizeof nested[0]; m++) {
+        for (size_t i = 0; i < 5 && nested[m].keys[i]; i++) {
+            const char *key = nested[m].keys[i];
+            s_raw_t raw;
+            s_raw_init(&raw);
+            msgpack_pack_map(&raw.pk, 3);
+            s_kstr(&raw, "v");
+            msgpack_pack_uint8(&raw.pk, 1);
+            s_kstr(&raw, "ok");
+            msgpack_pack_false(&raw.pk);
+            s_kstr(&raw, nested[m].map);
+            if (!strcmp(nested[m].map, "fallbacks")) {
+                msgpack_pack_array(&raw.pk, 1);
+            }
+            msgpack_pack_map(&raw.pk, 2);
+            for (int twice = 0; twice < 2; twice++) {
+                s_kstr(&raw, key);
+                s_pack_valid(&raw, key);
+            }
+            int rc = proto_reply_decode(raw.sb.data, raw.sb.size, &r, &err);
+            cr_assert_eq(rc, PROTO_ERR_DUPLICATE, "%s.%s twice: %d (%s)", nested[m].map, key, rc,
+                         err.msg);
+            cr_assert(strstr(err.msg, key), "%s", err.msg);
+            msgpack_sbuffer_destroy(&raw.sb);
+        }
     }
 }
 
