@@ -1070,61 +1070,55 @@ static void s_pack_valid(s_raw_t *r, const char *key)
     }
 }
 
+/* Decodes {v: 1, ok: false, KEY: x, KEY: x}, the pair inside MAP ({...},
+ * or [{...}] for fallbacks) when MAP is not NULL. */
+static int s_decode_twice(const char *map, const char *key, proto_error_t *err)
+{
+    s_raw_t raw;
+    s_raw_init(&raw);
+    msgpack_pack_map(&raw.pk, map ? 3 : 4);
+    s_kstr(&raw, "v");
+    msgpack_pack_uint8(&raw.pk, 1);
+    s_kstr(&raw, "ok");
+    msgpack_pack_false(&raw.pk);
+    if (map) {
+        s_kstr(&raw, map);
+        if (!strcmp(map, "fallbacks")) {
+            msgpack_pack_array(&raw.pk, 1);
+        }
+        msgpack_pack_map(&raw.pk, 2);
+    }
+    for (int twice = 0; twice < 2; twice++) {
+        s_kstr(&raw, key);
+        s_pack_valid(&raw, key);
+    }
+    proto_reply_t r;
+    int rc = proto_reply_decode(raw.sb.data, raw.sb.size, &r, err);
+    msgpack_sbuffer_destroy(&raw.sb);
+    return rc;
+}
+
 Test(proto_reply, every_known_key_given_twice_is_refused)
 {
-    static const char *const top[] = {
-        "v",    "ok",   "id",       "error",     "model",         "provider",  "provider_model",
-        "tier", "rule", "cost_usd", "cost_pusd", "output_tokens", "fallbacks", "policy_version"};
     static const struct {
-        const char *map; /* where the pair goes */
-        const char *keys[5];
-    } nested[] = {
+        const char *map; /* NULL: the reply map itself */
+        const char *keys[14];
+    } maps[] = {
+        {NULL,
+         {"v", "ok", "id", "error", "model", "provider", "provider_model", "tier", "rule",
+          "cost_usd", "cost_pusd", "output_tokens", "fallbacks", "policy_version"}},
         {"error", {"code", "message"}},
         {"cost_pusd", {"input", "output", "cache", "fees", "total"}},
         {"fallbacks", {"model", "provider", "provider_model"}},
     };
-    proto_reply_t r;
-    proto_error_t err;
-    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) {
-        s_raw_t raw;
-        s_raw_init(&raw);
-        msgpack_pack_map(&raw.pk, 4);
-        s_kstr(&raw, "v");
-        msgpack_pack_uint8(&raw.pk, 1);
-        s_kstr(&raw, "ok");
-        msgpack_pack_true(&raw.pk);
-        for (int twice = 0; twice < 2; twice++) {
-            s_kstr(&raw, top[i]);
-            s_pack_valid(&raw, top[i]);
-        }
-        int rc = proto_reply_decode(raw.sb.data, raw.sb.size, &r, &err);
-        cr_assert_eq(rc, PROTO_ERR_DUPLICATE, "%s twice: %d (%s)", top[i], rc, err.msg);
-        msgpack_sbuffer_destroy(&raw.sb);
-    }
-    for (size_t m = 0; m < sizeof nested / sizeof nested[0]; m++) {
-        for (size_t i = 0; i < 5 && nested[m].keys[i]; i++) {
-            const char *key = nested[m].keys[i];
-            s_raw_t raw;
-            s_raw_init(&raw);
-            msgpack_pack_map(&raw.pk, 3);
-            s_kstr(&raw, "v");
-            msgpack_pack_uint8(&raw.pk, 1);
-            s_kstr(&raw, "ok");
-            msgpack_pack_false(&raw.pk);
-            s_kstr(&raw, nested[m].map);
-            if (!strcmp(nested[m].map, "fallbacks")) {
-                msgpack_pack_array(&raw.pk, 1);
-            }
-            msgpack_pack_map(&raw.pk, 2);
-            for (int twice = 0; twice < 2; twice++) {
-                s_kstr(&raw, key);
-                s_pack_valid(&raw, key);
-            }
-            int rc = proto_reply_decode(raw.sb.data, raw.sb.size, &r, &err);
-            cr_assert_eq(rc, PROTO_ERR_DUPLICATE, "%s.%s twice: %d (%s)", nested[m].map, key, rc,
-                         err.msg);
+    for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
+        for (size_t i = 0; i < 14 && maps[m].keys[i]; i++) {
+            const char *key = maps[m].keys[i];
+            proto_error_t err;
+            int rc = s_decode_twice(maps[m].map, key, &err);
+            cr_assert_eq(rc, PROTO_ERR_DUPLICATE, "%s.%s twice: %d (%s)",
+                         maps[m].map ? maps[m].map : "reply", key, rc, err.msg);
             cr_assert(strstr(err.msg, key), "%s", err.msg);
-            msgpack_sbuffer_destroy(&raw.sb);
         }
     }
 }
