@@ -12,7 +12,8 @@
 #   BENCH_DATE=YYYY-MM-DD   results folder name (default: today, UTC)
 #   BENCH_SECONDS=3         seconds per measured point (wrk -d, load generator)
 #   BENCH_BUDGET=540        seconds; a scenario that would start later is skipped
-#   BENCH_QUICK=1           a short smoke run (1 s points, fewer points)
+#   BENCH_QUICK=1           a short smoke run (1 s points, fewer points, no repeats)
+#   BENCH_REPEAT=3          runs of each engine point a goal is judged at (median taken)
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
 #   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1   skip one scenario (the report says it was skipped)
@@ -28,6 +29,7 @@ TMP=$OUT/raw-tmp
 SECS=${BENCH_SECONDS:-3}
 BUDGET=${BENCH_BUDGET:-540}
 QUICK=${BENCH_QUICK:-0}
+REPEAT=${BENCH_REPEAT:-3}
 PROFILE=${PROFILE:-auto}
 LITELLM=litellm:tests/data/litellm/model_prices_and_context_window.json
 BUNDLED_CATALOG=${BENCH_CATALOG:-policies/catalog.json}
@@ -35,6 +37,7 @@ POLICY=${BENCH_POLICY:-policies/default.policy}
 REPORT=bench/report.py
 if [ "$QUICK" = 1 ]; then
     SECS=1
+    REPEAT=1
 fi
 START=$(date +%s)
 
@@ -479,31 +482,18 @@ scenario_engine() {
         status engine failed "engine did not start"
         return 0
     fi
-    local depths="1 4 16 64 256 1024" rates="5000 20000 50000 100000" d r cmd fails=0
+    local depths="1 4 16 64 256 1024" rates="5000 20000 50000 100000" d r fails=0
     [ "$QUICK" = 1 ] && depths="1 64" && rates="20000"
+    # The points the goals are judged at run $REPEAT times, the others once;
+    # the report takes the median, so one stall of the machine cannot decide
+    # a verdict. Runs are numbered in the records.
     for d in $depths; do
-        cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode closed --depth "$d"
-            --seconds "$SECS")
-        show "${cmd[@]}"
-        if "${cmd[@]}" >"$TMP/engine_closed_$d.out" 2>&1; then
-            record "$OUT/engine_closed.jsonl" --json "$TMP/engine_closed_$d.out" depth="$d" \
-                cmd="$(q "${cmd[@]}")"
-        else
+        engine_point closed "$d" "$([ "$d" = 1024 ] && echo "$REPEAT" || echo 1)" --depth "$d" ||
             fails=$((fails + 1))
-            tail -n 3 "$TMP/engine_closed_$d.out" | sed 's/^/   | /'
-        fi
     done
     for r in $rates; do
-        cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode open --rate "$r"
-            --seconds "$SECS")
-        show "${cmd[@]}"
-        if "${cmd[@]}" >"$TMP/engine_open_$r.out" 2>&1; then
-            record "$OUT/engine_open.jsonl" --json "$TMP/engine_open_$r.out" rate="$r" \
-                cmd="$(q "${cmd[@]}")"
-        else
+        engine_point open "$r" "$([ "$r" = 20000 ] && echo "$REPEAT" || echo 1)" --rate "$r" ||
             fails=$((fails + 1))
-            tail -n 3 "$TMP/engine_open_$r.out" | sed 's/^/   | /'
-        fi
     done
     if [ "$PROFILE" = 1 ]; then
         profile_pid engine "$ENGINE_PID" "$B/bench/bench_engine" --endpoint "$ENGINE_EP" \
@@ -514,6 +504,28 @@ scenario_engine() {
 }
 
 # Services shared by scenarios 3 and 4. http_base: the upstream stand-in and wrk;
+# engine_point MODE POINT RUNS ARGS...: bench_engine against $ENGINE_EP RUNS times,
+# each run recorded in engine_MODE.jsonl with depth= or rate= POINT and round=.
+engine_point() {
+    local mode=$1 point=$2 runs=$3 key=depth run fails=0
+    shift 3
+    [ "$mode" = open ] && key=rate
+    for run in $(seq 1 "$runs"); do
+        local out="$TMP/engine_${mode}_${point}_$run.out"
+        local cmd=("$B/bench/bench_engine" --endpoint "$ENGINE_EP" --mode "$mode" "$@"
+            --seconds "$SECS")
+        show "${cmd[@]}"
+        if "${cmd[@]}" >"$out" 2>&1; then
+            record "$OUT/engine_$mode.jsonl" --json "$out" "$key=$point" round="$run" \
+                cmd="$(q "${cmd[@]}")"
+        else
+            fails=$((fails + 1))
+            tail -n 3 "$out" | sed 's/^/   | /'
+        fi
+    done
+    [ "$fails" = 0 ]
+}
+
 # http_sidecars: an engine and two sidecars (decision-only, and proxy to the stub).
 BASE_UP=0
 http_base() {
