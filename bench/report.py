@@ -907,7 +907,7 @@ def md_sidecar(res):
                    rows)
     if res.sidecar_proxy:
         lines += ["", "Proxy mode (`--upstream` = the stub) against the stub called directly, "
-                  "1 connection, 1 KB body, interleaved A B A B:", ""]
+                  "1 connection, 1 KB body, interleaved A B A B ...; the goal compares the medians:", ""]
         rows = [[r.get("system"), r.get("round"), fmt_int(r.get("rps")),
                  fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
                  fmt_int(r.get("failed")), cmds.ref(r.get("cmd"))] for r in res.sidecar_proxy]
@@ -951,8 +951,8 @@ def md_cost(recs):
 def md_peers(res, pngs):
     lines = ["## 4. Peers, same run, interleaved A B A B", "",
              "Each system gets the same 1 KB chat body from wrk at each connection count, "
-             "two rounds, systems alternating within a round; the table gives the median of "
-             "the rounds. The Portkey gateway (npm `@portkey-ai/gateway`, bound to "
+             "in rounds (two; at 32 connections, where the goals compare, `BENCH_REPEAT`), "
+             "systems alternating within a round; the table gives the median of the rounds. The Portkey gateway (npm `@portkey-ai/gateway`, bound to "
              "127.0.0.1) routes with a conditional config (`x-portkey-config`, strategy "
              "`conditional` on `metadata.task` and `params.max_tokens`, see "
              "`portkey_config` in bench/run.sh) to the same upstream stand-in as "

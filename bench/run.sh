@@ -13,7 +13,7 @@
 #   BENCH_SECONDS=3         seconds per measured point (wrk -d, load generator)
 #   BENCH_BUDGET=540        seconds; a scenario that would start later is skipped
 #   BENCH_QUICK=1           a short smoke run (1 s points, fewer points, no repeats)
-#   BENCH_REPEAT=3          runs of each engine point a goal is judged at (median taken)
+#   BENCH_REPEAT=3          runs of each point a goal is judged at (median taken; HTTP: >= 2)
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
 #   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1   skip one scenario (the report says it was skipped)
@@ -30,6 +30,7 @@ SECS=${BENCH_SECONDS:-3}
 BUDGET=${BENCH_BUDGET:-540}
 QUICK=${BENCH_QUICK:-0}
 REPEAT=${BENCH_REPEAT:-3}
+HTTP_ROUNDS=$((REPEAT > 2 ? REPEAT : 2)) # interleaved A B rounds at the HTTP goal points
 PROFILE=${PROFILE:-auto}
 LITELLM=litellm:tests/data/litellm/model_prices_and_context_window.json
 BUNDLED_CATALOG=${BENCH_CATALOG:-policies/catalog.json}
@@ -606,7 +607,7 @@ scenario_sidecar() {
     # Each run also records the CPU time and context switches per request of
     # every process on the path (what the latency is made of on this machine).
     local procs=("sidecar=$SC_PROXY_PID" "engine=$ENGINE_PID" "upstream=$STUB_PID")
-    for round in 1 2; do
+    for round in $(seq 1 "$HTTP_ROUNDS"); do
         snap "$TMP/cost_a" "${procs[@]}"
         if wrk_run "$TMP/proxy_$round.out" "$f" 1 "$SC_PROXY_URL/v1/chat/completions" \
             -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench'; then
@@ -677,7 +678,8 @@ scenario_peers() {
     local conns="1 8 32 64" c round fails=0
     [ "$QUICK" = 1 ] && conns="1 32"
     for c in $conns; do
-        for round in 1 2; do
+        # The goals compare at 32 connections: more rounds there (median taken).
+        for round in $(seq 1 "$([ "$c" = 32 ] && echo "$HTTP_ROUNDS" || echo 2)"); do
             for s in "${ok_systems[@]}"; do
                 if peer_wrk "$s" "$TMP/peer_${s}_${c}_$round.out" "$f" "$c"; then
                     local rv="RESOLVED_${s//-/_}"
