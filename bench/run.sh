@@ -20,7 +20,7 @@
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
 set -u -o pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 B=${HPP_BUILD:-build-bench}
 DATE=${BENCH_DATE:-$(date -u +%F)}
@@ -128,9 +128,9 @@ start() {
 
 # stop PID: SIGTERM, then SIGKILL after 5 s; only processes this script started.
 stop() {
-    local p=$1 i
+    local p=$1 _
     kill "$p" 2>/dev/null || return 0
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         kill -0 "$p" 2>/dev/null || break
         sleep 0.05
     done
@@ -149,8 +149,8 @@ trap 'exit 130' INT TERM
 # wait_line FILE REGEX PID [SECONDS]: waits until FILE has a line matching
 # REGEX (the process's readiness line); fails when PID exits or on timeout.
 wait_line() {
-    local f=$1 re=$2 p=$3 t=${4:-20} i
-    for i in $(seq $((t * 20))); do
+    local f=$1 re=$2 p=$3 t=${4:-20} _
+    for _ in $(seq $((t * 20))); do
         grep -qE "$re" "$f" 2>/dev/null && return 0
         kill -0 "$p" 2>/dev/null || break
         sleep 0.05
@@ -162,8 +162,8 @@ wait_line() {
 
 # wait_http URL PID [SECONDS]: waits until URL answers 200.
 wait_http() {
-    local u=$1 p=$2 t=${3:-20} i
-    for i in $(seq $((t * 20))); do
+    local u=$1 p=$2 t=${3:-20} _
+    for _ in $(seq $((t * 20))); do
         curl -sf -o /dev/null -m 1 "$u" && return 0
         kill -0 "$p" 2>/dev/null || break
         sleep 0.05

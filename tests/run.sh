@@ -6,7 +6,7 @@
 #              (Criterion exits 0 on a LeakSanitizer report, so the text is checked)
 #   TESTS      optional glob to run a subset, e.g. TESTS='test_cost*'
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export HPP_BUILD=${HPP_BUILD:-build}
 export HPP_ROOT=$PWD
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
@@ -42,6 +42,7 @@ record() { # suite log rc pass fail [skipped]
 for t in "$HPP_BUILD"/tests/test_* "$HPP_BUILD"/tests/itest_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
+    # shellcheck disable=SC2254 # TESTS is a glob on purpose
     case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
     log=$logdir/$name.log
     "$t" --jobs 2 >"$log" 2>&1
@@ -63,6 +64,7 @@ done
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
+    # shellcheck disable=SC2254 # TESTS is a glob on purpose
     case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
     log=$logdir/$name.log
     bash "$t" >"$log" 2>&1

@@ -4,7 +4,7 @@
 # missed from the numbers, every command cited, bad input refused.
 # Ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 R=bench/report.py
 source tests/integration/check_lib.bash
 tmp=$(mktemp -d)

@@ -4,7 +4,7 @@
 # 127.0.0.1 port, waits for its readiness line, checks what it answers with
 # curl, stops it by PID. Ends with "N passed, N failed".
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BUILD=${HPP_BUILD:-build}
 STUB=$BUILD/bench/upstream_stub
 tmp=$(mktemp -d)

@@ -18,6 +18,7 @@ cat >"$tmp/prices.json" <<'EOF'
   {"id": "t/c", "object": "model", "owned_by": "t", "pricing": {"input": 0.3, "output": 0.6}}]}
 EOF
 for c in "t/a 1000000 1500000 1.1" "t/b 25000 100000 3.25" "t/c 4000 8000 0.006"; do
+    # shellcheck disable=SC2086 # split into model, in, out, cost
     set -- $c
     run "cost $1 $2+$3" 0 cost --catalog "$tmp/prices.json" --model "$1" --in "$2" --out "$3" \
         --format json

@@ -1,7 +1,7 @@
 # Shared by the hpp-policy CLI suites (sourced, not run: the .bash ending keeps
 # tests/run.sh from taking it for a suite). Defines P, tmp, the counters and
 # ok/fail/check/has/json/run; the suite ends with "N passed, N failed".
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 P=${HPP_BUILD:-build}/hpp-policy
 source tests/integration/check_lib.bash
 tmp=$(mktemp -d)

@@ -8,7 +8,7 @@
 # nginx auth_request configuration. Stops what it started by PID.
 # Ends with "N passed, N failed" (", N skipped" when a client was missing).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 BUILD=${HPP_BUILD:-build}
 ENGINE=$BUILD/hpp-engine
 SIDECAR=$BUILD/hpp-sidecar
