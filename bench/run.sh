@@ -281,9 +281,21 @@ start_portkey() {
 }
 
 # start_nginx: a static 200 reply, foreground, prefix under $TMP; sets NG_URL, NG_PID.
+# With the stub up ($UP_URL), /v1/chat/completions is also a plain reverse proxy
+# to it, with kept-alive upstream connections like the sidecar's: what one HTTP
+# hop costs on this machine without any decision (the floor of the proxy goal).
+# Once per run: a later call reuses the running nginx.
 start_nginx() {
-    local dir=$TMP/nginx port
+    [ -n "${NG_PID:-}" ] && kill -0 "$NG_PID" 2>/dev/null && return 0
+    local dir=$TMP/nginx port pport="" proxy=""
     port=$(free_port)
+    if [ -n "${UP_URL:-}" ]; then
+        pport=$(free_port)
+        proxy="upstream hpp_stub { server ${UP_URL#http://}; keepalive 8; }"
+        proxy+=$'\n    server { listen 127.0.0.1:'"$pport"'; location / {'
+        proxy+=' proxy_pass http://hpp_stub; proxy_http_version 1.1;'
+        proxy+=' proxy_set_header Connection ""; } }'
+    fi
     mkdir -p "$dir/tmp"
     # Workers = cores, like a tuned deployment: nginx is the ceiling, not a peer.
     cat >"$dir/nginx.conf" <<EOF
@@ -307,11 +319,14 @@ http {
             return 200 '{"model":"openai/gpt-4o-mini","provider":"openai","tier":"budget"}';
         }
     }
+    $proxy
 }
 EOF
     start "$TMP/nginx.log" nginx -p "$PWD/$dir" -c "$PWD/$dir/nginx.conf" -e stderr
     NG_PID=$PID
     NG_URL="http://127.0.0.1:$port"
+    NG_PROXY_URL=""
+    [ -n "$pport" ] && NG_PROXY_URL="http://127.0.0.1:$pport"
     wait_http "$NG_URL/" "$PID"
 }
 
@@ -597,13 +612,24 @@ scenario_sidecar() {
             fails=$((fails + 1))
         fi
     done
-    # Proxy mode vs calling the upstream directly, 1 connection, A B A B.
+    # Proxy mode vs calling the upstream directly (and through nginx), 1
+    # connection, A B C A B C ...
     local f=bench/bodies/1k.json
     check_reply "sidecar proxy" "$SC_PROXY_URL/v1/chat/completions" \
         '^X-HPP-Router-Resolved-Model: .+' "$f" -H 'X-HPP-Task: code' \
         -H 'Authorization: Bearer sk-bench' || fails=$((fails + 1))
     check_reply "upstream direct" "$UP_URL/v1/chat/completions" '^X-Upstream-Model: .+' "$f" ||
         fails=$((fails + 1))
+    # nginx as a plain reverse proxy to the same stub: the cost of the extra
+    # HTTP hop alone, the floor under what proxy mode can add on this machine.
+    local ngx=""
+    if need_pkg nginx nginx-light nginx && start_nginx && [ -n "$NG_PROXY_URL" ] &&
+        check_reply "nginx proxy" "$NG_PROXY_URL/v1/chat/completions" '^X-Upstream-Model: .+' \
+            "$f"; then
+        ngx=$NG_PROXY_URL
+    else
+        note "nginx proxy: not measured (nginx missing or did not start)"
+    fi
     # Each run also records the CPU time and context switches per request of
     # every process on the path (what the latency is made of on this machine).
     local procs=("sidecar=$SC_PROXY_PID" "engine=$ENGINE_PID" "upstream=$STUB_PID")
@@ -623,6 +649,13 @@ scenario_sidecar() {
             record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/direct_$round.out" \
                 system=upstream-direct round="$round" connections=1 body=1k cmd="$CMD" \
                 --cost "$TMP/cost_a" "$TMP/cost_b"
+        else
+            fails=$((fails + 1))
+        fi
+        [ -n "$ngx" ] || continue
+        if wrk_run "$TMP/nginx_proxy_$round.out" "$f" 1 "$ngx/v1/chat/completions"; then
+            record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/nginx_proxy_$round.out" \
+                system=nginx-proxy round="$round" connections=1 body=1k cmd="$CMD"
         else
             fails=$((fails + 1))
         fi
