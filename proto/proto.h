@@ -247,7 +247,8 @@ typedef struct {
 } proto_reply_t;
 
 /* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is
- * true or false (check out->ok / out->status); unknown keys are skipped. */
+ * true or false (check out->ok / out->status); unknown keys are skipped, a
+ * known key given twice (at any level) is PROTO_ERR_DUPLICATE. */
 int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err);
 
 /* Reads only what a pipelining client needs to match a reply to its request:
