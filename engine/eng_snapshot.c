@@ -116,7 +116,7 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
     }
     if (proto_models_encode(&self->models, self->catalog) != PROTO_OK ||
         !(self->wire = proto_epwire_new(self->catalog))) {
-        s_log_add(log, true, "out of memory encoding the models list");
+        s_log_add(log, true, "out of memory encoding the models list and endpoints");
         goto fail;
     }
     eng_diags_destroy(&diags);

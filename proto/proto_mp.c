@@ -259,6 +259,16 @@ int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...
     return code;
 }
 
+int proto_key_once(uint32_t *seen, unsigned index, const char *name, size_t koff,
+                   proto_error_t *err)
+{
+    if (*seen & (1u << index)) {
+        return proto_fail(err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", name);
+    }
+    *seen |= 1u << index;
+    return PROTO_OK;
+}
+
 void proto_no_error(proto_error_t *err)
 {
     if (err) {

@@ -74,6 +74,12 @@ static inline size_t proto_rd_offset(const proto_rd_t *rd)
 int proto_fail(proto_error_t *err, int code, size_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Marks known key number `index` of a map as seen (a bit of `*seen`). A
+ * known key given twice is an error for every message (PROTOCOL.md):
+ * PROTO_ERR_DUPLICATE "NAME: duplicate key" at the key's offset `koff`. */
+int proto_key_once(uint32_t *seen, unsigned index, const char *name, size_t koff,
+                   proto_error_t *err);
+
 /* Decoders' start: `err` (when not NULL) says "no error". */
 void proto_no_error(proto_error_t *err);
 

@@ -143,13 +143,12 @@ void proto_epwire_destroy(proto_epwire_t **self_p)
 static void s_pairs(msgpack_packer *pk, const proto_epwire_t *w, const eng_catalog_t *cat,
                     const eng_model_t *m, const eng_endpoint_t *ep)
 {
-    const eng_model_t *own = s_ep_model(cat, ep);
     uintptr_t i = w && ep ? ((uintptr_t)ep - w->base) / sizeof *ep : 0;
-    if (w && ep && (uintptr_t)ep >= w->base && i < w->n && (!m || m == own)) {
+    if (w && ep && (uintptr_t)ep >= w->base && i < w->n && (!m || m == s_ep_model(cat, ep))) {
         proto_buf_append(pk->data, w->bytes.data + w->off[i], w->off[i + 1] - w->off[i]);
         return;
     }
-    s_pack_pairs(pk, m ? m : own, ep);
+    s_pack_pairs(pk, m ? m : s_ep_model(cat, ep), ep);
 }
 
 /* Number of decision keys after the head (kept next to the writer below). */
@@ -601,16 +600,6 @@ static size_t s_field(const proto_mp_val_t *k, const s_field_t *fields, size_t n
     return i;
 }
 
-/* Marks field i seen. A known key given twice is an error (PROTOCOL.md). */
-static int s_once(uint32_t *seen, size_t i, const char *label, size_t koff, proto_error_t *err)
-{
-    if (*seen & (1u << i)) {
-        return proto_fail(err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", label);
-    }
-    *seen |= 1u << i;
-    return PROTO_OK;
-}
-
 /* Index of a key in a field table, or the table's size: the generic scan,
  * or a hand-written lookup for the maps every decision carries (literal
  * compares compile to a few word compares; a runtime-length memcmp per key
@@ -644,7 +633,8 @@ static int s_dec_fields(proto_rd_t *rd, const s_map_t *m, void *base, proto_erro
         size_t f = m->lookup ? m->lookup(&k) : s_field(&k, m->fields, m->n);
         if (f >= m->n) {
             rc = s_skip(rd, err);
-        } else if ((rc = s_once(&seen, f, m->fields[f].label, koff, err)) == PROTO_OK) {
+        } else if ((rc = proto_key_once(&seen, (unsigned)f, m->fields[f].label, koff, err)) ==
+                   PROTO_OK) {
             rc = m->read(rd, m->fields[f].label, (char *)base + m->fields[f].off, err);
         }
     }
@@ -845,7 +835,7 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, size_t koff, proto
     if (key == S_K_COUNT) {
         return s_skip(rd, err);
     }
-    int rc = s_once(seen, key, s_reply_fields[key].label, koff, err);
+    int rc = proto_key_once(seen, (unsigned)key, s_reply_fields[key].label, koff, err);
     return rc == PROTO_OK ? s_dec_value(rd, (unsigned)key, out, err) : rc;
 }
 

@@ -551,10 +551,10 @@ static int s_decode_map(s_dec_t *d, size_t len)
             continue;
         }
         d->key = s_keys[idx].name;
-        if (seen & (1u << idx)) {
-            return proto_fail(d->err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", d->key);
+        rc = proto_key_once(&seen, (unsigned)idx, d->key, koff, d->err);
+        if (rc != PROTO_OK) {
+            return rc;
         }
-        seen |= 1u << idx;
         d->voff = proto_rd_offset(&d->rd);
         rc = proto_rd_next(&d->rd, &v);
         if (rc != PROTO_OK) {
