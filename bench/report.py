@@ -314,17 +314,42 @@ class Results:
             with open(mpath, encoding="utf-8") as f:
                 self.machine = json.load(f)
         self.status = {r["scenario"]: r for r in load(folder, "status")}
-        hiccup = load(folder, "floor_hiccup")
+        # Idle states (run.sh "Idle states"): when the run held them, its numbers
+        # are those measured held, and the runs with the machine's own setting
+        # are kept apart for comparison (the *_default lists).
+        idle = load(folder, "idle")
+        self.idle = idle[0] if idle else None
+        self.idle_main = "held" if self.idle and self.idle.get("held") == 1 else "default"
+        hiccup, self.hiccup_default = self.split(load(folder, "floor_hiccup"))
         self.hiccup = hiccup[-1] if hiccup else None
+        self.hiccup_default = self.hiccup_default[-1] if self.hiccup_default else None
         self.echo = load(folder, "floor_echo")
         self.resolve = load(folder, "resolve")
         self.engine_closed = load(folder, "engine_closed")
-        self.engine_open = load(folder, "engine_open")
+        self.engine_open, self.engine_open_default = self.split(load(folder, "engine_open"))
         self.sidecar_route = load(folder, "sidecar_route")
-        self.sidecar_proxy = load(folder, "sidecar_proxy")
+        self.sidecar_proxy, self.sidecar_proxy_default = self.split(
+            load(folder, "sidecar_proxy"))
         self.peers = load(folder, "peers")
         self.memory = load(folder, "memory")
         self.reload = load(folder, "reload")
+
+    def split(self, records):
+        """(records measured under the run's idle states, the others); a record
+        without the mark predates it and was measured with the machine's own."""
+        main = [r for r in records if r.get("idle", "default") == self.idle_main]
+        return main, [r for r in records if r.get("idle", "default") != self.idle_main]
+
+    def idle_text(self):
+        """How the idle states were set in this run, for the machine table."""
+        if self.idle is None:
+            return "left to the machine (not recorded by this run)"
+        if self.idle_main == "held":
+            return (f"exit latency held at {self.idle.get('us')} us from scenario 0's second "
+                    "hiccup run on (`bench/cpu_latency`, the CPU latency PM QoS request): idle "
+                    "CPUs poll instead of halting; the latency goal points ran once more "
+                    "with the machine's own setting")
+        return f"left to the machine ({self.idle.get('reason') or 'BENCH_CPU_LATENCY=off'})"
 
     def echo_point(self, mode):
         """The ZeroMQ echo run of scenario 0 in one mode (open or closed), or None."""
@@ -413,8 +438,11 @@ def goals(res):
     at20k = res.engine_points(res.engine_open, "rate", ENG_P99).get(20000)
     if at20k:
         p99, runs = at20k
+        other = res.engine_points(res.engine_open_default, "rate", ENG_P99).get(20000)
         out.append(("engine", "open loop at 20k/s: p99 <= 200 us", "#4",
-                    fmt_us(p99) + fmt_runs(runs, fmt_us) + res.floor_note(),
+                    fmt_us(p99) + fmt_runs(runs, fmt_us) + res.floor_note()
+                    + (f"; idle states left to the machine: {fmt_us(other[0])}" if other
+                       else ""),
                     None if p99 is None else p99 <= 200))
     else:
         out.append(("engine", "open loop at 20k/s: p99 <= 200 us", "#4", "not measured", None))
@@ -433,13 +461,14 @@ def goals(res):
     else:
         out.append(("sidecar", "/v1/route at 32 connections >= 30x Portkey's req/s, "
                     "p99 <= 1/20", "#5", "not measured", None))
-    px = [pick(r, "latency_us.p50") for r in res.sidecar_proxy if r["system"] == "sidecar-proxy"]
-    dr = [pick(r, "latency_us.p50") for r in res.sidecar_proxy
-          if r["system"] == "upstream-direct"]
-    ng = [pick(r, "latency_us.p50") for r in res.sidecar_proxy if r["system"] == "nginx-proxy"]
+    px, dr, ng = proxy_p50s(res.sidecar_proxy)
     if px and dr:
         diff = median(px) - median(dr)
         parts = []
+        dpx, ddr, _ = proxy_p50s(res.sidecar_proxy_default)
+        if dpx and ddr:
+            parts.append(f"idle states left to the machine: +{median(dpx) - median(ddr):.0f} us "
+                         f"({fmt_us(median(dpx))} vs {fmt_us(median(ddr))})")
         if ng and median(ng) is not None:
             parts.append(f"nginx as a plain reverse proxy, no decision, on this machine: "
                          f"+{median(ng) - median(dr):.0f} us")
@@ -465,6 +494,12 @@ def goals(res):
         out.append(("engine", "no failed request during reloads under load", "#4",
                     "not measured", None))
     return out
+
+
+def proxy_p50s(records):
+    """p50s of proxy mode, the upstream directly and nginx as a proxy, each a list."""
+    return tuple([pick(r, "latency_us.p50") for r in records if r["system"] == system]
+                 for system in ("sidecar-proxy", "upstream-direct", "nginx-proxy"))
 
 
 def cmd_goals(args):
@@ -678,6 +713,7 @@ def md_machine(res, rel):
             " (with uncommitted changes" + (": " + ", ".join(m["git_dirty_files"])
                                             if m.get("git_dirty_files") else "") + ")"
             if m.get("git_dirty") else "")],
+        ["idle states", res.idle_text()],
         ["run", f"{m.get('date_utc')}; raw numbers in [{rel}]({rel}/)"],
     ])
     lines += ["", "Everything runs on this one machine over 127.0.0.1: servers and load "
@@ -718,6 +754,7 @@ def fmt_pct(v, digits=2):
 
 
 ECHO_LABEL = "ZeroMQ echo (floor)"
+OWN_IDLE = "machine's own idle states"  # a run with idle states not held (run.sh)
 
 
 def md_floor(res):
@@ -802,38 +839,55 @@ def md_floor(res):
 WAKE_ROWS = [("cross_cpu", "cross-CPU"), ("same_cpu", "same-CPU"), ("timer", "timer")]
 
 
+def wake_rows(h, idle, cmds):
+    """Rows of the wake-up table for one run of the meter, under `idle` states."""
+    w = h.get("wake")
+    rows = []
+    for key, label in WAKE_ROWS:
+        r = w.get(key)
+        if not r:
+            rows.append([label, idle, "not measured (needs two CPUs)", "", "", "", "", "", ""])
+            continue
+        cpus = r.get("cpus") or []
+        rows.append([label, idle, " <-> ".join(f"cpu{c}" for c in cpus),
+                     fmt_us(r.get("p50_us")), fmt_us(r.get("p99_us")),
+                     fmt_us(r.get("p999_us")), fmt_us(r.get("max_us")),
+                     fmt_int(r.get("count")), cmds.ref(h.get("cmd"))])
+    return rows
+
+
 def md_wake(res, cmds):
     """The wake-up table of the floor section; runs of the meter before it say not measured."""
     w = res.hiccup.get("wake")
     if not isinstance(w, dict):
         return ["Wake-up latency of sleeping threads: not measured in this run (its "
                 "`bench/hiccup` only spun)."]
+    held = res.idle_main == "held"
     rows = []
-    for key, label in WAKE_ROWS:
-        r = w.get(key)
-        if not r:
-            rows.append([label, "not measured (needs two CPUs)", "", "", "", "", "", ""])
-            continue
-        cpus = r.get("cpus") or []
-        rows.append([label, " <-> ".join(f"cpu{c}" for c in cpus), fmt_us(r.get("p50_us")),
-                     fmt_us(r.get("p99_us")), fmt_us(r.get("p999_us")),
-                     fmt_us(r.get("max_us")), fmt_int(r.get("count")),
-                     cmds.ref(res.hiccup.get("cmd"))])
+    other = res.hiccup_default
+    if held and other and isinstance(other.get("wake"), dict):
+        rows += wake_rows(other, "machine's own", cmds)
+    rows += wake_rows(res.hiccup, f"held at {res.idle.get('us')} us" if held
+                      else "machine's own", cmds)
     nap = w.get("nap_us") or ["?", "?"]
-    lines = ["A spinning thread never sleeps, so it never pays what a blocking server pays on "
-             "every request: waking a thread whose CPU is idle. The meter measures that next "
-             "(*wake-up latency*, from just before the write that wakes a thread to its "
-             "return from `read()`): two threads on two CPUs play ping-pong through eventfd, "
-             f"each napping a random {nap[0]}-{nap[1]} us before it pings so that the other "
-             "CPU goes idle (*cross-CPU*: an interrupt to the other CPU and, in a virtual "
-             "machine, the host running its halted vCPU again); the same with both threads "
-             "on one CPU (*same-CPU*: a context switch only); and how late a "
-             f"{w.get('timer_sleep_us', '?')} us `clock_nanosleep` ends (*timer*). A ZeroMQ "
-             "request and its reply wake about six threads (the app and I/O threads of both "
-             "ends), most of them across CPUs, so a blocking server's p99 cannot be far "
-             "below the cross-CPU wake-up p99, however small the stall p99 is.", ""]
-    return lines + table(["wake-up", "CPUs", "p50", "p99", "p99.9", "max", "count", "cmd"],
-                         rows)
+    text = ("A spinning thread never sleeps, so it never pays what a blocking server pays on "
+            "every request: waking a thread whose CPU is idle. The meter measures that next "
+            "(*wake-up latency*, from just before the write that wakes a thread to its "
+            "return from `read()`): two threads on two CPUs play ping-pong through eventfd, "
+            f"each napping a random {nap[0]}-{nap[1]} us before it pings so that the other "
+            "CPU goes idle (*cross-CPU*: an interrupt to the other CPU and, in a virtual "
+            "machine, the host running its halted vCPU again); the same with both threads "
+            "on one CPU (*same-CPU*: a context switch only); and how late a "
+            f"{w.get('timer_sleep_us', '?')} us `clock_nanosleep` ends (*timer*). A ZeroMQ "
+            "request and its reply wake about six threads (the app and I/O threads of both "
+            "ends), most of them across CPUs, so a blocking server's p99 cannot be far "
+            "below the cross-CPU wake-up p99, however small the stall p99 is.")
+    if held:
+        text += (" With the idle states held (the machine table says how), an idle CPU polls "
+                 "instead of halting, and a cross-CPU wake-up costs about what a context "
+                 "switch costs; the rest of the run was measured that way.")
+    return [text, ""] + table(["wake-up", "idle states", "CPUs", "p50", "p99", "p99.9",
+                               "max", "count", "cmd"], rows)
 
 
 def md_resolve(res):
@@ -887,6 +941,7 @@ def md_engine(res, pngs):
                   "request it delayed (no coordinated omission).", ""]
         recs = [("hpp-engine", r) for r in sorted(res.engine_open,
                                                   key=lambda r: r.get("rate", 0))]
+        recs += [(f"hpp-engine, {OWN_IDLE}", r) for r in res.engine_open_default]
         if res.echo_point("open"):
             recs.append((ECHO_LABEL, res.echo_point("open")))
         rows = [[name, fmt_int(r.get("rate")), r.get("round", ""),
@@ -920,9 +975,11 @@ def md_sidecar(res):
                   "`nginx-proxy` is nginx as a plain reverse proxy (kept-alive upstream "
                   "connections, no decision) to the same stub: the cost of one more HTTP hop "
                   "on this machine, the floor under what proxy mode can add.", ""]
-        rows = [[r.get("system"), r.get("round"), fmt_int(r.get("rps")),
+        recs = [(r.get("system"), r) for r in res.sidecar_proxy]
+        recs += [(f"{r.get('system')}, {OWN_IDLE}", r) for r in res.sidecar_proxy_default]
+        rows = [[name, r.get("round"), fmt_int(r.get("rps")),
                  fmt_us(pick(r, "latency_us.p50")), fmt_us(pick(r, "latency_us.p99")),
-                 fmt_int(r.get("failed")), cmds.ref(r.get("cmd"))] for r in res.sidecar_proxy]
+                 fmt_int(r.get("failed")), cmds.ref(r.get("cmd"))] for name, r in recs]
         lines += table(["system", "round", "req/s", "p50", "p99", "failed", "cmd"], rows)
         lines += md_cost(res.sidecar_proxy)
     return lines + cmds.block()

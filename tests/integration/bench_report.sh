@@ -125,6 +125,34 @@ has "open-loop goal met by the median p99, one bad run listed" \
     "| 180 us (median of 3 runs: 900 us, 150 us, 180 us) | met |" "$tmp/ENG.md"
 has "each run is a row" "| hpp-engine | 20,000 | 2 | 20,000 | 100 us | 150 us |" "$tmp/ENG.md"
 
+# Idle states held for the run (run.sh "Idle states"): the verdicts use the
+# held runs; the runs with the machine's own setting are quoted beside them and
+# listed as rows of their own, and the wake-up table shows both meter runs.
+i=$tmp/idle
+cp -r "$e" "$i"
+python3 $R record "$i/idle.jsonl" held=1 us=0 cmd="cpu_latency --us 0 COMMAND"
+sed -i 's/}$/,"idle":"held"}/' "$i/engine_open.jsonl"
+printf '{"rps": 20000, "p50_us": 160, "p99_us": 2500, "p999_us": 5000, "max_us": 9000, "failed": 0}\n' \
+    >"$tmp/o.out"
+python3 $R record "$i/engine_open.jsonl" --json "$tmp/o.out" rate=20000 round=1 cmd=own idle=default
+for idle in default held; do
+    p=$([ $idle = held ] && echo 3 || echo 50)
+    printf '{"overall": {}, "wake": {"cross_cpu": {"cpus": [0, 1], "p50_us": %d, "p99_us": %d, "p999_us": 1, "max_us": 1, "count": 9}}}\n' \
+        "$p" "$((p * 3))" >"$tmp/h.out"
+    python3 $R record "$i/floor_hiccup.jsonl" --json "$tmp/h.out" cmd="hiccup $idle" idle=$idle
+done
+python3 $R render "$i" --markdown "$tmp/IDLE.md" --no-plots
+has "open-loop verdict from the held runs, the machine's own quoted" \
+    "| 180 us (median of 3 runs: 900 us, 150 us, 180 us) (cross-CPU wake-up p99 9 us); idle states left to the machine: 2500 us | met |" \
+    "$tmp/IDLE.md"
+has "the machine's own run is a row of its own" \
+    "| hpp-engine, machine's own idle states | 20,000 | 1 | 20,000 | 160 us | 2500 us |" "$tmp/IDLE.md"
+has "wake-ups both ways" "| cross-CPU | machine's own | cpu0 <-> cpu1 | 50 us | 150 us |" "$tmp/IDLE.md"
+has "wake-ups both ways (held)" "| cross-CPU | held at 0 us | cpu0 <-> cpu1 | 3 us | 9 us |" "$tmp/IDLE.md"
+has "machine table says how" "| idle states | exit latency held at 0 us" "$tmp/IDLE.md"
+has "a run before the mark existed says so" "| idle states | left to the machine (not recorded" \
+    "$tmp/ENG.md"
+
 # Bad input: exit non-zero with a message, never a traceback.
 printf 'no summary here\n' >"$tmp/bad.out"
 python3 $R record "$d/x.jsonl" --wrk "$tmp/bad.out" 2>"$tmp/err"
