@@ -49,7 +49,7 @@ bench: deps
 
 fuzz: deps
 	@$(MAKE) --no-print-directory _fuzz
-	@for f in build-fuzz/fuzz_*; do \
+	@for f in $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%); do \
 	    n=$$(basename $$f); mkdir -p build-fuzz/corpus/$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus/$$n \
