@@ -44,6 +44,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import urllib.request
 
 # ---------------------------------------------------------------------------
 # record
@@ -119,13 +120,57 @@ def cmd_procsnap(args):
         json.dump(snap, f)
 
 
-def cost_per_request(before, after, requests):
-    """Per process: CPU us and context switches per request between two
-    procsnap files."""
+# The sidecar's histograms of the calls inside a request (sidecar/README.md, Metrics).
+SCRAPE_SERIES = {"engine": "hpp_sidecar_engine_duration_seconds",
+                 "upstream": "hpp_sidecar_upstream_duration_seconds"}
+
+
+def cmd_scrape(args):
+    """scrape FILE URL: the sum and count of the sidecar's engine and upstream
+    histograms at URL (its /metrics), as JSON."""
+    if len(args) != 2:
+        raise SystemExit("usage: report.py scrape FILE URL")
+    try:
+        with urllib.request.urlopen(args[1], timeout=5) as r:
+            text = r.read().decode("utf-8", "replace")
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"report.py scrape: {args[1]}: {e}")
+    snap = {}
+    for key, name in SCRAPE_SERIES.items():
+        vals = {}
+        for line in text.splitlines():
+            for part in ("sum", "count"):
+                if line.startswith(f"{name}_{part} "):
+                    vals[part] = float(line.split()[1])
+        if len(vals) == 2:
+            snap[key] = vals
+    with open(args[0], "w", encoding="utf-8") as f:
+        json.dump(snap, f)
+
+
+def load_pair(before, after):
+    """The two JSON snapshots (procsnap or scrape files) around a run."""
     with open(before, encoding="utf-8") as f:
         a = json.load(f)
     with open(after, encoding="utf-8") as f:
-        b = json.load(f)
+        return a, json.load(f)
+
+
+def phase_means(before, after):
+    """Mean us of each scraped histogram between two scrape files."""
+    a, b = load_pair(before, after)
+    out = {}
+    for key in b:
+        if key in a and b[key]["count"] > a[key]["count"]:
+            out[f"{key}_us"] = ((b[key]["sum"] - a[key]["sum"]) * 1e6
+                                / (b[key]["count"] - a[key]["count"]))
+    return out
+
+
+def cost_per_request(before, after, requests):
+    """Per process: CPU us and context switches per request between two
+    procsnap files."""
+    a, b = load_pair(before, after)
     out = {}
     for name in b:
         if name in a and requests:
@@ -140,7 +185,7 @@ def cmd_record(args):
                          "[--cost BEFORE AFTER] k=v...")
     out, rest = args[0], args[1:]
     rec = {}
-    cost = None
+    cost = phases = None
     i = 0
     while i < len(rest):
         a = rest[i]
@@ -149,8 +194,11 @@ def cmd_record(args):
             rec.update(wrk_summary(src) if a == "--wrk" else last_json_object(src))
             i += 2
             continue
-        if a == "--cost" and i + 2 < len(rest):
-            cost = (rest[i + 1], rest[i + 2])
+        if a in ("--cost", "--phases") and i + 2 < len(rest):
+            if a == "--cost":
+                cost = (rest[i + 1], rest[i + 2])
+            else:
+                phases = (rest[i + 1], rest[i + 2])
             i += 3
             continue
         if "=" not in a:
@@ -160,6 +208,8 @@ def cmd_record(args):
         i += 1
     if cost:
         rec["cost"] = cost_per_request(cost[0], cost[1], rec.get("requests", 0))
+    if phases:
+        rec["phases"] = phase_means(phases[0], phases[1])
     with open(out, "a", encoding="utf-8") as f:
         f.write(json.dumps(rec, separators=(",", ":")) + "\n")
 
@@ -982,6 +1032,7 @@ def md_sidecar(res):
                  fmt_int(r.get("failed")), cmds.ref(r.get("cmd"))] for name, r in recs]
         lines += table(["system", "round", "req/s", "p50", "p99", "failed", "cmd"], rows)
         lines += md_cost(res.sidecar_proxy)
+        lines += md_phases(res.sidecar_proxy)
     return lines + cmds.block()
 
 
@@ -1015,6 +1066,28 @@ def md_cost(recs):
         rows.append(row)
     return lines + table(["system", "round"] + [f"{p}: CPU, switches" for p in COST_PROCS] +
                          ["CPU total"], rows)
+
+
+def md_phases(recs):
+    """Where a proxied request's time goes, from the sidecar's own histograms."""
+    recs = [r for r in recs if r.get("phases") and pick(r, "latency_us.mean") is not None]
+    if not recs:
+        return []
+    lines = ["", "Inside the proxied requests of the same runs, from the sidecar's "
+             "`/metrics` read before and after each run (means, so one stall weighs in "
+             "fully): the engine round trip as the sidecar sees it, the upstream from the "
+             "send to the response headers, and the rest of the request's mean latency: "
+             "the client's HTTP hop, the sidecar's own work and the upstream's body.", ""]
+    rows = []
+    for r in recs:
+        ph = r["phases"]
+        eng, up = ph.get("engine_us"), ph.get("upstream_us")
+        mean = pick(r, "latency_us.mean")
+        rest = mean - eng - up if eng is not None and up is not None else None
+        rows.append([r.get("system"), r.get("round"), fmt_us(mean), fmt_us(eng), fmt_us(up),
+                     fmt_us(rest)])
+    return lines + table(["system", "round", "request (mean)", "engine round trip",
+                          "upstream", "rest"], rows)
 
 
 def md_peers(res, pngs):
@@ -1190,7 +1263,8 @@ def main():
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
         return 0 if len(sys.argv) >= 2 else 2
-    cmds = {"record": cmd_record, "procsnap": cmd_procsnap, "machine": cmd_machine,
+    cmds = {"record": cmd_record, "procsnap": cmd_procsnap, "scrape": cmd_scrape,
+            "machine": cmd_machine,
             "goals": cmd_goals, "render": cmd_render}
     if sys.argv[1] not in cmds:
         sys.stderr.write(f"report.py: unknown command {sys.argv[1]!r} (expected one of: "

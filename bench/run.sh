@@ -719,16 +719,23 @@ scenario_sidecar() {
 # NGINX_URL is set) nginx as a plain reverse proxy, one wrk run each at 1
 # connection. Each sidecar and direct run also records the CPU time and context
 # switches per request of every process on the path (what the latency is made
-# of on this machine). Fails when a run failed.
+# of on this machine), and the proxy run the mean engine and upstream times
+# from the sidecar's /metrics. Fails when a run failed.
 proxy_round() {
     local round=$1 f=$2 ngx=$3 fails=0
     local procs=("sidecar=$SC_PROXY_PID" "engine=$ENGINE_PID" "upstream=$STUB_PID")
+    local phases=()
+    python3 "$REPORT" scrape "$TMP/phases_a" "$SC_PROXY_URL/metrics" &&
+        phases=(--phases "$TMP/phases_a" "$TMP/phases_b")
     snap "$TMP/cost_a" "${procs[@]}"
     if wrk_run "$TMP/proxy_$round.out" "$f" 1 "$SC_PROXY_URL/v1/chat/completions" \
         -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench'; then
         snap "$TMP/cost_b" "${procs[@]}"
+        [ ${#phases[@]} -gt 0 ] && ! python3 "$REPORT" scrape "$TMP/phases_b" \
+            "$SC_PROXY_URL/metrics" && phases=()
         record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/proxy_$round.out" system=sidecar-proxy \
-            round="$round" connections=1 body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b"
+            round="$round" connections=1 body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b" \
+            "${phases[@]}"
     else
         fails=$((fails + 1))
     fi

@@ -87,10 +87,12 @@ typedef struct sc_call {
     sc_extract_t *x;            /* extraction context, kept across reuse */
     eng_features_t f;           /* features of the request */
     uint64_t eng;               /* engine call in flight, 0 = none */
+    double eng_t0;              /* when it was sent (for the engine round-trip histogram) */
     sc_decision_t d;            /* the decision */
     /* proxy state */
     struct evhttp_connection *up_conn;                   /* upstream connection in use */
     struct evhttp_request *up_req;                       /* upstream request in flight */
+    double up_t0;                                        /* when it was sent */
     char model[SC_MAX_MODEL + 1];                        /* model of the current attempt */
     char tried[ENG_MAX_FALLBACKS + 2][SC_MAX_MODEL + 1]; /* models already sent */
     int ntried;                                          /* used entries of tried[] */

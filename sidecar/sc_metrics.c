@@ -1,5 +1,5 @@
-/* sc_metrics.c - counters, a latency histogram per route, and the text
- * exposition.
+/* sc_metrics.c - counters, latency histograms (per route, and of the engine
+ * and upstream calls inside a request), and the text exposition.
  *
  * Status codes are folded into a fixed list (anything else counts as its
  * class, "2xx" ... "5xx") so the request counter is a plain 2-D array.
@@ -19,9 +19,11 @@ static const int s_statuses[] = {200, 400, 402, 403, 404, 405, 413, 422,
                                  429, 431, 500, 502, 503, 504, 0};
 #define S_NSTATUS (sizeof s_statuses / sizeof s_statuses[0]) /* last slot: other */
 
-/* Histogram bounds in seconds: 100 us .. 10 s. */
-static const double s_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+/* Histogram bounds in seconds: 25 us .. 10 s (an engine round trip on
+ * loopback takes tens of microseconds). */
+static const double s_buckets[] = {0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                   0.0025,   0.005,   0.01,   0.025,   0.05,   0.1,
+                                   0.25,     0.5,     1,      2.5,     5,      10};
 #define S_NBUCKETS (sizeof s_buckets / sizeof s_buckets[0])
 
 static const char *const s_route_names[SC_ROUTE_COUNT] = {
@@ -47,11 +49,17 @@ typedef struct {
     uint64_t count;  /* decisions */
 } s_decision_t;
 
+typedef struct {
+    uint64_t bucket[S_NBUCKETS]; /* non-cumulative counts; past the last: only in count */
+    uint64_t count;              /* observations */
+    double sum;                  /* seconds */
+} s_hist_t;
+
 struct sc_metrics {
     uint64_t requests[SC_ROUTE_COUNT][S_NSTATUS];     /* by route and status */
-    uint64_t latency[SC_ROUTE_COUNT][S_NBUCKETS];     /* non-cumulative bucket counts */
-    uint64_t latency_count[SC_ROUTE_COUNT];           /* observations */
-    double latency_sum[SC_ROUTE_COUNT];               /* seconds */
+    s_hist_t latency[SC_ROUTE_COUNT];                 /* request durations by route */
+    s_hist_t engine_time;                             /* route calls: send to reply */
+    s_hist_t upstream_time;                           /* upstream calls: send to headers */
     uint64_t engine_errors[SC_ENGERR_COUNT];          /* by kind */
     uint64_t engine_codes[ENG_STATUS_COUNT];          /* SC_ENGERR_STATUS by code */
     uint64_t retries[SC_RETRY_COUNT];                 /* by reason */
@@ -81,6 +89,19 @@ const char *sc_route_name(sc_route_t route)
     return (unsigned)route < SC_ROUTE_COUNT ? s_route_names[route] : "other";
 }
 
+static void s_observe(s_hist_t *h, double seconds)
+{
+    size_t b = 0;
+    while (b < S_NBUCKETS && seconds > s_buckets[b]) {
+        b++;
+    }
+    if (b < S_NBUCKETS) {
+        h->bucket[b]++;
+    }
+    h->count++;
+    h->sum += seconds;
+}
+
 void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double seconds)
 {
     if ((unsigned)route >= SC_ROUTE_COUNT) {
@@ -91,15 +112,17 @@ void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double
         i++;
     }
     self->requests[route][i]++;
-    size_t b = 0;
-    while (b < S_NBUCKETS && seconds > s_buckets[b]) {
-        b++;
-    }
-    if (b < S_NBUCKETS) {
-        self->latency[route][b]++;
-    }
-    self->latency_count[route]++;
-    self->latency_sum[route] += seconds;
+    s_observe(&self->latency[route], seconds);
+}
+
+void sc_metrics_engine_time(sc_metrics_t *self, double seconds)
+{
+    s_observe(&self->engine_time, seconds);
+}
+
+void sc_metrics_upstream_time(sc_metrics_t *self, double seconds)
+{
+    s_observe(&self->upstream_time, seconds);
 }
 
 /* FNV-1a over model and tier. */
@@ -200,6 +223,23 @@ static void s_label(FILE *fp, const char *s)
     }
 }
 
+/* One histogram's series; `label` is `route="..."` or "" for none. */
+static void s_render_hist(FILE *fp, const char *name, const char *label, const s_hist_t *h)
+{
+    const char *sep = label[0] ? "," : "";
+    uint64_t cum = 0;
+    for (size_t b = 0; b < S_NBUCKETS; b++) {
+        cum += h->bucket[b];
+        fprintf(fp, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, s_buckets[b],
+                (unsigned long long)cum);
+    }
+    fprintf(fp, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep,
+            (unsigned long long)h->count);
+    fprintf(fp, label[0] ? "%s_sum{%s} %.9f\n" : "%s_sum%s %.9f\n", name, label, h->sum);
+    fprintf(fp, label[0] ? "%s_count{%s} %llu\n" : "%s_count%s %llu\n", name, label,
+            (unsigned long long)h->count);
+}
+
 static void s_render_requests(const sc_metrics_t *self, FILE *fp)
 {
     fputs("# HELP hpp_sidecar_requests_total HTTP requests answered, by route and status.\n"
@@ -225,22 +265,12 @@ static void s_render_requests(const sc_metrics_t *self, FILE *fp)
           "# TYPE hpp_sidecar_request_duration_seconds histogram\n",
           fp);
     for (int r = 0; r < SC_ROUTE_COUNT; r++) {
-        if (self->latency_count[r] == 0) {
+        if (self->latency[r].count == 0) {
             continue;
         }
-        uint64_t cum = 0;
-        for (size_t b = 0; b < S_NBUCKETS; b++) {
-            cum += self->latency[r][b];
-            fprintf(fp,
-                    "hpp_sidecar_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-                    s_route_names[r], s_buckets[b], (unsigned long long)cum);
-        }
-        fprintf(fp,
-                "hpp_sidecar_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
-                "hpp_sidecar_request_duration_seconds_sum{route=\"%s\"} %.9f\n"
-                "hpp_sidecar_request_duration_seconds_count{route=\"%s\"} %llu\n",
-                s_route_names[r], (unsigned long long)self->latency_count[r], s_route_names[r],
-                self->latency_sum[r], s_route_names[r], (unsigned long long)self->latency_count[r]);
+        char label[64];
+        snprintf(label, sizeof label, "route=\"%s\"", s_route_names[r]);
+        s_render_hist(fp, "hpp_sidecar_request_duration_seconds", label, &self->latency[r]);
     }
 }
 
@@ -294,6 +324,11 @@ static void s_render_engine(const sc_metrics_t *self, FILE *fp)
             "# TYPE hpp_sidecar_fail_open_total counter\n"
             "hpp_sidecar_fail_open_total %llu\n",
             (unsigned long long)self->inflight, (unsigned long long)self->fail_open);
+    fputs("# HELP hpp_sidecar_engine_duration_seconds Round trip of a route decision, from the "
+          "send to the engine's answer.\n"
+          "# TYPE hpp_sidecar_engine_duration_seconds histogram\n",
+          fp);
+    s_render_hist(fp, "hpp_sidecar_engine_duration_seconds", "", &self->engine_time);
 }
 
 static void s_render_upstream(const sc_metrics_t *self, FILE *fp)
@@ -317,6 +352,11 @@ static void s_render_upstream(const sc_metrics_t *self, FILE *fp)
                     (unsigned long long)self->upstream[i]);
         }
     }
+    fputs("# HELP hpp_sidecar_upstream_duration_seconds Time from sending a request upstream "
+          "to its response headers, per attempt.\n"
+          "# TYPE hpp_sidecar_upstream_duration_seconds histogram\n",
+          fp);
+    s_render_hist(fp, "hpp_sidecar_upstream_duration_seconds", "", &self->upstream_time);
 }
 
 char *sc_metrics_render(const sc_metrics_t *self, size_t *len)

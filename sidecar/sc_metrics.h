@@ -51,6 +51,12 @@ void sc_metrics_destroy(sc_metrics_t **self_p);
 /* Counts one finished HTTP request with its status and duration. */
 void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double seconds);
 
+/* Observes the round trip of one answered route call to the engine. */
+void sc_metrics_engine_time(sc_metrics_t *self, double seconds);
+
+/* Observes one upstream attempt, from its send to its response headers. */
+void sc_metrics_upstream_time(sc_metrics_t *self, double seconds);
+
 /* Counts one decision (model id, tier name; tier may be ""). */
 void sc_metrics_decision(sc_metrics_t *self, const char *model, size_t model_len, const char *tier,
                          size_t tier_len);

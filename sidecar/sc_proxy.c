@@ -284,6 +284,7 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
     int status = evhttp_request_get_response_code(up);
     call->up_status = status;
     sc_metrics_upstream(srv->metrics, status);
+    sc_metrics_upstream_time(srv->metrics, sc_now() - call->up_t0);
     if (status == 402 && !call->free_tried) {
         call->retry = SC_RETRY_FREE;
         call->retry_status = status;
@@ -481,6 +482,7 @@ static void s_attempt(sc_call_t *call, const char *model)
     call->up_req = up;
     call->up_error = 0;
     call->up_status = 0;
+    call->up_t0 = sc_now();
     if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, srv->up.path) != 0) {
         /* libevent freed the request */
         call->up_req = NULL;
@@ -525,6 +527,9 @@ static void s_on_free_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
     (void)len;
     sc_call_t *call = arg;
     call->eng = 0;
+    if (res == SC_ENG_REPLY) {
+        sc_metrics_engine_time(call->srv->metrics, sc_now() - call->eng_t0);
+    }
     if (res != SC_ENG_REPLY || !r->ok) {
         char why[160];
         if (res == SC_ENG_REPLY) {
@@ -583,6 +588,7 @@ static void s_free_reroute(sc_call_t *call)
         req.features.model.len = (uint32_t)strlen(model);
     }
     const char *why = NULL;
+    call->eng_t0 = sc_now();
     call->eng = sc_engine_call(call->srv->engine, &req, s_on_free_reply, call, &why);
     if (!call->eng) {
         s_fail(call, 402, "payment_required",

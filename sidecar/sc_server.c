@@ -450,6 +450,7 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
         s_engine_down(call, SC_ENGERR_DECODE, "sent an undecodable reply");
         return;
     }
+    sc_metrics_engine_time(call->srv->metrics, sc_now() - call->eng_t0);
     if (!r->ok) {
         s_engine_refused(call, r);
         return;
@@ -504,6 +505,7 @@ static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
         req.features = call->f;
     }
     const char *why = "unavailable";
+    call->eng_t0 = sc_now();
     call->eng = sc_engine_call(call->srv->engine, &req, cb, call, &why);
     sc_metrics_inflight(call->srv->metrics, sc_engine_inflight(call->srv->engine));
     if (call->eng) {

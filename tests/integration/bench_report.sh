@@ -153,6 +153,47 @@ has "machine table says how" "| idle states | exit latency held at 0 us" "$tmp/I
 has "a run before the mark existed says so" "| idle states | left to the machine (not recorded" \
     "$tmp/ENG.md"
 
+# The phases of a proxied request, read from a sidecar's /metrics before and
+# after a run (here a static file served on an ephemeral loopback port).
+mkdir -p "$tmp/www"
+metrics_at() { # engine_sum engine_count upstream_sum upstream_count
+    printf '# TYPE hpp_sidecar_engine_duration_seconds histogram\nhpp_sidecar_engine_duration_seconds_bucket{le="+Inf"} %s\nhpp_sidecar_engine_duration_seconds_sum %s\nhpp_sidecar_engine_duration_seconds_count %s\nhpp_sidecar_upstream_duration_seconds_sum %s\nhpp_sidecar_upstream_duration_seconds_count %s\n' \
+        "$2" "$1" "$2" "$3" "$4" >"$tmp/www/metrics"
+}
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$tmp/www" >"$tmp/www.log" 2>&1 &
+www=$!
+wport=""
+for _ in $(seq 200); do
+    wport=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$tmp/www.log")
+    [ -n "$wport" ] && break
+    sleep 0.02
+done
+metrics_at 0.5 10 1.0 10
+python3 $R scrape "$tmp/pa.json" "http://127.0.0.1:$wport/metrics"
+check "scrape: exits 0" 0 $?
+metrics_at 0.54 1010 1.03 1010 # 1000 requests: 40 us engine, 30 us upstream on average
+python3 $R scrape "$tmp/pb.json" "http://127.0.0.1:$wport/metrics"
+kill "$www"
+wait "$www" 2>/dev/null
+wrk_out "$tmp/ph.out" 5000 150 400 0
+python3 $R record "$tmp/ph.jsonl" --wrk "$tmp/ph.out" system=sidecar-proxy round=1 cmd=x \
+    --phases "$tmp/pa.json" "$tmp/pb.json"
+check "record --phases: mean engine and upstream us" "40 30" "$(python3 -c 'import json,sys
+p = json.loads(open(sys.argv[1]).readline())["phases"]
+print(round(p["engine_us"]), round(p["upstream_us"]))' "$tmp/ph.jsonl")"
+mkdir -p "$tmp/ph"
+cp "$tmp/ph.jsonl" "$tmp/ph/sidecar_proxy.jsonl"
+python3 $R render "$tmp/ph" --markdown "$tmp/PH.md" --no-plots
+has "phases rendered: mean, engine, upstream, rest" "| sidecar-proxy | 1 | 150 us | 40 us | 30 us | 80 us |" \
+    "$tmp/PH.md"
+python3 $R scrape "$tmp/pc.json" "http://127.0.0.1:$wport/metrics" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -ne 0 ] && grep -q "report.py scrape: http://127.0.0.1:$wport/metrics" "$tmp/err"; then
+    ok "scrape: a server that is gone is an error with the URL"
+else
+    fail "scrape: a server that is gone" "rc=$rc $(cat "$tmp/err")"
+fi
+
 # Bad input: exit non-zero with a message, never a traceback.
 printf 'no summary here\n' >"$tmp/bad.out"
 python3 $R record "$d/x.jsonl" --wrk "$tmp/bad.out" 2>"$tmp/err"

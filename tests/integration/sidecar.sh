@@ -100,6 +100,12 @@ req() {
 }
 hdr() { grep -i "^$1:" "$tmp/h" | head -n 1 | cut -d' ' -f2- | tr -d '\r'; }
 body() { cat "$tmp/b"; }
+# msum PREFIX: the sum of the Prometheus samples in $tmp/b whose series starts with PREFIX.
+msum() {
+    python3 -c 'import sys
+print(round(sum(float(l.rsplit(" ", 1)[1]) for l in open(sys.argv[2]) if l.startswith(sys.argv[1]))))' \
+        "$1" "$tmp/b"
+}
 # jget EXPR [FILE]: evaluates a Python expression on the JSON `j` of FILE ($tmp/b).
 jget() {
     python3 -c 'import json,sys; j=json.load(open(sys.argv[2])); v=eval(sys.argv[1]); print(json.dumps(v) if isinstance(v,(dict,list)) else v)' \
@@ -257,6 +263,15 @@ has "metrics: 413 counted" 'hpp_sidecar_requests_total{route="/v1/route",status=
 has "metrics: decisions by model and tier" "hpp_sidecar_decisions_total{model=\"$model\"" "$m"
 has "metrics: latency histogram" 'hpp_sidecar_request_duration_seconds_bucket{route="/v1/route",le="+Inf"}' "$m"
 has "metrics: engine errors by code" 'hpp_sidecar_engine_errors_total{kind="status",code="unknown_model"} 1' "$m"
+# Every route reply is timed: the decisions plus the engine's refusals.
+check "metrics: engine round trips, one per answered route call" \
+    "$(($(msum hpp_sidecar_decisions_total) + $(msum 'hpp_sidecar_engine_errors_total{kind="status"')))" \
+    "$(msum hpp_sidecar_engine_duration_seconds_count)"
+check "metrics: engine round trips: +Inf bucket = count" \
+    "$(msum hpp_sidecar_engine_duration_seconds_count)" \
+    "$(msum 'hpp_sidecar_engine_duration_seconds_bucket{le="+Inf"}')"
+check "metrics: no upstream call in decision-only mode" 0 \
+    "$(msum hpp_sidecar_upstream_duration_seconds_count)"
 
 # Proxy mode -------------------------------------------------------------------------
 stub_ctl '{"reset":true}'
@@ -386,6 +401,10 @@ m=$(body)
 has "metrics: 429 retries" 'hpp_sidecar_upstream_retries_total{reason="429"} 1' "$m"
 has "metrics: 5xx retries" 'hpp_sidecar_upstream_retries_total{reason="5xx"} 4' "$m"
 has "metrics: 402 retries" 'hpp_sidecar_upstream_retries_total{reason="402"} 2' "$m"
+# Every attempt that got response headers is timed, retried ones included.
+check "metrics: upstream times, one per answered attempt" \
+    "$(msum 'hpp_sidecar_upstream_responses_total{class="' | tr -d ' ')" \
+    "$(($(msum hpp_sidecar_upstream_duration_seconds_count) + $(msum 'hpp_sidecar_upstream_responses_total{class="error"')))"
 
 s=$(req POST "$P" /v1/chat/completions "")
 error_shape "proxy: empty body" "$s" 400 invalid_json

@@ -47,6 +47,38 @@ Test(sc_metrics, requests_by_route_and_status)
     cr_assert_null(m);
 }
 
+Test(sc_metrics, engine_and_upstream_times)
+{
+    sc_metrics_t *m = sc_metrics_new();
+    char *t = s_render(m);
+    /* Declared and zero before the first call, so a dashboard has the series. */
+    cr_assert(s_has(t, "# TYPE hpp_sidecar_engine_duration_seconds histogram\n"), "%s", t);
+    cr_assert(s_has(t, "hpp_sidecar_engine_duration_seconds_count 0\n"));
+    cr_assert(s_has(t, "hpp_sidecar_upstream_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
+    free(t);
+    sc_metrics_engine_time(m, 0.00004); /* under 50 us */
+    sc_metrics_engine_time(m, 0.0003);
+    sc_metrics_engine_time(m, 20); /* past the last bucket: only in +Inf */
+    sc_metrics_upstream_time(m, 0.00002);
+    static const char *const want[] = {
+        "hpp_sidecar_engine_duration_seconds_bucket{le=\"2.5e-05\"} 0\n",
+        "hpp_sidecar_engine_duration_seconds_bucket{le=\"5e-05\"} 1\n",
+        "hpp_sidecar_engine_duration_seconds_bucket{le=\"0.0005\"} 2\n",
+        "hpp_sidecar_engine_duration_seconds_bucket{le=\"10\"} 2\n",
+        "hpp_sidecar_engine_duration_seconds_bucket{le=\"+Inf\"} 3\n",
+        "hpp_sidecar_engine_duration_seconds_sum 20.000340000\n",
+        "hpp_sidecar_engine_duration_seconds_count 3\n",
+        "hpp_sidecar_upstream_duration_seconds_bucket{le=\"2.5e-05\"} 1\n",
+        "hpp_sidecar_upstream_duration_seconds_count 1\n",
+    };
+    t = s_render(m);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        cr_assert(s_has(t, want[i]), "missing %s in:\n%s", want[i], t);
+    }
+    free(t);
+    sc_metrics_destroy(&m);
+}
+
 Test(sc_metrics, decisions_are_bounded_and_escaped)
 {
     sc_metrics_t *m = sc_metrics_new();
