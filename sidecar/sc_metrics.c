@@ -235,8 +235,11 @@ static void s_render_hist(FILE *fp, const char *name, const char *label, const s
     }
     fprintf(fp, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep,
             (unsigned long long)h->count);
-    fprintf(fp, label[0] ? "%s_sum{%s} %.9f\n" : "%s_sum%s %.9f\n", name, label, h->sum);
-    fprintf(fp, label[0] ? "%s_count{%s} %llu\n" : "%s_count%s %llu\n", name, label,
+    char braced[80] = ""; /* "{label}", or nothing without a label */
+    if (label[0]) {
+        snprintf(braced, sizeof braced, "{%s}", label);
+    }
+    fprintf(fp, "%s_sum%s %.9f\n%s_count%s %llu\n", name, braced, h->sum, name, braced,
             (unsigned long long)h->count);
 }
 
