@@ -152,6 +152,17 @@ has "wake-ups both ways (held)" "| cross-CPU | held at 0 us | cpu0 <-> cpu1 | 3 
 has "machine table says how" "| idle states | exit latency held at 0 us" "$tmp/IDLE.md"
 has "a run before the mark existed says so" "| idle states | left to the machine (not recorded" \
     "$tmp/ENG.md"
+# A run that could not hold them (not root) says why, and judges what it has.
+n=$tmp/nohold
+cp -r "$e" "$n"
+python3 $R record "$n/idle.jsonl" held=0 us=0 \
+    reason="cpu_latency: /dev/cpu_dma_latency: Permission denied" idle=default
+python3 $R render "$n" --markdown "$tmp/NOHOLD.md" --no-plots
+has "not held: the reason" \
+    "| idle states | left to the machine (cpu_latency: /dev/cpu_dma_latency: Permission denied) |" \
+    "$tmp/NOHOLD.md"
+has "not held: the goals judged on the runs there are" \
+    "| 180 us (median of 3 runs: 900 us, 150 us, 180 us) | met |" "$tmp/NOHOLD.md"
 
 # The phases of a proxied request, read from a sidecar's /metrics before and
 # after a run (here a static file served on an ephemeral loopback port).
