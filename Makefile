@@ -35,18 +35,22 @@ asan: deps
 	@HPP_BUILD=build-asan HPP_SAN=1 bash tests/run.sh
 
 # Engine on tcp://127.0.0.1:5555, sidecar on 127.0.0.1:8080; Ctrl-C stops both.
-# The sidecar starts once the engine accepts connections (a bounded probe of
-# its port), so a request right after the sidecar's "ready" is not a 503.
+# The sidecar starts once the engine has said it is ready (its stderr goes to
+# the terminal and to a temporary file watched for that line), so a request
+# right after the sidecar's "ready" is not a 503; an engine that fails to
+# start ends make run with its error.
 ENGINE_LISTEN ?= tcp://127.0.0.1:5555
 SIDECAR_LISTEN ?= 127.0.0.1:8080
+run: SHELL := /bin/bash
 run: deps
 	@$(MAKE) --no-print-directory _all
-	@$(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) & engine=$$!; \
-	 trap 'kill $$engine 2>/dev/null; wait $$engine' EXIT INT TERM; \
-	 hp=$$(echo '$(ENGINE_LISTEN)' | sed 's|^tcp://||'); \
-	 for _ in $$(seq 100); do \
+	@log=$$(mktemp); \
+	 $(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) 2> >(tee "$$log" >&2) & engine=$$!; \
+	 trap 'kill $$engine 2>/dev/null; wait $$engine; rm -f "$$log"' EXIT INT TERM; \
+	 for _ in $$(seq 200); do \
+	     grep -q '^hpp-engine: ready on ' "$$log" && break; \
 	     kill -0 $$engine 2>/dev/null || exit 1; \
-	     bash -c "exec 3<>/dev/tcp/$${hp%:*}/$${hp##*:}" 2>/dev/null && break; sleep 0.05; \
+	     sleep 0.05; \
 	 done; \
 	 $(BUILD)/hpp-sidecar --listen $(SIDECAR_LISTEN) --engine $(ENGINE_LISTEN)
 
