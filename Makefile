@@ -45,8 +45,10 @@ run: SHELL := /bin/bash
 run: deps
 	@$(MAKE) --no-print-directory _all
 	@log=$$(mktemp); \
-	 $(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) 2> >(tee "$$log" >&2) & engine=$$!; \
-	 trap 'kill $$engine 2>/dev/null; wait $$engine; rm -f "$$log"' EXIT INT TERM; \
+	 exec 3> >(tee "$$log" >&2); tee=$$!; \
+	 $(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) 2>&3 & engine=$$!; \
+	 exec 3>&-; \
+	 trap 'kill $$engine 2>/dev/null; wait $$engine; wait $$tee; rm -f "$$log"' EXIT INT TERM; \
 	 for _ in $$(seq 200); do \
 	     grep -q '^hpp-engine: ready on ' "$$log" && break; \
 	     kill -0 $$engine 2>/dev/null || exit 1; \

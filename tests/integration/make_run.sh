@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# `make run`, the README's first command: engine and sidecar start on the
+# bundled policy and catalog, the sidecar answers with the resolved-model
+# header as soon as it says it is ready, Ctrl-C (SIGINT to the process group)
+# stops both, and an engine that cannot start ends make run with its error
+# and no sidecar. Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+BUILD=${HPP_BUILD:-build}
+tmp=$(mktemp -d)
+groups=()
+cleanup() {
+    local g
+    for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+source tests/integration/check_lib.bash
+has() { has_text "$@"; }
+
+# A free loopback port for the engine: make run has to name it to both.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# run_make LOG ARGS...: `make run` in its own process group (like a terminal's
+# foreground job); sets $mk (its pid, also the group id).
+run_make() {
+    local logf=$1
+    shift
+    local san=()
+    [ "${HPP_SAN:-0}" = 1 ] && san=(SAN=1)
+    setsid make --no-print-directory run BUILD="$BUILD" "${san[@]}" "$@" >"$logf" 2>&1 &
+    mk=$!
+    groups+=("$mk")
+}
+# alive PGID: processes left in the group.
+alive() { pgrep -g "$1" 2>/dev/null | wc -l; }
+
+eport=$(free_port)
+run_make "$tmp/run.log" ENGINE_LISTEN="tcp://127.0.0.1:$eport" SIDECAR_LISTEN=127.0.0.1:0
+sport=""
+for _ in $(seq 400); do
+    sport=$(sed -n 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/run.log")
+    [ -n "$sport" ] && break
+    kill -0 "$mk" 2>/dev/null || break
+    sleep 0.05
+done
+if [ -z "$sport" ]; then
+    fail "make run: the sidecar says it is ready" "$(tail -n 5 "$tmp/run.log")"
+else
+    ok "make run: the sidecar says it is ready"
+    has_line "make run: the engine said so first" "hpp-engine: ready on tcp://127.0.0.1:$eport" \
+        "$tmp/run.log"
+    # At once, as a user who pastes the README's curl: no 503 while the engine starts.
+    out=$(curl -si "http://127.0.0.1:$sport/v1/route" -H 'X-HPP-Task: code' \
+        -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
+    has "make run: the README's curl answers 200" "HTTP/1.1 200" "$out"
+    has "make run: with the resolved model" "X-HPP-Router-Resolved-Model: " "$out"
+fi
+kill -INT -- "-$mk"
+for _ in $(seq 200); do
+    [ "$(alive "$mk")" = 0 ] && break
+    sleep 0.05
+done
+check "make run: Ctrl-C stops engine and sidecar" 0 "$(alive "$mk")"
+has_line "make run: the engine logged its stop" "info engine: stopped" "$tmp/run.log"
+has_line "make run: the sidecar logged its stop" "info sidecar: stopped" "$tmp/run.log"
+
+# The engine's port taken: make run fails with the engine's error, no sidecar.
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); time.sleep(30)' >"$tmp/busy.port" &
+holder=$!
+for _ in $(seq 100); do [ -s "$tmp/busy.port" ] && break; sleep 0.02; done
+busy=$(cat "$tmp/busy.port")
+run_make "$tmp/busy.log" ENGINE_LISTEN="tcp://127.0.0.1:$busy" SIDECAR_LISTEN=127.0.0.1:0
+for _ in $(seq 200); do
+    kill -0 "$mk" 2>/dev/null || break
+    sleep 0.05
+done
+kill -0 "$mk" 2>/dev/null && kill -TERM -- "-$mk" # still up after 10 s: a failure, never a hang
+wait "$mk"
+rc=$?
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+if [ "$rc" -ne 0 ]; then ok "make run: an engine that cannot bind fails it"; else fail "make run: an engine that cannot bind fails it" "exit 0"; fi
+has_line "make run: with the engine's error" "cannot bind: Address already in use" "$tmp/busy.log"
+if grep -q "hpp-sidecar: ready" "$tmp/busy.log"; then
+    fail "make run: no sidecar without an engine" "$(cat "$tmp/busy.log")"
+else
+    ok "make run: no sidecar without an engine"
+fi
+check "make run: nothing left running" 0 "$(alive "$mk")"
+
+# Under `make asan` the servers' reports land in these logs.
+if grep -hE 'Sanitizer|runtime error:' "$tmp/run.log" "$tmp/busy.log"; then
+    fail "make run: no sanitizer report"
+else
+    ok "make run: no sanitizer report"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
