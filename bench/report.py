@@ -825,9 +825,9 @@ def md_floor(res):
              "the formula is in `bench/hiccup.c`): no server on this machine can have a "
              "lower p99 for work that stays on one CPU, and a request that crosses "
              "several can be stopped by any of them. The ZeroMQ echo server "
-             "(`bench_engine --echo`) answers on the engine's sockets, threads and transport "
-             "without the decision: "
-             "what the engine shows in section 2 above these numbers is the engine's own.",
+             "(`bench_engine --echo`, forked into its own process like the engine) answers "
+             "on the engine's sockets, threads and transport without the decision: what the "
+             "engine shows in section 2 above these numbers is the engine's own.",
              ""]
     if not res.hiccup and not res.echo:
         return lines + ["Not measured in this run (see the scenario table)."]
@@ -867,8 +867,9 @@ def md_floor(res):
                  fmt_us(pick(r, *ENG_P50)), fmt_us(pick(r, *ENG_P99)),
                  fmt_us(pick(r, *ENG_P999)), fmt_us(pick(r, *ENG_MAX)),
                  fmt_int(pick(r, *ENG_FAILED)), cmds.ref(r.get("cmd"))] for r in res.echo]
-        lines += ["", "ZeroMQ echo server, in-process, over tcp loopback (open loop: latency "
-                  "from the scheduled send time, as in section 2):", ""]
+        lines += ["", "ZeroMQ echo server, in its own process like the engine, over tcp "
+                  "loopback (open loop: latency from the scheduled send time, as in "
+                  "section 2):", ""]
         lines += table(["mode", "load", "replies/s", "p50", "p99", "p99.9", "max", "failed",
                         "cmd"], rows)
     at20k = res.engine_points(res.engine_open, "rate", ENG_P99).get(20000)

@@ -432,10 +432,10 @@ idle_release() {
 # 0. Machine floor, first, while nothing else of this run is up: how long this
 #    machine stops a thread that never blocks (the hiccup meter spins on every
 #    CPU, so it must run alone), then how long it takes to wake a sleeping
-#    thread (what every request to a blocking server pays several times), and an
-#    in-process ZeroMQ echo server driven like the engine in scenario 2 (same
-#    sockets and threads, no decision). No latency measured later can be lower
-#    than these.
+#    thread (what every request to a blocking server pays several times), and a
+#    ZeroMQ echo server in a child process driven like the engine in scenario 2
+#    (same sockets, threads and process boundary, no decision). No latency
+#    measured later can be lower than these.
 # floor_hiccup: one run of the hiccup meter, recorded with the idle states it ran under.
 floor_hiccup() {
     local cmd=("$B/bench/hiccup" --seconds "$SECS" --mode both --json)

@@ -173,12 +173,7 @@ metrics_at() { # engine_sum engine_count upstream_sum upstream_count
 }
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$tmp/www" >"$tmp/www.log" 2>&1 &
 www=$!
-wport=""
-for _ in $(seq 200); do
-    wport=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$tmp/www.log")
-    [ -n "$wport" ] && break
-    sleep 0.02
-done
+wport=$(await_line "$tmp/www.log" 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$www")
 metrics_at 0.5 10 1.0 10
 python3 $R scrape "$tmp/pa.json" "http://127.0.0.1:$wport/metrics"
 check "scrape: exits 0" 0 $?

@@ -7,15 +7,8 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${HPP_BUILD:-build}
 STUB=$BUILD/bench/upstream_stub
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
 source tests/integration/check_lib.bash
+suite_setup
 has() { has_text "$@"; }
 
 # start NAME ARGS...: runs the stub, sets $port; the ready line is the probe.

@@ -17,3 +17,36 @@ has_text() {
 has_line() {
     if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $(head -c 300 "$3")"; fi
 }
+
+# suite_setup: a temporary directory ($tmp) and a list of started processes
+# ($pids, append with pids+=($!)) that the EXIT trap stops and removes.
+suite_setup() {
+    tmp=$(mktemp -d)
+    pids=()
+    trap suite_cleanup EXIT
+}
+suite_cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+
+# await_line FILE SED_SCRIPT [PID] [TRIES]: polls FILE every 20 ms (TRIES
+# times, default 200: 4 s) until `sed -n SED_SCRIPT FILE` prints something,
+# and prints it: a server's readiness line is the probe. Fails when nothing
+# came, at once when PID has exited.
+await_line() {
+    local out _
+    for _ in $(seq "${4:-200}"); do
+        out=$(sed -n "$2" "$1" 2>/dev/null)
+        if [ -n "$out" ]; then
+            printf '%s\n' "$out"
+            return 0
+        fi
+        if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.02
+    done
+    return 1
+}

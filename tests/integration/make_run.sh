@@ -38,13 +38,8 @@ alive() { pgrep -g "$1" 2>/dev/null | wc -l; }
 
 eport=$(free_port)
 run_make "$tmp/run.log" ENGINE_LISTEN="tcp://127.0.0.1:$eport" SIDECAR_LISTEN=127.0.0.1:0
-sport=""
-for _ in $(seq 400); do
-    sport=$(sed -n 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/run.log")
-    [ -n "$sport" ] && break
-    kill -0 "$mk" 2>/dev/null || break
-    sleep 0.05
-done
+sport=$(await_line "$tmp/run.log" 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
+    "$mk" 1000)
 if [ -z "$sport" ]; then
     fail "make run: the sidecar says it is ready" "$(tail -n 5 "$tmp/run.log")"
 else
