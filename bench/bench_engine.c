@@ -346,9 +346,12 @@ typedef struct {
 } s_echo_t;
 
 /* The child: serves until SIGTERM (or until the parent dies). */
-static _Noreturn void s_echo_serve(int ready_fd)
+static _Noreturn void s_echo_serve(int ready_fd, pid_t parent)
 {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) {
+        _exit(0); /* the parent died before the line above */
+    }
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_ROUTER);
     int hwm = 0;
@@ -392,13 +395,14 @@ static int s_echo_start(s_echo_t *e)
         return -1;
     }
     fflush(NULL);
+    pid_t parent = getpid();
     e->pid = fork();
     if (e->pid < 0) {
         return -1;
     }
     if (e->pid == 0) {
         close(fds[0]);
-        s_echo_serve(fds[1]);
+        s_echo_serve(fds[1], parent);
     }
     close(fds[1]);
     size_t got = 0;
