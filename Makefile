@@ -38,7 +38,8 @@ asan: deps
 # The sidecar starts once the engine has said it is ready (its stderr goes to
 # the terminal and to a temporary file watched for that line), so a request
 # right after the sidecar's "ready" is not a 503; an engine that fails to
-# start ends make run with its error.
+# start ends make run with its error. On Ctrl-C the engine gets the terminal's
+# SIGINT itself: it is given 2 s to drain before the recipe stops it.
 ENGINE_LISTEN ?= tcp://127.0.0.1:5555
 SIDECAR_LISTEN ?= 127.0.0.1:8080
 run: SHELL := /bin/bash
@@ -48,7 +49,8 @@ run: deps
 	 exec 3> >(tee "$$log" >&2); tee=$$!; \
 	 $(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) 2>&3 & engine=$$!; \
 	 exec 3>&-; \
-	 trap 'kill $$engine 2>/dev/null; wait $$engine; wait $$tee; rm -f "$$log"' EXIT INT TERM; \
+	 trap 'for _ in $$(seq 40); do kill -0 $$engine 2>/dev/null || break; sleep 0.05; done; \
+	       kill $$engine 2>/dev/null; wait $$engine; wait $$tee; rm -f "$$log"' EXIT INT TERM; \
 	 for _ in $$(seq 200); do \
 	     grep -q '^hpp-engine: ready on ' "$$log" && break; \
 	     kill -0 $$engine 2>/dev/null || exit 1; \

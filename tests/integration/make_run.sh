@@ -59,6 +59,11 @@ for _ in $(seq 200); do
 done
 check "make run: Ctrl-C stops engine and sidecar" 0 "$(alive "$mk")"
 has_line "make run: the engine logged its stop" "info engine: stopped" "$tmp/run.log"
+if grep -q "second stop signal" "$tmp/run.log"; then
+    fail "make run: Ctrl-C lets the engine drain" "$(grep "second stop" "$tmp/run.log")"
+else
+    ok "make run: Ctrl-C lets the engine drain"
+fi
 has_line "make run: the sidecar logged its stop" "info sidecar: stopped" "$tmp/run.log"
 
 # The engine's port taken: make run fails with the engine's error, no sidecar.
