@@ -370,9 +370,9 @@ class Results:
         idle = load(folder, "idle")
         self.idle = idle[0] if idle else None
         self.idle_main = "held" if self.idle and self.idle.get("held") == 1 else "default"
-        hiccup, self.hiccup_default = self.split(load(folder, "floor_hiccup"))
-        self.hiccup = hiccup[-1] if hiccup else None
-        self.hiccup_default = self.hiccup_default[-1] if self.hiccup_default else None
+        # The last run of the meter under each setting (None when there is none).
+        self.hiccup, self.hiccup_default = (runs[-1] if runs else None for runs in
+                                            self.split(load(folder, "floor_hiccup")))
         self.echo = load(folder, "floor_echo")
         self.resolve = load(folder, "resolve")
         self.engine_closed = load(folder, "engine_closed")

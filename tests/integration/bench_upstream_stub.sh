@@ -17,13 +17,8 @@ start() {
     shift
     "$STUB" "$@" 2>"$tmp/$name.err" &
     pids+=($!)
-    port=""
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^upstream_stub: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/$name.err")
-        [ -n "$port" ] && return 0
-        kill -0 "${pids[-1]}" 2>/dev/null || break
-        sleep 0.02
-    done
+    port=$(await_line "$tmp/$name.err" \
+        's/^upstream_stub: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "${pids[-1]}") && return 0
     fail "$name starts" "$(cat "$tmp/$name.err")"
     return 1
 }

@@ -33,12 +33,12 @@ suite_cleanup() {
 
 # await_line FILE SED_SCRIPT [PID] [TRIES]: polls FILE every 20 ms (TRIES
 # times, default 200: 4 s) until `sed -n SED_SCRIPT FILE` prints something,
-# and prints it: a server's readiness line is the probe. Fails when nothing
-# came, at once when PID has exited.
+# and prints its first line: a server's readiness line is the probe. Fails
+# when nothing came, at once when PID has exited.
 await_line() {
     local out _
     for _ in $(seq "${4:-200}"); do
-        out=$(sed -n "$2" "$1" 2>/dev/null)
+        out=$(sed -n "$2" "$1" 2>/dev/null | head -n 1)
         if [ -n "$out" ]; then
             printf '%s\n' "$out"
             return 0

@@ -68,13 +68,7 @@ start() {
     pid=$!
     pids+=("$pid")
     names+=("$name")
-    ready=""
-    for _ in $(seq 500); do
-        ready=$(sed -n "s/$re/\\1/p" "$tmp/$name.err" | head -n 1)
-        [ -n "$ready" ] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.01
-    done
+    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
     fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
     return 1
 }
