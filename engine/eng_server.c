@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -732,25 +733,81 @@ static int s_on_signal(eng_server_t *self, bool draining)
     return action;
 }
 
+/* The frontend waits in epoll on the sockets' ZMQ_FDs and the signalfd
+ * rather than in zmq_poll. zmq_poll asks every socket for ZMQ_EVENTS before
+ * and after its poll(2), and each ask costs libzmq two or three system calls
+ * (a fork check and a poll of the socket's mailbox): about thirty per request
+ * at one request in flight. Here a socket is asked only when its descriptor
+ * fired or when the loop itself sent or received on it, since either can
+ * leave a message waiting with no edge on the descriptor (ZMQ_FD signals
+ * mailbox commands, not messages). */
+enum { S_WAIT_FRONT, S_WAIT_BACK, S_WAIT_REPLIES, S_WAIT_SOCKS, S_WAIT_SIGNAL = S_WAIT_SOCKS };
+
+/* Returns the bits of `check` whose socket has a message waiting. */
+static unsigned s_ready(void *const *socks, unsigned check)
+{
+    unsigned ready = 0;
+    for (unsigned i = 0; i < S_WAIT_SOCKS; i++) {
+        int events = 0;
+        size_t sz = sizeof events;
+        if ((check & (1u << i)) && zmq_getsockopt(socks[i], ZMQ_EVENTS, &events, &sz) == 0 &&
+            (events & ZMQ_POLLIN)) {
+            ready |= 1u << i;
+        }
+    }
+    return ready;
+}
+
+/* An epoll set of the frontend's sockets and the signalfd, or -1. */
+static int s_watch_set(void *const *socks, int sigfd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) {
+        return -1;
+    }
+    for (unsigned i = 0; i <= S_WAIT_SOCKS; i++) {
+        int fd = sigfd;
+        size_t sz = sizeof fd;
+        if (i < S_WAIT_SOCKS && zmq_getsockopt(socks[i], ZMQ_FD, &fd, &sz) != 0) {
+            close(ep);
+            return -1;
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(ep);
+            return -1;
+        }
+    }
+    return ep;
+}
+
 int eng_server_run(eng_server_t *self)
 {
-    zmq_pollitem_t items[4] = {
-        {self->front, 0, ZMQ_POLLIN, 0},
-        {self->back, 0, ZMQ_POLLIN, 0},
-        {self->replies, 0, ZMQ_POLLIN, 0},
-        {NULL, self->sigfd, ZMQ_POLLIN, 0},
-    };
-    bool draining = false, accepting = true;
+    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
+    int ep = s_watch_set(socks, self->sigfd);
+    if (ep < 0) {
+        eng_log(ENG_LOG_ERROR, "engine", "epoll set: %s", strerror(errno));
+        return 1;
+    }
+    const unsigned all = (1u << S_WAIT_SOCKS) - 1;
+    unsigned check = all, serve = all; /* serve: the sockets read from */
+    bool draining = false;
     int64_t drain_start = 0, last_in = 0;
     for (;;) {
-        long timeout = -1;
+        int timeout = -1;
         if (draining) {
             int64_t now = s_mono_ms();
-            if (accepting && now - last_in >= S_QUIET_MS) {
-                accepting = false; /* quiet: take no more requests */
-                items[0].events = 0;
+            if ((serve & (1u << S_WAIT_FRONT)) && now - last_in >= S_QUIET_MS) {
+                /* Quiet: take no more requests. Its descriptor leaves the
+                 * set, or the commands nobody reads would wake us forever. */
+                serve &= ~(1u << S_WAIT_FRONT);
+                int fd = -1;
+                size_t sz = sizeof fd;
+                if (zmq_getsockopt(self->front, ZMQ_FD, &fd, &sz) == 0) {
+                    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                }
             }
-            if (!accepting && self->in_flight == 0) {
+            if (!(serve & (1u << S_WAIT_FRONT)) && self->in_flight == 0) {
                 break;
             }
             if (now - drain_start >= self->cfg.drain_ms) {
@@ -758,27 +815,42 @@ int eng_server_run(eng_server_t *self)
                         (unsigned long long)self->in_flight);
                 break;
             }
-            timeout = accepting ? (long)(S_QUIET_MS - (now - last_in)) : 10;
+            timeout = (serve & (1u << S_WAIT_FRONT)) ? (int)(S_QUIET_MS - (now - last_in)) : 10;
             if (timeout < 1) {
                 timeout = 1;
             }
         }
-        bool flush_due = eng_declog_pending(&self->front_worker.declog);
-        if (flush_due && (timeout < 0 || timeout > S_IDLE_FLUSH_MS)) {
-            timeout = S_IDLE_FLUSH_MS;
-        }
-        int rc = zmq_poll(items, 4, timeout);
-        if (rc < 0) {
-            if (errno == EINTR) {
-                continue;
+        unsigned ready = s_ready(socks, check & serve);
+        bool signalled = false;
+        if (!ready) {
+            bool flush_due = eng_declog_pending(&self->front_worker.declog);
+            if (flush_due && (timeout < 0 || timeout > S_IDLE_FLUSH_MS)) {
+                timeout = S_IDLE_FLUSH_MS;
             }
-            eng_log(ENG_LOG_ERROR, "engine", "poll failed: %s", zmq_strerror(errno));
-            break;
+            struct epoll_event evs[S_WAIT_SOCKS + 1];
+            int n = epoll_wait(ep, evs, S_WAIT_SOCKS + 1, timeout);
+            if (n < 0 && errno != EINTR) {
+                eng_log(ENG_LOG_ERROR, "engine", "epoll_wait failed: %s", strerror(errno));
+                break;
+            }
+            if (n == 0 && flush_due) {
+                eng_declog_flush(&self->front_worker.declog); /* idle */
+            }
+            check = 0;
+            for (int i = 0; i < n; i++) {
+                if (evs[i].data.u32 == S_WAIT_SIGNAL) {
+                    signalled = true;
+                } else {
+                    check |= 1u << evs[i].data.u32;
+                }
+            }
+            if (!signalled) {
+                continue; /* ask the sockets that fired */
+            }
         }
-        if (rc == 0 && flush_due) {
-            eng_declog_flush(&self->front_worker.declog); /* idle */
-        }
-        if (items[3].revents & ZMQ_POLLIN) {
+        /* What the loop touches now must be asked again before it sleeps. */
+        check = ready;
+        if (signalled) {
             int act = s_on_signal(self, draining);
             if (act == 2) {
                 break;
@@ -787,19 +859,24 @@ int eng_server_run(eng_server_t *self)
                 draining = true;
                 drain_start = last_in = s_mono_ms();
             }
+            check = all;
         }
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (ready & (1u << S_WAIT_FRONT)) {
             if (s_front_in(self) > 0 && draining) {
                 last_in = s_mono_ms();
             }
+            check |= 1u << S_WAIT_BACK;
         }
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (ready & (1u << S_WAIT_BACK)) {
             s_replies_out(self, self->back);
+            check |= 1u << S_WAIT_FRONT;
         }
-        if (items[2].revents & ZMQ_POLLIN) {
+        if (ready & (1u << S_WAIT_REPLIES)) {
             s_replies_out(self, self->replies);
+            check |= 1u << S_WAIT_FRONT;
         }
     }
+    close(ep);
     eng_log(ENG_LOG_INFO, "engine", "stopped");
     return 0;
 }

@@ -339,29 +339,68 @@ static void s_text(s_walk_t *w, const char *s, size_t len)
     }
 }
 
-static int s_part_text(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
+/* Where a value sits in the body, rendered as a path ("messages[2].content[0]
+ * .text") only when an error names it. The walk runs twice over every
+ * message on the hot path, and formatting each path up front cost a
+ * vsnprintf per message and part. */
+typedef struct s_at {
+    const struct s_at *up; /* enclosing value, NULL at the top */
+    const char *key;       /* member name, or NULL for an array element */
+    size_t index;          /* element index when key is NULL */
+} s_at_t;
+
+/* Renders `at` into buf (sc_error_t.param's 96 bytes), truncating silently:
+ * paths are for humans. */
+static const char *s_at_text(const s_at_t *at, char *buf)
+{
+    if (!at) {
+        buf[0] = '\0';
+        return buf;
+    }
+    s_at_text(at->up, buf);
+    size_t n = strlen(buf);
+    if (at->key) {
+        snprintf(buf + n, 96 - n, "%s%s", n ? "." : "", at->key);
+    } else {
+        snprintf(buf + n, 96 - n, "[%zu]", at->index);
+    }
+    return buf;
+}
+
+static int s_at_type_error(const sc_jdoc_t *d, sc_error_t *err, const s_at_t *at, const char *want,
+                           sc_jv_t v)
+{
+    char p[96];
+    return s_type_error(d, err, s_at_text(at, p), want, v);
+}
+
+static int s_at_missing(sc_error_t *err, const s_at_t *at, const char *why)
+{
+    char p[96];
+    s_at_text(at, p);
+    return sc_error_set(err, 400, "missing_required_parameter", p, "%s: %s", p, why);
+}
+
+static int s_part_text(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
 {
     const sc_jdoc_t *d = w->self->doc;
     sc_jv_t t = sc_jget(d, part, "text");
     if (!sc_jis(d, t, SC_J_STRING)) {
-        char p[96];
-        s_path(p, "%s.text", param);
-        return t ? s_type_error(d, err, p, "string", t)
-                 : sc_error_set(err, 400, "missing_required_parameter", p,
-                                "%s: a text part needs \"text\"", p);
+        s_at_t tat = {.up = at, .key = "text"};
+        return t ? s_at_type_error(d, err, &tat, "string", t)
+                 : s_at_missing(err, &tat, "a text part needs \"text\"");
     }
     s_text(w, sc_jstr(d, t, NULL), s_slen(d, t));
     return 0;
 }
 
-static int s_part_refusal(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
+static int s_part_refusal(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
 {
     const sc_jdoc_t *d = w->self->doc;
     sc_jv_t t = sc_jget(d, part, "refusal");
     if (t && !sc_jis(d, t, SC_J_STRING)) {
-        char p[96];
-        s_path(p, "%s.refusal", param);
-        return s_type_error(d, err, p, "string", t);
+        s_at_t rat = {.up = at, .key = "refusal"};
+        return s_at_type_error(d, err, &rat, "string", t);
     }
     if (t) {
         s_text(w, sc_jstr(d, t, NULL), s_slen(d, t));
@@ -369,24 +408,27 @@ static int s_part_refusal(s_walk_t *w, sc_jv_t part, const char *param, sc_error
     return 0;
 }
 
-static int s_part_image(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
+static int s_part_image(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
 {
     const sc_jdoc_t *d = w->self->doc;
     sc_jv_t img = sc_jget(d, part, "image_url");
-    sc_jv_t url = sc_jis(d, img, SC_J_OBJECT) ? sc_jget(d, img, "url") : img;
-    char p[96];
-    s_path(p, "%s.image_url%s", param, sc_jis(d, img, SC_J_OBJECT) ? ".url" : "");
+    bool nested = sc_jis(d, img, SC_J_OBJECT);
+    sc_jv_t url = nested ? sc_jget(d, img, "url") : img;
+    s_at_t iat = {.up = at, .key = "image_url"};
+    s_at_t uat = {.up = &iat, .key = "url"};
     if (!sc_jis(d, url, SC_J_STRING)) {
-        return url ? s_type_error(d, err, p, "string", url)
-                   : sc_error_set(err, 400, "missing_required_parameter", p,
-                                  "%s: an image_url part needs a url", p);
+        const s_at_t *where = nested ? &uat : &iat;
+        return url ? s_at_type_error(d, err, where, "string", url)
+                   : s_at_missing(err, where, "an image_url part needs a url");
     }
     bool low = false;
-    sc_jv_t detail = sc_jis(d, img, SC_J_OBJECT) ? sc_jget(d, img, "detail") : SC_JNONE;
+    sc_jv_t detail = nested ? sc_jget(d, img, "detail") : SC_JNONE;
     if (detail && !sc_jis(d, detail, SC_J_NULL)) {
         const char *level = sc_jstr(d, detail, NULL);
         if (!level || (strcmp(level, "low") && strcmp(level, "high") && strcmp(level, "auto"))) {
-            s_path(p, "%s.image_url.detail", param);
+            s_at_t dat = {.up = &iat, .key = "detail"};
+            char p[96];
+            s_at_text(&dat, p);
             return sc_error_set(err, 400, "invalid_value", p,
                                 "%s: expected one of: low, high, auto", p);
         }
@@ -400,24 +442,24 @@ static int s_part_image(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t
 }
 
 /* Parts that carry no text we count (audio, files): accepted, not counted. */
-static int s_part_skip(s_walk_t *w, sc_jv_t part, const char *param, sc_error_t *err)
+static int s_part_skip(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
 {
     (void)w;
     (void)part;
-    (void)param;
+    (void)at;
     (void)err;
     return 0;
 }
 
 static const struct {
-    const char *type;                                           /* part "type" */
-    int (*fn)(s_walk_t *, sc_jv_t, const char *, sc_error_t *); /* its reader */
+    const char *type;                                             /* part "type" */
+    int (*fn)(s_walk_t *, sc_jv_t, const s_at_t *, sc_error_t *); /* its reader */
 } s_parts[] = {
     {"text", s_part_text}, {"image_url", s_part_image}, {"input_audio", s_part_skip},
     {"file", s_part_skip}, {"refusal", s_part_refusal}, {NULL, NULL},
 };
 
-static int s_content(s_walk_t *w, sc_jv_t content, const char *param, sc_error_t *err)
+static int s_content(s_walk_t *w, sc_jv_t content, const s_at_t *at, sc_error_t *err)
 {
     const sc_jdoc_t *d = w->self->doc;
     if (sc_jis(d, content, SC_J_STRING)) {
@@ -425,15 +467,13 @@ static int s_content(s_walk_t *w, sc_jv_t content, const char *param, sc_error_t
         return 0;
     }
     if (!sc_jis(d, content, SC_J_ARRAY)) {
-        return s_type_error(d, err, param, "string or array of content parts", content);
+        return s_at_type_error(d, err, at, "string or array of content parts", content);
     }
-    size_t j;
+    s_at_t pat = {.up = at};
     sc_jv_t part;
-    for (j = 0, part = sc_jfirst(d, content); part; part = sc_jnext(d, part), j++) {
-        char p[96];
-        s_path(p, "%s[%zu]", param, j);
+    for (part = sc_jfirst(d, content); part; part = sc_jnext(d, part), pat.index++) {
         if (!sc_jis(d, part, SC_J_OBJECT)) {
-            return s_type_error(d, err, p, "object", part);
+            return s_at_type_error(d, err, &pat, "object", part);
         }
         const char *type = sc_jstr(d, sc_jget(d, part, "type"), NULL);
         int k = 0;
@@ -441,12 +481,14 @@ static int s_content(s_walk_t *w, sc_jv_t content, const char *param, sc_error_t
             k++;
         }
         if (!type || !s_parts[k].type) {
+            char p[96];
+            s_at_text(&pat, p);
             return sc_error_set(err, 400, "invalid_value", p,
                                 "%s.type: expected one of: text, image_url, input_audio, file, "
                                 "refusal",
                                 p);
         }
-        if (s_parts[k].fn(w, part, p, err) < 0) {
+        if (s_parts[k].fn(w, part, &pat, err) < 0) {
             return -1;
         }
     }
@@ -454,15 +496,13 @@ static int s_content(s_walk_t *w, sc_jv_t content, const char *param, sc_error_t
 }
 
 /* An assistant's tool_calls: names and arguments count as prompt text. */
-static int s_tool_calls(s_walk_t *w, sc_jv_t calls, const char *param, sc_error_t *err)
+static int s_tool_calls(s_walk_t *w, sc_jv_t calls, const s_at_t *at, sc_error_t *err)
 {
     const sc_jdoc_t *d = w->self->doc;
     if (!sc_jis(d, calls, SC_J_ARRAY)) {
-        return s_type_error(d, err, param, "array", calls);
+        return s_at_type_error(d, err, at, "array", calls);
     }
-    size_t j;
-    sc_jv_t call;
-    for (j = 0, call = sc_jfirst(d, calls); call; call = sc_jnext(d, call), j++) {
+    for (sc_jv_t call = sc_jfirst(d, calls); call; call = sc_jnext(d, call)) {
         sc_jv_t fn = sc_jget(d, call, "function");
         const char *name = sc_jstr(d, sc_jget(d, fn, "name"), NULL);
         sc_jv_t args = sc_jget(d, fn, "arguments");
@@ -479,15 +519,16 @@ static int s_tool_calls(s_walk_t *w, sc_jv_t calls, const char *param, sc_error_
     return 0;
 }
 
+static const s_at_t s_messages_at = {.key = "messages"};
+
 /* One message; on the first pass validates and counts, on the second fills
  * the text sample. Returns the message's tokens (first pass) or -1. */
 static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_error_t *err)
 {
     const sc_jdoc_t *d = w->self->doc;
-    char p[96];
-    s_path(p, "messages[%zu]", i);
+    s_at_t mat = {.up = &s_messages_at, .index = i};
     if (!sc_jis(d, msg, SC_J_OBJECT)) {
-        return s_type_error(d, err, p, "object", msg);
+        return s_at_type_error(d, err, &mat, "object", msg);
     }
     sc_jv_t role = sc_jget(d, msg, "role");
     const char *r = sc_jstr(d, role, NULL);
@@ -496,7 +537,9 @@ static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_e
         k++;
     }
     if (!r || !s_roles[k]) {
-        s_path(p, "messages[%zu].role", i);
+        char p[96];
+        s_at_t rat = {.up = &mat, .key = "role"};
+        s_at_text(&rat, p);
         return sc_error_set(err, 400, role ? "invalid_value" : "missing_required_parameter", p,
                             "%s: expected one of: system, developer, user, assistant, tool, "
                             "function",
@@ -508,21 +551,22 @@ static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_e
     w->c = &c;
     int64_t extra = SC_TOK_PER_MESSAGE;
     sc_jv_t content = sc_jget(d, msg, "content");
-    s_path(p, "messages[%zu].content", i);
+    s_at_t cat = {.up = &mat, .key = "content"};
     if (sc_jis(d, content, SC_J_NULL) || !content) {
         /* Only an assistant turn (tool calls instead of text) may omit content. */
         if (strcmp(r, "assistant") != 0) {
-            return sc_error_set(err, 400, "missing_required_parameter", p,
-                                "%s: a %s message needs content", p, r);
+            char why[48];
+            snprintf(why, sizeof why, "a %s message needs content", r);
+            return s_at_missing(err, &cat, why);
         }
-    } else if (s_content(w, content, p, err) < 0) {
+    } else if (s_content(w, content, &cat, err) < 0) {
         return -1;
     }
     sc_jv_t name = sc_jget(d, msg, "name");
     if (name && !sc_jis(d, name, SC_J_NULL)) {
         if (!sc_jis(d, name, SC_J_STRING)) {
-            s_path(p, "messages[%zu].name", i);
-            return s_type_error(d, err, p, "string", name);
+            s_at_t nat = {.up = &mat, .key = "name"};
+            return s_at_type_error(d, err, &nat, "string", name);
         }
         if (!w->sample) {
             extra += SC_TOK_NAME + sc_tok_text(sc_jstr(d, name, NULL), s_slen(d, name));
@@ -530,8 +574,8 @@ static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_e
     }
     sc_jv_t calls = sc_jget(d, msg, "tool_calls");
     if (calls && !sc_jis(d, calls, SC_J_NULL)) {
-        s_path(p, "messages[%zu].tool_calls", i);
-        if (s_tool_calls(w, calls, p, err) < 0) {
+        s_at_t tat = {.up = &mat, .key = "tool_calls"};
+        if (s_tool_calls(w, calls, &tat, err) < 0) {
             return -1;
         }
     }

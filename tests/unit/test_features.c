@@ -446,6 +446,15 @@ static const struct {
      "invalid_value", "messages[0].content[0].image_url.detail"},
     {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"name\":3}]}", "invalid_type",
      "messages[0].name"},
+    /* Paths are rendered only on error: deeper and later positions too. */
+    {"{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":"
+     "[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":{\"url\":4}}]}]}",
+     "invalid_type", "messages[1].content[1].image_url.url"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\","
+     "\"content\":null,\"tool_calls\":{}}]}",
+     "invalid_type", "messages[1].tool_calls"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"tool\"}]}",
+     "missing_required_parameter", "messages[1].content"},
     {"{\"model\":7," MSG "}", "invalid_type", "model"},
     {"{\"model\":\"\"," MSG "}", "invalid_value", "model"},
     {"{\"model\":\"a b\"," MSG "}", "invalid_value", "model"},
