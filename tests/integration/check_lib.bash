@@ -19,7 +19,9 @@ has_line() {
 }
 
 # suite_setup: a temporary directory ($tmp) and a list of started processes
-# ($pids, append with pids+=($!)) that the EXIT trap stops and removes.
+# ($pids, append with pids+=($!)) that the EXIT trap stops and removes. A
+# process a test left stopped (SIGSTOP) is continued first, or the wait for
+# it would never end.
 suite_setup() {
     tmp=$(mktemp -d)
     pids=()
@@ -27,7 +29,10 @@ suite_setup() {
 }
 suite_cleanup() {
     local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do
+        kill -CONT "$p" 2>/dev/null
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
     rm -rf "$tmp"
 }
 

@@ -14,18 +14,10 @@ ENGINE=$BUILD/hpp-engine
 SIDECAR=$BUILD/hpp-sidecar
 STUB=tests/integration/upstream_stub.py
 skipped=0
-tmp=$(mktemp -d)
-pids=() names=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill -CONT "$p" 2>/dev/null
-        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+names=()
 
 source tests/integration/check_lib.bash
+suite_setup
 skip() { skipped=$((skipped + 1)); echo "SKIP $1${2:+: $2}"; }
 has() { has_text "$@"; }
 # Stops every process still running with SIGTERM and checks that our servers
@@ -113,7 +105,8 @@ error_shape() { # name status want_status want_code
         "$(jget 'bool(j["error"]["message"]) and j["error"]["type"] in ("invalid_request_error","permission_error","server_error")')"
 }
 stub_ctl() { curl -s -m 5 "http://127.0.0.1:$SP/_control" -d "$1" >/dev/null; }
-stub_models() { curl -s -m 5 "http://127.0.0.1:$SP/_requests" | python3 -c 'import json,sys; print(" ".join(r["body"].get("model","") for r in json.load(sys.stdin)))'; }
+# The models the stub was asked for, one per line, oldest first.
+stub_models() { curl -s -m 5 "http://127.0.0.1:$SP/_requests" | python3 -c 'import json,sys; print("\n".join(r["body"].get("model","") for r in json.load(sys.stdin)))'; }
 
 for bin in "$ENGINE" "$SIDECAR"; do
     if [ ! -x "$bin" ]; then
@@ -320,8 +313,11 @@ stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["model"]')\"]}"
 curl -s -N -m 5 -o "$tmp/cut" "http://127.0.0.1:$P/v1/chat/completions" \
     -d '{"stream":true,"messages":[{"role":"user","content":"hi"}]}'
 rc=$?
-[ "$rc" -ne 0 ] && ok "cut stream: client sees a broken transfer (curl exit $rc)" ||
+if [ "$rc" -ne 0 ]; then
+    ok "cut stream: client sees a broken transfer (curl exit $rc)"
+else
     fail "cut stream: client sees a broken transfer" "curl exit 0: $(head -c 200 "$tmp/cut")"
+fi
 has "cut stream: the first event was streamed" '"role": "assistant"' "$(cat "$tmp/cut")"
 stub_ctl '{"reset":true}'
 check "cut stream: sidecar still serves" 200 "$(req POST "$P" /v1/chat/completions "{$MSG}")"
@@ -354,11 +350,11 @@ first=$(jget 'j["model"]')
 stub_ctl "{\"reset\":true,\"fail\":{\"$first\":429}}"
 s=$(req POST "$P" /v1/chat/completions "{$MSG}")
 check "429: answered 200 by a fallback" 200 "$s"
-seen=($(stub_models))
+mapfile -t seen < <(stub_models)
 check "429: two upstream calls" 2 "${#seen[@]}"
 check "429: first call used the decision" "$first" "${seen[0]:-}"
 check "429: retry used another model" "${seen[1]:-}" "$(hdr X-HPP-Router-Resolved-Model)"
-[ "${seen[1]:-}" != "$first" ] && ok "429: fallback differs" || fail "429: fallback differs"
+if [ "${seen[1]:-}" != "$first" ]; then ok "429: fallback differs"; else fail "429: fallback differs"; fi
 
 stub_ctl "{\"reset\":true,\"fail\":{\"$first\":500,\"${seen[1]:-x}\":503}}"
 s=$(req POST "$P" /v1/chat/completions "{$MSG}")
@@ -377,7 +373,7 @@ check "all fail: upstream error body passed through" server_error "$(jget 'j["er
 stub_ctl "{\"reset\":true,\"fail\":{\"$first\":402}}"
 s=$(req POST "$P" /v1/chat/completions "{$MSG}")
 check "402: answered 200 by the free fallback" 200 "$s"
-seen=($(stub_models))
+mapfile -t seen < <(stub_models)
 check "402: two upstream calls" 2 "${#seen[@]}"
 free=$(req POST "$D" /v1/route "{$MSG,\"hpp\":{\"budget_usd\":0}}" >/dev/null; jget 'j["model"]')
 check "402: the free model is the zero-budget decision" "$free" "${seen[1]:-}"
@@ -413,7 +409,11 @@ if start_sidecar dead --engine tcp://127.0.0.1:1 --timeout-ms 300; then
     s=$(req POST "$ready" /v1/route "{$MSG}")
     ms=$((($(date +%s%N) - t0) / 1000000))
     error_shape "no engine" "$s" 503 engine_unavailable
-    [ "$ms" -lt 1000 ] && ok "no engine: answered at once (${ms} ms)" || fail "no engine: slow" "${ms} ms"
+    if [ "$ms" -lt 1000 ]; then
+        ok "no engine: answered at once (${ms} ms)"
+    else
+        fail "no engine: slow" "${ms} ms"
+    fi
     s=$(req GET "$ready" /healthz)
     error_shape "no engine: healthz" "$s" 503 engine_unavailable
 fi
@@ -428,8 +428,11 @@ if start_engine engine2; then
     s=$(req POST "$L" /v1/route "{$MSG}")
     ms=$((($(date +%s%N) - t0) / 1000000))
     error_shape "stalled engine" "$s" 503 engine_timeout
-    [ "$ms" -ge 250 ] && [ "$ms" -lt 2000 ] && ok "stalled engine: 503 after --timeout-ms (${ms} ms)" ||
+    if [ "$ms" -ge 250 ] && [ "$ms" -lt 2000 ]; then
+        ok "stalled engine: 503 after --timeout-ms (${ms} ms)"
+    else
         fail "stalled engine: timing" "${ms} ms"
+    fi
     s=$(req POST "$O" /v1/chat/completions "{$MSG}")
     check "fail-open: 200" 200 "$s"
     check "fail-open: the configured model" openai/gpt-4o-mini "$(hdr X-HPP-Router-Resolved-Model)"
