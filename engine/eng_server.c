@@ -110,6 +110,7 @@ struct eng_server {
     void *rl_pull;                                 /* reloader: PULL of requests and commands */
     void *rl_push;                                 /* reloader: PUSH of replies to the frontend */
     int sigfd;                                     /* signalfd of TERM, INT, HUP */
+    int epfd;                                      /* frontend's epoll set (s_watch_set) */
     char endpoint[256];                            /* bound endpoint, real port */
     eng_snapcell_t *cell;                          /* current snapshot */
     eng_declog_t *declog;                          /* decision log, NULL = off */
@@ -784,11 +785,8 @@ static int s_watch_set(void *const *socks, int sigfd)
 int eng_server_run(eng_server_t *self)
 {
     void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
-    int ep = s_watch_set(socks, self->sigfd);
-    if (ep < 0) {
-        eng_log(ENG_LOG_ERROR, "engine", "epoll set: %s", strerror(errno));
-        return 1;
-    }
+    const int ep = self->epfd;
+    int rc = 0;
     const unsigned all = (1u << S_WAIT_SOCKS) - 1;
     unsigned check = all, serve = all; /* serve: the sockets read from */
     bool draining = false;
@@ -831,6 +829,7 @@ int eng_server_run(eng_server_t *self)
             int n = epoll_wait(ep, evs, S_WAIT_SOCKS + 1, timeout);
             if (n < 0 && errno != EINTR) {
                 eng_log(ENG_LOG_ERROR, "engine", "epoll_wait failed: %s", strerror(errno));
+                rc = 1;
                 break;
             }
             if (n == 0 && flush_due) {
@@ -876,9 +875,8 @@ int eng_server_run(eng_server_t *self)
             check |= 1u << S_WAIT_FRONT;
         }
     }
-    close(ep);
     eng_log(ENG_LOG_INFO, "engine", "stopped");
-    return 0;
+    return rc;
 }
 
 /* Setup and teardown ------------------------------------------------------------ */
@@ -975,6 +973,7 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     }
     self->cfg = *cfg;
     self->sigfd = -1;
+    self->epfd = -1;
     pthread_mutex_init(&self->rl_mu, NULL);
     clock_gettime(CLOCK_MONOTONIC, &self->started);
     proto_buf_init_fixed(&self->fout, self->fmem, sizeof self->fmem);
@@ -1053,6 +1052,12 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     size_t eplen = sizeof self->endpoint;
     if (zmq_getsockopt(self->front, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0) {
         snprintf(self->endpoint, sizeof self->endpoint, "%s", self->cfg.listen);
+    }
+    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
+    self->epfd = s_watch_set(socks, self->sigfd);
+    if (self->epfd < 0) {
+        eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "epoll: %s", strerror(errno));
+        goto fail;
     }
     s_worker_t *fw = &self->front_worker;
     fw->server = self;
@@ -1142,6 +1147,9 @@ void eng_server_destroy(eng_server_t **self_p)
     eng_msgpool_destroy(&self->front_worker.pool);
     eng_declog_destroy(&self->declog);
     eng_snapcell_destroy(&self->cell);
+    if (self->epfd >= 0) {
+        close(self->epfd);
+    }
     if (self->sigfd >= 0) {
         close(self->sigfd);
     }
