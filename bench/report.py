@@ -522,6 +522,10 @@ def goals(res):
         if ng and median(ng) is not None:
             parts.append(f"nginx as a plain reverse proxy, no decision, on this machine: "
                          f"+{median(ng) - median(dr):.0f} us")
+        zq = [pick(r, "latency_us.p50") for r in res.sidecar_proxy
+              if r["system"] == "sidecar-proxy-libzmq"]
+        if zq and median(zq) is not None:
+            parts.append(f"the same proxy on the libzmq engine link: +{median(zq) - median(dr):.0f} us")
         echo = res.echo_point("closed")
         if echo and pick(echo, *ENG_P50) is not None:
             parts.append(f"a ZeroMQ round trip, no decision: {fmt_us(pick(echo, *ENG_P50))} p50")
@@ -1025,7 +1029,10 @@ def md_sidecar(res):
                   "1 connection, 1 KB body, interleaved A B A B ...; the goal compares the medians. "
                   "`nginx-proxy` is nginx as a plain reverse proxy (kept-alive upstream "
                   "connections, no decision) to the same stub: the cost of one more HTTP hop "
-                  "on this machine, the floor under what proxy mode can add.", ""]
+                  "on this machine, the floor under what proxy mode can add. "
+                  "`sidecar-proxy-libzmq` is the same proxy with `--engine-link libzmq`: the "
+                  "engine round trip through a libzmq DEALER and its I/O thread instead of "
+                  "the sidecar's own ZMTP socket (the design before the zmtp link).", ""]
         recs = [(r.get("system"), r) for r in res.sidecar_proxy]
         recs += [(f"{r.get('system')}, {OWN_IDLE}", r) for r in res.sidecar_proxy_default]
         rows = [[name, r.get("round"), fmt_int(r.get("rps")),

@@ -610,7 +610,8 @@ engine_point() {
     [ "$fails" = 0 ]
 }
 
-# http_sidecars: an engine and two sidecars (decision-only, and proxy to the stub).
+# http_sidecars: an engine and three sidecars (decision-only, proxy to the stub,
+# and the same proxy on the libzmq engine link).
 BASE_UP=0
 http_base() {
     [ "$BASE_UP" = 1 ] && return 0
@@ -651,6 +652,10 @@ http_sidecars() {
     start_sidecar sidecar_proxy --upstream "$UP_URL/v1" || return 1
     SC_PROXY_URL=$SC_URL
     SC_PROXY_PID=$SC_PID
+    # The same proxy on the libzmq link: what the zmtp link saves, in the same run.
+    start_sidecar sidecar_proxy_libzmq --engine-link libzmq --upstream "$UP_URL/v1" || return 1
+    SC_PROXYZ_URL=$SC_URL
+    SC_PROXYZ_PID=$SC_PID
     SC_UP=1
 }
 
@@ -715,30 +720,22 @@ scenario_sidecar() {
     if [ "$fails" = 0 ]; then status sidecar ok; else status sidecar failed "$fails checks or runs failed"; fi
 }
 
-# proxy_round ROUND BODY NGINX_URL: proxy mode, the upstream directly and (when
-# NGINX_URL is set) nginx as a plain reverse proxy, one wrk run each at 1
-# connection. Each sidecar and direct run also records the CPU time and context
-# switches per request of every process on the path (what the latency is made
-# of on this machine), and the proxy run the mean engine and upstream times
-# from the sidecar's /metrics. Fails when a run failed.
+# proxy_round ROUND BODY NGINX_URL: proxy mode (on the zmtp and on the libzmq
+# engine link), the upstream directly and (when NGINX_URL is set) nginx as a
+# plain reverse proxy, one wrk run each at 1 connection. Each sidecar and direct
+# run also records the CPU time and context switches per request of every
+# process on the path (what the latency is made of on this machine), and the
+# proxy runs the mean engine and upstream times from the sidecar's /metrics.
+# Fails when a run failed.
 proxy_round() {
     local round=$1 f=$2 ngx=$3 fails=0
-    local procs=("sidecar=$SC_PROXY_PID" "engine=$ENGINE_PID" "upstream=$STUB_PID")
-    local phases=()
-    python3 "$REPORT" scrape "$TMP/phases_a" "$SC_PROXY_URL/metrics" &&
-        phases=(--phases "$TMP/phases_a" "$TMP/phases_b")
-    snap "$TMP/cost_a" "${procs[@]}"
-    if wrk_run "$TMP/proxy_$round.out" "$f" 1 "$SC_PROXY_URL/v1/chat/completions" \
-        -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench'; then
-        snap "$TMP/cost_b" "${procs[@]}"
-        [ ${#phases[@]} -gt 0 ] && ! python3 "$REPORT" scrape "$TMP/phases_b" \
-            "$SC_PROXY_URL/metrics" && phases=()
-        record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/proxy_$round.out" system=sidecar-proxy \
-            round="$round" connections=1 body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b" \
-            "${phases[@]}"
-    else
+    proxy_run "$round" "$f" sidecar-proxy "$SC_PROXY_URL" "$SC_PROXY_PID" ||
         fails=$((fails + 1))
+    if [ -n "${SC_PROXYZ_URL:-}" ]; then
+        proxy_run "$round" "$f" sidecar-proxy-libzmq "$SC_PROXYZ_URL" "$SC_PROXYZ_PID" ||
+            fails=$((fails + 1))
     fi
+    local procs=("engine=$ENGINE_PID" "upstream=$STUB_PID")
     snap "$TMP/cost_a" "${procs[@]}"
     if wrk_run "$TMP/direct_$round.out" "$f" 1 "$UP_URL/v1/chat/completions"; then
         snap "$TMP/cost_b" "${procs[@]}"
@@ -757,6 +754,25 @@ proxy_round() {
         fi
     fi
     [ "$fails" = 0 ]
+}
+
+# proxy_run ROUND BODY SYSTEM URL PID: one proxied wrk run of one sidecar,
+# recorded as SYSTEM with its processes' costs and its /metrics phases.
+proxy_run() {
+    local round=$1 f=$2 system=$3 url=$4 pid=$5
+    local procs=("sidecar=$pid" "engine=$ENGINE_PID" "upstream=$STUB_PID")
+    local phases=()
+    python3 "$REPORT" scrape "$TMP/phases_a" "$url/metrics" &&
+        phases=(--phases "$TMP/phases_a" "$TMP/phases_b")
+    snap "$TMP/cost_a" "${procs[@]}"
+    wrk_run "$TMP/${system}_$round.out" "$f" 1 "$url/v1/chat/completions" \
+        -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench' || return 1
+    snap "$TMP/cost_b" "${procs[@]}"
+    [ ${#phases[@]} -gt 0 ] && ! python3 "$REPORT" scrape "$TMP/phases_b" "$url/metrics" &&
+        phases=()
+    record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/${system}_$round.out" system="$system" \
+        round="$round" connections=1 body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b" \
+        "${phases[@]}"
 }
 
 # 4. Peers in the same run, interleaved A B A B at each connection count.

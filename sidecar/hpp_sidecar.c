@@ -45,6 +45,14 @@ static int s_engine(void *opts, const char *flag, const char *arg)
     return 0;
 }
 
+static int s_engine_link(void *opts, const char *flag, const char *arg)
+{
+    if (sc_link_kind_parse(arg, &S_OPTS(opts)->cfg.link) != 0) {
+        return eng_flag_error(flag, "expected auto, zmtp or libzmq, got '%s'", arg);
+    }
+    return 0;
+}
+
 static int s_upstream(void *opts, const char *flag, const char *arg)
 {
     if (strncmp(arg, "http://", 7) != 0) {
@@ -97,6 +105,9 @@ static const eng_flag_t s_flags[] = {
      "address to serve HTTP on (default " SC_DEFAULT_LISTEN "; port 0 = any free port)"},
     {"--engine", "ENDPOINT", s_engine, 0,
      "hpp-engine ZMQ endpoint (default " SC_DEFAULT_ENGINE ")"},
+    {"--engine-link", "KIND", s_engine_link, 0,
+     "zmtp: speak ZMTP on the loop's own socket (tcp:// only); libzmq: a libzmq "
+     "DEALER (any endpoint); auto (default): zmtp for tcp://, else libzmq"},
     {"--upstream", "URL", s_upstream, 0,
      "proxy mode: forward chat completions to this OpenAI-compatible base URL "
      "(http://HOST:PORT/v1); without it, decision-only mode"},
@@ -153,7 +164,8 @@ int main(int argc, char **argv)
     char host[256];
     size_t hl = strrchr(o.cfg.listen, ':') - o.cfg.listen;
     snprintf(host, sizeof host, "%.*s", (int)hl, o.cfg.listen);
-    eng_log(ENG_LOG_INFO, "sidecar", "engine %s, %s, timeout %d ms%s%s", o.cfg.engine,
+    eng_log(ENG_LOG_INFO, "sidecar", "engine %s (%s link), %s, timeout %d ms%s%s", o.cfg.engine,
+            sc_link_kind_name(sc_server_link_kind(srv)),
             o.cfg.upstream ? o.cfg.upstream : "decision-only mode", o.cfg.timeout_ms,
             o.cfg.fail_open ? ", fail-open " : "", o.cfg.fail_open ? o.cfg.fail_open : "");
     fprintf(stderr, "hpp-sidecar: ready on %s:%d\n", host, sc_server_port(srv));

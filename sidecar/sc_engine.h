@@ -1,12 +1,12 @@
-/* sc_engine.h - the sidecar's link to hpp-engine: one ZMQ DEALER socket in
- * the libevent loop, many requests in flight, each with a deadline.
+/* sc_engine.h - the sidecar's calls to hpp-engine: one DEALER link in the
+ * libevent loop (sc_link.h), many requests in flight, each with a deadline.
  *
  * A call encodes a request (proto.h), sends it without blocking, and parks
  * its callback in a fixed table of slots keyed by the request id. The
  * callback runs exactly once, on the loop thread: with the decoded reply,
  * or with a timeout when no reply came within the deadline. A call that
  * cannot be sent at all (no engine connected, table full) fails at once and
- * its callback is never run. ZeroMQ reconnects by itself; replies to calls
+ * its callback is never run. The link reconnects by itself; replies to calls
  * that already timed out are recognised by their id and dropped.
  */
 #ifndef SC_ENGINE_H
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "sc_link.h"
 
 struct event_base;
 
@@ -36,11 +37,11 @@ typedef void (*sc_engine_cb)(void *arg, sc_eng_result_t res, const proto_reply_t
 
 typedef struct sc_engine sc_engine_t;
 
-/* Connects a DEALER to `endpoint` (e.g. tcp://127.0.0.1:5555) and joins the
- * loop. `timeout_ms` is the deadline of every call. Returns NULL with a
+/* Connects a DEALER link of `kind` to `endpoint` (e.g. tcp://127.0.0.1:5555)
+ * and joins the loop. `timeout_ms` is the deadline of every call. Returns NULL with a
  * message in errbuf on failure (bad endpoint, out of memory). */
-sc_engine_t *sc_engine_new(struct event_base *base, const char *endpoint, int timeout_ms,
-                           char *errbuf, size_t errlen);
+sc_engine_t *sc_engine_new(struct event_base *base, const char *endpoint, sc_link_kind_t kind,
+                           int timeout_ms, char *errbuf, size_t errlen);
 
 /* Closes the socket and frees the table; pending callbacks are not run.
  * Sets *self_p to NULL. Idempotent. */
@@ -55,6 +56,9 @@ uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb
 
 /* Forgets a call: its callback will not run. Unknown handles are ignored. */
 void sc_engine_cancel(sc_engine_t *self, uint64_t handle);
+
+/* The kind of link in use. */
+sc_link_kind_t sc_engine_link_kind(const sc_engine_t *self);
 
 /* Calls awaiting a reply. */
 size_t sc_engine_inflight(const sc_engine_t *self);

@@ -864,7 +864,7 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
-    srv->engine = sc_engine_new(srv->base, cfg->engine, cfg->timeout_ms, errbuf, errlen);
+    srv->engine = sc_engine_new(srv->base, cfg->engine, cfg->link, cfg->timeout_ms, errbuf, errlen);
     if (!srv->engine) {
         goto fail;
     }
@@ -896,6 +896,11 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
 fail:
     sc_server_destroy(&srv);
     return NULL;
+}
+
+sc_link_kind_t sc_server_link_kind(const sc_server_t *self)
+{
+    return sc_engine_link_kind(self->engine);
 }
 
 int sc_server_port(const sc_server_t *self)

@@ -1,7 +1,7 @@
 /* sc_server.h - the hpp-sidecar HTTP server.
  *
- * One libevent loop serves every endpoint, talks to hpp-engine over one ZMQ
- * DEALER (sc_engine.h) and, in proxy mode, to the upstream over pooled
+ * One libevent loop serves every endpoint, talks to hpp-engine over one
+ * DEALER link (sc_engine.h, sc_link.h) and, in proxy mode, to the upstream over pooled
  * keep-alive HTTP connections. Nothing on the loop blocks.
  */
 #ifndef SC_SERVER_H
@@ -9,9 +9,12 @@
 
 #include <stddef.h>
 
+#include "sc_link.h"
+
 typedef struct {
     const char *listen;     /* "HOST:PORT" to bind; port 0 = ephemeral */
     const char *engine;     /* ZMQ endpoint of hpp-engine */
+    sc_link_kind_t link;    /* how to speak to it: auto, zmtp or libzmq */
     const char *upstream;   /* base URL of the upstream API (http://host:port/v1), NULL =
                                decision-only mode */
     int timeout_ms;         /* deadline of each engine call */
@@ -43,6 +46,9 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
 int sc_server_port(const sc_server_t *self);
+
+/* How it speaks to the engine (zmtp or libzmq, after auto is settled). */
+sc_link_kind_t sc_server_link_kind(const sc_server_t *self);
 
 /* Runs the loop until SIGINT or SIGTERM. Returns 0. */
 int sc_server_run(sc_server_t *self);

@@ -118,7 +118,7 @@ done
 # Flags ----------------------------------------------------------------------
 for bad in "--timeout-ms 0" "--timeout-ms x" "--listen nocolon" "--engine 127.0.0.1:5555" \
     "--upstream https://api.example.com/v1" "--max-body 12" "--max-retries 9" "--bogus" \
-    "--fail-open" "--help=1"; do
+    "--fail-open" "--help=1" "--engine-link zmq"; do
     # shellcheck disable=SC2086
     "$SIDECAR" $bad >/dev/null 2>"$tmp/bad.err"
     check "rejects '$bad' with exit 2" 2 "$?"
@@ -131,6 +131,12 @@ check "--help fits 80 columns" "" "$(printf '%s\n' "$help" | awk 'length > 80')"
 has "--version names the release and protocol" "hpp-sidecar 0." "$("$SIDECAR" --version)"
 "$SIDECAR" --listen 127.0.0.1:0 --upstream http://no-such-host.invalid/v1 2>"$tmp/bad.err"
 check "unresolvable upstream exits 1" 1 "$?"
+"$SIDECAR" --listen 127.0.0.1:0 --engine ipc:///tmp/hpp-none --engine-link zmtp 2>"$tmp/bad.err"
+check "zmtp link on an ipc:// endpoint exits 1" 1 "$?"
+has "zmtp link on ipc://: says what it needs" "expected tcp://HOST:PORT" "$(cat "$tmp/bad.err")"
+"$SIDECAR" --listen 127.0.0.1:0 --engine tcp://no-such-host.invalid:5555 2>"$tmp/bad.err"
+check "unresolvable engine host exits 1" 1 "$?"
+has "unresolvable engine host: names it" "cannot resolve 'no-such-host.invalid'" "$(cat "$tmp/bad.err")"
 
 # Processes --------------------------------------------------------------------
 MSG='"messages":[{"role":"user","content":"Write a C function that reverses a string."}]'
@@ -148,6 +154,13 @@ P=$ready
 s=$(req POST "$D" /v1/route "{$MSG,\"max_tokens\":200}")
 check "route: 200" 200 "$s"
 model=$(jget 'j["model"]')
+has "the default link to a tcp:// engine is zmtp" "(zmtp link)" "$(cat "$tmp/decide.err")"
+# The libzmq link: same engine, same question, same answer.
+if start_sidecar zlib --engine "$EP" --engine-link libzmq; then
+    has "--engine-link libzmq is used" "(libzmq link)" "$(cat "$tmp/zlib.err")"
+    check "libzmq link: route 200" 200 "$(req POST "$ready" /v1/route "{$MSG,\"max_tokens\":200}")"
+    check "libzmq link: the same model" "$model" "$(jget 'j["model"]')"
+fi
 check "route: header = JSON model" "$model" "$(hdr X-HPP-Router-Resolved-Model)"
 check "route: JSON fields" "True" \
     "$(jget 'all(k in j for k in ("model","provider","tier","rule","estimated_cost_usd","fallbacks")) and j["estimated_cost_usd"] >= 0 and isinstance(j["fallbacks"], list)')"

@@ -1,0 +1,53 @@
+/* sc_link.h - the byte pipe under sc_engine: one DEALER connection to
+ * hpp-engine, driven by the sidecar's libevent loop.
+ *
+ * Two kinds, one contract:
+ *   SC_LINK_ZMTP    the loop's own TCP socket speaking ZMTP 3 (proto_zmtp.h).
+ *                   A round trip wakes no other thread of the sidecar, and a
+ *                   send is written at once, not handed to an I/O thread.
+ *   SC_LINK_LIBZMQ  a libzmq DEALER watched through ZMQ_FD. Any endpoint
+ *                   libzmq knows (ipc://, hostnames resolved per connect).
+ * SC_LINK_AUTO picks ZMTP for tcp://HOST:PORT and libzmq for the rest.
+ *
+ * Both send only while a connection to the engine is up (libzmq with
+ * ZMQ_IMMEDIATE), reconnect by themselves (100 ms, doubling to 1 s), and
+ * hand each received message's last frame to the callback, on the loop.
+ * Messages lost with a connection are not reported: the calls that sent
+ * them run into their deadlines (sc_engine.h).
+ */
+#ifndef SC_LINK_H
+#define SC_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+
+typedef enum { SC_LINK_AUTO = 0, SC_LINK_ZMTP, SC_LINK_LIBZMQ } sc_link_kind_t;
+
+/* Parses "auto", "zmtp" or "libzmq"; returns -1 for anything else. */
+int sc_link_kind_parse(const char *s, sc_link_kind_t *out);
+const char *sc_link_kind_name(sc_link_kind_t kind);
+
+/* One received message: its last frame, valid during the call only. */
+typedef void (*sc_link_cb)(void *arg, const void *buf, size_t len);
+
+typedef struct sc_link sc_link_t;
+
+/* Starts connecting to `endpoint` in the background. Returns NULL with a
+ * message in errbuf when the endpoint cannot work with that kind (ZMTP:
+ * not tcp://HOST:PORT, or a host that does not resolve), or on no memory. */
+sc_link_t *sc_link_new(struct event_base *base, const char *endpoint, sc_link_kind_t kind,
+                       sc_link_cb cb, void *arg, char *errbuf, size_t errlen);
+
+/* Closes the connection; no callback runs after. Idempotent. */
+void sc_link_destroy(sc_link_t **self_p);
+
+/* Sends one single-frame message. Returns 0, or -1 when no connection is
+ * up or the send queue is full. Never blocks, never calls back. */
+int sc_link_send(sc_link_t *self, const void *buf, size_t len);
+
+/* The kind in use (never SC_LINK_AUTO). */
+sc_link_kind_t sc_link_kind(const sc_link_t *self);
+
+#endif
