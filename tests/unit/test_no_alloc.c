@@ -9,21 +9,30 @@
  *   sidecar: parse the body and headers, encode the engine request, decode
  *            the engine's reply;
  * and the sidecar's JSON reader on an object large enough for its sorted
- * duplicate-key check.
+ * duplicate-key check; and the sidecar's engine call over its zmtp link,
+ * against a stand-in ROUTER on loopback: encode, send, wait in the loop,
+ * parse the reply, decode it, run the callback.
  *
  * Counting (tests/alloc_count.h) replaces the allocator's entry points for
  * this binary, which the sanitizers also do, so under `make asan` the tests
  * are skipped.
  */
 #include <criterion/criterion.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eng_catalog.h"
 #include "eng_policy.h"
 #include "proto.h"
+#include "proto_zmtp.h"
 #include "sc_features.h"
+#include "sc_engine.h"
 #include "sc_json.h"
 
 #include "../alloc_count.h"
@@ -255,4 +264,135 @@ Test(no_alloc, engine_request_path)
     proto_epwire_destroy(&wire);
     eng_policy_destroy(&pol);
     eng_catalog_destroy(&cat);
+}
+
+/* A ROUTER stand-in speaking raw ZMTP on one connection: greeting and READY,
+ * then a decision reply to every request frame, with the request's id. It
+ * allocates nothing per request either, so the count stays the sidecar's. */
+static int s_read_all(int fd, void *buf, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r <= 0) {
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static void *s_fake_router(void *arg)
+{
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0) {
+        return NULL;
+    }
+    static const uint8_t hello[] = {
+        0xFF, 0,   0,   0,   0,   0,   0,   0,   0,   0x7F, 3,   0,   'N', 'U', 'L', 'L', 0,
+        0,    0,   0,   0,   0,   0,   0,   0,   0,   0,    0,   0,   0,   0,   0,   1,   0,
+        0,    0,   0,   0,   0,   0,   0,   0,   0,   0,    0,   0,   0,   0,   0,   0,   0,
+        0,    0,   0,   0,   0,   0,   0,   0,   0,   0,    0,   0,   0, /* greeting */
+        0x04, 28,  5,   'R', 'E', 'A', 'D', 'Y', 11,  'S',  'o', 'c', 'k', 'e', 't', '-', 'T',
+        'y',  'p', 'e', 0,   0,   0,   6,   'R', 'O', 'U',  'T', 'E', 'R'};
+    uint8_t in[64 + PROTO_MAX_FRAME], head[9];
+    static char out_mem[PROTO_MAX_FRAME];
+    if (write(fd, hello, sizeof hello) != (ssize_t)sizeof hello || s_read_all(fd, in, 64) != 0 ||
+        s_read_all(fd, head, 2) != 0 || s_read_all(fd, in, head[1]) != 0) {
+        close(fd);
+        return NULL;
+    }
+    eng_decision_t dec;
+    memset(&dec, 0, sizeof dec);
+    dec.status = ENG_OK;
+    for (;;) {
+        if (s_read_all(fd, head, 2) != 0) {
+            break;
+        }
+        size_t len = head[1];
+        if (head[0] & 0x02) {
+            if (s_read_all(fd, head + 2, 7) != 0) {
+                break;
+            }
+            len = 0;
+            for (int i = 1; i < 9; i++) {
+                len = len << 8 | head[i];
+            }
+        }
+        proto_request_t req;
+        if (len > sizeof in || s_read_all(fd, in, len) != 0 ||
+            proto_request_decode(in, len, &req, NULL) != PROTO_OK) {
+            break;
+        }
+        proto_buf_t out;
+        proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
+        proto_reply_decision(&out, &req.id, &dec, NULL, NULL);
+        size_t hl = proto_zmtp_frame_head(head, out.len, false);
+        if (write(fd, head, hl) != (ssize_t)hl ||
+            write(fd, out.data, out.len) != (ssize_t)out.len) {
+            break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static int s_replies;
+static void s_on_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, const void *raw,
+                       size_t len)
+{
+    (void)arg;
+    (void)raw;
+    (void)len;
+    s_replies += res == SC_ENG_REPLY && r->ok;
+}
+
+Test(no_alloc, sidecar_engine_call_over_zmtp)
+{
+    s_need_counter();
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    listen(lfd, 1);
+    getsockname(lfd, (struct sockaddr *)&a, &alen);
+    pthread_t t;
+    pthread_create(&t, NULL, s_fake_router, &lfd);
+    char ep[64], err[256];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    struct event_base *base = event_base_new();
+    sc_engine_t *eng = sc_engine_new(base, ep, SC_LINK_ZMTP, 1000, err, sizeof err);
+    cr_assert_not_null(eng, "%s", err);
+    proto_request_t req;
+    proto_request_init(&req, PROTO_OP_ROUTE);
+    req.features.prompt_tokens = 1200;
+    /* Up once the handshake is done: calls fail ("unavailable") before. */
+    for (int i = 0; i < 2000 && !sc_engine_call(eng, &req, s_on_reply, NULL, NULL); i++) {
+        struct timeval tick = {0, 1000};
+        event_base_loopexit(base, &tick);
+        event_base_dispatch(base);
+    }
+    cr_assert_eq(sc_engine_inflight(eng), 1, "the link did not come up");
+    while (s_replies < 1) {
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            alloc_count_start();
+        }
+        for (int i = 0; i < 50; i++) {
+            int want = s_replies + 1;
+            cr_assert_neq(sc_engine_call(eng, &req, s_on_reply, NULL, NULL), 0);
+            while (s_replies < want) {
+                event_base_loop(base, EVLOOP_ONCE);
+            }
+        }
+    }
+    unsigned long n = alloc_count_stop();
+    cr_assert_eq(n, 0, "%lu allocations in 50 warm engine calls", n);
+    cr_assert_eq(s_replies, 101);
+    sc_engine_destroy(&eng);
+    event_base_free(base);
+    close(lfd);
+    pthread_join(t, NULL);
 }
