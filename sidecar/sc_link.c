@@ -302,11 +302,20 @@ static int s_write(sc_link_t *self, const void *head, size_t hlen, const void *b
             return 0;
         }
     }
+    /* The kernel took `done` bytes; the rest waits, in order. A frame cut
+     * short by a failed queue would corrupt the stream, so that breaks it. */
+    int rc = 0;
     if (done < hlen) {
-        evbuffer_add(self->wq, (const uint8_t *)head + done, hlen - done);
+        rc = evbuffer_add(self->wq, (const uint8_t *)head + done, hlen - done);
         done = hlen;
     }
-    evbuffer_add(self->wq, (const uint8_t *)body + (done - hlen), blen - (done - hlen));
+    if (rc == 0 && blen > done - hlen) {
+        rc = evbuffer_add(self->wq, (const uint8_t *)body + (done - hlen), blen - (done - hlen));
+    }
+    if (rc != 0) {
+        s_break(self, "out of memory for the send queue");
+        return -1;
+    }
     event_add(self->wev, NULL);
     return 0;
 }

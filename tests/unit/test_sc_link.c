@@ -193,6 +193,42 @@ Test(sc_link, libzmq_carries_every_size_both_ways)
     s_both_kinds(SC_LINK_LIBZMQ);
 }
 
+/* More than the kernel's socket buffers hold, sent before the loop runs:
+ * the link must queue the rest and write it, in order, as the peer reads. */
+Test(sc_link, zmtp_queues_what_the_kernel_does_not_take)
+{
+    signal(SIGPIPE, SIG_IGN);
+    void *ctx = zmq_ctx_new();
+    s_router_t r;
+    s_router_start(&r, ctx, "tcp://127.0.0.1:0");
+    struct event_base *base = event_base_new();
+    char err[256];
+    s_got_t got;
+    sc_link_t *link = sc_link_new(base, r.endpoint, SC_LINK_ZMTP, s_on_msg, &got, err, sizeof err);
+    cr_assert_not_null(link, "%s", err);
+    s_echo(base, link, &got);
+    enum { N = 64, SIZE = 256 * 1024 };
+    uint8_t *buf = malloc(SIZE);
+    for (size_t j = 0; j < SIZE; j++) {
+        buf[j] = (uint8_t)(j * 7 + SIZE);
+    }
+    memset(&got, 0, sizeof got);
+    got.intact = true;
+    for (int i = 0; i < N; i++) {
+        got.want[i] = SIZE;
+        cr_assert_eq(sc_link_send(link, buf, SIZE), 0, "send %d", i);
+    }
+    free(buf);
+    s_want_count = N;
+    cr_assert(s_until(base, s_got_all, &got, 10000), "%d of %d echoes", got.count, N);
+    cr_assert(got.intact, "an echo came back changed or out of order");
+    cr_assert_eq(got.bytes, (size_t)N * SIZE);
+    sc_link_destroy(&link);
+    event_base_free(base);
+    s_router_stop(&r);
+    zmq_ctx_term(ctx);
+}
+
 static bool s_refused_send(void *arg)
 {
     (void)arg;
