@@ -162,25 +162,44 @@ static void s_echo(struct event_base *base, sc_link_t *link, s_got_t *got)
     cr_assert_eq(got->bytes, total);
 }
 
-static void s_both_kinds(sc_link_kind_t kind)
+/* A ROUTER, a loop and a link of `kind` connected to it. */
+typedef struct {
+    void *ctx;
+    s_router_t router;
+    struct event_base *base;
+    sc_link_t *link;
+    s_got_t got;
+} s_rig_t;
+
+static void s_rig_up(s_rig_t *g, sc_link_kind_t kind)
 {
     signal(SIGPIPE, SIG_IGN);
-    void *ctx = zmq_ctx_new();
-    s_router_t r;
-    s_router_start(&r, ctx, "tcp://127.0.0.1:0");
-    struct event_base *base = event_base_new();
+    memset(g, 0, sizeof *g);
+    g->ctx = zmq_ctx_new();
+    s_router_start(&g->router, g->ctx, "tcp://127.0.0.1:0");
+    g->base = event_base_new();
     char err[256];
-    s_got_t got;
-    sc_link_t *link = sc_link_new(base, r.endpoint, kind, s_on_msg, &got, err, sizeof err);
-    cr_assert_not_null(link, "%s", err);
-    cr_assert_eq(sc_link_kind(link), kind);
-    s_echo(base, link, &got);
-    sc_link_destroy(&link);
-    cr_assert_null(link);
-    sc_link_destroy(&link); /* idempotent */
-    event_base_free(base);
-    s_router_stop(&r);
-    zmq_ctx_term(ctx);
+    g->link = sc_link_new(g->base, g->router.endpoint, kind, s_on_msg, &g->got, err, sizeof err);
+    cr_assert_not_null(g->link, "%s", err);
+}
+
+static void s_rig_down(s_rig_t *g)
+{
+    sc_link_destroy(&g->link);
+    cr_assert_null(g->link);
+    sc_link_destroy(&g->link); /* idempotent */
+    event_base_free(g->base);
+    s_router_stop(&g->router);
+    zmq_ctx_term(g->ctx);
+}
+
+static void s_both_kinds(sc_link_kind_t kind)
+{
+    s_rig_t g;
+    s_rig_up(&g, kind);
+    cr_assert_eq(sc_link_kind(g.link), kind);
+    s_echo(g.base, g.link, &g.got);
+    s_rig_down(&g);
 }
 
 Test(sc_link, zmtp_carries_every_size_both_ways)
@@ -197,36 +216,26 @@ Test(sc_link, libzmq_carries_every_size_both_ways)
  * the link must queue the rest and write it, in order, as the peer reads. */
 Test(sc_link, zmtp_queues_what_the_kernel_does_not_take)
 {
-    signal(SIGPIPE, SIG_IGN);
-    void *ctx = zmq_ctx_new();
-    s_router_t r;
-    s_router_start(&r, ctx, "tcp://127.0.0.1:0");
-    struct event_base *base = event_base_new();
-    char err[256];
-    s_got_t got;
-    sc_link_t *link = sc_link_new(base, r.endpoint, SC_LINK_ZMTP, s_on_msg, &got, err, sizeof err);
-    cr_assert_not_null(link, "%s", err);
-    s_echo(base, link, &got);
+    s_rig_t g;
+    s_rig_up(&g, SC_LINK_ZMTP);
+    s_echo(g.base, g.link, &g.got);
     enum { N = 64, SIZE = 256 * 1024 };
     uint8_t *buf = malloc(SIZE);
     for (size_t j = 0; j < SIZE; j++) {
         buf[j] = (uint8_t)(j * 7 + SIZE);
     }
-    memset(&got, 0, sizeof got);
-    got.intact = true;
+    memset(&g.got, 0, sizeof g.got);
+    g.got.intact = true;
     for (int i = 0; i < N; i++) {
-        got.want[i] = SIZE;
-        cr_assert_eq(sc_link_send(link, buf, SIZE), 0, "send %d", i);
+        g.got.want[i] = SIZE;
+        cr_assert_eq(sc_link_send(g.link, buf, SIZE), 0, "send %d", i);
     }
     free(buf);
     s_want_count = N;
-    cr_assert(s_until(base, s_got_all, &got, 10000), "%d of %d echoes", got.count, N);
-    cr_assert(got.intact, "an echo came back changed or out of order");
-    cr_assert_eq(got.bytes, (size_t)N * SIZE);
-    sc_link_destroy(&link);
-    event_base_free(base);
-    s_router_stop(&r);
-    zmq_ctx_term(ctx);
+    cr_assert(s_until(g.base, s_got_all, &g.got, 10000), "%d of %d echoes", g.got.count, N);
+    cr_assert(g.got.intact, "an echo came back changed or out of order");
+    cr_assert_eq(g.got.bytes, (size_t)N * SIZE);
+    s_rig_down(&g);
 }
 
 static bool s_refused_send(void *arg)
@@ -237,28 +246,18 @@ static bool s_refused_send(void *arg)
 
 Test(sc_link, zmtp_reconnects_after_the_router_restarts)
 {
-    signal(SIGPIPE, SIG_IGN);
-    void *ctx = zmq_ctx_new();
-    s_router_t r;
-    s_router_start(&r, ctx, "tcp://127.0.0.1:0");
+    s_rig_t g;
+    s_rig_up(&g, SC_LINK_AUTO);
+    cr_assert_eq(sc_link_kind(g.link), SC_LINK_ZMTP, "auto picks zmtp for tcp://");
+    s_echo(g.base, g.link, &g.got);
     char ep[64];
-    snprintf(ep, sizeof ep, "%s", r.endpoint);
-    struct event_base *base = event_base_new();
-    char err[256];
-    s_got_t got;
-    sc_link_t *link = sc_link_new(base, ep, SC_LINK_AUTO, s_on_msg, &got, err, sizeof err);
-    cr_assert_not_null(link, "%s", err);
-    cr_assert_eq(sc_link_kind(link), SC_LINK_ZMTP, "auto picks zmtp for tcp://");
-    s_echo(base, link, &got);
-    s_router_stop(&r);
-    s_probe_link = link;
-    cr_assert(s_until(base, s_refused_send, NULL, 5000), "sends still accepted with no router");
-    s_router_start(&r, ctx, ep);
-    s_echo(base, link, &got);
-    sc_link_destroy(&link);
-    event_base_free(base);
-    s_router_stop(&r);
-    zmq_ctx_term(ctx);
+    snprintf(ep, sizeof ep, "%s", g.router.endpoint);
+    s_router_stop(&g.router);
+    s_probe_link = g.link;
+    cr_assert(s_until(g.base, s_refused_send, NULL, 5000), "sends still accepted with no router");
+    s_router_start(&g.router, g.ctx, ep);
+    s_echo(g.base, g.link, &g.got);
+    s_rig_down(&g);
 }
 
 /* A TCP server that answers every connection with an HTTP error. */
