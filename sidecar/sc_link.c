@@ -512,9 +512,16 @@ static int s_resolve(sc_link_t *self, const char *endpoint, char *errbuf, size_t
                  endpoint);
         return -1;
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    /* IPv4 first, as libzmq does without ZMQ_IPV6: "localhost" must reach
+     * an engine bound to 127.0.0.1 even where it resolves to ::1 first. */
+    struct addrinfo hints = {
+        .ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        hints.ai_family = AF_UNSPEC;
+        rc = getaddrinfo(host, port, &hints, &res);
+    }
     if (rc != 0 || !res) {
         snprintf(errbuf, errlen, "engine endpoint '%s': cannot resolve '%s': %s", endpoint, host,
                  rc ? gai_strerror(rc) : "no address");

@@ -238,6 +238,21 @@ Test(sc_link, zmtp_queues_what_the_kernel_does_not_take)
     s_rig_down(&g);
 }
 
+/* A host name is resolved once, IPv4 first, as libzmq resolves it. */
+Test(sc_link, zmtp_connects_by_host_name)
+{
+    s_rig_t g;
+    s_rig_up(&g, SC_LINK_ZMTP);
+    const char *port = strrchr(g.router.endpoint, ':');
+    char ep[64], err[256];
+    snprintf(ep, sizeof ep, "tcp://localhost%s", port);
+    sc_link_t *named = sc_link_new(g.base, ep, SC_LINK_ZMTP, s_on_msg, &g.got, err, sizeof err);
+    cr_assert_not_null(named, "%s", err);
+    s_echo(g.base, named, &g.got);
+    sc_link_destroy(&named);
+    s_rig_down(&g);
+}
+
 static bool s_refused_send(void *arg)
 {
     (void)arg;
