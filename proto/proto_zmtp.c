@@ -121,7 +121,8 @@ static long s_greeting(proto_zmtp_t *z, const uint8_t *buf, size_t len, proto_zm
         return s_fail(z, ev, "the peer speaks ZMTP 1.0, not 3");
     }
     if (len >= 11 && buf[10] < 3) {
-        return s_fail(z, ev, "the peer speaks ZMTP %u, not 3", buf[10]);
+        /* Byte 10 is the major version from ZMTP 3 on; before, a revision. */
+        return s_fail(z, ev, "the peer speaks an older ZMTP (revision byte %u), not 3", buf[10]);
     }
     if (len < PROTO_ZMTP_GREETING) {
         ev->need = PROTO_ZMTP_GREETING;

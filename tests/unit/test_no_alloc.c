@@ -18,6 +18,7 @@
  * are skipped.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -36,6 +37,7 @@
 #include "sc_json.h"
 
 #include "../alloc_count.h"
+#include "../loopback.h"
 
 static void s_need_counter(void)
 {
@@ -350,16 +352,11 @@ static void s_on_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, c
 Test(no_alloc, sidecar_engine_call_over_zmtp)
 {
     s_need_counter();
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    listen(lfd, 1);
-    getsockname(lfd, (struct sockaddr *)&a, &alen);
+    char ep[64], err[256];
+    int lfd = loopback_listen(ep, sizeof ep);
+    cr_assert_geq(lfd, 0, "listen: %s", strerror(errno));
     pthread_t t;
     pthread_create(&t, NULL, s_fake_router, &lfd);
-    char ep[64], err[256];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
     struct event_base *base = event_base_new();
     sc_engine_t *eng = sc_engine_new(base, ep, SC_LINK_ZMTP, 1000, err, sizeof err);
     cr_assert_not_null(eng, "%s", err);

@@ -3,6 +3,7 @@
  * ZMTP link comes back after the ROUTER restarts on the same port, and it
  * stays down (without crashing) against a server that is not ZMTP. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -17,6 +18,8 @@
 #include <zmq.h>
 
 #include "sc_link.h"
+
+#include "../loopback.h"
 
 /* A ROUTER that echoes every message, in a thread of its own. */
 typedef struct {
@@ -301,16 +304,11 @@ static bool s_never(void *arg)
 Test(sc_link, zmtp_stays_down_against_a_non_zmtp_server)
 {
     signal(SIGPIPE, SIG_IGN);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    listen(lfd, 4);
-    getsockname(lfd, (struct sockaddr *)&a, &alen);
+    char ep[64];
+    int lfd = loopback_listen(ep, sizeof ep);
+    cr_assert_geq(lfd, 0, "listen: %s", strerror(errno));
     pthread_t t;
     pthread_create(&t, NULL, s_http_main, &lfd);
-    char ep[64];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ntohs(a.sin_port));
     struct event_base *base = event_base_new();
     char err[256];
     s_got_t got = {0};

@@ -199,7 +199,7 @@ Test(zmtp, refuses_peers_it_cannot_talk_to)
     buf[9] = 0x00;
     s_refused(buf, 64, "ZMTP 1.0");
     s_greeting(buf, 2, 0, "NULL");
-    s_refused(buf, 11, "ZMTP 2, not 3");
+    s_refused(buf, 11, "older ZMTP (revision byte 2), not 3");
     s_greeting(buf, 3, 0, "CURVE");
     s_refused(buf, 64, "'CURVE' security mechanism");
     /* Peer socket types other than ROUTER. */
