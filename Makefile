@@ -19,8 +19,8 @@ FUZZ_SECONDS ?= 30
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libcriterion-dev libjansson-dev python3 python3-zmq python3-msgpack curl
 
-.PHONY: all test asan run bench fuzz deps format format-check clean help _all _test _fuzz-smoke \
-        _fuzz _run _bench
+.PHONY: all test asan run bench fuzz deps format format-check clean help layering _all _fuzz-smoke \
+        _fuzz
 
 all: deps
 	@$(MAKE) --no-print-directory _all
@@ -59,7 +59,7 @@ run: deps
 	 $(BUILD)/hpp-sidecar --listen $(SIDECAR_LISTEN) --engine $(ENGINE_LISTEN)
 
 bench: deps
-	@$(MAKE) --no-print-directory BUILD=build-bench CFLAGS="-O2 -g -DNDEBUG_BENCH" _all
+	@$(MAKE) --no-print-directory BUILD=build-bench CFLAGS="-O2 -g" _all
 	@HPP_BUILD=build-bench bash bench/run.sh
 
 fuzz: deps
@@ -98,11 +98,20 @@ endif
 # Empty on a fresh machine before `deps`; the public targets re-enter make after it.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) libevent_pthreads 2>/dev/null)
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -Iengine -Iproto -Isidecar \
-             $(PKG_CFLAGS) -MMD -MP
-LDLIBS_ALL = $(SANFLAGS) $(PKG_LIBS) -lm -pthread
+# Include paths follow the layering (README.md, "Layout of the code"): a
+# folder sees itself and the folders below it, so an include that points up
+# does not compile. tests/ and bench/ sit on top and see everything.
+INC_proto := -Iproto
+INC_engine := -Iengine -Iproto
+INC_sidecar := -Isidecar -Iengine -Iproto
+INC_policies := -Ipolicies/tool -Iengine -Iproto
+INC_tests := -Isidecar -Iengine -Iproto
+INC_bench := $(INC_tests)
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread $(PKG_CFLAGS) -MMD -MP
+LDLIBS_ALL = $(LDFLAGS) $(SANFLAGS) $(PKG_LIBS) -lm -pthread
 
-LIB_SRC := $(wildcard engine/eng_*.c) $(wildcard proto/proto_*.c) $(wildcard proto/hpp_client.c)
+PROTO_SRC := $(wildcard proto/*.c)
+ENG_SRC := $(wildcard engine/eng_*.c)
 SC_SRC := $(wildcard sidecar/sc_*.c)
 TOOL_SRC := $(wildcard policies/tool/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -110,17 +119,12 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 EXAMPLE_SRC := $(wildcard proto/examples/*.c)
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
+ENG_OBJ := $(ENG_SRC:%.c=$(BUILD)/obj/%.o)
 SC_OBJ := $(SC_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINS := $(BUILD)/hpp-policy
-ifneq ($(wildcard engine/hpp_engine.c),)
-BINS += $(BUILD)/hpp-engine
-endif
-ifneq ($(wildcard sidecar/hpp_sidecar.c),)
-BINS += $(BUILD)/hpp-sidecar
-endif
+BINS := $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar
 BINS += $(EXAMPLE_SRC:proto/examples/%.c=$(BUILD)/examples/%)
 BINS += $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) \
@@ -130,39 +134,49 @@ _all: $(BINS) $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(INC_$(firstword $(subst /, ,$<))) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/libhpp.a: $(LIB_OBJ)
+# One archive per layer, linked top first: the sidecar's, the engine's
+# (decision library and service), the protocol's.
+$(BUILD)/libhppproto.a: $(PROTO_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libsc.a: $(SC_OBJ) $(BUILD)/libhpp.a
+$(BUILD)/libhppeng.a: $(ENG_OBJ)
 	@rm -f $@
-	ar rcs $@ $(SC_OBJ)
+	ar rcs $@ $^
 
-# hpp-policy links the sidecar library too: `explain` reads OpenAI bodies with its extractor.
-$(BUILD)/hpp-policy: $(TOOL_OBJ) $(BUILD)/libsc.a $(BUILD)/libhpp.a
+$(BUILD)/libsc.a: $(SC_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+ENG_LIBS := $(BUILD)/libhppeng.a $(BUILD)/libhppproto.a
+ALL_LIBS := $(BUILD)/libsc.a $(ENG_LIBS)
+
+# hpp-policy reads OpenAI bodies with the protocol's reader (proto/oai_request.c),
+# not with anything of the sidecar's.
+$(BUILD)/hpp-policy: $(TOOL_OBJ) $(ENG_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/hpp-engine: $(BUILD)/obj/engine/hpp_engine.o $(BUILD)/libhpp.a
+$(BUILD)/hpp-engine: $(BUILD)/obj/engine/hpp_engine.o $(ENG_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/hpp-sidecar: $(BUILD)/obj/sidecar/hpp_sidecar.o $(BUILD)/libsc.a $(BUILD)/libhpp.a
+$(BUILD)/hpp-sidecar: $(BUILD)/obj/sidecar/hpp_sidecar.o $(ALL_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/examples/%: $(BUILD)/obj/proto/examples/%.o $(BUILD)/libhpp.a
+$(BUILD)/examples/%: $(BUILD)/obj/proto/examples/%.o $(BUILD)/libhppproto.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsc.a $(BUILD)/libhpp.a
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libsc.a $(BUILD)/libhpp.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
-$(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(BUILD)/libsc.a $(BUILD)/libhpp.a
+$(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
@@ -170,8 +184,8 @@ $(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(BUILD)/libsc.a
 # compiled once with coverage instrumentation and linked into every target).
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_CFLAGS = -std=gnu11 -g -O1 $(FUZZ_SAN) -Iengine -Iproto -Isidecar $(PKG_CFLAGS) -MMD -MP
-FUZZ_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRC) $(SC_SRC))
+FUZZ_CFLAGS = -std=gnu11 -g -O1 $(FUZZ_SAN) $(INC_tests) $(PKG_CFLAGS) -MMD -MP
+FUZZ_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(PROTO_SRC) $(ENG_SRC) $(SC_SRC))
 
 _fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 

@@ -84,20 +84,20 @@ static const s_spec_t s_specs[] = {
 
 /* --text: every request carries this sample instead of its own (hint rules
  * scan it whole: this is where long prompts cost). */
-#define S_TEXT_MAX 8192 /* the sidecar's sample size (SC_TEXT_MAX) */
+#define S_TEXT_MAX 8192 /* the sidecar's sample size (OAI_TEXT_MAX) */
 static char s_text[S_TEXT_MAX];
 static size_t s_text_len;
 static bool s_text_set;
 
-static eng_str_t s_str(const char *s)
+static hpp_str_t s_str(const char *s)
 {
-    eng_str_t r = {s, s ? (uint32_t)strlen(s) : 0};
+    hpp_str_t r = {s, s ? (uint32_t)strlen(s) : 0};
     return r;
 }
 
-static void s_build(eng_features_t *f, const s_spec_t *s)
+static void s_build(hpp_features_t *f, const s_spec_t *s)
 {
-    eng_features_init(f);
+    hpp_features_init(f);
     f->model = s_str(s->model);
     f->prompt_tokens = s->prompt;
     f->output_tokens = s->output;
@@ -115,7 +115,7 @@ static void s_build(eng_features_t *f, const s_spec_t *s)
     f->group = s_str(s->group);
     f->text = s_str(s->text);
     if (s_text_set) {
-        f->text = (eng_str_t){s_text, (uint32_t)s_text_len};
+        f->text = (hpp_str_t){s_text, (uint32_t)s_text_len};
     }
 }
 
@@ -216,7 +216,7 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
     }
     eng_diags_destroy(&d);
 
-    eng_features_t reqs[S_NSPECS];
+    hpp_features_t reqs[S_NSPECS];
     for (size_t i = 0; i < S_NSPECS; i++) {
         s_build(&reqs[i], &s_specs[i]);
     }
@@ -237,13 +237,13 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
     for (;;) {
         for (size_t i = 0; i < S_NSPECS; i++) {
             uint64_t a = s_now();
-            eng_status_t st = eng_resolve(pol, &reqs[i], &dec, NULL);
+            hpp_status_t st = eng_resolve(pol, &reqs[i], &dec, NULL);
             uint64_t b = s_now();
             uint64_t dt = b - a;
             hist[dt < S_HIST_NS ? dt : S_HIST_NS]++;
             maxv = dt > maxv ? dt : maxv;
             total_ns += dt;
-            ok += st == ENG_OK;
+            ok += st == HPP_OK;
         }
         n += S_NSPECS;
         if ((n & 1023) < S_NSPECS && s_now() >= deadline) {

@@ -121,10 +121,10 @@ static int s_why(char *why, size_t n, const char *fmt, ...)
     return -1;
 }
 
-int eng_features_set(eng_features_t *f, const char *key, size_t klen, const char *val, size_t vlen,
+int eng_features_set(hpp_features_t *f, const char *key, size_t klen, const char *val, size_t vlen,
                      char *why, size_t whylen)
 {
-    eng_str_t sv = {val, (uint32_t)vlen};
+    hpp_str_t sv = {val, (uint32_t)vlen};
     if (vlen > UINT32_MAX / 2) {
         return s_why(why, whylen, "value too long");
     }
@@ -179,7 +179,7 @@ int eng_features_set(eng_features_t *f, const char *key, size_t klen, const char
                 j++;
             }
             if (j > i) {
-                if (f->nhints >= ENG_MAX_HINTS) {
+                if (f->nhints >= HPP_MAX_HINTS) {
                     return s_why(why, whylen, "too many hints (at most 16)");
                 }
                 f->hints[f->nhints].ptr = val + i;
@@ -189,7 +189,7 @@ int eng_features_set(eng_features_t *f, const char *key, size_t klen, const char
             i = j + 1;
         }
     } else if (klen > 5 && memcmp(key, "meta.", 5) == 0) {
-        if (f->nmeta >= ENG_MAX_META) {
+        if (f->nmeta >= HPP_MAX_META) {
             return s_why(why, whylen, "too many metadata entries (at most 16)");
         }
         f->meta_keys[f->nmeta].ptr = key + 5;
@@ -358,15 +358,15 @@ static void s_check_expect(s_loader_t *l, const s_kv_t *kv)
 {
     const char *k = l->c->buf + kv->koff;
     const char *v = l->c->buf + kv->voff;
-    if (s_key_is(k, kv->klen, "error") && eng_status_from_name(v, kv->vlen) < 0) {
+    if (s_key_is(k, kv->klen, "error") && hpp_status_from_name(v, kv->vlen) < 0) {
         s_err(l, kv->src_off, kv->klen,
               "unknown status '%s' (expected ok, bad_request, "
               "unknown_model, model_not_allowed, insufficient_budget, "
               "no_free_variant, no_candidate)",
               v);
     } else if (s_key_is(k, kv->klen, "cost")) {
-        eng_pusd_t p;
-        if (eng_pusd_parse(v, kv->vlen, 12, &p) != 0) {
+        hpp_pusd_t p;
+        if (hpp_pusd_parse(v, kv->vlen, 12, &p) != 0) {
             s_err(l, kv->src_off, kv->klen, "cost needs a decimal USD amount, got '%s'", v);
         }
     } else if (s_key_is(k, kv->klen, "nfallbacks") || s_key_is(k, kv->klen, "output_tokens")) {
@@ -441,8 +441,8 @@ static void s_case(s_loader_t *l)
                 s_check_expect(l, &kv);
             }
         } else {
-            eng_features_t scratch;
-            eng_features_init(&scratch);
+            hpp_features_t scratch;
+            hpp_features_init(&scratch);
             char why[256];
             if (eng_features_set(&scratch, k, kv.klen, c->buf + kv.voff, kv.vlen, why,
                                  sizeof why) != 0) {
@@ -583,10 +583,10 @@ static const char *s_actual(const eng_policy_t *pol, const eng_decision_t *d, co
         return d->rule && d->rule[0] ? d->rule : "-";
     }
     if (s_key_is(key, klen, "error")) {
-        return eng_status_name(d->status);
+        return hpp_status_name(d->status);
     }
     if (s_key_is(key, klen, "cost")) {
-        eng_pusd_format(d->status == ENG_OK ? d->cost.total : 0, false, buf, n);
+        hpp_pusd_format(d->status == HPP_OK ? d->cost.total : 0, false, buf, n);
         return buf;
     }
     if (s_key_is(key, klen, "fallback")) {
@@ -612,9 +612,9 @@ static const char *s_actual(const eng_policy_t *pol, const eng_decision_t *d, co
 static bool s_match(const char *key, size_t klen, const char *exp, size_t elen, const char *act)
 {
     if (s_key_is(key, klen, "cost")) {
-        eng_pusd_t a, b;
-        return eng_pusd_parse(exp, elen, 12, &a) == 0 &&
-               eng_pusd_parse(act, strlen(act), 12, &b) == 0 && a == b;
+        hpp_pusd_t a, b;
+        return hpp_pusd_parse(exp, elen, 12, &a) == 0 &&
+               hpp_pusd_parse(act, strlen(act), 12, &b) == 0 && a == b;
     }
     return strlen(act) == elen && memcmp(act, exp, elen) == 0;
 }
@@ -652,8 +652,8 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
     size_t passed = 0, failed = 0;
     for (uint32_t i = 0; self && i < self->ncases; i++) {
         const s_case_t *cs = &self->cases[i];
-        eng_features_t f;
-        eng_features_init(&f);
+        hpp_features_t f;
+        hpp_features_init(&f);
         for (uint32_t k = 0; k < cs->nreq; k++) {
             const s_kv_t *kv = &self->kvs[cs->req_first + k];
             eng_features_set(&f, self->buf + kv->koff, kv->klen, self->buf + kv->voff, kv->vlen,
@@ -671,7 +671,7 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
             has_error = has_error || s_key_is(key, kv->klen, "error");
         }
         /* Expecting a model means expecting success too. */
-        if (!has_error && d.status != ENG_OK) {
+        if (!has_error && d.status != HPP_OK) {
             ok = false;
         }
         if (ok) {
@@ -696,8 +696,8 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
                 fprintf(out, "  +   %s: %s\n", key, act);
             }
         }
-        if (!has_error && d.status != ENG_OK) {
-            fprintf(out, "  -   error: ok\n  +   error: %s\n", eng_status_name(d.status));
+        if (!has_error && d.status != HPP_OK) {
+            fprintf(out, "  -   error: ok\n  +   error: %s\n", hpp_status_name(d.status));
         }
         fprintf(out, "      (%s)\n", d.message);
     }

@@ -48,7 +48,7 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
  *   budget_usd), group S, text S, meta.KEY S
  * B is true/false/yes/no/on/off/1/0. Strings are borrowed: `key` and `val`
  * must outlive `f`. Returns 0, or -1 with a message in `why`. */
-int eng_features_set(eng_features_t *f, const char *key, size_t klen, const char *val, size_t vlen,
+int eng_features_set(hpp_features_t *f, const char *key, size_t klen, const char *val, size_t vlen,
                      char *why, size_t whylen);
 
 #endif

@@ -191,23 +191,23 @@ static const char *s_json_type_name(const json_t *v)
 }
 
 int eng_cat_json_price(const json_t *v, int scale_exp, bool na_minus_one, const char *file,
-                       const eng_cat_path_t *path, eng_pusd_t *out, eng_error_t *err)
+                       const eng_cat_path_t *path, hpp_pusd_t *out, eng_error_t *err)
 {
     if (!v || json_is_null(v)) {
-        *out = ENG_PRICE_NA;
+        *out = HPP_PRICE_NA;
         return 0;
     }
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
         if (na_minus_one && len == 2 && memcmp(s, "-1", 2) == 0) {
-            *out = ENG_PRICE_NA;
+            *out = HPP_PRICE_NA;
             return 0;
         }
         if (len > 0 && s[0] == '-') {
             return eng_cat_fail(err, file, path, ENG_ERR_VALUE, "negative price \"%.40s\"", s);
         }
-        if (eng_pusd_parse(s, len, scale_exp, out) < 0) {
+        if (hpp_pusd_parse(s, len, scale_exp, out) < 0) {
             return eng_cat_fail(err, file, path, ENG_ERR_VALUE,
                                 "price \"%.40s\" is not a decimal number (or overflows)", s);
         }
@@ -216,7 +216,7 @@ int eng_cat_json_price(const json_t *v, int scale_exp, bool na_minus_one, const 
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
         if (na_minus_one && i == -1) {
-            *out = ENG_PRICE_NA;
+            *out = HPP_PRICE_NA;
             return 0;
         }
         if (i < 0) {
@@ -225,7 +225,7 @@ int eng_cat_json_price(const json_t *v, int scale_exp, bool na_minus_one, const 
         }
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%lld", (long long)i);
-        if (eng_pusd_parse(buf, (size_t)n, scale_exp, out) < 0) {
+        if (hpp_pusd_parse(buf, (size_t)n, scale_exp, out) < 0) {
             return eng_cat_fail(err, file, path, ENG_ERR_VALUE, "price %lld overflows",
                                 (long long)i);
         }
@@ -234,13 +234,13 @@ int eng_cat_json_price(const json_t *v, int scale_exp, bool na_minus_one, const 
     if (json_is_real(v)) {
         double d = json_real_value(v);
         if (na_minus_one && d == -1.0) {
-            *out = ENG_PRICE_NA;
+            *out = HPP_PRICE_NA;
             return 0;
         }
         if (d < 0) {
             return eng_cat_fail(err, file, path, ENG_ERR_VALUE, "negative price %g", d);
         }
-        if (eng_pusd_from_double(d, scale_exp, out) < 0) {
+        if (hpp_pusd_from_double(d, scale_exp, out) < 0) {
             return eng_cat_fail(err, file, path, ENG_ERR_VALUE, "price %g overflows", d);
         }
         return 0;
@@ -377,9 +377,9 @@ void eng_cat_record_init(eng_cat_record_t *rec)
     memset(rec, 0, sizeof *rec);
     rec->model_id = rec->owner = rec->provider = rec->native_id = ENG_CAT_NOSTR;
     rec->source = ENG_CAT_NOSTR;
-    rec->price.input = rec->price.output = ENG_PRICE_NA;
-    rec->price.cache_read = rec->price.cache_write = ENG_PRICE_NA;
-    rec->price.per_request = rec->price.per_image = ENG_PRICE_NA;
+    rec->price.input = rec->price.output = HPP_PRICE_NA;
+    rec->price.cache_read = rec->price.cache_write = HPP_PRICE_NA;
+    rec->price.per_request = rec->price.per_image = HPP_PRICE_NA;
     rec->prio = ENG_REC_PRIO_FOREIGN;
     rec->enabled = true;
 }
@@ -708,27 +708,27 @@ static int s_cmp_identity(const void *a, const void *b, void *ctx_)
     return c;
 }
 
-static eng_pusd_t s_na0(eng_pusd_t v)
+static hpp_pusd_t s_na0(hpp_pusd_t v)
 {
-    return v == ENG_PRICE_NA ? 0 : v;
+    return v == HPP_PRICE_NA ? 0 : v;
 }
 
-static eng_pusd_t s_sat_add(eng_pusd_t a, eng_pusd_t b)
+static hpp_pusd_t s_sat_add(hpp_pusd_t a, hpp_pusd_t b)
 {
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-static bool s_price_unknown(const eng_price_t *p)
+static bool s_price_unknown(const hpp_price_t *p)
 {
-    return p->input == ENG_PRICE_NA && p->output == ENG_PRICE_NA && p->per_request == ENG_PRICE_NA;
+    return p->input == HPP_PRICE_NA && p->output == HPP_PRICE_NA && p->per_request == HPP_PRICE_NA;
 }
 
-static bool s_price_is_zero(const eng_price_t *p)
+static bool s_price_is_zero(const hpp_price_t *p)
 {
-    const eng_pusd_t parts[] = {p->input,       p->output,      p->cache_read,
+    const hpp_pusd_t parts[] = {p->input,       p->output,      p->cache_read,
                                 p->cache_write, p->per_request, p->per_image};
     for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
-        if (parts[k] != ENG_PRICE_NA && parts[k] != 0) {
+        if (parts[k] != HPP_PRICE_NA && parts[k] != 0) {
             return false;
         }
     }
@@ -744,8 +744,8 @@ static int s_cmp_endpoint(const void *a, const void *b, void *ctx_)
     if (x->enabled != y->enabled) {
         return x->enabled ? -1 : 1;
     }
-    eng_pusd_t sx = s_sat_add(s_na0(x->price.input), s_na0(x->price.output));
-    eng_pusd_t sy = s_sat_add(s_na0(y->price.input), s_na0(y->price.output));
+    hpp_pusd_t sx = s_sat_add(s_na0(x->price.input), s_na0(x->price.output));
+    hpp_pusd_t sy = s_sat_add(s_na0(y->price.input), s_na0(y->price.output));
     if (sx != sy) {
         return sx < sy ? -1 : 1;
     }

@@ -16,25 +16,6 @@
 
 #include "eng_common.h"
 
-/* Capability bits. An unknown capability counts as absent. */
-enum {
-    ENG_CAP_VISION = 1u << 0,    /* accepts image input */
-    ENG_CAP_TOOLS = 1u << 1,     /* function / tool calling */
-    ENG_CAP_JSON = 1u << 2,      /* response_format / structured output */
-    ENG_CAP_REASONING = 1u << 3, /* reasoning / thinking tokens */
-};
-
-/* Per-token prices in picodollars (= micro-USD per 1M tokens). ENG_PRICE_NA
- * for a component that does not apply. Fees are per request / per image. */
-typedef struct {
-    eng_pusd_t input;       /* prompt token */
-    eng_pusd_t output;      /* completion token (reasoning bills as output) */
-    eng_pusd_t cache_read;  /* cached prompt token read */
-    eng_pusd_t cache_write; /* prompt token written to the cache */
-    eng_pusd_t per_request; /* flat fee per call */
-    eng_pusd_t per_image;   /* per input image */
-} eng_price_t;
-
 typedef enum {
     ENG_FMT_AUTO = 0,   /* detect from content */
     ENG_FMT_NATIVE,     /* the gateway's own models list */
@@ -49,7 +30,7 @@ typedef struct {
     uint32_t provider_len;   /* strlen(provider): replies encode it per request */
     uint32_t native_id_len;  /* strlen(native_id), likewise */
     const char *source;      /* file it was loaded from */
-    eng_price_t price;       /* prices at this endpoint */
+    hpp_price_t price;       /* prices at this endpoint */
     uint32_t model;          /* index of its model in models[] */
     uint32_t context_length; /* 0 = same as the model */
     bool is_free;            /* a $0 endpoint (`:free` variant or local model) */

@@ -33,7 +33,7 @@ typedef struct {
     uint32_t provider;       /* who serves it */
     uint32_t native_id;      /* the provider's own id */
     uint32_t source;         /* file name */
-    eng_price_t price;       /* per-token prices, fees */
+    hpp_price_t price;       /* per-token prices, fees */
     uint32_t context_length; /* model context window, 0 = unknown */
     uint32_t max_output;     /* model max output, 0 = unknown */
     uint32_t ep_context;     /* endpoint-specific window, 0 = same as model */
@@ -85,10 +85,10 @@ int eng_cat_fail(eng_error_t *err, const char *file, const eng_cat_path_t *path,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Money from a JSON value: number or decimal string, scaled by 10^scale_exp to
- * picodollars. null (and na_minus_one with "-1") give ENG_PRICE_NA. Returns 0,
+ * picodollars. null (and na_minus_one with "-1") give HPP_PRICE_NA. Returns 0,
  * or -1 with a located error (wrong type, negative, not a number). */
 int eng_cat_json_price(const json_t *v, int scale_exp, bool na_minus_one, const char *file,
-                       const eng_cat_path_t *path, eng_pusd_t *out, eng_error_t *err);
+                       const eng_cat_path_t *path, hpp_pusd_t *out, eng_error_t *err);
 /* A non-negative token count from a JSON integer, integral real or numeric
  * string; null gives 0. Clamped to UINT32_MAX. -1 with a located error. */
 int eng_cat_json_count(const json_t *v, const char *file, const eng_cat_path_t *path, uint32_t *out,

@@ -31,17 +31,17 @@ static const char *const s_not_chat[] = {
 
 typedef struct {
     const char *key; /* LiteLLM member */
-    size_t off;      /* field in eng_price_t */
+    size_t off;      /* field in hpp_price_t */
 } s_price_key_t;
 
 /* All USD per token (or per request / image): scale 12 to picodollars. */
 static const s_price_key_t s_price_keys[] = {
-    {"input_cost_per_token", offsetof(eng_price_t, input)},
-    {"output_cost_per_token", offsetof(eng_price_t, output)},
-    {"cache_read_input_token_cost", offsetof(eng_price_t, cache_read)},
-    {"cache_creation_input_token_cost", offsetof(eng_price_t, cache_write)},
-    {"input_cost_per_request", offsetof(eng_price_t, per_request)},
-    {"input_cost_per_image", offsetof(eng_price_t, per_image)},
+    {"input_cost_per_token", offsetof(hpp_price_t, input)},
+    {"output_cost_per_token", offsetof(hpp_price_t, output)},
+    {"cache_read_input_token_cost", offsetof(hpp_price_t, cache_read)},
+    {"cache_creation_input_token_cost", offsetof(hpp_price_t, cache_write)},
+    {"input_cost_per_request", offsetof(hpp_price_t, per_request)},
+    {"input_cost_per_image", offsetof(hpp_price_t, per_image)},
     {NULL, 0},
 };
 
@@ -51,10 +51,10 @@ typedef struct {
 } s_cap_key_t;
 
 static const s_cap_key_t s_cap_keys[] = {
-    {"supports_vision", ENG_CAP_VISION},
-    {"supports_function_calling", ENG_CAP_TOOLS},
-    {"supports_response_schema", ENG_CAP_JSON},
-    {"supports_reasoning", ENG_CAP_REASONING},
+    {"supports_vision", HPP_CAP_VISION},
+    {"supports_function_calling", HPP_CAP_TOOLS},
+    {"supports_response_schema", HPP_CAP_JSON},
+    {"supports_reasoning", HPP_CAP_REASONING},
     {NULL, 0},
 };
 
@@ -94,7 +94,7 @@ static int s_fields(const char *file, eng_cat_path_t *path, const json_t *e, eng
 {
     for (const s_price_key_t *k = s_price_keys; k->key; k++) {
         size_t m = eng_cat_path_key(path, k->key);
-        eng_pusd_t *field = (eng_pusd_t *)((char *)&rec->price + k->off);
+        hpp_pusd_t *field = (hpp_pusd_t *)((char *)&rec->price + k->off);
         if (eng_cat_json_price(json_object_get(e, k->key), 12, false, file, path, field, err) < 0) {
             return -1;
         }
@@ -169,8 +169,8 @@ static int s_entry(eng_catalog_t *self, const char *file, eng_cat_path_t *path, 
     rec.native_id = eng_cat_str(self, key, klen);
     if (eng_cat_provider_is_local(prov)) {
         /* Local runtimes: LiteLLM lists them with no price; they cost $0. */
-        rec.price.input = rec.price.input == ENG_PRICE_NA ? 0 : rec.price.input;
-        rec.price.output = rec.price.output == ENG_PRICE_NA ? 0 : rec.price.output;
+        rec.price.input = rec.price.input == HPP_PRICE_NA ? 0 : rec.price.input;
+        rec.price.output = rec.price.output == HPP_PRICE_NA ? 0 : rec.price.output;
     }
     if (rec.model_id == ENG_CAT_NOSTR || rec.owner == ENG_CAT_NOSTR ||
         rec.provider == ENG_CAT_NOSTR || rec.native_id == ENG_CAT_NOSTR ||

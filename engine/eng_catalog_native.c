@@ -30,10 +30,10 @@ typedef struct {
 } s_cap_t;
 
 static const s_cap_t s_caps[] = {
-    {"vision", ENG_CAP_VISION},
-    {"tools", ENG_CAP_TOOLS},
-    {"json", ENG_CAP_JSON},
-    {"reasoning", ENG_CAP_REASONING},
+    {"vision", HPP_CAP_VISION},
+    {"tools", HPP_CAP_TOOLS},
+    {"json", HPP_CAP_JSON},
+    {"reasoning", HPP_CAP_REASONING},
     {NULL, 0},
 };
 
@@ -50,16 +50,16 @@ static const s_status_t s_statuses[] = {
 typedef struct {
     const char *key; /* pricing member */
     int scale;       /* 6: USD per 1M tokens; 12: USD per unit */
-    size_t off;      /* field in eng_price_t */
+    size_t off;      /* field in hpp_price_t */
 } s_price_key_t;
 
 static const s_price_key_t s_price_keys[] = {
-    {"input", 6, offsetof(eng_price_t, input)},
-    {"output", 6, offsetof(eng_price_t, output)},
-    {"cache_read", 6, offsetof(eng_price_t, cache_read)},
-    {"cache_write", 6, offsetof(eng_price_t, cache_write)},
-    {"per_request", 12, offsetof(eng_price_t, per_request)},
-    {"per_image", 12, offsetof(eng_price_t, per_image)},
+    {"input", 6, offsetof(hpp_price_t, input)},
+    {"output", 6, offsetof(hpp_price_t, output)},
+    {"cache_read", 6, offsetof(hpp_price_t, cache_read)},
+    {"cache_write", 6, offsetof(hpp_price_t, cache_write)},
+    {"per_request", 12, offsetof(hpp_price_t, per_request)},
+    {"per_image", 12, offsetof(hpp_price_t, per_image)},
     {NULL, 0, 0},
 };
 
@@ -180,10 +180,10 @@ static int s_load_aliases(s_ctx_t *c, const json_t *root)
     return 0;
 }
 
-static int s_parse_pricing(s_ctx_t *c, const json_t *pricing, bool local, eng_price_t *out)
+static int s_parse_pricing(s_ctx_t *c, const json_t *pricing, bool local, hpp_price_t *out)
 {
-    const eng_price_t na = {ENG_PRICE_NA, ENG_PRICE_NA, ENG_PRICE_NA,
-                            ENG_PRICE_NA, ENG_PRICE_NA, ENG_PRICE_NA};
+    const hpp_price_t na = {HPP_PRICE_NA, HPP_PRICE_NA, HPP_PRICE_NA,
+                            HPP_PRICE_NA, HPP_PRICE_NA, HPP_PRICE_NA};
     *out = na;
     if (!pricing) {
         if (local) {
@@ -200,7 +200,7 @@ static int s_parse_pricing(s_ctx_t *c, const json_t *pricing, bool local, eng_pr
     }
     for (const s_price_key_t *k = s_price_keys; k->key; k++) {
         size_t m1 = eng_cat_path_key(&c->path, k->key);
-        eng_pusd_t *field = (eng_pusd_t *)((char *)out + k->off);
+        hpp_pusd_t *field = (hpp_pusd_t *)((char *)out + k->off);
         if (eng_cat_json_price(json_object_get(pricing, k->key), k->scale, false, c->file, &c->path,
                                field, c->err) < 0) {
             return -1;
@@ -272,12 +272,12 @@ static int s_count(s_ctx_t *c, const json_t *obj, const char *key, uint32_t *out
     return rc;
 }
 
-static bool s_price_all_zero(const eng_price_t *p)
+static bool s_price_all_zero(const hpp_price_t *p)
 {
-    const eng_pusd_t v[] = {p->input,       p->output,      p->cache_read,
+    const hpp_pusd_t v[] = {p->input,       p->output,      p->cache_read,
                             p->cache_write, p->per_request, p->per_image};
     for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
-        if (v[k] != 0 && v[k] != ENG_PRICE_NA) {
+        if (v[k] != 0 && v[k] != HPP_PRICE_NA) {
             return false;
         }
     }
@@ -421,7 +421,7 @@ static int s_load_model(s_ctx_t *c, const json_t *e, size_t index)
         return -1;
     }
     /* Check what endpoints inherit here, so errors point at the model's keys. */
-    eng_price_t probe;
+    hpp_price_t probe;
     bool enabled;
     if ((m.pricing && s_parse_pricing(c, m.pricing, true, &probe) < 0) ||
         s_parse_status(c, m.status, &enabled) < 0) {

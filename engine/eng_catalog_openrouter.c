@@ -17,17 +17,17 @@
 
 typedef struct {
     const char *key; /* pricing member */
-    size_t off;      /* field in eng_price_t */
+    size_t off;      /* field in hpp_price_t */
     bool required;   /* every OpenRouter model states it */
 } s_price_key_t;
 
 static const s_price_key_t s_price_keys[] = {
-    {"prompt", offsetof(eng_price_t, input), true},
-    {"completion", offsetof(eng_price_t, output), true},
-    {"input_cache_read", offsetof(eng_price_t, cache_read), false},
-    {"input_cache_write", offsetof(eng_price_t, cache_write), false},
-    {"request", offsetof(eng_price_t, per_request), false},
-    {"image", offsetof(eng_price_t, per_image), false},
+    {"prompt", offsetof(hpp_price_t, input), true},
+    {"completion", offsetof(hpp_price_t, output), true},
+    {"input_cache_read", offsetof(hpp_price_t, cache_read), false},
+    {"input_cache_write", offsetof(hpp_price_t, cache_write), false},
+    {"request", offsetof(hpp_price_t, per_request), false},
+    {"image", offsetof(hpp_price_t, per_image), false},
     {NULL, 0, false},
 };
 
@@ -37,11 +37,11 @@ typedef struct {
 } s_param_cap_t;
 
 static const s_param_cap_t s_param_caps[] = {
-    {"tools", ENG_CAP_TOOLS},
-    {"response_format", ENG_CAP_JSON},
-    {"structured_outputs", ENG_CAP_JSON},
-    {"reasoning", ENG_CAP_REASONING},
-    {"include_reasoning", ENG_CAP_REASONING},
+    {"tools", HPP_CAP_TOOLS},
+    {"response_format", HPP_CAP_JSON},
+    {"structured_outputs", HPP_CAP_JSON},
+    {"reasoning", HPP_CAP_REASONING},
+    {"include_reasoning", HPP_CAP_REASONING},
     {NULL, 0},
 };
 
@@ -86,7 +86,7 @@ static int s_strings(s_ctx_t *c, const json_t *obj, const char *key, uint32_t *c
 
 static uint32_t s_modality_cap(const char *m)
 {
-    return strcmp(m, "image") == 0 ? ENG_CAP_VISION : 0;
+    return strcmp(m, "image") == 0 ? HPP_CAP_VISION : 0;
 }
 
 static uint32_t s_param_cap(const char *p)
@@ -99,7 +99,7 @@ static uint32_t s_param_cap(const char *p)
     return 0;
 }
 
-static int s_pricing(s_ctx_t *c, const json_t *pricing, eng_price_t *out)
+static int s_pricing(s_ctx_t *c, const json_t *pricing, hpp_price_t *out)
 {
     size_t m0 = eng_cat_path_key(&c->path, "pricing");
     if (!json_is_object(pricing)) {
@@ -108,7 +108,7 @@ static int s_pricing(s_ctx_t *c, const json_t *pricing, eng_price_t *out)
     }
     for (const s_price_key_t *k = s_price_keys; k->key; k++) {
         size_t m1 = eng_cat_path_key(&c->path, k->key);
-        eng_pusd_t *field = (eng_pusd_t *)((char *)out + k->off);
+        hpp_pusd_t *field = (hpp_pusd_t *)((char *)out + k->off);
         if (k->required && !json_object_get(pricing, k->key)) {
             return s_fail(c, ENG_ERR_TYPE, "missing price");
         }
@@ -191,9 +191,9 @@ static int s_model(s_ctx_t *c, const json_t *e, size_t index)
         return -1;
     }
     if (rec.free_variant) {
-        const eng_pusd_t v[] = {rec.price.input, rec.price.output, rec.price.per_request};
+        const hpp_pusd_t v[] = {rec.price.input, rec.price.output, rec.price.per_request};
         for (size_t k = 0; k < 3; k++) {
-            if (v[k] != 0 && v[k] != ENG_PRICE_NA) {
+            if (v[k] != 0 && v[k] != HPP_PRICE_NA) {
                 return eng_cat_fail(c->err, c->file, &c->path, ENG_ERR_VALUE,
                                     "a :free model must cost $0, but \"%s\" has a price", id);
             }

@@ -63,11 +63,11 @@ static const char *const s_skip_words[] = {"embed",      "moderation", "whisper"
 #define S_MAX_TERMS 32 /* monomials in one expanded tree */
 #define S_MAX_DEPTH 16 /* nesting of operations */
 
-/* scalar x variable x rate; rate ENG_PRICE_NA when the monomial has none. */
+/* scalar x variable x rate; rate HPP_PRICE_NA when the monomial has none. */
 typedef struct {
     int64_t scalar;  /* product of integer literals */
     int var;         /* V_* or V_NONE */
-    eng_pusd_t rate; /* product's money factor, or ENG_PRICE_NA */
+    hpp_pusd_t rate; /* product's money factor, or HPP_PRICE_NA */
 } s_term_t;
 
 typedef struct {
@@ -90,7 +90,7 @@ static int s_fail(s_ctx_t *c, eng_errcode_t code, const char *msg)
 
 /* A rate: the entry's pay_as_you_go.<name>.price, else the default's. A rate
  * neither defines does not apply and costs nothing. */
-static int s_rate(s_ctx_t *c, const char *name, eng_pusd_t *out)
+static int s_rate(s_ctx_t *c, const char *name, hpp_pusd_t *out)
 {
     const json_t *r = json_object_get(c->rates, name);
     if (!r) {
@@ -115,7 +115,7 @@ static int s_leaf(s_ctx_t *c, const json_t *v, s_poly_t *out)
         return s_fail(c, ENG_ERR_TYPE, "expected a string (a variable, rates.NAME or a number)");
     }
     const char *s = json_string_value(v);
-    s_term_t t = {1, V_NONE, ENG_PRICE_NA};
+    s_term_t t = {1, V_NONE, HPP_PRICE_NA};
     if (strncmp(s, "rates.", 6) == 0) {
         if (s_rate(c, s + 6, &t.rate) < 0) {
             return -1;
@@ -150,11 +150,11 @@ static int s_mul_term(const s_term_t *a, const s_term_t *b, s_term_t *out)
     if (a->var != V_NONE && b->var != V_NONE) {
         return -1; /* tokens x tokens: not linear */
     }
-    if (a->rate != ENG_PRICE_NA && b->rate != ENG_PRICE_NA) {
+    if (a->rate != HPP_PRICE_NA && b->rate != HPP_PRICE_NA) {
         return -1; /* money x money: meaningless */
     }
     out->var = a->var != V_NONE ? a->var : b->var;
-    out->rate = a->rate != ENG_PRICE_NA ? a->rate : b->rate;
+    out->rate = a->rate != HPP_PRICE_NA ? a->rate : b->rate;
     if (__builtin_mul_overflow(a->scalar, b->scalar, &out->scalar)) {
         return -1;
     }
@@ -179,7 +179,7 @@ static int s_operation(s_ctx_t *c, const json_t *node, const char *op, int depth
     /* Identity: 0 terms for a sum, the single term 1 for a product. */
     out->n = 0;
     if (!sum) {
-        out->t[0] = (s_term_t){1, V_NONE, ENG_PRICE_NA};
+        out->t[0] = (s_term_t){1, V_NONE, HPP_PRICE_NA};
         out->n = 1;
     }
     size_t i;
@@ -243,7 +243,7 @@ static int s_eval(s_ctx_t *c, const json_t *node, int depth, s_poly_t *out)
 }
 
 /* Adds scalar x rate to *acc with overflow checks. */
-static int s_accumulate(eng_pusd_t *acc, const s_term_t *t)
+static int s_accumulate(hpp_pusd_t *acc, const s_term_t *t)
 {
     int64_t v;
     if (t->scalar == 0 || t->rate == 0) {
@@ -252,14 +252,14 @@ static int s_accumulate(eng_pusd_t *acc, const s_term_t *t)
     if (__builtin_mul_overflow(t->scalar, t->rate, &v)) {
         return -1;
     }
-    if (*acc == ENG_PRICE_NA) {
+    if (*acc == HPP_PRICE_NA) {
         *acc = 0;
     }
     return __builtin_add_overflow(*acc, v, acc) ? -1 : 0;
 }
 
 /* Evaluates calculate.request + calculate.response into per-token prices. */
-static int s_price(s_ctx_t *c, const json_t *calc, eng_price_t *price)
+static int s_price(s_ctx_t *c, const json_t *calc, hpp_price_t *price)
 {
     static const char *const parts[] = {"request", "response", NULL};
     size_t m0 = eng_cat_path_key(&c->path, "calculate");
@@ -279,13 +279,13 @@ static int s_price(s_ctx_t *c, const json_t *calc, eng_price_t *price)
         }
         for (size_t k = 0; k < poly.n; k++) {
             const s_term_t *t = &poly.t[k];
-            if (t->rate == ENG_PRICE_NA) {
+            if (t->rate == HPP_PRICE_NA) {
                 if (t->scalar != 0) {
                     return s_fail(c, ENG_ERR_VALUE, "a term has no rate (it cannot cost money)");
                 }
                 continue;
             }
-            eng_pusd_t *acc = t->var == V_INPUT         ? &price->input
+            hpp_pusd_t *acc = t->var == V_INPUT         ? &price->input
                               : t->var == V_OUTPUT      ? &price->output
                               : t->var == V_CACHE_READ  ? &price->cache_read
                               : t->var == V_CACHE_WRITE ? &price->cache_write
@@ -326,7 +326,7 @@ static int s_check_rates(s_ctx_t *c, const json_t *payg)
         }
         size_t m1 = eng_cat_path_key(&c->path, name);
         eng_cat_path_key(&c->path, "price");
-        eng_pusd_t v;
+        hpp_pusd_t v;
         if (eng_cat_json_price(price, 10, false, c->file, &c->path, &v, c->err) < 0) {
             return -1;
         }
@@ -438,14 +438,14 @@ typedef struct {
 } s_cap_word_t;
 
 static const s_cap_word_t s_supported_caps[] = {
-    {"image", ENG_CAP_VISION},
-    {"tools", ENG_CAP_TOOLS},
+    {"image", HPP_CAP_VISION},
+    {"tools", HPP_CAP_TOOLS},
     {NULL, 0},
 };
 static const s_cap_word_t s_param_caps[] = {
-    {"response_format", ENG_CAP_JSON},
-    {"reasoning_effort", ENG_CAP_REASONING},
-    {"thinking", ENG_CAP_REASONING},
+    {"response_format", HPP_CAP_JSON},
+    {"reasoning_effort", HPP_CAP_REASONING},
+    {"thinking", HPP_CAP_REASONING},
     {NULL, 0},
 };
 static const char *const s_chat_types[] = {"chat", "responses", NULL};

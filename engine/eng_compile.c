@@ -584,7 +584,7 @@ static void s_settings(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
         const eng_token_t *v = s_vals(c, fi, pr);
         switch (pr->id) {
         case ENG_P_DEFAULT_OUTPUT:
-            s_count(c, fi, &v[0], 1, (double)ENG_MAX_TOKENS, &pol->default_output);
+            s_count(c, fi, &v[0], 1, (double)HPP_MAX_TOKENS, &pol->default_output);
             break;
         case ENG_P_STEP:
             s_step(c, fi, pr, &pol->step);
@@ -673,7 +673,7 @@ static void s_tier(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
                 continue;
             }
             /* USD per 1M tokens == micro-USD per token == picodollars per token x 1e-6. */
-            tier->max = (eng_pusd_t)llround(usd * 1e6);
+            tier->max = (hpp_pusd_t)llround(usd * 1e6);
             has_max = true;
         } else if (pr->id == ENG_P_MODELS) {
             has_models = true;
@@ -696,8 +696,8 @@ static void s_tier(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
                   name, pt->name);
         } else if (tier->max >= 0 && tier->max <= pt->max) {
             char a1[32], a2[32];
-            eng_pusd_format(tier->max, true, a1, sizeof a1);
-            eng_pusd_format(pt->max, true, a2, sizeof a2);
+            hpp_pusd_format(tier->max, true, a1, sizeof a1);
+            hpp_pusd_format(pt->max, true, a2, sizeof a2);
             s_err(c, fi, st->name,
                   "tier '%s' max $%s is not above tier '%s' max $%s (tiers go cheapest first)",
                   name, a1, pt->name, a2);
@@ -1521,10 +1521,10 @@ static const struct {
     const char *name; /* as written in require */
     uint32_t cap;     /* ENG_CAP_* */
 } s_caps[] = {
-    {"vision", ENG_CAP_VISION},
-    {"tools", ENG_CAP_TOOLS},
-    {"json", ENG_CAP_JSON},
-    {"reasoning", ENG_CAP_REASONING},
+    {"vision", HPP_CAP_VISION},
+    {"tools", HPP_CAP_TOOLS},
+    {"json", HPP_CAP_JSON},
+    {"reasoning", HPP_CAP_REASONING},
     {NULL, 0},
 };
 
@@ -1575,7 +1575,7 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
             }
             break;
         case ENG_P_OUTPUT:
-            s_count(c, fi, &v[0], 1, (double)ENG_MAX_TOKENS, &r->output);
+            s_count(c, fi, &v[0], 1, (double)HPP_MAX_TOKENS, &r->output);
             break;
         case ENG_P_STEP:
             s_step(c, fi, pr, &r->step);
@@ -1694,10 +1694,10 @@ static void s_reachability(s_comp_t *c)
 
 /* Tables for the resolver ---------------------------------------------------- */
 
-eng_pusd_t eng_policy_blend(const eng_price_t *price)
+hpp_pusd_t eng_policy_blend(const hpp_price_t *price)
 {
-    eng_pusd_t in = price->input == ENG_PRICE_NA ? 0 : price->input;
-    eng_pusd_t out = price->output == ENG_PRICE_NA ? 0 : price->output;
+    hpp_pusd_t in = price->input == HPP_PRICE_NA ? 0 : price->input;
+    hpp_pusd_t out = price->output == HPP_PRICE_NA ? 0 : price->output;
     if (in < 0 || out < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
         return INT64_MAX / 2;
     }
@@ -1729,14 +1729,14 @@ bool eng_glob_match(const char *pattern, size_t plen, const char *s, size_t len)
 
 static bool s_ep_free(const eng_endpoint_t *e)
 {
-    const eng_price_t *p = &e->price;
+    const hpp_price_t *p = &e->price;
     if (e->is_free) {
         return true;
     }
-    const eng_pusd_t parts[] = {p->input,       p->output,      p->cache_read,
+    const hpp_pusd_t parts[] = {p->input,       p->output,      p->cache_read,
                                 p->cache_write, p->per_request, p->per_image};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        if (parts[i] != ENG_PRICE_NA && parts[i] != 0) {
+        if (parts[i] != HPP_PRICE_NA && parts[i] != 0) {
             return false;
         }
     }
@@ -1781,7 +1781,7 @@ static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
 typedef struct {
     uint32_t model;   /* index */
     uint32_t rank;    /* preference rank, 0 first */
-    eng_pusd_t price; /* blended price */
+    hpp_pusd_t price; /* blended price */
 } s_key_t;
 
 static int s_key_cmp(const void *pa, const void *pb)
@@ -1811,16 +1811,16 @@ static int s_emit_lists(eng_policy_t *pol, const s_key_t *keys, uint32_t n, eng_
         /* Suffix minima of the prices, last entry first: a lower bound of the
          * cost of everything from an entry to the end of the list; and the
          * minima of each block of ENG_BLOCK entries, stored at its start. */
-        eng_pusd_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
-        eng_pusd_t blk[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
+        hpp_pusd_t lo[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
+        hpp_pusd_t blk[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
         for (uint32_t i = pol->npool; i-- > lists[m].off;) {
             int32_t e = pol->model_ep[pol->pool[i]];
-            eng_pusd_t v[3] = {0, 0, 0};
+            hpp_pusd_t v[3] = {0, 0, 0};
             if (e >= 0) {
-                const eng_price_t *p = &pol->eps[e].price;
-                const eng_pusd_t raw[3] = {p->input, p->cache_read, p->output};
+                const hpp_price_t *p = &pol->eps[e].price;
+                const hpp_pusd_t raw[3] = {p->input, p->cache_read, p->output};
                 for (int k = 0; k < 3; k++) {
-                    v[k] = raw[k] == ENG_PRICE_NA || raw[k] < 0 ? 0 : raw[k];
+                    v[k] = raw[k] == HPP_PRICE_NA || raw[k] < 0 ? 0 : raw[k];
                 }
             }
             bool block_end = (i - lists[m].off + 1) % ENG_BLOCK == 0 || i + 1 == pol->npool;
@@ -1874,7 +1874,7 @@ static int s_tables(s_comp_t *c)
             continue;
         }
         const eng_endpoint_t *ep = &pol->eps[e];
-        eng_pusd_t blend = s_ep_free(ep) ? 0 : eng_policy_blend(&ep->price);
+        hpp_pusd_t blend = s_ep_free(ep) ? 0 : eng_policy_blend(&ep->price);
         if (blend == 0 && !s_ep_free(ep)) {
             blend = 1; /* fees only: not free, so not in a $0 band */
         }

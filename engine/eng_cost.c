@@ -10,10 +10,10 @@
 
 #include <string.h>
 
-/* price x count added to *acc; ENG_PRICE_NA costs nothing. -1 on overflow. */
-static int s_add_product(eng_pusd_t *acc, eng_pusd_t price, int64_t count)
+/* price x count added to *acc; HPP_PRICE_NA costs nothing. -1 on overflow. */
+static int s_add_product(hpp_pusd_t *acc, hpp_pusd_t price, int64_t count)
 {
-    if (price == ENG_PRICE_NA || count == 0) {
+    if (price == HPP_PRICE_NA || count == 0) {
         return 0;
     }
     int64_t v;
@@ -23,14 +23,14 @@ static int s_add_product(eng_pusd_t *acc, eng_pusd_t price, int64_t count)
     return 0;
 }
 
-int eng_cost_estimate(const eng_price_t *price, const eng_usage_t *usage, eng_cost_t *out)
+int eng_cost_estimate(const hpp_price_t *price, const eng_usage_t *usage, hpp_cost_t *out)
 {
     memset(out, 0, sizeof *out);
     if (usage->prompt_tokens < 0 || usage->completion_tokens < 0 || usage->reasoning_tokens < 0 ||
         usage->cache_read_tokens < 0 || usage->cache_write_tokens < 0 || usage->images < 0) {
         return -1;
     }
-    eng_cost_t c = {0};
+    hpp_cost_t c = {0};
     int64_t billed_output;
     int bad =
         __builtin_add_overflow(usage->completion_tokens, usage->reasoning_tokens, &billed_output);
@@ -51,7 +51,7 @@ int eng_cost_estimate(const eng_price_t *price, const eng_usage_t *usage, eng_co
 }
 
 /* v x permille / 1000, rounded half up (away from zero for negatives). */
-static int s_scale(eng_pusd_t v, uint32_t permille, eng_pusd_t *out)
+static int s_scale(hpp_pusd_t v, uint32_t permille, hpp_pusd_t *out)
 {
     /* Fast path: 64-bit when the product fits; 128-bit division is a libgcc
      * call (__divti3) on the per-candidate path of multiplied groups. */
@@ -66,13 +66,13 @@ static int s_scale(eng_pusd_t v, uint32_t permille, eng_pusd_t *out)
     if (p > INT64_MAX || p < INT64_MIN + 1) {
         return -1;
     }
-    *out = (eng_pusd_t)p;
+    *out = (hpp_pusd_t)p;
     return 0;
 }
 
-int eng_cost_scale(eng_cost_t *cost, uint32_t permille)
+int eng_cost_scale(hpp_cost_t *cost, uint32_t permille)
 {
-    eng_cost_t c;
+    hpp_cost_t c;
     /* Each part is scaled and the total re-summed, so it stays their sum. */
     if (s_scale(cost->input, permille, &c.input) < 0 ||
         s_scale(cost->output, permille, &c.output) < 0 ||

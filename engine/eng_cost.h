@@ -6,7 +6,7 @@
  *
  * with prices per token in picodollars, so the division by 1e6 of "per 1M
  * tokens" prices is already folded into the unit and every part is an exact
- * integer. A component whose price is ENG_PRICE_NA costs nothing. Pure,
+ * integer. A component whose price is HPP_PRICE_NA costs nothing. Pure,
  * allocation-free: safe on the hot path.
  */
 #ifndef ENG_COST_H
@@ -23,20 +23,12 @@ typedef struct {
     int64_t images;             /* input images */
 } eng_usage_t;
 
-typedef struct {
-    eng_pusd_t input;  /* prompt part */
-    eng_pusd_t output; /* completion + reasoning part */
-    eng_pusd_t cache;  /* cache read + write part */
-    eng_pusd_t fees;   /* per-request + per-image part */
-    eng_pusd_t total;  /* sum of the above */
-} eng_cost_t;
-
 /* Fills `out`. Returns 0, or -1 if a count is negative or the sum overflows
  * (then *out is zeroed). */
-int eng_cost_estimate(const eng_price_t *price, const eng_usage_t *usage, eng_cost_t *out);
+int eng_cost_estimate(const hpp_price_t *price, const eng_usage_t *usage, hpp_cost_t *out);
 
 /* Scales a cost by a multiplier in thousandths (1000 = x1.0), rounding half up.
  * Used for group price multipliers. Returns -1 on overflow. */
-int eng_cost_scale(eng_cost_t *cost, uint32_t permille);
+int eng_cost_scale(hpp_cost_t *cost, uint32_t permille);
 
 #endif

@@ -150,23 +150,23 @@ void eng_declog_record(eng_declog_writer_t *w, const proto_request_t *req, const
         s_str(&l, "id", req->id.str.ptr, req->id.str.len);
     }
     s_cstr(&l, "op", proto_op_name(req->op));
-    const eng_features_t *f = &req->features;
+    const hpp_features_t *f = &req->features;
     if (f->model.len > 0) {
         s_str(&l, "requested", f->model.ptr, f->model.len);
     } else {
-        s_cstr(&l, "requested", ENG_AUTO_MODEL);
+        s_cstr(&l, "requested", HPP_AUTO_MODEL);
     }
     if (f->group.len > 0) {
         s_str(&l, "group", f->group.ptr, f->group.len);
     }
-    s_cstr(&l, "status", eng_status_name(d->status));
-    if (d->status == ENG_OK) {
+    s_cstr(&l, "status", hpp_status_name(d->status));
+    if (d->status == HPP_OK) {
         s_cstr(&l, "model", d->model ? d->model->id : "");
         s_cstr(&l, "provider", d->endpoint ? d->endpoint->provider : "");
         s_cstr(&l, "provider_model", d->endpoint ? d->endpoint->native_id : "");
         s_cstr(&l, "tier", d->tier_name);
         s_cstr(&l, "rule", d->rule);
-        s_fmt(&l, ",\"cost_usd\":%.12g,\"cost_pusd\":%lld", eng_pusd_to_usd(d->cost.total),
+        s_fmt(&l, ",\"cost_usd\":%.12g,\"cost_pusd\":%lld", hpp_pusd_to_usd(d->cost.total),
               (long long)d->cost.total);
     } else {
         s_cstr(&l, "message", d->message);

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "eng_decision.h"
 #include "proto.h"
 
 typedef struct eng_declog eng_declog_t;

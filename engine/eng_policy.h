@@ -13,7 +13,7 @@
 
 #include <stdio.h>
 
-#include "eng_request.h"
+#include "eng_decision.h"
 
 typedef struct eng_policy eng_policy_t;
 
@@ -69,7 +69,7 @@ int64_t eng_policy_default_output(const eng_policy_t *self);
 /* Resolves one request. Always fills `out` (status, message); returns
  * out->status. `trace` may be NULL; when given, every candidate considered is
  * recorded. Allocation-free and lock-free; safe from many threads at once. */
-eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *features,
+hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *features,
                          eng_decision_t *out, eng_trace_t *trace);
 
 #endif

@@ -114,7 +114,7 @@ typedef struct {
 
 typedef struct {
     const char *name; /* "budget" */
-    eng_pusd_t max;   /* inclusive upper bound of the blended price; -1 = unbounded */
+    hpp_pusd_t max;   /* inclusive upper bound of the blended price; -1 = unbounded */
     bool has_band;    /* membership by price band (else explicit models only) */
     bool is_free;     /* the band is $0: visited only as a target or free fallback */
 } eng_ptier_t;
@@ -196,9 +196,9 @@ struct eng_policy {
 
     int8_t *model_tier;           /* per model: tier index, -1 none */
     int32_t *model_ep;            /* per model: endpoint auto picks, -1 none */
-    eng_pusd_t *model_blend;      /* per model: blended price of model_ep */
+    hpp_pusd_t *model_blend;      /* per model: blended price of model_ep */
     uint32_t *pool;               /* candidate model indexes */
-    eng_pusd_t (*pool_min)[2][3]; /* per pool entry, for the budget bound: [0] least input,
+    hpp_pusd_t (*pool_min)[2][3]; /* per pool entry, for the budget bound: [0] least input,
                                    * cache-read and output price from it to the end of its
                                    * list; [1] the same over its block of ENG_BLOCK entries
                                    * (kept at block starts) */
@@ -236,7 +236,7 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
 
 /* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4,
  * rounded down; per-request and per-image fees are not part of it. */
-eng_pusd_t eng_policy_blend(const eng_price_t *price);
+hpp_pusd_t eng_policy_blend(const hpp_price_t *price);
 
 /* True when `pattern` (with '*' matching any run of bytes) matches s[0..len). */
 bool eng_glob_match(const char *pattern, size_t plen, const char *s, size_t len);

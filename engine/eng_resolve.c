@@ -34,7 +34,7 @@ typedef enum { S_PLAIN, S_FLOOR, S_FREE } s_variant_t;
 /* Everything a decision computes once and the walk reads. */
 typedef struct {
     const eng_policy_t *pol;   /* the policy */
-    const eng_features_t *f;   /* the request */
+    const hpp_features_t *f;   /* the request */
     eng_decision_t *out;       /* the answer */
     eng_trace_t *trace;        /* NULL unless tracing */
     const eng_pgroup_t *group; /* NULL: every model, x1 */
@@ -44,7 +44,7 @@ typedef struct {
     int64_t out_tokens;        /* output tokens for estimates */
     bool out_explicit;         /* the request gave them */
     eng_usage_t usage;         /* for the cost estimator */
-    eng_pusd_t budget;         /* -1 when none */
+    hpp_pusd_t budget;         /* -1 when none */
     bool chosen;               /* an answer was found */
     bool budget_hit;           /* a candidate failed on money alone */
     uint32_t extra;            /* candidates examined after the choice */
@@ -59,8 +59,8 @@ typedef struct {
     double num[ENG_F_TEXT_LENGTH + 1]; /* number fields */
     bool flag[ENG_F_COUNT];            /* bool fields */
     uint64_t hints;                    /* hint bits */
-    eng_str_t group;                   /* group name */
-    const eng_features_t *f;           /* metadata, text */
+    hpp_str_t group;                   /* group name */
+    const hpp_features_t *f;           /* metadata, text */
     uint32_t hint_next;                /* hint rules [0, hint_next) have run */
     uint32_t limit;                    /* hint rules a test may run: those before this */
     eng_needle_set_t found;            /* needles found in text[0, scanned) */
@@ -82,7 +82,7 @@ static void s_msg(eng_decision_t *out, const char *a, const char *b, const char 
     out->message[n] = '\0';
 }
 
-static eng_status_t s_fail(eng_decision_t *out, eng_status_t st, const char *a, const char *b,
+static hpp_status_t s_fail(eng_decision_t *out, hpp_status_t st, const char *a, const char *b,
                            const char *c)
 {
     out->status = st;
@@ -94,7 +94,7 @@ static eng_status_t s_fail(eng_decision_t *out, eng_status_t st, const char *a, 
 }
 
 /* Copies a borrowed string into a NUL-terminated buffer for messages. */
-static const char *s_cstr(eng_str_t s, char *buf, size_t n)
+static const char *s_cstr(hpp_str_t s, char *buf, size_t n)
 {
     size_t len = s.len < n - 1 ? s.len : n - 1;
     if (len && s.ptr) {
@@ -109,7 +109,7 @@ static const char *s_cstr(eng_str_t s, char *buf, size_t n)
     return buf;
 }
 
-static bool s_streq(eng_str_t s, const char *lit, size_t n)
+static bool s_streq(hpp_str_t s, const char *lit, size_t n)
 {
     return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
 }
@@ -122,51 +122,6 @@ static int s_lower(int c)
 static bool s_has_bit(const uint64_t *set, uint32_t i)
 {
     return (set[i / 64] >> (i % 64)) & 1;
-}
-
-/* Validation --------------------------------------------------------------- */
-
-static bool s_str_ok(eng_str_t s)
-{
-    return s.len == 0 || s.ptr != NULL;
-}
-
-/* Returns NULL when the features are usable, else what is wrong. */
-static const char *s_validate(const eng_features_t *f)
-{
-    if (f->prompt_tokens < 0 || f->prompt_tokens > ENG_MAX_TOKENS) {
-        return "prompt_tokens must be from 0 to 100000000";
-    }
-    if (f->output_tokens < -1 || f->output_tokens > ENG_MAX_TOKENS) {
-        return "output_tokens must be from 0 to 100000000 (or absent)";
-    }
-    if (f->cache_read_tokens < 0 || f->cache_read_tokens > f->prompt_tokens) {
-        return "cache_read_tokens must be from 0 to prompt_tokens";
-    }
-    if (f->images < 0 || f->images > ENG_MAX_IMAGES) {
-        return "images must be from 0 to 10000";
-    }
-    if (f->nhints > ENG_MAX_HINTS || f->nmeta > ENG_MAX_META) {
-        return "too many hints or metadata entries";
-    }
-    if (f->has_budget &&
-        (!isfinite(f->budget_usd) || f->budget_usd < 0 || f->budget_usd > ENG_MAX_BUDGET_USD)) {
-        return "budget_usd must be a number from 0 to 1000000";
-    }
-    if (!s_str_ok(f->model) || !s_str_ok(f->group) || !s_str_ok(f->text)) {
-        return "a string field has no data";
-    }
-    for (uint32_t i = 0; i < f->nhints; i++) {
-        if (!s_str_ok(f->hints[i])) {
-            return "a hint has no data";
-        }
-    }
-    for (uint32_t i = 0; i < f->nmeta; i++) {
-        if (!s_str_ok(f->meta_keys[i]) || !s_str_ok(f->meta_vals[i])) {
-            return "a metadata entry has no data";
-        }
-    }
-    return NULL;
 }
 
 /* Conditions --------------------------------------------------------------- */
@@ -238,14 +193,14 @@ static bool s_contains(const eng_policy_t *pol, s_ctx_t *x, const uint64_t *want
     return false;
 }
 
-static eng_str_t s_meta(const eng_features_t *f, const eng_pstr_t *key)
+static hpp_str_t s_meta(const hpp_features_t *f, const eng_pstr_t *key)
 {
     for (uint32_t i = 0; i < f->nmeta; i++) {
         if (s_streq(f->meta_keys[i], key->ptr, key->len)) {
             return f->meta_vals[i];
         }
     }
-    eng_str_t none = {"", 0};
+    hpp_str_t none = {"", 0};
     return none;
 }
 
@@ -298,7 +253,7 @@ static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
         return (x->hints & n->mask) == n->mask;
     case ENG_C_STR_IN:
     case ENG_C_STR_NOT: {
-        eng_str_t v = n->field == ENG_F_META ? s_meta(x->f, &pol->strs[n->key]) : x->group;
+        hpp_str_t v = n->field == ENG_F_META ? s_meta(x->f, &pol->strs[n->key]) : x->group;
         bool hit = false;
         for (int32_t k = 0; k < n->b && !hit; k++) {
             hit = s_streq(v, pol->strs[n->a + k].ptr, pol->strs[n->a + k].len);
@@ -314,7 +269,7 @@ static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
     }
 }
 
-static int s_word_bit(const eng_policy_t *pol, eng_str_t h)
+static int s_word_bit(const eng_policy_t *pol, hpp_str_t h)
 {
     for (uint32_t i = 0; i < pol->nwords; i++) {
         if (pol->word_len[i] != h.len) {
@@ -332,7 +287,7 @@ static int s_word_bit(const eng_policy_t *pol, eng_str_t h)
     return -1;
 }
 
-static void s_ctx_init(const eng_policy_t *pol, const eng_features_t *f, s_ctx_t *x)
+static void s_ctx_init(const eng_policy_t *pol, const hpp_features_t *f, s_ctx_t *x)
 {
     int64_t out = f->output_tokens >= 0 ? f->output_tokens : pol->default_output;
     x->num[ENG_F_PROMPT_TOKENS] = (double)f->prompt_tokens;
@@ -390,7 +345,7 @@ static void s_hints_upto(const eng_policy_t *pol, s_ctx_t *x, uint32_t upto)
 /* Candidates ------------------------------------------------------------------ */
 
 static void s_trace(s_walk_t *w, const eng_endpoint_t *ep, int tier, eng_reject_t why,
-                    eng_pusd_t cost)
+                    hpp_pusd_t cost)
 {
     eng_trace_t *t = w->trace;
     if (t->n < t->cap && t->entries) {
@@ -407,13 +362,13 @@ static void s_trace(s_walk_t *w, const eng_endpoint_t *ep, int tier, eng_reject_
 static eng_reject_t s_caps_check(const s_walk_t *w, uint32_t caps)
 {
     uint32_t missing = w->need & ~caps;
-    if (missing & ENG_CAP_VISION) {
+    if (missing & HPP_CAP_VISION) {
         return ENG_REJ_VISION;
     }
-    if (missing & ENG_CAP_TOOLS) {
+    if (missing & HPP_CAP_TOOLS) {
         return ENG_REJ_TOOLS;
     }
-    if (missing & ENG_CAP_JSON) {
+    if (missing & HPP_CAP_JSON) {
         return ENG_REJ_JSON;
     }
     if (w->rule_caps & ~caps) {
@@ -422,7 +377,7 @@ static eng_reject_t s_caps_check(const s_walk_t *w, uint32_t caps)
     return ENG_REJ_CHOSEN;
 }
 
-static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, eng_cost_t *cost)
+static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *cost)
 {
     if (eng_cost_estimate(&ep->price, &w->usage, cost) != 0) {
         return -1;
@@ -434,7 +389,7 @@ static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, eng_cost_t *c
 }
 
 /* Hard constraints and budget for endpoint e of model m. */
-static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, eng_cost_t *cost,
+static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, hpp_cost_t *cost,
                             bool *have_cost)
 {
     const eng_policy_t *pol = w->pol;
@@ -470,11 +425,11 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, e
 }
 
 static void s_choose(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, int tier,
-                     const eng_cost_t *cost, bool have_cost)
+                     const hpp_cost_t *cost, bool have_cost)
 {
     eng_decision_t *out = w->out;
     const eng_policy_t *pol = w->pol;
-    out->status = ENG_OK;
+    out->status = HPP_OK;
     out->model = &pol->models[m];
     out->endpoint = ep;
     out->tier = tier;
@@ -512,7 +467,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
         return;
     }
     const eng_endpoint_t *ep = &w->pol->eps[e];
-    eng_cost_t cost;
+    hpp_cost_t cost;
     bool have_cost;
     eng_reject_t why = s_check(w, m, ep, &cost, &have_cost);
     if (why == ENG_REJ_BUDGET) {
@@ -543,7 +498,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
     if (w->trace) {
         s_trace(w, ep, tier, why, have_cost ? cost.total : 0);
     }
-    if (w->chosen && (++w->extra > S_LOOKAHEAD || w->out->nfallbacks >= ENG_MAX_FALLBACKS)) {
+    if (w->chosen && (++w->extra > S_LOOKAHEAD || w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {
         w->stop = true;
     }
 }
@@ -551,7 +506,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
 /* True when even the least prices from a list entry on (input, cache read,
  * output) put the request over budget. A few picodollars of slack cover the
  * half-up rounding of a group multiplier, part by part. */
-static bool s_over_budget(const s_walk_t *w, const eng_pusd_t lo[3])
+static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
 {
     const int64_t n[3] = {w->usage.prompt_tokens, w->usage.cache_read_tokens,
                           w->usage.completion_tokens};
@@ -616,23 +571,23 @@ static void s_walk_free(s_walk_t *w, uint32_t mask, uint32_t visited)
 
 /* Requests for a named model ----------------------------------------------------- */
 
-static eng_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t v)
+static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t v)
 {
     const eng_policy_t *pol = w->pol;
     eng_decision_t *out = w->out;
     uint32_t m = eng_catalog_model_index(pol->catalog, model);
     out->rule = v == S_FREE ? "free" : v == S_FLOOR ? "floor" : "direct";
     if (w->group && w->group->allow && !s_has_bit(w->group->allow, m)) {
-        return s_fail(out, ENG_E_MODEL_NOT_ALLOWED, "model '", model->id,
+        return s_fail(out, HPP_E_MODEL_NOT_ALLOWED, "model '", model->id,
                       "' is not allowed for this group");
     }
     int32_t e = v == S_FREE ? model->free_ep : v == S_FLOOR ? model->floor_ep : pol->model_ep[m];
     if (e < 0 || !pol->eps[e].enabled) {
         if (v == S_FREE) {
-            return s_fail(out, ENG_E_NO_FREE_VARIANT, "model '", model->id,
+            return s_fail(out, HPP_E_NO_FREE_VARIANT, "model '", model->id,
                           "' has no free endpoint");
         }
-        return s_fail(out, ENG_E_NO_CANDIDATE, "model '", model->id, "' has no enabled endpoint");
+        return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id, "' has no enabled endpoint");
     }
     int tier = pol->model_tier[m];
     s_offer(w, m, e, tier);
@@ -646,31 +601,31 @@ static eng_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
     /* When the asked-for endpoint does not fit but another endpoint of the
      * model does, that one answers: the gateway may call any of them. */
     if (!w->chosen) {
-        eng_cost_t cost;
+        hpp_cost_t cost;
         bool have_cost;
         s_walk_t probe = *w;
         probe.trace = NULL;
         probe.budget = -1;
         eng_reject_t why = s_check(&probe, m, &pol->eps[e], &cost, &have_cost);
         if (w->budget_hit) {
-            return s_fail(out, ENG_E_INSUFFICIENT_BUDGET, "model '", model->id,
+            return s_fail(out, HPP_E_INSUFFICIENT_BUDGET, "model '", model->id,
                           "' costs more than the budget");
         }
-        return s_fail(out, ENG_E_NO_CANDIDATE, "model '", model->id,
+        return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
                       why == ENG_REJ_CONTEXT ? "' context window is too small for the request"
                                              : "' lacks a capability the request needs");
     }
     out->tier = tier;
     out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
     s_msg(out, "named model '", model->id, "'");
-    return ENG_OK;
+    return HPP_OK;
 }
 
 /* Parses the requested model: auto or a catalog id, with :floor / :free. */
-static const eng_model_t *s_model(const eng_policy_t *pol, eng_str_t name, bool *is_auto,
+static const eng_model_t *s_model(const eng_policy_t *pol, hpp_str_t name, bool *is_auto,
                                   s_variant_t *v)
 {
-    static const char auto_id[] = ENG_AUTO_MODEL;
+    static const char auto_id[] = HPP_AUTO_MODEL;
     const size_t alen = sizeof auto_id - 1;
     *v = S_PLAIN;
     *is_auto = false;
@@ -682,7 +637,7 @@ static const eng_model_t *s_model(const eng_policy_t *pol, eng_str_t name, bool 
     if (m) {
         return m;
     }
-    eng_str_t base = name;
+    hpp_str_t base = name;
     s_variant_t var = S_PLAIN;
     if (name.len > 6 && memcmp(name.ptr + name.len - 6, ":floor", 6) == 0) {
         var = S_FLOOR;
@@ -728,7 +683,7 @@ static bool s_walk_rule(s_walk_t *w, const eng_prule_t *r, uint32_t mask, bool f
     return fell_back && w->chosen;
 }
 
-static eng_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
+static hpp_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
 {
     const eng_policy_t *pol = w->pol;
     eng_decision_t *out = w->out;
@@ -746,7 +701,7 @@ static eng_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
     }
     if (!r) {
         out->rule = "";
-        return s_fail(out, ENG_E_NO_CANDIDATE, "no routing rule matches the request", NULL, NULL);
+        return s_fail(out, HPP_E_NO_CANDIDATE, "no routing rule matches the request", NULL, NULL);
     }
     out->rule = r->name;
     if (w->f->output_tokens < 0 && r->output > 0) {
@@ -759,11 +714,11 @@ static eng_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
     if (v == S_FREE) {
         s_walk_free(w, mask, 0);
         if (!w->chosen) {
-            return s_fail(out, ENG_E_NO_FREE_VARIANT, "no free model fits the request (rule '",
+            return s_fail(out, HPP_E_NO_FREE_VARIANT, "no free model fits the request (rule '",
                           r->name, "')");
         }
         s_msg(out, "rule '", r->name, "': free model asked for");
-        return ENG_OK;
+        return HPP_OK;
     }
     bool fell_back = s_walk_rule(w, r, mask, v == S_FLOOR);
     if (!w->chosen && w->skipped && !w->budget_hit) {
@@ -777,11 +732,11 @@ static eng_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
     }
     if (!w->chosen) {
         if (w->budget_hit) {
-            return s_fail(out, ENG_E_INSUFFICIENT_BUDGET,
+            return s_fail(out, HPP_E_INSUFFICIENT_BUDGET,
                           "every candidate that fits costs more than the budget (rule '", r->name,
                           "')");
         }
-        return s_fail(out, ENG_E_NO_CANDIDATE, "no model satisfies the request (rule '", r->name,
+        return s_fail(out, HPP_E_NO_CANDIDATE, "no model satisfies the request (rule '", r->name,
                       "')");
     }
     if (fell_back) {
@@ -791,13 +746,13 @@ static eng_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
     } else {
         s_msg(out, "rule '", r->name, "'");
     }
-    return ENG_OK;
+    return HPP_OK;
 }
 
-eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_decision_t *out,
+hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_decision_t *out,
                          eng_trace_t *trace)
 {
-    out->status = ENG_OK;
+    out->status = HPP_OK;
     out->message[0] = '\0';
     out->model = NULL;
     out->endpoint = NULL;
@@ -815,11 +770,12 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
         trace->nrules_tried = 0;
     }
     if (!self || !f) {
-        return s_fail(out, ENG_E_INTERNAL, "no policy or no request", NULL, NULL);
+        return s_fail(out, HPP_E_INTERNAL, "no policy or no request", NULL, NULL);
     }
-    const char *bad = s_validate(f);
+    const char *field = "";
+    const char *bad = hpp_features_check(f, &field);
     if (bad) {
-        return s_fail(out, ENG_E_BAD_REQUEST, bad, NULL, NULL);
+        return s_fail(out, HPP_E_BAD_REQUEST, field, ": ", bad);
     }
     s_walk_t w;
     w.pol = self;
@@ -835,7 +791,7 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
     w.skipped = false;
     /* The group: "default" when absent; unknown names are refused when the
      * policy defines groups. */
-    eng_str_t gname = f->group.len ? f->group : (eng_str_t){"default", 7};
+    hpp_str_t gname = f->group.len ? f->group : (hpp_str_t){"default", 7};
     if (self->ngroups > 0) {
         for (int g = 0; g < self->ngroups && !w.group; g++) {
             if (s_streq(gname, self->groups[g].name, strlen(self->groups[g].name))) {
@@ -844,13 +800,13 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
         }
         if (!w.group && !s_streq(gname, "default", 7)) {
             char buf[64];
-            return s_fail(out, ENG_E_BAD_REQUEST, "unknown group '", s_cstr(gname, buf, sizeof buf),
+            return s_fail(out, HPP_E_BAD_REQUEST, "unknown group '", s_cstr(gname, buf, sizeof buf),
                           "'");
         }
         w.permille = w.group ? w.group->permille : 1000;
     }
-    w.need = (f->images > 0 || f->vision ? ENG_CAP_VISION : 0) | (f->tools ? ENG_CAP_TOOLS : 0) |
-             (f->json ? ENG_CAP_JSON : 0);
+    w.need = (f->images > 0 || f->vision ? HPP_CAP_VISION : 0) | (f->tools ? HPP_CAP_TOOLS : 0) |
+             (f->json ? HPP_CAP_JSON : 0);
     w.out_explicit = f->output_tokens >= 0;
     w.out_tokens = w.out_explicit ? f->output_tokens : self->default_output;
     out->output_tokens = w.out_tokens;
@@ -859,7 +815,7 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
     w.usage.cache_read_tokens = f->cache_read_tokens;
     w.usage.completion_tokens = w.out_tokens;
     w.usage.images = f->images;
-    w.budget = f->has_budget ? (eng_pusd_t)llround(f->budget_usd * 1e12) : -1;
+    w.budget = f->has_budget ? (hpp_pusd_t)llround(f->budget_usd * 1e12) : -1;
     w.bound = w.budget >= 0 && !trace; /* a trace shows every candidate */
 
     bool is_auto;
@@ -868,14 +824,14 @@ eng_status_t eng_resolve(const eng_policy_t *self, const eng_features_t *f, eng_
     if (!is_auto) {
         if (!model) {
             char buf[96];
-            return s_fail(out, ENG_E_UNKNOWN_MODEL, "unknown model '",
+            return s_fail(out, HPP_E_UNKNOWN_MODEL, "unknown model '",
                           s_cstr(f->model, buf, sizeof buf), "'");
         }
         return s_direct(&w, model, v);
     }
     s_ctx_t x;
     s_ctx_init(self, f, &x);
-    eng_status_t st = s_auto(&w, &x, v);
+    hpp_status_t st = s_auto(&w, &x, v);
     if (trace) {
         s_hints_upto(self, &x, self->nhints); /* the trace shows every hint */
         trace->hints = x.hints;

@@ -48,7 +48,7 @@
 #include "eng_declog.h"
 #include "eng_msgpool.h"
 #include "eng_snapshot.h"
-#include "proto.h"
+#include "eng_reply.h"
 
 #define S_BACKEND "inproc://hpp-workers"
 #define S_RELOADS "inproc://hpp-reloads"
@@ -63,7 +63,7 @@
 /* Counters of one thread. Only that thread writes; stats reads them all. */
 typedef struct {
     _Atomic uint64_t requests[PROTO_OP_COUNT]; /* decoded requests by op */
-    _Atomic uint64_t errors[ENG_STATUS_COUNT]; /* error replies by code */
+    _Atomic uint64_t errors[HPP_STATUS_COUNT]; /* error replies by code */
     _Atomic uint64_t malformed;                /* undecodable frames, bad envelopes */
     _Atomic uint64_t dropped;                  /* replies that could not be delivered */
 } __attribute__((aligned(64))) s_counters_t;
@@ -414,7 +414,7 @@ static void *s_reloader_main(void *arg)
         proto_reply_reload(&out, &req.id, &info);
         pthread_mutex_unlock(&self->rl_mu);
         if (!info.ok) {
-            s_inc(&ctr->errors[ENG_E_BAD_REQUEST]);
+            s_inc(&ctr->errors[HPP_E_BAD_REQUEST]);
         }
         zmq_msg_close(&parts[n - 1]);
         if (s_send_reply(NULL, self->rl_push, parts, n - 1, out.data, out.len) < 0) {
@@ -437,7 +437,7 @@ static void s_stats(s_worker_t *w, const proto_id_t *id)
         for (int i = 0; i < PROTO_OP_COUNT; i++) {
             st.requests[i] += atomic_load_explicit(&c->requests[i], memory_order_relaxed);
         }
-        for (int i = 0; i < ENG_STATUS_COUNT; i++) {
+        for (int i = 0; i < HPP_STATUS_COUNT; i++) {
             st.errors[i] += atomic_load_explicit(&c->errors[i], memory_order_relaxed);
         }
         st.malformed += atomic_load_explicit(&c->malformed, memory_order_relaxed);
@@ -476,18 +476,18 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
     eng_decision_t d;
     if (req->op == PROTO_OP_ROUTE) {
         eng_resolve(pol, &req->features, &d, NULL);
-        proto_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
-                             eng_snapshot_wire(snap));
+        eng_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
+                           eng_snapshot_wire(snap));
     } else {
         eng_trace_t t;
         memset(&t, 0, sizeof t);
         t.entries = w->trace;
         t.cap = S_TRACE_CAP;
         eng_resolve(pol, &req->features, &d, &t);
-        proto_reply_explain(&w->out, &req->id, &d, &t, pol);
+        eng_reply_explain(&w->out, &req->id, &d, &t, pol);
     }
-    if (d.status != ENG_OK) {
-        s_inc(&w->ctr->errors[(unsigned)d.status < ENG_STATUS_COUNT ? d.status : ENG_E_INTERNAL]);
+    if (d.status != HPP_OK) {
+        s_inc(&w->ctr->errors[(unsigned)d.status < HPP_STATUS_COUNT ? d.status : HPP_E_INTERNAL]);
     }
     eng_declog_record(&w->declog, req, &d, eng_snapshot_version(snap));
     eng_snapcell_release(self->cell, w->index);
@@ -501,7 +501,7 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
     eng_server_t *self = w->server;
     proto_buf_reset(&w->out);
     if (rc != PROTO_OK) {
-        eng_status_t st = proto_err_status(rc);
+        hpp_status_t st = proto_err_status(rc);
         s_inc(&w->ctr->malformed);
         s_inc(&w->ctr->errors[st]);
         proto_reply_error(&w->out, &req->id, st, err->msg);
@@ -528,14 +528,14 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
         s_stats(w, &req->id);
         break;
     default: /* PROTO_OP_PING */
-        proto_reply_ping(&w->out, &req->id, eng_snapcell_version(self->cell), ENG_VERSION);
+        proto_reply_ping(&w->out, &req->id, eng_snapcell_version(self->cell), HPP_VERSION);
         break;
     }
     if (w->out.overflow) {
         /* Growing failed (out of memory): a short error still fits. */
         proto_buf_reset(&w->out);
-        s_inc(&w->ctr->errors[ENG_E_INTERNAL]);
-        proto_reply_error(&w->out, &req->id, ENG_E_INTERNAL, "reply could not be encoded");
+        s_inc(&w->ctr->errors[HPP_E_INTERNAL]);
+        proto_reply_error(&w->out, &req->id, HPP_E_INTERNAL, "reply could not be encoded");
     }
     return true;
 }
@@ -598,14 +598,14 @@ static void s_envelope_error(eng_server_t *self, zmq_msg_t *parts, int n, int nf
 {
     s_counters_t *ctr = &self->ctr[self->cfg.threads];
     s_inc(&ctr->malformed);
-    s_inc(&ctr->errors[ENG_E_BAD_REQUEST]);
+    s_inc(&ctr->errors[HPP_E_BAD_REQUEST]);
     char msg[160];
     snprintf(msg, sizeof msg,
              "envelope: %d frames after the identity; expected the body, or an empty "
              "delimiter then the body",
              nframes - 1);
     proto_buf_reset(&self->fout);
-    proto_reply_error(&self->fout, NULL, ENG_E_BAD_REQUEST, msg);
+    proto_reply_error(&self->fout, NULL, HPP_E_BAD_REQUEST, msg);
     /* Keep the identity and, when the client used one, the delimiter. */
     int keep = (n >= 2 && zmq_msg_size(&parts[1]) == 0) ? 2 : 1;
     s_close_parts(parts + keep, n - keep);
@@ -672,9 +672,9 @@ static int s_front_in(eng_server_t *self)
             continue;
         }
         zmq_msg_close(&parts[n - 1]);
-        s_inc(&ctr->errors[ENG_E_INTERNAL]);
+        s_inc(&ctr->errors[HPP_E_INTERNAL]);
         proto_buf_reset(&self->fout);
-        proto_reply_error(&self->fout, NULL, ENG_E_INTERNAL,
+        proto_reply_error(&self->fout, NULL, HPP_E_INTERNAL,
                           "engine overloaded: request queue full");
         if (s_send_reply(self->front_worker.pool, self->front, parts, n - 1, self->fout.data,
                          self->fout.len) < 0) {

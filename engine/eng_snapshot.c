@@ -2,7 +2,7 @@
  * that hands the current one to worker threads.
  *
  * Owns: a snapshot owns its catalog, policy, encoded models list and
- * endpoint table (proto_epwire_t); the cell
+ * endpoint table (eng_epwire_t); the cell
  * owns the current snapshot. Reclamation is by hazard slots: a reader stores
  * the pointer it is about to use in its own cache line, then re-reads the
  * current pointer; if it is unchanged the writer is guaranteed to see the
@@ -19,14 +19,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "proto.h"
+#include "eng_reply.h"
 
 struct eng_snapshot {
     eng_catalog_t *catalog; /* frozen, owned */
     eng_policy_t *policy;   /* compiled against catalog, owned */
     uint64_t version;       /* 1 at startup, +1 per successful reload */
     proto_buf_t models;     /* encoded `models` array, owned */
-    proto_epwire_t *wire;   /* the catalog's endpoints encoded for replies, owned */
+    eng_epwire_t *wire;     /* the catalog's endpoints encoded for replies, owned */
 };
 
 static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
@@ -114,8 +114,8 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
         }
         goto fail;
     }
-    if (proto_models_encode(&self->models, self->catalog) != PROTO_OK ||
-        !(self->wire = proto_epwire_new(self->catalog))) {
+    if (eng_reply_models_encode(&self->models, self->catalog) != PROTO_OK ||
+        !(self->wire = eng_epwire_new(self->catalog))) {
         s_log_add(log, true, "out of memory encoding the models list and endpoints");
         goto fail;
     }
@@ -137,7 +137,7 @@ void eng_snapshot_destroy(eng_snapshot_t **self_p)
     eng_policy_destroy(&self->policy);
     eng_catalog_destroy(&self->catalog);
     proto_buf_destroy(&self->models);
-    proto_epwire_destroy(&self->wire);
+    eng_epwire_destroy(&self->wire);
     free(self);
     *self_p = NULL;
 }
@@ -157,7 +157,7 @@ uint64_t eng_snapshot_version(const eng_snapshot_t *self)
     return self->version;
 }
 
-const proto_epwire_t *eng_snapshot_wire(const eng_snapshot_t *self)
+const eng_epwire_t *eng_snapshot_wire(const eng_snapshot_t *self)
 {
     return self->wire;
 }

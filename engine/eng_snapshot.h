@@ -48,9 +48,9 @@ const eng_policy_t *eng_snapshot_policy(const eng_snapshot_t *self);
 const eng_catalog_t *eng_snapshot_catalog(const eng_snapshot_t *self);
 uint64_t eng_snapshot_version(const eng_snapshot_t *self);
 /* The catalog's endpoints pre-encoded for decision replies. */
-struct proto_epwire; /* proto.h */
-const struct proto_epwire *eng_snapshot_wire(const eng_snapshot_t *self);
-/* The encoded `models` array (see proto_models_encode). */
+struct eng_epwire; /* eng_reply.h */
+const struct eng_epwire *eng_snapshot_wire(const eng_snapshot_t *self);
+/* The encoded `models` array (see eng_reply_models_encode). */
 const void *eng_snapshot_models(const eng_snapshot_t *self, size_t *len);
 
 /* The cell ------------------------------------------------------------------ */

@@ -137,7 +137,7 @@ int main(int argc, char **argv)
         return S_EXIT_OK;
     }
     if (o.version) {
-        printf("hpp-engine %s (protocol v%d)\n", ENG_VERSION, PROTO_VERSION);
+        printf("hpp-engine %s (protocol v%d)\n", HPP_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
     }
     if (o.check) {

@@ -406,7 +406,7 @@ int hpp_client_call(hpp_client_t *self, proto_request_t *req, hpp_reply_t *out, 
     return rc;
 }
 
-int hpp_client_route(hpp_client_t *self, const eng_features_t *features, hpp_reply_t *out,
+int hpp_client_route(hpp_client_t *self, const hpp_features_t *features, hpp_reply_t *out,
                      int timeout_ms)
 {
     if (!features) {

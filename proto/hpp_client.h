@@ -7,8 +7,8 @@
  * HPP_ERR_TIMEOUT. Errors are values; nothing here aborts or prints.
  *
  *     hpp_client_t *c = hpp_client_new("tcp://127.0.0.1:5555", NULL, err, sizeof err);
- *     eng_features_t f;
- *     eng_features_init(&f);
+ *     hpp_features_t f;
+ *     hpp_features_init(&f);
  *     f.prompt_tokens = 1200;
  *     hpp_reply_t rep = {0};
  *     if (hpp_client_route(c, &f, &rep, 200) == HPP_OK)
@@ -28,9 +28,8 @@
 
 #include "proto.h"
 
-/* Return codes. */
+/* Return codes: HPP_OK (0, the contract's own, hpp_request.h) or one of these. */
 typedef enum {
-    HPP_OK = 0,
     HPP_ERR_ARG = -1,       /* invalid argument (NULL, bad endpoint) */
     HPP_ERR_TRANSPORT = -2, /* ZeroMQ failed */
     HPP_ERR_TIMEOUT = -3,   /* no reply (or no room to send) in time */
@@ -89,7 +88,7 @@ int hpp_client_recv_id(hpp_client_t *self, const proto_id_t *id, hpp_reply_t *ou
 int hpp_client_call(hpp_client_t *self, proto_request_t *req, hpp_reply_t *out, int timeout_ms);
 
 /* One routing decision, synchronously. */
-int hpp_client_route(hpp_client_t *self, const eng_features_t *features, hpp_reply_t *out,
+int hpp_client_route(hpp_client_t *self, const hpp_features_t *features, hpp_reply_t *out,
                      int timeout_ms);
 
 /* Any op without features (models, stats, reload, ping), synchronously. */

@@ -2,7 +2,7 @@
  * msgpack maps exchanged with hpp-engine (spec: proto/PROTOCOL.md).
  *
  * Engine, sidecar and clients use these functions and never touch raw
- * msgpack. Decoders are zero-copy: every string they return (eng_str_t)
+ * msgpack. Decoders are zero-copy: every string they return (hpp_str_t)
  * points into the input buffer, so a decoded request or reply is valid only
  * as long as that buffer (usually a zmq_msg_t) is alive and unchanged.
  * Encoders write into a proto_buf_t: a caller-provided fixed array (no
@@ -20,8 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "eng_policy.h"
-#include "eng_request.h"
+#include "hpp_request.h"
 
 #define PROTO_VERSION 1
 
@@ -29,12 +28,12 @@
 #define PROTO_MAX_FRAME 65536            /* request body bytes; larger: bad_request */
 #define PROTO_MAX_HARD_FRAME (16u << 20) /* the engine disconnects a peer above this */
 #define PROTO_MAX_ID 64                  /* bytes of a string id */
-#define PROTO_MAX_MODEL 256              /* bytes of `model` */
-#define PROTO_MAX_GROUP 64               /* bytes of `group` */
-#define PROTO_MAX_HINT 64                /* bytes of one hint */
-#define PROTO_MAX_TEXT 16384             /* bytes of `text` */
-#define PROTO_MAX_META_KEY 64            /* bytes of a meta key */
-#define PROTO_MAX_META_VAL 256           /* bytes of a meta value */
+#define HPP_MAX_MODEL_LEN 256            /* bytes of `model` */
+#define HPP_MAX_GROUP_LEN 64             /* bytes of `group` */
+#define HPP_MAX_HINT_LEN 64              /* bytes of one hint */
+#define HPP_MAX_TEXT_LEN 16384           /* bytes of `text` */
+#define HPP_MAX_META_KEY_LEN 64          /* bytes of a meta key */
+#define HPP_MAX_META_VAL_LEN 256         /* bytes of a meta value */
 #define PROTO_MAX_JSON_DEPTH 32          /* nesting accepted by proto_to_json */
 
 /* Operations, in wire order of the `op` names. */
@@ -79,7 +78,7 @@ typedef enum {
 const char *proto_err_name(int code);
 /* The wire error code a decoder failure answers with: unknown_op for
  * PROTO_ERR_UNKNOWN_OP, internal for PROTO_ERR_NOSPACE, else bad_request. */
-eng_status_t proto_err_status(int code);
+hpp_status_t proto_err_status(int code);
 
 /* A decoder error: code, byte offset in the input, message naming the key. */
 typedef struct {
@@ -115,7 +114,7 @@ typedef enum { PROTO_ID_NONE = 0, PROTO_ID_UINT, PROTO_ID_STR } proto_id_kind_t;
 typedef struct {
     proto_id_kind_t kind; /* none, unsigned integer or string */
     uint64_t num;         /* PROTO_ID_UINT */
-    eng_str_t str;        /* PROTO_ID_STR, borrowed, <= PROTO_MAX_ID bytes */
+    hpp_str_t str;        /* PROTO_ID_STR, borrowed, <= PROTO_MAX_ID bytes */
 } proto_id_t;
 
 static inline proto_id_t proto_id_uint(uint64_t n)
@@ -133,7 +132,7 @@ typedef struct {
     uint32_t v;              /* protocol version (PROTO_VERSION) */
     proto_id_t id;           /* echoed in the reply */
     proto_op_t op;           /* what to do */
-    eng_features_t features; /* route and explain; defaults otherwise */
+    hpp_features_t features; /* route and explain; defaults otherwise */
 } proto_request_t;
 
 /* v = PROTO_VERSION, no id, the given op, features at their defaults. */
@@ -150,30 +149,91 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req);
 /* Replies: encoders (engine) ---------------------------------------------- */
 
 /* {v, id, ok:false, error:{code, message}}. */
-int proto_reply_error(proto_buf_t *b, const proto_id_t *id, eng_status_t code, const char *message);
+int proto_reply_error(proto_buf_t *b, const proto_id_t *id, hpp_status_t code, const char *message);
+
+/* An endpoint as the wire names it. */
+typedef struct {
+    hpp_str_t model;          /* model id */
+    hpp_str_t provider;       /* endpoint's provider */
+    hpp_str_t provider_model; /* the provider's own id */
+} proto_endpoint_t;
 
 /* The model, provider and provider_model of every endpoint of a catalog,
  * encoded once (per snapshot) so that a decision reply copies the nine
  * endpoints it names instead of packing some thirty strings. */
 typedef struct proto_epwire proto_epwire_t;
 
-/* The table of a frozen catalog, or NULL when out of memory. */
-proto_epwire_t *proto_epwire_new(const eng_catalog_t *cat);
+/* The table of `n` endpoints (index i is eps[i]), or NULL when out of memory. */
+proto_epwire_t *proto_epwire_new(const proto_endpoint_t *eps, size_t n);
 void proto_epwire_destroy(proto_epwire_t **self_p);
 
-/* The reply to route: the decision, or its error when d->status != ENG_OK.
- * Names are taken from the decision and `cat` (fallback models); `wire`
- * (may be NULL) is the table of `cat`, which makes the same bytes faster. */
-int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
-                         const eng_catalog_t *cat, const proto_epwire_t *wire);
+#define PROTO_NO_INDEX UINT32_MAX
+
+/* A decision as the wire says it: the names, not the engine's objects.
+ * Strings are borrowed. An endpoint whose `*_index` names an entry of the
+ * epwire table given to the encoder is copied from the table (same bytes,
+ * faster); PROTO_NO_INDEX packs its strings. */
+typedef struct {
+    hpp_status_t status;                           /* HPP_OK, else an error reply */
+    const char *message;                           /* the error's message */
+    proto_endpoint_t endpoint;                     /* the chosen endpoint */
+    uint32_t endpoint_index;                       /* its epwire index */
+    hpp_str_t tier;                                /* tier name, may be empty */
+    hpp_str_t rule;                                /* deciding rule */
+    hpp_cost_t cost;                               /* estimate, picodollars */
+    int64_t output_tokens;                         /* output tokens estimated */
+    proto_endpoint_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
+    uint32_t fallback_index[HPP_MAX_FALLBACKS];    /* their epwire indexes */
+    uint32_t nfallbacks;                           /* used entries */
+} proto_decision_t;
+
+/* The reply to route: the decision, or its error when d->status != HPP_OK.
+ * `wire` may be NULL (then every endpoint's strings are packed). */
+int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
+                         const proto_epwire_t *wire);
+
+/* One candidate of an explain trace. */
+typedef struct {
+    proto_endpoint_t endpoint; /* the candidate (provider_model unused) */
+    hpp_str_t tier;            /* tier it was considered in, may be empty */
+    const char *reason;        /* why not, or "chosen" */
+    hpp_pusd_t cost;           /* its estimate (total) */
+} proto_candidate_t;
+
+/* The trace of an explain reply. */
+typedef struct {
+    const char *const *hints; /* final hint names */
+    uint32_t nhints;          /* entries of hints */
+    const char *const *rules; /* routing rules evaluated, in order */
+    uint32_t nrules;          /* entries of rules */
+    size_t ncandidates;       /* candidates seen */
+    /* Fills candidate i (0 <= i < ncandidates): the encoder asks for each in
+     * turn, so the caller needs no array of views. */
+    void (*candidate)(const void *arg, size_t i, proto_candidate_t *out);
+    const void *arg;  /* the callback's argument */
+    uint64_t dropped; /* candidates not recorded */
+} proto_trace_t;
 
 /* The reply to explain: as route plus `trace` (also on error). */
-int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
-                        const eng_trace_t *t, const eng_policy_t *pol);
+int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
+                        const proto_trace_t *t);
 
-/* Encodes the `models` array of a catalog on its own, so the engine can build
- * it once per snapshot and splice it into every models reply. */
-int proto_models_encode(proto_buf_t *b, const eng_catalog_t *cat);
+/* One entry of the models array, as the encoder is given it. */
+typedef struct {
+    hpp_str_t id;                 /* model id */
+    const char *owner;            /* owned_by */
+    uint32_t context_length;      /* tokens, 0 = unknown */
+    uint32_t max_output;          /* tokens, 0 = unknown */
+    uint32_t caps;                /* HPP_CAP_* bits */
+    const char *const *providers; /* provider of each endpoint */
+    uint32_t nproviders;          /* endpoints serving it */
+    bool free;                    /* a $0 endpoint exists */
+    hpp_price_t price;            /* cheapest enabled endpoint's prices */
+} proto_model_t;
+
+/* Encodes the `models` array on its own, so the engine can build it once
+ * per snapshot and splice it into every models reply. */
+int proto_models_encode(proto_buf_t *b, const proto_model_t *models, size_t n);
 
 /* {v, id, ok:true, models: <blob from proto_models_encode>}. */
 int proto_reply_models(proto_buf_t *b, const proto_id_t *id, const void *models, size_t len);
@@ -206,7 +266,7 @@ typedef struct {
     uint64_t models;                   /* models in the catalog */
     uint64_t endpoints;                /* endpoints in the catalog */
     uint64_t requests[PROTO_OP_COUNT]; /* decoded requests by op */
-    uint64_t errors[ENG_STATUS_COUNT]; /* error replies by code (ENG_OK unused) */
+    uint64_t errors[HPP_STATUS_COUNT]; /* error replies by code (HPP_OK unused) */
     uint64_t malformed;                /* frames that failed to decode or had a bad envelope */
     uint64_t dropped;                  /* replies that could not be delivered */
     uint64_t reloads_ok;               /* successful reloads (startup excluded) */
@@ -218,11 +278,7 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 
 /* Replies: decoder (clients) ------------------------------------------------ */
 
-typedef struct {
-    eng_str_t model;          /* model id */
-    eng_str_t provider;       /* endpoint's provider */
-    eng_str_t provider_model; /* the provider's own id */
-} proto_fallback_t;
+typedef proto_endpoint_t proto_fallback_t;
 
 /* The common part of every reply plus the decision fields of route/explain.
  * Absent fields stay empty / zero. Strings borrow from the reply buffer. */
@@ -230,18 +286,18 @@ typedef struct {
     uint32_t v;                                    /* protocol version */
     proto_id_t id;                                 /* echoed id */
     bool ok;                                       /* success */
-    eng_status_t status;                           /* ENG_OK or the error code */
-    eng_str_t code;                                /* error code as sent */
-    eng_str_t message;                             /* error message */
-    eng_str_t model;                               /* chosen model id */
-    eng_str_t provider;                            /* chosen endpoint's provider */
-    eng_str_t provider_model;                      /* the provider's own id */
-    eng_str_t tier;                                /* tier name, may be empty */
-    eng_str_t rule;                                /* deciding rule */
+    hpp_status_t status;                           /* HPP_OK or the error code */
+    hpp_str_t code;                                /* error code as sent */
+    hpp_str_t message;                             /* error message */
+    hpp_str_t model;                               /* chosen model id */
+    hpp_str_t provider;                            /* chosen endpoint's provider */
+    hpp_str_t provider_model;                      /* the provider's own id */
+    hpp_str_t tier;                                /* tier name, may be empty */
+    hpp_str_t rule;                                /* deciding rule */
     double cost_usd;                               /* estimate, USD */
-    eng_cost_t cost;                               /* estimate parts, picodollars */
+    hpp_cost_t cost;                               /* estimate parts, picodollars */
     int64_t output_tokens;                         /* output tokens estimated */
-    proto_fallback_t fallbacks[ENG_MAX_FALLBACKS]; /* next best, in order */
+    proto_fallback_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t nfallbacks;                           /* used entries */
     uint64_t policy_version;                       /* ping, reload, stats */
 } proto_reply_t;
@@ -261,8 +317,8 @@ int proto_reply_peek(const void *buf, size_t len, proto_reply_t *out, proto_erro
 
 /* One entry of a models reply. */
 typedef struct {
-    eng_str_t id;            /* model id */
-    eng_str_t owned_by;      /* owner */
+    hpp_str_t id;            /* model id */
+    hpp_str_t owned_by;      /* owner */
     uint32_t context_length; /* tokens, 0 = unknown */
     uint32_t max_output;     /* tokens, 0 = unknown */
     uint32_t caps;           /* ENG_CAP_* bits */

@@ -43,46 +43,34 @@ static void s_head(msgpack_packer *pk, const proto_id_t *id, bool ok, uint32_t e
     }
 }
 
-static void s_error_value(msgpack_packer *pk, eng_status_t code, const char *message)
+static void s_error_value(msgpack_packer *pk, hpp_status_t code, const char *message)
 {
     msgpack_pack_map(pk, 2);
     s_key(pk, "code");
-    proto_pack_cstr(pk, eng_status_name(code));
+    proto_pack_cstr(pk, hpp_status_name(code));
     s_key(pk, "message");
     proto_pack_text(pk, message ? message : "", message ? strlen(message) : 0);
 }
 
-int proto_reply_error(proto_buf_t *b, const proto_id_t *id, eng_status_t code, const char *message)
+int proto_reply_error(proto_buf_t *b, const proto_id_t *id, hpp_status_t code, const char *message)
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
     s_head(&pk, id, false, 1);
     s_key(&pk, "error");
-    s_error_value(&pk, code == ENG_OK ? ENG_E_INTERNAL : code, message);
+    s_error_value(&pk, code == HPP_OK ? HPP_E_INTERNAL : code, message);
     return s_done(b);
 }
 
-/* Model id of an endpoint, from the catalog's model array. */
-/* The model an endpoint serves, NULL when the catalog does not say. */
-static const eng_model_t *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep)
+/* The "model", "provider" and "provider_model" pairs of an endpoint. */
+static void s_pack_pairs(msgpack_packer *pk, const proto_endpoint_t *ep)
 {
-    size_t n = 0;
-    const eng_model_t *models = cat && ep ? eng_catalog_models(cat, &n) : NULL;
-    return models && ep->model < n ? &models[ep->model] : NULL;
-}
-
-/* Catalog strings carry their lengths: a reply packs about thirty of them. */
-static void s_pack_model(msgpack_packer *pk, const eng_model_t *m)
-{
-    proto_pack_strn(pk, m ? m->id : "", m ? m->id_len : 0);
-}
-
-static void s_pack_endpoint(msgpack_packer *pk, const eng_endpoint_t *ep)
-{
+    s_key(pk, "model");
+    proto_pack_strn(pk, ep->model.ptr, ep->model.len);
     s_key(pk, "provider");
-    proto_pack_strn(pk, ep ? ep->provider : "", ep ? ep->provider_len : 0);
+    proto_pack_strn(pk, ep->provider.ptr, ep->provider.len);
     s_key(pk, "provider_model");
-    proto_pack_strn(pk, ep ? ep->native_id : "", ep ? ep->native_id_len : 0);
+    proto_pack_strn(pk, ep->provider_model.ptr, ep->provider_model.len);
 }
 
 /* Pre-encoded endpoints ------------------------------------------------------ */
@@ -90,35 +78,23 @@ static void s_pack_endpoint(msgpack_packer *pk, const eng_endpoint_t *ep)
 struct proto_epwire {
     proto_buf_t bytes; /* the pairs of every endpoint, back to back */
     uint32_t *off;     /* endpoint i is bytes[off[i] .. off[i + 1]) */
-    uintptr_t base;    /* address of the catalog's endpoint array */
-    size_t n;          /* its endpoints */
+    size_t n;          /* endpoints */
 };
 
-/* The "model", "provider" and "provider_model" pairs of an endpoint. */
-static void s_pack_pairs(msgpack_packer *pk, const eng_model_t *m, const eng_endpoint_t *ep)
+proto_epwire_t *proto_epwire_new(const proto_endpoint_t *eps, size_t n)
 {
-    s_key(pk, "model");
-    s_pack_model(pk, m);
-    s_pack_endpoint(pk, ep);
-}
-
-proto_epwire_t *proto_epwire_new(const eng_catalog_t *cat)
-{
-    size_t n = 0;
-    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
     proto_epwire_t *self = calloc(1, sizeof *self);
     if (!self || proto_buf_init(&self->bytes, 64 * (n + 1)) != PROTO_OK ||
         !(self->off = malloc((n + 1) * sizeof *self->off))) {
         proto_epwire_destroy(&self);
         return NULL;
     }
-    self->base = (uintptr_t)eps;
     self->n = n;
     msgpack_packer pk;
     proto_packer_init(&pk, &self->bytes);
     for (size_t i = 0; i < n; i++) {
         self->off[i] = (uint32_t)self->bytes.len;
-        s_pack_pairs(&pk, s_ep_model(cat, &eps[i]), &eps[i]);
+        s_pack_pairs(&pk, &eps[i]);
     }
     self->off[n] = (uint32_t)self->bytes.len;
     if (self->bytes.overflow || self->bytes.len > UINT32_MAX) {
@@ -138,32 +114,30 @@ void proto_epwire_destroy(proto_epwire_t **self_p)
     *self_p = NULL;
 }
 
-/* s_pack_pairs for `ep` serving `m`, copied from the table when it has the
- * endpoint and the decision names the endpoint's own model. */
-static void s_pairs(msgpack_packer *pk, const proto_epwire_t *w, const eng_catalog_t *cat,
-                    const eng_model_t *m, const eng_endpoint_t *ep)
+/* s_pack_pairs, copied from the table when it has entry `i`. */
+static void s_pairs(msgpack_packer *pk, const proto_epwire_t *w, const proto_endpoint_t *ep,
+                    uint32_t i)
 {
-    uintptr_t i = w && ep ? ((uintptr_t)ep - w->base) / sizeof *ep : 0;
-    if (w && ep && (uintptr_t)ep >= w->base && i < w->n && (!m || m == s_ep_model(cat, ep))) {
+    if (w && i < w->n) {
         proto_buf_append(pk->data, w->bytes.data + w->off[i], w->off[i + 1] - w->off[i]);
         return;
     }
-    s_pack_pairs(pk, m ? m : s_ep_model(cat, ep), ep);
+    s_pack_pairs(pk, ep);
 }
 
 /* Number of decision keys after the head (kept next to the writer below). */
 #define S_DECISION_KEYS 9
 
-static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const eng_catalog_t *cat,
+static void s_decision_fields(msgpack_packer *pk, const proto_decision_t *d,
                               const proto_epwire_t *wire)
 {
-    s_pairs(pk, wire, cat, d->model, d->endpoint);
+    s_pairs(pk, wire, &d->endpoint, d->endpoint_index);
     s_key(pk, "tier");
-    proto_pack_cstr(pk, d->tier_name ? d->tier_name : "");
+    proto_pack_strn(pk, d->tier.ptr, d->tier.len);
     s_key(pk, "rule");
-    proto_pack_cstr(pk, d->rule ? d->rule : "");
+    proto_pack_strn(pk, d->rule.ptr, d->rule.len);
     s_key(pk, "cost_usd");
-    msgpack_pack_double(pk, eng_pusd_to_usd(d->cost.total));
+    msgpack_pack_double(pk, hpp_pusd_to_usd(d->cost.total));
     s_key(pk, "cost_pusd");
     msgpack_pack_map(pk, 5);
     s_key(pk, "input");
@@ -178,112 +152,105 @@ static void s_decision_fields(msgpack_packer *pk, const eng_decision_t *d, const
     msgpack_pack_int64(pk, d->cost.total);
     s_key(pk, "output_tokens");
     msgpack_pack_int64(pk, d->output_tokens);
-    uint32_t nf = d->nfallbacks > ENG_MAX_FALLBACKS ? ENG_MAX_FALLBACKS : d->nfallbacks;
+    uint32_t nf = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
     s_key(pk, "fallbacks");
     msgpack_pack_array(pk, nf);
     for (uint32_t i = 0; i < nf; i++) {
-        const eng_endpoint_t *ep = d->fallbacks[i];
         msgpack_pack_map(pk, 3);
-        s_pairs(pk, wire, cat, NULL, ep);
+        s_pairs(pk, wire, &d->fallbacks[i], d->fallback_index[i]);
     }
 }
 
-int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
-                         const eng_catalog_t *cat, const proto_epwire_t *wire)
+int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
+                         const proto_epwire_t *wire)
 {
-    if (d->status != ENG_OK) {
+    if (d->status != HPP_OK) {
         return proto_reply_error(b, id, d->status, d->message);
     }
     msgpack_packer pk;
     proto_packer_init(&pk, b);
     s_head(&pk, id, true, S_DECISION_KEYS);
-    s_decision_fields(&pk, d, cat, wire);
+    s_decision_fields(&pk, d, wire);
     return s_done(b);
 }
 
-static void s_trace(msgpack_packer *pk, const eng_trace_t *t, const eng_policy_t *pol)
+static void s_cstrs(msgpack_packer *pk, const char *const *v, uint32_t n)
 {
-    const eng_catalog_t *cat = pol ? eng_policy_catalog(pol) : NULL;
-    msgpack_pack_map(pk, 4);
-    s_key(pk, "hints");
-    uint32_t nh = 0;
-    while (nh < 64 && t->hint_names[nh]) {
-        nh++;
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        proto_pack_cstr(pk, v[i]);
     }
-    msgpack_pack_array(pk, nh);
-    for (uint32_t i = 0; i < nh; i++) {
-        proto_pack_cstr(pk, t->hint_names[i]);
-    }
-    s_key(pk, "rules");
-    uint32_t nr = t->nrules_tried > 32 ? 32 : t->nrules_tried;
-    msgpack_pack_array(pk, nr);
-    for (uint32_t i = 0; i < nr; i++) {
-        proto_pack_cstr(pk, t->rules_tried[i]);
-    }
-    s_key(pk, "candidates");
-    size_t nc = t->n > t->cap ? t->cap : t->n;
-    msgpack_pack_array(pk, nc);
-    int ntiers = pol ? eng_policy_tier_count(pol) : 0;
-    for (size_t i = 0; i < nc; i++) {
-        const eng_trace_entry_t *e = &t->entries[i];
-        msgpack_pack_map(pk, 6);
-        s_key(pk, "model");
-        s_pack_model(pk, s_ep_model(cat, e->endpoint));
-        s_key(pk, "provider");
-        proto_pack_strn(pk, e->endpoint ? e->endpoint->provider : "",
-                        e->endpoint ? e->endpoint->provider_len : 0);
-        s_key(pk, "tier");
-        proto_pack_cstr(pk, (e->tier >= 0 && e->tier < ntiers) ? eng_policy_tier_name(pol, e->tier)
-                                                               : "");
-        s_key(pk, "reason");
-        proto_pack_cstr(pk, eng_reject_name(e->reason));
-        s_key(pk, "cost_usd");
-        msgpack_pack_double(pk, eng_pusd_to_usd(e->cost));
-        s_key(pk, "cost_pusd");
-        msgpack_pack_int64(pk, e->cost);
-    }
-    s_key(pk, "dropped");
-    msgpack_pack_uint64(pk, t->dropped + (t->n > t->cap ? t->n - t->cap : 0));
 }
 
-int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
-                        const eng_trace_t *t, const eng_policy_t *pol)
+static void s_trace(msgpack_packer *pk, const proto_trace_t *t)
+{
+    msgpack_pack_map(pk, 4);
+    s_key(pk, "hints");
+    s_cstrs(pk, t->hints, t->nhints);
+    s_key(pk, "rules");
+    s_cstrs(pk, t->rules, t->nrules);
+    s_key(pk, "candidates");
+    msgpack_pack_array(pk, t->ncandidates);
+    for (size_t i = 0; i < t->ncandidates; i++) {
+        proto_candidate_t cand = {0};
+        t->candidate(t->arg, i, &cand);
+        const proto_candidate_t *c = &cand;
+        msgpack_pack_map(pk, 6);
+        s_key(pk, "model");
+        proto_pack_strn(pk, c->endpoint.model.ptr, c->endpoint.model.len);
+        s_key(pk, "provider");
+        proto_pack_strn(pk, c->endpoint.provider.ptr, c->endpoint.provider.len);
+        s_key(pk, "tier");
+        proto_pack_strn(pk, c->tier.ptr, c->tier.len);
+        s_key(pk, "reason");
+        proto_pack_cstr(pk, c->reason ? c->reason : "");
+        s_key(pk, "cost_usd");
+        msgpack_pack_double(pk, hpp_pusd_to_usd(c->cost));
+        s_key(pk, "cost_pusd");
+        msgpack_pack_int64(pk, c->cost);
+    }
+    s_key(pk, "dropped");
+    msgpack_pack_uint64(pk, t->dropped);
+}
+
+int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
+                        const proto_trace_t *t)
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    bool ok = d->status == ENG_OK;
+    bool ok = d->status == HPP_OK;
     s_head(&pk, id, ok, (ok ? S_DECISION_KEYS : 1) + 1);
     if (ok) {
-        s_decision_fields(&pk, d, pol ? eng_policy_catalog(pol) : NULL, NULL);
+        s_decision_fields(&pk, d, NULL);
     } else {
         s_key(&pk, "error");
         s_error_value(&pk, d->status, d->message);
     }
     s_key(&pk, "trace");
-    s_trace(&pk, t, pol);
+    s_trace(&pk, t);
     return s_done(b);
 }
 
 /* Models ---------------------------------------------------------------------- */
 
 static const struct {
-    uint32_t bit;     /* ENG_CAP_* */
+    uint32_t bit;     /* HPP_CAP_* */
     const char *name; /* wire name */
 } s_caps[] = {
-    {ENG_CAP_VISION, "vision"},
-    {ENG_CAP_TOOLS, "tools"},
-    {ENG_CAP_JSON, "json"},
-    {ENG_CAP_REASONING, "reasoning"},
+    {HPP_CAP_VISION, "vision"},
+    {HPP_CAP_TOOLS, "tools"},
+    {HPP_CAP_JSON, "json"},
+    {HPP_CAP_REASONING, "reasoning"},
 };
 
 #define S_NCAPS (sizeof s_caps / sizeof s_caps[0])
 
 /* Pricing keys: token prices in USD per 1M tokens, fees in USD. */
-static void s_pricing(msgpack_packer *pk, const eng_price_t *p)
+static void s_pricing(msgpack_packer *pk, const hpp_price_t *p)
 {
     const struct {
         const char *name;
-        eng_pusd_t v;
+        hpp_pusd_t v;
         double div; /* picodollars per token / 1e6 = USD per 1M tokens */
     } rows[] = {
         {"prompt", p->input, 1e6},          {"completion", p->output, 1e6},
@@ -292,39 +259,29 @@ static void s_pricing(msgpack_packer *pk, const eng_price_t *p)
     };
     uint32_t n = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        n += rows[i].v != ENG_PRICE_NA;
+        n += rows[i].v != HPP_PRICE_NA;
     }
     msgpack_pack_map(pk, n);
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if (rows[i].v != ENG_PRICE_NA) {
+        if (rows[i].v != HPP_PRICE_NA) {
             proto_pack_cstr(pk, rows[i].name);
             msgpack_pack_double(pk, (double)rows[i].v / rows[i].div);
         }
     }
 }
 
-int proto_models_encode(proto_buf_t *b, const eng_catalog_t *cat)
+int proto_models_encode(proto_buf_t *b, const proto_model_t *models, size_t n)
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    size_t nm = 0, ne = 0;
-    const eng_model_t *models = eng_catalog_models(cat, &nm);
-    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &ne);
-    uint32_t listed = 0;
-    for (size_t i = 0; i < nm; i++) {
-        listed += models[i].floor_ep >= 0;
-    }
-    msgpack_pack_array(&pk, listed);
-    for (size_t i = 0; i < nm; i++) {
-        const eng_model_t *m = &models[i];
-        if (m->floor_ep < 0 || (size_t)m->floor_ep >= ne) {
-            continue; /* no enabled endpoint: not offered */
-        }
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        const proto_model_t *m = &models[i];
         msgpack_pack_map(&pk, 9);
         s_key(&pk, "id");
-        proto_pack_cstr(&pk, m->id);
+        proto_pack_strn(&pk, m->id.ptr, m->id.len);
         s_key(&pk, "owned_by");
-        proto_pack_cstr(&pk, m->owner);
+        proto_pack_cstr(&pk, m->owner ? m->owner : "");
         s_key(&pk, "context_length");
         msgpack_pack_uint32(&pk, m->context_length);
         s_key(&pk, "max_output");
@@ -341,24 +298,17 @@ int proto_models_encode(proto_buf_t *b, const eng_catalog_t *cat)
             }
         }
         s_key(&pk, "endpoints");
-        msgpack_pack_uint32(&pk, m->ep_count);
+        msgpack_pack_uint32(&pk, m->nproviders);
         s_key(&pk, "providers");
-        uint32_t first = m->ep_first, count = m->ep_count;
-        if (first > ne || count > ne - first) {
-            count = 0;
-        }
-        msgpack_pack_array(&pk, count);
-        for (uint32_t e = 0; e < count; e++) {
-            proto_pack_cstr(&pk, eps[first + e].provider);
-        }
+        s_cstrs(&pk, m->providers, m->nproviders);
         s_key(&pk, "free");
-        if (m->free_ep >= 0) {
+        if (m->free) {
             msgpack_pack_true(&pk);
         } else {
             msgpack_pack_false(&pk);
         }
         s_key(&pk, "pricing");
-        s_pricing(&pk, &eps[m->floor_ep].price);
+        s_pricing(&pk, &m->price);
     }
     return s_done(b);
 }
@@ -414,7 +364,7 @@ int proto_reply_reload(proto_buf_t *b, const proto_id_t *id, const proto_reload_
                  (unsigned long long)r->policy_version, r->ndiags ? ": " : "",
                  r->ndiags && r->diags[0] ? r->diags[0] : "");
         s_key(&pk, "error");
-        s_error_value(&pk, ENG_E_BAD_REQUEST, msg);
+        s_error_value(&pk, HPP_E_BAD_REQUEST, msg);
     }
     return s_done(b);
 }
@@ -467,9 +417,9 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
         msgpack_pack_uint64(&pk, s->requests[i]);
     }
     s_key(&pk, "errors");
-    msgpack_pack_map(&pk, ENG_STATUS_COUNT - 1);
-    for (int i = 1; i < ENG_STATUS_COUNT; i++) {
-        proto_pack_cstr(&pk, eng_status_name((eng_status_t)i));
+    msgpack_pack_map(&pk, HPP_STATUS_COUNT - 1);
+    for (int i = 1; i < HPP_STATUS_COUNT; i++) {
+        proto_pack_cstr(&pk, hpp_status_name((hpp_status_t)i));
         msgpack_pack_uint64(&pk, s->errors[i]);
     }
     s_key(&pk, "malformed");
@@ -519,7 +469,7 @@ static int s_read(proto_rd_t *rd, proto_mp_type_t type, const char *key, proto_m
     return PROTO_OK;
 }
 
-static int s_read_str(proto_rd_t *rd, const char *key, eng_str_t *out, proto_error_t *err)
+static int s_read_str(proto_rd_t *rd, const char *key, hpp_str_t *out, proto_error_t *err)
 {
     proto_mp_val_t v;
     int rc = s_read(rd, PROTO_MP_STR, key, &v, err);
@@ -647,11 +597,11 @@ static const s_field_t s_error_fields[] = {
 };
 
 static const s_field_t s_cost_fields[] = {
-    S_FIELD("input", "cost_pusd.input", eng_cost_t, input),
-    S_FIELD("output", "cost_pusd.output", eng_cost_t, output),
-    S_FIELD("cache", "cost_pusd.cache", eng_cost_t, cache),
-    S_FIELD("fees", "cost_pusd.fees", eng_cost_t, fees),
-    S_FIELD("total", "cost_pusd.total", eng_cost_t, total),
+    S_FIELD("input", "cost_pusd.input", hpp_cost_t, input),
+    S_FIELD("output", "cost_pusd.output", hpp_cost_t, output),
+    S_FIELD("cache", "cost_pusd.cache", hpp_cost_t, cache),
+    S_FIELD("fees", "cost_pusd.fees", hpp_cost_t, fees),
+    S_FIELD("total", "cost_pusd.total", hpp_cost_t, total),
 };
 
 static const s_field_t s_fallback_fields[] = {
@@ -681,12 +631,12 @@ static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *er
     proto_mp_val_t a;
     int rc = s_read(rd, PROTO_MP_ARRAY, "fallbacks", &a, err);
     for (uint32_t i = 0; rc == PROTO_OK && i < a.n; i++) {
-        proto_fallback_t junk, *fb = i < ENG_MAX_FALLBACKS ? &out->fallbacks[i] : &junk;
+        proto_fallback_t junk, *fb = i < HPP_MAX_FALLBACKS ? &out->fallbacks[i] : &junk;
         memset(fb, 0, sizeof *fb);
         rc = s_dec_fields(rd, &s_fallback_map, fb, err);
     }
     if (rc == PROTO_OK) {
-        out->nfallbacks = a.n > ENG_MAX_FALLBACKS ? ENG_MAX_FALLBACKS : a.n;
+        out->nfallbacks = a.n > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : a.n;
     }
     return rc;
 }
@@ -823,7 +773,7 @@ static int s_dec_value(proto_rd_t *rd, unsigned key, proto_reply_t *out, proto_e
         out->policy_version = rc == PROTO_OK ? v.u : 0;
         return rc;
     default: /* the string keys */
-        return s_read_str(rd, label, (eng_str_t *)((char *)out + s_reply_fields[key].off), err);
+        return s_read_str(rd, label, (hpp_str_t *)((char *)out + s_reply_fields[key].off), err);
     }
 }
 
@@ -842,7 +792,7 @@ static int s_dec_key(proto_rd_t *rd, const proto_mp_val_t *k, size_t koff, proto
 int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err)
 {
     memset(out, 0, sizeof *out);
-    out->status = ENG_E_INTERNAL;
+    out->status = HPP_E_INTERNAL;
     proto_no_error(err);
     proto_rd_t rd;
     proto_rd_init(&rd, buf, len);
@@ -883,10 +833,10 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
         return proto_fail(err, PROTO_ERR_MISSING, 0, "ok: required key missing");
     }
     if (out->ok) {
-        out->status = ENG_OK;
+        out->status = HPP_OK;
     } else {
-        int st = eng_status_from_name(out->code.ptr ? out->code.ptr : "", out->code.len);
-        out->status = st > 0 ? (eng_status_t)st : ENG_E_INTERNAL;
+        int st = hpp_status_from_name(out->code.ptr ? out->code.ptr : "", out->code.len);
+        out->status = st > 0 ? (hpp_status_t)st : HPP_E_INTERNAL;
     }
     return PROTO_OK;
 }
@@ -894,7 +844,7 @@ int proto_reply_decode(const void *buf, size_t len, proto_reply_t *out, proto_er
 int proto_reply_peek(const void *buf, size_t len, proto_reply_t *out, proto_error_t *err)
 {
     memset(out, 0, sizeof *out);
-    out->status = ENG_E_INTERNAL;
+    out->status = HPP_E_INTERNAL;
     proto_rd_t rd;
     proto_rd_init(&rd, buf, len);
     proto_mp_val_t top;
@@ -919,7 +869,7 @@ int proto_reply_peek(const void *buf, size_t len, proto_reply_t *out, proto_erro
          * (its code is wanted): both are short. */
         return proto_reply_decode(buf, len, out, err);
     }
-    out->status = ENG_OK;
+    out->status = HPP_OK;
     proto_no_error(err);
     return PROTO_OK;
 }

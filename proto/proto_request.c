@@ -2,7 +2,7 @@
  *
  * The decoder walks the top-level map once with the bounds-checked reader and
  * dispatches each key through a table; the value is type- and range-checked
- * and stored straight into eng_features_t, strings borrowed from the frame.
+ * and stored straight into hpp_features_t, strings borrowed from the frame.
  * Unknown keys are skipped (forward compatibility), a known key given twice
  * is an error (two meanings for one request). Nothing is allocated, so the
  * decoder is safe on the hot path and in the fuzzer.
@@ -54,17 +54,17 @@ const char *proto_err_name(int code)
     return "unknown";
 }
 
-eng_status_t proto_err_status(int code)
+hpp_status_t proto_err_status(int code)
 {
     switch (code) {
     case PROTO_OK:
-        return ENG_OK;
+        return HPP_OK;
     case PROTO_ERR_UNKNOWN_OP:
-        return ENG_E_UNKNOWN_OP;
+        return HPP_E_UNKNOWN_OP;
     case PROTO_ERR_NOSPACE:
-        return ENG_E_INTERNAL;
+        return HPP_E_INTERNAL;
     default:
-        return ENG_E_BAD_REQUEST;
+        return HPP_E_BAD_REQUEST;
     }
 }
 
@@ -89,7 +89,7 @@ void proto_request_init(proto_request_t *req, proto_op_t op)
     memset(req, 0, sizeof *req);
     req->v = PROTO_VERSION;
     req->op = op;
-    eng_features_init(&req->features);
+    hpp_features_init(&req->features);
 }
 
 /* Decoder ----------------------------------------------------------------- */
@@ -156,7 +156,7 @@ static int s_uint(s_dec_t *d, const proto_mp_val_t *v, uint64_t max, uint64_t *o
 
 /* A string of at most max bytes; min_len 1 rejects "". */
 static int s_str(s_dec_t *d, const proto_mp_val_t *v, uint32_t max, uint32_t min_len,
-                 eng_str_t *out)
+                 hpp_str_t *out)
 {
     if (v->type != PROTO_MP_STR) {
         return s_type(d, v, "string");
@@ -202,7 +202,7 @@ static int s_key_id(s_dec_t *d, const proto_mp_val_t *v)
         return PROTO_OK;
     }
     if (v->type == PROTO_MP_STR) {
-        eng_str_t s;
+        hpp_str_t s;
         int rc = s_str(d, v, PROTO_MAX_ID, 0, &s);
         if (rc == PROTO_OK) {
             id->kind = PROTO_ID_STR;
@@ -244,17 +244,30 @@ static int s_key_op(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_key_model(s_dec_t *d, const proto_mp_val_t *v)
 {
-    return s_str(d, v, PROTO_MAX_MODEL, 0, &d->out->features.model);
+    return s_str(d, v, HPP_MAX_MODEL_LEN, 0, &d->out->features.model);
+}
+
+/* A non-negative integer whose range is the contract's rule `check`
+ * (hpp_request.h): the decoder checks the type, the contract the value. */
+static int s_count(s_dec_t *d, const proto_mp_val_t *v, const char *(*check)(int64_t), int64_t *out)
+{
+    uint64_t n = 0;
+    int rc = s_uint(d, v, UINT64_MAX, &n);
+    if (rc != PROTO_OK) {
+        return rc;
+    }
+    const char *why = check(n > (uint64_t)INT64_MAX ? -1 : (int64_t)n);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %s, got %llu", s_name(d), why,
+                          (unsigned long long)n);
+    }
+    *out = (int64_t)n;
+    return PROTO_OK;
 }
 
 static int s_tokens(s_dec_t *d, const proto_mp_val_t *v, int64_t *out)
 {
-    uint64_t n = 0;
-    int rc = s_uint(d, v, (uint64_t)ENG_MAX_TOKENS, &n);
-    if (rc == PROTO_OK) {
-        *out = (int64_t)n;
-    }
-    return rc;
+    return s_count(d, v, hpp_check_tokens, out);
 }
 
 static int s_key_prompt(s_dec_t *d, const proto_mp_val_t *v)
@@ -278,12 +291,7 @@ static int s_key_cache_read(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_key_images(s_dec_t *d, const proto_mp_val_t *v)
 {
-    uint64_t n = 0;
-    int rc = s_uint(d, v, ENG_MAX_IMAGES, &n);
-    if (rc == PROTO_OK) {
-        d->out->features.images = (int64_t)n;
-    }
-    return rc;
+    return s_count(d, v, hpp_check_images, &d->out->features.images);
 }
 
 static int s_flag(s_dec_t *d, const proto_mp_val_t *v, bool *out)
@@ -316,7 +324,7 @@ static int s_key_json(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
 {
-    eng_features_t *f = &d->out->features;
+    hpp_features_t *f = &d->out->features;
     if (v->type == PROTO_MP_NIL) {
         f->nhints = 0;
         return PROTO_OK;
@@ -324,9 +332,9 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
     if (v->type != PROTO_MP_ARRAY) {
         return s_type(d, v, "array of strings");
     }
-    if (v->n > ENG_MAX_HINTS) {
+    if (v->n > HPP_MAX_HINTS) {
         return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
-                          "hints: %u entries exceed the maximum %d", v->n, ENG_MAX_HINTS);
+                          "hints: %u entries exceed the maximum %d", v->n, HPP_MAX_HINTS);
     }
     for (uint32_t i = 0; i < v->n; i++) {
         proto_mp_val_t e;
@@ -339,7 +347,7 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
         }
         d->elem = "";
         d->index = i;
-        rc = s_str(d, &e, PROTO_MAX_HINT, 1, &f->hints[i]);
+        rc = s_str(d, &e, HPP_MAX_HINT_LEN, 1, &f->hints[i]);
         d->elem = NULL;
         if (rc != PROTO_OK) {
             return rc;
@@ -351,7 +359,7 @@ static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_key_budget(s_dec_t *d, const proto_mp_val_t *v)
 {
-    eng_features_t *f = &d->out->features;
+    hpp_features_t *f = &d->out->features;
     double usd;
     if (v->type == PROTO_MP_NIL) {
         f->has_budget = false;
@@ -365,13 +373,9 @@ static int s_key_budget(s_dec_t *d, const proto_mp_val_t *v)
     } else {
         return s_type(d, v, "non-negative number");
     }
-    if (!isfinite(usd) || usd < 0) {
-        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
-                          "budget_usd: expected a finite non-negative number");
-    }
-    if (usd > ENG_MAX_BUDGET_USD) {
-        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "budget_usd: %g exceeds the maximum %g",
-                          usd, ENG_MAX_BUDGET_USD);
+    const char *why = hpp_check_budget(usd);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "budget_usd: %s, got %g", why, usd);
     }
     f->has_budget = true;
     f->budget_usd = usd;
@@ -380,17 +384,17 @@ static int s_key_budget(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_key_group(s_dec_t *d, const proto_mp_val_t *v)
 {
-    return s_str(d, v, PROTO_MAX_GROUP, 0, &d->out->features.group);
+    return s_str(d, v, HPP_MAX_GROUP_LEN, 0, &d->out->features.group);
 }
 
 static int s_key_text(s_dec_t *d, const proto_mp_val_t *v)
 {
-    return s_str(d, v, PROTO_MAX_TEXT, 0, &d->out->features.text);
+    return s_str(d, v, HPP_MAX_TEXT_LEN, 0, &d->out->features.text);
 }
 
 static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
 {
-    eng_features_t *f = &d->out->features;
+    hpp_features_t *f = &d->out->features;
     if (v->type == PROTO_MP_NIL) {
         f->nmeta = 0;
         return PROTO_OK;
@@ -398,9 +402,9 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
     if (v->type != PROTO_MP_MAP) {
         return s_type(d, v, "map of strings");
     }
-    if (v->n > ENG_MAX_META) {
+    if (v->n > HPP_MAX_META) {
         return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
-                          "meta: %u entries exceed the maximum %d", v->n, ENG_MAX_META);
+                          "meta: %u entries exceed the maximum %d", v->n, HPP_MAX_META);
     }
     for (uint32_t i = 0; i < v->n; i++) {
         for (int half = 0; half < 2; half++) {
@@ -414,8 +418,8 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
             }
             d->elem = half ? " value" : " key";
             d->index = i;
-            rc = half ? s_str(d, &e, PROTO_MAX_META_VAL, 0, &f->meta_vals[i])
-                      : s_str(d, &e, PROTO_MAX_META_KEY, 1, &f->meta_keys[i]);
+            rc = half ? s_str(d, &e, HPP_MAX_META_VAL_LEN, 0, &f->meta_vals[i])
+                      : s_str(d, &e, HPP_MAX_META_KEY_LEN, 1, &f->meta_keys[i]);
             d->elem = NULL;
             if (rc != PROTO_OK) {
                 return rc;
@@ -580,10 +584,10 @@ static int s_decode_map(s_dec_t *d, size_t len)
         return proto_fail(d->err, PROTO_ERR_MISSING, 0,
                           "prompt_tokens: required key missing for %s", proto_op_name(op));
     }
-    const eng_features_t *f = &d->out->features;
-    if (f->cache_read_tokens > f->prompt_tokens) {
-        return proto_fail(d->err, PROTO_ERR_RANGE, 0,
-                          "cache_read_tokens: %lld exceeds prompt_tokens %lld",
+    const hpp_features_t *f = &d->out->features;
+    const char *why = hpp_check_cache_read(f->cache_read_tokens, f->prompt_tokens);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, 0, "cache_read_tokens: %s, got %lld > %lld", why,
                           (long long)f->cache_read_tokens, (long long)f->prompt_tokens);
     }
     return PROTO_OK;
@@ -616,7 +620,7 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    const eng_features_t *f = &req->features;
+    const hpp_features_t *f = &req->features;
     bool feat = req->op == PROTO_OP_ROUTE || req->op == PROTO_OP_EXPLAIN;
     uint32_t n = 2 + (req->id.kind != PROTO_ID_NONE);
     if (feat) {
@@ -665,7 +669,7 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
             msgpack_pack_true(&pk);
         }
         if (f->nhints > 0) {
-            uint32_t nh = f->nhints > ENG_MAX_HINTS ? ENG_MAX_HINTS : f->nhints;
+            uint32_t nh = f->nhints > HPP_MAX_HINTS ? HPP_MAX_HINTS : f->nhints;
             s_key(&pk, "hints");
             msgpack_pack_array(&pk, nh);
             for (uint32_t i = 0; i < nh; i++) {
@@ -685,7 +689,7 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
             proto_pack_strn(&pk, f->text.ptr, f->text.len);
         }
         if (f->nmeta > 0) {
-            uint32_t nm = f->nmeta > ENG_MAX_META ? ENG_MAX_META : f->nmeta;
+            uint32_t nm = f->nmeta > HPP_MAX_META ? HPP_MAX_META : f->nmeta;
             s_key(&pk, "meta");
             msgpack_pack_map(&pk, nm);
             for (uint32_t i = 0; i < nm; i++) {

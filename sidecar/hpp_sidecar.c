@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         return S_EXIT_OK;
     }
     if (o.version) {
-        printf("hpp-sidecar %s (protocol v%d)\n", ENG_VERSION, PROTO_VERSION);
+        printf("hpp-sidecar %s (protocol v%d)\n", HPP_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
     }
     /* A client that vanishes mid-write must not kill the process. */

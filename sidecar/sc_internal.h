@@ -13,8 +13,8 @@
 
 #include "proto.h"
 #include "sc_engine.h"
-#include "sc_error.h"
-#include "sc_features.h"
+#include "oai_error.h"
+#include "oai_request.h"
 #include "sc_metrics.h"
 #include "sc_server.h"
 
@@ -22,21 +22,21 @@
 
 /* One fallback of a decision, copied out of the engine reply. */
 typedef struct {
-    char model[SC_MAX_MODEL + 1];          /* model id */
-    char provider[SC_NAME_MAX];            /* its provider */
-    char provider_model[SC_MAX_MODEL + 1]; /* the provider's own id */
+    char model[HPP_MAX_MODEL_LEN + 1];          /* model id */
+    char provider[SC_NAME_MAX];                 /* its provider */
+    char provider_model[HPP_MAX_MODEL_LEN + 1]; /* the provider's own id */
 } sc_fallback_t;
 
 /* A decision owned by the call (the reply frame it came from is gone). */
 typedef struct {
-    char model[SC_MAX_MODEL + 1];          /* resolved model id */
-    char provider[SC_NAME_MAX];            /* chosen endpoint's provider */
-    char provider_model[SC_MAX_MODEL + 1]; /* the provider's own id */
-    char tier[SC_NAME_MAX];                /* tier name, may be "" */
-    char rule[SC_NAME_MAX];                /* deciding rule, "fail_open" when the engine was down */
-    double cost_usd;                       /* estimated cost */
-    int64_t output_tokens;                 /* output tokens the estimate assumed */
-    sc_fallback_t fallbacks[ENG_MAX_FALLBACKS]; /* next best, in order */
+    char model[HPP_MAX_MODEL_LEN + 1];          /* resolved model id */
+    char provider[SC_NAME_MAX];                 /* chosen endpoint's provider */
+    char provider_model[HPP_MAX_MODEL_LEN + 1]; /* the provider's own id */
+    char tier[SC_NAME_MAX];                     /* tier name, may be "" */
+    char rule[SC_NAME_MAX]; /* deciding rule, "fail_open" when the engine was down */
+    double cost_usd;        /* estimated cost */
+    int64_t output_tokens;  /* output tokens the estimate assumed */
+    sc_fallback_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t nfallbacks;                        /* used entries */
     bool fail_open;                             /* the engine was unreachable */
 } sc_decision_t;
@@ -84,20 +84,20 @@ typedef struct sc_call {
     struct evhttp_request *req; /* client request; NULL once libevent freed it */
     sc_route_t route;           /* which endpoint */
     double t0;                  /* arrival, monotonic seconds */
-    sc_extract_t *x;            /* extraction context, kept across reuse */
-    eng_features_t f;           /* features of the request */
+    oai_extract_t *x;           /* extraction context, kept across reuse */
+    hpp_features_t f;           /* features of the request */
     uint64_t eng;               /* engine call in flight, 0 = none */
     double eng_t0;              /* when it was sent (for the engine round-trip histogram) */
     sc_decision_t d;            /* the decision */
     /* proxy state */
-    struct evhttp_connection *up_conn;                   /* upstream connection in use */
-    struct evhttp_request *up_req;                       /* upstream request in flight */
-    double up_t0;                                        /* when it was sent */
-    char model[SC_MAX_MODEL + 1];                        /* model of the current attempt */
-    char tried[ENG_MAX_FALLBACKS + 2][SC_MAX_MODEL + 1]; /* models already sent */
-    int ntried;                                          /* used entries of tried[] */
-    int retries;                                         /* retries done */
-    uint32_t next_fb;                                    /* next fallback to consider */
+    struct evhttp_connection *up_conn;                        /* upstream connection in use */
+    struct evhttp_request *up_req;                            /* upstream request in flight */
+    double up_t0;                                             /* when it was sent */
+    char model[HPP_MAX_MODEL_LEN + 1];                        /* model of the current attempt */
+    char tried[HPP_MAX_FALLBACKS + 2][HPP_MAX_MODEL_LEN + 1]; /* models already sent */
+    int ntried;                                               /* used entries of tried[] */
+    int retries;                                              /* retries done */
+    uint32_t next_fb;                                         /* next fallback to consider */
     sc_retry_kind_t retry; /* set by the header callback to abort and retry */
     int retry_status;      /* the upstream status that caused it */
     bool free_tried;       /* the 402 retry was used */
@@ -115,7 +115,7 @@ typedef struct sc_call {
 /* Server helpers used by the proxy ------------------------------------- */
 
 /* Answers the call with an OpenAI-style error and finishes it. */
-void sc_reply_error(sc_call_t *call, const sc_error_t *err);
+void sc_reply_error(sc_call_t *call, const oai_error_t *err);
 
 /* Adds the X-HPP-Router-* decision headers for `model` to `headers`. */
 void sc_add_decision_headers(const sc_call_t *call, struct evkeyvalq *headers, const char *model);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eng_request.h"
+#include "eng_decision.h"
 
 static const int s_statuses[] = {200, 400, 402, 403, 404, 405, 413, 422,
                                  429, 431, 500, 502, 503, 504, 0};
@@ -61,7 +61,7 @@ struct sc_metrics {
     s_hist_t engine_time;                             /* route calls: send to reply */
     s_hist_t upstream_time;                           /* upstream calls: send to headers */
     uint64_t engine_errors[SC_ENGERR_COUNT];          /* by kind */
-    uint64_t engine_codes[ENG_STATUS_COUNT];          /* SC_ENGERR_STATUS by code */
+    uint64_t engine_codes[HPP_STATUS_COUNT];          /* SC_ENGERR_STATUS by code */
     uint64_t retries[SC_RETRY_COUNT];                 /* by reason */
     uint64_t upstream[6];                             /* by class: 0 = connect error, 1..5 */
     uint64_t fail_open;                               /* answers with --fail-open */
@@ -180,8 +180,8 @@ void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *c
     }
     self->engine_errors[kind]++;
     if (kind == SC_ENGERR_STATUS) {
-        int s = code ? eng_status_from_name(code, strlen(code)) : -1;
-        self->engine_codes[s > 0 ? s : ENG_E_INTERNAL]++;
+        int s = code ? hpp_status_from_name(code, strlen(code)) : -1;
+        self->engine_codes[s > 0 ? s : HPP_E_INTERNAL]++;
     }
 }
 
@@ -311,10 +311,10 @@ static void s_render_engine(const sc_metrics_t *self, FILE *fp)
                     s_engerr_names[k], (unsigned long long)self->engine_errors[k]);
             continue;
         }
-        for (int c = 1; c < ENG_STATUS_COUNT; c++) {
+        for (int c = 1; c < HPP_STATUS_COUNT; c++) {
             if (self->engine_codes[c]) {
                 fprintf(fp, "hpp_sidecar_engine_errors_total{kind=\"status\",code=\"%s\"} %llu\n",
-                        eng_status_name((eng_status_t)c),
+                        hpp_status_name((hpp_status_t)c),
                         (unsigned long long)self->engine_codes[c]);
             }
         }

@@ -196,8 +196,8 @@ static int s_next_fallback(const sc_call_t *call)
 /* Answers an attempt that produced no response (nothing was sent yet). */
 static void s_fail(sc_call_t *call, int status, const char *code, const char *fmt, const char *arg)
 {
-    sc_error_t err;
-    sc_error_set(&err, status, code, NULL, fmt, arg);
+    oai_error_t err;
+    oai_error_set(&err, status, code, NULL, fmt, arg);
     sc_reply_error(call, &err);
 }
 
@@ -447,7 +447,7 @@ static void s_attempt(sc_call_t *call, const char *model)
     size_t in_len = evbuffer_get_length(in_body);
     const char *sent = (const char *)evbuffer_pullup(in_body, -1);
     size_t len = 0;
-    char *body = sc_extract_forward(call->x, sent, in_len, model, &len);
+    char *body = oai_extract_forward(call->x, sent, in_len, model, &len);
     if (!body) {
         s_fail(call, 500, "internal", "out of memory %s", "building the upstream body");
         return;
@@ -570,10 +570,10 @@ static void s_free_reroute(sc_call_t *call)
     proto_request_t req;
     proto_request_init(&req, PROTO_OP_ROUTE);
     req.features = call->f;
-    char model[SC_MAX_MODEL + 1];
-    eng_str_t asked = call->f.model;
-    bool is_auto = asked.len == 0 || (asked.len == strlen(ENG_AUTO_MODEL) &&
-                                      memcmp(asked.ptr, ENG_AUTO_MODEL, asked.len) == 0);
+    char model[HPP_MAX_MODEL_LEN + 1];
+    hpp_str_t asked = call->f.model;
+    bool is_auto = asked.len == 0 || (asked.len == strlen(HPP_AUTO_MODEL) &&
+                                      memcmp(asked.ptr, HPP_AUTO_MODEL, asked.len) == 0);
     if (is_auto) {
         req.features.has_budget = true;
         req.features.budget_usd = 0;

@@ -94,7 +94,7 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
         if (!call) {
             return NULL;
         }
-        call->x = sc_extract_new();
+        call->x = oai_extract_new();
         if (!call->x) {
             free(call);
             return NULL;
@@ -136,7 +136,7 @@ static void s_call_free(sc_call_t *call)
     if (call->defer) {
         event_free(call->defer);
     }
-    sc_extract_destroy(&call->x);
+    oai_extract_destroy(&call->x);
     free(call);
 }
 
@@ -207,10 +207,10 @@ static void s_send(sc_call_t *call, int status, struct evbuffer *body)
     evhttp_send_reply(call->req, status, s_reason(status), body);
 }
 
-void sc_reply_error(sc_call_t *call, const sc_error_t *err)
+void sc_reply_error(sc_call_t *call, const oai_error_t *err)
 {
     char buf[768];
-    size_t n = sc_error_json(err, buf, sizeof buf);
+    size_t n = oai_error_json(err, buf, sizeof buf);
     struct evbuffer *body = evhttp_request_get_output_buffer(call->req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
     evhttp_add_header(h, "Content-Type", "application/json");
@@ -222,10 +222,10 @@ void sc_reply_error(sc_call_t *call, const sc_error_t *err)
 /* Appends "key":"escaped value" (with a leading comma unless first). */
 static void s_json_str(struct evbuffer *b, const char *key, const char *v, bool first)
 {
-    char esc[2 * SC_MAX_MODEL + 16];
+    char esc[2 * HPP_MAX_MODEL_LEN + 16];
     size_t pos = 0;
     esc[0] = '\0';
-    sc_json_escape(esc, sizeof esc, &pos, v, strlen(v));
+    oai_json_escape(esc, sizeof esc, &pos, v, strlen(v));
     evbuffer_add_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", key, esc);
 }
 
@@ -292,7 +292,7 @@ static void s_jstr(s_jbuf_t *j, const char *key, const char *v, bool first)
     /* Leaves room for the closing quote and the rest of the object. */
     size_t cap = sizeof j->buf - 64;
     if (j->n < cap) {
-        sc_json_escape(j->buf, cap, &j->n, v, strlen(v));
+        oai_json_escape(j->buf, cap, &j->n, v, strlen(v));
     }
     s_jlit(j, "\"");
 }
@@ -357,7 +357,7 @@ static void s_reply_headers_only(sc_call_t *call)
 
 /* Decisions ----------------------------------------------------------------- */
 
-static void s_copy(char *dst, size_t n, eng_str_t s)
+static void s_copy(char *dst, size_t n, hpp_str_t s)
 {
     size_t len = s.len < n - 1 ? s.len : n - 1;
     if (len) {
@@ -376,7 +376,7 @@ void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r)
     s_copy(d->rule, sizeof d->rule, r->rule);
     d->cost_usd = r->cost_usd;
     d->output_tokens = r->output_tokens;
-    d->nfallbacks = r->nfallbacks < ENG_MAX_FALLBACKS ? r->nfallbacks : ENG_MAX_FALLBACKS;
+    d->nfallbacks = r->nfallbacks < HPP_MAX_FALLBACKS ? r->nfallbacks : HPP_MAX_FALLBACKS;
     for (uint32_t i = 0; i < d->nfallbacks; i++) {
         s_copy(d->fallbacks[i].model, sizeof d->fallbacks[i].model, r->fallbacks[i].model);
         s_copy(d->fallbacks[i].provider, sizeof d->fallbacks[i].provider, r->fallbacks[i].provider);
@@ -412,9 +412,9 @@ static void s_engine_down(sc_call_t *call, sc_engerr_t kind, const char *why)
         s_decided(call);
         return;
     }
-    sc_error_t err;
-    sc_error_set(&err, 503, kind == SC_ENGERR_TIMEOUT ? "engine_timeout" : "engine_unavailable",
-                 NULL, "the routing engine %s; retry later", why);
+    oai_error_t err;
+    oai_error_set(&err, 503, kind == SC_ENGERR_TIMEOUT ? "engine_timeout" : "engine_unavailable",
+                  NULL, "the routing engine %s; retry later", why);
     sc_reply_error(call, &err);
 }
 
@@ -425,11 +425,11 @@ static void s_engine_refused(sc_call_t *call, const proto_reply_t *r)
     s_copy(code, sizeof code, r->code);
     s_copy(msg, sizeof msg, r->message);
     sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_STATUS, code);
-    sc_error_t err;
-    sc_error_set(&err, sc_status_http(r->status), eng_status_name(r->status), NULL, "%s",
-                 msg[0] ? msg : code);
-    if (r->status == ENG_E_UNKNOWN_MODEL || r->status == ENG_E_MODEL_NOT_ALLOWED ||
-        r->status == ENG_E_NO_FREE_VARIANT) {
+    oai_error_t err;
+    oai_error_set(&err, oai_status_http(r->status), hpp_status_name(r->status), NULL, "%s",
+                  msg[0] ? msg : code);
+    if (r->status == HPP_E_UNKNOWN_MODEL || r->status == HPP_E_MODEL_NOT_ALLOWED ||
+        r->status == HPP_E_NO_FREE_VARIANT) {
         snprintf(err.param, sizeof err.param, "model");
     }
     sc_reply_error(call, &err);
@@ -466,29 +466,29 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
 /* Features from the body and the X-HPP-* headers. Returns 0 or -1 (answered). */
 static int s_features(sc_call_t *call, bool body_required)
 {
-    sc_error_t err;
-    sc_extract_reset(call->x, &call->f);
+    oai_error_t err;
+    oai_extract_reset(call->x, &call->f);
     struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
     size_t len = evbuffer_get_length(in);
     if (len > 0) {
         const char *body = (const char *)evbuffer_pullup(in, -1);
-        if (!body || sc_extract_body(call->x, body, len, &call->f, &err) < 0) {
+        if (!body || oai_extract_body(call->x, body, len, &call->f, &err) < 0) {
             if (!body) {
-                sc_error_set(&err, 500, "internal", NULL, "out of memory reading the body");
+                oai_error_set(&err, 500, "internal", NULL, "out of memory reading the body");
             }
             sc_reply_error(call, &err);
             return -1;
         }
     } else if (body_required) {
-        sc_error_set(&err, 400, "invalid_json", NULL,
-                     "request body is empty: a Chat Completions JSON object is required");
+        oai_error_set(&err, 400, "invalid_json", NULL,
+                      "request body is empty: a Chat Completions JSON object is required");
         sc_reply_error(call, &err);
         return -1;
     }
     struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
     for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
         if (strncasecmp(kv->key, "X-HPP-", 6) == 0 &&
-            sc_extract_header(call->x, kv->key, kv->value, &call->f, &err) < 0) {
+            oai_extract_header(call->x, kv->key, kv->value, &call->f, &err) < 0) {
             sc_reply_error(call, &err);
             return -1;
         }
@@ -512,9 +512,9 @@ static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
         return;
     }
     if (strcmp(why, "encode") == 0) {
-        sc_error_t err;
-        sc_error_set(&err, 400, "bad_request", NULL,
-                     "the request's features exceed the engine protocol's limits");
+        oai_error_t err;
+        oai_error_set(&err, 400, "bad_request", NULL,
+                      "the request's features exceed the engine protocol's limits");
         sc_reply_error(call, &err);
         return;
     }
@@ -525,8 +525,8 @@ static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
         return;
     }
     sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_UNAVAILABLE, NULL);
-    sc_error_t err;
-    sc_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine %s", what);
+    oai_error_t err;
+    oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine %s", what);
     sc_reply_error(call, &err);
 }
 
@@ -563,7 +563,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
 {
     sc_call_t *call = arg;
     call->eng = 0;
-    sc_error_t err;
+    oai_error_t err;
     if (res != SC_ENG_REPLY || !r->ok) {
         if (res == SC_ENG_REPLY) {
             s_engine_refused(call, r);
@@ -571,7 +571,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         }
         sc_metrics_engine_error(call->srv->metrics,
                                 res == SC_ENG_TIMEOUT ? SC_ENGERR_TIMEOUT : SC_ENGERR_DECODE, NULL);
-        sc_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine did not answer");
+        oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine did not answer");
         sc_reply_error(call, &err);
         return;
     }
@@ -579,7 +579,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
     proto_error_t perr;
     if (proto_models_iter_init(&it, raw, len, &perr) != PROTO_OK) {
         sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_DECODE, NULL);
-        sc_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
+        oai_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
         sc_reply_error(call, &err);
         return;
     }
@@ -589,11 +589,11 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
                         "\"created\":0,\"owned_by\":\"hpprouter\",\"pricing\":null,"
                         "\"description\":\"virtual model: each request is routed by the "
                         "policy\"}",
-                        ENG_AUTO_MODEL);
+                        HPP_AUTO_MODEL);
     proto_model_info_t m;
     int rc;
     while ((rc = proto_models_iter_next(&it, &m, &perr)) == 1) {
-        char id[SC_MAX_MODEL + 1], owner[SC_MAX_MODEL + 1];
+        char id[HPP_MAX_MODEL_LEN + 1], owner[HPP_MAX_MODEL_LEN + 1];
         s_copy(id, sizeof id, m.id);
         s_copy(owner, sizeof owner, m.owned_by);
         evbuffer_add(b, ",{", 2);
@@ -607,10 +607,10 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         static const struct {
             uint32_t bit;
             const char *name;
-        } caps[] = {{ENG_CAP_VISION, "vision"},
-                    {ENG_CAP_TOOLS, "tools"},
-                    {ENG_CAP_JSON, "json"},
-                    {ENG_CAP_REASONING, "reasoning"}};
+        } caps[] = {{HPP_CAP_VISION, "vision"},
+                    {HPP_CAP_TOOLS, "tools"},
+                    {HPP_CAP_JSON, "json"},
+                    {HPP_CAP_REASONING, "reasoning"}};
         bool first = true;
         for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
             if (m.caps & caps[i].bit) {
@@ -632,7 +632,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
     if (rc < 0) {
         evbuffer_drain(b, evbuffer_get_length(b));
         sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_DECODE, NULL);
-        sc_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
+        oai_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
         sc_reply_error(call, &err);
         return;
     }
@@ -661,9 +661,9 @@ static void s_on_ping_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
                                 : res == SC_ENG_REPLY ? SC_ENGERR_STATUS
                                                       : SC_ENGERR_DECODE,
                                 NULL);
-        sc_error_t err;
-        sc_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine is %s",
-                     res == SC_ENG_TIMEOUT ? "not answering" : "answering errors");
+        oai_error_t err;
+        oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine is %s",
+                      res == SC_ENG_TIMEOUT ? "not answering" : "answering errors");
         sc_reply_error(call, &err);
         return;
     }
@@ -688,8 +688,8 @@ static void s_handle_metrics(sc_call_t *call)
     size_t len = 0;
     char *text = sc_metrics_render(srv->metrics, &len);
     if (!text) {
-        sc_error_t err;
-        sc_error_set(&err, 500, "internal", NULL, "out of memory rendering metrics");
+        oai_error_t err;
+        oai_error_set(&err, 500, "internal", NULL, "out of memory rendering metrics");
         sc_reply_error(call, &err);
         return;
     }
@@ -721,7 +721,7 @@ static const struct {
 
 /* Answers a request that never became a call (no route, limits). */
 static void s_reject(sc_server_t *srv, struct evhttp_request *req, sc_route_t route,
-                     const sc_error_t *err, const char *allow)
+                     const oai_error_t *err, const char *allow)
 {
     sc_call_t *call = s_call_new(srv, req, route);
     if (!call) {
@@ -744,18 +744,18 @@ static void s_on_request(struct evhttp_request *req, void *arg)
            !(strlen(s_routes[i].path) == plen && strncmp(s_routes[i].path, uri, plen) == 0)) {
         i++;
     }
-    sc_error_t err;
+    oai_error_t err;
     if (!s_routes[i].path) {
-        sc_error_set(&err, 404, "not_found", NULL,
-                     "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
-                     "GET /v1/models, GET /healthz, GET /metrics)",
-                     (int)(plen > 100 ? 100 : plen), uri);
+        oai_error_set(&err, 404, "not_found", NULL,
+                      "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
+                      "GET /v1/models, GET /healthz, GET /metrics)",
+                      (int)(plen > 100 ? 100 : plen), uri);
         s_reject(srv, req, SC_ROUTE_OTHER, &err, NULL);
         return;
     }
     if (!(evhttp_request_get_command(req) & s_routes[i].methods)) {
-        sc_error_set(&err, 405, "method_not_allowed", NULL, "%s accepts %s only", s_routes[i].path,
-                     s_routes[i].allow);
+        oai_error_set(&err, 405, "method_not_allowed", NULL, "%s accepts %s only", s_routes[i].path,
+                      s_routes[i].allow);
         s_reject(srv, req, s_routes[i].route, &err, s_routes[i].allow);
         return;
     }
@@ -765,16 +765,16 @@ static void s_on_request(struct evhttp_request *req, void *arg)
         nheaders++;
     }
     if (nheaders > SC_MAX_HEADERS) {
-        sc_error_set(&err, 431, "too_many_headers", NULL,
-                     "%d request headers; at most %d are accepted", nheaders, SC_MAX_HEADERS);
+        oai_error_set(&err, 431, "too_many_headers", NULL,
+                      "%d request headers; at most %d are accepted", nheaders, SC_MAX_HEADERS);
         s_reject(srv, req, s_routes[i].route, &err, NULL);
         return;
     }
     size_t blen = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (blen > srv->cfg.max_body) {
-        sc_error_set(&err, 413, "body_too_large", NULL,
-                     "request body of %zu bytes exceeds the limit of %zu bytes", blen,
-                     srv->cfg.max_body);
+        oai_error_set(&err, 413, "body_too_large", NULL,
+                      "request body of %zu bytes exceeds the limit of %zu bytes", blen,
+                      srv->cfg.max_body);
         s_reject(srv, req, s_routes[i].route, &err, NULL);
         return;
     }

@@ -15,7 +15,7 @@
 
 #include "eng_catalog.h"
 #include "eng_cost.h"
-#include "eng_request.h"
+#include "eng_decision.h"
 #include "hpp_policy.h"
 
 #define S_MAX_CATALOGS 32 /* --catalog files per run */
@@ -112,17 +112,17 @@ static int s_set(s_args_t *a, const hpp_opt_t *o, const char *v)
         a->provider = v;
         return 0;
     case O_IN:
-        return s_count(a->cmd, o->name, v, ENG_MAX_TOKENS, &a->usage.prompt_tokens);
+        return s_count(a->cmd, o->name, v, HPP_MAX_TOKENS, &a->usage.prompt_tokens);
     case O_OUT:
-        return s_count(a->cmd, o->name, v, ENG_MAX_TOKENS, &a->usage.completion_tokens);
+        return s_count(a->cmd, o->name, v, HPP_MAX_TOKENS, &a->usage.completion_tokens);
     case O_CACHE_READ:
-        return s_count(a->cmd, o->name, v, ENG_MAX_TOKENS, &a->usage.cache_read_tokens);
+        return s_count(a->cmd, o->name, v, HPP_MAX_TOKENS, &a->usage.cache_read_tokens);
     case O_CACHE_WRITE:
-        return s_count(a->cmd, o->name, v, ENG_MAX_TOKENS, &a->usage.cache_write_tokens);
+        return s_count(a->cmd, o->name, v, HPP_MAX_TOKENS, &a->usage.cache_write_tokens);
     case O_REASONING:
-        return s_count(a->cmd, o->name, v, ENG_MAX_TOKENS, &a->usage.reasoning_tokens);
+        return s_count(a->cmd, o->name, v, HPP_MAX_TOKENS, &a->usage.reasoning_tokens);
     case O_IMAGES:
-        return s_count(a->cmd, o->name, v, ENG_MAX_IMAGES, &a->usage.images);
+        return s_count(a->cmd, o->name, v, HPP_MAX_IMAGES, &a->usage.images);
     case O_HELP:
         a->help = true;
         return 0;
@@ -186,14 +186,14 @@ fail:;
 
 /* Money as an exact decimal: per 1M tokens for token prices, else USD. NA is
  * "null" in JSON and "n/a" in text. */
-static void s_money(FILE *out, eng_pusd_t v, bool per_million, bool json)
+static void s_money(FILE *out, hpp_pusd_t v, bool per_million, bool json)
 {
     char buf[64];
-    if (v == ENG_PRICE_NA) {
+    if (v == HPP_PRICE_NA) {
         fputs(json ? "null" : "n/a", out);
         return;
     }
-    eng_pusd_format(v, per_million, buf, sizeof buf);
+    hpp_pusd_format(v, per_million, buf, sizeof buf);
     fprintf(out, "%s%s", json ? "" : "$", buf);
 }
 
@@ -203,10 +203,10 @@ typedef struct {
 } s_cap_name_t;
 
 static const s_cap_name_t s_caps[] = {
-    {"vision", ENG_CAP_VISION},
-    {"tools", ENG_CAP_TOOLS},
-    {"json", ENG_CAP_JSON},
-    {"reasoning", ENG_CAP_REASONING},
+    {"vision", HPP_CAP_VISION},
+    {"tools", HPP_CAP_TOOLS},
+    {"json", HPP_CAP_JSON},
+    {"reasoning", HPP_CAP_REASONING},
     {NULL, 0},
 };
 
@@ -225,26 +225,26 @@ static void s_caps_out(FILE *out, uint32_t caps, bool json)
 
 typedef struct {
     const char *key; /* JSON key / text label */
-    size_t off;      /* field in eng_price_t */
+    size_t off;      /* field in hpp_price_t */
     bool per_token;  /* per-token price (shown per 1M tokens) or a fee */
 } s_price_field_t;
 
 static const s_price_field_t s_price_fields[] = {
-    {"input", offsetof(eng_price_t, input), true},
-    {"output", offsetof(eng_price_t, output), true},
-    {"cache_read", offsetof(eng_price_t, cache_read), true},
-    {"cache_write", offsetof(eng_price_t, cache_write), true},
-    {"per_request", offsetof(eng_price_t, per_request), false},
-    {"per_image", offsetof(eng_price_t, per_image), false},
+    {"input", offsetof(hpp_price_t, input), true},
+    {"output", offsetof(hpp_price_t, output), true},
+    {"cache_read", offsetof(hpp_price_t, cache_read), true},
+    {"cache_write", offsetof(hpp_price_t, cache_write), true},
+    {"per_request", offsetof(hpp_price_t, per_request), false},
+    {"per_image", offsetof(hpp_price_t, per_image), false},
     {NULL, 0, false},
 };
 
-static eng_pusd_t s_field(const eng_price_t *p, const s_price_field_t *f)
+static hpp_pusd_t s_field(const hpp_price_t *p, const s_price_field_t *f)
 {
-    return *(const eng_pusd_t *)((const char *)p + f->off);
+    return *(const hpp_pusd_t *)((const char *)p + f->off);
 }
 
-static void s_price_json(FILE *out, const eng_price_t *p)
+static void s_price_json(FILE *out, const hpp_price_t *p)
 {
     fputc('{', out);
     for (const s_price_field_t *f = s_price_fields; f->key; f++) {
@@ -255,25 +255,25 @@ static void s_price_json(FILE *out, const eng_price_t *p)
 }
 
 /* "in $3 out $15 cache r $0.3 w $3.75 /1M" plus fees when set. */
-static void s_price_text(FILE *out, const eng_price_t *p)
+static void s_price_text(FILE *out, const hpp_price_t *p)
 {
     fputs("in ", out);
     s_money(out, p->input, true, false);
     fputs(" out ", out);
     s_money(out, p->output, true, false);
-    if (p->cache_read != ENG_PRICE_NA || p->cache_write != ENG_PRICE_NA) {
+    if (p->cache_read != HPP_PRICE_NA || p->cache_write != HPP_PRICE_NA) {
         fputs(" cache r ", out);
         s_money(out, p->cache_read, true, false);
         fputs(" w ", out);
         s_money(out, p->cache_write, true, false);
     }
     fputs(" /1M", out);
-    if (p->per_request != ENG_PRICE_NA && p->per_request != 0) {
+    if (p->per_request != HPP_PRICE_NA && p->per_request != 0) {
         fputs(" + ", out);
         s_money(out, p->per_request, false, false);
         fputs("/request", out);
     }
-    if (p->per_image != ENG_PRICE_NA && p->per_image != 0) {
+    if (p->per_image != HPP_PRICE_NA && p->per_image != 0) {
         fputs(" + ", out);
         s_money(out, p->per_image, false, false);
         fputs("/image", out);
@@ -425,7 +425,7 @@ static int32_t s_choose(const eng_catalog_t *cat, const eng_model_t *m, s_pick_t
 }
 
 static void s_cost_json(FILE *out, const eng_model_t *m, const eng_endpoint_t *e, const char *why,
-                        const eng_usage_t *u, const eng_cost_t *c)
+                        const eng_usage_t *u, const hpp_cost_t *c)
 {
     fputs("{\"model\": ", out);
     hpp_json_str(out, m->id);
@@ -445,7 +445,7 @@ static void s_cost_json(FILE *out, const eng_model_t *m, const eng_endpoint_t *e
             (long long)u->cache_write_tokens, (long long)u->images);
     const struct {
         const char *key;
-        eng_pusd_t v;
+        hpp_pusd_t v;
     } parts[] = {{"input", c->input},
                  {"output", c->output},
                  {"cache", c->cache},
@@ -460,7 +460,7 @@ static void s_cost_json(FILE *out, const eng_model_t *m, const eng_endpoint_t *e
 }
 
 static void s_cost_text(FILE *out, const eng_model_t *m, const eng_endpoint_t *e, const char *why,
-                        const eng_usage_t *u, const eng_cost_t *c)
+                        const eng_usage_t *u, const hpp_cost_t *c)
 {
     fprintf(out, "model     %s\n", m->id);
     if (strcmp(why, "floor") == 0) {
@@ -479,7 +479,7 @@ static void s_cost_text(FILE *out, const eng_model_t *m, const eng_endpoint_t *e
             (long long)u->cache_write_tokens, (long long)u->images);
     const struct {
         const char *label;
-        eng_pusd_t v;
+        hpp_pusd_t v;
     } parts[] = {{"input", c->input},
                  {"output", c->output},
                  {"cache", c->cache},
@@ -529,7 +529,7 @@ int cmd_cost(int argc, char **argv)
     }
     size_t ne;
     const eng_endpoint_t *e = eng_catalog_endpoints(cat, &ne) + k;
-    eng_cost_t c;
+    hpp_cost_t c;
     if (eng_cost_estimate(&e->price, &a.usage, &c) < 0) {
         fprintf(stderr, "hpp-policy cost: the cost overflows\n");
         goto out;

@@ -22,7 +22,7 @@
 #include "eng_catalog.h"
 #include "eng_policy.h"
 #include "hpp_policy.h"
-#include "sc_features.h"
+#include "oai_request.h"
 
 #define S_MAX_CATALOGS 32        /* --catalog files per run */
 #define S_TRACE_CAP 4096         /* trace entries explain keeps */
@@ -117,7 +117,7 @@ typedef struct {
     bool verbose;                         /* --verbose */
     bool trace;                           /* --trace */
     bool help;                            /* --help */
-    eng_features_t f;                     /* route: the request */
+    hpp_features_t f;                     /* route: the request */
 } s_args_t;
 
 static int s_bad(const s_args_t *a, const char *what, const char *v)
@@ -137,20 +137,31 @@ static int s_set(s_args_t *a, const hpp_opt_t *o, const char *v)
             fprintf(stderr, "hpp-policy %s: %s '%s': %s\n", a->cmd, o->name, val, why);
             return -1;
         }
-        /* Flags are checked here, not left to the resolver's bad_request. */
-        if ((o->id == O_PROMPT || o->id == O_OUTPUT || o->id == O_CACHE_READ ||
-             o->id == O_IMAGES) &&
-            (v[0] == '-' || (o->id == O_IMAGES ? a->f.images > ENG_MAX_IMAGES
-                                               : (a->f.prompt_tokens > ENG_MAX_TOKENS ||
-                                                  a->f.output_tokens > ENG_MAX_TOKENS ||
-                                                  a->f.cache_read_tokens > ENG_MAX_TOKENS)))) {
-            fprintf(stderr, "hpp-policy %s: %s: expected a whole number from 0 to %lld, got '%s'\n",
-                    a->cmd, o->name,
-                    o->id == O_IMAGES ? (long long)ENG_MAX_IMAGES : (long long)ENG_MAX_TOKENS, v);
-            return -1;
+        /* Flags are checked here, by the contract's rules, not left to the
+         * resolver's bad_request. */
+        const char *rule = NULL;
+        switch (o->id) {
+        case O_PROMPT:
+            rule = hpp_check_tokens(a->f.prompt_tokens);
+            break;
+        case O_OUTPUT:
+            rule = hpp_check_tokens(a->f.output_tokens);
+            break;
+        case O_CACHE_READ:
+            rule = hpp_check_tokens(a->f.cache_read_tokens);
+            break;
+        case O_IMAGES:
+            rule = hpp_check_images(a->f.images);
+            break;
+        case O_BUDGET:
+            rule = hpp_check_budget(a->f.budget_usd);
+            break;
+        default:
+            break;
         }
-        if (o->id == O_BUDGET && !(a->f.budget_usd >= 0 && a->f.budget_usd <= ENG_MAX_BUDGET_USD)) {
-            return s_bad(a, "--budget: expected USD from 0 to 1000000", v);
+        if (rule) {
+            fprintf(stderr, "hpp-policy %s: %s: %s, got '%s'\n", a->cmd, o->name, rule, v);
+            return -1;
         }
         return 0;
     }
@@ -184,7 +195,7 @@ static int s_set(s_args_t *a, const hpp_opt_t *o, const char *v)
         if (!eq || eq == v) {
             return s_bad(a, "--meta: expected KEY=VALUE", v);
         }
-        if (a->f.nmeta >= ENG_MAX_META) {
+        if (a->f.nmeta >= HPP_MAX_META) {
             return s_bad(a, "--meta: at most 16 keys", v);
         }
         /* Both halves borrow argv, which outlives the request. */
@@ -208,7 +219,7 @@ static int s_parse(int argc, char **argv, const hpp_opt_t *opts, s_args_t *a)
 {
     memset(a, 0, sizeof *a);
     a->cmd = argv[0];
-    eng_features_init(&a->f);
+    hpp_features_init(&a->f);
     for (int i = 1; i < argc; i++) {
         const hpp_opt_t *o;
         const char *v;
@@ -282,10 +293,10 @@ static eng_policy_t *s_load_policy(const char *path, const eng_catalog_t *cat, b
 
 /* JSON output ----------------------------------------------------------------- */
 
-static void s_money(FILE *out, eng_pusd_t v)
+static void s_money(FILE *out, hpp_pusd_t v)
 {
     char buf[48];
-    eng_pusd_format(v, false, buf, sizeof buf);
+    hpp_pusd_format(v, false, buf, sizeof buf);
     fputs(buf, out);
 }
 
@@ -300,12 +311,12 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
                             const eng_trace_t *tr)
 {
     fputs("{\"status\":", out);
-    hpp_json_str(out, eng_status_name(d->status));
+    hpp_json_str(out, hpp_status_name(d->status));
     fputs(",\"message\":", out);
     hpp_json_str(out, d->message);
     fputs(",\"rule\":", out);
     hpp_json_str(out, d->rule);
-    if (d->status == ENG_OK) {
+    if (d->status == HPP_OK) {
         fputs(",\"model\":", out);
         hpp_json_str(out, d->model->id);
         fputs(",\"provider\":", out);
@@ -369,17 +380,17 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
     fputs("}\n", out);
 }
 
-static void s_usd(char *buf, size_t n, eng_pusd_t v)
+static void s_usd(char *buf, size_t n, hpp_pusd_t v)
 {
     buf[0] = '$';
-    eng_pusd_format(v, false, buf + 1, n - 1);
+    hpp_pusd_format(v, false, buf + 1, n - 1);
 }
 
-static void s_decision_text(FILE *out, const eng_policy_t *pol, const eng_features_t *f,
+static void s_decision_text(FILE *out, const eng_policy_t *pol, const hpp_features_t *f,
                             const eng_decision_t *d, const eng_trace_t *tr)
 {
     char a[48], b[48], c[48], e[48];
-    eng_str_t model = f->model.len ? f->model : (eng_str_t){ENG_AUTO_MODEL, 14};
+    hpp_str_t model = f->model.len ? f->model : (hpp_str_t){HPP_AUTO_MODEL, 14};
     fprintf(out, "request:   model=%.*s prompt_tokens=%lld output_tokens=", (int)model.len,
             model.ptr, (long long)f->prompt_tokens);
     if (f->output_tokens >= 0) {
@@ -408,8 +419,8 @@ static void s_decision_text(FILE *out, const eng_policy_t *pol, const eng_featur
                     : "");
     }
     fputc('\n', out);
-    if (d->status != ENG_OK) {
-        fprintf(out, "decision:  %s: %s\n", eng_status_name(d->status), d->message);
+    if (d->status != HPP_OK) {
+        fprintf(out, "decision:  %s: %s\n", hpp_status_name(d->status), d->message);
     } else {
         fprintf(out, "decision:  %s via %s, tier %s, rule %s\n", d->model->id,
                 d->endpoint->provider, d->tier_name[0] ? d->tier_name : "-", d->rule);
@@ -553,7 +564,7 @@ static char *s_read_request(const s_args_t *a, size_t *len)
 
 /* Sets one feature from a JSON value; numbers and booleans are parsed on the
  * spot, strings are borrowed from the document. */
-static int s_json_feature(eng_features_t *f, const char *key, json_t *v, char *why, size_t n)
+static int s_json_feature(hpp_features_t *f, const char *key, json_t *v, char *why, size_t n)
 {
     char num[64];
     const char *s = NULL;
@@ -579,7 +590,7 @@ static int s_json_feature(eng_features_t *f, const char *key, json_t *v, char *w
 
 /* A features object: the keys of eng_features_set, "hints" also as an array,
  * "meta" / "metadata" as an object of strings. */
-static int s_features_json(const s_args_t *a, json_t *doc, eng_features_t *f)
+static int s_features_json(const s_args_t *a, json_t *doc, hpp_features_t *f)
 {
     const char *key;
     json_t *v;
@@ -606,9 +617,9 @@ static int s_features_json(const s_args_t *a, json_t *doc, eng_features_t *f)
             json_t *mv;
             json_object_foreach(v, mk, mv)
             {
-                if (!json_is_string(mv) || f->nmeta >= ENG_MAX_META) {
+                if (!json_is_string(mv) || f->nmeta >= HPP_MAX_META) {
                     fprintf(stderr, "hpp-policy %s: %s.%s: expected a string (at most %d keys)\n",
-                            a->cmd, key, mk, ENG_MAX_META);
+                            a->cmd, key, mk, HPP_MAX_META);
                     return -1;
                 }
                 f->meta_keys[f->nmeta].ptr = mk;
@@ -657,7 +668,7 @@ int cmd_explain(int argc, char **argv)
     int rc = HPP_EXIT_USAGE;
     eng_catalog_t *cat = NULL;
     eng_policy_t *pol = NULL;
-    sc_extract_t *x = NULL;
+    oai_extract_t *x = NULL;
     eng_trace_entry_t *entries = NULL;
     json_error_t jerr;
     /* A file saved by an editor that starts it with a byte order mark. */
@@ -670,17 +681,17 @@ int cmd_explain(int argc, char **argv)
                 doc ? "expected a JSON object" : jerr.text, jerr.line, jerr.column);
         goto out;
     }
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     if (json_object_get(doc, "messages")) {
-        x = sc_extract_new();
-        sc_error_t serr;
+        x = oai_extract_new();
+        oai_error_t serr;
         memset(&serr, 0, sizeof serr);
         if (!x) {
             goto out;
         }
-        sc_extract_reset(x, &f);
-        if (sc_extract_body(x, body, body_len, &f, &serr) != 0) {
+        oai_extract_reset(x, &f);
+        if (oai_extract_body(x, body, body_len, &f, &serr) != 0) {
             fprintf(stderr, "hpp-policy explain: --request: %s\n", serr.message);
             goto out;
         }
@@ -704,10 +715,10 @@ int cmd_explain(int argc, char **argv)
     } else {
         s_decision_text(stdout, pol, &f, &d, &tr);
     }
-    rc = d.status == ENG_OK ? HPP_EXIT_OK : HPP_EXIT_FAIL;
+    rc = d.status == HPP_OK ? HPP_EXIT_OK : HPP_EXIT_FAIL;
 out:
     free(entries);
-    sc_extract_destroy(&x);
+    oai_extract_destroy(&x);
     json_decref(doc);
     free(text);
     eng_policy_destroy(&pol);
@@ -746,7 +757,7 @@ int cmd_route(int argc, char **argv)
         eng_decision_t d;
         eng_resolve(pol, &a.f, &d, a.trace ? &tr : NULL);
         s_decision_json(stdout, pol, &d, a.trace ? &tr : NULL);
-        rc = d.status == ENG_OK ? HPP_EXIT_OK : HPP_EXIT_FAIL;
+        rc = d.status == HPP_OK ? HPP_EXIT_OK : HPP_EXIT_FAIL;
     }
     free(entries);
     eng_policy_destroy(&pol);

@@ -36,9 +36,9 @@ static int s_num(const char *s, long long max, long long *out)
     return 0;
 }
 
-static eng_str_t s_str(const char *s)
+static hpp_str_t s_str(const char *s)
 {
-    eng_str_t r = {s, (uint32_t)strlen(s)};
+    hpp_str_t r = {s, (uint32_t)strlen(s)};
     return r;
 }
 
@@ -48,7 +48,7 @@ int main(int argc, char **argv)
     long long timeout = 1000, n = 0;
     proto_request_t req;
     proto_request_init(&req, PROTO_OP_ROUTE);
-    eng_features_t *f = &req.features;
+    hpp_features_t *f = &req.features;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--text")) {
             f->text = s_str(v);
         } else if (!strcmp(a, "--hint")) {
-            if (f->nhints >= ENG_MAX_HINTS) {
+            if (f->nhints >= HPP_MAX_HINTS) {
                 return s_usage("too many --hint");
             }
             f->hints[f->nhints++] = s_str(v);
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--prompt-tokens") || !strcmp(a, "--output-tokens") ||
                    !strcmp(a, "--images") || !strcmp(a, "--timeout-ms")) {
-            if (s_num(v, ENG_MAX_TOKENS, &n) != 0) {
+            if (s_num(v, HPP_MAX_TOKENS, &n) != 0) {
                 return s_usage("expected a non-negative integer");
             }
             if (!strcmp(a, "--prompt-tokens")) {

@@ -3,7 +3,7 @@
 //
 // The sidecar cannot run a BPE tokenizer per request (it would need the 200k
 // token vocabulary and would cost more than the whole decision), so it counts
-// cheap features of the text in one pass (see sidecar/sc_tokens.c) and
+// cheap features of the text in one pass (see sidecar/oai_tokens.c) and
 // combines them linearly. This script measures how good that is:
 //
 //   node token_calibration.mjs build ROUTELLM_DIR REPO_ROOT > corpus.jsonl
@@ -17,7 +17,7 @@
 //       estimate (mean, p50, p90, max absolute relative error).
 //
 // Requires `npm install gpt-tokenizer` next to it (or NODE_PATH); it runs
-// offline. The features below must stay identical to sc_tokens.c.
+// offline. The features below must stay identical to oai_tokens.c.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -31,7 +31,7 @@ function isCjk(cp) {
 
 const LONG_RUN = 8; // letters beyond this many in a word count as extra
 
-// Counts the features of one string; the same pass as sc_tokens.c.
+// Counts the features of one string; the same pass as oai_tokens.c.
 export function features(s) {
     const f = { words: 0, long: 0, digits: 0, punct: 0, space: 0, cjk: 0, other: 0 };
     const buf = Buffer.from(s, 'utf8');

@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sc_features.h"
+#include "oai_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static sc_extract_t *s_x;
+static oai_extract_t *s_x;
 
 /* Applies the header block; returns the offset of the body. */
-static size_t s_headers(const char *d, size_t size, eng_features_t *f)
+static size_t s_headers(const char *d, size_t size, hpp_features_t *f)
 {
     const char *end = NULL;
     for (size_t i = 0; i + 1 < size; i++) {
@@ -40,8 +40,8 @@ static size_t s_headers(const char *d, size_t size, eng_features_t *f)
                 v++;
             }
             snprintf(value, sizeof value, "%.*s", (int)(eol - v), v);
-            sc_error_t err;
-            if (sc_extract_header(s_x, name, value, f, &err) < 0 &&
+            oai_error_t err;
+            if (oai_extract_header(s_x, name, value, f, &err) < 0 &&
                 (err.status != 400 || !err.message[0])) {
                 abort();
             }
@@ -54,26 +54,26 @@ static size_t s_headers(const char *d, size_t size, eng_features_t *f)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!s_x) {
-        s_x = sc_extract_new(); /* reused across inputs, like a server worker */
+        s_x = oai_extract_new(); /* reused across inputs, like a server worker */
     }
-    eng_features_t f;
-    sc_extract_reset(s_x, &f);
+    hpp_features_t f;
+    oai_extract_reset(s_x, &f);
     const char *d = (const char *)data;
     size_t off = s_headers(d, size, &f);
-    sc_error_t err;
-    if (sc_extract_body(s_x, d + off, size - off, &f, &err) < 0) {
+    oai_error_t err;
+    if (oai_extract_body(s_x, d + off, size - off, &f, &err) < 0) {
         if (err.status != 400 || !err.message[0] || !err.code) {
             abort();
         }
         return 0;
     }
-    if (f.prompt_tokens < 0 || f.text.len > SC_TEXT_MAX || f.nhints > ENG_MAX_HINTS) {
+    if (f.prompt_tokens < 0 || f.text.len > OAI_TEXT_MAX || f.nhints > HPP_MAX_HINTS) {
         abort();
     }
     size_t len = 0;
-    char *out = sc_extract_forward(s_x, d + off, size - off, "openai/gpt-5", &len);
+    char *out = oai_extract_forward(s_x, d + off, size - off, "openai/gpt-5", &len);
     size_t other = 0;
-    if (out && sc_extract_forward(s_x, d + off, size - off + 1, NULL, &other) != NULL) {
+    if (out && oai_extract_forward(s_x, d + off, size - off + 1, NULL, &other) != NULL) {
         abort(); /* a length other than the parsed one is refused */
     }
     if (out) {

@@ -1,11 +1,11 @@
-/* fuzz_json.c - differential libFuzzer target: sc_json against jansson.
+/* fuzz_json.c - differential libFuzzer target: oai_json against jansson.
  *
- * sc_json replaces json_loadb(JSON_REJECT_DUPLICATES) on the sidecar's hot
+ * oai_json replaces json_loadb(JSON_REJECT_DUPLICATES) on the sidecar's hot
  * path, so for every input both must accept or both refuse, and accepted
  * trees must be the same (tests/fuzz/json_diff.h), with spans that fit the
  * source. A refusal must carry a message and a position inside the input.
  *
- * Two known differences, where jansson accepts and sc_json refuses: nesting
+ * Two known differences, where jansson accepts and oai_json refuses: nesting
  * deeper than 512 (jansson allows 2048), and a NUL byte right after a number
  * or literal, which jansson drops (see json_diff_jansson_nul_quirk).
  */
@@ -16,11 +16,11 @@
 #include <string.h>
 
 #include "json_diff.h"
-#include "sc_json.h"
+#include "oai_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static sc_jdoc_t *s_doc;
+static oai_jdoc_t *s_doc;
 
 static void s_die(const char *what, const char *detail)
 {
@@ -31,7 +31,7 @@ static void s_die(const char *what, const char *detail)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!s_doc) {
-        s_doc = sc_jdoc_new(); /* reused across inputs, like the sidecar's */
+        s_doc = oai_jdoc_new(); /* reused across inputs, like the sidecar's */
     }
     /* A private copy of exactly `size` bytes, so ASan sees any read past it. */
     char *buf = malloc(size ? size : 1);
@@ -40,25 +40,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(buf, data, size);
 
-    sc_jerr_t err;
-    sc_jv_t root = sc_jdoc_parse(s_doc, buf, size, &err);
+    oai_jerr_t err;
+    oai_jv_t root = oai_jdoc_parse(s_doc, buf, size, &err);
     json_error_t jerr;
     json_t *j = json_loadb(buf, size, JSON_DIFF_FLAGS, &jerr);
 
-    if (root == SC_JNONE) {
+    if (root == OAI_JNONE) {
         if (!err.text[0] || err.offset > size || err.line < 1 || err.column < 1) {
             s_die("refusal without a message or position", err.text);
         }
-        if (sc_jtype(s_doc, 1) != SC_J_NONE) {
+        if (oai_jtype(s_doc, 1) != OAI_J_NONE) {
             s_die("a refused parse left nodes behind", err.text);
         }
         if (j && strcmp(err.text, "nesting too deep") != 0 &&
             !json_diff_jansson_nul_quirk(buf, size, err.offset)) {
-            s_die("sc_json refuses what jansson accepts", err.text);
+            s_die("oai_json refuses what jansson accepts", err.text);
         }
     } else {
         if (!j) {
-            s_die("sc_json accepts what jansson refuses", jerr.text);
+            s_die("oai_json accepts what jansson refuses", jerr.text);
         }
         const char *why = json_diff(s_doc, root, j, buf, size);
         if (why) {

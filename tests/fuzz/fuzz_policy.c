@@ -47,8 +47,8 @@ static void s_resolve_some(const eng_policy_t *pol)
                                          "openai/gpt-5:floor", "a/paid"};
     eng_trace_entry_t entries[16];
     for (int i = 0; i < 8; i++) {
-        eng_features_t f;
-        eng_features_init(&f);
+        hpp_features_t f;
+        hpp_features_init(&f);
         f.prompt_tokens = i * 3000;
         f.images = i & 1;
         f.tools = (i & 2) != 0;
@@ -67,7 +67,7 @@ static void s_resolve_some(const eng_policy_t *pol)
         tr.cap = 16;
         eng_decision_t d;
         eng_resolve(pol, &f, &d, (i & 1) ? &tr : NULL);
-        if (d.status == ENG_OK && (!d.model || !d.endpoint)) {
+        if (d.status == HPP_OK && (!d.model || !d.endpoint)) {
             abort();
         }
     }

@@ -13,7 +13,7 @@
 
 #include "proto.h"
 
-static int s_str_eq(eng_str_t a, eng_str_t b)
+static int s_str_eq(hpp_str_t a, hpp_str_t b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
@@ -30,7 +30,7 @@ static void s_check_round_trip(const proto_request_t *a)
     if (proto_request_decode(b.data, b.len, &c, NULL) != PROTO_OK) {
         abort();
     }
-    const eng_features_t *f = &a->features, *g = &c.features;
+    const hpp_features_t *f = &a->features, *g = &c.features;
     int same = c.op == a->op && proto_id_equal(&c.id, &a->id);
     if (a->op == PROTO_OP_ROUTE || a->op == PROTO_OP_EXPLAIN) {
         same = same && s_str_eq(f->model, g->model) && f->prompt_tokens == g->prompt_tokens &&

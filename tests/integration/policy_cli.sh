@@ -93,7 +93,7 @@ check "offline rule" "offline" "$(json "$tmp/out" 'd["rule"]')"
 HPP_POLICY=policies/examples/budgets.policy "$P" route --budget 0.6 >"$tmp/out" 2>"$tmp/err"
 check "HPP_POLICY picks the policy" "flagship" "$(json "$tmp/out" 'd["tier"]')"
 run "route negative tokens" 2 route --prompt-tokens -1
-has "flag named" "--prompt-tokens: expected a whole number" "$tmp/err"
+has "flag named" "--prompt-tokens: must be an integer from 0 to 100000000" "$tmp/err"
 run "route NaN budget" 2 route --budget nan
 run "route unknown flag" 2 route --colour red
 run "route stray argument" 2 route extra

@@ -77,13 +77,13 @@ static hpp_client_t *s_client(const s_engine_t *e)
     return c;
 }
 
-static eng_str_t s_s(const char *c)
+static hpp_str_t s_s(const char *c)
 {
-    eng_str_t s = {c, (uint32_t)strlen(c)};
+    hpp_str_t s = {c, (uint32_t)strlen(c)};
     return s;
 }
 
-static bool s_is(eng_str_t s, const char *want)
+static bool s_is(hpp_str_t s, const char *want)
 {
     return s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0;
 }
@@ -91,8 +91,8 @@ static bool s_is(eng_str_t s, const char *want)
 /* A route with one hint; returns the client's rc and leaves the reply. */
 static int s_route_hint(hpp_client_t *c, const char *hint, hpp_reply_t *rep)
 {
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     f.prompt_tokens = 500;
     f.hints[0] = s_s(hint);
     f.nhints = 1;
@@ -159,14 +159,14 @@ Test(engine, each_op_with_the_c_client)
     cr_assert_gt(rep.r.nfallbacks, 0);
 
     /* route errors carry their code */
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     f.model = s_s("acme/no-such-model");
     cr_assert_eq(hpp_client_route(c, &f, &rep, S_TIMEOUT), HPP_ERR_ENGINE);
-    cr_assert_eq(rep.r.status, ENG_E_UNKNOWN_MODEL);
+    cr_assert_eq(rep.r.status, HPP_E_UNKNOWN_MODEL);
     f.model = s_s("openai/gpt-5:free");
     cr_assert_eq(hpp_client_route(c, &f, &rep, S_TIMEOUT), HPP_ERR_ENGINE);
-    cr_assert_eq(rep.r.status, ENG_E_NO_FREE_VARIANT);
+    cr_assert_eq(rep.r.status, HPP_E_NO_FREE_VARIANT);
 
     /* explain: the decision plus a trace whose chosen candidate is the answer */
     proto_request_t req;
@@ -591,7 +591,7 @@ Test(engine, reload_good_and_bad_policy_under_load, .timeout = 60)
     char *bad = s_edit(good, "    tier standard\n    prefer", "    tier standrd\n    prefer");
     cr_assert_eq(hh_write_file(policy, bad), 0);
     cr_assert_eq(hpp_client_op(c, PROTO_OP_RELOAD, &rep, S_TIMEOUT), HPP_ERR_ENGINE);
-    cr_assert_eq(rep.r.status, ENG_E_BAD_REQUEST);
+    cr_assert_eq(rep.r.status, HPP_E_BAD_REQUEST);
     cr_assert_eq(rep.r.policy_version, 2);
     json_t *j = s_as_json(rep.data, rep.len);
     json_t *diags = json_object_get(j, "diagnostics");
@@ -695,8 +695,8 @@ Test(engine, decision_log_records_the_resolved_model)
     hpp_reply_t rep = {0};
     cr_assert_eq(s_route_hint(c, "solidity", &rep), HPP_OK);
     cr_assert_eq(s_route_hint(c, "code", &rep), HPP_OK);
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     f.model = s_s("bad\"model\n");
     cr_assert_eq(hpp_client_route(c, &f, &rep, S_TIMEOUT), HPP_ERR_ENGINE);
     hpp_reply_close(&rep);

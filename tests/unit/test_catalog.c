@@ -115,7 +115,7 @@ Test(catalog, models_sorted_endpoints_cheapest_first)
     /* model attributes; an unknown capability counts as absent */
     cr_assert_eq(chat->context_length, 1000);
     cr_assert_eq(chat->max_output, 100);
-    cr_assert_eq(chat->caps, ENG_CAP_VISION | ENG_CAP_TOOLS);
+    cr_assert_eq(chat->caps, HPP_CAP_VISION | HPP_CAP_TOOLS);
     cr_assert_str_eq(chat->owner, "acme");
     /* mid/model has one paid endpoint: floor but no free one */
     cr_assert_eq(m[1].ep_count, 1);
@@ -219,7 +219,7 @@ Test(catalog, merges_files_later_endpoint_wins)
     cr_assert_str_eq(s_ep(m->floor_ep + 1)->provider, "openrouter");
     /* the native file's attributes win over a third-party price list */
     cr_assert_eq(m->context_length, 200000);
-    cr_assert_eq(m->caps, ENG_CAP_VISION);
+    cr_assert_eq(m->caps, HPP_CAP_VISION);
 }
 
 Test(catalog, aliases_map_provider_ids_to_one_model)
@@ -432,21 +432,21 @@ Test(catalog, bundled_default_catalog)
     s_freeze();
     const struct {
         const char *id;
-        eng_pusd_t in, out; /* floor endpoint, pUSD per token */
+        hpp_pusd_t in, out; /* floor endpoint, pUSD per token */
         uint32_t caps;      /* at least these */
         bool free;          /* floor endpoint is $0 */
     } seeds[] = {
-        {"openai/gpt-5", 1250000, 10000000, ENG_CAP_REASONING, false},
-        {"openai/gpt-4o", 2500000, 10000000, ENG_CAP_VISION, false},
-        {"anthropic/claude-sonnet-4", 3000000, 15000000, ENG_CAP_TOOLS, false},
-        {"moonshotai/kimi-k2.6", 600000, 3410000, ENG_CAP_TOOLS, false},
+        {"openai/gpt-5", 1250000, 10000000, HPP_CAP_REASONING, false},
+        {"openai/gpt-4o", 2500000, 10000000, HPP_CAP_VISION, false},
+        {"anthropic/claude-sonnet-4", 3000000, 15000000, HPP_CAP_TOOLS, false},
+        {"moonshotai/kimi-k2.6", 600000, 3410000, HPP_CAP_TOOLS, false},
         {"ollama/gpt-oss:120b", 0, 0, 0, true},
         {"ollama/solidity-master:2", 0, 0, 0, true},
         {"google/gemma-2-9b-it", 0, 0, 0, true},
         {"meta-llama/llama-3.1-8b-instruct", 60000, 60000, 0, false},
-        {"openai/gpt-4o-mini", 150000, 600000, ENG_CAP_VISION, false},
-        {"anthropic/claude-3.5-sonnet", 3000000, 15000000, ENG_CAP_VISION, false},
-        {"openai/o1", 15000000, 60000000, ENG_CAP_REASONING, false},
+        {"openai/gpt-4o-mini", 150000, 600000, HPP_CAP_VISION, false},
+        {"anthropic/claude-3.5-sonnet", 3000000, 15000000, HPP_CAP_VISION, false},
+        {"openai/o1", 15000000, 60000000, HPP_CAP_REASONING, false},
     };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         const eng_model_t *m = s_find(seeds[i].id);
@@ -480,7 +480,7 @@ Test(catalog, bundled_default_catalog)
     /* the cost example on the bundled price */
     const eng_model_t *s = s_find("anthropic/claude-3.5-sonnet");
     eng_usage_t u = {.prompt_tokens = 1000, .completion_tokens = 500};
-    eng_cost_t c;
+    hpp_cost_t c;
     cr_assert_eq(eng_cost_estimate(&s_ep(s->floor_ep)->price, &u, &c), 0);
     cr_assert_eq(c.total, INT64_C(10500000000));
 }

@@ -8,12 +8,12 @@
 
 #include "eng_common.h"
 #include "eng_flags.h"
-#include "eng_request.h"
+#include "eng_decision.h"
 
-static eng_pusd_t s_parse(const char *s, int scale, int expect_rc)
+static hpp_pusd_t s_parse(const char *s, int scale, int expect_rc)
 {
-    eng_pusd_t v = -7;
-    int rc = eng_pusd_parse(s, strlen(s), scale, &v);
+    hpp_pusd_t v = -7;
+    int rc = hpp_pusd_parse(s, strlen(s), scale, &v);
     cr_assert_eq(rc, expect_rc, "parse(\"%s\", %d) returned %d", s, scale, rc);
     return v;
 }
@@ -26,10 +26,10 @@ Test(money, same_price_from_every_source_unit)
     cr_assert_eq(s_parse("3", 6, 0), 3000000);         /* native, USD per 1M */
     cr_assert_eq(s_parse("3.00", 6, 0), 3000000);
     cr_assert_eq(s_parse("3e-6", 12, 0), 3000000);
-    eng_pusd_t v;
-    cr_assert_eq(eng_pusd_from_double(3e-06, 12, &v), 0);
+    hpp_pusd_t v;
+    cr_assert_eq(hpp_pusd_from_double(3e-06, 12, &v), 0);
     cr_assert_eq(v, 3000000);
-    cr_assert_eq(eng_pusd_from_double(0.0003, 10, &v), 0);
+    cr_assert_eq(hpp_pusd_from_double(0.0003, 10, &v), 0);
     cr_assert_eq(v, 3000000);
 }
 
@@ -53,26 +53,26 @@ Test(money, rejects_bad_text)
     s_parse("1e", 12, -1);
     s_parse("3 ", 12, -1);
     s_parse("99999999999", 12, -1); /* $1e11: overflows int64 picodollars */
-    eng_pusd_t v;
-    cr_assert_eq(eng_pusd_from_double(NAN, 12, &v), -1);
-    cr_assert_eq(eng_pusd_from_double(-0.5, 12, &v), -1);
-    cr_assert_eq(eng_pusd_from_double(INFINITY, 12, &v), -1);
+    hpp_pusd_t v;
+    cr_assert_eq(hpp_pusd_from_double(NAN, 12, &v), -1);
+    cr_assert_eq(hpp_pusd_from_double(-0.5, 12, &v), -1);
+    cr_assert_eq(hpp_pusd_from_double(INFINITY, 12, &v), -1);
 }
 
 Test(money, formats_without_trailing_zeros)
 {
     char b[64];
-    eng_pusd_format(10500000000, false, b, sizeof b);
+    hpp_pusd_format(10500000000, false, b, sizeof b);
     cr_assert_str_eq(b, "0.0105");
-    eng_pusd_format(1250000, true, b, sizeof b);
+    hpp_pusd_format(1250000, true, b, sizeof b);
     cr_assert_str_eq(b, "1.25");
-    eng_pusd_format(ENG_PUSD_PER_USD * 3, false, b, sizeof b);
+    hpp_pusd_format(HPP_PUSD_PER_USD * 3, false, b, sizeof b);
     cr_assert_str_eq(b, "3");
-    eng_pusd_format(0, false, b, sizeof b);
+    hpp_pusd_format(0, false, b, sizeof b);
     cr_assert_str_eq(b, "0");
-    eng_pusd_format(ENG_PRICE_NA, true, b, sizeof b);
+    hpp_pusd_format(HPP_PRICE_NA, true, b, sizeof b);
     cr_assert_str_eq(b, "n/a");
-    cr_assert_float_eq(eng_pusd_to_usd(10500000000), 0.0105, 1e-15);
+    cr_assert_float_eq(hpp_pusd_to_usd(10500000000), 0.0105, 1e-15);
 }
 
 Test(errors, located_and_key_path_formats)
@@ -91,14 +91,14 @@ Test(errors, located_and_key_path_formats)
 
 Test(status, names_round_trip)
 {
-    for (int s = 0; s < ENG_STATUS_COUNT; s++) {
-        const char *n = eng_status_name((eng_status_t)s);
-        cr_assert_eq(eng_status_from_name(n, strlen(n)), s, "%s", n);
+    for (int s = 0; s < HPP_STATUS_COUNT; s++) {
+        const char *n = hpp_status_name((hpp_status_t)s);
+        cr_assert_eq(hpp_status_from_name(n, strlen(n)), s, "%s", n);
     }
-    cr_assert_str_eq(eng_status_name(ENG_E_INSUFFICIENT_BUDGET), "insufficient_budget");
-    cr_assert_eq(eng_status_from_name("nope", 4), -1);
-    eng_features_t f;
-    eng_features_init(&f);
+    cr_assert_str_eq(hpp_status_name(HPP_E_INSUFFICIENT_BUDGET), "insufficient_budget");
+    cr_assert_eq(hpp_status_from_name("nope", 4), -1);
+    hpp_features_t f;
+    hpp_features_init(&f);
     cr_assert_eq(f.output_tokens, -1);
     cr_assert_eq(f.nhints, 0);
 }

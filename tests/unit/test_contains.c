@@ -48,8 +48,8 @@ static eng_policy_t *s_compile(const char *src)
 static const char *s_resolve(const eng_policy_t *p, const char *text, size_t len, bool trace,
                              uint64_t *hints)
 {
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     f.prompt_tokens = 100;
     f.text.ptr = text;
     f.text.len = (uint32_t)len;
@@ -57,7 +57,7 @@ static const char *s_resolve(const eng_policy_t *p, const char *text, size_t len
     eng_trace_entry_t entries[8];
     eng_trace_t t = {.entries = entries, .cap = 8};
     eng_resolve(p, &f, &d, trace ? &t : NULL);
-    cr_assert_eq(d.status, ENG_OK, "%s", d.message);
+    cr_assert_eq(d.status, HPP_OK, "%s", d.message);
     if (hints) {
         *hints = 0;
         for (int i = 0; trace && t.hint_names[i]; i++) {

@@ -8,54 +8,54 @@
 #include "eng_cost.h"
 
 /* A price from USD-per-1M-token decimal strings (exact). */
-static eng_price_t s_price(const char *in, const char *out)
+static hpp_price_t s_price(const char *in, const char *out)
 {
-    eng_price_t p = {ENG_PRICE_NA, ENG_PRICE_NA, ENG_PRICE_NA,
-                     ENG_PRICE_NA, ENG_PRICE_NA, ENG_PRICE_NA};
-    cr_assert_eq(eng_pusd_parse(in, strlen(in), 6, &p.input), 0);
-    cr_assert_eq(eng_pusd_parse(out, strlen(out), 6, &p.output), 0);
+    hpp_price_t p = {HPP_PRICE_NA, HPP_PRICE_NA, HPP_PRICE_NA,
+                     HPP_PRICE_NA, HPP_PRICE_NA, HPP_PRICE_NA};
+    cr_assert_eq(hpp_pusd_parse(in, strlen(in), 6, &p.input), 0);
+    cr_assert_eq(hpp_pusd_parse(out, strlen(out), 6, &p.output), 0);
     return p;
 }
 
-static eng_cost_t s_cost(const eng_price_t *p, int64_t in, int64_t out)
+static hpp_cost_t s_cost(const hpp_price_t *p, int64_t in, int64_t out)
 {
     eng_usage_t u = {.prompt_tokens = in, .completion_tokens = out};
-    eng_cost_t c;
+    hpp_cost_t c;
     cr_assert_eq(eng_cost_estimate(p, &u, &c), 0);
     return c;
 }
 
-static void s_assert_usd(eng_pusd_t v, const char *usd)
+static void s_assert_usd(hpp_pusd_t v, const char *usd)
 {
     char buf[64];
-    eng_pusd_format(v, false, buf, sizeof buf);
+    hpp_pusd_format(v, false, buf, sizeof buf);
     cr_assert_str_eq(buf, usd);
 }
 
 Test(cost, issue_examples_exactly)
 {
     /* claude-3.5-sonnet ($3/$15): 1,000 in + 500 out = $0.0105 */
-    eng_price_t sonnet = s_price("3", "15");
-    eng_cost_t c = s_cost(&sonnet, 1000, 500);
+    hpp_price_t sonnet = s_price("3", "15");
+    hpp_cost_t c = s_cost(&sonnet, 1000, 500);
     cr_assert_eq(c.total, INT64_C(10500000000));
     s_assert_usd(c.total, "0.0105");
     cr_assert_eq(c.input, INT64_C(3000000000));
     cr_assert_eq(c.output, INT64_C(7500000000));
 
     /* $0.20/$0.60 with 1M in + 1.5M out = $1.10 */
-    eng_price_t p2 = s_price("0.20", "0.60");
+    hpp_price_t p2 = s_price("0.20", "0.60");
     c = s_cost(&p2, 1000000, 1500000);
     cr_assert_eq(c.total, INT64_C(1100000000000));
     s_assert_usd(c.total, "1.1");
 
     /* $10/$30 with 25k in + 100k out = $3.25 */
-    eng_price_t p3 = s_price("10", "30");
+    hpp_price_t p3 = s_price("10", "30");
     c = s_cost(&p3, 25000, 100000);
     cr_assert_eq(c.total, INT64_C(3250000000000));
     s_assert_usd(c.total, "3.25");
 
     /* $0.30/$0.60 with 4k in + 8k out = $0.006 */
-    eng_price_t p4 = s_price("0.30", "0.60");
+    hpp_price_t p4 = s_price("0.30", "0.60");
     c = s_cost(&p4, 4000, 8000);
     cr_assert_eq(c.total, INT64_C(6000000000));
     s_assert_usd(c.total, "0.006");
@@ -63,7 +63,7 @@ Test(cost, issue_examples_exactly)
 
 Test(cost, every_component_and_the_sum_of_parts)
 {
-    eng_price_t p = s_price("3", "15");
+    hpp_price_t p = s_price("3", "15");
     p.cache_read = 300000;               /* $0.30 / 1M */
     p.cache_write = 3750000;             /* $3.75 / 1M */
     p.per_request = INT64_C(5000000000); /* $0.005 per call */
@@ -74,7 +74,7 @@ Test(cost, every_component_and_the_sum_of_parts)
                      .cache_read_tokens = 10000,
                      .cache_write_tokens = 1000,
                      .images = 3};
-    eng_cost_t c;
+    hpp_cost_t c;
     cr_assert_eq(eng_cost_estimate(&p, &u, &c), 0);
     cr_assert_eq(c.input, 2000 * INT64_C(3000000));
     /* reasoning bills as output */
@@ -87,20 +87,20 @@ Test(cost, every_component_and_the_sum_of_parts)
 
 Test(cost, na_components_cost_nothing)
 {
-    eng_price_t p = s_price("1", "2"); /* cache and fees NA */
+    hpp_price_t p = s_price("1", "2"); /* cache and fees NA */
     eng_usage_t u = {.prompt_tokens = 1000,
                      .completion_tokens = 1000,
                      .cache_read_tokens = 50000,
                      .cache_write_tokens = 50000,
                      .images = 7};
-    eng_cost_t c;
+    hpp_cost_t c;
     cr_assert_eq(eng_cost_estimate(&p, &u, &c), 0);
     cr_assert_eq(c.cache, 0);
     cr_assert_eq(c.fees, 0);
     cr_assert_eq(c.total, INT64_C(3000000000));
     /* A per-call model: only a flat fee. */
-    eng_price_t call = {ENG_PRICE_NA, ENG_PRICE_NA,         ENG_PRICE_NA,
-                        ENG_PRICE_NA, INT64_C(40000000000), ENG_PRICE_NA};
+    hpp_price_t call = {HPP_PRICE_NA, HPP_PRICE_NA,         HPP_PRICE_NA,
+                        HPP_PRICE_NA, INT64_C(40000000000), HPP_PRICE_NA};
     cr_assert_eq(eng_cost_estimate(&call, &u, &c), 0);
     cr_assert_eq(c.total, INT64_C(40000000000));
     s_assert_usd(c.total, "0.04");
@@ -108,15 +108,15 @@ Test(cost, na_components_cost_nothing)
 
 Test(cost, free_model_costs_zero)
 {
-    eng_price_t p = s_price("0", "0");
-    eng_cost_t c = s_cost(&p, 100000000, 100000000);
+    hpp_price_t p = s_price("0", "0");
+    hpp_cost_t c = s_cost(&p, 100000000, 100000000);
     cr_assert_eq(c.total, 0);
 }
 
 Test(cost, rejects_negative_counts_and_overflow)
 {
-    eng_price_t p = s_price("15", "60");
-    eng_cost_t c;
+    hpp_price_t p = s_price("15", "60");
+    hpp_cost_t c;
     memset(&c, 0x5a, sizeof c);
     eng_usage_t neg = {.prompt_tokens = -1};
     cr_assert_eq(eng_cost_estimate(&p, &neg, &c), -1);
@@ -134,14 +134,14 @@ Test(cost, rejects_negative_counts_and_overflow)
     eng_usage_t sum = {.completion_tokens = INT64_MAX, .reasoning_tokens = 1};
     cr_assert_eq(eng_cost_estimate(&p, &sum, &c), -1);
     /* parts fit, their sum does not */
-    eng_price_t huge = {INT64_MAX / 2, INT64_MAX / 2, ENG_PRICE_NA,
-                        ENG_PRICE_NA,  ENG_PRICE_NA,  ENG_PRICE_NA};
+    hpp_price_t huge = {INT64_MAX / 2, INT64_MAX / 2, HPP_PRICE_NA,
+                        HPP_PRICE_NA,  HPP_PRICE_NA,  HPP_PRICE_NA};
     eng_usage_t two = {.prompt_tokens = 1, .completion_tokens = 1};
     cr_assert_eq(eng_cost_estimate(&huge, &two, &c), 0);
     huge.per_request = 2;
     cr_assert_eq(eng_cost_estimate(&huge, &two, &c), -1);
     /* the largest token counts a request may carry (1e8) never overflow at $1000/1M */
-    eng_price_t dear = s_price("1000", "1000");
+    hpp_price_t dear = s_price("1000", "1000");
     eng_usage_t max = {.prompt_tokens = 100000000, .completion_tokens = 100000000};
     cr_assert_eq(eng_cost_estimate(&dear, &max, &c), 0);
     s_assert_usd(c.total, "200000");
@@ -149,27 +149,27 @@ Test(cost, rejects_negative_counts_and_overflow)
 
 Test(cost, scale_by_permille_rounds_half_up)
 {
-    eng_price_t sonnet = s_price("3", "15");
-    eng_cost_t c = s_cost(&sonnet, 1000, 500);
+    hpp_price_t sonnet = s_price("3", "15");
+    hpp_cost_t c = s_cost(&sonnet, 1000, 500);
     cr_assert_eq(eng_cost_scale(&c, 1500), 0);
     cr_assert_eq(c.input, INT64_C(4500000000));
     cr_assert_eq(c.output, INT64_C(11250000000));
     s_assert_usd(c.total, "0.01575");
     cr_assert_eq(c.total, c.input + c.output + c.cache + c.fees);
 
-    eng_cost_t one = {.input = 1, .output = 3, .total = 4};
+    hpp_cost_t one = {.input = 1, .output = 3, .total = 4};
     cr_assert_eq(eng_cost_scale(&one, 500), 0);
     cr_assert_eq(one.input, 1);  /* 0.5 -> 1 */
     cr_assert_eq(one.output, 2); /* 1.5 -> 2 */
     cr_assert_eq(one.total, 3);
 
-    eng_cost_t same = {.input = 7, .output = 11, .cache = 13, .fees = 17, .total = 48};
+    hpp_cost_t same = {.input = 7, .output = 11, .cache = 13, .fees = 17, .total = 48};
     cr_assert_eq(eng_cost_scale(&same, 1000), 0);
     cr_assert_eq(same.total, 48);
     cr_assert_eq(eng_cost_scale(&same, 0), 0);
     cr_assert_eq(same.total, 0);
 
-    eng_cost_t big = {.input = INT64_MAX / 2, .total = INT64_MAX / 2};
+    hpp_cost_t big = {.input = INT64_MAX / 2, .total = INT64_MAX / 2};
     cr_assert_eq(eng_cost_scale(&big, 3000), -1);
     cr_assert_eq(big.input, INT64_MAX / 2, "unchanged on overflow");
 }
@@ -215,7 +215,7 @@ Test(cost, same_price_from_every_format)
         const eng_endpoint_t *ep = eng_catalog_endpoints(cat, &n) + m->floor_ep;
         cr_assert_eq(ep->price.input, 3000000, "%s", files[i].name);
         cr_assert_eq(ep->price.output, 15000000, "%s", files[i].name);
-        eng_cost_t c = s_cost(&ep->price, 1000, 500);
+        hpp_cost_t c = s_cost(&ep->price, 1000, 500);
         s_assert_usd(c.total, "0.0105");
         eng_catalog_destroy(&cat);
         cr_assert_null(cat);

@@ -6,43 +6,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sc_error.h"
-#include "sc_features.h"
-#include "sc_tokens.h"
+#include "oai_error.h"
+#include "oai_request.h"
+#include "oai_tokens.h"
 
-static sc_extract_t *s_x;
-static eng_features_t s_f;
-static sc_error_t s_err;
+static oai_extract_t *s_x;
+static hpp_features_t s_f;
+static oai_error_t s_err;
 
 static void s_setup(void)
 {
-    s_x = sc_extract_new();
+    s_x = oai_extract_new();
     cr_assert_not_null(s_x);
-    sc_extract_reset(s_x, &s_f);
+    oai_extract_reset(s_x, &s_f);
     memset(&s_err, 0, sizeof s_err);
 }
 
 static void s_teardown(void)
 {
-    sc_extract_destroy(&s_x);
-    sc_extract_destroy(&s_x); /* idempotent */
+    oai_extract_destroy(&s_x);
+    oai_extract_destroy(&s_x); /* idempotent */
     cr_assert_null(s_x);
 }
 
 TestSuite(features, .init = s_setup, .fini = s_teardown);
 
-static const char *s_sent; /* the last body given to sc_extract_body */
+static const char *s_sent; /* the last body given to oai_extract_body */
 
 static int s_body(const char *json)
 {
     s_sent = json;
-    return sc_extract_body(s_x, json, strlen(json), &s_f, &s_err);
+    return oai_extract_body(s_x, json, strlen(json), &s_f, &s_err);
 }
 
 /* Forwards the last body sent, as the proxy does with the request's bytes. */
 static char *s_forward(const char *model, size_t *len)
 {
-    return sc_extract_forward(s_x, s_sent, s_sent ? strlen(s_sent) : 0, model, len);
+    return oai_extract_forward(s_x, s_sent, s_sent ? strlen(s_sent) : 0, model, len);
 }
 
 static void s_ok(const char *json)
@@ -51,7 +51,7 @@ static void s_ok(const char *json)
     cr_assert_eq(rc, 0, "body rejected: %s (%s)", s_err.message, json);
 }
 
-static bool s_eq(eng_str_t s, const char *want)
+static bool s_eq(hpp_str_t s, const char *want)
 {
     return s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0;
 }
@@ -73,10 +73,10 @@ Test(features, plain_body_fields)
     s_ok("{\"model\":\"openai/gpt-5\"," MSG ",\"max_tokens\":300,\"stream\":true}");
     cr_assert(s_eq(s_f.model, "openai/gpt-5"));
     cr_assert_eq(s_f.output_tokens, 300);
-    cr_assert(sc_extract_stream(s_x));
-    cr_assert(sc_extract_has_body(s_x));
+    cr_assert(oai_extract_stream(s_x));
+    cr_assert(oai_extract_has_body(s_x));
     /* 3 reply + 4 framing + "Hello there, how are you?" (7 real tokens). */
-    cr_assert_eq(s_f.prompt_tokens, sc_extract_estimate(s_x));
+    cr_assert_eq(s_f.prompt_tokens, oai_extract_estimate(s_x));
     cr_assert_geq(s_f.prompt_tokens, 12);
     cr_assert_leq(s_f.prompt_tokens, 16);
     cr_assert(s_eq(s_f.text, "Hello there, how are you?"));
@@ -93,7 +93,7 @@ Test(features, defaults_without_optional_fields)
     s_ok("{" MSG "}");
     cr_assert_eq(s_f.model.len, 0, "no model means hpprouter/auto");
     cr_assert_eq(s_f.output_tokens, -1);
-    cr_assert_not(sc_extract_stream(s_x));
+    cr_assert_not(oai_extract_stream(s_x));
 }
 
 Test(features, max_completion_tokens_wins_over_max_tokens)
@@ -114,12 +114,12 @@ Test(features, content_parts_and_images)
     cr_assert_eq(s_f.images, 2);
     cr_assert(s_f.vision);
     cr_assert(s_eq(s_f.text, "What is in\nthese pictures?"));
-    int64_t text_only = SC_TOK_REPLY + SC_TOK_PER_MESSAGE + sc_tok_text("What is in", 10) +
-                        sc_tok_text("these pictures?", 15);
+    int64_t text_only = OAI_TOK_REPLY + OAI_TOK_PER_MESSAGE + oai_tok_text("What is in", 10) +
+                        oai_tok_text("these pictures?", 15);
     /* Counted per part, rounded per message: within a token of the sum. */
     int64_t images = s_f.prompt_tokens - text_only;
-    cr_assert(images >= SC_TOK_IMAGE_LOW + SC_TOK_IMAGE_HIGH - 1 &&
-                  images <= SC_TOK_IMAGE_LOW + SC_TOK_IMAGE_HIGH + 1,
+    cr_assert(images >= OAI_TOK_IMAGE_LOW + OAI_TOK_IMAGE_HIGH - 1 &&
+                  images <= OAI_TOK_IMAGE_LOW + OAI_TOK_IMAGE_HIGH + 1,
               "image tokens %lld", (long long)images);
 }
 
@@ -138,16 +138,16 @@ Test(features, tools_and_functions)
 {
     s_ok("{" MSG "}");
     int64_t base = s_f.prompt_tokens;
-    sc_extract_reset(s_x, &s_f);
+    oai_extract_reset(s_x, &s_f);
     s_ok("{" MSG ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
          "\"description\":\"Weather for a city\",\"parameters\":{\"type\":\"object\","
          "\"properties\":{\"city\":{\"type\":\"string\"}}}}}]}");
     cr_assert(s_f.tools);
-    cr_assert_gt(s_f.prompt_tokens, base + SC_TOK_PER_TOOL, "tool schema counts as prompt");
-    sc_extract_reset(s_x, &s_f);
+    cr_assert_gt(s_f.prompt_tokens, base + OAI_TOK_PER_TOOL, "tool schema counts as prompt");
+    oai_extract_reset(s_x, &s_f);
     s_ok("{" MSG ",\"functions\":[{\"name\":\"f\",\"parameters\":{}}]}");
     cr_assert(s_f.tools);
-    sc_extract_reset(s_x, &s_f);
+    oai_extract_reset(s_x, &s_f);
     s_ok("{" MSG ",\"tools\":[]}");
     cr_assert_not(s_f.tools, "an empty tools array needs no tool support");
 }
@@ -166,11 +166,11 @@ Test(features, response_format)
 {
     s_ok("{" MSG ",\"response_format\":{\"type\":\"json_object\"}}");
     cr_assert(s_f.json);
-    sc_extract_reset(s_x, &s_f);
+    oai_extract_reset(s_x, &s_f);
     s_ok("{" MSG ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
          "\"schema\":{\"type\":\"object\"}}}}");
     cr_assert(s_f.json);
-    sc_extract_reset(s_x, &s_f);
+    oai_extract_reset(s_x, &s_f);
     s_ok("{" MSG ",\"response_format\":{\"type\":\"text\"}}");
     cr_assert_not(s_f.json);
 }
@@ -196,7 +196,7 @@ Test(features, hpp_object)
     cr_assert_float_eq(s_f.budget_usd, 0.05, 1e-12);
     cr_assert(s_eq(s_f.group, "team-a"));
     cr_assert_eq(s_f.prompt_tokens, 1234, "override replaces the estimate");
-    cr_assert_neq(sc_extract_estimate(s_x), 1234);
+    cr_assert_neq(oai_extract_estimate(s_x), 1234);
     cr_assert_eq(s_f.output_tokens, 99, "override replaces max_tokens");
 }
 
@@ -212,10 +212,10 @@ Test(features, hpp_task_array_and_dedup)
 Test(features, headers_merge_and_override)
 {
     s_ok("{" MSG ",\"hpp\":{\"task\":\"code\",\"budget_usd\":1,\"group\":\"body\"}}");
-    cr_assert_eq(sc_extract_header(s_x, "x-hpp-task", " math ,code,, vision ", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Budget-USD", "0.25", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-Hpp-Group", "gold", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "Content-Type", "application/json", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "x-hpp-task", " math ,code,, vision ", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Budget-USD", "0.25", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-Hpp-Group", "gold", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "Content-Type", "application/json", &s_f, &s_err), 0);
     cr_assert_eq(s_f.nhints, 3);
     cr_assert(s_has_hint("code") && s_has_hint("math") && s_has_hint("vision"));
     cr_assert_float_eq(s_f.budget_usd, 0.25, 1e-12);
@@ -224,11 +224,11 @@ Test(features, headers_merge_and_override)
 
 Test(features, header_before_body_still_wins)
 {
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Budget-USD", "3", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Group", "hdr", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Prompt-Tokens", "500", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Output-Tokens", "7", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Model", "anthropic/claude-x:floor", &s_f, &s_err),
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Budget-USD", "3", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Group", "hdr", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Prompt-Tokens", "500", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Output-Tokens", "7", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Model", "anthropic/claude-x:floor", &s_f, &s_err),
                  0);
     s_ok("{\"model\":\"openai/gpt-5\"," MSG ",\"max_tokens\":40,\"hpp\":{\"budget_usd\":9,"
          "\"group\":\"body\",\"prompt_tokens\":1,\"output_tokens\":2}}");
@@ -241,9 +241,9 @@ Test(features, header_before_body_still_wins)
 
 Test(features, headers_without_body)
 {
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Task", "code", &s_f, &s_err), 0);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Prompt-Tokens", "2000", &s_f, &s_err), 0);
-    cr_assert_not(sc_extract_has_body(s_x));
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Task", "code", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Prompt-Tokens", "2000", &s_f, &s_err), 0);
+    cr_assert_not(oai_extract_has_body(s_x));
     cr_assert_eq(s_f.nhints, 1);
     cr_assert_eq(s_f.prompt_tokens, 2000);
     size_t len = 1;
@@ -265,9 +265,9 @@ Test(features, bad_headers)
         {"X-HPP-Output-Tokens", "12x"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sc_extract_reset(s_x, &s_f);
+        oai_extract_reset(s_x, &s_f);
         memset(&s_err, 0, sizeof s_err);
-        int rc = sc_extract_header(s_x, cases[i].name, cases[i].value, &s_f, &s_err);
+        int rc = oai_extract_header(s_x, cases[i].name, cases[i].value, &s_f, &s_err);
         cr_expect_eq(rc, -1, "%s: %s accepted", cases[i].name, cases[i].value);
         cr_expect_eq(s_err.status, 400, "%s: %s", cases[i].name, cases[i].value);
         cr_expect_str_eq(s_err.param, cases[i].name);
@@ -278,29 +278,29 @@ Test(features, bad_headers)
 Test(features, too_many_hints)
 {
     char hdr[256] = "";
-    for (int i = 0; i < ENG_MAX_HINTS; i++) {
+    for (int i = 0; i < HPP_MAX_HINTS; i++) {
         char h[16];
         snprintf(h, sizeof h, "h%d,", i);
         strcat(hdr, h);
     }
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Task", hdr, &s_f, &s_err), 0);
-    cr_assert_eq(s_f.nhints, ENG_MAX_HINTS);
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Task", "h3", &s_f, &s_err), 0, "dup is fine");
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Task", "one-more", &s_f, &s_err), -1);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Task", hdr, &s_f, &s_err), 0);
+    cr_assert_eq(s_f.nhints, HPP_MAX_HINTS);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Task", "h3", &s_f, &s_err), 0, "dup is fine");
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Task", "one-more", &s_f, &s_err), -1);
     cr_assert_str_eq(s_err.code, "too_many_hints");
 }
 
 Test(features, header_space_is_bounded)
 {
-    char big[SC_MAX_HINT + 1];
-    memset(big, 'a', SC_MAX_HINT);
-    big[SC_MAX_HINT] = '\0';
+    char big[HPP_MAX_HINT_LEN + 1];
+    memset(big, 'a', HPP_MAX_HINT_LEN);
+    big[HPP_MAX_HINT_LEN] = '\0';
     int rc = 0;
     /* Each distinct hint keeps 64 bytes; the total space runs out before 16 hints... */
     for (int i = 0; i < 40 && rc == 0; i++) {
         big[0] = (char)('a' + i % 26);
         big[1] = (char)('a' + i / 26);
-        rc = sc_extract_header(s_x, "X-HPP-Task", big, &s_f, &s_err);
+        rc = oai_extract_header(s_x, "X-HPP-Task", big, &s_f, &s_err);
     }
     cr_assert_eq(rc, -1, "either the hint count or the header space must stop it");
     cr_assert_eq(s_err.status, 400);
@@ -361,7 +361,7 @@ static const struct {
 Test(features, forward_splices_exactly)
 {
     for (size_t i = 0; i < sizeof s_splices / sizeof s_splices[0]; i++) {
-        sc_extract_reset(s_x, &s_f);
+        oai_extract_reset(s_x, &s_f);
         s_ok(s_splices[i].body);
         size_t len = 0;
         char *out = s_forward(s_splices[i].model, &len);
@@ -371,14 +371,14 @@ Test(features, forward_splices_exactly)
         free(out);
         /* Bytes of another length than the parsed body are refused. */
         size_t n = strlen(s_splices[i].body);
-        cr_assert_null(sc_extract_forward(s_x, s_splices[i].body, n - 1, NULL, &len));
-        cr_assert_null(sc_extract_forward(s_x, NULL, n, NULL, &len));
+        cr_assert_null(oai_extract_forward(s_x, s_splices[i].body, n - 1, NULL, &len));
+        cr_assert_null(oai_extract_forward(s_x, NULL, n, NULL, &len));
     }
 }
 
 Test(features, forward_adds_model_from_header_only_body)
 {
-    cr_assert_eq(sc_extract_header(s_x, "X-HPP-Model", "x/y", &s_f, &s_err), 0);
+    cr_assert_eq(oai_extract_header(s_x, "X-HPP-Model", "x/y", &s_f, &s_err), 0);
     s_ok("{" MSG ",\"hpp\":{\"group\":\"g\"}}");
     size_t len = 0;
     char *out = s_forward("openai/gpt-5", &len);
@@ -393,7 +393,7 @@ Test(features, text_sample_puts_last_user_first_and_is_bounded)
          "{\"role\":\"user\",\"content\":\"LAST\"}]}");
     cr_assert(s_eq(s_f.text, "LAST\nSYS\nfirst\nA"));
     /* A prompt larger than the sample: cut at a UTF-8 boundary. */
-    size_t n = SC_TEXT_MAX + 100;
+    size_t n = OAI_TEXT_MAX + 100;
     char *big = malloc(n * 2 + 128);
     strcpy(big, "{\"messages\":[{\"role\":\"user\",\"content\":\"x");
     char *p = big + strlen(big);
@@ -402,10 +402,10 @@ Test(features, text_sample_puts_last_user_first_and_is_bounded)
         p += 2;
     }
     strcpy(p, "\"}]}");
-    sc_extract_reset(s_x, &s_f);
+    oai_extract_reset(s_x, &s_f);
     s_ok(big);
-    cr_assert_leq(s_f.text.len, SC_TEXT_MAX);
-    cr_assert_geq(s_f.text.len, SC_TEXT_MAX - 1);
+    cr_assert_leq(s_f.text.len, OAI_TEXT_MAX);
+    cr_assert_geq(s_f.text.len, OAI_TEXT_MAX - 1);
     /* 'x' then whole 2-byte sequences: the length is odd. */
     cr_assert_eq(s_f.text.len % 2, 1);
     cr_assert_eq((unsigned char)s_f.text.ptr[s_f.text.len - 1], 0xa9);
@@ -485,7 +485,7 @@ static const struct {
 Test(features, bad_bodies_are_400_with_param)
 {
     for (size_t i = 0; i < sizeof s_bad / sizeof s_bad[0]; i++) {
-        sc_extract_reset(s_x, &s_f);
+        oai_extract_reset(s_x, &s_f);
         memset(&s_err, 0, sizeof s_err);
         int rc = s_body(s_bad[i].body);
         cr_expect_eq(rc, -1, "accepted: %s", s_bad[i].body);
@@ -497,7 +497,7 @@ Test(features, bad_bodies_are_400_with_param)
         cr_expect_str_eq(s_err.param, s_bad[i].param, "%s: %s", s_bad[i].body, s_err.message);
         cr_expect_str_eq(s_err.type, "invalid_request_error");
         cr_expect_gt(strlen(s_err.message), 5);
-        cr_expect_not(sc_extract_has_body(s_x), "a rejected body is not kept");
+        cr_expect_not(oai_extract_has_body(s_x), "a rejected body is not kept");
     }
 }
 
@@ -505,7 +505,7 @@ Test(features, too_many_metadata_pairs)
 {
     char body[2048];
     int n = snprintf(body, sizeof body, "{" MSG ",\"metadata\":{");
-    for (int i = 0; i <= ENG_MAX_META; i++) {
+    for (int i = 0; i <= HPP_MAX_META; i++) {
         n += snprintf(body + n, sizeof body - (size_t)n, "%s\"k%d\":\"v\"", i ? "," : "", i);
     }
     snprintf(body + n, sizeof body - (size_t)n, "}}");
@@ -515,10 +515,10 @@ Test(features, too_many_metadata_pairs)
 
 Test(features, error_json_shape)
 {
-    sc_error_t e;
-    sc_error_set(&e, 413, "body_too_large", NULL, "body over \"%d\" bytes\n", 10);
+    oai_error_t e;
+    oai_error_set(&e, 413, "body_too_large", NULL, "body over \"%d\" bytes\n", 10);
     char buf[512];
-    size_t n = sc_error_json(&e, buf, sizeof buf);
+    size_t n = oai_error_json(&e, buf, sizeof buf);
     cr_assert_eq(n, strlen(buf));
     json_error_t jerr;
     json_t *j = json_loads(buf, 0, &jerr);
@@ -530,8 +530,8 @@ Test(features, error_json_shape)
     cr_assert(json_is_null(json_object_get(o, "param")));
     json_decref(j);
     /* A small buffer truncates the message but keeps the JSON whole. */
-    sc_error_set(&e, 503, "engine_unavailable", "model", "%0200d", 0);
-    n = sc_error_json(&e, buf, 160);
+    oai_error_set(&e, 503, "engine_unavailable", "model", "%0200d", 0);
+    n = oai_error_json(&e, buf, 160);
     cr_assert_lt(n, 160);
     j = json_loads(buf, 0, &jerr);
     cr_assert_not_null(j, "%s", buf);
@@ -542,21 +542,21 @@ Test(features, error_json_shape)
 
 Test(features, engine_status_to_http)
 {
-    cr_assert_eq(sc_status_http(ENG_E_INSUFFICIENT_BUDGET), 402);
-    cr_assert_eq(sc_status_http(ENG_E_MODEL_NOT_ALLOWED), 403);
-    cr_assert_eq(sc_status_http(ENG_E_UNKNOWN_MODEL), 404);
-    cr_assert_eq(sc_status_http(ENG_E_BAD_REQUEST), 400);
-    cr_assert_eq(sc_status_http(ENG_E_INTERNAL), 500);
-    cr_assert_eq(sc_status_http(ENG_OK), 200);
+    cr_assert_eq(oai_status_http(HPP_E_INSUFFICIENT_BUDGET), 402);
+    cr_assert_eq(oai_status_http(HPP_E_MODEL_NOT_ALLOWED), 403);
+    cr_assert_eq(oai_status_http(HPP_E_UNKNOWN_MODEL), 404);
+    cr_assert_eq(oai_status_http(HPP_E_BAD_REQUEST), 400);
+    cr_assert_eq(oai_status_http(HPP_E_INTERNAL), 500);
+    cr_assert_eq(oai_status_http(HPP_OK), 200);
 }
 
 Test(tokens, feature_counts)
 {
-    sc_tok_counts_t c;
-    sc_tok_counts_init(&c);
+    oai_tok_counts_t c;
+    oai_tok_counts_init(&c);
     const char *s =
         "Hello, world!  12345 internationalization\n\t\xe4\xbd\xa0\xe5\xa5\xbd caf\xc3\xa9";
-    sc_tok_count(&c, s, strlen(s));
+    oai_tok_count(&c, s, strlen(s));
     cr_assert_eq(c.words, 4);   /* Hello world internationalization café */
     cr_assert_eq(c.longer, 12); /* "internationalization" is 20 letters */
     cr_assert_eq(c.digits, 2);  /* 123 45 */
@@ -565,11 +565,11 @@ Test(tokens, feature_counts)
     cr_assert_eq(c.cjk, 2);
     cr_assert_eq(c.other, 1); /* é */
     /* Truncated UTF-8 does not read past the end. */
-    sc_tok_counts_init(&c);
-    sc_tok_count(&c, "ab\xe4\xbd", 4);
+    oai_tok_counts_init(&c);
+    oai_tok_count(&c, "ab\xe4\xbd", 4);
     cr_assert_eq(c.words, 1);
     cr_assert_eq(c.other, 2);
-    cr_assert_eq(sc_tok_text("", 0), 0);
+    cr_assert_eq(oai_tok_text("", 0), 0);
 }
 
 /* Replays the calibration corpus: the C estimate must equal, to the token,
@@ -582,17 +582,17 @@ Test(tokens, calibration_corpus)
     static char line[1 << 17];
     int n = 0;
     double sum = 0, worst = 0;
-    sc_extract_t *x = sc_extract_new();
+    oai_extract_t *x = oai_extract_new();
     while (fgets(line, sizeof line, fp)) {
         json_error_t jerr;
         json_t *rec = json_loads(line, 0, &jerr);
         cr_assert_not_null(rec, "line %d: %s", n + 1, jerr.text);
         json_t *body = json_pack("{sO}", "messages", json_object_get(rec, "messages"));
         char *text = json_dumps(body, JSON_COMPACT);
-        eng_features_t f;
-        sc_error_t err;
-        sc_extract_reset(x, &f);
-        cr_assert_eq(sc_extract_body(x, text, strlen(text), &f, &err), 0, "%s", err.message);
+        hpp_features_t f;
+        oai_error_t err;
+        oai_extract_reset(x, &f);
+        cr_assert_eq(oai_extract_body(x, text, strlen(text), &f, &err), 0, "%s", err.message);
         int64_t real = json_integer_value(json_object_get(rec, "tokens"));
         int64_t want = json_integer_value(json_object_get(rec, "estimate"));
         const char *id = json_string_value(json_object_get(rec, "id"));
@@ -607,7 +607,7 @@ Test(tokens, calibration_corpus)
         json_decref(rec);
     }
     fclose(fp);
-    sc_extract_destroy(&x);
+    oai_extract_destroy(&x);
     cr_assert_geq(n, 150);
     /* README: mean 3.3 %, max 20.4 % on this corpus. */
     cr_expect_lt(sum / n, 0.035, "mean error %.2f%%", 100 * sum / n);

@@ -11,22 +11,22 @@
 #include <string.h>
 
 #include "../fuzz/json_diff.h"
-#include "sc_json.h"
+#include "oai_json.h"
 
-static sc_jdoc_t *s_d;
-static sc_jerr_t s_err;
+static oai_jdoc_t *s_d;
+static oai_jerr_t s_err;
 
 static void s_setup(void)
 {
-    s_d = sc_jdoc_new();
+    s_d = oai_jdoc_new();
     cr_assert_not_null(s_d);
     memset(&s_err, 0, sizeof s_err);
 }
 
 static void s_teardown(void)
 {
-    sc_jdoc_destroy(&s_d);
-    sc_jdoc_destroy(&s_d); /* idempotent */
+    oai_jdoc_destroy(&s_d);
+    oai_jdoc_destroy(&s_d); /* idempotent */
     cr_assert_null(s_d);
 }
 
@@ -34,28 +34,28 @@ TestSuite(json, .init = s_setup, .fini = s_teardown);
 
 /* Parses the first len bytes of text from a heap copy of exactly len bytes
  * (no NUL after it), so that ASan catches any read past the end. */
-static sc_jv_t s_parse_n(const char *text, size_t len)
+static oai_jv_t s_parse_n(const char *text, size_t len)
 {
     char *copy = malloc(len ? len : 1);
     cr_assert_not_null(copy);
     memcpy(copy, text, len);
-    sc_jv_t root = sc_jdoc_parse(s_d, copy, len, &s_err);
+    oai_jv_t root = oai_jdoc_parse(s_d, copy, len, &s_err);
     free(copy);
     return root;
 }
 
-static sc_jv_t s_ok(const char *text)
+static oai_jv_t s_ok(const char *text)
 {
-    sc_jv_t root = s_parse_n(text, strlen(text));
-    cr_assert_neq(root, SC_JNONE, "refused: %s at %d:%d (%s)", s_err.text, s_err.line, s_err.column,
-                  text);
+    oai_jv_t root = s_parse_n(text, strlen(text));
+    cr_assert_neq(root, OAI_JNONE, "refused: %s at %d:%d (%s)", s_err.text, s_err.line,
+                  s_err.column, text);
     return root;
 }
 
 static void s_refused_n(const char *text, size_t len, const char *msg, int line, int column)
 {
-    sc_jv_t root = s_parse_n(text, len);
-    cr_assert_eq(root, SC_JNONE, "accepted: %.*s", (int)len, text);
+    oai_jv_t root = s_parse_n(text, len);
+    cr_assert_eq(root, OAI_JNONE, "accepted: %.*s", (int)len, text);
     cr_assert_str_eq(s_err.text, msg, "for %.*s", (int)len, text);
     cr_assert_eq(s_err.line, line, "line %d, want %d: %.*s", s_err.line, line, (int)len, text);
     cr_assert_eq(s_err.column, column, "column %d, want %d: %.*s", s_err.column, column, (int)len,
@@ -68,10 +68,10 @@ static void s_refused(const char *text, const char *msg, int line, int column)
     s_refused_n(text, strlen(text), msg, line, column);
 }
 
-static bool s_str_is(sc_jv_t v, const char *want)
+static bool s_str_is(oai_jv_t v, const char *want)
 {
     size_t len;
-    const char *s = sc_jstr(s_d, v, &len);
+    const char *s = oai_jstr(s_d, v, &len);
     return s && len == strlen(want) && strcmp(s, want) == 0;
 }
 
@@ -79,53 +79,53 @@ static bool s_str_is(sc_jv_t v, const char *want)
 
 Test(json, scalars_have_their_type_and_value)
 {
-    cr_assert_eq(sc_jtype(s_d, s_ok("null")), SC_J_NULL);
-    cr_assert_eq(sc_jtype(s_d, s_ok("true")), SC_J_TRUE);
-    cr_assert_eq(sc_jtype(s_d, s_ok("false")), SC_J_FALSE);
+    cr_assert_eq(oai_jtype(s_d, s_ok("null")), OAI_J_NULL);
+    cr_assert_eq(oai_jtype(s_d, s_ok("true")), OAI_J_TRUE);
+    cr_assert_eq(oai_jtype(s_d, s_ok("false")), OAI_J_FALSE);
 
-    sc_jv_t v = s_ok("42");
-    cr_assert(sc_jis(s_d, v, SC_J_INT));
-    cr_assert_eq(sc_jint(s_d, v), 42);
-    cr_assert_eq(sc_jnum(s_d, v), 42.0);
+    oai_jv_t v = s_ok("42");
+    cr_assert(oai_jis(s_d, v, OAI_J_INT));
+    cr_assert_eq(oai_jint(s_d, v), 42);
+    cr_assert_eq(oai_jnum(s_d, v), 42.0);
     v = s_ok("-7");
-    cr_assert_eq(sc_jint(s_d, v), -7);
+    cr_assert_eq(oai_jint(s_d, v), -7);
     v = s_ok("-0");
-    cr_assert(sc_jis(s_d, v, SC_J_INT), "-0 is an integer, as in jansson");
-    cr_assert_eq(sc_jint(s_d, v), 0);
+    cr_assert(oai_jis(s_d, v, OAI_J_INT), "-0 is an integer, as in jansson");
+    cr_assert_eq(oai_jint(s_d, v), 0);
 
     v = s_ok("1.5");
-    cr_assert(sc_jis(s_d, v, SC_J_REAL));
-    cr_assert_eq(sc_jnum(s_d, v), 1.5);
-    cr_assert_eq(sc_jint(s_d, v), 0, "not an integer");
-    cr_assert_eq(sc_jnum(s_d, s_ok("-2.5e-3")), -2.5e-3);
+    cr_assert(oai_jis(s_d, v, OAI_J_REAL));
+    cr_assert_eq(oai_jnum(s_d, v), 1.5);
+    cr_assert_eq(oai_jint(s_d, v), 0, "not an integer");
+    cr_assert_eq(oai_jnum(s_d, s_ok("-2.5e-3")), -2.5e-3);
     v = s_ok("1E+2");
-    cr_assert(sc_jis(s_d, v, SC_J_REAL), "an exponent makes a real");
-    cr_assert_eq(sc_jnum(s_d, v), 100.0);
-    cr_assert_eq(sc_jnum(s_d, s_ok("0.1")), strtod("0.1", NULL));
+    cr_assert(oai_jis(s_d, v, OAI_J_REAL), "an exponent makes a real");
+    cr_assert_eq(oai_jnum(s_d, v), 100.0);
+    cr_assert_eq(oai_jnum(s_d, s_ok("0.1")), strtod("0.1", NULL));
 
     v = s_ok("\"hi\"");
     cr_assert(s_str_is(v, "hi"));
-    cr_assert_eq(sc_jsize(s_d, v), 0);
-    cr_assert_eq(sc_jfirst(s_d, v), SC_JNONE);
-    cr_assert_eq(sc_jnext(s_d, v), SC_JNONE, "the root has no sibling");
-    cr_assert_eq(sc_jnum(s_d, v), 0);
+    cr_assert_eq(oai_jsize(s_d, v), 0);
+    cr_assert_eq(oai_jfirst(s_d, v), OAI_JNONE);
+    cr_assert_eq(oai_jnext(s_d, v), OAI_JNONE, "the root has no sibling");
+    cr_assert_eq(oai_jnum(s_d, v), 0);
 }
 
 Test(json, integer_limits_and_real_edges)
 {
-    cr_assert_eq(sc_jint(s_d, s_ok("9223372036854775807")), INT64_MAX);
-    cr_assert_eq(sc_jint(s_d, s_ok("-9223372036854775808")), INT64_MIN);
-    cr_assert_eq(sc_jint(s_d, s_ok("[1000000000000000000]") + 1), 1000000000000000000);
+    cr_assert_eq(oai_jint(s_d, s_ok("9223372036854775807")), INT64_MAX);
+    cr_assert_eq(oai_jint(s_d, s_ok("-9223372036854775808")), INT64_MIN);
+    cr_assert_eq(oai_jint(s_d, s_ok("[1000000000000000000]") + 1), 1000000000000000000);
 
-    sc_jv_t v = s_ok("1e-400");
-    cr_assert(sc_jis(s_d, v, SC_J_REAL));
-    cr_assert_eq(sc_jnum(s_d, v), 0.0, "underflow is 0, not an error");
+    oai_jv_t v = s_ok("1e-400");
+    cr_assert(oai_jis(s_d, v, OAI_J_REAL));
+    cr_assert_eq(oai_jnum(s_d, v), 0.0, "underflow is 0, not an error");
     v = s_ok("-0.0");
-    cr_assert(signbit(sc_jnum(s_d, v)));
-    cr_assert_eq(sc_jnum(s_d, s_ok("1.7976931348623157e308")), 1.7976931348623157e308);
-    cr_assert_eq(sc_jnum(s_d, s_ok("4.9e-324")), 4.9e-324);
+    cr_assert(signbit(oai_jnum(s_d, v)));
+    cr_assert_eq(oai_jnum(s_d, s_ok("1.7976931348623157e308")), 1.7976931348623157e308);
+    cr_assert_eq(oai_jnum(s_d, s_ok("4.9e-324")), 4.9e-324);
     /* Twenty digits overflow int64 but are fine as a real. */
-    cr_assert_eq(sc_jnum(s_d, s_ok("12345678901234567890.0")), 12345678901234567890.0);
+    cr_assert_eq(oai_jnum(s_d, s_ok("12345678901234567890.0")), 12345678901234567890.0);
 }
 
 Test(json, long_numbers_are_read_whole)
@@ -138,11 +138,11 @@ Test(json, long_numbers_are_read_whole)
     memset(buf + n, '0', 3000);
     n += 3000;
     snprintf(buf + n, sizeof buf - n, "1,%s]", big);
-    sc_jv_t root = s_ok(buf);
-    cr_assert_eq(sc_jnum(s_d, sc_jat(s_d, root, 1)), 0.0, "1e-3001 underflows to 0");
-    cr_assert_eq(sc_jnum(s_d, sc_jat(s_d, root, 2)), strtod(big, NULL));
-    cr_assert_gt(sc_jnum(s_d, sc_jat(s_d, root, 2)), 9.9e299);
-    cr_assert(s_str_is(sc_jat(s_d, root, 0), "pad"), "the arena scratch did not clobber strings");
+    oai_jv_t root = s_ok(buf);
+    cr_assert_eq(oai_jnum(s_d, oai_jat(s_d, root, 1)), 0.0, "1e-3001 underflows to 0");
+    cr_assert_eq(oai_jnum(s_d, oai_jat(s_d, root, 2)), strtod(big, NULL));
+    cr_assert_gt(oai_jnum(s_d, oai_jat(s_d, root, 2)), 9.9e299);
+    cr_assert(s_str_is(oai_jat(s_d, root, 0), "pad"), "the arena scratch did not clobber strings");
 
     s_refused("[123456789012345678901234]", "too big integer", 1, 2);
 }
@@ -150,51 +150,51 @@ Test(json, long_numbers_are_read_whole)
 Test(json, type_names)
 {
     static const struct {
-        sc_jtype_t t;
+        oai_jtype_t t;
         const char *name;
     } names[] = {
-        {SC_J_NONE, "nothing"},  {SC_J_NULL, "null"},   {SC_J_FALSE, "false"},
-        {SC_J_TRUE, "true"},     {SC_J_INT, "integer"}, {SC_J_REAL, "real"},
-        {SC_J_STRING, "string"}, {SC_J_ARRAY, "array"}, {SC_J_OBJECT, "object"},
+        {OAI_J_NONE, "nothing"},  {OAI_J_NULL, "null"},   {OAI_J_FALSE, "false"},
+        {OAI_J_TRUE, "true"},     {OAI_J_INT, "integer"}, {OAI_J_REAL, "real"},
+        {OAI_J_STRING, "string"}, {OAI_J_ARRAY, "array"}, {OAI_J_OBJECT, "object"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        cr_assert_str_eq(sc_jtype_name(names[i].t), names[i].name);
+        cr_assert_str_eq(oai_jtype_name(names[i].t), names[i].name);
     }
-    cr_assert_str_eq(sc_jtype_name((sc_jtype_t)99), "nothing");
+    cr_assert_str_eq(oai_jtype_name((oai_jtype_t)99), "nothing");
 }
 
 Test(json, accessors_accept_none_and_wrong_types)
 {
-    sc_jv_t root = s_ok("{\"s\":\"x\",\"a\":[1],\"n\":3}");
-    sc_jv_t s = sc_jget(s_d, root, "s"), a = sc_jget(s_d, root, "a");
+    oai_jv_t root = s_ok("{\"s\":\"x\",\"a\":[1],\"n\":3}");
+    oai_jv_t s = oai_jget(s_d, root, "s"), a = oai_jget(s_d, root, "a");
     size_t len = 99;
 
-    cr_assert_eq(sc_jtype(s_d, SC_JNONE), SC_J_NONE);
-    cr_assert_null(sc_jstr(s_d, SC_JNONE, &len));
+    cr_assert_eq(oai_jtype(s_d, OAI_JNONE), OAI_J_NONE);
+    cr_assert_null(oai_jstr(s_d, OAI_JNONE, &len));
     cr_assert_eq(len, 0);
     len = 99;
-    cr_assert_null(sc_jstr(s_d, a, &len), "an array is not a string");
+    cr_assert_null(oai_jstr(s_d, a, &len), "an array is not a string");
     cr_assert_eq(len, 0);
-    cr_assert_null(sc_jstr(s_d, root, NULL));
-    cr_assert_eq(sc_jint(s_d, s), 0);
-    cr_assert_eq(sc_jnum(s_d, s), 0);
-    cr_assert_eq(sc_jsize(s_d, s), 0);
-    cr_assert_eq(sc_jfirst(s_d, SC_JNONE), SC_JNONE);
-    cr_assert_eq(sc_jnext(s_d, SC_JNONE), SC_JNONE);
-    cr_assert_eq(sc_jval(SC_JNONE), SC_JNONE);
-    cr_assert_eq(sc_jget(s_d, a, "s"), SC_JNONE, "not an object");
-    cr_assert_eq(sc_jget(s_d, SC_JNONE, "s"), SC_JNONE);
-    cr_assert_eq(sc_jget(s_d, root, NULL), SC_JNONE);
-    cr_assert_eq(sc_jat(s_d, root, 0), SC_JNONE, "not an array");
-    cr_assert_eq(sc_jat(s_d, SC_JNONE, 0), SC_JNONE);
+    cr_assert_null(oai_jstr(s_d, root, NULL));
+    cr_assert_eq(oai_jint(s_d, s), 0);
+    cr_assert_eq(oai_jnum(s_d, s), 0);
+    cr_assert_eq(oai_jsize(s_d, s), 0);
+    cr_assert_eq(oai_jfirst(s_d, OAI_JNONE), OAI_JNONE);
+    cr_assert_eq(oai_jnext(s_d, OAI_JNONE), OAI_JNONE);
+    cr_assert_eq(oai_jval(OAI_JNONE), OAI_JNONE);
+    cr_assert_eq(oai_jget(s_d, a, "s"), OAI_JNONE, "not an object");
+    cr_assert_eq(oai_jget(s_d, OAI_JNONE, "s"), OAI_JNONE);
+    cr_assert_eq(oai_jget(s_d, root, NULL), OAI_JNONE);
+    cr_assert_eq(oai_jat(s_d, root, 0), OAI_JNONE, "not an array");
+    cr_assert_eq(oai_jat(s_d, OAI_JNONE, 0), OAI_JNONE);
     /* Chained lookups need no checks in between. */
-    cr_assert_eq(sc_jint(s_d, sc_jat(s_d, sc_jget(s_d, sc_jget(s_d, root, "x"), "y"), 3)), 0);
+    cr_assert_eq(oai_jint(s_d, oai_jat(s_d, oai_jget(s_d, oai_jget(s_d, root, "x"), "y"), 3)), 0);
     /* A handle past the last node answers as absent. */
-    cr_assert_eq(sc_jtype(s_d, 1000), SC_J_NONE);
-    cr_assert_eq(sc_jnext(s_d, 1000), SC_JNONE);
+    cr_assert_eq(oai_jtype(s_d, 1000), OAI_J_NONE);
+    cr_assert_eq(oai_jnext(s_d, 1000), OAI_JNONE);
 
     size_t start = 7, end = 7;
-    sc_jspan(s_d, SC_JNONE, &start, &end);
+    oai_jspan(s_d, OAI_JNONE, &start, &end);
     cr_assert_eq(start, 0);
     cr_assert_eq(end, 0);
 }
@@ -203,102 +203,102 @@ Test(json, accessors_accept_none_and_wrong_types)
 
 Test(json, arrays_iterate_in_order)
 {
-    sc_jv_t root = s_ok("[1,\"two\",[3,[]],{\"four\":4},null]");
-    cr_assert(sc_jis(s_d, root, SC_J_ARRAY));
-    cr_assert_eq(sc_jsize(s_d, root), 5);
+    oai_jv_t root = s_ok("[1,\"two\",[3,[]],{\"four\":4},null]");
+    cr_assert(oai_jis(s_d, root, OAI_J_ARRAY));
+    cr_assert_eq(oai_jsize(s_d, root), 5);
 
-    sc_jtype_t want[] = {SC_J_INT, SC_J_STRING, SC_J_ARRAY, SC_J_OBJECT, SC_J_NULL};
+    oai_jtype_t want[] = {OAI_J_INT, OAI_J_STRING, OAI_J_ARRAY, OAI_J_OBJECT, OAI_J_NULL};
     size_t i = 0;
-    for (sc_jv_t e = sc_jfirst(s_d, root); e != SC_JNONE; e = sc_jnext(s_d, e), i++) {
+    for (oai_jv_t e = oai_jfirst(s_d, root); e != OAI_JNONE; e = oai_jnext(s_d, e), i++) {
         cr_assert_lt(i, 5);
-        cr_assert_eq(sc_jtype(s_d, e), want[i], "element %zu", i);
-        cr_assert_eq(sc_jat(s_d, root, i), e);
+        cr_assert_eq(oai_jtype(s_d, e), want[i], "element %zu", i);
+        cr_assert_eq(oai_jat(s_d, root, i), e);
     }
     cr_assert_eq(i, 5);
-    cr_assert_eq(sc_jat(s_d, root, 5), SC_JNONE);
-    cr_assert_eq(sc_jat(s_d, root, SIZE_MAX), SC_JNONE);
+    cr_assert_eq(oai_jat(s_d, root, 5), OAI_JNONE);
+    cr_assert_eq(oai_jat(s_d, root, SIZE_MAX), OAI_JNONE);
 
-    sc_jv_t inner = sc_jat(s_d, root, 2);
-    cr_assert_eq(sc_jsize(s_d, inner), 2);
-    cr_assert_eq(sc_jint(s_d, sc_jfirst(s_d, inner)), 3);
-    sc_jv_t empty = sc_jat(s_d, inner, 1);
-    cr_assert(sc_jis(s_d, empty, SC_J_ARRAY));
-    cr_assert_eq(sc_jsize(s_d, empty), 0);
-    cr_assert_eq(sc_jfirst(s_d, empty), SC_JNONE);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, sc_jat(s_d, root, 3), "four")), 4);
+    oai_jv_t inner = oai_jat(s_d, root, 2);
+    cr_assert_eq(oai_jsize(s_d, inner), 2);
+    cr_assert_eq(oai_jint(s_d, oai_jfirst(s_d, inner)), 3);
+    oai_jv_t empty = oai_jat(s_d, inner, 1);
+    cr_assert(oai_jis(s_d, empty, OAI_J_ARRAY));
+    cr_assert_eq(oai_jsize(s_d, empty), 0);
+    cr_assert_eq(oai_jfirst(s_d, empty), OAI_JNONE);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, oai_jat(s_d, root, 3), "four")), 4);
 
     root = s_ok("[]");
-    cr_assert_eq(sc_jsize(s_d, root), 0);
-    cr_assert_eq(sc_jfirst(s_d, root), SC_JNONE);
-    cr_assert_eq(sc_jat(s_d, root, 0), SC_JNONE);
+    cr_assert_eq(oai_jsize(s_d, root), 0);
+    cr_assert_eq(oai_jfirst(s_d, root), OAI_JNONE);
+    cr_assert_eq(oai_jat(s_d, root, 0), OAI_JNONE);
 }
 
 Test(json, objects_iterate_keys_then_values)
 {
-    sc_jv_t root = s_ok("{\"model\":\"m\",\"n\":2,\"deep\":{\"x\":[true]},\"z\":{}}");
-    cr_assert(sc_jis(s_d, root, SC_J_OBJECT));
-    cr_assert_eq(sc_jsize(s_d, root), 4);
+    oai_jv_t root = s_ok("{\"model\":\"m\",\"n\":2,\"deep\":{\"x\":[true]},\"z\":{}}");
+    cr_assert(oai_jis(s_d, root, OAI_J_OBJECT));
+    cr_assert_eq(oai_jsize(s_d, root), 4);
 
     const char *keys[] = {"model", "n", "deep", "z"};
     size_t i = 0;
-    for (sc_jv_t k = sc_jfirst(s_d, root); k != SC_JNONE; k = sc_jnext(s_d, sc_jval(k)), i++) {
+    for (oai_jv_t k = oai_jfirst(s_d, root); k != OAI_JNONE; k = oai_jnext(s_d, oai_jval(k)), i++) {
         cr_assert_lt(i, 4);
         cr_assert(s_str_is(k, keys[i]), "key %zu", i);
-        cr_assert_eq(sc_jnext(s_d, k), sc_jval(k), "a key chains to its value");
-        cr_assert_eq(sc_jget(s_d, root, keys[i]), sc_jval(k));
+        cr_assert_eq(oai_jnext(s_d, k), oai_jval(k), "a key chains to its value");
+        cr_assert_eq(oai_jget(s_d, root, keys[i]), oai_jval(k));
     }
     cr_assert_eq(i, 4);
-    cr_assert(s_str_is(sc_jget(s_d, root, "model"), "m"));
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "n")), 2);
-    sc_jv_t x = sc_jget(s_d, sc_jget(s_d, root, "deep"), "x");
-    cr_assert_eq(sc_jtype(s_d, sc_jfirst(s_d, x)), SC_J_TRUE);
-    sc_jv_t z = sc_jget(s_d, root, "z");
-    cr_assert(sc_jis(s_d, z, SC_J_OBJECT));
-    cr_assert_eq(sc_jsize(s_d, z), 0);
-    cr_assert_eq(sc_jfirst(s_d, z), SC_JNONE);
-    cr_assert_eq(sc_jnext(s_d, z), SC_JNONE, "the last value ends the chain");
+    cr_assert(s_str_is(oai_jget(s_d, root, "model"), "m"));
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "n")), 2);
+    oai_jv_t x = oai_jget(s_d, oai_jget(s_d, root, "deep"), "x");
+    cr_assert_eq(oai_jtype(s_d, oai_jfirst(s_d, x)), OAI_J_TRUE);
+    oai_jv_t z = oai_jget(s_d, root, "z");
+    cr_assert(oai_jis(s_d, z, OAI_J_OBJECT));
+    cr_assert_eq(oai_jsize(s_d, z), 0);
+    cr_assert_eq(oai_jfirst(s_d, z), OAI_JNONE);
+    cr_assert_eq(oai_jnext(s_d, z), OAI_JNONE, "the last value ends the chain");
 
-    cr_assert_eq(sc_jget(s_d, root, "mode"), SC_JNONE, "a prefix is not a match");
-    cr_assert_eq(sc_jget(s_d, root, "models"), SC_JNONE);
-    cr_assert_eq(sc_jget(s_d, root, ""), SC_JNONE);
-    cr_assert_eq(sc_jget(s_d, root, "x"), SC_JNONE, "only direct members");
+    cr_assert_eq(oai_jget(s_d, root, "mode"), OAI_JNONE, "a prefix is not a match");
+    cr_assert_eq(oai_jget(s_d, root, "models"), OAI_JNONE);
+    cr_assert_eq(oai_jget(s_d, root, ""), OAI_JNONE);
+    cr_assert_eq(oai_jget(s_d, root, "x"), OAI_JNONE, "only direct members");
 
     root = s_ok("{}");
-    cr_assert_eq(sc_jsize(s_d, root), 0);
-    cr_assert_eq(sc_jfirst(s_d, root), SC_JNONE);
-    cr_assert_eq(sc_jget(s_d, root, "a"), SC_JNONE);
+    cr_assert_eq(oai_jsize(s_d, root), 0);
+    cr_assert_eq(oai_jfirst(s_d, root), OAI_JNONE);
+    cr_assert_eq(oai_jget(s_d, root, "a"), OAI_JNONE);
 }
 
 Test(json, get_compares_unescaped_keys)
 {
-    sc_jv_t root = s_ok("{\"a\\\"b\":1,\"\\u00e9t\\u00E9\":2,\"tab\\there\":3,"
-                        "\"\\ud83d\\ude00\":4,\"sl\\/ash\":5,\"\":6,\"\xc3\xa9\":7}");
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "a\"b")), 1);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "\xc3\xa9t\xc3\xa9")), 2);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "tab\there")), 3);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "\xf0\x9f\x98\x80")), 4);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "sl/ash")), 5);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "")), 6);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "\xc3\xa9")), 7);
-    cr_assert_eq(sc_jget(s_d, root, "a\\\"b"), SC_JNONE, "the escaped form is not the key");
+    oai_jv_t root = s_ok("{\"a\\\"b\":1,\"\\u00e9t\\u00E9\":2,\"tab\\there\":3,"
+                         "\"\\ud83d\\ude00\":4,\"sl\\/ash\":5,\"\":6,\"\xc3\xa9\":7}");
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "a\"b")), 1);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "\xc3\xa9t\xc3\xa9")), 2);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "tab\there")), 3);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "\xf0\x9f\x98\x80")), 4);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "sl/ash")), 5);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "")), 6);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "\xc3\xa9")), 7);
+    cr_assert_eq(oai_jget(s_d, root, "a\\\"b"), OAI_JNONE, "the escaped form is not the key");
 }
 
 /* Strings ----------------------------------------------------------------- */
 
 Test(json, strings_are_unescaped_and_nul_terminated)
 {
-    sc_jv_t root = s_ok("[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"\\u0041\\u00e9\\u20AC\\uD83D\\uDE00\","
-                        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\",\"\\u0001\x7f\","
-                        "\"\"]");
+    oai_jv_t root = s_ok("[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"\\u0041\\u00e9\\u20AC\\uD83D\\uDE00\","
+                         "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\",\"\\u0001\x7f\","
+                         "\"\"]");
     size_t len;
-    const char *s = sc_jstr(s_d, sc_jat(s_d, root, 0), &len);
+    const char *s = oai_jstr(s_d, oai_jat(s_d, root, 0), &len);
     cr_assert_eq(len, 8);
     cr_assert_eq(memcmp(s, "\"\\/\b\f\n\r\t", 9), 0, "with its NUL");
-    cr_assert(s_str_is(sc_jat(s_d, root, 1), "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
+    cr_assert(s_str_is(oai_jat(s_d, root, 1), "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));
     cr_assert(
-        s_str_is(sc_jat(s_d, root, 2), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf"));
-    cr_assert(s_str_is(sc_jat(s_d, root, 3), "\x01\x7f"), "escaped controls and DEL are fine");
-    s = sc_jstr(s_d, sc_jat(s_d, root, 4), &len);
+        s_str_is(oai_jat(s_d, root, 2), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf"));
+    cr_assert(s_str_is(oai_jat(s_d, root, 3), "\x01\x7f"), "escaped controls and DEL are fine");
+    s = oai_jstr(s_d, oai_jat(s_d, root, 4), &len);
     cr_assert_not_null(s);
     cr_assert_eq(len, 0);
     cr_assert_eq(s[0], '\0');
@@ -328,10 +328,10 @@ Test(json, long_strings_with_escapes_anywhere)
             }
         }
         src[n++] = '"';
-        sc_jv_t v = s_parse_n(src, n);
-        cr_assert_neq(v, SC_JNONE, "at %zu: %s", at, s_err.text);
+        oai_jv_t v = s_parse_n(src, n);
+        cr_assert_neq(v, OAI_JNONE, "at %zu: %s", at, s_err.text);
         size_t len;
-        const char *s = sc_jstr(s_d, v, &len);
+        const char *s = oai_jstr(s_d, v, &len);
         size_t wi = 0;
         for (size_t i = 0; i < 40; i++) {
             if (i == 39 - at && i != at) {
@@ -350,10 +350,10 @@ Test(json, long_strings_with_escapes_anywhere)
 
 /* Spans ------------------------------------------------------------------- */
 
-static void s_span_is(sc_jv_t v, size_t start, size_t end)
+static void s_span_is(oai_jv_t v, size_t start, size_t end)
 {
     size_t s, e;
-    sc_jspan(s_d, v, &s, &e);
+    oai_jspan(s_d, v, &s, &e);
     cr_assert_eq(s, start, "start %zu, want %zu", s, start);
     cr_assert_eq(e, end, "end %zu, want %zu", e, end);
 }
@@ -362,22 +362,22 @@ Test(json, spans_cover_exact_source_bytes)
 {
     static const char src[] = " {\n  \"a\" : [ 1 , true ],\n  \"b\\\"\":\"x\\ny\" ,"
                               "\"c\":-2.5e1\t}\n ";
-    sc_jv_t root = s_ok(src);
+    oai_jv_t root = s_ok(src);
     s_span_is(root, 1, 53);
-    sc_jv_t a = sc_jfirst(s_d, root);
+    oai_jv_t a = oai_jfirst(s_d, root);
     s_span_is(a, 5, 8); /* key, quotes included */
-    s_span_is(sc_jval(a), 11, 23);
-    s_span_is(sc_jat(s_d, sc_jval(a), 0), 13, 14);
-    s_span_is(sc_jat(s_d, sc_jval(a), 1), 17, 21);
-    sc_jv_t b = sc_jnext(s_d, sc_jval(a));
+    s_span_is(oai_jval(a), 11, 23);
+    s_span_is(oai_jat(s_d, oai_jval(a), 0), 13, 14);
+    s_span_is(oai_jat(s_d, oai_jval(a), 1), 17, 21);
+    oai_jv_t b = oai_jnext(s_d, oai_jval(a));
     cr_assert(s_str_is(b, "b\""));
     s_span_is(b, 27, 32);
-    s_span_is(sc_jval(b), 33, 39);
-    cr_assert(s_str_is(sc_jval(b), "x\ny"));
-    sc_jv_t c = sc_jnext(s_d, sc_jval(b));
+    s_span_is(oai_jval(b), 33, 39);
+    cr_assert(s_str_is(oai_jval(b), "x\ny"));
+    oai_jv_t c = oai_jnext(s_d, oai_jval(b));
     s_span_is(c, 41, 44);
-    s_span_is(sc_jval(c), 45, 51);
-    cr_assert_eq(sc_jnum(s_d, sc_jval(c)), -25.0);
+    s_span_is(oai_jval(c), 45, 51);
+    cr_assert_eq(oai_jnum(s_d, oai_jval(c)), -25.0);
     cr_assert_eq(memcmp(src + 45, "-2.5e1", 6), 0, "the sample itself is as intended");
 }
 
@@ -467,7 +467,7 @@ Test(json, refusals_at_the_end_or_after_the_value)
 {
     s_refused("", "empty input", 1, 1);
     s_refused(" \n\t\r\n ", "empty input", 3, 2);
-    cr_assert_eq(sc_jdoc_parse(s_d, NULL, 0, &s_err), SC_JNONE);
+    cr_assert_eq(oai_jdoc_parse(s_d, NULL, 0, &s_err), OAI_JNONE);
     cr_assert_str_eq(s_err.text, "empty input");
 
     s_refused("{\"a\":1}\n\n  x", "trailing characters after the value", 3, 3);
@@ -487,7 +487,7 @@ Test(json, refusals_at_the_end_or_after_the_value)
     s_refused("\r\n[\r\n  01]", "invalid number: leading zero", 3, 3);
     /* Bytes after the length are not the document's. */
     s_refused_n("true", 3, "invalid literal", 1, 1);
-    cr_assert_eq(sc_jint(s_d, s_parse_n("1234", 3)), 123);
+    cr_assert_eq(oai_jint(s_d, s_parse_n("1234", 3)), 123);
     /* NUL bytes are refused outside strings, even where jansson drops one. */
     s_refused_n("[1\0]", 4, "expected ',' or ']'", 1, 3);
     s_refused_n("\"a\0\"", 4, "control character in string", 1, 3);
@@ -496,7 +496,7 @@ Test(json, refusals_at_the_end_or_after_the_value)
 Test(json, too_large_input_is_refused_without_reading)
 {
     /* Only the length is looked at: the parser refuses before any read. */
-    cr_assert_eq(sc_jdoc_parse(s_d, "[]", (size_t)UINT32_MAX / 2 + 1, &s_err), SC_JNONE);
+    cr_assert_eq(oai_jdoc_parse(s_d, "[]", (size_t)UINT32_MAX / 2 + 1, &s_err), OAI_JNONE);
     cr_assert_str_eq(s_err.text, "input too large");
     cr_assert_eq(s_err.offset, 0);
 }
@@ -522,29 +522,29 @@ static char *s_nest(int n, bool objects, const char *inner)
 
 Test(json, nesting_up_to_the_limit)
 {
-    char *s = s_nest(SC_JSON_MAX_DEPTH, false, "1");
-    sc_jv_t v = s_ok(s);
-    for (int i = 0; i < SC_JSON_MAX_DEPTH; i++) {
-        cr_assert(sc_jis(s_d, v, SC_J_ARRAY));
-        v = sc_jfirst(s_d, v);
+    char *s = s_nest(OAI_JSON_MAX_DEPTH, false, "1");
+    oai_jv_t v = s_ok(s);
+    for (int i = 0; i < OAI_JSON_MAX_DEPTH; i++) {
+        cr_assert(oai_jis(s_d, v, OAI_J_ARRAY));
+        v = oai_jfirst(s_d, v);
     }
-    cr_assert_eq(sc_jint(s_d, v), 1);
+    cr_assert_eq(oai_jint(s_d, v), 1);
     free(s);
 
-    s = s_nest(SC_JSON_MAX_DEPTH, true, "{}");
-    s_refused(s, "nesting too deep", 1, SC_JSON_MAX_DEPTH * 5 + 1);
+    s = s_nest(OAI_JSON_MAX_DEPTH, true, "{}");
+    s_refused(s, "nesting too deep", 1, OAI_JSON_MAX_DEPTH * 5 + 1);
     free(s);
-    s = s_nest(SC_JSON_MAX_DEPTH - 1, true, "[]");
+    s = s_nest(OAI_JSON_MAX_DEPTH - 1, true, "[]");
     v = s_ok(s);
     free(s);
 
-    s = s_nest(SC_JSON_MAX_DEPTH + 1, false, "");
-    s_refused(s, "nesting too deep", 1, SC_JSON_MAX_DEPTH + 1);
+    s = s_nest(OAI_JSON_MAX_DEPTH + 1, false, "");
+    s_refused(s, "nesting too deep", 1, OAI_JSON_MAX_DEPTH + 1);
     free(s);
 
     /* Far deeper than any C stack would take if the parser recursed. */
     s = s_nest(1000000, false, "");
-    s_refused(s, "nesting too deep", 1, SC_JSON_MAX_DEPTH + 1);
+    s_refused(s, "nesting too deep", 1, OAI_JSON_MAX_DEPTH + 1);
     free(s);
 }
 
@@ -593,9 +593,9 @@ Test(json, duplicate_keys_in_small_objects)
 Test(json, duplicate_keys_in_a_large_object)
 {
     char *s = s_wide_object(5000, NULL, 0, NULL);
-    sc_jv_t root = s_ok(s);
-    cr_assert_eq(sc_jsize(s_d, root), 5000);
-    cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "k4999")), 4999);
+    oai_jv_t root = s_ok(s);
+    cr_assert_eq(oai_jsize(s_d, root), 5000);
+    cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "k4999")), 4999);
     free(s);
 
     const char *one[] = {"k123"};
@@ -688,8 +688,8 @@ Test(json, one_document_many_parses)
         size_t len = 0;
         if (round % 10 == 9) {
             len = (size_t)snprintf(buf, cap, "[1,2,{\"a\":\"b\"},]");
-            cr_assert_eq(sc_jdoc_parse(s_d, buf, len, &s_err), SC_JNONE);
-            cr_assert_eq(sc_jtype(s_d, 1), SC_J_NONE, "a refused parse leaves no nodes");
+            cr_assert_eq(oai_jdoc_parse(s_d, buf, len, &s_err), OAI_JNONE);
+            cr_assert_eq(oai_jtype(s_d, 1), OAI_J_NONE, "a refused parse leaves no nodes");
             continue;
         }
         if (round % 2 == 0) {
@@ -705,19 +705,19 @@ Test(json, one_document_many_parses)
             }
             len += (size_t)snprintf(buf + len, cap - len, "\",\"n\":%d}", n);
         }
-        sc_jv_t root = sc_jdoc_parse(s_d, buf, len, &s_err);
-        cr_assert_neq(root, SC_JNONE, "round %d: %s", round, s_err.text);
+        oai_jv_t root = oai_jdoc_parse(s_d, buf, len, &s_err);
+        cr_assert_neq(root, OAI_JNONE, "round %d: %s", round, s_err.text);
         if (round % 2 == 0) {
-            cr_assert_eq(sc_jsize(s_d, root), (size_t)n);
+            cr_assert_eq(oai_jsize(s_d, root), (size_t)n);
             if (n > 0) {
-                cr_assert_eq(sc_jint(s_d, sc_jat(s_d, root, (size_t)n - 1)), (n - 1) * 3);
+                cr_assert_eq(oai_jint(s_d, oai_jat(s_d, root, (size_t)n - 1)), (n - 1) * 3);
             }
         } else {
             size_t tlen;
-            const char *t = sc_jstr(s_d, sc_jget(s_d, root, "text"), &tlen);
+            const char *t = oai_jstr(s_d, oai_jget(s_d, root, "text"), &tlen);
             cr_assert_eq(tlen, (size_t)n * 3, "round %d", round);
             cr_assert(n == 0 || (t[0] == 'w' && t[2] == '\n' && t[tlen] == '\0'));
-            cr_assert_eq(sc_jint(s_d, sc_jget(s_d, root, "n")), n);
+            cr_assert_eq(oai_jint(s_d, oai_jget(s_d, root, "n")), n);
         }
     }
     free(buf);
@@ -730,7 +730,7 @@ Test(json, one_document_many_parses)
         lit, sizeof(lit) - 1                                                                       \
     }
 
-/* Tricky inputs, valid and invalid: sc_json must accept exactly those that
+/* Tricky inputs, valid and invalid: oai_json must accept exactly those that
  * json_loadb(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY) accepts, and read
  * them as the same tree. */
 static const struct {
@@ -823,15 +823,15 @@ Test(json, agrees_with_jansson_on_tricky_inputs)
     for (size_t i = 0; i < sizeof s_tricky / sizeof s_tricky[0]; i++) {
         const char *s = s_tricky[i].s;
         size_t len = s_tricky[i].len;
-        sc_jv_t root = s_parse_n(s, len);
+        oai_jv_t root = s_parse_n(s, len);
         json_error_t jerr;
         json_t *j = json_loadb(s, len, JSON_DIFF_FLAGS, &jerr);
         if (!j) {
-            cr_assert_eq(root, SC_JNONE, "jansson refuses (%s), sc_json accepts: %.*s", jerr.text,
+            cr_assert_eq(root, OAI_JNONE, "jansson refuses (%s), oai_json accepts: %.*s", jerr.text,
                          (int)len, s);
             continue;
         }
-        cr_assert_neq(root, SC_JNONE, "sc_json refuses (%s), jansson accepts: %.*s", s_err.text,
+        cr_assert_neq(root, OAI_JNONE, "oai_json refuses (%s), jansson accepts: %.*s", s_err.text,
                       (int)len, s);
         const char *why = json_diff(s_d, root, j, s, len);
         json_decref(j);
@@ -855,8 +855,8 @@ Test(json, agrees_with_jansson_on_the_bench_bodies)
         char *buf = malloc(1 << 20);
         size_t len = fread(buf, 1, 1 << 20, f);
         fclose(f);
-        sc_jv_t root = sc_jdoc_parse(s_d, buf, len, &s_err);
-        cr_assert_neq(root, SC_JNONE, "%s: %s", path, s_err.text);
+        oai_jv_t root = oai_jdoc_parse(s_d, buf, len, &s_err);
+        cr_assert_neq(root, OAI_JNONE, "%s: %s", path, s_err.text);
         const char *why = json_diff(s_d, root, j, buf, len);
         cr_assert_null(why, "%s: %s", path, why);
         json_decref(j);
@@ -871,6 +871,6 @@ Test(json, jansson_drops_a_nul_after_a_number_and_we_do_not)
     json_t *j = json_loadb(in, 4, JSON_DIFF_FLAGS, NULL);
     bool jansson_accepts = j != NULL;
     json_decref(j);
-    cr_assert_eq(s_parse_n(in, 4), SC_JNONE);
+    cr_assert_eq(s_parse_n(in, 4), OAI_JNONE);
     cr_assert(json_diff_jansson_nul_quirk(in, 4, s_err.offset) == jansson_accepts);
 }

@@ -56,7 +56,7 @@ static s_counts_t s_count(const eng_catalog_t *cat)
     c.models = nm;
     c.endpoints = ne;
     for (size_t i = 0; i < nm; i++) {
-        c.vision += (m[i].caps & ENG_CAP_VISION) != 0;
+        c.vision += (m[i].caps & HPP_CAP_VISION) != 0;
         c.multi_endpoint += m[i].ep_count > 1;
         for (uint32_t k = m[i].ep_first + 1; k < m[i].ep_first + m[i].ep_count; k++) {
             if (strcmp(e[k].provider, e[m[i].ep_first].provider) != 0) {
@@ -149,7 +149,7 @@ Test(loaders, litellm_real_file)
     const eng_endpoint_t *floor = &e[m->floor_ep];
     cr_assert_eq(floor->price.input, 3000000); /* 3e-06 USD per token */
     cr_assert_eq(floor->price.output, 15000000);
-    cr_assert(m->caps & ENG_CAP_VISION);
+    cr_assert(m->caps & HPP_CAP_VISION);
     /* cheapest first within every model, and floor = first enabled */
     size_t nm;
     const eng_model_t *all = eng_catalog_models(cat, &nm);
@@ -191,7 +191,7 @@ Test(loaders, openrouter_real_file)
     cr_assert_eq(e[luna->floor_ep].price.input, 100000);
     const eng_model_t *sonnet = s_find(cat, "anthropic/claude-sonnet-4");
     cr_assert_eq(e[sonnet->floor_ep].price.cache_write, 3750000);
-    cr_assert_eq(sonnet->caps, ENG_CAP_VISION | ENG_CAP_TOOLS | ENG_CAP_REASONING);
+    cr_assert_eq(sonnet->caps, HPP_CAP_VISION | HPP_CAP_TOOLS | HPP_CAP_REASONING);
     cr_assert_eq(sonnet->context_length, 1000000);
     cr_assert_eq(sonnet->max_output, 64000);
     eng_catalog_destroy(&cat);
@@ -217,7 +217,7 @@ Test(loaders, portkey_real_files)
     size_t nm, tools = 0;
     const eng_model_t *all = eng_catalog_models(cat, &nm);
     for (size_t i = 0; i < nm; i++) {
-        tools += (all[i].caps & ENG_CAP_TOOLS) != 0;
+        tools += (all[i].caps & HPP_CAP_TOOLS) != 0;
     }
     cr_assert_eq(tools, 506);
     cr_assert_eq(s_find(cat, "openai/gpt-4o")->max_output, 16384, "params max_tokens.maxValue");

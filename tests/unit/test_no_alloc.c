@@ -30,11 +30,11 @@
 
 #include "eng_catalog.h"
 #include "eng_policy.h"
-#include "proto.h"
+#include "eng_reply.h"
 #include "proto_zmtp.h"
-#include "sc_features.h"
+#include "oai_request.h"
 #include "sc_engine.h"
-#include "sc_json.h"
+#include "oai_json.h"
 
 #include "../alloc_count.h"
 #include "../loopback.h"
@@ -97,21 +97,21 @@ Test(no_alloc, json_reader_on_small_and_large_objects)
     size_t wide_len, body_len;
     char *wide = s_wide(5000, &wide_len); /* past the pairwise check: keys are sorted */
     char *body = s_slurp("bench/bodies/1k.json", &body_len);
-    sc_jdoc_t *d = sc_jdoc_new();
+    oai_jdoc_t *d = oai_jdoc_new();
     cr_assert_not_null(d);
-    sc_jerr_t err;
+    oai_jerr_t err;
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
             alloc_count_start();
         }
         for (int i = 0; i < 50; i++) {
-            cr_assert_neq(sc_jdoc_parse(d, wide, wide_len, &err), SC_JNONE, "%s", err.text);
-            cr_assert_neq(sc_jdoc_parse(d, body, body_len, &err), SC_JNONE, "%s", err.text);
+            cr_assert_neq(oai_jdoc_parse(d, wide, wide_len, &err), OAI_JNONE, "%s", err.text);
+            cr_assert_neq(oai_jdoc_parse(d, body, body_len, &err), OAI_JNONE, "%s", err.text);
         }
     }
     unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 100 warm parses", n);
-    sc_jdoc_destroy(&d);
+    oai_jdoc_destroy(&d);
     free(body);
     free(wide);
 }
@@ -135,13 +135,13 @@ Test(no_alloc, sidecar_request_path)
     proto_buf_init_fixed(&reply, reply_mem, sizeof reply_mem);
     eng_decision_t dec;
     memset(&dec, 0, sizeof dec);
-    dec.status = ENG_OK;
-    cr_assert_eq(proto_reply_decision(&reply, &(proto_id_t){.kind = PROTO_ID_UINT, .num = 7}, &dec,
-                                      NULL, NULL),
+    dec.status = HPP_OK;
+    cr_assert_eq(eng_reply_decision(&reply, &(proto_id_t){.kind = PROTO_ID_UINT, .num = 7}, &dec,
+                                    NULL, NULL),
                  PROTO_OK);
 
     static char out_mem[PROTO_MAX_FRAME];
-    sc_extract_t *x = sc_extract_new();
+    oai_extract_t *x = oai_extract_new();
     cr_assert_not_null(x);
     for (int round = 0; round < 2; round++) {
         if (round == 1) {
@@ -150,14 +150,14 @@ Test(no_alloc, sidecar_request_path)
         for (int i = 0; i < 40; i++) {
             proto_request_t req;
             proto_request_init(&req, PROTO_OP_ROUTE);
-            sc_error_t err;
-            sc_extract_reset(x, &req.features);
+            oai_error_t err;
+            oai_extract_reset(x, &req.features);
             int b = i % NFILES;
-            cr_assert_eq(sc_extract_body(x, bodies[b], lens[b], &req.features, &err), 0, "%s: %s",
+            cr_assert_eq(oai_extract_body(x, bodies[b], lens[b], &req.features, &err), 0, "%s: %s",
                          files[b], err.message);
-            cr_assert_eq(sc_extract_header(x, "X-HPP-Task", "code, math", &req.features, &err), 0);
-            cr_assert_eq(sc_extract_header(x, "X-HPP-Budget-USD", "0.05", &req.features, &err), 0);
-            cr_assert_eq(sc_extract_header(x, "X-HPP-Group", "team-a", &req.features, &err), 0);
+            cr_assert_eq(oai_extract_header(x, "X-HPP-Task", "code, math", &req.features, &err), 0);
+            cr_assert_eq(oai_extract_header(x, "X-HPP-Budget-USD", "0.05", &req.features, &err), 0);
+            cr_assert_eq(oai_extract_header(x, "X-HPP-Group", "team-a", &req.features, &err), 0);
             req.id = proto_id_uint((uint64_t)i + 1);
             proto_buf_t out;
             proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
@@ -171,7 +171,7 @@ Test(no_alloc, sidecar_request_path)
     }
     unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 40 warm requests", n);
-    sc_extract_destroy(&x);
+    oai_extract_destroy(&x);
     for (int i = 0; i < NFILES; i++) {
         free(bodies[i]);
     }
@@ -216,14 +216,14 @@ Test(no_alloc, engine_request_path)
         proto_request_t req;
         proto_request_init(&req, PROTO_OP_ROUTE);
         req.id = proto_id_uint((uint64_t)i);
-        eng_features_t *f = &req.features;
-        f->model = (eng_str_t){specs[i].model, strlen(specs[i].model)};
+        hpp_features_t *f = &req.features;
+        f->model = (hpp_str_t){specs[i].model, strlen(specs[i].model)};
         if (specs[i].hint) {
-            f->hints[0] = (eng_str_t){specs[i].hint, strlen(specs[i].hint)};
+            f->hints[0] = (hpp_str_t){specs[i].hint, strlen(specs[i].hint)};
             f->nhints = 1;
         }
         if (specs[i].group) {
-            f->group = (eng_str_t){specs[i].group, strlen(specs[i].group)};
+            f->group = (hpp_str_t){specs[i].group, strlen(specs[i].group)};
         }
         f->prompt_tokens = specs[i].prompt;
         f->output_tokens = specs[i].output;
@@ -239,7 +239,7 @@ Test(no_alloc, engine_request_path)
     }
 
     static char out_mem[PROTO_MAX_FRAME];
-    proto_epwire_t *wire = proto_epwire_new(cat); /* as the engine's snapshot has */
+    eng_epwire_t *wire = eng_epwire_new(cat); /* as the engine's snapshot has */
     cr_assert_not_null(wire);
     int ok = 0;
     for (int round = 0; round < 2; round++) {
@@ -254,16 +254,16 @@ Test(no_alloc, engine_request_path)
                          perr.msg);
             eng_decision_t d;
             eng_resolve(pol, &req.features, &d, NULL);
-            ok += round == 1 && d.status == ENG_OK;
+            ok += round == 1 && d.status == HPP_OK;
             proto_buf_t out;
             proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
-            cr_assert_eq(proto_reply_decision(&out, &req.id, &d, cat, wire), PROTO_OK);
+            cr_assert_eq(eng_reply_decision(&out, &req.id, &d, cat, wire), PROTO_OK);
         }
     }
     unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 60 warm decisions", n);
     cr_assert_gt(ok, 0, "no request was routed: the loop measured only refusals");
-    proto_epwire_destroy(&wire);
+    eng_epwire_destroy(&wire);
     eng_policy_destroy(&pol);
     eng_catalog_destroy(&cat);
 }
@@ -306,7 +306,7 @@ static void *s_fake_router(void *arg)
     }
     eng_decision_t dec;
     memset(&dec, 0, sizeof dec);
-    dec.status = ENG_OK;
+    dec.status = HPP_OK;
     for (;;) {
         if (s_read_all(fd, head, 2) != 0) {
             break;
@@ -328,7 +328,7 @@ static void *s_fake_router(void *arg)
         }
         proto_buf_t out;
         proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
-        proto_reply_decision(&out, &req.id, &dec, NULL, NULL);
+        eng_reply_decision(&out, &req.id, &dec, NULL, NULL);
         size_t hl = proto_zmtp_frame_head(head, out.len, false);
         if (write(fd, head, hl) != (ssize_t)hl ||
             write(fd, out.data, out.len) != (ssize_t)out.len) {

@@ -130,8 +130,8 @@ Test(eng_cases, malformed_files_are_located)
 
 Test(eng_cases, features_from_text)
 {
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     char why[256];
     cr_assert_eq(eng_features_set(&f, "prompt_tokens", 13, "32k", 3, why, sizeof why), 0);
     cr_assert_eq(f.prompt_tokens, 32000);

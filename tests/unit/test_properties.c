@@ -57,10 +57,10 @@ static const char *const s_texts[] = {
 static const char *const s_groups[] = {"", "default", "trial", "partner"};
 
 /* Cheapest-first key of the catalog (input + output, n/a = 0). */
-static eng_pusd_t s_price_key(const eng_endpoint_t *e)
+static hpp_pusd_t s_price_key(const eng_endpoint_t *e)
 {
-    eng_pusd_t in = e->price.input == ENG_PRICE_NA ? 0 : e->price.input;
-    eng_pusd_t out = e->price.output == ENG_PRICE_NA ? 0 : e->price.output;
+    hpp_pusd_t in = e->price.input == HPP_PRICE_NA ? 0 : e->price.input;
+    hpp_pusd_t out = e->price.output == HPP_PRICE_NA ? 0 : e->price.output;
     return in + out;
 }
 
@@ -100,9 +100,9 @@ static void s_env_free(s_env_t *env)
 }
 
 /* Builds a random request; strings point to static data or `buf`. */
-static void s_random(s_rng_t *r, const s_env_t *env, eng_features_t *f, char *buf, size_t n)
+static void s_random(s_rng_t *r, const s_env_t *env, hpp_features_t *f, char *buf, size_t n)
 {
-    eng_features_init(f);
+    hpp_features_init(f);
     uint32_t pick = s_below(r, 100);
     if (pick < 60) {
         f->model.len = 0;
@@ -147,7 +147,7 @@ static void s_random(s_rng_t *r, const s_env_t *env, eng_features_t *f, char *bu
     f->text.len = (uint32_t)strlen(t);
 }
 
-static bool s_group_allows(const eng_features_t *f, const char *id)
+static bool s_group_allows(const hpp_features_t *f, const char *id)
 {
     if (f->group.len == 5 && memcmp(f->group.ptr, "trial", 5) == 0) {
         return strncmp(id, "ollama/", 7) == 0 || strncmp(id, "google/", 7) == 0 ||
@@ -156,25 +156,25 @@ static bool s_group_allows(const eng_features_t *f, const char *id)
     return true;
 }
 
-static uint32_t s_permille(const eng_features_t *f)
+static uint32_t s_permille(const hpp_features_t *f)
 {
     return f->group.len == 7 && memcmp(f->group.ptr, "partner", 7) == 0 ? 800 : 1000;
 }
 
 /* Hard constraints and budget for endpoint e answering request f. */
-static void s_check_fit(const s_env_t *env, const eng_features_t *f, const eng_endpoint_t *e,
+static void s_check_fit(const s_env_t *env, const hpp_features_t *f, const eng_endpoint_t *e,
                         int64_t out_tokens, const char *what)
 {
     const eng_model_t *m = &env->models[e->model];
     cr_assert(e->enabled, "%s %s: disabled endpoint", what, m->id);
     if (f->images > 0 || f->vision) {
-        cr_assert(m->caps & ENG_CAP_VISION, "%s %s: vision request, blind model", what, m->id);
+        cr_assert(m->caps & HPP_CAP_VISION, "%s %s: vision request, blind model", what, m->id);
     }
     if (f->tools) {
-        cr_assert(m->caps & ENG_CAP_TOOLS, "%s %s: no tools", what, m->id);
+        cr_assert(m->caps & HPP_CAP_TOOLS, "%s %s: no tools", what, m->id);
     }
     if (f->json) {
-        cr_assert(m->caps & ENG_CAP_JSON, "%s %s: no json", what, m->id);
+        cr_assert(m->caps & HPP_CAP_JSON, "%s %s: no json", what, m->id);
     }
     uint32_t ctx = e->context_length ? e->context_length : m->context_length;
     if (ctx > 0) {
@@ -190,20 +190,20 @@ static void s_check_fit(const s_env_t *env, const eng_features_t *f, const eng_e
         u.cache_read_tokens = f->cache_read_tokens;
         u.completion_tokens = out_tokens;
         u.images = f->images;
-        eng_cost_t c;
+        hpp_cost_t c;
         cr_assert_eq(eng_cost_estimate(&e->price, &u, &c), 0);
         cr_assert_eq(eng_cost_scale(&c, s_permille(f)), 0);
-        eng_pusd_t budget = (eng_pusd_t)llround(f->budget_usd * 1e12);
+        hpp_pusd_t budget = (hpp_pusd_t)llround(f->budget_usd * 1e12);
         cr_assert(c.total <= budget, "%s %s: costs %lld > budget %lld pUSD", what, m->id,
                   (long long)c.total, (long long)budget);
     }
 }
 
-static void s_check(s_env_t *env, const eng_features_t *f, const eng_decision_t *d)
+static void s_check(s_env_t *env, const hpp_features_t *f, const eng_decision_t *d)
 {
-    cr_assert_neq(d->status, ENG_E_INTERNAL, "%s", d->message);
+    cr_assert_neq(d->status, HPP_E_INTERNAL, "%s", d->message);
     cr_assert_neq(d->message[0], '\0');
-    if (d->status != ENG_OK) {
+    if (d->status != HPP_OK) {
         cr_assert_null(d->model);
         cr_assert_eq(d->nfallbacks, 0);
         env->errors++;
@@ -228,7 +228,7 @@ static void s_check(s_env_t *env, const eng_features_t *f, const eng_decision_t 
     if (floor) {
         /* The cheapest enabled endpoint of the model, by the catalog's key. */
         const eng_model_t *m = d->model;
-        eng_pusd_t best = INT64_MAX;
+        hpp_pusd_t best = INT64_MAX;
         for (uint32_t k = 0; k < m->ep_count; k++) {
             const eng_endpoint_t *o = &env->eps[m->ep_first + k];
             if (o->enabled && s_price_key(o) < best) {
@@ -255,7 +255,7 @@ static void s_run(const char *catalog, uint64_t seed)
     s_rng_t r = {seed};
     static eng_trace_entry_t entries[4096];
     for (int i = 0; i < S_REQUESTS; i++) {
-        eng_features_t f;
+        hpp_features_t f;
         char buf[512];
         s_random(&r, &env, &f, buf, sizeof buf);
         eng_decision_t a, b;
@@ -304,7 +304,7 @@ Test(eng_properties, bad_features_never_crash, .timeout = 60)
     s_rng_t r = {42};
     const double budgets[] = {NAN, INFINITY, -INFINITY, -1e-300, 1e300, -0.0};
     for (int i = 0; i < 2000; i++) {
-        eng_features_t f;
+        hpp_features_t f;
         char buf[512];
         s_random(&r, &env, &f, buf, sizeof buf);
         switch (s_below(&r, 6)) {
@@ -332,7 +332,7 @@ Test(eng_properties, bad_features_never_crash, .timeout = 60)
         eng_resolve(env.pol, &f, &d, NULL);
         bool fine_budget = f.has_budget && f.budget_usd == 0; /* -0.0 is a valid $0 */
         if (!fine_budget) {
-            cr_assert_eq(d.status, ENG_E_BAD_REQUEST, "case %d: %s", i, d.message);
+            cr_assert_eq(d.status, HPP_E_BAD_REQUEST, "case %d: %s", i, d.message);
         }
     }
     s_env_free(&env);

@@ -13,18 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "eng_reply.h"
 
 /* Helpers -------------------------------------------------------------------- */
 
-static bool s_str_is(eng_str_t s, const char *want)
+static bool s_str_is(hpp_str_t s, const char *want)
 {
     return s.len == strlen(want) && (s.len == 0 || memcmp(s.ptr, want, s.len) == 0);
 }
 
-static eng_str_t s_s(const char *c)
+static hpp_str_t s_s(const char *c)
 {
-    eng_str_t s = {c, (uint32_t)strlen(c)};
+    hpp_str_t s = {c, (uint32_t)strlen(c)};
     return s;
 }
 
@@ -105,7 +105,7 @@ Test(proto_request, full_route_round_trip)
     proto_request_t in, out;
     proto_request_init(&in, PROTO_OP_ROUTE);
     in.id = proto_id_uint(UINT64_MAX);
-    eng_features_t *f = &in.features;
+    hpp_features_t *f = &in.features;
     f->model = s_s("hpprouter/auto:floor");
     f->prompt_tokens = 12345;
     f->output_tokens = 0; /* 0 is a value, distinct from "not given" */
@@ -137,7 +137,7 @@ Test(proto_request, full_route_round_trip)
     cr_assert_eq(out.v, 1);
     cr_assert_eq(out.op, PROTO_OP_ROUTE);
     cr_assert(proto_id_equal(&out.id, &in.id));
-    const eng_features_t *g = &out.features;
+    const hpp_features_t *g = &out.features;
     cr_assert(s_str_is(g->model, "hpprouter/auto:floor"));
     cr_assert_eq(g->prompt_tokens, 12345);
     cr_assert_eq(g->output_tokens, 0);
@@ -359,8 +359,8 @@ Test(proto_request_bad, version_and_op)
     s_kstr(&r, "op");
     s_kstr(&r, "rout\x01\"");
     s_expect(&r, PROTO_ERR_UNKNOWN_OP, "unknown operation \"rout??\"");
-    cr_assert_eq(proto_err_status(PROTO_ERR_UNKNOWN_OP), ENG_E_UNKNOWN_OP);
-    cr_assert_eq(proto_err_status(PROTO_ERR_TYPE), ENG_E_BAD_REQUEST);
+    cr_assert_eq(proto_err_status(PROTO_ERR_UNKNOWN_OP), HPP_E_UNKNOWN_OP);
+    cr_assert_eq(proto_err_status(PROTO_ERR_TYPE), HPP_E_BAD_REQUEST);
 
     s_raw_init(&r);
     msgpack_pack_map(&r.pk, 2);
@@ -399,7 +399,8 @@ Test(proto_request_bad, mistyped_values_name_their_key)
         {"hints", 0, PROTO_ERR_TYPE, "hints: expected array of strings, got string"},
         {"meta", 0, PROTO_ERR_TYPE, "meta: expected map of strings, got string"},
         {"budget_usd", 0, PROTO_ERR_TYPE, "budget_usd: expected non-negative number, got string"},
-        {"budget_usd", 1, PROTO_ERR_RANGE, "budget_usd: expected a finite non-negative number"},
+        {"budget_usd", 1, PROTO_ERR_RANGE,
+         "budget_usd: must be a finite number of USD from 0 to 1000000, got -5"},
         {"id", 1, PROTO_ERR_TYPE, "id: expected non-negative integer or string, got -5"},
         {"id", 2, PROTO_ERR_TYPE, "id: expected non-negative integer or string, got float"},
     };
@@ -445,16 +446,17 @@ Test(proto_request_bad, ranges)
     s_route_head(&r, 1);
     s_kstr(&r, "output_tokens");
     msgpack_pack_uint64(&r.pk, 100000001);
-    s_expect(&r, PROTO_ERR_RANGE, "output_tokens: 100000001 exceeds the maximum 100000000");
+    s_expect(&r, PROTO_ERR_RANGE,
+             "output_tokens: must be an integer from 0 to 100000000, got 100000001");
 
     s_raw_init(&r);
     s_route_head(&r, 1);
     s_kstr(&r, "images");
     msgpack_pack_uint32(&r.pk, 10001);
-    s_expect(&r, PROTO_ERR_RANGE, "images: 10001 exceeds the maximum 10000");
+    s_expect(&r, PROTO_ERR_RANGE, "images: must be an integer from 0 to 10000, got 10001");
 
     const double bad_budgets[] = {NAN, INFINITY, -0.5, 2e6};
-    const char *frags[] = {"finite", "finite", "finite", "exceeds the maximum"};
+    const char *frags[] = {"finite", "finite", "finite", "from 0 to 1000000"};
     for (int i = 0; i < 4; i++) {
         s_raw_init(&r);
         s_route_head(&r, 1);
@@ -467,7 +469,8 @@ Test(proto_request_bad, ranges)
     s_route_head(&r, 1);
     s_kstr(&r, "cache_read_tokens");
     msgpack_pack_uint32(&r.pk, 101);
-    s_expect(&r, PROTO_ERR_RANGE, "cache_read_tokens: 101 exceeds prompt_tokens 100");
+    s_expect(&r, PROTO_ERR_RANGE,
+             "cache_read_tokens: must be from 0 to prompt_tokens, got 101 > 100");
 
     s_raw_init(&r);
     s_route_head(&r, 1);
@@ -478,16 +481,16 @@ Test(proto_request_bad, ranges)
 
 Test(proto_request_bad, size_limits)
 {
-    char big[PROTO_MAX_TEXT + 2];
+    char big[HPP_MAX_TEXT_LEN + 2];
     memset(big, 'a', sizeof big);
     static const struct {
         const char *key;
         size_t len;
         const char *fragment;
     } strs[] = {
-        {"model", PROTO_MAX_MODEL + 1, "model: string of 257 bytes exceeds 256"},
-        {"group", PROTO_MAX_GROUP + 1, "group: string of 65 bytes exceeds 64"},
-        {"text", PROTO_MAX_TEXT + 1, "text: string of 16385 bytes exceeds 16384"},
+        {"model", HPP_MAX_MODEL_LEN + 1, "model: string of 257 bytes exceeds 256"},
+        {"group", HPP_MAX_GROUP_LEN + 1, "group: string of 65 bytes exceeds 64"},
+        {"text", HPP_MAX_TEXT_LEN + 1, "text: string of 16385 bytes exceeds 16384"},
         {"id", PROTO_MAX_ID + 1, "id: string of 65 bytes exceeds 64"},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
@@ -504,8 +507,8 @@ Test(proto_request_bad, size_limits)
     s_raw_init(&r);
     s_route_head(&r, 1);
     s_kstr(&r, "model");
-    msgpack_pack_str(&r.pk, PROTO_MAX_MODEL);
-    msgpack_pack_str_body(&r.pk, big, PROTO_MAX_MODEL);
+    msgpack_pack_str(&r.pk, HPP_MAX_MODEL_LEN);
+    msgpack_pack_str_body(&r.pk, big, HPP_MAX_MODEL_LEN);
     proto_request_t req;
     cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, NULL), PROTO_OK);
     msgpack_sbuffer_destroy(&r.sb);
@@ -513,8 +516,8 @@ Test(proto_request_bad, size_limits)
     s_raw_init(&r);
     s_route_head(&r, 1);
     s_kstr(&r, "hints");
-    msgpack_pack_array(&r.pk, ENG_MAX_HINTS + 1);
-    for (int i = 0; i <= ENG_MAX_HINTS; i++) {
+    msgpack_pack_array(&r.pk, HPP_MAX_HINTS + 1);
+    for (int i = 0; i <= HPP_MAX_HINTS; i++) {
         s_kstr(&r, "h");
     }
     s_expect(&r, PROTO_ERR_LIMIT, "hints: 17 entries exceed the maximum 16");
@@ -524,8 +527,8 @@ Test(proto_request_bad, size_limits)
     s_kstr(&r, "hints");
     msgpack_pack_array(&r.pk, 2);
     s_kstr(&r, "code");
-    msgpack_pack_str(&r.pk, PROTO_MAX_HINT + 1);
-    msgpack_pack_str_body(&r.pk, big, PROTO_MAX_HINT + 1);
+    msgpack_pack_str(&r.pk, HPP_MAX_HINT_LEN + 1);
+    msgpack_pack_str_body(&r.pk, big, HPP_MAX_HINT_LEN + 1);
     s_expect(&r, PROTO_ERR_LIMIT, "hints[1]: string of 65 bytes exceeds 64");
 
     s_raw_init(&r);
@@ -546,8 +549,8 @@ Test(proto_request_bad, size_limits)
     s_raw_init(&r);
     s_route_head(&r, 1);
     s_kstr(&r, "meta");
-    msgpack_pack_map(&r.pk, ENG_MAX_META + 1);
-    for (int i = 0; i <= ENG_MAX_META; i++) {
+    msgpack_pack_map(&r.pk, HPP_MAX_META + 1);
+    for (int i = 0; i <= HPP_MAX_META; i++) {
         s_kstr(&r, "k");
         s_kstr(&r, "v");
     }
@@ -565,8 +568,8 @@ Test(proto_request_bad, size_limits)
     s_route_head(&r, 1);
     s_kstr(&r, "meta");
     msgpack_pack_map(&r.pk, 1);
-    msgpack_pack_str(&r.pk, PROTO_MAX_META_KEY + 1);
-    msgpack_pack_str_body(&r.pk, big, PROTO_MAX_META_KEY + 1);
+    msgpack_pack_str(&r.pk, HPP_MAX_META_KEY_LEN + 1);
+    msgpack_pack_str_body(&r.pk, big, HPP_MAX_META_KEY_LEN + 1);
     s_kstr(&r, "v");
     s_expect(&r, PROTO_ERR_LIMIT, "meta[0] key: string of 65 bytes exceeds 64");
 }
@@ -659,13 +662,13 @@ Test(proto_reply, decision_round_trip)
     const eng_model_t *m = s_model(cat, "openai/gpt-5");
     const eng_model_t *fb = s_model(cat, "anthropic/claude-sonnet-4");
     eng_decision_t d = {0};
-    d.status = ENG_OK;
+    d.status = HPP_OK;
     d.model = m;
     d.endpoint = s_ep(cat, m);
     d.tier = 3;
     d.tier_name = "standard";
     d.rule = "code";
-    d.cost = (eng_cost_t){
+    d.cost = (hpp_cost_t){
         .input = 1250000000, .output = 10000000000, .cache = 0, .fees = 7, .total = 11250000007};
     d.output_tokens = 1000;
     d.fallbacks[0] = s_ep(cat, fb);
@@ -673,12 +676,12 @@ Test(proto_reply, decision_round_trip)
 
     proto_buf_t b = s_buf();
     proto_id_t id = proto_id_uint(42);
-    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat, NULL), PROTO_OK);
+    cr_assert_eq(eng_reply_decision(&b, &id, &d, cat, NULL), PROTO_OK);
     proto_reply_t r;
     proto_error_t err;
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, &err), PROTO_OK, "%s", err.msg);
     cr_assert(r.ok);
-    cr_assert_eq(r.status, ENG_OK);
+    cr_assert_eq(r.status, HPP_OK);
     cr_assert_eq(r.id.num, 42);
     cr_assert(s_str_is(r.model, "openai/gpt-5"));
     cr_assert(s_str_is(r.provider, d.endpoint->provider));
@@ -708,7 +711,7 @@ Test(proto_reply, endpoint_table_gives_the_same_bytes)
                      cat, "litellm:tests/data/litellm/model_prices_and_context_window.json", &cerr),
                  0, "%s", cerr.msg);
     cr_assert_eq(eng_catalog_freeze(cat, &cerr), 0, "%s", cerr.msg);
-    proto_epwire_t *wire = proto_epwire_new(cat);
+    eng_epwire_t *wire = eng_epwire_new(cat);
     cr_assert_not_null(wire);
     size_t n, nm;
     const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
@@ -717,19 +720,19 @@ Test(proto_reply, endpoint_table_gives_the_same_bytes)
     proto_buf_t plain = s_buf(), fast = s_buf();
     proto_id_t id = proto_id_uint(3);
     for (size_t i = 0; i < n; i++) {
-        eng_decision_t d = {.status = ENG_OK, .endpoint = &eps[i], .tier_name = "mid", .rule = "r"};
+        eng_decision_t d = {.status = HPP_OK, .endpoint = &eps[i], .tier_name = "mid", .rule = "r"};
         /* Every third: the model left for the endpoint to name; every
          * fifth: a model other than the endpoint's (the table must not be
          * used for it). */
         d.model = i % 3 == 0 ? NULL : i % 5 == 0 ? &models[(i * 7) % nm] : &models[eps[i].model];
-        d.nfallbacks = (uint32_t)(i % (ENG_MAX_FALLBACKS + 1));
+        d.nfallbacks = (uint32_t)(i % (HPP_MAX_FALLBACKS + 1));
         for (uint32_t k = 0; k < d.nfallbacks; k++) {
             d.fallbacks[k] = &eps[(i * 31 + k * 17) % n];
         }
         proto_buf_reset(&plain);
         proto_buf_reset(&fast);
-        cr_assert_eq(proto_reply_decision(&plain, &id, &d, cat, NULL), PROTO_OK);
-        cr_assert_eq(proto_reply_decision(&fast, &id, &d, cat, wire), PROTO_OK);
+        cr_assert_eq(eng_reply_decision(&plain, &id, &d, cat, NULL), PROTO_OK);
+        cr_assert_eq(eng_reply_decision(&fast, &id, &d, cat, wire), PROTO_OK);
         cr_assert(plain.len == fast.len && memcmp(plain.data, fast.data, plain.len) == 0,
                   "endpoint %zu (%s): bytes differ", i, eps[i].native_id);
     }
@@ -737,17 +740,17 @@ Test(proto_reply, endpoint_table_gives_the_same_bytes)
     eng_catalog_t *other = s_catalog();
     size_t no;
     const eng_endpoint_t *oeps = eng_catalog_endpoints(other, &no);
-    eng_decision_t d = {.status = ENG_OK, .endpoint = &oeps[0], .rule = "r"};
+    eng_decision_t d = {.status = HPP_OK, .endpoint = &oeps[0], .rule = "r"};
     proto_buf_reset(&plain);
     proto_buf_reset(&fast);
-    cr_assert_eq(proto_reply_decision(&plain, &id, &d, other, NULL), PROTO_OK);
-    cr_assert_eq(proto_reply_decision(&fast, &id, &d, other, wire), PROTO_OK);
+    cr_assert_eq(eng_reply_decision(&plain, &id, &d, other, NULL), PROTO_OK);
+    cr_assert_eq(eng_reply_decision(&fast, &id, &d, other, wire), PROTO_OK);
     cr_assert(plain.len == fast.len && memcmp(plain.data, fast.data, plain.len) == 0);
     proto_buf_destroy(&plain);
     proto_buf_destroy(&fast);
-    proto_epwire_destroy(&wire);
+    eng_epwire_destroy(&wire);
     cr_assert_null(wire);
-    proto_epwire_destroy(&wire);
+    eng_epwire_destroy(&wire);
     eng_catalog_destroy(&other);
     eng_catalog_destroy(&cat);
 }
@@ -757,12 +760,12 @@ Test(proto_reply, error_round_trip_and_sanitised_message)
     proto_buf_t b = s_buf();
     proto_id_t id = {.kind = PROTO_ID_STR, .str = s_s("r1")};
     /* A message quoting client bytes: invalid UTF-8 and controls become '?'. */
-    cr_assert_eq(proto_reply_error(&b, &id, ENG_E_INSUFFICIENT_BUDGET, "over \xff\x01 budget é"),
+    cr_assert_eq(proto_reply_error(&b, &id, HPP_E_INSUFFICIENT_BUDGET, "over \xff\x01 budget é"),
                  PROTO_OK);
     proto_reply_t r;
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
     cr_assert(!r.ok);
-    cr_assert_eq(r.status, ENG_E_INSUFFICIENT_BUDGET);
+    cr_assert_eq(r.status, HPP_E_INSUFFICIENT_BUDGET);
     cr_assert(s_str_is(r.code, "insufficient_budget"));
     cr_assert(s_str_is(r.message, "over ?? budget é"), "%.*s", (int)r.message.len, r.message.ptr);
     cr_assert(s_str_is(r.id.str, "r1"));
@@ -770,11 +773,11 @@ Test(proto_reply, error_round_trip_and_sanitised_message)
 
     /* A failed decision encodes as its error. */
     b = s_buf();
-    eng_decision_t d = {.status = ENG_E_NO_FREE_VARIANT};
+    eng_decision_t d = {.status = HPP_E_NO_FREE_VARIANT};
     snprintf(d.message, sizeof d.message, "openai/gpt-5 has no free endpoint");
-    cr_assert_eq(proto_reply_decision(&b, NULL, &d, NULL, NULL), PROTO_OK);
+    cr_assert_eq(eng_reply_decision(&b, NULL, &d, NULL, NULL), PROTO_OK);
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
-    cr_assert_eq(r.status, ENG_E_NO_FREE_VARIANT);
+    cr_assert_eq(r.status, HPP_E_NO_FREE_VARIANT);
     cr_assert_eq(r.id.kind, PROTO_ID_NONE);
     char *json = s_json(b.data, b.len);
     cr_assert_str_eq(json, "{\"v\":1,\"ok\":false,\"error\":{\"code\":\"no_free_variant\","
@@ -804,7 +807,7 @@ Test(proto_reply, ping_reload_stats)
     cr_assert_eq(proto_reply_reload(&b, &id, &info), PROTO_OK);
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
     cr_assert(!r.ok);
-    cr_assert_eq(r.status, ENG_E_BAD_REQUEST);
+    cr_assert_eq(r.status, HPP_E_BAD_REQUEST);
     cr_assert_eq(r.policy_version, 7);
     char *json = s_json(b.data, b.len);
     cr_assert(strstr(json, "\"diagnostics\":[\"p.policy:3:9: error: unknown tier 'midd'\"]"), "%s",
@@ -820,7 +823,7 @@ Test(proto_reply, ping_reload_stats)
     st.catalogs = cats;
     st.ncatalogs = 1;
     st.requests[PROTO_OP_ROUTE] = 10;
-    st.errors[ENG_E_UNKNOWN_MODEL] = 2;
+    st.errors[HPP_E_UNKNOWN_MODEL] = 2;
     st.malformed = 4;
     st.reloads_failed = 1;
     st.last_reload = info;
@@ -843,7 +846,7 @@ Test(proto_reply, models_list_from_the_catalog)
 {
     eng_catalog_t *cat = s_catalog();
     proto_buf_t blob = s_buf(), b = s_buf();
-    cr_assert_eq(proto_models_encode(&blob, cat), PROTO_OK);
+    cr_assert_eq(eng_reply_models_encode(&blob, cat), PROTO_OK);
     proto_id_t id = proto_id_uint(5);
     cr_assert_eq(proto_reply_models(&b, &id, blob.data, blob.len), PROTO_OK);
     proto_models_iter_t it;
@@ -867,7 +870,7 @@ Test(proto_reply, models_list_from_the_catalog)
             cr_assert_float_eq(mi.completion, 10.0, 1e-9);
             cr_assert_float_eq(mi.cache_read, 0.125, 1e-9);
             cr_assert_lt(mi.cache_write, 0); /* null in the catalog: absent */
-            cr_assert(mi.caps & ENG_CAP_VISION);
+            cr_assert(mi.caps & HPP_CAP_VISION);
         }
         listed++;
     }
@@ -882,7 +885,7 @@ Test(proto_reply, models_list_from_the_catalog)
 
     /* An error reply is not a models list. */
     proto_buf_reset(&b);
-    proto_reply_error(&b, NULL, ENG_E_INTERNAL, "boom");
+    proto_reply_error(&b, NULL, HPP_E_INTERNAL, "boom");
     cr_assert_eq(proto_models_iter_init(&it, b.data, b.len, &err), PROTO_ERR_ENGINE);
     cr_assert(strstr(err.msg, "internal: boom"), "%s", err.msg);
     proto_buf_destroy(&b);
@@ -962,17 +965,17 @@ Test(proto_reply, peek_reads_the_head_of_a_decision)
 {
     eng_catalog_t *cat = s_catalog();
     const eng_model_t *m = s_model(cat, "openai/gpt-5");
-    eng_decision_t d = {.status = ENG_OK, .model = m, .endpoint = s_ep(cat, m), .rule = "code"};
+    eng_decision_t d = {.status = HPP_OK, .model = m, .endpoint = s_ep(cat, m), .rule = "code"};
     proto_buf_t b = s_buf();
     proto_id_t id = proto_id_uint(7);
-    cr_assert_eq(proto_reply_decision(&b, &id, &d, cat, NULL), PROTO_OK);
+    cr_assert_eq(eng_reply_decision(&b, &id, &d, cat, NULL), PROTO_OK);
     proto_reply_t r;
     proto_error_t err;
     cr_assert_eq(proto_reply_peek(b.data, b.len, &r, &err), PROTO_OK, "%s", err.msg);
     cr_assert_eq(r.id.kind, PROTO_ID_UINT);
     cr_assert_eq(r.id.num, 7);
     cr_assert(r.ok);
-    cr_assert_eq(r.status, ENG_OK);
+    cr_assert_eq(r.status, HPP_OK);
     cr_assert_eq(r.v, 1);
     cr_assert_eq(err.code, PROTO_OK);
     cr_assert_null(r.model.ptr, "peek decoded past the head");
@@ -994,11 +997,11 @@ Test(proto_reply, peek_of_errors_and_other_key_orders)
     /* An error reply is decoded in full: code and message are there. */
     proto_buf_t b = s_buf();
     proto_id_t sid = {.kind = PROTO_ID_STR, .str = s_s("q-9")};
-    cr_assert_eq(proto_reply_error(&b, &sid, ENG_E_NO_CANDIDATE, "nothing fits"), PROTO_OK);
+    cr_assert_eq(proto_reply_error(&b, &sid, HPP_E_NO_CANDIDATE, "nothing fits"), PROTO_OK);
     proto_reply_t r;
     cr_assert_eq(proto_reply_peek(b.data, b.len, &r, NULL), PROTO_OK);
     cr_assert(!r.ok);
-    cr_assert_eq(r.status, ENG_E_NO_CANDIDATE);
+    cr_assert_eq(r.status, HPP_E_NO_CANDIDATE);
     cr_assert(s_str_is(r.message, "nothing fits"));
     cr_assert(s_str_is(r.id.str, "q-9"));
     proto_buf_destroy(&b);

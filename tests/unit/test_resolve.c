@@ -98,49 +98,49 @@ static void s_teardown(void)
 TestSuite(eng_resolve, .init = s_setup, .fini = s_teardown);
 
 /* A request: auto, 1000 prompt tokens, default output. */
-static eng_features_t s_req(void)
+static hpp_features_t s_req(void)
 {
-    eng_features_t f;
-    eng_features_init(&f);
+    hpp_features_t f;
+    hpp_features_init(&f);
     f.prompt_tokens = 1000;
     return f;
 }
 
-static void s_hint(eng_features_t *f, const char *h)
+static void s_hint(hpp_features_t *f, const char *h)
 {
     f->hints[f->nhints].ptr = h;
     f->hints[f->nhints].len = (uint32_t)strlen(h);
     f->nhints++;
 }
 
-static eng_str_t s_s(const char *s)
+static hpp_str_t s_s(const char *s)
 {
-    eng_str_t r = {s, (uint32_t)strlen(s)};
+    hpp_str_t r = {s, (uint32_t)strlen(s)};
     return r;
 }
 
-static eng_decision_t s_run(const eng_features_t *f)
+static eng_decision_t s_run(const hpp_features_t *f)
 {
     eng_decision_t d;
     eng_resolve(s_pol, f, &d, NULL);
     return d;
 }
 
-static void s_expect(const eng_features_t *f, const char *model, const char *tier)
+static void s_expect(const hpp_features_t *f, const char *model, const char *tier)
 {
     eng_decision_t d = s_run(f);
-    cr_assert_eq(d.status, ENG_OK, "status %s: %s", eng_status_name(d.status), d.message);
+    cr_assert_eq(d.status, HPP_OK, "status %s: %s", hpp_status_name(d.status), d.message);
     cr_assert_str_eq(d.model->id, model, "%s", d.message);
     if (tier) {
         cr_assert_str_eq(d.tier_name, tier);
     }
 }
 
-static void s_expect_status(const eng_features_t *f, eng_status_t st)
+static void s_expect_status(const hpp_features_t *f, hpp_status_t st)
 {
     eng_decision_t d = s_run(f);
-    cr_assert_eq(d.status, st, "got %s (%s), want %s", eng_status_name(d.status), d.message,
-                 eng_status_name(st));
+    cr_assert_eq(d.status, st, "got %s (%s), want %s", hpp_status_name(d.status), d.message,
+                 hpp_status_name(st));
     cr_assert_null(d.model);
     cr_assert_neq(d.message[0], '\0');
 }
@@ -152,7 +152,7 @@ Test(eng_resolve, tiers_by_price_band)
     cr_assert_eq(eng_policy_tier_count(s_pol), 5);
     cr_assert_str_eq(eng_policy_tier_name(s_pol, 0), "free");
     cr_assert_str_eq(eng_policy_tier_name(s_pol, 4), "premium");
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_expect(&f, "b/mid", "mid"); /* cheaper of the two mid models */
     s_hint(&f, "hard");
     s_expect(&f, "d/prem", "premium");
@@ -163,7 +163,7 @@ Test(eng_resolve, tiers_by_price_band)
 
 Test(eng_resolve, policy_preference_before_price)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "code");
     s_expect(&f, "c/std2", "standard"); /* preferred although dearer than c/std */
     f.text = s_s("def f(): pass");      /* hint rule adds the same hint */
@@ -173,14 +173,14 @@ Test(eng_resolve, policy_preference_before_price)
 
 Test(eng_resolve, request_hints_are_case_insensitive)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "CoDe");
     s_expect(&f, "c/std2", NULL);
 }
 
 Test(eng_resolve, auto_floor_ignores_preference)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "code");
     f.model = s_s("hpprouter/auto:floor");
     s_expect(&f, "c/std", "standard");
@@ -190,7 +190,7 @@ Test(eng_resolve, auto_floor_ignores_preference)
 
 Test(eng_resolve, step_up_when_tier_cannot_serve)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "up");
     f.prompt_tokens = 20000; /* a/cheap holds 16k: up to mid */
     s_expect(&f, "b/mid", "mid");
@@ -198,17 +198,17 @@ Test(eng_resolve, step_up_when_tier_cannot_serve)
 
 Test(eng_resolve, step_none_stays_in_tier)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "strict");
     f.prompt_tokens = 40000; /* b/mid holds 32k, b/mid-big 200k */
     s_expect(&f, "b/mid-big", "mid");
     f.prompt_tokens = 250000; /* nothing in mid, no stepping, no free fallback */
-    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+    s_expect_status(&f, HPP_E_NO_CANDIDATE);
 }
 
 Test(eng_resolve, step_down_and_group_filter)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "hard");
     f.group = s_s("small"); /* a and e models only: premium..mid empty, budget has a/cheap */
     s_expect(&f, "a/cheap", "budget");
@@ -222,7 +222,7 @@ Test(eng_resolve, step_down_and_group_filter)
 
 Test(eng_resolve, step_order_at_equal_distance)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.group = s_s("nomid");
     const char *up = S_NOMID "route r { tier mid step up, down }\n";
     const char *down = S_NOMID "route r { tier mid step down, up }\n";
@@ -248,9 +248,9 @@ Test(eng_resolve, step_order_at_equal_distance)
 
 Test(eng_resolve, nothing_fits_anywhere)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.prompt_tokens = 250000; /* the largest window is 200k */
-    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+    s_expect_status(&f, HPP_E_NO_CANDIDATE);
     f.prompt_tokens = 150000;
     f.images = 1; /* mid and standard cannot, budget is blind: premium (distance 2) */
     s_expect(&f, "d/prem", "premium");
@@ -260,20 +260,20 @@ Test(eng_resolve, nothing_fits_anywhere)
 
 Test(eng_resolve, budget_steps_down)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.has_budget = true;
     f.budget_usd = 0.0015; /* b/mid costs 0.0005 + 0.0015 = 0.002 */
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_str_eq(d.model->id, "a/cheap");
     cr_assert_str_eq(d.tier_name, "budget");
     cr_assert_eq(d.cost.total, INT64_C(200000000)); /* 2000 x $0.1/1M = $0.0002 */
-    cr_assert_leq(d.cost.total, (eng_pusd_t)llround(f.budget_usd * 1e12));
+    cr_assert_leq(d.cost.total, (hpp_pusd_t)llround(f.budget_usd * 1e12));
 }
 
 Test(eng_resolve, budget_exactly_met_is_allowed)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.has_budget = true;
     f.budget_usd = 0.002; /* b/mid: exactly $0.002 */
     s_expect(&f, "b/mid", "mid");
@@ -281,11 +281,11 @@ Test(eng_resolve, budget_exactly_met_is_allowed)
 
 Test(eng_resolve, free_fallback_when_nothing_paid_fits)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.has_budget = true;
     f.budget_usd = 0;
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK, "%s", d.message);
+    cr_assert_eq(d.status, HPP_OK, "%s", d.message);
     cr_assert_str_eq(d.model->id, "a/free-chat");
     cr_assert_eq(d.cost.total, 0);
     cr_assert(strstr(d.message, "free fallback"));
@@ -293,12 +293,12 @@ Test(eng_resolve, free_fallback_when_nothing_paid_fits)
 
 Test(eng_resolve, free_fallback_uses_free_endpoint)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.has_budget = true;
     f.budget_usd = 0;
     f.group = s_s("eonly"); /* only e/gem: its paid endpoint is over budget, its :free one not */
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK, "%s", d.message);
+    cr_assert_eq(d.status, HPP_OK, "%s", d.message);
     cr_assert_str_eq(d.model->id, "e/gem");
     cr_assert_str_eq(d.endpoint->provider, "p2");
     cr_assert(d.endpoint->is_free);
@@ -307,39 +307,39 @@ Test(eng_resolve, free_fallback_uses_free_endpoint)
 
 Test(eng_resolve, insufficient_budget_without_free_fallback)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "strict");
     f.has_budget = true;
     f.budget_usd = 0.0001;
-    s_expect_status(&f, ENG_E_INSUFFICIENT_BUDGET);
+    s_expect_status(&f, HPP_E_INSUFFICIENT_BUDGET);
 }
 
 Test(eng_resolve, insufficient_budget_when_no_free_model_fits)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.has_budget = true;
     f.budget_usd = 0.000001;
     f.images = 1; /* no free vision model */
-    s_expect_status(&f, ENG_E_INSUFFICIENT_BUDGET);
+    s_expect_status(&f, HPP_E_INSUFFICIENT_BUDGET);
 }
 
 Test(eng_resolve, no_candidate_is_not_a_budget_problem)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.prompt_tokens = 300000; /* fits nowhere, money is not the reason */
     f.has_budget = true;
     f.budget_usd = 100;
-    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+    s_expect_status(&f, HPP_E_NO_CANDIDATE);
 }
 
 /* Named models --------------------------------------------------------------- */
 
 Test(eng_resolve, floor_is_cheapest_enabled_endpoint)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("c/std:floor");
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_str_eq(d.endpoint->provider, "p2");
     cr_assert_str_eq(d.rule, "floor");
     /* 1000 x $2/1M + 1000 x $10/1M */
@@ -350,10 +350,10 @@ Test(eng_resolve, floor_is_cheapest_enabled_endpoint)
 
 Test(eng_resolve, plain_id_resolves_to_itself)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("d/prem");
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_str_eq(d.model->id, "d/prem");
     cr_assert_str_eq(d.rule, "direct");
     cr_assert_str_eq(d.tier_name, "premium");
@@ -362,79 +362,79 @@ Test(eng_resolve, plain_id_resolves_to_itself)
 
 Test(eng_resolve, free_variant)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("e/gem:free");
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_eq(d.cost.total, 0);
     f.model = s_s("c/std:free");
-    s_expect_status(&f, ENG_E_NO_FREE_VARIANT);
+    s_expect_status(&f, HPP_E_NO_FREE_VARIANT);
 }
 
 Test(eng_resolve, auto_free)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("hpprouter/auto:free");
     s_expect(&f, "a/free-chat", "free");
     f.images = 1;
-    s_expect_status(&f, ENG_E_NO_FREE_VARIANT);
+    s_expect_status(&f, HPP_E_NO_FREE_VARIANT);
 }
 
 Test(eng_resolve, unknown_and_disabled_models)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("z/none");
-    s_expect_status(&f, ENG_E_UNKNOWN_MODEL);
+    s_expect_status(&f, HPP_E_UNKNOWN_MODEL);
     f.model = s_s("z/none:floor");
-    s_expect_status(&f, ENG_E_UNKNOWN_MODEL);
+    s_expect_status(&f, HPP_E_UNKNOWN_MODEL);
     f.model = s_s("f/off");
-    s_expect_status(&f, ENG_E_NO_CANDIDATE);
+    s_expect_status(&f, HPP_E_NO_CANDIDATE);
 }
 
 Test(eng_resolve, disabled_model_never_chosen_by_auto)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.has_budget = true;
     f.budget_usd = 0.00003; /* only f/off ($0.00002) would fit among paid models */
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_str_neq(d.model->id, "f/off");
     cr_assert_eq(d.cost.total, 0);
 }
 
 Test(eng_resolve, direct_over_budget)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("d/prem");
     f.has_budget = true;
     f.budget_usd = 0.01;
-    s_expect_status(&f, ENG_E_INSUFFICIENT_BUDGET);
+    s_expect_status(&f, HPP_E_INSUFFICIENT_BUDGET);
 }
 
 /* Groups ---------------------------------------------------------------------- */
 
 Test(eng_resolve, model_not_allowed_for_group)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.group = s_s("small");
     f.model = s_s("c/std");
-    s_expect_status(&f, ENG_E_MODEL_NOT_ALLOWED);
+    s_expect_status(&f, HPP_E_MODEL_NOT_ALLOWED);
     f.model = s_s("c/std:floor");
-    s_expect_status(&f, ENG_E_MODEL_NOT_ALLOWED);
+    s_expect_status(&f, HPP_E_MODEL_NOT_ALLOWED);
     f.model = s_s("a/cheap");
     s_expect(&f, "a/cheap", "budget");
 }
 
 Test(eng_resolve, unknown_group_is_bad_request)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.group = s_s("nobody");
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
 }
 
 Test(eng_resolve, group_multiplier_applies_to_cost_and_budget)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.group = s_s("vip");
     eng_decision_t d = s_run(&f);
     cr_assert_str_eq(d.model->id, "b/mid");
@@ -450,7 +450,7 @@ Test(eng_resolve, group_multiplier_applies_to_cost_and_budget)
 
 Test(eng_resolve, context_window_filters)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.prompt_tokens = 35000; /* + 1000 > b/mid's 32k */
     s_expect(&f, "b/mid-big", "mid");
     f.prompt_tokens = 31000;
@@ -460,7 +460,7 @@ Test(eng_resolve, context_window_filters)
 
 Test(eng_resolve, capabilities_filter)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.images = 2;
     s_expect(&f, "b/mid", "mid");
     f.prompt_tokens = 40000; /* vision + 41k: mid cannot; standard c/std can */
@@ -480,7 +480,7 @@ Test(eng_resolve, capabilities_filter)
 
 Test(eng_resolve, default_output_tokens)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     cr_assert_eq(eng_policy_default_output(s_pol), 1000);
     eng_decision_t d = s_run(&f);
     cr_assert_eq(d.output_tokens, 1000);
@@ -497,36 +497,36 @@ Test(eng_resolve, default_output_tokens)
 
 Test(eng_resolve, bad_requests)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.prompt_tokens = -1;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
-    f.prompt_tokens = ENG_MAX_TOKENS + 1;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f.prompt_tokens = HPP_MAX_TOKENS + 1;
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
     f.output_tokens = -2;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
     f.has_budget = true;
     f.budget_usd = NAN;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f.budget_usd = INFINITY;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f.budget_usd = -0.5;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
     f.images = -1;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
     f.cache_read_tokens = 2000;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
-    f.nhints = ENG_MAX_HINTS + 1;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    f.nhints = HPP_MAX_HINTS + 1;
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
     f = s_req();
     f.text.ptr = NULL;
     f.text.len = 5;
-    s_expect_status(&f, ENG_E_BAD_REQUEST);
+    s_expect_status(&f, HPP_E_BAD_REQUEST);
 }
 
 /* Determinism and trace ---------------------------------------------------------------- */
@@ -536,7 +536,7 @@ Test(eng_resolve, deterministic)
     eng_policy_t *again = s_compile(s_policy);
     cr_assert_not_null(again);
     for (int i = 0; i < 200; i++) {
-        eng_features_t f = s_req();
+        hpp_features_t f = s_req();
         f.prompt_tokens = (i * 7919) % 60000;
         f.images = i % 3 == 0;
         f.has_budget = i % 4 == 0;
@@ -554,7 +554,7 @@ Test(eng_resolve, deterministic)
         cr_assert_eq(a.cost.total, c.cost.total);
         cr_assert_eq(a.nfallbacks, c.nfallbacks);
         cr_assert_str_eq(a.message, c.message);
-        if (a.status == ENG_OK) {
+        if (a.status == HPP_OK) {
             cr_assert_str_eq(a.model->id, c.model->id);
             cr_assert_str_eq(a.endpoint->provider, c.endpoint->provider);
         }
@@ -564,7 +564,7 @@ Test(eng_resolve, deterministic)
 
 Test(eng_resolve, trace_records_candidates)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.prompt_tokens = 35000;
     eng_trace_entry_t entries[64];
     eng_trace_t tr;
@@ -573,7 +573,7 @@ Test(eng_resolve, trace_records_candidates)
     tr.cap = 64;
     eng_decision_t d;
     eng_resolve(s_pol, &f, &d, &tr);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_geq(tr.n, 2);
     cr_assert_str_eq(entries[0].endpoint->provider, "p1"); /* b/mid first ... */
     cr_assert_eq(entries[0].reason, ENG_REJ_CONTEXT);      /* ... too small */
@@ -591,7 +591,7 @@ Test(eng_resolve, trace_records_candidates)
 
 Test(eng_resolve, trace_lists_hints)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.text = s_s("def main(): pass");
     eng_trace_entry_t entries[8];
     eng_trace_t tr;
@@ -607,10 +607,10 @@ Test(eng_resolve, trace_lists_hints)
 
 Test(eng_resolve, fallbacks_are_distinct_and_fit)
 {
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     s_hint(&f, "code");
     eng_decision_t d = s_run(&f);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     cr_assert_gt(d.nfallbacks, 0);
     for (uint32_t i = 0; i < d.nfallbacks; i++) {
         cr_assert_neq(d.fallbacks[i], d.endpoint);
@@ -623,7 +623,7 @@ Test(eng_resolve, fallbacks_are_distinct_and_fit)
 
 /* Conditions ----------------------------------------------------------------------- */
 
-static const char *s_rule_for(const char *policy, const eng_features_t *f)
+static const char *s_rule_for(const char *policy, const hpp_features_t *f)
 {
     eng_policy_t *p = s_compile(policy);
     cr_assert_not_null(p);
@@ -647,7 +647,7 @@ Test(eng_resolve, condition_operators)
                 "route any when hints has all [\"a\", \"b\"] or \"c\" in hints { tier cheap }\n"
                 "route re when text ~ /^hello\\s+world/i { tier cheap }\n"
                 "route last { tier rest }\n";
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.prompt_tokens = 10000;
     cr_assert_str_eq(s_rule_for(pol, &f), "big");
     f.tools = true;
@@ -685,7 +685,7 @@ Test(eng_resolve, hint_rules_run_in_order)
                               "hint two when hints has \"one\"\n"
                               "route r when hints has \"two\" { tier cheap }\n"
                               "route last { tier rest }\n";
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.text = s_s("abc X def");
     cr_assert_str_eq(s_rule_for(pol, &f), "r");
     f.text = s_s("abc def");
@@ -701,7 +701,7 @@ Test(eng_resolve, hint_rules_see_only_earlier_rules)
                               "route ra when hints has \"a\" { tier cheap }\n"
                               "route rb when hints has \"b\" { tier cheap }\n"
                               "route last { tier rest }\n";
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.text = s_s("x");
     cr_assert_str_eq(s_rule_for(pol, &f), "rb");
     s_hint(&f, "b"); /* given by the request: visible to every rule */
@@ -713,9 +713,9 @@ Test(eng_resolve, no_matching_rule)
     const char *pol = S_TIERS "route r when tools { tier cheap }\n";
     eng_policy_t *p = s_compile(pol);
     cr_assert_not_null(p);
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     eng_decision_t d;
-    cr_assert_eq(eng_resolve(p, &f, &d, NULL), ENG_E_NO_CANDIDATE);
+    cr_assert_eq(eng_resolve(p, &f, &d, NULL), HPP_E_NO_CANDIDATE);
     eng_policy_destroy(&p);
 }
 
@@ -727,11 +727,11 @@ Test(eng_resolve, explicit_tier_members)
                       "route r { tier local step none }\n";
     eng_policy_t *p = s_compile(pol);
     cr_assert_not_null(p);
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.tools = true;
     eng_decision_t d;
     eng_resolve(p, &f, &d, NULL);
-    cr_assert_eq(d.status, ENG_OK);
+    cr_assert_eq(d.status, HPP_OK);
     /* a/cheap and a/free-chat are the members; both have tools; order by price */
     cr_assert_str_eq(d.model->id, "a/free-chat");
     cr_assert_str_eq(d.tier_name, "local");
@@ -743,7 +743,7 @@ Test(eng_resolve, provider_order)
     const char *pol = "settings { providers \"p1\" }\n" S_TIERS "route r { tier rest }\n";
     eng_policy_t *p = s_compile(pol);
     cr_assert_not_null(p);
-    eng_features_t f = s_req();
+    hpp_features_t f = s_req();
     f.model = s_s("c/std");
     eng_decision_t d;
     eng_resolve(p, &f, &d, NULL);

@@ -1,51 +1,51 @@
 /* sc_features.h - routing features from an OpenAI Chat Completions request.
  *
- * An extraction context parses one request body (sc_json) and its X-HPP-*
- * headers into an eng_features_t. Every string the features point to (model,
+ * An extraction context parses one request body (oai_json) and its X-HPP-*
+ * headers into an hpp_features_t. Every string the features point to (model,
  * hints, group, text sample, metadata) is owned by the context, so they stay
- * valid until the next sc_extract_reset/sc_extract_body or until the context
+ * valid until the next oai_extract_reset/oai_extract_body or until the context
  * is destroyed - long enough to encode an engine request and forward the
  * body. The module does not use libevent: hpp-policy reuses it.
  *
  * Typical use, once per request:
  *
- *   sc_extract_reset(x, &f);
- *   sc_extract_body(x, body, len, &f, &err);        (may be skipped: no body)
- *   sc_extract_header(x, "X-HPP-Task", v, &f, &err); (each header, any order)
- *   char *out = sc_extract_forward(x, body, len, "openai/gpt-5", &outlen);
+ *   oai_extract_reset(x, &f);
+ *   oai_extract_body(x, body, len, &f, &err);        (may be skipped: no body)
+ *   oai_extract_header(x, "X-HPP-Task", v, &f, &err); (each header, any order)
+ *   char *out = oai_extract_forward(x, body, len, "openai/gpt-5", &outlen);
  */
-#ifndef SC_FEATURES_H
-#define SC_FEATURES_H
+#ifndef OAI_REQUEST_H
+#define OAI_REQUEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "eng_request.h"
-#include "sc_error.h"
+#include "hpp_request.h"
+#include "oai_error.h"
 
 /* Size of the prompt text sample handed to hint rules: the last user
  * message first, then the other messages in order, cut at a UTF-8 boundary. */
-#define SC_TEXT_MAX 8192
+#define OAI_TEXT_MAX 8192
 /* Bytes of header values a context keeps (hints, group, model from headers). */
-#define SC_HEADER_MAX 2048
+#define OAI_HEADER_MAX 2048
 
 /* Limits shared with the wire protocol (proto/PROTOCOL.md). */
-#define SC_MAX_MODEL 256 /* bytes of a model id */
-#define SC_MAX_GROUP 64  /* bytes of a group */
-#define SC_MAX_HINT 64   /* bytes of one task hint */
-#define SC_MAX_META_KEY 64
-#define SC_MAX_META_VAL 256
+#define HPP_MAX_MODEL_LEN 256 /* bytes of a model id */
+#define HPP_MAX_GROUP_LEN 64  /* bytes of a group */
+#define HPP_MAX_HINT_LEN 64   /* bytes of one task hint */
+#define HPP_MAX_META_KEY_LEN 64
+#define HPP_MAX_META_VAL_LEN 256
 
-typedef struct sc_extract sc_extract_t;
+typedef struct oai_extract oai_extract_t;
 
 /* Returns a context or NULL when out of memory. */
-sc_extract_t *sc_extract_new(void);
+oai_extract_t *oai_extract_new(void);
 
 /* Frees the context and the body it holds; sets *self_p to NULL. Idempotent. */
-void sc_extract_destroy(sc_extract_t **self_p);
+void oai_extract_destroy(oai_extract_t **self_p);
 
-/* Drops the previous request and sets `f` to its defaults (eng_features_init). */
-void sc_extract_reset(sc_extract_t *self, eng_features_t *f);
+/* Drops the previous request and sets `f` to its defaults (hpp_features_init). */
+void oai_extract_reset(oai_extract_t *self, hpp_features_t *f);
 
 /* Parses a Chat Completions body and fills `f`: model, prompt token estimate,
  * output tokens (max_completion_tokens, else max_tokens), images and vision,
@@ -54,8 +54,8 @@ void sc_extract_reset(sc_extract_t *self, eng_features_t *f);
  * prompt_tokens, output_tokens overrides). Duplicate keys are rejected so the
  * sidecar and the upstream cannot read different values.
  * Returns 0, or -1 with `err` filled (400 with the offending param). */
-int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_features_t *f,
-                    sc_error_t *err);
+int oai_extract_body(oai_extract_t *self, const char *body, size_t len, hpp_features_t *f,
+                     oai_error_t *err);
 
 /* Applies one request header if it is one of ours (case-insensitive name):
  *   X-HPP-Task          comma-separated hints, added to the body's
@@ -66,27 +66,27 @@ int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_featur
  *   X-HPP-Prompt-Tokens / X-HPP-Output-Tokens  replace the estimate / limit
  * Other names are ignored (returns 0). Values are copied into the context.
  * Returns 0, or -1 with `err` filled (400). */
-int sc_extract_header(sc_extract_t *self, const char *name, const char *value, eng_features_t *f,
-                      sc_error_t *err);
+int oai_extract_header(oai_extract_t *self, const char *name, const char *value, hpp_features_t *f,
+                       oai_error_t *err);
 
 /* True when a body was parsed. */
-bool sc_extract_has_body(const sc_extract_t *self);
+bool oai_extract_has_body(const oai_extract_t *self);
 
 /* The body's "stream" flag (false without a body). */
-bool sc_extract_stream(const sc_extract_t *self);
+bool oai_extract_stream(const oai_extract_t *self);
 
 /* The prompt token estimate of the body, before any override. */
-int64_t sc_extract_estimate(const sc_extract_t *self);
+int64_t oai_extract_estimate(const oai_extract_t *self);
 
 /* The parsed body for the upstream: `model` replaced (when not NULL; added
  * when the body had none), the `hpp` member removed, every other byte as
- * received. `body`/`body_len` are the bytes given to sc_extract_body, still
+ * received. `body`/`body_len` are the bytes given to oai_extract_body, still
  * unchanged: the context keeps offsets into them, not a copy (a request
  * that is only routed never pays for one). Returns a malloc'd buffer
  * (caller frees) with its length in *len, or NULL when there is no parsed
  * body, body_len is not the parsed length, or memory ran out. Features stay
  * valid. */
-char *sc_extract_forward(sc_extract_t *self, const char *body, size_t body_len, const char *model,
-                         size_t *len);
+char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len, const char *model,
+                          size_t *len);
 
 #endif

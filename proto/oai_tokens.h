@@ -1,4 +1,4 @@
-/* sc_tokens.h - prompt token estimate without a tokenizer.
+/* oai_tokens.h - prompt token estimate without a tokenizer.
  *
  * One pass over the UTF-8 text counts what a BPE pre-tokenizer would split
  * on: words, the letters of very long words, groups of three digits,
@@ -10,23 +10,23 @@
  * stated in sidecar/README.md and checked by tests/unit/test_features.c.
  * Pure, allocation-free.
  */
-#ifndef SC_TOKENS_H
-#define SC_TOKENS_H
+#ifndef OAI_TOKENS_H
+#define OAI_TOKENS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* Chat framing, in tokens (OpenAI's chat format). */
-#define SC_TOK_PER_MESSAGE 4 /* <|im_start|>role<|im_sep|> ... <|im_end|> */
-#define SC_TOK_REPLY 3       /* the assistant reply's priming */
-#define SC_TOK_NAME 1        /* a message's `name` */
+#define OAI_TOK_PER_MESSAGE 4 /* <|im_start|>role<|im_sep|> ... <|im_end|> */
+#define OAI_TOK_REPLY 3       /* the assistant reply's priming */
+#define OAI_TOK_NAME 1        /* a message's `name` */
 /* Images (OpenAI vision pricing): "low" detail is a flat 85 tokens; "high" or
  * "auto" is 85 + 170 per 512px tile, taken as a 1024x1024 image = 4 tiles. */
-#define SC_TOK_IMAGE_LOW 85
-#define SC_TOK_IMAGE_HIGH 765
+#define OAI_TOK_IMAGE_LOW 85
+#define OAI_TOK_IMAGE_HIGH 765
 /* Per tool definition, on top of the text of its name, description and
  * parameter schema (not calibrated: the provider's tool framing is private). */
-#define SC_TOK_PER_TOOL 8
+#define OAI_TOK_PER_TOOL 8
 
 /* Feature counts of one text. */
 typedef struct {
@@ -37,18 +37,18 @@ typedef struct {
     uint64_t space;  /* whitespace runs other than one ' ' */
     uint64_t cjk;    /* CJK, kana, hangul, full-width code points */
     uint64_t other;  /* non-ASCII, non-CJK code points */
-} sc_tok_counts_t;
+} oai_tok_counts_t;
 
 /* Adds the features of `s` (len bytes of UTF-8; invalid bytes count as
- * `other`) to `c`. Call sc_tok_counts_init first. Strings are counted one at a
+ * `other`) to `c`. Call oai_tok_counts_init first. Strings are counted one at a
  * time: a word never spans two calls. */
-void sc_tok_counts_init(sc_tok_counts_t *c);
-void sc_tok_count(sc_tok_counts_t *c, const char *s, size_t len);
+void oai_tok_counts_init(oai_tok_counts_t *c);
+void oai_tok_count(oai_tok_counts_t *c, const char *s, size_t len);
 
 /* Estimated tokens of counted text, rounded to the nearest token. */
-int64_t sc_tok_estimate(const sc_tok_counts_t *c);
+int64_t oai_tok_estimate(const oai_tok_counts_t *c);
 
 /* Shorthand: estimated tokens of one string. */
-int64_t sc_tok_text(const char *s, size_t len);
+int64_t oai_tok_text(const char *s, size_t len);
 
 #endif

@@ -1,4 +1,4 @@
-/* sc_tokens.c - the feature counter and the fitted coefficients.
+/* oai_tokens.c - the feature counter and the fitted coefficients.
  *
  * The counting rules must stay identical to features() in
  * sidecar/tools/token_calibration.mjs: the unit test replays the calibration
@@ -6,7 +6,7 @@
  * recorded. Coefficients are in thousandths of a token so the arithmetic is
  * integer and the result is the same on every machine.
  */
-#include "sc_tokens.h"
+#include "oai_tokens.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -22,7 +22,7 @@ static const int64_t s_coef_space = 1007;
 static const int64_t s_coef_cjk = 656;
 static const int64_t s_coef_other = 84;
 
-void sc_tok_counts_init(sc_tok_counts_t *c)
+void oai_tok_counts_init(oai_tok_counts_t *c)
 {
     memset(c, 0, sizeof *c);
 }
@@ -79,7 +79,7 @@ static const unsigned char s_ascii[128] = {
 /* The loop keeps the three open runs (word, number, whitespace) and closes
  * each when a byte of another class arrives. Control bytes other than
  * \t \n \r count as punctuation, like in the calibration script. */
-void sc_tok_count(sc_tok_counts_t *c, const char *str, size_t len)
+void oai_tok_count(oai_tok_counts_t *c, const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     uint64_t run = 0;  /* letters in the current word */
@@ -143,7 +143,7 @@ void sc_tok_count(sc_tok_counts_t *c, const char *str, size_t len)
     }
 }
 
-int64_t sc_tok_estimate(const sc_tok_counts_t *c)
+int64_t oai_tok_estimate(const oai_tok_counts_t *c)
 {
     /* Counts are bounded by the body size (<= a few MB), so no overflow. */
     int64_t t = s_coef_words * (int64_t)c->words + s_coef_longer * (int64_t)c->longer +
@@ -153,10 +153,10 @@ int64_t sc_tok_estimate(const sc_tok_counts_t *c)
     return (t + 500) / 1000;
 }
 
-int64_t sc_tok_text(const char *s, size_t len)
+int64_t oai_tok_text(const char *s, size_t len)
 {
-    sc_tok_counts_t c;
-    sc_tok_counts_init(&c);
-    sc_tok_count(&c, s, len);
-    return sc_tok_estimate(&c);
+    oai_tok_counts_t c;
+    oai_tok_counts_init(&c);
+    oai_tok_count(&c, s, len);
+    return oai_tok_estimate(&c);
 }

@@ -1,6 +1,6 @@
 /* sc_features.c - OpenAI Chat Completions body + X-HPP-* headers -> features.
  *
- * The context owns the parsed body (an sc_json document: strings borrowed by
+ * The context owns the parsed body (an oai_json document: strings borrowed by
  * the features point into its arena; forwarding splices the caller's bytes,
  * which are not copied), a copy of our header values and the prompt text
  * sample.
@@ -15,7 +15,7 @@
  * from both are merged; hpp.prompt_tokens replaces the estimate and
  * hpp.output_tokens replaces max_(completion_)tokens.
  */
-#include "sc_features.h"
+#include "oai_request.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -25,8 +25,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sc_json.h"
-#include "sc_tokens.h"
+#include "oai_json.h"
+#include "oai_tokens.h"
 
 /* Which values a header has set; the body must not replace them. */
 enum {
@@ -37,76 +37,76 @@ enum {
     S_HDR_OUTPUT = 1u << 4,
 };
 
-struct sc_extract {
-    sc_jdoc_t *doc;          /* the parsed body */
-    sc_jv_t root;            /* its root object, SC_JNONE when no body */
-    size_t body_len;         /* bytes of the parsed body, checked by sc_extract_forward */
-    bool stream;             /* body's "stream" */
-    int64_t estimate;        /* prompt tokens estimated from the body */
-    unsigned hdr_set;        /* S_HDR_* bits */
-    size_t last_user;        /* index of the last user message, for the sample */
-    char text[SC_TEXT_MAX];  /* prompt text sample */
-    size_t text_len;         /* bytes used in text */
-    char hdr[SC_HEADER_MAX]; /* copies of header values */
-    size_t hdr_len;          /* bytes used in hdr */
+struct oai_extract {
+    oai_jdoc_t *doc;          /* the parsed body */
+    oai_jv_t root;            /* its root object, OAI_JNONE when no body */
+    size_t body_len;          /* bytes of the parsed body, checked by oai_extract_forward */
+    bool stream;              /* body's "stream" */
+    int64_t estimate;         /* prompt tokens estimated from the body */
+    unsigned hdr_set;         /* S_HDR_* bits */
+    size_t last_user;         /* index of the last user message, for the sample */
+    char text[OAI_TEXT_MAX];  /* prompt text sample */
+    size_t text_len;          /* bytes used in text */
+    char hdr[OAI_HEADER_MAX]; /* copies of header values */
+    size_t hdr_len;           /* bytes used in hdr */
 };
 
-sc_extract_t *sc_extract_new(void)
+oai_extract_t *oai_extract_new(void)
 {
-    sc_extract_t *self = calloc(1, sizeof *self);
-    if (self && !(self->doc = sc_jdoc_new())) {
+    oai_extract_t *self = calloc(1, sizeof *self);
+    if (self && !(self->doc = oai_jdoc_new())) {
         free(self);
         self = NULL;
     }
     return self;
 }
 
-void sc_extract_destroy(sc_extract_t **self_p)
+void oai_extract_destroy(oai_extract_t **self_p)
 {
     if (!self_p || !*self_p) {
         return;
     }
-    sc_jdoc_destroy(&(*self_p)->doc);
+    oai_jdoc_destroy(&(*self_p)->doc);
     free(*self_p);
     *self_p = NULL;
 }
 
-void sc_extract_reset(sc_extract_t *self, eng_features_t *f)
+void oai_extract_reset(oai_extract_t *self, hpp_features_t *f)
 {
-    self->root = SC_JNONE;
+    self->root = OAI_JNONE;
     self->stream = false;
     self->estimate = 0;
     self->hdr_set = 0;
     self->text_len = 0;
     self->hdr_len = 0;
-    eng_features_init(f);
+    hpp_features_init(f);
 }
 
-bool sc_extract_has_body(const sc_extract_t *self)
+bool oai_extract_has_body(const oai_extract_t *self)
 {
-    return self->root != SC_JNONE;
+    return self->root != OAI_JNONE;
 }
 
-bool sc_extract_stream(const sc_extract_t *self)
+bool oai_extract_stream(const oai_extract_t *self)
 {
     return self->stream;
 }
 
-int64_t sc_extract_estimate(const sc_extract_t *self)
+int64_t oai_extract_estimate(const oai_extract_t *self)
 {
     return self->estimate;
 }
 
 /* Small helpers --------------------------------------------------------- */
 
-static eng_str_t s_str(const char *p, size_t len)
+static hpp_str_t s_str(const char *p, size_t len)
 {
-    eng_str_t s = {.ptr = p, .len = (uint32_t)len};
+    hpp_str_t s = {.ptr = p, .len = (uint32_t)len};
     return s;
 }
 
 /* Writes a parameter path such as messages[2].content into a 96-byte buffer
- * (sc_error_t.param), truncating silently: paths are for humans. */
+ * (oai_error_t.param), truncating silently: paths are for humans. */
 static void s_path(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_path(char *dst, const char *fmt, ...)
 {
@@ -117,51 +117,51 @@ static void s_path(char *dst, const char *fmt, ...)
 }
 
 /* JSON type names as the OpenAI API words them in its errors. */
-static const char *s_json_type(const sc_jdoc_t *d, sc_jv_t v)
+static const char *s_json_type(const oai_jdoc_t *d, oai_jv_t v)
 {
-    switch (sc_jtype(d, v)) {
-    case SC_J_OBJECT:
+    switch (oai_jtype(d, v)) {
+    case OAI_J_OBJECT:
         return "object";
-    case SC_J_ARRAY:
+    case OAI_J_ARRAY:
         return "array";
-    case SC_J_STRING:
+    case OAI_J_STRING:
         return "string";
-    case SC_J_INT:
+    case OAI_J_INT:
         return "integer";
-    case SC_J_REAL:
+    case OAI_J_REAL:
         return "number";
-    case SC_J_TRUE:
-    case SC_J_FALSE:
+    case OAI_J_TRUE:
+    case OAI_J_FALSE:
         return "boolean";
     default:
         return "null";
     }
 }
 
-static int s_type_error(const sc_jdoc_t *d, sc_error_t *err, const char *param, const char *want,
-                        sc_jv_t v)
+static int s_type_error(const oai_jdoc_t *d, oai_error_t *err, const char *param, const char *want,
+                        oai_jv_t v)
 {
-    return sc_error_set(err, 400, "invalid_type", param, "%s: expected %s, got %s", param, want,
-                        s_json_type(d, v));
+    return oai_error_set(err, 400, "invalid_type", param, "%s: expected %s, got %s", param, want,
+                         s_json_type(d, v));
 }
 
-static bool s_is_number(const sc_jdoc_t *d, sc_jv_t v)
+static bool s_is_number(const oai_jdoc_t *d, oai_jv_t v)
 {
-    sc_jtype_t t = sc_jtype(d, v);
-    return t == SC_J_INT || t == SC_J_REAL;
+    oai_jtype_t t = oai_jtype(d, v);
+    return t == OAI_J_INT || t == OAI_J_REAL;
 }
 
-static bool s_is_bool(const sc_jdoc_t *d, sc_jv_t v)
+static bool s_is_bool(const oai_jdoc_t *d, oai_jv_t v)
 {
-    sc_jtype_t t = sc_jtype(d, v);
-    return t == SC_J_TRUE || t == SC_J_FALSE;
+    oai_jtype_t t = oai_jtype(d, v);
+    return t == OAI_J_TRUE || t == OAI_J_FALSE;
 }
 
 /* Length of a string value (0 for anything else). */
-static size_t s_slen(const sc_jdoc_t *d, sc_jv_t v)
+static size_t s_slen(const oai_jdoc_t *d, oai_jv_t v)
 {
     size_t n;
-    sc_jstr(d, v, &n);
+    oai_jstr(d, v, &n);
     return n;
 }
 
@@ -180,48 +180,49 @@ static bool s_valid_name(const char *s, size_t len, size_t max)
     return true;
 }
 
-/* A model id: 1..SC_MAX_MODEL bytes with no control characters or spaces. */
-static int s_check_model(const char *s, size_t len, const char *param, sc_error_t *err)
+/* A model id: 1..HPP_MAX_MODEL_LEN bytes with no control characters or spaces. */
+static int s_check_model(const char *s, size_t len, const char *param, oai_error_t *err)
 {
-    if (len == 0 || len > SC_MAX_MODEL) {
-        return sc_error_set(err, 400, "invalid_value", param,
-                            "%s: a model id has 1 to %d bytes, got %zu", param, SC_MAX_MODEL, len);
+    if (len == 0 || len > HPP_MAX_MODEL_LEN) {
+        return oai_error_set(err, 400, "invalid_value", param,
+                             "%s: a model id has 1 to %d bytes, got %zu", param, HPP_MAX_MODEL_LEN,
+                             len);
     }
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) {
-            return sc_error_set(err, 400, "invalid_value", param,
-                                "%s: a model id has no spaces or control characters", param);
+            return oai_error_set(err, 400, "invalid_value", param,
+                                 "%s: a model id has no spaces or control characters", param);
         }
     }
     return 0;
 }
 
 /* Adds one task hint unless already present. */
-static int s_add_hint(eng_features_t *f, const char *s, size_t len, const char *param,
-                      sc_error_t *err)
+static int s_add_hint(hpp_features_t *f, const char *s, size_t len, const char *param,
+                      oai_error_t *err)
 {
-    if (!s_valid_name(s, len, SC_MAX_HINT)) {
-        return sc_error_set(err, 400, "invalid_value", param,
-                            "%s: a task hint has 1 to %d characters from [A-Za-z0-9_.:/@-], got "
-                            "\"%.*s\"",
-                            param, SC_MAX_HINT, (int)(len > 64 ? 64 : len), s);
+    if (!s_valid_name(s, len, HPP_MAX_HINT_LEN)) {
+        return oai_error_set(err, 400, "invalid_value", param,
+                             "%s: a task hint has 1 to %d characters from [A-Za-z0-9_.:/@-], got "
+                             "\"%.*s\"",
+                             param, HPP_MAX_HINT_LEN, (int)(len > 64 ? 64 : len), s);
     }
     for (uint32_t i = 0; i < f->nhints; i++) {
         if (f->hints[i].len == len && memcmp(f->hints[i].ptr, s, len) == 0) {
             return 0;
         }
     }
-    if (f->nhints >= ENG_MAX_HINTS) {
-        return sc_error_set(err, 400, "too_many_hints", param,
-                            "%s: at most %d task hints per request", param, ENG_MAX_HINTS);
+    if (f->nhints >= HPP_MAX_HINTS) {
+        return oai_error_set(err, 400, "too_many_hints", param,
+                             "%s: at most %d task hints per request", param, HPP_MAX_HINTS);
     }
     f->hints[f->nhints++] = s_str(s, len);
     return 0;
 }
 
 /* Adds every comma-separated hint of s (spaces around items ignored). */
-static int s_add_hint_list(eng_features_t *f, const char *s, size_t len, const char *param,
-                           sc_error_t *err)
+static int s_add_hint_list(hpp_features_t *f, const char *s, size_t len, const char *param,
+                           oai_error_t *err)
 {
     size_t i = 0;
     while (i < len) {
@@ -244,40 +245,40 @@ static int s_add_hint_list(eng_features_t *f, const char *s, size_t len, const c
     return 0;
 }
 
-/* Budget in USD: finite, 0..ENG_MAX_BUDGET_USD. */
-static int s_set_budget(eng_features_t *f, double v, const char *param, sc_error_t *err)
+/* Budget in USD, by the contract's rule (hpp_check_budget). */
+static int s_set_budget(hpp_features_t *f, double v, const char *param, oai_error_t *err)
 {
-    if (!isfinite(v) || v < 0 || v > ENG_MAX_BUDGET_USD) {
-        return sc_error_set(err, 400, "invalid_value", param,
-                            "%s: a budget is between 0 and %g USD", param, ENG_MAX_BUDGET_USD);
+    const char *why = hpp_check_budget(v);
+    if (why) {
+        return oai_error_set(err, 400, "invalid_value", param, "%s: %s", param, why);
     }
     f->has_budget = true;
     f->budget_usd = v;
     return 0;
 }
 
-/* A token count: integer 0..ENG_MAX_TOKENS. Absent or null leaves *out unchanged. */
-static int s_get_tokens(const sc_jdoc_t *d, sc_jv_t v, int64_t *out, const char *param,
-                        sc_error_t *err)
+/* A token count (hpp_check_tokens). Absent or null leaves *out unchanged. */
+static int s_get_tokens(const oai_jdoc_t *d, oai_jv_t v, int64_t *out, const char *param,
+                        oai_error_t *err)
 {
-    if (!v || sc_jis(d, v, SC_J_NULL)) {
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
         return 0;
     }
-    if (!sc_jis(d, v, SC_J_INT)) {
+    if (!oai_jis(d, v, OAI_J_INT)) {
         return s_type_error(d, err, param, "integer", v);
     }
-    int64_t n = sc_jint(d, v);
-    if (n < 0 || n > ENG_MAX_TOKENS) {
-        return sc_error_set(err, 400, "invalid_value", param,
-                            "%s: a token count is between 0 and %lld, got %lld", param,
-                            (long long)ENG_MAX_TOKENS, (long long)n);
+    int64_t n = oai_jint(d, v);
+    const char *why = hpp_check_tokens(n);
+    if (why) {
+        return oai_error_set(err, 400, "invalid_value", param, "%s: %s, got %lld", param, why,
+                             (long long)n);
     }
     *out = n;
     return 0;
 }
 
 /* Appends to the text sample, cutting at a UTF-8 boundary when full. */
-static void s_text_append(sc_extract_t *self, const char *s, size_t len)
+static void s_text_append(oai_extract_t *self, const char *s, size_t len)
 {
     size_t room = sizeof self->text - self->text_len;
     if (self->text_len > 0 && room > 0 && len > 0) {
@@ -295,19 +296,19 @@ static void s_text_append(sc_extract_t *self, const char *s, size_t len)
 }
 
 /* Counts every string (keys and values) of a JSON tree, for tool schemas. */
-static void s_count_tree(const sc_jdoc_t *d, sc_tok_counts_t *c, sc_jv_t v)
+static void s_count_tree(const oai_jdoc_t *d, oai_tok_counts_t *c, oai_jv_t v)
 {
-    if (sc_jis(d, v, SC_J_STRING)) {
-        sc_tok_count(c, sc_jstr(d, v, NULL), s_slen(d, v));
-    } else if (sc_jis(d, v, SC_J_OBJECT)) {
-        for (sc_jv_t kv = sc_jfirst(d, v); kv; kv = sc_jnext(d, sc_jval(kv))) {
+    if (oai_jis(d, v, OAI_J_STRING)) {
+        oai_tok_count(c, oai_jstr(d, v, NULL), s_slen(d, v));
+    } else if (oai_jis(d, v, OAI_J_OBJECT)) {
+        for (oai_jv_t kv = oai_jfirst(d, v); kv; kv = oai_jnext(d, oai_jval(kv))) {
             size_t klen;
-            const char *key = sc_jstr(d, kv, &klen);
-            sc_tok_count(c, key, klen);
-            s_count_tree(d, c, sc_jval(kv));
+            const char *key = oai_jstr(d, kv, &klen);
+            oai_tok_count(c, key, klen);
+            s_count_tree(d, c, oai_jval(kv));
         }
-    } else if (sc_jis(d, v, SC_J_ARRAY)) {
-        for (sc_jv_t e = sc_jfirst(d, v); e; e = sc_jnext(d, e)) {
+    } else if (oai_jis(d, v, OAI_J_ARRAY)) {
+        for (oai_jv_t e = oai_jfirst(d, v); e; e = oai_jnext(d, e)) {
             s_count_tree(d, c, e);
         }
     } else if (s_is_number(d, v)) {
@@ -323,11 +324,11 @@ static const char *const s_roles[] = {"system", "developer", "user", "assistant"
 /* State of a walk over the messages: counts text into c, images into the
  * image fields; with `sample` set, appends text to the sample instead. */
 typedef struct {
-    sc_extract_t *self; /* context */
-    sc_tok_counts_t *c; /* counts of the current message */
-    int64_t images;     /* images seen */
-    int64_t img_tokens; /* their token cost */
-    bool sample;        /* second pass: fill the text sample only */
+    oai_extract_t *self; /* context */
+    oai_tok_counts_t *c; /* counts of the current message */
+    int64_t images;      /* images seen */
+    int64_t img_tokens;  /* their token cost */
+    bool sample;         /* second pass: fill the text sample only */
 } s_walk_t;
 
 static void s_text(s_walk_t *w, const char *s, size_t len)
@@ -335,7 +336,7 @@ static void s_text(s_walk_t *w, const char *s, size_t len)
     if (w->sample) {
         s_text_append(w->self, s, len);
     } else {
-        sc_tok_count(w->c, s, len);
+        oai_tok_count(w->c, s, len);
     }
 }
 
@@ -349,7 +350,7 @@ typedef struct s_at {
     size_t index;          /* element index when key is NULL */
 } s_at_t;
 
-/* Renders `at` into buf (sc_error_t.param's 96 bytes), truncating silently:
+/* Renders `at` into buf (oai_error_t.param's 96 bytes), truncating silently:
  * paths are for humans. */
 static const char *s_at_text(const s_at_t *at, char *buf)
 {
@@ -367,82 +368,82 @@ static const char *s_at_text(const s_at_t *at, char *buf)
     return buf;
 }
 
-static int s_at_type_error(const sc_jdoc_t *d, sc_error_t *err, const s_at_t *at, const char *want,
-                           sc_jv_t v)
+static int s_at_type_error(const oai_jdoc_t *d, oai_error_t *err, const s_at_t *at,
+                           const char *want, oai_jv_t v)
 {
     char p[96];
     return s_type_error(d, err, s_at_text(at, p), want, v);
 }
 
-static int s_at_missing(sc_error_t *err, const s_at_t *at, const char *why)
+static int s_at_missing(oai_error_t *err, const s_at_t *at, const char *why)
 {
     char p[96];
     s_at_text(at, p);
-    return sc_error_set(err, 400, "missing_required_parameter", p, "%s: %s", p, why);
+    return oai_error_set(err, 400, "missing_required_parameter", p, "%s: %s", p, why);
 }
 
-static int s_part_text(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
+static int s_part_text(s_walk_t *w, oai_jv_t part, const s_at_t *at, oai_error_t *err)
 {
-    const sc_jdoc_t *d = w->self->doc;
-    sc_jv_t t = sc_jget(d, part, "text");
-    if (!sc_jis(d, t, SC_J_STRING)) {
+    const oai_jdoc_t *d = w->self->doc;
+    oai_jv_t t = oai_jget(d, part, "text");
+    if (!oai_jis(d, t, OAI_J_STRING)) {
         s_at_t tat = {.up = at, .key = "text"};
         return t ? s_at_type_error(d, err, &tat, "string", t)
                  : s_at_missing(err, &tat, "a text part needs \"text\"");
     }
-    s_text(w, sc_jstr(d, t, NULL), s_slen(d, t));
+    s_text(w, oai_jstr(d, t, NULL), s_slen(d, t));
     return 0;
 }
 
-static int s_part_refusal(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
+static int s_part_refusal(s_walk_t *w, oai_jv_t part, const s_at_t *at, oai_error_t *err)
 {
-    const sc_jdoc_t *d = w->self->doc;
-    sc_jv_t t = sc_jget(d, part, "refusal");
-    if (t && !sc_jis(d, t, SC_J_STRING)) {
+    const oai_jdoc_t *d = w->self->doc;
+    oai_jv_t t = oai_jget(d, part, "refusal");
+    if (t && !oai_jis(d, t, OAI_J_STRING)) {
         s_at_t rat = {.up = at, .key = "refusal"};
         return s_at_type_error(d, err, &rat, "string", t);
     }
     if (t) {
-        s_text(w, sc_jstr(d, t, NULL), s_slen(d, t));
+        s_text(w, oai_jstr(d, t, NULL), s_slen(d, t));
     }
     return 0;
 }
 
-static int s_part_image(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
+static int s_part_image(s_walk_t *w, oai_jv_t part, const s_at_t *at, oai_error_t *err)
 {
-    const sc_jdoc_t *d = w->self->doc;
-    sc_jv_t img = sc_jget(d, part, "image_url");
-    bool nested = sc_jis(d, img, SC_J_OBJECT);
-    sc_jv_t url = nested ? sc_jget(d, img, "url") : img;
+    const oai_jdoc_t *d = w->self->doc;
+    oai_jv_t img = oai_jget(d, part, "image_url");
+    bool nested = oai_jis(d, img, OAI_J_OBJECT);
+    oai_jv_t url = nested ? oai_jget(d, img, "url") : img;
     s_at_t iat = {.up = at, .key = "image_url"};
     s_at_t uat = {.up = &iat, .key = "url"};
-    if (!sc_jis(d, url, SC_J_STRING)) {
+    if (!oai_jis(d, url, OAI_J_STRING)) {
         const s_at_t *where = nested ? &uat : &iat;
         return url ? s_at_type_error(d, err, where, "string", url)
                    : s_at_missing(err, where, "an image_url part needs a url");
     }
     bool low = false;
-    sc_jv_t detail = nested ? sc_jget(d, img, "detail") : SC_JNONE;
-    if (detail && !sc_jis(d, detail, SC_J_NULL)) {
-        const char *level = sc_jstr(d, detail, NULL);
+    oai_jv_t detail = nested ? oai_jget(d, img, "detail") : OAI_JNONE;
+    if (detail && !oai_jis(d, detail, OAI_J_NULL)) {
+        const char *level = oai_jstr(d, detail, NULL);
         if (!level || (strcmp(level, "low") && strcmp(level, "high") && strcmp(level, "auto"))) {
             s_at_t dat = {.up = &iat, .key = "detail"};
             char p[96];
             s_at_text(&dat, p);
-            return sc_error_set(err, 400, "invalid_value", p,
-                                "%s: expected one of: low, high, auto", p);
+            return oai_error_set(err, 400, "invalid_value", p,
+                                 "%s: expected one of: low, high, auto", p);
         }
         low = strcmp(level, "low") == 0;
     }
     if (!w->sample) {
         w->images++;
-        w->img_tokens += low ? SC_TOK_IMAGE_LOW : SC_TOK_IMAGE_HIGH;
+        w->img_tokens += low ? OAI_TOK_IMAGE_LOW : OAI_TOK_IMAGE_HIGH;
     }
     return 0;
 }
 
 /* Parts that carry no text we count (audio, files): accepted, not counted. */
-static int s_part_skip(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *err)
+static int s_part_skip(s_walk_t *w, oai_jv_t part, const s_at_t *at, oai_error_t *err)
 {
     (void)w;
     (void)part;
@@ -452,30 +453,30 @@ static int s_part_skip(s_walk_t *w, sc_jv_t part, const s_at_t *at, sc_error_t *
 }
 
 static const struct {
-    const char *type;                                             /* part "type" */
-    int (*fn)(s_walk_t *, sc_jv_t, const s_at_t *, sc_error_t *); /* its reader */
+    const char *type;                                               /* part "type" */
+    int (*fn)(s_walk_t *, oai_jv_t, const s_at_t *, oai_error_t *); /* its reader */
 } s_parts[] = {
     {"text", s_part_text}, {"image_url", s_part_image}, {"input_audio", s_part_skip},
     {"file", s_part_skip}, {"refusal", s_part_refusal}, {NULL, NULL},
 };
 
-static int s_content(s_walk_t *w, sc_jv_t content, const s_at_t *at, sc_error_t *err)
+static int s_content(s_walk_t *w, oai_jv_t content, const s_at_t *at, oai_error_t *err)
 {
-    const sc_jdoc_t *d = w->self->doc;
-    if (sc_jis(d, content, SC_J_STRING)) {
-        s_text(w, sc_jstr(d, content, NULL), s_slen(d, content));
+    const oai_jdoc_t *d = w->self->doc;
+    if (oai_jis(d, content, OAI_J_STRING)) {
+        s_text(w, oai_jstr(d, content, NULL), s_slen(d, content));
         return 0;
     }
-    if (!sc_jis(d, content, SC_J_ARRAY)) {
+    if (!oai_jis(d, content, OAI_J_ARRAY)) {
         return s_at_type_error(d, err, at, "string or array of content parts", content);
     }
     s_at_t pat = {.up = at};
-    sc_jv_t part;
-    for (part = sc_jfirst(d, content); part; part = sc_jnext(d, part), pat.index++) {
-        if (!sc_jis(d, part, SC_J_OBJECT)) {
+    oai_jv_t part;
+    for (part = oai_jfirst(d, content); part; part = oai_jnext(d, part), pat.index++) {
+        if (!oai_jis(d, part, OAI_J_OBJECT)) {
             return s_at_type_error(d, err, &pat, "object", part);
         }
-        const char *type = sc_jstr(d, sc_jget(d, part, "type"), NULL);
+        const char *type = oai_jstr(d, oai_jget(d, part, "type"), NULL);
         int k = 0;
         while (type && s_parts[k].type && strcmp(s_parts[k].type, type) != 0) {
             k++;
@@ -483,10 +484,10 @@ static int s_content(s_walk_t *w, sc_jv_t content, const s_at_t *at, sc_error_t 
         if (!type || !s_parts[k].type) {
             char p[96];
             s_at_text(&pat, p);
-            return sc_error_set(err, 400, "invalid_value", p,
-                                "%s.type: expected one of: text, image_url, input_audio, file, "
-                                "refusal",
-                                p);
+            return oai_error_set(err, 400, "invalid_value", p,
+                                 "%s.type: expected one of: text, image_url, input_audio, file, "
+                                 "refusal",
+                                 p);
         }
         if (s_parts[k].fn(w, part, &pat, err) < 0) {
             return -1;
@@ -496,24 +497,24 @@ static int s_content(s_walk_t *w, sc_jv_t content, const s_at_t *at, sc_error_t 
 }
 
 /* An assistant's tool_calls: names and arguments count as prompt text. */
-static int s_tool_calls(s_walk_t *w, sc_jv_t calls, const s_at_t *at, sc_error_t *err)
+static int s_tool_calls(s_walk_t *w, oai_jv_t calls, const s_at_t *at, oai_error_t *err)
 {
-    const sc_jdoc_t *d = w->self->doc;
-    if (!sc_jis(d, calls, SC_J_ARRAY)) {
+    const oai_jdoc_t *d = w->self->doc;
+    if (!oai_jis(d, calls, OAI_J_ARRAY)) {
         return s_at_type_error(d, err, at, "array", calls);
     }
-    for (sc_jv_t call = sc_jfirst(d, calls); call; call = sc_jnext(d, call)) {
-        sc_jv_t fn = sc_jget(d, call, "function");
-        const char *name = sc_jstr(d, sc_jget(d, fn, "name"), NULL);
-        sc_jv_t args = sc_jget(d, fn, "arguments");
+    for (oai_jv_t call = oai_jfirst(d, calls); call; call = oai_jnext(d, call)) {
+        oai_jv_t fn = oai_jget(d, call, "function");
+        const char *name = oai_jstr(d, oai_jget(d, fn, "name"), NULL);
+        oai_jv_t args = oai_jget(d, fn, "arguments");
         if (name) {
             s_text(w, name, strlen(name));
         }
-        if (sc_jis(d, args, SC_J_STRING)) {
-            s_text(w, sc_jstr(d, args, NULL), s_slen(d, args));
+        if (oai_jis(d, args, OAI_J_STRING)) {
+            s_text(w, oai_jstr(d, args, NULL), s_slen(d, args));
         }
         if (!w->sample) {
-            w->c->punct += SC_TOK_PER_TOOL; /* call framing, ~1 token each */
+            w->c->punct += OAI_TOK_PER_TOOL; /* call framing, ~1 token each */
         }
     }
     return 0;
@@ -523,15 +524,15 @@ static const s_at_t s_messages_at = {.key = "messages"};
 
 /* One message; on the first pass validates and counts, on the second fills
  * the text sample. Returns the message's tokens (first pass) or -1. */
-static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_error_t *err)
+static int64_t s_message(s_walk_t *w, oai_jv_t msg, size_t i, bool *is_user, oai_error_t *err)
 {
-    const sc_jdoc_t *d = w->self->doc;
+    const oai_jdoc_t *d = w->self->doc;
     s_at_t mat = {.up = &s_messages_at, .index = i};
-    if (!sc_jis(d, msg, SC_J_OBJECT)) {
+    if (!oai_jis(d, msg, OAI_J_OBJECT)) {
         return s_at_type_error(d, err, &mat, "object", msg);
     }
-    sc_jv_t role = sc_jget(d, msg, "role");
-    const char *r = sc_jstr(d, role, NULL);
+    oai_jv_t role = oai_jget(d, msg, "role");
+    const char *r = oai_jstr(d, role, NULL);
     int k = 0;
     while (r && s_roles[k] && strcmp(s_roles[k], r) != 0) {
         k++;
@@ -540,19 +541,19 @@ static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_e
         char p[96];
         s_at_t rat = {.up = &mat, .key = "role"};
         s_at_text(&rat, p);
-        return sc_error_set(err, 400, role ? "invalid_value" : "missing_required_parameter", p,
-                            "%s: expected one of: system, developer, user, assistant, tool, "
-                            "function",
-                            p);
+        return oai_error_set(err, 400, role ? "invalid_value" : "missing_required_parameter", p,
+                             "%s: expected one of: system, developer, user, assistant, tool, "
+                             "function",
+                             p);
     }
     *is_user = strcmp(r, "user") == 0;
-    sc_tok_counts_t c;
-    sc_tok_counts_init(&c);
+    oai_tok_counts_t c;
+    oai_tok_counts_init(&c);
     w->c = &c;
-    int64_t extra = SC_TOK_PER_MESSAGE;
-    sc_jv_t content = sc_jget(d, msg, "content");
+    int64_t extra = OAI_TOK_PER_MESSAGE;
+    oai_jv_t content = oai_jget(d, msg, "content");
     s_at_t cat = {.up = &mat, .key = "content"};
-    if (sc_jis(d, content, SC_J_NULL) || !content) {
+    if (oai_jis(d, content, OAI_J_NULL) || !content) {
         /* Only an assistant turn (tool calls instead of text) may omit content. */
         if (strcmp(r, "assistant") != 0) {
             char why[48];
@@ -562,44 +563,45 @@ static int64_t s_message(s_walk_t *w, sc_jv_t msg, size_t i, bool *is_user, sc_e
     } else if (s_content(w, content, &cat, err) < 0) {
         return -1;
     }
-    sc_jv_t name = sc_jget(d, msg, "name");
-    if (name && !sc_jis(d, name, SC_J_NULL)) {
-        if (!sc_jis(d, name, SC_J_STRING)) {
+    oai_jv_t name = oai_jget(d, msg, "name");
+    if (name && !oai_jis(d, name, OAI_J_NULL)) {
+        if (!oai_jis(d, name, OAI_J_STRING)) {
             s_at_t nat = {.up = &mat, .key = "name"};
             return s_at_type_error(d, err, &nat, "string", name);
         }
         if (!w->sample) {
-            extra += SC_TOK_NAME + sc_tok_text(sc_jstr(d, name, NULL), s_slen(d, name));
+            extra += OAI_TOK_NAME + oai_tok_text(oai_jstr(d, name, NULL), s_slen(d, name));
         }
     }
-    sc_jv_t calls = sc_jget(d, msg, "tool_calls");
-    if (calls && !sc_jis(d, calls, SC_J_NULL)) {
+    oai_jv_t calls = oai_jget(d, msg, "tool_calls");
+    if (calls && !oai_jis(d, calls, OAI_J_NULL)) {
         s_at_t tat = {.up = &mat, .key = "tool_calls"};
         if (s_tool_calls(w, calls, &tat, err) < 0) {
             return -1;
         }
     }
-    return extra + sc_tok_estimate(&c);
+    return extra + oai_tok_estimate(&c);
 }
 
-static int s_messages(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_messages(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     if (!v) {
-        return sc_error_set(err, 400, "missing_required_parameter", "messages",
-                            "messages: required");
+        return oai_error_set(err, 400, "missing_required_parameter", "messages",
+                             "messages: required");
     }
-    if (!sc_jis(d, v, SC_J_ARRAY) || sc_jsize(d, v) == 0) {
-        return sc_jis(d, v, SC_J_ARRAY) ? sc_error_set(err, 400, "invalid_value", "messages",
-                                                       "messages: at least one message is required")
-                                        : s_type_error(d, err, "messages", "array", v);
+    if (!oai_jis(d, v, OAI_J_ARRAY) || oai_jsize(d, v) == 0) {
+        return oai_jis(d, v, OAI_J_ARRAY)
+                   ? oai_error_set(err, 400, "invalid_value", "messages",
+                                   "messages: at least one message is required")
+                   : s_type_error(d, err, "messages", "array", v);
     }
     s_walk_t w = {.self = self};
-    int64_t total = SC_TOK_REPLY;
+    int64_t total = OAI_TOK_REPLY;
     bool found = false;
     size_t i;
-    sc_jv_t msg;
-    for (i = 0, msg = sc_jfirst(d, v); msg; msg = sc_jnext(d, msg), i++) {
+    oai_jv_t msg;
+    for (i = 0, msg = oai_jfirst(d, v); msg; msg = oai_jnext(d, msg), i++) {
         bool is_user = false;
         int64_t t = s_message(&w, msg, i, &is_user, err);
         if (t < 0) {
@@ -611,9 +613,11 @@ static int s_messages(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error
             found = true;
         }
     }
-    if (w.images > ENG_MAX_IMAGES) {
-        return sc_error_set(err, 400, "invalid_value", "messages",
-                            "messages: at most %d images per request", ENG_MAX_IMAGES);
+    const char *why = hpp_check_images(w.images);
+    if (why) {
+        return oai_error_set(err, 400, "invalid_value", "messages",
+                             "messages: the number of images %s, got %lld", why,
+                             (long long)w.images);
     }
     self->estimate += total + w.img_tokens;
     f->images = w.images;
@@ -623,9 +627,9 @@ static int s_messages(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error
     w.sample = true;
     bool dummy;
     if (found) {
-        s_message(&w, sc_jat(d, v, self->last_user), self->last_user, &dummy, err);
+        s_message(&w, oai_jat(d, v, self->last_user), self->last_user, &dummy, err);
     }
-    for (i = 0, msg = sc_jfirst(d, v); msg; msg = sc_jnext(d, msg), i++) {
+    for (i = 0, msg = oai_jfirst(d, v); msg; msg = oai_jnext(d, msg), i++) {
         if ((!found || i != self->last_user) && self->text_len < sizeof self->text) {
             s_message(&w, msg, i, &dummy, err);
         }
@@ -636,92 +640,92 @@ static int s_messages(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error
 
 /* Top-level fields ------------------------------------------------------- */
 
-static int s_model(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_model(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
-    if (!v || sc_jis(d, v, SC_J_NULL) || (self->hdr_set & S_HDR_MODEL)) {
+    const oai_jdoc_t *d = self->doc;
+    if (!v || oai_jis(d, v, OAI_J_NULL) || (self->hdr_set & S_HDR_MODEL)) {
         return 0;
     }
-    if (!sc_jis(d, v, SC_J_STRING)) {
+    if (!oai_jis(d, v, OAI_J_STRING)) {
         return s_type_error(d, err, "model", "string", v);
     }
-    if (s_check_model(sc_jstr(d, v, NULL), s_slen(d, v), "model", err) < 0) {
+    if (s_check_model(oai_jstr(d, v, NULL), s_slen(d, v), "model", err) < 0) {
         return -1;
     }
-    f->model = s_str(sc_jstr(d, v, NULL), s_slen(d, v));
+    f->model = s_str(oai_jstr(d, v, NULL), s_slen(d, v));
     return 0;
 }
 
-static int s_tools(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err,
+static int s_tools(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err,
                    const char *param)
 {
-    const sc_jdoc_t *d = self->doc;
-    if (!v || sc_jis(d, v, SC_J_NULL)) {
+    const oai_jdoc_t *d = self->doc;
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
         return 0;
     }
-    if (!sc_jis(d, v, SC_J_ARRAY)) {
+    if (!oai_jis(d, v, OAI_J_ARRAY)) {
         return s_type_error(d, err, param, "array", v);
     }
-    sc_tok_counts_t c;
-    sc_tok_counts_init(&c);
+    oai_tok_counts_t c;
+    oai_tok_counts_init(&c);
     size_t i;
-    sc_jv_t tool;
-    for (i = 0, tool = sc_jfirst(d, v); tool; tool = sc_jnext(d, tool), i++) {
-        if (!sc_jis(d, tool, SC_J_OBJECT)) {
+    oai_jv_t tool;
+    for (i = 0, tool = oai_jfirst(d, v); tool; tool = oai_jnext(d, tool), i++) {
+        if (!oai_jis(d, tool, OAI_J_OBJECT)) {
             char p[96];
             s_path(p, "%s[%zu]", param, i);
             return s_type_error(d, err, p, "object", tool);
         }
         s_count_tree(d, &c, tool);
     }
-    if (sc_jsize(d, v) > 0) {
+    if (oai_jsize(d, v) > 0) {
         f->tools = true;
-        self->estimate += sc_tok_estimate(&c) + SC_TOK_PER_TOOL * (int64_t)sc_jsize(d, v);
+        self->estimate += oai_tok_estimate(&c) + OAI_TOK_PER_TOOL * (int64_t)oai_jsize(d, v);
     }
     return 0;
 }
 
-static int s_tools_new(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_tools_new(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
     return s_tools(self, v, f, err, "tools");
 }
 
-static int s_functions(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_functions(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
     return s_tools(self, v, f, err, "functions");
 }
 
-static int s_response_format(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_response_format(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
-    if (!v || sc_jis(d, v, SC_J_NULL)) {
+    const oai_jdoc_t *d = self->doc;
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
         return 0;
     }
-    if (!sc_jis(d, v, SC_J_OBJECT)) {
+    if (!oai_jis(d, v, OAI_J_OBJECT)) {
         return s_type_error(d, err, "response_format", "object", v);
     }
-    const char *type = sc_jstr(d, sc_jget(d, v, "type"), NULL);
+    const char *type = oai_jstr(d, oai_jget(d, v, "type"), NULL);
     if (!type ||
         (strcmp(type, "text") && strcmp(type, "json_object") && strcmp(type, "json_schema"))) {
-        return sc_error_set(err, 400, "invalid_value", "response_format.type",
-                            "response_format.type: expected one of: text, json_object, "
-                            "json_schema");
+        return oai_error_set(err, 400, "invalid_value", "response_format.type",
+                             "response_format.type: expected one of: text, json_object, "
+                             "json_schema");
     }
     f->json = strcmp(type, "text") != 0;
-    sc_jv_t schema = sc_jget(d, v, "json_schema");
+    oai_jv_t schema = oai_jget(d, v, "json_schema");
     if (f->json && schema) {
         /* The schema is sent to the model with the prompt. */
-        sc_tok_counts_t c;
-        sc_tok_counts_init(&c);
+        oai_tok_counts_t c;
+        oai_tok_counts_init(&c);
         s_count_tree(d, &c, schema);
-        self->estimate += sc_tok_estimate(&c);
+        self->estimate += oai_tok_estimate(&c);
     }
     return 0;
 }
 
-static int s_max_tokens(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_max_tokens(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     if (self->hdr_set & S_HDR_OUTPUT) {
         return 0;
     }
@@ -729,59 +733,59 @@ static int s_max_tokens(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_err
 }
 
 /* Read after max_tokens: the newer name wins when both are given. */
-static int s_max_completion(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_max_completion(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     if (self->hdr_set & S_HDR_OUTPUT) {
         return 0;
     }
     return s_get_tokens(d, v, &f->output_tokens, "max_completion_tokens", err);
 }
 
-static int s_stream(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_stream(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     (void)f;
-    if (!v || sc_jis(d, v, SC_J_NULL)) {
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
         return 0;
     }
     if (!s_is_bool(d, v)) {
         return s_type_error(d, err, "stream", "boolean", v);
     }
-    self->stream = sc_jis(d, v, SC_J_TRUE);
+    self->stream = oai_jis(d, v, OAI_J_TRUE);
     return 0;
 }
 
-static int s_metadata(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_metadata(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     (void)self;
-    if (!v || sc_jis(d, v, SC_J_NULL)) {
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
         return 0;
     }
-    if (!sc_jis(d, v, SC_J_OBJECT)) {
+    if (!oai_jis(d, v, OAI_J_OBJECT)) {
         return s_type_error(d, err, "metadata", "object", v);
     }
-    for (sc_jv_t kv = sc_jfirst(d, v); kv; kv = sc_jnext(d, sc_jval(kv))) {
-        const char *key = sc_jstr(d, kv, NULL);
-        sc_jv_t val = sc_jval(kv);
+    for (oai_jv_t kv = oai_jfirst(d, v); kv; kv = oai_jnext(d, oai_jval(kv))) {
+        const char *key = oai_jstr(d, kv, NULL);
+        oai_jv_t val = oai_jval(kv);
         char p[96];
         s_path(p, "metadata.%.80s", key);
-        if (!sc_jis(d, val, SC_J_STRING)) {
+        if (!oai_jis(d, val, OAI_J_STRING)) {
             return s_type_error(d, err, p, "string", val);
         }
         size_t kl = strlen(key), vl = s_slen(d, val);
-        if (kl == 0 || kl > SC_MAX_META_KEY || vl > SC_MAX_META_VAL) {
-            return sc_error_set(err, 400, "invalid_value", p,
-                                "%s: keys have 1 to %d bytes, values at most %d", p,
-                                SC_MAX_META_KEY, SC_MAX_META_VAL);
+        if (kl == 0 || kl > HPP_MAX_META_KEY_LEN || vl > HPP_MAX_META_VAL_LEN) {
+            return oai_error_set(err, 400, "invalid_value", p,
+                                 "%s: keys have 1 to %d bytes, values at most %d", p,
+                                 HPP_MAX_META_KEY_LEN, HPP_MAX_META_VAL_LEN);
         }
-        if (f->nmeta >= ENG_MAX_META) {
-            return sc_error_set(err, 400, "invalid_value", "metadata", "metadata: at most %d pairs",
-                                ENG_MAX_META);
+        if (f->nmeta >= HPP_MAX_META) {
+            return oai_error_set(err, 400, "invalid_value", "metadata",
+                                 "metadata: at most %d pairs", HPP_MAX_META);
         }
         f->meta_keys[f->nmeta] = s_str(key, kl);
-        f->meta_vals[f->nmeta] = s_str(sc_jstr(d, val, NULL), vl);
+        f->meta_vals[f->nmeta] = s_str(oai_jstr(d, val, NULL), vl);
         f->nmeta++;
     }
     return 0;
@@ -789,39 +793,39 @@ static int s_metadata(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error
 
 /* The `hpp` object ------------------------------------------------------- */
 
-static int s_hpp_task(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_task(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     (void)self;
-    if (sc_jis(d, v, SC_J_STRING)) {
-        return s_add_hint_list(f, sc_jstr(d, v, NULL), s_slen(d, v), "hpp.task", err);
+    if (oai_jis(d, v, OAI_J_STRING)) {
+        return s_add_hint_list(f, oai_jstr(d, v, NULL), s_slen(d, v), "hpp.task", err);
     }
-    if (!sc_jis(d, v, SC_J_ARRAY)) {
+    if (!oai_jis(d, v, OAI_J_ARRAY)) {
         return s_type_error(d, err, "hpp.task", "string or array of strings", v);
     }
     size_t i;
-    sc_jv_t h;
-    for (i = 0, h = sc_jfirst(d, v); h; h = sc_jnext(d, h), i++) {
+    oai_jv_t h;
+    for (i = 0, h = oai_jfirst(d, v); h; h = oai_jnext(d, h), i++) {
         char p[96];
         s_path(p, "hpp.task[%zu]", i);
-        if (!sc_jis(d, h, SC_J_STRING)) {
+        if (!oai_jis(d, h, OAI_J_STRING)) {
             return s_type_error(d, err, p, "string", h);
         }
-        if (s_add_hint(f, sc_jstr(d, h, NULL), s_slen(d, h), p, err) < 0) {
+        if (s_add_hint(f, oai_jstr(d, h, NULL), s_slen(d, h), p, err) < 0) {
             return -1;
         }
     }
     return 0;
 }
 
-static int s_hpp_budget(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_budget(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     if (!s_is_number(d, v)) {
         return s_type_error(d, err, "hpp.budget_usd", "number", v);
     }
-    eng_features_t tmp = *f; /* validate even when a header wins */
-    if (s_set_budget(&tmp, sc_jnum(d, v), "hpp.budget_usd", err) < 0) {
+    hpp_features_t tmp = *f; /* validate even when a header wins */
+    if (s_set_budget(&tmp, oai_jnum(d, v), "hpp.budget_usd", err) < 0) {
         return -1;
     }
     if (!(self->hdr_set & S_HDR_BUDGET)) {
@@ -830,25 +834,26 @@ static int s_hpp_budget(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_err
     return 0;
 }
 
-static int s_hpp_group(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_group(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
-    if (!sc_jis(d, v, SC_J_STRING)) {
+    const oai_jdoc_t *d = self->doc;
+    if (!oai_jis(d, v, OAI_J_STRING)) {
         return s_type_error(d, err, "hpp.group", "string", v);
     }
-    if (!s_valid_name(sc_jstr(d, v, NULL), s_slen(d, v), SC_MAX_GROUP)) {
-        return sc_error_set(err, 400, "invalid_value", "hpp.group",
-                            "hpp.group: 1 to %d characters from [A-Za-z0-9_.:/@-]", SC_MAX_GROUP);
+    if (!s_valid_name(oai_jstr(d, v, NULL), s_slen(d, v), HPP_MAX_GROUP_LEN)) {
+        return oai_error_set(err, 400, "invalid_value", "hpp.group",
+                             "hpp.group: 1 to %d characters from [A-Za-z0-9_.:/@-]",
+                             HPP_MAX_GROUP_LEN);
     }
     if (!(self->hdr_set & S_HDR_GROUP)) {
-        f->group = s_str(sc_jstr(d, v, NULL), s_slen(d, v));
+        f->group = s_str(oai_jstr(d, v, NULL), s_slen(d, v));
     }
     return 0;
 }
 
-static int s_hpp_prompt(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_prompt(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     int64_t n = f->prompt_tokens;
     if (s_get_tokens(d, v, &n, "hpp.prompt_tokens", err) < 0) {
         return -1;
@@ -859,9 +864,9 @@ static int s_hpp_prompt(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_err
     return 0;
 }
 
-static int s_hpp_output(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_hpp_output(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
+    const oai_jdoc_t *d = self->doc;
     int64_t n = f->output_tokens;
     if (s_get_tokens(d, v, &n, "hpp.output_tokens", err) < 0) {
         return -1;
@@ -872,7 +877,7 @@ static int s_hpp_output(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_err
     return 0;
 }
 
-typedef int (*s_field_fn)(sc_extract_t *, sc_jv_t, eng_features_t *, sc_error_t *);
+typedef int (*s_field_fn)(oai_extract_t *, oai_jv_t, hpp_features_t *, oai_error_t *);
 
 static const struct {
     const char *key; /* key in the hpp object */
@@ -886,18 +891,18 @@ static const struct {
     {NULL, NULL},
 };
 
-static int s_hpp(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *err)
+static int s_hpp(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
-    if (!v || sc_jis(d, v, SC_J_NULL)) {
+    const oai_jdoc_t *d = self->doc;
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
         return 0;
     }
-    if (!sc_jis(d, v, SC_J_OBJECT)) {
+    if (!oai_jis(d, v, OAI_J_OBJECT)) {
         return s_type_error(d, err, "hpp", "object", v);
     }
-    for (sc_jv_t kv = sc_jfirst(d, v); kv; kv = sc_jnext(d, sc_jval(kv))) {
-        const char *key = sc_jstr(d, kv, NULL);
-        sc_jv_t val = sc_jval(kv);
+    for (oai_jv_t kv = oai_jfirst(d, v); kv; kv = oai_jnext(d, oai_jval(kv))) {
+        const char *key = oai_jstr(d, kv, NULL);
+        oai_jv_t val = oai_jval(kv);
         int k = 0;
         while (s_hpp_keys[k].key && strcmp(s_hpp_keys[k].key, key) != 0) {
             k++;
@@ -905,12 +910,12 @@ static int s_hpp(sc_extract_t *self, sc_jv_t v, eng_features_t *f, sc_error_t *e
         if (!s_hpp_keys[k].key) {
             char p[96];
             s_path(p, "hpp.%.80s", key);
-            return sc_error_set(err, 400, "unknown_parameter", p,
-                                "%s: unknown key (expected one of: task, budget_usd, group, "
-                                "prompt_tokens, output_tokens)",
-                                p);
+            return oai_error_set(err, 400, "unknown_parameter", p,
+                                 "%s: unknown key (expected one of: task, budget_usd, group, "
+                                 "prompt_tokens, output_tokens)",
+                                 p);
         }
-        if (sc_jis(d, val, SC_J_NULL)) {
+        if (oai_jis(d, val, OAI_J_NULL)) {
             continue;
         }
         if (s_hpp_keys[k].fn(self, val, f, err) < 0) {
@@ -939,33 +944,33 @@ static const struct {
     {NULL, NULL},
 };
 
-int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_features_t *f,
-                    sc_error_t *err)
+int oai_extract_body(oai_extract_t *self, const char *body, size_t len, hpp_features_t *f,
+                     oai_error_t *err)
 {
-    const sc_jdoc_t *d = self->doc;
-    self->root = SC_JNONE;
+    const oai_jdoc_t *d = self->doc;
+    self->root = OAI_JNONE;
     self->stream = false;
     self->estimate = 0;
     self->text_len = 0;
-    sc_jerr_t jerr;
+    oai_jerr_t jerr;
     /* Duplicate keys are refused: the sidecar and the upstream must not read
      * two different "model" values from one body. */
-    sc_jv_t root = sc_jdoc_parse(self->doc, body, len, &jerr);
-    if (root == SC_JNONE) {
-        return sc_error_set(err, 400, "invalid_json", NULL,
-                            "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
-                            jerr.line, jerr.column);
+    oai_jv_t root = oai_jdoc_parse(self->doc, body, len, &jerr);
+    if (root == OAI_JNONE) {
+        return oai_error_set(err, 400, "invalid_json", NULL,
+                             "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                             jerr.line, jerr.column);
     }
-    if (!sc_jis(d, root, SC_J_OBJECT)) {
-        return sc_error_set(err, 400, "invalid_json", NULL,
-                            "request body must be a JSON object, got %s", s_json_type(d, root));
+    if (!oai_jis(d, root, OAI_J_OBJECT)) {
+        return oai_error_set(err, 400, "invalid_json", NULL,
+                             "request body must be a JSON object, got %s", s_json_type(d, root));
     }
     self->body_len = len;
     int64_t prompt_hdr = f->prompt_tokens;
     for (int i = 0; s_fields[i].key; i++) {
-        sc_jv_t v = sc_jget(d, root, s_fields[i].key);
+        oai_jv_t v = oai_jget(d, root, s_fields[i].key);
         if (s_fields[i].fn == s_hpp && !(self->hdr_set & S_HDR_PROMPT)) {
-            f->prompt_tokens = self->estimate > ENG_MAX_TOKENS ? ENG_MAX_TOKENS : self->estimate;
+            f->prompt_tokens = self->estimate > HPP_MAX_TOKENS ? HPP_MAX_TOKENS : self->estimate;
         }
         if (s_fields[i].fn(self, v, f, err) < 0) {
             return -1;
@@ -981,12 +986,12 @@ int sc_extract_body(sc_extract_t *self, const char *body, size_t len, eng_featur
 /* Headers ---------------------------------------------------------------- */
 
 /* Copies a header value into the context; NULL when the space is used up. */
-static const char *s_keep(sc_extract_t *self, const char *v, size_t len, sc_error_t *err,
+static const char *s_keep(oai_extract_t *self, const char *v, size_t len, oai_error_t *err,
                           const char *name)
 {
     if (len > sizeof self->hdr - self->hdr_len) {
-        sc_error_set(err, 400, "header_too_large", name,
-                     "%s: X-HPP-* header values exceed %d bytes in total", name, SC_HEADER_MAX);
+        oai_error_set(err, 400, "header_too_large", name,
+                      "%s: X-HPP-* header values exceed %d bytes in total", name, OAI_HEADER_MAX);
         return NULL;
     }
     char *p = self->hdr + self->hdr_len;
@@ -1011,29 +1016,30 @@ static bool s_plain_decimal(const char *s)
     return digits > 0;
 }
 
-static int s_hdr_task(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+static int s_hdr_task(oai_extract_t *self, const char *v, hpp_features_t *f, oai_error_t *err)
 {
     size_t len = strlen(v);
     const char *kept = s_keep(self, v, len, err, "X-HPP-Task");
     return kept ? s_add_hint_list(f, kept, len, "X-HPP-Task", err) : -1;
 }
 
-static int s_hdr_budget(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+static int s_hdr_budget(oai_extract_t *self, const char *v, hpp_features_t *f, oai_error_t *err)
 {
     if (!s_plain_decimal(v) || strlen(v) > 32) {
-        return sc_error_set(err, 400, "invalid_value", "X-HPP-Budget-USD",
-                            "X-HPP-Budget-USD: expected a decimal amount such as 0.05");
+        return oai_error_set(err, 400, "invalid_value", "X-HPP-Budget-USD",
+                             "X-HPP-Budget-USD: expected a decimal amount such as 0.05");
     }
     self->hdr_set |= S_HDR_BUDGET;
     return s_set_budget(f, strtod(v, NULL), "X-HPP-Budget-USD", err);
 }
 
-static int s_hdr_group(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+static int s_hdr_group(oai_extract_t *self, const char *v, hpp_features_t *f, oai_error_t *err)
 {
     size_t len = strlen(v);
-    if (!s_valid_name(v, len, SC_MAX_GROUP)) {
-        return sc_error_set(err, 400, "invalid_value", "X-HPP-Group",
-                            "X-HPP-Group: 1 to %d characters from [A-Za-z0-9_.:/@-]", SC_MAX_GROUP);
+    if (!s_valid_name(v, len, HPP_MAX_GROUP_LEN)) {
+        return oai_error_set(err, 400, "invalid_value", "X-HPP-Group",
+                             "X-HPP-Group: 1 to %d characters from [A-Za-z0-9_.:/@-]",
+                             HPP_MAX_GROUP_LEN);
     }
     const char *kept = s_keep(self, v, len, err, "X-HPP-Group");
     if (!kept) {
@@ -1044,7 +1050,7 @@ static int s_hdr_group(sc_extract_t *self, const char *v, eng_features_t *f, sc_
     return 0;
 }
 
-static int s_hdr_model(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+static int s_hdr_model(oai_extract_t *self, const char *v, hpp_features_t *f, oai_error_t *err)
 {
     size_t len = strlen(v);
     if (s_check_model(v, len, "X-HPP-Model", err) < 0) {
@@ -1059,23 +1065,22 @@ static int s_hdr_model(sc_extract_t *self, const char *v, eng_features_t *f, sc_
     return 0;
 }
 
-static int s_hdr_tokens(const char *v, int64_t *out, const char *name, sc_error_t *err)
+static int s_hdr_tokens(const char *v, int64_t *out, const char *name, oai_error_t *err)
 {
     size_t len = strlen(v);
-    bool ok = len > 0 && len <= 9;
+    bool ok = len > 0 && len <= 18; /* fits int64; the range is the rule's */
     for (size_t i = 0; ok && i < len; i++) {
         ok = v[i] >= '0' && v[i] <= '9';
     }
-    if (!ok || strtoll(v, NULL, 10) > ENG_MAX_TOKENS) {
-        return sc_error_set(err, 400, "invalid_value", name,
-                            "%s: expected a token count from 0 to %lld", name,
-                            (long long)ENG_MAX_TOKENS);
+    const char *why = ok ? hpp_check_tokens(strtoll(v, NULL, 10)) : "must be an integer";
+    if (why) {
+        return oai_error_set(err, 400, "invalid_value", name, "%s: %s", name, why);
     }
     *out = strtoll(v, NULL, 10);
     return 0;
 }
 
-static int s_hdr_prompt(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+static int s_hdr_prompt(oai_extract_t *self, const char *v, hpp_features_t *f, oai_error_t *err)
 {
     if (s_hdr_tokens(v, &f->prompt_tokens, "X-HPP-Prompt-Tokens", err) < 0) {
         return -1;
@@ -1084,7 +1089,7 @@ static int s_hdr_prompt(sc_extract_t *self, const char *v, eng_features_t *f, sc
     return 0;
 }
 
-static int s_hdr_output(sc_extract_t *self, const char *v, eng_features_t *f, sc_error_t *err)
+static int s_hdr_output(oai_extract_t *self, const char *v, hpp_features_t *f, oai_error_t *err)
 {
     if (s_hdr_tokens(v, &f->output_tokens, "X-HPP-Output-Tokens", err) < 0) {
         return -1;
@@ -1095,7 +1100,7 @@ static int s_hdr_output(sc_extract_t *self, const char *v, eng_features_t *f, sc
 
 static const struct {
     const char *name; /* header name, matched case-insensitively */
-    int (*fn)(sc_extract_t *, const char *, eng_features_t *, sc_error_t *);
+    int (*fn)(oai_extract_t *, const char *, hpp_features_t *, oai_error_t *);
 } s_headers[] = {
     {"X-HPP-Task", s_hdr_task},
     {"X-HPP-Budget-USD", s_hdr_budget},
@@ -1106,8 +1111,8 @@ static const struct {
     {NULL, NULL},
 };
 
-int sc_extract_header(sc_extract_t *self, const char *name, const char *value, eng_features_t *f,
-                      sc_error_t *err)
+int oai_extract_header(oai_extract_t *self, const char *name, const char *value, hpp_features_t *f,
+                       oai_error_t *err)
 {
     for (int i = 0; s_headers[i].name; i++) {
         if (strcasecmp(name, s_headers[i].name) == 0) {
@@ -1134,23 +1139,23 @@ typedef struct {
     bool found;
 } s_member_t;
 
-static s_member_t s_member(const sc_jdoc_t *d, sc_jv_t obj, const char *name)
+static s_member_t s_member(const oai_jdoc_t *d, oai_jv_t obj, const char *name)
 {
     s_member_t m = {0};
     size_t prev_end = 0, start, end;
-    for (sc_jv_t k = sc_jfirst(d, obj); k; k = sc_jnext(d, sc_jval(k))) {
-        sc_jspan(d, k, &start, &end);
+    for (oai_jv_t k = oai_jfirst(d, obj); k; k = oai_jnext(d, oai_jval(k))) {
+        oai_jspan(d, k, &start, &end);
         if (m.found) {
             m.next_start = start;
             break;
         }
-        if (strcmp(sc_jstr(d, k, NULL), name) == 0) {
+        if (strcmp(oai_jstr(d, k, NULL), name) == 0) {
             m.found = true;
             m.key_start = start;
             m.prev_end = prev_end;
-            sc_jspan(d, sc_jval(k), &start, &m.val_end);
+            oai_jspan(d, oai_jval(k), &start, &m.val_end);
         }
-        sc_jspan(d, sc_jval(k), &start, &prev_end);
+        oai_jspan(d, oai_jval(k), &start, &prev_end);
     }
     return m;
 }
@@ -1159,14 +1164,14 @@ static s_member_t s_member(const sc_jdoc_t *d, sc_jv_t obj, const char *name)
  * "model" member added first), the "hpp" member cut out with one comma.
  * Splicing instead of re-serialising keeps every other byte the client sent,
  * numbers included, and costs one copy. */
-char *sc_extract_forward(sc_extract_t *self, const char *body, size_t body_len, const char *model,
-                         size_t *len)
+char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len, const char *model,
+                          size_t *len)
 {
-    if (self->root == SC_JNONE || !body || body_len != self->body_len) {
+    if (self->root == OAI_JNONE || !body || body_len != self->body_len) {
         return NULL;
     }
-    const sc_jdoc_t *d = self->doc;
-    char quoted[6 * SC_MAX_MODEL + 16]; /* every byte may become \u00XX */
+    const oai_jdoc_t *d = self->doc;
+    char quoted[6 * HPP_MAX_MODEL_LEN + 16]; /* every byte may become \u00XX */
     size_t qlen = 0;
     s_edit_t edits[2];
     int nedits = 0;
@@ -1174,7 +1179,7 @@ char *sc_extract_forward(sc_extract_t *self, const char *body, size_t body_len, 
         size_t pos = 0;
         quoted[0] = '"';
         pos = 1;
-        sc_json_escape(quoted, sizeof quoted - 2, &pos, model, strlen(model));
+        oai_json_escape(quoted, sizeof quoted - 2, &pos, model, strlen(model));
         quoted[pos++] = '"';
         qlen = pos;
     }
@@ -1191,15 +1196,15 @@ char *sc_extract_forward(sc_extract_t *self, const char *body, size_t body_len, 
     }
     char added[sizeof quoted + 16];
     if (model) {
-        sc_jv_t mv = sc_jget(d, self->root, "model");
+        oai_jv_t mv = oai_jget(d, self->root, "model");
         s_edit_t e = {0, 0, quoted, qlen};
         if (mv) {
-            sc_jspan(d, mv, &e.from, &e.to);
+            oai_jspan(d, mv, &e.from, &e.to);
         } else {
             /* No model in the body (it came in a header): add one first. */
             size_t ostart, oend;
-            sc_jspan(d, self->root, &ostart, &oend);
-            bool others = sc_jsize(d, self->root) > (hpp.found ? 1u : 0u);
+            oai_jspan(d, self->root, &ostart, &oend);
+            bool others = oai_jsize(d, self->root) > (hpp.found ? 1u : 0u);
             int n = snprintf(added, sizeof added, "\"model\":%.*s%s", (int)qlen, quoted,
                              others ? "," : "");
             e = (s_edit_t){ostart + 1, ostart + 1, added, (size_t)n};

@@ -1,16 +1,16 @@
-/* sc_error.c - OpenAI-style error values and their JSON.
+/* oai_error.c - OpenAI-style error values and their JSON.
  *
  * Formatting is done into caller buffers with no allocation, so the error
  * path cannot fail for lack of memory and costs nothing on a flood of bad
  * requests.
  */
-#include "sc_error.h"
+#include "oai_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-const char *sc_error_type(int status)
+const char *oai_error_type(int status)
 {
     switch (status) {
     case 401:
@@ -24,14 +24,14 @@ const char *sc_error_type(int status)
     }
 }
 
-int sc_error_set(sc_error_t *err, int status, const char *code, const char *param, const char *fmt,
-                 ...)
+int oai_error_set(oai_error_t *err, int status, const char *code, const char *param,
+                  const char *fmt, ...)
 {
     if (!err) {
         return -1;
     }
     err->status = status;
-    err->type = sc_error_type(status);
+    err->type = oai_error_type(status);
     err->code = code ? code : "error";
     snprintf(err->param, sizeof err->param, "%s", param ? param : "");
     va_list ap;
@@ -41,22 +41,22 @@ int sc_error_set(sc_error_t *err, int status, const char *code, const char *para
     return -1;
 }
 
-int sc_status_http(eng_status_t status)
+int oai_status_http(hpp_status_t status)
 {
     switch (status) {
-    case ENG_OK:
+    case HPP_OK:
         return 200;
-    case ENG_E_BAD_REQUEST:
-    case ENG_E_UNKNOWN_OP:
+    case HPP_E_BAD_REQUEST:
+    case HPP_E_UNKNOWN_OP:
         return 400;
-    case ENG_E_INSUFFICIENT_BUDGET:
+    case HPP_E_INSUFFICIENT_BUDGET:
         return 402;
-    case ENG_E_MODEL_NOT_ALLOWED:
+    case HPP_E_MODEL_NOT_ALLOWED:
         return 403;
-    case ENG_E_UNKNOWN_MODEL:
+    case HPP_E_UNKNOWN_MODEL:
         return 404;
-    case ENG_E_NO_FREE_VARIANT:
-    case ENG_E_NO_CANDIDATE:
+    case HPP_E_NO_FREE_VARIANT:
+    case HPP_E_NO_CANDIDATE:
         /* The request is well-formed but nothing in the catalog can serve it. */
         return 422;
     default:
@@ -64,7 +64,7 @@ int sc_status_http(eng_status_t status)
     }
 }
 
-void sc_json_escape(char *buf, size_t n, size_t *pos, const char *s, size_t len)
+void oai_json_escape(char *buf, size_t n, size_t *pos, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t p = *pos;
@@ -113,7 +113,7 @@ static void s_put(char *buf, size_t n, size_t *pos, const char *lit)
     buf[*pos] = '\0';
 }
 
-size_t sc_error_json(const sc_error_t *err, char *buf, size_t n)
+size_t oai_error_json(const oai_error_t *err, char *buf, size_t n)
 {
     if (n == 0) {
         return 0;
@@ -123,13 +123,13 @@ size_t sc_error_json(const sc_error_t *err, char *buf, size_t n)
     size_t pos = 0;
     buf[0] = '\0';
     s_put(buf, n, &pos, "{\"error\":{\"message\":\"");
-    sc_json_escape(buf, n > tail ? n - tail : 1, &pos, err->message, strlen(err->message));
+    oai_json_escape(buf, n > tail ? n - tail : 1, &pos, err->message, strlen(err->message));
     s_put(buf, n, &pos, "\",\"type\":\"");
     s_put(buf, n, &pos, err->type);
     s_put(buf, n, &pos, "\",\"param\":");
     if (err->param[0]) {
         s_put(buf, n, &pos, "\"");
-        sc_json_escape(buf, n, &pos, err->param, strlen(err->param));
+        oai_json_escape(buf, n, &pos, err->param, strlen(err->param));
         s_put(buf, n, &pos, "\"");
     } else {
         s_put(buf, n, &pos, "null");

@@ -1,4 +1,4 @@
-/* sc_json.c - strict JSON reader into a reusable tape (see sc_json.h).
+/* oai_json.c - strict JSON reader into a reusable tape (see oai_json.h).
  *
  * The document owns three buffers that only ever grow (geometrically) and
  * are reused by the next parse: the node tape, the string arena and a
@@ -20,7 +20,7 @@
  * JSON_REJECT_DUPLICATES, which this replaces; tests/fuzz/fuzz_json.c checks
  * that both agree.
  */
-#include "sc_json.h"
+#include "oai_json.h"
 
 #include <limits.h>
 #include <locale.h>
@@ -42,7 +42,7 @@
 #define S_NODES_MIN 256
 
 typedef struct {
-    uint32_t type;  /* sc_jtype_t */
+    uint32_t type;  /* oai_jtype_t */
     uint32_t start; /* source span [start, end) */
     uint32_t end;
     uint32_t next; /* next sibling: element -> element, key -> its value -> next key */
@@ -51,15 +51,15 @@ typedef struct {
             uint32_t off; /* arena offset of the NUL-terminated bytes */
             uint32_t len; /* bytes, NUL excluded */
         } str;
-        int64_t i;      /* SC_J_INT */
-        double d;       /* SC_J_REAL */
-        uint32_t count; /* SC_J_ARRAY elements, SC_J_OBJECT members */
+        int64_t i;      /* OAI_J_INT */
+        double d;       /* OAI_J_REAL */
+        uint32_t count; /* OAI_J_ARRAY elements, OAI_J_OBJECT members */
     } u;
 } s_node_t;
 
 typedef struct {
     uint32_t box;  /* the open array or object */
-    uint32_t last; /* its last child so far, SC_JNONE before the first */
+    uint32_t last; /* its last child so far, OAI_JNONE before the first */
 } s_frame_t;
 
 typedef struct {
@@ -68,21 +68,21 @@ typedef struct {
     uint32_t node; /* key handle: source order, to report the later duplicate */
 } s_key_t;
 
-struct sc_jdoc {
-    s_node_t *nodes;                    /* the tape; nodes[0] unused (SC_JNONE) */
-    uint32_t nnodes;                    /* nodes in use, 1 when there is no root */
-    uint32_t cap;                       /* nodes allocated */
-    char *arena;                        /* unescaped strings, NUL-terminated */
-    size_t used;                        /* arena bytes in use */
-    size_t arena_cap;                   /* arena bytes allocated */
-    s_key_t *keys;                      /* scratch: keys of one large object */
-    size_t keys_cap;                    /* entries allocated */
-    s_frame_t stack[SC_JSON_MAX_DEPTH]; /* open containers, innermost last */
+struct oai_jdoc {
+    s_node_t *nodes;                     /* the tape; nodes[0] unused (OAI_JNONE) */
+    uint32_t nnodes;                     /* nodes in use, 1 when there is no root */
+    uint32_t cap;                        /* nodes allocated */
+    char *arena;                         /* unescaped strings, NUL-terminated */
+    size_t used;                         /* arena bytes in use */
+    size_t arena_cap;                    /* arena bytes allocated */
+    s_key_t *keys;                       /* scratch: keys of one large object */
+    size_t keys_cap;                     /* entries allocated */
+    s_frame_t stack[OAI_JSON_MAX_DEPTH]; /* open containers, innermost last */
 };
 
 /* State of one parse. */
 typedef struct {
-    sc_jdoc_t *doc;
+    oai_jdoc_t *doc;
     const unsigned char *buf; /* the input, not NUL-terminated */
     size_t len;               /* its length */
     size_t pos;               /* next byte to read */
@@ -105,21 +105,21 @@ static const char s_unescape[256] = {
     ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t',
 };
 
-sc_jdoc_t *sc_jdoc_new(void)
+oai_jdoc_t *oai_jdoc_new(void)
 {
-    sc_jdoc_t *self = calloc(1, sizeof *self);
+    oai_jdoc_t *self = calloc(1, sizeof *self);
     if (self) {
         self->nnodes = 1;
     }
     return self;
 }
 
-void sc_jdoc_destroy(sc_jdoc_t **self_p)
+void oai_jdoc_destroy(oai_jdoc_t **self_p)
 {
     if (!self_p || !*self_p) {
         return;
     }
-    sc_jdoc_t *self = *self_p;
+    oai_jdoc_t *self = *self_p;
     free(self->nodes);
     free(self->arena);
     free(self->keys);
@@ -155,7 +155,7 @@ static size_t s_next_cap(size_t cap, size_t need, size_t min, size_t item)
 
 /* Makes room for the strings of a `len`-byte input (see the file comment).
  * The old contents are not needed, hence free + malloc instead of realloc. */
-static int s_reserve_arena(sc_jdoc_t *self, size_t len)
+static int s_reserve_arena(oai_jdoc_t *self, size_t len)
 {
     if (self->arena_cap > len) {
         return 0;
@@ -167,7 +167,7 @@ static int s_reserve_arena(sc_jdoc_t *self, size_t len)
     return self->arena ? 0 : -1;
 }
 
-static int s_grow_nodes(sc_jdoc_t *self)
+static int s_grow_nodes(oai_jdoc_t *self)
 {
     size_t cap = s_next_cap(self->cap, (size_t)self->cap + 1, S_NODES_MIN, sizeof(s_node_t));
     if (cap == 0 || cap > UINT32_MAX) {
@@ -182,7 +182,7 @@ static int s_grow_nodes(sc_jdoc_t *self)
     return 0;
 }
 
-static int s_reserve_keys(sc_jdoc_t *self, size_t n)
+static int s_reserve_keys(oai_jdoc_t *self, size_t n)
 {
     if (self->keys_cap >= n) {
         return 0;
@@ -195,29 +195,29 @@ static int s_reserve_keys(sc_jdoc_t *self, size_t n)
 }
 
 /* Appends a node of `type` starting at `start` and links it into the
- * innermost open container. Returns its handle, or SC_JNONE when out of
+ * innermost open container. Returns its handle, or OAI_JNONE when out of
  * memory. Any s_node_t pointer taken before this call is stale after it. */
-static uint32_t s_node_new(s_parser_t *p, sc_jtype_t type, size_t start)
+static uint32_t s_node_new(s_parser_t *p, oai_jtype_t type, size_t start)
 {
-    sc_jdoc_t *d = p->doc;
+    oai_jdoc_t *d = p->doc;
     if (d->nnodes >= d->cap && s_grow_nodes(d) < 0) {
         s_fail(p, start, "out of memory");
-        return SC_JNONE;
+        return OAI_JNONE;
     }
     uint32_t v = d->nnodes++;
     s_node_t *n = &d->nodes[v];
     n->type = type;
     n->start = (uint32_t)start;
     n->end = (uint32_t)start;
-    n->next = SC_JNONE;
+    n->next = OAI_JNONE;
     n->u.i = 0;
     if (p->depth > 0) {
         s_frame_t *f = &d->stack[p->depth - 1];
-        if (f->last != SC_JNONE) {
+        if (f->last != OAI_JNONE) {
             d->nodes[f->last].next = v;
         }
         f->last = v;
-        if (d->nodes[f->box].type == SC_J_ARRAY) {
+        if (d->nodes[f->box].type == OAI_J_ARRAY) {
             d->nodes[f->box].u.count++;
         }
     }
@@ -409,11 +409,11 @@ static size_t s_plain_run(const unsigned char *buf, size_t pos, size_t len)
 static uint32_t s_string(s_parser_t *p)
 {
     size_t start = p->pos;
-    uint32_t v = s_node_new(p, SC_J_STRING, start);
-    if (v == SC_JNONE) {
-        return SC_JNONE;
+    uint32_t v = s_node_new(p, OAI_J_STRING, start);
+    if (v == OAI_JNONE) {
+        return OAI_JNONE;
     }
-    sc_jdoc_t *d = p->doc;
+    oai_jdoc_t *d = p->doc;
     const unsigned char *buf = p->buf;
     size_t len = p->len, pos = start + 1;
     char *out = d->arena + d->used, *o = out;
@@ -424,7 +424,7 @@ static uint32_t s_string(s_parser_t *p)
         pos += run;
         if (pos == len) {
             s_fail(p, len, "unterminated string");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
         unsigned char c = buf[pos];
         if (c == '"') {
@@ -433,17 +433,17 @@ static uint32_t s_string(s_parser_t *p)
         if (c == '\\') {
             int n = s_escape(p, &pos, o);
             if (n < 0) {
-                return SC_JNONE;
+                return OAI_JNONE;
             }
             o += n;
         } else if (c < 0x20) {
             s_fail(p, pos, "control character in string");
-            return SC_JNONE;
+            return OAI_JNONE;
         } else {
             size_t n = s_utf8_seq(buf + pos, len - pos);
             if (n == 0) {
                 s_fail(p, pos, "invalid UTF-8 in string");
-                return SC_JNONE;
+                return OAI_JNONE;
             }
             memcpy(o, buf + pos, n);
             o += n;
@@ -479,8 +479,8 @@ static int s_strtod(char *text, size_t n, double *out)
     return end == text + n ? 0 : -1;
 }
 
-/* Scans the RFC 8259 number at p->pos into a new node: SC_J_INT without a
- * fraction or exponent (refused outside int64), else SC_J_REAL (refused
+/* Scans the RFC 8259 number at p->pos into a new node: OAI_J_INT without a
+ * fraction or exponent (refused outside int64), else OAI_J_REAL (refused
  * when it overflows; underflow gives 0). */
 static uint32_t s_number(s_parser_t *p)
 {
@@ -497,7 +497,7 @@ static uint32_t s_number(s_parser_t *p)
         pos++;
         if (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
             s_fail(p, start, "invalid number: leading zero");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
     } else if (pos < len && buf[pos] >= '1' && buf[pos] <= '9') {
         while (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
@@ -506,7 +506,7 @@ static uint32_t s_number(s_parser_t *p)
         }
     } else {
         s_fail(p, start, "invalid number");
-        return SC_JNONE;
+        return OAI_JNONE;
     }
     size_t ndigits = pos - digits_at;
     if (pos < len && buf[pos] == '.') {
@@ -514,7 +514,7 @@ static uint32_t s_number(s_parser_t *p)
         pos++;
         if (pos == len || buf[pos] < '0' || buf[pos] > '9') {
             s_fail(p, start, "invalid number: digit expected after '.'");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
         while (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
             pos++;
@@ -528,7 +528,7 @@ static uint32_t s_number(s_parser_t *p)
         }
         if (pos == len || buf[pos] < '0' || buf[pos] > '9') {
             s_fail(p, start, "invalid number: digit expected in exponent");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
         while (pos < len && buf[pos] >= '0' && buf[pos] <= '9') {
             pos++;
@@ -543,7 +543,7 @@ static uint32_t s_number(s_parser_t *p)
         uint64_t max = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
         if (ndigits > 19 || u > max) {
             s_fail(p, start, neg ? "too big negative integer" : "too big integer");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
         i = !neg ? (int64_t)u : u == max ? INT64_MIN : -(int64_t)u;
     } else {
@@ -556,15 +556,15 @@ static uint32_t s_number(s_parser_t *p)
         text[n] = '\0';
         if (s_strtod(text, n, &d) < 0) {
             s_fail(p, start, "invalid number");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
         if (isinf(d)) {
             s_fail(p, start, "real number overflow");
-            return SC_JNONE;
+            return OAI_JNONE;
         }
     }
-    uint32_t v = s_node_new(p, real ? SC_J_REAL : SC_J_INT, start);
-    if (v != SC_JNONE) {
+    uint32_t v = s_node_new(p, real ? OAI_J_REAL : OAI_J_INT, start);
+    if (v != OAI_JNONE) {
         s_node_t *node = &p->doc->nodes[v];
         node->end = (uint32_t)pos;
         if (real) {
@@ -577,14 +577,14 @@ static uint32_t s_number(s_parser_t *p)
     return v;
 }
 
-static uint32_t s_literal(s_parser_t *p, const char *word, size_t n, sc_jtype_t type)
+static uint32_t s_literal(s_parser_t *p, const char *word, size_t n, oai_jtype_t type)
 {
     if (p->len - p->pos < n || memcmp(p->buf + p->pos, word, n) != 0) {
         s_fail(p, p->pos, "invalid literal");
-        return SC_JNONE;
+        return OAI_JNONE;
     }
     uint32_t v = s_node_new(p, type, p->pos);
-    if (v != SC_JNONE) {
+    if (v != OAI_JNONE) {
         p->pos += n;
         p->doc->nodes[v].end = (uint32_t)p->pos;
     }
@@ -603,7 +603,7 @@ static int s_key(s_parser_t *p)
     if (p->buf[p->pos] != '"') {
         return s_fail(p, p->pos, "expected a string key");
     }
-    if (s_string(p) == SC_JNONE) {
+    if (s_string(p) == OAI_JNONE) {
         return -1;
     }
     p->doc->nodes[p->doc->stack[p->depth - 1].box].u.count++;
@@ -618,7 +618,7 @@ static int s_key(s_parser_t *p)
     return 0;
 }
 
-static bool s_key_eq(const sc_jdoc_t *d, uint32_t a, uint32_t b)
+static bool s_key_eq(const oai_jdoc_t *d, uint32_t a, uint32_t b)
 {
     const s_node_t *x = &d->nodes[a], *y = &d->nodes[b];
     return x->u.str.len == y->u.str.len &&
@@ -669,7 +669,7 @@ static void s_sort_keys(s_key_t *k, s_key_t *tmp, size_t n)
  * source order) that repeats an earlier one, as jansson does. */
 static int s_check_dups(s_parser_t *p, uint32_t obj)
 {
-    sc_jdoc_t *d = p->doc;
+    oai_jdoc_t *d = p->doc;
     uint32_t n = d->nodes[obj].u.count;
     if (n < 2) {
         return 0;
@@ -694,7 +694,7 @@ static int s_check_dups(s_parser_t *p, uint32_t obj)
     for (uint32_t j = 0; j < n; j++) {
         const s_node_t *key = &d->nodes[k];
         d->keys[j] = (s_key_t){d->arena + key->u.str.off, key->u.str.len, k};
-        k = j + 1 < n ? d->nodes[key->next].next : SC_JNONE;
+        k = j + 1 < n ? d->nodes[key->next].next : OAI_JNONE;
     }
     s_sort_keys(d->keys, d->keys + n, n);
     /* Within a run of equal keys the handles ascend, so the run's second
@@ -712,11 +712,11 @@ static int s_check_dups(s_parser_t *p, uint32_t obj)
 /* Closes the innermost container at its closing bracket (p->pos). */
 static int s_close(s_parser_t *p)
 {
-    sc_jdoc_t *d = p->doc;
+    oai_jdoc_t *d = p->doc;
     uint32_t box = d->stack[p->depth - 1].box;
     d->nodes[box].end = (uint32_t)(++p->pos);
     p->depth--;
-    return d->nodes[box].type == SC_J_OBJECT ? s_check_dups(p, box) : 0;
+    return d->nodes[box].type == OAI_J_OBJECT ? s_check_dups(p, box) : 0;
 }
 
 /* Parses the value at p->pos. Returns 0 when a whole value was read, 1 when
@@ -733,14 +733,14 @@ static int s_value(s_parser_t *p)
     switch (c) {
     case '[':
     case '{':
-        if (p->depth == SC_JSON_MAX_DEPTH) {
+        if (p->depth == OAI_JSON_MAX_DEPTH) {
             return s_fail(p, p->pos, "nesting too deep");
         }
-        v = s_node_new(p, c == '[' ? SC_J_ARRAY : SC_J_OBJECT, p->pos);
-        if (v == SC_JNONE) {
+        v = s_node_new(p, c == '[' ? OAI_J_ARRAY : OAI_J_OBJECT, p->pos);
+        if (v == OAI_JNONE) {
             return -1;
         }
-        p->doc->stack[p->depth++] = (s_frame_t){v, SC_JNONE};
+        p->doc->stack[p->depth++] = (s_frame_t){v, OAI_JNONE};
         p->pos++;
         s_skip_ws(p);
         if (p->pos < p->len && p->buf[p->pos] == (c == '[' ? ']' : '}')) {
@@ -754,13 +754,13 @@ static int s_value(s_parser_t *p)
         v = s_string(p);
         break;
     case 't':
-        v = s_literal(p, "true", 4, SC_J_TRUE);
+        v = s_literal(p, "true", 4, OAI_J_TRUE);
         break;
     case 'f':
-        v = s_literal(p, "false", 5, SC_J_FALSE);
+        v = s_literal(p, "false", 5, OAI_J_FALSE);
         break;
     case 'n':
-        v = s_literal(p, "null", 4, SC_J_NULL);
+        v = s_literal(p, "null", 4, OAI_J_NULL);
         break;
     case '-':
     case '0':
@@ -778,7 +778,7 @@ static int s_value(s_parser_t *p)
     default:
         return s_fail(p, p->pos, "expected a value");
     }
-    return v == SC_JNONE ? -1 : 0;
+    return v == OAI_JNONE ? -1 : 0;
 }
 
 /* After a complete value: closes every container that ends here. Returns 1
@@ -791,7 +791,7 @@ static int s_after_value(s_parser_t *p)
         if (p->pos == p->len) {
             return s_fail(p, p->pos, "unexpected end of input");
         }
-        bool obj = p->doc->nodes[p->doc->stack[p->depth - 1].box].type == SC_J_OBJECT;
+        bool obj = p->doc->nodes[p->doc->stack[p->depth - 1].box].type == OAI_J_OBJECT;
         unsigned char c = p->buf[p->pos];
         if (c == ',') {
             p->pos++;
@@ -847,7 +847,7 @@ static void s_locate(const unsigned char *buf, size_t off, int *line, int *colum
     *column = col > INT_MAX ? INT_MAX : (int)col;
 }
 
-sc_jv_t sc_jdoc_parse(sc_jdoc_t *self, const char *buf, size_t len, sc_jerr_t *err)
+oai_jv_t oai_jdoc_parse(oai_jdoc_t *self, const char *buf, size_t len, oai_jerr_t *err)
 {
     s_parser_t p = {.doc = self, .buf = (const unsigned char *)buf, .len = buf ? len : 0};
     self->nnodes = 1;
@@ -860,7 +860,7 @@ sc_jv_t sc_jdoc_parse(sc_jdoc_t *self, const char *buf, size_t len, sc_jerr_t *e
     } else if (s_parse(&p) == 0) {
         return 1; /* the root is the first node */
     }
-    self->nnodes = 1; /* stale handles now answer as SC_JNONE */
+    self->nnodes = 1; /* stale handles now answer as OAI_JNONE */
     if (err) {
         snprintf(err->text, sizeof err->text, "%s", p.msg);
         err->offset = p.err_off;
@@ -870,37 +870,37 @@ sc_jv_t sc_jdoc_parse(sc_jdoc_t *self, const char *buf, size_t len, sc_jerr_t *e
             s_locate(p.buf, p.err_off, &err->line, &err->column);
         }
     }
-    return SC_JNONE;
+    return OAI_JNONE;
 }
 
 /* Accessors ---------------------------------------------------------------- */
 
-/* The node of v, NULL for SC_JNONE or a handle beyond the last parse. */
-static const s_node_t *s_get(const sc_jdoc_t *self, sc_jv_t v)
+/* The node of v, NULL for OAI_JNONE or a handle beyond the last parse. */
+static const s_node_t *s_get(const oai_jdoc_t *self, oai_jv_t v)
 {
-    return self && v != SC_JNONE && v < self->nnodes ? &self->nodes[v] : NULL;
+    return self && v != OAI_JNONE && v < self->nnodes ? &self->nodes[v] : NULL;
 }
 
-sc_jtype_t sc_jtype(const sc_jdoc_t *self, sc_jv_t v)
+oai_jtype_t oai_jtype(const oai_jdoc_t *self, oai_jv_t v)
 {
     const s_node_t *n = s_get(self, v);
-    return n ? (sc_jtype_t)n->type : SC_J_NONE;
+    return n ? (oai_jtype_t)n->type : OAI_J_NONE;
 }
 
-const char *sc_jtype_name(sc_jtype_t t)
+const char *oai_jtype_name(oai_jtype_t t)
 {
     static const char *const names[] = {
-        [SC_J_NONE] = "nothing",  [SC_J_NULL] = "null",   [SC_J_FALSE] = "false",
-        [SC_J_TRUE] = "true",     [SC_J_INT] = "integer", [SC_J_REAL] = "real",
-        [SC_J_STRING] = "string", [SC_J_ARRAY] = "array", [SC_J_OBJECT] = "object",
+        [OAI_J_NONE] = "nothing",  [OAI_J_NULL] = "null",   [OAI_J_FALSE] = "false",
+        [OAI_J_TRUE] = "true",     [OAI_J_INT] = "integer", [OAI_J_REAL] = "real",
+        [OAI_J_STRING] = "string", [OAI_J_ARRAY] = "array", [OAI_J_OBJECT] = "object",
     };
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "nothing";
 }
 
-const char *sc_jstr(const sc_jdoc_t *self, sc_jv_t v, size_t *len)
+const char *oai_jstr(const oai_jdoc_t *self, oai_jv_t v, size_t *len)
 {
     const s_node_t *n = s_get(self, v);
-    if (!n || n->type != SC_J_STRING) {
+    if (!n || n->type != OAI_J_STRING) {
         if (len) {
             *len = 0;
         }
@@ -912,66 +912,66 @@ const char *sc_jstr(const sc_jdoc_t *self, sc_jv_t v, size_t *len)
     return self->arena + n->u.str.off;
 }
 
-int64_t sc_jint(const sc_jdoc_t *self, sc_jv_t v)
+int64_t oai_jint(const oai_jdoc_t *self, oai_jv_t v)
 {
     const s_node_t *n = s_get(self, v);
-    return n && n->type == SC_J_INT ? n->u.i : 0;
+    return n && n->type == OAI_J_INT ? n->u.i : 0;
 }
 
-double sc_jnum(const sc_jdoc_t *self, sc_jv_t v)
+double oai_jnum(const oai_jdoc_t *self, oai_jv_t v)
 {
     const s_node_t *n = s_get(self, v);
-    if (n && n->type == SC_J_INT) {
+    if (n && n->type == OAI_J_INT) {
         return (double)n->u.i;
     }
-    return n && n->type == SC_J_REAL ? n->u.d : 0;
+    return n && n->type == OAI_J_REAL ? n->u.d : 0;
 }
 
-size_t sc_jsize(const sc_jdoc_t *self, sc_jv_t v)
+size_t oai_jsize(const oai_jdoc_t *self, oai_jv_t v)
 {
     const s_node_t *n = s_get(self, v);
-    return n && (n->type == SC_J_ARRAY || n->type == SC_J_OBJECT) ? n->u.count : 0;
+    return n && (n->type == OAI_J_ARRAY || n->type == OAI_J_OBJECT) ? n->u.count : 0;
 }
 
-sc_jv_t sc_jfirst(const sc_jdoc_t *self, sc_jv_t v)
+oai_jv_t oai_jfirst(const oai_jdoc_t *self, oai_jv_t v)
 {
-    return sc_jsize(self, v) > 0 ? v + 1 : SC_JNONE;
+    return oai_jsize(self, v) > 0 ? v + 1 : OAI_JNONE;
 }
 
-sc_jv_t sc_jnext(const sc_jdoc_t *self, sc_jv_t v)
+oai_jv_t oai_jnext(const oai_jdoc_t *self, oai_jv_t v)
 {
     const s_node_t *n = s_get(self, v);
-    return n ? n->next : SC_JNONE;
+    return n ? n->next : OAI_JNONE;
 }
 
-sc_jv_t sc_jget(const sc_jdoc_t *self, sc_jv_t obj, const char *key)
+oai_jv_t oai_jget(const oai_jdoc_t *self, oai_jv_t obj, const char *key)
 {
-    if (!key || sc_jtype(self, obj) != SC_J_OBJECT) {
-        return SC_JNONE;
+    if (!key || oai_jtype(self, obj) != OAI_J_OBJECT) {
+        return OAI_JNONE;
     }
     size_t len = strlen(key);
-    for (sc_jv_t k = sc_jfirst(self, obj); k != SC_JNONE; k = sc_jnext(self, k + 1)) {
+    for (oai_jv_t k = oai_jfirst(self, obj); k != OAI_JNONE; k = oai_jnext(self, k + 1)) {
         const s_node_t *n = &self->nodes[k];
         if (n->u.str.len == len && memcmp(self->arena + n->u.str.off, key, len) == 0) {
             return k + 1;
         }
     }
-    return SC_JNONE;
+    return OAI_JNONE;
 }
 
-sc_jv_t sc_jat(const sc_jdoc_t *self, sc_jv_t arr, size_t i)
+oai_jv_t oai_jat(const oai_jdoc_t *self, oai_jv_t arr, size_t i)
 {
-    if (sc_jtype(self, arr) != SC_J_ARRAY || i >= sc_jsize(self, arr)) {
-        return SC_JNONE;
+    if (oai_jtype(self, arr) != OAI_J_ARRAY || i >= oai_jsize(self, arr)) {
+        return OAI_JNONE;
     }
-    sc_jv_t v = arr + 1;
+    oai_jv_t v = arr + 1;
     while (i-- > 0) {
         v = self->nodes[v].next;
     }
     return v;
 }
 
-void sc_jspan(const sc_jdoc_t *self, sc_jv_t v, size_t *start, size_t *end)
+void oai_jspan(const oai_jdoc_t *self, oai_jv_t v, size_t *start, size_t *end)
 {
     const s_node_t *n = s_get(self, v);
     *start = n ? n->start : 0;

@@ -1,0 +1,21 @@
+/* eng_decision.c - names of the reasons a candidate was passed over. */
+#include "eng_decision.h"
+
+#include <string.h>
+
+static const char *const s_reject_names[ENG_REJ_COUNT] = {
+    [ENG_REJ_CHOSEN] = "chosen",         [ENG_REJ_DISABLED] = "disabled",
+    [ENG_REJ_GROUP] = "group",           [ENG_REJ_VISION] = "no_vision",
+    [ENG_REJ_TOOLS] = "no_tools",        [ENG_REJ_JSON] = "no_json",
+    [ENG_REJ_CAPABILITY] = "capability", [ENG_REJ_CONTEXT] = "context",
+    [ENG_REJ_BUDGET] = "over_budget",    [ENG_REJ_NOT_FREE] = "not_free",
+    [ENG_REJ_SHADOWED] = "shadowed",
+};
+
+const char *eng_reject_name(eng_reject_t r)
+{
+    if ((unsigned)r < ENG_REJ_COUNT) {
+        return s_reject_names[r];
+    }
+    return "unknown";
+}

@@ -1,0 +1,181 @@
+/* eng_reply.c - decisions, traces and catalogs as the codec's views. */
+#include "eng_reply.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct eng_epwire {
+    const eng_catalog_t *cat; /* the catalog the table was made from */
+    proto_epwire_t *wire;     /* its endpoints, pre-encoded */
+};
+
+static hpp_str_t s_str(const char *s, uint32_t len)
+{
+    return (hpp_str_t){.ptr = s ? s : "", .len = s ? len : 0};
+}
+
+static hpp_str_t s_cstr(const char *s)
+{
+    return s_str(s, s ? (uint32_t)strlen(s) : 0);
+}
+
+/* The model an endpoint serves, NULL when the catalog does not say. */
+static const eng_model_t *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep)
+{
+    size_t n = 0;
+    const eng_model_t *models = cat && ep ? eng_catalog_models(cat, &n) : NULL;
+    return models && ep->model < n ? &models[ep->model] : NULL;
+}
+
+/* `ep` as the wire names it, serving `m` (its own model when NULL), and its
+ * index in the catalog's endpoint array when the names are its own. */
+static uint32_t s_endpoint(const eng_catalog_t *cat, const eng_model_t *m, const eng_endpoint_t *ep,
+                           proto_endpoint_t *out)
+{
+    const eng_model_t *own = s_ep_model(cat, ep);
+    const eng_model_t *named = m ? m : own;
+    out->model = named ? s_str(named->id, named->id_len) : s_str(NULL, 0);
+    out->provider = ep ? s_str(ep->provider, ep->provider_len) : s_str(NULL, 0);
+    out->provider_model = ep ? s_str(ep->native_id, ep->native_id_len) : s_str(NULL, 0);
+    size_t n = 0;
+    const eng_endpoint_t *eps = cat && ep ? eng_catalog_endpoints(cat, &n) : NULL;
+    if (!eps || ep < eps || ep >= eps + n || named != own) {
+        return PROTO_NO_INDEX;
+    }
+    return (uint32_t)(ep - eps);
+}
+
+eng_epwire_t *eng_epwire_new(const eng_catalog_t *cat)
+{
+    size_t n = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    eng_epwire_t *self = calloc(1, sizeof *self);
+    proto_endpoint_t *views = calloc(n + 1, sizeof *views);
+    if (self && views) {
+        for (size_t i = 0; i < n; i++) {
+            s_endpoint(cat, NULL, &eps[i], &views[i]);
+        }
+        self->cat = cat;
+        self->wire = proto_epwire_new(views, n);
+    }
+    free(views);
+    if (self && !self->wire) {
+        eng_epwire_destroy(&self);
+    }
+    return self;
+}
+
+void eng_epwire_destroy(eng_epwire_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    proto_epwire_destroy(&(*self_p)->wire);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void eng_reply_view(const eng_decision_t *d, const eng_catalog_t *cat, proto_decision_t *out)
+{
+    out->status = d->status;
+    out->message = d->message;
+    if (d->status != HPP_OK) {
+        return; /* an error reply says only the status and the message */
+    }
+    out->endpoint_index = s_endpoint(cat, d->model, d->endpoint, &out->endpoint);
+    out->tier = s_cstr(d->tier_name);
+    out->rule = s_cstr(d->rule);
+    out->cost = d->cost;
+    out->output_tokens = d->output_tokens;
+    out->nfallbacks = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
+    for (uint32_t i = 0; i < out->nfallbacks; i++) {
+        out->fallback_index[i] = s_endpoint(cat, NULL, d->fallbacks[i], &out->fallbacks[i]);
+    }
+}
+
+int eng_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
+                       const eng_catalog_t *cat, const eng_epwire_t *wire)
+{
+    proto_decision_t v;
+    eng_reply_view(d, cat, &v);
+    return proto_reply_decision(b, id, &v, wire && wire->cat == cat ? wire->wire : NULL);
+}
+
+/* What the candidate callback reads. */
+typedef struct {
+    const eng_trace_t *t;
+    const eng_policy_t *pol;
+} s_explain_t;
+
+static void s_candidate(const void *arg, size_t i, proto_candidate_t *out)
+{
+    const s_explain_t *x = arg;
+    const eng_trace_entry_t *e = &x->t->entries[i];
+    const eng_catalog_t *cat = x->pol ? eng_policy_catalog(x->pol) : NULL;
+    int ntiers = x->pol ? eng_policy_tier_count(x->pol) : 0;
+    s_endpoint(cat, NULL, e->endpoint, &out->endpoint);
+    out->tier =
+        s_cstr(e->tier >= 0 && e->tier < ntiers ? eng_policy_tier_name(x->pol, e->tier) : NULL);
+    out->reason = eng_reject_name(e->reason);
+    out->cost = e->cost;
+}
+
+int eng_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
+                      const eng_trace_t *t, const eng_policy_t *pol)
+{
+    proto_decision_t v;
+    eng_reply_view(d, pol ? eng_policy_catalog(pol) : NULL, &v);
+    s_explain_t x = {.t = t, .pol = pol};
+    proto_trace_t tv = {.candidate = s_candidate, .arg = &x};
+    tv.hints = t->hint_names;
+    while (tv.nhints < 64 && t->hint_names[tv.nhints]) {
+        tv.nhints++;
+    }
+    tv.rules = t->rules_tried;
+    tv.nrules = t->nrules_tried > 32 ? 32 : t->nrules_tried;
+    tv.ncandidates = t->n > t->cap ? t->cap : t->n;
+    tv.dropped = t->dropped + (t->n > t->cap ? t->n - t->cap : 0);
+    return proto_reply_explain(b, id, &v, &tv);
+}
+
+int eng_reply_models_encode(proto_buf_t *b, const eng_catalog_t *cat)
+{
+    size_t nm = 0, ne = 0;
+    const eng_model_t *models = eng_catalog_models(cat, &nm);
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &ne);
+    proto_model_t *views = calloc(nm + 1, sizeof *views);
+    const char **providers = calloc(ne + 1, sizeof *providers);
+    if (!views || !providers) {
+        free(views);
+        free(providers);
+        return PROTO_ERR_NOSPACE;
+    }
+    for (size_t e = 0; e < ne; e++) {
+        providers[e] = eps[e].provider;
+    }
+    size_t listed = 0;
+    for (size_t i = 0; i < nm; i++) {
+        const eng_model_t *m = &models[i];
+        if (m->floor_ep < 0 || (size_t)m->floor_ep >= ne) {
+            continue; /* no enabled endpoint: not offered */
+        }
+        proto_model_t *v = &views[listed++];
+        v->id = s_str(m->id, m->id_len);
+        v->owner = m->owner;
+        v->context_length = m->context_length;
+        v->max_output = m->max_output;
+        v->caps = m->caps;
+        uint32_t first = m->ep_first, count = m->ep_count;
+        if (first > ne || count > ne - first) {
+            count = 0;
+        }
+        v->providers = providers + (count ? first : 0);
+        v->nproviders = count;
+        v->free = m->free_ep >= 0;
+        v->price = eps[m->floor_ep].price;
+    }
+    int rc = proto_models_encode(b, views, listed);
+    free(views);
+    free(providers);
+    return rc;
+}
