@@ -8,6 +8,7 @@
 #   make bench      benchmarks (see bench/README.md)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #   make format     clang-format the tree;  make format-check  checks it
+#   make layering   the include graph between folders, checked one-way
 #
 # Public targets re-enter make after `deps` so that pkg-config is asked only
 # once the libraries are there.
@@ -84,7 +85,13 @@ deps:
 	fi
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,13p' Makefile
+
+# The include graph between the top-level folders, checked against the
+# layering of README.md ("Layout of the code"); tests/integration/layering.sh
+# runs it in `make test`.
+layering:
+	@bash tests/check_layers.sh
 
 # ----------------------------------------------------------------------------
 # Internal targets: called by the public ones after `deps`.

@@ -100,14 +100,31 @@ static void s_dispatch(void *arg, const void *buf, size_t len)
     cb(cb_arg, SC_ENG_REPLY, &reply, buf, len);
 }
 
-uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb, void *arg,
-                        const char **why)
+const char *sc_call_err_message(sc_call_err_t e)
 {
-    const char *dummy;
-    why = why ? why : &dummy;
+    static const char *const names[] = {
+        [SC_CALL_OK] = "was called",
+        [SC_CALL_UNAVAILABLE] = "is not connected",
+        [SC_CALL_OVERLOADED] = "has too many requests in flight",
+        [SC_CALL_ENCODE] = "cannot take features over the protocol's limits",
+    };
+    return (unsigned)e < sizeof names / sizeof names[0] ? names[e] : "failed";
+}
+
+/* Sets *err (when given) and returns the failed call's handle, 0. */
+static uint64_t s_call_fail(sc_call_err_t *err, sc_call_err_t e)
+{
+    if (err) {
+        *err = e;
+    }
+    return 0;
+}
+
+uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb, void *arg,
+                        sc_call_err_t *err)
+{
     if (self->free_head == S_NONE) {
-        *why = "overloaded";
-        return 0;
+        return s_call_fail(err, SC_CALL_OVERLOADED);
     }
     uint32_t i = self->free_head;
     s_slot_t *s = &self->slots[i];
@@ -115,20 +132,17 @@ uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb
     req->id = proto_id_uint(id);
     proto_buf_reset(&self->out);
     if (proto_request_encode(&self->out, req) != PROTO_OK) {
-        *why = "encode";
-        return 0;
+        return s_call_fail(err, SC_CALL_ENCODE);
     }
     if (!s->timer) {
         s->owner = self;
         s->timer = evtimer_new(self->base, s_on_timeout, s);
         if (!s->timer) {
-            *why = "overloaded";
-            return 0;
+            return s_call_fail(err, SC_CALL_OVERLOADED);
         }
     }
     if (sc_link_send(self->link, self->out.data, self->out.len) != 0) {
-        *why = "unavailable";
-        return 0;
+        return s_call_fail(err, SC_CALL_UNAVAILABLE);
     }
     self->free_head = s->next_free;
     self->inflight++;

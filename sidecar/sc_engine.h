@@ -47,12 +47,22 @@ sc_engine_t *sc_engine_new(struct event_base *base, const char *endpoint, sc_lin
  * Sets *self_p to NULL. Idempotent. */
 void sc_engine_destroy(sc_engine_t **self_p);
 
+/* Why a call could not be sent (sc_engine_call returned 0). */
+typedef enum {
+    SC_CALL_OK = 0,      /* sent */
+    SC_CALL_UNAVAILABLE, /* no engine connected, or the send failed */
+    SC_CALL_OVERLOADED,  /* SC_ENGINE_MAX_INFLIGHT calls in flight, or no timer */
+    SC_CALL_ENCODE,      /* the request does not encode (over the protocol's limits) */
+} sc_call_err_t;
+
+/* What a failure means, in words for logs and error bodies: "is not
+ * connected", "has too many requests in flight", ... Never NULL. */
+const char *sc_call_err_message(sc_call_err_t e);
+
 /* Sends `req` (its id is assigned here). Returns a call handle (> 0), or 0
- * when the request could not be sent now: no engine connected, too many
- * calls in flight, or the request does not encode (then `why` says which:
- * "unavailable", "overloaded" or "encode"). */
+ * when the request could not be sent now, with *err (may be NULL) saying why. */
 uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb, void *arg,
-                        const char **why);
+                        sc_call_err_t *err);
 
 /* Forgets a call: its callback will not run. Unknown handles are ignored. */
 void sc_engine_cancel(sc_engine_t *self, uint64_t handle);

@@ -13,9 +13,11 @@
  * deferred event, never from inside libevent's own callback stack.
  * Connection failures before the reply started answer 502.
  */
-#include "sc_internal.h"
+#include "sc_proxy.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <errno.h>
 #include <netdb.h>
@@ -25,6 +27,22 @@
 #include <strings.h>
 
 #include "eng_common.h"
+
+/* The upstream: parsed base URL and idle connections. */
+typedef struct {
+    char host[256];                     /* host name or address, as given */
+    char addr[64];                      /* its numeric address, resolved once at startup */
+    int port;                           /* TCP port */
+    char hostport[300];                 /* Host header value */
+    char path[512];                     /* request path: base path + /chat/completions */
+    struct evhttp_connection *idle[64]; /* keep-alive connections ready for reuse */
+    int nidle;                          /* used entries of idle[] */
+} sc_upstream_t;
+
+struct sc_proxy {
+    sc_proxy_config_t cfg; /* the loop, engine, metrics and limits (borrowed) */
+    sc_upstream_t up;      /* the upstream */
+};
 
 /* Headers never forwarded in either direction (hop-by-hop, or rewritten). */
 static const char *const s_hop[] = {
@@ -53,7 +71,7 @@ static bool s_in(const char *name, const char *const *list)
 
 /* Upstream URL and connection pool ---------------------------------------- */
 
-int sc_upstream_init(sc_upstream_t *up, const char *url, char *errbuf, size_t errlen)
+static int s_upstream_init(sc_upstream_t *up, const char *url, char *errbuf, size_t errlen)
 {
     memset(up, 0, sizeof *up);
     struct evhttp_uri *u = evhttp_uri_parse(url);
@@ -122,7 +140,7 @@ out:
     return rc;
 }
 
-void sc_upstream_close(sc_upstream_t *up)
+static void s_upstream_close(sc_upstream_t *up)
 {
     for (int i = 0; i < up->nidle; i++) {
         evhttp_connection_free(up->idle[i]);
@@ -130,16 +148,41 @@ void sc_upstream_close(sc_upstream_t *up)
     up->nidle = 0;
 }
 
-static struct evhttp_connection *s_conn_get(sc_server_t *srv)
+sc_proxy_t *sc_proxy_new(const sc_proxy_config_t *cfg, char *errbuf, size_t errlen)
 {
-    sc_upstream_t *up = &srv->up;
+    sc_proxy_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    if (s_upstream_init(&self->up, cfg->url, errbuf, errlen) < 0) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void sc_proxy_destroy(sc_proxy_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    s_upstream_close(&(*self_p)->up);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static struct evhttp_connection *s_conn_get(sc_proxy_t *px)
+{
+    sc_upstream_t *up = &px->up;
     if (up->nidle > 0) {
         return up->idle[--up->nidle];
     }
     struct evhttp_connection *c =
-        evhttp_connection_base_new(srv->base, NULL, up->addr, (ev_uint16_t)up->port);
+        evhttp_connection_base_new(px->cfg.base, NULL, up->addr, (ev_uint16_t)up->port);
     if (c) {
-        evhttp_connection_set_timeout(c, srv->cfg.upstream_timeout_s);
+        evhttp_connection_set_timeout(c, px->cfg.timeout_s);
         /* One retry of the connect itself is libevent's business; model
          * retries are ours. */
         evhttp_connection_set_retries(c, 0);
@@ -147,9 +190,9 @@ static struct evhttp_connection *s_conn_get(sc_server_t *srv)
     return c;
 }
 
-static void s_conn_put(sc_server_t *srv, struct evhttp_connection *c)
+static void s_conn_put(sc_proxy_t *px, struct evhttp_connection *c)
 {
-    sc_upstream_t *up = &srv->up;
+    sc_upstream_t *up = &px->up;
     if (!c) {
         return;
     }
@@ -198,7 +241,7 @@ static void s_fail(sc_call_t *call, int status, const char *code, const char *fm
 {
     oai_error_t err;
     oai_error_set(&err, status, code, NULL, fmt, arg);
-    sc_reply_error(call, &err);
+    call->ops->reply_error(call, &err);
 }
 
 static const char *s_error_name(int e)
@@ -244,7 +287,7 @@ static void s_on_defer(evutil_socket_t fd, short what, void *arg)
 static void s_schedule(sc_call_t *call)
 {
     if (!call->defer) {
-        call->defer = event_new(call->srv->base, -1, 0, s_on_defer, call);
+        call->defer = event_new(call->px->cfg.base, -1, 0, s_on_defer, call);
     }
     if (!call->defer) {
         s_fail(call, 500, "internal", "out of memory %s", "retrying upstream");
@@ -280,22 +323,22 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
     if (call->cancelled) {
         return -1;
     }
-    sc_server_t *srv = call->srv;
+    sc_proxy_t *px = call->px;
     int status = evhttp_request_get_response_code(up);
     call->up_status = status;
-    sc_metrics_upstream(srv->metrics, status);
-    sc_metrics_upstream_time(srv->metrics, sc_now() - call->up_t0);
+    sc_metrics_upstream(px->cfg.metrics, status);
+    sc_metrics_upstream_time(px->cfg.metrics, sc_now() - call->up_t0);
     if (status == 402 && !call->free_tried) {
         call->retry = SC_RETRY_FREE;
         call->retry_status = status;
-        sc_metrics_retry(srv->metrics, SC_RETRY_402);
+        sc_metrics_retry(px->cfg.metrics, SC_RETRY_402);
         return -1;
     }
-    if ((status == 429 || status >= 500) && call->retries < srv->cfg.max_retries &&
+    if ((status == 429 || status >= 500) && call->retries < px->cfg.max_retries &&
         s_next_fallback(call) >= 0) {
         call->retry = SC_RETRY_NEXT;
         call->retry_status = status;
-        sc_metrics_retry(srv->metrics, status == 429 ? SC_RETRY_429 : SC_RETRY_5XX);
+        sc_metrics_retry(px->cfg.metrics, status == 429 ? SC_RETRY_429 : SC_RETRY_5XX);
         return -1;
     }
     struct evkeyvalq *in = evhttp_request_get_input_headers(up);
@@ -305,7 +348,7 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
             evhttp_add_header(out, kv->key, kv->value);
         }
     }
-    sc_add_decision_headers(call, out, call->model);
+    call->ops->add_decision_headers(call, out, call->model);
     call->status = status;
     const char *reason = evhttp_request_get_response_code_line(up);
     snprintf(call->reason, sizeof call->reason, "%s", reason && reason[0] ? reason : "Upstream");
@@ -375,9 +418,9 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     if (call->cancelled) {
         return;
     }
-    sc_server_t *srv = call->srv;
+    sc_proxy_t *px = call->px;
     call->up_req = NULL;
-    s_conn_put(srv, call->up_conn);
+    s_conn_put(px, call->up_conn);
     call->up_conn = NULL;
     if (call->retry != SC_RETRY_NONE) {
         eng_log(ENG_LOG_INFO, "sidecar", "upstream answered %d for %s: retrying",
@@ -392,7 +435,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         }
         evhttp_send_reply(call->req, call->status, call->reason, NULL);
         call->req = NULL;
-        sc_call_finish(call);
+        call->ops->finish(call);
         return;
     }
     if (call->buffered) {
@@ -415,28 +458,28 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
              * waiting for the rest of a Content-Length): drop the client
              * connection instead, which also frees the request. */
             eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s mid-answer: closing the client",
-                    srv->up.hostport, s_error_name(call->up_error));
+                    px->up.hostport, s_error_name(call->up_error));
             s_drop_client(evcon);
         } else {
             evhttp_send_reply_end(call->req); /* detached: this only frees it */
         }
         call->req = NULL;
-        sc_call_finish(call);
+        call->ops->finish(call);
         return;
     }
     if (call->up_status == 0) {
-        sc_metrics_upstream(srv->metrics, 0); /* no response at all (a cut one was counted) */
+        sc_metrics_upstream(px->cfg.metrics, 0); /* no response at all (a cut one was counted) */
     }
-    eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s", srv->up.hostport,
+    eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s", px->up.hostport,
             s_error_name(call->up_error));
     char what[400];
-    snprintf(what, sizeof what, "%s %s", srv->up.hostport, s_error_name(call->up_error));
+    snprintf(what, sizeof what, "%s %s", px->up.hostport, s_error_name(call->up_error));
     s_fail(call, 502, "upstream_unavailable", "upstream %s", what);
 }
 
 static void s_attempt(sc_call_t *call, const char *model)
 {
-    sc_server_t *srv = call->srv;
+    sc_proxy_t *px = call->px;
     snprintf(call->model, sizeof call->model, "%s", model);
     if (call->ntried < (int)(sizeof call->tried / sizeof call->tried[0])) {
         snprintf(call->tried[call->ntried++], sizeof call->tried[0], "%s", model);
@@ -452,13 +495,13 @@ static void s_attempt(sc_call_t *call, const char *model)
         s_fail(call, 500, "internal", "out of memory %s", "building the upstream body");
         return;
     }
-    struct evhttp_connection *conn = s_conn_get(srv);
+    struct evhttp_connection *conn = s_conn_get(px);
     struct evhttp_request *up = conn ? evhttp_request_new(s_on_up_done, call) : NULL;
     if (!up) {
         free(body);
-        s_conn_put(srv, conn);
+        s_conn_put(px, conn);
         s_fail(call, 502, "upstream_unavailable", "cannot create a connection to %s",
-               srv->up.hostport);
+               px->up.hostport);
         return;
     }
     evhttp_request_set_header_cb(up, s_on_up_headers);
@@ -473,7 +516,7 @@ static void s_attempt(sc_call_t *call, const char *model)
         }
         evhttp_add_header(out, kv->key, kv->value);
     }
-    evhttp_add_header(out, "Host", srv->up.hostport);
+    evhttp_add_header(out, "Host", px->up.hostport);
     /* The body is the client's JSON (spliced), whatever it was labelled. */
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "X-HPP-Router-Resolved-Model", model);
@@ -483,22 +526,26 @@ static void s_attempt(sc_call_t *call, const char *model)
     call->up_error = 0;
     call->up_status = 0;
     call->up_t0 = sc_now();
-    if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, srv->up.path) != 0) {
+    if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, px->up.path) != 0) {
         /* libevent freed the request */
         call->up_req = NULL;
         call->up_conn = NULL;
-        s_conn_put(srv, conn);
-        s_fail(call, 502, "upstream_unavailable", "cannot send to %s", srv->up.hostport);
+        s_conn_put(px, conn);
+        s_fail(call, 502, "upstream_unavailable", "cannot send to %s", px->up.hostport);
     }
 }
 
-void sc_proxy_start(sc_call_t *call)
+void sc_proxy_start(sc_proxy_t *self, sc_call_t *call)
 {
+    call->px = self;
     s_attempt(call, call->d.model);
 }
 
 void sc_proxy_cancel(sc_call_t *call)
 {
+    if (!call->px) {
+        return;
+    }
     if (call->defer) {
         event_del(call->defer);
     }
@@ -509,11 +556,11 @@ void sc_proxy_cancel(sc_call_t *call)
         evhttp_cancel_request(up);
     }
     if (call->up_conn) {
-        s_conn_put(call->srv, call->up_conn);
+        s_conn_put(call->px, call->up_conn);
         call->up_conn = NULL;
     }
     if (call->eng) {
-        sc_engine_cancel(call->srv->engine, call->eng);
+        sc_engine_cancel(call->px->cfg.engine, call->eng);
         call->eng = 0;
     }
 }
@@ -528,7 +575,7 @@ static void s_on_free_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
     sc_call_t *call = arg;
     call->eng = 0;
     if (res == SC_ENG_REPLY) {
-        sc_metrics_engine_time(call->srv->metrics, sc_now() - call->eng_t0);
+        sc_metrics_engine_time(call->px->cfg.metrics, sc_now() - call->eng_t0);
     }
     if (res != SC_ENG_REPLY || !r->ok) {
         char why[160];
@@ -587,12 +634,12 @@ static void s_free_reroute(sc_call_t *call)
         req.features.model.ptr = model;
         req.features.model.len = (uint32_t)strlen(model);
     }
-    const char *why = NULL;
+    sc_call_err_t why = SC_CALL_OK;
     call->eng_t0 = sc_now();
-    call->eng = sc_engine_call(call->srv->engine, &req, s_on_free_reply, call, &why);
+    call->eng = sc_engine_call(call->px->cfg.engine, &req, s_on_free_reply, call, &why);
     if (!call->eng) {
         s_fail(call, 402, "payment_required",
-               "the upstream answered 402 Payment Required and the routing engine is %s",
-               why ? why : "unavailable");
+               "the upstream answered 402 Payment Required and the routing engine %s",
+               sc_call_err_message(why));
     }
 }

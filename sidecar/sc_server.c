@@ -12,8 +12,10 @@
  * come from one place. Replies on the decision path are written straight
  * into the output evbuffer; no JSON library is involved there.
  */
-#include "sc_internal.h"
+#include "sc_server.h"
 
+#include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <signal.h>
@@ -25,15 +27,27 @@
 #include <time.h>
 
 #include "eng_common.h"
+#include "sc_call.h"
+#include "sc_engine.h"
+#include "sc_proxy.h"
 
 #define S_POOL_MAX 256 /* finished calls kept for reuse */
 
-double sc_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+struct sc_server {
+    sc_config_t cfg;                   /* configuration (strings borrowed) */
+    struct event_base *base;           /* the loop */
+    struct evhttp *http;               /* the HTTP server */
+    struct evhttp_bound_socket *bound; /* the listener */
+    int port;                          /* bound port */
+    struct event *sigint;              /* SIGINT -> stop */
+    struct event *sigterm;             /* SIGTERM -> stop */
+    sc_engine_t *engine;               /* link to hpp-engine */
+    sc_metrics_t *metrics;             /* counters */
+    sc_proxy_t *proxy;                 /* proxy mode: the upstream; NULL = decision only */
+    struct sc_call *pool;              /* finished calls kept for reuse */
+    int npool;                         /* their number */
+    int live;                          /* calls in progress */
+};
 
 void sc_config_defaults(sc_config_t *cfg)
 {
@@ -82,6 +96,16 @@ static const char *s_reason(int status)
 /* Call lifecycle -------------------------------------------------------- */
 
 static void s_on_client_close(struct evhttp_connection *evcon, void *arg);
+static void s_call_finish(sc_call_t *call);
+static void s_reply_error(sc_call_t *call, const oai_error_t *err);
+static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model);
+
+/* How the proxy hands a call back (sc_call.h). */
+static const sc_call_ops_t s_call_ops = {
+    .reply_error = s_reply_error,
+    .add_decision_headers = s_add_decision_headers,
+    .finish = s_call_finish,
+};
 
 static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_route_t route)
 {
@@ -102,6 +126,8 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
     }
     /* Reset what a previous request left; x and defer are kept. */
     call->srv = srv;
+    call->ops = &s_call_ops;
+    call->px = NULL;
     call->req = req;
     call->route = route;
     call->t0 = sc_now();
@@ -140,7 +166,7 @@ static void s_call_free(sc_call_t *call)
     free(call);
 }
 
-void sc_call_finish(sc_call_t *call)
+static void s_call_finish(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
     sc_metrics_request(srv->metrics, call->route, call->status, sc_now() - call->t0);
@@ -195,7 +221,7 @@ static void s_on_client_close(struct evhttp_connection *evcon, void *arg)
         }
     }
     call->status = call->streaming ? call->status : 499;
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 /* Replies ------------------------------------------------------------------ */
@@ -207,7 +233,7 @@ static void s_send(sc_call_t *call, int status, struct evbuffer *body)
     evhttp_send_reply(call->req, status, s_reason(status), body);
 }
 
-void sc_reply_error(sc_call_t *call, const oai_error_t *err)
+static void s_reply_error(sc_call_t *call, const oai_error_t *err)
 {
     char buf[768];
     size_t n = oai_error_json(err, buf, sizeof buf);
@@ -216,7 +242,7 @@ void sc_reply_error(sc_call_t *call, const oai_error_t *err)
     evhttp_add_header(h, "Content-Type", "application/json");
     evbuffer_add(body, buf, n);
     s_send(call, err->status, body);
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 /* Appends "key":"escaped value" (with a leading comma unless first). */
@@ -245,7 +271,7 @@ static void s_cost_text(double usd, char *buf, size_t n)
     }
 }
 
-void sc_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model)
+static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model)
 {
     const sc_decision_t *d = &call->d;
     evhttp_add_header(h, "X-HPP-Router-Resolved-Model", model);
@@ -339,51 +365,23 @@ static void s_reply_route(sc_call_t *call)
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
     evbuffer_add(b, j.buf, j.n);
     evhttp_add_header(h, "Content-Type", "application/json");
-    sc_add_decision_headers(call, h, d->model);
+    s_add_decision_headers(call, h, d->model);
     s_send(call, 200, b);
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 /* Decision-only POST /v1/chat/completions: 200, headers, empty body. */
 static void s_reply_headers_only(sc_call_t *call)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
-    sc_add_decision_headers(call, h, call->d.model);
+    s_add_decision_headers(call, h, call->d.model);
     /* Otherwise libevent labels the empty body text/html. */
     evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
     s_send(call, 200, NULL);
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 /* Decisions ----------------------------------------------------------------- */
-
-static void s_copy(char *dst, size_t n, hpp_str_t s)
-{
-    size_t len = s.len < n - 1 ? s.len : n - 1;
-    if (len) {
-        memcpy(dst, s.ptr, len);
-    }
-    dst[len] = '\0';
-}
-
-void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r)
-{
-    memset(d, 0, sizeof *d);
-    s_copy(d->model, sizeof d->model, r->model);
-    s_copy(d->provider, sizeof d->provider, r->provider);
-    s_copy(d->provider_model, sizeof d->provider_model, r->provider_model);
-    s_copy(d->tier, sizeof d->tier, r->tier);
-    s_copy(d->rule, sizeof d->rule, r->rule);
-    d->cost_usd = r->cost_usd;
-    d->output_tokens = r->output_tokens;
-    d->nfallbacks = r->nfallbacks < HPP_MAX_FALLBACKS ? r->nfallbacks : HPP_MAX_FALLBACKS;
-    for (uint32_t i = 0; i < d->nfallbacks; i++) {
-        s_copy(d->fallbacks[i].model, sizeof d->fallbacks[i].model, r->fallbacks[i].model);
-        s_copy(d->fallbacks[i].provider, sizeof d->fallbacks[i].provider, r->fallbacks[i].provider);
-        s_copy(d->fallbacks[i].provider_model, sizeof d->fallbacks[i].provider_model,
-               r->fallbacks[i].provider_model);
-    }
-}
 
 static void s_decided(sc_call_t *call)
 {
@@ -392,7 +390,7 @@ static void s_decided(sc_call_t *call)
     } else if (!call->srv->proxy) {
         s_reply_headers_only(call);
     } else {
-        sc_proxy_start(call);
+        sc_proxy_start(call->srv->proxy, call);
     }
 }
 
@@ -415,15 +413,15 @@ static void s_engine_down(sc_call_t *call, sc_engerr_t kind, const char *why)
     oai_error_t err;
     oai_error_set(&err, 503, kind == SC_ENGERR_TIMEOUT ? "engine_timeout" : "engine_unavailable",
                   NULL, "the routing engine %s; retry later", why);
-    sc_reply_error(call, &err);
+    s_reply_error(call, &err);
 }
 
 /* An engine error reply: its code mapped to an HTTP status. */
 static void s_engine_refused(sc_call_t *call, const proto_reply_t *r)
 {
     char code[48], msg[200];
-    s_copy(code, sizeof code, r->code);
-    s_copy(msg, sizeof msg, r->message);
+    sc_strcopy(code, sizeof code, r->code);
+    sc_strcopy(msg, sizeof msg, r->message);
     sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_STATUS, code);
     oai_error_t err;
     oai_error_set(&err, oai_status_http(r->status), hpp_status_name(r->status), NULL, "%s",
@@ -432,7 +430,7 @@ static void s_engine_refused(sc_call_t *call, const proto_reply_t *r)
         r->status == HPP_E_NO_FREE_VARIANT) {
         snprintf(err.param, sizeof err.param, "model");
     }
-    sc_reply_error(call, &err);
+    s_reply_error(call, &err);
 }
 
 static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r,
@@ -476,20 +474,20 @@ static int s_features(sc_call_t *call, bool body_required)
             if (!body) {
                 oai_error_set(&err, 500, "internal", NULL, "out of memory reading the body");
             }
-            sc_reply_error(call, &err);
+            s_reply_error(call, &err);
             return -1;
         }
     } else if (body_required) {
         oai_error_set(&err, 400, "invalid_json", NULL,
                       "request body is empty: a Chat Completions JSON object is required");
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return -1;
     }
     struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
     for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
         if (strncasecmp(kv->key, "X-HPP-", 6) == 0 &&
             oai_extract_header(call->x, kv->key, kv->value, &call->f, &err) < 0) {
-            sc_reply_error(call, &err);
+            s_reply_error(call, &err);
             return -1;
         }
     }
@@ -504,22 +502,21 @@ static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
     if (op == PROTO_OP_ROUTE) {
         req.features = call->f;
     }
-    const char *why = "unavailable";
+    sc_call_err_t why = SC_CALL_OK;
     call->eng_t0 = sc_now();
     call->eng = sc_engine_call(call->srv->engine, &req, cb, call, &why);
     sc_metrics_inflight(call->srv->metrics, sc_engine_inflight(call->srv->engine));
     if (call->eng) {
         return;
     }
-    if (strcmp(why, "encode") == 0) {
+    if (why == SC_CALL_ENCODE) {
         oai_error_t err;
         oai_error_set(&err, 400, "bad_request", NULL,
                       "the request's features exceed the engine protocol's limits");
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return;
     }
-    const char *what =
-        strcmp(why, "overloaded") == 0 ? "has too many requests in flight" : "is not connected";
+    const char *what = sc_call_err_message(why);
     if (op == PROTO_OP_ROUTE) {
         s_engine_down(call, SC_ENGERR_UNAVAILABLE, what);
         return;
@@ -527,7 +524,7 @@ static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
     sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_UNAVAILABLE, NULL);
     oai_error_t err;
     oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine %s", what);
-    sc_reply_error(call, &err);
+    s_reply_error(call, &err);
 }
 
 /* Handlers ------------------------------------------------------------------- */
@@ -572,7 +569,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         sc_metrics_engine_error(call->srv->metrics,
                                 res == SC_ENG_TIMEOUT ? SC_ENGERR_TIMEOUT : SC_ENGERR_DECODE, NULL);
         oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine did not answer");
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return;
     }
     proto_models_iter_t it;
@@ -580,7 +577,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
     if (proto_models_iter_init(&it, raw, len, &perr) != PROTO_OK) {
         sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_DECODE, NULL);
         oai_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return;
     }
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
@@ -594,8 +591,8 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
     int rc;
     while ((rc = proto_models_iter_next(&it, &m, &perr)) == 1) {
         char id[HPP_MAX_MODEL_LEN + 1], owner[HPP_MAX_MODEL_LEN + 1];
-        s_copy(id, sizeof id, m.id);
-        s_copy(owner, sizeof owner, m.owned_by);
+        sc_strcopy(id, sizeof id, m.id);
+        sc_strcopy(owner, sizeof owner, m.owned_by);
         evbuffer_add(b, ",{", 2);
         s_json_str(b, "id", id, true);
         evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":0");
@@ -633,14 +630,14 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         evbuffer_drain(b, evbuffer_get_length(b));
         sc_metrics_engine_error(call->srv->metrics, SC_ENGERR_DECODE, NULL);
         oai_error_set(&err, 502, "engine_bad_reply", NULL, "engine models reply: %s", perr.msg);
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return;
     }
     evbuffer_add(b, "]}\n", 3);
     evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
                       "application/json");
     s_send(call, 200, b);
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 static void s_handle_models(sc_call_t *call)
@@ -664,7 +661,7 @@ static void s_on_ping_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
         oai_error_t err;
         oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine is %s",
                       res == SC_ENG_TIMEOUT ? "not answering" : "answering errors");
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return;
     }
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
@@ -673,7 +670,7 @@ static void s_on_ping_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
     evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
                       "application/json");
     s_send(call, 200, b);
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 static void s_handle_health(sc_call_t *call)
@@ -690,7 +687,7 @@ static void s_handle_metrics(sc_call_t *call)
     if (!text) {
         oai_error_t err;
         oai_error_set(&err, 500, "internal", NULL, "out of memory rendering metrics");
-        sc_reply_error(call, &err);
+        s_reply_error(call, &err);
         return;
     }
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
@@ -699,7 +696,7 @@ static void s_handle_metrics(sc_call_t *call)
     evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
                       "text/plain; version=0.0.4");
     s_send(call, 200, b);
-    sc_call_finish(call);
+    s_call_finish(call);
 }
 
 /* Routing table ----------------------------------------------------------- */
@@ -731,7 +728,7 @@ static void s_reject(sc_server_t *srv, struct evhttp_request *req, sc_route_t ro
     if (allow) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
     }
-    sc_reply_error(call, err);
+    s_reply_error(call, err);
 }
 
 static void s_on_request(struct evhttp_request *req, void *arg)
@@ -851,12 +848,6 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
                  cfg->listen);
         goto fail;
     }
-    if (cfg->upstream) {
-        if (sc_upstream_init(&srv->up, cfg->upstream, errbuf, errlen) < 0) {
-            goto fail;
-        }
-        srv->proxy = true;
-    }
     srv->base = event_base_new();
     srv->metrics = sc_metrics_new();
     srv->http = srv->base ? evhttp_new(srv->base) : NULL;
@@ -867,6 +858,19 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     srv->engine = sc_engine_new(srv->base, cfg->engine, cfg->link, cfg->timeout_ms, errbuf, errlen);
     if (!srv->engine) {
         goto fail;
+    }
+    if (cfg->upstream) {
+        sc_proxy_config_t pc = {
+            .base = srv->base,
+            .engine = srv->engine,
+            .metrics = srv->metrics,
+            .url = cfg->upstream,
+            .timeout_s = cfg->upstream_timeout_s,
+            .max_retries = cfg->max_retries,
+        };
+        if (!(srv->proxy = sc_proxy_new(&pc, errbuf, errlen))) {
+            goto fail;
+        }
     }
     /* Bodies up to max_body get a JSON 413 from us; libevent itself refuses
      * (with its own 413 page) anything so large that buffering it would be
@@ -935,7 +939,7 @@ void sc_server_destroy(sc_server_t **self_p)
     if (srv->http) {
         evhttp_free(srv->http);
     }
-    sc_upstream_close(&srv->up);
+    sc_proxy_destroy(&srv->proxy);
     sc_engine_destroy(&srv->engine);
     while (srv->pool) {
         sc_call_t *c = srv->pool;

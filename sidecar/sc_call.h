@@ -1,22 +1,23 @@
-/* sc_internal.h - what the sidecar's server and proxy modules share: the
- * server struct, the per-request call state and the reply helpers.
- * Not for use outside sidecar/.
+/* sc_call.h - one HTTP request of the sidecar from its arrival to its last
+ * byte: the state the server and the proxy share, and the callbacks through
+ * which the proxy hands a call back to the server that owns it.
+ *
+ * The server (sc_server.c) creates calls and owns them; the proxy
+ * (sc_proxy.c) runs the upstream attempts of the ones it is given. Neither
+ * module includes the other's header: the arrows are server -> proxy ->
+ * call, and the way back is the table of sc_call_ops_t.
  */
-#ifndef SC_INTERNAL_H
-#define SC_INTERNAL_H
+#ifndef SC_CALL_H
+#define SC_CALL_H
 
-#include <event2/buffer.h>
-#include <event2/event.h>
 #include <event2/http.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proto.h"
-#include "sc_engine.h"
 #include "oai_error.h"
 #include "oai_request.h"
+#include "proto.h"
 #include "sc_metrics.h"
-#include "sc_server.h"
 
 #define SC_NAME_MAX 65 /* provider, tier and rule names, with the NUL */
 
@@ -41,36 +42,6 @@ typedef struct {
     bool fail_open;                             /* the engine was unreachable */
 } sc_decision_t;
 
-/* The upstream of proxy mode: parsed base URL and idle connections. */
-typedef struct {
-    char host[256];                     /* host name or address, as given */
-    char addr[64];                      /* its numeric address, resolved once at startup */
-    int port;                           /* TCP port */
-    char hostport[300];                 /* Host header value */
-    char path[512];                     /* request path: base path + /chat/completions */
-    struct evhttp_connection *idle[64]; /* keep-alive connections ready for reuse */
-    int nidle;                          /* used entries of idle[] */
-} sc_upstream_t;
-
-struct sc_call;
-
-struct sc_server {
-    sc_config_t cfg;                   /* configuration (strings borrowed) */
-    struct event_base *base;           /* the loop */
-    struct evhttp *http;               /* the HTTP server */
-    struct evhttp_bound_socket *bound; /* the listener */
-    int port;                          /* bound port */
-    struct event *sigint;              /* SIGINT -> stop */
-    struct event *sigterm;             /* SIGTERM -> stop */
-    sc_engine_t *engine;               /* link to hpp-engine */
-    sc_metrics_t *metrics;             /* counters */
-    bool proxy;                        /* an upstream is configured */
-    sc_upstream_t up;                  /* the upstream (proxy mode) */
-    struct sc_call *pool;              /* finished calls kept for reuse */
-    int npool;                         /* their number */
-    int live;                          /* calls in progress */
-};
-
 /* Why the proxy is about to try another model. */
 typedef enum {
     SC_RETRY_NONE = 0,
@@ -79,8 +50,26 @@ typedef enum {
 } sc_retry_kind_t;
 
 /* One HTTP request from its arrival to its last byte. */
-typedef struct sc_call {
-    struct sc_server *srv;      /* owner */
+typedef struct sc_call sc_call_t;
+
+/* What the proxy asks of the server that owns a call. The server fills one
+ * table and every call points at it, so the proxy never calls into the
+ * server's module (nor the server's struct into the proxy's). */
+typedef struct {
+    /* Answers the call with an OpenAI-style error and finishes it. */
+    void (*reply_error)(sc_call_t *call, const oai_error_t *err);
+    /* Adds the X-HPP-Router-* decision headers for `model` to `headers`. */
+    void (*add_decision_headers)(const sc_call_t *call, struct evkeyvalq *headers,
+                                 const char *model);
+    /* Records metrics, detaches from the client connection and returns the
+     * call to the server's pool. The reply must already be sent. */
+    void (*finish)(sc_call_t *call);
+} sc_call_ops_t;
+
+struct sc_call {
+    struct sc_server *srv;      /* owner (opaque here) */
+    const sc_call_ops_t *ops;   /* the owner's callbacks */
+    struct sc_proxy *px;        /* the proxy running it, NULL until sc_proxy_start */
     struct evhttp_request *req; /* client request; NULL once libevent freed it */
     sc_route_t route;           /* which endpoint */
     double t0;                  /* arrival, monotonic seconds */
@@ -110,39 +99,15 @@ typedef struct sc_call {
     int status;            /* HTTP status answered, for metrics */
     struct event *defer;   /* runs the next attempt from the loop */
     struct sc_call *next;  /* pool link */
-} sc_call_t;
-
-/* Server helpers used by the proxy ------------------------------------- */
-
-/* Answers the call with an OpenAI-style error and finishes it. */
-void sc_reply_error(sc_call_t *call, const oai_error_t *err);
-
-/* Adds the X-HPP-Router-* decision headers for `model` to `headers`. */
-void sc_add_decision_headers(const sc_call_t *call, struct evkeyvalq *headers, const char *model);
-
-/* Records metrics, detaches from the client connection and returns the
- * call to the pool. The reply must already be sent (or libevent owns it). */
-void sc_call_finish(sc_call_t *call);
-
-/* Copies a successful route reply into `d` (strings truncated to fit). */
-void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r);
+};
 
 /* Monotonic time in seconds. */
 double sc_now(void);
 
-/* Proxy ------------------------------------------------------------------ */
+/* Copies `s` into dst[n] as a C string, cut to fit. */
+void sc_strcopy(char *dst, size_t n, hpp_str_t s);
 
-/* Parses the upstream base URL. Returns 0 or -1 with a message. */
-int sc_upstream_init(sc_upstream_t *up, const char *url, char *errbuf, size_t errlen);
-
-/* Frees the idle connections. */
-void sc_upstream_close(sc_upstream_t *up);
-
-/* Forwards the call's body to the upstream with call->d.model (first
- * attempt) and streams the answer back; retries as documented. */
-void sc_proxy_start(sc_call_t *call);
-
-/* The client went away: stops the upstream request without callbacks. */
-void sc_proxy_cancel(sc_call_t *call);
+/* Copies a successful route reply into `d` (strings truncated to fit). */
+void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r);
 
 #endif
