@@ -22,6 +22,20 @@ has_line() {
     if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $(head -c 300 "$3")"; fi
 }
 
+# no_san_report NAME FILE...: under `make asan` (HPP_SAN=1) the binaries are
+# built with AddressSanitizer and UBSan, and a report in any FILE fails NAME.
+# In any other run nothing could write one: nothing is checked or counted.
+no_san_report() {
+    local name=$1 re='LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:'
+    shift
+    [ "${HPP_SAN:-0}" = 1 ] || return 0
+    if grep -qE "$re" "$@" 2>/dev/null; then
+        fail "$name" "$(grep -hE -m3 -A8 "$re" "$@" 2>/dev/null)"
+    else
+        ok "$name"
+    fi
+}
+
 # suite_end: the closing line, then the suite's exit: 0 when nothing failed.
 suite_end() {
     echo "$passed passed, $failed failed, $skipped skipped"

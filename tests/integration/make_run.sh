@@ -93,11 +93,8 @@ else
 fi
 check "make run: nothing left running" 0 "$(alive "$mk")"
 
-# Under `make asan` the servers' reports land in these logs.
-if grep -hE 'Sanitizer|runtime error:' "$tmp/run.log" "$tmp/busy.log"; then
-    fail "make run: no sanitizer report"
-else
-    ok "make run: no sanitizer report"
-fi
+# Under `make asan` make run builds with SAN=1 and the servers' reports land
+# in these logs; in any other run there is nothing to check.
+no_san_report "make run: no sanitizer report" "$tmp/run.log" "$tmp/busy.log"
 
 suite_end
