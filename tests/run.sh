@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test suite and prints one closing line "total: N passed, N failed".
+# Runs every test suite and prints one closing line
+# "total: N passed, N failed, N skipped". Each suite's line is followed by the
+# reasons of the tests it skipped.
 #
 #   HPP_BUILD  build directory holding tests/ and the binaries (default build)
 #   HPP_SAN    when 1, any sanitizer report in a suite's output fails the run
@@ -20,8 +22,8 @@ san_report() {
     [ "${HPP_SAN:-0}" = 1 ] && grep -qE 'LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1"
 }
 
-record() { # suite log rc pass fail [skipped]
-    local suite=$1 log=$2 rc=$3 p=$4 f=$5 s=${6:-0} note=""
+record() { # suite log rc pass fail skipped [reasons]
+    local suite=$1 log=$2 rc=$3 p=$4 f=$5 s=$6 reasons=${7:-}
     if san_report "$log"; then
         echo "!! $suite: sanitizer report (see $log)"
         grep -E -m5 -A5 'LeakSanitizer|AddressSanitizer|runtime error:' "$log"
@@ -34,8 +36,9 @@ record() { # suite log rc pass fail [skipped]
     fi
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     [ "$f" -gt 0 ] && bad_suites+=("$suite")
-    [ "$s" -gt 0 ] && note=", $s skipped"
-    printf '%-28s %4d passed, %d failed%s\n' "$suite" "$p" "$f" "$note"
+    printf '%-28s %4d passed, %d failed, %d skipped\n' "$suite" "$p" "$f" "$s"
+    [ -n "$reasons" ] && printf '%s\n' "$reasons" | sed 's/^/    /'
+    return 0
 }
 
 # Criterion suites: unit tests first, integration (itest_*) after.
@@ -44,23 +47,25 @@ for t in "$HPP_BUILD"/tests/test_* "$HPP_BUILD"/tests/itest_*; do
     name=$(basename "$t")
     # shellcheck disable=SC2254 # TESTS is a glob on purpose
     case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
-    log=$logdir/$name.log
-    "$t" --jobs 2 >"$log" 2>&1
+    log=$logdir/$name.log tap=$logdir/$name.tap
+    rm -f "$tap"
+    "$t" --jobs 2 --tap="$tap" >"$log" 2>&1
     rc=$?
     line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
     p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
     f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
     c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line")
-    n=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$line")
     p=${p:-0} f=$(( ${f:-0} + ${c:-0} ))
-    # Criterion counts a skipped test nowhere: what it lists but did not test.
-    listed=$("$t" --list 2>/dev/null | awk '/: [0-9]+ tests?$/ { n += $(NF - 1) } END { print n + 0 }')
-    s=$(( listed > ${n:-0} ? listed - ${n:-0} : 0 ))
+    # Criterion's summary counts a skipped test nowhere; its TAP report lists
+    # each one as "ok - suite::test  # SKIP reason" (cr_skip_test's message).
+    reasons=$(sed -n 's/^ok - \([^ ]*\) *# SKIP \(.*\)$/SKIP \1: \2/p' "$tap" 2>/dev/null)
+    s=$(grep -c . <<<"$reasons")
     if [ "$f" -gt 0 ]; then grep -a -E '\[(FAIL|----)\]|CRASH|Assertion' "$log" | head -n 40; fi
-    record "$name" "$log" "$rc" "$p" "$f" "$s"
+    record "$name" "$log" "$rc" "$p" "$f" "$s" "$reasons"
 done
 
-# Shell integration suites: each ends with "N passed, N failed".
+# Shell integration suites: each ends with "N passed, N failed[, N skipped]"
+# (check_lib.bash's suite_end) and says "SKIP name: reason" for each skip.
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
@@ -69,20 +74,25 @@ for t in tests/integration/*.sh; do
     log=$logdir/$name.log
     bash "$t" >"$log" 2>&1
     rc=$?
-    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
     p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line")
     f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
-    p=${p:-0} f=${f:-0}
-    if [ "$f" -gt 0 ] || [ "$rc" -ne 0 ]; then grep -a -E 'FAIL|not ok' "$log" | head -n 40; fi
-    record "$name" "$log" "$rc" "$p" "$f"
+    s=$(sed -n 's/.* \([0-9]*\) skipped$/\1/p' <<<"$line")
+    p=${p:-0} f=${f:-0} s=${s:-0}
+    if [ -z "$line" ]; then
+        echo "!! $name: no closing \"N passed, N failed\" line (see $log)"
+        tail -n 20 "$log"
+        f=$((f + 1))
+    elif [ "$f" -gt 0 ] || [ "$rc" -ne 0 ]; then
+        grep -a -E 'FAIL|not ok' "$log" | head -n 40
+    fi
+    record "$name" "$log" "$rc" "$p" "$f" "$s" "$(grep -a '^SKIP ' "$log")"
 done
 
 if [ $((passed + failed)) -eq 0 ]; then
-    echo "no test ran"
+    echo "no test ran ($skipped skipped)"
     exit 1
 fi
 [ ${#bad_suites[@]} -gt 0 ] && echo "failing suites: ${bad_suites[*]} (logs in $logdir)"
-note=""
-[ "$skipped" -gt 0 ] && note=" ($skipped skipped: see the suites above)"
-echo "total: $passed passed, $failed failed$note"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -1,11 +1,15 @@
 # check_lib.bash - the counters and checks every shell suite reports with
 # (sourced, not run: the .bash ending keeps tests/run.sh from taking it for a
-# suite). A suite ends by printing "N passed, N failed" (tests/run.sh reads
-# that line) and failing when anything failed.
-passed=0 failed=0
+# suite). A suite ends with suite_end, which prints the closing line
+# "N passed, N failed, N skipped" that tests/run.sh reads (the skipped count
+# may be left out) and fails when anything failed.
+passed=0 failed=0 skipped=0
 
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+# skip NAME REASON: a test that cannot run here, and why; tests/run.sh repeats
+# the "SKIP NAME: REASON" lines under the suite's count.
+skip() { skipped=$((skipped + 1)); echo "SKIP $1: ${2:-no reason given}"; }
 check() { # name expected actual
     if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected [$2], got [$3]"; fi
 }
@@ -16,6 +20,27 @@ has_text() {
 # has_line NAME NEEDLE FILE: the haystack is a file.
 has_line() {
     if grep -qF -- "$2" "$3"; then ok "$1"; else fail "$1" "[$2] not in $(head -c 300 "$3")"; fi
+}
+
+# no_san_report NAME FILE...: under `make asan` (HPP_SAN=1) the binaries are
+# built with AddressSanitizer and UBSan, and a report in any FILE fails NAME.
+# In any other run nothing could write one: nothing is checked or counted.
+no_san_report() {
+    local name=$1 re='LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:'
+    shift
+    [ "${HPP_SAN:-0}" = 1 ] || return 0
+    if grep -qE "$re" "$@" 2>/dev/null; then
+        fail "$name" "$(grep -hE -m3 -A8 "$re" "$@" 2>/dev/null)"
+    else
+        ok "$name"
+    fi
+}
+
+# suite_end: the closing line, then the suite's exit: 0 when nothing failed.
+suite_end() {
+    echo "$passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ]
+    exit
 }
 
 # suite_setup: a temporary directory ($tmp) and a list of started processes

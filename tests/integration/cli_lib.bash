@@ -1,6 +1,6 @@
 # Shared by the hpp-policy CLI suites (sourced, not run: the .bash ending keeps
 # tests/run.sh from taking it for a suite). Defines P, tmp, the counters and
-# ok/fail/check/has/json/run; the suite ends with "N passed, N failed".
+# ok/fail/check/has/json/run; the suite ends with suite_end.
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 P=${HPP_BUILD:-build}/hpp-policy
 source tests/integration/check_lib.bash
@@ -21,6 +21,5 @@ run() {
 
 if [ ! -x "$P" ]; then
     fail "hpp-policy is built" "$P missing"
-    echo "$passed passed, $failed failed"
-    exit 1
+    suite_end
 fi

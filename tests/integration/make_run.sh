@@ -3,12 +3,13 @@
 # bundled policy and catalog, the sidecar answers with the resolved-model
 # header as soon as it says it is ready, Ctrl-C (SIGINT to the process group)
 # stops both, and an engine that cannot start ends make run with its error
-# and no sidecar. Ends with "N passed, N failed".
+# and no sidecar. Ends with "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${HPP_BUILD:-build}
 tmp=$(mktemp -d)
 groups=()
+# shellcheck disable=SC2317 # run by the EXIT trap (suite_end exits)
 cleanup() {
     local g
     for g in "${groups[@]}"; do kill -TERM -- "-$g" 2>/dev/null; done
@@ -92,12 +93,8 @@ else
 fi
 check "make run: nothing left running" 0 "$(alive "$mk")"
 
-# Under `make asan` the servers' reports land in these logs.
-if grep -hE 'Sanitizer|runtime error:' "$tmp/run.log" "$tmp/busy.log"; then
-    fail "make run: no sanitizer report"
-else
-    ok "make run: no sanitizer report"
-fi
+# Under `make asan` make run builds with SAN=1 and the servers' reports land
+# in these logs; in any other run there is nothing to check.
+no_san_report "make run: no sanitizer report" "$tmp/run.log" "$tmp/busy.log"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+suite_end

@@ -3,8 +3,9 @@
 # exit codes (0 ok, 1 failed test / error decision, 2 bad input or usage),
 # located diagnostics with caret, the "N passed, N failed" line, JSON
 # decisions, OpenAI bodies, includes relative to the including file.
-# Ends with "N passed, N failed".
+# Ends with "N passed, N failed, N skipped".
 set -u
+# shellcheck source=tests/integration/cli_lib.bash
 source "$(dirname "$0")/cli_lib.bash"
 
 # check -------------------------------------------------------------------------
@@ -98,5 +99,4 @@ run "route NaN budget" 2 route --budget nan
 run "route unknown flag" 2 route --colour red
 run "route stray argument" 2 route extra
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+suite_end
