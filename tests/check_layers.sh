@@ -32,7 +32,9 @@ while IFS=: read -r file _ inc; do
     name=$(sed -n 's/^#include "\([^"]*\)".*/\1/p' <<<"$inc")
     [ -n "$name" ] || continue
     to=$(folder_of "$(basename "$name")")
-    [ -n "$to" ] && [ "$to" != "$from" ] || continue
+    if [ -z "$to" ] || [ "$to" = "$from" ]; then
+        continue
+    fi
     key="$from -> $to"
     count[$key]=$((${count[$key]:-0} + 1))
     where[$key]="${where[$key]:-} $file"

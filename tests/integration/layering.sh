@@ -4,6 +4,7 @@
 # so fails on a tree where it does not. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
+# shellcheck source=tests/integration/check_lib.bash
 source tests/integration/check_lib.bash
 suite_setup
 
@@ -37,9 +38,11 @@ check "a sideways include from sidecar to policies fails" 1 $?
 
 # The build enforces the same thing: a folder compiles with the include
 # paths of itself and the folders below it (Makefile, INC_*).
+# shellcheck disable=SC2016 # $(INC_proto) is make's, not the shell's
 flags=$(make -s --no-print-directory -f Makefile -f - print-inc <<<'print-inc: ; @echo $(INC_proto)')
 check "proto compiles with its own include path only" "-Iproto" "$flags"
 printf '#include "eng_common.h"\n' >"$tmp/up.c"
+# shellcheck disable=SC2086 # the flags are words
 cc $flags -fsyntax-only "$tmp/up.c" >/dev/null 2>&1
 check "so an engine header does not compile from proto" 1 $?
 
