@@ -803,6 +803,33 @@ static int s_check_framing(struct evkeyvalq *h, oai_error_t *err)
     return 0;
 }
 
+/* A POST to the decision endpoints without a body (Content-Length 0 or none,
+ * which for HTTP/1.0 means none as well) would be routed as an empty request
+ * of 0 prompt tokens. The one body-less request there is: an auth
+ * subrequest (nginx auth_request, Envoy ext_authz without the body) to
+ * /v1/chat/completions in decision-only mode, its features in X-HPP-* hint
+ * headers. Returns 0, or -1 with err set. */
+static int s_check_body(const sc_server_t *srv, struct evhttp_request *req, sc_route_t route,
+                        oai_error_t *err)
+{
+    if ((route != SC_ROUTE_ROUTE && route != SC_ROUTE_CHAT) ||
+        evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0) {
+        return 0;
+    }
+    bool auth = route == SC_ROUTE_CHAT && !srv->proxy;
+    if (auth) {
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+            if (oai_header_is_hint(kv->key)) {
+                return 0;
+            }
+        }
+    }
+    return oai_error_set(err, 400, "invalid_json", NULL,
+                         "request body is empty: a Chat Completions JSON object is required%s",
+                         auth ? " (or, in a body-less auth subrequest, X-HPP-* hint headers)" : "");
+}
+
 static void s_on_request(struct evhttp_request *req, void *arg)
 {
     sc_server_t *srv = arg;
@@ -848,6 +875,10 @@ static void s_on_request(struct evhttp_request *req, void *arg)
         oai_error_set(&err, 413, "body_too_large", NULL,
                       "request body of %zu bytes exceeds the limit of %zu bytes", blen,
                       srv->cfg.max_body);
+        s_reject(srv, req, s_routes[i].route, &err, NULL);
+        return;
+    }
+    if (s_check_body(srv, req, s_routes[i].route, &err) < 0) {
         s_reject(srv, req, s_routes[i].route, &err, NULL);
         return;
     }

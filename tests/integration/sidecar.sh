@@ -283,13 +283,29 @@ if start_sidecar guard --engine "$EP"; then
     check "control character on an unknown path: refused before the 404" \
         "400 1 closed - invalid_header" \
         "$(raw "$G" "GET /nothing HTTP/1.1\r\nHost: x\r\nX-Trace: a\x1bb\r\n\r\n")"
+    # A POST with no body would be routed as an empty request (0 tokens).
+    check "route, Content-Length 0: 400" "400 1 closed - invalid_json" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")"
+    error_shape "route, no body and no Content-Length" "$(req POST "$G" /v1/route "")" 400 invalid_json
+    error_shape "route, no body, hint headers do not stand in for it" \
+        "$(req POST "$G" /v1/route "" -H 'X-HPP-Task: code')" 400 invalid_json
+    check "route, HTTP/1.0 without Content-Length: 400" "400 1 closed - invalid_json" \
+        "$(raw "$G" "POST /v1/route HTTP/1.0\r\nHost: x\r\n\r\n$RB")"
+    error_shape "chat, no body and no hint header" "$(req POST "$G" /v1/chat/completions "")" \
+        400 invalid_json
+    check "chat, HTTP/1.0 without Content-Length or hint: 400" "400 1 closed - invalid_json" \
+        "$(raw "$G" "POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\n\r\n")"
     check "guard: its engine was asked nothing" "0 0" \
         "$(req GET "$G" /metrics >/dev/null
         echo "$(msum hpp_sidecar_engine_duration_seconds_count) $(msum hpp_sidecar_decisions_total)")"
 fi
-# What stays accepted: HTAB and non-ASCII bytes in values.
+# What stays accepted: HTAB and non-ASCII bytes in values, and the auth
+# subrequest shape (no body, hint headers) over HTTP/1.0 too, which nginx
+# sends unless told proxy_http_version 1.1.
 check "HTAB and UTF-8 in a header value: routed" "200 1 closed decided -" \
     "$(raw "$D" "POST /v1/route HTTP/1.1\r\nHost: x\r\nX-Trace: a\tcaf\xc3\xa9\r\nConnection: close\r\nContent-Length: ${#RB}\r\n\r\n$RB")"
+check "auth subrequest over HTTP/1.0: routed" "200 1 closed decided -" \
+    "$(raw "$D" "POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nX-HPP-Task: code\r\n\r\n")"
 
 # Many requests in flight at once: every answer must be the decision for its
 # own request (the engine link matches replies to calls by id).
