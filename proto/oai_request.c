@@ -1122,6 +1122,16 @@ int oai_extract_header(oai_extract_t *self, const char *name, const char *value,
     return 0;
 }
 
+bool oai_header_is_hint(const char *name)
+{
+    for (int i = 0; s_headers[i].name; i++) {
+        if (strcasecmp(name, s_headers[i].name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Forwarding ------------------------------------------------------------- */
 
 /* One edit of the body: bytes [from, to) become `with` (wlen bytes). */

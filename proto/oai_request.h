@@ -69,6 +69,10 @@ int oai_extract_body(oai_extract_t *self, const char *body, size_t len, hpp_feat
 int oai_extract_header(oai_extract_t *self, const char *name, const char *value, hpp_features_t *f,
                        oai_error_t *err);
 
+/* True when `name` is one of the X-HPP-* hint headers above (any case): a
+ * request that carries one has features even without a body. */
+bool oai_header_is_hint(const char *name);
+
 /* True when a body was parsed. */
 bool oai_extract_has_body(const oai_extract_t *self);
 

@@ -192,10 +192,6 @@ static int s_key_v(s_dec_t *d, const proto_mp_val_t *v)
 static int s_key_id(s_dec_t *d, const proto_mp_val_t *v)
 {
     proto_id_t *id = &d->out->id;
-    if (v->type == PROTO_MP_NIL) {
-        id->kind = PROTO_ID_NONE;
-        return PROTO_OK;
-    }
     if (v->type == PROTO_MP_UINT) {
         id->kind = PROTO_ID_UINT;
         id->num = v->u;
@@ -277,10 +273,6 @@ static int s_key_prompt(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_key_output(s_dec_t *d, const proto_mp_val_t *v)
 {
-    if (v->type == PROTO_MP_NIL) {
-        d->out->features.output_tokens = -1;
-        return PROTO_OK;
-    }
     return s_tokens(d, v, &d->out->features.output_tokens);
 }
 
@@ -296,10 +288,6 @@ static int s_key_images(s_dec_t *d, const proto_mp_val_t *v)
 
 static int s_flag(s_dec_t *d, const proto_mp_val_t *v, bool *out)
 {
-    if (v->type == PROTO_MP_NIL) {
-        *out = false;
-        return PROTO_OK;
-    }
     if (v->type != PROTO_MP_BOOL) {
         return s_type(d, v, "boolean");
     }
@@ -325,10 +313,6 @@ static int s_key_json(s_dec_t *d, const proto_mp_val_t *v)
 static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
 {
     hpp_features_t *f = &d->out->features;
-    if (v->type == PROTO_MP_NIL) {
-        f->nhints = 0;
-        return PROTO_OK;
-    }
     if (v->type != PROTO_MP_ARRAY) {
         return s_type(d, v, "array of strings");
     }
@@ -361,10 +345,7 @@ static int s_key_budget(s_dec_t *d, const proto_mp_val_t *v)
 {
     hpp_features_t *f = &d->out->features;
     double usd;
-    if (v->type == PROTO_MP_NIL) {
-        f->has_budget = false;
-        return PROTO_OK;
-    } else if (v->type == PROTO_MP_UINT) {
+    if (v->type == PROTO_MP_UINT) {
         usd = (double)v->u;
     } else if (v->type == PROTO_MP_INT) {
         usd = (double)v->i; /* rejected below with the range message */
@@ -395,10 +376,6 @@ static int s_key_text(s_dec_t *d, const proto_mp_val_t *v)
 static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
 {
     hpp_features_t *f = &d->out->features;
-    if (v->type == PROTO_MP_NIL) {
-        f->nmeta = 0;
-        return PROTO_OK;
-    }
     if (v->type != PROTO_MP_MAP) {
         return s_type(d, v, "map of strings");
     }
@@ -439,23 +416,24 @@ static const struct {
     const char *name; /* wire key */
     uint32_t len;     /* its length: every key of every request is looked up */
     s_key_fn fn;      /* checks and stores the value */
+    bool optional;    /* nil means absent (PROTOCOL.md); required keys refuse it */
 } s_keys[] = {
-    {S_KEY("v"), s_key_v},
-    {S_KEY("id"), s_key_id},
-    {S_KEY("op"), s_key_op},
-    {S_KEY("model"), s_key_model},
-    {S_KEY("prompt_tokens"), s_key_prompt},
-    {S_KEY("output_tokens"), s_key_output},
-    {S_KEY("cache_read_tokens"), s_key_cache_read},
-    {S_KEY("images"), s_key_images},
-    {S_KEY("vision"), s_key_vision},
-    {S_KEY("tools"), s_key_tools},
-    {S_KEY("json"), s_key_json},
-    {S_KEY("hints"), s_key_hints},
-    {S_KEY("budget_usd"), s_key_budget},
-    {S_KEY("group"), s_key_group},
-    {S_KEY("text"), s_key_text},
-    {S_KEY("meta"), s_key_meta},
+    {S_KEY("v"), s_key_v, false},
+    {S_KEY("id"), s_key_id, true},
+    {S_KEY("op"), s_key_op, false},
+    {S_KEY("model"), s_key_model, true},
+    {S_KEY("prompt_tokens"), s_key_prompt, false},
+    {S_KEY("output_tokens"), s_key_output, true},
+    {S_KEY("cache_read_tokens"), s_key_cache_read, true},
+    {S_KEY("images"), s_key_images, true},
+    {S_KEY("vision"), s_key_vision, true},
+    {S_KEY("tools"), s_key_tools, true},
+    {S_KEY("json"), s_key_json, true},
+    {S_KEY("hints"), s_key_hints, true},
+    {S_KEY("budget_usd"), s_key_budget, true},
+    {S_KEY("group"), s_key_group, true},
+    {S_KEY("text"), s_key_text, true},
+    {S_KEY("meta"), s_key_meta, true},
 };
 
 enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4 };
@@ -563,6 +541,12 @@ static int s_decode_map(s_dec_t *d, size_t len)
         rc = proto_rd_next(&d->rd, &v);
         if (rc != PROTO_OK) {
             return s_rd_fail(d, rc, d->key);
+        }
+        if (v.type == PROTO_MP_NIL && s_keys[idx].optional) {
+            /* The same as leaving the key out: the default set by
+             * proto_request_init stays. Still counted in `seen`, so a nil
+             * and a value for one key are two meanings and refused. */
+            continue;
         }
         rc = s_keys[idx].fn(d, &v);
         if (rc != PROTO_OK) {

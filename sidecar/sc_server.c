@@ -731,6 +731,102 @@ static void s_reject(sc_server_t *srv, struct evhttp_request *req, sc_route_t ro
     s_reply_error(call, err);
 }
 
+/* As s_reject, and the connection is closed after the answer: where this
+ * request ends is in doubt, so nothing after it may be read as a request. */
+static void s_reject_close(sc_server_t *srv, struct evhttp_request *req, sc_route_t route,
+                           const oai_error_t *err)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    s_reject(srv, req, route, err, NULL);
+}
+
+/* The first control character of s that RFC 9110 section 5.5 forbids in a
+ * field (0x00-0x1f but HTAB, and DEL), or 0. libevent lets them through,
+ * except CR and LF, and NUL, at which its parser ends the value. */
+static int s_ctl_char(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+            return *p;
+        }
+    }
+    return 0;
+}
+
+/* Refuses a request whose length two HTTP parsers could read differently
+ * (RFC 9112 section 6.3). libevent takes the first of several
+ * Content-Lengths, "+5" for 5, and a Transfer-Encoding other than chunked
+ * for no body; a proxy in front that framed the same bytes otherwise would
+ * pass the rest on as a request it never saw (request smuggling). Equal
+ * duplicate Content-Lengths are refused too: no client sends them. Returns
+ * 0, or -1 with err set. */
+static int s_check_framing(struct evkeyvalq *h, oai_error_t *err)
+{
+    int ncl = 0, nte = 0;
+    const char *cl = "", *te = "";
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        int c = s_ctl_char(kv->key);
+        if (c || (c = s_ctl_char(kv->value))) {
+            return oai_error_set(err, 400, "invalid_header", kv->key,
+                                 "header %.64s: control character 0x%02x in a header field",
+                                 kv->key, c);
+        }
+        if (strcasecmp(kv->key, "Content-Length") == 0) {
+            ncl++;
+            cl = kv->value;
+        } else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+            nte++;
+            te = kv->value;
+        }
+    }
+    if (ncl > 1) {
+        return oai_error_set(err, 400, "duplicate_content_length", "Content-Length",
+                             "%d Content-Length headers: a request has one at most", ncl);
+    }
+    if (ncl == 1 && (!*cl || cl[strspn(cl, "0123456789")] != '\0')) {
+        return oai_error_set(err, 400, "invalid_content_length", "Content-Length",
+                             "Content-Length \"%.32s\": expected digits only", cl);
+    }
+    if (nte > 0 && ncl > 0) {
+        return oai_error_set(err, 400, "content_length_with_transfer_encoding", "Transfer-Encoding",
+                             "Transfer-Encoding and Content-Length together: the body's length is "
+                             "ambiguous");
+    }
+    if (nte > 1 || (nte == 1 && strcasecmp(te, "chunked") != 0)) {
+        return oai_error_set(err, 400, "unsupported_transfer_encoding", "Transfer-Encoding",
+                             "Transfer-Encoding \"%.32s\"%s: only a single chunked is accepted", te,
+                             nte > 1 ? " (and others)" : "");
+    }
+    return 0;
+}
+
+/* A POST to the decision endpoints without a body (Content-Length 0 or none,
+ * which for HTTP/1.0 means none as well) would be routed as an empty request
+ * of 0 prompt tokens. The one body-less request there is: an auth
+ * subrequest (nginx auth_request, Envoy ext_authz without the body) to
+ * /v1/chat/completions in decision-only mode, its features in X-HPP-* hint
+ * headers. Returns 0, or -1 with err set. */
+static int s_check_body(const sc_server_t *srv, struct evhttp_request *req, sc_route_t route,
+                        oai_error_t *err)
+{
+    if ((route != SC_ROUTE_ROUTE && route != SC_ROUTE_CHAT) ||
+        evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0) {
+        return 0;
+    }
+    bool auth = route == SC_ROUTE_CHAT && !srv->proxy;
+    if (auth) {
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+            if (oai_header_is_hint(kv->key)) {
+                return 0;
+            }
+        }
+    }
+    return oai_error_set(err, 400, "invalid_json", NULL,
+                         "request body is empty: a Chat Completions JSON object is required%s",
+                         auth ? " (or, in a body-less auth subrequest, X-HPP-* hint headers)" : "");
+}
+
 static void s_on_request(struct evhttp_request *req, void *arg)
 {
     sc_server_t *srv = arg;
@@ -742,6 +838,10 @@ static void s_on_request(struct evhttp_request *req, void *arg)
         i++;
     }
     oai_error_t err;
+    if (s_check_framing(evhttp_request_get_input_headers(req), &err) < 0) {
+        s_reject_close(srv, req, s_routes[i].route, &err);
+        return;
+    }
     if (!s_routes[i].path) {
         oai_error_set(&err, 404, "not_found", NULL,
                       "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
@@ -772,6 +872,10 @@ static void s_on_request(struct evhttp_request *req, void *arg)
         oai_error_set(&err, 413, "body_too_large", NULL,
                       "request body of %zu bytes exceeds the limit of %zu bytes", blen,
                       srv->cfg.max_body);
+        s_reject(srv, req, s_routes[i].route, &err, NULL);
+        return;
+    }
+    if (s_check_body(srv, req, s_routes[i].route, &err) < 0) {
         s_reject(srv, req, s_routes[i].route, &err, NULL);
         return;
     }

@@ -94,6 +94,39 @@ error_shape() { # name status want_status want_code
     check "$1: error has message and type" "True" \
         "$(jget 'bool(j["error"]["message"]) and j["error"]["type"] in ("invalid_request_error","permission_error","server_error")')"
 }
+# raw PORT BYTES: sends BYTES (Python string escapes: \r\n, \x01) on one
+# loopback TCP connection, reads until the sidecar closes it (2 s at most)
+# and prints "STATUS RESPONSES CLOSED DECIDED CODE": the first status, how
+# many HTTP responses came, closed/open, decided when any response carried
+# X-HPP-Router-Resolved-Model (else -), and the first body's error.code (-
+# when it is not an OpenAI-style JSON error).
+raw() {
+    python3 - "$1" "$2" <<'EOF2'
+import json, re, socket, sys, time
+data = sys.argv[2].encode().decode("unicode_escape").encode("latin-1")
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s.sendall(data)
+out, closed, end = b"", False, time.monotonic() + 2
+try:
+    while time.monotonic() < end:
+        b = s.recv(65536)
+        if not b:
+            closed = True
+            break
+        out += b
+except OSError:  # a timeout, or a reset after a close with unread bytes
+    closed = not isinstance(sys.exc_info()[1], socket.timeout)
+statuses = re.findall(rb"HTTP/1\.[01] (\d{3}) ", out)
+head, _, rest = out.partition(b"\r\n\r\n")
+m = re.search(rb"(?im)^content-length: *(\d+)", head)
+try:
+    code = json.loads(rest[: int(m.group(1))] if m else rest)["error"]["code"]  # HTTP/1.0: no length
+except Exception:
+    code = "-"
+print(statuses[0].decode() if statuses else "none", len(statuses), "closed" if closed else "open",
+      "decided" if b"x-hpp-router-resolved-model" in out.lower() else "-", code)
+EOF2
+}
 stub_ctl() { curl -s -m 5 "http://127.0.0.1:$SP/_control" -d "$1" >/dev/null; }
 # The models the stub was asked for, one per line, oldest first.
 stub_models() { curl -s -m 5 "http://127.0.0.1:$SP/_requests" | python3 -c 'import json,sys; print("\n".join(r["body"].get("model","") for r in json.load(sys.stdin)))'; }
@@ -208,6 +241,61 @@ error_shape "unknown path" "$s" 404 not_found
 s=$(req GET "$D" /v1/route)
 error_shape "wrong method" "$s" 405 method_not_allowed
 check "wrong method: Allow" POST "$(hdr Allow)"
+
+# Request framing (RFC 9112 section 6.3), over raw sockets: a request whose
+# length two parsers could read differently is refused with 400 and the
+# connection closed, so the bytes after it are never read as a request of
+# their own (the smuggled GET /healthz below must get no answer). A
+# sidecar of its own: at the end its engine must have been asked nothing.
+RB='{"messages":[{"role":"user","content":"hi"}]}'
+SMUG='GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'
+SMUG_LEN=$((${#RB} + 34)) # a request body, then the smuggled request
+if start_sidecar guard --engine "$EP"; then
+    G=$ready
+    check "two Content-Lengths: 400, closed, nothing routed or smuggled" \
+        "400 1 closed - duplicate_content_length" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: ${#RB}\r\nContent-Length: $SMUG_LEN\r\n\r\n$RB$SMUG")"
+    check "two equal Content-Lengths: refused as well" "400 1 closed - duplicate_content_length" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: ${#RB}\r\ncontent-length: ${#RB}\r\n\r\n$RB")"
+    check "Content-Length with a sign: 400, closed" "400 1 closed - invalid_content_length" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: +${#RB}\r\n\r\n$RB")"
+    # This libevent refuses these itself, with its own HTML 400 page; the
+    # sidecar's check covers builds that do not.
+    check "Transfer-Encoding with Content-Length: 400, closed, nothing routed" "400 1 closed -" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2d\r\n$RB\r\n0\r\n\r\n" | cut -d' ' -f1-4)"
+    check "Transfer-Encoding other than chunked: 400, closed, nothing smuggled" \
+        "400 1 closed - unsupported_transfer_encoding" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n$SMUG")"
+    check "control character in a header value: 400, closed" "400 1 closed - invalid_header" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nX-Trace: a\x01b\r\nContent-Length: ${#RB}\r\n\r\n$RB")"
+    check "DEL in an X-HPP header value: 400, closed" "400 1 closed - invalid_header" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nX-HPP-Group: team\x7f\r\nContent-Length: ${#RB}\r\n\r\n$RB")"
+    check "control character on an unknown path: refused before the 404" \
+        "400 1 closed - invalid_header" \
+        "$(raw "$G" "GET /nothing HTTP/1.1\r\nHost: x\r\nX-Trace: a\x1bb\r\n\r\n")"
+    # A POST with no body would be routed as an empty request (0 tokens).
+    check "route, Content-Length 0: 400" "400 1 closed - invalid_json" \
+        "$(raw "$G" "POST /v1/route HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")"
+    error_shape "route, no body and no Content-Length" "$(req POST "$G" /v1/route "")" 400 invalid_json
+    error_shape "route, no body, hint headers do not stand in for it" \
+        "$(req POST "$G" /v1/route "" -H 'X-HPP-Task: code')" 400 invalid_json
+    check "route, HTTP/1.0 without Content-Length: 400" "400 1 closed - invalid_json" \
+        "$(raw "$G" "POST /v1/route HTTP/1.0\r\nHost: x\r\n\r\n$RB")"
+    error_shape "chat, no body and no hint header" "$(req POST "$G" /v1/chat/completions "")" \
+        400 invalid_json
+    check "chat, HTTP/1.0 without Content-Length or hint: 400" "400 1 closed - invalid_json" \
+        "$(raw "$G" "POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\n\r\n")"
+    check "guard: its engine was asked nothing" "0 0" \
+        "$(req GET "$G" /metrics >/dev/null
+        echo "$(msum hpp_sidecar_engine_duration_seconds_count) $(msum hpp_sidecar_decisions_total)")"
+fi
+# What stays accepted: HTAB and non-ASCII bytes in values, and the auth
+# subrequest shape (no body, hint headers) over HTTP/1.0 too, which nginx
+# sends unless told proxy_http_version 1.1.
+check "HTAB and UTF-8 in a header value: routed" "200 1 closed decided -" \
+    "$(raw "$D" "POST /v1/route HTTP/1.1\r\nHost: x\r\nX-Trace: a\tcaf\xc3\xa9\r\nConnection: close\r\nContent-Length: ${#RB}\r\n\r\n$RB")"
+check "auth subrequest over HTTP/1.0: routed" "200 1 closed decided -" \
+    "$(raw "$D" "POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nX-HPP-Task: code\r\n\r\n")"
 
 # Many requests in flight at once: every answer must be the decision for its
 # own request (the engine link matches replies to calls by id).

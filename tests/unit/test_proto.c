@@ -257,6 +257,41 @@ Test(proto_request, integers_in_any_width_and_nil_defaults)
     msgpack_sbuffer_destroy(&r.sb);
 }
 
+/* PROTOCOL.md: nil for an optional key means the same as leaving it out.
+ * Each optional key alone, then all of them in one map: the request must
+ * decode to exactly the features of one without them. */
+Test(proto_request, nil_means_absent_for_every_optional_key)
+{
+    static const char *const keys[] = {
+        "id",    "model", "output_tokens", "cache_read_tokens", "images", "vision",
+        "tools", "json",  "hints",         "budget_usd",        "group",  "text",
+        "meta",
+    };
+    const size_t nkeys = sizeof keys / sizeof keys[0];
+    hpp_features_t want;
+    hpp_features_init(&want);
+    want.prompt_tokens = 100;
+    for (size_t i = 0; i <= nkeys; i++) {
+        s_raw_t r;
+        s_raw_init(&r);
+        bool all = i == nkeys; /* the last round: every key at once */
+        s_route_head(&r, all ? (uint32_t)nkeys : 1);
+        for (size_t k = all ? 0 : i; k < (all ? nkeys : i + 1); k++) {
+            s_kstr(&r, keys[k]);
+            msgpack_pack_nil(&r.pk);
+        }
+        proto_request_t req;
+        proto_error_t err;
+        int rc = proto_request_decode(r.sb.data, r.sb.size, &req, &err);
+        cr_assert_eq(rc, PROTO_OK, "%s: nil refused: %s", all ? "all keys" : keys[i], err.msg);
+        cr_assert_eq(req.op, PROTO_OP_ROUTE);
+        cr_assert_eq(req.id.kind, PROTO_ID_NONE);
+        cr_assert_eq(memcmp(&req.features, &want, sizeof want), 0, "%s: nil is not absent",
+                     all ? "all keys" : keys[i]);
+        msgpack_sbuffer_destroy(&r.sb);
+    }
+}
+
 /* Requests: each bad input gets its specific error --------------------------- */
 
 Test(proto_request_bad, empty_and_non_map_frames)
@@ -339,6 +374,65 @@ Test(proto_request_bad, missing_required_keys)
     s_kstr(&r, "op");
     s_kstr(&r, "explain");
     s_expect(&r, PROTO_ERR_MISSING, "prompt_tokens: required key missing for explain");
+}
+
+/* nil is "absent" only where absence is allowed: a required key given as
+ * nil names its type, nil inside hints or meta is no string, and a nil does
+ * not make the same key given again legal. */
+Test(proto_request_bad, nil_where_a_value_is_required)
+{
+    static const struct {
+        const char *key; /* given as nil, after v and op (and prompt_tokens unless it is the key) */
+        const char *fragment;
+    } cases[] = {
+        {"v", "v: expected non-negative integer, got nil"},
+        {"op", "op: expected string, got nil"},
+        {"prompt_tokens", "prompt_tokens: expected non-negative integer, got nil"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_raw_t r;
+        s_raw_init(&r);
+        msgpack_pack_map(&r.pk, 3);
+        const char *order[] = {"v", "op", "prompt_tokens"};
+        for (int k = 0; k < 3; k++) {
+            s_kstr(&r, order[k]);
+            if (strcmp(order[k], cases[i].key) == 0) {
+                msgpack_pack_nil(&r.pk);
+            } else if (k == 0) {
+                msgpack_pack_uint8(&r.pk, 1);
+            } else if (k == 1) {
+                s_kstr(&r, "route");
+            } else {
+                msgpack_pack_uint32(&r.pk, 100);
+            }
+        }
+        s_expect(&r, PROTO_ERR_TYPE, cases[i].fragment);
+    }
+
+    s_raw_t r;
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "hints");
+    msgpack_pack_array(&r.pk, 2);
+    s_kstr(&r, "code");
+    msgpack_pack_nil(&r.pk);
+    s_expect(&r, PROTO_ERR_TYPE, "hints[1]: expected string, got nil");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "meta");
+    msgpack_pack_map(&r.pk, 1);
+    s_kstr(&r, "team");
+    msgpack_pack_nil(&r.pk);
+    s_expect(&r, PROTO_ERR_TYPE, "meta[0] value: expected string, got nil");
+
+    s_raw_init(&r);
+    s_route_head(&r, 2);
+    s_kstr(&r, "group");
+    msgpack_pack_nil(&r.pk);
+    s_kstr(&r, "group");
+    s_kstr(&r, "team-a");
+    s_expect(&r, PROTO_ERR_DUPLICATE, "group");
 }
 
 Test(proto_request_bad, version_and_op)
