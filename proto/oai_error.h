@@ -1,4 +1,4 @@
-/* oai_error.h - the sidecar's error value and its OpenAI-style JSON shape.
+/* oai_error.h - an HTTP error value and its OpenAI-style JSON shape.
  *
  * Every failure the sidecar answers over HTTP (bad body, engine error,
  * upstream down) is an oai_error_t: an HTTP status, an OpenAI error `type`, a

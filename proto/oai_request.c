@@ -1,4 +1,4 @@
-/* sc_features.c - OpenAI Chat Completions body + X-HPP-* headers -> features.
+/* oai_request.c - OpenAI Chat Completions body + X-HPP-* headers -> features.
  *
  * The context owns the parsed body (an oai_json document: strings borrowed by
  * the features point into its arena; forwarding splices the caller's bytes,

@@ -1,4 +1,4 @@
-/* sc_features.h - routing features from an OpenAI Chat Completions request.
+/* oai_request.h - routing features from an OpenAI Chat Completions request.
  *
  * An extraction context parses one request body (oai_json) and its X-HPP-*
  * headers into an hpp_features_t. Every string the features point to (model,
