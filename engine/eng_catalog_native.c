@@ -25,19 +25,6 @@
 #include <string.h>
 
 typedef struct {
-    const char *name; /* capability word in the file */
-    uint32_t bit;     /* ENG_CAP_* */
-} s_cap_t;
-
-static const s_cap_t s_caps[] = {
-    {"vision", HPP_CAP_VISION},
-    {"tools", HPP_CAP_TOOLS},
-    {"json", HPP_CAP_JSON},
-    {"reasoning", HPP_CAP_REASONING},
-    {NULL, 0},
-};
-
-typedef struct {
     const char *name; /* status word */
     bool enabled;     /* may the resolver choose it */
 } s_status_t;
@@ -253,9 +240,9 @@ static int s_parse_caps(s_ctx_t *c, const json_t *caps, uint32_t *out)
             return s_fail_type(c, "a capability name (vision, tools, json, reasoning)", v);
         }
         /* Unknown capability names are ignored: an unknown capability is absent. */
-        for (const s_cap_t *k = s_caps; k->name; k++) {
-            if (strcmp(k->name, json_string_value(v)) == 0) {
-                *out |= k->bit;
+        for (size_t k = 0; k < HPP_NCAPS; k++) {
+            if (strcmp(hpp_caps[k].name, json_string_value(v)) == 0) {
+                *out |= hpp_caps[k].bit;
             }
         }
         eng_cat_path_pop(&c->path, m1);

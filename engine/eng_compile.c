@@ -1517,17 +1517,6 @@ static void s_hint(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
     h->name = pol->words[bit];
 }
 
-static const struct {
-    const char *name; /* as written in require */
-    uint32_t cap;     /* ENG_CAP_* */
-} s_caps[] = {
-    {"vision", HPP_CAP_VISION},
-    {"tools", HPP_CAP_TOOLS},
-    {"json", HPP_CAP_JSON},
-    {"reasoning", HPP_CAP_REASONING},
-    {NULL, 0},
-};
-
 static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_prule_t *r,
                          uint32_t ri)
 {
@@ -1559,8 +1548,8 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
         case ENG_P_REQUIRE:
             for (uint32_t k = 0; k < pr->count; k++) {
                 int found = -1;
-                for (int q = 0; s_caps[q].name; q++) {
-                    if (s_tok_is(c, fi, &v[k], s_caps[q].name)) {
+                for (int q = 0; q < HPP_NCAPS; q++) {
+                    if (s_tok_is(c, fi, &v[k], hpp_caps[q].name)) {
                         found = q;
                     }
                 }
@@ -1570,7 +1559,7 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
                           "reasoning)",
                           (int)(v[k].end - v[k].start), c->files[fi].src + v[k].start);
                 } else {
-                    r->caps |= s_caps[found].cap;
+                    r->caps |= hpp_caps[found].bit;
                 }
             }
             break;

@@ -19,44 +19,52 @@ static hpp_str_t s_cstr(const char *s)
     return s_str(s, s ? (uint32_t)strlen(s) : 0);
 }
 
-/* The model an endpoint serves, NULL when the catalog does not say. */
-static const eng_model_t *s_ep_model(const eng_catalog_t *cat, const eng_endpoint_t *ep)
+/* A catalog's arrays, looked up once per reply rather than per endpoint. */
+typedef struct {
+    const eng_model_t *models; /* NULL without a catalog */
+    size_t nmodels;
+    const eng_endpoint_t *eps;
+    size_t neps;
+} s_cat_t;
+
+static s_cat_t s_cat(const eng_catalog_t *cat)
 {
-    size_t n = 0;
-    const eng_model_t *models = cat && ep ? eng_catalog_models(cat, &n) : NULL;
-    return models && ep->model < n ? &models[ep->model] : NULL;
+    s_cat_t c = {0};
+    if (cat) {
+        c.models = eng_catalog_models(cat, &c.nmodels);
+        c.eps = eng_catalog_endpoints(cat, &c.neps);
+    }
+    return c;
 }
 
 /* `ep` as the wire names it, serving `m` (its own model when NULL), and its
  * index in the catalog's endpoint array when the names are its own. */
-static uint32_t s_endpoint(const eng_catalog_t *cat, const eng_model_t *m, const eng_endpoint_t *ep,
+static uint32_t s_endpoint(const s_cat_t *c, const eng_model_t *m, const eng_endpoint_t *ep,
                            proto_endpoint_t *out)
 {
-    const eng_model_t *own = s_ep_model(cat, ep);
+    const eng_model_t *own =
+        ep && c->models && ep->model < c->nmodels ? &c->models[ep->model] : NULL;
     const eng_model_t *named = m ? m : own;
     out->model = named ? s_str(named->id, named->id_len) : s_str(NULL, 0);
     out->provider = ep ? s_str(ep->provider, ep->provider_len) : s_str(NULL, 0);
     out->provider_model = ep ? s_str(ep->native_id, ep->native_id_len) : s_str(NULL, 0);
-    size_t n = 0;
-    const eng_endpoint_t *eps = cat && ep ? eng_catalog_endpoints(cat, &n) : NULL;
-    if (!eps || ep < eps || ep >= eps + n || named != own) {
+    if (!ep || !c->eps || ep < c->eps || ep >= c->eps + c->neps || named != own) {
         return PROTO_NO_INDEX;
     }
-    return (uint32_t)(ep - eps);
+    return (uint32_t)(ep - c->eps);
 }
 
 eng_epwire_t *eng_epwire_new(const eng_catalog_t *cat)
 {
-    size_t n = 0;
-    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    s_cat_t c = s_cat(cat);
     eng_epwire_t *self = calloc(1, sizeof *self);
-    proto_endpoint_t *views = calloc(n + 1, sizeof *views);
+    proto_endpoint_t *views = calloc(c.neps + 1, sizeof *views);
     if (self && views) {
-        for (size_t i = 0; i < n; i++) {
-            s_endpoint(cat, NULL, &eps[i], &views[i]);
+        for (size_t i = 0; i < c.neps; i++) {
+            s_endpoint(&c, NULL, &c.eps[i], &views[i]);
         }
         self->cat = cat;
-        self->wire = proto_epwire_new(views, n);
+        self->wire = proto_epwire_new(views, c.neps);
     }
     free(views);
     if (self && !self->wire) {
@@ -82,14 +90,15 @@ void eng_reply_view(const eng_decision_t *d, const eng_catalog_t *cat, proto_dec
     if (d->status != HPP_OK) {
         return; /* an error reply says only the status and the message */
     }
-    out->endpoint_index = s_endpoint(cat, d->model, d->endpoint, &out->endpoint);
+    s_cat_t c = s_cat(cat);
+    out->endpoint_index = s_endpoint(&c, d->model, d->endpoint, &out->endpoint);
     out->tier = s_cstr(d->tier_name);
     out->rule = s_cstr(d->rule);
     out->cost = d->cost;
     out->output_tokens = d->output_tokens;
     out->nfallbacks = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
     for (uint32_t i = 0; i < out->nfallbacks; i++) {
-        out->fallback_index[i] = s_endpoint(cat, NULL, d->fallbacks[i], &out->fallbacks[i]);
+        out->fallback_index[i] = s_endpoint(&c, NULL, d->fallbacks[i], &out->fallbacks[i]);
     }
 }
 
@@ -105,15 +114,15 @@ int eng_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_
 typedef struct {
     const eng_trace_t *t;
     const eng_policy_t *pol;
+    s_cat_t cat; /* the policy's catalog */
 } s_explain_t;
 
 static void s_candidate(const void *arg, size_t i, proto_candidate_t *out)
 {
     const s_explain_t *x = arg;
     const eng_trace_entry_t *e = &x->t->entries[i];
-    const eng_catalog_t *cat = x->pol ? eng_policy_catalog(x->pol) : NULL;
     int ntiers = x->pol ? eng_policy_tier_count(x->pol) : 0;
-    s_endpoint(cat, NULL, e->endpoint, &out->endpoint);
+    s_endpoint(&x->cat, NULL, e->endpoint, &out->endpoint);
     out->tier =
         s_cstr(e->tier >= 0 && e->tier < ntiers ? eng_policy_tier_name(x->pol, e->tier) : NULL);
     out->reason = eng_reject_name(e->reason);
@@ -125,7 +134,7 @@ int eng_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t
 {
     proto_decision_t v;
     eng_reply_view(d, pol ? eng_policy_catalog(pol) : NULL, &v);
-    s_explain_t x = {.t = t, .pol = pol};
+    s_explain_t x = {.t = t, .pol = pol, .cat = s_cat(pol ? eng_policy_catalog(pol) : NULL)};
     proto_trace_t tv = {.candidate = s_candidate, .arg = &x};
     tv.hints = t->hint_names;
     while (tv.nhints < 64 && t->hint_names[tv.nhints]) {

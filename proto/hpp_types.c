@@ -13,6 +13,13 @@
 #include <stdio.h>
 #include <string.h>
 
+const hpp_cap_t hpp_caps[HPP_NCAPS] = {
+    {HPP_CAP_VISION, "vision"},
+    {HPP_CAP_TOOLS, "tools"},
+    {HPP_CAP_JSON, "json"},
+    {HPP_CAP_REASONING, "reasoning"},
+};
+
 /* Adds digit x 10^pos to *acc (pos >= 0). Returns -1 on overflow. */
 static int s_add_digit(int64_t *acc, int digit, int pos)
 {

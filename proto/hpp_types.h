@@ -62,6 +62,16 @@ enum {
     HPP_CAP_REASONING = 1u << 3, /* reasoning / thinking tokens */
 };
 
+/* Every capability with its name, as the catalogs, the policy language and
+ * both wire formats spell it, in this order. */
+typedef struct {
+    uint32_t bit;     /* HPP_CAP_* */
+    const char *name; /* "vision", "tools", "json", "reasoning" */
+} hpp_cap_t;
+
+#define HPP_NCAPS 4
+extern const hpp_cap_t hpp_caps[HPP_NCAPS];
+
 /* Money helpers --------------------------------------------------------- */
 
 /* Parses a plain decimal string ("0.000003", "3", "1e-6" is NOT accepted) scaled

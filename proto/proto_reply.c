@@ -233,18 +233,6 @@ int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const proto_decisi
 
 /* Models ---------------------------------------------------------------------- */
 
-static const struct {
-    uint32_t bit;     /* HPP_CAP_* */
-    const char *name; /* wire name */
-} s_caps[] = {
-    {HPP_CAP_VISION, "vision"},
-    {HPP_CAP_TOOLS, "tools"},
-    {HPP_CAP_JSON, "json"},
-    {HPP_CAP_REASONING, "reasoning"},
-};
-
-#define S_NCAPS (sizeof s_caps / sizeof s_caps[0])
-
 /* Pricing keys: token prices in USD per 1M tokens, fees in USD. */
 static void s_pricing(msgpack_packer *pk, const hpp_price_t *p)
 {
@@ -288,13 +276,13 @@ int proto_models_encode(proto_buf_t *b, const proto_model_t *models, size_t n)
         msgpack_pack_uint32(&pk, m->max_output);
         s_key(&pk, "caps");
         uint32_t nc = 0;
-        for (size_t c = 0; c < S_NCAPS; c++) {
-            nc += (m->caps & s_caps[c].bit) != 0;
+        for (size_t c = 0; c < HPP_NCAPS; c++) {
+            nc += (m->caps & hpp_caps[c].bit) != 0;
         }
         msgpack_pack_array(&pk, nc);
-        for (size_t c = 0; c < S_NCAPS; c++) {
-            if (m->caps & s_caps[c].bit) {
-                proto_pack_cstr(&pk, s_caps[c].name);
+        for (size_t c = 0; c < HPP_NCAPS; c++) {
+            if (m->caps & hpp_caps[c].bit) {
+                proto_pack_cstr(&pk, hpp_caps[c].name);
             }
         }
         s_key(&pk, "endpoints");
@@ -967,9 +955,9 @@ static int s_dec_caps(proto_rd_t *rd, uint32_t *caps, proto_error_t *err)
     for (uint32_t i = 0; rc == PROTO_OK && i < a.n; i++) {
         proto_mp_val_t s;
         rc = s_read(rd, PROTO_MP_STR, "caps[]", &s, err);
-        for (size_t c = 0; rc == PROTO_OK && c < S_NCAPS; c++) {
-            if (s_is_n(&s, s_caps[c].name, strlen(s_caps[c].name))) {
-                *caps |= s_caps[c].bit;
+        for (size_t c = 0; rc == PROTO_OK && c < HPP_NCAPS; c++) {
+            if (s_is_n(&s, hpp_caps[c].name, strlen(hpp_caps[c].name))) {
+                *caps |= hpp_caps[c].bit;
             }
         }
     }

@@ -462,7 +462,7 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
 /* Request parsing ------------------------------------------------------------ */
 
 /* Features from the body and the X-HPP-* headers. Returns 0 or -1 (answered). */
-static int s_features(sc_call_t *call, bool body_required)
+static int s_features(sc_call_t *call)
 {
     oai_error_t err;
     oai_extract_reset(call->x, &call->f);
@@ -477,11 +477,6 @@ static int s_features(sc_call_t *call, bool body_required)
             s_reply_error(call, &err);
             return -1;
         }
-    } else if (body_required) {
-        oai_error_set(&err, 400, "invalid_json", NULL,
-                      "request body is empty: a Chat Completions JSON object is required");
-        s_reply_error(call, &err);
-        return -1;
     }
     struct evkeyvalq *h = evhttp_request_get_input_headers(call->req);
     for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
@@ -531,7 +526,7 @@ static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
 
 static void s_handle_route(sc_call_t *call)
 {
-    if (s_features(call, false) == 0) {
+    if (s_features(call) == 0) {
         s_engine_call(call, PROTO_OP_ROUTE, s_on_route_reply);
     }
 }
@@ -540,7 +535,7 @@ static void s_handle_chat(sc_call_t *call)
 {
     /* Proxy mode needs a body to forward; decision-only accepts none
      * (nginx auth_request subrequests carry only headers). */
-    if (s_features(call, call->srv->proxy) == 0) {
+    if (s_features(call) == 0) {
         s_engine_call(call, PROTO_OP_ROUTE, s_on_route_reply);
     }
 }
@@ -601,17 +596,10 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
                             ",\"context_length\":%u,\"max_output_tokens\":%u,\"endpoints\":%u,"
                             "\"free\":%s,\"capabilities\":[",
                             m.context_length, m.max_output, m.endpoints, m.free ? "true" : "false");
-        static const struct {
-            uint32_t bit;
-            const char *name;
-        } caps[] = {{HPP_CAP_VISION, "vision"},
-                    {HPP_CAP_TOOLS, "tools"},
-                    {HPP_CAP_JSON, "json"},
-                    {HPP_CAP_REASONING, "reasoning"}};
         bool first = true;
-        for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-            if (m.caps & caps[i].bit) {
-                evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", caps[i].name);
+        for (size_t i = 0; i < HPP_NCAPS; i++) {
+            if (m.caps & hpp_caps[i].bit) {
+                evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", hpp_caps[i].name);
                 first = false;
             }
         }

@@ -17,21 +17,19 @@ cd "$root" || exit 2
 declare -A layer=([proto]=1 [engine]=2 [sidecar]=3 [policies]=3)
 declare -A count=() where=()
 
-folder_of() { # header name -> the checked folder holding it, or nothing
-    local f
-    for f in proto engine sidecar policies; do
-        if [ -n "$(find "$f" -name "$1" -print -quit 2>/dev/null)" ]; then
-            echo "$f"
-            return
-        fi
-    done
-}
+# Which checked folder holds each header, read once (the first folder wins
+# when two hold the same name).
+declare -A home=()
+while read -r path; do
+    name=$(basename "$path")
+    [ -n "${home[$name]:-}" ] || home[$name]=${path%%/*}
+done < <(find proto engine sidecar policies -name '*.h' | sort)
 
 while IFS=: read -r file _ inc; do
     from=${file%%/*}
     name=$(sed -n 's/^#include "\([^"]*\)".*/\1/p' <<<"$inc")
     [ -n "$name" ] || continue
-    to=$(folder_of "$(basename "$name")")
+    to=${home[$(basename "$name")]:-}
     if [ -z "$to" ] || [ "$to" = "$from" ]; then
         continue
     fi
