@@ -1,0 +1,44 @@
+/* hpp_keys.h - CURVE key files, shared by the engine and every client.
+ *
+ * A key is ZeroMQ's Z85 text of 40 characters (zmq_z85_encode of 32 bytes).
+ * A key file holds one key on its first line that is not blank or a
+ * comment ('#'); what follows the key on that line (after a space) is left
+ * to the caller, e.g. an allow-list's "admin" mark. A secret key file must
+ * not be readable by group or others (mode 0600 or stricter): a secret is
+ * never taken from argv, and never from a file anyone can read.
+ *
+ * Every error names the file and, where it applies, the line:
+ * "keys/engine.sec:1: expected a 40-character Z85 key".
+ */
+#ifndef HPP_KEYS_H
+#define HPP_KEYS_H
+
+#include <stddef.h>
+
+#define HPP_KEY_LEN 40 /* Z85 characters of a CURVE key */
+
+/* A key as text, NUL-terminated. */
+typedef struct {
+    char z85[HPP_KEY_LEN + 1];
+} hpp_key_t;
+
+/* True when `s` (len bytes) is a valid Z85 CURVE key. */
+int hpp_key_valid(const char *s, size_t len);
+
+/* Reads a public key file into *out. Returns 0, or -1 with the reason in
+ * errbuf. */
+int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t errlen);
+
+/* Reads a secret key file (mode checked) into *secret, and the matching
+ * public key into *public_out (may be NULL). Returns 0, or -1 with the
+ * reason in errbuf. */
+int hpp_key_read_secret(const char *path, hpp_key_t *secret, hpp_key_t *public_out, char *errbuf,
+                        size_t errlen);
+
+/* Makes a new key pair and writes DIR/NAME.pub and DIR/NAME.sec, both mode
+ * 0600, creating DIR (mode 0700) when missing. Refuses to overwrite an
+ * existing file. NAME is 1 to 64 characters of [A-Za-z0-9_.-]. Returns 0, or
+ * -1 with the reason in errbuf. */
+int hpp_key_generate(const char *dir, const char *name, char *errbuf, size_t errlen);
+
+#endif
