@@ -19,6 +19,7 @@ static const char *const s_status_names[HPP_STATUS_COUNT] = {
     [HPP_E_INSUFFICIENT_BUDGET] = "insufficient_budget",
     [HPP_E_NO_FREE_VARIANT] = "no_free_variant",
     [HPP_E_NO_CANDIDATE] = "no_candidate",
+    [HPP_E_FORBIDDEN] = "forbidden",
     [HPP_E_INTERNAL] = "internal",
 };
 

@@ -76,6 +76,7 @@ typedef enum {
     HPP_E_INSUFFICIENT_BUDGET, /* "insufficient_budget" */
     HPP_E_NO_FREE_VARIANT,     /* "no_free_variant" */
     HPP_E_NO_CANDIDATE,        /* "no_candidate" */
+    HPP_E_FORBIDDEN,           /* "forbidden": an admin op from a client key */
     HPP_E_INTERNAL,            /* "internal" */
     HPP_STATUS_COUNT
 } hpp_status_t;

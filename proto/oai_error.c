@@ -52,6 +52,7 @@ int oai_status_http(hpp_status_t status)
     case HPP_E_INSUFFICIENT_BUDGET:
         return 402;
     case HPP_E_MODEL_NOT_ALLOWED:
+    case HPP_E_FORBIDDEN:
         return 403;
     case HPP_E_UNKNOWN_MODEL:
         return 404;

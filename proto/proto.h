@@ -242,22 +242,31 @@ int proto_reply_models(proto_buf_t *b, const proto_id_t *id, const void *models,
 int proto_reply_ping(proto_buf_t *b, const proto_id_t *id, uint64_t policy_version,
                      const char *engine_version);
 
+/* {v, id, ok:true, policy_version, policy_hash, version}: the engine's ping.
+ * `policy_hash` (lowercase hex SHA-256 of the snapshot's files) is left out
+ * when NULL, which is proto_reply_ping. */
+int proto_reply_ping_hash(proto_buf_t *b, const proto_id_t *id, uint64_t policy_version,
+                          const char *policy_hash, const char *engine_version);
+
 /* The result of one (re)load, as reported by reload and stats. */
 typedef struct {
     bool ok;                  /* the new snapshot serves */
     double at;                /* when, Unix time in seconds */
     const char *trigger;      /* "startup", "sighup", "op", "watch" */
     uint64_t policy_version;  /* version serving after it */
+    const char *policy_hash;  /* hex SHA-256 of that version's files; NULL = not sent */
     const char *const *diags; /* "file:line:col: error: msg" lines */
     uint32_t ndiags;          /* entries of diags */
 } proto_reload_info_t;
 
-/* {v, id, ok, policy_version, diagnostics[], error? } for the reload op. */
+/* {v, id, ok, policy_version, policy_hash?, diagnostics[], error? } for the
+ * reload op. */
 int proto_reply_reload(proto_buf_t *b, const proto_id_t *id, const proto_reload_info_t *r);
 
 /* Everything the stats op reports. */
 typedef struct {
     uint64_t policy_version;           /* serving snapshot version */
+    const char *policy_hash;           /* its hex SHA-256, NULL = not sent */
     double uptime_s;                   /* seconds since start */
     uint32_t threads;                  /* worker threads */
     const char *policy;                /* policy path */
@@ -300,6 +309,7 @@ typedef struct {
     proto_fallback_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t nfallbacks;                           /* used entries */
     uint64_t policy_version;                       /* ping, reload, stats */
+    hpp_str_t policy_hash;                         /* ping, reload, stats: hex SHA-256 */
 } proto_reply_t;
 
 /* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is

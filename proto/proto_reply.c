@@ -318,11 +318,27 @@ int proto_reply_models(proto_buf_t *b, const proto_id_t *id, const void *models,
 int proto_reply_ping(proto_buf_t *b, const proto_id_t *id, uint64_t policy_version,
                      const char *engine_version)
 {
+    return proto_reply_ping_hash(b, id, policy_version, NULL, engine_version);
+}
+
+/* The "policy_hash" pair, when there is a hash to report. */
+static void s_policy_hash(msgpack_packer *pk, const char *hash)
+{
+    if (hash) {
+        s_key(pk, "policy_hash");
+        proto_pack_cstr(pk, hash);
+    }
+}
+
+int proto_reply_ping_hash(proto_buf_t *b, const proto_id_t *id, uint64_t policy_version,
+                          const char *policy_hash, const char *engine_version)
+{
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 2);
+    s_head(&pk, id, true, 2 + (policy_hash != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, policy_version);
+    s_policy_hash(&pk, policy_hash);
     s_key(&pk, "version");
     proto_pack_cstr(&pk, engine_version);
     return s_done(b);
@@ -341,9 +357,10 @@ int proto_reply_reload(proto_buf_t *b, const proto_id_t *id, const proto_reload_
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, r->ok, r->ok ? 2 : 3);
+    s_head(&pk, id, r->ok, (r->ok ? 2 : 3) + (r->policy_hash != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, r->policy_version);
+    s_policy_hash(&pk, r->policy_hash);
     s_key(&pk, "diagnostics");
     s_diags(&pk, r->diags, r->ndiags);
     if (!r->ok) {
@@ -359,7 +376,7 @@ int proto_reply_reload(proto_buf_t *b, const proto_id_t *id, const proto_reload_
 
 static void s_reload_info(msgpack_packer *pk, const proto_reload_info_t *r)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 5 + (r->policy_hash != NULL));
     s_key(pk, "ok");
     if (r->ok) {
         msgpack_pack_true(pk);
@@ -372,6 +389,7 @@ static void s_reload_info(msgpack_packer *pk, const proto_reload_info_t *r)
     proto_pack_cstr(pk, r->trigger ? r->trigger : "");
     s_key(pk, "policy_version");
     msgpack_pack_uint64(pk, r->policy_version);
+    s_policy_hash(pk, r->policy_hash);
     s_key(pk, "diagnostics");
     s_diags(pk, r->diags, r->ndiags);
 }
@@ -380,9 +398,10 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 14);
+    s_head(&pk, id, true, 14 + (s->policy_hash != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, s->policy_version);
+    s_policy_hash(&pk, s->policy_hash);
     s_key(&pk, "uptime_s");
     msgpack_pack_double(&pk, s->uptime_s);
     s_key(&pk, "threads");
@@ -647,6 +666,7 @@ enum {
     S_K_OUTPUT_TOKENS,
     S_K_FALLBACKS,
     S_K_POLICY_VERSION,
+    S_K_POLICY_HASH,
     S_K_COUNT
 };
 #define S_SEEN_HEAD ((1u << S_K_V) | (1u << S_K_OK) | (1u << S_K_ID))
@@ -668,6 +688,7 @@ static const s_field_t s_reply_fields[S_K_COUNT] = {
     [S_K_FALLBACKS] = S_FIELD("fallbacks", "fallbacks", proto_reply_t, fallbacks),
     [S_K_POLICY_VERSION] =
         S_FIELD("policy_version", "policy_version", proto_reply_t, policy_version),
+    [S_K_POLICY_HASH] = S_FIELD("policy_hash", "policy_hash", proto_reply_t, policy_hash),
 };
 
 /* s_field over s_reply_fields, by length first. */
@@ -688,6 +709,8 @@ static size_t s_reply_key(const proto_mp_val_t *k)
         return S_IS(k, "fallbacks")   ? S_K_FALLBACKS
                : S_IS(k, "cost_pusd") ? S_K_COST_PUSD
                                       : S_K_COUNT;
+    case 11:
+        return S_IS(k, "policy_hash") ? S_K_POLICY_HASH : S_K_COUNT;
     case 13:
         return S_IS(k, "output_tokens") ? S_K_OUTPUT_TOKENS : S_K_COUNT;
     case 14:

@@ -544,6 +544,7 @@ Test(features, engine_status_to_http)
 {
     cr_assert_eq(oai_status_http(HPP_E_INSUFFICIENT_BUDGET), 402);
     cr_assert_eq(oai_status_http(HPP_E_MODEL_NOT_ALLOWED), 403);
+    cr_assert_eq(oai_status_http(HPP_E_FORBIDDEN), 403);
     cr_assert_eq(oai_status_http(HPP_E_UNKNOWN_MODEL), 404);
     cr_assert_eq(oai_status_http(HPP_E_BAD_REQUEST), 400);
     cr_assert_eq(oai_status_http(HPP_E_INTERNAL), 500);

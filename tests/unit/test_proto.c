@@ -889,12 +889,23 @@ Test(proto_reply, ping_reload_stats)
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
     cr_assert(r.ok);
     cr_assert_eq(r.policy_version, 7);
+    cr_assert_eq(r.policy_hash.len, 0, "no hash given, none sent");
+
+    /* The engine's ping names the policy hash; the decoder hands it back. */
+    const char *hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_reply_ping_hash(&b, &id, 7, hash, "0.1.0"), PROTO_OK);
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
+    cr_assert_eq(r.policy_version, 7);
+    cr_assert_eq(r.policy_hash.len, 64);
+    cr_assert(memcmp(r.policy_hash.ptr, hash, 64) == 0);
 
     const char *diags[] = {"p.policy:3:9: error: unknown tier 'midd'"};
     proto_reload_info_t info = {.ok = false,
                                 .at = 1.7e9,
                                 .trigger = "op",
                                 .policy_version = 7,
+                                .policy_hash = hash,
                                 .diags = diags,
                                 .ndiags = 1};
     proto_buf_reset(&b);
@@ -903,6 +914,7 @@ Test(proto_reply, ping_reload_stats)
     cr_assert(!r.ok);
     cr_assert_eq(r.status, HPP_E_BAD_REQUEST);
     cr_assert_eq(r.policy_version, 7);
+    cr_assert_eq(r.policy_hash.len, 64, "the hash of the version that keeps serving");
     char *json = s_json(b.data, b.len);
     cr_assert(strstr(json, "\"diagnostics\":[\"p.policy:3:9: error: unknown tier 'midd'\"]"), "%s",
               json);
@@ -911,6 +923,7 @@ Test(proto_reply, ping_reload_stats)
 
     proto_stats_t st = {0};
     st.policy_version = 3;
+    st.policy_hash = hash;
     st.threads = 2;
     st.policy = "policies/default.policy";
     const char *cats[] = {"policies/catalog.json"};
@@ -925,7 +938,10 @@ Test(proto_reply, ping_reload_stats)
     cr_assert_eq(proto_reply_stats(&b, &id, &st), PROTO_OK);
     cr_assert_eq(proto_reply_decode(b.data, b.len, &r, NULL), PROTO_OK);
     cr_assert_eq(r.policy_version, 3);
+    cr_assert_eq(r.policy_hash.len, 64);
     json = s_json(b.data, b.len);
+    cr_assert(strstr(json, "\"policy_version\":3,\"policy_hash\":\"9f86d0"), "%s", json);
+    cr_assert(strstr(json, "\"forbidden\":0"), "%s", json);
     cr_assert(strstr(json, "\"requests\":{\"route\":10,\"explain\":0,"), "%s", json);
     cr_assert(strstr(json, "\"unknown_model\":2"), "%s", json);
     cr_assert(strstr(json, "\"malformed\":4"), "%s", json);
