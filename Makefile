@@ -18,7 +18,8 @@ FUZZ_SECONDS ?= 30
 
 # Debian packages the build, the tests and `make run` need.
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
-             libzmq3-dev libcriterion-dev libjansson-dev python3 python3-zmq python3-msgpack curl
+             libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
+             python3-msgpack curl
 
 .PHONY: all test asan run bench fuzz deps format format-check clean help layering _all _fuzz-smoke \
         _fuzz
@@ -96,7 +97,7 @@ layering:
 # ----------------------------------------------------------------------------
 # Internal targets: called by the public ones after `deps`.
 
-PKGS := libzmq msgpack libevent jansson
+PKGS := libzmq libsodium msgpack libevent jansson
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ifdef SAN

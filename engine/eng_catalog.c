@@ -562,6 +562,12 @@ static const char *s_split_spec(const char *spec, eng_catalog_format_t *fmt)
 
 int eng_catalog_load(eng_catalog_t *self, const char *spec, eng_error_t *err)
 {
+    return eng_catalog_load_observed(self, spec, err, NULL, NULL);
+}
+
+int eng_catalog_load_observed(eng_catalog_t *self, const char *spec, eng_error_t *err,
+                              eng_source_fn on_source, void *ctx)
+{
     if (!spec || !*spec) {
         return eng_error_set(err, ENG_ERR_IO, "", 0, 0, NULL, "empty catalog file name");
     }
@@ -597,6 +603,9 @@ int eng_catalog_load(eng_catalog_t *self, const char *spec, eng_error_t *err)
             }
             break;
         }
+    }
+    if (on_source) {
+        on_source(ctx, path, buf, len);
     }
     rc = eng_catalog_load_buffer(self, path, buf, len, fmt, err);
 out:

@@ -64,6 +64,11 @@ void eng_catalog_destroy(eng_catalog_t **self_p);
  * the catalog is unchanged. */
 int eng_catalog_load(eng_catalog_t *self, const char *spec, eng_error_t *err);
 
+/* Same, and `on_source` (may be NULL) sees the file's bytes once read,
+ * before they are parsed. */
+int eng_catalog_load_observed(eng_catalog_t *self, const char *spec, eng_error_t *err,
+                              eng_source_fn on_source, void *ctx);
+
 /* Same, from memory; `name` is used in errors and as the endpoint source. */
 int eng_catalog_load_buffer(eng_catalog_t *self, const char *name, const char *buf, size_t len,
                             eng_catalog_format_t fmt, eng_error_t *err);

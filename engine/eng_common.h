@@ -50,6 +50,11 @@ int eng_error_format(const eng_error_t *err, char *buf, size_t n);
 /* Name of an error code, e.g. "syntax". */
 const char *eng_errcode_name(eng_errcode_t code);
 
+/* Called by a loader with the bytes of each file it reads, as read, and the
+ * path it opened; the engine hashes them (eng_snapshot.h, policy_hash), so
+ * what is reported is what was compiled, not the file as it is later. */
+typedef void (*eng_source_fn)(void *ctx, const char *path, const void *bytes, size_t len);
+
 /* Logging: one line per event to stderr, "ts level module: message". */
 typedef enum { ENG_LOG_DEBUG, ENG_LOG_INFO, ENG_LOG_WARN, ENG_LOG_ERROR } eng_log_level_t;
 void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)

@@ -113,11 +113,13 @@ typedef struct {
 } s_def_t;
 
 typedef struct {
-    eng_policy_t *pol;  /* being built */
-    eng_diags_t *diags; /* sink, may be NULL */
-    unsigned flags;     /* ENG_POLICY_* */
-    uint32_t nerrors;   /* errors reported by this compile */
-    bool oom;           /* an allocation failed */
+    eng_policy_t *pol;       /* being built */
+    eng_diags_t *diags;      /* sink, may be NULL */
+    unsigned flags;          /* ENG_POLICY_* */
+    uint32_t nerrors;        /* errors reported by this compile */
+    bool oom;                /* an allocation failed */
+    eng_source_fn on_source; /* sees each file's bytes as read, may be NULL */
+    void *source_ctx;        /* its argument */
 
     s_file_t *files;                           /* every file loaded */
     uint32_t nfiles;                           /* count */
@@ -453,6 +455,9 @@ static int s_add_file(s_comp_t *c, char *path, char *dir, char *src, size_t len)
         free(dir);
         free(src);
         return -1;
+    }
+    if (c->on_source) {
+        c->on_source(c->source_ctx, path, src, len);
     }
     s_file_t *f = &c->files[c->nfiles];
     memset(f, 0, sizeof *f);
@@ -2221,9 +2226,10 @@ static void s_comp_free(s_comp_t *c)
     free(c->rule_defs);
 }
 
-eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
-                                 const char *base_dir, const eng_catalog_t *catalog,
-                                 eng_diags_t *diags, unsigned flags)
+/* eng_policy_compile, with a file observer (eng_policy_load_observed). */
+static eng_policy_t *s_compile(const char *name, const char *src, size_t len, const char *base_dir,
+                               const eng_catalog_t *catalog, eng_diags_t *diags, unsigned flags,
+                               eng_source_fn on_source, void *source_ctx)
 {
     if (!name) {
         name = "<policy>";
@@ -2239,6 +2245,8 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
     c->pol = pol;
     c->diags = diags;
     c->flags = flags;
+    c->on_source = on_source;
+    c->source_ctx = source_ctx;
     pol->default_output = ENG_DEFAULT_OUTPUT;
     pol->step = ENG_STEP_UP_DOWN;
     pol->free_fallback = false;
@@ -2312,7 +2320,20 @@ fail:
     return NULL;
 }
 
+eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
+                                 const char *base_dir, const eng_catalog_t *catalog,
+                                 eng_diags_t *diags, unsigned flags)
+{
+    return s_compile(name, src, len, base_dir, catalog, diags, flags, NULL, NULL);
+}
+
 eng_policy_t *eng_policy_load(const char *path, const eng_catalog_t *catalog, eng_diags_t *diags)
+{
+    return eng_policy_load_observed(path, catalog, diags, NULL, NULL);
+}
+
+eng_policy_t *eng_policy_load_observed(const char *path, const eng_catalog_t *catalog,
+                                       eng_diags_t *diags, eng_source_fn on_source, void *ctx)
 {
     char *src = NULL;
     size_t len = 0;
@@ -2322,7 +2343,7 @@ eng_policy_t *eng_policy_load(const char *path, const eng_catalog_t *catalog, en
                       "cannot read policy: %s", path ? why : "no file name");
         return NULL;
     }
-    eng_policy_t *pol = eng_policy_compile(path, src, len, NULL, catalog, diags, 0);
+    eng_policy_t *pol = s_compile(path, src, len, NULL, catalog, diags, 0, on_source, ctx);
     free(src);
     return pol;
 }

@@ -50,6 +50,12 @@ void eng_diags_print(const eng_diags_t *self, FILE *out);
  * catalog) are added to `diags` either way. `diags` may be NULL. */
 eng_policy_t *eng_policy_load(const char *path, const eng_catalog_t *catalog, eng_diags_t *diags);
 
+/* Same, and `on_source` (may be NULL) sees the bytes of the policy file and
+ * then of each included file, in the order they are read (depth first; a
+ * file included twice is read once). */
+eng_policy_t *eng_policy_load_observed(const char *path, const eng_catalog_t *catalog,
+                                       eng_diags_t *diags, eng_source_fn on_source, void *ctx);
+
 /* Same from memory; includes are resolved relative to the current directory. */
 eng_policy_t *eng_policy_load_buffer(const char *name, const char *src, size_t len,
                                      const eng_catalog_t *catalog, eng_diags_t *diags);

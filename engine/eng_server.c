@@ -127,13 +127,14 @@ struct eng_server {
     proto_buf_t fout;        /* frontend's reply buffer (envelope errors) */
     char fmem[1024];         /* its memory */
 
-    pthread_mutex_t rl_mu;           /* guards the reload report below */
-    eng_loadlog_t rl_log;            /* diagnostics of the last (re)load */
-    bool rl_ok;                      /* it succeeded */
-    double rl_at;                    /* when (Unix seconds) */
-    const char *rl_trigger;          /* "startup", "sighup", "op", "watch" */
-    _Atomic uint64_t reloads_ok;     /* successful reloads after startup */
-    _Atomic uint64_t reloads_failed; /* rejected reloads */
+    pthread_mutex_t rl_mu;               /* guards the reload report below */
+    eng_loadlog_t rl_log;                /* diagnostics of the last (re)load */
+    bool rl_ok;                          /* it succeeded */
+    double rl_at;                        /* when (Unix seconds) */
+    const char *rl_trigger;              /* "startup", "sighup", "op", "watch" */
+    char rl_hash[ENG_SNAPSHOT_HASH_HEX]; /* policy hash of the serving snapshot */
+    _Atomic uint64_t reloads_ok;         /* successful reloads after startup */
+    _Atomic uint64_t reloads_failed;     /* rejected reloads */
 };
 
 /* Helpers ------------------------------------------------------------------ */
@@ -304,16 +305,19 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
     s_log_loadlog(&log);
     uint64_t serving;
     bool ok = snap != NULL;
+    char hash[ENG_SNAPSHOT_HASH_HEX] = "";
     if (ok) {
         serving = self->next_version++;
+        memcpy(hash, eng_snapshot_hash(snap), sizeof hash);
         if (first) {
             *first = snap;
         } else {
             eng_snapcell_publish(self->cell, &snap);
             atomic_fetch_add(&self->reloads_ok, 1);
         }
-        eng_log(ENG_LOG_INFO, "engine", "%s: policy version %llu serving (%s, %u warnings)",
-                trigger, (unsigned long long)serving, self->cfg.policy, log.warnings);
+        eng_log(ENG_LOG_INFO, "engine",
+                "%s: policy version %llu serving (%s, %u warnings), policy hash %s", trigger,
+                (unsigned long long)serving, self->cfg.policy, log.warnings, hash);
     } else {
         serving = self->cell ? eng_snapcell_version(self->cell) : 0;
         if (!first) {
@@ -328,6 +332,9 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
     self->rl_ok = ok;
     self->rl_at = s_unix_now();
     self->rl_trigger = trigger;
+    if (ok) {
+        memcpy(self->rl_hash, hash, sizeof hash);
+    }
     pthread_mutex_unlock(&self->rl_mu);
     return ok;
 }
@@ -344,6 +351,7 @@ static void s_reload_info(eng_server_t *self, proto_reload_info_t *r,
     r->at = self->rl_at;
     r->trigger = self->rl_trigger;
     r->policy_version = eng_snapcell_version(self->cell);
+    r->policy_hash = self->rl_hash;
     r->diags = lines;
     r->ndiags = self->rl_log.n;
 }
@@ -460,6 +468,9 @@ static void s_stats(s_worker_t *w, const proto_id_t *id)
     st.models = nm;
     st.endpoints = ne;
     st.policy_version = eng_snapshot_version(snap);
+    char hash[ENG_SNAPSHOT_HASH_HEX];
+    memcpy(hash, eng_snapshot_hash(snap), sizeof hash);
+    st.policy_hash = hash;
     eng_snapcell_release(self->cell, w->index);
     const char *lines[ENG_LOADLOG_LINES];
     pthread_mutex_lock(&self->rl_mu);
@@ -527,9 +538,13 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
     case PROTO_OP_STATS:
         s_stats(w, &req->id);
         break;
-    default: /* PROTO_OP_PING */
-        proto_reply_ping(&w->out, &req->id, eng_snapcell_version(self->cell), HPP_VERSION);
+    default: { /* PROTO_OP_PING: version and hash of one snapshot, never of two */
+        const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+        proto_reply_ping_hash(&w->out, &req->id, eng_snapshot_version(snap),
+                              eng_snapshot_hash(snap), HPP_VERSION);
+        eng_snapcell_release(self->cell, w->index);
         break;
+    }
     }
     if (w->out.overflow) {
         /* Growing failed (out of memory): a short error still fits. */

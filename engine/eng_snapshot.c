@@ -17,16 +17,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <time.h>
 
 #include "eng_reply.h"
 
 struct eng_snapshot {
-    eng_catalog_t *catalog; /* frozen, owned */
-    eng_policy_t *policy;   /* compiled against catalog, owned */
-    uint64_t version;       /* 1 at startup, +1 per successful reload */
-    proto_buf_t models;     /* encoded `models` array, owned */
-    eng_epwire_t *wire;     /* the catalog's endpoints encoded for replies, owned */
+    eng_catalog_t *catalog;           /* frozen, owned */
+    eng_policy_t *policy;             /* compiled against catalog, owned */
+    uint64_t version;                 /* 1 at startup, +1 per successful reload */
+    char hash[ENG_SNAPSHOT_HASH_HEX]; /* SHA-256 of the files as read, lowercase hex */
+    proto_buf_t models;               /* encoded `models` array, owned */
+    eng_epwire_t *wire;               /* the catalog's endpoints encoded for replies, owned */
 };
 
 static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
@@ -74,6 +76,23 @@ static void s_add_diags(eng_loadlog_t *log, const eng_diags_t *diags)
     }
 }
 
+/* eng_source_fn: every file the loaders read goes into the snapshot's hash. */
+static void s_hash_source(void *ctx, const char *path, const void *bytes, size_t len)
+{
+    (void)path;
+    crypto_hash_sha256_update(ctx, bytes, len);
+}
+
+static void s_hex(char *out, const unsigned char *raw, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[raw[i] >> 4];
+        out[2 * i + 1] = digits[raw[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t version,
                                   eng_loadlog_t *log)
 {
@@ -88,6 +107,12 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
         s_log_add(log, true, "out of memory loading a snapshot");
         goto fail;
     }
+    if (sodium_init() < 0) {
+        s_log_add(log, true, "libsodium could not be initialised");
+        goto fail;
+    }
+    crypto_hash_sha256_state sha;
+    crypto_hash_sha256_init(&sha);
     self->version = version;
     self->catalog = eng_catalog_new();
     if (!self->catalog) {
@@ -95,7 +120,8 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
         goto fail;
     }
     for (size_t i = 0; i < cfg->ncatalogs; i++) {
-        if (eng_catalog_load(self->catalog, cfg->catalogs[i], &err) != 0) {
+        if (eng_catalog_load_observed(self->catalog, cfg->catalogs[i], &err, s_hash_source, &sha) !=
+            0) {
             eng_error_format(&err, msg, sizeof msg);
             s_log_add(log, true, "%s", msg);
             goto fail;
@@ -106,7 +132,7 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
         s_log_add(log, true, "%s", msg);
         goto fail;
     }
-    self->policy = eng_policy_load(cfg->policy, self->catalog, diags);
+    self->policy = eng_policy_load_observed(cfg->policy, self->catalog, diags, s_hash_source, &sha);
     s_add_diags(log, diags);
     if (!self->policy) {
         if (!log || log->errors == 0) {
@@ -119,6 +145,9 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
         s_log_add(log, true, "out of memory encoding the models list and endpoints");
         goto fail;
     }
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&sha, digest);
+    s_hex(self->hash, digest, sizeof digest);
     eng_diags_destroy(&diags);
     return self;
 fail:
@@ -155,6 +184,11 @@ const eng_catalog_t *eng_snapshot_catalog(const eng_snapshot_t *self)
 uint64_t eng_snapshot_version(const eng_snapshot_t *self)
 {
     return self->version;
+}
+
+const char *eng_snapshot_hash(const eng_snapshot_t *self)
+{
+    return self->hash;
 }
 
 const eng_epwire_t *eng_snapshot_wire(const eng_snapshot_t *self)

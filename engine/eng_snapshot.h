@@ -47,6 +47,12 @@ void eng_snapshot_destroy(eng_snapshot_t **self_p);
 const eng_policy_t *eng_snapshot_policy(const eng_snapshot_t *self);
 const eng_catalog_t *eng_snapshot_catalog(const eng_snapshot_t *self);
 uint64_t eng_snapshot_version(const eng_snapshot_t *self);
+/* The policy hash: SHA-256, as lowercase hex, over the bytes of every
+ * catalog file (in the given order), then the policy file, then each file
+ * it includes (in the order read), exactly as this snapshot read them. Two
+ * engines with the same hash serve the same files. */
+#define ENG_SNAPSHOT_HASH_HEX 65 /* 64 hex digits and the NUL */
+const char *eng_snapshot_hash(const eng_snapshot_t *self);
 /* The catalog's endpoints pre-encoded for decision replies. */
 struct eng_epwire; /* eng_reply.h */
 const struct eng_epwire *eng_snapshot_wire(const eng_snapshot_t *self);
