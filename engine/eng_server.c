@@ -49,6 +49,8 @@
 #include "eng_msgpool.h"
 #include "eng_snapshot.h"
 #include "eng_reply.h"
+#include "eng_zap.h"
+#include "hpp_keys.h"
 
 #define S_BACKEND "inproc://hpp-workers"
 #define S_RELOADS "inproc://hpp-reloads"
@@ -113,6 +115,7 @@ struct eng_server {
     int epfd;                                      /* frontend's epoll set (s_watch_set) */
     char endpoint[256];                            /* bound endpoint, real port */
     eng_snapcell_t *cell;                          /* current snapshot */
+    eng_zap_t *zap;                                /* CURVE allow-list, NULL = NULL mechanism */
     eng_declog_t *declog;                          /* decision log, NULL = off */
     s_worker_t *workers;                           /* cfg.threads of them */
     int nstarted;                                  /* workers running */
@@ -404,6 +407,9 @@ static void *s_reloader_main(void *arg)
                 break;
             }
             s_reload(self, "sighup", NULL);
+            if (self->zap) {
+                eng_zap_reload(self->zap);
+            }
             continue;
         }
         if (n > 3) {
@@ -504,10 +510,18 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
     eng_snapcell_release(self->cell, w->index);
 }
 
+/* The ops only an admin key may ask for when CURVE is on: they reveal the
+ * deployment (files, counters) or change what is served. */
+static const bool s_admin_ops[PROTO_OP_COUNT] = {
+    [PROTO_OP_STATS] = true,
+    [PROTO_OP_RELOAD] = true,
+};
+
 /* Answers a decoded request (or its decode failure `rc`/`err`) into
- * w->out. Returns false when it is a reload, which only the reloader
- * answers (no reply here). */
-static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const proto_error_t *err)
+ * w->out; `admin`: the client may ask for admin ops. Returns false when it
+ * is a reload, which only the reloader answers (no reply here). */
+static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const proto_error_t *err,
+                     bool admin)
 {
     eng_server_t *self = w->server;
     proto_buf_reset(&w->out);
@@ -516,6 +530,14 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
         s_inc(&w->ctr->malformed);
         s_inc(&w->ctr->errors[st]);
         proto_reply_error(&w->out, &req->id, st, err->msg);
+        return true;
+    }
+    if (!admin && s_admin_ops[req->op]) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "op '%s' needs an admin key", proto_op_name(req->op));
+        s_inc(&w->ctr->requests[req->op]);
+        s_inc(&w->ctr->errors[HPP_E_FORBIDDEN]);
+        proto_reply_error(&w->out, &req->id, HPP_E_FORBIDDEN, msg);
         return true;
     }
     if (req->op == PROTO_OP_RELOAD) {
@@ -555,7 +577,9 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
     return true;
 }
 
-/* Decodes the body (last frame) and answers it; see s_answer. */
+/* Decodes the body (last frame) and answers it; see s_answer. The frontend
+ * has refused admin ops to non-admin clients already: a message's User-Id
+ * does not survive the inproc hop to a worker. */
 static bool s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
 {
     proto_request_t req;
@@ -565,7 +589,7 @@ static bool s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
     if (rc == PROTO_OK && req.op == PROTO_OP_RELOAD) {
         s_inc(&w->ctr->requests[PROTO_OP_RELOAD]);
     }
-    return s_answer(w, &req, rc, &err);
+    return s_answer(w, &req, rc, &err, true);
 }
 
 static void *s_worker_main(void *arg)
@@ -630,22 +654,37 @@ static void s_envelope_error(eng_server_t *self, zmq_msg_t *parts, int n, int nf
     }
 }
 
+/* May this message's client ask for admin ops? Without CURVE everyone may
+ * (the engine is then for loopback only); with it, the User-Id the ZAP
+ * handler gave the connection says. */
+static bool s_admin(const eng_server_t *self, zmq_msg_t *body)
+{
+    if (!self->zap) {
+        return true;
+    }
+    const char *uid = zmq_msg_gets(body, "User-Id");
+    return uid && strcmp(uid, "admin") == 0;
+}
+
 /* The fast path: route and ping (and undecodable frames) are answered right
  * here, because on loopback the two inproc hops to a worker and back cost
- * more than the decision itself (see bench/RESULTS.md). Returns false for
- * the other ops, which go to the workers so that a large explain or models
- * reply never delays a route. */
-static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n)
+ * more than the decision itself (see bench/RESULTS.md); so is an admin op
+ * from a client that may not ask for it. Returns false for the other ops,
+ * which go to the workers so that a large explain or models reply never
+ * delays a route. */
+static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin)
 {
     s_worker_t *w = &self->front_worker;
     proto_request_t req;
     proto_error_t err;
     int rc =
         proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, &err);
-    if (rc == PROTO_OK && req.op != PROTO_OP_ROUTE && req.op != PROTO_OP_PING) {
+    bool inline_op =
+        !self->cfg.route_workers && (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING);
+    if (rc == PROTO_OK && !inline_op && (admin || !s_admin_ops[req.op])) {
         return false;
     }
-    s_answer(w, &req, rc, &err);
+    s_answer(w, &req, rc, &err, admin);
     zmq_msg_close(&parts[n - 1]);
     if (s_send_reply(w->pool, self->front, parts, n - 1, w->out.data, w->out.len) < 0) {
         s_inc(&w->ctr->dropped);
@@ -670,7 +709,10 @@ static int s_front_in(eng_server_t *self)
             s_envelope_error(self, parts, n < 3 ? n : 3, n);
             continue;
         }
-        if (!self->cfg.route_workers && s_front_answer(self, parts, n)) {
+        /* With --route-workers the frontend decodes nothing, except for a
+         * non-admin client under CURVE, whose admin ops it must refuse here. */
+        bool admin = s_admin(self, &parts[n - 1]);
+        if ((!self->cfg.route_workers || !admin) && s_front_answer(self, parts, n, admin)) {
             continue;
         }
         /* To the workers; the message is atomic, so only the first frame can
@@ -926,6 +968,42 @@ static int s_bind(void *s, const char *ep, eng_error_t *err)
     return 0;
 }
 
+/* Makes the ROUTER a CURVE server behind the ZAP handler; both before it
+ * binds, so no connection is ever accepted unchecked. The secret is read
+ * from a file only (never argv), handed to libzmq and wiped. */
+static int s_curve(eng_server_t *self, eng_error_t *err)
+{
+    if (!self->cfg.curve_clients) {
+        return eng_error_set(err, ENG_ERR_VALUE, self->cfg.curve_secret, 0, 0, NULL,
+                             "a CURVE server needs the allowed client keys (--curve-clients)");
+    }
+    hpp_key_t secret, public;
+    char why[512];
+    if (hpp_key_read_secret(self->cfg.curve_secret, &secret, &public, why, sizeof why) != 0) {
+        return eng_error_set(err, ENG_ERR_VALUE, NULL, 0, 0, NULL, "%s", why);
+    }
+    self->zap = eng_zap_new(self->ctx, self->cfg.curve_clients, err);
+    int on = 1;
+    int rc = self->zap && zmq_setsockopt(self->front, ZMQ_CURVE_SERVER, &on, sizeof on) == 0 &&
+                     zmq_setsockopt(self->front, ZMQ_CURVE_SECRETKEY, secret.z85, HPP_KEY_LEN) == 0
+                 ? 0
+                 : -1;
+    explicit_bzero(&secret, sizeof secret);
+    if (!self->zap) {
+        /* A bad list is bad input, whatever the loader called it. */
+        if (err && err->code != ENG_ERR_NOMEM) {
+            err->code = ENG_ERR_VALUE;
+        }
+        return -1;
+    }
+    if (rc != 0) {
+        return eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "CURVE: %s%s", zmq_strerror(errno),
+                             zmq_has("curve") ? "" : " (libzmq was built without CURVE)");
+    }
+    eng_log(ENG_LOG_INFO, "curve", "CURVE server, public key %s", public.z85);
+    return 0;
+}
+
 static int s_start_workers(eng_server_t *self, eng_error_t *err)
 {
     int n = self->cfg.threads;
@@ -1049,6 +1127,9 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         !self->rl_push) {
         goto fail;
     }
+    if (self->cfg.curve_secret && s_curve(self, err) != 0) {
+        goto fail;
+    }
     s_setint(self->front, ZMQ_ROUTER_MANDATORY, 1);
     s_setint(self->front, ZMQ_LINGER, S_LINGER_MS);
     int64_t maxmsg = PROTO_MAX_HARD_FRAME;
@@ -1115,6 +1196,7 @@ static void s_stop_threads(eng_server_t *self)
         pthread_join(self->workers[i].thread, NULL);
     }
     self->nstarted = 0;
+    eng_zap_destroy(&self->zap); /* its thread, woken the same way */
 }
 
 void eng_server_destroy(eng_server_t **self_p)

@@ -31,6 +31,8 @@ typedef struct {
     bool watch;                                    /* reload when files change */
     int watch_ms;                                  /* mtime poll interval */
     int drain_ms;                                  /* longest shutdown drain */
+    const char *curve_secret;  /* CURVE secret key file: serve CURVE, NULL = NULL mechanism */
+    const char *curve_clients; /* allow-list file or directory (eng_allow.h), with curve_secret */
 } eng_server_cfg_t;
 
 /* Defaults: loopback :5555, bundled policy and catalog, one worker per core,
@@ -43,8 +45,14 @@ typedef struct eng_server eng_server_t;
  * started afterwards inherits the mask and the server takes them through a
  * signalfd), loads the first snapshot, binds and starts the threads.
  * Returns NULL with `err` filled; a policy or catalog that does not compile
- * is ENG_ERR_SYNTAX (its diagnostics have been logged), a bind failure
- * ENG_ERR_IO. Call it before starting any other thread. */
+ * is ENG_ERR_SYNTAX (its diagnostics have been logged), a bad key file or
+ * allow-list ENG_ERR_VALUE, a bind failure ENG_ERR_IO. Call it before
+ * starting any other thread.
+ *
+ * With curve_secret the ROUTER is a CURVE server: only the keys of
+ * curve_clients complete a handshake (eng_zap.h), SIGHUP re-reads that
+ * list, and stats and reload are answered only to admin keys (others get
+ * `forbidden`). Without it every client may do everything. */
 eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err);
 
 /* The bound endpoint with the real port ("tcp://127.0.0.1:43817"). */

@@ -3,8 +3,9 @@
  * Parses flags from one table (which also prints --help), builds the server,
  * prints the readiness line tests and scripts wait for, and runs until
  * SIGTERM/SIGINT. Exit status: 0 after a clean stop, 2 for bad flags or a
- * policy/catalog that does not load or an invalid endpoint, 1 when the
- * service cannot start (address in use, out of memory, unwritable log).
+ * policy/catalog, key file or allow-list that does not load or an invalid
+ * endpoint, 1 when the service cannot start (address in use, out of
+ * memory, unwritable log). --curve-keygen writes a key pair and exits.
  */
 #include <signal.h>
 #include <stddef.h>
@@ -12,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng_allow.h"
 #include "eng_flags.h"
 #include "eng_server.h"
 #include "eng_snapshot.h"
+#include "hpp_keys.h"
 #include "proto.h"
 
 enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
@@ -23,6 +26,8 @@ enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
 typedef struct {
     eng_server_cfg_t cfg; /* server configuration */
     bool check;           /* load, report, exit */
+    const char *keygen;   /* --curve-keygen DIR: write a key pair, exit */
+    const char *keyname;  /* --curve-name NAME for it */
     bool help;            /* print usage */
     bool version;         /* print version */
 } s_opts_t;
@@ -83,8 +88,21 @@ static const eng_flag_t s_flags[] = {
     {"--watch-ms", "MS", s_watch_ms, 0, "file check interval for --watch (default 1000)"},
     {"--drain-ms", "MS", s_drain_ms, 0, "longest shutdown drain (default 2000)"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
+    {"--curve-secret", "FILE", NULL, S_FIELD(cfg.curve_secret),
+     "serve CURVE (encrypted, authenticated) with the secret key in FILE (mode 0600, made by "
+     "--curve-keygen); needs --curve-clients. Without it the engine speaks plain ZeroMQ: "
+     "loopback only"},
+    {"--curve-clients", "PATH", NULL, S_FIELD(cfg.curve_clients),
+     "the client keys allowed to connect: a file, or a directory of *.pub files, one "
+     "\"KEY [admin] [name]\" per line; only admin keys may ask for stats and reload. "
+     "Re-read on SIGHUP"},
+    {"--curve-keygen", "DIR", NULL, S_FIELD(keygen),
+     "write a new key pair DIR/NAME.pub and DIR/NAME.sec (mode 0600, never replaced), print "
+     "the public key, exit"},
+    {"--curve-name", "NAME", NULL, S_FIELD(keyname), "the NAME of --curve-keygen (default engine)"},
     {"--check", NULL, NULL, S_FIELD(check),
-     "load the policy and catalogs, print diagnostics, exit"},
+     "load the policy and catalogs (and the --curve-* files), print diagnostics and the "
+     "policy hash, exit"},
     {"--help", NULL, NULL, S_FIELD(help), "this text"},
     {"--version", NULL, NULL, S_FIELD(version), "print the version"},
     {NULL, NULL, NULL, 0, NULL},
@@ -97,7 +115,8 @@ static void s_print_help(FILE *out)
                  "reload and ping requests over ZeroMQ (see proto/PROTOCOL.md).\n\n"
                  "options:\n");
     eng_flags_help(out, s_flags, 26);
-    fprintf(out, "\nSignals: SIGHUP reloads; SIGTERM/SIGINT drain and exit 0.\n"
+    fprintf(out, "\nSignals: SIGHUP reloads and re-reads --curve-clients; SIGTERM/SIGINT drain\n"
+                 "and exit 0.\n"
                  "Prints \"hpp-engine: ready on ENDPOINT\" to stderr once serving.\n");
 }
 
@@ -118,11 +137,105 @@ static int s_run_check(const eng_server_cfg_t *cfg)
     if (log.more) {
         fprintf(stderr, "(%u more diagnostics not shown)\n", log.more);
     }
+    if (snap) {
+        fprintf(stderr, "hpp-engine: policy hash %s\n", eng_snapshot_hash(snap));
+    }
     fprintf(stderr, "hpp-engine: %s: %u errors, %u warnings\n", snap ? "ok" : "rejected",
             log.errors, log.warnings);
     int rc = snap ? S_EXIT_OK : S_EXIT_USAGE;
     eng_snapshot_destroy(&snap);
+    if (cfg->curve_secret) {
+        /* The key files too, so a deploy can check every file it ships. */
+        hpp_key_t secret, public;
+        char why[512];
+        if (hpp_key_read_secret(cfg->curve_secret, &secret, &public, why, sizeof why) != 0) {
+            fprintf(stderr, "hpp-engine: %s\n", why);
+            rc = S_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "hpp-engine: %s: CURVE public key %s\n", cfg->curve_secret, public.z85);
+        }
+        explicit_bzero(&secret, sizeof secret);
+    }
+    if (cfg->curve_clients) {
+        eng_error_t err = {0};
+        eng_allow_t *allow = eng_allow_load(cfg->curve_clients, &err);
+        char msg[768];
+        if (!allow) {
+            eng_error_format(&err, msg, sizeof msg);
+            fprintf(stderr, "hpp-engine: %s\n", msg);
+            rc = S_EXIT_USAGE;
+        } else {
+            size_t admins = 0, n = eng_allow_count(allow, &admins);
+            fprintf(stderr, "hpp-engine: %s: %zu client keys (%zu admin)\n", cfg->curve_clients, n,
+                    admins);
+        }
+        eng_allow_destroy(&allow);
+    }
     return rc;
+}
+
+/* --curve-keygen: a key pair for the engine or for a client. */
+static int s_run_keygen(const char *dir, const char *name)
+{
+    char why[512];
+    if (hpp_key_generate(dir, name, why, sizeof why) != 0) {
+        fprintf(stderr, "hpp-engine: %s\n", why);
+        return S_EXIT_FAIL;
+    }
+    char pub[4096], sec[4096];
+    snprintf(pub, sizeof pub, "%s/%s.pub", dir, name);
+    snprintf(sec, sizeof sec, "%s/%s.sec", dir, name);
+    hpp_key_t key;
+    if (hpp_key_read_public(pub, &key, why, sizeof why) != 0) {
+        fprintf(stderr, "hpp-engine: %s\n", why);
+        return S_EXIT_FAIL;
+    }
+    printf("public key file: %s\nsecret key file: %s (mode 0600, keep it private)\n"
+           "public key: %s\n",
+           pub, sec, key.z85);
+    return S_EXIT_OK;
+}
+
+/* Flags that only make sense together. Returns 0, or -1 after saying why. */
+static int s_check_combos(const s_opts_t *o)
+{
+    static const struct {
+        size_t flag, needs;            /* offsets in s_opts_t of two strings */
+        const char *name, *needs_name; /* their flags */
+        const char *why;               /* what the second one gives */
+    } rules[] = {
+        {S_FIELD(keyname), S_FIELD(keygen), "--curve-name", "--curve-keygen",
+         "it names the key pair --curve-keygen writes"},
+        {S_FIELD(cfg.curve_secret), S_FIELD(cfg.curve_clients), "--curve-secret", "--curve-clients",
+         "the client keys allowed to connect; a CURVE server without them "
+         "would refuse everyone"},
+        {S_FIELD(cfg.curve_clients), S_FIELD(cfg.curve_secret), "--curve-clients", "--curve-secret",
+         "the engine's own key; without it the engine speaks plain ZeroMQ and "
+         "checks no key"},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        const char *set = *(const char *const *)((const char *)o + rules[i].flag);
+        const char *need = *(const char *const *)((const char *)o + rules[i].needs);
+        if (set && !need) {
+            fprintf(stderr, "hpp-engine: %s needs %s: %s (see --help)\n", rules[i].name,
+                    rules[i].needs_name, rules[i].why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* True for an endpoint only this host can reach. */
+static bool s_local_endpoint(const char *ep)
+{
+    static const char *const local[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://",
+                                        "inproc://"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+        if (strncmp(ep, local[i], strlen(local[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -140,6 +253,12 @@ int main(int argc, char **argv)
         printf("hpp-engine %s (protocol v%d)\n", HPP_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
     }
+    if (s_check_combos(&o) != 0) {
+        return S_EXIT_USAGE;
+    }
+    if (o.keygen) {
+        return s_run_keygen(o.keygen, o.keyname ? o.keyname : "engine");
+    }
     if (o.check) {
         return s_run_check(&o.cfg);
     }
@@ -153,6 +272,12 @@ int main(int argc, char **argv)
         /* Bad files or flag values are usage errors; the rest (address in
          * use, no memory, unwritable log) is a failure to start. */
         return err.code == ENG_ERR_SYNTAX || err.code == ENG_ERR_VALUE ? S_EXIT_USAGE : S_EXIT_FAIL;
+    }
+    if (!o.cfg.curve_secret && !s_local_endpoint(eng_server_endpoint(server))) {
+        eng_log(ENG_LOG_WARN, "engine",
+                "%s is reachable from other hosts without CURVE: anyone who reaches it may "
+                "route, read stats and reload (see --curve-secret)",
+                eng_server_endpoint(server));
     }
     fprintf(stderr, "hpp-engine: ready on %s\n", eng_server_endpoint(server));
     fflush(stderr);
