@@ -111,7 +111,9 @@ Test(eng_allow, errors_name_file_line_and_column)
         {"KEY Admin\n", "keys.txt:2:42: error: write the admin mark as \"admin\""},
         {"KEY admin\n", "keys.txt:2:1: error: key listed as admin here and as client at "
                         "keys.txt:1"},
-        {"bin\x01" "ary\n", "keys.txt:2:4: error: control byte 0x01"},
+        {"bin\x01"
+         "ary\n",
+         "keys.txt:2:4: error: control byte 0x01"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[2048], tail[256], msg[512] = "";
