@@ -300,6 +300,8 @@ typedef struct {
     proto_fallback_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t nfallbacks;                           /* used entries */
     uint64_t policy_version;                       /* ping, reload, stats */
+    hpp_str_t
+        policy_hash; /* ping, reload, stats: the snapshot's content hash (hex), empty when absent */
 } proto_reply_t;
 
 /* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is

@@ -647,6 +647,7 @@ enum {
     S_K_OUTPUT_TOKENS,
     S_K_FALLBACKS,
     S_K_POLICY_VERSION,
+    S_K_POLICY_HASH,
     S_K_COUNT
 };
 #define S_SEEN_HEAD ((1u << S_K_V) | (1u << S_K_OK) | (1u << S_K_ID))
@@ -668,6 +669,7 @@ static const s_field_t s_reply_fields[S_K_COUNT] = {
     [S_K_FALLBACKS] = S_FIELD("fallbacks", "fallbacks", proto_reply_t, fallbacks),
     [S_K_POLICY_VERSION] =
         S_FIELD("policy_version", "policy_version", proto_reply_t, policy_version),
+    [S_K_POLICY_HASH] = S_FIELD("policy_hash", "policy_hash", proto_reply_t, policy_hash),
 };
 
 /* s_field over s_reply_fields, by length first. */
@@ -688,6 +690,8 @@ static size_t s_reply_key(const proto_mp_val_t *k)
         return S_IS(k, "fallbacks")   ? S_K_FALLBACKS
                : S_IS(k, "cost_pusd") ? S_K_COST_PUSD
                                       : S_K_COUNT;
+    case 11:
+        return S_IS(k, "policy_hash") ? S_K_POLICY_HASH : S_K_COUNT;
     case 13:
         return S_IS(k, "output_tokens") ? S_K_OUTPUT_TOKENS : S_K_COUNT;
     case 14:
