@@ -97,6 +97,15 @@ static void s_on_msg(void *arg, const void *buf, size_t len)
     g->bytes += len;
 }
 
+/* A link of `kind` to `ep` handing messages to `got`. */
+static sc_link_t *s_link(struct event_base *base, const char *ep, sc_link_kind_t kind,
+                         const sc_link_curve_t *curve, void *got, char *err, size_t errlen)
+{
+    sc_link_config_t lc = {
+        .endpoint = ep, .kind = kind, .curve = curve, .on_message = s_on_msg, .arg = got};
+    return sc_link_new(base, &lc, err, errlen);
+}
+
 static double s_now_ms(void)
 {
     struct timespec ts;
@@ -182,7 +191,7 @@ static void s_rig_up(s_rig_t *g, sc_link_kind_t kind)
     s_router_start(&g->router, g->ctx, "tcp://127.0.0.1:0");
     g->base = event_base_new();
     char err[256];
-    g->link = sc_link_new(g->base, g->router.endpoint, kind, s_on_msg, &g->got, err, sizeof err);
+    g->link = s_link(g->base, g->router.endpoint, kind, NULL, &g->got, err, sizeof err);
     cr_assert_not_null(g->link, "%s", err);
 }
 
@@ -249,7 +258,7 @@ Test(sc_link, zmtp_connects_by_host_name)
     const char *port = strrchr(g.router.endpoint, ':');
     char ep[64], err[256];
     snprintf(ep, sizeof ep, "tcp://localhost%s", port);
-    sc_link_t *named = sc_link_new(g.base, ep, SC_LINK_ZMTP, s_on_msg, &g.got, err, sizeof err);
+    sc_link_t *named = s_link(g.base, ep, SC_LINK_ZMTP, NULL, &g.got, err, sizeof err);
     cr_assert_not_null(named, "%s", err);
     s_echo(g.base, named, &g.got);
     sc_link_destroy(&named);
@@ -312,7 +321,7 @@ Test(sc_link, zmtp_stays_down_against_a_non_zmtp_server)
     struct event_base *base = event_base_new();
     char err[256];
     s_got_t got = {0};
-    sc_link_t *link = sc_link_new(base, ep, SC_LINK_ZMTP, s_on_msg, &got, err, sizeof err);
+    sc_link_t *link = s_link(base, ep, SC_LINK_ZMTP, NULL, &got, err, sizeof err);
     cr_assert_not_null(link, "%s", err);
     s_probe_link = link;
     cr_assert_not(s_until(base, s_never, NULL, 400), "the link came up against an HTTP server");
@@ -342,14 +351,12 @@ Test(sc_link, endpoints_the_zmtp_link_refuses)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[256] = "";
-        sc_link_t *link =
-            sc_link_new(base, cases[i].ep, SC_LINK_ZMTP, s_on_msg, NULL, err, sizeof err);
+        sc_link_t *link = s_link(base, cases[i].ep, SC_LINK_ZMTP, NULL, NULL, err, sizeof err);
         cr_assert_null(link, "%s accepted", cases[i].ep);
         cr_assert(strstr(err, cases[i].msg), "%s: '%s' lacks '%s'", cases[i].ep, err, cases[i].msg);
     }
     char err[256];
-    sc_link_t *v6 =
-        sc_link_new(base, "tcp://[::1]:5555", SC_LINK_ZMTP, s_on_msg, NULL, err, sizeof err);
+    sc_link_t *v6 = s_link(base, "tcp://[::1]:5555", SC_LINK_ZMTP, NULL, NULL, err, sizeof err);
     cr_assert_not_null(v6, "[::1]: %s", err);
     sc_link_destroy(&v6);
     event_base_free(base);
