@@ -5,6 +5,7 @@
 #   make test       unit + integration tests, fuzz targets over their seed corpus
 #   make asan       the same suite under AddressSanitizer + UBSan (fails on any report)
 #   make run        start engine + sidecar on the bundled policy and catalog
+#                   (ENGINES=3 make run: three engines behind it, over CURVE)
 #   make bench      benchmarks (see bench/README.md)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
 #   make format     clang-format the tree;  make format-check  checks it
@@ -37,28 +38,53 @@ asan: deps
 	@HPP_BUILD=build-asan HPP_SAN=1 bash tests/run.sh
 
 # Engine on tcp://127.0.0.1:5555, sidecar on 127.0.0.1:8080; Ctrl-C stops both.
-# The sidecar starts once the engine has said it is ready (its stderr goes to
-# the terminal and to a temporary file watched for that line), so a request
-# right after the sidecar's "ready" is not a 503; an engine that fails to
-# start ends make run with its error. On Ctrl-C the engine gets the terminal's
-# SIGINT itself: it is given 2 s to drain before the recipe stops it.
+# ENGINES=N starts N engines (1-8) on consecutive ports from ENGINE_LISTEN's,
+# all behind the one sidecar. With ENGINES > 1 (or CURVE=1; CURVE=0 turns it
+# off) every link is CURVE: keys made once by hpp-engine --curve-keygen into
+# .state/keys (git-ignored), the sidecar's public key the engines' one allowed
+# client. The sidecar starts once every engine has said it is ready (their
+# stderr goes to the terminal and to a temporary file watched for that line),
+# so a request right after the sidecar's "ready" is not a 503; an engine that
+# fails to start ends make run with its error. On Ctrl-C the engines get the
+# terminal's SIGINT themselves: they are given 2 s to drain before the recipe
+# stops them.
 ENGINE_LISTEN ?= tcp://127.0.0.1:5555
 SIDECAR_LISTEN ?= 127.0.0.1:8080
+ENGINES ?= 1
+CURVE ?= $(if $(filter 1,$(ENGINES)),0,1)
+STATE ?= .state
 run: SHELL := /bin/bash
 run: deps
 	@$(MAKE) --no-print-directory _all
-	@log=$$(mktemp); \
+	@case "$(ENGINES)" in [1-8]) ;; *) echo "ENGINES=$(ENGINES): expected 1 to 8" >&2; exit 2;; esac; \
+	 ep='$(ENGINE_LISTEN)'; host=$${ep%:*}; port=$${ep##*:}; curve=(); sc_curve=(); \
+	 if [ "$(CURVE)" = 1 ]; then \
+	     keys=$(STATE)/keys; mkdir -p -m 700 $(STATE) || exit 1; \
+	     for n in engine sidecar; do \
+	         [ -f "$$keys/$$n.sec" ] || $(BUILD)/hpp-engine --curve-keygen "$$keys" --curve-name $$n || exit 1; \
+	     done; \
+	     printf '%s sidecar\n' "$$(grep -v '^#' "$$keys/sidecar.pub" | head -n 1 | cut -d' ' -f1)" \
+	         >$(STATE)/clients || exit 1; \
+	     curve=(--curve-secret "$$keys/engine.sec" --curve-clients $(STATE)/clients); \
+	     sc_curve=(--engine-curve-server-key "$$keys/engine.pub" --curve-secret "$$keys/sidecar.sec"); \
+	 fi; \
+	 log=$$(mktemp); \
 	 exec 3> >(tee "$$log" >&2); tee=$$!; \
-	 $(BUILD)/hpp-engine --listen $(ENGINE_LISTEN) 2>&3 & engine=$$!; \
+	 engines=(); eps=(); \
+	 for i in $$(seq 0 $$(($(ENGINES) - 1))); do \
+	     e=$$host:$$((port + i)); eps+=(--engine "$$e"); \
+	     $(BUILD)/hpp-engine --listen "$$e" "$${curve[@]}" 2>&3 & engines+=($$!); \
+	 done; \
 	 exec 3>&-; \
-	 trap 'for _ in $$(seq 40); do kill -0 $$engine 2>/dev/null || break; sleep 0.05; done; \
-	       kill $$engine 2>/dev/null; wait $$engine; wait $$tee; rm -f "$$log"' EXIT INT TERM; \
+	 up() { local p; for p in "$${engines[@]}"; do kill -0 $$p 2>/dev/null && return 0; done; return 1; }; \
+	 trap 'for _ in $$(seq 40); do up || break; sleep 0.05; done; \
+	       kill "$${engines[@]}" 2>/dev/null; wait "$${engines[@]}"; wait $$tee; rm -f "$$log"' EXIT INT TERM; \
 	 for _ in $$(seq 200); do \
-	     grep -q '^hpp-engine: ready on ' "$$log" && break; \
-	     kill -0 $$engine 2>/dev/null || exit 1; \
+	     [ "$$(grep -c '^hpp-engine: ready on ' "$$log")" -ge $(ENGINES) ] && break; \
+	     for p in "$${engines[@]}"; do kill -0 $$p 2>/dev/null || exit 1; done; \
 	     sleep 0.05; \
 	 done; \
-	 $(BUILD)/hpp-sidecar --listen $(SIDECAR_LISTEN) --engine $(ENGINE_LISTEN)
+	 $(BUILD)/hpp-sidecar --listen $(SIDECAR_LISTEN) "$${eps[@]}" "$${sc_curve[@]}"
 
 bench: deps
 	@$(MAKE) --no-print-directory BUILD=build-bench CFLAGS="-O2 -g" _all
@@ -86,7 +112,7 @@ deps:
 	fi
 
 help:
-	@sed -n '3,13p' Makefile
+	@sed -n '3,14p' Makefile
 
 # The include graph between the top-level folders, checked against the
 # layering of README.md ("Layout of the code"); tests/integration/layering.sh

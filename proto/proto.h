@@ -309,7 +309,7 @@ typedef struct {
     proto_fallback_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t nfallbacks;                           /* used entries */
     uint64_t policy_version;                       /* ping, reload, stats */
-    hpp_str_t policy_hash;                         /* ping, reload, stats: hex SHA-256 */
+    hpp_str_t policy_hash; /* ping, reload, stats: hex SHA-256, empty when absent */
 } proto_reply_t;
 
 /* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is

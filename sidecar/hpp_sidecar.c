@@ -25,6 +25,8 @@ typedef struct {
 } s_opts_t;
 
 #define S_OPTS(p) ((s_opts_t *)(p))
+#define S_STR_(x) #x
+#define S_STR(x) S_STR_(x)
 
 static int s_listen(void *opts, const char *flag, const char *arg)
 {
@@ -35,13 +37,24 @@ static int s_listen(void *opts, const char *flag, const char *arg)
     return 0;
 }
 
+/* Repeatable: one link per engine, calls spread over those that are up. */
 static int s_engine(void *opts, const char *flag, const char *arg)
 {
+    sc_config_t *cfg = &S_OPTS(opts)->cfg;
     if (!strstr(arg, "://")) {
         return eng_flag_error(
             flag, "expected a ZMQ endpoint such as tcp://127.0.0.1:5555, got '%s'", arg);
     }
-    S_OPTS(opts)->cfg.engine = arg;
+    if (cfg->nengines == SC_ENGINE_MAX_ENGINES) {
+        return eng_flag_error(
+            flag, "at most " S_STR(SC_ENGINE_MAX_ENGINES) " engines ('%s' is one more)", arg);
+    }
+    for (size_t i = 0; i < cfg->nengines; i++) {
+        if (strcmp(cfg->engines[i], arg) == 0) {
+            return eng_flag_error(flag, "'%s' is given twice", arg);
+        }
+    }
+    cfg->engines[cfg->nengines++] = arg;
     return 0;
 }
 
@@ -104,10 +117,20 @@ static const eng_flag_t s_flags[] = {
     {"--listen", "HOST:PORT", s_listen, 0,
      "address to serve HTTP on (default " SC_DEFAULT_LISTEN "; port 0 = any free port)"},
     {"--engine", "ENDPOINT", s_engine, 0,
-     "hpp-engine ZMQ endpoint (default " SC_DEFAULT_ENGINE ")"},
+     "hpp-engine ZMQ endpoint (default " SC_DEFAULT_ENGINE "); repeat it for several "
+     "engines (up to " S_STR(
+         SC_ENGINE_MAX_ENGINES) "): calls go round robin to those that are "
+                                "up, and calls of an engine that goes away are sent to another"},
     {"--engine-link", "KIND", s_engine_link, 0,
-     "zmtp: speak ZMTP on the loop's own socket (tcp:// only); libzmq: a libzmq "
-     "DEALER (any endpoint); auto (default): zmtp for tcp://, else libzmq"},
+     "zmtp: speak ZMTP on the loop's own socket (tcp:// only, no CURVE); libzmq: a "
+     "libzmq DEALER (any endpoint); auto (default): libzmq with CURVE, else zmtp for "
+     "tcp:// and libzmq for the rest"},
+    {"--engine-curve-server-key", "FILE", NULL, offsetof(s_opts_t, cfg.curve_server_key),
+     "CURVE: the engines' public key file (hpp-engine --curve-keygen); needs "
+     "--curve-secret"},
+    {"--curve-secret", "FILE", NULL, offsetof(s_opts_t, cfg.curve_secret),
+     "CURVE: this sidecar's secret key file (mode 0600); its public key must be in "
+     "the engines' --curve-clients; needs --engine-curve-server-key"},
     {"--upstream", "URL", s_upstream, 0,
      "proxy mode: forward chat completions to this OpenAI-compatible base URL "
      "(http://HOST:PORT/v1); without it, decision-only mode"},
@@ -153,6 +176,17 @@ int main(int argc, char **argv)
         printf("hpp-sidecar %s (protocol v%d)\n", HPP_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
     }
+    if (!o.cfg.curve_server_key != !o.cfg.curve_secret) {
+        fprintf(stderr, "hpp-sidecar: %s needs %s too (see --help)\n",
+                o.cfg.curve_secret ? "--curve-secret" : "--engine-curve-server-key",
+                o.cfg.curve_secret ? "--engine-curve-server-key" : "--curve-secret");
+        return S_EXIT_USAGE;
+    }
+    if (o.cfg.curve_secret && o.cfg.link == SC_LINK_ZMTP) {
+        fprintf(stderr, "hpp-sidecar: --engine-link zmtp speaks only the NULL mechanism; "
+                        "CURVE needs --engine-link libzmq or auto (see --help)\n");
+        return S_EXIT_USAGE;
+    }
     /* A client that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     char err[512];
@@ -164,8 +198,16 @@ int main(int argc, char **argv)
     char host[256];
     size_t hl = strrchr(o.cfg.listen, ':') - o.cfg.listen;
     snprintf(host, sizeof host, "%.*s", (int)hl, o.cfg.listen);
-    eng_log(ENG_LOG_INFO, "sidecar", "engine %s (%s link), %s, timeout %d ms%s%s", o.cfg.engine,
-            sc_link_kind_name(sc_server_link_kind(srv)),
+    char engines[SC_ENGINE_MAX_ENGINES * 64];
+    size_t el = 0;
+    engines[0] = '\0';
+    for (size_t i = 0; i < o.cfg.nengines && el < sizeof engines; i++) {
+        el += (size_t)snprintf(engines + el, sizeof engines - el, "%s%s", i ? " " : "",
+                               o.cfg.engines[i]);
+    }
+    eng_log(ENG_LOG_INFO, "sidecar", "engine%s %s (%s link%s), %s, timeout %d ms%s%s",
+            o.cfg.nengines > 1 ? "s" : "", o.cfg.nengines ? engines : SC_DEFAULT_ENGINE,
+            sc_link_kind_name(sc_server_link_kind(srv)), o.cfg.curve_secret ? ", CURVE" : "",
             o.cfg.upstream ? o.cfg.upstream : "decision-only mode", o.cfg.timeout_ms,
             o.cfg.fail_open ? ", fail-open " : "", o.cfg.fail_open ? o.cfg.fail_open : "");
     fprintf(stderr, "hpp-sidecar: ready on %s:%d\n", host, sc_server_port(srv));

@@ -75,9 +75,11 @@ struct sc_call {
     double t0;                  /* arrival, monotonic seconds */
     oai_extract_t *x;           /* extraction context, kept across reuse */
     hpp_features_t f;           /* features of the request */
-    uint64_t eng;               /* engine call in flight, 0 = none */
-    double eng_t0;              /* when it was sent (for the engine round-trip histogram) */
-    sc_decision_t d;            /* the decision */
+    proto_request_t ereq;       /* the engine call's request: kept, a resend encodes it again */
+    char free_model[HPP_MAX_MODEL_LEN + 1]; /* proxy: the ":free" model ereq may name */
+    uint64_t eng;                           /* engine call in flight, 0 = none */
+    double eng_t0;   /* when it was sent (for the engine round-trip histogram) */
+    sc_decision_t d; /* the decision */
     /* proxy state */
     struct evhttp_connection *up_conn;                        /* upstream connection in use */
     struct evhttp_request *up_req;                            /* upstream request in flight */

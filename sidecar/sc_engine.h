@@ -1,13 +1,22 @@
-/* sc_engine.h - the sidecar's calls to hpp-engine: one DEALER link in the
- * libevent loop (sc_link.h), many requests in flight, each with a deadline.
+/* sc_engine.h - the sidecar's calls to hpp-engine: one DEALER link per
+ * engine (sc_link.h) in the libevent loop, many requests in flight, each
+ * with a deadline.
  *
- * A call encodes a request (proto.h), sends it without blocking, and parks
- * its callback in a fixed table of slots keyed by the request id. The
- * callback runs exactly once, on the loop thread: with the decoded reply,
- * or with a timeout when no reply came within the deadline. A call that
- * cannot be sent at all (no engine connected, table full) fails at once and
- * its callback is never run. The link reconnects by itself; replies to calls
- * that already timed out are recognised by their id and dropped.
+ * A call encodes a request (proto.h), sends it without blocking to the next
+ * engine that is up (round robin over the connected links), and parks its
+ * callback in a fixed table of slots keyed by the request id. The callback
+ * runs exactly once, on the loop thread: with the decoded reply, or with a
+ * timeout when no reply came within the deadline. When an engine's
+ * connection goes away, its calls are encoded again (with new ids) and sent
+ * to another engine that is up, keeping their deadline; with none up they
+ * fail at once (SC_ENG_LOST). A call that cannot be sent at all (no engine
+ * connected, table full) fails at once and its callback is never run. Links
+ * reconnect by themselves; replies to calls that already timed out, were
+ * cancelled or were sent again elsewhere are recognised by their id and
+ * dropped.
+ *
+ * Every engine is also pinged every `ping_ms` for the policy it serves
+ * (version and content hash), so that engines that disagree are noticed.
  */
 #ifndef SC_ENGINE_H
 #define SC_ENGINE_H
@@ -17,16 +26,20 @@
 
 #include "proto.h"
 #include "sc_link.h"
+#include "sc_metrics.h"
 
 struct event_base;
 
 /* Calls in flight at most; more fail at once (the engine is overloaded). */
 #define SC_ENGINE_MAX_INFLIGHT 16384
+/* Engines behind one sidecar at most (one link each). */
+#define SC_ENGINE_MAX_ENGINES SC_METRICS_MAX_ENGINES
 
 typedef enum {
     SC_ENG_REPLY = 0, /* a reply arrived (check reply->ok) */
     SC_ENG_TIMEOUT,   /* no reply within the deadline */
     SC_ENG_DECODE,    /* a reply arrived but could not be decoded */
+    SC_ENG_LOST,      /* its engine went away and no other engine is up */
 } sc_eng_result_t;
 
 /* Runs once per call. `reply` (NULL unless SC_ENG_REPLY) and `raw`/`len`
@@ -37,13 +50,21 @@ typedef void (*sc_engine_cb)(void *arg, sc_eng_result_t res, const proto_reply_t
 
 typedef struct sc_engine sc_engine_t;
 
-/* Connects a DEALER link of `kind` to `endpoint` (e.g. tcp://127.0.0.1:5555)
- * and joins the loop. `timeout_ms` is the deadline of every call. Returns NULL with a
- * message in errbuf on failure (bad endpoint, out of memory). */
-sc_engine_t *sc_engine_new(struct event_base *base, const char *endpoint, sc_link_kind_t kind,
-                           int timeout_ms, char *errbuf, size_t errlen);
+typedef struct {
+    const char *const *endpoints; /* 1 to SC_ENGINE_MAX_ENGINES, distinct; borrowed */
+    size_t nendpoints;            /* entries of endpoints */
+    sc_link_kind_t kind;          /* link kind for every engine */
+    const sc_link_curve_t *curve; /* NULL: no CURVE; read by sc_engine_new only */
+    int timeout_ms;               /* deadline of every call */
+    int ping_ms;                  /* policy pings to each engine; 0 = none */
+} sc_engine_config_t;
 
-/* Closes the socket and frees the table; pending callbacks are not run.
+/* Connects one link per endpoint and joins the loop. Returns NULL with a
+ * message in errbuf on failure (bad endpoint, out of memory). */
+sc_engine_t *sc_engine_new(struct event_base *base, const sc_engine_config_t *cfg, char *errbuf,
+                           size_t errlen);
+
+/* Closes the sockets and frees the table; pending callbacks are not run.
  * Sets *self_p to NULL. Idempotent. */
 void sc_engine_destroy(sc_engine_t **self_p);
 
@@ -60,7 +81,10 @@ typedef enum {
 const char *sc_call_err_message(sc_call_err_t e);
 
 /* Sends `req` (its id is assigned here). Returns a call handle (> 0), or 0
- * when the request could not be sent now, with *err (may be NULL) saying why. */
+ * when the request could not be sent now, with *err (may be NULL) saying
+ * why. `req`, and the strings its features borrow, must stay valid until
+ * the callback runs or the call is cancelled: a call whose engine goes away
+ * is encoded again from it. */
 uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb, void *arg,
                         sc_call_err_t *err);
 
@@ -70,7 +94,17 @@ void sc_engine_cancel(sc_engine_t *self, uint64_t handle);
 /* The kind of link in use. */
 sc_link_kind_t sc_engine_link_kind(const sc_engine_t *self);
 
-/* Calls awaiting a reply. */
+/* Calls awaiting a reply (the policy pings included). */
 size_t sc_engine_inflight(const sc_engine_t *self);
+
+/* Engines configured, and how many of them are connected now. */
+size_t sc_engine_count(const sc_engine_t *self);
+size_t sc_engine_up(const sc_engine_t *self);
+
+/* Engine i's state for /metrics (i < sc_engine_count). */
+void sc_engine_state(const sc_engine_t *self, size_t i, sc_metrics_engine_t *out);
+
+/* Ping replies whose policy hash differed from another live engine's. */
+uint64_t sc_engine_disagreements(const sc_engine_t *self);
 
 #endif

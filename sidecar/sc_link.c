@@ -11,7 +11,12 @@
  * read event that this raises closes it from the loop.
  *
  * libzmq: the DEALER of earlier versions, kept for endpoints that are not
- * tcp:// and as the reference the ZMTP link is benchmarked against. ZMQ_FD
+ * tcp://, for CURVE, and as the reference the ZMTP link is benchmarked
+ * against. Its state comes from a socket monitor (handshake succeeded,
+ * disconnected, handshake failed) read on the loop like the socket itself;
+ * ZMTP heartbeats make a peer that stops answering (a host gone, not just
+ * a process: that closes the TCP connection at once) a disconnection
+ * within S_HB_TIMEOUT_MS. ZMQ_FD
  * signals edge-triggered: it becomes readable when ZMQ_EVENTS may have
  * changed, not while messages are waiting. So the socket is drained (recv
  * until ZMQ_EVENTS lacks POLLIN) on every wakeup, and after every send
@@ -47,21 +52,27 @@
 #define S_RBUF_INITIAL 65536  /* read buffer; grows to the largest frame once */
 #define S_WQ_MAX (64u << 20)  /* bytes queued for a slow engine before sends fail */
 #define S_ZMQ_HWM (16384 * 2) /* libzmq queue limits, twice the calls in flight */
+#define S_HB_IVL_MS 1000      /* libzmq: a ZMTP PING after this long without traffic */
+#define S_HB_TIMEOUT_MS 3000  /* ... and the connection is given up without an answer */
 
 enum { S_DOWN, S_CONNECTING, S_HANDSHAKE, S_UP, S_BROKEN };
 
 struct sc_link {
-    sc_link_kind_t kind;     /* ZMTP or LIBZMQ */
-    struct event_base *base; /* the loop */
-    sc_link_cb cb;           /* a message arrived */
-    void *arg;               /* its argument */
-    char endpoint[256];      /* for log lines */
+    sc_link_kind_t kind;       /* ZMTP or LIBZMQ */
+    struct event_base *base;   /* the loop */
+    sc_link_cb cb;             /* a message arrived */
+    sc_link_state_cb on_state; /* the connection came up or went, may be NULL */
+    void *arg;                 /* their argument */
+    char endpoint[256];        /* for log lines */
 
     /* libzmq */
-    void *ctx;        /* context */
-    void *sock;       /* DEALER */
-    struct event *ev; /* ZMQ_FD readable */
-    bool draining;    /* inside s_zmq_drain: do not nest */
+    void *ctx;            /* context */
+    void *sock;           /* DEALER */
+    struct event *ev;     /* ZMQ_FD readable */
+    bool draining;        /* inside s_zmq_drain: do not nest */
+    void *mon;            /* PAIR reading the DEALER's monitor events */
+    struct event *mon_ev; /* its ZMQ_FD readable */
+    bool up;              /* a handshake succeeded and no disconnect since */
 
     /* ZMTP */
     struct sockaddr_storage addr; /* resolved once, at start */
@@ -103,6 +114,11 @@ const char *sc_link_kind_name(sc_link_kind_t kind)
 sc_link_kind_t sc_link_kind(const sc_link_t *self)
 {
     return self->kind;
+}
+
+bool sc_link_up(const sc_link_t *self)
+{
+    return self->kind == SC_LINK_LIBZMQ ? self->up : self->state == S_UP;
 }
 
 /* libzmq ------------------------------------------------------------------- */
@@ -160,16 +176,151 @@ static int s_zmq_send(sc_link_t *self, const void *buf, size_t len)
     return rc < 0 ? -1 : 0;
 }
 
-static int s_zmq_open(sc_link_t *self, const char *endpoint, char *errbuf, size_t errlen)
+/* Logs the up/down transitions the way the ZMTP link does: an outage once,
+ * when it starts (warn), and the reconnection (info). */
+static void s_log_up(sc_link_t *self)
+{
+    eng_log(self->ever_up || self->logged_down ? ENG_LOG_INFO : ENG_LOG_DEBUG, "sidecar",
+            "engine %s: connected", self->endpoint);
+    self->ever_up = true;
+    self->logged_down = false;
+}
+
+static void s_log_down(sc_link_t *self, bool was_up, const char *why)
+{
+    if (was_up || !self->logged_down) {
+        eng_log(ENG_LOG_WARN, "sidecar", "engine %s: %s; reconnecting", self->endpoint, why);
+        self->logged_down = true;
+    } else {
+        eng_log(ENG_LOG_DEBUG, "sidecar", "engine %s: %s", self->endpoint, why);
+    }
+}
+
+/* One monitor event: [u16 event, u32 value] then the endpoint frame. */
+static void s_mon_event(sc_link_t *self, uint16_t event, uint32_t value)
+{
+    char why[160];
+    switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        if (!self->up) {
+            self->up = true;
+            s_log_up(self);
+            if (self->on_state) {
+                self->on_state(self->arg, true);
+            }
+        }
+        return;
+    case ZMQ_EVENT_DISCONNECTED:
+        if (self->up) {
+            self->up = false;
+            s_log_down(self, true, "the connection was lost");
+            if (self->on_state) {
+                self->on_state(self->arg, false);
+            }
+        }
+        return;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        snprintf(why, sizeof why,
+                 "the engine refused us (status %u): is our public key in its --curve-clients?",
+                 (unsigned)value);
+        break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        snprintf(why, sizeof why,
+                 "handshake failed (protocol error 0x%x: with CURVE, a wrong server key or a "
+                 "mechanism that does not match the engine's)",
+                 (unsigned)value);
+        break;
+    default:
+        snprintf(why, sizeof why, "handshake failed (%s)", zmq_strerror((int)value));
+        break;
+    }
+    s_log_down(self, false, why);
+}
+
+/* Reads every waiting monitor event (ZMQ_FD is edge-triggered). */
+static void s_mon_on_fd(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc_link_t *self = arg;
+    for (;;) {
+        int events = 0;
+        size_t sz = sizeof events;
+        if (zmq_getsockopt(self->mon, ZMQ_EVENTS, &events, &sz) != 0 || !(events & ZMQ_POLLIN)) {
+            break;
+        }
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, self->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            break;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        bool ok = zmq_msg_size(&msg) == 6;
+        if (ok) {
+            memcpy(&event, zmq_msg_data(&msg), 2);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&msg) + 2, 4);
+        }
+        while (zmq_msg_more(&msg)) { /* the endpoint frame: we know it */
+            zmq_msg_close(&msg);
+            zmq_msg_init(&msg);
+            if (zmq_msg_recv(&msg, self->mon, ZMQ_DONTWAIT) < 0) {
+                break;
+            }
+        }
+        zmq_msg_close(&msg);
+        if (ok) {
+            s_mon_event(self, event, value);
+        }
+    }
+}
+
+/* Watches a libzmq socket's ZMQ_FD on the loop. */
+static struct event *s_zmq_watch(sc_link_t *self, void *sock, event_callback_fn fn)
+{
+    int fd = -1;
+    size_t fdsz = sizeof fd;
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &fdsz) != 0) {
+        return NULL;
+    }
+    struct event *ev = event_new(self->base, fd, EV_READ | EV_PERSIST, fn, self);
+    if (ev && event_add(ev, NULL) != 0) {
+        event_free(ev);
+        ev = NULL;
+    }
+    return ev;
+}
+
+static int s_zmq_curve(sc_link_t *self, const sc_link_curve_t *c, char *errbuf, size_t errlen)
+{
+    if (!zmq_has("curve")) {
+        snprintf(errbuf, errlen, "this libzmq was built without CURVE support");
+        return -1;
+    }
+    if (zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, c->server.z85, HPP_KEY_LEN + 1) != 0 ||
+        zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, c->public_key.z85, HPP_KEY_LEN + 1) != 0 ||
+        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, c->secret_key.z85, HPP_KEY_LEN + 1) != 0) {
+        snprintf(errbuf, errlen, "CURVE keys refused by libzmq: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int s_zmq_open(sc_link_t *self, const char *endpoint, const sc_link_curve_t *curve,
+                      char *errbuf, size_t errlen)
 {
     self->ctx = zmq_ctx_new();
     self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_DEALER) : NULL;
-    if (!self->sock) {
+    self->mon = self->ctx ? zmq_socket(self->ctx, ZMQ_PAIR) : NULL;
+    if (!self->sock || !self->mon) {
         snprintf(errbuf, errlen, "zmq_socket: %s", zmq_strerror(errno));
         return -1;
     }
     int zero = 0, one = 1, hwm = S_ZMQ_HWM, ivl = S_RETRY_MIN_MS, ivlmax = S_RETRY_MAX_MS;
+    int hb = S_HB_IVL_MS, hbt = S_HB_TIMEOUT_MS;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(self->mon, ZMQ_LINGER, &zero, sizeof zero);
     /* Fail a send at once while no engine is connected (503/fail-open now,
      * not after the deadline), and never queue for a dead peer. */
     zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &one, sizeof one);
@@ -177,22 +328,40 @@ static int s_zmq_open(sc_link_t *self, const char *endpoint, char *errbuf, size_
     zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL_MAX, &ivlmax, sizeof ivlmax);
+    /* A silent peer (host gone, cable cut) is a disconnection, and the
+     * engine drops us after the same time if we vanish (TTL). */
+    zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
+    zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
+    zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_TTL, &hbt, sizeof hbt);
+    if (curve && s_zmq_curve(self, curve, errbuf, errlen) != 0) {
+        return -1;
+    }
+    /* The monitor is connected before the DEALER is, so that its first
+     * handshake is seen. */
+    char mon_ep[64];
+    snprintf(mon_ep, sizeof mon_ep, "inproc://hpp-sidecar-link-%p", (void *)self);
+    if (zmq_socket_monitor(self->sock, mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        zmq_connect(self->mon, mon_ep) != 0) {
+        snprintf(errbuf, errlen, "zmq_socket_monitor: %s", zmq_strerror(errno));
+        return -1;
+    }
     if (zmq_connect(self->sock, endpoint) != 0) {
         snprintf(errbuf, errlen, "cannot connect to engine endpoint '%s': %s", endpoint,
                  zmq_strerror(errno));
         return -1;
     }
-    int fd = -1;
-    size_t fdsz = sizeof fd;
-    if (zmq_getsockopt(self->sock, ZMQ_FD, &fd, &fdsz) != 0) {
-        snprintf(errbuf, errlen, "ZMQ_FD: %s", zmq_strerror(errno));
-        return -1;
-    }
-    self->ev = event_new(self->base, fd, EV_READ | EV_PERSIST, s_zmq_on_fd, self);
-    if (!self->ev || event_add(self->ev, NULL) != 0) {
+    self->ev = s_zmq_watch(self, self->sock, s_zmq_on_fd);
+    self->mon_ev = s_zmq_watch(self, self->mon, s_mon_on_fd);
+    if (!self->ev || !self->mon_ev) {
         snprintf(errbuf, errlen, "cannot watch the engine socket");
         return -1;
     }
+    /* Events that came before the watch began raised no edge. */
+    event_active(self->mon_ev, EV_READ, 0);
     return 0;
 }
 
@@ -225,15 +394,14 @@ static void s_down(sc_link_t *self, const char *why)
     bool was_up = self->state == S_UP || self->state == S_BROKEN;
     s_close_fd(self);
     self->state = S_DOWN;
-    if (was_up || !self->logged_down) {
-        eng_log(ENG_LOG_WARN, "sidecar", "engine %s: %s; reconnecting", self->endpoint, why);
-        self->logged_down = true;
-    } else {
-        eng_log(ENG_LOG_DEBUG, "sidecar", "engine %s: %s", self->endpoint, why);
-    }
+    s_log_down(self, was_up, why);
     struct timeval tv = {self->retry_ms / 1000, (self->retry_ms % 1000) * 1000};
     evtimer_add(self->timer, &tv);
     self->retry_ms = self->retry_ms * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : self->retry_ms * 2;
+    /* Last: the callback may send on other links, never on this one. */
+    if (was_up && self->on_state) {
+        self->on_state(self->arg, false);
+    }
 }
 
 /* A write failed: stop sending and let the loop close the socket (the
@@ -328,10 +496,10 @@ static void s_on_event(sc_link_t *self, const proto_zmtp_ev_t *ev)
         self->state = S_UP;
         self->retry_ms = S_RETRY_MIN_MS;
         evtimer_del(self->timer);
-        eng_log(self->ever_up || self->logged_down ? ENG_LOG_INFO : ENG_LOG_DEBUG, "sidecar",
-                "engine %s: connected", self->endpoint);
-        self->ever_up = true;
-        self->logged_down = false;
+        s_log_up(self);
+        if (self->on_state) {
+            self->on_state(self->arg, true);
+        }
         break;
     case PROTO_ZMTP_EV_FRAME:
         /* Only a message's last frame is its body: we send bare bodies, so
@@ -553,26 +721,36 @@ static int s_zmtp_open(sc_link_t *self, const char *endpoint, char *errbuf, size
 
 /* Public ------------------------------------------------------------------- */
 
-sc_link_t *sc_link_new(struct event_base *base, const char *endpoint, sc_link_kind_t kind,
-                       sc_link_cb cb, void *arg, char *errbuf, size_t errlen)
+sc_link_t *sc_link_new(struct event_base *base, const sc_link_config_t *cfg, char *errbuf,
+                       size_t errlen)
 {
+    const char *endpoint = cfg->endpoint;
+    sc_link_kind_t kind = cfg->kind;
+    if (kind == SC_LINK_ZMTP && cfg->curve) {
+        snprintf(errbuf, errlen,
+                 "engine %s: the zmtp link speaks only the NULL mechanism; CURVE needs the "
+                 "libzmq link",
+                 endpoint);
+        return NULL;
+    }
     sc_link_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
     self->base = base;
-    self->cb = cb;
-    self->arg = arg;
+    self->cb = cfg->on_message;
+    self->on_state = cfg->on_state;
+    self->arg = cfg->arg;
     self->fd = -1;
     self->state = S_DOWN;
     snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
     if (kind == SC_LINK_AUTO) {
-        kind = strncmp(endpoint, "tcp://", 6) == 0 ? SC_LINK_ZMTP : SC_LINK_LIBZMQ;
+        kind = !cfg->curve && strncmp(endpoint, "tcp://", 6) == 0 ? SC_LINK_ZMTP : SC_LINK_LIBZMQ;
     }
     self->kind = kind;
     int rc = kind == SC_LINK_ZMTP ? s_zmtp_open(self, endpoint, errbuf, errlen)
-                                  : s_zmq_open(self, endpoint, errbuf, errlen);
+                                  : s_zmq_open(self, endpoint, cfg->curve, errbuf, errlen);
     if (rc != 0) {
         sc_link_destroy(&self);
     }
@@ -588,8 +766,15 @@ void sc_link_destroy(sc_link_t **self_p)
     if (self->ev) {
         event_free(self->ev);
     }
+    if (self->mon_ev) {
+        event_free(self->mon_ev);
+    }
     if (self->sock) {
+        zmq_socket_monitor(self->sock, NULL, 0);
         zmq_close(self->sock);
+    }
+    if (self->mon) {
+        zmq_close(self->mon);
     }
     if (self->ctx) {
         zmq_ctx_term(self->ctx);

@@ -56,19 +56,22 @@ typedef struct {
 } s_hist_t;
 
 struct sc_metrics {
-    uint64_t requests[SC_ROUTE_COUNT][S_NSTATUS];     /* by route and status */
-    s_hist_t latency[SC_ROUTE_COUNT];                 /* request durations by route */
-    s_hist_t engine_time;                             /* route calls: send to reply */
-    s_hist_t upstream_time;                           /* upstream calls: send to headers */
-    uint64_t engine_errors[SC_ENGERR_COUNT];          /* by kind */
-    uint64_t engine_codes[HPP_STATUS_COUNT];          /* SC_ENGERR_STATUS by code */
-    uint64_t retries[SC_RETRY_COUNT];                 /* by reason */
-    uint64_t upstream[6];                             /* by class: 0 = connect error, 1..5 */
-    uint64_t fail_open;                               /* answers with --fail-open */
-    uint64_t inflight;                                /* engine requests pending */
-    uint64_t decisions_other;                         /* pairs past the table */
-    size_t ndecisions;                                /* used entries of decisions[] */
-    s_decision_t decisions[SC_METRICS_MAX_DECISIONS]; /* open addressing */
+    uint64_t requests[SC_ROUTE_COUNT][S_NSTATUS];        /* by route and status */
+    s_hist_t latency[SC_ROUTE_COUNT];                    /* request durations by route */
+    s_hist_t engine_time;                                /* route calls: send to reply */
+    s_hist_t upstream_time;                              /* upstream calls: send to headers */
+    uint64_t engine_errors[SC_ENGERR_COUNT];             /* by kind */
+    uint64_t engine_codes[HPP_STATUS_COUNT];             /* SC_ENGERR_STATUS by code */
+    uint64_t retries[SC_RETRY_COUNT];                    /* by reason */
+    uint64_t upstream[6];                                /* by class: 0 = connect error, 1..5 */
+    uint64_t fail_open;                                  /* answers with --fail-open */
+    uint64_t inflight;                                   /* engine requests pending */
+    uint64_t decisions_other;                            /* pairs past the table */
+    sc_metrics_engine_t engines[SC_METRICS_MAX_ENGINES]; /* per engine, set before rendering */
+    size_t nengines;                                     /* used entries of engines[] */
+    uint64_t disagreements;                              /* policy hash disagreements seen */
+    size_t ndecisions;                                   /* used entries of decisions[] */
+    s_decision_t decisions[SC_METRICS_MAX_DECISIONS];    /* open addressing */
 };
 
 sc_metrics_t *sc_metrics_new(void)
@@ -208,6 +211,15 @@ void sc_metrics_inflight(sc_metrics_t *self, uint64_t n)
     self->inflight = n;
 }
 
+void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, size_t n,
+                        uint64_t disagreements)
+{
+    n = n > SC_METRICS_MAX_ENGINES ? SC_METRICS_MAX_ENGINES : n;
+    memcpy(self->engines, engines, n * sizeof *engines);
+    self->nengines = n;
+    self->disagreements = disagreements;
+}
+
 /* Writes a label value with \\, \" and \n escaped. */
 static void s_label(FILE *fp, const char *s)
 {
@@ -334,6 +346,55 @@ static void s_render_engine(const sc_metrics_t *self, FILE *fp)
     s_render_hist(fp, "hpp_sidecar_engine_duration_seconds", "", &self->engine_time);
 }
 
+/* One series per engine; the label values are the configured endpoints
+ * (at most SC_METRICS_MAX_ENGINES) and the hash the engine reports. */
+static void s_render_engines(const sc_metrics_t *self, FILE *fp)
+{
+    static const struct {
+        const char *name, *help, *type;
+    } series[3] = {
+        {"hpp_sidecar_engine_up", "1 while the engine's link is connected, else 0.", "gauge"},
+        {"hpp_sidecar_engine_calls_total",
+         "Engine calls sent to this engine, calls resent to it included.", "counter"},
+        {"hpp_sidecar_engine_resends_total",
+         "Calls in flight on this engine that were sent again to another engine when its "
+         "connection went away.",
+         "counter"},
+    };
+    for (int k = 0; k < 3; k++) {
+        fprintf(fp, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help, series[k].name,
+                series[k].type);
+        for (size_t i = 0; i < self->nengines; i++) {
+            const sc_metrics_engine_t *e = &self->engines[i];
+            uint64_t v = k == 0 ? e->up : k == 1 ? e->calls : e->resends;
+            fprintf(fp, "%s{engine=\"", series[k].name);
+            s_label(fp, e->endpoint);
+            fprintf(fp, "\"} %llu\n", (unsigned long long)v);
+        }
+    }
+    fputs("# HELP hpp_sidecar_engine_policy_info The policy a connected engine serves, from "
+          "its latest ping reply.\n"
+          "# TYPE hpp_sidecar_engine_policy_info gauge\n",
+          fp);
+    for (size_t i = 0; i < self->nengines; i++) {
+        const sc_metrics_engine_t *e = &self->engines[i];
+        if (!e->up || !e->policy_known) {
+            continue;
+        }
+        fputs("hpp_sidecar_engine_policy_info{engine=\"", fp);
+        s_label(fp, e->endpoint);
+        fputs("\",hash=\"", fp);
+        s_label(fp, e->policy_hash);
+        fprintf(fp, "\",version=\"%llu\"} 1\n", (unsigned long long)e->policy_version);
+    }
+    fprintf(fp,
+            "# HELP hpp_sidecar_engine_policy_disagreements_total Engine ping replies whose "
+            "policy hash differed from another connected engine's.\n"
+            "# TYPE hpp_sidecar_engine_policy_disagreements_total counter\n"
+            "hpp_sidecar_engine_policy_disagreements_total %llu\n",
+            (unsigned long long)self->disagreements);
+}
+
 static void s_render_upstream(const sc_metrics_t *self, FILE *fp)
 {
     fputs("# HELP hpp_sidecar_upstream_retries_total Upstream calls retried with another "
@@ -373,6 +434,7 @@ char *sc_metrics_render(const sc_metrics_t *self, size_t *len)
     s_render_requests(self, fp);
     s_render_decisions(self, fp);
     s_render_engine(self, fp);
+    s_render_engines(self, fp);
     s_render_upstream(self, fp);
     if (fclose(fp) != 0) {
         free(buf);

@@ -10,10 +10,14 @@
 #ifndef SC_METRICS_H
 #define SC_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define SC_METRICS_MAX_DECISIONS 512
+#define SC_METRICS_MAX_ENGINES 8    /* engines behind one sidecar, the `engine` label */
+#define SC_METRICS_HASH_MAX 65      /* a policy hash label, with the NUL (SHA-256 in hex) */
+#define SC_METRICS_ENDPOINT_MAX 256 /* an engine endpoint label, with the NUL */
 
 /* Routes, the `route` label. */
 typedef enum {
@@ -42,6 +46,18 @@ typedef enum {
     SC_RETRY_5XX,     /* upstream error: next fallback */
     SC_RETRY_COUNT
 } sc_retry_t;
+
+/* One engine as /metrics shows it, labelled by its endpoint as configured.
+ * The engine keeps these; the server hands a copy over before rendering. */
+typedef struct {
+    char endpoint[SC_METRICS_ENDPOINT_MAX]; /* as given to --engine */
+    bool up;                                /* connected now */
+    uint64_t calls;                         /* calls sent to it, resent ones included */
+    uint64_t resends;                       /* its calls sent again elsewhere when it went away */
+    bool policy_known;                      /* a ping answered since it connected */
+    uint64_t policy_version;                /* the version that ping reported */
+    char policy_hash[SC_METRICS_HASH_MAX];  /* and its hash, "" when the engine sends none */
+} sc_metrics_engine_t;
 
 typedef struct sc_metrics sc_metrics_t;
 
@@ -75,6 +91,11 @@ void sc_metrics_upstream(sc_metrics_t *self, int status);
 
 /* Sets the engine requests in flight gauge. */
 void sc_metrics_inflight(sc_metrics_t *self, uint64_t n);
+
+/* Sets the per-engine series (n <= SC_METRICS_MAX_ENGINES, copied) and the
+ * count of policy disagreements seen between them. */
+void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, size_t n,
+                        uint64_t disagreements);
 
 /* Renders every metric in the Prometheus text format (version 0.0.4).
  * Returns a malloc'd NUL-terminated buffer (caller frees) with its length

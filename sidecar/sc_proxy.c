@@ -614,29 +614,31 @@ static void s_on_free_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
 static void s_free_reroute(sc_call_t *call)
 {
     call->free_tried = true;
-    proto_request_t req;
-    proto_request_init(&req, PROTO_OP_ROUTE);
-    req.features = call->f;
-    char model[HPP_MAX_MODEL_LEN + 1];
+    /* The request lives in the call: if its engine goes away it is sent
+     * again from there. */
+    proto_request_t *req = &call->ereq;
+    proto_request_init(req, PROTO_OP_ROUTE);
+    req->features = call->f;
     hpp_str_t asked = call->f.model;
     bool is_auto = asked.len == 0 || (asked.len == strlen(HPP_AUTO_MODEL) &&
                                       memcmp(asked.ptr, HPP_AUTO_MODEL, asked.len) == 0);
     if (is_auto) {
-        req.features.has_budget = true;
-        req.features.budget_usd = 0;
+        req->features.has_budget = true;
+        req->features.budget_usd = 0;
     } else {
         /* The resolved id without any ":variant", plus ":free". */
+        char *model = call->free_model;
         size_t n = strcspn(call->d.model, ":");
-        if (n + sizeof ":free" > sizeof model) {
-            n = sizeof model - sizeof ":free";
+        if (n + sizeof ":free" > sizeof call->free_model) {
+            n = sizeof call->free_model - sizeof ":free";
         }
-        snprintf(model, sizeof model, "%.*s:free", (int)n, call->d.model);
-        req.features.model.ptr = model;
-        req.features.model.len = (uint32_t)strlen(model);
+        snprintf(model, sizeof call->free_model, "%.*s:free", (int)n, call->d.model);
+        req->features.model.ptr = model;
+        req->features.model.len = (uint32_t)strlen(model);
     }
     sc_call_err_t why = SC_CALL_OK;
     call->eng_t0 = sc_now();
-    call->eng = sc_engine_call(call->px->cfg.engine, &req, s_on_free_reply, call, &why);
+    call->eng = sc_engine_call(call->px->cfg.engine, req, s_on_free_reply, call, &why);
     if (!call->eng) {
         s_fail(call, 402, "payment_required",
                "the upstream answered 402 Payment Required and the routing engine %s",

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "eng_common.h"
+#include "hpp_keys.h"
 #include "sc_call.h"
 #include "sc_engine.h"
 #include "sc_proxy.h"
@@ -53,7 +54,7 @@ void sc_config_defaults(sc_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->listen = SC_DEFAULT_LISTEN;
-    cfg->engine = SC_DEFAULT_ENGINE;
+    cfg->ping_ms = SC_DEFAULT_PING_MS;
     cfg->timeout_ms = SC_DEFAULT_TIMEOUT_MS;
     cfg->max_body = SC_DEFAULT_MAX_BODY;
     cfg->max_retries = SC_DEFAULT_MAX_RETRIES;
@@ -416,6 +417,21 @@ static void s_engine_down(sc_call_t *call, sc_engerr_t kind, const char *why)
     s_reply_error(call, &err);
 }
 
+/* The error kind of a call that got no usable reply. */
+static sc_engerr_t s_engerr(sc_eng_result_t res)
+{
+    switch (res) {
+    case SC_ENG_TIMEOUT:
+        return SC_ENGERR_TIMEOUT;
+    case SC_ENG_LOST:
+        return SC_ENGERR_UNAVAILABLE;
+    case SC_ENG_REPLY:
+        return SC_ENGERR_STATUS;
+    default:
+        return SC_ENGERR_DECODE;
+    }
+}
+
 /* An engine error reply: its code mapped to an HTTP status. */
 static void s_engine_refused(sc_call_t *call, const proto_reply_t *r)
 {
@@ -442,6 +458,10 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
     call->eng = 0;
     if (res == SC_ENG_TIMEOUT) {
         s_engine_down(call, SC_ENGERR_TIMEOUT, "did not answer in time");
+        return;
+    }
+    if (res == SC_ENG_LOST) {
+        s_engine_down(call, SC_ENGERR_UNAVAILABLE, "went away and no other engine is connected");
         return;
     }
     if (res != SC_ENG_REPLY) {
@@ -489,17 +509,18 @@ static int s_features(sc_call_t *call)
     return 0;
 }
 
-/* Sends one engine request for the call; answers itself when it cannot. */
+/* Sends one engine request for the call; answers itself when it cannot.
+ * The request lives in the call, as the engine may have to send it again. */
 static void s_engine_call(sc_call_t *call, proto_op_t op, sc_engine_cb cb)
 {
-    proto_request_t req;
-    proto_request_init(&req, op);
+    proto_request_t *req = &call->ereq;
+    proto_request_init(req, op);
     if (op == PROTO_OP_ROUTE) {
-        req.features = call->f;
+        req->features = call->f;
     }
     sc_call_err_t why = SC_CALL_OK;
     call->eng_t0 = sc_now();
-    call->eng = sc_engine_call(call->srv->engine, &req, cb, call, &why);
+    call->eng = sc_engine_call(call->srv->engine, req, cb, call, &why);
     sc_metrics_inflight(call->srv->metrics, sc_engine_inflight(call->srv->engine));
     if (call->eng) {
         return;
@@ -561,8 +582,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
             s_engine_refused(call, r);
             return;
         }
-        sc_metrics_engine_error(call->srv->metrics,
-                                res == SC_ENG_TIMEOUT ? SC_ENGERR_TIMEOUT : SC_ENGERR_DECODE, NULL);
+        sc_metrics_engine_error(call->srv->metrics, s_engerr(res), NULL);
         oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine did not answer");
         s_reply_error(call, &err);
         return;
@@ -641,20 +661,22 @@ static void s_on_ping_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
     sc_call_t *call = arg;
     call->eng = 0;
     if (res != SC_ENG_REPLY || !r->ok) {
-        sc_metrics_engine_error(call->srv->metrics,
-                                res == SC_ENG_TIMEOUT ? SC_ENGERR_TIMEOUT
-                                : res == SC_ENG_REPLY ? SC_ENGERR_STATUS
-                                                      : SC_ENGERR_DECODE,
-                                NULL);
+        sc_metrics_engine_error(call->srv->metrics, s_engerr(res), NULL);
         oai_error_t err;
         oai_error_set(&err, 503, "engine_unavailable", NULL, "the routing engine is %s",
-                      res == SC_ENG_TIMEOUT ? "not answering" : "answering errors");
+                      res == SC_ENG_TIMEOUT ? "not answering"
+                      : res == SC_ENG_LOST  ? "not connected"
+                                            : "answering errors");
         s_reply_error(call, &err);
         return;
     }
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
-    evbuffer_add_printf(b, "{\"status\":\"ok\",\"engine\":\"up\",\"policy_version\":%llu}\n",
-                        (unsigned long long)r->policy_version);
+    sc_engine_t *eng = call->srv->engine;
+    evbuffer_add_printf(b,
+                        "{\"status\":\"ok\",\"engine\":\"up\",\"policy_version\":%llu,"
+                        "\"engines_up\":%zu,\"engines\":%zu}\n",
+                        (unsigned long long)r->policy_version, sc_engine_up(eng),
+                        sc_engine_count(eng));
     evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
                       "application/json");
     s_send(call, 200, b);
@@ -670,6 +692,12 @@ static void s_handle_metrics(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
     sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
+    sc_metrics_engine_t engines[SC_ENGINE_MAX_ENGINES];
+    size_t n = sc_engine_count(srv->engine);
+    for (size_t i = 0; i < n; i++) {
+        sc_engine_state(srv->engine, i, &engines[i]);
+    }
+    sc_metrics_engines(srv->metrics, engines, n, sc_engine_disagreements(srv->engine));
     size_t len = 0;
     char *text = sc_metrics_render(srv->metrics, &len);
     if (!text) {
@@ -925,6 +953,48 @@ static int s_bound_port(struct evhttp_bound_socket *bound)
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
+/* Reads the CURVE key files, when given. Returns 0 or -1 with errbuf set. */
+static int s_read_keys(const sc_config_t *cfg, sc_link_curve_t *c, char *errbuf, size_t errlen)
+{
+    char why[400];
+    if (hpp_key_read_public(cfg->curve_server_key, &c->server, why, sizeof why) != 0) {
+        snprintf(errbuf, errlen, "--engine-curve-server-key: %s", why);
+        return -1;
+    }
+    if (hpp_key_read_secret(cfg->curve_secret, &c->secret_key, &c->public_key, why, sizeof why) !=
+        0) {
+        snprintf(errbuf, errlen, "--curve-secret: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* One link per engine. The secret key lives on the stack only while the
+ * links are made (libzmq keeps its own copy) and is wiped after. */
+static int s_engines_new(sc_server_t *srv, char *errbuf, size_t errlen)
+{
+    const sc_config_t *cfg = &srv->cfg;
+    static const char *const dflt[1] = {SC_DEFAULT_ENGINE};
+    sc_link_curve_t curve;
+    memset(&curve, 0, sizeof curve);
+    bool use_curve = cfg->curve_server_key && cfg->curve_secret;
+    if (use_curve && s_read_keys(cfg, &curve, errbuf, errlen) != 0) {
+        explicit_bzero(&curve, sizeof curve);
+        return -1;
+    }
+    sc_engine_config_t ec = {
+        .endpoints = cfg->nengines ? cfg->engines : dflt,
+        .nendpoints = cfg->nengines ? cfg->nengines : 1,
+        .kind = cfg->link,
+        .curve = use_curve ? &curve : NULL,
+        .timeout_ms = cfg->timeout_ms,
+        .ping_ms = cfg->ping_ms,
+    };
+    srv->engine = sc_engine_new(srv->base, &ec, errbuf, errlen);
+    explicit_bzero(&curve, sizeof curve);
+    return srv->engine ? 0 : -1;
+}
+
 sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
 {
     sc_server_t *srv = calloc(1, sizeof *srv);
@@ -947,8 +1017,7 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
-    srv->engine = sc_engine_new(srv->base, cfg->engine, cfg->link, cfg->timeout_ms, errbuf, errlen);
-    if (!srv->engine) {
+    if (s_engines_new(srv, errbuf, errlen) != 0) {
         goto fail;
     }
     if (cfg->upstream) {

@@ -1,33 +1,40 @@
 /* sc_server.h - the hpp-sidecar HTTP server.
  *
- * One libevent loop serves every endpoint, talks to hpp-engine over one
- * DEALER link (sc_engine.h, sc_link.h) and, in proxy mode, to the upstream over pooled
- * keep-alive HTTP connections. Nothing on the loop blocks.
+ * One libevent loop serves every endpoint, talks to the hpp-engines over
+ * one DEALER link each (sc_engine.h, sc_link.h) and, in proxy mode, to the
+ * upstream over pooled keep-alive HTTP connections. Nothing on the loop
+ * blocks.
  */
 #ifndef SC_SERVER_H
 #define SC_SERVER_H
 
 #include <stddef.h>
 
+#include "sc_engine.h"
 #include "sc_link.h"
 
 typedef struct {
-    const char *listen;     /* "HOST:PORT" to bind; port 0 = ephemeral */
-    const char *engine;     /* ZMQ endpoint of hpp-engine */
-    sc_link_kind_t link;    /* how to speak to it: auto, zmtp or libzmq */
-    const char *upstream;   /* base URL of the upstream API (http://host:port/v1), NULL =
-                               decision-only mode */
-    int timeout_ms;         /* deadline of each engine call */
-    const char *fail_open;  /* model to answer when the engine is unreachable, NULL = 503 */
-    size_t max_body;        /* request body limit in bytes (413 above) */
-    int max_retries;        /* upstream retries with a fallback model (429/5xx), >= 0 */
-    int upstream_timeout_s; /* upstream connect / read inactivity timeout */
+    const char *listen;                         /* "HOST:PORT" to bind; port 0 = ephemeral */
+    const char *engines[SC_ENGINE_MAX_ENGINES]; /* ZMQ endpoints of the hpp-engines */
+    size_t nengines;                            /* used entries; 0 = SC_DEFAULT_ENGINE */
+    sc_link_kind_t link;                        /* how to speak to them: auto, zmtp or libzmq */
+    const char *curve_server_key;               /* the engines' public key file; NULL = no CURVE */
+    const char *curve_secret; /* our secret key file (its public key derived), with it */
+    int ping_ms;              /* policy pings to each engine (SC_DEFAULT_PING_MS) */
+    const char *upstream;     /* base URL of the upstream API (http://host:port/v1), NULL =
+                                 decision-only mode */
+    int timeout_ms;           /* deadline of each engine call */
+    const char *fail_open;    /* model to answer when the engine is unreachable, NULL = 503 */
+    size_t max_body;          /* request body limit in bytes (413 above) */
+    int max_retries;          /* upstream retries with a fallback model (429/5xx), >= 0 */
+    int upstream_timeout_s;   /* upstream connect / read inactivity timeout */
 } sc_config_t;
 
 /* Defaults used by hpp-sidecar. */
 #define SC_DEFAULT_LISTEN "127.0.0.1:8080"
 #define SC_DEFAULT_ENGINE "tcp://127.0.0.1:5555"
 #define SC_DEFAULT_TIMEOUT_MS 1000
+#define SC_DEFAULT_PING_MS 1000
 #define SC_DEFAULT_MAX_BODY (4u << 20)
 #define SC_DEFAULT_MAX_RETRIES 2
 #define SC_DEFAULT_UPSTREAM_TIMEOUT_S 300

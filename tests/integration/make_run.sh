@@ -93,8 +93,63 @@ else
 fi
 check "make run: nothing left running" 0 "$(alive "$mk")"
 
+# ENGINES=2: two engines on consecutive ports behind the one sidecar.
+# free_pair: a free loopback port whose next port is free too.
+free_pair() {
+    python3 -c 'import socket
+for _ in range(50):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError:
+        pass
+    finally:
+        a.close(); b.close()'
+}
+# run_engines NAME ARGS...: make run with two engines; checks that both
+# serve behind the sidecar and that Ctrl-C stops everything.
+run_engines() {
+    local name=$1 p
+    shift
+    p=$(free_pair)
+    run_make "$tmp/$name.log" ENGINES=2 ENGINE_LISTEN="tcp://127.0.0.1:$p" SIDECAR_LISTEN=127.0.0.1:0 "$@"
+    sport=$(await_line "$tmp/$name.log" 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
+        "$mk" 1000)
+    if [ -z "$sport" ]; then
+        fail "$name: the sidecar says it is ready" "$(tail -n 5 "$tmp/$name.log")"
+    else
+        ok "$name: the sidecar says it is ready"
+        has_line "$name: engine 1 ready" "hpp-engine: ready on tcp://127.0.0.1:$p" "$tmp/$name.log"
+        has_line "$name: engine 2 ready" "hpp-engine: ready on tcp://127.0.0.1:$((p + 1))" "$tmp/$name.log"
+        has_line "$name: the sidecar has both" "engines tcp://127.0.0.1:$p tcp://127.0.0.1:$((p + 1))" \
+            "$tmp/$name.log"
+        out=$(curl -si "http://127.0.0.1:$sport/v1/route" -H 'X-HPP-Task: code' \
+            -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
+        has "$name: the README's curl answers 200" "HTTP/1.1 200" "$out"
+        up=$(curl -s "http://127.0.0.1:$sport/healthz")
+        has "$name: both engines up" '"engines_up":2' "$up"
+    fi
+    kill -INT -- "-$mk"
+    for _ in $(seq 200); do
+        [ "$(alive "$mk")" = 0 ] && break
+        sleep 0.05
+    done
+    check "$name: Ctrl-C stops the engines and the sidecar" 0 "$(alive "$mk")"
+    check "$name: both engines logged their stop" 2 "$(grep -c 'info engine: stopped' "$tmp/$name.log")"
+}
+run_engines "ENGINES=2 CURVE=0" CURVE=0
+if ! "$BUILD/hpp-engine" --help 2>/dev/null | grep -q -- --curve-keygen; then
+    skip "make run: ENGINES=2 over CURVE" "hpp-engine --help lists no --curve-keygen (this engine has no CURVE)"
+else
+    run_engines "ENGINES=2 (CURVE)" STATE="$tmp/state"
+    has_line "ENGINES=2 (CURVE): the sidecar uses CURVE" "link, CURVE)" "$tmp/ENGINES=2 (CURVE).log"
+    check "ENGINES=2 (CURVE): the secret keys are private" "600 600" \
+        "$(stat -c %a "$tmp/state/keys/engine.sec" "$tmp/state/keys/sidecar.sec" | tr '\n' ' ' | sed 's/ $//')"
+fi
+
 # Under `make asan` make run builds with SAN=1 and the servers' reports land
 # in these logs; in any other run there is nothing to check.
-no_san_report "make run: no sanitizer report" "$tmp/run.log" "$tmp/busy.log"
+no_san_report "make run: no sanitizer report" "$tmp"/*.log
 
 suite_end

@@ -358,7 +358,10 @@ Test(no_alloc, sidecar_engine_call_over_zmtp)
     pthread_t t;
     pthread_create(&t, NULL, s_fake_router, &lfd);
     struct event_base *base = event_base_new();
-    sc_engine_t *eng = sc_engine_new(base, ep, SC_LINK_ZMTP, 1000, err, sizeof err);
+    const char *eps[1] = {ep};
+    sc_engine_config_t ec = {
+        .endpoints = eps, .nendpoints = 1, .kind = SC_LINK_ZMTP, .timeout_ms = 1000};
+    sc_engine_t *eng = sc_engine_new(base, &ec, err, sizeof err);
     cr_assert_not_null(eng, "%s", err);
     proto_request_t req;
     proto_request_init(&req, PROTO_OP_ROUTE);

@@ -1,7 +1,9 @@
 /* test_sc_link.c - the sidecar's engine link (sc_link.h) against a real
  * libzmq ROUTER: both kinds carry messages of every size both ways, the
  * ZMTP link comes back after the ROUTER restarts on the same port, and it
- * stays down (without crashing) against a server that is not ZMTP. */
+ * stays down (without crashing) against a server that is not ZMTP; both
+ * report their connection's ups and downs; the libzmq link is a CURVE
+ * client that a server with another key does not let in. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -97,6 +99,15 @@ static void s_on_msg(void *arg, const void *buf, size_t len)
     g->bytes += len;
 }
 
+/* A link of `kind` to `ep` handing messages to `got`. */
+static sc_link_t *s_link(struct event_base *base, const char *ep, sc_link_kind_t kind,
+                         const sc_link_curve_t *curve, void *got, char *err, size_t errlen)
+{
+    sc_link_config_t lc = {
+        .endpoint = ep, .kind = kind, .curve = curve, .on_message = s_on_msg, .arg = got};
+    return sc_link_new(base, &lc, err, errlen);
+}
+
 static double s_now_ms(void)
 {
     struct timespec ts;
@@ -182,7 +193,7 @@ static void s_rig_up(s_rig_t *g, sc_link_kind_t kind)
     s_router_start(&g->router, g->ctx, "tcp://127.0.0.1:0");
     g->base = event_base_new();
     char err[256];
-    g->link = sc_link_new(g->base, g->router.endpoint, kind, s_on_msg, &g->got, err, sizeof err);
+    g->link = s_link(g->base, g->router.endpoint, kind, NULL, &g->got, err, sizeof err);
     cr_assert_not_null(g->link, "%s", err);
 }
 
@@ -249,7 +260,7 @@ Test(sc_link, zmtp_connects_by_host_name)
     const char *port = strrchr(g.router.endpoint, ':');
     char ep[64], err[256];
     snprintf(ep, sizeof ep, "tcp://localhost%s", port);
-    sc_link_t *named = sc_link_new(g.base, ep, SC_LINK_ZMTP, s_on_msg, &g.got, err, sizeof err);
+    sc_link_t *named = s_link(g.base, ep, SC_LINK_ZMTP, NULL, &g.got, err, sizeof err);
     cr_assert_not_null(named, "%s", err);
     s_echo(g.base, named, &g.got);
     sc_link_destroy(&named);
@@ -312,7 +323,7 @@ Test(sc_link, zmtp_stays_down_against_a_non_zmtp_server)
     struct event_base *base = event_base_new();
     char err[256];
     s_got_t got = {0};
-    sc_link_t *link = sc_link_new(base, ep, SC_LINK_ZMTP, s_on_msg, &got, err, sizeof err);
+    sc_link_t *link = s_link(base, ep, SC_LINK_ZMTP, NULL, &got, err, sizeof err);
     cr_assert_not_null(link, "%s", err);
     s_probe_link = link;
     cr_assert_not(s_until(base, s_never, NULL, 400), "the link came up against an HTTP server");
@@ -342,14 +353,12 @@ Test(sc_link, endpoints_the_zmtp_link_refuses)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[256] = "";
-        sc_link_t *link =
-            sc_link_new(base, cases[i].ep, SC_LINK_ZMTP, s_on_msg, NULL, err, sizeof err);
+        sc_link_t *link = s_link(base, cases[i].ep, SC_LINK_ZMTP, NULL, NULL, err, sizeof err);
         cr_assert_null(link, "%s accepted", cases[i].ep);
         cr_assert(strstr(err, cases[i].msg), "%s: '%s' lacks '%s'", cases[i].ep, err, cases[i].msg);
     }
     char err[256];
-    sc_link_t *v6 =
-        sc_link_new(base, "tcp://[::1]:5555", SC_LINK_ZMTP, s_on_msg, NULL, err, sizeof err);
+    sc_link_t *v6 = s_link(base, "tcp://[::1]:5555", SC_LINK_ZMTP, NULL, NULL, err, sizeof err);
     cr_assert_not_null(v6, "[::1]: %s", err);
     sc_link_destroy(&v6);
     event_base_free(base);
@@ -366,4 +375,160 @@ Test(sc_link, kind_names)
     cr_assert_eq(k, SC_LINK_AUTO);
     cr_assert_eq(sc_link_kind_parse("zmq", &k), -1);
     cr_assert_str_eq(sc_link_kind_name(SC_LINK_LIBZMQ), "libzmq");
+}
+
+/* State callbacks ------------------------------------------------------------ */
+
+typedef struct {
+    int ups, downs;
+} s_states_t;
+
+static void s_on_state(void *arg, bool up)
+{
+    s_states_t *st = arg;
+    st->ups += up;
+    st->downs += !up;
+}
+
+static bool s_one_up(void *arg)
+{
+    return ((s_states_t *)arg)->ups == 1 && sc_link_up(s_probe_link);
+}
+static bool s_one_down(void *arg)
+{
+    return ((s_states_t *)arg)->downs == 1 && !sc_link_up(s_probe_link);
+}
+static bool s_two_up(void *arg)
+{
+    return ((s_states_t *)arg)->ups == 2 && sc_link_up(s_probe_link);
+}
+
+/* The link says when its connection comes up and when it goes, once each
+ * time, for both kinds; the router stopping is a disconnection. */
+static void s_states(sc_link_kind_t kind)
+{
+    signal(SIGPIPE, SIG_IGN);
+    void *ctx = zmq_ctx_new();
+    s_router_t r;
+    s_router_start(&r, ctx, "tcp://127.0.0.1:0");
+    char ep[64], err[256];
+    snprintf(ep, sizeof ep, "%s", r.endpoint);
+    struct event_base *base = event_base_new();
+    s_states_t st = {0};
+    sc_link_config_t lc = {
+        .endpoint = ep, .kind = kind, .on_message = s_on_msg, .on_state = s_on_state, .arg = &st};
+    /* s_on_msg and s_on_state share arg: only states are checked here. */
+    sc_link_t *link = sc_link_new(base, &lc, err, sizeof err);
+    cr_assert_not_null(link, "%s", err);
+    s_probe_link = link;
+    cr_assert(s_until(base, s_one_up, &st, 5000), "up %d down %d", st.ups, st.downs);
+    s_router_stop(&r);
+    cr_assert(s_until(base, s_one_down, &st, 5000), "up %d down %d", st.ups, st.downs);
+    s_router_start(&r, ctx, ep);
+    cr_assert(s_until(base, s_two_up, &st, 5000), "up %d down %d", st.ups, st.downs);
+    sc_link_destroy(&link);
+    event_base_free(base);
+    s_router_stop(&r);
+    zmq_ctx_term(ctx);
+}
+
+Test(sc_link, zmtp_reports_up_and_down)
+{
+    s_states(SC_LINK_ZMTP);
+}
+
+Test(sc_link, libzmq_reports_up_and_down)
+{
+    s_states(SC_LINK_LIBZMQ);
+}
+
+/* CURVE ------------------------------------------------------------------------ */
+
+/* A CURVE ROUTER that echoes (no ZAP handler: any client key is let in,
+ * the server key is what is checked here). */
+typedef struct {
+    void *ctx;
+    char endpoint[64];
+    char secret[41];
+    atomic_bool stop, ready;
+    pthread_t thread;
+} s_curve_router_t;
+
+static void *s_curve_main(void *arg)
+{
+    s_curve_router_t *r = arg;
+    void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
+    int zero = 0, one = 1;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, r->secret, 41);
+    cr_assert_eq(zmq_bind(s, "tcp://127.0.0.1:0"), 0);
+    size_t len = sizeof r->endpoint;
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, r->endpoint, &len);
+    atomic_store(&r->ready, true);
+    while (!atomic_load(&r->stop)) {
+        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 10) <= 0) {
+            continue;
+        }
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, s, 0) >= 0 && zmq_msg_more(&id) && zmq_msg_recv(&body, s, 0) >= 0) {
+            zmq_msg_send(&id, s, ZMQ_SNDMORE);
+            zmq_msg_send(&body, s, 0);
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    zmq_close(s);
+    return NULL;
+}
+
+static bool s_up(void *arg)
+{
+    return sc_link_up(arg);
+}
+
+Test(sc_link, curve_client_with_the_right_server_key_and_not_with_a_wrong_one)
+{
+    if (!zmq_has("curve")) {
+        cr_skip_test("libzmq without CURVE");
+    }
+    void *ctx = zmq_ctx_new();
+    s_curve_router_t r;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx;
+    sc_link_curve_t good, wrong;
+    memset(&good, 0, sizeof good);
+    cr_assert_eq(zmq_curve_keypair(good.server.z85, r.secret), 0);
+    cr_assert_eq(zmq_curve_keypair(good.public_key.z85, good.secret_key.z85), 0);
+    wrong = good;
+    char junk[41];
+    cr_assert_eq(zmq_curve_keypair(wrong.server.z85, junk), 0);
+    pthread_create(&r.thread, NULL, s_curve_main, &r);
+    while (!atomic_load(&r.ready)) {
+        usleep(1000);
+    }
+    struct event_base *base = event_base_new();
+    char err[256];
+    s_got_t got;
+    /* auto picks libzmq when CURVE is asked for, whatever the endpoint. */
+    sc_link_t *link = s_link(base, r.endpoint, SC_LINK_AUTO, &good, &got, err, sizeof err);
+    cr_assert_not_null(link, "%s", err);
+    cr_assert_eq(sc_link_kind(link), SC_LINK_LIBZMQ);
+    s_echo(base, link, &got);
+    sc_link_t *bad = s_link(base, r.endpoint, SC_LINK_LIBZMQ, &wrong, &got, err, sizeof err);
+    cr_assert_not_null(bad, "%s", err);
+    cr_assert_not(s_until(base, s_up, bad, 600), "up with a wrong server key");
+    cr_assert_neq(sc_link_send(bad, "x", 1), 0);
+    /* The zmtp link speaks NULL only: CURVE is refused, not ignored. */
+    cr_assert_null(s_link(base, r.endpoint, SC_LINK_ZMTP, &good, &got, err, sizeof err));
+    cr_assert(strstr(err, "only the NULL mechanism"), "%s", err);
+    sc_link_destroy(&bad);
+    sc_link_destroy(&link);
+    event_base_free(base);
+    atomic_store(&r.stop, true);
+    pthread_join(r.thread, NULL);
+    zmq_ctx_term(ctx);
 }

@@ -145,3 +145,31 @@ Test(sc_metrics, engine_and_upstream_counters)
     free(t);
     sc_metrics_destroy(&m);
 }
+
+Test(sc_metrics, per_engine_series)
+{
+    sc_metrics_t *m = sc_metrics_new();
+    sc_metrics_engine_t e[2];
+    memset(e, 0, sizeof e);
+    snprintf(e[0].endpoint, sizeof e[0].endpoint, "tcp://127.0.0.1:5555");
+    e[0].up = true;
+    e[0].calls = 12;
+    e[0].resends = 3;
+    e[0].policy_known = true;
+    e[0].policy_version = 4;
+    snprintf(e[0].policy_hash, sizeof e[0].policy_hash, "ab12");
+    snprintf(e[1].endpoint, sizeof e[1].endpoint, "ipc:///tmp/\"x\"");
+    e[1].policy_known = true; /* but down: no policy series */
+    sc_metrics_engines(m, e, 2, 5);
+    char *t = s_render(m);
+    cr_assert(s_has(t, "hpp_sidecar_engine_up{engine=\"tcp://127.0.0.1:5555\"} 1\n"), "%s", t);
+    cr_assert(s_has(t, "hpp_sidecar_engine_up{engine=\"ipc:///tmp/\\\"x\\\"\"} 0\n"));
+    cr_assert(s_has(t, "hpp_sidecar_engine_calls_total{engine=\"tcp://127.0.0.1:5555\"} 12\n"));
+    cr_assert(s_has(t, "hpp_sidecar_engine_resends_total{engine=\"tcp://127.0.0.1:5555\"} 3\n"));
+    cr_assert(s_has(t, "hpp_sidecar_engine_policy_info{engine=\"tcp://127.0.0.1:5555\",hash="
+                       "\"ab12\",version=\"4\"} 1\n"));
+    cr_assert_not(s_has(t, "hpp_sidecar_engine_policy_info{engine=\"ipc"));
+    cr_assert(s_has(t, "hpp_sidecar_engine_policy_disagreements_total 5\n"));
+    free(t);
+    sc_metrics_destroy(&m);
+}
