@@ -135,7 +135,7 @@ EC=$ready
 # wait there, then killed (SIGKILL closes its connections): its calls must
 # be answered by A and C, each once.
 failover() { # LINK
-    local link=$1 name=sc_$1 s
+    local link=$1 name=sc_$1
     start_sidecar "$name" --engine "$EA" --engine "$EB" --engine "$EC" --engine-link "$link" \
         --timeout-ms 3000 || return 1
     local P=$ready
