@@ -1102,8 +1102,16 @@ multi_skip() {
 # sidecar_takes_engines: 0 when hpp-sidecar --help says --engine may be given
 # more than once (a capability of the sidecar, read from its own words).
 sidecar_takes_engines() {
-    "$B/hpp-sidecar" --help 2>&1 | grep -E -- '--engine[ =]' |
-        grep -qiE 'repeat|several|more than once|\.\.\.|up to [0-9]'
+    help_of "$B/hpp-sidecar" --engine | grep -qiE 'repeat|several|more than once|\.\.\.|up to [0-9]'
+}
+
+# help_of BINARY FLAG: the lines of BINARY --help about FLAG (its line, and the
+# description wrapped under it, up to the next flag).
+help_of() {
+    "$1" --help 2>&1 | awk -v f="$2" '
+        { flag = match($0, /^[ \t]*-/) }
+        flag { on = (index($0, f " ") || index($0, f "=") || substr($0, length($0) - length(f) + 1) == f) }
+        on'
 }
 
 # engine_has_curve: 0 when hpp-engine --help offers --curve-secret.
@@ -1243,7 +1251,7 @@ multi_curve_link() {
     # The allow-list: a directory of .pub files or a file of keys, as the
     # engine's --help names it; bench.pub alone is either.
     allow=$keys/bench.pub
-    if "$B/hpp-engine" --help 2>&1 | grep -E -- '--curve-clients' | grep -q DIR; then
+    if help_of "$B/hpp-engine" --curve-clients | grep -q DIR; then
         allow=$keys/allowed
         mkdir -p "$allow" && cp "$keys/bench.pub" "$allow/"
     fi
