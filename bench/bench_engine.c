@@ -2,6 +2,7 @@
  *
  *   bench_engine --endpoint tcp://127.0.0.1:5555 --mode closed --depth 64 --seconds 3
  *   bench_engine --endpoint tcp://127.0.0.1:5555 --mode open --rate 20000 --seconds 3
+ *   bench_engine --endpoint ... --curve-server-key engine.pub --curve-secret bench.sec
  *
  * Closed loop: each connection (a DEALER) keeps `depth` route requests in
  * flight and sends a new one for every reply: throughput vs pipelining.
@@ -12,7 +13,10 @@
  *
  * Latencies go into a log-linear histogram (HDR-like: 64 sub-buckets per
  * power of two, <= 1.6% relative error, 1 ns .. ~18 minutes), one per thread,
- * merged at the end. Prints a fixed-format summary, then one JSON line
+ * merged at the end. With the two CURVE key files (hpp_keys.h), every
+ * connection is a CURVE client of the engine ("curve": true in the JSON),
+ * so one run with and one without show what encryption costs on the
+ * engine link. Prints a fixed-format summary, then one JSON line
  * (--json: the JSON line only). Bounded: at most 60 s, 127.0.0.1 only.
  * Exit status: 0 when every request was answered ok, 1 otherwise, 2 usage.
  */
@@ -32,6 +36,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "hpp_keys.h"
 #include "proto.h"
 
 #define S_MAX_CONNS 64
@@ -122,16 +127,21 @@ static int64_t s_now_ns(void)
 /* Options ------------------------------------------------------------------- */
 
 typedef struct {
-    const char *endpoint; /* engine, loopback */
-    bool open;            /* open loop (else closed) */
-    int depth;            /* closed: in flight per connection */
-    int conns;            /* DEALER sockets, one thread each */
-    double rate;          /* open: requests/s in total */
-    double seconds;       /* measured duration */
-    double warmup;        /* seconds before measuring */
-    long long requests;   /* closed: stop after this many (0 = by time) */
-    bool json_only;       /* --json */
-    bool echo;            /* --echo: measure a trivial server (a child process) instead */
+    const char *endpoint;         /* engine, loopback */
+    bool open;                    /* open loop (else closed) */
+    int depth;                    /* closed: in flight per connection */
+    int conns;                    /* DEALER sockets, one thread each */
+    double rate;                  /* open: requests/s in total */
+    double seconds;               /* measured duration */
+    double warmup;                /* seconds before measuring */
+    long long requests;           /* closed: stop after this many (0 = by time) */
+    bool json_only;               /* --json */
+    bool echo;                    /* --echo: measure a trivial server (a child process) instead */
+    const char *curve_server_key; /* --curve-server-key: the engine's public key file */
+    const char *curve_secret;     /* --curve-secret: this client's secret key file */
+    hpp_key_t curve_server;       /* the keys read from them */
+    hpp_key_t curve_public;
+    hpp_key_t curve_secret_key;
 } s_opts_t;
 
 /* One connection's thread state and results. */
@@ -212,6 +222,12 @@ static void *s_conn_main(void *arg)
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (o->curve_server_key) {
+        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, o->curve_server.z85, sizeof o->curve_server.z85);
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, o->curve_public.z85, sizeof o->curve_public.z85);
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, o->curve_secret_key.z85,
+                       sizeof o->curve_secret_key.z85);
+    }
     if (zmq_connect(sock, o->endpoint) != 0) {
         snprintf(c->error, sizeof c->error, "connect: %s", zmq_strerror(errno));
         zmq_close(sock);
@@ -438,9 +454,12 @@ static int s_usage(const char *msg)
             "usage: bench_engine [--endpoint tcp://127.0.0.1:PORT] [--mode closed|open]\n"
             "         [--depth N] [--connections N] [--rate PER_S] [--seconds S]\n"
             "         [--warmup S] [--requests N] [--echo] [--json]\n"
+            "         [--curve-server-key FILE --curve-secret FILE]\n"
             "--echo: load a ZeroMQ echo server (started in a child process, like the\n"
             "        engine in its own) instead of the engine: the transport floor of this\n"
             "        machine, for comparison\n"
+            "--curve-server-key, --curve-secret: connect as a CURVE client (the engine's\n"
+            "        public key file, this client's secret key file, mode 0600)\n"
             "Exit: 0 when every request was answered, 1 otherwise, 2 on bad usage.\n",
             msg ? "bench_engine: " : "", msg ? msg : "", msg ? "\n" : "");
     return msg ? 2 : 0;
@@ -483,6 +502,10 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
         bool num = end && *end == '\0' && end != v;
         if (!strcmp(a, "--endpoint")) {
             o->endpoint = v;
+        } else if (!strcmp(a, "--curve-server-key")) {
+            o->curve_server_key = v;
+        } else if (!strcmp(a, "--curve-secret")) {
+            o->curve_secret = v;
         } else if (!strcmp(a, "--mode")) {
             if (strcmp(v, "open") && strcmp(v, "closed")) {
                 return s_usage("--mode is open or closed");
@@ -508,6 +531,20 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     }
     if (!s_loopback(o->endpoint)) {
         return s_usage("the endpoint must be on 127.0.0.1, localhost, [::1] or ipc://");
+    }
+    if (!o->curve_server_key != !o->curve_secret) {
+        return s_usage("CURVE needs both --curve-server-key and --curve-secret");
+    }
+    if (o->curve_server_key && o->echo) {
+        return s_usage("--echo serves without CURVE");
+    }
+    if (o->curve_server_key) {
+        char err[512];
+        if (hpp_key_read_public(o->curve_server_key, &o->curve_server, err, sizeof err) != 0 ||
+            hpp_key_read_secret(o->curve_secret, &o->curve_secret_key, &o->curve_public, err,
+                                sizeof err) != 0) {
+            return s_usage(err);
+        }
     }
     return 0;
 }
@@ -580,8 +617,8 @@ int main(int argc, char **argv)
     double mean = all->n ? all->sum / (double)all->n / 1000.0 : 0;
     double max = (double)all->max / 1000.0;
     if (!o.json_only) {
-        printf("bench_engine %s%s %s conns=%d %s%g seconds=%.2f\n", o.echo ? "echo " : "",
-               o.endpoint, o.open ? "open" : "closed", o.conns,
+        printf("bench_engine %s%s%s %s conns=%d %s%g seconds=%.2f\n", o.echo ? "echo " : "",
+               o.curve_server_key ? "curve " : "", o.endpoint, o.open ? "open" : "closed", o.conns,
                o.open ? "rate=" : "depth=", o.open ? o.rate : (double)o.depth, measured);
         printf("  requests  sent %llu  ok %llu  errors %llu  lost %llu\n", (unsigned long long)sent,
                (unsigned long long)ok, (unsigned long long)errors, (unsigned long long)lost);
@@ -597,17 +634,19 @@ int main(int argc, char **argv)
            "\"depth\":%d,\"rate\":%.0f,\"seconds\":%.3f,\"sent\":%llu,\"ok\":%llu,"
            "\"errors\":%llu,\"lost\":%llu,\"failed\":%llu,\"rps\":%.1f,"
            "\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,\"p999_us\":%.2f,\"max_us\":%.2f,"
-           "\"mean_us\":%.2f,\"latency_from\":\"%s\"}\n",
+           "\"mean_us\":%.2f,\"latency_from\":\"%s\",\"curve\":%s}\n",
            o.echo ? "echo" : "engine", o.endpoint, o.open ? "open" : "closed", o.conns,
            o.open ? 0 : o.depth, o.open ? o.rate : 0, measured, (unsigned long long)sent,
            (unsigned long long)ok, (unsigned long long)errors, (unsigned long long)lost,
            (unsigned long long)(errors + lost), rps, p50, p90, p99, p999, max, mean,
-           o.open ? "scheduled send time" : "actual send time");
+           o.open ? "scheduled send time" : "actual send time",
+           o.curve_server_key ? "true" : "false");
     for (int i = 0; i < o.conns; i++) {
         free(conns[i].hist);
         free(conns[i].sent_at);
     }
     free(all);
+    explicit_bzero(&o.curve_secret_key, sizeof o.curve_secret_key);
     zmq_ctx_term(ctx);
     if (o.echo) {
         s_echo_stop(&echo);

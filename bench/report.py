@@ -18,15 +18,19 @@ folder to regenerate the report without measuring again:
       flags, library and tool versions, git commit.
   report.py goals DIR
       prints the components (resolve, engine, sidecar) that missed a goal.
-  report.py render DIR [--markdown bench/RESULTS.md] [--no-plots]
-      writes DIR/*.csv, DIR/*.png (gnuplot) and the markdown report.
+  report.py render DIR [--markdown bench/RESULTS.md] [--no-plots] [--with DIR2]
+      writes DIR/*.csv, DIR/*.png (gnuplot) and the markdown report. --with
+      takes scenario 8 (several engines) from another run's folder DIR2 (a
+      run of that scenario alone, ONLY=multi) when DIR has none; the report
+      names that run, its commit and its status.
 
 The goals come from the issues: resolver p50 <= 1 us and p99 <= 5 us on the
 full LiteLLM catalog with 0 allocations per decision; engine >= 300k
 decisions/s pipelined and p99 <= 200 us open-loop at 20k/s; sidecar /v1/route
 at 32 connections >= 30x Portkey's requests/s with p99 <= 1/20 of Portkey's;
 proxy mode <= 100 us p50 over the upstream directly at 1 connection; no failed
-request during reloads.
+request during reloads; no failed request when one engine of three is killed
+under load (through the C client, and through the sidecar when it was measured).
 
 Scenario 0 (the machine floor: bench/hiccup's stalls and wake-up latency, and
 the ZeroMQ echo server of bench/bench_engine) does not change any verdict; it
@@ -383,6 +387,24 @@ class Results:
         self.peers = load(folder, "peers")
         self.memory = load(folder, "memory")
         self.reload = load(folder, "reload")
+        self.multi = load(folder, "multi")
+        self.multi_from = None  # another run's folder scenario 8 was taken from (--with)
+
+    def take_multi(self, other):
+        """Scenario 8 from another run's folder, when this one has none."""
+        if self.multi or not os.path.isdir(other):
+            return
+        self.multi = load(other, "multi")
+        if self.multi:
+            self.multi_from = other
+            st = {r["scenario"]: r for r in load(other, "status")}.get("multi")
+            if st:
+                self.status["multi"] = st
+            mpath = os.path.join(other, "machine.json")
+            self.multi_machine = {}
+            if os.path.exists(mpath):
+                with open(mpath, encoding="utf-8") as f:
+                    self.multi_machine = json.load(f)
 
     def split(self, records):
         """(records measured under the run's idle states, the others); a record
@@ -547,6 +569,20 @@ def goals(res):
     else:
         out.append(("engine", "no failed request during reloads under load", "#4",
                     "not measured", None))
+    kills = [r for r in res.multi if r.get("part") in ("client-kill", "sidecar-kill")]
+    if kills:
+        for r in kills:
+            via = "the C client" if r["part"] == "client-kill" else "the sidecar (wrk)"
+            failed = r.get("failed", 0)
+            extra = (f", back to normal {r['recovery_ms']:.0f} ms after the kill"
+                     if r.get("recovery_ms") is not None else "")
+            out.append(("multi", f"one engine of three killed under load: no failed request, "
+                        f"through {via}", "many engines",
+                        f"{failed} failed of {fmt_int(r.get('requests'))}{extra}",
+                        failed == 0))
+    else:
+        out.append(("multi", "one engine of three killed under load: no failed request",
+                    "many engines", "not measured", None))
     return out
 
 
@@ -670,9 +706,12 @@ def systems_in(res):
 
 
 def write_plots(res, folder):
-    """Writes the .dat files and a gnuplot script, runs gnuplot; returns PNG names."""
+    """Writes the .dat files and a gnuplot script, runs gnuplot; returns PNG names.
+    Without gnuplot, the plots the run already has are kept (a report rendered
+    again on another machine still shows them)."""
     if not shutil.which("gnuplot"):
-        return []
+        return [p for p in ("throughput_vs_connections.png", "latency_cdf.png",
+                            "engine_depth.png") if os.path.exists(os.path.join(folder, p))]
     pngs, script = [], ["set terminal pngcairo size 900,560 font 'sans,10'",
                         "set grid", "set key below"]
     systems = systems_in(res)
@@ -780,7 +819,8 @@ def md_machine(res, rel):
 def md_status(res):
     names = [("floor", "0. machine floor"), ("resolve", "1. in-process resolver"),
              ("engine", "2. engine over ZMQ"), ("sidecar", "3. sidecar /v1/route"),
-             ("peers", "4. peers"), ("memory", "6. memory"), ("reload", "7. reload under load")]
+             ("peers", "4. peers"), ("memory", "6. memory"), ("reload", "7. reload under load"),
+             ("multi", "8. several engines, CURVE")]
     rows = []
     for key, label in names:
         st = res.status.get(key)
@@ -1198,6 +1238,95 @@ def md_reload(res):
     return lines + cmds.block()
 
 
+def md_multi(res):
+    lines = ["## 8. Several engines, one killed; CURVE on the engine link", "",
+             "Engines behind one client: closed loop, each thread a client connected to every "
+             "engine (`bench/bench_client`: the C client library, `proto/hpp_client.h`, with "
+             "its round robin over connected engines and its resend of an unanswered request "
+             "after 100 ms), and wrk through the sidecar given several `--engine`. All engines "
+             "share this machine's cores with the load generator, so more engines cannot add "
+             "throughput here: the rows show what spreading over several costs, and the kill "
+             "rows what losing one costs. *Recovered* is the time from the kill to the end of "
+             "the last request that failed or took more than the threshold (5x the p99.9 "
+             "before the kill, at least 10 ms: a request that waited for a resend).", ""]
+    if not res.multi:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    if res.multi_from:
+        m = getattr(res, "multi_machine", {})
+        lines += [f"Measured in a run of this scenario alone: [{res.multi_from}]"
+                  f"({res.multi_rel}/) "
+                  f"(`ONLY=multi`), {m.get('date_utc', 'date unknown')}, commit "
+                  f"`{m.get('git_commit', 'unknown')}`, same machine type: "
+                  f"{m.get('cpu_model', '?')}, {m.get('cores', '?')} cores.", ""]
+    cmds = Commands()
+    runs = [r for r in res.multi if r.get("part") in ("client", "sidecar") and r.get("ran") != 0]
+    if runs:
+        rows = []
+        for r in runs:
+            client = r["part"] == "client"
+            rows.append(["C client" if client else "sidecar /v1/route (wrk, 32 connections)",
+                         r.get("engines"), fmt_int(r.get("rps")),
+                         fmt_us(pick(r, *ENG_P50) if client else pick(r, "latency_us.p50")),
+                         fmt_us(pick(r, *ENG_P99) if client else pick(r, "latency_us.p99")),
+                         fmt_int(r.get("failed", 0)),
+                         fmt_int(r.get("resent")) if client else "-",
+                         cmds.ref(r.get("cmd"))])
+        lines += table(["through", "engines", "requests/s", "p50", "p99", "failed", "resent",
+                        "cmd"], rows)
+    kills = [r for r in res.multi if r.get("part") in ("client-kill", "sidecar-kill")]
+    if kills:
+        rows = []
+        for r in kills:
+            client = r["part"] == "client-kill"
+            rows.append(["C client" if client else "sidecar (wrk)", r.get("engines"),
+                         f"{r.get('killed_at_s', 0):g} s", fmt_int(r.get("requests")),
+                         fmt_int(r.get("failed", 0)),
+                         fmt_int(r.get("resent")) if client else "-",
+                         fmt_us(pick(r, *ENG_MAX) if client else pick(r, "latency_us.max")),
+                         f"{r['recovery_ms']:.0f} ms" if r.get("recovery_ms") is not None
+                         else "not measured (wrk)",
+                         cmds.ref(r.get("cmd"))])
+        lines += ["", "One engine killed (SIGKILL) halfway through the run:", ""]
+        lines += table(["through", "engines", "killed at", "requests", "failed", "resent",
+                        "slowest", "recovered", "cmd"], rows)
+    link = [r for r in res.multi if r.get("part") == "link" and "mode" in r]
+    if link:
+        rows = []
+        summary = []
+        for test, label, key in (("closed", "closed loop, depth 64", ENG_RPS),
+                                 ("open", "open loop, 20,000/s", ENG_P99)):
+            med = {}
+            for mode in ("null", "curve"):
+                rs = [r for r in link if r.get("test") == test and r.get("mode") == mode]
+                if not rs:
+                    continue
+                med[mode] = median([pick(r, *key) for r in rs])
+                rows.append([label, "CURVE" if mode == "curve" else "NULL", len(rs),
+                             fmt_int(median([pick(r, *ENG_RPS) for r in rs])),
+                             fmt_us(median([pick(r, *ENG_P50) for r in rs])),
+                             fmt_us(median([pick(r, *ENG_P99) for r in rs])),
+                             fmt_int(sum(pick(r, *ENG_FAILED) or 0 for r in rs)),
+                             ", ".join(cmds.ref(r.get("cmd")) for r in rs)])
+            if med.get("null") and med.get("curve"):
+                if test == "closed":
+                    summary.append(f"CURVE keeps {med['curve'] / med['null']:.0%} of the "
+                                   "pipelined decisions/s")
+                else:
+                    summary.append(f"open-loop p99 {fmt_us(med['null'])} -> "
+                                   f"{fmt_us(med['curve'])} with CURVE")
+        lines += ["", "The engine link with CURVE against NULL (`bench/bench_engine`, two "
+                  "engines started alike, runs interleaved; medians of the runs):", ""]
+        lines += table(["load", "mechanism", "runs", "decisions/s", "p50", "p99", "failed",
+                        "cmd"], rows)
+        if summary:
+            lines += ["", "; ".join(summary) + "."]
+    reasons = [r for r in res.multi if r.get("ran") == 0]
+    if reasons:
+        lines += ["", "Not run in this run:", ""]
+        lines += [f"- {r.get('part')}: {r.get('reason')}" for r in reasons]
+    return lines + cmds.block()
+
+
 def profile_shares(text):
     """[(object, percent)] from the '# by object' part of a profile file."""
     out, inside = [], False
@@ -1243,25 +1372,32 @@ def md_profiles(res):
 
 def cmd_render(args):
     if not args:
-        raise SystemExit("usage: report.py render DIR [--markdown FILE] [--no-plots]")
+        raise SystemExit("usage: report.py render DIR [--markdown FILE] [--no-plots] "
+                         "[--with DIR2]")
     folder = args[0]
     md = args[args.index("--markdown") + 1] if "--markdown" in args else None
     res = Results(folder)
+    if "--with" in args:
+        res.take_multi(args[args.index("--with") + 1])
     write_csvs(folder)
     pngs = [] if "--no-plots" in args else write_plots(res, folder)
     if not md:
         return
     res.rel = os.path.relpath(folder, os.path.dirname(os.path.abspath(md)) or ".")
+    if res.multi_from:
+        res.multi_rel = os.path.relpath(res.multi_from,
+                                        os.path.dirname(os.path.abspath(md)) or ".")
     lines = ["# Benchmark results", "",
              f"Generated by `bench/report.py` from [{res.rel}]({res.rel}/) "
              "(`make bench`, which runs `bench/run.sh`; read [bench/README.md](README.md) for "
              "what each scenario measures). Do not edit by hand: rerun `make bench`, or "
-             f"`python3 bench/report.py render {folder} --markdown {md}` to regenerate "
+             f"`python3 bench/report.py render {folder} --markdown {md}"
+             f"{' --with ' + res.multi_from if res.multi_from else ''}` to regenerate "
              "from the same raw numbers. Each table cites the exact command of each number.",
              ""]
     for part in (md_machine(res, res.rel), md_status(res), md_goals(res), md_floor(res),
                  md_resolve(res), md_engine(res, pngs), md_sidecar(res), md_peers(res, pngs),
-                 md_memory(res), md_reload(res), md_profiles(res)):
+                 md_memory(res), md_reload(res), md_multi(res), md_profiles(res)):
         lines += part + [""]
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(lines).rstrip() + "\n")

@@ -16,7 +16,10 @@
 #   BENCH_REPEAT=3          runs of each point a goal is judged at (median taken; HTTP: >= 2)
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
-#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1   skip one scenario (the report says it was skipped)
+#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1   skip one scenario (the report
+#                           says it was skipped)
+#   ONLY=multi              run only the named scenarios (space-separated: floor resolve
+#                           engine sidecar peers memory reload multi)
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
 #   BENCH_CPU_LATENCY=0     idle-state exit latency (us) held from scenario 0 on; off = leave
@@ -1048,6 +1051,245 @@ scenario_reload() {
         "neither bench_engine nor hpp-sidecar is built" "measured through:"
 }
 
+# 8. Several engines and CURVE. Engines behind one client: the C client
+#    (bench/bench_client, resends included) with 1, 2 and 3 engines, then 3
+#    with one killed (SIGKILL) mid-run: failed requests and the time until
+#    requests are no longer disturbed. The same through the sidecar, when
+#    its --help says --engine may be repeated (wrk: failed requests; the
+#    recovery time needs per-request times, which wrk does not give). And
+#    the engine link with CURVE against NULL, with the ZMQ load generator on
+#    two engines started alike, when hpp-engine has --curve-secret. Each
+#    part that cannot run says why in multi.jsonl. The engines load the
+#    bundled catalog only: this is about links, not catalog size.
+MULTI_KILL_NOTE=" ; kill -9 <one engine> after %s s"
+
+# multi_engines N [flags]: starts N engines; sets MULTI_EPS (array) and MULTI_PIDS.
+multi_engines() {
+    local n=$1 i
+    shift
+    MULTI_EPS=()
+    MULTI_PIDS=()
+    for i in $(seq 1 "$n"); do
+        start_engine_flags "multi_engine_$i" "$@" || return 1
+        MULTI_EPS+=("$ENGINE_EP")
+        MULTI_PIDS+=("$ENGINE_PID")
+    done
+}
+
+# start_engine_flags NAME [flags]: an engine on the bundled catalog with extra flags.
+start_engine_flags() {
+    local name=$1
+    shift
+    start "$TMP/$name.log" "$B/hpp-engine" --policy "$POLICY" --catalog "$BUNDLED_CATALOG" \
+        --listen tcp://127.0.0.1:0 "$@"
+    ENGINE_PID=$PID
+    wait_line "$TMP/$name.log" '^hpp-engine: ready on ' "$PID" 60 || return 1
+    ENGINE_EP=$(sed -n 's/^hpp-engine: ready on //p' "$TMP/$name.log" | head -n 1)
+}
+
+multi_stop() {
+    local p
+    for p in "${MULTI_PIDS[@]}"; do stop "$p"; done
+    MULTI_PIDS=()
+}
+
+# multi_skip PART REASON: records that a part did not run, and why.
+multi_skip() {
+    note "$1: $2"
+    record "$OUT/multi.jsonl" part="$1" ran=0 reason="$2"
+}
+
+# sidecar_takes_engines: 0 when hpp-sidecar --help says --engine may be given
+# more than once (a capability of the sidecar, read from its own words).
+sidecar_takes_engines() {
+    help_of "$B/hpp-sidecar" --engine | grep -qiE 'repeat|several|more than once|\.\.\.|up to [0-9]'
+}
+
+# help_of BINARY FLAG: the lines of BINARY --help about FLAG (its line, and the
+# description wrapped under it, up to the next flag).
+help_of() {
+    "$1" --help 2>&1 | awk -v f="$2" '
+        { flag = match($0, /^[ \t]*-/) }
+        flag { on = (index($0, f " ") || index($0, f "=") || substr($0, length($0) - length(f) + 1) == f) }
+        on'
+}
+
+# engine_has_curve: 0 when hpp-engine --help offers --curve-secret.
+engine_has_curve() { "$B/hpp-engine" --help 2>&1 | grep -q -- '--curve-secret'; }
+
+scenario_multi() {
+    want multi SKIP_MULTI || return 0
+    log "8. several engines, one killed; CURVE on the engine link"
+    local m parts="" fails=0 n
+    for m in hpp-engine bench/bench_client; do
+        if [ ! -x "$B/$m" ]; then
+            status multi skipped "$B/$m is not built yet"
+            return 0
+        fi
+    done
+    local secs=$SECS kill_secs=$((SECS * 2 > 4 ? SECS * 2 : 4))
+    # Through the C client.
+    parts+=" client"
+    for n in 1 2 3; do
+        if ! multi_engines "$n"; then
+            fails=$((fails + 1))
+            multi_stop
+            continue
+        fi
+        local eargs=() ep
+        for ep in "${MULTI_EPS[@]}"; do eargs+=(--engine "$ep"); done
+        local cmd=("$B/bench/bench_client" "${eargs[@]}" --threads 4 --seconds "$secs")
+        local out=$TMP/multi_client_$n.out
+        show "${cmd[@]}"
+        if "${cmd[@]}" >"$out" 2>&1; then
+            record "$OUT/multi.jsonl" --json "$out" part=client engines="$n" cmd="$(q "${cmd[@]}")"
+            sed -n 's/^  \(throughput\|latency\)/   \1/p' "$out"
+        else
+            fails=$((fails + 1))
+            tail -n 3 "$out" | sed 's/^/   | /'
+        fi
+        if [ "$n" = 3 ]; then
+            # The same three, one killed halfway: bench_client sends the SIGKILL
+            # itself, so that it knows the instant.
+            cmd=("$B/bench/bench_client" "${eargs[@]}" --threads 4 --seconds "$kill_secs"
+                --kill-pid "${MULTI_PIDS[1]}" --kill-after $((kill_secs / 2)))
+            out=$TMP/multi_client_kill.out
+            show "${cmd[@]}"
+            # Exit 1 when a request failed: the record says how many.
+            "${cmd[@]}" >"$out" 2>&1
+            if grep -q '"killed_at_s"' "$out"; then
+                record "$OUT/multi.jsonl" --json "$out" part=client-kill engines=3 \
+                    cmd="$(q "${cmd[@]}" | sed 's/--kill-pid [0-9]*/--kill-pid <engine 2>/')"
+                grep 'killed pid' "$out" | sed 's/^ */   /'
+            else
+                fails=$((fails + 1))
+                tail -n 3 "$out" | sed 's/^/   | /'
+            fi
+        fi
+        multi_stop
+    done
+    # Through the sidecar.
+    if [ ! -x "$B/hpp-sidecar" ]; then
+        multi_skip sidecar "not run: $B/hpp-sidecar is not built"
+    elif ! sidecar_takes_engines; then
+        multi_skip sidecar "not run: the sidecar takes one --engine (its --help does not say --engine may be repeated)"
+    elif ! http_base; then
+        multi_skip sidecar "not run: $HTTP_WHY"
+    else
+        parts+=" sidecar"
+        for n in 1 2 3; do
+            multi_engines "$n" || { fails=$((fails + 1)); multi_stop; continue; }
+            local sargs=() ep spid
+            for ep in "${MULTI_EPS[@]}"; do sargs+=(--engine "$ep"); done
+            start "$TMP/multi_sidecar_$n.log" "$B/hpp-sidecar" --listen 127.0.0.1:0 "${sargs[@]}"
+            spid=$PID
+            if ! wait_line "$TMP/multi_sidecar_$n.log" '^hpp-sidecar: ready on ' "$spid" 20; then
+                fails=$((fails + 1))
+                stop "$spid"
+                multi_stop
+                continue
+            fi
+            local url
+            url="http://$(sed -n 's/^hpp-sidecar: ready on //p' "$TMP/multi_sidecar_$n.log" | head -n 1)"
+            wait_http "$url/healthz" "$spid"
+            local wout=$TMP/multi_sidecar_$n.out
+            if wrk_run "$wout" bench/bodies/1k.json 32 "$url/v1/route" -H 'X-HPP-Task: code'; then
+                record "$OUT/multi.jsonl" --wrk "$wout" part=sidecar engines="$n" connections=32 \
+                    cmd="$CMD (sidecar: $(q "${sargs[@]}"))"
+            else
+                fails=$((fails + 1))
+            fi
+            if [ "$n" = 3 ]; then
+                wout=$TMP/multi_sidecar_kill.out
+                WRK_SECS=$kill_secs wrk_run "$wout" bench/bodies/1k.json 32 "$url/v1/route" \
+                    -H 'X-HPP-Task: code' >"$TMP/multi_sidecar_kill.show" &
+                local wpid=$!
+                PIDS+=("$wpid")
+                sleep $((kill_secs / 2)) # the pacing of the kill, not a readiness wait
+                kill -9 "${MULTI_PIDS[1]}"
+                wait "$wpid"
+                cat "$TMP/multi_sidecar_kill.show"
+                local c
+                c=$(sed -n 's/^+ //p' "$TMP/multi_sidecar_kill.show" | head -n 1)
+                if grep -q '^wrk-json: ' "$wout"; then
+                    # shellcheck disable=SC2059 # the note is a format on purpose
+                    record "$OUT/multi.jsonl" --wrk "$wout" part=sidecar-kill engines=3 \
+                        connections=32 killed_at_s=$((kill_secs / 2)) \
+                        cmd="$c$(printf "$MULTI_KILL_NOTE" $((kill_secs / 2)))"
+                else
+                    fails=$((fails + 1))
+                fi
+            fi
+            stop "$spid"
+            multi_stop
+        done
+    fi
+    # The engine link, CURVE against NULL.
+    if [ ! -x "$B/bench/bench_engine" ]; then
+        multi_skip link "not run: $B/bench/bench_engine is not built"
+    elif ! engine_has_curve; then
+        multi_skip link "not run: hpp-engine has no --curve-secret (its --help does not offer it)"
+    elif ! multi_curve_link; then
+        fails=$((fails + 1))
+    else
+        parts+=" link"
+    fi
+    status_of multi "$parts" " client sidecar link" "$fails" "nothing could run" "measured:"
+}
+
+# multi_curve_link: bench_engine against an engine without and one with CURVE,
+# started alike, interleaved; the keys are made by the engine's own --curve-keygen.
+multi_curve_link() {
+    local keys=$TMP/curve-keys allow
+    rm -rf "$keys"
+    if ! { "$B/hpp-engine" --curve-keygen "$keys" --curve-name engine &&
+        "$B/hpp-engine" --curve-keygen "$keys" --curve-name bench; } >"$TMP/keygen.log" 2>&1; then
+        note "--curve-keygen failed:"
+        sed 's/^/   | /' "$TMP/keygen.log"
+        return 1
+    fi
+    # The allow-list: a directory of .pub files or a file of keys, as the
+    # engine's --help names it; bench.pub alone is either.
+    allow=$keys/bench.pub
+    if help_of "$B/hpp-engine" --curve-clients | grep -q DIR; then
+        allow=$keys/allowed
+        mkdir -p "$allow" && cp "$keys/bench.pub" "$allow/"
+    fi
+    start_engine_flags multi_null || return 1
+    local null_ep=$ENGINE_EP null_pid=$ENGINE_PID
+    if ! start_engine_flags multi_curve --curve-secret "$keys/engine.sec" --curve-clients "$allow"; then
+        stop "$null_pid"
+        return 1
+    fi
+    local curve_ep=$ENGINE_EP curve_pid=$ENGINE_PID round mode test rc=0
+    for round in $(seq 1 "$REPEAT"); do
+        for test in closed open; do
+            for mode in null curve; do
+                local cmd=("$B/bench/bench_engine" --mode "$test" --seconds "$SECS")
+                [ "$test" = closed ] && cmd+=(--depth 64) || cmd+=(--rate 20000)
+                if [ "$mode" = curve ]; then
+                    cmd+=(--endpoint "$curve_ep" --curve-server-key "$keys/engine.pub"
+                        --curve-secret "$keys/bench.sec")
+                else
+                    cmd+=(--endpoint "$null_ep")
+                fi
+                local out=$TMP/multi_link_${test}_${mode}_$round.out
+                show "${cmd[@]}"
+                if "${cmd[@]}" >"$out" 2>&1; then
+                    record "$OUT/multi.jsonl" --json "$out" part=link mode="$mode" test="$test" \
+                        round="$round" cmd="$(q "${cmd[@]}")"
+                else
+                    rc=1
+                    tail -n 3 "$out" | sed 's/^/   | /'
+                fi
+            done
+        done
+    done
+    stop "$null_pid"
+    stop "$curve_pid"
+    return $rc
+}
+
 # perf_summary DATA: the flat profile (self time by thread, object, symbol).
 perf_summary() {
     echo "# by thread: perf report --stdio --no-children -g none --sort comm"
@@ -1143,15 +1385,19 @@ log "hpprouter benchmarks -> $OUT (build: $B, ${SECS}s per point, budget ${BUDGE
 show python3 "$REPORT" machine "$OUT" --build "$B"
 python3 "$REPORT" machine "$OUT" --build "$B" || exit 1
 
-scenario_floor
+# only NAME: 0 when $ONLY is unset or names the scenario.
+only() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+only floor && scenario_floor
 idle_hold # when scenario 0 was skipped
-scenario_resolve
-scenario_engine
-scenario_sidecar
-scenario_peers
-scenario_memory
-scenario_reload
-scenario_profiles
+only resolve && scenario_resolve
+only engine && scenario_engine
+only sidecar && scenario_sidecar
+only peers && scenario_peers
+only memory && scenario_memory
+only reload && scenario_reload
+only multi && scenario_multi
+[ -z "${ONLY:-}" ] && scenario_profiles
 cleanup
 PIDS=()
 IDLE_PID=""

@@ -1,10 +1,13 @@
 /* hpp_client.c - DEALER client of hpp-engine with pipelining by id.
  *
- * Owns: the socket, optionally its context, an encode buffer and the stash
- * of replies received while waiting for another id. Requests go out as one
- * bare frame (the DEALER shape without delimiter, PROTOCOL.md "Frames").
- * Replies are kept as zmq_msg_t and decoded in place, so receiving copies
- * nothing; the stash keeps the message and its decoded id only.
+ * Owns: the socket, optionally its context, an encode buffer, the stash
+ * of replies received while waiting for another id, and the ids of
+ * requests that were sent more than once (whose second reply is dropped).
+ * Requests go out as one bare frame (the DEALER shape without delimiter,
+ * PROTOCOL.md "Frames"). Replies are kept as zmq_msg_t and decoded in
+ * place, so receiving copies nothing; the stash keeps the message and its
+ * decoded id only. The behaviour with several engines is described in
+ * hpp_client.h.
  */
 #include "hpp_client.h"
 
@@ -15,12 +18,26 @@
 #include <string.h>
 #include <time.h>
 
+#include "hpp_keys.h"
+
+/* Ids of resent requests remembered for dropping their late replies: the
+ * newest S_FORGET, enough for every resent call of the last seconds. */
+#define S_FORGET 256
+/* Resends back off by doubling, up to this interval. */
+#define S_RESEND_MAX_MS 2000
+
 /* A stashed reply: the frame and the id it answers. */
 typedef struct {
     zmq_msg_t msg; /* the frame */
     proto_id_t id; /* its id (a string id borrows from msg) */
     uint64_t seq;  /* arrival order, to drop the oldest */
 } s_stashed_t;
+
+/* The id of a resent request, owned (a string id is copied). */
+typedef struct {
+    proto_id_t id;              /* kind NONE when the slot is free */
+    char str[PROTO_MAX_ID + 1]; /* a string id's bytes */
+} s_forgot_t;
 
 struct hpp_client {
     void *ctx;          /* ZeroMQ context */
@@ -32,6 +49,11 @@ struct hpp_client {
     size_t nstash;      /* used slots */
     uint64_t seq;       /* arrival counter */
     size_t dropped;     /* replies dropped from a full stash */
+    int resend_ms;      /* first resend of call(); 0 = never */
+    s_forgot_t *forget; /* S_FORGET ids of resent requests (a ring) */
+    size_t nforget;     /* slots ever written (next one: nforget % S_FORGET) */
+    size_t resent;      /* requests sent again */
+    size_t duplicates;  /* their second replies, dropped */
     char errstr[256];   /* last error's details */
 };
 
@@ -59,10 +81,81 @@ static int s_err(hpp_client_t *self, int rc, const char *fmt, ...)
     return rc;
 }
 
-hpp_client_t *hpp_client_new(const char *endpoint, void *zmq_ctx, char *errbuf, size_t errlen)
+void hpp_client_opts_init(hpp_client_opts_t *opts)
 {
-    if (!endpoint) {
+    memset(opts, 0, sizeof *opts);
+    opts->heartbeat_ms = HPP_CLIENT_HEARTBEAT_MS;
+    opts->resend_ms = HPP_CLIENT_RESEND_MS;
+}
+
+/* Sets the CURVE client options from the two key files. The keys are
+ * wiped from this stack once ZeroMQ has copied them. */
+static int s_curve(void *sock, const char *server_file, const char *secret_file, char *errbuf,
+                   size_t errlen)
+{
+    if (!zmq_has("curve")) {
+        snprintf(errbuf, errlen, "CURVE keys given, but this libzmq was built without CURVE");
+        return -1;
+    }
+    hpp_key_t server, secret, public;
+    int rc = -1;
+    if (hpp_key_read_public(server_file, &server, errbuf, errlen) != 0 ||
+        hpp_key_read_secret(secret_file, &secret, &public, errbuf, errlen) != 0) {
+        goto out;
+    }
+    /* Z85 text with its NUL: the 41-byte form zmq_setsockopt takes. */
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server.z85, sizeof server.z85) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public.z85, sizeof public.z85) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret.z85, sizeof secret.z85) != 0) {
+        snprintf(errbuf, errlen, "CURVE keys refused by libzmq: %s", zmq_strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    explicit_bzero(&secret, sizeof secret);
+    return rc;
+}
+
+/* Checks what the options ask for before anything is allocated. */
+static int s_opts_check(const hpp_client_opts_t *o, char *errbuf, size_t errlen)
+{
+    if (!o || !o->endpoints || o->nendpoints == 0) {
         snprintf(errbuf, errlen, "no endpoint");
+        return -1;
+    }
+    if (o->nendpoints > HPP_CLIENT_MAX_ENDPOINTS) {
+        snprintf(errbuf, errlen, "%zu endpoints, at most %d", o->nendpoints,
+                 HPP_CLIENT_MAX_ENDPOINTS);
+        return -1;
+    }
+    for (size_t i = 0; i < o->nendpoints; i++) {
+        if (!o->endpoints[i] || !o->endpoints[i][0]) {
+            snprintf(errbuf, errlen, "endpoint %zu is empty", i + 1);
+            return -1;
+        }
+    }
+    if (!o->curve_server_key != !o->curve_secret_key) {
+        snprintf(errbuf, errlen,
+                 "CURVE needs both the engine's public key file and this "
+                 "client's secret key file");
+        return -1;
+    }
+    /* TTL and timeout are 3 intervals; ZeroMQ's TTL is in 100 ms units, at most 0xffff. */
+    if (o->heartbeat_ms < 0 || o->heartbeat_ms > 600000) {
+        snprintf(errbuf, errlen, "heartbeat of %d ms: expected 0 (off) to 600000", o->heartbeat_ms);
+        return -1;
+    }
+    if (o->resend_ms < 0) {
+        snprintf(errbuf, errlen, "resend after %d ms: expected 0 (never) or more", o->resend_ms);
+        return -1;
+    }
+    return 0;
+}
+
+hpp_client_t *hpp_client_new_opts(const hpp_client_opts_t *opts, void *zmq_ctx, char *errbuf,
+                                  size_t errlen)
+{
+    if (s_opts_check(opts, errbuf, errlen) != 0) {
         return NULL;
     }
     hpp_client_t *self = calloc(1, sizeof *self);
@@ -72,10 +165,12 @@ hpp_client_t *hpp_client_new(const char *endpoint, void *zmq_ctx, char *errbuf, 
         return NULL;
     }
     self->stash = calloc(HPP_CLIENT_STASH, sizeof *self->stash);
+    self->forget = calloc(S_FORGET, sizeof *self->forget);
     self->ctx = zmq_ctx ? zmq_ctx : zmq_ctx_new();
     self->own_ctx = zmq_ctx == NULL;
     self->next_id = 1;
-    if (!self->stash || !self->ctx) {
+    self->resend_ms = opts->resend_ms;
+    if (!self->stash || !self->forget || !self->ctx) {
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
@@ -89,14 +184,52 @@ hpp_client_t *hpp_client_new(const char *endpoint, void *zmq_ctx, char *errbuf, 
     zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-    if (zmq_connect(self->sock, endpoint) != 0) {
-        snprintf(errbuf, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+    if (opts->nendpoints > 1) {
+        /* Round robin only over engines that are connected: without this a
+         * request would wait in the queue of an engine that is away while
+         * the others could answer it. */
+        int on = 1;
+        zmq_setsockopt(self->sock, ZMQ_IMMEDIATE, &on, sizeof on);
+    }
+    if (opts->heartbeat_ms > 0) {
+        /* A peer silent for 3 intervals is disconnected (and, with
+         * ZMQ_IMMEDIATE, leaves the round robin); the TTL tells the engine
+         * to do the same with a client that went silent. */
+        int hb = opts->heartbeat_ms, dead = 3 * opts->heartbeat_ms;
+        int ttl = dead < 0xffff * 100 ? dead : 0xffff * 100;
+        zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
+        zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_TIMEOUT, &dead, sizeof dead);
+        zmq_setsockopt(self->sock, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
+    }
+    if (opts->curve_server_key &&
+        s_curve(self->sock, opts->curve_server_key, opts->curve_secret_key, errbuf, errlen) != 0) {
         goto fail;
+    }
+    for (size_t i = 0; i < opts->nendpoints; i++) {
+        if (zmq_connect(self->sock, opts->endpoints[i]) != 0) {
+            snprintf(errbuf, errlen, "cannot connect to %s: %s", opts->endpoints[i],
+                     zmq_strerror(errno));
+            goto fail;
+        }
     }
     return self;
 fail:
     hpp_client_destroy(&self);
     return NULL;
+}
+
+hpp_client_t *hpp_client_new(const char *endpoint, void *zmq_ctx, char *errbuf, size_t errlen)
+{
+    if (!endpoint) {
+        snprintf(errbuf, errlen, "no endpoint");
+        return NULL;
+    }
+    hpp_client_opts_t o;
+    hpp_client_opts_init(&o);
+    o.endpoints = &endpoint;
+    o.nendpoints = 1;
+    o.resend_ms = 0;
+    return hpp_client_new_opts(&o, zmq_ctx, errbuf, errlen);
 }
 
 void hpp_client_destroy(hpp_client_t **self_p)
@@ -109,6 +242,7 @@ void hpp_client_destroy(hpp_client_t **self_p)
         zmq_msg_close(&self->stash[i].msg);
     }
     free(self->stash);
+    free(self->forget);
     if (self->sock) {
         zmq_close(self->sock);
     }
@@ -133,6 +267,13 @@ void hpp_reply_close(hpp_reply_t *rep)
 size_t hpp_client_dropped(const hpp_client_t *self)
 {
     return self->dropped;
+}
+
+void hpp_client_counters(const hpp_client_t *self, hpp_client_counters_t *out)
+{
+    out->dropped = self->dropped;
+    out->resent = self->resent;
+    out->duplicates = self->duplicates;
 }
 
 const char *hpp_client_errstr(const hpp_client_t *self)
@@ -181,14 +322,67 @@ static int s_wait(hpp_client_t *self, short events, int64_t deadline)
     }
 }
 
-static int s_send(hpp_client_t *self, proto_request_t *req, int64_t deadline)
+/* The forget ring ----------------------------------------------------------- */
+
+/* Slot of `id` in the forget ring, or -1. */
+static ssize_t s_forget_find(const hpp_client_t *self, const proto_id_t *id)
 {
-    if (req->id.kind == PROTO_ID_NONE) {
-        req->id = proto_id_uint(self->next_id++);
+    if (id->kind == PROTO_ID_NONE) {
+        return -1; /* a reply without id is nobody's twin; free slots are NONE too */
     }
-    proto_buf_reset(&self->out);
-    if (proto_request_encode(&self->out, req) != PROTO_OK) {
-        return s_err(self, HPP_ERR_NOMEM, "request could not be encoded");
+    size_t n = self->nforget < S_FORGET ? self->nforget : S_FORGET;
+    for (size_t i = 0; i < n; i++) {
+        if (proto_id_equal(&self->forget[i].id, id)) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+/* Remembers the id of a request that was sent more than once: any reply to
+ * it that comes after the call returned is a duplicate. */
+static void s_forget_add(hpp_client_t *self, const proto_id_t *id)
+{
+    if (s_forget_find(self, id) >= 0) {
+        return;
+    }
+    s_forgot_t *f = &self->forget[self->nforget++ % S_FORGET];
+    f->id = *id;
+    if (id->kind == PROTO_ID_STR) {
+        memcpy(f->str, id->str.ptr, id->str.len);
+        f->str[id->str.len] = '\0';
+        f->id.str.ptr = f->str;
+    }
+}
+
+/* A caller that sends an id again means a new request: its replies are
+ * no longer duplicates of the old one. */
+static void s_forget_drop(hpp_client_t *self, const proto_id_t *id)
+{
+    ssize_t i = self->nforget ? s_forget_find(self, id) : -1;
+    if (i >= 0) {
+        self->forget[i].id.kind = PROTO_ID_NONE;
+    }
+}
+
+/* Sending ---------------------------------------------------------------------- */
+
+/* Sends `req`, giving it a fresh id when it has none; `again` marks a
+ * resend of the request just encoded (same bytes, same id). */
+static int s_send_frame(hpp_client_t *self, proto_request_t *req, bool again, int64_t deadline)
+{
+    if (!again) {
+        if (req->id.kind == PROTO_ID_NONE) {
+            req->id = proto_id_uint(self->next_id++);
+        } else {
+            s_forget_drop(self, &req->id);
+        }
+    }
+    if (!again) {
+        proto_buf_reset(&self->out);
+        if (proto_request_encode(&self->out, req) != PROTO_OK) {
+            return s_err(self, HPP_ERR_NOMEM, "request could not be encoded");
+        }
     }
     for (;;) {
         if (zmq_send(self->sock, self->out.data, self->out.len, ZMQ_DONTWAIT) >= 0) {
@@ -209,7 +403,7 @@ int hpp_client_send(hpp_client_t *self, proto_request_t *req, int timeout_ms)
     if (!self || !req) {
         return HPP_ERR_ARG;
     }
-    return s_send(self, req, s_deadline(timeout_ms));
+    return s_send_frame(self, req, false, s_deadline(timeout_ms));
 }
 
 /* Moves a frame into `out` and decodes it. */
@@ -362,6 +556,11 @@ static int s_recv_id(hpp_client_t *self, const proto_id_t *id, hpp_reply_t *out,
             zmq_msg_close(&msg); /* undecodable: cannot tell whose it is */
             continue;
         }
+        if (self->nforget && s_forget_find(self, &head.id) >= 0) {
+            zmq_msg_close(&msg); /* the late twin of a reply already delivered */
+            self->duplicates++;
+            continue;
+        }
         if (!id || proto_id_equal(&head.id, id)) {
             return s_take(self, &msg, out);
         }
@@ -394,9 +593,35 @@ int hpp_client_call(hpp_client_t *self, proto_request_t *req, hpp_reply_t *out, 
         return HPP_ERR_ARG;
     }
     int64_t deadline = s_deadline(timeout_ms);
-    int rc = s_send(self, req, deadline);
-    if (rc == HPP_OK) {
-        rc = s_recv_id(self, &req->id, out, deadline);
+    int rc = s_send_frame(self, req, false, deadline);
+    /* A reload is not resent: it is not a question, and two would bump
+     * the policy version twice. */
+    int interval = req->op == PROTO_OP_RELOAD ? 0 : self->resend_ms;
+    int sends = 1;
+    while (rc == HPP_OK) {
+        int64_t wait = deadline;
+        if (interval > 0) {
+            int64_t next = s_now_ms() + interval;
+            wait = deadline < 0 || next < deadline ? next : deadline;
+        }
+        rc = s_recv_id(self, &req->id, out, wait);
+        if (rc != HPP_ERR_TIMEOUT || wait == deadline) {
+            break;
+        }
+        /* No reply yet: the engine that took it may be gone. The next one
+         * in turn gets the same bytes, the same id. */
+        rc = s_send_frame(self, req, true, deadline);
+        if (rc == HPP_OK) {
+            sends++;
+            self->resent++;
+            interval = interval < S_RESEND_MAX_MS / 2 ? interval * 2 : S_RESEND_MAX_MS;
+        }
+    }
+    if (sends > 1) {
+        s_forget_add(self, &req->id);
+        if (rc == HPP_ERR_TIMEOUT) {
+            s_err(self, rc, "no reply in %d ms (sent %d times)", timeout_ms, sends);
+        }
     }
     if (rc == HPP_OK && !out->r.ok) {
         rc = s_err(self, HPP_ERR_ENGINE, "%.*s: %.*s", (int)out->r.code.len,

@@ -2,10 +2,14 @@
  *
  *   route_example --engine tcp://127.0.0.1:5555 --prompt-tokens 1200 --hint code
  *   route_example --engine tcp://127.0.0.1:5555 --op models
+ *   route_example --engine tcp://10.0.0.1:5555 --engine tcp://10.0.0.2:5555 \
+ *       --curve-server-key keys/engine.pub --curve-secret keys/gateway.sec --op ping
  *
  * Sends one request and prints the engine's reply as one line of JSON.
- * Exit status: 0 ok, 1 the engine answered an error or did not answer in
- * time, 2 bad flags.
+ * With several --engine, the client connects to all of them and the
+ * request goes to one (resent to the next if unanswered, hpp_client.h).
+ * Exit status: 0 ok (also --help), 1 the engine answered an error or did
+ * not answer in time, 2 bad flags or key files.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +17,25 @@
 
 #include "hpp_client.h"
 
+/* Prints the usage: to stdout for --help (msg NULL, exit 0), else to
+ * stderr after the complaint (exit 2). */
 static int s_usage(const char *msg)
 {
-    fprintf(stderr,
-            "route_example: %s\n"
-            "usage: route_example --engine ENDPOINT [--op route|explain|models|stats|reload|ping]\n"
+    fprintf(msg ? stderr : stdout,
+            "%s%s%s"
+            "usage: route_example --engine ENDPOINT [--engine ENDPOINT]...\n"
+            "         [--curve-server-key FILE --curve-secret FILE]\n"
+            "         [--op route|explain|models|stats|reload|ping]\n"
             "         [--model ID] [--prompt-tokens N] [--output-tokens N] [--images N]\n"
             "         [--tools] [--json] [--vision] [--hint WORD]... [--budget USD]\n"
-            "         [--group NAME] [--text SAMPLE] [--timeout-ms N]\n",
-            msg);
-    return 2;
+            "         [--group NAME] [--text SAMPLE] [--timeout-ms N]\n"
+            "--engine: repeat it (up to %d) to connect to several engines; each request\n"
+            "          goes to one of them, and to the next if it does not answer\n"
+            "--curve-server-key: the engines' CURVE public key file; --curve-secret: this\n"
+            "          client's secret key file (mode 0600, hpp-engine --curve-keygen)\n",
+            msg ? "route_example: " : "", msg ? msg : "", msg ? "\n" : "",
+            HPP_CLIENT_MAX_ENDPOINTS);
+    return msg ? 2 : 0;
 }
 
 static int s_num(const char *s, long long max, long long *out)
@@ -44,7 +57,10 @@ static hpp_str_t s_str(const char *s)
 
 int main(int argc, char **argv)
 {
-    const char *endpoint = NULL;
+    const char *endpoints[HPP_CLIENT_MAX_ENDPOINTS];
+    hpp_client_opts_t opts;
+    hpp_client_opts_init(&opts);
+    opts.endpoints = endpoints;
     long long timeout = 1000, n = 0;
     proto_request_t req;
     proto_request_init(&req, PROTO_OP_ROUTE);
@@ -53,6 +69,9 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            return s_usage(NULL);
+        }
         if (!strcmp(a, "--tools") || !strcmp(a, "--json") || !strcmp(a, "--vision")) {
             f->tools |= !strcmp(a, "--tools");
             f->json |= !strcmp(a, "--json");
@@ -61,7 +80,14 @@ int main(int argc, char **argv)
         } else if (!v) {
             return s_usage("missing value or unknown flag");
         } else if (!strcmp(a, "--engine")) {
-            endpoint = v;
+            if (opts.nendpoints >= HPP_CLIENT_MAX_ENDPOINTS) {
+                return s_usage("too many --engine");
+            }
+            endpoints[opts.nendpoints++] = v;
+        } else if (!strcmp(a, "--curve-server-key")) {
+            opts.curve_server_key = v;
+        } else if (!strcmp(a, "--curve-secret")) {
+            opts.curve_secret_key = v;
         } else if (!strcmp(a, "--op")) {
             int op = proto_op_from_name(v, strlen(v));
             if (op < 0) {
@@ -105,11 +131,11 @@ int main(int argc, char **argv)
         }
         i += takes;
     }
-    if (!endpoint) {
+    if (opts.nendpoints == 0) {
         return s_usage("--engine is required");
     }
-    char err[256];
-    hpp_client_t *c = hpp_client_new(endpoint, NULL, err, sizeof err);
+    char err[512];
+    hpp_client_t *c = hpp_client_new_opts(&opts, NULL, err, sizeof err);
     if (!c) {
         fprintf(stderr, "route_example: %s\n", err);
         return 2;

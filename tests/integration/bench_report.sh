@@ -200,6 +200,72 @@ else
     fail "scrape: a server that is gone" "rc=$rc $(cat "$tmp/err")"
 fi
 
+# Scenario 8, several engines: the C client's runs and its kill run, a kill
+# through the sidecar that failed requests (the goal is missed), the parts
+# that could not run with their reasons, and CURVE against NULL (medians).
+mu=$tmp/multi
+mkdir -p "$mu"
+for n in 1 2 3; do
+    printf '{"tool": "bench_client", "engines": %d, "rps": %d, "p50_us": 80, "p99_us": 200, "failed": 0, "resent": 0}\n' \
+        "$n" $((40000 - n * 1000)) >"$tmp/m.out"
+    python3 $R record "$mu/multi.jsonl" --json "$tmp/m.out" part=client engines=$n cmd="client $n"
+done
+printf '{"tool": "bench_client", "engines": 3, "requests": 190000, "rps": 30000, "failed": 0, "resent": 2, "max_us": 101000, "killed_at_s": 3.0, "recovery_ms": 99.4}\n' \
+    >"$tmp/m.out"
+python3 $R record "$mu/multi.jsonl" --json "$tmp/m.out" part=client-kill engines=3 cmd="client kill"
+python3 $R record "$mu/multi.jsonl" part=sidecar ran=0 reason="not run: the sidecar takes one --engine"
+python3 $R record "$mu/multi.jsonl" part=link ran=0 reason="not run: hpp-engine has no --curve-secret"
+python3 $R record "$mu/status.jsonl" scenario=multi status=partial reason="measured: client"
+python3 $R render "$mu" --markdown "$tmp/MULTI.md" --no-plots
+has "multi: scenario listed with its status" "| 8. several engines, CURVE | partial | measured: client |" \
+    "$tmp/MULTI.md"
+has "multi: one row per engine count" "| C client | 2 | 38,000 | 80 us | 200 us | 0 | 0 | [2] |" \
+    "$tmp/MULTI.md"
+has "multi: the kill row with its recovery" "| C client | 3 | 3 s | 190,000 | 0 | 2 | 101.0 ms | 99 ms | [4] |" \
+    "$tmp/MULTI.md"
+has "multi: kill goal met" \
+    "| one engine of three killed under load: no failed request, through the C client | many engines | 0 failed of 190,000, back to normal 99 ms after the kill | met |" \
+    "$tmp/MULTI.md"
+has "multi: a part not run says why" "- sidecar: not run: the sidecar takes one --engine" "$tmp/MULTI.md"
+if grep -q '| sidecar /v1/route' "$tmp/MULTI.md"; then
+    fail "multi: no row for a part that did not run" "$(grep '| sidecar /v1/route' "$tmp/MULTI.md")"
+else
+    ok "multi: no row for a part that did not run"
+fi
+# A kill through the sidecar that lost requests misses the goal; CURVE vs NULL.
+wrk_out "$tmp/sk.out" 20000 300 5000 7
+python3 $R record "$mu/multi.jsonl" --wrk "$tmp/sk.out" part=sidecar-kill engines=3 connections=32 \
+    killed_at_s=3 cmd="wrk kill"
+for round in 1 2 3; do
+    for mode in null curve; do
+        if [ $mode = null ]; then
+            rps=$((400000 + round * 1000)) p99=150 curve=false
+        else
+            rps=$((300000 + round * 1000)) p99=180 curve=true
+        fi
+        printf '{"rps": %d, "p50_us": 100, "p99_us": %d, "failed": 0, "curve": %s}\n' "$rps" \
+            "$p99" "$curve" >"$tmp/l.out"
+        python3 $R record "$mu/multi.jsonl" --json "$tmp/l.out" part=link mode=$mode test=closed \
+            round=$round cmd="link $mode $round"
+    done
+done
+python3 $R render "$mu" --markdown "$tmp/MULTI.md" --no-plots
+has "multi: a kill that failed requests misses the goal" \
+    "| one engine of three killed under load: no failed request, through the sidecar (wrk) | many engines | 7 failed of 60,000 | **missed** |" \
+    "$tmp/MULTI.md"
+has "multi: CURVE row, median of its runs" "| closed loop, depth 64 | CURVE | 3 | 302,000 | 100 us | 180 us | 0 |" \
+    "$tmp/MULTI.md"
+has "multi: CURVE against NULL in one line" "CURVE keeps 75% of the pipelined decisions/s." "$tmp/MULTI.md"
+check "goals: a kill that failed requests names the multi component" "multi" "$(python3 $R goals "$mu")"
+# --with: scenario 8 from a run of it alone, named in the report.
+python3 $R render "$e" --markdown "$tmp/WITH.md" --no-plots --with "$mu"
+has "--with: the section is there" "| C client | 3 | 3 s | 190,000 |" "$tmp/WITH.md"
+has "--with: and says where it comes from" "Measured in a run of this scenario alone: [$mu]" "$tmp/WITH.md"
+has "--with: its status" "| 8. several engines, CURVE | partial | measured: client |" "$tmp/WITH.md"
+has "--with: the regenerating command names it" "--markdown $tmp/WITH.md --with $mu\`" "$tmp/WITH.md"
+python3 $R render "$e" --markdown "$tmp/NOWITH.md" --no-plots
+has "without --with: not measured" "| 8. several engines, CURVE | not run |" "$tmp/NOWITH.md"
+
 # Bad input: exit non-zero with a message, never a traceback.
 printf 'no summary here\n' >"$tmp/bad.out"
 python3 $R record "$d/x.jsonl" --wrk "$tmp/bad.out" 2>"$tmp/err"

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -162,6 +163,10 @@ static inline int hh_spawn_env(hh_proc_t *p, char *const argv[], const char *tag
         for (int i = 0; extra_env && extra_env[i]; i++) {
             putenv(extra_env[i]);
         }
+        /* Die with the test's thread: a test that fails an assertion exits
+         * at once, without stopping what it started (SIGKILL also ends a
+         * child the test had stopped). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         /* Start from a clean signal state: Criterion's runner may have
          * blocked or ignored some. */
         sigset_t none;
