@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,8 +26,10 @@ int hpp_key_valid(const char *s, size_t len)
 }
 
 /* The first key of an open file: its first line that is not blank or a
- * comment, up to the first space. */
-static int s_read_key(FILE *f, const char *path, hpp_key_t *out, char *errbuf, size_t errlen)
+ * comment, up to the first space. A bad line of a secret file is not quoted
+ * in the error: a damaged secret must not reach a log. */
+static int s_read_key(FILE *f, const char *path, bool secret, hpp_key_t *out, char *errbuf,
+                      size_t errlen)
 {
     char line[512];
     int lineno = 0;
@@ -38,8 +41,14 @@ static int s_read_key(FILE *f, const char *path, hpp_key_t *out, char *errbuf, s
             continue;
         }
         if (!hpp_key_valid(p, len)) {
-            snprintf(errbuf, errlen, "%s:%d: expected a %d-character Z85 key, got \"%.*s\"", path,
-                     lineno, HPP_KEY_LEN, (int)(len > 48 ? 48 : len), p);
+            if (secret) {
+                snprintf(errbuf, errlen,
+                         "%s:%d: expected a %d-character Z85 key, got %zu characters", path, lineno,
+                         HPP_KEY_LEN, len);
+            } else {
+                snprintf(errbuf, errlen, "%s:%d: expected a %d-character Z85 key, got \"%.*s\"",
+                         path, lineno, HPP_KEY_LEN, (int)(len > 48 ? 48 : len), p);
+            }
             return -1;
         }
         memcpy(out->z85, p, HPP_KEY_LEN);
@@ -57,7 +66,7 @@ int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t e
         snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    int rc = s_read_key(f, path, out, errbuf, errlen);
+    int rc = s_read_key(f, path, false, out, errbuf, errlen);
     fclose(f);
     return rc;
 }
@@ -80,7 +89,7 @@ int hpp_key_read_secret(const char *path, hpp_key_t *secret, hpp_key_t *public_o
                  "chmod 600 it)",
                  path, (unsigned)(st.st_mode & 0777));
     } else {
-        rc = s_read_key(f, path, secret, errbuf, errlen);
+        rc = s_read_key(f, path, true, secret, errbuf, errlen);
     }
     fclose(f);
     if (rc == 0 && public_out && zmq_curve_public(public_out->z85, secret->z85) != 0) {

@@ -118,3 +118,16 @@ Test(hpp_keys, names_are_checked)
     cr_assert(strstr(err, "key name"), "%s", err);
     cr_assert_eq(hpp_key_generate(s_dir, "", err, sizeof err), -1);
 }
+
+/* A damaged secret file is reported without its content. */
+Test(hpp_keys, a_bad_secret_line_is_not_quoted)
+{
+    char path[128], err[256];
+    hpp_key_t k;
+    s_write("bad.sec", "SECRETSECRETSECRET\n", 0600);
+    snprintf(path, sizeof path, "%s/bad.sec", s_dir);
+    cr_assert_eq(hpp_key_read_secret(path, &k, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "bad.sec:1: expected a 40-character Z85 key, got 18 characters"), "%s",
+              err);
+    cr_assert_null(strstr(err, "SECRET"), "%s", err);
+}
