@@ -113,6 +113,18 @@ static int s_upstream_timeout(void *opts, const char *flag, const char *arg)
     return eng_flag_int(flag, arg, 1, 3600, &S_OPTS(opts)->cfg.upstream_timeout_s);
 }
 
+static int s_auth_refusal_status(void *opts, const char *flag, const char *arg)
+{
+    if (strcmp(arg, "401") != 0 && strcmp(arg, "403") != 0) {
+        return eng_flag_error(flag,
+                              "expected 401 or 403 (what nginx auth_request passes on), "
+                              "got '%s'",
+                              arg);
+    }
+    S_OPTS(opts)->cfg.auth_refusal_status = atoi(arg);
+    return 0;
+}
+
 static const eng_flag_t s_flags[] = {
     {"--listen", "HOST:PORT", s_listen, 0,
      "address to serve HTTP on (default " SC_DEFAULT_LISTEN "; port 0 = any free port)"},
@@ -143,6 +155,10 @@ static const eng_flag_t s_flags[] = {
     {"--upstream-timeout", "SECONDS", s_upstream_timeout, 0,
      "proxy: upstream connect/read inactivity timeout (default 300)"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
+    {"--auth-refusal-status", "N", s_auth_refusal_status, 0,
+     "decision-only: send every refusal of POST/GET /v1/chat/completions with status N "
+     "(401 or 403; nginx auth_request turns any other into a 500) and its error code in "
+     "X-HPP-Router-Error (default: the error's own status)"},
     {"--help", NULL, NULL, offsetof(s_opts_t, help), "this text"},
     {"--version", NULL, NULL, offsetof(s_opts_t, version), "print the version"},
     {NULL, NULL, NULL, 0, NULL},
@@ -185,6 +201,11 @@ int main(int argc, char **argv)
     if (o.cfg.curve_secret && o.cfg.link == SC_LINK_ZMTP) {
         fprintf(stderr, "hpp-sidecar: --engine-link zmtp speaks only the NULL mechanism; "
                         "CURVE needs --engine-link libzmq or auto (see --help)\n");
+        return S_EXIT_USAGE;
+    }
+    if (o.cfg.auth_refusal_status && o.cfg.upstream) {
+        fprintf(stderr, "hpp-sidecar: --auth-refusal-status is for decision-only mode (the auth "
+                        "route of a gateway); proxy mode (--upstream) has none (see --help)\n");
         return S_EXIT_USAGE;
     }
     /* A client that vanishes mid-write must not kill the process. */

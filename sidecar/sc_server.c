@@ -234,6 +234,29 @@ static void s_send(sc_call_t *call, int status, struct evbuffer *body)
     evhttp_send_reply(call->req, status, s_reason(status), body);
 }
 
+/* The auth route: /v1/chat/completions in decision-only mode, where a
+ * gateway in front (nginx auth_request, Caddy forward_auth, Traefik
+ * forwardAuth, Envoy ext_authz) asks for the decision. */
+static bool s_auth_route(const sc_server_t *srv, sc_route_t route)
+{
+    return route == SC_ROUTE_CHAT && !srv->proxy;
+}
+
+/* The status a refusal is sent with. nginx auth_request passes on 401 and
+ * 403 only and turns anything else into its own 500 page; with
+ * --auth-refusal-status every refusal of the auth route is sent with that
+ * status instead (401 and 403 stay as they are), and the OpenAI error code
+ * goes into X-HPP-Router-Error, which auth_request_set can read. */
+static int s_refusal_status(const sc_call_t *call, const oai_error_t *err, struct evkeyvalq *h)
+{
+    int as = call->srv->cfg.auth_refusal_status;
+    if (!as || !s_auth_route(call->srv, call->route)) {
+        return err->status;
+    }
+    evhttp_add_header(h, "X-HPP-Router-Error", err->code ? err->code : "error");
+    return err->status == 401 || err->status == 403 ? err->status : as;
+}
+
 static void s_reply_error(sc_call_t *call, const oai_error_t *err)
 {
     char buf[768];
@@ -242,7 +265,7 @@ static void s_reply_error(sc_call_t *call, const oai_error_t *err)
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evbuffer_add(body, buf, n);
-    s_send(call, err->status, body);
+    s_send(call, s_refusal_status(call, err, h), body);
     s_call_finish(call);
 }
 
@@ -717,20 +740,42 @@ static void s_handle_metrics(sc_call_t *call)
 
 /* Routing table ----------------------------------------------------------- */
 
-static const struct {
+typedef struct {
     const char *path;        /* exact path */
     int methods;             /* EVHTTP_REQ_* bits accepted */
     const char *allow;       /* Allow header for 405 */
+    int auth_methods;        /* accepted too where this is the auth route (decision-only) */
+    const char *auth_allow;  /* Allow header for 405 there */
     sc_route_t route;        /* metrics label */
     void (*fn)(sc_call_t *); /* handler */
-} s_routes[] = {
-    {"/v1/route", EVHTTP_REQ_POST, "POST", SC_ROUTE_ROUTE, s_handle_route},
-    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", SC_ROUTE_CHAT, s_handle_chat},
-    {"/v1/models", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", SC_ROUTE_MODELS, s_handle_models},
-    {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", SC_ROUTE_HEALTH, s_handle_health},
-    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", SC_ROUTE_METRICS, s_handle_metrics},
-    {NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
+} s_route_def_t;
+
+/* Forward-auth callers (Traefik forwardAuth, Caddy forward_auth, nginx
+ * auth_request without proxy_method) ask with GET: the auth route takes it
+ * as it takes a POST, body or no body. */
+static const s_route_def_t s_routes[] = {
+    {"/v1/route", EVHTTP_REQ_POST, "POST", 0, NULL, SC_ROUTE_ROUTE, s_handle_route},
+    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET, "POST, GET", SC_ROUTE_CHAT,
+     s_handle_chat},
+    {"/v1/models", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
+     s_handle_models},
+    {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_HEALTH,
+     s_handle_health},
+    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
+     s_handle_metrics},
+    {NULL, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
 };
+
+/* The methods a route accepts on this server, and its Allow header. */
+static int s_route_methods(const sc_server_t *srv, const s_route_def_t *r, const char **allow)
+{
+    if (r->auth_methods && s_auth_route(srv, r->route)) {
+        *allow = r->auth_allow;
+        return r->methods | r->auth_methods;
+    }
+    *allow = r->allow;
+    return r->methods;
+}
 
 /* Answers a request that never became a call (no route, limits). */
 static void s_reject(sc_server_t *srv, struct evhttp_request *req, sc_route_t route,
@@ -866,10 +911,11 @@ static void s_on_request(struct evhttp_request *req, void *arg)
         s_reject(srv, req, SC_ROUTE_OTHER, &err, NULL);
         return;
     }
-    if (!(evhttp_request_get_command(req) & s_routes[i].methods)) {
+    const char *allow = NULL;
+    if (!(evhttp_request_get_command(req) & s_route_methods(srv, &s_routes[i], &allow))) {
         oai_error_set(&err, 405, "method_not_allowed", NULL, "%s accepts %s only", s_routes[i].path,
-                      s_routes[i].allow);
-        s_reject(srv, req, s_routes[i].route, &err, s_routes[i].allow);
+                      allow);
+        s_reject(srv, req, s_routes[i].route, &err, allow);
         return;
     }
     int nheaders = 0;

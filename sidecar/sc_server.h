@@ -28,6 +28,8 @@ typedef struct {
     size_t max_body;          /* request body limit in bytes (413 above) */
     int max_retries;          /* upstream retries with a fallback model (429/5xx), >= 0 */
     int upstream_timeout_s;   /* upstream connect / read inactivity timeout */
+    int auth_refusal_status;  /* decision-only: every refusal of the auth route is sent with
+                                 this status (401 or 403) and X-HPP-Router-Error; 0 = as is */
 } sc_config_t;
 
 /* Defaults used by hpp-sidecar. */
