@@ -4,8 +4,8 @@
 # upstream stand-in tests/integration/upstream_stub.py, all on 127.0.0.1
 # ephemeral ports; waits on each readiness line; drives them with curl, with
 # the official `openai` npm package (installed here into
-# tests/integration/node_modules) and, when nginx is installed, through an
-# nginx auth_request configuration. Stops what it started by PID.
+# tests/integration/node_modules). Gateways in front of it (nginx, Caddy) are
+# sidecar_gateways.sh's. Stops what it started by PID.
 # Ends with "N passed, N failed, N skipped" (a client that is missing is skipped).
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -571,19 +571,6 @@ else
         esac
     done <"$tmp/node.out"
     [ "$rc" -eq 0 ] || fail "openai client script exit" "$(tail -n 5 "$tmp/node.out")"
-fi
-
-# nginx auth_request in front of the decision-only sidecar ------------------------------
-if ! command -v nginx >/dev/null; then
-    skip "nginx auth_request" "nginx not installed (apt-get install nginx-light)"
-else
-    bash tests/integration/sidecar_nginx.bash "$D" "$SP" >"$tmp/nginx.out" 2>&1
-    while read -r line; do
-        case "$line" in
-        "ok "*) ok "nginx: ${line#ok }" ;;
-        "FAIL "*) fail "nginx: ${line#FAIL }" ;;
-        esac
-    done <"$tmp/nginx.out"
 fi
 
 finish
