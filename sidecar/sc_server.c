@@ -751,12 +751,13 @@ typedef struct {
 } s_route_def_t;
 
 /* Forward-auth callers (Traefik forwardAuth, Caddy forward_auth, nginx
- * auth_request without proxy_method) ask with GET: the auth route takes it
- * as it takes a POST, body or no body. */
+ * auth_request without proxy_method) ask with GET, HAProxy's Lua
+ * auth-request with HEAD: the auth route takes them as it takes a POST,
+ * body or no body. */
 static const s_route_def_t s_routes[] = {
     {"/v1/route", EVHTTP_REQ_POST, "POST", 0, NULL, SC_ROUTE_ROUTE, s_handle_route},
-    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET, "POST, GET", SC_ROUTE_CHAT,
-     s_handle_chat},
+    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+     "POST, GET, HEAD", SC_ROUTE_CHAT, s_handle_chat},
     {"/v1/models", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
      s_handle_models},
     {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_HEALTH,

@@ -139,7 +139,7 @@ SD=$ready
 BODY='{"model":"hpprouter/auto","messages":[{"role":"user","content":"hello"}]}'
 BODY_NOPE='{"model":"nope/nope","messages":[{"role":"user","content":"hello"}]}'
 
-# GET on the auth route (forward auth) -----------------------------------------------
+# GET and HEAD on the auth route (forward auth) -----------------------------------------------
 check "POST, hint headers only: 200" 200 "$(req POST "$D" /v1/chat/completions "" -H 'X-HPP-Task: code')"
 want=$(hdr X-HPP-Router-Resolved-Model)
 check "GET, hint headers only: 200" 200 "$(req GET "$D" /v1/chat/completions "" -H 'X-HPP-Task: code')"
@@ -168,7 +168,14 @@ check "GET with a body: routed on the body" "200 openai/gpt-4o-mini" \
 check "GET, unknown model: 404 unknown_model" "404 unknown_model" \
     "$(req GET "$D" /v1/chat/completions "" -H 'X-HPP-Model: nope/nope') $(code)"
 check "default: no X-HPP-Router-Error" "" "$(hdr X-HPP-Router-Error)"
-check "PUT: 405 with Allow: POST, GET" "405 method_not_allowed POST, GET" \
+# HAProxy's Lua auth-request asks with HEAD: the decision in the headers.
+head_req() { curl -s -m 10 --head -o /dev/null -D "$tmp/h" -w '%{http_code}' "$@"; }
+check "HEAD, hint headers: 200 and the decision" "200 $want" \
+    "$(head_req "http://127.0.0.1:$D/v1/chat/completions" -H 'X-HPP-Task: code') $(hdr X-HPP-Router-Resolved-Model)"
+check "HEAD without hint: 400" 400 "$(head_req "http://127.0.0.1:$D/v1/chat/completions")"
+check "HEAD, mapped: 403 with the code" "403 unknown_model" \
+    "$(head_req "http://127.0.0.1:$S/v1/chat/completions" -H 'X-HPP-Model: nope/nope') $(hdr X-HPP-Router-Error)"
+check "PUT: 405 with Allow: POST, GET, HEAD" "405 method_not_allowed POST, GET, HEAD" \
     "$(req PUT "$D" /v1/chat/completions "" -H 'X-HPP-Task: code') $(code) $(hdr Allow)"
 check "proxy mode has no auth route: GET 405, Allow: POST" "405 method_not_allowed POST" \
     "$(req GET "$P" /v1/chat/completions "" -H 'X-HPP-Task: code') $(code) $(hdr Allow)"
@@ -191,7 +198,7 @@ refused GET "$S" "404 (unknown model)" unknown_model -H 'X-HPP-Model: nope/nope'
 refused GET "$S" "422 (too long for any model)" no_candidate -H 'X-HPP-Prompt-Tokens: 100000000'
 refused GET "$S" "422 (no free variant)" no_free_variant -H 'X-HPP-Model: openai/gpt-4o:free'
 refused PUT "$S" "405" method_not_allowed -H 'X-HPP-Task: code'
-check "mapped 405 keeps Allow" "POST, GET" "$(hdr Allow)"
+check "mapped 405 keeps Allow" "POST, GET, HEAD" "$(hdr Allow)"
 refused GET "$SD" "503 (engine down)" engine_unavailable -H 'X-HPP-Task: code'
 refused POST "$S" "400 (malformed body)" invalid_json -d '{"model":'
 check "mapped: only the auth route (/v1/route keeps 404)" "404 unknown_model " \
