@@ -231,6 +231,12 @@ static void s_send(sc_call_t *call, int status, struct evbuffer *body)
 {
     call->status = status;
     s_detach(call);
+    /* An answer to HEAD has no body. libevent 2.1 sends one anyway (with no
+     * Content-Length), which a kept-alive client would read as the start of
+     * the next response. */
+    if (body && evhttp_request_get_command(call->req) == EVHTTP_REQ_HEAD) {
+        evbuffer_drain(body, evbuffer_get_length(body));
+    }
     evhttp_send_reply(call->req, status, s_reason(status), body);
 }
 

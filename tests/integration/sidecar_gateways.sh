@@ -175,6 +175,32 @@ check "HEAD, hint headers: 200 and the decision" "200 $want" \
 check "HEAD without hint: 400" 400 "$(head_req "http://127.0.0.1:$D/v1/chat/completions")"
 check "HEAD, mapped: 403 with the code" "403 unknown_model" \
     "$(head_req "http://127.0.0.1:$S/v1/chat/completions" -H 'X-HPP-Model: nope/nope') $(hdr X-HPP-Router-Error)"
+# Two requests on one connection, a HEAD first: what libevent 2.1 would send
+# as the HEAD answer's body must not arrive in front of the second answer.
+keepalive_after_head() { # PORT HEAD_HEADERS: the status line of the second answer
+    python3 - "$1" "$2" <<'EOF2'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+s.sendall(("HEAD /v1/chat/completions HTTP/1.1\r\nHost: x\r\n%s\r\n"
+           "GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-HPP-Task: code\r\n"
+           "Connection: close\r\n\r\n" % sys.argv[2].replace("|", "\r\n")).encode())
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except OSError:
+    pass
+first, _, rest = out.partition(b"\r\n\r\n")
+print(first.split(b"\r\n")[0].decode(), "|", rest.split(b"\r\n")[0].decode(errors="replace"))
+EOF2
+}
+check "HEAD refusal then GET on one connection: no body in between" \
+    "HTTP/1.1 403 Forbidden | HTTP/1.1 200 OK" "$(keepalive_after_head "$S" 'X-HPP-Model: nope/nope|')"
+check "HEAD decision then GET on one connection" \
+    "HTTP/1.1 200 OK | HTTP/1.1 200 OK" "$(keepalive_after_head "$D" 'X-HPP-Task: code|')"
 check "PUT: 405 with Allow: POST, GET, HEAD" "405 method_not_allowed POST, GET, HEAD" \
     "$(req PUT "$D" /v1/chat/completions "" -H 'X-HPP-Task: code') $(code) $(hdr Allow)"
 check "proxy mode has no auth route: GET 405, Allow: POST" "405 method_not_allowed POST" \
