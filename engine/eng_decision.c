@@ -4,12 +4,20 @@
 #include <string.h>
 
 static const char *const s_reject_names[ENG_REJ_COUNT] = {
-    [ENG_REJ_CHOSEN] = "chosen",         [ENG_REJ_DISABLED] = "disabled",
-    [ENG_REJ_GROUP] = "group",           [ENG_REJ_VISION] = "no_vision",
-    [ENG_REJ_TOOLS] = "no_tools",        [ENG_REJ_JSON] = "no_json",
-    [ENG_REJ_CAPABILITY] = "capability", [ENG_REJ_CONTEXT] = "context",
-    [ENG_REJ_BUDGET] = "over_budget",    [ENG_REJ_NOT_FREE] = "not_free",
+    [ENG_REJ_CHOSEN] = "chosen",
+    [ENG_REJ_DISABLED] = "disabled",
+    [ENG_REJ_GROUP] = "group",
+    [ENG_REJ_VISION] = "no_vision",
+    [ENG_REJ_TOOLS] = "no_tools",
+    [ENG_REJ_JSON] = "no_json",
+    [ENG_REJ_CAPABILITY] = "capability",
+    [ENG_REJ_CONTEXT] = "context",
+    [ENG_REJ_BUDGET] = "over_budget",
+    [ENG_REJ_NOT_FREE] = "not_free",
     [ENG_REJ_SHADOWED] = "shadowed",
+    [ENG_REJ_NOT_IN_MODELS] = "not_in_models",
+    [ENG_REJ_PROVIDER] = "provider_excluded",
+    [ENG_REJ_MAX_PRICE] = "over_max_price",
 };
 
 const char *eng_reject_name(eng_reject_t r)

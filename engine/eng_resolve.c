@@ -15,8 +15,14 @@
  *      are stepped in the rule's precomputed order, then the free fallback;
  *      nothing left is insufficient_budget (if only money stopped us) or
  *      no_candidate.
+ *   4. the request's own restrictions (OpenRouter's `provider` and `models`,
+ *      proto/PROTOCOL.md "Provider routing") narrow every step above: they
+ *      pick each model's endpoint and reject candidates, with their own
+ *      trace reasons. Without them the walk is the plain one, plus one
+ *      predictable branch per candidate.
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "eng_parse.h"
@@ -33,25 +39,30 @@ typedef enum { S_PLAIN, S_FLOOR, S_FREE } s_variant_t;
 
 /* Everything a decision computes once and the walk reads. */
 typedef struct {
-    const eng_policy_t *pol;   /* the policy */
-    const hpp_features_t *f;   /* the request */
-    eng_decision_t *out;       /* the answer */
-    eng_trace_t *trace;        /* NULL unless tracing */
-    const eng_pgroup_t *group; /* NULL: every model, x1 */
-    uint32_t permille;         /* group multiplier */
-    uint32_t need;             /* capabilities the request needs */
-    uint32_t rule_caps;        /* capabilities the rule requires */
-    int64_t out_tokens;        /* output tokens for estimates */
-    bool out_explicit;         /* the request gave them */
-    eng_usage_t usage;         /* for the cost estimator */
-    hpp_pusd_t budget;         /* -1 when none */
-    bool chosen;               /* an answer was found */
-    bool budget_hit;           /* a candidate failed on money alone */
-    uint32_t extra;            /* candidates examined after the choice */
-    bool stop;                 /* the look-ahead is over */
-    bool alternates;           /* list the chosen model's other endpoints first */
-    bool bound;                /* skip list tails the budget cannot pay for */
-    bool skipped;              /* the bound skipped something */
+    const eng_policy_t *pol;        /* the policy */
+    const hpp_features_t *f;        /* the request */
+    eng_decision_t *out;            /* the answer */
+    eng_trace_t *trace;             /* NULL unless tracing */
+    const eng_pgroup_t *group;      /* NULL: every model, x1 */
+    uint32_t permille;              /* group multiplier */
+    uint32_t need;                  /* capabilities the request needs */
+    uint32_t rule_caps;             /* capabilities the rule requires */
+    int64_t out_tokens;             /* output tokens for estimates */
+    bool out_explicit;              /* the request gave them */
+    eng_usage_t usage;              /* for the cost estimator */
+    hpp_pusd_t budget;              /* -1 when none */
+    bool chosen;                    /* an answer was found */
+    bool budget_hit;                /* a candidate failed on money alone */
+    uint32_t extra;                 /* candidates examined after the choice */
+    bool stop;                      /* the look-ahead is over */
+    bool alternates;                /* list the chosen model's other endpoints first */
+    bool bound;                     /* skip list tails the budget cannot pay for */
+    bool skipped;                   /* the bound skipped something */
+    bool filter;                    /* models, provider lists or max_price reject candidates */
+    bool prov_rank;                 /* each model's endpoint is chosen per request (s_pick) */
+    bool primary_only;              /* allow_fallbacks false, no order: one endpoint per model */
+    uint32_t nallow;                /* auto with `models`: the models that may be chosen */
+    uint32_t allow[HPP_MAX_MODELS]; /* their indexes */
 } s_walk_t;
 
 /* Condition inputs, computed once per request. */
@@ -388,6 +399,134 @@ static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *c
     return 0;
 }
 
+/* The request's provider routing --------------------------------------------- */
+
+static bool s_name_eq(hpp_str_t a, const char *b, uint32_t blen)
+{
+    if (a.len != blen) {
+        return false;
+    }
+    for (uint32_t i = 0; i < blen; i++) {
+        if (s_lower((unsigned char)a.ptr[i]) != s_lower((unsigned char)b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Index of the endpoint's provider in list[0, n) (ASCII case-insensitive:
+ * OpenRouter's documentation writes "OpenAI" where its slugs say "openai"),
+ * or -1. */
+static int s_prov_index(const hpp_str_t *list, uint32_t n, const eng_endpoint_t *ep)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (s_name_eq(list[i], ep->provider, ep->provider_len)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* A price above the caller's limit; the group multiplier applies, as it
+ * does to what a budget buys. A price that does not apply is no price. */
+static bool s_above(hpp_pusd_t price, hpp_pusd_t max, uint32_t permille)
+{
+    return price != HPP_PRICE_NA && (__int128)price * permille > (__int128)max * 1000;
+}
+
+/* providers_only / _ignore / allow_fallbacks, then max_price, for one endpoint. */
+static eng_reject_t s_endpoint_filter(const s_walk_t *w, const eng_endpoint_t *ep)
+{
+    const hpp_features_t *f = w->f;
+    if ((f->nproviders_only && s_prov_index(f->providers_only, f->nproviders_only, ep) < 0) ||
+        s_prov_index(f->providers_ignore, f->nproviders_ignore, ep) >= 0 ||
+        (f->no_fallbacks && f->nproviders_order &&
+         s_prov_index(f->providers_order, f->nproviders_order, ep) < 0)) {
+        return ENG_REJ_PROVIDER;
+    }
+    const hpp_max_price_t *mp = &f->max_price;
+    const hpp_price_t *p = &ep->price;
+    if (((mp->set & HPP_MAXP_PROMPT) && s_above(p->input, mp->prompt, w->permille)) ||
+        ((mp->set & HPP_MAXP_COMPLETION) && s_above(p->output, mp->completion, w->permille)) ||
+        ((mp->set & HPP_MAXP_REQUEST) && s_above(p->per_request, mp->request, w->permille)) ||
+        ((mp->set & HPP_MAXP_IMAGE) && s_above(p->per_image, mp->image, w->permille))) {
+        return ENG_REJ_MAX_PRICE;
+    }
+    return ENG_REJ_CHOSEN;
+}
+
+/* The request's restrictions on endpoint ep of model m (w->filter is set). */
+static eng_reject_t s_filter(const s_walk_t *w, uint32_t m, const eng_endpoint_t *ep)
+{
+    if (w->nallow) {
+        uint32_t i = 0;
+        while (i < w->nallow && w->allow[i] != m) {
+            i++;
+        }
+        if (i == w->nallow) {
+            return ENG_REJ_NOT_IN_MODELS;
+        }
+    }
+    return s_endpoint_filter(w, ep);
+}
+
+/* Where endpoint e of model m stands in the request's order: providers_order
+ * first (in its order), then the endpoint the variant would use without the
+ * request's preferences (`base`: the policy's `providers` for a plain model),
+ * then the others cheapest first - all of them cheapest first for
+ * providers_sort "price" and the :floor and :free variants. The endpoint's
+ * place in the catalog breaks ties, so ranks are distinct. */
+static uint32_t s_rank(const s_walk_t *w, const eng_model_t *model, int32_t e, int32_t base,
+                       s_variant_t v)
+{
+    const hpp_features_t *f = w->f;
+    uint32_t k = (uint32_t)e - model->ep_first;
+    int o = s_prov_index(f->providers_order, f->nproviders_order, &w->pol->eps[e]);
+    uint32_t key = o >= 0                                                   ? (uint32_t)o
+                   : v == S_PLAIN && f->sort != HPP_SORT_PRICE && e != base ? HPP_MAX_PROVIDERS + 1
+                                                                            : HPP_MAX_PROVIDERS;
+    return key << 16 | (k & 0xffff);
+}
+
+/* Endpoints a variant may use at all: only $0 ones for :free. */
+static bool s_variant_ep(const eng_endpoint_t *ep, s_variant_t v)
+{
+    return v != S_FREE || ep->is_free;
+}
+
+/* The endpoint of model m that the request's preferences pick: the first
+ * in s_rank order that is enabled and passes the provider filters. When none
+ * does, `base`, so that the check names the reason. */
+static int32_t s_pick(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v)
+{
+    if (base < 0) {
+        return base;
+    }
+    const eng_model_t *model = &w->pol->models[m];
+    int32_t best = -1;
+    uint32_t best_rank = UINT32_MAX;
+    for (uint32_t k = 0; k < model->ep_count; k++) {
+        int32_t e = (int32_t)(model->ep_first + k);
+        const eng_endpoint_t *ep = &w->pol->eps[e];
+        if (!ep->enabled || !s_variant_ep(ep, v) || s_endpoint_filter(w, ep) != ENG_REJ_CHOSEN) {
+            continue;
+        }
+        uint32_t r = s_rank(w, model, e, base, v);
+        if (r < best_rank) {
+            best = e;
+            best_rank = r;
+        }
+    }
+    return best >= 0 ? best : base;
+}
+
+/* The endpoint auto offers for model m. */
+static inline int32_t s_auto_ep(const s_walk_t *w, uint32_t m)
+{
+    int32_t e = w->pol->model_ep[m];
+    return w->prov_rank ? s_pick(w, m, e, S_PLAIN) : e;
+}
+
 /* Hard constraints and budget for endpoint e of model m. */
 static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, hpp_cost_t *cost,
                             bool *have_cost)
@@ -400,6 +539,12 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
     }
     if (w->group && w->group->allow && !s_has_bit(w->group->allow, m)) {
         return ENG_REJ_GROUP;
+    }
+    if (w->filter) {
+        eng_reject_t fr = s_filter(w, m, ep);
+        if (fr != ENG_REJ_CHOSEN) {
+            return fr;
+        }
     }
     eng_reject_t r = s_caps_check(w, model->caps);
     if (r != ENG_REJ_CHOSEN) {
@@ -444,10 +589,52 @@ static void s_choose(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, int tier
 
 static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier);
 
+/* Offers the endpoints of model m other than `skip` in the request's order
+ * (s_rank against `base`), until `max` of them have joined the fallbacks.
+ * Endpoints are few per model: picking the next rank each time is cheaper
+ * than any sort, and needs no memory. */
+static void s_offer_ranked(s_walk_t *w, uint32_t m, int32_t skip, int32_t base, s_variant_t v,
+                           int tier, uint32_t max)
+{
+    const eng_model_t *model = &w->pol->models[m];
+    uint32_t prev = 0, added = 0;
+    bool first = true;
+    for (uint32_t n = 0; n < model->ep_count && added < max && !w->stop; n++) {
+        int32_t next = -1;
+        uint32_t next_rank = UINT32_MAX;
+        for (uint32_t k = 0; k < model->ep_count; k++) {
+            int32_t e = (int32_t)(model->ep_first + k);
+            if (e == skip || !s_variant_ep(&w->pol->eps[e], v)) {
+                continue;
+            }
+            uint32_t r = s_rank(w, model, e, base, v);
+            if ((first || r > prev) && r < next_rank) {
+                next = e;
+                next_rank = r;
+            }
+        }
+        if (next < 0) {
+            break;
+        }
+        prev = next_rank;
+        first = false;
+        uint32_t before = w->out->nfallbacks;
+        s_offer(w, m, next, tier);
+        added += w->out->nfallbacks > before;
+    }
+}
+
 /* After a choice by auto: the chosen model's other endpoints that fit. */
 static void s_alternates(s_walk_t *w, uint32_t m, int tier)
 {
     const eng_model_t *model = &w->pol->models[m];
+    if (w->prov_rank) {
+        if (!w->primary_only) {
+            int32_t chosen = (int32_t)(w->out->endpoint - w->pol->eps);
+            s_offer_ranked(w, m, chosen, w->pol->model_ep[m], S_PLAIN, tier, S_ALT_ENDPOINTS);
+        }
+        return;
+    }
     uint32_t added = 0;
     for (uint32_t k = 0; k < model->ep_count && added < S_ALT_ENDPOINTS && !w->stop; k++) {
         int32_t e = (int32_t)(model->ep_first + k);
@@ -527,7 +714,7 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
         for (uint32_t i = 0; i < r->pref_count && !w->stop; i++) {
             uint32_t m = pol->prefer_pool[r->pref_first + i];
             if (pol->model_tier[m] == t && (pol->models[m].caps & mask) == mask) {
-                s_offer(w, m, pol->model_ep[m], t);
+                s_offer(w, m, s_auto_ep(w, m), t);
             }
         }
     }
@@ -548,7 +735,7 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
         if (prefs && s_has_bit(r->pref_set, m)) {
             continue;
         }
-        s_offer(w, m, pol->model_ep[m], t);
+        s_offer(w, m, s_auto_ep(w, m), t);
     }
 }
 
@@ -562,7 +749,10 @@ static void s_walk_free(s_walk_t *w, uint32_t mask, uint32_t visited)
         uint32_t m = pol->pool[l->off + i];
         int tier = pol->model_tier[m];
         int32_t e = pol->models[m].free_ep;
-        if (tier >= 0 && (visited >> tier & 1) && pol->model_ep[m] == e) {
+        if (w->prov_rank) {
+            e = s_pick(w, m, e, S_FREE);
+        }
+        if (tier >= 0 && (visited >> tier & 1) && s_auto_ep(w, m) == e) {
             continue;
         }
         s_offer(w, m, e, tier);
@@ -581,7 +771,8 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         return s_fail(out, HPP_E_MODEL_NOT_ALLOWED, "model '", model->id,
                       "' is not allowed for this group");
     }
-    int32_t e = v == S_FREE ? model->free_ep : v == S_FLOOR ? model->floor_ep : pol->model_ep[m];
+    int32_t base = v == S_FREE ? model->free_ep : v == S_FLOOR ? model->floor_ep : pol->model_ep[m];
+    int32_t e = w->prov_rank ? s_pick(w, m, base, v) : base;
     if (e < 0 || !pol->eps[e].enabled) {
         if (v == S_FREE) {
             return s_fail(out, HPP_E_NO_FREE_VARIANT, "model '", model->id,
@@ -591,11 +782,18 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
     }
     int tier = pol->model_tier[m];
     s_offer(w, m, e, tier);
-    /* The other endpoints of the model are its fallbacks. */
-    for (uint32_t k = 0; k < model->ep_count && !w->stop; k++) {
-        int32_t o = (int32_t)(model->ep_first + k);
-        if (o != e && (v != S_FREE || pol->eps[o].is_free)) {
-            s_offer(w, m, o, tier);
+    /* The other endpoints of the model are its fallbacks: in the request's
+     * order when it has one, and none when it allows no fallback provider. */
+    if (w->prov_rank) {
+        if (!w->primary_only) {
+            s_offer_ranked(w, m, e, base, v, tier, UINT32_MAX);
+        }
+    } else {
+        for (uint32_t k = 0; k < model->ep_count && !w->stop; k++) {
+            int32_t o = (int32_t)(model->ep_first + k);
+            if (o != e && s_variant_ep(&pol->eps[o], v)) {
+                s_offer(w, m, o, tier);
+            }
         }
     }
     /* When the asked-for endpoint does not fit but another endpoint of the
@@ -612,8 +810,11 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
                           "' costs more than the budget");
         }
         return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
-                      why == ENG_REJ_CONTEXT ? "' context window is too small for the request"
-                                             : "' lacks a capability the request needs");
+                      why == ENG_REJ_CONTEXT    ? "' context window is too small for the request"
+                      : why == ENG_REJ_PROVIDER ? "' has no endpoint the request's providers allow"
+                      : why == ENG_REJ_MAX_PRICE
+                          ? "' has no endpoint within the request's max_price"
+                          : "' lacks a capability the request needs");
     }
     out->tier = tier;
     out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
@@ -660,6 +861,78 @@ static const eng_model_t *s_model(const eng_policy_t *pol, hpp_str_t name, bool 
     }
     /* A provider's spelling of the id (aliases, native ids). */
     return eng_catalog_lookup(pol->catalog, name.ptr, name.len);
+}
+
+/* The request's `models` ------------------------------------------------------ */
+
+/* Model fallbacks, OpenRouter's way: the body's model (when it names one),
+ * then `models` in order; the first that resolves answers (as a named model:
+ * its endpoints, in the request's provider order), and each later one adds
+ * its endpoint to the fallbacks. Nothing outside the list is offered. When
+ * none resolves, the first one's error is the answer: it is the model the
+ * client wanted most. */
+static hpp_status_t s_list(s_walk_t *w, const eng_model_t *const *models, const s_variant_t *vars,
+                           uint32_t n)
+{
+    const eng_policy_t *pol = w->pol;
+    eng_decision_t *out = w->out;
+    hpp_status_t first_st = HPP_OK;
+    char first_msg[sizeof out->message];
+    const char *first_rule = "";
+    for (uint32_t i = 0; i < n && !w->stop; i++) {
+        uint32_t m = eng_catalog_model_index(pol->catalog, models[i]);
+        if (w->chosen) {
+            int32_t base = vars[i] == S_FREE    ? models[i]->free_ep
+                           : vars[i] == S_FLOOR ? models[i]->floor_ep
+                                                : pol->model_ep[m];
+            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base, pol->model_tier[m]);
+            continue;
+        }
+        out->status = HPP_OK;
+        w->budget_hit = w->stop = false;
+        w->extra = 0;
+        hpp_status_t st = s_direct(w, models[i], vars[i]);
+        if (st != HPP_OK && first_st == HPP_OK) {
+            first_st = st;
+            memcpy(first_msg, out->message, sizeof first_msg);
+            first_rule = out->rule;
+        }
+    }
+    if (!w->chosen) {
+        out->rule = first_rule;
+        return s_fail(out, first_st, first_msg, NULL, NULL);
+    }
+    return HPP_OK;
+}
+
+/* Looks up every entry of `models`: the named models, or for auto the only
+ * models it may choose (w->allow). An entry that names no catalog model is
+ * unknown_model, and auto is not a model: neither is skipped in silence. */
+static hpp_status_t s_models(s_walk_t *w, const eng_model_t **models, s_variant_t *vars)
+{
+    const hpp_features_t *f = w->f;
+    for (uint32_t i = 0; i < f->nmodels; i++) {
+        bool is_auto;
+        char buf[96], idx[24];
+        snprintf(idx, sizeof idx, "models[%u]: ", i);
+        models[i] = s_model(w->pol, f->models[i], &is_auto, &vars[i]);
+        if (is_auto) {
+            return s_fail(w->out, HPP_E_BAD_REQUEST, idx,
+                          "'hpprouter/auto' is not a catalog model (put it in model)", NULL);
+        }
+        if (!models[i]) {
+            s_fail(w->out, HPP_E_UNKNOWN_MODEL, idx, "unknown model '",
+                   s_cstr(f->models[i], buf, sizeof buf));
+            size_t len = strlen(w->out->message);
+            if (len + 1 < sizeof w->out->message) {
+                w->out->message[len] = '\'';
+                w->out->message[len + 1] = '\0';
+            }
+            return HPP_E_UNKNOWN_MODEL;
+        }
+        w->allow[i] = eng_catalog_model_index(w->pol->catalog, models[i]);
+    }
+    return HPP_OK;
 }
 
 /* Auto ------------------------------------------------------------------------ */
@@ -789,6 +1062,17 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
     w.rule_caps = 0;
     w.alternates = false;
     w.skipped = false;
+    /* The request's provider routing: any of it makes each model's endpoint
+     * a per-request choice; the lists and max_price also reject endpoints. */
+    w.nallow = 0;
+    w.filter = w.prov_rank = w.primary_only = false;
+    if (f->nproviders_order | f->nproviders_only | f->nproviders_ignore | f->max_price.set |
+        (uint32_t)f->sort | f->no_fallbacks) {
+        w.primary_only = f->no_fallbacks && f->nproviders_order == 0;
+        w.filter = f->nproviders_only || f->nproviders_ignore ||
+                   (f->no_fallbacks && f->nproviders_order) || f->max_price.set;
+        w.prov_rank = true;
+    }
     /* The group: "default" when absent; unknown names are refused when the
      * policy defines groups. */
     hpp_str_t gname = f->group.len ? f->group : (hpp_str_t){"default", 7};
@@ -816,17 +1100,39 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
     w.usage.completion_tokens = w.out_tokens;
     w.usage.images = f->images;
     w.budget = f->has_budget ? (hpp_pusd_t)llround(f->budget_usd * 1e12) : -1;
-    w.bound = w.budget >= 0 && !trace; /* a trace shows every candidate */
+    /* A trace shows every candidate. The bound's least prices are those of
+     * the endpoints the policy picks, which a request's provider order may
+     * replace with cheaper ones. */
+    w.bound = w.budget >= 0 && !trace && !w.prov_rank;
 
     bool is_auto;
     s_variant_t v;
     const eng_model_t *model = s_model(self, f->model, &is_auto, &v);
-    if (!is_auto) {
-        if (!model) {
-            char buf[96];
-            return s_fail(out, HPP_E_UNKNOWN_MODEL, "unknown model '",
-                          s_cstr(f->model, buf, sizeof buf), "'");
+    if (!is_auto && !model) {
+        char buf[96];
+        return s_fail(out, HPP_E_UNKNOWN_MODEL, "unknown model '",
+                      s_cstr(f->model, buf, sizeof buf), "'");
+    }
+    if (f->nmodels > 0) {
+        /* The list: the body's model first when it names one (or when it
+         * is absent, the list alone); auto chooses among the list. */
+        const eng_model_t *list[1 + HPP_MAX_MODELS];
+        s_variant_t vars[1 + HPP_MAX_MODELS];
+        hpp_status_t st = s_models(&w, list + 1, vars + 1);
+        if (st != HPP_OK) {
+            return st;
         }
+        if (!is_auto) {
+            list[0] = model;
+            vars[0] = v;
+            return s_list(&w, list, vars, 1 + f->nmodels);
+        }
+        if (f->model.len == 0) {
+            return s_list(&w, list + 1, vars + 1, f->nmodels);
+        }
+        w.nallow = f->nmodels;
+        w.filter = true;
+    } else if (!is_auto) {
         return s_direct(&w, model, v);
     }
     s_ctx_t x;

@@ -52,6 +52,87 @@ const char *hpp_check_cache_read(int64_t cache, int64_t prompt)
     return cache >= 0 && cache <= prompt ? NULL : "must be from 0 to prompt_tokens";
 }
 
+const char *hpp_check_max_price(double usd)
+{
+    return isfinite(usd) && usd >= 0 && usd <= HPP_MAX_PRICE_USD
+               ? NULL
+               : "must be a finite number of USD from 0 to 1000000";
+}
+
+/* 1..max bytes, none of them a control byte or a space: names and ids are
+ * compared byte for byte, so a stray space would match nothing, silently. */
+static const char *s_check_name(hpp_str_t s, uint32_t max, const char *msg)
+{
+    if (s.len == 0 || s.len > max || !s.ptr) {
+        return msg;
+    }
+    for (uint32_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        if (c <= 0x20 || c == 0x7f) {
+            return msg;
+        }
+    }
+    return NULL;
+}
+
+const char *hpp_check_provider(hpp_str_t name)
+{
+    return s_check_name(name, HPP_MAX_PROVIDER_LEN,
+                        "a provider name has 1 to 64 bytes, no spaces or control characters");
+}
+
+const char *hpp_check_model_id(hpp_str_t id)
+{
+    return s_check_name(id, HPP_MAX_MODEL_LEN,
+                        "a model id has 1 to 256 bytes, no spaces or control characters");
+}
+
+/* The sorts a request may ask for; the refused ones say why. */
+static const struct {
+    const char *name; /* wire value */
+    hpp_sort_t sort;  /* what it sets */
+    const char *why;  /* NULL: accepted; else the refusal */
+} s_sorts[] = {
+    {"price", HPP_SORT_PRICE, NULL},
+    {"latency", HPP_SORT_DEFAULT, "\"latency\" is not measured yet (only \"price\" is supported)"},
+    {"throughput", HPP_SORT_DEFAULT,
+     "\"throughput\" is not measured yet (only \"price\" is supported)"},
+};
+
+const char *hpp_check_sort(hpp_str_t s, hpp_sort_t *out)
+{
+    for (size_t i = 0; i < sizeof s_sorts / sizeof s_sorts[0]; i++) {
+        size_t n = strlen(s_sorts[i].name);
+        if (s.len == n && s.ptr && memcmp(s.ptr, s_sorts[i].name, n) == 0) {
+            if (!s_sorts[i].why) {
+                *out = s_sorts[i].sort;
+            }
+            return s_sorts[i].why;
+        }
+    }
+    return "expected one of: price, latency, throughput";
+}
+
+const char *hpp_max_price_set(hpp_max_price_t *mp, uint32_t bit, double usd)
+{
+    const char *why = hpp_check_max_price(usd);
+    if (why) {
+        return why;
+    }
+    /* Per-token components are given per 1M tokens: 10^6 picodollars per
+     * token for each USD; the others are plain USD (at most 10^18 pusd, well
+     * inside int64). Rounded to the nearest picodollar: a limit, not a sum. */
+    bool per_token = bit == HPP_MAXP_PROMPT || bit == HPP_MAXP_COMPLETION;
+    hpp_pusd_t v = (hpp_pusd_t)llround(usd * (per_token ? 1e6 : 1e12));
+    hpp_pusd_t *slot = bit == HPP_MAXP_PROMPT       ? &mp->prompt
+                       : bit == HPP_MAXP_COMPLETION ? &mp->completion
+                       : bit == HPP_MAXP_REQUEST    ? &mp->request
+                                                    : &mp->image;
+    *slot = v;
+    mp->set |= bit;
+    return NULL;
+}
+
 static bool s_str_ok(hpp_str_t s)
 {
     return s.len == 0 || s.ptr != NULL;
@@ -62,6 +143,47 @@ static const char *s_bad(const char **field, const char *name, const char *msg)
 {
     *field = name;
     return msg;
+}
+
+/* Provider routing and models: the lists as a table, one loop, one message each. */
+static const char *s_routing_check(const hpp_features_t *f, const char **field)
+{
+    const struct {
+        const char *name;
+        const hpp_str_t *v;
+        uint32_t n, max;
+        const char *(*check)(hpp_str_t);
+    } lists[] = {
+        {"providers_order", f->providers_order, f->nproviders_order, HPP_MAX_PROVIDERS,
+         hpp_check_provider},
+        {"providers_only", f->providers_only, f->nproviders_only, HPP_MAX_PROVIDERS,
+         hpp_check_provider},
+        {"providers_ignore", f->providers_ignore, f->nproviders_ignore, HPP_MAX_PROVIDERS,
+         hpp_check_provider},
+        {"models", f->models, f->nmodels, HPP_MAX_MODELS, hpp_check_model_id},
+    };
+    const char *why;
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        if (lists[l].n > lists[l].max) {
+            return s_bad(field, lists[l].name, "too many entries");
+        }
+        for (uint32_t i = 0; i < lists[l].n; i++) {
+            if ((why = lists[l].check(lists[l].v[i]))) {
+                return s_bad(field, lists[l].name, why);
+            }
+        }
+    }
+    if (f->sort != HPP_SORT_DEFAULT && f->sort != HPP_SORT_PRICE) {
+        return s_bad(field, "providers_sort", "expected one of: price, latency, throughput");
+    }
+    const hpp_max_price_t *mp = &f->max_price;
+    const hpp_pusd_t mps[] = {mp->prompt, mp->completion, mp->request, mp->image};
+    for (int k = 0; k < 4; k++) {
+        if ((mp->set >> k & 1) && mps[k] < 0) {
+            return s_bad(field, "max_price", "must be a finite number of USD from 0 to 1000000");
+        }
+    }
+    return NULL;
 }
 
 const char *hpp_features_check(const hpp_features_t *f, const char **field)
@@ -104,6 +226,10 @@ const char *hpp_features_check(const hpp_features_t *f, const char **field)
         if (!s_str_ok(f->meta_keys[i]) || !s_str_ok(f->meta_vals[i])) {
             return s_bad(field, "meta", "a string with no data");
         }
+    }
+    if (f->nproviders_order | f->nproviders_only | f->nproviders_ignore | f->nmodels |
+        f->max_price.set | (uint32_t)f->sort) {
+        return s_routing_check(f, field); /* off the common path: most requests have none */
     }
     return NULL;
 }

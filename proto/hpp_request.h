@@ -27,6 +27,38 @@
 #define HPP_MAX_META_KEY_LEN 64  /* a meta key */
 #define HPP_MAX_META_VAL_LEN 256 /* a meta value */
 
+/* Provider routing and model fallbacks (OpenRouter's `provider` object and
+ * `models` array; proto/PROTOCOL.md "Provider routing"). */
+#define HPP_MAX_PROVIDERS 16    /* entries of each provider list */
+#define HPP_MAX_PROVIDER_LEN 64 /* bytes of a provider name */
+#define HPP_MAX_MODELS 16       /* entries of `models` */
+#define HPP_MAX_PRICE_USD 1e6   /* largest max_price component, USD (per 1M tokens or each) */
+
+/* Which components of max_price are set (hpp_max_price_t.set). */
+enum {
+    HPP_MAXP_PROMPT = 1u << 0,     /* prompt: USD per 1M input tokens */
+    HPP_MAXP_COMPLETION = 1u << 1, /* completion: USD per 1M output tokens */
+    HPP_MAXP_REQUEST = 1u << 2,    /* request: USD per call */
+    HPP_MAXP_IMAGE = 1u << 3,      /* image: USD per input image */
+};
+
+/* The most the caller will pay per unit, in picodollars per token (= micro-USD
+ * per 1M tokens) for prompt and completion, per call and per image for the
+ * others. Only the components whose bit is in `set` apply. */
+typedef struct {
+    uint32_t set;          /* HPP_MAXP_* bits */
+    hpp_pusd_t prompt;     /* per input token */
+    hpp_pusd_t completion; /* per output token */
+    hpp_pusd_t request;    /* per call */
+    hpp_pusd_t image;      /* per image */
+} hpp_max_price_t;
+
+/* How endpoints of one model are ordered (`providers_sort`). */
+typedef enum {
+    HPP_SORT_DEFAULT = 0, /* the policy's `providers`, then price */
+    HPP_SORT_PRICE,       /* cheapest endpoint first */
+} hpp_sort_t;
+
 typedef struct {
     hpp_str_t model;                   /* requested model; empty = hpprouter/auto */
     int64_t prompt_tokens;             /* >= 0 */
@@ -45,6 +77,20 @@ typedef struct {
     hpp_str_t meta_keys[HPP_MAX_META]; /* metadata keys */
     hpp_str_t meta_vals[HPP_MAX_META]; /* metadata values, same index */
     uint32_t nmeta;                    /* used entries of meta_* */
+    /* Provider routing: names compared ASCII case-insensitively with the
+     * catalog's providers. Every field empty/false/0 = no preference. */
+    hpp_str_t providers_order[HPP_MAX_PROVIDERS];  /* tried first, in this order */
+    uint32_t nproviders_order;                     /* used entries */
+    hpp_str_t providers_only[HPP_MAX_PROVIDERS];   /* none but these */
+    uint32_t nproviders_only;                      /* used entries */
+    hpp_str_t providers_ignore[HPP_MAX_PROVIDERS]; /* never these */
+    uint32_t nproviders_ignore;                    /* used entries */
+    bool no_fallbacks;                /* allow_fallbacks false: only providers_order may serve (none
+                                       * given: each model's first endpoint only) */
+    hpp_sort_t sort;                  /* providers_sort */
+    hpp_max_price_t max_price;        /* endpoints priced above a set component are not chosen */
+    hpp_str_t models[HPP_MAX_MODELS]; /* model fallbacks; only these may be chosen */
+    uint32_t nmodels;                 /* used entries */
 } hpp_features_t;
 
 /* Sets every field to its "not given" value (output_tokens = -1). */
@@ -60,6 +106,19 @@ const char *hpp_check_tokens(int64_t n);                         /* 0..HPP_MAX_T
 const char *hpp_check_images(int64_t n);                         /* 0..HPP_MAX_IMAGES */
 const char *hpp_check_budget(double usd);                        /* finite, 0..HPP_MAX_BUDGET_USD */
 const char *hpp_check_cache_read(int64_t cache, int64_t prompt); /* 0..prompt */
+const char *hpp_check_max_price(double usd);                     /* finite, 0..HPP_MAX_PRICE_USD */
+/* A provider name: 1..HPP_MAX_PROVIDER_LEN bytes, no control bytes or spaces. */
+const char *hpp_check_provider(hpp_str_t name);
+/* A model id in `models`: 1..HPP_MAX_MODEL_LEN bytes, no control bytes or spaces. */
+const char *hpp_check_model_id(hpp_str_t id);
+/* `providers_sort`: "price" sets *out; "latency" and "throughput" are
+ * refused until the engine measures them, anything else is unknown. */
+const char *hpp_check_sort(hpp_str_t s, hpp_sort_t *out);
+/* Converts one max_price component (USD per 1M tokens for prompt and
+ * completion, USD each for request and image) to picodollars per unit and
+ * sets it in *mp; `bit` is its HPP_MAXP_* bit. Returns the rule's message
+ * when the value is refused (hpp_check_max_price). */
+const char *hpp_max_price_set(hpp_max_price_t *mp, uint32_t bit, double usd);
 
 /* Every rule above over a whole request, plus the counts and the strings'
  * pointers. Returns NULL when the features are usable, else the rule's

@@ -791,6 +791,206 @@ static int s_metadata(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_er
     return 0;
 }
 
+/* OpenRouter's `provider` object and `models` array ------------------------ */
+
+typedef int (*s_field_fn)(oai_extract_t *, oai_jv_t, hpp_features_t *, oai_error_t *);
+
+/* An array of at most max strings, each passing the contract's rule `check`,
+ * borrowed from the document into out[]. */
+static int s_str_list(const oai_jdoc_t *d, oai_jv_t v, const char *param, uint32_t max,
+                      const char *(*check)(hpp_str_t), hpp_str_t *out, uint32_t *n,
+                      oai_error_t *err)
+{
+    if (!oai_jis(d, v, OAI_J_ARRAY)) {
+        return s_type_error(d, err, param, "array of strings", v);
+    }
+    if (oai_jsize(d, v) > max) {
+        return oai_error_set(err, 400, "invalid_value", param, "%s: at most %u entries, got %zu",
+                             param, max, (size_t)oai_jsize(d, v));
+    }
+    size_t i;
+    oai_jv_t e;
+    for (i = 0, e = oai_jfirst(d, v); e; e = oai_jnext(d, e), i++) {
+        char p[96];
+        s_path(p, "%s[%zu]", param, i);
+        if (!oai_jis(d, e, OAI_J_STRING)) {
+            return s_type_error(d, err, p, "string", e);
+        }
+        hpp_str_t s = s_str(oai_jstr(d, e, NULL), s_slen(d, e));
+        const char *why = check(s);
+        if (why) {
+            return oai_error_set(err, 400, "invalid_value", p, "%s: %s", p, why);
+        }
+        out[i] = s;
+    }
+    *n = (uint32_t)i;
+    return 0;
+}
+
+static int s_prov_order(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    return s_str_list(self->doc, v, "provider.order", HPP_MAX_PROVIDERS, hpp_check_provider,
+                      f->providers_order, &f->nproviders_order, err);
+}
+
+static int s_prov_only(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    return s_str_list(self->doc, v, "provider.only", HPP_MAX_PROVIDERS, hpp_check_provider,
+                      f->providers_only, &f->nproviders_only, err);
+}
+
+static int s_prov_ignore(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    return s_str_list(self->doc, v, "provider.ignore", HPP_MAX_PROVIDERS, hpp_check_provider,
+                      f->providers_ignore, &f->nproviders_ignore, err);
+}
+
+static int s_prov_fallbacks(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    if (!s_is_bool(self->doc, v)) {
+        return s_type_error(self->doc, err, "provider.allow_fallbacks", "boolean", v);
+    }
+    f->no_fallbacks = oai_jis(self->doc, v, OAI_J_FALSE);
+    return 0;
+}
+
+/* require_parameters: the engine always requires the capabilities the
+ * request's parameters need (vision for images, tools for tools/functions,
+ * json for a JSON response_format), whatever this says; the catalog records
+ * no other parameter per endpoint. So both values are honoured as they
+ * stand, and only the type is checked. */
+static int s_prov_require(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    (void)f;
+    if (!s_is_bool(self->doc, v)) {
+        return s_type_error(self->doc, err, "provider.require_parameters", "boolean", v);
+    }
+    return 0;
+}
+
+static int s_prov_sort(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    const oai_jdoc_t *d = self->doc;
+    if (!oai_jis(d, v, OAI_J_STRING)) {
+        return s_type_error(d, err, "provider.sort", "string", v);
+    }
+    const char *why = hpp_check_sort(s_str(oai_jstr(d, v, NULL), s_slen(d, v)), &f->sort);
+    if (why) {
+        return oai_error_set(err, 400, "invalid_value", "provider.sort", "provider.sort: %s", why);
+    }
+    return 0;
+}
+
+static const struct {
+    const char *key; /* member of max_price */
+    uint32_t bit;    /* HPP_MAXP_* */
+} s_max_price_keys[] = {
+    {"prompt", HPP_MAXP_PROMPT},
+    {"completion", HPP_MAXP_COMPLETION},
+    {"request", HPP_MAXP_REQUEST},
+    {"image", HPP_MAXP_IMAGE},
+    {NULL, 0},
+};
+
+static int s_prov_max_price(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    const oai_jdoc_t *d = self->doc;
+    if (!oai_jis(d, v, OAI_J_OBJECT)) {
+        return s_type_error(d, err, "provider.max_price", "object", v);
+    }
+    for (oai_jv_t kv = oai_jfirst(d, v); kv; kv = oai_jnext(d, oai_jval(kv))) {
+        const char *key = oai_jstr(d, kv, NULL);
+        oai_jv_t val = oai_jval(kv);
+        char p[96];
+        s_path(p, "provider.max_price.%.60s", key);
+        int k = 0;
+        while (s_max_price_keys[k].key && strcmp(s_max_price_keys[k].key, key) != 0) {
+            k++;
+        }
+        if (!s_max_price_keys[k].key) {
+            /* A price limit we do not know would be a limit not applied. */
+            return oai_error_set(err, 400, "unknown_parameter", p,
+                                 "%s: unknown key (expected one of: prompt, completion, "
+                                 "request, image)",
+                                 p);
+        }
+        if (oai_jis(d, val, OAI_J_NULL)) {
+            continue;
+        }
+        if (!s_is_number(d, val)) {
+            return s_type_error(d, err, p, "number", val);
+        }
+        const char *why =
+            hpp_max_price_set(&f->max_price, s_max_price_keys[k].bit, oai_jnum(d, val));
+        if (why) {
+            return oai_error_set(err, 400, "invalid_value", p, "%s: %s", p, why);
+        }
+    }
+    return 0;
+}
+
+static const struct {
+    const char *key; /* member of the provider object */
+    s_field_fn fn;   /* its reader (never called with NULL or null) */
+} s_provider_keys[] = {
+    {"order", s_prov_order},
+    {"only", s_prov_only},
+    {"ignore", s_prov_ignore},
+    {"allow_fallbacks", s_prov_fallbacks},
+    {"require_parameters", s_prov_require},
+    {"sort", s_prov_sort},
+    {"max_price", s_prov_max_price},
+    {NULL, NULL},
+};
+
+/* OpenRouter's provider routing. A member we do not honour (data_collection,
+ * quantizations, zdr, ...) is refused by name rather than ignored: the
+ * client asked for a guarantee the router would not give. */
+static int s_provider(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    const oai_jdoc_t *d = self->doc;
+    if (!v || oai_jis(d, v, OAI_J_NULL)) {
+        return 0;
+    }
+    if (!oai_jis(d, v, OAI_J_OBJECT)) {
+        return s_type_error(d, err, "provider", "object", v);
+    }
+    for (oai_jv_t kv = oai_jfirst(d, v); kv; kv = oai_jnext(d, oai_jval(kv))) {
+        const char *key = oai_jstr(d, kv, NULL);
+        oai_jv_t val = oai_jval(kv);
+        int k = 0;
+        while (s_provider_keys[k].key && strcmp(s_provider_keys[k].key, key) != 0) {
+            k++;
+        }
+        if (!s_provider_keys[k].key) {
+            char p[96];
+            s_path(p, "provider.%.80s", key);
+            return oai_error_set(err, 400, "unsupported_parameter", p,
+                                 "%s: not supported by this router (supported: order, only, "
+                                 "ignore, allow_fallbacks, require_parameters, sort, max_price)",
+                                 p);
+        }
+        if (oai_jis(d, val, OAI_J_NULL)) {
+            continue;
+        }
+        if (s_provider_keys[k].fn(self, val, f, err) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* OpenRouter's model fallbacks: the body's model first (when given), then
+ * these in order; nothing outside them is chosen (engine/eng_resolve.c). */
+static int s_models(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    if (!v || oai_jis(self->doc, v, OAI_J_NULL)) {
+        return 0;
+    }
+    return s_str_list(self->doc, v, "models", HPP_MAX_MODELS, hpp_check_model_id, f->models,
+                      &f->nmodels, err);
+}
+
 /* The `hpp` object ------------------------------------------------------- */
 
 static int s_hpp_task(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
@@ -877,8 +1077,6 @@ static int s_hpp_output(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_
     return 0;
 }
 
-typedef int (*s_field_fn)(oai_extract_t *, oai_jv_t, hpp_features_t *, oai_error_t *);
-
 static const struct {
     const char *key; /* key in the hpp object */
     s_field_fn fn;   /* its reader (never called with NULL) */
@@ -940,6 +1138,8 @@ static const struct {
     {"max_completion_tokens", s_max_completion},
     {"stream", s_stream},
     {"metadata", s_metadata},
+    {"provider", s_provider},
+    {"models", s_models},
     {"hpp", s_hpp},
     {NULL, NULL},
 };

@@ -310,34 +310,196 @@ static int s_key_json(s_dec_t *d, const proto_mp_val_t *v)
     return s_flag(d, v, &d->out->features.json);
 }
 
-static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
+/* An array of at most maxn strings of 1..maxlen bytes, each also passing the
+ * contract's rule `check` when there is one (provider names, model ids). */
+static int s_str_array(s_dec_t *d, const proto_mp_val_t *v, uint32_t maxn, uint32_t maxlen,
+                       const char *(*check)(hpp_str_t), hpp_str_t *out, uint32_t *nout)
 {
-    hpp_features_t *f = &d->out->features;
     if (v->type != PROTO_MP_ARRAY) {
         return s_type(d, v, "array of strings");
     }
-    if (v->n > HPP_MAX_HINTS) {
-        return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff,
-                          "hints: %u entries exceed the maximum %d", v->n, HPP_MAX_HINTS);
+    if (v->n > maxn) {
+        return proto_fail(d->err, PROTO_ERR_LIMIT, d->voff, "%s: %u entries exceed the maximum %u",
+                          d->key, v->n, maxn);
     }
     for (uint32_t i = 0; i < v->n; i++) {
         proto_mp_val_t e;
         d->voff = proto_rd_offset(&d->rd);
         int rc = proto_rd_next(&d->rd, &e);
         if (rc != PROTO_OK) {
-            return proto_fail(d->err, rc, d->voff, "hints[%u]: %s", i,
+            return proto_fail(d->err, rc, d->voff, "%s[%u]: %s", d->key, i,
                               rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
                                                         : "invalid msgpack byte");
         }
         d->elem = "";
         d->index = i;
-        rc = s_str(d, &e, HPP_MAX_HINT_LEN, 1, &f->hints[i]);
+        rc = s_str(d, &e, maxlen, 1, &out[i]);
+        const char *why = rc == PROTO_OK && check ? check(out[i]) : NULL;
+        if (why) {
+            rc = proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %s", s_name(d), why);
+        }
         d->elem = NULL;
         if (rc != PROTO_OK) {
             return rc;
         }
     }
-    f->nhints = v->n;
+    *nout = v->n;
+    return PROTO_OK;
+}
+
+static int s_key_hints(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_features_t *f = &d->out->features;
+    return s_str_array(d, v, HPP_MAX_HINTS, HPP_MAX_HINT_LEN, NULL, f->hints, &f->nhints);
+}
+
+static int s_providers(s_dec_t *d, const proto_mp_val_t *v, hpp_str_t *out, uint32_t *nout)
+{
+    return s_str_array(d, v, HPP_MAX_PROVIDERS, HPP_MAX_PROVIDER_LEN, hpp_check_provider, out,
+                       nout);
+}
+
+static int s_key_prov_order(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_features_t *f = &d->out->features;
+    return s_providers(d, v, f->providers_order, &f->nproviders_order);
+}
+
+static int s_key_prov_only(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_features_t *f = &d->out->features;
+    return s_providers(d, v, f->providers_only, &f->nproviders_only);
+}
+
+static int s_key_prov_ignore(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_features_t *f = &d->out->features;
+    return s_providers(d, v, f->providers_ignore, &f->nproviders_ignore);
+}
+
+static int s_key_models(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_features_t *f = &d->out->features;
+    return s_str_array(d, v, HPP_MAX_MODELS, HPP_MAX_MODEL_LEN, hpp_check_model_id, f->models,
+                       &f->nmodels);
+}
+
+static int s_key_allow_fallbacks(s_dec_t *d, const proto_mp_val_t *v)
+{
+    bool allow = true;
+    int rc = s_flag(d, v, &allow);
+    d->out->features.no_fallbacks = !allow;
+    return rc;
+}
+
+static int s_key_sort(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_str_t s;
+    int rc = s_str(d, v, 32, 0, &s);
+    if (rc != PROTO_OK) {
+        return rc;
+    }
+    const char *why = hpp_check_sort(s, &d->out->features.sort);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "providers_sort: %s", why);
+    }
+    return PROTO_OK;
+}
+
+/* The components of max_price, by wire name. */
+static const struct {
+    const char *name;
+    uint32_t bit;
+} s_max_price_keys[] = {
+    {"prompt", HPP_MAXP_PROMPT},
+    {"completion", HPP_MAXP_COMPLETION},
+    {"request", HPP_MAXP_REQUEST},
+    {"image", HPP_MAXP_IMAGE},
+};
+
+/* Reads the next value of a container, naming `what` when the frame is broken. */
+static int s_next(s_dec_t *d, proto_mp_val_t *e, const char *what)
+{
+    d->voff = proto_rd_offset(&d->rd);
+    int rc = proto_rd_next(&d->rd, e);
+    if (rc != PROTO_OK) {
+        return proto_fail(d->err, rc, d->voff, "%s: %s", what,
+                          rc == PROTO_ERR_TRUNCATED ? "frame ends inside the value"
+                                                    : "invalid msgpack byte");
+    }
+    return PROTO_OK;
+}
+
+/* The component of max_price named by key k, or -1. */
+static int s_max_price_key(const proto_mp_val_t *k)
+{
+    for (size_t c = 0; c < sizeof s_max_price_keys / sizeof s_max_price_keys[0]; c++) {
+        if (k->type == PROTO_MP_STR && strlen(s_max_price_keys[c].name) == k->len &&
+            memcmp(s_max_price_keys[c].name, k->ptr, k->len) == 0) {
+            return (int)c;
+        }
+    }
+    return -1;
+}
+
+static int s_key_max_price(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_max_price_t *mp = &d->out->features.max_price;
+    if (v->type != PROTO_MP_MAP) {
+        return s_type(d, v, "map of numbers");
+    }
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < v->n; i++) {
+        proto_mp_val_t k, e;
+        int rc = s_next(d, &k, "max_price");
+        if (rc != PROTO_OK) {
+            return rc;
+        }
+        int c = s_max_price_key(&k);
+        if (c < 0) {
+            /* Not skipped like an unknown top-level key: a limit the engine
+             * does not know would be a limit silently not applied. */
+            char shown[33];
+            if (k.type == PROTO_MP_STR) {
+                s_printable(shown, sizeof shown, k.ptr, k.len);
+            } else {
+                snprintf(shown, sizeof shown, "(%s)", proto_mp_type_name(k.type));
+            }
+            return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                              "max_price: unknown key \"%s\" (expected one of prompt, "
+                              "completion, request, image)",
+                              shown);
+        }
+        const char *name = s_max_price_keys[c].name;
+        if (seen & s_max_price_keys[c].bit) {
+            return proto_fail(d->err, PROTO_ERR_DUPLICATE, d->voff, "max_price.%s: given twice",
+                              name);
+        }
+        seen |= s_max_price_keys[c].bit;
+        if ((rc = s_next(d, &e, "max_price")) != PROTO_OK) {
+            return rc;
+        }
+        double usd;
+        if (e.type == PROTO_MP_NIL) {
+            continue; /* nil means absent, as everywhere */
+        } else if (e.type == PROTO_MP_UINT) {
+            usd = (double)e.u;
+        } else if (e.type == PROTO_MP_INT) {
+            usd = (double)e.i; /* rejected below with the range message */
+        } else if (e.type == PROTO_MP_FLOAT) {
+            usd = e.f;
+        } else {
+            char got[32];
+            return proto_fail(d->err, PROTO_ERR_TYPE, d->voff,
+                              "max_price.%s: expected non-negative number, got %s", name,
+                              s_got(&e, got, sizeof got));
+        }
+        const char *why = hpp_max_price_set(mp, s_max_price_keys[c].bit, usd);
+        if (why) {
+            return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "max_price.%s: %s, got %g", name,
+                              why, usd);
+        }
+    }
     return PROTO_OK;
 }
 
@@ -434,7 +596,15 @@ static const struct {
     {S_KEY("group"), s_key_group, true},
     {S_KEY("text"), s_key_text, true},
     {S_KEY("meta"), s_key_meta, true},
+    {S_KEY("providers_order"), s_key_prov_order, true},
+    {S_KEY("providers_only"), s_key_prov_only, true},
+    {S_KEY("providers_ignore"), s_key_prov_ignore, true},
+    {S_KEY("allow_fallbacks"), s_key_allow_fallbacks, true},
+    {S_KEY("providers_sort"), s_key_sort, true},
+    {S_KEY("max_price"), s_key_max_price, true},
+    {S_KEY("models"), s_key_models, true},
 };
+_Static_assert(sizeof s_keys / sizeof s_keys[0] <= 32, "the `seen` mask has 32 bits");
 
 enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
@@ -600,6 +770,21 @@ int proto_request_decode(const void *buf, size_t len, proto_request_t *out, prot
 /* A key given as a literal: header and bytes in one write. */
 #define s_key(pk, lit) proto_pack_key((pk), "" lit, sizeof(lit) - 1)
 
+/* An array of strings under `key`, at most max of them; nothing when empty. */
+static void s_pack_strs(msgpack_packer *pk, const char *key, const hpp_str_t *v, uint32_t n,
+                        uint32_t max)
+{
+    if (n == 0) {
+        return;
+    }
+    n = n > max ? max : n;
+    proto_pack_key(pk, key, strlen(key));
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        proto_pack_strn(pk, v[i].ptr, v[i].len);
+    }
+}
+
 int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
 {
     msgpack_packer pk;
@@ -610,7 +795,9 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
     if (feat) {
         n += 1 + (f->model.len > 0) + (f->output_tokens >= 0) + (f->cache_read_tokens > 0) +
              (f->images > 0) + f->vision + f->tools + f->json + (f->nhints > 0) + f->has_budget +
-             (f->group.len > 0) + (f->text.len > 0) + (f->nmeta > 0);
+             (f->group.len > 0) + (f->text.len > 0) + (f->nmeta > 0) + (f->nproviders_order > 0) +
+             (f->nproviders_only > 0) + (f->nproviders_ignore > 0) + f->no_fallbacks +
+             (f->sort == HPP_SORT_PRICE) + (f->max_price.set != 0) + (f->nmodels > 0);
     }
     msgpack_pack_map(&pk, n);
     s_key(&pk, "v");
@@ -681,6 +868,36 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
                 proto_pack_strn(&pk, f->meta_vals[i].ptr, f->meta_vals[i].len);
             }
         }
+        s_pack_strs(&pk, "providers_order", f->providers_order, f->nproviders_order,
+                    HPP_MAX_PROVIDERS);
+        s_pack_strs(&pk, "providers_only", f->providers_only, f->nproviders_only,
+                    HPP_MAX_PROVIDERS);
+        s_pack_strs(&pk, "providers_ignore", f->providers_ignore, f->nproviders_ignore,
+                    HPP_MAX_PROVIDERS);
+        if (f->no_fallbacks) {
+            s_key(&pk, "allow_fallbacks");
+            msgpack_pack_false(&pk);
+        }
+        if (f->sort == HPP_SORT_PRICE) {
+            s_key(&pk, "providers_sort");
+            proto_pack_cstr(&pk, "price");
+        }
+        if (f->max_price.set != 0) {
+            /* Back to USD (per 1M tokens for the per-token parts): the wire
+             * speaks what the client wrote. */
+            const hpp_max_price_t *mp = &f->max_price;
+            const hpp_pusd_t vals[] = {mp->prompt, mp->completion, mp->request, mp->image};
+            s_key(&pk, "max_price");
+            msgpack_pack_map(&pk, (size_t)__builtin_popcount(mp->set & 15u));
+            for (size_t c = 0; c < sizeof s_max_price_keys / sizeof s_max_price_keys[0]; c++) {
+                if (mp->set & s_max_price_keys[c].bit) {
+                    bool per_token = c < 2;
+                    proto_pack_cstr(&pk, s_max_price_keys[c].name);
+                    msgpack_pack_double(&pk, (double)vals[c] / (per_token ? 1e6 : 1e12));
+                }
+            }
+        }
+        s_pack_strs(&pk, "models", f->models, f->nmodels, HPP_MAX_MODELS);
     }
     return b->overflow ? PROTO_ERR_NOSPACE : PROTO_OK;
 }

@@ -47,6 +47,25 @@ static void s_check_round_trip(const proto_request_t *a)
             same = s_str_eq(f->meta_keys[i], g->meta_keys[i]) &&
                    s_str_eq(f->meta_vals[i], g->meta_vals[i]);
         }
+        /* Provider routing; max_price travels as USD, so only which parts
+         * are set must survive exactly. */
+        same = same && f->nproviders_order == g->nproviders_order &&
+               f->nproviders_only == g->nproviders_only &&
+               f->nproviders_ignore == g->nproviders_ignore && f->nmodels == g->nmodels &&
+               f->no_fallbacks == g->no_fallbacks && f->sort == g->sort &&
+               f->max_price.set == g->max_price.set;
+        for (uint32_t i = 0; same && i < f->nproviders_order; i++) {
+            same = s_str_eq(f->providers_order[i], g->providers_order[i]);
+        }
+        for (uint32_t i = 0; same && i < f->nproviders_only; i++) {
+            same = s_str_eq(f->providers_only[i], g->providers_only[i]);
+        }
+        for (uint32_t i = 0; same && i < f->nproviders_ignore; i++) {
+            same = s_str_eq(f->providers_ignore[i], g->providers_ignore[i]);
+        }
+        for (uint32_t i = 0; same && i < f->nmodels; i++) {
+            same = s_str_eq(f->models[i], g->models[i]);
+        }
     }
     if (!same) {
         abort();

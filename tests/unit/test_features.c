@@ -480,7 +480,68 @@ static const struct {
     {"{" MSG ",\"hpp\":{\"group\":\"\"}}", "invalid_value", "hpp.group"},
     {"{" MSG ",\"hpp\":{\"prompt_tokens\":-3}}", "invalid_value", "hpp.prompt_tokens"},
     {"{" MSG ",\"hpp\":{\"output_tokens\":true}}", "invalid_type", "hpp.output_tokens"},
+    /* OpenRouter's provider object and models array: honoured or refused by name. */
+    {"{" MSG ",\"provider\":[]}", "invalid_type", "provider"},
+    {"{" MSG ",\"provider\":{\"data_collection\":\"deny\"}}", "unsupported_parameter",
+     "provider.data_collection"},
+    {"{" MSG ",\"provider\":{\"quantizations\":[\"int8\"]}}", "unsupported_parameter",
+     "provider.quantizations"},
+    {"{" MSG ",\"provider\":{\"zdr\":true}}", "unsupported_parameter", "provider.zdr"},
+    {"{" MSG ",\"provider\":{\"order\":\"openai\"}}", "invalid_type", "provider.order"},
+    {"{" MSG ",\"provider\":{\"only\":[\"ok\",3]}}", "invalid_type", "provider.only[1]"},
+    {"{" MSG ",\"provider\":{\"ignore\":[\"a b\"]}}", "invalid_value", "provider.ignore[0]"},
+    {"{" MSG ",\"provider\":{\"order\":[\"\"]}}", "invalid_value", "provider.order[0]"},
+    {"{" MSG ",\"provider\":{\"order\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\","
+     "\"10\",\"11\",\"12\",\"13\",\"14\",\"15\",\"16\",\"17\"]}}",
+     "invalid_value", "provider.order"},
+    {"{" MSG ",\"provider\":{\"allow_fallbacks\":\"no\"}}", "invalid_type",
+     "provider.allow_fallbacks"},
+    {"{" MSG ",\"provider\":{\"require_parameters\":1}}", "invalid_type",
+     "provider.require_parameters"},
+    {"{" MSG ",\"provider\":{\"sort\":\"latency\"}}", "invalid_value", "provider.sort"},
+    {"{" MSG ",\"provider\":{\"sort\":\"throughput\"}}", "invalid_value", "provider.sort"},
+    {"{" MSG ",\"provider\":{\"sort\":\"fastest\"}}", "invalid_value", "provider.sort"},
+    {"{" MSG ",\"provider\":{\"max_price\":{\"prompt\":\"1\"}}}", "invalid_type",
+     "provider.max_price.prompt"},
+    {"{" MSG ",\"provider\":{\"max_price\":{\"completion\":-1}}}", "invalid_value",
+     "provider.max_price.completion"},
+    {"{" MSG ",\"provider\":{\"max_price\":{\"tokens\":1}}}", "unknown_parameter",
+     "provider.max_price.tokens"},
+    {"{" MSG ",\"models\":\"a/b\"}", "invalid_type", "models"},
+    {"{" MSG ",\"models\":[\"a/b\",5]}", "invalid_type", "models[1]"},
+    {"{" MSG ",\"models\":[\"a b\"]}", "invalid_value", "models[0]"},
 };
+
+Test(features, openrouter_provider_and_models)
+{
+    s_ok("{\"model\":\"openai/gpt-4o\"," MSG ",\"models\":[\"a/x\",\"b/y:free\"],"
+         "\"provider\":{\"order\":[\"Azure\",\"openai\"],\"only\":[\"azure\",\"openai\"],"
+         "\"ignore\":[\"groq\"],\"allow_fallbacks\":false,\"require_parameters\":true,"
+         "\"sort\":\"price\",\"max_price\":{\"prompt\":2.5,\"completion\":10,\"request\":0.01,"
+         "\"image\":null}}}");
+    cr_assert(s_eq(s_f.model, "openai/gpt-4o"));
+    cr_assert_eq(s_f.nmodels, 2);
+    cr_assert(s_eq(s_f.models[0], "a/x") && s_eq(s_f.models[1], "b/y:free"));
+    cr_assert_eq(s_f.nproviders_order, 2);
+    cr_assert(s_eq(s_f.providers_order[0], "Azure") && s_eq(s_f.providers_order[1], "openai"));
+    cr_assert_eq(s_f.nproviders_only, 2);
+    cr_assert_eq(s_f.nproviders_ignore, 1);
+    cr_assert(s_eq(s_f.providers_ignore[0], "groq"));
+    cr_assert(s_f.no_fallbacks);
+    cr_assert_eq(s_f.sort, HPP_SORT_PRICE);
+    cr_assert_eq(s_f.max_price.set, HPP_MAXP_PROMPT | HPP_MAXP_COMPLETION | HPP_MAXP_REQUEST);
+    cr_assert_eq(s_f.max_price.prompt, 2500000);      /* $2.5 per 1M = 2.5 pusd per token x 1e6 */
+    cr_assert_eq(s_f.max_price.completion, 10000000); /* $10 per 1M */
+    cr_assert_eq(s_f.max_price.request, 10000000000); /* $0.01 */
+    const char *field = NULL;
+    cr_assert_null(hpp_features_check(&s_f, &field), "%s", field);
+    /* Defaults: allow_fallbacks true, nothing set; null members are absent. */
+    oai_extract_reset(s_x, &s_f);
+    s_ok("{" MSG ",\"provider\":{\"allow_fallbacks\":true,\"order\":null},\"models\":null}");
+    cr_assert_not(s_f.no_fallbacks);
+    cr_assert_eq(s_f.nproviders_order + s_f.nmodels + s_f.max_price.set, 0);
+    cr_assert_eq(s_f.sort, HPP_SORT_DEFAULT);
+}
 
 Test(features, bad_bodies_are_400_with_param)
 {

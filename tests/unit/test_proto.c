@@ -156,6 +156,136 @@ Test(proto_request, full_route_round_trip)
     cr_assert(g->model.ptr >= b.data && g->model.ptr < b.data + b.len);
 }
 
+Test(proto_request, provider_routing_round_trip)
+{
+    proto_request_t in, out;
+    proto_request_init(&in, PROTO_OP_ROUTE);
+    hpp_features_t *f = &in.features;
+    f->prompt_tokens = 10;
+    f->providers_order[0] = s_s("azure");
+    f->providers_order[1] = s_s("openai");
+    f->nproviders_order = 2;
+    f->providers_only[0] = s_s("openai");
+    f->nproviders_only = 1;
+    f->providers_ignore[0] = s_s("groq");
+    f->nproviders_ignore = 1;
+    f->no_fallbacks = true;
+    f->sort = HPP_SORT_PRICE;
+    cr_assert_null(hpp_max_price_set(&f->max_price, HPP_MAXP_PROMPT, 2.5));
+    cr_assert_null(hpp_max_price_set(&f->max_price, HPP_MAXP_IMAGE, 0.002));
+    for (uint32_t i = 0; i < HPP_MAX_MODELS; i++) {
+        f->models[i] = s_s(i % 2 ? "openai/gpt-4o" : "openai/gpt-4o-mini:free");
+    }
+    f->nmodels = HPP_MAX_MODELS;
+    proto_buf_t b = s_buf();
+    cr_assert_eq(proto_request_encode(&b, &in), PROTO_OK);
+    proto_error_t err;
+    cr_assert_eq(proto_request_decode(b.data, b.len, &out, &err), PROTO_OK, "%s", err.msg);
+    const hpp_features_t *g = &out.features;
+    cr_assert_eq(g->nproviders_order, 2);
+    cr_assert(s_str_is(g->providers_order[0], "azure") &&
+              s_str_is(g->providers_order[1], "openai"));
+    cr_assert(g->nproviders_only == 1 && s_str_is(g->providers_only[0], "openai"));
+    cr_assert(g->nproviders_ignore == 1 && s_str_is(g->providers_ignore[0], "groq"));
+    cr_assert(g->no_fallbacks);
+    cr_assert_eq(g->sort, HPP_SORT_PRICE);
+    cr_assert_eq(g->max_price.set, HPP_MAXP_PROMPT | HPP_MAXP_IMAGE);
+    cr_assert_eq(g->max_price.prompt, f->max_price.prompt);
+    cr_assert_eq(g->max_price.image, f->max_price.image);
+    cr_assert_eq(g->nmodels, HPP_MAX_MODELS);
+    cr_assert(s_str_is(g->models[15], "openai/gpt-4o"));
+    char *json = s_json(b.data, b.len);
+    cr_assert(strstr(json, "\"allow_fallbacks\":false") &&
+                  strstr(json, "\"providers_sort\":\"price\"") &&
+                  strstr(json, "\"max_price\":{\"prompt\":2.5,\"image\":0.002}"),
+              "%s", json);
+    free(json);
+    proto_buf_destroy(&b);
+}
+
+/* Each new key refused with its name: type, count, length, value and, inside
+ * max_price, unknown and repeated components. */
+Test(proto_request_bad, provider_routing_keys)
+{
+    static const struct {
+        const char *key;
+        int shape; /* 0: a string 1: 17 strings 2: ["a b"] 3: [""] 4: "latency"
+                    * 5: {"tokens": 1} 6: {"prompt": 1, "prompt": 2} 7: {"prompt": -1}
+                    * 8: {"prompt": "1"} 9: "fastest" */
+        int code;
+        const char *fragment;
+    } cases[] = {
+        {"providers_order", 0, PROTO_ERR_TYPE, "providers_order: expected array of strings"},
+        {"providers_only", 1, PROTO_ERR_LIMIT, "providers_only: 17 entries exceed the maximum 16"},
+        {"providers_ignore", 2, PROTO_ERR_RANGE, "providers_ignore[0]: a provider name"},
+        {"providers_order", 3, PROTO_ERR_RANGE, "providers_order[0]: empty string"},
+        {"models", 1, PROTO_ERR_LIMIT, "models: 17 entries exceed the maximum 16"},
+        {"models", 2, PROTO_ERR_RANGE, "models[0]: a model id"},
+        {"allow_fallbacks", 0, PROTO_ERR_TYPE, "allow_fallbacks: expected boolean"},
+        {"providers_sort", 4, PROTO_ERR_RANGE, "providers_sort: \"latency\" is not measured yet"},
+        {"providers_sort", 9, PROTO_ERR_RANGE, "providers_sort: expected one of: price"},
+        {"max_price", 0, PROTO_ERR_TYPE, "max_price: expected map of numbers"},
+        {"max_price", 5, PROTO_ERR_RANGE, "max_price: unknown key \"tokens\""},
+        {"max_price", 6, PROTO_ERR_DUPLICATE, "max_price.prompt: given twice"},
+        {"max_price", 7, PROTO_ERR_RANGE, "max_price.prompt: must be a finite number"},
+        {"max_price", 8, PROTO_ERR_TYPE, "max_price.prompt: expected non-negative number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_raw_t r;
+        s_raw_init(&r);
+        s_route_head(&r, 1);
+        s_kstr(&r, cases[i].key);
+        switch (cases[i].shape) {
+        case 0:
+            s_kstr(&r, "x");
+            break;
+        case 1:
+            msgpack_pack_array(&r.pk, 17);
+            for (int k = 0; k < 17; k++) {
+                s_kstr(&r, "p");
+            }
+            break;
+        case 2:
+            msgpack_pack_array(&r.pk, 1);
+            s_kstr(&r, "a b");
+            break;
+        case 3:
+            msgpack_pack_array(&r.pk, 1);
+            s_kstr(&r, "");
+            break;
+        case 4:
+            s_kstr(&r, "latency");
+            break;
+        case 5:
+            msgpack_pack_map(&r.pk, 1);
+            s_kstr(&r, "tokens");
+            msgpack_pack_uint8(&r.pk, 1);
+            break;
+        case 6:
+            msgpack_pack_map(&r.pk, 2);
+            s_kstr(&r, "prompt");
+            msgpack_pack_uint8(&r.pk, 1);
+            s_kstr(&r, "prompt");
+            msgpack_pack_uint8(&r.pk, 2);
+            break;
+        case 7:
+            msgpack_pack_map(&r.pk, 1);
+            s_kstr(&r, "prompt");
+            msgpack_pack_int8(&r.pk, -1);
+            break;
+        case 8:
+            msgpack_pack_map(&r.pk, 1);
+            s_kstr(&r, "prompt");
+            s_kstr(&r, "1");
+            break;
+        default:
+            s_kstr(&r, "fastest");
+            break;
+        }
+        s_expect(&r, cases[i].code, cases[i].fragment);
+    }
+}
+
 Test(proto_request, defaults_round_trip_and_minimal_encoding)
 {
     proto_request_t in, out;
@@ -263,9 +393,26 @@ Test(proto_request, integers_in_any_width_and_nil_defaults)
 Test(proto_request, nil_means_absent_for_every_optional_key)
 {
     static const char *const keys[] = {
-        "id",    "model", "output_tokens", "cache_read_tokens", "images", "vision",
-        "tools", "json",  "hints",         "budget_usd",        "group",  "text",
+        "id",
+        "model",
+        "output_tokens",
+        "cache_read_tokens",
+        "images",
+        "vision",
+        "tools",
+        "json",
+        "hints",
+        "budget_usd",
+        "group",
+        "text",
         "meta",
+        "providers_order",
+        "providers_only",
+        "providers_ignore",
+        "allow_fallbacks",
+        "providers_sort",
+        "max_price",
+        "models",
     };
     const size_t nkeys = sizeof keys / sizeof keys[0];
     hpp_features_t want;

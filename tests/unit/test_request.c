@@ -73,3 +73,73 @@ Test(hpp_features_check, names_the_first_bad_field)
     cr_assert_not_null(hpp_features_check(&f, &field));
     cr_assert_str_eq(field, "group");
 }
+
+static hpp_str_t s_s(const char *c)
+{
+    hpp_str_t s = {c, (uint32_t)strlen(c)};
+    return s;
+}
+
+Test(hpp_check, provider_routing_rules)
+{
+    cr_assert_null(hpp_check_provider(s_s("openai")));
+    cr_assert_not_null(hpp_check_provider(s_s("")));
+    cr_assert_not_null(hpp_check_provider(s_s("open ai")));
+    char name[HPP_MAX_PROVIDER_LEN + 2];
+    memset(name, 'p', sizeof name - 1);
+    name[HPP_MAX_PROVIDER_LEN] = '\0';
+    cr_assert_null(hpp_check_provider(s_s(name)));
+    name[HPP_MAX_PROVIDER_LEN] = 'p';
+    name[HPP_MAX_PROVIDER_LEN + 1] = '\0';
+    cr_assert_not_null(hpp_check_provider(s_s(name)));
+    cr_assert_null(hpp_check_model_id(s_s("openai/gpt-4o:free")));
+    cr_assert_not_null(hpp_check_model_id(s_s("a\tb")));
+    hpp_sort_t sort = HPP_SORT_DEFAULT;
+    cr_assert_null(hpp_check_sort(s_s("price"), &sort));
+    cr_assert_eq(sort, HPP_SORT_PRICE);
+    cr_assert(strstr(hpp_check_sort(s_s("latency"), &sort), "not measured yet"));
+    cr_assert(strstr(hpp_check_sort(s_s("throughput"), &sort), "not measured yet"));
+    cr_assert(strstr(hpp_check_sort(s_s("Price"), &sort), "expected one of"));
+    hpp_max_price_t mp = {0};
+    cr_assert_null(hpp_max_price_set(&mp, HPP_MAXP_COMPLETION, 15));
+    cr_assert_eq(mp.completion, 15000000); /* $15 per 1M tokens = 15e6 pusd per token */
+    cr_assert_null(hpp_max_price_set(&mp, HPP_MAXP_REQUEST, 0.5));
+    cr_assert_eq(mp.request, 500000000000);
+    cr_assert_eq(mp.set, HPP_MAXP_COMPLETION | HPP_MAXP_REQUEST);
+    cr_assert_not_null(hpp_max_price_set(&mp, HPP_MAXP_PROMPT, -1));
+    cr_assert_not_null(hpp_max_price_set(&mp, HPP_MAXP_PROMPT, NAN));
+    cr_assert_not_null(hpp_max_price_set(&mp, HPP_MAXP_IMAGE, 2e6));
+    cr_assert_eq(mp.set, HPP_MAXP_COMPLETION | HPP_MAXP_REQUEST, "a refused value sets nothing");
+}
+
+Test(hpp_features_check, provider_routing_fields)
+{
+    hpp_features_t f;
+    hpp_features_init(&f);
+    f.prompt_tokens = 1;
+    const char *field = NULL;
+    f.nproviders_only = HPP_MAX_PROVIDERS + 1;
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "providers_only");
+    f.nproviders_only = 1;
+    f.providers_only[0] = s_s("a b");
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "providers_only");
+    f.providers_only[0] = s_s("ab");
+    cr_assert_null(hpp_features_check(&f, &field));
+    f.nmodels = 1;
+    f.models[0].len = 4; /* a length with no data */
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "models");
+    f.models[0] = s_s("a/b");
+    f.sort = (hpp_sort_t)7;
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "providers_sort");
+    f.sort = HPP_SORT_PRICE;
+    f.max_price.set = HPP_MAXP_IMAGE;
+    f.max_price.image = -5;
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "max_price");
+    f.max_price.image = 0;
+    cr_assert_null(hpp_features_check(&f, &field));
+}

@@ -753,3 +753,307 @@ Test(eng_resolve, provider_order)
     cr_assert_str_eq(d.endpoint->provider, "p2"); /* :floor stays the cheapest */
     eng_policy_destroy(&p);
 }
+
+/* The request's provider routing and models (OpenRouter's `provider` and
+ * `models`, proto/PROTOCOL.md "Provider routing") ------------------------------ */
+
+static eng_decision_t s_run_traced(const hpp_features_t *f, eng_trace_t *tr,
+                                   eng_trace_entry_t *entries, size_t cap)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->entries = entries;
+    tr->cap = cap;
+    eng_decision_t d;
+    eng_resolve(s_pol, f, &d, tr);
+    return d;
+}
+
+static bool s_traced(const eng_trace_t *tr, eng_reject_t why)
+{
+    for (size_t i = 0; i < tr->n; i++) {
+        if (tr->entries[i].reason == why) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static eng_decision_t s_expect_ep(const hpp_features_t *f, const char *model, const char *provider)
+{
+    eng_decision_t d = s_run(f);
+    cr_assert_eq(d.status, HPP_OK, "status %s: %s", hpp_status_name(d.status), d.message);
+    cr_assert_str_eq(d.model->id, model, "%s", d.message);
+    cr_assert_str_eq(d.endpoint->provider, provider, "%s", d.message);
+    return d;
+}
+
+/* No answer and no fallback outside `providers` (NULL: any provider) and
+ * outside `models` (NULL-terminated, NULL: any model). */
+static void s_expect_within(const eng_decision_t *d, const char *provider,
+                            const char *const *models)
+{
+    for (uint32_t i = 0; i <= d->nfallbacks; i++) {
+        const eng_endpoint_t *ep = i == 0 ? d->endpoint : d->fallbacks[i - 1];
+        const char *id = s_pol ? eng_catalog_models(s_cat, &(size_t){0})[ep->model].id : "";
+        if (provider) {
+            cr_assert_str_eq(ep->provider, provider, "%s via %s", id, ep->provider);
+        }
+        bool listed = !models;
+        for (size_t k = 0; models && models[k] && !listed; k++) {
+            listed = strcmp(models[k], id) == 0;
+        }
+        cr_assert(listed, "%s is outside the request's models", id);
+    }
+}
+
+Test(eng_resolve, provider_order_picks_the_endpoint_and_orders_fallbacks)
+{
+    hpp_features_t f = s_req();
+    f.model = s_s("c/std");
+    s_expect_ep(&f, "c/std", "p2");   /* the cheapest without an order */
+    f.providers_order[0] = s_s("P1"); /* case-insensitive */
+    f.nproviders_order = 1;
+    eng_decision_t d = s_expect_ep(&f, "c/std", "p1");
+    cr_assert_eq(d.nfallbacks, 1);
+    cr_assert_str_eq(d.fallbacks[0]->provider, "p2"); /* allow_fallbacks defaults to true */
+    /* Auto too: its pick of each model's endpoint follows the order. */
+    f = s_req();
+    s_hint(&f, "code");
+    f.model = s_s("hpprouter/auto:floor");
+    s_expect_ep(&f, "c/std", "p2");
+    f.providers_order[0] = s_s("p1");
+    f.nproviders_order = 1;
+    s_expect_ep(&f, "c/std", "p1");
+}
+
+Test(eng_resolve, provider_only_and_ignore)
+{
+    hpp_features_t f = s_req();
+    f.model = s_s("c/std");
+    f.providers_only[0] = s_s("p1");
+    f.nproviders_only = 1;
+    eng_decision_t d = s_expect_ep(&f, "c/std", "p1");
+    cr_assert_eq(d.nfallbacks, 0);
+    f.nproviders_only = 0;
+    f.providers_ignore[0] = s_s("p2");
+    f.nproviders_ignore = 1;
+    d = s_expect_ep(&f, "c/std", "p1");
+    cr_assert_eq(d.nfallbacks, 0);
+    f.providers_ignore[1] = s_s("p1");
+    f.nproviders_ignore = 2;
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_E_NO_CANDIDATE);
+    cr_assert(strstr(d.message, "providers allow"), "%s", d.message);
+    /* Auto: b/mid (p1) is the mid answer; without p1, b/mid-big (p2). */
+    f = s_req();
+    f.providers_ignore[0] = s_s("p1");
+    f.nproviders_ignore = 1;
+    d = s_expect_ep(&f, "b/mid-big", "p2");
+    for (uint32_t i = 0; i < d.nfallbacks; i++) {
+        cr_assert_str_neq(d.fallbacks[i]->provider, "p1");
+    }
+    f.nproviders_ignore = 0;
+    f.providers_only[0] = s_s("p3");
+    f.nproviders_only = 1;
+    d = s_expect_ep(&f, "c/std2", "p3"); /* mid has none: stepped up */
+    s_expect_within(&d, "p3", NULL);
+}
+
+Test(eng_resolve, allow_fallbacks_false)
+{
+    /* With an order: only its providers serve, auto included. */
+    hpp_features_t f = s_req();
+    f.providers_order[0] = s_s("p2");
+    f.nproviders_order = 1;
+    f.no_fallbacks = true;
+    eng_decision_t d = s_expect_ep(&f, "b/mid-big", "p2");
+    s_expect_within(&d, "p2", NULL);
+    /* Without one: each model at its first endpoint, no other provider. */
+    f = s_req();
+    f.model = s_s("c/std");
+    f.no_fallbacks = true;
+    d = s_expect_ep(&f, "c/std", "p2");
+    cr_assert_eq(d.nfallbacks, 0);
+}
+
+Test(eng_resolve, max_price_components)
+{
+    hpp_features_t f = s_req();
+    f.model = s_s("c/std");
+    cr_assert_null(hpp_max_price_set(&f.max_price, HPP_MAXP_COMPLETION, 12)); /* p2 10, p1 15 */
+    eng_decision_t d = s_expect_ep(&f, "c/std", "p2");
+    cr_assert_eq(d.nfallbacks, 0);
+    cr_assert_null(hpp_max_price_set(&f.max_price, HPP_MAXP_COMPLETION, 5));
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_E_NO_CANDIDATE);
+    cr_assert(strstr(d.message, "max_price"), "%s", d.message);
+    /* Auto: mid models cost 0.5 and 1 per 1M input; a/cheap 0.1 is the one left. */
+    f = s_req();
+    cr_assert_null(hpp_max_price_set(&f.max_price, HPP_MAXP_PROMPT, 0.4));
+    d = s_expect_ep(&f, "a/cheap", "p1");
+    /* A limit is a limit for the group's price: vip pays half. */
+    f = s_req();
+    f.model = s_s("c/std");
+    f.providers_order[0] = s_s("p1");
+    f.nproviders_order = 1;
+    cr_assert_null(hpp_max_price_set(&f.max_price, HPP_MAXP_PROMPT, 2));
+    s_expect_ep(&f, "c/std", "p2"); /* p1's 3 is over */
+    f.group = s_s("vip");
+    s_expect_ep(&f, "c/std", "p1"); /* 1.5 for vip */
+    /* A fee above the request component. */
+    f = s_req();
+    f.model = s_s("c/std");
+    cr_assert_null(hpp_max_price_set(&f.max_price, HPP_MAXP_REQUEST, 0));
+    s_expect_ep(&f, "c/std", "p2"); /* no per-request fee: within $0 */
+}
+
+Test(eng_resolve, sort_price_overrides_the_policys_providers)
+{
+    static const char prefix[] = "settings { providers \"p1\" }\n";
+    char src[sizeof prefix + sizeof s_policy];
+    snprintf(src, sizeof src, "%s%s", prefix, s_policy);
+    eng_policy_t *pol = s_compile(src);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.model = s_s("c/std");
+    eng_decision_t d;
+    eng_resolve(pol, &f, &d, NULL);
+    cr_assert_eq(d.status, HPP_OK);
+    cr_assert_str_eq(d.endpoint->provider, "p1"); /* the policy prefers p1 */
+    f.sort = HPP_SORT_PRICE;
+    eng_resolve(pol, &f, &d, NULL);
+    cr_assert_eq(d.status, HPP_OK);
+    cr_assert_str_eq(d.endpoint->provider, "p2"); /* cheapest first */
+    cr_assert_str_eq(d.fallbacks[0]->provider, "p1");
+    eng_policy_destroy(&pol);
+}
+
+Test(eng_resolve, models_list_in_order)
+{
+    static const char *const list[] = {"d/prem", "a/cheap", NULL};
+    hpp_features_t f = s_req();
+    f.models[0] = s_s("d/prem");
+    f.models[1] = s_s("a/cheap");
+    f.nmodels = 2;
+    eng_decision_t d = s_expect_ep(&f, "d/prem", "p1"); /* the first, not auto's choice */
+    s_expect_within(&d, NULL, list);
+    cr_assert_str_eq(d.rule, "direct");
+    bool has_cheap = false;
+    for (uint32_t i = 0; i < d.nfallbacks; i++) {
+        has_cheap =
+            has_cheap || d.fallbacks[i] == eng_catalog_endpoints(s_cat, &(size_t){0}) +
+                                               eng_catalog_find(s_cat, "a/cheap", 7)->ep_first;
+    }
+    cr_assert(has_cheap, "the next model of the list is a fallback");
+    /* The first that resolves: d/prem is over this budget. */
+    f.has_budget = true;
+    f.budget_usd = 0.001;
+    d = s_expect_ep(&f, "a/cheap", "p1");
+    s_expect_within(&d, NULL, list);
+    /* The body's model comes first. */
+    f.model = s_s("b/mid");
+    f.models[0] = s_s("a/cheap");
+    f.nmodels = 1;
+    f.has_budget = false;
+    s_expect_ep(&f, "b/mid", "p1");
+    f.has_budget = true; /* b/mid costs $0.002 */
+    s_expect_ep(&f, "a/cheap", "p1");
+    /* None fits: the first one's error. */
+    f.budget_usd = 0.0001;
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_E_INSUFFICIENT_BUDGET, "%s", d.message);
+    cr_assert(strstr(d.message, "b/mid"), "%s", d.message);
+    /* A group that may not use the first one. */
+    f = s_req();
+    f.group = s_s("small");
+    f.models[0] = s_s("d/prem");
+    f.models[1] = s_s("e/gem:free");
+    f.nmodels = 2;
+    d = s_expect_ep(&f, "e/gem", "p2");
+    cr_assert_str_eq(d.rule, "free");
+}
+
+Test(eng_resolve, models_entries_are_checked)
+{
+    hpp_features_t f = s_req();
+    f.models[0] = s_s("a/cheap");
+    f.models[1] = s_s("zz/none");
+    f.nmodels = 2;
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, HPP_E_UNKNOWN_MODEL);
+    cr_assert_str_eq(d.message, "models[1]: unknown model 'zz/none'");
+    f.models[1] = s_s("hpprouter/auto");
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_E_BAD_REQUEST);
+    cr_assert(strstr(d.message, "models[1]"), "%s", d.message);
+}
+
+Test(eng_resolve, auto_chooses_only_among_models)
+{
+    static const char *const list[] = {"c/std2", "a/cheap", NULL};
+    hpp_features_t f = s_req();
+    f.model = s_s("hpprouter/auto");
+    s_expect(&f, "b/mid", "mid");
+    f.models[0] = s_s("c/std2");
+    f.models[1] = s_s("a/cheap");
+    f.nmodels = 2;
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "c/std2"); /* mid has none of them: up first */
+    cr_assert_str_eq(d.rule, "default");
+    s_expect_within(&d, NULL, list);
+    /* :free and the free fallback stay inside the list too. */
+    f.model = s_s("hpprouter/auto:free");
+    s_expect_status(&f, HPP_E_NO_FREE_VARIANT);
+    f.models[1] = s_s("e/gem");
+    s_expect_ep(&f, "e/gem", "p2");
+    f.model = s_s("hpprouter/auto:floor");
+    f.models[1] = s_s("a/cheap");
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_OK);
+    s_expect_within(&d, NULL, list);
+}
+
+Test(eng_resolve, free_fallback_applies_the_provider_filters)
+{
+    hpp_features_t f = s_req();
+    f.has_budget = true;
+    f.budget_usd = 0; /* nothing paid fits: the free fallback */
+    s_expect_ep(&f, "a/free-chat", "local");
+    f.providers_ignore[0] = s_s("local");
+    f.nproviders_ignore = 1;
+    s_expect_ep(&f, "e/gem", "p2");
+    /* ID:free with its free endpoint excluded. */
+    f = s_req();
+    f.model = s_s("e/gem:free");
+    f.providers_ignore[0] = s_s("p2");
+    f.nproviders_ignore = 1;
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, HPP_E_NO_CANDIDATE, "%s", d.message);
+}
+
+Test(eng_resolve, trace_names_the_request_restrictions)
+{
+    cr_assert_str_eq(eng_reject_name(ENG_REJ_NOT_IN_MODELS), "not_in_models");
+    cr_assert_str_eq(eng_reject_name(ENG_REJ_PROVIDER), "provider_excluded");
+    cr_assert_str_eq(eng_reject_name(ENG_REJ_MAX_PRICE), "over_max_price");
+    eng_trace_entry_t entries[64];
+    eng_trace_t tr;
+    hpp_features_t f = s_req();
+    f.model = s_s("hpprouter/auto");
+    f.models[0] = s_s("c/std2");
+    f.nmodels = 1;
+    s_run_traced(&f, &tr, entries, 64);
+    cr_assert(s_traced(&tr, ENG_REJ_NOT_IN_MODELS));
+    f = s_req();
+    f.model = s_s("c/std");
+    f.providers_ignore[0] = s_s("p2");
+    f.nproviders_ignore = 1;
+    s_run_traced(&f, &tr, entries, 64);
+    cr_assert(s_traced(&tr, ENG_REJ_PROVIDER));
+    f.nproviders_ignore = 0;
+    cr_assert_null(hpp_max_price_set(&f.max_price, HPP_MAXP_PROMPT, 2.5));
+    eng_decision_t d = s_run_traced(&f, &tr, entries, 64);
+    cr_assert_str_eq(d.endpoint->provider, "p2");
+    cr_assert(s_traced(&tr, ENG_REJ_MAX_PRICE));
+}
