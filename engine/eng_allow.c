@@ -11,11 +11,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "hpp_keys.h"
@@ -122,6 +124,20 @@ static int s_add_key(eng_allow_t *self, const uint8_t key[32], eng_role_t role, 
     return 0;
 }
 
+/* Skips blanks, then one word of p[..len) from *i: returns where the word
+ * starts and leaves *i at its end (equal when there is none). */
+static size_t s_skip_word(const char *p, size_t len, size_t *i)
+{
+    while (*i < len && (p[*i] == ' ' || p[*i] == '\t')) {
+        (*i)++;
+    }
+    size_t w = *i;
+    while (*i < len && p[*i] != ' ' && p[*i] != '\t') {
+        (*i)++;
+    }
+    return w;
+}
+
 /* One line (without its '\n'), already checked for control bytes. */
 static int s_line(eng_allow_t *self, uint32_t file, uint32_t lineno, const char *p, size_t len,
                   eng_error_t *err)
@@ -164,10 +180,22 @@ static int s_line(eng_allow_t *self, uint32_t file, uint32_t lineno, const char 
     eng_role_t role = ENG_ROLE_CLIENT;
     if (i - w == 5 && memcmp(p + w, "admin", 5) == 0) {
         role = ENG_ROLE_ADMIN;
+        w = s_skip_word(p, len, &i); /* the name, if any */
     } else if (i - w == 5 && strncasecmp(p + w, "admin", 5) == 0) {
         /* "Admin" would silently be a client's name: say so instead. */
         return eng_error_set(err, ENG_ERR_SYNTAX, name, (int)lineno, (int)w + 1, NULL,
                              "write the admin mark as \"admin\", in lower case");
+    }
+    /* The name may have several words, but not the mark: "KEY ops admin"
+     * must not quietly make a client named "ops admin" of a key meant to be
+     * an admin. */
+    while (i > w && p[w] != '#') {
+        w = s_skip_word(p, len, &i);
+        if (i - w == 5 && strncasecmp(p + w, "admin", 5) == 0) {
+            return eng_error_set(err, ENG_ERR_SYNTAX, name, (int)lineno, (int)w + 1, NULL,
+                                 "\"admin\" inside the name: the admin mark goes right after "
+                                 "the key (KEY admin [NAME] [# comment])");
+        }
     }
     return s_add_key(self, raw, role, file, lineno, col, err);
 }
@@ -207,17 +235,42 @@ int eng_allow_parse(eng_allow_t *self, const char *file, const char *text, size_
     return 0;
 }
 
-/* Reads and parses one regular file. */
+/* Whoever may write the allow-list may make themselves an admin: like
+ * sshd's StrictModes, a list (or its directory) that group or others may
+ * write is refused. */
+static int s_check_mode(const char *path, const struct stat *st, eng_error_t *err)
+{
+    if (st->st_mode & 022) {
+        return eng_error_set(err, ENG_ERR_VALUE, path, 0, 0, NULL,
+                             "writable by group or others (mode %03o): anyone who can write it "
+                             "can add an admin key; chmod go-w it",
+                             (unsigned)(st->st_mode & 0777));
+    }
+    return 0;
+}
+
+/* Reads and parses one regular file. It is opened without blocking and
+ * checked before a byte is read: a FIFO put in its place must not hang the
+ * reloader thread. */
 static int s_load_file(eng_allow_t *self, const char *path, eng_error_t *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         return eng_error_set(err, ENG_ERR_IO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return eng_error_set(err, ENG_ERR_IO, path, 0, 0, NULL, "not a regular file");
+    }
+    if (s_check_mode(path, &st, err) != 0) {
+        close(fd);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return eng_error_set(err, ENG_ERR_IO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
     }
     if (st.st_size > ENG_ALLOW_MAX_FILE) {
         fclose(f);
@@ -307,7 +360,8 @@ eng_allow_t *eng_allow_load(const char *path, eng_error_t *err)
     if (stat(path, &st) != 0) {
         rc = eng_error_set(err, ENG_ERR_IO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
     } else if (S_ISDIR(st.st_mode)) {
-        rc = s_load_dir(self, path, err);
+        rc = s_check_mode(path, &st, err);
+        rc = rc == 0 ? s_load_dir(self, path, err) : rc;
     } else {
         rc = s_load_file(self, path, err);
     }

@@ -666,6 +666,15 @@ static bool s_admin(const eng_server_t *self, zmq_msg_t *body)
     return uid && strcmp(uid, "admin") == 0;
 }
 
+/* Under CURVE every message carries the User-Id the ZAP handler gave its
+ * connection. One without it got in with no check: should the ZAP thread
+ * ever stop, libzmq lets CURVE handshakes through unchecked, and the engine
+ * must still not serve a key nobody listed. Such a message is dropped. */
+static bool s_authorized(const eng_server_t *self, zmq_msg_t *body)
+{
+    return !self->zap || zmq_msg_gets(body, "User-Id") != NULL;
+}
+
 /* The fast path: route and ping (and undecodable frames) are answered right
  * here, because on loopback the two inproc hops to a worker and back cost
  * more than the decision itself (see bench/RESULTS.md); so is an admin op
@@ -707,6 +716,19 @@ static int s_front_in(eng_server_t *self)
         bool shaped = n == 2 || (n == 3 && zmq_msg_size(&parts[1]) == 0);
         if (!shaped) {
             s_envelope_error(self, parts, n < 3 ? n : 3, n);
+            continue;
+        }
+        if (!s_authorized(self, &parts[n - 1])) {
+            static bool said;
+            if (!said) {
+                said = true;
+                eng_log(ENG_LOG_ERROR, "engine",
+                        "a message came with no ZAP User-Id: the ZAP handler is not answering; "
+                        "such messages are dropped");
+            }
+            for (int i = 0; i < n; i++) {
+                zmq_msg_close(&parts[i]);
+            }
             continue;
         }
         /* With --route-workers the frontend decodes nothing, except for a

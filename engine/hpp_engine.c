@@ -178,6 +178,13 @@ static int s_run_check(const eng_server_cfg_t *cfg)
 static int s_run_keygen(const char *dir, const char *name)
 {
     char why[512];
+    if (!hpp_key_name_valid(name)) {
+        fprintf(stderr,
+                "hpp-engine: --curve-name '%s': expected 1 to 64 characters of [A-Za-z0-9_.-], "
+                "not starting with '.' (see --help)\n",
+                name);
+        return S_EXIT_USAGE;
+    }
     if (hpp_key_generate(dir, name, why, sizeof why) != 0) {
         fprintf(stderr, "hpp-engine: %s\n", why);
         return S_EXIT_FAIL;

@@ -25,6 +25,32 @@ int hpp_key_valid(const char *s, size_t len)
     return zmq_z85_decode(raw, buf) != NULL;
 }
 
+/* Opens `path` for reading only if it is a regular file: opened without
+ * blocking first, so a FIFO or a device put in a key's place cannot hang
+ * the caller (an engine reading its allow-list on SIGHUP, say). The stdio
+ * buffer is off, so no copy of a secret stays in freed memory. */
+static FILE *s_open_regular(const char *path, struct stat *st, char *errbuf, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        snprintf(errbuf, errlen, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    setvbuf(f, NULL, _IONBF, 0);
+    return f;
+}
+
 /* The first key of an open file: its first line that is not blank or a
  * comment, up to the first space. A bad line of a secret file is not quoted
  * in the error: a damaged secret must not reach a log. */
@@ -33,7 +59,9 @@ static int s_read_key(FILE *f, const char *path, bool secret, hpp_key_t *out, ch
 {
     char line[512];
     int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
+    int rc = -1;
+    bool bad = false; /* a line was refused (and said so) */
+    while (rc != 0 && !bad && fgets(line, sizeof line, f)) {
         lineno++;
         char *p = line + strspn(line, " \t");
         size_t len = strcspn(p, " \t\r\n");
@@ -49,21 +77,25 @@ static int s_read_key(FILE *f, const char *path, bool secret, hpp_key_t *out, ch
                 snprintf(errbuf, errlen, "%s:%d: expected a %d-character Z85 key, got \"%.*s\"",
                          path, lineno, HPP_KEY_LEN, (int)(len > 48 ? 48 : len), p);
             }
-            return -1;
+            bad = true;
+            continue;
         }
         memcpy(out->z85, p, HPP_KEY_LEN);
         out->z85[HPP_KEY_LEN] = '\0';
-        return 0;
+        rc = 0;
     }
-    snprintf(errbuf, errlen, "%s: no key in the file", path);
-    return -1;
+    explicit_bzero(line, sizeof line);
+    if (rc != 0 && !bad) {
+        snprintf(errbuf, errlen, "%s: no key in the file", path);
+    }
+    return rc;
 }
 
 int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    FILE *f = s_open_regular(path, &st, errbuf, errlen);
     if (!f) {
-        snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     int rc = s_read_key(f, path, false, out, errbuf, errlen);
@@ -74,16 +106,13 @@ int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t e
 int hpp_key_read_secret(const char *path, hpp_key_t *secret, hpp_key_t *public_out, char *errbuf,
                         size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    FILE *f = s_open_regular(path, &st, errbuf, errlen);
     if (!f) {
-        snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    struct stat st;
     int rc = -1;
-    if (fstat(fileno(f), &st) != 0) {
-        snprintf(errbuf, errlen, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (st.st_mode & 077) {
+    if (st.st_mode & 077) {
         snprintf(errbuf, errlen,
                  "%s: a secret key file must not be readable by others (mode %03o; "
                  "chmod 600 it)",
@@ -99,7 +128,7 @@ int hpp_key_read_secret(const char *path, hpp_key_t *secret, hpp_key_t *public_o
     return rc;
 }
 
-static int s_valid_name(const char *name)
+int hpp_key_name_valid(const char *name)
 {
     size_t n = strlen(name);
     return n >= 1 && n <= 64 &&
@@ -129,7 +158,7 @@ static int s_write_new(const char *path, const char *text, char *errbuf, size_t 
 
 int hpp_key_generate(const char *dir, const char *name, char *errbuf, size_t errlen)
 {
-    if (!s_valid_name(name)) {
+    if (!hpp_key_name_valid(name)) {
         snprintf(errbuf, errlen,
                  "key name '%s': expected 1 to 64 characters of [A-Za-z0-9_.-], not starting with "
                  "'.'",
@@ -157,7 +186,9 @@ int hpp_key_generate(const char *dir, const char *name, char *errbuf, size_t err
     if (s_write_new(spath, text, errbuf, errlen) != 0) {
         return -1;
     }
-    snprintf(text, sizeof text, "%s %s\n", pub, name);
+    /* The name goes in as a comment: a key pair named "admin" must not read
+     * as an allow-list line that marks its key an admin. */
+    snprintf(text, sizeof text, "%s # %s\n", pub, name);
     if (s_write_new(ppath, text, errbuf, errlen) != 0) {
         unlink(spath);
         return -1;

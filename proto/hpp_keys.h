@@ -25,7 +25,10 @@ typedef struct {
 /* True when `s` (len bytes) is a valid Z85 CURVE key. */
 int hpp_key_valid(const char *s, size_t len);
 
-/* Reads a public key file into *out. Returns 0, or -1 with the reason in
+/* Key files are opened only when they are regular files (a FIFO in their
+ * place is refused, not waited on).
+ *
+ * Reads a public key file into *out. Returns 0, or -1 with the reason in
  * errbuf. */
 int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t errlen);
 
@@ -35,8 +38,12 @@ int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t e
 int hpp_key_read_secret(const char *path, hpp_key_t *secret, hpp_key_t *public_out, char *errbuf,
                         size_t errlen);
 
-/* Makes a new key pair and writes DIR/NAME.pub and DIR/NAME.sec, both mode
- * 0600, creating DIR (mode 0700) when missing. Refuses to overwrite an
+/* True when NAME is a usable key name: 1 to 64 characters of
+ * [A-Za-z0-9_.-], not starting with '.'. */
+int hpp_key_name_valid(const char *name);
+
+/* Makes a new key pair and writes DIR/NAME.pub ("<key> # NAME") and
+ * DIR/NAME.sec, both mode 0600, creating DIR (mode 0700) when missing. Refuses to overwrite an
  * existing file. NAME is 1 to 64 characters of [A-Za-z0-9_.-]. Returns 0, or
  * -1 with the reason in errbuf. */
 int hpp_key_generate(const char *dir, const char *name, char *errbuf, size_t errlen);

@@ -210,3 +210,36 @@ Test(eng_allow, an_empty_list_is_refused)
     eng_error_format(&err, msg, sizeof msg);
     cr_assert(strstr(msg, "missing: error: cannot open"), "%s", msg);
 }
+
+/* The review's cases: a FIFO must not hang the reader, a list others may
+ * write is refused, and the admin mark after a name is an error, not a
+ * client named "ops admin". */
+Test(eng_allow, a_fifo_a_writable_list_and_a_late_admin_mark, .timeout = 5)
+{
+    s_key_t a = s_key();
+    char text[256], path[128], msg[768];
+    eng_error_t err = {0};
+    snprintf(text, sizeof text, "%s gateway\n", a.z85);
+    s_write("a.pub", text);
+    snprintf(path, sizeof path, "%s/z.pub", s_dir);
+    cr_assert_eq(mkfifo(path, 0644), 0);
+    cr_assert_null(eng_allow_load(s_dir, &err));
+    eng_error_format(&err, msg, sizeof msg);
+    cr_assert(strstr(msg, "z.pub") && strstr(msg, "not a regular file"), "%s", msg);
+    cr_assert_eq(unlink(path), 0);
+
+    snprintf(path, sizeof path, "%s/a.pub", s_dir);
+    cr_assert_eq(chmod(path, 0666), 0);
+    cr_assert_null(eng_allow_load(path, &err));
+    eng_error_format(&err, msg, sizeof msg);
+    cr_assert(strstr(msg, "writable by group or others (mode 666)"), "%s", msg);
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_eq(chmod(s_dir, 0777), 0);
+    cr_assert_null(eng_allow_load(s_dir, &err));
+    cr_assert_eq(chmod(s_dir, 0700), 0);
+
+    snprintf(text, sizeof text, "%s ops admin\n", a.z85);
+    eng_allow_t *l = s_parse(text, &err, msg, sizeof msg);
+    cr_assert_null(l);
+    cr_assert(strstr(msg, "keys.txt:1:46: error: \"admin\" inside the name"), "%s", msg);
+}

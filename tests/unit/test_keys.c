@@ -131,3 +131,32 @@ Test(hpp_keys, a_bad_secret_line_is_not_quoted)
               err);
     cr_assert_null(strstr(err, "SECRET"), "%s", err);
 }
+
+/* A FIFO in a key file's place is refused at once, not waited on. */
+Test(hpp_keys, a_fifo_is_refused_without_blocking, .timeout = 5)
+{
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/fifo.pub", s_dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    hpp_key_t k;
+    cr_assert_eq(hpp_key_read_public(path, &k, err, sizeof err), -1);
+    cr_assert(strstr(err, "not a regular file"), "%s", err);
+    cr_assert_eq(hpp_key_read_secret(path, &k, NULL, err, sizeof err), -1);
+    cr_assert(strstr(err, "not a regular file"), "%s", err);
+}
+
+/* The name is written as a comment: a pair named "admin" reads as a plain
+ * key line, never as one carrying the admin mark. */
+Test(hpp_keys, the_public_file_names_the_key_in_a_comment)
+{
+    char err[256], path[128], line[128];
+    cr_assert_eq(hpp_key_generate(s_dir, "admin", err, sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/admin.pub", s_dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    cr_assert_str_eq(line + HPP_KEY_LEN, " # admin\n");
+    cr_assert(hpp_key_name_valid("gw-1.eu"));
+    cr_assert_not(hpp_key_name_valid(".hidden"));
+}
