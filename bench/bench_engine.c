@@ -139,9 +139,7 @@ typedef struct {
     bool echo;                    /* --echo: measure a trivial server (a child process) instead */
     const char *curve_server_key; /* --curve-server-key: the engine's public key file */
     const char *curve_secret;     /* --curve-secret: this client's secret key file */
-    hpp_key_t curve_server;       /* the keys read from them */
-    hpp_key_t curve_public;
-    hpp_key_t curve_secret_key;
+    hpp_curve_client_t curve;     /* the keys read from them */
 } s_opts_t;
 
 /* One connection's thread state and results. */
@@ -222,11 +220,10 @@ static void *s_conn_main(void *arg)
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (o->curve_server_key) {
-        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, o->curve_server.z85, sizeof o->curve_server.z85);
-        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, o->curve_public.z85, sizeof o->curve_public.z85);
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, o->curve_secret_key.z85,
-                       sizeof o->curve_secret_key.z85);
+    if (o->curve_server_key &&
+        hpp_curve_client_apply(&o->curve, sock, c->error, sizeof c->error) != 0) {
+        zmq_close(sock);
+        return NULL;
     }
     if (zmq_connect(sock, o->endpoint) != 0) {
         snprintf(c->error, sizeof c->error, "connect: %s", zmq_strerror(errno));
@@ -540,9 +537,8 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
     }
     if (o->curve_server_key) {
         char err[512];
-        if (hpp_key_read_public(o->curve_server_key, &o->curve_server, err, sizeof err) != 0 ||
-            hpp_key_read_secret(o->curve_secret, &o->curve_secret_key, &o->curve_public, err,
-                                sizeof err) != 0) {
+        if (hpp_curve_client_load(&o->curve, o->curve_server_key, o->curve_secret, err,
+                                  sizeof err) != 0) {
             return s_usage(err);
         }
     }
@@ -646,7 +642,7 @@ int main(int argc, char **argv)
         free(conns[i].sent_at);
     }
     free(all);
-    explicit_bzero(&o.curve_secret_key, sizeof o.curve_secret_key);
+    hpp_curve_client_wipe(&o.curve);
     zmq_ctx_term(ctx);
     if (o.echo) {
         s_echo_stop(&echo);

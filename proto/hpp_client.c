@@ -88,31 +88,15 @@ void hpp_client_opts_init(hpp_client_opts_t *opts)
     opts->resend_ms = HPP_CLIENT_RESEND_MS;
 }
 
-/* Sets the CURVE client options from the two key files. The keys are
- * wiped from this stack once ZeroMQ has copied them. */
+/* Sets the CURVE options from the two key files (hpp_keys.h); the secret is
+ * wiped from memory once libzmq has its copy. */
 static int s_curve(void *sock, const char *server_file, const char *secret_file, char *errbuf,
                    size_t errlen)
 {
-    if (!zmq_has("curve")) {
-        snprintf(errbuf, errlen, "CURVE keys given, but this libzmq was built without CURVE");
-        return -1;
-    }
-    hpp_key_t server, secret, public;
-    int rc = -1;
-    if (hpp_key_read_public(server_file, &server, errbuf, errlen) != 0 ||
-        hpp_key_read_secret(secret_file, &secret, &public, errbuf, errlen) != 0) {
-        goto out;
-    }
-    /* Z85 text with its NUL: the 41-byte form zmq_setsockopt takes. */
-    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server.z85, sizeof server.z85) != 0 ||
-        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public.z85, sizeof public.z85) != 0 ||
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret.z85, sizeof secret.z85) != 0) {
-        snprintf(errbuf, errlen, "CURVE keys refused by libzmq: %s", zmq_strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    explicit_bzero(&secret, sizeof secret);
+    hpp_curve_client_t keys;
+    int rc = hpp_curve_client_load(&keys, server_file, secret_file, errbuf, errlen);
+    rc = rc == 0 ? hpp_curve_client_apply(&keys, sock, errbuf, errlen) : rc;
+    hpp_curve_client_wipe(&keys);
     return rc;
 }
 

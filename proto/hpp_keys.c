@@ -195,3 +195,36 @@ int hpp_key_generate(const char *dir, const char *name, char *errbuf, size_t err
     }
     return 0;
 }
+
+int hpp_curve_client_load(hpp_curve_client_t *c, const char *server_file, const char *secret_file,
+                          char *errbuf, size_t errlen)
+{
+    if (hpp_key_read_public(server_file, &c->server, errbuf, errlen) != 0 ||
+        hpp_key_read_secret(secret_file, &c->secret, &c->public, errbuf, errlen) != 0) {
+        hpp_curve_client_wipe(c);
+        return -1;
+    }
+    return 0;
+}
+
+int hpp_curve_client_apply(const hpp_curve_client_t *c, void *zmq_socket, char *errbuf,
+                           size_t errlen)
+{
+    if (!zmq_has("curve")) {
+        snprintf(errbuf, errlen, "CURVE keys given, but this libzmq was built without CURVE");
+        return -1;
+    }
+    /* Z85 text with its NUL: the 41-byte form zmq_setsockopt takes. */
+    if (zmq_setsockopt(zmq_socket, ZMQ_CURVE_SERVERKEY, c->server.z85, sizeof c->server.z85) != 0 ||
+        zmq_setsockopt(zmq_socket, ZMQ_CURVE_PUBLICKEY, c->public.z85, sizeof c->public.z85) != 0 ||
+        zmq_setsockopt(zmq_socket, ZMQ_CURVE_SECRETKEY, c->secret.z85, sizeof c->secret.z85) != 0) {
+        snprintf(errbuf, errlen, "CURVE keys refused by libzmq: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void hpp_curve_client_wipe(hpp_curve_client_t *c)
+{
+    explicit_bzero(c, sizeof *c);
+}

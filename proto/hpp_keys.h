@@ -38,6 +38,28 @@ int hpp_key_read_public(const char *path, hpp_key_t *out, char *errbuf, size_t e
 int hpp_key_read_secret(const char *path, hpp_key_t *secret, hpp_key_t *public_out, char *errbuf,
                         size_t errlen);
 
+/* A CURVE client's keys: the server's public key, its own pair. The engine's
+ * clients (the C client library, the sidecar, the bench) all load and apply
+ * them the same way. */
+typedef struct {
+    hpp_key_t server; /* the engine's public key (ZMQ_CURVE_SERVERKEY) */
+    hpp_key_t public; /* this client's public key, derived from its secret */
+    hpp_key_t secret; /* this client's secret key */
+} hpp_curve_client_t;
+
+/* Reads the server's public key file and this client's secret key file.
+ * Returns 0, or -1 with the reason in errbuf (nothing of a secret quoted). */
+int hpp_curve_client_load(hpp_curve_client_t *c, const char *server_file, const char *secret_file,
+                          char *errbuf, size_t errlen);
+
+/* Sets the three CURVE options on a libzmq socket (before it connects).
+ * Returns 0, or -1 with the reason (no CURVE in this libzmq, refused). */
+int hpp_curve_client_apply(const hpp_curve_client_t *c, void *zmq_socket, char *errbuf,
+                           size_t errlen);
+
+/* Clears the keys from memory. */
+void hpp_curve_client_wipe(hpp_curve_client_t *c);
+
 /* True when NAME is a usable key name: 1 to 64 characters of
  * [A-Za-z0-9_.-], not starting with '.'. */
 int hpp_key_name_valid(const char *name);

@@ -160,3 +160,30 @@ Test(hpp_keys, the_public_file_names_the_key_in_a_comment)
     cr_assert(hpp_key_name_valid("gw-1.eu"));
     cr_assert_not(hpp_key_name_valid(".hidden"));
 }
+
+/* A client's keys: loaded from the engine's .pub and its own .sec, applied
+ * to a socket, wiped. */
+Test(hpp_keys, curve_client_load_apply_wipe)
+{
+    char err[256], spub[128], csec[128];
+    cr_assert_eq(hpp_key_generate(s_dir, "engine", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(hpp_key_generate(s_dir, "gw", err, sizeof err), 0, "%s", err);
+    snprintf(spub, sizeof spub, "%s/engine.pub", s_dir);
+    snprintf(csec, sizeof csec, "%s/gw.sec", s_dir);
+    hpp_curve_client_t c;
+    cr_assert_eq(hpp_curve_client_load(&c, spub, csec, err, sizeof err), 0, "%s", err);
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    cr_assert_eq(hpp_curve_client_apply(&c, sock, err, sizeof err), 0, "%s", err);
+    int is_server = 1;
+    size_t len = sizeof is_server;
+    cr_assert_eq(zmq_getsockopt(sock, ZMQ_CURVE_SERVER, &is_server, &len), 0);
+    cr_assert_eq(is_server, 0);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    hpp_curve_client_wipe(&c);
+    cr_assert_eq(c.secret.z85[0], '\0');
+    /* A missing file is named. */
+    cr_assert_eq(hpp_curve_client_load(&c, spub, "/nonexistent/gw.sec", err, sizeof err), -1);
+    cr_assert(strstr(err, "/nonexistent/gw.sec: cannot open"), "%s", err);
+}
