@@ -8,6 +8,7 @@
 #ifndef SC_SERVER_H
 #define SC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sc_engine.h"
@@ -28,6 +29,11 @@ typedef struct {
     size_t max_body;          /* request body limit in bytes (413 above) */
     int max_retries;          /* upstream retries with a fallback model (429/5xx), >= 0 */
     int upstream_timeout_s;   /* upstream connect / read inactivity timeout */
+
+    /* The trust boundary (sc_trust.h). */
+    const char *keys_file;      /* --keys: key hashes, groups, caps; NULL = no key asked */
+    const char *trusted_header; /* --trusted-header: the gateway's group header, or NULL */
+    bool trust_client_features; /* honour the client's group and budget (body, X-HPP-*) */
 } sc_config_t;
 
 /* Defaults used by hpp-sidecar. */
