@@ -14,7 +14,9 @@
 #include "eng_common.h"
 #include "eng_flags.h"
 #include "proto.h"
+#include "sc_keys.h"
 #include "sc_server.h"
+#include "sc_trust.h"
 
 enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
 
@@ -22,6 +24,7 @@ typedef struct {
     sc_config_t cfg; /* what the flags say */
     bool help;       /* --help given */
     bool version;    /* --version given */
+    bool hash_key;   /* --hash-key given */
 } s_opts_t;
 
 #define S_OPTS(p) ((s_opts_t *)(p))
@@ -125,6 +128,48 @@ static int s_auth_refusal_status(void *opts, const char *flag, const char *arg)
     return 0;
 }
 
+static int s_trusted_header(void *opts, const char *flag, const char *arg)
+{
+    const char *why = sc_trust_header_name_check(arg);
+    if (why) {
+        /* Not through eng_flag_error's format: `why` lists '%'. */
+        fprintf(stderr, "hpp-sidecar: %s: '%s': %s (see --help)\n", flag, arg, why);
+        return -1;
+    }
+    S_OPTS(opts)->cfg.trusted_header = arg;
+    return 0;
+}
+
+/* --hash-key: one key from stdin (never argv: it would be in ps and shell
+ * history), its "sha256:" form on stdout for the key file. */
+static int s_hash_key(void)
+{
+    char key[SC_KEYS_MAX_KEY + 3];
+    size_t n = fread(key, 1, sizeof key, stdin);
+    if (ferror(stdin)) {
+        fprintf(stderr, "hpp-sidecar: --hash-key: cannot read stdin\n");
+        return S_EXIT_FAIL;
+    }
+    if (n > 0 && key[n - 1] == '\n') {
+        n--;
+    }
+    if (n > 0 && key[n - 1] == '\r') {
+        n--;
+    }
+    const char *why =
+        n > SC_KEYS_MAX_KEY ? "the key is longer than 1024 bytes" : sc_keys_check_key(key, n);
+    if (why) {
+        fprintf(stderr, "hpp-sidecar: --hash-key: %s (one key on stdin, one line)\n", why);
+        explicit_bzero(key, sizeof key);
+        return S_EXIT_FAIL;
+    }
+    char out[SC_KEYS_HASH_TEXT];
+    sc_keys_hash_text(key, n, out);
+    explicit_bzero(key, sizeof key);
+    printf("%s\n", out);
+    return S_EXIT_OK;
+}
+
 static const eng_flag_t s_flags[] = {
     {"--listen", "HOST:PORT", s_listen, 0,
      "address to serve HTTP on (default " SC_DEFAULT_LISTEN "; port 0 = any free port)"},
@@ -148,12 +193,25 @@ static const eng_flag_t s_flags[] = {
      "(http://HOST:PORT/v1); without it, decision-only mode"},
     {"--timeout-ms", "N", s_timeout, 0, "engine deadline per request (default 1000)"},
     {"--fail-open", "MODEL", s_fail_open, 0,
-     "answer with MODEL when the engine is down or late (default: 503)"},
+     "answer with MODEL when the engine is down or late, only to a group the engine said "
+     "may use it and within the request's budget (else, and by default: 503)"},
     {"--max-body", "BYTES", s_max_body, 0, "request body limit, 413 above (default 4194304)"},
     {"--max-retries", "N", s_max_retries, 0,
      "proxy: retries with fallback models on 429/5xx (default 2, 0-8)"},
     {"--upstream-timeout", "SECONDS", s_upstream_timeout, 0,
      "proxy: upstream connect/read inactivity timeout (default 300)"},
+    {"--keys", "FILE", NULL, offsetof(s_opts_t, cfg.keys_file),
+     "API keys: lines 'sha256:HEX group=NAME [budget_usd=USD]'; every request to /v1/route, "
+     "/v1/chat/completions and /v1/models then needs 'Authorization: Bearer KEY' (else 401), "
+     "and gets the key's group and budget cap. SIGHUP reloads it"},
+    {"--trusted-header", "NAME", s_trusted_header, 0,
+     "a header the gateway in front sets (overwriting the client's), value GROUP or "
+     "GROUP;budget_usd=USD: the request's group and budget. Never forwarded upstream"},
+    {"--trust-client-features", NULL, NULL, offsetof(s_opts_t, cfg.trust_client_features),
+     "honour a group or budget the client sends (hpp.group, hpp.budget_usd, X-HPP-Group, "
+     "X-HPP-Budget-USD); without it they are refused with 403"},
+    {"--hash-key", NULL, NULL, offsetof(s_opts_t, hash_key),
+     "read one API key from stdin, print its sha256: form for --keys, and exit"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
     {"--auth-refusal-status", "N", s_auth_refusal_status, 0,
      "decision-only: send every refusal of POST/GET /v1/chat/completions with status N "
@@ -173,6 +231,7 @@ static void s_print_help(void)
            "GET /healthz, GET /metrics.\n\noptions:\n");
     eng_flags_help(stdout, s_flags, 26);
     printf("\nPrints \"hpp-sidecar: ready on HOST:PORT\" to stderr once listening.\n"
+           "SIGHUP reloads the --keys file (a bad file keeps the last good one).\n"
            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad flags.\n");
 }
 
@@ -191,6 +250,9 @@ int main(int argc, char **argv)
     if (o.version) {
         printf("hpp-sidecar %s (protocol v%d)\n", HPP_VERSION, PROTO_VERSION);
         return S_EXIT_OK;
+    }
+    if (o.hash_key) {
+        return s_hash_key();
     }
     if (!o.cfg.curve_server_key != !o.cfg.curve_secret) {
         fprintf(stderr, "hpp-sidecar: %s needs %s too (see --help)\n",

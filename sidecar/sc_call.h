@@ -18,6 +18,7 @@
 #include "oai_request.h"
 #include "proto.h"
 #include "sc_metrics.h"
+#include "sc_trust.h"
 
 #define SC_NAME_MAX 65 /* provider, tier and rule names, with the NUL */
 
@@ -75,6 +76,7 @@ struct sc_call {
     double t0;                  /* arrival, monotonic seconds */
     oai_extract_t *x;           /* extraction context, kept across reuse */
     hpp_features_t f;           /* features of the request */
+    sc_trust_t trust;           /* its trusted group and budget (f.group may point here) */
     proto_request_t ereq;       /* the engine call's request: kept, a resend encodes it again */
     char free_model[HPP_MAX_MODEL_LEN + 1]; /* proxy: the ":free" model ereq may name */
     uint64_t eng;                           /* engine call in flight, 0 = none */

@@ -511,8 +511,9 @@ static void s_attempt(sc_call_t *call, const char *model)
     struct evkeyvalq *out = evhttp_request_get_output_headers(up);
     for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
         if (s_in(kv->key, s_hop) || s_in(kv->key, s_req_own) ||
-            strncasecmp(kv->key, "X-HPP-", 6) == 0) {
-            continue; /* our hints are consumed here, not forwarded */
+            strncasecmp(kv->key, "X-HPP-", 6) == 0 ||
+            (px->cfg.strip_header && strcasecmp(kv->key, px->cfg.strip_header) == 0)) {
+            continue; /* our hints and the gateway's group are consumed here */
         }
         evhttp_add_header(out, kv->key, kv->value);
     }

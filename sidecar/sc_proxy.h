@@ -25,6 +25,8 @@ typedef struct {
     const char *url;         /* upstream base URL, http://host:port/v1 */
     int timeout_s;           /* connect / read inactivity timeout */
     int max_retries;         /* retries with a fallback model (429/5xx) */
+
+    const char *strip_header; /* --trusted-header: never forwarded; NULL = none */
 } sc_proxy_config_t;
 
 /* Parses the URL and resolves its host once. Returns NULL with a message in

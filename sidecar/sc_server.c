@@ -30,7 +30,10 @@
 #include "hpp_keys.h"
 #include "sc_call.h"
 #include "sc_engine.h"
+#include "sc_failopen.h"
+#include "sc_keys.h"
 #include "sc_proxy.h"
+#include "sc_trust.h"
 
 #define S_POOL_MAX 256 /* finished calls kept for reuse */
 
@@ -42,6 +45,10 @@ struct sc_server {
     int port;                          /* bound port */
     struct event *sigint;              /* SIGINT -> stop */
     struct event *sigterm;             /* SIGTERM -> stop */
+    struct event *sighup;              /* SIGHUP -> reload the key file */
+    sc_keys_t *keys;                   /* --keys table, NULL = none */
+    sc_trust_config_t trust;           /* the trust boundary's settings (keys: the table above) */
+    sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group */
     sc_engine_t *engine;               /* link to hpp-engine */
     sc_metrics_t *metrics;             /* counters */
     sc_proxy_t *proxy;                 /* proxy mode: the upstream; NULL = decision only */
@@ -69,6 +76,7 @@ static const struct {
 } s_reasons[] = {
     {200, "OK"},
     {400, "Bad Request"},
+    {401, "Unauthorized"},
     {402, "Payment Required"},
     {403, "Forbidden"},
     {404, "Not Found"},
@@ -430,7 +438,10 @@ static void s_engine_down(sc_call_t *call, sc_engerr_t kind, const char *why)
     sc_server_t *srv = call->srv;
     sc_metrics_engine_error(srv->metrics, kind, NULL);
     const char *fo = srv->cfg.fail_open;
-    if (fo && (call->route == SC_ROUTE_ROUTE || call->route == SC_ROUTE_CHAT)) {
+    char not_open[200];
+    not_open[0] = '\0';
+    if (fo && (call->route == SC_ROUTE_ROUTE || call->route == SC_ROUTE_CHAT) &&
+        sc_failopen_allows(srv->failopen, &call->f, not_open, sizeof not_open)) {
         memset(&call->d, 0, sizeof call->d);
         snprintf(call->d.model, sizeof call->d.model, "%s", fo);
         snprintf(call->d.rule, sizeof call->d.rule, "fail_open");
@@ -441,8 +452,13 @@ static void s_engine_down(sc_call_t *call, sc_engerr_t kind, const char *why)
         return;
     }
     oai_error_t err;
-    oai_error_set(&err, 503, kind == SC_ENGERR_TIMEOUT ? "engine_timeout" : "engine_unavailable",
-                  NULL, "the routing engine %s; retry later", why);
+    const char *code = kind == SC_ENGERR_TIMEOUT ? "engine_timeout" : "engine_unavailable";
+    if (not_open[0]) {
+        oai_error_set(&err, 503, code, NULL,
+                      "the routing engine %s; retry later (no fail-open: %s)", why, not_open);
+    } else {
+        oai_error_set(&err, 503, code, NULL, "the routing engine %s; retry later", why);
+    }
     s_reply_error(call, &err);
 }
 
@@ -510,11 +526,31 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
 
 /* Request parsing ------------------------------------------------------------ */
 
+/* The trust boundary before the body is read: duplicate headers, the API
+ * key, the gateway's header (sc_trust.h). Returns 0 or -1 (answered). */
+static int s_trust_headers(sc_call_t *call)
+{
+    oai_error_t err;
+    if (sc_trust_headers(&call->srv->trust, evhttp_request_get_input_headers(call->req),
+                         &call->trust, &err) < 0) {
+        if (err.status == 401) {
+            evhttp_add_header(evhttp_request_get_output_headers(call->req), "WWW-Authenticate",
+                              "Bearer");
+        }
+        s_reply_error(call, &err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Features from the body and the X-HPP-* headers. Returns 0 or -1 (answered). */
 static int s_features(sc_call_t *call)
 {
     oai_error_t err;
     oai_extract_reset(call->x, &call->f);
+    if (s_trust_headers(call) < 0) {
+        return -1;
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(call->req);
     size_t len = evbuffer_get_length(in);
     if (len > 0) {
@@ -534,6 +570,13 @@ static int s_features(sc_call_t *call)
             s_reply_error(call, &err);
             return -1;
         }
+    }
+    if (sc_trust_apply(&call->srv->trust, &call->trust, &call->f, &err) < 0) {
+        s_reply_error(call, &err);
+        return -1;
+    }
+    if (call->srv->failopen) {
+        sc_failopen_seen(call->srv->failopen, call->f.group);
     }
     return 0;
 }
@@ -679,7 +722,9 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
 
 static void s_handle_models(sc_call_t *call)
 {
-    s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
+    if (s_trust_headers(call) == 0) {
+        s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
+    }
 }
 
 static void s_on_ping_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, const void *raw,
@@ -966,6 +1011,32 @@ static void s_on_signal(evutil_socket_t sig, short what, void *arg)
     sc_server_stop(srv);
 }
 
+/* SIGHUP: the key file is read again; a bad one leaves the last good table
+ * serving, and says where it is bad. */
+static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sc_server_t *srv = arg;
+    if (!srv->cfg.keys_file) {
+        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: no --keys file, nothing to reload");
+        return;
+    }
+    char err[512];
+    sc_keys_t *keys = sc_keys_load(srv->cfg.keys_file, err, sizeof err);
+    if (!keys) {
+        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu keys loaded before: %s",
+                sc_keys_count(srv->keys), err);
+        return;
+    }
+    /* Calls copied what they needed from the old table (sc_trust_t). */
+    sc_keys_destroy(&srv->keys);
+    srv->keys = keys;
+    srv->trust.keys = keys;
+    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu keys", srv->cfg.keys_file,
+            sc_keys_count(keys));
+}
+
 /* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
 static int s_split_listen(const char *spec, char *host, size_t hn, int *port)
 {
@@ -1073,6 +1144,19 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     if (s_engines_new(srv, errbuf, errlen) != 0) {
         goto fail;
     }
+    if (cfg->keys_file) {
+        srv->keys = sc_keys_load(cfg->keys_file, errbuf, errlen);
+        if (!srv->keys) {
+            goto fail;
+        }
+    }
+    srv->trust.keys = srv->keys;
+    srv->trust.trusted_header = cfg->trusted_header;
+    srv->trust.trust_client = cfg->trust_client_features;
+    if (cfg->fail_open && !(srv->failopen = sc_failopen_new(srv->base, srv->engine, cfg->fail_open,
+                                                            cfg->ping_ms, errbuf, errlen))) {
+        goto fail;
+    }
     if (cfg->upstream) {
         sc_proxy_config_t pc = {
             .base = srv->base,
@@ -1081,6 +1165,7 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
             .url = cfg->upstream,
             .timeout_s = cfg->upstream_timeout_s,
             .max_retries = cfg->max_retries,
+            .strip_header = cfg->trusted_header,
         };
         if (!(srv->proxy = sc_proxy_new(&pc, errbuf, errlen))) {
             goto fail;
@@ -1105,8 +1190,9 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     srv->port = s_bound_port(srv->bound);
     srv->sigint = evsignal_new(srv->base, SIGINT, s_on_signal, srv);
     srv->sigterm = evsignal_new(srv->base, SIGTERM, s_on_signal, srv);
-    if (!srv->sigint || !srv->sigterm || evsignal_add(srv->sigint, NULL) != 0 ||
-        evsignal_add(srv->sigterm, NULL) != 0) {
+    srv->sighup = evsignal_new(srv->base, SIGHUP, s_on_hup, srv);
+    if (!srv->sigint || !srv->sigterm || !srv->sighup || evsignal_add(srv->sigint, NULL) != 0 ||
+        evsignal_add(srv->sigterm, NULL) != 0 || evsignal_add(srv->sighup, NULL) != 0) {
         snprintf(errbuf, errlen, "cannot install signal handlers");
         goto fail;
     }
@@ -1149,12 +1235,17 @@ void sc_server_destroy(sc_server_t **self_p)
     if (srv->sigterm) {
         event_free(srv->sigterm);
     }
+    if (srv->sighup) {
+        event_free(srv->sighup);
+    }
     /* Frees client connections (their close callbacks finish live calls). */
     if (srv->http) {
         evhttp_free(srv->http);
     }
     sc_proxy_destroy(&srv->proxy);
+    sc_failopen_destroy(&srv->failopen);
     sc_engine_destroy(&srv->engine);
+    sc_keys_destroy(&srv->keys);
     while (srv->pool) {
         sc_call_t *c = srv->pool;
         srv->pool = c->next;

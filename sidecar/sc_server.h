@@ -8,6 +8,7 @@
 #ifndef SC_SERVER_H
 #define SC_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sc_engine.h"
@@ -30,6 +31,11 @@ typedef struct {
     int upstream_timeout_s;   /* upstream connect / read inactivity timeout */
     int auth_refusal_status;  /* decision-only: every refusal of the auth route is sent with
                                  this status (401 or 403) and X-HPP-Router-Error; 0 = as is */
+
+    /* The trust boundary (sc_trust.h). */
+    const char *keys_file;      /* --keys: key hashes, groups, caps; NULL = no key asked */
+    const char *trusted_header; /* --trusted-header: the gateway's group header, or NULL */
+    bool trust_client_features; /* honour the client's group and budget (body, X-HPP-*) */
 } sc_config_t;
 
 /* Defaults used by hpp-sidecar. */

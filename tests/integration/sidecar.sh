@@ -168,9 +168,12 @@ EP=$ready
 start stub '^upstream_stub.py: ready on 127\.0\.0\.1:\([0-9]*\)$' python3 "$STUB" --stream-gap-ms 400 ||
     finish
 SP=$ready
-start_sidecar decide --engine "$EP" --max-body 65536 || finish
+# These two honour the client's group and budget (hpp.*, X-HPP-*), refused by
+# default (tests/integration/sidecar_trust.sh).
+start_sidecar decide --engine "$EP" --max-body 65536 --trust-client-features || finish
 D=$ready
-start_sidecar proxy --engine "$EP" --upstream "http://127.0.0.1:$SP/v1" --max-retries 2 || finish
+start_sidecar proxy --engine "$EP" --upstream "http://127.0.0.1:$SP/v1" --max-retries 2 \
+    --trust-client-features || finish
 P=$ready
 
 # Decision-only mode -------------------------------------------------------------
@@ -513,6 +516,9 @@ if start_engine engine2; then
     epid=$pid
     start_sidecar late --engine "$EP2" --timeout-ms 300 && L=$ready
     start_sidecar open --engine "$EP2" --timeout-ms 300 --fail-open openai/gpt-4o-mini && O=$ready
+    # It fails open only for a group it has seen allowed the model, so it
+    # must have asked the engine before the stall.
+    await_line "$tmp/open.err" '/group default may use openai\/gpt-4o-mini/p' "" >/dev/null
     check "before the stall: 200" 200 "$(req POST "$L" /v1/route "{$MSG}")"
     kill -STOP "$epid"
     t0=$(date +%s%N)

@@ -299,8 +299,22 @@ fi
 start_sidecar sc_down --engine tcp://127.0.0.1:1 --engine tcp://127.0.0.1:2 --timeout-ms 300 &&
     check "all engines down: 503" 503 "$(route "$ready")" &&
     has "all engines down: engine_unavailable" engine_unavailable "$(cat "$tmp/b")"
-start_sidecar sc_open --engine tcp://127.0.0.1:1 --engine tcp://127.0.0.1:2 \
-    --fail-open openai/gpt-4o-mini && check "all engines down, --fail-open: 200" 200 "$(route "$ready")"
+# --fail-open answers only a group it saw allowed the model while an engine
+# was up: never with engines that never were, and after they all went away.
+start_sidecar sc_neverup --engine tcp://127.0.0.1:1 --engine tcp://127.0.0.1:2 \
+    --fail-open openai/gpt-4o-mini && check "engines never up, --fail-open: 503" 503 "$(route "$ready")"
+if start_engine eOpen; then
+    EO=$ready
+    eopid=$pid
+    start_sidecar sc_open --engine "$EO" --engine tcp://127.0.0.1:2 --fail-open openai/gpt-4o-mini &&
+        {
+            OP=$ready
+            await_line "$tmp/sc_open.err" '/group default may use/p' "" >/dev/null
+            kill -KILL "$eopid"
+            wait "$eopid" 2>/dev/null
+            check "all engines down, --fail-open: 200" 200 "$(route "$OP")"
+        }
+fi
 
 # CURVE -----------------------------------------------------------------------------
 if ! "$ENGINE" --help 2>/dev/null | grep -q -- --curve-secret; then

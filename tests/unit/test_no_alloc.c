@@ -9,9 +9,10 @@
  *   sidecar: parse the body and headers, encode the engine request, decode
  *            the engine's reply;
  * and the sidecar's JSON reader on an object large enough for its sorted
- * duplicate-key check; and the sidecar's engine call over its zmtp link,
- * against a stand-in ROUTER on loopback: encode, send, wait in the loop,
- * parse the reply, decode it, run the callback.
+ * duplicate-key check; the sidecar's trust boundary (API key lookup, the
+ * gateway's header, the group and budget); and the sidecar's engine call
+ * over its zmtp link, against a stand-in ROUTER on loopback: encode, send,
+ * wait in the loop, parse the reply, decode it, run the callback.
  *
  * Counting (tests/alloc_count.h) replaces the allocator's entry points for
  * this binary, which the sanitizers also do, so under `make asan` the tests
@@ -35,6 +36,11 @@
 #include "oai_request.h"
 #include "sc_engine.h"
 #include "oai_json.h"
+#include "sc_keys.h"
+#include "sc_trust.h"
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "../alloc_count.h"
 #include "../loopback.h"
@@ -175,6 +181,40 @@ Test(no_alloc, sidecar_request_path)
     for (int i = 0; i < NFILES; i++) {
         free(bodies[i]);
     }
+}
+
+/* Sidecar: the trust boundary of a request (sc_trust.h): the duplicate
+ * check, hashing and looking up the API key, the gateway's header, and
+ * applying the trusted group and budget. */
+Test(no_alloc, sidecar_trust_path)
+{
+    s_need_counter();
+    char text[256], h[SC_KEYS_HASH_TEXT], err_text[256];
+    sc_keys_hash_text("sk-alpha", 8, h);
+    snprintf(text, sizeof text, "%s group=team-a budget_usd=0.5\n", h);
+    sc_keys_t *keys = sc_keys_parse(text, strlen(text), "k", err_text, sizeof err_text);
+    cr_assert_not_null(keys, "%s", err_text);
+    struct evkeyvalq hdrs;
+    hdrs.tqh_first = NULL; /* TAILQ_INIT, which libevent does not export */
+    hdrs.tqh_last = &hdrs.tqh_first;
+    evhttp_add_header(&hdrs, "Authorization", "Bearer sk-alpha");
+    evhttp_add_header(&hdrs, "X-HPP-Task", "code");
+    evhttp_add_header(&hdrs, "X-Gw", "ops;budget_usd=0.25");
+    sc_trust_config_t cfg = {.keys = keys, .trusted_header = "X-Gw", .trust_client = false};
+    alloc_count_start();
+    for (int i = 0; i < 100; i++) {
+        sc_trust_t t;
+        oai_error_t err;
+        hpp_features_t f;
+        hpp_features_init(&f);
+        cr_assert_eq(sc_trust_headers(&cfg, &hdrs, &t, &err), 0, "%s", err.message);
+        cr_assert_eq(sc_trust_apply(&cfg, &t, &f, &err), 0, "%s", err.message);
+        cr_assert_eq(f.group.len, 3);
+    }
+    unsigned long n = alloc_count_stop();
+    cr_assert_eq(n, 0, "%lu allocations in 100 trust checks", n);
+    evhttp_clear_headers(&hdrs);
+    sc_keys_destroy(&keys);
 }
 
 /* Engine: frame in, decision, frame out --------------------------------------- */

@@ -1,0 +1,171 @@
+/* test_sc_keys.c - the API key file (sidecar/sc_keys.c) and the trust
+ * rules that use it (sidecar/sc_trust.c), without a server. */
+#include <criterion/criterion.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sc_keys.h"
+#include "sc_trust.h"
+
+static char s_err[512];
+
+static void s_line(char *buf, size_t n, const char *key, const char *rest)
+{
+    char h[SC_KEYS_HASH_TEXT];
+    sc_keys_hash_text(key, strlen(key), h);
+    snprintf(buf, n, "%s %s\n", h, rest);
+}
+
+Test(sc_keys, hash_text_is_sha256_hex)
+{
+    char h[SC_KEYS_HASH_TEXT];
+    sc_keys_hash_text("sk-alpha", 8, h);
+    cr_assert_str_eq(h, "sha256:2179e632e89277f18aa600491b68ad55121fd6caa045e047fdeb426088a5a5f1");
+}
+
+Test(sc_keys, finds_keys_and_their_grants)
+{
+    char a[200], b[200], text[600];
+    s_line(a, sizeof a, "sk-alpha", "group=team-a budget_usd=0.50 # bot");
+    s_line(b, sizeof b, "sk-beta", "group=trial");
+    snprintf(text, sizeof text, "# keys\n\n  %s\t%s", a, b);
+    sc_keys_t *k = sc_keys_parse(text, strlen(text), "k", s_err, sizeof s_err);
+    cr_assert_not_null(k, "%s", s_err);
+    cr_assert_eq(sc_keys_count(k), 2);
+    const sc_key_info_t *i = sc_keys_find(k, "sk-alpha", 8);
+    cr_assert_not_null(i);
+    cr_assert_str_eq(i->group, "team-a");
+    cr_assert(i->has_budget);
+    cr_assert_float_eq(i->budget_usd, 0.5, 1e-12);
+    i = sc_keys_find(k, "sk-beta", 7);
+    cr_assert_not_null(i);
+    cr_assert_str_eq(i->group, "trial");
+    cr_assert(!i->has_budget);
+    cr_assert_null(sc_keys_find(k, "sk-alph", 7));
+    cr_assert_null(sc_keys_find(k, "", 0));
+    sc_keys_destroy(&k);
+    cr_assert_null(k);
+    sc_keys_destroy(&k);
+}
+
+Test(sc_keys, empty_file_has_no_keys)
+{
+    sc_keys_t *k = sc_keys_parse("", 0, "k", s_err, sizeof s_err);
+    cr_assert_not_null(k);
+    cr_assert_eq(sc_keys_count(k), 0);
+    cr_assert_null(sc_keys_find(k, "x", 1));
+    sc_keys_destroy(&k);
+}
+
+Test(sc_keys, refusals_name_line_and_column)
+{
+    char a[200];
+    s_line(a, sizeof a, "sk-alpha", "group=a");
+    a[strlen(a) - 1] = '\0'; /* no newline: rest appended below */
+    const size_t h = 71;     /* bytes of "sha256:" + 64 hex digits */
+    struct {
+        const char *rest; /* after the hash */
+        size_t col;       /* expected column */
+        const char *what; /* expected text */
+    } cases[] = {
+        {" ledger=1", h + 10, "unknown key 'ledger'"},
+        {" budget_usd=-1", h + 21, "budget_usd: expected"},
+        {" budget_usd=2000000", h + 21, "budget_usd: expected"},
+        {" budget_usd=", h + 21, "budget_usd: expected"},
+        {" group=b", h + 10, "group given twice"},
+        {" =x", h + 10, "expected key=value"},
+        {" nothing", h + 10, "expected key=value"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char text[400], want[64];
+        snprintf(text, sizeof text, "# x\n%s%s\n", a, cases[c].rest);
+        sc_keys_t *k = sc_keys_parse(text, strlen(text), "f", s_err, sizeof s_err);
+        cr_assert_null(k, "case %zu parsed", c);
+        snprintf(want, sizeof want, "f:2:%zu: ", cases[c].col);
+        cr_assert(strncmp(s_err, want, strlen(want)) == 0, "case %zu: %s (want %s)", c, s_err,
+                  want);
+        cr_assert(strstr(s_err, cases[c].what), "case %zu: %s", c, s_err);
+    }
+}
+
+Test(sc_keys, a_key_given_twice_is_refused)
+{
+    char a[200], text[500];
+    s_line(a, sizeof a, "sk-alpha", "group=a");
+    snprintf(text, sizeof text, "%s#\n%s", a, a);
+    cr_assert_null(sc_keys_parse(text, strlen(text), "f", s_err, sizeof s_err));
+    cr_assert(strstr(s_err, "f:3:1: the same key as line 1"), "%s", s_err);
+}
+
+Test(sc_keys, check_key)
+{
+    cr_assert_null(sc_keys_check_key("sk-abc_123", 10));
+    cr_assert_not_null(sc_keys_check_key("", 0));
+    cr_assert_not_null(sc_keys_check_key("a b", 3));
+    cr_assert_not_null(sc_keys_check_key("a\x80", 2));
+}
+
+Test(sc_keys, load_reports_a_missing_file)
+{
+    cr_assert_null(sc_keys_load("/nonexistent/keys", s_err, sizeof s_err));
+    cr_assert(strstr(s_err, "/nonexistent/keys: cannot open"), "%s", s_err);
+}
+
+/* The trust rules over a header list. */
+Test(sc_trust, key_gateway_and_client)
+{
+    char a[200];
+    s_line(a, sizeof a, "sk-alpha", "group=team-a budget_usd=0.5");
+    sc_keys_t *k = sc_keys_parse(a, strlen(a), "k", s_err, sizeof s_err);
+    cr_assert_not_null(k);
+    sc_trust_config_t cfg = {.keys = k, .trusted_header = "X-Gw", .trust_client = false};
+    struct evkeyvalq h;
+    h.tqh_first = NULL; /* TAILQ_INIT, which libevent does not export */
+    h.tqh_last = &h.tqh_first;
+    sc_trust_t t;
+    oai_error_t err;
+    cr_assert_eq(sc_trust_headers(&cfg, &h, &t, &err), -1);
+    cr_assert_eq(err.status, 401);
+    evhttp_add_header(&h, "Authorization", "Bearer sk-alpha");
+    cr_assert_eq(sc_trust_headers(&cfg, &h, &t, &err), 0);
+    cr_assert_str_eq(t.group, "team-a");
+    cr_assert_float_eq(t.budget_usd, 0.5, 1e-12);
+    /* The gateway's group replaces the key's; the smaller budget wins. */
+    evhttp_add_header(&h, "x-gw", "ops ; budget_usd=2");
+    cr_assert_eq(sc_trust_headers(&cfg, &h, &t, &err), 0);
+    cr_assert_str_eq(t.group, "ops");
+    cr_assert_float_eq(t.budget_usd, 0.5, 1e-12);
+    hpp_features_t f;
+    hpp_features_init(&f);
+    cr_assert_eq(sc_trust_apply(&cfg, &t, &f, &err), 0);
+    cr_assert_eq(f.group.len, 3);
+    cr_assert(f.has_budget);
+    /* A client's budget is refused, naming where it came from. */
+    hpp_features_init(&f);
+    f.has_budget = true;
+    f.budget_usd = 0.1;
+    cr_assert_eq(sc_trust_apply(&cfg, &t, &f, &err), -1);
+    cr_assert_eq(err.status, 403);
+    cr_assert_str_eq(err.param, "hpp.budget_usd");
+    /* Trusted, it can only lower the budget. */
+    cfg.trust_client = true;
+    cr_assert_eq(sc_trust_apply(&cfg, &t, &f, &err), 0);
+    cr_assert_float_eq(f.budget_usd, 0.1, 1e-12);
+    evhttp_add_header(&h, "X-GW", "other");
+    cr_assert_eq(sc_trust_headers(&cfg, &h, &t, &err), -1);
+    cr_assert_str_eq(err.code, "duplicate_header");
+    evhttp_clear_headers(&h);
+    sc_keys_destroy(&k);
+}
+
+Test(sc_trust, header_names)
+{
+    cr_assert_null(sc_trust_header_name_check("X-HPP-Gateway-Group"));
+    cr_assert_null(sc_trust_header_name_check("X-Consumer-Group"));
+    cr_assert_not_null(sc_trust_header_name_check("X-HPP-Budget-USD"));
+    cr_assert_not_null(sc_trust_header_name_check("authorization"));
+    cr_assert_not_null(sc_trust_header_name_check("a:b"));
+    cr_assert_not_null(sc_trust_header_name_check(""));
+}
