@@ -294,17 +294,7 @@ static struct event *s_zmq_watch(sc_link_t *self, void *sock, event_callback_fn 
 
 static int s_zmq_curve(sc_link_t *self, const sc_link_curve_t *c, char *errbuf, size_t errlen)
 {
-    if (!zmq_has("curve")) {
-        snprintf(errbuf, errlen, "this libzmq was built without CURVE support");
-        return -1;
-    }
-    if (zmq_setsockopt(self->sock, ZMQ_CURVE_SERVERKEY, c->server.z85, HPP_KEY_LEN + 1) != 0 ||
-        zmq_setsockopt(self->sock, ZMQ_CURVE_PUBLICKEY, c->public_key.z85, HPP_KEY_LEN + 1) != 0 ||
-        zmq_setsockopt(self->sock, ZMQ_CURVE_SECRETKEY, c->secret_key.z85, HPP_KEY_LEN + 1) != 0) {
-        snprintf(errbuf, errlen, "CURVE keys refused by libzmq: %s", zmq_strerror(errno));
-        return -1;
-    }
-    return 0;
+    return hpp_curve_client_apply(c, self->sock, errbuf, errlen);
 }
 
 static int s_zmq_open(sc_link_t *self, const char *endpoint, const sc_link_curve_t *curve,

@@ -42,13 +42,9 @@ typedef void (*sc_link_cb)(void *arg, const void *buf, size_t len);
  * never inside sc_link_send; the link already reports the new state. */
 typedef void (*sc_link_state_cb)(void *arg, bool up);
 
-/* CURVE client keys (Z85 text, hpp_keys.h): the engine's public key and
- * our own pair. */
-typedef struct {
-    hpp_key_t server;     /* the engine's public key */
-    hpp_key_t public_key; /* ours, in the engine's --curve-clients */
-    hpp_key_t secret_key; /* ours */
-} sc_link_curve_t;
+/* CURVE client keys (hpp_keys.h): the engine's public key and our own
+ * pair, whose public half is in the engine's --curve-clients. */
+typedef hpp_curve_client_t sc_link_curve_t;
 
 typedef struct {
     const char *endpoint;         /* e.g. tcp://127.0.0.1:5555 */

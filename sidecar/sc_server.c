@@ -1085,8 +1085,7 @@ static int s_read_keys(const sc_config_t *cfg, sc_link_curve_t *c, char *errbuf,
         snprintf(errbuf, errlen, "--engine-curve-server-key: %s", why);
         return -1;
     }
-    if (hpp_key_read_secret(cfg->curve_secret, &c->secret_key, &c->public_key, why, sizeof why) !=
-        0) {
+    if (hpp_key_read_secret(cfg->curve_secret, &c->secret, &c->public, why, sizeof why) != 0) {
         snprintf(errbuf, errlen, "--curve-secret: %s", why);
         return -1;
     }

@@ -502,7 +502,7 @@ Test(sc_link, curve_client_with_the_right_server_key_and_not_with_a_wrong_one)
     sc_link_curve_t good, wrong;
     memset(&good, 0, sizeof good);
     cr_assert_eq(zmq_curve_keypair(good.server.z85, r.secret), 0);
-    cr_assert_eq(zmq_curve_keypair(good.public_key.z85, good.secret_key.z85), 0);
+    cr_assert_eq(zmq_curve_keypair(good.public.z85, good.secret.z85), 0);
     wrong = good;
     char junk[41];
     cr_assert_eq(zmq_curve_keypair(wrong.server.z85, junk), 0);
