@@ -1341,37 +1341,51 @@ typedef struct {
     size_t wlen;
 } s_edit_t;
 
-/* The top-level member whose key is `name`: its key's start and its value's
- * end in the body, and the value's end of the member before it (0 when it is
- * the first) and the key's start of the one after it (0 when the last). */
-typedef struct {
-    size_t key_start, val_end, prev_end, next_start;
-    bool found;
-} s_member_t;
-
-static s_member_t s_member(const oai_jdoc_t *d, oai_jv_t obj, const char *name)
+/* Members the upstream must not see: our own `hpp` object, and OpenRouter's
+ * `models` list, which the engine has already decided among (an upstream
+ * that read it could answer with another model than the one decided). The
+ * parser refuses duplicate keys, so each is cut at most once. */
+static bool s_cut_member(const char *key)
 {
-    s_member_t m = {0};
-    size_t prev_end = 0, start, end;
+    return strcmp(key, "hpp") == 0 || strcmp(key, "models") == 0;
+}
+
+/* Adds the edits that remove the cut members of the root object, each run
+ * of adjacent ones with one comma: ",a,b" after a kept member, else "a,b,"
+ * before the next kept one (or just "a,b" when nothing is kept). Returns
+ * the number of kept members. */
+static size_t s_cut_edits(const oai_jdoc_t *d, oai_jv_t obj, s_edit_t *edits, int *nedits)
+{
+    size_t kept = 0, kept_end = 0; /* members kept so far, the last one's end */
+    size_t run_start = 0, run_end = 0;
+    bool in_run = false;
     for (oai_jv_t k = oai_jfirst(d, obj); k; k = oai_jnext(d, oai_jval(k))) {
-        oai_jspan(d, k, &start, &end);
-        if (m.found) {
-            m.next_start = start;
-            break;
+        size_t ks, ke, vs, ve;
+        oai_jspan(d, k, &ks, &ke);
+        oai_jspan(d, oai_jval(k), &vs, &ve);
+        if (s_cut_member(oai_jstr(d, k, NULL))) {
+            run_start = in_run ? run_start : ks;
+            run_end = ve;
+            in_run = true;
+            continue;
         }
-        if (strcmp(oai_jstr(d, k, NULL), name) == 0) {
-            m.found = true;
-            m.key_start = start;
-            m.prev_end = prev_end;
-            oai_jspan(d, oai_jval(k), &start, &m.val_end);
+        if (in_run) {
+            edits[(*nedits)++] =
+                kept ? (s_edit_t){kept_end, run_end, "", 0} : (s_edit_t){run_start, ks, "", 0};
+            in_run = false;
         }
-        oai_jspan(d, oai_jval(k), &start, &prev_end);
+        kept++;
+        kept_end = ve;
     }
-    return m;
+    if (in_run) {
+        edits[(*nedits)++] =
+            kept ? (s_edit_t){kept_end, run_end, "", 0} : (s_edit_t){run_start, run_end, "", 0};
+    }
+    return kept;
 }
 
 /* The body as received, spliced: the value of "model" replaced (or a
- * "model" member added first), the "hpp" member cut out with one comma.
+ * "model" member added first), the "hpp" and "models" members cut out.
  * Splicing instead of re-serialising keeps every other byte the client sent,
  * numbers included, and costs one copy. */
 char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len, const char *model,
@@ -1383,7 +1397,7 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
     const oai_jdoc_t *d = self->doc;
     char quoted[6 * HPP_MAX_MODEL_LEN + 16]; /* every byte may become \u00XX */
     size_t qlen = 0;
-    s_edit_t edits[2];
+    s_edit_t edits[3]; /* two cut runs at most, and the model */
     int nedits = 0;
     if (model) {
         size_t pos = 0;
@@ -1393,17 +1407,7 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
         quoted[pos++] = '"';
         qlen = pos;
     }
-    s_member_t hpp = s_member(d, self->root, "hpp");
-    if (hpp.found) {
-        /* `,"hpp":{...}` when a member precedes it, else `"hpp":{...},`. */
-        s_edit_t e = {hpp.key_start, hpp.val_end, "", 0};
-        if (hpp.prev_end) {
-            e.from = hpp.prev_end;
-        } else if (hpp.next_start) {
-            e.to = hpp.next_start;
-        }
-        edits[nedits++] = e;
-    }
+    size_t kept = s_cut_edits(d, self->root, edits, &nedits);
     char added[sizeof quoted + 16];
     if (model) {
         oai_jv_t mv = oai_jget(d, self->root, "model");
@@ -1414,20 +1418,19 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
             /* No model in the body (it came in a header): add one first. */
             size_t ostart, oend;
             oai_jspan(d, self->root, &ostart, &oend);
-            bool others = oai_jsize(d, self->root) > (hpp.found ? 1u : 0u);
             int n = snprintf(added, sizeof added, "\"model\":%.*s%s", (int)qlen, quoted,
-                             others ? "," : "");
+                             kept ? "," : "");
             e = (s_edit_t){ostart + 1, ostart + 1, added, (size_t)n};
         }
-        /* Edits never overlap (the model member is not the hpp member); an
-         * insertion at the position where the hpp cut starts goes first. */
-        if (nedits == 1 && e.from <= edits[0].from) {
-            edits[1] = edits[0];
-            edits[0] = e;
-        } else {
-            edits[nedits] = e;
+        /* In order of position; edits never overlap (the model member is
+         * never cut), and an insertion goes before a cut that starts where
+         * it is. */
+        int i = nedits++;
+        while (i > 0 && e.from <= edits[i - 1].from) {
+            edits[i] = edits[i - 1];
+            i--;
         }
-        nedits++;
+        edits[i] = e;
     }
     size_t cap = body_len + 1;
     for (int i = 0; i < nedits; i++) {

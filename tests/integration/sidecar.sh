@@ -368,6 +368,16 @@ check "proxy: hpp object removed" "False" "$(jget '"hpp" in j[-1]["body"]' "$tmp
 check "proxy: other fields kept" "0.2" "$(jget 'j[-1]["body"]["temperature"]' "$tmp/seen")"
 check "proxy: Authorization passed through" "Bearer sk-test-xyz" \
     "$(jget 'j[-1]["headers"]["authorization"]' "$tmp/seen")"
+# OpenRouter's models list: the engine decides among it; the upstream must not
+# see it, or it could answer with another model than the one decided.
+stub_ctl '{"reset":true}'
+s=$(req POST "$P" /v1/chat/completions \
+    "{\"model\":\"hpprouter/auto\",$MSG,\"models\":[\"openai/gpt-4o-mini\",\"openai/gpt-4o\"]}")
+check "proxy with models: 200" 200 "$s"
+curl -s "http://127.0.0.1:$SP/_requests" >"$tmp/seen"
+check "proxy with models: the list is not forwarded" "False" "$(jget '"models" in j[-1]["body"]' "$tmp/seen")"
+check "proxy with models: the decided model is" "$(hdr X-HPP-Router-Resolved-Model)" \
+    "$(jget 'j[-1]["body"]["model"]' "$tmp/seen")"
 check "proxy: X-HPP hints not forwarded" "False" "$(jget '"x-hpp-group" in j[-1]["headers"]' "$tmp/seen")"
 check "proxy: path" "/v1/chat/completions" "$(jget 'j[-1]["path"]' "$tmp/seen")"
 

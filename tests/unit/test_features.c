@@ -356,6 +356,15 @@ static const struct {
      "{\"model\":\"a\",\"temperature\":0.70," MSG "}"},
     {"{\"model\":\"a\"," MSG "}", "q\"uote", "{\"model\":\"q\\\"uote\"," MSG "}"},
     {"{\"m\\u006fdel\":\"a\"," MSG "}", "b", "{\"m\\u006fdel\":\"b\"," MSG "}"},
+    /* OpenRouter's `models` list is cut too: the engine decided among it. */
+    {"{\"model\":\"a\"," MSG ",\"models\":[\"x/y\",\"z/w\"]}", "b", "{\"model\":\"b\"," MSG "}"},
+    {"{\"hpp\":{},\"models\":[\"x/y\"]," MSG "}", "b", "{\"model\":\"b\"," MSG "}"},
+    {"{\"models\":[\"x/y\"]," MSG ",\"hpp\":{\"task\":\"x\"},\"model\":\"a\"}", "b",
+     "{" MSG ",\"model\":\"b\"}"},
+    {"{\"model\":\"a\",\"hpp\":{}, \"models\" : [\"x/y\"]," MSG "}", "b",
+     "{\"model\":\"b\"," MSG "}"},
+    {"{\"model\":\"a\",\"models\":[\"x/y\"],\"n\":1,\"hpp\":{}," MSG "}", NULL,
+     "{\"model\":\"a\",\"n\":1," MSG "}"},
 };
 
 Test(features, forward_splices_exactly)
