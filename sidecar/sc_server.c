@@ -107,7 +107,7 @@ static const char *s_reason(int status)
 static void s_on_client_close(struct evhttp_connection *evcon, void *arg);
 static void s_call_finish(sc_call_t *call);
 static void s_reply_error(sc_call_t *call, const oai_error_t *err);
-static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model);
+static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h);
 
 /* How the proxy hands a call back (sc_call.h). */
 static const sc_call_ops_t s_call_ops = {
@@ -144,8 +144,10 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
     memset(&call->d, 0, sizeof call->d);
     call->up_conn = NULL;
     call->up_req = NULL;
-    call->model[0] = '\0';
-    call->ntried = 0;
+    memset(&call->at, 0, sizeof call->at);
+    call->nattempts = 0;
+    call->up_reused = false;
+    call->fresh_retried = false;
     call->retries = 0;
     call->next_fb = 0;
     call->retry = SC_RETRY_NONE;
@@ -309,25 +311,36 @@ static void s_cost_text(double usd, char *buf, size_t n)
     }
 }
 
-static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model)
+/* The headers describe the endpoint that answers (call->at): after a
+ * retry, the fallback's, not the first choice's; the rule stays the one
+ * that decided. */
+static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h)
 {
-    const sc_decision_t *d = &call->d;
-    evhttp_add_header(h, "X-HPP-Router-Resolved-Model", model);
-    if (d->provider[0]) {
-        evhttp_add_header(h, "X-HPP-Router-Provider", d->provider);
+    const sc_endpoint_t *at = &call->at;
+    evhttp_add_header(h, "X-HPP-Router-Resolved-Model", at->model);
+    if (at->provider[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Provider", at->provider);
     }
-    if (d->tier[0]) {
-        evhttp_add_header(h, "X-HPP-Router-Tier", d->tier);
+    if (at->provider_model[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Provider-Model", at->provider_model);
     }
-    if (d->rule[0]) {
-        evhttp_add_header(h, "X-HPP-Router-Rule", d->rule);
+    if (at->tier[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Tier", at->tier);
     }
-    if (d->fail_open) {
+    if (call->d.rule[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Rule", call->d.rule);
+    }
+    if (call->d.fail_open) {
         evhttp_add_header(h, "X-HPP-Router-Fail-Open", "true");
-    } else {
+    } else if (at->has_cost) {
         char cost[48];
-        s_cost_text(d->cost_usd, cost, sizeof cost);
+        s_cost_text(at->cost_usd, cost, sizeof cost);
         evhttp_add_header(h, "X-HPP-Router-Estimated-Cost-USD", cost);
+    }
+    if (call->nattempts > 1) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", call->nattempts);
+        evhttp_add_header(h, "X-HPP-Router-Attempts", n);
     }
 }
 
@@ -403,7 +416,7 @@ static void s_reply_route(sc_call_t *call)
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
     evbuffer_add(b, j.buf, j.n);
     evhttp_add_header(h, "Content-Type", "application/json");
-    s_add_decision_headers(call, h, d->model);
+    s_add_decision_headers(call, h);
     s_send(call, 200, b);
     s_call_finish(call);
 }
@@ -412,7 +425,7 @@ static void s_reply_route(sc_call_t *call)
 static void s_reply_headers_only(sc_call_t *call)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
-    s_add_decision_headers(call, h, call->d.model);
+    s_add_decision_headers(call, h);
     /* Otherwise libevent labels the empty body text/html. */
     evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
     s_send(call, 200, NULL);
@@ -421,8 +434,15 @@ static void s_reply_headers_only(sc_call_t *call)
 
 /* Decisions ----------------------------------------------------------------- */
 
+/* Whether the call is forwarded upstream (proxy mode, chat route). */
+static bool s_proxied(const sc_call_t *call)
+{
+    return call->srv->proxy && call->route == SC_ROUTE_CHAT;
+}
+
 static void s_decided(sc_call_t *call)
 {
+    sc_decision_endpoint(&call->d, &call->at);
     if (call->route == SC_ROUTE_ROUTE) {
         s_reply_route(call);
     } else if (!call->srv->proxy) {
@@ -519,8 +539,10 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
         return;
     }
     sc_decision_copy(&call->d, r);
-    sc_metrics_decision(call->srv->metrics, call->d.model, strlen(call->d.model), call->d.tier,
-                        strlen(call->d.tier));
+    if (!s_proxied(call)) { /* proxy mode counts the endpoint that answers */
+        sc_metrics_decision(call->srv->metrics, call->d.model, strlen(call->d.model), call->d.tier,
+                            strlen(call->d.tier));
+    }
     s_decided(call);
 }
 
@@ -540,6 +562,56 @@ static int s_trust_headers(sc_call_t *call)
         s_reply_error(call, &err);
         return -1;
     }
+    return 0;
+}
+
+/* Proxy mode: only providers the upstream table reaches may be chosen, so
+ * providers_only becomes the table's providers, or the client's own list
+ * cut to them. The names are copied into the call: a SIGHUP may replace the
+ * table while the engine decides (and a resend encodes them again). Returns
+ * 0 or -1 (answered). */
+static int s_reachable(sc_call_t *call)
+{
+    hpp_str_t reach[HPP_MAX_PROVIDERS];
+    uint32_t n = sc_proxy_reachable(call->srv->proxy, reach);
+    if (n == 0) {
+        return 0; /* a '*' upstream serves every provider */
+    }
+    hpp_features_t *f = &call->f;
+    char list[HPP_MAX_PROVIDERS * (HPP_MAX_PROVIDER_LEN + 2)];
+    size_t used = 0;
+    list[0] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        sc_strcopy(call->reach[i], sizeof call->reach[i], reach[i]);
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 call->reach[i]);
+    }
+    if (f->nproviders_only == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            f->providers_only[i] = (hpp_str_t){call->reach[i], (uint32_t)strlen(call->reach[i])};
+        }
+        f->nproviders_only = n;
+        return 0;
+    }
+    uint32_t kept = 0;
+    for (uint32_t c = 0; c < f->nproviders_only; c++) {
+        hpp_str_t name = f->providers_only[c];
+        for (uint32_t i = 0; i < n; i++) {
+            if (strlen(call->reach[i]) == name.len &&
+                strncasecmp(call->reach[i], name.ptr, name.len) == 0) {
+                f->providers_only[kept++] = name;
+                break;
+            }
+        }
+    }
+    if (kept == 0) {
+        oai_error_t err;
+        oai_error_set(&err, 400, "no_reachable_provider", "provider.only",
+                      "no provider in provider.only has an upstream here (reachable: %s)", list);
+        s_reply_error(call, &err);
+        return -1;
+    }
+    f->nproviders_only = kept;
     return 0;
 }
 
@@ -578,7 +650,7 @@ static int s_features(sc_call_t *call)
     if (call->srv->failopen) {
         sc_failopen_seen(call->srv->failopen, call->f.group);
     }
-    return 0;
+    return s_proxied(call) ? s_reachable(call) : 0;
 }
 
 /* Sends one engine request for the call; answers itself when it cannot.
@@ -1013,13 +1085,9 @@ static void s_on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* SIGHUP: the key file is read again; a bad one leaves the last good table
  * serving, and says where it is bad. */
-static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+static void s_reload_keys(sc_server_t *srv)
 {
-    (void)sig;
-    (void)what;
-    sc_server_t *srv = arg;
     if (!srv->cfg.keys_file) {
-        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: no --keys file, nothing to reload");
         return;
     }
     char err[512];
@@ -1035,6 +1103,37 @@ static void s_on_hup(evutil_socket_t sig, short what, void *arg)
     srv->trust.keys = keys;
     eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu keys", srv->cfg.keys_file,
             sc_keys_count(keys));
+}
+
+static void s_reload_upstreams(sc_server_t *srv)
+{
+    if (!srv->proxy || !srv->cfg.upstreams_file) {
+        return;
+    }
+    char err[512];
+    if (sc_proxy_reload(srv->proxy, err, sizeof err) != 0) {
+        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu upstreams loaded before: %s",
+                sc_proxy_upstreams(srv->proxy), err);
+        return;
+    }
+    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu upstreams", srv->cfg.upstreams_file,
+            sc_proxy_upstreams(srv->proxy));
+}
+
+/* SIGHUP: the key and upstream files are read again (each bad one leaves
+ * its last good table serving, and says where it is bad). */
+static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sc_server_t *srv = arg;
+    if (!srv->cfg.keys_file && !srv->cfg.upstreams_file) {
+        eng_log(ENG_LOG_INFO, "sidecar",
+                "SIGHUP: no --keys or --upstreams file, nothing to reload");
+        return;
+    }
+    s_reload_keys(srv);
+    s_reload_upstreams(srv);
 }
 
 /* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
@@ -1156,12 +1255,14 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
                                                             cfg->ping_ms, errbuf, errlen))) {
         goto fail;
     }
-    if (cfg->upstream) {
+    if (cfg->upstream || cfg->upstreams_file) {
         sc_proxy_config_t pc = {
             .base = srv->base,
             .engine = srv->engine,
             .metrics = srv->metrics,
+            .upstreams_file = cfg->upstreams_file,
             .url = cfg->upstream,
+            .strip_auth = cfg->keys_file != NULL,
             .timeout_s = cfg->upstream_timeout_s,
             .max_retries = cfg->max_retries,
             .strip_header = cfg->trusted_header,
