@@ -425,10 +425,15 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
         if (!first) {
             atomic_fetch_add(&self->reloads_failed, 1);
         }
-        eng_log(ENG_LOG_ERROR, "engine",
-                "%s: reload rejected (%u errors), version %llu keeps serving%s%s", trigger,
-                log.errors, (unsigned long long)serving, log.n ? ": " : "",
-                log.n ? log.lines[0] : "");
+        if (first) {
+            eng_log(ENG_LOG_ERROR, "engine", "%s: policy refused (%u errors)%s%s", trigger,
+                    log.errors, log.n ? ": " : "", log.n ? log.lines[0] : "");
+        } else {
+            eng_log(ENG_LOG_ERROR, "engine",
+                    "%s: reload rejected (%u errors), version %llu keeps serving%s%s", trigger,
+                    log.errors, (unsigned long long)serving, log.n ? ": " : "",
+                    log.n ? log.lines[0] : "");
+        }
     }
     pthread_mutex_lock(&self->rl_mu);
     self->rl_log = log;
