@@ -1677,12 +1677,20 @@ static void s_reachability(s_comp_t *c)
             always = (int32_t)i;
         }
     }
+    c->pol->catch_all = always;
     /* After errors some rules are missing: the catch-all may be one of them. */
     if (pol->nrules > 0 && always < 0 && c->nerrors == 0) {
         const s_def_t *d = &c->rule_defs[pol->nrules - 1];
-        s_warn(c, d->file, d->name,
-               "no rule matches every request: requests that match none fail with no_candidate "
-               "(end with a rule without 'when')");
+        if (c->flags & ENG_POLICY_REQUIRE_CATCH_ALL) {
+            s_err(c, d->file, d->name,
+                  "no rule matches every request, but the serving policy has one: requests "
+                  "that match none would fail with no_candidate (end with a rule without "
+                  "'when'; a file cut short loses its last rules)");
+        } else {
+            s_warn(c, d->file, d->name,
+                   "no rule matches every request: requests that match none fail with "
+                   "no_candidate (end with a rule without 'when')");
+        }
     }
 }
 
@@ -2186,8 +2194,14 @@ static void s_passes(s_comp_t *c)
     }
     if (pol->nrules == 0 && c->nerrors == 0) {
         eng_span_t at = {0, 0};
-        s_warn(c, 0, at,
-               "the policy has no route rule: every auto request fails with no_candidate");
+        if (c->flags & ENG_POLICY_REQUIRE_CATCH_ALL) {
+            s_err(c, 0, at,
+                  "the policy has no route rule, but the serving policy has a rule that matches "
+                  "every request: every auto request would fail with no_candidate");
+        } else {
+            s_warn(c, 0, at,
+                   "the policy has no route rule: every auto request fails with no_candidate");
+        }
     }
     s_reachability(c);
     s_catalog_warnings(c);
@@ -2248,6 +2262,7 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
     c->on_source = on_source;
     c->source_ctx = source_ctx;
     pol->default_output = ENG_DEFAULT_OUTPUT;
+    pol->catch_all = -1;
     pol->step = ENG_STEP_UP_DOWN;
     pol->free_fallback = false;
     if (!catalog) {
@@ -2335,6 +2350,13 @@ eng_policy_t *eng_policy_load(const char *path, const eng_catalog_t *catalog, en
 eng_policy_t *eng_policy_load_observed(const char *path, const eng_catalog_t *catalog,
                                        eng_diags_t *diags, eng_source_fn on_source, void *ctx)
 {
+    return eng_policy_load_opts(path, catalog, diags, 0, on_source, ctx);
+}
+
+eng_policy_t *eng_policy_load_opts(const char *path, const eng_catalog_t *catalog,
+                                   eng_diags_t *diags, unsigned flags, eng_source_fn on_source,
+                                   void *ctx)
+{
     char *src = NULL;
     size_t len = 0;
     char why[128];
@@ -2343,7 +2365,7 @@ eng_policy_t *eng_policy_load_observed(const char *path, const eng_catalog_t *ca
                       "cannot read policy: %s", path ? why : "no file name");
         return NULL;
     }
-    eng_policy_t *pol = s_compile(path, src, len, NULL, catalog, diags, 0, on_source, ctx);
+    eng_policy_t *pol = s_compile(path, src, len, NULL, catalog, diags, flags, on_source, ctx);
     free(src);
     return pol;
 }
@@ -2409,4 +2431,9 @@ const char *eng_policy_tier_name(const eng_policy_t *self, int i)
 int64_t eng_policy_default_output(const eng_policy_t *self)
 {
     return self->default_output;
+}
+
+const char *eng_policy_catch_all(const eng_policy_t *self)
+{
+    return self->catch_all >= 0 ? self->rules[self->catch_all].name : NULL;
 }

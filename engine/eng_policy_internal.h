@@ -43,6 +43,9 @@ _Static_assert(ENG_MAX_NEEDLES % 64 == 0 && ENG_MAX_NEEDLES <= 256,
 /* Load options (eng_policy_compile). */
 enum {
     ENG_POLICY_NO_INCLUDES = 1, /* an include is an error: for untrusted text (fuzzing) */
+    /* A policy without a rule that matches every request is an error, not a
+     * warning: a reload whose serving policy has one must not lose it. */
+    ENG_POLICY_REQUIRE_CATCH_ALL = 2,
 };
 
 /* Step orders: which neighbouring tiers a rule may try, and in what order. */
@@ -193,6 +196,7 @@ struct eng_policy {
     uint32_t nhints;    /* count */
     eng_prule_t *rules; /* routing rules in order */
     uint32_t nrules;    /* count */
+    int32_t catch_all;  /* first rule that matches every request, -1 = none */
 
     int8_t *model_tier;           /* per model: tier index, -1 none */
     int32_t *model_ep;            /* per model: endpoint auto picks, -1 none */
@@ -233,6 +237,11 @@ void eng_diags_sort_from(eng_diags_t *self, size_t from);
 eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
                                  const char *base_dir, const eng_catalog_t *catalog,
                                  eng_diags_t *diags, unsigned flags);
+
+/* eng_policy_load_observed with options (ENG_POLICY_*). */
+eng_policy_t *eng_policy_load_opts(const char *path, const eng_catalog_t *catalog,
+                                   eng_diags_t *diags, unsigned flags, eng_source_fn on_source,
+                                   void *ctx);
 
 /* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4,
  * rounded down; per-request and per-image fees are not part of it. */
