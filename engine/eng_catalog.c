@@ -871,6 +871,7 @@ static void s_fill_endpoint(eng_catalog_t *self, eng_endpoint_t *ep, const eng_c
     /* Without any token or request price we cannot estimate: never chosen. */
     ep->enabled = r->enabled && !s_price_unknown(&r->price);
     ep->is_free = r->free_variant || s_price_is_zero(&r->price);
+    ep->free_variant = r->free_variant;
 }
 
 static bool s_same_endpoint(const eng_catalog_t *self, const uint32_t *final_id, uint32_t a,
@@ -914,7 +915,9 @@ static void s_build_model(eng_catalog_t *self, const uint32_t *order, size_t g, 
     qsort_r(self->eps + m->ep_first, m->ep_count, sizeof *self->eps, s_cmp_endpoint, self);
     m->floor_ep = m->free_ep = -1;
     for (uint32_t k = m->ep_first; k < m->ep_first + m->ep_count; k++) {
-        if (self->eps[k].enabled && m->floor_ep < 0) {
+        /* The plain id and :floor mean the paid endpoints (OpenRouter's
+         * `:free` is a model of its own there): never the free variant. */
+        if (self->eps[k].enabled && !self->eps[k].free_variant && m->floor_ep < 0) {
             m->floor_ep = (int32_t)k;
         }
         if (self->eps[k].enabled && self->eps[k].is_free && m->free_ep < 0) {

@@ -195,7 +195,11 @@ struct eng_policy {
     uint32_t nrules;    /* count */
 
     int8_t *model_tier;           /* per model: tier index, -1 none */
+    int8_t *model_plain_tier;     /* per model: tier of model_plain_ep (differs when auto
+                                   * calls the model through its `:free` variant) */
     int32_t *model_ep;            /* per model: endpoint auto picks, -1 none */
+    int32_t *model_plain_ep;      /* per model: endpoint the plain id names (model_ep, never
+                                   * a `:free` variant), -1 none */
     hpp_pusd_t *model_blend;      /* per model: blended price of model_ep */
     uint32_t *pool;               /* candidate model indexes */
     hpp_pusd_t (*pool_min)[2][3]; /* per pool entry, for the budget bound: [0] least input,

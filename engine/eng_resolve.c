@@ -35,7 +35,9 @@
  * model from another provider is the closest retry). */
 #define S_ALT_ENDPOINTS 2
 
-typedef enum { S_PLAIN, S_FLOOR, S_FREE } s_variant_t;
+/* S_AUTO: the endpoints auto may call a model through (any, the `:free`
+ * variant included); S_PLAIN: those a client naming the model means. */
+typedef enum { S_PLAIN, S_FLOOR, S_FREE, S_AUTO } s_variant_t;
 
 /* Everything a decision computes once and the walk reads. */
 typedef struct {
@@ -482,16 +484,19 @@ static uint32_t s_rank(const s_walk_t *w, const eng_model_t *model, int32_t e, i
     const hpp_features_t *f = w->f;
     uint32_t k = (uint32_t)e - model->ep_first;
     int o = s_prov_index(f->providers_order, f->nproviders_order, &w->pol->eps[e]);
-    uint32_t key = o >= 0                                                   ? (uint32_t)o
-                   : v == S_PLAIN && f->sort != HPP_SORT_PRICE && e != base ? HPP_MAX_PROVIDERS + 1
-                                                                            : HPP_MAX_PROVIDERS;
+    uint32_t key = o >= 0 ? (uint32_t)o
+                   : (v == S_PLAIN || v == S_AUTO) && f->sort != HPP_SORT_PRICE && e != base
+                       ? HPP_MAX_PROVIDERS + 1
+                       : HPP_MAX_PROVIDERS;
     return key << 16 | (k & 0xffff);
 }
 
-/* Endpoints a variant may use at all: only $0 ones for :free. */
+/* Endpoints a variant may use at all: only $0 ones for :free, and never
+ * the `:free` variant for the plain id or :floor (a plain id means the paid
+ * endpoints, as on OpenRouter where ID:free is a model of its own). */
 static bool s_variant_ep(const eng_endpoint_t *ep, s_variant_t v)
 {
-    return v != S_FREE || ep->is_free;
+    return v == S_FREE ? ep->is_free : v == S_AUTO || !ep->free_variant;
 }
 
 /* The endpoint of model m that the request's preferences pick: the first
@@ -524,7 +529,7 @@ static int32_t s_pick(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v
 static inline int32_t s_auto_ep(const s_walk_t *w, uint32_t m)
 {
     int32_t e = w->pol->model_ep[m];
-    return w->prov_rank ? s_pick(w, m, e, S_PLAIN) : e;
+    return w->prov_rank ? s_pick(w, m, e, S_AUTO) : e;
 }
 
 /* Hard constraints and budget for endpoint e of model m. */
@@ -624,21 +629,25 @@ static void s_offer_ranked(s_walk_t *w, uint32_t m, int32_t skip, int32_t base, 
     }
 }
 
-/* After a choice by auto: the chosen model's other endpoints that fit. */
+/* After a choice by auto: the chosen model's other endpoints that fit, of
+ * the same kind (a paid choice is not backed by the free variant, nor a free
+ * variant by paid endpoints). */
 static void s_alternates(s_walk_t *w, uint32_t m, int tier)
 {
     const eng_model_t *model = &w->pol->models[m];
+    s_variant_t v = w->out->endpoint->free_variant ? S_FREE : S_PLAIN;
     if (w->prov_rank) {
         if (!w->primary_only) {
             int32_t chosen = (int32_t)(w->out->endpoint - w->pol->eps);
-            s_offer_ranked(w, m, chosen, w->pol->model_ep[m], S_PLAIN, tier, S_ALT_ENDPOINTS);
+            int32_t base = v == S_FREE ? model->free_ep : w->pol->model_plain_ep[m];
+            s_offer_ranked(w, m, chosen, base, v, tier, S_ALT_ENDPOINTS);
         }
         return;
     }
     uint32_t added = 0;
     for (uint32_t k = 0; k < model->ep_count && added < S_ALT_ENDPOINTS && !w->stop; k++) {
         int32_t e = (int32_t)(model->ep_first + k);
-        if (&w->pol->eps[e] == w->out->endpoint) {
+        if (&w->pol->eps[e] == w->out->endpoint || !s_variant_ep(&w->pol->eps[e], v)) {
             continue;
         }
         uint32_t before = w->out->nfallbacks;
@@ -771,7 +780,13 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         return s_fail(out, HPP_E_MODEL_NOT_ALLOWED, "model '", model->id,
                       "' is not allowed for this group");
     }
-    int32_t base = v == S_FREE ? model->free_ep : v == S_FLOOR ? model->floor_ep : pol->model_ep[m];
+    int32_t base = v == S_FREE    ? model->free_ep
+                   : v == S_FLOOR ? model->floor_ep
+                                  : pol->model_plain_ep[m];
+    if (v != S_FREE && base < 0 && model->free_ep >= 0) {
+        return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
+                      "' has only a free endpoint: ask for the ':free' variant");
+    }
     int32_t e = w->prov_rank ? s_pick(w, m, base, v) : base;
     if (e < 0 || !pol->eps[e].enabled) {
         if (v == S_FREE) {
@@ -780,7 +795,7 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         }
         return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id, "' has no enabled endpoint");
     }
-    int tier = pol->model_tier[m];
+    int tier = v == S_FREE ? pol->model_tier[m] : pol->model_plain_tier[m];
     s_offer(w, m, e, tier);
     /* The other endpoints of the model are its fallbacks: in the request's
      * order when it has one, and none when it allows no fallback provider. */
@@ -884,8 +899,9 @@ static hpp_status_t s_list(s_walk_t *w, const eng_model_t *const *models, const 
         if (w->chosen) {
             int32_t base = vars[i] == S_FREE    ? models[i]->free_ep
                            : vars[i] == S_FLOOR ? models[i]->floor_ep
-                                                : pol->model_ep[m];
-            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base, pol->model_tier[m]);
+                                                : pol->model_plain_ep[m];
+            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base,
+                    vars[i] == S_FREE ? pol->model_tier[m] : pol->model_plain_tier[m]);
             continue;
         }
         out->status = HPP_OK;

@@ -87,6 +87,16 @@ run "route budget and group" 0 route --text "hi there" --prompt-tokens 500 --gro
 check "group multiplier" "7.2e-05" "$(json "$tmp/out" 'd["cost"]["total"]')"
 run "route floor" 0 route --model openai/gpt-5:floor
 check "floor endpoint" "openai" "$(json "$tmp/out" 'd["provider"]')"
+# A plain id means the paid endpoints; only ID:free asks for the free one.
+run "route plain id of a model with a :free endpoint" 0 route --model google/gemma-2-9b-it
+check "plain id: the paid endpoint" "google/gemma-2-9b-it budget" \
+    "$(json "$tmp/out" 'd["native_id"], d["tier"]' | tr -d "(),'")"
+check "plain id: it costs money" "True" "$(json "$tmp/out" 'd["cost"]["total"] > 0')"
+check "plain id: no free fallback" "[]" \
+    "$(json "$tmp/out" '[f for f in d["fallbacks"] if f["provider"] == "openrouter"]')"
+run "route :free" 0 route --model google/gemma-2-9b-it:free
+check ":free: the free endpoint" "google/gemma-2-9b-it:free 0" \
+    "$(json "$tmp/out" 'd["native_id"], d["cost"]["total"]' | tr -d "(),'")"
 run "route not allowed" 1 route --model openai/o1 --group trial
 check "not allowed status" "model_not_allowed" "$(json "$tmp/out" 'd["status"]')"
 run "route other policy" 0 route --policy policies/examples/budgets.policy --meta mode=offline

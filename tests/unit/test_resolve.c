@@ -371,6 +371,58 @@ Test(eng_resolve, free_variant)
     s_expect_status(&f, HPP_E_NO_FREE_VARIANT);
 }
 
+/* A plain id means the model's paid endpoints: e/gem's :free endpoint is
+ * the cheapest, yet only e/gem:free asks for it. */
+Test(eng_resolve, plain_id_means_the_paid_endpoints)
+{
+    hpp_features_t f = s_req();
+    const char *ids[] = {"e/gem", "e/gem:floor"};
+    for (size_t i = 0; i < 2; i++) {
+        f.model = s_s(ids[i]);
+        eng_decision_t d = s_run(&f);
+        cr_assert_eq(d.status, HPP_OK, "%s: %s", ids[i], d.message);
+        cr_assert_str_eq(d.endpoint->provider, "p3", "%s", ids[i]);
+        cr_assert_not(d.endpoint->free_variant, "%s", ids[i]);
+        cr_assert_eq(d.cost.total, INT64_C(600000000), "%s", ids[i]); /* 2000 x $0.30/1M */
+        for (uint32_t k = 0; k < d.nfallbacks; k++) {
+            cr_assert_not(d.fallbacks[k]->free_variant, "%s: free fallback", ids[i]);
+        }
+    }
+    f.model = s_s("e/gem:free");
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, HPP_OK);
+    cr_assert(d.endpoint->free_variant);
+    cr_assert_eq(d.nfallbacks, 0);
+}
+
+/* A model sold only as a :free variant has no plain endpoint. */
+Test(eng_resolve, free_only_model_needs_the_free_suffix)
+{
+    eng_catalog_t *cat = fixture_catalog(
+        "{\"data\":[{\"id\":\"x/only:free\",\"provider\":\"p\","
+        "\"pricing\":{\"input\":0,\"output\":0}},"
+        "{\"id\":\"x/paid\",\"provider\":\"p\",\"pricing\":{\"input\":1,\"output\":1}}]}");
+    eng_policy_t *pol = fixture_policy("tier free max $0\ntier paid\nroute r { tier free }\n", cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    eng_decision_t d;
+    const char *plain[] = {"x/only", "x/only:floor"};
+    for (size_t i = 0; i < 2; i++) {
+        f.model = s_s(plain[i]);
+        cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_E_NO_CANDIDATE, "%s: %s", plain[i],
+                     d.message);
+        cr_assert(strstr(d.message, "':free'"), "%s", d.message);
+    }
+    f.model = s_s("x/only:free");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    /* auto may still call it through its free endpoint: a free model */
+    f.model = s_s("");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "x/only");
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 Test(eng_resolve, auto_free)
 {
     hpp_features_t f = s_req();
