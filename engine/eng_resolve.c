@@ -555,12 +555,16 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
     if (r != ENG_REJ_CHOSEN) {
         return r;
     }
+    /* Reasoning tokens are generated too: they take room in the window and
+     * count against the model's output limit. */
+    int64_t gen = w->out_tokens + w->f->reasoning_tokens;
     uint32_t ctx = ep->context_length ? ep->context_length : model->context_length;
-    if (ctx > 0 && w->f->prompt_tokens + w->out_tokens > (int64_t)ctx) {
+    if (ctx > 0 && w->f->prompt_tokens + gen > (int64_t)ctx) {
         return ENG_REJ_CONTEXT;
     }
-    if (w->out_explicit && model->max_output > 0 && w->out_tokens > (int64_t)model->max_output) {
-        return ENG_REJ_CONTEXT;
+    if ((w->out_explicit || w->f->reasoning_tokens > 0) && model->max_output > 0 &&
+        gen > (int64_t)model->max_output) {
+        return ENG_REJ_MAX_OUTPUT;
     }
     if (w->budget >= 0 || w->trace) {
         if (s_estimate(w, ep, cost) != 0) {
@@ -705,7 +709,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
 static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
 {
     const int64_t n[3] = {w->usage.prompt_tokens, w->usage.cache_read_tokens,
-                          w->usage.completion_tokens};
+                          w->usage.completion_tokens + w->usage.reasoning_tokens};
     __int128 sum = 0;
     for (int k = 0; k < 3; k++) {
         sum += (__int128)n[k] * lo[k];
@@ -824,12 +828,13 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
             return s_fail(out, HPP_E_INSUFFICIENT_BUDGET, "model '", model->id,
                           "' costs more than the budget");
         }
-        return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
-                      why == ENG_REJ_CONTEXT    ? "' context window is too small for the request"
-                      : why == ENG_REJ_PROVIDER ? "' has no endpoint the request's providers allow"
-                      : why == ENG_REJ_MAX_PRICE
-                          ? "' has no endpoint within the request's max_price"
-                          : "' lacks a capability the request needs");
+        return s_fail(
+            out, HPP_E_NO_CANDIDATE, "model '", model->id,
+            why == ENG_REJ_CONTEXT      ? "' context window is too small for the request"
+            : why == ENG_REJ_MAX_OUTPUT ? "' max output is smaller than the request's output tokens"
+            : why == ENG_REJ_PROVIDER   ? "' has no endpoint the request's providers allow"
+            : why == ENG_REJ_MAX_PRICE  ? "' has no endpoint within the request's max_price"
+                                        : "' lacks a capability the request needs");
     }
     out->tier = tier;
     out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
@@ -1111,8 +1116,10 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
     w.out_tokens = w.out_explicit ? f->output_tokens : self->default_output;
     out->output_tokens = w.out_tokens;
     memset(&w.usage, 0, sizeof w.usage);
-    w.usage.prompt_tokens = f->prompt_tokens - f->cache_read_tokens;
+    w.usage.prompt_tokens = f->prompt_tokens - f->cache_read_tokens - f->cache_write_tokens;
     w.usage.cache_read_tokens = f->cache_read_tokens;
+    w.usage.cache_write_tokens = f->cache_write_tokens;
+    w.usage.reasoning_tokens = f->reasoning_tokens;
     w.usage.completion_tokens = w.out_tokens;
     w.usage.images = f->images;
     w.budget = f->has_budget ? (hpp_pusd_t)llround(f->budget_usd * 1e12) : -1;

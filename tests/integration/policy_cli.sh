@@ -74,6 +74,19 @@ check "explain JSON has a trace" "True" "$(json "$tmp/out" 'len(d["trace"]["cand
 printf '{"prompt_tokens": 100, "budget_usd": 0, "images": 1}' >"$tmp/req.json"
 run "explain from a file, error decision" 1 explain --request "@$tmp/req.json"
 has "insufficient budget" "decision:  insufficient_budget" "$tmp/out"
+# Reasoning and cache writes are in the estimate; max_tokens 0 is refused.
+run "explain reasoning and cache writes" 0 explain --format json --request \
+    '{"prompt_tokens": 1000, "model": "openai/o1", "output_tokens": 100, "reasoning_tokens": 5000, "cache_write_tokens": 400}'
+check "reasoning billed as output" "0.306 0.321" \
+    "$(json "$tmp/out" 'd["cost"]["output"], d["cost"]["total"]' | tr -d "(),")"
+run "explain OpenAI body with hpp reasoning" 0 explain --format json --request \
+    '{"model": "openai/o1", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}], "hpp": {"prompt_tokens": 1000, "reasoning_tokens": 5000}}'
+check "hpp.reasoning_tokens billed" "0.321" "$(json "$tmp/out" 'd["cost"]["total"]')"
+run "explain max_tokens 0" 2 explain --request \
+    '{"model": "openai/o1", "max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]}'
+has "max_tokens 0 located" "max_tokens: must be at least 1" "$tmp/err"
+run "route over max output" 1 route --model openai/gpt-4o-mini --output-tokens 20000
+has "names the max output" "max output is smaller" "$tmp/out"
 run "explain bad JSON" 2 explain --request '{"prompt_tokens": '
 run "explain wrong type" 2 explain --request '{"tools": "sometimes"}'
 run "explain unknown key" 2 explain --request '{"colour": "red"}'

@@ -423,6 +423,65 @@ Test(eng_resolve, free_only_model_needs_the_free_suffix)
     eng_catalog_destroy(&cat);
 }
 
+/* Cache writes and reasoning tokens are part of the estimate: reasoning is
+ * billed as output, cache writes without a write price as input. */
+Test(eng_resolve, cache_write_and_reasoning_are_estimated)
+{
+    hpp_features_t f = s_req();
+    f.model = s_s("d/prem"); /* $15 / $60 */
+    f.output_tokens = 1000;
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.cost.total, INT64_C(75000000000));
+    f.cache_write_tokens = 400;
+    f.reasoning_tokens = 500;
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_OK, "%s", d.message);
+    cr_assert_eq(d.cost.input, INT64_C(15000000000));  /* 600 + 400 written, x $15 */
+    cr_assert_eq(d.cost.output, INT64_C(90000000000)); /* (1000 + 500) x $60 */
+    cr_assert_eq(d.cost.total, INT64_C(105000000000));
+    /* a budget sees them too */
+    f.has_budget = true;
+    f.budget_usd = 0.1;
+    s_expect_status(&f, HPP_E_INSUFFICIENT_BUDGET);
+}
+
+/* Output over the model's max output is not a context-window problem. */
+Test(eng_resolve, max_output_is_its_own_reason)
+{
+    eng_catalog_t *cat =
+        fixture_catalog("{\"data\":[{\"id\":\"x/m\",\"provider\":\"p\",\"context_length\":10000,"
+                        "\"max_output\":1000,\"pricing\":{\"input\":1,\"output\":1}}]}");
+    eng_policy_t *pol = fixture_policy("tier any\nroute r { tier any }\n", cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.model = s_s("x/m");
+    f.output_tokens = 1001;
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_E_NO_CANDIDATE);
+    cr_assert(strstr(d.message, "max output"), "%s", d.message);
+    cr_assert_null(strstr(d.message, "context window"), "%s", d.message);
+    /* reasoning counts against it too, and the trace names the limit */
+    f.output_tokens = 800;
+    f.reasoning_tokens = 300;
+    f.model = s_s("");
+    eng_trace_entry_t entries[8];
+    eng_trace_t tr = {.entries = entries, .cap = 8};
+    cr_assert_eq(eng_resolve(pol, &f, &d, &tr), HPP_E_NO_CANDIDATE);
+    cr_assert_eq(tr.n, 1);
+    cr_assert_eq(entries[0].reason, ENG_REJ_MAX_OUTPUT);
+    cr_assert_str_eq(eng_reject_name(ENG_REJ_MAX_OUTPUT), "max_output");
+    /* the window: prompt + output + reasoning */
+    f.output_tokens = 500;
+    f.reasoning_tokens = 400;
+    f.prompt_tokens = 9200;
+    cr_assert_eq(eng_resolve(pol, &f, &d, &tr), HPP_E_NO_CANDIDATE);
+    cr_assert_eq(entries[0].reason, ENG_REJ_CONTEXT);
+    f.prompt_tokens = 9000;
+    cr_assert_eq(eng_resolve(pol, &f, &d, &tr), HPP_OK, "%s", d.message);
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 Test(eng_resolve, auto_free)
 {
     hpp_features_t f = s_req();
