@@ -1692,10 +1692,16 @@ hpp_pusd_t eng_policy_blend(const hpp_price_t *price)
 {
     hpp_pusd_t in = price->input == HPP_PRICE_NA ? 0 : price->input;
     hpp_pusd_t out = price->output == HPP_PRICE_NA ? 0 : price->output;
-    if (in < 0 || out < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
+    hpp_pusd_t fee = price->per_request == HPP_PRICE_NA ? 0 : price->per_request;
+    if (in < 0 || out < 0 || fee < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
         return INT64_MAX / 2;
     }
-    return (3 * in + out) / 4;
+    /* A per-call model is priced like the others: what the reference request
+     * costs it, per token. Without this a $0.02 call would blend to $0 and
+     * win every cheap tier. */
+    hpp_pusd_t b = (3 * in + out) / 4;
+    hpp_pusd_t f = fee / ENG_REF_REQUEST_TOKENS;
+    return b > INT64_MAX / 2 - f ? INT64_MAX / 2 : b + f;
 }
 
 bool eng_glob_match(const char *pattern, size_t plen, const char *s, size_t len)

@@ -238,8 +238,15 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
                                  const char *base_dir, const eng_catalog_t *catalog,
                                  eng_diags_t *diags, unsigned flags);
 
-/* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4,
- * rounded down; per-request and per-image fees are not part of it. */
+/* Tokens of the reference request that prices an endpoint for tier placement
+ * and ordering: 750 prompt + 250 output (the 3:1 of the blend), so a flat
+ * per-request fee counts as fee / 1000 per token (policies/README.md 2.4). */
+#define ENG_REF_REQUEST_TOKENS 1000
+
+/* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4
+ * plus the per-request fee spread over ENG_REF_REQUEST_TOKENS, rounded down
+ * (what the reference request costs, per token); per-image fees, which only
+ * requests with images pay, are not part of it. */
 hpp_pusd_t eng_policy_blend(const hpp_price_t *price);
 
 /* True when `pattern` (with '*' matching any run of bytes) matches s[0..len). */

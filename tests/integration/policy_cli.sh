@@ -110,6 +110,17 @@ check "plain id: no free fallback" "[]" \
 run "route :free" 0 route --model google/gemma-2-9b-it:free
 check ":free: the free endpoint" "google/gemma-2-9b-it:free 0" \
     "$(json "$tmp/out" 'd["native_id"], d["cost"]["total"]' | tr -d "(),'")"
+# A per-call model does not win a cheap chat on a $0 per-token price.
+printf '{"data":[{"id":"acme/percall","owned_by":"acme","context_length":100000,"pricing":{"per_request":0.02}}]}' \
+    >"$tmp/percall.json"
+run "route cheap chat with a per-call model in the catalog" 0 route --catalog policies/catalog.json \
+    --catalog "$tmp/percall.json" --prompt-tokens 100 --output-tokens 100 --text "hi there"
+check "cheap chat: llama at \$0.000012" "meta-llama/llama-3.1-8b-instruct 1.2e-05" \
+    "$(json "$tmp/out" 'd["model"], d["cost"]["total"]' | tr -d "(),'")"
+run "route the per-call model by name" 0 route --catalog policies/catalog.json \
+    --catalog "$tmp/percall.json" --model acme/percall
+check "per-call model: premium at the reference size" "premium 0.02" \
+    "$(json "$tmp/out" 'd["tier"], d["cost"]["total"]' | tr -d "(),'")"
 run "route not allowed" 1 route --model openai/o1 --group trial
 check "not allowed status" "model_not_allowed" "$(json "$tmp/out" 'd["status"]')"
 run "route other policy" 0 route --policy policies/examples/budgets.policy --meta mode=offline

@@ -482,6 +482,41 @@ Test(eng_resolve, max_output_is_its_own_reason)
     eng_catalog_destroy(&cat);
 }
 
+/* A per-call model is placed and ranked by what the reference request
+ * (1000 tokens) costs it: $0.02 a call is $20 per 1M tokens, premium, not a
+ * $0 blend that wins the budget tier. */
+Test(eng_resolve, per_call_models_priced_by_the_reference_request)
+{
+    eng_catalog_t *cat = fixture_catalog(
+        "{\"data\":[{\"id\":\"acme/"
+        "percall\",\"provider\":\"p\",\"pricing\":{\"per_request\":0.02}},"
+        "{\"id\":\"acme/cheap\",\"provider\":\"p\",\"pricing\":{\"input\":0.06,\"output\":0.06}},"
+        "{\"id\":\"acme/tiny-fee\",\"provider\":\"p\",\"pricing\":{\"input\":0.01,\"output\":0.01,"
+        "\"per_request\":0.0001}}]}");
+    eng_policy_t *pol = fixture_policy("tier budget max $0.15\ntier mid max $1.50\n"
+                                       "tier standard max $10\ntier premium\n"
+                                       "route r { tier budget  step up }\n",
+                                       cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.prompt_tokens = 100;
+    f.output_tokens = 100;
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "acme/cheap");
+    cr_assert_eq(d.cost.total, INT64_C(12000000)); /* $0.000012 */
+    /* acme/tiny-fee: $0.01 + $0.0001 / 1000 tokens = $0.11 per 1M, still
+     * budget, ranked after acme/cheap ($0.06) although its tokens are cheaper */
+    f.model = s_s("acme/percall");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
+    cr_assert_str_eq(d.tier_name, "premium");
+    f.model = s_s("acme/tiny-fee");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
+    cr_assert_str_eq(d.tier_name, "budget");
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 Test(eng_resolve, auto_free)
 {
     hpp_features_t f = s_req();
