@@ -380,6 +380,7 @@ void eng_cat_record_init(eng_cat_record_t *rec)
     rec->price.input = rec->price.output = HPP_PRICE_NA;
     rec->price.cache_read = rec->price.cache_write = HPP_PRICE_NA;
     rec->price.per_request = rec->price.per_image = HPP_PRICE_NA;
+    rec->long_price = rec->price;
     rec->prio = ENG_REC_PRIO_FOREIGN;
     rec->enabled = true;
 }
@@ -864,6 +865,16 @@ static void s_fill_endpoint(eng_catalog_t *self, eng_endpoint_t *ep, const eng_c
     ep->native_id_len = (uint32_t)strlen(ep->native_id);
     ep->source = s_str(self, r->source);
     ep->price = r->price;
+    ep->long_above = r->long_above;
+    ep->long_price = r->price;
+    if (r->long_above) {
+        /* A part the long-prompt list does not give keeps its usual price. */
+        hpp_pusd_t *dst = &ep->long_price.input;
+        const hpp_pusd_t *src = &r->long_price.input;
+        for (size_t k = 0; k < sizeof ep->long_price / sizeof *dst; k++) {
+            dst[k] = src[k] != HPP_PRICE_NA ? src[k] : dst[k];
+        }
+    }
     ep->context_length = r->ep_context;
     if (!ep->context_length && r->context_length && r->context_length != model_ctx) {
         ep->context_length = r->context_length;

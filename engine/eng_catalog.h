@@ -31,6 +31,9 @@ typedef struct {
     uint32_t native_id_len;  /* strlen(native_id), likewise */
     const char *source;      /* file it was loaded from */
     hpp_price_t price;       /* prices at this endpoint */
+    hpp_price_t long_price;  /* prices when the prompt has more than long_above tokens
+                              * (LiteLLM's *_above_200k_tokens, OpenRouter's overrides) */
+    uint32_t long_above;     /* 0: the prices do not depend on the prompt's size */
     uint32_t model;          /* index of its model in models[] */
     uint32_t context_length; /* 0 = same as the model */
     bool is_free;            /* a $0 endpoint (`:free` variant or local model) */

@@ -392,7 +392,11 @@ static eng_reject_t s_caps_check(const s_walk_t *w, uint32_t caps)
 
 static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *cost)
 {
-    if (eng_cost_estimate(&ep->price, &w->usage, cost) != 0) {
+    /* Prices that rise with the prompt's size apply to the whole request. */
+    const hpp_price_t *price = ep->long_above && w->f->prompt_tokens > (int64_t)ep->long_above
+                                   ? &ep->long_price
+                                   : &ep->price;
+    if (eng_cost_estimate(price, &w->usage, cost) != 0) {
         return -1;
     }
     if (w->permille != 1000 && eng_cost_scale(cost, w->permille) != 0) {

@@ -121,6 +121,14 @@ run "route the per-call model by name" 0 route --catalog policies/catalog.json \
     --catalog "$tmp/percall.json" --model acme/percall
 check "per-call model: premium at the reference size" "premium 0.02" \
     "$(json "$tmp/out" 'd["tier"], d["cost"]["total"]' | tr -d "(),'")"
+# Long-prompt prices (OpenRouter's pricing.overrides) apply above the threshold.
+OR=tests/data/openrouter/openrouter_models_2026-08-01.json
+run "route gemini-2.5-pro, short prompt" 0 route --catalog "$OR" --model google/gemini-2.5-pro \
+    --prompt-tokens 100000 --output-tokens 1000
+check "short prompt: \$1.25/\$10" "0.135" "$(json "$tmp/out" 'd["cost"]["total"]')"
+run "route gemini-2.5-pro, long prompt" 0 route --catalog "$OR" --model google/gemini-2.5-pro \
+    --prompt-tokens 250000 --output-tokens 1000
+check "long prompt: \$2.50/\$15" "0.64" "$(json "$tmp/out" 'd["cost"]["total"]')"
 run "route not allowed" 1 route --model openai/o1 --group trial
 check "not allowed status" "model_not_allowed" "$(json "$tmp/out" 'd["status"]')"
 run "route other policy" 0 route --policy policies/examples/budgets.policy --meta mode=offline

@@ -517,6 +517,39 @@ Test(eng_resolve, per_call_models_priced_by_the_reference_request)
     eng_catalog_destroy(&cat);
 }
 
+/* LiteLLM's *_above_200k_tokens prices apply to a prompt above 200k. */
+Test(eng_resolve, long_prompt_prices_apply_above_the_threshold)
+{
+    static const char lite[] =
+        "{\"gemini-2.5-pro\":{\"litellm_provider\":\"vertex_ai-language-models\",\"mode\":\"chat\","
+        "\"max_input_tokens\":1048576,\"max_output_tokens\":65535,"
+        "\"input_cost_per_token\":1.25e-06,\"output_cost_per_token\":1e-05,"
+        "\"input_cost_per_token_above_200k_tokens\":2.5e-06,"
+        "\"output_cost_per_token_above_200k_tokens\":1.5e-05,"
+        "\"output_cost_per_token_above_200k_tokens_priority\":9e-05}}";
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err;
+    cr_assert_eq(
+        eng_catalog_load_buffer(cat, "lite.json", lite, strlen(lite), ENG_FMT_LITELLM, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &err), 0);
+    eng_policy_t *pol = fixture_policy("tier any\nroute r { tier any }\n", cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.model = s_s("google/gemini-2.5-pro");
+    f.output_tokens = 1000;
+    f.prompt_tokens = 200000; /* not above: the usual prices */
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_eq(d.cost.total, INT64_C(260000000000)); /* $0.25 + $0.01 */
+    f.prompt_tokens = 250000;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_eq(d.cost.input, INT64_C(625000000000)); /* 250k x $2.50 */
+    cr_assert_eq(d.cost.output, INT64_C(15000000000)); /* 1k x $15, not the priority $90 */
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 Test(eng_resolve, auto_free)
 {
     hpp_features_t f = s_req();
