@@ -110,6 +110,28 @@ static int s_bool(const char *s, size_t n, bool *out)
 
 static int s_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The count a request key sets, NULL when the key is not a count. */
+static int64_t *s_count_key(hpp_features_t *f, const char *key, size_t klen)
+{
+    const struct {
+        const char *name;
+        int64_t *dst;
+    } counts[] = {
+        {"prompt_tokens", &f->prompt_tokens},
+        {"output_tokens", &f->output_tokens},
+        {"cache_read_tokens", &f->cache_read_tokens},
+        {"cache_write_tokens", &f->cache_write_tokens},
+        {"reasoning_tokens", &f->reasoning_tokens},
+        {"images", &f->images},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        if (s_key_is(key, klen, counts[i].name)) {
+            return counts[i].dst;
+        }
+    }
+    return NULL;
+}
+
 static int s_why(char *why, size_t n, const char *fmt, ...)
 {
     if (why && n) {
@@ -134,21 +156,13 @@ int eng_features_set(hpp_features_t *f, const char *key, size_t klen, const char
         f->group = sv;
     } else if (s_key_is(key, klen, "text")) {
         f->text = sv;
-    } else if (s_key_is(key, klen, "prompt_tokens") || s_key_is(key, klen, "output_tokens") ||
-               s_key_is(key, klen, "cache_read_tokens") || s_key_is(key, klen, "images")) {
+    } else if (s_count_key(f, key, klen)) {
         int64_t v;
         if (s_int(val, vlen, &v) != 0) {
-            return s_why(why, whylen, "%s needs a whole number (suffixes k and M allowed)",
-                         key[0] == 'p'   ? "prompt_tokens"
-                         : key[0] == 'o' ? "output_tokens"
-                         : key[0] == 'c' ? "cache_read_tokens"
-                                         : "images");
+            return s_why(why, whylen, "%.*s needs a whole number (suffixes k and M allowed)",
+                         (int)klen, key);
         }
-        int64_t *dst = key[0] == 'p'   ? &f->prompt_tokens
-                       : key[0] == 'o' ? &f->output_tokens
-                       : key[0] == 'c' ? &f->cache_read_tokens
-                                       : &f->images;
-        *dst = v;
+        *s_count_key(f, key, klen) = v;
     } else if (s_key_is(key, klen, "vision") || s_key_is(key, klen, "tools") ||
                s_key_is(key, klen, "json")) {
         bool *dst = key[0] == 'v' ? &f->vision : key[0] == 't' ? &f->tools : &f->json;
@@ -199,8 +213,8 @@ int eng_features_set(hpp_features_t *f, const char *key, size_t klen, const char
     } else {
         return s_why(why, whylen,
                      "unknown request key (expected one of: model, prompt_tokens, output_tokens, "
-                     "cache_read_tokens, images, vision, tools, json, hints, budget, group, text, "
-                     "meta.KEY)");
+                     "cache_read_tokens, cache_write_tokens, reasoning_tokens, images, vision, "
+                     "tools, json, hints, budget, group, text, meta.KEY)");
     }
     return 0;
 }

@@ -1700,10 +1700,16 @@ hpp_pusd_t eng_policy_blend(const hpp_price_t *price)
 {
     hpp_pusd_t in = price->input == HPP_PRICE_NA ? 0 : price->input;
     hpp_pusd_t out = price->output == HPP_PRICE_NA ? 0 : price->output;
-    if (in < 0 || out < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
+    hpp_pusd_t fee = price->per_request == HPP_PRICE_NA ? 0 : price->per_request;
+    if (in < 0 || out < 0 || fee < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
         return INT64_MAX / 2;
     }
-    return (3 * in + out) / 4;
+    /* A per-call model is priced like the others: what the reference request
+     * costs it, per token. Without this a $0.02 call would blend to $0 and
+     * win every cheap tier. */
+    hpp_pusd_t b = (3 * in + out) / 4;
+    hpp_pusd_t f = fee / ENG_REF_REQUEST_TOKENS;
+    return b > INT64_MAX / 2 - f ? INT64_MAX / 2 : b + f;
 }
 
 bool eng_glob_match(const char *pattern, size_t plen, const char *s, size_t len)
@@ -1758,8 +1764,11 @@ static uint32_t s_rank(const s_pats_t *ps, const char *s, size_t len)
 
 /* The endpoint auto picks for model m: the first enabled one in provider
  * order, ties (and no order) by catalog order, which is cheapest first, so
- * without a provider order auto agrees with ID:floor. */
-static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
+ * without a provider order auto agrees with ID:floor. With `plain`, the
+ * endpoint the model's plain id names: the same among the endpoints that
+ * are not its `:free` variant (auto may call a model through its free
+ * variant; a client naming the model asks for the paid endpoints). */
+static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m, bool plain)
 {
     const eng_policy_t *pol = c->pol;
     int32_t best = -1;
@@ -1767,7 +1776,7 @@ static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
     for (uint32_t k = 0; k < m->ep_count; k++) {
         uint32_t e = m->ep_first + k;
         const eng_endpoint_t *ep = &pol->eps[e];
-        if (!ep->enabled) {
+        if (!ep->enabled || (plain && ep->free_variant)) {
             continue;
         }
         uint32_t rank = s_rank(&c->providers, ep->provider, strlen(ep->provider));
@@ -1777,6 +1786,37 @@ static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
         }
     }
     return best;
+}
+
+/* The tier of model m called at endpoint e (-1: none), and its blended
+ * price in *blend: the first tier whose `models` name it, else the band its
+ * price falls in. */
+static int s_model_tier(const s_comp_t *c, const eng_model_t *m, int32_t e, hpp_pusd_t *blend)
+{
+    const eng_policy_t *pol = c->pol;
+    *blend = 0;
+    if (e < 0) {
+        return -1;
+    }
+    const eng_endpoint_t *ep = &pol->eps[e];
+    hpp_pusd_t b = s_ep_free(ep) ? 0 : eng_policy_blend(&ep->price);
+    if (b == 0 && !s_ep_free(ep)) {
+        b = 1; /* fees only: not free, so not in a $0 band */
+    }
+    *blend = b;
+    for (int t = 0; t < pol->ntiers; t++) {
+        const s_pats_t *ps = &c->tier_models[t];
+        if (ps->n && s_rank(ps, m->id, strlen(m->id)) < ps->n) {
+            return t;
+        }
+    }
+    for (int t = 0; t < pol->ntiers; t++) {
+        const eng_ptier_t *pt = &pol->tiers[t];
+        if (pt->has_band && (pt->max < 0 || b <= pt->max)) {
+            return t;
+        }
+    }
+    return -1;
 }
 
 /* Sort keys for candidate lists (qsort has no context argument). */
@@ -1850,6 +1890,8 @@ static int s_tables(s_comp_t *c)
     size_t words = (nm + 63) / 64;
     pol->model_tier = malloc((nm ? nm : 1) * sizeof *pol->model_tier);
     pol->model_ep = malloc((nm ? nm : 1) * sizeof *pol->model_ep);
+    pol->model_plain_ep = malloc((nm ? nm : 1) * sizeof *pol->model_plain_ep);
+    pol->model_plain_tier = malloc((nm ? nm : 1) * sizeof *pol->model_plain_tier);
     pol->model_blend = malloc((nm ? nm : 1) * sizeof *pol->model_blend);
     /* Each model appears at most once per (tier, mask) and per (free, mask):
      * bounded by 3 x 16 x nm entries (lists, floor lists, free lists). */
@@ -1857,8 +1899,8 @@ static int s_tables(s_comp_t *c)
     pol->pool_min = malloc(((size_t)nm * ENG_CAP_MASKS * 3 + 1) * sizeof *pol->pool_min);
     s_key_t *keys = malloc((nm ? nm : 1) * sizeof *keys);
     uint32_t *rank = malloc((nm ? nm : 1) * sizeof *rank);
-    if (!pol->model_tier || !pol->model_ep || !pol->model_blend || !pol->pool || !pol->pool_min ||
-        !keys || !rank) {
+    if (!pol->model_tier || !pol->model_ep || !pol->model_plain_ep || !pol->model_plain_tier ||
+        !pol->model_blend || !pol->pool || !pol->pool_min || !keys || !rank) {
         free(keys);
         free(rank);
         c->oom = true;
@@ -1867,34 +1909,15 @@ static int s_tables(s_comp_t *c)
     /* Endpoint, price, tier and preference rank of every model. */
     for (uint32_t i = 0; i < nm; i++) {
         const eng_model_t *m = &pol->models[i];
-        int32_t e = s_pick_ep(c, m);
+        int32_t e = s_pick_ep(c, m, false);
+        int32_t plain = e >= 0 && pol->eps[e].free_variant ? s_pick_ep(c, m, true) : e;
         pol->model_ep[i] = e;
-        pol->model_tier[i] = -1;
+        pol->model_plain_ep[i] = plain;
         rank[i] = s_rank(&c->prefer, m->id, strlen(m->id));
-        if (e < 0) {
-            pol->model_blend[i] = 0;
-            continue;
-        }
-        const eng_endpoint_t *ep = &pol->eps[e];
-        hpp_pusd_t blend = s_ep_free(ep) ? 0 : eng_policy_blend(&ep->price);
-        if (blend == 0 && !s_ep_free(ep)) {
-            blend = 1; /* fees only: not free, so not in a $0 band */
-        }
-        pol->model_blend[i] = blend;
-        int tier = -1;
-        for (int t = 0; t < pol->ntiers && tier < 0; t++) {
-            const s_pats_t *ps = &c->tier_models[t];
-            if (ps->n && s_rank(ps, m->id, strlen(m->id)) < ps->n) {
-                tier = t;
-            }
-        }
-        for (int t = 0; t < pol->ntiers && tier < 0; t++) {
-            const eng_ptier_t *pt = &pol->tiers[t];
-            if (pt->has_band && (pt->max < 0 || blend <= pt->max)) {
-                tier = t;
-            }
-        }
-        pol->model_tier[i] = (int8_t)tier;
+        pol->model_tier[i] = (int8_t)s_model_tier(c, m, e, &pol->model_blend[i]);
+        hpp_pusd_t unused;
+        pol->model_plain_tier[i] =
+            plain == e ? pol->model_tier[i] : (int8_t)s_model_tier(c, m, plain, &unused);
     }
     /* Candidate lists per tier: preference then price, and price alone. */
     for (int t = 0; t < pol->ntiers; t++) {
@@ -2403,6 +2426,8 @@ void eng_policy_destroy(eng_policy_t **self_p)
     free(pol->strs);
     free(pol->model_tier);
     free(pol->model_ep);
+    free(pol->model_plain_ep);
+    free(pol->model_plain_tier);
     free(pol->model_blend);
     free(pol->pool);
     free(pol->pool_min);
