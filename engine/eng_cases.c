@@ -110,6 +110,28 @@ static int s_bool(const char *s, size_t n, bool *out)
 
 static int s_why(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The count a request key sets, NULL when the key is not a count. */
+static int64_t *s_count_key(hpp_features_t *f, const char *key, size_t klen)
+{
+    const struct {
+        const char *name;
+        int64_t *dst;
+    } counts[] = {
+        {"prompt_tokens", &f->prompt_tokens},
+        {"output_tokens", &f->output_tokens},
+        {"cache_read_tokens", &f->cache_read_tokens},
+        {"cache_write_tokens", &f->cache_write_tokens},
+        {"reasoning_tokens", &f->reasoning_tokens},
+        {"images", &f->images},
+    };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        if (s_key_is(key, klen, counts[i].name)) {
+            return counts[i].dst;
+        }
+    }
+    return NULL;
+}
+
 static int s_why(char *why, size_t n, const char *fmt, ...)
 {
     if (why && n) {
@@ -134,21 +156,13 @@ int eng_features_set(hpp_features_t *f, const char *key, size_t klen, const char
         f->group = sv;
     } else if (s_key_is(key, klen, "text")) {
         f->text = sv;
-    } else if (s_key_is(key, klen, "prompt_tokens") || s_key_is(key, klen, "output_tokens") ||
-               s_key_is(key, klen, "cache_read_tokens") || s_key_is(key, klen, "images")) {
+    } else if (s_count_key(f, key, klen)) {
         int64_t v;
         if (s_int(val, vlen, &v) != 0) {
-            return s_why(why, whylen, "%s needs a whole number (suffixes k and M allowed)",
-                         key[0] == 'p'   ? "prompt_tokens"
-                         : key[0] == 'o' ? "output_tokens"
-                         : key[0] == 'c' ? "cache_read_tokens"
-                                         : "images");
+            return s_why(why, whylen, "%.*s needs a whole number (suffixes k and M allowed)",
+                         (int)klen, key);
         }
-        int64_t *dst = key[0] == 'p'   ? &f->prompt_tokens
-                       : key[0] == 'o' ? &f->output_tokens
-                       : key[0] == 'c' ? &f->cache_read_tokens
-                                       : &f->images;
-        *dst = v;
+        *s_count_key(f, key, klen) = v;
     } else if (s_key_is(key, klen, "vision") || s_key_is(key, klen, "tools") ||
                s_key_is(key, klen, "json")) {
         bool *dst = key[0] == 'v' ? &f->vision : key[0] == 't' ? &f->tools : &f->json;
@@ -199,8 +213,8 @@ int eng_features_set(hpp_features_t *f, const char *key, size_t klen, const char
     } else {
         return s_why(why, whylen,
                      "unknown request key (expected one of: model, prompt_tokens, output_tokens, "
-                     "cache_read_tokens, images, vision, tools, json, hints, budget, group, text, "
-                     "meta.KEY)");
+                     "cache_read_tokens, cache_write_tokens, reasoning_tokens, images, vision, "
+                     "tools, json, hints, budget, group, text, meta.KEY)");
     }
     return 0;
 }
@@ -647,34 +661,51 @@ static void s_print_request(const eng_cases_t *c, const s_case_t *cs, FILE *out)
     fputc('\n', out);
 }
 
+/* Resolves case `cs` against `pol` into `d`. Returns true when it passes;
+ * otherwise *first_bad is the index (in the case's expectations) of the
+ * first one that differs, or nexp when only the status does (a model was
+ * expected, the request failed). */
+static bool s_case_eval(const eng_cases_t *self, const s_case_t *cs, const eng_policy_t *pol,
+                        eng_decision_t *d, uint32_t *first_bad)
+{
+    hpp_features_t f;
+    hpp_features_init(&f);
+    for (uint32_t k = 0; k < cs->nreq; k++) {
+        const s_kv_t *kv = &self->kvs[cs->req_first + k];
+        eng_features_set(&f, self->buf + kv->koff, kv->klen, self->buf + kv->voff, kv->vlen, NULL,
+                         0);
+    }
+    eng_resolve(pol, &f, d, NULL);
+    bool ok = true, has_error = false;
+    *first_bad = cs->nexp;
+    for (uint32_t k = 0; k < cs->nexp; k++) {
+        const s_kv_t *kv = &self->kvs[cs->exp_first + k];
+        const char *key = self->buf + kv->koff;
+        char buf[32];
+        const char *act = s_actual(pol, d, key, kv->klen, buf, sizeof buf);
+        if (!s_match(key, kv->klen, self->buf + kv->voff, kv->vlen, act)) {
+            if (ok) {
+                *first_bad = k;
+            }
+            ok = false;
+        }
+        has_error = has_error || s_key_is(key, kv->klen, "error");
+    }
+    /* Expecting a model means expecting success too. */
+    if (!has_error && d->status != HPP_OK) {
+        ok = false;
+    }
+    return ok;
+}
+
 size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out, bool verbose)
 {
     size_t passed = 0, failed = 0;
     for (uint32_t i = 0; self && i < self->ncases; i++) {
         const s_case_t *cs = &self->cases[i];
-        hpp_features_t f;
-        hpp_features_init(&f);
-        for (uint32_t k = 0; k < cs->nreq; k++) {
-            const s_kv_t *kv = &self->kvs[cs->req_first + k];
-            eng_features_set(&f, self->buf + kv->koff, kv->klen, self->buf + kv->voff, kv->vlen,
-                             NULL, 0);
-        }
         eng_decision_t d;
-        eng_resolve(pol, &f, &d, NULL);
-        bool ok = true, has_error = false;
-        for (uint32_t k = 0; k < cs->nexp; k++) {
-            const s_kv_t *kv = &self->kvs[cs->exp_first + k];
-            const char *key = self->buf + kv->koff;
-            char buf[32];
-            const char *act = s_actual(pol, &d, key, kv->klen, buf, sizeof buf);
-            ok = ok && s_match(key, kv->klen, self->buf + kv->voff, kv->vlen, act);
-            has_error = has_error || s_key_is(key, kv->klen, "error");
-        }
-        /* Expecting a model means expecting success too. */
-        if (!has_error && d.status != HPP_OK) {
-            ok = false;
-        }
-        if (ok) {
+        uint32_t first_bad;
+        if (s_case_eval(self, cs, pol, &d, &first_bad)) {
             passed++;
             if (verbose) {
                 fprintf(out, "ok   %s\n", self->buf + cs->name_off);
@@ -684,11 +715,13 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
         failed++;
         fprintf(out, "FAIL %s:%d: %s\n", self->name, cs->line, self->buf + cs->name_off);
         s_print_request(self, cs, out);
+        bool has_error = false;
         for (uint32_t k = 0; k < cs->nexp; k++) {
             const s_kv_t *kv = &self->kvs[cs->exp_first + k];
             const char *key = self->buf + kv->koff;
             char buf[32];
             const char *act = s_actual(pol, &d, key, kv->klen, buf, sizeof buf);
+            has_error = has_error || s_key_is(key, kv->klen, "error");
             if (s_match(key, kv->klen, self->buf + kv->voff, kv->vlen, act)) {
                 fprintf(out, "      %s: %s\n", key, act);
             } else {
@@ -703,4 +736,100 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
     }
     fprintf(out, "%zu passed, %zu failed\n", passed, failed);
     return failed;
+}
+
+size_t eng_cases_check(const eng_cases_t *self, const eng_policy_t *pol, eng_cases_fail_fn fn,
+                       void *ctx)
+{
+    size_t failed = 0;
+    for (uint32_t i = 0; self && i < self->ncases; i++) {
+        const s_case_t *cs = &self->cases[i];
+        eng_decision_t d;
+        uint32_t k;
+        if (s_case_eval(self, cs, pol, &d, &k)) {
+            continue;
+        }
+        failed++;
+        char msg[256];
+        const char *name = self->buf + cs->name_off;
+        if (k < cs->nexp) {
+            const s_kv_t *kv = &self->kvs[cs->exp_first + k];
+            const char *key = self->buf + kv->koff;
+            char buf[32];
+            const char *act = s_actual(pol, &d, key, kv->klen, buf, sizeof buf);
+            snprintf(msg, sizeof msg, "case '%s' fails: %s: expected %.*s, got %s", name, key,
+                     (int)(kv->vlen > 80 ? 80 : kv->vlen), self->buf + kv->voff, act);
+        } else {
+            snprintf(msg, sizeof msg, "case '%s' fails: error: expected ok, got %s (%s)", name,
+                     hpp_status_name(d.status), d.message);
+        }
+        if (fn) {
+            fn(ctx, self->name, cs->line, msg);
+        }
+    }
+    return failed;
+}
+
+/* Coverage ------------------------------------------------------------------ */
+
+/* Does `pol` match a routing rule for `f`? (A request that matches none
+ * fails with no_candidate and an empty rule name.) */
+static bool s_routes(const eng_policy_t *pol, const hpp_features_t *f, const char **rule)
+{
+    eng_decision_t d;
+    eng_resolve(pol, f, &d, NULL);
+    *rule = d.rule ? d.rule : "";
+    return d.rule && d.rule[0];
+}
+
+/* Checks one probe: old routes it, next must too. Returns 1 when lost. */
+static size_t s_probe(const eng_policy_t *old, const eng_policy_t *next, const hpp_features_t *f,
+                      const char *what, const char *file, eng_cases_fail_fn fn, void *ctx)
+{
+    const char *old_rule, *new_rule;
+    if (!s_routes(old, f, &old_rule) || s_routes(next, f, &new_rule)) {
+        return 0;
+    }
+    if (fn) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "requests with %s matched rule '%s' of the serving policy and match no rule of "
+                 "this one: they would fail with no_candidate",
+                 what, old_rule);
+        fn(ctx, file, 0, msg);
+    }
+    return 1;
+}
+
+size_t eng_policy_coverage_lost(const eng_policy_t *old, const eng_policy_t *next, const char *file,
+                                eng_cases_fail_fn fn, void *ctx)
+{
+    size_t lost = 0;
+    hpp_features_t f;
+    char what[128];
+    hpp_features_init(&f);
+    lost += s_probe(old, next, &f, "no feature at all", file, fn, ctx);
+    for (uint32_t w = 0; w < old->nwords; w++) {
+        hpp_features_init(&f);
+        f.hints[0] = (hpp_str_t){old->words[w], old->word_len[w]};
+        f.nhints = 1;
+        snprintf(what, sizeof what, "hint '%.*s'", (int)old->word_len[w], old->words[w]);
+        lost += s_probe(old, next, &f, what, file, fn, ctx);
+    }
+    for (int g = 0; g < old->ngroups; g++) {
+        hpp_features_init(&f);
+        f.group = (hpp_str_t){old->groups[g].name, (uint32_t)strlen(old->groups[g].name)};
+        snprintf(what, sizeof what, "group '%.60s'", old->groups[g].name);
+        lost += s_probe(old, next, &f, what, file, fn, ctx);
+    }
+    static const char *const caps[] = {"vision", "tools", "json"};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        hpp_features_init(&f);
+        f.vision = i == 0;
+        f.tools = i == 1;
+        f.json = i == 2;
+        snprintf(what, sizeof what, "%s", caps[i]);
+        lost += s_probe(old, next, &f, what, file, fn, ctx);
+    }
+    return lost;
 }

@@ -41,6 +41,29 @@ size_t eng_cases_count(const eng_cases_t *self);
  * "N passed, N failed". Returns the number of failures. */
 size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out, bool verbose);
 
+/* What a gate reports for each failure: the file, the 1-based line (0 =
+ * none) and a one-line message. */
+typedef void (*eng_cases_fail_fn)(void *ctx, const char *file, int line, const char *msg);
+
+/* Runs every case against `pol` as eng_cases_run does, and calls `fn` (may
+ * be NULL) once per failing case with the case's file and line and "case
+ * 'NAME' fails: KEY: expected X, got Y" (its first expectation that
+ * differs). Returns the number of failures. The engine's reload gate. */
+size_t eng_cases_check(const eng_cases_t *self, const eng_policy_t *pol, eng_cases_fail_fn fn,
+                       void *ctx);
+
+/* The requests the serving policy `old` routes and `next` would leave with
+ * no routing rule at all (so they would fail with no_candidate): the
+ * engine's reload gate. Probes, one request each, with no other feature:
+ * the empty request, each hint word `old` knows (from its hint rules and
+ * conditions), each of its key groups, and vision, tools and json. A probe
+ * `old` matches a rule for and `next` matches none is lost: `fn` (may be
+ * NULL) gets `file`, line 0 and a message naming the probe and the old
+ * rule. Returns the number lost. Deterministic, about a hundred resolves at
+ * most, no allocation. */
+size_t eng_policy_coverage_lost(const eng_policy_t *old, const eng_policy_t *next, const char *file,
+                                eng_cases_fail_fn fn, void *ctx);
+
 /* Sets one request feature from text, as cases files, `hpp-policy route`
  * and explain's JSON spell them:
  *   model S, prompt_tokens N, output_tokens N, cache_read_tokens N, images N,

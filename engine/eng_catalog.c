@@ -380,6 +380,7 @@ void eng_cat_record_init(eng_cat_record_t *rec)
     rec->price.input = rec->price.output = HPP_PRICE_NA;
     rec->price.cache_read = rec->price.cache_write = HPP_PRICE_NA;
     rec->price.per_request = rec->price.per_image = HPP_PRICE_NA;
+    rec->long_price = rec->price;
     rec->prio = ENG_REC_PRIO_FOREIGN;
     rec->enabled = true;
 }
@@ -864,6 +865,16 @@ static void s_fill_endpoint(eng_catalog_t *self, eng_endpoint_t *ep, const eng_c
     ep->native_id_len = (uint32_t)strlen(ep->native_id);
     ep->source = s_str(self, r->source);
     ep->price = r->price;
+    ep->long_above = r->long_above;
+    ep->long_price = r->price;
+    if (r->long_above) {
+        /* A part the long-prompt list does not give keeps its usual price. */
+        hpp_pusd_t *dst = &ep->long_price.input;
+        const hpp_pusd_t *src = &r->long_price.input;
+        for (size_t k = 0; k < sizeof ep->long_price / sizeof *dst; k++) {
+            dst[k] = src[k] != HPP_PRICE_NA ? src[k] : dst[k];
+        }
+    }
     ep->context_length = r->ep_context;
     if (!ep->context_length && r->context_length && r->context_length != model_ctx) {
         ep->context_length = r->context_length;
@@ -871,6 +882,7 @@ static void s_fill_endpoint(eng_catalog_t *self, eng_endpoint_t *ep, const eng_c
     /* Without any token or request price we cannot estimate: never chosen. */
     ep->enabled = r->enabled && !s_price_unknown(&r->price);
     ep->is_free = r->free_variant || s_price_is_zero(&r->price);
+    ep->free_variant = r->free_variant;
 }
 
 static bool s_same_endpoint(const eng_catalog_t *self, const uint32_t *final_id, uint32_t a,
@@ -914,7 +926,9 @@ static void s_build_model(eng_catalog_t *self, const uint32_t *order, size_t g, 
     qsort_r(self->eps + m->ep_first, m->ep_count, sizeof *self->eps, s_cmp_endpoint, self);
     m->floor_ep = m->free_ep = -1;
     for (uint32_t k = m->ep_first; k < m->ep_first + m->ep_count; k++) {
-        if (self->eps[k].enabled && m->floor_ep < 0) {
+        /* The plain id and :floor mean the paid endpoints (OpenRouter's
+         * `:free` is a model of its own there): never the free variant. */
+        if (self->eps[k].enabled && !self->eps[k].free_variant && m->floor_ep < 0) {
             m->floor_ep = (int32_t)k;
         }
         if (self->eps[k].enabled && self->eps[k].is_free && m->free_ep < 0) {

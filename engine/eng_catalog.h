@@ -31,9 +31,14 @@ typedef struct {
     uint32_t native_id_len;  /* strlen(native_id), likewise */
     const char *source;      /* file it was loaded from */
     hpp_price_t price;       /* prices at this endpoint */
+    hpp_price_t long_price;  /* prices when the prompt has more than long_above tokens
+                              * (LiteLLM's *_above_200k_tokens, OpenRouter's overrides) */
+    uint32_t long_above;     /* 0: the prices do not depend on the prompt's size */
     uint32_t model;          /* index of its model in models[] */
     uint32_t context_length; /* 0 = same as the model */
     bool is_free;            /* a $0 endpoint (`:free` variant or local model) */
+    bool free_variant;       /* the `:free` variant: only ID:free (and auto's free
+                              * candidates) use it, never the plain id */
     bool enabled;            /* false: never chosen */
 } eng_endpoint_t;
 
@@ -46,7 +51,8 @@ typedef struct {
     uint32_t caps;           /* ENG_CAP_* bits */
     uint32_t ep_first;       /* first endpoint in endpoints[] */
     uint32_t ep_count;       /* number of endpoints, >= 1 */
-    int32_t floor_ep;        /* cheapest enabled endpoint, -1 if none */
+    int32_t floor_ep;        /* cheapest enabled endpoint the plain id may use
+                              * (not a `:free` variant), -1 if none */
     int32_t free_ep;         /* a $0 enabled endpoint, -1 if none */
 } eng_model_t;
 

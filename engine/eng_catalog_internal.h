@@ -34,6 +34,9 @@ typedef struct {
     uint32_t native_id;      /* the provider's own id */
     uint32_t source;         /* file name */
     hpp_price_t price;       /* per-token prices, fees */
+    hpp_price_t long_price;  /* prices for prompts above long_above tokens (n/a parts:
+                              * those of `price`) */
+    uint32_t long_above;     /* 0 = no long-prompt prices */
     uint32_t context_length; /* model context window, 0 = unknown */
     uint32_t max_output;     /* model max output, 0 = unknown */
     uint32_t ep_context;     /* endpoint-specific window, 0 = same as model */

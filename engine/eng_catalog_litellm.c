@@ -19,6 +19,7 @@
  */
 #include "eng_catalog_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *const s_reserved[] = {"sample_spec", "last_updated", "fallback_generalizations",
@@ -126,6 +127,56 @@ static int s_fields(const char *file, eng_cat_path_t *path, const json_t *e, eng
     return 0;
 }
 
+/* Long-prompt prices: `<token price key>_above_<N>k_tokens` (N thousand
+ * tokens; the price applies to a prompt of more than that). Variants with a
+ * further suffix (`_priority`) are other service tiers and are ignored, as
+ * are other units (`_per_character_`, `_per_second_`). An entry with several
+ * thresholds keeps the lowest. */
+static int s_long_prices(const char *file, eng_cat_path_t *path, const json_t *e,
+                         eng_cat_record_t *rec, eng_error_t *err)
+{
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)e, key, v)
+    {
+        const char *ab = strstr(key, "_above_");
+        if (!ab) {
+            continue;
+        }
+        unsigned long n = 0;
+        int used = 0;
+        if (sscanf(ab, "_above_%lu%*[k]_tokens%n", &n, &used) != 1 || used == 0 ||
+            ab[used] != '\0' || n == 0 || n > UINT32_MAX / 1000) {
+            continue;
+        }
+        for (const s_price_key_t *k = s_price_keys; k->key; k++) {
+            if (strlen(k->key) != (size_t)(ab - key) || strncmp(key, k->key, (size_t)(ab - key)) ||
+                k->off == offsetof(hpp_price_t, per_request) ||
+                k->off == offsetof(hpp_price_t, per_image)) {
+                continue;
+            }
+            uint32_t above = (uint32_t)n * 1000u;
+            if (rec->long_above && above > rec->long_above) {
+                break; /* a higher threshold than the one kept */
+            }
+            if (rec->long_above && above < rec->long_above) {
+                eng_cat_record_t fresh;
+                eng_cat_record_init(&fresh);
+                rec->long_price = fresh.long_price; /* the lower threshold wins */
+            }
+            rec->long_above = above;
+            size_t m = eng_cat_path_key(path, key);
+            hpp_pusd_t *field = (hpp_pusd_t *)((char *)&rec->long_price + k->off);
+            if (eng_cat_json_price(v, 12, false, file, path, field, err) < 0) {
+                return -1;
+            }
+            eng_cat_path_pop(path, m);
+            break;
+        }
+    }
+    return 0;
+}
+
 static int s_entry(eng_catalog_t *self, const char *file, eng_cat_path_t *path, const char *key,
                    const json_t *e, eng_error_t *err)
 {
@@ -152,7 +203,7 @@ static int s_entry(eng_catalog_t *self, const char *file, eng_cat_path_t *path, 
     }
     eng_cat_record_t rec;
     eng_cat_record_init(&rec);
-    if (s_fields(file, path, e, &rec, err) < 0) {
+    if (s_fields(file, path, e, &rec, err) < 0 || s_long_prices(file, path, e, &rec, err) < 0) {
         return -1;
     }
     char prov[64], id[ENG_CATALOG_MAX_ID + 64];

@@ -122,6 +122,63 @@ static int s_pricing(s_ctx_t *c, const json_t *pricing, hpp_price_t *out)
     return 0;
 }
 
+/* `pricing.overrides`: prices for prompts of at least `min_prompt_tokens`
+ * ({"min_prompt_tokens": 200000, "prompt": "...", "completion": "..."}).
+ * The catalog keeps one long-prompt price list per endpoint: the override
+ * with the lowest threshold (the first to apply). Token prices only; a
+ * member not given keeps the usual price. */
+static int s_overrides(s_ctx_t *c, const json_t *pricing, eng_cat_record_t *rec)
+{
+    const json_t *ov = json_is_object(pricing) ? json_object_get(pricing, "overrides") : NULL;
+    if (!ov || json_is_null(ov)) {
+        return 0;
+    }
+    size_t m0 = eng_cat_path_key(&c->path, "pricing");
+    size_t m1 = eng_cat_path_key(&c->path, "overrides");
+    if (!json_is_array(ov)) {
+        return s_fail(c, ENG_ERR_TYPE, "expected an array of overrides");
+    }
+    size_t i;
+    const json_t *o;
+    json_array_foreach(ov, i, o)
+    {
+        size_t m2 = eng_cat_path_index(&c->path, i);
+        if (!json_is_object(o)) {
+            return s_fail(c, ENG_ERR_TYPE, "expected an override object");
+        }
+        uint32_t min = 0;
+        size_t m3 = eng_cat_path_key(&c->path, "min_prompt_tokens");
+        if (eng_cat_json_count(json_object_get(o, "min_prompt_tokens"), c->file, &c->path, &min,
+                               c->err) < 0) {
+            return -1;
+        }
+        eng_cat_path_pop(&c->path, m3);
+        if (min == 0 || (rec->long_above && min - 1 >= rec->long_above)) {
+            eng_cat_path_pop(&c->path, m2);
+            continue; /* none, or a later threshold than the one kept */
+        }
+        hpp_price_t p = rec->price;
+        for (const s_price_key_t *k = s_price_keys; k->key; k++) {
+            if (k->off == offsetof(hpp_price_t, per_request) ||
+                k->off == offsetof(hpp_price_t, per_image) || !json_object_get(o, k->key)) {
+                continue;
+            }
+            size_t m4 = eng_cat_path_key(&c->path, k->key);
+            if (eng_cat_json_price(json_object_get(o, k->key), 12, true, c->file, &c->path,
+                                   (hpp_pusd_t *)((char *)&p + k->off), c->err) < 0) {
+                return -1;
+            }
+            eng_cat_path_pop(&c->path, m4);
+        }
+        rec->long_price = p;
+        rec->long_above = min - 1; /* "at least min" = "more than min - 1" */
+        eng_cat_path_pop(&c->path, m2);
+    }
+    eng_cat_path_pop(&c->path, m1);
+    eng_cat_path_pop(&c->path, m0);
+    return 0;
+}
+
 static int s_model(s_ctx_t *c, const json_t *e, size_t index)
 {
     if (!json_is_object(e)) {
@@ -155,7 +212,8 @@ static int s_model(s_ctx_t *c, const json_t *e, size_t index)
     size_t id_len = rec.free_variant ? len - 5 : len;
     const json_t *top = json_object_get(e, "top_provider");
     const json_t *arch = json_object_get(e, "architecture");
-    if (s_pricing(c, json_object_get(e, "pricing"), &rec.price) < 0) {
+    if (s_pricing(c, json_object_get(e, "pricing"), &rec.price) < 0 ||
+        s_overrides(c, json_object_get(e, "pricing"), &rec) < 0) {
         return -1;
     }
     size_t m1 = eng_cat_path_key(&c->path, "context_length");

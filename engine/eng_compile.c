@@ -1677,12 +1677,20 @@ static void s_reachability(s_comp_t *c)
             always = (int32_t)i;
         }
     }
+    c->pol->catch_all = always;
     /* After errors some rules are missing: the catch-all may be one of them. */
     if (pol->nrules > 0 && always < 0 && c->nerrors == 0) {
         const s_def_t *d = &c->rule_defs[pol->nrules - 1];
-        s_warn(c, d->file, d->name,
-               "no rule matches every request: requests that match none fail with no_candidate "
-               "(end with a rule without 'when')");
+        if (c->flags & ENG_POLICY_REQUIRE_CATCH_ALL) {
+            s_err(c, d->file, d->name,
+                  "no rule matches every request, but the serving policy has one: requests "
+                  "that match none would fail with no_candidate (end with a rule without "
+                  "'when'; a file cut short loses its last rules)");
+        } else {
+            s_warn(c, d->file, d->name,
+                   "no rule matches every request: requests that match none fail with "
+                   "no_candidate (end with a rule without 'when')");
+        }
     }
 }
 
@@ -1692,10 +1700,16 @@ hpp_pusd_t eng_policy_blend(const hpp_price_t *price)
 {
     hpp_pusd_t in = price->input == HPP_PRICE_NA ? 0 : price->input;
     hpp_pusd_t out = price->output == HPP_PRICE_NA ? 0 : price->output;
-    if (in < 0 || out < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
+    hpp_pusd_t fee = price->per_request == HPP_PRICE_NA ? 0 : price->per_request;
+    if (in < 0 || out < 0 || fee < 0 || in > INT64_MAX / 8 || out > INT64_MAX / 8) {
         return INT64_MAX / 2;
     }
-    return (3 * in + out) / 4;
+    /* A per-call model is priced like the others: what the reference request
+     * costs it, per token. Without this a $0.02 call would blend to $0 and
+     * win every cheap tier. */
+    hpp_pusd_t b = (3 * in + out) / 4;
+    hpp_pusd_t f = fee / ENG_REF_REQUEST_TOKENS;
+    return b > INT64_MAX / 2 - f ? INT64_MAX / 2 : b + f;
 }
 
 bool eng_glob_match(const char *pattern, size_t plen, const char *s, size_t len)
@@ -1750,8 +1764,11 @@ static uint32_t s_rank(const s_pats_t *ps, const char *s, size_t len)
 
 /* The endpoint auto picks for model m: the first enabled one in provider
  * order, ties (and no order) by catalog order, which is cheapest first, so
- * without a provider order auto agrees with ID:floor. */
-static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
+ * without a provider order auto agrees with ID:floor. With `plain`, the
+ * endpoint the model's plain id names: the same among the endpoints that
+ * are not its `:free` variant (auto may call a model through its free
+ * variant; a client naming the model asks for the paid endpoints). */
+static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m, bool plain)
 {
     const eng_policy_t *pol = c->pol;
     int32_t best = -1;
@@ -1759,7 +1776,7 @@ static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
     for (uint32_t k = 0; k < m->ep_count; k++) {
         uint32_t e = m->ep_first + k;
         const eng_endpoint_t *ep = &pol->eps[e];
-        if (!ep->enabled) {
+        if (!ep->enabled || (plain && ep->free_variant)) {
             continue;
         }
         uint32_t rank = s_rank(&c->providers, ep->provider, strlen(ep->provider));
@@ -1769,6 +1786,37 @@ static int32_t s_pick_ep(const s_comp_t *c, const eng_model_t *m)
         }
     }
     return best;
+}
+
+/* The tier of model m called at endpoint e (-1: none), and its blended
+ * price in *blend: the first tier whose `models` name it, else the band its
+ * price falls in. */
+static int s_model_tier(const s_comp_t *c, const eng_model_t *m, int32_t e, hpp_pusd_t *blend)
+{
+    const eng_policy_t *pol = c->pol;
+    *blend = 0;
+    if (e < 0) {
+        return -1;
+    }
+    const eng_endpoint_t *ep = &pol->eps[e];
+    hpp_pusd_t b = s_ep_free(ep) ? 0 : eng_policy_blend(&ep->price);
+    if (b == 0 && !s_ep_free(ep)) {
+        b = 1; /* fees only: not free, so not in a $0 band */
+    }
+    *blend = b;
+    for (int t = 0; t < pol->ntiers; t++) {
+        const s_pats_t *ps = &c->tier_models[t];
+        if (ps->n && s_rank(ps, m->id, strlen(m->id)) < ps->n) {
+            return t;
+        }
+    }
+    for (int t = 0; t < pol->ntiers; t++) {
+        const eng_ptier_t *pt = &pol->tiers[t];
+        if (pt->has_band && (pt->max < 0 || b <= pt->max)) {
+            return t;
+        }
+    }
+    return -1;
 }
 
 /* Sort keys for candidate lists (qsort has no context argument). */
@@ -1842,6 +1890,8 @@ static int s_tables(s_comp_t *c)
     size_t words = (nm + 63) / 64;
     pol->model_tier = malloc((nm ? nm : 1) * sizeof *pol->model_tier);
     pol->model_ep = malloc((nm ? nm : 1) * sizeof *pol->model_ep);
+    pol->model_plain_ep = malloc((nm ? nm : 1) * sizeof *pol->model_plain_ep);
+    pol->model_plain_tier = malloc((nm ? nm : 1) * sizeof *pol->model_plain_tier);
     pol->model_blend = malloc((nm ? nm : 1) * sizeof *pol->model_blend);
     /* Each model appears at most once per (tier, mask) and per (free, mask):
      * bounded by 3 x 16 x nm entries (lists, floor lists, free lists). */
@@ -1849,8 +1899,8 @@ static int s_tables(s_comp_t *c)
     pol->pool_min = malloc(((size_t)nm * ENG_CAP_MASKS * 3 + 1) * sizeof *pol->pool_min);
     s_key_t *keys = malloc((nm ? nm : 1) * sizeof *keys);
     uint32_t *rank = malloc((nm ? nm : 1) * sizeof *rank);
-    if (!pol->model_tier || !pol->model_ep || !pol->model_blend || !pol->pool || !pol->pool_min ||
-        !keys || !rank) {
+    if (!pol->model_tier || !pol->model_ep || !pol->model_plain_ep || !pol->model_plain_tier ||
+        !pol->model_blend || !pol->pool || !pol->pool_min || !keys || !rank) {
         free(keys);
         free(rank);
         c->oom = true;
@@ -1859,34 +1909,15 @@ static int s_tables(s_comp_t *c)
     /* Endpoint, price, tier and preference rank of every model. */
     for (uint32_t i = 0; i < nm; i++) {
         const eng_model_t *m = &pol->models[i];
-        int32_t e = s_pick_ep(c, m);
+        int32_t e = s_pick_ep(c, m, false);
+        int32_t plain = e >= 0 && pol->eps[e].free_variant ? s_pick_ep(c, m, true) : e;
         pol->model_ep[i] = e;
-        pol->model_tier[i] = -1;
+        pol->model_plain_ep[i] = plain;
         rank[i] = s_rank(&c->prefer, m->id, strlen(m->id));
-        if (e < 0) {
-            pol->model_blend[i] = 0;
-            continue;
-        }
-        const eng_endpoint_t *ep = &pol->eps[e];
-        hpp_pusd_t blend = s_ep_free(ep) ? 0 : eng_policy_blend(&ep->price);
-        if (blend == 0 && !s_ep_free(ep)) {
-            blend = 1; /* fees only: not free, so not in a $0 band */
-        }
-        pol->model_blend[i] = blend;
-        int tier = -1;
-        for (int t = 0; t < pol->ntiers && tier < 0; t++) {
-            const s_pats_t *ps = &c->tier_models[t];
-            if (ps->n && s_rank(ps, m->id, strlen(m->id)) < ps->n) {
-                tier = t;
-            }
-        }
-        for (int t = 0; t < pol->ntiers && tier < 0; t++) {
-            const eng_ptier_t *pt = &pol->tiers[t];
-            if (pt->has_band && (pt->max < 0 || blend <= pt->max)) {
-                tier = t;
-            }
-        }
-        pol->model_tier[i] = (int8_t)tier;
+        pol->model_tier[i] = (int8_t)s_model_tier(c, m, e, &pol->model_blend[i]);
+        hpp_pusd_t unused;
+        pol->model_plain_tier[i] =
+            plain == e ? pol->model_tier[i] : (int8_t)s_model_tier(c, m, plain, &unused);
     }
     /* Candidate lists per tier: preference then price, and price alone. */
     for (int t = 0; t < pol->ntiers; t++) {
@@ -2186,8 +2217,14 @@ static void s_passes(s_comp_t *c)
     }
     if (pol->nrules == 0 && c->nerrors == 0) {
         eng_span_t at = {0, 0};
-        s_warn(c, 0, at,
-               "the policy has no route rule: every auto request fails with no_candidate");
+        if (c->flags & ENG_POLICY_REQUIRE_CATCH_ALL) {
+            s_err(c, 0, at,
+                  "the policy has no route rule, but the serving policy has a rule that matches "
+                  "every request: every auto request would fail with no_candidate");
+        } else {
+            s_warn(c, 0, at,
+                   "the policy has no route rule: every auto request fails with no_candidate");
+        }
     }
     s_reachability(c);
     s_catalog_warnings(c);
@@ -2248,6 +2285,7 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
     c->on_source = on_source;
     c->source_ctx = source_ctx;
     pol->default_output = ENG_DEFAULT_OUTPUT;
+    pol->catch_all = -1;
     pol->step = ENG_STEP_UP_DOWN;
     pol->free_fallback = false;
     if (!catalog) {
@@ -2335,6 +2373,13 @@ eng_policy_t *eng_policy_load(const char *path, const eng_catalog_t *catalog, en
 eng_policy_t *eng_policy_load_observed(const char *path, const eng_catalog_t *catalog,
                                        eng_diags_t *diags, eng_source_fn on_source, void *ctx)
 {
+    return eng_policy_load_opts(path, catalog, diags, 0, on_source, ctx);
+}
+
+eng_policy_t *eng_policy_load_opts(const char *path, const eng_catalog_t *catalog,
+                                   eng_diags_t *diags, unsigned flags, eng_source_fn on_source,
+                                   void *ctx)
+{
     char *src = NULL;
     size_t len = 0;
     char why[128];
@@ -2343,7 +2388,7 @@ eng_policy_t *eng_policy_load_observed(const char *path, const eng_catalog_t *ca
                       "cannot read policy: %s", path ? why : "no file name");
         return NULL;
     }
-    eng_policy_t *pol = s_compile(path, src, len, NULL, catalog, diags, 0, on_source, ctx);
+    eng_policy_t *pol = s_compile(path, src, len, NULL, catalog, diags, flags, on_source, ctx);
     free(src);
     return pol;
 }
@@ -2381,6 +2426,8 @@ void eng_policy_destroy(eng_policy_t **self_p)
     free(pol->strs);
     free(pol->model_tier);
     free(pol->model_ep);
+    free(pol->model_plain_ep);
+    free(pol->model_plain_tier);
     free(pol->model_blend);
     free(pol->pool);
     free(pol->pool_min);
@@ -2409,4 +2456,9 @@ const char *eng_policy_tier_name(const eng_policy_t *self, int i)
 int64_t eng_policy_default_output(const eng_policy_t *self)
 {
     return self->default_output;
+}
+
+const char *eng_policy_catch_all(const eng_policy_t *self)
+{
+    return self->catch_all >= 0 ? self->rules[self->catch_all].name : NULL;
 }

@@ -37,7 +37,11 @@ int eng_cost_estimate(const hpp_price_t *price, const eng_usage_t *usage, hpp_co
     bad = bad || s_add_product(&c.input, price->input, usage->prompt_tokens) < 0;
     bad = bad || s_add_product(&c.output, price->output, billed_output) < 0;
     bad = bad || s_add_product(&c.cache, price->cache_read, usage->cache_read_tokens) < 0;
-    bad = bad || s_add_product(&c.cache, price->cache_write, usage->cache_write_tokens) < 0;
+    /* A provider without a cache-write price (OpenAI's automatic caching)
+     * bills the tokens it writes as ordinary prompt tokens. */
+    bad = bad || (price->cache_write == HPP_PRICE_NA
+                      ? s_add_product(&c.input, price->input, usage->cache_write_tokens)
+                      : s_add_product(&c.cache, price->cache_write, usage->cache_write_tokens)) < 0;
     bad = bad || s_add_product(&c.fees, price->per_request, 1) < 0;
     bad = bad || s_add_product(&c.fees, price->per_image, usage->images) < 0;
     bad = bad || __builtin_add_overflow(c.input, c.output, &c.total);

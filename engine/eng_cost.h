@@ -6,7 +6,8 @@
  *
  * with prices per token in picodollars, so the division by 1e6 of "per 1M
  * tokens" prices is already folded into the unit and every part is an exact
- * integer. A component whose price is HPP_PRICE_NA costs nothing. Pure,
+ * integer. A component whose price is HPP_PRICE_NA costs nothing, except
+ * cache writes: without a cache-write price they are billed as input. Pure,
  * allocation-free: safe on the hot path.
  */
 #ifndef ENG_COST_H

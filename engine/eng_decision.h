@@ -42,6 +42,7 @@ typedef enum {
     ENG_REJ_NOT_IN_MODELS, /* the request's `models` does not list the model */
     ENG_REJ_PROVIDER,      /* providers_only / _ignore / allow_fallbacks exclude the endpoint */
     ENG_REJ_MAX_PRICE,     /* a price of the endpoint is above the request's max_price */
+    ENG_REJ_MAX_OUTPUT,    /* output (+ reasoning) tokens exceed the model's max output */
     ENG_REJ_COUNT
 } eng_reject_t;
 

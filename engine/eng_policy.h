@@ -72,6 +72,11 @@ const char *eng_policy_tier_name(const eng_policy_t *self, int i);
 /* Output tokens assumed when a request gives none. */
 int64_t eng_policy_default_output(const eng_policy_t *self);
 
+/* The name of the first routing rule that matches every request (no 'when',
+ * or a condition that is always true), or NULL when requests can match no
+ * rule at all. */
+const char *eng_policy_catch_all(const eng_policy_t *self);
+
 /* Resolves one request. Always fills `out` (status, message); returns
  * out->status. `trace` may be NULL; when given, every candidate considered is
  * recorded. Allocation-free and lock-free; safe from many threads at once. */

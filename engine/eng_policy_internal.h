@@ -43,6 +43,9 @@ _Static_assert(ENG_MAX_NEEDLES % 64 == 0 && ENG_MAX_NEEDLES <= 256,
 /* Load options (eng_policy_compile). */
 enum {
     ENG_POLICY_NO_INCLUDES = 1, /* an include is an error: for untrusted text (fuzzing) */
+    /* A policy without a rule that matches every request is an error, not a
+     * warning: a reload whose serving policy has one must not lose it. */
+    ENG_POLICY_REQUIRE_CATCH_ALL = 2,
 };
 
 /* Step orders: which neighbouring tiers a rule may try, and in what order. */
@@ -193,9 +196,14 @@ struct eng_policy {
     uint32_t nhints;    /* count */
     eng_prule_t *rules; /* routing rules in order */
     uint32_t nrules;    /* count */
+    int32_t catch_all;  /* first rule that matches every request, -1 = none */
 
     int8_t *model_tier;           /* per model: tier index, -1 none */
+    int8_t *model_plain_tier;     /* per model: tier of model_plain_ep (differs when auto
+                                   * calls the model through its `:free` variant) */
     int32_t *model_ep;            /* per model: endpoint auto picks, -1 none */
+    int32_t *model_plain_ep;      /* per model: endpoint the plain id names (model_ep, never
+                                   * a `:free` variant), -1 none */
     hpp_pusd_t *model_blend;      /* per model: blended price of model_ep */
     uint32_t *pool;               /* candidate model indexes */
     hpp_pusd_t (*pool_min)[2][3]; /* per pool entry, for the budget bound: [0] least input,
@@ -234,8 +242,20 @@ eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
                                  const char *base_dir, const eng_catalog_t *catalog,
                                  eng_diags_t *diags, unsigned flags);
 
-/* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4,
- * rounded down; per-request and per-image fees are not part of it. */
+/* eng_policy_load_observed with options (ENG_POLICY_*). */
+eng_policy_t *eng_policy_load_opts(const char *path, const eng_catalog_t *catalog,
+                                   eng_diags_t *diags, unsigned flags, eng_source_fn on_source,
+                                   void *ctx);
+
+/* Tokens of the reference request that prices an endpoint for tier placement
+ * and ordering: 750 prompt + 250 output (the 3:1 of the blend), so a flat
+ * per-request fee counts as fee / 1000 per token (policies/README.md 2.4). */
+#define ENG_REF_REQUEST_TOKENS 1000
+
+/* Blended price of an endpoint per token in picodollars: (3 x input + output) / 4
+ * plus the per-request fee spread over ENG_REF_REQUEST_TOKENS, rounded down
+ * (what the reference request costs, per token); per-image fees, which only
+ * requests with images pay, are not part of it. */
 hpp_pusd_t eng_policy_blend(const hpp_price_t *price);
 
 /* True when `pattern` (with '*' matching any run of bytes) matches s[0..len). */

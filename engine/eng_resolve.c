@@ -35,7 +35,9 @@
  * model from another provider is the closest retry). */
 #define S_ALT_ENDPOINTS 2
 
-typedef enum { S_PLAIN, S_FLOOR, S_FREE } s_variant_t;
+/* S_AUTO: the endpoints auto may call a model through (any, the `:free`
+ * variant included); S_PLAIN: those a client naming the model means. */
+typedef enum { S_PLAIN, S_FLOOR, S_FREE, S_AUTO } s_variant_t;
 
 /* Everything a decision computes once and the walk reads. */
 typedef struct {
@@ -390,7 +392,11 @@ static eng_reject_t s_caps_check(const s_walk_t *w, uint32_t caps)
 
 static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *cost)
 {
-    if (eng_cost_estimate(&ep->price, &w->usage, cost) != 0) {
+    /* Prices that rise with the prompt's size apply to the whole request. */
+    const hpp_price_t *price = ep->long_above && w->f->prompt_tokens > (int64_t)ep->long_above
+                                   ? &ep->long_price
+                                   : &ep->price;
+    if (eng_cost_estimate(price, &w->usage, cost) != 0) {
         return -1;
     }
     if (w->permille != 1000 && eng_cost_scale(cost, w->permille) != 0) {
@@ -482,16 +488,19 @@ static uint32_t s_rank(const s_walk_t *w, const eng_model_t *model, int32_t e, i
     const hpp_features_t *f = w->f;
     uint32_t k = (uint32_t)e - model->ep_first;
     int o = s_prov_index(f->providers_order, f->nproviders_order, &w->pol->eps[e]);
-    uint32_t key = o >= 0                                                   ? (uint32_t)o
-                   : v == S_PLAIN && f->sort != HPP_SORT_PRICE && e != base ? HPP_MAX_PROVIDERS + 1
-                                                                            : HPP_MAX_PROVIDERS;
+    uint32_t key = o >= 0 ? (uint32_t)o
+                   : (v == S_PLAIN || v == S_AUTO) && f->sort != HPP_SORT_PRICE && e != base
+                       ? HPP_MAX_PROVIDERS + 1
+                       : HPP_MAX_PROVIDERS;
     return key << 16 | (k & 0xffff);
 }
 
-/* Endpoints a variant may use at all: only $0 ones for :free. */
+/* Endpoints a variant may use at all: only $0 ones for :free, and never
+ * the `:free` variant for the plain id or :floor (a plain id means the paid
+ * endpoints, as on OpenRouter where ID:free is a model of its own). */
 static bool s_variant_ep(const eng_endpoint_t *ep, s_variant_t v)
 {
-    return v != S_FREE || ep->is_free;
+    return v == S_FREE ? ep->is_free : v == S_AUTO || !ep->free_variant;
 }
 
 /* The endpoint of model m that the request's preferences pick: the first
@@ -524,7 +533,7 @@ static int32_t s_pick(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v
 static inline int32_t s_auto_ep(const s_walk_t *w, uint32_t m)
 {
     int32_t e = w->pol->model_ep[m];
-    return w->prov_rank ? s_pick(w, m, e, S_PLAIN) : e;
+    return w->prov_rank ? s_pick(w, m, e, S_AUTO) : e;
 }
 
 /* Hard constraints and budget for endpoint e of model m. */
@@ -550,12 +559,16 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
     if (r != ENG_REJ_CHOSEN) {
         return r;
     }
+    /* Reasoning tokens are generated too: they take room in the window and
+     * count against the model's output limit. */
+    int64_t gen = w->out_tokens + w->f->reasoning_tokens;
     uint32_t ctx = ep->context_length ? ep->context_length : model->context_length;
-    if (ctx > 0 && w->f->prompt_tokens + w->out_tokens > (int64_t)ctx) {
+    if (ctx > 0 && w->f->prompt_tokens + gen > (int64_t)ctx) {
         return ENG_REJ_CONTEXT;
     }
-    if (w->out_explicit && model->max_output > 0 && w->out_tokens > (int64_t)model->max_output) {
-        return ENG_REJ_CONTEXT;
+    if ((w->out_explicit || w->f->reasoning_tokens > 0) && model->max_output > 0 &&
+        gen > (int64_t)model->max_output) {
+        return ENG_REJ_MAX_OUTPUT;
     }
     if (w->budget >= 0 || w->trace) {
         if (s_estimate(w, ep, cost) != 0) {
@@ -624,21 +637,25 @@ static void s_offer_ranked(s_walk_t *w, uint32_t m, int32_t skip, int32_t base, 
     }
 }
 
-/* After a choice by auto: the chosen model's other endpoints that fit. */
+/* After a choice by auto: the chosen model's other endpoints that fit, of
+ * the same kind (a paid choice is not backed by the free variant, nor a free
+ * variant by paid endpoints). */
 static void s_alternates(s_walk_t *w, uint32_t m, int tier)
 {
     const eng_model_t *model = &w->pol->models[m];
+    s_variant_t v = w->out->endpoint->free_variant ? S_FREE : S_PLAIN;
     if (w->prov_rank) {
         if (!w->primary_only) {
             int32_t chosen = (int32_t)(w->out->endpoint - w->pol->eps);
-            s_offer_ranked(w, m, chosen, w->pol->model_ep[m], S_PLAIN, tier, S_ALT_ENDPOINTS);
+            int32_t base = v == S_FREE ? model->free_ep : w->pol->model_plain_ep[m];
+            s_offer_ranked(w, m, chosen, base, v, tier, S_ALT_ENDPOINTS);
         }
         return;
     }
     uint32_t added = 0;
     for (uint32_t k = 0; k < model->ep_count && added < S_ALT_ENDPOINTS && !w->stop; k++) {
         int32_t e = (int32_t)(model->ep_first + k);
-        if (&w->pol->eps[e] == w->out->endpoint) {
+        if (&w->pol->eps[e] == w->out->endpoint || !s_variant_ep(&w->pol->eps[e], v)) {
             continue;
         }
         uint32_t before = w->out->nfallbacks;
@@ -696,7 +713,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
 static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
 {
     const int64_t n[3] = {w->usage.prompt_tokens, w->usage.cache_read_tokens,
-                          w->usage.completion_tokens};
+                          w->usage.completion_tokens + w->usage.reasoning_tokens};
     __int128 sum = 0;
     for (int k = 0; k < 3; k++) {
         sum += (__int128)n[k] * lo[k];
@@ -771,7 +788,13 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         return s_fail(out, HPP_E_MODEL_NOT_ALLOWED, "model '", model->id,
                       "' is not allowed for this group");
     }
-    int32_t base = v == S_FREE ? model->free_ep : v == S_FLOOR ? model->floor_ep : pol->model_ep[m];
+    int32_t base = v == S_FREE    ? model->free_ep
+                   : v == S_FLOOR ? model->floor_ep
+                                  : pol->model_plain_ep[m];
+    if (v != S_FREE && base < 0 && model->free_ep >= 0) {
+        return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
+                      "' has only a free endpoint: ask for the ':free' variant");
+    }
     int32_t e = w->prov_rank ? s_pick(w, m, base, v) : base;
     if (e < 0 || !pol->eps[e].enabled) {
         if (v == S_FREE) {
@@ -780,7 +803,7 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         }
         return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id, "' has no enabled endpoint");
     }
-    int tier = pol->model_tier[m];
+    int tier = v == S_FREE ? pol->model_tier[m] : pol->model_plain_tier[m];
     s_offer(w, m, e, tier);
     /* The other endpoints of the model are its fallbacks: in the request's
      * order when it has one, and none when it allows no fallback provider. */
@@ -809,12 +832,13 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
             return s_fail(out, HPP_E_INSUFFICIENT_BUDGET, "model '", model->id,
                           "' costs more than the budget");
         }
-        return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
-                      why == ENG_REJ_CONTEXT    ? "' context window is too small for the request"
-                      : why == ENG_REJ_PROVIDER ? "' has no endpoint the request's providers allow"
-                      : why == ENG_REJ_MAX_PRICE
-                          ? "' has no endpoint within the request's max_price"
-                          : "' lacks a capability the request needs");
+        return s_fail(
+            out, HPP_E_NO_CANDIDATE, "model '", model->id,
+            why == ENG_REJ_CONTEXT      ? "' context window is too small for the request"
+            : why == ENG_REJ_MAX_OUTPUT ? "' max output is smaller than the request's output tokens"
+            : why == ENG_REJ_PROVIDER   ? "' has no endpoint the request's providers allow"
+            : why == ENG_REJ_MAX_PRICE  ? "' has no endpoint within the request's max_price"
+                                        : "' lacks a capability the request needs");
     }
     out->tier = tier;
     out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
@@ -884,8 +908,9 @@ static hpp_status_t s_list(s_walk_t *w, const eng_model_t *const *models, const 
         if (w->chosen) {
             int32_t base = vars[i] == S_FREE    ? models[i]->free_ep
                            : vars[i] == S_FLOOR ? models[i]->floor_ep
-                                                : pol->model_ep[m];
-            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base, pol->model_tier[m]);
+                                                : pol->model_plain_ep[m];
+            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base,
+                    vars[i] == S_FREE ? pol->model_tier[m] : pol->model_plain_tier[m]);
             continue;
         }
         out->status = HPP_OK;
@@ -1095,8 +1120,10 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
     w.out_tokens = w.out_explicit ? f->output_tokens : self->default_output;
     out->output_tokens = w.out_tokens;
     memset(&w.usage, 0, sizeof w.usage);
-    w.usage.prompt_tokens = f->prompt_tokens - f->cache_read_tokens;
+    w.usage.prompt_tokens = f->prompt_tokens - f->cache_read_tokens - f->cache_write_tokens;
     w.usage.cache_read_tokens = f->cache_read_tokens;
+    w.usage.cache_write_tokens = f->cache_write_tokens;
+    w.usage.reasoning_tokens = f->reasoning_tokens;
     w.usage.completion_tokens = w.out_tokens;
     w.usage.images = f->images;
     w.budget = f->has_budget ? (hpp_pusd_t)llround(f->budget_usd * 1e12) : -1;

@@ -45,8 +45,10 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "eng_cases.h"
 #include "eng_declog.h"
 #include "eng_msgpool.h"
+#include "eng_policy_internal.h"
 #include "eng_snapshot.h"
 #include "eng_reply.h"
 #include "eng_zap.h"
@@ -123,7 +125,11 @@ struct eng_server {
     pthread_t reloader;                            /* reloader thread */
     bool reloader_started;                         /* it runs */
     uint64_t next_version;                         /* reloader: version of the next snapshot */
-    s_stamp_t stamps[1 + ENG_SERVER_MAX_CATALOGS]; /* reloader: watched files */
+    s_stamp_t stamps[2 + ENG_SERVER_MAX_CATALOGS]; /* reloader: watched files at the last load */
+    s_stamp_t seen[2 + ENG_SERVER_MAX_CATALOGS];   /* reloader: the same at the last look */
+    int64_t changed_at;                            /* reloader: when a look last saw a change */
+    bool settling;                                 /* reloader: a change waits to settle */
+    const eng_snapshot_t *rl_serving;              /* reloader: the snapshot it last published */
     uint64_t in_flight;                            /* frontend: forwarded, not yet answered */
     struct timespec started;                       /* start time, for uptime */
     s_worker_t front_worker; /* the frontend's own answering state (fast path) */
@@ -164,6 +170,7 @@ void eng_server_cfg_defaults(eng_server_cfg_t *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n < 1 ? 1 : (n > ENG_SERVER_MAX_THREADS ? ENG_SERVER_MAX_THREADS : (int)n);
     cfg->watch_ms = 1000;
+    cfg->watch_settle_ms = -1;
     cfg->drain_ms = 2000;
 }
 
@@ -245,6 +252,21 @@ static const char *s_spec_path(const char *spec)
     return spec;
 }
 
+/* The watched files: the policy, each catalog, then the reload cases. */
+static size_t s_nwatched(const eng_server_t *self)
+{
+    return 1 + self->cfg.ncatalogs + (self->cfg.reload_cases != NULL);
+}
+
+static const char *s_watched(const eng_server_t *self, size_t i)
+{
+    if (i == 0) {
+        return self->cfg.policy;
+    }
+    return i <= self->cfg.ncatalogs ? s_spec_path(self->cfg.catalogs[i - 1])
+                                    : self->cfg.reload_cases;
+}
+
 static s_stamp_t s_stamp(const char *path)
 {
     s_stamp_t st = {0};
@@ -265,46 +287,121 @@ static bool s_stamp_eq(const s_stamp_t *a, const s_stamp_t *b)
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-/* Records the files' identities (after every attempt, so a broken file is
- * not retried each tick, only when it changes again). Returns true when any
- * differed from the previous record. */
-static bool s_restamp(eng_server_t *self)
+/* Records the files' identities before every load attempt, so that a
+ * broken file is not retried each tick (only when it changes again), and a
+ * change made while the load reads the files is noticed afterwards. */
+static void s_restamp(eng_server_t *self)
 {
-    bool changed = false;
-    for (size_t i = 0; i <= self->cfg.ncatalogs; i++) {
-        const char *path = i == 0 ? self->cfg.policy : s_spec_path(self->cfg.catalogs[i - 1]);
-        s_stamp_t now = s_stamp(path);
-        if (!s_stamp_eq(&now, &self->stamps[i])) {
-            changed = true;
-        }
-        self->stamps[i] = now;
+    for (size_t i = 0; i < s_nwatched(self); i++) {
+        self->stamps[i] = s_stamp(s_watched(self, i));
+        self->seen[i] = self->stamps[i];
     }
-    return changed;
+    self->settling = false;
+}
+
+/* How long the files must stay unchanged before --watch reloads them. */
+static int s_settle_ms(const eng_server_t *self)
+{
+    if (self->cfg.watch_settle_ms >= 0) {
+        return self->cfg.watch_settle_ms;
+    }
+    int twice = self->cfg.watch_ms > INT32_MAX / 2 ? INT32_MAX : 2 * self->cfg.watch_ms;
+    return twice > ENG_SETTLE_MS ? twice : ENG_SETTLE_MS;
 }
 
 static void s_log_loadlog(const eng_loadlog_t *log)
 {
     for (uint32_t i = 0; i < log->n; i++) {
-        eng_log(strstr(log->lines[i], ": error: ") ? ENG_LOG_ERROR : ENG_LOG_WARN, "engine", "%s",
-                log->lines[i]);
+        eng_log(log->is_error[i] ? ENG_LOG_ERROR : ENG_LOG_WARN, "engine", "%s", log->lines[i]);
     }
     if (log->more) {
         eng_log(ENG_LOG_WARN, "engine", "(%u more diagnostics not shown)", log->more);
     }
 }
 
-/* Loads a snapshot with version self->next_version. On success publishes it
- * (after startup) and returns true. Either way records the report. */
+/* Moves the errors of `log` before its warnings, each kept in order, so
+ * that whatever quotes the first line of a rejection (the reload reply's
+ * message, the log) quotes an error. */
+static void s_errors_first(eng_loadlog_t *log)
+{
+    static eng_loadlog_t tmp; /* reloader thread (or startup) only */
+    uint32_t k = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < log->n; i++) {
+            if (log->is_error[i] == (pass == 0)) {
+                memcpy(tmp.lines[k], log->lines[i], sizeof tmp.lines[0]);
+                tmp.is_error[k++] = log->is_error[i];
+            }
+        }
+    }
+    memcpy(log->lines, tmp.lines, sizeof log->lines[0] * log->n);
+    memcpy(log->is_error, tmp.is_error, sizeof log->is_error[0] * log->n);
+}
+
+/* eng_cases_fail_fn: each gate failure is an error of the load. */
+static void s_gate_fail(void *ctx, const char *file, int line, const char *msg)
+{
+    if (line > 0) {
+        eng_loadlog_add(ctx, true, "%s:%d:1: error: %s", file, line, msg);
+    } else {
+        eng_loadlog_add(ctx, true, "%s: error: %s", file, msg);
+    }
+}
+
+/* The reload gate: what a snapshot that compiled must also pass before it
+ * serves. Against the serving one (NULL at startup), no request it routed
+ * may be left without a routing rule (eng_policy_coverage_lost); with
+ * --reload-cases, every case must pass. Failures go to `log` as errors.
+ * Returns true when the snapshot may serve. */
+static bool s_gate(eng_server_t *self, const eng_snapshot_t *next, eng_loadlog_t *log)
+{
+    uint32_t before = log->errors;
+    if (self->rl_serving) {
+        eng_policy_coverage_lost(eng_snapshot_policy(self->rl_serving), eng_snapshot_policy(next),
+                                 self->cfg.policy, s_gate_fail, log);
+    }
+    if (self->cfg.reload_cases) {
+        eng_diags_t *diags = eng_diags_new();
+        eng_cases_t *cases = diags ? eng_cases_load(self->cfg.reload_cases, diags) : NULL;
+        if (!diags) {
+            eng_loadlog_add(log, true, "%s: error: out of memory", self->cfg.reload_cases);
+        } else if (!cases) {
+            eng_loadlog_add_diags(log, diags);
+            if (eng_diags_count(diags, ENG_DIAG_ERROR) == 0) {
+                eng_loadlog_add(log, true, "%s: error: the cases did not load",
+                                self->cfg.reload_cases);
+            }
+        } else {
+            eng_cases_check(cases, eng_snapshot_policy(next), s_gate_fail, log);
+        }
+        eng_cases_destroy(&cases);
+        eng_diags_destroy(&diags);
+    }
+    return log->errors == before;
+}
+
+/* Loads a snapshot with version self->next_version and passes it through
+ * the gate. On success publishes it (after startup) and returns true.
+ * Either way records the report. */
 static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **first)
 {
     static eng_loadlog_t log; /* reloader thread (or startup) only */
+    const eng_policy_t *serving_pol =
+        self->rl_serving ? eng_snapshot_policy(self->rl_serving) : NULL;
     eng_snapshot_cfg_t scfg = {
         .policy = self->cfg.policy,
         .catalogs = self->cfg.catalogs,
         .ncatalogs = self->cfg.ncatalogs,
+        /* Losing the catch-all rule the serving policy has is an error. */
+        .policy_flags =
+            serving_pol && eng_policy_catch_all(serving_pol) ? ENG_POLICY_REQUIRE_CATCH_ALL : 0,
     };
     s_restamp(self);
     eng_snapshot_t *snap = eng_snapshot_load(&scfg, self->next_version, &log);
+    if (snap && !s_gate(self, snap, &log)) {
+        eng_snapshot_destroy(&snap);
+    }
+    s_errors_first(&log);
     s_log_loadlog(&log);
     uint64_t serving;
     bool ok = snap != NULL;
@@ -312,6 +409,8 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
     if (ok) {
         serving = self->next_version++;
         memcpy(hash, eng_snapshot_hash(snap), sizeof hash);
+        /* Stays valid: only this thread publishes, and so frees. */
+        self->rl_serving = snap;
         if (first) {
             *first = snap;
         } else {
@@ -326,9 +425,15 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
         if (!first) {
             atomic_fetch_add(&self->reloads_failed, 1);
         }
-        eng_log(ENG_LOG_ERROR, "engine",
-                "%s: reload rejected (%u errors), version %llu keeps serving", trigger, log.errors,
-                (unsigned long long)serving);
+        if (first) {
+            eng_log(ENG_LOG_ERROR, "engine", "%s: policy refused (%u errors)%s%s", trigger,
+                    log.errors, log.n ? ": " : "", log.n ? log.lines[0] : "");
+        } else {
+            eng_log(ENG_LOG_ERROR, "engine",
+                    "%s: reload rejected (%u errors), version %llu keeps serving%s%s", trigger,
+                    log.errors, (unsigned long long)serving, log.n ? ": " : "",
+                    log.n ? log.lines[0] : "");
+        }
     }
     pthread_mutex_lock(&self->rl_mu);
     self->rl_log = log;
@@ -359,6 +464,46 @@ static void s_reload_info(eng_server_t *self, proto_reload_info_t *r,
     r->ndiags = self->rl_log.n;
 }
 
+/* One look at the watched files for --watch. A file seen changing since
+ * the last look (re)starts the settle clock; files that differ from what
+ * the last load read and have not changed for the settle interval are
+ * reloaded. So a file written in place in several steps is read once,
+ * whole, unless its writer pauses longer than the interval (and then the
+ * gate still stands between a half-written file and the requests). Returns
+ * the milliseconds until the next look. */
+static int s_watch_tick(eng_server_t *self)
+{
+    int64_t now = s_mono_ms();
+    bool moved = false, pending = false;
+    for (size_t i = 0; i < s_nwatched(self); i++) {
+        s_stamp_t st = s_stamp(s_watched(self, i));
+        if (!s_stamp_eq(&st, &self->seen[i])) {
+            self->seen[i] = st;
+            moved = true;
+        }
+        pending = pending || !s_stamp_eq(&st, &self->stamps[i]);
+    }
+    int settle = s_settle_ms(self);
+    if (moved) {
+        self->changed_at = now;
+        if (pending && settle > 0) {
+            eng_log(ENG_LOG_INFO, "engine",
+                    "watch: files changed; reloading once they are unchanged for %d ms%s", settle,
+                    self->settling ? " (clock restarted)" : "");
+        }
+    }
+    self->settling = pending;
+    if (pending && now - self->changed_at >= settle) {
+        s_reload(self, "watch", NULL);
+        return self->cfg.watch_ms;
+    }
+    if (pending) {
+        int64_t left = settle - (now - self->changed_at);
+        return left < self->cfg.watch_ms ? (int)left : self->cfg.watch_ms;
+    }
+    return self->cfg.watch_ms;
+}
+
 static void *s_reloader_main(void *arg)
 {
     eng_server_t *self = arg;
@@ -367,8 +512,13 @@ static void *s_reloader_main(void *arg)
     if (proto_buf_init(&out, 16 * 1024) != 0) {
         return NULL;
     }
-    int timeout = self->cfg.watch ? self->cfg.watch_ms : -1;
+    int64_t next_look = s_mono_ms() + self->cfg.watch_ms;
     for (;;) {
+        int timeout = -1;
+        if (self->cfg.watch) {
+            int64_t left = next_look - s_mono_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
         zmq_pollitem_t it = {self->rl_pull, 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&it, 1, timeout);
         if (rc < 0) {
@@ -377,18 +527,11 @@ static void *s_reloader_main(void *arg)
             }
             break; /* ETERM */
         }
+        /* Looked at on time even when commands keep arriving. */
+        if (self->cfg.watch && s_mono_ms() >= next_look) {
+            next_look = s_mono_ms() + s_watch_tick(self);
+        }
         if (rc == 0) {
-            /* Watch tick: compare identities without touching the record. */
-            bool changed = false;
-            for (size_t i = 0; i <= self->cfg.ncatalogs && !changed; i++) {
-                const char *path =
-                    i == 0 ? self->cfg.policy : s_spec_path(self->cfg.catalogs[i - 1]);
-                s_stamp_t now = s_stamp(path);
-                changed = !s_stamp_eq(&now, &self->stamps[i]);
-            }
-            if (changed) {
-                s_reload(self, "watch", NULL);
-            }
             continue;
         }
         zmq_msg_t parts[3];
@@ -1117,7 +1260,8 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     eng_snapshot_t *first = NULL;
     if (!s_reload(self, "startup", &first)) {
         eng_error_set(err, ENG_ERR_SYNTAX, self->cfg.policy, 0, 0, NULL,
-                      "policy or catalog did not load (see the diagnostics above)");
+                      "policy or catalog did not load, or failed a --reload-cases case "
+                      "(see the diagnostics above)");
         goto fail;
     }
     /* Readers: the workers, then the frontend (slot `threads`). */

@@ -30,13 +30,18 @@ typedef struct {
     const char *decision_log;                      /* JSON-lines path, NULL = off */
     bool watch;                                    /* reload when files change */
     int watch_ms;                                  /* mtime poll interval */
-    int drain_ms;                                  /* longest shutdown drain */
+    int watch_settle_ms;       /* files unchanged this long before --watch reloads; -1 = default */
+    const char *reload_cases;  /* cases file every (re)loaded policy must pass, NULL = none */
+    int drain_ms;              /* longest shutdown drain */
     const char *curve_secret;  /* CURVE secret key file: serve CURVE, NULL = NULL mechanism */
     const char *curve_clients; /* allow-list file or directory (eng_allow.h), with curve_secret */
 } eng_server_cfg_t;
 
 /* Defaults: loopback :5555, bundled policy and catalog, one worker per core,
- * watch every 1000 ms when enabled, drain at most 2000 ms. */
+ * watch every 1000 ms when enabled and reload once the files have been
+ * unchanged for the larger of ENG_SETTLE_MS and 2 x watch_ms, drain at most
+ * 2000 ms. */
+#define ENG_SETTLE_MS 2000
 void eng_server_cfg_defaults(eng_server_cfg_t *cfg);
 
 typedef struct eng_server eng_server_t;

@@ -20,6 +20,7 @@
 #include <sodium.h>
 #include <time.h>
 
+#include "eng_policy_internal.h"
 #include "eng_reply.h"
 
 struct eng_snapshot {
@@ -31,10 +32,27 @@ struct eng_snapshot {
     eng_epwire_t *wire;               /* the catalog's endpoints encoded for replies, owned */
 };
 
-static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Index of the last warning line, or ENG_LOADLOG_LINES when every line is
+ * an error. */
+static uint32_t s_last_warning(const eng_loadlog_t *log)
+{
+    for (uint32_t i = log->n; i-- > 0;) {
+        if (!log->is_error[i]) {
+            return i;
+        }
+    }
+    return ENG_LOADLOG_LINES;
+}
 
-static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
+void eng_loadlog_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    eng_loadlog_vadd(log, error, fmt, ap);
+    va_end(ap);
+}
+
+void eng_loadlog_vadd(eng_loadlog_t *log, bool error, const char *fmt, va_list ap)
 {
     if (!log) {
         return;
@@ -44,18 +62,23 @@ static void s_log_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
     } else {
         log->warnings++;
     }
-    if (log->n >= ENG_LOADLOG_LINES) {
+    uint32_t at = log->n;
+    if (at >= ENG_LOADLOG_LINES) {
+        /* Full: an error still gets a line, in place of the last warning,
+         * so a rejection can always quote one of its errors. */
+        at = error ? s_last_warning(log) : ENG_LOADLOG_LINES;
         log->more++;
-        return;
+        if (at >= ENG_LOADLOG_LINES) {
+            return;
+        }
+    } else {
+        log->n++;
     }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(log->lines[log->n], sizeof log->lines[0], fmt, ap);
-    va_end(ap);
-    log->n++;
+    log->is_error[at] = error;
+    vsnprintf(log->lines[at], sizeof log->lines[0], fmt, ap);
 }
 
-static void s_add_diags(eng_loadlog_t *log, const eng_diags_t *diags)
+void eng_loadlog_add_diags(eng_loadlog_t *log, const eng_diags_t *diags)
 {
     size_t n = eng_diags_size(diags);
     for (size_t i = 0; i < n; i++) {
@@ -63,9 +86,9 @@ static void s_add_diags(eng_loadlog_t *log, const eng_diags_t *diags)
         bool err = d->severity == ENG_DIAG_ERROR;
         const char *sev = err ? "error" : "warning";
         if (d->line > 0) {
-            s_log_add(log, err, "%s:%d:%d: %s: %s", d->file, d->line, d->col, sev, d->msg);
+            eng_loadlog_add(log, err, "%s:%d:%d: %s: %s", d->file, d->line, d->col, sev, d->msg);
         } else {
-            s_log_add(log, err, "%s: %s: %s", d->file, sev, d->msg);
+            eng_loadlog_add(log, err, "%s: %s: %s", d->file, sev, d->msg);
         }
     }
     /* Diagnostics the policy compiler counted but did not keep. */
@@ -104,11 +127,11 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
     eng_error_t err = {0};
     char msg[512];
     if (!self || !diags || proto_buf_init(&self->models, 64 * 1024) != 0) {
-        s_log_add(log, true, "out of memory loading a snapshot");
+        eng_loadlog_add(log, true, "out of memory loading a snapshot");
         goto fail;
     }
     if (sodium_init() < 0) {
-        s_log_add(log, true, "libsodium could not be initialised");
+        eng_loadlog_add(log, true, "libsodium could not be initialised");
         goto fail;
     }
     crypto_hash_sha256_state sha;
@@ -116,33 +139,34 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
     self->version = version;
     self->catalog = eng_catalog_new();
     if (!self->catalog) {
-        s_log_add(log, true, "out of memory loading a snapshot");
+        eng_loadlog_add(log, true, "out of memory loading a snapshot");
         goto fail;
     }
     for (size_t i = 0; i < cfg->ncatalogs; i++) {
         if (eng_catalog_load_observed(self->catalog, cfg->catalogs[i], &err, s_hash_source, &sha) !=
             0) {
             eng_error_format(&err, msg, sizeof msg);
-            s_log_add(log, true, "%s", msg);
+            eng_loadlog_add(log, true, "%s", msg);
             goto fail;
         }
     }
     if (eng_catalog_freeze(self->catalog, &err) != 0) {
         eng_error_format(&err, msg, sizeof msg);
-        s_log_add(log, true, "%s", msg);
+        eng_loadlog_add(log, true, "%s", msg);
         goto fail;
     }
-    self->policy = eng_policy_load_observed(cfg->policy, self->catalog, diags, s_hash_source, &sha);
-    s_add_diags(log, diags);
+    self->policy = eng_policy_load_opts(cfg->policy, self->catalog, diags, cfg->policy_flags,
+                                        s_hash_source, &sha);
+    eng_loadlog_add_diags(log, diags);
     if (!self->policy) {
         if (!log || log->errors == 0) {
-            s_log_add(log, true, "%s: error: policy did not compile", cfg->policy);
+            eng_loadlog_add(log, true, "%s: error: policy did not compile", cfg->policy);
         }
         goto fail;
     }
     if (eng_reply_models_encode(&self->models, self->catalog) != PROTO_OK ||
         !(self->wire = eng_epwire_new(self->catalog))) {
-        s_log_add(log, true, "out of memory encoding the models list and endpoints");
+        eng_loadlog_add(log, true, "out of memory encoding the models list and endpoints");
         goto fail;
     }
     unsigned char digest[crypto_hash_sha256_BYTES];

@@ -11,6 +11,8 @@
 #ifndef ENG_SNAPSHOT_H
 #define ENG_SNAPSHOT_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,17 +23,29 @@ typedef struct {
     const char *policy;          /* policy file */
     const char *const *catalogs; /* catalog specs ("[format:]path") */
     size_t ncatalogs;            /* entries of catalogs */
+    unsigned policy_flags;       /* compile options (ENG_POLICY_*, eng_policy_internal.h) */
 } eng_snapshot_cfg_t;
 
 /* Diagnostics of one load, as lines ready to log or report. */
 #define ENG_LOADLOG_LINES 32
 typedef struct {
     char lines[ENG_LOADLOG_LINES][320]; /* "file:line:col: error: message" */
+    bool is_error[ENG_LOADLOG_LINES];   /* the line is an error (else a warning) */
     uint32_t n;                         /* used lines */
     uint32_t more;                      /* diagnostics that did not fit */
     uint32_t errors;                    /* error count */
     uint32_t warnings;                  /* warning count */
 } eng_loadlog_t;
+
+/* Adds a line (printf-style) to `log` (may be NULL) and counts it. When
+ * the log is full an error still gets a line, in place of the last warning,
+ * so a rejected load can always quote one of its errors. */
+void eng_loadlog_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void eng_loadlog_vadd(eng_loadlog_t *log, bool error, const char *fmt, va_list ap);
+
+/* Adds every diagnostic of `diags` as "file:line:col: error: message". */
+void eng_loadlog_add_diags(eng_loadlog_t *log, const eng_diags_t *diags);
 
 typedef struct eng_snapshot eng_snapshot_t;
 

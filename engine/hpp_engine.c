@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "eng_allow.h"
+#include "eng_cases.h"
 #include "eng_flags.h"
 #include "eng_server.h"
 #include "eng_snapshot.h"
@@ -62,6 +63,11 @@ static int s_watch_ms(void *opts, const char *flag, const char *arg)
     return eng_flag_int(flag, arg, 50, 600000, &((s_opts_t *)opts)->cfg.watch_ms);
 }
 
+static int s_watch_settle_ms(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 0, 600000, &((s_opts_t *)opts)->cfg.watch_settle_ms);
+}
+
 static int s_drain_ms(void *opts, const char *flag, const char *arg)
 {
     return eng_flag_int(flag, arg, 0, 600000, &((s_opts_t *)opts)->cfg.drain_ms);
@@ -86,6 +92,14 @@ static const eng_flag_t s_flags[] = {
      "append one JSON line per decision to FILE"},
     {"--watch", NULL, NULL, S_FIELD(cfg.watch), "reload when the policy or a catalog file changes"},
     {"--watch-ms", "MS", s_watch_ms, 0, "file check interval for --watch (default 1000)"},
+    {"--watch-settle-ms", "MS", s_watch_settle_ms, 0,
+     "--watch reloads only once the watched files have been unchanged for MS; a change "
+     "seen meanwhile restarts the clock (default the larger of 2000 and 2 x --watch-ms; 0 = "
+     "at the first look that sees a change)"},
+    {"--reload-cases", "FILE", NULL, S_FIELD(cfg.reload_cases),
+     "policy test cases (the format of hpp-policy test) every policy must pass before it "
+     "serves, at startup and on each reload; a reload that fails one is refused and the "
+     "current version keeps serving. Watched by --watch"},
     {"--drain-ms", "MS", s_drain_ms, 0, "longest shutdown drain (default 2000)"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
     {"--curve-secret", "FILE", NULL, S_FIELD(cfg.curve_secret),
@@ -101,8 +115,8 @@ static const eng_flag_t s_flags[] = {
      "the public key, exit"},
     {"--curve-name", "NAME", NULL, S_FIELD(keyname), "the NAME of --curve-keygen (default engine)"},
     {"--check", NULL, NULL, S_FIELD(check),
-     "load the policy and catalogs (and the --curve-* files), print diagnostics and the "
-     "policy hash, exit"},
+     "load the policy and catalogs (and the --curve-* files, and run the --reload-cases), "
+     "print diagnostics and the policy hash, exit"},
     {"--help", NULL, NULL, S_FIELD(help), "this text"},
     {"--version", NULL, NULL, S_FIELD(version), "print the version"},
     {NULL, NULL, NULL, 0, NULL},
@@ -117,7 +131,42 @@ static void s_print_help(FILE *out)
     eng_flags_help(out, s_flags, 26);
     fprintf(out, "\nSignals: SIGHUP reloads and re-reads --curve-clients; SIGTERM/SIGINT drain\n"
                  "and exit 0.\n"
+                 "Reloads (SIGHUP, the reload op, --watch) go through a gate: a policy that\n"
+                 "does not compile, fails a --reload-cases case, or leaves requests the serving\n"
+                 "policy routed with no rule (a catch-all rule lost, a hint no rule takes any\n"
+                 "more) is refused and the serving version stays. Deploy a policy by writing\n"
+                 "a temporary file in the same directory and renaming it over the old one.\n"
                  "Prints \"hpp-engine: ready on ENDPOINT\" to stderr once serving.\n");
+}
+
+/* eng_cases_fail_fn for --check: one line per failing case. */
+static void s_print_case_fail(void *ctx, const char *file, int line, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "%s:%d:1: error: %s\n", file, line, msg);
+}
+
+/* --check with --reload-cases: the gate's cases, as a reload would run them.
+ * Returns 0 when every case passes. */
+static int s_check_cases(const char *path, const eng_snapshot_t *snap)
+{
+    eng_diags_t *diags = eng_diags_new();
+    eng_cases_t *cases = diags ? eng_cases_load(path, diags) : NULL;
+    int rc = -1;
+    if (!cases) {
+        if (diags) {
+            eng_diags_print(diags, stderr);
+        }
+        fprintf(stderr, "hpp-engine: %s: the cases did not load\n", path);
+    } else {
+        size_t failed = eng_cases_check(cases, eng_snapshot_policy(snap), s_print_case_fail, NULL);
+        fprintf(stderr, "hpp-engine: %s: %zu cases, %zu failed\n", path, eng_cases_count(cases),
+                failed);
+        rc = failed == 0 ? 0 : -1;
+    }
+    eng_cases_destroy(&cases);
+    eng_diags_destroy(&diags);
+    return rc;
 }
 
 /* --check: the same loader as the server, without serving. */
@@ -143,6 +192,9 @@ static int s_run_check(const eng_server_cfg_t *cfg)
     fprintf(stderr, "hpp-engine: %s: %u errors, %u warnings\n", snap ? "ok" : "rejected",
             log.errors, log.warnings);
     int rc = snap ? S_EXIT_OK : S_EXIT_USAGE;
+    if (snap && cfg->reload_cases && s_check_cases(cfg->reload_cases, snap) != 0) {
+        rc = S_EXIT_USAGE;
+    }
     eng_snapshot_destroy(&snap);
     if (cfg->curve_secret) {
         /* The key files too, so a deploy can check every file it ships. */

@@ -52,6 +52,13 @@ const char *hpp_check_cache_read(int64_t cache, int64_t prompt)
     return cache >= 0 && cache <= prompt ? NULL : "must be from 0 to prompt_tokens";
 }
 
+const char *hpp_check_cache_write(int64_t write, int64_t read, int64_t prompt)
+{
+    return write >= 0 && read >= 0 && write <= prompt - read
+               ? NULL
+               : "must be from 0 to prompt_tokens - cache_read_tokens";
+}
+
 const char *hpp_check_max_price(double usd)
 {
     return isfinite(usd) && usd >= 0 && usd <= HPP_MAX_PRICE_USD
@@ -197,6 +204,13 @@ const char *hpp_features_check(const hpp_features_t *f, const char **field)
     }
     if ((why = hpp_check_cache_read(f->cache_read_tokens, f->prompt_tokens))) {
         return s_bad(field, "cache_read_tokens", why);
+    }
+    if ((why = hpp_check_cache_write(f->cache_write_tokens, f->cache_read_tokens,
+                                     f->prompt_tokens))) {
+        return s_bad(field, "cache_write_tokens", why);
+    }
+    if ((why = hpp_check_tokens(f->reasoning_tokens))) {
+        return s_bad(field, "reasoning_tokens", why);
     }
     if ((why = hpp_check_images(f->images))) {
         return s_bad(field, "images", why);

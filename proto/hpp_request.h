@@ -64,6 +64,10 @@ typedef struct {
     int64_t prompt_tokens;             /* >= 0 */
     int64_t output_tokens;             /* max_tokens; -1 = the policy's default */
     int64_t cache_read_tokens;         /* >= 0, part of prompt_tokens served from cache */
+    int64_t cache_write_tokens;        /* >= 0, part of prompt_tokens written to the cache
+                                        * (with cache_read_tokens at most prompt_tokens) */
+    int64_t reasoning_tokens;          /* >= 0, reasoning tokens expected on top of
+                                        * output_tokens, billed as output */
     int64_t images;                    /* input images; > 0 requires vision */
     bool vision;                       /* needs vision even without a counted image */
     bool tools;                        /* needs tool calling */
@@ -106,7 +110,9 @@ const char *hpp_check_tokens(int64_t n);                         /* 0..HPP_MAX_T
 const char *hpp_check_images(int64_t n);                         /* 0..HPP_MAX_IMAGES */
 const char *hpp_check_budget(double usd);                        /* finite, 0..HPP_MAX_BUDGET_USD */
 const char *hpp_check_cache_read(int64_t cache, int64_t prompt); /* 0..prompt */
-const char *hpp_check_max_price(double usd);                     /* finite, 0..HPP_MAX_PRICE_USD */
+/* Cache writes: 0..prompt - cache_read (both are parts of the prompt). */
+const char *hpp_check_cache_write(int64_t write, int64_t read, int64_t prompt);
+const char *hpp_check_max_price(double usd); /* finite, 0..HPP_MAX_PRICE_USD */
 /* A provider name: 1..HPP_MAX_PROVIDER_LEN bytes, no control bytes or spaces. */
 const char *hpp_check_provider(hpp_str_t name);
 /* A model id in `models`: 1..HPP_MAX_MODEL_LEN bytes, no control bytes or spaces. */

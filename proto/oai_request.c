@@ -723,13 +723,32 @@ static int s_response_format(oai_extract_t *self, oai_jv_t v, hpp_features_t *f,
     return 0;
 }
 
+/* A completion limit: a token count of at least 1. OpenAI refuses 0 (a call
+ * that may generate nothing), so a router must not route it. */
+static int s_get_limit(const oai_jdoc_t *d, oai_jv_t v, int64_t *out, const char *param,
+                       oai_error_t *err)
+{
+    int64_t n = -1;
+    if (s_get_tokens(d, v, &n, param, err) < 0) {
+        return -1;
+    }
+    if (n == 0) {
+        return oai_error_set(err, 400, "invalid_value", param,
+                             "%s: must be at least 1 (a completion of 0 tokens), got 0", param);
+    }
+    if (n > 0) {
+        *out = n;
+    }
+    return 0;
+}
+
 static int s_max_tokens(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
 {
     const oai_jdoc_t *d = self->doc;
     if (self->hdr_set & S_HDR_OUTPUT) {
         return 0;
     }
-    return s_get_tokens(d, v, &f->output_tokens, "max_tokens", err);
+    return s_get_limit(d, v, &f->output_tokens, "max_tokens", err);
 }
 
 /* Read after max_tokens: the newer name wins when both are given. */
@@ -739,7 +758,7 @@ static int s_max_completion(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, 
     if (self->hdr_set & S_HDR_OUTPUT) {
         return 0;
     }
-    return s_get_tokens(d, v, &f->output_tokens, "max_completion_tokens", err);
+    return s_get_limit(d, v, &f->output_tokens, "max_completion_tokens", err);
 }
 
 static int s_stream(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
@@ -1077,6 +1096,18 @@ static int s_hpp_output(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_
     return 0;
 }
 
+/* Cache writes and reasoning: no standard field carries these counts (see
+ * PROTOCOL.md "OpenAI bodies"), so only the hpp object sets them. */
+static int s_hpp_cache_write(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    return s_get_tokens(self->doc, v, &f->cache_write_tokens, "hpp.cache_write_tokens", err);
+}
+
+static int s_hpp_reasoning(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    return s_get_tokens(self->doc, v, &f->reasoning_tokens, "hpp.reasoning_tokens", err);
+}
+
 static const struct {
     const char *key; /* key in the hpp object */
     s_field_fn fn;   /* its reader (never called with NULL) */
@@ -1086,6 +1117,8 @@ static const struct {
     {"group", s_hpp_group},
     {"prompt_tokens", s_hpp_prompt},
     {"output_tokens", s_hpp_output},
+    {"cache_write_tokens", s_hpp_cache_write},
+    {"reasoning_tokens", s_hpp_reasoning},
     {NULL, NULL},
 };
 
@@ -1110,7 +1143,8 @@ static int s_hpp(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t
             s_path(p, "hpp.%.80s", key);
             return oai_error_set(err, 400, "unknown_parameter", p,
                                  "%s: unknown key (expected one of: task, budget_usd, group, "
-                                 "prompt_tokens, output_tokens)",
+                                 "prompt_tokens, output_tokens, cache_write_tokens, "
+                                 "reasoning_tokens)",
                                  p);
         }
         if (oai_jis(d, val, OAI_J_NULL)) {
@@ -1179,6 +1213,14 @@ int oai_extract_body(oai_extract_t *self, const char *body, size_t len, hpp_feat
     self->root = root;
     if (self->hdr_set & S_HDR_PROMPT) {
         f->prompt_tokens = prompt_hdr;
+    }
+    /* Cache writes are part of the prompt, known only now. */
+    if (hpp_check_cache_write(f->cache_write_tokens, f->cache_read_tokens, f->prompt_tokens)) {
+        return oai_error_set(err, 400, "invalid_value", "hpp.cache_write_tokens",
+                             "hpp.cache_write_tokens: must be at most the prompt tokens less "
+                             "cache reads, got %lld > %lld",
+                             (long long)f->cache_write_tokens,
+                             (long long)(f->prompt_tokens - f->cache_read_tokens));
     }
     return 0;
 }

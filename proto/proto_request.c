@@ -281,6 +281,16 @@ static int s_key_cache_read(s_dec_t *d, const proto_mp_val_t *v)
     return s_tokens(d, v, &d->out->features.cache_read_tokens);
 }
 
+static int s_key_cache_write(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_tokens(d, v, &d->out->features.cache_write_tokens);
+}
+
+static int s_key_reasoning(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_tokens(d, v, &d->out->features.reasoning_tokens);
+}
+
 static int s_key_images(s_dec_t *d, const proto_mp_val_t *v)
 {
     return s_count(d, v, hpp_check_images, &d->out->features.images);
@@ -603,6 +613,8 @@ static const struct {
     {S_KEY("providers_sort"), s_key_sort, true},
     {S_KEY("max_price"), s_key_max_price, true},
     {S_KEY("models"), s_key_models, true},
+    {S_KEY("cache_write_tokens"), s_key_cache_write, true},
+    {S_KEY("reasoning_tokens"), s_key_reasoning, true},
 };
 _Static_assert(sizeof s_keys / sizeof s_keys[0] <= 32, "the `seen` mask has 32 bits");
 
@@ -744,6 +756,13 @@ static int s_decode_map(s_dec_t *d, size_t len)
         return proto_fail(d->err, PROTO_ERR_RANGE, 0, "cache_read_tokens: %s, got %lld > %lld", why,
                           (long long)f->cache_read_tokens, (long long)f->prompt_tokens);
     }
+    why = hpp_check_cache_write(f->cache_write_tokens, f->cache_read_tokens, f->prompt_tokens);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, 0,
+                          "cache_write_tokens: %s, got %lld + %lld cache_read_tokens > %lld", why,
+                          (long long)f->cache_write_tokens, (long long)f->cache_read_tokens,
+                          (long long)f->prompt_tokens);
+    }
     return PROTO_OK;
 }
 
@@ -794,8 +813,9 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
     uint32_t n = 2 + (req->id.kind != PROTO_ID_NONE);
     if (feat) {
         n += 1 + (f->model.len > 0) + (f->output_tokens >= 0) + (f->cache_read_tokens > 0) +
-             (f->images > 0) + f->vision + f->tools + f->json + (f->nhints > 0) + f->has_budget +
-             (f->group.len > 0) + (f->text.len > 0) + (f->nmeta > 0) + (f->nproviders_order > 0) +
+             (f->cache_write_tokens > 0) + (f->reasoning_tokens > 0) + (f->images > 0) + f->vision +
+             f->tools + f->json + (f->nhints > 0) + f->has_budget + (f->group.len > 0) +
+             (f->text.len > 0) + (f->nmeta > 0) + (f->nproviders_order > 0) +
              (f->nproviders_only > 0) + (f->nproviders_ignore > 0) + f->no_fallbacks +
              (f->sort == HPP_SORT_PRICE) + (f->max_price.set != 0) + (f->nmodels > 0);
     }
@@ -822,6 +842,14 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
         if (f->cache_read_tokens > 0) {
             s_key(&pk, "cache_read_tokens");
             msgpack_pack_int64(&pk, f->cache_read_tokens);
+        }
+        if (f->cache_write_tokens > 0) {
+            s_key(&pk, "cache_write_tokens");
+            msgpack_pack_int64(&pk, f->cache_write_tokens);
+        }
+        if (f->reasoning_tokens > 0) {
+            s_key(&pk, "reasoning_tokens");
+            msgpack_pack_int64(&pk, f->reasoning_tokens);
         }
         if (f->images > 0) {
             s_key(&pk, "images");

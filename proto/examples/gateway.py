@@ -50,6 +50,8 @@ FEATURE_TYPES = {
     "prompt_tokens": int,
     "output_tokens": int,
     "cache_read_tokens": int,
+    "cache_write_tokens": int,
+    "reasoning_tokens": int,
     "images": int,
     "vision": bool,
     "tools": bool,

@@ -56,11 +56,11 @@ has "lists the providers it has" "(it has: openai azure)" "$tmp/err"
 run "catalog json" 0 catalog --format json
 check "bundled catalog: 11 models, 27 endpoints" "11 27" \
     "$(json "$tmp/out" 'd["models"], d["endpoints"]' | tr -d '(),')"
-check "gemma floor is its free endpoint" "True True" \
-    "$(json "$tmp/out" '[e for m in d["data"] if m["id"]=="google/gemma-2-9b-it" for e in m["endpoints"] if e["floor"]][0]["free"], True' | tr -d '(),')"
+check "gemma floor is its cheapest paid endpoint, not :free" "google/gemma-2-9b-it False" \
+    "$(json "$tmp/out" '[(e["native_id"], e["free"]) for m in d["data"] if m["id"]=="google/gemma-2-9b-it" for e in m["endpoints"] if e["floor"]][0]' | tr -d "(),'")"
 run "catalog text" 0 catalog
 has "text lists a model with caps" "openai/gpt-4o  context 128000  max output 16384  caps vision,tools,json" "$tmp/out"
-has "text marks the floor" "* openrouter       google/gemma-2-9b-it:free" "$tmp/out"
+has "text marks the floor" "* openrouter       google/gemma-2-9b-it " "$tmp/out"
 run "every format at once" 0 catalog --format json \
     --catalog litellm:tests/data/litellm/model_prices_and_context_window.json \
     --catalog tests/data/openrouter/openrouter_models_2026-08-01.json \

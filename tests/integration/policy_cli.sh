@@ -74,6 +74,19 @@ check "explain JSON has a trace" "True" "$(json "$tmp/out" 'len(d["trace"]["cand
 printf '{"prompt_tokens": 100, "budget_usd": 0, "images": 1}' >"$tmp/req.json"
 run "explain from a file, error decision" 1 explain --request "@$tmp/req.json"
 has "insufficient budget" "decision:  insufficient_budget" "$tmp/out"
+# Reasoning and cache writes are in the estimate; max_tokens 0 is refused.
+run "explain reasoning and cache writes" 0 explain --format json --request \
+    '{"prompt_tokens": 1000, "model": "openai/o1", "output_tokens": 100, "reasoning_tokens": 5000, "cache_write_tokens": 400}'
+check "reasoning billed as output" "0.306 0.321" \
+    "$(json "$tmp/out" 'd["cost"]["output"], d["cost"]["total"]' | tr -d "(),")"
+run "explain OpenAI body with hpp reasoning" 0 explain --format json --request \
+    '{"model": "openai/o1", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}], "hpp": {"prompt_tokens": 1000, "reasoning_tokens": 5000}}'
+check "hpp.reasoning_tokens billed" "0.321" "$(json "$tmp/out" 'd["cost"]["total"]')"
+run "explain max_tokens 0" 2 explain --request \
+    '{"model": "openai/o1", "max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]}'
+has "max_tokens 0 located" "max_tokens: must be at least 1" "$tmp/err"
+run "route over max output" 1 route --model openai/gpt-4o-mini --output-tokens 20000
+has "names the max output" "max output is smaller" "$tmp/out"
 run "explain bad JSON" 2 explain --request '{"prompt_tokens": '
 run "explain wrong type" 2 explain --request '{"tools": "sometimes"}'
 run "explain unknown key" 2 explain --request '{"colour": "red"}'
@@ -87,6 +100,35 @@ run "route budget and group" 0 route --text "hi there" --prompt-tokens 500 --gro
 check "group multiplier" "7.2e-05" "$(json "$tmp/out" 'd["cost"]["total"]')"
 run "route floor" 0 route --model openai/gpt-5:floor
 check "floor endpoint" "openai" "$(json "$tmp/out" 'd["provider"]')"
+# A plain id means the paid endpoints; only ID:free asks for the free one.
+run "route plain id of a model with a :free endpoint" 0 route --model google/gemma-2-9b-it
+check "plain id: the paid endpoint" "google/gemma-2-9b-it budget" \
+    "$(json "$tmp/out" 'd["native_id"], d["tier"]' | tr -d "(),'")"
+check "plain id: it costs money" "True" "$(json "$tmp/out" 'd["cost"]["total"] > 0')"
+check "plain id: no free fallback" "[]" \
+    "$(json "$tmp/out" '[f for f in d["fallbacks"] if f["provider"] == "openrouter"]')"
+run "route :free" 0 route --model google/gemma-2-9b-it:free
+check ":free: the free endpoint" "google/gemma-2-9b-it:free 0" \
+    "$(json "$tmp/out" 'd["native_id"], d["cost"]["total"]' | tr -d "(),'")"
+# A per-call model does not win a cheap chat on a $0 per-token price.
+printf '{"data":[{"id":"acme/percall","owned_by":"acme","context_length":100000,"pricing":{"per_request":0.02}}]}' \
+    >"$tmp/percall.json"
+run "route cheap chat with a per-call model in the catalog" 0 route --catalog policies/catalog.json \
+    --catalog "$tmp/percall.json" --prompt-tokens 100 --output-tokens 100 --text "hi there"
+check "cheap chat: llama at \$0.000012" "meta-llama/llama-3.1-8b-instruct 1.2e-05" \
+    "$(json "$tmp/out" 'd["model"], d["cost"]["total"]' | tr -d "(),'")"
+run "route the per-call model by name" 0 route --catalog policies/catalog.json \
+    --catalog "$tmp/percall.json" --model acme/percall
+check "per-call model: premium at the reference size" "premium 0.02" \
+    "$(json "$tmp/out" 'd["tier"], d["cost"]["total"]' | tr -d "(),'")"
+# Long-prompt prices (OpenRouter's pricing.overrides) apply above the threshold.
+OR=tests/data/openrouter/openrouter_models_2026-08-01.json
+run "route gemini-2.5-pro, short prompt" 0 route --catalog "$OR" --model google/gemini-2.5-pro \
+    --prompt-tokens 100000 --output-tokens 1000
+check "short prompt: \$1.25/\$10" "0.135" "$(json "$tmp/out" 'd["cost"]["total"]')"
+run "route gemini-2.5-pro, long prompt" 0 route --catalog "$OR" --model google/gemini-2.5-pro \
+    --prompt-tokens 250000 --output-tokens 1000
+check "long prompt: \$2.50/\$15" "0.64" "$(json "$tmp/out" 'd["cost"]["total"]')"
 run "route not allowed" 1 route --model openai/o1 --group trial
 check "not allowed status" "model_not_allowed" "$(json "$tmp/out" 'd["status"]')"
 run "route other policy" 0 route --policy policies/examples/budgets.policy --meta mode=offline

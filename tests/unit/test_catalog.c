@@ -104,8 +104,11 @@ Test(catalog, models_sorted_endpoints_cheapest_first)
         cr_assert_eq(ep->model, 0);
         cr_assert_str_eq(ep->source, "multi.json");
     }
-    cr_assert_eq(chat->floor_ep, 0);
+    /* floor: the cheapest endpoint the plain id means, not the :free variant */
+    cr_assert_eq(chat->floor_ep, 1);
     cr_assert_eq(chat->free_ep, 0);
+    cr_assert(s_ep(0)->free_variant);
+    cr_assert_not(s_ep(1)->free_variant);
     cr_assert(s_ep(0)->is_free);
     cr_assert_not(s_ep(1)->is_free);
     cr_assert_not(s_ep(6)->enabled);
@@ -442,7 +445,7 @@ Test(catalog, bundled_default_catalog)
         {"moonshotai/kimi-k2.6", 600000, 3410000, HPP_CAP_TOOLS, false},
         {"ollama/gpt-oss:120b", 0, 0, 0, true},
         {"ollama/solidity-master:2", 0, 0, 0, true},
-        {"google/gemma-2-9b-it", 0, 0, 0, true},
+        {"google/gemma-2-9b-it", 30000, 90000, 0, false}, /* paid floor; :free is free_ep */
         {"meta-llama/llama-3.1-8b-instruct", 60000, 60000, 0, false},
         {"openai/gpt-4o-mini", 150000, 600000, HPP_CAP_VISION, false},
         {"anthropic/claude-3.5-sonnet", 3000000, 15000000, HPP_CAP_VISION, false},

@@ -97,7 +97,9 @@ Test(cost, na_components_cost_nothing)
     cr_assert_eq(eng_cost_estimate(&p, &u, &c), 0);
     cr_assert_eq(c.cache, 0);
     cr_assert_eq(c.fees, 0);
-    cr_assert_eq(c.total, INT64_C(3000000000));
+    /* cache writes without a write price are billed as input: 51000 x $1/1M */
+    cr_assert_eq(c.input, INT64_C(51000000000));
+    cr_assert_eq(c.total, INT64_C(53000000000));
     /* A per-call model: only a flat fee. */
     hpp_price_t call = {HPP_PRICE_NA, HPP_PRICE_NA,         HPP_PRICE_NA,
                         HPP_PRICE_NA, INT64_C(40000000000), HPP_PRICE_NA};

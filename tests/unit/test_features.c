@@ -200,6 +200,26 @@ Test(features, hpp_object)
     cr_assert_eq(s_f.output_tokens, 99, "override replaces max_tokens");
 }
 
+/* No standard field counts cache writes or reasoning on top of max_tokens:
+ * only the hpp object sets them. */
+Test(features, hpp_cache_write_and_reasoning)
+{
+    s_ok("{" MSG ",\"max_completion_tokens\":500,\"reasoning_effort\":\"high\","
+         "\"hpp\":{\"prompt_tokens\":1000,\"cache_write_tokens\":800,"
+         "\"reasoning_tokens\":2000}}");
+    cr_assert_eq(s_f.cache_write_tokens, 800);
+    cr_assert_eq(s_f.reasoning_tokens, 2000);
+    cr_assert_eq(s_f.output_tokens, 500);
+    oai_extract_reset(s_x, &s_f);
+    s_ok("{" MSG ",\"reasoning_effort\":\"high\"}");
+    cr_assert_eq(s_f.reasoning_tokens, 0, "an effort is not a count");
+    oai_extract_reset(s_x, &s_f);
+    cr_assert_eq(s_body("{" MSG ",\"hpp\":{\"prompt_tokens\":100,\"cache_write_tokens\":101}}"),
+                 -1);
+    cr_assert_str_eq(s_err.param, "hpp.cache_write_tokens");
+    cr_assert(strstr(s_err.message, "101 > 100"), "%s", s_err.message);
+}
+
 Test(features, hpp_task_array_and_dedup)
 {
     s_ok("{" MSG ",\"hpp\":{\"task\":[\"solidity\",\"code\",\"solidity\"],\"budget_usd\":2}}");
@@ -434,6 +454,10 @@ static const struct {
     const char *param; /* expected param, "" for none */
 } s_bad[] = {
     {"{\"messages\":[", "invalid_json", ""},
+    {"{" MSG ",\"max_tokens\":0}", "invalid_value", "max_tokens"},
+    {"{" MSG ",\"max_completion_tokens\":0}", "invalid_value", "max_completion_tokens"},
+    {"{" MSG ",\"hpp\":{\"reasoning_tokens\":-5}}", "invalid_value", "hpp.reasoning_tokens"},
+    {"{" MSG ",\"hpp\":{\"cache_write_tokens\":\"x\"}}", "invalid_type", "hpp.cache_write_tokens"},
     {"", "invalid_json", ""},
     {"[1,2]", "invalid_json", ""},
     {"{\"model\":\"a\",\"model\":\"b\"," MSG "}", "invalid_json", ""},

@@ -183,8 +183,9 @@ Test(loaders, openrouter_real_file)
     size_t ne;
     const eng_endpoint_t *e = eng_catalog_endpoints(cat, &ne);
     cr_assert_str_eq(e[m->free_ep].native_id, "openai/gpt-oss-20b:free");
-    cr_assert_eq(m->floor_ep, m->free_ep);
-    cr_assert_not(e[m->floor_ep + 1].is_free);
+    cr_assert_eq(m->floor_ep, m->free_ep + 1); /* the plain id: the paid endpoint */
+    cr_assert(e[m->free_ep].free_variant);
+    cr_assert_not(e[m->floor_ep].is_free);
     /* exact decimal strings: "0.0000006000000000000001" is 600000 pUSD */
     const eng_model_t *luna = s_find(cat, "openai/gpt-5.6-luna");
     cr_assert_eq(e[luna->floor_ep].price.output, 600000);

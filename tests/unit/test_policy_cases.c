@@ -8,6 +8,7 @@
 #include "eng_cases.h"
 #include "eng_catalog.h"
 #include "eng_policy.h"
+#include "eng_policy_internal.h"
 
 static eng_catalog_t *s_cat;
 static eng_policy_t *s_pol;
@@ -169,4 +170,123 @@ Test(eng_cases, byte_order_mark_is_skipped)
     cr_assert_null(eng_cases_load_buffer("bom.cases", bad, sizeof bad - 1, d));
     cr_assert_eq(eng_diags_get(d, 0)->col, 3, "the column the editor shows");
     eng_diags_destroy(&d);
+}
+
+/* The reload gate ------------------------------------------------------------ */
+
+typedef struct {
+    int n;           /* failures reported */
+    char first[320]; /* "file:line: message" of the first */
+} s_fails_t;
+
+static void s_on_fail(void *ctx, const char *file, int line, const char *msg)
+{
+    s_fails_t *f = ctx;
+    if (f->n++ == 0) {
+        snprintf(f->first, sizeof f->first, "%s:%d: %s", file, line, msg);
+    }
+}
+
+Test(eng_cases, check_names_each_failing_case_and_its_first_difference)
+{
+    const char *src = "good  hints=code => model=anthropic/claude-sonnet-4 tier=standard\n"
+                      "bad   hints=chat prompt_tokens=500 \\\n"
+                      "      => tier=budget model=openai/o1\n"
+                      "boom  prompt_tokens=-1 => tier=-\n";
+    eng_cases_t *cases = eng_cases_load_buffer("mem.cases", src, strlen(src), NULL);
+    cr_assert_not_null(cases);
+    s_fails_t f = {0};
+    cr_assert_eq(eng_cases_check(cases, s_pol, s_on_fail, &f), 2);
+    cr_assert_eq(f.n, 2);
+    cr_assert_str_eq(f.first, "mem.cases:2: case 'bad' fails: model: expected openai/o1, got "
+                              "meta-llama/llama-3.1-8b-instruct");
+    cr_assert_eq(eng_cases_check(cases, s_pol, NULL, NULL), 2, "fn may be NULL");
+    eng_cases_destroy(&cases);
+}
+
+/* The default policy with `from` replaced by `to`. */
+static eng_policy_t *s_variant(const char *from, const char *to, unsigned flags, eng_diags_t *diags)
+{
+    size_t len;
+    FILE *f = fopen("policies/default.policy", "rb");
+    cr_assert_not_null(f);
+    static char src[16384], out[16384];
+    len = fread(src, 1, sizeof src - 1, f);
+    fclose(f);
+    src[len] = '\0';
+    const char *at = strstr(src, from);
+    cr_assert_not_null(at, "no '%s'", from);
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - src), src, to, at + strlen(from));
+    return eng_policy_compile("variant.policy", out, strlen(out), NULL, s_cat, diags, flags);
+}
+
+Test(eng_cases, catch_all_is_named_and_required_on_demand)
+{
+    cr_assert_str_eq(eng_policy_catch_all(s_pol), "default");
+    const char *rule = "route default {\n    tier mid\n}";
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *p = s_variant(rule, "", 0, d);
+    cr_assert_not_null(p, "without the flag a lost catch-all is a warning");
+    cr_assert_null(eng_policy_catch_all(p));
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_WARNING), 1);
+    eng_policy_destroy(&p);
+    eng_diags_destroy(&d);
+
+    d = eng_diags_new();
+    p = s_variant(rule, "", ENG_POLICY_REQUIRE_CATCH_ALL, d);
+    cr_assert_null(p);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), 1);
+    const eng_diag_t *e = eng_diags_get(d, 0);
+    cr_assert_eq(e->severity, ENG_DIAG_ERROR);
+    cr_assert(strstr(e->msg, "no rule matches every request, but the serving policy has one"), "%s",
+              e->msg);
+    cr_assert_gt(e->line, 80, "located at the last rule left, line %d", e->line);
+    eng_diags_destroy(&d);
+
+    /* A catch-all under another name satisfies it. */
+    d = eng_diags_new();
+    p = s_variant(rule, "route rest {\n    tier mid\n}", ENG_POLICY_REQUIRE_CATCH_ALL, d);
+    cr_assert_not_null(p);
+    cr_assert_str_eq(eng_policy_catch_all(p), "rest");
+    eng_policy_destroy(&p);
+    eng_diags_destroy(&d);
+}
+
+Test(eng_cases, coverage_lost_lists_what_the_old_policy_routed)
+{
+    s_fails_t f = {0};
+    cr_assert_eq(eng_policy_coverage_lost(s_pol, s_pol, "same", s_on_fail, &f), 0);
+
+    /* Without the catch-all: the bare request, each group and json had
+     * only the default rule. */
+    eng_policy_t *p = s_variant("route default {\n    tier mid\n}", "", 0, NULL);
+    cr_assert_not_null(p);
+    cr_assert_eq(eng_policy_coverage_lost(s_pol, p, "v.policy", s_on_fail, &f), 5, "%s", f.first);
+    cr_assert_str_eq(f.first, "v.policy:0: requests with no feature at all matched rule "
+                              "'default' of the serving policy and match no rule of this one: "
+                              "they would fail with no_candidate");
+    /* The other way round nothing is lost. */
+    cr_assert_eq(eng_policy_coverage_lost(p, s_pol, "v.policy", NULL, NULL), 0);
+
+    /* Serving without a catch-all, the next one also drops the code hint
+     * (the code rule now asks for "rust"). */
+    static char both[16384];
+    FILE *fp = fopen("policies/default.policy", "rb");
+    cr_assert_not_null(fp);
+    size_t n = fread(both, 1, sizeof both - 1, fp);
+    fclose(fp);
+    both[n] = '\0';
+    char *cut = strstr(both, "route default {");
+    cr_assert_not_null(cut);
+    *cut = '\0';
+    char *code = strstr(both, "hints has \"code\" or tools");
+    cr_assert_not_null(code);
+    memcpy(code + strlen("hints has \""), "rust", 4);
+    eng_policy_t *q2 = eng_policy_compile("q.policy", both, strlen(both), NULL, s_cat, NULL, 0);
+    cr_assert_not_null(q2);
+    s_fails_t g = {0};
+    cr_assert_eq(eng_policy_coverage_lost(p, q2, "q.policy", s_on_fail, &g), 1, "%s", g.first);
+    cr_assert(strstr(g.first, "requests with hint 'code' matched rule 'code'"), "%s", g.first);
+    eng_policy_destroy(&q2);
+    eng_policy_destroy(&p);
 }

@@ -226,12 +226,13 @@ static void s_check(s_env_t *env, const hpp_features_t *f, const eng_decision_t 
                  strncmp(f->model.ptr, "hpprouter/", 10) != 0;
     bool free = ml > 5 && memcmp(f->model.ptr + ml - 5, ":free", 5) == 0;
     if (floor) {
-        /* The cheapest enabled endpoint of the model, by the catalog's key. */
+        /* The cheapest enabled endpoint of the model, by the catalog's key,
+         * among those the id means (never its `:free` variant). */
         const eng_model_t *m = d->model;
         hpp_pusd_t best = INT64_MAX;
         for (uint32_t k = 0; k < m->ep_count; k++) {
             const eng_endpoint_t *o = &env->eps[m->ep_first + k];
-            if (o->enabled && s_price_key(o) < best) {
+            if (o->enabled && !o->free_variant && s_price_key(o) < best) {
                 best = s_price_key(o);
             }
         }
@@ -241,6 +242,10 @@ static void s_check(s_env_t *env, const hpp_features_t *f, const eng_decision_t 
          * request (tools, window) is taken among them. */
         cr_assert_eq(s_price_key(e), s_price_key(&env->eps[m->floor_ep]));
         env->floor_ok++;
+    }
+    bool named = !free && ml > 0 && !(ml >= 10 && memcmp(f->model.ptr, "hpprouter/", 10) == 0);
+    if (named && f->nmodels == 0) {
+        cr_assert_not(e->free_variant, "%.*s answered by its :free variant", (int)ml, f->model.ptr);
     }
     if (free) {
         cr_assert_eq(d->cost.total, 0, "a :free answer that costs money");

@@ -110,6 +110,8 @@ Test(proto_request, full_route_round_trip)
     f->prompt_tokens = 12345;
     f->output_tokens = 0; /* 0 is a value, distinct from "not given" */
     f->cache_read_tokens = 1000;
+    f->cache_write_tokens = 2000;
+    f->reasoning_tokens = 3000;
     f->images = 2;
     f->vision = true;
     f->tools = true;
@@ -142,6 +144,8 @@ Test(proto_request, full_route_round_trip)
     cr_assert_eq(g->prompt_tokens, 12345);
     cr_assert_eq(g->output_tokens, 0);
     cr_assert_eq(g->cache_read_tokens, 1000);
+    cr_assert_eq(g->cache_write_tokens, 2000);
+    cr_assert_eq(g->reasoning_tokens, 3000);
     cr_assert_eq(g->images, 2);
     cr_assert(g->vision && g->tools && g->json);
     cr_assert_eq(g->nhints, 2);
@@ -712,6 +716,23 @@ Test(proto_request_bad, ranges)
     msgpack_pack_uint32(&r.pk, 101);
     s_expect(&r, PROTO_ERR_RANGE,
              "cache_read_tokens: must be from 0 to prompt_tokens, got 101 > 100");
+
+    /* Cache writes are the rest of the prompt at most. */
+    s_raw_init(&r);
+    s_route_head(&r, 2);
+    s_kstr(&r, "cache_read_tokens");
+    msgpack_pack_uint32(&r.pk, 60);
+    s_kstr(&r, "cache_write_tokens");
+    msgpack_pack_uint32(&r.pk, 41);
+    s_expect(&r, PROTO_ERR_RANGE,
+             "cache_write_tokens: must be from 0 to prompt_tokens - cache_read_tokens, got 41 + "
+             "60 cache_read_tokens > 100");
+
+    s_raw_init(&r);
+    s_route_head(&r, 1);
+    s_kstr(&r, "reasoning_tokens");
+    msgpack_pack_int64(&r.pk, 100000001);
+    s_expect(&r, PROTO_ERR_RANGE, "reasoning_tokens: must be an integer from 0 to 100000000");
 
     s_raw_init(&r);
     s_route_head(&r, 1);

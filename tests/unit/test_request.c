@@ -40,6 +40,27 @@ Test(hpp_check, cache_read_within_prompt)
 }
 
 /* The messages spell the limits out as text; they must say the macros. */
+Test(hpp_check, cache_write_within_the_uncached_prompt)
+{
+    cr_assert_null(hpp_check_cache_write(40, 60, 100));
+    cr_assert_null(hpp_check_cache_write(0, 0, 0));
+    cr_assert_not_null(hpp_check_cache_write(41, 60, 100));
+    cr_assert_not_null(hpp_check_cache_write(-1, 0, 100));
+    hpp_features_t f;
+    hpp_features_init(&f);
+    f.prompt_tokens = 100;
+    f.cache_write_tokens = 101;
+    const char *field = NULL;
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "cache_write_tokens");
+    f.cache_write_tokens = 100;
+    f.reasoning_tokens = HPP_MAX_TOKENS + 1;
+    cr_assert_not_null(hpp_features_check(&f, &field));
+    cr_assert_str_eq(field, "reasoning_tokens");
+    f.reasoning_tokens = HPP_MAX_TOKENS;
+    cr_assert_null(hpp_features_check(&f, &field));
+}
+
 Test(hpp_check, messages_quote_the_limits)
 {
     char want[64];

@@ -371,6 +371,185 @@ Test(eng_resolve, free_variant)
     s_expect_status(&f, HPP_E_NO_FREE_VARIANT);
 }
 
+/* A plain id means the model's paid endpoints: e/gem's :free endpoint is
+ * the cheapest, yet only e/gem:free asks for it. */
+Test(eng_resolve, plain_id_means_the_paid_endpoints)
+{
+    hpp_features_t f = s_req();
+    const char *ids[] = {"e/gem", "e/gem:floor"};
+    for (size_t i = 0; i < 2; i++) {
+        f.model = s_s(ids[i]);
+        eng_decision_t d = s_run(&f);
+        cr_assert_eq(d.status, HPP_OK, "%s: %s", ids[i], d.message);
+        cr_assert_str_eq(d.endpoint->provider, "p3", "%s", ids[i]);
+        cr_assert_not(d.endpoint->free_variant, "%s", ids[i]);
+        cr_assert_eq(d.cost.total, INT64_C(600000000), "%s", ids[i]); /* 2000 x $0.30/1M */
+        for (uint32_t k = 0; k < d.nfallbacks; k++) {
+            cr_assert_not(d.fallbacks[k]->free_variant, "%s: free fallback", ids[i]);
+        }
+    }
+    f.model = s_s("e/gem:free");
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.status, HPP_OK);
+    cr_assert(d.endpoint->free_variant);
+    cr_assert_eq(d.nfallbacks, 0);
+}
+
+/* A model sold only as a :free variant has no plain endpoint. */
+Test(eng_resolve, free_only_model_needs_the_free_suffix)
+{
+    eng_catalog_t *cat = fixture_catalog(
+        "{\"data\":[{\"id\":\"x/only:free\",\"provider\":\"p\","
+        "\"pricing\":{\"input\":0,\"output\":0}},"
+        "{\"id\":\"x/paid\",\"provider\":\"p\",\"pricing\":{\"input\":1,\"output\":1}}]}");
+    eng_policy_t *pol = fixture_policy("tier free max $0\ntier paid\nroute r { tier free }\n", cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    eng_decision_t d;
+    const char *plain[] = {"x/only", "x/only:floor"};
+    for (size_t i = 0; i < 2; i++) {
+        f.model = s_s(plain[i]);
+        cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_E_NO_CANDIDATE, "%s: %s", plain[i],
+                     d.message);
+        cr_assert(strstr(d.message, "':free'"), "%s", d.message);
+    }
+    f.model = s_s("x/only:free");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    /* auto may still call it through its free endpoint: a free model */
+    f.model = s_s("");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "x/only");
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
+/* Cache writes and reasoning tokens are part of the estimate: reasoning is
+ * billed as output, cache writes without a write price as input. */
+Test(eng_resolve, cache_write_and_reasoning_are_estimated)
+{
+    hpp_features_t f = s_req();
+    f.model = s_s("d/prem"); /* $15 / $60 */
+    f.output_tokens = 1000;
+    eng_decision_t d = s_run(&f);
+    cr_assert_eq(d.cost.total, INT64_C(75000000000));
+    f.cache_write_tokens = 400;
+    f.reasoning_tokens = 500;
+    d = s_run(&f);
+    cr_assert_eq(d.status, HPP_OK, "%s", d.message);
+    cr_assert_eq(d.cost.input, INT64_C(15000000000));  /* 600 + 400 written, x $15 */
+    cr_assert_eq(d.cost.output, INT64_C(90000000000)); /* (1000 + 500) x $60 */
+    cr_assert_eq(d.cost.total, INT64_C(105000000000));
+    /* a budget sees them too */
+    f.has_budget = true;
+    f.budget_usd = 0.1;
+    s_expect_status(&f, HPP_E_INSUFFICIENT_BUDGET);
+}
+
+/* Output over the model's max output is not a context-window problem. */
+Test(eng_resolve, max_output_is_its_own_reason)
+{
+    eng_catalog_t *cat =
+        fixture_catalog("{\"data\":[{\"id\":\"x/m\",\"provider\":\"p\",\"context_length\":10000,"
+                        "\"max_output\":1000,\"pricing\":{\"input\":1,\"output\":1}}]}");
+    eng_policy_t *pol = fixture_policy("tier any\nroute r { tier any }\n", cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.model = s_s("x/m");
+    f.output_tokens = 1001;
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_E_NO_CANDIDATE);
+    cr_assert(strstr(d.message, "max output"), "%s", d.message);
+    cr_assert_null(strstr(d.message, "context window"), "%s", d.message);
+    /* reasoning counts against it too, and the trace names the limit */
+    f.output_tokens = 800;
+    f.reasoning_tokens = 300;
+    f.model = s_s("");
+    eng_trace_entry_t entries[8];
+    eng_trace_t tr = {.entries = entries, .cap = 8};
+    cr_assert_eq(eng_resolve(pol, &f, &d, &tr), HPP_E_NO_CANDIDATE);
+    cr_assert_eq(tr.n, 1);
+    cr_assert_eq(entries[0].reason, ENG_REJ_MAX_OUTPUT);
+    cr_assert_str_eq(eng_reject_name(ENG_REJ_MAX_OUTPUT), "max_output");
+    /* the window: prompt + output + reasoning */
+    f.output_tokens = 500;
+    f.reasoning_tokens = 400;
+    f.prompt_tokens = 9200;
+    cr_assert_eq(eng_resolve(pol, &f, &d, &tr), HPP_E_NO_CANDIDATE);
+    cr_assert_eq(entries[0].reason, ENG_REJ_CONTEXT);
+    f.prompt_tokens = 9000;
+    cr_assert_eq(eng_resolve(pol, &f, &d, &tr), HPP_OK, "%s", d.message);
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
+/* A per-call model is placed and ranked by what the reference request
+ * (1000 tokens) costs it: $0.02 a call is $20 per 1M tokens, premium, not a
+ * $0 blend that wins the budget tier. */
+Test(eng_resolve, per_call_models_priced_by_the_reference_request)
+{
+    eng_catalog_t *cat = fixture_catalog(
+        "{\"data\":[{\"id\":\"acme/"
+        "percall\",\"provider\":\"p\",\"pricing\":{\"per_request\":0.02}},"
+        "{\"id\":\"acme/cheap\",\"provider\":\"p\",\"pricing\":{\"input\":0.06,\"output\":0.06}},"
+        "{\"id\":\"acme/tiny-fee\",\"provider\":\"p\",\"pricing\":{\"input\":0.01,\"output\":0.01,"
+        "\"per_request\":0.0001}}]}");
+    eng_policy_t *pol = fixture_policy("tier budget max $0.15\ntier mid max $1.50\n"
+                                       "tier standard max $10\ntier premium\n"
+                                       "route r { tier budget  step up }\n",
+                                       cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.prompt_tokens = 100;
+    f.output_tokens = 100;
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "acme/cheap");
+    cr_assert_eq(d.cost.total, INT64_C(12000000)); /* $0.000012 */
+    /* acme/tiny-fee: $0.01 + $0.0001 / 1000 tokens = $0.11 per 1M, still
+     * budget, ranked after acme/cheap ($0.06) although its tokens are cheaper */
+    f.model = s_s("acme/percall");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
+    cr_assert_str_eq(d.tier_name, "premium");
+    f.model = s_s("acme/tiny-fee");
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
+    cr_assert_str_eq(d.tier_name, "budget");
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
+/* LiteLLM's *_above_200k_tokens prices apply to a prompt above 200k. */
+Test(eng_resolve, long_prompt_prices_apply_above_the_threshold)
+{
+    static const char lite[] =
+        "{\"gemini-2.5-pro\":{\"litellm_provider\":\"vertex_ai-language-models\",\"mode\":\"chat\","
+        "\"max_input_tokens\":1048576,\"max_output_tokens\":65535,"
+        "\"input_cost_per_token\":1.25e-06,\"output_cost_per_token\":1e-05,"
+        "\"input_cost_per_token_above_200k_tokens\":2.5e-06,"
+        "\"output_cost_per_token_above_200k_tokens\":1.5e-05,"
+        "\"output_cost_per_token_above_200k_tokens_priority\":9e-05}}";
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err;
+    cr_assert_eq(
+        eng_catalog_load_buffer(cat, "lite.json", lite, strlen(lite), ENG_FMT_LITELLM, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &err), 0);
+    eng_policy_t *pol = fixture_policy("tier any\nroute r { tier any }\n", cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.model = s_s("google/gemini-2.5-pro");
+    f.output_tokens = 1000;
+    f.prompt_tokens = 200000; /* not above: the usual prices */
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_eq(d.cost.total, INT64_C(260000000000)); /* $0.25 + $0.01 */
+    f.prompt_tokens = 250000;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_eq(d.cost.input, INT64_C(625000000000)); /* 250k x $2.50 */
+    cr_assert_eq(d.cost.output, INT64_C(15000000000)); /* 1k x $15, not the priority $90 */
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 Test(eng_resolve, auto_free)
 {
     hpp_features_t f = s_req();
