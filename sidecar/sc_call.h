@@ -95,6 +95,7 @@ struct sc_call {
     sc_trust_t trust;           /* its trusted group and budget (f.group may point here) */
     proto_request_t ereq;       /* the engine call's request: kept, a resend encodes it again */
     char free_model[HPP_MAX_MODEL_LEN + 1]; /* proxy: the ":free" model ereq may name */
+    char model_id[HPP_MAX_MODEL_LEN + 1];   /* GET /v1/models/{id}: the id, else "" */
     uint64_t eng;                           /* engine call in flight, 0 = none */
     double eng_t0;   /* when it was sent (for the engine round-trip histogram) */
     sc_decision_t d; /* the decision */

@@ -705,16 +705,60 @@ static void s_handle_chat(sc_call_t *call)
     }
 }
 
-/* Writes a price field when given (negative = not given). */
-static void s_price(struct evbuffer *b, const char *key, double v, bool *first)
+/* One price of a model's `pricing`: USD (per 1M tokens for tokens), or null
+ * where it does not apply (negative = not given). */
+static void s_price(struct evbuffer *b, const char *key, double v, bool first)
 {
     if (v < 0 || !isfinite(v)) {
-        return;
+        evbuffer_add_printf(b, "%s\"%s\":null", first ? "" : ",", key);
+    } else {
+        evbuffer_add_printf(b, "%s\"%s\":%.10g", first ? "" : ",", key, v);
     }
-    evbuffer_add_printf(b, "%s\"%s\":%.10g", *first ? "" : ",", key, v);
-    *first = false;
 }
 
+/* One model as an OpenAI-style model object with the gateway's pricing. */
+static void s_model_json(struct evbuffer *b, const proto_model_info_t *m)
+{
+    char id[HPP_MAX_MODEL_LEN + 1], owner[HPP_MAX_MODEL_LEN + 1];
+    sc_strcopy(id, sizeof id, m->id);
+    sc_strcopy(owner, sizeof owner, m->owned_by);
+    evbuffer_add(b, "{", 1);
+    s_json_str(b, "id", id, true);
+    evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":0");
+    s_json_str(b, "owned_by", owner, false);
+    if (strcmp(id, HPP_AUTO_MODEL) == 0) {
+        evbuffer_add_printf(b, ",\"pricing\":null,\"description\":\"virtual model: each request is "
+                               "routed by the policy\"}");
+        return;
+    }
+    evbuffer_add_printf(b,
+                        ",\"context_length\":%u,\"max_output_tokens\":%u,\"endpoints\":%u,"
+                        "\"free\":%s,\"capabilities\":[",
+                        m->context_length, m->max_output, m->endpoints, m->free ? "true" : "false");
+    bool first = true;
+    for (size_t i = 0; i < HPP_NCAPS; i++) {
+        if (m->caps & hpp_caps[i].bit) {
+            evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", hpp_caps[i].name);
+            first = false;
+        }
+    }
+    /* The gateway's pricing: USD per 1M tokens, null where not applicable;
+     * flat fees only when the model has them. */
+    evbuffer_add_printf(b, "],\"pricing\":{");
+    s_price(b, "input", m->prompt, true);
+    s_price(b, "output", m->completion, false);
+    s_price(b, "cache_write", m->cache_write, false);
+    s_price(b, "cache_read", m->cache_read, false);
+    if (m->request >= 0) {
+        s_price(b, "request", m->request, false);
+    }
+    if (m->image >= 0) {
+        s_price(b, "image", m->image, false);
+    }
+    evbuffer_add(b, "}}", 2);
+}
+
+/* GET /v1/models (call->model_id empty) or GET /v1/models/{id}. */
 static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r,
                               const void *raw, size_t len)
 {
@@ -739,44 +783,26 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         s_reply_error(call, &err);
         return;
     }
+    const char *want = call->model_id;
+    size_t wlen = strlen(want);
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
-    evbuffer_add_printf(b,
-                        "{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\","
-                        "\"created\":0,\"owned_by\":\"hpprouter\",\"pricing\":null,"
-                        "\"description\":\"virtual model: each request is routed by the "
-                        "policy\"}",
-                        HPP_AUTO_MODEL);
+    if (!wlen) {
+        evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[");
+    }
     proto_model_info_t m;
     int rc;
+    size_t n = 0;
     while ((rc = proto_models_iter_next(&it, &m, &perr)) == 1) {
-        char id[HPP_MAX_MODEL_LEN + 1], owner[HPP_MAX_MODEL_LEN + 1];
-        sc_strcopy(id, sizeof id, m.id);
-        sc_strcopy(owner, sizeof owner, m.owned_by);
-        evbuffer_add(b, ",{", 2);
-        s_json_str(b, "id", id, true);
-        evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":0");
-        s_json_str(b, "owned_by", owner, false);
-        evbuffer_add_printf(b,
-                            ",\"context_length\":%u,\"max_output_tokens\":%u,\"endpoints\":%u,"
-                            "\"free\":%s,\"capabilities\":[",
-                            m.context_length, m.max_output, m.endpoints, m.free ? "true" : "false");
-        bool first = true;
-        for (size_t i = 0; i < HPP_NCAPS; i++) {
-            if (m.caps & hpp_caps[i].bit) {
-                evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", hpp_caps[i].name);
-                first = false;
-            }
+        if (wlen && !(m.id.len == wlen && memcmp(m.id.ptr, want, wlen) == 0)) {
+            continue;
         }
-        /* Token prices in USD per 1M tokens, fees in USD per request / image. */
-        evbuffer_add_printf(b, "],\"pricing\":{");
-        first = true;
-        s_price(b, "prompt", m.prompt, &first);
-        s_price(b, "completion", m.completion, &first);
-        s_price(b, "cache_read", m.cache_read, &first);
-        s_price(b, "cache_write", m.cache_write, &first);
-        s_price(b, "request", m.request, &first);
-        s_price(b, "image", m.image, &first);
-        evbuffer_add(b, "}}", 2);
+        if (n++) {
+            evbuffer_add(b, ",", 1);
+        }
+        s_model_json(b, &m);
+        if (wlen) {
+            break;
+        }
     }
     if (rc < 0) {
         evbuffer_drain(b, evbuffer_get_length(b));
@@ -785,7 +811,12 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         s_reply_error(call, &err);
         return;
     }
-    evbuffer_add(b, "]}\n", 3);
+    if (wlen && n == 0) {
+        oai_error_set(&err, 404, "model_not_found", "model", "no model '%s' in the catalog", want);
+        s_reply_error(call, &err);
+        return;
+    }
+    evbuffer_add(b, wlen ? "\n" : "]}\n", wlen ? 1 : 3);
     evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
                       "application/json");
     s_send(call, 200, b);
@@ -794,6 +825,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
 
 static void s_handle_models(sc_call_t *call)
 {
+    call->model_id[0] = '\0';
     if (s_trust_headers(call) == 0) {
         s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
     }
@@ -861,10 +893,42 @@ static void s_handle_metrics(sc_call_t *call)
     s_call_finish(call);
 }
 
+/* GET /v1/models/{id}: the id is the rest of the path, percent-decoded
+ * (model ids hold slashes: /v1/models/openai/gpt-4o and
+ * /v1/models/openai%2Fgpt-4o both name openai/gpt-4o). */
+static void s_handle_model(sc_call_t *call)
+{
+    const char *uri = evhttp_request_get_uri(call->req);
+    size_t skip = strlen("/v1/models/"), plen = strcspn(uri, "?#");
+    char raw[3 * HPP_MAX_MODEL_LEN + 1];
+    oai_error_t err;
+    size_t n = plen - skip;
+    char *id = NULL;
+    size_t idlen = 0;
+    if (n < sizeof raw) {
+        memcpy(raw, uri + skip, n);
+        raw[n] = '\0';
+        id = evhttp_uridecode(raw, 0, &idlen);
+    }
+    if (!id || idlen == 0 || idlen > HPP_MAX_MODEL_LEN || memchr(id, '\0', idlen)) {
+        free(id);
+        oai_error_set(&err, 400, "invalid_value", "model",
+                      "the path must end in a model id of 1 to %d bytes", HPP_MAX_MODEL_LEN);
+        s_reply_error(call, &err);
+        return;
+    }
+    memcpy(call->model_id, id, idlen + 1);
+    free(id);
+    if (s_trust_headers(call) == 0) {
+        s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
+    }
+}
+
 /* Routing table ----------------------------------------------------------- */
 
 typedef struct {
-    const char *path;        /* exact path */
+    const char *path;        /* exact path, or the prefix of one with `prefix` */
+    bool prefix;             /* matches paths that start with `path` and go on */
     int methods;             /* EVHTTP_REQ_* bits accepted */
     const char *allow;       /* Allow header for 405 */
     int auth_methods;        /* accepted too where this is the auth route (decision-only) */
@@ -878,17 +942,27 @@ typedef struct {
  * auth-request with HEAD: the auth route takes them as it takes a POST,
  * body or no body. */
 static const s_route_def_t s_routes[] = {
-    {"/v1/route", EVHTTP_REQ_POST, "POST", 0, NULL, SC_ROUTE_ROUTE, s_handle_route},
-    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+    {"/v1/route", false, EVHTTP_REQ_POST, "POST", 0, NULL, SC_ROUTE_ROUTE, s_handle_route},
+    {"/v1/chat/completions", false, EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
      "POST, GET, HEAD", SC_ROUTE_CHAT, s_handle_chat},
-    {"/v1/models", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
+    {"/v1/models", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
      s_handle_models},
-    {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_HEALTH,
+    {"/v1/models/", true, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
+     s_handle_model},
+    {"/healthz", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_HEALTH,
      s_handle_health},
-    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
+    {"/metrics", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
      s_handle_metrics},
-    {NULL, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
+    {NULL, false, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
 };
+
+/* Whether route r serves the path uri[0..plen). */
+static bool s_route_match(const s_route_def_t *r, const char *uri, size_t plen)
+{
+    size_t n = strlen(r->path);
+    return r->prefix ? plen > n && strncmp(r->path, uri, n) == 0
+                     : plen == n && strncmp(r->path, uri, n) == 0;
+}
 
 /* The methods a route accepts on this server, and its Allow header. */
 static int s_route_methods(const sc_server_t *srv, const s_route_def_t *r, const char **allow)
@@ -1018,8 +1092,7 @@ static void s_on_request(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     size_t plen = strcspn(uri ? uri : "", "?#");
     int i = 0;
-    while (s_routes[i].path &&
-           !(strlen(s_routes[i].path) == plen && strncmp(s_routes[i].path, uri, plen) == 0)) {
+    while (s_routes[i].path && !s_route_match(&s_routes[i], uri ? uri : "", plen)) {
         i++;
     }
     oai_error_t err;
@@ -1030,7 +1103,7 @@ static void s_on_request(struct evhttp_request *req, void *arg)
     if (!s_routes[i].path) {
         oai_error_set(&err, 404, "not_found", NULL,
                       "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
-                      "GET /v1/models, GET /healthz, GET /metrics)",
+                      "GET /v1/models, GET /v1/models/{id}, GET /healthz, GET /metrics)",
                       (int)(plen > 100 ? 100 : plen), uri);
         s_reject(srv, req, SC_ROUTE_OTHER, &err, NULL);
         return;

@@ -328,9 +328,26 @@ check "400 concurrent requests, each answered with its own decision" "0 mismatch
 s=$(req GET "$D" /v1/models)
 check "models: 200" 200 "$s"
 check "models: list with hpprouter/auto first" "list hpprouter/auto" "$(jget 'j["object"] + " " + j["data"][0]["id"]')"
-check "models: catalog models with per-1M pricing" "True" \
-    "$(jget 'len(j["data"]) > 3 and all(m["object"] == "model" and "prompt" in m["pricing"] and "completion" in m["pricing"] for m in j["data"][1:])')"
+check "models: catalog models with the gateway's pricing (USD per 1M, null where n/a)" "True" \
+    "$(jget 'len(j["data"]) > 3 and all(m["object"] == "model" and all(k in m["pricing"] for k in ("input", "output", "cache_write", "cache_read")) and all(v is None or isinstance(v, (int, float)) for v in m["pricing"].values()) for m in j["data"][1:])')"
 check "models: gpt-4o listed" "True" "$(jget 'any(m["id"] == "openai/gpt-4o" for m in j["data"])')"
+cp "$tmp/b" "$tmp/models"
+# A model with a paid and a free endpoint is two entries: the plain id at the
+# paid price, and ID:free at $0.
+check "models: plain id priced as the paid endpoint" "True" \
+    "$(jget '[m["pricing"]["input"] > 0 for m in j["data"] if m["id"] == "google/gemma-2-9b-it"] == [True]' "$tmp/models")"
+check "models: the :free variant is its own entry at \$0" "0 0" \
+    "$(jget '" ".join("%g" % m["pricing"][k] for m in j["data"] if m["id"] == "google/gemma-2-9b-it:free" for k in ("input", "output"))' "$tmp/models")"
+s=$(req GET "$D" /v1/models/openai/gpt-4o)
+check "models/{id}: 200" 200 "$s"
+check "models/{id}: one model object" "model openai/gpt-4o" "$(jget 'j["object"] + " " + j["id"]')"
+check "models/{id}: same entry as in the list" "True" \
+    "$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=[m for m in json.load(open(sys.argv[2]))["data"] if m["id"]=="openai/gpt-4o"]; print(b == [a])' "$tmp/b" "$tmp/models")"
+s=$(req GET "$D" /v1/models/openai%2Fgpt-4o)
+check "models/{id}: percent-encoded slash" "openai/gpt-4o" "$(jget 'j["id"]')"
+s=$(req GET "$D" /v1/models/hpprouter/auto)
+check "models/{id}: the virtual model" "hpprouter/auto None" "$(jget 'j["id"] + " " + str(j["pricing"])')"
+error_shape "models/{id}: unknown model" "$(req GET "$D" /v1/models/acme/nothing)" 404 model_not_found
 
 s=$(req GET "$D" /healthz)
 check "healthz: 200" 200 "$s"
