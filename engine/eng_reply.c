@@ -99,6 +99,8 @@ void eng_reply_view(const eng_decision_t *d, const eng_catalog_t *cat, proto_dec
     out->nfallbacks = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
     for (uint32_t i = 0; i < out->nfallbacks; i++) {
         out->fallback_index[i] = s_endpoint(&c, NULL, d->fallbacks[i], &out->fallbacks[i]);
+        out->fallback_tier[i] = s_cstr(d->fallback_tier[i]);
+        out->fallback_cost[i] = d->fallback_cost[i];
     }
 }
 

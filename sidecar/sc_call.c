@@ -37,6 +37,9 @@ void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r)
                    r->fallbacks[i].provider);
         sc_strcopy(d->fallbacks[i].provider_model, sizeof d->fallbacks[i].provider_model,
                    r->fallbacks[i].provider_model);
+        sc_strcopy(d->fallbacks[i].tier, sizeof d->fallbacks[i].tier, r->fallbacks[i].tier);
+        d->fallbacks[i].cost_usd = r->fallbacks[i].cost_usd;
+        d->fallbacks[i].has_cost = r->fallbacks[i].cost_usd >= 0;
     }
 }
 

@@ -934,6 +934,8 @@ Test(proto_reply, decision_round_trip)
         .input = 1250000000, .output = 10000000000, .cache = 0, .fees = 7, .total = 11250000007};
     d.output_tokens = 1000;
     d.fallbacks[0] = s_ep(cat, fb);
+    d.fallback_tier[0] = "premium";
+    d.fallback_cost[0] = 3000000000;
     d.nfallbacks = 1;
 
     proto_buf_t b = s_buf();
@@ -958,6 +960,9 @@ Test(proto_reply, decision_round_trip)
     cr_assert_eq(r.nfallbacks, 1);
     cr_assert(s_str_is(r.fallbacks[0].model, "anthropic/claude-sonnet-4"));
     cr_assert(s_str_is(r.fallbacks[0].provider, d.fallbacks[0]->provider));
+    /* A gateway that retries at a fallback reports its tier and estimate. */
+    cr_assert(s_str_is(r.fallbacks[0].tier, "premium"));
+    cr_assert_float_eq(r.fallbacks[0].cost_usd, 0.003, 1e-15);
     proto_buf_destroy(&b);
     eng_catalog_destroy(&cat);
 }
