@@ -429,10 +429,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         return;
     }
     if (call->buffered && up && call->up_error == 0) {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
-        if (evcon) {
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
+        call->ops->detach(call);
         evhttp_send_reply(call->req, call->status, call->reason, NULL);
         call->req = NULL;
         call->ops->finish(call);
@@ -447,9 +444,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     }
     if (call->streaming) {
         struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
-        if (evcon) {
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
+        call->ops->detach(call);
         if (up && call->up_error == 0) {
             evhttp_send_reply_end(call->req);
         } else if (evcon) {
