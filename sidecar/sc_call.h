@@ -62,6 +62,10 @@ typedef struct {
     /* Adds the X-HPP-Router-* decision headers for `model` to `headers`. */
     void (*add_decision_headers)(const sc_call_t *call, struct evkeyvalq *headers,
                                  const char *model);
+    /* Stops watching the client connection for the call (its close no longer
+     * cancels it); call before the last reply call, which may free the
+     * connection. */
+    void (*detach)(sc_call_t *call);
     /* Records metrics, detaches from the client connection and returns the
      * call to the server's pool. The reply must already be sent. */
     void (*finish)(sc_call_t *call);
@@ -69,6 +73,8 @@ typedef struct {
 
 struct sc_call {
     struct sc_server *srv;      /* owner (opaque here) */
+    void *conn;                 /* the owner's state of the client connection, NULL once
+                                   detached (opaque here) */
     const sc_call_ops_t *ops;   /* the owner's callbacks */
     struct sc_proxy *px;        /* the proxy running it, NULL until sc_proxy_start */
     struct evhttp_request *req; /* client request; NULL once libevent freed it */
