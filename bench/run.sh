@@ -16,10 +16,11 @@
 #   BENCH_REPEAT=3          runs of each point a goal is judged at (median taken; HTTP: >= 2)
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
-#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1   skip one scenario (the report
-#                           says it was skipped)
+#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1 SKIP_SLOWCONN=1   skip one
+#                           scenario (the report says it was skipped)
 #   ONLY=multi              run only the named scenarios (space-separated: floor resolve
-#                           engine sidecar peers memory reload multi)
+#                           engine sidecar peers memory reload multi slowconn)
+#   BENCH_SLOW_CONNS=2000   slowconn: slow client connections held at once
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
 #   BENCH_CPU_LATENCY=0     idle-state exit latency (us) held from scenario 0 on; off = leave
@@ -1378,6 +1379,76 @@ scenario_profiles() {
     done
 }
 
+# 9. Slow clients: BENCH_SLOW_CONNS connections (2,000) that trickle their
+#    headers a byte a second into a sidecar started with --header-timeout 5,
+#    while another process times GET /healthz every 10 ms on a kept-alive
+#    connection; then /healthz alone, for reference. Goals: /healthz p99 at most
+#    10 ms while they are open, and every one closed (408) by its deadline.
+#    Both sides get a descriptor limit for the connections (ulimit -n).
+scenario_slowconn() {
+    want slowconn SKIP_SLOWCONN || return 0
+    log "9. slow clients against the sidecar (bench/slow_clients.py)"
+    local m r kind fails=0 n=${BENCH_SLOW_CONNS:-2000} ht=5
+    for m in hpp-engine hpp-sidecar; do
+        if [ ! -x "$B/$m" ]; then
+            status slowconn skipped "$B/$m is not built yet"
+            return 0
+        fi
+    done
+    local nofile=$((n * 2 + 1024))
+    if ! start_engine slow_engine "$BUNDLED_CATALOG"; then
+        status slowconn failed "the engine did not start"
+        return 0
+    fi
+    local sc=(bash -c 'ulimit -n "$0" && exec "$@"' "$nofile" "$B/hpp-sidecar" --listen 127.0.0.1:0
+        --engine "$ENGINE_EP" --header-timeout "$ht")
+    start "$TMP/slow_sidecar.log" "${sc[@]}"
+    local sc_pid=$PID port
+    if ! wait_line "$TMP/slow_sidecar.log" '^hpp-sidecar: ready on ' "$sc_pid" 20; then
+        status slowconn failed "the sidecar did not start"
+        stop "$ENGINE_PID"
+        return 0
+    fi
+    port=$(sed -n 's/^hpp-sidecar: ready on 127\.0\.0\.1://p' "$TMP/slow_sidecar.log" | head -n 1)
+    wait_http "http://127.0.0.1:$port/healthz" "$sc_pid"
+    for r in $(seq "$REPEAT"); do
+        for kind in slow baseline; do
+            local cmd=(bash -c 'ulimit -n "$0" && exec "$@"' "$nofile" python3 bench/slow_clients.py
+                --port "$port" --conns "$n" --header-timeout "$ht")
+            [ "$kind" = baseline ] && cmd+=(--baseline --seconds 3)
+            show "${cmd[@]}"
+            if "${cmd[@]}" >"$TMP/slowconn_$kind.out" 2>&1; then
+                record "$OUT/slowconn.jsonl" --json "$TMP/slowconn_$kind.out" kind="$kind" \
+                    round="$r" header_timeout_s="$ht" cmd="$(q "${cmd[@]}")"
+                note "$kind $r: $(tail -n 1 "$TMP/slowconn_$kind.out")"
+            else
+                fails=$((fails + 1))
+                tail -n 3 "$TMP/slowconn_$kind.out" | sed 's/^/   | /'
+            fi
+        done
+    done
+    stop "$sc_pid"
+    stop "$ENGINE_PID"
+    [ -s "$OUT/slowconn.jsonl" ] && python3 - "$OUT/slowconn.jsonl" <<'EOF'
+import json, statistics, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+for kind in ("slow", "baseline"):
+    rs = [r for r in recs if r.get("kind") == kind]
+    if not rs:
+        continue
+    def med(k):
+        return statistics.median(r[k] for r in rs)
+    line = "%s, median of %d: /healthz p50 %.2f ms, p99 %.2f ms, max %.2f ms" % (
+        kind, len(rs), med("healthz_p50_ms"), med("healthz_p99_ms"), med("healthz_max_ms"))
+    if kind == "slow":
+        line += "; %d connections: closed %d, 408 %d, not closed (worst) %d, life max %.2f s" % (
+            med("conns"), med("closed"), med("got_408"), max(r["not_closed"] for r in rs),
+            med("life_max_s"))
+    print("   " + line)
+EOF
+    status_of slowconn " slow" " slow" "$fails" "nothing ran" "measured:"
+}
+
 # ---------------------------------------------------------------------------
 # Main
 
@@ -1397,6 +1468,7 @@ only peers && scenario_peers
 only memory && scenario_memory
 only reload && scenario_reload
 only multi && scenario_multi
+only slowconn && scenario_slowconn
 [ -z "${ONLY:-}" ] && scenario_profiles
 cleanup
 PIDS=()

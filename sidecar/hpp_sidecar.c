@@ -116,6 +116,26 @@ static int s_upstream_timeout(void *opts, const char *flag, const char *arg)
     return eng_flag_int(flag, arg, 1, 3600, &S_OPTS(opts)->cfg.upstream_timeout_s);
 }
 
+static int s_max_connections(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, 10000000, &S_OPTS(opts)->cfg.max_connections);
+}
+
+static int s_header_timeout(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, 3600, &S_OPTS(opts)->cfg.header_timeout_s);
+}
+
+static int s_body_timeout(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, 3600, &S_OPTS(opts)->cfg.body_timeout_s);
+}
+
+static int s_idle_timeout(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, 3600, &S_OPTS(opts)->cfg.idle_timeout_s);
+}
+
 static int s_auth_refusal_status(void *opts, const char *flag, const char *arg)
 {
     if (strcmp(arg, "401") != 0 && strcmp(arg, "403") != 0) {
@@ -204,6 +224,19 @@ static const eng_flag_t s_flags[] = {
      "proxy: retries with fallback models on 429/5xx (default 2, 0-8)"},
     {"--upstream-timeout", "SECONDS", s_upstream_timeout, 0,
      "proxy: upstream connect/read inactivity timeout (default 300)"},
+    {"--max-connections", "N", s_max_connections, 0,
+     "client connections open at once; more are answered 503 and closed (default: the "
+     "descriptor limit, RLIMIT_NOFILE, less " S_STR(SC_FD_RESERVE) " kept for the rest; "
+                                                                   "halved in proxy mode)"},
+    {"--header-timeout", "SECONDS", s_header_timeout, 0,
+     "a request's headers must arrive within this, from its first byte (the first request: "
+     "from the connection), else 408 and close (default " S_STR(SC_DEFAULT_HEADER_TIMEOUT_S) ")"},
+    {"--body-timeout", "SECONDS", s_body_timeout, 0,
+     "a request's body must arrive within this, from the end of its headers, else 408 and "
+     "close (default " S_STR(SC_DEFAULT_BODY_TIMEOUT_S) ")"},
+    {"--idle-timeout", "SECONDS", s_idle_timeout, 0,
+     "a kept-alive connection without a request is closed after this (default " S_STR(
+         SC_DEFAULT_IDLE_TIMEOUT_S) ")"},
     {"--keys", "FILE", NULL, offsetof(s_opts_t, cfg.keys_file),
      "API keys: lines 'sha256:HEX group=NAME [budget_usd=USD]'; every request to /v1/route, "
      "/v1/chat/completions and /v1/models then needs 'Authorization: Bearer KEY' (else 401), "

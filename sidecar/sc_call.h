@@ -78,6 +78,10 @@ typedef struct {
     /* Adds the X-HPP-Router-* headers of the answering endpoint (call->at)
      * to `headers`. */
     void (*add_decision_headers)(const sc_call_t *call, struct evkeyvalq *headers);
+    /* Stops watching the client connection for the call (its close no longer
+     * cancels it); call before the last reply call, which may free the
+     * connection. */
+    void (*detach)(sc_call_t *call);
     /* Records metrics, detaches from the client connection and returns the
      * call to the server's pool. The reply must already be sent. */
     void (*finish)(sc_call_t *call);
@@ -85,6 +89,8 @@ typedef struct {
 
 struct sc_call {
     struct sc_server *srv;      /* owner (opaque here) */
+    void *conn;                 /* the owner's state of the client connection, NULL once
+                                   detached (opaque here) */
     const sc_call_ops_t *ops;   /* the owner's callbacks */
     struct sc_proxy *px;        /* the proxy running it, NULL until sc_proxy_start */
     struct evhttp_request *req; /* client request; NULL once libevent freed it */

@@ -37,6 +37,11 @@ static const char *const s_engerr_names[SC_ENGERR_COUNT] = {
     [SC_ENGERR_DECODE] = "decode",
     [SC_ENGERR_STATUS] = "status",
 };
+static const char *const s_ctimeout_names[SC_CTIMEOUT_COUNT] = {
+    [SC_CTIMEOUT_HEADER] = "header",
+    [SC_CTIMEOUT_BODY] = "body",
+    [SC_CTIMEOUT_IDLE] = "idle",
+};
 static const char *const s_retry_names[SC_RETRY_COUNT] = {
     [SC_RETRY_402] = "402",
     [SC_RETRY_429] = "429",
@@ -66,6 +71,10 @@ struct sc_metrics {
     uint64_t upstream[6];                                /* by class: 0 = connect error, 1..5 */
     uint64_t fail_open;                                  /* answers with --fail-open */
     uint64_t inflight;                                   /* engine requests pending */
+    uint64_t conns_open;                                 /* client connections open */
+    uint64_t conns_refused;                              /* over --max-connections */
+    uint64_t accept_errors;                              /* failed accept() calls */
+    uint64_t ctimeouts[SC_CTIMEOUT_COUNT];               /* connections closed by a deadline */
     uint64_t decisions_other;                            /* pairs past the table */
     sc_metrics_engine_t engines[SC_METRICS_MAX_ENGINES]; /* per engine, set before rendering */
     size_t nengines;                                     /* used entries of engines[] */
@@ -204,6 +213,28 @@ void sc_metrics_upstream(sc_metrics_t *self, int status)
 {
     int cls = status / 100;
     self->upstream[cls >= 1 && cls <= 5 ? cls : 0]++;
+}
+
+void sc_metrics_connections(sc_metrics_t *self, uint64_t open)
+{
+    self->conns_open = open;
+}
+
+void sc_metrics_connection_refused(sc_metrics_t *self)
+{
+    self->conns_refused++;
+}
+
+void sc_metrics_accept_error(sc_metrics_t *self)
+{
+    self->accept_errors++;
+}
+
+void sc_metrics_client_timeout(sc_metrics_t *self, sc_ctimeout_t phase)
+{
+    if ((unsigned)phase < SC_CTIMEOUT_COUNT) {
+        self->ctimeouts[phase]++;
+    }
 }
 
 void sc_metrics_inflight(sc_metrics_t *self, uint64_t n)
@@ -423,6 +454,32 @@ static void s_render_upstream(const sc_metrics_t *self, FILE *fp)
     s_render_hist(fp, "hpp_sidecar_upstream_duration_seconds", "", &self->upstream_time);
 }
 
+static void s_render_connections(const sc_metrics_t *self, FILE *fp)
+{
+    fprintf(fp,
+            "# HELP hpp_sidecar_connections_open Client connections open.\n"
+            "# TYPE hpp_sidecar_connections_open gauge\n"
+            "hpp_sidecar_connections_open %llu\n"
+            "# HELP hpp_sidecar_connections_refused_total Client connections refused (503, "
+            "closed) over --max-connections.\n"
+            "# TYPE hpp_sidecar_connections_refused_total counter\n"
+            "hpp_sidecar_connections_refused_total %llu\n"
+            "# HELP hpp_sidecar_accept_errors_total Failed accepts (out of file descriptors, "
+            "mostly); each pauses accepting briefly.\n"
+            "# TYPE hpp_sidecar_accept_errors_total counter\n"
+            "hpp_sidecar_accept_errors_total %llu\n",
+            (unsigned long long)self->conns_open, (unsigned long long)self->conns_refused,
+            (unsigned long long)self->accept_errors);
+    fputs("# HELP hpp_sidecar_client_timeouts_total Client connections closed by a deadline: "
+          "header and body (answered 408), idle (kept alive, no request).\n"
+          "# TYPE hpp_sidecar_client_timeouts_total counter\n",
+          fp);
+    for (int i = 0; i < SC_CTIMEOUT_COUNT; i++) {
+        fprintf(fp, "hpp_sidecar_client_timeouts_total{phase=\"%s\"} %llu\n", s_ctimeout_names[i],
+                (unsigned long long)self->ctimeouts[i]);
+    }
+}
+
 char *sc_metrics_render(const sc_metrics_t *self, size_t *len)
 {
     char *buf = NULL;
@@ -436,6 +493,7 @@ char *sc_metrics_render(const sc_metrics_t *self, size_t *len)
     s_render_engine(self, fp);
     s_render_engines(self, fp);
     s_render_upstream(self, fp);
+    s_render_connections(self, fp);
     if (fclose(fp) != 0) {
         free(buf);
         return NULL;

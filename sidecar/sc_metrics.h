@@ -47,6 +47,14 @@ typedef enum {
     SC_RETRY_COUNT
 } sc_retry_t;
 
+/* Which deadline of a client connection expired, the `phase` label. */
+typedef enum {
+    SC_CTIMEOUT_HEADER = 0, /* the request's headers were not complete in time (408) */
+    SC_CTIMEOUT_BODY,       /* its body was not complete in time (408) */
+    SC_CTIMEOUT_IDLE,       /* a kept-alive connection sent no request in time */
+    SC_CTIMEOUT_COUNT
+} sc_ctimeout_t;
+
 /* One engine as /metrics shows it, labelled by its endpoint as configured.
  * The engine keeps these; the server hands a copy over before rendering. */
 typedef struct {
@@ -88,6 +96,18 @@ void sc_metrics_retry(sc_metrics_t *self, sc_retry_t why);
 
 /* Counts an upstream response by status (0 = could not connect). */
 void sc_metrics_upstream(sc_metrics_t *self, int status);
+
+/* Sets the open client connections gauge. */
+void sc_metrics_connections(sc_metrics_t *self, uint64_t open);
+
+/* Counts a client connection refused over --max-connections. */
+void sc_metrics_connection_refused(sc_metrics_t *self);
+
+/* Counts a failed accept() (out of descriptors, mostly). */
+void sc_metrics_accept_error(sc_metrics_t *self);
+
+/* Counts a client connection closed by one of its deadlines. */
+void sc_metrics_client_timeout(sc_metrics_t *self, sc_ctimeout_t phase);
 
 /* Sets the engine requests in flight gauge. */
 void sc_metrics_inflight(sc_metrics_t *self, uint64_t n);

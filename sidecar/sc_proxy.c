@@ -61,6 +61,18 @@ static const char *const s_hop[] = {
  * relayed as they arrive. */
 #define S_BUFFER_MAX (1024 * 1024)
 
+/* An upstream's response head is bounded, so that a provider or gateway gone
+ * wrong cannot hand the client (or this process's memory) megabytes of
+ * headers: libevent enforces the total as it reads (the status line and the
+ * header lines, CRLFs not counted) and reports an excess as an invalid
+ * response; the bound per line is checked once the head is complete. Either
+ * way the client gets 502 upstream_invalid_response. */
+#define S_UP_HEAD_MAX (64 * 1024)
+#define S_UP_LINE_MAX (8 * 1024)
+#define S_UP_ERR_LINE                                                                              \
+    1000 /* call->up_error: a header line over S_UP_LINE_MAX (not a                                \
+            libevent code) */
+
 /* Request headers the proxy sets itself. */
 static const char *const s_req_own[] = {"Host", "Content-Length", "Content-Type", "Expect", NULL};
 
@@ -213,6 +225,7 @@ static struct evhttp_connection *s_conn_get(sc_proxy_t *px, int i, bool fresh, b
         evhttp_connection_base_new(px->cfg.base, NULL, p->addr, (ev_uint16_t)u->port);
     if (c) {
         evhttp_connection_set_timeout(c, px->cfg.timeout_s);
+        evhttp_connection_set_max_headers_size(c, S_UP_HEAD_MAX);
         /* One retry of the connect itself is libevent's business; endpoint
          * retries are ours. */
         evhttp_connection_set_retries(c, 0);
@@ -298,7 +311,9 @@ static const char *s_error_name(int e)
     case EVREQ_HTTP_EOF:
         return "closed the connection or refused it";
     case EVREQ_HTTP_INVALID_HEADER:
-        return "sent an invalid response";
+        return "sent an invalid response head, or one over the limit of 64 KiB";
+    case S_UP_ERR_LINE:
+        return "sent a response header line over the limit of 8 KiB";
     case EVREQ_HTTP_BUFFER_ERROR:
         return "could not be reached";
     case EVREQ_HTTP_DATA_TOO_LONG:
@@ -350,7 +365,20 @@ static void s_schedule(sc_call_t *call)
 static void s_on_up_error(enum evhttp_request_error e, void *arg)
 {
     sc_call_t *call = arg;
-    call->up_error = (int)e;
+    if (call->up_error != S_UP_ERR_LINE) { /* the header callback's reason stays */
+        call->up_error = (int)e;
+    }
+}
+
+/* Whether a response header line (name, ": ", value) is over S_UP_LINE_MAX. */
+static bool s_head_line_over(const struct evkeyvalq *h)
+{
+    for (const struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strlen(kv->key) + 2 + strlen(kv->value) > S_UP_LINE_MAX) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Whether an upstream answer with these headers is collected (S_BUFFER_MAX). */
@@ -375,6 +403,10 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
         return -1;
     }
     sc_proxy_t *px = call->px;
+    if (s_head_line_over(evhttp_request_get_input_headers(up))) {
+        call->up_error = S_UP_ERR_LINE;
+        return -1;
+    }
     int status = evhttp_request_get_response_code(up);
     call->up_status = status;
     double took = sc_now() - call->up_t0;
@@ -511,10 +543,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         return;
     }
     if (call->buffered && up && call->up_error == 0) {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
-        if (evcon) {
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
+        call->ops->detach(call);
         evhttp_send_reply(call->req, call->status, call->reason, NULL);
         call->req = NULL;
         call->ops->finish(call);
@@ -529,9 +558,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     }
     if (call->streaming) {
         struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
-        if (evcon) {
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
-        }
+        call->ops->detach(call);
         if (up && call->up_error == 0) {
             evhttp_send_reply_end(call->req);
         } else if (evcon) {
@@ -556,7 +583,9 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
             s_error_name(call->up_error));
     char what[400];
     snprintf(what, sizeof what, "of %s %s", call->at.provider, s_error_name(call->up_error));
-    s_fail(call, 502, "upstream_unavailable", "upstream %s", what);
+    bool bad_head = call->up_error == EVREQ_HTTP_INVALID_HEADER || call->up_error == S_UP_ERR_LINE;
+    s_fail(call, 502, bad_head ? "upstream_invalid_response" : "upstream_unavailable",
+           "upstream %s", what);
 }
 
 /* Whether a client header is passed to the upstream `u`. */

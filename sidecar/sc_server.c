@@ -14,15 +14,19 @@
  */
 #include "sc_server.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -35,7 +39,43 @@
 #include "sc_proxy.h"
 #include "sc_trust.h"
 
-#define S_POOL_MAX 256 /* finished calls kept for reuse */
+#define S_POOL_MAX 256        /* finished calls kept for reuse */
+#define S_CONN_POOL_MAX 1024  /* closed connections' states kept for reuse */
+#define S_ACCEPT_PAUSE_MS 100 /* accepting stops this long after a failed accept */
+#define S_LOG_EVERY_S 5.0     /* a repeated warning is logged once in this interval */
+
+/* Where a client connection is in its request cycle; each phase but BUSY
+ * has its own deadline, per request (never restarted by a byte). */
+typedef enum {
+    S_PH_HEAD, /* reading a request's headers: --header-timeout */
+    S_PH_BODY, /* reading its body: --body-timeout */
+    S_PH_BUSY, /* the request is ours, until its answer is written: no deadline */
+    S_PH_IDLE, /* kept alive, waiting for a request's first byte: --idle-timeout */
+} s_phase_t;
+
+/* One client connection, from its accept to its close (libevent's close
+ * callback). */
+typedef struct s_conn {
+    struct sc_server *srv;
+    struct evhttp_connection *evcon; /* libevent's connection */
+    struct bufferevent *bev;         /* its bufferevent */
+    struct evbuffer_cb_entry *watch; /* our callback on its input buffer */
+    struct event *deadline;          /* the phase's deadline (kept across reuse) */
+    sc_call_t *call;                 /* the request being answered, NULL when none */
+    int fd;                          /* its socket, the index in srv->conns */
+    s_phase_t phase;                 /* see above */
+    size_t line;                     /* S_PH_HEAD: bytes of the current line so far */
+    bool cr;                         /* ... and whether the last one was CR */
+    int lines;                       /* ... lines complete */
+    struct s_conn *next;             /* pool link */
+} s_conn_t;
+
+/* A warning that may repeat fast (a failed accept, a refused connection):
+ * logged at once, then at most once every S_LOG_EVERY_S with the count. */
+typedef struct {
+    double last;      /* when it was last logged, 0 = never */
+    uint64_t pending; /* occurrences since */
+} s_ratelog_t;
 
 struct sc_server {
     sc_config_t cfg;                   /* configuration (strings borrowed) */
@@ -55,7 +95,26 @@ struct sc_server {
     struct sc_call *pool;              /* finished calls kept for reuse */
     int npool;                         /* their number */
     int live;                          /* calls in progress */
+
+    /* Client connections. */
+    int max_conns;              /* --max-connections, or its default */
+    int open;                   /* tracked connections open */
+    s_conn_t **conns;           /* by socket: the connection's state, or NULL */
+    int nconns;                 /* entries of conns[] */
+    s_conn_t *conn_pool;        /* closed connections' states kept for reuse */
+    int nconn_pool;             /* their number */
+    struct bufferevent **fresh; /* bufferevents of connections accepted this turn */
+    int nfresh, cfresh;         /* used and allocated entries of fresh[] */
+    struct event *adopt;        /* takes the fresh connections in, once libevent has */
+    struct event *resume;       /* accepting again after a failed accept */
+    s_ratelog_t accept_log;     /* failed accepts */
+    s_ratelog_t refuse_log;     /* refused connections */
+    struct sc_server *next_srv; /* s_servers link */
 };
+
+/* The servers of the process. The listener's error callback is given the
+ * evhttp (libevent's own callback data), and finds its server here. */
+static sc_server_t *s_servers;
 
 void sc_config_defaults(sc_config_t *cfg)
 {
@@ -66,6 +125,21 @@ void sc_config_defaults(sc_config_t *cfg)
     cfg->max_body = SC_DEFAULT_MAX_BODY;
     cfg->max_retries = SC_DEFAULT_MAX_RETRIES;
     cfg->upstream_timeout_s = SC_DEFAULT_UPSTREAM_TIMEOUT_S;
+    cfg->header_timeout_s = SC_DEFAULT_HEADER_TIMEOUT_S;
+    cfg->body_timeout_s = SC_DEFAULT_BODY_TIMEOUT_S;
+    cfg->idle_timeout_s = SC_DEFAULT_IDLE_TIMEOUT_S;
+}
+
+int sc_server_max_connections(unsigned long long nofile, bool proxy)
+{
+    unsigned long long n = nofile > SC_FD_RESERVE ? nofile - SC_FD_RESERVE : 1;
+    if (proxy) {
+        n /= 2;
+    }
+    if (n > 1000000) {
+        n = 1000000; /* an unlimited RLIMIT_NOFILE: memory is the bound then */
+    }
+    return n < 1 ? 1 : (int)n;
 }
 
 /* Reason phrases -------------------------------------------------------- */
@@ -81,6 +155,7 @@ static const struct {
     {403, "Forbidden"},
     {404, "Not Found"},
     {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
     {413, "Payload Too Large"},
     {422, "Unprocessable Entity"},
     {429, "Too Many Requests"},
@@ -102,10 +177,441 @@ static const char *s_reason(int status)
     return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
 }
 
+/* Client connections --------------------------------------------------------
+ *
+ * libevent's evhttp (2.1) says nothing when it accepts a connection and has
+ * no limit on how many it keeps, and its timeouts are per byte: a client
+ * that sends one byte a second keeps a connection forever. So the server
+ * follows every connection itself:
+ *
+ * - evhttp asks us for each new connection's bufferevent (evhttp_set_bevcb);
+ *   we keep a reference to it and, in an event activated for the same turn
+ *   of the loop (before any byte is read), take the connection in: over
+ *   --max-connections it is answered 503 and closed, else it gets a state
+ *   (s_conn_t, indexed by its socket), a close callback and a deadline.
+ * - A callback on its input buffer sees every byte as it arrives, before
+ *   evhttp parses it: the first byte of a request after an idle pause, and
+ *   the empty line that ends the headers, move the phase on. The request
+ *   handler takes the request (BUSY) and its completion callback gives the
+ *   connection back (IDLE).
+ * - A deadline that expires while headers or body are read answers 408 and
+ *   closes; an idle one closes.
+ * - When accept() fails (EMFILE: out of descriptors) the listener stops for
+ *   S_ACCEPT_PAUSE_MS instead of being called again at once for ever, and
+ *   the warning is rate-limited.
+ */
+
+static void s_call_closed(sc_call_t *call);
+
+static void s_ratelog(s_ratelog_t *rl, eng_log_level_t level, const char *fmt, const char *what)
+{
+    double now = sc_now();
+    rl->pending++;
+    if (rl->last != 0 && now - rl->last < S_LOG_EVERY_S) {
+        return;
+    }
+    char times[64] = "";
+    if (rl->last != 0 && rl->pending > 1) {
+        snprintf(times, sizeof times, " (%llu times in the last %.0f s)",
+                 (unsigned long long)rl->pending, now - rl->last);
+    }
+    eng_log(level, "sidecar", fmt, what, times);
+    rl->last = now;
+    rl->pending = 0;
+}
+
+static int s_phase_timeout(const sc_server_t *srv, s_phase_t ph)
+{
+    switch (ph) {
+    case S_PH_HEAD:
+        return srv->cfg.header_timeout_s;
+    case S_PH_BODY:
+        return srv->cfg.body_timeout_s;
+    case S_PH_IDLE:
+        return srv->cfg.idle_timeout_s;
+    default:
+        return 0;
+    }
+}
+
+/* Enters a phase and (re)arms its deadline. */
+static void s_phase(s_conn_t *c, s_phase_t ph)
+{
+    c->phase = ph;
+    c->line = 0;
+    c->cr = false;
+    c->lines = 0;
+    int secs = s_phase_timeout(c->srv, ph);
+    if (secs > 0) {
+        struct timeval tv = {.tv_sec = secs, .tv_usec = 0};
+        evtimer_add(c->deadline, &tv);
+    } else {
+        evtimer_del(c->deadline);
+    }
+}
+
+/* Scans header bytes for the empty line that ends them (LF or CRLF line
+ * ends, as evhttp reads them). Returns true when found. */
+static bool s_scan_bytes(s_conn_t *c, const char *b, size_t n)
+{
+    const char *end = b + n;
+    while (b < end) {
+        const char *nl = memchr(b, '\n', (size_t)(end - b));
+        if (!nl) {
+            c->line += (size_t)(end - b);
+            c->cr = end[-1] == '\r';
+            return false;
+        }
+        size_t k = (size_t)(nl - b);
+        bool cr = k > 0 ? nl[-1] == '\r' : c->cr;
+        size_t len = c->line + k;
+        if (c->lines > 0 && (len == 0 || (len == 1 && cr))) {
+            return true;
+        }
+        c->lines++;
+        c->line = 0;
+        c->cr = false;
+        b = nl + 1;
+    }
+    return false;
+}
+
+/* Scans `n` bytes of buf from `off` while the headers are being read. */
+static void s_scan(s_conn_t *c, struct evbuffer *buf, size_t off, size_t n)
+{
+    struct evbuffer_ptr p;
+    if (evbuffer_ptr_set(buf, &p, off, EVBUFFER_PTR_SET) != 0) {
+        return;
+    }
+    while (n > 0 && c->phase == S_PH_HEAD) {
+        struct evbuffer_iovec v[8];
+        int nv = evbuffer_peek(buf, (ev_ssize_t)n, &p, v, 8);
+        if (nv <= 0) {
+            return;
+        }
+        size_t done = 0;
+        for (int i = 0; i < nv && i < 8 && n > 0; i++) {
+            size_t len = v[i].iov_len < n ? v[i].iov_len : n;
+            if (s_scan_bytes(c, v[i].iov_base, len)) {
+                s_phase(c, S_PH_BODY);
+                return;
+            }
+            n -= len;
+            done += len;
+        }
+        if (evbuffer_ptr_set(buf, &p, done, EVBUFFER_PTR_ADD) != 0) {
+            return;
+        }
+    }
+}
+
+/* The connection's input buffer changed: bytes read from the socket (added
+ * at its end, before evhttp parses them) or taken by evhttp. */
+static void s_on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    s_conn_t *c = arg;
+    if (info->n_added == 0) {
+        return;
+    }
+    if (c->phase == S_PH_IDLE) {
+        s_phase(c, S_PH_HEAD); /* a request's first byte */
+    }
+    if (c->phase == S_PH_HEAD) {
+        size_t len = evbuffer_get_length(buf);
+        size_t n = info->n_added < len ? info->n_added : len;
+        s_scan(c, buf, len - n, n);
+    }
+}
+
+/* The answer to the connection's request is written and it is kept alive:
+ * the next request's deadline starts with its first byte, which may be
+ * here already (pipelined). */
+static void s_on_request_done(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    s_conn_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) {
+        s_phase(c, S_PH_IDLE);
+        return;
+    }
+    s_phase(c, S_PH_HEAD);
+    s_scan(c, in, 0, len);
+}
+
+/* libevent closes the connection. */
+static void s_on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    s_conn_t *c = arg;
+    sc_server_t *srv = c->srv;
+    if (c->call) {
+        sc_call_t *call = c->call;
+        c->call = NULL;
+        call->conn = NULL;
+        s_call_closed(call);
+    }
+    evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
+    c->watch = NULL;
+    evtimer_del(c->deadline);
+    if (c->fd >= 0 && c->fd < srv->nconns && srv->conns[c->fd] == c) {
+        srv->conns[c->fd] = NULL;
+    }
+    srv->open--;
+    sc_metrics_connections(srv->metrics, (uint64_t)srv->open);
+    c->evcon = NULL;
+    c->bev = NULL;
+    c->call = NULL;
+    if (srv->nconn_pool < S_CONN_POOL_MAX) {
+        c->next = srv->conn_pool;
+        srv->conn_pool = c;
+        srv->nconn_pool++;
+    } else {
+        event_free(c->deadline);
+        free(c);
+    }
+}
+
+/* Closing after a last answer we wrote ourselves: what the client sends
+ * meanwhile is read and dropped (closing with unread bytes would reset the
+ * connection, and the client could lose the answer); once the answer is
+ * written the connection is freed. evhttp's callbacks are replaced, so it
+ * no longer acts on it; the server's write timeout bounds the wait. */
+static void s_closing_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void s_closing_written(struct bufferevent *bev, void *arg)
+{
+    s_closing_read(bev, arg);
+    evhttp_connection_free(arg);
+}
+
+static void s_closing_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    evhttp_connection_free(arg);
+}
+
+/* Sends one answer (status, JSON error) on a connection that has no request
+ * of ours, and closes it. */
+static void s_answer_close(struct evhttp_connection *evcon, struct bufferevent *bev,
+                           const oai_error_t *err)
+{
+    char body[768];
+    size_t n = oai_error_json(err, body, sizeof body);
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                        err->status, s_reason(err->status), n,
+                        err->status == 503 ? "Retry-After: 1\r\n" : "");
+    evbuffer_add(out, body, n);
+    bufferevent_setcb(bev, s_closing_read, s_closing_written, s_closing_event, evcon);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void s_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    s_conn_t *c = arg;
+    sc_server_t *srv = c->srv;
+    if (c->phase == S_PH_BUSY) {
+        return;
+    }
+    if (c->phase == S_PH_IDLE) {
+        sc_metrics_client_timeout(srv->metrics, SC_CTIMEOUT_IDLE);
+        evhttp_connection_free(c->evcon); /* calls s_on_conn_close */
+        return;
+    }
+    bool head = c->phase == S_PH_HEAD;
+    sc_metrics_client_timeout(srv->metrics, head ? SC_CTIMEOUT_HEADER : SC_CTIMEOUT_BODY);
+    oai_error_t err;
+    oai_error_set(&err, 408, "request_timeout", NULL,
+                  "the request's %s did not arrive within %d s (--%s-timeout)",
+                  head ? "headers" : "body", s_phase_timeout(srv, c->phase),
+                  head ? "header" : "body");
+    c->phase = S_PH_BUSY; /* nothing more is read as a request */
+    s_answer_close(c->evcon, c->bev, &err);
+}
+
+/* Makes room for socket fd in srv->conns. Returns 0 or -1. */
+static int s_conns_fit(sc_server_t *srv, int fd)
+{
+    if (fd < srv->nconns) {
+        return 0;
+    }
+    int n = srv->nconns ? srv->nconns : 256;
+    while (n <= fd) {
+        n *= 2;
+    }
+    s_conn_t **conns = realloc(srv->conns, (size_t)n * sizeof *conns);
+    if (!conns) {
+        return -1;
+    }
+    memset(conns + srv->nconns, 0, (size_t)(n - srv->nconns) * sizeof *conns);
+    srv->conns = conns;
+    srv->nconns = n;
+    return 0;
+}
+
+/* Follows a connection evhttp made (see above). Returns its state, or NULL
+ * when out of memory (the connection then goes on untracked). */
+static s_conn_t *s_conn_track(sc_server_t *srv, struct evhttp_connection *evcon,
+                              struct bufferevent *bev, int fd)
+{
+    if (fd < 0 || s_conns_fit(srv, fd) != 0) {
+        return NULL;
+    }
+    s_conn_t *c = srv->conn_pool;
+    if (c) {
+        srv->conn_pool = c->next;
+        srv->nconn_pool--;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (!c || !(c->deadline = evtimer_new(srv->base, s_on_deadline, c))) {
+            free(c);
+            return NULL;
+        }
+    }
+    c->srv = srv;
+    c->evcon = evcon;
+    c->bev = bev;
+    c->fd = fd;
+    c->call = NULL;
+    c->next = NULL;
+    c->watch = evbuffer_add_cb(bufferevent_get_input(bev), s_on_input, c);
+    if (!c->watch) {
+        event_free(c->deadline);
+        free(c);
+        return NULL;
+    }
+    srv->conns[fd] = c;
+    srv->open++;
+    sc_metrics_connections(srv->metrics, (uint64_t)srv->open);
+    evhttp_connection_set_closecb(evcon, s_on_conn_close, c);
+    s_phase(c, S_PH_HEAD);
+    return c;
+}
+
+/* The state of a request's connection, tracked now if it was not yet. */
+static s_conn_t *s_conn_of(sc_server_t *srv, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev) {
+        return NULL;
+    }
+    int fd = (int)bufferevent_getfd(bev);
+    if (fd >= 0 && fd < srv->nconns && srv->conns[fd] && srv->conns[fd]->evcon == evcon) {
+        return srv->conns[fd];
+    }
+    return s_conn_track(srv, evcon, bev, fd);
+}
+
+/* A new connection's bufferevent, asked for by evhttp as it accepts. */
+static struct bufferevent *s_on_new_bev(struct event_base *base, void *arg)
+{
+    sc_server_t *srv = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0); /* as evhttp's own */
+    if (!bev) {
+        return NULL;
+    }
+    if (srv->nfresh == srv->cfresh) {
+        int n = srv->cfresh ? 2 * srv->cfresh : 64;
+        struct bufferevent **f = realloc(srv->fresh, (size_t)n * sizeof *f);
+        if (!f) {
+            return bev; /* untracked until its first request */
+        }
+        srv->fresh = f;
+        srv->cfresh = n;
+    }
+    /* Our reference keeps it valid even if evhttp gives up on the
+     * connection before s_on_adopt runs. */
+    bufferevent_incref(bev);
+    srv->fresh[srv->nfresh++] = bev;
+    event_active(srv->adopt, EV_TIMEOUT, 0);
+    return bev;
+}
+
+/* Takes in the connections accepted in this turn of the loop: evhttp has set
+ * them up (its callbacks carry the connection), and read nothing yet. */
+static void s_on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc_server_t *srv = arg;
+    for (int i = 0; i < srv->nfresh; i++) {
+        struct bufferevent *bev = srv->fresh[i];
+        bufferevent_data_cb rcb = NULL;
+        void *evcon = NULL;
+        bufferevent_getcb(bev, &rcb, NULL, NULL, &evcon);
+        int sock = (int)bufferevent_getfd(bev);
+        if (rcb && evcon && sock >= 0) { /* else evhttp freed it already */
+            if (srv->open >= srv->max_conns) {
+                sc_metrics_connection_refused(srv->metrics);
+                char what_[96];
+                snprintf(what_, sizeof what_, "%d open", srv->open);
+                s_ratelog(&srv->refuse_log, ENG_LOG_WARN,
+                          "connection refused (503): %s, --max-connections reached%s", what_);
+                oai_error_t err;
+                oai_error_set(&err, 503, "too_many_connections", NULL,
+                              "the sidecar has %d connections open, its --max-connections",
+                              srv->open);
+                s_answer_close(evcon, bev, &err);
+            } else {
+                s_conn_track(srv, evcon, bev, sock);
+            }
+        }
+        bufferevent_decref(bev);
+    }
+    srv->nfresh = 0;
+}
+
+static void s_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc_server_t *srv = arg;
+    if (srv->bound) {
+        evconnlistener_enable(evhttp_bound_socket_get_listener(srv->bound));
+    }
+}
+
+/* accept() failed with an error that retrying at once cannot fix (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM): libevent would call it again on the next turn,
+ * and the next, at full speed while the backlog is not empty. */
+static void s_on_accept_error(struct evconnlistener *lev, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    sc_server_t *srv = s_servers;
+    while (srv && srv->http != arg) {
+        srv = srv->next_srv;
+    }
+    evconnlistener_disable(lev);
+    if (!srv) {
+        return;
+    }
+    sc_metrics_accept_error(srv->metrics);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = S_ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(srv->resume, &tv);
+    char what_[160];
+    snprintf(what_, sizeof what_, "%s with %d connections open; not accepting for %d ms",
+             strerror(e), srv->open, S_ACCEPT_PAUSE_MS);
+    s_ratelog(&srv->accept_log, ENG_LOG_WARN, "accept: %s%s", what_);
+}
+
 /* Call lifecycle -------------------------------------------------------- */
 
-static void s_on_client_close(struct evhttp_connection *evcon, void *arg);
 static void s_call_finish(sc_call_t *call);
+static void s_detach(sc_call_t *call);
 static void s_reply_error(sc_call_t *call, const oai_error_t *err);
 static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h);
 
@@ -113,11 +619,18 @@ static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h);
 static const sc_call_ops_t s_call_ops = {
     .reply_error = s_reply_error,
     .add_decision_headers = s_add_decision_headers,
+    .detach = s_detach,
     .finish = s_call_finish,
 };
 
 static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_route_t route)
 {
+    /* Its connection's close cancels the call: without that state (out of
+     * memory) it cannot be followed, so it is not taken. */
+    s_conn_t *conn = s_conn_of(srv, req);
+    if (!conn) {
+        return NULL;
+    }
     sc_call_t *call = srv->pool;
     if (call) {
         srv->pool = call->next;
@@ -161,10 +674,8 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
     call->status = 0;
     call->next = NULL;
     srv->live++;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon) {
-        evhttp_connection_set_closecb(evcon, s_on_client_close, call);
-    }
+    conn->call = call;
+    call->conn = conn;
     return call;
 }
 
@@ -185,6 +696,7 @@ static void s_call_finish(sc_call_t *call)
     if (call->defer) {
         event_del(call->defer);
     }
+    s_detach(call);
     call->req = NULL;
     srv->live--;
     if (srv->npool < S_POOL_MAX) {
@@ -200,9 +712,10 @@ static void s_call_finish(sc_call_t *call)
  * which may free the request and its connection. */
 static void s_detach(sc_call_t *call)
 {
-    struct evhttp_connection *evcon = call->req ? evhttp_request_get_connection(call->req) : NULL;
-    if (evcon) {
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    s_conn_t *conn = call->conn;
+    if (conn) {
+        conn->call = NULL;
+        call->conn = NULL;
     }
 }
 
@@ -210,10 +723,8 @@ static void s_detach(sc_call_t *call)
  * it (client EOF or timeout while we worked) the request is still ours and
  * must be answered to be freed; otherwise (server shutdown) libevent frees
  * it itself right after this callback. */
-static void s_on_client_close(struct evhttp_connection *evcon, void *arg)
+static void s_call_closed(sc_call_t *call)
 {
-    (void)evcon;
-    sc_call_t *call = arg;
     if (!call->req) {
         return;
     }
@@ -1089,6 +1600,13 @@ static int s_check_body(const sc_server_t *srv, struct evhttp_request *req, sc_r
 static void s_on_request(struct evhttp_request *req, void *arg)
 {
     sc_server_t *srv = arg;
+    s_conn_t *conn = s_conn_of(srv, req);
+    if (conn) {
+        /* The request is read: no deadline until its answer is written. */
+        conn->phase = S_PH_BUSY;
+        evtimer_del(conn->deadline);
+        evhttp_request_set_on_complete_cb(req, s_on_request_done, conn);
+    }
     const char *uri = evhttp_request_get_uri(req);
     size_t plen = strcspn(uri ? uri : "", "?#");
     int i = 0;
@@ -1312,6 +1830,27 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
+    srv->next_srv = s_servers;
+    s_servers = srv;
+    srv->adopt = event_new(srv->base, -1, 0, s_on_adopt, srv);
+    srv->resume = evtimer_new(srv->base, s_on_resume, srv);
+    if (!srv->adopt || !srv->resume) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto fail;
+    }
+    struct rlimit rl;
+    unsigned long long nofile = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        nofile = rl.rlim_cur == RLIM_INFINITY ? ~0ull : (unsigned long long)rl.rlim_cur;
+    }
+    int fit = sc_server_max_connections(nofile, cfg->upstream != NULL);
+    srv->max_conns = cfg->max_connections > 0 ? cfg->max_connections : fit;
+    eng_log(srv->max_conns > fit ? ENG_LOG_WARN : ENG_LOG_INFO, "sidecar",
+            "at most %d client connections%s (descriptor limit %llu); deadlines: headers %d s, "
+            "body %d s, idle %d s",
+            srv->max_conns,
+            srv->max_conns > fit ? ", more than the descriptors allow: accepts will fail" : "",
+            nofile, cfg->header_timeout_s, cfg->body_timeout_s, cfg->idle_timeout_s);
     if (s_engines_new(srv, errbuf, errlen) != 0) {
         goto fail;
     }
@@ -1350,7 +1889,10 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     size_t hard = cfg->max_body + (cfg->max_body > 65536 ? cfg->max_body : 65536);
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)hard);
     evhttp_set_max_headers_size(srv->http, 65536);
-    evhttp_set_timeout(srv->http, 60);
+    /* libevent's own timeout is per byte (a read or a write that makes no
+     * progress); the deadlines per request are ours (s_phase). */
+    evhttp_set_timeout(srv->http, cfg->idle_timeout_s > 60 ? cfg->idle_timeout_s : 60);
+    evhttp_set_bevcb(srv->http, s_on_new_bev, srv);
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
@@ -1361,6 +1903,7 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     srv->port = s_bound_port(srv->bound);
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(srv->bound), s_on_accept_error);
     srv->sigint = evsignal_new(srv->base, SIGINT, s_on_signal, srv);
     srv->sigterm = evsignal_new(srv->base, SIGTERM, s_on_signal, srv);
     srv->sighup = evsignal_new(srv->base, SIGHUP, s_on_hup, srv);
@@ -1402,6 +1945,12 @@ void sc_server_destroy(sc_server_t **self_p)
         return;
     }
     sc_server_t *srv = *self_p;
+    for (sc_server_t **p = &s_servers; *p; p = &(*p)->next_srv) {
+        if (*p == srv) {
+            *p = srv->next_srv;
+            break;
+        }
+    }
     if (srv->sigint) {
         event_free(srv->sigint);
     }
@@ -1414,6 +1963,23 @@ void sc_server_destroy(sc_server_t **self_p)
     /* Frees client connections (their close callbacks finish live calls). */
     if (srv->http) {
         evhttp_free(srv->http);
+    }
+    for (int i = 0; i < srv->nfresh; i++) {
+        bufferevent_decref(srv->fresh[i]);
+    }
+    free(srv->fresh);
+    while (srv->conn_pool) {
+        s_conn_t *c = srv->conn_pool;
+        srv->conn_pool = c->next;
+        event_free(c->deadline);
+        free(c);
+    }
+    free(srv->conns);
+    if (srv->adopt) {
+        event_free(srv->adopt);
+    }
+    if (srv->resume) {
+        event_free(srv->resume);
     }
     sc_proxy_destroy(&srv->proxy);
     sc_failopen_destroy(&srv->failopen);

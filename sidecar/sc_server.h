@@ -33,6 +33,14 @@ typedef struct {
     int auth_refusal_status;    /* decision-only: every refusal of the auth route is sent with
                                    this status (401 or 403) and X-HPP-Router-Error; 0 = as is */
 
+    /* Client connections: how many, and how long each part of a request may take. */
+    int max_connections;  /* open client connections at most; more are refused with 503;
+                             0 = derived from RLIMIT_NOFILE (sc_server_max_connections) */
+    int header_timeout_s; /* a request's headers, from its first byte (the first request:
+                             from the accept), else 408 and close */
+    int body_timeout_s;   /* its body, from the end of its headers, else 408 and close */
+    int idle_timeout_s;   /* a kept-alive connection with no request, else closed */
+
     /* The trust boundary (sc_trust.h). */
     const char *keys_file;      /* --keys: key hashes, groups, caps; NULL = no key asked */
     const char *trusted_header; /* --trusted-header: the gateway's group header, or NULL */
@@ -47,6 +55,12 @@ typedef struct {
 #define SC_DEFAULT_MAX_BODY (4u << 20)
 #define SC_DEFAULT_MAX_RETRIES 2
 #define SC_DEFAULT_UPSTREAM_TIMEOUT_S 300
+#define SC_DEFAULT_HEADER_TIMEOUT_S 10
+#define SC_DEFAULT_BODY_TIMEOUT_S 30
+#define SC_DEFAULT_IDLE_TIMEOUT_S 60
+/* Descriptors kept back from client connections for the listener, the
+ * engine links (libzmq's own included), the log and the key file. */
+#define SC_FD_RESERVE 32
 /* More request headers than this are refused with 431. */
 #define SC_MAX_HEADERS 100
 
@@ -54,6 +68,11 @@ typedef struct sc_server sc_server_t;
 
 /* Fills `cfg` with the defaults above. */
 void sc_config_defaults(sc_config_t *cfg);
+
+/* The --max-connections default for a descriptor limit of `nofile`: what
+ * SC_FD_RESERVE leaves, halved in proxy mode (a client connection may hold
+ * an upstream connection too); at least 1. */
+int sc_server_max_connections(unsigned long long nofile, bool proxy);
 
 /* Creates the loop, binds the listener, connects to the engine. Returns NULL
  * with a message in errbuf on failure (bad address, port in use, bad

@@ -17,7 +17,12 @@ Control (for the tests, same port):
                                                    connection is dropped: streamed ones after
                                                    the first event, plain ones halfway through
                                                    the Content-Length they announced
-  POST /_control {"reset": true}                    forget failures, cuts and requests
+  POST /_control {"big_header": [LINES, BYTES]}     every answer to a chat completion
+                                                   carries LINES extra headers X-Stub-Big-N
+                                                   of BYTES bytes each (a provider or a
+                                                   gateway gone wrong), until a reset
+  POST /_control {"reset": true}                    forget failures, cuts, big headers and
+                                                   requests
   GET  /_requests                                   JSON array of recorded requests
 Stops on SIGTERM/SIGINT. Only the standard library is used.
 """
@@ -30,8 +35,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-LOCK = threading.Lock()
-STATE = {"fail": {}, "cut": set(), "requests": []}
+LOCK = threading.RLock()  # _json reads big_header under it too
+STATE = {"fail": {}, "cut": set(), "requests": [], "big_header": None}
 GAP = 0.0
 
 
@@ -48,6 +53,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
+        self._big_headers()
         self.end_headers()
         if cut:  # half the announced body, then the connection is gone
             self.wfile.write(data[:len(data) // 2])
@@ -56,6 +62,20 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         self.wfile.write(data)
+
+    def _big_headers(self):
+        with LOCK:
+            big = STATE["big_header"]
+        if big and self.path.endswith("/chat/completions"):
+            lines, size = big
+            for i in range(int(lines)):
+                self.send_header("X-Stub-Big-%d" % i, "b" * int(size))
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up on a big answer
+            self.close_connection = True
 
     def _body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -77,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["fail"].clear()
                     STATE["cut"].clear()
                     STATE["requests"].clear()
+                    STATE["big_header"] = None
+                if "big_header" in cmd:
+                    STATE["big_header"] = cmd["big_header"]
                 STATE["fail"].update(cmd.get("fail", {}))
                 STATE["cut"].update(cmd.get("cut", []))
             self._json(200, {"ok": True})
@@ -129,6 +152,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("X-Stub-Model", model)
+        self._big_headers()
         self.end_headers()
         self._event(model, {"role": "assistant", "content": ""})
         if cut:  # a provider that dies mid-answer: no final chunk, connection gone
