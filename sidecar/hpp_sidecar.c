@@ -215,6 +215,9 @@ static const eng_flag_t s_flags[] = {
      "proxy mode: each provider's upstream base URL and credential, one line each "
      "(\"PROVIDER URL [key_env=VAR|key=SECRET] [key_header=NAME]\", '*' for the rest; see "
      "sidecar/README.md); only providers listed are chosen. Re-read on SIGHUP"},
+    {"--access-log", "FILE", NULL, offsetof(s_opts_t, cfg.access_log),
+     "append one JSON line per answered request (status, decision, each upstream attempt; "
+     "never prompt text); SIGHUP reopens it"},
     {"--timeout-ms", "N", s_timeout, 0, "engine deadline per request (default 1000)"},
     {"--fail-open", "MODEL", s_fail_open, 0,
      "answer with MODEL when the engine is down or late, only to a group the engine said "
@@ -269,7 +272,7 @@ static void s_print_help(void)
     eng_flags_help(stdout, s_flags, 26);
     printf("\nPrints \"hpp-sidecar: ready on HOST:PORT\" to stderr once listening.\n"
            "SIGHUP reloads the --keys and --upstreams files (a bad file keeps the last\n"
-           "good one).\n"
+           "good one) and reopens the --access-log.\n"
            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad flags.\n");
 }
 

@@ -102,7 +102,11 @@ struct sc_call {
     proto_request_t ereq;       /* the engine call's request: kept, a resend encodes it again */
     char free_model[HPP_MAX_MODEL_LEN + 1]; /* proxy: the ":free" model ereq may name */
     char model_id[HPP_MAX_MODEL_LEN + 1];   /* GET /v1/models/{id}: the id, else "" */
-    uint64_t eng;                           /* engine call in flight, 0 = none */
+    /* For the access log, copied once the request is read (its body is gone
+     * when the call finishes): the model asked for and the group. */
+    char requested[HPP_MAX_MODEL_LEN + 1];
+    char group[HPP_MAX_GROUP_LEN + 1];
+    uint64_t eng;    /* engine call in flight, 0 = none */
     double eng_t0;   /* when it was sent (for the engine round-trip histogram) */
     sc_decision_t d; /* the decision */
     /* proxy state */

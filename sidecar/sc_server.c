@@ -32,6 +32,7 @@
 
 #include "eng_common.h"
 #include "hpp_keys.h"
+#include "sc_accesslog.h"
 #include "sc_call.h"
 #include "sc_engine.h"
 #include "sc_failopen.h"
@@ -87,6 +88,7 @@ struct sc_server {
     struct event *sigterm;             /* SIGTERM -> stop */
     struct event *sighup;              /* SIGHUP -> reload the key file */
     sc_keys_t *keys;                   /* --keys table, NULL = none */
+    sc_accesslog_t *access;            /* --access-log, NULL = none */
     sc_trust_config_t trust;           /* the trust boundary's settings (keys: the table above) */
     sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group */
     sc_engine_t *engine;               /* link to hpp-engine */
@@ -658,6 +660,7 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
     call->up_conn = NULL;
     call->up_req = NULL;
     memset(&call->at, 0, sizeof call->at);
+    call->requested[0] = call->group[0] = '\0';
     call->nattempts = 0;
     call->up_reused = false;
     call->fresh_retried = false;
@@ -691,7 +694,9 @@ static void s_call_free(sc_call_t *call)
 static void s_call_finish(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
-    sc_metrics_request(srv->metrics, call->route, call->status, sc_now() - call->t0);
+    double took = sc_now() - call->t0;
+    sc_metrics_request(srv->metrics, call->route, call->status, took);
+    sc_accesslog_write(srv->access, call, took);
     sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
     if (call->defer) {
         event_del(call->defer);
@@ -920,6 +925,16 @@ static void s_reply_route(sc_call_t *call)
         s_jstr(&j, "model", d->fallbacks[i].model, true);
         s_jstr(&j, "provider", d->fallbacks[i].provider, false);
         s_jstr(&j, "provider_model", d->fallbacks[i].provider_model, false);
+        if (d->fallbacks[i].tier[0]) {
+            s_jstr(&j, "tier", d->fallbacks[i].tier, false);
+        } else {
+            s_jlit(&j, ",\"tier\":null");
+        }
+        if (d->fallbacks[i].has_cost) {
+            s_jlit(&j, ",\"estimated_cost_usd\":");
+            s_cost_text(d->fallbacks[i].cost_usd, num, sizeof num);
+            s_jlit(&j, num);
+        }
         s_jlit(&j, "}");
     }
     s_jlit(&j, "]}\n");
@@ -1161,7 +1176,15 @@ static int s_features(sc_call_t *call)
     if (call->srv->failopen) {
         sc_failopen_seen(call->srv->failopen, call->f.group);
     }
-    return s_proxied(call) ? s_reachable(call) : 0;
+    if (call->srv->access) {
+        hpp_str_t m = call->f.model, g = call->f.group;
+        sc_strcopy(call->requested, sizeof call->requested,
+                   m.len ? m : (hpp_str_t){HPP_AUTO_MODEL, sizeof HPP_AUTO_MODEL - 1});
+        sc_strcopy(call->group, sizeof call->group, g.len ? g : (hpp_str_t){"default", 7});
+    }
+    /* A proxy's /v1/route answers what its chat route would call. */
+    bool decides = call->route == SC_ROUTE_CHAT || call->route == SC_ROUTE_ROUTE;
+    return call->srv->proxy && decides ? s_reachable(call) : 0;
 }
 
 /* Sends one engine request for the call; answers itself when it cannot.
@@ -1387,6 +1410,7 @@ static void s_handle_metrics(sc_call_t *call)
         sc_engine_state(srv->engine, i, &engines[i]);
     }
     sc_metrics_engines(srv->metrics, engines, n, sc_engine_disagreements(srv->engine));
+    sc_metrics_access_dropped(srv->metrics, sc_accesslog_dropped(srv->access));
     size_t len = 0;
     char *text = sc_metrics_render(srv->metrics, &len);
     if (!text) {
@@ -1718,13 +1742,19 @@ static void s_on_hup(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     sc_server_t *srv = arg;
-    if (!srv->cfg.keys_file && !srv->cfg.upstreams_file) {
+    if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
         eng_log(ENG_LOG_INFO, "sidecar",
-                "SIGHUP: no --keys or --upstreams file, nothing to reload");
+                "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");
         return;
     }
     s_reload_keys(srv);
     s_reload_upstreams(srv);
+    char err[512];
+    if (srv->access && sc_accesslog_reopen(srv->access, err, sizeof err) != 0) {
+        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the access log open before: %s", err);
+    } else if (srv->access) {
+        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reopened", srv->cfg.access_log);
+    }
 }
 
 /* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
@@ -1852,6 +1882,9 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
             srv->max_conns > fit ? ", more than the descriptors allow: accepts will fail" : "",
             nofile, cfg->header_timeout_s, cfg->body_timeout_s, cfg->idle_timeout_s);
     if (s_engines_new(srv, errbuf, errlen) != 0) {
+        goto fail;
+    }
+    if (cfg->access_log && !(srv->access = sc_accesslog_open(cfg->access_log, errbuf, errlen))) {
         goto fail;
     }
     if (cfg->keys_file) {
@@ -1985,6 +2018,7 @@ void sc_server_destroy(sc_server_t **self_p)
     sc_failopen_destroy(&srv->failopen);
     sc_engine_destroy(&srv->engine);
     sc_keys_destroy(&srv->keys);
+    sc_accesslog_destroy(&srv->access);
     while (srv->pool) {
         sc_call_t *c = srv->pool;
         srv->pool = c->next;

@@ -25,6 +25,7 @@ typedef struct {
     const char *upstream;       /* base URL of the upstream API (http://host:port/v1), NULL =
                                    decision-only mode */
     const char *upstreams_file; /* --upstreams: provider -> upstream table (proxy mode) */
+    const char *access_log;     /* --access-log: one JSON line per request, NULL = none */
     int timeout_ms;             /* deadline of each engine call */
     const char *fail_open;      /* model to answer when the engine is unreachable, NULL = 503 */
     size_t max_body;            /* request body limit in bytes (413 above) */
