@@ -23,7 +23,9 @@ typedef struct {
     hpp_cost_t cost;                /* estimate, group multiplier applied */
     int64_t output_tokens;          /* output tokens used for the estimate */
     const eng_endpoint_t *fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
-    uint32_t nfallbacks;                                /* used entries of fallbacks[] */
+    const char *fallback_tier[HPP_MAX_FALLBACKS];       /* their tier names, "" if none */
+    hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS]; /* their estimates (total, multiplier applied) */
+    uint32_t nfallbacks;                         /* used entries of fallbacks[] */
 } eng_decision_t;
 
 /* Why a candidate was passed over. */

@@ -99,6 +99,8 @@ void eng_reply_view(const eng_decision_t *d, const eng_catalog_t *cat, proto_dec
     out->nfallbacks = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
     for (uint32_t i = 0; i < out->nfallbacks; i++) {
         out->fallback_index[i] = s_endpoint(&c, NULL, d->fallbacks[i], &out->fallbacks[i]);
+        out->fallback_tier[i] = s_cstr(d->fallback_tier[i]);
+        out->fallback_cost[i] = d->fallback_cost[i];
     }
 }
 
@@ -147,44 +149,81 @@ int eng_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t
     return proto_reply_explain(b, id, &v, &tv);
 }
 
+/* The entries of a model: its own id for its paid endpoints (the cheapest's
+ * prices), and `ID:free` for its $0 endpoint, each what a plain or a `:free`
+ * request resolves to. */
+static size_t s_model_views(const eng_model_t *m, const eng_endpoint_t *eps, size_t ne,
+                            const char **providers, char *free_id, proto_model_t *out)
+{
+    size_t n = 0;
+    uint32_t first = m->ep_first, count = m->ep_count;
+    if (first > ne || count > ne - first) {
+        count = 0;
+    }
+    proto_model_t base = {
+        .id = s_str(m->id, m->id_len),
+        .owner = m->owner,
+        .context_length = m->context_length,
+        .max_output = m->max_output,
+        .caps = m->caps,
+        .providers = providers + (count ? first : 0),
+        .nproviders = count,
+        .free = m->free_ep >= 0,
+    };
+    if (m->floor_ep >= 0 && (size_t)m->floor_ep < ne) {
+        out[n] = base;
+        out[n].price = eps[m->floor_ep].price;
+        n++;
+    }
+    if (m->free_ep >= 0 && (size_t)m->free_ep < ne) {
+        memcpy(free_id, m->id, m->id_len);
+        memcpy(free_id + m->id_len, ":free", 5);
+        out[n] = base;
+        out[n].id = s_str(free_id, m->id_len + 5);
+        out[n].providers = providers + m->free_ep;
+        out[n].nproviders = 1;
+        out[n].price = eps[m->free_ep].price;
+        n++;
+    }
+    return n;
+}
+
 int eng_reply_models_encode(proto_buf_t *b, const eng_catalog_t *cat)
 {
     size_t nm = 0, ne = 0;
     const eng_model_t *models = eng_catalog_models(cat, &nm);
     const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &ne);
-    proto_model_t *views = calloc(nm + 1, sizeof *views);
+    size_t idbytes = 1;
+    for (size_t i = 0; i < nm; i++) {
+        idbytes += models[i].free_ep >= 0 ? models[i].id_len + 5 : 0;
+    }
+    /* Built once per snapshot (the reply is spliced from it), not per request. */
+    proto_model_t *views = calloc(2 * nm + 2, sizeof *views);
     const char **providers = calloc(ne + 1, sizeof *providers);
-    if (!views || !providers) {
+    char *ids = malloc(idbytes);
+    if (!views || !providers || !ids) {
         free(views);
         free(providers);
+        free(ids);
         return PROTO_ERR_NOSPACE;
     }
     for (size_t e = 0; e < ne; e++) {
         providers[e] = eps[e].provider;
     }
-    size_t listed = 0;
+    /* The virtual model first: every request for it is routed by the policy. */
+    const hpp_price_t none = {HPP_PRICE_NA, HPP_PRICE_NA, HPP_PRICE_NA,
+                              HPP_PRICE_NA, HPP_PRICE_NA, HPP_PRICE_NA};
+    views[0] = (proto_model_t){.id = s_str(HPP_AUTO_MODEL, sizeof HPP_AUTO_MODEL - 1),
+                               .owner = "hpprouter",
+                               .price = none};
+    size_t listed = 1, used = 0;
     for (size_t i = 0; i < nm; i++) {
-        const eng_model_t *m = &models[i];
-        if (m->floor_ep < 0 || (size_t)m->floor_ep >= ne) {
-            continue; /* no enabled endpoint: not offered */
-        }
-        proto_model_t *v = &views[listed++];
-        v->id = s_str(m->id, m->id_len);
-        v->owner = m->owner;
-        v->context_length = m->context_length;
-        v->max_output = m->max_output;
-        v->caps = m->caps;
-        uint32_t first = m->ep_first, count = m->ep_count;
-        if (first > ne || count > ne - first) {
-            count = 0;
-        }
-        v->providers = providers + (count ? first : 0);
-        v->nproviders = count;
-        v->free = m->free_ep >= 0;
-        v->price = eps[m->floor_ep].price;
+        listed += s_model_views(&models[i], eps, ne, providers, ids + used, views + listed);
+        used += models[i].free_ep >= 0 ? models[i].id_len + 5 : 0;
     }
     int rc = proto_models_encode(b, views, listed);
     free(views);
     free(providers);
+    free(ids);
     return rc;
 }

@@ -694,6 +694,12 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
                 dup = out->fallbacks[i] == ep;
             }
             if (!dup) {
+                /* A gateway that retries here reports this tier and estimate. */
+                out->fallback_tier[out->nfallbacks] = tier >= 0 ? w->pol->tiers[tier].name : "";
+                if (!have_cost && s_estimate(w, ep, &cost) != 0) {
+                    cost.total = 0;
+                }
+                out->fallback_cost[out->nfallbacks] = cost.total;
                 out->fallbacks[out->nfallbacks++] = ep;
             }
             why = ENG_REJ_SHADOWED;

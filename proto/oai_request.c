@@ -1384,12 +1384,13 @@ typedef struct {
 } s_edit_t;
 
 /* Members the upstream must not see: our own `hpp` object, and OpenRouter's
- * `models` list, which the engine has already decided among (an upstream
- * that read it could answer with another model than the one decided). The
- * parser refuses duplicate keys, so each is cut at most once. */
+ * `models` list and `provider` object, which the engine has already decided
+ * by (an upstream that read them could answer with another model or
+ * provider than the one decided, and a provider's own API refuses them).
+ * The parser refuses duplicate keys, so each is cut at most once. */
 static bool s_cut_member(const char *key)
 {
-    return strcmp(key, "hpp") == 0 || strcmp(key, "models") == 0;
+    return strcmp(key, "hpp") == 0 || strcmp(key, "models") == 0 || strcmp(key, "provider") == 0;
 }
 
 /* Adds the edits that remove the cut members of the root object, each run
@@ -1427,7 +1428,8 @@ static size_t s_cut_edits(const oai_jdoc_t *d, oai_jv_t obj, s_edit_t *edits, in
 }
 
 /* The body as received, spliced: the value of "model" replaced (or a
- * "model" member added first), the "hpp" and "models" members cut out.
+ * "model" member added first), the "hpp", "models" and "provider" members
+ * cut out.
  * Splicing instead of re-serialising keeps every other byte the client sent,
  * numbers included, and costs one copy. */
 char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len, const char *model,
@@ -1439,7 +1441,7 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
     const oai_jdoc_t *d = self->doc;
     char quoted[6 * HPP_MAX_MODEL_LEN + 16]; /* every byte may become \u00XX */
     size_t qlen = 0;
-    s_edit_t edits[3]; /* two cut runs at most, and the model */
+    s_edit_t edits[4]; /* three cut runs at most, and the model */
     int nedits = 0;
     if (model) {
         size_t pos = 0;

@@ -83,8 +83,8 @@ bool oai_extract_stream(const oai_extract_t *self);
 int64_t oai_extract_estimate(const oai_extract_t *self);
 
 /* The parsed body for the upstream: `model` replaced (when not NULL; added
- * when the body had none), the `hpp` and `models` members removed (the
- * engine has decided among `models`), every other byte as
+ * when the body had none), the `hpp`, `models` and `provider` members
+ * removed (the engine has decided by them), every other byte as
  * received. `body`/`body_len` are the bytes given to oai_extract_body, still
  * unchanged: the context keeps offsets into them, not a copy (a request
  * that is only routed never pays for one). Returns a malloc'd buffer

@@ -184,6 +184,8 @@ typedef struct {
     int64_t output_tokens;                         /* output tokens estimated */
     proto_endpoint_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t fallback_index[HPP_MAX_FALLBACKS];    /* their epwire indexes */
+    hpp_str_t fallback_tier[HPP_MAX_FALLBACKS];    /* their tiers, may be empty */
+    hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS];   /* their estimates (total) */
     uint32_t nfallbacks;                           /* used entries */
 } proto_decision_t;
 
@@ -287,7 +289,14 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 
 /* Replies: decoder (clients) ------------------------------------------------ */
 
-typedef proto_endpoint_t proto_fallback_t;
+/* A fallback of a decision: an endpoint, its tier and its estimate. */
+typedef struct {
+    hpp_str_t model;          /* model id */
+    hpp_str_t provider;       /* endpoint's provider */
+    hpp_str_t provider_model; /* the provider's own id */
+    hpp_str_t tier;           /* tier it was placed in, may be empty */
+    double cost_usd;          /* the request's estimate there, USD; < 0 = not sent */
+} proto_fallback_t;
 
 /* The common part of every reply plus the decision fields of route/explain.
  * Absent fields stay empty / zero. Strings borrow from the reply buffer. */

@@ -156,8 +156,12 @@ static void s_decision_fields(msgpack_packer *pk, const proto_decision_t *d,
     s_key(pk, "fallbacks");
     msgpack_pack_array(pk, nf);
     for (uint32_t i = 0; i < nf; i++) {
-        msgpack_pack_map(pk, 3);
+        msgpack_pack_map(pk, 5);
         s_pairs(pk, wire, &d->fallbacks[i], d->fallback_index[i]);
+        s_key(pk, "tier");
+        proto_pack_strn(pk, d->fallback_tier[i].ptr, d->fallback_tier[i].len);
+        s_key(pk, "cost_usd");
+        msgpack_pack_double(pk, hpp_pusd_to_usd(d->fallback_cost[i]));
     }
 }
 
@@ -533,17 +537,31 @@ static int s_read_i64_at(proto_rd_t *rd, const char *key, void *dst, proto_error
     return s_read_i64(rd, key, dst, err);
 }
 
+static int s_read_f64_at(proto_rd_t *rd, const char *key, void *dst, proto_error_t *err)
+{
+    proto_mp_val_t v;
+    int rc = s_read(rd, PROTO_MP_FLOAT, key, &v, err);
+    *(double *)dst = rc == PROTO_OK ? s_num(&v) : 0;
+    return rc;
+}
+
 /* A known key of a map, the name errors give it, and where its value goes. */
 typedef struct {
     const char *name;  /* the key */
     size_t len;        /* its length */
     const char *label; /* for messages: "error.code" */
     size_t off;        /* of the field in the destination struct */
+    s_read_fn read;    /* reads its value; NULL: the map's reader */
 } s_field_t;
 
 #define S_FIELD(lit, label, type, member)                                                          \
     {                                                                                              \
-        S_NAME(lit), label, offsetof(type, member)                                                 \
+        S_NAME(lit), label, offsetof(type, member), NULL                                                 \
+    }
+/* A field whose value is not of the map's kind. */
+#define S_FIELD_READ(lit, label, type, member, fn)                                                 \
+    {                                                                                              \
+        S_NAME(lit), label, offsetof(type, member), fn                                             \
     }
 #define S_NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -592,7 +610,8 @@ static int s_dec_fields(proto_rd_t *rd, const s_map_t *m, void *base, proto_erro
             rc = s_skip(rd, err);
         } else if ((rc = proto_key_once(&seen, (unsigned)f, m->fields[f].label, koff, err)) ==
                    PROTO_OK) {
-            rc = m->read(rd, m->fields[f].label, (char *)base + m->fields[f].off, err);
+            s_read_fn read = m->fields[f].read ? m->fields[f].read : m->read;
+            rc = read(rd, m->fields[f].label, (char *)base + m->fields[f].off, err);
         }
     }
     return rc;
@@ -615,11 +634,18 @@ static const s_field_t s_fallback_fields[] = {
     S_FIELD("model", "fallbacks[].model", proto_fallback_t, model),
     S_FIELD("provider", "fallbacks[].provider", proto_fallback_t, provider),
     S_FIELD("provider_model", "fallbacks[].provider_model", proto_fallback_t, provider_model),
+    S_FIELD("tier", "fallbacks[].tier", proto_fallback_t, tier),
+    S_FIELD_READ("cost_usd", "fallbacks[].cost_usd", proto_fallback_t, cost_usd, s_read_f64_at),
 };
 
 static size_t s_fallback_key(const proto_mp_val_t *k)
 {
-    return S_IS(k, "model") ? 0 : S_IS(k, "provider") ? 1 : S_IS(k, "provider_model") ? 2 : 3;
+    return S_IS(k, "model")            ? 0
+           : S_IS(k, "provider")       ? 1
+           : S_IS(k, "provider_model") ? 2
+           : S_IS(k, "tier")           ? 3
+           : S_IS(k, "cost_usd")       ? 4
+                                       : 5;
 }
 
 static const s_map_t s_error_map = {
@@ -640,6 +666,7 @@ static int s_dec_fallbacks(proto_rd_t *rd, proto_reply_t *out, proto_error_t *er
     for (uint32_t i = 0; rc == PROTO_OK && i < a.n; i++) {
         proto_fallback_t junk, *fb = i < HPP_MAX_FALLBACKS ? &out->fallbacks[i] : &junk;
         memset(fb, 0, sizeof *fb);
+        fb->cost_usd = -1; /* absent (an older engine) */
         rc = s_dec_fields(rd, &s_fallback_map, fb, err);
     }
     if (rc == PROTO_OK) {

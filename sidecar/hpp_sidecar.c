@@ -210,7 +210,14 @@ static const eng_flag_t s_flags[] = {
      "the engines' --curve-clients; needs --engine-curve-server-key"},
     {"--upstream", "URL", s_upstream, 0,
      "proxy mode: forward chat completions to this OpenAI-compatible base URL "
-     "(http://HOST:PORT/v1); without it, decision-only mode"},
+     "(http://HOST:PORT/v1) whatever the provider; without it or --upstreams, decision-only mode"},
+    {"--upstreams", "FILE", NULL, offsetof(s_opts_t, cfg.upstreams_file),
+     "proxy mode: each provider's upstream base URL and credential, one line each "
+     "(\"PROVIDER URL [key_env=VAR|key=SECRET] [key_header=NAME]\", '*' for the rest; see "
+     "sidecar/README.md); only providers listed are chosen. Re-read on SIGHUP"},
+    {"--access-log", "FILE", NULL, offsetof(s_opts_t, cfg.access_log),
+     "append one JSON line per answered request (status, decision, each upstream attempt; "
+     "never prompt text); SIGHUP reopens it"},
     {"--timeout-ms", "N", s_timeout, 0, "engine deadline per request (default 1000)"},
     {"--fail-open", "MODEL", s_fail_open, 0,
      "answer with MODEL when the engine is down or late, only to a group the engine said "
@@ -264,7 +271,8 @@ static void s_print_help(void)
            "GET /healthz, GET /metrics.\n\noptions:\n");
     eng_flags_help(stdout, s_flags, 26);
     printf("\nPrints \"hpp-sidecar: ready on HOST:PORT\" to stderr once listening.\n"
-           "SIGHUP reloads the --keys file (a bad file keeps the last good one).\n"
+           "SIGHUP reloads the --keys and --upstreams files (a bad file keeps the last\n"
+           "good one) and reopens the --access-log.\n"
            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad flags.\n");
 }
 
@@ -298,7 +306,12 @@ int main(int argc, char **argv)
                         "CURVE needs --engine-link libzmq or auto (see --help)\n");
         return S_EXIT_USAGE;
     }
-    if (o.cfg.auth_refusal_status && o.cfg.upstream) {
+    if (o.cfg.upstream && o.cfg.upstreams_file) {
+        fprintf(stderr, "hpp-sidecar: --upstream and --upstreams are exclusive: the file's '*' "
+                        "line is what --upstream would be (see --help)\n");
+        return S_EXIT_USAGE;
+    }
+    if (o.cfg.auth_refusal_status && (o.cfg.upstream || o.cfg.upstreams_file)) {
         fprintf(stderr, "hpp-sidecar: --auth-refusal-status is for decision-only mode (the auth "
                         "route of a gateway); proxy mode (--upstream) has none (see --help)\n");
         return S_EXIT_USAGE;
@@ -324,8 +337,11 @@ int main(int argc, char **argv)
     eng_log(ENG_LOG_INFO, "sidecar", "engine%s %s (%s link%s), %s, timeout %d ms%s%s",
             o.cfg.nengines > 1 ? "s" : "", o.cfg.nengines ? engines : SC_DEFAULT_ENGINE,
             sc_link_kind_name(sc_server_link_kind(srv)), o.cfg.curve_secret ? ", CURVE" : "",
-            o.cfg.upstream ? o.cfg.upstream : "decision-only mode", o.cfg.timeout_ms,
-            o.cfg.fail_open ? ", fail-open " : "", o.cfg.fail_open ? o.cfg.fail_open : "");
+            o.cfg.upstream         ? o.cfg.upstream
+            : o.cfg.upstreams_file ? o.cfg.upstreams_file
+                                   : "decision-only mode",
+            o.cfg.timeout_ms, o.cfg.fail_open ? ", fail-open " : "",
+            o.cfg.fail_open ? o.cfg.fail_open : "");
     fprintf(stderr, "hpp-sidecar: ready on %s:%d\n", host, sc_server_port(srv));
     fflush(stderr);
     sc_server_run(srv);

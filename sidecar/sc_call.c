@@ -37,5 +37,19 @@ void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r)
                    r->fallbacks[i].provider);
         sc_strcopy(d->fallbacks[i].provider_model, sizeof d->fallbacks[i].provider_model,
                    r->fallbacks[i].provider_model);
+        sc_strcopy(d->fallbacks[i].tier, sizeof d->fallbacks[i].tier, r->fallbacks[i].tier);
+        d->fallbacks[i].cost_usd = r->fallbacks[i].cost_usd;
+        d->fallbacks[i].has_cost = r->fallbacks[i].cost_usd >= 0;
     }
+}
+
+void sc_decision_endpoint(const sc_decision_t *d, sc_endpoint_t *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->model, d->model, sizeof out->model);
+    memcpy(out->provider, d->provider, sizeof out->provider);
+    memcpy(out->provider_model, d->provider_model, sizeof out->provider_model);
+    memcpy(out->tier, d->tier, sizeof out->tier);
+    out->cost_usd = d->cost_usd;
+    out->has_cost = !d->fail_open;
 }

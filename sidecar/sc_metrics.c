@@ -70,6 +70,7 @@ struct sc_metrics {
     uint64_t retries[SC_RETRY_COUNT];                    /* by reason */
     uint64_t upstream[6];                                /* by class: 0 = connect error, 1..5 */
     uint64_t fail_open;                                  /* answers with --fail-open */
+    uint64_t access_dropped;                             /* access log lines not written */
     uint64_t inflight;                                   /* engine requests pending */
     uint64_t conns_open;                                 /* client connections open */
     uint64_t conns_refused;                              /* over --max-connections */
@@ -200,6 +201,11 @@ void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *c
 void sc_metrics_fail_open(sc_metrics_t *self)
 {
     self->fail_open++;
+}
+
+void sc_metrics_access_dropped(sc_metrics_t *self, uint64_t n)
+{
+    self->access_dropped = n;
 }
 
 void sc_metrics_retry(sc_metrics_t *self, sc_retry_t why)
@@ -368,8 +374,13 @@ static void s_render_engine(const sc_metrics_t *self, FILE *fp)
             "hpp_sidecar_engine_inflight %llu\n"
             "# HELP hpp_sidecar_fail_open_total Answers given with the --fail-open model.\n"
             "# TYPE hpp_sidecar_fail_open_total counter\n"
-            "hpp_sidecar_fail_open_total %llu\n",
-            (unsigned long long)self->inflight, (unsigned long long)self->fail_open);
+            "hpp_sidecar_fail_open_total %llu\n"
+            "# HELP hpp_sidecar_access_log_dropped_total Access log lines that could not be "
+            "written.\n"
+            "# TYPE hpp_sidecar_access_log_dropped_total counter\n"
+            "hpp_sidecar_access_log_dropped_total %llu\n",
+            (unsigned long long)self->inflight, (unsigned long long)self->fail_open,
+            (unsigned long long)self->access_dropped);
     fputs("# HELP hpp_sidecar_engine_duration_seconds Round trip of a route decision, from the "
           "send to the engine's answer.\n"
           "# TYPE hpp_sidecar_engine_duration_seconds histogram\n",

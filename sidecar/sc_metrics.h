@@ -91,6 +91,9 @@ void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *c
 /* Counts an answer given with the --fail-open model. */
 void sc_metrics_fail_open(sc_metrics_t *self);
 
+/* Sets the count of access log lines that could not be written. */
+void sc_metrics_access_dropped(sc_metrics_t *self, uint64_t n);
+
 /* Counts a retry of the upstream call with another model. */
 void sc_metrics_retry(sc_metrics_t *self, sc_retry_t why);
 

@@ -1,17 +1,23 @@
-/* sc_proxy.c - proxy mode: forward the rewritten body upstream and stream
- * the answer back as it arrives.
+/* sc_proxy.c - proxy mode: forward the rewritten body to the chosen
+ * endpoint's upstream and stream the answer back as it arrives.
  *
- * Each attempt is one libevent client request on a pooled keep-alive
- * connection. The response header callback decides before any byte reaches
- * the client: 402 aborts the attempt and asks the engine for the free
- * variant (once); 429 and 5xx abort it and try the next fallback model
- * (bounded by --max-retries, skipping models already tried); anything else
- * starts the client reply with the upstream status and headers plus
- * X-HPP-Router-Resolved-Model, and body chunks are moved (not copied) from
- * the upstream buffer to the client as the chunk callback delivers them, so
- * SSE events flow through one by one. An aborted attempt resumes from a
- * deferred event, never from inside libevent's own callback stack.
- * Connection failures before the reply started answer 502.
+ * Each attempt calls one endpoint (model, provider): the body goes to the
+ * upstream the --upstreams table names for the provider, with the
+ * provider's own model id and the upstream's credential, as one libevent
+ * client request on a pooled keep-alive connection. The response header
+ * callback decides before any byte reaches the client: 402 aborts the
+ * attempt and asks the engine for the free variant (once); 429 and 5xx
+ * abort it and try the next endpoint of the decision's fallbacks (the
+ * engine lists the same model's other endpoints first), bounded by
+ * --max-retries and skipping endpoints already called or unreachable; a
+ * reused pooled connection that the upstream had closed is replaced once by
+ * a new one; anything else starts the client reply with the upstream status
+ * and headers plus the X-HPP-Router-* headers of the endpoint that
+ * answered, and body chunks are moved (not copied) from the upstream buffer
+ * to the client as the chunk callback delivers them, so SSE events flow
+ * through one by one. An aborted attempt resumes from a deferred event,
+ * never from inside libevent's own callback stack. Connection failures
+ * before the reply started answer 502.
  */
 #include "sc_proxy.h"
 
@@ -27,21 +33,20 @@
 #include <strings.h>
 
 #include "eng_common.h"
+#include "sc_upstreams.h"
 
-/* The upstream: parsed base URL and idle connections. */
+/* One upstream of the table: its resolved address and idle connections. */
 typedef struct {
-    char host[256];                     /* host name or address, as given */
-    char addr[64];                      /* its numeric address, resolved once at startup */
-    int port;                           /* TCP port */
-    char hostport[300];                 /* Host header value */
-    char path[512];                     /* request path: base path + /chat/completions */
+    char addr[64];                      /* numeric address, resolved when the table loads */
     struct evhttp_connection *idle[64]; /* keep-alive connections ready for reuse */
     int nidle;                          /* used entries of idle[] */
-} sc_upstream_t;
+} s_pool_t;
 
 struct sc_proxy {
-    sc_proxy_config_t cfg; /* the loop, engine, metrics and limits (borrowed) */
-    sc_upstream_t up;      /* the upstream */
+    sc_proxy_config_t cfg;            /* the loop, engine, metrics and limits (borrowed) */
+    sc_upstreams_t *table;            /* provider -> upstream */
+    s_pool_t pools[SC_UPSTREAMS_MAX]; /* pools[i] serves line i of the table */
+    uint32_t gen;                     /* bumped by each reload: older connections are freed */
 };
 
 /* Headers never forwarded in either direction (hop-by-hop, or rewritten). */
@@ -81,83 +86,85 @@ static bool s_in(const char *name, const char *const *list)
     return false;
 }
 
-/* Upstream URL and connection pool ---------------------------------------- */
+/* Upstream table and connection pools ------------------------------------ */
 
-static int s_upstream_init(sc_upstream_t *up, const char *url, char *errbuf, size_t errlen)
+/* Resolves every host of the table (at startup and on SIGHUP, never per
+ * request: libevent without a DNS base would resolve with a blocking call
+ * on every connect). */
+static int s_resolve(const sc_upstreams_t *t, s_pool_t *pools, char *errbuf, size_t errlen)
 {
-    memset(up, 0, sizeof *up);
-    struct evhttp_uri *u = evhttp_uri_parse(url);
-    if (!u) {
-        snprintf(errbuf, errlen, "--upstream '%s': not a URL (expected http://HOST:PORT/v1)", url);
-        return -1;
-    }
-    int rc = -1;
-    const char *scheme = evhttp_uri_get_scheme(u);
-    const char *host = evhttp_uri_get_host(u);
-    const char *path = evhttp_uri_get_path(u);
-    int port = evhttp_uri_get_port(u);
-    if (!scheme || strcasecmp(scheme, "http") != 0) {
-        snprintf(errbuf, errlen,
-                 "--upstream '%s': only http:// is supported (terminate TLS in the gateway)", url);
-        goto out;
-    }
-    if (!host || !host[0] || strlen(host) >= sizeof up->host) {
-        snprintf(errbuf, errlen, "--upstream '%s': missing host", url);
-        goto out;
-    }
-    if (evhttp_uri_get_query(u) || evhttp_uri_get_fragment(u) || evhttp_uri_get_userinfo(u)) {
-        snprintf(errbuf, errlen, "--upstream '%s': no query, fragment or user info allowed", url);
-        goto out;
-    }
-    snprintf(up->host, sizeof up->host, "%s", host);
-    up->port = port > 0 ? port : 80;
-    /* Resolved here, before the loop runs: libevent without a DNS base would
-     * resolve a name with a blocking call on every (re)connect. */
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(host, NULL, &hints, &res);
-    if (gai != 0 || !res ||
-        getnameinfo(res->ai_addr, res->ai_addrlen, up->addr, sizeof up->addr, NULL, 0,
-                    NI_NUMERICHOST) != 0) {
-        snprintf(errbuf, errlen, "--upstream '%s': cannot resolve %s: %s", url, host,
-                 gai ? gai_strerror(gai) : "no address");
-        if (res) {
-            freeaddrinfo(res);
+    for (size_t i = 0; i < sc_upstreams_count(t); i++) {
+        const sc_upstream_def_t *u = sc_upstreams_get(t, i);
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(u->host, NULL, &hints, &res);
+        if (gai != 0 || !res ||
+            getnameinfo(res->ai_addr, res->ai_addrlen, pools[i].addr, sizeof pools[i].addr, NULL, 0,
+                        NI_NUMERICHOST) != 0) {
+            snprintf(errbuf, errlen, "upstream for '%s' (line %u): cannot resolve %s: %s",
+                     u->provider, (unsigned)u->line, u->host,
+                     gai ? gai_strerror(gai) : "no address");
+            if (res) {
+                freeaddrinfo(res);
+            }
+            return -1;
         }
-        goto out;
+        freeaddrinfo(res);
     }
-    freeaddrinfo(res);
-    if (port > 0) {
-        snprintf(up->hostport, sizeof up->hostport, "%s:%d", host, port);
-    } else {
-        snprintf(up->hostport, sizeof up->hostport, "%s", host);
-    }
-    /* The base URL is what OpenAI SDKs call base_url (ends in /v1); an empty
-     * path means /v1. */
-    size_t plen = path ? strlen(path) : 0;
-    while (plen > 0 && path[plen - 1] == '/') {
-        plen--;
-    }
-    if (plen == 0) {
-        snprintf(up->path, sizeof up->path, "/v1/chat/completions");
-    } else if (plen + sizeof "/chat/completions" > sizeof up->path) {
-        snprintf(errbuf, errlen, "--upstream '%s': path too long", url);
-        goto out;
-    } else {
-        snprintf(up->path, sizeof up->path, "%.*s/chat/completions", (int)plen, path);
-    }
-    rc = 0;
-out:
-    evhttp_uri_free(u);
-    return rc;
+    return 0;
 }
 
-static void s_upstream_close(sc_upstream_t *up)
+/* The table a single --upstream URL stands for: one `*` line. */
+static sc_upstreams_t *s_single(const char *url, char *errbuf, size_t errlen)
 {
-    for (int i = 0; i < up->nidle; i++) {
-        evhttp_connection_free(up->idle[i]);
+    char text[1200];
+    if (strlen(url) > 1023 || strpbrk(url, " \t\r\n#")) {
+        snprintf(errbuf, errlen, "--upstream '%.64s': not a URL (expected http://HOST:PORT/v1)",
+                 url);
+        return NULL;
     }
-    up->nidle = 0;
+    snprintf(text, sizeof text, "* %s\n", url);
+    char why[512];
+    sc_upstreams_t *t =
+        sc_upstreams_parse(text, strlen(text), "--upstream", false, why, sizeof why);
+    if (!t) {
+        /* "--upstream:1:COL: what" -> "--upstream 'URL': what" */
+        const char *what = strstr(why, ": ");
+        what = what ? strstr(what + 2, ": ") : NULL;
+        snprintf(errbuf, errlen, "--upstream '%s': %s", url, what ? what + 2 : why);
+    }
+    return t;
+}
+
+static void s_pools_close(s_pool_t *pools)
+{
+    for (size_t i = 0; i < SC_UPSTREAMS_MAX; i++) {
+        for (int k = 0; k < pools[i].nidle; k++) {
+            evhttp_connection_free(pools[i].idle[k]);
+        }
+        pools[i].nidle = 0;
+    }
+}
+
+/* Reads the upstream file (or the single URL), resolves its hosts and, only
+ * when all of that worked, puts it in service. */
+static int s_load(sc_proxy_t *self, char *errbuf, size_t errlen)
+{
+    sc_upstreams_t *t = self->cfg.upstreams_file
+                            ? sc_upstreams_load(self->cfg.upstreams_file, errbuf, errlen)
+                            : s_single(self->cfg.url, errbuf, errlen);
+    s_pool_t fresh[SC_UPSTREAMS_MAX];
+    memset(fresh, 0, sizeof fresh);
+    if (!t || s_resolve(t, fresh, errbuf, errlen) != 0) {
+        sc_upstreams_destroy(&t);
+        return -1;
+    }
+    s_pools_close(self->pools);
+    memcpy(self->pools, fresh, sizeof fresh);
+    sc_upstreams_destroy(&self->table);
+    self->table = t;
+    self->gen++;
+    return 0;
 }
 
 sc_proxy_t *sc_proxy_new(const sc_proxy_config_t *cfg, char *errbuf, size_t errlen)
@@ -168,11 +175,30 @@ sc_proxy_t *sc_proxy_new(const sc_proxy_config_t *cfg, char *errbuf, size_t errl
         return NULL;
     }
     self->cfg = *cfg;
-    if (s_upstream_init(&self->up, cfg->url, errbuf, errlen) < 0) {
+    if (s_load(self, errbuf, errlen) < 0) {
         free(self);
         return NULL;
     }
     return self;
+}
+
+int sc_proxy_reload(sc_proxy_t *self, char *errbuf, size_t errlen)
+{
+    if (!self->cfg.upstreams_file) {
+        snprintf(errbuf, errlen, "no --upstreams file");
+        return 1;
+    }
+    return s_load(self, errbuf, errlen);
+}
+
+size_t sc_proxy_upstreams(const sc_proxy_t *self)
+{
+    return sc_upstreams_count(self->table);
+}
+
+uint32_t sc_proxy_reachable(const sc_proxy_t *self, hpp_str_t out[HPP_MAX_PROVIDERS])
+{
+    return sc_upstreams_reachable(self->table, out);
 }
 
 void sc_proxy_destroy(sc_proxy_t **self_p)
@@ -180,37 +206,45 @@ void sc_proxy_destroy(sc_proxy_t **self_p)
     if (!self_p || !*self_p) {
         return;
     }
-    s_upstream_close(&(*self_p)->up);
+    s_pools_close((*self_p)->pools);
+    sc_upstreams_destroy(&(*self_p)->table);
     free(*self_p);
     *self_p = NULL;
 }
 
-static struct evhttp_connection *s_conn_get(sc_proxy_t *px)
+/* An idle connection of pool i, or a new one; *reused says which. */
+static struct evhttp_connection *s_conn_get(sc_proxy_t *px, int i, bool fresh, bool *reused)
 {
-    sc_upstream_t *up = &px->up;
-    if (up->nidle > 0) {
-        return up->idle[--up->nidle];
+    s_pool_t *p = &px->pools[i];
+    const sc_upstream_def_t *u = sc_upstreams_get(px->table, (size_t)i);
+    *reused = !fresh && p->nidle > 0;
+    if (*reused) {
+        return p->idle[--p->nidle];
     }
     struct evhttp_connection *c =
-        evhttp_connection_base_new(px->cfg.base, NULL, up->addr, (ev_uint16_t)up->port);
+        evhttp_connection_base_new(px->cfg.base, NULL, p->addr, (ev_uint16_t)u->port);
     if (c) {
         evhttp_connection_set_timeout(c, px->cfg.timeout_s);
         evhttp_connection_set_max_headers_size(c, S_UP_HEAD_MAX);
-        /* One retry of the connect itself is libevent's business; model
+        /* One retry of the connect itself is libevent's business; endpoint
          * retries are ours. */
         evhttp_connection_set_retries(c, 0);
     }
     return c;
 }
 
-static void s_conn_put(sc_proxy_t *px, struct evhttp_connection *c)
+/* Returns the call's connection to its pool (or frees it when the table it
+ * came from was replaced, or the pool is full). */
+static void s_conn_put(sc_proxy_t *px, sc_call_t *call)
 {
-    sc_upstream_t *up = &px->up;
+    struct evhttp_connection *c = call->up_conn;
+    call->up_conn = NULL;
     if (!c) {
         return;
     }
-    if (up->nidle < (int)(sizeof up->idle / sizeof up->idle[0])) {
-        up->idle[up->nidle++] = c;
+    s_pool_t *p = &px->pools[call->up_pool];
+    if (call->up_gen == px->gen && p->nidle < (int)(sizeof p->idle / sizeof p->idle[0])) {
+        p->idle[p->nidle++] = c;
     } else {
         evhttp_connection_free(c);
     }
@@ -218,7 +252,7 @@ static void s_conn_put(sc_proxy_t *px, struct evhttp_connection *c)
 
 /* Attempts ------------------------------------------------------------------ */
 
-static void s_attempt(sc_call_t *call, const char *model);
+static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh);
 static void s_free_reroute(sc_call_t *call);
 
 static void s_free_body(const void *data, size_t len, void *arg)
@@ -228,25 +262,37 @@ static void s_free_body(const void *data, size_t len, void *arg)
     free((void *)data);
 }
 
-static bool s_tried(const sc_call_t *call, const char *model)
+/* Whether an attempt already called this endpoint (model and provider). */
+static bool s_tried(const sc_call_t *call, const char *model, const char *provider)
 {
-    for (int i = 0; i < call->ntried; i++) {
-        if (strcmp(call->tried[i], model) == 0) {
+    for (int i = 0; i < call->nattempts; i++) {
+        if (strcmp(call->attempts[i].model, model) == 0 &&
+            strcasecmp(call->attempts[i].provider, provider) == 0) {
             return true;
         }
     }
     return false;
 }
 
-/* Index of the next fallback worth trying, or -1. */
+/* Index of the next fallback worth trying, or -1. The engine lists the
+ * chosen model's other endpoints first, then the next best models, so this
+ * order is "same model elsewhere, then another model". */
 static int s_next_fallback(const sc_call_t *call)
 {
     for (uint32_t i = call->next_fb; i < call->d.nfallbacks; i++) {
-        if (!s_tried(call, call->d.fallbacks[i].model)) {
+        const sc_endpoint_t *fb = &call->d.fallbacks[i];
+        if (!s_tried(call, fb->model, fb->provider) &&
+            sc_upstreams_find(call->px->table, fb->provider, strlen(fb->provider))) {
             return (int)i;
         }
     }
     return -1;
+}
+
+/* The current attempt's entry in the call's attempt list. */
+static sc_attempt_t *s_current(sc_call_t *call)
+{
+    return call->nattempts > 0 ? &call->attempts[call->nattempts - 1] : NULL;
 }
 
 /* Answers an attempt that produced no response (nothing was sent yet). */
@@ -288,6 +334,11 @@ static void s_on_defer(evutil_socket_t fd, short what, void *arg)
         s_free_reroute(call);
         return;
     }
+    if (kind == SC_RETRY_FRESH) {
+        sc_endpoint_t same = call->at;
+        s_attempt(call, &same, true);
+        return;
+    }
     int i = s_next_fallback(call);
     if (i < 0) { /* cannot happen: checked before aborting */
         s_fail(call, 502, "upstream_error", "upstream answered %s and no fallback is left",
@@ -296,7 +347,7 @@ static void s_on_defer(evutil_socket_t fd, short what, void *arg)
     }
     call->next_fb = (uint32_t)i + 1;
     call->retries++;
-    s_attempt(call, call->d.fallbacks[i].model);
+    s_attempt(call, &call->d.fallbacks[i], false);
 }
 
 static void s_schedule(sc_call_t *call)
@@ -358,8 +409,14 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
     }
     int status = evhttp_request_get_response_code(up);
     call->up_status = status;
+    double took = sc_now() - call->up_t0;
+    sc_attempt_t *a = s_current(call);
+    if (a) {
+        a->status = status;
+        a->seconds = took;
+    }
     sc_metrics_upstream(px->cfg.metrics, status);
-    sc_metrics_upstream_time(px->cfg.metrics, sc_now() - call->up_t0);
+    sc_metrics_upstream_time(px->cfg.metrics, took);
     if (status == 402 && !call->free_tried) {
         call->retry = SC_RETRY_FREE;
         call->retry_status = status;
@@ -380,7 +437,9 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
             evhttp_add_header(out, kv->key, kv->value);
         }
     }
-    call->ops->add_decision_headers(call, out, call->model);
+    call->ops->add_decision_headers(call, out);
+    sc_metrics_decision(px->cfg.metrics, call->at.model, strlen(call->at.model), call->at.tier,
+                        strlen(call->at.tier));
     call->status = status;
     const char *reason = evhttp_request_get_response_code_line(up);
     snprintf(call->reason, sizeof call->reason, "%s", reason && reason[0] ? reason : "Upstream");
@@ -452,11 +511,34 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     }
     sc_proxy_t *px = call->px;
     call->up_req = NULL;
-    s_conn_put(px, call->up_conn);
-    call->up_conn = NULL;
+    bool reused = call->up_reused;
+    if (call->retry == SC_RETRY_NONE && call->up_status == 0 && !call->streaming &&
+        !call->buffered) {
+        /* No response at all: a connection from the pool may have been
+         * closed by the upstream while idle (keep-alive timeouts differ).
+         * That is no fault of the endpoint: once, on a new connection. */
+        if (reused && !call->fresh_retried) {
+            if (call->up_conn) {
+                evhttp_connection_free(call->up_conn);
+                call->up_conn = NULL;
+            }
+            call->fresh_retried = true;
+            call->retry = SC_RETRY_FRESH;
+            eng_log(ENG_LOG_INFO, "sidecar",
+                    "pooled connection to %s's upstream %s: once more on a new one",
+                    call->at.provider, s_error_name(call->up_error));
+            s_schedule(call);
+            return;
+        }
+        sc_attempt_t *a = s_current(call);
+        if (a) {
+            a->seconds = sc_now() - call->up_t0;
+        }
+    }
+    s_conn_put(px, call);
     if (call->retry != SC_RETRY_NONE) {
-        eng_log(ENG_LOG_INFO, "sidecar", "upstream answered %d for %s: retrying",
-                call->retry_status, call->model);
+        eng_log(ENG_LOG_INFO, "sidecar", "upstream answered %d for %s at %s: retrying",
+                call->retry_status, call->at.model, call->at.provider);
         s_schedule(call);
         return;
     }
@@ -484,8 +566,8 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
              * pass a truncated body off as complete (or leave a client
              * waiting for the rest of a Content-Length): drop the client
              * connection instead, which also frees the request. */
-            eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s mid-answer: closing the client",
-                    px->up.hostport, s_error_name(call->up_error));
+            eng_log(ENG_LOG_WARN, "sidecar", "upstream of %s %s mid-answer: closing the client",
+                    call->at.provider, s_error_name(call->up_error));
             s_drop_client(evcon);
         } else {
             evhttp_send_reply_end(call->req); /* detached: this only frees it */
@@ -497,22 +579,54 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     if (call->up_status == 0) {
         sc_metrics_upstream(px->cfg.metrics, 0); /* no response at all (a cut one was counted) */
     }
-    eng_log(ENG_LOG_WARN, "sidecar", "upstream %s %s", px->up.hostport,
+    eng_log(ENG_LOG_WARN, "sidecar", "upstream of %s %s", call->at.provider,
             s_error_name(call->up_error));
     char what[400];
-    snprintf(what, sizeof what, "%s %s", px->up.hostport, s_error_name(call->up_error));
+    snprintf(what, sizeof what, "of %s %s", call->at.provider, s_error_name(call->up_error));
     bool bad_head = call->up_error == EVREQ_HTTP_INVALID_HEADER || call->up_error == S_UP_ERR_LINE;
     s_fail(call, 502, bad_head ? "upstream_invalid_response" : "upstream_unavailable",
            "upstream %s", what);
 }
 
-static void s_attempt(sc_call_t *call, const char *model)
+/* Whether a client header is passed to the upstream `u`. */
+static bool s_forwarded(const sc_proxy_t *px, const sc_upstream_def_t *u, const char *key)
+{
+    if (s_in(key, s_hop) || s_in(key, s_req_own) || strncasecmp(key, "X-HPP-", 6) == 0) {
+        return false; /* our hints and hop-by-hop headers end here */
+    }
+    if (px->cfg.strip_header && strcasecmp(key, px->cfg.strip_header) == 0) {
+        return false; /* the gateway's group header */
+    }
+    /* The client's key is for us (--keys) or is replaced by the upstream's. */
+    if ((px->cfg.strip_auth || u->key_value) && strcasecmp(key, "Authorization") == 0) {
+        return false;
+    }
+    return !(u->key_value && strcasecmp(key, u->key_header) == 0);
+}
+
+/* Sends the call's body to the upstream of `ep`'s provider, with `ep`'s own
+ * model id; `fresh` skips the idle pool. */
+static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh)
 {
     sc_proxy_t *px = call->px;
-    snprintf(call->model, sizeof call->model, "%s", model);
-    if (call->ntried < (int)(sizeof call->tried / sizeof call->tried[0])) {
-        snprintf(call->tried[call->ntried++], sizeof call->tried[0], "%s", model);
+    call->at = *ep;
+    if (call->nattempts < SC_MAX_ATTEMPTS) {
+        sc_attempt_t *a = &call->attempts[call->nattempts++];
+        memcpy(a->model, ep->model, sizeof a->model);
+        memcpy(a->provider, ep->provider, sizeof a->provider);
+        a->status = 0;
+        a->seconds = 0;
     }
+    const sc_upstream_def_t *u = sc_upstreams_find(px->table, ep->provider, strlen(ep->provider));
+    if (!u) {
+        s_fail(call, 502, "upstream_unavailable",
+               "no upstream serves provider '%s' (see --upstreams)", ep->provider);
+        return;
+    }
+    int pool = (int)(u - sc_upstreams_get(px->table, 0));
+    /* The provider's own id: an OpenRouter `:free` endpoint keeps its
+     * suffix, a provider's native name replaces the catalog id. */
+    const char *model = ep->provider_model[0] ? ep->provider_model : ep->model;
     /* The client's body is still whole in the request's input buffer
      * (contiguous since s_features pulled it up). */
     struct evbuffer *in_body = evhttp_request_get_input_buffer(call->req);
@@ -524,13 +638,15 @@ static void s_attempt(sc_call_t *call, const char *model)
         s_fail(call, 500, "internal", "out of memory %s", "building the upstream body");
         return;
     }
-    struct evhttp_connection *conn = s_conn_get(px);
+    bool reused = false;
+    struct evhttp_connection *conn = s_conn_get(px, pool, fresh, &reused);
     struct evhttp_request *up = conn ? evhttp_request_new(s_on_up_done, call) : NULL;
     if (!up) {
         free(body);
-        s_conn_put(px, conn);
-        s_fail(call, 502, "upstream_unavailable", "cannot create a connection to %s",
-               px->up.hostport);
+        if (conn) {
+            evhttp_connection_free(conn);
+        }
+        s_fail(call, 502, "upstream_unavailable", "cannot create a connection to %s", u->hostport);
         return;
     }
     evhttp_request_set_header_cb(up, s_on_up_headers);
@@ -539,36 +655,41 @@ static void s_attempt(sc_call_t *call, const char *model)
     struct evkeyvalq *in = evhttp_request_get_input_headers(call->req);
     struct evkeyvalq *out = evhttp_request_get_output_headers(up);
     for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (s_in(kv->key, s_hop) || s_in(kv->key, s_req_own) ||
-            strncasecmp(kv->key, "X-HPP-", 6) == 0 ||
-            (px->cfg.strip_header && strcasecmp(kv->key, px->cfg.strip_header) == 0)) {
-            continue; /* our hints and the gateway's group are consumed here */
+        if (s_forwarded(px, u, kv->key)) {
+            evhttp_add_header(out, kv->key, kv->value);
         }
-        evhttp_add_header(out, kv->key, kv->value);
     }
-    evhttp_add_header(out, "Host", px->up.hostport);
+    evhttp_add_header(out, "Host", u->hostport);
     /* The body is the client's JSON (spliced), whatever it was labelled. */
     evhttp_add_header(out, "Content-Type", "application/json");
-    evhttp_add_header(out, "X-HPP-Router-Resolved-Model", model);
+    if (u->key_value) {
+        evhttp_add_header(out, u->key_header, u->key_value);
+    }
+    evhttp_add_header(out, "X-HPP-Router-Resolved-Model", ep->model);
+    evhttp_add_header(out, "X-HPP-Router-Provider", ep->provider);
     evbuffer_add_reference(evhttp_request_get_output_buffer(up), body, len, s_free_body, NULL);
     call->up_conn = conn;
+    call->up_pool = pool;
+    call->up_gen = px->gen;
+    call->up_reused = reused;
     call->up_req = up;
     call->up_error = 0;
     call->up_status = 0;
     call->up_t0 = sc_now();
-    if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, px->up.path) != 0) {
+    if (evhttp_make_request(conn, up, EVHTTP_REQ_POST, u->path) != 0) {
         /* libevent freed the request */
         call->up_req = NULL;
-        call->up_conn = NULL;
-        s_conn_put(px, conn);
-        s_fail(call, 502, "upstream_unavailable", "cannot send to %s", px->up.hostport);
+        s_conn_put(px, call);
+        s_fail(call, 502, "upstream_unavailable", "cannot send to %s", u->hostport);
     }
 }
 
 void sc_proxy_start(sc_proxy_t *self, sc_call_t *call)
 {
     call->px = self;
-    s_attempt(call, call->d.model);
+    sc_endpoint_t first;
+    sc_decision_endpoint(&call->d, &first);
+    s_attempt(call, &first, false);
 }
 
 void sc_proxy_cancel(sc_call_t *call)
@@ -586,8 +707,7 @@ void sc_proxy_cancel(sc_call_t *call)
         evhttp_cancel_request(up);
     }
     if (call->up_conn) {
-        s_conn_put(call->px, call->up_conn);
-        call->up_conn = NULL;
+        s_conn_put(call->px, call);
     }
     if (call->eng) {
         sc_engine_cancel(call->px->cfg.engine, call->eng);
@@ -626,17 +746,18 @@ static void s_on_free_reply(void *arg, sc_eng_result_t res, const proto_reply_t 
     }
     sc_decision_t d;
     sc_decision_copy(&d, r);
-    if (s_tried(call, d.model)) {
+    if (s_tried(call, d.model, d.provider)) {
         s_fail(call, 402, "payment_required",
                "the upstream answered 402 Payment Required for the free fallback %s too", d.model);
         return;
     }
-    /* Keep the original fallbacks; the attempt reports the free model. */
+    /* Keep the original fallbacks; the attempt (and every header, metric
+     * and log line after it) reports the free endpoint, and the rule that
+     * chose it. */
     snprintf(call->d.rule, sizeof call->d.rule, "%s", d.rule);
-    snprintf(call->d.provider, sizeof call->d.provider, "%s", d.provider);
-    snprintf(call->d.tier, sizeof call->d.tier, "%s", d.tier);
-    call->d.cost_usd = d.cost_usd;
-    s_attempt(call, d.model);
+    sc_endpoint_t ep;
+    sc_decision_endpoint(&d, &ep);
+    s_attempt(call, &ep, false);
 }
 
 /* Asks the engine for a $0 answer: the `:free` variant of an explicitly

@@ -32,6 +32,7 @@
 
 #include "eng_common.h"
 #include "hpp_keys.h"
+#include "sc_accesslog.h"
 #include "sc_call.h"
 #include "sc_engine.h"
 #include "sc_failopen.h"
@@ -87,6 +88,7 @@ struct sc_server {
     struct event *sigterm;             /* SIGTERM -> stop */
     struct event *sighup;              /* SIGHUP -> reload the key file */
     sc_keys_t *keys;                   /* --keys table, NULL = none */
+    sc_accesslog_t *access;            /* --access-log, NULL = none */
     sc_trust_config_t trust;           /* the trust boundary's settings (keys: the table above) */
     sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group */
     sc_engine_t *engine;               /* link to hpp-engine */
@@ -613,7 +615,7 @@ static void s_on_accept_error(struct evconnlistener *lev, void *arg)
 static void s_call_finish(sc_call_t *call);
 static void s_detach(sc_call_t *call);
 static void s_reply_error(sc_call_t *call, const oai_error_t *err);
-static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model);
+static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h);
 
 /* How the proxy hands a call back (sc_call.h). */
 static const sc_call_ops_t s_call_ops = {
@@ -657,8 +659,11 @@ static sc_call_t *s_call_new(sc_server_t *srv, struct evhttp_request *req, sc_ro
     memset(&call->d, 0, sizeof call->d);
     call->up_conn = NULL;
     call->up_req = NULL;
-    call->model[0] = '\0';
-    call->ntried = 0;
+    memset(&call->at, 0, sizeof call->at);
+    call->requested[0] = call->group[0] = '\0';
+    call->nattempts = 0;
+    call->up_reused = false;
+    call->fresh_retried = false;
     call->retries = 0;
     call->next_fb = 0;
     call->retry = SC_RETRY_NONE;
@@ -689,7 +694,9 @@ static void s_call_free(sc_call_t *call)
 static void s_call_finish(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
-    sc_metrics_request(srv->metrics, call->route, call->status, sc_now() - call->t0);
+    double took = sc_now() - call->t0;
+    sc_metrics_request(srv->metrics, call->route, call->status, took);
+    sc_accesslog_write(srv->access, call, took);
     sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
     if (call->defer) {
         event_del(call->defer);
@@ -820,25 +827,36 @@ static void s_cost_text(double usd, char *buf, size_t n)
     }
 }
 
-static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h, const char *model)
+/* The headers describe the endpoint that answers (call->at): after a
+ * retry, the fallback's, not the first choice's; the rule stays the one
+ * that decided. */
+static void s_add_decision_headers(const sc_call_t *call, struct evkeyvalq *h)
 {
-    const sc_decision_t *d = &call->d;
-    evhttp_add_header(h, "X-HPP-Router-Resolved-Model", model);
-    if (d->provider[0]) {
-        evhttp_add_header(h, "X-HPP-Router-Provider", d->provider);
+    const sc_endpoint_t *at = &call->at;
+    evhttp_add_header(h, "X-HPP-Router-Resolved-Model", at->model);
+    if (at->provider[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Provider", at->provider);
     }
-    if (d->tier[0]) {
-        evhttp_add_header(h, "X-HPP-Router-Tier", d->tier);
+    if (at->provider_model[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Provider-Model", at->provider_model);
     }
-    if (d->rule[0]) {
-        evhttp_add_header(h, "X-HPP-Router-Rule", d->rule);
+    if (at->tier[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Tier", at->tier);
     }
-    if (d->fail_open) {
+    if (call->d.rule[0]) {
+        evhttp_add_header(h, "X-HPP-Router-Rule", call->d.rule);
+    }
+    if (call->d.fail_open) {
         evhttp_add_header(h, "X-HPP-Router-Fail-Open", "true");
-    } else {
+    } else if (at->has_cost) {
         char cost[48];
-        s_cost_text(d->cost_usd, cost, sizeof cost);
+        s_cost_text(at->cost_usd, cost, sizeof cost);
         evhttp_add_header(h, "X-HPP-Router-Estimated-Cost-USD", cost);
+    }
+    if (call->nattempts > 1) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", call->nattempts);
+        evhttp_add_header(h, "X-HPP-Router-Attempts", n);
     }
 }
 
@@ -907,6 +925,16 @@ static void s_reply_route(sc_call_t *call)
         s_jstr(&j, "model", d->fallbacks[i].model, true);
         s_jstr(&j, "provider", d->fallbacks[i].provider, false);
         s_jstr(&j, "provider_model", d->fallbacks[i].provider_model, false);
+        if (d->fallbacks[i].tier[0]) {
+            s_jstr(&j, "tier", d->fallbacks[i].tier, false);
+        } else {
+            s_jlit(&j, ",\"tier\":null");
+        }
+        if (d->fallbacks[i].has_cost) {
+            s_jlit(&j, ",\"estimated_cost_usd\":");
+            s_cost_text(d->fallbacks[i].cost_usd, num, sizeof num);
+            s_jlit(&j, num);
+        }
         s_jlit(&j, "}");
     }
     s_jlit(&j, "]}\n");
@@ -914,7 +942,7 @@ static void s_reply_route(sc_call_t *call)
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
     evbuffer_add(b, j.buf, j.n);
     evhttp_add_header(h, "Content-Type", "application/json");
-    s_add_decision_headers(call, h, d->model);
+    s_add_decision_headers(call, h);
     s_send(call, 200, b);
     s_call_finish(call);
 }
@@ -923,7 +951,7 @@ static void s_reply_route(sc_call_t *call)
 static void s_reply_headers_only(sc_call_t *call)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(call->req);
-    s_add_decision_headers(call, h, call->d.model);
+    s_add_decision_headers(call, h);
     /* Otherwise libevent labels the empty body text/html. */
     evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
     s_send(call, 200, NULL);
@@ -932,8 +960,15 @@ static void s_reply_headers_only(sc_call_t *call)
 
 /* Decisions ----------------------------------------------------------------- */
 
+/* Whether the call is forwarded upstream (proxy mode, chat route). */
+static bool s_proxied(const sc_call_t *call)
+{
+    return call->srv->proxy && call->route == SC_ROUTE_CHAT;
+}
+
 static void s_decided(sc_call_t *call)
 {
+    sc_decision_endpoint(&call->d, &call->at);
     if (call->route == SC_ROUTE_ROUTE) {
         s_reply_route(call);
     } else if (!call->srv->proxy) {
@@ -1030,8 +1065,10 @@ static void s_on_route_reply(void *arg, sc_eng_result_t res, const proto_reply_t
         return;
     }
     sc_decision_copy(&call->d, r);
-    sc_metrics_decision(call->srv->metrics, call->d.model, strlen(call->d.model), call->d.tier,
-                        strlen(call->d.tier));
+    if (!s_proxied(call)) { /* proxy mode counts the endpoint that answers */
+        sc_metrics_decision(call->srv->metrics, call->d.model, strlen(call->d.model), call->d.tier,
+                            strlen(call->d.tier));
+    }
     s_decided(call);
 }
 
@@ -1051,6 +1088,56 @@ static int s_trust_headers(sc_call_t *call)
         s_reply_error(call, &err);
         return -1;
     }
+    return 0;
+}
+
+/* Proxy mode: only providers the upstream table reaches may be chosen, so
+ * providers_only becomes the table's providers, or the client's own list
+ * cut to them. The names are copied into the call: a SIGHUP may replace the
+ * table while the engine decides (and a resend encodes them again). Returns
+ * 0 or -1 (answered). */
+static int s_reachable(sc_call_t *call)
+{
+    hpp_str_t reach[HPP_MAX_PROVIDERS];
+    uint32_t n = sc_proxy_reachable(call->srv->proxy, reach);
+    if (n == 0) {
+        return 0; /* a '*' upstream serves every provider */
+    }
+    hpp_features_t *f = &call->f;
+    char list[HPP_MAX_PROVIDERS * (HPP_MAX_PROVIDER_LEN + 2)];
+    size_t used = 0;
+    list[0] = '\0';
+    for (uint32_t i = 0; i < n; i++) {
+        sc_strcopy(call->reach[i], sizeof call->reach[i], reach[i]);
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 call->reach[i]);
+    }
+    if (f->nproviders_only == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            f->providers_only[i] = (hpp_str_t){call->reach[i], (uint32_t)strlen(call->reach[i])};
+        }
+        f->nproviders_only = n;
+        return 0;
+    }
+    uint32_t kept = 0;
+    for (uint32_t c = 0; c < f->nproviders_only; c++) {
+        hpp_str_t name = f->providers_only[c];
+        for (uint32_t i = 0; i < n; i++) {
+            if (strlen(call->reach[i]) == name.len &&
+                strncasecmp(call->reach[i], name.ptr, name.len) == 0) {
+                f->providers_only[kept++] = name;
+                break;
+            }
+        }
+    }
+    if (kept == 0) {
+        oai_error_t err;
+        oai_error_set(&err, 400, "no_reachable_provider", "provider.only",
+                      "no provider in provider.only has an upstream here (reachable: %s)", list);
+        s_reply_error(call, &err);
+        return -1;
+    }
+    f->nproviders_only = kept;
     return 0;
 }
 
@@ -1089,7 +1176,15 @@ static int s_features(sc_call_t *call)
     if (call->srv->failopen) {
         sc_failopen_seen(call->srv->failopen, call->f.group);
     }
-    return 0;
+    if (call->srv->access) {
+        hpp_str_t m = call->f.model, g = call->f.group;
+        sc_strcopy(call->requested, sizeof call->requested,
+                   m.len ? m : (hpp_str_t){HPP_AUTO_MODEL, sizeof HPP_AUTO_MODEL - 1});
+        sc_strcopy(call->group, sizeof call->group, g.len ? g : (hpp_str_t){"default", 7});
+    }
+    /* A proxy's /v1/route answers what its chat route would call. */
+    bool decides = call->route == SC_ROUTE_CHAT || call->route == SC_ROUTE_ROUTE;
+    return call->srv->proxy && decides ? s_reachable(call) : 0;
 }
 
 /* Sends one engine request for the call; answers itself when it cannot.
@@ -1144,16 +1239,60 @@ static void s_handle_chat(sc_call_t *call)
     }
 }
 
-/* Writes a price field when given (negative = not given). */
-static void s_price(struct evbuffer *b, const char *key, double v, bool *first)
+/* One price of a model's `pricing`: USD (per 1M tokens for tokens), or null
+ * where it does not apply (negative = not given). */
+static void s_price(struct evbuffer *b, const char *key, double v, bool first)
 {
     if (v < 0 || !isfinite(v)) {
-        return;
+        evbuffer_add_printf(b, "%s\"%s\":null", first ? "" : ",", key);
+    } else {
+        evbuffer_add_printf(b, "%s\"%s\":%.10g", first ? "" : ",", key, v);
     }
-    evbuffer_add_printf(b, "%s\"%s\":%.10g", *first ? "" : ",", key, v);
-    *first = false;
 }
 
+/* One model as an OpenAI-style model object with the gateway's pricing. */
+static void s_model_json(struct evbuffer *b, const proto_model_info_t *m)
+{
+    char id[HPP_MAX_MODEL_LEN + 1], owner[HPP_MAX_MODEL_LEN + 1];
+    sc_strcopy(id, sizeof id, m->id);
+    sc_strcopy(owner, sizeof owner, m->owned_by);
+    evbuffer_add(b, "{", 1);
+    s_json_str(b, "id", id, true);
+    evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":0");
+    s_json_str(b, "owned_by", owner, false);
+    if (strcmp(id, HPP_AUTO_MODEL) == 0) {
+        evbuffer_add_printf(b, ",\"pricing\":null,\"description\":\"virtual model: each request is "
+                               "routed by the policy\"}");
+        return;
+    }
+    evbuffer_add_printf(b,
+                        ",\"context_length\":%u,\"max_output_tokens\":%u,\"endpoints\":%u,"
+                        "\"free\":%s,\"capabilities\":[",
+                        m->context_length, m->max_output, m->endpoints, m->free ? "true" : "false");
+    bool first = true;
+    for (size_t i = 0; i < HPP_NCAPS; i++) {
+        if (m->caps & hpp_caps[i].bit) {
+            evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", hpp_caps[i].name);
+            first = false;
+        }
+    }
+    /* The gateway's pricing: USD per 1M tokens, null where not applicable;
+     * flat fees only when the model has them. */
+    evbuffer_add_printf(b, "],\"pricing\":{");
+    s_price(b, "input", m->prompt, true);
+    s_price(b, "output", m->completion, false);
+    s_price(b, "cache_write", m->cache_write, false);
+    s_price(b, "cache_read", m->cache_read, false);
+    if (m->request >= 0) {
+        s_price(b, "request", m->request, false);
+    }
+    if (m->image >= 0) {
+        s_price(b, "image", m->image, false);
+    }
+    evbuffer_add(b, "}}", 2);
+}
+
+/* GET /v1/models (call->model_id empty) or GET /v1/models/{id}. */
 static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r,
                               const void *raw, size_t len)
 {
@@ -1178,44 +1317,26 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         s_reply_error(call, &err);
         return;
     }
+    const char *want = call->model_id;
+    size_t wlen = strlen(want);
     struct evbuffer *b = evhttp_request_get_output_buffer(call->req);
-    evbuffer_add_printf(b,
-                        "{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\","
-                        "\"created\":0,\"owned_by\":\"hpprouter\",\"pricing\":null,"
-                        "\"description\":\"virtual model: each request is routed by the "
-                        "policy\"}",
-                        HPP_AUTO_MODEL);
+    if (!wlen) {
+        evbuffer_add_printf(b, "{\"object\":\"list\",\"data\":[");
+    }
     proto_model_info_t m;
     int rc;
+    size_t n = 0;
     while ((rc = proto_models_iter_next(&it, &m, &perr)) == 1) {
-        char id[HPP_MAX_MODEL_LEN + 1], owner[HPP_MAX_MODEL_LEN + 1];
-        sc_strcopy(id, sizeof id, m.id);
-        sc_strcopy(owner, sizeof owner, m.owned_by);
-        evbuffer_add(b, ",{", 2);
-        s_json_str(b, "id", id, true);
-        evbuffer_add_printf(b, ",\"object\":\"model\",\"created\":0");
-        s_json_str(b, "owned_by", owner, false);
-        evbuffer_add_printf(b,
-                            ",\"context_length\":%u,\"max_output_tokens\":%u,\"endpoints\":%u,"
-                            "\"free\":%s,\"capabilities\":[",
-                            m.context_length, m.max_output, m.endpoints, m.free ? "true" : "false");
-        bool first = true;
-        for (size_t i = 0; i < HPP_NCAPS; i++) {
-            if (m.caps & hpp_caps[i].bit) {
-                evbuffer_add_printf(b, "%s\"%s\"", first ? "" : ",", hpp_caps[i].name);
-                first = false;
-            }
+        if (wlen && !(m.id.len == wlen && memcmp(m.id.ptr, want, wlen) == 0)) {
+            continue;
         }
-        /* Token prices in USD per 1M tokens, fees in USD per request / image. */
-        evbuffer_add_printf(b, "],\"pricing\":{");
-        first = true;
-        s_price(b, "prompt", m.prompt, &first);
-        s_price(b, "completion", m.completion, &first);
-        s_price(b, "cache_read", m.cache_read, &first);
-        s_price(b, "cache_write", m.cache_write, &first);
-        s_price(b, "request", m.request, &first);
-        s_price(b, "image", m.image, &first);
-        evbuffer_add(b, "}}", 2);
+        if (n++) {
+            evbuffer_add(b, ",", 1);
+        }
+        s_model_json(b, &m);
+        if (wlen) {
+            break;
+        }
     }
     if (rc < 0) {
         evbuffer_drain(b, evbuffer_get_length(b));
@@ -1224,7 +1345,12 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
         s_reply_error(call, &err);
         return;
     }
-    evbuffer_add(b, "]}\n", 3);
+    if (wlen && n == 0) {
+        oai_error_set(&err, 404, "model_not_found", "model", "no model '%s' in the catalog", want);
+        s_reply_error(call, &err);
+        return;
+    }
+    evbuffer_add(b, wlen ? "\n" : "]}\n", wlen ? 1 : 3);
     evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
                       "application/json");
     s_send(call, 200, b);
@@ -1233,6 +1359,7 @@ static void s_on_models_reply(void *arg, sc_eng_result_t res, const proto_reply_
 
 static void s_handle_models(sc_call_t *call)
 {
+    call->model_id[0] = '\0';
     if (s_trust_headers(call) == 0) {
         s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
     }
@@ -1283,6 +1410,7 @@ static void s_handle_metrics(sc_call_t *call)
         sc_engine_state(srv->engine, i, &engines[i]);
     }
     sc_metrics_engines(srv->metrics, engines, n, sc_engine_disagreements(srv->engine));
+    sc_metrics_access_dropped(srv->metrics, sc_accesslog_dropped(srv->access));
     size_t len = 0;
     char *text = sc_metrics_render(srv->metrics, &len);
     if (!text) {
@@ -1300,10 +1428,42 @@ static void s_handle_metrics(sc_call_t *call)
     s_call_finish(call);
 }
 
+/* GET /v1/models/{id}: the id is the rest of the path, percent-decoded
+ * (model ids hold slashes: /v1/models/openai/gpt-4o and
+ * /v1/models/openai%2Fgpt-4o both name openai/gpt-4o). */
+static void s_handle_model(sc_call_t *call)
+{
+    const char *uri = evhttp_request_get_uri(call->req);
+    size_t skip = strlen("/v1/models/"), plen = strcspn(uri, "?#");
+    char raw[3 * HPP_MAX_MODEL_LEN + 1];
+    oai_error_t err;
+    size_t n = plen - skip;
+    char *id = NULL;
+    size_t idlen = 0;
+    if (n < sizeof raw) {
+        memcpy(raw, uri + skip, n);
+        raw[n] = '\0';
+        id = evhttp_uridecode(raw, 0, &idlen);
+    }
+    if (!id || idlen == 0 || idlen > HPP_MAX_MODEL_LEN || memchr(id, '\0', idlen)) {
+        free(id);
+        oai_error_set(&err, 400, "invalid_value", "model",
+                      "the path must end in a model id of 1 to %d bytes", HPP_MAX_MODEL_LEN);
+        s_reply_error(call, &err);
+        return;
+    }
+    memcpy(call->model_id, id, idlen + 1);
+    free(id);
+    if (s_trust_headers(call) == 0) {
+        s_engine_call(call, PROTO_OP_MODELS, s_on_models_reply);
+    }
+}
+
 /* Routing table ----------------------------------------------------------- */
 
 typedef struct {
-    const char *path;        /* exact path */
+    const char *path;        /* exact path, or the prefix of one with `prefix` */
+    bool prefix;             /* matches paths that start with `path` and go on */
     int methods;             /* EVHTTP_REQ_* bits accepted */
     const char *allow;       /* Allow header for 405 */
     int auth_methods;        /* accepted too where this is the auth route (decision-only) */
@@ -1317,17 +1477,27 @@ typedef struct {
  * auth-request with HEAD: the auth route takes them as it takes a POST,
  * body or no body. */
 static const s_route_def_t s_routes[] = {
-    {"/v1/route", EVHTTP_REQ_POST, "POST", 0, NULL, SC_ROUTE_ROUTE, s_handle_route},
-    {"/v1/chat/completions", EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+    {"/v1/route", false, EVHTTP_REQ_POST, "POST", 0, NULL, SC_ROUTE_ROUTE, s_handle_route},
+    {"/v1/chat/completions", false, EVHTTP_REQ_POST, "POST", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
      "POST, GET, HEAD", SC_ROUTE_CHAT, s_handle_chat},
-    {"/v1/models", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
+    {"/v1/models", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
      s_handle_models},
-    {"/healthz", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_HEALTH,
+    {"/v1/models/", true, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_MODELS,
+     s_handle_model},
+    {"/healthz", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_HEALTH,
      s_handle_health},
-    {"/metrics", EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
+    {"/metrics", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
      s_handle_metrics},
-    {NULL, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
+    {NULL, false, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
 };
+
+/* Whether route r serves the path uri[0..plen). */
+static bool s_route_match(const s_route_def_t *r, const char *uri, size_t plen)
+{
+    size_t n = strlen(r->path);
+    return r->prefix ? plen > n && strncmp(r->path, uri, n) == 0
+                     : plen == n && strncmp(r->path, uri, n) == 0;
+}
 
 /* The methods a route accepts on this server, and its Allow header. */
 static int s_route_methods(const sc_server_t *srv, const s_route_def_t *r, const char **allow)
@@ -1464,8 +1634,7 @@ static void s_on_request(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     size_t plen = strcspn(uri ? uri : "", "?#");
     int i = 0;
-    while (s_routes[i].path &&
-           !(strlen(s_routes[i].path) == plen && strncmp(s_routes[i].path, uri, plen) == 0)) {
+    while (s_routes[i].path && !s_route_match(&s_routes[i], uri ? uri : "", plen)) {
         i++;
     }
     oai_error_t err;
@@ -1476,7 +1645,7 @@ static void s_on_request(struct evhttp_request *req, void *arg)
     if (!s_routes[i].path) {
         oai_error_set(&err, 404, "not_found", NULL,
                       "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
-                      "GET /v1/models, GET /healthz, GET /metrics)",
+                      "GET /v1/models, GET /v1/models/{id}, GET /healthz, GET /metrics)",
                       (int)(plen > 100 ? 100 : plen), uri);
         s_reject(srv, req, SC_ROUTE_OTHER, &err, NULL);
         return;
@@ -1531,13 +1700,9 @@ static void s_on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* SIGHUP: the key file is read again; a bad one leaves the last good table
  * serving, and says where it is bad. */
-static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+static void s_reload_keys(sc_server_t *srv)
 {
-    (void)sig;
-    (void)what;
-    sc_server_t *srv = arg;
     if (!srv->cfg.keys_file) {
-        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: no --keys file, nothing to reload");
         return;
     }
     char err[512];
@@ -1553,6 +1718,43 @@ static void s_on_hup(evutil_socket_t sig, short what, void *arg)
     srv->trust.keys = keys;
     eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu keys", srv->cfg.keys_file,
             sc_keys_count(keys));
+}
+
+static void s_reload_upstreams(sc_server_t *srv)
+{
+    if (!srv->proxy || !srv->cfg.upstreams_file) {
+        return;
+    }
+    char err[512];
+    if (sc_proxy_reload(srv->proxy, err, sizeof err) != 0) {
+        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu upstreams loaded before: %s",
+                sc_proxy_upstreams(srv->proxy), err);
+        return;
+    }
+    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu upstreams", srv->cfg.upstreams_file,
+            sc_proxy_upstreams(srv->proxy));
+}
+
+/* SIGHUP: the key and upstream files are read again (each bad one leaves
+ * its last good table serving, and says where it is bad). */
+static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sc_server_t *srv = arg;
+    if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
+        eng_log(ENG_LOG_INFO, "sidecar",
+                "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");
+        return;
+    }
+    s_reload_keys(srv);
+    s_reload_upstreams(srv);
+    char err[512];
+    if (srv->access && sc_accesslog_reopen(srv->access, err, sizeof err) != 0) {
+        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the access log open before: %s", err);
+    } else if (srv->access) {
+        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reopened", srv->cfg.access_log);
+    }
 }
 
 /* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
@@ -1682,6 +1884,9 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     if (s_engines_new(srv, errbuf, errlen) != 0) {
         goto fail;
     }
+    if (cfg->access_log && !(srv->access = sc_accesslog_open(cfg->access_log, errbuf, errlen))) {
+        goto fail;
+    }
     if (cfg->keys_file) {
         srv->keys = sc_keys_load(cfg->keys_file, errbuf, errlen);
         if (!srv->keys) {
@@ -1695,12 +1900,14 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
                                                             cfg->ping_ms, errbuf, errlen))) {
         goto fail;
     }
-    if (cfg->upstream) {
+    if (cfg->upstream || cfg->upstreams_file) {
         sc_proxy_config_t pc = {
             .base = srv->base,
             .engine = srv->engine,
             .metrics = srv->metrics,
+            .upstreams_file = cfg->upstreams_file,
             .url = cfg->upstream,
+            .strip_auth = cfg->keys_file != NULL,
             .timeout_s = cfg->upstream_timeout_s,
             .max_retries = cfg->max_retries,
             .strip_header = cfg->trusted_header,
@@ -1811,6 +2018,7 @@ void sc_server_destroy(sc_server_t **self_p)
     sc_failopen_destroy(&srv->failopen);
     sc_engine_destroy(&srv->engine);
     sc_keys_destroy(&srv->keys);
+    sc_accesslog_destroy(&srv->access);
     while (srv->pool) {
         sc_call_t *c = srv->pool;
         srv->pool = c->next;

@@ -20,17 +20,19 @@ typedef struct {
     size_t nengines;                            /* used entries; 0 = SC_DEFAULT_ENGINE */
     sc_link_kind_t link;                        /* how to speak to them: auto, zmtp or libzmq */
     const char *curve_server_key;               /* the engines' public key file; NULL = no CURVE */
-    const char *curve_secret; /* our secret key file (its public key derived), with it */
-    int ping_ms;              /* policy pings to each engine (SC_DEFAULT_PING_MS) */
-    const char *upstream;     /* base URL of the upstream API (http://host:port/v1), NULL =
-                                 decision-only mode */
-    int timeout_ms;           /* deadline of each engine call */
-    const char *fail_open;    /* model to answer when the engine is unreachable, NULL = 503 */
-    size_t max_body;          /* request body limit in bytes (413 above) */
-    int max_retries;          /* upstream retries with a fallback model (429/5xx), >= 0 */
-    int upstream_timeout_s;   /* upstream connect / read inactivity timeout */
-    int auth_refusal_status;  /* decision-only: every refusal of the auth route is sent with
-                                 this status (401 or 403) and X-HPP-Router-Error; 0 = as is */
+    const char *curve_secret;   /* our secret key file (its public key derived), with it */
+    int ping_ms;                /* policy pings to each engine (SC_DEFAULT_PING_MS) */
+    const char *upstream;       /* base URL of the upstream API (http://host:port/v1), NULL =
+                                   decision-only mode */
+    const char *upstreams_file; /* --upstreams: provider -> upstream table (proxy mode) */
+    const char *access_log;     /* --access-log: one JSON line per request, NULL = none */
+    int timeout_ms;             /* deadline of each engine call */
+    const char *fail_open;      /* model to answer when the engine is unreachable, NULL = 503 */
+    size_t max_body;            /* request body limit in bytes (413 above) */
+    int max_retries;            /* upstream retries with a fallback model (429/5xx), >= 0 */
+    int upstream_timeout_s;     /* upstream connect / read inactivity timeout */
+    int auth_refusal_status;    /* decision-only: every refusal of the auth route is sent with
+                                   this status (401 or 403) and X-HPP-Router-Error; 0 = as is */
 
     /* Client connections: how many, and how long each part of a request may take. */
     int max_connections;  /* open client connections at most; more are refused with 503;

@@ -328,9 +328,26 @@ check "400 concurrent requests, each answered with its own decision" "0 mismatch
 s=$(req GET "$D" /v1/models)
 check "models: 200" 200 "$s"
 check "models: list with hpprouter/auto first" "list hpprouter/auto" "$(jget 'j["object"] + " " + j["data"][0]["id"]')"
-check "models: catalog models with per-1M pricing" "True" \
-    "$(jget 'len(j["data"]) > 3 and all(m["object"] == "model" and "prompt" in m["pricing"] and "completion" in m["pricing"] for m in j["data"][1:])')"
+check "models: catalog models with the gateway's pricing (USD per 1M, null where n/a)" "True" \
+    "$(jget 'len(j["data"]) > 3 and all(m["object"] == "model" and all(k in m["pricing"] for k in ("input", "output", "cache_write", "cache_read")) and all(v is None or isinstance(v, (int, float)) for v in m["pricing"].values()) for m in j["data"][1:])')"
 check "models: gpt-4o listed" "True" "$(jget 'any(m["id"] == "openai/gpt-4o" for m in j["data"])')"
+cp "$tmp/b" "$tmp/models"
+# A model with a paid and a free endpoint is two entries: the plain id at the
+# paid price, and ID:free at $0.
+check "models: plain id priced as the paid endpoint" "True" \
+    "$(jget '[m["pricing"]["input"] > 0 for m in j["data"] if m["id"] == "google/gemma-2-9b-it"] == [True]' "$tmp/models")"
+check "models: the :free variant is its own entry at \$0" "0 0" \
+    "$(jget '" ".join("%g" % m["pricing"][k] for m in j["data"] if m["id"] == "google/gemma-2-9b-it:free" for k in ("input", "output"))' "$tmp/models")"
+s=$(req GET "$D" /v1/models/openai/gpt-4o)
+check "models/{id}: 200" 200 "$s"
+check "models/{id}: one model object" "model openai/gpt-4o" "$(jget 'j["object"] + " " + j["id"]')"
+check "models/{id}: same entry as in the list" "True" \
+    "$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=[m for m in json.load(open(sys.argv[2]))["data"] if m["id"]=="openai/gpt-4o"]; print(b == [a])' "$tmp/b" "$tmp/models")"
+s=$(req GET "$D" /v1/models/openai%2Fgpt-4o)
+check "models/{id}: percent-encoded slash" "openai/gpt-4o" "$(jget 'j["id"]')"
+s=$(req GET "$D" /v1/models/hpprouter/auto)
+check "models/{id}: the virtual model" "hpprouter/auto None" "$(jget 'j["id"] + " " + str(j["pricing"])')"
+error_shape "models/{id}: unknown model" "$(req GET "$D" /v1/models/acme/nothing)" 404 model_not_found
 
 s=$(req GET "$D" /healthz)
 check "healthz: 200" 200 "$s"
@@ -360,10 +377,14 @@ s=$(req POST "$P" /v1/chat/completions "{\"model\":\"hpprouter/auto\",$MSG,\"tem
     -H 'Authorization: Bearer sk-test-xyz' -H 'X-HPP-Group: default')
 check "proxy: 200" 200 "$s"
 pm=$(hdr X-HPP-Router-Resolved-Model)
+ppm=$(hdr X-HPP-Router-Provider-Model)
 has "proxy: resolved header" "/" "$pm"
-check "proxy: answer comes from the upstream" "echo $pm" "$(jget 'j["choices"][0]["message"]["content"]')"
+if [ -n "$ppm" ]; then ok "proxy: provider's own id in a header"; else fail "proxy: provider's own id in a header" "none"; fi
+check "proxy: answer comes from the upstream" "echo $ppm" "$(jget 'j["choices"][0]["message"]["content"]')"
 curl -s "http://127.0.0.1:$SP/_requests" >"$tmp/seen"
-check "proxy: upstream saw the rewritten model" "$pm" "$(jget 'j[-1]["body"]["model"]' "$tmp/seen")"
+check "proxy: upstream saw the provider's own model id" "$ppm" "$(jget 'j[-1]["body"]["model"]' "$tmp/seen")"
+check "proxy: upstream told the resolved model" "$pm" \
+    "$(jget 'j[-1]["headers"]["x-hpp-router-resolved-model"]' "$tmp/seen")"
 check "proxy: hpp object removed" "False" "$(jget '"hpp" in j[-1]["body"]' "$tmp/seen")"
 check "proxy: other fields kept" "0.2" "$(jget 'j[-1]["body"]["temperature"]' "$tmp/seen")"
 check "proxy: Authorization passed through" "Bearer sk-test-xyz" \
@@ -376,7 +397,7 @@ s=$(req POST "$P" /v1/chat/completions \
 check "proxy with models: 200" 200 "$s"
 curl -s "http://127.0.0.1:$SP/_requests" >"$tmp/seen"
 check "proxy with models: the list is not forwarded" "False" "$(jget '"models" in j[-1]["body"]' "$tmp/seen")"
-check "proxy with models: the decided model is" "$(hdr X-HPP-Router-Resolved-Model)" \
+check "proxy with models: the decided model is" "$(hdr X-HPP-Router-Provider-Model)" \
     "$(jget 'j[-1]["body"]["model"]' "$tmp/seen")"
 check "proxy: X-HPP hints not forwarded" "False" "$(jget '"x-hpp-group" in j[-1]["headers"]' "$tmp/seen")"
 check "proxy: path" "/v1/chat/completions" "$(jget 'j[-1]["path"]' "$tmp/seen")"
@@ -413,7 +434,7 @@ check "stream: whole answer and [DONE]" "True echo $sm" "$(sed -n 3p "$tmp/strea
 # The upstream dies mid-stream: the client must see a broken transfer, not a
 # complete-looking one, and the sidecar keeps serving.
 req POST "$D" /v1/route "{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" >/dev/null
-stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["model"]')\"]}"
+stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["provider_model"]')\"]}"
 curl -s -N -m 5 -o "$tmp/cut" "http://127.0.0.1:$P/v1/chat/completions" \
     -d '{"stream":true,"messages":[{"role":"user","content":"hi"}]}'
 rc=$?
@@ -435,7 +456,7 @@ check "plain answer: Content-Length is the body's" "$(wc -c <"$tmp/plain" | tr -
 check "plain answer: not chunked" "" "$(hdr Transfer-Encoding)"
 has "plain answer: resolved header" "/" "$(hdr X-HPP-Router-Resolved-Model)"
 req POST "$D" /v1/route "{$MSG}" >/dev/null
-stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["model"]')\"]}"
+stub_ctl "{\"reset\":true,\"cut\":[\"$(jget 'j["provider_model"]')\"]}"
 upstream_errors() {
     curl -s -m 5 "http://127.0.0.1:$P/metrics" |
         sed -n 's/^hpp_sidecar_upstream_responses_total{class="error"} //p' | grep . || echo 0
@@ -450,14 +471,14 @@ check "cut plain answer: sidecar still serves" 200 "$(req POST "$P" /v1/chat/com
 
 # 429 then 5xx: the next fallbacks; retries are counted.
 req POST "$D" /v1/route "{$MSG}" >/dev/null
-first=$(jget 'j["model"]')
+first=$(jget 'j["provider_model"]')
 stub_ctl "{\"reset\":true,\"fail\":{\"$first\":429}}"
 s=$(req POST "$P" /v1/chat/completions "{$MSG}")
 check "429: answered 200 by a fallback" 200 "$s"
 mapfile -t seen < <(stub_models)
 check "429: two upstream calls" 2 "${#seen[@]}"
 check "429: first call used the decision" "$first" "${seen[0]:-}"
-check "429: retry used another model" "${seen[1]:-}" "$(hdr X-HPP-Router-Resolved-Model)"
+check "429: retry used another endpoint" "${seen[1]:-}" "$(hdr X-HPP-Router-Provider-Model)"
 if [ "${seen[1]:-}" != "$first" ]; then ok "429: fallback differs"; else fail "429: fallback differs"; fi
 
 stub_ctl "{\"reset\":true,\"fail\":{\"$first\":500,\"${seen[1]:-x}\":503}}"
@@ -466,7 +487,7 @@ check "5xx: answered 200 after two retries" 200 "$s"
 check "5xx: three upstream calls" 3 "$(stub_models | wc -w)"
 
 # Every model fails: bounded by --max-retries 2, the last answer goes through.
-fail_all=$(req POST "$D" /v1/route "{$MSG}" >/dev/null; jget '"{" + ",".join("\"%s\":500" % m for m in [j["model"]] + [f["model"] for f in j["fallbacks"]]) + "}"')
+fail_all=$(req POST "$D" /v1/route "{$MSG}" >/dev/null; jget '"{" + ",".join("\"%s\":500" % m for m in [j["provider_model"]] + [f["provider_model"] for f in j["fallbacks"]]) + "}"')
 stub_ctl "{\"reset\":true,\"fail\":$fail_all}"
 s=$(req POST "$P" /v1/chat/completions "{$MSG}")
 check "all fail: upstream status passed through" 500 "$s"
@@ -479,7 +500,7 @@ s=$(req POST "$P" /v1/chat/completions "{$MSG}")
 check "402: answered 200 by the free fallback" 200 "$s"
 mapfile -t seen < <(stub_models)
 check "402: two upstream calls" 2 "${#seen[@]}"
-free=$(req POST "$D" /v1/route "{$MSG,\"hpp\":{\"budget_usd\":0}}" >/dev/null; jget 'j["model"]')
+free=$(req POST "$D" /v1/route "{$MSG,\"hpp\":{\"budget_usd\":0}}" >/dev/null; jget 'j["provider_model"]')
 check "402: the free model is the zero-budget decision" "$free" "${seen[1]:-}"
 check "402: free model cost" 0 "$(jget 'j["estimated_cost_usd"]')"
 

@@ -86,7 +86,12 @@ try {
     }
     check('models.list: virtual model first', models[0]?.id === 'hpprouter/auto', models[0]?.id);
     check('models.list: catalog models with pricing', models.length > 3 &&
-          models.slice(1).every((m) => typeof m.pricing?.prompt === 'number'), `${models.length} models`);
+          models.slice(1).every((m) => typeof m.pricing?.input === 'number' &&
+                                       typeof m.pricing?.output === 'number' &&
+                                       'cache_read' in m.pricing && 'cache_write' in m.pricing),
+          `${models.length} models`);
+    const one = await client.models.retrieve('openai/gpt-4o');
+    check('models.retrieve: one model', one?.id === 'openai/gpt-4o', JSON.stringify(one));
 } catch (e) {
     failures++;
     console.log(`not ok unexpected error: ${e?.stack ?? e}`);

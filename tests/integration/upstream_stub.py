@@ -21,9 +21,14 @@ Control (for the tests, same port):
                                                    carries LINES extra headers X-Stub-Big-N
                                                    of BYTES bytes each (a provider or a
                                                    gateway gone wrong), until a reset
-  POST /_control {"reset": true}                    forget failures, cuts, big headers and
-                                                   requests
+  POST /_control {"drop_reused": true}              a request that arrives on a kept-alive
+                                                   connection that already served one is not
+                                                   answered: the connection is closed (an
+                                                   upstream whose keep-alive timeout passed)
+  POST /_control {"reset": true}                    forget failures, cuts, big headers, drops
+                                                   and requests
   GET  /_requests                                   JSON array of recorded requests
+  GET  /_dropped                                    {"dropped": N}: requests dropped so
 Stops on SIGTERM/SIGINT. Only the standard library is used.
 """
 import argparse
@@ -86,6 +91,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 self._json(200, STATE["requests"])
             return
+        if self.path == "/_dropped":
+            with LOCK:
+                self._json(200, {"dropped": STATE.get("dropped", 0)})
+            return
         self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
     def do_POST(self):
@@ -98,6 +107,10 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["cut"].clear()
                     STATE["requests"].clear()
                     STATE["big_header"] = None
+                    STATE["drop_reused"] = False
+                    STATE["dropped"] = 0
+                if "drop_reused" in cmd:
+                    STATE["drop_reused"] = bool(cmd["drop_reused"])
                 if "big_header" in cmd:
                     STATE["big_header"] = cmd["big_header"]
                 STATE["fail"].update(cmd.get("fail", {}))
@@ -113,6 +126,15 @@ class Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": {"message": "bad json", "type": "invalid_request_error"}})
             return
         model = body.get("model", "")
+        with LOCK:
+            drop = STATE.get("drop_reused") and getattr(self, "served", 0) > 0
+            if drop:
+                STATE["dropped"] = STATE.get("dropped", 0) + 1
+        self.served = getattr(self, "served", 0) + 1
+        if drop:  # closed while the client thought it idle: no answer at all
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         with LOCK:
             STATE["requests"].append(
                 {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},

@@ -385,6 +385,12 @@ static const struct {
      "{\"model\":\"b\"," MSG "}"},
     {"{\"model\":\"a\",\"models\":[\"x/y\"],\"n\":1,\"hpp\":{}," MSG "}", NULL,
      "{\"model\":\"a\",\"n\":1," MSG "}"},
+    /* And the `provider` object: the engine chose the provider. Three
+     * separate runs of cut members plus the model are four edits. */
+    {"{\"provider\":{\"order\":[\"groq\"]},\"model\":\"a\"," MSG "}", "b",
+     "{\"model\":\"b\"," MSG "}"},
+    {"{\"hpp\":{},\"n\":1,\"models\":[\"x/y\"],\"t\":2,\"provider\":{},\"u\":3," MSG "}", "b",
+     "{\"model\":\"b\",\"n\":1,\"t\":2,\"u\":3," MSG "}"},
 };
 
 Test(features, forward_splices_exactly)

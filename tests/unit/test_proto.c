@@ -934,6 +934,8 @@ Test(proto_reply, decision_round_trip)
         .input = 1250000000, .output = 10000000000, .cache = 0, .fees = 7, .total = 11250000007};
     d.output_tokens = 1000;
     d.fallbacks[0] = s_ep(cat, fb);
+    d.fallback_tier[0] = "premium";
+    d.fallback_cost[0] = 3000000000;
     d.nfallbacks = 1;
 
     proto_buf_t b = s_buf();
@@ -958,6 +960,9 @@ Test(proto_reply, decision_round_trip)
     cr_assert_eq(r.nfallbacks, 1);
     cr_assert(s_str_is(r.fallbacks[0].model, "anthropic/claude-sonnet-4"));
     cr_assert(s_str_is(r.fallbacks[0].provider, d.fallbacks[0]->provider));
+    /* A gateway that retries at a fallback reports its tier and estimate. */
+    cr_assert(s_str_is(r.fallbacks[0].tier, "premium"));
+    cr_assert_float_eq(r.fallbacks[0].cost_usd, 0.003, 1e-15);
     proto_buf_destroy(&b);
     eng_catalog_destroy(&cat);
 }
@@ -1136,12 +1141,31 @@ Test(proto_reply, models_list_from_the_catalog)
     proto_model_info_t mi;
     bool saw_gpt5 = false;
     int rc;
+    size_t frees = 0;
     while ((rc = proto_models_iter_next(&it, &mi, &err)) == 1) {
-        const eng_model_t *m = eng_catalog_find(cat, mi.id.ptr, mi.id.len);
+        if (listed++ == 0) {
+            /* The virtual model first, with no price of its own. */
+            cr_assert(s_str_is(mi.id, HPP_AUTO_MODEL));
+            cr_assert_eq(mi.endpoints, 0);
+            cr_assert_lt(mi.prompt, 0);
+            continue;
+        }
+        /* `ID:free` is the free endpoint of ID, priced $0; ID alone is its
+         * cheapest paid one. */
+        bool is_free = mi.id.len > 5 && memcmp(mi.id.ptr + mi.id.len - 5, ":free", 5) == 0;
+        const eng_model_t *m = eng_catalog_find(cat, mi.id.ptr, mi.id.len - (is_free ? 5 : 0));
         cr_assert_not_null(m, "listed model %.*s is not in the catalog", (int)mi.id.len, mi.id.ptr);
         cr_assert_eq(mi.caps, m->caps);
         cr_assert_eq(mi.context_length, m->context_length);
         cr_assert_eq(mi.free, m->free_ep >= 0);
+        if (is_free) {
+            frees++;
+            cr_assert_eq(mi.endpoints, 1);
+            cr_assert_float_eq(mi.prompt, 0, 1e-12);
+            cr_assert_float_eq(mi.completion, 0, 1e-12);
+        } else {
+            cr_assert_geq(m->floor_ep, 0, "%s is listed but has no paid endpoint", m->id);
+        }
         if (s_str_is(mi.id, "openai/gpt-5")) {
             saw_gpt5 = true;
             cr_assert_float_eq(mi.prompt, 1.25, 1e-9); /* USD per 1M tokens */
@@ -1150,15 +1174,17 @@ Test(proto_reply, models_list_from_the_catalog)
             cr_assert_lt(mi.cache_write, 0); /* null in the catalog: absent */
             cr_assert(mi.caps & HPP_CAP_VISION);
         }
-        listed++;
     }
     cr_assert_eq(rc, 0, "%s", err.msg);
     cr_assert(saw_gpt5);
-    size_t enabled = 0;
+    size_t paid = 0, free_eps = 0;
     for (size_t i = 0; i < nm; i++) {
-        enabled += models[i].floor_ep >= 0;
+        paid += models[i].floor_ep >= 0;
+        free_eps += models[i].free_ep >= 0;
     }
-    cr_assert_eq(listed, enabled);
+    cr_assert_eq(listed, 1 + paid + free_eps);
+    cr_assert_eq(frees, free_eps);
+    cr_assert_gt(frees, 0);
     cr_assert_gt(listed, 5);
 
     /* An error reply is not a models list. */
