@@ -77,17 +77,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a length other than the parsed one is refused */
     }
     if (out) {
-        /* The splice must give JSON with our model, no hpp nor models, and
+        /* The splice must give JSON with our model, no hpp, models nor provider, and
          * every other member as parsed from the original. */
         json_t *j = json_loadb(out, len, JSON_REJECT_DUPLICATES, NULL);
         json_t *orig = json_loadb(d + off, size - off, JSON_REJECT_DUPLICATES, NULL);
         if (!j || !orig || !json_is_object(j) ||
             strcmp(json_string_value(json_object_get(j, "model")) ?: "", "openai/gpt-5") != 0 ||
-            json_object_get(j, "hpp") || json_object_get(j, "models")) {
+            json_object_get(j, "hpp") || json_object_get(j, "models") ||
+            json_object_get(j, "provider")) {
             abort();
         }
         json_object_del(orig, "hpp");
         json_object_del(orig, "models");
+        json_object_del(orig, "provider");
         json_object_set_new(orig, "model", json_string("openai/gpt-5"));
         if (!json_equal(j, orig)) {
             abort();
