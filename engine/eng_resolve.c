@@ -728,15 +728,35 @@ static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
     return sum > w->budget;
 }
 
-/* Walks tier t: the rule's preferred models first, then the tier's list. */
+/* Whether this request's prompt moves model m to another tier: it is above
+ * the threshold of m's long-prompt prices, and they are in another band. */
+static inline bool s_moved(const s_walk_t *w, uint32_t m)
+{
+    const eng_policy_t *pol = w->pol;
+    return pol->model_long_tier[m] != ENG_LONG_SAME &&
+           w->f->prompt_tokens > (int64_t)pol->eps[pol->model_ep[m]].long_above;
+}
+
+/* The tier model m is in for this request. */
+static inline int s_tier_of(const s_walk_t *w, uint32_t m)
+{
+    return s_moved(w, m) ? w->pol->model_long_tier[m] : w->pol->model_tier[m];
+}
+
+/* Walks tier t: the rule's preferred models first, then the tier's list,
+ * then the models this request's long prompt moves into t (their prices
+ * above a prompt size put them in t's band; they are skipped in the tier of
+ * their usual prices). */
 static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask, bool floor)
 {
     const eng_policy_t *pol = w->pol;
     bool prefs = !floor && r->pref_count > 0;
+    bool longs = pol->nlong > 0 && w->f->prompt_tokens > 0;
     if (prefs) {
         for (uint32_t i = 0; i < r->pref_count && !w->stop; i++) {
             uint32_t m = pol->prefer_pool[r->pref_first + i];
-            if (pol->model_tier[m] == t && (pol->models[m].caps & mask) == mask) {
+            if ((longs ? s_tier_of(w, m) : pol->model_tier[m]) == t &&
+                (pol->models[m].caps & mask) == mask) {
                 s_offer(w, m, s_auto_ep(w, m), t);
             }
         }
@@ -755,10 +775,17 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
             }
         }
         uint32_t m = pol->pool[l->off + i];
-        if (prefs && s_has_bit(r->pref_set, m)) {
+        if ((prefs && s_has_bit(r->pref_set, m)) || (longs && s_moved(w, m))) {
             continue;
         }
         s_offer(w, m, s_auto_ep(w, m), t);
+    }
+    for (uint32_t i = 0; longs && i < pol->nlong && !w->stop; i++) {
+        uint32_t m = pol->long_pool[i];
+        if (pol->model_long_tier[m] == t && s_moved(w, m) && (pol->models[m].caps & mask) == mask &&
+            !(prefs && s_has_bit(r->pref_set, m))) {
+            s_offer(w, m, s_auto_ep(w, m), t);
+        }
     }
 }
 

@@ -550,6 +550,50 @@ Test(eng_resolve, long_prompt_prices_apply_above_the_threshold)
     eng_catalog_destroy(&cat);
 }
 
+/* Long-prompt prices move a model to the tier they fall in, for a request
+ * whose prompt is above the threshold: not offered in its usual tier, offered
+ * in the one its long prices are in. */
+Test(eng_resolve, long_prompt_prices_move_the_tier)
+{
+    static const char lite[] =
+        "{\"gpt-long\":{\"litellm_provider\":\"openai\",\"mode\":\"chat\","
+        "\"max_input_tokens\":1048576,\"max_output_tokens\":65535,"
+        "\"input_cost_per_token\":1e-06,\"output_cost_per_token\":1e-06,"
+        "\"input_cost_per_token_above_200k_tokens\":2e-05,"
+        "\"output_cost_per_token_above_200k_tokens\":2e-05},"
+        "\"gpt-steady\":{\"litellm_provider\":\"openai\",\"mode\":\"chat\","
+        "\"max_input_tokens\":1048576,\"max_output_tokens\":65535,"
+        "\"input_cost_per_token\":1.5e-06,\"output_cost_per_token\":1.5e-06}}";
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err;
+    cr_assert_eq(
+        eng_catalog_load_buffer(cat, "lite.json", lite, strlen(lite), ENG_FMT_LITELLM, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &err), 0);
+    eng_policy_t *pol = fixture_policy("tier cheap max $2\ntier premium\n"
+                                       "route big when prompt_tokens > 500000 { tier premium }\n"
+                                       "route r { tier cheap }\n",
+                                       cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.output_tokens = 1000;
+    eng_decision_t d;
+    f.prompt_tokens = 200000; /* at the usual prices gpt-long is the cheapest */
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "openai/gpt-long");
+    cr_assert_str_eq(d.tier_name, "cheap");
+    f.prompt_tokens = 250000; /* above: $20/$20 is premium's, not cheap's */
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "openai/gpt-steady", "got %s", d.model->id);
+    cr_assert_str_eq(d.tier_name, "cheap");
+    f.prompt_tokens = 600000; /* the premium rule: gpt-long is there now */
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "openai/gpt-long", "got %s", d.model->id);
+    cr_assert_str_eq(d.tier_name, "premium");
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 Test(eng_resolve, auto_free)
 {
     hpp_features_t f = s_req();
