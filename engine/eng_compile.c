@@ -1959,6 +1959,16 @@ static int s_tables(s_comp_t *c)
             pol->nlong++;
         }
     }
+    /* Tiers whose order by blend may not be a request's order by estimate. */
+    for (uint32_t i = 0; i < nm; i++) {
+        int32_t e = pol->model_ep[i];
+        const hpp_price_t *pr = e >= 0 ? &pol->eps[e].price : NULL;
+        if (pr && pol->model_tier[i] >= 0 &&
+            ((pr->per_request != HPP_PRICE_NA && pr->per_request > 0) ||
+             (pr->per_image != HPP_PRICE_NA && pr->per_image > 0))) {
+            pol->tier_fees[pol->model_tier[i]] = true;
+        }
+    }
     /* Models a long prompt moves to another tier, cheapest first. */
     qsort(keys, pol->nlong, sizeof *keys, s_key_cmp);
     for (uint32_t i = 0; i < pol->nlong; i++) {

@@ -170,6 +170,8 @@ struct eng_policy {
     uint32_t nwords;                  /* used bits */
 
     eng_ptier_t tiers[ENG_MAX_TIERS]; /* cheapest first */
+    bool tier_fees[ENG_MAX_TIERS];    /* a model of the tier pays per-request or per-image
+                                       * fees at its auto endpoint (see s_cheapest_first) */
     int ntiers;                       /* count */
 
     eng_pgroup_t *groups; /* group definitions */

@@ -743,6 +743,44 @@ static inline int s_tier_of(const s_walk_t *w, uint32_t m)
     return s_moved(w, m) ? w->pol->model_long_tier[m] : w->pol->model_tier[m];
 }
 
+/* A tier with fee-bearing models is ordered by the blend of a reference
+ * request (policies/README.md 2.4), which a request of another size or with
+ * images may not follow: a per-call fee weighs little on a long prompt and
+ * much on a short one. There, the candidate the request's own estimate
+ * finds cheapest among the first S_FEE_WINDOW that fit is offered first;
+ * the walk then goes on in blend order for the fallbacks. Tiers without
+ * fees (every bundled one) are walked as they are. */
+#define S_FEE_WINDOW 16
+
+static void s_cheapest_first(s_walk_t *w, const eng_plist_t *l, int t, bool longs)
+{
+    const eng_policy_t *pol = w->pol;
+    uint32_t best = UINT32_MAX, seen = 0;
+    int32_t best_e = -1;
+    hpp_pusd_t best_cost = INT64_MAX;
+    for (uint32_t i = 0; i < l->len && seen < S_FEE_WINDOW; i++) {
+        uint32_t m = pol->pool[l->off + i];
+        int32_t e = s_auto_ep(w, m);
+        if (e < 0 || (longs && s_moved(w, m))) {
+            continue;
+        }
+        hpp_cost_t cost;
+        bool have_cost;
+        if (s_check(w, m, &pol->eps[e], &cost, &have_cost) != ENG_REJ_CHOSEN) {
+            continue;
+        }
+        seen++;
+        if ((have_cost || s_estimate(w, &pol->eps[e], &cost) == 0) && cost.total < best_cost) {
+            best = m;
+            best_e = e;
+            best_cost = cost.total;
+        }
+    }
+    if (best != UINT32_MAX) {
+        s_offer(w, best, best_e, t);
+    }
+}
+
 /* Walks tier t: the rule's preferred models first, then the tier's list,
  * then the models this request's long prompt moves into t (their prices
  * above a prompt size put them in t's band; they are skipped in the tier of
@@ -762,6 +800,9 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
         }
     }
     const eng_plist_t *l = floor ? &pol->floor_lists[t][mask] : &pol->lists[t][mask];
+    if (pol->tier_fees[t] && !w->chosen) {
+        s_cheapest_first(w, l, t, longs);
+    }
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
         if (w->bound && i % ENG_BLOCK == 0) {
             if (s_over_budget(w, pol->pool_min[l->off + i][0])) {

@@ -507,6 +507,16 @@ Test(eng_resolve, per_call_models_priced_by_the_reference_request)
     cr_assert_eq(d.cost.total, INT64_C(12000000)); /* $0.000012 */
     /* acme/tiny-fee: $0.01 + $0.0001 / 1000 tokens = $0.11 per 1M, still
      * budget, ranked after acme/cheap ($0.06) although its tokens are cheaper */
+    /* A long prompt: the fee weighs nothing next to the tokens, and the
+     * request's own estimate ranks acme/tiny-fee first ($0.0101 against
+     * $0.06); acme/cheap is its fallback. */
+    f.prompt_tokens = 999900;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "acme/tiny-fee", "got %s", d.model->id);
+    cr_assert_eq(d.cost.total, INT64_C(10100000000));
+    cr_assert_geq(d.nfallbacks, 1);
+    cr_assert_str_eq(d.fallbacks[0]->native_id, "acme/cheap");
+    f.prompt_tokens = 100;
     f.model = s_s("acme/percall");
     cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
     cr_assert_str_eq(d.tier_name, "premium");
