@@ -1819,6 +1819,34 @@ static int s_model_tier(const s_comp_t *c, const eng_model_t *m, int32_t e, hpp_
     return -1;
 }
 
+/* The tier of model m at endpoint e for a prompt above the endpoint's
+ * long_above, when its long-prompt prices put it in another price band than
+ * `tier` (its tier at the usual prices); else ENG_LONG_SAME. A tier that
+ * names the model keeps it whatever the prompt. */
+static int s_model_long_tier(const s_comp_t *c, const eng_model_t *m, int32_t e, int tier,
+                             hpp_pusd_t *blend)
+{
+    const eng_policy_t *pol = c->pol;
+    if (e < 0 || pol->eps[e].long_above == 0 || s_ep_free(&pol->eps[e])) {
+        return ENG_LONG_SAME;
+    }
+    for (int t = 0; t < pol->ntiers; t++) {
+        const s_pats_t *ps = &c->tier_models[t];
+        if (ps->n && s_rank(ps, m->id, strlen(m->id)) < ps->n) {
+            return ENG_LONG_SAME;
+        }
+    }
+    hpp_pusd_t b = eng_policy_blend(&pol->eps[e].long_price);
+    *blend = b > 0 ? b : 1;
+    for (int t = 0; t < pol->ntiers; t++) {
+        const eng_ptier_t *pt = &pol->tiers[t];
+        if (pt->has_band && (pt->max < 0 || *blend <= pt->max)) {
+            return t == tier ? ENG_LONG_SAME : t;
+        }
+    }
+    return tier == -1 ? ENG_LONG_SAME : -1;
+}
+
 /* Sort keys for candidate lists (qsort has no context argument). */
 typedef struct {
     uint32_t model;   /* index */
@@ -1892,6 +1920,8 @@ static int s_tables(s_comp_t *c)
     pol->model_ep = malloc((nm ? nm : 1) * sizeof *pol->model_ep);
     pol->model_plain_ep = malloc((nm ? nm : 1) * sizeof *pol->model_plain_ep);
     pol->model_plain_tier = malloc((nm ? nm : 1) * sizeof *pol->model_plain_tier);
+    pol->model_long_tier = malloc((nm ? nm : 1) * sizeof *pol->model_long_tier);
+    pol->long_pool = malloc((nm ? nm : 1) * sizeof *pol->long_pool);
     pol->model_blend = malloc((nm ? nm : 1) * sizeof *pol->model_blend);
     /* Each model appears at most once per (tier, mask) and per (free, mask):
      * bounded by 3 x 16 x nm entries (lists, floor lists, free lists). */
@@ -1900,7 +1930,8 @@ static int s_tables(s_comp_t *c)
     s_key_t *keys = malloc((nm ? nm : 1) * sizeof *keys);
     uint32_t *rank = malloc((nm ? nm : 1) * sizeof *rank);
     if (!pol->model_tier || !pol->model_ep || !pol->model_plain_ep || !pol->model_plain_tier ||
-        !pol->model_blend || !pol->pool || !pol->pool_min || !keys || !rank) {
+        !pol->model_long_tier || !pol->long_pool || !pol->model_blend || !pol->pool ||
+        !pol->pool_min || !keys || !rank) {
         free(keys);
         free(rank);
         c->oom = true;
@@ -1918,6 +1949,30 @@ static int s_tables(s_comp_t *c)
         hpp_pusd_t unused;
         pol->model_plain_tier[i] =
             plain == e ? pol->model_tier[i] : (int8_t)s_model_tier(c, m, plain, &unused);
+        hpp_pusd_t long_blend = 0;
+        pol->model_long_tier[i] =
+            (int8_t)s_model_long_tier(c, m, e, pol->model_tier[i], &long_blend);
+        if (pol->model_long_tier[i] != ENG_LONG_SAME) {
+            keys[pol->nlong].model = i;
+            keys[pol->nlong].rank = 0;
+            keys[pol->nlong].price = long_blend;
+            pol->nlong++;
+        }
+    }
+    /* Tiers whose order by blend may not be a request's order by estimate. */
+    for (uint32_t i = 0; i < nm; i++) {
+        int32_t e = pol->model_ep[i];
+        const hpp_price_t *pr = e >= 0 ? &pol->eps[e].price : NULL;
+        if (pr && pol->model_tier[i] >= 0 &&
+            ((pr->per_request != HPP_PRICE_NA && pr->per_request > 0) ||
+             (pr->per_image != HPP_PRICE_NA && pr->per_image > 0))) {
+            pol->tier_fees[pol->model_tier[i]] = true;
+        }
+    }
+    /* Models a long prompt moves to another tier, cheapest first. */
+    qsort(keys, pol->nlong, sizeof *keys, s_key_cmp);
+    for (uint32_t i = 0; i < pol->nlong; i++) {
+        pol->long_pool[i] = keys[i].model;
     }
     /* Candidate lists per tier: preference then price, and price alone. */
     for (int t = 0; t < pol->ntiers; t++) {
@@ -2428,6 +2483,8 @@ void eng_policy_destroy(eng_policy_t **self_p)
     free(pol->model_ep);
     free(pol->model_plain_ep);
     free(pol->model_plain_tier);
+    free(pol->model_long_tier);
+    free(pol->long_pool);
     free(pol->model_blend);
     free(pol->pool);
     free(pol->pool_min);

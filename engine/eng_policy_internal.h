@@ -16,6 +16,7 @@
 
 /* Limits of one policy. */
 #define ENG_MAX_TIERS 16         /* tier definitions */
+#define ENG_LONG_SAME INT8_MIN   /* model_long_tier: a long prompt leaves the tier as it is */
 #define ENG_MAX_GROUPS 64        /* group definitions */
 #define ENG_MAX_WORDS 64         /* distinct hint words (bits of a uint64) */
 #define ENG_MAX_RULES 1024       /* routing rules */
@@ -169,6 +170,8 @@ struct eng_policy {
     uint32_t nwords;                  /* used bits */
 
     eng_ptier_t tiers[ENG_MAX_TIERS]; /* cheapest first */
+    bool tier_fees[ENG_MAX_TIERS];    /* a model of the tier pays per-request or per-image
+                                       * fees at its auto endpoint (see s_cheapest_first) */
     int ntiers;                       /* count */
 
     eng_pgroup_t *groups; /* group definitions */
@@ -199,6 +202,11 @@ struct eng_policy {
     int32_t catch_all;  /* first rule that matches every request, -1 = none */
 
     int8_t *model_tier;           /* per model: tier index, -1 none */
+    int8_t *model_long_tier;      /* per model: tier of model_ep at its long-prompt prices
+                                   * (a prompt above its long_above), ENG_LONG_SAME when
+                                   * that is model_tier */
+    uint32_t *long_pool;          /* models whose long-prompt tier differs, by long price */
+    uint32_t nlong;               /* their count */
     int8_t *model_plain_tier;     /* per model: tier of model_plain_ep (differs when auto
                                    * calls the model through its `:free` variant) */
     int32_t *model_ep;            /* per model: endpoint auto picks, -1 none */

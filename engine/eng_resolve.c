@@ -728,20 +728,81 @@ static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
     return sum > w->budget;
 }
 
-/* Walks tier t: the rule's preferred models first, then the tier's list. */
+/* Whether this request's prompt moves model m to another tier: it is above
+ * the threshold of m's long-prompt prices, and they are in another band. */
+static inline bool s_moved(const s_walk_t *w, uint32_t m)
+{
+    const eng_policy_t *pol = w->pol;
+    return pol->model_long_tier[m] != ENG_LONG_SAME &&
+           w->f->prompt_tokens > (int64_t)pol->eps[pol->model_ep[m]].long_above;
+}
+
+/* The tier model m is in for this request. */
+static inline int s_tier_of(const s_walk_t *w, uint32_t m)
+{
+    return s_moved(w, m) ? w->pol->model_long_tier[m] : w->pol->model_tier[m];
+}
+
+/* A tier with fee-bearing models is ordered by the blend of a reference
+ * request (policies/README.md 2.4), which a request of another size or with
+ * images may not follow: a per-call fee weighs little on a long prompt and
+ * much on a short one. There, the candidate the request's own estimate
+ * finds cheapest among the first S_FEE_WINDOW that fit is offered first;
+ * the walk then goes on in blend order for the fallbacks. Tiers without
+ * fees (every bundled one) are walked as they are. */
+#define S_FEE_WINDOW 16
+
+static void s_cheapest_first(s_walk_t *w, const eng_plist_t *l, int t, bool longs)
+{
+    const eng_policy_t *pol = w->pol;
+    uint32_t best = UINT32_MAX, seen = 0;
+    int32_t best_e = -1;
+    hpp_pusd_t best_cost = INT64_MAX;
+    for (uint32_t i = 0; i < l->len && seen < S_FEE_WINDOW; i++) {
+        uint32_t m = pol->pool[l->off + i];
+        int32_t e = s_auto_ep(w, m);
+        if (e < 0 || (longs && s_moved(w, m))) {
+            continue;
+        }
+        hpp_cost_t cost;
+        bool have_cost;
+        if (s_check(w, m, &pol->eps[e], &cost, &have_cost) != ENG_REJ_CHOSEN) {
+            continue;
+        }
+        seen++;
+        if ((have_cost || s_estimate(w, &pol->eps[e], &cost) == 0) && cost.total < best_cost) {
+            best = m;
+            best_e = e;
+            best_cost = cost.total;
+        }
+    }
+    if (best != UINT32_MAX) {
+        s_offer(w, best, best_e, t);
+    }
+}
+
+/* Walks tier t: the rule's preferred models first, then the tier's list,
+ * then the models this request's long prompt moves into t (their prices
+ * above a prompt size put them in t's band; they are skipped in the tier of
+ * their usual prices). */
 static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask, bool floor)
 {
     const eng_policy_t *pol = w->pol;
     bool prefs = !floor && r->pref_count > 0;
+    bool longs = pol->nlong > 0 && w->f->prompt_tokens > 0;
     if (prefs) {
         for (uint32_t i = 0; i < r->pref_count && !w->stop; i++) {
             uint32_t m = pol->prefer_pool[r->pref_first + i];
-            if (pol->model_tier[m] == t && (pol->models[m].caps & mask) == mask) {
+            if ((longs ? s_tier_of(w, m) : pol->model_tier[m]) == t &&
+                (pol->models[m].caps & mask) == mask) {
                 s_offer(w, m, s_auto_ep(w, m), t);
             }
         }
     }
     const eng_plist_t *l = floor ? &pol->floor_lists[t][mask] : &pol->lists[t][mask];
+    if (pol->tier_fees[t] && !w->chosen) {
+        s_cheapest_first(w, l, t, longs);
+    }
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
         if (w->bound && i % ENG_BLOCK == 0) {
             if (s_over_budget(w, pol->pool_min[l->off + i][0])) {
@@ -755,10 +816,17 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
             }
         }
         uint32_t m = pol->pool[l->off + i];
-        if (prefs && s_has_bit(r->pref_set, m)) {
+        if ((prefs && s_has_bit(r->pref_set, m)) || (longs && s_moved(w, m))) {
             continue;
         }
         s_offer(w, m, s_auto_ep(w, m), t);
+    }
+    for (uint32_t i = 0; longs && i < pol->nlong && !w->stop; i++) {
+        uint32_t m = pol->long_pool[i];
+        if (pol->model_long_tier[m] == t && s_moved(w, m) && (pol->models[m].caps & mask) == mask &&
+            !(prefs && s_has_bit(r->pref_set, m))) {
+            s_offer(w, m, s_auto_ep(w, m), t);
+        }
     }
 }
 

@@ -507,6 +507,16 @@ Test(eng_resolve, per_call_models_priced_by_the_reference_request)
     cr_assert_eq(d.cost.total, INT64_C(12000000)); /* $0.000012 */
     /* acme/tiny-fee: $0.01 + $0.0001 / 1000 tokens = $0.11 per 1M, still
      * budget, ranked after acme/cheap ($0.06) although its tokens are cheaper */
+    /* A long prompt: the fee weighs nothing next to the tokens, and the
+     * request's own estimate ranks acme/tiny-fee first ($0.0101 against
+     * $0.06); acme/cheap is its fallback. */
+    f.prompt_tokens = 999900;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "acme/tiny-fee", "got %s", d.model->id);
+    cr_assert_eq(d.cost.total, INT64_C(10100000000));
+    cr_assert_geq(d.nfallbacks, 1);
+    cr_assert_str_eq(d.fallbacks[0]->native_id, "acme/cheap");
+    f.prompt_tokens = 100;
     f.model = s_s("acme/percall");
     cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
     cr_assert_str_eq(d.tier_name, "premium");
@@ -546,6 +556,50 @@ Test(eng_resolve, long_prompt_prices_apply_above_the_threshold)
     cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
     cr_assert_eq(d.cost.input, INT64_C(625000000000)); /* 250k x $2.50 */
     cr_assert_eq(d.cost.output, INT64_C(15000000000)); /* 1k x $15, not the priority $90 */
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
+/* Long-prompt prices move a model to the tier they fall in, for a request
+ * whose prompt is above the threshold: not offered in its usual tier, offered
+ * in the one its long prices are in. */
+Test(eng_resolve, long_prompt_prices_move_the_tier)
+{
+    static const char lite[] =
+        "{\"gpt-long\":{\"litellm_provider\":\"openai\",\"mode\":\"chat\","
+        "\"max_input_tokens\":1048576,\"max_output_tokens\":65535,"
+        "\"input_cost_per_token\":1e-06,\"output_cost_per_token\":1e-06,"
+        "\"input_cost_per_token_above_200k_tokens\":2e-05,"
+        "\"output_cost_per_token_above_200k_tokens\":2e-05},"
+        "\"gpt-steady\":{\"litellm_provider\":\"openai\",\"mode\":\"chat\","
+        "\"max_input_tokens\":1048576,\"max_output_tokens\":65535,"
+        "\"input_cost_per_token\":1.5e-06,\"output_cost_per_token\":1.5e-06}}";
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t err;
+    cr_assert_eq(
+        eng_catalog_load_buffer(cat, "lite.json", lite, strlen(lite), ENG_FMT_LITELLM, &err), 0,
+        "%s", err.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &err), 0);
+    eng_policy_t *pol = fixture_policy("tier cheap max $2\ntier premium\n"
+                                       "route big when prompt_tokens > 500000 { tier premium }\n"
+                                       "route r { tier cheap }\n",
+                                       cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.output_tokens = 1000;
+    eng_decision_t d;
+    f.prompt_tokens = 200000; /* at the usual prices gpt-long is the cheapest */
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "openai/gpt-long");
+    cr_assert_str_eq(d.tier_name, "cheap");
+    f.prompt_tokens = 250000; /* above: $20/$20 is premium's, not cheap's */
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "openai/gpt-steady", "got %s", d.model->id);
+    cr_assert_str_eq(d.tier_name, "cheap");
+    f.prompt_tokens = 600000; /* the premium rule: gpt-long is there now */
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_str_eq(d.model->id, "openai/gpt-long", "got %s", d.model->id);
+    cr_assert_str_eq(d.tier_name, "premium");
     eng_policy_destroy(&pol);
     eng_catalog_destroy(&cat);
 }
