@@ -39,6 +39,12 @@ eng_declog_t *eng_declog_open(const char *path, eng_error_t *err)
     return self;
 }
 
+uint64_t eng_declog_dropped(const eng_declog_t *self)
+{
+    (void)self;
+    return 0;
+}
+
 void eng_declog_destroy(eng_declog_t **self_p)
 {
     if (self_p && *self_p) {

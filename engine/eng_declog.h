@@ -19,6 +19,10 @@ typedef struct eng_declog eng_declog_t;
 /* Opens (creating, appending) the log file. NULL with `err` filled. */
 eng_declog_t *eng_declog_open(const char *path, eng_error_t *err);
 
+/* Lines not written (write failed: disk full, file too large...), counted
+ * since startup; 0 for a NULL log. */
+uint64_t eng_declog_dropped(const eng_declog_t *self);
+
 /* Closes the file; idempotent. Writers must be flushed before. */
 void eng_declog_destroy(eng_declog_t **self_p);
 
