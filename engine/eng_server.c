@@ -962,6 +962,25 @@ static int s_trim_timeout(eng_server_t *self, int timeout)
     return timeout < 0 || timeout > S_TRIM_MS ? S_TRIM_MS : timeout;
 }
 
+/* SIGHUP: the decision log path is opened anew (logrotate renames the file,
+ * then signals), so new lines go to the new file. The frontend's own lines
+ * go out first, to the file they were decided under. */
+static void s_reopen_declog(eng_server_t *self)
+{
+    if (!self->declog) {
+        return;
+    }
+    eng_declog_flush(&self->front_worker.declog);
+    eng_error_t err = {0};
+    if (eng_declog_reopen(self->declog, &err) != 0) {
+        char msg[768];
+        eng_error_format(&err, msg, sizeof msg);
+        eng_log(ENG_LOG_ERROR, "engine", "SIGHUP: %s; lines keep going to the previous file", msg);
+        return;
+    }
+    eng_log(ENG_LOG_INFO, "engine", "SIGHUP: decision log %s reopened", self->cfg.decision_log);
+}
+
 /* Returns 1 to start draining, 2 to exit at once, 0 otherwise. */
 static int s_on_signal(eng_server_t *self, bool draining)
 {
@@ -971,6 +990,7 @@ static int s_on_signal(eng_server_t *self, bool draining)
         if (si.ssi_signo == SIGHUP) {
             eng_log(ENG_LOG_INFO, "engine", "SIGHUP: reloading");
             zmq_send(self->to_reloader, "sighup", 6, ZMQ_DONTWAIT);
+            s_reopen_declog(self);
         } else if (draining || action == 1) {
             eng_log(ENG_LOG_WARN, "engine", "second stop signal: exiting without draining");
             action = 2;
@@ -1210,7 +1230,9 @@ static int s_start_workers(eng_server_t *self, eng_error_t *err)
         w->index = (size_t)i;
         w->ctr = &self->ctr[i];
         w->trace = calloc(S_TRACE_CAP, sizeof *w->trace);
-        eng_declog_writer_init(&w->declog, self->declog);
+        if (eng_declog_writer_init(&w->declog, self->declog, err) != 0) {
+            return -1;
+        }
         w->sock = s_socket(self, ZMQ_DEALER, err);
         if (w->sock) {
             s_setint(w->sock, ZMQ_SNDHWM, S_REPLY_HWM);
@@ -1370,7 +1392,9 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     fw->server = self;
     fw->index = (size_t)self->cfg.threads;
     fw->ctr = &self->ctr[self->cfg.threads];
-    eng_declog_writer_init(&fw->declog, self->declog);
+    if (eng_declog_writer_init(&fw->declog, self->declog, err) != 0) {
+        goto fail;
+    }
     fw->pool = eng_msgpool_new();
     if (!fw->pool || proto_buf_init(&fw->out, 64 * 1024) != 0) {
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");

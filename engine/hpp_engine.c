@@ -103,7 +103,10 @@ static const eng_flag_t s_flags[] = {
      "decide routes on the worker threads too (default: the network thread decides them "
      "inline, which is faster unless one core cannot keep up)"},
     {"--decision-log", "FILE", NULL, S_FIELD(cfg.decision_log),
-     "append one JSON line per decision to FILE"},
+     "append one JSON line per decision to FILE (whole lines only: lines that cannot be "
+     "written, disk full or file too large, are dropped and counted in stats' "
+     "decision_log_dropped, with one error line a minute at most; routing goes on). SIGHUP "
+     "reopens FILE, so logrotate may rename it (no copytruncate needed)"},
     {"--watch", NULL, NULL, S_FIELD(cfg.watch), "reload when the policy or a catalog file changes"},
     {"--watch-ms", "MS", s_watch_ms, 0, "file check interval for --watch (default 1000)"},
     {"--drain-ms", "MS", s_drain_ms, 0, "longest shutdown drain (default 2000)"},
@@ -148,8 +151,8 @@ static void s_print_help(FILE *out)
                  "reload and ping requests over ZeroMQ (see proto/PROTOCOL.md).\n\n"
                  "options:\n");
     eng_flags_help(out, s_flags, 26);
-    fprintf(out, "\nSignals: SIGHUP reloads and re-reads --curve-clients; SIGTERM/SIGINT drain\n"
-                 "and exit 0.\n"
+    fprintf(out, "\nSignals: SIGHUP reloads, re-reads --curve-clients and reopens --decision-log;\n"
+                 "SIGTERM/SIGINT drain and exit 0.\n"
                  "Prints \"hpp-engine: ready on ENDPOINT\" to stderr once serving.\n");
 }
 

@@ -40,7 +40,10 @@ def loopback(ep):
 
 
 def request(op, rid):
-    return msgpack.packb({"v": 1, "id": rid, "op": op})
+    body = {"v": 1, "id": rid, "op": op}
+    if op in ("route", "explain"):
+        body["prompt_tokens"] = 100 + rid % 1000
+    return msgpack.packb(body)
 
 
 def flood(args):
