@@ -152,6 +152,7 @@ eng_peer_t *eng_peers_get(eng_peers_t *self, const void *id, size_t len)
     p->idlen = (uint32_t)len;
     p->hash = h;
     p->at_workers = 0;
+    p->stalled_until = 0;
     memcpy(p->id, id, len);
     self->slots[slot] = e + 1;
     return p;

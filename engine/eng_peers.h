@@ -31,6 +31,8 @@
 typedef struct {
     _Atomic int64_t queued;             /* reply bytes in libzmq for it (eng_peers_send) */
     uint32_t at_workers;                /* its requests at the workers (frontend only) */
+    int64_t stalled_until;              /* its connection's queue was full: no reply tried
+                                           before this (monotonic ms, frontend only) */
     uint32_t idlen;                     /* bytes of id; 0 = free entry */
     uint64_t hash;                      /* of id */
     unsigned char id[ENG_PEERS_ID_MAX]; /* routing id */

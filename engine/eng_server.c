@@ -57,6 +57,7 @@
 #define S_BACKEND "inproc://hpp-workers"
 #define S_RELOADS "inproc://hpp-reloads"
 #define S_REPLIES "inproc://hpp-replies"
+#define S_MONITOR "inproc://hpp-front-events"
 #define S_BATCH 256          /* messages moved per socket per wakeup */
 #define S_HWM 100000         /* queued messages per pipe before refusing */
 #define S_REPLY_HWM 16       /* replies a worker may have waiting for the frontend */
@@ -69,6 +70,7 @@
 #define S_TRIM_MS 1000       /* at most one malloc_trim a second, after a burst */
 #define S_TRIM_LOW (1 << 20) /* ... once the queued reply bytes fell under this */
 #define S_POOL_KEEP 256      /* message pool blocks the frontend keeps after a burst */
+#define S_STALL_MS 10        /* no refusal tried to a client whose queue was full */
 
 /* Counters of one thread. Only that thread writes; stats reads them all. */
 typedef struct {
@@ -140,7 +142,9 @@ struct eng_server {
     bool trim_due;                                 /* frontend: memory to give back after a burst */
     int64_t trim_at;                               /* frontend: last malloc_trim (mono ms) */
     int64_t pressure_at;                           /* frontend: last drop or refusal (mono ms) */
-    struct timespec started;                       /* start time, for uptime */
+    bool burst;    /* frontend: there were drops or refusals: a client leaving calls for a trim */
+    void *monitor; /* PAIR: disconnections of the client socket */
+    struct timespec started; /* start time, for uptime */
     s_worker_t front_worker; /* the frontend's own answering state (fast path) */
     proto_buf_t fout;        /* frontend's reply buffer (envelope errors) */
     char fmem[1024];         /* its memory */
@@ -711,6 +715,7 @@ static bool s_authorized(const eng_server_t *self, zmq_msg_t *body)
 static void s_pressure(eng_server_t *self)
 {
     self->trim_due = true;
+    self->burst = true;
     self->pressure_at = s_mono_ms();
 }
 
@@ -720,7 +725,7 @@ static void s_pressure(eng_server_t *self)
  * from a client that may not ask for it. Returns false for the other ops,
  * which go to the workers so that a large explain or models reply never
  * delays a route. */
-static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin)
+static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin, proto_id_t *id)
 {
     s_worker_t *w = &self->front_worker;
     proto_request_t req;
@@ -730,6 +735,7 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool adm
     bool inline_op =
         !self->cfg.route_workers && (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING);
     if (rc == PROTO_OK && !inline_op && (admin || !s_admin_ops[req.op])) {
+        *id = req.id; /* borrows from the body, alive until the request is passed on */
         return false;
     }
     s_answer(w, &req, rc, &err, admin);
@@ -742,31 +748,46 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool adm
 }
 
 /* Answers a request the engine will not take (parts: its envelope and body,
- * all consumed) with an `internal` error saying why; counted as refused. */
-static void s_refuse(eng_server_t *self, zmq_msg_t *parts, int n, const char *why)
+ * all consumed) with an `internal` error saying why; counted as refused.
+ * `id`: the request's, NULL when not decoded yet. A client whose connection
+ * queue was just found full gets no reply tried for S_STALL_MS: it is not
+ * reading, and encoding errors it will never see would only slow the others. */
+static void s_refuse(eng_server_t *self, zmq_msg_t *parts, int n, const char *why,
+                     const proto_id_t *id, eng_peer_t *peer)
 {
     s_counters_t *ctr = &self->ctr[self->cfg.threads];
     s_inc(&ctr->refused);
     s_inc(&ctr->errors[HPP_E_INTERNAL]);
     s_pressure(self);
-    /* The id, so that a pipelining client can tell which request it was. */
+    if (peer && peer->stalled_until > self->pressure_at) {
+        s_close_parts(parts, n);
+        s_inc(&ctr->dropped);
+        return;
+    }
     proto_request_t req;
-    bool decoded = proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]),
-                                        &req, NULL) == PROTO_OK;
+    if (!id && proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req,
+                                    NULL) == PROTO_OK) {
+        id = &req.id; /* so that a pipelining client can tell which request it was */
+    }
     proto_buf_reset(&self->fout);
-    proto_reply_error(&self->fout, decoded ? &req.id : NULL, HPP_E_INTERNAL, why);
+    proto_reply_error(&self->fout, id, HPP_E_INTERNAL, why);
     zmq_msg_close(&parts[n - 1]);
     if (s_send_reply(self->front_worker.pool, self->front, parts, n - 1, self->fout.data,
                      self->fout.len) < 0) {
         s_inc(&ctr->dropped);
+        if (peer && errno == EAGAIN) {
+            peer->stalled_until = self->pressure_at + S_STALL_MS;
+        }
     }
 }
 
 /* May the client of `ident` have one more request at the workers? Sets
- * *peer to its entry, or writes why not into why[0..cap). */
+ * *peer to its entry (NULL when the table is full); when not, writes why
+ * into why[0..cap). */
 static bool s_admit(eng_server_t *self, zmq_msg_t *ident, eng_peer_t **peer, char *why, size_t cap)
 {
     eng_peer_t *p = eng_peers_get(self->peers, zmq_msg_data(ident), zmq_msg_size(ident));
+    *peer = p;
     int64_t all = eng_peers_queued(self->peers);
     if (!p) {
         snprintf(why, cap, "engine overloaded: %d clients have requests in progress", S_PEERS);
@@ -786,7 +807,6 @@ static bool s_admit(eng_server_t *self, zmq_msg_t *ident, eng_peer_t **peer, cha
         snprintf(why, cap, "engine overloaded: %lld bytes of replies unread (--queue-mb)",
                  (long long)all);
     } else {
-        *peer = p;
         return true;
     }
     return false;
@@ -824,14 +844,16 @@ static int s_front_in(eng_server_t *self)
         /* With --route-workers the frontend decodes nothing, except for a
          * non-admin client under CURVE, whose admin ops it must refuse here. */
         bool admin = s_admin(self, &parts[n - 1]);
-        if ((!self->cfg.route_workers || !admin) && s_front_answer(self, parts, n, admin)) {
+        proto_id_t id;
+        bool decoded = !self->cfg.route_workers || !admin;
+        if (decoded && s_front_answer(self, parts, n, admin, &id)) {
             continue;
         }
         /* To the workers, within the client's limits (eng_peers.h). */
         eng_peer_t *peer = NULL;
         char why[160];
         if (!s_admit(self, &parts[0], &peer, why, sizeof why)) {
-            s_refuse(self, parts, n, why);
+            s_refuse(self, parts, n, why, decoded ? &id : NULL, peer);
             continue;
         }
         /* The message is atomic, so only the first frame can fail (every
@@ -848,7 +870,8 @@ static int s_front_in(eng_server_t *self)
             peer->at_workers++;
             continue;
         }
-        s_refuse(self, parts, n, "engine overloaded: request queue full");
+        s_refuse(self, parts, n, "engine overloaded: request queue full", decoded ? &id : NULL,
+                 peer);
     }
     return count;
 }
@@ -953,13 +976,35 @@ static int s_trim_timeout(eng_server_t *self, int timeout)
     int64_t now = s_mono_ms();
     if (now - self->pressure_at >= S_TRIM_MS && now - self->trim_at >= S_TRIM_MS &&
         eng_peers_queued(self->peers) <= S_TRIM_LOW) {
-        eng_msgpool_trim(self->front_worker.pool, S_POOL_KEEP);
+        size_t blocks = eng_msgpool_trim(self->front_worker.pool, S_POOL_KEEP);
         malloc_trim(0);
+        eng_log(ENG_LOG_DEBUG, "engine", "after a burst: %zu message blocks freed, heap trimmed",
+                blocks);
         self->trim_due = false;
         self->trim_at = now;
         return timeout;
     }
     return timeout < 0 || timeout > S_TRIM_MS ? S_TRIM_MS : timeout;
+}
+
+/* Reads the client socket's disconnection events. A client that leaves
+ * frees what libzmq held for it (its unread replies): once the engine has
+ * seen drops or refusals, which is when clients hold much, a departure
+ * calls for a trim a second later (at most one a second). */
+static void s_monitor_in(eng_server_t *self)
+{
+    for (int count = 0; count < S_BATCH; count++) {
+        zmq_msg_t parts[2];
+        int n = s_recv(self->monitor, parts, 2, ZMQ_DONTWAIT);
+        if (n < 0) {
+            return;
+        }
+        s_close_parts(parts, n < 2 ? n : 2);
+        if (self->burst) {
+            self->trim_due = true;
+            self->pressure_at = s_mono_ms();
+        }
+    }
 }
 
 /* SIGHUP: the decision log path is opened anew (logrotate renames the file,
@@ -1011,7 +1056,14 @@ static int s_on_signal(eng_server_t *self, bool draining)
  * fired or when the loop itself sent or received on it, since either can
  * leave a message waiting with no edge on the descriptor (ZMQ_FD signals
  * mailbox commands, not messages). */
-enum { S_WAIT_FRONT, S_WAIT_BACK, S_WAIT_REPLIES, S_WAIT_SOCKS, S_WAIT_SIGNAL = S_WAIT_SOCKS };
+enum {
+    S_WAIT_FRONT,
+    S_WAIT_BACK,
+    S_WAIT_REPLIES,
+    S_WAIT_MONITOR,
+    S_WAIT_SOCKS,
+    S_WAIT_SIGNAL = S_WAIT_SOCKS
+};
 
 /* Returns the bits of `check` whose socket has a message waiting. */
 static unsigned s_ready(void *const *socks, unsigned check)
@@ -1053,7 +1105,7 @@ static int s_watch_set(void *const *socks, int sigfd)
 
 int eng_server_run(eng_server_t *self)
 {
-    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
+    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies, self->monitor};
     const int ep = self->epfd;
     int rc = 0;
     const unsigned all = (1u << S_WAIT_SOCKS) - 1;
@@ -1143,6 +1195,9 @@ int eng_server_run(eng_server_t *self)
         if (ready & (1u << S_WAIT_REPLIES)) {
             s_replies_out(self, self->replies);
             check |= 1u << S_WAIT_FRONT;
+        }
+        if (ready & (1u << S_WAIT_MONITOR)) {
+            s_monitor_in(self);
         }
     }
     eng_log(ENG_LOG_INFO, "engine", "stopped");
@@ -1361,6 +1416,14 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         goto fail;
     }
     s_setint(self->front, ZMQ_ROUTER_MANDATORY, 1);
+    if (zmq_socket_monitor(self->front, S_MONITOR, ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(self->monitor = s_socket(self, ZMQ_PAIR, err)) ||
+        zmq_connect(self->monitor, S_MONITOR) != 0) {
+        if (err && err->code == ENG_ERR_NONE) {
+            eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "monitor: %s", zmq_strerror(errno));
+        }
+        goto fail;
+    }
     /* Per client connection: requests read ahead, replies not yet written. */
     s_setint(self->front, ZMQ_SNDHWM, self->cfg.peer_hwm);
     s_setint(self->front, ZMQ_RCVHWM, self->cfg.peer_hwm);
@@ -1382,7 +1445,7 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     if (zmq_getsockopt(self->front, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0) {
         snprintf(self->endpoint, sizeof self->endpoint, "%s", self->cfg.listen);
     }
-    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
+    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies, self->monitor};
     self->epfd = s_watch_set(socks, self->sigfd);
     if (self->epfd < 0) {
         eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "epoll: %s", strerror(errno));
@@ -1456,7 +1519,7 @@ void eng_server_destroy(eng_server_t **self_p)
         }
     }
     eng_declog_flush(&self->front_worker.declog);
-    void **socks[] = {&self->front,       &self->back,    &self->replies,
+    void **socks[] = {&self->monitor,     &self->front,   &self->back,   &self->replies,
                       &self->to_reloader, &self->rl_pull, &self->rl_push};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
         if (*socks[i]) {

@@ -19,7 +19,7 @@
 #define ENG_SERVER_MAX_THREADS 64
 #define ENG_DEFAULT_LISTEN "tcp://127.0.0.1:5555"
 #define ENG_DEFAULT_POLICY "policies/default.policy"
-#define ENG_DEFAULT_PEER_HWM 1000      /* messages per client connection, each way */
+#define ENG_DEFAULT_PEER_HWM 2048      /* messages per client connection, each way */
 #define ENG_DEFAULT_PEER_INFLIGHT 1024 /* requests of one client at the workers */
 #define ENG_DEFAULT_PEER_QUEUE_KB 4096 /* large reply bytes unread by one client */
 #define ENG_DEFAULT_QUEUE_MB 16        /* large reply bytes unread, all clients */
@@ -69,7 +69,7 @@ const char *eng_server_endpoint(const eng_server_t *self);
 
 /* Serves until SIGTERM/SIGINT, then drains (answers what is in flight and
  * what arrives within a short grace window, at most drain_ms) and returns 0.
- * SIGHUP reloads. */
+ * SIGHUP reloads and reopens the decision log. */
 int eng_server_run(eng_server_t *self);
 
 /* Stops the threads and frees everything; idempotent. */

@@ -112,8 +112,8 @@ static const eng_flag_t s_flags[] = {
     {"--drain-ms", "MS", s_drain_ms, 0, "longest shutdown drain (default 2000)"},
     {"--peer-hwm", "N", s_peer_hwm, 0,
      "messages queued per client connection, each way: requests read ahead of the engine and "
-     "replies the client has not read; replies past it are dropped (stats: dropped) "
-     "(default 1000)"},
+     "replies the client has not read; replies past it are dropped (stats: dropped). Keep it "
+     "above twice the requests a client pipelines (default 2048)"},
     {"--peer-inflight", "N", s_peer_inflight, 0,
      "requests of one client at the worker threads (explain, models, stats, reload) at once; "
      "more are refused with an `internal` error (stats: refused) (default 1024)"},

@@ -64,9 +64,17 @@ check "the engine took every request (answered or refused)" True \
 peak=$(kb "$epid" VmHWM)
 now=$(kb "$epid" VmRSS)
 echo "# VmRSS start ${start_kb} kB, peak ${peak} kB, with the flooders connected ${now} kB"
-check "peak VmHWM under 64 MB ($peak kB)" True "$([ "${peak:-999999999}" -lt "$BOUND_KB" ] && echo True)"
-check "VmRSS with the flooders connected under 64 MB ($now kB)" True \
-    "$([ "${now:-999999999}" -lt "$BOUND_KB" ] && echo True)"
+# under_kb NAME KB LIMIT: KB < LIMIT, unless AddressSanitizer (make asan)
+# makes resident sizes mean something else (shadow memory, quarantine).
+under_kb() {
+    if [ "${HPP_SAN:-0}" = 1 ]; then
+        skip "$1" "resident size is not the engine's own under AddressSanitizer"
+    else
+        check "$1 ($2 kB)" True "$([ "${2:-999999999}" -lt "$3" ] && echo True)"
+    fi
+}
+under_kb "peak VmHWM under 64 MB" "$peak" "$BOUND_KB"
+under_kb "VmRSS with the flooders connected under 64 MB" "$now" "$BOUND_KB"
 check "stats counts dropped replies" True "$(jget "$st" 'd["dropped"] > 0')"
 check "stats counts refused requests" True "$(jget "$st" 'd.get("refused", 0) > 0')"
 check "stats: queued reply bytes within --queue-mb (16 MB)" True \
@@ -86,16 +94,16 @@ check "queued reply bytes back to 0 once they left" 0 "$queued"
 after=""
 for _ in $(seq 100); do
     after=$(kb "$epid" VmRSS)
-    [ "$after" -lt $((start_kb + 16 * 1024)) ] && break
+    [ "$after" -lt $((start_kb + 8 * 1024)) ] && break
     sleep 0.05 # the engine gives memory back a second after the burst
 done
 echo "# VmRSS after they left: ${after} kB"
-check "VmRSS back within 16 MB of the start after they left ($after kB, start $start_kb kB)" True \
-    "$([ "$after" -lt $((start_kb + 16 * 1024)) ] && echo True)"
+under_kb "VmRSS back within 8 MB of the start ($start_kb kB) after they left" "$after" \
+    $((start_kb + 8 * 1024))
 check "pings answered after the flood" 5 "$(jget "$("$PY" "$FLOOD" ping "$ep" --count 5 --gap-ms 0)" 'd["answered"]')"
 
 # Tunable: one request at the workers per client, and it says so.
-"$ENGINE" --listen tcp://127.0.0.1:0 --threads 1 --peer-inflight 1 --peer-hwm 16 \
+"$ENGINE" --listen tcp://127.0.0.1:0 --threads 1 --peer-inflight 1 --peer-hwm 64 \
     --peer-queue-kb 64 --queue-mb 1 2>"$tmp/engine2.err" &
 e2=$!
 pids+=("$e2")
