@@ -64,11 +64,11 @@ check "the engine took every request (answered or refused)" True \
 peak=$(kb "$epid" VmHWM)
 now=$(kb "$epid" VmRSS)
 echo "# VmRSS start ${start_kb} kB, peak ${peak} kB, with the flooders connected ${now} kB"
-# under_kb NAME KB LIMIT: KB < LIMIT, unless AddressSanitizer (make asan)
+# under_kb NAME KB LIMIT: KB < LIMIT, unless the sanitizers (make asan)
 # makes resident sizes mean something else (shadow memory, quarantine).
 under_kb() {
     if [ "${HPP_SAN:-0}" = 1 ]; then
-        skip "$1" "resident size is not the engine's own under AddressSanitizer"
+        skip "$1" "resident sizes include the sanitizers' own memory (make asan)"
     else
         check "$1 ($2 kB)" True "$([ "${2:-999999999}" -lt "$3" ] && echo True)"
     fi
