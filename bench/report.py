@@ -389,6 +389,8 @@ class Results:
         self.reload = load(folder, "reload")
         self.multi = load(folder, "multi")
         self.multi_from = None  # another run's folder scenario 8 was taken from (--with)
+        self.flood = load(folder, "flood")
+        self.flood_from = None  # the same for scenario 9
 
     def take_multi(self, other):
         """Scenario 8 from another run's folder, when this one has none."""
@@ -405,6 +407,22 @@ class Results:
             if os.path.exists(mpath):
                 with open(mpath, encoding="utf-8") as f:
                     self.multi_machine = json.load(f)
+
+    def take_flood(self, other):
+        """Scenario 9 from another run's folder, when this one has none."""
+        if self.flood or not os.path.isdir(other):
+            return
+        self.flood = load(other, "flood")
+        if self.flood:
+            self.flood_from = other
+            st = {r["scenario"]: r for r in load(other, "status")}.get("flood")
+            if st:
+                self.status["flood"] = st
+            mpath = os.path.join(other, "machine.json")
+            self.flood_machine = {}
+            if os.path.exists(mpath):
+                with open(mpath, encoding="utf-8") as f:
+                    self.flood_machine = json.load(f)
 
     def split(self, records):
         """(records measured under the run's idle states, the others); a record
@@ -583,7 +601,36 @@ def goals(res):
     else:
         out.append(("multi", "one engine of three killed under load: no failed request",
                     "many engines", "not measured", None))
+    out += flood_goals(res)
     return out
+
+
+FLOOD_PEAK_MB = 64
+FLOOD_PING_P99_MS = 10
+
+
+def flood_goals(res):
+    """Scenario 9's goals, judged at the median of the repeats."""
+    issue = "bounded memory"
+    if not res.flood:
+        return [("flood", f"10 clients that never read: engine peak RSS < {FLOOD_PEAK_MB} MB, "
+                 f"ping p99 <= {FLOOD_PING_P99_MS} ms", issue, "not measured", None)]
+    peaks = [r["peak_kb"] / 1024 for r in res.flood]
+    p99s = [r["p99_ms"] for r in res.flood if r.get("p99_ms") is not None]
+    afters = [(r["after_kb"] - r["start_kb"]) / 1024 for r in res.flood]
+    runs = lambda vals, unit: (f" (median of {len(vals)} runs: "
+                               + ", ".join(f"{v:.1f} {unit}" for v in vals) + ")")
+    peak, p99, after = median(peaks), median(p99s), median(afters)
+    n = res.flood[0].get("clients", 10)
+    return [
+        ("flood", f"{n} clients that never read: engine peak RSS < {FLOOD_PEAK_MB} MB", issue,
+         f"{peak:.1f} MB{runs(peaks, 'MB')}", peak < FLOOD_PEAK_MB),
+        ("flood", f"{n} clients that never read: a reading client's ping p99 <= "
+         f"{FLOOD_PING_P99_MS} ms", issue, f"{p99:.1f} ms{runs(p99s, 'ms')}",
+         None if p99 is None else p99 <= FLOOD_PING_P99_MS),
+        ("flood", "memory given back once they left: RSS within 8 MB of the start", issue,
+         f"+{after:.1f} MB{runs(afters, 'MB')}", after <= 8),
+    ]
 
 
 def proxy_p50s(records):
@@ -820,7 +867,7 @@ def md_status(res):
     names = [("floor", "0. machine floor"), ("resolve", "1. in-process resolver"),
              ("engine", "2. engine over ZMQ"), ("sidecar", "3. sidecar /v1/route"),
              ("peers", "4. peers"), ("memory", "6. memory"), ("reload", "7. reload under load"),
-             ("multi", "8. several engines, CURVE")]
+             ("multi", "8. several engines, CURVE"), ("flood", "9. clients that never read")]
     rows = []
     for key, label in names:
         st = res.status.get(key)
@@ -1370,6 +1417,41 @@ def md_profiles(res):
     return lines
 
 
+def md_flood(res):
+    lines = ["## 9. Clients that never read", "",
+             "Ten DEALERs (`tests/integration/flood_client.py`, pyzmq, one process) connect to "
+             "a fresh engine (bundled catalog, default limits) and each send 40,000 `models` "
+             "requests (2.3 KB replies) without reading a reply, all at once; meanwhile a "
+             "well-behaved client pings, one ping at a time, 2 ms apart (its round trips, "
+             "Python included, are the p50/p99/max). *Peak* is VmHWM once the engine has taken "
+             "every request (answered or refused); *after* is VmRSS once the flooders have "
+             "closed their connections. `dropped` and `refused` are the engine's `stats`. "
+             "Before the limits (engine/README.md, \"Clients that do not read\"), one such "
+             "client with 400,000 requests took the engine from 7 MB to 280 MB on this "
+             "machine, and it kept 265 MB after the client left.", ""]
+    if not res.flood:
+        return lines + ["Not measured in this run (see the scenario table)."]
+    if res.flood_from:
+        m = getattr(res, "flood_machine", {})
+        lines += [f"Measured in a run of this scenario alone: [{res.flood_from}]"
+                  f"({res.flood_rel}/) (`ONLY=flood`), {m.get('date_utc', 'date unknown')}, "
+                  f"commit `{m.get('git_commit', 'unknown')}`, same machine type: "
+                  f"{m.get('cpu_model', '?')}, {m.get('cores', '?')} cores.", ""]
+    cmds = Commands()
+    rows = [[r.get("repeat"), fmt_int(r.get("requests")), f"{r['start_kb'] / 1024:.1f} MB",
+             f"{r['peak_kb'] / 1024:.1f} MB", f"{r['connected_kb'] / 1024:.1f} MB",
+             f"{r['after_kb'] / 1024:.1f} MB", fmt_int(r.get("dropped")),
+             fmt_int(r.get("refused")), f"{r.get('answered')}/{r.get('count')}",
+             f"{r.get('p50_ms')} ms", f"{r.get('p99_ms')} ms", f"{r.get('max_ms')} ms",
+             cmds.ref(r.get("cmd"))] for r in res.flood]
+    lines += table(["run", "requests", "RSS start", "peak (VmHWM)", "RSS connected",
+                    "RSS after they left", "dropped", "refused", "pings answered",
+                    "ping p50", "ping p99", "ping max", "cmd"], rows)
+    lines += [""] + [f"Goals (medians of the {len(res.flood)} runs): " + "; ".join(
+        f"{g[1]}: {g[3]}, {verdict(g[4])}" for g in flood_goals(res)) + "."]
+    return lines + cmds.block()
+
+
 def cmd_render(args):
     if not args:
         raise SystemExit("usage: report.py render DIR [--markdown FILE] [--no-plots] "
@@ -1377,8 +1459,10 @@ def cmd_render(args):
     folder = args[0]
     md = args[args.index("--markdown") + 1] if "--markdown" in args else None
     res = Results(folder)
-    if "--with" in args:
-        res.take_multi(args[args.index("--with") + 1])
+    for i, a in enumerate(args):
+        if a == "--with" and i + 1 < len(args):
+            res.take_multi(args[i + 1])
+            res.take_flood(args[i + 1])
     write_csvs(folder)
     pngs = [] if "--no-plots" in args else write_plots(res, folder)
     if not md:
@@ -1387,17 +1471,22 @@ def cmd_render(args):
     if res.multi_from:
         res.multi_rel = os.path.relpath(res.multi_from,
                                         os.path.dirname(os.path.abspath(md)) or ".")
+    if res.flood_from:
+        res.flood_rel = os.path.relpath(res.flood_from,
+                                        os.path.dirname(os.path.abspath(md)) or ".")
     lines = ["# Benchmark results", "",
              f"Generated by `bench/report.py` from [{res.rel}]({res.rel}/) "
              "(`make bench`, which runs `bench/run.sh`; read [bench/README.md](README.md) for "
              "what each scenario measures). Do not edit by hand: rerun `make bench`, or "
              f"`python3 bench/report.py render {folder} --markdown {md}"
-             f"{' --with ' + res.multi_from if res.multi_from else ''}` to regenerate "
+             f"{' --with ' + res.multi_from if res.multi_from else ''}"
+             f"{' --with ' + res.flood_from if res.flood_from else ''}` to regenerate "
              "from the same raw numbers. Each table cites the exact command of each number.",
              ""]
     for part in (md_machine(res, res.rel), md_status(res), md_goals(res), md_floor(res),
                  md_resolve(res), md_engine(res, pngs), md_sidecar(res), md_peers(res, pngs),
-                 md_memory(res), md_reload(res), md_multi(res), md_profiles(res)):
+                 md_memory(res), md_reload(res), md_multi(res), md_flood(res),
+                 md_profiles(res)):
         lines += part + [""]
     with open(md, "w", encoding="utf-8") as f:
         f.write("\n".join(lines).rstrip() + "\n")

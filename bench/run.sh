@@ -16,10 +16,10 @@
 #   BENCH_REPEAT=3          runs of each point a goal is judged at (median taken; HTTP: >= 2)
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
-#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1 SKIP_SLOWCONN=1   skip one
-#                           scenario (the report says it was skipped)
+#   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1 SKIP_SLOWCONN=1 SKIP_FLOOD=1
+#                           skip one scenario (the report says it was skipped)
 #   ONLY=multi              run only the named scenarios (space-separated: floor resolve
-#                           engine sidecar peers memory reload multi slowconn)
+#                           engine sidecar peers memory reload multi slowconn flood)
 #   BENCH_SLOW_CONNS=2000   slowconn: slow client connections held at once
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
@@ -1379,7 +1379,7 @@ scenario_profiles() {
     done
 }
 
-# 9. Slow clients: BENCH_SLOW_CONNS connections (2,000) that trickle their
+# 10. Slow clients: BENCH_SLOW_CONNS connections (2,000) that trickle their
 #    headers a byte a second into a sidecar started with --header-timeout 5,
 #    while another process times GET /healthz every 10 ms on a kept-alive
 #    connection; then /healthz alone, for reference. Goals: /healthz p99 at most
@@ -1387,7 +1387,7 @@ scenario_profiles() {
 #    Both sides get a descriptor limit for the connections (ulimit -n).
 scenario_slowconn() {
     want slowconn SKIP_SLOWCONN || return 0
-    log "9. slow clients against the sidecar (bench/slow_clients.py)"
+    log "10. slow clients against the sidecar (bench/slow_clients.py)"
     local m r kind fails=0 n=${BENCH_SLOW_CONNS:-2000} ht=5
     for m in hpp-engine hpp-sidecar; do
         if [ ! -x "$B/$m" ]; then
@@ -1447,6 +1447,90 @@ for kind in ("slow", "baseline"):
     print("   " + line)
 EOF
     status_of slowconn " slow" " slow" "$fails" "nothing ran" "measured:"
+# 9. Clients that never read (engine/README.md, "Clients that do not read"):
+#    10 DEALERs (tests/integration/flood_client.py, pyzmq) each send 40,000
+#    `models` requests (the largest reply of the bundled catalog) at once
+#    and read nothing, while one well-behaved client pings, one ping at a
+#    time, 2 ms apart. A fresh engine per repeat, so that VmHWM is this
+#    flood's peak; then the flooders leave and VmRSS is read again once the
+#    engine has let their replies go. Goals: peak under 64 MB, ping p99 <=
+#    10 ms during the flood, the memory given back after.
+FLOOD_PY=tests/integration/flood_client.py
+FLOOD_CLIENTS=10
+FLOOD_PER_CLIENT=40000
+
+# flood_run REPEAT: one flood against a fresh engine; appends to flood.jsonl.
+flood_run() {
+    local rep=$1 per=$FLOOD_PER_CLIENT
+    [ "$QUICK" = 1 ] && per=10000
+    start_engine "engine_flood_$rep" "$BUNDLED_CATALOG" || return 1
+    local epid=$ENGINE_PID ep=$ENGINE_EP hold=$TMP/flood_hold_$rep r0 rc ra _
+    local sent=$((FLOOD_CLIENTS * per))
+    r0=$(rss "$epid")
+    rm -f "$hold"
+    mkfifo "$hold"
+    local fcmd=(/usr/bin/python3 "$FLOOD_PY" flood "$ep" --clients "$FLOOD_CLIENTS"
+        --requests "$per")
+    local pcmd=(/usr/bin/python3 "$FLOOD_PY" ping "$ep" --count 1000 --gap-ms 2)
+    show "${fcmd[@]}"
+    "${fcmd[@]}" <"$hold" >"$TMP/flood_$rep.out" 2>&1 &
+    local fpid=$!
+    PIDS+=("$fpid")
+    exec 4>"$hold" # the flooders hold their connections until this closes
+    show "${pcmd[@]}"
+    "${pcmd[@]}" >"$TMP/flood_ping_$rep.out" 2>&1
+    /usr/bin/python3 "$FLOOD_PY" settle "$ep" --sent "$sent" --seconds 60 \
+        >"$TMP/flood_stats_$rep.json" 2>&1
+    rc=$(rss "$epid")
+    exec 4>&-
+    wait "$fpid"
+    # Gone: their replies are freed, and a second later the memory trimmed.
+    local t0 waited
+    t0=$(date +%s%N)
+    for _ in $(seq 100); do
+        ra=$(rss "$epid")
+        [ "${ra% *}" -lt $((${r0% *} + 8192)) ] && break
+        sleep 0.05 # polling /proc for the engine's resident size
+    done
+    waited=$((($(date +%s%N) - t0) / 1000000))
+    local st=$TMP/flood_stats_$rep.json
+    local dropped refused
+    dropped=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("dropped", -1))' "$st")
+    refused=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("refused", -1))' "$st")
+    printf '   rss start %s kB, peak %s kB, connected %s kB, after %s kB (%s ms); %s\n' \
+        "${r0% *}" "${rc#* }" "${rc% *}" "${ra% *}" "$waited" "$(cat "$TMP/flood_ping_$rep.out")"
+    if ! grep -q '"p99_ms"' "$TMP/flood_ping_$rep.out"; then
+        stop "$epid"
+        return 1
+    fi
+    record "$OUT/flood.jsonl" --json "$TMP/flood_ping_$rep.out" repeat="$rep" \
+        clients="$FLOOD_CLIENTS" requests="$sent" start_kb="${r0% *}" peak_kb="${rc#* }" \
+        connected_kb="${rc% *}" after_kb="${ra% *}" after_ms="$waited" dropped="$dropped" \
+        refused="$refused" catalog=bundled \
+        cmd="$(q "${ENGINE_CMD[@]}") ; $(q "${fcmd[@]}") ; $(q "${pcmd[@]}")"
+    stop "$epid"
+}
+
+scenario_flood() {
+    want flood SKIP_FLOOD || return 0
+    log "9. clients that never read (${FLOOD_CLIENTS} flooding DEALERs, pings meanwhile)"
+    if [ ! -x "$B/hpp-engine" ]; then
+        status flood skipped "$B/hpp-engine is not built yet"
+        return 0
+    fi
+    if ! /usr/bin/python3 -c 'import zmq, msgpack' 2>/dev/null; then
+        status flood skipped "/usr/bin/python3 has no pyzmq or msgpack (make deps)"
+        return 0
+    fi
+    local rep fails=0
+    for rep in $(seq "$REPEAT"); do
+        flood_run "$rep" || fails=$((fails + 1))
+    done
+    if [ "$fails" = 0 ]; then
+        status flood ok
+    else
+        status flood failed "$fails of $REPEAT runs failed"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -1468,6 +1552,7 @@ only peers && scenario_peers
 only memory && scenario_memory
 only reload && scenario_reload
 only multi && scenario_multi
+only flood && scenario_flood
 only slowconn && scenario_slowconn
 [ -z "${ONLY:-}" ] && scenario_profiles
 cleanup

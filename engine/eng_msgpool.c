@@ -116,6 +116,24 @@ int eng_msgpool_send(eng_msgpool_t *self, void *sock, const void *data, size_t l
     return 0;
 }
 
+size_t eng_msgpool_trim(eng_msgpool_t *self, size_t keep)
+{
+    size_t freed = 0;
+    for (int pass = 0; pass < 2 && self->stats.blocks > keep; pass++) {
+        if (!self->idle) {
+            self->idle = atomic_exchange_explicit(&self->returned, NULL, memory_order_acquire);
+        }
+        while (self->idle && self->stats.blocks > keep) {
+            s_block_t *b = self->idle;
+            self->idle = b->next;
+            free(b);
+            self->stats.blocks--;
+            freed++;
+        }
+    }
+    return freed;
+}
+
 eng_msgpool_stats_t eng_msgpool_stats(const eng_msgpool_t *self)
 {
     return self->stats;

@@ -43,4 +43,9 @@ int eng_msgpool_send(eng_msgpool_t *self, void *sock, const void *data, size_t l
 
 eng_msgpool_stats_t eng_msgpool_stats(const eng_msgpool_t *self);
 
+/* Frees idle blocks until at most `keep` remain allocated (blocks lent to
+ * messages stay), so that a burst does not keep its peak of blocks for
+ * good. Owner thread only. Returns the blocks freed. */
+size_t eng_msgpool_trim(eng_msgpool_t *self, size_t keep);
+
 #endif

@@ -32,6 +32,7 @@
 #include "eng_server.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -48,6 +49,7 @@
 #include "eng_cases.h"
 #include "eng_declog.h"
 #include "eng_msgpool.h"
+#include "eng_peers.h"
 #include "eng_policy_internal.h"
 #include "eng_snapshot.h"
 #include "eng_reply.h"
@@ -57,12 +59,20 @@
 #define S_BACKEND "inproc://hpp-workers"
 #define S_RELOADS "inproc://hpp-reloads"
 #define S_REPLIES "inproc://hpp-replies"
-#define S_BATCH 256         /* messages moved per socket per wakeup */
-#define S_HWM 100000        /* queued messages per pipe before refusing */
-#define S_QUIET_MS 100      /* drain: stop reading after this long with no request */
-#define S_LINGER_MS 1000    /* time to flush replies at exit */
-#define S_TRACE_CAP 4096    /* candidates recorded by explain */
-#define S_IDLE_FLUSH_MS 100 /* decision log flush when a worker is idle */
+#define S_MONITOR "inproc://hpp-front-events"
+#define S_BATCH 256          /* messages moved per socket per wakeup */
+#define S_HWM 100000         /* queued messages per pipe before refusing */
+#define S_REPLY_HWM 16       /* replies a worker may have waiting for the frontend */
+#define S_QUIET_MS 100       /* drain: stop reading after this long with no request */
+#define S_LINGER_MS 1000     /* time to flush replies at exit */
+#define S_TRACE_CAP 4096     /* candidates recorded by explain */
+#define S_IDLE_FLUSH_MS 100  /* decision log flush when a worker is idle */
+#define S_PEERS 4096         /* clients with requests or large replies outstanding at once */
+#define S_COUNTED_MIN 2048   /* replies this large count against the byte limits */
+#define S_TRIM_MS 1000       /* at most one malloc_trim a second, after a burst */
+#define S_TRIM_LOW (1 << 20) /* ... once the queued reply bytes fell under this */
+#define S_POOL_KEEP 256      /* message pool blocks the frontend keeps after a burst */
+#define S_STALL_MS 10        /* no refusal tried to a client whose queue was full */
 
 /* Counters of one thread. Only that thread writes; stats reads them all. */
 typedef struct {
@@ -70,6 +80,7 @@ typedef struct {
     _Atomic uint64_t errors[HPP_STATUS_COUNT]; /* error replies by code */
     _Atomic uint64_t malformed;                /* undecodable frames, bad envelopes */
     _Atomic uint64_t dropped;                  /* replies that could not be delivered */
+    _Atomic uint64_t refused;                  /* requests refused by a per-client limit */
 } __attribute__((aligned(64))) s_counters_t;
 
 /* Single-writer increment: no locked instruction needed. */
@@ -131,7 +142,15 @@ struct eng_server {
     bool settling;                                 /* reloader: a change waits to settle */
     const eng_snapshot_t *rl_serving;              /* reloader: the snapshot it last published */
     uint64_t in_flight;                            /* frontend: forwarded, not yet answered */
-    struct timespec started;                       /* start time, for uptime */
+    eng_peers_t *peers;                            /* frontend: what each client has outstanding */
+    int64_t peer_queue_max;                        /* bytes: cfg.peer_queue_kb */
+    int64_t queue_max;                             /* bytes: cfg.queue_mb */
+    bool trim_due;                                 /* frontend: memory to give back after a burst */
+    int64_t trim_at;                               /* frontend: last malloc_trim (mono ms) */
+    int64_t pressure_at;                           /* frontend: last drop or refusal (mono ms) */
+    bool burst;    /* frontend: there were drops or refusals: a client leaving calls for a trim */
+    void *monitor; /* PAIR: disconnections of the client socket */
+    struct timespec started; /* start time, for uptime */
     s_worker_t front_worker; /* the frontend's own answering state (fast path) */
     proto_buf_t fout;        /* frontend's reply buffer (envelope errors) */
     char fmem[1024];         /* its memory */
@@ -172,6 +191,10 @@ void eng_server_cfg_defaults(eng_server_cfg_t *cfg)
     cfg->watch_ms = 1000;
     cfg->watch_settle_ms = -1;
     cfg->drain_ms = 2000;
+    cfg->peer_hwm = ENG_DEFAULT_PEER_HWM;
+    cfg->peer_inflight = ENG_DEFAULT_PEER_INFLIGHT;
+    cfg->peer_queue_kb = ENG_DEFAULT_PEER_QUEUE_KB;
+    cfg->queue_mb = ENG_DEFAULT_QUEUE_MB;
 }
 
 /* Receives one whole message into parts[0..max-1]. Extra frames are read and
@@ -212,13 +235,13 @@ static void s_close_parts(zmq_msg_t *parts, int n)
 }
 
 /* Sends parts[0..n-1] (consumed) followed by a copy of `body`, in a block of
- * `pool` when there is one. On failure closes what was not sent and returns
- * -1 with errno. */
-static int s_send_reply(eng_msgpool_t *pool, void *sock, zmq_msg_t *env, int n, const void *body,
-                        size_t len)
+ * `pool` when there is one, with `flags` (ZMQ_DONTWAIT or 0). On failure
+ * closes what was not sent and returns -1 with errno. */
+static int s_send_reply_flags(eng_msgpool_t *pool, void *sock, zmq_msg_t *env, int n,
+                              const void *body, size_t len, int flags)
 {
     for (int i = 0; i < n; i++) {
-        if (zmq_msg_send(&env[i], sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_send(&env[i], sock, ZMQ_SNDMORE | flags) < 0) {
             int e = errno;
             s_close_parts(env + i, n - i);
             errno = e;
@@ -226,9 +249,16 @@ static int s_send_reply(eng_msgpool_t *pool, void *sock, zmq_msg_t *env, int n, 
         }
     }
     if (pool) {
-        return eng_msgpool_send(pool, sock, body, len, ZMQ_DONTWAIT);
+        return eng_msgpool_send(pool, sock, body, len, flags);
     }
-    return zmq_send(sock, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+    return zmq_send(sock, body, len, flags) < 0 ? -1 : 0;
+}
+
+/* The same, never waiting: for the frontend, which must not block. */
+static int s_send_reply(eng_msgpool_t *pool, void *sock, zmq_msg_t *env, int n, const void *body,
+                        size_t len)
+{
+    return s_send_reply_flags(pool, sock, env, n, body, len, ZMQ_DONTWAIT);
 }
 
 static void s_setint(void *sock, int opt, int v)
@@ -599,7 +629,10 @@ static void s_stats(s_worker_t *w, const proto_id_t *id)
         }
         st.malformed += atomic_load_explicit(&c->malformed, memory_order_relaxed);
         st.dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
+        st.refused += atomic_load_explicit(&c->refused, memory_order_relaxed);
     }
+    st.queued_bytes = (uint64_t)eng_peers_queued(self->peers);
+    st.decision_log_dropped = eng_declog_dropped(self->declog);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     st.uptime_s = (double)(now.tv_sec - self->started.tv_sec) +
@@ -763,7 +796,9 @@ static void *s_worker_main(void *arg)
             continue;
         }
         zmq_msg_close(&parts[n - 1]); /* the request body: nothing borrows it now */
-        if (s_send_reply(w->pool, w->sock, parts, n - 1, w->out.data, w->out.len) < 0) {
+        /* Blocking: when the frontend falls behind, the worker waits rather
+         * than pile replies up (the pipe holds about 2 x S_REPLY_HWM). */
+        if (s_send_reply_flags(w->pool, w->sock, parts, n - 1, w->out.data, w->out.len, 0) < 0) {
             s_inc(&w->ctr->dropped);
         }
     }
@@ -818,13 +853,22 @@ static bool s_authorized(const eng_server_t *self, zmq_msg_t *body)
     return !self->zap || zmq_msg_gets(body, "User-Id") != NULL;
 }
 
+/* Something was dropped or refused, or many reply bytes are queued: once
+ * that has stopped, the memory it took is given back (s_trim_timeout). */
+static void s_pressure(eng_server_t *self)
+{
+    self->trim_due = true;
+    self->burst = true;
+    self->pressure_at = s_mono_ms();
+}
+
 /* The fast path: route and ping (and undecodable frames) are answered right
  * here, because on loopback the two inproc hops to a worker and back cost
  * more than the decision itself (see bench/RESULTS.md); so is an admin op
  * from a client that may not ask for it. Returns false for the other ops,
  * which go to the workers so that a large explain or models reply never
  * delays a route. */
-static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin)
+static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin, proto_id_t *id)
 {
     s_worker_t *w = &self->front_worker;
     proto_request_t req;
@@ -834,21 +878,87 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool adm
     bool inline_op =
         !self->cfg.route_workers && (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING);
     if (rc == PROTO_OK && !inline_op && (admin || !s_admin_ops[req.op])) {
+        *id = req.id; /* borrows from the body, alive until the request is passed on */
         return false;
     }
     s_answer(w, &req, rc, &err, admin);
     zmq_msg_close(&parts[n - 1]);
     if (s_send_reply(w->pool, self->front, parts, n - 1, w->out.data, w->out.len) < 0) {
         s_inc(&w->ctr->dropped);
+        s_pressure(self);
     }
     return true;
+}
+
+/* Answers a request the engine will not take (parts: its envelope and body,
+ * all consumed) with an `internal` error saying why; counted as refused.
+ * `id`: the request's, NULL when not decoded yet. A client whose connection
+ * queue was just found full gets no reply tried for S_STALL_MS: it is not
+ * reading, and encoding errors it will never see would only slow the others. */
+static void s_refuse(eng_server_t *self, zmq_msg_t *parts, int n, const char *why,
+                     const proto_id_t *id, eng_peer_t *peer)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    s_inc(&ctr->refused);
+    s_inc(&ctr->errors[HPP_E_INTERNAL]);
+    s_pressure(self);
+    if (peer && peer->stalled_until > self->pressure_at) {
+        s_close_parts(parts, n);
+        s_inc(&ctr->dropped);
+        return;
+    }
+    proto_request_t req;
+    if (!id && proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req,
+                                    NULL) == PROTO_OK) {
+        id = &req.id; /* so that a pipelining client can tell which request it was */
+    }
+    proto_buf_reset(&self->fout);
+    proto_reply_error(&self->fout, id, HPP_E_INTERNAL, why);
+    zmq_msg_close(&parts[n - 1]);
+    if (s_send_reply(self->front_worker.pool, self->front, parts, n - 1, self->fout.data,
+                     self->fout.len) < 0) {
+        s_inc(&ctr->dropped);
+        if (peer && errno == EAGAIN) {
+            peer->stalled_until = self->pressure_at + S_STALL_MS;
+        }
+    }
+}
+
+/* May the client of `ident` have one more request at the workers? Sets
+ * *peer to its entry (NULL when the table is full); when not, writes why
+ * into why[0..cap). */
+static bool s_admit(eng_server_t *self, zmq_msg_t *ident, eng_peer_t **peer, char *why, size_t cap)
+{
+    eng_peer_t *p = eng_peers_get(self->peers, zmq_msg_data(ident), zmq_msg_size(ident));
+    *peer = p;
+    int64_t all = eng_peers_queued(self->peers);
+    if (!p) {
+        snprintf(why, cap, "engine overloaded: %d clients have requests in progress", S_PEERS);
+        return false;
+    }
+    int64_t mine = atomic_load_explicit(&p->queued, memory_order_relaxed);
+    if (p->at_workers >= (uint32_t)self->cfg.peer_inflight) {
+        snprintf(why, cap,
+                 "engine overloaded: %u requests of this client in progress (--peer-inflight)",
+                 p->at_workers);
+    } else if (mine >= self->peer_queue_max) {
+        snprintf(why, cap,
+                 "engine overloaded: %lld bytes of replies to this client unread "
+                 "(--peer-queue-kb)",
+                 (long long)mine);
+    } else if (all >= self->queue_max) {
+        snprintf(why, cap, "engine overloaded: %lld bytes of replies unread (--queue-mb)",
+                 (long long)all);
+    } else {
+        return true;
+    }
+    return false;
 }
 
 /* Moves up to S_BATCH requests from the clients to the workers (or answers
  * them inline). Returns the number of messages read. */
 static int s_front_in(eng_server_t *self)
 {
-    s_counters_t *ctr = &self->ctr[self->cfg.threads];
     int count = 0;
     for (; count < S_BATCH; count++) {
         zmq_msg_t parts[3];
@@ -877,11 +987,20 @@ static int s_front_in(eng_server_t *self)
         /* With --route-workers the frontend decodes nothing, except for a
          * non-admin client under CURVE, whose admin ops it must refuse here. */
         bool admin = s_admin(self, &parts[n - 1]);
-        if ((!self->cfg.route_workers || !admin) && s_front_answer(self, parts, n, admin)) {
+        proto_id_t id;
+        bool decoded = !self->cfg.route_workers || !admin;
+        if (decoded && s_front_answer(self, parts, n, admin, &id)) {
             continue;
         }
-        /* To the workers; the message is atomic, so only the first frame can
-         * fail (every worker queue full). */
+        /* To the workers, within the client's limits (eng_peers.h). */
+        eng_peer_t *peer = NULL;
+        char why[160];
+        if (!s_admit(self, &parts[0], &peer, why, sizeof why)) {
+            s_refuse(self, parts, n, why, decoded ? &id : NULL, peer);
+            continue;
+        }
+        /* The message is atomic, so only the first frame can fail (every
+         * worker queue full). */
         int i = 0;
         for (; i < n; i++) {
             if (zmq_msg_send(&parts[i], self->back, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
@@ -891,19 +1010,52 @@ static int s_front_in(eng_server_t *self)
         }
         if (i == n) {
             self->in_flight++;
+            peer->at_workers++;
             continue;
         }
-        zmq_msg_close(&parts[n - 1]);
-        s_inc(&ctr->errors[HPP_E_INTERNAL]);
-        proto_buf_reset(&self->fout);
-        proto_reply_error(&self->fout, NULL, HPP_E_INTERNAL,
-                          "engine overloaded: request queue full");
-        if (s_send_reply(self->front_worker.pool, self->front, parts, n - 1, self->fout.data,
-                         self->fout.len) < 0) {
-            s_inc(&ctr->dropped);
-        }
+        s_refuse(self, parts, n, "engine overloaded: request queue full", decoded ? &id : NULL,
+                 peer);
     }
     return count;
+}
+
+/* Would `len` more reply bytes for `peer` pass the limits? One reply always
+ * may when nothing is queued, or a reply larger than a limit could never be
+ * sent. */
+static bool s_over_budget(const eng_server_t *self, const eng_peer_t *peer, size_t len)
+{
+    int64_t mine = atomic_load_explicit(&peer->queued, memory_order_relaxed);
+    int64_t all = eng_peers_queued(self->peers);
+    return (mine > 0 && mine + (int64_t)len > self->peer_queue_max) ||
+           (all > 0 && all + (int64_t)len > self->queue_max);
+}
+
+/* Sends, instead of a large reply over the limits (parts, consumed), a
+ * short error with the same id: the client learns its request failed
+ * without the engine holding the bytes. Counted as dropped. */
+static void s_drop_large(eng_server_t *self, zmq_msg_t *parts, int n, const eng_peer_t *peer)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    s_inc(&ctr->dropped);
+    s_inc(&ctr->errors[HPP_E_INTERNAL]);
+    s_pressure(self);
+    proto_reply_t r;
+    bool peeked = proto_reply_peek(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &r,
+                                   NULL) == PROTO_OK;
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "reply of %zu bytes dropped: %lld bytes of replies to this client and %lld in all "
+             "are unread (--peer-queue-kb, --queue-mb)",
+             zmq_msg_size(&parts[n - 1]),
+             (long long)atomic_load_explicit(&peer->queued, memory_order_relaxed),
+             (long long)eng_peers_queued(self->peers));
+    proto_buf_reset(&self->fout);
+    proto_reply_error(&self->fout, peeked ? &r.id : NULL, HPP_E_INTERNAL, msg);
+    zmq_msg_close(&parts[n - 1]);
+    if (s_send_reply(self->front_worker.pool, self->front, parts, n - 1, self->fout.data,
+                     self->fout.len) < 0) {
+        s_inc(&ctr->dropped);
+    }
 }
 
 /* Moves up to S_BATCH replies from `from` (workers or reloader) to clients. */
@@ -919,20 +1071,102 @@ static void s_replies_out(eng_server_t *self, void *from)
         if (self->in_flight > 0) {
             self->in_flight--;
         }
-        if (n > 3) {
-            s_close_parts(parts, 3);
+        if (n < 2 || n > 3) {
+            s_close_parts(parts, n < 3 ? n : 3);
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            if (zmq_msg_send(&parts[i], self->front, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
-                0) {
+        eng_peer_t *peer =
+            eng_peers_find(self->peers, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+        if (peer && peer->at_workers > 0) {
+            peer->at_workers--;
+        }
+        size_t len = zmq_msg_size(&parts[n - 1]);
+        bool counted = peer && len >= S_COUNTED_MIN;
+        if (counted && s_over_budget(self, peer, len)) {
+            s_drop_large(self, parts, n, peer);
+            continue;
+        }
+        int i = 0;
+        for (; i < n; i++) {
+            int flags = (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT;
+            int rc = counted && i + 1 == n
+                         ? eng_peers_send(self->peers, peer, self->front, &parts[i], flags)
+                         : zmq_msg_send(&parts[i], self->front, flags);
+            if (rc < 0) {
                 /* EHOSTUNREACH: the client is gone; EAGAIN: it stopped reading. */
-                s_close_parts(parts + i, n - i);
+                s_close_parts(parts + i, counted && i + 1 == n ? 0 : n - i);
                 s_inc(&ctr->dropped);
+                s_pressure(self);
                 break;
             }
         }
+        if (i == n && counted && eng_peers_queued(self->peers) > S_TRIM_LOW) {
+            s_pressure(self);
+        }
     }
+}
+
+/* After a burst of drops or refusals, once it has been over for a second and
+ * the queued reply bytes are low again (the clients read them or left),
+ * gives the freed memory back to the system: glibc keeps freed heap pages
+ * otherwise, and a flood would leave the engine at its peak size for good.
+ * Returns the epoll timeout to use so that this check comes round. */
+static int s_trim_timeout(eng_server_t *self, int timeout)
+{
+    if (!self->trim_due) {
+        return timeout;
+    }
+    int64_t now = s_mono_ms();
+    if (now - self->pressure_at >= S_TRIM_MS && now - self->trim_at >= S_TRIM_MS &&
+        eng_peers_queued(self->peers) <= S_TRIM_LOW) {
+        size_t blocks = eng_msgpool_trim(self->front_worker.pool, S_POOL_KEEP);
+        malloc_trim(0);
+        eng_log(ENG_LOG_DEBUG, "engine", "after a burst: %zu message blocks freed, heap trimmed",
+                blocks);
+        self->trim_due = false;
+        self->trim_at = now;
+        return timeout;
+    }
+    return timeout < 0 || timeout > S_TRIM_MS ? S_TRIM_MS : timeout;
+}
+
+/* Reads the client socket's disconnection events. A client that leaves
+ * frees what libzmq held for it (its unread replies): once the engine has
+ * seen drops or refusals, which is when clients hold much, a departure
+ * calls for a trim a second later (at most one a second). */
+static void s_monitor_in(eng_server_t *self)
+{
+    for (int count = 0; count < S_BATCH; count++) {
+        zmq_msg_t parts[2];
+        int n = s_recv(self->monitor, parts, 2, ZMQ_DONTWAIT);
+        if (n < 0) {
+            return;
+        }
+        s_close_parts(parts, n < 2 ? n : 2);
+        if (self->burst) {
+            self->trim_due = true;
+            self->pressure_at = s_mono_ms();
+        }
+    }
+}
+
+/* SIGHUP: the decision log path is opened anew (logrotate renames the file,
+ * then signals), so new lines go to the new file. The frontend's own lines
+ * go out first, to the file they were decided under. */
+static void s_reopen_declog(eng_server_t *self)
+{
+    if (!self->declog) {
+        return;
+    }
+    eng_declog_flush(&self->front_worker.declog);
+    eng_error_t err = {0};
+    if (eng_declog_reopen(self->declog, &err) != 0) {
+        char msg[768];
+        eng_error_format(&err, msg, sizeof msg);
+        eng_log(ENG_LOG_ERROR, "engine", "SIGHUP: %s; lines keep going to the previous file", msg);
+        return;
+    }
+    eng_log(ENG_LOG_INFO, "engine", "SIGHUP: decision log %s reopened", self->cfg.decision_log);
 }
 
 /* Returns 1 to start draining, 2 to exit at once, 0 otherwise. */
@@ -944,6 +1178,7 @@ static int s_on_signal(eng_server_t *self, bool draining)
         if (si.ssi_signo == SIGHUP) {
             eng_log(ENG_LOG_INFO, "engine", "SIGHUP: reloading");
             zmq_send(self->to_reloader, "sighup", 6, ZMQ_DONTWAIT);
+            s_reopen_declog(self);
         } else if (draining || action == 1) {
             eng_log(ENG_LOG_WARN, "engine", "second stop signal: exiting without draining");
             action = 2;
@@ -964,7 +1199,14 @@ static int s_on_signal(eng_server_t *self, bool draining)
  * fired or when the loop itself sent or received on it, since either can
  * leave a message waiting with no edge on the descriptor (ZMQ_FD signals
  * mailbox commands, not messages). */
-enum { S_WAIT_FRONT, S_WAIT_BACK, S_WAIT_REPLIES, S_WAIT_SOCKS, S_WAIT_SIGNAL = S_WAIT_SOCKS };
+enum {
+    S_WAIT_FRONT,
+    S_WAIT_BACK,
+    S_WAIT_REPLIES,
+    S_WAIT_MONITOR,
+    S_WAIT_SOCKS,
+    S_WAIT_SIGNAL = S_WAIT_SOCKS
+};
 
 /* Returns the bits of `check` whose socket has a message waiting. */
 static unsigned s_ready(void *const *socks, unsigned check)
@@ -1006,7 +1248,7 @@ static int s_watch_set(void *const *socks, int sigfd)
 
 int eng_server_run(eng_server_t *self)
 {
-    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
+    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies, self->monitor};
     const int ep = self->epfd;
     int rc = 0;
     const unsigned all = (1u << S_WAIT_SOCKS) - 1;
@@ -1047,6 +1289,7 @@ int eng_server_run(eng_server_t *self)
             if (flush_due && (timeout < 0 || timeout > S_IDLE_FLUSH_MS)) {
                 timeout = S_IDLE_FLUSH_MS;
             }
+            timeout = s_trim_timeout(self, timeout);
             struct epoll_event evs[S_WAIT_SOCKS + 1];
             int n = epoll_wait(ep, evs, S_WAIT_SOCKS + 1, timeout);
             if (n < 0 && errno != EINTR) {
@@ -1095,6 +1338,9 @@ int eng_server_run(eng_server_t *self)
         if (ready & (1u << S_WAIT_REPLIES)) {
             s_replies_out(self, self->replies);
             check |= 1u << S_WAIT_FRONT;
+        }
+        if (ready & (1u << S_WAIT_MONITOR)) {
+            s_monitor_in(self);
         }
     }
     eng_log(ENG_LOG_INFO, "engine", "stopped");
@@ -1182,8 +1428,13 @@ static int s_start_workers(eng_server_t *self, eng_error_t *err)
         w->index = (size_t)i;
         w->ctr = &self->ctr[i];
         w->trace = calloc(S_TRACE_CAP, sizeof *w->trace);
-        eng_declog_writer_init(&w->declog, self->declog);
+        if (eng_declog_writer_init(&w->declog, self->declog, err) != 0) {
+            return -1;
+        }
         w->sock = s_socket(self, ZMQ_DEALER, err);
+        if (w->sock) {
+            s_setint(w->sock, ZMQ_SNDHWM, S_REPLY_HWM);
+        }
         w->reload = s_socket(self, ZMQ_PUSH, err);
         w->pool = eng_msgpool_new();
         if (!w->trace || !w->sock || !w->reload || !w->pool ||
@@ -1256,6 +1507,13 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     memset(self->ctr, 0, sizeof(s_counters_t) * (size_t)(self->cfg.threads + 2));
 
     /* The first snapshot: failing here is a startup error. */
+    self->peers = eng_peers_new(S_PEERS);
+    self->peer_queue_max = (int64_t)self->cfg.peer_queue_kb << 10;
+    self->queue_max = (int64_t)self->cfg.queue_mb << 20;
+    if (!self->peers) {
+        eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
+        goto fail;
+    }
     self->next_version = 1;
     eng_snapshot_t *first = NULL;
     if (!s_reload(self, "startup", &first)) {
@@ -1285,6 +1543,11 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     }
     self->front = s_socket(self, ZMQ_ROUTER, err);
     self->back = s_socket(self, ZMQ_DEALER, err);
+    if (self->back) {
+        /* Replies a worker made but the frontend has not taken: a models
+         * reply can be hundreds of kilobytes, so few. */
+        s_setint(self->back, ZMQ_RCVHWM, S_REPLY_HWM);
+    }
     self->replies = s_socket(self, ZMQ_PULL, err);
     self->to_reloader = s_socket(self, ZMQ_PUSH, err);
     self->rl_pull = s_socket(self, ZMQ_PULL, err);
@@ -1297,6 +1560,17 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         goto fail;
     }
     s_setint(self->front, ZMQ_ROUTER_MANDATORY, 1);
+    if (zmq_socket_monitor(self->front, S_MONITOR, ZMQ_EVENT_DISCONNECTED) != 0 ||
+        !(self->monitor = s_socket(self, ZMQ_PAIR, err)) ||
+        zmq_connect(self->monitor, S_MONITOR) != 0) {
+        if (err && err->code == ENG_ERR_NONE) {
+            eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "monitor: %s", zmq_strerror(errno));
+        }
+        goto fail;
+    }
+    /* Per client connection: requests read ahead, replies not yet written. */
+    s_setint(self->front, ZMQ_SNDHWM, self->cfg.peer_hwm);
+    s_setint(self->front, ZMQ_RCVHWM, self->cfg.peer_hwm);
     s_setint(self->front, ZMQ_LINGER, S_LINGER_MS);
     int64_t maxmsg = PROTO_MAX_HARD_FRAME;
     zmq_setsockopt(self->front, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
@@ -1315,7 +1589,7 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     if (zmq_getsockopt(self->front, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0) {
         snprintf(self->endpoint, sizeof self->endpoint, "%s", self->cfg.listen);
     }
-    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies};
+    void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies, self->monitor};
     self->epfd = s_watch_set(socks, self->sigfd);
     if (self->epfd < 0) {
         eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "epoll: %s", strerror(errno));
@@ -1325,7 +1599,9 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     fw->server = self;
     fw->index = (size_t)self->cfg.threads;
     fw->ctr = &self->ctr[self->cfg.threads];
-    eng_declog_writer_init(&fw->declog, self->declog);
+    if (eng_declog_writer_init(&fw->declog, self->declog, err) != 0) {
+        goto fail;
+    }
     fw->pool = eng_msgpool_new();
     if (!fw->pool || proto_buf_init(&fw->out, 64 * 1024) != 0) {
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
@@ -1387,7 +1663,7 @@ void eng_server_destroy(eng_server_t **self_p)
         }
     }
     eng_declog_flush(&self->front_worker.declog);
-    void **socks[] = {&self->front,       &self->back,    &self->replies,
+    void **socks[] = {&self->monitor,     &self->front,   &self->back,   &self->replies,
                       &self->to_reloader, &self->rl_pull, &self->rl_push};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
         if (*socks[i]) {
@@ -1409,6 +1685,7 @@ void eng_server_destroy(eng_server_t **self_p)
     proto_buf_destroy(&self->front_worker.out);
     eng_msgpool_destroy(&self->front_worker.pool);
     eng_declog_destroy(&self->declog);
+    eng_peers_destroy(&self->peers); /* after zmq_ctx_term: no message counts on it now */
     eng_snapcell_destroy(&self->cell);
     if (self->epfd >= 0) {
         close(self->epfd);

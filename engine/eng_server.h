@@ -19,6 +19,10 @@
 #define ENG_SERVER_MAX_THREADS 64
 #define ENG_DEFAULT_LISTEN "tcp://127.0.0.1:5555"
 #define ENG_DEFAULT_POLICY "policies/default.policy"
+#define ENG_DEFAULT_PEER_HWM 2048      /* messages per client connection, each way */
+#define ENG_DEFAULT_PEER_INFLIGHT 1024 /* requests of one client at the workers */
+#define ENG_DEFAULT_PEER_QUEUE_KB 4096 /* large reply bytes unread by one client */
+#define ENG_DEFAULT_QUEUE_MB 16        /* large reply bytes unread, all clients */
 
 typedef struct {
     const char *listen;                            /* ZMQ endpoint to bind */
@@ -35,6 +39,11 @@ typedef struct {
     int drain_ms;              /* longest shutdown drain */
     const char *curve_secret;  /* CURVE secret key file: serve CURVE, NULL = NULL mechanism */
     const char *curve_clients; /* allow-list file or directory (eng_allow.h), with curve_secret */
+    /* What one client can make the engine hold (eng_peers.h): */
+    int peer_hwm;      /* ZMQ_SNDHWM/RCVHWM of the client socket, messages per connection */
+    int peer_inflight; /* requests of one client at the workers; more are refused */
+    int peer_queue_kb; /* reply bytes (of replies >= 2 KiB) unread by one client */
+    int queue_mb;      /* the same, all clients together */
 } eng_server_cfg_t;
 
 /* Defaults: loopback :5555, bundled policy and catalog, one worker per core,
@@ -65,7 +74,7 @@ const char *eng_server_endpoint(const eng_server_t *self);
 
 /* Serves until SIGTERM/SIGINT, then drains (answers what is in flight and
  * what arrives within a short grace window, at most drain_ms) and returns 0.
- * SIGHUP reloads. */
+ * SIGHUP reloads and reopens the decision log. */
 int eng_server_run(eng_server_t *self);
 
 /* Stops the threads and frees everything; idempotent. */

@@ -73,6 +73,26 @@ static int s_drain_ms(void *opts, const char *flag, const char *arg)
     return eng_flag_int(flag, arg, 0, 600000, &((s_opts_t *)opts)->cfg.drain_ms);
 }
 
+static int s_peer_hwm(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 16, 1000000, &((s_opts_t *)opts)->cfg.peer_hwm);
+}
+
+static int s_peer_inflight(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, 100000, &((s_opts_t *)opts)->cfg.peer_inflight);
+}
+
+static int s_peer_queue_kb(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 64, 4 << 20, &((s_opts_t *)opts)->cfg.peer_queue_kb);
+}
+
+static int s_queue_mb(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, 1 << 20, &((s_opts_t *)opts)->cfg.queue_mb);
+}
+
 #define S_FIELD(f) offsetof(s_opts_t, f)
 
 static const eng_flag_t s_flags[] = {
@@ -89,7 +109,10 @@ static const eng_flag_t s_flags[] = {
      "decide routes on the worker threads too (default: the network thread decides them "
      "inline, which is faster unless one core cannot keep up)"},
     {"--decision-log", "FILE", NULL, S_FIELD(cfg.decision_log),
-     "append one JSON line per decision to FILE"},
+     "append one JSON line per decision to FILE (whole lines only: lines that cannot be "
+     "written, disk full or file too large, are dropped and counted in stats' "
+     "decision_log_dropped, with one error line a minute at most; routing goes on). SIGHUP "
+     "reopens FILE, so logrotate may rename it (no copytruncate needed)"},
     {"--watch", NULL, NULL, S_FIELD(cfg.watch), "reload when the policy or a catalog file changes"},
     {"--watch-ms", "MS", s_watch_ms, 0, "file check interval for --watch (default 1000)"},
     {"--watch-settle-ms", "MS", s_watch_settle_ms, 0,
@@ -101,6 +124,19 @@ static const eng_flag_t s_flags[] = {
      "serves, at startup and on each reload; a reload that fails one is refused and the "
      "current version keeps serving. Watched by --watch"},
     {"--drain-ms", "MS", s_drain_ms, 0, "longest shutdown drain (default 2000)"},
+    {"--peer-hwm", "N", s_peer_hwm, 0,
+     "messages queued per client connection, each way: requests read ahead of the engine and "
+     "replies the client has not read; replies past it are dropped (stats: dropped). Keep it "
+     "above twice the requests a client pipelines (default 2048)"},
+    {"--peer-inflight", "N", s_peer_inflight, 0,
+     "requests of one client at the worker threads (explain, models, stats, reload) at once; "
+     "more are refused with an `internal` error (stats: refused) (default 1024)"},
+    {"--peer-queue-kb", "KB", s_peer_queue_kb, 0,
+     "bytes of large replies (2 KiB and more) sent to one client and not yet written to its "
+     "connection; past it, its requests to the workers are refused and a reply that would not "
+     "fit becomes a short error (stats: refused, dropped) (default 4096)"},
+    {"--queue-mb", "MB", s_queue_mb, 0,
+     "the same bound for all clients together (stats: queued_bytes) (default 16)"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
     {"--curve-secret", "FILE", NULL, S_FIELD(cfg.curve_secret),
      "serve CURVE (encrypted, authenticated) with the secret key in FILE (mode 0600, made by "
@@ -129,8 +165,8 @@ static void s_print_help(FILE *out)
                  "reload and ping requests over ZeroMQ (see proto/PROTOCOL.md).\n\n"
                  "options:\n");
     eng_flags_help(out, s_flags, 26);
-    fprintf(out, "\nSignals: SIGHUP reloads and re-reads --curve-clients; SIGTERM/SIGINT drain\n"
-                 "and exit 0.\n"
+    fprintf(out, "\nSignals: SIGHUP reloads, re-reads --curve-clients and reopens --decision-log;\n"
+                 "SIGTERM/SIGINT drain and exit 0.\n"
                  "Reloads (SIGHUP, the reload op, --watch) go through a gate: a policy that\n"
                  "does not compile, fails a --reload-cases case, or leaves requests the serving\n"
                  "policy routed with no rule (a catch-all rule lost, a hint no rule takes any\n"
@@ -322,6 +358,9 @@ int main(int argc, char **argv)
         return s_run_check(&o.cfg);
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit must fail the decision log's writes (EFBIG), which
+     * it counts, not kill the engine. */
+    signal(SIGXFSZ, SIG_IGN);
     eng_error_t err = {0};
     eng_server_t *server = eng_server_new(&o.cfg, &err);
     if (!server) {

@@ -402,7 +402,7 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 14 + (s->policy_hash != NULL));
+    s_head(&pk, id, true, 17 + (s->policy_hash != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, s->policy_version);
     s_policy_hash(&pk, s->policy_hash);
@@ -437,6 +437,12 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
     msgpack_pack_uint64(&pk, s->malformed);
     s_key(&pk, "dropped");
     msgpack_pack_uint64(&pk, s->dropped);
+    s_key(&pk, "refused");
+    msgpack_pack_uint64(&pk, s->refused);
+    s_key(&pk, "queued_bytes");
+    msgpack_pack_uint64(&pk, s->queued_bytes);
+    s_key(&pk, "decision_log_dropped");
+    msgpack_pack_uint64(&pk, s->decision_log_dropped);
     s_key(&pk, "reloads_ok");
     msgpack_pack_uint64(&pk, s->reloads_ok);
     s_key(&pk, "reloads_failed");

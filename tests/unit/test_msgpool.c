@@ -183,3 +183,30 @@ Test(msgpool, blocks_released_by_the_io_thread_over_tcp)
     cr_assert_leq(st.blocks, 501, "%zu blocks for rounds of 500", st.blocks);
     s_close(&p);
 }
+
+Test(msgpool, trim_frees_idle_blocks_down_to_what_it_keeps)
+{
+    s_pair_t p = s_open(ZMQ_PAIR, ZMQ_PAIR, "inproc://msgpool-trim");
+    unsigned char buf[4096];
+    for (size_t i = 0; i < 300; i++) {
+        cr_assert_eq(eng_msgpool_send(p.pool, p.tx, buf, s_fill(buf, i, s_len(i)), 0), 0);
+    }
+    /* 100 received (blocks back), 200 still in the pipe (lent). */
+    for (size_t i = 0; i < 100; i++) {
+        s_expect(p.rx, i, s_len(i));
+    }
+    cr_assert_eq(eng_msgpool_stats(p.pool).blocks, 300);
+    cr_assert_eq(eng_msgpool_trim(p.pool, 10), 100, "only the idle blocks are freed");
+    cr_assert_eq(eng_msgpool_stats(p.pool).blocks, 200);
+    for (size_t i = 100; i < 300; i++) {
+        s_expect(p.rx, i, s_len(i));
+    }
+    cr_assert_eq(eng_msgpool_trim(p.pool, 10), 190);
+    cr_assert_eq(eng_msgpool_stats(p.pool).blocks, 10);
+    cr_assert_eq(eng_msgpool_trim(p.pool, 10), 0);
+    /* What is kept still serves. */
+    cr_assert_eq(eng_msgpool_send(p.pool, p.tx, buf, s_fill(buf, 7, s_len(7)), 0), 0);
+    s_expect(p.rx, 7, s_len(7));
+    cr_assert_eq(eng_msgpool_stats(p.pool).blocks, 10);
+    s_close(&p);
+}

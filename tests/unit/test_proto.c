@@ -1106,6 +1106,10 @@ Test(proto_reply, ping_reload_stats)
     st.errors[HPP_E_UNKNOWN_MODEL] = 2;
     st.malformed = 4;
     st.reloads_failed = 1;
+    st.dropped = 5;
+    st.refused = 6;
+    st.queued_bytes = 7;
+    st.decision_log_dropped = 8;
     st.last_reload = info;
     proto_buf_reset(&b);
     cr_assert_eq(proto_reply_stats(&b, &id, &st), PROTO_OK);
@@ -1119,6 +1123,9 @@ Test(proto_reply, ping_reload_stats)
     cr_assert(strstr(json, "\"unknown_model\":2"), "%s", json);
     cr_assert(strstr(json, "\"malformed\":4"), "%s", json);
     cr_assert(strstr(json, "\"reloads_failed\":1"), "%s", json);
+    cr_assert(strstr(json, "\"dropped\":5,\"refused\":6,\"queued_bytes\":7,"
+                           "\"decision_log_dropped\":8,"),
+              "%s", json);
     cr_assert(strstr(json, "\"last_reload\":{\"ok\":false,\"at\":1700000000.0,\"trigger\":\"op\""),
               "%s", json);
     free(json);
