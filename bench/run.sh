@@ -1447,6 +1447,8 @@ for kind in ("slow", "baseline"):
     print("   " + line)
 EOF
     status_of slowconn " slow" " slow" "$fails" "nothing ran" "measured:"
+}
+
 # 9. Clients that never read (engine/README.md, "Clients that do not read"):
 #    10 DEALERs (tests/integration/flood_client.py, pyzmq) each send 40,000
 #    `models` requests (the largest reply of the bundled catalog) at once
