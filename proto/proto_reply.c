@@ -562,7 +562,7 @@ typedef struct {
 
 #define S_FIELD(lit, label, type, member)                                                          \
     {                                                                                              \
-        S_NAME(lit), label, offsetof(type, member), NULL                                                 \
+        S_NAME(lit), label, offsetof(type, member), NULL                                           \
     }
 /* A field whose value is not of the map's kind. */
 #define S_FIELD_READ(lit, label, type, member, fn)                                                 \

@@ -9,15 +9,14 @@
  */
 #include "sc_keys.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "hpp_file.h"
 #include "hpp_types.h"
 
 #define S_HASH_LEN crypto_hash_sha256_BYTES
@@ -287,39 +286,13 @@ fail:
 
 sc_keys_t *sc_keys_load(const char *path, char *errbuf, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s: not a regular file", path);
-        fclose(fp);
-        return NULL;
-    }
-    if ((uintmax_t)st.st_size > SC_KEYS_MAX_FILE) {
-        snprintf(errbuf, errlen, "%s: %jd bytes; a key file has %u at most", path,
-                 (intmax_t)st.st_size, SC_KEYS_MAX_FILE);
-        fclose(fp);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    char *text = malloc(size ? size : 1);
+    size_t len = 0;
+    mode_t mode = 0;
+    char *text = hpp_file_read(path, SC_KEYS_MAX_FILE, "a key file", &len, &mode, errbuf, errlen);
     if (!text) {
-        snprintf(errbuf, errlen, "%s: out of memory", path);
-        fclose(fp);
         return NULL;
     }
-    size_t got = fread(text, 1, size, fp);
-    bool bad = ferror(fp) != 0;
-    fclose(fp);
-    if (bad) {
-        snprintf(errbuf, errlen, "%s: read error", path);
-        free(text);
-        return NULL;
-    }
-    sc_keys_t *self = sc_keys_parse(text, got, path, errbuf, errlen);
+    sc_keys_t *self = sc_keys_parse(text, len, path, errbuf, errlen);
     free(text);
     return self;
 }

@@ -8,7 +8,8 @@
  */
 #include "sc_upstreams.h"
 
-#include <errno.h>
+#include "hpp_file.h"
+
 #include <event2/http.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 struct sc_upstreams {
     sc_upstream_def_t v[SC_UPSTREAMS_MAX]; /* file order */
@@ -354,40 +354,15 @@ fail:
 
 sc_upstreams_t *sc_upstreams_load(const char *path, char *errbuf, size_t errlen)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(errbuf, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s: not a regular file", path);
-        fclose(fp);
-        return NULL;
-    }
-    if ((uintmax_t)st.st_size > SC_UPSTREAMS_MAX_FILE) {
-        snprintf(errbuf, errlen, "%s: %jd bytes; an upstream file has %u at most", path,
-                 (intmax_t)st.st_size, SC_UPSTREAMS_MAX_FILE);
-        fclose(fp);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    char *text = malloc(size ? size : 1);
+    size_t len = 0;
+    mode_t mode = 0;
+    char *text =
+        hpp_file_read(path, SC_UPSTREAMS_MAX_FILE, "an upstream file", &len, &mode, errbuf, errlen);
     if (!text) {
-        snprintf(errbuf, errlen, "%s: out of memory", path);
-        fclose(fp);
         return NULL;
     }
-    size_t got = fread(text, 1, size, fp);
-    bool bad = ferror(fp) != 0;
-    fclose(fp);
-    sc_upstreams_t *self = NULL;
-    if (bad) {
-        snprintf(errbuf, errlen, "%s: read error", path);
-    } else {
-        self = sc_upstreams_parse(text, got, path, (st.st_mode & 077) == 0, errbuf, errlen);
-    }
-    sodium_memzero(text, size); /* may hold key= secrets */
+    sc_upstreams_t *self = sc_upstreams_parse(text, len, path, (mode & 077) == 0, errbuf, errlen);
+    sodium_memzero(text, len); /* may hold key= secrets */
     free(text);
     return self;
 }

@@ -15,7 +15,9 @@
 #   - a pooled connection the upstream closed is retried on a new one;
 #   - only providers with an upstream are chosen; the body's `provider`
 #     object is not forwarded; SIGHUP reloads the file (a bad one keeps the
-#     last good table) and reopens the access log.
+#     last good table) and reopens the access log;
+#   - a per-call model does not win a cheap chat; long-prompt, cache-write
+#     and reasoning prices are in the estimate.
 # Stops what it started by PID. Ends with "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -296,6 +298,43 @@ fi
 reset_all
 s=$(req POST "$P" /v1/chat/completions "$GROQ")
 check "SIGHUP, bad file: the last good table serves" "200 llama-3.1-8b-instant" "$s $(models groq2)"
+
+# 8-10. Prices a request's size changes, through a second engine and a
+# decision-only sidecar: a per-call model does not win a cheap chat, a long
+# prompt is billed at the long-prompt prices, cache writes and reasoning
+# tokens are in the estimate.
+cat >"$tmp/percall.json" <<'EOF'
+{"object":"list","providers":["acme"],"data":[
+ {"id":"acme/percall","provider":"acme","pricing":{"per_request":0.02},"context_length":100000}]}
+EOF
+cat >"$tmp/longctx.json" <<'EOF'
+{"data":[{"id":"acme/longctx","context_length":1000000,
+ "pricing":{"prompt":"0.000001","completion":"0.000002","input_cache_write":"0.00000125",
+  "overrides":[{"min_prompt_tokens":200000,"prompt":"0.000004","completion":"0.000008"}]}}]}
+EOF
+start engine2 '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen tcp://127.0.0.1:0 --threads 1 \
+    --catalog policies/catalog.json --catalog "$tmp/percall.json" --catalog "openrouter:$tmp/longctx.json" ||
+    finish
+start sidecar2 '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' "$SIDECAR" --listen 127.0.0.1:0 \
+    --engine "$ready" --trust-client-features || finish
+P2=$ready
+s=$(req POST "$P2" /v1/route "{$MSG,\"max_tokens\":100}")
+check "per-call: a cheap chat is not given the \$0.02-a-call model" "True" \
+    "$(jget 'j["model"] != "acme/percall" and j["estimated_cost_usd"] < 0.001')"
+s=$(req POST "$P2" /v1/route "{\"model\":\"acme/percall\",$MSG}")
+check "per-call: its estimate is the fee" "0.02" "$(jget 'j["estimated_cost_usd"]')"
+cost() { # HPP_JSON: the estimate for acme/longctx with these hpp keys
+    req POST "$P2" /v1/route "{\"model\":\"acme/longctx\",$MSG,\"hpp\":$1}" >/dev/null
+    jget 'j.get("estimated_cost_usd", j)'
+}
+check "long prompt: below the threshold, the usual prices" "0.102" \
+    "$(cost '{"prompt_tokens":100000,"output_tokens":1000}')"
+check "long prompt: above it, the long-prompt prices" "1.008" \
+    "$(cost '{"prompt_tokens":250000,"output_tokens":1000}')"
+check "reasoning tokens are billed as output" "0.104" \
+    "$(cost '{"prompt_tokens":100000,"output_tokens":1000,"reasoning_tokens":1000}')"
+check "cache writes at the cache-write price" "0.1145" \
+    "$(cost '{"prompt_tokens":100000,"output_tokens":1000,"cache_write_tokens":50000}')"
 
 # Bad files at startup: exit 1 with the line.
 printf 'acme http://127.0.0.1:1/v1 key=sk-abc\n' >"$tmp/loose"

@@ -5,6 +5,8 @@
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sc_keys.h"
 #include "sc_trust.h"
@@ -168,4 +170,20 @@ Test(sc_trust, header_names)
     cr_assert_not_null(sc_trust_header_name_check("authorization"));
     cr_assert_not_null(sc_trust_header_name_check("a:b"));
     cr_assert_not_null(sc_trust_header_name_check(""));
+}
+
+/* A FIFO put in the key file's place is refused at once: opening it for
+ * reading would wait for a writer, and the sidecar reads its keys on SIGHUP
+ * inside its event loop. */
+Test(sc_keys, a_fifo_is_not_read, .timeout = 10)
+{
+    char dir[] = "/tmp/hpp-keys-fifo-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/keys", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cr_assert_null(sc_keys_load(path, s_err, sizeof s_err));
+    cr_assert(strstr(s_err, "not a regular file") != NULL, "%s", s_err);
+    unlink(path);
+    rmdir(dir);
 }
