@@ -47,8 +47,20 @@ int eng_flag_log_level(void *opts, const char *flag, const char *arg)
     return eng_flag_error(flag, "expected debug, info, warn or error, got '%s'", arg);
 }
 
+/* The short spellings every daemon's users expect: -h and -V. */
+static const struct {
+    const char *shorthand, *name;
+} s_aliases[] = {{"-h", "--help"}, {"-V", "--version"}};
+
 static const eng_flag_t *s_find(const eng_flag_t *flags, const char *name, size_t len)
 {
+    for (size_t i = 0; i < sizeof s_aliases / sizeof s_aliases[0]; i++) {
+        if (strlen(s_aliases[i].shorthand) == len &&
+            strncmp(s_aliases[i].shorthand, name, len) == 0) {
+            name = s_aliases[i].name;
+            len = strlen(name);
+        }
+    }
     for (const eng_flag_t *f = flags; f->name; f++) {
         if (strlen(f->name) == len && strncmp(f->name, name, len) == 0) {
             return f;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "eng_flags.h"
+#include "hpp_types.h"
 #include "hpp_policy.h"
 
 typedef struct {
@@ -101,7 +102,8 @@ static void s_usage(FILE *out)
     for (const s_command_t *c = s_commands; c->name; c++) {
         fprintf(out, "  %-8s %s\n", c->name, c->summary);
     }
-    fprintf(out, "\n'hpp-policy COMMAND --help' describes each command's options.\n");
+    fprintf(out, "\n'hpp-policy COMMAND --help' describes each command's options;\n"
+                 "'hpp-policy --version' (-V) prints the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -113,6 +115,11 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         s_usage(stdout);
+        return HPP_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0 ||
+        strcmp(argv[1], "version") == 0) {
+        printf("hpp-policy %s\n", HPP_VERSION);
         return HPP_EXIT_OK;
     }
     for (const s_command_t *c = s_commands; c->name; c++) {

@@ -32,6 +32,18 @@ run "check missing file" 2 check "$tmp/none.policy"
 run "check usage" 2 check --frobnicate
 run "check help" 0 check --help
 has "help lists --catalog" "--catalog FILE" "$tmp/out"
+for v in --version -V version; do
+    run "hpp-policy $v" 0 "$v"
+    has "hpp-policy $v prints the version" "hpp-policy 0." "$tmp/out"
+done
+run "hpp-policy -h" 0 -h
+has "hpp-policy -h lists the commands" "commands:" "$tmp/out"
+for bin in hpp-engine hpp-sidecar; do
+    out=$("${HPP_BUILD:-build}/$bin" -V 2>&1)
+    has_text "$bin -V prints the version" "$bin 0." "$out"
+    out=$("${HPP_BUILD:-build}/$bin" -h 2>&1)
+    has_text "$bin -h prints the usage" "usage: $bin" "$out"
+done
 
 # Includes are relative to the including file, from any working directory.
 mkdir -p "$tmp/sub"
