@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "oai_error.h"
+
 int eng_error_set(eng_error_t *err, eng_errcode_t code, const char *file, int line, int col,
                   const char *where, const char *fmt, ...)
 {
@@ -55,6 +57,7 @@ const char *eng_errcode_name(eng_errcode_t code)
 /* Logging --------------------------------------------------------------- */
 
 static eng_log_level_t s_log_level = ENG_LOG_INFO;
+static eng_log_format_t s_log_format = ENG_LOG_TEXT;
 
 void eng_log_set_level(eng_log_level_t level)
 {
@@ -64,6 +67,11 @@ void eng_log_set_level(eng_log_level_t level)
 size_t eng_bom_len(const char *buf, size_t len)
 {
     return len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+}
+
+void eng_log_set_format(eng_log_format_t format)
+{
+    s_log_format = format;
 }
 
 void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
@@ -76,22 +84,36 @@ void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    /* One buffer, one write: concurrent threads never interleave a line. */
-    char line[1024];
-    int n = snprintf(line, sizeof line,
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, names[level], module);
+    char when[96]; /* what gcc can prove of the fields, not what they hold */
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    if (n > 0 && (size_t)n < sizeof line) {
-        vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-    }
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = strlen(line);
-    if (len >= sizeof line - 1) {
-        len = sizeof line - 2;
+    /* One buffer, one write: concurrent threads never interleave a line. A
+     * message can quote what a client sent: in JSON every byte is escaped
+     * (6 bytes at most each), so the line stays one valid object. */
+    char line[8 * 1024];
+    size_t len = 0;
+    if (s_log_format == ENG_LOG_JSON) {
+        int n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"", when,
+                         names[level]);
+        len = n > 0 ? (size_t)n : 0;
+        oai_json_escape(line, sizeof line - 16, &len, module, strlen(module));
+        memcpy(line + len, "\",\"msg\":\"", 9);
+        len += 9;
+        oai_json_escape(line, sizeof line - 4, &len, msg, strlen(msg));
+        memcpy(line + len, "\"}\n", 3);
+        len += 3;
+    } else {
+        int n = snprintf(line, sizeof line, "%s %s %s: %s\n", when, names[level], module, msg);
+        if (n <= 0) {
+            return;
+        }
+        len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+        line[len - 1] = '\n';
     }
-    line[len++] = '\n';
     fwrite(line, 1, len, stderr);
 }

@@ -55,11 +55,15 @@ const char *eng_errcode_name(eng_errcode_t code);
  * what is reported is what was compiled, not the file as it is later. */
 typedef void (*eng_source_fn)(void *ctx, const char *path, const void *bytes, size_t len);
 
-/* Logging: one line per event to stderr, "ts level module: message". */
+/* Logging: one line per event to stderr, "ts level module: message", or
+ * with ENG_LOG_JSON one JSON object a line:
+ * {"ts":"2026-12-02T21:20:09.123Z","level":"info","module":"engine","msg":"..."}. */
 typedef enum { ENG_LOG_DEBUG, ENG_LOG_INFO, ENG_LOG_WARN, ENG_LOG_ERROR } eng_log_level_t;
+typedef enum { ENG_LOG_TEXT, ENG_LOG_JSON } eng_log_format_t;
 void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void eng_log_set_level(eng_log_level_t level);
+void eng_log_set_format(eng_log_format_t format);
 
 /* 3 when `buf` starts with a UTF-8 byte order mark, else 0. Some editors
  * write one; policy, cases and catalog files skip it rather than failing

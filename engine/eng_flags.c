@@ -47,6 +47,16 @@ int eng_flag_log_level(void *opts, const char *flag, const char *arg)
     return eng_flag_error(flag, "expected debug, info, warn or error, got '%s'", arg);
 }
 
+int eng_flag_log_format(void *opts, const char *flag, const char *arg)
+{
+    (void)opts;
+    if (strcmp(arg, "text") == 0 || strcmp(arg, "json") == 0) {
+        eng_log_set_format(arg[0] == 'j' ? ENG_LOG_JSON : ENG_LOG_TEXT);
+        return 0;
+    }
+    return eng_flag_error(flag, "expected text or json, got '%s'", arg);
+}
+
 /* The short spellings every daemon's users expect: -h and -V. */
 static const struct {
     const char *shorthand, *name;

@@ -52,5 +52,7 @@ int eng_flag_int(const char *flag, const char *arg, int lo, int hi, int *out);
 
 /* Handler for --log-level: debug, info, warn or error (eng_log_set_level). */
 int eng_flag_log_level(void *opts, const char *flag, const char *arg);
+/* --log-format: "text" or "json" (eng_log_set_format). */
+int eng_flag_log_format(void *opts, const char *flag, const char *arg);
 
 #endif

@@ -138,6 +138,8 @@ static const eng_flag_t s_flags[] = {
     {"--queue-mb", "MB", s_queue_mb, 0,
      "the same bound for all clients together (stats: queued_bytes) (default 16)"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
+    {"--log-format", "FORMAT", eng_flag_log_format, 0,
+     "text (default) or json: one JSON object a line {ts, level, module, msg}"},
     {"--curve-secret", "FILE", NULL, S_FIELD(cfg.curve_secret),
      "serve CURVE (encrypted, authenticated) with the secret key in FILE (mode 0600, made by "
      "--curve-keygen); needs --curve-clients. Without it the engine speaks plain ZeroMQ: "

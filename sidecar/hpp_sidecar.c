@@ -253,6 +253,8 @@ static const eng_flag_t s_flags[] = {
     {"--hash-key", NULL, NULL, offsetof(s_opts_t, hash_key),
      "read one API key from stdin, print its sha256: form for --keys, and exit"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
+    {"--log-format", "FORMAT", eng_flag_log_format, 0,
+     "text (default) or json: one JSON object a line {ts, level, module, msg}"},
     {"--auth-refusal-status", "N", s_auth_refusal_status, 0,
      "decision-only: send every refusal of POST/GET /v1/chat/completions with status N "
      "(401 or 403; nginx auth_request turns any other into a 500) and its error code in "
