@@ -1164,8 +1164,8 @@ S_NO_COVERAGE static int s_dstate(s_dbuild_t *b, s_dstate_t st)
 
 /* One step from `st` before a byte with bymask entry `mask` and word-ness `word`, or before the
  * end of the text (eot): the next state's `alive` in *next, or true when a match ends here. */
-S_NO_COVERAGE static bool s_dstep(const eng_regex_t *re, s_dstate_t st, uint64_t mask, bool word, bool eot,
-                    uint64_t *next)
+S_NO_COVERAGE static bool s_dstep(const eng_regex_t *re, s_dstate_t st, uint64_t mask, bool word,
+                                  bool eot, uint64_t *next)
 {
     size_t row = re->nset + 1u;
     bool before = st.flags & 1;
