@@ -8,6 +8,7 @@
 #                   (ENGINES=3 make run: three engines behind it, over CURVE)
 #   make bench      benchmarks (see bench/README.md)
 #   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
+#   make fuzz-long  run every fuzz target to depth (FUZZ_LONG_SECONDS in all), record tests/fuzz/RESULTS.md
 #   make format     clang-format the tree;  make format-check  checks it
 #   make layering   the include graph between folders, checked one-way
 #
@@ -22,7 +23,7 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev li
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
              python3-msgpack curl
 
-.PHONY: all test asan run bench fuzz deps format format-check clean help layering _all _fuzz-smoke \
+.PHONY: all test asan run bench fuzz fuzz-long deps format format-check clean help layering _all _fuzz-smoke \
         _fuzz
 
 all: deps
@@ -98,6 +99,14 @@ fuzz: deps
 	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus/$$n \
 	        tests/fuzz/corpus/$$n || exit 1; \
 	done
+
+# Every fuzz target to depth: FUZZ_LONG_SECONDS in all, at most FUZZ_LONG_RUNS
+# executions each; writes tests/fuzz/RESULTS.md and merges new seeds.
+FUZZ_LONG_SECONDS ?= 10800
+FUZZ_LONG_RUNS ?= 10000000
+fuzz-long: deps
+	@$(MAKE) --no-print-directory _fuzz
+	@bash tests/fuzz/long.sh --seconds $(FUZZ_LONG_SECONDS) --runs $(FUZZ_LONG_RUNS)
 
 # Installs exactly the missing packages. Needs root (or sudo) only when something is missing.
 deps:
@@ -227,7 +236,13 @@ build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-build-fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJ)
+# An archive, so each target links only the objects it calls: libFuzzer scans
+# every linked coverage counter after each input, so unused code costs speed.
+build-fuzz/libfuzz.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/libfuzz.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm -pthread
 
 # Replays each fuzz target over its committed seed corpus plus a short random run:

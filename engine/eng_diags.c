@@ -62,24 +62,29 @@ const eng_diag_t *eng_diags_get(const eng_diags_t *self, size_t i)
     return &self->items[i];
 }
 
-/* Copies the line starting at `ls` (without its newline) into d->source_line. */
+/* Copies the line starting at `ls` (without its newline) into d->source_line.
+ * Only what is shown is scanned, with memchr: a policy can report many
+ * diagnostics, and on a long line each would otherwise walk all of it. */
 static void s_copy_line(eng_diag_t *d, const char *src, size_t srclen, uint32_t ls)
 {
-    size_t end = ls;
-    while (end < srclen && src[end] != '\n' && src[end] != '\r') {
-        end++;
-    }
-    size_t n = end - ls;
+    size_t n = ls < srclen ? srclen - ls : 0;
     if (n >= sizeof d->source_line) {
         n = sizeof d->source_line - 1;
+    }
+    const char *nl = memchr(src + ls, '\n', n);
+    if (nl) {
+        n = (size_t)(nl - (src + ls));
+    }
+    const char *cr = memchr(src + ls, '\r', n);
+    if (cr) {
+        n = (size_t)(cr - (src + ls));
     }
     memcpy(d->source_line, src + ls, n);
     d->source_line[n] = '\0';
     /* A NUL byte inside the line would cut the display short: show it as '?'. */
-    for (size_t i = 0; i < n; i++) {
-        if (d->source_line[i] == '\0') {
-            d->source_line[i] = '?';
-        }
+    for (char *z = memchr(d->source_line, '\0', n); z;
+         z = memchr(z, '\0', n - (size_t)(z - d->source_line))) {
+        *z = '?';
     }
 }
 

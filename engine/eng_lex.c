@@ -347,13 +347,15 @@ void eng_lex_locate(const char *src, size_t len, uint32_t off, int *line, int *c
     if (off > len) {
         off = (uint32_t)len;
     }
+    /* memchr rather than a byte loop: a policy with many diagnostics
+     * locates each one from the start, so this scan is the cost that grows. */
     int ln = 1;
     uint32_t ls = 0;
-    for (uint32_t i = 0; i < off; i++) {
-        if (src[i] == '\n') {
-            ln++;
-            ls = i + 1;
-        }
+    const char *p = src, *end = src + off, *nl;
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        ln++;
+        p = nl + 1;
+        ls = (uint32_t)(p - src);
     }
     *line = ln;
     /* Columns as the editor shows them: a byte order mark is invisible. */

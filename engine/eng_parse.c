@@ -78,6 +78,7 @@ typedef struct {
     uint32_t prev_end;   /* end of the previous token */
     bool panic;          /* an error was reported in this statement */
     bool oom;            /* an allocation failed */
+    bool stop;           /* too many errors: the rest reads as end of file */
     int depth;           /* expression nesting */
     uint32_t cap_stmts;  /* allocated entries of ast->stmts */
     uint32_t cap_props;  /* of ast->props */
@@ -107,9 +108,19 @@ static bool s_grow(s_parser_t *p, void **arr, uint32_t n, uint32_t *cap, size_t 
 
 static void s_verror(s_parser_t *p, uint32_t off, uint32_t len, const char *fmt, va_list ap)
 {
-    p->ast->nerrors++;
+    if (p->stop) {
+        return;
+    }
     eng_diags_vadd(p->diags, ENG_DIAG_ERROR, p->ast->name, p->ast->src, p->ast->len, off, len, fmt,
                    ap);
+    /* Past the diagnostics anyone reads, parsing the rest only costs time
+     * (a garbage file of megabytes would report an error per token). */
+    if (++p->ast->nerrors == ENG_MAX_DIAGS - 1) {
+        p->stop = true;
+        eng_diags_add(p->diags, ENG_DIAG_ERROR, p->ast->name, p->ast->src, p->ast->len, off, len,
+                      "too many errors (%u); the rest of the file is not checked",
+                      (unsigned)p->ast->nerrors);
+    }
 }
 
 static void s_error(s_parser_t *p, uint32_t off, uint32_t len, const char *fmt, ...)
@@ -143,6 +154,11 @@ static void s_advance(s_parser_t *p)
 {
     p->prev_end = p->cur.end;
     for (;;) {
+        if (p->stop) {
+            p->cur.kind = ENG_TOK_EOF;
+            p->cur.start = p->cur.end = p->ast->len;
+            return;
+        }
         eng_token_t t;
         if (eng_lex_next(&p->lx, &t) != ENG_TOK_ERROR) {
             p->cur = t;

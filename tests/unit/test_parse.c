@@ -356,3 +356,49 @@ Test(eng_parse, missing_file_and_no_catalog)
     cr_assert_null(eng_policy_load_buffer("x", "tier", 4, cat, NULL));
     eng_catalog_destroy(&cat);
 }
+
+/* A file of garbage stops at ENG_MAX_DIAGS errors, the last of which says so,
+ * instead of reporting (and locating, from the top) one error per token. */
+Test(eng_parse, stops_after_too_many_errors)
+{
+    size_t n = 5000, len = 0;
+    char *src = malloc(n * 4 + 1);
+    cr_assert_not_null(src);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)sprintf(src + len, "%s", i % 2 ? "@@\n" : "$ \n");
+    }
+    eng_catalog_t *cat = s_catalog();
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *p = eng_policy_load_buffer("garbage.policy", src, len, cat, d);
+    cr_assert_null(p);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), ENG_MAX_DIAGS);
+    const eng_diag_t *last = eng_diags_get(d, eng_diags_size(d) - 1);
+    cr_assert_not_null(last);
+    cr_assert(strstr(last->msg, "too many errors") != NULL, "last: %s", last->msg);
+    cr_assert_lt(last->line, 200, "stopped early, at line %d", last->line);
+    eng_diags_destroy(&d);
+    eng_catalog_destroy(&cat);
+    free(src);
+}
+
+/* The caret line of a diagnostic on a very long line is cut to what is shown. */
+Test(eng_parse, long_line_diagnostic_is_cut)
+{
+    size_t len = 100000;
+    char *src = malloc(len + 1);
+    cr_assert_not_null(src);
+    memset(src, 'x', len);
+    memcpy(src, "tier ", 5);
+    src[len] = '\0';
+    src[len / 2] = '@';
+    eng_catalog_t *cat = s_catalog();
+    eng_diags_t *d = eng_diags_new();
+    cr_assert_null(eng_policy_load_buffer("long.policy", src, len, cat, d));
+    const eng_diag_t *first = eng_diags_get(d, 0);
+    cr_assert_not_null(first);
+    cr_assert_eq(first->line, 1);
+    cr_assert_lt(strlen(first->source_line), sizeof first->source_line);
+    eng_diags_destroy(&d);
+    eng_catalog_destroy(&cat);
+    free(src);
+}
