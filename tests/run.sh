@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite and prints one closing line
-# "total: N passed, N failed, N skipped". Each suite's line is followed by the
-# reasons of the tests it skipped.
+# "total: N passed, N failed, N skipped". Each suite's line ends with the
+# seconds it took (make test must stay under 5 minutes on 2 cores: the
+# slowest suites are listed at the end) and is followed by the reasons of the
+# tests it skipped.
 #
 #   HPP_BUILD  build directory holding tests/ and the binaries (default build)
 #   HPP_SAN    when 1, any sanitizer report in a suite's output fails the run
@@ -22,8 +24,14 @@ san_report() {
     [ "${HPP_SAN:-0}" = 1 ] && grep -qE 'LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1"
 }
 
+# The seconds since $t0 (set before each suite), one decimal.
+took() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+timings=()
+
 record() { # suite log rc pass fail skipped [reasons]
-    local suite=$1 log=$2 rc=$3 p=$4 f=$5 s=$6 reasons=${7:-}
+    local suite=$1 log=$2 rc=$3 p=$4 f=$5 s=$6 reasons=${7:-} secs
+    secs=$(took)
+    timings+=("$secs $suite")
     if san_report "$log"; then
         echo "!! $suite: sanitizer report (see $log)"
         grep -E -m5 -A5 'LeakSanitizer|AddressSanitizer|runtime error:' "$log"
@@ -36,7 +44,7 @@ record() { # suite log rc pass fail skipped [reasons]
     fi
     passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
     [ "$f" -gt 0 ] && bad_suites+=("$suite")
-    printf '%-28s %4d passed, %d failed, %d skipped\n' "$suite" "$p" "$f" "$s"
+    printf '%-28s %4d passed, %d failed, %d skipped  (%ss)\n' "$suite" "$p" "$f" "$s" "$secs"
     [ -n "$reasons" ] && printf '%s\n' "$reasons" | sed 's/^/    /'
     return 0
 }
@@ -49,6 +57,7 @@ for t in "$HPP_BUILD"/tests/test_* "$HPP_BUILD"/tests/itest_*; do
     case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
     log=$logdir/$name.log tap=$logdir/$name.tap
     rm -f "$tap"
+    t0=$(date +%s.%N)
     "$t" --jobs 2 --tap="$tap" >"$log" 2>&1
     rc=$?
     line=$(grep -a 'Synthesis:' "$log" | tail -n 1)
@@ -72,6 +81,7 @@ for t in tests/integration/*.sh; do
     # shellcheck disable=SC2254 # TESTS is a glob on purpose
     case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
     log=$logdir/$name.log
+    t0=$(date +%s.%N)
     bash "$t" >"$log" 2>&1
     rc=$?
     line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
@@ -94,5 +104,6 @@ if [ $((passed + failed)) -eq 0 ]; then
     exit 1
 fi
 [ ${#bad_suites[@]} -gt 0 ] && echo "failing suites: ${bad_suites[*]} (logs in $logdir)"
+echo "slowest: $(printf '%s\n' "${timings[@]}" | sort -rn | head -n 5 | awk '{ printf "%s%s %ss", (NR > 1 ? ", " : ""), $2, $1 }')"
 echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
