@@ -618,7 +618,7 @@ out:
 const char *eng_catalog_default_path(void)
 {
     const char *env = getenv("HPP_CATALOG");
-    return env && *env ? env : "policies/catalog.json";
+    return env && *env ? env : eng_data_path("policies/catalog.json", 0);
 }
 
 /* Indexes -------------------------------------------------------------------- */

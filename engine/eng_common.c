@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "oai_error.h"
 
@@ -116,4 +117,34 @@ void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
         line[len - 1] = '\n';
     }
     fwrite(line, 1, len, stderr);
+}
+
+const char *eng_data_path(const char *rel, int slot)
+{
+    static char found[4][4096];
+    if (access(rel, R_OK) == 0 || slot < 0 || slot > 3) {
+        return rel;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        return rel;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) {
+        return rel;
+    }
+    *slash = '\0';
+    /* "policies/x" in the source tree is "share/hpprouter/x" once installed. */
+    const char *base = strncmp(rel, "policies/", 9) == 0 ? rel + 9 : rel;
+    const char *const forms[] = {"%s/../%s", "%s/../share/hpprouter/%s"};
+    const char *const args[] = {rel, base};
+    for (int i = 0; i < 2; i++) {
+        int w = snprintf(found[slot], sizeof found[slot], forms[i], exe, args[i]);
+        if (w > 0 && (size_t)w < sizeof found[slot] && access(found[slot], R_OK) == 0) {
+            return found[slot];
+        }
+    }
+    return rel;
 }

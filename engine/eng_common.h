@@ -65,6 +65,15 @@ void eng_log(eng_log_level_t level, const char *module, const char *fmt, ...)
 void eng_log_set_level(eng_log_level_t level);
 void eng_log_set_format(eng_log_format_t format);
 
+/* Where a bundled data file (a path such as "policies/default.policy") is:
+ * relative to the working directory when it is there; else next to the
+ * program, in a build tree (<dir of the program>/../policies/...) or an
+ * installed one (<dir of the program>/../share/hpprouter/...); else `rel`
+ * as given, so that the error names it. For the defaults of flags, at
+ * startup: the answer lives in a static buffer of one slot per call site
+ * (`slot` 0..3). */
+const char *eng_data_path(const char *rel, int slot);
+
 /* 3 when `buf` starts with a UTF-8 byte order mark, else 0. Some editors
  * write one; policy, cases and catalog files skip it rather than failing
  * on a character the author cannot see. */

@@ -185,7 +185,7 @@ void eng_server_cfg_defaults(eng_server_cfg_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->listen = ENG_DEFAULT_LISTEN;
-    cfg->policy = ENG_DEFAULT_POLICY;
+    cfg->policy = eng_data_path(ENG_DEFAULT_POLICY, 1);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n < 1 ? 1 : (n > ENG_SERVER_MAX_THREADS ? ENG_SERVER_MAX_THREADS : (int)n);
     cfg->watch_ms = 1000;

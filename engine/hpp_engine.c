@@ -97,7 +97,9 @@ static int s_queue_mb(void *opts, const char *flag, const char *arg)
 
 static const eng_flag_t s_flags[] = {
     {"--policy", "FILE", NULL, S_FIELD(cfg.policy),
-     "routing policy (default " ENG_DEFAULT_POLICY ")"},
+     "routing policy (default " ENG_DEFAULT_POLICY ", in the working directory, else the "
+     "bundled one next to the program: ../policies/ in a build tree, "
+     "../share/hpprouter/ installed)"},
     {"--catalog", "[FORMAT:]FILE", s_catalog, 0,
      "catalog file, repeatable; FORMAT is native, openrouter, litellm or portkey "
      "(default: the bundled catalog, or $HPP_CATALOG)"},

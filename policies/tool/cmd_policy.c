@@ -244,7 +244,7 @@ static int s_parse(int argc, char **argv, const hpp_opt_t *opts, s_args_t *a)
 static const char *s_default_policy(void)
 {
     const char *p = getenv("HPP_POLICY");
-    return p && *p ? p : "policies/default.policy";
+    return p && *p ? p : eng_data_path("policies/default.policy", 1);
 }
 
 static eng_catalog_t *s_load_catalog(const s_args_t *a)

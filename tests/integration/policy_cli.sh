@@ -38,6 +38,14 @@ for v in --version -V version; do
 done
 run "hpp-policy -h" 0 -h
 has "hpp-policy -h lists the commands" "commands:" "$tmp/out"
+# The bundled policy and catalog are found from any working directory.
+root=$PWD
+out=$(cd "$tmp" && "$root/$P" check 2>&1)
+check "check from another directory: exit 0" 0 "$?"
+has_text "check from another directory: the bundled policy" "default.policy: ok" "$out"
+out=$(cd "$tmp" && "$root/${HPP_BUILD:-build}/hpp-engine" --check 2>&1)
+check "hpp-engine --check from another directory: exit 0" 0 "$?"
+has_text "hpp-engine --check from another directory: ok" "ok: 0 errors" "$out"
 for bin in hpp-engine hpp-sidecar; do
     out=$("${HPP_BUILD:-build}/$bin" -V 2>&1)
     has_text "$bin -V prints the version" "$bin 0." "$out"
