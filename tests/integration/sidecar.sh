@@ -198,6 +198,11 @@ s=$(req POST "$D" /v1/chat/completions "{\"model\":\"hpprouter/auto\",$MSG}")
 check "decision-only chat: 200" 200 "$s"
 check "decision-only chat: empty body" 0 "$(stat -c %s "$tmp/b")"
 check "decision-only chat: header" "$model" "$(hdr X-HPP-Router-Resolved-Model)"
+check "decision-only chat: the endpoint's provider and own model id" \
+    "$(req POST "$D" /v1/route "{\"model\":\"hpprouter/auto\",$MSG}" >/dev/null
+    jget 'j["provider"] + " " + j["provider_model"]')" \
+    "$(req POST "$D" /v1/chat/completions "{\"model\":\"hpprouter/auto\",$MSG}" >/dev/null
+    echo "$(hdr X-HPP-Router-Provider) $(hdr X-HPP-Router-Provider-Model)")"
 
 s=$(req POST "$D" /v1/chat/completions "" -H 'X-HPP-Task: code' -H 'X-HPP-Prompt-Tokens: 300')
 check "body-less chat (auth subrequest): 200" 200 "$s"

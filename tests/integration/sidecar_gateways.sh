@@ -87,6 +87,13 @@ r = r[-1] if r else {"headers": {}, "body": {}}
 h = r["headers"]
 print(h.get("x-hpp-router-resolved-model", "-"), h.get("authorization", "-"), r["body"].get("model", "-"))'
 }
+# The last recorded request's endpoint headers: provider and provider model.
+stub_endpoint() {
+    curl -s -m 5 "http://127.0.0.1:$SP/_requests" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+h = r[-1]["headers"] if r else {}
+print(h.get("x-hpp-router-provider", "-"), h.get("x-hpp-router-provider-model", "-"))'
+}
 # shellcheck disable=SC2317 # render, nginx_conf and caddy_conf are called by gw_start
 # render TEMPLATE OUT PORT: the gateway configuration with its placeholders
 # replaced.
@@ -142,6 +149,12 @@ BODY_NOPE='{"model":"nope/nope","messages":[{"role":"user","content":"hello"}]}'
 # GET and HEAD on the auth route (forward auth) -----------------------------------------------
 check "POST, hint headers only: 200" 200 "$(req POST "$D" /v1/chat/completions "" -H 'X-HPP-Task: code')"
 want=$(hdr X-HPP-Router-Resolved-Model)
+# The auth answer names the endpoint too: its provider and the provider's own id.
+want_ep="$(hdr X-HPP-Router-Provider) $(hdr X-HPP-Router-Provider-Model)"
+req POST "$D" /v1/route "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"hpp\":{\"task\":\"code\"}}" >/dev/null
+check "auth answer: provider headers = the decision's endpoint" \
+    "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["provider"], j["provider_model"])' "$tmp/b")" \
+    "$want_ep"
 check "GET, hint headers only: 200" 200 "$(req GET "$D" /v1/chat/completions "" -H 'X-HPP-Task: code')"
 check "GET: the decision of the same POST" "$want" "$(hdr X-HPP-Router-Resolved-Model)"
 check "GET: empty body" 0 "$(stat -c %s "$tmp/b")"
@@ -246,6 +259,7 @@ else
     check "nginx: response header from the sidecar's decision" "$want" "$(hdr X-HPP-Router-Resolved-Model)"
     check "nginx: the upstream got the header, the key and the untouched body" \
         "$want Bearer sk-nginx hpprouter/auto" "$(stub_last)"
+    check "nginx: the upstream got the endpoint (provider, provider model)" "$want_ep" "$(stub_endpoint)"
     check "nginx, POST subrequest (earlier configuration): 200, same decision" "200 $want" \
         "$(req POST "$N" /post/v1/chat/completions "$BODY" -H 'X-HPP-Task: code') $(hdr X-HPP-Router-Resolved-Model)"
     check "nginx, default statuses: a 404 refusal becomes nginx's 500" 500 \
@@ -277,6 +291,7 @@ else
         -H 'Authorization: Bearer sk-caddy' -H 'X-HPP-Task: code')"
     check "Caddy: the upstream got the resolved model, the key and the untouched body" \
         "$want Bearer sk-caddy hpprouter/auto" "$(stub_last)"
+    check "Caddy: the upstream got the endpoint (provider, provider model)" "$want_ep" "$(stub_endpoint)"
     check "Caddy, X-HPP-Model: the upstream got that model" "openai/gpt-4o" \
         "$(req POST "$C" /v1/chat/completions "$BODY" -H 'X-HPP-Model: openai/gpt-4o' >/dev/null
         stub_last | cut -d' ' -f1)"
