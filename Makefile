@@ -27,20 +27,22 @@ DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev li
         _fuzz
 
 all: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) _all
+	@$(MAKE) --no-print-directory $(JFLAG) _all
 
 # Builds use every core unless told otherwise (JOBS=1 for a serial build):
 # make test must stay under 5 minutes on 2 cores, builds from scratch included.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# ... unless make was given -j itself (its job server then already applies).
+JFLAG = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(JOBS))
 
 test: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) _all
-	@$(MAKE) --no-print-directory -j$(JOBS) _fuzz
+	@$(MAKE) --no-print-directory $(JFLAG) _all
+	@$(MAKE) --no-print-directory $(JFLAG) _fuzz
 	@$(MAKE) --no-print-directory _fuzz-smoke
 	@HPP_BUILD=$(BUILD) bash tests/run.sh
 
 asan: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan SAN=1 _all
+	@$(MAKE) --no-print-directory $(JFLAG) BUILD=build-asan SAN=1 _all
 	@HPP_BUILD=build-asan HPP_SAN=1 bash tests/run.sh
 
 # Engine on tcp://127.0.0.1:5555, sidecar on 127.0.0.1:8080; Ctrl-C stops both.

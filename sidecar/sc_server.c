@@ -1093,9 +1093,10 @@ static int s_trust_headers(sc_call_t *call)
 
 /* Proxy mode: only providers the upstream table reaches may be chosen, so
  * providers_only becomes the table's providers, or the client's own list
- * cut to them. The names are copied into the call: a SIGHUP may replace the
- * table while the engine decides (and a resend encodes them again). Returns
- * 0 or -1 (answered). */
+ * cut to them. The table's names are copied into the call when used: a
+ * SIGHUP may replace the table while the engine decides (and a resend
+ * encodes them again). The list of reachable providers is written only for
+ * a refusal. Returns 0 or -1 (answered). */
 static int s_reachable(sc_call_t *call)
 {
     hpp_str_t reach[HPP_MAX_PROVIDERS];
@@ -1104,41 +1105,41 @@ static int s_reachable(sc_call_t *call)
         return 0; /* a '*' upstream serves every provider */
     }
     hpp_features_t *f = &call->f;
-    char list[HPP_MAX_PROVIDERS * (HPP_MAX_PROVIDER_LEN + 2)];
-    size_t used = 0;
-    list[0] = '\0';
-    for (uint32_t i = 0; i < n; i++) {
-        sc_strcopy(call->reach[i], sizeof call->reach[i], reach[i]);
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 call->reach[i]);
-    }
     if (f->nproviders_only == 0) {
         for (uint32_t i = 0; i < n; i++) {
-            f->providers_only[i] = (hpp_str_t){call->reach[i], (uint32_t)strlen(call->reach[i])};
+            sc_strcopy(call->reach[i], sizeof call->reach[i], reach[i]);
+            f->providers_only[i] = (hpp_str_t){call->reach[i], reach[i].len};
         }
         f->nproviders_only = n;
         return 0;
     }
+    /* The client's own names (in its body) that the table reaches. */
     uint32_t kept = 0;
     for (uint32_t c = 0; c < f->nproviders_only; c++) {
         hpp_str_t name = f->providers_only[c];
         for (uint32_t i = 0; i < n; i++) {
-            if (strlen(call->reach[i]) == name.len &&
-                strncasecmp(call->reach[i], name.ptr, name.len) == 0) {
+            if (reach[i].len == name.len && strncasecmp(reach[i].ptr, name.ptr, name.len) == 0) {
                 f->providers_only[kept++] = name;
                 break;
             }
         }
     }
-    if (kept == 0) {
-        oai_error_t err;
-        oai_error_set(&err, 400, "no_reachable_provider", "provider.only",
-                      "no provider in provider.only has an upstream here (reachable: %s)", list);
-        s_reply_error(call, &err);
-        return -1;
-    }
     f->nproviders_only = kept;
-    return 0;
+    if (kept > 0) {
+        return 0;
+    }
+    char list[HPP_MAX_PROVIDERS * (HPP_MAX_PROVIDER_LEN + 2) + 1];
+    size_t used = 0;
+    list[0] = '\0';
+    for (uint32_t i = 0; i < n && used < sizeof list; i++) {
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%.*s", i ? ", " : "",
+                                 (int)reach[i].len, reach[i].ptr);
+    }
+    oai_error_t err;
+    oai_error_set(&err, 400, "no_reachable_provider", "provider.only",
+                  "no provider in provider.only has an upstream here (reachable: %s)", list);
+    s_reply_error(call, &err);
+    return -1;
 }
 
 /* Features from the body and the X-HPP-* headers. Returns 0 or -1 (answered). */
