@@ -60,3 +60,35 @@ char *hpp_file_read(const char *path, size_t max, const char *what, size_t *len,
     *mode = st.st_mode & 07777;
     return text;
 }
+
+int hpp_lines_next(hpp_lines_t *l, const char **line, size_t *n, size_t *first)
+{
+    while (l->pos < l->len) {
+        l->lineno++;
+        const char *s = l->text + l->pos;
+        const char *nl = memchr(s, '\n', l->len - l->pos);
+        size_t k = nl ? (size_t)(nl - s) : l->len - l->pos;
+        l->pos += k + (nl ? 1 : 0);
+        if (k > 0 && s[k - 1] == '\r') {
+            k--; /* CRLF files */
+        }
+        *line = s;
+        *n = k;
+        for (size_t c = 0; c < k; c++) {
+            unsigned char ch = (unsigned char)s[c];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                *first = c + 1;
+                return -1;
+            }
+        }
+        size_t f = 0;
+        while (f < k && (s[f] == ' ' || s[f] == '\t')) {
+            f++;
+        }
+        if (f < k && s[f] != '#') {
+            *first = f;
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -227,30 +227,11 @@ sc_keys_t *sc_keys_parse(const char *text, size_t len, const char *name, char *e
         return NULL;
     }
     size_t cap = 0;
-    size_t lineno = 0;
-    for (size_t pos = 0; pos < len;) {
-        lineno++;
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        if (n > 0 && line[n - 1] == '\r') {
-            n--; /* CRLF files */
-        }
-        for (size_t c = 0; c < n; c++) {
-            unsigned char ch = (unsigned char)line[c];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-                s_err(errbuf, errlen, name, lineno, c + 1, "control character 0x%02x", ch);
-                goto fail;
-            }
-        }
-        size_t f = 0;
-        while (f < n && s_space(line[f])) {
-            f++;
-        }
-        if (f == n || line[f] == '#') {
-            continue;
-        }
+    hpp_lines_t lines = {.text = text, .len = len};
+    const char *line;
+    size_t n, f;
+    int rc;
+    while ((rc = hpp_lines_next(&lines, &line, &n, &f)) == 1) {
         if (self->n == cap) {
             size_t ncap = cap ? 2 * cap : 16;
             s_entry_t *v = realloc(self->v, ncap * sizeof *v);
@@ -261,10 +242,15 @@ sc_keys_t *sc_keys_parse(const char *text, size_t len, const char *name, char *e
             self->v = v;
             cap = ncap;
         }
-        if (s_line(line, n, name, lineno, &self->v[self->n], errbuf, errlen) != 0) {
+        if (s_line(line, n, name, lines.lineno, &self->v[self->n], errbuf, errlen) != 0) {
             goto fail;
         }
         self->n++;
+    }
+    if (rc < 0) {
+        s_err(errbuf, errlen, name, lines.lineno, f, "control character 0x%02x",
+              (unsigned char)line[f - 1]);
+        goto fail;
     }
     if (self->n > 1) {
         qsort(self->v, self->n, sizeof *self->v, s_cmp);

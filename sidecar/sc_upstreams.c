@@ -298,30 +298,13 @@ sc_upstreams_t *sc_upstreams_parse(const char *text, size_t len, const char *nam
         snprintf(errbuf, errlen, "%s: out of memory", name);
         return NULL;
     }
-    size_t lineno = 0, named = 0;
-    for (size_t pos = 0; pos < len;) {
-        lineno++;
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        if (n > 0 && line[n - 1] == '\r') {
-            n--; /* CRLF files */
-        }
-        for (size_t c = 0; c < n; c++) {
-            unsigned char ch = (unsigned char)line[c];
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-                s_err(errbuf, errlen, name, lineno, c + 1, "control character 0x%02x", ch);
-                goto fail;
-            }
-        }
-        size_t f = 0;
-        while (f < n && s_space(line[f])) {
-            f++;
-        }
-        if (f == n || line[f] == '#') {
-            continue;
-        }
+    size_t named = 0;
+    hpp_lines_t lines = {.text = text, .len = len};
+    const char *line;
+    size_t n, f;
+    int rc;
+    while ((rc = hpp_lines_next(&lines, &line, &n, &f)) == 1) {
+        size_t lineno = lines.lineno;
         bool star = n - f >= 1 && line[f] == '*' && (n - f == 1 || s_space(line[f + 1]));
         if (self->n == SC_UPSTREAMS_MAX || (!star && named == HPP_MAX_PROVIDERS)) {
             s_err(errbuf, errlen, name, lineno, f + 1,
@@ -341,8 +324,13 @@ sc_upstreams_t *sc_upstreams_parse(const char *text, size_t len, const char *nam
         named += !star;
         self->n++;
     }
+    if (rc < 0) {
+        s_err(errbuf, errlen, name, lines.lineno, f, "control character 0x%02x",
+              (unsigned char)line[f - 1]);
+        goto fail;
+    }
     if (self->n == 0) {
-        s_err(errbuf, errlen, name, lineno ? lineno : 1, 1,
+        s_err(errbuf, errlen, name, lines.lineno ? lines.lineno : 1, 1,
               "no upstream (one line per provider: NAME http://HOST:PORT/PATH [options])");
         goto fail;
     }
