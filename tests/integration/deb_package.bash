@@ -64,9 +64,9 @@ unit_argv() {
     mapfile -t argv < <(
         while IFS= read -r kv; do
             case $kv in '' | '#'* | ';'*) continue ;; esac
-            export "$kv"
+            export "${kv?}"
         done <"$root$envfile"
-        for kv in "${overrides[@]}"; do export "$kv"; done
+        for kv in "${overrides[@]}"; do export "${kv?}"; done
         eval "printf '%s\n' $line"
     )
     argv[0]=$root${argv[0]}
@@ -105,11 +105,10 @@ res=$(curl -s -D - -o "$tmp/body" "http://127.0.0.1:$ready/v1/route" -H 'X-HPP-T
 has_text "a request through the sidecar: 200" "HTTP/1.1 200" "$res"
 has_text "with the resolved model" "X-HPP-Router-Resolved-Model: " "$res"
 
-for name in sidecar engine; do
-    p=${name}_pid
-    kill -TERM "${!p}"
-    wait "${!p}"
-    check "the $name stops on SIGTERM with 0" 0 "$?"
+for p in "$sidecar_pid:sidecar" "$engine_pid:engine"; do
+    kill -TERM "${p%%:*}"
+    wait "${p%%:*}"
+    check "the ${p#*:} stops on SIGTERM with 0" 0 "$?"
 done
 pids=()
 

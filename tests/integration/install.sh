@@ -38,6 +38,7 @@ notexec=""
 for f in hpp-engine hpp-sidecar hpp-policy; do [ -x "$root/usr/bin/$f" ] || notexec+="$f "; done
 check "the programs are executable" "" "$notexec"
 check "nothing outside /usr and /etc" "etc usr" "$(ls "$root" | paste -sd' ')"
+# shellcheck disable=SC2016 # systemd's variables, written as in the unit
 has_line "the engine's unit runs the installed program" \
     'ExecStart=/usr/bin/hpp-engine --listen ${HPP_ENGINE_LISTEN} $HPP_ENGINE_OPTS' \
     "$root/usr/lib/systemd/system/hpp-engine.service"

@@ -88,14 +88,16 @@ done
 # The comparison catches a flag the page lost.
 sed '/^\.BI \\-\\-watch\\-ms /,+1d' man/hpp-engine.8 >"$tmp/lost.8"
 text "$tmp/lost.8" >"$tmp/lost.txt"
+mapfile -t flags < <(help_flags "$BUILD/hpp-engine")
 check "a page without --watch-ms fails the comparison" "--watch-ms " \
-    "$(untagged "$tmp/lost.txt" $(help_flags "$BUILD/hpp-engine"))"
+    "$(untagged "$tmp/lost.txt" "${flags[@]}")"
 
 # The language's words: the first column of every table in section 1 of
 # policies/README.md (its backticked words, else the plain word).
 words=$(sed -n '/^## 1\. /,/^## 2\. /p' policies/README.md |
     awk -F'|' '/^\|/ && !/^\|[- |]*$/ { print $2 }' |
     while IFS= read -r cell; do
+        # shellcheck disable=SC2016 # backticks, not an expansion
         if grep -q '`' <<<"$cell"; then grep -o '`[^`]*`' <<<"$cell" | tr -d '`'; else echo "$cell"; fi
     done | sed 's/^ *//; s/ *$//' | grep -v -E '^(token|statement|key|field)$' | sort -u)
 check "policies/README.md: the language's words are found" 1 "$([ "$(wc -l <<<"$words")" -ge 30 ] && echo 1)"
