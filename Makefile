@@ -2,13 +2,13 @@
 #
 # Public targets (those marked * install missing Debian packages first, see `deps`):
 #   make            build everything into build/ (installs nothing: `make deps` does)
-#   make test *      unit + integration tests, fuzz targets over their seed corpus
+#   make test *     unit + integration tests, fuzz targets over their seed corpus
 #   make asan *     the same suite under AddressSanitizer + UBSan (fails on any report)
 #   make run *      start engine + sidecar on the bundled policy and catalog
 #                   (ENGINES=3 make run: three engines behind it, over CURVE)
 #   make bench *    benchmarks (see bench/README.md)
 #   make fuzz *     run every libFuzzer target for FUZZ_SECONDS each
-#   make fuzz-long * run every fuzz target to depth (FUZZ_LONG_SECONDS in all), record tests/fuzz/RESULTS.md
+#   make fuzz-long * every fuzz target to depth (FUZZ_LONG_SECONDS in all), record tests/fuzz/RESULTS.md
 #   make format     clang-format the tree;  make format-check  checks it
 #   make layering   the include graph between folders, checked one-way
 #   make install    binaries, bundled policy and catalog, man pages, systemd units and
