@@ -1,16 +1,20 @@
 # hpprouter - smart-routing engine for the virtual model hpprouter/auto.
 #
-# Public targets (each installs missing Debian packages first, see `deps`):
-#   make            build everything into build/
-#   make test       unit + integration tests, fuzz targets over their seed corpus
-#   make asan       the same suite under AddressSanitizer + UBSan (fails on any report)
-#   make run        start engine + sidecar on the bundled policy and catalog
+# Public targets (those marked * install missing Debian packages first, see `deps`):
+#   make            build everything into build/ (installs nothing: `make deps` does)
+#   make test *     unit + integration tests, fuzz targets over their seed corpus
+#   make asan *     the same suite under AddressSanitizer + UBSan (fails on any report)
+#   make run *      start engine + sidecar on the bundled policy and catalog
 #                   (ENGINES=3 make run: three engines behind it, over CURVE)
-#   make bench      benchmarks (see bench/README.md)
-#   make fuzz       run every libFuzzer target for FUZZ_SECONDS each
-#   make fuzz-long  run every fuzz target to depth (FUZZ_LONG_SECONDS in all), record tests/fuzz/RESULTS.md
+#   make bench *    benchmarks (see bench/README.md)
+#   make fuzz *     run every libFuzzer target for FUZZ_SECONDS each
+#   make fuzz-long * every fuzz target to depth (FUZZ_LONG_SECONDS in all), record tests/fuzz/RESULTS.md
 #   make format     clang-format the tree;  make format-check  checks it
 #   make layering   the include graph between folders, checked one-way
+#   make install    binaries, bundled policy and catalog, man pages, systemd units and
+#                   their configuration (PREFIX=/usr/local, DESTDIR, CFLAGS, CPPFLAGS, LDFLAGS)
+#   make deb *      the Debian package (dpkg-buildpackage -us -uc -b), into build-deb/
+#   make deb-test * builds it, unpacks it into a temporary root, runs both services from there
 #
 # Public targets re-enter make after `deps` so that pkg-config is asked only
 # once the libraries are there.
@@ -21,12 +25,17 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build, the tests and `make run` need.
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
-             python3-msgpack curl
+             python3-msgpack curl libsystemd-dev mandoc groff-base
+# What `make deb` needs on top (debian/control's Build-Depends).
+DEB_DEPS_PKGS := debhelper dpkg-dev fakeroot
 
-.PHONY: all test asan run bench fuzz fuzz-long deps format format-check clean help layering _all _fuzz-smoke \
-        _fuzz
+.PHONY: all test asan run bench fuzz fuzz-long deps deps-deb format format-check clean help layering _all _fuzz-smoke \
+        _fuzz install deb deb-test _bins _have-libs
 
-all: deps
+# Plain `make` installs no package: without the libraries it says which
+# target does.
+all:
+	@$(MAKE) --no-print-directory _have-libs
 	@$(MAKE) --no-print-directory $(JFLAG) _all
 
 # Builds use every core unless told otherwise (JOBS=1 for a serial build):
@@ -117,7 +126,12 @@ fuzz-long: deps
 
 # Installs exactly the missing packages. Needs root (or sudo) only when something is missing.
 deps:
-	@missing=""; for p in $(DEPS_PKGS); do \
+	@$(call install_missing,$(DEPS_PKGS))
+
+deps-deb: deps
+	@$(call install_missing,$(DEB_DEPS_PKGS))
+
+install_missing = missing=""; for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -128,7 +142,7 @@ deps:
 	fi
 
 help:
-	@sed -n '3,14p' Makefile
+	@sed -n '3,18p' Makefile
 
 # The include graph between the top-level folders, checked against the
 # layering of README.md ("Layout of the code"); tests/integration/layering.sh
@@ -136,10 +150,58 @@ help:
 layering:
 	@bash tests/check_layers.sh
 
+# Installed layout: programs in BINDIR, the bundled policy, cases, examples
+# and catalog in DATADIR (where the programs look for them: next to
+# themselves, ../share/hpprouter), man pages, systemd units (ExecStart
+# pointing at BINDIR) and their flag files in SYSCONFDIR/hpprouter, which is
+# /etc whatever PREFIX is. State (keys, decision logs) lives in
+# /var/lib/hpprouter, which the units' StateDirectory= makes.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/hpprouter
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+MAN_PAGES := man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5
+UNITS := dist/hpp-engine.service dist/hpp-sidecar.service
+CONFS := dist/engine.conf dist/sidecar.conf
+
+install:
+	@$(MAKE) --no-print-directory _have-libs
+	@$(MAKE) --no-print-directory $(JFLAG) _bins
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/cases $(DESTDIR)$(DATADIR)/examples/shared \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/hpprouter
+	$(INSTALL) -m 755 $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-policy $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 644 policies/default.policy policies/catalog.json $(DESTDIR)$(DATADIR)
+	$(INSTALL) -m 644 policies/cases/default.cases $(DESTDIR)$(DATADIR)/cases
+	$(INSTALL) -m 644 policies/examples/*.policy $(DESTDIR)$(DATADIR)/examples
+	$(INSTALL) -m 644 policies/examples/shared/*.policy $(DESTDIR)$(DATADIR)/examples/shared
+	$(INSTALL) -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5
+	$(INSTALL) -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8
+	for u in $(UNITS); do \
+	    sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u \
+	        >$(DESTDIR)$(UNITDIR)/$$(basename $$u) && chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	$(INSTALL) -m 644 $(CONFS) $(DESTDIR)$(SYSCONFDIR)/hpprouter
+
+# The Debian package, built out of tree from a clean copy of the committed
+# files plus the working tree's changes (dpkg-buildpackage wants the source
+# directory to itself), into build-deb/.
+deb: deps-deb
+	@bash debian/build.sh build-deb
+
+# Builds the package, unpacks it into a temporary root (never installed on
+# this system) and runs both services from there as their units would.
+deb-test: deb
+	@bash tests/integration/deb_package.bash build-deb
+
 # ----------------------------------------------------------------------------
 # Internal targets: called by the public ones after `deps`.
 
-PKGS := libzmq libsodium msgpack libevent jansson
+PKGS := libzmq libsodium msgpack libevent jansson libsystemd
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ifdef SAN
@@ -181,6 +243,12 @@ TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) \
          $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/i%)
 
 _all: $(BINS) $(TESTS)
+
+_bins: $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar
+
+_have-libs:
+	@pkg-config --exists $(PKGS) || { echo "make: libraries missing (pkg-config $(PKGS)); \
+	'make deps' installs them" >&2; exit 2; }
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -270,7 +338,7 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz build-bench
+	rm -rf build build-asan build-fuzz build-bench build-deb
 
 .SECONDARY:
 

@@ -42,6 +42,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -579,10 +580,13 @@ static void *s_reloader_main(void *arg)
             if (term) {
                 break;
             }
+            /* systemd (Type=notify) sees the reload begin and end. */
+            sd_notify(0, "RELOADING=1");
             s_reload(self, "sighup", NULL);
             if (self->zap) {
                 eng_zap_reload(self->zap);
             }
+            sd_notify(0, "READY=1");
             continue;
         }
         if (n > 3) {
@@ -1185,6 +1189,7 @@ static int s_on_signal(eng_server_t *self, bool draining)
         } else {
             eng_log(ENG_LOG_INFO, "engine", "%s: draining, then exiting",
                     si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            sd_notify(0, "STOPPING=1");
             action = 1;
         }
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "eng_allow.h"
 #include "eng_cases.h"
@@ -383,6 +384,8 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "hpp-engine: ready on %s\n", eng_server_endpoint(server));
     fflush(stderr);
+    /* The same news for systemd (Type=notify); nothing without NOTIFY_SOCKET. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s", eng_server_endpoint(server));
     int rc = eng_server_run(server);
     eng_server_destroy(&server);
     return rc == 0 ? S_EXIT_OK : S_EXIT_FAIL;

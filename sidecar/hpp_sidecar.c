@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #include "eng_common.h"
 #include "eng_flags.h"
@@ -346,6 +347,8 @@ int main(int argc, char **argv)
             o.cfg.fail_open ? o.cfg.fail_open : "");
     fprintf(stderr, "hpp-sidecar: ready on %s:%d\n", host, sc_server_port(srv));
     fflush(stderr);
+    /* The same news for systemd (Type=notify); nothing without NOTIFY_SOCKET. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d", host, sc_server_port(srv));
     sc_server_run(srv);
     sc_server_destroy(&srv);
     eng_log(ENG_LOG_INFO, "sidecar", "stopped");

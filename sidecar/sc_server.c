@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "eng_common.h"
@@ -1696,6 +1697,7 @@ static void s_on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     sc_server_t *srv = arg;
     eng_log(ENG_LOG_INFO, "sidecar", "signal %d: stopping", (int)sig);
+    sd_notify(0, "STOPPING=1");
     sc_server_stop(srv);
 }
 
@@ -1738,11 +1740,8 @@ static void s_reload_upstreams(sc_server_t *srv)
 
 /* SIGHUP: the key and upstream files are read again (each bad one leaves
  * its last good table serving, and says where it is bad). */
-static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+static void s_reload_files(sc_server_t *srv)
 {
-    (void)sig;
-    (void)what;
-    sc_server_t *srv = arg;
     if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
         eng_log(ENG_LOG_INFO, "sidecar",
                 "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");
@@ -1756,6 +1755,16 @@ static void s_on_hup(evutil_socket_t sig, short what, void *arg)
     } else if (srv->access) {
         eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reopened", srv->cfg.access_log);
     }
+}
+
+/* systemd (Type=notify) sees the reload begin and end. */
+static void s_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    sd_notify(0, "RELOADING=1");
+    s_reload_files(arg);
+    sd_notify(0, "READY=1");
 }
 
 /* Splits "host:port" / "[v6]:port". Returns 0 or -1. */
