@@ -186,6 +186,16 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(INC_$(firstword $(subst /, ,$<))) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
+# The source commit of the *_build_info metrics (proto/hpp_procstats.c), "unknown"
+# outside a git checkout; the stamp changes with it, so that object is rebuilt.
+HPP_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+$(BUILD)/commit.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(HPP_COMMIT)' | cmp -s - $@ || echo '$(HPP_COMMIT)' >$@
+$(BUILD)/obj/proto/hpp_procstats.o: $(BUILD)/commit.stamp
+$(BUILD)/obj/proto/hpp_procstats.o: CPPFLAGS += -DHPP_COMMIT='"$(HPP_COMMIT)"'
+.PHONY: FORCE
+
 # One archive per layer, linked top first: the sidecar's, the engine's
 # (decision library and service), the protocol's.
 $(BUILD)/libhppproto.a: $(PROTO_OBJ)
