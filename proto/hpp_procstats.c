@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -113,8 +114,17 @@ int hpp_procstats_read(hpp_procstats_t *out)
     if (!got) {
         return -1;
     }
-    return hpp_procstats_parse_stat(line, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE),
-                                    s_boot_time(), out);
+    if (hpp_procstats_parse_stat(line, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE),
+                                 s_boot_time(), out) != 0) {
+        return -1;
+    }
+    /* The stat line counts CPU time in clock ticks (10 ms); the clock has
+     * nanoseconds, so an idle daemon does not read 0 for minutes. */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0) {
+        out->cpu_seconds = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    }
+    return 0;
 }
 
 void hpp_procstats_write(FILE *fp, const hpp_procstats_t *ps)
@@ -124,7 +134,7 @@ void hpp_procstats_write(FILE *fp, const hpp_procstats_t *ps)
                 "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
                 "seconds.\n"
                 "# TYPE process_cpu_seconds_total counter\n"
-                "process_cpu_seconds_total %.2f\n"
+                "process_cpu_seconds_total %.6f\n"
                 "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
                 "# TYPE process_virtual_memory_bytes gauge\n"
                 "process_virtual_memory_bytes %llu\n"
