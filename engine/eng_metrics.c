@@ -39,6 +39,7 @@
 #define S_REQ_MAX 4096                         /* request line and headers */
 #define S_DEADLINE_MS 5000                     /* a connection's whole exchange */
 #define S_PAUSE_MS 100                         /* no accept after a failed one (EMFILE) */
+#define S_CACHE 16                             /* a thread's remembered rule names */
 
 _Static_assert((ENG_METRICS_MAX_RULES & S_MASK) == 0, "the table size is a power of two");
 _Static_assert(S_ROW % 8 == 0, "rows start on a cache line");
@@ -49,14 +50,23 @@ typedef struct {
     char *name;             /* owned copy */
 } s_rule_t;
 
+/* A rule name a thread has looked up: the pointer the decision carried,
+ * under the snapshot version it came from (a later snapshot may reuse the
+ * address for another name), and the slot it found. */
 typedef struct {
-    int fd;               /* -1 = free */
-    char in[S_REQ_MAX];   /* the request as read so far */
-    size_t inlen;         /* its bytes */
-    char *out;            /* the answer, once the request is whole (malloc'd) */
-    size_t outlen;        /* its bytes */
-    size_t outoff;        /* bytes sent */
-    int64_t deadline;     /* mono ms: closed then, whatever its state */
+    const char *rule; /* the decision's pointer, NULL = empty */
+    uint64_t version; /* its snapshot's version */
+    uint32_t slot;    /* rules[] index or S_OTHER */
+} s_cached_t;
+
+typedef struct {
+    int fd;             /* -1 = free */
+    char in[S_REQ_MAX]; /* the request as read so far */
+    size_t inlen;       /* its bytes */
+    char *out;          /* the answer, once the request is whole (malloc'd) */
+    size_t outlen;      /* its bytes */
+    size_t outoff;      /* bytes sent */
+    int64_t deadline;   /* mono ms: closed then, whatever its state */
 } s_conn_t;
 
 struct eng_metrics {
@@ -64,6 +74,7 @@ struct eng_metrics {
     size_t nrules;                         /* used slots (the adding thread's) */
     size_t nthreads;                       /* rows of counts */
     _Atomic uint64_t *counts;              /* nthreads rows of S_ROW counters */
+    s_cached_t (*cache)[S_CACHE];          /* per thread: its lookups (that thread only) */
     eng_metrics_collect_fn collect;        /* the server's stats, per scrape */
     void *collect_ctx;                     /* its context */
     int lfd;                               /* listening socket, -1 = none */
@@ -129,11 +140,12 @@ eng_metrics_t *eng_metrics_new(size_t nthreads, eng_error_t *err)
         if (self->counts) {
             memset(self->counts, 0, bytes);
         }
+        self->cache = calloc(nthreads ? nthreads : 1, sizeof *self->cache);
         for (size_t i = 0; i < ENG_METRICS_MAX_CONNS; i++) {
             self->conns[i].fd = -1;
         }
     }
-    if (!self || !self->counts) {
+    if (!self || !self->counts || !self->cache) {
         eng_metrics_destroy(&self);
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
         return NULL;
@@ -157,12 +169,10 @@ void eng_metrics_add_rules(eng_metrics_t *self, const eng_policy_t *pol)
     }
 }
 
-void eng_metrics_decision(eng_metrics_t *self, size_t thread, const char *rule)
+/* The slot of `rule` by hashing and probing; S_OTHER when absent. */
+static uint32_t s_find(const eng_metrics_t *self, const char *rule)
 {
-    if (!self || thread >= self->nthreads) {
-        return;
-    }
-    size_t slot = S_OTHER;
+    uint32_t slot = S_OTHER;
     if (rule && *rule) {
         uint32_t h = s_hash(rule);
         for (size_t i = h & S_MASK;; i = (i + 1) & S_MASK) {
@@ -171,11 +181,29 @@ void eng_metrics_decision(eng_metrics_t *self, size_t thread, const char *rule)
                 break;
             }
             if (r->hash == h && strcmp(r->name, rule) == 0) {
-                slot = i;
+                slot = (uint32_t)i;
                 break;
             }
         }
     }
+    return slot;
+}
+
+void eng_metrics_decision(eng_metrics_t *self, size_t thread, uint64_t version, const char *rule)
+{
+    if (!self || thread >= self->nthreads) {
+        return;
+    }
+    /* The same few names come again and again: remembered by pointer, a
+     * decision costs a compare instead of a hash and a string compare. */
+    uintptr_t p = (uintptr_t)rule;
+    s_cached_t *e = &self->cache[thread][(p >> 3 ^ p >> 9) & (S_CACHE - 1)];
+    if (e->rule != rule || e->version != version || !rule) {
+        e->rule = rule;
+        e->version = version;
+        e->slot = s_find(self, rule);
+    }
+    uint32_t slot = e->slot;
     /* One writer per row: a plain load and store, no locked instruction. */
     _Atomic uint64_t *c = &self->counts[thread * S_ROW + slot];
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
@@ -244,8 +272,7 @@ static void s_render_decisions(FILE *fp, const eng_metrics_t *self)
     }
     uint64_t other = s_rule_total(self, S_OTHER);
     if (other) {
-        fprintf(fp, "hpp_engine_decisions_total{rule=\"other\"} %llu\n",
-                (unsigned long long)other);
+        fprintf(fp, "hpp_engine_decisions_total{rule=\"other\"} %llu\n", (unsigned long long)other);
     }
 }
 
@@ -258,15 +285,14 @@ static void s_render_traffic(FILE *fp, const proto_stats_t *st)
     }
     s_head(fp, "hpp_engine_errors_total", "counter", "Error replies, by error code.");
     for (int i = 1; i < HPP_STATUS_COUNT; i++) {
-        fprintf(fp, "hpp_engine_errors_total{code=\"%s\"} %llu\n",
-                hpp_status_name((hpp_status_t)i), (unsigned long long)st->errors[i]);
+        fprintf(fp, "hpp_engine_errors_total{code=\"%s\"} %llu\n", hpp_status_name((hpp_status_t)i),
+                (unsigned long long)st->errors[i]);
     }
     static const struct {
         const char *name, *help;
         size_t off;
     } counters[] = {
-        {"hpp_engine_malformed_total",
-         "Frames that failed to decode or came with a bad envelope.",
+        {"hpp_engine_malformed_total", "Frames that failed to decode or came with a bad envelope.",
          offsetof(proto_stats_t, malformed)},
         {"hpp_engine_replies_dropped_total",
          "Replies that could not be delivered (the client's queue was full or it left).",
@@ -319,8 +345,8 @@ char *eng_metrics_render(const eng_metrics_t *self, const proto_stats_t *st, siz
 
 /* The HTTP server ------------------------------------------------------------ */
 
-int eng_metrics_parse_addr(const char *addr, char *host, size_t hostlen, char *port,
-                           size_t portlen, char *why, size_t whylen)
+int eng_metrics_parse_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen,
+                           char *why, size_t whylen)
 {
     const char *colon = strrchr(addr, ':');
     const char *h = addr;
@@ -669,6 +695,7 @@ void eng_metrics_destroy(eng_metrics_t **self_p)
         free(self->rules[i].name);
     }
     free(self->counts);
+    free(self->cache);
     free(self);
     *self_p = NULL;
 }

@@ -13,7 +13,7 @@
  *    one row of counters per deciding thread. Counting a decision hashes
  *    the rule name, probes the table (read-only for the deciders) and bumps
  *    a counter only that thread writes: no lock, no allocation, no shared
- *    cache line.
+ *    cache line. Each thread remembers its recent lookups by pointer.
  *  - a small HTTP/1.1 server on its own thread (poll, at most
  *    ENG_METRICS_MAX_CONNS connections, a request of at most 4 KiB within
  *    5 s, then Connection: close) answering GET/HEAD /metrics. On a scrape
@@ -30,8 +30,8 @@
 #include "eng_policy.h"
 #include "proto.h"
 
-#define ENG_METRICS_MAX_RULES 2048  /* table slots; 3/4 of them may hold names */
-#define ENG_METRICS_MAX_CONNS 8     /* scrapes served at once; more wait in the backlog */
+#define ENG_METRICS_MAX_RULES 2048 /* table slots; 3/4 of them may hold names */
+#define ENG_METRICS_MAX_CONNS 8    /* scrapes served at once; more wait in the backlog */
 
 typedef struct eng_metrics eng_metrics_t;
 
@@ -52,9 +52,12 @@ void eng_metrics_destroy(eng_metrics_t **self_p);
  * the table's capacity are counted under rule="other". */
 void eng_metrics_add_rules(eng_metrics_t *self, const eng_policy_t *pol);
 
-/* Counts one decision by `rule` on thread `thread`. Lock-free and
- * allocation-free; `self` may be NULL (metrics off). */
-void eng_metrics_decision(eng_metrics_t *self, size_t thread, const char *rule);
+/* Counts one decision by `rule` (the decision's pointer, valid as long as
+ * the snapshot of version `version` that made it) on thread `thread`.
+ * Lock-free and allocation-free; `self` may be NULL (metrics off). Each
+ * thread remembers the slots of the last names it saw, by pointer and
+ * version, so the usual cost is one compare. */
+void eng_metrics_decision(eng_metrics_t *self, size_t thread, uint64_t version, const char *rule);
 
 /* Fills `st` for one scrape: called on the HTTP thread. `hash` is storage
  * for st->policy_hash (the callback copies the hash there). */
@@ -63,8 +66,8 @@ typedef void (*eng_metrics_collect_fn)(void *ctx, proto_stats_t *st, char hash[6
 /* Splits "HOST:PORT" ("[::1]:9464" for IPv6; PORT 0..65535, 0 = any free
  * port). Returns 0, or -1 with why in `why`. For the flag's check and for
  * eng_metrics_serve. */
-int eng_metrics_parse_addr(const char *addr, char *host, size_t hostlen, char *port,
-                           size_t portlen, char *why, size_t whylen);
+int eng_metrics_parse_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen,
+                           char *why, size_t whylen);
 
 /* Binds `addr` and starts the HTTP thread, which calls `collect(ctx, ...)`
  * on each scrape until eng_metrics_destroy. Call it after the signals the

@@ -694,7 +694,7 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
     if (req->op == PROTO_OP_ROUTE) {
         eng_resolve(pol, &req->features, &d, NULL);
         if (d.status == HPP_OK) {
-            eng_metrics_decision(self->metrics, w->index, d.rule);
+            eng_metrics_decision(self->metrics, w->index, eng_snapshot_version(snap), d.rule);
         }
         eng_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
                            eng_snapshot_wire(snap));

@@ -26,8 +26,8 @@ static char *s_policy_text(int first, int n)
     cr_assert_not_null(src);
     size_t len = (size_t)snprintf(src, cap, "tier t\n");
     for (int i = first; i < first + n; i++) {
-        len += (size_t)snprintf(src + len, cap - len, "route r%d when prompt_tokens > %d { tier t }\n",
-                                i, i);
+        len += (size_t)snprintf(src + len, cap - len,
+                                "route r%d when prompt_tokens > %d { tier t }\n", i, i);
     }
     snprintf(src + len, cap - len, "route last { tier t }\n");
     return src;
@@ -55,13 +55,13 @@ Test(metrics, decisions_are_counted_by_rule_across_threads)
     eng_metrics_t *m = eng_metrics_new(2, NULL);
     cr_assert_not_null(m);
     eng_metrics_add_rules(m, pol);
-    eng_metrics_decision(m, 0, "r1");
-    eng_metrics_decision(m, 1, "r1");
-    eng_metrics_decision(m, 1, "r1");
-    eng_metrics_decision(m, 0, "direct");
-    eng_metrics_decision(m, 0, "not-a-rule"); /* never named: other */
-    eng_metrics_decision(m, 2, "r1");         /* no such thread: ignored */
-    eng_metrics_decision(NULL, 0, "r1");      /* metrics off */
+    eng_metrics_decision(m, 0, 1, "r1");
+    eng_metrics_decision(m, 1, 1, "r1");
+    eng_metrics_decision(m, 1, 1, "r1");
+    eng_metrics_decision(m, 0, 1, "direct");
+    eng_metrics_decision(m, 0, 1, "not-a-rule"); /* never named: other */
+    eng_metrics_decision(m, 2, 1, "r1");         /* no such thread: ignored */
+    eng_metrics_decision(NULL, 0, 1, "r1");      /* metrics off */
     char *text = s_render(m);
     cr_expect(strstr(text, "hpp_engine_decisions_total{rule=\"r1\"} 3\n"), "%s", text);
     cr_expect(strstr(text, "hpp_engine_decisions_total{rule=\"r0\"} 0\n"));
@@ -84,6 +84,32 @@ Test(metrics, decisions_are_counted_by_rule_across_threads)
     free(src);
 }
 
+/* A thread remembers a name by its pointer and snapshot version: a new
+ * snapshot may hold another name at the same address, and must count it. */
+Test(metrics, a_reused_address_under_a_new_version_is_looked_up_again)
+{
+    eng_catalog_t *cat = fixture_catalog(s_catalog);
+    char *src = s_policy_text(0, 3);
+    eng_policy_t *pol = fixture_policy(src, cat);
+    cr_assert_not_null(pol);
+    eng_metrics_t *m = eng_metrics_new(1, NULL);
+    eng_metrics_add_rules(m, pol);
+    char name[8];
+    strcpy(name, "r1");
+    eng_metrics_decision(m, 0, 1, name);
+    eng_metrics_decision(m, 0, 1, name);
+    strcpy(name, "r2");
+    eng_metrics_decision(m, 0, 2, name);
+    char *text = s_render(m);
+    cr_expect(strstr(text, "hpp_engine_decisions_total{rule=\"r1\"} 2\n"), "%s", text);
+    cr_expect(strstr(text, "hpp_engine_decisions_total{rule=\"r2\"} 1\n"), "%s", text);
+    free(text);
+    eng_metrics_destroy(&m);
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+    free(src);
+}
+
 /* Rule names only accumulate (a reload may rename every rule), so the table
  * is bounded: names past it count as "other" and the exposition stays
  * bounded too. */
@@ -101,8 +127,8 @@ Test(metrics, the_rule_table_is_bounded)
         eng_policy_destroy(&pol);
         free(src);
     }
-    eng_metrics_decision(m, 0, "r0");
-    eng_metrics_decision(m, 0, "r2699"); /* the last policy's: past the table */
+    eng_metrics_decision(m, 0, 1, "r0");
+    eng_metrics_decision(m, 0, 1, "r2699"); /* the last policy's: past the table */
     char *text = s_render(m);
     size_t series = 0;
     for (const char *p = text; (p = strstr(p, "\nhpp_engine_decisions_total{")); p++) {
@@ -131,7 +157,7 @@ Test(metrics, counting_a_decision_allocates_nothing)
     static const char *const names[] = {"r7", "last", "free", "nope", ""};
     alloc_count_start();
     for (int i = 0; i < 1000; i++) {
-        eng_metrics_decision(m, (size_t)i % 4, names[i % 5]);
+        eng_metrics_decision(m, (size_t)i % 4, 1, names[i % 5]);
     }
     unsigned long n = alloc_count_stop();
     cr_expect_eq(n, 0, "%lu allocations", n);
@@ -162,15 +188,14 @@ Test(metrics, listen_addresses)
         cr_expect_str_eq(host, good[i].host);
         cr_expect_str_eq(port, good[i].port);
     }
-    static const char *const bad[] = {"9464",           ":9464",      "127.0.0.1",
-                                      "127.0.0.1:",     "h:65536",    "h:12a",
-                                      "h:-1",           "::1:9464",   "h:999999",
-                                      "[::1]9464",      ""};
+    static const char *const bad[] = {
+        "9464", ":9464",    "127.0.0.1", "127.0.0.1:", "h:65536", "h:12a",
+        "h:-1", "::1:9464", "h:999999",  "[::1]9464",  ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why[0] = '\0';
-        cr_expect_neq(eng_metrics_parse_addr(bad[i], host, sizeof host, port, sizeof port, why,
-                                             sizeof why),
-                      0, "'%s' accepted", bad[i]);
+        cr_expect_neq(
+            eng_metrics_parse_addr(bad[i], host, sizeof host, port, sizeof port, why, sizeof why),
+            0, "'%s' accepted", bad[i]);
         cr_expect_neq(why[0], '\0', "'%s': no reason", bad[i]);
     }
 }
