@@ -39,7 +39,8 @@
 #define S_REQ_MAX 4096                         /* request line and headers */
 #define S_DEADLINE_MS 5000                     /* a connection's whole exchange */
 #define S_PAUSE_MS 100                         /* no accept after a failed one (EMFILE) */
-#define S_CACHE 16                             /* a thread's remembered rule names */
+#define S_LINGER_MS 1000 /* reading what a client still sends, after the answer */
+#define S_CACHE 16       /* a thread's remembered rule names */
 
 _Static_assert((ENG_METRICS_MAX_RULES & S_MASK) == 0, "the table size is a power of two");
 _Static_assert(S_ROW % 8 == 0, "rows start on a cache line");
@@ -66,6 +67,7 @@ typedef struct {
     char *out;          /* the answer, once the request is whole (malloc'd) */
     size_t outlen;      /* its bytes */
     size_t outoff;      /* bytes sent */
+    bool draining;      /* answer sent: reading to EOF before closing */
     int64_t deadline;   /* mono ms: closed then, whatever its state */
 } s_conn_t;
 
@@ -431,6 +433,7 @@ static void s_conn_close(s_conn_t *c)
     c->fd = -1;
     c->out = NULL;
     c->inlen = c->outlen = c->outoff = 0;
+    c->draining = false;
 }
 
 /* Sets the answer: status line, headers, and the body unless `head_only`. */
@@ -545,7 +548,24 @@ static void s_conn_write(s_conn_t *c)
     }
     c->outoff += n > 0 ? (size_t)n : 0;
     if (c->outoff == c->outlen) {
-        s_conn_close(c); /* Connection: close */
+        /* Connection: close. Closing with unread bytes (the rest of an
+         * oversized request) would send a reset that can destroy the answer
+         * before the client reads it: end our side, read to EOF, then close. */
+        shutdown(c->fd, SHUT_WR);
+        free(c->out);
+        c->out = NULL;
+        c->draining = true;
+        int64_t until = s_mono_ms() + S_LINGER_MS;
+        c->deadline = until < c->deadline ? until : c->deadline;
+    }
+}
+
+static void s_conn_drain(s_conn_t *c)
+{
+    char buf[4096];
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        s_conn_close(c);
     }
 }
 
@@ -622,6 +642,8 @@ static void *s_thread_main(void *arg)
                 s_accept(self, now, &paused_until);
             } else if (who[i]->out) {
                 s_conn_write(who[i]);
+            } else if (who[i]->draining) {
+                s_conn_drain(who[i]);
             } else {
                 s_conn_read(self, who[i]);
                 if (who[i]->out) {
