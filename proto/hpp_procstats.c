@@ -114,8 +114,8 @@ int hpp_procstats_read(hpp_procstats_t *out)
     if (!got) {
         return -1;
     }
-    if (hpp_procstats_parse_stat(line, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE),
-                                 s_boot_time(), out) != 0) {
+    if (hpp_procstats_parse_stat(line, sysconf(_SC_CLK_TCK), sysconf(_SC_PAGESIZE), s_boot_time(),
+                                 out) != 0) {
         return -1;
     }
     /* The stat line counts CPU time in clock ticks (10 ms); the clock has

@@ -17,15 +17,15 @@
 /* One reading of the process. A field /proc did not give stays 0 and its
  * `has_` flag false (then its series is left out of the exposition). */
 typedef struct {
-    bool has_stat;          /* /proc/self/stat was read */
-    double cpu_seconds;     /* user + system CPU time */
-    uint64_t virtual_bytes; /* virtual memory size */
-    uint64_t resident_bytes;/* resident set size */
-    double start_time;      /* Unix seconds the process started */
-    bool has_fds;           /* /proc/self/fd was listed */
-    uint64_t open_fds;      /* open file descriptors */
-    uint64_t max_fds;       /* RLIMIT_NOFILE soft limit, 0 = unlimited or unknown */
-    uint32_t threads;       /* threads of the process */
+    bool has_stat;           /* /proc/self/stat was read */
+    double cpu_seconds;      /* user + system CPU time */
+    uint64_t virtual_bytes;  /* virtual memory size */
+    uint64_t resident_bytes; /* resident set size */
+    double start_time;       /* Unix seconds the process started */
+    bool has_fds;            /* /proc/self/fd was listed */
+    uint64_t open_fds;       /* open file descriptors */
+    uint64_t max_fds;        /* RLIMIT_NOFILE soft limit, 0 = unlimited or unknown */
+    uint32_t threads;        /* threads of the process */
 } hpp_procstats_t;
 
 /* Reads /proc/self/stat, /proc/stat (boot time), /proc/self/fd and the
