@@ -254,6 +254,17 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(INC_$(firstword $(subst /, ,$<))) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
+# The source commit of the *_build_info metrics (proto/hpp_procstats.c), "unknown"
+# outside a git checkout. The stamp file is rewritten (at parse time, so an
+# unchanged commit rebuilds nothing) only when the commit differs, and that
+# one object depends on it.
+HPP_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+ifneq ($(HPP_COMMIT),$(shell cat $(BUILD)/commit.stamp 2>/dev/null))
+$(shell mkdir -p $(BUILD) && echo '$(HPP_COMMIT)' >$(BUILD)/commit.stamp)
+endif
+$(BUILD)/obj/proto/hpp_procstats.o: $(BUILD)/commit.stamp
+$(BUILD)/obj/proto/hpp_procstats.o: CPPFLAGS += -DHPP_COMMIT='"$(HPP_COMMIT)"'
+
 # One archive per layer, linked top first: the sidecar's, the engine's
 # (decision library and service), the protocol's.
 $(BUILD)/libhppproto.a: $(PROTO_OBJ)

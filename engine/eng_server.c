@@ -49,6 +49,7 @@
 
 #include "eng_cases.h"
 #include "eng_declog.h"
+#include "eng_metrics.h"
 #include "eng_msgpool.h"
 #include "eng_peers.h"
 #include "eng_policy_internal.h"
@@ -151,6 +152,7 @@ struct eng_server {
     int64_t pressure_at;                           /* frontend: last drop or refusal (mono ms) */
     bool burst;    /* frontend: there were drops or refusals: a client leaving calls for a trim */
     void *monitor; /* PAIR: disconnections of the client socket */
+    eng_metrics_t *metrics;  /* --metrics-listen: rule counters and HTTP thread, NULL = off */
     struct timespec started; /* start time, for uptime */
     s_worker_t front_worker; /* the frontend's own answering state (fast path) */
     proto_buf_t fout;        /* frontend's reply buffer (envelope errors) */
@@ -442,6 +444,7 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
         memcpy(hash, eng_snapshot_hash(snap), sizeof hash);
         /* Stays valid: only this thread publishes, and so frees. */
         self->rl_serving = snap;
+        eng_metrics_add_rules(self->metrics, eng_snapshot_policy(snap)); /* before it serves */
         if (first) {
             *first = snap;
         } else {
@@ -618,50 +621,71 @@ static void *s_reloader_main(void *arg)
 
 /* Workers ----------------------------------------------------------------- */
 
-static void s_stats(s_worker_t *w, const proto_id_t *id)
+/* Everything stats reports but the last reload, read through hazard slot
+ * `reader`; st->policy_hash points to `hash`. */
+static void s_collect(eng_server_t *self, size_t reader, proto_stats_t *st,
+                      char hash[ENG_SNAPSHOT_HASH_HEX])
 {
-    eng_server_t *self = w->server;
-    proto_stats_t st = {0};
     int nblocks = self->cfg.threads + 2;
     for (int b = 0; b < nblocks; b++) {
         s_counters_t *c = &self->ctr[b];
         for (int i = 0; i < PROTO_OP_COUNT; i++) {
-            st.requests[i] += atomic_load_explicit(&c->requests[i], memory_order_relaxed);
+            st->requests[i] += atomic_load_explicit(&c->requests[i], memory_order_relaxed);
         }
         for (int i = 0; i < HPP_STATUS_COUNT; i++) {
-            st.errors[i] += atomic_load_explicit(&c->errors[i], memory_order_relaxed);
+            st->errors[i] += atomic_load_explicit(&c->errors[i], memory_order_relaxed);
         }
-        st.malformed += atomic_load_explicit(&c->malformed, memory_order_relaxed);
-        st.dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
-        st.refused += atomic_load_explicit(&c->refused, memory_order_relaxed);
+        st->malformed += atomic_load_explicit(&c->malformed, memory_order_relaxed);
+        st->dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
+        st->refused += atomic_load_explicit(&c->refused, memory_order_relaxed);
     }
-    st.queued_bytes = (uint64_t)eng_peers_queued(self->peers);
-    st.decision_log_dropped = eng_declog_dropped(self->declog);
+    st->queued_bytes = (uint64_t)eng_peers_queued(self->peers);
+    st->decision_log_dropped = eng_declog_dropped(self->declog);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    st.uptime_s = (double)(now.tv_sec - self->started.tv_sec) +
-                  (double)(now.tv_nsec - self->started.tv_nsec) / 1e9;
-    st.threads = (uint32_t)self->cfg.threads;
-    st.policy = self->cfg.policy;
-    st.catalogs = self->cfg.catalogs;
-    st.ncatalogs = (uint32_t)self->cfg.ncatalogs;
-    st.reloads_ok = atomic_load(&self->reloads_ok);
-    st.reloads_failed = atomic_load(&self->reloads_failed);
-    const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+    st->uptime_s = (double)(now.tv_sec - self->started.tv_sec) +
+                   (double)(now.tv_nsec - self->started.tv_nsec) / 1e9;
+    st->threads = (uint32_t)self->cfg.threads;
+    st->policy = self->cfg.policy;
+    st->catalogs = self->cfg.catalogs;
+    st->ncatalogs = (uint32_t)self->cfg.ncatalogs;
+    st->reloads_ok = atomic_load(&self->reloads_ok);
+    st->reloads_failed = atomic_load(&self->reloads_failed);
+    const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, reader);
     size_t nm = 0, ne = 0;
     eng_catalog_models(eng_snapshot_catalog(snap), &nm);
     eng_catalog_endpoints(eng_snapshot_catalog(snap), &ne);
-    st.models = nm;
-    st.endpoints = ne;
-    st.policy_version = eng_snapshot_version(snap);
+    st->models = nm;
+    st->endpoints = ne;
+    st->policy_version = eng_snapshot_version(snap);
+    memcpy(hash, eng_snapshot_hash(snap), ENG_SNAPSHOT_HASH_HEX);
+    st->policy_hash = hash;
+    eng_snapcell_release(self->cell, reader);
+}
+
+static void s_stats(s_worker_t *w, const proto_id_t *id)
+{
+    eng_server_t *self = w->server;
+    proto_stats_t st = {0};
     char hash[ENG_SNAPSHOT_HASH_HEX];
-    memcpy(hash, eng_snapshot_hash(snap), sizeof hash);
-    st.policy_hash = hash;
-    eng_snapcell_release(self->cell, w->index);
+    s_collect(self, w->index, &st, hash);
     const char *lines[ENG_LOADLOG_LINES];
     pthread_mutex_lock(&self->rl_mu);
     s_reload_info(self, &st.last_reload, lines);
     proto_reply_stats(&w->out, id, &st);
+    pthread_mutex_unlock(&self->rl_mu);
+}
+
+/* eng_metrics_collect_fn: the stats of one scrape, on the metrics thread
+ * (hazard slot threads + 1). */
+static void s_metrics_collect(void *ctx, proto_stats_t *st, char hash[65])
+{
+    eng_server_t *self = ctx;
+    s_collect(self, (size_t)self->cfg.threads + 1, st, hash);
+    pthread_mutex_lock(&self->rl_mu);
+    st->last_reload.ok = self->rl_ok;
+    st->last_reload.at = self->rl_at;
+    st->last_reload.trigger = self->rl_trigger;
     pthread_mutex_unlock(&self->rl_mu);
 }
 
@@ -673,6 +697,9 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
     eng_decision_t d;
     if (req->op == PROTO_OP_ROUTE) {
         eng_resolve(pol, &req->features, &d, NULL);
+        if (d.status == HPP_OK) {
+            eng_metrics_decision(self->metrics, w->index, eng_snapshot_version(snap), d.rule);
+        }
         eng_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
                            eng_snapshot_wire(snap));
     } else {
@@ -1359,6 +1386,11 @@ const char *eng_server_endpoint(const eng_server_t *self)
     return self->endpoint;
 }
 
+const char *eng_server_metrics_address(const eng_server_t *self)
+{
+    return self->metrics ? eng_metrics_address(self->metrics) : NULL;
+}
+
 static void *s_socket(eng_server_t *self, int type, eng_error_t *err)
 {
     void *s = zmq_socket(self->ctx, type);
@@ -1519,6 +1551,11 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
         goto fail;
     }
+    /* Counting threads: the workers and the frontend (w->index). */
+    if (self->cfg.metrics_listen &&
+        !(self->metrics = eng_metrics_new((size_t)self->cfg.threads + 1, err))) {
+        goto fail;
+    }
     self->next_version = 1;
     eng_snapshot_t *first = NULL;
     if (!s_reload(self, "startup", &first)) {
@@ -1527,8 +1564,8 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
                       "(see the diagnostics above)");
         goto fail;
     }
-    /* Readers: the workers, then the frontend (slot `threads`). */
-    self->cell = eng_snapcell_new(&first, (size_t)self->cfg.threads + 1);
+    /* Readers: the workers, the frontend (slot `threads`), metrics (`threads` + 1). */
+    self->cell = eng_snapcell_new(&first, (size_t)self->cfg.threads + 2);
     if (!self->cell) {
         eng_snapshot_destroy(&first);
         eng_error_set(err, ENG_ERR_NOMEM, NULL, 0, 0, NULL, "out of memory");
@@ -1594,6 +1631,10 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     if (zmq_getsockopt(self->front, ZMQ_LAST_ENDPOINT, self->endpoint, &eplen) != 0) {
         snprintf(self->endpoint, sizeof self->endpoint, "%s", self->cfg.listen);
     }
+    if (self->metrics && eng_metrics_serve(self->metrics, self->cfg.metrics_listen,
+                                           s_metrics_collect, self, err) != 0) {
+        goto fail;
+    }
     void *const socks[S_WAIT_SOCKS] = {self->front, self->back, self->replies, self->monitor};
     self->epfd = s_watch_set(socks, self->sigfd);
     if (self->epfd < 0) {
@@ -1630,6 +1671,7 @@ fail:
 
 static void s_stop_threads(eng_server_t *self)
 {
+    eng_metrics_stop(self->metrics); /* its thread reads what the rest frees */
     if (self->reloader_started) {
         zmq_send(self->to_reloader, "$TERM", 5, 0);
         pthread_join(self->reloader, NULL);
@@ -1692,6 +1734,7 @@ void eng_server_destroy(eng_server_t **self_p)
     eng_declog_destroy(&self->declog);
     eng_peers_destroy(&self->peers); /* after zmq_ctx_term: no message counts on it now */
     eng_snapcell_destroy(&self->cell);
+    eng_metrics_destroy(&self->metrics); /* no thread counts on it now */
     if (self->epfd >= 0) {
         close(self->epfd);
     }

@@ -44,6 +44,7 @@ typedef struct {
     int peer_inflight; /* requests of one client at the workers; more are refused */
     int peer_queue_kb; /* reply bytes (of replies >= 2 KiB) unread by one client */
     int queue_mb;      /* the same, all clients together */
+    const char *metrics_listen; /* HOST:PORT of the Prometheus endpoint, NULL = off */
 } eng_server_cfg_t;
 
 /* Defaults: loopback :5555, bundled policy and catalog, one worker per core,
@@ -71,6 +72,10 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err);
 
 /* The bound endpoint with the real port ("tcp://127.0.0.1:43817"). */
 const char *eng_server_endpoint(const eng_server_t *self);
+
+/* The bound --metrics-listen address with the real port ("127.0.0.1:9464"),
+ * or NULL when metrics are off (eng_metrics.h). */
+const char *eng_server_metrics_address(const eng_server_t *self);
 
 /* Serves until SIGTERM/SIGINT, then drains (answers what is in flight and
  * what arrives within a short grace window, at most drain_ms) and returns 0.

@@ -17,6 +17,7 @@
 #include "eng_allow.h"
 #include "eng_cases.h"
 #include "eng_flags.h"
+#include "eng_metrics.h"
 #include "eng_server.h"
 #include "eng_snapshot.h"
 #include "hpp_keys.h"
@@ -94,6 +95,18 @@ static int s_queue_mb(void *opts, const char *flag, const char *arg)
     return eng_flag_int(flag, arg, 1, 1 << 20, &((s_opts_t *)opts)->cfg.queue_mb);
 }
 
+/* The form is checked here; resolving and binding come at startup. */
+static int s_metrics_listen(void *opts, const char *flag, const char *arg)
+{
+    char host[256], port[8], why[128], fmt[200];
+    if (eng_metrics_parse_addr(arg, host, sizeof host, port, sizeof port, why, sizeof why) != 0) {
+        snprintf(fmt, sizeof fmt, "%s, got '%%s'", why);
+        return eng_flag_error(flag, fmt, arg);
+    }
+    ((s_opts_t *)opts)->cfg.metrics_listen = arg;
+    return 0;
+}
+
 #define S_FIELD(f) offsetof(s_opts_t, f)
 
 static const eng_flag_t s_flags[] = {
@@ -140,6 +153,11 @@ static const eng_flag_t s_flags[] = {
      "fit becomes a short error (stats: refused, dropped) (default 4096)"},
     {"--queue-mb", "MB", s_queue_mb, 0,
      "the same bound for all clients together (stats: queued_bytes) (default 16)"},
+    {"--metrics-listen", "HOST:PORT", s_metrics_listen, 0,
+     "serve Prometheus metrics (GET /metrics: the stats op's counters, decisions by rule, "
+     "build info, process_*) over plain HTTP on HOST:PORT, e.g. 127.0.0.1:9464 (port 0 = "
+     "ephemeral). Off by default; keep HOST on loopback or a private network: the page has "
+     "no authentication"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
     {"--log-format", "FORMAT", eng_flag_log_format, 0,
      "text (default) or json: one JSON object a line {ts, level, module, msg}"},
@@ -381,6 +399,10 @@ int main(int argc, char **argv)
                 "%s is reachable from other hosts without CURVE: anyone who reaches it may "
                 "route, read stats and reload (see --curve-secret)",
                 eng_server_endpoint(server));
+    }
+    if (eng_server_metrics_address(server)) {
+        fprintf(stderr, "hpp-engine: metrics on http://%s/metrics\n",
+                eng_server_metrics_address(server));
     }
     fprintf(stderr, "hpp-engine: ready on %s\n", eng_server_endpoint(server));
     fflush(stderr);

@@ -5,6 +5,8 @@
  * class, "2xx" ... "5xx") so the request counter is a plain 2-D array.
  * Decision labels are copied once into the bounded table; rendering walks
  * the arrays and escapes label values as the exposition format requires.
+ * hpp_sidecar_build_info and the process_* series come from
+ * proto/hpp_procstats.c, which the engine's endpoint uses too.
  */
 #include "sc_metrics.h"
 
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "eng_decision.h"
+#include "hpp_procstats.h"
 
 static const int s_statuses[] = {200, 400, 402, 403, 404, 405, 413, 422,
                                  429, 431, 500, 502, 503, 504, 0};
@@ -505,6 +508,10 @@ char *sc_metrics_render(const sc_metrics_t *self, size_t *len)
     s_render_engines(self, fp);
     s_render_upstream(self, fp);
     s_render_connections(self, fp);
+    hpp_build_info_write(fp, "hpp_sidecar_build_info");
+    hpp_procstats_t ps;
+    hpp_procstats_read(&ps);
+    hpp_procstats_write(fp, &ps);
     if (fclose(fp) != 0) {
         free(buf);
         return NULL;

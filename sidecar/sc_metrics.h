@@ -120,7 +120,8 @@ void sc_metrics_inflight(sc_metrics_t *self, uint64_t n);
 void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, size_t n,
                         uint64_t disagreements);
 
-/* Renders every metric in the Prometheus text format (version 0.0.4).
+/* Renders every metric in the Prometheus text format (version 0.0.4),
+ * hpp_sidecar_build_info and the process_* series (read at the call) included.
  * Returns a malloc'd NUL-terminated buffer (caller frees) with its length
  * in *len, or NULL when out of memory. */
 char *sc_metrics_render(const sc_metrics_t *self, size_t *len);
