@@ -13,8 +13,9 @@ source tests/integration/check_lib.bash
 suite_setup
 
 root=$tmp/root
-make -s --no-print-directory install-client BUILD="$BUILD" DESTDIR="$root" PREFIX=/usr \
-    >"$tmp/install.log" 2>&1
+# A make of its own (not the one running the tests, whose flags it would inherit).
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory install-client \
+    BUILD="$BUILD" DESTDIR="$root" PREFIX=/usr >"$tmp/install.log" 2>&1
 check "make install-client DESTDIR=... PREFIX=/usr" 0 "$?"
 lib=$root/usr/lib
 check "library installed with its version" yes "$([ -f "$lib/libhppclient.so.1.0" ] && echo yes)"
