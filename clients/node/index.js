@@ -247,7 +247,9 @@ export class Client {
     if (!(resendMs >= 0)) throw new TypeError("resendMs: expected 0 (never) or more");
     this.timeoutMs = timeoutMs;
     this.resendMs = resendMs;
-    const opts = { linger: 0, reconnectInterval: 100, sendTimeout: Math.max(timeoutMs, 0) };
+    // A send waits for room (an engine to take it) at most one call's time, -1 = forever.
+    const sendTimeout = timeoutMs >= 0 ? timeoutMs : -1;
+    const opts = { linger: 0, reconnectInterval: 100, sendTimeout };
     if (eps.length > 1) opts.immediate = true;
     if (heartbeatMs > 0) {
       Object.assign(opts, {

@@ -245,7 +245,8 @@ HPP_CLIENT_API int hpp_client_submit(hpp_client_t *self, hpp_request_t *req, int
 HPP_CLIENT_API int hpp_client_await(hpp_client_t *self, const hpp_request_t *req, hpp_reply_t *rep,
                                     int timeout_ms);
 
-/* Receives the next reply, whatever its id (kept replies first). */
+/* Receives the next reply, whatever its id (kept replies first); an
+ * ok=false reply is returned as 0 too: check hpp_reply_ok. */
 HPP_CLIENT_API int hpp_client_recv(hpp_client_t *self, hpp_reply_t *rep, int timeout_ms);
 
 #ifdef __cplusplus
