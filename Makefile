@@ -169,7 +169,7 @@ CONFS := dist/engine.conf dist/sidecar.conf
 
 install:
 	@$(MAKE) --no-print-directory _have-libs
-	@$(MAKE) --no-print-directory $(JFLAG) _bins
+	@$(MAKE) --no-print-directory $(JFLAG) _bins install-client
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/cases $(DESTDIR)$(DATADIR)/examples/shared \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/hpprouter
@@ -293,9 +293,50 @@ $(BUILD)/hpp-engine: $(BUILD)/obj/engine/hpp_engine.o $(ENG_LIBS)
 $(BUILD)/hpp-sidecar: $(BUILD)/obj/sidecar/hpp_sidecar.o $(ALL_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/examples/%: $(BUILD)/obj/proto/examples/%.o $(BUILD)/libhppproto.a
+# libhppclient: the C client as a shared library for gateways. Its own
+# position-independent objects, built -fvisibility=hidden: only what
+# proto/hpprouter/client.h marks HPP_CLIENT_API is exported.
+CLIENT_MAJOR := 1
+CLIENT_MINOR := 0
+CLIENT_SRC := $(addprefix proto/,hpp_client.c hpp_client_msg.c hpp_keys.c hpp_file.c hpp_types.c \
+              hpp_request.c proto_mp.c proto_request.c proto_reply.c proto_json.c)
+CLIENT_SO := libhppclient.so.$(CLIENT_MAJOR).$(CLIENT_MINOR)
+CLIENT_LIB := $(BUILD)/libhppclient.so
+_all: $(CLIENT_LIB)
+
+# The examples use the public client API only, and link the shared library
+# as a gateway would (found next to them through the rpath).
+$(BUILD)/examples/%: $(BUILD)/obj/proto/examples/%.o $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -lhppclient -Wl,-rpath,'$$ORIGIN/..' $(LDFLAGS) $(SANFLAGS)
+
+.PHONY: install-client
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(INC_proto) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/$(CLIENT_SO): $(CLIENT_SRC:%.c=$(BUILD)/pic/%.o)
+	$(CC) -shared -Wl,-soname,libhppclient.so.$(CLIENT_MAJOR) -Wl,--no-undefined $(CFLAGS) \
+	    -o $@ $^ $(LDFLAGS) $(SANFLAGS) $(shell pkg-config --libs libzmq 2>/dev/null) -lm -pthread
+
+$(CLIENT_LIB): $(BUILD)/$(CLIENT_SO)
+	ln -sf $(CLIENT_SO) $(BUILD)/libhppclient.so.$(CLIENT_MAJOR)
+	ln -sf $(CLIENT_SO) $@
+
+# Installs the library, its header and hppclient.pc under
+# $(DESTDIR)$(PREFIX) (`make install` depends on it).
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+install-client: $(CLIENT_LIB)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/hpprouter
+	install -m 0644 $(BUILD)/$(CLIENT_SO) $(DESTDIR)$(LIBDIR)/$(CLIENT_SO)
+	ln -sf $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libhppclient.so.$(CLIENT_MAJOR)
+	ln -sf $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libhppclient.so
+	install -m 0644 proto/hpprouter/client.h $(DESTDIR)$(INCLUDEDIR)/hpprouter/client.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(CLIENT_MAJOR).$(CLIENT_MINOR)|' clients/c/hppclient.pc.in \
+	    >$(DESTDIR)$(LIBDIR)/pkgconfig/hppclient.pc
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
@@ -353,4 +394,4 @@ clean:
 
 .SECONDARY:
 
--include $(shell find $(BUILD)/obj build-fuzz/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pic build-fuzz/obj -name '*.d' 2>/dev/null)

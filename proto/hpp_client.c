@@ -607,12 +607,17 @@ int hpp_client_call(hpp_client_t *self, proto_request_t *req, hpp_reply_t *out, 
             s_err(self, rc, "no reply in %d ms (sent %d times)", timeout_ms, sends);
         }
     }
-    if (rc == HPP_OK && !out->r.ok) {
-        rc = s_err(self, HPP_ERR_ENGINE, "%.*s: %.*s", (int)out->r.code.len,
-                   out->r.code.ptr ? out->r.code.ptr : "", (int)out->r.message.len,
-                   out->r.message.ptr ? out->r.message.ptr : "");
+    return rc == HPP_OK ? hpp_client_engine_rc(self, out) : rc;
+}
+
+int hpp_client_engine_rc(hpp_client_t *self, const hpp_reply_t *rep)
+{
+    if (rep->r.ok) {
+        return HPP_OK;
     }
-    return rc;
+    return s_err(self, HPP_ERR_ENGINE, "%.*s: %.*s", (int)rep->r.code.len,
+                 rep->r.code.ptr ? rep->r.code.ptr : "", (int)rep->r.message.len,
+                 rep->r.message.ptr ? rep->r.message.ptr : "");
 }
 
 int hpp_client_route(hpp_client_t *self, const hpp_features_t *features, hpp_reply_t *out,

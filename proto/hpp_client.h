@@ -1,4 +1,11 @@
-/* hpp_client.h - a small C client for hpp-engine.
+/* hpp_client.h - the C client of hpp-engine, the project's own view.
+ *
+ * The public API is hpprouter/client.h (libhppclient, standard headers
+ * only, opaque requests and replies). This header adds what the project's
+ * own programs (tests, benchmarks) use on top of it: the reply as a struct
+ * to keep on the stack, and calls that take the codec's types
+ * (proto_request_t, hpp_features_t, proto_op_t, proto_id_t). Its functions
+ * are not exported by the shared library.
  *
  * One client = one ZeroMQ DEALER connected to one or several engines.
  * Requests may be pipelined: send several, then receive replies in any
@@ -75,87 +82,25 @@
 #include <stddef.h>
 #include <zmq.h>
 
+#include "hpprouter/client.h"
 #include "proto.h"
-
-/* Return codes: HPP_OK (0, the contract's own, hpp_request.h) or one of these. */
-typedef enum {
-    HPP_ERR_ARG = -1,       /* invalid argument (NULL, bad endpoint) */
-    HPP_ERR_TRANSPORT = -2, /* ZeroMQ failed */
-    HPP_ERR_TIMEOUT = -3,   /* no reply (or no room to send) in time */
-    HPP_ERR_PROTO = -4,     /* the reply is not valid protocol */
-    HPP_ERR_ENGINE = -5,    /* the engine answered ok=false: see reply.r.status */
-    HPP_ERR_NOMEM = -6,     /* allocation failed */
-} hpp_rc_t;
-
-/* "ok", "timeout", ... Never NULL. */
-const char *hpp_strerror(int rc);
-
-/* Replies the client keeps for hpp_client_recv_id while waiting for another
- * id. When full, the oldest is dropped (counted by hpp_client_dropped). */
-#define HPP_CLIENT_STASH 1024
-
-typedef struct hpp_client hpp_client_t;
-
-#define HPP_CLIENT_MAX_ENDPOINTS 8  /* engines one client connects to */
-#define HPP_CLIENT_HEARTBEAT_MS 500 /* default ZMTP heartbeat interval */
-#define HPP_CLIENT_RESEND_MS 100    /* default first resend of an unanswered request */
-
-/* How to connect. Start from hpp_client_opts_init(); a field left zero
- * (a struct zeroed by hand) means "off". */
-typedef struct {
-    const char *const *endpoints; /* 1 .. HPP_CLIENT_MAX_ENDPOINTS engines */
-    size_t nendpoints;            /* how many */
-    const char *curve_server_key; /* file: the engines' CURVE public key, or NULL */
-    const char
-        *curve_secret_key; /* file: this client's CURVE secret key, or NULL (both or neither) */
-    int heartbeat_ms;      /* ZMTP PING every this many ms; an engine silent for 3x is
-                              dropped. 0 = no heartbeat */
-    int resend_ms;         /* call/route/op: first resend of an unanswered request after this
-                              many ms, then doubling. 0 = send once */
-} hpp_client_opts_t;
-
-/* No endpoint, no CURVE, heartbeat HPP_CLIENT_HEARTBEAT_MS, resend
- * HPP_CLIENT_RESEND_MS. */
-void hpp_client_opts_init(hpp_client_opts_t *opts);
-
-/* Connects one DEALER to every endpoint of `opts` (read during the call
- * only). `zmq_ctx` may be NULL (the client then owns a context of its own)
- * or a context shared by several clients, which must outlive them. Returns
- * NULL with a message in errbuf: a bad endpoint, a key file that cannot be
- * read or is readable by others, a libzmq without CURVE. */
-hpp_client_t *hpp_client_new_opts(const hpp_client_opts_t *opts, void *zmq_ctx, char *errbuf,
-                                  size_t errlen);
-
-/* One endpoint, the defaults of hpp_client_opts_init except resend_ms = 0:
- * each request is sent once, as in the first versions of this client. */
-hpp_client_t *hpp_client_new(const char *endpoint, void *zmq_ctx, char *errbuf, size_t errlen);
-
-/* Closes the socket (pending requests are abandoned) and frees the client,
- * its stash and its own context; idempotent. */
-void hpp_client_destroy(hpp_client_t **self_p);
 
 /* A received reply. It owns the frame; `r` and `data` borrow from it until
  * hpp_reply_close() or the next receive into the same struct. Zero-initialise
  * before first use ({0}). */
-typedef struct {
+struct hpp_reply {
     proto_reply_t r;  /* decoded common fields and decision */
     const void *data; /* the raw reply frame (for proto_models_iter_init, proto_to_json) */
     size_t len;       /* its size */
     zmq_msg_t msg;    /* owner of the bytes */
     bool has_msg;     /* msg is initialised */
-} hpp_reply_t;
-
-/* Releases the frame; idempotent. */
-void hpp_reply_close(hpp_reply_t *rep);
+};
 
 /* Sends a request without waiting for its reply. When req->id is
  * PROTO_ID_NONE a fresh integer id is assigned and written back, so the
  * caller can hpp_client_recv_id() it. Waits at most timeout_ms (-1 =
  * forever) for room in the send queue. */
 int hpp_client_send(hpp_client_t *self, proto_request_t *req, int timeout_ms);
-
-/* Receives the next reply, whatever its id (stashed replies first). */
-int hpp_client_recv(hpp_client_t *self, hpp_reply_t *out, int timeout_ms);
 
 /* Receives the reply to `id`; replies to other ids that arrive meanwhile are
  * stashed for later calls. */
@@ -166,26 +111,15 @@ int hpp_client_recv_id(hpp_client_t *self, const proto_id_t *id, hpp_reply_t *ou
  * when the engine answered ok=false. */
 int hpp_client_call(hpp_client_t *self, proto_request_t *req, hpp_reply_t *out, int timeout_ms);
 
+/* HPP_ERR_ENGINE, with the engine's error as the client's errstr, when
+ * `rep` says ok=false; else HPP_OK. */
+int hpp_client_engine_rc(hpp_client_t *self, const hpp_reply_t *rep);
+
 /* One routing decision, synchronously. */
 int hpp_client_route(hpp_client_t *self, const hpp_features_t *features, hpp_reply_t *out,
                      int timeout_ms);
 
 /* Any op without features (models, stats, reload, ping), synchronously. */
 int hpp_client_op(hpp_client_t *self, proto_op_t op, hpp_reply_t *out, int timeout_ms);
-
-/* Replies dropped from a full stash so far. */
-size_t hpp_client_dropped(const hpp_client_t *self);
-
-/* What the client did on its own so far. */
-typedef struct {
-    size_t dropped;    /* replies dropped from a full stash (hpp_client_dropped) */
-    size_t resent;     /* requests sent again for want of a reply */
-    size_t duplicates; /* second replies to a resent request, dropped */
-} hpp_client_counters_t;
-
-void hpp_client_counters(const hpp_client_t *self, hpp_client_counters_t *out);
-
-/* The last error's details ("reply: v: required key missing"), "" if none. */
-const char *hpp_client_errstr(const hpp_client_t *self);
 
 #endif
