@@ -48,6 +48,30 @@ for f in usr/bin/hpp-engine usr/bin/hpp-sidecar usr/bin/hpp-policy \
     [ -f "$root/$f" ] || absent+="$f "
 done
 check "the package's files" "" "$absent"
+
+# The client library's two packages: the shared library, and the header,
+# link and pkg-config file a gateway builds against (in the multiarch
+# library folder), unpacked into the same root.
+libdeb=$(ls "$out"/libhppclient1_*.deb 2>/dev/null | head -n 1)
+devdeb=$(ls "$out"/libhppclient-dev_*.deb 2>/dev/null | head -n 1)
+if [ -n "$libdeb" ] && [ -n "$devdeb" ]; then
+    ok "make deb built $(basename "$libdeb") and $(basename "$devdeb")"
+    dpkg-deb -x "$libdeb" "$root"
+    dpkg-deb -x "$devdeb" "$root"
+    has_text "libhppclient-dev depends on libhppclient1" "libhppclient1 (=" "$(dpkg-deb -f "$devdeb" Depends)"
+    has_text "libhppclient1 depends on libzmq5" "libzmq5" "$(dpkg-deb -f "$libdeb" Depends)"
+    ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+    absent=""
+    for f in "usr/lib/$ma/libhppclient.so.1" "usr/lib/$ma/libhppclient.so" \
+        "usr/lib/$ma/pkgconfig/hppclient.pc" usr/include/hpprouter/client.h; do
+        [ -e "$root/$f" ] || absent+="$f "
+    done
+    check "the client packages' files" "" "$absent"
+    check "hppclient.pc points at the multiarch folder" "/usr/lib/$ma" \
+        "$(PKG_CONFIG_PATH="$root/usr/lib/$ma/pkgconfig" pkg-config --variable=libdir hppclient)"
+else
+    fail "make deb built the client library packages" "no $out/libhppclient1_*.deb or libhppclient-dev_*.deb"
+fi
 out=$(cd "$tmp" && "$root/usr/bin/hpp-policy" check 2>&1)
 has_text "the packaged hpp-policy checks the packaged policy" \
     "$root/usr/bin/../share/hpprouter/default.policy: ok" "$out"
