@@ -107,6 +107,12 @@ typedef struct {
     uint32_t cap; /* allocated */
 } s_pats_t;
 
+/* A group's or a rule's allow_providers / deny_providers patterns. */
+typedef struct {
+    s_pats_t allow; /* only endpoints of these providers (empty = any) */
+    s_pats_t deny;  /* never endpoints of these */
+} s_provs_t;
+
 typedef struct {
     uint32_t file;   /* where a tier/group/rule was defined */
     eng_span_t name; /* its name token */
@@ -139,6 +145,8 @@ typedef struct {
     s_def_t tier_defs[ENG_MAX_TIERS];    /* tier locations */
     s_pats_t *group_models;              /* per group */
     s_def_t *group_defs;                 /* group locations */
+    s_provs_t *group_provs;              /* per group */
+    s_provs_t *rule_provs;               /* per rule */
     s_pats_t *rule_prefer;               /* per rule */
     bool *rule_ff_set;                   /* per rule: free_fallback written */
     s_def_t *rule_defs;                  /* rule locations */
@@ -767,6 +775,10 @@ static void s_group(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
         } else if (pr->id == ENG_P_MODELS) {
             has_models = true;
             s_push_pats(c, &c->group_models[g], fi, pr);
+        } else if (pr->id == ENG_P_ALLOW_PROVIDERS) {
+            s_push_pats(c, &c->group_provs[g].allow, fi, pr);
+        } else if (pr->id == ENG_P_DENY_PROVIDERS) {
+            s_push_pats(c, &c->group_provs[g].deny, fi, pr);
         }
     }
     if (!has_models) {
@@ -1577,6 +1589,19 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
         case ENG_P_FREE_FALLBACK:
             s_switch(c, fi, &v[0], &r->free_fallback);
             break;
+        case ENG_P_ALLOW_PROVIDERS:
+            s_push_pats(c, &c->rule_provs[ri].allow, fi, pr);
+            break;
+        case ENG_P_DENY_PROVIDERS:
+            s_push_pats(c, &c->rule_provs[ri].deny, fi, pr);
+            break;
+        case ENG_P_MIN_CONTEXT: {
+            int64_t n = 0;
+            if (s_count(c, fi, &v[0], 1, (double)UINT32_MAX, &n)) {
+                r->min_context = (uint32_t)n;
+            }
+            break;
+        }
         default:
             break;
         }
@@ -1615,6 +1640,7 @@ static void s_route(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
     eng_prule_t *r = &pol->rules[ri];
     memset(r, 0, sizeof *r);
     memset(&c->rule_prefer[ri], 0, sizeof c->rule_prefer[ri]);
+    memset(&c->rule_provs[ri], 0, sizeof c->rule_provs[ri]);
     r->name = name;
     r->tier = -1;
     r->output = -1;
@@ -2095,6 +2121,22 @@ static void s_rule_order(const eng_policy_t *pol, eng_prule_t *r)
 }
 
 /* Warnings for patterns that match nothing and tiers with no model. */
+static void s_provider_warnings(s_comp_t *c, const s_pats_t *ps)
+{
+    const eng_policy_t *pol = c->pol;
+    for (uint32_t i = 0; i < ps->n; i++) {
+        const s_pat_t *p = &ps->v[i];
+        bool hit = false;
+        for (uint32_t e = 0; e < pol->neps && !hit; e++) {
+            hit =
+                eng_glob_match(p->pat, p->len, pol->eps[e].provider, strlen(pol->eps[e].provider));
+        }
+        if (!hit) {
+            s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog", p->pat);
+        }
+    }
+}
+
 static void s_catalog_warnings(s_comp_t *c)
 {
     const eng_policy_t *pol = c->pol;
@@ -2129,16 +2171,14 @@ static void s_catalog_warnings(s_comp_t *c)
             }
         }
     }
-    for (uint32_t i = 0; i < c->providers.n; i++) {
-        const s_pat_t *p = &c->providers.v[i];
-        bool hit = false;
-        for (uint32_t e = 0; e < pol->neps && !hit; e++) {
-            hit =
-                eng_glob_match(p->pat, p->len, pol->eps[e].provider, strlen(pol->eps[e].provider));
-        }
-        if (!hit) {
-            s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog", p->pat);
-        }
+    s_provider_warnings(c, &c->providers);
+    for (int g = 0; g < pol->ngroups; g++) {
+        s_provider_warnings(c, &c->group_provs[g].allow);
+        s_provider_warnings(c, &c->group_provs[g].deny);
+    }
+    for (uint32_t r = 0; r < pol->nrules; r++) {
+        s_provider_warnings(c, &c->rule_provs[r].allow);
+        s_provider_warnings(c, &c->rule_provs[r].deny);
     }
 }
 
@@ -2180,6 +2220,51 @@ static int s_group_sets(s_comp_t *c)
         }
     }
     return 0;
+}
+
+static bool s_provider_matches(const s_pats_t *ps, const eng_endpoint_t *e)
+{
+    for (uint32_t i = 0; i < ps->n; i++) {
+        if (eng_glob_match(ps->v[i].pat, ps->v[i].len, e->provider, e->provider_len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The endpoints allow_providers / deny_providers exclude, as a bit set, so
+ * the resolver tests one bit per candidate. NULL when there are no lists. */
+static uint64_t *s_provider_set(s_comp_t *c, const s_provs_t *pv)
+{
+    const eng_policy_t *pol = c->pol;
+    if (pv->allow.n == 0 && pv->deny.n == 0) {
+        return NULL;
+    }
+    uint64_t *set = calloc((pol->neps + 63) / 64 + 1, sizeof *set);
+    if (!set) {
+        c->oom = true;
+        return NULL;
+    }
+    for (uint32_t e = 0; e < pol->neps; e++) {
+        const eng_endpoint_t *ep = &pol->eps[e];
+        if ((pv->allow.n > 0 && !s_provider_matches(&pv->allow, ep)) ||
+            s_provider_matches(&pv->deny, ep)) {
+            s_set_bit(set, e);
+        }
+    }
+    return set;
+}
+
+static int s_provider_sets(s_comp_t *c)
+{
+    eng_policy_t *pol = c->pol;
+    for (int g = 0; g < pol->ngroups && !c->oom; g++) {
+        pol->groups[g].ep_deny = s_provider_set(c, &c->group_provs[g]);
+    }
+    for (uint32_t r = 0; r < pol->nrules && !c->oom; r++) {
+        pol->rules[r].ep_deny = s_provider_set(c, &c->rule_provs[r]);
+    }
+    return c->oom ? -1 : 0;
 }
 
 /* For lazy hint evaluation: each hint test records 1 + the last hint rule
@@ -2232,10 +2317,12 @@ static void s_passes(s_comp_t *c)
     c->rule_defs = calloc(nrules + 1, sizeof *c->rule_defs);
     c->rule_prefer = calloc(nrules + 1, sizeof *c->rule_prefer);
     c->rule_ff_set = calloc(nrules + 1, sizeof *c->rule_ff_set);
+    c->group_provs = calloc(ngroups + 1, sizeof *c->group_provs);
+    c->rule_provs = calloc(nrules + 1, sizeof *c->rule_provs);
     pol->rules = calloc(nrules + 1, sizeof *pol->rules);
     c->cap_rules = nrules + 1;
     if (!pol->groups || !c->group_models || !c->group_defs || !c->rule_defs || !c->rule_prefer ||
-        !c->rule_ff_set || !pol->rules) {
+        !c->rule_ff_set || !c->group_provs || !c->rule_provs || !pol->rules) {
         c->oom = true;
         return;
     }
@@ -2308,6 +2395,16 @@ static void s_comp_free(s_comp_t *c)
     }
     free(c->group_models);
     free(c->group_defs);
+    for (int g = 0; c->group_provs && g < c->pol->ngroups; g++) {
+        s_pats_free(&c->group_provs[g].allow);
+        s_pats_free(&c->group_provs[g].deny);
+    }
+    free(c->group_provs);
+    for (uint32_t r = 0; c->rule_provs && r < c->pol->nrules; r++) {
+        s_pats_free(&c->rule_provs[r].allow);
+        s_pats_free(&c->rule_provs[r].deny);
+    }
+    free(c->rule_provs);
     if (c->rule_prefer) {
         for (uint32_t r = 0; r < c->pol->nrules; r++) {
             s_pats_free(&c->rule_prefer[r]);
@@ -2392,7 +2489,7 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
     if (c->oom || c->nerrors > 0) {
         goto fail;
     }
-    if (s_group_sets(c) != 0 || s_tables(c) != 0) {
+    if (s_group_sets(c) != 0 || s_provider_sets(c) != 0 || s_tables(c) != 0) {
         goto fail;
     }
     s_anchor_table(pol);
@@ -2467,12 +2564,14 @@ void eng_policy_destroy(eng_policy_t **self_p)
     if (pol->groups) {
         for (int g = 0; g < pol->ngroups; g++) {
             free(pol->groups[g].allow);
+            free(pol->groups[g].ep_deny);
         }
     }
     free(pol->groups);
     if (pol->rules) {
         for (uint32_t r = 0; r < pol->nrules; r++) {
             free(pol->rules[r].pref_set);
+            free(pol->rules[r].ep_deny);
         }
     }
     free(pol->rules);

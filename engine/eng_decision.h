@@ -45,6 +45,8 @@ typedef enum {
     ENG_REJ_PROVIDER,      /* providers_only / _ignore / allow_fallbacks exclude the endpoint */
     ENG_REJ_MAX_PRICE,     /* a price of the endpoint is above the request's max_price */
     ENG_REJ_MAX_OUTPUT,    /* output (+ reasoning) tokens exceed the model's max output */
+    ENG_REJ_POLICY_PROVIDER, /* the group's or rule's allow_/deny_providers exclude the endpoint */
+    ENG_REJ_MIN_CONTEXT,     /* the window is below the rule's min_context */
     ENG_REJ_COUNT
 } eng_reject_t;
 

@@ -38,6 +38,10 @@ static const eng_propdef_t s_propdefs[] = {
      "model patterns keys of this group may reach"},
     {ENG_ST_GROUP, ENG_P_MULTIPLIER, "multiplier", ENG_V_NUMBER, 1, 1,
      "price multiplier applied to estimates (1 = list price)"},
+    {ENG_ST_GROUP, ENG_P_ALLOW_PROVIDERS, "allow_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: keys of this group reach only endpoints of these providers"},
+    {ENG_ST_GROUP, ENG_P_DENY_PROVIDERS, "deny_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: keys of this group never reach endpoints of these providers"},
     {ENG_ST_ROUTE, ENG_P_TIER, "tier", ENG_V_WORD | ENG_V_STRING, 1, 1, "the tier to pick from"},
     {ENG_ST_ROUTE, ENG_P_PREFER, "prefer", ENG_V_STRING, 1, 64,
      "model patterns tried first within each tier, in this order"},
@@ -48,6 +52,12 @@ static const eng_propdef_t s_propdefs[] = {
     {ENG_ST_ROUTE, ENG_P_STEP, "step", ENG_V_WORD, 1, 2, "overrides the settings' step"},
     {ENG_ST_ROUTE, ENG_P_FREE_FALLBACK, "free_fallback", ENG_V_WORD, 1, 1,
      "overrides the settings' free_fallback"},
+    {ENG_ST_ROUTE, ENG_P_ALLOW_PROVIDERS, "allow_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: the rule picks only endpoints of these providers"},
+    {ENG_ST_ROUTE, ENG_P_DENY_PROVIDERS, "deny_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: the rule never picks endpoints of these providers"},
+    {ENG_ST_ROUTE, ENG_P_MIN_CONTEXT, "min_context", ENG_V_NUMBER, 1, 1,
+     "least context window (tokens) a model needs to be picked by the rule"},
     {0, 0, NULL, 0, 0, 0, NULL},
 };
 

@@ -101,6 +101,9 @@ typedef enum {
     ENG_P_TIER,           /* route */
     ENG_P_REQUIRE,        /* route */
     ENG_P_OUTPUT,         /* route */
+    ENG_P_ALLOW_PROVIDERS, /* group, route */
+    ENG_P_DENY_PROVIDERS,  /* group, route */
+    ENG_P_MIN_CONTEXT,     /* route */
     ENG_P_COUNT
 } eng_propid_t;
 

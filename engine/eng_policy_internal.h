@@ -127,6 +127,7 @@ typedef struct {
     const char *name;  /* "default" */
     uint32_t permille; /* price multiplier in thousandths */
     uint64_t *allow;   /* bit per model: reachable; NULL = every model */
+    uint64_t *ep_deny; /* bit per endpoint: excluded by allow_/deny_providers; NULL = none */
 } eng_pgroup_t;
 
 typedef struct {
@@ -146,6 +147,9 @@ typedef struct {
     uint32_t pref_first;             /* preferred model indexes in prefer_pool[] */
     uint32_t pref_count;             /* their count (0 = none) */
     uint64_t *pref_set;              /* bit per model: preferred by this rule; NULL if none */
+    uint64_t *ep_deny;               /* bit per endpoint: excluded by allow_/deny_providers;
+                                      * NULL = none */
+    uint32_t min_context;            /* least window a candidate needs (0 = none) */
     uint8_t order[2][ENG_MAX_TIERS]; /* tiers to visit: [0] without budget, [1] with */
     uint8_t norder[2];               /* used entries of order[] */
 } eng_prule_t;
