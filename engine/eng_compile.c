@@ -145,6 +145,7 @@ typedef struct {
     s_def_t tier_defs[ENG_MAX_TIERS];    /* tier locations */
     s_pats_t *group_models;              /* per group */
     s_def_t *group_defs;                 /* group locations */
+    s_def_t word_defs[ENG_MAX_WORDS];    /* where each hint word was first written */
     s_provs_t *group_provs;              /* per group */
     s_provs_t *rule_provs;               /* per rule */
     s_pats_t *rule_prefer;               /* per rule */
@@ -681,6 +682,12 @@ static void s_tier(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
             if (!s_number(c, fi, &v[0], &usd, &money)) {
                 continue;
             }
+            if (!money) {
+                /* Reported, then read as written with '$' so that the band
+                 * checks below do not add follow-on errors. */
+                s_err(c, fi, s_tspan(&v[0]), "tier max is money in USD per 1M tokens: write $%.*s",
+                      (int)(v[0].end - v[0].start), c->files[fi].src + v[0].start);
+            }
             if (usd < 0 || usd > 1e6) {
                 s_err(c, fi, s_tspan(&v[0]), "tier max must be from $0 to $1000000 per 1M tokens");
                 continue;
@@ -900,6 +907,8 @@ static int s_word(s_comp_t *c, uint32_t fi, eng_span_t at, const char *w, size_t
     }
     pol->words[pol->nwords] = p;
     pol->word_len[pol->nwords] = (uint32_t)len;
+    c->word_defs[pol->nwords].file = fi;
+    c->word_defs[pol->nwords].name = at;
     return (int)pol->nwords++;
 }
 
@@ -1181,8 +1190,14 @@ static const s_fielddef_t *s_name_field(s_comp_t *c, uint32_t fi, const eng_xnod
                                      d->name, d->field == ENG_F_META ? ".KEY" : "");
         }
         eng_span_t at = {x->span.off, len};
-        s_err(c, fi, at, "unknown field '%.*s' (expected one of: %s)", (int)len, src + x->span.off,
-              list);
+        char dym[300];
+        eng_suggest_t sg;
+        eng_suggest_init(&sg, src + x->span.off, len);
+        for (const s_fielddef_t *d = s_fields; d->name; d++) {
+            eng_suggest_add(&sg, d->name, strlen(d->name));
+        }
+        s_err(c, fi, at, "unknown field '%.*s'%s (expected one of: %s)", (int)len,
+              src + x->span.off, eng_suggest_text(&sg, dym, sizeof dym), list);
         return NULL;
     }
     if (f->field == ENG_F_META && x->key.len == 0) {
@@ -1268,6 +1283,11 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
                   c->files[fi].src + rhs->span.off, f->name);
             return -1;
         }
+        if (!money && f->field == ENG_F_BUDGET) {
+            s_err(c, fi, rhs->span, "budget is money in USD: write $%.*s", (int)rhs->span.len,
+                  c->files[fi].src + rhs->span.off);
+            return -1;
+        }
         n = s_cnode(c, ENG_C_NUM);
         if (n >= 0) {
             c->pol->nodes[n].field = (uint8_t)f->field;
@@ -1296,6 +1316,15 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
     }
     case T_SET: {
         uint64_t mask;
+        if (rhs->kind == ENG_X_NAME && op >= ENG_OP_HAS && op <= ENG_OP_HAS_ALL) {
+            const char *src = c->files[fi].src;
+            s_err(c, fi, rhs->span, "hint words are quoted: write %s \"%.*s\"",
+                  op == ENG_OP_HAS       ? "has"
+                  : op == ENG_OP_HAS_ALL ? "has all"
+                                         : "has any",
+                  (int)rhs->span.len, src + rhs->span.off);
+            return -1;
+        }
         if (op == ENG_OP_HAS && rhs->kind == ENG_X_STRING) {
             op = ENG_OP_HAS_ANY;
         } else if (op == ENG_OP_HAS) {
@@ -1552,9 +1581,15 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
             }
             r->tier = s_find_tier(c->pol, tn);
             if (r->tier < 0) {
-                char list[256];
+                char list[256], dym[300];
                 s_tier_list(c->pol, list, sizeof list);
-                s_err(c, fi, s_tspan(&v[0]), "unknown tier '%s' (expected one of: %s)", tn,
+                eng_suggest_t sg;
+                eng_suggest_init(&sg, tn, strlen(tn));
+                for (int t = 0; t < c->pol->ntiers; t++) {
+                    eng_suggest_add(&sg, c->pol->tiers[t].name, strlen(c->pol->tiers[t].name));
+                }
+                s_err(c, fi, s_tspan(&v[0]), "unknown tier '%s'%s (expected one of: %s)", tn,
+                      eng_suggest_text(&sg, dym, sizeof dym),
                       c->pol->ntiers ? list : "none defined before this rule");
             }
             break;
@@ -1571,10 +1606,17 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
                     }
                 }
                 if (found < 0) {
+                    char dym[300];
+                    eng_suggest_t sg;
+                    eng_suggest_init(&sg, c->files[fi].src + v[k].start, v[k].end - v[k].start);
+                    for (int q = 0; q < HPP_NCAPS; q++) {
+                        eng_suggest_add(&sg, hpp_caps[q].name, strlen(hpp_caps[q].name));
+                    }
                     s_err(c, fi, s_tspan(&v[k]),
-                          "unknown capability '%.*s' (expected one of: vision, tools, json, "
+                          "unknown capability '%.*s'%s (expected one of: vision, tools, json, "
                           "reasoning)",
-                          (int)(v[k].end - v[k].start), c->files[fi].src + v[k].start);
+                          (int)(v[k].end - v[k].start), c->files[fi].src + v[k].start,
+                          eng_suggest_text(&sg, dym, sizeof dym));
                 } else {
                     r->caps |= hpp_caps[found].bit;
                 }
@@ -2132,7 +2174,14 @@ static void s_provider_warnings(s_comp_t *c, const s_pats_t *ps)
                 eng_glob_match(p->pat, p->len, pol->eps[e].provider, strlen(pol->eps[e].provider));
         }
         if (!hit) {
-            s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog", p->pat);
+            char dym[300];
+            eng_suggest_t sg;
+            eng_suggest_init(&sg, p->pat, p->len);
+            for (uint32_t e = 0; e < pol->neps; e++) {
+                eng_suggest_add(&sg, pol->eps[e].provider, pol->eps[e].provider_len);
+            }
+            s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog%s", p->pat,
+                   eng_suggest_text(&sg, dym, sizeof dym));
         }
     }
 }
@@ -2166,7 +2215,14 @@ static void s_catalog_warnings(s_comp_t *c)
                     s_warn(c, p->file, p->span, "pattern '%s' matches no model in the catalog",
                            p->pat);
                 } else {
-                    s_warn(c, p->file, p->span, "model '%s' is not in the catalog", p->pat);
+                    char dym[300];
+                    eng_suggest_t sg;
+                    eng_suggest_init(&sg, p->pat, p->len);
+                    for (uint32_t m = 0; m < pol->nmodels; m++) {
+                        eng_suggest_add(&sg, pol->models[m].id, strlen(pol->models[m].id));
+                    }
+                    s_warn(c, p->file, p->span, "model '%s' is not in the catalog%s", p->pat,
+                           eng_suggest_text(&sg, dym, sizeof dym));
                 }
             }
         }
@@ -2190,6 +2246,89 @@ static void s_tier_warnings(s_comp_t *c)
             const s_def_t *d = &c->tier_defs[t];
             s_warn(c, d->file, d->name, "tier '%s' holds no model of the catalog",
                    pol->tiers[t].name);
+        }
+    }
+}
+
+/* The band a blended price falls in, ignoring tiers' `models` lists; -1 none. */
+static int s_band_tier(const eng_policy_t *pol, hpp_pusd_t blend)
+{
+    for (int t = 0; t < pol->ntiers; t++) {
+        const eng_ptier_t *pt = &pol->tiers[t];
+        if (pt->has_band && (pt->max < 0 || blend <= pt->max)) {
+            return t;
+        }
+    }
+    return -1;
+}
+
+/* A tier that lists models by hand takes them out of the tier their price
+ * puts them in: a rule that targets that tier no longer sees them, which is
+ * easy to miss. One warning per pattern, naming the first model it moves. */
+static void s_tier_models_warnings(s_comp_t *c)
+{
+    const eng_policy_t *pol = c->pol;
+    for (int t = 0; t < pol->ntiers; t++) {
+        const s_pats_t *ps = &c->tier_models[t];
+        for (uint32_t i = 0; i < ps->n; i++) {
+            const s_pat_t *p = &ps->v[i];
+            uint32_t moved = 0, first = 0;
+            int from = -1;
+            for (uint32_t m = 0; m < pol->nmodels; m++) {
+                const char *id = pol->models[m].id;
+                if (pol->model_tier[m] != t || pol->model_ep[m] < 0 ||
+                    !eng_glob_match(p->pat, p->len, id, strlen(id))) {
+                    continue;
+                }
+                int band = s_band_tier(pol, pol->model_blend[m]);
+                if (band >= 0 && band != t) {
+                    if (moved++ == 0) {
+                        first = m;
+                        from = band;
+                    }
+                }
+            }
+            if (moved == 1) {
+                s_warn(c, p->file, p->span,
+                       "tier '%s' takes model '%s' out of its price tier '%s' (rules that target "
+                       "'%s' no longer see it)",
+                       pol->tiers[t].name, pol->models[first].id, pol->tiers[from].name,
+                       pol->tiers[from].name);
+            } else if (moved > 1) {
+                s_warn(c, p->file, p->span,
+                       "tier '%s' takes %u models out of their price tiers (first: '%s' from "
+                       "'%s')",
+                       pol->tiers[t].name, moved, pol->models[first].id, pol->tiers[from].name);
+            }
+        }
+    }
+}
+
+/* A hint word some test asks about that no hint rule sets, close to one a
+ * rule does set, is most likely a misspelling (requests may still send it,
+ * so this is a warning and only when a near word exists). */
+static void s_hint_word_warnings(s_comp_t *c)
+{
+    const eng_policy_t *pol = c->pol;
+    uint64_t set = 0;
+    for (uint32_t j = 0; j < pol->nhints; j++) {
+        set |= UINT64_C(1) << pol->hints[j].word;
+    }
+    for (uint32_t b = 0; b < pol->nwords; b++) {
+        if ((set >> b & 1) || c->word_defs[b].name.len == 0) {
+            continue;
+        }
+        eng_suggest_t sg;
+        eng_suggest_init(&sg, pol->words[b], pol->word_len[b]);
+        for (uint32_t k = 0; k < pol->nwords; k++) {
+            if (set >> k & 1) {
+                eng_suggest_add(&sg, pol->words[k], pol->word_len[k]);
+            }
+        }
+        if (sg.best) {
+            char dym[300];
+            s_warn(c, c->word_defs[b].file, c->word_defs[b].name, "no hint rule sets hint '%s'%s",
+                   pol->words[b], eng_suggest_text(&sg, dym, sizeof dym));
         }
     }
 }
@@ -2497,6 +2636,8 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
         s_rule_order(pol, &pol->rules[i]);
     }
     s_tier_warnings(c);
+    s_tier_models_warnings(c);
+    s_hint_word_warnings(c);
     s_comp_free(c);
     eng_diags_sort_from(diags, first_diag);
     return pol;

@@ -197,3 +197,91 @@ void eng_diags_print(const eng_diags_t *self, FILE *out)
                 self->counts[0] == 1 ? "" : "s", self->counts[1], self->counts[1] == 1 ? "" : "s");
     }
 }
+
+/* Did you mean --------------------------------------------------------------- */
+
+/* Longest name compared: longer ones are not misspellings worth a hint. */
+#define S_SUGGEST_MAX 128
+
+static int s_fold(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Optimal string alignment distance, rows of the dynamic programme on the
+ * stack (both lengths are at most S_SUGGEST_MAX). */
+static unsigned s_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    unsigned prev2[S_SUGGEST_MAX + 1], prev[S_SUGGEST_MAX + 1], cur[S_SUGGEST_MAX + 1];
+    for (size_t j = 0; j <= lb; j++) {
+        prev[j] = (unsigned)j;
+        prev2[j] = 0;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned cost = s_fold((unsigned char)a[i - 1]) != s_fold((unsigned char)b[j - 1]);
+            unsigned d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d) {
+                d = cur[j - 1] + 1;
+            }
+            if (prev[j - 1] + cost < d) {
+                d = prev[j - 1] + cost;
+            }
+            if (i > 1 && j > 1 &&
+                s_fold((unsigned char)a[i - 1]) == s_fold((unsigned char)b[j - 2]) &&
+                s_fold((unsigned char)a[i - 2]) == s_fold((unsigned char)b[j - 1]) &&
+                prev2[j - 2] + 1 < d) {
+                d = prev2[j - 2] + 1;
+            }
+            cur[j] = d;
+        }
+        memcpy(prev2, prev, (lb + 1) * sizeof *prev);
+        memcpy(prev, cur, (lb + 1) * sizeof *prev);
+    }
+    return prev[lb];
+}
+
+void eng_suggest_init(eng_suggest_t *s, const char *word, size_t len)
+{
+    s->word = word;
+    s->len = len;
+    s->best = NULL;
+    s->best_len = 0;
+    s->best_d = UINT32_MAX;
+}
+
+void eng_suggest_add(eng_suggest_t *s, const char *name, size_t len)
+{
+    if (!name || len == 0 || len > S_SUGGEST_MAX || s->len == 0 || s->len > S_SUGGEST_MAX) {
+        return;
+    }
+    size_t diff = len > s->len ? len - s->len : s->len - len;
+    if (diff >= s->best_d) {
+        return; /* cannot beat the best so far */
+    }
+    unsigned d = s_distance(s->word, s->len, name, len);
+    size_t longer = len > s->len ? len : s->len;
+    unsigned limit = (unsigned)(longer / 3 > 0 ? longer / 3 : 1);
+    if (d == 0 && len == s->len && memcmp(name, s->word, len) == 0) {
+        return; /* the word itself: nothing to suggest */
+    }
+    if (d > limit || d >= s->len || (s->best && d >= s->best_d)) {
+        return;
+    }
+    s->best = name;
+    s->best_len = len;
+    s->best_d = d;
+}
+
+const char *eng_suggest_text(const eng_suggest_t *s, char *buf, size_t n)
+{
+    if (n == 0) {
+        return "";
+    }
+    buf[0] = '\0';
+    if (s->best) {
+        snprintf(buf, n, "; did you mean '%.*s'?", (int)s->best_len, s->best);
+    }
+    return buf;
+}

@@ -359,6 +359,12 @@ static int32_t s_list(s_parser_t *p)
     s_advance(p); /* [ */
     int32_t head = -1, tail = -1;
     while (!s_is(p, ENG_TOK_RBRACKET)) {
+        if (s_is(p, ENG_TOK_IDENT)) {
+            s_error(p, p->cur.start, p->cur.end - p->cur.start,
+                    "list items are quoted strings or numbers: write \"%.*s\"",
+                    (int)(p->cur.end - p->cur.start), p->ast->src + p->cur.start);
+            return -1;
+        }
         if (!s_is(p, ENG_TOK_STRING) && !s_is(p, ENG_TOK_NUMBER)) {
             s_expected(p, "a string or a number in the list");
             return -1;
@@ -583,10 +589,17 @@ static void s_unknown_prop(s_parser_t *p, eng_stkind_t kind)
                                      d->name);
         }
     }
-    char buf[64];
+    char buf[64], dym[300];
+    eng_suggest_t sg;
+    eng_suggest_init(&sg, p->ast->src + p->cur.start, p->cur.end - p->cur.start);
+    for (const eng_propdef_t *d = s_propdefs; d->name; d++) {
+        if (d->stmt == kind) {
+            eng_suggest_add(&sg, d->name, strlen(d->name));
+        }
+    }
     s_error(p, p->cur.start, p->cur.end - p->cur.start,
-            "unknown property %s for %s (expected one of: %s)", s_describe(p, buf, sizeof buf),
-            s_stmt_names[kind], list);
+            "unknown property %s for %s%s (expected one of: %s)", s_describe(p, buf, sizeof buf),
+            s_stmt_names[kind], eng_suggest_text(&sg, dym, sizeof dym), list);
 }
 
 static const char *s_vkinds_name(unsigned k)
@@ -813,10 +826,18 @@ eng_ast_t *eng_parse(const char *name, const char *src, size_t len, eng_diags_t 
         }
         int kind = s_stmt_kind(p);
         if (kind < 0) {
-            char buf[64];
+            char buf[64], dym[300] = "";
+            if (s_is(p, ENG_TOK_IDENT)) {
+                eng_suggest_t sg;
+                eng_suggest_init(&sg, p->ast->src + p->cur.start, p->cur.end - p->cur.start);
+                for (int k = 0; k < ENG_ST_COUNT; k++) {
+                    eng_suggest_add(&sg, s_stmt_names[k], strlen(s_stmt_names[k]));
+                }
+                eng_suggest_text(&sg, dym, sizeof dym);
+            }
             s_error(p, p->cur.start, p->cur.end - p->cur.start,
-                    "expected a statement (include, settings, tier, group, hint, route), got %s",
-                    s_describe(p, buf, sizeof buf));
+                    "expected a statement (include, settings, tier, group, hint, route), got %s%s",
+                    s_describe(p, buf, sizeof buf), dym);
         } else if (!s_statement(p, (eng_stkind_t)kind, &depth)) {
             /* Skip what remains of the statement; an error without a report
              * (a lexical one already shown) still needs the skip. */

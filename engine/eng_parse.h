@@ -90,17 +90,17 @@ typedef enum {
 
 /* Property keys; each belongs to one statement kind (table in eng_parse.c). */
 typedef enum {
-    ENG_P_DEFAULT_OUTPUT, /* settings */
-    ENG_P_STEP,           /* settings, route */
-    ENG_P_FREE_FALLBACK,  /* settings, route */
-    ENG_P_PREFER,         /* settings, route */
-    ENG_P_PROVIDERS,      /* settings */
-    ENG_P_MAX,            /* tier */
-    ENG_P_MODELS,         /* tier, group */
-    ENG_P_MULTIPLIER,     /* group */
-    ENG_P_TIER,           /* route */
-    ENG_P_REQUIRE,        /* route */
-    ENG_P_OUTPUT,         /* route */
+    ENG_P_DEFAULT_OUTPUT,  /* settings */
+    ENG_P_STEP,            /* settings, route */
+    ENG_P_FREE_FALLBACK,   /* settings, route */
+    ENG_P_PREFER,          /* settings, route */
+    ENG_P_PROVIDERS,       /* settings */
+    ENG_P_MAX,             /* tier */
+    ENG_P_MODELS,          /* tier, group */
+    ENG_P_MULTIPLIER,      /* group */
+    ENG_P_TIER,            /* route */
+    ENG_P_REQUIRE,         /* route */
+    ENG_P_OUTPUT,          /* route */
     ENG_P_ALLOW_PROVIDERS, /* group, route */
     ENG_P_DENY_PROVIDERS,  /* group, route */
     ENG_P_MIN_CONTEXT,     /* route */

@@ -244,6 +244,23 @@ void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file,
 void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
                     size_t srclen, uint32_t off, uint32_t span, const char *fmt, va_list ap);
 
+/* "Did you mean": the known name nearest to a misspelt one, by edit distance
+ * (ASCII case-insensitive; a swap of two neighbours counts one). Used only on
+ * error paths: init with the word, add each known name, then ask. */
+typedef struct {
+    const char *word; /* the misspelt word (borrowed) */
+    size_t len;       /* its length */
+    const char *best; /* nearest name so far (borrowed), NULL if none close */
+    size_t best_len;  /* its length */
+    unsigned best_d;  /* its distance */
+} eng_suggest_t;
+
+void eng_suggest_init(eng_suggest_t *s, const char *word, size_t len);
+void eng_suggest_add(eng_suggest_t *s, const char *name, size_t len);
+/* "; did you mean 'NAME'?" when a name is close enough (at most a third of
+ * the word's letters differ, and not all), else "". Writes into buf. */
+const char *eng_suggest_text(const eng_suggest_t *s, char *buf, size_t n);
+
 /* Orders the diagnostics added since index `from` by line and column within
  * each file (stable; files keep their order). */
 void eng_diags_sort_from(eng_diags_t *self, size_t from);

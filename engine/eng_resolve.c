@@ -939,8 +939,8 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
             : why == ENG_REJ_MAX_OUTPUT ? "' max output is smaller than the request's output tokens"
             : why == ENG_REJ_PROVIDER   ? "' has no endpoint the request's providers allow"
             : why == ENG_REJ_POLICY_PROVIDER ? "' has no endpoint the group's providers allow"
-            : why == ENG_REJ_MAX_PRICE  ? "' has no endpoint within the request's max_price"
-                                        : "' lacks a capability the request needs");
+            : why == ENG_REJ_MAX_PRICE       ? "' has no endpoint within the request's max_price"
+                                             : "' lacks a capability the request needs");
     }
     out->tier = tier;
     out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
