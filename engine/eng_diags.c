@@ -88,6 +88,56 @@ static void s_copy_line(eng_diag_t *d, const char *src, size_t srclen, uint32_t 
     }
 }
 
+/* Codes by message: the first row whose text the message contains (in
+ * order, so specific rows come first). A table rather than a code at each
+ * call site: the messages are the reference, the codes a stable index. */
+static const struct {
+    const char *text;
+    const char *code;
+} s_codes[] = {
+    {"unknown property", "unknown-property"},
+    {"unknown tier", "unknown-tier"},
+    {"unknown field", "unknown-field"},
+    {"unknown capability", "unknown-capability"},
+    {"unknown regex flag", "bad-regex"},
+    {"bad regex", "bad-regex"},
+    {"expected a statement", "unknown-statement"},
+    {"is money", "money"},
+    {"not money", "money"},
+    {"are quoted", "quote"},
+    {"in quotes", "quote"},
+    {"type mismatch", "type-mismatch"},
+    {"already defined", "duplicate"},
+    {"duplicate property", "duplicate"},
+    {"include", "include"},
+    {"is not in the catalog", "unknown-model"},
+    {"matches no model", "unknown-model"},
+    {"serves no model", "unknown-provider"},
+    {"holds no model", "empty-tier"},
+    {"out of its price tier", "tier-models"},
+    {"out of their price tiers", "tier-models"},
+    {"no hint rule sets", "unset-hint"},
+    {"never matches", "unreachable-rule"},
+    {"unreachable", "unreachable-rule"},
+    {"no route rule", "no-rule"},
+    {"matches every request", "catch-all"},
+    {"too many", "limit"},
+    {"unterminated", "syntax"},
+    {"unexpected", "syntax"},
+    {"expected", "syntax"},
+    {"missing", "syntax"},
+};
+
+static const char *s_code(const char *msg)
+{
+    for (size_t i = 0; i < sizeof s_codes / sizeof s_codes[0]; i++) {
+        if (strstr(msg, s_codes[i].text)) {
+            return s_codes[i].code;
+        }
+    }
+    return "policy";
+}
+
 void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
                     size_t srclen, uint32_t off, uint32_t span, const char *fmt, va_list ap)
 {
@@ -112,6 +162,7 @@ void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file
     d->severity = sev;
     snprintf(d->file, sizeof d->file, "%s", file ? file : "<policy>");
     vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    d->code = s_code(d->msg);
     d->span = span > 0 ? (int)span : 1;
     if (src) {
         uint32_t ls = 0;
@@ -284,4 +335,38 @@ const char *eng_suggest_text(const eng_suggest_t *s, char *buf, size_t n)
         snprintf(buf, n, "; did you mean '%.*s'?", (int)s->best_len, s->best);
     }
     return buf;
+}
+
+static void s_json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            fprintf(out, "\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\u%04x", *p);
+        } else {
+            fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+void eng_diags_print_json(const eng_diags_t *self, FILE *out)
+{
+    fputc('[', out);
+    for (size_t i = 0; self && i < self->n; i++) {
+        const eng_diag_t *d = &self->items[i];
+        fputs(i ? ",\n {\"file\": " : "{\"file\": ", out);
+        s_json_str(out, d->file);
+        fprintf(out,
+                ", \"line\": %d, \"col\": %d, \"end_col\": %d, \"severity\": \"%s\", \"code\": ",
+                d->line, d->col, d->line > 0 ? d->col + d->span : 0,
+                d->severity == ENG_DIAG_WARNING ? "warning" : "error");
+        s_json_str(out, d->code ? d->code : "policy");
+        fputs(", \"message\": ", out);
+        s_json_str(out, d->msg);
+        fputc('}', out);
+    }
+    fputs("]\n", out);
 }

@@ -75,6 +75,71 @@ const eng_propdef_t *eng_parse_propdefs(void)
     return s_propdefs;
 }
 
+/* Condition fields are the compiler's (eng_compile.c s_fields) and value
+ * words its checks' (s_step, s_switch, hpp_caps); they are listed here too,
+ * and test_policy_authoring.c checks the two lists agree with the compiler
+ * by compiling a use of each. */
+static const char *const s_value_words[] = {
+    "prompt_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "images",
+    "budget",
+    "text_length",
+    "tools",
+    "json",
+    "vision",
+    "has_budget",
+    "hints",
+    "group",
+    "text",
+    "meta",
+    "up",
+    "down",
+    "none",
+    "on",
+    "off",
+    "yes",
+    "no",
+    "reasoning",
+    NULL,
+};
+
+/* Adds w to out[0..*n) unless it is there; counts past cap. */
+static void s_kw_add(const char **out, size_t cap, size_t *n, const char *w)
+{
+    for (size_t j = 0; j < *n && j < cap; j++) {
+        if (strcmp(out[j], w) == 0) {
+            return;
+        }
+    }
+    if (*n < cap) {
+        out[*n] = w;
+    }
+    ++*n;
+}
+
+size_t eng_parse_keywords(const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (int k = 0; k < ENG_ST_COUNT; k++) {
+        s_kw_add(out, cap, &n, s_stmt_names[k]);
+    }
+    for (int i = 0; s_reserved[i]; i++) {
+        s_kw_add(out, cap, &n, s_reserved[i]);
+    }
+    s_kw_add(out, cap, &n, "true");
+    s_kw_add(out, cap, &n, "false");
+    for (const eng_propdef_t *d = s_propdefs; d->name; d++) {
+        s_kw_add(out, cap, &n, d->name);
+    }
+    for (int i = 0; s_value_words[i]; i++) {
+        s_kw_add(out, cap, &n, s_value_words[i]);
+    }
+    return n;
+}
+
 const char *eng_parse_stmt_name(eng_stkind_t kind)
 {
     return (unsigned)kind < ENG_ST_COUNT ? s_stmt_names[kind] : "statement";

@@ -173,8 +173,7 @@ Test(authoring, rule_min_context)
     eng_trace_entry_t entries[128];
     eng_trace_t tr = {.entries = entries, .cap = 128};
     cr_assert_eq(eng_resolve(s_pol, &f, &d, &tr), HPP_OK, "%s", d.message);
-    cr_assert_geq(d.endpoint->context_length ? d.endpoint->context_length
-                                             : d.model->context_length,
+    cr_assert_geq(d.endpoint->context_length ? d.endpoint->context_length : d.model->context_length,
                   200000);
     for (uint32_t i = 0; i < d.nfallbacks; i++) {
         const eng_endpoint_t *e = d.fallbacks[i];
@@ -199,8 +198,8 @@ Test(authoring, provider_lists_and_min_context_allocate_nothing)
         cr_skip_test("allocation counting is off under the sanitizers");
     }
     hpp_features_t reqs[] = {
-        s_req(NULL, "oa-only", NULL),      s_req("openai/gpt-4o", "azure", NULL),
-        s_req(NULL, NULL, "anth"),         s_req(NULL, NULL, "no-oa"),
+        s_req(NULL, "oa-only", NULL), s_req("openai/gpt-4o", "azure", NULL),
+        s_req(NULL, NULL, "anth"),    s_req(NULL, NULL, "no-oa"),
         s_req(NULL, NULL, "wide"),
     };
     eng_decision_t d;
@@ -241,5 +240,6 @@ Test(suggest, nearest_name_or_nothing)
     cr_assert_str_eq(s_suggest("x", tiers), "");
     cr_assert_str_eq(s_suggest("", tiers), "");
     const char *models[] = {"openai/gpt-4o", "openai/gpt-4o-mini", NULL};
-    cr_assert_str_eq(s_suggest("openai/gpt-4o-mni", models), "; did you mean 'openai/gpt-4o-mini'?");
+    cr_assert_str_eq(s_suggest("openai/gpt-4o-mni", models),
+                     "; did you mean 'openai/gpt-4o-mini'?");
 }
