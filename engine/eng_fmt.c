@@ -40,7 +40,7 @@ typedef struct {
     uint32_t ntoks, cap_toks;
     s_line_t *lines;
     uint32_t nlines, cap_lines;
-    s_line_t cur;      /* the line being read */
+    s_line_t cur;       /* the line being read */
     bool pending_blank; /* an empty line since the last pushed line */
     bool oom;
 } s_fmt_t;
@@ -93,9 +93,9 @@ static void s_gap(s_fmt_t *f, uint32_t from, uint32_t to)
                 e++;
             }
             uint32_t end = e;
-            while (end > i && (f->src[end - 1] == ' ' || f->src[end - 1] == '\t' ||
-                               f->src[end - 1] == '\r' || f->src[end - 1] == '\f' ||
-                               f->src[end - 1] == '\v')) {
+            while (end > i &&
+                   (f->src[end - 1] == ' ' || f->src[end - 1] == '\t' || f->src[end - 1] == '\r' ||
+                    f->src[end - 1] == '\f' || f->src[end - 1] == '\v')) {
                 end--;
             }
             f->cur.comment = i;
@@ -245,7 +245,8 @@ static bool s_glued(const eng_token_t *prev, const eng_token_t *cur)
         break;
     }
     return prev->kind == ENG_TOK_LPAREN || prev->kind == ENG_TOK_LBRACKET ||
-           (prev->kind == ENG_TOK_DOT && (cur->kind == ENG_TOK_IDENT || cur->kind == ENG_TOK_STRING));
+           (prev->kind == ENG_TOK_DOT &&
+            (cur->kind == ENG_TOK_IDENT || cur->kind == ENG_TOK_STRING));
 }
 
 /* Width of a line's code (indent and tokens), as s_code prints it. */

@@ -5,6 +5,8 @@
  * and azure, and the Claude models have 200k windows.
  */
 #include <criterion/criterion.h>
+#include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "eng_catalog.h"
@@ -242,4 +244,284 @@ Test(suggest, nearest_name_or_nothing)
     const char *models[] = {"openai/gpt-4o", "openai/gpt-4o-mini", NULL};
     cr_assert_str_eq(s_suggest("openai/gpt-4o-mni", models),
                      "; did you mean 'openai/gpt-4o-mini'?");
+}
+
+/* Formatting --------------------------------------------------------------- */
+
+#include <glob.h>
+#include <jansson.h>
+
+#include "eng_fmt.h"
+#include "eng_lex.h"
+#include "eng_parse.h"
+#include "hpp_types.h"
+
+static char *s_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    char *buf = malloc(1 << 20);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static bool s_same_tokens(const char *a, size_t alen, const char *b, size_t blen)
+{
+    eng_lex_t la, lb;
+    eng_lex_init(&la, a, alen);
+    eng_lex_init(&lb, b, blen);
+    for (;;) {
+        eng_token_t ta, tb;
+        eng_tok_kind_t ka = eng_lex_next(&la, &ta);
+        eng_tok_kind_t kb = eng_lex_next(&lb, &tb);
+        if (ka != kb || ta.end - ta.start != tb.end - tb.start ||
+            memcmp(a + ta.start, b + tb.start, ta.end - ta.start) != 0) {
+            return false;
+        }
+        if (ka == ENG_TOK_EOF) {
+            return true;
+        }
+    }
+}
+
+/* Every policy in the repository: fmt is idempotent, keeps every token, and
+ * text with a syntax error is refused with its errors. */
+Test(fmt, idempotent_on_every_policy_in_the_repo)
+{
+    const char *patterns[] = {"policies/*.policy",
+                              "policies/examples/*.policy",
+                              "policies/examples/*/*.policy",
+                              "tests/golden/policy/*.policy",
+                              "tests/golden/policy/*/*.policy",
+                              "tests/fuzz/corpus/fuzz_policy/*.policy"};
+    size_t formatted = 0, refused = 0;
+    for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++) {
+        glob_t g;
+        if (glob(patterns[p], 0, NULL, &g) != 0) {
+            continue;
+        }
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            size_t len;
+            char *src = s_slurp(g.gl_pathv[i], &len);
+            eng_diags_t *d = eng_diags_new();
+            char *once = NULL, *twice = NULL;
+            size_t n1 = 0, n2 = 0;
+            if (eng_fmt(g.gl_pathv[i], src, len, &once, &n1, d) != 0) {
+                cr_assert_gt(eng_diags_count(d, ENG_DIAG_ERROR), 0, "%s", g.gl_pathv[i]);
+                cr_assert_null(once);
+                refused++;
+            } else {
+                cr_assert(s_same_tokens(src, len, once, n1), "%s: tokens changed", g.gl_pathv[i]);
+                cr_assert_eq(eng_fmt(g.gl_pathv[i], once, n1, &twice, &n2, NULL), 0);
+                cr_assert(n1 == n2 && memcmp(once, twice, n1) == 0, "%s: not idempotent",
+                          g.gl_pathv[i]);
+                formatted++;
+            }
+            free(once);
+            free(twice);
+            free(src);
+            eng_diags_destroy(&d);
+        }
+        globfree(&g);
+    }
+    cr_assert_geq(formatted, 20);
+    cr_assert_geq(refused, 3); /* the golden files with syntax errors */
+}
+
+Test(fmt, shipped_policies_are_formatted)
+{
+    const char *files[] = {"policies/default.policy", "policies/examples/budgets.policy",
+                           "policies/examples/teams.policy",
+                           "policies/examples/shared/tiers.policy"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t len, n;
+        char *src = s_slurp(files[i], &len);
+        char *out = NULL;
+        cr_assert_eq(eng_fmt(files[i], src, len, &out, &n, NULL), 0);
+        cr_assert(n == len && memcmp(out, src, n) == 0, "%s is not formatted (hpp-policy fmt -w)",
+                  files[i]);
+        free(out);
+        free(src);
+    }
+}
+
+static char *s_fmt(const char *src)
+{
+    char *out = NULL;
+    size_t n;
+    cr_assert_eq(eng_fmt("t.policy", src, strlen(src), &out, &n, NULL), 0, "%s", src);
+    return out;
+}
+
+Test(fmt, canonical_layout)
+{
+    /* Spacing, indentation, blank lines, alignment, comments kept. */
+    char *out = s_fmt("\xef\xbb\xbf\n\n# head\r\n"
+                      "tier  a   max $1 # cheap\n"
+                      "tier long_name max $2   #dear\n\n\n\n"
+                      "group g { models \"*\" , \"x/*\" ; multiplier 1 }\n"
+                      "hint h when( text_length>0 and meta . k==\"v\" )\n"
+                      "        or hints has any[ \"a\",\"b\" ]\n"
+                      "route r when h { tier a\n"
+                      "prefer \"x\",\n"
+                      "\"y\"\n"
+                      "  }\n");
+    cr_assert_str_eq(out, "# head\n"
+                          "tier a          max $1  # cheap\n"
+                          "tier long_name  max $2  #dear\n"
+                          "\n"
+                          "group g  { models \"*\", \"x/*\"; multiplier 1 }\n"
+                          "hint h  when (text_length > 0 and meta.k == \"v\")\n"
+                          "    or hints has any [\"a\", \"b\"]\n"
+                          "route r when h { tier a\n"
+                          "    prefer \"x\",\n"
+                          "        \"y\"\n"
+                          "}\n");
+    free(out);
+    /* A word that starts a statement elsewhere continues a condition here. */
+    out = s_fmt("hint x when tools or\ngroup == \"a\"\n");
+    cr_assert_str_eq(out, "hint x  when tools or\n    group == \"a\"\n");
+    free(out);
+    out = s_fmt("");
+    cr_assert_str_eq(out, "");
+    free(out);
+}
+
+Test(fmt, refuses_text_with_errors)
+{
+    eng_diags_t *d = eng_diags_new();
+    char *out = (char *)1;
+    size_t n;
+    const char *bad = "tier a max $1\nroute r when { tier a }\n";
+    cr_assert_eq(eng_fmt("bad.policy", bad, strlen(bad), &out, &n, d), -1);
+    cr_assert_null(out);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), 1);
+    eng_diags_destroy(&d);
+}
+
+/* Editor syntax files ------------------------------------------------------- */
+
+static bool s_has_word(const char *text, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = strstr(text, w); p; p = strstr(p + 1, w)) {
+        bool left = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool right = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+        if (left && right) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The keyword list covers what the compiler accepts: every field its
+ * "unknown field" message lists, every property of every statement, every
+ * capability. */
+Test(editors, keyword_list_matches_the_compiler, .init = s_setup, .fini = s_teardown)
+{
+    const char *kw[256];
+    size_t n = eng_parse_keywords(kw, 256);
+    cr_assert_lt(n, 256);
+    const char *src = "tier t max $1\nroute r when nosuchfield > 1 { tier t }\n";
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *p = eng_policy_load_buffer("k.policy", src, strlen(src), s_cat, d);
+    cr_assert_null(p);
+    const char *msg = eng_diags_get(d, 0)->msg;
+    const char *list = strstr(msg, "expected one of: ");
+    cr_assert_not_null(list, "%s", msg);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list + strlen("expected one of: "));
+    size_t fields = 0;
+    for (char *save = NULL, *w = strtok_r(buf, ", )", &save); w; w = strtok_r(NULL, ", )", &save)) {
+        char *dot = strchr(w, '.');
+        if (dot) {
+            *dot = '\0'; /* meta.KEY */
+        }
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++) {
+            found = strcmp(kw[i], w) == 0;
+        }
+        cr_assert(found, "field '%s' missing from eng_parse_keywords", w);
+        fields++;
+    }
+    cr_assert_geq(fields, 15);
+    eng_diags_destroy(&d);
+    for (const eng_propdef_t *pd = eng_parse_propdefs(); pd->name; pd++) {
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++) {
+            found = strcmp(kw[i], pd->name) == 0;
+        }
+        cr_assert(found, "property '%s' missing", pd->name);
+    }
+    for (int c = 0; c < HPP_NCAPS; c++) {
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++) {
+            found = strcmp(kw[i], hpp_caps[c].name) == 0;
+        }
+        cr_assert(found, "capability '%s' missing", hpp_caps[c].name);
+    }
+}
+
+Test(editors, syntax_files_cover_every_keyword)
+{
+    const char *kw[256];
+    size_t n = eng_parse_keywords(kw, 256);
+    size_t len;
+    char *vim = s_slurp("policies/editors/vim/syntax/hpp-policy.vim", &len);
+    char *tm = s_slurp("policies/editors/textmate/hpp-policy.tmLanguage.json", &len);
+    json_error_t jerr;
+    json_t *doc = json_loads(tm, 0, &jerr);
+    cr_assert_not_null(doc, "TextMate grammar is not JSON: %s (line %d)", jerr.text, jerr.line);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "scopeName")), "source.hpp-policy");
+    /* The keywords' own patterns, not the comment, must name each word. */
+    json_t *pats = json_object_get(json_object_get(json_object_get(doc, "repository"), "keywords"),
+                                   "patterns");
+    cr_assert(json_is_array(pats));
+    char *joined = json_dumps(pats, 0);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(s_has_word(vim, kw[i]), "vim syntax lacks '%s'", kw[i]);
+        cr_assert(s_has_word(joined, kw[i]), "TextMate grammar lacks '%s'", kw[i]);
+    }
+    free(joined);
+    json_decref(doc);
+    free(vim);
+    free(tm);
+}
+
+/* check --format json ------------------------------------------------------- */
+
+Test(diags, json_array_for_editors, .init = s_setup, .fini = s_teardown)
+{
+    const char *src = "tier budget max 0.15\nroute r { tier budgte }\n";
+    eng_diags_t *d = eng_diags_new();
+    cr_assert_null(eng_policy_load_buffer("j\"son.policy", src, strlen(src), s_cat, d));
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *mem = open_memstream(&text, &tlen);
+    eng_diags_print_json(d, mem);
+    fclose(mem);
+    json_error_t jerr;
+    json_t *arr = json_loads(text, 0, &jerr);
+    cr_assert_not_null(arr, "%s: %s", text, jerr.text);
+    cr_assert_eq(json_array_size(arr), 2);
+    json_t *e0 = json_array_get(arr, 0), *e1 = json_array_get(arr, 1);
+    cr_assert_str_eq(json_string_value(json_object_get(e0, "file")), "j\"son.policy");
+    cr_assert_eq(json_integer_value(json_object_get(e0, "line")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(e0, "col")), 17);
+    cr_assert_eq(json_integer_value(json_object_get(e0, "end_col")), 21);
+    cr_assert_str_eq(json_string_value(json_object_get(e0, "severity")), "error");
+    cr_assert_str_eq(json_string_value(json_object_get(e0, "code")), "money");
+    cr_assert_str_eq(json_string_value(json_object_get(e1, "code")), "unknown-tier");
+    cr_assert_not_null(strstr(json_string_value(json_object_get(e1, "message")), "budget"));
+    json_decref(arr);
+    free(text);
+    eng_diags_destroy(&d);
+    /* No diagnostics: an empty array. */
+    mem = open_memstream(&text, &tlen);
+    eng_diags_print_json(NULL, mem);
+    fclose(mem);
+    cr_assert_str_eq(text, "[]\n");
+    free(text);
 }
