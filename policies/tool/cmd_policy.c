@@ -1,9 +1,10 @@
 /* cmd_policy.c - `hpp-policy check | test | explain | route`.
  *
  * The policy author's commands. Each loads the catalog files (default
- * eng_catalog_default_path()) and a policy (default $HPP_POLICY or
- * policies/default.policy), then:
- *   check    prints every diagnostic; exit 2 on an error, else 0
+ * eng_catalog_default_path()) and a policy (--policy FILE, an older
+ * positional FILE, else $HPP_POLICY or policies/default.policy), then:
+ *   check    prints every diagnostic (as JSON with --format json); exit 2 on
+ *            an error, else 0
  *   test     runs a cases file (eng_cases_run, the code the unit tests use)
  *   explain  one decision with its trace, from a features JSON object or an
  *            OpenAI chat request body (read by the sidecar's extractor)
