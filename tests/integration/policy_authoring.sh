@@ -56,6 +56,13 @@ has "unknown tier: did you mean" "error: unknown tier 'budgte'; did you mean 'bu
 has "money without \$" "error: tier max is money in USD per 1M tokens: write \$0.15" "$tmp/err"
 has "unquoted hint word" "error: hint words are quoted: write has \"code\"" "$tmp/err"
 
+# A cases file that names a rule, tier or model that does not exist.
+printf 'a hints=code prompt_tokens=500 => rule=cod tier=standrd\nb prompt_tokens=10 => model=openai/gpt-4o-mni\n' >"$tmp/typo.cases"
+run "test with misspelt expectations" 1 test --policy "$D" "$tmp/typo.cases"
+has "no such rule" "  -   rule: cod  (no such rule; did you mean 'code'?)" "$tmp/out"
+has "no such tier" "  -   tier: standrd  (no such tier; did you mean 'standard'?)" "$tmp/out"
+has "no such model" "  -   model: openai/gpt-4o-mni  (no such model; did you mean 'openai/gpt-4o-mini'?)" "$tmp/out"
+
 # fmt ----------------------------------------------------------------------------
 run "fmt --check on the shipped policies" 0 fmt --check "$D" policies/examples/*.policy \
     policies/examples/shared/*.policy
