@@ -146,6 +146,7 @@ typedef struct {
     s_pats_t *group_models;              /* per group */
     s_def_t *group_defs;                 /* group locations */
     s_def_t word_defs[ENG_MAX_WORDS];    /* where each hint word was first written */
+    uint32_t suggests;                   /* "did you mean" searches done (bounded) */
     s_provs_t *group_provs;              /* per group */
     s_provs_t *rule_provs;               /* per rule */
     s_pats_t *rule_prefer;               /* per rule */
@@ -198,6 +199,15 @@ static void s_err_noloc(s_comp_t *c, const char *file, const char *fmt, ...)
     va_start(ap, fmt);
     eng_diags_vadd(c->diags, ENG_DIAG_ERROR, file, NULL, 0, 0, 0, fmt, ap);
     va_end(ap);
+}
+
+/* Starts a "did you mean" search for word[0..len), or returns false when
+ * enough were done: past the diagnostics anyone reads, a search over a
+ * large catalog per warning would only cost time on a hostile policy. */
+static bool s_suggest_begin(s_comp_t *c, eng_suggest_t *sg, const char *word, size_t len)
+{
+    eng_suggest_init(sg, word, len);
+    return c->suggests++ < ENG_MAX_DIAGS;
 }
 
 static bool s_grow(s_comp_t *c, void **arr, uint32_t n, uint32_t *cap, size_t size)
@@ -2176,8 +2186,8 @@ static void s_provider_warnings(s_comp_t *c, const s_pats_t *ps)
         if (!hit) {
             char dym[300];
             eng_suggest_t sg;
-            eng_suggest_init(&sg, p->pat, p->len);
-            for (uint32_t e = 0; e < pol->neps; e++) {
+            bool look = s_suggest_begin(c, &sg, p->pat, p->len);
+            for (uint32_t e = 0; look && e < pol->neps; e++) {
                 eng_suggest_add(&sg, pol->eps[e].provider, pol->eps[e].provider_len);
             }
             s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog%s", p->pat,
@@ -2217,8 +2227,8 @@ static void s_catalog_warnings(s_comp_t *c)
                 } else {
                     char dym[300];
                     eng_suggest_t sg;
-                    eng_suggest_init(&sg, p->pat, p->len);
-                    for (uint32_t m = 0; m < pol->nmodels; m++) {
+                    bool look = s_suggest_begin(c, &sg, p->pat, p->len);
+                    for (uint32_t m = 0; look && m < pol->nmodels; m++) {
                         eng_suggest_add(&sg, pol->models[m].id, strlen(pol->models[m].id));
                     }
                     s_warn(c, p->file, p->span, "model '%s' is not in the catalog%s", p->pat,

@@ -308,12 +308,12 @@ void eng_suggest_add(eng_suggest_t *s, const char *name, size_t len)
         return;
     }
     size_t diff = len > s->len ? len - s->len : s->len - len;
-    if (diff >= s->best_d) {
-        return; /* cannot beat the best so far */
-    }
-    unsigned d = s_distance(s->word, s->len, name, len);
     size_t longer = len > s->len ? len : s->len;
     unsigned limit = (unsigned)(longer / 3 > 0 ? longer / 3 : 1);
+    if (diff > limit || (s->best && diff >= s->best_d)) {
+        return; /* the length alone rules it out */
+    }
+    unsigned d = s_distance(s->word, s->len, name, len);
     if (d == 0 && len == s->len && memcmp(name, s->word, len) == 0) {
         return; /* the word itself: nothing to suggest */
     }

@@ -132,7 +132,8 @@ static bool s_split(s_fmt_t *f, size_t len)
     return !f->oom;
 }
 
-/* Binary search for `off` among sorted offsets reached through `at`. */
+/* Whether a statement keyword (or, with `props`, a property key) is at
+ * `off`: both arrays are in source order. */
 static bool s_starts(const eng_ast_t *a, uint32_t off, bool props)
 {
     uint32_t lo = 0, hi = props ? a->nprops : a->nstmts;
@@ -151,11 +152,21 @@ static bool s_starts(const eng_ast_t *a, uint32_t off, bool props)
     return false;
 }
 
+/* The kind of the statement whose keyword is at `off` (statements are in
+ * source order), or ENG_ST_COUNT. */
 static eng_stkind_t s_stmt_at(const eng_ast_t *a, uint32_t off)
 {
-    for (uint32_t i = 0; i < a->nstmts; i++) {
-        if (a->stmts[i].kw.off == off) {
-            return a->stmts[i].kind;
+    uint32_t lo = 0, hi = a->nstmts;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t v = a->stmts[mid].kw.off;
+        if (v == off) {
+            return a->stmts[mid].kind;
+        }
+        if (v < off) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     return ENG_ST_COUNT;
