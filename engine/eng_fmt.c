@@ -197,6 +197,18 @@ static void s_indent(s_fmt_t *f)
             depth -= kind == ENG_TOK_RBRACE && depth > 0;
         }
     }
+    /* A comment line goes with the code after it (a comment between the
+     * lines of a long condition is indented as they are), but never left of
+     * its block (a comment before a '}'). */
+    int next = 0;
+    for (uint32_t i = f->nlines; i-- > 0;) {
+        s_line_t *ln = &f->lines[i];
+        if (ln->ntok > 0) {
+            next = ln->indent;
+        } else if (next > ln->indent) {
+            ln->indent = next;
+        }
+    }
 }
 
 /* Runs of consecutive tier / group / hint statements of one kind: what

@@ -9,7 +9,8 @@
  *
  *   - indentation: 4 spaces per open brace; a line that continues a
  *     statement or a property (a condition over several lines, a value list
- *     after a trailing comma) 4 more;
+ *     after a trailing comma) 4 more; a comment line as the code after it,
+ *     never left of its block;
  *   - spacing: one space between tokens, none inside ( ) [ ], none before
  *     , ; ) ] and around the '.' of meta.KEY;
  *   - alignment: in a run of consecutive one-kind statements (tier, group,

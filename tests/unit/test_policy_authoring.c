@@ -384,6 +384,11 @@ Test(fmt, canonical_layout)
     out = s_fmt("hint x when tools or\ngroup == \"a\"\n");
     cr_assert_str_eq(out, "hint x  when tools or\n    group == \"a\"\n");
     free(out);
+    /* Comment lines: indented as the code after them, never left of their block. */
+    out = s_fmt("hint x when tools\n# why\nor json\nroute r {\ntier a\n# end\n}\n");
+    cr_assert_str_eq(out, "hint x  when tools\n    # why\n    or json\nroute r {\n    tier a\n"
+                          "    # end\n}\n");
+    free(out);
     out = s_fmt("");
     cr_assert_str_eq(out, "");
     free(out);
