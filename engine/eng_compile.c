@@ -792,6 +792,11 @@ static void s_group(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
         } else if (pr->id == ENG_P_MODELS) {
             has_models = true;
             s_push_pats(c, &c->group_models[g], fi, pr);
+        } else if (pr->id == ENG_P_MIN_CONTEXT) {
+            int64_t n = 0;
+            if (s_count(c, fi, &v[0], 1, (double)UINT32_MAX, &n)) {
+                grp->min_context = (uint32_t)n;
+            }
         } else if (pr->id == ENG_P_ALLOW_PROVIDERS) {
             s_push_pats(c, &c->group_provs[g].allow, fi, pr);
         } else if (pr->id == ENG_P_DENY_PROVIDERS) {

@@ -42,6 +42,8 @@ static const eng_propdef_t s_propdefs[] = {
      "provider patterns: keys of this group reach only endpoints of these providers"},
     {ENG_ST_GROUP, ENG_P_DENY_PROVIDERS, "deny_providers", ENG_V_STRING, 1, 64,
      "provider patterns: keys of this group never reach endpoints of these providers"},
+    {ENG_ST_GROUP, ENG_P_MIN_CONTEXT, "min_context", ENG_V_NUMBER, 1, 1,
+     "least context window (tokens) of the models keys of this group reach"},
     {ENG_ST_ROUTE, ENG_P_TIER, "tier", ENG_V_WORD | ENG_V_STRING, 1, 1, "the tier to pick from"},
     {ENG_ST_ROUTE, ENG_P_PREFER, "prefer", ENG_V_STRING, 1, 64,
      "model patterns tried first within each tier, in this order"},

@@ -103,7 +103,7 @@ typedef enum {
     ENG_P_OUTPUT,          /* route */
     ENG_P_ALLOW_PROVIDERS, /* group, route */
     ENG_P_DENY_PROVIDERS,  /* group, route */
-    ENG_P_MIN_CONTEXT,     /* route */
+    ENG_P_MIN_CONTEXT,     /* group, route */
     ENG_P_COUNT
 } eng_propid_t;
 

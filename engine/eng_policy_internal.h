@@ -124,10 +124,11 @@ typedef struct {
 } eng_ptier_t;
 
 typedef struct {
-    const char *name;  /* "default" */
-    uint32_t permille; /* price multiplier in thousandths */
-    uint64_t *allow;   /* bit per model: reachable; NULL = every model */
-    uint64_t *ep_deny; /* bit per endpoint: excluded by allow_/deny_providers; NULL = none */
+    const char *name;     /* "default" */
+    uint32_t permille;    /* price multiplier in thousandths */
+    uint64_t *allow;      /* bit per model: reachable; NULL = every model */
+    uint64_t *ep_deny;    /* bit per endpoint: excluded by allow_/deny_providers; NULL = none */
+    uint32_t min_context; /* least window a model needs (0 = none) */
 } eng_pgroup_t;
 
 typedef struct {

@@ -939,6 +939,7 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
             : why == ENG_REJ_MAX_OUTPUT ? "' max output is smaller than the request's output tokens"
             : why == ENG_REJ_PROVIDER   ? "' has no endpoint the request's providers allow"
             : why == ENG_REJ_POLICY_PROVIDER ? "' has no endpoint the group's providers allow"
+            : why == ENG_REJ_MIN_CONTEXT     ? "' context window is below the group's min_context"
             : why == ENG_REJ_MAX_PRICE       ? "' has no endpoint within the request's max_price"
                                              : "' lacks a capability the request needs");
     }
@@ -1110,7 +1111,9 @@ static hpp_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
         out->output_tokens = r->output;
     }
     w->rule_caps = r->caps;
-    w->min_context = r->min_context;
+    if (r->min_context > w->min_context) {
+        w->min_context = r->min_context; /* the stricter of the group's and the rule's */
+    }
     if (r->ep_deny) {
         s_policy_providers(w, NULL, r->ep_deny);
     }
@@ -1221,7 +1224,7 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
         w.permille = w.group ? w.group->permille : 1000;
     }
     w.group_deny = w.rule_deny = NULL;
-    w.min_context = 0;
+    w.min_context = w.group ? w.group->min_context : 0;
     if (w.group && w.group->ep_deny) {
         s_policy_providers(&w, w.group->ep_deny, NULL);
     }

@@ -23,6 +23,7 @@ static const char s_policy[] =
     "group oa       models \"openai/*\"\n"
     "group oa-only  models \"openai/*\" deny_providers \"azure\", \"openrouter\"\n"
     "group azure    models \"*\" allow_providers \"azure\"\n"
+    "group wide     models \"*\" min_context 200k\n"
     "route anth when hints has \"anth\" { tier standard  allow_providers \"anthropic\" }\n"
     "route no-oa when hints has \"no-oa\" { tier standard  deny_providers \"openai\" }\n"
     "route wide when hints has \"wide\" { tier standard  min_context 200k }\n"
@@ -194,6 +195,20 @@ Test(authoring, rule_min_context)
     cr_assert_lt(d.model->context_length, 200000);
 }
 
+Test(authoring, group_min_context)
+{
+    hpp_features_t f = s_req(NULL, "wide", NULL);
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(s_pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_geq(d.model->context_length, 200000);
+    /* A named model with a smaller window: no_candidate, saying why. */
+    f = s_req("openai/gpt-4o", "wide", NULL);
+    cr_assert_eq(eng_resolve(s_pol, &f, &d, NULL), HPP_E_NO_CANDIDATE);
+    cr_assert(strstr(d.message, "min_context") != NULL, "%s", d.message);
+    f = s_req("anthropic/claude-sonnet-4", "wide", NULL);
+    cr_assert_eq(eng_resolve(s_pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+}
+
 Test(authoring, provider_lists_and_min_context_allocate_nothing)
 {
     if (!alloc_count_available()) {
@@ -202,7 +217,7 @@ Test(authoring, provider_lists_and_min_context_allocate_nothing)
     hpp_features_t reqs[] = {
         s_req(NULL, "oa-only", NULL), s_req("openai/gpt-4o", "azure", NULL),
         s_req(NULL, NULL, "anth"),    s_req(NULL, NULL, "no-oa"),
-        s_req(NULL, NULL, "wide"),
+        s_req(NULL, NULL, "wide"),    s_req(NULL, "wide", NULL),
     };
     eng_decision_t d;
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
