@@ -698,6 +698,50 @@ static bool s_case_eval(const eng_cases_t *self, const s_case_t *cs, const eng_p
     return ok;
 }
 
+/* When a failing expectation names a rule, tier or model the policy (or
+ * its catalog) does not have, says so, with the nearest name: a typo in the
+ * cases file reads as a wrong decision otherwise. "" when the name exists. */
+static const char *s_unknown_name(const eng_policy_t *pol, const char *key, size_t klen,
+                                  const char *exp, size_t elen, char *buf, size_t n)
+{
+    eng_suggest_t sg;
+    eng_suggest_init(&sg, exp, elen);
+    const char *what = NULL;
+    if (elen == 1 && exp[0] == '-') {
+        return "";
+    }
+    if (s_key_is(key, klen, "rule")) {
+        what = "rule";
+        for (uint32_t r = 0; r < pol->nrules; r++) {
+            if (strlen(pol->rules[r].name) == elen && memcmp(pol->rules[r].name, exp, elen) == 0) {
+                return "";
+            }
+            eng_suggest_add(&sg, pol->rules[r].name, strlen(pol->rules[r].name));
+        }
+    } else if (s_key_is(key, klen, "tier")) {
+        what = "tier";
+        for (int t = 0; t < pol->ntiers; t++) {
+            if (strlen(pol->tiers[t].name) == elen && memcmp(pol->tiers[t].name, exp, elen) == 0) {
+                return "";
+            }
+            eng_suggest_add(&sg, pol->tiers[t].name, strlen(pol->tiers[t].name));
+        }
+    } else if (s_key_is(key, klen, "model") || s_key_is(key, klen, "fallback")) {
+        what = "model";
+        if (eng_catalog_find(pol->catalog, exp, elen)) {
+            return "";
+        }
+        for (uint32_t m = 0; m < pol->nmodels; m++) {
+            eng_suggest_add(&sg, pol->models[m].id, strlen(pol->models[m].id));
+        }
+    } else {
+        return "";
+    }
+    char dym[300];
+    snprintf(buf, n, "  (no such %s%s)", what, eng_suggest_text(&sg, dym, sizeof dym));
+    return buf;
+}
+
 size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out, bool verbose)
 {
     size_t passed = 0, failed = 0;
@@ -725,7 +769,10 @@ size_t eng_cases_run(const eng_cases_t *self, const eng_policy_t *pol, FILE *out
             if (s_match(key, kv->klen, self->buf + kv->voff, kv->vlen, act)) {
                 fprintf(out, "      %s: %s\n", key, act);
             } else {
-                fprintf(out, "  -   %s: %s\n", key, self->buf + kv->voff);
+                char note[400];
+                fprintf(out, "  -   %s: %s%s\n", key, self->buf + kv->voff,
+                        s_unknown_name(pol, key, kv->klen, self->buf + kv->voff, kv->vlen, note,
+                                       sizeof note));
                 fprintf(out, "  +   %s: %s\n", key, act);
             }
         }

@@ -107,6 +107,12 @@ typedef struct {
     uint32_t cap; /* allocated */
 } s_pats_t;
 
+/* A group's or a rule's allow_providers / deny_providers patterns. */
+typedef struct {
+    s_pats_t allow; /* only endpoints of these providers (empty = any) */
+    s_pats_t deny;  /* never endpoints of these */
+} s_provs_t;
+
 typedef struct {
     uint32_t file;   /* where a tier/group/rule was defined */
     eng_span_t name; /* its name token */
@@ -139,6 +145,10 @@ typedef struct {
     s_def_t tier_defs[ENG_MAX_TIERS];    /* tier locations */
     s_pats_t *group_models;              /* per group */
     s_def_t *group_defs;                 /* group locations */
+    s_def_t word_defs[ENG_MAX_WORDS];    /* where each hint word was first written */
+    uint32_t suggests;                   /* "did you mean" searches done (bounded) */
+    s_provs_t *group_provs;              /* per group */
+    s_provs_t *rule_provs;               /* per rule */
     s_pats_t *rule_prefer;               /* per rule */
     bool *rule_ff_set;                   /* per rule: free_fallback written */
     s_def_t *rule_defs;                  /* rule locations */
@@ -189,6 +199,15 @@ static void s_err_noloc(s_comp_t *c, const char *file, const char *fmt, ...)
     va_start(ap, fmt);
     eng_diags_vadd(c->diags, ENG_DIAG_ERROR, file, NULL, 0, 0, 0, fmt, ap);
     va_end(ap);
+}
+
+/* Starts a "did you mean" search for word[0..len), or returns false when
+ * enough were done: past the diagnostics anyone reads, a search over a
+ * large catalog per warning would only cost time on a hostile policy. */
+static bool s_suggest_begin(s_comp_t *c, eng_suggest_t *sg, const char *word, size_t len)
+{
+    eng_suggest_init(sg, word, len);
+    return c->suggests++ < ENG_MAX_DIAGS;
 }
 
 static bool s_grow(s_comp_t *c, void **arr, uint32_t n, uint32_t *cap, size_t size)
@@ -673,6 +692,12 @@ static void s_tier(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
             if (!s_number(c, fi, &v[0], &usd, &money)) {
                 continue;
             }
+            if (!money) {
+                /* Reported, then read as written with '$' so that the band
+                 * checks below do not add follow-on errors. */
+                s_err(c, fi, s_tspan(&v[0]), "tier max is money in USD per 1M tokens: write $%.*s",
+                      (int)(v[0].end - v[0].start), c->files[fi].src + v[0].start);
+            }
             if (usd < 0 || usd > 1e6) {
                 s_err(c, fi, s_tspan(&v[0]), "tier max must be from $0 to $1000000 per 1M tokens");
                 continue;
@@ -767,6 +792,15 @@ static void s_group(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
         } else if (pr->id == ENG_P_MODELS) {
             has_models = true;
             s_push_pats(c, &c->group_models[g], fi, pr);
+        } else if (pr->id == ENG_P_MIN_CONTEXT) {
+            int64_t n = 0;
+            if (s_count(c, fi, &v[0], 1, (double)UINT32_MAX, &n)) {
+                grp->min_context = (uint32_t)n;
+            }
+        } else if (pr->id == ENG_P_ALLOW_PROVIDERS) {
+            s_push_pats(c, &c->group_provs[g].allow, fi, pr);
+        } else if (pr->id == ENG_P_DENY_PROVIDERS) {
+            s_push_pats(c, &c->group_provs[g].deny, fi, pr);
         }
     }
     if (!has_models) {
@@ -888,6 +922,8 @@ static int s_word(s_comp_t *c, uint32_t fi, eng_span_t at, const char *w, size_t
     }
     pol->words[pol->nwords] = p;
     pol->word_len[pol->nwords] = (uint32_t)len;
+    c->word_defs[pol->nwords].file = fi;
+    c->word_defs[pol->nwords].name = at;
     return (int)pol->nwords++;
 }
 
@@ -1169,8 +1205,14 @@ static const s_fielddef_t *s_name_field(s_comp_t *c, uint32_t fi, const eng_xnod
                                      d->name, d->field == ENG_F_META ? ".KEY" : "");
         }
         eng_span_t at = {x->span.off, len};
-        s_err(c, fi, at, "unknown field '%.*s' (expected one of: %s)", (int)len, src + x->span.off,
-              list);
+        char dym[300];
+        eng_suggest_t sg;
+        eng_suggest_init(&sg, src + x->span.off, len);
+        for (const s_fielddef_t *d = s_fields; d->name; d++) {
+            eng_suggest_add(&sg, d->name, strlen(d->name));
+        }
+        s_err(c, fi, at, "unknown field '%.*s'%s (expected one of: %s)", (int)len,
+              src + x->span.off, eng_suggest_text(&sg, dym, sizeof dym), list);
         return NULL;
     }
     if (f->field == ENG_F_META && x->key.len == 0) {
@@ -1256,6 +1298,11 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
                   c->files[fi].src + rhs->span.off, f->name);
             return -1;
         }
+        if (!money && f->field == ENG_F_BUDGET) {
+            s_err(c, fi, rhs->span, "budget is money in USD: write $%.*s", (int)rhs->span.len,
+                  c->files[fi].src + rhs->span.off);
+            return -1;
+        }
         n = s_cnode(c, ENG_C_NUM);
         if (n >= 0) {
             c->pol->nodes[n].field = (uint8_t)f->field;
@@ -1284,6 +1331,15 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
     }
     case T_SET: {
         uint64_t mask;
+        if (rhs->kind == ENG_X_NAME && op >= ENG_OP_HAS && op <= ENG_OP_HAS_ALL) {
+            const char *src = c->files[fi].src;
+            s_err(c, fi, rhs->span, "hint words are quoted: write %s \"%.*s\"",
+                  op == ENG_OP_HAS       ? "has"
+                  : op == ENG_OP_HAS_ALL ? "has all"
+                                         : "has any",
+                  (int)rhs->span.len, src + rhs->span.off);
+            return -1;
+        }
         if (op == ENG_OP_HAS && rhs->kind == ENG_X_STRING) {
             op = ENG_OP_HAS_ANY;
         } else if (op == ENG_OP_HAS) {
@@ -1540,9 +1596,15 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
             }
             r->tier = s_find_tier(c->pol, tn);
             if (r->tier < 0) {
-                char list[256];
+                char list[256], dym[300];
                 s_tier_list(c->pol, list, sizeof list);
-                s_err(c, fi, s_tspan(&v[0]), "unknown tier '%s' (expected one of: %s)", tn,
+                eng_suggest_t sg;
+                eng_suggest_init(&sg, tn, strlen(tn));
+                for (int t = 0; t < c->pol->ntiers; t++) {
+                    eng_suggest_add(&sg, c->pol->tiers[t].name, strlen(c->pol->tiers[t].name));
+                }
+                s_err(c, fi, s_tspan(&v[0]), "unknown tier '%s'%s (expected one of: %s)", tn,
+                      eng_suggest_text(&sg, dym, sizeof dym),
                       c->pol->ntiers ? list : "none defined before this rule");
             }
             break;
@@ -1559,10 +1621,17 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
                     }
                 }
                 if (found < 0) {
+                    char dym[300];
+                    eng_suggest_t sg;
+                    eng_suggest_init(&sg, c->files[fi].src + v[k].start, v[k].end - v[k].start);
+                    for (int q = 0; q < HPP_NCAPS; q++) {
+                        eng_suggest_add(&sg, hpp_caps[q].name, strlen(hpp_caps[q].name));
+                    }
                     s_err(c, fi, s_tspan(&v[k]),
-                          "unknown capability '%.*s' (expected one of: vision, tools, json, "
+                          "unknown capability '%.*s'%s (expected one of: vision, tools, json, "
                           "reasoning)",
-                          (int)(v[k].end - v[k].start), c->files[fi].src + v[k].start);
+                          (int)(v[k].end - v[k].start), c->files[fi].src + v[k].start,
+                          eng_suggest_text(&sg, dym, sizeof dym));
                 } else {
                     r->caps |= hpp_caps[found].bit;
                 }
@@ -1577,6 +1646,19 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
         case ENG_P_FREE_FALLBACK:
             s_switch(c, fi, &v[0], &r->free_fallback);
             break;
+        case ENG_P_ALLOW_PROVIDERS:
+            s_push_pats(c, &c->rule_provs[ri].allow, fi, pr);
+            break;
+        case ENG_P_DENY_PROVIDERS:
+            s_push_pats(c, &c->rule_provs[ri].deny, fi, pr);
+            break;
+        case ENG_P_MIN_CONTEXT: {
+            int64_t n = 0;
+            if (s_count(c, fi, &v[0], 1, (double)UINT32_MAX, &n)) {
+                r->min_context = (uint32_t)n;
+            }
+            break;
+        }
         default:
             break;
         }
@@ -1615,6 +1697,7 @@ static void s_route(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
     eng_prule_t *r = &pol->rules[ri];
     memset(r, 0, sizeof *r);
     memset(&c->rule_prefer[ri], 0, sizeof c->rule_prefer[ri]);
+    memset(&c->rule_provs[ri], 0, sizeof c->rule_provs[ri]);
     r->name = name;
     r->tier = -1;
     r->output = -1;
@@ -2095,6 +2178,29 @@ static void s_rule_order(const eng_policy_t *pol, eng_prule_t *r)
 }
 
 /* Warnings for patterns that match nothing and tiers with no model. */
+static void s_provider_warnings(s_comp_t *c, const s_pats_t *ps)
+{
+    const eng_policy_t *pol = c->pol;
+    for (uint32_t i = 0; i < ps->n; i++) {
+        const s_pat_t *p = &ps->v[i];
+        bool hit = false;
+        for (uint32_t e = 0; e < pol->neps && !hit; e++) {
+            hit =
+                eng_glob_match(p->pat, p->len, pol->eps[e].provider, strlen(pol->eps[e].provider));
+        }
+        if (!hit) {
+            char dym[300];
+            eng_suggest_t sg;
+            bool look = s_suggest_begin(c, &sg, p->pat, p->len);
+            for (uint32_t e = 0; look && e < pol->neps; e++) {
+                eng_suggest_add(&sg, pol->eps[e].provider, pol->eps[e].provider_len);
+            }
+            s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog%s", p->pat,
+                   eng_suggest_text(&sg, dym, sizeof dym));
+        }
+    }
+}
+
 static void s_catalog_warnings(s_comp_t *c)
 {
     const eng_policy_t *pol = c->pol;
@@ -2124,21 +2230,26 @@ static void s_catalog_warnings(s_comp_t *c)
                     s_warn(c, p->file, p->span, "pattern '%s' matches no model in the catalog",
                            p->pat);
                 } else {
-                    s_warn(c, p->file, p->span, "model '%s' is not in the catalog", p->pat);
+                    char dym[300];
+                    eng_suggest_t sg;
+                    bool look = s_suggest_begin(c, &sg, p->pat, p->len);
+                    for (uint32_t m = 0; look && m < pol->nmodels; m++) {
+                        eng_suggest_add(&sg, pol->models[m].id, strlen(pol->models[m].id));
+                    }
+                    s_warn(c, p->file, p->span, "model '%s' is not in the catalog%s", p->pat,
+                           eng_suggest_text(&sg, dym, sizeof dym));
                 }
             }
         }
     }
-    for (uint32_t i = 0; i < c->providers.n; i++) {
-        const s_pat_t *p = &c->providers.v[i];
-        bool hit = false;
-        for (uint32_t e = 0; e < pol->neps && !hit; e++) {
-            hit =
-                eng_glob_match(p->pat, p->len, pol->eps[e].provider, strlen(pol->eps[e].provider));
-        }
-        if (!hit) {
-            s_warn(c, p->file, p->span, "provider '%s' serves no model in the catalog", p->pat);
-        }
+    s_provider_warnings(c, &c->providers);
+    for (int g = 0; g < pol->ngroups; g++) {
+        s_provider_warnings(c, &c->group_provs[g].allow);
+        s_provider_warnings(c, &c->group_provs[g].deny);
+    }
+    for (uint32_t r = 0; r < pol->nrules; r++) {
+        s_provider_warnings(c, &c->rule_provs[r].allow);
+        s_provider_warnings(c, &c->rule_provs[r].deny);
     }
 }
 
@@ -2150,6 +2261,89 @@ static void s_tier_warnings(s_comp_t *c)
             const s_def_t *d = &c->tier_defs[t];
             s_warn(c, d->file, d->name, "tier '%s' holds no model of the catalog",
                    pol->tiers[t].name);
+        }
+    }
+}
+
+/* The band a blended price falls in, ignoring tiers' `models` lists; -1 none. */
+static int s_band_tier(const eng_policy_t *pol, hpp_pusd_t blend)
+{
+    for (int t = 0; t < pol->ntiers; t++) {
+        const eng_ptier_t *pt = &pol->tiers[t];
+        if (pt->has_band && (pt->max < 0 || blend <= pt->max)) {
+            return t;
+        }
+    }
+    return -1;
+}
+
+/* A tier that lists models by hand takes them out of the tier their price
+ * puts them in: a rule that targets that tier no longer sees them, which is
+ * easy to miss. One warning per pattern, naming the first model it moves. */
+static void s_tier_models_warnings(s_comp_t *c)
+{
+    const eng_policy_t *pol = c->pol;
+    for (int t = 0; t < pol->ntiers; t++) {
+        const s_pats_t *ps = &c->tier_models[t];
+        for (uint32_t i = 0; i < ps->n; i++) {
+            const s_pat_t *p = &ps->v[i];
+            uint32_t moved = 0, first = 0;
+            int from = -1;
+            for (uint32_t m = 0; m < pol->nmodels; m++) {
+                const char *id = pol->models[m].id;
+                if (pol->model_tier[m] != t || pol->model_ep[m] < 0 ||
+                    !eng_glob_match(p->pat, p->len, id, strlen(id))) {
+                    continue;
+                }
+                int band = s_band_tier(pol, pol->model_blend[m]);
+                if (band >= 0 && band != t) {
+                    if (moved++ == 0) {
+                        first = m;
+                        from = band;
+                    }
+                }
+            }
+            if (moved == 1) {
+                s_warn(c, p->file, p->span,
+                       "tier '%s' takes model '%s' out of its price tier '%s' (rules that target "
+                       "'%s' no longer see it)",
+                       pol->tiers[t].name, pol->models[first].id, pol->tiers[from].name,
+                       pol->tiers[from].name);
+            } else if (moved > 1) {
+                s_warn(c, p->file, p->span,
+                       "tier '%s' takes %u models out of their price tiers (first: '%s' from "
+                       "'%s')",
+                       pol->tiers[t].name, moved, pol->models[first].id, pol->tiers[from].name);
+            }
+        }
+    }
+}
+
+/* A hint word some test asks about that no hint rule sets, close to one a
+ * rule does set, is most likely a misspelling (requests may still send it,
+ * so this is a warning and only when a near word exists). */
+static void s_hint_word_warnings(s_comp_t *c)
+{
+    const eng_policy_t *pol = c->pol;
+    uint64_t set = 0;
+    for (uint32_t j = 0; j < pol->nhints; j++) {
+        set |= UINT64_C(1) << pol->hints[j].word;
+    }
+    for (uint32_t b = 0; b < pol->nwords; b++) {
+        if ((set >> b & 1) || c->word_defs[b].name.len == 0) {
+            continue;
+        }
+        eng_suggest_t sg;
+        eng_suggest_init(&sg, pol->words[b], pol->word_len[b]);
+        for (uint32_t k = 0; k < pol->nwords; k++) {
+            if (set >> k & 1) {
+                eng_suggest_add(&sg, pol->words[k], pol->word_len[k]);
+            }
+        }
+        if (sg.best) {
+            char dym[300];
+            s_warn(c, c->word_defs[b].file, c->word_defs[b].name, "no hint rule sets hint '%s'%s",
+                   pol->words[b], eng_suggest_text(&sg, dym, sizeof dym));
         }
     }
 }
@@ -2180,6 +2374,51 @@ static int s_group_sets(s_comp_t *c)
         }
     }
     return 0;
+}
+
+static bool s_provider_matches(const s_pats_t *ps, const eng_endpoint_t *e)
+{
+    for (uint32_t i = 0; i < ps->n; i++) {
+        if (eng_glob_match(ps->v[i].pat, ps->v[i].len, e->provider, e->provider_len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The endpoints allow_providers / deny_providers exclude, as a bit set, so
+ * the resolver tests one bit per candidate. NULL when there are no lists. */
+static uint64_t *s_provider_set(s_comp_t *c, const s_provs_t *pv)
+{
+    const eng_policy_t *pol = c->pol;
+    if (pv->allow.n == 0 && pv->deny.n == 0) {
+        return NULL;
+    }
+    uint64_t *set = calloc((pol->neps + 63) / 64 + 1, sizeof *set);
+    if (!set) {
+        c->oom = true;
+        return NULL;
+    }
+    for (uint32_t e = 0; e < pol->neps; e++) {
+        const eng_endpoint_t *ep = &pol->eps[e];
+        if ((pv->allow.n > 0 && !s_provider_matches(&pv->allow, ep)) ||
+            s_provider_matches(&pv->deny, ep)) {
+            s_set_bit(set, e);
+        }
+    }
+    return set;
+}
+
+static int s_provider_sets(s_comp_t *c)
+{
+    eng_policy_t *pol = c->pol;
+    for (int g = 0; g < pol->ngroups && !c->oom; g++) {
+        pol->groups[g].ep_deny = s_provider_set(c, &c->group_provs[g]);
+    }
+    for (uint32_t r = 0; r < pol->nrules && !c->oom; r++) {
+        pol->rules[r].ep_deny = s_provider_set(c, &c->rule_provs[r]);
+    }
+    return c->oom ? -1 : 0;
 }
 
 /* For lazy hint evaluation: each hint test records 1 + the last hint rule
@@ -2232,10 +2471,12 @@ static void s_passes(s_comp_t *c)
     c->rule_defs = calloc(nrules + 1, sizeof *c->rule_defs);
     c->rule_prefer = calloc(nrules + 1, sizeof *c->rule_prefer);
     c->rule_ff_set = calloc(nrules + 1, sizeof *c->rule_ff_set);
+    c->group_provs = calloc(ngroups + 1, sizeof *c->group_provs);
+    c->rule_provs = calloc(nrules + 1, sizeof *c->rule_provs);
     pol->rules = calloc(nrules + 1, sizeof *pol->rules);
     c->cap_rules = nrules + 1;
     if (!pol->groups || !c->group_models || !c->group_defs || !c->rule_defs || !c->rule_prefer ||
-        !c->rule_ff_set || !pol->rules) {
+        !c->rule_ff_set || !c->group_provs || !c->rule_provs || !pol->rules) {
         c->oom = true;
         return;
     }
@@ -2308,6 +2549,16 @@ static void s_comp_free(s_comp_t *c)
     }
     free(c->group_models);
     free(c->group_defs);
+    for (int g = 0; c->group_provs && g < c->pol->ngroups; g++) {
+        s_pats_free(&c->group_provs[g].allow);
+        s_pats_free(&c->group_provs[g].deny);
+    }
+    free(c->group_provs);
+    for (uint32_t r = 0; c->rule_provs && r < c->pol->nrules; r++) {
+        s_pats_free(&c->rule_provs[r].allow);
+        s_pats_free(&c->rule_provs[r].deny);
+    }
+    free(c->rule_provs);
     if (c->rule_prefer) {
         for (uint32_t r = 0; r < c->pol->nrules; r++) {
             s_pats_free(&c->rule_prefer[r]);
@@ -2392,7 +2643,7 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
     if (c->oom || c->nerrors > 0) {
         goto fail;
     }
-    if (s_group_sets(c) != 0 || s_tables(c) != 0) {
+    if (s_group_sets(c) != 0 || s_provider_sets(c) != 0 || s_tables(c) != 0) {
         goto fail;
     }
     s_anchor_table(pol);
@@ -2400,6 +2651,8 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
         s_rule_order(pol, &pol->rules[i]);
     }
     s_tier_warnings(c);
+    s_tier_models_warnings(c);
+    s_hint_word_warnings(c);
     s_comp_free(c);
     eng_diags_sort_from(diags, first_diag);
     return pol;
@@ -2467,12 +2720,14 @@ void eng_policy_destroy(eng_policy_t **self_p)
     if (pol->groups) {
         for (int g = 0; g < pol->ngroups; g++) {
             free(pol->groups[g].allow);
+            free(pol->groups[g].ep_deny);
         }
     }
     free(pol->groups);
     if (pol->rules) {
         for (uint32_t r = 0; r < pol->nrules; r++) {
             free(pol->rules[r].pref_set);
+            free(pol->rules[r].ep_deny);
         }
     }
     free(pol->rules);

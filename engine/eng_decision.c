@@ -19,6 +19,8 @@ static const char *const s_reject_names[ENG_REJ_COUNT] = {
     [ENG_REJ_PROVIDER] = "provider_excluded",
     [ENG_REJ_MAX_PRICE] = "over_max_price",
     [ENG_REJ_MAX_OUTPUT] = "max_output",
+    [ENG_REJ_POLICY_PROVIDER] = "policy_provider",
+    [ENG_REJ_MIN_CONTEXT] = "min_context",
 };
 
 const char *eng_reject_name(eng_reject_t r)

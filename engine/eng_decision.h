@@ -30,21 +30,23 @@ typedef struct {
 
 /* Why a candidate was passed over. */
 typedef enum {
-    ENG_REJ_CHOSEN = 0,    /* not rejected: this is the answer */
-    ENG_REJ_DISABLED,      /* endpoint disabled */
-    ENG_REJ_GROUP,         /* group may not reach the model */
-    ENG_REJ_VISION,        /* request has images, model lacks vision */
-    ENG_REJ_TOOLS,         /* request needs tools */
-    ENG_REJ_JSON,          /* request needs JSON output */
-    ENG_REJ_CAPABILITY,    /* a capability the rule requires */
-    ENG_REJ_CONTEXT,       /* prompt + output exceed the context window */
-    ENG_REJ_BUDGET,        /* estimate over budget_usd */
-    ENG_REJ_NOT_FREE,      /* a free answer was required */
-    ENG_REJ_SHADOWED,      /* fit, but a better candidate was chosen first */
-    ENG_REJ_NOT_IN_MODELS, /* the request's `models` does not list the model */
-    ENG_REJ_PROVIDER,      /* providers_only / _ignore / allow_fallbacks exclude the endpoint */
-    ENG_REJ_MAX_PRICE,     /* a price of the endpoint is above the request's max_price */
-    ENG_REJ_MAX_OUTPUT,    /* output (+ reasoning) tokens exceed the model's max output */
+    ENG_REJ_CHOSEN = 0,      /* not rejected: this is the answer */
+    ENG_REJ_DISABLED,        /* endpoint disabled */
+    ENG_REJ_GROUP,           /* group may not reach the model */
+    ENG_REJ_VISION,          /* request has images, model lacks vision */
+    ENG_REJ_TOOLS,           /* request needs tools */
+    ENG_REJ_JSON,            /* request needs JSON output */
+    ENG_REJ_CAPABILITY,      /* a capability the rule requires */
+    ENG_REJ_CONTEXT,         /* prompt + output exceed the context window */
+    ENG_REJ_BUDGET,          /* estimate over budget_usd */
+    ENG_REJ_NOT_FREE,        /* a free answer was required */
+    ENG_REJ_SHADOWED,        /* fit, but a better candidate was chosen first */
+    ENG_REJ_NOT_IN_MODELS,   /* the request's `models` does not list the model */
+    ENG_REJ_PROVIDER,        /* providers_only / _ignore / allow_fallbacks exclude the endpoint */
+    ENG_REJ_MAX_PRICE,       /* a price of the endpoint is above the request's max_price */
+    ENG_REJ_MAX_OUTPUT,      /* output (+ reasoning) tokens exceed the model's max output */
+    ENG_REJ_POLICY_PROVIDER, /* the group's or rule's allow_/deny_providers exclude the endpoint */
+    ENG_REJ_MIN_CONTEXT,     /* the window is below the rule's min_context */
     ENG_REJ_COUNT
 } eng_reject_t;
 

@@ -38,6 +38,12 @@ static const eng_propdef_t s_propdefs[] = {
      "model patterns keys of this group may reach"},
     {ENG_ST_GROUP, ENG_P_MULTIPLIER, "multiplier", ENG_V_NUMBER, 1, 1,
      "price multiplier applied to estimates (1 = list price)"},
+    {ENG_ST_GROUP, ENG_P_ALLOW_PROVIDERS, "allow_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: keys of this group reach only endpoints of these providers"},
+    {ENG_ST_GROUP, ENG_P_DENY_PROVIDERS, "deny_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: keys of this group never reach endpoints of these providers"},
+    {ENG_ST_GROUP, ENG_P_MIN_CONTEXT, "min_context", ENG_V_NUMBER, 1, 1,
+     "least context window (tokens) of the models keys of this group reach"},
     {ENG_ST_ROUTE, ENG_P_TIER, "tier", ENG_V_WORD | ENG_V_STRING, 1, 1, "the tier to pick from"},
     {ENG_ST_ROUTE, ENG_P_PREFER, "prefer", ENG_V_STRING, 1, 64,
      "model patterns tried first within each tier, in this order"},
@@ -48,6 +54,12 @@ static const eng_propdef_t s_propdefs[] = {
     {ENG_ST_ROUTE, ENG_P_STEP, "step", ENG_V_WORD, 1, 2, "overrides the settings' step"},
     {ENG_ST_ROUTE, ENG_P_FREE_FALLBACK, "free_fallback", ENG_V_WORD, 1, 1,
      "overrides the settings' free_fallback"},
+    {ENG_ST_ROUTE, ENG_P_ALLOW_PROVIDERS, "allow_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: the rule picks only endpoints of these providers"},
+    {ENG_ST_ROUTE, ENG_P_DENY_PROVIDERS, "deny_providers", ENG_V_STRING, 1, 64,
+     "provider patterns: the rule never picks endpoints of these providers"},
+    {ENG_ST_ROUTE, ENG_P_MIN_CONTEXT, "min_context", ENG_V_NUMBER, 1, 1,
+     "least context window (tokens) a model needs to be picked by the rule"},
     {0, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -63,6 +75,71 @@ static const char *const s_reserved[] = {"and",      "or",  "not", "in",   "has"
 const eng_propdef_t *eng_parse_propdefs(void)
 {
     return s_propdefs;
+}
+
+/* Condition fields are the compiler's (eng_compile.c s_fields) and value
+ * words its checks' (s_step, s_switch, hpp_caps); they are listed here too,
+ * and test_policy_authoring.c checks the two lists agree with the compiler
+ * by compiling a use of each. */
+static const char *const s_value_words[] = {
+    "prompt_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "images",
+    "budget",
+    "text_length",
+    "tools",
+    "json",
+    "vision",
+    "has_budget",
+    "hints",
+    "group",
+    "text",
+    "meta",
+    "up",
+    "down",
+    "none",
+    "on",
+    "off",
+    "yes",
+    "no",
+    "reasoning",
+    NULL,
+};
+
+/* Adds w to out[0..*n) unless it is there; counts past cap. */
+static void s_kw_add(const char **out, size_t cap, size_t *n, const char *w)
+{
+    for (size_t j = 0; j < *n && j < cap; j++) {
+        if (strcmp(out[j], w) == 0) {
+            return;
+        }
+    }
+    if (*n < cap) {
+        out[*n] = w;
+    }
+    ++*n;
+}
+
+size_t eng_parse_keywords(const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (int k = 0; k < ENG_ST_COUNT; k++) {
+        s_kw_add(out, cap, &n, s_stmt_names[k]);
+    }
+    for (int i = 0; s_reserved[i]; i++) {
+        s_kw_add(out, cap, &n, s_reserved[i]);
+    }
+    s_kw_add(out, cap, &n, "true");
+    s_kw_add(out, cap, &n, "false");
+    for (const eng_propdef_t *d = s_propdefs; d->name; d++) {
+        s_kw_add(out, cap, &n, d->name);
+    }
+    for (int i = 0; s_value_words[i]; i++) {
+        s_kw_add(out, cap, &n, s_value_words[i]);
+    }
+    return n;
 }
 
 const char *eng_parse_stmt_name(eng_stkind_t kind)
@@ -349,6 +426,12 @@ static int32_t s_list(s_parser_t *p)
     s_advance(p); /* [ */
     int32_t head = -1, tail = -1;
     while (!s_is(p, ENG_TOK_RBRACKET)) {
+        if (s_is(p, ENG_TOK_IDENT)) {
+            s_error(p, p->cur.start, p->cur.end - p->cur.start,
+                    "list items are quoted strings or numbers: write \"%.*s\"",
+                    (int)(p->cur.end - p->cur.start), p->ast->src + p->cur.start);
+            return -1;
+        }
         if (!s_is(p, ENG_TOK_STRING) && !s_is(p, ENG_TOK_NUMBER)) {
             s_expected(p, "a string or a number in the list");
             return -1;
@@ -573,10 +656,17 @@ static void s_unknown_prop(s_parser_t *p, eng_stkind_t kind)
                                      d->name);
         }
     }
-    char buf[64];
+    char buf[64], dym[300];
+    eng_suggest_t sg;
+    eng_suggest_init(&sg, p->ast->src + p->cur.start, p->cur.end - p->cur.start);
+    for (const eng_propdef_t *d = s_propdefs; d->name; d++) {
+        if (d->stmt == kind) {
+            eng_suggest_add(&sg, d->name, strlen(d->name));
+        }
+    }
     s_error(p, p->cur.start, p->cur.end - p->cur.start,
-            "unknown property %s for %s (expected one of: %s)", s_describe(p, buf, sizeof buf),
-            s_stmt_names[kind], list);
+            "unknown property %s for %s%s (expected one of: %s)", s_describe(p, buf, sizeof buf),
+            s_stmt_names[kind], eng_suggest_text(&sg, dym, sizeof dym), list);
 }
 
 static const char *s_vkinds_name(unsigned k)
@@ -803,10 +893,18 @@ eng_ast_t *eng_parse(const char *name, const char *src, size_t len, eng_diags_t 
         }
         int kind = s_stmt_kind(p);
         if (kind < 0) {
-            char buf[64];
+            char buf[64], dym[300] = "";
+            if (s_is(p, ENG_TOK_IDENT)) {
+                eng_suggest_t sg;
+                eng_suggest_init(&sg, p->ast->src + p->cur.start, p->cur.end - p->cur.start);
+                for (int k = 0; k < ENG_ST_COUNT; k++) {
+                    eng_suggest_add(&sg, s_stmt_names[k], strlen(s_stmt_names[k]));
+                }
+                eng_suggest_text(&sg, dym, sizeof dym);
+            }
             s_error(p, p->cur.start, p->cur.end - p->cur.start,
-                    "expected a statement (include, settings, tier, group, hint, route), got %s",
-                    s_describe(p, buf, sizeof buf));
+                    "expected a statement (include, settings, tier, group, hint, route), got %s%s",
+                    s_describe(p, buf, sizeof buf), dym);
         } else if (!s_statement(p, (eng_stkind_t)kind, &depth)) {
             /* Skip what remains of the statement; an error without a report
              * (a lexical one already shown) still needs the skip. */

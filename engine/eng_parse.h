@@ -90,17 +90,20 @@ typedef enum {
 
 /* Property keys; each belongs to one statement kind (table in eng_parse.c). */
 typedef enum {
-    ENG_P_DEFAULT_OUTPUT, /* settings */
-    ENG_P_STEP,           /* settings, route */
-    ENG_P_FREE_FALLBACK,  /* settings, route */
-    ENG_P_PREFER,         /* settings, route */
-    ENG_P_PROVIDERS,      /* settings */
-    ENG_P_MAX,            /* tier */
-    ENG_P_MODELS,         /* tier, group */
-    ENG_P_MULTIPLIER,     /* group */
-    ENG_P_TIER,           /* route */
-    ENG_P_REQUIRE,        /* route */
-    ENG_P_OUTPUT,         /* route */
+    ENG_P_DEFAULT_OUTPUT,  /* settings */
+    ENG_P_STEP,            /* settings, route */
+    ENG_P_FREE_FALLBACK,   /* settings, route */
+    ENG_P_PREFER,          /* settings, route */
+    ENG_P_PROVIDERS,       /* settings */
+    ENG_P_MAX,             /* tier */
+    ENG_P_MODELS,          /* tier, group */
+    ENG_P_MULTIPLIER,      /* group */
+    ENG_P_TIER,            /* route */
+    ENG_P_REQUIRE,         /* route */
+    ENG_P_OUTPUT,          /* route */
+    ENG_P_ALLOW_PROVIDERS, /* group, route */
+    ENG_P_DENY_PROVIDERS,  /* group, route */
+    ENG_P_MIN_CONTEXT,     /* group, route */
     ENG_P_COUNT
 } eng_propid_t;
 
@@ -121,6 +124,13 @@ typedef struct {
 const eng_propdef_t *eng_parse_propdefs(void);
 /* Keyword that starts a statement kind ("tier"). */
 const char *eng_parse_stmt_name(eng_stkind_t kind);
+/* Every word the language gives a meaning to, NULL-terminated: statement
+ * keywords, condition words (and, or, not, in, has, contains, any, all,
+ * when, true, false), property keys, condition fields, and the words some
+ * property values take (up, down, none, on, off, yes, no, capabilities),
+ * each once. Writes up to `cap` of them to out[]; returns how many there are.
+ * Editor syntax files are tested against it, so they cannot fall behind. */
+size_t eng_parse_keywords(const char **out, size_t cap);
 
 typedef struct {
     eng_propid_t id; /* which property */

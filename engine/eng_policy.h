@@ -28,6 +28,7 @@ typedef struct {
     int col;                      /* 1-based */
     int span;                     /* caret width, >= 1 */
     char msg[256];                /* message */
+    const char *code;             /* stable kind for tools, e.g. "unknown-tier" (static) */
     char source_line[256];        /* the text of the line, for the caret display */
 } eng_diag_t;
 
@@ -41,6 +42,11 @@ const eng_diag_t *eng_diags_get(const eng_diags_t *self, size_t i);
 /* Prints every diagnostic as "file:line:col: error: message", the source line
  * and a caret, then a summary line "N errors, M warnings" when any. */
 void eng_diags_print(const eng_diags_t *self, FILE *out);
+/* Prints them as one JSON array (then a newline) for editors and CI:
+ * [{"file", "line", "col", "end_col", "severity", "code", "message"}, ...];
+ * line and col are 1-based, end_col is one past the caret, and a diagnostic
+ * without a location has line and col 0. */
+void eng_diags_print_json(const eng_diags_t *self, FILE *out);
 
 /* Policy ---------------------------------------------------------------- */
 

@@ -124,9 +124,11 @@ typedef struct {
 } eng_ptier_t;
 
 typedef struct {
-    const char *name;  /* "default" */
-    uint32_t permille; /* price multiplier in thousandths */
-    uint64_t *allow;   /* bit per model: reachable; NULL = every model */
+    const char *name;     /* "default" */
+    uint32_t permille;    /* price multiplier in thousandths */
+    uint64_t *allow;      /* bit per model: reachable; NULL = every model */
+    uint64_t *ep_deny;    /* bit per endpoint: excluded by allow_/deny_providers; NULL = none */
+    uint32_t min_context; /* least window a model needs (0 = none) */
 } eng_pgroup_t;
 
 typedef struct {
@@ -146,6 +148,9 @@ typedef struct {
     uint32_t pref_first;             /* preferred model indexes in prefer_pool[] */
     uint32_t pref_count;             /* their count (0 = none) */
     uint64_t *pref_set;              /* bit per model: preferred by this rule; NULL if none */
+    uint64_t *ep_deny;               /* bit per endpoint: excluded by allow_/deny_providers;
+                                      * NULL = none */
+    uint32_t min_context;            /* least window a candidate needs (0 = none) */
     uint8_t order[2][ENG_MAX_TIERS]; /* tiers to visit: [0] without budget, [1] with */
     uint8_t norder[2];               /* used entries of order[] */
 } eng_prule_t;
@@ -239,6 +244,23 @@ void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file,
     __attribute__((format(printf, 8, 9)));
 void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
                     size_t srclen, uint32_t off, uint32_t span, const char *fmt, va_list ap);
+
+/* "Did you mean": the known name nearest to a misspelt one, by edit distance
+ * (ASCII case-insensitive; a swap of two neighbours counts one). Used only on
+ * error paths: init with the word, add each known name, then ask. */
+typedef struct {
+    const char *word; /* the misspelt word (borrowed) */
+    size_t len;       /* its length */
+    const char *best; /* nearest name so far (borrowed), NULL if none close */
+    size_t best_len;  /* its length */
+    unsigned best_d;  /* its distance */
+} eng_suggest_t;
+
+void eng_suggest_init(eng_suggest_t *s, const char *word, size_t len);
+void eng_suggest_add(eng_suggest_t *s, const char *name, size_t len);
+/* "; did you mean 'NAME'?" when a name is close enough (at most a third of
+ * the word's letters differ, and not all), else "". Writes into buf. */
+const char *eng_suggest_text(const eng_suggest_t *s, char *buf, size_t n);
 
 /* Orders the diagnostics added since index `from` by line and column within
  * each file (stable; files keep their order). */

@@ -63,6 +63,9 @@ typedef struct {
     bool filter;                    /* models, provider lists or max_price reject candidates */
     bool prov_rank;                 /* each model's endpoint is chosen per request (s_pick) */
     bool primary_only;              /* allow_fallbacks false, no order: one endpoint per model */
+    const uint64_t *group_deny;     /* endpoints the group's provider lists exclude, or NULL */
+    const uint64_t *rule_deny;      /* endpoints the rule's provider lists exclude, or NULL */
+    uint32_t min_context;           /* the rule's min_context (0 = none) */
     uint32_t nallow;                /* auto with `models`: the models that may be chosen */
     uint32_t allow[HPP_MAX_MODELS]; /* their indexes */
 } s_walk_t;
@@ -440,10 +443,16 @@ static bool s_above(hpp_pusd_t price, hpp_pusd_t max, uint32_t permille)
     return price != HPP_PRICE_NA && (__int128)price * permille > (__int128)max * 1000;
 }
 
-/* providers_only / _ignore / allow_fallbacks, then max_price, for one endpoint. */
+/* The policy's allow_/deny_providers (group, rule), the request's
+ * providers_only / _ignore / allow_fallbacks, then max_price, for one endpoint. */
 static eng_reject_t s_endpoint_filter(const s_walk_t *w, const eng_endpoint_t *ep)
 {
     const hpp_features_t *f = w->f;
+    uint32_t e = (uint32_t)(ep - w->pol->eps);
+    if ((w->group_deny && s_has_bit(w->group_deny, e)) ||
+        (w->rule_deny && s_has_bit(w->rule_deny, e))) {
+        return ENG_REJ_POLICY_PROVIDER;
+    }
     if ((f->nproviders_only && s_prov_index(f->providers_only, f->nproviders_only, ep) < 0) ||
         s_prov_index(f->providers_ignore, f->nproviders_ignore, ep) >= 0 ||
         (f->no_fallbacks && f->nproviders_order &&
@@ -536,6 +545,21 @@ static inline int32_t s_auto_ep(const s_walk_t *w, uint32_t m)
     return w->prov_rank ? s_pick(w, m, e, S_AUTO) : e;
 }
 
+/* The policy's provider lists apply: like the request's own, they make each
+ * model's endpoint a per-request choice (the first one they allow) and reject
+ * the others; the budget bound, computed from the policy's endpoints, is off. */
+static void s_policy_providers(s_walk_t *w, const uint64_t *group_deny, const uint64_t *rule_deny)
+{
+    if (group_deny) {
+        w->group_deny = group_deny;
+    }
+    if (rule_deny) {
+        w->rule_deny = rule_deny;
+    }
+    w->filter = w->prov_rank = true;
+    w->bound = false;
+}
+
 /* Hard constraints and budget for endpoint e of model m. */
 static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, hpp_cost_t *cost,
                             bool *have_cost)
@@ -565,6 +589,9 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
     uint32_t ctx = ep->context_length ? ep->context_length : model->context_length;
     if (ctx > 0 && w->f->prompt_tokens + gen > (int64_t)ctx) {
         return ENG_REJ_CONTEXT;
+    }
+    if (ctx < w->min_context) {
+        return ENG_REJ_MIN_CONTEXT; /* an unknown window (0) does not prove it */
     }
     if ((w->out_explicit || w->f->reasoning_tokens > 0) && model->max_output > 0 &&
         gen > (int64_t)model->max_output) {
@@ -911,8 +938,10 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
             why == ENG_REJ_CONTEXT      ? "' context window is too small for the request"
             : why == ENG_REJ_MAX_OUTPUT ? "' max output is smaller than the request's output tokens"
             : why == ENG_REJ_PROVIDER   ? "' has no endpoint the request's providers allow"
-            : why == ENG_REJ_MAX_PRICE  ? "' has no endpoint within the request's max_price"
-                                        : "' lacks a capability the request needs");
+            : why == ENG_REJ_POLICY_PROVIDER ? "' has no endpoint the group's providers allow"
+            : why == ENG_REJ_MIN_CONTEXT     ? "' context window is below the group's min_context"
+            : why == ENG_REJ_MAX_PRICE       ? "' has no endpoint within the request's max_price"
+                                             : "' lacks a capability the request needs");
     }
     out->tier = tier;
     out->tier_name = tier >= 0 ? pol->tiers[tier].name : "";
@@ -1082,6 +1111,12 @@ static hpp_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
         out->output_tokens = r->output;
     }
     w->rule_caps = r->caps;
+    if (r->min_context > w->min_context) {
+        w->min_context = r->min_context; /* the stricter of the group's and the rule's */
+    }
+    if (r->ep_deny) {
+        s_policy_providers(w, NULL, r->ep_deny);
+    }
     uint32_t mask = (w->need | r->caps) & (ENG_CAP_MASKS - 1);
     if (v == S_FREE) {
         s_walk_free(w, mask, 0);
@@ -1187,6 +1222,11 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
                           "'");
         }
         w.permille = w.group ? w.group->permille : 1000;
+    }
+    w.group_deny = w.rule_deny = NULL;
+    w.min_context = w.group ? w.group->min_context : 0;
+    if (w.group && w.group->ep_deny) {
+        s_policy_providers(&w, w.group->ep_deny, NULL);
     }
     w.need = (f->images > 0 || f->vision ? HPP_CAP_VISION : 0) | (f->tools ? HPP_CAP_TOOLS : 0) |
              (f->json ? HPP_CAP_JSON : 0);

@@ -1,9 +1,10 @@
 /* cmd_policy.c - `hpp-policy check | test | explain | route`.
  *
  * The policy author's commands. Each loads the catalog files (default
- * eng_catalog_default_path()) and a policy (default $HPP_POLICY or
- * policies/default.policy), then:
- *   check    prints every diagnostic; exit 2 on an error, else 0
+ * eng_catalog_default_path()) and a policy (--policy FILE, an older
+ * positional FILE, else $HPP_POLICY or policies/default.policy), then:
+ *   check    prints every diagnostic (as JSON with --format json); exit 2 on
+ *            an error, else 0
  *   test     runs a cases file (eng_cases_run, the code the unit tests use)
  *   explain  one decision with its trace, from a features JSON object or an
  *            OpenAI chat request body (read by the sidecar's extractor)
@@ -65,9 +66,22 @@ typedef enum {
         NULL, NULL, O_HELP, NULL, NULL                                                             \
     }
 
-static const hpp_opt_t s_check_opts[] = {S_CATALOG_OPT, S_HELP_OPT, S_END_OPT};
+#define S_POLICY_OPT                                                                               \
+    {                                                                                              \
+        "--policy", "FILE", O_POLICY, NULL,                                                        \
+            "policy (default $HPP_POLICY or policies/default.policy)"                              \
+    }
+
+static const hpp_opt_t s_check_opts[] = {
+    S_POLICY_OPT,
+    {"--format", "text|json", O_FORMAT, NULL,
+     "text (default) or a JSON array of diagnostics, for editors"},
+    S_CATALOG_OPT,
+    S_HELP_OPT,
+    S_END_OPT};
 
 static const hpp_opt_t s_test_opts[] = {
+    S_POLICY_OPT,
     S_CATALOG_OPT,
     {"--verbose", NULL, O_VERBOSE, NULL, "also list the cases that pass"},
     S_HELP_OPT,
@@ -77,6 +91,7 @@ static const hpp_opt_t s_test_opts[] = {
 static const hpp_opt_t s_explain_opts[] = {
     {"--request", "JSON|@FILE|-", O_REQUEST, NULL,
      "the request: a features object or an OpenAI chat body, inline, from a file or stdin"},
+    S_POLICY_OPT,
     S_CATALOG_OPT,
     {"--format", "text|json", O_FORMAT, NULL, "output format (default text)"},
     S_HELP_OPT,
@@ -97,7 +112,7 @@ static const hpp_opt_t s_route_opts[] = {
     {"--group", "G", O_GROUP, "group", "caller's key group"},
     {"--text", "S", O_TEXT, "text", "prompt text sample for hint rules"},
     {"--meta", "K=V", O_META, NULL, "a metadata key/value (repeatable)"},
-    {"--policy", "FILE", O_POLICY, NULL, "policy (default $HPP_POLICY or policies/default.policy)"},
+    S_POLICY_OPT,
     S_CATALOG_OPT,
     {"--trace", NULL, O_TRACE, NULL, "include every candidate considered"},
     S_HELP_OPT,
@@ -245,6 +260,29 @@ static const char *s_default_policy(void)
 {
     const char *p = getenv("HPP_POLICY");
     return p && *p ? p : eng_data_path("policies/default.policy", 1);
+}
+
+/* The policy: --policy, else (the older form, kept working) the first of
+ * `extra` + 1 positional arguments when there are that many, else the
+ * default. Leaves the other positionals in a->pos[]. NULL after a message
+ * when the policy is given twice. */
+static const char *s_policy_path(s_args_t *a, size_t extra)
+{
+    if (a->policy) {
+        if (a->npos > extra) {
+            fprintf(stderr, "hpp-policy %s: the policy is given twice (--policy and '%s')\n",
+                    a->cmd, a->pos[0]);
+            return NULL;
+        }
+        return a->policy;
+    }
+    if (a->npos > extra) {
+        const char *p = a->pos[0];
+        memmove(a->pos, a->pos + 1, (a->npos - 1) * sizeof a->pos[0]);
+        a->npos--;
+        return p;
+    }
+    return s_default_policy();
 }
 
 static eng_catalog_t *s_load_catalog(const s_args_t *a)
@@ -460,25 +498,35 @@ int cmd_check(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        hpp_usage(stdout, "check", "[FILE] [--catalog FILE]...", s_check_opts);
-        printf("\nCompiles FILE (default $HPP_POLICY or policies/default.policy) and prints every\n"
-               "error and warning. Exit 2 when there is an error, 0 otherwise.\n");
+        hpp_usage(stdout, "check", "[--policy FILE] [--catalog FILE]... [--format json]",
+                  s_check_opts);
+        printf("\nCompiles the policy and prints every error and warning. Exit 2 when there\n"
+               "is an error, 0 otherwise. With --format json, stdout is a JSON array of\n"
+               "{file, line, col, end_col, severity, code, message}. 'check FILE' is the\n"
+               "older spelling of 'check --policy FILE'.\n");
         return HPP_EXIT_OK;
     }
-    if (a.npos > 1) {
+    const char *path = s_policy_path(&a, 0);
+    if (!path) {
+        return HPP_EXIT_USAGE;
+    }
+    if (a.npos > 0) {
         fprintf(stderr, "hpp-policy check: one policy file at a time (see --help)\n");
         return HPP_EXIT_USAGE;
     }
-    const char *path = a.npos ? a.pos[0] : s_default_policy();
     eng_catalog_t *cat = s_load_catalog(&a);
     if (!cat) {
         return HPP_EXIT_USAGE;
     }
     eng_diags_t *d = eng_diags_new();
     eng_policy_t *pol = eng_policy_load(path, cat, d);
-    eng_diags_print(d, stderr);
     int rc = pol ? HPP_EXIT_OK : HPP_EXIT_USAGE;
-    if (pol) {
+    if (a.json) {
+        eng_diags_print_json(d, stdout);
+    } else {
+        eng_diags_print(d, stderr);
+    }
+    if (pol && !a.json) {
         size_t nm;
         eng_catalog_models(cat, &nm);
         printf("%s: ok (%d tier%s, %zu models in the catalog, %zu warning%s)\n", path,
@@ -501,13 +549,19 @@ int cmd_test(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        hpp_usage(stdout, "test", "POLICY CASES [--catalog FILE]... [--verbose]", s_test_opts);
-        printf("\nRuns every case of CASES against POLICY, prints a diff for each failure and\n"
-               "the line \"N passed, N failed\". Exit 1 when a case fails, 2 on bad input.\n");
+        hpp_usage(stdout, "test", "[--policy FILE] CASES [--catalog FILE]... [--verbose]",
+                  s_test_opts);
+        printf("\nRuns every case of CASES against the policy, prints a diff for each failure\n"
+               "and the line \"N passed, N failed\". Exit 1 when a case fails, 2 on bad input.\n"
+               "'test POLICY CASES' is the older spelling of 'test --policy POLICY CASES'.\n");
         return HPP_EXIT_OK;
     }
-    if (a.npos != 2) {
-        fprintf(stderr, "hpp-policy test: expected POLICY CASES (see --help)\n");
+    const char *path = s_policy_path(&a, 1);
+    if (!path) {
+        return HPP_EXIT_USAGE;
+    }
+    if (a.npos != 1) {
+        fprintf(stderr, "hpp-policy test: expected [--policy FILE] CASES (see --help)\n");
         return HPP_EXIT_USAGE;
     }
     eng_catalog_t *cat = s_load_catalog(&a);
@@ -517,9 +571,9 @@ int cmd_test(int argc, char **argv)
     int rc = HPP_EXIT_USAGE;
     eng_diags_t *d = eng_diags_new();
     eng_cases_t *cases = NULL;
-    eng_policy_t *pol = s_load_policy(a.pos[0], cat, false);
+    eng_policy_t *pol = s_load_policy(path, cat, false);
     if (pol) {
-        cases = eng_cases_load(a.pos[1], d);
+        cases = eng_cases_load(a.pos[0], d);
         eng_diags_print(d, stderr);
     }
     if (pol && cases) {
@@ -645,7 +699,8 @@ int cmd_explain(int argc, char **argv)
         return HPP_EXIT_USAGE;
     }
     if (a.help) {
-        hpp_usage(stdout, "explain", "[POLICY] --request JSON [--catalog FILE]... [--format json]",
+        hpp_usage(stdout, "explain",
+                  "--request JSON [--policy FILE] [--catalog FILE]... [--format json]",
                   s_explain_opts);
         printf("\nThe request is either a features object, e.g.\n"
                "  {\"prompt_tokens\": 1200, \"hints\": [\"code\"], \"budget_usd\": 0.01, "
@@ -655,11 +710,15 @@ int cmd_explain(int argc, char **argv)
                "with \"messages\"), read the way hpp-sidecar reads it.\n");
         return HPP_EXIT_OK;
     }
-    if (a.npos > 1 || !a.request) {
-        fprintf(stderr, "hpp-policy explain: expected [POLICY] --request JSON (see --help)\n");
+    const char *path = s_policy_path(&a, 0);
+    if (!path) {
         return HPP_EXIT_USAGE;
     }
-    const char *path = a.npos ? a.pos[0] : s_default_policy();
+    if (a.npos > 0 || !a.request) {
+        fprintf(stderr,
+                "hpp-policy explain: expected --request JSON [--policy FILE] (see --help)\n");
+        return HPP_EXIT_USAGE;
+    }
     size_t len = 0;
     char *text = s_read_request(&a, &len);
     if (!text) {

@@ -23,6 +23,7 @@ static const s_command_t s_commands[] = {
     {"test", cmd_test, "run a cases file against a policy"},
     {"explain", cmd_explain, "show a decision and every candidate considered"},
     {"route", cmd_route, "make one decision from flags, print JSON"},
+    {"fmt", cmd_fmt, "format policy files canonically (--check for CI, --write in place)"},
     {NULL, NULL, NULL},
 };
 

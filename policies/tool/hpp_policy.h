@@ -43,5 +43,6 @@ int cmd_check(int argc, char **argv);   /* compile a policy, print diagnostics *
 int cmd_test(int argc, char **argv);    /* run a cases file against a policy */
 int cmd_explain(int argc, char **argv); /* one decision with its trace */
 int cmd_route(int argc, char **argv);   /* one decision from flags, JSON out */
+int cmd_fmt(int argc, char **argv);     /* canonical formatting of policy files */
 
 #endif

@@ -87,6 +87,14 @@ Test(eng_parse, golden_warnings_only)
     s_golden("no_catch_all", true);
 }
 
+/* Diagnostics for authors: money without '$', "did you mean", quoting
+ * hint words, tiers that take models out of their price tiers. */
+Test(eng_parse, golden_authoring)
+{
+    s_golden("authoring", false);
+    s_golden("authoring_warnings", true);
+}
+
 Test(eng_parse, golden_includes)
 {
     s_golden("cycle_a", false);

@@ -1,0 +1,2 @@
+" hpprouter policy files: *.policy
+autocmd BufRead,BufNewFile *.policy setfiletype hpp-policy
