@@ -80,7 +80,8 @@ flags_in() {
 flags_in hpp-engine man/hpp-engine.8 "$BUILD/hpp-engine"
 flags_in hpp-sidecar man/hpp-sidecar.8 "$BUILD/hpp-sidecar"
 commands=$("$BUILD/hpp-policy" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\) .*/\1/p')
-check "hpp-policy: its commands are listed" 6 "$(wc -w <<<"$commands")"
+# At least the six commands the page was written with (a broken sed would find none).
+check "hpp-policy: its commands are listed" yes "$([ "$(wc -w <<<"$commands")" -ge 6 ] && echo yes || echo "$commands")"
 for c in $commands; do
     flags_in "hpp-policy $c" man/hpp-policy.1 "$BUILD/hpp-policy" "$c"
     has_line "hpp-policy $c: a section of its own" ".SS $c" man/hpp-policy.1
