@@ -9,6 +9,10 @@
 #   HPP_SAN    when 1, any sanitizer report in a suite's output fails the run
 #              (Criterion exits 0 on a LeakSanitizer report, so the text is checked)
 #   TESTS      optional glob to run a subset, e.g. TESTS='test_cost*'
+#   TEST_JOBS  shell suites run at once (default 2). Most of their time is
+#              spent waiting on processes they started; the suites named in
+#              ALONE (load generators, and those that count what a loaded
+#              machine may drop) run afterwards, one at a time.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 export HPP_BUILD=${HPP_BUILD:-build}
@@ -24,8 +28,8 @@ san_report() {
     [ "${HPP_SAN:-0}" = 1 ] && grep -qE 'LeakSanitizer|AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$1"
 }
 
-# The seconds since $t0 (set before each suite), one decimal.
-took() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+# The seconds from $t0 to $t1 (or now), one decimal; both set for each suite.
+took() { awk -v a="$t0" -v b="${t1:-$(date +%s.%N)}" 'BEGIN { printf "%.1f", b - a }'; }
 timings=()
 
 record() { # suite log rc pass fail skipped [reasons]
@@ -75,15 +79,40 @@ done
 
 # Shell integration suites: each ends with "N passed, N failed[, N skipped]"
 # (check_lib.bash's suite_end) and says "SKIP name: reason" for each skip.
+# Each runs in the background into its log, and writes "RC T0 T1" to
+# LOG.rc; results are read back in name order, so the report reads the same
+# whatever the order they ended in.
+ALONE=" bench_report bench_engine bench_client bench_cpu_latency engine_limits engine_declog sidecar_limits "
+run_suite() { # SCRIPT LOG
+    local a rc
+    a=$(date +%s.%N)
+    bash "$1" >"$2" 2>&1
+    rc=$?
+    echo "$rc $a $(date +%s.%N)" >"$2.rc"
+}
+suites=()
 for t in tests/integration/*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
     # shellcheck disable=SC2254 # TESTS is a glob on purpose
     case "$name" in ${TESTS:-*}) ;; *) continue ;; esac
+    suites+=("$name")
+    rm -f "$logdir/$name.log.rc"
+done
+for name in "${suites[@]}"; do
+    case "$ALONE" in *" $name "*) continue ;; esac
+    while [ "$(jobs -rp | wc -l)" -ge "${TEST_JOBS:-2}" ]; do wait -n; done
+    run_suite "tests/integration/$name.sh" "$logdir/$name.log" &
+done
+wait
+for name in "${suites[@]}"; do
+    case "$ALONE" in *" $name "*) run_suite "tests/integration/$name.sh" "$logdir/$name.log" ;; esac
+done
+
+t1=""
+for name in "${suites[@]}"; do
     log=$logdir/$name.log
-    t0=$(date +%s.%N)
-    bash "$t" >"$log" 2>&1
-    rc=$?
+    read -r rc t0 t1 <"$log.rc" 2>/dev/null || { rc=125 t0=0 t1=0; }
     line=$(grep -aE '^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$' "$log" | tail -n 1)
     p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line")
     f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
@@ -98,6 +127,7 @@ for t in tests/integration/*.sh; do
     fi
     record "$name" "$log" "$rc" "$p" "$f" "$s" "$(grep -a '^SKIP ' "$log")"
 done
+t1=""
 
 if [ $((passed + failed)) -eq 0 ]; then
     echo "no test ran ($skipped skipped)"
