@@ -19,6 +19,7 @@ static const char *const s_reject_names[ENG_REJ_COUNT] = {
     [ENG_REJ_PROVIDER] = "provider_excluded",
     [ENG_REJ_MAX_PRICE] = "over_max_price",
     [ENG_REJ_MAX_OUTPUT] = "max_output",
+    [ENG_REJ_COOLING] = "cooling_down",
 };
 
 const char *eng_reject_name(eng_reject_t r)

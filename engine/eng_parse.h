@@ -101,6 +101,11 @@ typedef enum {
     ENG_P_TIER,           /* route */
     ENG_P_REQUIRE,        /* route */
     ENG_P_OUTPUT,         /* route */
+    ENG_P_COOLDOWN_FAILS, /* settings: endpoint health (eng_health.h) */
+    ENG_P_COOLDOWN,       /* settings */
+    ENG_P_COOLDOWN_MAX,   /* settings */
+    ENG_P_HEALTH_WINDOW,  /* settings */
+    ENG_P_SORT,           /* route */
     ENG_P_COUNT
 } eng_propid_t;
 

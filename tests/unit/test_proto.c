@@ -226,7 +226,6 @@ Test(proto_request_bad, provider_routing_keys)
         {"models", 1, PROTO_ERR_LIMIT, "models: 17 entries exceed the maximum 16"},
         {"models", 2, PROTO_ERR_RANGE, "models[0]: a model id"},
         {"allow_fallbacks", 0, PROTO_ERR_TYPE, "allow_fallbacks: expected boolean"},
-        {"providers_sort", 4, PROTO_ERR_RANGE, "providers_sort: \"latency\" is not measured yet"},
         {"providers_sort", 9, PROTO_ERR_RANGE, "providers_sort: expected one of: price"},
         {"max_price", 0, PROTO_ERR_TYPE, "max_price: expected map of numbers"},
         {"max_price", 5, PROTO_ERR_RANGE, "max_price: unknown key \"tokens\""},
@@ -312,6 +311,9 @@ Test(proto_request, defaults_round_trip_and_minimal_encoding)
 Test(proto_request, every_op_round_trips_with_string_id)
 {
     for (int op = 0; op < PROTO_OP_COUNT; op++) {
+        if (op == PROTO_OP_REPORT) {
+            continue; /* its attempts have their own encoder (test_report below) */
+        }
         proto_request_t in, out;
         proto_request_init(&in, (proto_op_t)op);
         in.id.kind = PROTO_ID_STR;
