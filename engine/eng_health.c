@@ -31,20 +31,20 @@
 
 typedef struct {
     /* Writer's half. */
-    int64_t last_ms;        /* time of the last update, 0 = never */
-    double w_total;         /* decayed count of attempts */
-    double w_fail;          /* decayed count of failures */
-    double lat, ttft, tps;  /* decayed averages, < 0 = none yet */
+    int64_t last_ms;             /* time of the last update, 0 = never */
+    double w_total;              /* decayed count of attempts */
+    double w_fail;               /* decayed count of failures */
+    double lat, ttft, tps;       /* decayed averages, < 0 = none yet */
     double w_lat, w_ttft, w_tps; /* decayed weights of those averages */
-    double hist[S_BUCKETS]; /* decayed latency histogram */
-    uint32_t fails;         /* consecutive failures */
-    uint32_t backoff;       /* cooldowns in a row without a success */
-    uint64_t attempts;      /* reports counted */
+    double hist[S_BUCKETS];      /* decayed latency histogram */
+    uint32_t fails;              /* consecutive failures */
+    uint32_t backoff;            /* cooldowns in a row without a success */
+    uint64_t attempts;           /* reports counted */
     /* Published half. */
     _Atomic int64_t cool_until; /* monotonic ms; 0 = never cooled */
     _Atomic uint32_t pub_fails;
-    _Atomic uint32_t err_ppm;   /* error rate, parts per million */
-    _Atomic uint32_t lat_us;    /* UINT32_MAX = not measured */
+    _Atomic uint32_t err_ppm; /* error rate, parts per million */
+    _Atomic uint32_t lat_us;  /* UINT32_MAX = not measured */
     _Atomic uint32_t p90_us;
     _Atomic uint32_t ttft_us;
     _Atomic uint32_t tps_milli; /* tokens per second x 1000 */
@@ -281,7 +281,8 @@ static long s_same(const eng_catalog_t *cat, const eng_catalog_t *cat2, size_t e
     const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
     for (uint32_t k = 0; k < m->ep_count; k++) {
         const eng_endpoint_t *ep = &eps[m->ep_first + k];
-        if (strcmp(ep->provider, ep2->provider) == 0 && strcmp(ep->native_id, ep2->native_id) == 0) {
+        if (strcmp(ep->provider, ep2->provider) == 0 &&
+            strcmp(ep->native_id, ep2->native_id) == 0) {
             return (long)(m->ep_first + k);
         }
     }

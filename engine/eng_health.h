@@ -22,10 +22,10 @@
 
 /* The policy's settings (policies/README.md, "settings"). */
 typedef struct eng_health_cfg {
-    uint32_t allowed_fails;   /* consecutive failures that start a cooldown */
-    int64_t cooldown_ms;      /* the first cooldown */
-    int64_t cooldown_max_ms;  /* backoff doubles it up to this */
-    int64_t window_ms;        /* half-life of the decayed figures */
+    uint32_t allowed_fails;  /* consecutive failures that start a cooldown */
+    int64_t cooldown_ms;     /* the first cooldown */
+    int64_t cooldown_max_ms; /* backoff doubles it up to this */
+    int64_t window_ms;       /* half-life of the decayed figures */
 } eng_health_cfg_t;
 
 #define ENG_HEALTH_FAILS 3

@@ -38,9 +38,9 @@ void proto_attempt_init(proto_attempt_t *a)
 typedef struct {
     proto_rd_t *rd;
     proto_error_t *err;
-    uint32_t index;   /* entry number, for messages */
-    const char *key;  /* current key */
-    size_t voff;      /* offset of its value */
+    uint32_t index;  /* entry number, for messages */
+    const char *key; /* current key */
+    size_t voff;     /* offset of its value */
     proto_attempt_t *out;
 } s_att_t;
 
@@ -200,18 +200,12 @@ static const struct {
     const char *name;
     s_att_fn fn;
 } s_att_keys[] = {
-    {"decision", s_k_decision},
-    {"model", s_k_model},
-    {"provider", s_k_provider},
-    {"status", s_k_status},
-    {"error", s_k_error},
-    {"latency_ms", s_k_latency},
-    {"ttft_ms", s_k_ttft},
-    {"tokens_per_s", s_k_tps},
-    {"prompt_tokens", s_k_prompt},
-    {"completion_tokens", s_k_completion},
-    {"cached_tokens", s_k_cached},
-    {"reasoning_tokens", s_k_reasoning},
+    {"decision", s_k_decision},    {"model", s_k_model},
+    {"provider", s_k_provider},    {"status", s_k_status},
+    {"error", s_k_error},          {"latency_ms", s_k_latency},
+    {"ttft_ms", s_k_ttft},         {"tokens_per_s", s_k_tps},
+    {"prompt_tokens", s_k_prompt}, {"completion_tokens", s_k_completion},
+    {"cached_tokens", s_k_cached}, {"reasoning_tokens", s_k_reasoning},
     {"cost_usd", s_k_cost},
 };
 enum { S_A_MODEL = 1, S_A_PROVIDER = 2, S_A_STATUS = 3, S_A_ERROR = 4 };
@@ -220,7 +214,8 @@ enum { S_A_MODEL = 1, S_A_PROVIDER = 2, S_A_STATUS = 3, S_A_ERROR = 4 };
 static int s_att_key(const proto_mp_val_t *k)
 {
     for (size_t i = 0; i < S_NATT; i++) {
-        if (strlen(s_att_keys[i].name) == k->len && memcmp(s_att_keys[i].name, k->ptr, k->len) == 0) {
+        if (strlen(s_att_keys[i].name) == k->len &&
+            memcmp(s_att_keys[i].name, k->ptr, k->len) == 0) {
             return (int)i;
         }
     }
@@ -257,8 +252,8 @@ static int s_attempt(s_att_t *a)
         }
         if (k.type != PROTO_MP_STR) {
             return proto_fail(a->err, PROTO_ERR_TYPE, koff,
-                              "attempts[%u]: map key #%u: expected string, got %s", a->index,
-                              i + 1, proto_mp_type_name(k.type));
+                              "attempts[%u]: map key #%u: expected string, got %s", a->index, i + 1,
+                              proto_mp_type_name(k.type));
         }
         int idx = s_att_key(&k);
         if (idx < 0) { /* unknown key: ignored, as everywhere */
@@ -379,8 +374,8 @@ static void s_pack_attempt(msgpack_packer *pk, const proto_attempt_t *a)
     const struct {
         const char *key;
         double v;
-    } nums[] = {{"latency_ms", a->latency_ms}, {"ttft_ms", a->ttft_ms},
-                {"tokens_per_s", a->tokens_per_s}};
+    } nums[] = {
+        {"latency_ms", a->latency_ms}, {"ttft_ms", a->ttft_ms}, {"tokens_per_s", a->tokens_per_s}};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         if (nums[i].v >= 0) {
             proto_pack_key(pk, nums[i].key, strlen(nums[i].key));
