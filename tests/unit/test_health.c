@@ -201,15 +201,15 @@ static eng_catalog_t *s_catalog(const char *json)
 
 Test(health, carried_to_the_endpoints_a_new_catalog_keeps)
 {
-    eng_catalog_t *a = s_catalog(
-        "{\"data\": [{\"id\": \"x/m\", \"pricing\": {\"input\": 1, \"output\": 1},"
-        " \"endpoints\": [{\"provider\": \"p1\", \"native_id\": \"m\"},"
-        " {\"provider\": \"p2\", \"native_id\": \"m\"}]}]}");
-    eng_catalog_t *b = s_catalog(
-        "{\"data\": [{\"id\": \"x/a\", \"pricing\": {\"input\": 1, \"output\": 1},"
-        " \"endpoints\": [{\"provider\": \"p1\", \"native_id\": \"a\"}]},"
-        " {\"id\": \"x/m\", \"pricing\": {\"input\": 1, \"output\": 1},"
-        " \"endpoints\": [{\"provider\": \"p2\", \"native_id\": \"m\"}]}]}");
+    eng_catalog_t *a =
+        s_catalog("{\"data\": [{\"id\": \"x/m\", \"pricing\": {\"input\": 1, \"output\": 1},"
+                  " \"endpoints\": [{\"provider\": \"p1\", \"native_id\": \"m\"},"
+                  " {\"provider\": \"p2\", \"native_id\": \"m\"}]}]}");
+    eng_catalog_t *b =
+        s_catalog("{\"data\": [{\"id\": \"x/a\", \"pricing\": {\"input\": 1, \"output\": 1},"
+                  " \"endpoints\": [{\"provider\": \"p1\", \"native_id\": \"a\"}]},"
+                  " {\"id\": \"x/m\", \"pricing\": {\"input\": 1, \"output\": 1},"
+                  " \"endpoints\": [{\"provider\": \"p2\", \"native_id\": \"m\"}]}]}");
     size_t na = 0, nb = 0;
     const eng_endpoint_t *ea = eng_catalog_endpoints(a, &na);
     const eng_endpoint_t *eb = eng_catalog_endpoints(b, &nb);
