@@ -264,11 +264,11 @@ Test(report, bad_reports_are_refused_with_a_located_error, .timeout = 30)
     static const unsigned char bad[] = {
         /* {"v":1,"id":5,"op":"report","attempts":[{"model":"openai/gpt-4o",
          *  "provider":"openai","status":"200"}]} */
-        0x84, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0x05, 0xa2, 'o', 'p', 0xa6, 'r', 'e', 'p', 'o',
-        'r', 't', 0xa8, 'a', 't', 't', 'e', 'm', 'p', 't', 's', 0x91, 0x83, 0xa5, 'm', 'o', 'd',
-        'e', 'l', 0xad, 'o', 'p', 'e', 'n', 'a', 'i', '/', 'g', 'p', 't', '-', '4', 'o', 0xa8,
-        'p', 'r', 'o', 'v', 'i', 'd', 'e', 'r', 0xa6, 'o', 'p', 'e', 'n', 'a', 'i', 0xa6, 's',
-        't', 'a', 't', 'u', 's', 0xa3, '2', '0', '0'};
+        0x84, 0xa1, 'v',  0x01, 0xa2, 'i', 'd', 0x05, 0xa2, 'o', 'p',  0xa6, 'r',  'e',  'p', 'o',
+        'r',  't',  0xa8, 'a',  't',  't', 'e', 'm',  'p',  't', 's',  0x91, 0x83, 0xa5, 'm', 'o',
+        'd',  'e',  'l',  0xad, 'o',  'p', 'e', 'n',  'a',  'i', '/',  'g',  'p',  't',  '-', '4',
+        'o',  0xa8, 'p',  'r',  'o',  'v', 'i', 'd',  'e',  'r', 0xa6, 'o',  'p',  'e',  'n', 'a',
+        'i',  0xa6, 's',  't',  'a',  't', 'u', 's',  0xa3, '2', '0',  '0'};
     cr_assert_eq(zmq_send(raw, bad, sizeof bad, 0), (int)sizeof bad);
     int timeout = S_TIMEOUT;
     zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
@@ -280,7 +280,8 @@ Test(report, bad_reports_are_refused_with_a_located_error, .timeout = 30)
     cr_assert_eq(proto_reply_decode(buf, (size_t)n, &r, &err), PROTO_OK, "%s", err.msg);
     cr_assert(!r.ok);
     cr_assert_eq(r.id.num, 5);
-    cr_assert(strncmp(r.message.ptr, "attempts[0].status: expected non-negative integer, got string",
+    cr_assert(strncmp(r.message.ptr,
+                      "attempts[0].status: expected non-negative integer, got string",
                       r.message.len) == 0,
               "%.*s", (int)r.message.len, r.message.ptr);
     /* A good one without ack: no reply at all (the next reply is the ping's). */
@@ -338,10 +339,9 @@ Test(report, measured_speed_orders_endpoints, .timeout = 30)
     s_start(&e, "cooldown_fails 3", false);
     hpp_client_t *c = s_client(&e);
     /* openai answers slowly at a high rate, azure fast at a low rate. */
-    proto_attempt_t a[4] = {s_attempt("openai/gpt-4o", "openai", 200),
-                            s_attempt("openai/gpt-4o", "openai", 200),
-                            s_attempt("openai/gpt-4o", "azure", 200),
-                            s_attempt("openai/gpt-4o", "azure", 200)};
+    proto_attempt_t a[4] = {
+        s_attempt("openai/gpt-4o", "openai", 200), s_attempt("openai/gpt-4o", "openai", 200),
+        s_attempt("openai/gpt-4o", "azure", 200), s_attempt("openai/gpt-4o", "azure", 200)};
     for (int i = 0; i < 4; i++) {
         a[i].latency_ms = i < 2 ? 2400 : 300;
         a[i].tokens_per_s = i < 2 ? 150 : 40;
