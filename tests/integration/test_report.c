@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "harness.h"
@@ -378,5 +379,40 @@ Test(report, measured_speed_orders_endpoints, .timeout = 30)
               (int)rep.r.provider.len, rep.r.provider.ptr);
     hpp_reply_close(&rep);
     hpp_client_destroy(&c);
+    s_stop(&e);
+}
+
+/* The Python example (written from PROTOCOL.md) reports, routes with a
+ * measured sort, and reads the refusal of a bad report. */
+Test(report, python_gateway_example_reports, .timeout = 60)
+{
+    s_engine_t e;
+    s_start(&e, "cooldown_fails 1", false);
+    char reqs[400];
+    snprintf(reqs, sizeof reqs, "%s/reports.jsonl", e.dir);
+    cr_assert_eq(hh_write_file(
+                     reqs, "{\"op\": \"report\", \"attempts\": [{\"model\": \"openai/gpt-4o\", "
+                           "\"provider\": \"openai\", \"status\": 500, \"latency_ms\": 20}]}\n"
+                           "{\"op\": \"explain\", \"model\": \"openai/gpt-4o\", \"prompt_tokens\": "
+                           "10, \"providers_sort\": \"latency\"}\n"
+                           "{\"op\": \"report\", \"attempts\": [{\"model\": \"openai/gpt-4o\", "
+                           "\"provider\": \"openai\", \"status\": 200, \"ttft_ms\": -5}]}\n"),
+                 0);
+    /* Debian's interpreter has python3-zmq and python3-msgpack. */
+    char *argv[] = {access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3",
+                    "proto/examples/gateway.py",
+                    "--engine",
+                    e.endpoint,
+                    "--requests",
+                    reqs,
+                    NULL};
+    char *out = NULL;
+    int rc = hh_run(argv, "gateway", 20000, &out);
+    cr_assert_eq(rc, 1, "the last report is refused, so exit 1; got %d:\n%s", rc, out);
+    cr_assert(strstr(out, "\"ok\": true, \"attempts\": 1"), "the report is acknowledged:\n%s", out);
+    cr_assert(strstr(out, "\"reason\": \"cooling_down\""), "explain shows the cooldown:\n%s", out);
+    cr_assert(strstr(out, "attempts[0].ttft_ms: expected a number in 0 .. 3.6e+06, got -5"),
+              "the refusal names the field:\n%s", out);
+    free(out);
     s_stop(&e);
 }
