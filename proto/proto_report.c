@@ -263,11 +263,11 @@ static int s_attempt(s_att_t *a)
             continue;
         }
         a->key = s_att_keys[idx].name;
-        char label[48];
-        snprintf(label, sizeof label, "attempts[%u].%s", a->index, a->key);
-        if ((rc = proto_key_once(&seen, (unsigned)idx, label, koff, a->err)) != PROTO_OK) {
-            return rc;
+        if (seen & (1u << idx)) { /* the message is formatted only on this path */
+            return proto_fail(a->err, PROTO_ERR_DUPLICATE, koff, "attempts[%u].%s: duplicate key",
+                              a->index, a->key);
         }
+        seen |= 1u << idx;
         a->voff = proto_rd_offset(a->rd);
         if ((rc = proto_rd_next(a->rd, &v)) != PROTO_OK) {
             return s_broken(a, rc, a->voff);
