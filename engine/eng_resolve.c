@@ -564,11 +564,22 @@ static int32_t s_pick(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v
     return best >= 0 ? best : base;
 }
 
+/* The endpoint of model m the walk offers, `base` being the policy's: the
+ * request's choice when it has preferences, another endpoint when `base` is
+ * cooling down (only then: the plain walk stays one predictable branch). */
+static inline int32_t s_ep_for(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v)
+{
+    if (w->prov_rank ||
+        (w->health && base >= 0 && eng_health_cooling(w->health, (size_t)base, w->now_ms))) {
+        return s_pick(w, m, base, v);
+    }
+    return base;
+}
+
 /* The endpoint auto offers for model m. */
 static inline int32_t s_auto_ep(const s_walk_t *w, uint32_t m)
 {
-    int32_t e = w->pol->model_ep[m];
-    return w->prov_rank ? s_pick(w, m, e, S_AUTO) : e;
+    return s_ep_for(w, m, w->pol->model_ep[m], S_AUTO);
 }
 
 /* Hard constraints and budget for endpoint e of model m. */
@@ -878,10 +889,7 @@ static void s_walk_free(s_walk_t *w, uint32_t mask, uint32_t visited)
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
         uint32_t m = pol->pool[l->off + i];
         int tier = pol->model_tier[m];
-        int32_t e = pol->models[m].free_ep;
-        if (w->prov_rank) {
-            e = s_pick(w, m, e, S_FREE);
-        }
+        int32_t e = s_ep_for(w, m, pol->models[m].free_ep, S_FREE);
         if (tier >= 0 && (visited >> tier & 1) && s_auto_ep(w, m) == e) {
             continue;
         }
@@ -908,7 +916,7 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
                       "' has only a free endpoint: ask for the ':free' variant");
     }
-    int32_t e = w->prov_rank ? s_pick(w, m, base, v) : base;
+    int32_t e = s_ep_for(w, m, base, v);
     if (e < 0 || !pol->eps[e].enabled) {
         if (v == S_FREE) {
             return s_fail(out, HPP_E_NO_FREE_VARIANT, "model '", model->id,
@@ -1022,7 +1030,7 @@ static hpp_status_t s_list(s_walk_t *w, const eng_model_t *const *models, const 
             int32_t base = vars[i] == S_FREE    ? models[i]->free_ep
                            : vars[i] == S_FLOOR ? models[i]->floor_ep
                                                 : pol->model_plain_ep[m];
-            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base,
+            s_offer(w, m, s_ep_for(w, m, base, vars[i]),
                     vars[i] == S_FREE ? pol->model_tier[m] : pol->model_plain_tier[m]);
             continue;
         }
@@ -1183,10 +1191,9 @@ static void s_measures(s_walk_t *w, bool health, bool *cooled)
         w->bound = false;
     }
     if (health && eng_health_cooling_now(w->pol->health, &w->now_ms)) {
-        /* Each model's endpoint becomes a per-request choice, so that a
-         * model whose usual endpoint cools is served by another one. */
+        /* A model whose usual endpoint cools is served by another one
+         * (s_ep_for), whose price the budget bound does not know. */
         w->health = w->pol->health;
-        w->prov_rank = true;
         w->bound = false;
     }
 }
