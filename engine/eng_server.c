@@ -722,26 +722,28 @@ static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_
 {
     eng_server_t *self = w->server;
     uint32_t idx[PROTO_MAX_ATTEMPTS];
-    proto_attempt_t a;
+    proto_attempt_t at[PROTO_MAX_ATTEMPTS]; /* borrow from the frame, which outlives them */
     size_t pos = 0;
     uint32_t n = 0;
+    while (n < PROTO_MAX_ATTEMPTS && proto_attempts_next(&req->attempts, &pos, &at[n], NULL) == 1) {
+        n++;
+    }
     bool ok = true;
     int64_t now = eng_health_now_ms();
+    /* The snapshot is taken under the mutex only: the reloader holds it
+     * while it waits for readers of the old snapshot to let go. */
     pthread_mutex_lock(&self->health_mu);
     const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
     const eng_catalog_t *cat = eng_snapshot_catalog(snap);
-    while (ok && n < PROTO_MAX_ATTEMPTS &&
-           proto_attempts_next(&req->attempts, &pos, &a, NULL) == 1) {
-        long e = s_report_endpoint(cat, &a, n, msg, cap);
+    for (uint32_t i = 0; ok && i < n; i++) {
+        long e = s_report_endpoint(cat, &at[i], i, msg, cap);
         ok = e >= 0;
-        idx[n++] = (uint32_t)e;
+        idx[i] = (uint32_t)e;
     }
     if (ok) {
         eng_health_t *h = eng_snapshot_health(snap);
-        pos = 0;
-        for (uint32_t i = 0; i < n && proto_attempts_next(&req->attempts, &pos, &a, NULL) == 1;
-             i++) {
-            eng_health_record(h, idx[i], &a, now);
+        for (uint32_t i = 0; i < n; i++) {
+            eng_health_record(h, idx[i], &at[i], now);
         }
     }
     eng_snapcell_release(self->cell, w->index);

@@ -195,27 +195,28 @@ static int s_k_cost(s_att_t *a, const proto_mp_val_t *v)
 
 typedef int (*s_att_fn)(s_att_t *a, const proto_mp_val_t *v);
 
+#define S_KEY(lit) "" lit, sizeof(lit) - 1
+
 /* The keys of an attempt; the order is the bit in the `seen` mask. */
 static const struct {
     const char *name;
+    uint32_t len; /* every key of every attempt is looked up: lengths first */
     s_att_fn fn;
 } s_att_keys[] = {
-    {"decision", s_k_decision},    {"model", s_k_model},
-    {"provider", s_k_provider},    {"status", s_k_status},
-    {"error", s_k_error},          {"latency_ms", s_k_latency},
-    {"ttft_ms", s_k_ttft},         {"tokens_per_s", s_k_tps},
-    {"prompt_tokens", s_k_prompt}, {"completion_tokens", s_k_completion},
-    {"cached_tokens", s_k_cached}, {"reasoning_tokens", s_k_reasoning},
-    {"cost_usd", s_k_cost},
+    {S_KEY("decision"), s_k_decision},    {S_KEY("model"), s_k_model},
+    {S_KEY("provider"), s_k_provider},    {S_KEY("status"), s_k_status},
+    {S_KEY("error"), s_k_error},          {S_KEY("latency_ms"), s_k_latency},
+    {S_KEY("ttft_ms"), s_k_ttft},         {S_KEY("tokens_per_s"), s_k_tps},
+    {S_KEY("prompt_tokens"), s_k_prompt}, {S_KEY("completion_tokens"), s_k_completion},
+    {S_KEY("cached_tokens"), s_k_cached}, {S_KEY("reasoning_tokens"), s_k_reasoning},
+    {S_KEY("cost_usd"), s_k_cost},
 };
-enum { S_A_MODEL = 1, S_A_PROVIDER = 2, S_A_STATUS = 3, S_A_ERROR = 4 };
 #define S_NATT (sizeof s_att_keys / sizeof s_att_keys[0])
 
 static int s_att_key(const proto_mp_val_t *k)
 {
     for (size_t i = 0; i < S_NATT; i++) {
-        if (strlen(s_att_keys[i].name) == k->len &&
-            memcmp(s_att_keys[i].name, k->ptr, k->len) == 0) {
+        if (s_att_keys[i].len == k->len && memcmp(s_att_keys[i].name, k->ptr, k->len) == 0) {
             return (int)i;
         }
     }
