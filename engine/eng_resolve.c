@@ -592,10 +592,6 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
     if (!ep->enabled) {
         return ENG_REJ_DISABLED;
     }
-    if (w->health && eng_health_cooling(w->health, (size_t)(ep - pol->eps), w->now_ms)) {
-        *w->cooled = true;
-        return ENG_REJ_COOLING;
-    }
     if (w->group && w->group->allow && !s_has_bit(w->group->allow, m)) {
         return ENG_REJ_GROUP;
     }
@@ -628,6 +624,12 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
         if (w->budget >= 0 && cost->total > w->budget) {
             return ENG_REJ_BUDGET;
         }
+    }
+    /* Last: a cooling endpoint is one that would fit otherwise, so that
+     * only then is the request worth resolving again with it allowed. */
+    if (w->health && eng_health_cooling(w->health, (size_t)(ep - pol->eps), w->now_ms)) {
+        *w->cooled = true;
+        return ENG_REJ_COOLING;
     }
     return ENG_REJ_CHOSEN;
 }
@@ -1192,9 +1194,12 @@ static void s_measures(s_walk_t *w, bool health, bool *cooled)
     }
     if (health && eng_health_cooling_now(w->pol->health, &w->now_ms)) {
         /* A model whose usual endpoint cools is served by another one
-         * (s_ep_for), whose price the budget bound does not know. */
+         * (s_ep_for). The budget bound keeps the usual endpoints' least
+         * prices: the usual one is the cheapest unless the policy prefers
+         * providers, so a substitute is seldom cheaper, and walking whole
+         * lists for every budget request while something cools would cost
+         * far more (bench/RESULTS.md). */
         w->health = w->pol->health;
-        w->bound = false;
     }
 }
 

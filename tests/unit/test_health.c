@@ -9,6 +9,7 @@
 
 #include "eng_catalog.h"
 #include "eng_health.h"
+#include "eng_policy.h"
 
 static proto_attempt_t s_status(uint32_t status, double latency_ms)
 {
@@ -228,4 +229,70 @@ Test(health, carried_to_the_endpoints_a_new_catalog_keeps)
     eng_health_destroy(&hb);
     eng_catalog_destroy(&a);
     eng_catalog_destroy(&b);
+}
+
+/* The resolver with health: an endpoint on cooldown is skipped (traced
+ * cooling_down) and its model served by another endpoint; when every
+ * endpoint that fits cools, the request is still answered. */
+Test(health, resolver_skips_cooling_endpoints_or_tries_them_last)
+{
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t cerr;
+    cr_assert_eq(eng_catalog_load(cat, "policies/catalog.json", &cerr), 0, "%s", cerr.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &cerr), 0);
+    eng_diags_t *diags = eng_diags_new();
+    eng_policy_t *pol = eng_policy_load("policies/default.policy", cat, diags);
+    cr_assert_not_null(pol);
+    eng_diags_destroy(&diags);
+    size_t neps = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &neps);
+    eng_health_cfg_t hc;
+    eng_health_cfg_defaults(&hc);
+    hc.allowed_fails = 1;
+    hc.cooldown_ms = hc.cooldown_max_ms = 3600000;
+    eng_health_t *h = eng_health_new(neps, &hc);
+    eng_policy_set_health(pol, h);
+    const eng_model_t *m = eng_catalog_find(cat, "openai/gpt-4o", 13);
+    cr_assert_not_null(m);
+    hpp_features_t f;
+    hpp_features_init(&f);
+    f.model = (hpp_str_t){"openai/gpt-4o", 13};
+    f.prompt_tokens = 100;
+    eng_decision_t d;
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
+    const eng_endpoint_t *usual = d.endpoint;
+    proto_attempt_t fail = s_status(503, 5);
+    eng_health_record(h, (size_t)(usual - eps), &fail, eng_health_now_ms());
+
+    static eng_trace_entry_t entries[256];
+    eng_trace_t t;
+    memset(&t, 0, sizeof t);
+    t.entries = entries;
+    t.cap = 256;
+    cr_assert_eq(eng_resolve(pol, &f, &d, &t), HPP_OK, "%s", d.message);
+    cr_assert_neq(d.endpoint, usual, "the cooling endpoint is skipped");
+    cr_assert_eq(d.model, m, "the same model, at another endpoint");
+    bool traced = false;
+    for (size_t i = 0; i < t.n; i++) {
+        traced = traced || (entries[i].endpoint == usual && entries[i].reason == ENG_REJ_COOLING);
+    }
+    cr_assert(traced, "the trace says cooling_down");
+    for (uint32_t i = 0; i < d.nfallbacks; i++) {
+        cr_assert_neq(d.fallbacks[i], usual, "nor offered as a fallback");
+    }
+
+    for (uint32_t k = 0; k < m->ep_count; k++) {
+        eng_health_record(h, m->ep_first + k, &fail, eng_health_now_ms());
+    }
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+    cr_assert_eq(d.model, m);
+    cr_assert(strstr(d.message, "every endpoint that fits is cooling down"), "%s", d.message);
+
+    /* Without health (hpp-policy, tests) nothing cools. */
+    eng_policy_set_health(pol, NULL);
+    cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK);
+    cr_assert_eq(d.endpoint, usual);
+    eng_policy_destroy(&pol);
+    eng_health_destroy(&h);
+    eng_catalog_destroy(&cat);
 }
