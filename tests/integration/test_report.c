@@ -224,17 +224,17 @@ static void s_failing_endpoint_is_avoided_then_used_again(bool route_workers)
     s_stop(&e);
 }
 
-Test(report, failing_endpoint_is_avoided_then_used_again, .timeout = 60)
+Test(report, failing_endpoint_is_avoided_then_used_again)
 {
     s_failing_endpoint_is_avoided_then_used_again(false);
 }
 
-Test(report, route_workers_see_the_same_health, .timeout = 60)
+Test(report, route_workers_see_the_same_health)
 {
     s_failing_endpoint_is_avoided_then_used_again(true);
 }
 
-Test(report, bad_reports_are_refused_with_a_located_error, .timeout = 30)
+Test(report, bad_reports_are_refused_with_a_located_error)
 {
     s_engine_t e;
     s_start(&e, "cooldown_fails 1", false);
@@ -312,7 +312,7 @@ Test(report, bad_reports_are_refused_with_a_located_error, .timeout = 30)
     s_stop(&e);
 }
 
-Test(report, health_survives_a_reload, .timeout = 30)
+Test(report, health_survives_a_reload)
 {
     s_engine_t e;
     s_start(&e, "cooldown_fails 1  cooldown 60", false);
@@ -334,7 +334,7 @@ Test(report, health_survives_a_reload, .timeout = 30)
     s_stop(&e);
 }
 
-Test(report, measured_speed_orders_endpoints, .timeout = 30)
+Test(report, measured_speed_orders_endpoints)
 {
     s_engine_t e;
     s_start(&e, "cooldown_fails 3", false);
@@ -384,7 +384,7 @@ Test(report, measured_speed_orders_endpoints, .timeout = 30)
 
 /* The Python example (written from PROTOCOL.md) reports, routes with a
  * measured sort, and reads the refusal of a bad report. */
-Test(report, python_gateway_example_reports, .timeout = 60)
+Test(report, python_gateway_example_reports)
 {
     s_engine_t e;
     s_start(&e, "cooldown_fails 1", false);
