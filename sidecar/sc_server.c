@@ -752,7 +752,7 @@ static void s_call_finish(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
     double took = sc_now() - call->t0;
-    if (call->nattempts > 0) {
+    if (call->nattempts > 0 && !call->d.fail_open) { /* a fail-open answer was not the engine's */
         s_report(srv, call);
     }
     sc_metrics_request(srv->metrics, call->route, call->status, took);
