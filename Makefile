@@ -299,7 +299,7 @@ $(BUILD)/hpp-sidecar: $(BUILD)/obj/sidecar/hpp_sidecar.o $(ALL_LIBS)
 CLIENT_MAJOR := 1
 CLIENT_MINOR := 0
 CLIENT_SRC := $(addprefix proto/,hpp_client.c hpp_client_msg.c hpp_keys.c hpp_file.c hpp_types.c \
-              hpp_request.c proto_mp.c proto_request.c proto_reply.c proto_json.c)
+              hpp_request.c proto_mp.c proto_request.c proto_reply.c proto_report.c proto_json.c)
 CLIENT_SO := libhppclient.so.$(CLIENT_MAJOR).$(CLIENT_MINOR)
 CLIENT_LIB := $(BUILD)/libhppclient.so
 _all: $(CLIENT_LIB)

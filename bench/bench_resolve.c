@@ -12,7 +12,16 @@
  * free in this binary (forwarding to glibc's __libc_* functions); counting
  * is on only inside the timed loop, and any allocation there fails the run.
  *
- *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--text FILE] [--json]
+ *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--text FILE]
+ *                 [--health off|on|cooling] [--json]
+ *
+ * --health gives the policy an endpoint health table (eng_health.h) filled
+ * by reports before the timed loop: `on` measured figures for every
+ * endpoint, `cooling` the same with every seventh endpoint on cooldown
+ * (which makes each model's endpoint a per-request choice). With health,
+ * the run also times the report path: decoding a one-attempt report frame,
+ * finding its endpoint and recording it under a mutex, as the engine does
+ * (report_ns, mean over the same number of reports).
  *
  * Without --catalog two scenarios run: the bundled catalog, and the bundled
  * catalog plus the full LiteLLM catalog. Output: one line per scenario
@@ -28,7 +37,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+
 #include "eng_catalog.h"
+#include "eng_health.h"
 #include "eng_policy.h"
 
 #include "../tests/alloc_count.h"
@@ -151,7 +163,80 @@ typedef struct {
     uint64_t timer;         /* ns, median cost of one timer pair */
     unsigned long allocs;   /* heap allocations inside the loop */
     uint64_t ok;            /* decisions with status ok */
+    const char *health;     /* "off", "on", "cooling" */
+    double report_ns;       /* mean cost of one report (health on), 0 = not run */
 } s_result_t;
+
+static const char *s_health = "off";
+
+/* Fills `h` as reports would: every endpoint measured (latency, throughput,
+ * a few failures), every seventh on cooldown when `cool`. */
+static void s_fill_health(eng_health_t *h, size_t neps, bool cool)
+{
+    int64_t now = eng_health_now_ms();
+    for (size_t e = 0; e < neps; e++) {
+        proto_attempt_t a;
+        proto_attempt_init(&a);
+        a.status = 200;
+        a.latency_ms = 100 + (double)(e * 37 % 900);
+        a.ttft_ms = a.latency_ms / 4;
+        a.tokens_per_s = 20 + (double)(e * 13 % 200);
+        eng_health_record(h, e, &a, now);
+        if (cool && e % 7 == 3) {
+            a.status = 503;
+            for (int k = 0; k < ENG_HEALTH_FAILS; k++) {
+                eng_health_record(h, e, &a, now);
+            }
+        }
+    }
+}
+
+/* The engine's report path, timed: decode, find the endpoint, record. */
+static double s_time_reports(const eng_catalog_t *cat, eng_health_t *h, uint64_t n)
+{
+    static char frame[512];
+    proto_attempt_t a;
+    proto_attempt_init(&a);
+    a.model = (hpp_str_t){"openai/gpt-4o", 13};
+    a.provider = (hpp_str_t){"azure", 5};
+    a.status = 200;
+    a.latency_ms = 640;
+    a.ttft_ms = 180;
+    a.tokens_per_s = 75;
+    a.prompt_tokens = 1200;
+    a.completion_tokens = 300;
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, frame, sizeof frame);
+    if (proto_report_encode(&b, NULL, &a, 1, false) != PROTO_OK) {
+        return -1;
+    }
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    size_t neps = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &neps);
+    uint64_t t0 = s_now();
+    for (uint64_t i = 0; i < n; i++) {
+        proto_request_t req;
+        if (proto_request_decode(frame, b.len, &req, NULL) != PROTO_OK) {
+            return -1;
+        }
+        int64_t now = eng_health_now_ms();
+        pthread_mutex_lock(&mu);
+        size_t pos = 0;
+        proto_attempt_t x;
+        while (proto_attempts_next(&req.attempts, &pos, &x, NULL) == 1) {
+            const eng_model_t *m = eng_catalog_lookup(cat, x.model.ptr, x.model.len);
+            for (uint32_t k = 0; m && k < m->ep_count; k++) {
+                const eng_endpoint_t *ep = &eps[m->ep_first + k];
+                if (ep->provider_len == x.provider.len &&
+                    memcmp(ep->provider, x.provider.ptr, x.provider.len) == 0) {
+                    eng_health_record(h, m->ep_first + k, &x, now);
+                }
+            }
+        }
+        pthread_mutex_unlock(&mu);
+    }
+    return (double)(s_now() - t0) / (double)n;
+}
 
 static uint64_t s_percentile(const uint32_t *hist, uint64_t total, uint64_t overflow_max, double q)
 {
@@ -215,6 +300,22 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
         return -1;
     }
     eng_diags_destroy(&d);
+    eng_health_t *health = NULL;
+    if (strcmp(s_health, "off") != 0) {
+        size_t neps = 0;
+        eng_catalog_endpoints(cat, &neps);
+        eng_health_cfg_t hc;
+        eng_health_cfg_defaults(&hc);
+        hc.cooldown_ms = hc.cooldown_max_ms = 3600000; /* cooling through the run */
+        health = eng_health_new(neps, &hc);
+        if (!health) {
+            eng_policy_destroy(&pol);
+            eng_catalog_destroy(&cat);
+            return -1;
+        }
+        s_fill_health(health, neps, strcmp(s_health, "cooling") == 0);
+        eng_policy_set_health(pol, health);
+    }
 
     hpp_features_t reqs[S_NSPECS];
     for (size_t i = 0; i < S_NSPECS; i++) {
@@ -260,7 +361,14 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
     res->p50 = s_percentile(hist, n, maxv, 0.50);
     res->p99 = s_percentile(hist, n, maxv, 0.99);
     res->max = maxv;
+    res->health = s_health;
+    if (health) {
+        alloc_count_start();
+        res->report_ns = s_time_reports(cat, health, n);
+        res->allocs += alloc_count_stop();
+    }
     eng_policy_destroy(&pol);
+    eng_health_destroy(&health);
     eng_catalog_destroy(&cat);
     return 0;
 }
@@ -271,18 +379,20 @@ static void s_print(const s_result_t *r, bool json)
         printf("{\"scenario\":\"resolve\",\"catalog\":\"%s\",\"models\":%zu,\"decisions\":%llu,"
                "\"decisions_per_s\":%.0f,\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,"
                "\"max_ns\":%llu,\"timer_ns\":%llu,\"allocs\":%lu,\"allocs_per_decision\":%g,"
-               "\"ok_fraction\":%.3f,\"text_bytes\":%zu}\n",
+               "\"ok_fraction\":%.3f,\"text_bytes\":%zu,\"health\":\"%s\",\"report_ns\":%.1f}\n",
                r->name, r->models, (unsigned long long)r->decisions, r->per_s,
                (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
                (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs,
                (double)r->allocs / (double)r->decisions, (double)r->ok / (double)r->decisions,
-               s_text_set ? s_text_len : (size_t)0);
+               s_text_set ? s_text_len : (size_t)0, r->health, r->report_ns);
     } else {
         printf("resolve %-8s models=%zu decisions=%llu decisions_per_s=%.0f p50_ns=%llu "
-               "p99_ns=%llu mean_ns=%.0f max_ns=%llu timer_ns=%llu allocs=%lu\n",
+               "p99_ns=%llu mean_ns=%.0f max_ns=%llu timer_ns=%llu allocs=%lu health=%s "
+               "report_ns=%.0f\n",
                r->name, r->models, (unsigned long long)r->decisions, r->per_s,
                (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
-               (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs);
+               (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs, r->health,
+               r->report_ns);
     }
     fflush(stdout);
 }
@@ -290,12 +400,14 @@ static void s_print(const s_result_t *r, bool json)
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] "
-                 "[--text FILE] [--json]\n\n"
+                 "[--text FILE] [--health off|on|cooling] [--json]\n\n"
                  "  --policy FILE   policy (default policies/default.policy)\n"
                  "  --catalog FILE  catalog, repeatable (default: two runs, bundled catalog and\n"
                  "                  bundled + full LiteLLM catalog)\n"
                  "  --seconds N     timed seconds per run, 0.1 to 60 (default 2)\n"
                  "  --text FILE     every request's text sample is this file's first 8 KB\n"
+                 "  --health MODE   off (default), on (every endpoint measured) or cooling\n"
+                 "                  (and every seventh endpoint on cooldown); times reports too\n"
                  "  --json          one JSON object per run instead of text\n"
                  "Exit 1 when a decision allocated heap memory, 2 on bad usage.\n");
 }
@@ -321,6 +433,13 @@ int main(int argc, char **argv)
             catalogs[ncat++] = argv[++i];
         } else if (strcmp(a, "--text") == 0 && has_val) {
             if (s_load_text(argv[++i]) != 0) {
+                return 2;
+            }
+        } else if (strcmp(a, "--health") == 0 && has_val) {
+            s_health = argv[++i];
+            if (strcmp(s_health, "off") != 0 && strcmp(s_health, "on") != 0 &&
+                strcmp(s_health, "cooling") != 0) {
+                fprintf(stderr, "bench_resolve: --health: expected off, on or cooling\n");
                 return 2;
             }
         } else if (strcmp(a, "--seconds") == 0 && has_val) {

@@ -598,6 +598,64 @@ static const eng_stmt_t *s_stmt(const s_comp_t *c, uint32_t i, uint32_t *fi)
 
 /* Settings --------------------------------------------------------------- */
 
+/* A duration in seconds, from 1 ms to a day, as milliseconds. */
+static void s_seconds(s_comp_t *c, uint32_t fi, const eng_token_t *t, int64_t *ms)
+{
+    double v;
+    int money;
+    if (!s_number(c, fi, t, &v, &money)) {
+        return;
+    }
+    if (money || !(v >= 0.001 && v <= 86400)) {
+        s_err(c, fi, s_tspan(t), "expected seconds from 0.001 to 86400");
+        return;
+    }
+    *ms = (int64_t)llround(v * 1000);
+}
+
+/* The endpoint health settings (eng_health.h); true when `pr` was one. */
+static bool s_health_setting(s_comp_t *c, uint32_t fi, const eng_prop_t *pr, const eng_token_t *v)
+{
+    eng_health_cfg_t *h = &c->pol->health_cfg;
+    int64_t n = 0;
+    switch (pr->id) {
+    case ENG_P_COOLDOWN_FAILS:
+        if (s_count(c, fi, &v[0], 1, 1000, &n)) {
+            h->allowed_fails = (uint32_t)n;
+        }
+        return true;
+    case ENG_P_COOLDOWN:
+        s_seconds(c, fi, &v[0], &h->cooldown_ms);
+        return true;
+    case ENG_P_COOLDOWN_MAX:
+        s_seconds(c, fi, &v[0], &h->cooldown_max_ms);
+        return true;
+    case ENG_P_HEALTH_WINDOW:
+        s_seconds(c, fi, &v[0], &h->window_ms);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A rule's `sort`: price, latency or throughput. */
+static void s_rule_sort(s_comp_t *c, uint32_t fi, const eng_token_t *t, hpp_sort_t *out)
+{
+    static const struct {
+        const char *w;
+        hpp_sort_t sort;
+    } sorts[] = {{"price", HPP_SORT_PRICE},
+                 {"latency", HPP_SORT_LATENCY},
+                 {"throughput", HPP_SORT_THROUGHPUT}};
+    for (size_t i = 0; i < sizeof sorts / sizeof sorts[0]; i++) {
+        if (s_tok_is(c, fi, t, sorts[i].w)) {
+            *out = sorts[i].sort;
+            return;
+        }
+    }
+    s_err(c, fi, s_tspan(t), "unknown sort (expected one of: price, latency, throughput)");
+}
+
 static void s_settings(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
 {
     eng_policy_t *pol = c->pol;
@@ -625,6 +683,7 @@ static void s_settings(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
             s_push_pats(c, &c->providers, fi, pr);
             break;
         default:
+            s_health_setting(c, fi, pr, v);
             break;
         }
     }
@@ -1659,6 +1718,9 @@ static void s_rule_props(s_comp_t *c, uint32_t fi, const eng_stmt_t *st, eng_pru
             }
             break;
         }
+        case ENG_P_SORT:
+            s_rule_sort(c, fi, &v[0], &r->sort);
+            break;
         default:
             break;
         }
@@ -2594,6 +2656,7 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
     pol->catch_all = -1;
     pol->step = ENG_STEP_UP_DOWN;
     pol->free_fallback = false;
+    eng_health_cfg_defaults(&pol->health_cfg);
     if (!catalog) {
         s_err_noloc(c, name, "no catalog to compile the policy against");
         goto fail;

@@ -21,6 +21,7 @@ static const char *const s_reject_names[ENG_REJ_COUNT] = {
     [ENG_REJ_MAX_OUTPUT] = "max_output",
     [ENG_REJ_POLICY_PROVIDER] = "policy_provider",
     [ENG_REJ_MIN_CONTEXT] = "min_context",
+    [ENG_REJ_COOLING] = "cooling_down",
 };
 
 const char *eng_reject_name(eng_reject_t r)

@@ -26,6 +26,7 @@ typedef struct {
     const char *fallback_tier[HPP_MAX_FALLBACKS];       /* their tier names, "" if none */
     hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS]; /* their estimates (total, multiplier applied) */
     uint32_t nfallbacks;                         /* used entries of fallbacks[] */
+    uint64_t decision_id; /* set by the server for reports to name; 0 = none */
 } eng_decision_t;
 
 /* Why a candidate was passed over. */
@@ -47,6 +48,7 @@ typedef enum {
     ENG_REJ_MAX_OUTPUT,      /* output (+ reasoning) tokens exceed the model's max output */
     ENG_REJ_POLICY_PROVIDER, /* the group's or rule's allow_/deny_providers exclude the endpoint */
     ENG_REJ_MIN_CONTEXT,     /* the window is below the rule's min_context */
+    ENG_REJ_COOLING,         /* the endpoint is on cooldown after repeated failures (reports) */
     ENG_REJ_COUNT
 } eng_reject_t;
 

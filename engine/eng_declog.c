@@ -294,6 +294,10 @@ void eng_declog_record(eng_declog_writer_t *w, const proto_request_t *req, const
         s_str(&l, "id", req->id.str.ptr, req->id.str.len);
     }
     s_cstr(&l, "op", proto_op_name(req->op));
+    if (d->decision_id) {
+        /* What a report's `decision` names: the join of outcome and decision. */
+        s_fmt(&l, ",\"decision_id\":%llu", (unsigned long long)d->decision_id);
+    }
     const hpp_features_t *f = &req->features;
     if (f->model.len > 0) {
         s_str(&l, "requested", f->model.ptr, f->model.len);

@@ -60,6 +60,17 @@ static const eng_propdef_t s_propdefs[] = {
      "provider patterns: the rule never picks endpoints of these providers"},
     {ENG_ST_ROUTE, ENG_P_MIN_CONTEXT, "min_context", ENG_V_NUMBER, 1, 1,
      "least context window (tokens) a model needs to be picked by the rule"},
+    /* Endpoint health, from the gateways' reports. */
+    {ENG_ST_SETTINGS, ENG_P_COOLDOWN_FAILS, "cooldown_fails", ENG_V_NUMBER, 1, 1,
+     "consecutive failures (429, 5xx, timeouts) that put an endpoint on cooldown"},
+    {ENG_ST_SETTINGS, ENG_P_COOLDOWN, "cooldown", ENG_V_NUMBER, 1, 1,
+     "seconds of an endpoint's first cooldown"},
+    {ENG_ST_SETTINGS, ENG_P_COOLDOWN_MAX, "cooldown_max", ENG_V_NUMBER, 1, 1,
+     "seconds a cooldown may reach as it doubles"},
+    {ENG_ST_SETTINGS, ENG_P_HEALTH_WINDOW, "health_window", ENG_V_NUMBER, 1, 1,
+     "half-life in seconds of the measured error rate, latency and throughput"},
+    {ENG_ST_ROUTE, ENG_P_SORT, "sort", ENG_V_WORD, 1, 1,
+     "each model's endpoints by price, latency or throughput"},
     {0, 0, NULL, 0, 0, 0, NULL},
 };
 
@@ -105,6 +116,9 @@ static const char *const s_value_words[] = {
     "yes",
     "no",
     "reasoning",
+    "price",
+    "latency",
+    "throughput",
     NULL,
 };
 

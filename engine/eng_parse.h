@@ -104,6 +104,11 @@ typedef enum {
     ENG_P_ALLOW_PROVIDERS, /* group, route */
     ENG_P_DENY_PROVIDERS,  /* group, route */
     ENG_P_MIN_CONTEXT,     /* group, route */
+    ENG_P_COOLDOWN_FAILS,  /* settings: endpoint health (eng_health.h) */
+    ENG_P_COOLDOWN,        /* settings */
+    ENG_P_COOLDOWN_MAX,    /* settings */
+    ENG_P_HEALTH_WINDOW,   /* settings */
+    ENG_P_SORT,            /* route */
     ENG_P_COUNT
 } eng_propid_t;
 

@@ -71,6 +71,15 @@ void eng_policy_destroy(eng_policy_t **self_p);
 /* The catalog this policy was compiled against. */
 const eng_catalog_t *eng_policy_catalog(const eng_policy_t *self);
 
+/* Endpoint health (eng_health.h): the table the resolver reads, NULL when
+ * none (tools, tests: decisions from prices alone), and the policy's
+ * cooldown settings a table is made with. Set once by the owner of both
+ * (the snapshot), before the policy serves. */
+struct eng_health;
+struct eng_health_cfg;
+const struct eng_health *eng_policy_health(const eng_policy_t *self);
+void eng_policy_set_health(eng_policy_t *self, const struct eng_health *health);
+
 /* Number of tiers and the name of tier i (declaration order, cheapest first). */
 int eng_policy_tier_count(const eng_policy_t *self);
 const char *eng_policy_tier_name(const eng_policy_t *self, int i);

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 
+#include "eng_health.h"
 #include "eng_policy.h"
 #include "eng_regex.h"
 
@@ -153,6 +154,7 @@ typedef struct {
     uint32_t min_context;            /* least window a candidate needs (0 = none) */
     uint8_t order[2][ENG_MAX_TIERS]; /* tiers to visit: [0] without budget, [1] with */
     uint8_t norder[2];               /* used entries of order[] */
+    hpp_sort_t sort;                 /* `sort`: HPP_SORT_DEFAULT = the request's */
 } eng_prule_t;
 
 /* A candidate list: model indexes in pool[off..off+len). */
@@ -233,6 +235,10 @@ struct eng_policy {
     int64_t default_output; /* output tokens when none given */
     eng_step_t step;        /* default step order */
     bool free_fallback;     /* default free fallback */
+
+    eng_health_cfg_t health_cfg;     /* cooldown_* and health_window settings */
+    const struct eng_health *health; /* measured endpoint health, NULL = none (eng_health.h);
+                                      * set by the snapshot that owns both */
 };
 
 /* Diagnostics (eng_diags.c) ---------------------------------------------- */

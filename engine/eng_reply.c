@@ -1,6 +1,8 @@
 /* eng_reply.c - decisions, traces and catalogs as the codec's views. */
 #include "eng_reply.h"
 
+#include "eng_health.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +98,7 @@ void eng_reply_view(const eng_decision_t *d, const eng_catalog_t *cat, proto_dec
     out->rule = s_cstr(d->rule);
     out->cost = d->cost;
     out->output_tokens = d->output_tokens;
+    out->decision_id = d->decision_id;
     out->nfallbacks = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
     for (uint32_t i = 0; i < out->nfallbacks; i++) {
         out->fallback_index[i] = s_endpoint(&c, NULL, d->fallbacks[i], &out->fallbacks[i]);
@@ -116,7 +119,8 @@ int eng_reply_decision(proto_buf_t *b, const proto_id_t *id, const eng_decision_
 typedef struct {
     const eng_trace_t *t;
     const eng_policy_t *pol;
-    s_cat_t cat; /* the policy's catalog */
+    s_cat_t cat;    /* the policy's catalog */
+    int64_t now_ms; /* the health figures' clock */
 } s_explain_t;
 
 static void s_candidate(const void *arg, size_t i, proto_candidate_t *out)
@@ -129,6 +133,14 @@ static void s_candidate(const void *arg, size_t i, proto_candidate_t *out)
         s_cstr(e->tier >= 0 && e->tier < ntiers ? eng_policy_tier_name(x->pol, e->tier) : NULL);
     out->reason = eng_reject_name(e->reason);
     out->cost = e->cost;
+    /* The figures the resolver read (an explain is not the hot path). */
+    const eng_health_t *h = x->pol ? eng_policy_health(x->pol) : NULL;
+    size_t ne = 0;
+    const eng_endpoint_t *eps =
+        x->pol ? eng_catalog_endpoints(eng_policy_catalog(x->pol), &ne) : NULL;
+    if (h && eps && e->endpoint >= eps && e->endpoint < eps + ne) {
+        out->has_health = eng_health_get(h, (size_t)(e->endpoint - eps), x->now_ms, &out->health);
+    }
 }
 
 int eng_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t *d,
@@ -136,7 +148,10 @@ int eng_reply_explain(proto_buf_t *b, const proto_id_t *id, const eng_decision_t
 {
     proto_decision_t v;
     eng_reply_view(d, pol ? eng_policy_catalog(pol) : NULL, &v);
-    s_explain_t x = {.t = t, .pol = pol, .cat = s_cat(pol ? eng_policy_catalog(pol) : NULL)};
+    s_explain_t x = {.t = t,
+                     .pol = pol,
+                     .cat = s_cat(pol ? eng_policy_catalog(pol) : NULL),
+                     .now_ms = eng_health_now_ms()};
     proto_trace_t tv = {.candidate = s_candidate, .arg = &x};
     tv.hints = t->hint_names;
     while (tv.nhints < 64 && t->hint_names[tv.nhints]) {

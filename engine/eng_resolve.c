@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "eng_health.h"
 #include "eng_parse.h"
 #include "eng_policy_internal.h"
 
@@ -68,6 +69,11 @@ typedef struct {
     uint32_t min_context;           /* the rule's min_context (0 = none) */
     uint32_t nallow;                /* auto with `models`: the models that may be chosen */
     uint32_t allow[HPP_MAX_MODELS]; /* their indexes */
+    const eng_health_t *health;     /* endpoints on cooldown are skipped; NULL: none is */
+    int64_t now_ms;                 /* the cooldowns' clock */
+    hpp_sort_t sort;                /* each model's endpoints: the request's, else the rule's */
+    bool measured;                  /* sort or preferences read the measured figures */
+    bool *cooled;                   /* set when a candidate was skipped for its cooldown */
 } s_walk_t;
 
 /* Condition inputs, computed once per request. */
@@ -485,6 +491,31 @@ static eng_reject_t s_filter(const s_walk_t *w, uint32_t m, const eng_endpoint_t
     return s_endpoint_filter(w, ep);
 }
 
+/* The rank key of endpoint e when the measured figures order or demote it
+ * (the request's or the rule's `sort` latency or throughput, and the
+ * request's preferred_max_latency / preferred_min_throughput): keys above
+ * the providers_order ones, lower is better, an endpoint not measured after
+ * the measured ones, one that misses a preference after every other. */
+static uint32_t s_measured_key(const s_walk_t *w, int32_t e, uint32_t key)
+{
+    const eng_health_t *h = w->pol->health;
+    if (!h) {
+        return key;
+    }
+    double lat = eng_health_latency_ms(h, (size_t)e);
+    double tps = eng_health_tps(h, (size_t)e);
+    uint32_t base = HPP_MAX_PROVIDERS + 2, span = 0x3ffe;
+    if (w->sort == HPP_SORT_LATENCY) {
+        key = lat < 0 ? base + span : base + (uint32_t)(lat < span - 1 ? lat : span - 1);
+    } else if (w->sort == HPP_SORT_THROUGHPUT) {
+        key = tps < 0 ? base + span : base + span - 1 - (uint32_t)(tps < span - 1 ? tps : span - 1);
+    }
+    const hpp_features_t *f = w->f;
+    bool slow = (f->max_latency_s > 0 && lat >= 0 && lat > f->max_latency_s * 1000) ||
+                (f->min_throughput > 0 && tps >= 0 && tps < f->min_throughput);
+    return slow ? key | 0x8000 : key;
+}
+
 /* Where endpoint e of model m stands in the request's order: providers_order
  * first (in its order), then the endpoint the variant would use without the
  * request's preferences (`base`: the policy's `providers` for a plain model),
@@ -498,9 +529,12 @@ static uint32_t s_rank(const s_walk_t *w, const eng_model_t *model, int32_t e, i
     uint32_t k = (uint32_t)e - model->ep_first;
     int o = s_prov_index(f->providers_order, f->nproviders_order, &w->pol->eps[e]);
     uint32_t key = o >= 0 ? (uint32_t)o
-                   : (v == S_PLAIN || v == S_AUTO) && f->sort != HPP_SORT_PRICE && e != base
+                   : (v == S_PLAIN || v == S_AUTO) && w->sort != HPP_SORT_PRICE && e != base
                        ? HPP_MAX_PROVIDERS + 1
                        : HPP_MAX_PROVIDERS;
+    if (o < 0 && w->measured) {
+        key = s_measured_key(w, e, key);
+    }
     return key << 16 | (k & 0xffff);
 }
 
@@ -526,7 +560,8 @@ static int32_t s_pick(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v
     for (uint32_t k = 0; k < model->ep_count; k++) {
         int32_t e = (int32_t)(model->ep_first + k);
         const eng_endpoint_t *ep = &w->pol->eps[e];
-        if (!ep->enabled || !s_variant_ep(ep, v) || s_endpoint_filter(w, ep) != ENG_REJ_CHOSEN) {
+        if (!ep->enabled || !s_variant_ep(ep, v) || s_endpoint_filter(w, ep) != ENG_REJ_CHOSEN ||
+            (w->health && eng_health_cooling(w->health, (size_t)e, w->now_ms))) {
             continue;
         }
         uint32_t r = s_rank(w, model, e, base, v);
@@ -538,11 +573,22 @@ static int32_t s_pick(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v
     return best >= 0 ? best : base;
 }
 
+/* The endpoint of model m the walk offers, `base` being the policy's: the
+ * request's choice when it has preferences, another endpoint when `base` is
+ * cooling down (only then: the plain walk stays one predictable branch). */
+static inline int32_t s_ep_for(const s_walk_t *w, uint32_t m, int32_t base, s_variant_t v)
+{
+    if (w->prov_rank ||
+        (w->health && base >= 0 && eng_health_cooling(w->health, (size_t)base, w->now_ms))) {
+        return s_pick(w, m, base, v);
+    }
+    return base;
+}
+
 /* The endpoint auto offers for model m. */
 static inline int32_t s_auto_ep(const s_walk_t *w, uint32_t m)
 {
-    int32_t e = w->pol->model_ep[m];
-    return w->prov_rank ? s_pick(w, m, e, S_AUTO) : e;
+    return s_ep_for(w, m, w->pol->model_ep[m], S_AUTO);
 }
 
 /* The policy's provider lists apply: like the request's own, they make each
@@ -605,6 +651,12 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
         if (w->budget >= 0 && cost->total > w->budget) {
             return ENG_REJ_BUDGET;
         }
+    }
+    /* Last: a cooling endpoint is one that would fit otherwise, so that
+     * only then is the request worth resolving again with it allowed. */
+    if (w->health && eng_health_cooling(w->health, (size_t)(ep - pol->eps), w->now_ms)) {
+        *w->cooled = true;
+        return ENG_REJ_COOLING;
     }
     return ENG_REJ_CHOSEN;
 }
@@ -866,10 +918,7 @@ static void s_walk_free(s_walk_t *w, uint32_t mask, uint32_t visited)
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
         uint32_t m = pol->pool[l->off + i];
         int tier = pol->model_tier[m];
-        int32_t e = pol->models[m].free_ep;
-        if (w->prov_rank) {
-            e = s_pick(w, m, e, S_FREE);
-        }
+        int32_t e = s_ep_for(w, m, pol->models[m].free_ep, S_FREE);
         if (tier >= 0 && (visited >> tier & 1) && s_auto_ep(w, m) == e) {
             continue;
         }
@@ -896,7 +945,7 @@ static hpp_status_t s_direct(s_walk_t *w, const eng_model_t *model, s_variant_t 
         return s_fail(out, HPP_E_NO_CANDIDATE, "model '", model->id,
                       "' has only a free endpoint: ask for the ':free' variant");
     }
-    int32_t e = w->prov_rank ? s_pick(w, m, base, v) : base;
+    int32_t e = s_ep_for(w, m, base, v);
     if (e < 0 || !pol->eps[e].enabled) {
         if (v == S_FREE) {
             return s_fail(out, HPP_E_NO_FREE_VARIANT, "model '", model->id,
@@ -1012,7 +1061,7 @@ static hpp_status_t s_list(s_walk_t *w, const eng_model_t *const *models, const 
             int32_t base = vars[i] == S_FREE    ? models[i]->free_ep
                            : vars[i] == S_FLOOR ? models[i]->floor_ep
                                                 : pol->model_plain_ep[m];
-            s_offer(w, m, w->prov_rank ? s_pick(w, m, base, vars[i]) : base,
+            s_offer(w, m, s_ep_for(w, m, base, vars[i]),
                     vars[i] == S_FREE ? pol->model_tier[m] : pol->model_plain_tier[m]);
             continue;
         }
@@ -1105,6 +1154,12 @@ static hpp_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
         return s_fail(out, HPP_E_NO_CANDIDATE, "no routing rule matches the request", NULL, NULL);
     }
     out->rule = r->name;
+    if (r->sort != HPP_SORT_DEFAULT && w->f->sort == HPP_SORT_DEFAULT) {
+        w->sort = r->sort;
+        w->measured = w->measured || r->sort != HPP_SORT_PRICE;
+        w->prov_rank = true;
+        w->bound = false;
+    }
     if (w->f->output_tokens < 0 && r->output > 0) {
         w->out_tokens = r->output;
         w->usage.completion_tokens = r->output;
@@ -1156,8 +1211,37 @@ static hpp_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
     return HPP_OK;
 }
 
-hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_decision_t *out,
-                         eng_trace_t *trace)
+/* What the measured health changes for this request: endpoints on cooldown
+ * (only when one is cooling now: otherwise the walk is the plain one, for
+ * one atomic load), and the request's sort and preferences. */
+static void s_measures(s_walk_t *w, bool health, bool *cooled)
+{
+    const hpp_features_t *f = w->f;
+    w->cooled = cooled;
+    w->health = NULL;
+    w->now_ms = 0;
+    w->sort = f->sort;
+    w->measured = f->sort == HPP_SORT_LATENCY || f->sort == HPP_SORT_THROUGHPUT ||
+                  f->max_latency_s > 0 || f->min_throughput > 0;
+    if (w->measured) {
+        w->prov_rank = true;
+        w->bound = false;
+    }
+    if (health && eng_health_cooling_now(w->pol->health, &w->now_ms)) {
+        /* A model whose usual endpoint cools is served by another one
+         * (s_ep_for). The budget bound keeps the usual endpoints' least
+         * prices: the usual one is the cheapest unless the policy prefers
+         * providers, so a substitute is seldom cheaper, and walking whole
+         * lists for every budget request while something cools would cost
+         * far more (bench/RESULTS.md). */
+        w->health = w->pol->health;
+    }
+}
+
+/* The decision; `health`: skip endpoints on cooldown (*cooled says whether
+ * one was skipped). */
+static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
+                              eng_decision_t *out, eng_trace_t *trace, bool health, bool *cooled)
 {
     out->status = HPP_OK;
     out->message[0] = '\0';
@@ -1245,10 +1329,21 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
      * the endpoints the policy picks, which a request's provider order may
      * replace with cheaper ones. */
     w.bound = w.budget >= 0 && !trace && !w.prov_rank;
+    s_measures(&w, health, cooled);
 
     bool is_auto;
     s_variant_t v;
-    const eng_model_t *model = s_model(self, f->model, &is_auto, &v);
+    hpp_str_t name = f->model;
+    if (name.len > 6 && memcmp(name.ptr + name.len - 6, ":nitro", 6) == 0) {
+        /* OpenRouter's :nitro: the model's fastest endpoint (throughput). */
+        name.len -= 6;
+        if (f->sort == HPP_SORT_DEFAULT) {
+            w.sort = HPP_SORT_THROUGHPUT;
+            w.measured = w.prov_rank = true;
+            w.bound = false;
+        }
+    }
+    const eng_model_t *model = s_model(self, name, &is_auto, &v);
     if (!is_auto && !model) {
         char buf[96];
         return s_fail(out, HPP_E_UNKNOWN_MODEL, "unknown model '",
@@ -1289,6 +1384,25 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
             }
         }
         trace->hint_names[n] = NULL;
+    }
+    return st;
+}
+
+hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_decision_t *out,
+                         eng_trace_t *trace)
+{
+    bool cooled = false;
+    hpp_status_t st = s_resolve(self, f, out, trace, true, &cooled);
+    if (st != HPP_OK && cooled) {
+        /* Nothing else fits: the endpoints on cooldown are tried after all,
+         * rather than no answer. */
+        bool again = false;
+        st = s_resolve(self, f, out, trace, false, &again);
+        if (st == HPP_OK) {
+            char why[sizeof out->message];
+            memcpy(why, out->message, sizeof why);
+            s_msg(out, "every endpoint that fits is cooling down: ", why, NULL);
+        }
     }
     return st;
 }

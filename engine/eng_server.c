@@ -50,6 +50,7 @@
 #include "eng_cases.h"
 #include "eng_declog.h"
 #include "eng_metrics.h"
+#include "eng_health.h"
 #include "eng_msgpool.h"
 #include "eng_peers.h"
 #include "eng_policy_internal.h"
@@ -83,6 +84,9 @@ typedef struct {
     _Atomic uint64_t malformed;                /* undecodable frames, bad envelopes */
     _Atomic uint64_t dropped;                  /* replies that could not be delivered */
     _Atomic uint64_t refused;                  /* requests refused by a per-client limit */
+    _Atomic uint64_t reports;                  /* report frames applied */
+    _Atomic uint64_t report_attempts;          /* attempts they carried */
+    _Atomic uint64_t reports_refused;          /* report frames refused */
 } __attribute__((aligned(64))) s_counters_t;
 
 /* Single-writer increment: no locked instruction needed. */
@@ -114,6 +118,7 @@ struct s_worker {
     eng_msgpool_t *pool;        /* memory of the replies it sends */
     eng_trace_entry_t *trace;   /* explain's candidate buffer */
     eng_declog_writer_t declog; /* decision log lines */
+    uint64_t decisions;         /* decisions it made: the sequence of decision ids */
     bool started;               /* its thread runs (and will close its sockets) */
 };
 
@@ -166,6 +171,7 @@ struct eng_server {
     char rl_hash[ENG_SNAPSHOT_HASH_HEX]; /* policy hash of the serving snapshot */
     _Atomic uint64_t reloads_ok;         /* successful reloads after startup */
     _Atomic uint64_t reloads_failed;     /* rejected reloads */
+    pthread_mutex_t health_mu;           /* one health writer at a time: reports, reload carry */
 };
 
 /* Helpers ------------------------------------------------------------------ */
@@ -443,12 +449,20 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
         serving = self->next_version++;
         memcpy(hash, eng_snapshot_hash(snap), sizeof hash);
         /* Stays valid: only this thread publishes, and so frees. */
+        const eng_snapshot_t *prev = self->rl_serving;
         self->rl_serving = snap;
         eng_metrics_add_rules(self->metrics, eng_snapshot_policy(snap)); /* before it serves */
         if (first) {
             *first = snap;
         } else {
+            /* What was measured carries over; no report lands in the old
+             * table between the copy and the swap. Report writers take
+             * the snapshot only under health_mu, so publishing (which waits
+             * for readers of the old one) cannot wait on them. */
+            pthread_mutex_lock(&self->health_mu);
+            eng_snapshot_carry_health(snap, prev);
             eng_snapcell_publish(self->cell, &snap);
+            pthread_mutex_unlock(&self->health_mu);
             atomic_fetch_add(&self->reloads_ok, 1);
         }
         eng_log(ENG_LOG_INFO, "engine",
@@ -638,6 +652,9 @@ static void s_collect(eng_server_t *self, size_t reader, proto_stats_t *st,
         st->malformed += atomic_load_explicit(&c->malformed, memory_order_relaxed);
         st->dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
         st->refused += atomic_load_explicit(&c->refused, memory_order_relaxed);
+        st->reports += atomic_load_explicit(&c->reports, memory_order_relaxed);
+        st->report_attempts += atomic_load_explicit(&c->report_attempts, memory_order_relaxed);
+        st->reports_refused += atomic_load_explicit(&c->reports_refused, memory_order_relaxed);
     }
     st->queued_bytes = (uint64_t)eng_peers_queued(self->peers);
     st->decision_log_dropped = eng_declog_dropped(self->declog);
@@ -689,6 +706,88 @@ static void s_metrics_collect(void *ctx, proto_stats_t *st, char hash[65])
     pthread_mutex_unlock(&self->rl_mu);
 }
 
+/* A decision id unique in this process without a shared counter: each
+ * answering thread numbers its own, interleaved with the others'. */
+static uint64_t s_decision_id(s_worker_t *w)
+{
+    uint64_t slots = (uint64_t)w->server->cfg.threads + 1;
+    return ++w->decisions * slots + w->index;
+}
+
+/* Reports ------------------------------------------------------------------ */
+
+/* The endpoint of `cat` an attempt names: its model by id (or a provider's
+ * spelling of it) and, among its endpoints, the provider (ASCII
+ * case-insensitive). -1 with `msg` saying what was not found. */
+static long s_report_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i,
+                              char *msg, size_t cap)
+{
+    const eng_model_t *m = eng_catalog_lookup(cat, a->model.ptr, a->model.len);
+    if (!m) {
+        snprintf(msg, cap, "attempts[%u].model: unknown model '%.*s'", i,
+                 (int)(a->model.len > 96 ? 96 : a->model.len), a->model.ptr);
+        return -1;
+    }
+    size_t n = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    for (uint32_t k = 0; k < m->ep_count; k++) {
+        const eng_endpoint_t *ep = &eps[m->ep_first + k];
+        if (ep->provider_len == a->provider.len &&
+            strncasecmp(ep->provider, a->provider.ptr, a->provider.len) == 0) {
+            return (long)(m->ep_first + k);
+        }
+    }
+    snprintf(msg, cap, "attempts[%u].provider: model '%s' has no endpoint at provider '%.*s'", i,
+             m->id, (int)(a->provider.len > 64 ? 64 : a->provider.len), a->provider.ptr);
+    return -1;
+}
+
+/* Applies a report: every attempt must name an endpoint of the serving
+ * catalog, or none is counted (a frame is one unit: a gateway that sends
+ * a wrong name learns it, rather than half its report counting). Returns
+ * true when applied; otherwise `msg` says which attempt and why. */
+static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_t cap)
+{
+    eng_server_t *self = w->server;
+    uint32_t idx[PROTO_MAX_ATTEMPTS];
+    proto_attempt_t at[PROTO_MAX_ATTEMPTS]; /* borrow from the frame, which outlives them */
+    size_t pos = 0;
+    uint32_t n = 0;
+    while (n < PROTO_MAX_ATTEMPTS && proto_attempts_next(&req->attempts, &pos, &at[n], NULL) == 1) {
+        n++;
+    }
+    bool ok = true;
+    int64_t now = eng_health_now_ms();
+    /* The snapshot is taken under the mutex only: the reloader holds it
+     * while it waits for readers of the old snapshot to let go. */
+    pthread_mutex_lock(&self->health_mu);
+    const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+    const eng_catalog_t *cat = eng_snapshot_catalog(snap);
+    for (uint32_t i = 0; ok && i < n; i++) {
+        long e = s_report_endpoint(cat, &at[i], i, msg, cap);
+        ok = e >= 0;
+        idx[i] = (uint32_t)e;
+    }
+    if (ok) {
+        eng_health_t *h = eng_snapshot_health(snap);
+        for (uint32_t i = 0; i < n; i++) {
+            eng_health_record(h, idx[i], &at[i], now);
+        }
+    }
+    eng_snapcell_release(self->cell, w->index);
+    pthread_mutex_unlock(&self->health_mu);
+    if (ok) {
+        s_inc(&w->ctr->reports);
+        atomic_store_explicit(&w->ctr->report_attempts,
+                              atomic_load_explicit(&w->ctr->report_attempts, memory_order_relaxed) +
+                                  n,
+                              memory_order_relaxed);
+    } else {
+        s_inc(&w->ctr->reports_refused);
+    }
+    return ok;
+}
+
 static void s_decide(s_worker_t *w, const proto_request_t *req)
 {
     eng_server_t *self = w->server;
@@ -700,6 +799,7 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
         if (d.status == HPP_OK) {
             eng_metrics_decision(self->metrics, w->index, eng_snapshot_version(snap), d.rule);
         }
+        d.decision_id = s_decision_id(w);
         eng_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
                            eng_snapshot_wire(snap));
     } else {
@@ -708,6 +808,7 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
         t.entries = w->trace;
         t.cap = S_TRACE_CAP;
         eng_resolve(pol, &req->features, &d, &t);
+        d.decision_id = s_decision_id(w);
         eng_reply_explain(&w->out, &req->id, &d, &t, pol);
     }
     if (d.status != HPP_OK) {
@@ -724,11 +825,17 @@ static const bool s_admin_ops[PROTO_OP_COUNT] = {
     [PROTO_OP_RELOAD] = true,
 };
 
+/* What s_answer did with a request. */
+typedef enum {
+    S_REPLY,  /* w->out holds the reply */
+    S_RELOAD, /* a reload: only the reloader answers */
+    S_SILENT, /* a report applied without `ack`: no reply (fire and forget) */
+} s_answer_t;
+
 /* Answers a decoded request (or its decode failure `rc`/`err`) into
- * w->out; `admin`: the client may ask for admin ops. Returns false when it
- * is a reload, which only the reloader answers (no reply here). */
-static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const proto_error_t *err,
-                     bool admin)
+ * w->out; `admin`: the client may ask for admin ops. */
+static s_answer_t s_answer(s_worker_t *w, const proto_request_t *req, int rc,
+                           const proto_error_t *err, bool admin)
 {
     eng_server_t *self = w->server;
     proto_buf_reset(&w->out);
@@ -736,8 +843,11 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
         hpp_status_t st = proto_err_status(rc);
         s_inc(&w->ctr->malformed);
         s_inc(&w->ctr->errors[st]);
+        if (req->op == PROTO_OP_REPORT) {
+            s_inc(&w->ctr->reports_refused);
+        }
         proto_reply_error(&w->out, &req->id, st, err->msg);
-        return true;
+        return S_REPLY;
     }
     if (!admin && s_admin_ops[req->op]) {
         char msg[96];
@@ -745,13 +855,26 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
         s_inc(&w->ctr->requests[req->op]);
         s_inc(&w->ctr->errors[HPP_E_FORBIDDEN]);
         proto_reply_error(&w->out, &req->id, HPP_E_FORBIDDEN, msg);
-        return true;
+        return S_REPLY;
     }
     if (req->op == PROTO_OP_RELOAD) {
-        return false;
+        return S_RELOAD;
     }
     s_inc(&w->ctr->requests[req->op]);
     switch (req->op) {
+    case PROTO_OP_REPORT: {
+        char msg[192];
+        if (!s_report(w, req, msg, sizeof msg)) {
+            s_inc(&w->ctr->errors[HPP_E_BAD_REQUEST]);
+            proto_reply_error(&w->out, &req->id, HPP_E_BAD_REQUEST, msg);
+            return S_REPLY;
+        }
+        if (!req->ack) {
+            return S_SILENT;
+        }
+        proto_reply_report(&w->out, &req->id, req->attempts.n);
+        break;
+    }
     case PROTO_OP_ROUTE:
     case PROTO_OP_EXPLAIN:
         s_decide(w, req);
@@ -781,13 +904,13 @@ static bool s_answer(s_worker_t *w, const proto_request_t *req, int rc, const pr
         s_inc(&w->ctr->errors[HPP_E_INTERNAL]);
         proto_reply_error(&w->out, &req->id, HPP_E_INTERNAL, "reply could not be encoded");
     }
-    return true;
+    return S_REPLY;
 }
 
 /* Decodes the body (last frame) and answers it; see s_answer. The frontend
  * has refused admin ops to non-admin clients already: a message's User-Id
  * does not survive the inproc hop to a worker. */
-static bool s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
+static s_answer_t s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
 {
     proto_request_t req;
     proto_error_t err;
@@ -819,7 +942,17 @@ static void *s_worker_main(void *arg)
             s_close_parts(parts, n < 3 ? n : 3);
             continue; /* the frontend only forwards checked envelopes */
         }
-        if (!s_handle(w, parts, n)) {
+        s_answer_t how = s_handle(w, parts, n);
+        if (how == S_SILENT) {
+            /* No reply for the client, but an empty one for the frontend,
+             * which counts what each client has at the workers. */
+            zmq_msg_close(&parts[n - 1]);
+            if (s_send_reply_flags(w->pool, w->sock, parts, n - 1, "", 0, 0) < 0) {
+                s_inc(&w->ctr->dropped);
+            }
+            continue;
+        }
+        if (how == S_RELOAD) {
             /* reload: the reloader answers, through the frontend */
             for (int i = 0; i < n; i++) {
                 zmq_msg_send(&parts[i], w->reload, i + 1 < n ? ZMQ_SNDMORE : 0);
@@ -907,12 +1040,16 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool adm
     int rc =
         proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, &err);
     bool inline_op =
-        !self->cfg.route_workers && (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING);
+        !self->cfg.route_workers &&
+        (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING || req.op == PROTO_OP_REPORT);
     if (rc == PROTO_OK && !inline_op && (admin || !s_admin_ops[req.op])) {
         *id = req.id; /* borrows from the body, alive until the request is passed on */
         return false;
     }
-    s_answer(w, &req, rc, &err, admin);
+    if (s_answer(w, &req, rc, &err, admin) == S_SILENT) {
+        s_close_parts(parts, n); /* a report without ack: fire and forget */
+        return true;
+    }
     zmq_msg_close(&parts[n - 1]);
     if (s_send_reply(w->pool, self->front, parts, n - 1, w->out.data, w->out.len) < 0) {
         s_inc(&w->ctr->dropped);
@@ -1112,6 +1249,10 @@ static void s_replies_out(eng_server_t *self, void *from)
             peer->at_workers--;
         }
         size_t len = zmq_msg_size(&parts[n - 1]);
+        if (len == 0) {
+            s_close_parts(parts, n); /* a report that asked for no reply */
+            continue;
+        }
         bool counted = peer && len >= S_COUNTED_MIN;
         if (counted && s_over_budget(self, peer, len)) {
             s_drop_large(self, parts, n, peer);
@@ -1521,6 +1662,7 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
     self->sigfd = -1;
     self->epfd = -1;
     pthread_mutex_init(&self->rl_mu, NULL);
+    pthread_mutex_init(&self->health_mu, NULL);
     clock_gettime(CLOCK_MONOTONIC, &self->started);
     proto_buf_init_fixed(&self->fout, self->fmem, sizeof self->fmem);
     if (self->cfg.threads < 1) {
@@ -1743,6 +1885,7 @@ void eng_server_destroy(eng_server_t **self_p)
     }
     free(self->ctr);
     pthread_mutex_destroy(&self->rl_mu);
+    pthread_mutex_destroy(&self->health_mu);
     free(self);
     *self_p = NULL;
 }

@@ -20,6 +20,7 @@
 #include <sodium.h>
 #include <time.h>
 
+#include "eng_health.h"
 #include "eng_policy_internal.h"
 #include "eng_reply.h"
 
@@ -30,6 +31,7 @@ struct eng_snapshot {
     char hash[ENG_SNAPSHOT_HASH_HEX]; /* SHA-256 of the files as read, lowercase hex */
     proto_buf_t models;               /* encoded `models` array, owned */
     eng_epwire_t *wire;               /* the catalog's endpoints encoded for replies, owned */
+    eng_health_t *health;             /* measured endpoint health: the one mutable part */
 };
 
 /* Index of the last warning line, or ENG_LOADLOG_LINES when every line is
@@ -169,6 +171,14 @@ eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t versio
         eng_loadlog_add(log, true, "out of memory encoding the models list and endpoints");
         goto fail;
     }
+    size_t neps = 0;
+    eng_catalog_endpoints(self->catalog, &neps);
+    self->health = eng_health_new(neps, eng_health_policy_cfg(self->policy));
+    if (!self->health) {
+        eng_loadlog_add(log, true, "out of memory for the endpoint health table");
+        goto fail;
+    }
+    eng_policy_set_health(self->policy, self->health);
     unsigned char digest[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(&sha, digest);
     s_hex(self->hash, digest, sizeof digest);
@@ -191,6 +201,7 @@ void eng_snapshot_destroy(eng_snapshot_t **self_p)
     eng_catalog_destroy(&self->catalog);
     proto_buf_destroy(&self->models);
     eng_epwire_destroy(&self->wire);
+    eng_health_destroy(&self->health);
     free(self);
     *self_p = NULL;
 }
@@ -218,6 +229,18 @@ const char *eng_snapshot_hash(const eng_snapshot_t *self)
 const eng_epwire_t *eng_snapshot_wire(const eng_snapshot_t *self)
 {
     return self->wire;
+}
+
+eng_health_t *eng_snapshot_health(const eng_snapshot_t *self)
+{
+    return self->health;
+}
+
+void eng_snapshot_carry_health(eng_snapshot_t *self, const eng_snapshot_t *prev)
+{
+    if (prev) {
+        eng_health_carry(self->health, self->catalog, prev->health, prev->catalog);
+    }
 }
 
 const void *eng_snapshot_models(const eng_snapshot_t *self, size_t *len)

@@ -70,6 +70,14 @@ const char *eng_snapshot_hash(const eng_snapshot_t *self);
 /* The catalog's endpoints pre-encoded for decision replies. */
 struct eng_epwire; /* eng_reply.h */
 const struct eng_epwire *eng_snapshot_wire(const eng_snapshot_t *self);
+/* The endpoint health table (eng_health.h): the one part of a snapshot that
+ * changes while it serves, written by whoever applies reports (one at a
+ * time), read lock-free by the resolver. */
+struct eng_health;
+struct eng_health *eng_snapshot_health(const eng_snapshot_t *self);
+/* Copies `prev`'s health into `self` for the endpoints both have (a
+ * reload keeps what was measured). Call with report writers held off. */
+void eng_snapshot_carry_health(eng_snapshot_t *self, const eng_snapshot_t *prev);
 /* The encoded `models` array (see eng_reply_models_encode). */
 const void *eng_snapshot_models(const eng_snapshot_t *self, size_t *len);
 

@@ -634,10 +634,50 @@ int hpp_client_route(hpp_client_t *self, const hpp_features_t *features, hpp_rep
 
 int hpp_client_op(hpp_client_t *self, proto_op_t op, hpp_reply_t *out, int timeout_ms)
 {
-    if ((unsigned)op >= PROTO_OP_COUNT || op == PROTO_OP_ROUTE || op == PROTO_OP_EXPLAIN) {
+    if ((unsigned)op >= PROTO_OP_COUNT || op == PROTO_OP_ROUTE || op == PROTO_OP_EXPLAIN ||
+        op == PROTO_OP_REPORT) {
         return HPP_ERR_ARG;
     }
     proto_request_t req;
     proto_request_init(&req, op);
     return hpp_client_call(self, &req, out, timeout_ms);
+}
+
+/* Reports (the report op) ---------------------------------------------------- */
+
+int hpp_client_report(hpp_client_t *self, const proto_attempt_t *attempts, size_t n, bool ack,
+                      hpp_reply_t *out, int timeout_ms)
+{
+    if (!self || !attempts || n == 0 || n > PROTO_MAX_ATTEMPTS || (ack && !out)) {
+        return HPP_ERR_ARG;
+    }
+    int64_t deadline = s_deadline(timeout_ms);
+    proto_id_t id = proto_id_uint(self->next_id++);
+    proto_buf_reset(&self->out);
+    if (proto_report_encode(&self->out, &id, attempts, n, ack) != PROTO_OK) {
+        return s_err(self, HPP_ERR_NOMEM, "report could not be encoded");
+    }
+    /* Sent once, never again: a resent report would count its attempts twice. */
+    for (;;) {
+        if (zmq_send(self->sock, self->out.data, self->out.len, ZMQ_DONTWAIT) >= 0) {
+            break;
+        }
+        if (errno != EAGAIN && errno != EINTR) {
+            return s_err(self, HPP_ERR_TRANSPORT, "send: %s", zmq_strerror(errno));
+        }
+        int rc = s_wait(self, ZMQ_POLLOUT, deadline);
+        if (rc != HPP_OK) {
+            return rc;
+        }
+    }
+    if (!ack) {
+        return HPP_OK;
+    }
+    int rc = s_recv_id(self, &id, out, deadline);
+    if (rc == HPP_OK && !out->r.ok) {
+        rc = s_err(self, HPP_ERR_ENGINE, "%.*s: %.*s", (int)out->r.code.len,
+                   out->r.code.ptr ? out->r.code.ptr : "", (int)out->r.message.len,
+                   out->r.message.ptr ? out->r.message.ptr : "");
+    }
+    return rc;
 }

@@ -122,4 +122,16 @@ int hpp_client_route(hpp_client_t *self, const hpp_features_t *features, hpp_rep
 /* Any op without features (models, stats, reload, ping), synchronously. */
 int hpp_client_op(hpp_client_t *self, proto_op_t op, hpp_reply_t *out, int timeout_ms);
 
+/* Reports: the outcome of each call to an endpoint (the report op). ------ */
+
+/* Sends `n` attempts (1 .. PROTO_MAX_ATTEMPTS) in one report frame, once
+ * (never resent: the engine would count them twice). Without `ack` it
+ * returns once the frame is handed to ZeroMQ: the engine answers only a
+ * refused report, with an error reply carrying the report's id, which a
+ * later receive returns (or stashes). With `ack` it waits for the engine's
+ * answer in *out: ok with the count, or HPP_ERR_ENGINE and the located
+ * refusal ("attempts[1].status: ..."). */
+int hpp_client_report(hpp_client_t *self, const proto_attempt_t *attempts, size_t n, bool ack,
+                      hpp_reply_t *out, int timeout_ms);
+
 #endif

@@ -101,9 +101,8 @@ static const struct {
     const char *why;  /* NULL: accepted; else the refusal */
 } s_sorts[] = {
     {"price", HPP_SORT_PRICE, NULL},
-    {"latency", HPP_SORT_DEFAULT, "\"latency\" is not measured yet (only \"price\" is supported)"},
-    {"throughput", HPP_SORT_DEFAULT,
-     "\"throughput\" is not measured yet (only \"price\" is supported)"},
+    {"latency", HPP_SORT_LATENCY, NULL},
+    {"throughput", HPP_SORT_THROUGHPUT, NULL},
 };
 
 const char *hpp_check_sort(hpp_str_t s, hpp_sort_t *out)
@@ -118,6 +117,19 @@ const char *hpp_check_sort(hpp_str_t s, hpp_sort_t *out)
         }
     }
     return "expected one of: price, latency, throughput";
+}
+
+const char *hpp_check_max_latency(double s)
+{
+    return isfinite(s) && s >= 0 && s <= 3600 ? NULL
+                                              : "must be a finite number of seconds from 0 to 3600";
+}
+
+const char *hpp_check_min_throughput(double tps)
+{
+    return isfinite(tps) && tps >= 0 && tps <= 1e6
+               ? NULL
+               : "must be a finite number of tokens per second from 0 to 1000000";
 }
 
 const char *hpp_max_price_set(hpp_max_price_t *mp, uint32_t bit, double usd)
@@ -180,8 +192,15 @@ static const char *s_routing_check(const hpp_features_t *f, const char **field)
             }
         }
     }
-    if (f->sort != HPP_SORT_DEFAULT && f->sort != HPP_SORT_PRICE) {
+    if ((unsigned)f->sort > HPP_SORT_THROUGHPUT) {
         return s_bad(field, "providers_sort", "expected one of: price, latency, throughput");
+    }
+    if (hpp_check_max_latency(f->max_latency_s)) {
+        return s_bad(field, "preferred_max_latency", hpp_check_max_latency(f->max_latency_s));
+    }
+    if (hpp_check_min_throughput(f->min_throughput)) {
+        return s_bad(field, "preferred_min_throughput",
+                     hpp_check_min_throughput(f->min_throughput));
     }
     const hpp_max_price_t *mp = &f->max_price;
     const hpp_pusd_t mps[] = {mp->prompt, mp->completion, mp->request, mp->image};

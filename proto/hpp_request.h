@@ -57,6 +57,8 @@ typedef struct {
 typedef enum {
     HPP_SORT_DEFAULT = 0, /* the policy's `providers`, then price */
     HPP_SORT_PRICE,       /* cheapest endpoint first */
+    HPP_SORT_LATENCY,     /* lowest measured latency first (unmeasured last) */
+    HPP_SORT_THROUGHPUT,  /* highest measured output throughput first */
 } hpp_sort_t;
 
 typedef struct {
@@ -92,6 +94,8 @@ typedef struct {
     bool no_fallbacks;                /* allow_fallbacks false: only providers_order may serve (none
                                        * given: each model's first endpoint only) */
     hpp_sort_t sort;                  /* providers_sort */
+    double max_latency_s;             /* preferred_max_latency, seconds; 0 = none */
+    double min_throughput;            /* preferred_min_throughput, tokens/s; 0 = none */
     hpp_max_price_t max_price;        /* endpoints priced above a set component are not chosen */
     hpp_str_t models[HPP_MAX_MODELS]; /* model fallbacks; only these may be chosen */
     uint32_t nmodels;                 /* used entries */
@@ -120,6 +124,10 @@ const char *hpp_check_model_id(hpp_str_t id);
 /* `providers_sort`: "price" sets *out; "latency" and "throughput" are
  * refused until the engine measures them, anything else is unknown. */
 const char *hpp_check_sort(hpp_str_t s, hpp_sort_t *out);
+/* preferred_max_latency: seconds, finite, 0 .. 3600 (0 = none). */
+const char *hpp_check_max_latency(double s);
+/* preferred_min_throughput: tokens per second, finite, 0 .. 1000000. */
+const char *hpp_check_min_throughput(double tps);
 /* Converts one max_price component (USD per 1M tokens for prompt and
  * completion, USD each for request and image) to picodollars per unit and
  * sets it in *mp; `bit` is its HPP_MAXP_* bit. Returns the rule's message

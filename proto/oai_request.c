@@ -900,6 +900,37 @@ static int s_prov_sort(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_e
     return 0;
 }
 
+/* preferred_max_latency (seconds) and preferred_min_throughput (tokens per
+ * second): numbers. OpenRouter also takes an object of percentiles; the
+ * router measures averages, so that form is refused by name. */
+static int s_prov_pref(oai_extract_t *self, oai_jv_t v, const char *name,
+                       const char *(*check)(double), double *out, oai_error_t *err)
+{
+    const oai_jdoc_t *d = self->doc;
+    if (!s_is_number(d, v)) {
+        return s_type_error(d, err, name, "number", v);
+    }
+    const char *why = check(oai_jnum(d, v));
+    if (why) {
+        return oai_error_set(err, 400, "invalid_value", name, "%s: %s", name, why);
+    }
+    *out = oai_jnum(d, v);
+    return 0;
+}
+
+static int s_prov_max_latency(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_error_t *err)
+{
+    return s_prov_pref(self, v, "provider.preferred_max_latency", hpp_check_max_latency,
+                       &f->max_latency_s, err);
+}
+
+static int s_prov_min_throughput(oai_extract_t *self, oai_jv_t v, hpp_features_t *f,
+                                 oai_error_t *err)
+{
+    return s_prov_pref(self, v, "provider.preferred_min_throughput", hpp_check_min_throughput,
+                       &f->min_throughput, err);
+}
+
 static const struct {
     const char *key; /* member of max_price */
     uint32_t bit;    /* HPP_MAXP_* */
@@ -959,6 +990,8 @@ static const struct {
     {"require_parameters", s_prov_require},
     {"sort", s_prov_sort},
     {"max_price", s_prov_max_price},
+    {"preferred_max_latency", s_prov_max_latency},
+    {"preferred_min_throughput", s_prov_min_throughput},
     {NULL, NULL},
 };
 
@@ -986,7 +1019,8 @@ static int s_provider(oai_extract_t *self, oai_jv_t v, hpp_features_t *f, oai_er
             s_path(p, "provider.%.80s", key);
             return oai_error_set(err, 400, "unsupported_parameter", p,
                                  "%s: not supported by this router (supported: order, only, "
-                                 "ignore, allow_fallbacks, require_parameters, sort, max_price)",
+                                 "ignore, allow_fallbacks, require_parameters, sort, max_price, "
+                                 "preferred_max_latency, preferred_min_throughput)",
                                  p);
         }
         if (oai_jis(d, val, OAI_J_NULL)) {

@@ -44,6 +44,7 @@ typedef enum {
     PROTO_OP_STATS,     /* "stats": counters, reload state */
     PROTO_OP_RELOAD,    /* "reload": recompile policy + catalog */
     PROTO_OP_PING,      /* "ping": liveness */
+    PROTO_OP_REPORT,    /* "report": outcomes of calls (no reply unless `ack`) */
     PROTO_OP_COUNT
 } proto_op_t;
 
@@ -128,11 +129,22 @@ bool proto_id_equal(const proto_id_t *a, const proto_id_t *b);
 
 /* Requests ------------------------------------------------------------------ */
 
+/* The `attempts` of a report, as the decoder found them: the raw msgpack
+ * array (borrowed from the frame, every entry already checked), walked with
+ * proto_attempts_next. */
 typedef struct {
-    uint32_t v;              /* protocol version (PROTO_VERSION) */
-    proto_id_t id;           /* echoed in the reply */
-    proto_op_t op;           /* what to do */
-    hpp_features_t features; /* route and explain; defaults otherwise */
+    const void *ptr; /* first byte of the first entry */
+    size_t len;      /* bytes of all entries */
+    uint32_t n;      /* entries */
+} proto_attempts_t;
+
+typedef struct {
+    uint32_t v;                /* protocol version (PROTO_VERSION) */
+    proto_id_t id;             /* echoed in the reply */
+    proto_op_t op;             /* what to do */
+    hpp_features_t features;   /* route and explain; defaults otherwise */
+    proto_attempts_t attempts; /* report: the outcomes, checked */
+    bool ack;                  /* report: the client wants a reply */
 } proto_request_t;
 
 /* v = PROTO_VERSION, no id, the given op, features at their defaults. */
@@ -140,7 +152,8 @@ void proto_request_init(proto_request_t *req, proto_op_t op);
 
 /* Decodes one request frame. Strings in `out` borrow from `buf`. On error
  * `out->id` still holds the request's id when it could be found (so the
- * error reply can be addressed), `err` says what and where. Allocation-free. */
+ * error reply can be addressed), `out->op` the op when it was read before
+ * the failure (else ping), `err` says what and where. Allocation-free. */
 int proto_request_decode(const void *buf, size_t len, proto_request_t *out, proto_error_t *err);
 
 /* Encodes a request (clients). Only non-default features are written. */
@@ -187,6 +200,7 @@ typedef struct {
     hpp_str_t fallback_tier[HPP_MAX_FALLBACKS];    /* their tiers, may be empty */
     hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS];   /* their estimates (total) */
     uint32_t nfallbacks;                           /* used entries */
+    uint64_t decision_id;                          /* for reports; 0 = not sent */
 } proto_decision_t;
 
 /* The reply to route: the decision, or its error when d->status != HPP_OK.
@@ -194,12 +208,27 @@ typedef struct {
 int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
                          const proto_epwire_t *wire);
 
+/* What the engine has measured of an endpoint (from reports), as explain
+ * shows it. A figure not measured yet is negative. */
+typedef struct {
+    uint64_t attempts;     /* reports counted */
+    double error_rate;     /* decayed share of failed attempts, 0..1 */
+    uint32_t fails;        /* consecutive failures (429, 5xx, transport) */
+    double cooldown_s;     /* seconds left of its cooldown, 0 = none */
+    double latency_ms;     /* EWMA of the total latency */
+    double latency_p90_ms; /* 90th percentile of the latency (log buckets) */
+    double ttft_ms;        /* EWMA of the time to first token */
+    double tokens_per_s;   /* EWMA of the output throughput */
+} proto_health_t;
+
 /* One candidate of an explain trace. */
 typedef struct {
     proto_endpoint_t endpoint; /* the candidate (provider_model unused) */
     hpp_str_t tier;            /* tier it was considered in, may be empty */
     const char *reason;        /* why not, or "chosen" */
     hpp_pusd_t cost;           /* its estimate (total) */
+    bool has_health;           /* health below was measured (a report came) */
+    proto_health_t health;     /* the endpoint's health when it was considered */
 } proto_candidate_t;
 
 /* The trace of an explain reply. */
@@ -286,6 +315,9 @@ typedef struct {
     uint64_t reloads_ok;               /* successful reloads (startup excluded) */
     uint64_t reloads_failed;           /* rejected reloads */
     proto_reload_info_t last_reload;   /* most recent (re)load */
+    uint64_t reports;                  /* report frames applied */
+    uint64_t report_attempts;          /* attempts they carried */
+    uint64_t reports_refused;          /* report frames refused (bad field, unknown endpoint) */
 } proto_stats_t;
 
 int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t *s);
@@ -322,6 +354,7 @@ typedef struct {
     uint32_t nfallbacks;                           /* used entries */
     uint64_t policy_version;                       /* ping, reload, stats */
     hpp_str_t policy_hash; /* ping, reload, stats: hex SHA-256, empty when absent */
+    uint64_t decision_id;  /* route, explain: the id reports name; 0 when absent */
 } proto_reply_t;
 
 /* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is
@@ -364,6 +397,61 @@ int proto_models_iter_init(proto_models_iter_t *it, const void *buf, size_t len,
                            proto_error_t *err);
 /* 1 with *out filled, 0 at the end, or a negative proto_err_t. */
 int proto_models_iter_next(proto_models_iter_t *it, proto_model_info_t *out, proto_error_t *err);
+
+/* Reports ------------------------------------------------------------------- */
+
+#define PROTO_MAX_ATTEMPTS 64         /* attempts in one report frame */
+#define PROTO_MAX_LATENCY_MS 3600000. /* latency_ms, ttft_ms: one hour */
+#define PROTO_MAX_TPS 1000000.        /* tokens_per_s */
+
+/* Transport failures an attempt may end with instead of an HTTP status. */
+typedef enum {
+    PROTO_XERR_NONE = 0, /* the provider answered: see status */
+    PROTO_XERR_TIMEOUT,  /* "timeout": no (complete) answer in time */
+    PROTO_XERR_CONNECT,  /* "connect": refused, unreachable, DNS */
+    PROTO_XERR_TLS,      /* "tls": handshake or certificate */
+    PROTO_XERR_RESET,    /* "reset": the connection broke mid-answer */
+    PROTO_XERR_PROTOCOL, /* "protocol": an answer that is not HTTP or not the API's */
+    PROTO_XERR_CANCELED, /* "canceled": the client went away (not the endpoint's fault) */
+    PROTO_XERR_COUNT
+} proto_xerr_t;
+
+/* "timeout" ...; "none" for PROTO_XERR_NONE. */
+const char *proto_xerr_name(proto_xerr_t e);
+
+/* One attempt of a call, as a gateway reports it. Figures not measured are
+ * negative (durations, throughput, cost) or -1 (token counts). */
+typedef struct {
+    uint64_t decision;         /* decision_id of the reply it followed; 0 = none */
+    hpp_str_t model;           /* catalog model id */
+    hpp_str_t provider;        /* the endpoint's provider */
+    uint32_t status;           /* HTTP status 100..599; 0 with a transport error */
+    proto_xerr_t error;        /* transport failure, PROTO_XERR_NONE with a status */
+    double latency_ms;         /* request sent to the answer's end */
+    double ttft_ms;            /* request sent to the first token (streams) */
+    double tokens_per_s;       /* output tokens per second after the first */
+    int64_t prompt_tokens;     /* usage as the provider returned it */
+    int64_t completion_tokens; /* includes reasoning tokens, as OpenAI counts */
+    int64_t cached_tokens;     /* part of prompt_tokens read from the cache */
+    int64_t reasoning_tokens;  /* part of completion_tokens */
+    double cost_usd;           /* the provider's own cost of the call */
+} proto_attempt_t;
+
+/* An attempt with nothing measured: no decision, status 0, figures unset. */
+void proto_attempt_init(proto_attempt_t *a);
+
+/* Walks the attempts of a decoded report. Returns 1 with *out filled, 0 at
+ * the end, or a negative proto_err_t (never for a frame that
+ * proto_request_decode accepted). `*pos` starts at 0. Allocation-free. */
+int proto_attempts_next(const proto_attempts_t *at, size_t *pos, proto_attempt_t *out,
+                        proto_error_t *err);
+
+/* Encodes {v, [id], op: "report", [ack: true], attempts: [...]} (clients). */
+int proto_report_encode(proto_buf_t *b, const proto_id_t *id, const proto_attempt_t *attempts,
+                        size_t n, bool ack);
+
+/* {v, id, ok:true, attempts: n}: the acknowledgement of a report. */
+int proto_reply_report(proto_buf_t *b, const proto_id_t *id, uint32_t attempts);
 
 /* Any msgpack value as JSON text (for logs, tools and examples). Strings are
  * escaped; bin is hex, ext is null. Appends to `out` (NUL-terminated). */

@@ -112,4 +112,9 @@ void proto_pack_text(msgpack_packer *pk, const char *s, size_t len);
  * caller packs the key only when proto_id_present()). */
 void proto_pack_id(msgpack_packer *pk, const proto_id_t *id);
 
+/* Checks the `n` entries of a report's attempts array, the cursor on the
+ * first; on success the cursor is past the last entry and *out names their
+ * bytes. An error names the entry and key: "attempts[2].status: ...". */
+int proto_attempts_check(proto_rd_t *rd, uint32_t n, proto_attempts_t *out, proto_error_t *err);
+
 #endif

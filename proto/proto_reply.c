@@ -163,6 +163,10 @@ static void s_decision_fields(msgpack_packer *pk, const proto_decision_t *d,
         s_key(pk, "cost_usd");
         msgpack_pack_double(pk, hpp_pusd_to_usd(d->fallback_cost[i]));
     }
+    if (d->decision_id != 0) {
+        s_key(pk, "decision_id");
+        msgpack_pack_uint64(pk, d->decision_id);
+    }
 }
 
 int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
@@ -173,7 +177,7 @@ int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decis
     }
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, S_DECISION_KEYS);
+    s_head(&pk, id, true, S_DECISION_KEYS + (d->decision_id != 0));
     s_decision_fields(&pk, d, wire);
     return s_done(b);
 }
@@ -184,6 +188,33 @@ static void s_cstrs(msgpack_packer *pk, const char *const *v, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         proto_pack_cstr(pk, v[i]);
     }
+}
+
+/* A figure not measured is nil. */
+static void s_figure(msgpack_packer *pk, const char *key, double v)
+{
+    proto_pack_key(pk, key, strlen(key));
+    if (v < 0) {
+        msgpack_pack_nil(pk);
+    } else {
+        msgpack_pack_double(pk, v);
+    }
+}
+
+static void s_health(msgpack_packer *pk, const proto_health_t *h)
+{
+    s_key(pk, "health");
+    msgpack_pack_map(pk, 8);
+    s_key(pk, "attempts");
+    msgpack_pack_uint64(pk, h->attempts);
+    s_figure(pk, "error_rate", h->error_rate);
+    s_key(pk, "fails");
+    msgpack_pack_uint32(pk, h->fails);
+    s_figure(pk, "cooldown_s", h->cooldown_s);
+    s_figure(pk, "latency_ms", h->latency_ms);
+    s_figure(pk, "latency_p90_ms", h->latency_p90_ms);
+    s_figure(pk, "ttft_ms", h->ttft_ms);
+    s_figure(pk, "tokens_per_s", h->tokens_per_s);
 }
 
 static void s_trace(msgpack_packer *pk, const proto_trace_t *t)
@@ -199,7 +230,7 @@ static void s_trace(msgpack_packer *pk, const proto_trace_t *t)
         proto_candidate_t cand = {0};
         t->candidate(t->arg, i, &cand);
         const proto_candidate_t *c = &cand;
-        msgpack_pack_map(pk, 6);
+        msgpack_pack_map(pk, 6 + c->has_health);
         s_key(pk, "model");
         proto_pack_strn(pk, c->endpoint.model.ptr, c->endpoint.model.len);
         s_key(pk, "provider");
@@ -212,6 +243,9 @@ static void s_trace(msgpack_packer *pk, const proto_trace_t *t)
         msgpack_pack_double(pk, hpp_pusd_to_usd(c->cost));
         s_key(pk, "cost_pusd");
         msgpack_pack_int64(pk, c->cost);
+        if (c->has_health) {
+            s_health(pk, &c->health);
+        }
     }
     s_key(pk, "dropped");
     msgpack_pack_uint64(pk, t->dropped);
@@ -223,7 +257,7 @@ int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const proto_decisi
     msgpack_packer pk;
     proto_packer_init(&pk, b);
     bool ok = d->status == HPP_OK;
-    s_head(&pk, id, ok, (ok ? S_DECISION_KEYS : 1) + 1);
+    s_head(&pk, id, ok, (ok ? S_DECISION_KEYS + (d->decision_id != 0) : 1) + 1);
     if (ok) {
         s_decision_fields(&pk, d, NULL);
     } else {
@@ -402,7 +436,7 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 17 + (s->policy_hash != NULL));
+    s_head(&pk, id, true, 18 + (s->policy_hash != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, s->policy_version);
     s_policy_hash(&pk, s->policy_hash);
@@ -449,6 +483,14 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
     msgpack_pack_uint64(&pk, s->reloads_failed);
     s_key(&pk, "last_reload");
     s_reload_info(&pk, &s->last_reload);
+    s_key(&pk, "reports");
+    msgpack_pack_map(&pk, 3);
+    s_key(&pk, "received");
+    msgpack_pack_uint64(&pk, s->reports);
+    s_key(&pk, "attempts");
+    msgpack_pack_uint64(&pk, s->report_attempts);
+    s_key(&pk, "refused");
+    msgpack_pack_uint64(&pk, s->reports_refused);
     return s_done(b);
 }
 
@@ -700,6 +742,7 @@ enum {
     S_K_FALLBACKS,
     S_K_POLICY_VERSION,
     S_K_POLICY_HASH,
+    S_K_DECISION_ID,
     S_K_COUNT
 };
 #define S_SEEN_HEAD ((1u << S_K_V) | (1u << S_K_OK) | (1u << S_K_ID))
@@ -722,6 +765,7 @@ static const s_field_t s_reply_fields[S_K_COUNT] = {
     [S_K_POLICY_VERSION] =
         S_FIELD("policy_version", "policy_version", proto_reply_t, policy_version),
     [S_K_POLICY_HASH] = S_FIELD("policy_hash", "policy_hash", proto_reply_t, policy_hash),
+    [S_K_DECISION_ID] = S_FIELD("decision_id", "decision_id", proto_reply_t, decision_id),
 };
 
 /* s_field over s_reply_fields, by length first. */
@@ -743,7 +787,9 @@ static size_t s_reply_key(const proto_mp_val_t *k)
                : S_IS(k, "cost_pusd") ? S_K_COST_PUSD
                                       : S_K_COUNT;
     case 11:
-        return S_IS(k, "policy_hash") ? S_K_POLICY_HASH : S_K_COUNT;
+        return S_IS(k, "policy_hash")   ? S_K_POLICY_HASH
+               : S_IS(k, "decision_id") ? S_K_DECISION_ID
+                                        : S_K_COUNT;
     case 13:
         return S_IS(k, "output_tokens") ? S_K_OUTPUT_TOKENS : S_K_COUNT;
     case 14:
@@ -815,6 +861,10 @@ static int s_dec_value(proto_rd_t *rd, unsigned key, proto_reply_t *out, proto_e
     case S_K_POLICY_VERSION:
         rc = s_read(rd, PROTO_MP_UINT, label, &v, err);
         out->policy_version = rc == PROTO_OK ? v.u : 0;
+        return rc;
+    case S_K_DECISION_ID:
+        rc = s_read(rd, PROTO_MP_UINT, label, &v, err);
+        out->decision_id = rc == PROTO_OK ? v.u : 0;
         return rc;
     default: /* the string keys */
         return s_read_str(rd, label, (hpp_str_t *)((char *)out + s_reply_fields[key].off), err);

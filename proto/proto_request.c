@@ -19,8 +19,9 @@
 /* Names ------------------------------------------------------------------- */
 
 static const char *const s_op_names[PROTO_OP_COUNT] = {
-    [PROTO_OP_ROUTE] = "route", [PROTO_OP_EXPLAIN] = "explain", [PROTO_OP_MODELS] = "models",
-    [PROTO_OP_STATS] = "stats", [PROTO_OP_RELOAD] = "reload",   [PROTO_OP_PING] = "ping",
+    [PROTO_OP_ROUTE] = "route",   [PROTO_OP_EXPLAIN] = "explain", [PROTO_OP_MODELS] = "models",
+    [PROTO_OP_STATS] = "stats",   [PROTO_OP_RELOAD] = "reload",   [PROTO_OP_PING] = "ping",
+    [PROTO_OP_REPORT] = "report",
 };
 
 const char *proto_op_name(proto_op_t op)
@@ -231,7 +232,7 @@ static int s_key_op(s_dec_t *d, const proto_mp_val_t *v)
         s_printable(shown, sizeof shown, v->ptr, v->len);
         return proto_fail(d->err, PROTO_ERR_UNKNOWN_OP, d->voff,
                           "op: unknown operation \"%s\" (expected one of route, explain, models, "
-                          "stats, reload, ping)",
+                          "stats, reload, ping, report)",
                           shown);
     }
     d->out->op = (proto_op_t)op;
@@ -579,6 +580,50 @@ static int s_key_meta(s_dec_t *d, const proto_mp_val_t *v)
     return PROTO_OK;
 }
 
+/* A non-negative finite number, checked by the contract's rule `check`. */
+static int s_pref(s_dec_t *d, const proto_mp_val_t *v, const char *(*check)(double), double *out)
+{
+    double x;
+    if (v->type == PROTO_MP_UINT) {
+        x = (double)v->u;
+    } else if (v->type == PROTO_MP_INT) {
+        x = (double)v->i;
+    } else if (v->type == PROTO_MP_FLOAT) {
+        x = v->f;
+    } else {
+        return s_type(d, v, "non-negative number");
+    }
+    const char *why = check(x);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "%s: %s, got %g", d->key, why, x);
+    }
+    *out = x;
+    return PROTO_OK;
+}
+
+static int s_key_max_latency(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_pref(d, v, hpp_check_max_latency, &d->out->features.max_latency_s);
+}
+
+static int s_key_min_throughput(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_pref(d, v, hpp_check_min_throughput, &d->out->features.min_throughput);
+}
+
+static int s_key_attempts(s_dec_t *d, const proto_mp_val_t *v)
+{
+    if (v->type != PROTO_MP_ARRAY) {
+        return s_type(d, v, "array of maps");
+    }
+    return proto_attempts_check(&d->rd, v->n, &d->out->attempts, d->err);
+}
+
+static int s_key_ack(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_flag(d, v, &d->out->ack);
+}
+
 typedef int (*s_key_fn)(s_dec_t *d, const proto_mp_val_t *v);
 
 #define S_KEY(lit) "" lit, sizeof(lit) - 1
@@ -615,10 +660,14 @@ static const struct {
     {S_KEY("models"), s_key_models, true},
     {S_KEY("cache_write_tokens"), s_key_cache_write, true},
     {S_KEY("reasoning_tokens"), s_key_reasoning, true},
+    {S_KEY("attempts"), s_key_attempts, false},
+    {S_KEY("ack"), s_key_ack, true},
+    {S_KEY("preferred_max_latency"), s_key_max_latency, true},
+    {S_KEY("preferred_min_throughput"), s_key_min_throughput, true},
 };
 _Static_assert(sizeof s_keys / sizeof s_keys[0] <= 32, "the `seen` mask has 32 bits");
 
-enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4 };
+enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4, S_KEY_ATTEMPTS = 25 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
 static int s_find_key(const char *name, uint32_t len)
@@ -750,6 +799,10 @@ static int s_decode_map(s_dec_t *d, size_t len)
         return proto_fail(d->err, PROTO_ERR_MISSING, 0,
                           "prompt_tokens: required key missing for %s", proto_op_name(op));
     }
+    if (op == PROTO_OP_REPORT && !(seen & (1u << S_KEY_ATTEMPTS))) {
+        return proto_fail(d->err, PROTO_ERR_MISSING, 0,
+                          "attempts: required key missing for report");
+    }
     const hpp_features_t *f = &d->out->features;
     const char *why = hpp_check_cache_read(f->cache_read_tokens, f->prompt_tokens);
     if (why) {
@@ -776,8 +829,9 @@ int proto_request_decode(const void *buf, size_t len, proto_request_t *out, prot
     int rc = s_decode_map(&d, len);
     if (rc != PROTO_OK) {
         proto_id_t id = {0};
+        proto_op_t op = out->op; /* when read before the failure: counts refused reports */
         s_salvage_id(buf, len, &id);
-        proto_request_init(out, PROTO_OP_PING);
+        proto_request_init(out, op);
         out->v = 0;
         out->id = id;
     }
@@ -817,7 +871,8 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
              f->tools + f->json + (f->nhints > 0) + f->has_budget + (f->group.len > 0) +
              (f->text.len > 0) + (f->nmeta > 0) + (f->nproviders_order > 0) +
              (f->nproviders_only > 0) + (f->nproviders_ignore > 0) + f->no_fallbacks +
-             (f->sort == HPP_SORT_PRICE) + (f->max_price.set != 0) + (f->nmodels > 0);
+             (f->sort != HPP_SORT_DEFAULT) + (f->max_price.set != 0) + (f->nmodels > 0) +
+             (f->max_latency_s > 0) + (f->min_throughput > 0);
     }
     msgpack_pack_map(&pk, n);
     s_key(&pk, "v");
@@ -906,9 +961,19 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
             s_key(&pk, "allow_fallbacks");
             msgpack_pack_false(&pk);
         }
-        if (f->sort == HPP_SORT_PRICE) {
+        if (f->sort != HPP_SORT_DEFAULT) {
             s_key(&pk, "providers_sort");
-            proto_pack_cstr(&pk, "price");
+            proto_pack_cstr(&pk, f->sort == HPP_SORT_LATENCY      ? "latency"
+                                 : f->sort == HPP_SORT_THROUGHPUT ? "throughput"
+                                                                  : "price");
+        }
+        if (f->max_latency_s > 0) {
+            s_key(&pk, "preferred_max_latency");
+            msgpack_pack_double(&pk, f->max_latency_s);
+        }
+        if (f->min_throughput > 0) {
+            s_key(&pk, "preferred_min_throughput");
+            msgpack_pack_double(&pk, f->min_throughput);
         }
         if (f->max_price.set != 0) {
             /* Back to USD (per 1M tokens for the per-token parts): the wire

@@ -30,6 +30,7 @@ void sc_decision_copy(sc_decision_t *d, const proto_reply_t *r)
     sc_strcopy(d->rule, sizeof d->rule, r->rule);
     d->cost_usd = r->cost_usd;
     d->output_tokens = r->output_tokens;
+    d->decision_id = r->decision_id;
     d->nfallbacks = r->nfallbacks < HPP_MAX_FALLBACKS ? r->nfallbacks : HPP_MAX_FALLBACKS;
     for (uint32_t i = 0; i < d->nfallbacks; i++) {
         sc_strcopy(d->fallbacks[i].model, sizeof d->fallbacks[i].model, r->fallbacks[i].model);

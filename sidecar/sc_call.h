@@ -38,6 +38,10 @@ typedef struct {
     char provider[SC_NAME_MAX];        /* provider */
     int status;                        /* HTTP status; 0 = no response */
     double seconds;                    /* from its send to its response headers (or failure) */
+    double total;                      /* from its send to its end (the engine's report) */
+    int up_error;    /* its libevent error + 1 (enum evhttp_request_error, whose 0 is a
+                      * timeout), 0 = none */
+    bool unreported; /* not the endpoint's doing (a pooled connection closed) */
 } sc_attempt_t;
 
 /* Attempts a call records: the first, the retries, a 402's free one and a
@@ -56,6 +60,7 @@ typedef struct {
     sc_endpoint_t fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     uint32_t nfallbacks;                        /* used entries */
     bool fail_open;                             /* the engine was unreachable */
+    uint64_t decision_id;                       /* the engine's id of it, for reports; 0 = none */
 } sc_decision_t;
 
 /* Why the proxy is about to try another model. */

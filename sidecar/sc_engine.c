@@ -141,6 +141,12 @@ static void s_dispatch(void *arg, const void *buf, size_t len)
     proto_error_t err;
     int rc = proto_reply_decode(buf, len, &reply, &err);
     if (reply.id.kind != PROTO_ID_UINT) {
+        if (rc == PROTO_OK && !reply.ok && reply.id.kind == PROTO_ID_NONE) {
+            /* Reports carry no id: only their refusals come back. */
+            eng_log(ENG_LOG_WARN, "sidecar", "engine %s: a report was refused: %.*s", p->endpoint,
+                    (int)reply.message.len, reply.message.ptr ? reply.message.ptr : "");
+            return;
+        }
         eng_log(ENG_LOG_WARN, "sidecar", "engine %s: reply without a usable id dropped: %s",
                 p->endpoint, rc == PROTO_OK ? "no numeric id" : err.msg);
         return;
@@ -534,4 +540,24 @@ void sc_engine_destroy(sc_engine_t **self_p)
     }
     free(self);
     *self_p = NULL;
+}
+
+size_t sc_engine_report(sc_engine_t *self, const proto_attempt_t *attempts, size_t n)
+{
+    if (!self || n == 0) {
+        return 0;
+    }
+    proto_buf_reset(&self->out);
+    if (proto_report_encode(&self->out, NULL, attempts,
+                            n > PROTO_MAX_ATTEMPTS ? PROTO_MAX_ATTEMPTS : n, false) != PROTO_OK) {
+        return 0;
+    }
+    size_t sent = 0;
+    for (size_t j = 0; j < self->npeers; j++) {
+        s_peer_t *p = &self->peers[j];
+        if (sc_link_up(p->link) && sc_link_send(p->link, self->out.data, self->out.len) == 0) {
+            sent++;
+        }
+    }
+    return sent;
 }

@@ -88,6 +88,13 @@ const char *sc_call_err_message(sc_call_err_t e);
 uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb, void *arg,
                         sc_call_err_t *err);
 
+/* Reports how `n` upstream attempts went (the report op, PROTOCOL.md
+ * "Reports"): one frame without id and without ack, sent to every engine
+ * that is up, so that each one's health knows (the engines decide
+ * independently). Nothing waits for an answer; an engine answers only a
+ * refused report, which is logged. Returns the engines it went to. */
+size_t sc_engine_report(sc_engine_t *self, const proto_attempt_t *attempts, size_t n);
+
 /* Forgets a call: its callback will not run. Unknown handles are ignored. */
 void sc_engine_cancel(sc_engine_t *self, uint64_t handle);
 

@@ -368,6 +368,10 @@ static void s_on_up_error(enum evhttp_request_error e, void *arg)
     if (call->up_error != S_UP_ERR_LINE) { /* the header callback's reason stays */
         call->up_error = (int)e;
     }
+    sc_attempt_t *a = s_current(call);
+    if (a) {
+        a->up_error = call->up_error + 1;
+    }
 }
 
 /* Whether a response header line (name, ": ", value) is over S_UP_LINE_MAX. */
@@ -512,6 +516,10 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     sc_proxy_t *px = call->px;
     call->up_req = NULL;
     bool reused = call->up_reused;
+    sc_attempt_t *cur = s_current(call);
+    if (cur) {
+        cur->total = sc_now() - call->up_t0;
+    }
     if (call->retry == SC_RETRY_NONE && call->up_status == 0 && !call->streaming &&
         !call->buffered) {
         /* No response at all: a connection from the pool may have been
@@ -524,6 +532,9 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
             }
             call->fresh_retried = true;
             call->retry = SC_RETRY_FRESH;
+            if (cur) {
+                cur->unreported = true; /* the pool's doing, not the endpoint's */
+            }
             eng_log(ENG_LOG_INFO, "sidecar",
                     "pooled connection to %s's upstream %s: once more on a new one",
                     call->at.provider, s_error_name(call->up_error));
@@ -616,9 +627,15 @@ static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh)
         memcpy(a->provider, ep->provider, sizeof a->provider);
         a->status = 0;
         a->seconds = 0;
+        a->total = 0;
+        a->up_error = 0;
+        a->unreported = false;
     }
     const sc_upstream_def_t *u = sc_upstreams_find(px->table, ep->provider, strlen(ep->provider));
     if (!u) {
+        if (s_current(call)) {
+            s_current(call)->unreported = true; /* never called */
+        }
         s_fail(call, 502, "upstream_unavailable",
                "no upstream serves provider '%s' (see --upstreams)", ep->provider);
         return;

@@ -692,10 +692,70 @@ static void s_call_free(sc_call_t *call)
     free(call);
 }
 
+/* The transport error class of an attempt that got no (whole) answer. */
+static proto_xerr_t s_xerr(const sc_attempt_t *a, bool cancelled)
+{
+    if (cancelled) {
+        return PROTO_XERR_CANCELED;
+    }
+    if (a->up_error == 0) {
+        return PROTO_XERR_CONNECT; /* no error seen, no answer: never reached */
+    }
+    switch (a->up_error - 1) {
+    case EVREQ_HTTP_TIMEOUT:
+        return PROTO_XERR_TIMEOUT;
+    case EVREQ_HTTP_EOF:
+    case EVREQ_HTTP_BUFFER_ERROR:
+        return a->status ? PROTO_XERR_RESET : PROTO_XERR_CONNECT;
+    case EVREQ_HTTP_REQUEST_CANCEL:
+        return PROTO_XERR_CANCELED;
+    default: /* an invalid head, one too long: not the API's answer */
+        return PROTO_XERR_PROTOCOL;
+    }
+}
+
+/* Proxy mode: tells the engines how each upstream attempt of the call went,
+ * so that the next decisions avoid an endpoint that fails (the report op). */
+static void s_report(sc_server_t *srv, const sc_call_t *call)
+{
+    proto_attempt_t at[SC_MAX_ATTEMPTS];
+    size_t n = 0;
+    for (int i = 0; i < call->nattempts; i++) {
+        const sc_attempt_t *a = &call->attempts[i];
+        bool last = i + 1 == call->nattempts;
+        if (a->unreported) {
+            continue;
+        }
+        proto_attempt_t *r = &at[n++];
+        proto_attempt_init(r);
+        r->decision = call->d.decision_id;
+        r->model = (hpp_str_t){a->model, (uint32_t)strlen(a->model)};
+        r->provider = (hpp_str_t){a->provider, (uint32_t)strlen(a->provider)};
+        /* An answer that broke off (or a client that left) is no status. */
+        bool broke = last && (a->up_error != 0 || call->cancelled);
+        if (a->status >= 100 && a->status <= 599 && !broke) {
+            r->status = (uint32_t)a->status;
+        } else {
+            r->error = s_xerr(a, last && call->cancelled);
+        }
+        double total = a->total > 0 ? a->total : a->seconds;
+        if (total > 0 && total * 1000 <= PROTO_MAX_LATENCY_MS) {
+            r->latency_ms = total * 1000;
+        }
+        if (last && call->streaming && a->seconds > 0 && a->seconds <= total) {
+            r->ttft_ms = a->seconds * 1000; /* the stream's head came with its first event */
+        }
+    }
+    sc_engine_report(srv->engine, at, n);
+}
+
 static void s_call_finish(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
     double took = sc_now() - call->t0;
+    if (call->nattempts > 0 && !call->d.fail_open) { /* a fail-open answer was not the engine's */
+        s_report(srv, call);
+    }
     sc_metrics_request(srv->metrics, call->route, call->status, took);
     sc_accesslog_write(srv->access, call, took);
     sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));

@@ -27,6 +27,12 @@ file and this client's secret key file (mode 0600, never in argv):
         --engine tcp://10.0.0.2:5555 --curve-server-key keys/engine.pub \\
         --curve-secret keys/gateway.sec --prompt-tokens 1200
 
+Reports: a line {"op": "report", "attempts": [{"model": ..., "provider": ...,
+"status": 429, "latency_ms": 35}]} tells the engine how a call went
+(PROTOCOL.md, Reports). A real gateway sends them without waiting (the
+engine answers only a refused one); this example asks for an
+acknowledgement ("ack": true) so that every line gets a reply to print.
+
 Exit status: 0 when every reply has ok=true, 1 when any has ok=false or a
 reply did not arrive in time, 2 for bad arguments or input.
 """
@@ -43,7 +49,7 @@ import msgpack
 import zmq
 
 PROTOCOL_VERSION = 1
-OPS = ("route", "explain", "models", "stats", "reload", "ping")
+OPS = ("route", "explain", "models", "stats", "reload", "ping", "report")
 # Feature keys and the Python types PROTOCOL.md allows for them.
 FEATURE_TYPES = {
     "model": str,
@@ -61,6 +67,11 @@ FEATURE_TYPES = {
     "group": str,
     "text": str,
     "meta": dict,
+    "providers_sort": str,
+    "preferred_max_latency": (int, float),
+    "preferred_min_throughput": (int, float),
+    "attempts": list,  # report
+    "ack": bool,  # report
 }
 
 
@@ -168,6 +179,12 @@ def build_request(op, features, req_id):
         body[key] = value
     if op in ("route", "explain") and "prompt_tokens" not in body:
         raise ValueError("prompt_tokens is required for %s" % op)
+    if op == "report":
+        if not body.get("attempts"):
+            raise ValueError("attempts is required for report")
+        # Without ack a report that is taken gets no reply: this example
+        # waits for one reply per line, so it asks for the acknowledgement.
+        body.setdefault("ack", True)
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -350,8 +367,9 @@ def main(argv=None):
             work = [(args.op, feats)]
         ids = itertools.count(1)
         jobs = [(i, build_request(op, feats, i)) for (op, feats), i in zip(work, ids)]
-        # A reload is not a question: sending it twice would reload twice.
-        once = {i for (op, _), i in zip(work, itertools.count(1)) if op == "reload"}
+        # A reload is not a question: sending it twice would reload twice;
+        # a report sent twice would count its attempts twice.
+        once = {i for (op, _), i in zip(work, itertools.count(1)) if op in ("reload", "report")}
     except (OSError, ValueError) as exc:
         print("gateway: %s" % exc, file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@
  * accepts, peek must report the same id, ok and status. A request that decodes is re-encoded and
  * decoded again; the features must survive the round trip unchanged (an
  * oracle that catches decoders accepting what encoders cannot express).
+ * A report's attempts take the same round trip through the report encoder,
+ * each figure unchanged.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,8 +20,54 @@ static int s_str_eq(hpp_str_t a, hpp_str_t b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
+static int s_attempt_eq(const proto_attempt_t *x, const proto_attempt_t *y)
+{
+    return x->decision == y->decision && s_str_eq(x->model, y->model) &&
+           s_str_eq(x->provider, y->provider) && x->status == y->status && x->error == y->error &&
+           x->latency_ms == y->latency_ms && x->ttft_ms == y->ttft_ms &&
+           x->tokens_per_s == y->tokens_per_s && x->prompt_tokens == y->prompt_tokens &&
+           x->completion_tokens == y->completion_tokens && x->cached_tokens == y->cached_tokens &&
+           x->reasoning_tokens == y->reasoning_tokens && x->cost_usd == y->cost_usd;
+}
+
+/* The attempts of a decoded report, encoded again, decode to the same. */
+static void s_check_report(const proto_request_t *a)
+{
+    static proto_attempt_t at[PROTO_MAX_ATTEMPTS];
+    size_t pos = 0, n = 0;
+    proto_error_t err;
+    int rc;
+    while (n < PROTO_MAX_ATTEMPTS &&
+           (rc = proto_attempts_next(&a->attempts, &pos, &at[n], &err)) == 1) {
+        n++;
+    }
+    if (n != a->attempts.n || proto_attempts_next(&a->attempts, &pos, &at[0], &err) != 0) {
+        abort(); /* a checked frame walks without error, entry for entry */
+    }
+    static char mem[2 * PROTO_MAX_FRAME];
+    proto_buf_t b;
+    proto_buf_init_fixed(&b, mem, sizeof mem);
+    proto_request_t c;
+    if (proto_report_encode(&b, &a->id, at, n, a->ack) != PROTO_OK ||
+        proto_request_decode(b.data, b.len, &c, NULL) != PROTO_OK || c.ack != a->ack ||
+        c.attempts.n != n) {
+        abort();
+    }
+    pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        proto_attempt_t y;
+        if (proto_attempts_next(&c.attempts, &pos, &y, &err) != 1 || !s_attempt_eq(&at[i], &y)) {
+            abort();
+        }
+    }
+}
+
 static void s_check_round_trip(const proto_request_t *a)
 {
+    if (a->op == PROTO_OP_REPORT) {
+        s_check_report(a);
+        return;
+    }
     static char mem[2 * PROTO_MAX_FRAME];
     proto_buf_t b;
     proto_buf_init_fixed(&b, mem, sizeof mem);
@@ -53,7 +101,8 @@ static void s_check_round_trip(const proto_request_t *a)
                f->nproviders_only == g->nproviders_only &&
                f->nproviders_ignore == g->nproviders_ignore && f->nmodels == g->nmodels &&
                f->no_fallbacks == g->no_fallbacks && f->sort == g->sort &&
-               f->max_price.set == g->max_price.set;
+               f->max_price.set == g->max_price.set && f->max_latency_s == g->max_latency_s &&
+               f->min_throughput == g->min_throughput;
         for (uint32_t i = 0; same && i < f->nproviders_order; i++) {
             same = s_str_eq(f->providers_order[i], g->providers_order[i]);
         }

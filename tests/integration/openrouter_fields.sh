@@ -84,10 +84,11 @@ check "models: an unknown entry is 404 naming it" "404 models[1]: unknown model 
     "$s $(jget 'j["error"]["message"]')"
 
 # What the router cannot honour is a 400 naming the field --------------------------
-s=$(post /v1/chat/completions "{\"model\":\"openai/gpt-4o\",$MSG,\"provider\":{\"sort\":\"latency\"}}")
-check "provider.sort latency: 400" 400 "$s"
-has_text "provider.sort latency: says why" "not measured yet" "$(cat "$tmp/b")"
-check "provider.sort latency: param" "provider.sort" "$(jget 'j["error"]["param"]')"
+s=$(post /v1/chat/completions "{\"model\":\"openai/gpt-4o\",$MSG,\"provider\":{\"sort\":\"latency\",\"preferred_max_latency\":2}}")
+check "provider.sort latency and preferred_max_latency: honoured (measured from reports)" 200 "$s"
+s=$(post /v1/chat/completions "{\"model\":\"openai/gpt-4o\",$MSG,\"provider\":{\"sort\":\"fastest\"}}")
+check "provider.sort fastest: 400" 400 "$s"
+check "provider.sort fastest: param" "provider.sort" "$(jget 'j["error"]["param"]')"
 s=$(post /v1/chat/completions "{\"model\":\"openai/gpt-4o\",$MSG,\"provider\":{\"data_collection\":\"deny\"}}")
 check "provider.data_collection: 400 naming it" "400 provider.data_collection" \
     "$s $(jget 'j["error"]["param"]')"

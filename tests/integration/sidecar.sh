@@ -54,8 +54,15 @@ start() {
     fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
     return 1
 }
+# The engines run the bundled policy with cooldowns out of reach: these tests
+# script upstreams to fail again and again to check the proxy's own retries,
+# and the sidecar's reports would otherwise rest those endpoints (that loop
+# is tested in sidecar_forwarding.sh and tests/integration/test_report.c).
+NOCOOL=$tmp/nocool.policy
+{ cat policies/default.policy; echo 'settings { cooldown_fails 1000 }'; } >"$NOCOOL"
 start_engine() { # NAME -> $ready = endpoint
-    start "$1" '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen tcp://127.0.0.1:0 --threads 1
+    start "$1" '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen tcp://127.0.0.1:0 --threads 1 \
+        --policy "$NOCOOL"
 }
 start_sidecar() { # NAME ARGS... -> $ready = port
     local name=$1
@@ -584,7 +591,8 @@ if start_engine engine2; then
     kill "$epid" && wait "$epid" 2>/dev/null
     s=$(req POST "$L" /v1/route "{$MSG}")
     error_shape "engine stopped" "$s" 503 engine_unavailable
-    start engine3 '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen "$EP2" --threads 1
+    start engine3 '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen "$EP2" --threads 1 \
+        --policy "$NOCOOL"
     for _ in $(seq 100); do
         s=$(req POST "$L" /v1/route "{$MSG}")
         [ "$s" = 200 ] && break

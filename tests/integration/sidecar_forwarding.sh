@@ -237,6 +237,34 @@ before=$(awk -v s="$series" '$1 == s {v = $2} END {print v + 0}' "$tmp/m0")
 after=$(awk -v s="$series" '$1 == s {v = $2} END {print v + 0}' "$tmp/m1")
 check "429: the metrics count the answering endpoint once" 1 "$((after - before))"
 
+# The sidecar reported both attempts to the engine (the report op, fire and
+# forget): the engine's explain shows the 429 in the first endpoint's health
+# and the answer in the next one's (polled: reports are not answered).
+health=$(/usr/bin/python3 - "$EP" "$d_p" "$f_p" <<'PY'
+import sys, time, msgpack, zmq
+ep, first, nxt = sys.argv[1:4]
+s = zmq.Context().socket(zmq.DEALER)
+s.connect(ep)
+end = time.monotonic() + 5
+got = "none"
+while time.monotonic() < end:
+    s.send(msgpack.packb({"v": 1, "id": 1, "op": "explain", "model": "openai/gpt-4o",
+                          "prompt_tokens": 10}))
+    if not s.poll(2000):
+        break
+    cands = {c["provider"]: c.get("health") for c in msgpack.unpackb(s.recv())["trace"]["candidates"]}
+    h1, h2 = cands.get(first), cands.get(nxt)
+    if h1 and h2:
+        got = "%s:%d:%.1f %s:%d:%.1f" % (first, h1["attempts"], h1["error_rate"],
+                                          nxt, h2["attempts"], h2["error_rate"])
+        break
+    time.sleep(0.05)
+print(got)
+s.close(0)
+PY
+)
+check "429: both attempts reported to the engine" "$d_p:1:1.0 $f_p:1:0.0" "$health"
+
 # 5. A pooled connection the upstream closed is retried on a new one --------------------
 reset_all
 s=$(req POST "$P" /v1/chat/completions "$GROQ")

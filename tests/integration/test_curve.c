@@ -336,6 +336,85 @@ Test(curve, unknown_keys_get_nothing_listed_keys_are_served)
     s_rmtree(env.dir);
 }
 
+/* Sends a report of three 500s from openai's gpt-4o, acknowledged; returns
+ * the reply's length or -1 when none came within `wait_ms`. */
+static int s_report_500s(void *s, uint64_t id, int wait_ms, char *buf, size_t cap)
+{
+    proto_attempt_t a[3];
+    for (int i = 0; i < 3; i++) {
+        proto_attempt_init(&a[i]);
+        a[i].model = (hpp_str_t){"openai/gpt-4o", 13};
+        a[i].provider = (hpp_str_t){"openai", 6};
+        a[i].status = 500;
+    }
+    proto_buf_t b;
+    cr_assert_eq(proto_buf_init(&b, 256), 0);
+    proto_id_t rid = proto_id_uint(id);
+    cr_assert_eq(proto_report_encode(&b, &rid, a, 3, true), PROTO_OK);
+    cr_assert_eq(zmq_send(s, b.data, b.len, 0), (int)b.len);
+    proto_buf_destroy(&b);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, wait_ms) != 1) {
+        return -1;
+    }
+    return zmq_recv(s, buf, cap, 0);
+}
+
+/* Whether explain of openai/gpt-4o traces openai as cooling down. */
+static bool s_openai_cooling(void *s, char *buf, size_t cap)
+{
+    proto_request_t req;
+    proto_request_init(&req, PROTO_OP_EXPLAIN);
+    req.id = proto_id_uint(77);
+    req.features.model = (hpp_str_t){"openai/gpt-4o", 13};
+    req.features.prompt_tokens = 100;
+    proto_buf_t b;
+    cr_assert_eq(proto_buf_init(&b, 256), 0);
+    cr_assert_eq(proto_request_encode(&b, &req), PROTO_OK);
+    cr_assert_eq(zmq_send(s, b.data, b.len, 0), (int)b.len);
+    proto_buf_destroy(&b);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, S_TIMEOUT), 1, "no explain reply");
+    int n = zmq_recv(s, buf, cap, 0);
+    cr_assert_gt(n, 0);
+    proto_buf_t j;
+    cr_assert_eq(proto_buf_init(&j, 4096), 0);
+    proto_error_t err;
+    cr_assert_eq(proto_to_json(buf, (size_t)n, &j, &err), PROTO_OK);
+    bool cooling = strstr(j.data, "\"reason\":\"cooling_down\"") != NULL;
+    proto_buf_destroy(&j);
+    return cooling;
+}
+
+/* Who may report: any listed key (a client key as well as an admin); a
+ * stranger's reports are never read, so they change no decision. */
+Test(curve, reports_count_only_from_listed_keys)
+{
+    s_env_t env;
+    s_env(&env);
+    s_engine_t e;
+    s_start(&e, &env, env.allow, NULL);
+    void *ctx = zmq_ctx_new();
+    char buf[65536];
+    void *m = s_dealer(ctx, &env, &e, "mallory");
+    cr_assert_eq(s_report_500s(m, 1, S_SILENCE, buf, sizeof buf), -1,
+                 "a stranger's report was answered");
+    zmq_close(m);
+    void *a = s_dealer(ctx, &env, &e, "alice");
+    cr_assert(!s_openai_cooling(a, buf, sizeof buf), "a stranger's report was counted");
+    int n = s_report_500s(a, 2, S_TIMEOUT, buf, sizeof buf);
+    cr_assert_gt(n, 0, "a listed client key may report");
+    proto_reply_t r;
+    proto_error_t err;
+    cr_assert_eq(proto_reply_decode(buf, (size_t)n, &r, &err), PROTO_OK, "%s", err.msg);
+    cr_assert(r.ok, "%.*s", (int)r.message.len, r.message.ptr);
+    cr_assert(s_openai_cooling(a, buf, sizeof buf), "three 500s put openai on cooldown");
+    zmq_close(a);
+    zmq_ctx_term(ctx);
+    s_stop(&e);
+    s_rmtree(env.dir);
+}
+
 Test(curve, refusals_are_logged_at_most_once_a_second)
 {
     s_env_t env;

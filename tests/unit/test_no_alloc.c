@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "eng_catalog.h"
+#include "eng_health.h"
 #include "eng_policy.h"
 #include "eng_reply.h"
 #include "proto_zmtp.h"
@@ -305,6 +306,96 @@ Test(no_alloc, engine_request_path)
     cr_assert_gt(ok, 0, "no request was routed: the loop measured only refusals");
     eng_epwire_destroy(&wire);
     eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
+/* The same with endpoint health on: a report frame decoded and applied,
+ * and decisions while endpoints cool down and with the measured sorts
+ * (latency, :nitro), which take the per-request endpoint choice. */
+Test(no_alloc, engine_request_path_with_health)
+{
+    s_need_counter();
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t cerr;
+    cr_assert_eq(eng_catalog_load(cat, "policies/catalog.json", &cerr), 0, "%s", cerr.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &cerr), 0, "%s", cerr.msg);
+    eng_diags_t *diags = eng_diags_new();
+    eng_policy_t *pol = eng_policy_load("policies/default.policy", cat, diags);
+    cr_assert_not_null(pol);
+    eng_diags_destroy(&diags);
+    size_t neps = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &neps);
+    eng_health_cfg_t hc;
+    eng_health_cfg_defaults(&hc);
+    hc.cooldown_ms = 3600000; /* cooling through the whole test */
+    hc.cooldown_max_ms = hc.cooldown_ms;
+    eng_health_t *h = eng_health_new(neps, &hc);
+    cr_assert_not_null(h);
+    eng_policy_set_health(pol, h);
+
+    /* A report: three 500s from openai's gpt-4o-mini, speeds for others. */
+    proto_attempt_t at[5];
+    for (int i = 0; i < 5; i++) {
+        proto_attempt_init(&at[i]);
+        at[i].model = (hpp_str_t){"openai/gpt-4o-mini", 18};
+        at[i].provider = (hpp_str_t){"openai", 6};
+        at[i].status = i < 3 ? 500 : 200;
+        at[i].latency_ms = 100.0 * (i + 1);
+        at[i].tokens_per_s = 20.0 * (i + 1);
+    }
+    at[4].provider = (hpp_str_t){"azure", 5};
+    static char report[2048];
+    proto_buf_t rb;
+    proto_buf_init_fixed(&rb, report, sizeof report);
+    cr_assert_eq(proto_report_encode(&rb, NULL, at, 5, false), PROTO_OK);
+    size_t report_len = rb.len;
+
+    static const char *const models[] = {"hpprouter/auto", "openai/gpt-4o-mini",
+                                         "openai/gpt-4o-mini:nitro", "openai/gpt-4o"};
+    static char out_mem[PROTO_MAX_FRAME];
+    int ok = 0;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            alloc_count_start();
+        }
+        for (int i = 0; i < 40; i++) {
+            proto_request_t req;
+            proto_error_t perr;
+            cr_assert_eq(proto_request_decode(report, report_len, &req, &perr), PROTO_OK, "%s",
+                         perr.msg);
+            size_t pos = 0;
+            proto_attempt_t a;
+            int64_t now = eng_health_now_ms();
+            while (proto_attempts_next(&req.attempts, &pos, &a, &perr) == 1) {
+                const eng_model_t *m = eng_catalog_lookup(cat, a.model.ptr, a.model.len);
+                for (uint32_t k = 0; m && k < m->ep_count; k++) {
+                    if (strncmp(eps[m->ep_first + k].provider, a.provider.ptr, a.provider.len) ==
+                        0) {
+                        eng_health_record(h, m->ep_first + k, &a, now);
+                    }
+                }
+            }
+            hpp_features_t f;
+            hpp_features_init(&f);
+            f.model = (hpp_str_t){models[i % 4], strlen(models[i % 4])};
+            f.prompt_tokens = 800;
+            f.sort = i % 3 == 0 ? HPP_SORT_LATENCY : HPP_SORT_DEFAULT;
+            eng_decision_t d;
+            eng_resolve(pol, &f, &d, NULL);
+            ok += round == 1 && d.status == HPP_OK;
+            proto_buf_t out;
+            proto_buf_init_fixed(&out, out_mem, sizeof out_mem);
+            proto_id_t id = proto_id_uint((uint64_t)i);
+            cr_assert_eq(eng_reply_decision(&out, &id, &d, cat, NULL), PROTO_OK);
+        }
+    }
+    unsigned long n = alloc_count_stop();
+    cr_assert_eq(n, 0, "%lu allocations in 40 warm reports and decisions with health", n);
+    cr_assert_gt(ok, 0);
+    int64_t now = 0;
+    cr_assert(eng_health_cooling_now(h, &now), "the loop ran with an endpoint cooling down");
+    eng_policy_destroy(&pol);
+    eng_health_destroy(&h);
     eng_catalog_destroy(&cat);
 }
 

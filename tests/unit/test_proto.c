@@ -226,7 +226,6 @@ Test(proto_request_bad, provider_routing_keys)
         {"models", 1, PROTO_ERR_LIMIT, "models: 17 entries exceed the maximum 16"},
         {"models", 2, PROTO_ERR_RANGE, "models[0]: a model id"},
         {"allow_fallbacks", 0, PROTO_ERR_TYPE, "allow_fallbacks: expected boolean"},
-        {"providers_sort", 4, PROTO_ERR_RANGE, "providers_sort: \"latency\" is not measured yet"},
         {"providers_sort", 9, PROTO_ERR_RANGE, "providers_sort: expected one of: price"},
         {"max_price", 0, PROTO_ERR_TYPE, "max_price: expected map of numbers"},
         {"max_price", 5, PROTO_ERR_RANGE, "max_price: unknown key \"tokens\""},
@@ -312,6 +311,9 @@ Test(proto_request, defaults_round_trip_and_minimal_encoding)
 Test(proto_request, every_op_round_trips_with_string_id)
 {
     for (int op = 0; op < PROTO_OP_COUNT; op++) {
+        if (op == PROTO_OP_REPORT) {
+            continue; /* its attempts have their own encoder (test_report below) */
+        }
         proto_request_t in, out;
         proto_request_init(&in, (proto_op_t)op);
         in.id.kind = PROTO_ID_STR;
@@ -1565,4 +1567,270 @@ Test(protocol_md, hex_dumps_decode_as_documented)
     }
     cr_assert_geq(checked, 10, "only %d examples found in PROTOCOL.md", checked);
     free(doc);
+}
+
+/* Reports ---------------------------------------------------------------------- */
+
+Test(report, round_trips_every_field)
+{
+    proto_attempt_t in[2];
+    proto_attempt_init(&in[0]);
+    in[0].decision = 77;
+    in[0].model = s_s("openai/gpt-4o");
+    in[0].provider = s_s("openai");
+    in[0].status = 200;
+    in[0].latency_ms = 812.5;
+    in[0].ttft_ms = 210;
+    in[0].tokens_per_s = 61.25;
+    in[0].prompt_tokens = 1200;
+    in[0].completion_tokens = 300;
+    in[0].cached_tokens = 1024;
+    in[0].reasoning_tokens = 100;
+    in[0].cost_usd = 0.0042;
+    proto_attempt_init(&in[1]);
+    in[1].model = s_s("openai/gpt-4o");
+    in[1].provider = s_s("azure");
+    in[1].error = PROTO_XERR_TIMEOUT;
+    proto_id_t id = proto_id_uint(9);
+    proto_buf_t b = s_buf();
+    cr_assert_eq(proto_report_encode(&b, &id, in, 2, true), PROTO_OK);
+    proto_request_t req;
+    proto_error_t err;
+    cr_assert_eq(proto_request_decode(b.data, b.len, &req, &err), PROTO_OK, "%s", err.msg);
+    cr_assert_eq(req.op, PROTO_OP_REPORT);
+    cr_assert(req.ack);
+    cr_assert_eq(req.attempts.n, 2);
+    size_t pos = 0;
+    proto_attempt_t out;
+    cr_assert_eq(proto_attempts_next(&req.attempts, &pos, &out, &err), 1);
+    cr_assert_eq(out.decision, 77);
+    cr_assert(s_str_is(out.model, "openai/gpt-4o") && s_str_is(out.provider, "openai"));
+    cr_assert_eq(out.status, 200);
+    cr_assert_eq(out.error, PROTO_XERR_NONE);
+    cr_assert_float_eq(out.latency_ms, 812.5, 1e-9);
+    cr_assert_float_eq(out.ttft_ms, 210, 1e-9);
+    cr_assert_float_eq(out.tokens_per_s, 61.25, 1e-9);
+    cr_assert_eq(out.prompt_tokens, 1200);
+    cr_assert_eq(out.completion_tokens, 300);
+    cr_assert_eq(out.cached_tokens, 1024);
+    cr_assert_eq(out.reasoning_tokens, 100);
+    cr_assert_float_eq(out.cost_usd, 0.0042, 1e-12);
+    cr_assert_eq(proto_attempts_next(&req.attempts, &pos, &out, &err), 1);
+    cr_assert(s_str_is(out.provider, "azure"));
+    cr_assert_eq(out.status, 0);
+    cr_assert_eq(out.error, PROTO_XERR_TIMEOUT);
+    cr_assert_lt(out.latency_ms, 0, "not measured stays unset");
+    cr_assert_eq(out.prompt_tokens, -1);
+    cr_assert_eq(proto_attempts_next(&req.attempts, &pos, &out, &err), 0);
+    /* The acknowledgement. */
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_reply_report(&b, &id, 2), PROTO_OK);
+    proto_reply_t rep;
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &rep, &err), PROTO_OK, "%s", err.msg);
+    cr_assert(rep.ok);
+    cr_assert_eq(rep.id.num, 9);
+    proto_buf_destroy(&b);
+}
+
+Test(report, decision_id_travels_in_the_decision_reply)
+{
+    proto_decision_t d;
+    memset(&d, 0, sizeof d);
+    d.status = HPP_OK;
+    d.endpoint.model = s_s("openai/gpt-4o");
+    d.endpoint.provider = s_s("openai");
+    d.endpoint.provider_model = s_s("gpt-4o");
+    d.endpoint_index = PROTO_NO_INDEX;
+    d.decision_id = 123456789012ULL;
+    proto_id_t id = proto_id_uint(1);
+    proto_buf_t b = s_buf();
+    cr_assert_eq(proto_reply_decision(&b, &id, &d, NULL), PROTO_OK);
+    proto_reply_t rep;
+    proto_error_t err;
+    cr_assert_eq(proto_reply_decode(b.data, b.len, &rep, &err), PROTO_OK, "%s", err.msg);
+    cr_assert_eq(rep.decision_id, 123456789012ULL);
+    proto_buf_destroy(&b);
+}
+
+/* A report whose one attempt is {model, provider, [status 200], key: value}
+ * where `kind` says how the value is packed. */
+static void s_report_frame(s_raw_t *r, const char *key, int kind)
+{
+    bool outcome = strcmp(key, "status") == 0 || strcmp(key, "error") == 0;
+    bool dup = strcmp(key, "model") == 0 && kind == 9;
+    msgpack_pack_map(&r->pk, 4);
+    s_kstr(r, "v");
+    msgpack_pack_uint8(&r->pk, 1);
+    s_kstr(r, "id");
+    msgpack_pack_uint8(&r->pk, 3);
+    s_kstr(r, "op");
+    s_kstr(r, "report");
+    s_kstr(r, "attempts");
+    msgpack_pack_array(&r->pk, 1);
+    bool own_model = strcmp(key, "model") == 0, own_provider = strcmp(key, "provider") == 0;
+    msgpack_pack_map(&r->pk, 3 + !outcome - own_model - own_provider + dup);
+    if (!own_model) {
+        s_kstr(r, "model");
+        s_kstr(r, "openai/gpt-4o");
+    }
+    if (!own_provider) {
+        s_kstr(r, "provider");
+        s_kstr(r, "openai");
+    }
+    if (!outcome) {
+        s_kstr(r, "status");
+        msgpack_pack_uint16(&r->pk, 200);
+    }
+    if (dup) {
+        s_kstr(r, "model");
+        s_kstr(r, "openai/gpt-4o");
+    }
+    s_kstr(r, key);
+    switch (kind) {
+    case 0: /* a string */
+        s_kstr(r, "200");
+        break;
+    case 1: /* a negative integer */
+        msgpack_pack_int8(&r->pk, -1);
+        break;
+    case 2: /* a too large number */
+        msgpack_pack_double(&r->pk, 1e9);
+        break;
+    case 3: /* 99 */
+        msgpack_pack_uint8(&r->pk, 99);
+        break;
+    case 4: /* an unknown word */
+        s_kstr(r, "oops");
+        break;
+    case 5: /* an integer */
+        msgpack_pack_uint8(&r->pk, 5);
+        break;
+    case 6: /* a name with a space */
+        s_kstr(r, "open ai");
+        break;
+    default: /* 9: the same key again */
+        s_kstr(r, "openai/gpt-4o");
+        break;
+    }
+}
+
+Test(report, bad_fields_are_refused_with_their_location)
+{
+    static const struct {
+        const char *key;
+        int kind;
+        int code;
+        const char *msg;
+    } cases[] = {
+        {"status", 0, PROTO_ERR_TYPE,
+         "attempts[0].status: expected non-negative integer, got string"},
+        {"status", 3, PROTO_ERR_RANGE,
+         "attempts[0].status: expected an integer in 100 .. 599, got 99"},
+        {"error", 4, PROTO_ERR_RANGE, "attempts[0].error: expected one of timeout, connect"},
+        {"latency_ms", 1, PROTO_ERR_RANGE, "attempts[0].latency_ms: expected a number in 0 .."},
+        {"ttft_ms", 2, PROTO_ERR_RANGE, "attempts[0].ttft_ms: expected a number in 0 .."},
+        {"tokens_per_s", 0, PROTO_ERR_TYPE,
+         "attempts[0].tokens_per_s: expected non-negative number"},
+        {"prompt_tokens", 2, PROTO_ERR_TYPE, "attempts[0].prompt_tokens: expected non-negative"},
+        {"completion_tokens", 1, PROTO_ERR_RANGE,
+         "attempts[0].completion_tokens: expected an integer"},
+        {"cost_usd", 0, PROTO_ERR_TYPE, "attempts[0].cost_usd: expected non-negative number"},
+        {"decision", 0, PROTO_ERR_TYPE, "attempts[0].decision: expected non-negative integer"},
+        {"provider", 6, PROTO_ERR_RANGE, "attempts[0].provider: "},
+        {"model", 9, PROTO_ERR_DUPLICATE, "attempts[0].model"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        s_raw_t r;
+        s_raw_init(&r);
+        s_report_frame(&r, cases[i].key, cases[i].kind);
+        proto_request_t req;
+        proto_error_t err;
+        int rc = proto_request_decode(r.sb.data, r.sb.size, &req, &err);
+        cr_assert_eq(rc, cases[i].code, "%s/%d: %s (%s)", cases[i].key, cases[i].kind,
+                     proto_err_name(rc), err.msg);
+        cr_assert(strstr(err.msg, cases[i].msg), "%s: got \"%s\"", cases[i].key, err.msg);
+        cr_assert_eq(req.id.num, 3, "the id is still found");
+        cr_assert_eq(req.op, PROTO_OP_REPORT, "and the op, to count the refusal");
+        msgpack_sbuffer_destroy(&r.sb);
+    }
+}
+
+/* Frames whose attempts as a whole are wrong, from their JSON-like spelling
+ * packed by hand: each case names the message expected. */
+Test(report, attempts_shape_is_checked)
+{
+    proto_attempt_t a[PROTO_MAX_ATTEMPTS + 1];
+    for (int i = 0; i <= PROTO_MAX_ATTEMPTS; i++) {
+        proto_attempt_init(&a[i]);
+        a[i].model = s_s("openai/gpt-4o");
+        a[i].provider = s_s("openai");
+        a[i].status = 500;
+    }
+    proto_buf_t b = s_buf();
+    proto_request_t req;
+    proto_error_t err;
+    /* Too many, and none. */
+    cr_assert_eq(proto_report_encode(&b, NULL, a, PROTO_MAX_ATTEMPTS + 1, false), PROTO_OK);
+    cr_assert_eq(proto_request_decode(b.data, b.len, &req, &err), PROTO_ERR_LIMIT);
+    cr_assert(strstr(err.msg, "attempts: 65 entries, expected 1 .. 64"), "%s", err.msg);
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_report_encode(&b, NULL, a, 0, false), PROTO_OK);
+    cr_assert_eq(proto_request_decode(b.data, b.len, &req, &err), PROTO_ERR_RANGE);
+    /* The second attempt is named. */
+    a[1].error = PROTO_XERR_RESET; /* with its status 500: two outcomes */
+    proto_buf_reset(&b);
+    /* The encoder writes one outcome; a hand-made frame has both. */
+    s_raw_t r;
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 3);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_kstr(&r, "op");
+    s_kstr(&r, "report");
+    s_kstr(&r, "attempts");
+    msgpack_pack_array(&r.pk, 3);
+    msgpack_pack_map(&r.pk, 3);
+    s_kstr(&r, "model");
+    s_kstr(&r, "openai/gpt-4o");
+    s_kstr(&r, "provider");
+    s_kstr(&r, "openai");
+    s_kstr(&r, "status");
+    msgpack_pack_uint16(&r.pk, 200);
+    msgpack_pack_map(&r.pk, 4);
+    s_kstr(&r, "model");
+    s_kstr(&r, "openai/gpt-4o");
+    s_kstr(&r, "provider");
+    s_kstr(&r, "openai");
+    s_kstr(&r, "status");
+    msgpack_pack_uint16(&r.pk, 500);
+    s_kstr(&r, "error");
+    s_kstr(&r, "reset");
+    msgpack_pack_uint8(&r.pk, 7);
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, &err), PROTO_ERR_DUPLICATE);
+    cr_assert(strstr(err.msg, "attempts[1]: status and error both given"), "%s", err.msg);
+    msgpack_sbuffer_destroy(&r.sb);
+    /* Missing pieces: the attempts, an attempt's provider. */
+    s_raw_init(&r);
+    msgpack_pack_map(&r.pk, 2);
+    s_kstr(&r, "v");
+    msgpack_pack_uint8(&r.pk, 1);
+    s_kstr(&r, "op");
+    s_kstr(&r, "report");
+    cr_assert_eq(proto_request_decode(r.sb.data, r.sb.size, &req, &err), PROTO_ERR_MISSING);
+    cr_assert(strstr(err.msg, "attempts: required key missing for report"), "%s", err.msg);
+    msgpack_sbuffer_destroy(&r.sb);
+    a[0].provider = s_s("");
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_report_encode(&b, NULL, a, 1, false), PROTO_OK);
+    cr_assert_neq(proto_request_decode(b.data, b.len, &req, &err), PROTO_OK);
+    cr_assert(strstr(err.msg, "attempts[0].provider"), "%s", err.msg);
+    a[0].provider = s_s("openai");
+    a[0].prompt_tokens = 10;
+    a[0].cached_tokens = 11;
+    proto_buf_reset(&b);
+    cr_assert_eq(proto_report_encode(&b, NULL, a, 1, false), PROTO_OK);
+    cr_assert_eq(proto_request_decode(b.data, b.len, &req, &err), PROTO_ERR_RANGE);
+    cr_assert(strstr(err.msg, "attempts[0].cached_tokens: 11 exceeds prompt_tokens 10"), "%s",
+              err.msg);
+    proto_buf_destroy(&b);
 }

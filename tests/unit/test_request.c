@@ -118,8 +118,13 @@ Test(hpp_check, provider_routing_rules)
     hpp_sort_t sort = HPP_SORT_DEFAULT;
     cr_assert_null(hpp_check_sort(s_s("price"), &sort));
     cr_assert_eq(sort, HPP_SORT_PRICE);
-    cr_assert(strstr(hpp_check_sort(s_s("latency"), &sort), "not measured yet"));
-    cr_assert(strstr(hpp_check_sort(s_s("throughput"), &sort), "not measured yet"));
+    cr_assert_null(hpp_check_sort(s_s("latency"), &sort));
+    cr_assert_eq(sort, HPP_SORT_LATENCY);
+    cr_assert_null(hpp_check_sort(s_s("throughput"), &sort));
+    cr_assert_eq(sort, HPP_SORT_THROUGHPUT);
+    cr_assert_null(hpp_check_max_latency(2.5));
+    cr_assert(strstr(hpp_check_max_latency(-1), "seconds"));
+    cr_assert(strstr(hpp_check_min_throughput(2e6), "tokens per second"));
     cr_assert(strstr(hpp_check_sort(s_s("Price"), &sort), "expected one of"));
     hpp_max_price_t mp = {0};
     cr_assert_null(hpp_max_price_set(&mp, HPP_MAXP_COMPLETION, 15));

@@ -23,14 +23,14 @@ syn keyword hppBoolean true false
 " Property keys
 syn keyword hppProperty default_output step free_fallback prefer providers max models
 syn keyword hppProperty multiplier require output allow_providers deny_providers
-syn keyword hppProperty min_context
+syn keyword hppProperty min_context cooldown_fails cooldown cooldown_max health_window sort
 
 " Condition fields (meta.KEY too)
 syn keyword hppField prompt_tokens output_tokens total_tokens cache_read_tokens images
 syn keyword hppField budget text_length tools json vision has_budget hints text meta
 
 " Words some values take: step directions, switches, capabilities
-syn keyword hppConstant up down none on off yes no reasoning
+syn keyword hppConstant up down none on off yes no reasoning price latency throughput
 
 " Literals
 syn match   hppNumber   "-\=\$\=\<\d\+\(\.\d\+\)\=[kKmM]\=\>"
