@@ -217,6 +217,15 @@ int hpp_request_set_num(hpp_request_t *r, const char *key, double value)
         f->has_budget = true;
         return HPP_CLIENT_OK;
     }
+    if (!strcmp(key, "preferred_max_latency") || !strcmp(key, "preferred_min_throughput")) {
+        bool lat = !strcmp(key, "preferred_max_latency");
+        const char *why = lat ? hpp_check_max_latency(value) : hpp_check_min_throughput(value);
+        if (why) {
+            return s_fail(r, "%s: %s", key, why);
+        }
+        *(lat ? &f->max_latency_s : &f->min_throughput) = value;
+        return HPP_CLIENT_OK;
+    }
     for (size_t i = 0; i < sizeof s_prices / sizeof s_prices[0]; i++) {
         if (!strcmp(key, s_prices[i].key)) {
             const char *why = hpp_max_price_set(&f->max_price, s_prices[i].bit, value);

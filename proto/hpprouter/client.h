@@ -163,11 +163,14 @@ HPP_CLIENT_API void hpp_request_destroy(hpp_request_t **req_p);
  * 100000000"). The engine checks everything again.
  *
  *   set_str:  op ("route", "explain", "models", "stats", "reload", "ping"),
- *             id (a string id), model, group, text, providers_sort
+ *             id (a string id), model, group, text, providers_sort (price,
+ *             latency, throughput)
  *   set_int:  id (an integer id), prompt_tokens, output_tokens,
  *             cache_read_tokens, cache_write_tokens, reasoning_tokens, images
  *   set_num:  budget_usd, max_price.prompt, max_price.completion (USD per
- *             1M tokens), max_price.request, max_price.image (USD each)
+ *             1M tokens), max_price.request, max_price.image (USD each),
+ *             preferred_max_latency (seconds), preferred_min_throughput
+ *             (tokens per second)
  *   set_bool: vision, tools, json, allow_fallbacks
  *   add_str:  hints, providers_order, providers_only, providers_ignore, models
  *   set_meta: one meta pair (a key given again replaces its value)

@@ -56,9 +56,15 @@ Test(client_api, setters_refuse_what_the_protocol_refuses)
     cr_assert_eq(hpp_request_set_num(r, "budget_usd", -1), HPP_ERR_ARG);
     cr_assert_eq(hpp_request_set_num(r, "max_price.prompt", 5), 0);
     cr_assert_eq(hpp_request_set_num(r, "max_price.colour", 5), HPP_ERR_ARG);
+    cr_assert_eq(hpp_request_set_num(r, "preferred_max_latency", 2.5), 0);
+    cr_assert_eq(hpp_request_set_num(r, "preferred_min_throughput", 50), 0);
+    cr_assert_eq(hpp_request_set_num(r, "preferred_max_latency", -1), HPP_ERR_ARG);
+    cr_assert(strstr(hpp_request_errstr(r), "preferred_max_latency: "), "%s",
+              hpp_request_errstr(r));
     cr_assert_eq(hpp_request_set_bool(r, "allow_fallbacks", false), 0);
     cr_assert_eq(hpp_request_set_bool(r, "model", true), HPP_ERR_ARG);
-    cr_assert_eq(hpp_request_set_str(r, "providers_sort", "latency"), HPP_ERR_ARG);
+    cr_assert_eq(hpp_request_set_str(r, "providers_sort", "fastest"), HPP_ERR_ARG);
+    cr_assert_eq(hpp_request_set_str(r, "providers_sort", "latency"), 0);
     cr_assert_eq(hpp_request_add_str(r, "providers_only", "has space"), HPP_ERR_ARG);
     cr_assert_eq(hpp_request_add_str(r, "hints", ""), HPP_ERR_ARG);
     for (int i = 0; i < 16; i++) {
