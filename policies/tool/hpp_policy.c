@@ -23,6 +23,8 @@ static const s_command_t s_commands[] = {
     {"test", cmd_test, "run a cases file against a policy"},
     {"explain", cmd_explain, "show a decision and every candidate considered"},
     {"route", cmd_route, "make one decision from flags, print JSON"},
+    {"train-scorer", cmd_train_scorer, "train a prompt scorer from labelled prompts"},
+    {"curve", cmd_curve, "a scorer's cost-quality curve on labelled prompts"},
     {NULL, NULL, NULL},
 };
 
