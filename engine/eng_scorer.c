@@ -23,7 +23,7 @@ struct eng_scorer {
 
 eng_scorer_params_t eng_scorer_default_params(void)
 {
-    eng_scorer_params_t p = {14, 2, 4, 4096};
+    eng_scorer_params_t p = {14, 2, 4, 1024};
     return p;
 }
 

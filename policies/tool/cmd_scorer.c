@@ -67,7 +67,7 @@ static const hpp_opt_t s_train_opts[] = {
     {"--bits", "N", O_BITS, NULL, "hash buckets 2^N (4-24, default 14)"},
     {"--words", "N", O_WORDS, NULL, "0 none, 1 words, 2 words and word pairs (default 2)"},
     {"--chars", "N", O_CHARS, NULL, "char window length, 0 none (default 4)"},
-    {"--max-bytes", "N", O_MAX_BYTES, NULL, "bytes of text read (default 4096)"},
+    {"--max-bytes", "N", O_MAX_BYTES, NULL, "bytes of text read (default 1024)"},
     {"--epochs", "N", O_EPOCHS, NULL, "passes over the data (default 3)"},
     {"--rate", "X", O_RATE, NULL, "AdaGrad learning rate (default 0.1)"},
     {"--l2", "X", O_L2, NULL, "L2 penalty (default 1e-5)"},
