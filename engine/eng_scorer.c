@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,23 +57,44 @@ static inline uint32_t s_bucket(uint32_t kind, uint32_t h, uint32_t mask)
     return s_mix(h ^ kind * 0x9e3779b9u) & mask;
 }
 
+/* Byte folding as a table: one load per byte instead of a chain of tests.
+ * Built on first use (eng_scorer_new / parse call s_tables_init). */
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static unsigned char s_fold_tab[256];
+static bool s_word_tab[256];
+
+static void s_tables_init(void)
+{
+    for (int c = 0; c < 256; c++) {
+        unsigned char f = (unsigned char)c;
+        if (c >= 'A' && c <= 'Z') {
+            f = (unsigned char)(c + 32);
+        } else if (c >= '0' && c <= '9') {
+            f = '0';
+        } else if (c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            f = ' ';
+        }
+        s_fold_tab[c] = f;
+        s_word_tab[c] = (f >= 'a' && f <= 'z') || f == '0' || f >= 0x80;
+    }
+}
+
 static inline unsigned char s_fold(unsigned char c)
 {
-    if (c >= 'A' && c <= 'Z') {
-        return (unsigned char)(c + 32);
-    }
-    if (c >= '0' && c <= '9') {
-        return '0';
-    }
-    if (c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-        return ' ';
-    }
-    return c;
+    return s_fold_tab[c];
 }
 
 static inline bool s_word_byte(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || c == '0' || c >= 0x80;
+    return s_word_tab[c];
+}
+
+/* A char window's bucket: multiply-shift (the top bits of the product),
+ * one multiplication per byte of text. */
+static inline uint32_t s_char_bucket(uint64_t win, uint32_t bits)
+{
+    return (uint32_t)(((win ^ UINT64_C(0x5bd1e9955bd1e995)) * UINT64_C(0x9e3779b97f4a7c15)) >>
+                      (64 - bits));
 }
 
 static inline uint32_t s_log2(uint32_t v)
@@ -126,7 +148,7 @@ static inline uint32_t s_extract(const eng_scorer_params_t *p, const char *text,
         if (p->chars > 0 && i < end && !(c == ' ' && last == ' ')) {
             win = (win << 8 | c) & win_mask;
             if (++win_len >= p->chars) {
-                fn(ctx, s_bucket(S_CHAR, (uint32_t)(win ^ win >> 32), mask));
+                fn(ctx, s_char_bucket(win, p->bits));
                 n++;
             }
         }
@@ -143,6 +165,7 @@ uint32_t eng_scorer_features(const eng_scorer_params_t *p, const char *text, siz
     if (!p || !s_params_ok(p) || !fn) {
         return 0;
     }
+    pthread_once(&s_once, s_tables_init);
     return s_extract(p, text ? text : "", text ? len : 0, fn, ctx);
 }
 
@@ -172,6 +195,7 @@ double eng_scorer_score(const eng_scorer_t *self, const char *text, size_t len)
 
 static eng_scorer_t *s_alloc(const eng_scorer_params_t *p)
 {
+    pthread_once(&s_once, s_tables_init);
     eng_scorer_t *s = calloc(1, sizeof *s);
     if (!s) {
         return NULL;
