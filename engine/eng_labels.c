@@ -511,11 +511,24 @@ int eng_labels_load(eng_labels_t *self, const char *path, eng_error_t *err)
 
 static const char *const s_split_names[] = {"all", "train", "test", "fit", "valid"};
 
+static const char *const s_fold_names[2][10] = {
+    {"", "", "fold2", "fold3", "fold4", "fold5", "fold6", "fold7", "fold8", "fold9"},
+    {"", "", "notfold2", "notfold3", "notfold4", "notfold5", "notfold6", "notfold7",
+     "notfold8", "notfold9"}};
+
 int eng_split_parse(const char *s)
 {
-    for (int i = 0; i < 5; i++) {
-        if (s && strcmp(s, s_split_names[i]) == 0) {
+    for (int i = 0; s && i < 5; i++) {
+        if (strcmp(s, s_split_names[i]) == 0) {
             return i;
+        }
+    }
+    for (int k = 2; s && k < 10; k++) {
+        if (strcmp(s, s_fold_names[0][k]) == 0) {
+            return ENG_SPLIT_FOLD + k;
+        }
+        if (strcmp(s, s_fold_names[1][k]) == 0) {
+            return ENG_SPLIT_NOT_FOLD + k;
         }
     }
     return -1;
@@ -523,7 +536,17 @@ int eng_split_parse(const char *s)
 
 const char *eng_split_name(eng_split_t s)
 {
-    return (unsigned)s < 5 ? s_split_names[s] : "?";
+    unsigned u = (unsigned)s;
+    if (u < 5) {
+        return s_split_names[u];
+    }
+    if (u >= ENG_SPLIT_FOLD + 2 && u < ENG_SPLIT_FOLD + 10) {
+        return s_fold_names[0][u - ENG_SPLIT_FOLD];
+    }
+    if (u >= ENG_SPLIT_NOT_FOLD + 2 && u < ENG_SPLIT_NOT_FOLD + 10) {
+        return s_fold_names[1][u - ENG_SPLIT_NOT_FOLD];
+    }
+    return "?";
 }
 
 bool eng_labels_in_split(const char *prompt, size_t len, eng_split_t s)
@@ -544,8 +567,13 @@ bool eng_labels_in_split(const char *prompt, size_t len, eng_split_t s)
         return k >= 3;
     case ENG_SPLIT_VALID:
         return k == 2;
+    default:
+        break;
     }
-    return false;
+    if ((unsigned)s >= ENG_SPLIT_NOT_FOLD) {
+        return k >= 2 && k != (unsigned)s - ENG_SPLIT_NOT_FOLD;
+    }
+    return (unsigned)s >= ENG_SPLIT_FOLD && k == (unsigned)s - ENG_SPLIT_FOLD;
 }
 
 /* Training ------------------------------------------------------------------ */

@@ -106,10 +106,16 @@ typedef enum {
     ENG_SPLIT_TRAIN,
     ENG_SPLIT_TEST,
     ENG_SPLIT_FIT,
-    ENG_SPLIT_VALID
+    ENG_SPLIT_VALID,
+    /* Cross-validation over train: ENG_SPLIT_FOLD + k ("foldK", k = 2..9)
+     * is the tenth of prompts with hash digit k, ENG_SPLIT_NOT_FOLD + k
+     * ("notfoldK") the rest of train. */
+    ENG_SPLIT_FOLD = 16,
+    ENG_SPLIT_NOT_FOLD = 32,
 } eng_split_t;
 
-/* Parses "all", "train", "test", "fit", "valid"; -1 when unknown. */
+/* Parses "all", "train", "test", "fit", "valid", "foldK", "notfoldK"
+ * (K = 2..9); -1 when unknown. */
 int eng_split_parse(const char *s);
 const char *eng_split_name(eng_split_t s);
 /* True when the prompt falls in split s: FNV-1a 64 of its bytes, mod 10:
