@@ -17,9 +17,10 @@
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
 #   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1 SKIP_SLOWCONN=1 SKIP_FLOOD=1
+#   SKIP_SCORER=1
 #                           skip one scenario (the report says it was skipped)
 #   ONLY=multi              run only the named scenarios (space-separated: floor resolve
-#                           engine sidecar peers memory reload multi slowconn flood)
+#                           engine sidecar peers memory reload multi slowconn flood scorer)
 #   BENCH_SLOW_CONNS=2000   slowconn: slow client connections held at once
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
@@ -1535,6 +1536,25 @@ scenario_flood() {
     fi
 }
 
+# 11. The learned scorer (policies/SCORER.md): its cost-quality curves on the
+# held-out RouteLLM prompts (bench/scorer_curves.sh: tables, JSON, PNG) and
+# what it adds to a decision on an 8 KiB sample (bench_scorer, 3 runs).
+scenario_scorer() {
+    want scorer SKIP_SCORER || return 0
+    log "11. learned scorer: cost-quality curves, decision cost"
+    if [ ! -x "$B/hpp-policy" ] || [ ! -x "$B/bench/bench_scorer" ]; then
+        status scorer skipped "$B/hpp-policy or $B/bench/bench_scorer is not built yet"
+        return 0
+    fi
+    if HPP_BUILD=$B bash bench/scorer_curves.sh "$OUT/scorer" >"$TMP/scorer_curves.out" 2>&1 &&
+        "$B/bench/bench_scorer" 20000 3 >"$OUT/scorer/decision_cost.txt" 2>&1; then
+        rm -f "$OUT"/scorer/*.model
+        status scorer ok
+    else
+        status scorer failed "see $TMP/scorer_curves.out"
+    fi
+}
+
 # ---------------------------------------------------------------------------
 # Main
 
@@ -1556,6 +1576,7 @@ only reload && scenario_reload
 only multi && scenario_multi
 only flood && scenario_flood
 only slowconn && scenario_slowconn
+only scorer && scenario_scorer
 [ -z "${ONLY:-}" ] && scenario_profiles
 cleanup
 PIDS=()

@@ -107,10 +107,13 @@ static inline uint32_t s_log2(uint32_t v)
     return k;
 }
 
+/* Called with each feature's bucket and kind (S_*). */
+typedef void (*s_feature_fn)(void *ctx, uint32_t bucket, uint32_t kind);
+
 /* The extractor; `fn` is a constant at each call site, so the compiler
- * inlines it into the scorer's loop. */
+ * inlines it into the scorer's loop, where `kind` is a constant too. */
 static inline uint32_t s_extract(const eng_scorer_params_t *p, const char *text, size_t len,
-                                 eng_scorer_feature_fn fn, void *ctx)
+                                 s_feature_fn fn, void *ctx)
 {
     const uint32_t mask = (1u << p->bits) - 1;
     const unsigned char *t = (const unsigned char *)text;
@@ -135,11 +138,11 @@ static inline uint32_t s_extract(const eng_scorer_params_t *p, const char *text,
             in_word = false;
             nums += num_word;
             if (p->words >= 1) {
-                fn(ctx, s_bucket(S_WORD, wh, mask));
+                fn(ctx, s_bucket(S_WORD, wh, mask), S_WORD);
                 n++;
             }
             if (p->words >= 2 && have_prev) {
-                fn(ctx, s_bucket(S_PAIR, prev * 16777619u ^ wh, mask));
+                fn(ctx, s_bucket(S_PAIR, prev * 16777619u ^ wh, mask), S_PAIR);
                 n++;
             }
             prev = wh;
@@ -148,15 +151,27 @@ static inline uint32_t s_extract(const eng_scorer_params_t *p, const char *text,
         if (p->chars > 0 && i < end && !(c == ' ' && last == ' ')) {
             win = (win << 8 | c) & win_mask;
             if (++win_len >= p->chars) {
-                fn(ctx, s_char_bucket(win, p->bits));
+                fn(ctx, s_char_bucket(win, p->bits), S_CHAR);
                 n++;
             }
         }
         last = c;
     }
-    fn(ctx, s_bucket(S_LEN, s_log2((uint32_t)end + 1), mask));
-    fn(ctx, s_bucket(S_NUMS, s_log2(nums + 1), mask));
+    fn(ctx, s_bucket(S_LEN, s_log2((uint32_t)end + 1), mask), S_LEN);
+    fn(ctx, s_bucket(S_NUMS, s_log2(nums + 1), mask), S_NUMS);
     return n + 2;
+}
+
+typedef struct {
+    eng_scorer_feature_fn fn; /* the caller's */
+    void *ctx;                /* its context */
+} s_public_t;
+
+static void s_public(void *ctx, uint32_t bucket, uint32_t kind)
+{
+    (void)kind;
+    s_public_t *pc = ctx;
+    pc->fn(pc->ctx, bucket);
 }
 
 uint32_t eng_scorer_features(const eng_scorer_params_t *p, const char *text, size_t len,
@@ -166,18 +181,26 @@ uint32_t eng_scorer_features(const eng_scorer_params_t *p, const char *text, siz
         return 0;
     }
     pthread_once(&s_once, s_tables_init);
-    return s_extract(p, text ? text : "", text ? len : 0, fn, ctx);
+    s_public_t pc = {fn, ctx};
+    return s_extract(p, text ? text : "", text ? len : 0, s_public, &pc);
 }
 
+/* Two sums, char windows and the rest: two independent chains of
+ * additions instead of one, which the processor overlaps. */
 typedef struct {
     const float *w; /* weights */
-    double sum;     /* of the features' weights */
+    float chars;    /* of the char windows' weights */
+    float other;    /* of the other features' weights */
 } s_sum_t;
 
-static void s_add(void *ctx, uint32_t bucket)
+static inline void s_add(void *ctx, uint32_t bucket, uint32_t kind)
 {
     s_sum_t *s = ctx;
-    s->sum += s->w[bucket];
+    if (kind == S_CHAR) {
+        s->chars += s->w[bucket];
+    } else {
+        s->other += s->w[bucket];
+    }
 }
 
 double eng_scorer_score(const eng_scorer_t *self, const char *text, size_t len)
@@ -185,9 +208,9 @@ double eng_scorer_score(const eng_scorer_t *self, const char *text, size_t len)
     if (!self) {
         return 0.0;
     }
-    s_sum_t s = {self->w, 0.0};
+    s_sum_t s = {self->w, 0.0f, 0.0f};
     uint32_t n = s_extract(&self->p, text ? text : "", text ? len : 0, s_add, &s);
-    double z = self->bias + s.sum / sqrt((double)n);
+    double z = self->bias + ((double)s.chars + (double)s.other) / sqrt((double)n);
     return 1.0 / (1.0 + exp(-z));
 }
 

@@ -514,21 +514,13 @@ static void s_curve_print(const s_curve_t *c, const s_args_t *a)
             }
         }
     }
-    double orc_cost = (c->c_weak + 0) / c->c_strong;
-    double orc_q = 0;
-    {
-        double q = 0, cost = 0;
-        for (size_t i = 0; i < c->n; i++) {
-            const s_row_t *r = &c->rows[i];
-            bool strong = r->dq > 0;
-            q += strong ? 1 : (r->dq < 0 ? 1 : (r->dq == 0 ? 0 : 0));
-            cost += strong ? r->cs : r->cw;
-        }
-        (void)q;
-        orc_cost = cost / c->c_strong;
-        /* The oracle's quality: every prompt either model gets right. */
-        orc_q = (c->q_weak + c->oracle_n) / c->q_strong;
+    /* The oracle calls the strong model exactly when only it is right. */
+    double orc_cost = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        orc_cost += c->rows[i].dq > 0 ? c->rows[i].cs : c->rows[i].cw;
     }
+    orc_cost /= c->c_strong;
+    double orc_q = (c->q_weak + c->oracle_n) / c->q_strong;
     if (a->json) {
         fprintf(o,
                 "{\"split\":\"%s\",\"examples\":%zu,\"strong_accuracy\":%.4f,"
