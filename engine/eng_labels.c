@@ -513,8 +513,8 @@ static const char *const s_split_names[] = {"all", "train", "test", "fit", "vali
 
 static const char *const s_fold_names[2][10] = {
     {"", "", "fold2", "fold3", "fold4", "fold5", "fold6", "fold7", "fold8", "fold9"},
-    {"", "", "notfold2", "notfold3", "notfold4", "notfold5", "notfold6", "notfold7",
-     "notfold8", "notfold9"}};
+    {"", "", "notfold2", "notfold3", "notfold4", "notfold5", "notfold6", "notfold7", "notfold8",
+     "notfold9"}};
 
 int eng_split_parse(const char *s)
 {

@@ -54,8 +54,8 @@ enum {
         {"--weak", "NAME", O_WEAK, NULL, "the weak model's column (required)"},                    \
     {                                                                                              \
         "--split", "SPLIT", O_SPLIT, NULL,                                                         \
-            "examples used: all, train, test, fit, valid, foldK or notfoldK (K = 2..9: "              \
-         "cross-validation over train); train-scorer: train, curve: test"       \
+            "examples used: all, train, test, fit, valid, foldK or notfoldK (K = 2..9: "           \
+            "cross-validation over train); train-scorer: train, curve: test"                       \
     }
 
 static const hpp_opt_t s_train_opts[] = {
@@ -177,7 +177,7 @@ static int s_opt(s_args_t *a, const hpp_opt_t *o, const char *v)
         a->split = eng_split_parse(v);
         return a->split < 0 ? s_bad(a, o->name, v,
                                     "expected all, train, test, fit, valid, foldK or notfoldK")
-                           : 0;
+                            : 0;
     case O_LABEL:
         if (strcmp(v, "weak-wrong") == 0 || strcmp(v, "strong-gain") == 0) {
             a->train.label = v[0] == 'w' ? ENG_LABEL_WEAK_WRONG : ENG_LABEL_STRONG_GAIN;

@@ -73,8 +73,7 @@ Test(scorer, weights_are_summed_per_feature_occurrence)
     cr_assert_float_eq(eng_scorer_score(s, t, strlen(t)), s_sigmoid(0.25 + sum / sqrt(n)), 1e-9);
     /* Case and digits are folded: the same features. */
     const char *u = "TOM HAS 99 APPLES, ANN HAS 10.";
-    cr_assert_float_eq(eng_scorer_score(s, u, strlen(u)), eng_scorer_score(s, t, strlen(t)),
-                       1e-12);
+    cr_assert_float_eq(eng_scorer_score(s, u, strlen(u)), eng_scorer_score(s, t, strlen(t)), 1e-12);
     eng_scorer_destroy(&s);
 }
 
@@ -209,8 +208,7 @@ Test(labels, routellm_csv_and_jsonl_give_the_same_examples)
     eng_labels_t *a = eng_labels_new("strong", "weak"), *b = eng_labels_new("strong", "weak");
     eng_error_t err = {0};
     cr_assert_eq(eng_labels_add(a, "d.csv", csv, strlen(csv), false, &err), 0, "%s", err.msg);
-    cr_assert_eq(eng_labels_add(b, "d.jsonl", jsonl, strlen(jsonl), true, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(eng_labels_add(b, "d.jsonl", jsonl, strlen(jsonl), true, &err), 0, "%s", err.msg);
     cr_assert_eq(eng_labels_count(a), 2);
     cr_assert_eq(eng_labels_count(b), 2);
     for (size_t i = 0; i < 2; i++) {
@@ -249,9 +247,9 @@ Test(labels, bad_data_is_refused_with_its_place)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         eng_labels_t *s = eng_labels_new("strong", "weak");
         eng_error_t err = {0};
-        cr_assert_eq(eng_labels_add(s, "d", cases[i].text, strlen(cases[i].text), cases[i].jsonl,
-                                    &err),
-                     -1, "case %zu", i);
+        cr_assert_eq(
+            eng_labels_add(s, "d", cases[i].text, strlen(cases[i].text), cases[i].jsonl, &err), -1,
+            "case %zu", i);
         cr_assert_eq(err.line, cases[i].line, "case %zu: line %d (%s)", i, err.line, err.msg);
         cr_assert_not_null(strstr(err.msg, cases[i].msg), "case %zu: %s", i, err.msg);
         cr_assert_eq(eng_labels_count(s), 0, "a file with an error adds nothing");
