@@ -1167,7 +1167,10 @@ static const s_fielddef_t *s_name_field(s_comp_t *c, uint32_t fi, const eng_xnod
         size_t used = 0;
         for (const s_fielddef_t *d = s_fields; d->name && used < sizeof list; d++) {
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s%s", used ? ", " : "",
-                                     d->name, d->field == ENG_F_META ? ".KEY" : "");
+                                     d->name,
+                                     d->field == ENG_F_META    ? ".KEY"
+                                     : d->field == ENG_F_SCORE ? ".NAME"
+                                                               : "");
         }
         eng_span_t at = {x->span.off, len};
         s_err(c, fi, at, "unknown field '%.*s' (expected one of: %s)", (int)len, src + x->span.off,
