@@ -123,4 +123,14 @@ check "sidecar: threshold.difficulty 0 sends it to the strong model" \
     "hard openai/gpt-4-1106-preview" "$(route "What is 17 * 23?" '{"threshold.difficulty":"0"}')"
 check "sidecar: threshold.difficulty 1 keeps it on the cheap model" \
     "rest mistralai/mixtral-8x7b-instruct" "$(route "What is 17 * 23?" '{"threshold.difficulty":"1"}')"
+
+# Both stop cleanly (under `make asan`: without a sanitizer report).
+for i in 1 0; do
+    name=$([ $i = 0 ] && echo engine || echo sidecar)
+    kill -TERM "${pids[$i]}"
+    wait "${pids[$i]}"
+    check "$name exits 0 on SIGTERM" 0 $?
+    no_san_report "$name: no sanitizer report" "$tmp/$name.err"
+done
+pids=()
 suite_end
