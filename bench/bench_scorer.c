@@ -1,7 +1,7 @@
 /* bench_scorer.c - what a scorer adds to a decision.
  *
  * Two policies that differ in one condition: the example quality policy
- * (route hard when score.difficulty > 0.18) and the same with
+ * (route hard when score.difficulty > 0.17) and the same with
  * `text_length > 1000000` in its place (never true, no scoring). Each
  * resolves the same request with an 8 KiB text sample N times, the two
  * interleaved call by call; every call is timed alone; the run is repeated
@@ -20,7 +20,7 @@
 
 static const char s_with[] = "scorer difficulty file \"policies/examples/difficulty.model\"\n"
                              "tier cheap max $1\ntier strong max $100\n"
-                             "route hard when score.difficulty > 0.18 { tier strong }\n"
+                             "route hard when score.difficulty > 0.17 { tier strong }\n"
                              "route rest { tier cheap }\n";
 static const char s_without[] = "tier cheap max $1\ntier strong max $100\n"
                                 "route hard when text_length > 1000000 { tier strong }\n"

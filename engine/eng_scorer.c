@@ -24,7 +24,7 @@ struct eng_scorer {
 
 eng_scorer_params_t eng_scorer_default_params(void)
 {
-    eng_scorer_params_t p = {14, 2, 4, 1024};
+    eng_scorer_params_t p = {14, 2, 4, 512};
     return p;
 }
 

@@ -22,10 +22,10 @@
  * The model file is text (policies/SCORER.md):
  *
  *   hpp-scorer 1
- *   bits 16
+ *   bits 14
  *   words 2
  *   chars 4
- *   max_bytes 4096
+ *   max_bytes 512
  *   bias -1.25
  *   w 4711 0.0831
  *   ...

@@ -68,7 +68,7 @@ static const hpp_opt_t s_train_opts[] = {
     {"--bits", "N", O_BITS, NULL, "hash buckets 2^N (4-24, default 14)"},
     {"--words", "N", O_WORDS, NULL, "0 none, 1 words, 2 words and word pairs (default 2)"},
     {"--chars", "N", O_CHARS, NULL, "char window length, 0 none (default 4)"},
-    {"--max-bytes", "N", O_MAX_BYTES, NULL, "bytes of text read (default 1024)"},
+    {"--max-bytes", "N", O_MAX_BYTES, NULL, "bytes of text read (default 512)"},
     {"--epochs", "N", O_EPOCHS, NULL, "passes over the data (default 3)"},
     {"--rate", "X", O_RATE, NULL, "AdaGrad learning rate (default 0.1)"},
     {"--l2", "X", O_L2, NULL, "L2 penalty (default 1e-5)"},
@@ -185,8 +185,11 @@ static int s_opt(s_args_t *a, const hpp_opt_t *o, const char *v)
         }
         return s_bad(a, o->name, v, "expected weak-wrong or strong-gain");
     case O_SEED:
-        if (s_num(a, o->name, v, 0, 9007199254740991.0, &d) != 0 || d != floor(d)) {
-            return d != floor(d) ? s_bad(a, o->name, v, "expected a whole number") : -1;
+        if (s_num(a, o->name, v, 0, 9007199254740991.0, &d) != 0) {
+            return -1;
+        }
+        if (d != floor(d)) {
+            return s_bad(a, o->name, v, "expected a whole number");
         }
         a->train.seed = (uint64_t)d;
         return 0;
