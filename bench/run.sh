@@ -1536,12 +1536,12 @@ scenario_flood() {
     fi
 }
 
-# 11. The learned scorer (policies/SCORER.md): its cost-quality curves on the
+# 12. The learned scorer (policies/SCORER.md): its cost-quality curves on the
 # held-out RouteLLM prompts (bench/scorer_curves.sh: tables, JSON, PNG) and
 # what it adds to a decision on an 8 KiB sample (bench_scorer, 3 runs).
 scenario_scorer() {
     want scorer SKIP_SCORER || return 0
-    log "11. learned scorer: cost-quality curves, decision cost"
+    log "12. learned scorer: cost-quality curves, decision cost"
     if [ ! -x "$B/hpp-policy" ] || [ ! -x "$B/bench/bench_scorer" ]; then
         status scorer skipped "$B/hpp-policy or $B/bench/bench_scorer is not built yet"
         return 0

@@ -894,6 +894,7 @@ static const s_fielddef_t s_fields[] = {
     {"group", ENG_F_GROUP, T_STR, "the caller's key group (\"default\" when absent)"},
     {"text", ENG_F_TEXT, T_TEXT, "the prompt text sample"},
     {"meta", ENG_F_META, T_STR, "meta.KEY: a metadata value (\"\" when absent)"},
+    {"score", ENG_F_SCORE, T_NUM, "score.NAME: scorer NAME's score of the text sample, 0 to 1"},
     {NULL, 0, 0, NULL},
 };
 
@@ -1261,7 +1262,10 @@ static const s_fielddef_t *s_name_field(s_comp_t *c, uint32_t fi, const eng_xnod
         size_t used = 0;
         for (const s_fielddef_t *d = s_fields; d->name && used < sizeof list; d++) {
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s%s", used ? ", " : "",
-                                     d->name, d->field == ENG_F_META ? ".KEY" : "");
+                                     d->name,
+                                     d->field == ENG_F_META    ? ".KEY"
+                                     : d->field == ENG_F_SCORE ? ".NAME"
+                                                               : "");
         }
         eng_span_t at = {x->span.off, len};
         char dym[300];
@@ -1274,11 +1278,12 @@ static const s_fielddef_t *s_name_field(s_comp_t *c, uint32_t fi, const eng_xnod
               src + x->span.off, eng_suggest_text(&sg, dym, sizeof dym), list);
         return NULL;
     }
-    if (f->field == ENG_F_META && x->key.len == 0) {
-        s_err(c, fi, x->span, "meta needs a key: meta.KEY");
+    if ((f->field == ENG_F_META || f->field == ENG_F_SCORE) && x->key.len == 0) {
+        s_err(c, fi, x->span, "%s needs a key: %s", f->name,
+              f->field == ENG_F_META ? "meta.KEY" : "score.NAME");
         return NULL;
     }
-    if (f->field != ENG_F_META && x->key.len > 0) {
+    if (f->field != ENG_F_META && f->field != ENG_F_SCORE && x->key.len > 0) {
         s_err(c, fi, x->span, "'%s' has no keys (only meta.KEY does)", f->name);
         return NULL;
     }
@@ -1295,6 +1300,122 @@ static int32_t s_type_error(s_comp_t *c, uint32_t fi, const eng_xnode_t *t, cons
 }
 
 static int32_t s_cond(s_comp_t *c, uint32_t fi, int32_t xi);
+
+/* Scorers -------------------------------------------------------------------- */
+
+/* scorer NAME file "PATH": loads the model, PATH relative to the file. */
+static void s_scorer(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
+{
+    eng_policy_t *pol = c->pol;
+    const char *name = s_name_str(c, fi, st->name);
+    if (!name) {
+        c->oom = true;
+        return;
+    }
+    if (c->flags & ENG_POLICY_NO_INCLUDES) {
+        s_err(c, fi, st->kw, "scorer is not allowed here (it reads a file)");
+        return;
+    }
+    for (uint32_t i = 0; i < pol->nscorers; i++) {
+        if (strcmp(pol->scorer_names[i], name) == 0) {
+            s_err(c, fi, st->name, "scorer '%s' is already defined", name);
+            return;
+        }
+    }
+    if (pol->nscorers >= ENG_MAX_SCORERS) {
+        s_err(c, fi, st->name, "too many scorers (at most %d)", ENG_MAX_SCORERS);
+        return;
+    }
+    s_check_dups(c, fi, st);
+    const eng_ast_t *a = s_ast(c, fi);
+    const eng_token_t *file = NULL;
+    for (uint32_t i = 0; i < st->count; i++) {
+        const eng_prop_t *pr = &a->props[st->first + i];
+        if (pr->id == ENG_P_FILE) {
+            file = s_vals(c, fi, pr);
+        }
+    }
+    if (!file) {
+        s_err(c, fi, st->name, "scorer '%s' needs its model: file \"NAME.model\"", name);
+        return;
+    }
+    char rel[1024];
+    size_t n = eng_lex_string(c->files[fi].src, file, rel, sizeof rel);
+    if (n == 0 || n >= sizeof rel || memchr(rel, '\0', n)) {
+        s_err(c, fi, s_tspan(file), "bad scorer file name");
+        return;
+    }
+    char *path = rel[0] == '/' ? strdup(rel) : s_join(c->files[fi].dir, rel);
+    char knob[300];
+    snprintf(knob, sizeof knob, "threshold.%s", name);
+    const char *kn = s_arena_str(pol, knob, strlen(knob));
+    if (!path || !kn) {
+        free(path);
+        c->oom = true;
+        return;
+    }
+    eng_error_t err;
+    memset(&err, 0, sizeof err);
+    eng_scorer_t *sc = eng_scorer_load(path, &err);
+    if (!sc) {
+        char why[768];
+        eng_error_format(&err, why, sizeof why);
+        s_err(c, fi, s_tspan(file), "cannot load scorer '%s': %s", name, why);
+        free(path);
+        return;
+    }
+    free(path);
+    pol->scorers[pol->nscorers] = sc;
+    pol->scorer_names[pol->nscorers] = name;
+    pol->scorer_knobs[pol->nscorers] = kn;
+    pol->nscorers++;
+}
+
+/* score.NAME OP number */
+static int32_t s_score_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t, const eng_xnode_t *lhs,
+                            const eng_xnode_t *rhs, eng_op_t op)
+{
+    if (op > ENG_OP_NE || rhs->kind != ENG_X_NUMBER) {
+        s_err(c, fi, t->span, "compare score.%.*s with a number from 0 to 1 (e.g. > 0.5)",
+              (int)lhs->key.len, c->files[fi].src + lhs->key.off);
+        return -1;
+    }
+    const char *name = s_name_str(c, fi, lhs->key);
+    if (!name) {
+        c->oom = true;
+        return -1;
+    }
+    int32_t k = -1;
+    for (uint32_t i = 0; i < c->pol->nscorers && k < 0; i++) {
+        if (strcmp(c->pol->scorer_names[i], name) == 0) {
+            k = (int32_t)i;
+        }
+    }
+    if (k < 0) {
+        s_err(c, fi, lhs->key, "no scorer '%s' (define it first: scorer %s file \"%s.model\")",
+              name, name, name);
+        return -1;
+    }
+    eng_token_t tok = {ENG_TOK_NUMBER, rhs->span.off, rhs->span.off + rhs->span.len};
+    double v;
+    int money;
+    if (!s_number(c, fi, &tok, &v, &money)) {
+        return -1;
+    }
+    if (money || v < 0 || v > 1) {
+        s_err(c, fi, rhs->span, "a score is from 0 to 1");
+        return -1;
+    }
+    int32_t n = s_cnode(c, ENG_C_SCORE);
+    if (n >= 0) {
+        eng_cnode_t *cn = &c->pol->nodes[n];
+        cn->field = ENG_F_SCORE;
+        cn->cmp = (uint8_t)op;
+        cn->a = k;
+        cn->num = v;
+    }
+    return n;
+}
 
 /* field OP operand */
 static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
@@ -1339,6 +1460,9 @@ static int32_t s_test(s_comp_t *c, uint32_t fi, const eng_xnode_t *t)
     const s_fielddef_t *f = s_name_field(c, fi, lhs);
     if (!f) {
         return -1;
+    }
+    if (f->field == ENG_F_SCORE) {
+        return s_score_test(c, fi, t, lhs, rhs, op);
     }
     int32_t n = -1;
     switch (f->type) {
@@ -2549,6 +2673,8 @@ static void s_passes(s_comp_t *c)
             s_tier(c, fi, st);
         } else if (st->kind == ENG_ST_GROUP) {
             s_group(c, fi, st);
+        } else if (st->kind == ENG_ST_SCORER) {
+            s_scorer(c, fi, st);
         }
     }
     if (pol->ntiers == 0 && c->nerrors == 0) {
@@ -2808,9 +2934,30 @@ void eng_policy_destroy(eng_policy_t **self_p)
     free(pol->pool_min);
     free(pol->needle_sets);
     free(pol->prefer_pool);
+    for (uint32_t i = 0; i < pol->nscorers; i++) {
+        eng_scorer_destroy(&pol->scorers[i]);
+    }
     s_arena_free(pol);
     free(pol);
     *self_p = NULL;
+}
+
+const eng_scorer_t *eng_policy_scorer(const eng_policy_t *self, const char *name,
+                                      const char **name_out)
+{
+    int found = -1;
+    if (!name) {
+        found = self->nscorers == 1 ? 0 : -1;
+    }
+    for (uint32_t i = 0; name && i < self->nscorers && found < 0; i++) {
+        if (strcmp(self->scorer_names[i], name) == 0) {
+            found = (int)i;
+        }
+    }
+    if (name_out) {
+        *name_out = found >= 0 ? self->scorer_names[found] : NULL;
+    }
+    return found >= 0 ? self->scorers[found] : NULL;
 }
 
 const eng_catalog_t *eng_policy_catalog(const eng_policy_t *self)

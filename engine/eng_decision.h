@@ -62,17 +62,23 @@ typedef struct {
     hpp_pusd_t cost;                /* its estimate (total) */
 } eng_trace_entry_t;
 
+/* Scores a trace shows (ENG_MAX_SCORERS of eng_policy_internal.h). */
+#define ENG_TRACE_SCORES 8
+
 /* Caller-owned trace buffer. The resolver appends up to `cap` entries and
  * counts the rest in `dropped`. */
 typedef struct {
-    eng_trace_entry_t *entries;  /* caller-allocated array */
-    size_t cap;                  /* its size */
-    size_t n;                    /* entries written */
-    size_t dropped;              /* entries that did not fit */
-    uint64_t hints;              /* final hint bit set (after hint rules) */
-    const char *hint_names[64];  /* names of the set bits, NULL-terminated */
-    const char *rules_tried[32]; /* names of routing rules evaluated, in order */
-    uint32_t nrules_tried;       /* used entries of rules_tried */
+    eng_trace_entry_t *entries;                /* caller-allocated array */
+    size_t cap;                                /* its size */
+    size_t n;                                  /* entries written */
+    size_t dropped;                            /* entries that did not fit */
+    uint64_t hints;                            /* final hint bit set (after hint rules) */
+    const char *hint_names[64];                /* names of the set bits, NULL-terminated */
+    const char *rules_tried[32];               /* names of routing rules evaluated, in order */
+    uint32_t nrules_tried;                     /* used entries of rules_tried */
+    const char *score_names[ENG_TRACE_SCORES]; /* the policy's scorers */
+    double scores[ENG_TRACE_SCORES];           /* their scores of the request's text */
+    uint32_t nscores;                          /* used entries */
 } eng_trace_t;
 
 #endif

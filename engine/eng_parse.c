@@ -71,12 +71,15 @@ static const eng_propdef_t s_propdefs[] = {
      "half-life in seconds of the measured error rate, latency and throughput"},
     {ENG_ST_ROUTE, ENG_P_SORT, "sort", ENG_V_WORD, 1, 1,
      "each model's endpoints by price, latency or throughput"},
+    {ENG_ST_SCORER, ENG_P_FILE, "file", ENG_V_STRING, 1, 1,
+     "the scorer's model file, relative to the policy file"},
     {0, 0, NULL, 0, 0, 0, NULL},
 };
 
 static const char *const s_stmt_names[ENG_ST_COUNT] = {
     [ENG_ST_INCLUDE] = "include", [ENG_ST_SETTINGS] = "settings", [ENG_ST_TIER] = "tier",
     [ENG_ST_GROUP] = "group",     [ENG_ST_HINT] = "hint",         [ENG_ST_ROUTE] = "route",
+    [ENG_ST_SCORER] = "scorer",
 };
 
 /* Words that cannot be field names in a condition. */
@@ -108,6 +111,7 @@ static const char *const s_value_words[] = {
     "group",
     "text",
     "meta",
+    "score",
     "up",
     "down",
     "none",
@@ -825,6 +829,15 @@ static bool s_when(s_parser_t *p, eng_stmt_t *st, bool required)
     return st->cond >= 0;
 }
 
+/* scorer NAME file "PATH" (or a block): like a tier's. */
+static bool s_scorer_stmt(s_parser_t *p, eng_stmt_t *st, int *depth)
+{
+    if (!s_name(p, st, "a scorer name")) {
+        return false;
+    }
+    return s_is(p, ENG_TOK_LBRACE) ? s_block(p, st, depth) : s_inline_props(p, st);
+}
+
 /* Parses one statement whose keyword is current. Returns false on error. */
 static bool s_statement(s_parser_t *p, eng_stkind_t kind, int *depth)
 {
@@ -844,6 +857,9 @@ static bool s_statement(s_parser_t *p, eng_stkind_t kind, int *depth)
         break;
     case ENG_ST_SETTINGS:
         ok = s_block(p, &st, depth);
+        break;
+    case ENG_ST_SCORER:
+        ok = s_scorer_stmt(p, &st, depth);
         break;
     case ENG_ST_TIER:
     case ENG_ST_GROUP:

@@ -12,6 +12,7 @@
  *             | 'tier' NAME (block | prop*) | 'group' NAME (block | prop*)
  *             | 'hint' NAME 'when' expr
  *             | 'route' NAME ['when' expr] block
+ *             | 'scorer' NAME (block | prop*)
  *   block    := '{' (prop [';'])* '}'
  *   NAME     := IDENT | STRING
  *   prop     := KEY value (',' value)*
@@ -85,6 +86,7 @@ typedef enum {
     ENG_ST_GROUP,
     ENG_ST_HINT,
     ENG_ST_ROUTE,
+    ENG_ST_SCORER, /* scorer NAME file "PATH" */
     ENG_ST_COUNT
 } eng_stkind_t;
 
@@ -109,6 +111,7 @@ typedef enum {
     ENG_P_COOLDOWN_MAX,    /* settings */
     ENG_P_HEALTH_WINDOW,   /* settings */
     ENG_P_SORT,            /* route */
+    ENG_P_FILE,            /* scorer */
     ENG_P_COUNT
 } eng_propid_t;
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "eng_decision.h"
+#include "eng_scorer.h"
 
 typedef struct eng_policy eng_policy_t;
 
@@ -83,6 +84,11 @@ void eng_policy_set_health(eng_policy_t *self, const struct eng_health *health);
 /* Number of tiers and the name of tier i (declaration order, cheapest first). */
 int eng_policy_tier_count(const eng_policy_t *self);
 const char *eng_policy_tier_name(const eng_policy_t *self, int i);
+
+/* The scorer the policy loaded as `name` (NULL: its only one), with its
+ * name in *name_out (may be NULL); NULL when there is none such. */
+const eng_scorer_t *eng_policy_scorer(const eng_policy_t *self, const char *name,
+                                      const char **name_out);
 
 /* Output tokens assumed when a request gives none. */
 int64_t eng_policy_default_output(const eng_policy_t *self);

@@ -26,6 +26,7 @@
 #define ENG_MAX_DIAGS 100        /* diagnostics kept (more are counted) */
 #define ENG_MAX_NEEDLES 256      /* distinct `contains` texts: bits of a request's found-set */
 #define ENG_DEFAULT_OUTPUT 1000  /* output tokens assumed when nothing says otherwise */
+#define ENG_MAX_SCORERS 8        /* `scorer` statements */
 
 /* Candidate lists are cut into blocks of this many entries for the budget
  * bound: a block whose least prices are over budget is skipped whole. */
@@ -76,6 +77,7 @@ typedef enum {
     ENG_F_GROUP,         /* string */
     ENG_F_TEXT,          /* text sample */
     ENG_F_META,          /* string: meta.KEY, "" when absent */
+    ENG_F_SCORE,         /* number: score.NAME, a scorer's score of the text sample */
     ENG_F_COUNT
 } eng_field_t;
 
@@ -95,6 +97,8 @@ typedef enum {
     ENG_C_REGEX,    /* text matches regexes[a] */
     ENG_C_CONTAINS, /* text contains one of strs[a..a+b), ASCII case-insensitive; the
                      * resolver reads needle_sets[key] */
+    ENG_C_SCORE,    /* scorers[a]'s score cmp num, num replaced by the request's
+                     * meta threshold.NAME when it holds a number in [0, 1] */
 } eng_cop_t;
 
 typedef struct {
@@ -239,6 +243,11 @@ struct eng_policy {
     eng_health_cfg_t health_cfg;     /* cooldown_* and health_window settings */
     const struct eng_health *health; /* measured endpoint health, NULL = none (eng_health.h);
                                       * set by the snapshot that owns both */
+    /* `scorer NAME file "PATH"` statements: ENG_C_SCORE nodes name them by index. */
+    eng_scorer_t *scorers[ENG_MAX_SCORERS]; /* owned */
+    const char *scorer_names[ENG_MAX_SCORERS];
+    const char *scorer_knobs[ENG_MAX_SCORERS]; /* "threshold.NAME": the request's override */
+    uint32_t nscorers;
 };
 
 /* Diagnostics (eng_diags.c) ---------------------------------------------- */

@@ -23,6 +23,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "eng_health.h"
@@ -88,6 +89,8 @@ typedef struct {
     eng_needle_set_t found;            /* needles found in text[0, scanned) */
     uint32_t scanned;                  /* text bytes the needle scan has passed */
     uint32_t unfound;                  /* needles not found yet */
+    uint32_t scored;                   /* bit i: score[i] is computed */
+    double score[ENG_MAX_SCORERS];     /* scorers' scores, computed on first use */
 } s_ctx_t;
 
 /* Small helpers ------------------------------------------------------------ */
@@ -248,6 +251,40 @@ static bool s_num_cmp(double v, eng_op_t op, double k)
 
 static void s_hints_upto(const eng_policy_t *pol, s_ctx_t *x, uint32_t upto);
 
+/* Scorer i's score of the text: computed once per request, when a
+ * condition first needs it. */
+static double s_score(const eng_policy_t *pol, s_ctx_t *x, uint32_t i)
+{
+    if (!(x->scored >> i & 1)) {
+        x->score[i] = eng_scorer_score(pol->scorers[i], x->f->text.ptr, x->f->text.len);
+        x->scored |= 1u << i;
+    }
+    return x->score[i];
+}
+
+/* The threshold of a score test: the request's meta threshold.NAME when it
+ * is a number in [0, 1], else the policy's. */
+static double s_score_threshold(const eng_policy_t *pol, const s_ctx_t *x, const eng_cnode_t *n)
+{
+    const char *knob = pol->scorer_knobs[n->a];
+    size_t klen = strlen(knob);
+    for (uint32_t i = 0; i < x->f->nmeta; i++) {
+        hpp_str_t v = x->f->meta_vals[i];
+        if (!s_streq(x->f->meta_keys[i], knob, klen) || v.len == 0 || v.len >= 32) {
+            continue;
+        }
+        char buf[32];
+        memcpy(buf, v.ptr, v.len);
+        buf[v.len] = '\0';
+        char *end = NULL;
+        double d = strtod(buf, &end);
+        if (*end == '\0' && d >= 0 && d <= 1) {
+            return d;
+        }
+    }
+    return n->num;
+}
+
 /* Recursion depth is bounded by the parser (ENG_PARSE_MAX_TREE). */
 static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
 {
@@ -286,6 +323,9 @@ static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
         return eng_regex_match(pol->regexes[n->a], x->f->text.ptr, x->f->text.len);
     case ENG_C_CONTAINS:
         return s_contains(pol, x, pol->needle_sets[n->key]);
+    case ENG_C_SCORE:
+        return s_num_cmp(s_score(pol, x, (uint32_t)n->a), (eng_op_t)n->cmp,
+                         s_score_threshold(pol, x, n));
     default:
         return false;
     }
@@ -344,6 +384,7 @@ static void s_ctx_init(const eng_policy_t *pol, const hpp_features_t *f, s_ctx_t
     memset(x->found, 0, sizeof x->found);
     x->scanned = 0;
     x->unfound = pol->nneedles;
+    x->scored = 0;
 }
 
 /* Runs hint rules [hint_next, upto) in order; each sees the hints the
@@ -1259,6 +1300,7 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
         trace->hints = 0;
         trace->hint_names[0] = NULL;
         trace->nrules_tried = 0;
+        trace->nscores = 0;
     }
     if (!self || !f) {
         return s_fail(out, HPP_E_INTERNAL, "no policy or no request", NULL, NULL);
@@ -1384,6 +1426,11 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
             }
         }
         trace->hint_names[n] = NULL;
+        for (uint32_t i = 0; i < self->nscorers && i < ENG_TRACE_SCORES; i++) {
+            trace->score_names[i] = self->scorer_names[i];
+            trace->scores[i] = s_score(self, &x, i); /* the trace shows every score */
+        }
+        trace->nscores = self->nscorers < ENG_TRACE_SCORES ? self->nscorers : ENG_TRACE_SCORES;
     }
     return st;
 }

@@ -391,7 +391,17 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
             }
             hpp_json_str(out, tr->hint_names[i]);
         }
-        fputs("],\"rules_tried\":[", out);
+        fputc(']', out);
+        if (tr->nscores > 0) {
+            fputs(",\"scores\":{", out);
+            for (uint32_t i = 0; i < tr->nscores; i++) {
+                fputs(i ? "," : "", out);
+                hpp_json_str(out, tr->score_names[i]);
+                fprintf(out, ":%.4f", tr->scores[i]);
+            }
+            fputc('}', out);
+        }
+        fputs(",\"rules_tried\":[", out);
         for (uint32_t i = 0; i < tr->nrules_tried; i++) {
             if (i) {
                 fputc(',', out);
@@ -448,6 +458,12 @@ static void s_decision_text(FILE *out, const eng_policy_t *pol, const hpp_featur
     fputs("hints:    ", out);
     for (int i = 0; tr->hint_names[i]; i++) {
         fprintf(out, " %s", tr->hint_names[i]);
+    }
+    if (tr->nscores > 0) {
+        fputs("\nscores:   ", out);
+        for (uint32_t i = 0; i < tr->nscores; i++) {
+            fprintf(out, " %s=%.4f", tr->score_names[i], tr->scores[i]);
+        }
     }
     fputs("\nrules:    ", out);
     for (uint32_t i = 0; i < tr->nrules_tried; i++) {

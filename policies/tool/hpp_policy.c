@@ -24,6 +24,8 @@ static const s_command_t s_commands[] = {
     {"explain", cmd_explain, "show a decision and every candidate considered"},
     {"route", cmd_route, "make one decision from flags, print JSON"},
     {"fmt", cmd_fmt, "format policy files canonically (--check for CI, --write in place)"},
+    {"train-scorer", cmd_train_scorer, "train a prompt scorer from labelled prompts"},
+    {"curve", cmd_curve, "a scorer's cost-quality curve on labelled prompts"},
     {NULL, NULL, NULL},
 };
 

@@ -37,12 +37,14 @@ int hpp_opt_next(int argc, char **argv, int *i, const hpp_opt_t *opts, const hpp
  * characters escaped, other bytes as they are (the tools' output is UTF-8). */
 void hpp_json_str(FILE *out, const char *s);
 
-int cmd_catalog(int argc, char **argv); /* list models, endpoints, prices */
-int cmd_cost(int argc, char **argv);    /* cost of one call */
-int cmd_check(int argc, char **argv);   /* compile a policy, print diagnostics */
-int cmd_test(int argc, char **argv);    /* run a cases file against a policy */
-int cmd_explain(int argc, char **argv); /* one decision with its trace */
-int cmd_route(int argc, char **argv);   /* one decision from flags, JSON out */
-int cmd_fmt(int argc, char **argv);     /* canonical formatting of policy files */
+int cmd_catalog(int argc, char **argv);      /* list models, endpoints, prices */
+int cmd_cost(int argc, char **argv);         /* cost of one call */
+int cmd_check(int argc, char **argv);        /* compile a policy, print diagnostics */
+int cmd_test(int argc, char **argv);         /* run a cases file against a policy */
+int cmd_explain(int argc, char **argv);      /* one decision with its trace */
+int cmd_route(int argc, char **argv);        /* one decision from flags, JSON out */
+int cmd_fmt(int argc, char **argv);          /* canonical formatting of policy files */
+int cmd_train_scorer(int argc, char **argv); /* labelled prompts -> scorer model */
+int cmd_curve(int argc, char **argv);        /* a scorer's cost-quality curve */
 
 #endif

@@ -14,7 +14,7 @@ endif
 syn case match
 
 " Statements
-syn keyword hppStatement include settings tier group hint route
+syn keyword hppStatement include settings tier group hint route scorer
 
 " Condition words
 syn keyword hppOperator and or not in has contains any all when
@@ -23,11 +23,11 @@ syn keyword hppBoolean true false
 " Property keys
 syn keyword hppProperty default_output step free_fallback prefer providers max models
 syn keyword hppProperty multiplier require output allow_providers deny_providers
-syn keyword hppProperty min_context cooldown_fails cooldown cooldown_max health_window sort
+syn keyword hppProperty min_context cooldown_fails cooldown cooldown_max health_window sort file
 
 " Condition fields (meta.KEY too)
 syn keyword hppField prompt_tokens output_tokens total_tokens cache_read_tokens images
-syn keyword hppField budget text_length tools json vision has_budget hints text meta
+syn keyword hppField budget text_length tools json vision has_budget hints text meta score
 
 " Words some values take: step directions, switches, capabilities
 syn keyword hppConstant up down none on off yes no reasoning price latency throughput
