@@ -482,27 +482,64 @@ static void s_answer_text(s_conn_t *c, int status, const char *extra, const char
     s_answer(c, status, extra, msg, strlen(msg), false);
 }
 
+/* The length of the run of in[at..len) bytes that `ok` accepts. */
+static size_t s_span(const char *in, size_t at, size_t len, int (*ok)(int))
+{
+    size_t n = 0;
+    while (at + n < len && ok((unsigned char)in[at + n])) {
+        n++;
+    }
+    return n;
+}
+
+static int s_is_upper(int c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static int s_is_target(int c)
+{
+    return c > ' ' && c < 0x7f;
+}
+
+int eng_metrics_request(const char *in, size_t len, bool *head)
+{
+    /* "METHOD SP TARGET SP HTTP/1.x CRLF" (or LF), single spaces. */
+    size_t m = s_span(in, 0, len, s_is_upper);
+    if (m == 0 || m >= len || in[m] != ' ') {
+        return 400;
+    }
+    size_t t0 = m + 1, t = s_span(in, t0, len, s_is_target);
+    size_t v0 = t0 + t + 1;
+    if (t == 0 || v0 > len || in[t0 + t] != ' ' || len - v0 < 9 ||
+        memcmp(in + v0, "HTTP/1.", 7) != 0 || in[v0 + 7] < '0' || in[v0 + 7] > '9' ||
+        (in[v0 + 8] != '\r' && in[v0 + 8] != '\n')) {
+        return 400;
+    }
+    *head = m == 4 && memcmp(in, "HEAD", 4) == 0;
+    if (!*head && !(m == 3 && memcmp(in, "GET", 3) == 0)) {
+        return 405;
+    }
+    const char *q = memchr(in + t0, '?', t);
+    size_t path = q ? (size_t)(q - (in + t0)) : t;
+    return path == 8 && memcmp(in + t0, "/metrics", 8) == 0 ? 200 : 404;
+}
+
 /* A whole header block is in c->in: answers it (the rest is not read). */
 static void s_request(eng_metrics_t *self, s_conn_t *c)
 {
-    c->in[c->inlen] = '\0';
-    char method[16], target[1024], version[16];
-    /* "METHOD SP TARGET SP HTTP/1.x" and nothing else on the line. */
-    int used = 0;
-    if (sscanf(c->in, "%15[A-Z] %1023[^ \r\n] %15[^ \r\n]%n", method, target, version, &used) !=
-            3 ||
-        strncmp(version, "HTTP/1.", 7) != 0 || (c->in[used] != '\r' && c->in[used] != '\n')) {
-        s_answer_text(c, 400, NULL, "malformed request line\n");
-        return;
-    }
-    bool head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
+    bool head = false;
+    switch (eng_metrics_request(c->in, c->inlen, &head)) {
+    case 200:
+        break;
+    case 405:
         s_answer_text(c, 405, "Allow: GET, HEAD\r\n", "only GET and HEAD\n");
         return;
-    }
-    target[strcspn(target, "?")] = '\0';
-    if (strcmp(target, "/metrics") != 0) {
+    case 404:
         s_answer_text(c, 404, NULL, "not found: the metrics are at /metrics\n");
+        return;
+    default:
+        s_answer_text(c, 400, NULL, "malformed request line\n");
         return;
     }
     proto_stats_t st;

@@ -24,6 +24,7 @@
 #ifndef ENG_METRICS_H
 #define ENG_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "eng_common.h"
@@ -80,6 +81,12 @@ int eng_metrics_serve(eng_metrics_t *self, const char *addr, eng_metrics_collect
 /* The bound address with the real port ("127.0.0.1:43817"), "" before
  * eng_metrics_serve. */
 const char *eng_metrics_address(const eng_metrics_t *self);
+
+/* The answer to an HTTP request of `len` bytes (its head, at most the
+ * server's 4 KiB): 200 for GET or HEAD of /metrics (a query is ignored;
+ * *head says which), 404 for another target, 405 for another method, 400
+ * for a malformed request line. Pure, for the server and its fuzz target. */
+int eng_metrics_request(const char *in, size_t len, bool *head);
 
 /* The exposition for `st` (Prometheus text format 0.0.4): a malloc'd,
  * NUL-terminated text with its length in *len, or NULL when out of memory. */

@@ -253,3 +253,35 @@ Test(procstats, this_process)
     }
     free(buf);
 }
+
+/* The request line, as the server reads it: single spaces, HTTP/1.x, GET
+ * or HEAD of /metrics (a query ignored). The old sscanf reading took
+ * "GET/metrics HTTP/1.1" and tabs for spaces. */
+Test(metrics, request_line)
+{
+    static const struct {
+        const char *in;
+        int want;
+        bool head;
+    } cases[] = {
+        {"GET /metrics HTTP/1.1\r\n\r\n", 200, false},
+        {"HEAD /metrics HTTP/1.0\n\n", 200, true},
+        {"GET /metrics?name[]=x HTTP/1.1\r\n", 200, false},
+        {"GET / HTTP/1.1\r\n", 404, false},
+        {"GET /metricsx HTTP/1.1\r\n", 404, false},
+        {"POST /metrics HTTP/1.1\r\n", 405, false},
+        {"GET/metrics HTTP/1.1\r\n", 400, false},
+        {"GET  /metrics HTTP/1.1\r\n", 400, false},
+        {"GET\t/metrics HTTP/1.1\r\n", 400, false},
+        {"GET /metrics HTTP/2.0\r\n", 400, false},
+        {"GET /metrics HTTP/1.1", 400, false},
+        {"GET /metrics HTTP/1.1 \r\n", 400, false},
+        {"", 400, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bool head = false;
+        int got = eng_metrics_request(cases[i].in, strlen(cases[i].in), &head);
+        cr_assert_eq(got, cases[i].want, "'%s': %d", cases[i].in, got);
+        cr_assert_eq(head, cases[i].head, "'%s'", cases[i].in);
+    }
+}
