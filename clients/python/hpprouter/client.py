@@ -39,7 +39,7 @@ import msgpack
 import zmq
 
 PROTOCOL_VERSION = 1
-OPS = ("route", "explain", "models", "stats", "reload", "ping")
+OPS = ("route", "explain", "models", "stats", "reload", "ping", "report")
 MAX_ENDPOINTS = 8
 STASH = 1024
 HEARTBEAT_MS = 500
@@ -74,7 +74,53 @@ FEATURES = {
     "providers_sort": str,
     "max_price": dict,
     "models": list,
+    "preferred_max_latency": (int, float),
+    "preferred_min_throughput": (int, float),
+    "attempts": list,  # report
+    "ack": bool,  # report
 }
+
+# Keys of a report's attempt (PROTOCOL.md "Reports") and their types.
+ATTEMPT = {
+    "decision": int,
+    "model": str,
+    "provider": str,
+    "status": int,
+    "error": str,
+    "latency_ms": (int, float),
+    "ttft_ms": (int, float),
+    "tokens_per_s": (int, float),
+    "prompt_tokens": int,
+    "completion_tokens": int,
+    "cached_tokens": int,
+    "reasoning_tokens": int,
+    "cost_usd": (int, float),
+}
+ATTEMPT_ERRORS = ("timeout", "connect", "tls", "reset", "protocol", "canceled")
+MAX_ATTEMPTS = 64
+
+
+def check_attempt(i, a):
+    """Raises ValueError naming attempts[i].KEY when `a` breaks PROTOCOL.md's rules
+    (the engine checks them again)."""
+    if not isinstance(a, dict):
+        raise ValueError("attempts[%d]: expected a dict" % i)
+    for key, value in a.items():
+        want = ATTEMPT.get(key)
+        if want is None:
+            raise ValueError("attempts[%d]: unknown key %r" % (i, key))
+        if value is not None and (not isinstance(value, want) or isinstance(value, bool)):
+            raise ValueError("attempts[%d].%s: expected %s, got %s"
+                             % (i, key, getattr(want, "__name__", "number"), type(value).__name__))
+    for key in ("model", "provider"):
+        if not a.get(key):
+            raise ValueError("attempts[%d].%s: required" % (i, key))
+    if (a.get("status") is None) == (a.get("error") is None):
+        raise ValueError("attempts[%d]: exactly one of status and error" % i)
+    if a.get("error") is not None and a["error"] not in ATTEMPT_ERRORS:
+        raise ValueError("attempts[%d].error: one of %s" % (i, ", ".join(ATTEMPT_ERRORS)))
+    if a.get("status") is not None and not 100 <= a["status"] <= 599:
+        raise ValueError("attempts[%d].status: 100 .. 599" % i)
 
 
 class Error(Exception):
@@ -284,6 +330,30 @@ class Client:
     def reload(self, *, timeout_ms=None):
         """Recompiles the policy and catalog (an admin key under CURVE); never resent."""
         return self.request("reload", timeout_ms=timeout_ms)
+
+    def report(self, attempts, *, ack=False, timeout_ms=None):
+        """Tells the engine how calls to endpoints went (PROTOCOL.md "Reports"):
+        `attempts` is a list of 1 to 64 dicts (decision, model, provider, status
+        or error, latency_ms, ttft_ms, tokens_per_s, the four token counts,
+        cost_usd). Fire and forget: sent once (a resent report would count
+        twice), and returns None at once, unless ack=True, which waits for the
+        engine's answer and returns the count it took. A report the engine
+        refuses is answered even without ack: that reply surfaces from a later
+        receive_any() as ok=false; with ack it raises EngineError."""
+        if not isinstance(attempts, (list, tuple)) or not 1 <= len(attempts) <= MAX_ATTEMPTS:
+            raise ValueError("attempts: a list of 1 to %d attempts" % MAX_ATTEMPTS)
+        for i, a in enumerate(attempts):
+            check_attempt(i, a)
+        clean = [{k: v for k, v in a.items() if v is not None} for a in attempts]
+        body = {"attempts": clean}
+        if not ack:
+            self._send(encode_request("report", body, next(self._ids)), self._deadline(timeout_ms))
+            return None
+        body["ack"] = True
+        deadline = self._deadline(timeout_ms)
+        req_id = next(self._ids)
+        self._send(encode_request("report", body, req_id), deadline)
+        return self._recv(req_id, deadline)["attempts"]
 
     def request(self, op, features=None, *, id=None, timeout_ms=None):  # noqa: A002
         """Sends `op` and returns its reply, resending as described above."""

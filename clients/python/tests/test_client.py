@@ -145,6 +145,41 @@ class OneEngine(unittest.TestCase):
         self.c.route(prompt_tokens=5)
         self.assertEqual(self.c.stats()["requests"]["route"], before + 1)
 
+    def test_reports_reach_the_engine(self):
+        d = self.c.route(prompt_tokens=1200, hints=["code"])
+        before = self.c.stats()["reports"]
+        att = {"decision": d["decision_id"], "model": d["model"], "provider": d["provider"],
+               "status": 200, "latency_ms": 812.5, "ttft_ms": 140, "prompt_tokens": 1200,
+               "completion_tokens": 300}
+        self.assertEqual(self.c.report([att, dict(att, status=None, error="timeout")], ack=True), 2)
+        after = self.c.stats()["reports"]
+        self.assertEqual(after["received"], before["received"] + 1)
+        self.assertEqual(after["attempts"], before["attempts"] + 2)
+        # The health the engine now holds for that endpoint shows in explain.
+        t = self.c.explain(prompt_tokens=1200, hints=["code"])["trace"]
+        seen = [c for c in t["candidates"]
+                if c["model"] == d["model"] and c["provider"] == d["provider"] and c.get("health")]
+        self.assertTrue(seen, "no health figures for the reported endpoint")
+        self.assertGreaterEqual(seen[0]["health"]["attempts"], 2)
+
+    def test_bad_reports(self):
+        with self.assertRaisesRegex(ValueError, r"attempts\[0\]: exactly one of status and error"):
+            self.c.report([{"model": "openai/gpt-4o", "provider": "openai"}])
+        with self.assertRaisesRegex(ValueError, r"attempts\[0\]\.status: expected int"):
+            self.c.report([{"model": "openai/gpt-4o", "provider": "openai", "status": "200"}])
+        with self.assertRaisesRegex(ValueError, "a list of 1 to 64"):
+            self.c.report([])
+        # The engine refuses an endpoint it does not know, with its location,
+        # answering even a report that asked for no answer.
+        bad = [{"model": "openai/gpt-4o", "provider": "nowhere", "status": 500}]
+        with self.assertRaises(EngineError) as cm:
+            self.c.report(bad, ack=True)
+        self.assertIn("attempts[0].provider", str(cm.exception))
+        self.assertIsNone(self.c.report(bad))
+        reply = self.c.receive_any(timeout_ms=5000)
+        self.assertFalse(reply["ok"])
+        self.assertIn("attempts[0].provider", reply["error"]["message"])
+
     def test_pipelined_requests_are_matched_by_id(self):
         ids = [self.c.submit("route", {"prompt_tokens": 100 + i, "output_tokens": 10 + i})
                for i in range(20)]
