@@ -26,7 +26,7 @@ import { decode, encode } from "@msgpack/msgpack";
 import { Dealer, capability } from "zeromq";
 
 export const PROTOCOL_VERSION = 1;
-export const OPS = ["route", "explain", "models", "stats", "reload", "ping"];
+export const OPS = ["route", "explain", "models", "stats", "reload", "ping", "report"];
 export const MAX_ENDPOINTS = 8;
 const RESEND_MAX_MS = 2000;
 const FORGET = 256; // ids of resent requests remembered, to drop their late twins
@@ -56,7 +56,54 @@ const FEATURES = {
   providers_sort: "string",
   max_price: "object",
   models: "array",
+  preferred_max_latency: "number",
+  preferred_min_throughput: "number",
+  attempts: "array", // report
+  ack: "boolean", // report
 };
+
+/** Keys of a report's attempt (PROTOCOL.md "Reports") and their types. */
+const ATTEMPT = {
+  decision: "integer",
+  model: "string",
+  provider: "string",
+  status: "integer",
+  error: "string",
+  latency_ms: "number",
+  ttft_ms: "number",
+  tokens_per_s: "number",
+  prompt_tokens: "integer",
+  completion_tokens: "integer",
+  cached_tokens: "integer",
+  reasoning_tokens: "integer",
+  cost_usd: "number",
+};
+const ATTEMPT_ERRORS = ["timeout", "connect", "tls", "reset", "protocol", "canceled"];
+export const MAX_ATTEMPTS = 64;
+
+/** Throws TypeError naming attempts[i].KEY when `a` breaks PROTOCOL.md's rules. */
+export function checkAttempt(i, a) {
+  if (!IS.object(a)) throw new TypeError(`attempts[${i}]: expected an object`);
+  for (const [key, value] of Object.entries(a)) {
+    const want = ATTEMPT[key];
+    if (!want) throw new TypeError(`attempts[${i}]: unknown key '${key}'`);
+    if (value !== undefined && value !== null && !IS[want](value)) {
+      throw new TypeError(`attempts[${i}].${key}: expected ${want}, got ${typeof value}`);
+    }
+  }
+  for (const key of ["model", "provider"]) {
+    if (!a[key]) throw new TypeError(`attempts[${i}].${key}: required`);
+  }
+  if ((a.status ?? null) === null === ((a.error ?? null) === null)) {
+    throw new TypeError(`attempts[${i}]: exactly one of status and error`);
+  }
+  if (a.error != null && !ATTEMPT_ERRORS.includes(a.error)) {
+    throw new TypeError(`attempts[${i}].error: one of ${ATTEMPT_ERRORS.join(", ")}`);
+  }
+  if (a.status != null && (a.status < 100 || a.status > 599)) {
+    throw new TypeError(`attempts[${i}].status: 100 .. 599`);
+  }
+}
 
 const IS = {
   string: (v) => typeof v === "string",
@@ -320,6 +367,32 @@ export class Client {
     return this.request("reload", {}, options);
   }
 
+  /**
+   * Tells the engine how calls to endpoints went (PROTOCOL.md "Reports"):
+   * 1 to 64 attempt objects (decision, model, provider, status or error,
+   * latency_ms, ttft_ms, tokens_per_s, the four token counts, cost_usd).
+   * Sent once, never resent (the engine would count it twice). Without ack
+   * it resolves (undefined) once the frame is handed to ZeroMQ: a report
+   * the engine refuses is answered anyway, and that reply, which no call
+   * waits for, is counted in counters().unmatched. With ack it resolves to
+   * the count the engine took, or rejects with EngineError.
+   */
+  async report(attempts, { ack = false, timeoutMs } = {}) {
+    if (!Array.isArray(attempts) || attempts.length < 1 || attempts.length > MAX_ATTEMPTS) {
+      throw new TypeError(`attempts: an array of 1 to ${MAX_ATTEMPTS} attempts`);
+    }
+    attempts.forEach((a, i) => checkAttempt(i, a));
+    const clean = attempts.map((a) =>
+      Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined && v !== null)),
+    );
+    if (ack) {
+      return (await this.request("report", { attempts: clean, ack: true }, { timeoutMs })).attempts;
+    }
+    if (this.#closed) throw new HppError("client is closed");
+    await this.#send(encodeRequest("report", { attempts: clean }, this.#nextId++));
+    return undefined;
+  }
+
   /** Any op: the reply, resending as described at the top of this file. */
   request(op, features = {}, { id, timeoutMs } = {}) {
     if (this.#closed) return Promise.reject(new HppError("client is closed"));
@@ -369,7 +442,7 @@ export class Client {
         );
       }
       send();
-      let interval = op === "reload" ? 0 : this.resendMs;
+      let interval = op === "reload" || op === "report" ? 0 : this.resendMs;
       const again = () => {
         if (this.#pending.get(key) !== call) return;
         // No reply yet: the engine that took it may be gone; the next one

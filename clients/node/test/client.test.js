@@ -103,6 +103,32 @@ test("explain, models, ping and stats", () =>
     assert.equal((await c.stats()).requests.route, before + 1);
   }));
 
+test("reports reach the engine; bad ones are refused with their location", () =>
+  withEngine(async (c) => {
+    const d = await c.route({ prompt_tokens: 1200, hints: ["code"] });
+    const before = (await c.stats()).reports;
+    const att = { decision: d.decision_id, model: d.model, provider: d.provider, status: 200,
+      latency_ms: 812.5, ttft_ms: 140, prompt_tokens: 1200, completion_tokens: 300 };
+    assert.equal(await c.report([att, { ...att, status: null, error: "timeout" }], { ack: true }), 2);
+    const after = (await c.stats()).reports;
+    assert.equal(after.received, before.received + 1);
+    assert.equal(after.attempts, before.attempts + 2);
+    const t = (await c.explain({ prompt_tokens: 1200, hints: ["code"] })).trace;
+    const seen = t.candidates.filter((x) => x.model === d.model && x.provider === d.provider && x.health);
+    assert.ok(seen.length > 0 && seen[0].health.attempts >= 2, "health figures for the endpoint");
+    await assert.rejects(c.report([{ model: "m", provider: "p" }]), /exactly one of status and error/);
+    await assert.rejects(c.report([]), /an array of 1 to 64/);
+    const bad = [{ model: "openai/gpt-4o", provider: "nowhere", status: 500 }];
+    await assert.rejects(
+      c.report(bad, { ack: true }),
+      (e) => e instanceof EngineError && /attempts\[0\]\.provider/.test(e.message),
+    );
+    const unmatched = c.counters().unmatched;
+    assert.equal(await c.report(bad), undefined);
+    await c.ping(); // the refusal was answered before this ping's reply
+    assert.equal(c.counters().unmatched, unmatched + 1);
+  }));
+
 test("an engine error rejects with its code", () =>
   withEngine(async (c) => {
     await assert.rejects(c.route({ prompt_tokens: 10, model: "acme/nope" }), (e) => {
