@@ -421,6 +421,7 @@ int hpp_reply_int(const hpp_reply_t *rep, const char *key, int64_t *out)
         {"v", r->v},
         {"output_tokens", r->output_tokens},
         {"policy_version", (int64_t)r->policy_version},
+        {"decision_id", (int64_t)r->decision_id},
         {"cost_pusd.input", r->cost.input},
         {"cost_pusd.output", r->cost.output},
         {"cost_pusd.cache", r->cost.cache},
@@ -537,4 +538,55 @@ int hpp_client_await(hpp_client_t *self, const hpp_request_t *req, hpp_reply_t *
     }
     int rc = hpp_client_recv_id(self, &req->req.id, rep, timeout_ms);
     return rc == HPP_CLIENT_OK ? hpp_client_engine_rc(self, rep) : rc;
+}
+
+/* The transport error classes by name, as hpp_attempt_t spells them. */
+static int s_xerr(const char *name, proto_xerr_t *out)
+{
+    for (int e = PROTO_XERR_NONE + 1; e < PROTO_XERR_COUNT; e++) {
+        if (!strcmp(name, proto_xerr_name((proto_xerr_t)e))) {
+            *out = (proto_xerr_t)e;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int hpp_client_send_report(hpp_client_t *self, const hpp_attempt_t *attempts, size_t n, bool ack,
+                           hpp_reply_t *rep, int timeout_ms)
+{
+    if (!self || !attempts || n == 0 || n > PROTO_MAX_ATTEMPTS || (ack && !rep)) {
+        return HPP_ERR_ARG;
+    }
+    proto_attempt_t at[PROTO_MAX_ATTEMPTS];
+    for (size_t i = 0; i < n; i++) {
+        const hpp_attempt_t *a = &attempts[i];
+        proto_attempt_init(&at[i]);
+        if (!a->model || !a->provider || !*a->model || !*a->provider ||
+            (a->status == 0) == (a->error == NULL) ||
+            (a->error && s_xerr(a->error, &at[i].error)) ||
+            (a->status != 0 && (a->status < 100 || a->status > 599))) {
+            return HPP_ERR_ARG; /* the engine would refuse it: say so before sending */
+        }
+        at[i].decision = a->decision;
+        at[i].model = (hpp_str_t){a->model, (uint32_t)strlen(a->model)};
+        at[i].provider = (hpp_str_t){a->provider, (uint32_t)strlen(a->provider)};
+        at[i].status = (uint32_t)a->status;
+        at[i].latency_ms = a->latency_ms;
+        at[i].ttft_ms = a->ttft_ms;
+        at[i].tokens_per_s = a->tokens_per_s;
+        at[i].prompt_tokens = a->prompt_tokens;
+        at[i].completion_tokens = a->completion_tokens;
+        at[i].cached_tokens = a->cached_tokens;
+        at[i].reasoning_tokens = a->reasoning_tokens;
+        at[i].cost_usd = a->cost_usd;
+    }
+    return hpp_client_report(self, at, n, ack, rep, timeout_ms);
+}
+
+void hpp_attempt_init(hpp_attempt_t *a)
+{
+    memset(a, 0, sizeof *a);
+    a->latency_ms = a->ttft_ms = a->tokens_per_s = a->cost_usd = -1;
+    a->prompt_tokens = a->completion_tokens = a->cached_tokens = a->reasoning_tokens = -1;
 }

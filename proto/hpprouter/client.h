@@ -208,7 +208,7 @@ HPP_CLIENT_API bool hpp_reply_ok(const hpp_reply_t *rep);
 HPP_CLIENT_API int hpp_reply_str(const hpp_reply_t *rep, const char *key, char *buf, size_t size);
 
 /* A number field into *out (0 when the reply does not have it): cost_usd,
- * output_tokens, policy_version, v, and the exact parts in picodollars
+ * output_tokens, policy_version, decision_id (for reports), v, and the exact parts in picodollars
  * cost_pusd.input, .output, .cache, .fees, .total (integers, also given
  * exactly by hpp_reply_int). HPP_ERR_ARG for another key. */
 HPP_CLIENT_API int hpp_reply_num(const hpp_reply_t *rep, const char *key, double *out);
@@ -251,6 +251,42 @@ HPP_CLIENT_API int hpp_client_await(hpp_client_t *self, const hpp_request_t *req
 /* Receives the next reply, whatever its id (kept replies first); an
  * ok=false reply is returned as 0 too: check hpp_reply_ok. */
 HPP_CLIENT_API int hpp_client_recv(hpp_client_t *self, hpp_reply_t *rep, int timeout_ms);
+
+/* Reports ------------------------------------------------------------------ */
+
+/* One call to an endpoint, as a report tells it (PROTOCOL.md "Reports").
+ * Start from hpp_attempt_init: figures not measured stay negative. */
+typedef struct {
+    uint64_t decision;         /* the decision reply's decision_id; 0 = none */
+    const char *model;         /* the model called (required) */
+    const char *provider;      /* its provider, as in the decision (required) */
+    int status;                /* the HTTP status, 100..599; 0 when `error` is set */
+    const char *error;         /* no HTTP answer: "timeout", "connect", "tls", "reset",
+                                * "protocol", "canceled"; NULL with a status */
+    double latency_ms;         /* request sent to the answer's end */
+    double ttft_ms;            /* request sent to the first token (streams) */
+    double tokens_per_s;       /* output tokens per second after the first */
+    int64_t prompt_tokens;     /* the usage the provider returned */
+    int64_t completion_tokens; /* reasoning tokens included, as OpenAI counts */
+    int64_t cached_tokens;     /* part of prompt_tokens read from a cache */
+    int64_t reasoning_tokens;  /* part of completion_tokens */
+    double cost_usd;           /* the provider's own cost of the call */
+} hpp_attempt_t;
+
+/* Nothing measured: zero ids, negative figures. */
+HPP_CLIENT_API void hpp_attempt_init(hpp_attempt_t *a);
+
+/* Sends `n` attempts (1 to 64) in one report frame, once: a report is never
+ * resent (the engine would count it twice). Without `ack` it returns once
+ * the frame is queued, and the engine answers only a refused report (that
+ * reply then comes out of a later hpp_client_recv as ok=false). With `ack`
+ * it waits for the engine's answer in `rep`: ok with the count taken
+ * (hpp_reply_json shows it), or HPP_ERR_ENGINE with the located refusal
+ * ("attempts[1].provider: ..."). HPP_ERR_ARG, before sending, for an
+ * attempt the protocol refuses (no model or provider, both or neither of
+ * status and error, an unknown error class, a status out of range). */
+HPP_CLIENT_API int hpp_client_send_report(hpp_client_t *self, const hpp_attempt_t *attempts,
+                                          size_t n, bool ack, hpp_reply_t *rep, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -157,6 +157,67 @@ Test(client_api, an_engine_error_is_a_value_with_its_reply)
     hpp_client_destroy(&c);
 }
 
+/* A route's decision_id, reported back with ack: the engine's stats count
+ * it; attempts the protocol refuses are refused before sending, an unknown
+ * endpoint by the engine with its location. */
+Test(client_api, reports)
+{
+    hpp_client_t *c = s_client();
+    hpp_request_t *r = hpp_request_new();
+    hpp_reply_t *rep = hpp_reply_new();
+    hpp_request_set_int(r, "prompt_tokens", 1200);
+    cr_assert_eq(hpp_client_request(c, r, rep, S_TIMEOUT), HPP_CLIENT_OK, "%s",
+                 hpp_client_errstr(c));
+    int64_t id = 0;
+    cr_assert_eq(hpp_reply_int(rep, "decision_id", &id), 0);
+    cr_assert_gt(id, 0);
+    char model[128], provider[64];
+    hpp_reply_str(rep, "model", model, sizeof model);
+    hpp_reply_str(rep, "provider", provider, sizeof provider);
+    hpp_attempt_t a[2];
+    hpp_attempt_init(&a[0]);
+    a[0].decision = (uint64_t)id;
+    a[0].model = model;
+    a[0].provider = provider;
+    a[0].status = 200;
+    a[0].latency_ms = 812.5;
+    a[0].prompt_tokens = 1200;
+    a[0].completion_tokens = 300;
+    a[1] = a[0];
+    a[1].status = 0;
+    a[1].error = "timeout";
+    cr_assert_eq(hpp_client_send_report(c, a, 2, true, rep, S_TIMEOUT), HPP_CLIENT_OK, "%s",
+                 hpp_client_errstr(c));
+    char *json = hpp_reply_json(rep);
+    cr_assert(json && strstr(json, "\"attempts\":2"), "%s", json);
+    free(json);
+    hpp_request_reset(r);
+    hpp_request_set_str(r, "op", "stats");
+    cr_assert_eq(hpp_client_request(c, r, rep, S_TIMEOUT), HPP_CLIENT_OK);
+    json = hpp_reply_json(rep);
+    cr_assert(json && strstr(json, "\"reports\":{\"received\":1,\"attempts\":2"), "%s", json);
+    free(json);
+    /* Refused before sending. */
+    hpp_attempt_t bad = a[0];
+    bad.error = "timeout"; /* and a status */
+    cr_assert_eq(hpp_client_send_report(c, &bad, 1, false, NULL, S_TIMEOUT), HPP_ERR_ARG);
+    bad = a[1];
+    bad.error = "gone";
+    cr_assert_eq(hpp_client_send_report(c, &bad, 1, false, NULL, S_TIMEOUT), HPP_ERR_ARG);
+    bad = a[0];
+    bad.status = 99;
+    cr_assert_eq(hpp_client_send_report(c, &bad, 1, false, NULL, S_TIMEOUT), HPP_ERR_ARG);
+    cr_assert_eq(hpp_client_send_report(c, a, 0, false, NULL, S_TIMEOUT), HPP_ERR_ARG);
+    /* Refused by the engine, located. */
+    bad = a[0];
+    bad.provider = "nowhere";
+    cr_assert_eq(hpp_client_send_report(c, &bad, 1, true, rep, S_TIMEOUT), HPP_ERR_ENGINE);
+    cr_assert(strstr(hpp_client_errstr(c), "attempts[0].provider"), "%s", hpp_client_errstr(c));
+    hpp_reply_destroy(&rep);
+    hpp_request_destroy(&r);
+    hpp_client_destroy(&c);
+}
+
 Test(client_api, pipelined_requests_are_matched_by_id)
 {
     hpp_client_t *c = s_client();
