@@ -260,21 +260,6 @@ void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, 
     self->disagreements = disagreements;
 }
 
-/* Writes a label value with \\, \" and \n escaped. */
-static void s_label(FILE *fp, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"') {
-            fputc('\\', fp);
-            fputc(*s, fp);
-        } else if (*s == '\n') {
-            fputs("\\n", fp);
-        } else {
-            fputc(*s, fp);
-        }
-    }
-}
-
 /* One histogram's series; `label` is `route="..."` or "" for none. */
 static void s_render_hist(FILE *fp, const char *name, const char *label, const s_hist_t *h)
 {
@@ -340,9 +325,9 @@ static void s_render_decisions(const sc_metrics_t *self, FILE *fp)
             continue;
         }
         fputs("hpp_sidecar_decisions_total{model=\"", fp);
-        s_label(fp, d->model);
+        hpp_metrics_label(fp, d->model);
         fputs("\",tier=\"", fp);
-        s_label(fp, d->tier);
+        hpp_metrics_label(fp, d->tier);
         fprintf(fp, "\"} %llu\n", (unsigned long long)d->count);
     }
     if (self->decisions_other) {
@@ -413,7 +398,7 @@ static void s_render_engines(const sc_metrics_t *self, FILE *fp)
             const sc_metrics_engine_t *e = &self->engines[i];
             uint64_t v = k == 0 ? e->up : k == 1 ? e->calls : e->resends;
             fprintf(fp, "%s{engine=\"", series[k].name);
-            s_label(fp, e->endpoint);
+            hpp_metrics_label(fp, e->endpoint);
             fprintf(fp, "\"} %llu\n", (unsigned long long)v);
         }
     }
@@ -427,9 +412,9 @@ static void s_render_engines(const sc_metrics_t *self, FILE *fp)
             continue;
         }
         fputs("hpp_sidecar_engine_policy_info{engine=\"", fp);
-        s_label(fp, e->endpoint);
+        hpp_metrics_label(fp, e->endpoint);
         fputs("\",hash=\"", fp);
-        s_label(fp, e->policy_hash);
+        hpp_metrics_label(fp, e->policy_hash);
         fprintf(fp, "\",version=\"%llu\"} 1\n", (unsigned long long)e->policy_version);
     }
     fprintf(fp,
