@@ -22,10 +22,10 @@
 #define S_OTHER "(other)"
 
 typedef struct {
-    uint64_t id;           /* decision_id, 0 = none (never indexed) */
-    uint64_t line;         /* line that opened the join */
-    bool decision;         /* a decision line was seen */
-    bool routed;           /* ...answered with a model */
+    uint64_t id;   /* decision_id, 0 = none (never indexed) */
+    uint64_t line; /* line that opened the join */
+    bool decision; /* a decision line was seen */
+    bool routed;   /* ...answered with a model */
     uint32_t row[ENG_USAGE_DIMS];
     uint32_t permille;     /* group multiplier */
     hpp_pusd_t estimate;   /* the decision's estimate (multiplier in it) */
@@ -33,9 +33,9 @@ typedef struct {
     uint64_t failed;       /* of them failed */
     int64_t prompt_tokens; /* summed */
     int64_t completion_tokens;
-    hpp_pusd_t list_cost;  /* sum of the outcomes' list-price costs */
-    bool answered;         /* a 2xx attempt was seen */
-    bool answer_priced;    /* the last one carried a cost */
+    hpp_pusd_t list_cost;   /* sum of the outcomes' list-price costs */
+    bool answered;          /* a 2xx attempt was seen */
+    bool answer_priced;     /* the last one carried a cost */
     hpp_pusd_t answer_cost; /* its list-price cost */
 } s_join_t;
 
@@ -176,8 +176,7 @@ static size_t s_slot(const eng_usage_sum_t *self, uint64_t id)
 {
     size_t mask = self->icap - 1;
     size_t k = s_mix(id) & mask;
-    while (self->index[k] != 0 &&
-           self->ring[(self->index[k] - 1) & (self->cap - 1)].id != id) {
+    while (self->index[k] != 0 && self->ring[(self->index[k] - 1) & (self->cap - 1)].id != id) {
         k = (k + 1) & mask;
     }
     return k;

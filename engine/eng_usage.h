@@ -27,50 +27,55 @@
 
 #include "hpp_types.h"
 
-typedef enum { ENG_USAGE_MODEL = 0, ENG_USAGE_GROUP, ENG_USAGE_RULE, ENG_USAGE_DIMS } eng_usage_dim_t;
+typedef enum {
+    ENG_USAGE_MODEL = 0,
+    ENG_USAGE_GROUP,
+    ENG_USAGE_RULE,
+    ENG_USAGE_DIMS
+} eng_usage_dim_t;
 
 /* "model", "group", "rule". */
 const char *eng_usage_dim_name(eng_usage_dim_t d);
 
 /* One row of a summary. Money in picodollars. */
 typedef struct {
-    const char *name;           /* model id, group ("default" when none), rule */
-    uint64_t requests;          /* decisions answered with a model */
-    uint64_t answered;          /* of them, with an attempt that answered (2xx) */
-    uint64_t attempts;          /* outcome lines joined */
-    uint64_t failed;            /* of them, a transport error or a non-2xx status */
-    int64_t prompt_tokens;      /* as reported, over every attempt */
-    int64_t completion_tokens;  /* likewise */
-    hpp_pusd_t cost;            /* real cost, every attempt, the group's multiplier applied */
-    hpp_pusd_t estimate;        /* the decisions' estimates */
-    hpp_pusd_t answered_cost;   /* real cost of the answering attempts (priced ones) */
-    hpp_pusd_t answered_est;    /* the estimates of those same decisions */
-    double rel_error_sum;       /* sum of (estimate - real) / real over them (real > 0) */
-    uint64_t rel_error_n;       /* how many */
+    const char *name;          /* model id, group ("default" when none), rule */
+    uint64_t requests;         /* decisions answered with a model */
+    uint64_t answered;         /* of them, with an attempt that answered (2xx) */
+    uint64_t attempts;         /* outcome lines joined */
+    uint64_t failed;           /* of them, a transport error or a non-2xx status */
+    int64_t prompt_tokens;     /* as reported, over every attempt */
+    int64_t completion_tokens; /* likewise */
+    hpp_pusd_t cost;           /* real cost, every attempt, the group's multiplier applied */
+    hpp_pusd_t estimate;       /* the decisions' estimates */
+    hpp_pusd_t answered_cost;  /* real cost of the answering attempts (priced ones) */
+    hpp_pusd_t answered_est;   /* the estimates of those same decisions */
+    double rel_error_sum;      /* sum of (estimate - real) / real over them (real > 0) */
+    uint64_t rel_error_n;      /* how many */
 } eng_usage_row_t;
 
 /* Whole-log counts. */
 typedef struct {
-    uint64_t lines;           /* lines fed */
-    uint64_t bad_lines;       /* skipped: not a JSON object, or a field of the wrong type */
-    uint64_t other_lines;     /* objects that are neither decisions nor outcomes */
-    uint64_t decisions;       /* decision lines */
-    uint64_t refused;         /* of them, answered with an error (no model) */
-    uint64_t outcomes;        /* outcome lines */
-    uint64_t unmatched;       /* outcomes whose decision was not found in the window */
-    uint64_t no_outcome;      /* decisions with a model and no outcome */
-    uint64_t no_id;           /* lines without a decision_id (not joinable) */
-    uint64_t evicted;         /* joins settled because the window passed them */
-    uint64_t overflow;        /* sums that would overflow int64 (left out) */
+    uint64_t lines;       /* lines fed */
+    uint64_t bad_lines;   /* skipped: not a JSON object, or a field of the wrong type */
+    uint64_t other_lines; /* objects that are neither decisions nor outcomes */
+    uint64_t decisions;   /* decision lines */
+    uint64_t refused;     /* of them, answered with an error (no model) */
+    uint64_t outcomes;    /* outcome lines */
+    uint64_t unmatched;   /* outcomes whose decision was not found in the window */
+    uint64_t no_outcome;  /* decisions with a model and no outcome */
+    uint64_t no_id;       /* lines without a decision_id (not joinable) */
+    uint64_t evicted;     /* joins settled because the window passed them */
+    uint64_t overflow;    /* sums that would overflow int64 (left out) */
 } eng_usage_totals_t;
 
 typedef struct eng_usage_sum eng_usage_sum_t;
 
 #define ENG_USAGE_DEFAULT_WINDOW 200000 /* lines a join stays open */
-#define ENG_USAGE_MAX_WINDOW 10000000 /* ~1.2 GB of joins at most */
-#define ENG_USAGE_MAX_ROWS 10000   /* names per dimension; more go to "(other)" */
-#define ENG_USAGE_MAX_LINE 65536   /* longer lines are bad lines */
-#define ENG_USAGE_BAD_KEPT 20      /* bad lines remembered with their reason */
+#define ENG_USAGE_MAX_WINDOW 10000000   /* ~1.2 GB of joins at most */
+#define ENG_USAGE_MAX_ROWS 10000        /* names per dimension; more go to "(other)" */
+#define ENG_USAGE_MAX_LINE 65536        /* longer lines are bad lines */
+#define ENG_USAGE_BAD_KEPT 20           /* bad lines remembered with their reason */
 
 /* A summary with joins open for `window` lines (1..ENG_USAGE_MAX_WINDOW).
  * NULL when out of memory or window out of range. */

@@ -190,8 +190,7 @@ int cmd_usage(int argc, char **argv)
             break;
         case U_FORMAT:
             if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
-                fprintf(stderr, "hpp-policy usage: --format: expected text or json, got '%s'\n",
-                        v);
+                fprintf(stderr, "hpp-policy usage: --format: expected text or json, got '%s'\n", v);
                 return HPP_EXIT_USAGE;
             }
             json = strcmp(v, "json") == 0;
@@ -254,8 +253,7 @@ int cmd_usage(int argc, char **argv)
     }
     const eng_usage_totals_t *t = eng_usage_totals(u);
     if (t->bad_lines > ENG_USAGE_BAD_KEPT) {
-        fprintf(stderr, "hpp-policy usage: %s: %" PRIu64 " bad lines in all\n", path,
-                t->bad_lines);
+        fprintf(stderr, "hpp-policy usage: %s: %" PRIu64 " bad lines in all\n", path, t->bad_lines);
     }
     if (json) {
         fputc('{', stdout);
