@@ -176,5 +176,6 @@ has_text "usage: text table by model" "openai/gpt-5" "$(cat "$tmp/bad.out")"
 check "usage: a bad --by is a usage error" 2 "$?"
 "$TOOL" usage >/dev/null 2>&1
 check "usage: --log is required" 2 "$?"
+no_san_report "engine and tool: no sanitizer report" "$tmp/engine.err" "$tmp/usage.err" "$tmp/bad.err"
 
 suite_end
