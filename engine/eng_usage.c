@@ -138,7 +138,13 @@ static uint64_t s_hash_str(const char *s, size_t n)
  * names, "(other)". -1 when out of memory. */
 static long s_row(s_dim_t *dim, const char *s, size_t n)
 {
-    n = n < S_NAME_MAX ? n : S_NAME_MAX;
+    if (n > S_NAME_MAX) {
+        /* Cut at a character's start: names stay valid UTF-8 in the output. */
+        n = S_NAME_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+            n--;
+        }
+    }
     if (dim->n >= ENG_USAGE_MAX_ROWS) {
         s = S_OTHER;
         n = strlen(S_OTHER);

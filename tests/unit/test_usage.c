@@ -209,3 +209,23 @@ Test(usage, many_open_joins)
     cr_assert_eq(s_row(u, ENG_USAGE_RULE, "r")->cost, 25000);
     eng_usage_destroy(&u);
 }
+
+/* A long name is cut at a character's start, never inside one. */
+Test(usage, long_names_cut_at_a_character)
+{
+    char line[512], name[256];
+    memset(name, 'a', 199);
+    memcpy(name + 199, "\xc3\xa9zz", 5); /* é across the 200-byte cut */
+    int n = snprintf(line, sizeof line,
+                     "{\"type\":\"decision\",\"decision_id\":1,\"status\":\"ok\",\"model\":\"%s\","
+                     "\"rule\":\"r\"}",
+                     name);
+    eng_usage_sum_t *u = eng_usage_new(10);
+    cr_assert_eq(eng_usage_line(u, line, (size_t)n, 1), 0);
+    eng_usage_finish(u);
+    size_t rows;
+    const eng_usage_row_t *r = eng_usage_rows(u, ENG_USAGE_MODEL, &rows);
+    cr_assert_eq(rows, 1);
+    cr_assert_eq(strlen(r[0].name), 199);
+    eng_usage_destroy(&u);
+}
