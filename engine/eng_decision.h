@@ -22,6 +22,7 @@ typedef struct {
     const char *rule;               /* deciding rule name, or "direct", "floor", "free" */
     hpp_cost_t cost;                /* estimate, group multiplier applied */
     int64_t output_tokens;          /* output tokens used for the estimate */
+    uint32_t permille;              /* the group's price multiplier (1000 = x1.0) */
     const eng_endpoint_t *fallbacks[HPP_MAX_FALLBACKS]; /* next best, in order */
     const char *fallback_tier[HPP_MAX_FALLBACKS];       /* their tier names, "" if none */
     hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS]; /* their estimates (total, multiplier applied) */

@@ -287,7 +287,9 @@ void eng_declog_record(eng_declog_writer_t *w, const proto_request_t *req, const
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s_line_t l = {.p = w->buf + w->len, .cap = ENG_DECLOG_BUF - w->len - 1};
-    s_fmt(&l, "{\"ts\":%lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+    /* "type" tells decision lines from outcome lines; readers that predate
+     * outcomes skip lines without "op". */
+    s_fmt(&l, "{\"type\":\"decision\",\"ts\":%lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
     if (req->id.kind == PROTO_ID_UINT) {
         s_fmt(&l, ",\"id\":%llu", (unsigned long long)req->id.num);
     } else if (req->id.kind == PROTO_ID_STR) {
@@ -314,14 +316,79 @@ void eng_declog_record(eng_declog_writer_t *w, const proto_request_t *req, const
         s_cstr(&l, "provider_model", d->endpoint ? d->endpoint->native_id : "");
         s_cstr(&l, "tier", d->tier_name);
         s_cstr(&l, "rule", d->rule);
-        s_fmt(&l, ",\"cost_usd\":%.12g,\"cost_pusd\":%lld", hpp_pusd_to_usd(d->cost.total),
-              (long long)d->cost.total);
+        /* The estimate has the group's multiplier in it; outcome lines are
+         * at list price, and the summary applies this multiplier to them. */
+        s_fmt(&l, ",\"cost_usd\":%.12g,\"cost_pusd\":%lld,\"multiplier_permille\":%u",
+              hpp_pusd_to_usd(d->cost.total), (long long)d->cost.total,
+              d->permille ? d->permille : 1000);
     } else {
         s_cstr(&l, "message", d->message);
     }
     s_fmt(&l, ",\"prompt_tokens\":%lld,\"output_tokens\":%lld,\"policy_version\":%llu}\n",
           (long long)f->prompt_tokens, (long long)d->output_tokens,
           (unsigned long long)policy_version);
+    if (!l.full) {
+        w->len += l.len;
+    }
+}
+
+/* ,"key":N for a count the gateway measured (-1 = not). */
+static void s_count(s_line_t *l, const char *key, int64_t v)
+{
+    if (v >= 0) {
+        s_fmt(l, ",\"%s\":%lld", key, (long long)v);
+    }
+}
+
+/* ,"key":X for a figure the gateway measured (negative = not). */
+static void s_figure(s_line_t *l, const char *key, double v)
+{
+    if (v >= 0) {
+        s_fmt(l, ",\"%s\":%.6g", key, v);
+    }
+}
+
+/* Names from the frame are cut to this many bytes: a line stays ~2 KB. */
+#define S_NAME_MAX 200
+
+void eng_declog_outcome(eng_declog_writer_t *w, const proto_attempt_t *a, const hpp_cost_t *cost)
+{
+    if (!w->log) {
+        return;
+    }
+    if (ENG_DECLOG_BUF - w->len < 4096) {
+        eng_declog_flush(w);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s_line_t l = {.p = w->buf + w->len, .cap = ENG_DECLOG_BUF - w->len - 1};
+    s_fmt(&l, "{\"type\":\"outcome\",\"ts\":%lld.%06ld", (long long)ts.tv_sec, ts.tv_nsec / 1000);
+    if (a->decision) {
+        s_fmt(&l, ",\"decision_id\":%llu", (unsigned long long)a->decision);
+    }
+    s_str(&l, "model", a->model.ptr, a->model.len < S_NAME_MAX ? a->model.len : S_NAME_MAX);
+    s_str(&l, "provider", a->provider.ptr,
+          a->provider.len < S_NAME_MAX ? a->provider.len : S_NAME_MAX);
+    if (a->error != PROTO_XERR_NONE) {
+        s_cstr(&l, "error", proto_xerr_name(a->error));
+    } else {
+        s_fmt(&l, ",\"status\":%u", a->status);
+    }
+    s_figure(&l, "latency_ms", a->latency_ms);
+    s_figure(&l, "ttft_ms", a->ttft_ms);
+    s_figure(&l, "tokens_per_s", a->tokens_per_s);
+    s_count(&l, "prompt_tokens", a->prompt_tokens);
+    s_count(&l, "completion_tokens", a->completion_tokens);
+    s_count(&l, "cached_tokens", a->cached_tokens);
+    s_count(&l, "reasoning_tokens", a->reasoning_tokens);
+    if (cost) {
+        s_fmt(&l, ",\"cost_usd\":%.12g,\"cost_pusd\":%lld", hpp_pusd_to_usd(cost->total),
+              (long long)cost->total);
+    }
+    if (a->cost_usd >= 0) {
+        s_fmt(&l, ",\"provider_cost_usd\":%.12g", a->cost_usd);
+    }
+    s_raw(&l, "}\n", 2);
     if (!l.full) {
         w->len += l.len;
     }

@@ -65,6 +65,14 @@ int eng_declog_writer_init(eng_declog_writer_t *w, eng_declog_t *log, eng_error_
 void eng_declog_record(eng_declog_writer_t *w, const proto_request_t *req, const eng_decision_t *d,
                        uint64_t policy_version);
 
+/* Appends the outcome line of one attempt of a report: type "outcome", its
+ * decision_id, model and provider as reported, status or error, the
+ * measured figures and token counts, `cost` (the real cost at the
+ * endpoint's list price, without the group's multiplier, which the
+ * decision line carries; NULL: no token counts) and the provider's own
+ * cost when reported. Flushes first when the buffer is nearly full. */
+void eng_declog_outcome(eng_declog_writer_t *w, const proto_attempt_t *a, const hpp_cost_t *cost);
+
 /* Writes pending lines; on failure drops and counts them (see above). */
 void eng_declog_flush(eng_declog_writer_t *w);
 

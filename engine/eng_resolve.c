@@ -1293,6 +1293,7 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
     out->rule = "";
     memset(&out->cost, 0, sizeof out->cost);
     out->output_tokens = 0;
+    out->permille = 1000;
     out->nfallbacks = 0;
     if (trace) {
         trace->n = 0;
@@ -1349,6 +1350,7 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
         }
         w.permille = w.group ? w.group->permille : 1000;
     }
+    out->permille = w.permille;
     w.group_deny = w.rule_deny = NULL;
     w.min_context = w.group ? w.group->min_context : 0;
     if (w.group && w.group->ep_deny) {

@@ -742,6 +742,30 @@ static long s_report_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a
     return -1;
 }
 
+/* The real cost of an attempt at the endpoint's list price (the group's
+ * multiplier is the decision line's): prompt tokens less the cached ones at
+ * the input price, cached ones at the cache-read price, completion tokens
+ * (reasoning included, as OpenAI counts them) at the output price, with
+ * the long-prompt prices past the endpoint's threshold, as the estimate.
+ * False when the attempt carries no token count or the sum overflows. */
+static bool s_attempt_cost(const eng_endpoint_t *ep, const proto_attempt_t *a, hpp_cost_t *out)
+{
+    if (a->prompt_tokens < 0 && a->completion_tokens < 0) {
+        return false;
+    }
+    int64_t prompt = a->prompt_tokens > 0 ? a->prompt_tokens : 0;
+    int64_t cached = a->cached_tokens > 0 ? a->cached_tokens : 0;
+    cached = cached < prompt ? cached : prompt;
+    eng_usage_t u = {
+        .prompt_tokens = prompt - cached,
+        .completion_tokens = a->completion_tokens > 0 ? a->completion_tokens : 0,
+        .cache_read_tokens = cached,
+    };
+    const hpp_price_t *price =
+        ep->long_above && prompt > (int64_t)ep->long_above ? &ep->long_price : &ep->price;
+    return eng_cost_estimate(price, &u, out) == 0;
+}
+
 /* Applies a report: every attempt must name an endpoint of the serving
  * catalog, or none is counted (a frame is one unit: a gateway that sends
  * a wrong name learns it, rather than half its report counting). Returns
@@ -768,14 +792,24 @@ static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_
         ok = e >= 0;
         idx[i] = (uint32_t)e;
     }
+    /* Real costs at the endpoints' list prices, for the decision log's
+     * outcome lines, written once the mutex is let go (a flush may write). */
+    hpp_cost_t cost[PROTO_MAX_ATTEMPTS];
+    bool priced[PROTO_MAX_ATTEMPTS];
     if (ok) {
         eng_health_t *h = eng_snapshot_health(snap);
+        size_t neps = 0;
+        const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &neps);
         for (uint32_t i = 0; i < n; i++) {
             eng_health_record(h, idx[i], &at[i], now);
+            priced[i] = w->declog.log && s_attempt_cost(&eps[idx[i]], &at[i], &cost[i]);
         }
     }
     eng_snapcell_release(self->cell, w->index);
     pthread_mutex_unlock(&self->health_mu);
+    for (uint32_t i = 0; ok && w->declog.log && i < n; i++) {
+        eng_declog_outcome(&w->declog, &at[i], priced[i] ? &cost[i] : NULL);
+    }
     if (ok) {
         s_inc(&w->ctr->reports);
         atomic_store_explicit(&w->ctr->report_attempts,

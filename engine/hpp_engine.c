@@ -125,7 +125,8 @@ static const eng_flag_t s_flags[] = {
      "decide routes on the worker threads too (default: the network thread decides them "
      "inline, which is faster unless one core cannot keep up)"},
     {"--decision-log", "FILE", NULL, S_FIELD(cfg.decision_log),
-     "append one JSON line per decision to FILE (whole lines only: lines that cannot be "
+     "append one JSON line per decision and per reported attempt to FILE (whole lines only: lines "
+     "that cannot be "
      "written, disk full or file too large, are dropped and counted in stats' "
      "decision_log_dropped, with one error line a minute at most; routing goes on). SIGHUP "
      "reopens FILE, so logrotate may rename it (no copytruncate needed)"},

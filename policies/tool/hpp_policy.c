@@ -26,6 +26,7 @@ static const s_command_t s_commands[] = {
     {"fmt", cmd_fmt, "format policy files canonically (--check for CI, --write in place)"},
     {"train-scorer", cmd_train_scorer, "train a prompt scorer from labelled prompts"},
     {"curve", cmd_curve, "a scorer's cost-quality curve on labelled prompts"},
+    {"usage", cmd_usage, "sum a decision log: tokens, real cost and estimate error per model"},
     {NULL, NULL, NULL},
 };
 

@@ -46,5 +46,6 @@ int cmd_route(int argc, char **argv);        /* one decision from flags, JSON ou
 int cmd_fmt(int argc, char **argv);          /* canonical formatting of policy files */
 int cmd_train_scorer(int argc, char **argv); /* labelled prompts -> scorer model */
 int cmd_curve(int argc, char **argv);        /* a scorer's cost-quality curve */
+int cmd_usage(int argc, char **argv);        /* a decision log's usage records */
 
 #endif
