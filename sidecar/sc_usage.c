@@ -38,10 +38,10 @@ static bool s_usage(const oai_jdoc_t *d, oai_jv_t usage, sc_usage_t *u)
     sc_usage_t got;
     got.prompt = s_count(d, oai_jget(d, usage, "prompt_tokens"));
     got.completion = s_count(d, oai_jget(d, usage, "completion_tokens"));
-    got.cached = s_count(d, oai_jget(d, oai_jget(d, usage, "prompt_tokens_details"),
-                                     "cached_tokens"));
-    got.reasoning = s_count(d, oai_jget(d, oai_jget(d, usage, "completion_tokens_details"),
-                                        "reasoning_tokens"));
+    got.cached =
+        s_count(d, oai_jget(d, oai_jget(d, usage, "prompt_tokens_details"), "cached_tokens"));
+    got.reasoning = s_count(
+        d, oai_jget(d, oai_jget(d, usage, "completion_tokens_details"), "reasoning_tokens"));
     /* The engine refuses a report whose parts exceed their whole: drop the part. */
     if (got.cached > 0 && got.prompt >= 0 && got.cached > got.prompt) {
         got.cached = -1;
@@ -82,8 +82,8 @@ static bool s_nonempty(const oai_jdoc_t *d, oai_jv_t v)
 /* Whether a chunk's choices carry a token. */
 static bool s_token(const oai_jdoc_t *d, oai_jv_t root)
 {
-    static const char *const keys[] = {"content", "reasoning", "reasoning_content", "tool_calls",
-                                       "refusal", NULL};
+    static const char *const keys[] = {"content",    "reasoning", "reasoning_content",
+                                       "tool_calls", "refusal",   NULL};
     oai_jv_t choices = oai_jget(d, root, "choices");
     for (oai_jv_t c = oai_jfirst(d, choices); c; c = oai_jnext(d, c)) {
         oai_jv_t delta = oai_jget(d, c, "delta");

@@ -69,8 +69,9 @@ static bool s_feed(const char *text)
 
 Test(sc_usage, stream_first_token_and_final_usage_across_split_chunks)
 {
-    cr_assert_not(s_feed("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],"
-                         "\"usage\":null}\n\n"));
+    cr_assert_not(
+        s_feed("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],"
+               "\"usage\":null}\n\n"));
     cr_assert_not(s_sse->first);
     cr_assert_not(s_feed(": keep-alive comment\r\n\r\ndata: {\"choices\":[{\"del"));
     cr_assert(s_feed("ta\":{\"content\":\"Hi\"}}]}\n\n"), "the first token");
