@@ -1461,9 +1461,50 @@ static size_t s_cut_edits(const oai_jdoc_t *d, oai_jv_t obj, s_edit_t *edits, in
     return kept;
 }
 
+/* Adds `e` in order of position. Edits never overlap (the model and
+ * stream members are never cut), and an insertion goes before a cut that
+ * starts where it is. */
+static void s_edit_add(s_edit_t *edits, int *nedits, s_edit_t e)
+{
+    int i = (*nedits)++;
+    while (i > 0 && e.from <= edits[i - 1].from) {
+        edits[i] = edits[i - 1];
+        i--;
+    }
+    edits[i] = e;
+}
+
+/* A streamed answer ends with a usage chunk only when the request asks
+ * for it: the edit that asks, when the client did not say either way. It
+ * goes after the `stream` member (never cut), or first in the client's own
+ * `stream_options` object; anything else in there is kept. */
+static bool s_usage_edit(const oai_extract_t *self, s_edit_t *e)
+{
+    static const char add_member[] = ",\"stream_options\":{\"include_usage\":true}";
+    static const char add_first[] = "\"include_usage\":true,";
+    const oai_jdoc_t *d = self->doc;
+    if (!self->stream) {
+        return false;
+    }
+    oai_jv_t opts = oai_jget(d, self->root, "stream_options");
+    size_t start, end;
+    if (opts == OAI_JNONE) {
+        oai_jspan(d, oai_jget(d, self->root, "stream"), &start, &end);
+        *e = (s_edit_t){end, end, add_member, sizeof add_member - 1};
+        return true;
+    }
+    if (!oai_jis(d, opts, OAI_J_OBJECT) || oai_jget(d, opts, "include_usage") != OAI_JNONE) {
+        return false; /* the client's choice, or the upstream's error to give */
+    }
+    oai_jspan(d, opts, &start, &end);
+    size_t n = sizeof add_first - 1 - (oai_jsize(d, opts) == 0); /* no comma in "{}" */
+    *e = (s_edit_t){start + 1, start + 1, add_first, n};
+    return true;
+}
+
 /* The body as received, spliced: the value of "model" replaced (or a
  * "model" member added first), the "hpp", "models" and "provider" members
- * cut out.
+ * cut out, and a stream asked for its usage (s_usage_edit).
  * Splicing instead of re-serialising keeps every other byte the client sent,
  * numbers included, and costs one copy. */
 char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len, const char *model,
@@ -1475,7 +1516,7 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
     const oai_jdoc_t *d = self->doc;
     char quoted[6 * HPP_MAX_MODEL_LEN + 16]; /* every byte may become \u00XX */
     size_t qlen = 0;
-    s_edit_t edits[4]; /* three cut runs at most, and the model */
+    s_edit_t edits[5]; /* three cut runs at most, the model and stream_options */
     int nedits = 0;
     if (model) {
         size_t pos = 0;
@@ -1486,6 +1527,10 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
         qlen = pos;
     }
     size_t kept = s_cut_edits(d, self->root, edits, &nedits);
+    s_edit_t usage;
+    if (s_usage_edit(self, &usage)) {
+        s_edit_add(edits, &nedits, usage);
+    }
     char added[sizeof quoted + 16];
     if (model) {
         oai_jv_t mv = oai_jget(d, self->root, "model");
@@ -1500,15 +1545,7 @@ char *oai_extract_forward(oai_extract_t *self, const char *body, size_t body_len
                              kept ? "," : "");
             e = (s_edit_t){ostart + 1, ostart + 1, added, (size_t)n};
         }
-        /* In order of position; edits never overlap (the model member is
-         * never cut), and an insertion goes before a cut that starts where
-         * it is. */
-        int i = nedits++;
-        while (i > 0 && e.from <= edits[i - 1].from) {
-            edits[i] = edits[i - 1];
-            i--;
-        }
-        edits[i] = e;
+        s_edit_add(edits, &nedits, e);
     }
     size_t cap = body_len + 1;
     for (int i = 0; i < nedits; i++) {

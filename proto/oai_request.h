@@ -84,9 +84,10 @@ int64_t oai_extract_estimate(const oai_extract_t *self);
 
 /* The parsed body for the upstream: `model` replaced (when not NULL; added
  * when the body had none), the `hpp`, `models` and `provider` members
- * removed (the engine has decided by them), every other byte as
- * received. `body`/`body_len` are the bytes given to oai_extract_body, still
- * unchanged: the context keeps offsets into them, not a copy (a request
+ * removed (the engine has decided by them), `stream_options.include_usage:
+ * true` added to a stream whose client did not set include_usage (so the
+ * answer ends with its usage), every other byte as received. `body`/`body_len` are the bytes given
+ * to oai_extract_body, still unchanged: the context keeps offsets into them, not a copy (a request
  * that is only routed never pays for one). Returns a malloc'd buffer
  * (caller frees) with its length in *len, or NULL when there is no parsed
  * body, body_len is not the parsed length, or memory ran out. Features stay

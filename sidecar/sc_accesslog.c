@@ -155,6 +155,30 @@ static void s_write(sc_accesslog_t *self, const s_line_t *l)
     }
 }
 
+/* An attempt's first-token time and the usage its answer returned (what
+ * the engine was told), each only when known. */
+static void s_usage(s_line_t *l, const sc_attempt_t *a)
+{
+    if (a->first_token > 0) {
+        s_add(l, ",\"ttft_ms\":%.3f", a->first_token * 1e3);
+    }
+    const struct {
+        const char *key;
+        int64_t n;
+    } toks[] = {{"prompt_tokens", a->usage.prompt},
+                {"completion_tokens", a->usage.completion},
+                {"cached_tokens", a->usage.cached},
+                {"reasoning_tokens", a->usage.reasoning}};
+    for (size_t i = 0; i < sizeof toks / sizeof toks[0]; i++) {
+        if (toks[i].n >= 0) {
+            s_add(l, ",\"%s\":%lld", toks[i].key, (long long)toks[i].n);
+        }
+    }
+    if (a->usage.cost_usd >= 0) {
+        s_add(l, ",\"cost_usd\":%.12g", a->usage.cost_usd);
+    }
+}
+
 void sc_accesslog_write(sc_accesslog_t *self, const sc_call_t *call, double seconds)
 {
     if (!self) {
@@ -192,7 +216,9 @@ void sc_accesslog_write(sc_accesslog_t *self, const sc_call_t *call, double seco
             s_add(&l, "%s{", i ? "," : "");
             s_field(&l, true, "model", a->model, strlen(a->model));
             s_cstr(&l, "provider", a->provider);
-            s_add(&l, ",\"status\":%d,\"ms\":%.3f}", a->status, a->seconds * 1e3);
+            s_add(&l, ",\"status\":%d,\"ms\":%.3f", a->status, a->seconds * 1e3);
+            s_usage(&l, a);
+            s_add(&l, "}");
         }
         s_add(&l, "]");
     }

@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "sc_metrics.h"
 #include "sc_trust.h"
+#include "sc_usage.h"
 
 #define SC_NAME_MAX 65 /* provider, tier and rule names, with the NUL */
 
@@ -39,9 +40,11 @@ typedef struct {
     int status;                        /* HTTP status; 0 = no response */
     double seconds;                    /* from its send to its response headers (or failure) */
     double total;                      /* from its send to its end (the engine's report) */
-    int up_error;    /* its libevent error + 1 (enum evhttp_request_error, whose 0 is a
-                      * timeout), 0 = none */
-    bool unreported; /* not the endpoint's doing (a pooled connection closed) */
+    int up_error;       /* its libevent error + 1 (enum evhttp_request_error, whose 0 is a
+                         * timeout), 0 = none */
+    bool unreported;    /* not the endpoint's doing (a pooled connection closed) */
+    double first_token; /* from its send to the first event with a token (streams), 0 = none */
+    sc_usage_t usage;   /* what the answer said it used (sc_usage.h) */
 } sc_attempt_t;
 
 /* Attempts a call records: the first, the retries, a 402's free one and a
@@ -142,6 +145,7 @@ struct sc_call {
     int up_error;         /* last upstream error (enum evhttp_request_error) */
     int status;           /* HTTP status answered, for metrics */
     struct event *defer;  /* runs the next attempt from the loop */
+    sc_sse_t sse;         /* scanner of a streamed answer's events (usage, first token) */
     struct sc_call *next; /* pool link */
 };
 

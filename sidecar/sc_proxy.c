@@ -47,6 +47,7 @@ struct sc_proxy {
     sc_upstreams_t *table;            /* provider -> upstream */
     s_pool_t pools[SC_UPSTREAMS_MAX]; /* pools[i] serves line i of the table */
     uint32_t gen;                     /* bumped by each reload: older connections are freed */
+    oai_jdoc_t *doc;                  /* reads the usage of answers (one loop, one at a time) */
 };
 
 /* Headers never forwarded in either direction (hop-by-hop, or rewritten). */
@@ -175,7 +176,14 @@ sc_proxy_t *sc_proxy_new(const sc_proxy_config_t *cfg, char *errbuf, size_t errl
         return NULL;
     }
     self->cfg = *cfg;
+    self->doc = oai_jdoc_new();
+    if (!self->doc) {
+        snprintf(errbuf, errlen, "out of memory");
+        free(self);
+        return NULL;
+    }
     if (s_load(self, errbuf, errlen) < 0) {
+        oai_jdoc_destroy(&self->doc);
         free(self);
         return NULL;
     }
@@ -208,6 +216,7 @@ void sc_proxy_destroy(sc_proxy_t **self_p)
     }
     s_pools_close((*self_p)->pools);
     sc_upstreams_destroy(&(*self_p)->table);
+    oai_jdoc_destroy(&(*self_p)->doc);
     free(*self_p);
     *self_p = NULL;
 }
@@ -452,8 +461,51 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
         return 0;
     }
     call->streaming = true;
+    sc_sse_reset(&call->sse);
     evhttp_send_reply_start(call->req, status, call->reason);
     return 0;
+}
+
+/* Reads the events of a streamed answer as they pass, in place: the usage
+ * chunk (the last wins) and the time of the first token. */
+static void s_scan(sc_call_t *call, struct evbuffer *b)
+{
+    sc_attempt_t *a = s_current(call);
+    if (!a) {
+        return;
+    }
+    struct evbuffer_iovec v[8];
+    size_t off = 0, len = evbuffer_get_length(b);
+    while (off < len) {
+        struct evbuffer_ptr at;
+        if (evbuffer_ptr_set(b, &at, off, EVBUFFER_PTR_SET) != 0) {
+            return;
+        }
+        int n = evbuffer_peek(b, -1, &at, v, 8);
+        if (n <= 0) {
+            return;
+        }
+        for (int i = 0; i < n && i < 8; i++) {
+            if (sc_sse_feed(&call->sse, call->px->doc, v[i].iov_base, v[i].iov_len, &a->usage) &&
+                a->first_token == 0) {
+                a->first_token = sc_now() - call->up_t0;
+            }
+            off += v[i].iov_len;
+        }
+    }
+}
+
+/* Reads the usage of a collected answer (before it is sent). The body is
+ * read where it lies; only when it arrived in several pieces are they made
+ * one, in the reply's own buffer. */
+static void s_read_usage(sc_call_t *call, struct evbuffer *b)
+{
+    sc_attempt_t *a = s_current(call);
+    size_t len = evbuffer_get_length(b);
+    const char *body = len ? (const char *)evbuffer_pullup(b, -1) : NULL;
+    if (a && body) {
+        sc_usage_read(call->px->doc, body, len, &a->usage);
+    }
 }
 
 static void s_on_up_chunk(struct evhttp_request *up, void *arg)
@@ -471,6 +523,7 @@ static void s_on_up_chunk(struct evhttp_request *up, void *arg)
     if (!call->streaming) {
         return;
     }
+    s_scan(call, evhttp_request_get_input_buffer(up));
     /* Moves the bytes: the upstream buffer is drained into the client's. */
     evhttp_send_reply_chunk(call->req, evhttp_request_get_input_buffer(up));
 }
@@ -554,6 +607,7 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
         return;
     }
     if (call->buffered && up && call->up_error == 0) {
+        s_read_usage(call, evhttp_request_get_output_buffer(call->req));
         call->ops->detach(call);
         evhttp_send_reply(call->req, call->status, call->reason, NULL);
         call->req = NULL;
@@ -630,6 +684,8 @@ static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh)
         a->total = 0;
         a->up_error = 0;
         a->unreported = false;
+        a->first_token = 0;
+        sc_usage_init(&a->usage);
     }
     const sc_upstream_def_t *u = sc_upstreams_find(px->table, ep->provider, strlen(ep->provider));
     if (!u) {

@@ -714,6 +714,27 @@ static proto_xerr_t s_xerr(const sc_attempt_t *a, bool cancelled)
     }
 }
 
+/* The usage the answer returned, and the throughput it implies: output
+ * tokens over the time after the first token for a stream, over the whole
+ * answer otherwise (a lower bound: it includes reading the prompt). */
+static void s_report_usage(proto_attempt_t *r, const sc_attempt_t *a, bool stream)
+{
+    r->prompt_tokens = a->usage.prompt;
+    r->completion_tokens = a->usage.completion;
+    r->cached_tokens = a->usage.cached;
+    r->reasoning_tokens = a->usage.reasoning;
+    r->cost_usd = a->usage.cost_usd;
+    double span = r->latency_ms / 1000;
+    if (stream) {
+        span = r->ttft_ms >= 0 && r->latency_ms > r->ttft_ms ? (r->latency_ms - r->ttft_ms) / 1000
+                                                             : -1;
+    }
+    if (a->usage.completion > 0 && span > 0) {
+        double tps = (double)a->usage.completion / span;
+        r->tokens_per_s = tps <= PROTO_MAX_TPS ? tps : -1;
+    }
+}
+
 /* Proxy mode: tells the engines how each upstream attempt of the call went,
  * so that the next decisions avoid an endpoint that fails (the report op). */
 static void s_report(sc_server_t *srv, const sc_call_t *call)
@@ -742,8 +763,15 @@ static void s_report(sc_server_t *srv, const sc_call_t *call)
         if (total > 0 && total * 1000 <= PROTO_MAX_LATENCY_MS) {
             r->latency_ms = total * 1000;
         }
-        if (last && call->streaming && a->seconds > 0 && a->seconds <= total) {
-            r->ttft_ms = a->seconds * 1000; /* the stream's head came with its first event */
+        if (last && call->streaming) {
+            /* The first token's event when one was seen, else the stream's head. */
+            double first = a->first_token > 0 ? a->first_token : a->seconds;
+            if (first > 0 && first <= total) {
+                r->ttft_ms = first * 1000;
+            }
+        }
+        if (last && !broke) {
+            s_report_usage(r, a, call->streaming);
         }
     }
     sc_engine_report(srv->engine, at, n);

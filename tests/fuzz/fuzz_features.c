@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (out) {
         /* The splice must give JSON with our model, no hpp, models nor provider, and
-         * every other member as parsed from the original. */
+         * every other member as parsed from the original (a stream's
+         * stream_options.include_usage added, see oai_extract_forward). */
         json_t *j = json_loadb(out, len, JSON_REJECT_DUPLICATES, NULL);
         json_t *orig = json_loadb(d + off, size - off, JSON_REJECT_DUPLICATES, NULL);
         if (!j || !orig || !json_is_object(j) ||
@@ -91,6 +92,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_del(orig, "models");
         json_object_del(orig, "provider");
         json_object_set_new(orig, "model", json_string("openai/gpt-5"));
+        /* A stream asks for its usage unless the client set include_usage. */
+        json_t *opts = json_object_get(orig, "stream_options");
+        if (json_is_true(json_object_get(orig, "stream"))) {
+            if (!opts) {
+                json_object_set_new(orig, "stream_options", json_pack("{s:b}", "include_usage", 1));
+            } else if (json_is_object(opts) && !json_object_get(opts, "include_usage")) {
+                json_object_set_new(opts, "include_usage", json_true());
+            }
+        }
         if (!json_equal(j, orig)) {
             abort();
         }

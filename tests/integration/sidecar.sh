@@ -431,7 +431,9 @@ for line in r:
     if line == "data: [DONE]":
         done = True
         continue
-    text += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+    # The final usage chunk (asked for by the sidecar) has no choices.
+    for ch in json.loads(line[6:])["choices"]:
+        text += ch["delta"].get("content") or ""
 print(r.status, r.getheader("Content-Type"), r.getheader("X-HPP-Router-Resolved-Model"))
 print("streamed" if times[-1] - times[1] > 0.3 else "buffered %s" % times)
 print(done, text)

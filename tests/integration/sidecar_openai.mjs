@@ -45,12 +45,17 @@ try {
     const smodel = sresp.headers.get('x-hpp-router-resolved-model');
     let text = '';
     let chunks = 0;
+    let usage = null;
     for await (const chunk of stream) {
         chunks++;
         text += chunk.choices[0]?.delta?.content ?? '';
+        usage = chunk.usage ?? usage;
     }
     check('stream: resolved-model header', smodel && smodel.includes('/'), `header ${smodel}`);
-    check('stream: every chunk parsed', chunks === 4 && text === `echo ${smodel}`, `${chunks} chunks, "${text}"`);
+    // Four chunks, and the usage chunk the sidecar asked for (no choices:
+    // the SDK passes it on and the text is unchanged).
+    check('stream: every chunk parsed', chunks === 5 && text === `echo ${smodel}`, `${chunks} chunks, "${text}"`);
+    check('stream: the last chunk is the usage', usage && usage.completion_tokens === 7, JSON.stringify(usage));
     reqs = await seen();
     check('stream: upstream saw stream=true and the model', reqs[reqs.length - 1].body.stream === true &&
           reqs[reqs.length - 1].body.model === smodel, JSON.stringify(reqs[reqs.length - 1].body));

@@ -9,6 +9,11 @@ answers like OpenAI: a chat.completion whose `model` is the model it was sent
 and whose text is "echo <model>", or, with "stream": true, Server-Sent Events
 (role chunk, two content chunks, finish chunk, [DONE]) with a pause of
 --stream-gap-ms between the first content chunk and the rest, chunked encoding.
+Answers carry OpenAI's usage (USAGE below, with `cost` in USD as OpenRouter
+returns it when started with --cost USD); a stream ends with a usage chunk
+({"choices": [], "usage": ...}, every other chunk with "usage": null) only
+when the request asked for it with stream_options.include_usage, as OpenAI's
+does.
 
 Control (for the tests, same port):
   POST /_control {"fail": {"MODEL": STATUS, ...}}  answer STATUS (402, 429, 500...)
@@ -43,6 +48,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LOCK = threading.RLock()  # _json reads big_header under it too
 STATE = {"fail": {}, "cut": set(), "requests": [], "big_header": None}
 GAP = 0.0
+COST = None
+USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+         "prompt_tokens_details": {"cached_tokens": 4},
+         "completion_tokens_details": {"reasoning_tokens": 2}}
+
+
+def usage():
+    u = dict(USAGE)
+    if COST is not None:
+        u["cost"] = COST
+    return u
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -148,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
                        {"X-Stub-Status": str(status)})
             return
         if body.get("stream"):
+            opts = body.get("stream_options")
+            self.with_usage = isinstance(opts, dict) and opts.get("include_usage") is True
             self._stream(model, cut)
             return
         self._json(200, {
@@ -155,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
             "model": model,
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "echo " + model}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+            "usage": usage(),
         }, {"X-Stub-Model": model}, cut)
 
     def _chunk(self, data):
@@ -166,6 +184,8 @@ class Handler(BaseHTTPRequestHandler):
         obj = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
                "created": int(time.time()), "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if self.with_usage:
+            obj["usage"] = None
         self._chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
 
     def _stream(self, model, cut=False):
@@ -185,20 +205,27 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(GAP)  # the client must see the events above before this ends
         self._event(model, {"content": model})
         self._event(model, {}, "stop")
+        if self.with_usage:
+            obj = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
+                   "created": int(time.time()), "model": model, "choices": [], "usage": usage()}
+            self._chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
         self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
 
 def main():
-    global GAP
+    global GAP, COST
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (default 127.0.0.1:0)")
     ap.add_argument("--stream-gap-ms", type=int, default=0,
                     help="pause inside a streamed answer, to prove streaming")
+    ap.add_argument("--cost", type=float, default=None,
+                    help="usage.cost (USD) in every answer, as OpenRouter returns it")
     a = ap.parse_args()
     host, _, port = a.listen.rpartition(":")
     GAP = a.stream_gap_ms / 1000.0
+    COST = a.cost
     srv = ThreadingHTTPServer((host, int(port)), Handler)
     srv.daemon_threads = True
 

@@ -391,6 +391,24 @@ static const struct {
      "{\"model\":\"b\"," MSG "}"},
     {"{\"hpp\":{},\"n\":1,\"models\":[\"x/y\"],\"t\":2,\"provider\":{},\"u\":3," MSG "}", "b",
      "{\"model\":\"b\",\"n\":1,\"t\":2,\"u\":3," MSG "}"},
+    /* A stream asks for its usage chunk unless the client said either way. */
+    {"{\"model\":\"a\",\"stream\":true," MSG "}", "b",
+     "{\"model\":\"b\",\"stream\":true,\"stream_options\":{\"include_usage\":true}," MSG "}"},
+    {"{" MSG ",\"stream\" : true }", "b",
+     "{\"model\":\"b\"," MSG ",\"stream\" : true,\"stream_options\":{\"include_usage\":true} }"},
+    {"{\"stream\":true,\"hpp\":{}," MSG "}", "b",
+     "{\"model\":\"b\",\"stream\":true,\"stream_options\":{\"include_usage\":true}," MSG "}"},
+    {"{\"model\":\"a\"," MSG ",\"stream\":true,\"hpp\":{},\"models\":[],\"provider\":{}}", "b",
+     "{\"model\":\"b\"," MSG ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}"},
+    {"{\"model\":\"a\",\"stream\":true,\"stream_options\":{}," MSG "}", "b",
+     "{\"model\":\"b\",\"stream\":true,\"stream_options\":{\"include_usage\":true}," MSG "}"},
+    {"{\"model\":\"a\",\"stream\":true,\"stream_options\":{\"x\":1}," MSG "}", "b",
+     "{\"model\":\"b\",\"stream\":true,\"stream_options\":{\"include_usage\":true,\"x\":1}," MSG
+     "}"},
+    {"{\"model\":\"a\",\"stream\":true,\"stream_options\":{\"include_usage\":false}," MSG "}", "b",
+     "{\"model\":\"b\",\"stream\":true,\"stream_options\":{\"include_usage\":false}," MSG "}"},
+    {"{\"model\":\"a\",\"stream\":false," MSG "}", "b",
+     "{\"model\":\"b\",\"stream\":false," MSG "}"},
 };
 
 Test(features, forward_splices_exactly)
