@@ -722,7 +722,17 @@ static uint64_t s_decision_id(s_worker_t *w)
 static long s_report_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i,
                               char *msg, size_t cap)
 {
-    const eng_model_t *m = eng_catalog_lookup(cat, a->model.ptr, a->model.len);
+    /* "ID:free" names the model's `:free` variant, a plain id its paid
+     * endpoints: at OpenRouter both have the same provider, and a 429 of
+     * the free variant says nothing about the paid one. */
+    hpp_str_t id = a->model;
+    bool want_free = id.len > 5 && memcmp(id.ptr + id.len - 5, ":free", 5) == 0;
+    const eng_model_t *m = eng_catalog_lookup(cat, id.ptr, id.len);
+    if (!m && want_free) {
+        m = eng_catalog_lookup(cat, id.ptr, id.len - 5);
+    } else if (m && want_free && strlen(m->id) == id.len && memcmp(m->id, id.ptr, id.len) == 0) {
+        want_free = false; /* a catalog id that itself ends in :free */
+    }
     if (!m) {
         snprintf(msg, cap, "attempts[%u].model: unknown model '%.*s'", i,
                  (int)(a->model.len > 96 ? 96 : a->model.len), a->model.ptr);
@@ -730,12 +740,19 @@ static long s_report_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a
     }
     size_t n = 0;
     const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    long any = -1;
     for (uint32_t k = 0; k < m->ep_count; k++) {
         const eng_endpoint_t *ep = &eps[m->ep_first + k];
         if (ep->provider_len == a->provider.len &&
             strncasecmp(ep->provider, a->provider.ptr, a->provider.len) == 0) {
-            return (long)(m->ep_first + k);
+            if (ep->free_variant == want_free) {
+                return (long)(m->ep_first + k);
+            }
+            any = any < 0 ? (long)(m->ep_first + k) : any;
         }
+    }
+    if (any >= 0) {
+        return any; /* the provider's only endpoint of the model */
     }
     snprintf(msg, cap, "attempts[%u].provider: model '%s' has no endpoint at provider '%.*s'", i,
              m->id, (int)(a->provider.len > 64 ? 64 : a->provider.len), a->provider.ptr);

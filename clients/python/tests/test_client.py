@@ -162,6 +162,26 @@ class OneEngine(unittest.TestCase):
         self.assertTrue(seen, "no health figures for the reported endpoint")
         self.assertGreaterEqual(seen[0]["health"]["attempts"], 2)
 
+    def test_a_report_names_the_paid_or_the_free_endpoint(self):
+        # At openrouter, google/gemma-2-9b-it has a paid endpoint and its
+        # :free variant: a plain id's report is the paid one's, ID:free's the
+        # free one's.
+        def health(model):
+            t = self.c.explain(prompt_tokens=10, model=model)["trace"]
+            return {c["provider"] + (":free" if c.get("cost_pusd") == 0 else ""):
+                    c.get("health", {}).get("attempts", 0)
+                    for c in t["candidates"] if c["provider"] == "openrouter"}
+        paid = "google/gemma-2-9b-it"
+        before_paid, before_free = health(paid), health(paid + ":free")
+        self.c.report([{"model": paid, "provider": "openrouter", "status": 200}], ack=True)
+        self.assertEqual(health(paid)["openrouter"], before_paid["openrouter"] + 1)
+        self.assertEqual(health(paid + ":free"), before_free)
+        self.c.report([{"model": paid + ":free", "provider": "openrouter", "status": 200}] * 2,
+                      ack=True)
+        self.assertEqual(health(paid + ":free")["openrouter:free"],
+                         before_free["openrouter:free"] + 2)
+        self.assertEqual(health(paid)["openrouter"], before_paid["openrouter"] + 1)
+
     def test_bad_reports(self):
         with self.assertRaisesRegex(ValueError, r"attempts\[0\]: exactly one of status and error"):
             self.c.report([{"model": "openai/gpt-4o", "provider": "openai"}])
