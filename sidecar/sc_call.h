@@ -45,6 +45,7 @@ typedef struct {
     bool unreported;    /* not the endpoint's doing (a pooled connection closed) */
     double first_token; /* from its send to the first event with a token (streams), 0 = none */
     sc_usage_t usage;   /* what the answer said it used (sc_usage.h) */
+    bool free_variant;  /* the model's `:free` endpoint (reported as ID:free) */
 } sc_attempt_t;
 
 /* Attempts a call records: the first, the retries, a 402's free one and a

@@ -669,6 +669,13 @@ static bool s_forwarded(const sc_proxy_t *px, const sc_upstream_def_t *u, const 
     return !(u->key_value && strcasecmp(key, u->key_header) == 0);
 }
 
+/* Whether an id ends in ":free". */
+static bool s_free_suffix(const char *id)
+{
+    size_t n = strlen(id);
+    return n > 5 && memcmp(id + n - 5, ":free", 5) == 0;
+}
+
 /* Sends the call's body to the upstream of `ep`'s provider, with `ep`'s own
  * model id; `fresh` skips the idle pool. */
 static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh)
@@ -686,6 +693,7 @@ static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh)
         a->unreported = false;
         a->first_token = 0;
         sc_usage_init(&a->usage);
+        a->free_variant = s_free_suffix(ep->provider_model) && !s_free_suffix(ep->model);
     }
     const sc_upstream_def_t *u = sc_upstreams_find(px->table, ep->provider, strlen(ep->provider));
     if (!u) {

@@ -740,6 +740,9 @@ static void s_report_usage(proto_attempt_t *r, const sc_attempt_t *a, bool strea
 static void s_report(sc_server_t *srv, const sc_call_t *call)
 {
     proto_attempt_t at[SC_MAX_ATTEMPTS];
+    /* A `:free` endpoint is reported as ID:free: at OpenRouter it shares its
+     * provider with the paid one, and the engine tells them apart by name. */
+    char free_ids[SC_MAX_ATTEMPTS][HPP_MAX_MODEL_LEN + sizeof ":free"];
     size_t n = 0;
     for (int i = 0; i < call->nattempts; i++) {
         const sc_attempt_t *a = &call->attempts[i];
@@ -751,6 +754,10 @@ static void s_report(sc_server_t *srv, const sc_call_t *call)
         proto_attempt_init(r);
         r->decision = call->d.decision_id;
         r->model = (hpp_str_t){a->model, (uint32_t)strlen(a->model)};
+        if (a->free_variant) {
+            int k = snprintf(free_ids[i], sizeof free_ids[i], "%s:free", a->model);
+            r->model = (hpp_str_t){free_ids[i], (uint32_t)k};
+        }
         r->provider = (hpp_str_t){a->provider, (uint32_t)strlen(a->provider)};
         /* An answer that broke off (or a client that left) is no status. */
         bool broke = last && (a->up_error != 0 || call->cancelled);

@@ -126,6 +126,26 @@ check ":free: OpenRouter got the free id" "google/gemma-2-9b-it:free" "$(models 
 check ":free: provider header" openrouter "$(hdr X-HPP-Router-Provider)"
 check ":free: provider-model header" "google/gemma-2-9b-it:free" "$(hdr X-HPP-Router-Provider-Model)"
 check ":free: estimate" 0 "$(hdr X-HPP-Router-Estimated-Cost-USD)"
+# Its report names the free endpoint (ID:free), not the paid one at the
+# same provider: explain of the :free id shows one attempt, the plain id none.
+freehealth=$(/usr/bin/python3 - "$EP" <<'PY'
+import sys, time, msgpack, zmq
+s = zmq.Context().socket(zmq.DEALER)
+s.connect(sys.argv[1])
+def attempts(model):
+    s.send(msgpack.packb({"v": 1, "id": 1, "op": "explain", "model": model, "prompt_tokens": 10}))
+    if not s.poll(2000):
+        return "none"
+    c = [c for c in msgpack.unpackb(s.recv())["trace"]["candidates"] if c["provider"] == "openrouter"]
+    return c[0].get("health", {}).get("attempts", 0) if c else "none"
+end = time.monotonic() + 5
+while time.monotonic() < end and attempts("google/gemma-2-9b-it:free") == 0:
+    time.sleep(0.05)
+print(attempts("google/gemma-2-9b-it:free"), attempts("google/gemma-2-9b-it"))
+s.close(0)
+PY
+)
+check ":free: reported against the free endpoint only" "1 0" "$freehealth"
 
 # A plain id is the paid model, at the paid endpoint's own id.
 reset_all
