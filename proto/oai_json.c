@@ -29,6 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* Objects with at most this many members are checked for duplicate keys by
  * comparing every pair; larger ones sort their keys, so a body with a
  * hundred thousand members costs n log n, not n^2. */
@@ -388,6 +392,23 @@ static size_t s_plain_run(const unsigned char *buf, size_t pos, size_t len)
 {
     const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
     size_t i = pos;
+#if defined(__SSE2__)
+    /* 16 bytes at a time; the first byte that needs a look ends the run
+     * here, so that no byte of it is looked at twice. A signed compare with
+     * 0x20 catches control bytes and bytes >= 0x80 at once. */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i below = _mm_set1_epi8(0x20);
+    while (len - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + i));
+        __m128i x = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmplt_epi8(v, below));
+        unsigned m = (unsigned)_mm_movemask_epi8(x);
+        if (m) {
+            return i + (size_t)__builtin_ctz(m) - pos;
+        }
+        i += 16;
+    }
+#endif
     while (len - i >= 8) {
         uint64_t w;
         memcpy(&w, buf + i, 8);
