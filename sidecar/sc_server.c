@@ -39,6 +39,7 @@
 #include "sc_failopen.h"
 #include "sc_keys.h"
 #include "sc_proxy.h"
+#include "sc_report.h"
 #include "sc_trust.h"
 
 #define S_POOL_MAX 256        /* finished calls kept for reuse */
@@ -92,6 +93,7 @@ struct sc_server {
     sc_accesslog_t *access;            /* --access-log, NULL = none */
     sc_trust_config_t trust;           /* the trust boundary's settings (keys: the table above) */
     sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group */
+    sc_report_t *reports;              /* proxy mode: reports waiting for the loop's next turn */
     sc_engine_t *engine;               /* link to hpp-engine */
     sc_metrics_t *metrics;             /* counters */
     sc_proxy_t *proxy;                 /* proxy mode: the upstream; NULL = decision only */
@@ -781,7 +783,9 @@ static void s_report(sc_server_t *srv, const sc_call_t *call)
             s_report_usage(r, a, call->streaming);
         }
     }
-    sc_engine_report(srv->engine, at, n);
+    if (srv->reports) {
+        sc_report_add(srv->reports, at, n); /* sent once the answer is written */
+    }
 }
 
 static void s_call_finish(sc_call_t *call)
@@ -1943,6 +1947,24 @@ static int s_engines_new(sc_server_t *srv, char *errbuf, size_t errlen)
     return srv->engine ? 0 : -1;
 }
 
+/* The loop. With epoll's change list, libevent applies the changes a loop
+ * iteration made to one descriptor as one epoll_ctl before it waits: a
+ * proxied request re-arms its client and upstream connections several
+ * times (evhttp disables and enables reading and writing as it goes), which
+ * cost 10 epoll_ctl calls a request, 6 with it. The list's caveat, a
+ * descriptor dup()ed while registered, does not arise here. */
+static struct event_base *s_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    if (!ec) {
+        return NULL;
+    }
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
 sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
 {
     sc_server_t *srv = calloc(1, sizeof *srv);
@@ -1958,7 +1980,7 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
                  cfg->listen);
         goto fail;
     }
-    srv->base = event_base_new();
+    srv->base = s_base_new();
     srv->metrics = sc_metrics_new();
     srv->http = srv->base ? evhttp_new(srv->base) : NULL;
     if (!srv->base || !srv->metrics || !srv->http) {
@@ -2017,7 +2039,11 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
             .max_retries = cfg->max_retries,
             .strip_header = cfg->trusted_header,
         };
-        if (!(srv->proxy = sc_proxy_new(&pc, errbuf, errlen))) {
+        if (!(srv->proxy = sc_proxy_new(&pc, errbuf, errlen)) ||
+            !(srv->reports = sc_report_new(srv->base, srv->engine))) {
+            if (srv->proxy) {
+                snprintf(errbuf, errlen, "out of memory");
+            }
             goto fail;
         }
     }
@@ -2119,6 +2145,7 @@ void sc_server_destroy(sc_server_t **self_p)
     if (srv->resume) {
         event_free(srv->resume);
     }
+    sc_report_destroy(&srv->reports); /* sends what waits, before the engine goes */
     sc_proxy_destroy(&srv->proxy);
     sc_failopen_destroy(&srv->failopen);
     sc_engine_destroy(&srv->engine);
