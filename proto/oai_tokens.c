@@ -199,19 +199,20 @@ static bool s_masks(const unsigned char *s, s_masks_t *m)
 }
 #endif
 
-/* Set bits of a mask. Without the popcnt instruction (the baseline x86-64
- * build) __builtin_popcountll is a call into libgcc, which took a quarter of
- * the count's time; this is the same arithmetic, inlined. */
-static inline uint64_t s_pop(uint64_t x)
+/* Set bits of a mask. The baseline x86-64 build has no popcnt instruction,
+ * and __builtin_popcountll is then a call into libgcc that took a quarter of
+ * the count's time: `hw` is true only in the copy of the loop compiled for
+ * popcnt (used when the CPU has it), false elsewhere, where the same
+ * arithmetic is inlined. */
+static inline __attribute__((always_inline)) uint64_t s_pop(uint64_t x, bool hw)
 {
-#if defined(__POPCNT__)
-    return (uint64_t)__builtin_popcountll(x);
-#else
+    if (hw) {
+        return (uint64_t)__builtin_popcountll(x);
+    }
     x -= (x >> 1) & 0x5555555555555555u;
     x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
     x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;
     return (x * 0x0101010101010101u) >> 56;
-#endif
 }
 
 /* The virtual bits before a block: the last n positions set (n capped at 64),
@@ -248,20 +249,28 @@ static void s_block_digits(oai_tok_counts_t *c, s_state_t *st, uint64_t d)
     st->drun = drun;
 }
 
-/* The same counts as s_step over 64 ASCII bytes, with the masks. */
-static void s_block(oai_tok_counts_t *c, s_state_t *st, const s_masks_t *m)
+/* The bits shifted into a block from the word open before it: the last
+ * positions of the block before that end a run of k letters or more. */
+static uint64_t s_carry(uint64_t run, uint64_t k)
 {
-    uint64_t l = m->letter, w = m->white;
-    uint64_t lt = s_tail(st->run);
-    uint64_t lprev = (l << 1) | (lt >> 63);
-    c->words += s_pop(l & ~lprev);
-    /* A letter past the 8th of its word: the 8 positions before it are letters. */
-    uint64_t past = l;
-    for (unsigned k = 1; k <= S_LONG_RUN; k++) {
-        past &= (l << k) | (lt >> (64 - k));
-    }
-    c->longer += s_pop(past);
-    c->punct += s_pop(~(l | m->digit | w));
+    return s_tail(run >= k ? run - k + 1 : 0);
+}
+
+/* The same counts as s_step over 64 ASCII bytes, with the masks. */
+static inline __attribute__((always_inline)) void s_block(oai_tok_counts_t *c, s_state_t *st,
+                                                          const s_masks_t *m, bool hw)
+{
+    uint64_t l = m->letter, w = m->white, run = st->run;
+    uint64_t lprev = (l << 1) | (s_carry(run, 1) >> 63);
+    c->words += s_pop(l & ~lprev, hw);
+    /* A letter past the 8th of its word ends a run of 9 letters: runs of
+     * 2, 4, 8 by doubling, then one more letter 8 positions back. */
+    uint64_t r2 = l & lprev;
+    uint64_t r4 = r2 & ((r2 << 2) | (s_carry(run, 2) >> 62));
+    uint64_t r8 = r4 & ((r4 << 4) | (s_carry(run, 4) >> 60));
+    uint64_t past = r8 & ((l << 8) | (s_carry(run, 1) >> 56));
+    c->longer += s_pop(past, hw);
+    c->punct += s_pop(~(l | m->digit | w), hw);
     s_block_digits(c, st, m->digit);
     /* Whitespace: a run counts at its first byte unless that is ' ', and at
      * its second when the first was ' '. */
@@ -269,7 +278,7 @@ static void s_block(oai_tok_counts_t *c, s_state_t *st, const s_masks_t *m)
     uint64_t first = w & ~wprev;
     uint64_t lone = first & m->space; /* runs that start with ' ' */
     uint64_t before = st->wrun == 1 && st->wsp;
-    c->space += s_pop(first & ~m->space) + s_pop(w & ((lone << 1) | before));
+    c->space += s_pop(first & ~m->space, hw) + s_pop(w & ((lone << 1) | before), hw);
     uint64_t wrun = s_open(w, st->wrun);
     if (w != ~(uint64_t)0 && wrun > 0) {
         st->wsp = (m->space >> (64 - wrun)) & 1;
@@ -277,20 +286,20 @@ static void s_block(oai_tok_counts_t *c, s_state_t *st, const s_masks_t *m)
         st->wsp = m->space & 1;
     }
     st->wrun = wrun;
-    st->run = s_open(l, st->run);
+    st->run = s_open(l, run);
 }
 
-void oai_tok_count(oai_tok_counts_t *c, const char *str, size_t len)
+/* Prompts are mostly ASCII: 64 bytes at a time, as bit masks; a block with
+ * a byte >= 0x80 (and the tail) byte by byte. */
+static inline __attribute__((always_inline)) void
+s_count(oai_tok_counts_t *c, const unsigned char *s, size_t len, bool hw)
 {
-    const unsigned char *s = (const unsigned char *)str;
     s_state_t st = {0, 0, 0, false};
     size_t i = 0;
-    /* Prompts are mostly ASCII: 64 bytes at a time, as bit masks; a block
-     * with a byte >= 0x80 (and the tail) byte by byte. */
     while (len - i >= 64) {
         s_masks_t m;
         if (s_masks(s + i, &m)) {
-            s_block(c, &st, &m);
+            s_block(c, &st, &m, hw);
             i += 64;
             continue;
         }
@@ -302,6 +311,26 @@ void oai_tok_count(oai_tok_counts_t *c, const char *str, size_t len)
     while (i < len) {
         s_step(c, &st, s, len, &i);
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("popcnt"))) static void s_count_popcnt(oai_tok_counts_t *c,
+                                                             const unsigned char *s, size_t len)
+{
+    s_count(c, s, len, true);
+}
+#endif
+
+void oai_tok_count(oai_tok_counts_t *c, const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("popcnt")) {
+        s_count_popcnt(c, s, len);
+        return;
+    }
+#endif
+    s_count(c, s, len, false);
 }
 
 int64_t oai_tok_estimate(const oai_tok_counts_t *c)
