@@ -7,6 +7,10 @@ regenerates them byte for byte (nothing random, no clock):
   1k.json      system prompt + a three-turn conversation (~1 KB)
   32k.json     a code-review request carrying ~30 KB of C source (32 KiB total)
   image.json   a vision request: text + an image URL + an inline base64 PNG
+  1m.json      (not committed: `make_bodies.py --long FILE` writes it, run.sh
+               into its raw-tmp/) a long-context request of exactly 1 MiB: about
+               250 turns of generated prose and code, with max_tokens and tools
+               after the messages, so the features that decide come last
   prompt_1k.txt, prompt_8k.txt  the message texts of 1k.json and of 32k.json
                (cut to 8 KiB, the sidecar's text sample): what hint rules scan,
                for bench_resolve --text
@@ -18,6 +22,7 @@ import base64
 import json
 import os
 import struct
+import sys
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,6 +112,66 @@ def thirty_two_k():
     return body
 
 
+def long_context():
+    """About 1 MiB of conversation from a fixed generator (an LCG over a word
+    list: the same bytes on every machine, whatever the repository holds),
+    with max_tokens and tools after the messages array."""
+    words = ("the request routes a model within budget latency tokens cache "
+             "provider fallback endpoint stream answer context window prompt "
+             "decision engine sidecar upstream retry health price tier rule "
+             "catalog policy gateway client server buffer").split()
+    state = 12345
+
+    def rnd(n):
+        nonlocal state
+        state = (state * 1103515245 + 12345) % 2**31
+        return state % n
+
+    def prose(n):
+        out = []
+        while sum(len(w) + 1 for w in out) < n:
+            w = words[rnd(len(words))]
+            if rnd(9) == 0:
+                w = str(rnd(100000))
+            out.append(w + ("." if rnd(12) == 0 else ""))
+        return " ".join(out)
+
+    def code(n):
+        lines = []
+        while sum(len(x) + 1 for x in lines) < n:
+            a, b = words[rnd(len(words))], words[rnd(len(words))]
+            lines.append(f"    if ({a}_{b} > {rnd(4096)}) {{ {a} = s_{b}({a}, {rnd(64)}); }}")
+        return "\n".join(lines)
+
+    target = 1 << 20
+    messages = [{"role": "system", "content": "You are a careful assistant. " + prose(400)}]
+    used, i = 0, 0
+    while used < target - 8192:  # turns until the last one and the tail fit
+        if i % 2 == 0:
+            msg = {"role": "user", "content": prose(2600) + "\n\n" + code(1600)}
+        else:
+            msg = {"role": "assistant", "content": prose(3600)}
+        messages.append(msg)
+        used += len(json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()) + 1
+        i += 1
+    messages.append({"role": "user", "content": "Given all of the above, write the C "
+                     "function that picks the cheapest endpoint within budget."})
+    body = {
+        "model": "hpprouter/auto",
+        "messages": messages,
+        "max_tokens": 1024,
+        "tools": [{"type": "function", "function": {
+            "name": "run_tests", "description": "Runs the project's unit tests",
+            "parameters": {"type": "object", "properties": {
+                "suite": {"type": "string"}}}}}],
+    }
+    size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > target:
+        raise SystemExit(f"long body is {size} bytes, over {target}")
+    messages[-1]["content"] += " " * (target - size)
+    return body
+
+
 def image():
     data_url = "data:image/png;base64," + base64.b64encode(png(24, 24)).decode()
     return {
@@ -135,6 +200,12 @@ def prompt_text(body, limit):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--long":
+        data = json.dumps(long_context(), ensure_ascii=False, separators=(",", ":")).encode()
+        with open(sys.argv[2], "wb") as f:
+            f.write(data)
+        print(f"{sys.argv[2]}: {len(data)} bytes")
+        return
     for name, make in (("small.json", small), ("1k.json", one_k),
                        ("32k.json", thirty_two_k), ("image.json", image)):
         print(f"{name}: {dump(name, make())} bytes")

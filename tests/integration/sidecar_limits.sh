@@ -10,7 +10,10 @@
 #     a time are cut (408) at --header-timeout / --body-timeout, and a
 #     kept-alive connection without a request is closed at --idle-timeout;
 #   - proxy mode: upstream response headers over the limits (64 KiB in all,
-#     8 KiB a line) are answered 502, not passed to the client.
+#     8 KiB a line) are answered 502, not passed to the client;
+#   - long bodies: a 1 MiB long-context body whose deciding fields come after
+#     2,000 messages is routed on all of them (both modes, forwarded whole), one
+#     cut short is refused with where it ends, and --max-body still holds.
 # Stops what it started by PID. Ends with "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
@@ -333,6 +336,54 @@ if start stub '^upstream_stub.py: ready on 127\.0\.0\.1:\([0-9]*\)$' python3 "$S
     check "upstream headers over 64 KiB in all: 502" "502 upstream_invalid_response" \
         "$(big_header 12 6000)"
     check "upstream headers within the limits: passed on" "200 -" "$(big_header 7 6000)"
+
+    # --- Long bodies -------------------------------------------------------------
+    # A long-context request of about 1 MiB: 2,000 messages, then what decides
+    # (max_tokens, a tool); the same cut before its last brace.
+    python3 - "$tmp" <<'EOF'
+import json, sys
+words = "route model budget tokens cache provider answer context window prompt".split()
+msgs = [{"role": "user" if i % 2 == 0 else "assistant",
+         "content": " ".join(words[(i + k * k) % 10] for k in range(75))} for i in range(2000)]
+body = {"model": "hpprouter/auto", "messages": msgs, "max_tokens": 7,
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]}
+text = json.dumps(body, separators=(",", ":"))
+open(sys.argv[1] + "/long.json", "w").write(text)
+open(sys.argv[1] + "/long_cut.json", "w").write(text[:-1])
+EOF
+    curl -s -m 5 "http://127.0.0.1:$SP/_control" -d '{"reset":true}' >/dev/null
+    if start_sidecar long; then
+        lp=$ready
+        route() {
+            curl -s -m 30 -o "$tmp/r" -w '%{http_code}' "http://127.0.0.1:$lp/v1/route" \
+                -H 'Content-Type: application/json' --data-binary @"$1"
+        }
+        field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$tmp/r" "$1"; }
+        check "1 MiB body, deciding fields after 2,000 messages: routed" 200 "$(route "$tmp/long.json")"
+        check "1 MiB body: max_tokens after the messages is read" 7 "$(field output_tokens)"
+        n=$(field prompt_tokens)
+        if [ "${n:-0}" -gt 150000 ]; then
+            ok "1 MiB body: every message counted ($n prompt tokens)"
+        else
+            fail "1 MiB body: every message counted" "$n prompt tokens"
+        fi
+        check "1 MiB body cut before its last brace: 400" 400 "$(route "$tmp/long_cut.json")"
+        has_text "... and the error says where it ends" \
+            "column $(($(stat -c %s "$tmp/long_cut.json") + 1))" "$(cat "$tmp/r")"
+    fi
+    if start_sidecar long_limit --max-body 1000000; then
+        check "--max-body 1000000: the 1 MiB body is 413" 413 \
+            "$(curl -s -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ready/v1/route" \
+                -H 'Content-Type: application/json' --data-binary @"$tmp/long.json")"
+    fi
+    check "proxy: the 1 MiB body is answered" 200 \
+        "$(curl -s -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" \
+            -H 'Content-Type: application/json' --data-binary @"$tmp/long.json")"
+    curl -s -m 10 "http://127.0.0.1:$SP/_requests" >"$tmp/seen"
+    check "proxy: forwarded whole (messages, max_tokens, tools)" "2000 7 1" \
+        "$(python3 -c 'import json,sys
+r = json.load(open(sys.argv[1]))[-1]["body"]
+print(len(r["messages"]), r["max_tokens"], len(r["tools"]))' "$tmp/seen" 2>&1)"
 fi
 
 stop_all
