@@ -300,7 +300,7 @@ start_nginx() {
     port=$(free_port)
     if [ -n "${UP_URL:-}" ]; then
         pport=$(free_port)
-        proxy="upstream hpp_stub { server ${UP_URL#http://}; keepalive 8; }"
+        proxy="upstream hpp_stub { server ${UP_URL#http://}; keepalive 64; }"
         proxy+=$'\n    server { listen 127.0.0.1:'"$pport"'; location / {'
         proxy+=' proxy_pass http://hpp_stub; proxy_http_version 1.1;'
         proxy+=' proxy_set_header Connection ""; } }'
@@ -675,20 +675,38 @@ scenario_sidecar() {
         return 0
     fi
     local body fails=0 round
-    for body in $BODIES; do
+    # The 1 MiB long-context body is generated, not committed.
+    local long=$TMP/1m.json bodies=$BODIES
+    python3 bench/bodies/make_bodies.py --long "$long" >/dev/null && bodies+=" 1m"
+    # Body sizes, interleaved in HTTP_ROUNDS rounds (the goals take the
+    # median), with what each request cost the sidecar and the engine.
+    local ok_bodies=()
+    for body in $bodies; do
         local f=bench/bodies/$body.json
+        [ "$body" = 1m ] && f=$long
         check_reply "sidecar /v1/route ($body)" "$SC_ROUTE_URL/v1/route" \
             '^X-HPP-Router-Resolved-Model: .+' "$f" -H 'X-HPP-Task: code' || {
             fails=$((fails + 1))
             continue
         }
-        local resolved=${CHECKED#*: }
-        if wrk_run "$TMP/sc_$body.out" "$f" 32 "$SC_ROUTE_URL/v1/route" -H 'X-HPP-Task: code'; then
-            record "$OUT/sidecar_route.jsonl" --wrk "$TMP/sc_$body.out" body="$body" \
-                body_bytes="$(stat -c %s "$f")" connections=32 resolved="$resolved" cmd="$CMD"
-        else
-            fails=$((fails + 1))
-        fi
+        ok_bodies+=("$body")
+        eval "RESOLVED_body_$body=\${CHECKED#*: }"
+    done
+    for round in $(seq 1 "$HTTP_ROUNDS"); do
+        for body in "${ok_bodies[@]}"; do
+            local f=bench/bodies/$body.json rv="RESOLVED_body_$body"
+            [ "$body" = 1m ] && f=$long
+            snap "$TMP/cost_a" "sidecar=$SC_ROUTE_PID" "engine=$ENGINE_PID"
+            if wrk_run "$TMP/sc_${body}_$round.out" "$f" 32 "$SC_ROUTE_URL/v1/route" \
+                -H 'X-HPP-Task: code'; then
+                snap "$TMP/cost_b" "sidecar=$SC_ROUTE_PID" "engine=$ENGINE_PID"
+                record "$OUT/sidecar_route.jsonl" --wrk "$TMP/sc_${body}_$round.out" body="$body" \
+                    body_bytes="$(stat -c %s "$f")" connections=32 round="$round" \
+                    resolved="${!rv}" cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b"
+            else
+                fails=$((fails + 1))
+            fi
+        done
     done
     # Proxy mode vs calling the upstream directly (and through nginx), 1
     # connection, A B C A B C ...
@@ -712,6 +730,19 @@ scenario_sidecar() {
     for round in $(seq 1 "$HTTP_ROUNDS"); do
         proxy_round "$round" "$f" "$ngx" || fails=$((fails + 1))
     done
+    # The same at 32 connections, with nginx's static reply (the ceiling of
+    # the HTTP stack) in the same rounds: the throughput side of the proxy goal.
+    if [ -n "$ngx" ] && [ -n "${NG_URL:-}" ]; then
+        for round in $(seq 1 "$HTTP_ROUNDS"); do
+            PROXY_CONNS=32 proxy_round "$round" "$f" "$ngx" || fails=$((fails + 1))
+            if wrk_run "$TMP/nginx_static_32_$round.out" "$f" 32 "$NG_URL/v1/route"; then
+                record "$OUT/sidecar_proxy32.jsonl" --wrk "$TMP/nginx_static_32_$round.out" \
+                    system=nginx-static round="$round" connections=32 body=1k cmd="$CMD"
+            else
+                fails=$((fails + 1))
+            fi
+        done
+    fi
     # Once more with the machine's own idle states (read "Idle states" above).
     if [ "$IDLE" = held ]; then
         idle_release
@@ -740,20 +771,22 @@ proxy_round() {
         proxy_run "$round" "$f" sidecar-proxy-libzmq "$SC_PROXYZ_URL" "$SC_PROXYZ_PID" ||
             fails=$((fails + 1))
     fi
-    local procs=("engine=$ENGINE_PID" "upstream=$STUB_PID")
+    local procs=("engine=$ENGINE_PID" "upstream=$STUB_PID") c=${PROXY_CONNS:-1}
+    local pfile=$OUT/sidecar_proxy.jsonl
+    [ "$c" = 1 ] || pfile=$OUT/sidecar_proxy$c.jsonl # report.py's proxy goal reads 1 only
     snap "$TMP/cost_a" "${procs[@]}"
-    if wrk_run "$TMP/direct_$round.out" "$f" 1 "$UP_URL/v1/chat/completions"; then
+    if wrk_run "$TMP/direct_${c}_$round.out" "$f" "$c" "$UP_URL/v1/chat/completions"; then
         snap "$TMP/cost_b" "${procs[@]}"
-        record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/direct_$round.out" \
-            system=upstream-direct round="$round" connections=1 body=1k cmd="$CMD" \
+        record "$pfile" --wrk "$TMP/direct_${c}_$round.out" \
+            system=upstream-direct round="$round" connections="$c" body=1k cmd="$CMD" \
             --cost "$TMP/cost_a" "$TMP/cost_b"
     else
         fails=$((fails + 1))
     fi
     if [ -n "$ngx" ]; then
-        if wrk_run "$TMP/nginx_proxy_$round.out" "$f" 1 "$ngx/v1/chat/completions"; then
-            record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/nginx_proxy_$round.out" \
-                system=nginx-proxy round="$round" connections=1 body=1k cmd="$CMD"
+        if wrk_run "$TMP/nginx_proxy_${c}_$round.out" "$f" "$c" "$ngx/v1/chat/completions"; then
+            record "$pfile" --wrk "$TMP/nginx_proxy_${c}_$round.out" \
+                system=nginx-proxy round="$round" connections="$c" body=1k cmd="$CMD"
         else
             fails=$((fails + 1))
         fi
@@ -764,19 +797,21 @@ proxy_round() {
 # proxy_run ROUND BODY SYSTEM URL PID: one proxied wrk run of one sidecar,
 # recorded as SYSTEM with its processes' costs and its /metrics phases.
 proxy_run() {
-    local round=$1 f=$2 system=$3 url=$4 pid=$5
+    local round=$1 f=$2 system=$3 url=$4 pid=$5 c=${PROXY_CONNS:-1}
+    local pfile=$OUT/sidecar_proxy.jsonl
+    [ "$c" = 1 ] || pfile=$OUT/sidecar_proxy$c.jsonl
     local procs=("sidecar=$pid" "engine=$ENGINE_PID" "upstream=$STUB_PID")
     local phases=()
     python3 "$REPORT" scrape "$TMP/phases_a" "$url/metrics" &&
         phases=(--phases "$TMP/phases_a" "$TMP/phases_b")
     snap "$TMP/cost_a" "${procs[@]}"
-    wrk_run "$TMP/${system}_$round.out" "$f" 1 "$url/v1/chat/completions" \
+    wrk_run "$TMP/${system}_${c}_$round.out" "$f" "$c" "$url/v1/chat/completions" \
         -H 'X-HPP-Task: code' -H 'Authorization: Bearer sk-bench' || return 1
     snap "$TMP/cost_b" "${procs[@]}"
     [ ${#phases[@]} -gt 0 ] && ! python3 "$REPORT" scrape "$TMP/phases_b" "$url/metrics" &&
         phases=()
-    record "$OUT/sidecar_proxy.jsonl" --wrk "$TMP/${system}_$round.out" system="$system" \
-        round="$round" connections=1 body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b" \
+    record "$pfile" --wrk "$TMP/${system}_${c}_$round.out" system="$system" \
+        round="$round" connections="$c" body=1k cmd="$CMD" --cost "$TMP/cost_a" "$TMP/cost_b" \
         "${phases[@]}"
 }
 
