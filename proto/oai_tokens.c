@@ -146,7 +146,7 @@ typedef struct {
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
-static bool s_masks(const unsigned char *s, s_masks_t *m)
+static inline __attribute__((always_inline)) bool s_masks(const unsigned char *s, s_masks_t *m)
 {
     uint64_t high = 0, letter = 0, digit = 0, white = 0, space = 0;
     const __m128i lo = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a' - 1), z = _mm_set1_epi8('z' + 1);
@@ -177,7 +177,7 @@ static bool s_masks(const unsigned char *s, s_masks_t *m)
     return true;
 }
 #else
-static bool s_masks(const unsigned char *s, s_masks_t *m)
+static inline __attribute__((always_inline)) bool s_masks(const unsigned char *s, s_masks_t *m)
 {
     uint64_t high = 0;
     s_masks_t r = {0, 0, 0, 0};
@@ -234,7 +234,8 @@ static uint64_t s_ceil3(uint64_t n)
 }
 
 /* Digit groups of a block: each run of digits, continued from the state. */
-static void s_block_digits(oai_tok_counts_t *c, s_state_t *st, uint64_t d)
+static inline __attribute__((always_inline)) void s_block_digits(oai_tok_counts_t *c, s_state_t *st,
+                                                                 uint64_t d)
 {
     uint64_t drun = 0;
     while (d) {
