@@ -1518,6 +1518,8 @@ int eng_regex_to_pcre(const char *pat, size_t len, int flags, char *out, size_t 
  */
 
 #define S_PFX_DEPTH 48 /* deeper ASTs get no prefixes (bounds the recursion's stack) */
+#define S_PFX_CLASS 8  /* a class of more bytes ends the literals */
+#define S_PFX_GOOD 4   /* literals this long are not multiplied by a class */
 
 /* A set of literals every match of a node begins with. */
 typedef struct {
@@ -1552,25 +1554,19 @@ static bool s_pset_add(s_pset_t *r, const unsigned char *b, size_t n)
     return true;
 }
 
-/* The one literal byte a class stands for: a single byte, or under ICASE a letter in both cases
- * (as its lower case). -1 otherwise. */
-static int s_pfx_byte(const s_parser_t *p, const s_class_t *c)
+/* The one-byte literals a class stands for, at most S_PFX_CLASS of them: its bytes, under ICASE
+ * (where classes are closed under case) letters as their lower case only. */
+static void s_pfx_class(const s_parser_t *p, const s_class_t *c, s_pset_t *r)
 {
-    int count = 0, b0 = -1, b1 = -1;
-    for (unsigned b = 0; b < 256 && count <= 2; b++) {
-        if (s_has(c, b)) {
-            b0 = count == 0 ? (int)b : b0;
-            b1 = count == 1 ? (int)b : b1;
-            count++;
+    memset(r, 0, sizeof(*r));
+    r->ok = r->exact = true;
+    for (unsigned b = 0; b < 256 && r->ok; b++) {
+        if (!s_has(c, b) || (p->icase && b >= 'A' && b <= 'Z')) {
+            continue;
         }
+        unsigned char x = (unsigned char)b;
+        r->ok = r->n < S_PFX_CLASS && s_pset_add(r, &x, 1);
     }
-    if (count == 1) {
-        return b0;
-    }
-    if (count == 2 && p->icase && b0 >= 'A' && b0 <= 'Z' && b1 == b0 + 32) {
-        return b1;
-    }
-    return -1;
 }
 
 static void s_pfx(const s_parser_t *p, int32_t ni, int depth, s_pset_t *r);
@@ -1599,13 +1595,26 @@ static void s_pfx_cross(s_pset_t *r, const s_pset_t *a, const s_pset_t *b)
     }
 }
 
+/* The shortest literal of r. */
+static size_t s_pfx_shortest(const s_pset_t *r)
+{
+    size_t m = ENG_REGEX_PREFIX_LEN;
+    for (int i = 0; i < r->n; i++) {
+        m = r->len[i] < m ? r->len[i] : m;
+    }
+    return m;
+}
+
+/* Literals grow through the concatenation while they are exact; a class multiplies them, so it
+ * is taken only while some literal is still short (a short literal occurs often in any text,
+ * and each occurrence costs the prefilter a report and an anchored check). */
 static void s_pfx_cat(const s_parser_t *p, int32_t first, int depth, s_pset_t *r)
 {
     s_pset_one(r, true);
     s_pset_t c, x;
     for (int32_t k = first; k >= 0 && r->exact; k = p->nodes[k].next) {
         s_pfx(p, k, depth + 1, &c);
-        if (!c.ok) {
+        if (!c.ok || (c.n > 1 && s_pfx_shortest(r) >= S_PFX_GOOD)) {
             r->exact = false; /* what r holds so far still begins every match */
             break;
         }
@@ -1630,17 +1639,9 @@ static void s_pfx(const s_parser_t *p, int32_t ni, int depth, s_pset_t *r)
     case N_ASSERT: /* zero-width: the anchored match checks it where the literal starts */
         s_pset_one(r, true);
         break;
-    case N_SET: {
-        int b = s_pfx_byte(p, &p->raw[n->child]);
-        memset(r, 0, sizeof(*r));
-        if (b >= 0) {
-            r->ok = r->exact = true;
-            r->n = 1;
-            r->len[0] = 1;
-            r->s[0][0] = (unsigned char)b;
-        }
+    case N_SET:
+        s_pfx_class(p, &p->raw[n->child], r);
         break;
-    }
     case N_CAT:
         s_pfx_cat(p, n->child, depth, r);
         break;

@@ -49,8 +49,10 @@ Test(scan, prefix_literals_of_patterns)
         int flags;
         const char *want;
     } cases[] = {
-        {"\\bdef\\s+\\w+\\s*\\(", 0, "def"},
-        {"```|\\bdef\\s+\\w+|#include\\s*<|\\bfn\\s", 0, "```,def,#include,fn"},
+        /* A short literal grows through a small class: "def" alone occurs in "undefined". */
+        {"\\bdef\\s+\\w+\\s*\\(", 0, "def\t,def\n,def\v,def\f,def\r,def "},
+        {"```|\\bdef +\\w+|#include\\s*<|\\bfn[ (]", 0, "```,def ,#include,fn ,fn("},
+        {"\\bfunction\\s+\\w", 0, "function"}, /* long enough: no class taken */
         {"\\b(prove|proof|theorem)\\b", I, "prove,proof,theorem"},
         {"\\bContract\\s+\\w", I, "contract"},
         {"\\bContract\\s+\\w", 0, "Contract"},
@@ -62,12 +64,13 @@ Test(scan, prefix_literals_of_patterns)
         {"a\\.b", 0, "a.b"},
         {"\\x41\\x42", 0, "AB"},
         {"abcdefghijklmnopqrstuvwxyz", 0, "abcdefghijklmnop"}, /* cut at 16: still a prefix */
-        {"[ab]cd", 0, "-"},                                    /* a leading class */
+        {"[ab]cd", 0, "acd,bcd"},                              /* a small leading class */
+        {"[a-z]bc", 0, "-"},                                   /* a large one */
         {"a?bc", 0, "-"},                                      /* an optional first atom */
         {"a|bc", 0, "-"},                                      /* a one-byte literal */
         {"x*yz", 0, "-"},
         {"(?:)ab", 0, "ab"},
-        {"[Aa]b", 0, "-"}, /* case pair without ICASE: a class */
+        {"[Aa]b", 0, "Ab,ab"}, /* a case pair without ICASE: two literals */
         {"[Aa]b", I, "ab"},
         {".ab", 0, "-"},
     };
