@@ -16,6 +16,12 @@
 #define S_LIT_BASE 0x10000u /* database id of literal 0 (prefix entries are below) */
 #define S_SLOTS_MAX 64      /* scratch pool bound */
 #define S_CACHE_LINE 64     /* one slot per line: threads on different slots share nothing */
+/* Matches ending in the last S_TAIL bytes of the text are looked for again by this module's own
+ * code: Debian's Vectorscan 5.4.9 misses some literal occurrences there (its "double shufti"
+ * accelerator, used for sets of short literals, mishandles the last vector of the buffer: with
+ * the literals "za" and "zb", a text of 66 to 96 bytes ending in "za" reports nothing; fixed
+ * upstream after 5.4.9). The misses seen are within 32 bytes of the end. */
+#define S_TAIL 64
 
 /* A scratch space and its "taken" flag. */
 typedef struct {
@@ -30,6 +36,14 @@ typedef struct {
     unsigned id;   /* database id */
     bool caseless; /* HS_FLAG_CASELESS */
 } s_lit_t;
+
+/* A literal kept for the tail check (the library's database holds its own copy). */
+typedef struct {
+    const unsigned char *bytes; /* into tail_bytes */
+    uint32_t len;               /* length */
+    uint32_t id;                /* database id */
+    bool caseless;              /* ASCII letters match either case */
+} s_tlit_t;
 
 /* A regex prefix entry: where an occurrence sends the anchored check. */
 typedef struct {
@@ -57,6 +71,10 @@ struct eng_scan {
     s_slot_t *slots;                   /* scratch pool */
     unsigned nslots;                   /* count */
     uint64_t rx_cover[ENG_SCAN_WORDS]; /* regex ids covered */
+    s_tlit_t *tail;                    /* every literal, by first byte (tail_off) */
+    unsigned char *tail_bytes;         /* their bytes */
+    uint32_t tail_off[257];            /* byte b: tail[tail_off[b] .. tail_off[b + 1]) */
+    size_t tail_max;                   /* longest literal */
     bool lit_all;                      /* every queued literal is in db */
     size_t bytes;                      /* database + scratch sizes */
 };
@@ -200,9 +218,64 @@ static void s_unusable(eng_scan_t *s)
     }
     hs_free_database(s->db);
     s->db = NULL;
+    free(s->tail);
+    free(s->tail_bytes);
+    s->tail = NULL;
+    s->tail_bytes = NULL;
     s->nrx = 0;
     memset(s->rx_cover, 0, sizeof s->rx_cover);
     s->lit_all = false;
+}
+
+static int s_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* The literals indexed by first byte, both cases of a caseless letter. */
+static int s_build_tail(eng_scan_t *s)
+{
+    size_t total = 0, entries = 0;
+    uint32_t count[256] = {0};
+    for (size_t i = 0; i < s->nlits; i++) {
+        const s_lit_t *l = &s->lits[i];
+        unsigned b = (unsigned char)l->bytes[0];
+        bool two = l->caseless && s_lower((int)b) >= 'a' && s_lower((int)b) <= 'z';
+        count[two ? (unsigned)s_lower((int)b) : b]++;
+        if (two) {
+            count[(unsigned)s_lower((int)b) - 32]++;
+        }
+        entries += two ? 2 : 1;
+        total += l->len;
+        s->tail_max = l->len > s->tail_max ? l->len : s->tail_max;
+    }
+    s->tail = calloc(entries ? entries : 1, sizeof *s->tail);
+    s->tail_bytes = malloc(total ? total : 1);
+    if (!s->tail || !s->tail_bytes) {
+        return -1;
+    }
+    s->tail_off[0] = 0;
+    for (int b = 0; b < 256; b++) {
+        s->tail_off[b + 1] = s->tail_off[b] + count[b];
+    }
+    uint32_t next[256];
+    memcpy(next, s->tail_off, sizeof next);
+    size_t at = 0;
+    for (size_t i = 0; i < s->nlits; i++) {
+        const s_lit_t *l = &s->lits[i];
+        memcpy(s->tail_bytes + at, l->bytes, l->len);
+        s_tlit_t t = {s->tail_bytes + at, (uint32_t)l->len, l->id, l->caseless};
+        at += l->len;
+        unsigned b = (unsigned char)l->bytes[0];
+        bool two = l->caseless && s_lower((int)b) >= 'a' && s_lower((int)b) <= 'z';
+        if (two) {
+            s->tail[next[s_lower((int)b)]++] = t;
+            s->tail[next[s_lower((int)b) - 32]++] = t;
+        } else {
+            s->tail[next[b]++] = t;
+        }
+    }
+    return 0;
 }
 
 int eng_scan_build(eng_scan_t *s, unsigned slots)
@@ -211,6 +284,9 @@ int eng_scan_build(eng_scan_t *s, unsigned slots)
         return -1;
     }
     int rc = s_compile(s);
+    if (rc == 0 && s_build_tail(s) != 0) {
+        rc = -1;
+    }
     for (size_t i = 0; i < s->nlits; i++) {
         free(s->lits[i].bytes);
     }
@@ -276,6 +352,9 @@ static int s_on_match(unsigned int id, unsigned long long from, unsigned long lo
     (void)flags;
     s_run_t *r = ctx;
     if (id >= S_LIT_BASE) {
+        if (s_get(r->hits->lit, id - S_LIT_BASE)) {
+            return 0; /* seen again by the tail check */
+        }
         s_set(r->hits->lit, id - S_LIT_BASE);
         r->left--;
     } else {
@@ -293,6 +372,35 @@ static int s_on_match(unsigned int id, unsigned long long from, unsigned long lo
         r->left--;
     }
     return r->left == 0; /* non-zero stops the scan: every answer is in */
+}
+
+/* Does literal l occur at t? */
+static bool s_lit_at(const s_tlit_t *l, const unsigned char *t)
+{
+    for (uint32_t i = 0; i < l->len; i++) {
+        int a = t[i], b = l->bytes[i];
+        if (a != b && !(l->caseless && s_lower(a) == s_lower(b))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reports again, in the library's callback, every literal occurrence that ends in the last S_TAIL
+ * bytes (see S_TAIL). An occurrence the library did report is harmless twice: answers are set
+ * once, and an anchored check that failed fails again. */
+static void s_tail_check(const eng_scan_t *s, s_run_t *r)
+{
+    const unsigned char *t = (const unsigned char *)r->text;
+    size_t from = r->len > S_TAIL + s->tail_max ? r->len - S_TAIL - s->tail_max : 0;
+    for (size_t p = from; p < r->len && r->left > 0; p++) {
+        for (uint32_t k = s->tail_off[t[p]]; k < s->tail_off[t[p] + 1]; k++) {
+            const s_tlit_t *l = &s->tail[k];
+            if (l->len <= r->len - p && p + l->len + S_TAIL > r->len && s_lit_at(l, t + p)) {
+                s_on_match(l->id, 0, p + l->len, 0, r);
+            }
+        }
+    }
 }
 
 bool eng_scan_run(const eng_scan_t *s, const char *text, size_t len, eng_scan_hits_t *hits)
@@ -332,6 +440,7 @@ bool eng_scan_run(const eng_scan_t *s, const char *text, size_t len, eng_scan_hi
         memset(hits, 0, sizeof *hits);
         return false;
     }
+    s_tail_check(s, &r);
     for (unsigned i = 0; i < s->nrx; i++) {
         if (s_get(r.over, i) && eng_regex_match(s->rx[i].re, r.text, len)) {
             s_set(hits->rx, s->rx[i].id);

@@ -453,3 +453,25 @@ Test(scan, policies_decide_the_same_with_and_without_the_scan)
     cr_expect_geq(ncovered, 3, "the default policy's regexes are in the scan");
     eng_catalog_destroy(&cat);
 }
+
+/* Debian's Vectorscan 5.4.9 misses some literal occurrences in the last bytes of a text (its
+ * accelerator for sets of short literals): with "za" and "zb", a text of 66 to 96 bytes ending
+ * in "za" got no report. The scan looks at the tail again itself. */
+Test(scan, literals_at_the_end_of_the_text_are_found)
+{
+    eng_scan_t *s = eng_scan_new();
+    cr_assert_eq(eng_scan_add_literal(s, 0, "za", 2), 0);
+    cr_assert_eq(eng_scan_add_literal(s, 1, "zb", 2), 0);
+    cr_assert_eq(eng_scan_build(s, 1), 0);
+    static char text[256];
+    for (size_t n = 2; n < sizeof text; n++) {
+        for (size_t p = 0; p + 2 <= n; p++) {
+            memset(text, 'x', n);
+            memcpy(text + p, "za", 2);
+            eng_scan_hits_t h;
+            cr_assert(eng_scan_run(s, text, n, &h));
+            cr_assert_eq(h.lit[0], 1, "\"za\" at %zu of %zu bytes", p, n);
+        }
+    }
+    eng_scan_destroy(&s);
+}
