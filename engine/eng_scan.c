@@ -74,6 +74,10 @@ struct eng_scan {
     s_tlit_t *tail;                    /* every literal, by first byte (tail_off) */
     unsigned char *tail_bytes;         /* their bytes */
     uint32_t tail_off[257];            /* byte b: tail[tail_off[b] .. tail_off[b + 1]) */
+    uint8_t tail_pair[65536 / 8];      /* bit (a << 8 | b), a and b lower-cased: some literal
+                                        * may begin with the two bytes a b (a one-byte literal
+                                        * sets every b): most positions stop at this bit */
+    uint8_t fold[256];                 /* ASCII lower case of each byte */
     size_t tail_max;                   /* longest literal */
     bool lit_all;                      /* every queued literal is in db */
     size_t bytes;                      /* database + scratch sizes */
@@ -247,12 +251,21 @@ static int s_build_tail(eng_scan_t *s)
         }
         entries += two ? 2 : 1;
         total += l->len;
+        unsigned a = (unsigned)s_lower((int)b);
+        for (unsigned c = 0; c < 256; c++) {
+            if (l->len == 1 || (unsigned)s_lower((unsigned char)l->bytes[1]) == c) {
+                s->tail_pair[(a << 8 | c) / 8] |= (uint8_t)(1u << (c % 8));
+            }
+        }
         s->tail_max = l->len > s->tail_max ? l->len : s->tail_max;
     }
     s->tail = calloc(entries ? entries : 1, sizeof *s->tail);
     s->tail_bytes = malloc(total ? total : 1);
     if (!s->tail || !s->tail_bytes) {
         return -1;
+    }
+    for (int c = 0; c < 256; c++) {
+        s->fold[c] = (uint8_t)s_lower(c);
     }
     s->tail_off[0] = 0;
     for (int b = 0; b < 256; b++) {
@@ -391,9 +404,16 @@ static bool s_lit_at(const s_tlit_t *l, const unsigned char *t)
  * once, and an anchored check that failed fails again. */
 static void s_tail_check(const eng_scan_t *s, s_run_t *r)
 {
+    const uint8_t *fold = s->fold;
     const unsigned char *t = (const unsigned char *)r->text;
     size_t from = r->len > S_TAIL + s->tail_max ? r->len - S_TAIL - s->tail_max : 0;
     for (size_t p = from; p < r->len && r->left > 0; p++) {
+        if (p + 1 < r->len) {
+            unsigned pair = (unsigned)fold[t[p]] << 8 | fold[t[p + 1]];
+            if (!(s->tail_pair[pair >> 3] >> (pair & 7) & 1)) {
+                continue;
+            }
+        }
         for (uint32_t k = s->tail_off[t[p]]; k < s->tail_off[t[p] + 1]; k++) {
             const s_tlit_t *l = &s->tail[k];
             if (l->len <= r->len - p && p + l->len + S_TAIL > r->len && s_lit_at(l, t + p)) {
