@@ -13,7 +13,11 @@
  * is on only inside the timed loop, and any allocation there fails the run.
  *
  *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--text FILE]
- *                 [--health off|on|cooling] [--json]
+ *                 [--health off|on|cooling] [--scan on|off] [--json]
+ *
+ * --scan off answers the policy's text tests with each pattern's own matcher
+ * (regex by regex, then the needle scan), as before the one-pass multi-pattern
+ * scan (eng_scan.h); on (the default) with that scan, once per request.
  *
  * --health gives the policy an endpoint health table (eng_health.h) filled
  * by reports before the timed loop: `on` measured figures for every
@@ -42,6 +46,7 @@
 #include "eng_catalog.h"
 #include "eng_health.h"
 #include "eng_policy.h"
+#include "eng_policy_internal.h"
 
 #include "../tests/alloc_count.h"
 
@@ -96,7 +101,7 @@ static const s_spec_t s_specs[] = {
 
 /* --text: every request carries this sample instead of its own (hint rules
  * scan it whole: this is where long prompts cost). */
-#define S_TEXT_MAX 8192 /* the sidecar's sample size (OAI_TEXT_MAX) */
+#define S_TEXT_MAX 16384 /* twice the sidecar's sample size (OAI_TEXT_MAX): growth past it */
 static char s_text[S_TEXT_MAX];
 static size_t s_text_len;
 static bool s_text_set;
@@ -168,6 +173,7 @@ typedef struct {
 } s_result_t;
 
 static const char *s_health = "off";
+static bool s_scan_on = true;
 
 /* Fills `h` as reports would: every endpoint measured (latency, throughput,
  * a few failures), every seventh on cooldown when `cool`. */
@@ -300,6 +306,7 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
         return -1;
     }
     eng_diags_destroy(&d);
+    eng_policy_set_scan(pol, s_scan_on);
     eng_health_t *health = NULL;
     if (strcmp(s_health, "off") != 0) {
         size_t neps = 0;
@@ -379,20 +386,22 @@ static void s_print(const s_result_t *r, bool json)
         printf("{\"scenario\":\"resolve\",\"catalog\":\"%s\",\"models\":%zu,\"decisions\":%llu,"
                "\"decisions_per_s\":%.0f,\"p50_ns\":%llu,\"p99_ns\":%llu,\"mean_ns\":%.1f,"
                "\"max_ns\":%llu,\"timer_ns\":%llu,\"allocs\":%lu,\"allocs_per_decision\":%g,"
-               "\"ok_fraction\":%.3f,\"text_bytes\":%zu,\"health\":\"%s\",\"report_ns\":%.1f}\n",
+               "\"ok_fraction\":%.3f,\"text_bytes\":%zu,\"health\":\"%s\",\"report_ns\":%.1f,"
+               "\"scan\":\"%s\"}\n",
                r->name, r->models, (unsigned long long)r->decisions, r->per_s,
                (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
                (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs,
                (double)r->allocs / (double)r->decisions, (double)r->ok / (double)r->decisions,
-               s_text_set ? s_text_len : (size_t)0, r->health, r->report_ns);
+               s_text_set ? s_text_len : (size_t)0, r->health, r->report_ns,
+               s_scan_on ? "on" : "off");
     } else {
         printf("resolve %-8s models=%zu decisions=%llu decisions_per_s=%.0f p50_ns=%llu "
                "p99_ns=%llu mean_ns=%.0f max_ns=%llu timer_ns=%llu allocs=%lu health=%s "
-               "report_ns=%.0f\n",
+               "report_ns=%.0f text_bytes=%zu scan=%s\n",
                r->name, r->models, (unsigned long long)r->decisions, r->per_s,
                (unsigned long long)r->p50, (unsigned long long)r->p99, r->mean,
                (unsigned long long)r->max, (unsigned long long)r->timer, r->allocs, r->health,
-               r->report_ns);
+               r->report_ns, s_text_set ? s_text_len : (size_t)0, s_scan_on ? "on" : "off");
     }
     fflush(stdout);
 }
@@ -400,14 +409,16 @@ static void s_print(const s_result_t *r, bool json)
 static void s_usage(FILE *out)
 {
     fprintf(out, "usage: bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] "
-                 "[--text FILE] [--health off|on|cooling] [--json]\n\n"
+                 "[--text FILE] [--health off|on|cooling] [--scan on|off] [--json]\n\n"
                  "  --policy FILE   policy (default policies/default.policy)\n"
                  "  --catalog FILE  catalog, repeatable (default: two runs, bundled catalog and\n"
                  "                  bundled + full LiteLLM catalog)\n"
                  "  --seconds N     timed seconds per run, 0.1 to 60 (default 2)\n"
-                 "  --text FILE     every request's text sample is this file's first 8 KB\n"
+                 "  --text FILE     every request's text sample is this file's first 16 KiB\n"
                  "  --health MODE   off (default), on (every endpoint measured) or cooling\n"
                  "                  (and every seventh endpoint on cooldown); times reports too\n"
+                 "  --scan MODE     on (default): text tests answered by one multi-pattern scan\n"
+                 "                  per request; off: by each pattern's own matcher\n"
                  "  --json          one JSON object per run instead of text\n"
                  "Exit 1 when a decision allocated heap memory, 2 on bad usage.\n");
 }
@@ -442,6 +453,13 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench_resolve: --health: expected off, on or cooling\n");
                 return 2;
             }
+        } else if (strcmp(a, "--scan") == 0 && has_val) {
+            const char *v = argv[++i];
+            if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+                fprintf(stderr, "bench_resolve: --scan: expected on or off\n");
+                return 2;
+            }
+            s_scan_on = strcmp(v, "on") == 0;
         } else if (strcmp(a, "--seconds") == 0 && has_val) {
             char *end;
             seconds = strtod(argv[++i], &end);

@@ -138,6 +138,7 @@ typedef struct {
 
     uint32_t cap_nodes, cap_strs, cap_regexes, cap_hints, cap_needle_sets; /* allocated */
     uint32_t cap_rules; /* rules[] size, from the statement count */
+    eng_scan_t *scan;   /* the text patterns queued so far (pol->scan once built) */
 
     s_pats_t prefer;                     /* settings prefer */
     s_pats_t providers;                  /* settings providers */
@@ -1101,6 +1102,15 @@ static int32_t s_regex(s_comp_t *c, uint32_t fi, const eng_xnode_t *x)
         eng_regex_destroy(&re);
         return -1;
     }
+    if (!c->scan) {
+        c->scan = eng_scan_new();
+    }
+    if (!c->scan ||
+        eng_scan_add_regex(c->scan, pol->nregexes, re, src + start, close - start, flags)) {
+        eng_regex_destroy(&re);
+        c->oom = true;
+        return -1;
+    }
     pol->regexes[pol->nregexes] = re;
     return (int32_t)pol->nregexes++;
 }
@@ -1213,6 +1223,32 @@ static void s_anchor_table(eng_policy_t *pol)
             pol->anchor_ids[next[b - 'a' + 'A']++] = (uint8_t)i;
         }
     }
+}
+
+/* The one-pass scan of every regex and `contains` text (eng_scan.h). A policy whose patterns the
+ * scanner cannot take at all still loads: the resolver answers them one by one. -1 only when out
+ * of memory. */
+static int s_build_scan(s_comp_t *c)
+{
+    eng_policy_t *pol = c->pol;
+    if (pol->nneedles > 0 && !c->scan) {
+        c->scan = eng_scan_new();
+        if (!c->scan) {
+            c->oom = true;
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i < pol->nneedles; i++) {
+        if (eng_scan_add_literal(c->scan, i, pol->needles[i].ptr, pol->needles[i].len) != 0) {
+            c->oom = true;
+            return -1;
+        }
+    }
+    if (c->scan && eng_scan_build(c->scan, 0) == 0) {
+        pol->scan = c->scan;
+        c->scan = NULL;
+    }
+    return 0;
 }
 
 static eng_op_t s_flip(eng_op_t op)
@@ -2717,6 +2753,7 @@ static void s_passes(s_comp_t *c)
 
 static void s_comp_free(s_comp_t *c)
 {
+    eng_scan_destroy(&c->scan);
     for (uint32_t i = 0; i < c->nfiles; i++) {
         eng_ast_destroy(&c->files[i].ast);
         free(c->files[i].path);
@@ -2836,6 +2873,9 @@ static eng_policy_t *s_compile(const char *name, const char *src, size_t len, co
         goto fail;
     }
     s_anchor_table(pol);
+    if (s_build_scan(c) != 0) {
+        goto fail;
+    }
     for (uint32_t i = 0; i < pol->nrules; i++) {
         s_rule_order(pol, &pol->rules[i]);
     }
@@ -2896,6 +2936,13 @@ eng_policy_t *eng_policy_load_buffer(const char *name, const char *src, size_t l
     return eng_policy_compile(name, src, len, NULL, catalog, diags, 0);
 }
 
+void eng_policy_set_scan(eng_policy_t *self, bool on)
+{
+    if (self) {
+        self->scan_off = !on;
+    }
+}
+
 void eng_policy_destroy(eng_policy_t **self_p)
 {
     if (!self_p || !*self_p) {
@@ -2906,6 +2953,7 @@ void eng_policy_destroy(eng_policy_t **self_p)
         eng_regex_destroy(&pol->regexes[i]);
     }
     free(pol->regexes);
+    eng_scan_destroy(&pol->scan);
     if (pol->groups) {
         for (int g = 0; g < pol->ngroups; g++) {
             free(pol->groups[g].allow);

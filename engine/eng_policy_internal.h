@@ -14,6 +14,7 @@
 #include "eng_health.h"
 #include "eng_policy.h"
 #include "eng_regex.h"
+#include "eng_scan.h"
 
 /* Limits of one policy. */
 #define ENG_MAX_TIERS 16         /* tier definitions */
@@ -194,6 +195,10 @@ struct eng_policy {
     uint32_t nstrs;        /* count */
     eng_regex_t **regexes; /* regex operands, owned */
     uint32_t nregexes;     /* count */
+    /* Every regex and `contains` text in one multi-pattern scan, run once per request at the
+     * first text test (eng_scan.h); NULL when none could be built. Owned. */
+    eng_scan_t *scan;
+    bool scan_off; /* tests and bench: answer with the per-pattern matchers only */
 
     /* `contains` texts, deduplicated over the whole policy, so that one pass
      * over a request's text answers every CONTAINS node (eng_resolve.c). */
@@ -286,6 +291,11 @@ void eng_diags_sort_from(eng_diags_t *self, size_t from);
 eng_policy_t *eng_policy_compile(const char *name, const char *src, size_t len,
                                  const char *base_dir, const eng_catalog_t *catalog,
                                  eng_diags_t *diags, unsigned flags);
+
+/* On (the default) the resolver answers text tests from one multi-pattern scan per request
+ * (eng_scan.h); off, from each pattern's own matcher, as before the scan existed: for tests that
+ * compare both and for the bench. Not while the policy serves. */
+void eng_policy_set_scan(eng_policy_t *self, bool on);
 
 /* eng_policy_load_observed with options (ENG_POLICY_*). */
 eng_policy_t *eng_policy_load_opts(const char *path, const eng_catalog_t *catalog,

@@ -1376,6 +1376,377 @@ out:
     return re;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * PCRE rendering, for multi-pattern scanners (eng_scan.c)
+ */
+
+typedef struct {
+    char *out;     /* the caller's buffer */
+    size_t cap;    /* its size */
+    size_t n;      /* bytes written */
+    bool overflow; /* out was too small */
+} s_pcre_t;
+
+static void s_pcre_put(s_pcre_t *w, const char *s)
+{
+    size_t k = strlen(s);
+    if (w->n + k >= w->cap) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->out + w->n, s, k);
+    w->n += k;
+}
+
+static void s_pcre_byte(s_pcre_t *w, unsigned b)
+{
+    char buf[16];
+    snprintf(buf, sizeof buf, "\\x%02x", b & 0xffu);
+    s_pcre_put(w, buf);
+}
+
+/* A class as explicit byte ranges, so that no dialect difference (\s, \w, case folding of
+ * classes, what '.' excludes) can change its meaning. */
+static void s_pcre_class(s_pcre_t *w, const s_class_t *c)
+{
+    int count = 0;
+    unsigned only = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        if (s_has(c, b)) {
+            count++;
+            only = b;
+        }
+    }
+    if (count == 1) {
+        s_pcre_byte(w, only);
+        return;
+    }
+    s_pcre_put(w, count == 0 ? "[^\\x00-\\xff" : "[");
+    for (unsigned b = 0; b < 256; b++) {
+        if (!s_has(c, b)) {
+            continue;
+        }
+        unsigned hi = b;
+        while (hi < 255 && s_has(c, hi + 1)) {
+            hi++;
+        }
+        s_pcre_byte(w, b);
+        if (hi > b) {
+            s_pcre_put(w, "-");
+            s_pcre_byte(w, hi);
+        }
+        b = hi;
+    }
+    s_pcre_put(w, "]");
+}
+
+/* Recursion depth follows the AST's, bounded by ENG_REGEX_MAX_DEPTH groups. */
+static void s_pcre_node(s_pcre_t *w, const s_parser_t *p, int32_t ni)
+{
+    const s_node_t *n = &p->nodes[ni];
+    switch (n->kind) {
+    case N_EMPTY:
+        break;
+    case N_SET:
+        s_pcre_class(w, &p->raw[n->child]);
+        break;
+    case N_ASSERT: {
+        /* $ is the end of the text only (PCRE's $ also matches before a final newline). */
+        static const char *const as[] = {
+            [AS_BOL] = "^", [AS_EOL] = "\\z", [AS_WORDB] = "\\b", [AS_NWORDB] = "\\B"};
+        s_pcre_put(w, as[n->arg]);
+        break;
+    }
+    case N_CAT:
+        for (int32_t k = n->child; k >= 0; k = p->nodes[k].next) {
+            s_pcre_node(w, p, k);
+        }
+        break;
+    case N_ALT:
+        s_pcre_put(w, "(?:");
+        for (int32_t k = n->child; k >= 0; k = p->nodes[k].next) {
+            s_pcre_node(w, p, k);
+            s_pcre_put(w, p->nodes[k].next >= 0 ? "|" : ")");
+        }
+        break;
+    case N_REP: {
+        s_pcre_put(w, "(?:");
+        s_pcre_node(w, p, n->child);
+        char buf[32];
+        if (n->max == S_INF) {
+            snprintf(buf, sizeof buf, "){%d,}", (int)n->min);
+        } else {
+            snprintf(buf, sizeof buf, "){%d,%d}", (int)n->min, (int)n->max);
+        }
+        s_pcre_put(w, buf);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+int eng_regex_to_pcre(const char *pat, size_t len, int flags, char *out, size_t cap)
+{
+    if (pat == NULL || len == 0 || len > ENG_REGEX_MAX_LEN || out == NULL || cap == 0 ||
+        (flags & ~(ENG_REGEX_ICASE | ENG_REGEX_NO_DFA)) != 0) {
+        return -1;
+    }
+    s_parser_t p;
+    memset(&p, 0, sizeof(p));
+    p.pat = (const unsigned char *)pat;
+    p.len = len;
+    p.icase = (flags & ENG_REGEX_ICASE) != 0;
+    p.erroff = -1;
+    int32_t root = s_alt(&p);
+    s_pcre_t w = {out, cap, 0, false};
+    if (root >= 0 && p.pos == p.len) {
+        s_pcre_node(&w, &p, root);
+    }
+    free(p.nodes);
+    free(p.raw);
+    if (root < 0 || p.pos != p.len || w.overflow) {
+        out[0] = '\0';
+        return -1;
+    }
+    out[w.n] = '\0';
+    return (int)w.n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Literal prefixes, for the literal prefilter of eng_scan.c
+ */
+
+#define S_PFX_DEPTH 48 /* deeper ASTs get no prefixes (bounds the recursion's stack) */
+#define S_PFX_CLASS 8  /* a class of more bytes ends the literals */
+#define S_PFX_GOOD 4   /* literals this long are not multiplied by a class */
+
+/* A set of literals every match of a node begins with. */
+typedef struct {
+    bool ok;    /* such a set exists (within the bounds) */
+    bool exact; /* every match of the node is exactly one of the literals */
+    int n;      /* literals */
+    uint8_t len[ENG_REGEX_MAX_PREFIXES];
+    unsigned char s[ENG_REGEX_MAX_PREFIXES][ENG_REGEX_PREFIX_LEN];
+} s_pset_t;
+
+static void s_pset_one(s_pset_t *r, bool exact)
+{
+    memset(r, 0, sizeof(*r));
+    r->ok = true;
+    r->exact = exact;
+    r->n = 1; /* the empty literal */
+}
+
+/* Adds literal [b, b+n) to r unless already there; false when r is full. */
+static bool s_pset_add(s_pset_t *r, const unsigned char *b, size_t n)
+{
+    for (int i = 0; i < r->n; i++) {
+        if (r->len[i] == n && memcmp(r->s[i], b, n) == 0) {
+            return true;
+        }
+    }
+    if (r->n == ENG_REGEX_MAX_PREFIXES) {
+        return false;
+    }
+    memcpy(r->s[r->n], b, n);
+    r->len[r->n++] = (uint8_t)n;
+    return true;
+}
+
+/* The one-byte literals a class stands for, at most S_PFX_CLASS of them: its bytes, under ICASE
+ * (where classes are closed under case) letters as their lower case only. */
+static void s_pfx_class(const s_parser_t *p, const s_class_t *c, s_pset_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->ok = r->exact = true;
+    for (unsigned b = 0; b < 256 && r->ok; b++) {
+        if (!s_has(c, b) || (p->icase && b >= 'A' && b <= 'Z')) {
+            continue;
+        }
+        unsigned char x = (unsigned char)b;
+        r->ok = r->n < S_PFX_CLASS && s_pset_add(r, &x, 1);
+    }
+}
+
+static void s_pfx(const s_parser_t *p, int32_t ni, int depth, s_pset_t *r);
+
+/* r := every literal of a followed by every literal of b (a is not r). */
+static void s_pfx_cross(s_pset_t *r, const s_pset_t *a, const s_pset_t *b)
+{
+    unsigned char buf[2 * ENG_REGEX_PREFIX_LEN];
+    memset(r, 0, sizeof(*r));
+    r->ok = true;
+    r->exact = a->exact && b->exact;
+    for (int i = 0; i < a->n; i++) {
+        for (int j = 0; j < b->n; j++) {
+            size_t n = (size_t)a->len[i] + b->len[j];
+            memcpy(buf, a->s[i], a->len[i]);
+            memcpy(buf + a->len[i], b->s[j], b->len[j]);
+            if (n > ENG_REGEX_PREFIX_LEN) {
+                n = ENG_REGEX_PREFIX_LEN; /* a prefix of the literal is still a prefix */
+                r->exact = false;
+            }
+            if (!s_pset_add(r, buf, n)) {
+                r->ok = false;
+                return;
+            }
+        }
+    }
+}
+
+/* The shortest literal of r. */
+static size_t s_pfx_shortest(const s_pset_t *r)
+{
+    size_t m = ENG_REGEX_PREFIX_LEN;
+    for (int i = 0; i < r->n; i++) {
+        m = r->len[i] < m ? r->len[i] : m;
+    }
+    return m;
+}
+
+/* Literals grow through the concatenation while they are exact; a class multiplies them, so it
+ * is taken only while some literal is still short (a short literal occurs often in any text,
+ * and each occurrence costs the prefilter a report and an anchored check). */
+static void s_pfx_cat(const s_parser_t *p, int32_t first, int depth, s_pset_t *r)
+{
+    s_pset_one(r, true);
+    s_pset_t c, x;
+    for (int32_t k = first; k >= 0 && r->exact; k = p->nodes[k].next) {
+        s_pfx(p, k, depth + 1, &c);
+        if (!c.ok || (c.n > 1 && s_pfx_shortest(r) >= S_PFX_GOOD)) {
+            r->exact = false; /* what r holds so far still begins every match */
+            break;
+        }
+        s_pfx_cross(&x, r, &c);
+        if (!x.ok) {
+            r->exact = false;
+            break;
+        }
+        *r = x;
+    }
+}
+
+static void s_pfx(const s_parser_t *p, int32_t ni, int depth, s_pset_t *r)
+{
+    const s_node_t *n = &p->nodes[ni];
+    if (depth > S_PFX_DEPTH) {
+        memset(r, 0, sizeof(*r));
+        return;
+    }
+    switch (n->kind) {
+    case N_EMPTY:
+    case N_ASSERT: /* zero-width: the anchored match checks it where the literal starts */
+        s_pset_one(r, true);
+        break;
+    case N_SET:
+        s_pfx_class(p, &p->raw[n->child], r);
+        break;
+    case N_CAT:
+        s_pfx_cat(p, n->child, depth, r);
+        break;
+    case N_ALT: {
+        memset(r, 0, sizeof(*r));
+        r->ok = r->exact = true;
+        s_pset_t c;
+        for (int32_t k = n->child; k >= 0 && r->ok; k = p->nodes[k].next) {
+            s_pfx(p, k, depth + 1, &c);
+            r->ok = c.ok;
+            r->exact = r->exact && c.exact;
+            for (int i = 0; i < c.n && r->ok; i++) {
+                r->ok = s_pset_add(r, c.s[i], c.len[i]);
+            }
+        }
+        break;
+    }
+    case N_REP:
+        if (n->min == 0) {
+            s_pset_one(r, false); /* may match nothing: no literal begins every match */
+        } else {
+            s_pfx(p, n->child, depth + 1, r);
+            r->exact = r->exact && n->min == 1 && n->max == 1;
+        }
+        break;
+    default:
+        memset(r, 0, sizeof(*r));
+        break;
+    }
+}
+
+int eng_regex_prefixes(const char *pat, size_t len, int flags, eng_regex_prefixes_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (pat == NULL || len == 0 || len > ENG_REGEX_MAX_LEN ||
+        (flags & ~(ENG_REGEX_ICASE | ENG_REGEX_NO_DFA)) != 0) {
+        return -1;
+    }
+    s_parser_t p;
+    memset(&p, 0, sizeof(p));
+    p.pat = (const unsigned char *)pat;
+    p.len = len;
+    p.icase = (flags & ENG_REGEX_ICASE) != 0;
+    p.erroff = -1;
+    int32_t root = s_alt(&p);
+    int rc = -1;
+    if (root >= 0 && p.pos == p.len) {
+        s_pset_t *r = malloc(sizeof(*r));
+        rc = 0;
+        if (r != NULL) {
+            s_pfx(&p, root, 0, r);
+            bool usable = r->ok && r->n > 0;
+            for (int i = 0; i < r->n && usable; i++) {
+                usable = r->len[i] >= ENG_REGEX_PREFIX_MIN;
+            }
+            if (usable) {
+                out->n = r->n;
+                out->caseless = p.icase;
+                memcpy(out->len, r->len, sizeof(out->len));
+                memcpy(out->lit, r->s, sizeof(out->lit));
+                rc = 1;
+            }
+            free(r);
+        }
+    }
+    free(p.nodes);
+    free(p.raw);
+    return rc;
+}
+
+bool eng_regex_can_match_at(const eng_regex_t *re)
+{
+    return re != NULL && re->fast;
+}
+
+int eng_regex_match_at(const eng_regex_t *re, const char *s, size_t len, size_t pos, size_t *budget)
+{
+    if (re == NULL || !re->fast || pos > len || (s == NULL && len > 0)) {
+        return -1;
+    }
+    const unsigned char *t = (const unsigned char *)(s != NULL ? s : "");
+    const size_t row = re->nset + 1u;
+    const uint64_t *clos = re->clos;
+    const bool ctx_matters = re->has_assert;
+    uint64_t cur = clos[s_ctx_index(t, len, pos) * row + re->nset];
+    for (size_t i = pos; !(cur & S_MATCH_BIT); i++) {
+        if (cur == 0 || i >= len) {
+            return 0;
+        }
+        if (*budget == 0) {
+            return -1;
+        }
+        (*budget)--;
+        uint64_t alive = cur & re->bymask[t[i]];
+        const uint64_t *c = clos + (ctx_matters ? s_ctx_index(t, len, i + 1) : 0) * row;
+        uint64_t nxt = 0;
+        while (alive != 0) {
+            nxt |= c[__builtin_ctzll(alive)];
+            alive &= alive - 1;
+        }
+        cur = nxt;
+    }
+    return 1;
+}
+
 void eng_regex_destroy(eng_regex_t **re_p)
 {
     if (re_p != NULL && *re_p != NULL) {

@@ -89,6 +89,45 @@ eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *err
  * time, about 6 KB of stack. A NULL regex matches nothing. */
 bool eng_regex_match(const eng_regex_t *re, const char *s, size_t len);
 
+/* Writes into out (cap bytes, NUL-terminated) the pattern [pat, pat+len) under `flags` in PCRE
+ * syntax, for multi-pattern scanners of the Hyperscan family, with exactly the same matches: every
+ * byte class spelled out as \xHH ranges (case folding, \d \w \s, '.' and negation already
+ * applied), groups non-capturing, counted repetition kept, $ written \z (the end of the text
+ * only). Returns the length written, or -1 when the pattern does not compile or out is too
+ * small. Allocates (the parse); not for the hot path. */
+int eng_regex_to_pcre(const char *pat, size_t len, int flags, char *out, size_t cap);
+
+/* Literal prefixes: a set of literals one of which begins every match of a pattern, so that a
+ * multi-literal prefilter finds every place a match can start (eng_scan.h). */
+#define ENG_REGEX_MAX_PREFIXES 32 /* literals in a set */
+#define ENG_REGEX_PREFIX_LEN 16   /* longest literal kept (longer ones are cut: still prefixes) */
+#define ENG_REGEX_PREFIX_MIN 2    /* shortest literal worth a prefilter */
+typedef struct {
+    int n;         /* literals */
+    bool caseless; /* an ICASE pattern: ASCII letters (kept in lower case) match either case */
+    unsigned char len[ENG_REGEX_MAX_PREFIXES];
+    char lit[ENG_REGEX_MAX_PREFIXES][ENG_REGEX_PREFIX_LEN];
+} eng_regex_prefixes_t;
+
+/* Fills *out with literals (each ENG_REGEX_PREFIX_MIN to ENG_REGEX_PREFIX_LEN bytes) such that
+ * every match of the pattern begins with one of them, the zero-width assertions before it
+ * aside: /\bdef\s+\w+/ gives "def", /\b(prove|proof)\b/i gives "prove" and "proof" caseless.
+ * Returns 1, 0 when the pattern has no such set within the bounds (a leading class, an optional
+ * first atom, too many alternatives), -1 when it does not compile. Allocates; not for the hot
+ * path. */
+int eng_regex_prefixes(const char *pat, size_t len, int flags, eng_regex_prefixes_t *out);
+
+/* Can eng_regex_match_at answer for this regex? True when it has the bit-parallel matcher (at
+ * most 63 byte-consuming states: nearly every hint pattern). */
+bool eng_regex_can_match_at(const eng_regex_t *re);
+
+/* Anchored: does a match begin exactly at position pos of [s, s+len)? Assertions see the whole
+ * text (^ only at 0, \b looks at s[pos-1], $ only at len). Steps at most *budget bytes,
+ * subtracting those it steps. Returns 1 or 0, or -1 when the budget ran out or the regex cannot
+ * answer (eng_regex_can_match_at): then ask eng_regex_match. No allocation, no lock. */
+int eng_regex_match_at(const eng_regex_t *re, const char *s, size_t len, size_t pos,
+                       size_t *budget);
+
 /* Number of NFA states the pattern compiled to (for diagnostics and tests). */
 int eng_regex_states(const eng_regex_t *re);
 

@@ -89,9 +89,18 @@ typedef struct {
     eng_needle_set_t found;            /* needles found in text[0, scanned) */
     uint32_t scanned;                  /* text bytes the needle scan has passed */
     uint32_t unfound;                  /* needles not found yet */
+    uint8_t scan;                      /* S_SCAN_*: the one-pass scan's state */
+    eng_scan_hits_t hits;              /* its answers, when S_SCAN_DONE */
     uint32_t scored;                   /* bit i: score[i] is computed */
     double score[ENG_MAX_SCORERS];     /* scorers' scores, computed on first use */
 } s_ctx_t;
+
+/* The one-pass scan of a request's text (eng_scan.h): run at the first text test. */
+enum {
+    S_SCAN_TODO, /* not run yet */
+    S_SCAN_DONE, /* hits holds every covered pattern's answer */
+    S_SCAN_NONE  /* no scan (none built, turned off, no slot free): per-pattern matchers */
+};
 
 /* Small helpers ------------------------------------------------------------ */
 
@@ -172,6 +181,34 @@ static bool s_needles_meet(const uint64_t *a, const uint64_t *b)
     return any != 0;
 }
 
+/* Runs the one-pass scan once per request; true when its answers are in x->hits. When it covers
+ * every needle, the needle scan below is complete at once (found[] exact for the whole text). */
+static bool s_scanned(const eng_policy_t *pol, s_ctx_t *x)
+{
+    if (x->scan == S_SCAN_TODO) {
+        x->scan = S_SCAN_NONE;
+        if (eng_scan_run(pol->scan, x->f->text.ptr, x->f->text.len, &x->hits)) {
+            x->scan = S_SCAN_DONE;
+            if (eng_scan_covers_literals(pol->scan)) {
+                _Static_assert(sizeof x->found == sizeof x->hits.lit, "one bit per needle");
+                memcpy(x->found, x->hits.lit, sizeof x->found);
+                x->scanned = x->f->text.len;
+                x->unfound = 0;
+            }
+        }
+    }
+    return x->scan == S_SCAN_DONE;
+}
+
+/* Is regex i's answer in the one-pass scan? Else its own matcher gives it. */
+static bool s_regex(const eng_policy_t *pol, s_ctx_t *x, uint32_t i)
+{
+    if (s_scanned(pol, x) && eng_scan_covers_regex(pol->scan, i)) {
+        return (x->hits.rx[i / 64] >> (i % 64)) & 1;
+    }
+    return eng_regex_match(pol->regexes[i], x->f->text.ptr, x->f->text.len);
+}
+
 /* Does the text contain one of the needles in `want`?
  *
  * Every CONTAINS node of a request shares one pass over the text: the scan
@@ -186,6 +223,7 @@ static bool s_needles_meet(const uint64_t *a, const uint64_t *b)
  * checked for every needle, so found[] is exact for text[0, scanned). */
 static bool s_contains(const eng_policy_t *pol, s_ctx_t *x, const uint64_t *want)
 {
+    s_scanned(pol, x);
     if (s_needles_meet(x->found, want)) {
         return true;
     }
@@ -320,7 +358,7 @@ static bool s_eval(const eng_policy_t *pol, s_ctx_t *x, int32_t i)
         return n->op == ENG_C_STR_IN ? hit : !hit;
     }
     case ENG_C_REGEX:
-        return eng_regex_match(pol->regexes[n->a], x->f->text.ptr, x->f->text.len);
+        return s_regex(pol, x, (uint32_t)n->a);
     case ENG_C_CONTAINS:
         return s_contains(pol, x, pol->needle_sets[n->key]);
     case ENG_C_SCORE:
@@ -384,6 +422,7 @@ static void s_ctx_init(const eng_policy_t *pol, const hpp_features_t *f, s_ctx_t
     memset(x->found, 0, sizeof x->found);
     x->scanned = 0;
     x->unfound = pol->nneedles;
+    x->scan = pol->scan && !pol->scan_off ? S_SCAN_TODO : S_SCAN_NONE;
     x->scored = 0;
 }
 

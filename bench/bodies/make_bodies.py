@@ -14,6 +14,8 @@ regenerates them byte for byte (nothing random, no clock):
   prompt_1k.txt, prompt_8k.txt  the message texts of 1k.json and of 32k.json
                (cut to 8 KiB, the sidecar's text sample): what hint rules scan,
                for bench_resolve --text
+  prompt_16k.txt  the same cut to 16 KiB: how the decision's cost grows past
+               the sample size (bench_resolve, bench_scan)
 The 32 KB body embeds this repository's own bench/upstream_stub.c (project
 code, same license), cut so the body is exactly 32768 bytes.
 Run from the repository root: python3 bench/bodies/make_bodies.py
@@ -209,8 +211,10 @@ def main():
     for name, make in (("small.json", small), ("1k.json", one_k),
                        ("32k.json", thirty_two_k), ("image.json", image)):
         print(f"{name}: {dump(name, make())} bytes")
-    for name, make in (("prompt_1k.txt", one_k), ("prompt_8k.txt", thirty_two_k)):
-        data = prompt_text(make(), 8192)
+    for name, make, limit in (("prompt_1k.txt", one_k, 8192),
+                              ("prompt_8k.txt", thirty_two_k, 8192),
+                              ("prompt_16k.txt", thirty_two_k, 16384)):
+        data = prompt_text(make(), limit)
         with open(os.path.join(HERE, name), "wb") as f:
             f.write(data)
         print(f"{name}: {len(data)} bytes")

@@ -4,7 +4,9 @@
  * once; an embedded two-model catalog when the file is not there) with
  * includes forbidden, so the fuzzer never opens files. When the input
  * compiles, a few fixed requests are resolved with and without a trace, so
- * fuzzed condition trees, regexes and tier layouts reach the resolver too.
+ * fuzzed condition trees, regexes and tier layouts reach the resolver too,
+ * each twice: with the one-pass text scan (eng_scan.h) and with each
+ * pattern's own matcher, which must decide the same.
  * Every input is also formatted (eng_fmt): text that parses must format to
  * the same tokens, and formatting the result must change nothing.
  * Everything must be freed: the target runs under ASan/LSan.
@@ -44,9 +46,30 @@ static eng_catalog_t *s_catalog(void)
     return cat;
 }
 
-static void s_resolve_some(const eng_policy_t *pol)
+/* The decision with the scan on and off: the same model, endpoint, rule and hints. */
+static void s_resolve_both(eng_policy_t *pol, const hpp_features_t *f, eng_trace_t *tr)
 {
-    static const char *const texts[] = {"", "def f(): pass", "pragma solidity", "hello world"};
+    eng_decision_t a, b;
+    uint64_t hints_a = 0;
+    eng_policy_set_scan(pol, false);
+    eng_resolve(pol, f, &a, tr);
+    if (tr) {
+        hints_a = tr->hints;
+        tr->n = 0;
+    }
+    eng_policy_set_scan(pol, true);
+    eng_resolve(pol, f, &b, tr);
+    if (a.status != b.status || a.model != b.model || a.endpoint != b.endpoint ||
+        (a.rule != b.rule && (!a.rule || !b.rule || strcmp(a.rule, b.rule) != 0)) ||
+        (tr && tr->hints != hints_a)) {
+        abort(); /* the scan answered a text test differently */
+    }
+}
+
+static void s_resolve_some(eng_policy_t *pol)
+{
+    static const char *const texts[] = {"", "def f(): pass", "pragma solidity", "hello world",
+                                        "Prove the lemma: contract X is Y; #include <x.h> tl;dr"};
     static const char *const models[] = {"", "hpprouter/auto:floor", "hpprouter/auto:free",
                                          "openai/gpt-5:floor", "a/paid"};
     eng_trace_entry_t entries[16];
@@ -58,8 +81,8 @@ static void s_resolve_some(const eng_policy_t *pol)
         f.tools = (i & 2) != 0;
         f.has_budget = (i & 4) != 0;
         f.budget_usd = 0.001 * i;
-        f.text.ptr = texts[i % 4];
-        f.text.len = (uint32_t)strlen(texts[i % 4]);
+        f.text.ptr = texts[i % 5];
+        f.text.len = (uint32_t)strlen(texts[i % 5]);
         f.model.ptr = models[i % 5];
         f.model.len = (uint32_t)strlen(models[i % 5]);
         f.hints[0].ptr = "code";
@@ -74,6 +97,7 @@ static void s_resolve_some(const eng_policy_t *pol)
         if (d.status == HPP_OK && (!d.model || !d.endpoint)) {
             abort();
         }
+        s_resolve_both(pol, &f, (i & 1) ? &tr : NULL);
     }
 }
 

@@ -6,6 +6,10 @@
  * Checked: no crash, no leak, no over-read, the DFA agreeing with the NFA matchers, and the error
  * contract (a message and an offset
  * inside the pattern on failure; offset -1 and an empty message on success).
+ * And the one-pass scan's pieces (eng_scan.h) against the matcher they stand in for: the anchored
+ * matcher finds a match at some position exactly when the search does, every position where one
+ * begins holds one of the pattern's prefix literals, and eng_scan_run() gives the search's answer
+ * for the regex and a plain case-insensitive search's for a literal taken from the text.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,8 +17,96 @@
 #include <string.h>
 
 #include "eng_regex.h"
+#include "eng_scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Does literal [lit, lit+n) occur at t (ASCII case-insensitively when caseless)? */
+static bool s_lit_at(const char *t, size_t len, size_t pos, const char *lit, size_t n,
+                     bool caseless)
+{
+    if (pos + n > len) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned a = (unsigned char)t[pos + i], b = (unsigned char)lit[i];
+        if (caseless) {
+            a = a >= 'A' && a <= 'Z' ? a + 32 : a;
+            b = b >= 'A' && b <= 'Z' ? b + 32 : b;
+        }
+        if (a != b) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The anchored matcher and the prefix literals against the search's answer `whole`. */
+static void s_check_anchored(const eng_regex_t *re, const char *pat, size_t plen, int flags,
+                             const char *text, size_t tlen, bool whole)
+{
+    eng_regex_prefixes_t px;
+    int rc = eng_regex_prefixes(pat, plen, flags, &px);
+    if (rc < 0 || !eng_regex_can_match_at(re) || tlen > 512) {
+        if (rc < 0) {
+            __builtin_trap(); /* it compiled: its prefixes parse too */
+        }
+        return;
+    }
+    bool any = false;
+    for (size_t pos = 0; pos <= tlen; pos++) {
+        size_t budget = tlen + 1; /* an anchored run steps at most the rest of the text */
+        int m = eng_regex_match_at(re, text, tlen, pos, &budget);
+        if (m < 0) {
+            __builtin_trap();
+        }
+        any = any || m == 1;
+        bool lit = rc == 0;
+        for (int i = 0; m == 1 && i < px.n && !lit; i++) {
+            lit = s_lit_at(text, tlen, pos, px.lit[i], px.len[i], px.caseless);
+        }
+        if (m == 1 && !lit) {
+            __builtin_trap(); /* a match begins where none of the prefix literals does */
+        }
+    }
+    if (any != whole) {
+        __builtin_trap();
+    }
+}
+
+/* The scan of this one regex and of a literal cut from the text, against the plain answers. */
+static void s_check_scan(const eng_regex_t *re, const char *pat, size_t plen, int flags,
+                         const char *text, size_t tlen, bool whole)
+{
+    eng_scan_t *s = eng_scan_new();
+    if (s == NULL || eng_scan_add_regex(s, 0, re, pat, plen, flags) != 0) {
+        eng_scan_destroy(&s);
+        return;
+    }
+    char lit[4];
+    size_t nlit = tlen < 4 ? tlen : 4;
+    for (size_t i = 0; i < nlit; i++) {
+        unsigned c = (unsigned char)text[tlen - nlit + i];
+        lit[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    if (nlit > 0 && eng_scan_add_literal(s, 0, lit, nlit) != 0) {
+        eng_scan_destroy(&s);
+        return;
+    }
+    if (eng_scan_build(s, 1) == 0) {
+        eng_scan_hits_t h;
+        if (!eng_scan_run(s, text, tlen, &h)) {
+            __builtin_trap();
+        }
+        if (eng_scan_covers_regex(s, 0) && (bool)(h.rx[0] & 1) != whole) {
+            __builtin_trap();
+        }
+        if (nlit > 0 && !(h.lit[0] & 1)) {
+            __builtin_trap(); /* the text ends with it */
+        }
+    }
+    eng_scan_destroy(&s);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -66,6 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         }
         eng_regex_destroy(&nfa);
+        s_check_anchored(re, pat, plen, flags, text, tlen, whole);
+        s_check_scan(re, pat, plen, flags, text, tlen, whole);
         eng_regex_destroy(&re);
         if (re != NULL) {
             __builtin_trap();

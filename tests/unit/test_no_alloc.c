@@ -32,6 +32,7 @@
 #include "eng_catalog.h"
 #include "eng_health.h"
 #include "eng_policy.h"
+#include "eng_policy_internal.h"
 #include "eng_reply.h"
 #include "proto_zmtp.h"
 #include "oai_request.h"
@@ -305,6 +306,55 @@ Test(no_alloc, engine_request_path)
     cr_assert_eq(n, 0, "%lu allocations in 60 warm decisions", n);
     cr_assert_gt(ok, 0, "no request was routed: the loop measured only refusals");
     eng_epwire_destroy(&wire);
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
+/* Long prompts: the policy's text tests answered by the one-pass scan (eng_scan.h) on 8 KiB and
+ * 16 KiB samples, from the very first decision (its scratch space is allocated when the policy
+ * loads), and by the per-pattern matchers with the scan off. */
+Test(no_alloc, engine_resolve_with_long_texts)
+{
+    s_need_counter();
+    eng_catalog_t *cat = eng_catalog_new();
+    eng_error_t cerr;
+    cr_assert_eq(eng_catalog_load(cat, "policies/catalog.json", &cerr), 0, "%s", cerr.msg);
+    cr_assert_eq(eng_catalog_freeze(cat, &cerr), 0, "%s", cerr.msg);
+    eng_diags_t *diags = eng_diags_new();
+    eng_policy_t *pol = eng_policy_load("policies/default.policy", cat, diags);
+    eng_diags_destroy(&diags);
+    cr_assert_not_null(pol);
+    cr_assert(eng_scan_covers_regex(pol->scan, 0), "the scan answers the policy's regexes");
+    static char texts[3][16384];
+    size_t lens[3];
+    FILE *fp = fopen("bench/bodies/prompt_16k.txt", "rb");
+    cr_assert_not_null(fp);
+    lens[0] = fread(texts[0], 1, sizeof texts[0], fp);
+    fclose(fp);
+    memcpy(texts[1], texts[0], 8192); /* the 8 KiB sample: code, #include */
+    lens[1] = 8192;
+    for (size_t i = 0; i < sizeof texts[2]; i++) { /* prose that matches nothing */
+        texts[2][i] = "the quick brown fox jumps over a lazy dog, "[i % 43];
+    }
+    lens[2] = sizeof texts[2];
+    cr_assert_eq(lens[0], 16384);
+    for (int scan = 1; scan >= 0; scan--) {
+        eng_policy_set_scan(pol, scan);
+        alloc_count_start();
+        int ok = 0;
+        for (int i = 0; i < 60; i++) {
+            hpp_features_t f;
+            hpp_features_init(&f);
+            f.prompt_tokens = 3000;
+            f.text = (hpp_str_t){texts[i % 3], (uint32_t)lens[i % 3]};
+            eng_decision_t d;
+            ok += eng_resolve(pol, &f, &d, NULL) == HPP_OK;
+        }
+        unsigned long n = alloc_count_stop();
+        cr_assert_eq(n, 0, "%lu allocations in 60 decisions on long texts (scan %s)", n,
+                     scan ? "on" : "off");
+        cr_assert_eq(ok, 60);
+    }
     eng_policy_destroy(&pol);
     eng_catalog_destroy(&cat);
 }
