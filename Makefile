@@ -26,6 +26,9 @@ FUZZ_SECONDS ?= 30
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
              python3-msgpack curl libsystemd-dev mandoc groff-base
+# The ledger's Redis store: hiredis for the engine, redis-server and redis-cli
+# for the tests, which start their own server on a unix socket.
+DEPS_PKGS += redis-server redis-tools libhiredis-dev
 # What `make deb` needs on top (debian/control's Build-Depends).
 DEB_DEPS_PKGS := debhelper dpkg-dev fakeroot
 
@@ -202,6 +205,7 @@ deb-test: deb
 # Internal targets: called by the public ones after `deps`.
 
 PKGS := libzmq libsodium msgpack libevent jansson libsystemd
+PKGS += hiredis
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ifdef SAN
