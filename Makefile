@@ -25,7 +25,7 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build, the tests and `make run` need.
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
-             python3-msgpack curl libsystemd-dev mandoc groff-base
+             python3-msgpack curl libsystemd-dev mandoc groff-base libsqlite3-dev
 # The ledger's Redis store: hiredis for the engine, redis-server and redis-cli
 # for the tests, which start their own server on a unix socket.
 DEPS_PKGS += redis-server redis-tools libhiredis-dev
@@ -204,7 +204,7 @@ deb-test: deb
 # ----------------------------------------------------------------------------
 # Internal targets: called by the public ones after `deps`.
 
-PKGS := libzmq libsodium msgpack libevent jansson libsystemd
+PKGS := libzmq libsodium msgpack libevent jansson libsystemd sqlite3
 PKGS += hiredis
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
