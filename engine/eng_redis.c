@@ -59,7 +59,7 @@
     "  return {st, z(av[1]), z(av[2]), z(kv[1]), z(kv[2]), z(kv[3]), z(kv[4]), z(kv[5]),\n"        \
     "          z(dv[1]), z(dv[2]), z(dv[3]), z(dv[4])}\n"                                          \
     "end\n"                                                                                        \
-    "local function finish(r, id, expkey, cost, pt, ct, ttl)\n"                                    \
+    "local function finish(r, id, expkey, cost, pt, ct, ttl, settle)\n"                            \
     "  local v = redis.call('HMGET', r, 'a', 'k', 'd', 'amt')\n"                                   \
     "  if not v[1] or not v[2] or not v[3] or not v[4] then\n"                                     \
     "    redis.call('ZREM', expkey, id)\n"                                                         \
@@ -67,10 +67,11 @@
     "  end\n"                                                                                      \
     "  local a, k, d, amt = v[1], v[2], v[3], v[4]\n"                                              \
     "  add(a, 'reserved', neg(amt)); add(a, 'avail', amt)\n"                                       \
-    "  add(a, 'balance', neg(cost)); add(a, 'avail', neg(cost))\n"                                 \
+    "  add(a, 'balance', neg(cost)); add(a, 'avail', neg(cost)); add(a, 'spent', cost)\n"          \
     "  add(k, 'reserved', neg(amt)); add(k, 'used', neg(amt))\n"                                   \
     "  add(k, 'spent', cost); add(k, 'used', cost)\n"                                              \
     "  add(k, 'prompt_tokens', pt); add(k, 'completion_tokens', ct)\n"                             \
+    "  if settle then redis.call('HINCRBY', k, 'requests', 1) end\n"                               \
     "  add(d, 'reserved', neg(amt)); add(d, 'used', neg(amt))\n"                                   \
     "  add(d, 'spent', cost); add(d, 'used', cost)\n"                                              \
     "  redis.call('EXPIRE', d, ttl)\n"                                                             \
@@ -85,7 +86,7 @@
  * eng_redis.h; a decision already held answers its state unchanged. */
 static const char RS_RESERVE[] = RS_PRELUDE
     "local a, k, d, r = KEYS[1], KEYS[2], KEYS[3], KEYS[4]\n"
-    "if redis.call('EXISTS', r) == 1 then return state('ok', a, k, d) end\n"
+    "if redis.call('EXISTS', r) == 1 then return state('held', a, k, d) end\n"
     "local amt, free = ARGV[1], ARGV[2] == '1'\n"
     "local acct = redis.call('HMGET', a, 'balance', 'avail')\n"
     "local day = redis.call('HMGET', d, 'used', 'requests', 'free_requests')\n"
@@ -109,7 +110,7 @@ static const char RS_RESERVE[] = RS_PRELUDE
     "  end\n"
     "end\n"
     "add(a, 'reserved', amt); add(a, 'avail', neg(amt))\n"
-    "add(k, 'reserved', amt); add(k, 'used', amt); redis.call('HINCRBY', k, 'requests', 1)\n"
+    "add(k, 'reserved', amt); add(k, 'used', amt)\n"
     "add(d, 'reserved', amt); add(d, 'used', amt); redis.call('HINCRBY', d, 'requests', 1)\n"
     "if free then redis.call('HINCRBY', d, 'free_requests', 1) end\n"
     "redis.call('EXPIRE', d, ARGV[10])\n"
@@ -121,7 +122,8 @@ static const char RS_RESERVE[] = RS_PRELUDE
  * completion tokens, day ttl. 1 when settled, 0 when not held. release is
  * the same script at cost 0 without tokens. */
 static const char RS_SETTLE[] = RS_PRELUDE
-    "if finish(KEYS[1], ARGV[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5]) then return 1 end\n"
+    "if finish(KEYS[1], ARGV[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1') "
+    "then return 1 end\n"
     "return 0\n";
 
 /* expire: KEYS expiry set; ARGV now_ms, batch, prefix, day ttl. The number
@@ -129,7 +131,7 @@ static const char RS_SETTLE[] = RS_PRELUDE
 static const char RS_EXPIRE[] = RS_PRELUDE
     "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
     "for _, id in ipairs(ids) do\n"
-    "  finish(ARGV[3] .. 'r:' .. id, id, KEYS[1], '0', '0', '0', ARGV[4])\n"
+    "  finish(ARGV[3] .. 'r:' .. id, id, KEYS[1], '0', '0', '0', ARGV[4], false)\n"
     "end\n"
     "return #ids\n";
 
@@ -570,8 +572,9 @@ static void rs_arg(rs_args_t *a, const char *s, size_t n)
  * again; a broken connection is dropped, and an idempotent script is sent
  * once more on a new one. */
 static redisReply *rs_eval(eng_redis_t *self, rs_script_t s, rs_args_t *a, int nkeys,
-                           eng_redis_rc_t *rc, char *err, size_t errlen)
+                           eng_redis_rc_t *rc, int *sent, char *err, size_t errlen)
 {
+    int nsent = 0;
     char nk[8];
     int nkn = snprintf(nk, sizeof nk, "%d", nkeys);
     a->v[0] = "EVALSHA";
@@ -597,6 +600,7 @@ static redisReply *rs_eval(eng_redis_t *self, rs_script_t s, rs_args_t *a, int n
             fresh = true;
         }
         sends--;
+        nsent++;
         r = redisCommandArgv(cn->c, a->n, a->v, a->len);
         if (!r) {
             /* Sent or not, run or not: unknown. Only a connection that had
@@ -617,6 +621,7 @@ static redisReply *rs_eval(eng_redis_t *self, rs_script_t s, rs_args_t *a, int n
             r = NULL;
             loaded = true;
             sends++;
+            nsent--;
             if (rs_load_scripts(self, cn, err, errlen) != 0) {
                 break;
             }
@@ -631,6 +636,9 @@ static redisReply *rs_eval(eng_redis_t *self, rs_script_t s, rs_args_t *a, int n
         *rc = ENG_REDIS_OK;
     }
     rs_give(self, cn);
+    if (sent) {
+        *sent = nsent;
+    }
     return r;
 }
 
@@ -699,6 +707,7 @@ static const struct {
     {"insufficient_balance", ENG_REDIS_INSUFFICIENT_BALANCE},
     {"key_limit_reached", ENG_REDIS_KEY_LIMIT},
     {"daily_limit_reached", ENG_REDIS_DAILY_LIMIT},
+    {"held", ENG_REDIS_DUPLICATE},
 };
 
 /* The state reply: {status, 11 integers}; the status's code. */
@@ -799,18 +808,25 @@ eng_redis_rc_t eng_redis_reserve(eng_redis_t *self, const char *account, const c
     rs_arg(&a, dec, strlen(dec));
     rs_arg(&a, ttl, (size_t)snprintf(ttl, sizeof ttl, "%d", ENG_REDIS_DAY_TTL_S));
     eng_redis_rc_t rc;
-    redisReply *r = rs_eval(self, RS_S_RESERVE, &a, 5, &rc, err, errlen);
+    int sent = 0;
+    redisReply *r = rs_eval(self, RS_S_RESERVE, &a, 5, &rc, &sent, err, errlen);
     if (!r) {
         return rc;
     }
     eng_redis_state_t tmp;
     rc = rs_state_reply(self, "reserve", r, state ? state : &tmp, err, errlen);
     freeReplyObject(r);
+    if (rc == ENG_REDIS_DUPLICATE && sent > 1) {
+        rc = ENG_REDIS_OK; /* our first attempt reserved it before its connection broke */
+    } else if (rc == ENG_REDIS_DUPLICATE) {
+        snprintf(err, errlen, "%s: reserve: decision %" PRIu64 " is already reserved", self->name,
+                 decision);
+    }
     return rc;
 }
 
 /* settle and release: one script, release at cost 0. */
-static eng_redis_rc_t rs_finish(eng_redis_t *self, const char *step, uint64_t decision,
+static eng_redis_rc_t rs_finish(eng_redis_t *self, const char *step, bool settle, uint64_t decision,
                                 int64_t cost_pd, int64_t pt, int64_t ct, bool *done, char *err,
                                 size_t errlen)
 {
@@ -831,8 +847,9 @@ static eng_redis_rc_t rs_finish(eng_redis_t *self, const char *step, uint64_t de
     rs_arg(&a, p, (size_t)snprintf(p, sizeof p, "%" PRId64, pt));
     rs_arg(&a, c, (size_t)snprintf(c, sizeof c, "%" PRId64, ct));
     rs_arg(&a, ttl, (size_t)snprintf(ttl, sizeof ttl, "%d", ENG_REDIS_DAY_TTL_S));
+    rs_arg(&a, settle ? "1" : "0", 1);
     eng_redis_rc_t rc;
-    redisReply *r = rs_eval(self, RS_S_SETTLE, &a, 2, &rc, err, errlen);
+    redisReply *r = rs_eval(self, RS_S_SETTLE, &a, 2, &rc, NULL, err, errlen);
     if (!r) {
         return rc;
     }
@@ -849,14 +866,14 @@ eng_redis_rc_t eng_redis_settle(eng_redis_t *self, uint64_t decision, int64_t co
                                 int64_t prompt_tokens, int64_t completion_tokens, bool *settled,
                                 char *err, size_t errlen)
 {
-    return rs_finish(self, "settle", decision, cost_pd, prompt_tokens, completion_tokens, settled,
-                     err, errlen);
+    return rs_finish(self, "settle", true, decision, cost_pd, prompt_tokens, completion_tokens,
+                     settled, err, errlen);
 }
 
 eng_redis_rc_t eng_redis_release(eng_redis_t *self, uint64_t decision, bool *released, char *err,
                                  size_t errlen)
 {
-    return rs_finish(self, "release", decision, 0, 0, 0, released, err, errlen);
+    return rs_finish(self, "release", false, decision, 0, 0, 0, released, err, errlen);
 }
 
 eng_redis_rc_t eng_redis_expire(eng_redis_t *self, int64_t now_ms, int64_t *count, char *err,
@@ -876,7 +893,7 @@ eng_redis_rc_t eng_redis_expire(eng_redis_t *self, int64_t now_ms, int64_t *coun
         rs_arg(&a, batch, bn);
         rs_arg(&a, self->prefix, self->prefix_len);
         rs_arg(&a, ttl, tn);
-        redisReply *r = rs_eval(self, RS_S_EXPIRE, &a, 1, &rc, err, errlen);
+        redisReply *r = rs_eval(self, RS_S_EXPIRE, &a, 1, &rc, NULL, err, errlen);
         if (!r) {
             break;
         }
@@ -913,7 +930,7 @@ eng_redis_rc_t eng_redis_read(eng_redis_t *self, const char *account, const char
     rs_arg(&a, kk, rs_key(kk, self, "k:", key, NULL));
     rs_arg(&a, kd, rs_key(kd, self, "d:", key, dayn));
     eng_redis_rc_t rc;
-    redisReply *r = rs_eval(self, RS_S_READ, &a, 3, &rc, err, errlen);
+    redisReply *r = rs_eval(self, RS_S_READ, &a, 3, &rc, NULL, err, errlen);
     if (!r) {
         return rc;
     }
@@ -937,7 +954,7 @@ eng_redis_rc_t eng_redis_adjust(eng_redis_t *self, const char *account, int64_t 
     rs_arg(&a, v, (size_t)snprintf(v, sizeof v, "%" PRId64, delta_pd));
     rs_arg(&a, absolute ? "1" : "0", 1);
     eng_redis_rc_t rc;
-    redisReply *r = rs_eval(self, RS_S_ADJUST, &a, 1, &rc, err, errlen);
+    redisReply *r = rs_eval(self, RS_S_ADJUST, &a, 1, &rc, NULL, err, errlen);
     if (!r) {
         return rc;
     }
@@ -948,6 +965,94 @@ eng_redis_rc_t eng_redis_adjust(eng_redis_t *self, const char *account, int64_t 
         *balance_pd = b;
     }
     freeReplyObject(r);
+    return rc;
+}
+
+/* One SCAN page's accounts: HMGET each, then fn. -1 with err on a failure,
+ * 1 when fn asked to stop. */
+static int rs_accounts_page(eng_redis_t *self, rs_conn_t *cn, const redisReply *keys,
+                            eng_redis_account_fn fn, void *arg, eng_redis_rc_t *rc, char *err,
+                            size_t errlen)
+{
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        if (k->type != REDIS_REPLY_STRING || k->len <= self->prefix_len + 2) {
+            *rc = rs_bad_reply(self, "accounts", "SCAN element not a key name", err, errlen);
+            return -1;
+        }
+        const char *argv[] = {"HMGET", k->str, "balance", "reserved", "spent"};
+        size_t lens[] = {5, k->len, 7, 8, 5};
+        redisReply *r = redisCommandArgv(cn->c, 5, argv, lens);
+        if (!r) {
+            snprintf(err, errlen, "%s: accounts: %s", self->name, cn->c->errstr);
+            rs_drop(cn);
+            return -1;
+        }
+        int64_t v[3] = {0, 0, 0};
+        bool good = r->type == REDIS_REPLY_ARRAY && r->elements == 3;
+        for (size_t j = 0; good && j < 3; j++) {
+            good = r->element[j]->type == REDIS_REPLY_NIL || rs_elem_i64(r->element[j], &v[j]);
+        }
+        if (!good) {
+            /* A key of another type under the prefix (WRONGTYPE), or a
+             * field that is not an integer: say which. */
+            char what[200];
+            snprintf(what, sizeof what, "%.*s: %s", (int)(k->len < 120 ? k->len : 120), k->str,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not integers");
+            freeReplyObject(r);
+            *rc = rs_bad_reply(self, "accounts", what, err, errlen);
+            return -1;
+        }
+        freeReplyObject(r);
+        if (!fn(arg, k->str + self->prefix_len + 2, k->len - self->prefix_len - 2, v[0], v[1],
+                v[2])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+eng_redis_rc_t eng_redis_accounts(eng_redis_t *self, eng_redis_account_fn fn, void *arg, char *err,
+                                  size_t errlen)
+{
+    char match[ENG_REDIS_PREFIX_MAX + 8];
+    size_t mn = (size_t)snprintf(match, sizeof match, "%sa:*", self->prefix);
+    rs_conn_t *cn = rs_take(self, err, errlen);
+    if (!cn) {
+        return ENG_REDIS_UNAVAILABLE;
+    }
+    eng_redis_rc_t rc = ENG_REDIS_UNAVAILABLE;
+    char cursor[RS_NUM] = "0";
+    if (cn->c || rs_connect(self, cn, err, errlen) == 0) {
+        rc = ENG_REDIS_OK;
+        do {
+            const char *argv[] = {"SCAN", cursor, "MATCH", match, "COUNT", "200"};
+            size_t lens[] = {4, strlen(cursor), 5, mn, 5, 3};
+            redisReply *r = redisCommandArgv(cn->c, 6, argv, lens);
+            if (!r) {
+                snprintf(err, errlen, "%s: accounts: SCAN: %s", self->name, cn->c->errstr);
+                rs_drop(cn);
+                rc = ENG_REDIS_UNAVAILABLE;
+                break;
+            }
+            if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len >= RS_NUM ||
+                r->element[1]->type != REDIS_REPLY_ARRAY) {
+                rc = rs_bad_reply(self, "accounts", r->type == REDIS_REPLY_ERROR ? r->str : "SCAN",
+                                  err, errlen);
+                freeReplyObject(r);
+                break;
+            }
+            memcpy(cursor, r->element[0]->str, r->element[0]->len);
+            cursor[r->element[0]->len] = '\0';
+            int page = rs_accounts_page(self, cn, r->element[1], fn, arg, &rc, err, errlen);
+            freeReplyObject(r);
+            if (page != 0) {
+                break;
+            }
+        } while (strcmp(cursor, "0") != 0);
+    }
+    rs_give(self, cn);
     return rc;
 }
 

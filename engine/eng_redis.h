@@ -17,7 +17,7 @@
  * two stored integers.
  *
  * Key schema, under a configurable prefix P (default "hpp:"):
- *   P a:ACCOUNT       hash  balance, reserved, avail              (an account)
+ *   P a:ACCOUNT       hash  balance, reserved, avail, spent       (an account)
  *   P k:KEYHASH       hash  spent, reserved, used, requests,
  *                           prompt_tokens, completion_tokens      (a key, lifetime)
  *   P d:KEYHASH:DAY   hash  spent, reserved, used, requests,
@@ -69,11 +69,13 @@ typedef enum {
     ENG_REDIS_INSUFFICIENT_BALANCE, /* the account's balance less its reservations is <= 0 */
     ENG_REDIS_KEY_LIMIT,            /* the key's spent + reserved reached its limit */
     ENG_REDIS_DAILY_LIMIT,          /* the day's money or request count is reached */
+    ENG_REDIS_DUPLICATE,            /* reserve: the decision is reserved already */
     ENG_REDIS_UNAVAILABLE,          /* Redis cannot be reached or refuses: err says why */
     ENG_REDIS_ERROR,                /* a bad argument or an unexpected reply: err says where */
 } eng_redis_rc_t;
 
-/* A key's and its account's state, every field a count stored in Redis. */
+/* A key's and its account's state, every field a count stored in Redis.
+ * The key's requests are its settled ones; the day's, those reserved. */
 typedef struct {
     int64_t balance_pd, acct_reserved_pd;                /* the account */
     int64_t spent_pd, reserved_pd, requests;             /* the key, lifetime */
@@ -118,9 +120,10 @@ const char *eng_redis_prefix(const eng_redis_t *self);
  * daily_requests and, when free_model, the day's free requests < the free
  * allowance (funded when the balance is > 0). The first that fails is
  * returned and nothing changes. When all pass: reserves amount_pd (>= 0)
- * under `decision` until expires_ms and counts the request. A decision that
- * is already reserved is not reserved again (a retried call): OK and the
- * state. `state` (when not NULL) is the state after the step, on `day`. */
+ * under `decision` until expires_ms and counts the request in the day. A
+ * decision that is already reserved is not reserved again: DUPLICATE, or OK
+ * when this call sent the script twice (its first attempt's connection broke
+ * after Redis ran it). `state` (when not NULL) is the state after the step, on `day`. */
 eng_redis_rc_t eng_redis_reserve(eng_redis_t *self, const char *account, const char *key,
                                  const eng_redis_limits_t *lim, uint64_t decision,
                                  int64_t amount_pd, bool free_model, int64_t day,
@@ -129,8 +132,8 @@ eng_redis_rc_t eng_redis_reserve(eng_redis_t *self, const char *account, const c
 
 /* Settles `decision` at cost_pd (>= 0): its reservation is released and the
  * cost charged to the account, the key and the reservation's day, with the
- * tokens; *settled = true. A decision not (or no longer) reserved changes
- * nothing: OK with *settled = false, so a second settle is a no-op. */
+ * tokens and one request of the key; *settled = true. A decision not (or no longer) reserved
+ * changes nothing: OK with *settled = false, so a second settle is a no-op. */
 eng_redis_rc_t eng_redis_settle(eng_redis_t *self, uint64_t decision, int64_t cost_pd,
                                 int64_t prompt_tokens, int64_t completion_tokens, bool *settled,
                                 char *err, size_t errlen);
@@ -155,6 +158,14 @@ eng_redis_rc_t eng_redis_read(eng_redis_t *self, const char *account, const char
  * applied is UNAVAILABLE, never applied twice. */
 eng_redis_rc_t eng_redis_adjust(eng_redis_t *self, const char *account, int64_t delta_pd,
                                 bool absolute, int64_t *balance_pd, char *err, size_t errlen);
+
+/* Every account under the prefix (SCAN: not one atomic snapshot, and an
+ * account changed during the listing may be seen before or after):
+ * fn(arg, name, len, balance, reserved, spent) until it returns false. */
+typedef bool (*eng_redis_account_fn)(void *arg, const char *name, size_t len, int64_t balance_pd,
+                                     int64_t reserved_pd, int64_t spent_pd);
+eng_redis_rc_t eng_redis_accounts(eng_redis_t *self, eng_redis_account_fn fn, void *arg, char *err,
+                                  size_t errlen);
 
 /* Reservations held now (the expiry set's size), for tests and stats. */
 eng_redis_rc_t eng_redis_held(eng_redis_t *self, int64_t *count, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "eng_store_redis.h"
 #include "eng_store_sqlite.h"
 
 /* The schemes, longest prefix first where one is a prefix of another. */
@@ -17,6 +18,8 @@ static const struct {
     eng_store_open_fn open; /* its opener */
 } s_stores[] = {
     {"sqlite:", eng_store_sqlite_open},
+    {"redis://", eng_store_redis_open},
+    {"redis+unix:", eng_store_redis_open},
 };
 
 eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err,

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "eng_redis.h"
+#include "eng_store.h"
 #include "harness.h"
 
 #define PD_PER_USD INT64_C(1000000000000)
@@ -195,8 +196,8 @@ Test(redis_store, reserve_then_settle_once_releases_the_difference)
     cr_assert_eq(st.acct_reserved_pd, PD_PER_USD);
     cr_assert_eq(st.reserved_pd, PD_PER_USD);
     cr_assert_eq(st.day_reserved_pd, PD_PER_USD);
-    cr_assert_eq(st.requests, 1);
-    cr_assert_eq(st.day_requests, 1);
+    cr_assert_eq(st.requests, 0, "the key's requests count settled ones");
+    cr_assert_eq(st.day_requests, 1, "the day's count reserved ones");
     cr_assert_eq(s_held(s), 1);
 
     char err[512] = "";
@@ -213,6 +214,7 @@ Test(redis_store, reserve_then_settle_once_releases_the_difference)
     cr_assert_eq(st.day_reserved_pd, 0);
     cr_assert_eq(st.prompt_tokens, 120);
     cr_assert_eq(st.completion_tokens, 30);
+    cr_assert_eq(st.requests, 1);
     cr_assert_eq(s_held(s), 0);
 
     /* A second report of the same decision changes nothing. */
@@ -222,11 +224,11 @@ Test(redis_store, reserve_then_settle_once_releases_the_difference)
     eng_redis_state_t again = s_read(s);
     cr_assert_eq(memcmp(&again, &st, sizeof st), 0, "a second settle changed the state");
 
-    /* A retried reserve of a held decision reserves once. */
+    /* A decision reserved twice is refused, and reserved once. */
     cr_assert_eq(s_reserve(s, &NO_LIMITS, 8, PD_PER_USD, false, &st), ENG_REDIS_OK);
-    cr_assert_eq(s_reserve(s, &NO_LIMITS, 8, PD_PER_USD, false, &st), ENG_REDIS_OK);
+    cr_assert_eq(s_reserve(s, &NO_LIMITS, 8, PD_PER_USD, false, &st), ENG_REDIS_DUPLICATE);
     cr_assert_eq(st.acct_reserved_pd, PD_PER_USD);
-    cr_assert_eq(st.requests, 2);
+    cr_assert_eq(st.day_requests, 2);
     eng_redis_destroy(&s);
 }
 
@@ -262,7 +264,8 @@ Test(redis_store, release_and_expiry_free_the_reservation_without_a_charge)
     cr_assert_eq(st.acct_reserved_pd, PD_PER_USD);
     cr_assert_eq(st.balance_pd, 5 * PD_PER_USD);
     cr_assert_eq(st.spent_pd, 0);
-    cr_assert_eq(st.requests, 3, "released requests stay counted");
+    cr_assert_eq(st.requests, 0, "nothing settled");
+    cr_assert_eq(st.day_requests, 3, "released requests stay counted in the day");
     cr_assert_eq(s_held(s), 1);
 
     /* A late report of an expired decision charges nothing. */
@@ -299,7 +302,7 @@ Test(redis_store, each_check_in_order_and_nothing_reserved_on_a_refusal)
     char err[512] = "";
     /* No balance: insufficient_balance comes first, whatever else fails. */
     cr_assert_eq(s_reserve(s, &lim, 1, PD_PER_USD, false, &st), ENG_REDIS_INSUFFICIENT_BALANCE);
-    cr_assert_eq(st.requests, 0);
+    cr_assert_eq(st.day_requests, 0);
     cr_assert_eq(st.acct_reserved_pd, 0);
     cr_assert_eq(s_held(s), 0);
 
@@ -551,4 +554,245 @@ Test(redis_spec, the_password_file_mode_and_password_are_checked_and_never_shown
     s = eng_redis_new(R.spec, path, err, sizeof err);
     cr_assert_null(s);
     cr_assert(strstr(err, "no-such-secret"), "%s", err);
+}
+
+/* ---- Through the store interface (eng_store.h) ---- */
+
+static bool s_count_account(void *arg, const eng_store_account_t *a)
+{
+    int *seen = arg;
+    if (strcmp(a->name, "acct-x") == 0) {
+        cr_expect_eq(a->balance_pd, 5 * PD_PER_USD - 250);
+        cr_expect_eq(a->spent_pd, 250);
+        cr_expect_eq(a->reserved_pd, 0);
+        seen[0]++;
+    } else if (strcmp(a->name, "acct-y") == 0) {
+        cr_expect_eq(a->balance_pd, 7);
+        seen[1]++;
+    } else {
+        seen[2]++;
+    }
+    return true;
+}
+
+Test(redis_store, the_store_interface_answers_the_wire_statuses)
+{
+    char err[512] = "";
+    eng_store_cfg_t cfg = {.node = 1, .now_ms = s_now_ms()};
+    eng_store_t *st = eng_store_open(R.spec, &cfg, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_str_eq(st->ops->name, "redis");
+    eng_store_key_t key = {.hash = S_KEY,
+                           .account = "acct-x",
+                           .limit_pd = ENG_STORE_NONE,
+                           .daily_pd = ENG_STORE_NONE,
+                           .daily_requests = 2,
+                           .free_daily_requests = ENG_STORE_NONE,
+                           .free_daily_requests_funded = ENG_STORE_NONE};
+    eng_store_resv_t r = {.decision = (UINT64_C(7) << 48) | 1,
+                          .amount_pd = 1000,
+                          .day = 20001,
+                          .now_ms = s_now_ms(),
+                          .expires_ms = s_now_ms() + 300000};
+    eng_store_state_t state;
+    cr_assert_eq(st->ops->reserve(st, &key, &r, &state, err, sizeof err),
+                 HPP_E_INSUFFICIENT_BALANCE);
+    int64_t bal = 0;
+    cr_assert_eq(st->ops->adjust(st, "acct-x", 5 * PD_PER_USD, false, &bal, err, sizeof err),
+                 HPP_OK, "%s", err);
+    cr_assert_eq(st->ops->adjust(st, "acct-y", 7, true, &bal, err, sizeof err), HPP_OK);
+    cr_assert_eq(st->ops->reserve(st, &key, &r, &state, err, sizeof err), HPP_OK, "%s", err);
+    cr_assert_eq(state.day, 20001);
+    cr_assert_eq(state.day_reserved_pd, 1000);
+    cr_assert_eq(eng_store_remaining(&key, &state), 5 * PD_PER_USD - 1000);
+    cr_assert_eq(st->ops->reserve(st, &key, &r, &state, err, sizeof err), HPP_E_INTERNAL);
+    r.decision++;
+    cr_assert_eq(st->ops->reserve(st, &key, &r, &state, err, sizeof err), HPP_OK, "%s", err);
+    r.decision++;
+    cr_assert_eq(st->ops->reserve(st, &key, &r, &state, err, sizeof err),
+                 HPP_E_DAILY_LIMIT_REACHED);
+    bool done = false;
+    eng_store_settle_t s = {.decision = (UINT64_C(7) << 48) | 1, .cost_pd = 250};
+    cr_assert_eq(st->ops->settle(st, &s, &done, err, sizeof err), HPP_OK, "%s", err);
+    cr_assert(done);
+    cr_assert_eq(st->ops->settle(st, &s, &done, err, sizeof err), HPP_OK);
+    cr_assert(!done);
+    cr_assert_eq(st->ops->release(st, (UINT64_C(7) << 48) | 2, &done, err, sizeof err), HPP_OK);
+    cr_assert(done);
+    uint64_t n = 9;
+    cr_assert_eq(st->ops->expire(st, s_now_ms(), &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(st->ops->read(st, &key, 20001, &state, err, sizeof err), HPP_OK);
+    cr_assert_eq(state.requests, 1);
+    cr_assert_eq(state.spent_pd, 250);
+    cr_assert_eq(state.day_requests, 2);
+    cr_assert_eq(st->ops->sync(st, 100, err, sizeof err), HPP_OK);
+    int seen[3] = {0, 0, 0};
+    cr_assert_eq(st->ops->accounts(st, s_count_account, seen, err, sizeof err), HPP_OK, "%s", err);
+    cr_assert_eq(seen[0], 1);
+    cr_assert_eq(seen[1], 1);
+    cr_assert_eq(seen[2], 0);
+
+    /* Redis gone: ledger_unavailable, with the reason. */
+    hh_stop(&R.proc);
+    r.decision++;
+    key.daily_requests = ENG_STORE_NONE;
+    cr_assert_eq(st->ops->reserve(st, &key, &r, &state, err, sizeof err), HPP_E_LEDGER_UNAVAILABLE);
+    cr_assert(strstr(err, "redis+unix:"), "%s", err);
+    eng_store_destroy(&st);
+    cr_assert_null(st);
+}
+
+/* ---- Two engines, one Redis, concurrent load ---- */
+
+#define S_ENGINES 2
+#define S_THREADS 4                       /* per engine */
+#define S_AMOUNT_MIN INT64_C(1000000000)  /* $0.001 */
+#define S_AMOUNT_MAX INT64_C(50000000000) /* $0.05 */
+
+typedef struct {
+    eng_redis_t *store;
+    uint64_t id; /* engine << 56 | thread << 48: ids never collide */
+    unsigned seed;
+    int64_t settled_pd; /* sum of the costs this worker's settles charged */
+    int64_t settled_n, released_n, unreported_n, refused_n;
+    int64_t worst_avail; /* least balance - reserved a reserve answered */
+    char err[512];
+    bool failed;
+} s_worker_t;
+
+static void *s_work(void *arg)
+{
+    s_worker_t *w = arg;
+    w->worst_avail = INT64_MAX;
+    for (uint64_t seq = 1; seq < 100000; seq++) {
+        int64_t amount = S_AMOUNT_MIN + (int64_t)(rand_r(&w->seed) % (S_AMOUNT_MAX - S_AMOUNT_MIN));
+        eng_redis_state_t st;
+        int64_t now = s_now_ms();
+        int fate = rand_r(&w->seed) % 20; /* 0: released, 1: never reported, else settled */
+        eng_redis_rc_t rc =
+            eng_redis_reserve(w->store, S_ACCT, S_KEY, &NO_LIMITS, w->id | seq, amount, false,
+                              20000, fate == 1 ? now : now + 300000, &st, w->err, sizeof w->err);
+        if (rc == ENG_REDIS_INSUFFICIENT_BALANCE) {
+            w->refused_n++;
+            return NULL;
+        }
+        if (rc != ENG_REDIS_OK) {
+            w->failed = true;
+            return NULL;
+        }
+        if (st.balance_pd - st.acct_reserved_pd < w->worst_avail) {
+            w->worst_avail = st.balance_pd - st.acct_reserved_pd;
+        }
+        bool done = false;
+        if (fate == 0) {
+            rc = eng_redis_release(w->store, w->id | seq, &done, w->err, sizeof w->err);
+            w->released_n += done;
+        } else if (fate == 1) {
+            w->unreported_n++;
+            continue;
+        } else {
+            /* The real cost: at most the estimate, often all of it. */
+            int64_t cost = fate < 10 ? amount : (int64_t)(rand_r(&w->seed) % (amount + 1));
+            rc =
+                eng_redis_settle(w->store, w->id | seq, cost, 10, 10, &done, w->err, sizeof w->err);
+            if (done) {
+                w->settled_pd += cost;
+                w->settled_n++;
+            }
+            /* A duplicated report charges nothing more. */
+            bool again = true;
+            if (rc == ENG_REDIS_OK && fate == 2) {
+                rc = eng_redis_settle(w->store, w->id | seq, cost, 10, 10, &again, w->err,
+                                      sizeof w->err);
+                if (again) {
+                    snprintf(w->err, sizeof w->err, "decision settled twice");
+                    w->failed = true;
+                    return NULL;
+                }
+            }
+        }
+        if (rc != ENG_REDIS_OK || !done) {
+            w->failed = true;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+Test(redis_store, two_engines_spend_a_key_to_zero_exactly, .timeout = 120)
+{
+    const int64_t start = 5 * PD_PER_USD + 37; /* odd picodollars: nothing rounds */
+    eng_redis_t *engines[S_ENGINES];
+    for (int e = 0; e < S_ENGINES; e++) {
+        engines[e] = s_open(NULL);
+    }
+    s_adjust(engines[0], start, true, start);
+    s_worker_t w[S_ENGINES * S_THREADS];
+    pthread_t th[S_ENGINES * S_THREADS];
+    for (int i = 0; i < S_ENGINES * S_THREADS; i++) {
+        w[i] = (s_worker_t){.store = engines[i / S_THREADS],
+                            .id = ((uint64_t)(i / S_THREADS + 1) << 56) |
+                                  ((uint64_t)(i % S_THREADS + 1) << 48),
+                            .seed = 1234u + (unsigned)i};
+        cr_assert_eq(pthread_create(&th[i], NULL, s_work, &w[i]), 0);
+    }
+    int64_t settled = 0, n_settled = 0, n_released = 0, n_unreported = 0;
+    int64_t worst = INT64_MAX;
+    for (int i = 0; i < S_ENGINES * S_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert(!w[i].failed, "worker %d: %s", i, w[i].err);
+        cr_assert_eq(w[i].refused_n, 1, "worker %d ended without a refusal", i);
+        settled += w[i].settled_pd;
+        n_settled += w[i].settled_n;
+        n_released += w[i].released_n;
+        n_unreported += w[i].unreported_n;
+        worst = w[i].worst_avail < worst ? w[i].worst_avail : worst;
+    }
+    /* Decisions never reported are released by the sweep, charging nothing. */
+    char err[512] = "";
+    int64_t expired = -1;
+    cr_assert_eq(eng_redis_expire(engines[1], s_now_ms() + 600000, &expired, err, sizeof err),
+                 ENG_REDIS_OK, "%s", err);
+    cr_assert_eq(expired, n_unreported);
+    /* Whatever costs under their estimate left: one engine spends it to the end. */
+    s_worker_t tail = {.store = engines[1], .id = UINT64_C(9) << 56, .seed = 99};
+    for (uint64_t seq = 1;; seq++) {
+        eng_redis_state_t st;
+        eng_redis_rc_t rc =
+            eng_redis_reserve(tail.store, S_ACCT, S_KEY, &NO_LIMITS, tail.id | seq, S_AMOUNT_MAX,
+                              false, 20000, s_now_ms() + 300000, &st, err, sizeof err);
+        if (rc == ENG_REDIS_INSUFFICIENT_BALANCE) {
+            break;
+        }
+        cr_assert_eq(rc, ENG_REDIS_OK, "%s", err);
+        bool done = false;
+        cr_assert_eq(
+            eng_redis_settle(tail.store, tail.id | seq, S_AMOUNT_MAX, 0, 0, &done, err, sizeof err),
+            ENG_REDIS_OK, "%s", err);
+        settled += S_AMOUNT_MAX;
+        n_settled++;
+    }
+    eng_redis_state_t st = s_read(engines[0]);
+    cr_log_info("two engines x %d threads: %" PRId64 " settled, %" PRId64 " released, %" PRId64
+                " expired; final balance %" PRId64 " pd, least available seen %" PRId64 " pd",
+                S_THREADS, n_settled, n_released, expired, st.balance_pd, worst);
+    /* The balance is exactly the start less every settled charge. */
+    cr_assert_eq(st.balance_pd, start - settled, "balance %" PRId64 " != %" PRId64 " - %" PRId64,
+                 st.balance_pd, start, settled);
+    cr_assert_eq(st.spent_pd, settled);
+    cr_assert_eq(st.requests, n_settled);
+    cr_assert_eq(st.acct_reserved_pd, 0);
+    cr_assert_eq(st.reserved_pd, 0);
+    cr_assert_eq(s_held(engines[0]), 0);
+    /* Spent down to zero: nothing more can be reserved ... */
+    cr_assert_leq(st.balance_pd, 0);
+    /* ... and the overspend is less than one reservation (the last one
+     * admitted while something was left), so never more than those in flight;
+     * nor did the balance less reservations ever fall below that. */
+    cr_assert_gt(st.balance_pd, -S_AMOUNT_MAX, "overspend %" PRId64 " pd", -st.balance_pd);
+    cr_assert_gt(worst, -S_AMOUNT_MAX, "least available %" PRId64 " pd", worst);
+    for (int e = 0; e < S_ENGINES; e++) {
+        eng_redis_destroy(&engines[e]);
+    }
 }
