@@ -25,7 +25,7 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build, the tests and `make run` need.
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
-             python3-msgpack curl libsystemd-dev mandoc groff-base
+             python3-msgpack curl libsystemd-dev mandoc groff-base libsqlite3-dev
 # What `make deb` needs on top (debian/control's Build-Depends).
 DEB_DEPS_PKGS := debhelper dpkg-dev fakeroot
 
@@ -201,7 +201,7 @@ deb-test: deb
 # ----------------------------------------------------------------------------
 # Internal targets: called by the public ones after `deps`.
 
-PKGS := libzmq libsodium msgpack libevent jansson libsystemd
+PKGS := libzmq libsodium msgpack libevent jansson libsystemd sqlite3
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ifdef SAN

@@ -1441,6 +1441,7 @@ hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_
                          eng_trace_t *trace)
 {
     bool cooled = false;
+    out->has_ledger = false; /* the server's ledger sets it after the decision */
     hpp_status_t st = s_resolve(self, f, out, trace, true, &cooled);
     if (st != HPP_OK && cooled) {
         /* Nothing else fits: the endpoints on cooldown are tried after all,
