@@ -48,14 +48,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_MAX_KEYS 65536       /* keys the store can hold */
-#define S_MAX_ACCOUNTS 65536   /* accounts */
-#define S_MAX_RESV (1u << 20)  /* reservations in flight */
-#define S_QUEUE (1u << 18)     /* reservation changes between two commits */
-#define S_BATCH_MS 10          /* a commit at most this often while something changes */
-#define S_NAME 72              /* bytes of a name with its NUL */
-#define S_NIL UINT32_MAX       /* no index */
-#define S_SCHEMA 1             /* the database's schema version (user_version) */
+#define S_MAX_KEYS 65536      /* keys the store can hold */
+#define S_MAX_ACCOUNTS 65536  /* accounts */
+#define S_MAX_RESV (1u << 20) /* reservations in flight */
+#define S_QUEUE (1u << 18)    /* reservation changes between two commits */
+#define S_BATCH_MS 10         /* a commit at most this often while something changes */
+#define S_NAME 72             /* bytes of a name with its NUL */
+#define S_NIL UINT32_MAX      /* no index */
+#define S_SCHEMA 1            /* the database's schema version (user_version) */
 
 typedef struct {
     char name[S_NAME];
@@ -110,7 +110,7 @@ typedef struct {
     uint32_t *key_slots;
     s_resv_t *resv;
     uint32_t resv_free, resv_head, resv_tail, nresv;
-    uint32_t resv_used; /* entries ever taken: past it, never touched */
+    uint32_t resv_used;   /* entries ever taken: past it, never touched */
     uint32_t *resv_slots; /* 2 x S_MAX_RESV */
 
     uint32_t *dirty_accts, ndirty_accts;
@@ -412,7 +412,7 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
     if (!s_resv_room(st) || st->nqueue == S_QUEUE) {
         rc = s_full(err, errlen,
                     !s_resv_room(st) ? "too many reservations in flight"
-                                           : "the writer is behind (disk slow or full)");
+                                     : "the writer is behind (disk slow or full)");
         goto out;
     }
     uint32_t *slot = s_resv_slot(st, r->decision);
@@ -494,7 +494,8 @@ static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settle
     uint32_t *slot = s_resv_slot(st, s->decision);
     bool found = *slot != S_NIL && st->nqueue < S_QUEUE;
     if (found) {
-        s_end(st, slot, s->cost_pd < 0 ? 0 : s->cost_pd, s->prompt_tokens, s->completion_tokens);
+        int64_t cost = s->cost_pd < 0 ? st->resv[*slot].amount_pd : s->cost_pd;
+        s_end(st, slot, cost, s->prompt_tokens, s->completion_tokens);
     }
     pthread_mutex_unlock(&st->mu);
     if (settled) {
@@ -503,8 +504,7 @@ static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settle
     return HPP_OK;
 }
 
-static int s_release(eng_store_t *base, uint64_t decision, bool *released, char *err,
-                     size_t errlen)
+static int s_release(eng_store_t *base, uint64_t decision, bool *released, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
@@ -796,9 +796,8 @@ static int s_commit(s_store_t *st, uint32_t na, uint32_t nk, uint32_t nq)
         const s_key_t *k = &st->w_keys[i];
         sqlite3_bind_text(q[1], 1, k->hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(q[1], 2, st->accts[k->acct].name, -1, SQLITE_STATIC);
-        const int64_t v[] = {k->spent_pd, k->requests,     k->prompt_tokens,
-                             k->completion_tokens, k->day, k->day_spent_pd,
-                             k->day_requests, k->day_free_requests};
+        const int64_t v[] = {k->spent_pd, k->requests,     k->prompt_tokens, k->completion_tokens,
+                             k->day,      k->day_spent_pd, k->day_requests,  k->day_free_requests};
         for (int j = 0; j < 8; j++) {
             sqlite3_bind_int64(q[1], 3 + j, v[j]);
         }
@@ -1065,9 +1064,8 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
         return NULL;
     }
     if (version > S_SCHEMA) {
-        snprintf(err, errlen,
-                 "--ledger %s: schema version %d is newer than this engine's (%d)", path,
-                 version, S_SCHEMA);
+        snprintf(err, errlen, "--ledger %s: schema version %d is newer than this engine's (%d)",
+                 path, version, S_SCHEMA);
         s_destroy(&base);
         return NULL;
     }
