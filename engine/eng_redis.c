@@ -31,7 +31,8 @@
  * answers {status, the account's balance and reserved, the key's spent,
  * reserved, requests, prompt and completion tokens, the day's spent,
  * reserved, requests and free requests}. finish() releases reservation r,
- * charging `cost` (text, >= 0) and the tokens; false when r is not held. */
+ * charging `cost` (text, >= 0; "-1": the reservation's amount) and the
+ * tokens; false when r is not held. */
 #define RS_PRELUDE                                                                                 \
     "local function z(s) if s then return s end return '0' end\n"                                  \
     "local function neg(s)\n"                                                                      \
@@ -66,6 +67,7 @@
     "    return false\n"                                                                           \
     "  end\n"                                                                                      \
     "  local a, k, d, amt = v[1], v[2], v[3], v[4]\n"                                              \
+    "  if cost == '-1' then cost = amt end\n"                                                      \
     "  add(a, 'reserved', neg(amt)); add(a, 'avail', amt)\n"                                       \
     "  add(a, 'balance', neg(cost)); add(a, 'avail', neg(cost)); add(a, 'spent', cost)\n"          \
     "  add(k, 'reserved', neg(amt)); add(k, 'used', neg(amt))\n"                                   \
@@ -833,7 +835,7 @@ static eng_redis_rc_t rs_finish(eng_redis_t *self, const char *step, bool settle
     if (done) {
         *done = false;
     }
-    if (cost_pd < 0 || cost_pd > RS_AMOUNT_MAX || pt < 0 || ct < 0) {
+    if (cost_pd < -1 || cost_pd > RS_AMOUNT_MAX || pt < 0 || ct < 0) {
         return rs_bad_arg(self, step, "cost or tokens out of range", err, errlen);
     }
     char kr[RS_KEY_MAX], kx[RS_KEY_MAX], dec[RS_NUM], cost[RS_NUM], p[RS_NUM], c[RS_NUM],

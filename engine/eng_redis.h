@@ -130,10 +130,10 @@ eng_redis_rc_t eng_redis_reserve(eng_redis_t *self, const char *account, const c
                                  int64_t expires_ms, eng_redis_state_t *state, char *err,
                                  size_t errlen);
 
-/* Settles `decision` at cost_pd (>= 0): its reservation is released and the
- * cost charged to the account, the key and the reservation's day, with the
- * tokens and one request of the key; *settled = true. A decision not (or no longer) reserved
- * changes nothing: OK with *settled = false, so a second settle is a no-op. */
+/* Settles `decision` at cost_pd (>= 0; -1: the amount it reserved): its reservation is released and
+ * the cost charged to the account, the key and the reservation's day, with the tokens and one
+ * request of the key; *settled = true. A decision not (or no longer) reserved changes nothing: OK
+ * with *settled = false, so a second settle is a no-op. */
 eng_redis_rc_t eng_redis_settle(eng_redis_t *self, uint64_t decision, int64_t cost_pd,
                                 int64_t prompt_tokens, int64_t completion_tokens, bool *settled,
                                 char *err, size_t errlen);

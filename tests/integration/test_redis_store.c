@@ -229,6 +229,16 @@ Test(redis_store, reserve_then_settle_once_releases_the_difference)
     cr_assert_eq(s_reserve(s, &NO_LIMITS, 8, PD_PER_USD, false, &st), ENG_REDIS_DUPLICATE);
     cr_assert_eq(st.acct_reserved_pd, PD_PER_USD);
     cr_assert_eq(st.day_requests, 2);
+
+    /* A cost of -1 charges what was reserved (an answer with no cost). */
+    cr_assert_eq(eng_redis_settle(s, 8, -1, 0, 0, &settled, err, sizeof err), ENG_REDIS_OK, "%s",
+                 err);
+    cr_assert(settled);
+    st = s_read(s);
+    cr_assert_eq(st.spent_pd, 400000000000 + PD_PER_USD);
+    cr_assert_eq(st.balance_pd, 9600000000000 - PD_PER_USD);
+    cr_assert_eq(st.acct_reserved_pd, 0);
+    cr_assert_eq(eng_redis_settle(s, 9, -2, 0, 0, &settled, err, sizeof err), ENG_REDIS_ERROR);
     eng_redis_destroy(&s);
 }
 
