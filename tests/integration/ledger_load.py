@@ -13,8 +13,8 @@ hpp-engines sharing one ledger, and says exactly what it was charged.
       Then one worker spends what is left at each reservation's full
       estimate until refused, so the key ends spent to zero. Prints one
       JSON line: decisions, settled_pd (the sum of the costs reported),
-      max_reserved_pd (the largest single reservation), refusals by code,
-      errors. Exits 1 on any reply other than a decision or
+      max_reserved_pd (the largest single reservation), nodes (decisions by
+      the node id in their decision ids), refusals by code, errors. Exits 1 on any reply other than a decision or
       insufficient_balance, or past --max-decisions (default 20000).
   ledger_load.py op EP JSON
       Sends one request (the JSON object, v and id added) and prints the
@@ -70,6 +70,7 @@ class Totals:
         self.max_reserved_pd = 0
         self.refusals = {}
         self.errors = []
+        self.nodes = {}  # decisions per node id (a decision id's top 16 bits)
 
 
 def one(conn, args, totals, rng, full):
@@ -95,7 +96,9 @@ def one(conn, args, totals, rng, full):
         "cost_usd": cost_pd / 1e12}]})
     if not ack.get("ok") or ack.get("attempts") != 1:
         raise RuntimeError(f"report not taken: {ack}")
+    node = str(rep["decision_id"] >> 48)
     with totals.lock:
+        totals.nodes[node] = totals.nodes.get(node, 0) + 1
         totals.decisions += 1
         totals.settled_pd += cost_pd
         totals.max_reserved_pd = max(totals.max_reserved_pd, reserved)
@@ -139,7 +142,7 @@ def spend(args):
         conn.close()
     ctx.term()
     print(json.dumps({"decisions": totals.decisions, "settled_pd": totals.settled_pd,
-                      "max_reserved_pd": totals.max_reserved_pd,
+                      "max_reserved_pd": totals.max_reserved_pd, "nodes": totals.nodes,
                       "refusals": totals.refusals, "errors": totals.errors}))
     return 1 if totals.errors else 0
 

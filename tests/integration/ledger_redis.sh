@@ -86,7 +86,8 @@ check "no reservation left in flight" 0 "$(jq1 'd.get("reserved_pd")' <<<"$rep")
 check "spent down to zero (balance <= 0)" 1 "$([ "$balance" -le 0 ] && echo 1 || echo 0)"
 check "overspend < one reservation ($maxres pd), so <= the reservations in flight" 1 \
     "$([ $((-balance)) -lt "$maxres" ] && echo 1 || echo 0)"
-check "both engines decided (decisions > 8)" 1 "$([ "$decisions" -gt 8 ] && echo 1 || echo 0)"
+check "both engines decided (decisions by node id 1 and 2)" "1 1" \
+    "$(jq1 '" ".join(str(int(d["nodes"].get(n, 0) > 0)) for n in ("1", "2"))' <<<"$out")"
 rep=$(op "$e2" "{\"op\": \"route\", \"model\": \"$MODEL\", \"key\": \"$KEY\", \"prompt_tokens\": 10}")
 check "a spent key is refused" insufficient_balance "$(jq1 'd["error"]["code"]' <<<"$rep")"
 
