@@ -86,8 +86,7 @@ static void s_check_round_trip(const proto_request_t *a)
         int64_t d = x->amount_pd - y->amount_pd;
         int64_t tol = 1 + (x->amount_pd < 0 ? -x->amount_pd : x->amount_pd) / (INT64_C(1) << 50);
         same = same && x->action == y->action && s_str_eq(x->account, y->account) &&
-               x->has_amount == y->has_amount && d <= tol && -d <= tol &&
-               s_str_eq(f->key, g->key);
+               x->has_amount == y->has_amount && d <= tol && -d <= tol && s_str_eq(f->key, g->key);
     }
     if (a->op == PROTO_OP_ROUTE || a->op == PROTO_OP_EXPLAIN) {
         same = same && s_str_eq(f->model, g->model) && f->prompt_tokens == g->prompt_tokens &&
