@@ -119,7 +119,8 @@ printf '%s group=a bogus=1\n' "$K_NEW" >"$tmp/bad.keys"
 check "a bad key file at startup: usage error" 2 "$?"
 has_text "a bad key file: FILE:LINE named" "$tmp/bad.keys:1:" "$(cat "$tmp/e")"
 
-start engine
+start engine --metrics-listen 127.0.0.1:0
+metrics=$(sed -n 's|^hpp-engine: metrics on \(http://.*/metrics\)$|\1|p' "$tmp/engine.err")
 if [ "$STORE_KIND" = sqlite ]; then
     check "the state file is private (0600)" 600 "$(stat -c %a "$tmp/ledger.db")"
 fi
@@ -231,6 +232,9 @@ st=$(call '{"op":"stats"}')
 check "stats: the ledger's counters" "sqlite-or-redis 3 1" \
     "$(get '"\(if .ledger.store == "'"$STORE_KIND"'" then "sqlite-or-redis" else .ledger.store end) \(.ledger.settled) \(.ledger.duplicates)"' "$st")"
 check "stats: refusals counted by check" 1 "$(get .errors.key_limit_reached "$st")"
+m=$(curl -s "$metrics")
+has_text "metrics: settlements counted" 'hpp_engine_ledger_total{event="settled"} 3' "$m"
+has_text "metrics: refusals by code" 'hpp_engine_errors_total{code="insufficient_balance"} 1' "$m"
 
 kill -TERM "$pid"
 wait "$pid"

@@ -77,8 +77,11 @@ static void s_topup(eng_store_t *st, const char *account, int64_t pd)
 
 static bool s_settle(eng_store_t *st, uint64_t decision, int64_t cost)
 {
-    eng_store_settle_t s = {.decision = decision, .cost_pd = cost, .prompt_tokens = 10,
-                            .completion_tokens = 5, .now_ms = 2000};
+    eng_store_settle_t s = {.decision = decision,
+                            .cost_pd = cost,
+                            .prompt_tokens = 10,
+                            .completion_tokens = 5,
+                            .now_ms = 2000};
     bool hit = false;
     char err[160];
     cr_assert_eq(st->ops->settle(st, &s, &hit, err, sizeof err), HPP_OK);
@@ -103,7 +106,8 @@ Test(ledger, checks_run_in_order_and_refusals_reserve_nothing)
     eng_store_state_t s;
     cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_E_INSUFFICIENT_BALANCE);
     s_topup(st, "acct", USD);
-    cr_assert_eq(s_reserve(st, &k, 2, USD / 1000, false, &s), HPP_OK, "a reservation is taken whole");
+    cr_assert_eq(s_reserve(st, &k, 2, USD / 1000, false, &s), HPP_OK,
+                 "a reservation is taken whole");
     /* Daily money before requests; the key's limit before the day's. */
     cr_assert_eq(s_reserve(st, &k, 3, 1, false, &s), HPP_E_KEY_LIMIT_REACHED);
     k.limit_pd = ENG_STORE_NONE;
@@ -198,8 +202,8 @@ Test(ledger, a_new_day_starts_from_zero)
     eng_store_state_t s;
     cr_assert_eq(s_reserve(st, &k, 1, 10, false, &s), HPP_OK);
     cr_assert_eq(s_reserve(st, &k, 2, 10, false, &s), HPP_E_DAILY_LIMIT_REACHED);
-    eng_store_resv_t r = {.decision = 3, .amount_pd = 10, .day = 20001, .now_ms = 1,
-                          .expires_ms = 2};
+    eng_store_resv_t r = {
+        .decision = 3, .amount_pd = 10, .day = 20001, .now_ms = 1, .expires_ms = 2};
     char err[160];
     cr_assert_eq(st->ops->reserve(st, &k, &r, &s, err, sizeof err), HPP_OK, "the next day");
     cr_assert_eq(s.day, 20001);
