@@ -741,7 +741,8 @@ static bool s_prop(s_parser_t *p, const eng_propdef_t *def, eng_stmt_t *st)
         s_advance(p);
         /* step_down's values are pairs, "$5 mid, $0.50 free": the tier
          * follows its amount with no comma between them. */
-        if (def->id == ENG_P_STEP_DOWN && k == ENG_V_NUMBER && s_is(p, ENG_TOK_IDENT)) {
+        if (def->id == ENG_P_STEP_DOWN && k == ENG_V_NUMBER && s_is(p, ENG_TOK_IDENT) &&
+            !(s_line_initial(p) && s_stmt_kind(p) >= 0)) {
             continue;
         }
         if (!s_is(p, ENG_TOK_COMMA)) {
