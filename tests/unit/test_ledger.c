@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+#include <time.h>
+
 #include "eng_ledger.h"
 #include "eng_store.h"
 
@@ -248,6 +251,36 @@ static bool s_count_account(void *arg, const eng_store_account_t *a)
     acc->n++;
     acc->sum += a->balance_pd;
     return true;
+}
+
+/* The writer commits by itself, without a sync: the first change after a
+ * commit wakes it. Read through a second connection, polled. */
+Test(ledger, changes_reach_the_disk_without_a_sync)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ab", "acct");
+    s_topup(st, "acct", USD); /* synced: the writer is idle after it */
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
+    cr_assert(s_settle(st, 1, 42));
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t spent = -1;
+    for (int i = 0; i < 500 && spent != 42; i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT spent_pd FROM keys WHERE hash = 'sha256:ab'", -1, &q,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW) {
+            spent = sqlite3_column_int64(q, 0);
+        }
+        sqlite3_finalize(q);
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    sqlite3_close(db);
+    cr_assert_eq(spent, 42, "the settlement was not committed");
+    eng_store_destroy(&st);
 }
 
 Test(ledger, accounts_list_every_account)
