@@ -999,11 +999,17 @@ static int s_dec_value(proto_rd_t *rd, unsigned key, proto_reply_t *out, proto_e
         out->decision_id = rc == PROTO_OK ? v.u : 0;
         return rc;
     case S_K_RESERVED_PD:
+    case S_K_REMAINING_PD: {
+        /* nil in a ledger key reply: no limit (PROTOCOL.md "Ledger"). */
+        int64_t *dst = key == S_K_RESERVED_PD ? &out->reserved_pd : &out->remaining_pd;
+        proto_rd_t peek = *rd;
+        if (proto_rd_next(&peek, &v) == PROTO_OK && v.type == PROTO_MP_NIL) {
+            *rd = peek;
+            return PROTO_OK;
+        }
         out->has_ledger = true;
-        return s_read_i64(rd, label, &out->reserved_pd, err);
-    case S_K_REMAINING_PD:
-        out->has_ledger = true;
-        return s_read_i64(rd, label, &out->remaining_pd, err);
+        return s_read_i64(rd, label, dst, err);
+    }
     default: /* the string keys */
         return s_read_str(rd, label, (hpp_str_t *)((char *)out + s_reply_fields[key].off), err);
     }
