@@ -59,7 +59,7 @@ typedef struct {
 static const s_opt_t s_opts[] = {
     S_O("--file", "FILE", file, "the API key file (the --keys file of hpp-engine and hpp-sidecar)"),
     S_O("--group", "G", group, "the key's group (1-64 of [A-Za-z0-9_.:/@-])"),
-    S_O("--account", "A", account, "the account (default for a new key: its own hash)"),
+    S_O("--account", "A", account, "the account (keys add: default the key's own hash)"),
     S_O("--budget-usd", "X", budget, "the most one request may cost, USD"),
     S_O("--limit-usd", "X", limit, "the key's lifetime spending limit, USD"),
     S_O("--daily-usd", "X", daily, "the most the key may spend per day, USD"),
@@ -104,8 +104,8 @@ static int s_topup(const s_args_t *a);
 static int s_usage(const s_args_t *a);
 
 static const s_cmd_t s_cmds[] = {
-    {"keys add", s_keys_add, "--file F --group G [--account A] [limits...] [--comment TEXT]",
-     "make a random API key, print it once on stdout, write only its SHA-256 to the file",
+    {"keys add", s_keys_add, "--file F --group G [--account A] [limits]",
+     "make a random API key, print it once, write only its SHA-256 to the file",
      "--file --group --account --budget-usd --limit-usd --daily-usd --daily-requests "
      "--free-daily-requests --free-daily-requests-funded --comment"},
     {"keys revoke", s_keys_revoke, "--file F (--hash HASH | --key-stdin)",
@@ -120,7 +120,7 @@ static const s_cmd_t s_cmds[] = {
      "add credit to an account (the engine's ledger op, an admin action)",
      "--account --usd " S_ENGINE_OPTS},
     {"usage", s_usage, "[--key HASH | --account A] [--json] [engine options]",
-     "a key's spend and limits, or the accounts' balances and spend (admin without --key)",
+     "a key's spend and limits, or the accounts' balances (admin without --key)",
      "--key --account --json " S_ENGINE_OPTS},
 };
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
@@ -136,12 +136,14 @@ static bool s_takes(const s_cmd_t *c, const char *flag)
     return false;
 }
 
+static void s_help_line(FILE *o, const char *head, const char *text);
+
 static void s_help_top(FILE *o)
 {
-    fprintf(o, "usage: hpp-ledger COMMAND [options]   (hpp-ledger COMMAND --help for its options)\n"
+    fprintf(o, "usage: hpp-ledger COMMAND [options]   (COMMAND --help: its options)\n"
                "\ncommands:\n");
     for (size_t i = 0; i < S_NCMDS; i++) {
-        fprintf(o, "  %-12s %s\n", s_cmds[i].name, s_cmds[i].about);
+        s_help_line(o, s_cmds[i].name, s_cmds[i].about);
     }
     fprintf(o, "\nThe keys commands edit the key file; hpp-engine and hpp-sidecar read it again\n"
                "on SIGHUP. The others ask the engine (--engine, default " S_DEFAULT_ENGINE ").\n"
@@ -149,18 +151,46 @@ static void s_help_top(FILE *o)
                "  -h, --help   this help\n");
 }
 
+/* "  HEAD  text" with the text wrapped at 80 columns under its first line. */
+static void s_help_line(FILE *o, const char *head, const char *text)
+{
+    const int col = 30, width = 80;
+    int at = fprintf(o, "  %-*s", col - 2, head);
+    if (at > col) {
+        fprintf(o, "\n%*s", col, "");
+    }
+    at = col;
+    while (*text) {
+        size_t w = strcspn(text, " ");
+        if (at > col && at + 1 + (int)w > width) {
+            fprintf(o, "\n%*s", col, "");
+            at = col;
+        } else if (at > col) {
+            fputc(' ', o);
+            at++;
+        }
+        fwrite(text, 1, w, o);
+        at += (int)w;
+        text += w;
+        text += strspn(text, " ");
+    }
+    fputc('\n', o);
+}
+
 static void s_help_cmd(FILE *o, const s_cmd_t *c)
 {
-    fprintf(o, "usage: hpp-ledger %s %s\n%s\n\noptions:\n", c->name, c->synopsis, c->about);
+    fprintf(o, "usage: hpp-ledger %s %s\n\n", c->name, c->synopsis);
+    fprintf(o, "%s\n", c->about);
+    fprintf(o, "\noptions:\n");
     for (size_t i = 0; i < S_NOPTS; i++) {
         if (s_takes(c, s_opts[i].flag)) {
             char head[64];
             snprintf(head, sizeof head, "%s%s%s", s_opts[i].flag, s_opts[i].arg ? " " : "",
                      s_opts[i].arg ? s_opts[i].arg : "");
-            fprintf(o, "  %-34s %s\n", head, s_opts[i].help);
+            s_help_line(o, head, s_opts[i].help);
         }
     }
-    fprintf(o, "  %-34s %s\n", "-h, --help", "this help");
+    s_help_line(o, "-h, --help", "this help");
 }
 
 static int s_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
