@@ -13,14 +13,13 @@
 
 /* The schemes, longest prefix first where one is a prefix of another. */
 static const struct {
-    const char *prefix;    /* start of the spec */
+    const char *prefix;     /* start of the spec */
     eng_store_open_fn open; /* its opener */
 } s_stores[] = {
     {"sqlite:", eng_store_sqlite_open},
 };
 
-eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err,
-                            size_t errlen)
+eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof s_stores / sizeof s_stores[0]; i++) {
         size_t n = strlen(s_stores[i].prefix);

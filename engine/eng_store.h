@@ -98,7 +98,7 @@ typedef struct {
 /* What a settlement is, for settle. */
 typedef struct {
     uint64_t decision;         /* the wire decision id */
-    int64_t cost_pd;           /* the real cost, >= 0 */
+    int64_t cost_pd;           /* the real cost, >= 0; -1: the reservation's estimate */
     int64_t prompt_tokens;     /* usage of the attempt that answered, >= 0 */
     int64_t completion_tokens; /* ditto */
     int64_t now_ms;            /* Unix milliseconds now */
@@ -132,8 +132,7 @@ typedef struct {
                   size_t errlen);
     /* Releases the reservation of `decision` with nothing charged (the call
      * had no answer); an unknown decision is a no-op (*released = false). */
-    int (*release)(eng_store_t *self, uint64_t decision, bool *released, char *err,
-                   size_t errlen);
+    int (*release)(eng_store_t *self, uint64_t decision, bool *released, char *err, size_t errlen);
     /* Releases every reservation whose expires_ms <= now_ms; *n (may be
      * NULL) gets how many. Called about once a second by the ledger. */
     int (*expire)(eng_store_t *self, int64_t now_ms, uint64_t *n, char *err, size_t errlen);
@@ -170,8 +169,7 @@ typedef struct {
 /* Opens the store a `--ledger` spec names: "sqlite:PATH", "redis://HOST:PORT",
  * "redis+unix:PATH". NULL with `err` saying why (unknown scheme, cannot
  * open, wrong file). */
-eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err,
-                            size_t errlen);
+eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err, size_t errlen);
 
 /* The opener of one scheme (the prefix of a spec up to and including ':'). */
 typedef eng_store_t *(*eng_store_open_fn)(const char *spec, const eng_store_cfg_t *cfg, char *err,
