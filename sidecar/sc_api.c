@@ -81,6 +81,13 @@ static int64_t s_remaining(const proto_ledger_key_t *k)
     return r < 0 ? 0 : r;
 }
 
+/* A remaining amount as shown: never below 0 (a settled charge may pass
+ * the limit by what the last request cost beyond its estimate). */
+static int64_t s_floor0(int64_t pd)
+{
+    return pd != PROTO_LEDGER_NONE_PD && pd < 0 ? 0 : pd;
+}
+
 static int64_t s_day_remaining(const proto_ledger_key_t *k)
 {
     if (k->daily_pd == PROTO_LEDGER_NONE_PD) {
@@ -112,7 +119,7 @@ int sc_api_body(const char *path, size_t plen, const proto_ledger_key_t *k, char
         s_put(&o, ",");
         s_money(&o, "limit_usd", k->limit_pd);
         s_put(&o, ",");
-        s_money(&o, "key_remaining_usd", k->remaining_pd);
+        s_money(&o, "key_remaining_usd", s_floor0(k->remaining_pd));
         s_put(&o, ",");
         s_money(&o, "daily_usd", k->daily_pd);
         s_put(&o, ",");
@@ -146,7 +153,7 @@ int sc_api_body(const char *path, size_t plen, const proto_ledger_key_t *k, char
         s_put(&o, ",");
         s_money(&o, "limit", k->limit_pd);
         s_put(&o, ",");
-        s_money(&o, "limit_remaining", k->remaining_pd);
+        s_money(&o, "limit_remaining", s_floor0(k->remaining_pd));
         s_put(&o, ",\"limit_reset\":null,\"is_free_tier\":%s,\"is_provisioning_key\":false,",
               k->balance_pd <= 0 ? "true" : "false");
         s_money(&o, "balance", k->balance_pd);

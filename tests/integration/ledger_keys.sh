@@ -184,4 +184,79 @@ if ! "$ENGINE" --help 2>&1 | grep -q -- '--ledger '; then
     skip "the ledger endpoints" "this hpp-engine has no --ledger"
     finish
 fi
+L=$tmp/ledger.keys
+key_c=$("$LEDGER" keys add --file "$L" --group default --account acme --limit-usd 0.01 2>/dev/null)
+hash_c=$(printf '%s' "$key_c" | "$SIDECAR" --hash-key)
+start stub '^upstream_stub.py: ready on 127\.0\.0\.1:\([0-9]*\)$' python3 \
+    tests/integration/upstream_stub.py --cost 0.004 || finish
+SP=$ready
+start_engine eng_ledger --keys "$L" --ledger "sqlite:$tmp/ledger.db" || finish
+LEP=$ready
+start_sidecar sc_ledger --engine "$LEP" --keys "$L" --upstream "http://127.0.0.1:$SP/v1" || finish
+LSC=$ready
+A=(-H "Authorization: Bearer $key_c")
+
+# Money over the engine's ledger op.
+out=$("$LEDGER" topup --engine "$LEP" --account acme --usd 2.5)
+check "topup: exit 0, the new balance" "acme balance 2.5 USD" "$out"
+out=$("$LEDGER" balance set --engine "$LEP" --account acme --usd 1)
+check "balance set: the balance" "acme balance 1 USD" "$out"
+"$LEDGER" topup --engine "$LEP" --account acme --usd 0 2>/dev/null
+check "topup of 0: exit 2" 2 "$?"
+"$LEDGER" topup --engine tcp://127.0.0.1:1 --timeout-ms 300 --account acme --usd 1 2>"$tmp/e"
+check "topup, no engine there: exit 3" 3 "$?"
+has "topup, no engine there: says so" "no answer in 300 ms" "$(cat "$tmp/e")"
+"$LEDGER" usage --engine "$LEP" --key "sha256:$(printf '0%.0s' {1..64})" 2>"$tmp/e"
+check "usage of a key the engine does not know: exit 1" 1 "$?"
+has "... the engine's code" "unknown_key" "$(cat "$tmp/e")"
+has "usage --key: the key's limit" "limit_usd            0.01" \
+    "$("$LEDGER" usage --engine "$LEP" --key "$hash_c")"
+has "usage --account: the account's balance" "acme" \
+    "$("$LEDGER" usage --engine "$LEP" --account acme | grep -E '^acme +1 ')"
+
+# The read endpoints before any spend.
+check "quota-check: 200" 200 "$(req "$LSC" /api/quota-check - "${A[@]}")"
+check "quota-check: remaining, balance, limit" "0.01 False 1 0.01" \
+    "$(jget '" ".join(str(j[k]) for k in ("remaining_usd","exhausted","balance_usd","limit_usd"))')"
+
+# Spend the key down: each answer costs 0.004 (the stub's usage.cost), the
+# sidecar reports it, the engine settles it; the 4th request finds the
+# limit of 0.01 spent (0.012) and is refused before anything is charged.
+# requests_settled N: waits (bounded) until the engine counts N settled.
+requests_settled() {
+    local i
+    for i in $(seq 1 200); do
+        req "$LSC" /api/usage - "${A[@]}" >/dev/null
+        [ "$(jget 'j["requests"]')" = "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+CHAT="{\"model\":\"openai/gpt-4o-mini\",$MSG}"
+codes=""
+for n in 1 2 3 4; do
+    s=$(req "$LSC" /v1/chat/completions "$CHAT" "${A[@]}")
+    codes+="$s "
+    [ "$s" = 200 ] || break
+    requests_settled "$n" || fail "request $n: settled" "$(cat "$tmp/b")"
+    req "$LSC" /api/quota-check - "${A[@]}" >/dev/null
+    codes+="$(jget 'j["remaining_usd"]') "
+done
+check "spend-down: 200s while the limit lasts, then refused" \
+    "200 0.006 200 0.002 200 0 402 " "$codes"
+check "spend-down: the refusal names the check" key_limit_reached "$(jget 'j["error"]["code"]')"
+check "usage: 200" 200 "$(req "$LSC" /api/usage - "${A[@]}")"
+check "usage: requests, tokens, cost" "3 54 0.012" \
+    "$(jget '" ".join(str(j[k]) for k in ("requests","total_tokens","total_cost_usd"))')"
+check "usage: remaining" 0 "$(jget 'j["remaining_usd"]')"
+req "$LSC" /api/quota-check - "${A[@]}" >/dev/null
+check "quota-check: exhausted" True "$(jget 'j["exhausted"]')"
+check "/api/v1/key: 200" 200 "$(req "$LSC" /api/v1/key - "${A[@]}")"
+check "/api/v1/key: usage, limit, limit_remaining" "0.012 0.01 0" \
+    "$(jget '" ".join(str(j["data"][k]) for k in ("usage","limit","limit_remaining"))')"
+check "/api/v1/key: the label is the hash's start" "${hash_c:0:19}..." "$(jget 'j["data"]["label"]')"
+check "hpp-ledger usage --json: the exact spend in picodollars" 12000000000 \
+    "$("$LEDGER" usage --engine "$LEP" --key "$hash_c" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["spent_pd"])')"
+check "the account paid what the key spent" "0.988" \
+    "$("$LEDGER" usage --engine "$LEP" --account acme | awk '$1 == "acme" { print $2 }')"
 finish
