@@ -150,8 +150,7 @@ static void *s_expirer_main(void *arg)
         char err[160];
         do {
             n = 0;
-            if (self->store->ops->expire(self->store, s_unix_ms(), &n, err, sizeof err) !=
-                HPP_OK) {
+            if (self->store->ops->expire(self->store, s_unix_ms(), &n, err, sizeof err) != HPP_OK) {
                 s_add(&self->unavailable, 1);
                 break;
             }
@@ -249,8 +248,8 @@ static void s_store_key(const hpp_apikey_t *k, eng_store_key_t *out)
 }
 
 hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
-                              const hpp_features_t *f, bool read, eng_ledger_call_t *c,
-                              char *msg, size_t cap)
+                              const hpp_features_t *f, bool read, eng_ledger_call_t *c, char *msg,
+                              size_t cap)
 {
     c->checked = false;
     c->key = NULL;
@@ -264,8 +263,7 @@ hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
         }
         return HPP_OK; /* served as before: the request's own group */
     }
-    const hpp_apikey_t *k =
-        keys ? hpp_apikeys_find_hash(keys->keys, f->key.ptr, f->key.len) : NULL;
+    const hpp_apikey_t *k = keys ? hpp_apikeys_find_hash(keys->keys, f->key.ptr, f->key.len) : NULL;
     if (!k || k->revoked) {
         snprintf(msg, cap, "key: %s key %.15s...", k ? "revoked" : "unknown", f->key.ptr);
         return HPP_E_UNKNOWN_KEY;
@@ -283,8 +281,7 @@ hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
     if (read) {
         eng_store_state_t st;
         char err[160];
-        if (self->store->ops->read(self->store, &c->skey, c->day, &st, err, sizeof err) !=
-            HPP_OK) {
+        if (self->store->ops->read(self->store, &c->skey, c->day, &st, err, sizeof err) != HPP_OK) {
             s_add(&self->unavailable, 1);
             snprintf(msg, cap, "%s", err);
             return HPP_E_LEDGER_UNAVAILABLE;

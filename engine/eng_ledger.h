@@ -44,7 +44,7 @@
 #include "hpp_apikeys.h"
 #include "proto.h"
 
-#define ENG_LEDGER_HOLD_S 300  /* --ledger-hold default */
+#define ENG_LEDGER_HOLD_S 300 /* --ledger-hold default */
 #define ENG_LEDGER_MAX_HOLD_S 86400
 
 typedef struct {
@@ -83,21 +83,21 @@ uint64_t eng_ledger_id_base(void);
 
 /* The ledger's part of one route or explain, on the caller's stack. */
 typedef struct {
-    bool checked;               /* a key was given: the checks and the reservation apply */
-    const hpp_apikey_t *key;    /* the key's entry, NULL when none was given */
-    eng_store_key_t skey;       /* the key as the store sees it */
-    hpp_features_t features;    /* the request's, the key's group in place of its own */
-    int64_t day;                /* the ledger's day */
-    int64_t remaining_pd;       /* before the decision (when read), else INT64_MAX */
-    bool has_remaining;         /* remaining_pd was read */
+    bool checked;            /* a key was given: the checks and the reservation apply */
+    const hpp_apikey_t *key; /* the key's entry, NULL when none was given */
+    eng_store_key_t skey;    /* the key as the store sees it */
+    hpp_features_t features; /* the request's, the key's group in place of its own */
+    int64_t day;             /* the ledger's day */
+    int64_t remaining_pd;    /* before the decision (when read), else INT64_MAX */
+    bool has_remaining;      /* remaining_pd was read */
 } eng_ledger_call_t;
 
 /* Step 1: the key. Fills `c` (c->features is what to resolve). `read`: also
  * read what the key may still spend (for the policy's step_down). Returns
  * HPP_OK, HPP_E_UNKNOWN_KEY or HPP_E_LEDGER_UNAVAILABLE with `msg`. */
 hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
-                              const hpp_features_t *f, bool read, eng_ledger_call_t *c,
-                              char *msg, size_t cap);
+                              const hpp_features_t *f, bool read, eng_ledger_call_t *c, char *msg,
+                              size_t cap);
 
 /* Steps 3-6 and the reservation, for a decision the resolver made (d->status
  * HPP_OK, d->decision_id set). On success sets d->has_ledger, reserved and

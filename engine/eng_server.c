@@ -708,6 +708,18 @@ static void s_collect(eng_server_t *self, size_t reader, proto_stats_t *st,
     st->policy_version = eng_snapshot_version(snap);
     memcpy(hash, eng_snapshot_hash(snap), ENG_SNAPSHOT_HASH_HEX);
     st->policy_hash = hash;
+    if (self->ledger) {
+        eng_ledger_stats_t ls;
+        eng_ledger_stats(self->ledger, &ls);
+        st->ledger_store = ls.store;
+        st->ledger_keys = eng_ledger_keys_count(eng_snapshot_attached(snap));
+        st->ledger_reservations = ls.reservations;
+        st->ledger_settled = ls.settled;
+        st->ledger_released = ls.released;
+        st->ledger_expired = ls.expired;
+        st->ledger_duplicates = ls.duplicates;
+        st->ledger_unavailable = ls.unavailable;
+    }
     eng_snapcell_release(self->cell, reader);
 }
 

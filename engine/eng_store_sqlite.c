@@ -214,7 +214,8 @@ static void s_dirty_key(s_store_t *st, uint32_t k)
 }
 
 /* Reservations: hash table of indexes into `resv`, deleted by backward
- * shift (no tombstones), entries in a list by age. */
+ * shift (no tombstones), entries in a list by expiry (the order they were
+ * made in, the hold being one for all; s_resv_add walks back otherwise). */
 
 static uint32_t *s_resv_slot(s_store_t *st, uint64_t decision)
 {
@@ -264,14 +265,25 @@ static uint32_t s_resv_add(s_store_t *st, uint32_t *slot, const s_resv_t *in)
         r = st->resv_used++;
     }
     st->resv[r] = *in;
-    st->resv[r].prev = st->resv_tail;
-    st->resv[r].next = S_NIL;
-    if (st->resv_tail != S_NIL) {
-        st->resv[st->resv_tail].next = r;
+    /* After the last entry that expires no later: the tail, unless the
+     * hold changed across a restart (entries loaded with an older hold). */
+    uint32_t after = st->resv_tail;
+    while (after != S_NIL && st->resv[after].expires_ms > in->expires_ms) {
+        after = st->resv[after].prev;
+    }
+    uint32_t before = after == S_NIL ? st->resv_head : st->resv[after].next;
+    st->resv[r].prev = after;
+    st->resv[r].next = before;
+    if (after != S_NIL) {
+        st->resv[after].next = r;
     } else {
         st->resv_head = r;
     }
-    st->resv_tail = r;
+    if (before != S_NIL) {
+        st->resv[before].prev = r;
+    } else {
+        st->resv_tail = r;
+    }
     *slot = r;
     st->nresv++;
     return r;

@@ -348,6 +348,15 @@ typedef struct {
     uint64_t reports;                  /* report frames applied */
     uint64_t report_attempts;          /* attempts they carried */
     uint64_t reports_refused;          /* report frames refused (bad field, unknown endpoint) */
+    /* The ledger (`ledger` map, sent when ledger_store is not NULL). */
+    const char *ledger_store;     /* "sqlite", "redis"; "" = keys only; NULL = no ledger */
+    uint64_t ledger_keys;         /* keys in the key table serving */
+    uint64_t ledger_reservations; /* decisions reserved */
+    uint64_t ledger_settled;      /* reservations settled by a report */
+    uint64_t ledger_released;     /* released by a report none of whose attempts answered */
+    uint64_t ledger_expired;      /* released after --ledger-hold */
+    uint64_t ledger_duplicates;   /* reports of decisions already settled, or unknown */
+    uint64_t ledger_unavailable;  /* store failures */
 } proto_stats_t;
 
 int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t *s);

@@ -539,7 +539,7 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 18 + (s->policy_hash != NULL));
+    s_head(&pk, id, true, 18 + (s->policy_hash != NULL) + (s->ledger_store != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, s->policy_version);
     s_policy_hash(&pk, s->policy_hash);
@@ -594,6 +594,28 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
     msgpack_pack_uint64(&pk, s->report_attempts);
     s_key(&pk, "refused");
     msgpack_pack_uint64(&pk, s->reports_refused);
+    if (s->ledger_store) {
+        const struct {
+            const char *name;
+            uint64_t v;
+        } ctr[] = {
+            {"keys", s->ledger_keys},
+            {"reservations", s->ledger_reservations},
+            {"settled", s->ledger_settled},
+            {"released", s->ledger_released},
+            {"expired", s->ledger_expired},
+            {"duplicates", s->ledger_duplicates},
+            {"unavailable", s->ledger_unavailable},
+        };
+        s_key(&pk, "ledger");
+        msgpack_pack_map(&pk, 1 + sizeof ctr / sizeof ctr[0]);
+        s_key(&pk, "store");
+        proto_pack_cstr(&pk, s->ledger_store);
+        for (size_t i = 0; i < sizeof ctr / sizeof ctr[0]; i++) {
+            proto_pack_cstr(&pk, ctr[i].name);
+            msgpack_pack_uint64(&pk, ctr[i].v);
+        }
+    }
     return s_done(b);
 }
 
@@ -977,11 +999,17 @@ static int s_dec_value(proto_rd_t *rd, unsigned key, proto_reply_t *out, proto_e
         out->decision_id = rc == PROTO_OK ? v.u : 0;
         return rc;
     case S_K_RESERVED_PD:
+    case S_K_REMAINING_PD: {
+        /* nil in a ledger key reply: no limit (PROTOCOL.md "Ledger"). */
+        int64_t *dst = key == S_K_RESERVED_PD ? &out->reserved_pd : &out->remaining_pd;
+        proto_rd_t peek = *rd;
+        if (proto_rd_next(&peek, &v) == PROTO_OK && v.type == PROTO_MP_NIL) {
+            *rd = peek;
+            return PROTO_OK;
+        }
         out->has_ledger = true;
-        return s_read_i64(rd, label, &out->reserved_pd, err);
-    case S_K_REMAINING_PD:
-        out->has_ledger = true;
-        return s_read_i64(rd, label, &out->remaining_pd, err);
+        return s_read_i64(rd, label, dst, err);
+    }
     default: /* the string keys */
         return s_read_str(rd, label, (hpp_str_t *)((char *)out + s_reply_fields[key].off), err);
     }
