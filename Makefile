@@ -166,7 +166,7 @@ MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 INSTALL ?= install
-MAN_PAGES := man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5
+MAN_PAGES := man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5 man/hpp-ledger.1
 UNITS := dist/hpp-engine.service dist/hpp-sidecar.service
 CONFS := dist/engine.conf dist/sidecar.conf
 
@@ -176,7 +176,8 @@ install:
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/cases $(DESTDIR)$(DATADIR)/examples/shared \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/hpprouter
-	$(INSTALL) -m 755 $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-policy $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 755 $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-policy $(BUILD)/hpp-ledger \
+	    $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 policies/default.policy policies/catalog.json $(DESTDIR)$(DATADIR)
 	$(INSTALL) -m 644 policies/cases/default.cases $(DESTDIR)$(DATADIR)/cases
 	$(INSTALL) -m 644 policies/examples/*.policy $(DESTDIR)$(DATADIR)/examples
@@ -221,6 +222,7 @@ INC_proto := -Iproto
 INC_engine := -Iengine -Iproto
 INC_sidecar := -Isidecar -Iengine -Iproto
 INC_policies := -Ipolicies/tool -Iengine -Iproto
+INC_tools := -Itools -Iproto
 INC_tests := -Isidecar -Iengine -Iproto
 INC_bench := $(INC_tests)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread $(PKG_CFLAGS) -MMD -MP
@@ -240,7 +242,7 @@ ENG_OBJ := $(ENG_SRC:%.c=$(BUILD)/obj/%.o)
 SC_OBJ := $(SC_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINS := $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar
+BINS := $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-ledger
 BINS += $(EXAMPLE_SRC:proto/examples/%.c=$(BUILD)/examples/%)
 BINS += $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) \
@@ -248,7 +250,7 @@ TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) \
 
 _all: $(BINS) $(TESTS)
 
-_bins: $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar
+_bins: $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-ledger
 
 _have-libs:
 	@pkg-config --exists $(PKGS) || { echo "make: libraries missing (pkg-config $(PKGS)); \
@@ -295,6 +297,11 @@ $(BUILD)/hpp-engine: $(BUILD)/obj/engine/hpp_engine.o $(ENG_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/hpp-sidecar: $(BUILD)/obj/sidecar/hpp_sidecar.o $(ALL_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# hpp-ledger edits the key file and speaks the engine's ledger op: proto/ only.
+LEDGER_SRC := $(wildcard tools/*.c)
+$(BUILD)/hpp-ledger: $(LEDGER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libhppproto.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 # libhppclient: the C client as a shared library for gateways. Its own

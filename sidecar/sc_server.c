@@ -34,6 +34,7 @@
 #include "eng_common.h"
 #include "hpp_keys.h"
 #include "sc_accesslog.h"
+#include "sc_api.h"
 #include "sc_call.h"
 #include "sc_engine.h"
 #include "sc_failopen.h"
@@ -1556,6 +1557,12 @@ static void s_handle_model(sc_call_t *call)
     }
 }
 
+/* GET /api/quota-check, /api/usage, /api/v1/key: sc_api.c. */
+static void s_handle_api(sc_call_t *call)
+{
+    sc_api_handle(call, call->srv->engine, &call->srv->trust);
+}
+
 /* Routing table ----------------------------------------------------------- */
 
 typedef struct {
@@ -1585,6 +1592,9 @@ static const s_route_def_t s_routes[] = {
      s_handle_health},
     {"/metrics", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
      s_handle_metrics},
+    {"/api/quota-check", false, EVHTTP_REQ_GET, "GET", 0, NULL, SC_ROUTE_API, s_handle_api},
+    {"/api/usage", false, EVHTTP_REQ_GET, "GET", 0, NULL, SC_ROUTE_API, s_handle_api},
+    {"/api/v1/key", false, EVHTTP_REQ_GET, "GET", 0, NULL, SC_ROUTE_API, s_handle_api},
     {NULL, false, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
 };
 

@@ -215,6 +215,11 @@ int sc_trust_apply(const sc_trust_config_t *cfg, const sc_trust_t *t, hpp_featur
         f->group.ptr = t->group;
         f->group.len = strlen(t->group);
     }
+    /* The engine's ledger charges the key by its hash (never the key). */
+    if (t->key_hash[0]) {
+        f->key.ptr = t->key_hash;
+        f->key.len = HPP_KEY_HASH_LEN;
+    }
     if (t->has_budget && (!f->has_budget || t->budget_usd < f->budget_usd)) {
         f->has_budget = true;
         f->budget_usd = t->budget_usd;

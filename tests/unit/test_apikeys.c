@@ -243,6 +243,11 @@ Test(sc_trust, key_gateway_and_client)
     hpp_features_init(&f);
     cr_assert_eq(sc_trust_apply(&cfg, &t, &f, &err), 0);
     cr_assert_eq(f.group.len, 3);
+    /* The engine's ledger gets the key's hash, never the key. */
+    char kh[HPP_APIKEY_HASH_TEXT];
+    hpp_apikeys_hash_text("sk-alpha", 8, kh);
+    cr_assert_eq(f.key.len, 71);
+    cr_assert(memcmp(f.key.ptr, kh, 71) == 0);
     cr_assert(f.has_budget);
     /* A client's budget is refused, naming where it came from. */
     hpp_features_init(&f);
@@ -258,6 +263,27 @@ Test(sc_trust, key_gateway_and_client)
     evhttp_add_header(&h, "X-GW", "other");
     cr_assert_eq(sc_trust_headers(&cfg, &h, &t, &err), -1);
     cr_assert_str_eq(err.code, "duplicate_header");
+    evhttp_clear_headers(&h);
+    hpp_apikeys_destroy(&k);
+}
+
+/* A revoked key is refused like an unknown one (401), saying so. */
+Test(sc_trust, a_revoked_key_is_refused)
+{
+    char a[200];
+    s_line(a, sizeof a, "sk-alpha", "group=team-a revoked=1");
+    hpp_apikeys_t *k = hpp_apikeys_parse(a, strlen(a), "k", s_err, sizeof s_err);
+    cr_assert_not_null(k, "%s", s_err);
+    sc_trust_config_t cfg = {.keys = k};
+    struct evkeyvalq h;
+    h.tqh_first = NULL;
+    h.tqh_last = &h.tqh_first;
+    evhttp_add_header(&h, "Authorization", "Bearer sk-alpha");
+    sc_trust_t t;
+    oai_error_t err;
+    cr_assert_eq(sc_trust_headers(&cfg, &h, &t, &err), -1);
+    cr_assert_eq(err.status, 401);
+    cr_assert(strstr(err.message, "revoked"), "%s", err.message);
     evhttp_clear_headers(&h);
     hpp_apikeys_destroy(&k);
 }
