@@ -25,7 +25,11 @@ FUZZ_SECONDS ?= 30
 # Debian packages the build, the tests and `make run` need.
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
-             python3-msgpack curl libsystemd-dev mandoc groff-base libvectorscan-dev
+             python3-msgpack curl libsystemd-dev mandoc groff-base libvectorscan-dev \
+             libsqlite3-dev
+# The ledger's Redis store: hiredis for the engine, redis-server and redis-cli
+# for the tests, which start their own server on a unix socket.
+DEPS_PKGS += redis-server redis-tools libhiredis-dev
 # What `make deb` needs on top (debian/control's Build-Depends).
 DEB_DEPS_PKGS := debhelper dpkg-dev fakeroot
 
@@ -163,7 +167,7 @@ MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 INSTALL ?= install
-MAN_PAGES := man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5
+MAN_PAGES := man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5 man/hpp-ledger.1
 UNITS := dist/hpp-engine.service dist/hpp-sidecar.service
 CONFS := dist/engine.conf dist/sidecar.conf
 
@@ -173,7 +177,8 @@ install:
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/cases $(DESTDIR)$(DATADIR)/examples/shared \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/hpprouter
-	$(INSTALL) -m 755 $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-policy $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 755 $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-policy $(BUILD)/hpp-ledger \
+	    $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 policies/default.policy policies/catalog.json $(DESTDIR)$(DATADIR)
 	$(INSTALL) -m 644 policies/cases/default.cases $(DESTDIR)$(DATADIR)/cases
 	$(INSTALL) -m 644 policies/examples/*.policy $(DESTDIR)$(DATADIR)/examples
@@ -201,7 +206,8 @@ deb-test: deb
 # ----------------------------------------------------------------------------
 # Internal targets: called by the public ones after `deps`.
 
-PKGS := libzmq libsodium msgpack libevent jansson libsystemd libhs
+PKGS := libzmq libsodium msgpack libevent jansson libsystemd libhs sqlite3
+PKGS += hiredis
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CFLAGS ?= -O2 -g
 ifdef SAN
@@ -217,6 +223,7 @@ INC_proto := -Iproto
 INC_engine := -Iengine -Iproto
 INC_sidecar := -Isidecar -Iengine -Iproto
 INC_policies := -Ipolicies/tool -Iengine -Iproto
+INC_tools := -Itools -Iproto
 INC_tests := -Isidecar -Iengine -Iproto
 INC_bench := $(INC_tests)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread $(PKG_CFLAGS) -MMD -MP
@@ -236,7 +243,7 @@ ENG_OBJ := $(ENG_SRC:%.c=$(BUILD)/obj/%.o)
 SC_OBJ := $(SC_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 
-BINS := $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar
+BINS := $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-ledger
 BINS += $(EXAMPLE_SRC:proto/examples/%.c=$(BUILD)/examples/%)
 BINS += $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) \
@@ -244,7 +251,7 @@ TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%) \
 
 _all: $(BINS) $(TESTS)
 
-_bins: $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar
+_bins: $(BUILD)/hpp-policy $(BUILD)/hpp-engine $(BUILD)/hpp-sidecar $(BUILD)/hpp-ledger
 
 _have-libs:
 	@pkg-config --exists $(PKGS) || { echo "make: libraries missing (pkg-config $(PKGS)); \
@@ -291,6 +298,11 @@ $(BUILD)/hpp-engine: $(BUILD)/obj/engine/hpp_engine.o $(ENG_LIBS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/hpp-sidecar: $(BUILD)/obj/sidecar/hpp_sidecar.o $(ALL_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# hpp-ledger edits the key file and speaks the engine's ledger op: proto/ only.
+LEDGER_SRC := $(wildcard tools/*.c)
+$(BUILD)/hpp-ledger: $(LEDGER_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/libhppproto.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 # libhppclient: the C client as a shared library for gateways. Its own

@@ -28,6 +28,9 @@ typedef struct {
     hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS]; /* their estimates (total, multiplier applied) */
     uint32_t nfallbacks;                         /* used entries of fallbacks[] */
     uint64_t decision_id; /* set by the server for reports to name; 0 = none */
+    bool has_ledger;      /* the ledger reserved (eng_ledger.h): the two below are sent */
+    int64_t reserved_pd;  /* the estimate reserved, picodollars */
+    int64_t remaining_pd; /* what the key may still spend after it */
 } eng_decision_t;
 
 /* Why a candidate was passed over. */

@@ -278,6 +278,29 @@ static void s_render_decisions(FILE *fp, const eng_metrics_t *self)
     }
 }
 
+/* The ledger's counters (--ledger); its refusals are errors_total by code. */
+static void s_render_ledger(FILE *fp, const proto_stats_t *st)
+{
+    s_head(fp, "hpp_engine_ledger_total", "counter",
+           "The ledger's reservations and how they ended: reserved, settled (by a report), "
+           "released (a report with no answer), expired (--ledger-hold), duplicate (a report of a "
+           "decision already settled or unknown), unavailable (store failures).");
+    const struct {
+        const char *event;
+        uint64_t v;
+    } ev[] = {
+        {"reserved", st->ledger_reservations}, {"settled", st->ledger_settled},
+        {"released", st->ledger_released},     {"expired", st->ledger_expired},
+        {"duplicate", st->ledger_duplicates},  {"unavailable", st->ledger_unavailable},
+    };
+    for (size_t i = 0; i < sizeof ev / sizeof ev[0]; i++) {
+        fprintf(fp, "hpp_engine_ledger_total{event=\"%s\"} %llu\n", ev[i].event,
+                (unsigned long long)ev[i].v);
+    }
+    s_head(fp, "hpp_engine_ledger_keys", "gauge", "Keys in the key table serving (--keys).");
+    fprintf(fp, "hpp_engine_ledger_keys %llu\n", (unsigned long long)st->ledger_keys);
+}
+
 static void s_render_traffic(FILE *fp, const proto_stats_t *st)
 {
     s_head(fp, "hpp_engine_requests_total", "counter", "Decoded requests, by op.");
@@ -318,6 +341,9 @@ static void s_render_traffic(FILE *fp, const proto_stats_t *st)
     fprintf(fp, "hpp_engine_queued_reply_bytes %llu\n", (unsigned long long)st->queued_bytes);
     s_head(fp, "hpp_engine_worker_threads", "gauge", "Worker threads (--threads).");
     fprintf(fp, "hpp_engine_worker_threads %u\n", st->threads);
+    if (st->ledger_store) {
+        s_render_ledger(fp, st);
+    }
 }
 
 char *eng_metrics_render(const eng_metrics_t *self, const proto_stats_t *st, size_t *len)

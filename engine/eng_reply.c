@@ -99,6 +99,9 @@ void eng_reply_view(const eng_decision_t *d, const eng_catalog_t *cat, proto_dec
     out->cost = d->cost;
     out->output_tokens = d->output_tokens;
     out->decision_id = d->decision_id;
+    out->has_ledger = d->has_ledger;
+    out->reserved_pd = d->reserved_pd;
+    out->remaining_pd = d->remaining_pd;
     out->nfallbacks = d->nfallbacks > HPP_MAX_FALLBACKS ? HPP_MAX_FALLBACKS : d->nfallbacks;
     for (uint32_t i = 0; i < out->nfallbacks; i++) {
         out->fallback_index[i] = s_endpoint(&c, NULL, d->fallbacks[i], &out->fallbacks[i]);

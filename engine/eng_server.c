@@ -51,6 +51,7 @@
 #include "eng_declog.h"
 #include "eng_metrics.h"
 #include "eng_health.h"
+#include "eng_ledger.h"
 #include "eng_msgpool.h"
 #include "eng_peers.h"
 #include "eng_policy_internal.h"
@@ -172,6 +173,10 @@ struct eng_server {
     _Atomic uint64_t reloads_ok;         /* successful reloads after startup */
     _Atomic uint64_t reloads_failed;     /* rejected reloads */
     pthread_mutex_t health_mu;           /* one health writer at a time: reports, reload carry */
+    eng_ledger_t *ledger;                /* --ledger / --keys, NULL = off */
+    bool ledger_store;                   /* the ledger keeps money (--ledger) */
+    eng_ledger_keys_t *rl_keys;          /* reloader: the last good key table (a reference) */
+    uint64_t id_base;                    /* with a store: where decision ids start (the clock) */
 };
 
 /* Helpers ------------------------------------------------------------------ */
@@ -198,6 +203,7 @@ void eng_server_cfg_defaults(eng_server_cfg_t *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->threads = n < 1 ? 1 : (n > ENG_SERVER_MAX_THREADS ? ENG_SERVER_MAX_THREADS : (int)n);
     cfg->watch_ms = 1000;
+    cfg->ledger.hold_s = ENG_LEDGER_HOLD_S;
     cfg->watch_settle_ms = -1;
     cfg->drain_ms = 2000;
     cfg->peer_hwm = ENG_DEFAULT_PEER_HWM;
@@ -422,6 +428,25 @@ static bool s_gate(eng_server_t *self, const eng_snapshot_t *next, eng_loadlog_t
 /* Loads a snapshot with version self->next_version and passes it through
  * the gate. On success publishes it (after startup) and returns true.
  * Either way records the report. */
+/* Reads the key file again with the policy: a new table when it loads,
+ * else the last good one keeps serving (said in the load log); the
+ * snapshot gets a reference to the table serving. */
+static void s_reload_keys(eng_server_t *self, eng_snapshot_t *snap, eng_loadlog_t *log)
+{
+    char err[320];
+    eng_ledger_keys_t *k = eng_ledger_keys_load(self->ledger, err, sizeof err);
+    if (k) {
+        eng_ledger_keys_release(self->rl_keys);
+        self->rl_keys = k;
+    } else if (!self->rl_keys) {
+        eng_loadlog_add(log, true, "%s", err);
+        return;
+    } else {
+        eng_loadlog_add(log, false, "%s (the last good key table keeps serving)", err);
+    }
+    eng_snapshot_attach(snap, eng_ledger_keys_ref(self->rl_keys), eng_ledger_keys_release);
+}
+
 static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **first)
 {
     static eng_loadlog_t log; /* reloader thread (or startup) only */
@@ -439,6 +464,12 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
     eng_snapshot_t *snap = eng_snapshot_load(&scfg, self->next_version, &log);
     if (snap && !s_gate(self, snap, &log)) {
         eng_snapshot_destroy(&snap);
+    }
+    if (snap && self->ledger && self->cfg.ledger.keys) {
+        s_reload_keys(self, snap, &log);
+        if (!self->rl_keys) {
+            eng_snapshot_destroy(&snap); /* no key table at all: startup fails */
+        }
     }
     s_errors_first(&log);
     s_log_loadlog(&log);
@@ -677,6 +708,18 @@ static void s_collect(eng_server_t *self, size_t reader, proto_stats_t *st,
     st->policy_version = eng_snapshot_version(snap);
     memcpy(hash, eng_snapshot_hash(snap), ENG_SNAPSHOT_HASH_HEX);
     st->policy_hash = hash;
+    if (self->ledger) {
+        eng_ledger_stats_t ls;
+        eng_ledger_stats(self->ledger, &ls);
+        st->ledger_store = ls.store;
+        st->ledger_keys = eng_ledger_keys_count(eng_snapshot_attached(snap));
+        st->ledger_reservations = ls.reservations;
+        st->ledger_settled = ls.settled;
+        st->ledger_released = ls.released;
+        st->ledger_expired = ls.expired;
+        st->ledger_duplicates = ls.duplicates;
+        st->ledger_unavailable = ls.unavailable;
+    }
     eng_snapcell_release(self->cell, reader);
 }
 
@@ -711,7 +754,12 @@ static void s_metrics_collect(void *ctx, proto_stats_t *st, char hash[65])
 static uint64_t s_decision_id(s_worker_t *w)
 {
     uint64_t slots = (uint64_t)w->server->cfg.threads + 1;
-    return ++w->decisions * slots + w->index;
+    uint64_t local = ++w->decisions * slots + w->index;
+    if (w->server->ledger_store) {
+        /* Unique across engines and restarts (eng_ledger.h). */
+        return eng_ledger_decision_id(w->server->ledger, w->server->id_base + local);
+    }
+    return local;
 }
 
 /* Reports ------------------------------------------------------------------ */
@@ -819,13 +867,17 @@ static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_
         const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &neps);
         for (uint32_t i = 0; i < n; i++) {
             eng_health_record(h, idx[i], &at[i], now);
-            priced[i] = w->declog.log && s_attempt_cost(&eps[idx[i]], &at[i], &cost[i]);
+            priced[i] = (w->declog.log || self->ledger_store) &&
+                        s_attempt_cost(&eps[idx[i]], &at[i], &cost[i]);
         }
     }
     eng_snapcell_release(self->cell, w->index);
     pthread_mutex_unlock(&self->health_mu);
     for (uint32_t i = 0; ok && w->declog.log && i < n; i++) {
         eng_declog_outcome(&w->declog, &at[i], priced[i] ? &cost[i] : NULL);
+    }
+    if (ok && self->ledger_store) {
+        eng_ledger_report(self->ledger, at, n, cost, priced);
     }
     if (ok) {
         s_inc(&w->ctr->reports);
@@ -839,18 +891,60 @@ static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_
     return ok;
 }
 
+/* A decision the ledger refused before the resolver ran (unknown key,
+ * store unreachable): an error with nothing chosen. */
+static void s_refused(eng_decision_t *d, hpp_status_t st)
+{
+    d->status = st;
+    d->model = NULL;
+    d->endpoint = NULL;
+    d->tier = -1;
+    d->tier_name = "";
+    d->rule = "ledger";
+    memset(&d->cost, 0, sizeof d->cost);
+    d->output_tokens = 0;
+    d->permille = 1000;
+    d->nfallbacks = 0;
+    d->decision_id = 0;
+    d->has_ledger = false;
+}
+
+/* What the key may still spend, for the group's step_down; none without. */
+static hpp_pusd_t s_remaining(const eng_server_t *self, const eng_ledger_call_t *lc)
+{
+    return self->ledger && lc->has_remaining ? lc->remaining_pd : ENG_NO_REMAINING;
+}
+
 static void s_decide(s_worker_t *w, const proto_request_t *req)
 {
     eng_server_t *self = w->server;
     const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
     const eng_policy_t *pol = eng_snapshot_policy(snap);
     eng_decision_t d;
+    /* With a ledger: the key's group replaces the request's, and the
+     * checks run around the resolver (eng_ledger.h has their order). */
+    const hpp_features_t *f = &req->features;
+    eng_ledger_call_t lc;
+    lc.has_remaining = false;
+    hpp_status_t lst = HPP_OK;
+    if (self->ledger) {
+        lst = eng_ledger_begin(self->ledger, eng_snapshot_attached(snap), f, pol, &lc, d.message,
+                               sizeof d.message);
+        f = &lc.features;
+    }
     if (req->op == PROTO_OP_ROUTE) {
-        eng_resolve(pol, &req->features, &d, NULL);
+        if (lst != HPP_OK) {
+            s_refused(&d, lst);
+        } else {
+            eng_resolve_remaining(pol, f, s_remaining(self, &lc), &d, NULL);
+            d.decision_id = s_decision_id(w);
+            if (self->ledger) {
+                eng_ledger_reserve(self->ledger, &lc, &d);
+            }
+        }
         if (d.status == HPP_OK) {
             eng_metrics_decision(self->metrics, w->index, eng_snapshot_version(snap), d.rule);
         }
-        d.decision_id = s_decision_id(w);
         eng_reply_decision(&w->out, &req->id, &d, eng_snapshot_catalog(snap),
                            eng_snapshot_wire(snap));
     } else {
@@ -858,8 +952,12 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
         memset(&t, 0, sizeof t);
         t.entries = w->trace;
         t.cap = S_TRACE_CAP;
-        eng_resolve(pol, &req->features, &d, &t);
-        d.decision_id = s_decision_id(w);
+        if (lst != HPP_OK) {
+            s_refused(&d, lst);
+        } else {
+            eng_resolve_remaining(pol, f, s_remaining(self, &lc), &d, &t);
+            d.decision_id = s_decision_id(w);
+        }
         eng_reply_explain(&w->out, &req->id, &d, &t, pol);
     }
     if (d.status != HPP_OK) {
@@ -875,6 +973,15 @@ static const bool s_admin_ops[PROTO_OP_COUNT] = {
     [PROTO_OP_STATS] = true,
     [PROTO_OP_RELOAD] = true,
 };
+
+/* Does this request need an admin key (under CURVE)? The ledger op's
+ * `key` action is any client's (the sidecar's read endpoints); the
+ * others change or list money. */
+static bool s_admin_only(const proto_request_t *req)
+{
+    return s_admin_ops[req->op] ||
+           (req->op == PROTO_OP_LEDGER && proto_ledger_action_admin(req->ledger.action));
+}
 
 /* What s_answer did with a request. */
 typedef enum {
@@ -900,9 +1007,14 @@ static s_answer_t s_answer(s_worker_t *w, const proto_request_t *req, int rc,
         proto_reply_error(&w->out, &req->id, st, err->msg);
         return S_REPLY;
     }
-    if (!admin && s_admin_ops[req->op]) {
+    if (!admin && s_admin_only(req)) {
         char msg[96];
-        snprintf(msg, sizeof msg, "op '%s' needs an admin key", proto_op_name(req->op));
+        if (req->op == PROTO_OP_LEDGER) {
+            snprintf(msg, sizeof msg, "ledger action '%s' needs an admin key",
+                     proto_ledger_action_name(req->ledger.action));
+        } else {
+            snprintf(msg, sizeof msg, "op '%s' needs an admin key", proto_op_name(req->op));
+        }
         s_inc(&w->ctr->requests[req->op]);
         s_inc(&w->ctr->errors[HPP_E_FORBIDDEN]);
         proto_reply_error(&w->out, &req->id, HPP_E_FORBIDDEN, msg);
@@ -923,7 +1035,23 @@ static s_answer_t s_answer(s_worker_t *w, const proto_request_t *req, int rc,
         if (!req->ack) {
             return S_SILENT;
         }
+        /* The acknowledgement says the settlements are on disk. */
+        if (self->ledger_store && eng_ledger_sync(self->ledger, msg, sizeof msg) != HPP_OK) {
+            s_inc(&w->ctr->errors[HPP_E_LEDGER_UNAVAILABLE]);
+            proto_reply_error(&w->out, &req->id, HPP_E_LEDGER_UNAVAILABLE, msg);
+            return S_REPLY;
+        }
         proto_reply_report(&w->out, &req->id, req->attempts.n);
+        break;
+    }
+    case PROTO_OP_LEDGER: {
+        const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
+        eng_ledger_op(self->ledger, eng_snapshot_attached(snap), req, &w->out);
+        eng_snapcell_release(self->cell, w->index);
+        proto_reply_t peek;
+        if (proto_reply_peek(w->out.data, w->out.len, &peek, NULL) == PROTO_OK && !peek.ok) {
+            s_inc(&w->ctr->errors[peek.status < HPP_STATUS_COUNT ? peek.status : HPP_E_INTERNAL]);
+        }
         break;
     }
     case PROTO_OP_ROUTE:
@@ -1090,10 +1218,12 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool adm
     proto_error_t err;
     int rc =
         proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, &err);
+    /* With a ledger, reports go to the workers: settling may wait for
+     * the store (a full write queue, the acknowledgement's sync). */
     bool inline_op =
-        !self->cfg.route_workers &&
-        (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING || req.op == PROTO_OP_REPORT);
-    if (rc == PROTO_OK && !inline_op && (admin || !s_admin_ops[req.op])) {
+        !self->cfg.route_workers && (req.op == PROTO_OP_ROUTE || req.op == PROTO_OP_PING ||
+                                     (req.op == PROTO_OP_REPORT && !self->ledger_store));
+    if (rc == PROTO_OK && !inline_op && (admin || !s_admin_only(&req))) {
         *id = req.id; /* borrows from the body, alive until the request is passed on */
         return false;
     }
@@ -1749,6 +1879,22 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         !(self->metrics = eng_metrics_new((size_t)self->cfg.threads + 1, err))) {
         goto fail;
     }
+    if (self->cfg.ledger.store || self->cfg.ledger.keys) {
+        char lerr[256];
+        self->ledger = eng_ledger_new(&self->cfg.ledger, lerr, sizeof lerr);
+        if (!self->ledger) {
+            eng_error_set(err, ENG_ERR_VALUE, self->cfg.ledger.store, 0, 0, NULL, "%s", lerr);
+            goto fail;
+        }
+        self->ledger_store = eng_ledger_has_store(self->ledger);
+        self->id_base = self->ledger_store ? eng_ledger_id_base() : 0;
+        if (self->ledger_store) {
+            eng_log(ENG_LOG_INFO, "engine", "ledger: %s, node %llu, hold %d s%s",
+                    self->cfg.ledger.store, (unsigned long long)eng_ledger_node(self->ledger),
+                    self->cfg.ledger.hold_s,
+                    self->cfg.ledger.optional ? ", routes without a key unchecked" : "");
+        }
+    }
     self->next_version = 1;
     eng_snapshot_t *first = NULL;
     if (!s_reload(self, "startup", &first)) {
@@ -1927,6 +2073,9 @@ void eng_server_destroy(eng_server_t **self_p)
     eng_declog_destroy(&self->declog);
     eng_peers_destroy(&self->peers); /* after zmq_ctx_term: no message counts on it now */
     eng_snapcell_destroy(&self->cell);
+    eng_ledger_keys_release(self->rl_keys);
+    eng_ledger_destroy(&self->ledger);   /* after every thread that settles: the store's writer
+                                          * commits what is left */
     eng_metrics_destroy(&self->metrics); /* no thread counts on it now */
     if (self->epfd >= 0) {
         close(self->epfd);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "eng_common.h"
+#include "eng_ledger.h"
 
 #define ENG_SERVER_MAX_CATALOGS 16
 #define ENG_SERVER_MAX_THREADS 64
@@ -45,6 +46,7 @@ typedef struct {
     int peer_queue_kb; /* reply bytes (of replies >= 2 KiB) unread by one client */
     int queue_mb;      /* the same, all clients together */
     const char *metrics_listen; /* HOST:PORT of the Prometheus endpoint, NULL = off */
+    eng_ledger_cfg_t ledger;    /* --ledger, --keys ...: off when neither store nor keys */
 } eng_server_cfg_t;
 
 /* Defaults: loopback :5555, bundled policy and catalog, one worker per core,

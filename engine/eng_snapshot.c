@@ -32,6 +32,8 @@ struct eng_snapshot {
     proto_buf_t models;               /* encoded `models` array, owned */
     eng_epwire_t *wire;               /* the catalog's endpoints encoded for replies, owned */
     eng_health_t *health;             /* measured endpoint health: the one mutable part */
+    void *attached;                   /* the ledger's key table (a reference), NULL = none */
+    void (*release)(void *);          /* lets go of `attached` */
 };
 
 /* Index of the last warning line, or ENG_LOADLOG_LINES when every line is
@@ -202,8 +204,25 @@ void eng_snapshot_destroy(eng_snapshot_t **self_p)
     proto_buf_destroy(&self->models);
     eng_epwire_destroy(&self->wire);
     eng_health_destroy(&self->health);
+    if (self->attached && self->release) {
+        self->release(self->attached);
+    }
     free(self);
     *self_p = NULL;
+}
+
+void eng_snapshot_attach(eng_snapshot_t *self, void *obj, void (*release)(void *))
+{
+    if (self->attached && self->release) {
+        self->release(self->attached);
+    }
+    self->attached = obj;
+    self->release = release;
+}
+
+void *eng_snapshot_attached(const eng_snapshot_t *self)
+{
+    return self->attached;
 }
 
 const eng_policy_t *eng_snapshot_policy(const eng_snapshot_t *self)

@@ -55,6 +55,12 @@ typedef struct eng_snapshot eng_snapshot_t;
 eng_snapshot_t *eng_snapshot_load(const eng_snapshot_cfg_t *cfg, uint64_t version,
                                   eng_loadlog_t *log);
 
+/* Gives the snapshot `obj` (the ledger's key table, eng_ledger.h), read
+ * with the snapshot under the same hazard slot; `release` is called when
+ * the snapshot goes (or another object replaces it). Before publishing. */
+void eng_snapshot_attach(eng_snapshot_t *self, void *obj, void (*release)(void *));
+void *eng_snapshot_attached(const eng_snapshot_t *self);
+
 /* Frees the snapshot and what it owns; idempotent. */
 void eng_snapshot_destroy(eng_snapshot_t **self_p);
 

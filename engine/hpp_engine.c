@@ -107,6 +107,43 @@ static int s_metrics_listen(void *opts, const char *flag, const char *arg)
     return 0;
 }
 
+static int s_ledger(void *opts, const char *flag, const char *arg)
+{
+    if (strncmp(arg, "sqlite:", 7) != 0 && strncmp(arg, "redis://", 8) != 0 &&
+        strncmp(arg, "redis+unix:", 11) != 0) {
+        return eng_flag_error(flag,
+                              "expected sqlite:PATH, redis://HOST:PORT or redis+unix:PATH, "
+                              "got '%s'",
+                              arg);
+    }
+    if (strcmp(arg, "sqlite:") == 0 || strcmp(arg, "redis+unix:") == 0) {
+        return eng_flag_error(flag, "a path is missing in '%s'", arg);
+    }
+    ((s_opts_t *)opts)->cfg.ledger.store = arg;
+    return 0;
+}
+
+static int s_ledger_hold(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, ENG_LEDGER_MAX_HOLD_S,
+                        &((s_opts_t *)opts)->cfg.ledger.hold_s);
+}
+
+static int s_ledger_day_offset(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, -12, 14, &((s_opts_t *)opts)->cfg.ledger.day_offset_h);
+}
+
+static int s_ledger_node(void *opts, const char *flag, const char *arg)
+{
+    int n = 0;
+    if (eng_flag_int(flag, arg, 1, 65535, &n) != 0) {
+        return -1;
+    }
+    ((s_opts_t *)opts)->cfg.ledger.node = (uint64_t)n;
+    return 0;
+}
+
 #define S_FIELD(f) offsetof(s_opts_t, f)
 
 static const eng_flag_t s_flags[] = {
@@ -159,6 +196,29 @@ static const eng_flag_t s_flags[] = {
      "build info, process_*) over plain HTTP on HOST:PORT, e.g. 127.0.0.1:9464 (port 0 = "
      "ephemeral). Off by default; keep HOST on loopback or a private network: the page has "
      "no authentication"},
+    {"--keys", "FILE", NULL, S_FIELD(cfg.ledger.keys),
+     "the API key file (the sidecar's --keys format: sha256:HEX group=G [account=A] "
+     "[limit_usd=X] [daily_usd=X] ...). A route's `key` (the hash the gateway sends) names the "
+     "caller: its group replaces the request's, an unknown or revoked key is refused "
+     "unknown_key. Re-read with the policy (SIGHUP, reload op); a bad file keeps the last good "
+     "table"},
+    {"--ledger", "STORE", s_ledger, 0,
+     "keep a ledger of balances and spend (needs --keys): sqlite:PATH (embedded, one engine; "
+     "PATH is created mode 0600), redis://HOST:PORT or redis+unix:PATH (shared by several "
+     "engines). Each route is checked (balance, key limit, daily limits) and its estimate "
+     "reserved until a report settles it; see proto/PROTOCOL.md \"Ledger\". Off by default"},
+    {"--ledger-hold", "SECONDS", s_ledger_hold, 0,
+     "a decision never reported releases its reservation after SECONDS (default 300)"},
+    {"--ledger-optional", NULL, NULL, S_FIELD(cfg.ledger.optional),
+     "serve a route without `key` unchecked (default: refused unknown_key when a ledger is on)"},
+    {"--ledger-day-offset", "HOURS", s_ledger_day_offset, 0,
+     "where the day of daily limits starts, in hours from 00:00 UTC, -12..14 (default 0)"},
+    {"--ledger-node", "N", s_ledger_node, 0,
+     "this engine's node id in decision ids, 1..65535 (default: random at start); engines "
+     "sharing one store must have distinct ones"},
+    {"--ledger-secret", "FILE", NULL, S_FIELD(cfg.ledger.secret),
+     "the store's password (Redis AUTH), read from FILE (mode 0600), never from the command "
+     "line"},
     {"--log-level", "LEVEL", eng_flag_log_level, 0, "debug, info, warn or error (default info)"},
     {"--log-format", "FORMAT", eng_flag_log_format, 0,
      "text (default) or json: one JSON object a line {ts, level, module, msg}"},
@@ -331,6 +391,10 @@ static int s_check_combos(const s_opts_t *o)
         {S_FIELD(cfg.curve_clients), S_FIELD(cfg.curve_secret), "--curve-clients", "--curve-secret",
          "the engine's own key; without it the engine speaks plain ZeroMQ and "
          "checks no key"},
+        {S_FIELD(cfg.ledger.store), S_FIELD(cfg.ledger.keys), "--ledger", "--keys",
+         "the keys whose spend the ledger keeps"},
+        {S_FIELD(cfg.ledger.secret), S_FIELD(cfg.ledger.store), "--ledger-secret", "--ledger",
+         "the store the password is for"},
     };
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
         const char *set = *(const char *const *)((const char *)o + rules[i].flag);

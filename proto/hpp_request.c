@@ -21,7 +21,27 @@ static const char *const s_status_names[HPP_STATUS_COUNT] = {
     [HPP_E_NO_CANDIDATE] = "no_candidate",
     [HPP_E_FORBIDDEN] = "forbidden",
     [HPP_E_INTERNAL] = "internal",
+    [HPP_E_UNKNOWN_KEY] = "unknown_key",
+    [HPP_E_INSUFFICIENT_BALANCE] = "insufficient_balance",
+    [HPP_E_KEY_LIMIT_REACHED] = "key_limit_reached",
+    [HPP_E_DAILY_LIMIT_REACHED] = "daily_limit_reached",
+    [HPP_E_LEDGER_UNAVAILABLE] = "ledger_unavailable",
 };
+
+const char *hpp_check_key_hash(hpp_str_t key)
+{
+    static const char why[] = "must be \"sha256:\" and 64 lowercase hex digits";
+    if (key.len != HPP_KEY_HASH_LEN || memcmp(key.ptr, "sha256:", 7) != 0) {
+        return why;
+    }
+    for (size_t i = 7; i < key.len; i++) {
+        char c = key.ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return why;
+        }
+    }
+    return NULL;
+}
 
 void hpp_features_init(hpp_features_t *f)
 {

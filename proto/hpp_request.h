@@ -99,7 +99,16 @@ typedef struct {
     hpp_max_price_t max_price;        /* endpoints priced above a set component are not chosen */
     hpp_str_t models[HPP_MAX_MODELS]; /* model fallbacks; only these may be chosen */
     uint32_t nmodels;                 /* used entries */
+    /* The caller's API key as the gateway authenticated it: "sha256:" and
+     * 64 lowercase hex digits of its SHA-256, never the key itself; empty =
+     * not given. With a ledger it names the key charged and its group. */
+    hpp_str_t key;
 } hpp_features_t;
+
+#define HPP_KEY_HASH_LEN 71 /* bytes of "sha256:" + 64 hex */
+
+/* A `key` feature: "sha256:" then 64 lowercase hex digits. */
+const char *hpp_check_key_hash(hpp_str_t key);
 
 /* Sets every field to its "not given" value (output_tokens = -1). */
 void hpp_features_init(hpp_features_t *f);
@@ -151,6 +160,12 @@ typedef enum {
     HPP_E_NO_CANDIDATE,        /* "no_candidate" */
     HPP_E_FORBIDDEN,           /* "forbidden": an admin op from a client key */
     HPP_E_INTERNAL,            /* "internal" */
+    /* The ledger's refusals (PROTOCOL.md "Ledger"), in the order of its checks. */
+    HPP_E_UNKNOWN_KEY,          /* "unknown_key": no such key, or revoked (401) */
+    HPP_E_INSUFFICIENT_BALANCE, /* "insufficient_balance": the account cannot pay (402) */
+    HPP_E_KEY_LIMIT_REACHED,    /* "key_limit_reached": the key's limit is spent (402) */
+    HPP_E_DAILY_LIMIT_REACHED,  /* "daily_limit_reached": the day's money or requests (429) */
+    HPP_E_LEDGER_UNAVAILABLE,   /* "ledger_unavailable": the store cannot be reached (503) */
     HPP_STATUS_COUNT
 } hpp_status_t;
 

@@ -50,7 +50,15 @@ int oai_status_http(hpp_status_t status)
     case HPP_E_UNKNOWN_OP:
         return 400;
     case HPP_E_INSUFFICIENT_BUDGET:
+    case HPP_E_INSUFFICIENT_BALANCE:
+    case HPP_E_KEY_LIMIT_REACHED:
         return 402;
+    case HPP_E_UNKNOWN_KEY:
+        return 401;
+    case HPP_E_DAILY_LIMIT_REACHED:
+        return 429;
+    case HPP_E_LEDGER_UNAVAILABLE:
+        return 503;
     case HPP_E_MODEL_NOT_ALLOWED:
     case HPP_E_FORBIDDEN:
         return 403;

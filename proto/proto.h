@@ -45,6 +45,7 @@ typedef enum {
     PROTO_OP_RELOAD,    /* "reload": recompile policy + catalog */
     PROTO_OP_PING,      /* "ping": liveness */
     PROTO_OP_REPORT,    /* "report": outcomes of calls (no reply unless `ack`) */
+    PROTO_OP_LEDGER,    /* "ledger": read a key's spend, top up or set an account */
     PROTO_OP_COUNT
 } proto_op_t;
 
@@ -138,13 +139,39 @@ typedef struct {
     uint32_t n;      /* entries */
 } proto_attempts_t;
 
+/* What a `ledger` request asks (PROTOCOL.md "Ledger"). */
+typedef enum {
+    PROTO_LEDGER_NONE = 0,    /* not given: bad_request for the ledger op */
+    PROTO_LEDGER_KEY,         /* "key": one key's spend and limits (any client) */
+    PROTO_LEDGER_TOPUP,       /* "topup": add amount_usd to an account (admin) */
+    PROTO_LEDGER_SET_BALANCE, /* "set_balance": set an account's balance_usd (admin) */
+    PROTO_LEDGER_ACCOUNTS,    /* "accounts": every account's balance and spend (admin) */
+    PROTO_LEDGER_COUNT
+} proto_ledger_action_t;
+
+#define PROTO_MAX_ACCOUNT_LEN 71     /* bytes of an account name (a key hash fits) */
+#define PROTO_MAX_LEDGER_USD 1000000 /* largest amount_usd / balance_usd, by magnitude */
+
+/* "key", "topup", ...; "none" for PROTO_LEDGER_NONE. */
+const char *proto_ledger_action_name(proto_ledger_action_t a);
+/* True for the actions only an admin key may ask for. */
+bool proto_ledger_action_admin(proto_ledger_action_t a);
+
+typedef struct {
+    proto_ledger_action_t action; /* what is asked */
+    hpp_str_t account;            /* topup, set_balance: the account (1..71 bytes) */
+    bool has_amount;              /* amount_pd was given */
+    int64_t amount_pd;            /* topup: amount_usd (> 0); set_balance: balance_usd */
+} proto_ledger_req_t;
+
 typedef struct {
     uint32_t v;                /* protocol version (PROTO_VERSION) */
     proto_id_t id;             /* echoed in the reply */
     proto_op_t op;             /* what to do */
-    hpp_features_t features;   /* route and explain; defaults otherwise */
+    hpp_features_t features;   /* route and explain (and ledger's `key`); defaults otherwise */
     proto_attempts_t attempts; /* report: the outcomes, checked */
     bool ack;                  /* report: the client wants a reply */
+    proto_ledger_req_t ledger; /* ledger: the action and its arguments */
 } proto_request_t;
 
 /* v = PROTO_VERSION, no id, the given op, features at their defaults. */
@@ -201,6 +228,9 @@ typedef struct {
     hpp_pusd_t fallback_cost[HPP_MAX_FALLBACKS];   /* their estimates (total) */
     uint32_t nfallbacks;                           /* used entries */
     uint64_t decision_id;                          /* for reports; 0 = not sent */
+    bool has_ledger;                               /* a ledger reserved: the two below are sent */
+    int64_t reserved_pd;                           /* the estimate reserved, picodollars */
+    int64_t remaining_pd; /* least of balance, key and day remaining after it */
 } proto_decision_t;
 
 /* The reply to route: the decision, or its error when d->status != HPP_OK.
@@ -318,9 +348,62 @@ typedef struct {
     uint64_t reports;                  /* report frames applied */
     uint64_t report_attempts;          /* attempts they carried */
     uint64_t reports_refused;          /* report frames refused (bad field, unknown endpoint) */
+    /* The ledger (`ledger` map, sent when ledger_store is not NULL). */
+    const char *ledger_store;     /* "sqlite", "redis"; "" = keys only; NULL = no ledger */
+    uint64_t ledger_keys;         /* keys in the key table serving */
+    uint64_t ledger_reservations; /* decisions reserved */
+    uint64_t ledger_settled;      /* reservations settled by a report */
+    uint64_t ledger_released;     /* released by a report none of whose attempts answered */
+    uint64_t ledger_expired;      /* released after --ledger-hold */
+    uint64_t ledger_duplicates;   /* reports of decisions already settled, or unknown */
+    uint64_t ledger_unavailable;  /* store failures */
 } proto_stats_t;
 
 int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t *s);
+
+/* Ledger replies (PROTOCOL.md "Ledger"). Every amount is sent twice: as a
+ * float of USD (`*_usd`) and as exact integer picodollars (`*_pd`). */
+
+#define PROTO_LEDGER_NONE_PD INT64_MIN /* a limit not set: sent as nil */
+
+/* One key's state, the reply to `ledger` action `key`. */
+typedef struct {
+    hpp_str_t key;             /* "sha256:..." */
+    hpp_str_t group;           /* its group */
+    hpp_str_t account;         /* the account it spends */
+    int64_t balance_pd;        /* the account's balance (settled charges taken off) */
+    int64_t limit_pd;          /* the key's lifetime limit, PROTO_LEDGER_NONE_PD = none */
+    int64_t remaining_pd;      /* limit - spent - reserved, PROTO_LEDGER_NONE_PD = no limit */
+    int64_t daily_pd;          /* the key's daily limit, PROTO_LEDGER_NONE_PD = none */
+    int64_t day_spent_pd;      /* settled today (the ledger's day) */
+    int64_t day_requests;      /* requests decided today */
+    int64_t day_free_requests; /* of which to $0 models */
+    int64_t requests;          /* requests settled, ever */
+    int64_t prompt_tokens;     /* tokens settled, ever */
+    int64_t completion_tokens; /* tokens settled, ever */
+    int64_t spent_pd;          /* settled charges, ever */
+    int64_t reserved_pd;       /* reserved now (decisions not settled yet) */
+} proto_ledger_key_t;
+
+int proto_reply_ledger_key(proto_buf_t *b, const proto_id_t *id, const proto_ledger_key_t *k);
+
+/* {v, id, ok, account, balance_usd, balance_pd}: topup and set_balance. */
+int proto_reply_ledger_balance(proto_buf_t *b, const proto_id_t *id, hpp_str_t account,
+                               int64_t balance_pd);
+
+/* One account, as `ledger` action `accounts` lists it. */
+typedef struct {
+    hpp_str_t account;   /* its name */
+    int64_t balance_pd;  /* balance */
+    int64_t reserved_pd; /* reserved by its keys now */
+    int64_t spent_pd;    /* settled charges of its keys, ever */
+} proto_ledger_account_t;
+
+/* {v, id, ok, accounts: [{account, balance_*, reserved_*, spent_*}...]}:
+ * `get` fills entry i (0 <= i < n) in turn. */
+int proto_reply_ledger_accounts(proto_buf_t *b, const proto_id_t *id, size_t n,
+                                void (*get)(const void *arg, size_t i, proto_ledger_account_t *out),
+                                const void *arg);
 
 /* Replies: decoder (clients) ------------------------------------------------ */
 
@@ -355,6 +438,9 @@ typedef struct {
     uint64_t policy_version;                       /* ping, reload, stats */
     hpp_str_t policy_hash; /* ping, reload, stats: hex SHA-256, empty when absent */
     uint64_t decision_id;  /* route, explain: the id reports name; 0 when absent */
+    bool has_ledger;       /* reserved_pd and remaining_pd were sent (a ledger is on) */
+    int64_t reserved_pd;   /* route: the estimate the ledger reserved, picodollars */
+    int64_t remaining_pd;  /* route: what the key may still spend after it, picodollars */
 } proto_reply_t;
 
 /* Decodes any reply. Returns PROTO_OK for a well-formed reply whether ok is

@@ -167,6 +167,22 @@ static void s_decision_fields(msgpack_packer *pk, const proto_decision_t *d,
         s_key(pk, "decision_id");
         msgpack_pack_uint64(pk, d->decision_id);
     }
+    if (d->has_ledger) {
+        s_key(pk, "reserved_usd");
+        msgpack_pack_double(pk, hpp_pusd_to_usd(d->reserved_pd));
+        s_key(pk, "reserved_pd");
+        msgpack_pack_int64(pk, d->reserved_pd);
+        s_key(pk, "remaining_usd");
+        msgpack_pack_double(pk, hpp_pusd_to_usd(d->remaining_pd));
+        s_key(pk, "remaining_pd");
+        msgpack_pack_int64(pk, d->remaining_pd);
+    }
+}
+
+/* Decision keys after the head: the fixed ones, the id, the ledger's four. */
+static uint32_t s_decision_nkeys(const proto_decision_t *d)
+{
+    return S_DECISION_KEYS + (d->decision_id != 0) + (d->has_ledger ? 4u : 0u);
 }
 
 int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decision_t *d,
@@ -177,8 +193,95 @@ int proto_reply_decision(proto_buf_t *b, const proto_id_t *id, const proto_decis
     }
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, S_DECISION_KEYS + (d->decision_id != 0));
+    s_head(&pk, id, true, s_decision_nkeys(d));
     s_decision_fields(&pk, d, wire);
+    return s_done(b);
+}
+
+/* Ledger replies ------------------------------------------------------------ */
+
+/* `name`_usd and `name`_pd; nil for both when v is PROTO_LEDGER_NONE_PD. */
+static void s_money(msgpack_packer *pk, const char *name, int64_t v)
+{
+    char key[48];
+    int n = snprintf(key, sizeof key, "%s_usd", name);
+    proto_pack_key(pk, key, (size_t)n);
+    if (v == PROTO_LEDGER_NONE_PD) {
+        msgpack_pack_nil(pk);
+    } else {
+        msgpack_pack_double(pk, hpp_pusd_to_usd(v));
+    }
+    n = snprintf(key, sizeof key, "%s_pd", name);
+    proto_pack_key(pk, key, (size_t)n);
+    if (v == PROTO_LEDGER_NONE_PD) {
+        msgpack_pack_nil(pk);
+    } else {
+        msgpack_pack_int64(pk, v);
+    }
+}
+
+int proto_reply_ledger_key(proto_buf_t *b, const proto_id_t *id, const proto_ledger_key_t *k)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, 3 + 2 * 7 + 5);
+    s_key(&pk, "key");
+    proto_pack_strn(&pk, k->key.ptr, k->key.len);
+    s_key(&pk, "group");
+    proto_pack_strn(&pk, k->group.ptr, k->group.len);
+    s_key(&pk, "account");
+    proto_pack_strn(&pk, k->account.ptr, k->account.len);
+    s_money(&pk, "balance", k->balance_pd);
+    s_money(&pk, "limit", k->limit_pd);
+    s_money(&pk, "remaining", k->remaining_pd);
+    s_money(&pk, "daily", k->daily_pd);
+    s_money(&pk, "day_spent", k->day_spent_pd);
+    s_money(&pk, "spent", k->spent_pd);
+    s_money(&pk, "reserved", k->reserved_pd);
+    s_key(&pk, "day_requests");
+    msgpack_pack_int64(&pk, k->day_requests);
+    s_key(&pk, "day_free_requests");
+    msgpack_pack_int64(&pk, k->day_free_requests);
+    s_key(&pk, "requests");
+    msgpack_pack_int64(&pk, k->requests);
+    s_key(&pk, "prompt_tokens");
+    msgpack_pack_int64(&pk, k->prompt_tokens);
+    s_key(&pk, "completion_tokens");
+    msgpack_pack_int64(&pk, k->completion_tokens);
+    return s_done(b);
+}
+
+int proto_reply_ledger_balance(proto_buf_t *b, const proto_id_t *id, hpp_str_t account,
+                               int64_t balance_pd)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, 3);
+    s_key(&pk, "account");
+    proto_pack_strn(&pk, account.ptr, account.len);
+    s_money(&pk, "balance", balance_pd);
+    return s_done(b);
+}
+
+int proto_reply_ledger_accounts(proto_buf_t *b, const proto_id_t *id, size_t n,
+                                void (*get)(const void *arg, size_t i, proto_ledger_account_t *out),
+                                const void *arg)
+{
+    msgpack_packer pk;
+    proto_packer_init(&pk, b);
+    s_head(&pk, id, true, 1);
+    s_key(&pk, "accounts");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        proto_ledger_account_t a = {0};
+        get(arg, i, &a);
+        msgpack_pack_map(&pk, 7);
+        s_key(&pk, "account");
+        proto_pack_strn(&pk, a.account.ptr, a.account.len);
+        s_money(&pk, "balance", a.balance_pd);
+        s_money(&pk, "reserved", a.reserved_pd);
+        s_money(&pk, "spent", a.spent_pd);
+    }
     return s_done(b);
 }
 
@@ -257,7 +360,7 @@ int proto_reply_explain(proto_buf_t *b, const proto_id_t *id, const proto_decisi
     msgpack_packer pk;
     proto_packer_init(&pk, b);
     bool ok = d->status == HPP_OK;
-    s_head(&pk, id, ok, (ok ? S_DECISION_KEYS + (d->decision_id != 0) : 1) + 1);
+    s_head(&pk, id, ok, (ok ? s_decision_nkeys(d) : 1) + 1);
     if (ok) {
         s_decision_fields(&pk, d, NULL);
     } else {
@@ -436,7 +539,7 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 18 + (s->policy_hash != NULL));
+    s_head(&pk, id, true, 18 + (s->policy_hash != NULL) + (s->ledger_store != NULL));
     s_key(&pk, "policy_version");
     msgpack_pack_uint64(&pk, s->policy_version);
     s_policy_hash(&pk, s->policy_hash);
@@ -491,6 +594,28 @@ int proto_reply_stats(proto_buf_t *b, const proto_id_t *id, const proto_stats_t 
     msgpack_pack_uint64(&pk, s->report_attempts);
     s_key(&pk, "refused");
     msgpack_pack_uint64(&pk, s->reports_refused);
+    if (s->ledger_store) {
+        const struct {
+            const char *name;
+            uint64_t v;
+        } ctr[] = {
+            {"keys", s->ledger_keys},
+            {"reservations", s->ledger_reservations},
+            {"settled", s->ledger_settled},
+            {"released", s->ledger_released},
+            {"expired", s->ledger_expired},
+            {"duplicates", s->ledger_duplicates},
+            {"unavailable", s->ledger_unavailable},
+        };
+        s_key(&pk, "ledger");
+        msgpack_pack_map(&pk, 1 + sizeof ctr / sizeof ctr[0]);
+        s_key(&pk, "store");
+        proto_pack_cstr(&pk, s->ledger_store);
+        for (size_t i = 0; i < sizeof ctr / sizeof ctr[0]; i++) {
+            proto_pack_cstr(&pk, ctr[i].name);
+            msgpack_pack_uint64(&pk, ctr[i].v);
+        }
+    }
     return s_done(b);
 }
 
@@ -743,6 +868,8 @@ enum {
     S_K_POLICY_VERSION,
     S_K_POLICY_HASH,
     S_K_DECISION_ID,
+    S_K_RESERVED_PD,
+    S_K_REMAINING_PD,
     S_K_COUNT
 };
 #define S_SEEN_HEAD ((1u << S_K_V) | (1u << S_K_OK) | (1u << S_K_ID))
@@ -766,6 +893,8 @@ static const s_field_t s_reply_fields[S_K_COUNT] = {
         S_FIELD("policy_version", "policy_version", proto_reply_t, policy_version),
     [S_K_POLICY_HASH] = S_FIELD("policy_hash", "policy_hash", proto_reply_t, policy_hash),
     [S_K_DECISION_ID] = S_FIELD("decision_id", "decision_id", proto_reply_t, decision_id),
+    [S_K_RESERVED_PD] = S_FIELD("reserved_pd", "reserved_pd", proto_reply_t, reserved_pd),
+    [S_K_REMAINING_PD] = S_FIELD("remaining_pd", "remaining_pd", proto_reply_t, remaining_pd),
 };
 
 /* s_field over s_reply_fields, by length first. */
@@ -789,7 +918,10 @@ static size_t s_reply_key(const proto_mp_val_t *k)
     case 11:
         return S_IS(k, "policy_hash")   ? S_K_POLICY_HASH
                : S_IS(k, "decision_id") ? S_K_DECISION_ID
+               : S_IS(k, "reserved_pd") ? S_K_RESERVED_PD
                                         : S_K_COUNT;
+    case 12:
+        return S_IS(k, "remaining_pd") ? S_K_REMAINING_PD : S_K_COUNT;
     case 13:
         return S_IS(k, "output_tokens") ? S_K_OUTPUT_TOKENS : S_K_COUNT;
     case 14:
@@ -866,6 +998,18 @@ static int s_dec_value(proto_rd_t *rd, unsigned key, proto_reply_t *out, proto_e
         rc = s_read(rd, PROTO_MP_UINT, label, &v, err);
         out->decision_id = rc == PROTO_OK ? v.u : 0;
         return rc;
+    case S_K_RESERVED_PD:
+    case S_K_REMAINING_PD: {
+        /* nil in a ledger key reply: no limit (PROTOCOL.md "Ledger"). */
+        int64_t *dst = key == S_K_RESERVED_PD ? &out->reserved_pd : &out->remaining_pd;
+        proto_rd_t peek = *rd;
+        if (proto_rd_next(&peek, &v) == PROTO_OK && v.type == PROTO_MP_NIL) {
+            *rd = peek;
+            return PROTO_OK;
+        }
+        out->has_ledger = true;
+        return s_read_i64(rd, label, dst, err);
+    }
     default: /* the string keys */
         return s_read_str(rd, label, (hpp_str_t *)((char *)out + s_reply_fields[key].off), err);
     }

@@ -21,8 +21,24 @@
 static const char *const s_op_names[PROTO_OP_COUNT] = {
     [PROTO_OP_ROUTE] = "route",   [PROTO_OP_EXPLAIN] = "explain", [PROTO_OP_MODELS] = "models",
     [PROTO_OP_STATS] = "stats",   [PROTO_OP_RELOAD] = "reload",   [PROTO_OP_PING] = "ping",
-    [PROTO_OP_REPORT] = "report",
+    [PROTO_OP_REPORT] = "report", [PROTO_OP_LEDGER] = "ledger",
 };
+
+static const char *const s_ledger_actions[PROTO_LEDGER_COUNT] = {
+    [PROTO_LEDGER_NONE] = "none",         [PROTO_LEDGER_KEY] = "key",
+    [PROTO_LEDGER_TOPUP] = "topup",       [PROTO_LEDGER_SET_BALANCE] = "set_balance",
+    [PROTO_LEDGER_ACCOUNTS] = "accounts",
+};
+
+const char *proto_ledger_action_name(proto_ledger_action_t a)
+{
+    return (unsigned)a < PROTO_LEDGER_COUNT ? s_ledger_actions[a] : "none";
+}
+
+bool proto_ledger_action_admin(proto_ledger_action_t a)
+{
+    return a == PROTO_LEDGER_TOPUP || a == PROTO_LEDGER_SET_BALANCE || a == PROTO_LEDGER_ACCOUNTS;
+}
 
 const char *proto_op_name(proto_op_t op)
 {
@@ -232,7 +248,7 @@ static int s_key_op(s_dec_t *d, const proto_mp_val_t *v)
         s_printable(shown, sizeof shown, v->ptr, v->len);
         return proto_fail(d->err, PROTO_ERR_UNKNOWN_OP, d->voff,
                           "op: unknown operation \"%s\" (expected one of route, explain, models, "
-                          "stats, reload, ping, report)",
+                          "stats, reload, ping, report, ledger)",
                           shown);
     }
     d->out->op = (proto_op_t)op;
@@ -624,6 +640,92 @@ static int s_key_ack(s_dec_t *d, const proto_mp_val_t *v)
     return s_flag(d, v, &d->out->ack);
 }
 
+/* `key`: the hash of the caller's API key (route, explain, ledger). */
+static int s_key_key(s_dec_t *d, const proto_mp_val_t *v)
+{
+    hpp_str_t k;
+    int rc = s_str(d, v, HPP_KEY_HASH_LEN, 0, &k);
+    if (rc != PROTO_OK) {
+        return rc;
+    }
+    const char *why = hpp_check_key_hash(k);
+    if (why) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff, "key: %s", why);
+    }
+    d->out->features.key = k;
+    return PROTO_OK;
+}
+
+static int s_key_action(s_dec_t *d, const proto_mp_val_t *v)
+{
+    if (v->type != PROTO_MP_STR) {
+        return s_type(d, v, "string");
+    }
+    for (int a = PROTO_LEDGER_NONE + 1; a < PROTO_LEDGER_COUNT; a++) {
+        if (strlen(s_ledger_actions[a]) == v->len &&
+            memcmp(s_ledger_actions[a], v->ptr, v->len) == 0) {
+            d->out->ledger.action = (proto_ledger_action_t)a;
+            return PROTO_OK;
+        }
+    }
+    char shown[33];
+    s_printable(shown, sizeof shown, v->ptr, v->len);
+    return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                      "action: unknown ledger action \"%s\" (expected one of key, topup, "
+                      "set_balance, accounts)",
+                      shown);
+}
+
+static int s_key_account(s_dec_t *d, const proto_mp_val_t *v)
+{
+    int rc = s_str(d, v, PROTO_MAX_ACCOUNT_LEN, 1, &d->out->ledger.account);
+    for (uint32_t i = 0; rc == PROTO_OK && i < d->out->ledger.account.len; i++) {
+        unsigned char c = (unsigned char)d->out->ledger.account.ptr[i];
+        if (c <= 0x20 || c == 0x7f) {
+            return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                              "account: control byte or space at byte %u", i);
+        }
+    }
+    return rc;
+}
+
+/* An amount of USD: a number of magnitude <= PROTO_MAX_LEDGER_USD, converted
+ * to picodollars once, here; `positive` refuses zero and below. */
+static int s_ledger_usd(s_dec_t *d, const proto_mp_val_t *v, bool positive)
+{
+    double usd;
+    if (v->type == PROTO_MP_UINT) {
+        usd = (double)v->u;
+    } else if (v->type == PROTO_MP_INT) {
+        usd = (double)v->i;
+    } else if (v->type == PROTO_MP_FLOAT) {
+        usd = v->f;
+    } else {
+        return s_type(d, v, "number");
+    }
+    if (!isfinite(usd) || fabs(usd) > PROTO_MAX_LEDGER_USD || (positive && usd <= 0)) {
+        return proto_fail(d->err, PROTO_ERR_RANGE, d->voff,
+                          "%s: must be a %snumber of USD %s%d, got %g", d->key,
+                          positive ? "positive " : "", positive ? "up to " : "from -1000000 to ",
+                          PROTO_MAX_LEDGER_USD, usd);
+    }
+    hpp_pusd_t pd = 0;
+    (void)hpp_pusd_from_double(fabs(usd), 12, &pd); /* in range: cannot fail */
+    d->out->ledger.amount_pd = usd < 0 ? -pd : pd;
+    d->out->ledger.has_amount = true;
+    return PROTO_OK;
+}
+
+static int s_key_amount(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_ledger_usd(d, v, true);
+}
+
+static int s_key_balance(s_dec_t *d, const proto_mp_val_t *v)
+{
+    return s_ledger_usd(d, v, false);
+}
+
 typedef int (*s_key_fn)(s_dec_t *d, const proto_mp_val_t *v);
 
 #define S_KEY(lit) "" lit, sizeof(lit) - 1
@@ -664,10 +766,39 @@ static const struct {
     {S_KEY("ack"), s_key_ack, true},
     {S_KEY("preferred_max_latency"), s_key_max_latency, true},
     {S_KEY("preferred_min_throughput"), s_key_min_throughput, true},
+    {S_KEY("key"), s_key_key, true},
+    {S_KEY("action"), s_key_action, false},
+    {S_KEY("account"), s_key_account, false},
+    {S_KEY("amount_usd"), s_key_amount, false},
+    {S_KEY("balance_usd"), s_key_balance, false},
 };
-_Static_assert(sizeof s_keys / sizeof s_keys[0] <= 32, "the `seen` mask has 32 bits");
+_Static_assert(sizeof s_keys / sizeof s_keys[0] <= 64, "the `seen` mask has 64 bits");
 
-enum { S_KEY_V = 0, S_KEY_ID = 1, S_KEY_OP = 2, S_KEY_PROMPT = 4, S_KEY_ATTEMPTS = 25 };
+enum {
+    S_KEY_V = 0,
+    S_KEY_ID = 1,
+    S_KEY_OP = 2,
+    S_KEY_PROMPT = 4,
+    S_KEY_ATTEMPTS = 25,
+    S_KEY_KEY = 29,
+    S_KEY_ACTION = 30,
+    S_KEY_ACCOUNT = 31,
+    S_KEY_AMOUNT = 32,
+    S_KEY_BALANCE = 33,
+};
+
+/* The request map has more keys than proto_key_once's 32-bit mask. */
+static int s_key_once(uint64_t *seen, unsigned index, const char *name, size_t koff,
+                      proto_error_t *err)
+{
+    if (*seen & (UINT64_C(1) << index)) {
+        return proto_fail(err, PROTO_ERR_DUPLICATE, koff, "%s: duplicate key", name);
+    }
+    *seen |= UINT64_C(1) << index;
+    return PROTO_OK;
+}
+
+#define S_SEEN(k) (seen & (UINT64_C(1) << (k)))
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
 static int s_find_key(const char *name, uint32_t len)
@@ -725,6 +856,35 @@ static void s_salvage_id(const void *buf, size_t len, proto_id_t *id)
     }
 }
 
+/* The arguments each ledger action needs, and none it does not take. */
+static int s_ledger_args(s_dec_t *d, uint64_t seen)
+{
+    static const struct {
+        uint64_t need; /* keys required */
+        const char *names;
+    } rules[PROTO_LEDGER_COUNT] = {
+        [PROTO_LEDGER_KEY] = {UINT64_C(1) << S_KEY_KEY, "key"},
+        [PROTO_LEDGER_TOPUP] = {(UINT64_C(1) << S_KEY_ACCOUNT) | (UINT64_C(1) << S_KEY_AMOUNT),
+                                "account and amount_usd"},
+        [PROTO_LEDGER_SET_BALANCE] = {(UINT64_C(1) << S_KEY_ACCOUNT) |
+                                          (UINT64_C(1) << S_KEY_BALANCE),
+                                      "account and balance_usd"},
+        [PROTO_LEDGER_ACCOUNTS] = {0, "no argument"},
+    };
+    const uint64_t args = (UINT64_C(1) << S_KEY_KEY) | (UINT64_C(1) << S_KEY_ACCOUNT) |
+                          (UINT64_C(1) << S_KEY_AMOUNT) | (UINT64_C(1) << S_KEY_BALANCE);
+    proto_ledger_action_t a = d->out->ledger.action;
+    if (a == PROTO_LEDGER_NONE) {
+        return proto_fail(d->err, PROTO_ERR_MISSING, 0, "action: required key missing for ledger");
+    }
+    if ((seen & args) != rules[a].need) {
+        return proto_fail(
+            d->err, (seen & rules[a].need) != rules[a].need ? PROTO_ERR_MISSING : PROTO_ERR_RANGE,
+            0, "ledger %s: takes %s", s_ledger_actions[a], rules[a].names);
+    }
+    return PROTO_OK;
+}
+
 static int s_decode_map(s_dec_t *d, size_t len)
 {
     proto_mp_val_t top;
@@ -743,7 +903,7 @@ static int s_decode_map(s_dec_t *d, size_t len)
         return proto_fail(d->err, PROTO_ERR_NOT_MAP, 0, "expected a map at the top level, got %s",
                           proto_mp_type_name(top.type));
     }
-    uint32_t seen = 0;
+    uint64_t seen = 0;
     for (uint32_t i = 0; i < top.n; i++) {
         proto_mp_val_t k, v;
         size_t koff = proto_rd_offset(&d->rd);
@@ -764,7 +924,7 @@ static int s_decode_map(s_dec_t *d, size_t len)
             continue;
         }
         d->key = s_keys[idx].name;
-        rc = proto_key_once(&seen, (unsigned)idx, d->key, koff, d->err);
+        rc = s_key_once(&seen, (unsigned)idx, d->key, koff, d->err);
         if (rc != PROTO_OK) {
             return rc;
         }
@@ -788,20 +948,26 @@ static int s_decode_map(s_dec_t *d, size_t len)
         return proto_fail(d->err, PROTO_ERR_MALFORMED, proto_rd_offset(&d->rd),
                           "%zu bytes after the request map", (size_t)(d->rd.end - d->rd.p));
     }
-    if (!(seen & (1u << S_KEY_V))) {
+    if (!S_SEEN(S_KEY_V)) {
         return proto_fail(d->err, PROTO_ERR_MISSING, 0, "v: required key missing");
     }
-    if (!(seen & (1u << S_KEY_OP))) {
+    if (!S_SEEN(S_KEY_OP)) {
         return proto_fail(d->err, PROTO_ERR_MISSING, 0, "op: required key missing");
     }
     proto_op_t op = d->out->op;
-    if ((op == PROTO_OP_ROUTE || op == PROTO_OP_EXPLAIN) && !(seen & (1u << S_KEY_PROMPT))) {
+    if ((op == PROTO_OP_ROUTE || op == PROTO_OP_EXPLAIN) && !S_SEEN(S_KEY_PROMPT)) {
         return proto_fail(d->err, PROTO_ERR_MISSING, 0,
                           "prompt_tokens: required key missing for %s", proto_op_name(op));
     }
-    if (op == PROTO_OP_REPORT && !(seen & (1u << S_KEY_ATTEMPTS))) {
+    if (op == PROTO_OP_REPORT && !S_SEEN(S_KEY_ATTEMPTS)) {
         return proto_fail(d->err, PROTO_ERR_MISSING, 0,
                           "attempts: required key missing for report");
+    }
+    if (op == PROTO_OP_LEDGER) {
+        int lrc = s_ledger_args(d, seen);
+        if (lrc != PROTO_OK) {
+            return lrc;
+        }
     }
     const hpp_features_t *f = &d->out->features;
     const char *why = hpp_check_cache_read(f->cache_read_tokens, f->prompt_tokens);
@@ -864,7 +1030,13 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
     proto_packer_init(&pk, b);
     const hpp_features_t *f = &req->features;
     bool feat = req->op == PROTO_OP_ROUTE || req->op == PROTO_OP_EXPLAIN;
+    const proto_ledger_req_t *lg = &req->ledger;
+    bool ledger = req->op == PROTO_OP_LEDGER;
     uint32_t n = 2 + (req->id.kind != PROTO_ID_NONE);
+    if (ledger) {
+        n += (lg->action != PROTO_LEDGER_NONE) + (f->key.len > 0) + (lg->account.len > 0) +
+             lg->has_amount;
+    }
     if (feat) {
         n += 1 + (f->model.len > 0) + (f->output_tokens >= 0) + (f->cache_read_tokens > 0) +
              (f->cache_write_tokens > 0) + (f->reasoning_tokens > 0) + (f->images > 0) + f->vision +
@@ -872,7 +1044,7 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
              (f->text.len > 0) + (f->nmeta > 0) + (f->nproviders_order > 0) +
              (f->nproviders_only > 0) + (f->nproviders_ignore > 0) + f->no_fallbacks +
              (f->sort != HPP_SORT_DEFAULT) + (f->max_price.set != 0) + (f->nmodels > 0) +
-             (f->max_latency_s > 0) + (f->min_throughput > 0);
+             (f->max_latency_s > 0) + (f->min_throughput > 0) + (f->key.len > 0);
     }
     msgpack_pack_map(&pk, n);
     s_key(&pk, "v");
@@ -883,6 +1055,28 @@ int proto_request_encode(proto_buf_t *b, const proto_request_t *req)
     }
     s_key(&pk, "op");
     proto_pack_cstr(&pk, proto_op_name(req->op));
+    if ((feat || ledger) && f->key.len > 0) {
+        s_key(&pk, "key");
+        proto_pack_strn(&pk, f->key.ptr, f->key.len);
+    }
+    if (ledger) {
+        if (lg->action != PROTO_LEDGER_NONE) {
+            s_key(&pk, "action");
+            proto_pack_cstr(&pk, proto_ledger_action_name(lg->action));
+        }
+        if (lg->account.len > 0) {
+            s_key(&pk, "account");
+            proto_pack_strn(&pk, lg->account.ptr, lg->account.len);
+        }
+        if (lg->has_amount) {
+            if (lg->action == PROTO_LEDGER_SET_BALANCE) {
+                s_key(&pk, "balance_usd");
+            } else {
+                s_key(&pk, "amount_usd");
+            }
+            msgpack_pack_double(&pk, hpp_pusd_to_usd(lg->amount_pd));
+        }
+    }
     if (feat) {
         if (f->model.len > 0) {
             s_key(&pk, "model");

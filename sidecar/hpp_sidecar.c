@@ -15,7 +15,7 @@
 #include "eng_common.h"
 #include "eng_flags.h"
 #include "proto.h"
-#include "sc_keys.h"
+#include "hpp_apikeys.h"
 #include "sc_server.h"
 #include "sc_trust.h"
 
@@ -165,7 +165,7 @@ static int s_trusted_header(void *opts, const char *flag, const char *arg)
  * history), its "sha256:" form on stdout for the key file. */
 static int s_hash_key(void)
 {
-    char key[SC_KEYS_MAX_KEY + 3];
+    char key[HPP_APIKEY_MAX_KEY + 3];
     size_t n = fread(key, 1, sizeof key, stdin);
     if (ferror(stdin)) {
         fprintf(stderr, "hpp-sidecar: --hash-key: cannot read stdin\n");
@@ -177,15 +177,15 @@ static int s_hash_key(void)
     if (n > 0 && key[n - 1] == '\r') {
         n--;
     }
-    const char *why =
-        n > SC_KEYS_MAX_KEY ? "the key is longer than 1024 bytes" : sc_keys_check_key(key, n);
+    const char *why = n > HPP_APIKEY_MAX_KEY ? "the key is longer than 1024 bytes"
+                                             : hpp_apikeys_check_key(key, n);
     if (why) {
         fprintf(stderr, "hpp-sidecar: --hash-key: %s (one key on stdin, one line)\n", why);
         explicit_bzero(key, sizeof key);
         return S_EXIT_FAIL;
     }
-    char out[SC_KEYS_HASH_TEXT];
-    sc_keys_hash_text(key, n, out);
+    char out[HPP_APIKEY_HASH_TEXT];
+    hpp_apikeys_hash_text(key, n, out);
     explicit_bzero(key, sizeof key);
     printf("%s\n", out);
     return S_EXIT_OK;

@@ -32,7 +32,8 @@ static const double s_buckets[] = {0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0
 static const char *const s_route_names[SC_ROUTE_COUNT] = {
     [SC_ROUTE_ROUTE] = "/v1/route",   [SC_ROUTE_CHAT] = "/v1/chat/completions",
     [SC_ROUTE_MODELS] = "/v1/models", [SC_ROUTE_HEALTH] = "/healthz",
-    [SC_ROUTE_METRICS] = "/metrics",  [SC_ROUTE_OTHER] = "other",
+    [SC_ROUTE_METRICS] = "/metrics",  [SC_ROUTE_API] = "/api",
+    [SC_ROUTE_OTHER] = "other",
 };
 static const char *const s_engerr_names[SC_ENGERR_COUNT] = {
     [SC_ENGERR_UNAVAILABLE] = "unavailable",

@@ -26,6 +26,7 @@ typedef enum {
     SC_ROUTE_MODELS,    /* GET /v1/models */
     SC_ROUTE_HEALTH,    /* GET /healthz */
     SC_ROUTE_METRICS,   /* GET /metrics */
+    SC_ROUTE_API,       /* GET /api/quota-check, /api/usage, /api/v1/key */
     SC_ROUTE_OTHER,     /* anything else (404/405) */
     SC_ROUTE_COUNT
 } sc_route_t;

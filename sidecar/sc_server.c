@@ -34,10 +34,11 @@
 #include "eng_common.h"
 #include "hpp_keys.h"
 #include "sc_accesslog.h"
+#include "sc_api.h"
 #include "sc_call.h"
 #include "sc_engine.h"
 #include "sc_failopen.h"
-#include "sc_keys.h"
+#include "hpp_apikeys.h"
 #include "sc_proxy.h"
 #include "sc_report.h"
 #include "sc_trust.h"
@@ -89,7 +90,7 @@ struct sc_server {
     struct event *sigint;              /* SIGINT -> stop */
     struct event *sigterm;             /* SIGTERM -> stop */
     struct event *sighup;              /* SIGHUP -> reload the key file */
-    sc_keys_t *keys;                   /* --keys table, NULL = none */
+    hpp_apikeys_t *keys;               /* --keys table, NULL = none */
     sc_accesslog_t *access;            /* --access-log, NULL = none */
     sc_trust_config_t trust;           /* the trust boundary's settings (keys: the table above) */
     sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group */
@@ -1560,6 +1561,12 @@ static void s_handle_model(sc_call_t *call)
     }
 }
 
+/* GET /api/quota-check, /api/usage, /api/v1/key: sc_api.c. */
+static void s_handle_api(sc_call_t *call)
+{
+    sc_api_handle(call, call->srv->engine, &call->srv->trust);
+}
+
 /* Routing table ----------------------------------------------------------- */
 
 typedef struct {
@@ -1589,6 +1596,9 @@ static const s_route_def_t s_routes[] = {
      s_handle_health},
     {"/metrics", false, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "GET, HEAD", 0, NULL, SC_ROUTE_METRICS,
      s_handle_metrics},
+    {"/api/quota-check", false, EVHTTP_REQ_GET, "GET", 0, NULL, SC_ROUTE_API, s_handle_api},
+    {"/api/usage", false, EVHTTP_REQ_GET, "GET", 0, NULL, SC_ROUTE_API, s_handle_api},
+    {"/api/v1/key", false, EVHTTP_REQ_GET, "GET", 0, NULL, SC_ROUTE_API, s_handle_api},
     {NULL, false, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
 };
 
@@ -1808,18 +1818,18 @@ static void s_reload_keys(sc_server_t *srv)
         return;
     }
     char err[512];
-    sc_keys_t *keys = sc_keys_load(srv->cfg.keys_file, err, sizeof err);
+    hpp_apikeys_t *keys = hpp_apikeys_load(srv->cfg.keys_file, err, sizeof err);
     if (!keys) {
         eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu keys loaded before: %s",
-                sc_keys_count(srv->keys), err);
+                hpp_apikeys_count(srv->keys), err);
         return;
     }
     /* Calls copied what they needed from the old table (sc_trust_t). */
-    sc_keys_destroy(&srv->keys);
+    hpp_apikeys_destroy(&srv->keys);
     srv->keys = keys;
     srv->trust.keys = keys;
     eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu keys", srv->cfg.keys_file,
-            sc_keys_count(keys));
+            hpp_apikeys_count(keys));
 }
 
 static void s_reload_upstreams(sc_server_t *srv)
@@ -2015,7 +2025,7 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
         goto fail;
     }
     if (cfg->keys_file) {
-        srv->keys = sc_keys_load(cfg->keys_file, errbuf, errlen);
+        srv->keys = hpp_apikeys_load(cfg->keys_file, errbuf, errlen);
         if (!srv->keys) {
             goto fail;
         }
@@ -2149,7 +2159,7 @@ void sc_server_destroy(sc_server_t **self_p)
     sc_proxy_destroy(&srv->proxy);
     sc_failopen_destroy(&srv->failopen);
     sc_engine_destroy(&srv->engine);
-    sc_keys_destroy(&srv->keys);
+    hpp_apikeys_destroy(&srv->keys);
     sc_accesslog_destroy(&srv->access);
     while (srv->pool) {
         sc_call_t *c = srv->pool;

@@ -100,12 +100,16 @@ static int s_api_key(const sc_trust_config_t *cfg, const char *auth, sc_trust_t 
         n--;
     }
     /* The key is never quoted back: it may be someone's secret with a typo. */
-    const sc_key_info_t *k =
-        sc_keys_check_key(auth + i, n) ? NULL : sc_keys_find(cfg->keys, auth + i, n);
+    const hpp_apikey_t *k =
+        hpp_apikeys_check_key(auth + i, n) ? NULL : hpp_apikeys_find(cfg->keys, auth + i, n);
     if (!k) {
         return oai_error_set(err, 401, "invalid_api_key", NULL, "incorrect API key provided");
     }
+    if (k->revoked) {
+        return oai_error_set(err, 401, "invalid_api_key", NULL, "the API key was revoked");
+    }
     memcpy(t->group, k->group, sizeof t->group);
+    memcpy(t->key_hash, k->hash, sizeof t->key_hash);
     if (k->has_budget) {
         s_cap(t, k->budget_usd);
     }
@@ -121,7 +125,7 @@ static int s_gateway(const char *name, const char *v, sc_trust_t *t, oai_error_t
         glen--;
     }
     size_t g0 = strspn(v, " \t");
-    if (g0 > glen || !sc_keys_group_ok(v + g0, glen - g0)) {
+    if (g0 > glen || !hpp_apikeys_group_ok(v + g0, glen - g0)) {
         return oai_error_set(err, 400, "invalid_value", name,
                              "%s: expected GROUP or GROUP;budget_usd=USD, the group 1 to %d "
                              "characters from [A-Za-z0-9_.:/@-]",
@@ -143,7 +147,7 @@ static int s_gateway(const char *name, const char *v, sc_trust_t *t, oai_error_t
         return oai_error_set(err, 400, "invalid_value", name,
                              "%s: after the group, expected ;budget_usd=USD", name);
     }
-    if (sc_keys_parse_usd(p + 11, plen - 11, &usd) != 0) {
+    if (hpp_apikeys_parse_usd(p + 11, plen - 11, &usd) != 0) {
         return oai_error_set(err, 400, "invalid_value", name,
                              "%s: budget_usd: expected a plain decimal amount of USD from 0 to "
                              "1000000, such as 0.05",
@@ -210,6 +214,11 @@ int sc_trust_apply(const sc_trust_config_t *cfg, const sc_trust_t *t, hpp_featur
     if (t->group[0]) {
         f->group.ptr = t->group;
         f->group.len = strlen(t->group);
+    }
+    /* The engine's ledger charges the key by its hash (never the key). */
+    if (t->key_hash[0]) {
+        f->key.ptr = t->key_hash;
+        f->key.len = HPP_KEY_HASH_LEN;
     }
     if (t->has_budget && (!f->has_budget || t->budget_usd < f->budget_usd)) {
         f->has_budget = true;

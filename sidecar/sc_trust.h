@@ -25,12 +25,12 @@
 
 #include "hpp_request.h"
 #include "oai_error.h"
-#include "sc_keys.h"
+#include "hpp_apikeys.h"
 
 struct evkeyvalq;
 
 typedef struct {
-    const sc_keys_t *keys;      /* --keys table; NULL = no key needed */
+    const hpp_apikeys_t *keys;  /* --keys table; NULL = no key needed */
     const char *trusted_header; /* --trusted-header NAME; NULL = none */
     bool trust_client;          /* --trust-client-features */
 } sc_trust_config_t;
@@ -38,11 +38,12 @@ typedef struct {
 /* What the headers of one request said. Lives in the call: the features
  * point at `group`. */
 typedef struct {
-    char group[HPP_MAX_GROUP_LEN + 1]; /* trusted group, "" = none */
-    bool has_budget;                   /* a trusted budget or cap applies */
-    double budget_usd;                 /* the smallest of them */
-    bool hdr_group;                    /* the client sent X-HPP-Group */
-    bool hdr_budget;                   /* the client sent X-HPP-Budget-USD */
+    char group[HPP_MAX_GROUP_LEN + 1];   /* trusted group, "" = none */
+    char key_hash[HPP_APIKEY_HASH_TEXT]; /* the caller's key, "sha256:<hex>"; "" = none */
+    bool has_budget;                     /* a trusted budget or cap applies */
+    double budget_usd;                   /* the smallest of them */
+    bool hdr_group;                      /* the client sent X-HPP-Group */
+    bool hdr_budget;                     /* the client sent X-HPP-Budget-USD */
 } sc_trust_t;
 
 /* NULL when `name` may be used with --trusted-header, else why. An HTTP
@@ -53,7 +54,7 @@ const char *sc_trust_header_name_check(const char *name);
 /* Checks the headers and fills `t`. Refuses (returns -1 with err):
  *   400 duplicate_header  an X-HPP-* header, the trusted header, or (with
  *                         keys) Authorization given twice, any case;
- *   401 invalid_api_key   with keys: no Bearer key, or an unknown one;
+ *   401 invalid_api_key   with keys: no Bearer key, an unknown or a revoked one;
  *   400 invalid_value     a trusted header value that does not parse. */
 int sc_trust_headers(const sc_trust_config_t *cfg, const struct evkeyvalq *h, sc_trust_t *t,
                      oai_error_t *err);

@@ -8,13 +8,13 @@
 # points up the layers, with the files that make it. The layers, bottom up:
 #   1 proto      the request contract, the codecs, the clients
 #   2 engine     the decision library and the engine service
-#   3 sidecar, policies (side by side; neither includes the other)
+#   3 sidecar, policies, tools (side by side; none includes another)
 # tests/ and bench/ sit on top of everything and are not checked.
 set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root" || exit 2
 
-declare -A layer=([proto]=1 [engine]=2 [sidecar]=3 [policies]=3)
+declare -A layer=([proto]=1 [engine]=2 [sidecar]=3 [policies]=3 [tools]=3)
 declare -A count=() where=()
 
 # Which checked folder holds each header, read once (the first folder wins
@@ -23,7 +23,7 @@ declare -A home=()
 while read -r path; do
     name=$(basename "$path")
     [ -n "${home[$name]:-}" ] || home[$name]=${path%%/*}
-done < <(find proto engine sidecar policies -name '*.h' | sort)
+done < <(find proto engine sidecar policies tools -name '*.h' | sort)
 
 while IFS=: read -r file _ inc; do
     from=${file%%/*}
@@ -36,7 +36,7 @@ while IFS=: read -r file _ inc; do
     key="$from -> $to"
     count[$key]=$((${count[$key]:-0} + 1))
     where[$key]="${where[$key]:-} $file"
-done < <(grep -rn --include='*.c' --include='*.h' '^#include "' proto engine sidecar policies)
+done < <(grep -rn --include='*.c' --include='*.h' '^#include "' proto engine sidecar policies tools)
 
 bad=0
 for key in $(printf '%s\n' "${!count[@]}" | sed 's/ -> /->/' | sort); do

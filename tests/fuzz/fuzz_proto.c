@@ -80,6 +80,14 @@ static void s_check_round_trip(const proto_request_t *a)
     }
     const hpp_features_t *f = &a->features, *g = &c.features;
     int same = c.op == a->op && proto_id_equal(&c.id, &a->id);
+    if (a->op == PROTO_OP_LEDGER) {
+        /* Amounts travel as USD floats: exact to a picodollar per 2^-52 of them. */
+        const proto_ledger_req_t *x = &a->ledger, *y = &c.ledger;
+        int64_t d = x->amount_pd - y->amount_pd;
+        int64_t tol = 1 + (x->amount_pd < 0 ? -x->amount_pd : x->amount_pd) / (INT64_C(1) << 50);
+        same = same && x->action == y->action && s_str_eq(x->account, y->account) &&
+               x->has_amount == y->has_amount && d <= tol && -d <= tol && s_str_eq(f->key, g->key);
+    }
     if (a->op == PROTO_OP_ROUTE || a->op == PROTO_OP_EXPLAIN) {
         same = same && s_str_eq(f->model, g->model) && f->prompt_tokens == g->prompt_tokens &&
                f->output_tokens == g->output_tokens &&
@@ -87,7 +95,7 @@ static void s_check_round_trip(const proto_request_t *a)
                f->vision == g->vision && f->tools == g->tools && f->json == g->json &&
                f->nhints == g->nhints && f->has_budget == g->has_budget &&
                (!f->has_budget || f->budget_usd == g->budget_usd) && s_str_eq(f->group, g->group) &&
-               s_str_eq(f->text, g->text) && f->nmeta == g->nmeta;
+               s_str_eq(f->text, g->text) && f->nmeta == g->nmeta && s_str_eq(f->key, g->key);
         for (uint32_t i = 0; same && i < f->nhints; i++) {
             same = s_str_eq(f->hints[i], g->hints[i]);
         }

@@ -39,10 +39,10 @@ done
 root=$tmp/root
 dpkg-deb -x "$deb" "$root"
 absent=""
-for f in usr/bin/hpp-engine usr/bin/hpp-sidecar usr/bin/hpp-policy \
+for f in usr/bin/hpp-engine usr/bin/hpp-sidecar usr/bin/hpp-policy usr/bin/hpp-ledger \
     usr/share/hpprouter/default.policy usr/share/hpprouter/catalog.json \
     usr/share/man/man8/hpp-engine.8.gz usr/share/man/man8/hpp-sidecar.8.gz \
-    usr/share/man/man1/hpp-policy.1.gz usr/share/man/man5/hpp-policy.5.gz \
+    usr/share/man/man1/hpp-policy.1.gz usr/share/man/man5/hpp-policy.5.gz usr/share/man/man1/hpp-ledger.1.gz \
     usr/share/doc/hpprouter/copyright lib/systemd/system/hpp-engine.service \
     lib/systemd/system/hpp-sidecar.service etc/hpprouter/engine.conf etc/hpprouter/sidecar.conf; do
     [ -f "$root/$f" ] || absent+="$f "

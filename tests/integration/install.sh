@@ -23,19 +23,19 @@ if mk install DESTDIR="$root" PREFIX=/usr >"$tmp/install.log" 2>&1; then
 else
     fail "make install DESTDIR PREFIX=/usr" "$(tail -n 5 "$tmp/install.log")"
 fi
-layout=(usr/bin/hpp-engine usr/bin/hpp-sidecar usr/bin/hpp-policy
+layout=(usr/bin/hpp-engine usr/bin/hpp-sidecar usr/bin/hpp-policy usr/bin/hpp-ledger
     usr/share/hpprouter/default.policy usr/share/hpprouter/catalog.json
     usr/share/hpprouter/cases/default.cases usr/share/hpprouter/examples/teams.policy
     usr/share/hpprouter/examples/shared/tiers.policy
     usr/share/man/man8/hpp-engine.8 usr/share/man/man8/hpp-sidecar.8
-    usr/share/man/man1/hpp-policy.1 usr/share/man/man5/hpp-policy.5
+    usr/share/man/man1/hpp-policy.1 usr/share/man/man5/hpp-policy.5 usr/share/man/man1/hpp-ledger.1
     usr/lib/systemd/system/hpp-engine.service usr/lib/systemd/system/hpp-sidecar.service
     etc/hpprouter/engine.conf etc/hpprouter/sidecar.conf)
 absent=""
 for f in "${layout[@]}"; do [ -f "$root/$f" ] || absent+="$f "; done
 check "the installed files are where they belong" "" "$absent"
 notexec=""
-for f in hpp-engine hpp-sidecar hpp-policy; do [ -x "$root/usr/bin/$f" ] || notexec+="$f "; done
+for f in hpp-engine hpp-sidecar hpp-policy hpp-ledger; do [ -x "$root/usr/bin/$f" ] || notexec+="$f "; done
 check "the programs are executable" "" "$notexec"
 check "nothing outside /usr and /etc" "etc usr" "$(ls "$root" | paste -sd' ')"
 # shellcheck disable=SC2016 # systemd's variables, written as in the unit

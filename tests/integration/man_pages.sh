@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${HPP_BUILD:-build}
-PAGES=(man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5)
+PAGES=(man/hpp-engine.8 man/hpp-sidecar.8 man/hpp-policy.1 man/hpp-policy.5 man/hpp-ledger.1)
 
 source tests/integration/check_lib.bash
 suite_setup
@@ -85,6 +85,12 @@ check "hpp-policy: its commands are listed" yes "$([ "$(wc -w <<<"$commands")" -
 for c in $commands; do
     flags_in "hpp-policy $c" man/hpp-policy.1 "$BUILD/hpp-policy" "$c"
     has_line "hpp-policy $c: a section of its own" ".SS $c" man/hpp-policy.1
+done
+# hpp-ledger: each command's flags (a command is one or two words).
+for c in "keys add" "keys revoke" "keys list" "balance set" topup usage; do
+    # shellcheck disable=SC2086 # the command's words
+    flags_in "hpp-ledger $c" man/hpp-ledger.1 "$BUILD/hpp-ledger" $c
+    has_line "hpp-ledger $c: a section of its own" ".SS $c" man/hpp-ledger.1
 done
 # The comparison catches a flag the page lost.
 sed '/^\.BI \\-\\-watch\\-ms /,+1d' man/hpp-engine.8 >"$tmp/lost.8"

@@ -502,6 +502,83 @@ Test(curve, stats_and_reload_need_an_admin_key)
     s_rmtree(env.dir);
 }
 
+/* The ledger op: `key` is any client's (the sidecar's read endpoints),
+ * topup, set_balance and accounts are admin-only, like stats. */
+static proto_reply_t s_ledger(void *s, proto_ledger_action_t action, const char *key, char *buf,
+                              size_t cap)
+{
+    static uint64_t next_id = 900;
+    proto_request_t req;
+    proto_request_init(&req, PROTO_OP_LEDGER);
+    req.id = proto_id_uint(next_id++);
+    req.ledger.action = action;
+    if (action == PROTO_LEDGER_KEY) {
+        req.features.key = (hpp_str_t){key, strlen(key)};
+    } else if (action != PROTO_LEDGER_ACCOUNTS) {
+        req.ledger.account = (hpp_str_t){"acme", 4};
+        req.ledger.has_amount = true;
+        req.ledger.amount_pd = 1000000000000;
+    }
+    proto_buf_t b;
+    cr_assert_eq(proto_buf_init(&b, 256), 0);
+    cr_assert_eq(proto_request_encode(&b, &req), PROTO_OK);
+    cr_assert_eq(zmq_send(s, b.data, b.len, 0), (int)b.len);
+    proto_buf_destroy(&b);
+    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, S_TIMEOUT), 1, "no reply to ledger %s",
+                 proto_ledger_action_name(action));
+    int n = zmq_recv(s, buf, cap, 0);
+    cr_assert_gt(n, 0);
+    proto_reply_t r;
+    proto_error_t err;
+    cr_assert_eq(proto_reply_decode(buf, (size_t)n, &r, &err), PROTO_OK, "%s", err.msg);
+    return r;
+}
+
+static void s_ledger_rule(const s_env_t *env, const char *const *workers)
+{
+    char keys[300], store[320];
+    snprintf(keys, sizeof keys, "%s/api.keys", env->dir);
+    snprintf(store, sizeof store, "sqlite:%s/ledger.db", env->dir);
+    const char *hash = "sha256:456f1612bd25c6c8455039437bf441f43aa3b7d1c0b0047c712d5036dfebef0d";
+    FILE *f = fopen(keys, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s group=default account=acme\n", hash);
+    fclose(f);
+    const char *extra[] = {"--keys", keys, "--ledger", store, workers ? workers[0] : NULL, NULL};
+    s_engine_t e;
+    s_start(&e, env, env->allow, extra);
+    void *ctx = zmq_ctx_new();
+    char buf[4096];
+    void *a = s_dealer(ctx, env, &e, "alice");
+    const proto_ledger_action_t admin[] = {PROTO_LEDGER_TOPUP, PROTO_LEDGER_SET_BALANCE,
+                                           PROTO_LEDGER_ACCOUNTS};
+    for (size_t i = 0; i < 3; i++) {
+        proto_reply_t r = s_ledger(a, admin[i], NULL, buf, sizeof buf);
+        cr_assert_eq(r.status, HPP_E_FORBIDDEN, "ledger %s answered to a client key",
+                     proto_ledger_action_name(admin[i]));
+    }
+    proto_reply_t r = s_ledger(a, PROTO_LEDGER_KEY, hash, buf, sizeof buf);
+    cr_assert(r.ok, "ledger key refused to a client key: %.*s", (int)r.message.len, r.message.ptr);
+    void *root = s_dealer(ctx, env, &e, "root");
+    r = s_ledger(root, PROTO_LEDGER_TOPUP, NULL, buf, sizeof buf);
+    cr_assert(r.ok, "topup refused to an admin: %.*s", (int)r.message.len, r.message.ptr);
+    zmq_close(a);
+    zmq_close(root);
+    zmq_ctx_term(ctx);
+    s_stop(&e);
+}
+
+Test(curve, ledger_admin_actions_need_an_admin_key)
+{
+    s_env_t env;
+    s_env(&env);
+    s_ledger_rule(&env, NULL);
+    const char *workers[] = {"--route-workers", NULL};
+    s_ledger_rule(&env, workers);
+    s_rmtree(env.dir);
+}
+
 /* SIGHUP --------------------------------------------------------------------- */
 
 /* Pings as `who` on a fresh connection (the allow-list is asked at the

@@ -38,7 +38,7 @@
 #include "oai_request.h"
 #include "sc_engine.h"
 #include "oai_json.h"
-#include "sc_keys.h"
+#include "hpp_apikeys.h"
 #include "sc_trust.h"
 
 #include <event2/http.h>
@@ -191,10 +191,10 @@ Test(no_alloc, sidecar_request_path)
 Test(no_alloc, sidecar_trust_path)
 {
     s_need_counter();
-    char text[256], h[SC_KEYS_HASH_TEXT], err_text[256];
-    sc_keys_hash_text("sk-alpha", 8, h);
+    char text[256], h[HPP_APIKEY_HASH_TEXT], err_text[256];
+    hpp_apikeys_hash_text("sk-alpha", 8, h);
     snprintf(text, sizeof text, "%s group=team-a budget_usd=0.5\n", h);
-    sc_keys_t *keys = sc_keys_parse(text, strlen(text), "k", err_text, sizeof err_text);
+    hpp_apikeys_t *keys = hpp_apikeys_parse(text, strlen(text), "k", err_text, sizeof err_text);
     cr_assert_not_null(keys, "%s", err_text);
     struct evkeyvalq hdrs;
     hdrs.tqh_first = NULL; /* TAILQ_INIT, which libevent does not export */
@@ -216,7 +216,7 @@ Test(no_alloc, sidecar_trust_path)
     unsigned long n = alloc_count_stop();
     cr_assert_eq(n, 0, "%lu allocations in 100 trust checks", n);
     evhttp_clear_headers(&hdrs);
-    sc_keys_destroy(&keys);
+    hpp_apikeys_destroy(&keys);
 }
 
 /* Engine: frame in, decision, frame out --------------------------------------- */

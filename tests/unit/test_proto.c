@@ -311,8 +311,8 @@ Test(proto_request, defaults_round_trip_and_minimal_encoding)
 Test(proto_request, every_op_round_trips_with_string_id)
 {
     for (int op = 0; op < PROTO_OP_COUNT; op++) {
-        if (op == PROTO_OP_REPORT) {
-            continue; /* its attempts have their own encoder (test_report below) */
+        if (op == PROTO_OP_REPORT || op == PROTO_OP_LEDGER) {
+            continue; /* their arguments are required: own tests below */
         }
         proto_request_t in, out;
         proto_request_init(&in, (proto_op_t)op);

@@ -1,4 +1,4 @@
-/* sc_keys.c - the API key file: parse, load, look a key up.
+/* hpp_apikeys.c - the API key file: parse, load, look a key up.
  *
  * The table is one array of (hash, grant) sorted by hash. A lookup hashes
  * the presented key and binary-searches the hashes: the ordering
@@ -7,7 +7,7 @@
  * hashes are of high-entropy secrets); the equality that grants access is
  * sodium_memcmp, constant-time. Nothing is allocated per lookup.
  */
-#include "sc_keys.h"
+#include "hpp_apikeys.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -25,11 +25,10 @@
 
 typedef struct {
     unsigned char hash[S_HASH_LEN]; /* SHA-256 of the key */
-    sc_key_info_t info;             /* what it grants */
-    uint32_t line;                  /* where it was defined, for the duplicate message */
+    hpp_apikey_t info;              /* what it grants */
 } s_entry_t;
 
-struct sc_keys {
+struct hpp_apikeys {
     s_entry_t *v; /* sorted by hash */
     size_t n;     /* entries */
 };
@@ -53,7 +52,7 @@ static bool s_space(char c)
     return c == ' ' || c == '\t';
 }
 
-bool sc_keys_group_ok(const char *s, size_t n)
+bool hpp_apikeys_group_ok(const char *s, size_t n)
 {
     if (n == 0 || n > HPP_MAX_GROUP_LEN) {
         return false;
@@ -68,7 +67,7 @@ bool sc_keys_group_ok(const char *s, size_t n)
     return true;
 }
 
-int sc_keys_parse_usd(const char *s, size_t n, double *usd)
+int hpp_apikeys_parse_usd(const char *s, size_t n, double *usd)
 {
     /* Read exactly, as picodollars: no exponent, no sign, no "inf". */
     hpp_pusd_t p;
@@ -87,40 +86,175 @@ int sc_keys_parse_usd(const char *s, size_t n, double *usd)
     return 0;
 }
 
-/* key=value handlers: NULL when the value is taken, else why. */
-typedef const char *(*s_kv_fn)(s_entry_t *e, const char *v, size_t n);
-
-static const char *s_kv_group(s_entry_t *e, const char *v, size_t n)
+static bool s_name_char(char c)
 {
-    if (!sc_keys_group_ok(v, n)) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("_.:/@-", c));
+}
+
+bool hpp_apikeys_account_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > HPP_APIKEY_HASH_TEXT - 1) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!s_name_char(s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* True when s[0..n) is only digits and at most one '.', so that
+ * hpp_pusd_parse sees no sign, exponent or word. */
+static bool s_plain_decimal(const char *s, size_t n)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            dots++;
+        } else if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return n > 0 && dots <= 1 && !(n == 1 && dots == 1);
+}
+
+int hpp_apikeys_parse_pd(const char *s, size_t n, int64_t *pd)
+{
+    hpp_pusd_t p;
+    if (!s_plain_decimal(s, n) || hpp_pusd_parse(s, n, 12, &p) != 0 || p < 0 ||
+        p > (int64_t)HPP_APIKEY_MAX_USD * 1000000000000LL) {
+        return -1;
+    }
+    *pd = p;
+    return 0;
+}
+
+int hpp_apikeys_parse_count(const char *s, size_t n, int64_t *count)
+{
+    if (n == 0 || n > 13) {
+        return -1;
+    }
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > HPP_APIKEY_MAX_COUNT) {
+        return -1;
+    }
+    *count = v;
+    return 0;
+}
+
+/* key=value handlers: NULL when the value is taken, else why. */
+typedef const char *(*s_kv_fn)(hpp_apikey_t *k, const char *v, size_t n);
+
+static const char *s_kv_group(hpp_apikey_t *k, const char *v, size_t n)
+{
+    if (!hpp_apikeys_group_ok(v, n)) {
         return "group: expected 1 to 64 characters from [A-Za-z0-9_.:/@-]";
     }
-    memcpy(e->info.group, v, n);
-    e->info.group[n] = '\0';
+    memcpy(k->group, v, n);
+    k->group[n] = '\0';
     return NULL;
 }
 
-static const char *s_kv_budget(s_entry_t *e, const char *v, size_t n)
+static const char *s_kv_account(hpp_apikey_t *k, const char *v, size_t n)
+{
+    if (!hpp_apikeys_account_ok(v, n)) {
+        return "account: expected 1 to 71 characters from [A-Za-z0-9_.:/@-]";
+    }
+    memcpy(k->account, v, n);
+    k->account[n] = '\0';
+    return NULL;
+}
+
+static const char *s_kv_budget(hpp_apikey_t *k, const char *v, size_t n)
 {
     double usd;
-    if (sc_keys_parse_usd(v, n, &usd) != 0) {
+    if (hpp_apikeys_parse_usd(v, n, &usd) != 0) {
         return "budget_usd: expected a plain decimal amount of USD from 0 to 1000000, such as "
                "0.05";
     }
-    e->info.has_budget = true;
-    e->info.budget_usd = usd;
+    k->has_budget = true;
+    k->budget_usd = usd;
     return NULL;
 }
 
-/* The keys a line may carry after its hash; a ledger will add some. */
+#define S_USD_WANT ": expected a plain decimal amount of USD from 0 to 1000000, such as 20.00"
+#define S_COUNT_WANT ": expected a whole number from 0 to 1000000000000"
+
+static const char *s_kv_limit(hpp_apikey_t *k, const char *v, size_t n)
+{
+    return hpp_apikeys_parse_pd(v, n, &k->limit_pd) ? "limit_usd" S_USD_WANT : NULL;
+}
+
+static const char *s_kv_daily(hpp_apikey_t *k, const char *v, size_t n)
+{
+    return hpp_apikeys_parse_pd(v, n, &k->daily_pd) ? "daily_usd" S_USD_WANT : NULL;
+}
+
+static const char *s_kv_daily_requests(hpp_apikey_t *k, const char *v, size_t n)
+{
+    return hpp_apikeys_parse_count(v, n, &k->daily_requests) ? "daily_requests" S_COUNT_WANT : NULL;
+}
+
+static const char *s_kv_free(hpp_apikey_t *k, const char *v, size_t n)
+{
+    return hpp_apikeys_parse_count(v, n, &k->free_daily_requests)
+               ? "free_daily_requests" S_COUNT_WANT
+               : NULL;
+}
+
+static const char *s_kv_free_funded(hpp_apikey_t *k, const char *v, size_t n)
+{
+    return hpp_apikeys_parse_count(v, n, &k->free_daily_requests_funded)
+               ? "free_daily_requests_funded" S_COUNT_WANT
+               : NULL;
+}
+
+static const char *s_kv_revoked(hpp_apikey_t *k, const char *v, size_t n)
+{
+    if (n != 1 || (v[0] != '0' && v[0] != '1')) {
+        return "revoked: expected 0 or 1";
+    }
+    k->revoked = v[0] == '1';
+    return NULL;
+}
+
+/* The keys a line may carry after its hash. `group` first: it is required. */
 static const struct {
     const char *key; /* name before '=' */
     s_kv_fn fn;      /* reads the value */
 } s_kvs[] = {
     {"group", s_kv_group},
+    {"account", s_kv_account},
     {"budget_usd", s_kv_budget},
+    {"limit_usd", s_kv_limit},
+    {"daily_usd", s_kv_daily},
+    {"daily_requests", s_kv_daily_requests},
+    {"free_daily_requests", s_kv_free},
+    {"free_daily_requests_funded", s_kv_free_funded},
+    {"revoked", s_kv_revoked},
 };
 #define S_NKVS (sizeof s_kvs / sizeof s_kvs[0])
+
+const char *const hpp_apikeys_fields[] = {
+    "group",
+    "account",
+    "budget_usd",
+    "limit_usd",
+    "daily_usd",
+    "daily_requests",
+    "free_daily_requests",
+    "free_daily_requests_funded",
+    "revoked",
+    NULL,
+};
 
 static int s_hexval(char c)
 {
@@ -139,7 +273,12 @@ static int s_line(const char *s, size_t n, const char *name, size_t lineno, s_en
                   char *errbuf, size_t errlen)
 {
     memset(e, 0, sizeof *e);
-    e->line = (uint32_t)(lineno > UINT32_MAX ? UINT32_MAX : lineno);
+    e->info.limit_pd = -1;
+    e->info.daily_pd = -1;
+    e->info.daily_requests = -1;
+    e->info.free_daily_requests = HPP_APIKEY_FREE_DAILY;
+    e->info.free_daily_requests_funded = HPP_APIKEY_FREE_DAILY_FUNDED;
+    e->info.line = (uint32_t)(lineno > UINT32_MAX ? UINT32_MAX : lineno);
     size_t i = 0;
     while (i < n && s_space(s[i])) {
         i++;
@@ -164,6 +303,9 @@ static int s_line(const char *s, size_t n, const char *name, size_t lineno, s_en
         }
         e->hash[k] = (unsigned char)(hi << 4 | lo);
     }
+    memcpy(e->info.hash, s + i, w - i);
+    e->info.hash[w - i] = '\0';
+    memcpy(e->info.account, e->info.hash, sizeof e->info.account);
     unsigned seen = 0;
     i = w;
     for (;;) {
@@ -180,7 +322,7 @@ static int s_line(const char *s, size_t n, const char *name, size_t lineno, s_en
         const char *eq = memchr(s + i, '=', w - i);
         if (!eq || eq == s + i) {
             return s_err(errbuf, errlen, name, lineno, i + 1,
-                         "expected key=value (group=NAME, budget_usd=USD)");
+                         "expected key=value (group=NAME, account=NAME, limit_usd=USD, ...)");
         }
         size_t klen = (size_t)(eq - (s + i));
         size_t k = 0;
@@ -189,15 +331,18 @@ static int s_line(const char *s, size_t n, const char *name, size_t lineno, s_en
             k++;
         }
         if (k == S_NKVS) {
-            return s_err(errbuf, errlen, name, lineno, i + 1,
-                         "unknown key '%.*s' (expected group or budget_usd)",
-                         (int)(klen > 64 ? 64 : klen), s + i);
+            return s_err(
+                errbuf, errlen, name, lineno, i + 1,
+                "unknown key '%.*s' (expected group, account, budget_usd, limit_usd, daily_usd, "
+                "daily_requests, free_daily_requests, free_daily_requests_funded or "
+                "revoked)",
+                (int)(klen > 64 ? 64 : klen), s + i);
         }
         if (seen & (1u << k)) {
             return s_err(errbuf, errlen, name, lineno, i + 1, "%s given twice", s_kvs[k].key);
         }
         seen |= 1u << k;
-        const char *why = s_kvs[k].fn(e, eq + 1, (size_t)(s + w - (eq + 1)));
+        const char *why = s_kvs[k].fn(&e->info, eq + 1, (size_t)(s + w - (eq + 1)));
         if (why) {
             return s_err(errbuf, errlen, name, lineno, (size_t)(eq + 1 - s) + 1, "%s", why);
         }
@@ -214,14 +359,14 @@ static int s_cmp(const void *a, const void *b)
     return memcmp(((const s_entry_t *)a)->hash, ((const s_entry_t *)b)->hash, S_HASH_LEN);
 }
 
-sc_keys_t *sc_keys_parse(const char *text, size_t len, const char *name, char *errbuf,
-                         size_t errlen)
+hpp_apikeys_t *hpp_apikeys_parse(const char *text, size_t len, const char *name, char *errbuf,
+                                 size_t errlen)
 {
     if (sodium_init() < 0) {
         snprintf(errbuf, errlen, "%s: libsodium cannot start", name);
         return NULL;
     }
-    sc_keys_t *self = calloc(1, sizeof *self);
+    hpp_apikeys_t *self = calloc(1, sizeof *self);
     if (!self) {
         snprintf(errbuf, errlen, "%s: out of memory", name);
         return NULL;
@@ -257,33 +402,34 @@ sc_keys_t *sc_keys_parse(const char *text, size_t len, const char *name, char *e
         for (size_t i = 1; i < self->n; i++) {
             if (memcmp(self->v[i - 1].hash, self->v[i].hash, S_HASH_LEN) == 0) {
                 const s_entry_t *a = &self->v[i - 1], *b = &self->v[i];
-                const s_entry_t *later = a->line > b->line ? a : b;
-                s_err(errbuf, errlen, name, later->line, 1, "the same key as line %u",
-                      (unsigned)(later == a ? b->line : a->line));
+                const s_entry_t *later = a->info.line > b->info.line ? a : b;
+                s_err(errbuf, errlen, name, later->info.line, 1, "the same key as line %u",
+                      (unsigned)(later == a ? b->info.line : a->info.line));
                 goto fail;
             }
         }
     }
     return self;
 fail:
-    sc_keys_destroy(&self);
+    hpp_apikeys_destroy(&self);
     return NULL;
 }
 
-sc_keys_t *sc_keys_load(const char *path, char *errbuf, size_t errlen)
+hpp_apikeys_t *hpp_apikeys_load(const char *path, char *errbuf, size_t errlen)
 {
     size_t len = 0;
     mode_t mode = 0;
-    char *text = hpp_file_read(path, SC_KEYS_MAX_FILE, "a key file", &len, &mode, errbuf, errlen);
+    char *text =
+        hpp_file_read(path, HPP_APIKEYS_MAX_FILE, "a key file", &len, &mode, errbuf, errlen);
     if (!text) {
         return NULL;
     }
-    sc_keys_t *self = sc_keys_parse(text, len, path, errbuf, errlen);
+    hpp_apikeys_t *self = hpp_apikeys_parse(text, len, path, errbuf, errlen);
     free(text);
     return self;
 }
 
-void sc_keys_destroy(sc_keys_t **self_p)
+void hpp_apikeys_destroy(hpp_apikeys_t **self_p)
 {
     if (!self_p || !*self_p) {
         return;
@@ -293,18 +439,17 @@ void sc_keys_destroy(sc_keys_t **self_p)
     *self_p = NULL;
 }
 
-size_t sc_keys_count(const sc_keys_t *self)
+size_t hpp_apikeys_count(const hpp_apikeys_t *self)
 {
     return self ? self->n : 0;
 }
 
-const sc_key_info_t *sc_keys_find(const sc_keys_t *self, const char *key, size_t len)
+/* The entry holding hash h, or NULL; the final comparison is constant-time. */
+static const s_entry_t *s_search(const hpp_apikeys_t *self, const unsigned char *h)
 {
     if (!self || self->n == 0) {
         return NULL;
     }
-    unsigned char h[S_HASH_LEN];
-    crypto_hash_sha256(h, (const unsigned char *)key, len);
     size_t lo = 0, hi = self->n;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -315,17 +460,59 @@ const sc_key_info_t *sc_keys_find(const sc_keys_t *self, const char *key, size_t
         }
     }
     const s_entry_t *e = &self->v[lo];
-    bool eq = sodium_memcmp(e->hash, h, S_HASH_LEN) == 0;
-    sodium_memzero(h, sizeof h);
-    return eq ? &e->info : NULL;
+    return sodium_memcmp(e->hash, h, S_HASH_LEN) == 0 ? e : NULL;
 }
 
-const char *sc_keys_check_key(const char *key, size_t len)
+const hpp_apikey_t *hpp_apikeys_find(const hpp_apikeys_t *self, const char *key, size_t len)
+{
+    if (!self || self->n == 0) {
+        return NULL;
+    }
+    unsigned char h[S_HASH_LEN];
+    crypto_hash_sha256(h, (const unsigned char *)key, len);
+    const s_entry_t *e = s_search(self, h);
+    sodium_memzero(h, sizeof h);
+    return e ? &e->info : NULL;
+}
+
+bool hpp_apikeys_hash_ok(const char *s, size_t n)
+{
+    if (n != S_PREFIX_LEN + 2 * S_HASH_LEN || memcmp(s, S_PREFIX, S_PREFIX_LEN) != 0) {
+        return false;
+    }
+    for (size_t i = S_PREFIX_LEN; i < n; i++) {
+        if (s_hexval(s[i]) < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const hpp_apikey_t *hpp_apikeys_find_hash(const hpp_apikeys_t *self, const char *hash, size_t len)
+{
+    if (!hpp_apikeys_hash_ok(hash, len)) {
+        return NULL;
+    }
+    unsigned char h[S_HASH_LEN];
+    for (size_t k = 0; k < S_HASH_LEN; k++) {
+        const char *p = hash + S_PREFIX_LEN + 2 * k;
+        h[k] = (unsigned char)(s_hexval(p[0]) << 4 | s_hexval(p[1]));
+    }
+    const s_entry_t *e = s_search(self, h);
+    return e ? &e->info : NULL;
+}
+
+const hpp_apikey_t *hpp_apikeys_at(const hpp_apikeys_t *self, size_t i)
+{
+    return self && i < self->n ? &self->v[i].info : NULL;
+}
+
+const char *hpp_apikeys_check_key(const char *key, size_t len)
 {
     if (len == 0) {
         return "the key is empty";
     }
-    if (len > SC_KEYS_MAX_KEY) {
+    if (len > HPP_APIKEY_MAX_KEY) {
         return "the key is longer than 1024 bytes";
     }
     for (size_t i = 0; i < len; i++) {
@@ -337,11 +524,11 @@ const char *sc_keys_check_key(const char *key, size_t len)
     return NULL;
 }
 
-void sc_keys_hash_text(const char *key, size_t len, char out[SC_KEYS_HASH_TEXT])
+void hpp_apikeys_hash_text(const char *key, size_t len, char out[HPP_APIKEY_HASH_TEXT])
 {
     unsigned char h[S_HASH_LEN];
     crypto_hash_sha256(h, (const unsigned char *)key, len);
     memcpy(out, S_PREFIX, S_PREFIX_LEN);
-    sodium_bin2hex(out + S_PREFIX_LEN, SC_KEYS_HASH_TEXT - S_PREFIX_LEN, h, sizeof h);
+    sodium_bin2hex(out + S_PREFIX_LEN, HPP_APIKEY_HASH_TEXT - S_PREFIX_LEN, h, sizeof h);
     sodium_memzero(h, sizeof h);
 }

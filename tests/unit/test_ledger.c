@@ -1,0 +1,422 @@
+/* test_ledger.c - the ledger's logic on the embedded store (engine/
+ * eng_store_sqlite.c, through the store interface of eng_store.h) and the
+ * engine's ledger (eng_ledger.c): the checks in their order, reservation,
+ * settlement once, release, expiry, the free counts, the day's rollover,
+ * what a reopened store holds, and decision ids. Each test uses its own
+ * database in a temporary directory. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <time.h>
+
+#include "eng_ledger.h"
+#include "eng_store.h"
+
+#define USD INT64_C(1000000000000)
+
+static char s_dir[64];
+static char s_spec[128];
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/hpp-ledger-XXXXXX");
+    cr_assert_not_null(mkdtemp(s_dir));
+    snprintf(s_spec, sizeof s_spec, "sqlite:%s/ledger.db", s_dir);
+}
+
+static void s_teardown(void)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(ledger, .init = s_setup, .fini = s_teardown);
+
+static eng_store_t *s_open(void)
+{
+    char err[256];
+    eng_store_cfg_t cfg = {.node = 1};
+    eng_store_t *st = eng_store_open(s_spec, &cfg, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    return st;
+}
+
+static eng_store_key_t s_key(const char *hash, const char *account)
+{
+    eng_store_key_t k = {.hash = hash,
+                         .account = account,
+                         .limit_pd = ENG_STORE_NONE,
+                         .daily_pd = ENG_STORE_NONE,
+                         .daily_requests = ENG_STORE_NONE,
+                         .free_daily_requests = 50,
+                         .free_daily_requests_funded = 1000};
+    return k;
+}
+
+static int s_reserve(eng_store_t *st, const eng_store_key_t *k, uint64_t decision, int64_t pd,
+                     bool free_model, eng_store_state_t *out)
+{
+    eng_store_resv_t r = {.decision = decision,
+                          .amount_pd = pd,
+                          .free_model = free_model,
+                          .day = 20000,
+                          .now_ms = 1000,
+                          .expires_ms = 1000 + 300000};
+    char err[160];
+    return st->ops->reserve(st, k, &r, out, err, sizeof err);
+}
+
+static void s_topup(eng_store_t *st, const char *account, int64_t pd)
+{
+    char err[160];
+    int64_t b;
+    cr_assert_eq(st->ops->adjust(st, account, pd, false, &b, err, sizeof err), HPP_OK, "%s", err);
+}
+
+static bool s_settle(eng_store_t *st, uint64_t decision, int64_t cost)
+{
+    eng_store_settle_t s = {.decision = decision,
+                            .cost_pd = cost,
+                            .prompt_tokens = 10,
+                            .completion_tokens = 5,
+                            .now_ms = 2000};
+    bool hit = false;
+    char err[160];
+    cr_assert_eq(st->ops->settle(st, &s, &hit, err, sizeof err), HPP_OK);
+    return hit;
+}
+
+static eng_store_state_t s_read(eng_store_t *st, const eng_store_key_t *k)
+{
+    eng_store_state_t out;
+    char err[160];
+    cr_assert_eq(st->ops->read(st, k, 20000, &out, err, sizeof err), HPP_OK);
+    return out;
+}
+
+Test(ledger, checks_run_in_order_and_refusals_reserve_nothing)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:aa", "acct");
+    k.limit_pd = USD / 1000; /* $0.001 */
+    k.daily_pd = USD / 2000; /* $0.0005: the daily limit is hit first */
+    k.daily_requests = 3;
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_E_INSUFFICIENT_BALANCE);
+    s_topup(st, "acct", USD);
+    cr_assert_eq(s_reserve(st, &k, 2, USD / 1000, false, &s), HPP_OK,
+                 "a reservation is taken whole");
+    /* Daily money before requests; the key's limit before the day's. */
+    cr_assert_eq(s_reserve(st, &k, 3, 1, false, &s), HPP_E_KEY_LIMIT_REACHED);
+    k.limit_pd = ENG_STORE_NONE;
+    cr_assert_eq(s_reserve(st, &k, 3, 1, false, &s), HPP_E_DAILY_LIMIT_REACHED);
+    k.daily_pd = ENG_STORE_NONE;
+    cr_assert_eq(s_reserve(st, &k, 3, 1, false, &s), HPP_OK);
+    cr_assert_eq(s_reserve(st, &k, 4, 1, false, &s), HPP_OK);
+    cr_assert_eq(s_reserve(st, &k, 5, 1, false, &s), HPP_E_DAILY_LIMIT_REACHED, "3 requests a day");
+    s = s_read(st, &k);
+    cr_assert_eq(s.day_requests, 3, "refusals are not counted");
+    cr_assert_eq(s.reserved_pd, USD / 1000 + 2);
+    cr_assert_eq(s.acct_reserved_pd, s.reserved_pd);
+    eng_store_destroy(&st);
+}
+
+Test(ledger, a_settlement_charges_once_and_releases_the_difference)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:bb", "acct");
+    s_topup(st, "acct", USD);
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 7, 5000, false, &s), HPP_OK);
+    cr_assert_eq(eng_store_remaining(&k, &s), USD - 5000);
+    cr_assert(s_settle(st, 7, 1234));
+    cr_assert_not(s_settle(st, 7, 1234), "a second settlement is a no-op");
+    cr_assert_not(s_settle(st, 99, 1), "an unknown decision is a no-op");
+    s = s_read(st, &k);
+    cr_assert_eq(s.balance_pd, USD - 1234);
+    cr_assert_eq(s.spent_pd, 1234);
+    cr_assert_eq(s.day_spent_pd, 1234);
+    cr_assert_eq(s.reserved_pd, 0);
+    cr_assert_eq(s.acct_reserved_pd, 0);
+    cr_assert_eq(s.requests, 1);
+    cr_assert_eq(s.prompt_tokens, 10);
+    /* -1: the reservation's estimate. */
+    cr_assert_eq(s_reserve(st, &k, 8, 777, false, &s), HPP_OK);
+    cr_assert(s_settle(st, 8, -1));
+    cr_assert_eq(s_read(st, &k).spent_pd, 1234 + 777);
+    eng_store_destroy(&st);
+}
+
+Test(ledger, release_and_expiry_charge_nothing)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:cc", "acct");
+    s_topup(st, "acct", USD);
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
+    cr_assert_eq(s_reserve(st, &k, 2, 200, false, &s), HPP_OK);
+    char err[160];
+    bool hit = false;
+    cr_assert_eq(st->ops->release(st, 1, &hit, err, sizeof err), HPP_OK);
+    cr_assert(hit);
+    cr_assert_eq(st->ops->release(st, 1, &hit, err, sizeof err), HPP_OK);
+    cr_assert_not(hit, "released once");
+    uint64_t n = 0;
+    cr_assert_eq(st->ops->expire(st, 1000 + 300000 - 1, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 0, "not yet");
+    cr_assert_eq(st->ops->expire(st, 1000 + 300000, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_not(s_settle(st, 2, 50), "an expired decision settles nothing");
+    s = s_read(st, &k);
+    cr_assert_eq(s.balance_pd, USD);
+    cr_assert_eq(s.reserved_pd, 0);
+    cr_assert_eq(s.spent_pd, 0);
+    eng_store_destroy(&st);
+}
+
+Test(ledger, free_models_are_counted_not_charged)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:dd", "poor");
+    k.free_daily_requests = 2;
+    k.free_daily_requests_funded = 3;
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 0, true, &s), HPP_OK, "no balance needed");
+    cr_assert_eq(s_reserve(st, &k, 2, 0, true, &s), HPP_OK);
+    cr_assert_eq(s_reserve(st, &k, 3, 0, true, &s), HPP_E_DAILY_LIMIT_REACHED);
+    s_topup(st, "poor", 1);
+    cr_assert_eq(s_reserve(st, &k, 4, 0, true, &s), HPP_OK, "funded: 3 a day");
+    cr_assert_eq(s_reserve(st, &k, 5, 0, true, &s), HPP_E_DAILY_LIMIT_REACHED);
+    cr_assert_eq(s_read(st, &k).day_free_requests, 3);
+    eng_store_destroy(&st);
+}
+
+Test(ledger, a_new_day_starts_from_zero)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ee", "acct");
+    k.daily_requests = 1;
+    s_topup(st, "acct", USD);
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 10, false, &s), HPP_OK);
+    cr_assert_eq(s_reserve(st, &k, 2, 10, false, &s), HPP_E_DAILY_LIMIT_REACHED);
+    eng_store_resv_t r = {
+        .decision = 3, .amount_pd = 10, .day = 20001, .now_ms = 1, .expires_ms = 2};
+    char err[160];
+    cr_assert_eq(st->ops->reserve(st, &k, &r, &s, err, sizeof err), HPP_OK, "the next day");
+    cr_assert_eq(s.day, 20001);
+    cr_assert_eq(s.day_requests, 1);
+    cr_assert(s_settle(st, 1, 10), "yesterday's reservation still settles");
+    cr_assert_eq(s_read(st, &k).spent_pd, 10);
+    eng_store_destroy(&st);
+}
+
+Test(ledger, a_reopened_store_holds_what_was_synced)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ff", "acct");
+    s_topup(st, "acct", USD);
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
+    cr_assert_eq(s_reserve(st, &k, 2, 300, false, &s), HPP_OK);
+    cr_assert(s_settle(st, 1, 60));
+    char err[160];
+    cr_assert_eq(st->ops->sync(st, 5000, err, sizeof err), HPP_OK, "%s", err);
+    eng_store_destroy(&st);
+    st = s_open();
+    s = s_read(st, &k);
+    cr_assert_eq(s.balance_pd, USD - 60);
+    cr_assert_eq(s.spent_pd, 60);
+    cr_assert_eq(s.reserved_pd, 300, "the reservation in flight is back");
+    cr_assert_eq(s.acct_reserved_pd, 300);
+    cr_assert(s_settle(st, 2, 250), "and settles after the restart");
+    cr_assert_not(s_settle(st, 1, 60), "a settled decision stays settled");
+    cr_assert_eq(s_read(st, &k).spent_pd, 310);
+    eng_store_destroy(&st);
+}
+
+typedef struct {
+    int n;
+    int64_t sum;
+} s_acc_t;
+
+static bool s_count_account(void *arg, const eng_store_account_t *a)
+{
+    s_acc_t *acc = arg;
+    acc->n++;
+    acc->sum += a->balance_pd;
+    return true;
+}
+
+/* The writer commits by itself, without a sync: the first change after a
+ * commit wakes it. Read through a second connection, polled. */
+Test(ledger, changes_reach_the_disk_without_a_sync)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ab", "acct");
+    s_topup(st, "acct", USD); /* synced: the writer is idle after it */
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
+    cr_assert(s_settle(st, 1, 42));
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t spent = -1;
+    for (int i = 0; i < 500 && spent != 42; i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT spent_pd FROM keys WHERE hash = 'sha256:ab'", -1, &q,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW) {
+            spent = sqlite3_column_int64(q, 0);
+        }
+        sqlite3_finalize(q);
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    sqlite3_close(db);
+    cr_assert_eq(spent, 42, "the settlement was not committed");
+    eng_store_destroy(&st);
+}
+
+Test(ledger, accounts_list_every_account)
+{
+    eng_store_t *st = s_open();
+    s_topup(st, "a", 5);
+    s_topup(st, "b", 7);
+    s_topup(st, "a", 1);
+    s_acc_t acc = {0, 0};
+    char err[160];
+    cr_assert_eq(st->ops->accounts(st, s_count_account, &acc, err, sizeof err), HPP_OK);
+    cr_assert_eq(acc.n, 2);
+    cr_assert_eq(acc.sum, 13);
+    eng_store_destroy(&st);
+}
+
+Test(ledger, remaining_is_the_least_that_applies)
+{
+    eng_store_key_t k = s_key("sha256:00", "x");
+    eng_store_state_t s = {.balance_pd = 100, .acct_reserved_pd = 10};
+    cr_assert_eq(eng_store_remaining(&k, &s), 90);
+    k.limit_pd = 50;
+    s.spent_pd = 20;
+    s.reserved_pd = 5;
+    cr_assert_eq(eng_store_remaining(&k, &s), 25);
+    k.daily_pd = 30;
+    s.day_spent_pd = 10;
+    s.day_reserved_pd = 5;
+    cr_assert_eq(eng_store_remaining(&k, &s), 15);
+}
+
+Test(ledger, decision_ids_carry_the_node)
+{
+    eng_ledger_cfg_t cfg = {.hold_s = 300, .node = 513};
+    char err[160];
+    eng_ledger_t *l = eng_ledger_new(&cfg, err, sizeof err);
+    cr_assert_not_null(l, "%s", err);
+    cr_assert_eq(eng_ledger_node(l), 513);
+    uint64_t id = eng_ledger_decision_id(l, 12345);
+    cr_assert_eq(id >> 48, 513);
+    cr_assert_eq(id & ((UINT64_C(1) << 48) - 1), 12345);
+    cr_assert_gt(eng_ledger_id_base(), 0);
+    eng_ledger_destroy(&l);
+}
+
+Test(ledger, an_unknown_store_is_refused)
+{
+    char err[256];
+    eng_store_cfg_t cfg = {.node = 1};
+    cr_assert_null(eng_store_open("mysql://x", &cfg, err, sizeof err));
+    cr_assert(strstr(err, "unknown store"), "%s", err);
+    cr_assert_null(eng_store_open("sqlite:/nonexistent-dir/x.db", &cfg, err, sizeof err));
+    cr_assert(strstr(err, "cannot open"), "%s", err);
+}
+
+/* step_down in the policy --------------------------------------------------- */
+
+#include "policy_fixture.h"
+
+static char *s_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s (tests run from the repository root)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = calloc(1, (size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return buf;
+}
+
+static const char s_step_policy[] = "settings { free_fallback off }\n"
+                                    "tier free max $0\n"
+                                    "tier budget max $0.15\n"
+                                    "tier mid max $1.50\n"
+                                    "tier standard max $10\n"
+                                    "tier premium\n"
+                                    "group team models \"*\" step_down $5 mid, $0.50 budget, "
+                                    "$0.01 free\n"
+                                    "group plain models \"*\"\n"
+                                    "route r { tier standard }\n";
+
+static const char *s_tier_for(const eng_policy_t *pol, const char *group, hpp_pusd_t remaining,
+                              hpp_status_t *st)
+{
+    hpp_features_t f;
+    hpp_features_init(&f);
+    f.prompt_tokens = 1000;
+    f.output_tokens = 500;
+    f.group = (hpp_str_t){group, strlen(group)};
+    static eng_decision_t d;
+    *st = eng_resolve_remaining(pol, &f, remaining, &d, NULL);
+    return d.status == HPP_OK ? d.tier_name : "";
+}
+
+Test(ledger_policy, step_down_caps_the_tier_and_ends_free)
+{
+    char *json = s_file("policies/catalog.json");
+    eng_catalog_t *cat = fixture_catalog(json);
+    eng_policy_t *pol = fixture_policy(s_step_policy, cat);
+    cr_assert_not_null(pol);
+    hpp_status_t st;
+    cr_assert_str_eq(s_tier_for(pol, "team", ENG_NO_REMAINING, &st), "standard", "no ledger");
+    cr_assert_str_eq(s_tier_for(pol, "team", 10 * USD, &st), "standard");
+    cr_assert_str_eq(s_tier_for(pol, "team", 4 * USD, &st), "mid");
+    cr_assert_str_eq(s_tier_for(pol, "team", USD / 4, &st), "budget");
+    cr_assert_str_eq(s_tier_for(pol, "team", USD / 1000, &st), "free", "free at the end");
+    cr_assert_str_eq(s_tier_for(pol, "team", -5, &st), "free", "even overspent");
+    /* Below the first threshold, the remaining money is the budget: $0.00005
+     * buys nothing paid (free_fallback off here: the answer is the 402). */
+    cr_assert_str_eq(s_tier_for(pol, "team", USD / 20000, &st), "free");
+    cr_assert_str_eq(s_tier_for(pol, "plain", USD / 1000, &st), "standard",
+                     "a group without step_down is not stepped");
+    cr_assert(eng_policy_group_steps(pol, (hpp_str_t){"team", 4}));
+    cr_assert_not(eng_policy_group_steps(pol, (hpp_str_t){"plain", 5}));
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+    free(json);
+}
+
+Test(ledger_policy, step_down_is_checked)
+{
+    char *json = s_file("policies/catalog.json");
+    eng_catalog_t *cat = fixture_catalog(json);
+    const char *bad[] = {
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $5\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down 5 a\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $5 zz\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $1 a, $5 a\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $5 a, $1 b\nroute r { tier b }\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eng_policy_t *pol = fixture_policy(bad[i], cat);
+        cr_assert_null(pol, "accepted: %s", bad[i]);
+    }
+    eng_catalog_destroy(&cat);
+    free(json);
+}
