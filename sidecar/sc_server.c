@@ -2122,6 +2122,25 @@ static int s_ctl_new(sc_server_t *srv)
     return srv->ctl_ev && event_add(srv->ctl_ev, NULL) == 0 ? 0 : -1;
 }
 
+/* The loop. With epoll's change list a descriptor's interest changes are
+ * applied once per turn of the loop, only where they differ from what the
+ * kernel has: evhttp turns a connection's reading off when a request is
+ * read and on again once its answer is written, and its writing on and off
+ * around each answer; without the list each of those is an epoll_ctl call,
+ * about four per request. (The list is unsafe only for descriptors that are
+ * dup()ed while watched, which the server never does.) */
+static struct event_base *s_base_new(void)
+{
+    struct event_config *ec = event_config_new();
+    if (!ec) {
+        return NULL;
+    }
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return base;
+}
+
 static sc_server_t *s_server_new(const sc_config_t *cfg, const sc_server_worker_t *w, char *errbuf,
                                  size_t errlen)
 {
@@ -2145,7 +2164,7 @@ static sc_server_t *s_server_new(const sc_config_t *cfg, const sc_server_worker_
                  cfg->listen);
         goto fail;
     }
-    srv->base = event_base_new();
+    srv->base = s_base_new();
     srv->metrics = sc_metrics_new();
     srv->http = srv->base ? evhttp_new(srv->base) : NULL;
     if (!srv->base || !srv->metrics || !srv->http) {
