@@ -946,10 +946,52 @@ static void s_json_str(struct evbuffer *b, const char *key, const char *v, bool 
     evbuffer_add_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", key, esc);
 }
 
+/* Writes an integer's decimal digits at buf (room for 20); returns them. */
+static size_t s_utoa(uint64_t v, char *buf)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
+/* A cost the engine computed in whole picodollars (hpp_cost_t) arrives as
+ * p / 1e12; when the double is exactly that, "%.12f" would print p's digits
+ * (below 9,007 USD the double is far closer to p / 1e12 than half a
+ * picodollar), so they are written without printf, whose floating-point
+ * path is a visible part of a /v1/route answer's cost (a call per endpoint
+ * of the decision). Returns false for any other value. */
+static bool s_cost_fast(double usd, char *buf, size_t n)
+{
+    if (!(usd >= 0 && usd < 9000) || n < 32) {
+        return false;
+    }
+    uint64_t p = (uint64_t)llround(usd * 1e12);
+    if ((double)p / 1e12 != usd) {
+        return false;
+    }
+    size_t k = s_utoa(p / 1000000000000ull, buf);
+    buf[k++] = '.';
+    uint64_t frac = p % 1000000000000ull;
+    for (uint64_t div = 100000000000ull; div; div /= 10) {
+        buf[k++] = (char)('0' + frac / div % 10);
+    }
+    buf[k] = '\0';
+    return true;
+}
+
 static void s_cost_text(double usd, char *buf, size_t n)
 {
     /* Up to picodollar precision, no exponent, no trailing zeros. */
-    snprintf(buf, n, "%.12f", usd);
+    if (!s_cost_fast(usd, buf, n)) {
+        snprintf(buf, n, "%.12f", usd);
+    }
     char *dot = strchr(buf, '.');
     if (dot) {
         char *end = buf + strlen(buf) - 1;
@@ -1011,6 +1053,18 @@ static void s_jlit(s_jbuf_t *j, const char *lit)
     }
 }
 
+/* A signed integer, without printf. */
+static void s_jint(s_jbuf_t *j, int64_t v)
+{
+    if (j->n + 21 >= sizeof j->buf) {
+        return;
+    }
+    if (v < 0) {
+        j->buf[j->n++] = '-';
+    }
+    j->n += s_utoa(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, j->buf + j->n);
+}
+
 /* ,"key":"escaped value" (no comma when first). */
 static void s_jstr(s_jbuf_t *j, const char *key, const char *v, bool first)
 {
@@ -1045,14 +1099,14 @@ static void s_reply_route(sc_call_t *call)
     s_jlit(&j, ",\"estimated_cost_usd\":");
     s_cost_text(d->cost_usd, num, sizeof num);
     s_jlit(&j, num);
-    snprintf(num, sizeof num, ",\"prompt_tokens\":%lld", (long long)call->f.prompt_tokens);
-    s_jlit(&j, num);
+    s_jlit(&j, ",\"prompt_tokens\":");
+    s_jint(&j, call->f.prompt_tokens);
     if (d->fail_open) {
         s_jlit(&j, ",\"output_tokens\":null,\"fail_open\":true");
     } else {
-        snprintf(num, sizeof num, ",\"output_tokens\":%lld,\"fail_open\":false",
-                 (long long)d->output_tokens);
-        s_jlit(&j, num);
+        s_jlit(&j, ",\"output_tokens\":");
+        s_jint(&j, d->output_tokens);
+        s_jlit(&j, ",\"fail_open\":false");
     }
     s_jlit(&j, ",\"fallbacks\":[");
     for (uint32_t i = 0; i < d->nfallbacks; i++) {
