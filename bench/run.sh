@@ -1611,21 +1611,29 @@ scenario_scaling() {
             WRK_SECS=1 wrk_run "$TMP/scaling_warm_ng.out" "$f" 32 "$NG_URL/v1/route" >/dev/null
             WRK_SECS=1 wrk_run "$TMP/scaling_warm.out" "$f" 32 "$SC_URL/v1/route" \
                 -H 'X-HPP-Task: code' >/dev/null
+            # CPU time per request of each process on the path (wrk aside).
+            local procs=("sidecar=$SC_PID" "engine=$ENGINE_PID") ngprocs=() p
+            for p in $(pgrep -P "$NG_PID"); do ngprocs+=("nginx_$p=$p"); done
             for round in $(seq 1 "$REPEAT"); do
                 load=$(cut -d' ' -f1 /proc/loadavg)
+                snap "$TMP/scaling_cost_a" "${procs[@]}"
                 if wrk_run "$TMP/scaling_sc_${et}_${w}_$round.out" "$f" 32 "$SC_URL/v1/route" \
                     -H 'X-HPP-Task: code'; then
+                    snap "$TMP/scaling_cost_b" "${procs[@]}"
                     record "$OUT/scaling.jsonl" --wrk "$TMP/scaling_sc_${et}_${w}_$round.out" \
                         system=sidecar-route workers="$w" engine_threads="$et" round="$round" \
                         connections=32 body=1k load="$load" cmd="$CMD" sidecar="$scmd" \
-                        engine="$ecmd"
+                        engine="$ecmd" --cost "$TMP/scaling_cost_a" "$TMP/scaling_cost_b"
                 else
                     fails=$((fails + 1))
                 fi
+                snap "$TMP/scaling_cost_a" "${ngprocs[@]}"
                 if wrk_run "$TMP/scaling_ng_${et}_${w}_$round.out" "$f" 32 "$NG_URL/v1/route"; then
+                    snap "$TMP/scaling_cost_b" "${ngprocs[@]}"
                     record "$OUT/scaling.jsonl" --wrk "$TMP/scaling_ng_${et}_${w}_$round.out" \
                         system=nginx-static workers="$w" engine_threads="$et" round="$round" \
-                        connections=32 body=1k load="$load" cmd="$CMD"
+                        connections=32 body=1k load="$load" cmd="$CMD" \
+                        --cost "$TMP/scaling_cost_a" "$TMP/scaling_cost_b"
                 else
                     fails=$((fails + 1))
                 fi
@@ -1645,11 +1653,15 @@ scenario_scaling() {
                 local out=$TMP/scaling_open_${kind}_${et}_$round.out
                 load=$(cut -d' ' -f1 /proc/loadavg)
                 show "${cmd[@]}"
-                if "${cmd[@]}" >"$out" 2>&1; then
+                local rc=0
+                "${cmd[@]}" >"$out" 2>&1 || rc=$?
+                # A run with failed requests (overloaded, late) is recorded
+                # too, with them: it is part of the median, not dropped.
+                if grep -q '^{' "$out"; then
                     record "$OUT/scaling_open.jsonl" --json "$out" system="$kind" \
                         engine_threads="$et" round="$round" rate=20000 load="$load" \
-                        cmd="$(q "${cmd[@]}")" engine="$ecmd"
-                    grep '^  latency_us' "$out" | sed "s/^ */   $kind: /"
+                        exit_status="$rc" cmd="$(q "${cmd[@]}")" engine="$ecmd"
+                    grep '^  latency_us\|first error' "$out" | sed "s/^ */   $kind: /"
                 else
                     fails=$((fails + 1))
                     tail -n 3 "$out" | sed 's/^/   | /'

@@ -64,15 +64,23 @@ def main():
         loads = [r.get("load") for r in sc + ng if r.get("load") is not None]
         rows.append((et, w, sc_rps, ng_rps, ratio, sc, ng, loads))
     out.append("| engine threads | sidecar workers | /v1/route req/s | p99 | nginx static req/s "
-               "| ratio | rounds (sidecar / nginx) | load average |")
-    out.append("|---|---|---|---|---|---|---|---|")
+               "| ratio | CPU us/request: sidecar + engine / nginx | rounds (sidecar / nginx) "
+               "| load average |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for et, w, sc_rps, ng_rps, ratio, sc, ng, loads in rows:
         p99 = med([r["latency_us"]["p99"] for r in sc])
+        cpu = "-"
+        sc_cpu = med([r["cost"]["sidecar"]["cpu_us"] for r in sc
+                      if "sidecar" in r.get("cost", {})])
+        en_cpu = med([r["cost"]["engine"]["cpu_us"] for r in sc if "engine" in r.get("cost", {})])
+        ng_cpu = med([sum(v["cpu_us"] for v in r["cost"].values()) for r in ng if r.get("cost")])
+        if sc_cpu is not None and en_cpu is not None:
+            cpu = f"{sc_cpu:.1f} + {en_cpu:.1f} / {'-' if ng_cpu is None else f'{ng_cpu:.1f}'}"
         rounds = ", ".join(fmt_int(r["rps"]) for r in sc) + " / " + ", ".join(
             fmt_int(r["rps"]) for r in ng)
         load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-"
         out.append(f"| {et} | {w} | {fmt_int(sc_rps)} | {fmt_us(p99)} | {fmt_int(ng_rps)} | "
-                   f"{'-' if ratio is None else f'{ratio:.0%}'} | {rounds} | {load} |")
+                   f"{'-' if ratio is None else f'{ratio:.0%}'} | {cpu} | {rounds} | {load} |")
     out.append("")
     # Scaling: what the second worker adds at each engine setting.
     for et in sorted({c[0] for c in cells}):
@@ -97,8 +105,9 @@ def main():
     out.append("")
     # Open loop.
     if opens:
-        out.append("| engine threads | system | p50 | p99 | p99.9 | runs (p99) | load average |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("| engine threads | system | p50 | p99 | p99.9 | runs (p99) | failed of sent "
+                   "| load average |")
+        out.append("|---|---|---|---|---|---|---|---|")
         for et in sorted({r["engine_threads"] for r in opens}):
             for system in ("engine", "echo"):
                 rs = [r for r in opens if r["engine_threads"] == et and r["system"] == system]
@@ -110,6 +119,8 @@ def main():
                            f"{fmt_us(med([r['p99_us'] for r in rs]))} | "
                            f"{fmt_us(med([r['p999_us'] for r in rs]))} | "
                            + ", ".join(fmt_us(r["p99_us"]) for r in rs) + " | "
+                           + f"{sum(r.get('failed', 0) for r in rs):,} of "
+                           + f"{sum(r.get('sent', 0) for r in rs):,} | "
                            + (f"{min(loads):.1f}-{max(loads):.1f}" if loads else "-") + " |")
         out.append("")
         for et in sorted({r["engine_threads"] for r in opens}):
