@@ -1073,8 +1073,21 @@ static void s_jstr(s_jbuf_t *j, const char *key, const char *v, bool first)
     s_jlit(j, "\":\"");
     /* Leaves room for the closing quote and the rest of the object. */
     size_t cap = sizeof j->buf - 64;
-    if (j->n < cap) {
-        oai_json_escape(j->buf, cap, &j->n, v, strlen(v));
+    size_t len = strlen(v), plain = 0;
+    /* Ids and names rarely need escaping: copied whole when they do not
+     * (what oai_json_escape would write, a byte at a time). */
+    while (plain < len) {
+        unsigned char c = (unsigned char)v[plain];
+        if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f) {
+            break;
+        }
+        plain++;
+    }
+    if (plain == len && j->n + len < cap) {
+        memcpy(j->buf + j->n, v, len);
+        j->n += len;
+    } else if (j->n < cap) {
+        oai_json_escape(j->buf, cap, &j->n, v, len);
     }
     s_jlit(j, "\"");
 }
@@ -1934,6 +1947,14 @@ static void s_on_signal(evutil_socket_t sig, short what, void *arg)
     sc_server_stop(srv);
 }
 
+/* How a worker logs its reload: every worker reloads, the first last
+ * (sc_workers.c), and only the first says so at `level`, the others at
+ * debug: one line per file, written once every worker has it. */
+static eng_log_level_t s_hup_level(const sc_server_t *srv, eng_log_level_t level)
+{
+    return srv->worker.index > 0 ? ENG_LOG_DEBUG : level;
+}
+
 /* SIGHUP: the key file is read again; a bad one leaves the last good table
  * serving, and says where it is bad. */
 static void s_reload_keys(sc_server_t *srv)
@@ -1944,16 +1965,16 @@ static void s_reload_keys(sc_server_t *srv)
     char err[512];
     sc_keys_t *keys = sc_keys_load(srv->cfg.keys_file, err, sizeof err);
     if (!keys) {
-        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu keys loaded before: %s",
-                sc_keys_count(srv->keys), err);
+        eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
+                "SIGHUP: keeping the %zu keys loaded before: %s", sc_keys_count(srv->keys), err);
         return;
     }
     /* Calls copied what they needed from the old table (sc_trust_t). */
     sc_keys_destroy(&srv->keys);
     srv->keys = keys;
     srv->trust.keys = keys;
-    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu keys", srv->cfg.keys_file,
-            sc_keys_count(keys));
+    eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar", "SIGHUP: %s reloaded, %zu keys",
+            srv->cfg.keys_file, sc_keys_count(keys));
 }
 
 static void s_reload_upstreams(sc_server_t *srv)
@@ -1963,12 +1984,13 @@ static void s_reload_upstreams(sc_server_t *srv)
     }
     char err[512];
     if (sc_proxy_reload(srv->proxy, err, sizeof err) != 0) {
-        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu upstreams loaded before: %s",
+        eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
+                "SIGHUP: keeping the %zu upstreams loaded before: %s",
                 sc_proxy_upstreams(srv->proxy), err);
         return;
     }
-    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu upstreams", srv->cfg.upstreams_file,
-            sc_proxy_upstreams(srv->proxy));
+    eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar", "SIGHUP: %s reloaded, %zu upstreams",
+            srv->cfg.upstreams_file, sc_proxy_upstreams(srv->proxy));
 }
 
 /* SIGHUP: the key and upstream files are read again (each bad one leaves
@@ -1976,7 +1998,7 @@ static void s_reload_upstreams(sc_server_t *srv)
 static void s_reload_files(sc_server_t *srv)
 {
     if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
-        eng_log(ENG_LOG_INFO, "sidecar",
+        eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar",
                 "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");
         return;
     }
@@ -1984,9 +2006,11 @@ static void s_reload_files(sc_server_t *srv)
     s_reload_upstreams(srv);
     char err[512];
     if (srv->access && sc_accesslog_reopen(srv->access, err, sizeof err) != 0) {
-        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the access log open before: %s", err);
+        eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
+                "SIGHUP: keeping the access log open before: %s", err);
     } else if (srv->access) {
-        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reopened", srv->cfg.access_log);
+        eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar", "SIGHUP: %s reopened",
+                srv->cfg.access_log);
     }
 }
 

@@ -109,38 +109,46 @@ static void *s_thread(void *arg)
     return NULL;
 }
 
-/* Posts `cmd` to every worker. */
-static void s_post_all(sc_workers_t *self, sc_server_cmd_t cmd)
+/* Waits for `want` reload acknowledgements; returns how many came. */
+static int s_acks(sc_workers_t *self, int want)
 {
-    for (int i = 0; i < self->n; i++) {
-        if (sc_server_post(self->srv[i], cmd) != 0) {
-            eng_log(ENG_LOG_ERROR, "sidecar", "worker %d: cannot post a command: %s", i,
-                    strerror(errno));
-        }
-    }
-}
-
-/* SIGHUP: every worker reloads on its own loop; systemd hears READY once
- * they all have (or after S_RELOAD_WAIT_MS, with the laggards named). */
-static void s_reload(sc_workers_t *self)
-{
-    sd_notify(0, "RELOADING=1");
-    s_post_all(self, SC_SERVER_RELOAD);
     int done = 0;
-    while (done < self->n) {
+    while (done < want) {
         struct pollfd p = {.fd = self->ack[0], .events = POLLIN};
         int rc = poll(&p, 1, S_RELOAD_WAIT_MS);
         if (rc < 0 && errno == EINTR) {
             continue;
         }
         char acks[SC_WORKERS_MAX];
-        ssize_t got = rc > 0 ? read(self->ack[0], acks, (size_t)(self->n - done)) : -1;
+        ssize_t got = rc > 0 ? read(self->ack[0], acks, (size_t)(want - done)) : -1;
         if (got <= 0) {
-            eng_log(ENG_LOG_WARN, "sidecar", "SIGHUP: %d of %d workers reloaded after %d ms", done,
-                    self->n, S_RELOAD_WAIT_MS);
             break;
         }
         done += (int)got;
+    }
+    return done;
+}
+
+/* SIGHUP: every worker reloads on its own loop, the first one last: it
+ * alone logs the outcome (sc_server.c), so a log line about the reload
+ * means every worker has the new files. systemd hears READY once they all
+ * have (or after S_RELOAD_WAIT_MS, with the count that did). */
+static void s_reload(sc_workers_t *self)
+{
+    sd_notify(0, "RELOADING=1");
+    for (int i = 1; i < self->n; i++) {
+        if (sc_server_post(self->srv[i], SC_SERVER_RELOAD) != 0) {
+            eng_log(ENG_LOG_ERROR, "sidecar", "worker %d: cannot post the reload: %s", i,
+                    strerror(errno));
+        }
+    }
+    int done = s_acks(self, self->n - 1);
+    if (sc_server_post(self->srv[0], SC_SERVER_RELOAD) == 0) {
+        done += s_acks(self, 1);
+    }
+    if (done < self->n) {
+        eng_log(ENG_LOG_WARN, "sidecar", "SIGHUP: %d of %d workers reloaded within %d ms", done,
+                self->n, S_RELOAD_WAIT_MS);
     }
     sd_notify(0, "READY=1");
 }

@@ -7,7 +7,8 @@
 #     requests, decisions and engine calls equal what was sent, whichever
 #     worker answers the scrape;
 #   - --max-connections is the process's limit, not each worker's;
-#   - SIGHUP reaches every worker: each logs its reload, a new key works and
+#   - SIGHUP reaches every worker: each logs its reload (the first last, at
+#     info, the others at debug), a new key works and
 #     a removed one is refused on every connection, and the access log is
 #     reopened by each (no line goes to the renamed file);
 #   - SIGTERM stops every worker: the process exits 0 and the port is closed;
@@ -103,7 +104,8 @@ EP=$ready
 # Several workers answer; /metrics sums them -----------------------------------------
 hash() { printf '%s\n' "$1" | "$SIDECAR" --hash-key; }
 printf '%s group=default\n' "$(hash sk-one)" >"$tmp/keys"
-start_sidecar sc_two --workers 2 --keys "$tmp/keys" --access-log "$tmp/access.log" || finish
+start_sidecar sc_two --workers 2 --keys "$tmp/keys" --access-log "$tmp/access.log" \
+    --log-level debug || finish
 P=$ready SPID=$pid
 has_line "2 workers: said at startup" "2 workers;" "$tmp/sc_two.err"
 N=40
@@ -145,6 +147,10 @@ kill -HUP "$SPID"
 await_count "$tmp/sc_two.err" 'SIGHUP: .*keys.* reloaded, 1 keys' 2
 check "SIGHUP: each of the 2 workers reloaded the keys" 2 \
     "$(grep -c 'SIGHUP: .*keys.* reloaded, 1 keys' "$tmp/sc_two.err")"
+# One line at info, the first worker's, written once the other has reloaded
+# (its line at debug): a reader of the log line may count on every worker.
+check "SIGHUP: the info line comes last" "debug info" \
+    "$(grep 'SIGHUP: .*keys.* reloaded, 1 keys' "$tmp/sc_two.err" | awk '{ printf "%s%s", (NR > 1 ? " " : ""), $2 }')"
 await_count "$tmp/sc_two.err" 'SIGHUP: .*access.log reopened' 2
 check "SIGHUP: each of the 2 workers reopened the access log" 2 \
     "$(grep -c 'SIGHUP: .*access.log reopened' "$tmp/sc_two.err")"
