@@ -198,7 +198,7 @@ void sc_failopen_destroy(sc_failopen_t **self_p)
 static bool s_cached(const sc_failopen_cache_t *c, hpp_str_t g)
 {
     for (size_t i = 0; i < c->n; i++) {
-        if (c->len[i] == g.len && memcmp(c->name[i], g.ptr, g.len) == 0) {
+        if (c->len[i] == g.len && (g.len == 0 || memcmp(c->name[i], g.ptr, g.len) == 0)) {
             return true;
         }
     }
@@ -249,7 +249,9 @@ void sc_failopen_seen(sc_failopen_t *self, sc_failopen_cache_t *cache, hpp_str_t
      * Past the cache's size every new name takes the lock, as before. */
     if (cache->n < SC_FAILOPEN_MAX_GROUPS) {
         cache->len[cache->n] = (uint8_t)group.len;
-        memcpy(cache->name[cache->n], group.ptr, group.len);
+        if (group.len) { /* the default group's name may be NULL */
+            memcpy(cache->name[cache->n], group.ptr, group.len);
+        }
         cache->n++;
     }
 }
