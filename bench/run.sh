@@ -20,7 +20,8 @@
 #   SKIP_SCORER=1
 #                           skip one scenario (the report says it was skipped)
 #   ONLY=multi              run only the named scenarios (space-separated: floor resolve
-#                           engine sidecar peers memory reload multi slowconn flood scorer)
+#                           engine sidecar peers memory reload multi slowconn flood scorer
+#                           scaling)
 #   BENCH_SLOW_CONNS=2000   slowconn: slow client connections held at once
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
@@ -1590,6 +1591,124 @@ scenario_scorer() {
     fi
 }
 
+# 13. Scaling (issue goals: /v1/route at 32 connections against nginx's static
+#    reply, by sidecar workers and engine threads; the engine's open loop at
+#    20k/s against the ZeroMQ echo floor). The engine has the full LiteLLM
+#    catalog loaded. For each engine setting (1 thread: --threads 1, routes
+#    decided inline on the network thread; 2 threads: --threads 2
+#    --route-workers) and each --workers (1, 2), REPEAT rounds of wrk -c32 on
+#    the sidecar's /v1/route and on nginx's static reply, interleaved; then
+#    bench_engine open loop at 20k/s against that engine and against the
+#    echo server, interleaved, REPEAT runs each. The sidecar at its defaults
+#    (one worker per core) is profiled with perf under the same load.
+#    Raw records: scaling.jsonl (wrk) and scaling_open.jsonl (bench_engine);
+#    bench/scaling_report.py turns them into the RESULTS.md section.
+SCALING_WORKERS=${BENCH_SCALING_WORKERS:-1 2}
+SCALING_THREADS=${BENCH_SCALING_THREADS:-1 2}
+scenario_scaling() {
+    want scaling SKIP_SCALING || return 0
+    log "13. scaling: sidecar workers x engine threads at 32 connections vs nginx; open loop vs echo"
+    local m
+    for m in hpp-engine hpp-sidecar bench/bench_engine; do
+        if [ ! -x "$B/$m" ]; then
+            status scaling skipped "$B/$m is not built yet"
+            return 0
+        fi
+    done
+    if ! need_pkg wrk wrk || ! need_pkg nginx nginx-light nginx || ! start_nginx; then
+        status scaling skipped "wrk or nginx missing"
+        return 0
+    fi
+    local f=bench/bodies/1k.json et w round fails=0 load
+    for et in $SCALING_THREADS; do
+        local eargs=(--threads "$et")
+        [ "$et" -gt 1 ] && eargs+=(--route-workers)
+        ENGINE_CMD=("$B/hpp-engine" --policy "$POLICY" --catalog "$BUNDLED_CATALOG"
+            --catalog "$LITELLM" --listen tcp://127.0.0.1:0 "${eargs[@]}")
+        start "$TMP/scaling_engine_$et.log" "${ENGINE_CMD[@]}"
+        ENGINE_PID=$PID
+        if ! wait_line "$TMP/scaling_engine_$et.log" '^hpp-engine: ready on ' "$PID" 60; then
+            fails=$((fails + 1))
+            continue
+        fi
+        ENGINE_EP=$(sed -n 's/^hpp-engine: ready on //p' "$TMP/scaling_engine_$et.log" | head -n 1)
+        local ecmd
+        ecmd=$(q "${ENGINE_CMD[@]}")
+        for w in $SCALING_WORKERS; do
+            if ! start_sidecar "scaling_sidecar_${et}_$w" --workers "$w" ||
+                ! check_reply "sidecar --workers $w" "$SC_URL/v1/route" \
+                    '^X-HPP-Router-Resolved-Model: .+' "$f" -H 'X-HPP-Task: code'; then
+                fails=$((fails + 1))
+                continue
+            fi
+            local scmd
+            scmd=$(q "${SC_CMD[@]}")
+            WRK_SECS=1 wrk_run "$TMP/scaling_warm_ng.out" "$f" 32 "$NG_URL/v1/route" >/dev/null
+            WRK_SECS=1 wrk_run "$TMP/scaling_warm.out" "$f" 32 "$SC_URL/v1/route" \
+                -H 'X-HPP-Task: code' >/dev/null
+            # CPU time per request of each process on the path (wrk aside).
+            local procs=("sidecar=$SC_PID" "engine=$ENGINE_PID") ngprocs=() p
+            for p in $(pgrep -P "$NG_PID"); do ngprocs+=("nginx_$p=$p"); done
+            for round in $(seq 1 "$REPEAT"); do
+                load=$(cut -d' ' -f1 /proc/loadavg)
+                snap "$TMP/scaling_cost_a" "${procs[@]}"
+                if wrk_run "$TMP/scaling_sc_${et}_${w}_$round.out" "$f" 32 "$SC_URL/v1/route" \
+                    -H 'X-HPP-Task: code'; then
+                    snap "$TMP/scaling_cost_b" "${procs[@]}"
+                    record "$OUT/scaling.jsonl" --wrk "$TMP/scaling_sc_${et}_${w}_$round.out" \
+                        system=sidecar-route workers="$w" engine_threads="$et" round="$round" \
+                        connections=32 body=1k load="$load" cmd="$CMD" sidecar="$scmd" \
+                        engine="$ecmd" --cost "$TMP/scaling_cost_a" "$TMP/scaling_cost_b"
+                else
+                    fails=$((fails + 1))
+                fi
+                snap "$TMP/scaling_cost_a" "${ngprocs[@]}"
+                if wrk_run "$TMP/scaling_ng_${et}_${w}_$round.out" "$f" 32 "$NG_URL/v1/route"; then
+                    snap "$TMP/scaling_cost_b" "${ngprocs[@]}"
+                    record "$OUT/scaling.jsonl" --wrk "$TMP/scaling_ng_${et}_${w}_$round.out" \
+                        system=nginx-static workers="$w" engine_threads="$et" round="$round" \
+                        connections=32 body=1k load="$load" cmd="$CMD" \
+                        --cost "$TMP/scaling_cost_a" "$TMP/scaling_cost_b"
+                else
+                    fails=$((fails + 1))
+                fi
+            done
+            if [ "$et" = 1 ] && [ "$w" = "${SCALING_WORKERS##* }" ] && [ "$PROFILE" != 0 ]; then
+                profile_pid "sidecar_workers_$w" "$SC_PID" env WRK_BODY="$f" wrk -t2 -c32 \
+                    "-d${SECS}s" -s bench/wrk/route.lua -H 'X-HPP-Task: code' "$SC_URL/v1/route"
+            fi
+            stop "$SC_PID"
+        done
+        # Open loop at 20k/s against this engine, and the echo floor, A B A B.
+        for round in $(seq 1 "$REPEAT"); do
+            local kind
+            for kind in engine echo; do
+                local cmd=("$B/bench/bench_engine" --mode open --rate 20000 --seconds "$SECS")
+                if [ "$kind" = echo ]; then cmd+=(--echo); else cmd+=(--endpoint "$ENGINE_EP"); fi
+                local out=$TMP/scaling_open_${kind}_${et}_$round.out
+                load=$(cut -d' ' -f1 /proc/loadavg)
+                show "${cmd[@]}"
+                local rc=0
+                "${cmd[@]}" >"$out" 2>&1 || rc=$?
+                # A run with failed requests (overloaded, late) is recorded
+                # too, with them: it is part of the median, not dropped.
+                if grep -q '^{' "$out"; then
+                    record "$OUT/scaling_open.jsonl" --json "$out" system="$kind" \
+                        engine_threads="$et" round="$round" rate=20000 load="$load" \
+                        exit_status="$rc" cmd="$(q "${cmd[@]}")" engine="$ecmd"
+                    grep '^  latency_us\|first error' "$out" | sed "s/^ */   $kind: /"
+                else
+                    fails=$((fails + 1))
+                    tail -n 3 "$out" | sed 's/^/   | /'
+                fi
+            done
+        done
+        stop "$ENGINE_PID"
+    done
+    [ -s "$OUT/scaling.jsonl" ] && python3 bench/scaling_report.py "$OUT" | sed 's/^/   /'
+    if [ "$fails" = 0 ]; then status scaling ok; else status scaling failed "$fails runs failed"; fi
+}
+
 # ---------------------------------------------------------------------------
 # Main
 
@@ -1612,6 +1731,7 @@ only multi && scenario_multi
 only flood && scenario_flood
 only slowconn && scenario_slowconn
 only scorer && scenario_scorer
+only scaling && scenario_scaling
 [ -z "${ONLY:-}" ] && scenario_profiles
 cleanup
 PIDS=()

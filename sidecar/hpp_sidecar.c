@@ -18,6 +18,7 @@
 #include "hpp_apikeys.h"
 #include "sc_server.h"
 #include "sc_trust.h"
+#include "sc_workers.h"
 
 enum { S_EXIT_OK = 0, S_EXIT_FAIL = 1, S_EXIT_USAGE = 2 };
 
@@ -120,6 +121,11 @@ static int s_upstream_timeout(void *opts, const char *flag, const char *arg)
 static int s_max_connections(void *opts, const char *flag, const char *arg)
 {
     return eng_flag_int(flag, arg, 1, 10000000, &S_OPTS(opts)->cfg.max_connections);
+}
+
+static int s_workers(void *opts, const char *flag, const char *arg)
+{
+    return eng_flag_int(flag, arg, 1, SC_WORKERS_MAX, &S_OPTS(opts)->cfg.workers);
 }
 
 static int s_header_timeout(void *opts, const char *flag, const char *arg)
@@ -232,6 +238,10 @@ static const eng_flag_t s_flags[] = {
      "client connections open at once; more are answered 503 and closed (default: the "
      "descriptor limit, RLIMIT_NOFILE, less " S_STR(SC_FD_RESERVE) " kept for the rest; "
                                                                    "halved in proxy mode)"},
+    {"--workers", "N", s_workers, 0,
+     "event loops (threads) serving the port, each with its own listening socket "
+     "(SO_REUSEPORT), engine links and upstream pool (default: one per core the process may "
+     "run on; at most " S_STR(SC_WORKERS_MAX) ")"},
     {"--header-timeout", "SECONDS", s_header_timeout, 0,
      "a request's headers must arrive within this, from its first byte (the first request: "
      "from the connection), else 408 and close (default " S_STR(SC_DEFAULT_HEADER_TIMEOUT_S) ")"},
@@ -275,7 +285,7 @@ static void s_print_help(void)
     eng_flags_help(stdout, s_flags, 26);
     printf("\nPrints \"hpp-sidecar: ready on HOST:PORT\" to stderr once listening.\n"
            "SIGHUP reloads the --keys and --upstreams files (a bad file keeps the last\n"
-           "good one) and reopens the --access-log.\n"
+           "good one) and reopens the --access-log, in every worker.\n"
            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad flags.\n");
 }
 
@@ -322,7 +332,7 @@ int main(int argc, char **argv)
     /* A client that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     char err[512];
-    sc_server_t *srv = sc_server_new(&o.cfg, err, sizeof err);
+    sc_workers_t *srv = sc_workers_new(&o.cfg, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "hpp-sidecar: %s\n", err);
         return S_EXIT_FAIL;
@@ -337,20 +347,22 @@ int main(int argc, char **argv)
         el += (size_t)snprintf(engines + el, sizeof engines - el, "%s%s", i ? " " : "",
                                o.cfg.engines[i]);
     }
-    eng_log(ENG_LOG_INFO, "sidecar", "engine%s %s (%s link%s), %s, timeout %d ms%s%s",
-            o.cfg.nengines > 1 ? "s" : "", o.cfg.nengines ? engines : SC_DEFAULT_ENGINE,
-            sc_link_kind_name(sc_server_link_kind(srv)), o.cfg.curve_secret ? ", CURVE" : "",
+    int nw = sc_workers_count(srv);
+    eng_log(ENG_LOG_INFO, "sidecar", "%d worker%s; engine%s %s (%s link%s), %s, timeout %d ms%s%s",
+            nw, nw > 1 ? "s" : "", o.cfg.nengines > 1 ? "s" : "",
+            o.cfg.nengines ? engines : SC_DEFAULT_ENGINE,
+            sc_link_kind_name(sc_workers_link_kind(srv)), o.cfg.curve_secret ? ", CURVE" : "",
             o.cfg.upstream         ? o.cfg.upstream
             : o.cfg.upstreams_file ? o.cfg.upstreams_file
                                    : "decision-only mode",
             o.cfg.timeout_ms, o.cfg.fail_open ? ", fail-open " : "",
             o.cfg.fail_open ? o.cfg.fail_open : "");
-    fprintf(stderr, "hpp-sidecar: ready on %s:%d\n", host, sc_server_port(srv));
+    fprintf(stderr, "hpp-sidecar: ready on %s:%d\n", host, sc_workers_port(srv));
     fflush(stderr);
     /* The same news for systemd (Type=notify); nothing without NOTIFY_SOCKET. */
-    sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d", host, sc_server_port(srv));
-    sc_server_run(srv);
-    sc_server_destroy(&srv);
-    eng_log(ENG_LOG_INFO, "sidecar", "stopped");
-    return S_EXIT_OK;
+    sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d", host, sc_workers_port(srv));
+    int rc = sc_workers_run(srv);
+    sc_workers_destroy(&srv);
+    eng_log(ENG_LOG_INFO, "sidecar", "stopped (%d worker%s)", nw, nw > 1 ? "s" : "");
+    return rc == 0 ? S_EXIT_OK : S_EXIT_FAIL;
 }

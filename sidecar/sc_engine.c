@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,16 @@
 #include "sc_link.h"
 
 #define S_WARN_EVERY_S 60.0 /* disagreement warnings at most this often */
+
+/* The loop that owns an sc_engine_t is the only one to call into it, but
+ * another worker may read its state for /metrics (sc_engine_state,
+ * sc_engine_inflight, sc_engine_disagreements): counters and the `up`
+ * mirror are stored and read with relaxed atomics, the policy a ping
+ * reported (a version and a string) under `policy_lock`, taken only where
+ * a ping answers, an engine goes down, and a reader copies it. */
+#define S_GET(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define S_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+#define S_INC(f) S_SET(f, S_GET(f) + 1)
 
 typedef struct {
     struct sc_engine *owner; /* the engine set, for the timer callback */
@@ -55,6 +66,7 @@ typedef struct {
     uint64_t calls;                         /* calls sent to it, resends included */
     uint64_t resends;                       /* its calls sent elsewhere when it went away */
     uint64_t ping;                          /* policy ping in flight, 0 = none */
+    bool up;                                /* the link's last state callback said up */
     bool policy_known;                      /* a ping answered since it connected */
     uint64_t policy_version;                /* its reported policy version */
     char hash[SC_METRICS_HASH_MAX];         /* its reported policy hash, "" = none */
@@ -73,6 +85,7 @@ struct sc_engine {
     proto_request_t ping_req;              /* the ping request, shared by every engine */
     uint64_t disagreements;                /* ping replies whose hash differed */
     double warned_at;                      /* when a disagreement was last logged */
+    pthread_mutex_t policy_lock;           /* the peers' policy_known, _version and hash */
     s_slot_t *slots;                       /* SC_ENGINE_MAX_INFLIGHT entries */
     uint32_t free_head;                    /* first free slot, UINT32_MAX when none */
     size_t inflight;                       /* used slots */
@@ -109,7 +122,7 @@ static void s_slot_free(sc_engine_t *self, uint32_t i)
     s->gen++;
     s->next_free = self->free_head;
     self->free_head = i;
-    self->inflight--;
+    S_SET(self->inflight, self->inflight - 1);
 }
 
 /* Frees slot i and runs its callback with `res` (no reply). */
@@ -221,7 +234,7 @@ static s_slot_t *s_slot_take(sc_engine_t *self, int peer, proto_request_t *req, 
     uint32_t i = self->free_head;
     s_slot_t *s = &self->slots[i];
     self->free_head = s->next_free;
-    self->inflight++;
+    S_SET(self->inflight, self->inflight + 1);
     s->handle = s->id = s_id(s, i);
     s->req = req;
     s->cb = cb;
@@ -260,7 +273,7 @@ uint64_t sc_engine_call(sc_engine_t *self, proto_request_t *req, sc_engine_cb cb
     if (peer < 0) {
         return s_call_fail(err, SC_CALL_UNAVAILABLE);
     }
-    self->peers[peer].calls++;
+    S_INC(self->peers[peer].calls);
     return s_slot_take(self, peer, req, cb, arg)->handle;
 }
 
@@ -295,8 +308,8 @@ static void s_move_calls(sc_engine_t *self, s_peer_t *p)
         int q = s_encode(self, s->req, s->id) == 0 ? s_send_any(self, p->idx) : -1;
         if (q >= 0) {
             s->peer = (uint8_t)q;
-            self->peers[q].calls++;
-            p->resends++;
+            S_INC(self->peers[q].calls);
+            S_INC(p->resends);
             moved++;
             continue;
         }
@@ -317,6 +330,7 @@ static void s_on_state(void *arg, bool up)
 {
     s_peer_t *p = arg;
     sc_engine_t *self = p->owner;
+    S_SET(p->up, up);
     if (up) {
         /* Its policy at once, not at the next tick. */
         if (self->pinger) {
@@ -324,7 +338,9 @@ static void s_on_state(void *arg, bool up)
         }
         return;
     }
+    pthread_mutex_lock(&self->policy_lock);
     p->policy_known = false;
+    pthread_mutex_unlock(&self->policy_lock);
     s_move_calls(self, p);
 }
 
@@ -343,7 +359,7 @@ static void s_check_agreement(sc_engine_t *self, const s_peer_t *p)
             strcmp(o->hash, p->hash) == 0) {
             continue;
         }
-        self->disagreements++;
+        S_INC(self->disagreements);
         double now = s_mono();
         if (self->warned_at == 0 || now - self->warned_at >= S_WARN_EVERY_S) {
             self->warned_at = now;
@@ -367,6 +383,7 @@ static void s_on_ping(void *arg, sc_eng_result_t res, const proto_reply_t *r, co
     if (res != SC_ENG_REPLY || !r->ok) {
         return; /* down, late or refusing: the last report stands until it goes down */
     }
+    pthread_mutex_lock(&p->owner->policy_lock);
     p->policy_known = true;
     p->policy_version = r->policy_version;
     /* A label value: kept to hex-like characters, cut to fit. */
@@ -377,6 +394,7 @@ static void s_on_ping(void *arg, sc_eng_result_t res, const proto_reply_t *r, co
         p->hash[i] = plain ? c : '_';
     }
     p->hash[n] = '\0';
+    pthread_mutex_unlock(&p->owner->policy_lock);
     s_check_agreement(p->owner, p);
 }
 
@@ -415,7 +433,7 @@ sc_link_kind_t sc_engine_link_kind(const sc_engine_t *self)
 
 size_t sc_engine_inflight(const sc_engine_t *self)
 {
-    return self->inflight;
+    return S_GET(self->inflight);
 }
 
 size_t sc_engine_count(const sc_engine_t *self)
@@ -436,18 +454,21 @@ void sc_engine_state(const sc_engine_t *self, size_t i, sc_metrics_engine_t *out
 {
     const s_peer_t *p = &self->peers[i];
     memset(out, 0, sizeof *out);
-    memcpy(out->endpoint, p->endpoint, sizeof out->endpoint);
-    out->up = sc_link_up(p->link);
-    out->calls = p->calls;
-    out->resends = p->resends;
+    memcpy(out->endpoint, p->endpoint, sizeof out->endpoint); /* set once */
+    out->up = S_GET(p->up);
+    out->calls = S_GET(p->calls);
+    out->resends = S_GET(p->resends);
+    pthread_mutex_t *lock = (pthread_mutex_t *)&self->policy_lock; /* a reader's lock */
+    pthread_mutex_lock(lock);
     out->policy_known = p->policy_known;
     out->policy_version = p->policy_version;
     memcpy(out->policy_hash, p->hash, sizeof out->policy_hash);
+    pthread_mutex_unlock(lock);
 }
 
 uint64_t sc_engine_disagreements(const sc_engine_t *self)
 {
-    return self->disagreements;
+    return S_GET(self->disagreements);
 }
 
 /* Life ------------------------------------------------------------------------ */
@@ -466,6 +487,7 @@ sc_engine_t *sc_engine_new(struct event_base *base, const sc_engine_config_t *cf
         return NULL;
     }
     self->base = base;
+    pthread_mutex_init(&self->policy_lock, NULL);
     self->timeout.tv_sec = cfg->timeout_ms / 1000;
     self->timeout.tv_usec = (cfg->timeout_ms % 1000) * 1000;
     self->tv = event_base_init_common_timeout(base, &self->timeout);
@@ -538,6 +560,7 @@ void sc_engine_destroy(sc_engine_t **self_p)
         }
         free(self->slots);
     }
+    pthread_mutex_destroy(&self->policy_lock);
     free(self);
     *self_p = NULL;
 }

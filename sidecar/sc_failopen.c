@@ -11,6 +11,7 @@
 #include "sc_failopen.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct sc_failopen {
     double refresh_s;                    /* ask again after this long */
     struct event *tick;                  /* periodic */
     bool full_logged;                    /* "table full" said once */
+    pthread_mutex_t lock;                /* the table, for every worker (see the header) */
     s_group_t g[SC_FAILOPEN_MAX_GROUPS]; /* the groups */
 };
 
@@ -50,12 +52,22 @@ static const char *s_name(const s_group_t *e)
     return e->len ? e->group : "default";
 }
 
+static void s_learn(s_group_t *e, sc_eng_result_t res, const proto_reply_t *r);
+
 static void s_on_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, const void *raw,
                        size_t len)
 {
     (void)raw;
     (void)len;
     s_group_t *e = arg;
+    pthread_mutex_lock(&e->owner->lock);
+    s_learn(e, res, r);
+    pthread_mutex_unlock(&e->owner->lock);
+}
+
+/* A probe's answer (under the lock). */
+static void s_learn(s_group_t *e, sc_eng_result_t res, const proto_reply_t *r)
+{
     sc_failopen_t *self = e->owner;
     e->eng = 0;
     if (res != SC_ENG_REPLY) {
@@ -106,12 +118,14 @@ static void s_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     sc_failopen_t *self = arg;
     double now = sc_now();
+    pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < SC_FAILOPEN_MAX_GROUPS; i++) {
         s_group_t *e = &self->g[i];
         if (e->used && !e->eng && (e->state == S_UNKNOWN || now - e->asked >= self->refresh_s)) {
             s_ask(self, e);
         }
     }
+    pthread_mutex_unlock(&self->lock);
 }
 
 /* "default" and "" are the same group. */
@@ -143,6 +157,7 @@ sc_failopen_t *sc_failopen_new(struct event_base *base, sc_engine_t *engine, con
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&self->lock, NULL);
     self->engine = engine;
     self->model = model;
     self->refresh_s = (refresh_ms > 0 ? refresh_ms : 1000) / 1000.0;
@@ -174,14 +189,26 @@ void sc_failopen_destroy(sc_failopen_t **self_p)
     if (self->tick) {
         event_free(self->tick);
     }
+    pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
 }
 
-void sc_failopen_seen(sc_failopen_t *self, hpp_str_t group)
+/* Whether the worker has handed `g` over already (no lock: its own). */
+static bool s_cached(const sc_failopen_cache_t *c, hpp_str_t g)
 {
-    group = s_norm(group);
-    if (group.len > HPP_MAX_GROUP_LEN || s_find(self, group)) {
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->len[i] == g.len && (g.len == 0 || memcmp(c->name[i], g.ptr, g.len) == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Adds `group` to the table (under the lock); the prober asks at once. */
+static void s_add(sc_failopen_t *self, hpp_str_t group, bool prober)
+{
+    if (s_find(self, group)) {
         return;
     }
     for (size_t i = 0; i < SC_FAILOPEN_MAX_GROUPS; i++) {
@@ -192,7 +219,10 @@ void sc_failopen_seen(sc_failopen_t *self, hpp_str_t group)
             e->len = group.len;
             memcpy(e->group, group.ptr, group.len);
             e->group[group.len] = '\0';
-            s_ask(self, e);
+            e->eng = 0;
+            if (prober) {
+                s_ask(self, e);
+            }
             return;
         }
     }
@@ -205,9 +235,38 @@ void sc_failopen_seen(sc_failopen_t *self, hpp_str_t group)
     }
 }
 
+void sc_failopen_seen(sc_failopen_t *self, sc_failopen_cache_t *cache, hpp_str_t group)
+{
+    group = s_norm(group);
+    if (group.len > HPP_MAX_GROUP_LEN || s_cached(cache, group)) {
+        return;
+    }
+    pthread_mutex_lock(&self->lock);
+    s_add(self, group, cache->prober);
+    pthread_mutex_unlock(&self->lock);
+    /* Remembered even when the table is full or the engine forgets the
+     * name (not a group): it is not handed over again from this worker.
+     * Past the cache's size every new name takes the lock, as before. */
+    if (cache->n < SC_FAILOPEN_MAX_GROUPS) {
+        cache->len[cache->n] = (uint8_t)group.len;
+        if (group.len) { /* the default group's name may be NULL */
+            memcpy(cache->name[cache->n], group.ptr, group.len);
+        }
+        cache->n++;
+    }
+}
+
 bool sc_failopen_allows(const sc_failopen_t *self, const hpp_features_t *f, char *why, size_t n)
 {
-    const s_group_t *e = s_find(self, f->group);
+    pthread_mutex_t *lock = (pthread_mutex_t *)&self->lock; /* a reader's lock */
+    pthread_mutex_lock(lock);
+    const s_group_t *found = s_find(self, f->group);
+    s_group_t copy;
+    if (found) {
+        copy = *found;
+    }
+    pthread_mutex_unlock(lock);
+    const s_group_t *e = found ? &copy : NULL;
     hpp_str_t g = s_norm(f->group);
     int glen = g.len ? (int)g.len : 7;
     const char *gname = g.len ? g.ptr : "default";

@@ -4,9 +4,15 @@
  *   DOWN --timer--> CONNECTING --writable--> HANDSHAKE --READY--> UP
  *     ^                  |                        |               |
  *     +---- s_down: error, EOF, handshake deadline, peer ERROR ---+
- * A send writes at once (sendmsg of header and body); only what the kernel
- * does not take waits in `wq` for the socket to become writable, so the
- * common case costs one system call and no loop iteration. A failed write
+ * A send is copied into `batch`, and every frame one turn of the loop
+ * produces (a turn reads many clients' requests when many are busy) is
+ * written with one system call at the end of that turn (`flush`, an event
+ * activated by the first frame: it runs after the callbacks already due in
+ * this turn, before the loop waits again). So a lone request costs one
+ * write and no added wait, and N requests read in one turn cost one write,
+ * not N. Only what the kernel does not take waits in `wq` for the socket to
+ * become writable; frames too large for the batch are written at once
+ * after it. A failed write
  * never closes the socket under a caller: it shuts the socket down, and the
  * read event that this raises closes it from the loop.
  *
@@ -54,6 +60,7 @@
 #define S_ZMQ_HWM (16384 * 2) /* libzmq queue limits, twice the calls in flight */
 #define S_HB_IVL_MS 1000      /* libzmq: a ZMTP PING after this long without traffic */
 #define S_HB_TIMEOUT_MS 3000  /* ... and the connection is given up without an answer */
+#define S_BATCH_MAX 65536     /* frames of one loop turn written together, bytes at most */
 
 enum { S_DOWN, S_CONNECTING, S_HANDSHAKE, S_UP, S_BROKEN };
 
@@ -83,6 +90,10 @@ struct sc_link {
     struct event *timer;          /* reconnect delay and handshake deadline */
     int retry_ms;                 /* next reconnect delay */
     struct evbuffer *wq;          /* bytes the kernel has not taken yet */
+    uint8_t *batch;               /* whole frames sent this turn, not written yet */
+    size_t blen;                  /* bytes in it */
+    struct event *flush;          /* writes the batch at the end of the turn */
+    uint64_t writes;              /* system calls that wrote to the socket */
     uint8_t *rbuf;                /* bytes read, not yet parsed */
     size_t rcap, rlen;            /* its size and fill */
     proto_zmtp_t z;               /* framing state of this connection */
@@ -374,6 +385,7 @@ static void s_close_fd(sc_link_t *self)
         self->fd = -1;
     }
     evbuffer_drain(self->wq, evbuffer_get_length(self->wq));
+    self->blen = 0; /* lost with the connection, as what waits in wq */
     self->rlen = 0;
 }
 
@@ -423,6 +435,7 @@ static int s_flush(sc_link_t *self)
         }
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(self->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        self->writes++;
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 break;
@@ -440,10 +453,36 @@ static int s_flush(sc_link_t *self)
     return 0;
 }
 
+static int s_write(sc_link_t *self, const void *head, size_t hlen, const void *body, size_t blen);
+
+/* Writes the frames batched in this turn (before any other write, which
+ * would otherwise pass them). Returns 0, or -1 when the connection broke. */
+static int s_batch_out(sc_link_t *self)
+{
+    size_t n = self->blen;
+    if (n == 0) {
+        return 0;
+    }
+    self->blen = 0; /* s_write copies what the kernel does not take */
+    return s_write(self, self->batch, n, NULL, 0);
+}
+
+static void s_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sc_link_t *self = arg;
+    if (self->state == S_UP) {
+        s_batch_out(self);
+    } else {
+        self->blen = 0;
+    }
+}
+
 /* Writes head + body now if nothing waits before them, else queues them. */
 static int s_write(sc_link_t *self, const void *head, size_t hlen, const void *body, size_t blen)
 {
-    if (evbuffer_get_length(self->wq) + hlen + blen > S_WQ_MAX) {
+    if (s_batch_out(self) != 0 || evbuffer_get_length(self->wq) + hlen + blen > S_WQ_MAX) {
         return -1;
     }
     size_t done = 0;
@@ -451,6 +490,7 @@ static int s_write(sc_link_t *self, const void *head, size_t hlen, const void *b
         struct iovec iov[2] = {{(void *)head, hlen}, {(void *)body, blen}};
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = blen ? 2 : 1};
         ssize_t w = sendmsg(self->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        self->writes++;
         if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             s_break(self, strerror(errno));
             return -1;
@@ -699,8 +739,10 @@ static int s_zmtp_open(sc_link_t *self, const char *endpoint, char *errbuf, size
     self->wq = evbuffer_new();
     self->rbuf = malloc(S_RBUF_INITIAL);
     self->rcap = S_RBUF_INITIAL;
+    self->batch = malloc(S_BATCH_MAX);
     self->timer = evtimer_new(self->base, s_on_timer, self);
-    if (!self->wq || !self->rbuf || !self->timer) {
+    self->flush = event_new(self->base, -1, 0, s_on_flush, self);
+    if (!self->wq || !self->rbuf || !self->batch || !self->timer || !self->flush) {
         snprintf(errbuf, errlen, "out of memory");
         return -1;
     }
@@ -776,6 +818,10 @@ void sc_link_destroy(sc_link_t **self_p)
     if (self->timer) {
         event_free(self->timer);
     }
+    if (self->flush) {
+        event_free(self->flush);
+    }
+    free(self->batch);
     free(self->rbuf);
     free(self);
     *self_p = NULL;
@@ -791,5 +837,21 @@ int sc_link_send(sc_link_t *self, const void *buf, size_t len)
     }
     uint8_t head[PROTO_ZMTP_HEAD_MAX];
     size_t hl = proto_zmtp_frame_head(head, len, false);
+    /* Into this turn's batch when nothing waits for the socket already (a
+     * full kernel buffer: then the frame joins the queue behind it). */
+    if (evbuffer_get_length(self->wq) == 0 && hl + len <= S_BATCH_MAX - self->blen) {
+        if (self->blen == 0) {
+            event_active(self->flush, EV_TIMEOUT, 0);
+        }
+        memcpy(self->batch + self->blen, head, hl);
+        memcpy(self->batch + self->blen + hl, buf, len);
+        self->blen += hl + len;
+        return 0;
+    }
     return s_write(self, head, hl, buf, len);
+}
+
+uint64_t sc_link_writes(const sc_link_t *self)
+{
+    return self->writes;
 }

@@ -4,7 +4,9 @@
  * Two kinds, one contract:
  *   SC_LINK_ZMTP    the loop's own TCP socket speaking ZMTP 3 (proto_zmtp.h).
  *                   A round trip wakes no other thread of the sidecar, and a
- *                   send is written at once, not handed to an I/O thread.
+ *                   send is written by the loop itself, not handed to an I/O
+ *                   thread: every frame of one turn of the loop in one write,
+ *                   at the end of that turn.
  *                   The NULL mechanism only.
  *   SC_LINK_LIBZMQ  a libzmq DEALER watched through ZMQ_FD. Any endpoint
  *                   libzmq knows (ipc://, hostnames resolved per connect),
@@ -24,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hpp_keys.h"
 
@@ -70,6 +73,11 @@ void sc_link_destroy(sc_link_t **self_p);
 /* Sends one single-frame message. Returns 0, or -1 when no connection is
  * up or the send queue is full. Never blocks, never calls back. */
 int sc_link_send(sc_link_t *self, const void *buf, size_t len);
+
+/* System calls that wrote to the engine's socket (zmtp; 0 for libzmq,
+ * whose I/O thread writes): the frames sent in one turn of the loop go out
+ * in one. */
+uint64_t sc_link_writes(const sc_link_t *self);
 
 /* The kind in use (never SC_LINK_AUTO). */
 sc_link_kind_t sc_link_kind(const sc_link_t *self);

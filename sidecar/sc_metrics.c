@@ -18,6 +18,16 @@
 #include "eng_decision.h"
 #include "hpp_procstats.h"
 
+/* Each sc_metrics_t has one writer, its worker's loop; another worker may
+ * read it at any time to sum every worker's figures for /metrics
+ * (sc_metrics_merge). So every field is stored and read whole, with relaxed
+ * atomic operations: on the writer's side they compile to the plain loads
+ * and stores of an increment (no lock, no fence), and a reader never sees a
+ * torn value. A sum may miss the increments of the last microseconds. */
+#define S_GET(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define S_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+#define S_INC(f) S_SET(f, S_GET(f) + 1)
+
 static const int s_statuses[] = {200, 400, 402, 403, 404, 405, 413, 422,
                                  429, 431, 500, 502, 503, 504, 0};
 #define S_NSTATUS (sizeof s_statuses / sizeof s_statuses[0]) /* last slot: other */
@@ -86,6 +96,8 @@ struct sc_metrics {
     uint64_t disagreements;                              /* policy hash disagreements seen */
     size_t ndecisions;                                   /* used entries of decisions[] */
     s_decision_t decisions[SC_METRICS_MAX_DECISIONS];    /* open addressing */
+    uint64_t worker_requests[SC_METRICS_MAX_WORKERS];    /* per worker, set before rendering */
+    size_t nworkers;                                     /* used entries, 0 = not shown */
 };
 
 sc_metrics_t *sc_metrics_new(void)
@@ -113,10 +125,13 @@ static void s_observe(s_hist_t *h, double seconds)
         b++;
     }
     if (b < S_NBUCKETS) {
-        h->bucket[b]++;
+        S_INC(h->bucket[b]);
     }
-    h->count++;
-    h->sum += seconds;
+    S_INC(h->count);
+    double sum;
+    __atomic_load(&h->sum, &sum, __ATOMIC_RELAXED);
+    sum += seconds;
+    __atomic_store(&h->sum, &sum, __ATOMIC_RELAXED);
 }
 
 void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double seconds)
@@ -128,7 +143,7 @@ void sc_metrics_request(sc_metrics_t *self, sc_route_t route, int status, double
     while (i < S_NSTATUS - 1 && s_statuses[i] != status) {
         i++;
     }
-    self->requests[route][i]++;
+    S_INC(self->requests[route][i]);
     s_observe(&self->latency[route], seconds);
 }
 
@@ -160,7 +175,7 @@ void sc_metrics_decision(sc_metrics_t *self, const char *model, size_t model_len
                          size_t tier_len)
 {
     if (model_len == 0 || model_len > 256 || tier_len > 64) {
-        self->decisions_other++;
+        S_INC(self->decisions_other);
         return;
     }
     size_t mask = SC_METRICS_MAX_DECISIONS - 1;
@@ -178,16 +193,17 @@ void sc_metrics_decision(sc_metrics_t *self, const char *model, size_t model_len
             d->model[model_len] = '\0';
             memcpy(d->tier, tier, tier_len);
             d->tier[tier_len] = '\0';
-            d->count = 1;
+            /* Published: a reader that sees the count sees the names. */
+            __atomic_store_n(&d->count, 1, __ATOMIC_RELEASE);
             return;
         }
         if (strlen(d->model) == model_len && memcmp(d->model, model, model_len) == 0 &&
             strlen(d->tier) == tier_len && memcmp(d->tier, tier, tier_len) == 0) {
-            d->count++;
+            S_INC(d->count);
             return;
         }
     }
-    self->decisions_other++;
+    S_INC(self->decisions_other);
 }
 
 void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *code)
@@ -195,61 +211,61 @@ void sc_metrics_engine_error(sc_metrics_t *self, sc_engerr_t kind, const char *c
     if ((unsigned)kind >= SC_ENGERR_COUNT) {
         return;
     }
-    self->engine_errors[kind]++;
+    S_INC(self->engine_errors[kind]);
     if (kind == SC_ENGERR_STATUS) {
         int s = code ? hpp_status_from_name(code, strlen(code)) : -1;
-        self->engine_codes[s > 0 ? s : HPP_E_INTERNAL]++;
+        S_INC(self->engine_codes[s > 0 ? s : HPP_E_INTERNAL]);
     }
 }
 
 void sc_metrics_fail_open(sc_metrics_t *self)
 {
-    self->fail_open++;
+    S_INC(self->fail_open);
 }
 
 void sc_metrics_access_dropped(sc_metrics_t *self, uint64_t n)
 {
-    self->access_dropped = n;
+    S_SET(self->access_dropped, n);
 }
 
 void sc_metrics_retry(sc_metrics_t *self, sc_retry_t why)
 {
     if ((unsigned)why < SC_RETRY_COUNT) {
-        self->retries[why]++;
+        S_INC(self->retries[why]);
     }
 }
 
 void sc_metrics_upstream(sc_metrics_t *self, int status)
 {
     int cls = status / 100;
-    self->upstream[cls >= 1 && cls <= 5 ? cls : 0]++;
+    S_INC(self->upstream[cls >= 1 && cls <= 5 ? cls : 0]);
 }
 
 void sc_metrics_connections(sc_metrics_t *self, uint64_t open)
 {
-    self->conns_open = open;
+    S_SET(self->conns_open, open);
 }
 
 void sc_metrics_connection_refused(sc_metrics_t *self)
 {
-    self->conns_refused++;
+    S_INC(self->conns_refused);
 }
 
 void sc_metrics_accept_error(sc_metrics_t *self)
 {
-    self->accept_errors++;
+    S_INC(self->accept_errors);
 }
 
 void sc_metrics_client_timeout(sc_metrics_t *self, sc_ctimeout_t phase)
 {
     if ((unsigned)phase < SC_CTIMEOUT_COUNT) {
-        self->ctimeouts[phase]++;
+        S_INC(self->ctimeouts[phase]);
     }
 }
 
 void sc_metrics_inflight(sc_metrics_t *self, uint64_t n)
 {
-    self->inflight = n;
+    S_SET(self->inflight, n);
 }
 
 void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, size_t n,
@@ -259,6 +275,117 @@ void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, 
     memcpy(self->engines, engines, n * sizeof *engines);
     self->nengines = n;
     self->disagreements = disagreements;
+}
+
+/* Sums `n` counters read from a live writer. */
+static void s_add_all(uint64_t *sum, const uint64_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sum[i] += S_GET(src[i]);
+    }
+}
+
+static void s_merge_hist(s_hist_t *sum, const s_hist_t *src)
+{
+    s_add_all(sum->bucket, src->bucket, S_NBUCKETS);
+    sum->count += S_GET(src->count);
+    double v;
+    __atomic_load(&src->sum, &v, __ATOMIC_RELAXED);
+    sum->sum += v;
+}
+
+/* Adds `count` decisions of a pair to the table (a merge: no one else
+ * writes `self`). */
+static void s_decisions_add(sc_metrics_t *self, const char *model, const char *tier, uint64_t count)
+{
+    size_t ml = strlen(model), tl = strlen(tier);
+    size_t mask = SC_METRICS_MAX_DECISIONS - 1;
+    size_t i = (size_t)s_hash(model, ml, tier, tl) & mask;
+    for (size_t probe = 0; probe < SC_METRICS_MAX_DECISIONS; probe++) {
+        s_decision_t *d = &self->decisions[(i + probe) & mask];
+        if (d->model[0] == '\0') {
+            if (self->ndecisions >= SC_METRICS_MAX_DECISIONS * 3 / 4) {
+                break;
+            }
+            self->ndecisions++;
+            memcpy(d->model, model, ml + 1);
+            memcpy(d->tier, tier, tl + 1);
+            d->count = count;
+            return;
+        }
+        if (strcmp(d->model, model) == 0 && strcmp(d->tier, tier) == 0) {
+            d->count += count;
+            return;
+        }
+    }
+    self->decisions_other += count;
+}
+
+void sc_metrics_merge(sc_metrics_t *sum, const sc_metrics_t *src)
+{
+    for (int r = 0; r < SC_ROUTE_COUNT; r++) {
+        s_add_all(sum->requests[r], src->requests[r], S_NSTATUS);
+        s_merge_hist(&sum->latency[r], &src->latency[r]);
+    }
+    s_merge_hist(&sum->engine_time, &src->engine_time);
+    s_merge_hist(&sum->upstream_time, &src->upstream_time);
+    s_add_all(sum->engine_errors, src->engine_errors, SC_ENGERR_COUNT);
+    s_add_all(sum->engine_codes, src->engine_codes, HPP_STATUS_COUNT);
+    s_add_all(sum->retries, src->retries, SC_RETRY_COUNT);
+    s_add_all(sum->upstream, src->upstream, 6);
+    s_add_all(sum->ctimeouts, src->ctimeouts, SC_CTIMEOUT_COUNT);
+    sum->fail_open += S_GET(src->fail_open);
+    sum->access_dropped += S_GET(src->access_dropped);
+    sum->inflight += S_GET(src->inflight);
+    sum->conns_open += S_GET(src->conns_open);
+    sum->conns_refused += S_GET(src->conns_refused);
+    sum->accept_errors += S_GET(src->accept_errors);
+    sum->decisions_other += S_GET(src->decisions_other);
+    for (size_t i = 0; i < SC_METRICS_MAX_DECISIONS; i++) {
+        const s_decision_t *d = &src->decisions[i];
+        /* Acquire: the names were written before the count was published. */
+        uint64_t c = __atomic_load_n(&d->count, __ATOMIC_ACQUIRE);
+        if (c) {
+            s_decisions_add(sum, d->model, d->tier, c);
+        }
+    }
+}
+
+uint64_t sc_metrics_requests_total(const sc_metrics_t *self)
+{
+    uint64_t n = 0;
+    for (int r = 0; r < SC_ROUTE_COUNT; r++) {
+        for (size_t i = 0; i < S_NSTATUS; i++) {
+            n += S_GET(self->requests[r][i]);
+        }
+    }
+    return n;
+}
+
+void sc_metrics_workers(sc_metrics_t *self, const uint64_t *requests, size_t n)
+{
+    n = n > SC_METRICS_MAX_WORKERS ? SC_METRICS_MAX_WORKERS : n;
+    memcpy(self->worker_requests, requests, n * sizeof *requests);
+    self->nworkers = n;
+}
+
+/* The workers' series: how many serve, and the requests each answered. */
+static void s_render_workers(const sc_metrics_t *self, FILE *fp)
+{
+    if (self->nworkers == 0) {
+        return;
+    }
+    fprintf(fp,
+            "# HELP hpp_sidecar_workers Event loops (threads) serving the port (--workers).\n"
+            "# TYPE hpp_sidecar_workers gauge\n"
+            "hpp_sidecar_workers %zu\n"
+            "# HELP hpp_sidecar_worker_requests_total HTTP requests answered, by worker.\n"
+            "# TYPE hpp_sidecar_worker_requests_total counter\n",
+            self->nworkers);
+    for (size_t i = 0; i < self->nworkers; i++) {
+        fprintf(fp, "hpp_sidecar_worker_requests_total{worker=\"%zu\"} %llu\n", i,
+                (unsigned long long)self->worker_requests[i]);
+    }
 }
 
 /* One histogram's series; `label` is `route="..."` or "" for none. */
@@ -494,6 +621,7 @@ char *sc_metrics_render(const sc_metrics_t *self, size_t *len)
     s_render_engines(self, fp);
     s_render_upstream(self, fp);
     s_render_connections(self, fp);
+    s_render_workers(self, fp);
     hpp_build_info_write(fp, "hpp_sidecar_build_info");
     hpp_procstats_t ps;
     hpp_procstats_read(&ps);

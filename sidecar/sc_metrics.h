@@ -1,11 +1,12 @@
 /* sc_metrics.h - the sidecar's counters and their Prometheus text.
  *
- * One event loop owns one sc_metrics_t, so updates are plain increments with
- * no locks or atomics. Label sets are fixed tables (routes, statuses, engine
- * error kinds, retry reasons) except decisions by model and tier, kept in a
- * bounded open-addressing table: past 3/4 of SC_METRICS_MAX_DECISIONS distinct
- * pairs new pairs count under model="other" so a flood of ids cannot grow
- * memory or the exposition.
+ * One event loop (a worker, sc_workers.h) owns one sc_metrics_t and is its
+ * only writer: updates are increments with no lock, stored with relaxed
+ * atomics so that another worker may read them at any time and sum every
+ * worker's figures for /metrics (sc_metrics_merge). Label sets are fixed tables (routes, statuses,
+ * engine error kinds, retry reasons) except decisions by model and tier, kept in a bounded
+ * open-addressing table: past 3/4 of SC_METRICS_MAX_DECISIONS distinct pairs new pairs count under
+ * model="other" so a flood of ids cannot grow memory or the exposition.
  */
 #ifndef SC_METRICS_H
 #define SC_METRICS_H
@@ -18,6 +19,7 @@
 #define SC_METRICS_MAX_ENGINES 8    /* engines behind one sidecar, the `engine` label */
 #define SC_METRICS_HASH_MAX 65      /* a policy hash label, with the NUL (SHA-256 in hex) */
 #define SC_METRICS_ENDPOINT_MAX 256 /* an engine endpoint label, with the NUL */
+#define SC_METRICS_MAX_WORKERS 256  /* workers of one sidecar, the `worker` label */
 
 /* Routes, the `route` label. */
 typedef enum {
@@ -120,6 +122,19 @@ void sc_metrics_inflight(sc_metrics_t *self, uint64_t n);
  * count of policy disagreements seen between them. */
 void sc_metrics_engines(sc_metrics_t *self, const sc_metrics_engine_t *engines, size_t n,
                         uint64_t disagreements);
+
+/* Adds every counter, histogram, gauge and decision of `src` into `sum`
+ * (not the engine and worker series: set those with sc_metrics_engines and
+ * sc_metrics_workers). `src` may be written meanwhile by its own loop;
+ * nothing else may write `sum`. */
+void sc_metrics_merge(sc_metrics_t *sum, const sc_metrics_t *src);
+
+/* Requests answered, every route and status; safe from any thread. */
+uint64_t sc_metrics_requests_total(const sc_metrics_t *self);
+
+/* Sets the per-worker series: requests[i] answered by worker i (n <=
+ * SC_METRICS_MAX_WORKERS, copied); n = 0 leaves them out. */
+void sc_metrics_workers(sc_metrics_t *self, const uint64_t *requests, size_t n);
 
 /* Renders every metric in the Prometheus text format (version 0.0.4),
  * hpp_sidecar_build_info and the process_* series (read at the call) included.

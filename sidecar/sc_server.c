@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "eng_common.h"
 #include "hpp_keys.h"
@@ -93,8 +95,10 @@ struct sc_server {
     hpp_apikeys_t *keys;               /* --keys table, NULL = none */
     sc_accesslog_t *access;            /* --access-log, NULL = none */
     sc_trust_config_t trust;           /* the trust boundary's settings (keys: the table above) */
-    sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group */
     sc_report_t *reports;              /* proxy mode: reports waiting for the loop's next turn */
+    sc_failopen_t *failopen;           /* --fail-open: what the model may answer, per group; one
+                                          table for every worker, made by the first */
+    sc_failopen_cache_t fo_seen;       /* the groups this worker handed to that table */
     sc_engine_t *engine;               /* link to hpp-engine */
     sc_metrics_t *metrics;             /* counters */
     sc_proxy_t *proxy;                 /* proxy mode: the upstream; NULL = decision only */
@@ -116,10 +120,19 @@ struct sc_server {
     s_ratelog_t accept_log;     /* failed accepts */
     s_ratelog_t refuse_log;     /* refused connections */
     struct sc_server *next_srv; /* s_servers link */
+
+    /* One worker of several (sc_workers.h), or alone (worker.count 0). */
+    sc_server_worker_t worker; /* index, peers, the shared connection count */
+    int open_alone;            /* the connection count when alone */
+    int *open_all;             /* connections open in the process: worker.open or &open_alone */
+    int ctl[2];                /* control pipe: commands from other threads */
+    struct event *ctl_ev;      /* reads them on the loop */
 };
 
 /* The servers of the process. The listener's error callback is given the
- * evhttp (libevent's own callback data), and finds its server here. */
+ * evhttp (libevent's own callback data), and finds its server here. Workers
+ * are added and removed only while none runs (sc_workers.c), so the loops
+ * read the list without a lock. */
 static sc_server_t *s_servers;
 
 void sc_config_defaults(sc_config_t *cfg)
@@ -365,6 +378,7 @@ static void s_on_conn_close(struct evhttp_connection *evcon, void *arg)
         srv->conns[c->fd] = NULL;
     }
     srv->open--;
+    __atomic_fetch_sub(srv->open_all, 1, __ATOMIC_RELAXED);
     sc_metrics_connections(srv->metrics, (uint64_t)srv->open);
     c->evcon = NULL;
     c->bev = NULL;
@@ -468,12 +482,28 @@ static int s_conns_fit(sc_server_t *srv, int fd)
     return 0;
 }
 
-/* Follows a connection evhttp made (see above). Returns its state, or NULL
- * when out of memory (the connection then goes on untracked). */
+/* Counts one more connection open in the process unless that would pass
+ * --max-connections, a limit of the process: with several workers the count
+ * is theirs together. Returns whether it was counted. */
+static bool s_conn_reserve(sc_server_t *srv)
+{
+    if (__atomic_fetch_add(srv->open_all, 1, __ATOMIC_RELAXED) < srv->max_conns) {
+        return true;
+    }
+    __atomic_fetch_sub(srv->open_all, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
+/* Follows a connection evhttp made (see above); `reserved`: it is counted
+ * in open_all already (s_conn_reserve). Returns its state, or NULL when out
+ * of memory (the connection then goes on untracked, and uncounted). */
 static s_conn_t *s_conn_track(sc_server_t *srv, struct evhttp_connection *evcon,
-                              struct bufferevent *bev, int fd)
+                              struct bufferevent *bev, int fd, bool reserved)
 {
     if (fd < 0 || s_conns_fit(srv, fd) != 0) {
+        if (reserved) {
+            __atomic_fetch_sub(srv->open_all, 1, __ATOMIC_RELAXED);
+        }
         return NULL;
     }
     s_conn_t *c = srv->conn_pool;
@@ -497,7 +527,13 @@ static s_conn_t *s_conn_track(sc_server_t *srv, struct evhttp_connection *evcon,
     if (!c->watch) {
         event_free(c->deadline);
         free(c);
+        if (reserved) {
+            __atomic_fetch_sub(srv->open_all, 1, __ATOMIC_RELAXED);
+        }
         return NULL;
+    }
+    if (!reserved) {
+        __atomic_fetch_add(srv->open_all, 1, __ATOMIC_RELAXED);
     }
     srv->conns[fd] = c;
     srv->open++;
@@ -519,7 +555,7 @@ static s_conn_t *s_conn_of(sc_server_t *srv, struct evhttp_request *req)
     if (fd >= 0 && fd < srv->nconns && srv->conns[fd] && srv->conns[fd]->evcon == evcon) {
         return srv->conns[fd];
     }
-    return s_conn_track(srv, evcon, bev, fd);
+    return s_conn_track(srv, evcon, bev, fd, false);
 }
 
 /* A new connection's bufferevent, asked for by evhttp as it accepts. */
@@ -561,19 +597,19 @@ static void s_on_adopt(evutil_socket_t fd, short what, void *arg)
         bufferevent_getcb(bev, &rcb, NULL, NULL, &evcon);
         int sock = (int)bufferevent_getfd(bev);
         if (rcb && evcon && sock >= 0) { /* else evhttp freed it already */
-            if (srv->open >= srv->max_conns) {
+            if (!s_conn_reserve(srv)) {
+                int open = __atomic_load_n(srv->open_all, __ATOMIC_RELAXED);
                 sc_metrics_connection_refused(srv->metrics);
                 char what_[96];
-                snprintf(what_, sizeof what_, "%d open", srv->open);
+                snprintf(what_, sizeof what_, "%d open", open);
                 s_ratelog(&srv->refuse_log, ENG_LOG_WARN,
                           "connection refused (503): %s, --max-connections reached%s", what_);
                 oai_error_t err;
                 oai_error_set(&err, 503, "too_many_connections", NULL,
-                              "the sidecar has %d connections open, its --max-connections",
-                              srv->open);
+                              "the sidecar has %d connections open, its --max-connections", open);
                 s_answer_close(evcon, bev, &err);
             } else {
-                s_conn_track(srv, evcon, bev, sock);
+                s_conn_track(srv, evcon, bev, sock, true);
             }
         }
         bufferevent_decref(bev);
@@ -798,6 +834,9 @@ static void s_call_finish(sc_call_t *call)
     }
     sc_metrics_request(srv->metrics, call->route, call->status, took);
     sc_accesslog_write(srv->access, call, took);
+    if (srv->access) { /* read by /metrics from any worker: kept in the metrics */
+        sc_metrics_access_dropped(srv->metrics, sc_accesslog_dropped(srv->access));
+    }
     sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
     if (call->defer) {
         event_del(call->defer);
@@ -912,10 +951,52 @@ static void s_json_str(struct evbuffer *b, const char *key, const char *v, bool 
     evbuffer_add_printf(b, "%s\"%s\":\"%s\"", first ? "" : ",", key, esc);
 }
 
+/* Writes an integer's decimal digits at buf (room for 20); returns them. */
+static size_t s_utoa(uint64_t v, char *buf)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = tmp[n - 1 - i];
+    }
+    return n;
+}
+
+/* A cost the engine computed in whole picodollars (hpp_cost_t) arrives as
+ * p / 1e12; when the double is exactly that, "%.12f" would print p's digits
+ * (below 9,007 USD the double is far closer to p / 1e12 than half a
+ * picodollar), so they are written without printf, whose floating-point
+ * path is a visible part of a /v1/route answer's cost (a call per endpoint
+ * of the decision). Returns false for any other value. */
+static bool s_cost_fast(double usd, char *buf, size_t n)
+{
+    if (!(usd >= 0 && usd < 9000) || n < 32) {
+        return false;
+    }
+    uint64_t p = (uint64_t)llround(usd * 1e12);
+    if ((double)p / 1e12 != usd) {
+        return false;
+    }
+    size_t k = s_utoa(p / 1000000000000ull, buf);
+    buf[k++] = '.';
+    uint64_t frac = p % 1000000000000ull;
+    for (uint64_t div = 100000000000ull; div; div /= 10) {
+        buf[k++] = (char)('0' + frac / div % 10);
+    }
+    buf[k] = '\0';
+    return true;
+}
+
 static void s_cost_text(double usd, char *buf, size_t n)
 {
     /* Up to picodollar precision, no exponent, no trailing zeros. */
-    snprintf(buf, n, "%.12f", usd);
+    if (!s_cost_fast(usd, buf, n)) {
+        snprintf(buf, n, "%.12f", usd);
+    }
     char *dot = strchr(buf, '.');
     if (dot) {
         char *end = buf + strlen(buf) - 1;
@@ -977,6 +1058,18 @@ static void s_jlit(s_jbuf_t *j, const char *lit)
     }
 }
 
+/* A signed integer, without printf. */
+static void s_jint(s_jbuf_t *j, int64_t v)
+{
+    if (j->n + 21 >= sizeof j->buf) {
+        return;
+    }
+    if (v < 0) {
+        j->buf[j->n++] = '-';
+    }
+    j->n += s_utoa(v < 0 ? 0 - (uint64_t)v : (uint64_t)v, j->buf + j->n);
+}
+
 /* ,"key":"escaped value" (no comma when first). */
 static void s_jstr(s_jbuf_t *j, const char *key, const char *v, bool first)
 {
@@ -985,8 +1078,21 @@ static void s_jstr(s_jbuf_t *j, const char *key, const char *v, bool first)
     s_jlit(j, "\":\"");
     /* Leaves room for the closing quote and the rest of the object. */
     size_t cap = sizeof j->buf - 64;
-    if (j->n < cap) {
-        oai_json_escape(j->buf, cap, &j->n, v, strlen(v));
+    size_t len = strlen(v), plain = 0;
+    /* Ids and names rarely need escaping: copied whole when they do not
+     * (what oai_json_escape would write, a byte at a time). */
+    while (plain < len) {
+        unsigned char c = (unsigned char)v[plain];
+        if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f) {
+            break;
+        }
+        plain++;
+    }
+    if (plain == len && j->n + len < cap) {
+        memcpy(j->buf + j->n, v, len);
+        j->n += len;
+    } else if (j->n < cap) {
+        oai_json_escape(j->buf, cap, &j->n, v, len);
     }
     s_jlit(j, "\"");
 }
@@ -1011,14 +1117,14 @@ static void s_reply_route(sc_call_t *call)
     s_jlit(&j, ",\"estimated_cost_usd\":");
     s_cost_text(d->cost_usd, num, sizeof num);
     s_jlit(&j, num);
-    snprintf(num, sizeof num, ",\"prompt_tokens\":%lld", (long long)call->f.prompt_tokens);
-    s_jlit(&j, num);
+    s_jlit(&j, ",\"prompt_tokens\":");
+    s_jint(&j, call->f.prompt_tokens);
     if (d->fail_open) {
         s_jlit(&j, ",\"output_tokens\":null,\"fail_open\":true");
     } else {
-        snprintf(num, sizeof num, ",\"output_tokens\":%lld,\"fail_open\":false",
-                 (long long)d->output_tokens);
-        s_jlit(&j, num);
+        s_jlit(&j, ",\"output_tokens\":");
+        s_jint(&j, d->output_tokens);
+        s_jlit(&j, ",\"fail_open\":false");
     }
     s_jlit(&j, ",\"fallbacks\":[");
     for (uint32_t i = 0; i < d->nfallbacks; i++) {
@@ -1276,7 +1382,7 @@ static int s_features(sc_call_t *call)
         return -1;
     }
     if (call->srv->failopen) {
-        sc_failopen_seen(call->srv->failopen, call->f.group);
+        sc_failopen_seen(call->srv->failopen, &call->srv->fo_seen, call->f.group);
     }
     if (call->srv->access) {
         hpp_str_t m = call->f.model, g = call->f.group;
@@ -1502,19 +1608,64 @@ static void s_handle_health(sc_call_t *call)
     s_engine_call(call, PROTO_OP_PING, s_on_ping_reply);
 }
 
+/* Engine i as every worker sees it: calls and resends summed, up only when
+ * each worker's link to it is, the policy of the first worker that knows. */
+static void s_engine_sum(const sc_server_t *srv, size_t i, sc_metrics_engine_t *out)
+{
+    int n = srv->worker.count > 0 ? srv->worker.count : 1;
+    for (int w = 0; w < n; w++) {
+        const sc_server_t *p = srv->worker.count > 0 ? srv->worker.peers[w] : srv;
+        sc_metrics_engine_t e;
+        sc_engine_state(p->engine, i, &e);
+        if (w == 0) {
+            *out = e;
+            continue;
+        }
+        out->up = out->up && e.up;
+        out->calls += e.calls;
+        out->resends += e.resends;
+        if (!out->policy_known && e.policy_known) {
+            out->policy_known = true;
+            out->policy_version = e.policy_version;
+            memcpy(out->policy_hash, e.policy_hash, sizeof out->policy_hash);
+        }
+    }
+}
+
+/* The figures of every worker, summed into `sum` (a scratch table of this
+ * request); each worker's own are read as they are being written
+ * (sc_metrics.h), the engine states through sc_engine_state. */
+static void s_metrics_sum(sc_server_t *srv, sc_metrics_t *sum)
+{
+    int n = srv->worker.count > 0 ? srv->worker.count : 1;
+    uint64_t per[SC_METRICS_MAX_WORKERS];
+    uint64_t disagreements = 0;
+    for (int w = 0; w < n && w < SC_METRICS_MAX_WORKERS; w++) {
+        const sc_server_t *p = srv->worker.count > 0 ? srv->worker.peers[w] : srv;
+        sc_metrics_merge(sum, p->metrics);
+        per[w] = sc_metrics_requests_total(p->metrics);
+        disagreements += sc_engine_disagreements(p->engine);
+    }
+    sc_metrics_workers(sum, per, (size_t)n);
+    sc_metrics_engine_t engines[SC_ENGINE_MAX_ENGINES];
+    size_t ne = sc_engine_count(srv->engine);
+    for (size_t i = 0; i < ne; i++) {
+        s_engine_sum(srv, i, &engines[i]);
+    }
+    sc_metrics_engines(sum, engines, ne, disagreements);
+}
+
 static void s_handle_metrics(sc_call_t *call)
 {
     sc_server_t *srv = call->srv;
     sc_metrics_inflight(srv->metrics, sc_engine_inflight(srv->engine));
-    sc_metrics_engine_t engines[SC_ENGINE_MAX_ENGINES];
-    size_t n = sc_engine_count(srv->engine);
-    for (size_t i = 0; i < n; i++) {
-        sc_engine_state(srv->engine, i, &engines[i]);
+    sc_metrics_t *sum = sc_metrics_new();
+    if (sum) {
+        s_metrics_sum(srv, sum);
     }
-    sc_metrics_engines(srv->metrics, engines, n, sc_engine_disagreements(srv->engine));
-    sc_metrics_access_dropped(srv->metrics, sc_accesslog_dropped(srv->access));
     size_t len = 0;
-    char *text = sc_metrics_render(srv->metrics, &len);
+    char *text = sum ? sc_metrics_render(sum, &len) : NULL;
+    sc_metrics_destroy(&sum);
     if (!text) {
         oai_error_t err;
         oai_error_set(&err, 500, "internal", NULL, "out of memory rendering metrics");
@@ -1810,6 +1961,14 @@ static void s_on_signal(evutil_socket_t sig, short what, void *arg)
     sc_server_stop(srv);
 }
 
+/* How a worker logs its reload: every worker reloads, the first last
+ * (sc_workers.c), and only the first says so at `level`, the others at
+ * debug: one line per file, written once every worker has it. */
+static eng_log_level_t s_hup_level(const sc_server_t *srv, eng_log_level_t level)
+{
+    return srv->worker.index > 0 ? ENG_LOG_DEBUG : level;
+}
+
 /* SIGHUP: the key file is read again; a bad one leaves the last good table
  * serving, and says where it is bad. */
 static void s_reload_keys(sc_server_t *srv)
@@ -1820,16 +1979,16 @@ static void s_reload_keys(sc_server_t *srv)
     char err[512];
     hpp_apikeys_t *keys = hpp_apikeys_load(srv->cfg.keys_file, err, sizeof err);
     if (!keys) {
-        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu keys loaded before: %s",
-                hpp_apikeys_count(srv->keys), err);
+        eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
+                "SIGHUP: keeping the %zu keys loaded before: %s", hpp_apikeys_count(srv->keys), err);
         return;
     }
     /* Calls copied what they needed from the old table (sc_trust_t). */
     hpp_apikeys_destroy(&srv->keys);
     srv->keys = keys;
     srv->trust.keys = keys;
-    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu keys", srv->cfg.keys_file,
-            hpp_apikeys_count(keys));
+    eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar", "SIGHUP: %s reloaded, %zu keys",
+            srv->cfg.keys_file, hpp_apikeys_count(keys));
 }
 
 static void s_reload_upstreams(sc_server_t *srv)
@@ -1839,12 +1998,13 @@ static void s_reload_upstreams(sc_server_t *srv)
     }
     char err[512];
     if (sc_proxy_reload(srv->proxy, err, sizeof err) != 0) {
-        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the %zu upstreams loaded before: %s",
+        eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
+                "SIGHUP: keeping the %zu upstreams loaded before: %s",
                 sc_proxy_upstreams(srv->proxy), err);
         return;
     }
-    eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reloaded, %zu upstreams", srv->cfg.upstreams_file,
-            sc_proxy_upstreams(srv->proxy));
+    eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar", "SIGHUP: %s reloaded, %zu upstreams",
+            srv->cfg.upstreams_file, sc_proxy_upstreams(srv->proxy));
 }
 
 /* SIGHUP: the key and upstream files are read again (each bad one leaves
@@ -1852,7 +2012,7 @@ static void s_reload_upstreams(sc_server_t *srv)
 static void s_reload_files(sc_server_t *srv)
 {
     if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
-        eng_log(ENG_LOG_INFO, "sidecar",
+        eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar",
                 "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");
         return;
     }
@@ -1860,9 +2020,11 @@ static void s_reload_files(sc_server_t *srv)
     s_reload_upstreams(srv);
     char err[512];
     if (srv->access && sc_accesslog_reopen(srv->access, err, sizeof err) != 0) {
-        eng_log(ENG_LOG_ERROR, "sidecar", "SIGHUP: keeping the access log open before: %s", err);
+        eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
+                "SIGHUP: keeping the access log open before: %s", err);
     } else if (srv->access) {
-        eng_log(ENG_LOG_INFO, "sidecar", "SIGHUP: %s reopened", srv->cfg.access_log);
+        eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar", "SIGHUP: %s reopened",
+                srv->cfg.access_log);
     }
 }
 
@@ -1957,12 +2119,108 @@ static int s_engines_new(sc_server_t *srv, char *errbuf, size_t errlen)
     return srv->engine ? 0 : -1;
 }
 
-/* The loop. With epoll's change list, libevent applies the changes a loop
- * iteration made to one descriptor as one epoll_ctl before it waits: a
- * proxied request re-arms its client and upstream connections several
- * times (evhttp disables and enables reading and writing as it goes), which
- * cost 10 epoll_ctl calls a request, 6 with it. The list's caveat, a
- * descriptor dup()ed while registered, does not arise here. */
+/* A command from another thread (sc_server_post). */
+static void s_on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    sc_server_t *srv = arg;
+    char cmds[16];
+    ssize_t n = read(fd, cmds, sizeof cmds);
+    for (ssize_t i = 0; i < n; i++) {
+        if (cmds[i] == SC_SERVER_STOP) {
+            sc_server_stop(srv);
+        } else if (cmds[i] == SC_SERVER_RELOAD) {
+            s_reload_files(srv);
+            char done = 1;
+            if (srv->worker.ack_fd >= 0 && write(srv->worker.ack_fd, &done, 1) != 1) {
+                eng_log(ENG_LOG_WARN, "sidecar", "worker %d: reload not acknowledged: %s",
+                        srv->worker.index, strerror(errno));
+            }
+        }
+    }
+}
+
+int sc_server_post(sc_server_t *self, sc_server_cmd_t cmd)
+{
+    char c = (char)cmd;
+    ssize_t n;
+    do {
+        n = write(self->ctl[1], &c, 1);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -1;
+}
+
+/* Several workers share the port: each binds its own listening socket with
+ * SO_REUSEPORT and the kernel spreads new connections over them, so no two
+ * loops ever contend for an accept. Returns the bound socket or NULL. */
+static struct evhttp_bound_socket *s_bind_shared(sc_server_t *srv, const char *host, int port)
+{
+    struct evutil_addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%d", port);
+    if (evutil_getaddrinfo(host, ps, &hints, &ai) != 0 || !ai) {
+        return NULL;
+    }
+    /* SO_REUSEPORT would also let this process share a port another one
+     * serves with it: the first worker makes sure first that the port is
+     * free, with a socket that does not share. */
+    if (srv->worker.index == 0 && port != 0) {
+        evutil_socket_t probe = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        bool free_ = probe >= 0 &&
+                     setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+                     bind(probe, ai->ai_addr, ai->ai_addrlen) == 0;
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (!free_) {
+            evutil_freeaddrinfo(ai);
+            return NULL;
+        }
+    }
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        srv->base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        128, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
+    if (!lev) {
+        return NULL;
+    }
+    struct evhttp_bound_socket *bound = evhttp_bind_listener(srv->http, lev);
+    if (!bound) {
+        evconnlistener_free(lev);
+    }
+    return bound;
+}
+
+/* The worker's control pipe, read on its loop. Returns 0 or -1. */
+static int s_ctl_new(sc_server_t *srv)
+{
+    if (pipe(srv->ctl) != 0) {
+        srv->ctl[0] = srv->ctl[1] = -1;
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (fcntl(srv->ctl[i], F_SETFD, FD_CLOEXEC) != 0 ||
+            fcntl(srv->ctl[i], F_SETFL, O_NONBLOCK) != 0) {
+            return -1;
+        }
+    }
+    srv->ctl_ev = event_new(srv->base, srv->ctl[0], EV_READ | EV_PERSIST, s_on_ctl, srv);
+    return srv->ctl_ev && event_add(srv->ctl_ev, NULL) == 0 ? 0 : -1;
+}
+
+/* The loop. With epoll's change list a descriptor's interest changes are
+ * applied once per turn of the loop, only where they differ from what the
+ * kernel has: evhttp turns a connection's reading off when a request is
+ * read and on again once its answer is written, and its writing on and off
+ * around each answer; without the list each of those is an epoll_ctl call,
+ * about four per request. (The list is unsafe only for descriptors that are
+ * dup()ed while watched, which the server never does.) */
 static struct event_base *s_base_new(void)
 {
     struct event_config *ec = event_config_new();
@@ -1975,7 +2233,8 @@ static struct event_base *s_base_new(void)
     return base;
 }
 
-sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
+static sc_server_t *s_server_new(const sc_config_t *cfg, const sc_server_worker_t *w, char *errbuf,
+                                 size_t errlen)
 {
     sc_server_t *srv = calloc(1, sizeof *srv);
     if (!srv) {
@@ -1983,6 +2242,13 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
         return NULL;
     }
     srv->cfg = *cfg;
+    srv->ctl[0] = srv->ctl[1] = -1;
+    srv->open_all = &srv->open_alone;
+    srv->worker.ack_fd = -1;
+    if (w) {
+        srv->worker = *w;
+        srv->open_all = w->open;
+    }
     char host[256];
     int port = 0;
     if (s_split_listen(cfg->listen, host, sizeof host, &port) < 0) {
@@ -2001,8 +2267,8 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     s_servers = srv;
     srv->adopt = event_new(srv->base, -1, 0, s_on_adopt, srv);
     srv->resume = evtimer_new(srv->base, s_on_resume, srv);
-    if (!srv->adopt || !srv->resume) {
-        snprintf(errbuf, errlen, "out of memory");
+    if (!srv->adopt || !srv->resume || (w && s_ctl_new(srv) != 0)) {
+        snprintf(errbuf, errlen, "out of memory (or descriptors)");
         goto fail;
     }
     struct rlimit rl;
@@ -2012,7 +2278,11 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     }
     int fit = sc_server_max_connections(nofile, cfg->upstream != NULL);
     srv->max_conns = cfg->max_connections > 0 ? cfg->max_connections : fit;
-    eng_log(srv->max_conns > fit ? ENG_LOG_WARN : ENG_LOG_INFO, "sidecar",
+    /* Said once, by the first (or only) worker: the limit is the process's. */
+    eng_log(srv->max_conns > fit ? ENG_LOG_WARN
+            : srv->worker.index  ? ENG_LOG_DEBUG
+                                 : ENG_LOG_INFO,
+            "sidecar",
             "at most %d client connections%s (descriptor limit %llu); deadlines: headers %d s, "
             "body %d s, idle %d s",
             srv->max_conns,
@@ -2033,8 +2303,12 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
     srv->trust.keys = srv->keys;
     srv->trust.trusted_header = cfg->trusted_header;
     srv->trust.trust_client = cfg->trust_client_features;
-    if (cfg->fail_open && !(srv->failopen = sc_failopen_new(srv->base, srv->engine, cfg->fail_open,
-                                                            cfg->ping_ms, errbuf, errlen))) {
+    srv->fo_seen.prober = srv->worker.index == 0;
+    if (srv->worker.index > 0) {
+        srv->failopen = w->peers[0]->failopen; /* the first worker's, shared */
+    } else if (cfg->fail_open &&
+               !(srv->failopen = sc_failopen_new(srv->base, srv->engine, cfg->fail_open,
+                                                 cfg->ping_ms, errbuf, errlen))) {
         goto fail;
     }
     if (cfg->upstream || cfg->upstreams_file) {
@@ -2071,13 +2345,18 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(srv->http, s_on_request, srv);
-    srv->bound = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
+    srv->bound = w && w->count > 1
+                     ? s_bind_shared(srv, host, w->index > 0 ? w->port : port)
+                     : evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
     if (!srv->bound) {
         snprintf(errbuf, errlen, "cannot listen on %s (address in use or not local?)", cfg->listen);
         goto fail;
     }
     srv->port = s_bound_port(srv->bound);
     evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(srv->bound), s_on_accept_error);
+    if (w) {
+        return srv; /* the thread that made the workers handles the signals */
+    }
     srv->sigint = evsignal_new(srv->base, SIGINT, s_on_signal, srv);
     srv->sigterm = evsignal_new(srv->base, SIGTERM, s_on_signal, srv);
     srv->sighup = evsignal_new(srv->base, SIGHUP, s_on_hup, srv);
@@ -2090,6 +2369,17 @@ sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
 fail:
     sc_server_destroy(&srv);
     return NULL;
+}
+
+sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen)
+{
+    return s_server_new(cfg, NULL, errbuf, errlen);
+}
+
+sc_server_t *sc_server_new_worker(const sc_config_t *cfg, const sc_server_worker_t *w, char *errbuf,
+                                  size_t errlen)
+{
+    return s_server_new(cfg, w, errbuf, errlen);
 }
 
 sc_link_kind_t sc_server_link_kind(const sc_server_t *self)
@@ -2156,8 +2446,18 @@ void sc_server_destroy(sc_server_t **self_p)
         event_free(srv->resume);
     }
     sc_report_destroy(&srv->reports); /* sends what waits, before the engine goes */
+    if (srv->ctl_ev) {
+        event_free(srv->ctl_ev);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (srv->ctl[i] >= 0) {
+            close(srv->ctl[i]);
+        }
+    }
     sc_proxy_destroy(&srv->proxy);
-    sc_failopen_destroy(&srv->failopen);
+    if (srv->worker.index == 0) {
+        sc_failopen_destroy(&srv->failopen); /* the others only borrow it */
+    }
     sc_engine_destroy(&srv->engine);
     hpp_apikeys_destroy(&srv->keys);
     sc_accesslog_destroy(&srv->access);

@@ -3,7 +3,9 @@
  * One libevent loop serves every endpoint, talks to the hpp-engines over
  * one DEALER link each (sc_engine.h, sc_link.h) and, in proxy mode, to the
  * upstream over pooled keep-alive HTTP connections. Nothing on the loop
- * blocks.
+ * blocks. A process runs several such servers, one per thread, on one port
+ * (sc_workers.h); each is then a worker, and shares with the others only
+ * what sc_server_worker_t lists.
  */
 #ifndef SC_SERVER_H
 #define SC_SERVER_H
@@ -46,6 +48,9 @@ typedef struct {
     const char *keys_file;      /* --keys: key hashes, groups, caps; NULL = no key asked */
     const char *trusted_header; /* --trusted-header: the gateway's group header, or NULL */
     bool trust_client_features; /* honour the client's group and budget (body, X-HPP-*) */
+
+    int workers; /* --workers: event loops (threads) serving the port; 0 = one per online core
+                    (sc_workers.h) */
 } sc_config_t;
 
 /* Defaults used by hpp-sidecar. */
@@ -67,6 +72,24 @@ typedef struct {
 
 typedef struct sc_server sc_server_t;
 
+/* What makes a server one worker of several (sc_workers.h). Set before the
+ * worker is made; the workers share nothing else. */
+typedef struct {
+    int index;                 /* this worker's number, 0 .. count - 1 */
+    int count;                 /* workers of the process; > 1 binds with SO_REUSEPORT */
+    int port;                  /* the port to bind: the first worker's once it has one */
+    sc_server_t *const *peers; /* every worker (filled before any runs): /metrics sums them */
+    int *open;                 /* client connections open in all workers (atomic): the
+                                  --max-connections limit is the process's */
+    int ack_fd;                /* one byte is written here after each reload */
+} sc_server_worker_t;
+
+/* Commands another thread may post to a worker's loop (sc_server_post). */
+typedef enum {
+    SC_SERVER_RELOAD = 'r', /* SIGHUP's work: reload --keys, --upstreams, reopen the log */
+    SC_SERVER_STOP = 's',   /* leave the loop: sc_server_run returns */
+} sc_server_cmd_t;
+
 /* Fills `cfg` with the defaults above. */
 void sc_config_defaults(sc_config_t *cfg);
 
@@ -79,6 +102,16 @@ int sc_server_max_connections(unsigned long long nofile, bool proxy);
  * with a message in errbuf on failure (bad address, port in use, bad
  * upstream URL). The config strings must outlive the server. */
 sc_server_t *sc_server_new(const sc_config_t *cfg, char *errbuf, size_t errlen);
+
+/* A worker: as sc_server_new, but no signal is handled (the thread that
+ * made the workers waits for them and posts commands), and with `w->count`
+ * > 1 the listener is bound with SO_REUSEPORT on `w->port`. */
+sc_server_t *sc_server_new_worker(const sc_config_t *cfg, const sc_server_worker_t *w, char *errbuf,
+                                  size_t errlen);
+
+/* Posts a command to the server's loop; safe from any thread (one byte on
+ * its control pipe). Returns 0 or -1. */
+int sc_server_post(sc_server_t *self, sc_server_cmd_t cmd);
 
 /* The port actually bound (useful with port 0). */
 int sc_server_port(const sc_server_t *self);

@@ -55,11 +55,13 @@ start_engine() { # NAME [ARGS...] -> $ready = endpoint, $pid
     shift
     start "$name" "$ENGINE_READY" "$ENGINE" --listen tcp://127.0.0.1:0 --threads 1 "$@"
 }
+# One worker: the round robin, the resends and their counts checked here are
+# those of one loop's engine set (each worker has its own, sidecar_workers.sh).
 start_sidecar() { # NAME ARGS... -> $ready = port
     local name=$1
     shift
     start "$name" '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' "$SIDECAR" \
-        --listen 127.0.0.1:0 "$@"
+        --listen 127.0.0.1:0 --workers 1 "$@"
 }
 MSG='{"messages":[{"role":"user","content":"Write a C function that reverses a string."}]}'
 route() { # PORT -> status

@@ -113,8 +113,10 @@ EOF
 }
 write_upstreams "${SP[groq]}"
 export HPP_TEST_OPENAI_KEY=sk-openai-test HPP_TEST_OR_KEY=sk-or-test
+# One worker: section 5 checks the reuse of a pooled upstream connection,
+# and each worker has its own pool (a second curl may reach another worker).
 start sidecar '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' "$SIDECAR" --listen 127.0.0.1:0 \
-    --engine "$EP" --upstreams "$ups" --access-log "$tmp/access.log" || finish
+    --workers 1 --engine "$EP" --upstreams "$ups" --access-log "$tmp/access.log" || finish
 P=$ready
 SC_PID=$pid
 

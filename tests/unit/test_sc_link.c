@@ -252,6 +252,49 @@ Test(sc_link, zmtp_queues_what_the_kernel_does_not_take)
     s_rig_down(&g);
 }
 
+/* The frames sent in one turn of the loop (many clients' requests read in
+ * one turn) leave in one write at the end of it, whole and in order; a
+ * frame larger than the batch is written after those before it. */
+Test(sc_link, zmtp_writes_one_turns_frames_at_once)
+{
+    s_rig_t g;
+    s_rig_up(&g, SC_LINK_ZMTP);
+    s_echo(g.base, g.link, &g.got);
+    enum { N = 60 };
+    size_t sizes[N];
+    for (int i = 0; i < N; i++) {
+        sizes[i] = i == 30 ? 100000 : i == 31 ? 5 : 300;
+    }
+    uint8_t *buf = malloc(100000);
+    memset(&g.got, 0, sizeof g.got);
+    g.got.intact = true;
+    /* Two turns' worth: 30 small frames, then the large one and the rest. */
+    uint64_t w0 = sc_link_writes(g.link);
+    for (int i = 0; i < 30; i++) {
+        for (size_t j = 0; j < sizes[i]; j++) {
+            buf[j] = (uint8_t)(j * 7 + sizes[i]);
+        }
+        g.got.want[i] = sizes[i];
+        cr_assert_eq(sc_link_send(g.link, buf, sizes[i]), 0, "send %d", i);
+    }
+    cr_assert_eq(sc_link_writes(g.link), w0, "written before the turn ended");
+    event_base_loop(g.base, EVLOOP_NONBLOCK);
+    cr_assert_eq(sc_link_writes(g.link), w0 + 1, "30 frames of one turn: %llu writes",
+                 (unsigned long long)(sc_link_writes(g.link) - w0));
+    for (int i = 30; i < N; i++) {
+        for (size_t j = 0; j < sizes[i]; j++) {
+            buf[j] = (uint8_t)(j * 7 + sizes[i]);
+        }
+        g.got.want[i] = sizes[i];
+        cr_assert_eq(sc_link_send(g.link, buf, sizes[i]), 0, "send %d", i);
+    }
+    free(buf);
+    s_want_count = N;
+    cr_assert(s_until(g.base, s_got_all, &g.got, 5000), "%d of %d echoes", g.got.count, N);
+    cr_assert(g.got.intact, "an echo came back changed or out of order");
+    s_rig_down(&g);
+}
+
 /* A host name is resolved once, IPv4 first, as libzmq resolves it. */
 Test(sc_link, zmtp_connects_by_host_name)
 {

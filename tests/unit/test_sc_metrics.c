@@ -173,3 +173,47 @@ Test(sc_metrics, per_engine_series)
     free(t);
     sc_metrics_destroy(&m);
 }
+
+/* Workers: /metrics renders the sum of every worker's table. */
+Test(sc_metrics, merge_sums_workers)
+{
+    sc_metrics_t *a = sc_metrics_new(), *b = sc_metrics_new(), *sum = sc_metrics_new();
+    sc_metrics_request(a, SC_ROUTE_ROUTE, 200, 0.0002);
+    sc_metrics_request(b, SC_ROUTE_ROUTE, 200, 0.003);
+    sc_metrics_request(b, SC_ROUTE_HEALTH, 503, 0.001);
+    sc_metrics_decision(a, "m/x", 3, "cheap", 5);
+    sc_metrics_decision(b, "m/x", 3, "cheap", 5);
+    sc_metrics_decision(b, "m/y", 3, "", 0);
+    sc_metrics_connections(a, 3);
+    sc_metrics_connections(b, 4);
+    sc_metrics_engine_error(b, SC_ENGERR_STATUS, "unknown_model");
+    sc_metrics_merge(sum, a);
+    sc_metrics_merge(sum, b);
+    uint64_t per[2] = {sc_metrics_requests_total(a), sc_metrics_requests_total(b)};
+    cr_assert_eq(per[0], 1);
+    cr_assert_eq(per[1], 2);
+    sc_metrics_workers(sum, per, 2);
+    char *t = s_render(sum);
+    cr_assert(s_has(t, "hpp_sidecar_requests_total{route=\"/v1/route\",status=\"200\"} 2\n"), "%s",
+              t);
+    cr_assert(s_has(t, "hpp_sidecar_requests_total{route=\"/healthz\",status=\"503\"} 1\n"));
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"0.00025\"} 1\n"));
+    cr_assert(s_has(t, "_bucket{route=\"/v1/route\",le=\"0.005\"} 2\n"));
+    cr_assert(s_has(t, "hpp_sidecar_decisions_total{model=\"m/x\",tier=\"cheap\"} 2\n"), "%s", t);
+    cr_assert(s_has(t, "hpp_sidecar_decisions_total{model=\"m/y\",tier=\"\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_connections_open 7\n"));
+    cr_assert(
+        s_has(t, "hpp_sidecar_engine_errors_total{kind=\"status\",code=\"unknown_model\"} 1\n"),
+        "%s", t);
+    cr_assert(s_has(t, "hpp_sidecar_workers 2\n"));
+    cr_assert(s_has(t, "hpp_sidecar_worker_requests_total{worker=\"0\"} 1\n"));
+    cr_assert(s_has(t, "hpp_sidecar_worker_requests_total{worker=\"1\"} 2\n"));
+    free(t);
+    /* A table rendered alone has no worker series. */
+    t = s_render(a);
+    cr_assert_null(strstr(t, "hpp_sidecar_workers"));
+    free(t);
+    sc_metrics_destroy(&a);
+    sc_metrics_destroy(&b);
+    sc_metrics_destroy(&sum);
+}
