@@ -1980,7 +1980,8 @@ static void s_reload_keys(sc_server_t *srv)
     hpp_apikeys_t *keys = hpp_apikeys_load(srv->cfg.keys_file, err, sizeof err);
     if (!keys) {
         eng_log(s_hup_level(srv, ENG_LOG_ERROR), "sidecar",
-                "SIGHUP: keeping the %zu keys loaded before: %s", hpp_apikeys_count(srv->keys), err);
+                "SIGHUP: keeping the %zu keys loaded before: %s", hpp_apikeys_count(srv->keys),
+                err);
         return;
     }
     /* Calls copied what they needed from the old table (sc_trust_t). */
