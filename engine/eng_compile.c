@@ -807,6 +807,56 @@ static int s_find_group(const eng_policy_t *pol, const char *name, size_t len)
     return -1;
 }
 
+/* step_down $AMOUNT TIER, ...: amounts in USD, each below the one before,
+ * tiers defined (before the group) and never dearer than the one before. */
+static void s_step_down(s_comp_t *c, uint32_t fi, const eng_prop_t *pr, eng_pgroup_t *grp)
+{
+    const eng_token_t *v = s_vals(c, fi, pr);
+    if (pr->count % 2 != 0) {
+        s_err(c, fi, s_tspan(&v[pr->count - 1]),
+              "step_down takes pairs: an amount then a tier (\"$5 mid, $0.50 free\")");
+        return;
+    }
+    if (pr->count / 2 > ENG_MAX_STEP_DOWN) {
+        s_err(c, fi, s_tspan(&v[0]), "step_down: at most %d thresholds", ENG_MAX_STEP_DOWN);
+        return;
+    }
+    for (uint32_t i = 0; i + 1 < pr->count; i += 2) {
+        double usd;
+        int money;
+        if (v[i].kind != ENG_TOK_NUMBER || v[i + 1].kind != ENG_TOK_IDENT) {
+            s_err(c, fi, s_tspan(&v[i]),
+                  "step_down takes pairs: an amount then a tier (\"$5 mid, $0.50 free\")");
+            return;
+        }
+        if (!s_number(c, fi, &v[i], &usd, &money)) {
+            return;
+        }
+        hpp_pusd_t pd = 0;
+        if (!money || hpp_pusd_from_double(usd, 12, &pd) != 0 || pd <= 0) {
+            s_err(c, fi, s_tspan(&v[i]), "step_down: expected an amount of USD above 0 ($5)");
+            return;
+        }
+        char tn[64];
+        snprintf(tn, sizeof tn, "%.*s", (int)(v[i + 1].end - v[i + 1].start),
+                 c->files[fi].src + v[i + 1].start);
+        int t = s_find_tier(c->pol, tn);
+        if (t < 0) {
+            s_err(c, fi, s_tspan(&v[i + 1]), "step_down: unknown tier '%s' (define it first)", tn);
+            return;
+        }
+        if (grp->nsteps > 0 &&
+            (pd >= grp->steps[grp->nsteps - 1].below || t > grp->steps[grp->nsteps - 1].tier)) {
+            s_err(c, fi, s_tspan(&v[i]),
+                  "step_down: each amount must be below the one before, and its tier no dearer");
+            return;
+        }
+        grp->steps[grp->nsteps].below = pd;
+        grp->steps[grp->nsteps].tier = t;
+        grp->nsteps++;
+    }
+}
+
 static void s_group(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
 {
     eng_policy_t *pol = c->pol;
@@ -860,6 +910,8 @@ static void s_group(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
             s_push_pats(c, &c->group_provs[g].allow, fi, pr);
         } else if (pr->id == ENG_P_DENY_PROVIDERS) {
             s_push_pats(c, &c->group_provs[g].deny, fi, pr);
+        } else if (pr->id == ENG_P_STEP_DOWN) {
+            s_step_down(c, fi, pr, grp);
         }
     }
     if (!has_models) {

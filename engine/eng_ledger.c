@@ -248,8 +248,8 @@ static void s_store_key(const hpp_apikey_t *k, eng_store_key_t *out)
 }
 
 hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
-                              const hpp_features_t *f, bool read, eng_ledger_call_t *c, char *msg,
-                              size_t cap)
+                              const hpp_features_t *f, const eng_policy_t *pol,
+                              eng_ledger_call_t *c, char *msg, size_t cap)
 {
     c->checked = false;
     c->key = NULL;
@@ -278,7 +278,7 @@ hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
     s_store_key(k, &c->skey);
     int64_t now = s_unix_ms();
     c->day = s_day(self, now);
-    if (read) {
+    if (pol && eng_policy_group_steps(pol, c->features.group)) {
         eng_store_state_t st;
         char err[160];
         if (self->store->ops->read(self->store, &c->skey, c->day, &st, err, sizeof err) != HPP_OK) {

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "eng_decision.h"
+#include "eng_policy.h"
 #include "eng_store.h"
 #include "hpp_apikeys.h"
 #include "proto.h"
@@ -92,12 +93,14 @@ typedef struct {
     bool has_remaining;      /* remaining_pd was read */
 } eng_ledger_call_t;
 
-/* Step 1: the key. Fills `c` (c->features is what to resolve). `read`: also
- * read what the key may still spend (for the policy's step_down). Returns
- * HPP_OK, HPP_E_UNKNOWN_KEY or HPP_E_LEDGER_UNAVAILABLE with `msg`. */
+/* Step 1: the key. Fills `c` (c->features is what to resolve); when the
+ * key's group has step_down thresholds in `pol` (may be NULL), also reads
+ * what the key may still spend (c->remaining_pd, for
+ * eng_resolve_remaining). Returns HPP_OK, HPP_E_UNKNOWN_KEY or
+ * HPP_E_LEDGER_UNAVAILABLE with `msg`. */
 hpp_status_t eng_ledger_begin(eng_ledger_t *self, const eng_ledger_keys_t *keys,
-                              const hpp_features_t *f, bool read, eng_ledger_call_t *c, char *msg,
-                              size_t cap);
+                              const hpp_features_t *f, const eng_policy_t *pol,
+                              eng_ledger_call_t *c, char *msg, size_t cap);
 
 /* Steps 3-6 and the reservation, for a decision the resolver made (d->status
  * HPP_OK, d->decision_id set). On success sets d->has_ledger, reserved and

@@ -44,6 +44,9 @@ static const eng_propdef_t s_propdefs[] = {
      "provider patterns: keys of this group never reach endpoints of these providers"},
     {ENG_ST_GROUP, ENG_P_MIN_CONTEXT, "min_context", ENG_V_NUMBER, 1, 1,
      "least context window (tokens) of the models keys of this group reach"},
+    {ENG_ST_GROUP, ENG_P_STEP_DOWN, "step_down", ENG_V_NUMBER | ENG_V_WORD, 2, 16,
+     "$AMOUNT TIER pairs: below AMOUNT of the key's remaining money (the ledger's), at most "
+     "TIER"},
     {ENG_ST_ROUTE, ENG_P_TIER, "tier", ENG_V_WORD | ENG_V_STRING, 1, 1, "the tier to pick from"},
     {ENG_ST_ROUTE, ENG_P_PREFER, "prefer", ENG_V_STRING, 1, 64,
      "model patterns tried first within each tier, in this order"},
@@ -736,6 +739,12 @@ static bool s_prop(s_parser_t *p, const eng_propdef_t *def, eng_stmt_t *st)
         a->values[a->nvalues++] = p->cur;
         pr->count++;
         s_advance(p);
+        /* step_down's values are pairs, "$5 mid, $0.50 free": the tier
+         * follows its amount with no comma between them. */
+        if (def->id == ENG_P_STEP_DOWN && k == ENG_V_NUMBER && s_is(p, ENG_TOK_IDENT) &&
+            !(s_line_initial(p) && s_stmt_kind(p) >= 0)) {
+            continue;
+        }
         if (!s_is(p, ENG_TOK_COMMA)) {
             break;
         }

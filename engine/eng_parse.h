@@ -112,6 +112,7 @@ typedef enum {
     ENG_P_HEALTH_WINDOW,   /* settings */
     ENG_P_SORT,            /* route */
     ENG_P_FILE,            /* scorer */
+    ENG_P_STEP_DOWN,       /* group: the ledger's step-down thresholds */
     ENG_P_COUNT
 } eng_propid_t;
 

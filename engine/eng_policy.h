@@ -104,4 +104,18 @@ const char *eng_policy_catch_all(const eng_policy_t *self);
 hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *features,
                          eng_decision_t *out, eng_trace_t *trace);
 
+/* The same, knowing what the caller's key may still spend (the ledger's
+ * remaining, picodollars, may be negative): when the request's group has
+ * `step_down` thresholds, the lowest one above `remaining` caps the tier
+ * (the rule's target steps down to it, then cheaper; a free tier means free
+ * models only) and `remaining` is the most the request may cost, free
+ * models excepted. ENG_NO_REMAINING: as eng_resolve. */
+#define ENG_NO_REMAINING INT64_MIN
+hpp_status_t eng_resolve_remaining(const eng_policy_t *self, const hpp_features_t *features,
+                                   hpp_pusd_t remaining, eng_decision_t *out, eng_trace_t *trace);
+
+/* Whether `group` ("" = default) has step_down thresholds, so the ledger
+ * reads the key's remaining money before resolving. */
+bool eng_policy_group_steps(const eng_policy_t *self, hpp_str_t group);
+
 #endif

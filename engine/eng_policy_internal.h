@@ -128,10 +128,21 @@ typedef struct {
     bool is_free;     /* the band is $0: visited only as a target or free fallback */
 } eng_ptier_t;
 
+#define ENG_MAX_STEP_DOWN 8 /* step_down thresholds of a group */
+
+/* One step_down threshold: below `below` of the key's remaining money, the
+ * request may use tier `tier` at most. */
 typedef struct {
-    const char *name;     /* "default" */
-    uint32_t permille;    /* price multiplier in thousandths */
-    uint64_t *allow;      /* bit per model: reachable; NULL = every model */
+    hpp_pusd_t below; /* picodollars */
+    int tier;         /* tier index */
+} eng_pstep_t;
+
+typedef struct {
+    const char *name;                     /* "default" */
+    uint32_t permille;                    /* price multiplier in thousandths */
+    eng_pstep_t steps[ENG_MAX_STEP_DOWN]; /* step_down, highest threshold first */
+    uint32_t nsteps;                      /* used entries */
+    uint64_t *allow;                      /* bit per model: reachable; NULL = every model */
     uint64_t *ep_deny;    /* bit per endpoint: excluded by allow_/deny_providers; NULL = none */
     uint32_t min_context; /* least window a model needs (0 = none) */
 } eng_pgroup_t;

@@ -75,6 +75,8 @@ typedef struct {
     hpp_sort_t sort;                /* each model's endpoints: the request's, else the rule's */
     bool measured;                  /* sort or preferences read the measured figures */
     bool *cooled;                   /* set when a candidate was skipped for its cooldown */
+    int max_tier;                   /* the group's step_down: dearest tier allowed, -1 = any */
+    hpp_pusd_t step_below;          /* the threshold that set it */
 } s_walk_t;
 
 /* Condition inputs, computed once per request. */
@@ -1159,6 +1161,22 @@ static hpp_status_t s_models(s_walk_t *w, const eng_model_t **models, s_variant_
  * answer came from the free fallback. */
 static bool s_walk_rule(s_walk_t *w, const eng_prule_t *r, uint32_t mask, bool floor)
 {
+    if (w->max_tier >= 0 && r->tier > w->max_tier) {
+        /* Stepped down by the key's remaining money: the tier allowed, then
+         * cheaper ones; a free cap leaves only the free models. */
+        uint32_t visited = 0;
+        for (int t = w->max_tier; t >= 0 && !w->stop; t--) {
+            if (!w->pol->tiers[t].is_free) {
+                visited |= 1u << t;
+                s_walk_tier(w, r, t, mask, floor);
+            }
+        }
+        bool fell = !w->chosen;
+        if (!w->stop) {
+            s_walk_free(w, mask, visited);
+        }
+        return fell && w->chosen;
+    }
     int ob = w->budget >= 0;
     uint32_t visited = 0;
     for (uint32_t i = 0; i < r->norder[ob] && !w->stop; i++) {
@@ -1242,7 +1260,17 @@ static hpp_status_t s_auto(s_walk_t *w, s_ctx_t *x, s_variant_t v)
         return s_fail(out, HPP_E_NO_CANDIDATE, "no model satisfies the request (rule '", r->name,
                       "')");
     }
-    if (fell_back) {
+    if (w->max_tier >= 0 && r->tier > w->max_tier) {
+        char why[96];
+        snprintf(why, sizeof why, "': the key's money is below $%.6g: stepped down to tier '",
+                 (double)w->step_below / 1e12);
+        char tail[160];
+        snprintf(tail, sizeof tail, "%.64s'%s", pol->tiers[w->max_tier].name,
+                 fell_back ? ", free model" : "");
+        s_msg(out, "rule '", r->name, why);
+        size_t n = strlen(out->message);
+        snprintf(out->message + n, sizeof out->message - n, "%s", tail);
+    } else if (fell_back) {
         s_msg(out, "rule '", r->name, "': nothing paid fits, free fallback");
     } else if (out->tier != r->tier) {
         s_msg(out, "rule '", r->name, "': stepped from the target tier");
@@ -1282,7 +1310,8 @@ static void s_measures(s_walk_t *w, bool health, bool *cooled)
 /* The decision; `health`: skip endpoints on cooldown (*cooled says whether
  * one was skipped). */
 static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
-                              eng_decision_t *out, eng_trace_t *trace, bool health, bool *cooled)
+                              hpp_pusd_t remaining, eng_decision_t *out, eng_trace_t *trace,
+                              bool health, bool *cooled)
 {
     out->status = HPP_OK;
     out->message[0] = '\0';
@@ -1369,6 +1398,20 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
     w.usage.completion_tokens = w.out_tokens;
     w.usage.images = f->images;
     w.budget = f->has_budget ? (hpp_pusd_t)llround(f->budget_usd * 1e12) : -1;
+    w.max_tier = -1;
+    w.step_below = 0;
+    if (remaining != ENG_NO_REMAINING && w.group && w.group->nsteps > 0) {
+        /* The ledger's step_down: the key's remaining money caps the tier
+         * and is the most the request may cost (free models excepted). */
+        for (uint32_t i = 0; i < w.group->nsteps; i++) {
+            if (remaining < w.group->steps[i].below) {
+                w.max_tier = w.group->steps[i].tier;
+                w.step_below = w.group->steps[i].below;
+            }
+        }
+        hpp_pusd_t cap = remaining > 0 ? remaining : 0;
+        w.budget = w.budget < 0 || cap < w.budget ? cap : w.budget;
+    }
     /* A trace shows every candidate. The bound's least prices are those of
      * the endpoints the policy picks, which a request's provider order may
      * replace with cheaper ones. */
@@ -1440,14 +1483,31 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
 hpp_status_t eng_resolve(const eng_policy_t *self, const hpp_features_t *f, eng_decision_t *out,
                          eng_trace_t *trace)
 {
+    return eng_resolve_remaining(self, f, ENG_NO_REMAINING, out, trace);
+}
+
+bool eng_policy_group_steps(const eng_policy_t *self, hpp_str_t group)
+{
+    hpp_str_t g = group.len ? group : (hpp_str_t){"default", 7};
+    for (int i = 0; i < self->ngroups; i++) {
+        if (s_streq(g, self->groups[i].name, strlen(self->groups[i].name))) {
+            return self->groups[i].nsteps > 0;
+        }
+    }
+    return false;
+}
+
+hpp_status_t eng_resolve_remaining(const eng_policy_t *self, const hpp_features_t *f,
+                                   hpp_pusd_t remaining, eng_decision_t *out, eng_trace_t *trace)
+{
     bool cooled = false;
     out->has_ledger = false; /* the server's ledger sets it after the decision */
-    hpp_status_t st = s_resolve(self, f, out, trace, true, &cooled);
+    hpp_status_t st = s_resolve(self, f, remaining, out, trace, true, &cooled);
     if (st != HPP_OK && cooled) {
         /* Nothing else fits: the endpoints on cooldown are tried after all,
          * rather than no answer. */
         bool again = false;
-        st = s_resolve(self, f, out, trace, false, &again);
+        st = s_resolve(self, f, remaining, out, trace, false, &again);
         if (st == HPP_OK) {
             char why[sizeof out->message];
             memcpy(why, out->message, sizeof why);

@@ -909,6 +909,12 @@ static void s_refused(eng_decision_t *d, hpp_status_t st)
     d->has_ledger = false;
 }
 
+/* What the key may still spend, for the group's step_down; none without. */
+static hpp_pusd_t s_remaining(const eng_server_t *self, const eng_ledger_call_t *lc)
+{
+    return self->ledger && lc->has_remaining ? lc->remaining_pd : ENG_NO_REMAINING;
+}
+
 static void s_decide(s_worker_t *w, const proto_request_t *req)
 {
     eng_server_t *self = w->server;
@@ -919,9 +925,10 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
      * checks run around the resolver (eng_ledger.h has their order). */
     const hpp_features_t *f = &req->features;
     eng_ledger_call_t lc;
+    lc.has_remaining = false;
     hpp_status_t lst = HPP_OK;
     if (self->ledger) {
-        lst = eng_ledger_begin(self->ledger, eng_snapshot_attached(snap), f, false, &lc, d.message,
+        lst = eng_ledger_begin(self->ledger, eng_snapshot_attached(snap), f, pol, &lc, d.message,
                                sizeof d.message);
         f = &lc.features;
     }
@@ -929,7 +936,7 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
         if (lst != HPP_OK) {
             s_refused(&d, lst);
         } else {
-            eng_resolve(pol, f, &d, NULL);
+            eng_resolve_remaining(pol, f, s_remaining(self, &lc), &d, NULL);
             d.decision_id = s_decision_id(w);
             if (self->ledger) {
                 eng_ledger_reserve(self->ledger, &lc, &d);
@@ -948,7 +955,7 @@ static void s_decide(s_worker_t *w, const proto_request_t *req)
         if (lst != HPP_OK) {
             s_refused(&d, lst);
         } else {
-            eng_resolve(pol, f, &d, &t);
+            eng_resolve_remaining(pol, f, s_remaining(self, &lc), &d, &t);
             d.decision_id = s_decision_id(w);
         }
         eng_reply_explain(&w->out, &req->id, &d, &t, pol);

@@ -122,7 +122,8 @@ typedef struct {
     uint64_t committed; /* `changes` as of the last commit */
     bool failed;        /* the last commit failed (disk full...): sync reports it */
     char fail_msg[160];
-    bool urgent; /* a sync waits: commit now */
+    bool urgent;      /* a sync waits: commit now */
+    bool writer_idle; /* the writer sleeps until a change: the first one wakes it */
 
     /* The writer's copies (its own, filled under mu, written without). */
     s_acct_t *w_accts;
@@ -195,13 +196,24 @@ static uint32_t s_key(s_store_t *st, const char *hash, bool create)
     }
 }
 
+/* Counts a change (under mu); the first after a commit wakes the writer,
+ * which then gathers a batch for S_BATCH_MS. One signal per batch. */
+static void s_changed(s_store_t *st)
+{
+    st->changes++;
+    if (st->writer_idle) {
+        st->writer_idle = false;
+        pthread_cond_signal(&st->cv_work);
+    }
+}
+
 static void s_dirty_acct(s_store_t *st, uint32_t a)
 {
     if (!st->accts[a].dirty) {
         st->accts[a].dirty = true;
         st->dirty_accts[st->ndirty_accts++] = a;
     }
-    st->changes++;
+    s_changed(st);
 }
 
 static void s_dirty_key(s_store_t *st, uint32_t k)
@@ -210,7 +222,7 @@ static void s_dirty_key(s_store_t *st, uint32_t k)
         st->keys[k].dirty = true;
         st->dirty_keys[st->ndirty_keys++] = k;
     }
-    st->changes++;
+    s_changed(st);
 }
 
 /* Reservations: hash table of indexes into `resv`, deleted by backward
@@ -320,7 +332,7 @@ static void s_queue(s_store_t *st, const s_resv_t *e, bool insert)
     c->acct = e->acct;
     c->insert = insert;
     c->free_model = e->free_model;
-    st->changes++;
+    s_changed(st);
 }
 
 /* The key's day counters moved to `day` when it is a later one. */
@@ -875,8 +887,10 @@ static void *s_writer_main(void *arg)
     pthread_mutex_lock(&st->mu);
     for (;;) {
         while (!st->stopping && st->changes == st->committed && !st->urgent) {
+            st->writer_idle = true;
             pthread_cond_wait(&st->cv_work, &st->mu);
         }
+        st->writer_idle = false;
         if (!st->urgent && !st->stopping) {
             /* Let a batch gather, unless someone waits for it. */
             struct timespec until;

@@ -52,7 +52,7 @@ esac
 hash() { printf 'sha256:%s' "$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)"; }
 K_NEW=$(hash sk-new) K_LIM=$(hash sk-limited) K_DAY=$(hash sk-daily) K_REQ=$(hash sk-requests)
 K_TRIAL=$(hash sk-trial) K_FREE=$(hash sk-free) K_REV=$(hash sk-revoked) K_PAY=$(hash sk-payer)
-K_UNKNOWN=$(hash sk-nobody) K_LATE=$(hash sk-late) K_CRASH=$(hash sk-crash)
+K_UNKNOWN=$(hash sk-nobody) K_LATE=$(hash sk-late) K_CRASH=$(hash sk-crash) K_STEP=$(hash sk-step)
 cat >"$tmp/keys" <<EOF
 # the ledger suite's keys
 $K_NEW group=default account=acme
@@ -64,6 +64,7 @@ $K_TRIAL group=trial account=rich
 $K_FREE group=default account=poor free_daily_requests=2 free_daily_requests_funded=3
 $K_REV group=default account=rich revoked=1
 $K_CRASH group=default account=crash
+$K_STEP group=stepper account=stepper
 EOF
 chmod 600 "$tmp/keys"
 
@@ -258,6 +259,28 @@ check "... and is counted as expired" 1 "$(get .ledger.expired "$(call '{"op":"s
 report "$(attempt "$d" 200 0.5)" >/dev/null
 check "a report after the release charges nothing" 123000000 \
     "$(get .spent_pd "$(keyinfo "$K_NEW")")"
+kill -TERM "$pid"
+wait "$pid"
+pids=("${pids[@]/$pid/}")
+
+# step_down: the key's money runs low, the tier steps down, then free -----------------
+cp policies/default.policy "$tmp/step.policy"
+printf '\ngroup stepper models "*" step_down $1 budget, $0.0005 free\n' >>"$tmp/step.policy"
+start step --policy "$tmp/step.policy"
+call '{"op":"ledger","action":"set_balance","account":"stepper","balance_usd":5}' >/dev/null
+d=$(call "$(route "$K_STEP")")
+check "step_down: money enough, the rule's tier" "mid openai/gpt-4o-mini" "$(get '"\(.tier) \(.model)"' "$d")"
+report "$(attempt "$d" 200 0.00045)" >/dev/null
+call '{"op":"ledger","action":"set_balance","account":"stepper","balance_usd":0.5}' >/dev/null
+d=$(call "$(route "$K_STEP")")
+check "step_down: below \$1, stepped down to budget" budget "$(get .tier "$d")"
+report "$(attempt "$d" 200 0.0001)" >/dev/null
+call '{"op":"ledger","action":"set_balance","account":"stepper","balance_usd":0}' >/dev/null
+d=$(call "$(route "$K_STEP")")
+check "step_down: money spent, a free model instead of insufficient_balance" "ok free 0" \
+    "$(get '"\(.error.code // "ok") \(.tier) \(.reserved_pd)"' "$d")"
+check "step_down: the free model is counted in the free requests" 1 \
+    "$(get .day_free_requests "$(keyinfo "$K_STEP")")"
 kill -TERM "$pid"
 wait "$pid"
 pids=("${pids[@]/$pid/}")

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+#include <time.h>
+
 #include "eng_ledger.h"
 #include "eng_store.h"
 
@@ -250,6 +253,36 @@ static bool s_count_account(void *arg, const eng_store_account_t *a)
     return true;
 }
 
+/* The writer commits by itself, without a sync: the first change after a
+ * commit wakes it. Read through a second connection, polled. */
+Test(ledger, changes_reach_the_disk_without_a_sync)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ab", "acct");
+    s_topup(st, "acct", USD); /* synced: the writer is idle after it */
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
+    cr_assert(s_settle(st, 1, 42));
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t spent = -1;
+    for (int i = 0; i < 500 && spent != 42; i++) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT spent_pd FROM keys WHERE hash = 'sha256:ab'", -1, &q,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW) {
+            spent = sqlite3_column_int64(q, 0);
+        }
+        sqlite3_finalize(q);
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    sqlite3_close(db);
+    cr_assert_eq(spent, 42, "the settlement was not committed");
+    eng_store_destroy(&st);
+}
+
 Test(ledger, accounts_list_every_account)
 {
     eng_store_t *st = s_open();
@@ -301,4 +334,89 @@ Test(ledger, an_unknown_store_is_refused)
     cr_assert(strstr(err, "unknown store"), "%s", err);
     cr_assert_null(eng_store_open("sqlite:/nonexistent-dir/x.db", &cfg, err, sizeof err));
     cr_assert(strstr(err, "cannot open"), "%s", err);
+}
+
+/* step_down in the policy --------------------------------------------------- */
+
+#include "policy_fixture.h"
+
+static char *s_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s (tests run from the repository root)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = calloc(1, (size_t)n + 1);
+    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return buf;
+}
+
+static const char s_step_policy[] = "settings { free_fallback off }\n"
+                                    "tier free max $0\n"
+                                    "tier budget max $0.15\n"
+                                    "tier mid max $1.50\n"
+                                    "tier standard max $10\n"
+                                    "tier premium\n"
+                                    "group team models \"*\" step_down $5 mid, $0.50 budget, "
+                                    "$0.01 free\n"
+                                    "group plain models \"*\"\n"
+                                    "route r { tier standard }\n";
+
+static const char *s_tier_for(const eng_policy_t *pol, const char *group, hpp_pusd_t remaining,
+                              hpp_status_t *st)
+{
+    hpp_features_t f;
+    hpp_features_init(&f);
+    f.prompt_tokens = 1000;
+    f.output_tokens = 500;
+    f.group = (hpp_str_t){group, strlen(group)};
+    static eng_decision_t d;
+    *st = eng_resolve_remaining(pol, &f, remaining, &d, NULL);
+    return d.status == HPP_OK ? d.tier_name : "";
+}
+
+Test(ledger_policy, step_down_caps_the_tier_and_ends_free)
+{
+    char *json = s_file("policies/catalog.json");
+    eng_catalog_t *cat = fixture_catalog(json);
+    eng_policy_t *pol = fixture_policy(s_step_policy, cat);
+    cr_assert_not_null(pol);
+    hpp_status_t st;
+    cr_assert_str_eq(s_tier_for(pol, "team", ENG_NO_REMAINING, &st), "standard", "no ledger");
+    cr_assert_str_eq(s_tier_for(pol, "team", 10 * USD, &st), "standard");
+    cr_assert_str_eq(s_tier_for(pol, "team", 4 * USD, &st), "mid");
+    cr_assert_str_eq(s_tier_for(pol, "team", USD / 4, &st), "budget");
+    cr_assert_str_eq(s_tier_for(pol, "team", USD / 1000, &st), "free", "free at the end");
+    cr_assert_str_eq(s_tier_for(pol, "team", -5, &st), "free", "even overspent");
+    /* Below the first threshold, the remaining money is the budget: $0.00005
+     * buys nothing paid (free_fallback off here: the answer is the 402). */
+    cr_assert_str_eq(s_tier_for(pol, "team", USD / 20000, &st), "free");
+    cr_assert_str_eq(s_tier_for(pol, "plain", USD / 1000, &st), "standard",
+                     "a group without step_down is not stepped");
+    cr_assert(eng_policy_group_steps(pol, (hpp_str_t){"team", 4}));
+    cr_assert_not(eng_policy_group_steps(pol, (hpp_str_t){"plain", 5}));
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+    free(json);
+}
+
+Test(ledger_policy, step_down_is_checked)
+{
+    char *json = s_file("policies/catalog.json");
+    eng_catalog_t *cat = fixture_catalog(json);
+    const char *bad[] = {
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $5\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down 5 a\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $5 zz\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $1 a, $5 a\nroute r { tier b }\n",
+        "tier a max $1\ntier b\ngroup g models \"*\" step_down $5 a, $1 b\nroute r { tier b }\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eng_policy_t *pol = fixture_policy(bad[i], cat);
+        cr_assert_null(pol, "accepted: %s", bad[i]);
+    }
+    eng_catalog_destroy(&cat);
+    free(json);
 }

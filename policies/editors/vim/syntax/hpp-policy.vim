@@ -23,7 +23,7 @@ syn keyword hppBoolean true false
 " Property keys
 syn keyword hppProperty default_output step free_fallback prefer providers max models
 syn keyword hppProperty multiplier require output allow_providers deny_providers
-syn keyword hppProperty min_context cooldown_fails cooldown cooldown_max health_window sort file
+syn keyword hppProperty min_context cooldown_fails cooldown cooldown_max health_window sort file step_down
 
 " Condition fields (meta.KEY too)
 syn keyword hppField prompt_tokens output_tokens total_tokens cache_read_tokens images
