@@ -49,6 +49,7 @@ typedef enum {
     O_TEXT,
     O_META,
     O_TRACE,
+    O_REMAINING,
     O_HELP,
 } s_opt_id_t;
 
@@ -94,6 +95,9 @@ static const hpp_opt_t s_explain_opts[] = {
     S_POLICY_OPT,
     S_CATALOG_OPT,
     {"--format", "text|json", O_FORMAT, NULL, "output format (default text)"},
+    {"--remaining", "USD", O_REMAINING, NULL,
+     "what the caller's key may still spend (the engine's ledger): applies the group's "
+     "step_down"},
     S_HELP_OPT,
     S_END_OPT,
 };
@@ -115,6 +119,9 @@ static const hpp_opt_t s_route_opts[] = {
     S_POLICY_OPT,
     S_CATALOG_OPT,
     {"--trace", NULL, O_TRACE, NULL, "include every candidate considered"},
+    {"--remaining", "USD", O_REMAINING, NULL,
+     "what the caller's key may still spend (the engine's ledger): applies the group's "
+     "step_down"},
     S_HELP_OPT,
     S_END_OPT,
 };
@@ -133,6 +140,7 @@ typedef struct {
     bool trace;                           /* --trace */
     bool help;                            /* --help */
     hpp_features_t f;                     /* route: the request */
+    hpp_pusd_t remaining;                 /* --remaining, ENG_NO_REMAINING when not given */
 } s_args_t;
 
 static int s_bad(const s_args_t *a, const char *what, const char *v)
@@ -190,6 +198,17 @@ static int s_set(s_args_t *a, const hpp_opt_t *o, const char *v)
     case O_POLICY:
         a->policy = v;
         return 0;
+    case O_REMAINING: {
+        char *end = NULL;
+        double usd = strtod(v, &end);
+        hpp_pusd_t pd = 0;
+        bool neg = usd < 0;
+        if (!end || *end || end == v || hpp_pusd_from_double(neg ? -usd : usd, 12, &pd) != 0) {
+            return s_bad(a, "--remaining: expected an amount of USD", v);
+        }
+        a->remaining = neg ? -pd : pd;
+        return 0;
+    }
     case O_REQUEST:
         a->request = v;
         return 0;
@@ -234,6 +253,7 @@ static int s_parse(int argc, char **argv, const hpp_opt_t *opts, s_args_t *a)
 {
     memset(a, 0, sizeof *a);
     a->cmd = argv[0];
+    a->remaining = ENG_NO_REMAINING;
     hpp_features_init(&a->f);
     for (int i = 1; i < argc; i++) {
         const hpp_opt_t *o;
@@ -784,7 +804,7 @@ int cmd_explain(int argc, char **argv)
     tr.entries = entries;
     tr.cap = S_TRACE_CAP;
     eng_decision_t d;
-    eng_resolve(pol, &f, &d, &tr);
+    eng_resolve_remaining(pol, &f, a.remaining, &d, &tr);
     if (a.json) {
         s_decision_json(stdout, pol, &d, &tr);
     } else {
@@ -830,7 +850,7 @@ int cmd_route(int argc, char **argv)
         tr.entries = entries;
         tr.cap = S_TRACE_CAP;
         eng_decision_t d;
-        eng_resolve(pol, &a.f, &d, a.trace ? &tr : NULL);
+        eng_resolve_remaining(pol, &a.f, a.remaining, &d, a.trace ? &tr : NULL);
         s_decision_json(stdout, pol, &d, a.trace ? &tr : NULL);
         rc = d.status == HPP_OK ? HPP_EXIT_OK : HPP_EXIT_FAIL;
     }

@@ -158,6 +158,19 @@ check "HPP_POLICY picks the policy" "flagship" "$(json "$tmp/out" 'd["tier"]')"
 run "route negative tokens" 2 route --prompt-tokens -1
 has "flag named" "--prompt-tokens: must be an integer from 0 to 100000000" "$tmp/err"
 run "route NaN budget" 2 route --budget nan
+# step_down with the ledger's remaining money (--remaining).
+cp policies/default.policy "$tmp/step.policy"
+printf '\ngroup team models "*" step_down $1 budget, $0.0005 free\n' >>"$tmp/step.policy"
+run "route: money enough, no step" 0 route --policy "$tmp/step.policy" --group team \
+    --prompt-tokens 1000 --remaining 5
+check "route: the rule's tier" "mid" "$(json "$tmp/out" 'd["tier"]')"
+run "route: below \$1, stepped down" 0 route --policy "$tmp/step.policy" --group team \
+    --prompt-tokens 1000 --remaining 0.5
+check "route: the budget tier" "budget" "$(json "$tmp/out" 'd["tier"]')"
+run "explain: money spent, free" 0 explain --policy "$tmp/step.policy" --remaining -0.2 \
+    --request '{"prompt_tokens": 1000, "group": "team"}'
+has "explain says why" "stepped down to tier 'free'" "$tmp/out"
+run "route: a bad --remaining" 2 route --policy "$tmp/step.policy" --remaining lots
 run "route unknown flag" 2 route --colour red
 run "route stray argument" 2 route extra
 
