@@ -22,6 +22,9 @@ typedef struct {
 
 static int s_put(s_text_t *t, const char *s, size_t n)
 {
+    if (n == 0) {
+        return 0; /* t->p may still be NULL: nothing to copy */
+    }
     if (t->n + n > t->cap) {
         size_t cap = t->cap ? t->cap : 4096;
         while (cap < t->n + n) {

@@ -10,7 +10,8 @@ and whose text is "echo <model>", or, with "stream": true, Server-Sent Events
 (role chunk, two content chunks, finish chunk, [DONE]) with a pause of
 --stream-gap-ms between the first content chunk and the rest, chunked encoding.
 Answers carry OpenAI's usage (USAGE below, with `cost` in USD as OpenRouter
-returns it when started with --cost USD); a stream ends with a usage chunk
+returns it when started with --cost USD, 0 for a model id ending in :free);
+a stream ends with a usage chunk
 ({"choices": [], "usage": ...}, every other chunk with "usage": null) only
 when the request asked for it with stream_options.include_usage, as OpenAI's
 does.
@@ -54,10 +55,11 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
          "completion_tokens_details": {"reasoning_tokens": 2}}
 
 
-def usage():
+def usage(model):
     u = dict(USAGE)
     if COST is not None:
-        u["cost"] = COST
+        # OpenRouter bills nothing for a :free model.
+        u["cost"] = 0.0 if model.endswith(":free") else COST
     return u
 
 
@@ -173,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
             "model": model,
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "echo " + model}}],
-            "usage": usage(),
+            "usage": usage(model),
         }, {"X-Stub-Model": model}, cut)
 
     def _chunk(self, data):
@@ -207,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         self._event(model, {}, "stop")
         if self.with_usage:
             obj = {"id": "chatcmpl-stub", "object": "chat.completion.chunk",
-                   "created": int(time.time()), "model": model, "choices": [], "usage": usage()}
+                   "created": int(time.time()), "model": model, "choices": [], "usage": usage(model)}
             self._chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
         self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
