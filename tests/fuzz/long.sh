@@ -52,22 +52,34 @@ recorded() {
 }
 
 # Adds one run of target $1 to the record: executions $2, seconds $3,
-# executions/s $4, committed seeds $5, crashes $6. Rows stay sorted by name;
-# the text after the table (notes written by hand) is kept as it is.
+# executions/s $4, committed seeds $5, crashes $6 (no arguments: only adds a
+# row of zeros for each built target that has none, so what is left shows).
+# Rows stay sorted by name; the text after the table (notes written by hand)
+# is kept as it is.
 record() {
-    local n=$1 execs=$2 secs=$3 rate=$4 seeds=$5 ncrash=$6
+    local n=${1:-} execs=${2:-} secs=${3:-} rate=${4:-} seeds=${5:-} ncrash=${6:-}
     (
         flock 9
-        read -r e r s c < <(recorded "$n")
-        e=$((e + execs)); r=$((r + 1)); c=$((c + ncrash))
-        s=$(awk -v a="$s" -v b="$secs" 'BEGIN { printf "%.0f", a + b }')
-        left=$((runs > e ? runs - e : 0))
         rows=$(mktemp)
         if [ -f "$out" ]; then
             awk -F'|' -v n="$n" '/^\| fuzz_/ { t = $2; gsub(/ /, "", t); if (t != n) print }' \
                 "$out" >"$rows"
         fi
-        echo "| $n | $e | $r | $s | $rate | $seeds | $c | $left |" >>"$rows"
+        if [ -n "$n" ]; then
+            read -r e r s c < <(recorded "$n")
+            e=$((e + execs)); r=$((r + 1)); c=$((c + ncrash))
+            s=$(awk -v a="$s" -v b="$secs" 'BEGIN { printf "%.0f", a + b }')
+            left=$((runs > e ? runs - e : 0))
+            echo "| $n | $e | $r | $s | $rate | $seeds | $c | $left |" >>"$rows"
+        fi
+        for f in build-fuzz/fuzz_*; do
+            [ -x "$f" ] || continue
+            t=$(basename "$f")
+            if ! grep -q "^| $t |" "$rows"; then
+                k=$(find "tests/fuzz/corpus/$t" -type f 2>/dev/null | wc -l)
+                echo "| $t | 0 | 0 | 0 | - | $k | 0 | $runs |" >>"$rows"
+            fi
+        done
         notes=$(mktemp)
         if [ -f "$out" ]; then
             awk 'kept { print } /^<!-- end of table/ { kept = 1 }' "$out" >"$notes"
@@ -117,6 +129,7 @@ if [ ${#targets[@]} -eq 0 ]; then
     exit 0
 fi
 
+record
 crashed=0
 left=${#targets[@]}
 deadline=$(($(date +%s) + total))
