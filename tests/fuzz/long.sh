@@ -110,6 +110,14 @@ record() {
     ) 9>>"$out.lock"
 }
 
+# Inputs in $1 that failed: crashes, leaks, timeouts, out of memory. Not the
+# slow-unit-* files libFuzzer also writes there: at nice 19 on a busy machine
+# an input can wait seconds for a CPU, so their wall time says nothing.
+failures() {
+    find "$1" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
+        -o -name 'oom-*' \) | wc -l
+}
+
 targets=()
 for f in build-fuzz/fuzz_*; do
     [ -x "$f" ] || continue
@@ -151,7 +159,7 @@ for n in "${targets[@]}"; do
     bin=build-fuzz/run/$n
     cp "build-fuzz/$n" "$bin"
     mkdir -p "$work" "$crashes" "tests/fuzz/corpus/$n"
-    ncrash0=$(find "$crashes" -type f | wc -l)
+    ncrash0=$(failures "$crashes")
     echo "== $n: $done_execs on record, up to $want more executions or ${budget}s"
     start=$(date +%s.%N)
     status=0
@@ -163,11 +171,11 @@ for n in "${targets[@]}"; do
     execs=${execs:-0}
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     rate=$(awk -v e="$execs" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? e / s : 0) }')
-    ncrash=$(($(find "$crashes" -type f | wc -l) - ncrash0))
+    ncrash=$(($(failures "$crashes") - ncrash0))
     if [ "$status" -ne 0 ] || [ "$ncrash" -gt 0 ]; then
         crashed=1
         [ "$ncrash" -gt 0 ] || ncrash=1
-        echo "   $n: CRASHED (exit $status, $ncrash new inputs in $crashes); see $log"
+        echo "   $n: FAILED (exit $status, $ncrash new inputs in $crashes); see $log"
     fi
     # Keep only the inputs that add coverage to the committed seeds.
     before=$(find "tests/fuzz/corpus/$n" -type f | wc -l)
