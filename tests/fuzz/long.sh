@@ -107,7 +107,7 @@ record() {
         } >"$out.tmp"
         mv "$out.tmp" "$out"
         rm -f "$rows" "$notes"
-    ) 9>>"$out.lock"
+    ) 9>>build-fuzz/long.lock
 }
 
 # Inputs in $1 that failed: crashes, leaks, timeouts, out of memory. Not the
