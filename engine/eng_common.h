@@ -15,6 +15,18 @@
 
 #include "hpp_types.h"
 
+/* Marks a function as not instrumented for coverage-guided fuzzing: for pure
+ * computations (table building, string distance) whose comparisons, traced
+ * one by one by the fuzzer, cost far more than they tell it about the
+ * input. Sanitizers still check them. Not inlined: coverage is added after
+ * inlining, so an inlined copy would be instrumented as its caller is.
+ * Nothing outside a clang build. */
+#if defined(__clang__) && __clang_major__ >= 13
+#define ENG_NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
+#else
+#define ENG_NO_COVERAGE
+#endif
+
 /* Error codes for loaders and compilers (not request statuses, see eng_request.h). */
 typedef enum {
     ENG_ERR_NONE = 0,

@@ -12,11 +12,13 @@
  *                         ^^^^
  *   1 error, 0 warnings
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng_common.h"
 #include "eng_lex.h"
 #include "eng_policy_internal.h"
 
@@ -128,14 +130,45 @@ static const struct {
     {"missing", "syntax"},
 };
 
-static const char *s_code(const char *msg)
+#define S_NCODES (sizeof s_codes / sizeof s_codes[0])
+
+/* Rows of s_codes by the first byte of their text, as bit masks. */
+static uint64_t s_first[256];
+static pthread_once_t s_first_once = PTHREAD_ONCE_INIT;
+
+static void s_first_init(void)
 {
-    for (size_t i = 0; i < sizeof s_codes / sizeof s_codes[0]; i++) {
-        if (strstr(msg, s_codes[i].text)) {
-            return s_codes[i].code;
+    for (size_t i = 0; i < S_NCODES; i++) {
+        s_first[(unsigned char)s_codes[i].text[0]] |= UINT64_C(1) << i;
+    }
+}
+
+/* One pass over the message, comparing only the rows whose text starts with
+ * the byte at hand, rather than a strstr per row: this lookup runs for every
+ * diagnostic, and a broken policy reports up to ENG_MAX_DIAGS of them. Not
+ * instrumented for coverage: a pure function of the message, whose branches
+ * say nothing about the input (and which the fuzzer traced byte by byte). */
+ENG_NO_COVERAGE static const char *s_code(const char *msg)
+{
+    _Static_assert(S_NCODES <= 64, "s_codes rows must fit a 64-bit mask");
+    pthread_once(&s_first_once, s_first_init);
+    uint64_t found = 0;
+    for (const char *m = msg; *m; m++) {
+        uint64_t rows = s_first[(unsigned char)*m] & ~found;
+        while (rows) {
+            int i = __builtin_ctzll(rows);
+            rows &= rows - 1;
+            const char *t = s_codes[i].text;
+            size_t k = 1;
+            while (t[k] && m[k] == t[k]) {
+                k++;
+            }
+            if (!t[k]) {
+                found |= UINT64_C(1) << i;
+            }
         }
     }
-    return "policy";
+    return found ? s_codes[__builtin_ctzll(found)].code : "policy";
 }
 
 void eng_diags_vadd(eng_diags_t *self, eng_diag_severity_t sev, const char *file, const char *src,
@@ -193,7 +226,12 @@ void eng_diags_sort_from(eng_diags_t *self, size_t from)
     /* Insertion sort: stable, and an entry never moves past one of another
      * file, so files keep the order they were reported in. */
     for (size_t i = from + 1; i < self->n; i++) {
-        eng_diag_t d = self->items[i];
+        const eng_diag_t *q = &self->items[i - 1], *e = &self->items[i];
+        if (strcmp(q->file, e->file) != 0 || q->line < e->line ||
+            (q->line == e->line && q->col <= e->col)) {
+            continue; /* in order already (the usual case): no copy */
+        }
+        eng_diag_t d = *e;
         size_t j = i;
         while (j > from) {
             const eng_diag_t *p = &self->items[j - 1];
@@ -208,17 +246,41 @@ void eng_diags_sort_from(eng_diags_t *self, size_t from)
     }
 }
 
-/* Prints the caret line under `line`: tabs are kept so the caret lines up. */
+/* Writes `n` copies of byte `c`, a buffer at a time. */
+static void s_put_run(FILE *out, char c, size_t n)
+{
+    char buf[256];
+    memset(buf, c, n < sizeof buf ? n : sizeof buf);
+    while (n > 0) {
+        size_t k = n < sizeof buf ? n : sizeof buf;
+        fwrite(buf, 1, k, out);
+        n -= k;
+    }
+}
+
+/* Blanks as wide as src[0..n): tabs kept, any other byte a space. A pure
+ * copy, not instrumented for coverage (see s_code). */
+ENG_NO_COVERAGE static void s_blank_like(char *out, const char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = src[i] == '\t' ? '\t' : ' ';
+    }
+}
+
+/* Prints the caret line under `line`: tabs are kept so the caret lines up.
+ * Built in a buffer rather than a byte at a time: a policy may show 99
+ * diagnostics, each on a line of up to 255 bytes. */
 static void s_print_caret(FILE *out, const eng_diag_t *d)
 {
-    fputs("    ", out);
+    char pad[sizeof d->source_line];
     size_t len = strlen(d->source_line);
-    for (int i = 0; i < d->col - 1; i++) {
-        fputc((size_t)i < len && d->source_line[i] == '\t' ? '\t' : ' ', out);
-    }
-    for (int i = 0; i < d->span; i++) {
-        fputc('^', out);
-    }
+    size_t ncol = d->col > 1 ? (size_t)(d->col - 1) : 0;
+    size_t shown = ncol < len ? ncol : len;
+    s_blank_like(pad, d->source_line, shown);
+    fputs("    ", out);
+    fwrite(pad, 1, shown, out);
+    s_put_run(out, ' ', ncol - shown);
+    s_put_run(out, '^', d->span > 0 ? (size_t)d->span : 0);
     fputc('\n', out);
 }
 
@@ -254,14 +316,17 @@ void eng_diags_print(const eng_diags_t *self, FILE *out)
 /* Longest name compared: longer ones are not misspellings worth a hint. */
 #define S_SUGGEST_MAX 128
 
-static int s_fold(int c)
+/* The distance below is a pure computation over two short words: not
+ * instrumented for coverage, whose comparison tracing made it several times
+ * slower under a fuzzer (ASan still checks it). */
+ENG_NO_COVERAGE static int s_fold(int c)
 {
     return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
 /* Optimal string alignment distance, rows of the dynamic programme on the
  * stack (both lengths are at most S_SUGGEST_MAX). */
-static unsigned s_distance(const char *a, size_t la, const char *b, size_t lb)
+ENG_NO_COVERAGE static unsigned s_distance(const char *a, size_t la, const char *b, size_t lb)
 {
     unsigned prev2[S_SUGGEST_MAX + 1], prev[S_SUGGEST_MAX + 1], cur[S_SUGGEST_MAX + 1];
     for (size_t j = 0; j <= lb; j++) {
@@ -337,18 +402,26 @@ const char *eng_suggest_text(const eng_suggest_t *s, char *buf, size_t n)
     return buf;
 }
 
-static void s_json_str(FILE *out, const char *s)
+/* A JSON string: runs of plain bytes are written whole, escapes one by one.
+ * Not instrumented for coverage (see s_code): its branches follow the text of
+ * messages, and the fuzzer traced them byte by byte. */
+ENG_NO_COVERAGE static void s_json_str(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *p = (const unsigned char *)s, *run = p;
+    for (; *p; p++) {
+        if (*p != '"' && *p != '\\' && *p >= 0x20 && *p != 0x7f) {
+            continue;
+        }
+        fwrite(run, 1, (size_t)(p - run), out);
+        run = p + 1;
         if (*p == '"' || *p == '\\') {
             fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            fprintf(out, "\\u%04x", *p);
         } else {
-            fputc(*p, out);
+            fprintf(out, "\\u%04x", *p);
         }
     }
+    fwrite(run, 1, (size_t)(p - run), out);
     fputc('"', out);
 }
 

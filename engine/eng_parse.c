@@ -355,7 +355,7 @@ static const eng_propdef_t *s_find_prop(eng_stkind_t kind, const char *s, uint32
  * be a property of `kind`: inside a block it means a '}' is missing. */
 static bool s_stmt_start(const s_parser_t *p, int kind)
 {
-    if (!s_line_initial(p) || s_stmt_kind(p) < 0) {
+    if (s_stmt_kind(p) < 0 || !s_line_initial(p)) {
         return false;
     }
     return kind < 0 ||
@@ -374,7 +374,7 @@ static void s_sync(s_parser_t *p, int depth, int kind)
                 s_advance(p);
                 return;
             }
-        } else if (depth <= 0 && s_line_initial(p) && s_stmt_kind(p) >= 0) {
+        } else if (depth <= 0 && s_stmt_kind(p) >= 0 && s_line_initial(p)) {
             return;
         } else if (depth == 1 && s_stmt_start(p, kind)) {
             return;

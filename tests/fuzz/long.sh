@@ -3,14 +3,20 @@
 #
 #   tests/fuzz/long.sh [--seconds TOTAL] [--runs N] [--only NAME]... [--out FILE]
 #
-# The total time is shared among the targets: each gets the time left divided
-# by the targets left, and stops early at N executions (default 10 million),
-# so the time a fast target does not need goes to the slow ones. Each target
-# starts from its committed seed corpus plus the working corpus of earlier
-# runs (build-fuzz/corpus/NAME, kept between runs). Afterwards the inputs that
-# add coverage are merged into tests/fuzz/corpus/NAME (commit them), crashes
-# are kept in build-fuzz/crashes/NAME, and a Markdown table goes to
-# tests/fuzz/RESULTS.md. Exit status: 0, or 1 when a target crashed.
+# The record is cumulative: FILE (tests/fuzz/RESULTS.md) keeps, per target, the
+# executions, seconds and crashes of every run so far, and each run adds to
+# them, so several runs add up to the depth on record. A target whose total
+# has reached N executions (default 10 million) is skipped; the others run
+# until their total reaches N or their share of the time is used: each gets
+# the time left divided by the targets left, so the time a fast target does
+# not need goes to the slow ones. Each run starts from the committed seeds
+# (tests/fuzz/corpus/NAME) plus the working corpus of earlier runs
+# (build-fuzz/corpus/NAME); afterwards the inputs that add coverage are merged
+# into the committed seeds (commit them with FILE). The row of a target is
+# written as soon as it finishes, so an interrupted run keeps what it did,
+# and runs over different targets (--only) may go on at the same time.
+# Crashes are kept in build-fuzz/crashes/NAME. Exit status: 0, or 1 when a
+# target crashed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,7 +25,7 @@ runs=10000000
 out=tests/fuzz/RESULTS.md
 only=()
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
 }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,6 +41,83 @@ case "$total$runs" in *[!0-9]*)
     echo "long.sh: --seconds and --runs take whole numbers" >&2; exit 2 ;;
 esac
 
+# The recorded row of target $1: "executions runs seconds crashes", zeros if none.
+recorded() {
+    [ -f "$out" ] || { echo "0 0 0 0"; return; }
+    awk -F'|' -v n="$1" '
+        { t = $2; gsub(/ /, "", t) }
+        t == n { e = $3; r = $4; s = $5; c = $8; gsub(/[ ,]/, "", e); gsub(/ /, "", r);
+                 gsub(/ /, "", s); gsub(/ /, "", c); print e + 0, r + 0, s + 0, c + 0; found = 1; exit }
+        END { if (!found) print "0 0 0 0" }' "$out"
+}
+
+# Adds one run of target $1 to the record: executions $2, seconds $3,
+# executions/s $4, committed seeds $5, crashes $6 (no arguments: only adds a
+# row of zeros for each built target that has none, so what is left shows).
+# Rows stay sorted by name; the text after the table (notes written by hand)
+# is kept as it is.
+record() {
+    local n=${1:-} execs=${2:-} secs=${3:-} rate=${4:-} seeds=${5:-} ncrash=${6:-}
+    (
+        flock 9
+        rows=$(mktemp)
+        if [ -f "$out" ]; then
+            awk -F'|' -v n="$n" '/^\| fuzz_/ { t = $2; gsub(/ /, "", t); if (t != n) print }' \
+                "$out" >"$rows"
+        fi
+        if [ -n "$n" ]; then
+            read -r e r s c < <(recorded "$n")
+            e=$((e + execs)); r=$((r + 1)); c=$((c + ncrash))
+            s=$(awk -v a="$s" -v b="$secs" 'BEGIN { printf "%.0f", a + b }')
+            left=$((runs > e ? runs - e : 0))
+            echo "| $n | $e | $r | $s | $rate | $seeds | $c | $left |" >>"$rows"
+        fi
+        for f in build-fuzz/fuzz_*; do
+            [ -x "$f" ] || continue
+            t=$(basename "$f")
+            if ! grep -q "^| $t |" "$rows"; then
+                k=$(find "tests/fuzz/corpus/$t" -type f 2>/dev/null | wc -l)
+                echo "| $t | 0 | 0 | 0 | - | $k | 0 | $runs |" >>"$rows"
+            fi
+        done
+        notes=$(mktemp)
+        if [ -f "$out" ]; then
+            awk 'kept { print } /^<!-- end of table/ { kept = 1 }' "$out" >"$notes"
+        fi
+        {
+            echo "# Fuzzing to depth"
+            echo
+            echo "Written by \`make fuzz-long\` (tests/fuzz/long.sh). **Cumulative:** a row holds the"
+            echo "executions, seconds and crashes of every run of the target so far; each run starts"
+            echo "from the committed seeds (\`tests/fuzz/corpus/NAME\`), adds its figures to the row"
+            echo "and merges the inputs that add coverage into the seeds, so several runs add up to"
+            echo "the depth on record. The goal is $runs executions per target; \`left\` is what"
+            echo "remains to it. Executions/s is the last run's, which depends on how busy the"
+            echo "machine was. Last run: $(date -u +%Y-%m-%d), commit"
+            echo "\`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`, clang $(clang -dumpversion),"
+            echo "AddressSanitizer + UndefinedBehaviorSanitizer, \`-max_len=65536\`, nice 19 on"
+            echo "$(nproc) cores shared with other work."
+            echo
+            echo "| target | executions | runs | seconds | executions/s | seeds | crashes | left |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            sort -t'|' -k2,2 "$rows"
+            echo
+            echo "<!-- end of table: long.sh rewrites what is above, and keeps what is below -->"
+            cat "$notes"
+        } >"$out.tmp"
+        mv "$out.tmp" "$out"
+        rm -f "$rows" "$notes"
+    ) 9>>build-fuzz/long.lock
+}
+
+# Inputs in $1 that failed: crashes, leaks, timeouts, out of memory. Not the
+# slow-unit-* files libFuzzer also writes there: at nice 19 on a busy machine
+# an input can wait seconds for a CPU, so their wall time says nothing.
+failures() {
+    find "$1" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
+        -o -name 'oom-*' \) | wc -l
+}
+
 targets=()
 for f in build-fuzz/fuzz_*; do
     [ -x "$f" ] || continue
@@ -42,30 +125,45 @@ for f in build-fuzz/fuzz_*; do
     if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " == *" $n "* ]]; then
         continue
     fi
+    read -r done_execs _ < <(recorded "$n")
+    if [ "$done_execs" -ge "$runs" ]; then
+        echo "== $n: $done_execs executions on record, goal reached"
+        continue
+    fi
     targets+=("$n")
 done
 if [ ${#targets[@]} -eq 0 ]; then
-    echo "long.sh: no fuzz targets in build-fuzz/ (run make _fuzz first)" >&2
-    exit 2
+    echo "long.sh: no fuzz target left to run in build-fuzz/ (run make _fuzz first)" >&2
+    exit 0
 fi
 
-rows=()
+record
 crashed=0
 left=${#targets[@]}
 deadline=$(($(date +%s) + total))
+mkdir -p build-fuzz/run
 for n in "${targets[@]}"; do
     now=$(date +%s)
     budget=$(((deadline - now) / left))
-    [ "$budget" -ge 1 ] || budget=1
     left=$((left - 1))
+    if [ "$budget" -lt 1 ]; then
+        echo "== $n: no time left"
+        continue
+    fi
+    read -r done_execs _ < <(recorded "$n")
+    want=$((runs - done_execs))
     work=build-fuzz/corpus/$n
     crashes=build-fuzz/crashes/$n
     log=build-fuzz/long-$n.log
+    # A copy of the binary, so that a rebuild during the run does not touch it.
+    bin=build-fuzz/run/$n
+    cp "build-fuzz/$n" "$bin"
     mkdir -p "$work" "$crashes" "tests/fuzz/corpus/$n"
-    echo "== $n: up to $runs executions or ${budget}s"
+    ncrash0=$(failures "$crashes")
+    echo "== $n: $done_execs on record, up to $want more executions or ${budget}s"
     start=$(date +%s.%N)
     status=0
-    "build-fuzz/$n" -max_total_time="$budget" -runs="$runs" -max_len=65536 \
+    "$bin" -max_total_time="$budget" -runs="$want" -max_len=65536 \
         -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "tests/fuzz/corpus/$n" \
         >"$log" 2>&1 || status=$?
     end=$(date +%s.%N)
@@ -73,32 +171,19 @@ for n in "${targets[@]}"; do
     execs=${execs:-0}
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     rate=$(awk -v e="$execs" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? e / s : 0) }')
-    ncrash=$(find "$crashes" -type f | wc -l)
+    ncrash=$(($(failures "$crashes") - ncrash0))
     if [ "$status" -ne 0 ] || [ "$ncrash" -gt 0 ]; then
         crashed=1
-        echo "   $n: CRASHED (exit $status, $ncrash inputs in $crashes); see $log"
+        [ "$ncrash" -gt 0 ] || ncrash=1
+        echo "   $n: FAILED (exit $status, $ncrash new inputs in $crashes); see $log"
     fi
     # Keep only the inputs that add coverage to the committed seeds.
     before=$(find "tests/fuzz/corpus/$n" -type f | wc -l)
-    "build-fuzz/$n" -merge=1 -max_len=65536 "tests/fuzz/corpus/$n" "$work" \
+    "$bin" -merge=1 -max_len=65536 "tests/fuzz/corpus/$n" "$work" \
         >"build-fuzz/merge-$n.log" 2>&1 || true
     after=$(find "tests/fuzz/corpus/$n" -type f | wc -l)
-    ncorpus=$(find "$work" -type f | wc -l)
-    echo "   $n: $execs executions in ${secs}s ($rate/s), corpus $ncorpus, seeds $before -> $after"
-    rows+=("| $n | $execs | $secs | $rate | $ncorpus | $((after - before)) | $ncrash |")
+    echo "   $n: $execs executions in ${secs}s ($rate/s), seeds $before -> $after"
+    record "$n" "$execs" "$secs" "$rate" "$after" "$ncrash"
 done
-
-{
-    echo "# Fuzzing to depth"
-    echo
-    echo "Written by \`make fuzz-long\` (tests/fuzz/long.sh) on $(date -u +%Y-%m-%d), commit"
-    echo "\`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`, clang $(clang -dumpversion),"
-    echo "AddressSanitizer + UndefinedBehaviorSanitizer, \`-max_len=65536\`, $(nproc) cores"
-    echo "shared with other work. Budget: $total s in all, at most $runs executions per target."
-    echo
-    echo "| target | executions | seconds | executions/s | corpus | seeds added | crashes |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
-    printf '%s\n' "${rows[@]}"
-} >"$out"
 echo "wrote $out"
 exit "$crashed"
