@@ -107,7 +107,7 @@ export function checkAttempt(i, a) {
 
 const IS = {
   string: (v) => typeof v === "string",
-  integer: (v) => Number.isInteger(v),
+  integer: (v) => Number.isInteger(v) || (typeof v === "bigint" && v >= 0n && v < 2n ** 64n),
   number: (v) => typeof v === "number" && Number.isFinite(v),
   boolean: (v) => typeof v === "boolean",
   array: (v) => Array.isArray(v),
@@ -157,14 +157,31 @@ export function encodeRequest(op, features = {}, id = undefined) {
   if ((op === "route" || op === "explain") && body.prompt_tokens === undefined) {
     throw new TypeError(`prompt_tokens is required for ${op}`);
   }
-  return encode(body);
+  return encode(body, { useBigInt64: true });
+}
+
+/* Integers past 2^53 (a decision id of an engine with a ledger carries its
+ * node id in the top bits) would be rounded as Numbers: they are decoded as
+ * BigInt, and every one a Number holds exactly is given back as a Number, so
+ * small counts keep their usual type. */
+function s_exactInts(v) {
+  if (typeof v === "bigint") {
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(v)
+      : v;
+  }
+  if (Array.isArray(v)) return v.map(s_exactInts);
+  if (v !== null && typeof v === "object" && !(v instanceof Uint8Array)) {
+    for (const k of Object.keys(v)) v[k] = s_exactInts(v[k]);
+  }
+  return v;
 }
 
 /** One reply frame as an object, checked: v, a boolean ok, error.code when not ok. */
 export function decodeReply(frame) {
   let reply;
   try {
-    reply = decode(frame);
+    reply = s_exactInts(decode(frame, { useBigInt64: true }));
   } catch (e) {
     throw new ProtocolError(`reply is not msgpack: ${e.message}`);
   }

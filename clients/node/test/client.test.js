@@ -12,7 +12,17 @@ import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { Client, EngineError, HppError, TimeoutError, readKey } from "../index.js";
+import { decode, encode } from "@msgpack/msgpack";
+
+import {
+  Client,
+  EngineError,
+  HppError,
+  TimeoutError,
+  decodeReply,
+  encodeRequest,
+  readKey,
+} from "../index.js";
 
 const ROOT = process.env.HPP_ROOT || resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const ENGINE = process.env.HPP_ENGINE || join(ROOT, "build", "hpp-engine");
@@ -74,6 +84,17 @@ async function withEngine(fn, options = {}) {
     await engine.stop();
   }
 }
+
+test("integers past 2^53 stay exact both ways", () => {
+  const big = (5n << 56n) + 12345n; /* a node id in the top bits, as with a ledger */
+  const frame = encode({ v: 1, ok: true, decision_id: big, n: 7 }, { useBigInt64: true });
+  const reply = decodeReply(frame);
+  assert.equal(reply.decision_id, big);
+  assert.equal(reply.n, 7); /* small integers stay Numbers */
+  const attempt = { decision: reply.decision_id, model: "m", provider: "p", status: 200 };
+  const sent = decode(encodeRequest("report", { attempts: [attempt] }, 1), { useBigInt64: true });
+  assert.equal(sent.attempts[0].decision, big);
+});
 
 test("route answers a decision", () =>
   withEngine(async (c) => {
