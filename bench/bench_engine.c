@@ -157,6 +157,7 @@ typedef struct {
 } s_conn_t;
 
 static atomic_llong s_closed_budget; /* --requests left to send, shared */
+static const char *s_key;            /* --key: the `key` feature of every route, or NULL */
 
 /* A route request with a rotating hint; ids encode nothing but the sequence. */
 static size_t s_encode(char *mem, size_t cap, uint64_t id)
@@ -169,6 +170,10 @@ static size_t s_encode(char *mem, size_t cap, uint64_t id)
     req.features.hints[0].ptr = hints[id % 5];
     req.features.hints[0].len = (uint32_t)strlen(hints[id % 5]);
     req.features.nhints = 1;
+    if (s_key) {
+        req.features.key.ptr = s_key;
+        req.features.key.len = (uint32_t)strlen(s_key);
+    }
     proto_buf_t b;
     proto_buf_init_fixed(&b, mem, cap);
     return proto_request_encode(&b, &req) == PROTO_OK ? b.len : 0;
@@ -451,12 +456,15 @@ static int s_usage(const char *msg)
             "usage: bench_engine [--endpoint tcp://127.0.0.1:PORT] [--mode closed|open]\n"
             "         [--depth N] [--connections N] [--rate PER_S] [--seconds S]\n"
             "         [--warmup S] [--requests N] [--echo] [--json]\n"
-            "         [--curve-server-key FILE --curve-secret FILE]\n"
+            "         [--curve-server-key FILE --curve-secret FILE] [--key sha256:HEX]\n"
             "--echo: load a ZeroMQ echo server (started in a child process, like the\n"
             "        engine in its own) instead of the engine: the transport floor of this\n"
             "        machine, for comparison\n"
             "--curve-server-key, --curve-secret: connect as a CURVE client (the engine's\n"
             "        public key file, this client's secret key file, mode 0600)\n"
+            "--key: every route carries this API key hash (an engine with --ledger\n"
+            "        checks and reserves against it; nothing is reported, so its\n"
+            "        reservations stay until --ledger-hold)\n"
             "Exit: 0 when every request was answered, 1 otherwise, 2 on bad usage.\n",
             msg ? "bench_engine: " : "", msg ? msg : "", msg ? "\n" : "");
     return msg ? 2 : 0;
@@ -503,6 +511,11 @@ static int s_parse(int argc, char **argv, s_opts_t *o)
             o->curve_server_key = v;
         } else if (!strcmp(a, "--curve-secret")) {
             o->curve_secret = v;
+        } else if (!strcmp(a, "--key")) {
+            if (hpp_check_key_hash((hpp_str_t){.ptr = v, .len = (uint32_t)strlen(v)})) {
+                return s_usage("--key: expected sha256: and 64 lowercase hex digits");
+            }
+            s_key = v;
         } else if (!strcmp(a, "--mode")) {
             if (strcmp(v, "open") && strcmp(v, "closed")) {
                 return s_usage("--mode is open or closed");
