@@ -304,10 +304,10 @@ static int rs_parse_spec(eng_redis_t *self, const char *spec, char *err, size_t 
         const char *colon;
         size_t hn;
         if (memchr(h, '@', (size_t)(e - h))) {
+            /* The address is not quoted: what precedes '@' may be a password. */
             snprintf(err, errlen,
-                     "%s: no user or password in the address (--ledger-secret FILE gives the "
-                     "password)",
-                     spec);
+                     "redis://: no user or password in the address (--ledger-secret FILE gives "
+                     "the password)");
             return -1;
         }
         if (*h == '[') { /* [v6]:port */

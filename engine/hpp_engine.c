@@ -116,6 +116,13 @@ static int s_ledger(void *opts, const char *flag, const char *arg)
                               "got '%s'",
                               arg);
     }
+    /* A user or password in a Redis address would sit in argv and be quoted
+     * by every error about the address: refused here, and not echoed. */
+    if (strncmp(arg, "redis://", 8) == 0 && memchr(arg + 8, '@', strcspn(arg + 8, "/?"))) {
+        return eng_flag_error(flag, "%s",
+                              "no user or password in a Redis address: --ledger-secret FILE "
+                              "gives the password (the address is not repeated here)");
+    }
     if (strcmp(arg, "sqlite:") == 0 || strcmp(arg, "redis+unix:") == 0) {
         return eng_flag_error(flag, "a path is missing in '%s'", arg);
     }

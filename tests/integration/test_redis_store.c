@@ -510,6 +510,8 @@ Test(redis_spec, bad_addresses_and_options_are_refused_with_the_reason)
         cr_expect_null(s, "%s opened", cases[i].spec);
         cr_expect(strstr(err, cases[i].want), "%s: got \"%s\", want \"%s\"", cases[i].spec, err,
                   cases[i].want);
+        cr_expect_null(strstr(err, "pw@"), "%s: the password is quoted: \"%s\"", cases[i].spec,
+                       err);
         eng_redis_destroy(&s);
     }
 }
