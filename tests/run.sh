@@ -82,7 +82,7 @@ done
 # Each runs in the background into its log, and writes "RC T0 T1" to
 # LOG.rc; results are read back in name order, so the report reads the same
 # whatever the order they ended in.
-ALONE=" bench_report bench_engine bench_client bench_cpu_latency engine_limits engine_declog sidecar_limits "
+ALONE=" bench_engine bench_client bench_cpu_latency engine_limits engine_declog sidecar_limits "
 run_suite() { # SCRIPT LOG
     local a rc
     a=$(date +%s.%N)

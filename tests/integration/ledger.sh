@@ -79,8 +79,23 @@ start() {
     ep=$(await_line "$tmp/$name.err" 's/^hpp-engine: ready on \(tcp:.*\)$/\1/p' "$pid" 250)
     [ -n "$ep" ] || fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
 }
-# call JSON...: one request per argument, the replies one a line.
-call() { printf '%s\n' "$@" | "$PY" tests/integration/ledger_client.py "$ep"; }
+# One client for the whole suite, on two FIFOs (file descriptors 7 and 8,
+# inherited by the $(...) subshells that call it).
+mkfifo "$tmp/client.in" "$tmp/client.out"
+"$PY" tests/integration/ledger_client.py <"$tmp/client.in" >"$tmp/client.out" 2>"$tmp/client.err" &
+pids+=($!)
+exec 7>"$tmp/client.in" 8<"$tmp/client.out"
+# call JSON...: one request per argument, to the engine at $ep; the replies
+# one a line.
+call() {
+    local _ line
+    printf '@%s\n' "$ep" >&7
+    printf '%s\n' "$@" >&7
+    for _ in "$@"; do
+        IFS= read -r -t 30 line <&8 || { echo '{"error":{"code":"client_gone"}}'; continue; }
+        printf '%s\n' "$line"
+    done
+}
 # get JQ JSON: a field of a reply.
 get() { jq -r "$1" <<<"$2"; }
 # code JSON...: the error code of one call.
