@@ -242,8 +242,8 @@ static const eng_flag_t s_flags[] = {
      "the public key, exit"},
     {"--curve-name", "NAME", NULL, S_FIELD(keyname), "the NAME of --curve-keygen (default engine)"},
     {"--check", NULL, NULL, S_FIELD(check),
-     "load the policy and catalogs (and the --curve-* files, and run the --reload-cases), "
-     "print diagnostics and the policy hash, exit"},
+     "load the policy and catalogs (and the --curve-* files, the --keys file and the --ledger "
+     "store, and run the --reload-cases), print diagnostics and the policy hash, exit"},
     {"--help", NULL, NULL, S_FIELD(help), "this text"},
     {"--version", NULL, NULL, S_FIELD(version), "print the version"},
     {NULL, NULL, NULL, 0, NULL},
@@ -296,6 +296,36 @@ static int s_check_cases(const char *path, const eng_snapshot_t *snap)
     return rc;
 }
 
+/* --check with --keys / --ledger: the key file read and the store opened as
+ * a start would (a SQLite state file is created when missing, as at start),
+ * so a deploy learns of a bad path or an unreachable Redis before it
+ * restarts the engine. */
+static int s_check_ledger(const eng_ledger_cfg_t *cfg)
+{
+    char why[512];
+    eng_ledger_t *ledger = eng_ledger_new(cfg, why, sizeof why);
+    if (!ledger) {
+        fprintf(stderr, "hpp-engine: %s\n", why); /* it names the store */
+        return S_EXIT_USAGE;
+    }
+    int rc = S_EXIT_OK;
+    if (cfg->keys) {
+        eng_ledger_keys_t *keys = eng_ledger_keys_load(ledger, why, sizeof why);
+        if (!keys) {
+            fprintf(stderr, "hpp-engine: %s\n", why);
+            rc = S_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "hpp-engine: %s: %zu keys\n", cfg->keys, eng_ledger_keys_count(keys));
+        }
+        eng_ledger_keys_release(keys);
+    }
+    if (cfg->store) {
+        fprintf(stderr, "hpp-engine: ledger store %s: opened\n", cfg->store);
+    }
+    eng_ledger_destroy(&ledger);
+    return rc;
+}
+
 /* --check: the same loader as the server, without serving. */
 static int s_run_check(const eng_server_cfg_t *cfg)
 {
@@ -334,6 +364,9 @@ static int s_run_check(const eng_server_cfg_t *cfg)
             fprintf(stderr, "hpp-engine: %s: CURVE public key %s\n", cfg->curve_secret, public.z85);
         }
         explicit_bzero(&secret, sizeof secret);
+    }
+    if ((cfg->ledger.keys || cfg->ledger.store) && s_check_ledger(&cfg->ledger) != S_EXIT_OK) {
+        rc = S_EXIT_USAGE;
     }
     if (cfg->curve_clients) {
         eng_error_t err = {0};

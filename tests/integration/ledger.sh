@@ -134,6 +134,21 @@ printf '%s group=a bogus=1\n' "$K_NEW" >"$tmp/bad.keys"
     2>"$tmp/e"
 check "a bad key file at startup: usage error" 2 "$?"
 has_text "a bad key file: FILE:LINE named" "$tmp/bad.keys:1:" "$(cat "$tmp/e")"
+# --check reads the key file and opens the store as a start would.
+"$ENGINE" --check --keys "$tmp/bad.keys" >/dev/null 2>"$tmp/e"
+check "--check with a bad key file: usage error" 2 "$?"
+has_text "--check: the key file's FILE:LINE named" "$tmp/bad.keys:1:" "$(cat "$tmp/e")"
+"$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" >/dev/null 2>"$tmp/e"
+check "--check with the suite's keys and store: ok" 0 "$?"
+has_text "--check counts the keys" "$tmp/keys: $(grep -c '^sha256:' "$tmp/keys") keys" "$(cat "$tmp/e")"
+if [ "$STORE_KIND" = sqlite ]; then
+    bad_store=sqlite:$tmp/no-such-dir/ledger.db
+else
+    bad_store=redis+unix:$tmp/no-such.sock
+fi
+"$ENGINE" --check --keys "$tmp/keys" --ledger "$bad_store" >/dev/null 2>"$tmp/e"
+check "--check with a store that cannot open: usage error" 2 "$?"
+has_text "--check: the store's error names it" "${bad_store#*:}" "$(cat "$tmp/e")"
 
 start engine --metrics-listen 127.0.0.1:0
 metrics=$(sed -n 's|^hpp-engine: metrics on \(http://.*/metrics\)$|\1|p' "$tmp/engine.err")
