@@ -22,6 +22,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1753,6 +1754,28 @@ static const s_route_def_t s_routes[] = {
     {NULL, false, 0, NULL, 0, NULL, SC_ROUTE_OTHER, NULL},
 };
 
+/* The 404's list of endpoints, "POST /v1/route, ..., GET /api/v1/key", made
+ * once from s_routes so that it names every route the table has. */
+static char s_endpoints[512];
+static pthread_once_t s_endpoints_once = PTHREAD_ONCE_INIT;
+
+static void s_endpoints_build(void)
+{
+    size_t n = 0;
+    for (const s_route_def_t *r = s_routes; r->path && n < sizeof s_endpoints; r++) {
+        /* The first method of Allow is the one to name ("GET, HEAD": GET). */
+        int w = snprintf(s_endpoints + n, sizeof s_endpoints - n, "%s%.*s %s%s", n ? ", " : "",
+                         (int)strcspn(r->allow, ","), r->allow, r->path, r->prefix ? "{id}" : "");
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
+static const char *s_endpoint_list(void)
+{
+    pthread_once(&s_endpoints_once, s_endpoints_build);
+    return s_endpoints;
+}
+
 /* Whether route r serves the path uri[0..plen). */
 static bool s_route_match(const s_route_def_t *r, const char *uri, size_t plen)
 {
@@ -1905,10 +1928,8 @@ static void s_on_request(struct evhttp_request *req, void *arg)
         return;
     }
     if (!s_routes[i].path) {
-        oai_error_set(&err, 404, "not_found", NULL,
-                      "unknown path %.*s (endpoints: POST /v1/route, POST /v1/chat/completions, "
-                      "GET /v1/models, GET /v1/models/{id}, GET /healthz, GET /metrics)",
-                      (int)(plen > 100 ? 100 : plen), uri);
+        oai_error_set(&err, 404, "not_found", NULL, "unknown path %.*s (endpoints: %s)",
+                      (int)(plen > 64 ? 64 : plen), uri, s_endpoint_list());
         s_reject(srv, req, SC_ROUTE_OTHER, &err, NULL);
         return;
     }

@@ -253,6 +253,9 @@ s=$(req POST "$D" /v1/route "{$MSG}" "${hdrs[@]}")
 error_shape "too many headers" "$s" 431 too_many_headers
 s=$(req GET "$D" /v1/nothing)
 error_shape "unknown path" "$s" 404 not_found
+has_text "unknown path: the message lists every endpoint, /api/* too" \
+    "GET /v1/models/{id}, GET /healthz, GET /metrics, GET /api/quota-check, GET /api/usage, GET /api/v1/key)" \
+    "$(jget 'j["error"]["message"]')"
 s=$(req GET "$D" /v1/route)
 error_shape "wrong method" "$s" 405 method_not_allowed
 check "wrong method: Allow" POST "$(hdr Allow)"
