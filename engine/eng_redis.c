@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -524,6 +525,17 @@ static int rs_connect(eng_redis_t *self, rs_conn_t *cn, char *err, size_t errlen
     return 0;
 }
 
+/* Whether an idle connection was closed by the server meanwhile (Redis
+ * restarted, its idle timeout): readable with nothing asked is the end of
+ * the stream or an error. Checked before each command, so that a command
+ * sent only once (a top-up) does not go out on a connection that can no
+ * longer answer; one poll, no wait. */
+static bool rs_stale(const rs_conn_t *cn)
+{
+    struct pollfd p = {.fd = cn->c->fd, .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
+}
+
 static rs_conn_t *rs_take(eng_redis_t *self, char *err, size_t errlen)
 {
     pthread_mutex_lock(&self->mu);
@@ -595,6 +607,9 @@ static redisReply *rs_eval(eng_redis_t *self, rs_script_t s, rs_args_t *a, int n
     bool loaded = false;
     while (!r && sends > 0) {
         bool fresh = false;
+        if (cn->c && rs_stale(cn)) {
+            rs_drop(cn);
+        }
         if (!cn->c) {
             if (rs_connect(self, cn, err, errlen) != 0) {
                 break;

@@ -108,6 +108,12 @@ if redis_start redis; then
         sleep 0.02
     done
     check "Redis back: the engine serves again without a restart" ok "$code"
+    # e2's pooled connections date from the old Redis; a top-up is sent only
+    # once (resending one whose answer was lost could count it twice), so
+    # it must not go out on a connection the old server closed.
+    rep=$(op "$e2" '{"op": "ledger", "action": "topup", "account": "team-b", "amount_usd": 1}')
+    check "Redis back: the first top-up on the other engine goes through" ok \
+        "$(jq1 'd.get("error", {}).get("code", "ok")' <<<"$rep")"
     rep=$(op "$e2" "{\"op\": \"route\", \"model\": \"$MODEL\", \"key\": \"$KEY\", \"prompt_tokens\": 10}")
     check "Redis back: a route reserves again" True "$(jq1 'd["ok"]' <<<"$rep")"
 else

@@ -441,6 +441,19 @@ Test(redis_store, a_redis_that_goes_away_is_unavailable_then_serves_again)
     eng_redis_destroy(&s);
 }
 
+/* A connection left idle in the pool while Redis restarted: a top-up, sent
+ * only once (its fate unknown, a second send could apply it twice), must
+ * not be lost on it. */
+Test(redis_store, a_top_up_after_a_restart_is_not_sent_on_a_dead_connection)
+{
+    eng_redis_t *s = s_open(NULL);
+    s_adjust(s, 5, false, 5); /* the pool now holds one connection, idle */
+    hh_stop(&R.proc);
+    s_redis_start(NULL); /* empty again: no persistence in the tests */
+    s_adjust(s, 7, false, 7);
+    eng_redis_destroy(&s);
+}
+
 Test(redis_store, a_store_cannot_open_on_a_redis_that_is_not_there)
 {
     hh_stop(&R.proc);
