@@ -11,6 +11,7 @@
 #   make fuzz-long * every fuzz target to depth (FUZZ_LONG_SECONDS in all), record tests/fuzz/RESULTS.md
 #   make format     clang-format the tree;  make format-check  checks it
 #   make layering   the include graph between folders, checked one-way
+#   make lint *     format-check, and shellcheck over every shell script (CI runs it)
 #   make install    binaries, bundled policy and catalog, man pages, systemd units and
 #                   their configuration (PREFIX=/usr/local, DESTDIR, CFLAGS, CPPFLAGS, LDFLAGS)
 #   make deb *      the Debian package (dpkg-buildpackage -us -uc -b), into build-deb/
@@ -26,14 +27,14 @@ FUZZ_SECONDS ?= 30
 DEPS_PKGS := build-essential pkg-config clang libclang-rt-14-dev libevent-dev libmsgpack-dev \
              libzmq3-dev libsodium-dev libcriterion-dev libjansson-dev python3 python3-zmq \
              python3-msgpack curl libsystemd-dev mandoc groff-base libvectorscan-dev \
-             libsqlite3-dev
+             libsqlite3-dev shellcheck
 # The ledger's Redis store: hiredis for the engine, redis-server and redis-cli
 # for the tests, which start their own server on a unix socket.
 DEPS_PKGS += redis-server redis-tools libhiredis-dev
 # What `make deb` needs on top (debian/control's Build-Depends).
 DEB_DEPS_PKGS := debhelper dpkg-dev fakeroot
 
-.PHONY: all test asan run bench fuzz fuzz-long deps deps-deb format format-check clean help layering _all _fuzz-smoke \
+.PHONY: all test asan run bench fuzz fuzz-long deps deps-deb format format-check lint clean help layering _all _fuzz-smoke \
         _fuzz install deb deb-test _bins _have-libs
 
 # Plain `make` installs no package: without the libraries it says which
@@ -400,6 +401,12 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+# The lints CI runs after the tests: C formatting and shellcheck over every
+# shell script (about 20 s of CPU, so not inside make test).
+lint: deps
+	@$(MAKE) --no-print-directory format-check
+	@bash tests/shell_lint.sh
 
 clean:
 	rm -rf build build-asan build-fuzz build-bench build-deb

@@ -43,6 +43,7 @@ check "pkg-config knows hppclient 1.0" 1.0 "$(pc --modversion hppclient 2>&1)"
 flags=$(pc --cflags --libs hppclient 2>&1)
 has_text "pkg-config points into the DESTDIR" "-I$root/usr/include" "$flags"
 san=()
+# shellcheck disable=SC2054 # the comma is part of the one flag
 [ "${HPP_SAN:-0}" = 1 ] && san=(-fsanitize=address,undefined -fno-omit-frame-pointer)
 # shellcheck disable=SC2086 # pkg-config's flags are words
 ${CC:-cc} -std=c11 -Wall -Wextra -Werror "${san[@]}" -o "$tmp/route_example" \

@@ -1,6 +1,7 @@
 # redis_lib.bash - a private redis-server for the ledger's Redis tests
 # (sourced, not run: the .bash ending keeps tests/run.sh from taking it for a
 # suite). Needs check_lib.bash's suite_setup first ($tmp, $pids).
+# shellcheck disable=SC2154,SC2034 # $tmp is check_lib.bash's; the suites read redis_*
 #
 # redis_start [NAME] [ARGS...]: starts redis-server listening only on a unix
 #     socket in $tmp (port 0: no TCP), with no persistence (no RDB snapshot,

@@ -297,7 +297,7 @@ if start_sidecar slow --header-timeout 1 --body-timeout 1 --idle-timeout 1; then
     # 50 header bytes at 5 a second: 10 s, closed at about 1 s.
     check "header trickled a byte at a time: 408 and closed at --header-timeout" \
         "closed 408 request_timeout" \
-        "$(TRICKLE_PART=head trickle "$port" 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaa\r\n\r\n' '')"
+        "$(TRICKLE_PART='head' trickle "$port" 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaa\r\n\r\n' '')"
     body='{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}'
     check "body trickled a byte at a time: 408 and closed at --body-timeout" \
         "closed 408 request_timeout" \

@@ -228,7 +228,7 @@ for g in (b"partner", b"trial"):
         rest += s.recv(65536)
     print(head.split(b" ")[1].decode())
 EOF
-check "fail-open: partner and trial seen on one connection" "200 200" "$(echo $(cat "$tmp/seen"))"
+check "fail-open: partner and trial seen on one connection" "200 200" "$(tr '\n' ' ' <"$tmp/seen" | sed 's/ $//')"
 await_line "$tmp/sc_fo.err" '/group partner may use/p' "" >/dev/null
 await_line "$tmp/sc_fo.err" '/group trial may not use/p' "" >/dev/null
 check "fail-open: each group learned once, for every worker" "1 1" \
