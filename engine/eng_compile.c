@@ -1444,7 +1444,7 @@ static void s_scorer(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
     }
     eng_error_t err;
     memset(&err, 0, sizeof err);
-    eng_scorer_t *sc = eng_scorer_load(path, &err);
+    eng_scorer_t *sc = eng_scorer_load_observed(path, &err, c->on_source, c->source_ctx);
     if (!sc) {
         char why[768];
         eng_error_format(&err, why, sizeof why);

@@ -520,6 +520,12 @@ fail:
 
 eng_scorer_t *eng_scorer_load(const char *path, eng_error_t *err)
 {
+    return eng_scorer_load_observed(path, err, NULL, NULL);
+}
+
+eng_scorer_t *eng_scorer_load_observed(const char *path, eng_error_t *err, eng_source_fn on_source,
+                                       void *ctx)
+{
     char why[320];
     size_t len = 0;
     mode_t mode;
@@ -528,6 +534,9 @@ eng_scorer_t *eng_scorer_load(const char *path, eng_error_t *err)
     if (!text) {
         eng_error_set(err, ENG_ERR_IO, path, 0, 0, "", "%s", why);
         return NULL;
+    }
+    if (on_source) {
+        on_source(ctx, path, text, len);
     }
     eng_scorer_t *s = eng_scorer_parse(path, text, len, err);
     free(text);

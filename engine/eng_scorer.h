@@ -82,6 +82,11 @@ eng_scorer_t *eng_scorer_parse(const char *file, const char *text, size_t len, e
 
 /* Reads and parses the model file at `path`. */
 eng_scorer_t *eng_scorer_load(const char *path, eng_error_t *err);
+/* The same, showing the file's bytes as read to on_source (may be NULL):
+ * the snapshot's policy hash covers the model, so two engines whose models
+ * differ do not report the same hash. */
+eng_scorer_t *eng_scorer_load_observed(const char *path, eng_error_t *err, eng_source_fn on_source,
+                                       void *ctx);
 
 void eng_scorer_destroy(eng_scorer_t **self_p);
 

@@ -79,6 +79,22 @@ has_text "explain: shows the score" "scores:    difficulty=0." "$out"
 out=$("$POLICY" explain $QP --catalog $CAT --format json --request '{"text": "x"}')
 has_text "explain --format json: scores" '"scores":{"difficulty":0.' "$out"
 
+# The policy hash covers the scorer's model: two engines with the same policy
+# file and different models must not report the same hash.
+mkdir -p "$tmp/q"
+cp policies/examples/quality.policy "$tmp/q/"
+cp "$tmp/a.model" "$tmp/q/difficulty.model"
+hash_a=$("$ENGINE" --check --policy "$tmp/q/quality.policy" --catalog $CAT 2>&1 |
+    sed -n 's/^hpp-engine: policy hash //p')
+cp "$tmp/c.model" "$tmp/q/difficulty.model"
+hash_c=$("$ENGINE" --check --policy "$tmp/q/quality.policy" --catalog $CAT 2>&1 |
+    sed -n 's/^hpp-engine: policy hash //p')
+if [ -n "$hash_a" ] && [ "$hash_a" != "$hash_c" ]; then
+    ok "policy hash: another scorer model, another hash"
+else
+    fail "policy hash: another scorer model, another hash" "[$hash_a] [$hash_c]"
+fi
+
 # Through the engine and the sidecar ------------------------------------------------
 for bin in "$ENGINE" "$SIDECAR"; do
     if [ ! -x "$bin" ]; then
