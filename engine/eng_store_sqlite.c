@@ -53,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -321,8 +322,8 @@ static void s_unlock(s_store_t *st)
 
 /* Takes mu with room for n entries, waiting for the writer to commit when
  * the ring is full (not on the decision path: settle, release, adjust).
- * False (mu held, no room) when the store closes or the disk refuses for
- * timeout_ms. */
+ * False (mu held, no room) when the store closes or, timeout_ms >= 0, the
+ * disk refused for that long. */
 static bool s_lock_room(s_store_t *st, uint32_t n, int timeout_ms)
 {
     for (int waited = 0;; waited += 10) {
@@ -332,7 +333,7 @@ static bool s_lock_room(s_store_t *st, uint32_t n, int timeout_ms)
         }
         pthread_mutex_unlock(&st->mu);
         pthread_mutex_lock(&st->w_mu);
-        bool give_up = st->stopping || waited >= timeout_ms;
+        bool give_up = st->stopping || (timeout_ms >= 0 && waited >= timeout_ms);
         if (!give_up) {
             st->urgent = true;
             pthread_cond_signal(&st->cv_work);
@@ -620,18 +621,33 @@ static void s_end(s_store_t *st, uint32_t *slot, int64_t cost_pd, int64_t prompt
     s_resv_drop(st, slot);
 }
 
-/* How long settle and release wait for room in a full ring. */
+/* How long adjust waits for room in a full ring. A settlement or a
+ * release waits as long as it takes (S_ROOM_FOREVER): it runs on a worker
+ * thread, never on the decision path, and giving up would drop a charge
+ * that a report with `ack` then acknowledges. */
 #define S_ROOM_WAIT_MS 5000
+#define S_ROOM_FOREVER (-1)
+
+/* No room, the store closing (or, adjust, a disk refusing for
+ * S_ROOM_WAIT_MS): the call changes nothing and says so. */
+static int s_behind(char *err, size_t errlen)
+{
+    return s_full(err, errlen, "the writer is behind (disk slow or full)");
+}
 
 static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settled, char *err,
                     size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     s_store_t *st = (s_store_t *)base;
-    bool room = s_lock_room(st, 2, S_ROOM_WAIT_MS);
+    if (settled) {
+        *settled = false;
+    }
+    if (!s_lock_room(st, 2, S_ROOM_FOREVER)) {
+        pthread_mutex_unlock(&st->mu);
+        return s_behind(err, errlen);
+    }
     uint32_t *slot = s_resv_slot(st, s->decision);
-    bool found = *slot != S_NIL && room;
+    bool found = *slot != S_NIL;
     if (found) {
         int64_t cost = s->cost_pd < 0 ? st->resv[*slot].amount_pd : s->cost_pd;
         s_end(st, slot, cost, s->prompt_tokens, s->completion_tokens);
@@ -645,12 +661,16 @@ static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settle
 
 static int s_release(eng_store_t *base, uint64_t decision, bool *released, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     s_store_t *st = (s_store_t *)base;
-    bool room = s_lock_room(st, 2, S_ROOM_WAIT_MS);
+    if (released) {
+        *released = false;
+    }
+    if (!s_lock_room(st, 2, S_ROOM_FOREVER)) {
+        pthread_mutex_unlock(&st->mu);
+        return s_behind(err, errlen);
+    }
     uint32_t *slot = s_resv_slot(st, decision);
-    bool found = *slot != S_NIL && room;
+    bool found = *slot != S_NIL;
     if (found) {
         s_end(st, slot, -1, 0, 0);
     }
@@ -710,8 +730,7 @@ static int s_adjust(eng_store_t *base, const char *account, int64_t delta_pd, bo
     s_store_t *st = (s_store_t *)base;
     if (!s_lock_room(st, 1, S_ROOM_WAIT_MS)) {
         pthread_mutex_unlock(&st->mu);
-        snprintf(err, errlen, "ledger store: the writer is behind (disk slow or full)");
-        return HPP_E_LEDGER_UNAVAILABLE;
+        return s_behind(err, errlen);
     }
     uint32_t a = s_acct(st, account, true);
     if (a == S_NIL) {
@@ -1066,6 +1085,12 @@ static void s_writer_wait(s_store_t *st)
 static void *s_writer_main(void *arg)
 {
     s_store_t *st = arg;
+    /* Batch scheduling: waking every S_BATCH_MS while changes come, the
+     * writer would otherwise preempt a thread deciding routes on its core
+     * (it slept, so it is owed time) for the CPU part of a commit. Its work
+     * is never that urgent; it keeps its fair share of the CPU. */
+    struct sched_param sp = {.sched_priority = 0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     pthread_mutex_lock(&st->w_mu);
     for (;;) {
         s_writer_wait(st);
