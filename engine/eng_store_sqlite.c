@@ -5,20 +5,32 @@
  * S_BATCH_MS while something changed, at once when `sync` waits).
  *
  * What synchronizes what:
- *   - `mu` guards every table in memory: accounts, keys, reservations and
- *     the queue of reservation changes. It is held for a few hash lookups
- *     and additions (reserve, settle, release, expire, read, adjust) and by
- *     the writer only to copy what changed; never across a disk write or
- *     an allocation. So reserve, the decision path, waits on no disk.
- *   - `mu` also guards `changes`/`committed`; `cv_work` wakes the writer,
- *     `cv_done` wakes the threads waiting in `sync` for a commit.
+ *   - `mu` guards every table in memory: accounts, keys, reservations. It
+ *     is held for a few hash lookups and additions (reserve, settle,
+ *     release, expire, read, adjust), never across a disk write, an
+ *     allocation or a wait. The writer never takes it: a decision never
+ *     waits for the writer, even when the writer is descheduled.
+ *   - Every change is handed to the writer through `ring`, a queue with
+ *     one producer at a time (whoever holds `mu`) and one consumer (the
+ *     writer): each entry is a row as memory has it after the change. The
+ *     producer fills entries past `head` and publishes them with one
+ *     release store of `head` at the end of each operation, so the writer
+ *     only ever sees whole operations; the writer commits [tail, head) and
+ *     frees the room with one release store of `tail`. The writer folds
+ *     the rows of one batch into its own copies (one row per key or
+ *     account, however many times it changed), so a batch writes each row
+ *     once.
+ *   - `w_mu` (never taken by reserve, except to wake an idle writer, once
+ *     per batch) guards the writer's sleep: `cv_work` wakes it, `cv_done`
+ *     wakes the threads waiting in `sync` for a commit, `urgent`,
+ *     `stopping`, `failed`.
  *   - The SQLite connection belongs to the writer thread once the store is
  *     open (the loading at open happens before the thread starts).
  *
  * Capacity is fixed at open, so nothing allocates after it: S_MAX_KEYS
  * keys, S_MAX_ACCOUNTS accounts, S_MAX_RESV reservations in flight and
- * S_QUEUE reservation changes between two commits. Past any of them a
- * reservation is refused `ledger_unavailable` (says which), never grown.
+ * S_RING changes not committed yet. Past any of them a reservation is
+ * refused `ledger_unavailable` (says which), never grown.
  *
  * What a crash (kill -9, a power loss) can lose, exactly:
  *   - nothing that `sync` returned for: a settle acknowledged by a report
@@ -33,7 +45,7 @@
  *     and expire, uncharged).
  * A crash never charges twice, never loses a settled charge that was
  * acknowledged, and leaves the database at a consistent state (every batch
- * is one transaction copied from memory under `mu`).
+ * is one transaction of the changes up to a point between two operations).
  */
 #define _GNU_SOURCE
 #include "eng_store_sqlite.h"
@@ -41,7 +53,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +65,8 @@
 #define S_MAX_KEYS 65536      /* keys the store can hold */
 #define S_MAX_ACCOUNTS 65536  /* accounts */
 #define S_MAX_RESV (1u << 20) /* reservations in flight */
-#define S_QUEUE (1u << 18)    /* reservation changes between two commits */
+#define S_RING (1u << 18)     /* changes not committed yet (a power of two) */
+#define S_EXPIRE_CHUNK 64     /* reservations expired per hold of mu */
 #define S_BATCH_MS 10         /* a commit at most this often while something changes */
 #define S_NAME 72             /* bytes of a name with its NUL */
 #define S_NIL UINT32_MAX      /* no index */
@@ -60,7 +75,6 @@
 typedef struct {
     char name[S_NAME];
     int64_t balance_pd, reserved_pd, spent_pd;
-    bool dirty; /* changed since the last commit: in dirty_accts */
 } s_acct_t;
 
 typedef struct {
@@ -68,7 +82,6 @@ typedef struct {
     uint32_t acct; /* index of its account (the latest the key file gave) */
     int64_t spent_pd, reserved_pd, requests, prompt_tokens, completion_tokens;
     int64_t day, day_spent_pd, day_reserved_pd, day_requests, day_free_requests;
-    bool dirty;
 } s_key_t;
 
 /* A reservation; entries never move (the hash table holds their index), so
@@ -83,14 +96,41 @@ typedef struct {
     bool free_model;
 } s_resv_t;
 
-/* A change of the reservations table, queued for the writer. */
+/* A key's row in the database: its persisted counters. */
+enum {
+    S_KROW_SPENT,
+    S_KROW_REQUESTS,
+    S_KROW_PROMPT,
+    S_KROW_COMPLETION,
+    S_KROW_DAY,
+    S_KROW_DAY_SPENT,
+    S_KROW_DAY_REQUESTS,
+    S_KROW_DAY_FREE,
+    S_KROW_N
+};
+
+/* What a change is. A reservation's entry also carries its key's row (a
+ * reservation always changes the key's day counters, its end the key's
+ * spend), so a decision is one entry. */
+typedef enum { S_CH_ACCT, S_CH_KEY, S_CH_RESV_PUT, S_CH_RESV_DEL } s_kind_t;
+
+/* One change for the writer, as memory has it after the change. */
 typedef struct {
-    uint64_t decision;
-    int64_t amount_pd, day, expires_ms;
-    uint32_t key, acct;
-    bool insert; /* else delete */
-    bool free_model;
+    uint8_t kind;                       /* s_kind_t */
+    bool free_model;                    /* S_CH_RESV_PUT */
+    uint32_t key;                       /* not S_CH_ACCT: index of the key */
+    uint32_t acct;                      /* index of the account (a key's: its own) */
+    uint64_t decision;                  /* S_CH_RESV_* */
+    int64_t amount_pd, day, expires_ms; /* S_CH_RESV_PUT */
+    int64_t row[S_KROW_N];              /* S_CH_ACCT: balance, spent; else the key's row */
 } s_change_t;
+
+/* The writer's copy of a row, and whether the batch changed it. */
+typedef struct {
+    uint32_t acct;
+    bool dirty;
+    int64_t row[S_KROW_N];
+} s_wrow_t;
 
 typedef struct {
     eng_store_t base;
@@ -98,9 +138,8 @@ typedef struct {
     sqlite3 *db;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv_work, cv_done;
     pthread_t writer;
-    bool writer_started, stopping;
+    bool writer_started;
 
     s_acct_t *accts;
     uint32_t naccts;
@@ -113,22 +152,28 @@ typedef struct {
     uint32_t resv_used;   /* entries ever taken: past it, never touched */
     uint32_t *resv_slots; /* 2 x S_MAX_RESV */
 
-    uint32_t *dirty_accts, ndirty_accts;
-    uint32_t *dirty_keys, ndirty_keys;
-    s_change_t *queue;
-    uint32_t nqueue;
+    /* The ring of changes (see the top of the file). Positions count
+     * entries ever; entry p is ring[p % S_RING]. */
+    s_change_t *ring;
+    uint64_t fill;            /* under mu: next entry to fill (>= head) */
+    _Atomic uint64_t head;    /* entries published to the writer */
+    _Atomic uint64_t tail;    /* entries committed (room given back) */
+    _Atomic bool writer_idle; /* the writer sleeps until woken */
 
-    uint64_t changes;   /* mutations counted, ever */
-    uint64_t committed; /* `changes` as of the last commit */
-    bool failed;        /* the last commit failed (disk full...): sync reports it */
+    pthread_mutex_t w_mu;
+    pthread_cond_t cv_work, cv_done;
+    bool stopping; /* under w_mu: the store closes */
+    bool urgent;   /* under w_mu: a sync or a full ring waits: commit now */
+    bool failed;   /* under w_mu: the last commit failed (disk full...) */
     char fail_msg[160];
-    bool urgent;      /* a sync waits: commit now */
-    bool writer_idle; /* the writer sleeps until a change: the first one wakes it */
 
-    /* The writer's copies (its own, filled under mu, written without). */
-    s_acct_t *w_accts;
-    s_key_t *w_keys;
-    s_change_t *w_queue;
+    /* The writer's own (no lock): the rows a batch changed, and statements. */
+    s_wrow_t *w_keys;
+    s_wrow_t *w_accts;
+    uint32_t *w_dirty_keys, nw_dirty_keys;
+    uint32_t *w_dirty_accts, nw_dirty_accts;
+    uint64_t w_applied; /* entries folded into w_keys/w_accts */
+    sqlite3_stmt *w_stmt[4];
 } s_store_t;
 
 /* Hashing ------------------------------------------------------------------ */
@@ -196,33 +241,117 @@ static uint32_t s_key(s_store_t *st, const char *hash, bool create)
     }
 }
 
-/* Counts a change (under mu); the first after a commit wakes the writer,
- * which then gathers a batch for S_BATCH_MS. One signal per batch. */
-static void s_changed(s_store_t *st)
+/* The ring of changes ------------------------------------------------------- */
+
+/* Is there room for n more entries? (Under mu: `fill` is ours; `tail` only
+ * grows, so an old value only underestimates the room.) */
+static bool s_room(s_store_t *st, uint32_t n)
 {
-    st->changes++;
-    if (st->writer_idle) {
-        st->writer_idle = false;
-        pthread_cond_signal(&st->cv_work);
+    return st->fill + n - atomic_load_explicit(&st->tail, memory_order_acquire) <= S_RING;
+}
+
+/* The next entry to fill (under mu, after s_room said there is room). */
+static s_change_t *s_emit(s_store_t *st, s_kind_t kind)
+{
+    s_change_t *c = &st->ring[st->fill++ & (S_RING - 1)];
+    c->kind = (uint8_t)kind;
+    c->free_model = false;
+    return c;
+}
+
+static void s_key_row(const s_store_t *st, uint32_t k, s_change_t *c)
+{
+    const s_key_t *key = &st->keys[k];
+    c->key = k;
+    c->acct = key->acct;
+    c->row[S_KROW_SPENT] = key->spent_pd;
+    c->row[S_KROW_REQUESTS] = key->requests;
+    c->row[S_KROW_PROMPT] = key->prompt_tokens;
+    c->row[S_KROW_COMPLETION] = key->completion_tokens;
+    c->row[S_KROW_DAY] = key->day;
+    c->row[S_KROW_DAY_SPENT] = key->day_spent_pd;
+    c->row[S_KROW_DAY_REQUESTS] = key->day_requests;
+    c->row[S_KROW_DAY_FREE] = key->day_free_requests;
+}
+
+static void s_emit_key(s_store_t *st, uint32_t k)
+{
+    s_key_row(st, k, s_emit(st, S_CH_KEY));
+}
+
+static void s_emit_acct(s_store_t *st, uint32_t a)
+{
+    s_change_t *c = s_emit(st, S_CH_ACCT);
+    c->acct = a;
+    c->row[0] = st->accts[a].balance_pd;
+    c->row[1] = st->accts[a].spent_pd;
+}
+
+/* Hands what this operation filled to the writer (under mu, so positions
+ * are published in order). True when the writer sleeps and must be woken
+ * (s_wake, after letting go of mu). seq_cst on both sides: either the
+ * writer sees the new head before it sleeps, or we see it asleep. */
+static bool s_publish(s_store_t *st)
+{
+    if (atomic_load_explicit(&st->head, memory_order_relaxed) == st->fill) {
+        return false;
+    }
+    atomic_store_explicit(&st->head, st->fill, memory_order_seq_cst);
+    return atomic_load_explicit(&st->writer_idle, memory_order_seq_cst) &&
+           atomic_exchange_explicit(&st->writer_idle, false, memory_order_seq_cst);
+}
+
+/* Wakes the sleeping writer: once per batch at most, the first change
+ * after it found nothing to do. */
+static void s_wake(s_store_t *st)
+{
+    pthread_mutex_lock(&st->w_mu);
+    pthread_cond_signal(&st->cv_work);
+    pthread_mutex_unlock(&st->w_mu);
+}
+
+/* Publishes and lets go of mu; wakes the writer if it sleeps. */
+static void s_unlock(s_store_t *st)
+{
+    bool wake = s_publish(st);
+    pthread_mutex_unlock(&st->mu);
+    if (wake) {
+        s_wake(st);
     }
 }
 
-static void s_dirty_acct(s_store_t *st, uint32_t a)
+/* Takes mu with room for n entries, waiting for the writer to commit when
+ * the ring is full (not on the decision path: settle, release, adjust).
+ * False (mu held, no room) when the store closes or, timeout_ms >= 0, the
+ * disk refused for that long. */
+static bool s_lock_room(s_store_t *st, uint32_t n, int timeout_ms)
 {
-    if (!st->accts[a].dirty) {
-        st->accts[a].dirty = true;
-        st->dirty_accts[st->ndirty_accts++] = a;
+    for (int waited = 0;; waited += 10) {
+        pthread_mutex_lock(&st->mu);
+        if (s_room(st, n)) {
+            return true;
+        }
+        pthread_mutex_unlock(&st->mu);
+        pthread_mutex_lock(&st->w_mu);
+        bool give_up = st->stopping || (timeout_ms >= 0 && waited >= timeout_ms);
+        if (!give_up) {
+            st->urgent = true;
+            pthread_cond_signal(&st->cv_work);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 10 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&st->cv_done, &st->w_mu, &until);
+        }
+        pthread_mutex_unlock(&st->w_mu);
+        if (give_up) {
+            pthread_mutex_lock(&st->mu);
+            return s_room(st, n);
+        }
     }
-    s_changed(st);
-}
-
-static void s_dirty_key(s_store_t *st, uint32_t k)
-{
-    if (!st->keys[k].dirty) {
-        st->keys[k].dirty = true;
-        st->dirty_keys[st->ndirty_keys++] = k;
-    }
-    s_changed(st);
 }
 
 /* Reservations: hash table of indexes into `resv`, deleted by backward
@@ -321,30 +450,17 @@ static void s_resv_drop(s_store_t *st, uint32_t *slot)
     st->nresv--;
 }
 
-static void s_queue(s_store_t *st, const s_resv_t *e, bool insert)
-{
-    s_change_t *c = &st->queue[st->nqueue++];
-    c->decision = e->decision;
-    c->amount_pd = e->amount_pd;
-    c->day = e->day;
-    c->expires_ms = e->expires_ms;
-    c->key = e->key;
-    c->acct = e->acct;
-    c->insert = insert;
-    c->free_model = e->free_model;
-    s_changed(st);
-}
-
-/* The key's day counters moved to `day` when it is a later one. */
-static void s_roll(s_store_t *st, uint32_t k, int64_t day)
+/* The key's day counters moved to `day` when it is a later one (true). */
+static bool s_roll(s_store_t *st, uint32_t k, int64_t day)
 {
     s_key_t *key = &st->keys[k];
     if (day > key->day) {
         key->day = day;
         key->day_spent_pd = key->day_reserved_pd = 0;
         key->day_requests = key->day_free_requests = 0;
-        s_dirty_key(st, k);
+        return true;
     }
+    return false;
 }
 
 static void s_state(const s_store_t *st, uint32_t k, uint32_t a, int64_t day,
@@ -423,17 +539,18 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
         rc = s_full(err, errlen, a == S_NIL ? "too many accounts" : "too many keys");
         goto out;
     }
-    if (st->keys[k].acct != a) {
-        st->keys[k].acct = a; /* new, or moved to another account by the key file */
-        s_dirty_key(st, k);
-    }
-    s_roll(st, k, r->day);
+    bool moved = st->keys[k].acct != a;
+    st->keys[k].acct = a; /* new, or moved to another account by the key file */
+    moved |= s_roll(st, k, r->day);
     s_state(st, k, a, r->day, s);
     rc = s_check(key, s, r->free_model);
     if (rc != HPP_OK) {
+        if (moved && s_room(st, 1)) {
+            s_emit_key(st, k); /* else the next change of the key carries it */
+        }
         goto out;
     }
-    if (!s_resv_room(st) || st->nqueue == S_QUEUE) {
+    if (!s_resv_room(st) || !s_room(st, 1)) {
         rc = s_full(err, errlen,
                     !s_resv_room(st) ? "too many reservations in flight"
                                      : "the writer is behind (disk slow or full)");
@@ -453,22 +570,28 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
                   .acct = a,
                   .free_model = r->free_model};
     s_resv_add(st, slot, &e);
-    s_queue(st, &e, true);
     s_key_t *kk = &st->keys[k];
     kk->reserved_pd += r->amount_pd;
     kk->day_reserved_pd += r->amount_pd;
     kk->day_requests++;
     kk->day_free_requests += r->free_model;
     st->accts[a].reserved_pd += r->amount_pd;
-    s_dirty_key(st, k);
+    s_change_t *c = s_emit(st, S_CH_RESV_PUT);
+    s_key_row(st, k, c);
+    c->acct = a;
+    c->decision = e.decision;
+    c->amount_pd = e.amount_pd;
+    c->day = e.day;
+    c->expires_ms = e.expires_ms;
+    c->free_model = e.free_model;
     s_state(st, k, a, r->day, s);
 out:
-    pthread_mutex_unlock(&st->mu);
+    s_unlock(st);
     return rc;
 }
 
 /* Ends the reservation in `slot`: charges cost_pd (settle) or nothing
- * (release, cost_pd < 0). Under mu. */
+ * (release, cost_pd < 0). Under mu, with room for 2 entries. */
 static void s_end(s_store_t *st, uint32_t *slot, int64_t cost_pd, int64_t prompt,
                   int64_t completion)
 {
@@ -490,38 +613,46 @@ static void s_end(s_store_t *st, uint32_t *slot, int64_t cost_pd, int64_t prompt
         }
         a->balance_pd -= cost_pd;
         a->spent_pd += cost_pd;
+        s_emit_acct(st, e.acct); /* a release changes nothing the database keeps */
     }
-    s_dirty_key(st, e.key);
-    s_dirty_acct(st, e.acct);
-    s_queue(st, &e, false);
+    s_change_t *c = s_emit(st, S_CH_RESV_DEL);
+    s_key_row(st, e.key, c);
+    c->decision = e.decision;
     s_resv_drop(st, slot);
 }
 
-/* Waits (not on the decision path) for room in the change queue. */
-static void s_wait_room(s_store_t *st)
+/* How long adjust waits for room in a full ring. A settlement or a
+ * release waits as long as it takes (S_ROOM_FOREVER): it runs on a worker
+ * thread, never on the decision path, and giving up would drop a charge
+ * that a report with `ack` then acknowledges. */
+#define S_ROOM_WAIT_MS 5000
+#define S_ROOM_FOREVER (-1)
+
+/* No room, the store closing (or, adjust, a disk refusing for
+ * S_ROOM_WAIT_MS): the call changes nothing and says so. */
+static int s_behind(char *err, size_t errlen)
 {
-    while (st->nqueue == S_QUEUE && !st->stopping) {
-        st->urgent = true;
-        pthread_cond_signal(&st->cv_work);
-        pthread_cond_wait(&st->cv_done, &st->mu);
-    }
+    return s_full(err, errlen, "the writer is behind (disk slow or full)");
 }
 
 static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settled, char *err,
                     size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     s_store_t *st = (s_store_t *)base;
-    pthread_mutex_lock(&st->mu);
-    s_wait_room(st);
+    if (settled) {
+        *settled = false;
+    }
+    if (!s_lock_room(st, 2, S_ROOM_FOREVER)) {
+        pthread_mutex_unlock(&st->mu);
+        return s_behind(err, errlen);
+    }
     uint32_t *slot = s_resv_slot(st, s->decision);
-    bool found = *slot != S_NIL && st->nqueue < S_QUEUE;
+    bool found = *slot != S_NIL;
     if (found) {
         int64_t cost = s->cost_pd < 0 ? st->resv[*slot].amount_pd : s->cost_pd;
         s_end(st, slot, cost, s->prompt_tokens, s->completion_tokens);
     }
-    pthread_mutex_unlock(&st->mu);
+    s_unlock(st);
     if (settled) {
         *settled = found;
     }
@@ -530,17 +661,20 @@ static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settle
 
 static int s_release(eng_store_t *base, uint64_t decision, bool *released, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
     s_store_t *st = (s_store_t *)base;
-    pthread_mutex_lock(&st->mu);
-    s_wait_room(st);
+    if (released) {
+        *released = false;
+    }
+    if (!s_lock_room(st, 2, S_ROOM_FOREVER)) {
+        pthread_mutex_unlock(&st->mu);
+        return s_behind(err, errlen);
+    }
     uint32_t *slot = s_resv_slot(st, decision);
-    bool found = *slot != S_NIL && st->nqueue < S_QUEUE;
+    bool found = *slot != S_NIL;
     if (found) {
         s_end(st, slot, -1, 0, 0);
     }
-    pthread_mutex_unlock(&st->mu);
+    s_unlock(st);
     if (released) {
         *released = found;
     }
@@ -553,16 +687,23 @@ static int s_expire(eng_store_t *base, int64_t now_ms, uint64_t *n, char *err, s
     (void)errlen;
     s_store_t *st = (s_store_t *)base;
     uint64_t count = 0;
-    pthread_mutex_lock(&st->mu);
-    /* A bounded number per call, so the lock is never held long; the
-     * ledger calls again soon when this was the bound. */
-    while (count < 4096 && st->resv_head != S_NIL && st->resv[st->resv_head].expires_ms <= now_ms &&
-           st->nqueue < S_QUEUE) {
-        uint32_t *slot = s_resv_slot(st, st->resv[st->resv_head].decision);
-        s_end(st, slot, -1, 0, 0);
-        count++;
+    /* At most 4096 per call (the ledger calls again soon when this was the
+     * bound), in chunks of S_EXPIRE_CHUNK per hold of mu, so a decision
+     * never waits behind more than a chunk. */
+    bool more = true;
+    while (more && count < 4096) {
+        pthread_mutex_lock(&st->mu);
+        uint32_t chunk = 0;
+        while ((more = st->resv_head != S_NIL && st->resv[st->resv_head].expires_ms <= now_ms &&
+                       s_room(st, 2)) &&
+               chunk < S_EXPIRE_CHUNK) {
+            uint32_t *slot = s_resv_slot(st, st->resv[st->resv_head].decision);
+            s_end(st, slot, -1, 0, 0);
+            chunk++;
+        }
+        s_unlock(st);
+        count += chunk;
     }
-    pthread_mutex_unlock(&st->mu);
     if (n) {
         *n = count;
     }
@@ -587,7 +728,10 @@ static int s_adjust(eng_store_t *base, const char *account, int64_t delta_pd, bo
                     int64_t *balance_pd, char *err, size_t errlen)
 {
     s_store_t *st = (s_store_t *)base;
-    pthread_mutex_lock(&st->mu);
+    if (!s_lock_room(st, 1, S_ROOM_WAIT_MS)) {
+        pthread_mutex_unlock(&st->mu);
+        return s_behind(err, errlen);
+    }
     uint32_t a = s_acct(st, account, true);
     if (a == S_NIL) {
         pthread_mutex_unlock(&st->mu);
@@ -602,8 +746,8 @@ static int s_adjust(eng_store_t *base, const char *account, int64_t delta_pd, bo
         return HPP_E_BAD_REQUEST;
     }
     st->accts[a].balance_pd = b;
-    s_dirty_acct(st, a);
-    pthread_mutex_unlock(&st->mu);
+    s_emit_acct(st, a);
+    s_unlock(st);
     if (balance_pd) {
         *balance_pd = b;
     }
@@ -643,21 +787,23 @@ static int s_sync(eng_store_t *base, int timeout_ms, char *err, size_t errlen)
         until.tv_nsec -= 1000000000L;
     }
     int rc = HPP_OK;
-    pthread_mutex_lock(&st->mu);
-    uint64_t target = st->changes;
-    while (st->committed < target && !st->failed) {
+    /* Everything published before the call: a settle or adjust that
+     * returned is published (s_unlock). */
+    uint64_t target = atomic_load_explicit(&st->head, memory_order_seq_cst);
+    pthread_mutex_lock(&st->w_mu);
+    while (atomic_load_explicit(&st->tail, memory_order_acquire) < target && !st->failed) {
         st->urgent = true;
         pthread_cond_signal(&st->cv_work);
-        if (pthread_cond_timedwait(&st->cv_done, &st->mu, &until) == ETIMEDOUT) {
+        if (pthread_cond_timedwait(&st->cv_done, &st->w_mu, &until) == ETIMEDOUT) {
             break;
         }
     }
-    if (st->committed < target) {
+    if (atomic_load_explicit(&st->tail, memory_order_acquire) < target) {
         snprintf(err, errlen, "ledger store: %s",
                  st->failed ? st->fail_msg : "the write to disk did not complete in time");
         rc = HPP_E_LEDGER_UNAVAILABLE;
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->w_mu);
     return rc;
 }
 
@@ -788,172 +934,193 @@ fail:
     return -1;
 }
 
-/* One batch: what changed, copied under mu, written in one transaction. */
-static int s_commit(s_store_t *st, uint32_t na, uint32_t nk, uint32_t nq)
+/* Folds the entries [w_applied, upto) into the writer's rows: the last
+ * change of a key or account wins, so a batch writes each row once. */
+static void s_fold(s_store_t *st, uint64_t upto)
 {
-    static const char *const sqls[] = {
-        "INSERT INTO accounts(name, balance_pd, spent_pd) VALUES(?1, ?2, ?3)"
-        " ON CONFLICT(name) DO UPDATE SET balance_pd = ?2, spent_pd = ?3",
-        "INSERT INTO keys(hash, account, spent_pd, requests, prompt_tokens, completion_tokens,"
-        " day, day_spent_pd, day_requests, day_free_requests)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(hash) DO UPDATE SET"
-        " account = ?2, spent_pd = ?3, requests = ?4, prompt_tokens = ?5, completion_tokens = ?6,"
-        " day = ?7, day_spent_pd = ?8, day_requests = ?9, day_free_requests = ?10",
-        "INSERT OR REPLACE INTO reservations(decision, key, account, amount_pd, day, expires_ms,"
-        " free) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        "DELETE FROM reservations WHERE decision = ?1",
-    };
-    sqlite3_stmt *q[4] = {0};
-    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (uint64_t p = st->w_applied; p < upto; p++) {
+        const s_change_t *c = &st->ring[p & (S_RING - 1)];
+        bool acct = c->kind == S_CH_ACCT;
+        s_wrow_t *w = acct ? &st->w_accts[c->acct] : &st->w_keys[c->key];
+        if (!w->dirty) {
+            w->dirty = true;
+            if (acct) {
+                st->w_dirty_accts[st->nw_dirty_accts++] = c->acct;
+            } else {
+                st->w_dirty_keys[st->nw_dirty_keys++] = c->key;
+            }
+        }
+        w->acct = c->acct;
+        memcpy(w->row, c->row, sizeof w->row);
+    }
+    st->w_applied = upto;
+}
+
+static const char *const s_sqls[4] = {
+    "INSERT INTO accounts(name, balance_pd, spent_pd) VALUES(?1, ?2, ?3)"
+    " ON CONFLICT(name) DO UPDATE SET balance_pd = ?2, spent_pd = ?3",
+    "INSERT INTO keys(hash, account, spent_pd, requests, prompt_tokens, completion_tokens,"
+    " day, day_spent_pd, day_requests, day_free_requests)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(hash) DO UPDATE SET"
+    " account = ?2, spent_pd = ?3, requests = ?4, prompt_tokens = ?5, completion_tokens = ?6,"
+    " day = ?7, day_spent_pd = ?8, day_requests = ?9, day_free_requests = ?10",
+    "INSERT OR REPLACE INTO reservations(decision, key, account, amount_pd, day, expires_ms,"
+    " free) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "DELETE FROM reservations WHERE decision = ?1",
+};
+
+/* One statement's step, reset for the next row. */
+static int s_step(sqlite3_stmt *q)
+{
+    int rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* One batch in one transaction: the rows folded so far and the
+ * reservation changes [tail, upto), in order. Names are read from memory
+ * without mu: an account's or key's name is written once, before the
+ * first entry naming it is published, and never changes or moves. */
+static int s_commit(s_store_t *st, uint64_t upto)
+{
+    int rc = SQLITE_OK;
     for (int i = 0; rc == SQLITE_OK && i < 4; i++) {
-        rc = sqlite3_prepare_v2(st->db, sqls[i], -1, &q[i], NULL);
-    }
-    for (uint32_t i = 0; rc == SQLITE_OK && i < na; i++) {
-        const s_acct_t *a = &st->w_accts[i];
-        sqlite3_bind_text(q[0], 1, a->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q[0], 2, a->balance_pd);
-        sqlite3_bind_int64(q[0], 3, a->spent_pd);
-        rc = sqlite3_step(q[0]) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_reset(q[0]);
-    }
-    for (uint32_t i = 0; rc == SQLITE_OK && i < nk; i++) {
-        const s_key_t *k = &st->w_keys[i];
-        sqlite3_bind_text(q[1], 1, k->hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q[1], 2, st->accts[k->acct].name, -1, SQLITE_STATIC);
-        const int64_t v[] = {k->spent_pd, k->requests,     k->prompt_tokens, k->completion_tokens,
-                             k->day,      k->day_spent_pd, k->day_requests,  k->day_free_requests};
-        for (int j = 0; j < 8; j++) {
-            sqlite3_bind_int64(q[1], 3 + j, v[j]);
+        if (!st->w_stmt[i]) {
+            rc = sqlite3_prepare_v2(st->db, s_sqls[i], -1, &st->w_stmt[i], NULL);
         }
-        rc = sqlite3_step(q[1]) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_reset(q[1]);
     }
-    for (uint32_t i = 0; rc == SQLITE_OK && i < nq; i++) {
-        const s_change_t *c = &st->w_queue[i];
-        sqlite3_stmt *s = c->insert ? q[2] : q[3];
-        sqlite3_bind_int64(s, 1, s_dec_to_db(c->decision));
-        if (c->insert) {
-            sqlite3_bind_text(s, 2, st->keys[c->key].hash, -1, SQLITE_STATIC);
-            sqlite3_bind_text(s, 3, st->accts[c->acct].name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 4, c->amount_pd);
-            sqlite3_bind_int64(s, 5, c->day);
-            sqlite3_bind_int64(s, 6, c->expires_ms);
-            sqlite3_bind_int(s, 7, c->free_model);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    }
+    sqlite3_stmt *const *q = st->w_stmt;
+    for (uint32_t i = 0; rc == SQLITE_OK && i < st->nw_dirty_accts; i++) {
+        uint32_t a = st->w_dirty_accts[i];
+        sqlite3_bind_text(q[0], 1, st->accts[a].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q[0], 2, st->w_accts[a].row[0]);
+        sqlite3_bind_int64(q[0], 3, st->w_accts[a].row[1]);
+        rc = s_step(q[0]);
+    }
+    for (uint32_t i = 0; rc == SQLITE_OK && i < st->nw_dirty_keys; i++) {
+        uint32_t k = st->w_dirty_keys[i];
+        const s_wrow_t *w = &st->w_keys[k];
+        sqlite3_bind_text(q[1], 1, st->keys[k].hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q[1], 2, st->accts[w->acct].name, -1, SQLITE_STATIC);
+        for (int j = 0; j < S_KROW_N; j++) {
+            sqlite3_bind_int64(q[1], 3 + j, w->row[j]);
         }
-        rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_reset(s);
+        rc = s_step(q[1]);
     }
-    for (int i = 0; i < 4; i++) {
-        sqlite3_finalize(q[i]);
+    uint64_t from = atomic_load_explicit(&st->tail, memory_order_relaxed);
+    for (uint64_t p = from; rc == SQLITE_OK && p < upto; p++) {
+        const s_change_t *c = &st->ring[p & (S_RING - 1)];
+        if (c->kind == S_CH_RESV_PUT) {
+            sqlite3_bind_int64(q[2], 1, s_dec_to_db(c->decision));
+            sqlite3_bind_text(q[2], 2, st->keys[c->key].hash, -1, SQLITE_STATIC);
+            sqlite3_bind_text(q[2], 3, st->accts[c->acct].name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q[2], 4, c->amount_pd);
+            sqlite3_bind_int64(q[2], 5, c->day);
+            sqlite3_bind_int64(q[2], 6, c->expires_ms);
+            sqlite3_bind_int(q[2], 7, c->free_model);
+            rc = s_step(q[2]);
+        } else if (c->kind == S_CH_RESV_DEL) {
+            sqlite3_bind_int64(q[3], 1, s_dec_to_db(c->decision));
+            rc = s_step(q[3]);
+        }
     }
     if (rc == SQLITE_OK) {
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     }
     if (rc != SQLITE_OK) {
-        pthread_mutex_lock(&st->mu);
+        pthread_mutex_lock(&st->w_mu);
         snprintf(st->fail_msg, sizeof st->fail_msg, "%s: %s", st->path, sqlite3_errmsg(st->db));
-        pthread_mutex_unlock(&st->mu);
+        pthread_mutex_unlock(&st->w_mu);
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
+        return -1; /* the rows stay dirty and the entries in the ring: the next batch retries */
     }
+    for (uint32_t i = 0; i < st->nw_dirty_accts; i++) {
+        st->w_accts[st->w_dirty_accts[i]].dirty = false;
+    }
+    for (uint32_t i = 0; i < st->nw_dirty_keys; i++) {
+        st->w_keys[st->w_dirty_keys[i]].dirty = false;
+    }
+    st->nw_dirty_accts = st->nw_dirty_keys = 0;
     return 0;
 }
 
-/* Copies what changed into the writer's buffers (under mu). Names are not
- * copied: an account's or key's name is written once, when its entry is
- * made under mu, and never changes or moves, so the writer reads it
- * without the lock. */
-static void s_snapshot(s_store_t *st, uint32_t *na, uint32_t *nk, uint32_t *nq)
+/* Sleeps (under w_mu) until there is something to commit, then lets a
+ * batch gather for S_BATCH_MS unless someone waits for it. */
+static void s_writer_wait(s_store_t *st)
 {
-    uint32_t a = st->ndirty_accts, k = st->ndirty_keys, q = st->nqueue;
-    for (uint32_t i = 0; i < a; i++) {
-        st->w_accts[i] = st->accts[st->dirty_accts[i]];
-        st->accts[st->dirty_accts[i]].dirty = false;
+    for (;;) {
+        if (st->stopping || st->urgent ||
+            atomic_load_explicit(&st->head, memory_order_seq_cst) !=
+                atomic_load_explicit(&st->tail, memory_order_relaxed)) {
+            break;
+        }
+        /* Say we sleep, then look again: a change published meanwhile is
+         * seen here, or its producer sees us asleep and wakes us. */
+        atomic_store_explicit(&st->writer_idle, true, memory_order_seq_cst);
+        if (atomic_load_explicit(&st->head, memory_order_seq_cst) !=
+            atomic_load_explicit(&st->tail, memory_order_relaxed)) {
+            break;
+        }
+        pthread_cond_wait(&st->cv_work, &st->w_mu);
     }
-    for (uint32_t i = 0; i < k; i++) {
-        st->w_keys[i] = st->keys[st->dirty_keys[i]];
-        st->keys[st->dirty_keys[i]].dirty = false;
+    atomic_store_explicit(&st->writer_idle, false, memory_order_seq_cst);
+    if (!st->urgent && !st->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += S_BATCH_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!st->urgent && !st->stopping &&
+               pthread_cond_timedwait(&st->cv_work, &st->w_mu, &until) != ETIMEDOUT) {
+        }
     }
-    memcpy(st->w_queue, st->queue, q * sizeof *st->queue);
-    st->ndirty_accts = st->ndirty_keys = st->nqueue = 0;
-    *na = a;
-    *nk = k;
-    *nq = q;
+    st->urgent = false;
 }
 
 static void *s_writer_main(void *arg)
 {
     s_store_t *st = arg;
-    pthread_mutex_lock(&st->mu);
+    /* Batch scheduling: waking every S_BATCH_MS while changes come, the
+     * writer would otherwise preempt a thread deciding routes on its core
+     * (it slept, so it is owed time) for the CPU part of a commit. Its work
+     * is never that urgent; it keeps its fair share of the CPU. */
+    struct sched_param sp = {.sched_priority = 0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    pthread_mutex_lock(&st->w_mu);
     for (;;) {
-        while (!st->stopping && st->changes == st->committed && !st->urgent) {
-            st->writer_idle = true;
-            pthread_cond_wait(&st->cv_work, &st->mu);
-        }
-        st->writer_idle = false;
-        if (!st->urgent && !st->stopping) {
-            /* Let a batch gather, unless someone waits for it. */
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += S_BATCH_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            while (!st->urgent && !st->stopping &&
-                   pthread_cond_timedwait(&st->cv_work, &st->mu, &until) != ETIMEDOUT) {
-            }
-        }
-        st->urgent = false;
-        uint64_t target = st->changes;
-        uint32_t na, nk, nq;
-        s_snapshot(st, &na, &nk, &nq);
+        s_writer_wait(st);
         bool stopping = st->stopping;
-        pthread_mutex_unlock(&st->mu);
-        int rc = (na | nk | nq) ? s_commit(st, na, nk, nq) : 0;
-        pthread_mutex_lock(&st->mu);
+        pthread_mutex_unlock(&st->w_mu);
+        uint64_t upto = atomic_load_explicit(&st->head, memory_order_acquire);
+        s_fold(st, upto);
+        bool work = upto != atomic_load_explicit(&st->tail, memory_order_relaxed) ||
+                    st->nw_dirty_accts || st->nw_dirty_keys;
+        int rc = work ? s_commit(st, upto) : 0;
+        pthread_mutex_lock(&st->w_mu);
         if (rc == 0) {
-            st->committed = target;
+            atomic_store_explicit(&st->tail, upto, memory_order_release);
             st->failed = false;
         } else {
-            /* The rows are marked again so the next batch retries them. */
             st->failed = true;
-            for (uint32_t i = 0; i < na; i++) {
-                uint32_t ai = s_acct(st, st->w_accts[i].name, false);
-                if (ai != S_NIL && !st->accts[ai].dirty) {
-                    st->accts[ai].dirty = true;
-                    st->dirty_accts[st->ndirty_accts++] = ai;
-                }
-            }
-            for (uint32_t i = 0; i < nk; i++) {
-                uint32_t ki = s_key(st, st->w_keys[i].hash, false);
-                if (ki != S_NIL && !st->keys[ki].dirty) {
-                    st->keys[ki].dirty = true;
-                    st->dirty_keys[st->ndirty_keys++] = ki;
-                }
-            }
-            /* Reservation changes are put back in front of the newer ones. */
-            uint32_t room = S_QUEUE - st->nqueue;
-            uint32_t back = nq < room ? nq : room;
-            memmove(st->queue + back, st->queue, st->nqueue * sizeof *st->queue);
-            memcpy(st->queue, st->w_queue, back * sizeof *st->queue);
-            st->nqueue += back;
         }
         pthread_cond_broadcast(&st->cv_done);
-        if (stopping && st->changes == st->committed) {
-            break;
-        }
-        if (stopping && rc != 0) {
-            break; /* the disk refuses: give up at exit */
+        if (stopping &&
+            (rc != 0 || upto == atomic_load_explicit(&st->head, memory_order_acquire))) {
+            break; /* all written, or the disk refuses: give up at exit */
         }
         if (rc != 0) {
             /* Do not spin on a failing disk. */
-            pthread_mutex_unlock(&st->mu);
+            pthread_mutex_unlock(&st->w_mu);
             usleep(100 * 1000);
-            pthread_mutex_lock(&st->mu);
+            pthread_mutex_lock(&st->w_mu);
         }
     }
-    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_unlock(&st->w_mu);
     return NULL;
 }
 
@@ -965,16 +1132,20 @@ static void s_destroy(eng_store_t **self_p)
     }
     *self_p = NULL;
     if (st->writer_started) {
-        pthread_mutex_lock(&st->mu);
+        pthread_mutex_lock(&st->w_mu);
         st->stopping = true;
         pthread_cond_signal(&st->cv_work);
-        pthread_mutex_unlock(&st->mu);
+        pthread_mutex_unlock(&st->w_mu);
         pthread_join(st->writer, NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        sqlite3_finalize(st->w_stmt[i]);
     }
     if (st->db) {
         sqlite3_close(st->db);
     }
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->w_mu);
     pthread_cond_destroy(&st->cv_work);
     pthread_cond_destroy(&st->cv_done);
     free(st->accts);
@@ -983,12 +1154,11 @@ static void s_destroy(eng_store_t **self_p)
     free(st->key_slots);
     free(st->resv);
     free(st->resv_slots);
-    free(st->dirty_accts);
-    free(st->dirty_keys);
-    free(st->queue);
-    free(st->w_accts);
+    free(st->ring);
     free(st->w_keys);
-    free(st->w_queue);
+    free(st->w_accts);
+    free(st->w_dirty_keys);
+    free(st->w_dirty_accts);
     free(st->path);
     free(st);
 }
@@ -1015,15 +1185,14 @@ static bool s_alloc(s_store_t *st)
     st->key_slots = malloc(2 * sizeof(uint32_t) * S_MAX_KEYS);
     st->resv = calloc(S_MAX_RESV, sizeof *st->resv);
     st->resv_slots = malloc(2 * sizeof(uint32_t) * S_MAX_RESV);
-    st->dirty_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->dirty_accts);
-    st->dirty_keys = calloc(S_MAX_KEYS, sizeof *st->dirty_keys);
-    st->queue = calloc(S_QUEUE, sizeof *st->queue);
-    st->w_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->w_accts);
+    st->ring = calloc(S_RING, sizeof *st->ring);
     st->w_keys = calloc(S_MAX_KEYS, sizeof *st->w_keys);
-    st->w_queue = calloc(S_QUEUE, sizeof *st->w_queue);
+    st->w_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->w_accts);
+    st->w_dirty_keys = calloc(S_MAX_KEYS, sizeof *st->w_dirty_keys);
+    st->w_dirty_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->w_dirty_accts);
     if (!st->accts || !st->acct_slots || !st->keys || !st->key_slots || !st->resv ||
-        !st->resv_slots || !st->dirty_accts || !st->dirty_keys || !st->queue || !st->w_accts ||
-        !st->w_keys || !st->w_queue) {
+        !st->resv_slots || !st->ring || !st->w_keys || !st->w_accts || !st->w_dirty_keys ||
+        !st->w_dirty_accts) {
         return false;
     }
     memset(st->acct_slots, 0xff, 2 * sizeof(uint32_t) * S_MAX_ACCOUNTS);
@@ -1057,6 +1226,7 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
     }
     st->base.ops = &s_ops;
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->w_mu, NULL);
     pthread_cond_init(&st->cv_work, NULL);
     pthread_cond_init(&st->cv_done, NULL);
     eng_store_t *base = &st->base;

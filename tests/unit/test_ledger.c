@@ -5,6 +5,7 @@
  * what a reopened store holds, and decision ids. Each test uses its own
  * database in a temporary directory. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,90 @@ Test(ledger, changes_reach_the_disk_without_a_sync)
     }
     sqlite3_close(db);
     cr_assert_eq(spent, 42, "the settlement was not committed");
+    eng_store_destroy(&st);
+}
+
+typedef struct {
+    eng_store_t *st;
+    bool settled;
+} s_settler_t;
+
+static void *s_settle_main(void *arg)
+{
+    s_settler_t *s = arg;
+    s->settled = s_settle(s->st, 1, 7);
+    return NULL;
+}
+
+/* A writer that cannot write (another connection holds the database's
+ * write lock) holds up no reservation: they go on until its queue of
+ * changes is full, then are refused ledger_unavailable, never waited for.
+ * A settlement waits for room instead (a report's charge is not dropped);
+ * once the disk takes writes again, everything accepted is on disk. */
+Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 120)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:cd", "acct");
+    s_topup(st, "acct", USD); /* synced */
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    uint64_t n = 0;
+    int rc;
+    char err[160] = "";
+    do {
+        eng_store_resv_t r = {.decision = n + 1,
+                              .amount_pd = 1,
+                              .day = 20000,
+                              .now_ms = 1000,
+                              .expires_ms = 1000 + 300000};
+        rc = st->ops->reserve(st, &k, &r, NULL, err, sizeof err);
+        n += rc == HPP_OK;
+    } while (rc == HPP_OK && n < (UINT64_C(1) << 21));
+    cr_assert_eq(rc, HPP_E_LEDGER_UNAVAILABLE, "reservations were never refused");
+    cr_assert(strstr(err, "the writer is behind"), "%s", err);
+    cr_assert_gt(n, 1000);
+    pthread_t t;
+    s_settler_t settler = {.st = st};
+    cr_assert_eq(pthread_create(&t, NULL, s_settle_main, &settler), 0);
+    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    pthread_join(t, NULL);
+    cr_assert(settler.settled, "the settlement waited for room and was applied");
+    /* The writer's failed attempt is reported by sync until a commit
+     * succeeds: poll. */
+    for (int i = 0; i < 300 && st->ops->sync(st, 1000, err, sizeof err) != HPP_OK; i++) {
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    cr_assert_eq(st->ops->sync(st, 5000, err, sizeof err), HPP_OK, "%s", err);
+    eng_store_destroy(&st);
+    st = s_open();
+    eng_store_state_t s = s_read(st, &k);
+    cr_assert_eq(s.reserved_pd, (int64_t)n - 1, "every accepted reservation is back");
+    cr_assert_eq(s.spent_pd, 7);
+    cr_assert_eq(s.balance_pd, USD - 7);
+    cr_assert_eq(s.day_requests, (int64_t)n);
+    eng_store_destroy(&st);
+}
+
+/* Expiry lets go of the store's lock every few reservations; one call
+ * still expires every reservation due (up to its bound). */
+Test(ledger, expiry_releases_every_reservation_due)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ef", "acct");
+    s_topup(st, "acct", USD);
+    for (uint64_t d = 1; d <= 1000; d++) {
+        cr_assert_eq(s_reserve(st, &k, d, 10, false, NULL), HPP_OK);
+    }
+    uint64_t n = 0;
+    char err[160];
+    cr_assert_eq(st->ops->expire(st, 1000 + 300000, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 1000);
+    cr_assert_eq(s_read(st, &k).reserved_pd, 0);
+    cr_assert_eq(s_read(st, &k).acct_reserved_pd, 0);
     eng_store_destroy(&st);
 }
 
