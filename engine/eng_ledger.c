@@ -463,6 +463,8 @@ static void s_op_key(eng_ledger_t *self, const eng_ledger_keys_t *keys, const pr
         .completion_tokens = st.completion_tokens,
         .spent_pd = st.spent_pd,
         .reserved_pd = st.reserved_pd,
+        .account_reserved_pd = st.acct_reserved_pd,
+        .day_reserved_pd = st.day_reserved_pd,
     };
     proto_reply_ledger_key(out, &req->id, &r);
 }

@@ -383,6 +383,12 @@ typedef struct {
     int64_t completion_tokens; /* tokens settled, ever */
     int64_t spent_pd;          /* settled charges, ever */
     int64_t reserved_pd;       /* reserved now (decisions not settled yet) */
+    /* What the checks also take off, so a client can show what a request may
+     * still spend: the account's reservations by all its keys (off the
+     * balance) and the key's reservations of the day (off the daily limit).
+     * 0 from an engine that does not send them. */
+    int64_t account_reserved_pd;
+    int64_t day_reserved_pd;
 } proto_ledger_key_t;
 
 int proto_reply_ledger_key(proto_buf_t *b, const proto_id_t *id, const proto_ledger_key_t *k);

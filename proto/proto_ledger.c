@@ -29,6 +29,8 @@ static const s_field_t s_fields[] = {
     S_F("day_spent_pd", S_PD, day_spent_pd),
     S_F("spent_pd", S_PD, spent_pd),
     S_F("reserved_pd", S_PD, reserved_pd),
+    S_F("account_reserved_pd", S_PD, account_reserved_pd),
+    S_F("day_reserved_pd", S_PD, day_reserved_pd),
     S_F("day_requests", S_COUNT, day_requests),
     S_F("day_free_requests", S_COUNT, day_free_requests),
     S_F("requests", S_COUNT, requests),

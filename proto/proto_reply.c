@@ -224,7 +224,7 @@ int proto_reply_ledger_key(proto_buf_t *b, const proto_id_t *id, const proto_led
 {
     msgpack_packer pk;
     proto_packer_init(&pk, b);
-    s_head(&pk, id, true, 3 + 2 * 7 + 5);
+    s_head(&pk, id, true, 3 + 2 * 9 + 5);
     s_key(&pk, "key");
     proto_pack_strn(&pk, k->key.ptr, k->key.len);
     s_key(&pk, "group");
@@ -238,6 +238,8 @@ int proto_reply_ledger_key(proto_buf_t *b, const proto_id_t *id, const proto_led
     s_money(&pk, "day_spent", k->day_spent_pd);
     s_money(&pk, "spent", k->spent_pd);
     s_money(&pk, "reserved", k->reserved_pd);
+    s_money(&pk, "account_reserved", k->account_reserved_pd);
+    s_money(&pk, "day_reserved", k->day_reserved_pd);
     s_key(&pk, "day_requests");
     msgpack_pack_int64(&pk, k->day_requests);
     s_key(&pk, "day_free_requests");

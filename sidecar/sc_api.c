@@ -67,16 +67,19 @@ static void s_money(s_out_t *o, const char *name, int64_t pd)
     s_put(o, "\"%s\":%s%s", name, pd < 0 ? "-" : "", num);
 }
 
-/* The least of what can still pay: the account's balance, the key's
- * remaining and the day's remaining (each only when it applies). */
+/* The least of what can still pay, as the engine's checks see it: the
+ * account's balance less what all its keys hold reserved, the key's
+ * remaining (already less its reservations) and the day's remaining (each
+ * only when it applies). */
 static int64_t s_remaining(const proto_ledger_key_t *k)
 {
-    int64_t r = k->balance_pd;
+    int64_t r = k->balance_pd - k->account_reserved_pd;
     if (k->remaining_pd != PROTO_LEDGER_NONE_PD && k->remaining_pd < r) {
         r = k->remaining_pd;
     }
-    if (k->daily_pd != PROTO_LEDGER_NONE_PD && k->daily_pd - k->day_spent_pd < r) {
-        r = k->daily_pd - k->day_spent_pd;
+    if (k->daily_pd != PROTO_LEDGER_NONE_PD &&
+        k->daily_pd - k->day_spent_pd - k->day_reserved_pd < r) {
+        r = k->daily_pd - k->day_spent_pd - k->day_reserved_pd;
     }
     return r < 0 ? 0 : r;
 }
@@ -93,7 +96,8 @@ static int64_t s_day_remaining(const proto_ledger_key_t *k)
     if (k->daily_pd == PROTO_LEDGER_NONE_PD) {
         return PROTO_LEDGER_NONE_PD;
     }
-    return k->daily_pd > k->day_spent_pd ? k->daily_pd - k->day_spent_pd : 0;
+    int64_t left = k->daily_pd - k->day_spent_pd - k->day_reserved_pd;
+    return left > 0 ? left : 0;
 }
 
 /* "key":"...","group":"...","account":"..." (the engine checked the

@@ -181,6 +181,9 @@ check "remaining_usd after the reservation" \
 r=$(keyinfo "$K_NEW")
 check "ledger key: reserved, one request today" "$(get .reserved_pd "$d") 1" \
     "$(get '"\(.reserved_pd) \(.day_requests)"' "$r")"
+check "ledger key: the account's and the day's reservations" \
+    "$(get .reserved_pd "$d") $(get .reserved_pd "$d")" \
+    "$(get '"\(.account_reserved_pd) \(.day_reserved_pd)"' "$r")"
 r=$(report "$(attempt "$d" 200 0.000123)")
 check "report with ack: acknowledged" 1 "$(get .attempts "$r")"
 r=$(keyinfo "$K_NEW")

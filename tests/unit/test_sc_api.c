@@ -94,6 +94,33 @@ Test(sc_api, remaining_is_the_least)
               "%s", body);
 }
 
+/* What is reserved counts as the engine's checks count it: the account's
+ * reservations (all its keys) off the balance, the day's off the daily
+ * limit; both travel in the key reply. */
+Test(sc_api, reservations_in_flight_are_not_remaining)
+{
+    char hash[HPP_APIKEY_HASH_TEXT];
+    hpp_apikeys_hash_text("sk-gamma", 8, hash);
+    proto_ledger_key_t in = s_key(hash), k;
+    in.limit_pd = in.remaining_pd = PROTO_LEDGER_NONE_PD;
+    in.balance_pd = 1000000000000LL;         /* 1 USD */
+    in.account_reserved_pd = 400000000000LL; /* 0.40 held by the account's keys */
+    proto_buf_t b;
+    s_reply(&b, &in);
+    proto_error_t err;
+    cr_assert_eq(proto_ledger_key_decode(b.data, b.len, &k, &err), PROTO_OK, "%s", err.msg);
+    cr_assert_eq(k.account_reserved_pd, in.account_reserved_pd);
+    char body[2048];
+    cr_assert_gt(sc_api_body(S_PATHS[0], strlen(S_PATHS[0]), &k, body, sizeof body), 0);
+    cr_assert(strstr(body, "\"remaining_usd\":0.6,"), "%s", body);
+    k.daily_pd = 500000000000LL;        /* 0.50 a day, 0.25 spent */
+    k.day_reserved_pd = 200000000000LL; /* 0.20 of it held */
+    cr_assert_gt(sc_api_body(S_PATHS[0], strlen(S_PATHS[0]), &k, body, sizeof body), 0);
+    cr_assert(strstr(body, "\"remaining_usd\":0.05,"), "%s", body);
+    cr_assert(strstr(body, "\"day_remaining_usd\":0.05"), "%s", body);
+    proto_buf_destroy(&b);
+}
+
 /* A refusal, a frame that is not a map, and a reply without `key` do not
  * decode as a key's state. */
 Test(sc_api, decode_refuses_what_is_not_a_key_reply)
