@@ -15,7 +15,8 @@ at 32 connections, with nginx's static reply at 32) and prints:
     nginx as a proxy adds (goal: at most nginx's + 30 us), and proxy mode's
     req/s at 32 connections against nginx as a proxy's (goal: at least 60%);
 each the median of the rounds, with the CPU each request cost the sidecar
-and the engine, and the exact commands. The section is appended to
+and the engine, and the exact commands (with BENCH_SIDECAR_BEFORE, the same for the build
+before a change, measured in the same rounds). The section is appended to
 bench/RESULTS.md by hand (report.py regenerates the rest of that file).
 """
 import json
@@ -144,6 +145,16 @@ def main():
                      f"{s32 / n32:.0%} ({fmt(s32)} vs {fmt(n32)} req/s) | "
                      f"{verdict(s32 / n32 >= 0.6)} |")
 
+    # BENCH_SIDECAR_BEFORE: the same goals for the build before a change, same rounds.
+    bp, _ = pm("sidecar-proxy-before", 1, "p50")
+    if bp is not None and up is not None and ng is not None:
+        goals.append(f"| (build before, same run) added p50, 1 connection | +{bp - up:.0f} us "
+                     f"({bp:.0f} vs {up:.0f} us direct) | {verdict(bp - up <= ng - up + 30)} |")
+    b32, _ = pm("sidecar-proxy-before", 32, "rps")
+    if b32 and n32:
+        goals.append(f"| (build before, same run) req/s at 32 connections | {b32 / n32:.0%} "
+                     f"({fmt(b32)} vs {fmt(n32)} req/s) | {verdict(b32 / n32 >= 0.6)} |")
+
     out.append("| goal | measured | verdict |\n|---|---|---|")
     out.extend(goals)
     out.append("")
@@ -160,8 +171,8 @@ def main():
     out.append("| connections | system | req/s | p50 | p99 | sidecar CPU | engine CPU | "
                "upstream CPU | cmd |")
     out.append("|---|---|---|---|---|---|---|---|---|")
-    systems = ["sidecar-proxy", "sidecar-proxy-libzmq", "upstream-direct", "nginx-proxy",
-               "nginx-static"]
+    systems = ["sidecar-proxy", "sidecar-proxy-before", "sidecar-proxy-libzmq", "upstream-direct",
+               "nginx-proxy", "nginx-static"]
     for conns in (1, 32):
         for s in systems:
             rs = [r for r in proxy if r["system"] == s and r.get("connections") == conns]

@@ -27,6 +27,9 @@
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
 #   BENCH_CPU_LATENCY=0     idle-state exit latency (us) held from scenario 0 on; off = leave
 #                           idle states to the machine (read "Idle states" below)
+#   BENCH_PROXY_ONLY=1      sidecar: the proxy rounds only (no body-size rounds)
+#   BENCH_SIDECAR_BEFORE=F  sidecar: also proxy through the hpp-sidecar binary F
+#                           (system sidecar-proxy-before), in the same rounds: before/after
 set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -662,6 +665,13 @@ http_sidecars() {
     start_sidecar sidecar_proxy_libzmq --engine-link libzmq --upstream "$UP_URL/v1" || return 1
     SC_PROXYZ_URL=$SC_URL
     SC_PROXYZ_PID=$SC_PID
+    # Another build of the sidecar, proxying to the same stub: before/after a change.
+    if [ -n "${BENCH_SIDECAR_BEFORE:-}" ]; then
+        mkdir -p "$TMP/before" && cp "$BENCH_SIDECAR_BEFORE" "$TMP/before/hpp-sidecar" &&
+            B=$TMP/before start_sidecar sidecar_proxy_before --upstream "$UP_URL/v1" || return 1
+        SC_PROXYB_URL=$SC_URL
+        SC_PROXYB_PID=$SC_PID
+    fi
     SC_UP=1
 }
 
@@ -682,6 +692,7 @@ scenario_sidecar() {
     # Body sizes, interleaved in HTTP_ROUNDS rounds (the goals take the
     # median), with what each request cost the sidecar and the engine.
     local ok_bodies=()
+    [ "${BENCH_PROXY_ONLY:-0}" = 1 ] && bodies=""
     for body in $bodies; do
         local f=bench/bodies/$body.json
         [ "$body" = 1m ] && f=$long
@@ -766,8 +777,17 @@ scenario_sidecar() {
 # Fails when a run failed.
 proxy_round() {
     local round=$1 f=$2 ngx=$3 fails=0
+    # The build before a change goes first in odd rounds, after it in even ones.
+    if [ -n "${SC_PROXYB_URL:-}" ] && [ $((round % 2)) = 1 ]; then
+        proxy_run "$round" "$f" sidecar-proxy-before "$SC_PROXYB_URL" "$SC_PROXYB_PID" ||
+            fails=$((fails + 1))
+    fi
     proxy_run "$round" "$f" sidecar-proxy "$SC_PROXY_URL" "$SC_PROXY_PID" ||
         fails=$((fails + 1))
+    if [ -n "${SC_PROXYB_URL:-}" ] && [ $((round % 2)) = 0 ]; then
+        proxy_run "$round" "$f" sidecar-proxy-before "$SC_PROXYB_URL" "$SC_PROXYB_PID" ||
+            fails=$((fails + 1))
+    fi
     if [ -n "${SC_PROXYZ_URL:-}" ]; then
         proxy_run "$round" "$f" sidecar-proxy-libzmq "$SC_PROXYZ_URL" "$SC_PROXYZ_PID" ||
             fails=$((fails + 1))

@@ -23,6 +23,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 #include <errno.h>
@@ -85,6 +86,27 @@ static bool s_in(const char *name, const char *const *list)
         }
     }
     return false;
+}
+
+/* Writes what evhttp queued on a connection in this turn of the loop.
+ * A socket bufferevent writes from its write event, which libevent adds
+ * when data is queued and which fires only after the next epoll_wait has
+ * reported the socket writable: one more turn of the loop (an epoll_ctl and
+ * an epoll_wait) before each upstream request and each answer leaves, on
+ * the latency of every proxied request. Making that event active runs the
+ * same write callback (libevent's own: partial writes, EAGAIN, errors and
+ * evhttp's state after the write stay its business) at the end of this
+ * turn's callbacks instead, and the event's add and delete cancel out in
+ * epoll's change list. Only when libevent is waiting to write already
+ * (the event is pending): never while connecting, suspended or disabled. */
+static void s_write_now(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
+        (bufferevent_get_enabled(bev) & EV_WRITE) &&
+        event_pending(&bev->ev_write, EV_WRITE, NULL)) {
+        event_active(&bev->ev_write, EV_WRITE, 0);
+    }
 }
 
 /* Upstream table and connection pools ------------------------------------ */
@@ -463,6 +485,7 @@ static int s_on_up_headers(struct evhttp_request *up, void *arg)
     call->streaming = true;
     sc_sse_reset(&call->sse);
     evhttp_send_reply_start(call->req, status, call->reason);
+    s_write_now(evhttp_request_get_connection(call->req));
     return 0;
 }
 
@@ -526,6 +549,7 @@ static void s_on_up_chunk(struct evhttp_request *up, void *arg)
     s_scan(call, evhttp_request_get_input_buffer(up));
     /* Moves the bytes: the upstream buffer is drained into the client's. */
     evhttp_send_reply_chunk(call->req, evhttp_request_get_input_buffer(up));
+    s_write_now(evhttp_request_get_connection(call->req));
 }
 
 /* Closes a client connection once what is already queued for it is written
@@ -608,8 +632,10 @@ static void s_on_up_done(struct evhttp_request *up, void *arg)
     }
     if (call->buffered && up && call->up_error == 0) {
         s_read_usage(call, evhttp_request_get_output_buffer(call->req));
+        struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
         call->ops->detach(call);
         evhttp_send_reply(call->req, call->status, call->reason, NULL);
+        s_write_now(evcon);
         call->req = NULL;
         call->ops->finish(call);
         return;
@@ -762,7 +788,9 @@ static void s_attempt(sc_call_t *call, const sc_endpoint_t *ep, bool fresh)
         call->up_req = NULL;
         s_conn_put(px, call);
         s_fail(call, 502, "upstream_unavailable", "cannot send to %s", u->hostport);
+        return;
     }
+    s_write_now(conn); /* a connected one: the request is queued (a new one connects first) */
 }
 
 void sc_proxy_start(sc_proxy_t *self, sc_call_t *call)
