@@ -439,10 +439,43 @@ static uint32_t s_string(s_parser_t *p)
     size_t len = p->len, pos = start + 1;
     char *out = d->arena + d->used, *o = out;
     for (;;) {
-        size_t run = s_plain_run(buf, pos, len);
-        memcpy(o, buf + pos, run);
-        o += run;
-        pos += run;
+        bool special = false; /* pos is at a byte that is not plain */
+#if defined(__SSE2__)
+        /* Scan and copy in one pass: each 16 bytes are stored whole before
+         * they are looked at, and o advances only over the plain ones; a
+         * special byte goes straight to its case below. The store stays in
+         * the arena: it holds len + 1 bytes and a string's output never runs
+         * ahead of its source (o - arena < pos), so o + 16 < arena + len + 1
+         * while pos + 16 <= len. Prompt text breaks runs at every "\n" (every
+         * 20 to 40 bytes of code), so the way back here is kept short: on
+         * the 32 KB bench body 26% fewer instructions than a run scan, a
+         * memcpy call and an escape call per run (callgrind). */
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+        const __m128i below = _mm_set1_epi8(0x20);
+        while (len - pos >= 16) {
+            __m128i b16 = _mm_loadu_si128((const __m128i *)(const void *)(buf + pos));
+            _mm_storeu_si128((__m128i *)(void *)o, b16);
+            __m128i x =
+                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b16, quote), _mm_cmpeq_epi8(b16, bslash)),
+                             _mm_cmplt_epi8(b16, below));
+            unsigned m = (unsigned)_mm_movemask_epi8(x);
+            if (m) {
+                size_t k = (size_t)__builtin_ctz(m);
+                o += k;
+                pos += k;
+                special = true;
+                break;
+            }
+            o += 16;
+            pos += 16;
+        }
+#endif
+        if (!special) {
+            size_t run = s_plain_run(buf, pos, len);
+            memcpy(o, buf + pos, run);
+            o += run;
+            pos += run;
+        }
         if (pos == len) {
             s_fail(p, len, "unterminated string");
             return OAI_JNONE;
@@ -451,7 +484,10 @@ static uint32_t s_string(s_parser_t *p)
         if (c == '"') {
             break;
         }
-        if (c == '\\') {
+        if (c == '\\' && pos + 1 < len && buf[pos + 1] != 'u' && s_unescape[buf[pos + 1]]) {
+            *o++ = s_unescape[buf[pos + 1]]; /* \n, \", ...: inline */
+            pos += 2;
+        } else if (c == '\\') {
             int n = s_escape(p, &pos, o);
             if (n < 0) {
                 return OAI_JNONE;
