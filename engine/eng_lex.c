@@ -91,9 +91,10 @@ static int s_skip(eng_lex_t *lx)
         if (s_class[c] & S_BLANK) {
             lx->pos++;
         } else if (c == '#') {
-            while (lx->pos < lx->len && lx->src[lx->pos] != '\n') {
-                lx->pos++;
-            }
+            /* To the end of the line with memchr: comments are most of a policy's bytes (more
+             * than half of the default one), and a byte loop tested each twice. */
+            const char *nl = memchr(lx->src + lx->pos, '\n', lx->len - lx->pos);
+            lx->pos = nl ? (uint32_t)(nl - lx->src) : lx->len;
         } else {
             return c;
         }

@@ -115,10 +115,15 @@ static inline void s_add(s_class_t *c, unsigned b)
     c->w[b >> 6] |= UINT64_C(1) << (b & 63);
 }
 
+/* Bytes lo..hi (lo <= hi <= 255), a word at a time: a range such as [\x00-\xff] would otherwise
+ * cost 256 steps. */
 static void s_add_range(s_class_t *c, unsigned lo, unsigned hi)
 {
-    for (unsigned b = lo; b <= hi; b++) {
-        s_add(c, b);
+    for (unsigned i = lo >> 6; i <= hi >> 6; i++) {
+        unsigned from = lo > i * 64 ? lo - i * 64 : 0;
+        unsigned to = hi < i * 64 + 63 ? hi - i * 64 : 63;
+        uint64_t upto = to == 63 ? UINT64_MAX : (UINT64_C(1) << (to + 1)) - 1;
+        c->w[i] |= upto & ~((UINT64_C(1) << from) - 1);
     }
 }
 
@@ -139,12 +144,11 @@ static void s_negate(s_class_t *c)
 /* ASCII case folding: a letter in either case brings in the other. */
 static void s_fold(s_class_t *c)
 {
-    for (unsigned b = 'A'; b <= 'Z'; b++) {
-        if (s_has(c, b) || s_has(c, b + 32)) {
-            s_add(c, b);
-            s_add(c, b + 32);
-        }
-    }
+    /* 'A'..'Z' are bits 1..26 of word 1 and 'a'..'z' bits 33..58: both cases of every letter
+     * either case of which is in the class, in three word operations. */
+    const uint64_t letters = (UINT64_C(1) << 26) - 1;
+    uint64_t m = ((c->w[1] >> 1) | (c->w[1] >> 33)) & letters;
+    c->w[1] |= (m << 1) | (m << 33);
 }
 
 /* Word bytes, for \w and \b. */
@@ -1035,10 +1039,12 @@ static void s_first_set(eng_regex_t *re)
         }
     }
     int count = 0;
-    for (int b = 0; b < 256; b++) {
-        if (s_has(&re->first, (unsigned)b)) {
-            re->first_single = b;
-            count++;
+    re->first_single = -1;
+    for (int i = 0; i < 4; i++) {
+        uint64_t w = re->first.w[i];
+        count += __builtin_popcountll(w);
+        if (w) {
+            re->first_single = i * 64 + __builtin_ctzll(w);
         }
     }
     re->first_count = count;
@@ -1559,13 +1565,26 @@ static bool s_pset_add(s_pset_t *r, const unsigned char *b, size_t n)
 static void s_pfx_class(const s_parser_t *p, const s_class_t *c, s_pset_t *r)
 {
     memset(r, 0, sizeof(*r));
+    uint64_t w[4] = {c->w[0], c->w[1], c->w[2], c->w[3]};
+    if (p->icase) {
+        w[1] &= ~(((UINT64_C(1) << 26) - 1) << 1); /* 'A'..'Z' */
+    }
+    /* Counted first, then only the set bits visited: a class is often wide (\w, [^x]), and a
+     * byte-by-byte walk cost 256 steps per class. */
+    int count = 0;
+    for (int i = 0; i < 4; i++) {
+        count += __builtin_popcountll(w[i]);
+    }
+    if (count > S_PFX_CLASS) {
+        return; /* not ok */
+    }
     r->ok = r->exact = true;
-    for (unsigned b = 0; b < 256 && r->ok; b++) {
-        if (!s_has(c, b) || (p->icase && b >= 'A' && b <= 'Z')) {
-            continue;
+    for (int i = 0; i < 4; i++) {
+        for (uint64_t bits = w[i]; bits; bits &= bits - 1) {
+            unsigned char x = (unsigned char)(i * 64 + __builtin_ctzll(bits));
+            r->s[r->n][0] = x; /* distinct bytes: no duplicate to look for */
+            r->len[r->n++] = 1;
         }
-        unsigned char x = (unsigned char)b;
-        r->ok = r->n < S_PFX_CLASS && s_pset_add(r, &x, 1);
     }
 }
 

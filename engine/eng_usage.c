@@ -17,8 +17,10 @@
 #include "eng_cost.h"
 #include "oai_json.h"
 
-#define S_ROW_SLOTS 32768 /* > 2 x (ENG_USAGE_MAX_ROWS + 1), a power of two */
-#define S_NAME_MAX 200    /* longer names are cut */
+#define S_ROW_SLOTS 32768  /* most slots: > 2 x (ENG_USAGE_MAX_ROWS + 1), a power of two */
+#define S_ROW_SLOTS_MIN 32 /* first slots of a dimension, a power of two */
+#define S_ROWS_MIN 8       /* first rows of a dimension */
+#define S_NAME_MAX 200     /* longer names are cut */
 #define S_OTHER "(other)"
 
 typedef struct {
@@ -39,10 +41,17 @@ typedef struct {
     hpp_pusd_t answer_cost; /* its list-price cost */
 } s_join_t;
 
+/* Rows and slots grow with the names seen (doubling, at most ENG_USAGE_MAX_ROWS + 1 rows and
+ * S_ROW_SLOTS slots): a log of a few models would otherwise start with the full 1.2 MB per
+ * dimension, zeroed. */
 typedef struct {
-    eng_usage_row_t *rows; /* first-seen order */
+    eng_usage_row_t *rows; /* first-seen order, cap allocated */
+    uint64_t *hash;        /* per row: its name's hash, to refill the slots (a name may hold a
+                            * NUL byte, so its length is not strlen's) */
     size_t n;
-    uint32_t *slots; /* S_ROW_SLOTS; row index + 1, 0 = empty */
+    size_t cap;
+    uint32_t *slots; /* nslots, at least twice n; row index + 1, 0 = empty */
+    size_t nslots;
 } s_dim_t;
 
 struct eng_usage_sum {
@@ -84,9 +93,12 @@ eng_usage_sum_t *eng_usage_new(uint64_t window)
     self->doc = oai_jdoc_new();
     bool ok = self->ring && self->index && self->doc;
     for (int d = 0; d < ENG_USAGE_DIMS && ok; d++) {
-        self->dims[d].slots = calloc(S_ROW_SLOTS, sizeof(uint32_t));
-        self->dims[d].rows = calloc(ENG_USAGE_MAX_ROWS + 1, sizeof(eng_usage_row_t));
-        ok = self->dims[d].slots && self->dims[d].rows;
+        self->dims[d].slots = calloc(S_ROW_SLOTS_MIN, sizeof(uint32_t));
+        self->dims[d].nslots = S_ROW_SLOTS_MIN;
+        self->dims[d].rows = calloc(S_ROWS_MIN, sizeof(eng_usage_row_t));
+        self->dims[d].hash = calloc(S_ROWS_MIN, sizeof(uint64_t));
+        self->dims[d].cap = S_ROWS_MIN;
+        ok = self->dims[d].slots && self->dims[d].rows && self->dims[d].hash;
     }
     if (!ok) {
         eng_usage_destroy(&self);
@@ -105,6 +117,7 @@ void eng_usage_destroy(eng_usage_sum_t **self_p)
             free((char *)self->dims[d].rows[i].name);
         }
         free(self->dims[d].rows);
+        free(self->dims[d].hash);
         free(self->dims[d].slots);
     }
     oai_jdoc_destroy(&self->doc);
@@ -134,6 +147,47 @@ static uint64_t s_hash_str(const char *s, size_t n)
     return h;
 }
 
+/* Room for one more row: the rows doubled when full, the slots doubled and refilled when the new
+ * row would fill more than half of them. -1 when out of memory (the dimension unchanged). */
+static int s_dim_reserve(s_dim_t *dim)
+{
+    if (dim->n >= ENG_USAGE_MAX_ROWS + 1) {
+        return -1; /* not reached: past ENG_USAGE_MAX_ROWS every new name is "(other)" */
+    }
+    if (dim->n == dim->cap) {
+        size_t cap = dim->cap * 2 < ENG_USAGE_MAX_ROWS + 1 ? dim->cap * 2 : ENG_USAGE_MAX_ROWS + 1;
+        eng_usage_row_t *rows = realloc(dim->rows, cap * sizeof *rows);
+        if (!rows) {
+            return -1;
+        }
+        dim->rows = rows;
+        uint64_t *hash = realloc(dim->hash, cap * sizeof *hash);
+        if (!hash) {
+            return -1; /* rows is only larger than needed */
+        }
+        dim->hash = hash;
+        dim->cap = cap;
+    }
+    if (2 * (dim->n + 1) >= dim->nslots && dim->nslots < S_ROW_SLOTS) {
+        size_t nslots = dim->nslots * 2;
+        uint32_t *slots = calloc(nslots, sizeof *slots);
+        if (!slots) {
+            return -1;
+        }
+        for (size_t i = 0; i < dim->n; i++) {
+            size_t k = dim->hash[i] & (nslots - 1);
+            while (slots[k] != 0) {
+                k = (k + 1) & (nslots - 1);
+            }
+            slots[k] = (uint32_t)i + 1;
+        }
+        free(dim->slots);
+        dim->slots = slots;
+        dim->nslots = nslots;
+    }
+    return 0;
+}
+
 /* The row named `s` of a dimension, made when new; past ENG_USAGE_MAX_ROWS
  * names, "(other)". -1 when out of memory. */
 static long s_row(s_dim_t *dim, const char *s, size_t n)
@@ -149,10 +203,20 @@ static long s_row(s_dim_t *dim, const char *s, size_t n)
         s = S_OTHER;
         n = strlen(S_OTHER);
     }
-    size_t mask = S_ROW_SLOTS - 1;
-    for (size_t k = s_hash_str(s, n) & mask;; k = (k + 1) & mask) {
+    uint64_t h = s_hash_str(s, n);
+    for (size_t k = h & (dim->nslots - 1);; k = (k + 1) & (dim->nslots - 1)) {
         uint32_t v = dim->slots[k];
         if (v == 0) {
+            size_t nslots = dim->nslots;
+            if (s_dim_reserve(dim) != 0) {
+                return -1;
+            }
+            if (dim->nslots != nslots) { /* refilled: the name's free slot is elsewhere now */
+                k = h & (dim->nslots - 1);
+                while (dim->slots[k] != 0) {
+                    k = (k + 1) & (dim->nslots - 1);
+                }
+            }
             char *copy = malloc(n + 1);
             if (!copy) {
                 return -1;
@@ -162,6 +226,7 @@ static long s_row(s_dim_t *dim, const char *s, size_t n)
             eng_usage_row_t *r = &dim->rows[dim->n];
             memset(r, 0, sizeof *r);
             r->name = copy;
+            dim->hash[dim->n] = h;
             dim->slots[k] = (uint32_t)++dim->n;
             return (long)dim->n - 1;
         }

@@ -229,3 +229,49 @@ Test(usage, long_names_cut_at_a_character)
     cr_assert_eq(strlen(r[0].name), 199);
     eng_usage_destroy(&u);
 }
+
+/* The rows and their slots grow with the names seen: names seen before are found again (not
+ * added twice) at every size, and past ENG_USAGE_MAX_ROWS names a dimension has one more row,
+ * "(other)", for the rest. */
+static void s_decision(eng_usage_sum_t *u, uint64_t *line, int id, int model, int rule)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"type\":\"decision\",\"decision_id\":%d,\"status\":\"ok\","
+                     "\"model\":\"m%d\",\"rule\":\"r%d\",\"cost_pusd\":10}",
+                     id, model, rule);
+    cr_assert_eq(eng_usage_line(u, buf, (size_t)n, ++*line), 0);
+}
+
+Test(usage, rows_grow_to_the_bound_then_other)
+{
+    eng_usage_sum_t *u = eng_usage_new(1);
+    uint64_t line = 0;
+    int id = 0;
+    for (int i = 0; i < ENG_USAGE_MAX_ROWS + 50; i++) {
+        s_decision(u, &line, ++id, i, i % 3);
+        if (i < ENG_USAGE_MAX_ROWS && (i & (i + 1)) == 0) { /* at 1, 2, 4, ... 8192 names */
+            for (int k = 0; k <= i; k += 1 + i / 8) {
+                s_decision(u, &line, ++id, k, 0);
+            }
+        }
+    }
+    eng_usage_finish(u);
+    size_t n;
+    const eng_usage_row_t *rows = eng_usage_rows(u, ENG_USAGE_MODEL, &n);
+    cr_assert_eq(n, ENG_USAGE_MAX_ROWS + 1);
+    uint64_t requests = 0;
+    for (size_t i = 0; i < n; i++) {
+        requests += rows[i].requests;
+    }
+    cr_assert_eq(requests, (uint64_t)id);
+    cr_assert_str_eq(rows[ENG_USAGE_MAX_ROWS].name, "(other)");
+    cr_assert_eq(rows[ENG_USAGE_MAX_ROWS].requests, 50);
+    cr_assert_str_eq(rows[0].name, "m0");
+    cr_assert_eq(rows[0].requests, 1 + 14); /* its own, and once at each of 14 sizes */
+    cr_assert_str_eq(rows[9999].name, "m9999");
+    cr_assert_eq(rows[9999].requests, 1);
+    rows = eng_usage_rows(u, ENG_USAGE_RULE, &n);
+    cr_assert_eq(n, 3);
+    eng_usage_destroy(&u);
+}
