@@ -188,8 +188,22 @@ static int s_dim_reserve(s_dim_t *dim)
     return 0;
 }
 
+/* Whether the dimension has a row named s[0..n). */
+static bool s_has_row(const s_dim_t *dim, const char *s, size_t n)
+{
+    uint64_t h = s_hash_str(s, n);
+    for (size_t k = h & (dim->nslots - 1); dim->slots[k] != 0; k = (k + 1) & (dim->nslots - 1)) {
+        const char *name = dim->rows[dim->slots[k] - 1].name;
+        if (strlen(name) == n && memcmp(name, s, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The row named `s` of a dimension, made when new; past ENG_USAGE_MAX_ROWS
- * names, "(other)". -1 when out of memory. */
+ * names, a name that has no row yet goes to "(other)" (one that has a row
+ * keeps it). -1 when out of memory. */
 static long s_row(s_dim_t *dim, const char *s, size_t n)
 {
     if (n > S_NAME_MAX) {
@@ -199,7 +213,7 @@ static long s_row(s_dim_t *dim, const char *s, size_t n)
             n--;
         }
     }
-    if (dim->n >= ENG_USAGE_MAX_ROWS) {
+    if (dim->n >= ENG_USAGE_MAX_ROWS && !s_has_row(dim, s, n)) {
         s = S_OTHER;
         n = strlen(S_OTHER);
     }

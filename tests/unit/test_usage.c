@@ -256,6 +256,9 @@ Test(usage, rows_grow_to_the_bound_then_other)
             }
         }
     }
+    /* Past the bound, a name that has a row keeps it: only new names are "(other)". */
+    s_decision(u, &line, ++id, 0, 0);
+    s_decision(u, &line, ++id, 9999, 0);
     eng_usage_finish(u);
     size_t n;
     const eng_usage_row_t *rows = eng_usage_rows(u, ENG_USAGE_MODEL, &n);
@@ -268,9 +271,9 @@ Test(usage, rows_grow_to_the_bound_then_other)
     cr_assert_str_eq(rows[ENG_USAGE_MAX_ROWS].name, "(other)");
     cr_assert_eq(rows[ENG_USAGE_MAX_ROWS].requests, 50);
     cr_assert_str_eq(rows[0].name, "m0");
-    cr_assert_eq(rows[0].requests, 1 + 14); /* its own, and once at each of 14 sizes */
+    cr_assert_eq(rows[0].requests, 1 + 14 + 1); /* its own, once at each of 14 sizes, after */
     cr_assert_str_eq(rows[9999].name, "m9999");
-    cr_assert_eq(rows[9999].requests, 1);
+    cr_assert_eq(rows[9999].requests, 2);
     rows = eng_usage_rows(u, ENG_USAGE_RULE, &n);
     cr_assert_eq(n, 3);
     eng_usage_destroy(&u);
