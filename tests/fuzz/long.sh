@@ -172,7 +172,11 @@ for n in "${targets[@]}"; do
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     rate=$(awk -v e="$execs" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? e / s : 0) }')
     ncrash=$(($(failures "$crashes") - ncrash0))
-    if [ "$status" -ne 0 ] || [ "$ncrash" -gt 0 ]; then
+    if [ "$status" -eq 72 ] && [ "$ncrash" -eq 0 ]; then
+        # libFuzzer's exit on SIGINT (-interrupt_exitcode): a run stopped by
+        # hand, its figures kept, nothing found.
+        echo "   $n: interrupted (SIGINT); its executions are counted"
+    elif [ "$status" -ne 0 ] || [ "$ncrash" -gt 0 ]; then
         crashed=1
         [ "$ncrash" -gt 0 ] || ncrash=1
         echo "   $n: FAILED (exit $status, $ncrash new inputs in $crashes); see $log"
