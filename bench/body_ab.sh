@@ -12,7 +12,7 @@
 # table of the medians. Talks to 127.0.0.1 only; stops what it started.
 # Run it under `nice -n -10` on a shared machine: the children inherit it.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 A=${1:?usage: body_ab.sh BUILD_A BUILD_B [ROUNDS] [SECONDS]}
 B=${2:?usage: body_ab.sh BUILD_A BUILD_B [ROUNDS] [SECONDS]}
 ROUNDS=${3:-5}
@@ -29,8 +29,8 @@ trap cleanup EXIT
 
 # wait_line FILE REGEX PID: until FILE has a line matching REGEX (20 s at most).
 wait_line() {
-    local i
-    for i in $(seq 200); do
+    local _
+    for _ in $(seq 200); do
         grep -q "$2" "$1" 2>/dev/null && return 0
         kill -0 "$3" 2>/dev/null || return 1
         sleep 0.1
