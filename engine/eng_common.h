@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hpp_types.h"
 
@@ -90,5 +91,9 @@ const char *eng_data_path(const char *rel, int slot);
  * write one; policy, cases and catalog files skip it rather than failing
  * on a character the author cannot see. */
 size_t eng_bom_len(const char *buf, size_t len);
+
+/* The CLOCK_REALTIME instant `ms` milliseconds from now, the form
+ * pthread_cond_timedwait takes (ms >= 0). */
+struct timespec eng_abstime_in_ms(int64_t ms);
 
 #endif

@@ -134,13 +134,7 @@ static void *s_expirer_main(void *arg)
     eng_ledger_t *self = arg;
     pthread_mutex_lock(&self->mu);
     while (!self->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += S_EXPIRE_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = eng_abstime_in_ms(S_EXPIRE_MS);
         pthread_cond_timedwait(&self->cv, &self->mu, &until);
         if (self->stopping) {
             break;

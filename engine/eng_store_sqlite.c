@@ -62,6 +62,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eng_common.h"
+
 #define S_MAX_KEYS 65536      /* keys the store can hold */
 #define S_MAX_ACCOUNTS 65536  /* accounts */
 #define S_MAX_RESV (1u << 20) /* reservations in flight */
@@ -337,13 +339,7 @@ static bool s_lock_room(s_store_t *st, uint32_t n, int timeout_ms)
         if (!give_up) {
             st->urgent = true;
             pthread_cond_signal(&st->cv_work);
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 10 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = eng_abstime_in_ms(10);
             pthread_cond_timedwait(&st->cv_done, &st->w_mu, &until);
         }
         pthread_mutex_unlock(&st->w_mu);
@@ -778,14 +774,7 @@ static int s_accounts(eng_store_t *base, eng_store_account_fn fn, void *arg, cha
 static int s_sync(eng_store_t *base, int timeout_ms, char *err, size_t errlen)
 {
     s_store_t *st = (s_store_t *)base;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = eng_abstime_in_ms(timeout_ms);
     int rc = HPP_OK;
     /* Everything published before the call: a settle or adjust that
      * returned is published (s_unlock). */
@@ -1068,13 +1057,7 @@ static void s_writer_wait(s_store_t *st)
     }
     atomic_store_explicit(&st->writer_idle, false, memory_order_seq_cst);
     if (!st->urgent && !st->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += S_BATCH_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = eng_abstime_in_ms(S_BATCH_MS);
         while (!st->urgent && !st->stopping &&
                pthread_cond_timedwait(&st->cv_work, &st->w_mu, &until) != ETIMEDOUT) {
         }
