@@ -14,28 +14,9 @@
 
 #include "eng_fmt.h"
 #include "eng_lex.h"
+#include "../lex_same.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The same tokens, byte for byte, in the same order. */
-static int s_same_tokens(const char *a, size_t alen, const char *b, size_t blen)
-{
-    eng_lex_t la, lb;
-    eng_lex_init(&la, a, alen);
-    eng_lex_init(&lb, b, blen);
-    for (;;) {
-        eng_token_t ta, tb;
-        eng_tok_kind_t ka = eng_lex_next(&la, &ta);
-        eng_tok_kind_t kb = eng_lex_next(&lb, &tb);
-        if (ka != kb || ta.end - ta.start != tb.end - tb.start ||
-            memcmp(a + ta.start, b + tb.start, ta.end - ta.start) != 0) {
-            return 0;
-        }
-        if (ka == ENG_TOK_EOF) {
-            return 1;
-        }
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -45,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (eng_fmt("fuzz.policy", src, size, &out, &out_len, NULL) != 0) {
         return 0;
     }
-    if (!s_same_tokens(src, size, out, out_len)) {
+    if (!lex_same_tokens(src, size, out, out_len)) {
         abort(); /* formatting changed a token */
     }
     if (eng_fmt("fuzz.policy", out, out_len, &again, &again_len, NULL) != 0 ||

@@ -268,6 +268,7 @@ Test(suggest, nearest_name_or_nothing)
 
 #include "eng_fmt.h"
 #include "eng_lex.h"
+#include "../lex_same.h"
 #include "eng_parse.h"
 #include "hpp_types.h"
 
@@ -280,25 +281,6 @@ static char *s_slurp(const char *path, size_t *len)
     buf[*len] = '\0';
     fclose(f);
     return buf;
-}
-
-static bool s_same_tokens(const char *a, size_t alen, const char *b, size_t blen)
-{
-    eng_lex_t la, lb;
-    eng_lex_init(&la, a, alen);
-    eng_lex_init(&lb, b, blen);
-    for (;;) {
-        eng_token_t ta, tb;
-        eng_tok_kind_t ka = eng_lex_next(&la, &ta);
-        eng_tok_kind_t kb = eng_lex_next(&lb, &tb);
-        if (ka != kb || ta.end - ta.start != tb.end - tb.start ||
-            memcmp(a + ta.start, b + tb.start, ta.end - ta.start) != 0) {
-            return false;
-        }
-        if (ka == ENG_TOK_EOF) {
-            return true;
-        }
-    }
 }
 
 /* Every policy in the repository: fmt is idempotent, keeps every token, and
@@ -328,7 +310,7 @@ Test(fmt, idempotent_on_every_policy_in_the_repo)
                 cr_assert_null(once);
                 refused++;
             } else {
-                cr_assert(s_same_tokens(src, len, once, n1), "%s: tokens changed", g.gl_pathv[i]);
+                cr_assert(lex_same_tokens(src, len, once, n1), "%s: tokens changed", g.gl_pathv[i]);
                 cr_assert_eq(eng_fmt(g.gl_pathv[i], once, n1, &twice, &n2, NULL), 0);
                 cr_assert(n1 == n2 && memcmp(once, twice, n1) == 0, "%s: not idempotent",
                           g.gl_pathv[i]);
