@@ -334,8 +334,14 @@ static void s_scan(s_conn_t *c, struct evbuffer *buf, size_t off, size_t n)
  * stream are left to libevent, whose next read on this socket sees them. */
 static void s_pull(s_conn_t *c, struct evbuffer *buf)
 {
+    /* No more than a body may hold (and one chunk to see it is too long):
+     * a client with a small --max-body cannot park a megabyte here. */
+    size_t cap = c->srv->cfg.max_body + S_PULL_CHUNK;
+    if (cap > S_PULL_MAX) {
+        cap = S_PULL_MAX;
+    }
     c->pulling = true;
-    for (size_t total = 0; total < S_PULL_MAX;) {
+    for (size_t total = 0; total < cap;) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(buf, S_PULL_CHUNK, &v, 1) < 1) {
             break; /* the buffer's end is frozen, or out of memory */
