@@ -368,6 +368,206 @@ Test(ledger, expiry_releases_every_reservation_due)
     eng_store_destroy(&st);
 }
 
+/* The state file, through a connection of the test's own. */
+static sqlite3 *s_db(void)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                 SQLITE_OK);
+    return db;
+}
+
+static int64_t s_db_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *q = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    return v;
+}
+
+static void s_db_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+}
+
+static void s_sync(eng_store_t *st)
+{
+    char err[160];
+    cr_assert_eq(st->ops->sync(st, 5000, err, sizeof err), HPP_OK, "%s", err);
+}
+
+/* Reservations are written as a journal of batches: what a reopened store
+ * finds is each batch's reservations less the ends of the same or a later
+ * batch, with the accounts that never had a row of their own. */
+Test(ledger, the_journal_keeps_reservations_and_their_ends_across_batches)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j1", "acct");
+    eng_store_key_t poor = s_key("sha256:j2", "never-topped-up");
+    s_topup(st, "acct", USD);
+    for (uint64_t d = 1; d <= 3; d++) {
+        cr_assert_eq(s_reserve(st, &k, d, 100 * (int64_t)d, false, NULL), HPP_OK);
+        s_sync(st); /* a batch each */
+    }
+    cr_assert_eq(s_reserve(st, &poor, 4, 0, true, NULL), HPP_OK, "free: no balance needed");
+    cr_assert(s_settle(st, 1, 60));
+    s_sync(st);
+    char err[160];
+    bool hit = false;
+    cr_assert_eq(st->ops->release(st, 2, &hit, err, sizeof err), HPP_OK);
+    cr_assert(hit);
+    s_sync(st);
+    eng_store_destroy(&st);
+    for (int round = 0; round < 2; round++) {
+        st = s_open();
+        eng_store_state_t s = s_read(st, &k);
+        cr_assert_eq(s.reserved_pd, round == 0 ? 300 : 0, "round %d: %lld", round,
+                     (long long)s.reserved_pd);
+        cr_assert_eq(s.spent_pd, round == 0 ? 60 : 60 + 250);
+        cr_assert_not(s_settle(st, 1, 60), "settled before the restart");
+        cr_assert_not(s_settle(st, 2, 60), "released before the restart");
+        cr_assert_eq(s_settle(st, 3, 250), round == 0, "in flight until settled once");
+        cr_assert_eq(s_settle(st, 4, 0), round == 0, "the free one, on a new account");
+        s_sync(st);
+        eng_store_destroy(&st);
+    }
+    sqlite3 *db = s_db();
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM accounts WHERE name = 'never-topped-up'"), 1);
+    sqlite3_close(db);
+}
+
+/* Journal rows go once every reservation in them has ended, and only as a
+ * prefix: a later row's end of a reservation in a kept row is kept, so a
+ * settled decision never comes back to be charged twice. */
+Test(ledger, expired_journal_rows_go_and_ended_reservations_stay_ended)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j3", "acct");
+    s_topup(st, "acct", USD);
+    eng_store_resv_t late = {.decision = 3,
+                             .amount_pd = 30,
+                             .day = 20000,
+                             .now_ms = 1000,
+                             .expires_ms = INT64_C(1) << 50};
+    char err[160];
+    cr_assert_eq(s_reserve(st, &k, 1, 10, false, NULL), HPP_OK); /* expires at 301000 */
+    s_sync(st);
+    cr_assert_eq(s_reserve(st, &k, 2, 20, false, NULL), HPP_OK);
+    cr_assert_eq(st->ops->reserve(st, &k, &late, NULL, err, sizeof err), HPP_OK, "%s", err);
+    s_sync(st);
+    cr_assert(s_settle(st, 2, 20));
+    s_sync(st);
+    sqlite3 *db = s_db();
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 3);
+    uint64_t n = 0;
+    cr_assert_eq(st->ops->expire(st, 400000, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 1, "decision 1 expired");
+    s_sync(st);
+    /* The first row (decision 1) is gone; the second (2 and 3) stays for
+     * 3, and with it the later ends of 2 and 1. */
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 3);
+    cr_assert_eq(s_db_int(db, "SELECT min(id) FROM resv_log"), 2);
+    eng_store_destroy(&st);
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 30);
+    cr_assert_not(s_settle(st, 2, 20), "settled once, before the restart");
+    cr_assert_not(s_settle(st, 1, 10), "expired before the restart");
+    cr_assert(s_settle(st, 3, 30));
+    cr_assert_eq(s_read(st, &k).spent_pd, 50);
+    cr_assert_eq(st->ops->expire(st, (INT64_C(1) << 50) + 1, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 0, "all settled");
+    s_sync(st);
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 0, "every row's hold is over");
+    sqlite3_close(db);
+    eng_store_destroy(&st);
+}
+
+/* A state file of the first schema (a row per reservation) is brought to
+ * the journal when opened, its reservations in flight kept. */
+Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
+{
+    sqlite3 *db = s_db();
+    s_db_exec(db, "CREATE TABLE accounts(name TEXT PRIMARY KEY, balance_pd INTEGER NOT NULL,"
+                  " spent_pd INTEGER NOT NULL);"
+                  "CREATE TABLE keys(hash TEXT PRIMARY KEY, account TEXT NOT NULL,"
+                  " spent_pd INTEGER NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT"
+                  " NULL, completion_tokens INTEGER NOT NULL, day INTEGER NOT NULL, day_spent_pd"
+                  " INTEGER NOT NULL, day_requests INTEGER NOT NULL, day_free_requests INTEGER NOT"
+                  " NULL);"
+                  "CREATE TABLE reservations(decision INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+                  " account TEXT NOT NULL, amount_pd INTEGER NOT NULL, day INTEGER NOT NULL,"
+                  " expires_ms INTEGER NOT NULL, free INTEGER NOT NULL);"
+                  "INSERT INTO accounts VALUES('acct', 1000000000000, 0);"
+                  "INSERT INTO keys VALUES('sha256:v1', 'acct', 0, 0, 0, 0, 20000, 0, 2, 1);"
+                  "INSERT INTO keys VALUES('sha256:v2', 'ghost', 0, 0, 0, 0, 20000, 0, 1, 1);"
+                  "INSERT INTO reservations VALUES(7, 'sha256:v1', 'acct', 100, 20000, 301000, 0);"
+                  "INSERT INTO reservations VALUES(8, 'sha256:v2', 'ghost', 0, 20000, 301000, 1);"
+                  "PRAGMA user_version = 1;");
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:v1", "acct");
+    cr_assert_eq(s_read(st, &k).reserved_pd, 100);
+    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 2);
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'reservations'"), 0);
+    eng_store_destroy(&st);
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 100, "kept by the journal");
+    cr_assert(s_settle(st, 7, 60));
+    cr_assert(s_settle(st, 8, 0), "on an account that had no row");
+    s_sync(st);
+    eng_store_destroy(&st);
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).spent_pd, 60);
+    cr_assert_eq(s_read(st, &k).reserved_pd, 0);
+    eng_store_destroy(&st);
+    sqlite3_close(db);
+}
+
+/* A damaged journal row stops the start with its place, not a guess. */
+Test(ledger, a_bad_journal_row_is_refused_with_its_place)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j4", "acct");
+    s_topup(st, "acct", USD);
+    cr_assert_eq(s_reserve(st, &k, 1, 10, false, NULL), HPP_OK);
+    s_sync(st);
+    eng_store_destroy(&st);
+    static const struct {
+        const char *sql, *says;
+    } cases[] = {
+        {"UPDATE resv_log SET puts = x'0102'", "reservation journal row 1: blobs of 2 and 0 bytes"},
+        {"UPDATE resv_log SET puts = zeroblob(56)", "reservation 0: no such key"},
+        {"UPDATE resv_log SET puts = puts || puts", "reservation 1: twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sqlite3 *db = s_db();
+        s_db_exec(db, "SAVEPOINT t");
+        char *saved = NULL;
+        sqlite3_stmt *q = NULL;
+        cr_assert_eq(sqlite3_prepare_v2(db, "SELECT hex(puts) FROM resv_log", -1, &q, NULL),
+                     SQLITE_OK);
+        cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+        saved = sqlite3_mprintf("UPDATE resv_log SET puts = x'%s'", sqlite3_column_text(q, 0));
+        sqlite3_finalize(q);
+        s_db_exec(db, "RELEASE t");
+        s_db_exec(db, cases[i].sql);
+        char err[256] = "";
+        eng_store_cfg_t cfg = {.node = 1};
+        st = eng_store_open(s_spec, &cfg, err, sizeof err);
+        cr_assert_null(st, "case %zu opened", i);
+        cr_assert(strstr(err, cases[i].says) && strstr(err, "ledger.db"), "case %zu: %s", i, err);
+        s_db_exec(db, saved);
+        sqlite3_free(saved);
+        sqlite3_close(db);
+    }
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 10, "the row put back");
+    eng_store_destroy(&st);
+}
+
 Test(ledger, accounts_list_every_account)
 {
     eng_store_t *st = s_open();
