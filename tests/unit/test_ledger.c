@@ -4,8 +4,12 @@
  * settlement once, release, expiry, the free counts, the day's rollover,
  * what a reopened store holds, and decision ids. Each test uses its own
  * database in a temporary directory. */
+#define _GNU_SOURCE /* SCHED_IDLE, SCHED_BATCH */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +288,52 @@ Test(ledger, changes_reach_the_disk_without_a_sync)
     eng_store_destroy(&st);
 }
 
+/* How many threads of this process run under scheduling policy `policy`. */
+static int s_threads_at(int policy)
+{
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] != '.' && sched_getscheduler((pid_t)atoi(e->d_name)) == policy) {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void *s_probe_main(void *arg)
+{
+    struct sched_param sp = {.sched_priority = 0};
+    *(bool *)arg = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0 &&
+                   pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) == 0;
+    return NULL;
+}
+
+/* May a thread of this process leave SCHED_IDLE once there? */
+static bool s_may_leave_idle(void)
+{
+    pthread_t t;
+    bool ok = false;
+    cr_assert_eq(pthread_create(&t, NULL, s_probe_main, &ok), 0);
+    pthread_join(t, NULL);
+    return ok;
+}
+
+/* Polls (the writer changes its own policy after a commit) for `want`
+ * threads at `policy`. */
+static bool s_await_threads_at(int policy, int want)
+{
+    for (int i = 0; i < 500; i++) {
+        if (s_threads_at(policy) == want) {
+            return true;
+        }
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return false;
+}
+
 typedef struct {
     eng_store_t *st;
     bool settled;
@@ -300,12 +350,21 @@ static void *s_settle_main(void *arg)
  * write lock) holds up no reservation: they go on until its queue of
  * changes is full, then are refused ledger_unavailable, never waited for.
  * A settlement waits for room instead (a report's charge is not dropped);
- * once the disk takes writes again, everything accepted is on disk. */
+ * once the disk takes writes again, everything accepted is on disk. The
+ * writer, at SCHED_IDLE while it keeps up, is raised to SCHED_BATCH while
+ * it is behind and goes back once it has caught up. */
 Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 120)
 {
     eng_store_t *st = s_open();
     eng_store_key_t k = s_key("sha256:cd", "acct");
     s_topup(st, "acct", USD); /* synced */
+    bool idle0 = s_may_leave_idle();
+    if (!idle0) {
+        cr_log_warn("this process may not leave SCHED_IDLE (RLIMIT_NICE < 20, no"
+                    " CAP_SYS_NICE): the writer runs at SCHED_BATCH; its raising is not tested");
+    }
+    cr_assert_eq(s_threads_at(SCHED_IDLE), idle0, "the writer at idle time when it can leave it");
+    cr_assert_eq(s_threads_at(SCHED_BATCH), !idle0, "else at batch time");
     char path[160];
     snprintf(path, sizeof path, "%s/ledger.db", s_dir);
     sqlite3 *db = NULL;
@@ -326,6 +385,10 @@ Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 1
     cr_assert_eq(rc, HPP_E_LEDGER_UNAVAILABLE, "reservations were never refused");
     cr_assert(strstr(err, "the writer is behind"), "%s", err);
     cr_assert_gt(n, 1000);
+    if (idle0) {
+        cr_assert(s_await_threads_at(SCHED_BATCH, 1), "the writer behind was not raised");
+        cr_assert_eq(s_threads_at(SCHED_IDLE), 0);
+    }
     pthread_t t;
     s_settler_t settler = {.st = st};
     cr_assert_eq(pthread_create(&t, NULL, s_settle_main, &settler), 0);
@@ -339,6 +402,9 @@ Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 1
         nanosleep(&(struct timespec){0, 100000000}, NULL);
     }
     cr_assert_eq(st->ops->sync(st, 5000, err, sizeof err), HPP_OK, "%s", err);
+    if (idle0) {
+        cr_assert(s_await_threads_at(SCHED_IDLE, 1), "the writer caught up, still raised");
+    }
     eng_store_destroy(&st);
     st = s_open();
     eng_store_state_t s = s_read(st, &k);
