@@ -943,6 +943,34 @@ static uint64_t s_dec_from_db(sqlite3_int64 v)
     return d;
 }
 
+/* Prepares a query of the loader; -1 with the database's message. */
+static int s_query(s_store_t *st, const char *sql, sqlite3_stmt **q, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v2(st->db, sql, -1, q, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
+}
+
+/* The key or account a stored name is, made if new; S_NIL for a missing
+ * or too long name, or a full table. */
+static uint32_t s_key_named(s_store_t *st, const char *name)
+{
+    return name && strlen(name) < S_NAME ? s_key(st, name, true) : S_NIL;
+}
+
+static uint32_t s_acct_named(s_store_t *st, const char *name)
+{
+    return name && strlen(name) < S_NAME ? s_acct(st, name, true) : S_NIL;
+}
+
+/* Column i of the current row, as text (NULL when it is NULL). */
+static const char *s_text(sqlite3_stmt *q, int i)
+{
+    return (const char *)sqlite3_column_text(q, i);
+}
+
 /* Journal records are little-endian whatever the host. */
 static void s_put64(uint8_t *p, uint64_t v)
 {
@@ -1016,14 +1044,13 @@ static int s_load_accounts(s_store_t *st, s_rowmap_t *map, uint32_t *n, char *er
 {
     sqlite3_stmt *q = NULL;
     const char *sql = "SELECT rowid, name, balance_pd, spent_pd FROM accounts ORDER BY rowid";
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+    if (s_query(st, sql, &q, err, errlen) < 0) {
         return -1;
     }
     int rc = 0;
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(q, 1);
-        uint32_t a = name && strlen(name) < S_NAME ? s_acct(st, name, true) : S_NIL;
+        const char *name = s_text(q, 1);
+        uint32_t a = s_acct_named(st, name);
         if (a == S_NIL) {
             snprintf(err, errlen, "%s: account '%.40s': bad name or too many accounts", st->path,
                      name ? name : "");
@@ -1045,16 +1072,14 @@ static int s_load_keys(s_store_t *st, s_rowmap_t *map, uint32_t *n, char *err, s
     const char *sql =
         "SELECT rowid, hash, account, spent_pd, requests, prompt_tokens, completion_tokens, day,"
         " day_spent_pd, day_requests, day_free_requests FROM keys ORDER BY rowid";
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+    if (s_query(st, sql, &q, err, errlen) < 0) {
         return -1;
     }
     int rc = 0;
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
-        const char *hash = (const char *)sqlite3_column_text(q, 1);
-        const char *acct = (const char *)sqlite3_column_text(q, 2);
-        uint32_t k = hash && strlen(hash) < S_NAME ? s_key(st, hash, true) : S_NIL;
-        uint32_t a = acct && strlen(acct) < S_NAME ? s_acct(st, acct, true) : S_NIL;
+        const char *hash = s_text(q, 1);
+        uint32_t k = s_key_named(st, hash);
+        uint32_t a = s_acct_named(st, s_text(q, 2));
         if (k == S_NIL || a == S_NIL) {
             snprintf(err, errlen, "%s: key '%.40s': bad row or too many keys", st->path,
                      hash ? hash : "");
@@ -1125,9 +1150,7 @@ static int s_load_log(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
                       const s_rowmap_t *accts, uint32_t naccts, char *err, size_t errlen)
 {
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT id, puts, dels FROM resv_log ORDER BY id", -1, &q,
-                           NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+    if (s_query(st, "SELECT id, puts, dels FROM resv_log ORDER BY id", &q, err, errlen) < 0) {
         return -1;
     }
     int rc = 0;
@@ -1144,20 +1167,17 @@ static int s_load_v1(s_store_t *st, char *err, size_t errlen)
     sqlite3_stmt *q = NULL;
     const char *sql = "SELECT decision, key, account, amount_pd, day, expires_ms, free FROM"
                       " reservations ORDER BY expires_ms";
-    if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
+    if (s_query(st, sql, &q, err, errlen) < 0) {
         return -1;
     }
     int rc = 0;
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
-        const char *hash = (const char *)sqlite3_column_text(q, 1);
-        const char *acct = (const char *)sqlite3_column_text(q, 2);
         s_resv_t e = {.decision = s_dec_from_db(sqlite3_column_int64(q, 0)),
                       .amount_pd = sqlite3_column_int64(q, 3),
                       .day = sqlite3_column_int64(q, 4),
                       .expires_ms = sqlite3_column_int64(q, 5),
-                      .key = hash && strlen(hash) < S_NAME ? s_key(st, hash, true) : S_NIL,
-                      .acct = acct && strlen(acct) < S_NAME ? s_acct(st, acct, true) : S_NIL,
+                      .key = s_key_named(st, s_text(q, 1)),
+                      .acct = s_acct_named(st, s_text(q, 2)),
                       .free_model = sqlite3_column_int(q, 6) != 0};
         if (e.key == S_NIL || e.acct == S_NIL || s_load_resv(st, &e) < 0) {
             snprintf(err, errlen, "%s: reservation %llu: bad row or too many", st->path,
