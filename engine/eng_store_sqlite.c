@@ -785,13 +785,12 @@ static int s_expire(eng_store_t *base, int64_t now_ms, uint64_t *n, char *err, s
     /* At most 4096 per call (the ledger calls again soon when this was the
      * bound), in chunks of S_EXPIRE_CHUNK per hold of mu, so a decision
      * never waits behind more than a chunk. */
-    bool more = true;
-    while (more && count < 4096) {
+    bool due = true, room = true;
+    while (due && room && count < 4096) {
         pthread_mutex_lock(&st->mu);
         uint32_t chunk = 0;
-        while ((more = st->resv_head != S_NIL && st->resv[st->resv_head].expires_ms <= now_ms &&
-                       s_room(st, 2)) &&
-               chunk < S_EXPIRE_CHUNK) {
+        while ((due = st->resv_head != S_NIL && st->resv[st->resv_head].expires_ms <= now_ms) &&
+               (room = s_room(st, 2)) && chunk < S_EXPIRE_CHUNK) {
             uint32_t *slot = s_resv_slot(st, st->resv[st->resv_head].decision);
             s_end(st, slot, -1, 0, 0);
             chunk++;
@@ -799,7 +798,9 @@ static int s_expire(eng_store_t *base, int64_t now_ms, uint64_t *n, char *err, s
         s_unlock(st);
         count += chunk;
     }
-    if (!more) {
+    if (!due) {
+        /* Every reservation expiring by now_ms has ended (not so when the
+         * bound or a full ring stopped the pass): the journal may drop them. */
         atomic_store_explicit(&st->expired_ms, now_ms, memory_order_relaxed);
     }
     if (n) {
