@@ -45,6 +45,7 @@ esac
 recorded() {
     [ -f "$out" ] || { echo "0 0 0 0"; return; }
     awk -F'|' -v n="$1" '
+        /^<!-- end of table/ { exit } # the notes below have tables of their own
         { t = $2; gsub(/ /, "", t) }
         t == n { e = $3; r = $4; s = $5; c = $8; gsub(/[ ,]/, "", e); gsub(/ /, "", r);
                  gsub(/ /, "", s); gsub(/ /, "", c); print e + 0, r + 0, s + 0, c + 0; found = 1; exit }
@@ -62,8 +63,8 @@ record() {
         flock 9
         rows=$(mktemp)
         if [ -f "$out" ]; then
-            awk -F'|' -v n="$n" '/^\| fuzz_/ { t = $2; gsub(/ /, "", t); if (t != n) print }' \
-                "$out" >"$rows"
+            awk -F'|' -v n="$n" '/^<!-- end of table/ { exit }
+                /^\| fuzz_/ { t = $2; gsub(/ /, "", t); if (t != n) print }' "$out" >"$rows"
         fi
         if [ -n "$n" ]; then
             read -r e r s c < <(recorded "$n")
