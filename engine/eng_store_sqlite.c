@@ -69,6 +69,7 @@
 #include <unistd.h>
 
 #include "eng_common.h"
+#include "eng_journal.h"
 
 #define S_MAX_KEYS 65536           /* keys the store can hold */
 #define S_MAX_ACCOUNTS 65536       /* accounts */
@@ -148,22 +149,6 @@ typedef struct {
     int64_t row[S_KROW_N];
 } s_wrow_t;
 
-/* The reservation journal: a batch's reservations and ends, each a fixed
- * little-endian record in a blob of one row, so that a decision costs the
- * writer a few stores rather than a row of its own (SQLite's work per row
- * was nine tenths of the writer's time). */
-enum {
-    S_PUT_DECISION,
-    S_PUT_KEY,
-    S_PUT_ACCT,
-    S_PUT_AMOUNT,
-    S_PUT_DAY,
-    S_PUT_EXPIRES,
-    S_PUT_FREE,
-    S_PUT_N
-};
-#define S_PUT_BYTES (8 * S_PUT_N)
-#define S_DEL_BYTES 8
 #define S_FRESH_ACCT 0x80000000u
 
 /* The writer's statements (s_sqls). */
@@ -929,14 +914,7 @@ static int s_exec(s_store_t *st, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-/* Decision ids are stored as SQLite's signed integers, bit for bit. */
-static sqlite3_int64 s_dec_to_db(uint64_t d)
-{
-    sqlite3_int64 v;
-    memcpy(&v, &d, sizeof v);
-    return v;
-}
-
+/* Schema 1 stored decision ids as SQLite's signed integers, bit for bit. */
 static uint64_t s_dec_from_db(sqlite3_int64 v)
 {
     uint64_t d;
@@ -970,23 +948,6 @@ static uint32_t s_acct_named(s_store_t *st, const char *name)
 static const char *s_text(sqlite3_stmt *q, int i)
 {
     return (const char *)sqlite3_column_text(q, i);
-}
-
-/* Journal records are little-endian whatever the host. */
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
 }
 
 /* A reservation read from the database, counted in its key and account. */
@@ -1115,36 +1076,37 @@ static int s_load_log_row(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
     size_t nputs = (size_t)sqlite3_column_bytes(q, 1);
     const uint8_t *dels = sqlite3_column_blob(q, 2);
     size_t ndels = (size_t)sqlite3_column_bytes(q, 2);
-    if (nputs % S_PUT_BYTES || ndels % S_DEL_BYTES) {
-        snprintf(err, errlen, "%s: reservation journal row %lld: blobs of %zu and %zu bytes",
-                 st->path, (long long)id, nputs, ndels);
-        return -1;
+    char why[160];
+    if (!eng_journal_sizes_ok(nputs, ndels, why, sizeof why)) {
+        goto bad;
     }
-    for (size_t off = 0; off < nputs; off += S_PUT_BYTES) {
-        int64_t f[S_PUT_N];
-        for (int i = 0; i < S_PUT_N; i++) {
-            f[i] = (int64_t)s_get64(puts + off + 8 * (size_t)i);
+    for (size_t off = 0; off < nputs; off += ENG_JOURNAL_PUT_BYTES) {
+        eng_journal_put_t r;
+        if (!eng_journal_put_read(puts + off, &r, why, sizeof why)) {
+            goto bad;
         }
-        s_resv_t e = {.decision = s_dec_from_db(f[S_PUT_DECISION]),
-                      .amount_pd = f[S_PUT_AMOUNT],
-                      .day = f[S_PUT_DAY],
-                      .expires_ms = f[S_PUT_EXPIRES],
-                      .key = s_rowmap_find(keys, nkeys, f[S_PUT_KEY]),
-                      .acct = s_rowmap_find(accts, naccts, f[S_PUT_ACCT]),
-                      .free_model = f[S_PUT_FREE] != 0};
+        s_resv_t e = {.decision = r.decision,
+                      .amount_pd = r.amount_pd,
+                      .day = r.day,
+                      .expires_ms = r.expires_ms,
+                      .key = s_rowmap_find(keys, nkeys, r.key_rowid),
+                      .acct = s_rowmap_find(accts, naccts, r.acct_rowid),
+                      .free_model = r.free_model};
         if (e.key == S_NIL || e.acct == S_NIL || s_load_resv(st, &e) < 0) {
-            snprintf(err, errlen, "%s: reservation journal row %lld: reservation %llu: %s",
-                     st->path, (long long)id, (unsigned long long)e.decision,
+            snprintf(why, sizeof why, "reservation %llu: %s", (unsigned long long)e.decision,
                      e.key == S_NIL    ? "no such key"
                      : e.acct == S_NIL ? "no such account"
                                        : "twice, or too many in flight");
-            return -1;
+            goto bad;
         }
     }
-    for (size_t off = 0; off < ndels; off += S_DEL_BYTES) {
-        s_load_end(st, s_get64(dels + off));
+    for (size_t off = 0; off < ndels; off += ENG_JOURNAL_END_BYTES) {
+        s_load_end(st, eng_journal_end_read(dels + off));
     }
     return 0;
+bad:
+    snprintf(err, errlen, "%s: reservation journal row %lld: %s", st->path, (long long)id, why);
+    return -1;
 }
 
 static int s_load_log(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
@@ -1280,8 +1242,8 @@ static int s_log_flush(s_store_t *st)
     }
     sqlite3_stmt *q = st->w_stmt[S_Q_LOG];
     sqlite3_bind_int64(q, 1, st->w_until_ms);
-    sqlite3_bind_blob(q, 2, st->w_puts, (int)(st->nw_puts * S_PUT_BYTES), SQLITE_STATIC);
-    sqlite3_bind_blob(q, 3, st->w_dels, (int)(st->nw_dels * S_DEL_BYTES), SQLITE_STATIC);
+    sqlite3_bind_blob(q, 2, st->w_puts, (int)(st->nw_puts * ENG_JOURNAL_PUT_BYTES), SQLITE_STATIC);
+    sqlite3_bind_blob(q, 3, st->w_dels, (int)(st->nw_dels * ENG_JOURNAL_END_BYTES), SQLITE_STATIC);
     st->nw_puts = st->nw_dels = 0;
     st->w_until_ms = INT64_MIN;
     return s_step(q);
@@ -1337,21 +1299,17 @@ static int s_log_add(s_store_t *st, const s_change_t *c)
             (rc = s_acct_rowid(st, c->acct, &acct)) != SQLITE_OK) {
             return rc;
         }
-        const int64_t f[S_PUT_N] = {
-            [S_PUT_DECISION] = s_dec_to_db(c->decision),
-            [S_PUT_KEY] = st->w_keys[c->key].rowid,
-            [S_PUT_ACCT] = acct,
-            [S_PUT_AMOUNT] = c->amount_pd,
-            [S_PUT_DAY] = c->day,
-            [S_PUT_EXPIRES] = c->expires_ms,
-            [S_PUT_FREE] = c->free_model,
-        };
-        uint8_t *p = st->w_puts + (size_t)st->nw_puts++ * S_PUT_BYTES;
-        for (int i = 0; i < S_PUT_N; i++) {
-            s_put64(p + 8 * i, (uint64_t)f[i]);
-        }
+        const eng_journal_put_t r = {.decision = c->decision,
+                                     .key_rowid = st->w_keys[c->key].rowid,
+                                     .acct_rowid = acct,
+                                     .amount_pd = c->amount_pd,
+                                     .day = c->day,
+                                     .expires_ms = c->expires_ms,
+                                     .free_model = c->free_model};
+        eng_journal_put_write(st->w_puts + (size_t)st->nw_puts++ * ENG_JOURNAL_PUT_BYTES, &r);
     } else {
-        s_put64(st->w_dels + (size_t)st->nw_dels++ * S_DEL_BYTES, c->decision);
+        eng_journal_end_write(st->w_dels + (size_t)st->nw_dels++ * ENG_JOURNAL_END_BYTES,
+                              c->decision);
     }
     if (c->expires_ms > st->w_until_ms) {
         st->w_until_ms = c->expires_ms;
@@ -1635,8 +1593,8 @@ static bool s_alloc(s_store_t *st)
     st->w_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->w_accts);
     st->w_dirty_keys = calloc(S_MAX_KEYS, sizeof *st->w_dirty_keys);
     st->w_dirty_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->w_dirty_accts);
-    st->w_puts = malloc((size_t)S_LOG_CHUNK * S_PUT_BYTES);
-    st->w_dels = malloc((size_t)S_LOG_CHUNK * S_DEL_BYTES);
+    st->w_puts = malloc((size_t)S_LOG_CHUNK * ENG_JOURNAL_PUT_BYTES);
+    st->w_dels = malloc((size_t)S_LOG_CHUNK * ENG_JOURNAL_END_BYTES);
     st->w_fresh = calloc(S_MAX_KEYS + S_MAX_ACCOUNTS, sizeof *st->w_fresh);
     if (!st->accts || !st->acct_slots || !st->keys || !st->key_slots || !st->resv ||
         !st->resv_slots || !st->ring || !st->w_keys || !st->w_accts || !st->w_dirty_keys ||

@@ -605,7 +605,10 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
         const char *sql, *says;
     } cases[] = {
         {"UPDATE resv_log SET puts = x'0102'", "reservation journal row 1: blobs of 2 and 0 bytes"},
-        {"UPDATE resv_log SET puts = zeroblob(56)", "reservation 0: no such key"},
+        {"UPDATE resv_log SET puts = zeroblob(56)", "reservation 0: key row 0, account row 0"},
+        {"UPDATE resv_log SET puts = substr(puts, 1, 8) || x'6300000000000000' ||"
+         " substr(puts, 17)",
+         "reservation 1: no such key"},
         {"UPDATE resv_log SET puts = puts || puts", "reservation 1: twice"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
