@@ -56,6 +56,7 @@ typedef struct {
     bool optional;      /* --ledger-optional: a route without `key` is served unchecked */
     int day_offset_h;   /* --ledger-day-offset: -12..14 */
     uint64_t node;      /* --ledger-node: 1..65535, 0 = random */
+    bool check;         /* --check: the store opened to validate it, changed as little as can be */
 } eng_ledger_cfg_t;
 
 typedef struct eng_ledger eng_ledger_t;

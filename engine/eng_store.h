@@ -164,6 +164,8 @@ typedef struct {
     const char *secret_file; /* a password (0600 file) for a store that needs one, NULL = none */
     uint64_t node;           /* this engine's node id (1..65535) */
     int64_t now_ms;          /* Unix milliseconds now (reservations older than ... are gone) */
+    bool check; /* --check: read the store to validate it; a file of an older schema is not
+                 * upgraded (an engine of the old version may still be using it) */
 } eng_store_cfg_t;
 
 /* Opens the store a `--ledger` spec names: "sqlite:PATH", "redis://HOST:PORT",

@@ -573,8 +573,16 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
                   "INSERT INTO reservations VALUES(7, 'sha256:v1', 'acct', 100, 20000, 301000, 0);"
                   "INSERT INTO reservations VALUES(8, 'sha256:v2', 'ghost', 0, 20000, 301000, 1);"
                   "PRAGMA user_version = 1;");
-    eng_store_t *st = s_open();
+    char err[256];
+    eng_store_cfg_t check = {.node = 1, .check = true};
+    eng_store_t *st = eng_store_open(s_spec, &check, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
     eng_store_key_t k = s_key("sha256:v1", "acct");
+    cr_assert_eq(s_read(st, &k).reserved_pd, 100, "read by a check");
+    eng_store_destroy(&st);
+    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 1, "a check upgrades nothing");
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'resv_log'"), 0);
+    st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 100);
     cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 2);
     cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'reservations'"), 0);
