@@ -25,12 +25,9 @@ static uint64_t j_get64(const uint8_t *p)
 void eng_journal_put_write(uint8_t *p, const eng_journal_put_t *r)
 {
     const uint64_t f[J_N] = {
-        [J_DECISION] = r->decision,
-        [J_KEY] = (uint64_t)r->key_rowid,
-        [J_ACCT] = (uint64_t)r->acct_rowid,
-        [J_AMOUNT] = (uint64_t)r->amount_pd,
-        [J_DAY] = (uint64_t)r->day,
-        [J_EXPIRES] = (uint64_t)r->expires_ms,
+        [J_DECISION] = r->decision,         [J_KEY] = (uint64_t)r->key_rowid,
+        [J_ACCT] = (uint64_t)r->acct_rowid, [J_AMOUNT] = (uint64_t)r->amount_pd,
+        [J_DAY] = (uint64_t)r->day,         [J_EXPIRES] = (uint64_t)r->expires_ms,
         [J_FREE] = r->free_model,
     };
     for (int i = 0; i < J_N; i++) {
