@@ -162,9 +162,14 @@ for n in "${targets[@]}"; do
     mkdir -p "$work" "$crashes" "tests/fuzz/corpus/$n"
     ncrash0=$(failures "$crashes")
     echo "== $n: $done_execs on record, up to $want more executions or ${budget}s"
+    # A target's dictionary (tests/fuzz/NAME.dict), when it has one.
+    dict=()
+    if [ -f "tests/fuzz/$n.dict" ]; then
+        dict=(-dict="tests/fuzz/$n.dict")
+    fi
     start=$(date +%s.%N)
     status=0
-    "$bin" -max_total_time="$budget" -runs="$want" -max_len=65536 \
+    "$bin" -max_total_time="$budget" -runs="$want" -max_len=65536 ${dict[@]+"${dict[@]}"} \
         -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "tests/fuzz/corpus/$n" \
         >"$log" 2>&1 || status=$?
     end=$(date +%s.%N)

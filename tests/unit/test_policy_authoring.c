@@ -492,6 +492,23 @@ Test(editors, syntax_files_cover_every_keyword)
     free(tm);
 }
 
+/* fuzz_policy's front end is built without comparison tracing, and its
+ * dictionary gives the fuzzer the language's words whole: each keyword must
+ * be there, as a line of its own in libFuzzer's "word" form. */
+Test(editors, fuzz_dictionary_covers_every_keyword)
+{
+    const char *kw[256];
+    size_t n = eng_parse_keywords(kw, 256);
+    size_t len;
+    char *dict = s_slurp("tests/fuzz/fuzz_policy.dict", &len);
+    for (size_t i = 0; i < n; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "\n\"%s\"\n", kw[i]);
+        cr_assert_not_null(strstr(dict, line), "tests/fuzz/fuzz_policy.dict lacks \"%s\"", kw[i]);
+    }
+    free(dict);
+}
+
 /* check --format json ------------------------------------------------------- */
 
 Test(diags, json_array_for_editors, .init = s_setup, .fini = s_teardown)
