@@ -17,11 +17,11 @@
 #   BENCH_NO_INSTALL=1      never apt-get/npm install missing tools (skip instead)
 #   SKIP_FLOOR=1 SKIP_RESOLVE=1 SKIP_ENGINE=1 SKIP_SIDECAR=1 SKIP_PEERS=1
 #   SKIP_PLOTS=1 SKIP_MEMORY=1 SKIP_RELOAD=1 SKIP_MULTI=1 SKIP_SLOWCONN=1 SKIP_FLOOD=1
-#   SKIP_SCORER=1
+#   SKIP_SCORER=1 SKIP_LEDGER=1
 #                           skip one scenario (the report says it was skipped)
 #   ONLY=multi              run only the named scenarios (space-separated: floor resolve
 #                           engine sidecar peers memory reload multi slowconn flood scorer
-#                           scaling)
+#                           scaling ledger)
 #   BENCH_SLOW_CONNS=2000   slowconn: slow client connections held at once
 #   PROFILE=auto|1|0        perf profiles: auto = only of components that miss a goal
 #   BENCH_NO_REPORT=1       do not regenerate bench/RESULTS.md (results folder only)
@@ -1611,6 +1611,36 @@ scenario_scorer() {
     fi
 }
 
+# 14. The ledger (engine/README.md "The ledger"): what its checks and the
+#    reservation add to a decision in process (bench_ledger, 3 runs), and the
+#    engine at 20k decisions/s open loop with and without it, in turns
+#    (bench/ledger_open.sh, at least 5 repeats; it prints the medians and the
+#    verdict of the goal: p99 with the ledger within 1.25x of without).
+scenario_ledger() {
+    want ledger SKIP_LEDGER || return 0
+    log "14. ledger: added cost per decision; 20k/s open loop with and without"
+    if [ ! -x "$B/bench/bench_ledger" ] || [ ! -x "$B/bench/bench_engine" ]; then
+        status ledger skipped "$B/bench/bench_ledger or $B/bench/bench_engine is not built yet"
+        return 0
+    fi
+    mkdir -p "$OUT/ledger"
+    local i fails=0 repeats=$((REPEAT > 5 ? REPEAT : 5))
+    for i in 1 2 3; do
+        "$B/bench/bench_ledger" --seconds "$SECS" >>"$OUT/ledger/decision_cost.txt" 2>&1 ||
+            fails=$((fails + 1))
+    done
+    sed 's/^/   | /' "$OUT/ledger/decision_cost.txt"
+    show bash bench/ledger_open.sh --repeats "$repeats"
+    HPP_BUILD=$B bash bench/ledger_open.sh --repeats "$repeats" >"$OUT/ledger/open.txt" 2>&1 ||
+        fails=$((fails + 1))
+    grep -v '^{' "$OUT/ledger/open.txt" | sed 's/^/   | /'
+    if [ "$fails" = 0 ]; then
+        status ledger ok
+    else
+        status ledger failed "$fails runs failed (see $OUT/ledger/)"
+    fi
+}
+
 # 13. Scaling (issue goals: /v1/route at 32 connections against nginx's static
 #    reply, by sidecar workers and engine threads; the engine's open loop at
 #    20k/s against the ZeroMQ echo floor). The engine has the full LiteLLM
@@ -1752,6 +1782,7 @@ only flood && scenario_flood
 only slowconn && scenario_slowconn
 only scorer && scenario_scorer
 only scaling && scenario_scaling
+only ledger && scenario_ledger
 [ -z "${ONLY:-}" ] && scenario_profiles
 cleanup
 PIDS=()

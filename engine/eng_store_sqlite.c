@@ -41,9 +41,12 @@
  * What a crash (kill -9, a power loss) can lose, exactly:
  *   - nothing that `sync` returned for: a settle acknowledged by a report
  *     with `ack` and every top-up or set_balance (the engine syncs before
- *     answering them); commits are fsynced (synchronous=FULL, WAL);
- *   - the changes of the last uncommitted batch (at most S_BATCH_MS old,
- *     plus the commit in progress): reservations made then (a report for
+ *     answering them: the WAL is fdatasynced before a sync returns);
+ *   - kill -9: the changes of the last uncommitted batch (at most
+ *     S_BATCH_MS old, plus the commit in progress; a commit is in the WAL
+ *     once written, synchronous=NORMAL). A power loss: also the commits
+ *     since the last fdatasync of the WAL (at most S_SYNC_MS of them, or
+ *     since a sync). What such a window holds: reservations made then (a report for
  *     their decisions after the restart finds nothing to settle: the call
  *     goes uncharged), releases (their reservations come back and expire
  *     after the hold), the day's request counts of those decisions, and
@@ -80,6 +83,7 @@
 #define S_BOOST_AT (S_RING / 8)    /* changes not committed past which the writer is raised */
 #define S_IDLE_BELOW (S_RING / 64) /* ... and below which it goes back to SCHED_IDLE */
 #define S_BOOST_AFTER_MS 50        /* how long a sync waits before it raises the writer */
+#define S_SYNC_MS 100              /* the WAL is synced at least this often after a commit */
 #define S_NAME 72                  /* bytes of a name with its NUL */
 #define S_NIL UINT32_MAX           /* no index */
 #define S_SCHEMA 2                 /* the database's schema version (user_version) */
@@ -189,7 +193,8 @@ typedef struct {
     bool idle_ok;         /* set at open: the writer runs at SCHED_IDLE and can be raised */
     _Atomic bool boosted; /* written under w_mu: the writer runs at SCHED_BATCH for now */
     bool urgent;          /* under w_mu: a sync or a full ring waits: commit now */
-    bool failed;          /* under w_mu: the last commit failed (disk full...) */
+    bool failed;          /* under w_mu: the last commit or sync failed (disk full...) */
+    uint64_t durable;     /* under w_mu: entries whose commit an fdatasync of the WAL covers */
     char fail_msg[160];
 
     /* The writer's own (no lock): the rows a batch changed, and statements. */
@@ -197,7 +202,9 @@ typedef struct {
     s_wrow_t *w_accts;
     uint32_t *w_dirty_keys, nw_dirty_keys;
     uint32_t *w_dirty_accts, nw_dirty_accts;
-    uint64_t w_applied; /* entries folded into w_keys/w_accts */
+    uint64_t w_applied;       /* entries folded into w_keys/w_accts */
+    int wal_fd;               /* the WAL file, opened for fdatasync (-1: not yet) */
+    struct timespec w_synced; /* when the WAL was last synced (CLOCK_MONOTONIC) */
     sqlite3_stmt *w_stmt[S_Q_N];
     uint8_t *w_puts, *w_dels; /* the journal row being filled: S_LOG_CHUNK records each */
     uint32_t nw_puts, nw_dels;
@@ -871,7 +878,7 @@ static int s_sync(eng_store_t *base, int timeout_ms, char *err, size_t errlen)
         eng_abstime_in_ms(timeout_ms < S_BOOST_AFTER_MS ? timeout_ms : S_BOOST_AFTER_MS);
     bool raised = false;
     pthread_mutex_lock(&st->w_mu);
-    while (atomic_load_explicit(&st->tail, memory_order_acquire) < target && !st->failed) {
+    while (st->durable < target && !st->failed) {
         st->urgent = true;
         pthread_cond_signal(&st->cv_work);
         int w = pthread_cond_timedwait(&st->cv_done, &st->w_mu, raised ? &until : &boost_at);
@@ -882,7 +889,7 @@ static int s_sync(eng_store_t *base, int timeout_ms, char *err, size_t errlen)
             break;
         }
     }
-    if (atomic_load_explicit(&st->tail, memory_order_acquire) < target) {
+    if (st->durable < target) {
         snprintf(err, errlen, "ledger store: %s",
                  st->failed ? st->fail_msg : "the write to disk did not complete in time");
         rc = HPP_E_LEDGER_UNAVAILABLE;
@@ -1450,9 +1457,11 @@ static int s_upgrade(s_store_t *st, int version, char *err, size_t errlen)
     return 0;
 }
 
-/* Sleeps (under w_mu) until there is something to commit, then lets a
- * batch gather for S_BATCH_MS unless someone waits for it. */
-static void s_writer_wait(s_store_t *st)
+/* Sleeps (under w_mu) until there is something to commit, or commits to
+ * sync once S_SYNC_MS is up, then lets a batch gather for S_BATCH_MS unless
+ * someone waits for it. True when someone waits (or the sync is due): the
+ * batch is synced to disk once committed. */
+static bool s_writer_wait(s_store_t *st)
 {
     for (;;) {
         if (st->stopping || st->urgent ||
@@ -1467,7 +1476,14 @@ static void s_writer_wait(s_store_t *st)
             atomic_load_explicit(&st->tail, memory_order_relaxed)) {
             break;
         }
-        pthread_cond_wait(&st->cv_work, &st->w_mu);
+        if (st->durable < atomic_load_explicit(&st->tail, memory_order_relaxed)) {
+            struct timespec due = eng_abstime_in_ms(S_SYNC_MS);
+            if (pthread_cond_timedwait(&st->cv_work, &st->w_mu, &due) == ETIMEDOUT) {
+                st->urgent = true; /* commits not synced yet: sync them now */
+            }
+        } else {
+            pthread_cond_wait(&st->cv_work, &st->w_mu);
+        }
     }
     atomic_store_explicit(&st->writer_idle, false, memory_order_seq_cst);
     if (!st->urgent && !st->stopping) {
@@ -1476,15 +1492,49 @@ static void s_writer_wait(s_store_t *st)
                pthread_cond_timedwait(&st->cv_work, &st->w_mu, &until) != ETIMEDOUT) {
         }
     }
+    bool urgent = st->urgent;
     st->urgent = false;
+    return urgent;
+}
+
+/* Makes every commit so far durable: an fdatasync of the WAL, where each
+ * commit is written (synchronous=NORMAL writes it without a sync, which a
+ * crash of the process cannot undo but a power loss can). Writer only. */
+static int s_sync_wal(s_store_t *st)
+{
+    if (st->wal_fd < 0) {
+        char wal[4096];
+        snprintf(wal, sizeof wal, "%s-wal", st->path);
+        st->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    }
+    if (st->wal_fd < 0 || fdatasync(st->wal_fd) != 0) {
+        pthread_mutex_lock(&st->w_mu);
+        snprintf(st->fail_msg, sizeof st->fail_msg, "%s-wal: cannot sync: %s", st->path,
+                 strerror(errno));
+        pthread_mutex_unlock(&st->w_mu);
+        return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &st->w_synced);
+    return 0;
+}
+
+/* Is a sync of the WAL due (S_SYNC_MS since the last)? */
+static bool s_sync_due(const s_store_t *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ms = (int64_t)(now.tv_sec - st->w_synced.tv_sec) * 1000 +
+                 (now.tv_nsec - st->w_synced.tv_nsec) / 1000000;
+    return ms >= S_SYNC_MS;
 }
 
 static void *s_writer_main(void *arg)
 {
     s_store_t *st = arg;
     pthread_mutex_lock(&st->w_mu);
+    uint64_t durable = 0; /* the writer's copy of st->durable */
     for (;;) {
-        s_writer_wait(st);
+        bool urgent = s_writer_wait(st);
         bool stopping = st->stopping;
         pthread_mutex_unlock(&st->w_mu);
         uint64_t upto = atomic_load_explicit(&st->head, memory_order_acquire);
@@ -1492,13 +1542,18 @@ static void *s_writer_main(void *arg)
         bool work = upto != atomic_load_explicit(&st->tail, memory_order_relaxed) ||
                     st->nw_dirty_accts || st->nw_dirty_keys;
         int rc = work ? s_commit(st, upto) : 0;
+        uint64_t done = rc == 0 ? upto : atomic_load_explicit(&st->tail, memory_order_relaxed);
+        int src = 0;
+        if (durable < done && (urgent || stopping || s_sync_due(st))) {
+            src = s_sync_wal(st);
+            durable = src == 0 ? done : durable;
+        }
         pthread_mutex_lock(&st->w_mu);
         if (rc == 0) {
             atomic_store_explicit(&st->tail, upto, memory_order_release);
-            st->failed = false;
-        } else {
-            st->failed = true;
         }
+        st->durable = durable;
+        st->failed = rc != 0 || src != 0;
         pthread_cond_broadcast(&st->cv_done);
         uint64_t backlog = atomic_load_explicit(&st->head, memory_order_acquire) -
                            atomic_load_explicit(&st->tail, memory_order_relaxed);
@@ -1540,6 +1595,9 @@ static void s_destroy(eng_store_t **self_p)
     }
     for (int i = 0; i < S_Q_N; i++) {
         sqlite3_finalize(st->w_stmt[i]);
+    }
+    if (st->wal_fd >= 0) {
+        close(st->wal_fd);
     }
     if (st->db) {
         sqlite3_close(st->db);
@@ -1630,6 +1688,7 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
         return NULL;
     }
     st->base.ops = &s_ops;
+    st->wal_fd = -1;
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->w_mu, NULL);
     pthread_cond_init(&st->cv_work, NULL);
@@ -1680,7 +1739,7 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
         return base;
     }
     if (s_exec(st, "PRAGMA journal_mode = WAL", err, errlen) < 0 ||
-        s_exec(st, "PRAGMA synchronous = FULL", err, errlen) < 0 ||
+        s_exec(st, "PRAGMA synchronous = NORMAL", err, errlen) < 0 ||
         s_exec(st, s_schema, err, errlen) < 0 || s_load(st, version, err, errlen) < 0 ||
         (version < S_SCHEMA && s_upgrade(st, version, err, errlen) < 0)) {
         s_destroy(&base);

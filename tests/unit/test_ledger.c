@@ -645,6 +645,31 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
     eng_store_destroy(&st);
 }
 
+/* Commits reach the WAL every batch and the disk (an fdatasync) at least
+ * every 100 ms or when someone waits: a sync that comes after the batch
+ * was committed still gets its fdatasync, and so does nobody's waiting. */
+Test(ledger, a_sync_after_the_commit_is_still_a_sync)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:ac", "acct");
+    s_topup(st, "acct", USD); /* synced */
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, NULL), HPP_OK);
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int64_t requests = 0;
+    for (int i = 0; i < 500 && requests != 1; i++) { /* committed by the writer alone */
+        requests = s_db_int(db, "SELECT day_requests FROM keys WHERE hash = 'sha256:ac'");
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    sqlite3_close(db);
+    cr_assert_eq(requests, 1, "the reservation was not committed");
+    char err[160];
+    cr_assert_eq(st->ops->sync(st, 5000, err, sizeof err), HPP_OK, "%s", err);
+    eng_store_destroy(&st);
+}
+
 Test(ledger, accounts_list_every_account)
 {
     eng_store_t *st = s_open();
