@@ -1614,7 +1614,7 @@ scenario_scorer() {
 # 14. The ledger (engine/README.md "The ledger"): what its checks and the
 #    reservation add to a decision in process (bench_ledger, 3 runs), and the
 #    engine at 20k decisions/s open loop with and without it, in turns
-#    (bench/ledger_open.sh, at least 5 repeats; it prints the medians and the
+#    (bench/ledger_open.sh, at least 15 repeats of 2 s; it prints the medians and the
 #    verdict of the goal: p99 with the ledger within 1.25x of without).
 scenario_ledger() {
     want ledger SKIP_LEDGER || return 0
@@ -1624,7 +1624,7 @@ scenario_ledger() {
         return 0
     fi
     mkdir -p "$OUT/ledger"
-    local i fails=0 repeats=$((REPEAT > 5 ? REPEAT : 5))
+    local i fails=0 repeats=$((REPEAT > 15 ? REPEAT : 15))
     for i in 1 2 3; do
         "$B/bench/bench_ledger" --seconds "$SECS" >>"$OUT/ledger/decision_cost.txt" 2>&1 ||
             fails=$((fails + 1))

@@ -131,6 +131,7 @@ static int64_t s_day(const eng_ledger_t *self, int64_t now_ms)
 
 static void *s_expirer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "hpp-expirer"); /* as top -H, perf and /proc show it */
     eng_ledger_t *self = arg;
     pthread_mutex_lock(&self->mu);
     while (!self->stopping) {

@@ -656,6 +656,7 @@ static void s_accept(eng_metrics_t *self, int64_t now, int64_t *paused_until)
 
 static void *s_thread_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "hpp-metrics"); /* as top -H, perf and /proc show it */
     eng_metrics_t *self = arg;
     int64_t paused_until = 0;
     for (;;) {

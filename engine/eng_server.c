@@ -585,6 +585,7 @@ static int s_watch_tick(eng_server_t *self)
 
 static void *s_reloader_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "hpp-reloader"); /* as top -H, perf and /proc show it */
     eng_server_t *self = arg;
     s_counters_t *ctr = &self->ctr[self->cfg.threads + 1];
     proto_buf_t out;
@@ -1103,6 +1104,7 @@ static s_answer_t s_handle(s_worker_t *w, zmq_msg_t *parts, int n)
 
 static void *s_worker_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "hpp-worker"); /* as top -H, perf and /proc show it */
     s_worker_t *w = arg;
     for (;;) {
         zmq_msg_t parts[3];

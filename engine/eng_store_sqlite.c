@@ -186,6 +186,7 @@ typedef struct {
     _Atomic uint64_t tail;      /* entries committed (room given back) */
     _Atomic bool writer_idle;   /* the writer sleeps until woken */
     _Atomic int64_t expired_ms; /* every reservation expiring before it has ended */
+    uint64_t expired_inline;    /* under mu: expired by reserve, not counted by s_expire yet */
 
     pthread_mutex_t w_mu;
     pthread_cond_t cv_work, cv_done;
@@ -609,6 +610,63 @@ static int s_full(char *err, size_t errlen, const char *what)
     return HPP_E_LEDGER_UNAVAILABLE;
 }
 
+/* Gives back what the reservation in `slot` holds and drops it, in memory
+ * only. Under mu. */
+static void s_unreserve(s_store_t *st, uint32_t *slot)
+{
+    const s_resv_t *e = &st->resv[*slot];
+    s_key_t *k = &st->keys[e->key];
+    k->reserved_pd -= e->amount_pd;
+    if (k->day == e->day) {
+        k->day_reserved_pd -= e->amount_pd;
+    }
+    st->accts[e->acct].reserved_pd -= e->amount_pd;
+    s_resv_drop(st, slot);
+}
+
+/* Ends the reservation in `slot`: charges cost_pd (settle) or nothing
+ * (release, cost_pd < 0), and journals the end. Under mu, with room for 2
+ * entries. */
+static void s_end(s_store_t *st, uint32_t *slot, int64_t cost_pd, int64_t prompt,
+                  int64_t completion)
+{
+    s_resv_t e = st->resv[*slot];
+    s_unreserve(st, slot);
+    if (cost_pd >= 0) {
+        s_key_t *k = &st->keys[e.key];
+        s_acct_t *a = &st->accts[e.acct];
+        k->spent_pd += cost_pd;
+        k->requests++;
+        k->prompt_tokens += prompt;
+        k->completion_tokens += completion;
+        if (k->day == e.day) {
+            k->day_spent_pd += cost_pd;
+        }
+        a->balance_pd -= cost_pd;
+        a->spent_pd += cost_pd;
+        s_emit_acct(st, e.acct); /* a release changes nothing the database keeps */
+    }
+    s_change_t *c = s_emit(st, S_CH_RESV_DEL);
+    s_key_row(st, e.key, c);
+    c->decision = e.decision;
+    c->expires_ms = e.expires_ms;
+}
+
+/* Expires up to `max` reservations due at now_ms, oldest first, in memory
+ * only: an expiry is not journaled, since the journal holds each
+ * reservation's expiry and a reopened store expires it again (the first
+ * pass after the start), so the writer gets no work from it and the pass
+ * needs no room in the ring. Under mu. How many it expired. */
+static uint32_t s_expire_due(s_store_t *st, int64_t now_ms, uint32_t max)
+{
+    uint32_t n = 0;
+    while (n < max && st->resv_head != S_NIL && st->resv[st->resv_head].expires_ms <= now_ms) {
+        s_unreserve(st, s_resv_slot(st, st->resv[st->resv_head].decision));
+        n++;
+    }
+    return n;
+}
+
 /* Ops ---------------------------------------------------------------------- */
 
 static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_store_resv_t *r,
@@ -619,6 +677,11 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
     eng_store_state_t local;
     eng_store_state_t *s = state ? state : &local;
     pthread_mutex_lock(&st->mu);
+    /* Two due for each one made: at a steady rate the deciding threads
+     * expire their own reservations a few at a time, so the expiry pass
+     * finds little and holds mu only briefly (a pass of thousands, taking
+     * mu by turns with the deciders, tripled the p99 at 20,000 a second). */
+    st->expired_inline += s_expire_due(st, r->now_ms, 2);
     uint32_t a = s_acct(st, key->account, true);
     uint32_t k = s_key(st, key->hash, true);
     if (a == S_NIL || k == S_NIL) {
@@ -674,38 +737,6 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
 out:
     s_unlock(st);
     return rc;
-}
-
-/* Ends the reservation in `slot`: charges cost_pd (settle) or nothing
- * (release, cost_pd < 0). Under mu, with room for 2 entries. */
-static void s_end(s_store_t *st, uint32_t *slot, int64_t cost_pd, int64_t prompt,
-                  int64_t completion)
-{
-    s_resv_t e = st->resv[*slot];
-    s_key_t *k = &st->keys[e.key];
-    s_acct_t *a = &st->accts[e.acct];
-    k->reserved_pd -= e.amount_pd;
-    a->reserved_pd -= e.amount_pd;
-    if (k->day == e.day) {
-        k->day_reserved_pd -= e.amount_pd;
-    }
-    if (cost_pd >= 0) {
-        k->spent_pd += cost_pd;
-        k->requests++;
-        k->prompt_tokens += prompt;
-        k->completion_tokens += completion;
-        if (k->day == e.day) {
-            k->day_spent_pd += cost_pd;
-        }
-        a->balance_pd -= cost_pd;
-        a->spent_pd += cost_pd;
-        s_emit_acct(st, e.acct); /* a release changes nothing the database keeps */
-    }
-    s_change_t *c = s_emit(st, S_CH_RESV_DEL);
-    s_key_row(st, e.key, c);
-    c->decision = e.decision;
-    c->expires_ms = e.expires_ms;
-    s_resv_drop(st, slot);
 }
 
 /* How long adjust waits for room in a full ring. A settlement or a
@@ -773,30 +804,29 @@ static int s_expire(eng_store_t *base, int64_t now_ms, uint64_t *n, char *err, s
     (void)err;
     (void)errlen;
     s_store_t *st = (s_store_t *)base;
-    uint64_t count = 0;
     /* At most 4096 per call (the ledger calls again soon when this was the
      * bound), in chunks of S_EXPIRE_CHUNK per hold of mu, so a decision
-     * never waits behind more than a chunk. */
-    bool due = true, room = true;
-    while (due && room && count < 4096) {
+     * never waits behind more than a chunk. Under load there is little
+     * left: each reservation made expires those due (s_reserve). */
+    pthread_mutex_lock(&st->mu);
+    uint64_t earlier = st->expired_inline;
+    st->expired_inline = 0;
+    pthread_mutex_unlock(&st->mu);
+    uint64_t count = 0;
+    uint32_t chunk = S_EXPIRE_CHUNK;
+    while (chunk == S_EXPIRE_CHUNK && count < 4096) {
         pthread_mutex_lock(&st->mu);
-        uint32_t chunk = 0;
-        while ((due = st->resv_head != S_NIL && st->resv[st->resv_head].expires_ms <= now_ms) &&
-               (room = s_room(st, 2)) && chunk < S_EXPIRE_CHUNK) {
-            uint32_t *slot = s_resv_slot(st, st->resv[st->resv_head].decision);
-            s_end(st, slot, -1, 0, 0);
-            chunk++;
-        }
-        s_unlock(st);
+        chunk = s_expire_due(st, now_ms, S_EXPIRE_CHUNK);
+        pthread_mutex_unlock(&st->mu);
         count += chunk;
     }
-    if (!due) {
+    if (chunk < S_EXPIRE_CHUNK) {
         /* Every reservation expiring by now_ms has ended (not so when the
-         * bound or a full ring stopped the pass): the journal may drop them. */
+         * bound stopped the pass): the journal may drop them. */
         atomic_store_explicit(&st->expired_ms, now_ms, memory_order_relaxed);
     }
     if (n) {
-        *n = count;
+        *n = earlier + count;
     }
     return HPP_OK;
 }
@@ -1329,13 +1359,21 @@ static int s_log_add(s_store_t *st, const s_change_t *c)
 
 /* Deletes the journal rows whose reservations have all ended: those that
  * expire before the last expiry pass (which ended every one due), as a
- * prefix. The journal holds about one hold's worth of rows. */
+ * prefix. The journal holds about one hold's worth of rows. Due with
+ * nothing else to write too (expiries write nothing), at the next wake of
+ * the writer. */
+static bool s_prune_due(const s_store_t *st)
+{
+    return atomic_load_explicit(&st->expired_ms, memory_order_relaxed) - st->w_pruned_ms >=
+           S_PRUNE_MS;
+}
+
 static int s_log_prune(s_store_t *st)
 {
-    int64_t upto = atomic_load_explicit(&st->expired_ms, memory_order_relaxed);
-    if (upto - st->w_pruned_ms < S_PRUNE_MS) {
+    if (!s_prune_due(st)) {
         return SQLITE_OK;
     }
+    int64_t upto = atomic_load_explicit(&st->expired_ms, memory_order_relaxed);
     st->w_pruned_ms = upto;
     sqlite3_bind_int64(st->w_stmt[S_Q_PRUNE], 1, upto);
     return s_step(st->w_stmt[S_Q_PRUNE]);
@@ -1530,6 +1568,7 @@ static bool s_sync_due(const s_store_t *st)
 
 static void *s_writer_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "hpp-ledger-wr"); /* as top -H, perf and /proc show it */
     s_store_t *st = arg;
     pthread_mutex_lock(&st->w_mu);
     uint64_t durable = 0; /* the writer's copy of st->durable */
@@ -1540,7 +1579,7 @@ static void *s_writer_main(void *arg)
         uint64_t upto = atomic_load_explicit(&st->head, memory_order_acquire);
         s_fold(st, upto);
         bool work = upto != atomic_load_explicit(&st->tail, memory_order_relaxed) ||
-                    st->nw_dirty_accts || st->nw_dirty_keys;
+                    st->nw_dirty_accts || st->nw_dirty_keys || s_prune_due(st);
         int rc = work ? s_commit(st, upto) : 0;
         uint64_t done = rc == 0 ? upto : atomic_load_explicit(&st->tail, memory_order_relaxed);
         int src = 0;

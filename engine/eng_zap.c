@@ -157,6 +157,7 @@ static int s_recv(void *sock, zmq_msg_t *f)
 
 static void *s_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "hpp-zap"); /* as top -H, perf and /proc show it */
     eng_zap_t *self = arg;
     for (;;) {
         int timeout = -1;
