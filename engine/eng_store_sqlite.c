@@ -86,6 +86,7 @@
 #define S_SYNC_MS 100              /* the WAL is synced at least this often after a commit */
 #define S_NAME 72                  /* bytes of a name with its NUL */
 #define S_NIL UINT32_MAX           /* no index */
+#define S_RESV_RUN 8               /* consecutive decisions whose slots are neighbours */
 #define S_SCHEMA 2                 /* the database's schema version (user_version) */
 #define S_LOG_CHUNK 4096           /* reservation changes per journal row at most */
 #define S_PRUNE_MS 1000            /* expired journal rows are deleted this often */
@@ -113,6 +114,13 @@ typedef struct {
     uint32_t prev, next; /* the expiry list; next is the free list when unused */
     bool free_model;
 } s_resv_t;
+
+/* A slot of the reservations' hash table: the entry's index (S_NIL: empty)
+ * and its home slot, so that probing and deleting read no entry but the one
+ * looked for. */
+typedef struct {
+    uint32_t idx, home;
+} s_rslot_t;
 
 /* A key's row in the database: its persisted counters. */
 enum {
@@ -175,8 +183,8 @@ typedef struct {
     uint32_t *key_slots;
     s_resv_t *resv;
     uint32_t resv_free, resv_head, resv_tail, nresv;
-    uint32_t resv_used;   /* entries ever taken: past it, never touched */
-    uint32_t *resv_slots; /* 2 x S_MAX_RESV */
+    uint32_t resv_used;    /* entries ever taken: past it, never touched */
+    s_rslot_t *resv_slots; /* 2 x S_MAX_RESV */
 
     /* The ring of changes (see the top of the file). Positions count
      * entries ever; entry p is ring[p % S_RING]. */
@@ -445,35 +453,43 @@ static bool s_lock_room(s_store_t *st, uint32_t n, int timeout_ms)
  * shift (no tombstones), entries in a list by expiry (the order they were
  * made in, the hold being one for all; s_resv_add walks back otherwise). */
 
-static uint32_t *s_resv_slot(s_store_t *st, uint64_t decision)
+/* The home slot of a decision. Ids are consecutive, so S_RESV_RUN of them
+ * share a cache line of slots (eight in a line): the slots of a run made
+ * one after the other, and expired in that order, stay in cache. */
+static uint32_t s_resv_home(uint64_t decision)
 {
-    uint32_t mask = 2 * S_MAX_RESV - 1;
-    for (uint32_t i = (uint32_t)s_hash_u64(decision) & mask;; i = (i + 1) & mask) {
-        uint32_t r = st->resv_slots[i];
-        if (r == S_NIL || st->resv[r].decision == decision) {
-            return &st->resv_slots[i];
+    uint64_t run = s_hash_u64(decision / S_RESV_RUN) * S_RESV_RUN;
+    return (uint32_t)(run + decision % S_RESV_RUN) & (2 * S_MAX_RESV - 1);
+}
+
+static s_rslot_t *s_resv_slot(s_store_t *st, uint64_t decision)
+{
+    uint32_t mask = 2 * S_MAX_RESV - 1, home = s_resv_home(decision);
+    for (uint32_t i = home;; i = (i + 1) & mask) {
+        s_rslot_t *e = &st->resv_slots[i];
+        if (e->idx == S_NIL || (e->home == home && st->resv[e->idx].decision == decision)) {
+            return e;
         }
     }
 }
 
-static void s_resv_unslot(s_store_t *st, uint32_t *slot)
+static void s_resv_unslot(s_store_t *st, s_rslot_t *slot)
 {
     uint32_t mask = 2 * S_MAX_RESV - 1;
     uint32_t i = (uint32_t)(slot - st->resv_slots);
     uint32_t j = i;
-    st->resv_slots[i] = S_NIL;
+    st->resv_slots[i].idx = S_NIL;
     for (;;) {
         j = (j + 1) & mask;
-        uint32_t r = st->resv_slots[j];
-        if (r == S_NIL) {
+        s_rslot_t r = st->resv_slots[j];
+        if (r.idx == S_NIL) {
             return;
         }
-        uint32_t home = (uint32_t)s_hash_u64(st->resv[r].decision) & mask;
         /* Move r back to the hole when its home is not in (i, j]. */
-        bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        bool between = i <= j ? (r.home > i && r.home <= j) : (r.home > i || r.home <= j);
         if (!between) {
             st->resv_slots[i] = r;
-            st->resv_slots[j] = S_NIL;
+            st->resv_slots[j].idx = S_NIL;
             i = j;
         }
     }
@@ -484,7 +500,7 @@ static bool s_resv_room(const s_store_t *st)
     return st->resv_free != S_NIL || st->resv_used < S_MAX_RESV;
 }
 
-static uint32_t s_resv_add(s_store_t *st, uint32_t *slot, const s_resv_t *in)
+static uint32_t s_resv_add(s_store_t *st, s_rslot_t *slot, const s_resv_t *in)
 {
     uint32_t r = st->resv_free;
     if (r != S_NIL) {
@@ -512,14 +528,15 @@ static uint32_t s_resv_add(s_store_t *st, uint32_t *slot, const s_resv_t *in)
     } else {
         st->resv_tail = r;
     }
-    *slot = r;
+    slot->idx = r;
+    slot->home = s_resv_home(in->decision);
     st->nresv++;
     return r;
 }
 
-static void s_resv_drop(s_store_t *st, uint32_t *slot)
+static void s_resv_drop(s_store_t *st, s_rslot_t *slot)
 {
-    uint32_t r = *slot;
+    uint32_t r = slot->idx;
     s_resv_t *e = &st->resv[r];
     if (e->prev != S_NIL) {
         st->resv[e->prev].next = e->next;
@@ -612,9 +629,9 @@ static int s_full(char *err, size_t errlen, const char *what)
 
 /* Gives back what the reservation in `slot` holds and drops it, in memory
  * only. Under mu. */
-static void s_unreserve(s_store_t *st, uint32_t *slot)
+static void s_unreserve(s_store_t *st, s_rslot_t *slot)
 {
-    const s_resv_t *e = &st->resv[*slot];
+    const s_resv_t *e = &st->resv[slot->idx];
     s_key_t *k = &st->keys[e->key];
     k->reserved_pd -= e->amount_pd;
     if (k->day == e->day) {
@@ -627,10 +644,10 @@ static void s_unreserve(s_store_t *st, uint32_t *slot)
 /* Ends the reservation in `slot`: charges cost_pd (settle) or nothing
  * (release, cost_pd < 0), and journals the end. Under mu, with room for 2
  * entries. */
-static void s_end(s_store_t *st, uint32_t *slot, int64_t cost_pd, int64_t prompt,
+static void s_end(s_store_t *st, s_rslot_t *slot, int64_t cost_pd, int64_t prompt,
                   int64_t completion)
 {
-    s_resv_t e = st->resv[*slot];
+    s_resv_t e = st->resv[slot->idx];
     s_unreserve(st, slot);
     if (cost_pd >= 0) {
         s_key_t *k = &st->keys[e.key];
@@ -705,8 +722,8 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
                                      : "the writer is behind (disk slow or full)");
         goto out;
     }
-    uint32_t *slot = s_resv_slot(st, r->decision);
-    if (*slot != S_NIL) {
+    s_rslot_t *slot = s_resv_slot(st, r->decision);
+    if (slot->idx != S_NIL) {
         snprintf(err, errlen, "decision %llu reserved twice", (unsigned long long)r->decision);
         rc = HPP_E_INTERNAL;
         goto out;
@@ -764,10 +781,10 @@ static int s_settle(eng_store_t *base, const eng_store_settle_t *s, bool *settle
         pthread_mutex_unlock(&st->mu);
         return s_behind(err, errlen);
     }
-    uint32_t *slot = s_resv_slot(st, s->decision);
-    bool found = *slot != S_NIL;
+    s_rslot_t *slot = s_resv_slot(st, s->decision);
+    bool found = slot->idx != S_NIL;
     if (found) {
-        int64_t cost = s->cost_pd < 0 ? st->resv[*slot].amount_pd : s->cost_pd;
+        int64_t cost = s->cost_pd < 0 ? st->resv[slot->idx].amount_pd : s->cost_pd;
         s_end(st, slot, cost, s->prompt_tokens, s->completion_tokens);
     }
     s_unlock(st);
@@ -787,8 +804,8 @@ static int s_release(eng_store_t *base, uint64_t decision, bool *released, char 
         pthread_mutex_unlock(&st->mu);
         return s_behind(err, errlen);
     }
-    uint32_t *slot = s_resv_slot(st, decision);
-    bool found = *slot != S_NIL;
+    s_rslot_t *slot = s_resv_slot(st, decision);
+    bool found = slot->idx != S_NIL;
     if (found) {
         s_end(st, slot, -1, 0, 0);
     }
@@ -990,8 +1007,8 @@ static const char *s_text(sqlite3_stmt *q, int i)
 /* A reservation read from the database, counted in its key and account. */
 static int s_load_resv(s_store_t *st, const s_resv_t *e)
 {
-    uint32_t *slot = s_resv_slot(st, e->decision);
-    if (!s_resv_room(st) || *slot != S_NIL) {
+    s_rslot_t *slot = s_resv_slot(st, e->decision);
+    if (!s_resv_room(st) || slot->idx != S_NIL) {
         return -1;
     }
     s_resv_add(st, slot, e);
@@ -1006,11 +1023,11 @@ static int s_load_resv(s_store_t *st, const s_resv_t *e)
 /* A reservation's end read from the journal (unknown: ended before). */
 static void s_load_end(s_store_t *st, uint64_t decision)
 {
-    uint32_t *slot = s_resv_slot(st, decision);
-    if (*slot == S_NIL) {
+    s_rslot_t *slot = s_resv_slot(st, decision);
+    if (slot->idx == S_NIL) {
         return;
     }
-    const s_resv_t *e = &st->resv[*slot];
+    const s_resv_t *e = &st->resv[slot->idx];
     st->keys[e->key].reserved_pd -= e->amount_pd;
     if (st->keys[e->key].day == e->day) {
         st->keys[e->key].day_reserved_pd -= e->amount_pd;
@@ -1684,7 +1701,7 @@ static bool s_alloc(s_store_t *st)
     st->keys = calloc(S_MAX_KEYS, sizeof *st->keys);
     st->key_slots = malloc(2 * sizeof(uint32_t) * S_MAX_KEYS);
     st->resv = calloc(S_MAX_RESV, sizeof *st->resv);
-    st->resv_slots = malloc(2 * sizeof(uint32_t) * S_MAX_RESV);
+    st->resv_slots = malloc(2 * sizeof *st->resv_slots * S_MAX_RESV);
     st->ring = calloc(S_RING, sizeof *st->ring);
     st->w_keys = calloc(S_MAX_KEYS, sizeof *st->w_keys);
     st->w_accts = calloc(S_MAX_ACCOUNTS, sizeof *st->w_accts);
@@ -1700,7 +1717,7 @@ static bool s_alloc(s_store_t *st)
     }
     memset(st->acct_slots, 0xff, 2 * sizeof(uint32_t) * S_MAX_ACCOUNTS);
     memset(st->key_slots, 0xff, 2 * sizeof(uint32_t) * S_MAX_KEYS);
-    memset(st->resv_slots, 0xff, 2 * sizeof(uint32_t) * S_MAX_RESV);
+    memset(st->resv_slots, 0xff, 2 * sizeof *st->resv_slots * S_MAX_RESV);
     st->resv_free = S_NIL; /* entries are taken from resv_used up first */
     st->resv_head = st->resv_tail = S_NIL;
     return true;
