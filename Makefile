@@ -118,7 +118,8 @@ fuzz: deps
 	    n=$$(basename $$f); mkdir -p build-fuzz/corpus/$$n; \
 	    echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	    d=; [ -f tests/fuzz/$$n.dict ] && d=-dict=tests/fuzz/$$n.dict; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $$d build-fuzz/corpus/$$n \
+	    o=$$(bash tests/fuzz/long.sh --options $$n) || exit 1; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $$d $$o build-fuzz/corpus/$$n \
 	        tests/fuzz/corpus/$$n || exit 1; \
 	done
 

@@ -123,6 +123,7 @@ typedef struct {
     eng_diags_t *diags;      /* sink, may be NULL */
     unsigned flags;          /* ENG_POLICY_* */
     uint32_t nerrors;        /* errors reported by this compile */
+    bool stopped;            /* past ENG_MAX_ERRORS: nothing more is checked or reported */
     bool oom;                /* an allocation failed */
     eng_source_fn on_source; /* sees each file's bytes as read, may be NULL */
     void *source_ctx;        /* its argument */
@@ -157,13 +158,27 @@ typedef struct {
 
 /* Diagnostics ---------------------------------------------------------- */
 
+/* Past ENG_MAX_ERRORS errors (the parser's included) one more error says so
+ * and the compile stops reporting; the passes check `stopped` and end early. */
 static void s_vdiag(s_comp_t *c, eng_diag_severity_t sev, uint32_t fi, eng_span_t at,
                     const char *fmt, va_list ap)
 {
+    if (c->stopped) {
+        return;
+    }
+    const s_file_t *f = fi < c->nfiles ? &c->files[fi] : NULL;
+    if (sev == ENG_DIAG_ERROR && c->nerrors >= ENG_MAX_ERRORS) {
+        c->stopped = true;
+        c->nerrors++;
+        eng_diags_add(c->diags, ENG_DIAG_ERROR, f ? f->path : NULL, f ? f->src : NULL,
+                      f ? f->len : 0, at.off, at.len,
+                      "too many errors (more than %d); the rest of the policy is not checked",
+                      ENG_MAX_ERRORS);
+        return;
+    }
     if (sev == ENG_DIAG_ERROR) {
         c->nerrors++;
     }
-    const s_file_t *f = fi < c->nfiles ? &c->files[fi] : NULL;
     eng_diags_vadd(c->diags, sev, f ? f->path : NULL, f ? f->src : NULL, f ? f->len : 0, at.off,
                    at.len, fmt, ap);
 }
@@ -566,15 +581,17 @@ static void s_include(s_comp_t *c, uint32_t fi, const eng_stmt_t *st)
 static void s_expand(s_comp_t *c, uint32_t fi)
 {
     s_file_t *f = &c->files[fi];
-    f->ast = eng_parse(f->path, f->src, f->len, c->diags);
+    uint32_t left = c->nerrors < ENG_MAX_ERRORS ? ENG_MAX_ERRORS - c->nerrors : 0;
+    f->ast = eng_parse_max(f->path, f->src, f->len, c->diags, left);
     if (!f->ast) {
         c->oom = true;
         return;
     }
     c->nerrors += f->ast->nerrors;
+    c->stopped = c->stopped || f->ast->stopped;
     c->stack[c->depth++] = fi;
     uint32_t nst = c->files[fi].ast->nstmts;
-    for (uint32_t i = 0; i < nst && !c->oom; i++) {
+    for (uint32_t i = 0; i < nst && !c->oom && !c->stopped; i++) {
         const eng_stmt_t *st = &c->files[fi].ast->stmts[i];
         if (st->kind == ENG_ST_INCLUDE) {
             eng_stmt_t copy = *st; /* files[] may move while including */
@@ -2726,8 +2743,11 @@ static void s_passes(s_comp_t *c)
 {
     eng_policy_t *pol = c->pol;
     uint32_t fi;
+    if (c->stopped) {
+        return; /* too many errors while parsing: the policy is rejected as it is */
+    }
     /* Settings first: rules inherit them wherever they are written. */
-    for (uint32_t i = 0; i < c->nstmts; i++) {
+    for (uint32_t i = 0; i < c->nstmts && !c->stopped; i++) {
         const eng_stmt_t *st = s_stmt(c, i, &fi);
         if (st->kind == ENG_ST_SETTINGS) {
             s_settings(c, fi, st);
@@ -2755,7 +2775,7 @@ static void s_passes(s_comp_t *c)
         return;
     }
     /* Tiers before rules, so a rule may name a tier defined after it. */
-    for (uint32_t i = 0; i < c->nstmts; i++) {
+    for (uint32_t i = 0; i < c->nstmts && !c->stopped; i++) {
         const eng_stmt_t *st = s_stmt(c, i, &fi);
         if (st->kind == ENG_ST_TIER) {
             s_tier(c, fi, st);
@@ -2769,7 +2789,7 @@ static void s_passes(s_comp_t *c)
         eng_span_t at = {0, 0};
         s_err(c, 0, at, "the policy defines no tier (e.g. tier budget max $0.15)");
     }
-    for (uint32_t i = 0; i < c->nstmts && !c->oom; i++) {
+    for (uint32_t i = 0; i < c->nstmts && !c->oom && !c->stopped; i++) {
         const eng_stmt_t *st = s_stmt(c, i, &fi);
         if (st->kind == ENG_ST_HINT) {
             s_hint(c, fi, st);
@@ -2797,6 +2817,9 @@ static void s_passes(s_comp_t *c)
             s_warn(c, 0, at,
                    "the policy has no route rule: every auto request fails with no_candidate");
         }
+    }
+    if (c->stopped) {
+        return;
     }
     s_reachability(c);
     s_catalog_warnings(c);
@@ -2844,6 +2867,20 @@ static void s_comp_free(s_comp_t *c)
     free(c->rule_prefer);
     free(c->rule_ff_set);
     free(c->rule_defs);
+}
+
+/* Orders this compile's diagnostics by file position, except that a "too
+ * many errors" stays last: it ends the report (nothing after it was checked),
+ * and it is the last one added unless it was not kept (the list was full). */
+static void s_sort_diags(s_comp_t *c, size_t first)
+{
+    size_t end = eng_diags_size(c->diags);
+    size_t added =
+        eng_diags_count(c->diags, ENG_DIAG_ERROR) + eng_diags_count(c->diags, ENG_DIAG_WARNING);
+    if (c->stopped && !c->oom && end > first && added == end) {
+        end--;
+    }
+    eng_diags_sort_range(c->diags, first, end);
 }
 
 /* eng_policy_compile, with a file observer (eng_policy_load_observed). */
@@ -2942,7 +2979,7 @@ fail:
         s_err_noloc(c, name, "out of memory");
     }
     s_comp_free(c);
-    eng_diags_sort_from(diags, first_diag);
+    s_sort_diags(c, first_diag);
     eng_policy_destroy(&pol);
     return NULL;
 }

@@ -223,12 +223,20 @@ void eng_diags_add(eng_diags_t *self, eng_diag_severity_t sev, const char *file,
 
 void eng_diags_sort_from(eng_diags_t *self, size_t from)
 {
+    eng_diags_sort_range(self, from, self ? self->n : 0);
+}
+
+void eng_diags_sort_range(eng_diags_t *self, size_t from, size_t end)
+{
     if (!self) {
         return;
     }
+    if (end > self->n) {
+        end = self->n;
+    }
     /* Insertion sort: stable, and an entry never moves past one of another
      * file, so files keep the order they were reported in. */
-    for (size_t i = from + 1; i < self->n; i++) {
+    for (size_t i = from + 1; i < end; i++) {
         const eng_diag_t *q = &self->items[i - 1], *e = &self->items[i];
         if (strcmp(q->file, e->file) != 0 || q->line < e->line ||
             (q->line == e->line && q->col <= e->col)) {

@@ -177,6 +177,7 @@ typedef struct {
     bool panic;          /* an error was reported in this statement */
     bool oom;            /* an allocation failed */
     bool stop;           /* too many errors: the rest reads as end of file */
+    uint32_t max_errors; /* errors reported before stopping (see ENG_MAX_ERRORS) */
     int depth;           /* expression nesting */
     uint32_t cap_stmts;  /* allocated entries of ast->stmts */
     uint32_t cap_props;  /* of ast->props */
@@ -209,16 +210,22 @@ static void s_verror(s_parser_t *p, uint32_t off, uint32_t len, const char *fmt,
     if (p->stop) {
         return;
     }
+    /* Past the limit, like a C compiler: one more error says so and the rest
+     * of the file reads as its end. Later errors are mostly the cascade of
+     * earlier ones, and each costs a located, formatted diagnostic (a garbage
+     * file of megabytes would report an error per token). */
+    if (p->ast->nerrors >= p->max_errors) {
+        p->stop = true;
+        p->ast->stopped = true;
+        p->ast->nerrors++;
+        eng_diags_add(p->diags, ENG_DIAG_ERROR, p->ast->name, p->ast->src, p->ast->len, off, len,
+                      "too many errors (more than %u); the rest of the file is not checked",
+                      (unsigned)p->max_errors);
+        return;
+    }
+    p->ast->nerrors++;
     eng_diags_vadd(p->diags, ENG_DIAG_ERROR, p->ast->name, p->ast->src, p->ast->len, off, len, fmt,
                    ap);
-    /* Past the diagnostics anyone reads, parsing the rest only costs time
-     * (a garbage file of megabytes would report an error per token). */
-    if (++p->ast->nerrors == ENG_MAX_DIAGS - 1) {
-        p->stop = true;
-        eng_diags_add(p->diags, ENG_DIAG_ERROR, p->ast->name, p->ast->src, p->ast->len, off, len,
-                      "too many errors (%u); the rest of the file is not checked",
-                      (unsigned)p->ast->nerrors);
-    }
 }
 
 static void s_error(s_parser_t *p, uint32_t off, uint32_t len, const char *fmt, ...)
@@ -904,6 +911,12 @@ static bool s_statement(s_parser_t *p, eng_stkind_t kind, int *depth)
 
 eng_ast_t *eng_parse(const char *name, const char *src, size_t len, eng_diags_t *diags)
 {
+    return eng_parse_max(name, src, len, diags, ENG_MAX_ERRORS);
+}
+
+eng_ast_t *eng_parse_max(const char *name, const char *src, size_t len, eng_diags_t *diags,
+                         uint32_t max_errors)
+{
     eng_ast_t *ast = calloc(1, sizeof *ast);
     if (!ast) {
         return NULL;
@@ -915,6 +928,7 @@ eng_ast_t *eng_parse(const char *name, const char *src, size_t len, eng_diags_t 
     s_parser_t *p = &parser;
     p->ast = ast;
     p->diags = diags;
+    p->max_errors = max_errors;
     eng_lex_init(&p->lx, src, len);
     ast->len = p->lx.len;
     if (len > ENG_LEX_MAX_SRC) {

@@ -171,6 +171,7 @@ typedef struct {
     eng_xnode_t *nodes;  /* all expression nodes */
     uint32_t nnodes;     /* count */
     uint32_t nerrors;    /* syntax errors reported */
+    bool stopped;        /* too many errors: the rest of the file was not parsed */
 } eng_ast_t;
 
 /* Deepest nesting of parentheses / 'not' in one condition. */
@@ -184,6 +185,13 @@ typedef struct {
  * statement. Returns the AST (possibly partial; check nerrors) or NULL when
  * out of memory. */
 eng_ast_t *eng_parse(const char *name, const char *src, size_t len, eng_diags_t *diags);
+
+/* eng_parse, stopping after `max_errors` errors (eng_parse: ENG_MAX_ERRORS):
+ * one more error is reported as "too many errors", sets `stopped`, and the
+ * rest of the file reads as its end. The compiler passes what its earlier
+ * files left of the policy's limit. */
+eng_ast_t *eng_parse_max(const char *name, const char *src, size_t len, eng_diags_t *diags,
+                         uint32_t max_errors);
 
 /* Frees the AST; sets *self_p to NULL. Idempotent. */
 void eng_ast_destroy(eng_ast_t **self_p);

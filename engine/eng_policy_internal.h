@@ -28,6 +28,10 @@
 #define ENG_MAX_NEEDLES 256      /* distinct `contains` texts: bits of a request's found-set */
 #define ENG_DEFAULT_OUTPUT 1000  /* output tokens assumed when nothing says otherwise */
 #define ENG_MAX_SCORERS 8        /* `scorer` statements */
+/* Errors a compile reports before it stops, like a C compiler's error limit
+ * (clang's is 20 too): one more says "too many errors" and the rest of the
+ * policy is not checked. Documented in policies/README.md, section 3. */
+#define ENG_MAX_ERRORS 20
 
 /* Candidate lists are cut into blocks of this many entries for the budget
  * bound: a block whose least prices are over budget is skipped whole. */
@@ -296,6 +300,8 @@ const char *eng_suggest_text(const eng_suggest_t *s, char *buf, size_t n);
 /* Orders the diagnostics added since index `from` by line and column within
  * each file (stable; files keep their order). */
 void eng_diags_sort_from(eng_diags_t *self, size_t from);
+/* The same over the kept diagnostics [from, end). */
+void eng_diags_sort_range(eng_diags_t *self, size_t from, size_t end);
 
 /* Compiler entry with options (ENG_POLICY_*). `base_dir` is the directory
  * includes of the top file are relative to (NULL = current directory). */

@@ -2,6 +2,7 @@
 # long.sh - runs every libFuzzer target to depth and records what it reached.
 #
 #   tests/fuzz/long.sh [--seconds TOTAL] [--runs N] [--only NAME]... [--out FILE]
+#   tests/fuzz/long.sh --options NAME
 #
 # The record is cumulative: FILE (tests/fuzz/RESULTS.md) keeps, per target, the
 # executions, seconds and crashes of every run so far, and each run adds to
@@ -17,6 +18,10 @@
 # and runs over different targets (--only) may go on at the same time.
 # Crashes are kept in build-fuzz/crashes/NAME. Exit status: 0, or 1 when a
 # target crashed.
+#
+# A target's own libFuzzer flags are in tests/fuzz/NAME.options, one
+# -flag=value a line (# comments): long.sh and `make fuzz` pass them after
+# the common ones; --options NAME prints them (nothing when there is none).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,7 +30,23 @@ runs=10000000
 out=tests/fuzz/RESULTS.md
 only=()
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# The flags of tests/fuzz/$1.options, one a line; an error for a line that
+# is not a -flag=value, so that a typo does not run with defaults unseen.
+options() {
+    local f="tests/fuzz/$1.options" line
+    [ -f "$f" ] || return 0
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line%%#*}
+        line=${line//[[:space:]]/}
+        case "$line" in
+        '') ;;
+        -[a-z]*=?*) echo "$line" ;;
+        *) echo "long.sh: $f: '$line' is not a -flag=value" >&2; return 2 ;;
+        esac
+    done <"$f"
 }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -33,6 +54,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=${2:?--runs needs a value}; shift 2 ;;
     --only) only+=("${2:?--only needs a target name}"); shift 2 ;;
     --out) out=${2:?--out needs a file}; shift 2 ;;
+    --options) options "${2:?--options needs a target name}"; exit ;;
     -h | --help) usage; exit 0 ;;
     *) echo "long.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -167,10 +189,16 @@ for n in "${targets[@]}"; do
     if [ -f "tests/fuzz/$n.dict" ]; then
         dict=(-dict="tests/fuzz/$n.dict")
     fi
+    # Its own flags (tests/fuzz/NAME.options), after the common ones.
+    opts_text=$(options "$n")
+    opts=()
+    if [ -n "$opts_text" ]; then
+        mapfile -t opts <<<"$opts_text"
+    fi
     start=$(date +%s.%N)
     status=0
     "$bin" -max_total_time="$budget" -runs="$want" -max_len=65536 ${dict[@]+"${dict[@]}"} \
-        -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "tests/fuzz/corpus/$n" \
+        ${opts[@]+"${opts[@]}"} -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "tests/fuzz/corpus/$n" \
         >"$log" 2>&1 || status=$?
     end=$(date +%s.%N)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -79,6 +79,7 @@ Test(eng_parse, golden_lexical_errors)
 Test(eng_parse, golden_semantic_errors)
 {
     s_golden("semantic", false);
+    s_golden("semantic_rules", false);
 }
 
 Test(eng_parse, golden_warnings_only)
@@ -116,8 +117,14 @@ Test(eng_parse, counts_every_error)
     eng_diags_t *d = eng_diags_new();
     eng_policy_t *p = eng_policy_load("tests/golden/policy/semantic.policy", cat, d);
     cr_assert_null(p);
-    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), 24);
-    cr_assert_eq(eng_diags_count(d, ENG_DIAG_WARNING), 2);
+    /* The 24 errors of the two golden files, in two (fewer than ENG_MAX_ERRORS each). */
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), 12);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_WARNING), 0);
+    eng_diags_t *d2 = eng_diags_new();
+    cr_assert_null(eng_policy_load("tests/golden/policy/semantic_rules.policy", cat, d2));
+    cr_assert_eq(eng_diags_count(d2, ENG_DIAG_ERROR), 12);
+    cr_assert_eq(eng_diags_count(d2, ENG_DIAG_WARNING), 2);
+    eng_diags_destroy(&d2);
     const eng_diag_t *first = eng_diags_get(d, 0);
     cr_assert_eq(first->line, 1);
     cr_assert_eq(first->col, 27);
@@ -365,7 +372,7 @@ Test(eng_parse, missing_file_and_no_catalog)
     eng_catalog_destroy(&cat);
 }
 
-/* A file of garbage stops at ENG_MAX_DIAGS errors, the last of which says so,
+/* A file of garbage stops after ENG_MAX_ERRORS errors, one more saying so,
  * instead of reporting (and locating, from the top) one error per token. */
 Test(eng_parse, stops_after_too_many_errors)
 {
@@ -379,14 +386,71 @@ Test(eng_parse, stops_after_too_many_errors)
     eng_diags_t *d = eng_diags_new();
     eng_policy_t *p = eng_policy_load_buffer("garbage.policy", src, len, cat, d);
     cr_assert_null(p);
-    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), ENG_MAX_DIAGS);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), ENG_MAX_ERRORS + 1);
+    cr_assert_eq(eng_diags_size(d), ENG_MAX_ERRORS + 1);
     const eng_diag_t *last = eng_diags_get(d, eng_diags_size(d) - 1);
     cr_assert_not_null(last);
-    cr_assert(strstr(last->msg, "too many errors") != NULL, "last: %s", last->msg);
-    cr_assert_lt(last->line, 200, "stopped early, at line %d", last->line);
+    cr_assert_str_eq(last->msg,
+                     "too many errors (more than 20); the rest of the file is not checked");
+    cr_assert_str_eq(last->code, "limit");
+    cr_assert_lt(last->line, 30, "stopped early, at line %d", last->line);
     eng_diags_destroy(&d);
     eng_catalog_destroy(&cat);
     free(src);
+}
+
+/* Exactly ENG_MAX_ERRORS errors are all reported, with no "too many". */
+Test(eng_parse, max_errors_reported_without_stopping)
+{
+    char src[ENG_MAX_ERRORS * 4 + 1];
+    size_t len = 0;
+    for (int i = 0; i < ENG_MAX_ERRORS; i++) {
+        len += (size_t)sprintf(src + len, "@\n");
+    }
+    eng_diags_t *d = eng_diags_new();
+    eng_ast_t *a = eng_parse("t.policy", src, len, d);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->nerrors, ENG_MAX_ERRORS);
+    cr_assert(!a->stopped);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), ENG_MAX_ERRORS);
+    for (size_t i = 0; i < eng_diags_size(d); i++) {
+        cr_assert(strstr(eng_diags_get(d, i)->msg, "too many errors") == NULL);
+    }
+    eng_ast_destroy(&a);
+    eng_diags_destroy(&d);
+}
+
+/* A policy with more semantic errors than ENG_MAX_ERRORS: the compile stops,
+ * and the "too many errors" stays last after sorting, though later statements
+ * and earlier-line errors were reported before it. Syntax errors count too. */
+Test(eng_parse, compile_stops_after_too_many_errors)
+{
+    char src[8192];
+    size_t len = (size_t)sprintf(src, "tier free max $0\n");
+    for (int i = 0; i < 5; i++) {
+        len += (size_t)sprintf(src + len, "route s%d { tier @ }\n", i); /* syntax */
+    }
+    for (int i = 0; i < 40; i++) {
+        len += (size_t)sprintf(src + len, "route r%d { tier nope%d }\n", i, i); /* semantic */
+    }
+    eng_catalog_t *cat = s_catalog();
+    eng_diags_t *d = eng_diags_new();
+    eng_policy_t *p = eng_policy_load_buffer("many.policy", src, len, cat, d);
+    cr_assert_null(p);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_ERROR), ENG_MAX_ERRORS + 1);
+    cr_assert_eq(eng_diags_count(d, ENG_DIAG_WARNING), 0);
+    size_t n = eng_diags_size(d);
+    cr_assert_eq(n, ENG_MAX_ERRORS + 1);
+    const eng_diag_t *last = eng_diags_get(d, n - 1);
+    cr_assert_str_eq(last->msg,
+                     "too many errors (more than 20); the rest of the policy is not checked");
+    /* At the route that would have been the 21st error: the 16th semantic one. */
+    cr_assert_eq(last->line, 1 + 5 + 16, "line %d", last->line);
+    for (size_t i = 1; i + 1 < n; i++) {
+        cr_assert_leq(eng_diags_get(d, i - 1)->line, eng_diags_get(d, i)->line, "sorted");
+    }
+    eng_diags_destroy(&d);
+    eng_catalog_destroy(&cat);
 }
 
 /* The caret line of a diagnostic on a very long line is cut to what is shown. */
