@@ -21,7 +21,8 @@
 #
 # A target's own libFuzzer flags are in tests/fuzz/NAME.options, one
 # -flag=value a line (# comments): long.sh and `make fuzz` pass them after
-# the common ones; --options NAME prints them (nothing when there is none).
+# the common ones; --options NAME prints them (nothing when there is none;
+# FUZZ_OPTIONS_DIR reads NAME.options from another folder, for the tests).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -30,13 +31,13 @@ runs=10000000
 out=tests/fuzz/RESULTS.md
 only=()
 usage() {
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # The flags of tests/fuzz/$1.options, one a line; an error for a line that
 # is not a -flag=value, so that a typo does not run with defaults unseen.
 options() {
-    local f="tests/fuzz/$1.options" line
+    local f="${FUZZ_OPTIONS_DIR:-tests/fuzz}/$1.options" line
     [ -f "$f" ] || return 0
     while IFS= read -r line || [ -n "$line" ]; do
         line=${line%%#*}
