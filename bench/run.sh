@@ -85,6 +85,19 @@ show() { printf '+ %s\n' "$(q "$@")"; }
 elapsed() { echo $(($(date +%s) - START)); }
 
 # status SCENARIO ok|skipped|failed REASON: one line of status.jsonl.
+# built SCENARIO BIN...: true when every $B/BIN is built; otherwise the
+# scenario is marked skipped, naming the first one missing.
+built() {
+    local name=$1 b
+    shift
+    for b in "$@"; do
+        [ -x "$B/$b" ] || {
+            status "$name" skipped "$B/$b is not built yet"
+            return 1
+        }
+    done
+}
+
 status() {
     python3 "$REPORT" record "$OUT/status.jsonl" scenario="$1" status="$2" reason="${3:-}" \
         at_s="$(elapsed)"
@@ -517,10 +530,7 @@ scenario_floor() {
 scenario_resolve() {
     want resolve SKIP_RESOLVE || return 0
     log "1. in-process resolver ($B/bench/bench_resolve)"
-    if [ ! -x "$B/bench/bench_resolve" ]; then
-        status resolve skipped "$B/bench/bench_resolve is not built yet"
-        return 0
-    fi
+    built resolve bench/bench_resolve || return 0
     # Then the same mix with real prompt text in every request: the hint rules
     # scan the whole sample, up to the sidecar's 8 KiB.
     local label ok=0 cmd labels=(bundled litellm text-1k text-8k)
@@ -1598,10 +1608,7 @@ scenario_flood() {
 scenario_scorer() {
     want scorer SKIP_SCORER || return 0
     log "12. learned scorer: cost-quality curves, decision cost"
-    if [ ! -x "$B/hpp-policy" ] || [ ! -x "$B/bench/bench_scorer" ]; then
-        status scorer skipped "$B/hpp-policy or $B/bench/bench_scorer is not built yet"
-        return 0
-    fi
+    built scorer hpp-policy bench/bench_scorer || return 0
     if HPP_BUILD=$B bash bench/scorer_curves.sh "$OUT/scorer" >"$TMP/scorer_curves.out" 2>&1 &&
         "$B/bench/bench_scorer" 20000 3 >"$OUT/scorer/decision_cost.txt" 2>&1; then
         rm -f "$OUT"/scorer/*.model
@@ -1619,10 +1626,7 @@ scenario_scorer() {
 scenario_ledger() {
     want ledger SKIP_LEDGER || return 0
     log "14. ledger: added cost per decision; 20k/s open loop with and without"
-    if [ ! -x "$B/bench/bench_ledger" ] || [ ! -x "$B/bench/bench_engine" ]; then
-        status ledger skipped "$B/bench/bench_ledger or $B/bench/bench_engine is not built yet"
-        return 0
-    fi
+    built ledger bench/bench_ledger bench/bench_engine || return 0
     mkdir -p "$OUT/ledger"
     local i fails=0 repeats=$((REPEAT > 15 ? REPEAT : 15))
     for i in 1 2 3; do
