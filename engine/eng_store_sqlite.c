@@ -1024,16 +1024,9 @@ static int s_load_resv(s_store_t *st, const s_resv_t *e)
 static void s_load_end(s_store_t *st, uint64_t decision)
 {
     s_rslot_t *slot = s_resv_slot(st, decision);
-    if (slot->idx == S_NIL) {
-        return;
+    if (slot->idx != S_NIL) {
+        s_unreserve(st, slot);
     }
-    const s_resv_t *e = &st->resv[slot->idx];
-    st->keys[e->key].reserved_pd -= e->amount_pd;
-    if (st->keys[e->key].day == e->day) {
-        st->keys[e->key].day_reserved_pd -= e->amount_pd;
-    }
-    st->accts[e->acct].reserved_pd -= e->amount_pd;
-    s_resv_drop(st, slot);
 }
 
 /* Rowid to index, for the rows of one table loaded in rowid order. */
