@@ -90,6 +90,7 @@
 #define S_SCHEMA 2                 /* the database's schema version (user_version) */
 #define S_LOG_CHUNK 4096           /* reservation changes per journal row at most */
 #define S_PRUNE_MS 1000            /* expired journal rows are deleted this often */
+#define S_WALK_MAX 64              /* entries a reservation passes to find its place by expiry */
 
 typedef struct {
     char name[S_NAME];
@@ -380,6 +381,21 @@ static void s_boost(s_store_t *st)
     }
 }
 
+/* Puts the writer (the caller, holding w_mu) back to SCHED_IDLE, without w_mu held: at idle
+ * priority a thread is often descheduled at once and for long, and every thread that would
+ * raise it, a deciding thread among them (s_unlock), takes w_mu first. A raise between the
+ * two is seen after and done again. */
+static void s_unboost(s_store_t *st)
+{
+    atomic_store_explicit(&st->boosted, false, memory_order_relaxed);
+    pthread_mutex_unlock(&st->w_mu);
+    s_set_policy(st->writer, SCHED_IDLE);
+    pthread_mutex_lock(&st->w_mu);
+    if (atomic_load_explicit(&st->boosted, memory_order_relaxed)) {
+        s_set_policy(st->writer, SCHED_BATCH);
+    }
+}
+
 /* Does the backlog call for raising the writer? (Under mu; a relaxed read
  * of the flag, the raise itself under w_mu.) */
 static bool s_backlog_high(const s_store_t *st)
@@ -510,9 +526,17 @@ static uint32_t s_resv_add(s_store_t *st, s_rslot_t *slot, const s_resv_t *in)
     }
     st->resv[r] = *in;
     /* After the last entry that expires no later: the tail, unless the
-     * hold changed across a restart (entries loaded with an older hold). */
+     * hold changed across a restart (entries loaded with a longer hold) or
+     * the clock stepped back. Past S_WALK_MAX entries it goes where the walk
+     * stopped and expires with them, later than asked, never earlier: a
+     * decision's cost stays bounded whatever was loaded (a journal in
+     * decreasing order cost n * n / 2 steps to load). */
     uint32_t after = st->resv_tail;
-    while (after != S_NIL && st->resv[after].expires_ms > in->expires_ms) {
+    for (int steps = 0; after != S_NIL && st->resv[after].expires_ms > in->expires_ms; steps++) {
+        if (steps == S_WALK_MAX) {
+            st->resv[r].expires_ms = st->resv[after].expires_ms;
+            break;
+        }
         after = st->resv[after].prev;
     }
     uint32_t before = after == S_NIL ? st->resv_head : st->resv[after].next;
@@ -627,6 +651,15 @@ static int s_full(char *err, size_t errlen, const char *what)
     return HPP_E_LEDGER_UNAVAILABLE;
 }
 
+/* *x += d, held at the int64 bounds: a report's cost is bounded (HPP_MAX_BUDGET_USD, 1e18
+ * picodollars) but not the sum of many. */
+static void s_add_sat(int64_t *x, int64_t d)
+{
+    if (__builtin_add_overflow(*x, d, x)) {
+        *x = d > 0 ? INT64_MAX : INT64_MIN;
+    }
+}
+
 /* Gives back what the reservation in `slot` holds and drops it, in memory
  * only. Under mu. */
 static void s_unreserve(s_store_t *st, s_rslot_t *slot)
@@ -652,15 +685,15 @@ static void s_end(s_store_t *st, s_rslot_t *slot, int64_t cost_pd, int64_t promp
     if (cost_pd >= 0) {
         s_key_t *k = &st->keys[e.key];
         s_acct_t *a = &st->accts[e.acct];
-        k->spent_pd += cost_pd;
+        s_add_sat(&k->spent_pd, cost_pd);
         k->requests++;
-        k->prompt_tokens += prompt;
-        k->completion_tokens += completion;
+        s_add_sat(&k->prompt_tokens, prompt);
+        s_add_sat(&k->completion_tokens, completion);
         if (k->day == e.day) {
-            k->day_spent_pd += cost_pd;
+            s_add_sat(&k->day_spent_pd, cost_pd);
         }
-        a->balance_pd -= cost_pd;
-        a->spent_pd += cost_pd;
+        s_add_sat(&a->balance_pd, -cost_pd);
+        s_add_sat(&a->spent_pd, cost_pd);
         s_emit_acct(st, e.acct); /* a release changes nothing the database keeps */
     }
     s_change_t *c = s_emit(st, S_CH_RESV_DEL);
@@ -671,8 +704,8 @@ static void s_end(s_store_t *st, s_rslot_t *slot, int64_t cost_pd, int64_t promp
 
 /* Expires up to `max` reservations due at now_ms, oldest first, in memory
  * only: an expiry is not journaled, since the journal holds each
- * reservation's expiry and a reopened store expires it again (the first
- * pass after the start), so the writer gets no work from it and the pass
+ * reservation's expiry and a reopened store leaves out what expired before
+ * it (s_load_log_row), so the writer gets no work from it and the pass
  * needs no room in the ring. Under mu. How many it expired. */
 static uint32_t s_expire_due(s_store_t *st, int64_t now_ms, uint32_t max)
 {
@@ -708,7 +741,11 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
     bool moved = st->keys[k].acct != a;
     st->keys[k].acct = a; /* new, or moved to another account by the key file */
     moved |= s_roll(st, k, r->day);
-    s_state(st, k, a, r->day, s);
+    /* The key's day, never earlier than the request's: a decision checked just before midnight
+     * that reserves after another one has moved the key to the next day counts in that day, so
+     * the day's limits apply to it and its end gives back to the day it was added to. */
+    int64_t day = st->keys[k].day;
+    s_state(st, k, a, day, s);
     rc = s_check(key, s, r->free_model);
     if (rc != HPP_OK) {
         if (moved && s_room(st, 1)) {
@@ -730,12 +767,12 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
     }
     s_resv_t e = {.decision = r->decision,
                   .amount_pd = r->amount_pd,
-                  .day = r->day,
+                  .day = day,
                   .expires_ms = r->expires_ms,
                   .key = k,
                   .acct = a,
                   .free_model = r->free_model};
-    s_resv_add(st, slot, &e);
+    e.expires_ms = st->resv[s_resv_add(st, slot, &e)].expires_ms; /* perhaps later (s_resv_add) */
     s_key_t *kk = &st->keys[k];
     kk->reserved_pd += r->amount_pd;
     kk->day_reserved_pd += r->amount_pd;
@@ -750,7 +787,7 @@ static int s_reserve(eng_store_t *base, const eng_store_key_t *key, const eng_st
     c->day = e.day;
     c->expires_ms = e.expires_ms;
     c->free_model = e.free_model;
-    s_state(st, k, a, r->day, s);
+    s_state(st, k, a, day, s);
 out:
     s_unlock(st);
     return rc;
@@ -1004,11 +1041,16 @@ static const char *s_text(sqlite3_stmt *q, int i)
     return (const char *)sqlite3_column_text(q, i);
 }
 
-/* A reservation read from the database, counted in its key and account. */
+/* A reservation read from the database, counted in its key and account; -1 when it is there
+ * already, the table is full, or its amount would overflow what the key or account holds
+ * reserved (a damaged file). */
 static int s_load_resv(s_store_t *st, const s_resv_t *e)
 {
     s_rslot_t *slot = s_resv_slot(st, e->decision);
-    if (!s_resv_room(st) || slot->idx != S_NIL) {
+    int64_t sum;
+    if (!s_resv_room(st) || slot->idx != S_NIL || e->amount_pd < 0 ||
+        __builtin_add_overflow(st->keys[e->key].reserved_pd, e->amount_pd, &sum) ||
+        __builtin_add_overflow(st->accts[e->acct].reserved_pd, e->amount_pd, &sum)) {
         return -1;
     }
     s_resv_add(st, slot, e);
@@ -1066,6 +1108,11 @@ static int s_load_accounts(s_store_t *st, s_rowmap_t *map, uint32_t *n, char *er
             rc = -1;
             break;
         }
+        if (st->w_accts[a].rowid != 0) {
+            snprintf(err, errlen, "%s: account '%.40s': two rows", st->path, name);
+            rc = -1;
+            break;
+        }
         st->accts[a].balance_pd = sqlite3_column_int64(q, 2);
         st->accts[a].spent_pd = sqlite3_column_int64(q, 3);
         st->w_accts[a].rowid = sqlite3_column_int64(q, 0);
@@ -1095,6 +1142,11 @@ static int s_load_keys(s_store_t *st, s_rowmap_t *map, uint32_t *n, char *err, s
             rc = -1;
             break;
         }
+        if (st->w_keys[k].rowid != 0) {
+            snprintf(err, errlen, "%s: key '%.40s': two rows", st->path, hash);
+            rc = -1;
+            break;
+        }
         s_key_t *key = &st->keys[k];
         key->acct = a;
         key->spent_pd = sqlite3_column_int64(q, 3);
@@ -1115,8 +1167,8 @@ static int s_load_keys(s_store_t *st, s_rowmap_t *map, uint32_t *n, char *err, s
 /* One journal row: its reservations, then the ends (a batch's ends come
  * after its reservations, and a reservation before its end). */
 static int s_load_log_row(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
-                          const s_rowmap_t *accts, uint32_t naccts, sqlite3_stmt *q, char *err,
-                          size_t errlen)
+                          const s_rowmap_t *accts, uint32_t naccts, int64_t now_ms, sqlite3_stmt *q,
+                          char *err, size_t errlen)
 {
     int64_t id = sqlite3_column_int64(q, 0);
     const uint8_t *puts = sqlite3_column_blob(q, 1);
@@ -1139,11 +1191,19 @@ static int s_load_log_row(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
                       .key = s_rowmap_find(keys, nkeys, r.key_rowid),
                       .acct = s_rowmap_find(accts, naccts, r.acct_rowid),
                       .free_model = r.free_model};
-        if (e.key == S_NIL || e.acct == S_NIL || s_load_resv(st, &e) < 0) {
+        bool known = e.key != S_NIL && e.acct != S_NIL;
+        if (known && e.expires_ms <= now_ms) {
+            /* Expired before this start: expiries are not journaled (s_expire_due), so
+             * without this every reservation never reported would come back at each start,
+             * and a journal whose prefix cannot be pruned (a hold shortened across a
+             * restart, a clock stepped back) would grow past what a start can load. */
+            continue;
+        }
+        if (!known || s_load_resv(st, &e) < 0) {
             snprintf(why, sizeof why, "reservation %llu: %s", (unsigned long long)e.decision,
                      e.key == S_NIL    ? "no such key"
                      : e.acct == S_NIL ? "no such account"
-                                       : "twice, or too many in flight");
+                                       : "twice, too many in flight, or a bad amount");
             goto bad;
         }
     }
@@ -1157,7 +1217,8 @@ bad:
 }
 
 static int s_load_log(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
-                      const s_rowmap_t *accts, uint32_t naccts, char *err, size_t errlen)
+                      const s_rowmap_t *accts, uint32_t naccts, int64_t now_ms, char *err,
+                      size_t errlen)
 {
     sqlite3_stmt *q = NULL;
     if (s_query(st, "SELECT id, puts, dels FROM resv_log ORDER BY id", &q, err, errlen) < 0) {
@@ -1165,7 +1226,7 @@ static int s_load_log(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
     }
     int rc = 0;
     while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
-        rc = s_load_log_row(st, keys, nkeys, accts, naccts, q, err, errlen);
+        rc = s_load_log_row(st, keys, nkeys, accts, naccts, now_ms, q, err, errlen);
     }
     sqlite3_finalize(q);
     return rc;
@@ -1199,8 +1260,9 @@ static int s_load_v1(s_store_t *st, char *err, size_t errlen)
     return rc;
 }
 
-/* Loads every table into memory (before the writer starts). */
-static int s_load(s_store_t *st, int version, char *err, size_t errlen)
+/* Loads every table into memory (before the writer starts); reservations of the journal that
+ * expired by now_ms are left out. */
+static int s_load(s_store_t *st, int version, int64_t now_ms, char *err, size_t errlen)
 {
     s_rowmap_t *accts = malloc(sizeof *accts * S_MAX_ACCOUNTS);
     s_rowmap_t *keys = malloc(sizeof *keys * S_MAX_KEYS);
@@ -1211,7 +1273,7 @@ static int s_load(s_store_t *st, int version, char *err, size_t errlen)
     } else if (s_load_accounts(st, accts, &naccts, err, errlen) == 0 &&
                s_load_keys(st, keys, &nkeys, err, errlen) == 0) {
         rc = version == 1 ? s_load_v1(st, err, errlen)
-                          : s_load_log(st, keys, nkeys, accts, naccts, err, errlen);
+                          : s_load_log(st, keys, nkeys, accts, naccts, now_ms, err, errlen);
     }
     free(accts);
     free(keys);
@@ -1610,8 +1672,7 @@ static void *s_writer_main(void *arg)
             s_boost(st);
         } else if (backlog < S_IDLE_BELOW && !st->urgent &&
                    atomic_load_explicit(&st->boosted, memory_order_relaxed)) {
-            atomic_store_explicit(&st->boosted, false, memory_order_relaxed);
-            s_set_policy(st->writer, SCHED_IDLE); /* drained: back to idle time */
+            s_unboost(st); /* drained: back to idle time */
         }
         if (stopping &&
             (rc != 0 || upto == atomic_load_explicit(&st->head, memory_order_acquire))) {
@@ -1781,7 +1842,7 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
     if (cfg->check && version > 0 && version < S_SCHEMA) {
         /* Read as it is: the upgrade is the start's, once the engine that
          * uses the file now has stopped. No writer: a check writes nothing. */
-        if (s_load(st, version, err, errlen) < 0) {
+        if (s_load(st, version, cfg->now_ms, err, errlen) < 0) {
             s_destroy(&base);
             return NULL;
         }
@@ -1789,7 +1850,8 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
     }
     if (s_exec(st, "PRAGMA journal_mode = WAL", err, errlen) < 0 ||
         s_exec(st, "PRAGMA synchronous = NORMAL", err, errlen) < 0 ||
-        s_exec(st, s_schema, err, errlen) < 0 || s_load(st, version, err, errlen) < 0 ||
+        s_exec(st, s_schema, err, errlen) < 0 ||
+        s_load(st, version, cfg->now_ms, err, errlen) < 0 ||
         (version < S_SCHEMA && s_upgrade(st, version, err, errlen) < 0)) {
         s_destroy(&base);
         return NULL;

@@ -464,6 +464,38 @@ Test(ledger, each_reservation_expires_two_that_are_due)
     eng_store_destroy(&st);
 }
 
+/* The expiry list stays in order at a bounded cost: a reservation that
+ * expires before more than 64 made earlier (a hold shortened across a
+ * restart, a clock stepped back) expires with them, never earlier. */
+Test(ledger, a_reservation_passes_at_most_64_to_find_its_place)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:e3", "acct");
+    s_topup(st, "acct", USD);
+    char err[160];
+    for (uint64_t d = 1; d <= 100; d++) {
+        eng_store_resv_t r = {
+            .decision = d, .amount_pd = 1, .day = 20000, .now_ms = 0, .expires_ms = 10000 + d};
+        cr_assert_eq(st->ops->reserve(st, &k, &r, NULL, err, sizeof err), HPP_OK);
+    }
+    eng_store_resv_t near = {
+        .decision = 101, .amount_pd = 1, .day = 20000, .now_ms = 0, .expires_ms = 10070};
+    eng_store_resv_t early = {
+        .decision = 102, .amount_pd = 1, .day = 20000, .now_ms = 0, .expires_ms = 5000};
+    cr_assert_eq(st->ops->reserve(st, &k, &near, NULL, err, sizeof err), HPP_OK);
+    cr_assert_eq(st->ops->reserve(st, &k, &early, NULL, err, sizeof err), HPP_OK);
+    uint64_t n = 0;
+    cr_assert_eq(st->ops->expire(st, 10036, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 36, "the 36 first; the early one waits for its neighbours (%llu)",
+                 (unsigned long long)n);
+    cr_assert_eq(st->ops->expire(st, 10037, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 2, "the 37th and the early one, placed after it (%llu)", (unsigned long long)n);
+    cr_assert_eq(st->ops->expire(st, 10070, &n, err, sizeof err), HPP_OK);
+    cr_assert_eq(n, 34, "up to 70, and the one that found its place (%llu)", (unsigned long long)n);
+    cr_assert_eq(s_read(st, &k).reserved_pd, 30);
+    eng_store_destroy(&st);
+}
+
 /* The state file, through a connection of the test's own. */
 static sqlite3 *s_db(void)
 {
@@ -649,6 +681,13 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
          " substr(puts, 17)",
          "reservation 1: no such key"},
         {"UPDATE resv_log SET puts = puts || puts", "reservation 1: twice"},
+        {"UPDATE resv_log SET puts = substr(puts, 1, 24) || x'ffffffffffffffff' ||"
+         " substr(puts, 33)",
+         "reservation 1: twice, too many in flight, or a bad amount"},
+        {"UPDATE resv_log SET puts = substr(puts, 1, 24) || x'ffffffffffffff7f' ||"
+         " substr(puts, 33) || x'02' || substr(puts, 2, 7) || substr(puts, 9, 16) ||"
+         " x'ffffffffffffff7f' || substr(puts, 33)",
+         "reservation 2: twice, too many in flight, or a bad amount"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sqlite3 *db = s_db();
@@ -673,6 +712,133 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
     }
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "the row put back");
+    eng_store_destroy(&st);
+}
+
+/* Two rows of one account (a file whose table lost its primary key) would
+ * have two row ids for one account in memory: refused, with the name. */
+Test(ledger, an_account_or_key_in_two_rows_is_refused)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j5", "acct");
+    s_topup(st, "acct", USD);
+    cr_assert_eq(s_reserve(st, &k, 1, 10, false, NULL), HPP_OK);
+    s_sync(st);
+    eng_store_destroy(&st);
+    static const struct {
+        const char *table, *cols, *says;
+    } cases[] = {
+        {"accounts", "name TEXT, balance_pd INTEGER, spent_pd INTEGER", "account 'acct': two rows"},
+        {"keys",
+         "hash TEXT, account TEXT, spent_pd INTEGER, requests INTEGER, prompt_tokens INTEGER,"
+         " completion_tokens INTEGER, day INTEGER, day_spent_pd INTEGER, day_requests INTEGER,"
+         " day_free_requests INTEGER",
+         "key 'sha256:j5': two rows"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sqlite3 *db = s_db();
+        char *sql = sqlite3_mprintf("ALTER TABLE %s RENAME TO old; CREATE TABLE %s(%s);"
+                                    " INSERT INTO %s SELECT * FROM old;"
+                                    " INSERT INTO %s SELECT * FROM old; DROP TABLE old",
+                                    cases[i].table, cases[i].table, cases[i].cols, cases[i].table,
+                                    cases[i].table);
+        s_db_exec(db, sql);
+        sqlite3_free(sql);
+        sqlite3_close(db);
+        char err[256] = "";
+        eng_store_cfg_t cfg = {.node = 1};
+        st = eng_store_open(s_spec, &cfg, err, sizeof err);
+        cr_assert_null(st, "case %zu opened", i);
+        cr_assert(strstr(err, cases[i].says), "case %zu: %s", i, err);
+        db = s_db();
+        sql = sqlite3_mprintf("DELETE FROM %s WHERE rowid NOT IN (SELECT min(rowid) FROM %s"
+                              " GROUP BY %s)",
+                              cases[i].table, cases[i].table, i == 0 ? "name" : "hash");
+        s_db_exec(db, sql);
+        sqlite3_free(sql);
+        sqlite3_close(db);
+    }
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 10, "one row each again");
+    eng_store_destroy(&st);
+}
+
+/* Expiries are not journaled: a restart leaves out the reservations that
+ * expired before it, instead of loading them to expire them again (and
+ * failing to start once more were journaled than a start can hold). */
+Test(ledger, a_restart_leaves_out_reservations_expired_before_it)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j6", "acct");
+    s_topup(st, "acct", USD);
+    for (uint64_t d = 1; d <= 3; d++) {
+        cr_assert_eq(s_reserve(st, &k, d, 10, false, NULL), HPP_OK); /* due at 301000 */
+    }
+    eng_store_resv_t later = {
+        .decision = 4, .amount_pd = 1000, .day = 20000, .now_ms = 1000, .expires_ms = 900000};
+    char err[256];
+    cr_assert_eq(st->ops->reserve(st, &k, &later, NULL, err, sizeof err), HPP_OK, "%s", err);
+    s_sync(st);
+    eng_store_destroy(&st);
+    eng_store_cfg_t cfg = {.node = 1, .now_ms = 301000};
+    st = eng_store_open(s_spec, &cfg, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(s_read(st, &k).reserved_pd, 1000, "only the one not expired");
+    cr_assert_eq(s_read(st, &k).acct_reserved_pd, 1000);
+    cr_assert_not(s_settle(st, 1, 10), "expired before the restart");
+    cr_assert(s_settle(st, 4, 900));
+    cr_assert_eq(s_read(st, &k).spent_pd, 900);
+    eng_store_destroy(&st);
+}
+
+/* A decision checked on one day whose reservation comes after another has
+ * moved the key to the next day counts in the key's day: the day's limits
+ * apply to it, and its end gives back to that day. */
+Test(ledger, a_reservation_of_an_earlier_day_counts_in_the_keys_day)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j7", "acct");
+    k.daily_pd = 100;
+    s_topup(st, "acct", USD);
+    char err[160];
+    eng_store_resv_t next = {
+        .decision = 1, .amount_pd = 100, .day = 20001, .now_ms = 1000, .expires_ms = 9000};
+    cr_assert_eq(st->ops->reserve(st, &k, &next, NULL, err, sizeof err), HPP_OK);
+    eng_store_resv_t late = next;
+    late.decision = 2;
+    late.day = 20000;
+    late.amount_pd = 30;
+    eng_store_state_t s;
+    cr_assert_eq(st->ops->reserve(st, &k, &late, &s, err, sizeof err), HPP_E_DAILY_LIMIT_REACHED,
+                 "the day's 100 are reserved");
+    bool hit = false;
+    cr_assert_eq(st->ops->release(st, 1, &hit, err, sizeof err), HPP_OK);
+    cr_assert_eq(st->ops->reserve(st, &k, &late, &s, err, sizeof err), HPP_OK);
+    cr_assert_eq(s.day, 20001);
+    cr_assert_eq(s.day_reserved_pd, 30);
+    cr_assert_eq(st->ops->release(st, 2, &hit, err, sizeof err), HPP_OK);
+    cr_assert(hit);
+    cr_assert_eq(st->ops->read(st, &k, 20001, &s, err, sizeof err), HPP_OK);
+    cr_assert_eq(s.day_reserved_pd, 0, "given back to the day it was added to");
+    eng_store_destroy(&st);
+}
+
+/* Costs are summed held at the int64 bounds (a report's cost is bounded,
+ * their sum is not). */
+Test(ledger, spend_is_held_at_the_bounds)
+{
+    eng_store_t *st = s_open();
+    eng_store_key_t k = s_key("sha256:j8", "acct");
+    for (uint64_t d = 1; d <= 2; d++) {
+        char err[160];
+        int64_t b;
+        cr_assert_eq(st->ops->adjust(st, "acct", USD, true, &b, err, sizeof err), HPP_OK);
+        cr_assert_eq(s_reserve(st, &k, d, 10, false, NULL), HPP_OK);
+        cr_assert(s_settle(st, d, INT64_MAX - 5));
+    }
+    eng_store_state_t s = s_read(st, &k);
+    cr_assert_eq(s.spent_pd, INT64_MAX);
+    cr_assert_eq(s.balance_pd, USD - (INT64_MAX - 5));
     eng_store_destroy(&st);
 }
 
