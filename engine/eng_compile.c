@@ -1157,8 +1157,13 @@ static int32_t s_regex(s_comp_t *c, uint32_t fi, const eng_xnode_t *x)
     uint32_t start = x->span.off + 1;
     char why[128];
     int erroff = -1;
+    /* Once the policy has an error it is only checked, never loaded: its regexes need no DFA
+     * (the matcher answers the same without one, and building it reports nothing) and no place
+     * in the scan, which is not built. A broken policy costs less to check. */
+    bool rejected = c->nerrors > 0;
     eng_regex_t *re =
-        eng_regex_compile(src + start, close - start, flags, why, sizeof why, &erroff);
+        eng_regex_compile(src + start, close - start, flags | (rejected ? ENG_REGEX_NO_DFA : 0),
+                          why, sizeof why, &erroff);
     if (!re) {
         eng_span_t at = {start + (erroff > 0 ? (uint32_t)erroff : 0), 1};
         if (at.off >= close && close > start) {
@@ -1171,11 +1176,11 @@ static int32_t s_regex(s_comp_t *c, uint32_t fi, const eng_xnode_t *x)
         eng_regex_destroy(&re);
         return -1;
     }
-    if (!c->scan) {
+    if (!rejected && !c->scan) {
         c->scan = eng_scan_new();
     }
-    if (!c->scan ||
-        eng_scan_add_regex(c->scan, pol->nregexes, re, src + start, close - start, flags)) {
+    if (!rejected && (!c->scan || eng_scan_add_regex(c->scan, pol->nregexes, re, src + start,
+                                                     close - start, flags))) {
         eng_regex_destroy(&re);
         c->oom = true;
         return -1;
