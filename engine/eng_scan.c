@@ -8,6 +8,7 @@
 #include "eng_scan.h"
 
 #include <hs.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #define S_LIT_BASE 0x10000u /* database id of literal 0 (prefix entries are below) */
 #define S_SLOTS_MAX 64      /* scratch pool bound */
 #define S_CACHE_LINE 64     /* one slot per line: threads on different slots share nothing */
+#define S_KEPT 4            /* compiled literal sets kept for reuse (s_kept) */
 /* Matches ending in the last S_TAIL bytes of the text are looked for again by this module's own
  * code: Debian's Vectorscan 5.4.9 misses some literal occurrences there (its "double shufti"
  * accelerator, used for sets of short literals, mishandles the last vector of the buffer: with
@@ -29,9 +31,9 @@ typedef struct {
     hs_scratch_t *scratch;                  /* the library's per-scan state */
 } s_slot_t;
 
-/* A literal of the database. */
+/* A literal of the database: its bytes are in the scan's list (eng_scan.list). */
 typedef struct {
-    char *bytes;   /* its bytes (owned until the build) */
+    size_t off;    /* where its bytes begin in the list */
     size_t len;    /* their count */
     unsigned id;   /* database id */
     bool caseless; /* HS_FLAG_CASELESS */
@@ -39,7 +41,7 @@ typedef struct {
 
 /* A literal kept for the tail check (the library's database holds its own copy). */
 typedef struct {
-    const unsigned char *bytes; /* into tail_bytes */
+    const unsigned char *bytes; /* into the set's key */
     uint32_t len;               /* length */
     uint32_t id;                /* database id */
     bool caseless;              /* ASCII letters match either case */
@@ -57,6 +59,23 @@ typedef struct {
     uint32_t id;           /* the caller's regex id */
 } s_rx_t;
 
+/* A compiled literal set: the library's database and the scratch pool for it. Compiling is
+ * most of a policy's load time (the library builds its matcher in C++, a few hundred allocations),
+ * so scans built from the same literals, in the same order and with the same pool size, share
+ * one: a reload that leaves the text patterns alone, the old and new policy while requests on the
+ * old one finish, the fuzzer's mutations of one policy. Immutable once built but for the slots'
+ * busy flags, which the pool shares like one scan's threads do. */
+typedef struct {
+    atomic_uint refs;   /* scans using it, plus one while s_kept holds it */
+    uint64_t hash;      /* of key */
+    unsigned char *key; /* the literal list it was compiled from (eng_scan.list) */
+    size_t keylen;      /* its length */
+    unsigned nslots;    /* pool size (part of the key) */
+    hs_database_t *db;  /* the database */
+    s_slot_t *slots;    /* scratch pool */
+    size_t bytes;       /* database + scratch sizes */
+} s_set_t;
+
 struct eng_scan {
     s_lit_t *lits;                     /* literals queued for the build */
     size_t nlits;                      /* count */
@@ -67,12 +86,17 @@ struct eng_scan {
     s_rx_t rx[ENG_SCAN_MAX_REGEXES];   /* covered regexes */
     unsigned nrx;                      /* count */
     unsigned nlit_ids;                 /* literals (`contains` texts) queued */
-    hs_database_t *db;                 /* NULL: unusable */
-    s_slot_t *slots;                   /* scratch pool */
+    unsigned char *list;               /* the literals queued: per literal its id (4 bytes),
+                                        * length (4), caseless flag (1), bytes; the key of
+                                        * its compiled set */
+    size_t nlist;                      /* bytes used */
+    size_t caplist;                    /* allocated */
+    s_set_t *set;                      /* NULL: unusable */
+    const hs_database_t *db;           /* set->db, or NULL */
+    s_slot_t *slots;                   /* set->slots */
     unsigned nslots;                   /* count */
     uint64_t rx_cover[ENG_SCAN_WORDS]; /* regex ids covered */
     s_tlit_t *tail;                    /* every literal, by first byte (tail_off) */
-    unsigned char *tail_bytes;         /* their bytes */
     uint32_t tail_off[257];            /* byte b: tail[tail_off[b] .. tail_off[b + 1]) */
     uint8_t tail_pair[65536 / 8];      /* bit (a << 8 | b), a and b lower-cased: some literal
                                         * may begin with the two bytes a b (a one-byte literal
@@ -80,7 +104,6 @@ struct eng_scan {
     uint8_t fold[256];                 /* ASCII lower case of each byte */
     size_t tail_max;                   /* longest literal */
     bool lit_all;                      /* every queued literal is in db */
-    size_t bytes;                      /* database + scratch sizes */
 };
 
 /* The slot a thread tries first: threads spread over the pool, so that with no more threads than
@@ -97,6 +120,7 @@ eng_scan_t *eng_scan_new(void)
     return s;
 }
 
+/* Appends a literal to the list: id, length, caseless flag, bytes (see eng_scan.list). */
 static int s_push_lit(eng_scan_t *s, const char *b, size_t len, unsigned id, bool caseless)
 {
     if (s->nlits == s->caplits) {
@@ -108,12 +132,29 @@ static int s_push_lit(eng_scan_t *s, const char *b, size_t len, unsigned id, boo
         s->lits = l;
         s->caplits = cap;
     }
-    char *copy = malloc(len);
-    if (!copy) {
+    uint32_t head[2] = {id, (uint32_t)len};
+    size_t need = sizeof head + 1 + len;
+    if (len > UINT32_MAX || need > SIZE_MAX - s->nlist) {
         return -1;
     }
-    memcpy(copy, b, len);
-    s->lits[s->nlits++] = (s_lit_t){copy, len, id, caseless};
+    if (s->nlist + need > s->caplist) {
+        size_t cap = s->caplist ? s->caplist : 1024;
+        while (cap < s->nlist + need) {
+            cap *= 2;
+        }
+        unsigned char *list = realloc(s->list, cap);
+        if (!list) {
+            return -1;
+        }
+        s->list = list;
+        s->caplist = cap;
+    }
+    unsigned char *at = s->list + s->nlist;
+    memcpy(at, head, sizeof head);
+    at[sizeof head] = caseless;
+    memcpy(at + sizeof head + 1, b, len);
+    s->lits[s->nlits++] = (s_lit_t){s->nlist + sizeof head + 1, len, id, caseless};
+    s->nlist += need;
     return 0;
 }
 
@@ -173,37 +214,6 @@ static bool s_get(const uint64_t *set, unsigned i)
     return (set[i / 64] >> (i % 64)) & 1;
 }
 
-static int s_compile(eng_scan_t *s)
-{
-    size_t n = s->nlits;
-    const char **exprs = calloc(n, sizeof *exprs);
-    unsigned *flags = calloc(n, sizeof *flags);
-    unsigned *ids = calloc(n, sizeof *ids);
-    size_t *lens = calloc(n, sizeof *lens);
-    int rc = -1;
-    if (exprs && flags && ids && lens && n <= UINT32_MAX) {
-        for (size_t i = 0; i < n; i++) {
-            const s_lit_t *l = &s->lits[i];
-            exprs[i] = l->bytes;
-            lens[i] = l->len;
-            ids[i] = l->id;
-            flags[i] = (l->caseless ? HS_FLAG_CASELESS : 0) |
-                       (l->id >= S_LIT_BASE ? HS_FLAG_SINGLEMATCH : 0);
-        }
-        hs_compile_error_t *err = NULL;
-        rc = hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)n, HS_MODE_BLOCK, NULL, &s->db,
-                                  &err) == HS_SUCCESS
-                 ? 0
-                 : -1;
-        hs_free_compile_error(err);
-    }
-    free(exprs);
-    free(flags);
-    free(ids);
-    free(lens);
-    return rc;
-}
-
 static unsigned s_default_slots(void)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -211,21 +221,143 @@ static unsigned s_default_slots(void)
     return n < 4 ? 4 : n > S_SLOTS_MAX ? S_SLOTS_MAX : n;
 }
 
+/* Compiled sets ------------------------------------------------------------------------------ */
+
+/* The last S_KEPT sets built, most recent first, each holding a reference: a set stays for reuse
+ * after its scans are gone (the policy a reload replaced, the fuzzer's previous input), and at
+ * most S_KEPT of them do. Taken only at policy load, never by a request. */
+static struct {
+    pthread_mutex_t mu;
+    s_set_t *set[S_KEPT];
+} s_kept = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void s_set_release(s_set_t *set)
+{
+    if (!set || atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    if (set->slots) {
+        for (unsigned i = 0; i < set->nslots; i++) {
+            hs_free_scratch(set->slots[i].scratch);
+        }
+    }
+    free(set->slots);
+    hs_free_database(set->db);
+    free(set->key);
+    free(set);
+}
+
+/* FNV-1a of the key and the pool size. */
+static uint64_t s_set_hash(const unsigned char *key, size_t len, unsigned nslots)
+{
+    uint64_t h = 0xcbf29ce484222325u ^ nslots;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ key[i]) * 0x100000001b3u;
+    }
+    return h;
+}
+
+/* A kept set for this key, with a reference for the caller, or NULL. */
+static s_set_t *s_kept_find(const unsigned char *key, size_t len, unsigned nslots, uint64_t hash)
+{
+    s_set_t *found = NULL;
+    pthread_mutex_lock(&s_kept.mu);
+    for (int i = 0; i < S_KEPT && !found; i++) {
+        s_set_t *set = s_kept.set[i];
+        if (set && set->hash == hash && set->keylen == len && set->nslots == nslots &&
+            memcmp(set->key, key, len) == 0) {
+            found = set;
+            memmove(&s_kept.set[1], &s_kept.set[0], (size_t)i * sizeof found);
+            s_kept.set[0] = found;
+            atomic_fetch_add_explicit(&found->refs, 1, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&s_kept.mu);
+    return found;
+}
+
+/* Keeps a new set first, giving up the oldest's reference. */
+static void s_kept_add(s_set_t *set)
+{
+    atomic_fetch_add_explicit(&set->refs, 1, memory_order_relaxed);
+    pthread_mutex_lock(&s_kept.mu);
+    s_set_t *oldest = s_kept.set[S_KEPT - 1];
+    memmove(&s_kept.set[1], &s_kept.set[0], (S_KEPT - 1) * sizeof set);
+    s_kept.set[0] = set;
+    pthread_mutex_unlock(&s_kept.mu);
+    s_set_release(oldest);
+}
+
+/* Compiles the scan's literals into a new set that takes over its list as the key; NULL when
+ * out of memory or the library refused them. */
+static s_set_t *s_set_compile(eng_scan_t *s, unsigned nslots, uint64_t hash)
+{
+    size_t n = s->nlits;
+    s_set_t *set = calloc(1, sizeof *set);
+    const char **exprs = calloc(n, sizeof *exprs);
+    unsigned *flags = calloc(n, sizeof *flags);
+    unsigned *ids = calloc(n, sizeof *ids);
+    size_t *lens = calloc(n, sizeof *lens);
+    if (set) {
+        atomic_init(&set->refs, 1);
+    }
+    bool ok = set && exprs && flags && ids && lens && n <= UINT32_MAX;
+    if (ok) {
+        for (size_t i = 0; i < n; i++) {
+            const s_lit_t *l = &s->lits[i];
+            exprs[i] = (const char *)s->list + l->off;
+            lens[i] = l->len;
+            ids[i] = l->id;
+            flags[i] = (l->caseless ? HS_FLAG_CASELESS : 0) |
+                       (l->id >= S_LIT_BASE ? HS_FLAG_SINGLEMATCH : 0);
+        }
+        hs_compile_error_t *err = NULL;
+        ok = hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)n, HS_MODE_BLOCK, NULL,
+                                  &set->db, &err) == HS_SUCCESS;
+        hs_free_compile_error(err);
+    }
+    free(exprs);
+    free(flags);
+    free(ids);
+    free(lens);
+    if (ok) {
+        set->nslots = nslots;
+        set->slots = aligned_alloc(S_CACHE_LINE, nslots * sizeof *set->slots);
+        ok = set->slots != NULL;
+    }
+    if (ok) {
+        memset(set->slots, 0, nslots * sizeof *set->slots);
+        hs_database_size(set->db, &set->bytes);
+        for (unsigned i = 0; i < nslots && ok; i++) {
+            atomic_init(&set->slots[i].busy, 0);
+            size_t scsize = 0;
+            ok = hs_alloc_scratch(set->db, &set->slots[i].scratch) == HS_SUCCESS &&
+                 hs_scratch_size(set->slots[i].scratch, &scsize) == HS_SUCCESS;
+            set->bytes += scsize;
+        }
+    }
+    if (!ok) {
+        s_set_release(set);
+        return NULL;
+    }
+    set->hash = hash;
+    set->key = s->list;
+    set->keylen = s->nlist;
+    s->list = NULL;
+    s->nlist = s->caplist = 0;
+    return set;
+}
+
+/* Forgets the database and everything built from it: the scan answers nothing. */
 static void s_unusable(eng_scan_t *s)
 {
-    if (s->slots) {
-        for (unsigned i = 0; i < s->nslots; i++) {
-            hs_free_scratch(s->slots[i].scratch);
-        }
-        free(s->slots);
-        s->slots = NULL;
-    }
-    hs_free_database(s->db);
+    s_set_release(s->set);
+    s->set = NULL;
     s->db = NULL;
+    s->slots = NULL;
+    s->nslots = 0;
     free(s->tail);
-    free(s->tail_bytes);
     s->tail = NULL;
-    s->tail_bytes = NULL;
     s->nrx = 0;
     memset(s->rx_cover, 0, sizeof s->rx_cover);
     s->lit_all = false;
@@ -236,32 +368,33 @@ static int s_lower(int c)
     return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-/* The literals indexed by first byte, both cases of a caseless letter. */
+/* The literals indexed by first byte, both cases of a caseless letter; their bytes are the
+ * set's key, which lives as long as the scan's reference to it. */
 static int s_build_tail(eng_scan_t *s)
 {
-    size_t total = 0, entries = 0;
+    const unsigned char *bytes = s->set->key;
+    size_t entries = 0;
     uint32_t count[256] = {0};
     for (size_t i = 0; i < s->nlits; i++) {
         const s_lit_t *l = &s->lits[i];
-        unsigned b = (unsigned char)l->bytes[0];
+        const unsigned char *lb = bytes + l->off;
+        unsigned b = lb[0];
         bool two = l->caseless && s_lower((int)b) >= 'a' && s_lower((int)b) <= 'z';
         count[two ? (unsigned)s_lower((int)b) : b]++;
         if (two) {
             count[(unsigned)s_lower((int)b) - 32]++;
         }
         entries += two ? 2 : 1;
-        total += l->len;
         unsigned a = (unsigned)s_lower((int)b);
         for (unsigned c = 0; c < 256; c++) {
-            if (l->len == 1 || (unsigned)s_lower((unsigned char)l->bytes[1]) == c) {
+            if (l->len == 1 || (unsigned)s_lower(lb[1]) == c) {
                 s->tail_pair[(a << 8 | c) / 8] |= (uint8_t)(1u << (c % 8));
             }
         }
         s->tail_max = l->len > s->tail_max ? l->len : s->tail_max;
     }
     s->tail = calloc(entries ? entries : 1, sizeof *s->tail);
-    s->tail_bytes = malloc(total ? total : 1);
-    if (!s->tail || !s->tail_bytes) {
+    if (!s->tail) {
         return -1;
     }
     for (int c = 0; c < 256; c++) {
@@ -273,13 +406,10 @@ static int s_build_tail(eng_scan_t *s)
     }
     uint32_t next[256];
     memcpy(next, s->tail_off, sizeof next);
-    size_t at = 0;
     for (size_t i = 0; i < s->nlits; i++) {
         const s_lit_t *l = &s->lits[i];
-        memcpy(s->tail_bytes + at, l->bytes, l->len);
-        s_tlit_t t = {s->tail_bytes + at, (uint32_t)l->len, l->id, l->caseless};
-        at += l->len;
-        unsigned b = (unsigned char)l->bytes[0];
+        s_tlit_t t = {bytes + l->off, (uint32_t)l->len, l->id, l->caseless};
+        unsigned b = t.bytes[0];
         bool two = l->caseless && s_lower((int)b) >= 'a' && s_lower((int)b) <= 'z';
         if (two) {
             s->tail[next[s_lower((int)b)]++] = t;
@@ -293,45 +423,34 @@ static int s_build_tail(eng_scan_t *s)
 
 int eng_scan_build(eng_scan_t *s, unsigned slots)
 {
-    if (!s || s->db || s->nlits == 0) {
+    if (!s || s->set || s->nlits == 0) {
         return -1;
     }
-    int rc = s_compile(s);
-    if (rc == 0 && s_build_tail(s) != 0) {
-        rc = -1;
+    unsigned nslots = slots ? (slots > S_SLOTS_MAX ? S_SLOTS_MAX : slots) : s_default_slots();
+    uint64_t hash = s_set_hash(s->list, s->nlist, nslots);
+    s->set = s_kept_find(s->list, s->nlist, nslots, hash);
+    if (!s->set) {
+        s->set = s_set_compile(s, nslots, hash);
+        if (s->set) {
+            s_kept_add(s->set);
+        }
     }
-    for (size_t i = 0; i < s->nlits; i++) {
-        free(s->lits[i].bytes);
-    }
+    int rc = s->set && s_build_tail(s) == 0 ? 0 : -1;
     free(s->lits);
     s->lits = NULL;
     s->nlits = s->caplits = 0;
+    free(s->list);
+    s->list = NULL;
+    s->nlist = s->caplist = 0;
     if (rc != 0) {
         s_unusable(s);
         return -1;
     }
+    s->db = s->set->db;
+    s->slots = s->set->slots;
+    s->nslots = s->set->nslots;
     for (unsigned i = 0; i < s->nrx; i++) {
         s_set(s->rx_cover, s->rx[i].id);
-    }
-    s->nslots = slots ? (slots > S_SLOTS_MAX ? S_SLOTS_MAX : slots) : s_default_slots();
-    s->slots = aligned_alloc(S_CACHE_LINE, s->nslots * sizeof *s->slots);
-    if (!s->slots) {
-        s_unusable(s);
-        return -1;
-    }
-    memset(s->slots, 0, s->nslots * sizeof *s->slots);
-    size_t dbsize = 0;
-    hs_database_size(s->db, &dbsize);
-    s->bytes = dbsize;
-    for (unsigned i = 0; i < s->nslots; i++) {
-        atomic_init(&s->slots[i].busy, 0);
-        size_t scsize = 0;
-        if (hs_alloc_scratch(s->db, &s->slots[i].scratch) != HS_SUCCESS) {
-            s_unusable(s);
-            return -1;
-        }
-        hs_scratch_size(s->slots[i].scratch, &scsize);
-        s->bytes += scsize;
     }
     return 0;
 }
@@ -469,9 +588,14 @@ bool eng_scan_run(const eng_scan_t *s, const char *text, size_t len, eng_scan_hi
     return true;
 }
 
+bool eng_scan_shares(const eng_scan_t *a, const eng_scan_t *b)
+{
+    return a && b && a->set && a->set == b->set;
+}
+
 size_t eng_scan_bytes(const eng_scan_t *s)
 {
-    return s ? s->bytes : 0;
+    return s && s->set ? s->set->bytes : 0;
 }
 
 void eng_scan_destroy(eng_scan_t **s_p)
@@ -480,10 +604,8 @@ void eng_scan_destroy(eng_scan_t **s_p)
         return;
     }
     eng_scan_t *s = *s_p;
-    for (size_t i = 0; i < s->nlits; i++) {
-        free(s->lits[i].bytes);
-    }
     free(s->lits);
+    free(s->list);
     free(s->pfx);
     s_unusable(s);
     free(s);

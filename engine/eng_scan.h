@@ -24,8 +24,14 @@
  * exchange and gives it back after the scan. When every slot is taken (more threads than slots),
  * eng_scan_run() answers false at once and the caller uses its own matchers: never a wait.
  *
- * Owns: the database, the pool and its scratch spaces, the literal tables. Borrows the compiled
- * regexes (the policy owns them and outlives its scan).
+ * Compiling the database is most of a policy's load time (the library builds its matcher in C++),
+ * so scans built from the same literals, in the same order, with the same pool size share one
+ * database and one pool: the module keeps the last four built, and a reload that leaves the text
+ * patterns alone reuses its predecessor's instead of compiling again.
+ *
+ * Owns: a reference to the database and pool (freed with the last scan that uses them and the
+ * module's own reference), the literal tables. Borrows the compiled regexes (the policy owns them
+ * and outlives its scan).
  */
 #ifndef ENG_SCAN_H
 #define ENG_SCAN_H
@@ -64,9 +70,13 @@ int eng_scan_add_regex(eng_scan_t *s, uint32_t id, const eng_regex_t *re, const 
 int eng_scan_add_literal(eng_scan_t *s, uint32_t id, const char *lower, size_t len);
 
 /* Compiles the database and allocates `slots` scratch spaces (0: twice the online CPUs, at least
- * 4, at most 64). Returns 0, or -1 when there is nothing to scan or the library failed: the scan
- * is then unusable and eng_scan_run() answers false. Allocates; call it once, at policy load. */
+ * 4, at most 64), or takes a kept one built from the same literals and slot count. Returns 0, or
+ * -1 when there is nothing to scan or the library failed: the scan is then unusable and
+ * eng_scan_run() answers false. Allocates; call it once, at policy load. */
 int eng_scan_build(eng_scan_t *s, unsigned slots);
+
+/* Do a and b use one database and pool (built from the same literals)? For tests. */
+bool eng_scan_shares(const eng_scan_t *a, const eng_scan_t *b);
 
 /* Is regex `id` answered by eng_scan_run()? */
 bool eng_scan_covers_regex(const eng_scan_t *s, uint32_t id);

@@ -475,3 +475,56 @@ Test(scan, literals_at_the_end_of_the_text_are_found)
     }
     eng_scan_destroy(&s);
 }
+
+/* A scan of literal "lit<n>" and one of "abc", built with `slots` slots. */
+static eng_scan_t *s_scan_of(int n, unsigned slots)
+{
+    char lit[32];
+    int len = snprintf(lit, sizeof lit, "lit%d", n);
+    eng_scan_t *s = eng_scan_new();
+    cr_assert_eq(eng_scan_add_literal(s, 0, lit, (size_t)len), 0);
+    cr_assert_eq(eng_scan_add_literal(s, 1, "abc", 3), 0);
+    cr_assert_eq(eng_scan_build(s, slots), 0);
+    return s;
+}
+
+/* A reload that leaves the text patterns alone reuses the database: the scans share it, each
+ * answers after the other is gone, and a different literal list or slot count compiles its own. */
+Test(scan, the_same_literals_share_one_database)
+{
+    eng_scan_t *a = s_scan_of(1000, 2), *b = s_scan_of(1000, 2);
+    eng_scan_t *other = s_scan_of(1001, 2), *wider = s_scan_of(1000, 3);
+    cr_expect(eng_scan_shares(a, b));
+    cr_expect_not(eng_scan_shares(a, other));
+    cr_expect_not(eng_scan_shares(a, wider));
+    cr_expect_eq(eng_scan_bytes(a), eng_scan_bytes(b));
+    eng_scan_destroy(&a);
+    eng_scan_hits_t h;
+    cr_assert(eng_scan_run(b, "xx LIT1000 abc", 14, &h));
+    cr_expect_eq(h.lit[0], 3, "both literals, from the shared database");
+    cr_assert(eng_scan_run(other, "lit1000", 7, &h));
+    cr_expect_eq(h.lit[0], 0);
+    eng_scan_destroy(&b);
+    eng_scan_destroy(&other);
+    eng_scan_destroy(&wider);
+}
+
+/* Four sets are kept: a fifth one built since pushes the oldest out, and the next scan of the
+ * oldest's literals compiles again (the scan still using the old one keeps it working). */
+Test(scan, at_most_four_databases_are_kept)
+{
+    eng_scan_t *first = s_scan_of(2000, 2);
+    for (int i = 1; i <= 4; i++) {
+        eng_scan_t *s = s_scan_of(2000 + i, 2);
+        eng_scan_destroy(&s);
+    }
+    eng_scan_t *again = s_scan_of(2000, 2), *third = s_scan_of(2000, 2);
+    cr_expect_not(eng_scan_shares(first, again), "pushed out by four newer sets");
+    cr_expect(eng_scan_shares(again, third), "kept again once rebuilt");
+    eng_scan_hits_t h;
+    cr_assert(eng_scan_run(first, "lit2000", 7, &h));
+    cr_expect_eq(h.lit[0], 1);
+    eng_scan_destroy(&first);
+    eng_scan_destroy(&again);
+    eng_scan_destroy(&third);
+}
