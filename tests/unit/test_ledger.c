@@ -664,14 +664,33 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
 }
 
 /* A damaged journal row stops the start with its place, not a guess. */
-Test(ledger, a_bad_journal_row_is_refused_with_its_place)
+/* A closed store holding one account, key `hash` and its reservation 1 of
+ * 10 picodollars, synced; the key. */
+static eng_store_key_t s_one_reservation(const char *hash)
 {
     eng_store_t *st = s_open();
-    eng_store_key_t k = s_key("sha256:j4", "acct");
+    eng_store_key_t k = s_key(hash, "acct");
     s_topup(st, "acct", USD);
     cr_assert_eq(s_reserve(st, &k, 1, 10, false, NULL), HPP_OK);
     s_sync(st);
     eng_store_destroy(&st);
+    return k;
+}
+
+/* The store refuses to open, saying `says` and naming its file. */
+static void s_open_fails(size_t i, const char *says)
+{
+    char err[256] = "";
+    eng_store_cfg_t cfg = {.node = 1};
+    eng_store_t *st = eng_store_open(s_spec, &cfg, err, sizeof err);
+    cr_assert_null(st, "case %zu opened", i);
+    cr_assert(strstr(err, says) && strstr(err, "ledger.db"), "case %zu: %s", i, err);
+}
+
+Test(ledger, a_bad_journal_row_is_refused_with_its_place)
+{
+    eng_store_key_t k = s_one_reservation("sha256:j4");
+    eng_store_t *st;
     static const struct {
         const char *sql, *says;
     } cases[] = {
@@ -701,11 +720,7 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
         sqlite3_finalize(q);
         s_db_exec(db, "RELEASE t");
         s_db_exec(db, cases[i].sql);
-        char err[256] = "";
-        eng_store_cfg_t cfg = {.node = 1};
-        st = eng_store_open(s_spec, &cfg, err, sizeof err);
-        cr_assert_null(st, "case %zu opened", i);
-        cr_assert(strstr(err, cases[i].says) && strstr(err, "ledger.db"), "case %zu: %s", i, err);
+        s_open_fails(i, cases[i].says);
         s_db_exec(db, saved);
         sqlite3_free(saved);
         sqlite3_close(db);
@@ -719,12 +734,7 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
  * have two row ids for one account in memory: refused, with the name. */
 Test(ledger, an_account_or_key_in_two_rows_is_refused)
 {
-    eng_store_t *st = s_open();
-    eng_store_key_t k = s_key("sha256:j5", "acct");
-    s_topup(st, "acct", USD);
-    cr_assert_eq(s_reserve(st, &k, 1, 10, false, NULL), HPP_OK);
-    s_sync(st);
-    eng_store_destroy(&st);
+    eng_store_key_t k = s_one_reservation("sha256:j5");
     static const struct {
         const char *table, *cols, *says;
     } cases[] = {
@@ -745,11 +755,7 @@ Test(ledger, an_account_or_key_in_two_rows_is_refused)
         s_db_exec(db, sql);
         sqlite3_free(sql);
         sqlite3_close(db);
-        char err[256] = "";
-        eng_store_cfg_t cfg = {.node = 1};
-        st = eng_store_open(s_spec, &cfg, err, sizeof err);
-        cr_assert_null(st, "case %zu opened", i);
-        cr_assert(strstr(err, cases[i].says), "case %zu: %s", i, err);
+        s_open_fails(i, cases[i].says);
         db = s_db();
         sql = sqlite3_mprintf("DELETE FROM %s WHERE rowid NOT IN (SELECT min(rowid) FROM %s"
                               " GROUP BY %s)",
@@ -758,7 +764,7 @@ Test(ledger, an_account_or_key_in_two_rows_is_refused)
         sqlite3_free(sql);
         sqlite3_close(db);
     }
-    st = s_open();
+    eng_store_t *st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "one row each again");
     eng_store_destroy(&st);
 }
