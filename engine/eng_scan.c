@@ -91,10 +91,7 @@ struct eng_scan {
                                         * its compiled set */
     size_t nlist;                      /* bytes used */
     size_t caplist;                    /* allocated */
-    s_set_t *set;                      /* NULL: unusable */
-    const hs_database_t *db;           /* set->db, or NULL */
-    s_slot_t *slots;                   /* set->slots */
-    unsigned nslots;                   /* count */
+    s_set_t *set;                      /* the database and pool; NULL: not built, or unusable */
     uint64_t rx_cover[ENG_SCAN_WORDS]; /* regex ids covered */
     s_tlit_t *tail;                    /* every literal, by first byte (tail_off) */
     uint32_t tail_off[257];            /* byte b: tail[tail_off[b] .. tail_off[b + 1]) */
@@ -103,7 +100,7 @@ struct eng_scan {
                                         * sets every b): most positions stop at this bit */
     uint8_t fold[256];                 /* ASCII lower case of each byte */
     size_t tail_max;                   /* longest literal */
-    bool lit_all;                      /* every queued literal is in db */
+    bool lit_all;                      /* every queued literal is in the database */
 };
 
 /* The slot a thread tries first: threads spread over the pool, so that with no more threads than
@@ -161,7 +158,7 @@ static int s_push_lit(eng_scan_t *s, const char *b, size_t len, unsigned id, boo
 int eng_scan_add_regex(eng_scan_t *s, uint32_t id, const eng_regex_t *re, const char *pat,
                        size_t len, int flags)
 {
-    if (!s || s->db || id >= ENG_SCAN_MAX_REGEXES || s->nrx >= ENG_SCAN_MAX_REGEXES ||
+    if (!s || s->set || id >= ENG_SCAN_MAX_REGEXES || s->nrx >= ENG_SCAN_MAX_REGEXES ||
         !eng_regex_can_match_at(re)) {
         return 0;
     }
@@ -193,7 +190,7 @@ int eng_scan_add_regex(eng_scan_t *s, uint32_t id, const eng_regex_t *re, const 
 
 int eng_scan_add_literal(eng_scan_t *s, uint32_t id, const char *lower, size_t len)
 {
-    if (!s || s->db) {
+    if (!s || s->set) {
         return 0;
     }
     if (id >= ENG_SCAN_MAX_LITERALS || len == 0) {
@@ -353,9 +350,6 @@ static void s_unusable(eng_scan_t *s)
 {
     s_set_release(s->set);
     s->set = NULL;
-    s->db = NULL;
-    s->slots = NULL;
-    s->nslots = 0;
     free(s->tail);
     s->tail = NULL;
     s->nrx = 0;
@@ -446,9 +440,6 @@ int eng_scan_build(eng_scan_t *s, unsigned slots)
         s_unusable(s);
         return -1;
     }
-    s->db = s->set->db;
-    s->slots = s->set->slots;
-    s->nslots = s->set->nslots;
     for (unsigned i = 0; i < s->nrx; i++) {
         s_set(s->rx_cover, s->rx[i].id);
     }
@@ -457,12 +448,12 @@ int eng_scan_build(eng_scan_t *s, unsigned slots)
 
 bool eng_scan_covers_regex(const eng_scan_t *s, uint32_t id)
 {
-    return s && s->db && id < ENG_SCAN_MAX_REGEXES && s_get(s->rx_cover, id);
+    return s && s->set && id < ENG_SCAN_MAX_REGEXES && s_get(s->rx_cover, id);
 }
 
 bool eng_scan_covers_literals(const eng_scan_t *s)
 {
-    return s && s->db && s->lit_all;
+    return s && s->set && s->lit_all;
 }
 
 /* One scan's state, on the caller's stack. */
@@ -545,15 +536,16 @@ static void s_tail_check(const eng_scan_t *s, s_run_t *r)
 bool eng_scan_run(const eng_scan_t *s, const char *text, size_t len, eng_scan_hits_t *hits)
 {
     memset(hits, 0, sizeof *hits);
-    if (!s || !s->db || len > UINT32_MAX || (text == NULL && len > 0)) {
+    if (!s || !s->set || len > UINT32_MAX || (text == NULL && len > 0)) {
         return false;
     }
     if (s_hint == UINT32_MAX) {
         s_hint = atomic_fetch_add_explicit(&s_next_hint, 1, memory_order_relaxed);
     }
     s_slot_t *slot = NULL;
-    for (unsigned k = 0; k < s->nslots && !slot; k++) {
-        s_slot_t *c = &s->slots[(s_hint + k) % s->nslots];
+    const s_set_t *set = s->set;
+    for (unsigned k = 0; k < set->nslots && !slot; k++) {
+        s_slot_t *c = &set->slots[(s_hint + k) % set->nslots];
         if (atomic_load_explicit(&c->busy, memory_order_relaxed) == 0 &&
             atomic_exchange_explicit(&c->busy, 1, memory_order_acquire) == 0) {
             slot = c;
@@ -573,7 +565,7 @@ bool eng_scan_run(const eng_scan_t *s, const char *text, size_t len, eng_scan_hi
         r.budget[i] = 2 * len + 64; /* linear in all, whatever the number of occurrences */
     }
     r.left = s->nlit_ids + s->nrx;
-    hs_error_t e = hs_scan(s->db, r.text, (unsigned)len, 0, slot->scratch, s_on_match, &r);
+    hs_error_t e = hs_scan(set->db, r.text, (unsigned)len, 0, slot->scratch, s_on_match, &r);
     atomic_store_explicit(&slot->busy, 0, memory_order_release);
     if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) {
         memset(hits, 0, sizeof *hits);
