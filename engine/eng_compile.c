@@ -1157,14 +1157,23 @@ static int32_t s_regex(s_comp_t *c, uint32_t fi, const eng_xnode_t *x)
     uint32_t start = x->span.off + 1;
     char why[128];
     int erroff = -1;
-    /* Once the policy has an error it is only checked, never loaded: its regexes need no DFA
-     * (the matcher answers the same without one, and building it reports nothing) and no place
-     * in the scan, which is not built. A broken policy costs less to check. */
+    /* Once the policy has an error it is only checked, never loaded: its regexes are only
+     * checked (a NULL in pol->regexes keeps the indexes), and take no place in the scan, which
+     * is not built. A policy compiled to be checked (ENG_POLICY_CHECK_ONLY) may still resolve,
+     * so its regexes are compiled, without a DFA: the matcher answers the same without one. */
     bool rejected = c->nerrors > 0;
-    eng_regex_t *re =
-        eng_regex_compile(src + start, close - start, flags | (rejected ? ENG_REGEX_NO_DFA : 0),
-                          why, sizeof why, &erroff);
-    if (!re) {
+    bool check_only = rejected || (c->flags & ENG_POLICY_CHECK_ONLY);
+    eng_regex_t *re = NULL;
+    bool bad;
+    if (rejected) {
+        bad = eng_regex_check(src + start, close - start, flags, why, sizeof why, &erroff) != 0;
+    } else {
+        re = eng_regex_compile(src + start, close - start,
+                               flags | (check_only ? ENG_REGEX_NO_DFA : 0), why, sizeof why,
+                               &erroff);
+        bad = re == NULL;
+    }
+    if (bad) {
         eng_span_t at = {start + (erroff > 0 ? (uint32_t)erroff : 0), 1};
         if (at.off >= close && close > start) {
             at.off = close - 1;
@@ -1176,11 +1185,11 @@ static int32_t s_regex(s_comp_t *c, uint32_t fi, const eng_xnode_t *x)
         eng_regex_destroy(&re);
         return -1;
     }
-    if (!rejected && !c->scan) {
+    if (!check_only && !c->scan) {
         c->scan = eng_scan_new();
     }
-    if (!rejected && (!c->scan || eng_scan_add_regex(c->scan, pol->nregexes, re, src + start,
-                                                     close - start, flags))) {
+    if (!check_only && (!c->scan || eng_scan_add_regex(c->scan, pol->nregexes, re, src + start,
+                                                       close - start, flags))) {
         eng_regex_destroy(&re);
         c->oom = true;
         return -1;
@@ -1305,6 +1314,9 @@ static void s_anchor_table(eng_policy_t *pol)
 static int s_build_scan(s_comp_t *c)
 {
     eng_policy_t *pol = c->pol;
+    if (c->flags & ENG_POLICY_CHECK_ONLY) {
+        return 0;
+    }
     if (pol->nneedles > 0 && !c->scan) {
         c->scan = eng_scan_new();
         if (!c->scan) {

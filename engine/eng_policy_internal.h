@@ -54,6 +54,10 @@ enum {
     /* A policy without a rule that matches every request is an error, not a
      * warning: a reload whose serving policy has one must not lose it. */
     ENG_POLICY_REQUIRE_CATCH_ALL = 2,
+    /* Compiled to be checked and resolved a few times, not to serve: no DFA for the regexes and
+     * no one-pass scan (Vectorscan's build is most of a small policy's compile). The resolver
+     * decides the same without them, each text test on its own matcher, only slower. */
+    ENG_POLICY_CHECK_ONLY = 4,
 };
 
 /* Step orders: which neighbouring tiers a rule may try, and in what order. */

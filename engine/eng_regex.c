@@ -273,6 +273,9 @@ static void s_named(s_class_t *c, s_named_t kind)
 
 typedef enum { N_EMPTY, N_SET, N_ASSERT, N_CAT, N_ALT, N_REP } s_kind_t;
 
+#define S_INL_NODES 64 /* AST nodes a parser holds in place (s_parser_t) */
+#define S_INL_RAW 16   /* and byte classes */
+
 typedef struct {
     uint8_t kind;  /* s_kind_t */
     uint8_t arg;   /* N_ASSERT: AS_* */
@@ -299,7 +302,46 @@ typedef struct {
     char *errbuf;             /* caller's message buffer, may be NULL */
     size_t errlen;            /* its size */
     int erroff;               /* offset of the first error, -1 while none */
+    /* The first nodes and classes, in place: a policy's patterns mostly fit, and then parsing
+     * allocates nothing. The parser is never copied (nodes may point here). */
+    s_node_t inl_nodes[S_INL_NODES];
+    s_class_t inl_raw[S_INL_RAW];
 } s_parser_t;
+
+/* Frees what the parser allocated beyond its in-place arrays. */
+static void s_parser_free(s_parser_t *p)
+{
+    if (p->nodes != p->inl_nodes) {
+        free(p->nodes);
+    }
+    if (p->raw != p->inl_raw) {
+        free(p->raw);
+    }
+}
+
+/* Makes room for one more element of an array that starts in place (inl, ninl elements): the
+ * first call points it there, later ones double it on the heap. */
+static bool s_room(void **arr, size_t n, size_t *cap, void *inl, size_t ninl, size_t size)
+{
+    if (n < *cap) {
+        return true;
+    }
+    if (*arr == NULL) {
+        *arr = inl;
+        *cap = ninl;
+        return true;
+    }
+    void *grown = *arr == inl ? malloc(*cap * 2 * size) : realloc(*arr, *cap * 2 * size);
+    if (grown == NULL) {
+        return false;
+    }
+    if (*arr == inl) {
+        memcpy(grown, inl, n * size);
+    }
+    *arr = grown;
+    *cap *= 2;
+    return true;
+}
 
 static int s_fail(s_parser_t *p, size_t off, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -337,14 +379,9 @@ static int s_too_big(s_parser_t *p, size_t off, const char *what)
 
 static int32_t s_node_new(s_parser_t *p, s_kind_t kind, size_t off)
 {
-    if (p->nnodes == p->capnodes) {
-        size_t cap = p->capnodes ? p->capnodes * 2 : 64;
-        s_node_t *n = realloc(p->nodes, cap * sizeof(*n));
-        if (n == NULL) {
-            return s_fail(p, off, "out of memory");
-        }
-        p->nodes = n;
-        p->capnodes = cap;
+    if (!s_room((void **)&p->nodes, p->nnodes, &p->capnodes, p->inl_nodes, S_INL_NODES,
+                sizeof *p->nodes)) {
+        return s_fail(p, off, "out of memory");
     }
     s_node_t *n = &p->nodes[p->nnodes];
     memset(n, 0, sizeof(*n));
@@ -358,14 +395,8 @@ static int32_t s_node_new(s_parser_t *p, s_kind_t kind, size_t off)
 /* A node matching one byte of `cls` (folded when case-insensitive). */
 static int32_t s_set_node(s_parser_t *p, const s_class_t *cls, size_t off)
 {
-    if (p->nraw == p->capraw) {
-        size_t cap = p->capraw ? p->capraw * 2 : 32;
-        s_class_t *r = realloc(p->raw, cap * sizeof(*r));
-        if (r == NULL) {
-            return s_fail(p, off, "out of memory");
-        }
-        p->raw = r;
-        p->capraw = cap;
+    if (!s_room((void **)&p->raw, p->nraw, &p->capraw, p->inl_raw, S_INL_RAW, sizeof *p->raw)) {
+        return s_fail(p, off, "out of memory");
     }
     int32_t n = s_node_new(p, N_SET, off);
     if (n < 0) {
@@ -875,17 +906,38 @@ static int32_t s_alt(s_parser_t *p)
 
 typedef struct {
     const s_parser_t *p; /* the AST and raw classes */
-    s_inst_t *prog;      /* ENG_REGEX_MAX_STATES slots */
+    s_inst_t *prog;      /* cap slots: the root's size and the final MATCH */
     uint16_t n;          /* used */
+    uint16_t cap;        /* slots */
     bool overflow;       /* more states than slots: a size-accounting bug, reported as error */
     int32_t *rawmap;     /* raw class index -> deduplicated index, -1 when not yet emitted */
-    s_class_t *classes;  /* deduplicated classes, ENG_REGEX_MAX_STATES slots */
+    s_class_t *classes;  /* deduplicated classes: at most one per raw class */
     uint16_t nclasses;   /* used */
 } s_emitter_t;
 
+/* The emitter's arrays in one block sized for the AST rooted at `root` (which the parser has
+ * bounded by ENG_REGEX_MAX_STATES): a pattern's compile is a handful of allocations, not one of
+ * 40 KB for the largest pattern whatever its size. Freed with e->classes; -1 when out of memory. */
+static int s_emitter_init(s_emitter_t *e, const s_parser_t *p, int32_t root)
+{
+    size_t nraw = p->nraw ? p->nraw : 1;
+    size_t cap = (size_t)p->nodes[root].size + 1;
+    e->p = p;
+    e->cap = (uint16_t)cap;
+    e->classes = malloc(nraw * sizeof *e->classes + cap * sizeof *e->prog +
+                        nraw * sizeof *e->rawmap); /* in decreasing alignment */
+    if (e->classes == NULL) {
+        return -1;
+    }
+    e->prog = (s_inst_t *)(void *)(e->classes + nraw);
+    e->rawmap = (int32_t *)(void *)(e->prog + cap);
+    memset(e->rawmap, 0xff, nraw * sizeof *e->rawmap); /* all -1 */
+    return 0;
+}
+
 static uint16_t s_put(s_emitter_t *e, int op, int arg, uint16_t cls, uint16_t x, uint16_t y)
 {
-    if (e->n >= ENG_REGEX_MAX_STATES) {
+    if (e->n >= e->cap) {
         e->overflow = true;
         return 0;
     }
@@ -898,6 +950,13 @@ static uint16_t s_put(s_emitter_t *e, int op, int arg, uint16_t cls, uint16_t x,
     return e->n++;
 }
 
+/* Word by word, not memcmp: this runs for every pair of a pattern's classes. */
+static bool s_class_eq(const s_class_t *a, const s_class_t *b)
+{
+    return ((a->w[0] ^ b->w[0]) | (a->w[1] ^ b->w[1]) | (a->w[2] ^ b->w[2]) |
+            (a->w[3] ^ b->w[3])) == 0;
+}
+
 static uint16_t s_class_index(s_emitter_t *e, int32_t raw)
 {
     if (e->rawmap[raw] >= 0) {
@@ -905,7 +964,7 @@ static uint16_t s_class_index(s_emitter_t *e, int32_t raw)
     }
     const s_class_t *c = &e->p->raw[raw];
     uint16_t i = 0;
-    while (i < e->nclasses && memcmp(&e->classes[i], c, sizeof(*c)) != 0) {
+    while (i < e->nclasses && !s_class_eq(&e->classes[i], c)) {
         i++;
     }
     if (i == e->nclasses) {
@@ -1271,58 +1330,67 @@ S_NO_COVERAGE static void s_build_dfa(eng_regex_t *re)
  * Public API
  */
 
+/* Parses [pat, pat+len) into p (whose nodes and raw classes the caller frees): the AST's root,
+ * or -1 with the pattern's first error in p (message and offset). */
+static int32_t s_parse_pattern(s_parser_t *p, const char *pat, size_t len, int flags, char *errbuf,
+                               size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    p->pat = (const unsigned char *)pat;
+    p->len = len;
+    p->icase = (flags & ENG_REGEX_ICASE) != 0;
+    p->errbuf = errbuf;
+    p->errlen = errlen;
+    p->erroff = -1;
+    if (errbuf != NULL && errlen > 0) {
+        errbuf[0] = '\0';
+    }
+    if (pat == NULL && len > 0) {
+        return s_fail(p, 0, "no pattern");
+    }
+    if ((flags & ~(ENG_REGEX_ICASE | ENG_REGEX_NO_DFA)) != 0) {
+        return s_fail(p, 0, "unknown regex flags 0x%x", (unsigned)flags);
+    }
+    if (len == 0) {
+        return s_fail(p, 0, "empty pattern: it would match every text");
+    }
+    if (len > ENG_REGEX_MAX_LEN) {
+        return s_fail(p, ENG_REGEX_MAX_LEN, "pattern longer than %d bytes", ENG_REGEX_MAX_LEN);
+    }
+    int32_t root = s_alt(p);
+    if (root >= 0 && p->pos < p->len) { /* s_alt stops early only at a ')' it did not open */
+        return s_fail(p, p->pos, "unbalanced parenthesis: ')' without a matching '('");
+    }
+    return root;
+}
+
+int eng_regex_check(const char *pat, size_t len, int flags, char *errbuf, size_t errlen,
+                    int *erroff)
+{
+    s_parser_t p;
+    int32_t root = s_parse_pattern(&p, pat, len, flags, errbuf, errlen);
+    s_parser_free(&p);
+    if (erroff != NULL) {
+        *erroff = root >= 0 ? -1 : p.erroff;
+    }
+    return root >= 0 ? 0 : -1;
+}
+
 eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *errbuf, size_t errlen,
                                int *erroff)
 {
     s_parser_t p;
-    memset(&p, 0, sizeof(p));
-    p.pat = (const unsigned char *)pat;
-    p.len = len;
-    p.icase = (flags & ENG_REGEX_ICASE) != 0;
-    p.errbuf = errbuf;
-    p.errlen = errlen;
-    p.erroff = -1;
-    if (errbuf != NULL && errlen > 0) {
-        errbuf[0] = '\0';
-    }
     eng_regex_t *re = NULL;
     s_emitter_t e;
     memset(&e, 0, sizeof(e));
-
-    if (pat == NULL && len > 0) {
-        s_fail(&p, 0, "no pattern");
-        goto out;
-    }
-    if ((flags & ~(ENG_REGEX_ICASE | ENG_REGEX_NO_DFA)) != 0) {
-        s_fail(&p, 0, "unknown regex flags 0x%x", (unsigned)flags);
-        goto out;
-    }
-    if (len == 0) {
-        s_fail(&p, 0, "empty pattern: it would match every text");
-        goto out;
-    }
-    if (len > ENG_REGEX_MAX_LEN) {
-        s_fail(&p, ENG_REGEX_MAX_LEN, "pattern longer than %d bytes", ENG_REGEX_MAX_LEN);
-        goto out;
-    }
-    int32_t root = s_alt(&p);
+    int32_t root = s_parse_pattern(&p, pat, len, flags, errbuf, errlen);
     if (root < 0) {
         goto out;
     }
-    if (p.pos < p.len) { /* s_alt stops early only at a ')' it did not open */
-        s_fail(&p, p.pos, "unbalanced parenthesis: ')' without a matching '('");
-        goto out;
-    }
-
-    e.p = &p;
-    e.prog = malloc(ENG_REGEX_MAX_STATES * sizeof(*e.prog));
-    e.classes = malloc(ENG_REGEX_MAX_STATES * sizeof(*e.classes));
-    e.rawmap = malloc((p.nraw ? p.nraw : 1) * sizeof(*e.rawmap));
-    if (e.prog == NULL || e.classes == NULL || e.rawmap == NULL) {
+    if (s_emitter_init(&e, &p, root) != 0) {
         s_fail(&p, 0, "out of memory");
         goto out;
     }
-    memset(e.rawmap, 0xff, (p.nraw ? p.nraw : 1) * sizeof(*e.rawmap)); /* all -1 */
     s_emit(&e, root);
     s_put(&e, OP_MATCH, 0, 0, S_NONE, S_NONE);
     if (e.overflow) {
@@ -1371,11 +1439,8 @@ eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *err
     }
 
 out:
-    free(e.prog);
-    free(e.classes);
-    free(e.rawmap);
-    free(p.nodes);
-    free(p.raw);
+    free(e.classes); /* and the rest of the emitter's block */
+    s_parser_free(&p);
     if (erroff != NULL) {
         *erroff = re != NULL ? -1 : p.erroff;
     }
@@ -1509,8 +1574,7 @@ int eng_regex_to_pcre(const char *pat, size_t len, int flags, char *out, size_t 
     if (root >= 0 && p.pos == p.len) {
         s_pcre_node(&w, &p, root);
     }
-    free(p.nodes);
-    free(p.raw);
+    s_parser_free(&p);
     if (root < 0 || p.pos != p.len || w.overflow) {
         out[0] = '\0';
         return -1;
@@ -1726,8 +1790,7 @@ int eng_regex_prefixes(const char *pat, size_t len, int flags, eng_regex_prefixe
             free(r);
         }
     }
-    free(p.nodes);
-    free(p.raw);
+    s_parser_free(&p);
     return rc;
 }
 

@@ -84,6 +84,12 @@ typedef struct eng_regex eng_regex_t;
 eng_regex_t *eng_regex_compile(const char *pat, size_t len, int flags, char *errbuf, size_t errlen,
                                int *erroff);
 
+/* Checks the pattern as eng_regex_compile would, with the same message and offset for every
+ * error but running out of memory, and builds nothing to match with: 0 when it would compile,
+ * -1 otherwise. For a policy that is already rejected, whose regexes are only checked. */
+int eng_regex_check(const char *pat, size_t len, int flags, char *errbuf, size_t errlen,
+                    int *erroff);
+
 /* Unanchored search: true if the pattern matches anywhere in [s, s+len) (s may be NULL when len
  * is 0). No allocation, no lock, thread-safe (the compiled regex is read-only), O(len * states)
  * time, about 6 KB of stack. A NULL regex matches nothing. */

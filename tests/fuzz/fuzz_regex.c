@@ -3,13 +3,13 @@
  * Input layout: byte 0 selects the flags (bit 0: ENG_REGEX_ICASE); the bytes up to the first NUL
  * are the pattern; the bytes after it are the text to search. Pattern and text are copied into
  * exact-size heap buffers so that AddressSanitizer catches any read past their lengths.
- * Checked: no crash, no leak, no over-read, the DFA agreeing with the NFA matchers, and the error
- * contract (a message and an offset
- * inside the pattern on failure; offset -1 and an empty message on success).
- * And the one-pass scan's pieces (eng_scan.h) against the matcher they stand in for: the anchored
- * matcher finds a match at some position exactly when the search does, every position where one
- * begins holds one of the pattern's prefix literals, and eng_scan_run() gives the search's answer
- * for the regex and a plain case-insensitive search's for a literal taken from the text.
+ * Checked: no crash, no leak, no over-read, the DFA agreeing with the NFA matchers,
+ * eng_regex_check() agreeing with eng_regex_compile(), and the error contract (a message and an
+ * offset inside the pattern on failure; offset -1 and an empty message on success). And the
+ * one-pass scan's pieces (eng_scan.h) against the matcher they stand in for: the anchored matcher
+ * finds a match at some position exactly when the search does, every position where one begins
+ * holds one of the pattern's prefix literals, and eng_scan_run() gives the search's answer for the
+ * regex and a plain case-insensitive search's for a literal taken from the text.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -135,6 +135,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[128];
     int off = -2;
     eng_regex_t *re = eng_regex_compile(pat, plen, flags, err, sizeof(err), &off);
+    /* Checking without compiling finds the same error at the same place, or none. */
+    char cerr[128];
+    int coff = -2;
+    int checked = eng_regex_check(pat, plen, flags, cerr, sizeof(cerr), &coff);
+    if ((checked == 0) != (re != NULL) || coff != off || strcmp(cerr, err) != 0) {
+        __builtin_trap();
+    }
     if (re == NULL) {
         if (off < 0 || (size_t)off > plen || err[0] == '\0' ||
             memchr(err, 0, sizeof(err)) == NULL) {

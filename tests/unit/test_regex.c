@@ -431,6 +431,33 @@ Test(regex, errors_are_located)
     }
 }
 
+/* eng_regex_check, which a rejected policy's regexes get, finds each error compiling finds, at
+ * the same place, and passes what compiles. */
+Test(regex, check_finds_what_compile_finds)
+{
+    for (size_t i = 0; i < sizeof(s_errors) / sizeof(s_errors[0]); i++) {
+        const s_err_t *c = &s_errors[i];
+        char err[160] = "unchanged", cerr[160] = "unchanged";
+        int off = -7, coff = -7;
+        size_t len = strlen(c->pat);
+        eng_regex_t *re = eng_regex_compile(c->pat, len, c->flags, err, sizeof(err), &off);
+        eng_regex_destroy(&re);
+        cr_expect_eq(eng_regex_check(c->pat, len, c->flags, cerr, sizeof(cerr), &coff), -1,
+                     "case %zu: /%s/ should fail the check", i, c->pat);
+        cr_expect_eq(coff, off, "case %zu: /%s/: offset %d, compile's %d", i, c->pat, coff, off);
+        cr_expect_str_eq(cerr, err, "case %zu: /%s/", i, c->pat);
+    }
+    for (size_t i = 0; i < sizeof(s_cases) / sizeof(s_cases[0]); i++) {
+        char cerr[160] = "unchanged";
+        int coff = -7;
+        const char *pat = s_cases[i].pat;
+        cr_expect_eq(eng_regex_check(pat, strlen(pat), s_cases[i].flags, cerr, sizeof(cerr), &coff),
+                     0, "/%s/: %s", pat, cerr);
+        cr_expect_eq(coff, -1);
+        cr_expect_str_eq(cerr, "");
+    }
+}
+
 /* The state limit: errors point at the element that crossed it. */
 Test(regex, state_limit)
 {
