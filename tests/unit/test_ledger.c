@@ -663,7 +663,6 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
     sqlite3_close(db);
 }
 
-/* A damaged journal row stops the start with its place, not a guess. */
 /* A closed store holding one account, key `hash` and its reservation 1 of
  * 10 picodollars, synced; the key. */
 static eng_store_key_t s_one_reservation(const char *hash)
@@ -687,6 +686,7 @@ static void s_open_fails(size_t i, const char *says)
     cr_assert(strstr(err, says) && strstr(err, "ledger.db"), "case %zu: %s", i, err);
 }
 
+/* A damaged journal row stops the start with its place, not a guess. */
 Test(ledger, a_bad_journal_row_is_refused_with_its_place)
 {
     eng_store_key_t k = s_one_reservation("sha256:j4");
