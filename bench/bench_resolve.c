@@ -13,11 +13,15 @@
  * is on only inside the timed loop, and any allocation there fails the run.
  *
  *   bench_resolve [--policy FILE] [--catalog FILE]... [--seconds N] [--text FILE]
- *                 [--health off|on|cooling] [--scan on|off] [--json]
+ *                 [--health off|on|cooling] [--scan on|off] [--per-spec] [--json]
  *
  * --scan off answers the policy's text tests with each pattern's own matcher
  * (regex by regex, then the needle scan), as before the one-pass multi-pattern
  * scan (eng_scan.h); on (the default) with that scan, once per request.
+ *
+ * --per-spec adds one line per request of the mix (its p50 and p99, each
+ * decision's time also kept per request): the mix's p99 is the cost of its
+ * slowest few requests, and this says which they are.
  *
  * --health gives the policy an endpoint health table (eng_health.h) filled
  * by reports before the timed loop: `on` measured figures for every
@@ -54,6 +58,7 @@
 
 #define S_HIST_NS 200000 /* histogram range: 0..200 us in 1 ns buckets, then overflow */
 #define S_MAX_CATALOGS 8
+#define S_SPEC_SAMPLES 65536 /* --per-spec: the last this many times of each request */
 
 typedef struct {
     const char *model; /* NULL = auto */
@@ -175,6 +180,11 @@ typedef struct {
 static const char *s_health = "off";
 static bool s_scan_on = true;
 
+/* --per-spec: each request's last S_SPEC_SAMPLES times (ns), allocated
+ * before the timed loop; NULL when off. */
+static uint32_t (*s_spec_ns)[S_SPEC_SAMPLES];
+static uint64_t s_spec_n; /* timed rounds of the mix */
+
 /* Fills `h` as reports would: every endpoint measured (latency, throughput,
  * a few failures), every seventh on cooldown when `cool`. */
 static void s_fill_health(eng_health_t *h, size_t neps, bool cool)
@@ -255,6 +265,44 @@ static uint64_t s_percentile(const uint32_t *hist, uint64_t total, uint64_t over
         }
     }
     return overflow_max;
+}
+
+static int s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* --per-spec: one line per request of the mix, after its scenario's line
+ * (on stderr with --json, which keeps stdout one JSON object a line). */
+static void s_print_specs(const char *label, FILE *out)
+{
+    if (!s_spec_ns) {
+        return;
+    }
+    uint64_t n = s_spec_n < S_SPEC_SAMPLES ? s_spec_n : S_SPEC_SAMPLES;
+    for (size_t i = 0; n && i < S_NSPECS; i++) {
+        const s_spec_t *sp = &s_specs[i];
+        const char *text = sp->text ? sp->text : "-";
+        if (s_text_set) {
+            text = "(--text)";
+        }
+        qsort(s_spec_ns[i], n, sizeof s_spec_ns[i][0], s_cmp_u32);
+        fprintf(out,
+                "  spec %s %2zu p50_ns=%u p99_ns=%u model=%s prompt=%lld hint=%s budget=%g "
+                "group=%s text=",
+                label, i, s_spec_ns[i][(n - 1) / 2], s_spec_ns[i][(n * 99 - 1) / 100],
+                sp->model ? sp->model : "auto", (long long)sp->prompt, sp->hints ? sp->hints : "-",
+                sp->budget, sp->group ? sp->group : "-");
+        for (size_t k = 0; text[k] && k < 24; k++) { /* one line a request */
+            if (text[k] == '\n') {
+                fputs("\\n", out);
+            } else {
+                fputc(text[k], out);
+            }
+        }
+        fputs(strlen(text) > 24 ? "...\n" : "\n", out);
+    }
 }
 
 static uint64_t s_timer_cost(void)
@@ -339,6 +387,7 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
         eng_resolve(pol, &reqs[w % S_NSPECS], &dec, NULL);
     }
     uint64_t total_ns = 0, n = 0, ok = 0, maxv = 0;
+    s_spec_n = 0;
     uint64_t deadline = s_now() + (uint64_t)(seconds * 1e9);
     uint64_t t_start = s_now();
     alloc_count_start();
@@ -352,7 +401,12 @@ static int s_scenario(const char *label, const char *policy, const char **catalo
             maxv = dt > maxv ? dt : maxv;
             total_ns += dt;
             ok += st == HPP_OK;
+            if (s_spec_ns) {
+                s_spec_ns[i][s_spec_n & (S_SPEC_SAMPLES - 1)] =
+                    dt < UINT32_MAX ? (uint32_t)dt : UINT32_MAX;
+            }
         }
+        s_spec_n++;
         n += S_NSPECS;
         if ((n & 1023) < S_NSPECS && s_now() >= deadline) {
             break;
@@ -419,6 +473,7 @@ static void s_usage(FILE *out)
                  "                  (and every seventh endpoint on cooldown); times reports too\n"
                  "  --scan MODE     on (default): text tests answered by one multi-pattern scan\n"
                  "                  per request; off: by each pattern's own matcher\n"
+                 "  --per-spec      also one line per request of the mix: its p50 and p99\n"
                  "  --json          one JSON object per run instead of text\n"
                  "Exit 1 when a decision allocated heap memory, 2 on bad usage.\n");
 }
@@ -438,6 +493,10 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--per-spec") == 0) {
+            if (!s_spec_ns && !(s_spec_ns = calloc(S_NSPECS, sizeof *s_spec_ns))) {
+                return 2;
+            }
         } else if (strcmp(a, "--policy") == 0 && has_val) {
             policy = argv[++i];
         } else if (strcmp(a, "--catalog") == 0 && has_val && ncat < S_MAX_CATALOGS) {
@@ -489,6 +548,7 @@ int main(int argc, char **argv)
             rc = 2;
         } else {
             s_print(&res, json);
+            s_print_specs(res.name, json ? stderr : stdout);
             rc = res.allocs ? 1 : 0;
         }
     } else {
@@ -499,10 +559,12 @@ int main(int argc, char **argv)
             rc = 2;
         } else {
             s_print(&res, json);
+            s_print_specs(res.name, json ? stderr : stdout);
             rc = res.allocs ? 1 : rc;
         }
         if (rc != 2 && s_scenario("litellm", policy, full, 2, seconds, hist, &res) == 0) {
             s_print(&res, json);
+            s_print_specs(res.name, json ? stderr : stdout);
             rc = res.allocs ? 1 : rc;
         } else if (rc != 2) {
             rc = 2;
@@ -512,5 +574,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_resolve: FAIL: the decision path allocated heap memory\n");
     }
     free(hist);
+    free(s_spec_ns);
     return rc;
 }
