@@ -481,19 +481,36 @@ static eng_reject_t s_caps_check(const s_walk_t *w, uint32_t caps)
     return ENG_REJ_CHOSEN;
 }
 
+/* The prices of endpoint ep for this request: those that rise with the
+ * prompt's size apply to the whole request. */
+static const hpp_price_t *s_price(const s_walk_t *w, const eng_endpoint_t *ep)
+{
+    return ep->long_above && w->f->prompt_tokens > (int64_t)ep->long_above ? &ep->long_price
+                                                                           : &ep->price;
+}
+
 static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *cost)
 {
-    /* Prices that rise with the prompt's size apply to the whole request. */
-    const hpp_price_t *price = ep->long_above && w->f->prompt_tokens > (int64_t)ep->long_above
-                                   ? &ep->long_price
-                                   : &ep->price;
-    if (eng_cost_estimate(price, &w->usage, cost) != 0) {
+    if (eng_cost_estimate(s_price(w, ep), &w->usage, cost) != 0) {
         return -1;
     }
     if (w->permille != 1000 && eng_cost_scale(cost, w->permille) != 0) {
         return -1;
     }
     return 0;
+}
+
+/* True when endpoint ep's cost is over the budget before the group's
+ * multiplier scales it, by enough that the scaled cost is too: each of its
+ * four parts is scaled and rounded on its own, half up, so the scaled total
+ * is at least total x permille / 1000 - 2. Most candidates of a tight
+ * budget end here, without the four roundings. Without a trace only (a
+ * trace shows each candidate's scaled cost). */
+static bool s_over_scaled(const s_walk_t *w, const eng_endpoint_t *ep)
+{
+    hpp_cost_t raw;
+    return eng_cost_estimate(s_price(w, ep), &w->usage, &raw) == 0 &&
+           (__int128)raw.total * w->permille >= ((__int128)w->budget + 3) * 1000;
 }
 
 /* The request's provider routing --------------------------------------------- */
@@ -725,6 +742,9 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
         gen > (int64_t)model->max_output) {
         return ENG_REJ_MAX_OUTPUT;
     }
+    if (w->budget >= 0 && !w->trace && w->permille != 1000 && s_over_scaled(w, ep)) {
+        return ENG_REJ_BUDGET;
+    }
     if (w->budget >= 0 || w->trace) {
         if (s_estimate(w, ep, cost) != 0) {
             return ENG_REJ_BUDGET; /* beyond any representable amount */
@@ -876,7 +896,10 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
 
 /* True when even the least prices from a list entry on (input, cache read,
  * output) put the request over budget. A few picodollars of slack cover the
- * half-up rounding of a group multiplier, part by part. */
+ * half-up rounding of a group multiplier, part by part: the test is
+ * sum x permille / 1000 - 4 > budget, with the division (a libgcc call in
+ * 128 bits) moved to the other side as a product. The bound is only on
+ * when the budget is not negative, and the sum never is. */
 static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
 {
     const int64_t n[3] = {w->usage.prompt_tokens, w->usage.cache_read_tokens,
@@ -885,8 +908,26 @@ static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
     for (int k = 0; k < 3; k++) {
         sum += (__int128)n[k] * lo[k];
     }
-    sum = sum * w->permille / 1000 - 4;
-    return sum > w->budget;
+    return sum * w->permille >= ((__int128)w->budget + 5) * 1000;
+}
+
+/* With the budget bound on, at the start of each block of list l: how many
+ * entries from i on cost more than the budget by their least prices, and
+ * can be passed unexamined: the rest of the list, the block, or none. */
+static uint32_t s_bound_skip(s_walk_t *w, const eng_plist_t *l, uint32_t i)
+{
+    if (!w->bound || i % ENG_BLOCK != 0) {
+        return 0;
+    }
+    const eng_policy_t *pol = w->pol;
+    uint32_t n = 0;
+    if (s_over_budget(w, pol->pool_min[l->off + i][0])) {
+        n = l->len - i; /* this entry and every later one */
+    } else if (s_over_budget(w, pol->pool_min[l->off + i][1])) {
+        n = ENG_BLOCK; /* every entry of this block (a last, shorter one: past the end) */
+    }
+    w->skipped = w->skipped || n > 0;
+    return n;
 }
 
 /* Whether this request's prompt moves model m to another tier: it is above
@@ -919,8 +960,20 @@ static void s_cheapest_first(s_walk_t *w, const eng_plist_t *l, int t, bool long
     uint32_t best = UINT32_MAX, seen = 0;
     int32_t best_e = -1;
     hpp_pusd_t best_cost = INT64_MAX;
+    /* The group's models, tested first: a group that allows few (a trial
+     * group) rejects most of the list, and s_check would say the same
+     * after finding each one's endpoint. */
+    const uint64_t *allow = w->group ? w->group->allow : NULL;
     for (uint32_t i = 0; i < l->len && seen < S_FEE_WINDOW; i++) {
+        uint32_t skip = s_bound_skip(w, l, i);
+        if (skip) {
+            i += skip - 1;
+            continue;
+        }
         uint32_t m = pol->pool[l->off + i];
+        if (allow && !s_has_bit(allow, m)) {
+            continue;
+        }
         int32_t e = s_auto_ep(w, m);
         if (e < 0 || (longs && s_moved(w, m))) {
             continue;
@@ -965,16 +1018,10 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
         s_cheapest_first(w, l, t, longs);
     }
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
-        if (w->bound && i % ENG_BLOCK == 0) {
-            if (s_over_budget(w, pol->pool_min[l->off + i][0])) {
-                w->skipped = true; /* this entry and every later one costs too much */
-                break;
-            }
-            if (s_over_budget(w, pol->pool_min[l->off + i][1])) {
-                w->skipped = true; /* every entry of this block does */
-                i += ENG_BLOCK - 1;
-                continue;
-            }
+        uint32_t skip = s_bound_skip(w, l, i);
+        if (skip) {
+            i += skip - 1;
+            continue;
         }
         uint32_t m = pol->pool[l->off + i];
         if ((prefs && s_has_bit(r->pref_set, m)) || (longs && s_moved(w, m))) {

@@ -527,6 +527,60 @@ Test(eng_resolve, per_call_models_priced_by_the_reference_request)
     eng_catalog_destroy(&cat);
 }
 
+/* The budget is checked exactly around the cost, whatever the shortcuts
+ * (the bound's least prices, the test before a group's multiplier scales a
+ * cost): a budget one picodollar short refuses, the exact cost is allowed,
+ * and a trace (which turns the shortcuts off) gives the same answers. The
+ * prices are not whole thousands of picodollars, so 0.777 rounds each part;
+ * the fee puts the tier on the request's own estimate (cheapest first). */
+Test(eng_resolve, budget_exact_at_the_cost_with_and_without_shortcuts)
+{
+    eng_catalog_t *cat =
+        fixture_catalog("{\"data\":[{\"id\":\"x/odd\",\"provider\":\"p\",\"context_length\":100000,"
+                        "\"pricing\":{\"input\":0.123457,\"output\":0.987653}},"
+                        "{\"id\":\"x/fee\",\"provider\":\"p\",\"context_length\":100000,"
+                        "\"pricing\":{\"input\":0.2,\"output\":0.2,\"per_request\":0.0001}}]}");
+    eng_policy_t *pol = fixture_policy("tier any\ngroup default models \"*\"\n"
+                                       "group odd models \"*\" multiplier 0.777\n"
+                                       "route r { tier any }\n",
+                                       cat);
+    cr_assert_not_null(pol);
+    static eng_trace_entry_t entries[16];
+    const char *const groups[] = {"default", "odd"};
+    for (int g = 0; g < 2; g++) {
+        hpp_features_t f = s_req();
+        f.prompt_tokens = 1001;
+        f.output_tokens = 333;
+        f.group = s_s(groups[g]);
+        eng_decision_t d, t;
+        cr_assert_eq(eng_resolve(pol, &f, &d, NULL), HPP_OK, "%s", d.message);
+        const eng_endpoint_t *best = d.endpoint;
+        hpp_pusd_t cost = d.cost.total;
+        for (int k = -3; k <= 3; k++) {
+            f.has_budget = true;
+            f.budget_usd = (double)(cost + k) / 1e12;
+            cr_assert_eq(llround(f.budget_usd * 1e12), cost + k);
+            eng_resolve(pol, &f, &d, NULL);
+            eng_trace_t tr = {.entries = entries, .cap = 16};
+            eng_resolve(pol, &f, &t, &tr);
+            cr_assert_eq(d.status, t.status, "%s %+d: %s / traced %s", groups[g], k, d.message,
+                         t.message);
+            cr_assert_eq(d.endpoint, t.endpoint);
+            cr_assert_eq(d.cost.total, t.cost.total);
+            if (k >= 0) {
+                cr_assert_eq(d.status, HPP_OK, "%s %+d: %s", groups[g], k, d.message);
+                cr_assert_eq(d.endpoint, best);
+                cr_assert_eq(d.cost.total, cost);
+            } else {
+                cr_assert_eq(d.status, HPP_E_INSUFFICIENT_BUDGET, "%s %+d: %s", groups[g], k,
+                             d.message);
+            }
+        }
+    }
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 /* LiteLLM's *_above_200k_tokens prices apply to a prompt above 200k. */
 Test(eng_resolve, long_prompt_prices_apply_above_the_threshold)
 {
