@@ -61,6 +61,7 @@ typedef struct {
     bool stop;                      /* the look-ahead is over */
     bool alternates;                /* list the chosen model's other endpoints first */
     bool bound;                     /* skip list tails the budget cannot pay for */
+    bool uncounted;                 /* a trace offers what the bound would skip: not counted */
     bool skipped;                   /* the bound skipped something */
     bool filter;                    /* models, provider lists or max_price reject candidates */
     bool prov_rank;                 /* each model's endpoint is chosen per request (s_pick) */
@@ -889,7 +890,8 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
     if (w->trace) {
         s_trace(w, ep, tier, why, have_cost ? cost.total : 0);
     }
-    if (w->chosen && (++w->extra > S_LOOKAHEAD || w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {
+    if (w->chosen &&
+        ((!w->uncounted && ++w->extra > S_LOOKAHEAD) || w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {
         w->stop = true;
     }
 }
@@ -912,20 +914,28 @@ static bool s_over_budget(const s_walk_t *w, const hpp_pusd_t lo[3])
 }
 
 /* With the budget bound on, at the start of each block of list l: how many
- * entries from i on cost more than the budget by their least prices, and
- * can be passed unexamined: the rest of the list, the block, or none. */
-static uint32_t s_bound_skip(s_walk_t *w, const eng_plist_t *l, uint32_t i)
+ * entries from i on cost more than the budget by their least prices: the
+ * rest of the list, the block, or none. */
+static uint32_t s_bound_span(const s_walk_t *w, const eng_plist_t *l, uint32_t i)
 {
     if (!w->bound || i % ENG_BLOCK != 0) {
         return 0;
     }
     const eng_policy_t *pol = w->pol;
-    uint32_t n = 0;
     if (s_over_budget(w, pol->pool_min[l->off + i][0])) {
-        n = l->len - i; /* this entry and every later one */
-    } else if (s_over_budget(w, pol->pool_min[l->off + i][1])) {
-        n = ENG_BLOCK; /* every entry of this block (a last, shorter one: past the end) */
+        return l->len - i; /* this entry and every later one */
     }
+    if (s_over_budget(w, pol->pool_min[l->off + i][1])) {
+        return ENG_BLOCK; /* every entry of this block (a last, shorter one: past the end) */
+    }
+    return 0;
+}
+
+/* The entries from i on that the walk passes unexamined (none under a
+ * trace, which shows every candidate). */
+static uint32_t s_bound_skip(s_walk_t *w, const eng_plist_t *l, uint32_t i)
+{
+    uint32_t n = w->trace ? 0 : s_bound_span(w, l, i);
     w->skipped = w->skipped || n > 0;
     return n;
 }
@@ -1017,17 +1027,22 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
     if (pol->tier_fees[t] && !w->chosen) {
         s_cheapest_first(w, l, t, longs);
     }
+    uint32_t unexamined = 0; /* under a trace: entries before it the bound would pass */
     for (uint32_t i = 0; i < l->len && !w->stop; i++) {
         uint32_t skip = s_bound_skip(w, l, i);
         if (skip) {
             i += skip - 1;
             continue;
         }
+        uint32_t span = w->trace ? s_bound_span(w, l, i) : 0;
+        unexamined = span ? i + span : unexamined;
         uint32_t m = pol->pool[l->off + i];
         if ((prefs && s_has_bit(r->pref_set, m)) || (longs && s_moved(w, m))) {
             continue;
         }
+        w->uncounted = i < unexamined;
         s_offer(w, m, s_auto_ep(w, m), t);
+        w->uncounted = false;
     }
     for (uint32_t i = 0; longs && i < pol->nlong && !w->stop; i++) {
         uint32_t m = pol->long_pool[i];
@@ -1437,7 +1452,7 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
     w.extra = 0;
     w.rule_caps = 0;
     w.alternates = false;
-    w.skipped = false;
+    w.skipped = w.uncounted = false;
     /* The request's provider routing: any of it makes each model's endpoint
      * a per-request choice; the lists and max_price also reject endpoints. */
     w.nallow = 0;
@@ -1498,10 +1513,12 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
         hpp_pusd_t cap = remaining > 0 ? remaining : 0;
         w.budget = w.budget < 0 || cap < w.budget ? cap : w.budget;
     }
-    /* A trace shows every candidate. The bound's least prices are those of
-     * the endpoints the policy picks, which a request's provider order may
-     * replace with cheaper ones. */
-    w.bound = w.budget >= 0 && !trace && !w.prov_rank;
+    /* The bound's least prices are those of the endpoints the policy picks,
+     * which a request's provider order may replace with cheaper ones. A
+     * trace shows every candidate: it walks what the bound would skip, and
+     * does not count it toward the look-ahead (s_offer), so that it stops
+     * where the walk without a trace stops, with the same fallbacks. */
+    w.bound = w.budget >= 0 && !w.prov_rank;
     s_measures(&w, health, cooled);
 
     bool is_auto;

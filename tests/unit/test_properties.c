@@ -270,7 +270,8 @@ static void s_run(const char *catalog, uint64_t seed)
         cr_assert_eq(a.status, b.status, "not deterministic");
         cr_assert_eq(a.endpoint, b.endpoint, "not deterministic");
         cr_assert_eq(a.cost.total, b.cost.total);
-        /* A trace turns the budget bound off: the answer must not change. */
+        /* A trace turns the budget bound off: the answer must not change,
+         * nor its fallbacks (what `explain` shows is what a gateway gets). */
         eng_trace_t tr;
         memset(&tr, 0, sizeof tr);
         tr.entries = entries;
@@ -279,6 +280,10 @@ static void s_run(const char *catalog, uint64_t seed)
         cr_assert_eq(a.status, b.status, "request %d: %s vs traced %s", i, a.message, b.message);
         cr_assert_eq(a.endpoint, b.endpoint, "request %d: bound changed the answer", i);
         cr_assert_eq(a.cost.total, b.cost.total);
+        cr_assert_eq(a.nfallbacks, b.nfallbacks, "request %d: bound changed the fallbacks", i);
+        for (uint32_t k = 0; k < a.nfallbacks; k++) {
+            cr_assert_eq(a.fallbacks[k], b.fallbacks[k], "request %d: fallback %u", i, k);
+        }
     }
     /* The generator must actually reach every property. */
     cr_assert_gt(env.ok, S_REQUESTS / 4, "ok %d", env.ok);
