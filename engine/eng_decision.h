@@ -63,7 +63,8 @@ typedef struct {
     const eng_endpoint_t *endpoint; /* the candidate */
     int tier;                       /* tier it was considered in, -1 if none */
     eng_reject_t reason;            /* why not, or ENG_REJ_CHOSEN */
-    hpp_pusd_t cost;                /* its estimate (total) */
+    hpp_pusd_t cost;                /* its estimate (total); HPP_PRICE_NA when it was
+                                     * refused before one was made (e.g. context) */
 } eng_trace_entry_t;
 
 /* Scores a trace shows (ENG_MAX_SCORERS of eng_policy_internal.h). */

@@ -863,7 +863,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
         if (!w->chosen) {
             s_choose(w, m, ep, tier, &cost, have_cost);
             if (w->trace) {
-                s_trace(w, ep, tier, why, have_cost ? cost.total : 0);
+                s_trace(w, ep, tier, why, have_cost ? cost.total : HPP_PRICE_NA);
             }
             if (w->alternates) {
                 s_alternates(w, m, tier);
@@ -888,7 +888,7 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
         }
     }
     if (w->trace) {
-        s_trace(w, ep, tier, why, have_cost ? cost.total : 0);
+        s_trace(w, ep, tier, why, have_cost ? cost.total : HPP_PRICE_NA);
     }
     if (w->chosen &&
         ((!w->uncounted && ++w->extra > S_LOOKAHEAD) || w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {

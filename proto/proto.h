@@ -256,7 +256,7 @@ typedef struct {
     proto_endpoint_t endpoint; /* the candidate (provider_model unused) */
     hpp_str_t tier;            /* tier it was considered in, may be empty */
     const char *reason;        /* why not, or "chosen" */
-    hpp_pusd_t cost;           /* its estimate (total) */
+    hpp_pusd_t cost;           /* its estimate (total); HPP_PRICE_NA: none was made */
     bool has_health;           /* health below was measured (a report came) */
     proto_health_t health;     /* the endpoint's health when it was considered */
 } proto_candidate_t;

@@ -335,7 +335,8 @@ static void s_trace(msgpack_packer *pk, const proto_trace_t *t)
         proto_candidate_t cand = {0};
         t->candidate(t->arg, i, &cand);
         const proto_candidate_t *c = &cand;
-        msgpack_pack_map(pk, 6 + c->has_health);
+        bool costed = c->cost != HPP_PRICE_NA; /* refused before an estimate: no cost */
+        msgpack_pack_map(pk, 4 + 2 * costed + c->has_health);
         s_key(pk, "model");
         proto_pack_strn(pk, c->endpoint.model.ptr, c->endpoint.model.len);
         s_key(pk, "provider");
@@ -344,10 +345,12 @@ static void s_trace(msgpack_packer *pk, const proto_trace_t *t)
         proto_pack_strn(pk, c->tier.ptr, c->tier.len);
         s_key(pk, "reason");
         proto_pack_cstr(pk, c->reason ? c->reason : "");
-        s_key(pk, "cost_usd");
-        msgpack_pack_double(pk, hpp_pusd_to_usd(c->cost));
-        s_key(pk, "cost_pusd");
-        msgpack_pack_int64(pk, c->cost);
+        if (costed) {
+            s_key(pk, "cost_usd");
+            msgpack_pack_double(pk, hpp_pusd_to_usd(c->cost));
+            s_key(pk, "cost_pusd");
+            msgpack_pack_int64(pk, c->cost);
+        }
         if (c->has_health) {
             s_health(pk, &c->health);
         }

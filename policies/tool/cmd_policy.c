@@ -439,8 +439,10 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
             hpp_json_str(out, eng_policy_tier_name(pol, e->tier));
             fputs(",\"reason\":", out);
             hpp_json_str(out, eng_reject_name(e->reason));
-            fputs(",\"cost\":", out);
-            s_money(out, e->cost);
+            if (e->cost != HPP_PRICE_NA) { /* refused before an estimate: no cost */
+                fputs(",\"cost\":", out);
+                s_money(out, e->cost);
+            }
             fputc('}', out);
         }
         fprintf(out, "],\"dropped\":%zu}", tr->dropped);
@@ -448,8 +450,13 @@ static void s_decision_json(FILE *out, const eng_policy_t *pol, const eng_decisi
     fputs("}\n", out);
 }
 
+/* "$0.0024"; "-" for a candidate refused before its cost was estimated. */
 static void s_usd(char *buf, size_t n, hpp_pusd_t v)
 {
+    if (v == HPP_PRICE_NA) {
+        snprintf(buf, n, "-");
+        return;
+    }
     buf[0] = '$';
     hpp_pusd_format(v, false, buf + 1, n - 1);
 }

@@ -185,9 +185,26 @@ Test(engine, each_op_with_the_c_client)
             chosen = true;
             cr_assert_str_eq(json_string_value(json_object_get(cd, "model")),
                              json_string_value(json_object_get(j, "model")));
+            cr_assert_not_null(json_object_get(cd, "cost_pusd"));
         }
     }
     cr_assert(chosen);
+    json_decref(j);
+    /* A candidate refused before its cost was estimated has no cost (not $0). */
+    req.features.prompt_tokens = 150000;
+    cr_assert_eq(hpp_client_call(c, &req, &rep, S_TIMEOUT), HPP_OK);
+    j = s_as_json(rep.data, rep.len);
+    cands = json_object_get(json_object_get(j, "trace"), "candidates");
+    size_t refused = 0;
+    for (size_t i = 0; i < json_array_size(cands); i++) {
+        json_t *cd = json_array_get(cands, i);
+        if (strcmp(json_string_value(json_object_get(cd, "reason")), "context") == 0) {
+            refused++;
+            cr_assert_null(json_object_get(cd, "cost_usd"));
+            cr_assert_null(json_object_get(cd, "cost_pusd"));
+        }
+    }
+    cr_assert_gt(refused, 0, "no candidate too small for 150,000 tokens");
     json_decref(j);
 
     /* models: every listed model is well formed, solidity-master is free */
@@ -219,7 +236,7 @@ Test(engine, each_op_with_the_c_client)
     j = s_stats(c);
     cr_assert_eq(s_jint(j, "policy_version"), 2);
     cr_assert_eq(s_jint(j, "requests.route"), 4);
-    cr_assert_eq(s_jint(j, "requests.explain"), 1);
+    cr_assert_eq(s_jint(j, "requests.explain"), 2); /* the two above */
     cr_assert_eq(s_jint(j, "requests.models"), 1);
     cr_assert_eq(s_jint(j, "requests.reload"), 1);
     cr_assert_geq(s_jint(j, "requests.ping"), 2); /* s_start's probe too */

@@ -864,6 +864,7 @@ Test(eng_resolve, trace_records_candidates)
     cr_assert_geq(tr.n, 2);
     cr_assert_str_eq(entries[0].endpoint->provider, "p1"); /* b/mid first ... */
     cr_assert_eq(entries[0].reason, ENG_REJ_CONTEXT);      /* ... too small */
+    cr_assert_eq(entries[0].cost, HPP_PRICE_NA);           /* refused before an estimate */
     cr_assert_eq(entries[1].reason, ENG_REJ_CHOSEN);
     cr_assert_eq(entries[1].endpoint, d.endpoint);
     cr_assert_eq(entries[1].cost, d.cost.total);
