@@ -31,7 +31,9 @@
 #include "eng_policy_internal.h"
 
 /* Candidates examined after the choice while filling the fallback list:
- * bounds the time spent on look-ahead when few candidates fit. */
+ * bounds the time spent on look-ahead when few candidates fit. Those the
+ * request's group may not use do not count (a group that allows a few
+ * models would otherwise spend it on refusals). */
 #define S_LOOKAHEAD 64
 /* Other endpoints of the chosen model that head the fallback list (the same
  * model from another provider is the closest retry). */
@@ -706,6 +708,12 @@ static void s_policy_providers(s_walk_t *w, const uint64_t *group_deny, const ui
     w->bound = false;
 }
 
+/* Whether the request's group may use model m. */
+static inline bool s_group_allows(const s_walk_t *w, uint32_t m)
+{
+    return !w->group || !w->group->allow || s_has_bit(w->group->allow, m);
+}
+
 /* Hard constraints and budget for endpoint e of model m. */
 static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, hpp_cost_t *cost,
                             bool *have_cost)
@@ -716,7 +724,7 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
     if (!ep->enabled) {
         return ENG_REJ_DISABLED;
     }
-    if (w->group && w->group->allow && !s_has_bit(w->group->allow, m)) {
+    if (!s_group_allows(w, m)) {
         return ENG_REJ_GROUP;
     }
     if (w->filter) {
@@ -890,8 +898,8 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
     if (w->trace) {
         s_trace(w, ep, tier, why, have_cost ? cost.total : HPP_PRICE_NA);
     }
-    if (w->chosen &&
-        ((!w->uncounted && ++w->extra > S_LOOKAHEAD) || w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {
+    if (w->chosen && ((!w->uncounted && s_group_allows(w, m) && ++w->extra > S_LOOKAHEAD) ||
+                      w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {
         w->stop = true;
     }
 }
@@ -970,10 +978,6 @@ static void s_cheapest_first(s_walk_t *w, const eng_plist_t *l, int t, bool long
     uint32_t best = UINT32_MAX, seen = 0;
     int32_t best_e = -1;
     hpp_pusd_t best_cost = INT64_MAX;
-    /* The group's models, tested first: a group that allows few (a trial
-     * group) rejects most of the list, and s_check would say the same
-     * after finding each one's endpoint. */
-    const uint64_t *allow = w->group ? w->group->allow : NULL;
     for (uint32_t i = 0; i < l->len && seen < S_FEE_WINDOW; i++) {
         uint32_t skip = s_bound_skip(w, l, i);
         if (skip) {
@@ -981,8 +985,8 @@ static void s_cheapest_first(s_walk_t *w, const eng_plist_t *l, int t, bool long
             continue;
         }
         uint32_t m = pol->pool[l->off + i];
-        if (allow && !s_has_bit(allow, m)) {
-            continue;
+        if (!s_group_allows(w, m)) {
+            continue; /* first: s_check says the same after finding the endpoint */
         }
         int32_t e = s_auto_ep(w, m);
         if (e < 0 || (longs && s_moved(w, m))) {
@@ -1037,8 +1041,9 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
         uint32_t span = w->trace ? s_bound_span(w, l, i) : 0;
         unexamined = span ? i + span : unexamined;
         uint32_t m = pol->pool[l->off + i];
-        if ((prefs && s_has_bit(r->pref_set, m)) || (longs && s_moved(w, m))) {
-            continue;
+        if ((prefs && s_has_bit(r->pref_set, m)) || (longs && s_moved(w, m)) ||
+            (!w->trace && !s_group_allows(w, m))) {
+            continue; /* a trace shows the group's refusals; they count for nothing */
         }
         w->uncounted = i < unexamined;
         s_offer(w, m, s_auto_ep(w, m), t);

@@ -581,6 +581,45 @@ Test(eng_resolve, budget_exact_at_the_cost_with_and_without_shortcuts)
     eng_catalog_destroy(&cat);
 }
 
+/* The look-ahead after the choice counts only the models the group may
+ * use: 70 refused ones between the choice and the group's next models do
+ * not use it up, with or without a trace. */
+Test(eng_resolve, group_refusals_do_not_use_up_the_look_ahead)
+{
+    char json[16384];
+    size_t n = (size_t)snprintf(json, sizeof json,
+                                "{\"data\":[{\"id\":\"ok/a\",\"provider\":\"p\","
+                                "\"pricing\":{\"input\":0.5,\"output\":0.5}}");
+    for (int i = 0; i < 70; i++) {
+        n += (size_t)snprintf(json + n, sizeof json - n,
+                              ",{\"id\":\"other/m%02d\",\"provider\":\"p\","
+                              "\"pricing\":{\"input\":1,\"output\":1}}",
+                              i);
+    }
+    snprintf(json + n, sizeof json - n,
+             ",{\"id\":\"ok/b\",\"provider\":\"p\",\"pricing\":{\"input\":1.5,\"output\":1.5}},"
+             "{\"id\":\"ok/c\",\"provider\":\"p\",\"pricing\":{\"input\":1.6,\"output\":1.6}}]}");
+    eng_catalog_t *cat = fixture_catalog(json);
+    eng_policy_t *pol = fixture_policy("tier any\ngroup default models \"*\"\n"
+                                       "group few models \"ok/*\"\nroute r { tier any }\n",
+                                       cat);
+    cr_assert_not_null(pol);
+    hpp_features_t f = s_req();
+    f.group = s_s("few");
+    static eng_trace_entry_t entries[128];
+    for (int traced = 0; traced < 2; traced++) {
+        eng_trace_t tr = {.entries = entries, .cap = 128};
+        eng_decision_t d;
+        cr_assert_eq(eng_resolve(pol, &f, &d, traced ? &tr : NULL), HPP_OK, "%s", d.message);
+        cr_assert_str_eq(d.model->id, "ok/a");
+        cr_assert_eq(d.nfallbacks, 2, "traced %d: %u fallbacks", traced, d.nfallbacks);
+        cr_assert_str_eq(d.fallbacks[0]->native_id, "ok/b");
+        cr_assert_str_eq(d.fallbacks[1]->native_id, "ok/c");
+    }
+    eng_policy_destroy(&pol);
+    eng_catalog_destroy(&cat);
+}
+
 /* LiteLLM's *_above_200k_tokens prices apply to a prompt above 200k. */
 Test(eng_resolve, long_prompt_prices_apply_above_the_threshold)
 {
