@@ -66,6 +66,7 @@ static void s_start(s_engine_t *e, const char *settings, bool route_workers)
 static void s_stop(s_engine_t *e)
 {
     int rc = hh_stop(&e->proc);
+    hh_rmdir_flat(e->dir);
     cr_assert_eq(rc, 0, "engine exited %d (log: %s)", rc, e->proc.log);
 }
 
