@@ -63,7 +63,6 @@ typedef struct {
     bool stop;                      /* the look-ahead is over */
     bool alternates;                /* list the chosen model's other endpoints first */
     bool bound;                     /* skip list tails the budget cannot pay for */
-    bool uncounted;                 /* a trace offers what the bound would skip: not counted */
     bool skipped;                   /* the bound skipped something */
     bool filter;                    /* models, provider lists or max_price reject candidates */
     bool prov_rank;                 /* each model's endpoint is chosen per request (s_pick) */
@@ -492,28 +491,26 @@ static const hpp_price_t *s_price(const s_walk_t *w, const eng_endpoint_t *ep)
                                                                            : &ep->price;
 }
 
-static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *cost)
+/* The group's multiplier applied to an estimate: 0, or -1 when it cannot
+ * be represented. */
+static int s_multiply(const s_walk_t *w, hpp_cost_t *cost)
 {
-    if (eng_cost_estimate(s_price(w, ep), &w->usage, cost) != 0) {
-        return -1;
-    }
-    if (w->permille != 1000 && eng_cost_scale(cost, w->permille) != 0) {
-        return -1;
-    }
-    return 0;
+    return w->permille != 1000 && eng_cost_scale(cost, w->permille) != 0 ? -1 : 0;
 }
 
-/* True when endpoint ep's cost is over the budget before the group's
- * multiplier scales it, by enough that the scaled cost is too: each of its
- * four parts is scaled and rounded on its own, half up, so the scaled total
- * is at least total x permille / 1000 - 2. Most candidates of a tight
- * budget end here, without the four roundings. Without a trace only (a
- * trace shows each candidate's scaled cost). */
-static bool s_over_scaled(const s_walk_t *w, const eng_endpoint_t *ep)
+static int s_estimate(const s_walk_t *w, const eng_endpoint_t *ep, hpp_cost_t *cost)
 {
-    hpp_cost_t raw;
-    return eng_cost_estimate(s_price(w, ep), &w->usage, &raw) == 0 &&
-           (__int128)raw.total * w->permille >= ((__int128)w->budget + 3) * 1000;
+    return eng_cost_estimate(s_price(w, ep), &w->usage, cost) != 0 ? -1 : s_multiply(w, cost);
+}
+
+/* True when an unscaled estimate `total` is over the budget by enough that
+ * its scaled cost is too: each of the four parts is scaled and rounded on
+ * its own, half up, so the scaled total is at least total x permille /
+ * 1000 - 2. Most candidates of a tight, multiplied budget end here, without
+ * the four roundings. */
+static bool s_over_scaled(const s_walk_t *w, hpp_pusd_t total)
+{
+    return w->permille != 1000 && (__int128)total * w->permille >= ((__int128)w->budget + 3) * 1000;
 }
 
 /* The request's provider routing --------------------------------------------- */
@@ -751,12 +748,12 @@ static eng_reject_t s_check(s_walk_t *w, uint32_t m, const eng_endpoint_t *ep, h
         gen > (int64_t)model->max_output) {
         return ENG_REJ_MAX_OUTPUT;
     }
-    if (w->budget >= 0 && !w->trace && w->permille != 1000 && s_over_scaled(w, ep)) {
-        return ENG_REJ_BUDGET;
-    }
     if (w->budget >= 0 || w->trace) {
-        if (s_estimate(w, ep, cost) != 0) {
-            return ENG_REJ_BUDGET; /* beyond any representable amount */
+        /* Beyond any representable amount, or (without a trace, which shows
+         * each candidate's scaled cost) over the budget before scaling. */
+        if (eng_cost_estimate(s_price(w, ep), &w->usage, cost) != 0 ||
+            (!w->trace && s_over_scaled(w, cost->total)) || s_multiply(w, cost) != 0) {
+            return ENG_REJ_BUDGET;
         }
         *have_cost = true;
         if (w->budget >= 0 && cost->total > w->budget) {
@@ -854,8 +851,11 @@ static void s_alternates(s_walk_t *w, uint32_t m, int tier)
     }
 }
 
-/* Offers endpoint e of model m, considered in tier `tier`. */
-static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
+/* Offers endpoint e of model m, considered in tier `tier`; after the
+ * choice it counts toward the look-ahead when `counts` and the group may use
+ * m. A trace passes counts = false for what the bound would have skipped
+ * (s_walk_tier), so that it stops where the walk without one stops. */
+static void s_offer_as(s_walk_t *w, uint32_t m, int32_t e, int tier, bool counts)
 {
     if (w->stop || e < 0) {
         return;
@@ -898,10 +898,15 @@ static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
     if (w->trace) {
         s_trace(w, ep, tier, why, have_cost ? cost.total : HPP_PRICE_NA);
     }
-    if (w->chosen && ((!w->uncounted && s_group_allows(w, m) && ++w->extra > S_LOOKAHEAD) ||
+    if (w->chosen && ((counts && s_group_allows(w, m) && ++w->extra > S_LOOKAHEAD) ||
                       w->out->nfallbacks >= HPP_MAX_FALLBACKS)) {
         w->stop = true;
     }
+}
+
+static void s_offer(s_walk_t *w, uint32_t m, int32_t e, int tier)
+{
+    s_offer_as(w, m, e, tier, true);
 }
 
 /* True when even the least prices from a list entry on (input, cache read,
@@ -1045,9 +1050,7 @@ static void s_walk_tier(s_walk_t *w, const eng_prule_t *r, int t, uint32_t mask,
             (!w->trace && !s_group_allows(w, m))) {
             continue; /* a trace shows the group's refusals; they count for nothing */
         }
-        w->uncounted = i < unexamined;
-        s_offer(w, m, s_auto_ep(w, m), t);
-        w->uncounted = false;
+        s_offer_as(w, m, s_auto_ep(w, m), t, i >= unexamined);
     }
     for (uint32_t i = 0; longs && i < pol->nlong && !w->stop; i++) {
         uint32_t m = pol->long_pool[i];
@@ -1457,7 +1460,7 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
     w.extra = 0;
     w.rule_caps = 0;
     w.alternates = false;
-    w.skipped = w.uncounted = false;
+    w.skipped = false;
     /* The request's provider routing: any of it makes each model's endpoint
      * a per-request choice; the lists and max_price also reject endpoints. */
     w.nallow = 0;
@@ -1521,7 +1524,7 @@ static hpp_status_t s_resolve(const eng_policy_t *self, const hpp_features_t *f,
     /* The bound's least prices are those of the endpoints the policy picks,
      * which a request's provider order may replace with cheaper ones. A
      * trace shows every candidate: it walks what the bound would skip, and
-     * does not count it toward the look-ahead (s_offer), so that it stops
+     * does not count it toward the look-ahead (s_offer_as), so that it stops
      * where the walk without a trace stops, with the same fallbacks. */
     w.bound = w.budget >= 0 && !w.prov_rank;
     s_measures(&w, health, cooled);

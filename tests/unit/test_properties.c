@@ -270,8 +270,9 @@ static void s_run(const char *catalog, uint64_t seed)
         cr_assert_eq(a.status, b.status, "not deterministic");
         cr_assert_eq(a.endpoint, b.endpoint, "not deterministic");
         cr_assert_eq(a.cost.total, b.cost.total);
-        /* A trace turns the budget bound off: the answer must not change,
-         * nor its fallbacks (what `explain` shows is what a gateway gets). */
+        /* A trace skips nothing the budget bound would skip: the answer
+         * must not change, nor its fallbacks (what `explain` shows is what
+         * a gateway gets). */
         eng_trace_t tr;
         memset(&tr, 0, sizeof tr);
         tr.entries = entries;
