@@ -171,7 +171,8 @@ def main():
     out.append("| connections | system | req/s | p50 | p99 | sidecar CPU | engine CPU | "
                "upstream CPU | cmd |")
     out.append("|---|---|---|---|---|---|---|---|---|")
-    systems = ["sidecar-proxy", "sidecar-proxy-before", "sidecar-proxy-libzmq", "upstream-direct",
+    systems = ["sidecar-proxy", "sidecar-proxy-before", "sidecar-proxy-router",
+               "sidecar-proxy-libzmq", "upstream-direct",
                "nginx-proxy", "nginx-static"]
     for conns in (1, 32):
         for s in systems:

@@ -562,6 +562,11 @@ def goals(res):
         if ng and median(ng) is not None:
             parts.append(f"nginx as a plain reverse proxy, no decision, on this machine: "
                          f"+{median(ng) - median(dr):.0f} us")
+        zr = [pick(r, "latency_us.p50") for r in res.sidecar_proxy
+              if r["system"] == "sidecar-proxy-router"]
+        if zr and median(zr) is not None:
+            parts.append(f"the same proxy on the engine's ROUTER instead of its direct "
+                         f"listener: +{median(zr) - median(dr):.0f} us")
         zq = [pick(r, "latency_us.p50") for r in res.sidecar_proxy
               if r["system"] == "sidecar-proxy-libzmq"]
         if zq and median(zq) is not None:
@@ -1117,7 +1122,10 @@ def md_sidecar(res):
                   "`nginx-proxy` is nginx as a plain reverse proxy (kept-alive upstream "
                   "connections, no decision) to the same stub: the cost of one more HTTP hop "
                   "on this machine, the floor under what proxy mode can add. "
-                  "`sidecar-proxy-libzmq` is the same proxy with `--engine-link libzmq`: the "
+                  "`sidecar-proxy` talks to the engine's direct listener (`--direct`); "
+                  "`sidecar-proxy-router` is the same proxy on the engine's ROUTER, whose "
+                  "libzmq I/O thread hands each request to the deciding thread and back. "
+                  "`sidecar-proxy-libzmq` is that with `--engine-link libzmq`: the "
                   "engine round trip through a libzmq DEALER and its I/O thread instead of "
                   "the sidecar's own ZMTP socket (the design before the zmtp link).", ""]
         recs = [(r.get("system"), r) for r in res.sidecar_proxy]

@@ -278,18 +278,25 @@ start_engine() {
     shift
     for c in "$@"; do args+=(--catalog "$c"); done
     ENGINE_CMD=("$B/hpp-engine" --policy "$POLICY" "${args[@]}" --listen tcp://127.0.0.1:0)
+    # The direct listener too, where the build has one: the sidecars below
+    # use it, as a sidecar on the engine's host should (engine/eng_direct.h).
+    if help_of "$B/hpp-engine" --direct | grep -q -- --direct; then
+        ENGINE_CMD+=(--direct tcp://127.0.0.1:0)
+    fi
     start "$TMP/$name.log" "${ENGINE_CMD[@]}"
     ENGINE_PID=$PID
     wait_line "$TMP/$name.log" '^hpp-engine: ready on ' "$PID" 60 || return 1
     ENGINE_EP=$(sed -n 's/^hpp-engine: ready on //p' "$TMP/$name.log" | head -n 1)
+    ENGINE_DIRECT=$(sed -n 's/^hpp-engine: direct on //p' "$TMP/$name.log" | head -n 1)
 }
 
-# start_sidecar NAME [flags]: sets SC_URL and SC_PID (engine at $ENGINE_EP). The
-# sidecar binds an ephemeral port and prints "hpp-sidecar: ready on HOST:PORT".
+# start_sidecar NAME [flags]: sets SC_URL and SC_PID (engine at $SC_ENGINE, else
+# $ENGINE_EP). The sidecar binds an ephemeral port and prints "hpp-sidecar:
+# ready on HOST:PORT".
 start_sidecar() {
     local name=$1
     shift
-    SC_CMD=("$B/hpp-sidecar" --listen 127.0.0.1:0 --engine "$ENGINE_EP" "$@")
+    SC_CMD=("$B/hpp-sidecar" --listen 127.0.0.1:0 --engine "${SC_ENGINE:-$ENGINE_EP}" "$@")
     start "$TMP/$name.log" "${SC_CMD[@]}"
     SC_PID=$PID
     wait_line "$TMP/$name.log" '^hpp-sidecar: ready on ' "$PID" 20 || return 1
@@ -629,8 +636,9 @@ engine_point() {
     [ "$fails" = 0 ]
 }
 
-# http_sidecars: an engine and three sidecars (decision-only, proxy to the stub,
-# and the same proxy on the libzmq engine link).
+# http_sidecars: an engine and four sidecars (decision-only and proxy to the
+# stub, both on the engine's direct listener; the same proxy on the engine's
+# ROUTER, and on the ROUTER with the libzmq engine link).
 BASE_UP=0
 http_base() {
     [ "$BASE_UP" = 1 ] && return 0
@@ -665,12 +673,21 @@ http_sidecars() {
     done
     HTTP_WHY="engine or sidecar did not start"
     start_engine engine_http "$BUNDLED_CATALOG" "$LITELLM" || return 1
-    start_sidecar sidecar_route || return 1
+    # The sidecars on the engine's direct listener when it has one.
+    local direct=${ENGINE_DIRECT:-$ENGINE_EP}
+    SC_ENGINE=$direct start_sidecar sidecar_route || return 1
     SC_ROUTE_URL=$SC_URL
     SC_ROUTE_PID=$SC_PID
-    start_sidecar sidecar_proxy --upstream "$UP_URL/v1" || return 1
+    SC_ENGINE=$direct start_sidecar sidecar_proxy --upstream "$UP_URL/v1" || return 1
     SC_PROXY_URL=$SC_URL
     SC_PROXY_PID=$SC_PID
+    # The same proxy on the engine's ROUTER: what the direct listener saves.
+    SC_PROXYR_URL=""
+    if [ -n "${ENGINE_DIRECT:-}" ]; then
+        start_sidecar sidecar_proxy_router --upstream "$UP_URL/v1" || return 1
+        SC_PROXYR_URL=$SC_URL
+        SC_PROXYR_PID=$SC_PID
+    fi
     # The same proxy on the libzmq link: what the zmtp link saves, in the same run.
     start_sidecar sidecar_proxy_libzmq --engine-link libzmq --upstream "$UP_URL/v1" || return 1
     SC_PROXYZ_URL=$SC_URL
@@ -678,7 +695,8 @@ http_sidecars() {
     # Another build of the sidecar, proxying to the same stub: before/after a change.
     if [ -n "${BENCH_SIDECAR_BEFORE:-}" ]; then
         mkdir -p "$TMP/before" && cp "$BENCH_SIDECAR_BEFORE" "$TMP/before/hpp-sidecar" &&
-            B=$TMP/before start_sidecar sidecar_proxy_before --upstream "$UP_URL/v1" || return 1
+            B=$TMP/before SC_ENGINE=$direct start_sidecar sidecar_proxy_before \
+                --upstream "$UP_URL/v1" || return 1
         SC_PROXYB_URL=$SC_URL
         SC_PROXYB_PID=$SC_PID
     fi
@@ -796,6 +814,10 @@ proxy_round() {
         fails=$((fails + 1))
     if [ -n "${SC_PROXYB_URL:-}" ] && [ $((round % 2)) = 0 ]; then
         proxy_run "$round" "$f" sidecar-proxy-before "$SC_PROXYB_URL" "$SC_PROXYB_PID" ||
+            fails=$((fails + 1))
+    fi
+    if [ -n "${SC_PROXYR_URL:-}" ]; then
+        proxy_run "$round" "$f" sidecar-proxy-router "$SC_PROXYR_URL" "$SC_PROXYR_PID" ||
             fails=$((fails + 1))
     fi
     if [ -n "${SC_PROXYZ_URL:-}" ]; then

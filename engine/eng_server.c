@@ -27,6 +27,13 @@
  * body] for bare DEALER. Replies go back in the same shape, so both work.
  * Signals arrive through a signalfd polled with the sockets, so handlers
  * never run inside ZeroMQ calls.
+ *
+ * With --direct, a second door: clients on the direct listener
+ * (eng_direct.h) are read, answered and written by the frontend thread
+ * itself, with no libzmq I/O thread between. Their slower ops go to the
+ * workers like the ROUTER's, under an identity that no ROUTER peer can
+ * have (s_direct_id), and s_replies_out sends those replies back through
+ * the listener.
  */
 #define _GNU_SOURCE
 #include "eng_server.h"
@@ -49,6 +56,7 @@
 
 #include "eng_cases.h"
 #include "eng_declog.h"
+#include "eng_direct.h"
 #include "eng_metrics.h"
 #include "eng_health.h"
 #include "eng_ledger.h"
@@ -161,6 +169,7 @@ struct eng_server {
     eng_metrics_t *metrics;  /* --metrics-listen: rule counters and HTTP thread, NULL = off */
     struct timespec started; /* start time, for uptime */
     s_worker_t front_worker; /* the frontend's own answering state (fast path) */
+    eng_direct_t *direct;    /* --direct listener, NULL = off */
     proto_buf_t fout;        /* frontend's reply buffer (envelope errors) */
     char fmem[1024];         /* its memory */
 
@@ -1213,13 +1222,19 @@ static void s_pressure(eng_server_t *self)
  * from a client that may not ask for it. Returns false for the other ops,
  * which go to the workers so that a large explain or models reply never
  * delays a route. */
-static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin, proto_id_t *id)
+typedef enum {
+    S_FRONT_PASS,   /* for the workers; *id set */
+    S_FRONT_REPLY,  /* the front worker's `out` holds the reply */
+    S_FRONT_SILENT, /* answered with no reply (a report without ack) */
+} s_front_t;
+
+static s_front_t s_front_decide(eng_server_t *self, const void *body, size_t len, bool admin,
+                                proto_id_t *id)
 {
     s_worker_t *w = &self->front_worker;
     proto_request_t req;
     proto_error_t err;
-    int rc =
-        proto_request_decode(zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), &req, &err);
+    int rc = proto_request_decode(body, len, &req, &err);
     /* With a ledger, reports go to the workers: settling may wait for
      * the store (a full write queue, the acknowledgement's sync). */
     bool inline_op =
@@ -1227,9 +1242,20 @@ static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool adm
                                      (req.op == PROTO_OP_REPORT && !self->ledger_store));
     if (rc == PROTO_OK && !inline_op && (admin || !s_admin_only(&req))) {
         *id = req.id; /* borrows from the body, alive until the request is passed on */
+        return S_FRONT_PASS;
+    }
+    return s_answer(w, &req, rc, &err, admin) == S_SILENT ? S_FRONT_SILENT : S_FRONT_REPLY;
+}
+
+static bool s_front_answer(eng_server_t *self, zmq_msg_t *parts, int n, bool admin, proto_id_t *id)
+{
+    s_worker_t *w = &self->front_worker;
+    s_front_t r =
+        s_front_decide(self, zmq_msg_data(&parts[n - 1]), zmq_msg_size(&parts[n - 1]), admin, id);
+    if (r == S_FRONT_PASS) {
         return false;
     }
-    if (s_answer(w, &req, rc, &err, admin) == S_SILENT) {
+    if (r == S_FRONT_SILENT) {
         s_close_parts(parts, n); /* a report without ack: fire and forget */
         return true;
     }
@@ -1306,6 +1332,21 @@ static bool s_admit(eng_server_t *self, zmq_msg_t *ident, eng_peer_t **peer, cha
     return false;
 }
 
+/* Passes an admitted request (its envelope and body) to the workers. The
+ * message is atomic, so only the first frame can fail (every worker queue
+ * full): then false, and the parts are still the caller's. */
+static bool s_to_workers(eng_server_t *self, zmq_msg_t *parts, int n, eng_peer_t *peer)
+{
+    for (int i = 0; i < n; i++) {
+        if (zmq_msg_send(&parts[i], self->back, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) {
+            return false;
+        }
+    }
+    self->in_flight++;
+    peer->at_workers++;
+    return true;
+}
+
 /* Moves up to S_BATCH requests from the clients to the workers (or answers
  * them inline). Returns the number of messages read. */
 static int s_front_in(eng_server_t *self)
@@ -1350,24 +1391,139 @@ static int s_front_in(eng_server_t *self)
             s_refuse(self, parts, n, why, decoded ? &id : NULL, peer);
             continue;
         }
-        /* The message is atomic, so only the first frame can fail (every
-         * worker queue full). */
-        int i = 0;
-        for (; i < n; i++) {
-            if (zmq_msg_send(&parts[i], self->back, (i + 1 < n ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) <
-                0) {
-                break;
-            }
-        }
-        if (i == n) {
-            self->in_flight++;
-            peer->at_workers++;
+        if (s_to_workers(self, parts, n, peer)) {
             continue;
         }
         s_refuse(self, parts, n, "engine overloaded: request queue full", decoded ? &id : NULL,
                  peer);
     }
     return count;
+}
+
+/* Direct listener ------------------------------------------------------------ */
+
+/* The routing id a direct connection's requests carry to the workers: a
+ * zero byte, 'D', then the connection handle. libzmq reserves ids that
+ * start with a zero byte and makes its own 5 bytes long, so no ROUTER peer
+ * can have one of these. */
+#define S_DIRECT_ID 10
+
+static void s_direct_id(uint8_t id[S_DIRECT_ID], eng_direct_conn_t conn)
+{
+    id[0] = 0;
+    id[1] = 'D';
+    memcpy(id + 2, &conn, sizeof conn);
+}
+
+static bool s_is_direct(zmq_msg_t *ident, eng_direct_conn_t *conn)
+{
+    const uint8_t *id = zmq_msg_data(ident);
+    if (zmq_msg_size(ident) != S_DIRECT_ID || id[0] != 0 || id[1] != 'D') {
+        return false;
+    }
+    memcpy(conn, id + 2, sizeof *conn);
+    return true;
+}
+
+/* Queues a reply to a direct connection. A large one over the connection's
+ * limit is replaced by a short error with the same id, as s_drop_large
+ * does for the ROUTER's clients. */
+static void s_direct_put(eng_server_t *self, eng_direct_conn_t conn, bool delim, const void *body,
+                         size_t len)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    int rc = eng_direct_send(self->direct, conn, delim, body, len);
+    if (rc == -2) {
+        s_inc(&ctr->errors[HPP_E_INTERNAL]);
+        proto_reply_t r;
+        bool peeked = proto_reply_peek(body, len, &r, NULL) == PROTO_OK;
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "reply of %zu bytes dropped: this connection has %d KiB of replies unread "
+                 "(--peer-queue-kb)",
+                 len, self->cfg.peer_queue_kb);
+        proto_buf_reset(&self->fout);
+        proto_reply_error(&self->fout, peeked ? &r.id : NULL, HPP_E_INTERNAL, msg);
+        rc = eng_direct_send(self->direct, conn, delim, self->fout.data, self->fout.len);
+    }
+    if (rc != 0) {
+        s_inc(&ctr->dropped); /* -1: the client left */
+        s_pressure(self);
+    }
+}
+
+/* An error reply made by the frontend (`id` NULL when the request was not
+ * decoded), counted under `st`. */
+static void s_direct_error(eng_server_t *self, eng_direct_conn_t conn, bool delim,
+                           const proto_id_t *id, hpp_status_t st, const char *msg)
+{
+    s_inc(&self->ctr[self->cfg.threads].errors[st]);
+    proto_buf_reset(&self->fout);
+    proto_reply_error(&self->fout, id, st, msg);
+    s_direct_put(self, conn, delim, self->fout.data, self->fout.len);
+}
+
+/* A request for the workers, under the limits the ROUTER's clients have. */
+static void s_direct_pass(eng_server_t *self, eng_direct_conn_t conn, const eng_direct_msg_t *m,
+                          const proto_id_t *id)
+{
+    s_counters_t *ctr = &self->ctr[self->cfg.threads];
+    uint8_t ident[S_DIRECT_ID];
+    s_direct_id(ident, conn);
+    zmq_msg_t parts[3];
+    int n = 0;
+    zmq_msg_init_size(&parts[n++], sizeof ident);
+    memcpy(zmq_msg_data(&parts[0]), ident, sizeof ident);
+    if (m->delim) {
+        zmq_msg_init(&parts[n++]);
+    }
+    const char *why = "engine overloaded: request queue full";
+    char whybuf[160];
+    eng_peer_t *peer = NULL;
+    if (zmq_msg_init_size(&parts[n], m->len) != 0) {
+        why = "engine out of memory";
+    } else {
+        memcpy(zmq_msg_data(&parts[n]), m->body, m->len);
+        n++;
+        if (!s_admit(self, &parts[0], &peer, whybuf, sizeof whybuf)) {
+            why = whybuf;
+        } else if (s_to_workers(self, parts, n, peer)) {
+            return;
+        }
+    }
+    s_close_parts(parts, n);
+    s_inc(&ctr->refused);
+    s_pressure(self);
+    s_direct_error(self, conn, m->delim, id, HPP_E_INTERNAL, why);
+}
+
+/* One message from a direct connection. Its clients hold no key: they may
+ * ask for admin ops only when the engine checks no keys at all, as on the
+ * ROUTER without CURVE. */
+static void s_direct_msg(void *arg, eng_direct_conn_t conn, const eng_direct_msg_t *m)
+{
+    eng_server_t *self = arg;
+    s_worker_t *w = &self->front_worker;
+    if (m->frames != 1 && !(m->frames == 2 && m->delim)) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "envelope: %u frames; expected the body, or an empty delimiter then the body",
+                 m->frames);
+        s_inc(&w->ctr->malformed);
+        s_direct_error(self, conn, m->delim, NULL, HPP_E_BAD_REQUEST, msg);
+        return;
+    }
+    proto_id_t id;
+    switch (s_front_decide(self, m->body, m->len, !self->zap, &id)) {
+    case S_FRONT_PASS:
+        s_direct_pass(self, conn, m, &id);
+        break;
+    case S_FRONT_REPLY:
+        s_direct_put(self, conn, m->delim, w->out.data, w->out.len);
+        break;
+    case S_FRONT_SILENT:
+        break;
+    }
 }
 
 /* Would `len` more reply bytes for `peer` pass the limits? One reply always
@@ -1434,6 +1590,12 @@ static void s_replies_out(eng_server_t *self, void *from)
         size_t len = zmq_msg_size(&parts[n - 1]);
         if (len == 0) {
             s_close_parts(parts, n); /* a report that asked for no reply */
+            continue;
+        }
+        eng_direct_conn_t conn;
+        if (self->direct && s_is_direct(&parts[0], &conn)) {
+            s_direct_put(self, conn, n == 3, zmq_msg_data(&parts[n - 1]), len);
+            s_close_parts(parts, n);
             continue;
         }
         bool counted = peer && len >= S_COUNTED_MIN;
@@ -1561,7 +1723,9 @@ enum {
     S_WAIT_REPLIES,
     S_WAIT_MONITOR,
     S_WAIT_SOCKS,
-    S_WAIT_SIGNAL = S_WAIT_SOCKS
+    S_WAIT_SIGNAL = S_WAIT_SOCKS,
+    S_WAIT_DIRECT, /* the direct listener's epoll set */
+    S_WAIT_ALL
 };
 
 /* Returns the bits of `check` whose socket has a message waiting. */
@@ -1619,6 +1783,9 @@ int eng_server_run(eng_server_t *self)
                 /* Quiet: take no more requests. Its descriptor leaves the
                  * set, or the commands nobody reads would wake us forever. */
                 serve &= ~(1u << S_WAIT_FRONT);
+                if (self->direct) {
+                    eng_direct_stop(self->direct);
+                }
                 int fd = -1;
                 size_t sz = sizeof fd;
                 if (zmq_getsockopt(self->front, ZMQ_FD, &fd, &sz) == 0) {
@@ -1646,8 +1813,8 @@ int eng_server_run(eng_server_t *self)
                 timeout = S_IDLE_FLUSH_MS;
             }
             timeout = s_trim_timeout(self, timeout);
-            struct epoll_event evs[S_WAIT_SOCKS + 1];
-            int n = epoll_wait(ep, evs, S_WAIT_SOCKS + 1, timeout);
+            struct epoll_event evs[S_WAIT_ALL];
+            int n = epoll_wait(ep, evs, S_WAIT_ALL, timeout);
             if (n < 0 && errno != EINTR) {
                 eng_log(ENG_LOG_ERROR, "engine", "epoll_wait failed: %s", strerror(errno));
                 rc = 1;
@@ -1657,11 +1824,21 @@ int eng_server_run(eng_server_t *self)
                 eng_declog_flush(&self->front_worker.declog); /* idle */
             }
             check = 0;
+            bool direct = false;
             for (int i = 0; i < n; i++) {
                 if (evs[i].data.u32 == S_WAIT_SIGNAL) {
                     signalled = true;
+                } else if (evs[i].data.u32 == S_WAIT_DIRECT) {
+                    direct = true;
                 } else {
                     check |= 1u << evs[i].data.u32;
+                }
+            }
+            if (direct && eng_direct_poll(self->direct, s_direct_msg, self) > 0) {
+                /* Passing requests on may have taken the back socket's edge. */
+                check |= 1u << S_WAIT_BACK;
+                if (draining) {
+                    last_in = s_mono_ms();
                 }
             }
             if (!signalled) {
@@ -1695,6 +1872,9 @@ int eng_server_run(eng_server_t *self)
             s_replies_out(self, self->replies);
             check |= 1u << S_WAIT_FRONT;
         }
+        if (self->direct && (ready & (1u << S_WAIT_BACK | 1u << S_WAIT_REPLIES))) {
+            eng_direct_flush(self->direct); /* what those replies queued */
+        }
         if (ready & (1u << S_WAIT_MONITOR)) {
             s_monitor_in(self);
         }
@@ -1708,6 +1888,11 @@ int eng_server_run(eng_server_t *self)
 const char *eng_server_endpoint(const eng_server_t *self)
 {
     return self->endpoint;
+}
+
+const char *eng_server_direct_endpoint(const eng_server_t *self)
+{
+    return self->direct ? eng_direct_endpoint(self->direct) : NULL;
 }
 
 const char *eng_server_metrics_address(const eng_server_t *self)
@@ -1773,6 +1958,28 @@ static int s_curve(eng_server_t *self, eng_error_t *err)
                              zmq_has("curve") ? "" : " (libzmq was built without CURVE)");
     }
     eng_log(ENG_LOG_INFO, "curve", "CURVE server, public key %s", public.z85);
+    return 0;
+}
+
+/* The direct listener, watched by the frontend's epoll set. It speaks no
+ * CURVE, so under CURVE it may only be a unix socket, whose file mode is
+ * the check (eng_direct.h). */
+static int s_open_direct(eng_server_t *self, eng_error_t *err)
+{
+    if (self->zap && strncmp(self->cfg.direct, "ipc://", 6) != 0) {
+        return eng_error_set(err, ENG_ERR_VALUE, self->cfg.direct, 0, 0, NULL,
+                             "--direct speaks no CURVE: with --curve-secret it must be an "
+                             "ipc:// path, whose file mode says who may connect");
+    }
+    self->direct =
+        eng_direct_new(self->cfg.direct, PROTO_MAX_HARD_FRAME, (size_t)self->peer_queue_max, err);
+    if (!self->direct) {
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = S_WAIT_DIRECT};
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, eng_direct_fd(self->direct), &ev) != 0) {
+        return eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "epoll: %s", strerror(errno));
+    }
     return 0;
 }
 
@@ -1982,6 +2189,9 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         eng_error_set(err, ENG_ERR_IO, NULL, 0, 0, NULL, "epoll: %s", strerror(errno));
         goto fail;
     }
+    if (self->cfg.direct && s_open_direct(self, err) != 0) {
+        goto fail;
+    }
     s_worker_t *fw = &self->front_worker;
     fw->server = self;
     fw->index = (size_t)self->cfg.threads;
@@ -2002,8 +2212,10 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         goto fail;
     }
     self->reloader_started = true;
-    eng_log(ENG_LOG_INFO, "engine", "listening on %s with %d workers%s", self->endpoint,
-            self->cfg.threads, self->cfg.watch ? ", watching files" : "");
+    eng_log(ENG_LOG_INFO, "engine", "listening on %s%s%s with %d workers%s", self->endpoint,
+            self->direct ? " and directly on " : "",
+            self->direct ? eng_direct_endpoint(self->direct) : "", self->cfg.threads,
+            self->cfg.watch ? ", watching files" : "");
     return self;
 fail:
     eng_server_destroy(&self);
@@ -2036,6 +2248,7 @@ void eng_server_destroy(eng_server_t **self_p)
     }
     eng_server_t *self = *self_p;
     s_stop_threads(self);
+    eng_direct_destroy(&self->direct); /* the workers are gone: no reply is on its way */
     if (self->workers) {
         for (int i = 0; i < self->cfg.threads; i++) {
             s_worker_t *w = &self->workers[i];

@@ -26,8 +26,9 @@
 #define ENG_DEFAULT_QUEUE_MB 16        /* large reply bytes unread, all clients */
 
 typedef struct {
-    const char *listen;                            /* ZMQ endpoint to bind */
-    const char *policy;                            /* policy file */
+    const char *listen; /* ZMQ endpoint to bind */
+    const char *direct; /* eng_direct.h listener (tcp loopback or ipc://), NULL = off */
+    const char *policy; /* policy file */
     const char *catalogs[ENG_SERVER_MAX_CATALOGS]; /* catalog specs */
     size_t ncatalogs;                              /* entries of catalogs */
     int threads;                                   /* worker threads, >= 1 */
@@ -78,6 +79,9 @@ const char *eng_server_endpoint(const eng_server_t *self);
 /* The bound --metrics-listen address with the real port ("127.0.0.1:9464"),
  * or NULL when metrics are off (eng_metrics.h). */
 const char *eng_server_metrics_address(const eng_server_t *self);
+
+/* The direct listener's endpoint as bound (real port), NULL without one. */
+const char *eng_server_direct_endpoint(const eng_server_t *self);
 
 /* Serves until SIGTERM/SIGINT, then drains (answers what is in flight and
  * what arrives within a short grace window, at most drain_ms) and returns 0.

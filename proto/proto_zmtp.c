@@ -7,6 +7,7 @@
  *   command   = name-size name data;  READY data = (name-size name value-size[4] value)*
  * A DEALER may talk to a ROUTER; hpp-engine is one, so any other peer type
  * is refused at the handshake rather than producing odd envelopes later.
+ * On the ROUTER's side, the peers a ROUTER accepts (DEALER, REQ) are.
  */
 #include "proto_zmtp.h"
 
@@ -26,6 +27,12 @@ void proto_zmtp_init(proto_zmtp_t *z, size_t max_frame)
     memset(z, 0, sizeof *z);
     z->state = S_GREETING;
     z->max_frame = max_frame;
+}
+
+void proto_zmtp_init_router(proto_zmtp_t *z, size_t max_frame)
+{
+    proto_zmtp_init(z, max_frame);
+    z->router = true;
 }
 
 static long s_fail(proto_zmtp_t *z, proto_zmtp_ev_t *ev, const char *fmt, ...)
@@ -52,10 +59,11 @@ static void s_put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-size_t proto_zmtp_hello(uint8_t *out, size_t cap)
+static size_t s_hello(uint8_t *out, size_t cap, const char *type)
 {
-    static const char name[] = "Socket-Type", type[] = "DEALER";
-    size_t body = 1 + 5 + 1 + (sizeof name - 1) + 4 + (sizeof type - 1);
+    static const char name[] = "Socket-Type";
+    size_t tlen = strlen(type);
+    size_t body = 1 + 5 + 1 + (sizeof name - 1) + 4 + tlen;
     size_t total = PROTO_ZMTP_GREETING + 2 + body;
     if (cap < total) {
         return 0;
@@ -74,10 +82,20 @@ size_t proto_zmtp_hello(uint8_t *out, size_t cap)
     *p++ = (uint8_t)(sizeof name - 1);
     memcpy(p, name, sizeof name - 1);
     p += sizeof name - 1;
-    s_put32(p, (uint32_t)(sizeof type - 1));
+    s_put32(p, (uint32_t)tlen);
     p += 4;
-    memcpy(p, type, sizeof type - 1);
+    memcpy(p, type, tlen);
     return total;
+}
+
+size_t proto_zmtp_hello(uint8_t *out, size_t cap)
+{
+    return s_hello(out, cap, "DEALER");
+}
+
+size_t proto_zmtp_hello_router(uint8_t *out, size_t cap)
+{
+    return s_hello(out, cap, "ROUTER");
 }
 
 size_t proto_zmtp_frame_head(uint8_t out[PROTO_ZMTP_HEAD_MAX], uint64_t len, bool more)
@@ -115,7 +133,7 @@ static long s_greeting(proto_zmtp_t *z, const uint8_t *buf, size_t len, proto_zm
     /* Judge what has arrived as soon as it can be judged, so that a peer
      * that is no ZMTP 3 server is refused at once instead of waited for. */
     if (len >= 1 && buf[0] != 0xFF) {
-        return s_fail(z, ev, "the peer is not a ZMTP server (first byte 0x%02x)", buf[0]);
+        return s_fail(z, ev, "the peer does not speak ZMTP (first byte 0x%02x)", buf[0]);
     }
     if (len >= 10 && !(buf[9] & 0x01)) {
         return s_fail(z, ev, "the peer speaks ZMTP 1.0, not 3");
@@ -185,14 +203,20 @@ static long s_ready(proto_zmtp_t *z, const uint8_t *data, size_t len, proto_zmtp
     if (!type) {
         return s_fail(z, ev, "the peer's READY names no Socket-Type");
     }
-    if (vlen != 6 || memcmp(type, "ROUTER", 6) != 0) {
+    bool fits = z->router ? (vlen == 6 && memcmp(type, "DEALER", 6) == 0) ||
+                                (vlen == 3 && memcmp(type, "REQ", 3) == 0)
+                          : vlen == 6 && memcmp(type, "ROUTER", 6) == 0;
+    if (!fits) {
         char shown[17];
         size_t n = 0;
         for (; n < vlen && n < 16 && type[n] >= 0x20 && type[n] < 0x7F; n++) {
             shown[n] = (char)type[n];
         }
         shown[n] = '\0';
-        return s_fail(z, ev, "the peer is a %s socket; hpp-engine's is a ROUTER", shown);
+        return s_fail(z, ev,
+                      z->router ? "the peer is a %s socket; a ROUTER serves DEALER and REQ"
+                                : "the peer is a %s socket; hpp-engine's is a ROUTER",
+                      shown);
     }
     z->state = S_FRAMES;
     ev->kind = PROTO_ZMTP_EV_READY;

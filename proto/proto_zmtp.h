@@ -1,5 +1,6 @@
-/* proto_zmtp.h - ZMTP 3 framing for a DEALER that talks to hpp-engine's
- * ROUTER without libzmq: the greeting, the READY handshake, and frames.
+/* proto_zmtp.h - ZMTP 3 framing without libzmq, for a DEALER that talks to
+ * hpp-engine's ROUTER and for the engine's direct listener, which plays the
+ * ROUTER: the greeting, the READY handshake, and frames.
  *
  * Why it exists: a libzmq socket hands every message to its own I/O thread
  * and back, two cross-thread wake-ups per round trip on the client side
@@ -46,16 +47,23 @@ typedef struct {
 /* The reading side of one connection. Zero it with proto_zmtp_init. */
 typedef struct {
     int state;        /* greeting, READY, frames (private) */
+    bool router;      /* we are the ROUTER: the peer must be a DEALER or REQ */
     size_t max_frame; /* a larger frame is an error */
     uint64_t offset;  /* stream bytes consumed so far, for error messages */
 } proto_zmtp_t;
 
 void proto_zmtp_init(proto_zmtp_t *z, size_t max_frame);
 
+/* The same for the ROUTER's side of a connection (a server). */
+void proto_zmtp_init_router(proto_zmtp_t *z, size_t max_frame);
+
 /* Our greeting (ZMTP 3.0, NULL, client) and READY (Socket-Type DEALER),
  * to be sent first, in one piece. Returns the byte count (<= cap), 0 if
  * cap is too small. */
 size_t proto_zmtp_hello(uint8_t *out, size_t cap);
+
+/* The ROUTER's greeting and READY (Socket-Type ROUTER), as above. */
+size_t proto_zmtp_hello_router(uint8_t *out, size_t cap);
 
 /* Writes the header of a message frame of `len` bytes; returns 2 or 9. */
 size_t proto_zmtp_frame_head(uint8_t out[PROTO_ZMTP_HEAD_MAX], uint64_t len, bool more);

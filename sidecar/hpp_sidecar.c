@@ -206,9 +206,9 @@ static const eng_flag_t s_flags[] = {
          SC_ENGINE_MAX_ENGINES) "): calls go round robin to those that are "
                                 "up, and calls of an engine that goes away are sent to another"},
     {"--engine-link", "KIND", s_engine_link, 0,
-     "zmtp: speak ZMTP on the loop's own socket (tcp:// only, no CURVE); libzmq: a "
+     "zmtp: speak ZMTP on the loop's own socket (tcp:// and ipc://, no CURVE); libzmq: a "
      "libzmq DEALER (any endpoint); auto (default): libzmq with CURVE, else zmtp for "
-     "tcp:// and libzmq for the rest"},
+     "tcp:// and ipc:// and libzmq for the rest"},
     {"--engine-curve-server-key", "FILE", NULL, offsetof(s_opts_t, cfg.curve_server_key),
      "CURVE: the engines' public key file (hpp-engine --curve-keygen); needs "
      "--curve-secret"},

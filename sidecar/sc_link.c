@@ -17,7 +17,7 @@
  * read event that this raises closes it from the loop.
  *
  * libzmq: the DEALER of earlier versions, kept for endpoints that are not
- * tcp://, for CURVE, and as the reference the ZMTP link is benchmarked
+ * tcp:// or ipc://, for CURVE, and as the reference the ZMTP link is benchmarked
  * against. Its state comes from a socket monitor (handshake succeeded,
  * disconnected, handshake failed) read on the loop like the socket itself;
  * ZMTP heartbeats make a peer that stops answering (a host gone, not just
@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -659,7 +660,9 @@ static void s_connect(sc_link_t *self)
         return;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (self->addr.ss_family != AF_UNIX) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     self->fd = fd;
     self->rev = event_new(self->base, fd, EV_READ | EV_PERSIST, s_on_read, self);
     self->wev = event_new(self->base, fd, EV_WRITE | EV_PERSIST, s_on_write, self);
@@ -678,15 +681,37 @@ static void s_connect(sc_link_t *self)
     evtimer_add(self->timer, &tv);
 }
 
-/* Splits tcp://HOST:PORT (HOST may be [v6]) and resolves it once. */
+/* ipc://PATH: a unix socket (hpp-engine --direct ipc://PATH). */
+static int s_resolve_ipc(sc_link_t *self, const char *endpoint, char *errbuf, size_t errlen)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&self->addr;
+    const char *path = endpoint + 6;
+    memset(un, 0, sizeof *un);
+    un->sun_family = AF_UNIX;
+    if (!*path || strlen(path) >= sizeof un->sun_path) {
+        snprintf(errbuf, errlen, "engine endpoint '%s': the socket path must be 1-%zu bytes",
+                 endpoint, sizeof un->sun_path - 1);
+        return -1;
+    }
+    memcpy(un->sun_path, path, strlen(path));
+    self->addrlen = sizeof *un;
+    return 0;
+}
+
+/* Splits tcp://HOST:PORT (HOST may be [v6]) and resolves it once; or
+ * takes ipc://PATH. */
 static int s_resolve(sc_link_t *self, const char *endpoint, char *errbuf, size_t errlen)
 {
+    if (strncmp(endpoint, "ipc://", 6) == 0) {
+        return s_resolve_ipc(self, endpoint, errbuf, errlen);
+    }
     const char *hp = endpoint + 6;
     const char *colon = strrchr(hp, ':');
     char host[256];
     if (strncmp(endpoint, "tcp://", 6) != 0 || !colon || colon == hp ||
         (size_t)(colon - hp) >= sizeof host) {
-        snprintf(errbuf, errlen, "engine endpoint '%s': expected tcp://HOST:PORT", endpoint);
+        snprintf(errbuf, errlen, "engine endpoint '%s': expected tcp://HOST:PORT or ipc://PATH",
+                 endpoint);
         return -1;
     }
     const char *port = colon + 1;
@@ -778,7 +803,8 @@ sc_link_t *sc_link_new(struct event_base *base, const sc_link_config_t *cfg, cha
     self->state = S_DOWN;
     snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
     if (kind == SC_LINK_AUTO) {
-        kind = !cfg->curve && strncmp(endpoint, "tcp://", 6) == 0 ? SC_LINK_ZMTP : SC_LINK_LIBZMQ;
+        bool own = strncmp(endpoint, "tcp://", 6) == 0 || strncmp(endpoint, "ipc://", 6) == 0;
+        kind = !cfg->curve && own ? SC_LINK_ZMTP : SC_LINK_LIBZMQ;
     }
     self->kind = kind;
     int rc = kind == SC_LINK_ZMTP ? s_zmtp_open(self, endpoint, errbuf, errlen)

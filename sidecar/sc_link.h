@@ -2,17 +2,17 @@
  * hpp-engine, driven by the sidecar's libevent loop.
  *
  * Two kinds, one contract:
- *   SC_LINK_ZMTP    the loop's own TCP socket speaking ZMTP 3 (proto_zmtp.h).
+ *   SC_LINK_ZMTP    the loop's own TCP or unix socket speaking ZMTP 3
+ *                   (proto_zmtp.h).
  *                   A round trip wakes no other thread of the sidecar, and a
  *                   send is written by the loop itself, not handed to an I/O
  *                   thread: every frame of one turn of the loop in one write,
  *                   at the end of that turn.
  *                   The NULL mechanism only.
  *   SC_LINK_LIBZMQ  a libzmq DEALER watched through ZMQ_FD. Any endpoint
- *                   libzmq knows (ipc://, hostnames resolved per connect),
- *                   and CURVE.
+ *                   libzmq knows (hostnames resolved per connect), and CURVE.
  * SC_LINK_AUTO picks libzmq when CURVE is asked for, else ZMTP for
- * tcp://HOST:PORT and libzmq for the rest.
+ * tcp://HOST:PORT and ipc://PATH, and libzmq for the rest.
  *
  * Both send only while a connection to the engine is up (libzmq with
  * ZMQ_IMMEDIATE), reconnect by themselves (100 ms, doubling to 1 s), and

@@ -1,5 +1,7 @@
 /* fuzz_zmtp.c - libFuzzer target for the ZMTP 3 codec (proto/proto_zmtp.c),
- * the parser of every byte the engine sends the sidecar's zmtp link.
+ * the parser of every byte the engine sends the sidecar's zmtp link, and of
+ * every byte a client sends the engine's direct listener (the ROUTER's side,
+ * picked by bit 4 of the first input byte).
  *
  * The input is read twice: in one piece, and fed a few bytes at a time
  * (the first input byte picks how many), as a socket delivers it. Neither
@@ -7,6 +9,7 @@
  * the same bytes and end the same way: a parser whose answer depends on
  * where reads split the stream would lose or invent messages.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +30,14 @@ static void s_mix(s_trace_t *t, const void *p, size_t n)
     }
 }
 
-static void s_run(const uint8_t *buf, size_t len, size_t step, s_trace_t *t)
+static void s_run(const uint8_t *buf, size_t len, size_t step, bool router, s_trace_t *t)
 {
     proto_zmtp_t z;
-    proto_zmtp_init(&z, 4096);
+    if (router) {
+        proto_zmtp_init_router(&z, 4096);
+    } else {
+        proto_zmtp_init(&z, 4096);
+    }
     memset(t, 0, sizeof *t);
     t->hash = 14695981039346656037ull;
     size_t pos = 0, avail = step < len ? step : len;
@@ -78,14 +85,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     size_t step = 1 + data[0] % 16;
+    bool router = data[0] & 0x10;
     data++;
     size--;
     /* Copies, so that reading past the end is caught at the exact byte. */
     uint8_t *buf = malloc(size ? size : 1);
     memcpy(buf, data, size);
     s_trace_t whole, split;
-    s_run(buf, size, size ? size : 1, &whole);
-    s_run(buf, size, step, &split);
+    s_run(buf, size, size ? size : 1, router, &whole);
+    s_run(buf, size, step, router, &split);
     if (whole.hash != split.hash || whole.events != split.events || whole.rc != split.rc) {
         abort();
     }

@@ -5,8 +5,9 @@
 # engine killed with SIGKILL are sent to the others (both links), that a
 # steady load sees no error while one engine is killed, that the restarted
 # engine gets traffic again, 503 with every engine down, the policy pings
-# (hashes compared once the engine reports them), the flags, and CURVE
-# against a CURVE engine (skipped, with the reason, when the engine has no
+# (hashes compared once the engine reports them), the flags, sidecars on the
+# engine's direct listener (TCP and a unix socket), and CURVE against a
+# CURVE engine (skipped, with the reason, when the engine has no
 # --curve-secret). Stops what it started by PID.
 # Ends with "N passed, N failed, N skipped".
 set -u
@@ -318,6 +319,39 @@ if start_engine eOpen; then
         }
 fi
 
+# Direct listener -------------------------------------------------------------------
+# The engine's --direct (engine/eng_direct.h): sidecars on it over TCP (both
+# links) and over a unix socket answer as one on the ROUTER.
+decision() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["model"], d["provider"], [f["model"] for f in d["fallbacks"]])' "$1"; }
+if start_engine eDirT --direct tcp://127.0.0.1:0; then
+    RT=$ready
+    DT=$(sed -n 's/^hpp-engine: direct on //p' "$tmp/eDirT.err" | head -n 1)
+    has "direct: the engine names its direct endpoint" "tcp://127.0.0.1:" "$DT"
+    start_sidecar sc_router --engine "$RT" && PR=$ready
+    start_sidecar sc_dt --engine "$DT" && {
+        PT=$ready
+        has "direct: the sidecar picks the zmtp link" "(zmtp link)" "$(cat "$tmp/sc_dt.err")"
+        check "direct over TCP: served" 200 "$(route "$PT")"
+        cp "$tmp/b" "$tmp/b_direct"
+        check "the same on the ROUTER: served" 200 "$(route "$PR")"
+        check "direct over TCP: the same decision as on the ROUTER" \
+            "$(decision "$tmp/b")" "$(decision "$tmp/b_direct")"
+    }
+    start_sidecar sc_dtz --engine "$DT" --engine-link libzmq &&
+        check "direct over TCP, libzmq link: served" 200 "$(route "$ready")"
+fi
+if start_engine eDirU --direct "ipc://$tmp/engine.sock"; then
+    check "direct over a unix socket: the socket is mode 0660" 660 \
+        "$(stat -c %a "$tmp/engine.sock" 2>/dev/null)"
+    start_sidecar sc_du --engine "ipc://$tmp/engine.sock" && {
+        has "direct over a unix socket: the zmtp link" "(zmtp link)" "$(cat "$tmp/sc_du.err")"
+        check "direct over a unix socket: served" 200 "$(route "$ready")"
+    }
+fi
+"$SIDECAR" --listen 127.0.0.1:0 --engine "ipc://" 2>"$tmp/badipc.err" >/dev/null
+check "an empty socket path: exit 1 (as any engine endpoint that cannot work)" 1 "$?"
+has "... saying why" "socket path must be 1-" "$(cat "$tmp/badipc.err")"
+
 # CURVE -----------------------------------------------------------------------------
 if ! "$ENGINE" --help 2>/dev/null | grep -q -- --curve-secret; then
     skip "CURVE engine and sidecar" "hpp-engine --help lists no --curve-secret (this engine has no CURVE)"
@@ -350,6 +384,17 @@ else
             check "CURVE: a wrong server key is not served" 503 "$(route "$ready")"
         start_sidecar sc_plain --engine "$EZ" --timeout-ms 300 &&
             check "CURVE: a sidecar without keys is not served" 503 "$(route "$ready")"
+        # The direct listener speaks no CURVE: a TCP one is refused next to
+        # it; a unix socket, whose file mode is the check, is not.
+        "$ENGINE" --listen tcp://127.0.0.1:0 --curve-secret "$k/engine.sec" \
+            --curve-clients "$tmp/clients" --direct tcp://127.0.0.1:0 >/dev/null 2>"$tmp/cd.err"
+        check "CURVE: --direct over TCP is refused (exit 2)" 2 "$?"
+        has "CURVE: ... saying why" "with --curve-secret it must be an ipc:// path" \
+            "$(cat "$tmp/cd.err")"
+        start_engine eCurveU --curve-secret "$k/engine.sec" --curve-clients "$tmp/clients" \
+            --direct "ipc://$tmp/curve.sock" &&
+            start_sidecar sc_curve_ipc --engine "ipc://$tmp/curve.sock" &&
+            check "CURVE: the unix socket serves a sidecar without keys" 200 "$(route "$ready")"
         secret=$(grep -v '^#' "$k/sidecar.sec" | head -n 1 | cut -d' ' -f1)
         if grep -qF -- "$secret" "$tmp"/sc_*.err; then
             fail "CURVE: the secret key never appears in a log"

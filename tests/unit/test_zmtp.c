@@ -194,7 +194,7 @@ static void s_refused(const uint8_t *buf, size_t len, const char *want)
 Test(zmtp, refuses_peers_it_cannot_talk_to)
 {
     uint8_t buf[512];
-    s_refused((const uint8_t *)"HTTP/1.1 400 Bad Request\r\n", 26, "not a ZMTP server");
+    s_refused((const uint8_t *)"HTTP/1.1 400 Bad Request\r\n", 26, "does not speak ZMTP");
     s_greeting(buf, 3, 0, "NULL");
     buf[9] = 0x00;
     s_refused(buf, 64, "ZMTP 1.0");
@@ -279,4 +279,54 @@ Test(zmtp, ping_is_answered_and_other_commands_skipped)
     size_t pl = proto_zmtp_pong(pong, &ev);
     cr_assert_eq(pl, 2 + 1 + 4 + 5);
     cr_assert(memcmp(pong, "\x04\x0a\x04PONGhello", pl) == 0);
+}
+
+/* The ROUTER's side (the engine's direct listener): it reads what the
+ * DEALER side writes, takes a REQ too, and refuses another ROUTER. */
+Test(zmtp, router_side_reads_a_dealer_and_refuses_a_router)
+{
+    uint8_t buf[512];
+    size_t n = proto_zmtp_hello(buf, sizeof buf);
+    n += proto_zmtp_frame_head(buf + n, 0, true);
+    n += proto_zmtp_frame_head(buf + n, 2, false);
+    memcpy(buf + n, "hi", 2);
+    n += 2;
+    proto_zmtp_t z;
+    proto_zmtp_init_router(&z, 100);
+    proto_zmtp_ev_t ev;
+    int kinds[8], nk = 0;
+    size_t pos = 0;
+    while (pos < n) {
+        long used = proto_zmtp_read(&z, buf + pos, n - pos, &ev);
+        cr_assert_gt(used, 0, "%s", ev.msg);
+        pos += (size_t)used;
+        if (ev.kind != PROTO_ZMTP_EV_NONE) {
+            kinds[nk++] = ev.kind;
+        }
+    }
+    cr_assert_eq(nk, 3);
+    cr_assert_eq(kinds[0], PROTO_ZMTP_EV_READY);
+    cr_assert_eq(kinds[2], PROTO_ZMTP_EV_FRAME);
+    cr_assert(ev.len == 2 && memcmp(ev.data, "hi", 2) == 0 && !ev.more);
+
+    uint8_t hello[PROTO_ZMTP_HELLO_MAX];
+    size_t hl = proto_zmtp_hello_router(hello, sizeof hello);
+    cr_assert(memcmp(hello + 66, "\x05READY\x0bSocket-Type\0\0\0\x06ROUTER", 28) == 0);
+    /* A ROUTER's hello read by a ROUTER: refused, with the peer's type. */
+    proto_zmtp_init_router(&z, 100);
+    pos = 0;
+    long used = 0;
+    while ((used = proto_zmtp_read(&z, hello + pos, hl - pos, &ev)) > 0) {
+        pos += (size_t)used;
+    }
+    cr_assert_eq(used, -1);
+    cr_assert(strstr(ev.msg, "a ROUTER socket; a ROUTER serves DEALER and REQ"), "%s", ev.msg);
+    /* A REQ is served. */
+    size_t rn = s_greeting(buf, 3, 0, "NULL");
+    uint8_t data[64];
+    rn += s_command(buf + rn, "READY", data, s_ready_data(data, "REQ"));
+    proto_zmtp_init_router(&z, 100);
+    cr_assert_eq(proto_zmtp_read(&z, buf, rn, &ev), PROTO_ZMTP_GREETING);
+    cr_assert_gt(proto_zmtp_read(&z, buf + 64, rn - 64, &ev), 0, "%s", ev.msg);
+    cr_assert_eq(ev.kind, PROTO_ZMTP_EV_READY);
 }
