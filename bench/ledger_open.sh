@@ -8,6 +8,11 @@
 # within 1.25x of without).
 #
 #   bench/ledger_open.sh [--rate PER_S] [--seconds S] [--repeats N] [--hold S]
+#                        [--door direct|router]
+#
+# --door: which of the engine's doors the load goes through: its direct
+# listener (default; the network thread reads, decides and writes) or its
+# ROUTER (libzmq's I/O thread hands each request over and back).
 #
 # --hold: the ledger's reservation hold (default 1 s). The routes are never
 # reported, so every reservation ends by expiry: at 1 s the ledger run is a
@@ -21,17 +26,19 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${HPP_BUILD:-build}
-rate=20000 seconds=2 repeats=15 hold=1
+rate=20000 seconds=2 repeats=15 hold=1 door=direct
 while [ $# -gt 0 ]; do
     case "$1" in
     --rate) rate=${2:?}; shift 2 ;;
     --seconds) seconds=${2:?}; shift 2 ;;
     --repeats) repeats=${2:?}; shift 2 ;;
     --hold) hold=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --door) door=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ledger_open.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
+case "$door" in direct | router) ;; *) echo "ledger_open.sh: --door: expected direct or router, got '$door'" >&2; exit 2 ;; esac
 for b in hpp-engine hpp-ledger bench/bench_engine; do
     [ -x "$BUILD/$b" ] || { echo "ledger_open.sh: $BUILD/$b is missing: make first" >&2; exit 2; }
 done
@@ -48,16 +55,20 @@ trap cleanup EXIT
 hash="sha256:$(printf %s sk-bench-ledger | sha256sum | cut -d' ' -f1)"
 (umask 077 && echo "$hash group=default account=bench free_daily_requests_funded=1000000000" >"$tmp/keys")
 
-# Starts an engine with the given flags, its stderr in LOG; sets $ep once it
-# prints its readiness line.
+# Starts an engine with the given flags, its stderr in LOG; sets $ep (its
+# ROUTER) and $load_ep (the door the load goes through) once it prints its
+# readiness line.
 start_engine() {
     local log=$1
     shift
-    "$BUILD/hpp-engine" --listen tcp://127.0.0.1:0 "$@" >/dev/null 2>"$log" &
+    "$BUILD/hpp-engine" --listen tcp://127.0.0.1:0 --direct tcp://127.0.0.1:0 "$@" \
+        >/dev/null 2>"$log" &
     pids+=($!)
     local i
     for ((i = 0; i < 400; i++)); do
         ep=$(sed -n 's/.*ready on \(tcp:[^ ]*\).*/\1/p' "$log" | head -1)
+        load_ep=$ep
+        [ "$door" = direct ] && load_ep=$(sed -n 's/^hpp-engine: direct on //p' "$log" | head -1)
         [ -n "$ep" ] && return 0
         kill -0 "${pids[-1]}" 2>/dev/null || break
         sleep 0.025 # polling the readiness line
@@ -67,11 +78,12 @@ start_engine() {
 }
 
 start_engine "$tmp/plain.log" || exit 1
-plain=$ep
+plain=$load_ep
 start_engine "$tmp/ledger.log" --keys "$tmp/keys" --ledger "sqlite:$tmp/ledger.db" \
     --ledger-hold "$hold" || exit 1
-ledger=$ep
-"$BUILD/hpp-ledger" topup --engine "$ledger" --account bench --usd 1000000 >/dev/null || exit 1
+ledger=$load_ep
+"$BUILD/hpp-ledger" topup --engine "$ep" --account bench --usd 1000000 >/dev/null || exit 1
+echo "door: $door (without the ledger $plain, with it $ledger)"
 
 for ((r = 1; r <= repeats; r++)); do
     order="plain ledger"

@@ -1656,10 +1656,17 @@ scenario_ledger() {
             fails=$((fails + 1))
     done
     sed 's/^/   | /' "$OUT/ledger/decision_cost.txt"
-    show bash bench/ledger_open.sh --repeats "$repeats"
-    HPP_BUILD=$B bash bench/ledger_open.sh --repeats "$repeats" >"$OUT/ledger/open.txt" 2>&1 ||
-        fails=$((fails + 1))
-    grep -v '^{' "$OUT/ledger/open.txt" | sed 's/^/   | /'
+    # Through each of the engine's doors: its direct listener (open.txt) and
+    # its ROUTER (open_router.txt).
+    local door file
+    for door in direct router; do
+        file=$OUT/ledger/open.txt
+        [ "$door" = router ] && file=$OUT/ledger/open_router.txt
+        show bash bench/ledger_open.sh --repeats "$repeats" --door "$door"
+        HPP_BUILD=$B bash bench/ledger_open.sh --repeats "$repeats" --door "$door" \
+            >"$file" 2>&1 || fails=$((fails + 1))
+        grep -v '^{' "$file" | sed 's/^/   | /'
+    done
     if [ "$fails" = 0 ]; then
         status ledger ok
     else
@@ -1674,8 +1681,9 @@ scenario_ledger() {
 #    decided inline on the network thread; 2 threads: --threads 2
 #    --route-workers) and each --workers (1, 2), REPEAT rounds of wrk -c32 on
 #    the sidecar's /v1/route and on nginx's static reply, interleaved; then
-#    bench_engine open loop at 20k/s against that engine and against the
-#    echo server, interleaved, REPEAT runs each. The sidecar at its defaults
+#    bench_engine open loop at 20k/s against that engine (its ROUTER and its
+#    direct listener) and against the echo server, interleaved, REPEAT runs
+#    each. The sidecars use the direct listener. The sidecar at its defaults
 #    (one worker per core) is profiled with perf under the same load.
 #    Raw records: scaling.jsonl (wrk) and scaling_open.jsonl (bench_engine);
 #    bench/scaling_report.py turns them into the RESULTS.md section.
@@ -1701,6 +1709,9 @@ scenario_scaling() {
         [ "$et" -gt 1 ] && eargs+=(--route-workers)
         ENGINE_CMD=("$B/hpp-engine" --policy "$POLICY" --catalog "$BUNDLED_CATALOG"
             --catalog "$LITELLM" --listen tcp://127.0.0.1:0 "${eargs[@]}")
+        if help_of "$B/hpp-engine" --direct | grep -q -- --direct; then
+            ENGINE_CMD+=(--direct tcp://127.0.0.1:0)
+        fi
         start "$TMP/scaling_engine_$et.log" "${ENGINE_CMD[@]}"
         ENGINE_PID=$PID
         if ! wait_line "$TMP/scaling_engine_$et.log" '^hpp-engine: ready on ' "$PID" 60; then
@@ -1708,6 +1719,10 @@ scenario_scaling() {
             continue
         fi
         ENGINE_EP=$(sed -n 's/^hpp-engine: ready on //p' "$TMP/scaling_engine_$et.log" | head -n 1)
+        ENGINE_DIRECT=$(sed -n 's/^hpp-engine: direct on //p' "$TMP/scaling_engine_$et.log" |
+            head -n 1)
+        # The sidecars on the direct listener, as on the engine's host they should be.
+        local SC_ENGINE=${ENGINE_DIRECT:-$ENGINE_EP}
         local ecmd
         ecmd=$(q "${ENGINE_CMD[@]}")
         for w in $SCALING_WORKERS; do
@@ -1755,12 +1770,19 @@ scenario_scaling() {
             fi
             stop "$SC_PID"
         done
-        # Open loop at 20k/s against this engine, and the echo floor, A B A B.
+        # Open loop at 20k/s against this engine's two doors, and the echo
+        # floor, A B C A B C.
+        local kinds="engine echo"
+        [ -n "$ENGINE_DIRECT" ] && kinds="engine engine-direct echo"
         for round in $(seq 1 "$REPEAT"); do
             local kind
-            for kind in engine echo; do
+            for kind in $kinds; do
                 local cmd=("$B/bench/bench_engine" --mode open --rate 20000 --seconds "$SECS")
-                if [ "$kind" = echo ]; then cmd+=(--echo); else cmd+=(--endpoint "$ENGINE_EP"); fi
+                case $kind in
+                echo) cmd+=(--echo) ;;
+                engine-direct) cmd+=(--endpoint "$ENGINE_DIRECT") ;;
+                *) cmd+=(--endpoint "$ENGINE_EP") ;;
+                esac
                 local out=$TMP/scaling_open_${kind}_${et}_$round.out
                 load=$(cut -d' ' -f1 /proc/loadavg)
                 show "${cmd[@]}"
