@@ -33,7 +33,8 @@
 
 #include "proto_zmtp.h"
 
-#define S_RBUF 16384           /* first read buffer of a connection */
+#define S_RBUF 16384           /* read buffer of a connection, grown for a larger frame */
+#define S_READ 4096            /* bytes read at once, unless a frame needs more */
 #define S_WBUF_KEEP (1u << 18) /* a write buffer larger than this is freed once empty */
 #define S_EVENTS 64            /* epoll events per poll */
 #define S_ACCEPTS 64           /* connections accepted per poll */
@@ -55,6 +56,7 @@ typedef struct {
     uint8_t *wbuf;     /* reply bytes not yet written */
     size_t woff, wlen; /* ... written up to, queued up to */
     size_t wcap;       /* ... allocated */
+    size_t need;       /* bytes the frame being read needs in all, 0 = unknown */
     uint32_t frames;   /* frames of the message being read */
     bool delim;        /* its first frame was empty */
 } s_conn_t;
@@ -66,6 +68,11 @@ struct eng_direct {
     bool stopped;       /* eng_direct_stop was called */
     size_t max_frame;   /* largest frame read */
     size_t out_max;     /* unwritten bytes at which reading stops */
+    size_t total_max;   /* the same for all connections together */
+    size_t total;       /* unwritten bytes of all connections */
+    bool accept_paused; /* out of descriptors: the listener rests until a tick */
+    bool timer_on;      /* the timerfd ticks */
+    ino_t inode;        /* of the ipc socket file we made */
     char endpoint[128]; /* as bound */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* ipc socket file, "" = tcp */
     unsigned open;                                          /* connections open */
@@ -89,11 +96,15 @@ static size_t s_pending(const s_conn_t *c)
 }
 
 /* Asks epoll for what the connection needs now: input unless it is closing,
- * stopped or has out_max bytes unwritten; output while bytes wait. */
+ * stopped, or has replies unwritten while they are out_max bytes or all
+ * connections' are total_max (a connection with none still reads: it is not
+ * the one holding the memory); output while bytes wait. */
 static void s_interest(eng_direct_t *self, s_conn_t *c, uint32_t slot)
 {
     uint32_t want = 0;
-    if (!self->stopped && !c->broken && s_pending(c) < self->out_max) {
+    size_t pending = s_pending(c);
+    if (!self->stopped && !c->broken && pending < self->out_max &&
+        (pending == 0 || self->total < self->total_max)) {
         want |= EPOLLIN;
     }
     if (s_pending(c) > 0) {
@@ -113,6 +124,7 @@ static void s_close(eng_direct_t *self, s_conn_t *c)
     }
     epoll_ctl(self->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    self->total -= s_pending(c);
     if (!c->ready) {
         self->handshaking--;
     }
@@ -126,7 +138,8 @@ static void s_close(eng_direct_t *self, s_conn_t *c)
 }
 
 /* Appends bytes to the connection's write buffer; false when out of memory. */
-static bool s_append(s_conn_t *c, const void *a, size_t alen, const void *b, size_t blen)
+static bool s_append(eng_direct_t *self, s_conn_t *c, const void *a, size_t alen, const void *b,
+                     size_t blen)
 {
     size_t need = c->wlen + alen + blen;
     if (need > c->wcap) {
@@ -154,6 +167,7 @@ static bool s_append(s_conn_t *c, const void *a, size_t alen, const void *b, siz
         memcpy(c->wbuf + c->wlen + alen, b, blen);
     }
     c->wlen += alen + blen;
+    self->total += alen + blen;
     return true;
 }
 
@@ -175,6 +189,7 @@ static void s_write(eng_direct_t *self, s_conn_t *c, uint32_t slot)
         ssize_t n = send(c->fd, c->wbuf + c->woff, s_pending(c), MSG_NOSIGNAL);
         if (n > 0) {
             c->woff += (size_t)n;
+            self->total -= (size_t)n;
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -184,6 +199,7 @@ static void s_write(eng_direct_t *self, s_conn_t *c, uint32_t slot)
             break;
         }
         c->broken = true; /* EPIPE, ECONNRESET: the client left */
+        self->total -= s_pending(c);
         c->woff = c->wlen;
         break;
     }
@@ -290,6 +306,16 @@ static int s_listen_ipc(eng_direct_t *self, const char *ep, eng_error_t *err)
             return eng_error_set(err, ENG_ERR_IO, ep, 0, 0, NULL,
                                  "direct listener: '%s' exists and is not a socket", path);
         }
+        /* Stale only if nobody answers on it. */
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&un, sizeof un) == 0;
+        if (probe >= 0) {
+            close(probe);
+        }
+        if (live) {
+            return eng_error_set(err, ENG_ERR_IO, ep, 0, 0, NULL,
+                                 "direct listener: another process serves '%s'", path);
+        }
         unlink(path);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -306,11 +332,14 @@ static int s_listen_ipc(eng_direct_t *self, const char *ep, eng_error_t *err)
     }
     snprintf(self->path, sizeof self->path, "%s", path);
     snprintf(self->endpoint, sizeof self->endpoint, "ipc://%s", path);
+    if (stat(path, &st) == 0) {
+        self->inode = st.st_ino; /* so that exit removes our file and no other */
+    }
     return fd;
 }
 
 eng_direct_t *eng_direct_new(const char *endpoint, size_t max_frame, size_t out_max,
-                             eng_error_t *err)
+                             size_t total_max, eng_error_t *err)
 {
     eng_direct_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -320,6 +349,7 @@ eng_direct_t *eng_direct_new(const char *endpoint, size_t max_frame, size_t out_
     self->ep = self->lfd = self->tfd = -1;
     self->max_frame = max_frame;
     self->out_max = out_max ? out_max : 1;
+    self->total_max = total_max ? total_max : 1;
     for (unsigned i = 0; i < ENG_DIRECT_CONNS; i++) {
         self->conns[i].fd = -1;
     }
@@ -366,15 +396,34 @@ unsigned eng_direct_open(const eng_direct_t *self)
 
 /* Connections ---------------------------------------------------------------- */
 
-/* Arms the deadline timer to tick while handshakes are open. */
+/* The timer ticks every 500 ms while handshakes are open or the listener
+ * rests. Only a change of state sets it: setting it on every accept would
+ * restart its period, and a client connecting more often than that would
+ * keep the deadline from ever being checked. */
 static void s_arm(eng_direct_t *self)
 {
+    bool on = self->handshaking > 0 || self->accept_paused;
+    if (on == self->timer_on) {
+        return;
+    }
     struct itimerspec it = {0};
-    if (self->handshaking > 0) {
+    if (on) {
         it.it_value.tv_nsec = 500 * 1000000L;
         it.it_interval.tv_nsec = 500 * 1000000L;
     }
     timerfd_settime(self->tfd, 0, &it, NULL);
+    self->timer_on = on;
+}
+
+/* Logs at most once a second (a flood of refusals is one line). */
+static bool s_say(eng_direct_t *self)
+{
+    int64_t now = s_now_ms();
+    if (now - self->full_said < 1000) {
+        return false;
+    }
+    self->full_said = now;
+    return true;
 }
 
 static void s_accept(eng_direct_t *self)
@@ -383,7 +432,15 @@ static void s_accept(eng_direct_t *self)
         int fd = accept4(self->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
-                eng_log(ENG_LOG_WARN, "direct", "accept: %s", strerror(errno));
+                /* The pending connection stays, so the listener would wake
+                 * us at once, forever: it rests until the next tick. */
+                if (s_say(self)) {
+                    eng_log(ENG_LOG_WARN, "direct", "accept: %s; retrying in 500 ms",
+                            strerror(errno));
+                }
+                epoll_ctl(self->ep, EPOLL_CTL_DEL, self->lfd, NULL);
+                self->accept_paused = true;
+                s_arm(self);
             }
             return;
         }
@@ -392,9 +449,7 @@ static void s_accept(eng_direct_t *self)
             slot++;
         }
         if (slot == ENG_DIRECT_CONNS) {
-            int64_t now = s_now_ms();
-            if (now - self->full_said >= 1000) { /* once a second, not once a connection */
-                self->full_said = now;
+            if (s_say(self)) {
                 eng_log(ENG_LOG_WARN, "direct", "connection refused: all %d slots in use",
                         ENG_DIRECT_CONNS);
             }
@@ -407,9 +462,10 @@ static void s_accept(eng_direct_t *self)
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = S_TAG_CONN + slot};
         c->rbuf = malloc(S_RBUF);
         c->rcap = S_RBUF;
-        if (!c->rbuf || !s_append(c, hello, hl, NULL, 0) ||
+        if (!c->rbuf || !s_append(self, c, hello, hl, NULL, 0) ||
             epoll_ctl(self->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             eng_log(ENG_LOG_WARN, "direct", "connection refused: %s", strerror(errno));
+            self->total -= s_pending(c);
             free(c->rbuf);
             free(c->wbuf);
             uint32_t gen = c->gen;
@@ -439,6 +495,11 @@ static void s_deadline(eng_direct_t *self)
     if (read(self->tfd, &ticks, sizeof ticks) < 0) {
         /* nothing to consume: a spurious wake-up */
     }
+    if (self->accept_paused && self->lfd >= 0) {
+        struct epoll_event lev = {.events = EPOLLIN, .data.u64 = S_TAG_LISTEN};
+        epoll_ctl(self->ep, EPOLL_CTL_ADD, self->lfd, &lev);
+    }
+    self->accept_paused = false;
     int64_t now = s_now_ms();
     for (uint32_t i = 0; i < ENG_DIRECT_CONNS && self->handshaking > 0; i++) {
         s_conn_t *c = &self->conns[i];
@@ -488,7 +549,8 @@ static int s_parse(eng_direct_t *self, s_conn_t *c, uint32_t slot, eng_direct_cb
             break;
         }
         if (n == 0) {
-            if (ev.need > c->rcap) { /* a frame larger than any before: grow once */
+            c->need = ev.need;
+            if (ev.need > c->rcap) { /* a frame larger than any before: grow for it */
                 uint8_t *grown = realloc(c->rbuf, ev.need);
                 if (!grown) {
                     eng_log(ENG_LOG_WARN, "direct",
@@ -509,7 +571,7 @@ static int s_parse(eng_direct_t *self, s_conn_t *c, uint32_t slot, eng_direct_cb
             self->handshaking--;
         } else if (ev.kind == PROTO_ZMTP_EV_PING) {
             uint8_t pong[PROTO_ZMTP_PONG_MAX];
-            if (!s_append(c, pong, proto_zmtp_pong(pong, &ev), NULL, 0)) {
+            if (!s_append(self, c, pong, proto_zmtp_pong(pong, &ev), NULL, 0)) {
                 c->broken = true;
             }
             s_mark(self, c, slot);
@@ -519,6 +581,13 @@ static int s_parse(eng_direct_t *self, s_conn_t *c, uint32_t slot, eng_direct_cb
     }
     memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
     c->rlen -= pos;
+    if (c->rcap > S_RBUF && c->rlen <= S_RBUF && c->need <= S_RBUF) {
+        uint8_t *small = realloc(c->rbuf, S_RBUF); /* the large frame is done */
+        if (small) {
+            c->rbuf = small;
+            c->rcap = S_RBUF;
+        }
+    }
     return msgs;
 }
 
@@ -534,7 +603,18 @@ static int s_read(eng_direct_t *self, s_conn_t *c, uint32_t slot, uint32_t event
         }
         return 0;
     }
-    ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    /* A few kilobytes at a time, unless a frame is known to need more: the
+     * replies to what one read brings in are queued before reading pauses,
+     * and small requests with large replies must not make that unbounded. */
+    size_t want = S_READ;
+    if (c->need > c->rlen + want) {
+        want = c->need - c->rlen;
+    }
+    if (want > c->rcap - c->rlen) {
+        want = c->rcap - c->rlen;
+    }
+    c->need = 0;
+    ssize_t n = read(c->fd, c->rbuf + c->rlen, want);
     if (n <= 0) {
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             c->broken = true;
@@ -599,7 +679,7 @@ int eng_direct_send(eng_direct_t *self, eng_direct_conn_t conn, bool delim, cons
         hl = proto_zmtp_frame_head(head, 0, true);
     }
     hl += proto_zmtp_frame_head(head + hl, len, false);
-    if (!s_append(c, head, hl, body, len)) {
+    if (!s_append(self, c, head, hl, body, len)) {
         c->broken = true; /* out of memory: the client's replies cannot be kept in order */
     }
     s_mark(self, c, slot);
@@ -623,6 +703,31 @@ void eng_direct_flush(eng_direct_t *self)
         }
     }
     self->ndirty = 0;
+}
+
+void eng_direct_linger(eng_direct_t *self, int ms)
+{
+    int64_t end = s_now_ms() + ms;
+    for (;;) {
+        eng_direct_flush(self);
+        if (self->total == 0) {
+            return;
+        }
+        int left = (int)(end - s_now_ms());
+        if (left <= 0) {
+            eng_log(ENG_LOG_WARN, "direct", "exit: %zu bytes of replies not taken by clients",
+                    self->total);
+            return;
+        }
+        struct epoll_event evs[S_EVENTS];
+        int n = epoll_wait(self->ep, evs, S_EVENTS, left < 10 ? left : 10);
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag >= S_TAG_CONN && self->conns[tag - S_TAG_CONN].fd >= 0) {
+                s_mark(self, &self->conns[tag - S_TAG_CONN], (uint32_t)(tag - S_TAG_CONN));
+            }
+        }
+    }
 }
 
 void eng_direct_stop(eng_direct_t *self)
@@ -656,7 +761,8 @@ void eng_direct_destroy(eng_direct_t **self_p)
     if (self->lfd >= 0) {
         close(self->lfd);
     }
-    if (self->path[0]) {
+    struct stat st;
+    if (self->path[0] && lstat(self->path, &st) == 0 && st.st_ino == self->inode) {
         unlink(self->path);
     }
     if (self->tfd >= 0) {

@@ -18,8 +18,11 @@
  * closes its connection; a connection that has not finished its handshake
  * within ENG_DIRECT_HANDSHAKE_MS is closed; while `out_max` reply bytes are
  * unwritten to a connection, nothing more is read from it (the client is
- * not reading, so it gets no more answers to wait for), and a large reply
- * (>= ENG_DIRECT_LARGE bytes) past that limit is refused to the caller.
+ * not reading, so it gets no more answers to wait for), nor from any
+ * connection with replies unwritten while all of them hold `total_max`; a
+ * large reply (>= ENG_DIRECT_LARGE bytes) past its connection's limit is
+ * refused to the caller. Requests are read a few kilobytes at a time, so
+ * what one read can add on top of those limits stays small.
  *
  * The module owns every socket and buffer; the caller owns the messages'
  * meaning. Only the thread that polls may call it.
@@ -56,11 +59,14 @@ typedef struct {
 typedef void (*eng_direct_cb)(void *arg, eng_direct_conn_t conn, const eng_direct_msg_t *msg);
 
 /* Binds `endpoint` (tcp://HOST:PORT with HOST a loopback address or
- * "localhost", PORT 0 or * for any; or ipc://PATH) and listens. `max_frame`:
- * the largest frame read; `out_max`: the unwritten reply bytes per
- * connection at which reading stops. NULL with `err` set on failure. */
+ * "localhost", PORT 0 or * for any; or ipc://PATH, refused while another
+ * process serves it) and listens. `max_frame`: the largest frame read;
+ * `out_max`: the unwritten reply bytes per connection at which reading from
+ * it stops; `total_max`: the same for all connections together (then only
+ * connections with nothing unwritten are read). NULL with `err` set on
+ * failure. */
 eng_direct_t *eng_direct_new(const char *endpoint, size_t max_frame, size_t out_max,
-                             eng_error_t *err);
+                             size_t total_max, eng_error_t *err);
 
 /* The endpoint as bound (the real port), for logs and --help's readers. */
 const char *eng_direct_endpoint(const eng_direct_t *self);
@@ -83,6 +89,10 @@ int eng_direct_send(eng_direct_t *self, eng_direct_conn_t conn, bool delim, cons
 
 /* Writes what eng_direct_send queued since the last poll or flush. */
 void eng_direct_flush(eng_direct_t *self);
+
+/* Shutdown's last step: writes what is queued, waiting up to `ms` for
+ * clients to take it. */
+void eng_direct_linger(eng_direct_t *self, int ms);
 
 /* Shutdown's first step: accept no more connections and read no more
  * requests; replies still go out. */

@@ -1164,6 +1164,8 @@ static void *s_worker_main(void *arg)
 
 /* Frontend ----------------------------------------------------------------- */
 
+static bool s_is_direct(zmq_msg_t *ident, eng_direct_conn_t *conn);
+
 /* Answers a message whose frames are not an envelope plus one body. */
 static void s_envelope_error(eng_server_t *self, zmq_msg_t *parts, int n, int nframes)
 {
@@ -1361,6 +1363,14 @@ static int s_front_in(eng_server_t *self)
         bool shaped = n == 2 || (n == 3 && zmq_msg_size(&parts[1]) == 0);
         if (!shaped) {
             s_envelope_error(self, parts, n < 3 ? n : 3, n);
+            continue;
+        }
+        eng_direct_conn_t spoof;
+        if (self->direct && s_is_direct(&parts[0], &spoof)) {
+            /* A routing id of the direct listener's, announced by a ROUTER
+             * peer: its replies would go to that connection. */
+            s_inc(&self->ctr[self->cfg.threads].malformed);
+            s_close_parts(parts, n);
             continue;
         }
         if (!s_authorized(self, &parts[n - 1])) {
@@ -1728,6 +1738,20 @@ enum {
     S_WAIT_ALL
 };
 
+/* Does the direct listener's due work (eng_direct_poll). True when it read
+ * requests: passing them on may have taken the back socket's edge, so the
+ * caller asks that socket again. */
+static bool s_direct_in(eng_server_t *self, bool draining, int64_t *last_in)
+{
+    if (eng_direct_poll(self->direct, s_direct_msg, self) == 0) {
+        return false;
+    }
+    if (draining) {
+        *last_in = s_mono_ms();
+    }
+    return true;
+}
+
 /* Returns the bits of `check` whose socket has a message waiting. */
 static unsigned s_ready(void *const *socks, unsigned check)
 {
@@ -1834,12 +1858,8 @@ int eng_server_run(eng_server_t *self)
                     check |= 1u << evs[i].data.u32;
                 }
             }
-            if (direct && eng_direct_poll(self->direct, s_direct_msg, self) > 0) {
-                /* Passing requests on may have taken the back socket's edge. */
+            if (direct && s_direct_in(self, draining, &last_in)) {
                 check |= 1u << S_WAIT_BACK;
-                if (draining) {
-                    last_in = s_mono_ms();
-                }
             }
             if (!signalled) {
                 continue; /* ask the sockets that fired */
@@ -1847,6 +1867,12 @@ int eng_server_run(eng_server_t *self)
         }
         /* What the loop touches now must be asked again before it sleeps. */
         check = ready;
+        /* Sockets with messages waiting skip the epoll_wait above, which
+         * alone reports the direct listener: it is asked here too, or a
+         * ROUTER that never runs dry would starve it. */
+        if (ready && self->direct && s_direct_in(self, draining, &last_in)) {
+            check |= 1u << S_WAIT_BACK;
+        }
         if (signalled) {
             int act = s_on_signal(self, draining);
             if (act == 2) {
@@ -1878,6 +1904,9 @@ int eng_server_run(eng_server_t *self)
         if (ready & (1u << S_WAIT_MONITOR)) {
             s_monitor_in(self);
         }
+    }
+    if (self->direct) {
+        eng_direct_linger(self->direct, S_LINGER_MS); /* as the ROUTER's ZMQ_LINGER */
     }
     eng_log(ENG_LOG_INFO, "engine", "stopped");
     return rc;
@@ -1971,8 +2000,8 @@ static int s_open_direct(eng_server_t *self, eng_error_t *err)
                              "--direct speaks no CURVE: with --curve-secret it must be an "
                              "ipc:// path, whose file mode says who may connect");
     }
-    self->direct =
-        eng_direct_new(self->cfg.direct, PROTO_MAX_HARD_FRAME, (size_t)self->peer_queue_max, err);
+    self->direct = eng_direct_new(self->cfg.direct, PROTO_MAX_HARD_FRAME,
+                                  (size_t)self->peer_queue_max, (size_t)self->queue_max, err);
     if (!self->direct) {
         return -1;
     }

@@ -407,6 +407,29 @@ Test(direct, misbehaving_clients_lose_only_their_connection, .timeout = 30)
     long long waited = hh_now_ms() - t0;
     cr_assert(waited >= 1500 && waited < 8000, "closed after %lld ms", waited);
     close(fd);
+    /* Connections arriving every 300 ms do not postpone the deadline of
+     * the first silent one. */
+    fd = s_connect(e.direct);
+    t0 = hh_now_ms();
+    int others[12];
+    bool closed = false;
+    for (int i = 0; i < 12 && !closed; i++) {
+        others[i] = s_connect(e.direct);
+        closed = s_closed_by_peer(fd, 300);
+        if (closed) {
+            for (int j = 0; j <= i; j++) {
+                close(others[j]);
+            }
+        } else if (i == 11) {
+            for (int j = 0; j < 12; j++) {
+                close(others[j]);
+            }
+        }
+    }
+    waited = hh_now_ms() - t0;
+    cr_assert(closed, "a silent client outlived a stream of new connections");
+    cr_assert(waited < 3500, "closed after %lld ms", waited);
+    close(fd);
     /* Gone in the middle of a frame. */
     s_raw_open(r, e.direct);
     hl = proto_zmtp_frame_head(head, 100, false);
@@ -450,6 +473,17 @@ Test(direct, ipc_listener_is_a_0660_socket_removed_at_exit)
     cr_assert_eq(stat(path, &st), 0);
     s_start(&e, ep);
     s_stop(&e);
+    /* ... a live one is not: the second engine is refused, the first serves on. */
+    s_start(&e, ep);
+    char *out2 = NULL;
+    char *argv2[] = {hh_bin("hpp-engine"), "--listen", "tcp://127.0.0.1:0", "--direct", ep, NULL};
+    cr_assert_neq(hh_run(argv2, "direct-cli", 15000, &out2), 0);
+    cr_assert(strstr(out2, "another process serves"), "%s", out2);
+    free(out2);
+    c = s_client(ep);
+    s_model(c, "code", m, sizeof m);
+    hpp_client_destroy(&c);
+    s_stop(&e);
     /* ... a file that is not a socket is not. */
     cr_assert_eq(hh_write_file(path, "keep me\n"), 0);
     char *out = NULL;
@@ -484,4 +518,48 @@ Test(direct, endpoints_refused_at_start)
         cr_assert(strstr(out, bad[i].msg), "%s: '%s' not in\n%s", bad[i].ep, bad[i].msg, out);
         free(out);
     }
+}
+
+/* A ROUTER peer that announces a routing id of the direct listener's shape
+ * (a zero byte, 'D', 8 bytes) is not served: a worker's reply to it would
+ * go to that direct connection. */
+Test(direct, router_peers_cannot_take_a_direct_routing_id)
+{
+    s_engine_t e;
+    s_start(&e, "tcp://127.0.0.1:0");
+    s_raw_t *r = calloc(1, sizeof *r);
+    r->fd = s_connect(e.router);
+    proto_zmtp_init(&r->z, 1 << 20);
+    uint8_t hs[256];
+    memset(hs, 0, 64);
+    hs[0] = 0xFF;
+    hs[9] = 0x7F;
+    hs[10] = 3;
+    memcpy(hs + 12, "NULL", 4);
+    uint8_t *p = hs + 64;
+    static const uint8_t ready[] = "\x05READY"
+                                   "\x0bSocket-Type\0\0\0\x06"
+                                   "DEALER"
+                                   "\x08Identity\0\0\0\x0a"
+                                   "\0D\x01\0\0\0\0\0\0\0";
+    size_t rl = sizeof ready - 1;
+    *p++ = 0x04;
+    *p++ = (uint8_t)rl;
+    memcpy(p, ready, rl);
+    p += rl;
+    cr_assert_eq(write(r->fd, hs, (size_t)(p - hs)), p - hs);
+    s_next(r, PROTO_ZMTP_EV_READY);
+    char body[256];
+    size_t bl = s_encode(body, sizeof body, PROTO_OP_STATS, 5);
+    const void *f[] = {body};
+    size_t l[] = {bl};
+    s_send(r, f, l, 1);
+    struct pollfd pf = {r->fd, POLLIN, 0};
+    cr_assert_eq(poll(&pf, 1, 1000), 0, "a reply came to the borrowed routing id");
+    close(r->fd);
+    free(r);
+    hpp_client_t *c = s_client(e.router);
+    cr_assert_eq(s_stat(c, "malformed", NULL), 1);
+    hpp_client_destroy(&c);
+    s_stop(&e);
 }
