@@ -707,6 +707,7 @@ void eng_direct_flush(eng_direct_t *self)
 
 void eng_direct_linger(eng_direct_t *self, int ms)
 {
+    eng_direct_stop(self); /* input left unread would wake the wait below at once */
     int64_t end = s_now_ms() + ms;
     for (;;) {
         eng_direct_flush(self);
