@@ -563,3 +563,59 @@ Test(direct, router_peers_cannot_take_a_direct_routing_id)
     hpp_client_destroy(&c);
     s_stop(&e);
 }
+
+/* CPU seconds the process has used (utime + stime). */
+static double s_cpu_s(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *text = hh_read_file(path, NULL);
+    cr_assert_not_null(text);
+    const char *p = strrchr(text, ')');
+    unsigned long ut = 0, st = 0;
+    cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    free(text);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Out of descriptors, the listener rests instead of waking the loop at once
+ * for ever; once clients leave, it accepts again. */
+Test(direct, out_of_descriptors_is_not_a_busy_loop, .timeout = 30)
+{
+    s_engine_t e;
+    /* util-linux, part of every Debian system: the limit for the engine alone. */
+    char *argv[] = {"/usr/bin/prlimit",
+                    "--nofile=48:48",
+                    hh_bin("hpp-engine"),
+                    "--listen",
+                    "tcp://127.0.0.1:0",
+                    "--threads",
+                    "2",
+                    "--direct",
+                    "tcp://127.0.0.1:0",
+                    NULL};
+    cr_assert_eq(hh_spawn(&e.proc, argv, "direct-emfile"), 0);
+    s_line_value(&e.proc, "hpp-engine: direct on ", e.direct, sizeof e.direct);
+    s_line_value(&e.proc, "hpp-engine: ready on ", e.router, sizeof e.router);
+    int fds[40];
+    for (int i = 0; i < 40; i++) {
+        fds[i] = s_connect(e.direct);
+    }
+    hh_sleep_ms(300);
+    double c0 = s_cpu_s(e.proc.pid);
+    hh_sleep_ms(2000);
+    double used = s_cpu_s(e.proc.pid) - c0;
+    cr_assert_lt(used, 0.5, "the engine used %.2f s of CPU in 2 s with no descriptor left", used);
+    cr_assert_geq(hh_count_lines(&e.proc, "Too many open files"), 1, "log: %s", e.proc.log);
+    cr_assert_leq(hh_count_lines(&e.proc, "Too many open files"), 4,
+                  "one line a second at most (log: %s)", e.proc.log);
+    for (int i = 0; i < 40; i++) {
+        close(fds[i]);
+    }
+    hpp_client_t *c = s_client(e.direct);
+    char m[128];
+    s_model(c, "code", m, sizeof m);
+    cr_assert_gt(strlen(m), 0);
+    hpp_client_destroy(&c);
+    s_stop(&e);
+}
