@@ -145,6 +145,18 @@ def main():
                      f"{s32 / n32:.0%} ({fmt(s32)} vs {fmt(n32)} req/s) | "
                      f"{verdict(s32 / n32 >= 0.6)} |")
 
+    # --local-engine: the same goals for the proxy that decides in its own process.
+    lp, _ = pm("sidecar-proxy-local", 1, "p50")
+    if lp is not None and up is not None and ng is not None:
+        goals.append(f"| (in process, `--local-engine`, same run) added p50, 1 connection | "
+                     f"+{lp - up:.0f} us ({lp:.0f} vs {up:.0f} us direct); limit "
+                     f"+{ng - up + 30:.0f} us | {verdict(lp - up <= ng - up + 30)} |")
+    l32, _ = pm("sidecar-proxy-local", 32, "rps")
+    if l32 and n32:
+        goals.append(f"| (in process, `--local-engine`, same run) req/s at 32 connections | "
+                     f"{l32 / n32:.0%} ({fmt(l32)} vs {fmt(n32)} req/s) | "
+                     f"{verdict(l32 / n32 >= 0.6)} |")
+
     # BENCH_SIDECAR_BEFORE: the same goals for the build before a change, same rounds.
     bp, _ = pm("sidecar-proxy-before", 1, "p50")
     if bp is not None and up is not None and ng is not None:
@@ -171,7 +183,7 @@ def main():
     out.append("| connections | system | req/s | p50 | p99 | sidecar CPU | engine CPU | "
                "upstream CPU | cmd |")
     out.append("|---|---|---|---|---|---|---|---|---|")
-    systems = ["sidecar-proxy", "sidecar-proxy-before", "sidecar-proxy-router",
+    systems = ["sidecar-proxy", "sidecar-proxy-before", "sidecar-proxy-router", "sidecar-proxy-local",
                "sidecar-proxy-libzmq", "upstream-direct",
                "nginx-proxy", "nginx-static"]
     for conns in (1, 32):

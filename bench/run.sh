@@ -291,12 +291,16 @@ start_engine() {
 }
 
 # start_sidecar NAME [flags]: sets SC_URL and SC_PID (engine at $SC_ENGINE, else
-# $ENGINE_EP). The sidecar binds an ephemeral port and prints "hpp-sidecar:
+# $ENGINE_EP; with SC_LOCAL=1, --local-engine on the engine's files). The sidecar binds an ephemeral port and prints "hpp-sidecar:
 # ready on HOST:PORT".
 start_sidecar() {
     local name=$1
     shift
-    SC_CMD=("$B/hpp-sidecar" --listen 127.0.0.1:0 --engine "${SC_ENGINE:-$ENGINE_EP}" "$@")
+    local eng=(--engine "${SC_ENGINE:-$ENGINE_EP}")
+    # SC_LOCAL=1: decisions in the sidecar's process, on the engine's files.
+    [ -n "${SC_LOCAL:-}" ] && eng=(--local-engine --policy "$POLICY" --catalog "$BUNDLED_CATALOG"
+        --catalog "$LITELLM")
+    SC_CMD=("$B/hpp-sidecar" --listen 127.0.0.1:0 "${eng[@]}" "$@")
     start "$TMP/$name.log" "${SC_CMD[@]}"
     SC_PID=$PID
     wait_line "$TMP/$name.log" '^hpp-sidecar: ready on ' "$PID" 20 || return 1
@@ -636,9 +640,10 @@ engine_point() {
     [ "$fails" = 0 ]
 }
 
-# http_sidecars: an engine and four sidecars (decision-only and proxy to the
+# http_sidecars: an engine and five sidecars (decision-only and proxy to the
 # stub, both on the engine's direct listener; the same proxy on the engine's
-# ROUTER, and on the ROUTER with the libzmq engine link).
+# ROUTER, deciding in its own process (--local-engine), and on the ROUTER
+# with the libzmq engine link).
 BASE_UP=0
 http_base() {
     [ "$BASE_UP" = 1 ] && return 0
@@ -687,6 +692,14 @@ http_sidecars() {
         start_sidecar sidecar_proxy_router --upstream "$UP_URL/v1" || return 1
         SC_PROXYR_URL=$SC_URL
         SC_PROXYR_PID=$SC_PID
+    fi
+    # The same proxy deciding in its own process (--local-engine): what the
+    # engine's round trip costs, in the same run.
+    SC_PROXYL_URL=""
+    if help_of "$B/hpp-sidecar" --local-engine | grep -q -- --local-engine; then
+        SC_LOCAL=1 start_sidecar sidecar_proxy_local --upstream "$UP_URL/v1" || return 1
+        SC_PROXYL_URL=$SC_URL
+        SC_PROXYL_PID=$SC_PID
     fi
     # The same proxy on the libzmq link: what the zmtp link saves, in the same run.
     start_sidecar sidecar_proxy_libzmq --engine-link libzmq --upstream "$UP_URL/v1" || return 1
@@ -818,6 +831,10 @@ proxy_round() {
     fi
     if [ -n "${SC_PROXYR_URL:-}" ]; then
         proxy_run "$round" "$f" sidecar-proxy-router "$SC_PROXYR_URL" "$SC_PROXYR_PID" ||
+            fails=$((fails + 1))
+    fi
+    if [ -n "${SC_PROXYL_URL:-}" ]; then
+        proxy_run "$round" "$f" sidecar-proxy-local "$SC_PROXYL_URL" "$SC_PROXYL_PID" ||
             fails=$((fails + 1))
     fi
     if [ -n "${SC_PROXYZ_URL:-}" ]; then

@@ -23,8 +23,10 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define S_BUCKETS 24 /* latency histogram: bucket b holds [2^(b-1), 2^b) ms */
@@ -387,4 +389,47 @@ const eng_health_t *eng_policy_health(const eng_policy_t *self)
 void eng_policy_set_health(eng_policy_t *self, const eng_health_t *health)
 {
     self->health = health;
+}
+
+/* The endpoint of `cat` an attempt names: its model by id (or a provider's
+ * spelling of it) and, among its endpoints, the provider (ASCII
+ * case-insensitive). -1 with `msg` saying what was not found. */
+long eng_health_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i, char *msg,
+                         size_t cap)
+{
+    /* "ID:free" names the model's `:free` variant, a plain id its paid
+     * endpoints: at OpenRouter both have the same provider, and a 429 of
+     * the free variant says nothing about the paid one. */
+    hpp_str_t id = a->model;
+    bool want_free = id.len > 5 && memcmp(id.ptr + id.len - 5, ":free", 5) == 0;
+    const eng_model_t *m = eng_catalog_lookup(cat, id.ptr, id.len);
+    if (!m && want_free) {
+        m = eng_catalog_lookup(cat, id.ptr, id.len - 5);
+    } else if (m && want_free && strlen(m->id) == id.len && memcmp(m->id, id.ptr, id.len) == 0) {
+        want_free = false; /* a catalog id that itself ends in :free */
+    }
+    if (!m) {
+        snprintf(msg, cap, "attempts[%u].model: unknown model '%.*s'", i,
+                 (int)(a->model.len > 96 ? 96 : a->model.len), a->model.ptr);
+        return -1;
+    }
+    size_t n = 0;
+    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
+    long any = -1;
+    for (uint32_t k = 0; k < m->ep_count; k++) {
+        const eng_endpoint_t *ep = &eps[m->ep_first + k];
+        if (ep->provider_len == a->provider.len &&
+            strncasecmp(ep->provider, a->provider.ptr, a->provider.len) == 0) {
+            if (ep->free_variant == want_free) {
+                return (long)(m->ep_first + k);
+            }
+            any = any < 0 ? (long)(m->ep_first + k) : any;
+        }
+    }
+    if (any >= 0) {
+        return any; /* the provider's only endpoint of the model */
+    }
+    snprintf(msg, cap, "attempts[%u].provider: model '%s' has no endpoint at provider '%.*s'", i,
+             m->id, (int)(a->provider.len > 64 ? 64 : a->provider.len), a->provider.ptr);
+    return -1;
 }

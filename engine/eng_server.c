@@ -363,45 +363,6 @@ static int s_settle_ms(const eng_server_t *self)
     return twice > ENG_SETTLE_MS ? twice : ENG_SETTLE_MS;
 }
 
-static void s_log_loadlog(const eng_loadlog_t *log)
-{
-    for (uint32_t i = 0; i < log->n; i++) {
-        eng_log(log->is_error[i] ? ENG_LOG_ERROR : ENG_LOG_WARN, "engine", "%s", log->lines[i]);
-    }
-    if (log->more) {
-        eng_log(ENG_LOG_WARN, "engine", "(%u more diagnostics not shown)", log->more);
-    }
-}
-
-/* Moves the errors of `log` before its warnings, each kept in order, so
- * that whatever quotes the first line of a rejection (the reload reply's
- * message, the log) quotes an error. */
-static void s_errors_first(eng_loadlog_t *log)
-{
-    static eng_loadlog_t tmp; /* reloader thread (or startup) only */
-    uint32_t k = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint32_t i = 0; i < log->n; i++) {
-            if (log->is_error[i] == (pass == 0)) {
-                memcpy(tmp.lines[k], log->lines[i], sizeof tmp.lines[0]);
-                tmp.is_error[k++] = log->is_error[i];
-            }
-        }
-    }
-    memcpy(log->lines, tmp.lines, sizeof log->lines[0] * log->n);
-    memcpy(log->is_error, tmp.is_error, sizeof log->is_error[0] * log->n);
-}
-
-/* eng_cases_fail_fn: each gate failure is an error of the load. */
-static void s_gate_fail(void *ctx, const char *file, int line, const char *msg)
-{
-    if (line > 0) {
-        eng_loadlog_add(ctx, true, "%s:%d:1: error: %s", file, line, msg);
-    } else {
-        eng_loadlog_add(ctx, true, "%s: error: %s", file, msg);
-    }
-}
-
 /* The reload gate: what a snapshot that compiled must also pass before it
  * serves. Against the serving one (NULL at startup), no request it routed
  * may be left without a routing rule (eng_policy_coverage_lost); with
@@ -412,7 +373,7 @@ static bool s_gate(eng_server_t *self, const eng_snapshot_t *next, eng_loadlog_t
     uint32_t before = log->errors;
     if (self->rl_serving) {
         eng_policy_coverage_lost(eng_snapshot_policy(self->rl_serving), eng_snapshot_policy(next),
-                                 self->cfg.policy, s_gate_fail, log);
+                                 self->cfg.policy, eng_loadlog_fail, log);
     }
     if (self->cfg.reload_cases) {
         eng_diags_t *diags = eng_diags_new();
@@ -426,7 +387,7 @@ static bool s_gate(eng_server_t *self, const eng_snapshot_t *next, eng_loadlog_t
                                 self->cfg.reload_cases);
             }
         } else {
-            eng_cases_check(cases, eng_snapshot_policy(next), s_gate_fail, log);
+            eng_cases_check(cases, eng_snapshot_policy(next), eng_loadlog_fail, log);
         }
         eng_cases_destroy(&cases);
         eng_diags_destroy(&diags);
@@ -480,8 +441,8 @@ static bool s_reload(eng_server_t *self, const char *trigger, eng_snapshot_t **f
             eng_snapshot_destroy(&snap); /* no key table at all: startup fails */
         }
     }
-    s_errors_first(&log);
-    s_log_loadlog(&log);
+    eng_loadlog_errors_first(&log);
+    eng_loadlog_log(&log, "engine");
     uint64_t serving;
     bool ok = snap != NULL;
     char hash[ENG_SNAPSHOT_HASH_HEX] = "";
@@ -774,49 +735,6 @@ static uint64_t s_decision_id(s_worker_t *w)
 
 /* Reports ------------------------------------------------------------------ */
 
-/* The endpoint of `cat` an attempt names: its model by id (or a provider's
- * spelling of it) and, among its endpoints, the provider (ASCII
- * case-insensitive). -1 with `msg` saying what was not found. */
-static long s_report_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i,
-                              char *msg, size_t cap)
-{
-    /* "ID:free" names the model's `:free` variant, a plain id its paid
-     * endpoints: at OpenRouter both have the same provider, and a 429 of
-     * the free variant says nothing about the paid one. */
-    hpp_str_t id = a->model;
-    bool want_free = id.len > 5 && memcmp(id.ptr + id.len - 5, ":free", 5) == 0;
-    const eng_model_t *m = eng_catalog_lookup(cat, id.ptr, id.len);
-    if (!m && want_free) {
-        m = eng_catalog_lookup(cat, id.ptr, id.len - 5);
-    } else if (m && want_free && strlen(m->id) == id.len && memcmp(m->id, id.ptr, id.len) == 0) {
-        want_free = false; /* a catalog id that itself ends in :free */
-    }
-    if (!m) {
-        snprintf(msg, cap, "attempts[%u].model: unknown model '%.*s'", i,
-                 (int)(a->model.len > 96 ? 96 : a->model.len), a->model.ptr);
-        return -1;
-    }
-    size_t n = 0;
-    const eng_endpoint_t *eps = eng_catalog_endpoints(cat, &n);
-    long any = -1;
-    for (uint32_t k = 0; k < m->ep_count; k++) {
-        const eng_endpoint_t *ep = &eps[m->ep_first + k];
-        if (ep->provider_len == a->provider.len &&
-            strncasecmp(ep->provider, a->provider.ptr, a->provider.len) == 0) {
-            if (ep->free_variant == want_free) {
-                return (long)(m->ep_first + k);
-            }
-            any = any < 0 ? (long)(m->ep_first + k) : any;
-        }
-    }
-    if (any >= 0) {
-        return any; /* the provider's only endpoint of the model */
-    }
-    snprintf(msg, cap, "attempts[%u].provider: model '%s' has no endpoint at provider '%.*s'", i,
-             m->id, (int)(a->provider.len > 64 ? 64 : a->provider.len), a->provider.ptr);
-    return -1;
-}
-
 /* The real cost of an attempt at the endpoint's list price (the group's
  * multiplier is the decision line's): prompt tokens less the cached ones at
  * the input price, cached ones at the cache-read price, completion tokens
@@ -863,7 +781,7 @@ static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_
     const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
     const eng_catalog_t *cat = eng_snapshot_catalog(snap);
     for (uint32_t i = 0; ok && i < n; i++) {
-        long e = s_report_endpoint(cat, &at[i], i, msg, cap);
+        long e = eng_health_endpoint(cat, &at[i], i, msg, cap);
         ok = e >= 0;
         idx[i] = (uint32_t)e;
     }

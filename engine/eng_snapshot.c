@@ -82,6 +82,44 @@ void eng_loadlog_vadd(eng_loadlog_t *log, bool error, const char *fmt, va_list a
     vsnprintf(log->lines[at], sizeof log->lines[0], fmt, ap);
 }
 
+void eng_loadlog_errors_first(eng_loadlog_t *log)
+{
+    uint32_t k = 0; /* the lines before k are errors */
+    for (uint32_t i = 0; i < log->n; i++) {
+        if (!log->is_error[i]) {
+            continue;
+        }
+        if (i != k) { /* move line i up to k, the warnings between down one */
+            char line[sizeof log->lines[0]];
+            memcpy(line, log->lines[i], sizeof line);
+            memmove(log->lines[k + 1], log->lines[k], sizeof line * (i - k));
+            memcpy(log->lines[k], line, sizeof line);
+            memmove(&log->is_error[k + 1], &log->is_error[k], sizeof log->is_error[0] * (i - k));
+            log->is_error[k] = true;
+        }
+        k++;
+    }
+}
+
+void eng_loadlog_log(const eng_loadlog_t *log, const char *module)
+{
+    for (uint32_t i = 0; i < log->n; i++) {
+        eng_log(log->is_error[i] ? ENG_LOG_ERROR : ENG_LOG_WARN, module, "%s", log->lines[i]);
+    }
+    if (log->more) {
+        eng_log(ENG_LOG_WARN, module, "(%u more diagnostics not shown)", log->more);
+    }
+}
+
+void eng_loadlog_fail(void *log, const char *file, int line, const char *msg)
+{
+    if (line > 0) {
+        eng_loadlog_add(log, true, "%s:%d:1: error: %s", file, line, msg);
+    } else {
+        eng_loadlog_add(log, true, "%s: error: %s", file, msg);
+    }
+}
+
 void eng_loadlog_add_diags(eng_loadlog_t *log, const eng_diags_t *diags)
 {
     size_t n = eng_diags_size(diags);

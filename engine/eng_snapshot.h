@@ -44,6 +44,19 @@ void eng_loadlog_add(eng_loadlog_t *log, bool error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void eng_loadlog_vadd(eng_loadlog_t *log, bool error, const char *fmt, va_list ap);
 
+/* Moves the errors of `log` before its warnings, each kept in order, so
+ * that whatever quotes the first line of a rejection (a reload reply's
+ * message, the log) quotes an error. */
+void eng_loadlog_errors_first(eng_loadlog_t *log);
+
+/* Logs every line (eng_log: errors as errors, warnings as warnings) under
+ * `module`, and how many did not fit. */
+void eng_loadlog_log(const eng_loadlog_t *log, const char *module);
+
+/* An error of the load at file:line (line 0: none), with the signature of
+ * eng_cases_fail_fn (`log` is the eng_loadlog_t): reload gates' failures. */
+void eng_loadlog_fail(void *log, const char *file, int line, const char *msg);
+
 /* Adds every diagnostic of `diags` as "file:line:col: error: message". */
 void eng_loadlog_add_diags(eng_loadlog_t *log, const eng_diags_t *diags);
 

@@ -12,8 +12,11 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "eng_catalog.h"
 #include "eng_common.h"
 #include "eng_flags.h"
+#include "eng_local.h"
+#include "eng_server.h"
 #include "proto.h"
 #include "hpp_apikeys.h"
 #include "sc_server.h"
@@ -27,6 +30,12 @@ typedef struct {
     bool help;       /* --help given */
     bool version;    /* --version given */
     bool hash_key;   /* --hash-key given */
+
+    /* --local-engine and the files it decides with. */
+    bool local_engine;
+    const char *policy;                            /* --policy, or NULL: the default */
+    const char *catalogs[ENG_SERVER_MAX_CATALOGS]; /* --catalog, repeatable */
+    size_t ncatalogs;                              /* used entries */
 } s_opts_t;
 
 #define S_OPTS(p) ((s_opts_t *)(p))
@@ -68,6 +77,17 @@ static int s_engine_link(void *opts, const char *flag, const char *arg)
     if (sc_link_kind_parse(arg, &S_OPTS(opts)->cfg.link) != 0) {
         return eng_flag_error(flag, "expected auto, zmtp or libzmq, got '%s'", arg);
     }
+    return 0;
+}
+
+static int s_catalog(void *opts, const char *flag, const char *arg)
+{
+    s_opts_t *o = S_OPTS(opts);
+    if (o->ncatalogs == ENG_SERVER_MAX_CATALOGS) {
+        return eng_flag_error(
+            flag, "at most " S_STR(ENG_SERVER_MAX_CATALOGS) " catalogs ('%s' is one more)", arg);
+    }
+    o->catalogs[o->ncatalogs++] = arg;
     return 0;
 }
 
@@ -209,6 +229,17 @@ static const eng_flag_t s_flags[] = {
      "zmtp: speak ZMTP on the loop's own socket (tcp:// and ipc://, no CURVE); libzmq: a "
      "libzmq DEALER (any endpoint); auto (default): libzmq with CURVE, else zmtp for "
      "tcp:// and ipc:// and libzmq for the rest"},
+    {"--local-engine", NULL, NULL, offsetof(s_opts_t, local_engine),
+     "decide in this process, with hpp-engine's resolver and the --policy and --catalog "
+     "files, instead of asking an hpp-engine: no round trip, but no ledger, no decision log, "
+     "and endpoint health learnt from this sidecar's own upstream calls only. SIGHUP reloads "
+     "the files (a bad file keeps the serving version)"},
+    {"--policy", "FILE", NULL, offsetof(s_opts_t, policy),
+     "--local-engine: routing policy (default " ENG_DEFAULT_POLICY
+     ", in the working directory, else the bundled one, as hpp-engine)"},
+    {"--catalog", "[FORMAT:]FILE", s_catalog, 0,
+     "--local-engine: catalog file, repeatable; FORMAT is native, openrouter, litellm or "
+     "portkey (default: the bundled catalog, or $HPP_CATALOG)"},
     {"--engine-curve-server-key", "FILE", NULL, offsetof(s_opts_t, cfg.curve_server_key),
      "CURVE: the engines' public key file (hpp-engine --curve-keygen); needs "
      "--curve-secret"},
@@ -285,8 +316,63 @@ static void s_print_help(void)
     eng_flags_help(stdout, s_flags, 26);
     printf("\nPrints \"hpp-sidecar: ready on HOST:PORT\" to stderr once listening.\n"
            "SIGHUP reloads the --keys and --upstreams files (a bad file keeps the last\n"
-           "good one) and reopens the --access-log, in every worker.\n"
+           "good one) and reopens the --access-log, in every worker; with --local-engine\n"
+           "it reloads the --policy and --catalog files too.\n"
            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start, 2 on bad flags.\n");
+}
+
+/* The flags that go with --local-engine, and those that cannot. */
+static int s_check_local(const s_opts_t *o)
+{
+    const char *without = o->policy ? "--policy" : o->ncatalogs ? "--catalog" : NULL;
+    if (!o->local_engine && without) {
+        fprintf(stderr,
+                "hpp-sidecar: %s is for --local-engine (hpp-engine reads its own; see "
+                "--help)\n",
+                without);
+        return -1;
+    }
+    const char *clash = o->cfg.nengines               ? "--engine"
+                        : o->cfg.link != SC_LINK_AUTO ? "--engine-link"
+                        : o->cfg.curve_secret         ? "--curve-secret"
+                                                      : NULL;
+    if (o->local_engine && clash) {
+        fprintf(stderr,
+                "hpp-sidecar: --local-engine decides in this process: %s names an "
+                "hpp-engine link (see --help)\n",
+                clash);
+        return -1;
+    }
+    return 0;
+}
+
+/* Loads --local-engine's policy and catalogs, with a reader slot for each
+ * worker; NULL after printing why. */
+static eng_local_t *s_local_new(const s_opts_t *o)
+{
+    static const char *def[1];
+    def[0] = eng_catalog_default_path();
+    eng_local_config_t lc = {
+        .policy = o->policy ? o->policy : eng_data_path(ENG_DEFAULT_POLICY, 1),
+        .catalogs = o->ncatalogs ? o->catalogs : def,
+        .ncatalogs = o->ncatalogs ? o->ncatalogs : 1,
+        .readers = (size_t)(o->cfg.workers > 0 ? o->cfg.workers : sc_workers_default()),
+    };
+    static eng_loadlog_t log; /* large: not on the stack */
+    eng_local_t *local = eng_local_new(&lc, &log);
+    for (uint32_t i = 0; i < log.n; i++) {
+        fprintf(stderr, "hpp-sidecar: %s\n", log.lines[i]);
+    }
+    if (!local) {
+        fprintf(stderr, "hpp-sidecar: --local-engine: %s refused (%u errors)\n", lc.policy,
+                log.errors);
+        return NULL;
+    }
+    char hash[ENG_SNAPSHOT_HASH_HEX];
+    uint64_t version = eng_local_version(local, hash);
+    eng_log(ENG_LOG_INFO, "sidecar", "local engine: %s, policy version %llu, policy hash %s",
+            lc.policy, (unsigned long long)version, hash);
+    return local;
 }
 
 int main(int argc, char **argv)
@@ -329,12 +415,21 @@ int main(int argc, char **argv)
                         "route of a gateway); proxy mode (--upstream) has none (see --help)\n");
         return S_EXIT_USAGE;
     }
+    if (s_check_local(&o) != 0) {
+        return S_EXIT_USAGE;
+    }
+    eng_local_t *local = NULL;
+    if (o.local_engine && !(local = s_local_new(&o))) {
+        return S_EXIT_FAIL;
+    }
+    o.cfg.local = local;
     /* A client that vanishes mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
     char err[512];
     sc_workers_t *srv = sc_workers_new(&o.cfg, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "hpp-sidecar: %s\n", err);
+        eng_local_destroy(&local);
         return S_EXIT_FAIL;
     }
     char host[256];
@@ -350,7 +445,9 @@ int main(int argc, char **argv)
     int nw = sc_workers_count(srv);
     eng_log(ENG_LOG_INFO, "sidecar", "%d worker%s; engine%s %s (%s link%s), %s, timeout %d ms%s%s",
             nw, nw > 1 ? "s" : "", o.cfg.nengines > 1 ? "s" : "",
-            o.cfg.nengines ? engines : SC_DEFAULT_ENGINE,
+            local            ? "in this process"
+            : o.cfg.nengines ? engines
+                             : SC_DEFAULT_ENGINE,
             sc_link_kind_name(sc_workers_link_kind(srv)), o.cfg.curve_secret ? ", CURVE" : "",
             o.cfg.upstream         ? o.cfg.upstream
             : o.cfg.upstreams_file ? o.cfg.upstreams_file
@@ -363,6 +460,7 @@ int main(int argc, char **argv)
     sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d", host, sc_workers_port(srv));
     int rc = sc_workers_run(srv);
     sc_workers_destroy(&srv);
+    eng_local_destroy(&local);
     eng_log(ENG_LOG_INFO, "sidecar", "stopped (%d worker%s)", nw, nw > 1 ? "s" : "");
     return rc == 0 ? S_EXIT_OK : S_EXIT_FAIL;
 }

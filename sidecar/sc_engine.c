@@ -514,6 +514,8 @@ sc_engine_t *sc_engine_new(struct event_base *base, const sc_engine_config_t *cf
         sc_link_config_t lc = {
             .endpoint = cfg->endpoints[j],
             .kind = cfg->kind,
+            .local = cfg->local,
+            .reader = cfg->reader,
             .curve = cfg->curve,
             .on_message = s_dispatch,
             .on_state = s_on_state,

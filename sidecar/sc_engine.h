@@ -29,6 +29,7 @@
 #include "sc_metrics.h"
 
 struct event_base;
+struct eng_local;
 
 /* Calls in flight at most; more fail at once (the engine is overloaded). */
 #define SC_ENGINE_MAX_INFLIGHT 16384
@@ -54,6 +55,8 @@ typedef struct {
     const char *const *endpoints; /* 1 to SC_ENGINE_MAX_ENGINES, distinct; borrowed */
     size_t nendpoints;            /* entries of endpoints */
     sc_link_kind_t kind;          /* link kind for every engine */
+    struct eng_local *local;      /* kind LOCAL: the engine in this process, borrowed */
+    size_t reader;                /* kind LOCAL: our reader slot of it */
     const sc_link_curve_t *curve; /* NULL: no CURVE; read by sc_engine_new only */
     int timeout_ms;               /* deadline of every call */
     int ping_ms;                  /* policy pings to each engine; 0 = none */

@@ -52,6 +52,7 @@
 #include "eng_common.h"
 #include "proto.h"
 #include "proto_zmtp.h"
+#include "sc_local.h"
 
 #define S_RETRY_MIN_MS 100    /* first reconnect delay, as libzmq's ZMQ_RECONNECT_IVL */
 #define S_RETRY_MAX_MS 1000   /* longest reconnect delay */
@@ -66,7 +67,8 @@
 enum { S_DOWN, S_CONNECTING, S_HANDSHAKE, S_UP, S_BROKEN };
 
 struct sc_link {
-    sc_link_kind_t kind;       /* ZMTP or LIBZMQ */
+    sc_link_kind_t kind;       /* ZMTP, LIBZMQ or LOCAL */
+    sc_local_t *local;         /* LOCAL: the engine in this process */
     struct event_base *base;   /* the loop */
     sc_link_cb cb;             /* a message arrived */
     sc_link_state_cb on_state; /* the connection came up or went, may be NULL */
@@ -105,7 +107,7 @@ struct sc_link {
 
 /* Names ------------------------------------------------------------------ */
 
-static const char *const s_kind_names[] = {"auto", "zmtp", "libzmq"};
+static const char *const s_kind_names[] = {"auto", "zmtp", "libzmq", "local"};
 
 int sc_link_kind_parse(const char *s, sc_link_kind_t *out)
 {
@@ -120,7 +122,7 @@ int sc_link_kind_parse(const char *s, sc_link_kind_t *out)
 
 const char *sc_link_kind_name(sc_link_kind_t kind)
 {
-    return (unsigned)kind <= SC_LINK_LIBZMQ ? s_kind_names[kind] : "?";
+    return (unsigned)kind <= SC_LINK_LOCAL ? s_kind_names[kind] : "?";
 }
 
 sc_link_kind_t sc_link_kind(const sc_link_t *self)
@@ -130,7 +132,9 @@ sc_link_kind_t sc_link_kind(const sc_link_t *self)
 
 bool sc_link_up(const sc_link_t *self)
 {
-    return self->kind == SC_LINK_LIBZMQ ? self->up : self->state == S_UP;
+    return self->kind == SC_LINK_LOCAL    ? true
+           : self->kind == SC_LINK_LIBZMQ ? self->up
+                                          : self->state == S_UP;
 }
 
 /* libzmq ------------------------------------------------------------------- */
@@ -807,8 +811,15 @@ sc_link_t *sc_link_new(struct event_base *base, const sc_link_config_t *cfg, cha
         kind = !cfg->curve && own ? SC_LINK_ZMTP : SC_LINK_LIBZMQ;
     }
     self->kind = kind;
-    int rc = kind == SC_LINK_ZMTP ? s_zmtp_open(self, endpoint, errbuf, errlen)
+    int rc = 0;
+    if (kind == SC_LINK_LOCAL) {
+        self->local = sc_local_new(base, cfg->local, cfg->reader, cfg->on_message, cfg->on_state,
+                                   cfg->arg, errbuf, errlen);
+        rc = self->local ? 0 : -1;
+    } else {
+        rc = kind == SC_LINK_ZMTP ? s_zmtp_open(self, endpoint, errbuf, errlen)
                                   : s_zmq_open(self, endpoint, cfg->curve, errbuf, errlen);
+    }
     if (rc != 0) {
         sc_link_destroy(&self);
     }
@@ -821,6 +832,7 @@ void sc_link_destroy(sc_link_t **self_p)
         return;
     }
     sc_link_t *self = *self_p;
+    sc_local_destroy(&self->local);
     if (self->ev) {
         event_free(self->ev);
     }
@@ -855,6 +867,9 @@ void sc_link_destroy(sc_link_t **self_p)
 
 int sc_link_send(sc_link_t *self, const void *buf, size_t len)
 {
+    if (self->kind == SC_LINK_LOCAL) {
+        return sc_local_send(self->local, buf, len);
+    }
     if (self->kind == SC_LINK_LIBZMQ) {
         return s_zmq_send(self, buf, len);
     }

@@ -11,6 +11,10 @@
  *                   The NULL mechanism only.
  *   SC_LINK_LIBZMQ  a libzmq DEALER watched through ZMQ_FD. Any endpoint
  *                   libzmq knows (hostnames resolved per connect), and CURVE.
+ *   SC_LINK_LOCAL   no engine process: the engine's answers in this one
+ *                   (sc_local.h, eng_local.h); up from the first turn of
+ *                   the loop, never down. Chosen by the caller, never by
+ *                   AUTO.
  * SC_LINK_AUTO picks libzmq when CURVE is asked for, else ZMTP for
  * tcp://HOST:PORT and ipc://PATH, and libzmq for the rest.
  *
@@ -31,10 +35,12 @@
 #include "hpp_keys.h"
 
 struct event_base;
+struct eng_local;
 
-typedef enum { SC_LINK_AUTO = 0, SC_LINK_ZMTP, SC_LINK_LIBZMQ } sc_link_kind_t;
+typedef enum { SC_LINK_AUTO = 0, SC_LINK_ZMTP, SC_LINK_LIBZMQ, SC_LINK_LOCAL } sc_link_kind_t;
 
-/* Parses "auto", "zmtp" or "libzmq"; returns -1 for anything else. */
+/* Parses "auto", "zmtp" or "libzmq" (the kinds a flag may name); returns
+ * -1 for anything else. */
 int sc_link_kind_parse(const char *s, sc_link_kind_t *out);
 const char *sc_link_kind_name(sc_link_kind_t kind);
 
@@ -50,8 +56,10 @@ typedef void (*sc_link_state_cb)(void *arg, bool up);
 typedef hpp_curve_client_t sc_link_curve_t;
 
 typedef struct {
-    const char *endpoint;         /* e.g. tcp://127.0.0.1:5555 */
-    sc_link_kind_t kind;          /* AUTO, ZMTP or LIBZMQ */
+    const char *endpoint;         /* e.g. tcp://127.0.0.1:5555 (LOCAL: a name for logs) */
+    sc_link_kind_t kind;          /* AUTO, ZMTP, LIBZMQ or LOCAL */
+    struct eng_local *local;      /* LOCAL: the engine answering, borrowed */
+    size_t reader;                /* LOCAL: our reader slot of it */
     const sc_link_curve_t *curve; /* NULL: the NULL mechanism; read by sc_link_new only */
     sc_link_cb on_message;        /* a reply arrived */
     sc_link_state_cb on_state;    /* may be NULL */

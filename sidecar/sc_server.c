@@ -2081,6 +2081,9 @@ static void s_reload_upstreams(sc_server_t *srv)
 static void s_reload_files(sc_server_t *srv)
 {
     if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
+        if (srv->cfg.local) {
+            return; /* the policy was the reload's work (sc_workers.c) */
+        }
         eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar",
                 "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");
         return;
@@ -2175,10 +2178,15 @@ static int s_engines_new(sc_server_t *srv, char *errbuf, size_t errlen)
         explicit_bzero(&curve, sizeof curve);
         return -1;
     }
+    static const char *const local[1] = {"local"};
     sc_engine_config_t ec = {
-        .endpoints = cfg->nengines ? cfg->engines : dflt,
-        .nendpoints = cfg->nengines ? cfg->nengines : 1,
-        .kind = cfg->link,
+        .endpoints = cfg->local      ? local
+                     : cfg->nengines ? cfg->engines
+                                     : dflt,
+        .nendpoints = cfg->nengines && !cfg->local ? cfg->nengines : 1,
+        .kind = cfg->local ? SC_LINK_LOCAL : cfg->link,
+        .local = cfg->local,
+        .reader = (size_t)srv->worker.index,
         .curve = use_curve ? &curve : NULL,
         .timeout_ms = cfg->timeout_ms,
         .ping_ms = cfg->ping_ms,

@@ -16,6 +16,8 @@
 #include "sc_engine.h"
 #include "sc_link.h"
 
+struct eng_local;
+
 typedef struct {
     const char *listen;                         /* "HOST:PORT" to bind; port 0 = ephemeral */
     const char *engines[SC_ENGINE_MAX_ENGINES]; /* ZMQ endpoints of the hpp-engines */
@@ -51,6 +53,11 @@ typedef struct {
 
     int workers; /* --workers: event loops (threads) serving the port; 0 = one per online core
                     (sc_workers.h) */
+
+    /* --local-engine: decisions made in this process (eng_local.h) instead
+     * of by hpp-engine; made and freed by the caller, with a reader slot
+     * for each worker. NULL = the engines above. */
+    struct eng_local *local;
 } sc_config_t;
 
 /* Defaults used by hpp-sidecar. */

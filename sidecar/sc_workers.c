@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "eng_common.h"
+#include "eng_local.h"
 
 #define S_RELOAD_WAIT_MS 30000 /* a worker that has not reloaded by then is named */
 
@@ -25,6 +26,7 @@ struct sc_workers {
     int open;           /* client connections open in all of them (atomic) */
     int ack[2];         /* reload acknowledgements: one byte per worker */
     sigset_t signals;   /* SIGINT, SIGTERM, SIGHUP: blocked, waited for */
+    eng_local_t *local; /* --local-engine: reloaded here, once for all; borrowed */
 };
 
 int sc_workers_default(void)
@@ -49,6 +51,7 @@ sc_workers_t *sc_workers_new(const sc_config_t *cfg, char *errbuf, size_t errlen
         return NULL;
     }
     self->ack[0] = self->ack[1] = -1;
+    self->local = cfg->local;
     self->n = cfg->workers > 0 ? cfg->workers : sc_workers_default();
     if (self->n > SC_WORKERS_MAX) {
         self->n = SC_WORKERS_MAX;
@@ -129,6 +132,28 @@ static int s_acks(sc_workers_t *self, int want)
     return done;
 }
 
+/* SIGHUP, --local-engine: the policy and catalogs are read again, once for
+ * every worker (they share the engine); a load that fails, or that would
+ * leave a request the serving policy routes without a rule, keeps the
+ * serving version, as hpp-engine's reload does. */
+static void s_reload_local(eng_local_t *local)
+{
+    static eng_loadlog_t log; /* the signal thread only */
+    bool ok = eng_local_reload(local, &log);
+    eng_loadlog_log(&log, "sidecar");
+    char hash[ENG_SNAPSHOT_HASH_HEX];
+    uint64_t version = eng_local_version(local, hash);
+    if (ok) {
+        eng_log(ENG_LOG_INFO, "sidecar",
+                "SIGHUP: policy version %llu serving (%u warnings), policy hash %s",
+                (unsigned long long)version, log.warnings, hash);
+    } else {
+        eng_log(ENG_LOG_ERROR, "sidecar",
+                "SIGHUP: reload rejected (%u errors), version %llu keeps serving%s%s", log.errors,
+                (unsigned long long)version, log.n ? ": " : "", log.n ? log.lines[0] : "");
+    }
+}
+
 /* SIGHUP: every worker reloads on its own loop, the first one last: it
  * alone logs the outcome (sc_server.c), so a log line about the reload
  * means every worker has the new files. systemd hears READY once they all
@@ -136,6 +161,9 @@ static int s_acks(sc_workers_t *self, int want)
 static void s_reload(sc_workers_t *self)
 {
     sd_notify(0, "RELOADING=1");
+    if (self->local) {
+        s_reload_local(self->local);
+    }
     for (int i = 1; i < self->n; i++) {
         if (sc_server_post(self->srv[i], SC_SERVER_RELOAD) != 0) {
             eng_log(ENG_LOG_ERROR, "sidecar", "worker %d: cannot post the reload: %s", i,

@@ -31,6 +31,7 @@
 
 #include "eng_catalog.h"
 #include "eng_health.h"
+#include "eng_local.h"
 #include "eng_policy.h"
 #include "eng_policy_internal.h"
 #include "eng_reply.h"
@@ -530,6 +531,25 @@ static void s_on_reply(void *arg, sc_eng_result_t res, const proto_reply_t *r, c
     s_replies += res == SC_ENG_REPLY && r->ok;
 }
 
+/* 50 engine calls to warm up, then 50 more counted: the allocations of the
+ * second 50. Each call is awaited in the loop before the next. */
+static unsigned long s_warm_calls(sc_engine_t *eng, struct event_base *base, proto_request_t *req)
+{
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            alloc_count_start();
+        }
+        for (int i = 0; i < 50; i++) {
+            int want = s_replies + 1;
+            cr_assert_neq(sc_engine_call(eng, req, s_on_reply, NULL, NULL), 0);
+            while (s_replies < want) {
+                event_base_loop(base, EVLOOP_ONCE);
+            }
+        }
+    }
+    return alloc_count_stop();
+}
+
 Test(no_alloc, sidecar_engine_call_over_zmtp)
 {
     s_need_counter();
@@ -557,23 +577,47 @@ Test(no_alloc, sidecar_engine_call_over_zmtp)
     while (s_replies < 1) {
         event_base_loop(base, EVLOOP_ONCE);
     }
-    for (int round = 0; round < 2; round++) {
-        if (round == 1) {
-            alloc_count_start();
-        }
-        for (int i = 0; i < 50; i++) {
-            int want = s_replies + 1;
-            cr_assert_neq(sc_engine_call(eng, &req, s_on_reply, NULL, NULL), 0);
-            while (s_replies < want) {
-                event_base_loop(base, EVLOOP_ONCE);
-            }
-        }
-    }
-    unsigned long n = alloc_count_stop();
+    unsigned long n = s_warm_calls(eng, base, &req);
     cr_assert_eq(n, 0, "%lu allocations in 50 warm engine calls", n);
     cr_assert_eq(s_replies, 101);
     sc_engine_destroy(&eng);
     event_base_free(base);
     close(lfd);
     pthread_join(t, NULL);
+}
+
+/* The same call to the engine inside this process (--local-engine): encode,
+ * answer through the resolver, queue the reply, hand it over in the loop,
+ * decode it, run the callback. */
+Test(no_alloc, sidecar_engine_call_in_process)
+{
+    s_need_counter();
+    static const char *const catalogs[1] = {"policies/catalog.json"};
+    static eng_loadlog_t log;
+    eng_local_config_t lc = {
+        .policy = "policies/default.policy", .catalogs = catalogs, .ncatalogs = 1, .readers = 1};
+    eng_local_t *local = eng_local_new(&lc, &log);
+    cr_assert_not_null(local, "%s", log.n ? log.lines[0] : "");
+    struct event_base *base = event_base_new();
+    const char *eps[1] = {"local"};
+    char err[256];
+    sc_engine_config_t ec = {.endpoints = eps,
+                             .nendpoints = 1,
+                             .kind = SC_LINK_LOCAL,
+                             .local = local,
+                             .timeout_ms = 1000};
+    sc_engine_t *eng = sc_engine_new(base, &ec, err, sizeof err);
+    cr_assert_not_null(eng, "%s", err);
+    proto_request_t req;
+    proto_request_init(&req, PROTO_OP_ROUTE);
+    req.features.prompt_tokens = 1200;
+    static const char text[] = "def f(x):\n    return x  # fix this traceback";
+    req.features.text = (hpp_str_t){text, sizeof text - 1};
+    int before = s_replies;
+    unsigned long n = s_warm_calls(eng, base, &req);
+    cr_assert_eq(n, 0, "%lu allocations in 50 warm in-process engine calls", n);
+    cr_assert_eq(s_replies - before, 100);
+    sc_engine_destroy(&eng);
+    event_base_free(base);
+    eng_local_destroy(&local);
 }
