@@ -25,18 +25,18 @@
  * ids are numbered per reader (no shared counter), and explain's candidate
  * buffer is made at the reader's first explain. */
 typedef struct {
-    uint64_t decisions;        /* decision ids given */
-    eng_trace_entry_t *trace;  /* S_TRACE_CAP entries, or NULL */
+    uint64_t decisions;       /* decision ids given */
+    eng_trace_entry_t *trace; /* S_TRACE_CAP entries, or NULL */
 } __attribute__((aligned(64))) s_reader_t;
 
 struct eng_local {
-    eng_snapshot_cfg_t cfg;         /* files, borrowed from the caller */
-    eng_snapcell_t *cell;           /* what serves */
-    eng_snapshot_t *serving;        /* the cell's snapshot: the reloader's view of it */
-    uint64_t next_version;          /* of the next snapshot loaded */
-    pthread_mutex_t health_mu;      /* one report writer at a time; held while publishing */
-    size_t nreaders;                /* entries of readers */
-    s_reader_t *readers;            /* one per answering thread */
+    eng_snapshot_cfg_t cfg;    /* files, borrowed from the caller */
+    eng_snapcell_t *cell;      /* what serves */
+    eng_snapshot_t *serving;   /* the cell's snapshot: the reloader's view of it */
+    uint64_t next_version;     /* of the next snapshot loaded */
+    pthread_mutex_t health_mu; /* one report writer at a time; held while publishing */
+    size_t nreaders;           /* entries of readers */
+    s_reader_t *readers;       /* one per answering thread */
 };
 
 /* The policy a reload must keep, or NULL: a snapshot loaded against a
@@ -130,6 +130,11 @@ bool eng_local_reload(eng_local_t *self, eng_loadlog_t *log)
     return true;
 }
 
+size_t eng_local_readers(const eng_local_t *self)
+{
+    return self->nreaders;
+}
+
 uint64_t eng_local_version(eng_local_t *self, char hash[ENG_SNAPSHOT_HASH_HEX])
 {
     const eng_snapshot_t *snap = self->serving; /* the reloader's own view */
@@ -168,8 +173,7 @@ static bool s_report(eng_local_t *self, size_t reader, const proto_request_t *re
 }
 
 /* Route or explain, as the engine without a ledger decides them. */
-static void s_decide(eng_local_t *self, size_t reader, const proto_request_t *req,
-                     proto_buf_t *out)
+static void s_decide(eng_local_t *self, size_t reader, const proto_request_t *req, proto_buf_t *out)
 {
     s_reader_t *r = &self->readers[reader];
     const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, reader);
@@ -204,6 +208,10 @@ bool eng_local_answer(eng_local_t *self, size_t reader, const void *frame, size_
         proto_reply_error(out, &req.id, proto_err_status(rc), err.msg);
         return true;
     }
+    if (reader >= self->nreaders) { /* a caller's bug: never touch another's slot */
+        proto_reply_error(out, &req.id, HPP_E_INTERNAL, "no reader slot for this thread");
+        return true;
+    }
     switch (req.op) {
     case PROTO_OP_ROUTE:
     case PROTO_OP_EXPLAIN:
@@ -229,8 +237,8 @@ bool eng_local_answer(eng_local_t *self, size_t reader, const void *frame, size_
             const void *models = eng_snapshot_models(snap, &mlen);
             proto_reply_models(out, &req.id, models, mlen);
         } else {
-            proto_reply_ping_hash(out, &req.id, eng_snapshot_version(snap),
-                                  eng_snapshot_hash(snap), HPP_VERSION);
+            proto_reply_ping_hash(out, &req.id, eng_snapshot_version(snap), eng_snapshot_hash(snap),
+                                  HPP_VERSION);
         }
         eng_snapcell_release(self->cell, reader);
         break;

@@ -15,9 +15,13 @@
  * decision log.
  *
  * Threads: eng_local_answer runs on up to `readers` threads at once, each
- * with its own reader index, without a lock and without allocating (its
- * output buffer aside); a report takes the health mutex. eng_local_reload
- * runs on one thread at a time.
+ * with its own reader index (two threads never share one), without a lock
+ * and without allocating (its output buffer aside). A report takes the
+ * health mutex, which a reload holds while it waits for the readers of the
+ * old snapshot to let go (a few hundred microseconds): a report sent
+ * during a reload waits that long. eng_local_reload runs on one thread at
+ * a time. Decision ids are unique in the process, not across restarts
+ * (no ledger or decision log needs them here).
  */
 #ifndef ENG_LOCAL_H
 #define ENG_LOCAL_H
@@ -52,6 +56,9 @@ void eng_local_destroy(eng_local_t **self_p);
  * has the diagnostics either way. */
 bool eng_local_reload(eng_local_t *self, eng_loadlog_t *log);
 
+/* The reader slots it was made with: answering threads at most. */
+size_t eng_local_readers(const eng_local_t *self);
+
 /* The version and policy hash serving now (for log lines). The hash is
  * copied into hash[ENG_SNAPSHOT_HASH_HEX]. */
 uint64_t eng_local_version(eng_local_t *self, char hash[ENG_SNAPSHOT_HASH_HEX]);
@@ -59,7 +66,7 @@ uint64_t eng_local_version(eng_local_t *self, char hash[ENG_SNAPSHOT_HASH_HEX]);
 /* Answers one request frame into `out` (reset first). Returns true when
  * `out` holds a reply, false for a report applied without `ack` (no reply,
  * as the engine). A frame that does not decode is answered with the
- * decoder's located error. */
+ * decoder's located error; a `reader` out of range with `internal`. */
 bool eng_local_answer(eng_local_t *self, size_t reader, const void *frame, size_t len,
                       proto_buf_t *out);
 

@@ -33,6 +33,7 @@ typedef struct {
 
     /* --local-engine and the files it decides with. */
     bool local_engine;
+    bool link_given;                               /* --engine-link given, even "auto" */
     const char *policy;                            /* --policy, or NULL: the default */
     const char *catalogs[ENG_SERVER_MAX_CATALOGS]; /* --catalog, repeatable */
     size_t ncatalogs;                              /* used entries */
@@ -77,6 +78,7 @@ static int s_engine_link(void *opts, const char *flag, const char *arg)
     if (sc_link_kind_parse(arg, &S_OPTS(opts)->cfg.link) != 0) {
         return eng_flag_error(flag, "expected auto, zmtp or libzmq, got '%s'", arg);
     }
+    S_OPTS(opts)->link_given = true;
     return 0;
 }
 
@@ -332,10 +334,10 @@ static int s_check_local(const s_opts_t *o)
                 without);
         return -1;
     }
-    const char *clash = o->cfg.nengines               ? "--engine"
-                        : o->cfg.link != SC_LINK_AUTO ? "--engine-link"
-                        : o->cfg.curve_secret         ? "--curve-secret"
-                                                      : NULL;
+    const char *clash = o->cfg.nengines       ? "--engine"
+                        : o->link_given       ? "--engine-link"
+                        : o->cfg.curve_secret ? "--curve-secret"
+                                              : NULL;
     if (o->local_engine && clash) {
         fprintf(stderr,
                 "hpp-sidecar: --local-engine decides in this process: %s names an "
@@ -356,7 +358,7 @@ static eng_local_t *s_local_new(const s_opts_t *o)
         .policy = o->policy ? o->policy : eng_data_path(ENG_DEFAULT_POLICY, 1),
         .catalogs = o->ncatalogs ? o->catalogs : def,
         .ncatalogs = o->ncatalogs ? o->ncatalogs : 1,
-        .readers = (size_t)(o->cfg.workers > 0 ? o->cfg.workers : sc_workers_default()),
+        .readers = (size_t)o->cfg.workers, /* one slot per worker, counted once in main */
     };
     static eng_loadlog_t log; /* large: not on the stack */
     eng_local_t *local = eng_local_new(&lc, &log);
@@ -419,6 +421,9 @@ int main(int argc, char **argv)
         return S_EXIT_USAGE;
     }
     eng_local_t *local = NULL;
+    if (o.local_engine && o.cfg.workers <= 0) {
+        o.cfg.workers = sc_workers_default(); /* the engine's reader slots and the workers agree */
+    }
     if (o.local_engine && !(local = s_local_new(&o))) {
         return S_EXIT_FAIL;
     }

@@ -10,11 +10,15 @@
 #include "sc_local.h"
 
 #include <event2/event.h>
+
+#include "eng_common.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define S_KEEP (1u << 20) /* a queue larger than this is freed once handed over */
 
 typedef struct {
     uint8_t *data; /* [u32 length][frame] records */
@@ -55,6 +59,10 @@ static void s_deliver(evutil_socket_t fd, short what, void *arg)
         pos += sizeof n + n;
     }
     taken.len = 0;
+    if (taken.cap > S_KEEP) { /* after a burst: give the memory back */
+        free(taken.data);
+        taken = (s_queue_t){0};
+    }
     self->spare = taken;
 }
 
@@ -97,14 +105,11 @@ void sc_local_destroy(sc_local_t **self_p)
     *self_p = NULL;
 }
 
-/* Room for `need` more bytes in q; false when over the limit or out of memory. */
+/* Room for `need` more bytes in q; false when out of memory. */
 static bool s_reserve(s_queue_t *q, size_t need)
 {
     if (q->len + need <= q->cap) {
         return true;
-    }
-    if (q->len + need > SC_LOCAL_QUEUE_MAX) {
-        return false;
     }
     size_t cap = q->cap ? q->cap : 4096;
     while (cap < q->len + need) {
@@ -121,6 +126,10 @@ static bool s_reserve(s_queue_t *q, size_t need)
 
 int sc_local_send(sc_local_t *self, const void *buf, size_t len)
 {
+    /* Refused before it is answered: a report refused here is not applied. */
+    if (self->q.len >= SC_LOCAL_QUEUE_MAX) {
+        return -1;
+    }
     if (!eng_local_answer(self->eng, self->reader, buf, len, &self->out)) {
         return 0; /* a report without ack: nothing to hand back */
     }
@@ -135,4 +144,22 @@ int sc_local_send(sc_local_t *self, const void *buf, size_t len)
     memcpy(self->q.data + self->q.len + sizeof n, self->out.data, n);
     self->q.len += sizeof n + n;
     return 0;
+}
+
+void sc_local_reload(eng_local_t *eng)
+{
+    static eng_loadlog_t log; /* one reloading thread: the signal thread or a lone server's */
+    bool ok = eng_local_reload(eng, &log);
+    eng_loadlog_log(&log, "sidecar");
+    char hash[ENG_SNAPSHOT_HASH_HEX];
+    uint64_t version = eng_local_version(eng, hash);
+    if (ok) {
+        eng_log(ENG_LOG_INFO, "sidecar",
+                "SIGHUP: policy version %llu serving (%u warnings), policy hash %s",
+                (unsigned long long)version, log.warnings, hash);
+    } else {
+        eng_log(ENG_LOG_ERROR, "sidecar",
+                "SIGHUP: reload rejected (%u errors), version %llu keeps serving%s%s", log.errors,
+                (unsigned long long)version, log.n ? ": " : "", log.n ? log.lines[0] : "");
+    }
 }

@@ -29,7 +29,8 @@ typedef struct sc_local sc_local_t;
 sc_local_t *sc_local_new(struct event_base *base, eng_local_t *eng, size_t reader, sc_link_cb cb,
                          sc_link_state_cb on_state, void *arg, char *errbuf, size_t errlen);
 
-/* No callback runs after. Sets *self_p to NULL. Idempotent. */
+/* No callback runs after. Sets *self_p to NULL. Idempotent. Not from
+ * inside its own message callback. */
 void sc_local_destroy(sc_local_t **self_p);
 
 /* Answers one request frame; its reply (if the request has one) reaches
@@ -37,5 +38,10 @@ void sc_local_destroy(sc_local_t **self_p);
  * waiting hold SC_LOCAL_QUEUE_MAX bytes or more could not be allocated. */
 #define SC_LOCAL_QUEUE_MAX (64u << 20)
 int sc_local_send(sc_local_t *self, const void *buf, size_t len);
+
+/* SIGHUP's work for --local-engine: `eng` reads its files again (once for
+ * every worker sharing it), and the outcome is logged: the version
+ * serving, or why the serving one stays and where the file is bad. */
+void sc_local_reload(eng_local_t *eng);
 
 #endif

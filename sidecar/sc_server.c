@@ -41,6 +41,7 @@
 #include "sc_call.h"
 #include "sc_engine.h"
 #include "sc_failopen.h"
+#include "sc_local.h"
 #include "hpp_apikeys.h"
 #include "sc_proxy.h"
 #include "sc_report.h"
@@ -2080,9 +2081,12 @@ static void s_reload_upstreams(sc_server_t *srv)
  * its last good table serving, and says where it is bad). */
 static void s_reload_files(sc_server_t *srv)
 {
+    if (srv->cfg.local && srv->worker.count == 0) {
+        sc_local_reload(srv->cfg.local); /* a lone server; a pool reloads it once (sc_workers.c) */
+    }
     if (!srv->cfg.keys_file && !srv->cfg.upstreams_file && !srv->access) {
         if (srv->cfg.local) {
-            return; /* the policy was the reload's work (sc_workers.c) */
+            return; /* the policy was the reload's work */
         }
         eng_log(s_hup_level(srv, ENG_LOG_INFO), "sidecar",
                 "SIGHUP: no --keys, --upstreams or --access-log file, nothing to reload");

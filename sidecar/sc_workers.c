@@ -16,6 +16,7 @@
 
 #include "eng_common.h"
 #include "eng_local.h"
+#include "sc_local.h"
 
 #define S_RELOAD_WAIT_MS 30000 /* a worker that has not reloaded by then is named */
 
@@ -55,6 +56,12 @@ sc_workers_t *sc_workers_new(const sc_config_t *cfg, char *errbuf, size_t errlen
     self->n = cfg->workers > 0 ? cfg->workers : sc_workers_default();
     if (self->n > SC_WORKERS_MAX) {
         self->n = SC_WORKERS_MAX;
+    }
+    if (cfg->local && eng_local_readers(cfg->local) < (size_t)self->n) {
+        snprintf(errbuf, errlen, "--local-engine: %zu reader slots for %d workers",
+                 eng_local_readers(cfg->local), self->n);
+        free(self);
+        return NULL;
     }
     /* Blocked from now on in this thread and in every worker it starts: a
      * signal that comes before sc_workers_run waits for it instead of
@@ -132,28 +139,6 @@ static int s_acks(sc_workers_t *self, int want)
     return done;
 }
 
-/* SIGHUP, --local-engine: the policy and catalogs are read again, once for
- * every worker (they share the engine); a load that fails, or that would
- * leave a request the serving policy routes without a rule, keeps the
- * serving version, as hpp-engine's reload does. */
-static void s_reload_local(eng_local_t *local)
-{
-    static eng_loadlog_t log; /* the signal thread only */
-    bool ok = eng_local_reload(local, &log);
-    eng_loadlog_log(&log, "sidecar");
-    char hash[ENG_SNAPSHOT_HASH_HEX];
-    uint64_t version = eng_local_version(local, hash);
-    if (ok) {
-        eng_log(ENG_LOG_INFO, "sidecar",
-                "SIGHUP: policy version %llu serving (%u warnings), policy hash %s",
-                (unsigned long long)version, log.warnings, hash);
-    } else {
-        eng_log(ENG_LOG_ERROR, "sidecar",
-                "SIGHUP: reload rejected (%u errors), version %llu keeps serving%s%s", log.errors,
-                (unsigned long long)version, log.n ? ": " : "", log.n ? log.lines[0] : "");
-    }
-}
-
 /* SIGHUP: every worker reloads on its own loop, the first one last: it
  * alone logs the outcome (sc_server.c), so a log line about the reload
  * means every worker has the new files. systemd hears READY once they all
@@ -162,7 +147,7 @@ static void s_reload(sc_workers_t *self)
 {
     sd_notify(0, "RELOADING=1");
     if (self->local) {
-        s_reload_local(self->local);
+        sc_local_reload(self->local);
     }
     for (int i = 1; i < self->n; i++) {
         if (sc_server_post(self->srv[i], SC_SERVER_RELOAD) != 0) {

@@ -24,10 +24,8 @@ static void s_init(void)
 {
     static const char *const catalogs[1] = {"policies/catalog.json"};
     static eng_loadlog_t log;
-    eng_local_config_t cfg = {.policy = "policies/default.policy",
-                              .catalogs = catalogs,
-                              .ncatalogs = 1,
-                              .readers = 1};
+    eng_local_config_t cfg = {
+        .policy = "policies/default.policy", .catalogs = catalogs, .ncatalogs = 1, .readers = 1};
     s_local = eng_local_new(&cfg, &log);
     if (!s_local || proto_buf_init(&s_out, 256) != 0) {
         fprintf(stderr, "fuzz_local: run from the repository's root: %s\n",

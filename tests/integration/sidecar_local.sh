@@ -80,6 +80,8 @@ has_line "--policy without --local-engine: says so" "--policy is for --local-eng
 "$SIDECAR" --local-engine --engine tcp://127.0.0.1:1 >/dev/null 2>"$tmp/f2"
 check "--local-engine with --engine: exit 2" 2 "$?"
 has_line "--local-engine with --engine: names it" "--engine names an hpp-engine link" "$tmp/f2"
+"$SIDECAR" --local-engine --engine-link auto >/dev/null 2>"$tmp/f2"
+check "--local-engine with --engine-link auto: exit 2" 2 "$?"
 printf 'tier budget max $1\nroute x when {\n' >"$tmp/bad.policy"
 "$SIDECAR" --local-engine --listen 127.0.0.1:0 --policy "$tmp/bad.policy" >/dev/null 2>"$tmp/f3"
 check "a policy that does not compile: exit 1" 1 "$?"

@@ -318,6 +318,14 @@ Test(local, ping_models_and_the_ops_it_has_no_state_for)
         cr_assert(memmem(r.message.ptr, r.message.len, "--local-engine", 14));
     }
 
+    /* A reader slot the engine was not made with: refused, nothing touched. */
+    proto_buf_reset(&in);
+    proto_request_init(&req, PROTO_OP_PING);
+    cr_assert_eq(proto_request_encode(&in, &req), PROTO_OK);
+    cr_assert_eq(eng_local_readers(l), 1);
+    s_ask(l, 1, &in, &out, &r);
+    cr_assert_eq(r.status, HPP_E_INTERNAL);
+
     /* Not msgpack at all, then a map with an unknown op. */
     cr_assert(eng_local_answer(l, 0, "\xc1", 1, &out));
     cr_assert_eq(proto_reply_decode(out.data, out.len, &r, NULL), PROTO_OK);
@@ -399,8 +407,8 @@ Test(local, readers_answer_while_another_thread_reloads)
 static int s_replies;
 static char s_model[128];
 
-static void s_on_reply(void *arg, sc_eng_result_t res, const proto_reply_t *reply,
-                       const void *raw, size_t len)
+static void s_on_reply(void *arg, sc_eng_result_t res, const proto_reply_t *reply, const void *raw,
+                       size_t len)
 {
     (void)arg;
     (void)raw;
