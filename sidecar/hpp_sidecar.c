@@ -56,9 +56,13 @@ static int s_listen(void *opts, const char *flag, const char *arg)
 static int s_engine(void *opts, const char *flag, const char *arg)
 {
     sc_config_t *cfg = &S_OPTS(opts)->cfg;
+    if (strcmp(arg, "local") == 0) { /* --local-engine, spelt so a unit's --engine can say it */
+        S_OPTS(opts)->local_engine = true;
+        return 0;
+    }
     if (!strstr(arg, "://")) {
         return eng_flag_error(
-            flag, "expected a ZMQ endpoint such as tcp://127.0.0.1:5555, got '%s'", arg);
+            flag, "expected a ZMQ endpoint such as tcp://127.0.0.1:5555, or local, got '%s'", arg);
     }
     if (cfg->nengines == SC_ENGINE_MAX_ENGINES) {
         return eng_flag_error(
@@ -226,7 +230,8 @@ static const eng_flag_t s_flags[] = {
      "hpp-engine ZMQ endpoint (default " SC_DEFAULT_ENGINE "); repeat it for several "
      "engines (up to " S_STR(
          SC_ENGINE_MAX_ENGINES) "): calls go round robin to those that are "
-                                "up, and calls of an engine that goes away are sent to another"},
+                                "up, and calls of an engine that goes away are sent to another; "
+                                "'local' is --local-engine"},
     {"--engine-link", "KIND", s_engine_link, 0,
      "zmtp: speak ZMTP on the loop's own socket (tcp:// and ipc://, no CURVE); libzmq: a "
      "libzmq DEALER (any endpoint); auto (default): libzmq with CURVE, else zmtp for "

@@ -160,6 +160,17 @@ s=$(curl -s -m 5 -o "$tmp/b" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
 check "/api/v1/key: 503, no ledger in process" 503 "$s"
 has_line "... and says why" "no ledger" "$tmp/b"
 
+# --engine local is --local-engine (the packaged unit always gives --engine).
+start unit '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' "$SIDECAR" --listen 127.0.0.1:0 \
+    --engine local --policy "$tmp/p.policy" --catalog "$CAT" --workers 1 \
+    --trust-client-features || finish
+UP=$ready
+rs=$(post "$RP" /v1/route "${bodies[1]}")
+want="$rs $(decision)"
+check "--engine local: the same decision" "$want" "$(post "$UP" /v1/route "${bodies[1]}") $(decision)"
+"$SIDECAR" --engine local --engine tcp://127.0.0.1:1 >/dev/null 2>"$tmp/f4"
+check "--engine local with another engine: exit 2" 2 "$?"
+
 # 5. SIGHUP --------------------------------------------------------------------------
 lpid=${pids[3]}
 printf '\nroute broken when {\n' >>"$tmp/p.policy"
