@@ -92,3 +92,41 @@ await_line() {
     done
     return 1
 }
+
+# start NAME REGEX CMD...: CMD in the background, its stderr in
+# $tmp/NAME.err, recorded in $pids and $names (for stop_started); waits
+# (5 s) for its readiness line, sets $ready to REGEX's group 1 and $pid to
+# its PID. Fails "NAME starts" with its last lines, and returns 1, when the
+# line does not come. (A suite that needs another shape defines its own.)
+# shellcheck disable=SC2034 # $ready and $pid are for the suite
+start() {
+    local name=$1 re=$2
+    shift 2
+    "$@" 2>"$tmp/$name.err" >/dev/null &
+    pid=$!
+    pids+=("$pid")
+    names+=("$name")
+    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
+    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
+    return 1
+}
+
+# stop_started [SKIP_GLOB]: stops, with SIGTERM, every process `start`
+# started that still runs (continued first: a test may have stopped it) and
+# waits for it; unless its name matches SKIP_GLOB (the stand-ins a suite
+# does not test), checks that it exited 0 and left no sanitizer report.
+stop_started() {
+    local i rc skip=${1:-}
+    for i in "${!pids[@]}"; do
+        kill -0 "${pids[$i]}" 2>/dev/null || continue
+        kill -CONT "${pids[$i]}" 2>/dev/null
+        kill -TERM "${pids[$i]}"
+        wait "${pids[$i]}"
+        rc=$?
+        # shellcheck disable=SC2254 # SKIP_GLOB is a glob on purpose
+        [ -n "$skip" ] && case "${names[$i]}" in $skip) continue ;; esac
+        check "${names[$i]} exits 0 on SIGTERM" 0 "$rc"
+        no_san_report "${names[$i]}: no sanitizer report" "$tmp/${names[$i]}.err"
+    done
+    pids=()
+}

@@ -20,40 +20,14 @@ suite_setup
 has() { has_text "$@"; }
 # Stops every process still running with SIGTERM and checks that our servers
 # exit 0, and under `make asan` without a sanitizer report (the leak check).
-stop_all() {
-    local i name rc
-    for i in "${!pids[@]}"; do
-        name=${names[$i]}
-        kill -0 "${pids[$i]}" 2>/dev/null || continue
-        kill -CONT "${pids[$i]}" 2>/dev/null
-        kill -TERM "${pids[$i]}"
-        wait "${pids[$i]}"
-        rc=$?
-        case "$name" in stub) continue ;; esac
-        check "$name exits 0 on SIGTERM" 0 "$rc"
-        no_san_report "$name: no sanitizer report" "$tmp/$name.err"
-    done
-    pids=()
-}
 finish() {
-    stop_all
+    stop_started stub
     suite_end
 }
 
 # start NAME REGEX CMD...: runs CMD in the background, stderr to $tmp/NAME.err,
 # and waits (bounded) for its readiness line; sets $ready to REGEX's group 1
 # and $pid to the process id.
-start() {
-    local name=$1 re=$2
-    shift 2
-    "$@" 2>"$tmp/$name.err" >/dev/null &
-    pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
-    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
-    return 1
-}
 # The engines run the bundled policy with cooldowns out of reach: these tests
 # script upstreams to fail again and again to check the proxy's own retries,
 # and the sidecar's reports would otherwise rest those endpoints (that loop

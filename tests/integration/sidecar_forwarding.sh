@@ -31,35 +31,11 @@ names=()
 source tests/integration/check_lib.bash
 suite_setup
 
-stop_all() {
-    local i rc
-    for i in "${!pids[@]}"; do
-        kill -0 "${pids[$i]}" 2>/dev/null || continue
-        kill -TERM "${pids[$i]}"
-        wait "${pids[$i]}"
-        rc=$?
-        case "${names[$i]}" in stub-*) continue ;; esac
-        check "${names[$i]} exits 0 on SIGTERM" 0 "$rc"
-        no_san_report "${names[$i]}: no sanitizer report" "$tmp/${names[$i]}.err"
-    done
-    pids=()
-}
 finish() {
-    stop_all
+    stop_started 'stub-*'
     suite_end
 }
 
-start() { # NAME REGEX CMD... -> $ready (REGEX's group 1), $pid
-    local name=$1 re=$2
-    shift 2
-    "$@" 2>"$tmp/$name.err" >/dev/null &
-    pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
-    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
-    return 1
-}
 # req METHOD PORT PATH [BODY [curl args...]]: status; headers in $tmp/h, body in $tmp/b.
 req() {
     local m=$1 p=$2 path=$3 body=${4-}

@@ -26,33 +26,9 @@ names=()
 source tests/integration/check_lib.bash
 suite_setup
 
-stop_all() {
-    local i rc
-    for i in "${!pids[@]}"; do
-        kill -0 "${pids[$i]}" 2>/dev/null || continue
-        kill -TERM "${pids[$i]}"
-        wait "${pids[$i]}"
-        rc=$?
-        case "${names[$i]}" in stub) continue ;; esac
-        check "${names[$i]} exits 0 on SIGTERM" 0 "$rc"
-        no_san_report "${names[$i]}: no sanitizer report" "$tmp/${names[$i]}.err"
-    done
-    pids=()
-}
-trap 'stop_all >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+trap 'stop_started stub >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 
 # start NAME REGEX CMD...: as in sidecar.sh; sets $ready (REGEX's group 1) and $pid.
-start() {
-    local name=$1 re=$2
-    shift 2
-    "$@" 2>"$tmp/$name.err" >/dev/null &
-    pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
-    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
-    return 1
-}
 SC_READY='^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$'
 # start_sidecar NAME ARGS...: the sidecar on an ephemeral port, against the engine.
 start_sidecar() {
@@ -422,5 +398,5 @@ r = json.load(open(sys.argv[1]))[-1]["body"]
 print(len(r["messages"]), r["max_tokens"], len(r["tools"]))' "$tmp/seen" 2>&1)"
 fi
 
-stop_all
+stop_started stub
 suite_end

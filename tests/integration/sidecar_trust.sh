@@ -39,17 +39,6 @@ finish() {
 }
 # start NAME REGEX CMD...: runs CMD in the background, stderr to
 # $tmp/NAME.err, waits for its readiness line; $ready = REGEX's group 1.
-start() {
-    local name=$1 re=$2
-    shift 2
-    "$@" 2>"$tmp/$name.err" >/dev/null &
-    pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
-    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
-    return 1
-}
 start_engine() { # NAME -> $ready = endpoint, $pid
     start "$1" '^hpp-engine: ready on \(tcp:.*\)$' "$ENGINE" --listen tcp://127.0.0.1:0 --threads 1
 }

@@ -28,35 +28,11 @@ names=()
 source tests/integration/check_lib.bash
 suite_setup
 
-stop_all() {
-    local i rc
-    for i in "${!pids[@]}"; do
-        kill -0 "${pids[$i]}" 2>/dev/null || continue
-        kill -TERM "${pids[$i]}"
-        wait "${pids[$i]}"
-        rc=$?
-        [ "${names[$i]}" = stub ] && continue
-        check "${names[$i]} exits 0 on SIGTERM" 0 "$rc"
-        no_san_report "${names[$i]}: no sanitizer report" "$tmp/${names[$i]}.err"
-    done
-    pids=()
-}
 finish() {
-    stop_all
+    stop_started stub
     suite_end
 }
 
-start() { # NAME REGEX CMD... -> $ready (REGEX's group 1)
-    local name=$1 re=$2 pid
-    shift 2
-    "$@" 2>"$tmp/$name.err" >/dev/null &
-    pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
-    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
-    return 1
-}
 # chat PORT BODY: status; headers in $tmp/h, body in $tmp/b.
 chat() {
     curl -s -m 10 -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' --data-binary "$2" \

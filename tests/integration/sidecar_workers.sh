@@ -40,17 +40,6 @@ finish() {
     pids=()
     suite_end
 }
-start() { # NAME REGEX CMD... -> $ready = REGEX's group 1, $pid
-    local name=$1 re=$2
-    shift 2
-    "$@" 2>"$tmp/$name.err" >/dev/null &
-    pid=$!
-    pids+=("$pid")
-    names+=("$name")
-    ready=$(await_line "$tmp/$name.err" "s/$re/\\1/p" "$pid" 250) && return 0
-    fail "$name starts" "$(tail -n 5 "$tmp/$name.err")"
-    return 1
-}
 start_sidecar() { # NAME ARGS... -> $ready = port, $pid
     local name=$1
     shift
