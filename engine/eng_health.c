@@ -394,8 +394,8 @@ void eng_policy_set_health(eng_policy_t *self, const eng_health_t *health)
 /* The endpoint of `cat` an attempt names: its model by id (or a provider's
  * spelling of it) and, among its endpoints, the provider (ASCII
  * case-insensitive). -1 with `msg` saying what was not found. */
-long eng_health_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i, char *msg,
-                         size_t cap)
+static long s_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i, char *msg,
+                       size_t cap)
 {
     /* "ID:free" names the model's `:free` variant, a plain id its paid
      * endpoints: at OpenRouter both have the same provider, and a 429 of
@@ -432,4 +432,17 @@ long eng_health_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uin
     snprintf(msg, cap, "attempts[%u].provider: model '%s' has no endpoint at provider '%.*s'", i,
              m->id, (int)(a->provider.len > 64 ? 64 : a->provider.len), a->provider.ptr);
     return -1;
+}
+
+bool eng_health_endpoints(const eng_catalog_t *cat, const proto_attempt_t *at, uint32_t n,
+                          uint32_t *idx, char *msg, size_t cap)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        long e = s_endpoint(cat, &at[i], i, msg, cap);
+        if (e < 0) {
+            return false;
+        }
+        idx[i] = (uint32_t)e;
+    }
+    return true;
 }

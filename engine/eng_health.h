@@ -49,13 +49,15 @@ int64_t eng_health_now_ms(void);
  * are; a canceled call and other 4xx (the request's fault) are not. */
 bool eng_health_is_failure(const proto_attempt_t *a);
 
-/* The endpoint of `cat` a report's attempt names: its model by id (or a
- * provider's spelling of it) and, among its endpoints, the provider (ASCII
- * case-insensitive); "ID:free" names the model's `:free` variant. Returns
- * its index, or -1 with `msg` saying which attempt (`i`) and what was not
- * found. */
-long eng_health_endpoint(const eng_catalog_t *cat, const proto_attempt_t *a, uint32_t i, char *msg,
-                         size_t cap);
+/* The endpoint of `cat` each of a report's `n` attempts names, into
+ * idx[]: its model by id (or a provider's spelling of it) and, among its
+ * endpoints, the provider (ASCII case-insensitive); "ID:free" names the
+ * model's `:free` variant. All or none: false, with `msg` saying which
+ * attempt and what was not found, when one names no endpoint (a report is
+ * one unit: a gateway that sends a wrong name learns it, rather than half
+ * its report counting). */
+bool eng_health_endpoints(const eng_catalog_t *cat, const proto_attempt_t *at, uint32_t n,
+                          uint32_t *idx, char *msg, size_t cap);
 
 /* Counts one attempt at endpoint `ep` (writer only). */
 void eng_health_record(eng_health_t *self, size_t ep, const proto_attempt_t *a, int64_t now_ms);

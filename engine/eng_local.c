@@ -149,21 +149,11 @@ static bool s_report(eng_local_t *self, size_t reader, const proto_request_t *re
 {
     proto_attempt_t at[PROTO_MAX_ATTEMPTS]; /* borrow from the frame */
     uint32_t idx[PROTO_MAX_ATTEMPTS];
-    size_t pos = 0;
-    uint32_t n = 0;
-    while (n < PROTO_MAX_ATTEMPTS && proto_attempts_next(&req->attempts, &pos, &at[n], NULL) == 1) {
-        n++;
-    }
-    bool ok = true;
+    uint32_t n = proto_attempts_all(&req->attempts, at);
     int64_t now = eng_health_now_ms();
     pthread_mutex_lock(&self->health_mu);
     const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, reader);
-    const eng_catalog_t *cat = eng_snapshot_catalog(snap);
-    for (uint32_t i = 0; ok && i < n; i++) {
-        long e = eng_health_endpoint(cat, &at[i], i, msg, cap);
-        ok = e >= 0;
-        idx[i] = (uint32_t)e;
-    }
+    bool ok = eng_health_endpoints(eng_snapshot_catalog(snap), at, n, idx, msg, cap);
     for (uint32_t i = 0; ok && i < n; i++) {
         eng_health_record(eng_snapshot_health(snap), idx[i], &at[i], now);
     }

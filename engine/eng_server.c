@@ -768,23 +768,14 @@ static bool s_report(s_worker_t *w, const proto_request_t *req, char *msg, size_
     eng_server_t *self = w->server;
     uint32_t idx[PROTO_MAX_ATTEMPTS];
     proto_attempt_t at[PROTO_MAX_ATTEMPTS]; /* borrow from the frame, which outlives them */
-    size_t pos = 0;
-    uint32_t n = 0;
-    while (n < PROTO_MAX_ATTEMPTS && proto_attempts_next(&req->attempts, &pos, &at[n], NULL) == 1) {
-        n++;
-    }
-    bool ok = true;
+    uint32_t n = proto_attempts_all(&req->attempts, at);
     int64_t now = eng_health_now_ms();
     /* The snapshot is taken under the mutex only: the reloader holds it
      * while it waits for readers of the old snapshot to let go. */
     pthread_mutex_lock(&self->health_mu);
     const eng_snapshot_t *snap = eng_snapcell_acquire(self->cell, w->index);
     const eng_catalog_t *cat = eng_snapshot_catalog(snap);
-    for (uint32_t i = 0; ok && i < n; i++) {
-        long e = eng_health_endpoint(cat, &at[i], i, msg, cap);
-        ok = e >= 0;
-        idx[i] = (uint32_t)e;
-    }
+    bool ok = eng_health_endpoints(cat, at, n, idx, msg, cap);
     /* Real costs at the endpoints' list prices, for the decision log's
      * outcome lines, written once the mutex is let go (a flush may write). */
     hpp_cost_t cost[PROTO_MAX_ATTEMPTS];

@@ -538,6 +538,10 @@ void proto_attempt_init(proto_attempt_t *a);
 int proto_attempts_next(const proto_attempts_t *at, size_t *pos, proto_attempt_t *out,
                         proto_error_t *err);
 
+/* Every attempt of a decoded report, up to PROTO_MAX_ATTEMPTS, into out[]
+ * (borrowing from the frame, which must outlive them); returns how many. */
+uint32_t proto_attempts_all(const proto_attempts_t *at, proto_attempt_t out[PROTO_MAX_ATTEMPTS]);
+
 /* Encodes {v, [id], op: "report", [ack: true], attempts: [...]} (clients). */
 int proto_report_encode(proto_buf_t *b, const proto_id_t *id, const proto_attempt_t *attempts,
                         size_t n, bool ack);

@@ -447,3 +447,13 @@ int proto_reply_report(proto_buf_t *b, const proto_id_t *id, uint32_t attempts)
     msgpack_pack_uint32(&pk, attempts);
     return b->overflow ? PROTO_ERR_NOSPACE : PROTO_OK;
 }
+
+uint32_t proto_attempts_all(const proto_attempts_t *at, proto_attempt_t out[PROTO_MAX_ATTEMPTS])
+{
+    size_t pos = 0;
+    uint32_t n = 0;
+    while (n < PROTO_MAX_ATTEMPTS && proto_attempts_next(at, &pos, &out[n], NULL) == 1) {
+        n++;
+    }
+    return n;
+}
