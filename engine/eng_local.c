@@ -190,7 +190,7 @@ static void s_decide(eng_local_t *self, size_t reader, const proto_request_t *re
 bool eng_local_answer(eng_local_t *self, size_t reader, const void *frame, size_t len,
                       proto_buf_t *out)
 {
-    proto_buf_reset(out);
+    size_t start = out->len; /* the reply goes after what `out` holds */
     proto_request_t req;
     proto_error_t err;
     int rc = proto_request_decode(frame, len, &req, &err);
@@ -248,8 +248,9 @@ bool eng_local_answer(eng_local_t *self, size_t reader, const void *frame, size_
         break;
     }
     }
-    if (out->overflow) {
-        proto_buf_reset(out); /* growing failed (out of memory): a short error still fits */
+    if (out->overflow) { /* growing failed (out of memory): a short error may still fit */
+        out->len = start;
+        out->overflow = false;
         proto_reply_error(out, &req.id, HPP_E_INTERNAL, "reply could not be encoded");
     }
     return true;

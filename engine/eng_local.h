@@ -63,9 +63,10 @@ size_t eng_local_readers(const eng_local_t *self);
  * copied into hash[ENG_SNAPSHOT_HASH_HEX]. */
 uint64_t eng_local_version(eng_local_t *self, char hash[ENG_SNAPSHOT_HASH_HEX]);
 
-/* Answers one request frame into `out` (reset first). Returns true when
- * `out` holds a reply, false for a report applied without `ack` (no reply,
- * as the engine). A frame that does not decode is answered with the
+/* Answers one request frame, appending the reply to `out` (after what it
+ * holds: a caller queueing replies encodes each in place). Returns true
+ * when a reply was appended, false for a report applied without `ack` (no
+ * reply, as the engine; nothing appended). A frame that does not decode is answered with the
  * decoder's located error; a `reader` out of range with `internal`. */
 bool eng_local_answer(eng_local_t *self, size_t reader, const void *frame, size_t len,
                       proto_buf_t *out);

@@ -1,30 +1,26 @@
 /* sc_local.c - the engine inside this process as an sc_link kind.
  *
- * Replies wait in a byte queue of [u32 length][frame] records. The
- * delivery event takes the whole queue (swapping it with a spare, so that
- * a callback that sends again appends to the other one and activates the
+ * Replies wait in a byte queue of [u32 length][frame] records, each
+ * encoded in place by the engine (eng_local_answer appends). The delivery
+ * event takes the whole queue (swapping it with a spare, so that a
+ * callback that sends again appends to the other one and activates the
  * event for the next round of the same turn) and hands each frame to the
  * callback. Both queues keep their memory: in steady state nothing is
- * allocated.
+ * allocated or copied.
  */
 #include "sc_local.h"
 
 #include <event2/event.h>
-
-#include "eng_common.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define S_KEEP (1u << 20) /* a queue larger than this is freed once handed over */
+#include "eng_common.h"
+#include "proto_mp.h"
 
-typedef struct {
-    uint8_t *data; /* [u32 length][frame] records */
-    size_t len;    /* bytes used */
-    size_t cap;    /* bytes allocated */
-} s_queue_t;
+#define S_KEEP (1u << 20) /* a queue larger than this is freed once handed over */
 
 struct sc_local {
     eng_local_t *eng;          /* borrowed */
@@ -34,8 +30,7 @@ struct sc_local {
     void *arg;                 /* for both */
     struct event *deliver;     /* hands the queue over at the end of the turn */
     bool announced;            /* "up" was said */
-    s_queue_t q, spare;        /* replies waiting; the one being handed over */
-    proto_buf_t out;           /* the reply being made */
+    proto_buf_t q, spare;      /* replies waiting; the one being handed over */
 };
 
 static void s_deliver(evutil_socket_t fd, short what, void *arg)
@@ -49,19 +44,19 @@ static void s_deliver(evutil_socket_t fd, short what, void *arg)
             self->on_state(self->arg, true);
         }
     }
-    s_queue_t taken = self->q;
+    proto_buf_t taken = self->q;
     self->q = self->spare;
-    self->q.len = 0;
+    proto_buf_reset(&self->q);
     for (size_t pos = 0; pos < taken.len;) {
         uint32_t n;
         memcpy(&n, taken.data + pos, sizeof n);
         self->cb(self->arg, taken.data + pos + sizeof n, n);
         pos += sizeof n + n;
     }
-    taken.len = 0;
-    if (taken.cap > S_KEEP) { /* after a burst: give the memory back */
-        free(taken.data);
-        taken = (s_queue_t){0};
+    proto_buf_reset(&taken);
+    if (taken.cap > S_KEEP) { /* after a burst: give the memory back (regrown on use) */
+        proto_buf_destroy(&taken);
+        taken.growable = true;
     }
     self->spare = taken;
 }
@@ -80,7 +75,8 @@ sc_local_t *sc_local_new(struct event_base *base, eng_local_t *eng, size_t reade
     self->on_state = on_state;
     self->arg = arg;
     self->deliver = event_new(base, -1, 0, s_deliver, self);
-    if (!self->deliver || proto_buf_init(&self->out, 4096) != 0) {
+    if (!self->deliver || proto_buf_init(&self->q, 4096) != 0 ||
+        proto_buf_init(&self->spare, 4096) != 0) {
         snprintf(errbuf, errlen, "out of memory");
         sc_local_destroy(&self);
         return NULL;
@@ -98,51 +94,37 @@ void sc_local_destroy(sc_local_t **self_p)
     if (self->deliver) {
         event_free(self->deliver);
     }
-    proto_buf_destroy(&self->out);
-    free(self->q.data);
-    free(self->spare.data);
+    proto_buf_destroy(&self->q);
+    proto_buf_destroy(&self->spare);
     free(self);
     *self_p = NULL;
-}
-
-/* Room for `need` more bytes in q; false when out of memory. */
-static bool s_reserve(s_queue_t *q, size_t need)
-{
-    if (q->len + need <= q->cap) {
-        return true;
-    }
-    size_t cap = q->cap ? q->cap : 4096;
-    while (cap < q->len + need) {
-        cap *= 2;
-    }
-    uint8_t *p = realloc(q->data, cap);
-    if (!p) {
-        return false;
-    }
-    q->data = p;
-    q->cap = cap;
-    return true;
 }
 
 int sc_local_send(sc_local_t *self, const void *buf, size_t len)
 {
     /* Refused before it is answered: a report refused here is not applied. */
-    if (self->q.len >= SC_LOCAL_QUEUE_MAX) {
+    size_t start = self->q.len;
+    if (start >= SC_LOCAL_QUEUE_MAX) {
         return -1;
     }
-    if (!eng_local_answer(self->eng, self->reader, buf, len, &self->out)) {
-        return 0; /* a report without ack: nothing to hand back */
-    }
-    uint32_t n = (uint32_t)self->out.len;
-    if (!s_reserve(&self->q, sizeof n + n)) {
+    uint32_t n = 0; /* the record's length, written once the reply is */
+    if (proto_buf_append(&self->q, &n, sizeof n) != PROTO_OK) {
+        self->q.len = start;
+        self->q.overflow = false;
         return -1;
     }
-    if (self->q.len == 0) {
+    bool reply = eng_local_answer(self->eng, self->reader, buf, len, &self->q);
+    if (!reply || self->q.overflow) { /* a report without ack; or out of memory */
+        bool oom = self->q.overflow;
+        self->q.len = start;
+        self->q.overflow = false;
+        return oom ? -1 : 0;
+    }
+    n = (uint32_t)(self->q.len - start - sizeof n);
+    memcpy(self->q.data + start, &n, sizeof n);
+    if (start == 0) {
         event_active(self->deliver, EV_TIMEOUT, 0);
     }
-    memcpy(self->q.data + self->q.len, &n, sizeof n);
-    memcpy(self->q.data + self->q.len + sizeof n, self->out.data, n);
-    self->q.len += sizeof n + n;
     return 0;
 }
 

@@ -41,10 +41,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     proto_request_t req;
     bool decoded = proto_request_decode(data, size, &req, NULL) == PROTO_OK;
+    proto_buf_reset(&s_out);
     bool replied = eng_local_answer(s_local, 0, data, size, &s_out);
     if (!replied) {
         /* Only an applied report without ack goes unanswered. */
-        if (!decoded || req.op != PROTO_OP_REPORT || req.ack) {
+        if (!decoded || req.op != PROTO_OP_REPORT || req.ack || s_out.len != 0) {
             abort();
         }
         return 0;

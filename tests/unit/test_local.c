@@ -24,6 +24,7 @@
 
 #include "eng_local.h"
 #include "eng_policy.h"
+#include "proto_mp.h"
 #include "sc_engine.h"
 
 #define S_POLICY "policies/default.policy"
@@ -58,6 +59,7 @@ static void s_route_frame(proto_buf_t *b, uint64_t id, int64_t prompt)
 static void s_ask(eng_local_t *l, size_t reader, const proto_buf_t *in, proto_buf_t *out,
                   proto_reply_t *r)
 {
+    proto_buf_reset(out);
     cr_assert(eng_local_answer(l, reader, in->data, in->len, out), "no reply");
     proto_error_t err;
     cr_assert_eq(proto_reply_decode(out->data, out->len, r, &err), PROTO_OK, "%s", err.msg);
@@ -121,7 +123,9 @@ static proto_reply_t s_report(eng_local_t *l, proto_buf_t *in, proto_buf_t *out,
     cr_assert_eq(proto_report_encode(in, &id, &a, 1, ack), PROTO_OK);
     proto_reply_t r;
     memset(&r, 0, sizeof r);
+    proto_buf_reset(out);
     *replied = eng_local_answer(l, 0, in->data, in->len, out);
+    cr_assert_eq(*replied, out->len > 0, "a reply is appended exactly when one is said");
     if (*replied) {
         cr_assert_eq(proto_reply_decode(out->data, out->len, &r, NULL), PROTO_OK);
     }
@@ -276,6 +280,32 @@ Test(local, a_reload_that_leaves_requests_without_a_rule_is_refused)
     rmdir(dir);
 }
 
+/* The reply goes after what the buffer holds (the sidecar's queue encodes
+ * each reply in place): the bytes before it are kept. */
+Test(local, a_reply_is_appended_after_what_the_buffer_holds)
+{
+    eng_local_t *l = s_new(S_POLICY, 1);
+    proto_buf_t in, out;
+    proto_buf_init(&in, 256);
+    proto_buf_init(&out, 16); /* small: the reply grows it */
+    s_route_frame(&in, 41, 2000);
+    cr_assert_eq(proto_buf_append(&out, "HEAD", 4), PROTO_OK);
+    cr_assert(eng_local_answer(l, 0, in.data, in.len, &out));
+    cr_assert_gt(out.len, 4);
+    cr_assert_eq(memcmp(out.data, "HEAD", 4), 0, "the bytes before the reply were changed");
+    proto_reply_t r;
+    cr_assert_eq(proto_reply_decode(out.data + 4, out.len - 4, &r, NULL), PROTO_OK);
+    cr_assert(r.ok);
+    cr_assert_eq(r.id.num, 41);
+    size_t before = out.len;
+    cr_assert(eng_local_answer(l, 0, in.data, in.len, &out), "a second reply after the first");
+    cr_assert_eq(proto_reply_decode(out.data + before, out.len - before, &r, NULL), PROTO_OK);
+    cr_assert_eq(r.id.num, 41);
+    proto_buf_destroy(&in);
+    proto_buf_destroy(&out);
+    eng_local_destroy(&l);
+}
+
 Test(local, ping_models_and_the_ops_it_has_no_state_for)
 {
     eng_local_t *l = s_new(S_POLICY, 1);
@@ -327,10 +357,12 @@ Test(local, ping_models_and_the_ops_it_has_no_state_for)
     cr_assert_eq(r.status, HPP_E_INTERNAL);
 
     /* Not msgpack at all, then a map with an unknown op. */
+    proto_buf_reset(&out);
     cr_assert(eng_local_answer(l, 0, "\xc1", 1, &out));
     cr_assert_eq(proto_reply_decode(out.data, out.len, &r, NULL), PROTO_OK);
     cr_assert_not(r.ok);
     static const char unknown[] = "\x82\xa1v\x01\xa2op\xa4nope";
+    proto_buf_reset(&out);
     cr_assert(eng_local_answer(l, 0, unknown, sizeof unknown - 1, &out));
     cr_assert_eq(proto_reply_decode(out.data, out.len, &r, NULL), PROTO_OK);
     cr_assert_not(r.ok);
@@ -360,6 +392,7 @@ static void *s_reader(void *arg)
         long n = atomic_load(&a->answered);
         s_route_frame(&in, (uint64_t)n + 1, 1000 + n % 5000);
         proto_reply_t r;
+        proto_buf_reset(&out);
         if (!eng_local_answer(a->l, a->reader, in.data, in.len, &out) ||
             proto_reply_decode(out.data, out.len, &r, NULL) != PROTO_OK || !r.ok ||
             r.id.num != (uint64_t)n + 1) {
