@@ -95,7 +95,8 @@ static int s_queue_mb(void *opts, const char *flag, const char *arg)
     return eng_flag_int(flag, arg, 1, 1 << 20, &((s_opts_t *)opts)->cfg.queue_mb);
 }
 
-/* The form is checked here; resolving and binding come at startup. */
+/* Only the scheme is checked here; the engine refuses a non-loopback
+ * address or a live socket when it binds (eng_direct.h). */
 static int s_direct(void *opts, const char *flag, const char *arg)
 {
     if (strncmp(arg, "tcp://", 6) != 0 && strncmp(arg, "ipc://", 6) != 0) {
@@ -105,6 +106,7 @@ static int s_direct(void *opts, const char *flag, const char *arg)
     return 0;
 }
 
+/* The form is checked here; resolving and binding come at startup. */
 static int s_metrics_listen(void *opts, const char *flag, const char *arg)
 {
     char host[256], port[8], why[128], fmt[200];
