@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,4 +161,28 @@ struct timespec eng_abstime_in_ms(int64_t ms)
         t.tv_nsec -= 1000000000L;
     }
     return t;
+}
+
+bool eng_grow(void **arr, uint32_t n, uint32_t *cap, size_t size, uint32_t first)
+{
+    if (n < *cap) {
+        return true;
+    }
+    uint32_t ncap;
+    size_t bytes;
+    if (*cap == 0) {
+        ncap = first ? first : 1;
+    } else if (__builtin_mul_overflow(*cap, 2u, &ncap)) {
+        return false;
+    }
+    if (ncap <= n || __builtin_mul_overflow((size_t)ncap, size, &bytes)) {
+        return false;
+    }
+    void *a = realloc(*arr, bytes);
+    if (!a) {
+        return false;
+    }
+    *arr = a;
+    *cap = ncap;
+    return true;
 }

@@ -68,6 +68,13 @@ const char *eng_errcode_name(eng_errcode_t code);
  * what is reported is what was compiled, not the file as it is later. */
 typedef void (*eng_source_fn)(void *ctx, const char *path, const void *bytes, size_t len);
 
+/* Makes room for element n of a growable array (*arr, *cap elements of
+ * `size` bytes): when n < *cap, nothing; else the capacity doubles, from
+ * `first` when the array is empty. False when out of memory or past
+ * UINT32_MAX elements, with the array and *cap left as they were: the caller
+ * owns the array and frees it either way. */
+bool eng_grow(void **arr, uint32_t n, uint32_t *cap, size_t size, uint32_t first);
+
 /* Logging: one line per event to stderr, "ts level module: message", or
  * with ENG_LOG_JSON one JSON object a line:
  * {"ts":"2026-12-02T21:20:09.123Z","level":"info","module":"engine","msg":"..."}. */

@@ -226,20 +226,14 @@ static bool s_suggest_begin(s_comp_t *c, eng_suggest_t *sg, const char *word, si
     return c->suggests++ < ENG_MAX_DIAGS;
 }
 
+/* eng_grow, with the first capacity of this module's arrays; out of memory is noted. */
 static bool s_grow(s_comp_t *c, void **arr, uint32_t n, uint32_t *cap, size_t size)
 {
-    if (n < *cap) {
+    if (eng_grow(arr, n, cap, size, 8)) {
         return true;
     }
-    uint32_t ncap = *cap ? *cap * 2 : 8;
-    void *a = realloc(*arr, (size_t)ncap * size);
-    if (!a) {
-        c->oom = true;
-        return false;
-    }
-    *arr = a;
-    *cap = ncap;
-    return true;
+    c->oom = true;
+    return false;
 }
 
 static eng_span_t s_tspan(const eng_token_t *t)

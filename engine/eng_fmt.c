@@ -45,20 +45,14 @@ typedef struct {
     bool oom;
 } s_fmt_t;
 
+/* eng_grow, with the first capacity of this module's arrays; out of memory is noted. */
 static bool s_grow(s_fmt_t *f, void **arr, uint32_t n, uint32_t *cap, size_t size)
 {
-    if (n < *cap) {
+    if (eng_grow(arr, n, cap, size, 64)) {
         return true;
     }
-    uint32_t ncap = *cap ? *cap * 2 : 64;
-    void *a = realloc(*arr, (size_t)ncap * size);
-    if (!a) {
-        f->oom = true;
-        return false;
-    }
-    *arr = a;
-    *cap = ncap;
-    return true;
+    f->oom = true;
+    return false;
 }
 
 /* Ends the current line: kept when it holds a token or a comment, else it

@@ -187,20 +187,14 @@ typedef struct {
 
 /* Growable arrays ------------------------------------------------------- */
 
+/* eng_grow, with the first capacity of this module's arrays; out of memory is noted. */
 static bool s_grow(s_parser_t *p, void **arr, uint32_t n, uint32_t *cap, size_t size)
 {
-    if (n < *cap) {
+    if (eng_grow(arr, n, cap, size, 16)) {
         return true;
     }
-    uint32_t ncap = *cap ? *cap * 2 : 16;
-    void *a = realloc(*arr, (size_t)ncap * size);
-    if (!a) {
-        p->oom = true;
-        return false;
-    }
-    *arr = a;
-    *cap = ncap;
-    return true;
+    p->oom = true;
+    return false;
 }
 
 /* Tokens and errors ----------------------------------------------------- */

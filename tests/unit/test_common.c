@@ -1,8 +1,10 @@
 /* test_common.c - money parsing/formatting, error formatting, status names,
- * command-line flags. */
+ * command-line flags, growable arrays. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -166,4 +168,40 @@ Test(flags, refusals)
     /* Nothing after the first refusal is applied. */
     cr_assert_eq(s_flags("--bogus --on", &o), -1);
     cr_assert(!o.on);
+}
+
+Test(grow, doubles_from_first_and_keeps_the_elements)
+{
+    uint32_t *a = NULL, cap = 0;
+    for (uint32_t n = 0; n < 100; n++) {
+        cr_assert(eng_grow((void **)&a, n, &cap, sizeof *a, 4));
+        cr_assert_gt(cap, n);
+        a[n] = n * 7;
+    }
+    cr_assert_eq(cap, 128); /* 4, 8, ..., 128 */
+    for (uint32_t n = 0; n < 100; n++) {
+        cr_assert_eq(a[n], n * 7);
+    }
+    uint32_t *same = a;
+    cr_assert(eng_grow((void **)&a, 127, &cap, sizeof *a, 4)); /* room already */
+    cr_assert_eq(a, same);
+    cr_assert_eq(cap, 128);
+    free(a);
+}
+
+Test(grow, refuses_sizes_that_overflow_and_leaves_the_array)
+{
+    char *a = malloc(1);
+    cr_assert_not_null(a);
+    char *before = a;
+    uint32_t cap = UINT32_MAX / 2 + 1; /* doubling it passes UINT32_MAX */
+    cr_assert_not(eng_grow((void **)&a, cap, &cap, 1, 8));
+    cr_assert_eq(a, before);
+    cr_assert_eq(cap, UINT32_MAX / 2 + 1);
+    cap = 1u << 20; /* the bytes overflow size_t on a 32-bit size_t only */
+    bool ok = eng_grow((void **)&a, cap, &cap, SIZE_MAX / 2, 8);
+    cr_assert_not(ok, "2^21 elements of SIZE_MAX/2 bytes cannot fit");
+    cr_assert_eq(a, before);
+    cr_assert_eq(cap, 1u << 20);
+    free(a);
 }
