@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,18 +63,19 @@ typedef struct {
 } s_conn_t;
 
 struct eng_direct {
-    int ep;             /* epoll set */
-    int lfd;            /* listening socket, -1 once stopped */
-    int tfd;            /* timerfd: the handshake deadline */
-    bool stopped;       /* eng_direct_stop was called */
-    size_t max_frame;   /* largest frame read */
-    size_t out_max;     /* unwritten bytes at which reading stops */
-    size_t total_max;   /* the same for all connections together */
-    size_t total;       /* unwritten bytes of all connections */
-    bool accept_paused; /* out of descriptors: the listener rests until a tick */
-    bool timer_on;      /* the timerfd ticks */
-    ino_t inode;        /* of the ipc socket file we made */
-    char endpoint[128]; /* as bound */
+    int ep;                    /* epoll set */
+    int lfd;                   /* listening socket, -1 once stopped */
+    int tfd;                   /* timerfd: the handshake deadline */
+    bool stopped;              /* eng_direct_stop was called */
+    size_t max_frame;          /* largest frame read */
+    size_t out_max;            /* unwritten bytes at which reading stops */
+    size_t total_max;          /* the same for all connections together */
+    size_t total;              /* unwritten bytes of all connections */
+    _Atomic size_t total_seen; /* total at the end of the last flush, for other threads */
+    bool accept_paused;        /* out of descriptors: the listener rests until a tick */
+    bool timer_on;             /* the timerfd ticks */
+    ino_t inode;               /* of the ipc socket file we made */
+    char endpoint[128];        /* as bound */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* ipc socket file, "" = tcp */
     unsigned open;                                          /* connections open */
     unsigned handshaking;                                   /* ... of them before READY */
@@ -703,6 +705,12 @@ void eng_direct_flush(eng_direct_t *self)
         }
     }
     self->ndirty = 0;
+    atomic_store_explicit(&self->total_seen, self->total, memory_order_relaxed);
+}
+
+size_t eng_direct_queued(const eng_direct_t *self)
+{
+    return self ? atomic_load_explicit(&self->total_seen, memory_order_relaxed) : 0;
 }
 
 void eng_direct_linger(eng_direct_t *self, int ms)

@@ -90,6 +90,10 @@ int eng_direct_send(eng_direct_t *self, eng_direct_conn_t conn, bool delim, cons
 /* Writes what eng_direct_send queued since the last poll or flush. */
 void eng_direct_flush(eng_direct_t *self);
 
+/* Reply bytes queued and not yet taken by clients' connections, as of the
+ * last poll or flush; safe from any thread (stats), 0 for NULL. */
+size_t eng_direct_queued(const eng_direct_t *self);
+
 /* Shutdown's last step: writes what is queued, waiting up to `ms` for
  * clients to take it. */
 void eng_direct_linger(eng_direct_t *self, int ms);

@@ -658,7 +658,8 @@ static void s_collect(eng_server_t *self, size_t reader, proto_stats_t *st,
         st->report_attempts += atomic_load_explicit(&c->report_attempts, memory_order_relaxed);
         st->reports_refused += atomic_load_explicit(&c->reports_refused, memory_order_relaxed);
     }
-    st->queued_bytes = (uint64_t)eng_peers_queued(self->peers);
+    st->queued_bytes =
+        (uint64_t)eng_peers_queued(self->peers) + (uint64_t)eng_direct_queued(self->direct);
     st->decision_log_dropped = eng_declog_dropped(self->declog);
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

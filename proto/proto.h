@@ -340,7 +340,7 @@ typedef struct {
     uint64_t malformed;                /* frames that failed to decode or had a bad envelope */
     uint64_t dropped;                  /* replies that could not be delivered */
     uint64_t refused;                  /* requests refused by a per-client or engine limit */
-    uint64_t queued_bytes;             /* large reply bytes sent but not yet written to clients */
+    uint64_t queued_bytes;             /* reply bytes not yet written: large ones, and --direct's */
     uint64_t decision_log_dropped;     /* decision log lines not written (disk full...) */
     uint64_t reloads_ok;               /* successful reloads (startup excluded) */
     uint64_t reloads_failed;           /* rejected reloads */

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,14 +43,24 @@ static void s_line_value(hh_proc_t *p, const char *tag, char *out, size_t n)
     snprintf(out, n, "%s", strstr(line, tag) + strlen(tag));
 }
 
-static void s_start(s_engine_t *e, const char *direct)
+/* Starts an engine with its direct listener on `direct`, and `extra` (up to
+ * 4 more arguments, NULL-terminated; NULL for none). */
+static void s_start_with(s_engine_t *e, const char *direct, char *const *extra)
 {
-    char *argv[] = {hh_bin("hpp-engine"), "--listen", "tcp://127.0.0.1:0",
-                    "--threads",          "2",        "--direct",
-                    (char *)direct,       NULL};
+    char *argv[16] = {hh_bin("hpp-engine"), "--listen",    "tcp://127.0.0.1:0", "--threads", "2",
+                      "--direct",           (char *)direct};
+    for (int i = 0; extra && extra[i]; i++) {
+        cr_assert_lt(i, 4);
+        argv[7 + i] = extra[i];
+    }
     cr_assert_eq(hh_spawn(&e->proc, argv, "direct"), 0);
     s_line_value(&e->proc, "hpp-engine: direct on ", e->direct, sizeof e->direct);
     s_line_value(&e->proc, "hpp-engine: ready on ", e->router, sizeof e->router);
+}
+
+static void s_start(s_engine_t *e, const char *direct)
+{
+    s_start_with(e, direct, NULL);
 }
 
 static void s_stop(s_engine_t *e)
@@ -441,6 +452,96 @@ Test(direct, misbehaving_clients_lose_only_their_connection, .timeout = 30)
     char m[128];
     s_model(c, "code", m, sizeof m);
     cr_assert_gt(strlen(m), 0);
+    hpp_client_destroy(&c);
+    free(r);
+    s_stop(&e);
+}
+
+/* VmRSS of process pid, in kB. */
+static long s_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+/* A client that writes requests and never reads the replies: the engine
+ * stops reading from it once --peer-queue-kb of replies wait, so the
+ * client's writes stall while the engine holds little, other clients are
+ * served, and the queued bytes go when it leaves. Without the pause the
+ * engine would read all 8 MiB of requests and queue their replies. */
+Test(direct, a_client_that_never_reads_is_paused_not_buffered, .timeout = 60)
+{
+    s_engine_t e;
+    char *extra[] = {"--peer-queue-kb", "64", "--queue-mb", "1", NULL};
+    s_start_with(&e, "tcp://127.0.0.1:0", extra);
+    hpp_client_t *c = s_client(e.direct);
+    char m[128];
+    s_model(c, "code", m, sizeof m); /* warm: the first decisions' memory */
+    long rss0 = s_rss_kb(e.proc.pid);
+
+    s_raw_t *r = calloc(1, sizeof *r);
+    s_raw_open(r, e.direct);
+    int small = 16384;
+    setsockopt(r->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    fcntl(r->fd, F_SETFL, fcntl(r->fd, F_GETFL) | O_NONBLOCK);
+    static uint8_t chunk[64 * 1024];
+    size_t clen = 0;
+    for (uint64_t i = 0;; i++) {
+        char b[256];
+        size_t n = s_encode(b, sizeof b, PROTO_OP_ROUTE, i);
+        if (clen + PROTO_ZMTP_HEAD_MAX + n > sizeof chunk) {
+            break;
+        }
+        clen += proto_zmtp_frame_head(chunk + clen, n, false);
+        memcpy(chunk + clen, b, n);
+        clen += n;
+    }
+    /* Whole chunks only, so the stream stays frames: a partial write is
+     * finished before the next. */
+    const size_t cap = 8u << 20;
+    size_t sent = 0, off = 0;
+    bool stalled = false;
+    while (sent < cap && !stalled) {
+        ssize_t n = write(r->fd, chunk + off, clen - off);
+        if (n > 0) {
+            sent += (size_t)n;
+            off = (off + (size_t)n) % clen;
+            continue;
+        }
+        cr_assert(n < 0 && errno == EAGAIN, "write: %s", strerror(errno));
+        struct pollfd p = {r->fd, POLLOUT, 0};
+        stalled = poll(&p, 1, 1000) == 0;
+    }
+    cr_assert(stalled, "the engine kept reading: %zu bytes of requests taken", sent);
+
+    /* Stalled: others are served, and the engine holds about the limit. */
+    s_model(c, "code", m, sizeof m);
+    cr_assert_gt(strlen(m), 0);
+    hpp_client_t *admin = s_client(e.router);
+    long long queued = s_stat(admin, "queued_bytes", NULL);
+    cr_assert(queued >= 64 * 1024 && queued <= 1024 * 1024,
+              "queued_bytes %lld with %zu bytes of requests sent", queued, sent);
+    long grown = s_rss_kb(e.proc.pid) - rss0;
+    cr_assert_lt(grown, 32 * 1024, "VmRSS grew %ld kB (%zu bytes of requests sent)", grown, sent);
+
+    /* Gone: its queued replies go with it. */
+    close(r->fd);
+    long long end = hh_now_ms() + S_TIMEOUT;
+    while ((queued = s_stat(admin, "queued_bytes", NULL)) != 0 && hh_now_ms() < end) {
+        hh_sleep_ms(20); /* polling the counter */
+    }
+    cr_assert_eq(queued, 0);
+    hpp_client_destroy(&admin);
     hpp_client_destroy(&c);
     free(r);
     s_stop(&e);
