@@ -8,7 +8,11 @@
 # within 1.25x of without).
 #
 #   bench/ledger_open.sh [--rate PER_S] [--seconds S] [--repeats N] [--hold S]
-#                        [--door direct|router]
+#                        [--door direct|router] [--control]
+#
+# --control: a third engine, also without the ledger, in the same turns
+# (order rotated). Its ratio to the first is what the machine's noise alone
+# gives two identical engines: the resolution of the verdict.
 #
 # --door: which of the engine's doors the load goes through: its direct
 # listener (default; the network thread reads, decides and writes) or its
@@ -26,7 +30,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${HPP_BUILD:-build}
-rate=20000 seconds=2 repeats=15 hold=1 door=direct
+rate=20000 seconds=2 repeats=15 hold=1 door=direct control=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --rate) rate=${2:?}; shift 2 ;;
@@ -34,7 +38,8 @@ while [ $# -gt 0 ]; do
     --repeats) repeats=${2:?}; shift 2 ;;
     --hold) hold=${2:?}; shift 2 ;;
     --door) door=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --control) control=1; shift ;;
+    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ledger_open.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -79,6 +84,12 @@ start_engine() {
 
 start_engine "$tmp/plain.log" || exit 1
 plain=$load_ep
+kinds="plain ledger"
+if [ "$control" = 1 ]; then
+    start_engine "$tmp/control.log" || exit 1
+    control_ep=$load_ep
+    kinds="plain ledger control"
+fi
 start_engine "$tmp/ledger.log" --keys "$tmp/keys" --ledger "sqlite:$tmp/ledger.db" \
     --ledger-hold "$hold" || exit 1
 ledger=$load_ep
@@ -86,11 +97,19 @@ ledger=$load_ep
 echo "door: $door (without the ledger $plain, with it $ledger)"
 
 for ((r = 1; r <= repeats; r++)); do
-    order="plain ledger"
-    [ $((r % 2)) = 0 ] && order="ledger plain"
-    for kind in $order; do
+    # AB BA AB ... (ABC BCA CAB ... with --control)
+    read -ra k <<<"$kinds"
+    n=${#k[@]} order=()
+    if [ "$n" = 2 ]; then
+        order=("${k[@]}")
+        [ $((r % 2)) = 0 ] && order=("${k[1]}" "${k[0]}")
+    else
+        for ((j = 0; j < n; j++)); do order+=("${k[$(((j + r) % n))]}"); done
+    fi
+    for kind in "${order[@]}"; do
         ep=$plain args=()
         [ "$kind" = ledger ] && ep=$ledger args=(--key "$hash")
+        [ "$kind" = control ] && ep=$control_ep
         line=$("$BUILD/bench/bench_engine" --endpoint "$ep" --mode open --rate "$rate" \
             --seconds "$seconds" --warmup 0.5 --json "${args[@]}")
         echo "{\"run\":$r,\"engine\":\"$kind\",\"result\":$line}"
@@ -105,9 +124,13 @@ def med(kind, key):
 for key in ("p50", "p99"):
     a, b = med("plain", key), med("ledger", key)
     print(f"median {key}: without ledger {a:.1f} us, with ledger {b:.1f} us, ratio {b / a:.2f}")
+if any(r["engine"] == "control" for r in runs):
+    c = med("control", "p99")
+    print(f"control (a second engine without the ledger): median p99 {c:.1f} us,"
+          f" ratio {c / med('plain', 'p99'):.2f} (the machine's noise alone)")
 errors = sum(r["result"]["errors"] + r["result"]["failed"] for r in runs)
 print(f"errors: {errors} (a run with errors measures refusals, not the ledger)")
 ratio = med("ledger", "p99") / med("plain", "p99")
 print(f"goal (p99 with the ledger within 1.25x of without): {'met' if ratio <= 1.25 else 'missed'}"
-      f" ({ratio:.2f}x, median of {len(runs) // 2} runs each)")
+      f" ({ratio:.2f}x, median of {len(runs) // len({r['engine'] for r in runs})} runs each)")
 EOF

@@ -1675,13 +1675,15 @@ scenario_ledger() {
     sed 's/^/   | /' "$OUT/ledger/decision_cost.txt"
     # Through each of the engine's doors: its direct listener (open.txt) and
     # its ROUTER (open_router.txt).
-    local door file
+    # The direct door's run also has a control engine (a second one without
+    # the ledger): its ratio is the noise the verdict sits in.
+    local door file control
     for door in direct router; do
-        file=$OUT/ledger/open.txt
-        [ "$door" = router ] && file=$OUT/ledger/open_router.txt
-        show bash bench/ledger_open.sh --repeats "$repeats" --door "$door"
+        file=$OUT/ledger/open.txt control=(--control)
+        [ "$door" = router ] && file=$OUT/ledger/open_router.txt control=()
+        show bash bench/ledger_open.sh --repeats "$repeats" --door "$door" "${control[@]}"
         HPP_BUILD=$B bash bench/ledger_open.sh --repeats "$repeats" --door "$door" \
-            >"$file" 2>&1 || fails=$((fails + 1))
+            "${control[@]}" >"$file" 2>&1 || fails=$((fails + 1))
         grep -v '^{' "$file" | sed 's/^/   | /'
     done
     if [ "$fails" = 0 ]; then
