@@ -136,4 +136,28 @@ for p in "$sidecar_pid:sidecar" "$engine_pid:engine"; do
 done
 pids=()
 
+# The direct listener as engine.conf describes it: the engine adds
+# --direct ipc://..., the sidecar's engine is that socket.
+sock=$tmp/state/engine.sock
+overrides=(HPP_ENGINE_LISTEN=tcp://127.0.0.1:0 "HPP_ENGINE_OPTS=--log-format json --direct ipc://$sock")
+unit_argv hpp-engine.service
+start engine '^hpp-engine: ready on \(tcp:.*\)$' || suite_end
+engine_pid=$pid
+has_line "the engine says where its direct listener is" "hpp-engine: direct on ipc://$sock" \
+    "$tmp/engine.err"
+overrides=(HPP_SIDECAR_LISTEN=127.0.0.1:0 "HPP_SIDECAR_ENGINE=ipc://$sock")
+unit_argv hpp-sidecar.service
+start sidecar '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' || suite_end
+sidecar_pid=$pid
+res=$(curl -s -D - -o "$tmp/body" "http://127.0.0.1:$ready/v1/route" -H 'X-HPP-Task: code' \
+    -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
+has_text "through the engine's direct listener: 200 with the resolved model" \
+    "X-HPP-Router-Resolved-Model: " "$res"
+for p in "$sidecar_pid:sidecar" "$engine_pid:engine"; do
+    kill -TERM "${p%%:*}"
+    wait "${p%%:*}"
+    check "the ${p#*:} on the direct listener stops on SIGTERM with 0" 0 "$?"
+done
+pids=()
+
 suite_end
