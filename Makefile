@@ -64,7 +64,10 @@ asan: deps
 # all behind the one sidecar. With ENGINES > 1 (or CURVE=1; CURVE=0 turns it
 # off) every link is CURVE: keys made once by hpp-engine --curve-keygen into
 # .state/keys (git-ignored), the sidecar's public key the engines' one allowed
-# client. The sidecar starts once every engine has said it is ready (their
+# client. Without CURVE the sidecar asks each engine on its direct listener
+# (--direct ipc://.state/engine-N.sock: no libzmq I/O thread between, see
+# sidecar/README.md), and the ROUTER on the port still serves other clients.
+# The sidecar starts once every engine has said it is ready (their
 # stderr goes to the terminal and to a temporary file watched for that line),
 # so a request right after the sidecar's "ready" is not a 503; an engine that
 # fails to start ends make run with its error. On Ctrl-C the engines get the
@@ -94,8 +97,13 @@ run: deps
 	 exec 3> >(tee "$$log" >&2); tee=$$!; \
 	 engines=(); eps=(); \
 	 for i in $$(seq 0 $$(($(ENGINES) - 1))); do \
-	     e=$$host:$$((port + i)); eps+=(--engine "$$e"); \
-	     $(BUILD)/hpp-engine --listen "$$e" "$${curve[@]}" 2>&3 & engines+=($$!); \
+	     e=$$host:$$((port + i)); direct=(); \
+	     if [ "$(CURVE)" = 1 ]; then eps+=(--engine "$$e"); \
+	     else \
+	         mkdir -p -m 700 $(STATE) || exit 1; \
+	         d=ipc://$(STATE)/engine-$$i.sock; direct=(--direct "$$d"); eps+=(--engine "$$d"); \
+	     fi; \
+	     $(BUILD)/hpp-engine --listen "$$e" "$${curve[@]}" "$${direct[@]}" 2>&3 & engines+=($$!); \
 	 done; \
 	 exec 3>&-; \
 	 up() { local p; for p in "$${engines[@]}"; do kill -0 $$p 2>/dev/null && return 0; done; return 1; }; \

@@ -38,7 +38,8 @@ run_make() {
 alive() { pgrep -g "$1" 2>/dev/null | wc -l; }
 
 eport=$(free_port)
-run_make "$tmp/run.log" ENGINE_LISTEN="tcp://127.0.0.1:$eport" SIDECAR_LISTEN=127.0.0.1:0
+run_make "$tmp/run.log" ENGINE_LISTEN="tcp://127.0.0.1:$eport" SIDECAR_LISTEN=127.0.0.1:0 \
+    STATE="$tmp/state1"
 sport=$(await_line "$tmp/run.log" 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
     "$mk" 1000)
 if [ -z "$sport" ]; then
@@ -47,6 +48,11 @@ else
     ok "make run: the sidecar says it is ready"
     has_line "make run: the engine said so first" "hpp-engine: ready on tcp://127.0.0.1:$eport" \
         "$tmp/run.log"
+    # Without CURVE the sidecar asks the engine on its direct listener.
+    has_line "make run: the engine's direct listener is a socket in STATE" \
+        "hpp-engine: direct on ipc://$tmp/state1/engine-0.sock" "$tmp/run.log"
+    has_line "make run: the sidecar asks it there" \
+        "engine ipc://$tmp/state1/engine-0.sock (zmtp link)" "$tmp/run.log"
     # At once, as a user who pastes the README's curl: no 503 while the engine starts.
     out=$(curl -si "http://127.0.0.1:$sport/v1/route" -H 'X-HPP-Task: code' \
         -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
@@ -66,6 +72,11 @@ else
     ok "make run: Ctrl-C lets the engine drain"
 fi
 has_line "make run: the sidecar logged its stop" "info sidecar: stopped" "$tmp/run.log"
+if [ -e "$tmp/state1/engine-0.sock" ]; then
+    fail "make run: the direct listener's socket goes with the engine" "$tmp/state1/engine-0.sock is left"
+else
+    ok "make run: the direct listener's socket goes with the engine"
+fi
 
 # The engine's port taken: make run fails with the engine's error, no sidecar.
 python3 -c 'import socket, sys, time
@@ -107,12 +118,15 @@ for _ in range(50):
     finally:
         a.close(); b.close()'
 }
-# run_engines NAME ARGS...: make run with two engines; checks that both
-# serve behind the sidecar and that Ctrl-C stops everything.
+# run_engines NAME DIRECT ARGS...: make run with two engines; checks that both
+# serve behind the sidecar (on their direct listeners in DIRECT/, or on their
+# ports when DIRECT is "") and that Ctrl-C stops everything.
 run_engines() {
-    local name=$1 p
-    shift
+    local name=$1 direct=$2 p want
+    shift 2
     p=$(free_pair)
+    want="engines tcp://127.0.0.1:$p tcp://127.0.0.1:$((p + 1))"
+    [ -n "$direct" ] && want="engines ipc://$direct/engine-0.sock ipc://$direct/engine-1.sock"
     run_make "$tmp/$name.log" ENGINES=2 ENGINE_LISTEN="tcp://127.0.0.1:$p" SIDECAR_LISTEN=127.0.0.1:0 "$@"
     sport=$(await_line "$tmp/$name.log" 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
         "$mk" 1000)
@@ -122,8 +136,7 @@ run_engines() {
         ok "$name: the sidecar says it is ready"
         has_line "$name: engine 1 ready" "hpp-engine: ready on tcp://127.0.0.1:$p" "$tmp/$name.log"
         has_line "$name: engine 2 ready" "hpp-engine: ready on tcp://127.0.0.1:$((p + 1))" "$tmp/$name.log"
-        has_line "$name: the sidecar has both" "engines tcp://127.0.0.1:$p tcp://127.0.0.1:$((p + 1))" \
-            "$tmp/$name.log"
+        has_line "$name: the sidecar has both" "$want" "$tmp/$name.log"
         out=$(curl -si "http://127.0.0.1:$sport/v1/route" -H 'X-HPP-Task: code' \
             -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
         has "$name: the README's curl answers 200" "HTTP/1.1 200" "$out"
@@ -138,11 +151,11 @@ run_engines() {
     check "$name: Ctrl-C stops the engines and the sidecar" 0 "$(alive "$mk")"
     check "$name: both engines logged their stop" 2 "$(grep -c 'info engine: stopped' "$tmp/$name.log")"
 }
-run_engines "ENGINES=2 CURVE=0" CURVE=0
+run_engines "ENGINES=2 CURVE=0" "$tmp/state0" CURVE=0 STATE="$tmp/state0"
 if ! "$BUILD/hpp-engine" --help 2>/dev/null | grep -q -- --curve-keygen; then
     skip "make run: ENGINES=2 over CURVE" "hpp-engine --help lists no --curve-keygen (this engine has no CURVE)"
 else
-    run_engines "ENGINES=2 (CURVE)" STATE="$tmp/state"
+    run_engines "ENGINES=2 (CURVE)" "" STATE="$tmp/state"
     has_line "ENGINES=2 (CURVE): the sidecar uses CURVE" "link, CURVE)" "$tmp/ENGINES=2 (CURVE).log"
     check "ENGINES=2 (CURVE): the secret keys are private" "600 600" \
         "$(stat -c %a "$tmp/state/keys/engine.sec" "$tmp/state/keys/sidecar.sec" | tr '\n' ' ' | sed 's/ $//')"
