@@ -83,8 +83,9 @@ run: deps
 	@$(MAKE) --no-print-directory _all
 	@case "$(ENGINES)" in [1-8]) ;; *) echo "ENGINES=$(ENGINES): expected 1 to 8" >&2; exit 2;; esac; \
 	 ep='$(ENGINE_LISTEN)'; host=$${ep%:*}; port=$${ep##*:}; curve=(); sc_curve=(); \
+	 mkdir -p -m 700 $(STATE) || exit 1; \
 	 if [ "$(CURVE)" = 1 ]; then \
-	     keys=$(STATE)/keys; mkdir -p -m 700 $(STATE) || exit 1; \
+	     keys=$(STATE)/keys; \
 	     for n in engine sidecar; do \
 	         [ -f "$$keys/$$n.sec" ] || $(BUILD)/hpp-engine --curve-keygen "$$keys" --curve-name $$n || exit 1; \
 	     done; \
@@ -99,10 +100,7 @@ run: deps
 	 for i in $$(seq 0 $$(($(ENGINES) - 1))); do \
 	     e=$$host:$$((port + i)); direct=(); \
 	     if [ "$(CURVE)" = 1 ]; then eps+=(--engine "$$e"); \
-	     else \
-	         mkdir -p -m 700 $(STATE) || exit 1; \
-	         d=ipc://$(STATE)/engine-$$i.sock; direct=(--direct "$$d"); eps+=(--engine "$$d"); \
-	     fi; \
+	     else d=ipc://$(STATE)/engine-$$i.sock; direct=(--direct "$$d"); eps+=(--engine "$$d"); fi; \
 	     $(BUILD)/hpp-engine --listen "$$e" "$${curve[@]}" "$${direct[@]}" 2>&3 & engines+=($$!); \
 	 done; \
 	 exec 3>&-; \
