@@ -2,7 +2,7 @@
 # bench/ledger_open.sh - the ledger's cost at a fixed request rate: one engine
 # without a ledger and one with `--ledger sqlite:` (routes carry a key whose
 # account holds $1,000,000), loaded open loop by bench_engine in turns, so
-# both see the same machine: short runs, many of them, in the order AB BA AB...
+# both see the same machine: short runs, many of them, in the order BA AB BA...
 # so that a drift of the machine's noise falls on both. Prints one JSON line
 # per run, then the medians and the verdict of the goal (p99 with the ledger
 # within 1.25x of without).
@@ -97,15 +97,10 @@ ledger=$load_ep
 echo "door: $door (without the ledger $plain, with it $ledger)"
 
 for ((r = 1; r <= repeats; r++)); do
-    # AB BA AB ... (ABC BCA CAB ... with --control)
+    # Rotated each round: BA AB BA ... (BCA CAB ABC ... with --control)
     read -ra k <<<"$kinds"
     n=${#k[@]} order=()
-    if [ "$n" = 2 ]; then
-        order=("${k[@]}")
-        [ $((r % 2)) = 0 ] && order=("${k[1]}" "${k[0]}")
-    else
-        for ((j = 0; j < n; j++)); do order+=("${k[$(((j + r) % n))]}"); done
-    fi
+    for ((j = 0; j < n; j++)); do order+=("${k[$(((j + r) % n))]}"); done
     for kind in "${order[@]}"; do
         ep=$plain args=()
         [ "$kind" = ledger ] && ep=$ledger args=(--key "$hash")
