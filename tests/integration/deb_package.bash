@@ -108,6 +108,23 @@ start() {
     return 1
 }
 
+# route_and_stop SUFFIX: the README's request through the sidecar on port
+# $ready, then SIGTERM to the sidecar and the engine, each expected to exit 0;
+# SUFFIX tells the runs apart in the check names.
+route_and_stop() {
+    local res p
+    res=$(curl -s -D - -o "$tmp/body" "http://127.0.0.1:$ready/v1/route" -H 'X-HPP-Task: code' \
+        -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
+    has_text "a request through the sidecar$1: 200" "HTTP/1.1 200" "$res"
+    has_text "with the resolved model$1" "X-HPP-Router-Resolved-Model: " "$res"
+    for p in "$sidecar_pid:sidecar" "$engine_pid:engine"; do
+        kill -TERM "${p%%:*}"
+        wait "${p%%:*}"
+        check "the ${p#*:} stops on SIGTERM with 0$1" 0 "$?"
+    done
+    pids=()
+}
+
 overrides=(HPP_ENGINE_LISTEN=tcp://127.0.0.1:0)
 unit_argv hpp-engine.service
 check "the engine's command line" "$root/usr/bin/hpp-engine --listen tcp://127.0.0.1:0 --log-format json" \
@@ -123,18 +140,7 @@ check "the sidecar's command line" \
 start sidecar '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' || suite_end
 sidecar_pid=$pid
 ok "the packaged sidecar is ready on port $ready"
-
-res=$(curl -s -D - -o "$tmp/body" "http://127.0.0.1:$ready/v1/route" -H 'X-HPP-Task: code' \
-    -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
-has_text "a request through the sidecar: 200" "HTTP/1.1 200" "$res"
-has_text "with the resolved model" "X-HPP-Router-Resolved-Model: " "$res"
-
-for p in "$sidecar_pid:sidecar" "$engine_pid:engine"; do
-    kill -TERM "${p%%:*}"
-    wait "${p%%:*}"
-    check "the ${p#*:} stops on SIGTERM with 0" 0 "$?"
-done
-pids=()
+route_and_stop ""
 
 # The direct listener as engine.conf describes it: the engine adds
 # --direct ipc://..., the sidecar's engine is that socket.
@@ -149,15 +155,6 @@ overrides=(HPP_SIDECAR_LISTEN=127.0.0.1:0 "HPP_SIDECAR_ENGINE=ipc://$sock")
 unit_argv hpp-sidecar.service
 start sidecar '^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9]*\)$' || suite_end
 sidecar_pid=$pid
-res=$(curl -s -D - -o "$tmp/body" "http://127.0.0.1:$ready/v1/route" -H 'X-HPP-Task: code' \
-    -d '{"model":"hpprouter/auto","messages":[{"role":"user","content":"hi"}]}')
-has_text "through the engine's direct listener: 200 with the resolved model" \
-    "X-HPP-Router-Resolved-Model: " "$res"
-for p in "$sidecar_pid:sidecar" "$engine_pid:engine"; do
-    kill -TERM "${p%%:*}"
-    wait "${p%%:*}"
-    check "the ${p#*:} on the direct listener stops on SIGTERM with 0" 0 "$?"
-done
-pids=()
+route_and_stop " (the engine's direct listener)"
 
 suite_end
