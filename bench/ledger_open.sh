@@ -8,7 +8,7 @@
 # within 1.25x of without).
 #
 #   bench/ledger_open.sh [--rate PER_S] [--seconds S] [--repeats N] [--hold S]
-#                        [--door direct|router] [--control]
+#                        [--gap S] [--door direct|router] [--control]
 #
 # --control: a third engine, also without the ledger, in the same turns
 # (order rotated). Its ratio to the first is what the machine's noise alone
@@ -26,23 +26,34 @@
 # better and noisier), and at the default 300 s more than 52 s of load passes
 # the store's 1,048,576 reservations in flight (later runs refused).
 #
+# --gap: seconds of rest after each turn of the ledger engine (default: the
+# hold + 2). Its work does not stop with its load: the reservations of the
+# turn expire for one hold after it, and the writer commits, syncs and
+# checkpoints them. Without the rest that work falls in the next turn: the
+# other engine's, which makes the ratio look better, or, as the order
+# rotates, the ledger engine's own next one, which makes it look worse
+# (bench/RESULTS.md, "The 20k/s tail with the turns kept apart").
+#
 # Loopback only; each engine is stopped by PID when the script ends.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${HPP_BUILD:-build}
-rate=20000 seconds=2 repeats=15 hold=1 door=direct control=0
+rate=20000 seconds=2 repeats=15 hold=1 door=direct control=0 gap=
 while [ $# -gt 0 ]; do
     case "$1" in
     --rate) rate=${2:?}; shift 2 ;;
     --seconds) seconds=${2:?}; shift 2 ;;
     --repeats) repeats=${2:?}; shift 2 ;;
     --hold) hold=${2:?}; shift 2 ;;
+    --gap) gap=${2:?}; shift 2 ;;
     --door) door=${2:?}; shift 2 ;;
     --control) control=1; shift ;;
-    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ledger_open.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
+gap=${gap:-$((hold + 2))}
+case "$gap" in '' | *[!0-9.]*) echo "ledger_open.sh: --gap: expected seconds, got '$gap'" >&2; exit 2 ;; esac
 case "$door" in direct | router) ;; *) echo "ledger_open.sh: --door: expected direct or router, got '$door'" >&2; exit 2 ;; esac
 for b in hpp-engine hpp-ledger bench/bench_engine; do
     [ -x "$BUILD/$b" ] || { echo "ledger_open.sh: $BUILD/$b is missing: make first" >&2; exit 2; }
@@ -108,6 +119,7 @@ for ((r = 1; r <= repeats; r++)); do
         line=$("$BUILD/bench/bench_engine" --endpoint "$ep" --mode open --rate "$rate" \
             --seconds "$seconds" --warmup 0.5 --json "${args[@]}")
         echo "{\"run\":$r,\"engine\":\"$kind\",\"result\":$line}"
+        [ "$kind" = ledger ] && sleep "$gap" # the rest described under --gap
     done
 done | tee "$tmp/runs.jsonl"
 

@@ -1660,8 +1660,10 @@ scenario_scorer() {
 # 14. The ledger (engine/README.md "The ledger"): what its checks and the
 #    reservation add to a decision in process (bench_ledger, 3 runs), and the
 #    engine at 20k decisions/s open loop with and without it, in turns
-#    (bench/ledger_open.sh, at least 15 repeats of 2 s; it prints the medians and the
-#    verdict of the goal: p99 with the ledger within 1.25x of without).
+#    (bench/ledger_open.sh, at least 15 repeats of 2 s, with a rest after each turn
+#    of the ledger engine so that its work after the turn falls in no other; it
+#    prints the medians and the verdict of the goal: p99 with the ledger within
+#    1.25x of without).
 scenario_ledger() {
     want ledger SKIP_LEDGER || return 0
     log "14. ledger: added cost per decision; 20k/s open loop with and without"
