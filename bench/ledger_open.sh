@@ -41,19 +41,29 @@ BUILD=${HPP_BUILD:-build}
 rate=20000 seconds=2 repeats=15 hold=1 door=direct control=0 gap=
 while [ $# -gt 0 ]; do
     case "$1" in
-    --rate) rate=${2:?}; shift 2 ;;
-    --seconds) seconds=${2:?}; shift 2 ;;
-    --repeats) repeats=${2:?}; shift 2 ;;
-    --hold) hold=${2:?}; shift 2 ;;
-    --gap) gap=${2:?}; shift 2 ;;
-    --door) door=${2:?}; shift 2 ;;
+    --rate | --seconds | --repeats | --hold | --gap | --door)
+        [ -n "${2:-}" ] || { echo "ledger_open.sh: $1: a value is missing" >&2; exit 2; }
+        ;;& # then the flag's own case
+    --rate) rate=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    --repeats) repeats=$2; shift 2 ;;
+    --hold) hold=$2; shift 2 ;;
+    --gap) gap=$2; shift 2 ;;
+    --door) door=$2; shift 2 ;;
     --control) control=1; shift ;;
     -h | --help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ledger_open.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
+# need FLAG VALUE PATTERN WHAT: exits 2 naming the flag unless VALUE is WHAT.
+need() {
+    # shellcheck disable=SC2254 # the pattern is the caller's, on purpose
+    case "$2" in '' | $3) echo "ledger_open.sh: $1: expected $4, got '$2'" >&2; exit 2 ;; esac
+}
+need --repeats "$repeats" '*[!0-9]*' "a whole number"
+need --hold "$hold" '*[!0-9]*' "whole seconds"
 gap=${gap:-$((hold + 2))}
-case "$gap" in '' | *[!0-9.]*) echo "ledger_open.sh: --gap: expected seconds, got '$gap'" >&2; exit 2 ;; esac
+need --gap "$gap" '*[!0-9.]*' "seconds"
 case "$door" in direct | router) ;; *) echo "ledger_open.sh: --door: expected direct or router, got '$door'" >&2; exit 2 ;; esac
 for b in hpp-engine hpp-ledger bench/bench_engine; do
     [ -x "$BUILD/$b" ] || { echo "ledger_open.sh: $BUILD/$b is missing: make first" >&2; exit 2; }
