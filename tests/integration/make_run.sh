@@ -118,16 +118,17 @@ for _ in range(50):
     finally:
         a.close(); b.close()'
 }
-# run_engines NAME DIRECT ARGS...: make run with two engines; checks that both
-# serve behind the sidecar (on their direct listeners in DIRECT/, or on their
-# ports when DIRECT is "") and that Ctrl-C stops everything.
+# run_engines NAME CURVE STATE: make run with two engines, CURVE=0 or 1 and
+# its state in STATE; checks that both serve behind the sidecar (on their
+# ports over CURVE, on their direct listeners in STATE without) and that
+# Ctrl-C stops everything.
 run_engines() {
-    local name=$1 direct=$2 p want
-    shift 2
+    local name=$1 curve=$2 state=$3 p want
     p=$(free_pair)
     want="engines tcp://127.0.0.1:$p tcp://127.0.0.1:$((p + 1))"
-    [ -n "$direct" ] && want="engines ipc://$direct/engine-0.sock ipc://$direct/engine-1.sock"
-    run_make "$tmp/$name.log" ENGINES=2 ENGINE_LISTEN="tcp://127.0.0.1:$p" SIDECAR_LISTEN=127.0.0.1:0 "$@"
+    [ "$curve" = 0 ] && want="engines ipc://$state/engine-0.sock ipc://$state/engine-1.sock"
+    run_make "$tmp/$name.log" ENGINES=2 ENGINE_LISTEN="tcp://127.0.0.1:$p" SIDECAR_LISTEN=127.0.0.1:0 \
+        CURVE="$curve" STATE="$state"
     sport=$(await_line "$tmp/$name.log" 's/^hpp-sidecar: ready on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' \
         "$mk" 1000)
     if [ -z "$sport" ]; then
@@ -151,11 +152,11 @@ run_engines() {
     check "$name: Ctrl-C stops the engines and the sidecar" 0 "$(alive "$mk")"
     check "$name: both engines logged their stop" 2 "$(grep -c 'info engine: stopped' "$tmp/$name.log")"
 }
-run_engines "ENGINES=2 CURVE=0" "$tmp/state0" CURVE=0 STATE="$tmp/state0"
+run_engines "ENGINES=2 CURVE=0" 0 "$tmp/state0"
 if ! "$BUILD/hpp-engine" --help 2>/dev/null | grep -q -- --curve-keygen; then
     skip "make run: ENGINES=2 over CURVE" "hpp-engine --help lists no --curve-keygen (this engine has no CURVE)"
 else
-    run_engines "ENGINES=2 (CURVE)" "" STATE="$tmp/state"
+    run_engines "ENGINES=2 (CURVE)" 1 "$tmp/state"
     has_line "ENGINES=2 (CURVE): the sidecar uses CURVE" "link, CURVE)" "$tmp/ENGINES=2 (CURVE).log"
     check "ENGINES=2 (CURVE): the secret keys are private" "600 600" \
         "$(stat -c %a "$tmp/state/keys/engine.sec" "$tmp/state/keys/sidecar.sec" | tr '\n' ' ' | sed 's/ $//')"
