@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 #include <time.h>
 
+#include "eng_journal.h"
 #include "eng_ledger.h"
 #include "eng_store.h"
 
@@ -647,7 +648,7 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
     cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'resv_log'"), 0);
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 100);
-    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 2);
+    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 3);
     cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'reservations'"), 0);
     eng_store_destroy(&st);
     st = s_open();
@@ -686,48 +687,136 @@ static void s_open_fails(size_t i, const char *says)
     cr_assert(strstr(err, says) && strstr(err, "ledger.db"), "case %zu: %s", i, err);
 }
 
+/* The reservation of s_one_reservation's journal row, read back. */
+static eng_journal_put_t s_the_put(sqlite3 *db)
+{
+    sqlite3_stmt *q = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT puts FROM resv_log", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    eng_journal_put_t zero = {0}, r;
+    char err[160];
+    size_t n = (size_t)sqlite3_column_bytes(q, 0);
+    cr_assert_eq(eng_journal_put_read(sqlite3_column_blob(q, 0), n, &zero, &r, err, sizeof err), n,
+                 "one record: %s", err);
+    sqlite3_finalize(q);
+    cr_assert_eq(r.decision, 1);
+    cr_assert_eq(r.amount_pd, 10);
+    return r;
+}
+
+/* Sets column `col` of the journal row to `raw` (hex) followed by records rs[0..n) as the
+ * writer writes them. */
+static void s_set_blob(sqlite3 *db, const char *col, const char *raw, const eng_journal_put_t *rs,
+                       size_t n)
+{
+    char sql[1024];
+    int len = snprintf(sql, sizeof sql, "UPDATE resv_log SET %s = x'%s", col, raw);
+    eng_journal_put_t last = {0};
+    for (size_t i = 0; i < n; i++) {
+        uint8_t rec[ENG_JOURNAL_PUT_MAX];
+        size_t used = eng_journal_put_write(rec, &last, &rs[i]);
+        for (size_t j = 0; j < used; j++) {
+            len += snprintf(sql + len, sizeof sql - (size_t)len, "%02x", rec[j]);
+        }
+        last = rs[i];
+    }
+    snprintf(sql + len, sizeof sql - (size_t)len, "'");
+    s_db_exec(db, sql);
+}
+
 /* A damaged journal row stops the start with its place, not a guess. */
 Test(ledger, a_bad_journal_row_is_refused_with_its_place)
 {
     eng_store_key_t k = s_one_reservation("sha256:j4");
-    eng_store_t *st;
-    static const struct {
-        const char *sql, *says;
+    sqlite3 *db = s_db();
+    const eng_journal_put_t r = s_the_put(db);
+    eng_journal_put_t other_key = r, negative = r, big = r, big2 = r;
+    other_key.key_rowid = 99;
+    negative.amount_pd = -1;
+    big.amount_pd = big2.amount_pd = INT64_MAX;
+    big2.decision = 2;
+    static const char row[] = "reservation journal row 1: ";
+    const struct {
+        const char *col, *raw;
+        eng_journal_put_t rs[2];
+        size_t n;
+        const char *says;
     } cases[] = {
-        {"UPDATE resv_log SET puts = x'0102'", "reservation journal row 1: blobs of 2 and 0 bytes"},
-        {"UPDATE resv_log SET puts = zeroblob(56)", "reservation 0: key row 0, account row 0"},
-        {"UPDATE resv_log SET puts = substr(puts, 1, 8) || x'6300000000000000' ||"
-         " substr(puts, 17)",
-         "reservation 1: no such key"},
-        {"UPDATE resv_log SET puts = puts || puts", "reservation 1: twice"},
-        {"UPDATE resv_log SET puts = substr(puts, 1, 24) || x'ffffffffffffffff' ||"
-         " substr(puts, 33)",
-         "reservation 1: twice, too many in flight, or a bad amount"},
-        {"UPDATE resv_log SET puts = substr(puts, 1, 24) || x'ffffffffffffff7f' ||"
-         " substr(puts, 33) || x'02' || substr(puts, 2, 7) || substr(puts, 9, 16) ||"
-         " x'ffffffffffffff7f' || substr(puts, 33)",
-         "reservation 2: twice, too many in flight, or a bad amount"},
+        {"puts", "0102", {{0}}, 0, "a record truncated or not the writer's (its varints)"},
+        {"puts", "0f8000", {{0}}, 0, "a record truncated or not the writer's (its varints)"},
+        {"puts", "e0", {{0}}, 0, "a record truncated or not the writer's (unknown flags)"},
+        {"puts", "000000", {{0}}, 0, "reservation 0: key row 0, account row 0"},
+        {"puts", "", {other_key}, 1, "reservation 1: no such key"},
+        {"puts", "", {r, r}, 2, "reservation 1: twice"},
+        {"puts", "", {negative}, 1, "reservation 1: twice, too many in flight, or a bad amount"},
+        {"puts", "", {big, big2}, 2, "reservation 2: twice, too many in flight, or a bad amount"},
+        {"dels", "80", {{0}}, 0, "an end truncated or not the writer's"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sqlite3 *db = s_db();
-        s_db_exec(db, "SAVEPOINT t");
-        char *saved = NULL;
-        sqlite3_stmt *q = NULL;
-        cr_assert_eq(sqlite3_prepare_v2(db, "SELECT hex(puts) FROM resv_log", -1, &q, NULL),
-                     SQLITE_OK);
-        cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
-        saved = sqlite3_mprintf("UPDATE resv_log SET puts = x'%s'", sqlite3_column_text(q, 0));
-        sqlite3_finalize(q);
-        s_db_exec(db, "RELEASE t");
-        s_db_exec(db, cases[i].sql);
-        s_open_fails(i, cases[i].says);
-        s_db_exec(db, saved);
-        sqlite3_free(saved);
-        sqlite3_close(db);
+        s_set_blob(db, cases[i].col, cases[i].raw, cases[i].rs, cases[i].n);
+        char says[256];
+        snprintf(says, sizeof says, "%s%s", row, cases[i].says);
+        s_open_fails(i, says);
+        s_set_blob(db, "dels", "", NULL, 0);
+        s_set_blob(db, "puts", "", &r, 1);
     }
-    st = s_open();
+    sqlite3_close(db);
+    eng_store_t *st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "the row put back");
     eng_store_destroy(&st);
+}
+
+/* A state file of schema 2 (the journal's records fixed, 56 and 8 bytes) is
+ * read as it is by a check and rewritten by a start, its reservations and
+ * ends kept. */
+Test(ledger, a_schema_2_file_is_upgraded_with_its_journal)
+{
+    eng_store_key_t k = s_one_reservation("sha256:s2");
+    sqlite3 *db = s_db();
+    const eng_journal_put_t r = s_the_put(db);
+    /* Reservation 1 as schema 2 wrote it, then 2 of 5 picodollars, ended in the same row. */
+    char sql[1024];
+    int len = snprintf(sql, sizeof sql, "UPDATE resv_log SET puts = x'");
+    const uint64_t f[2][7] = {
+        {1, (uint64_t)r.key_rowid, (uint64_t)r.acct_rowid, 10, (uint64_t)r.day,
+         (uint64_t)r.expires_ms, 0},
+        {2, (uint64_t)r.key_rowid, (uint64_t)r.acct_rowid, 5, (uint64_t)r.day,
+         (uint64_t)r.expires_ms, 0},
+    };
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 7; j++) {
+            for (int b = 0; b < 8; b++) {
+                len += snprintf(sql + len, sizeof sql - (size_t)len, "%02x",
+                                (unsigned)(f[i][j] >> (8 * b)) & 0xff);
+            }
+        }
+    }
+    snprintf(sql + len, sizeof sql - (size_t)len, "', dels = x'0200000000000000'");
+    s_db_exec(db, sql);
+    s_db_exec(db, "PRAGMA user_version = 2");
+    char err[256];
+    eng_store_cfg_t check = {.node = 1, .check = true};
+    eng_store_t *st = eng_store_open(s_spec, &check, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    cr_assert_eq(s_read(st, &k).reserved_pd, 10, "read by a check: 2 ended");
+    eng_store_destroy(&st);
+    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 2, "a check upgrades nothing");
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 10);
+    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 3);
+    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 1, "rewritten as one row");
+    cr_assert_eq(s_the_put(db).expires_ms, r.expires_ms, "the reservation as it was");
+    eng_store_destroy(&st);
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 10, "kept by the journal");
+    cr_assert(s_settle(st, 1, 7));
+    s_sync(st);
+    eng_store_destroy(&st);
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).spent_pd, 7);
+    cr_assert_eq(s_read(st, &k).reserved_pd, 0);
+    eng_store_destroy(&st);
+    sqlite3_close(db);
 }
 
 /* Two rows of one account (a file whose table lost its primary key) would
