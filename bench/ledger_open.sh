@@ -9,10 +9,18 @@
 #
 #   bench/ledger_open.sh [--rate PER_S] [--seconds S] [--repeats N] [--hold S]
 #                        [--gap S] [--door direct|router] [--control]
+#                        [--also NAME=ENGINE]...
 #
 # --control: a third engine, also without the ledger, in the same turns
 # (order rotated). Its ratio to the first is what the machine's noise alone
 # gives two identical engines: the resolution of the verdict.
+#
+# --also NAME=ENGINE: one more engine with the ledger, the binary ENGINE (a
+# build of a change, say), in the same turns, reported as NAME with its
+# ratio and its per-round median. Builds compared in one run see the same
+# machine; compared across runs, an hour's noise (0.86x-1.53x for two
+# identical engines) hides a 10% change (bench/RESULTS.md, "The journal's
+# bytes set the tail"). Repeat it for several.
 #
 # --door: which of the engine's doors the load goes through: its direct
 # listener (default; the network thread reads, decides and writes) or its
@@ -39,9 +47,10 @@ set -u
 cd "$(dirname "$0")/.." || exit 2
 BUILD=${HPP_BUILD:-build}
 rate=20000 seconds=2 repeats=15 hold=1 door=direct control=0 gap=
+also=() # NAME=ENGINE of each --also
 while [ $# -gt 0 ]; do
     case "$1" in
-    --rate | --seconds | --repeats | --hold | --gap | --door)
+    --rate | --seconds | --repeats | --hold | --gap | --door | --also)
         [ -n "${2:-}" ] || { echo "ledger_open.sh: $1: a value is missing" >&2; exit 2; }
         ;;& # then the flag's own case
     --rate) rate=$2; shift 2 ;;
@@ -50,8 +59,9 @@ while [ $# -gt 0 ]; do
     --hold) hold=$2; shift 2 ;;
     --gap) gap=$2; shift 2 ;;
     --door) door=$2; shift 2 ;;
+    --also) also+=("$2"); shift 2 ;;
     --control) control=1; shift ;;
-    -h | --help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ledger_open.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -67,6 +77,14 @@ need --gap "$gap" '*[!0-9.]*' "seconds"
 case "$door" in direct | router) ;; *) echo "ledger_open.sh: --door: expected direct or router, got '$door'" >&2; exit 2 ;; esac
 for b in hpp-engine hpp-ledger bench/bench_engine; do
     [ -x "$BUILD/$b" ] || { echo "ledger_open.sh: $BUILD/$b is missing: make first" >&2; exit 2; }
+done
+for a in "${also[@]}"; do
+    name=${a%%=*}
+    [ "$name" = "$a" ] && name= # no '='
+    case "$name" in '' | *[!a-z0-9_]* | plain | ledger | control)
+        echo "ledger_open.sh: --also: expected NAME=ENGINE, NAME of a-z 0-9 _ other than plain, ledger, control; got '$a'" >&2; exit 2 ;;
+    esac
+    [ -x "${a#*=}" ] || { echo "ledger_open.sh: --also $name: '${a#*=}' is not an executable" >&2; exit 2; }
 done
 
 tmp=$(mktemp -d)
@@ -85,9 +103,9 @@ hash="sha256:$(printf %s sk-bench-ledger | sha256sum | cut -d' ' -f1)"
 # ROUTER) and $load_ep (the door the load goes through) once it prints its
 # readiness line.
 start_engine() {
-    local log=$1
+    local log=$1 bin=${ENGINE_BIN:-$BUILD/hpp-engine}
     shift
-    "$BUILD/hpp-engine" --listen tcp://127.0.0.1:0 --direct tcp://127.0.0.1:0 "$@" \
+    "$bin" --listen tcp://127.0.0.1:0 --direct tcp://127.0.0.1:0 "$@" \
         >/dev/null 2>"$log" &
     pids+=($!)
     local i
@@ -115,6 +133,15 @@ start_engine "$tmp/ledger.log" --keys "$tmp/keys" --ledger "sqlite:$tmp/ledger.d
     --ledger-hold "$hold" || exit 1
 ledger=$load_ep
 "$BUILD/hpp-ledger" topup --engine "$ep" --account bench --usd 1000000 >/dev/null || exit 1
+declare -A also_ep # each --also engine's door, by name
+for a in "${also[@]}"; do
+    name=${a%%=*}
+    ENGINE_BIN=${a#*=} start_engine "$tmp/$name.log" --keys "$tmp/keys" \
+        --ledger "sqlite:$tmp/$name.db" --ledger-hold "$hold" || exit 1
+    also_ep[$name]=$load_ep
+    "$BUILD/hpp-ledger" topup --engine "$ep" --account bench --usd 1000000 >/dev/null || exit 1
+    kinds="$kinds $name"
+done
 echo "door: $door (without the ledger $plain, with it $ledger)"
 
 for ((r = 1; r <= repeats; r++)); do
@@ -126,10 +153,11 @@ for ((r = 1; r <= repeats; r++)); do
         ep=$plain args=()
         [ "$kind" = ledger ] && ep=$ledger args=(--key "$hash")
         [ "$kind" = control ] && ep=$control_ep
+        [ -n "${also_ep[$kind]:-}" ] && ep=${also_ep[$kind]} args=(--key "$hash")
         line=$("$BUILD/bench/bench_engine" --endpoint "$ep" --mode open --rate "$rate" \
             --seconds "$seconds" --warmup 0.5 --json "${args[@]}")
         echo "{\"run\":$r,\"engine\":\"$kind\",\"result\":$line}"
-        [ "$kind" = ledger ] && sleep "$gap" # the rest described under --gap
+        [ "${args[*]}" ] && sleep "$gap" # after a ledger's turn: the rest described under --gap
     done
 done | tee "$tmp/runs.jsonl"
 
@@ -141,6 +169,14 @@ def med(kind, key):
 for key in ("p50", "p99"):
     a, b = med("plain", key), med("ledger", key)
     print(f"median {key}: without ledger {a:.1f} us, with ledger {b:.1f} us, ratio {b / a:.2f}")
+rounds = {}
+for r in runs:
+    rounds.setdefault(r["run"], {})[r["engine"]] = r["result"]["p99_us"]
+for name in sorted({r["engine"] for r in runs} - {"plain", "ledger", "control"}):
+    paired = statistics.median(v[name] / v["plain"] for v in rounds.values())
+    print(f"{name} (--also): median p99 {med(name, 'p99'):.1f} us,"
+          f" ratio {med(name, 'p99') / med('plain', 'p99'):.2f}, per-round median {paired:.2f}"
+          f" (the ledger engine's: {statistics.median(v['ledger'] / v['plain'] for v in rounds.values()):.2f})")
 if any(r["engine"] == "control" for r in runs):
     c = med("control", "p99")
     print(f"control (a second engine without the ledger): median p99 {c:.1f} us,"
