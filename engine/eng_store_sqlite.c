@@ -31,8 +31,8 @@
  * each batch adds one row holding them as records in two blobs (a row per
  * reservation cost the writer ten times the CPU), each record written as
  * what changed from the one before (eng_journal.h: about 3 bytes a
- * decision, against 56 for schema 2's fixed records, whose bytes were most
- * of what the writer cost the decisions' p99), replayed in order at open;
+ * decision, against 56 for schema 2's fixed records: the writer's CPU is
+ * what the ledger adds to the decisions' p99), replayed in order at open;
  * rows whose reservations have all ended are deleted as a prefix once the
  * expiry pass is past them.
  *
