@@ -85,6 +85,9 @@ for a in "${also[@]}"; do
         echo "ledger_open.sh: --also: expected NAME=ENGINE, NAME of a-z 0-9 _ other than plain, ledger, control; got '$a'" >&2; exit 2 ;;
     esac
     [ -x "${a#*=}" ] || { echo "ledger_open.sh: --also $name: '${a#*=}' is not an executable" >&2; exit 2; }
+    # Its state file is named after it: two engines on one file would write over each other.
+    case " ${seen:-} " in *" $name "*) echo "ledger_open.sh: --also $name: given twice" >&2; exit 2 ;; esac
+    seen="${seen:-} $name"
 done
 
 tmp=$(mktemp -d)
@@ -172,11 +175,12 @@ for key in ("p50", "p99"):
 rounds = {}
 for r in runs:
     rounds.setdefault(r["run"], {})[r["engine"]] = r["result"]["p99_us"]
+def per_round(kind):  # the median over rounds of KIND's p99 over the same round's without the ledger
+    return statistics.median(v[kind] / v["plain"] for v in rounds.values())
+print(f"per-round median of the p99 ratio: {per_round('ledger'):.2f}")
 for name in sorted({r["engine"] for r in runs} - {"plain", "ledger", "control"}):
-    paired = statistics.median(v[name] / v["plain"] for v in rounds.values())
     print(f"{name} (--also): median p99 {med(name, 'p99'):.1f} us,"
-          f" ratio {med(name, 'p99') / med('plain', 'p99'):.2f}, per-round median {paired:.2f}"
-          f" (the ledger engine's: {statistics.median(v['ledger'] / v['plain'] for v in rounds.values()):.2f})")
+          f" ratio {med(name, 'p99') / med('plain', 'p99'):.2f}, per-round median {per_round(name):.2f}")
 if any(r["engine"] == "control" for r in runs):
     c = med("control", "p99")
     print(f"control (a second engine without the ledger): median p99 {c:.1f} us,"

@@ -43,13 +43,20 @@ static void s_teardown(void)
 
 TestSuite(ledger, .init = s_setup, .fini = s_teardown);
 
-static eng_store_t *s_open(void)
+/* The test's store, opened as a start opens it, or as --check does (read as it is, no
+ * writer, no upgrade). */
+static eng_store_t *s_open_as(bool check)
 {
     char err[256];
-    eng_store_cfg_t cfg = {.node = 1};
+    eng_store_cfg_t cfg = {.node = 1, .check = check};
     eng_store_t *st = eng_store_open(s_spec, &cfg, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     return st;
+}
+
+static eng_store_t *s_open(void)
+{
+    return s_open_as(false);
 }
 
 static eng_store_key_t s_key(const char *hash, const char *account)
@@ -637,10 +644,7 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
                   "INSERT INTO reservations VALUES(7, 'sha256:v1', 'acct', 100, 20000, 301000, 0);"
                   "INSERT INTO reservations VALUES(8, 'sha256:v2', 'ghost', 0, 20000, 301000, 1);"
                   "PRAGMA user_version = 1;");
-    char err[256];
-    eng_store_cfg_t check = {.node = 1, .check = true};
-    eng_store_t *st = eng_store_open(s_spec, &check, err, sizeof err);
-    cr_assert_not_null(st, "%s", err);
+    eng_store_t *st = s_open_as(true);
     eng_store_key_t k = s_key("sha256:v1", "acct");
     cr_assert_eq(s_read(st, &k).reserved_pd, 100, "read by a check");
     eng_store_destroy(&st);
@@ -794,10 +798,7 @@ Test(ledger, a_schema_2_file_is_upgraded_with_its_journal)
     snprintf(sql + len, sizeof sql - (size_t)len, "', dels = x'0200000000000000'");
     s_db_exec(db, sql);
     s_db_exec(db, "PRAGMA user_version = 2");
-    char err[256];
-    eng_store_cfg_t check = {.node = 1, .check = true};
-    eng_store_t *st = eng_store_open(s_spec, &check, err, sizeof err);
-    cr_assert_not_null(st, "%s", err);
+    eng_store_t *st = s_open_as(true);
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "read by a check: 2 ended");
     eng_store_destroy(&st);
     cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 2, "a check upgrades nothing");
