@@ -70,6 +70,8 @@ need() {
     # shellcheck disable=SC2254 # the pattern is the caller's, on purpose
     case "$2" in '' | $3) echo "ledger_open.sh: $1: expected $4, got '$2'" >&2; exit 2 ;; esac
 }
+need --rate "$rate" '*[!0-9]*' "a whole number of requests a second"
+need --seconds "$seconds" '*[!0-9.]*' "seconds"
 need --repeats "$repeats" '*[!0-9]*' "a whole number"
 need --hold "$hold" '*[!0-9]*' "whole seconds"
 gap=${gap:-$((hold + 2))}
