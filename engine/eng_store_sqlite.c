@@ -25,7 +25,9 @@
  *     wakes the threads waiting in `sync` for a commit, `urgent`,
  *     `stopping`, `failed`.
  *   - The SQLite connection belongs to the writer thread once the store is
- *     open (the loading at open happens before the thread starts).
+ *     open (the loading at open happens before the thread starts). It
+ *     holds the file locked from open to close (s_claim): one engine per
+ *     state file.
  *
  * Accounts and keys are rows. Reservations and their ends are a journal:
  * each batch adds one row holding them as records in two blobs (a row per
@@ -94,6 +96,7 @@
 #define S_LOG_CHUNK 4096           /* reservation changes per journal row at most */
 #define S_PRUNE_MS 1000            /* expired journal rows are deleted this often */
 #define S_WALK_MAX 64              /* entries a reservation passes to find its place by expiry */
+#define S_CLAIM_MS 1000            /* how long an open waits for the file's last holder to let go */
 
 typedef struct {
     char name[S_NAME];
@@ -1012,6 +1015,36 @@ static int s_exec(s_store_t *st, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
+/* Takes the state file for this process alone, for as long as it is open:
+ * locking_mode EXCLUSIVE keeps the lock from the first transaction on, so
+ * a second engine (or a --check) on the same file is refused here instead
+ * of both writing rows over each other's. (The WAL's index then lives in
+ * the writer's memory, not in a shared -shm file, which spares each commit
+ * its lock calls; the writer's CPU was not told apart by it.) The price:
+ * nothing else can read a live state file (hpp-ledger reads through the
+ * engine). A stopping engine is waited for S_CLAIM_MS. */
+static int s_claim(s_store_t *st, char *err, size_t errlen)
+{
+    sqlite3_busy_timeout(st->db, S_CLAIM_MS);
+    if (s_exec(st, "PRAGMA locking_mode = EXCLUSIVE", err, errlen) < 0) {
+        return -1;
+    }
+    int rc = sqlite3_exec(st->db, "BEGIN EXCLUSIVE; COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_BUSY) {
+        snprintf(err, errlen,
+                 "--ledger %s: the state file is in use by another process (an engine runs on"
+                 " it; sqlite: serves one engine, redis:// several)",
+                 st->path);
+        return -1;
+    }
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "--ledger %s: not a SQLite database (%s)", st->path,
+                 sqlite3_errmsg(st->db));
+        return -1;
+    }
+    return 0;
+}
+
 /* Schema 1 stored decision ids as SQLite's signed integers, bit for bit. */
 static uint64_t s_dec_from_db(sqlite3_int64 v)
 {
@@ -1870,7 +1903,10 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
         s_destroy(&base);
         return NULL;
     }
-    sqlite3_busy_timeout(st->db, 5000);
+    if (s_claim(st, err, errlen) < 0) {
+        s_destroy(&base);
+        return NULL;
+    }
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version");
     sqlite3_stmt *q = NULL;

@@ -226,8 +226,9 @@ static const eng_flag_t s_flags[] = {
      "unknown_key. Re-read with the policy (SIGHUP, reload op); a bad file keeps the last good "
      "table"},
     {"--ledger", "STORE", s_ledger, 0,
-     "keep a ledger of balances and spend (needs --keys): sqlite:PATH (embedded, one engine; "
-     "PATH is created mode 0600), redis://HOST:PORT or redis+unix:PATH (shared by several "
+     "keep a ledger of balances and spend (needs --keys): sqlite:PATH (embedded, one engine: "
+     "held locked while it runs; PATH is created mode 0600), redis://HOST:PORT or redis+unix:PATH "
+     "(shared by several "
      "engines). Each route is checked (balance, key limit, daily limits) and its estimate "
      "reserved until a report settles it; see proto/PROTOCOL.md \"Ledger\". Off by default"},
     {"--ledger-hold", "SECONDS", s_ledger_hold, 0,

@@ -10,9 +10,12 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -110,6 +113,63 @@ static eng_store_state_t s_read(eng_store_t *st, const eng_store_key_t *k)
     char err[160];
     cr_assert_eq(st->ops->read(st, k, 20000, &out, err, sizeof err), HPP_OK);
     return out;
+}
+
+/* The state file through a connection of the test's own, opened and closed
+ * per call: a connection left open would hold the file, which a store opens
+ * only when nothing else has it (locking_mode EXCLUSIVE). */
+static sqlite3 *s_db_at(const char *name)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                 SQLITE_OK);
+    return db;
+}
+
+static int64_t s_int_at(const char *name, const char *sql)
+{
+    sqlite3 *db = s_db_at(name);
+    sqlite3_stmt *q = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+static int64_t s_db_int(const char *sql)
+{
+    return s_int_at("ledger.db", sql);
+}
+
+static void s_db_exec(const char *sql)
+{
+    sqlite3 *db = s_db_at("ledger.db");
+    char *msg = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* What a crash now would leave, for a store that is open: copies of the
+ * state file and its WAL; returns the copy's name. A commit torn by the
+ * copy is not in it, as after a crash. (These files are far too small for
+ * a checkpoint, the one writer of the main file, to run meanwhile.) */
+static const char *s_snap(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && rm -f snap.db snap.db-wal && cp ledger.db snap.db &&"
+             " { [ ! -e ledger.db-wal ] || cp ledger.db-wal snap.db-wal; }",
+             s_dir);
+    cr_assert_eq(system(cmd), 0);
+    return "snap.db";
+}
+
+static int64_t s_snap_int(const char *sql)
+{
+    return s_int_at(s_snap(), sql);
 }
 
 Test(ledger, checks_run_in_order_and_refusals_reserve_nothing)
@@ -267,7 +327,7 @@ static bool s_count_account(void *arg, const eng_store_account_t *a)
 }
 
 /* The writer commits by itself, without a sync: the first change after a
- * commit wakes it. Read through a second connection, polled. */
+ * commit wakes it. Read from copies of the files, polled. */
 Test(ledger, changes_reach_the_disk_without_a_sync)
 {
     eng_store_t *st = s_open();
@@ -276,22 +336,11 @@ Test(ledger, changes_reach_the_disk_without_a_sync)
     eng_store_state_t s;
     cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
     cr_assert(s_settle(st, 1, 42));
-    char path[160];
-    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     int64_t spent = -1;
     for (int i = 0; i < 500 && spent != 42; i++) {
-        sqlite3_stmt *q = NULL;
-        if (sqlite3_prepare_v2(db, "SELECT spent_pd FROM keys WHERE hash = 'sha256:ab'", -1, &q,
-                               NULL) == SQLITE_OK &&
-            sqlite3_step(q) == SQLITE_ROW) {
-            spent = sqlite3_column_int64(q, 0);
-        }
-        sqlite3_finalize(q);
+        spent = s_snap_int("SELECT spent_pd FROM keys WHERE hash = 'sha256:ab'");
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     }
-    sqlite3_close(db);
     cr_assert_eq(spent, 42, "the settlement was not committed");
     eng_store_destroy(&st);
 }
@@ -354,13 +403,14 @@ static void *s_settle_main(void *arg)
     return NULL;
 }
 
-/* A writer that cannot write (another connection holds the database's
- * write lock) holds up no reservation: they go on until its queue of
- * changes is full, then are refused ledger_unavailable, never waited for.
- * A settlement waits for room instead (a report's charge is not dropped);
- * once the disk takes writes again, everything accepted is on disk. The
- * writer, at SCHED_IDLE while it keeps up, is raised to SCHED_BATCH while
- * it is behind and goes back once it has caught up. */
+/* A writer that cannot write (a full disk: RLIMIT_FSIZE at the WAL's size,
+ * SIGXFSZ ignored, so each commit fails with EFBIG) holds up no
+ * reservation: they go on until its queue of changes is full, then are
+ * refused ledger_unavailable, never waited for. A settlement waits for room
+ * instead (a report's charge is not dropped); once the disk takes writes
+ * again, everything accepted is on disk. The writer, at SCHED_IDLE while it
+ * keeps up, is raised to SCHED_BATCH while it is behind and goes back once
+ * it has caught up. */
 Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 120)
 {
     eng_store_t *st = s_open();
@@ -373,11 +423,15 @@ Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 1
     }
     cr_assert_eq(s_threads_at(SCHED_IDLE), idle0, "the writer at idle time when it can leave it");
     cr_assert_eq(s_threads_at(SCHED_BATCH), !idle0, "else at batch time");
-    char path[160];
-    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s/ledger.db-wal", s_dir);
+    struct stat sb;
+    cr_assert_eq(stat(wal, &sb), 0, "the top-up is in the WAL");
+    struct rlimit was, full = {.rlim_cur = (rlim_t)sb.st_size};
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &was), 0);
+    full.rlim_max = was.rlim_max;
+    signal(SIGXFSZ, SIG_IGN);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &full), 0);
     uint64_t n = 0;
     int rc;
     char err[160] = "";
@@ -400,8 +454,7 @@ Test(ledger, a_stuck_writer_holds_up_no_reservation_and_loses_none, .timeout = 1
     pthread_t t;
     s_settler_t settler = {.st = st};
     cr_assert_eq(pthread_create(&t, NULL, s_settle_main, &settler), 0);
-    cr_assert_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
     pthread_join(t, NULL);
     cr_assert(settler.settled, "the settlement waited for room and was applied");
     /* The writer's failed attempt is reported by sync until a commit
@@ -504,32 +557,6 @@ Test(ledger, a_reservation_passes_at_most_64_to_find_its_place)
     eng_store_destroy(&st);
 }
 
-/* The state file, through a connection of the test's own. */
-static sqlite3 *s_db(void)
-{
-    char path[160];
-    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
-                 SQLITE_OK);
-    return db;
-}
-
-static int64_t s_db_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *q = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
-    int64_t v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-    sqlite3_finalize(q);
-    return v;
-}
-
-static void s_db_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &msg), SQLITE_OK, "%s: %s", sql, msg);
-}
-
 static void s_sync(eng_store_t *st)
 {
     char err[160];
@@ -571,9 +598,7 @@ Test(ledger, the_journal_keeps_reservations_and_their_ends_across_batches)
         s_sync(st);
         eng_store_destroy(&st);
     }
-    sqlite3 *db = s_db();
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM accounts WHERE name = 'never-topped-up'"), 1);
-    sqlite3_close(db);
+    cr_assert_eq(s_db_int("SELECT count(*) FROM accounts WHERE name = 'never-topped-up'"), 1);
 }
 
 /* Journal rows go once every reservation in them has ended, and only as a
@@ -597,8 +622,7 @@ Test(ledger, expired_journal_rows_go_and_ended_reservations_stay_ended)
     s_sync(st);
     cr_assert(s_settle(st, 2, 20));
     s_sync(st);
-    sqlite3 *db = s_db();
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 3);
+    cr_assert_eq(s_snap_int("SELECT count(*) FROM resv_log"), 3);
     uint64_t n = 0;
     cr_assert_eq(st->ops->expire(st, 400000, &n, err, sizeof err), HPP_OK);
     cr_assert_eq(n, 1, "decision 1 expired");
@@ -606,8 +630,8 @@ Test(ledger, expired_journal_rows_go_and_ended_reservations_stay_ended)
     /* The first row (decision 1) is gone; the second (2 and 3) stays for
      * 3, and with it the later end of 2. Expiry writes nothing: a reopened
      * store expires again what is due. */
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 2);
-    cr_assert_eq(s_db_int(db, "SELECT min(id) FROM resv_log"), 2);
+    cr_assert_eq(s_snap_int("SELECT count(*) FROM resv_log"), 2);
+    cr_assert_eq(s_snap_int("SELECT min(id) FROM resv_log"), 2);
     eng_store_destroy(&st);
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 30);
@@ -618,8 +642,7 @@ Test(ledger, expired_journal_rows_go_and_ended_reservations_stay_ended)
     cr_assert_eq(st->ops->expire(st, (INT64_C(1) << 50) + 1, &n, err, sizeof err), HPP_OK);
     cr_assert_eq(n, 0, "all settled");
     s_sync(st);
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 0, "every row's hold is over");
-    sqlite3_close(db);
+    cr_assert_eq(s_snap_int("SELECT count(*) FROM resv_log"), 0, "every row's hold is over");
     eng_store_destroy(&st);
 }
 
@@ -627,33 +650,32 @@ Test(ledger, expired_journal_rows_go_and_ended_reservations_stay_ended)
  * the journal when opened, its reservations in flight kept. */
 Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
 {
-    sqlite3 *db = s_db();
-    s_db_exec(db, "CREATE TABLE accounts(name TEXT PRIMARY KEY, balance_pd INTEGER NOT NULL,"
-                  " spent_pd INTEGER NOT NULL);"
-                  "CREATE TABLE keys(hash TEXT PRIMARY KEY, account TEXT NOT NULL,"
-                  " spent_pd INTEGER NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT"
-                  " NULL, completion_tokens INTEGER NOT NULL, day INTEGER NOT NULL, day_spent_pd"
-                  " INTEGER NOT NULL, day_requests INTEGER NOT NULL, day_free_requests INTEGER NOT"
-                  " NULL);"
-                  "CREATE TABLE reservations(decision INTEGER PRIMARY KEY, key TEXT NOT NULL,"
-                  " account TEXT NOT NULL, amount_pd INTEGER NOT NULL, day INTEGER NOT NULL,"
-                  " expires_ms INTEGER NOT NULL, free INTEGER NOT NULL);"
-                  "INSERT INTO accounts VALUES('acct', 1000000000000, 0);"
-                  "INSERT INTO keys VALUES('sha256:v1', 'acct', 0, 0, 0, 0, 20000, 0, 2, 1);"
-                  "INSERT INTO keys VALUES('sha256:v2', 'ghost', 0, 0, 0, 0, 20000, 0, 1, 1);"
-                  "INSERT INTO reservations VALUES(7, 'sha256:v1', 'acct', 100, 20000, 301000, 0);"
-                  "INSERT INTO reservations VALUES(8, 'sha256:v2', 'ghost', 0, 20000, 301000, 1);"
-                  "PRAGMA user_version = 1;");
+    s_db_exec("CREATE TABLE accounts(name TEXT PRIMARY KEY, balance_pd INTEGER NOT NULL,"
+              " spent_pd INTEGER NOT NULL);"
+              "CREATE TABLE keys(hash TEXT PRIMARY KEY, account TEXT NOT NULL,"
+              " spent_pd INTEGER NOT NULL, requests INTEGER NOT NULL, prompt_tokens INTEGER NOT"
+              " NULL, completion_tokens INTEGER NOT NULL, day INTEGER NOT NULL, day_spent_pd"
+              " INTEGER NOT NULL, day_requests INTEGER NOT NULL, day_free_requests INTEGER NOT"
+              " NULL);"
+              "CREATE TABLE reservations(decision INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+              " account TEXT NOT NULL, amount_pd INTEGER NOT NULL, day INTEGER NOT NULL,"
+              " expires_ms INTEGER NOT NULL, free INTEGER NOT NULL);"
+              "INSERT INTO accounts VALUES('acct', 1000000000000, 0);"
+              "INSERT INTO keys VALUES('sha256:v1', 'acct', 0, 0, 0, 0, 20000, 0, 2, 1);"
+              "INSERT INTO keys VALUES('sha256:v2', 'ghost', 0, 0, 0, 0, 20000, 0, 1, 1);"
+              "INSERT INTO reservations VALUES(7, 'sha256:v1', 'acct', 100, 20000, 301000, 0);"
+              "INSERT INTO reservations VALUES(8, 'sha256:v2', 'ghost', 0, 20000, 301000, 1);"
+              "PRAGMA user_version = 1;");
     eng_store_t *st = s_open_as(true);
     eng_store_key_t k = s_key("sha256:v1", "acct");
     cr_assert_eq(s_read(st, &k).reserved_pd, 100, "read by a check");
     eng_store_destroy(&st);
-    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 1, "a check upgrades nothing");
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'resv_log'"), 0);
+    cr_assert_eq(s_db_int("PRAGMA user_version"), 1, "a check upgrades nothing");
+    cr_assert_eq(s_db_int("SELECT count(*) FROM sqlite_master WHERE name = 'resv_log'"), 0);
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 100);
-    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 3);
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'reservations'"), 0);
+    cr_assert_eq(s_snap_int("PRAGMA user_version"), 3);
+    cr_assert_eq(s_snap_int("SELECT count(*) FROM sqlite_master WHERE name = 'reservations'"), 0);
     eng_store_destroy(&st);
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 100, "kept by the journal");
@@ -665,7 +687,6 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
     cr_assert_eq(s_read(st, &k).spent_pd, 60);
     cr_assert_eq(s_read(st, &k).reserved_pd, 0);
     eng_store_destroy(&st);
-    sqlite3_close(db);
 }
 
 /* A closed store holding one account, key `hash` and its reservation 1 of
@@ -692,8 +713,9 @@ static void s_open_fails(size_t i, const char *says)
 }
 
 /* The reservation of s_one_reservation's journal row, read back. */
-static eng_journal_put_t s_the_put(sqlite3 *db)
+static eng_journal_put_t s_the_put(const char *file)
 {
+    sqlite3 *db = s_db_at(file);
     sqlite3_stmt *q = NULL;
     cr_assert_eq(sqlite3_prepare_v2(db, "SELECT puts FROM resv_log", -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
@@ -703,6 +725,7 @@ static eng_journal_put_t s_the_put(sqlite3 *db)
     cr_assert_eq(eng_journal_put_read(sqlite3_column_blob(q, 0), n, &zero, &r, err, sizeof err), n,
                  "one record: %s", err);
     sqlite3_finalize(q);
+    sqlite3_close(db);
     cr_assert_eq(r.decision, 1);
     cr_assert_eq(r.amount_pd, 10);
     return r;
@@ -710,8 +733,7 @@ static eng_journal_put_t s_the_put(sqlite3 *db)
 
 /* Sets column `col` of the journal row to `raw` (hex) followed by records rs[0..n) as the
  * writer writes them. */
-static void s_set_blob(sqlite3 *db, const char *col, const char *raw, const eng_journal_put_t *rs,
-                       size_t n)
+static void s_set_blob(const char *col, const char *raw, const eng_journal_put_t *rs, size_t n)
 {
     char sql[1024];
     int len = snprintf(sql, sizeof sql, "UPDATE resv_log SET %s = x'%s", col, raw);
@@ -725,15 +747,14 @@ static void s_set_blob(sqlite3 *db, const char *col, const char *raw, const eng_
         last = rs[i];
     }
     snprintf(sql + len, sizeof sql - (size_t)len, "'");
-    s_db_exec(db, sql);
+    s_db_exec(sql);
 }
 
 /* A damaged journal row stops the start with its place, not a guess. */
 Test(ledger, a_bad_journal_row_is_refused_with_its_place)
 {
     eng_store_key_t k = s_one_reservation("sha256:j4");
-    sqlite3 *db = s_db();
-    const eng_journal_put_t r = s_the_put(db);
+    const eng_journal_put_t r = s_the_put("ledger.db");
     eng_journal_put_t other_key = r, negative = r, big = r, big2 = r;
     other_key.key_rowid = 99;
     negative.amount_pd = -1;
@@ -757,14 +778,13 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
         {"dels", "80", {{0}}, 0, "an end truncated or not the writer's"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        s_set_blob(db, cases[i].col, cases[i].raw, cases[i].rs, cases[i].n);
+        s_set_blob(cases[i].col, cases[i].raw, cases[i].rs, cases[i].n);
         char says[256];
         snprintf(says, sizeof says, "%s%s", row, cases[i].says);
         s_open_fails(i, says);
-        s_set_blob(db, "dels", "", NULL, 0);
-        s_set_blob(db, "puts", "", &r, 1);
+        s_set_blob("dels", "", NULL, 0);
+        s_set_blob("puts", "", &r, 1);
     }
-    sqlite3_close(db);
     eng_store_t *st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "the row put back");
     eng_store_destroy(&st);
@@ -776,8 +796,7 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
 Test(ledger, a_schema_2_file_is_upgraded_with_its_journal)
 {
     eng_store_key_t k = s_one_reservation("sha256:s2");
-    sqlite3 *db = s_db();
-    const eng_journal_put_t r = s_the_put(db);
+    const eng_journal_put_t r = s_the_put("ledger.db");
     /* Reservation 1 as schema 2 wrote it, then 2 of 5 picodollars, ended in the same row. */
     char sql[1024];
     int len = snprintf(sql, sizeof sql, "UPDATE resv_log SET puts = x'");
@@ -796,17 +815,17 @@ Test(ledger, a_schema_2_file_is_upgraded_with_its_journal)
         }
     }
     snprintf(sql + len, sizeof sql - (size_t)len, "', dels = x'0200000000000000'");
-    s_db_exec(db, sql);
-    s_db_exec(db, "PRAGMA user_version = 2");
+    s_db_exec(sql);
+    s_db_exec("PRAGMA user_version = 2");
     eng_store_t *st = s_open_as(true);
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "read by a check: 2 ended");
     eng_store_destroy(&st);
-    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 2, "a check upgrades nothing");
+    cr_assert_eq(s_db_int("PRAGMA user_version"), 2, "a check upgrades nothing");
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10);
-    cr_assert_eq(s_db_int(db, "PRAGMA user_version"), 3);
-    cr_assert_eq(s_db_int(db, "SELECT count(*) FROM resv_log"), 1, "rewritten as one row");
-    cr_assert_eq(s_the_put(db).expires_ms, r.expires_ms, "the reservation as it was");
+    cr_assert_eq(s_snap_int("PRAGMA user_version"), 3);
+    cr_assert_eq(s_snap_int("SELECT count(*) FROM resv_log"), 1, "rewritten as one row");
+    cr_assert_eq(s_the_put(s_snap()).expires_ms, r.expires_ms, "the reservation as it was");
     eng_store_destroy(&st);
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "kept by the journal");
@@ -817,7 +836,6 @@ Test(ledger, a_schema_2_file_is_upgraded_with_its_journal)
     cr_assert_eq(s_read(st, &k).spent_pd, 7);
     cr_assert_eq(s_read(st, &k).reserved_pd, 0);
     eng_store_destroy(&st);
-    sqlite3_close(db);
 }
 
 /* Two rows of one account (a file whose table lost its primary key) would
@@ -836,23 +854,19 @@ Test(ledger, an_account_or_key_in_two_rows_is_refused)
          "key 'sha256:j5': two rows"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sqlite3 *db = s_db();
         char *sql = sqlite3_mprintf("ALTER TABLE %s RENAME TO old; CREATE TABLE %s(%s);"
                                     " INSERT INTO %s SELECT * FROM old;"
                                     " INSERT INTO %s SELECT * FROM old; DROP TABLE old",
                                     cases[i].table, cases[i].table, cases[i].cols, cases[i].table,
                                     cases[i].table);
-        s_db_exec(db, sql);
+        s_db_exec(sql);
         sqlite3_free(sql);
-        sqlite3_close(db);
         s_open_fails(i, cases[i].says);
-        db = s_db();
         sql = sqlite3_mprintf("DELETE FROM %s WHERE rowid NOT IN (SELECT min(rowid) FROM %s"
                               " GROUP BY %s)",
                               cases[i].table, cases[i].table, i == 0 ? "name" : "hash");
-        s_db_exec(db, sql);
+        s_db_exec(sql);
         sqlite3_free(sql);
-        sqlite3_close(db);
     }
     eng_store_t *st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10, "one row each again");
@@ -947,16 +961,11 @@ Test(ledger, a_sync_after_the_commit_is_still_a_sync)
     eng_store_key_t k = s_key("sha256:ac", "acct");
     s_topup(st, "acct", USD); /* synced */
     cr_assert_eq(s_reserve(st, &k, 1, 100, false, NULL), HPP_OK);
-    char path[160];
-    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
-    sqlite3 *db = NULL;
-    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     int64_t requests = 0;
     for (int i = 0; i < 500 && requests != 1; i++) { /* committed by the writer alone */
-        requests = s_db_int(db, "SELECT day_requests FROM keys WHERE hash = 'sha256:ac'");
+        requests = s_snap_int("SELECT day_requests FROM keys WHERE hash = 'sha256:ac'");
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     }
-    sqlite3_close(db);
     cr_assert_eq(requests, 1, "the reservation was not committed");
     char err[160];
     cr_assert_eq(st->ops->sync(st, 5000, err, sizeof err), HPP_OK, "%s", err);
@@ -1014,6 +1023,34 @@ Test(ledger, an_unknown_store_is_refused)
     cr_assert(strstr(err, "unknown store"), "%s", err);
     cr_assert_null(eng_store_open("sqlite:/nonexistent-dir/x.db", &cfg, err, sizeof err));
     cr_assert(strstr(err, "cannot open"), "%s", err);
+}
+
+/* A state file is one engine's: a second store on it (another engine, or a
+ * --check while one runs) is refused, saying so, until the first closes;
+ * a file that is not a database is refused as such. */
+Test(ledger, a_state_file_in_use_is_refused)
+{
+    eng_store_t *st = s_open();
+    s_topup(st, "acct", USD);
+    char err[256] = "";
+    for (int check = 0; check < 2; check++) {
+        eng_store_cfg_t cfg = {.node = 2, .check = check};
+        cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err), "check %d opened", check);
+        cr_assert(strstr(err, "ledger.db: the state file is in use by another process"), "%s", err);
+    }
+    eng_store_destroy(&st);
+    st = s_open();
+    cr_assert_eq(
+        s_read(st, &(eng_store_key_t){.hash = "sha256:none", .account = "acct"}).balance_pd, USD,
+        "open again once the first has closed");
+    eng_store_destroy(&st);
+    s_db_exec("PRAGMA user_version = 0"); /* the file is free: a connection of our own may write */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "printf 'not a database, not at all...' > '%s/ledger.db'", s_dir);
+    cr_assert_eq(system(cmd), 0);
+    eng_store_cfg_t cfg = {.node = 1};
+    cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err));
+    cr_assert(strstr(err, "not a SQLite database"), "%s", err);
 }
 
 /* step_down in the policy --------------------------------------------------- */
