@@ -363,11 +363,13 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(ALL_LIBS)
+# Every Criterion binary links tests/support/cr_runner.c (why: its comment).
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/support/cr_runner.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
-$(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(ALL_LIBS)
+$(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(BUILD)/obj/tests/support/cr_runner.o \
+    $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
