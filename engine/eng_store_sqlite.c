@@ -1242,11 +1242,14 @@ static int s_load_log_row(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
     const uint8_t *dels = sqlite3_column_blob(q, 2);
     size_t ndels = (size_t)sqlite3_column_bytes(q, 2);
     char why[160];
+    const char *col = "puts"; /* where it went wrong, for the message */
+    size_t off = 0, used;
     if (st->version == 2 && !eng_journal_v2_sizes_ok(nputs, ndels, why, sizeof why)) {
-        goto bad;
+        snprintf(err, errlen, "%s: reservation journal row %lld: %s", st->path, (long long)id, why);
+        return -1;
     }
     eng_journal_put_t r = {0};
-    for (size_t off = 0, used; off < nputs; off += used) {
+    for (; off < nputs; off += used) {
         if ((used = s_next_put(st->version, puts + off, nputs - off, &r, why, sizeof why)) == 0) {
             goto bad;
         }
@@ -1274,7 +1277,8 @@ static int s_load_log_row(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
         }
     }
     uint64_t end = 0;
-    for (size_t off = 0, used; off < ndels; off += used) {
+    col = "dels";
+    for (off = 0; off < ndels; off += used) {
         if ((used = s_next_end(st->version, dels + off, ndels - off, &end, why, sizeof why)) == 0) {
             goto bad;
         }
@@ -1282,7 +1286,8 @@ static int s_load_log_row(s_store_t *st, const s_rowmap_t *keys, uint32_t nkeys,
     }
     return 0;
 bad:
-    snprintf(err, errlen, "%s: reservation journal row %lld: %s", st->path, (long long)id, why);
+    snprintf(err, errlen, "%s: reservation journal row %lld, %s at byte %zu: %s", st->path,
+             (long long)id, col, off, why);
     return -1;
 }
 

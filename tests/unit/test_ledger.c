@@ -760,7 +760,6 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
     negative.amount_pd = -1;
     big.amount_pd = big2.amount_pd = INT64_MAX;
     big2.decision = 2;
-    static const char row[] = "reservation journal row 1: ";
     const struct {
         const char *col, *raw;
         eng_journal_put_t rs[2];
@@ -779,8 +778,15 @@ Test(ledger, a_bad_journal_row_is_refused_with_its_place)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         s_set_blob(cases[i].col, cases[i].raw, cases[i].rs, cases[i].n);
+        /* The place: the column and the byte its failing record starts at (the second's
+         * when there are two). */
+        uint8_t rec[ENG_JOURNAL_PUT_MAX];
+        size_t at = cases[i].n == 2
+                        ? eng_journal_put_write(rec, &(eng_journal_put_t){0}, &cases[i].rs[0])
+                        : 0;
         char says[256];
-        snprintf(says, sizeof says, "%s%s", row, cases[i].says);
+        snprintf(says, sizeof says, "reservation journal row 1, %s at byte %zu: %s", cases[i].col,
+                 at, cases[i].says);
         s_open_fails(i, says);
         s_set_blob("dels", "", NULL, 0);
         s_set_blob("puts", "", &r, 1);
