@@ -14,21 +14,36 @@
 
 /* The schemes, longest prefix first where one is a prefix of another. */
 static const struct {
-    const char *prefix;     /* start of the spec */
-    eng_store_open_fn open; /* its opener */
+    const char *prefix;           /* start of the spec */
+    eng_store_open_fn open;       /* its opener */
+    bool (*in_use)(const char *); /* NULL: a store any number of engines share */
 } s_stores[] = {
-    {"sqlite:", eng_store_sqlite_open},
-    {"redis://", eng_store_redis_open},
-    {"redis+unix:", eng_store_redis_open},
+    {"sqlite:", eng_store_sqlite_open, eng_store_sqlite_in_use},
+    {"redis://", eng_store_redis_open, NULL},
+    {"redis+unix:", eng_store_redis_open, NULL},
 };
+
+static int s_scheme(const char *spec)
+{
+    for (size_t i = 0; i < sizeof s_stores / sizeof s_stores[0]; i++) {
+        if (strncmp(spec, s_stores[i].prefix, strlen(s_stores[i].prefix)) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+bool eng_store_in_use(const char *spec)
+{
+    int i = s_scheme(spec);
+    return i >= 0 && s_stores[i].in_use && s_stores[i].in_use(spec);
+}
 
 eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < sizeof s_stores / sizeof s_stores[0]; i++) {
-        size_t n = strlen(s_stores[i].prefix);
-        if (strncmp(spec, s_stores[i].prefix, n) == 0) {
-            return s_stores[i].open(spec, cfg, err, errlen);
-        }
+    int i = s_scheme(spec);
+    if (i >= 0) {
+        return s_stores[i].open(spec, cfg, err, errlen);
     }
     snprintf(err, errlen,
              "--ledger '%.64s': unknown store (expected sqlite:PATH, redis://HOST:PORT or "

@@ -173,6 +173,12 @@ typedef struct {
  * open, wrong file). */
 eng_store_t *eng_store_open(const char *spec, const eng_store_cfg_t *cfg, char *err, size_t errlen);
 
+/* True when the store of `spec` is held by an engine running on it, so that
+ * nothing else can read it: the embedded store's file while an engine has
+ * it open. A store that several engines share (Redis) never is. For
+ * --check, which cannot read such a store and says so. */
+bool eng_store_in_use(const char *spec);
+
 /* The opener of one scheme (the prefix of a spec up to and including ':'). */
 typedef eng_store_t *(*eng_store_open_fn)(const char *spec, const eng_store_cfg_t *cfg, char *err,
                                           size_t errlen);

@@ -1045,6 +1045,19 @@ static int s_claim(s_store_t *st, char *err, size_t errlen)
     return 0;
 }
 
+bool eng_store_sqlite_in_use(const char *spec)
+{
+    sqlite3 *db = NULL;
+    bool busy = false;
+    if (strncmp(spec, "sqlite:", 7) == 0 &&
+        sqlite3_open_v2(spec + 7, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        /* No wait: any lock of another process is an answer. */
+        busy = sqlite3_exec(db, "BEGIN EXCLUSIVE; ROLLBACK", NULL, NULL, NULL) == SQLITE_BUSY;
+    }
+    sqlite3_close(db);
+    return busy;
+}
+
 /* Schema 1 stored decision ids as SQLite's signed integers, bit for bit. */
 static uint64_t s_dec_from_db(sqlite3_int64 v)
 {

@@ -16,4 +16,9 @@
 eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg, char *err,
                                    size_t errlen);
 
+/* True when another process holds the file of "sqlite:PATH" (an engine
+ * runs on it: eng_store_sqlite_open would be refused); false when it is
+ * free, absent or unreadable, which an open then reports. */
+bool eng_store_sqlite_in_use(const char *spec);
+
 #endif

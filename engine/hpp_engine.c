@@ -316,14 +316,23 @@ static int s_check_cases(const char *path, const eng_snapshot_t *snap)
 /* --check with --keys / --ledger: the key file read and the store opened as
  * a start would (a SQLite state file is created when missing, as at start),
  * so a deploy learns of a bad path or an unreachable Redis before it
- * restarts the engine. A state file of an older schema is read, not
- * upgraded: the engine still running may be of the old version. */
+ * restarts the engine. A state file an engine is running on cannot be read
+ * (it holds the file to itself): the check says so and passes, as that
+ * engine is the proof that it opens. A state file of an older schema is
+ * read, not upgraded. */
 static int s_check_ledger(const eng_ledger_cfg_t *cfg_in)
 {
     char why[512];
     eng_ledger_cfg_t checking = *cfg_in;
     checking.check = true;
     const eng_ledger_cfg_t *cfg = &checking;
+    if (cfg->store && eng_store_in_use(cfg->store)) {
+        fprintf(stderr,
+                "hpp-engine: ledger store %s: in use by another process (an engine running on"
+                " it), not read; the next start reads it, once that process has stopped\n",
+                cfg->store);
+        checking.store = NULL;
+    }
     eng_ledger_t *ledger = eng_ledger_new(cfg, why, sizeof why);
     if (!ledger) {
         fprintf(stderr, "hpp-engine: %s\n", why); /* it names the store */

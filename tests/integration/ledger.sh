@@ -154,14 +154,19 @@ start engine --metrics-listen 127.0.0.1:0
 metrics=$(sed -n 's|^hpp-engine: metrics on \(http://.*/metrics\)$|\1|p' "$tmp/engine.err")
 if [ "$STORE_KIND" = sqlite ]; then
     check "the state file is private (0600)" 600 "$(stat -c %a "$tmp/ledger.db")"
-    # One engine per state file: a second one, or a --check, is refused while it runs.
+    # One engine per state file: a second one is refused while it runs.
     "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" >/dev/null \
         2>"$tmp/e"
     check "a second engine on the state file: usage error" 2 "$?"
     has_text "a second engine: says the file is in use" \
         "$tmp/ledger.db: the state file is in use by another process" "$(cat "$tmp/e")"
+    # A deploy checks before it restarts the engine: the file is not read, and the check passes.
     "$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" >/dev/null 2>"$tmp/e"
-    check "--check of a state file in use: usage error" 2 "$?"
+    check "--check of a state file in use: ok" 0 "$?"
+    has_text "--check of a state file in use: says so" \
+        "ledger.db: in use by another process (an engine running on it), not read" "$(cat "$tmp/e")"
+    has_text "--check of a state file in use: still reads the key file" \
+        "$tmp/keys: $(grep -c '^sha256:' "$tmp/keys") keys" "$(cat "$tmp/e")"
 fi
 
 # The checks, in order --------------------------------------------------------------

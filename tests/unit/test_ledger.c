@@ -1032,12 +1032,16 @@ Test(ledger, an_unknown_store_is_refused)
 }
 
 /* A state file is one engine's: a second store on it (another engine, or a
- * --check while one runs) is refused, saying so, until the first closes;
- * a file that is not a database is refused as such. */
+ * --check while one runs) is refused, saying so, until the first closes,
+ * and eng_store_in_use says so beforehand (--check then reads nothing); a
+ * file that is not a database is refused as such. */
 Test(ledger, a_state_file_in_use_is_refused)
 {
+    cr_assert_not(eng_store_in_use(s_spec), "no file yet");
     eng_store_t *st = s_open();
     s_topup(st, "acct", USD);
+    cr_assert(eng_store_in_use(s_spec));
+    cr_assert_not(eng_store_in_use("redis+unix:/nonexistent.sock"), "shared by design");
     char err[256] = "";
     for (int check = 0; check < 2; check++) {
         eng_store_cfg_t cfg = {.node = 2, .check = check};
@@ -1045,6 +1049,7 @@ Test(ledger, a_state_file_in_use_is_refused)
         cr_assert(strstr(err, "ledger.db: the state file is in use by another process"), "%s", err);
     }
     eng_store_destroy(&st);
+    cr_assert_not(eng_store_in_use(s_spec), "closed");
     st = s_open();
     cr_assert_eq(
         s_read(st, &(eng_store_key_t){.hash = "sha256:none", .account = "acct"}).balance_pd, USD,
