@@ -73,6 +73,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1895,7 +1896,14 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
         snprintf(err, errlen, "--ledger %s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
+    /* A FIFO or a device would reach SQLite as a "disk I/O error". */
+    struct stat sb;
+    bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     close(fd);
+    if (!regular) {
+        snprintf(err, errlen, "--ledger %s: not a regular file", path);
+        return NULL;
+    }
     s_store_t *st = calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "--ledger %s: out of memory", path);

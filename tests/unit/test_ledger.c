@@ -1029,6 +1029,13 @@ Test(ledger, an_unknown_store_is_refused)
     cr_assert(strstr(err, "unknown store"), "%s", err);
     cr_assert_null(eng_store_open("sqlite:/nonexistent-dir/x.db", &cfg, err, sizeof err));
     cr_assert(strstr(err, "cannot open"), "%s", err);
+    char fifo[96];
+    snprintf(fifo, sizeof fifo, "%s/fifo.db", s_dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(s_spec, sizeof s_spec, "sqlite:%s", fifo);
+    cr_assert_not(eng_store_in_use(s_spec), "a FIFO is no engine's: the open says what it is");
+    cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err));
+    cr_assert(strstr(err, "fifo.db: not a regular file"), "%s", err);
 }
 
 /* A state file is one engine's: a second store on it (another engine, or a
