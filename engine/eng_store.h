@@ -165,7 +165,7 @@ typedef struct {
     uint64_t node;           /* this engine's node id (1..65535) */
     int64_t now_ms;          /* Unix milliseconds now (reservations older than ... are gone) */
     bool check; /* --check: read the store to validate it; a file of an older schema is not
-                 * upgraded (an engine of the old version may still be using it) */
+                 * upgraded (a check changes no schema: the start does) */
 } eng_store_cfg_t;
 
 /* Opens the store a `--ledger` spec names: "sqlite:PATH", "redis://HOST:PORT",

@@ -228,8 +228,8 @@ static const eng_flag_t s_flags[] = {
     {"--ledger", "STORE", s_ledger, 0,
      "keep a ledger of balances and spend (needs --keys): sqlite:PATH (embedded, one engine: "
      "held locked while it runs; PATH is created mode 0600), redis://HOST:PORT or redis+unix:PATH "
-     "(shared by several "
-     "engines). Each route is checked (balance, key limit, daily limits) and its estimate "
+     "(shared by several engines). Each route is checked (balance, key limit, daily limits) and "
+     "its estimate "
      "reserved until a report settles it; see proto/PROTOCOL.md \"Ledger\". Off by default"},
     {"--ledger-hold", "SECONDS", s_ledger_hold, 0,
      "a decision never reported releases its reservation after SECONDS (default 300)"},
