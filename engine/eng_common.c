@@ -32,6 +32,9 @@ int eng_error_set(eng_error_t *err, eng_errcode_t code, const char *file, int li
 
 int eng_error_format(const eng_error_t *err, char *buf, size_t n)
 {
+    if (!err->file[0] && err->line <= 0 && !err->where[0]) {
+        return snprintf(buf, n, "error: %s", err->msg); /* no file: the message says where */
+    }
     const char *file = err->file[0] ? err->file : "<input>";
     if (err->line > 0) {
         return snprintf(buf, n, "%s:%d:%d: error: %s", file, err->line, err->col > 0 ? err->col : 1,

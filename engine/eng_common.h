@@ -56,7 +56,9 @@ typedef struct {
 int eng_error_set(eng_error_t *err, eng_errcode_t code, const char *file, int line, int col,
                   const char *where, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
-/* Formats as "file:line:col: error: msg" or "file: at where: error: msg".
+/* Formats as "file:line:col: error: msg", "file: at where: error: msg",
+ * "file: error: msg", or "error: msg" when there is no file, line or where
+ * (an error of a flag or a system call, whose message names it).
  * Returns the length written (truncated to n-1), like snprintf. */
 int eng_error_format(const eng_error_t *err, char *buf, size_t n);
 

@@ -2031,7 +2031,8 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         char lerr[256];
         self->ledger = eng_ledger_new(&self->cfg.ledger, lerr, sizeof lerr);
         if (!self->ledger) {
-            eng_error_set(err, ENG_ERR_VALUE, self->cfg.ledger.store, 0, 0, NULL, "%s", lerr);
+            /* No file: the message names the store (--ledger PATH, or the Redis address). */
+            eng_error_set(err, ENG_ERR_VALUE, NULL, 0, 0, NULL, "%s", lerr);
             goto fail;
         }
         self->ledger_store = eng_ledger_has_store(self->ledger);

@@ -158,8 +158,9 @@ if [ "$STORE_KIND" = sqlite ]; then
     "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" >/dev/null \
         2>"$tmp/e"
     check "a second engine on the state file: usage error" 2 "$?"
-    has_text "a second engine: says the file is in use" \
-        "$tmp/ledger.db: the state file is in use by another process" "$(cat "$tmp/e")"
+    has_line "a second engine: says the file is in use, naming it once" \
+        "hpp-engine: error: --ledger $tmp/ledger.db: the state file is in use by another process" \
+        "$tmp/e"
     # A deploy checks before it restarts the engine: the file is not read, and the check passes.
     "$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" >/dev/null 2>"$tmp/e"
     check "--check of a state file in use: ok" 0 "$?"

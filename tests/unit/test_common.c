@@ -88,6 +88,16 @@ Test(errors, located_and_key_path_formats)
     eng_error_set(&e, ENG_ERR_VALUE, "cat.json", 0, 0, "data[2].pricing.input", "negative price");
     eng_error_format(&e, b, sizeof b);
     cr_assert_str_eq(b, "cat.json: at data[2].pricing.input: error: negative price");
+    eng_error_set(&e, ENG_ERR_VALUE, "cat.json", 0, 0, NULL, "not an object");
+    eng_error_format(&e, b, sizeof b);
+    cr_assert_str_eq(b, "cat.json: error: not an object");
+    /* No file, line or where: the message names what failed, and nothing is made up. */
+    eng_error_set(&e, ENG_ERR_IO, NULL, 0, 0, NULL, "epoll: %s", "no memory");
+    eng_error_format(&e, b, sizeof b);
+    cr_assert_str_eq(b, "error: epoll: no memory");
+    eng_error_set(&e, ENG_ERR_SYNTAX, NULL, 2, 5, NULL, "expected a value");
+    eng_error_format(&e, b, sizeof b);
+    cr_assert_str_eq(b, "<input>:2:5: error: expected a value");
     cr_assert_str_eq(eng_errcode_name(ENG_ERR_DUP), "duplicate");
 }
 
