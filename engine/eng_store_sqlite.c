@@ -172,7 +172,7 @@ typedef struct {
 #define S_FRESH_ACCT 0x80000000u
 
 /* The writer's statements (s_sqls). */
-enum { S_Q_ACCT, S_Q_KEY, S_Q_ACCT_ROWID, S_Q_LOG, S_Q_PRUNE, S_Q_N };
+enum { S_Q_BEGIN, S_Q_COMMIT, S_Q_ACCT, S_Q_KEY, S_Q_ACCT_ROWID, S_Q_LOG, S_Q_PRUNE, S_Q_N };
 
 typedef struct {
     eng_store_t base;
@@ -1392,6 +1392,12 @@ static void s_fold(s_store_t *st, uint64_t upto)
 }
 
 static const char *const s_sqls[S_Q_N] = {
+    /* Prepared once like the rest: through sqlite3_exec each commit parsed
+     * and compiled them again (at 20,000 decisions a second SQLite's share
+     * of the writer's samples went from 18% to 15% once prepared; one
+     * profile each, its CPU not told apart). */
+    [S_Q_BEGIN] = "BEGIN IMMEDIATE",
+    [S_Q_COMMIT] = "COMMIT",
     [S_Q_ACCT] = "INSERT INTO accounts(name, balance_pd, spent_pd) VALUES(?1, ?2, ?3)"
                  " ON CONFLICT(name) DO UPDATE SET balance_pd = ?2, spent_pd = ?3 RETURNING rowid",
     [S_Q_KEY] =
@@ -1573,7 +1579,7 @@ static int s_commit(s_store_t *st, uint64_t upto)
 {
     int rc = s_prepare(st);
     if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        rc = s_step(st->w_stmt[S_Q_BEGIN]);
     }
     sqlite3_stmt *q = st->w_stmt[S_Q_ACCT];
     for (uint32_t i = 0; rc == SQLITE_OK && i < st->nw_dirty_accts; i++) {
@@ -1601,7 +1607,7 @@ static int s_commit(s_store_t *st, uint64_t upto)
         rc = s_log_prune(st);
     }
     if (rc == SQLITE_OK) {
-        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+        rc = s_step(st->w_stmt[S_Q_COMMIT]);
     }
     if (rc != SQLITE_OK) {
         pthread_mutex_lock(&st->w_mu);
