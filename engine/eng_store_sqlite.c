@@ -1016,6 +1016,22 @@ static int s_exec(s_store_t *st, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
+/* Why SQLite could not use the state file at open, by what it found: a
+ * file that is not a database is called so; anything else (its WAL that
+ * cannot be opened, a read error) is not that file's fault, and gets
+ * SQLite's own words. */
+static void s_unusable(const s_store_t *st, char *err, size_t errlen)
+{
+    int code = sqlite3_errcode(st->db) & 0xff;
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+        snprintf(err, errlen, "--ledger %s: not a SQLite database (%s)", st->path,
+                 sqlite3_errmsg(st->db));
+    } else {
+        snprintf(err, errlen, "--ledger %s: cannot use it or its WAL (%s-wal): %s", st->path,
+                 st->path, sqlite3_errmsg(st->db));
+    }
+}
+
 /* Takes the state file for this process alone, for as long as it is open:
  * locking_mode EXCLUSIVE keeps the lock from the first transaction on, so
  * a second engine (or a --check) on the same file is refused here instead
@@ -1039,8 +1055,7 @@ static int s_claim(s_store_t *st, char *err, size_t errlen)
         return -1;
     }
     if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "--ledger %s: not a SQLite database (%s)", st->path,
-                 sqlite3_errmsg(st->db));
+        s_unusable(st, err, errlen);
         return -1;
     }
     return 0;
@@ -1949,8 +1964,7 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
     }
     sqlite3_finalize(q);
     if (version < 0) {
-        snprintf(err, errlen, "--ledger %s: not a SQLite database (%s)", path,
-                 sqlite3_errmsg(st->db));
+        s_unusable(st, err, errlen);
         s_destroy(&base);
         return NULL;
     }

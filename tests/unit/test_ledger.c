@@ -1063,12 +1063,24 @@ Test(ledger, a_state_file_in_use_is_refused)
         "open again once the first has closed");
     eng_store_destroy(&st);
     s_db_exec("PRAGMA user_version = 0"); /* the file is free: a connection of our own may write */
-    char cmd[160];
+    char cmd[320];
     snprintf(cmd, sizeof cmd, "printf 'not a database, not at all...' > '%s/ledger.db'", s_dir);
     cr_assert_eq(system(cmd), 0);
     eng_store_cfg_t cfg = {.node = 1};
     cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err));
     cr_assert(strstr(err, "not a SQLite database"), "%s", err);
+    /* A database whose WAL cannot be opened (here a directory in its place)
+     * is no less a database: the refusal names the WAL, not the file. */
+    snprintf(cmd, sizeof cmd, "rm -f '%s/ledger.db'", s_dir);
+    cr_assert_eq(system(cmd), 0);
+    st = s_open();
+    eng_store_destroy(&st);
+    snprintf(cmd, sizeof cmd, "rm -f '%s/ledger.db-wal' && mkdir '%s/ledger.db-wal'", s_dir, s_dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err));
+    cr_assert(strstr(err, "ledger.db: cannot use it or its WAL (") && strstr(err, "ledger.db-wal)"),
+              "%s", err);
+    cr_assert_null(strstr(err, "not a SQLite database"), "%s", err);
 }
 
 /* step_down in the policy --------------------------------------------------- */
