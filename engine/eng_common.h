@@ -49,7 +49,7 @@ typedef struct {
     int line;           /* 1-based line, 0 if unknown */
     int col;            /* 1-based column, 0 if unknown */
     char where[160];    /* key path, "" if unknown */
-    char msg[256];      /* what is wrong, in words */
+    char msg[512];      /* what is wrong, in words (a ledger's names two paths) */
 } eng_error_t;
 
 /* Fills `err` (when not NULL). Returns -1 so callers can `return eng_error_set(...)`. */

@@ -49,14 +49,15 @@
 #define ENG_LEDGER_MAX_HOLD_S 86400
 
 typedef struct {
-    const char *store;  /* --ledger spec, NULL = no money (keys only, or nothing) */
-    const char *keys;   /* --keys FILE, NULL = none */
-    const char *secret; /* --ledger-secret FILE, NULL = none */
-    int hold_s;         /* --ledger-hold: 1..86400 */
-    bool optional;      /* --ledger-optional: a route without `key` is served unchecked */
-    int day_offset_h;   /* --ledger-day-offset: -12..14 */
-    uint64_t node;      /* --ledger-node: 1..65535, 0 = random */
-    bool check;         /* --check: the store opened to validate it, changed as little as can be */
+    const char *store;    /* --ledger spec, NULL = no money (keys only, or nothing) */
+    const char *keys;     /* --keys FILE, NULL = none */
+    const char *secret;   /* --ledger-secret FILE, NULL = none */
+    const char *ring_dir; /* --ledger-ring-dir DIR, NULL = the store's default */
+    int hold_s;           /* --ledger-hold: 1..86400 */
+    bool optional;        /* --ledger-optional: a route without `key` is served unchecked */
+    int day_offset_h;     /* --ledger-day-offset: -12..14 */
+    uint64_t node;        /* --ledger-node: 1..65535, 0 = random */
+    bool check; /* --check: the store opened to validate it, changed as little as can be */
 } eng_ledger_cfg_t;
 
 typedef struct eng_ledger eng_ledger_t;

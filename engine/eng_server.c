@@ -2028,7 +2028,7 @@ eng_server_t *eng_server_new(const eng_server_cfg_t *cfg, eng_error_t *err)
         goto fail;
     }
     if (self->cfg.ledger.store || self->cfg.ledger.keys) {
-        char lerr[256];
+        char lerr[512];
         self->ledger = eng_ledger_new(&self->cfg.ledger, lerr, sizeof lerr);
         if (!self->ledger) {
             /* No file: the message names the store (--ledger PATH, or the Redis address). */

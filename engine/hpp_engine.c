@@ -240,6 +240,10 @@ static const eng_flag_t s_flags[] = {
     {"--ledger-node", "N", s_ledger_node, 0,
      "this engine's node id in decision ids, 1..65535 (default: random at start); engines "
      "sharing one store must have distinct ones"},
+    {"--ledger-ring-dir", "DIR", NULL, S_FIELD(cfg.ledger.ring_dir),
+     "where the embedded store keeps its ring of changes not committed yet, a file that outlives "
+     "the process so that a crash loses none of them (default: $RUNTIME_DIRECTORY, else "
+     "/dev/shm; a tmpfs, about 40 MB)"},
     {"--ledger-secret", "FILE", NULL, S_FIELD(cfg.ledger.secret),
      "the store's password (Redis AUTH), read from FILE (mode 0600), never from the command "
      "line"},

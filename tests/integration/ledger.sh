@@ -27,8 +27,13 @@ if ! "$PY" -c 'import zmq, msgpack' 2>/dev/null; then
     suite_end
 fi
 
+RING=() # the embedded store's ring files, in the suite's folder
 case "$STORE_KIND" in
-sqlite) STORE=sqlite:$tmp/ledger.db ;;
+sqlite)
+    STORE=sqlite:$tmp/ledger.db
+    mkdir -m 700 "$tmp/ring"
+    RING=(--ledger-ring-dir "$tmp/ring")
+    ;;
 redis)
     if ! command -v redis-server >/dev/null; then
         skip "ledger (redis)" "redis-server is not installed"
@@ -53,6 +58,7 @@ hash() { printf 'sha256:%s' "$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)"; }
 K_NEW=$(hash sk-new) K_LIM=$(hash sk-limited) K_DAY=$(hash sk-daily) K_REQ=$(hash sk-requests)
 K_TRIAL=$(hash sk-trial) K_FREE=$(hash sk-free) K_REV=$(hash sk-revoked) K_PAY=$(hash sk-payer)
 K_UNKNOWN=$(hash sk-nobody) K_LATE=$(hash sk-late) K_CRASH=$(hash sk-crash) K_STEP=$(hash sk-step)
+K_RING=$(hash sk-ring)
 cat >"$tmp/keys" <<EOF
 # the ledger suite's keys
 $K_NEW group=default account=acme
@@ -65,6 +71,7 @@ $K_FREE group=default account=poor free_daily_requests=2 free_daily_requests_fun
 $K_REV group=default account=rich revoked=1
 $K_CRASH group=default account=crash
 $K_STEP group=stepper account=stepper
+$K_RING group=default account=ring
 EOF
 chmod 600 "$tmp/keys"
 
@@ -73,7 +80,7 @@ start() {
     local name=$1
     shift
     "$ENGINE" --listen tcp://127.0.0.1:0 --threads 2 --keys "$tmp/keys" --ledger "$STORE" \
-        "$@" 2>"$tmp/$name.err" &
+        "${RING[@]}" "$@" 2>"$tmp/$name.err" &
     pid=$!
     pids+=("$pid")
     ep=$(await_line "$tmp/$name.err" 's/^hpp-engine: ready on \(tcp:.*\)$/\1/p' "$pid" 250)
@@ -411,6 +418,83 @@ kill -TERM "$pid"
 wait "$pid"
 check "restarted engine stops cleanly" 0 "$?"
 pids=("${pids[@]/$pid/}")
+
+# kill -9 before any commit ----------------------------------------------------------
+# The writer commits about once a second; what the engine published before
+# it died is in its ring file, which the next start commits. Reservations
+# and a report without `ack`, then kill -9 at once (well inside the second).
+if [ "$STORE_KIND" = sqlite ]; then
+    ring_files() { find "$tmp/ring" -name '*.ring' | wc -l; }
+    check "ring: a clean stop removes the ring file" 0 "$(ring_files)"
+    start ring1
+    topup ring 1 >/dev/null # synced: the writer is idle again after it
+    d1=$(call "$(route "$K_RING")") d2=$(call "$(route "$K_RING")") d3=$(call "$(route "$K_RING")")
+    # A report without `ack` has no reply: sent on a socket of its own, then
+    # waited for in the key's spend.
+    "$PY" - "$ep" "{\"v\":1,\"op\":\"report\",\"attempts\":[$(attempt "$d1" 200 0.000123)]}" <<'EOF'
+import json, sys
+import msgpack, zmq
+s = zmq.Context.instance().socket(zmq.DEALER)
+s.setsockopt(zmq.LINGER, 2000)
+s.connect(sys.argv[1])
+s.send_multipart([b"", msgpack.packb(json.loads(sys.argv[2]))])
+s.close()
+EOF
+    for _ in $(seq 200); do
+        before=$(keyinfo "$K_RING")
+        [ "$(get .spent_pd "$before")" = 123000000 ] && break
+        sleep 0.01
+    done
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    pids=("${pids[@]/$pid/}")
+    check "ring: the file outlives kill -9" 1 "$(ring_files)"
+    "$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" "${RING[@]}" >/dev/null 2>"$tmp/e"
+    check "ring: --check reads it and passes" 0 "$?"
+    check "ring: --check leaves it for the start" 1 "$(ring_files)"
+    start ring2
+    after=$(keyinfo "$K_RING")
+    check "kill -9 before a commit: the reservations are there" "$(get .reserved_pd "$before")" \
+        "$(get .reserved_pd "$after")"
+    check "kill -9 before a commit: the settle without ack is there" 123000000 \
+        "$(get .spent_pd "$after")"
+    check "kill -9 before a commit: the day's requests are there" "$(get .day_requests "$before")" \
+        "$(get .day_requests "$after")"
+    has_line "kill -9 before a commit: the start says what it took from the ring" \
+        "ledger: $tmp/ledger.db: the last run stopped without closing it: 5 changes it made and had not committed were committed from its ring $tmp/ring/" \
+        "$tmp/ring2.err"
+    report "$(attempt "$d1" 200 0.000123)" >/dev/null
+    check "kill -9 before a commit: the report delivered again settles nothing more" \
+        "123000000 1" "$(get '"\(.spent_pd) \(.requests)"' "$(keyinfo "$K_RING")")"
+    # A damaged ring is refused with where and why, and the state file is left as it was.
+    d4=$(call "$(route "$K_RING")")
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    pids=("${pids[@]/$pid/}")
+    ring=$(find "$tmp/ring" -name '*.ring')
+    printf X | dd of="$ring" bs=1 seek=0 conv=notrunc status=none
+    "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" "${RING[@]}" \
+        2>"$tmp/ring3.err" &
+    p=$!
+    pids+=("$p")
+    wait "$p"
+    check "a damaged ring: the engine does not start" 2 "$?"
+    has_line "a damaged ring: says which file, where and what to do" \
+        "hpp-engine: error: --ledger $tmp/ledger.db: its ring $ring: byte 0: not a ring file of this store (no \"HPPRING1\") (to start from the state file alone, move the ring aside: the changes it holds past the state file are then lost)" \
+        "$tmp/ring3.err"
+    "$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" "${RING[@]}" >/dev/null 2>"$tmp/e"
+    check "a damaged ring: --check fails too" 2 "$?"
+    has_line "a damaged ring: --check names it" "its ring $ring: byte 0: not a ring file" "$tmp/e"
+    mv "$ring" "$tmp/ring.aside"
+    start ring4
+    check "ring moved aside: the state file's own state (the last reservation lost)" \
+        "$(get .reserved_pd "$after")" "$(get .reserved_pd "$(keyinfo "$K_RING")")"
+    kill -TERM "$pid"
+    wait "$pid"
+    pids=("${pids[@]/$pid/}")
+    check "ring: removed again by a clean stop" 0 "$(ring_files)"
+    : "$d2" "$d3" "$d4"
+fi
 no_san_report "engines: no sanitizer report" "$tmp"/*.err
 
 suite_end

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -51,7 +52,7 @@ TestSuite(ledger, .init = s_setup, .fini = s_teardown);
 static eng_store_t *s_open_as(bool check)
 {
     char err[256];
-    eng_store_cfg_t cfg = {.node = 1, .check = check};
+    eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1, .check = check};
     eng_store_t *st = eng_store_open(s_spec, &cfg, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     return st;
@@ -706,7 +707,7 @@ static eng_store_key_t s_one_reservation(const char *hash)
 static void s_open_fails(size_t i, const char *says)
 {
     char err[256] = "";
-    eng_store_cfg_t cfg = {.node = 1};
+    eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
     eng_store_t *st = eng_store_open(s_spec, &cfg, err, sizeof err);
     cr_assert_null(st, "case %zu opened", i);
     cr_assert(strstr(err, says) && strstr(err, "ledger.db"), "case %zu: %s", i, err);
@@ -896,7 +897,7 @@ Test(ledger, a_restart_leaves_out_reservations_expired_before_it)
     cr_assert_eq(st->ops->reserve(st, &k, &later, NULL, err, sizeof err), HPP_OK, "%s", err);
     s_sync(st);
     eng_store_destroy(&st);
-    eng_store_cfg_t cfg = {.node = 1, .now_ms = 301000};
+    eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1, .now_ms = 301000};
     st = eng_store_open(s_spec, &cfg, err, sizeof err);
     cr_assert_not_null(st, "%s", err);
     cr_assert_eq(s_read(st, &k).reserved_pd, 1000, "only the one not expired");
@@ -1024,7 +1025,7 @@ Test(ledger, decision_ids_carry_the_node)
 Test(ledger, an_unknown_store_is_refused)
 {
     char err[256];
-    eng_store_cfg_t cfg = {.node = 1};
+    eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
     cr_assert_null(eng_store_open("mysql://x", &cfg, err, sizeof err));
     cr_assert(strstr(err, "unknown store"), "%s", err);
     cr_assert_null(eng_store_open("sqlite:/nonexistent-dir/x.db", &cfg, err, sizeof err));
@@ -1042,6 +1043,65 @@ Test(ledger, an_unknown_store_is_refused)
  * --check while one runs) is refused, saying so, until the first closes,
  * and eng_store_in_use says so beforehand (--check then reads nothing); a
  * file that is not a database is refused as such. */
+/* The ring files in the test's folder. */
+static int s_rings(void)
+{
+    int n = 0;
+    DIR *d = opendir(s_dir);
+    cr_assert_not_null(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        n += len > 5 && strcmp(e->d_name + len - 5, ".ring") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+/* A process that dies with its store open (the writer commits about once
+ * a second, so nothing of this was committed): what it published is in
+ * its ring file, which the next open commits. */
+Test(ledger, a_store_its_process_never_closed_is_committed_from_its_ring)
+{
+    eng_store_key_t k = s_key("sha256:r1", "acct");
+    eng_store_t *st = s_open();
+    s_topup(st, "acct", USD); /* synced */
+    eng_store_destroy(&st);
+    cr_assert_eq(s_rings(), 0, "a clean close removes the ring");
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+        char err[256];
+        eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
+        eng_store_t *c = eng_store_open(s_spec, &cfg, err, sizeof err);
+        bool ok = c && s_reserve(c, &k, 1, 10, false, NULL) == HPP_OK &&
+                  s_reserve(c, &k, 2, 20, false, NULL) == HPP_OK &&
+                  s_reserve(c, &k, 3, 30, false, NULL) == HPP_OK;
+        eng_store_settle_t set = {.decision = 1, .cost_pd = 7, .now_ms = 2000};
+        ok = ok && c->ops->settle(c, &set, NULL, err, sizeof err) == HPP_OK;
+        _exit(ok ? 0 : 1); /* no close: as if killed */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's store worked");
+    cr_assert_eq(s_rings(), 1, "the ring outlives the process");
+    cr_assert_eq(s_db_int("SELECT pos FROM ring"), 0, "nothing of it was committed");
+    cr_assert_eq(s_db_int("SELECT count(*) FROM resv_log"), 0);
+    st = s_open();
+    eng_store_state_t s = s_read(st, &k);
+    cr_assert_eq(s.reserved_pd, 50, "reservations 2 and 3");
+    cr_assert_eq(s.spent_pd, 7, "reservation 1 settled");
+    cr_assert_eq(s.day_requests, 3);
+    cr_assert_not(s_settle(st, 1, 7), "a settle replayed is not settled again");
+    cr_assert(s_settle(st, 2, 20));
+    eng_store_destroy(&st);
+    cr_assert_eq(s_rings(), 0);
+    st = s_open();
+    s = s_read(st, &k);
+    cr_assert_eq(s.reserved_pd, 30);
+    cr_assert_eq(s.spent_pd, 27);
+    eng_store_destroy(&st);
+}
+
 Test(ledger, a_state_file_in_use_is_refused)
 {
     cr_assert_not(eng_store_in_use(s_spec), "no file yet");
@@ -1051,7 +1111,7 @@ Test(ledger, a_state_file_in_use_is_refused)
     cr_assert_not(eng_store_in_use("redis+unix:/nonexistent.sock"), "shared by design");
     char err[256] = "";
     for (int check = 0; check < 2; check++) {
-        eng_store_cfg_t cfg = {.node = 2, .check = check};
+        eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 2, .check = check};
         cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err), "check %d opened", check);
         cr_assert(strstr(err, "ledger.db: the state file is in use by another process"), "%s", err);
     }
@@ -1066,7 +1126,7 @@ Test(ledger, a_state_file_in_use_is_refused)
     char cmd[320];
     snprintf(cmd, sizeof cmd, "printf 'not a database, not at all...' > '%s/ledger.db'", s_dir);
     cr_assert_eq(system(cmd), 0);
-    eng_store_cfg_t cfg = {.node = 1};
+    eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
     cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err));
     cr_assert(strstr(err, "not a SQLite database"), "%s", err);
     /* A database whose WAL cannot be opened (here a directory in its place)
