@@ -96,10 +96,10 @@
 #define S_RING (1u << 18)     /* changes not committed yet (a power of two) */
 #define S_EXPIRE_CHUNK 64     /* reservations expired per hold of mu */
 /* A commit at most this often while something changes. Every 10 ms the
- * writer's CPU raised the p99 of decisions at 20,000/s to 1.57x the engine
- * without a ledger on two cores; once a second, 1.17x (bench/RESULTS.md,
- * "Commits once a second, the ring in a mapped file"). The ring file keeps
- * a crash of the process from losing the second. */
+ * writer's CPU raised the p99 of decisions at 20,000/s to 1.53x-1.69x the
+ * engine without a ledger on two cores; once a second, 0.94x-1.29x
+ * (bench/RESULTS.md, "Commits once a second, the ring in a mapped file").
+ * The ring file keeps a crash of the process from losing the second. */
 #define S_BATCH_MS 1000
 #define S_EARLY (S_RING / 8)       /* changes not committed that call for a commit at once */
 #define S_BOOST_AT (S_RING / 4)    /* changes not committed past which the writer is raised */
@@ -1936,6 +1936,25 @@ static int s_replay(s_store_t *st, eng_ringfile_t *old, uint64_t from, const cha
     return 0;
 }
 
+/* Names the new epoch in the database, at position 0, with nothing to
+ * replay. Prepared alone: the load, next, is what reports a damaged
+ * table. */
+static int s_name_epoch(s_store_t *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(st->db, s_sqls[S_Q_RING], -1, &q, NULL) == SQLITE_OK ? 0 : -1;
+    if (rc == 0) {
+        sqlite3_bind_int64(q, 1, (int64_t)st->epoch);
+        sqlite3_bind_int64(q, 2, 0);
+        rc = s_step(q) == SQLITE_OK ? 0 : -1;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "--ledger %s: %s", st->path, sqlite3_errmsg(st->db));
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
 /* The ring file for this open: the one a dead process left is committed
  * (s_replay) when it goes with the database, then a new one is made for a
  * new epoch, which the database names first (a crash in between leaves a
@@ -1977,25 +1996,10 @@ static int s_ring_open(s_store_t *st, const char *dir, bool check, char *err, si
         eng_ringfile_destroy(&old, false);
         return -1;
     }
-    int rc = 0;
-    if (old) {
-        rc = s_replay(st, old, want.from, ring_path, err, errlen);
-    } else {
-        /* Prepared alone: the load, next, is what reports a damaged table. */
-        sqlite3_stmt *q = NULL;
-        rc = sqlite3_prepare_v2(st->db, s_sqls[S_Q_RING], -1, &q, NULL) == SQLITE_OK ? 0 : -1;
-        if (rc == 0) {
-            sqlite3_bind_int64(q, 1, (int64_t)st->epoch);
-            sqlite3_bind_int64(q, 2, 0);
-            rc = s_step(q) == SQLITE_OK ? 0 : -1;
-        }
-        sqlite3_finalize(q);
-    }
+    int rc =
+        old ? s_replay(st, old, want.from, ring_path, err, errlen) : s_name_epoch(st, err, errlen);
     eng_ringfile_destroy(&old, false);
     if (rc < 0) {
-        if (!err[0]) {
-            snprintf(err, errlen, "--ledger %s: %s", st->path, sqlite3_errmsg(st->db));
-        }
         return -1;
     }
     st->rf = eng_ringfile_create(ring_path, &s_layout, boot, real, st->epoch, why, sizeof why);

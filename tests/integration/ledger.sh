@@ -7,7 +7,10 @@
 # counts), reservation and settlement (double reports, several attempts of
 # one decision, an attempt with no answer, a decision never reported
 # expiring), the key file's reload, and a kill -9 under load: after the
-# restart every acknowledged settlement is there.
+# restart every acknowledged settlement is there. The embedded store also:
+# a kill -9 before any commit (everything published comes back from the
+# ring file), a damaged ring and a missing ring directory (the start and
+# --check refuse, saying where and why).
 #
 # LEDGER_STORE=sqlite (default) or redis selects the store; redis starts
 # its own redis-server on a unix socket in the temporary folder.
@@ -493,6 +496,17 @@ EOF
     wait "$pid"
     pids=("${pids[@]/$pid/}")
     check "ring: removed again by a clean stop" 0 "$(ring_files)"
+    "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" \
+        --ledger-ring-dir "$tmp/no-such-dir" 2>"$tmp/ring5.err" &
+    p=$!
+    pids+=("$p")
+    wait "$p"
+    check "a ring directory that does not exist: the engine does not start" 2 "$?"
+    has_line "a ring directory that does not exist: says which and why" \
+        "hpp-engine: error: --ledger $tmp/ledger.db: its ring: $tmp/no-such-dir/hpp-ledger-" \
+        "$tmp/ring5.err"
+    has_line "a ring directory that does not exist: the system's words" \
+        ".ring.tmp: cannot create: No such file or directory" "$tmp/ring5.err"
     : "$d2" "$d3" "$d4"
 fi
 no_san_report "engines: no sanitizer report" "$tmp"/*.err
