@@ -71,9 +71,9 @@
 #include "eng_store_sqlite.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sqlite3.h>
@@ -81,9 +81,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "eng_common.h"
@@ -1984,6 +1984,13 @@ static int s_ring_open(s_store_t *st, const char *dir, bool check, char *err, si
         return -1;
     }
     if (check) {
+        if (old) {
+            eng_log(ENG_LOG_INFO, "ledger",
+                    "%s: its ring %s holds %" PRIu64 " changes the last run did not commit; "
+                    "the next start commits them",
+                    st->path, ring_path,
+                    atomic_load_explicit(eng_ringfile_head(old), memory_order_relaxed) - want.from);
+        }
         eng_ringfile_destroy(&old, false);
         return 0;
     }

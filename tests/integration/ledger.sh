@@ -454,6 +454,10 @@ EOF
     check "ring: the file outlives kill -9" 1 "$(ring_files)"
     "$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" "${RING[@]}" >/dev/null 2>"$tmp/e"
     check "ring: --check reads it and passes" 0 "$?"
+    has_line "ring: --check says what the start will commit" \
+        "ledger: $tmp/ledger.db: its ring $tmp/ring/" "$tmp/e"
+    has_line "ring: --check counts the changes" \
+        "holds 5 changes the last run did not commit; the next start commits them" "$tmp/e"
     check "ring: --check leaves it for the start" 1 "$(ring_files)"
     start ring2
     after=$(keyinfo "$K_RING")
