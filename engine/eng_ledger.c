@@ -184,6 +184,7 @@ eng_ledger_t *eng_ledger_new(const eng_ledger_cfg_t *cfg, char *err, size_t errl
         eng_store_cfg_t scfg = {.secret_file = cfg->secret,
                                 .node = self->node,
                                 .ring_dir = cfg->ring_dir,
+                                .ring_lost = cfg->ring_lost,
                                 .now_ms = s_unix_ms(),
                                 .check = cfg->check};
         self->store = eng_store_open(cfg->store, &scfg, err, errlen);

@@ -53,6 +53,7 @@ typedef struct {
     const char *keys;     /* --keys FILE, NULL = none */
     const char *secret;   /* --ledger-secret FILE, NULL = none */
     const char *ring_dir; /* --ledger-ring-dir DIR, NULL = the store's default */
+    bool ring_lost;       /* --ledger-ring-lost: start without the last run's ring */
     int hold_s;           /* --ledger-hold: 1..86400 */
     bool optional;        /* --ledger-optional: a route without `key` is served unchecked */
     int day_offset_h;     /* --ledger-day-offset: -12..14 */

@@ -34,6 +34,11 @@ struct eng_ringfile {
     size_t size;
     char *path;
     eng_ring_layout_t layout;
+    /* As checked (eng_ringfile_open): what a read goes by, not the live
+     * header, which a writer of the file could change after the check. */
+    uint64_t head;
+    uint32_t naccts, nkeys;
+    bool checked;
 };
 
 static size_t s_round(size_t n)
@@ -133,22 +138,16 @@ static int s_check_header(const s_hdr_t *h, size_t file_size, const eng_ring_wan
         snprintf(err, errlen, "byte 0: not a ring file of this store (no \"%s\")", S_MAGIC);
         return ENG_RING_BAD;
     }
-    const eng_ring_layout_t *l = &w->layout;
-    if (h->entry_size != sizeof(eng_ring_change_t) || h->name_len != l->name_len ||
-        h->max_accts != l->max_accts || h->max_keys != l->max_keys || h->entries != l->entries) {
-        return s_stale(err, errlen, "laid out by another build");
-    }
-    if (file_size != s_size(l)) {
-        snprintf(err, errlen, "%zu bytes where its layout makes %zu", file_size, s_size(l));
-        return ENG_RING_BAD;
-    }
     if (memchr(h->boot_id, '\0', sizeof h->boot_id) == NULL ||
         memchr(h->state_path, '\0', sizeof h->state_path) == NULL) {
         snprintf(err, errlen, "byte %zu: its boot id or state path is not ended",
                  offsetof(s_hdr_t, boot_id));
         return ENG_RING_BAD;
     }
-    if (strcmp(h->boot_id, w->boot_id) != 0) {
+    /* Whose it is first: a ring of this state file and epoch is one the
+     * database waits for, and another layout then is an error, not stale.
+     * An empty boot id (no /proc) cannot tell boots apart: never this one. */
+    if (w->boot_id[0] == '\0' || strcmp(h->boot_id, w->boot_id) != 0) {
         return s_stale(err, errlen, "written before the last boot");
     }
     if (strcmp(h->state_path, w->state_path) != 0) {
@@ -156,6 +155,19 @@ static int s_check_header(const s_hdr_t *h, size_t file_size, const eng_ring_wan
     }
     if (h->epoch != w->epoch) {
         return s_stale(err, errlen, "of an epoch the state file has moved past");
+    }
+    const eng_ring_layout_t *l = &w->layout;
+    if (h->entry_size != sizeof(eng_ring_change_t) || h->name_len != l->name_len ||
+        h->max_accts != l->max_accts || h->max_keys != l->max_keys || h->entries != l->entries) {
+        snprintf(err, errlen,
+                 "laid out by another build (entries of %" PRIu32 " bytes, %" PRIu32
+                 " of them): start the build that wrote it",
+                 h->entry_size, h->entries);
+        return ENG_RING_BAD;
+    }
+    if (file_size != s_size(l)) {
+        snprintf(err, errlen, "%zu bytes where its layout makes %zu", file_size, s_size(l));
+        return ENG_RING_BAD;
     }
     uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
     uint32_t naccts = atomic_load_explicit(&h->naccts, memory_order_relaxed);
@@ -234,10 +246,17 @@ int eng_ringfile_open(const char *path, const eng_ring_want_t *want, eng_ringfil
         snprintf(err, errlen, "cannot open: %s", strerror(errno));
         return ENG_RING_BAD;
     }
+    /* Ours alone: a file another user could write could change under
+     * the check (a directory such as /dev/shm is shared). */
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    const char *why = fstat(fd, &sb) != 0        ? strerror(errno)
+                      : !S_ISREG(sb.st_mode)     ? "not a regular file"
+                      : sb.st_uid != geteuid()   ? "owned by another user"
+                      : (sb.st_mode & 0077) != 0 ? "readable or writable by others (not 0600)"
+                                                 : NULL;
+    if (why) {
         close(fd);
-        snprintf(err, errlen, "not a regular file");
+        snprintf(err, errlen, "%s", why);
         return ENG_RING_BAD;
     }
     size_t size = (size_t)sb.st_size;
@@ -268,6 +287,12 @@ int eng_ringfile_open(const char *path, const eng_ring_want_t *want, eng_ringfil
         snprintf(err, errlen, "out of memory");
         return ENG_RING_BAD;
     }
+    s_hdr_t h;
+    memcpy(&h, base, sizeof h);
+    (*out)->head = atomic_load_explicit(&h.head, memory_order_relaxed);
+    (*out)->naccts = atomic_load_explicit(&h.naccts, memory_order_relaxed);
+    (*out)->nkeys = atomic_load_explicit(&h.nkeys, memory_order_relaxed);
+    (*out)->checked = true;
     return ENG_RING_OK;
 }
 
@@ -345,14 +370,21 @@ _Atomic uint64_t *eng_ringfile_head(eng_ringfile_t *rf)
     return &((s_hdr_t *)rf->base)->head;
 }
 
+uint64_t eng_ringfile_checked_head(eng_ringfile_t *rf)
+{
+    return rf->checked ? rf->head : atomic_load(&((s_hdr_t *)rf->base)->head);
+}
+
 uint32_t eng_ringfile_naccts(eng_ringfile_t *rf)
 {
-    return atomic_load_explicit(&((s_hdr_t *)rf->base)->naccts, memory_order_acquire);
+    return rf->checked ? rf->naccts
+                       : atomic_load_explicit(&((s_hdr_t *)rf->base)->naccts, memory_order_acquire);
 }
 
 uint32_t eng_ringfile_nkeys(eng_ringfile_t *rf)
 {
-    return atomic_load_explicit(&((s_hdr_t *)rf->base)->nkeys, memory_order_acquire);
+    return rf->checked ? rf->nkeys
+                       : atomic_load_explicit(&((s_hdr_t *)rf->base)->nkeys, memory_order_acquire);
 }
 
 void eng_ringfile_set_acct(eng_ringfile_t *rf, uint32_t i, const char *name)

@@ -17,9 +17,10 @@
  * the changes use (the indexes are this process's own: a restart numbers
  * them again), then the entries. A file of another boot (its tmpfs would
  * be gone: only a directory on disk keeps one), of another state file, of
- * another layout or of another epoch (the database moved past it) is
- * stale: ignored and replaced. A file that should be read and cannot be is
- * refused with the place and the reason. The checks live here, where a
+ * of another epoch (the database moved past it) is stale: ignored and
+ * replaced. A file that should be read and cannot be (damaged, of another
+ * layout, not the engine user's own 0600 file) is refused with the place
+ * and the reason. The checks live here, where a
  * fuzz target (tests/fuzz/fuzz_ringfile.c) reaches them. */
 #ifndef ENG_RINGFILE_H
 #define ENG_RINGFILE_H
@@ -105,7 +106,10 @@ eng_ringfile_t *eng_ringfile_create(const char *path, const eng_ring_layout_t *l
 eng_ring_change_t *eng_ringfile_entries(eng_ringfile_t *rf);
 char *eng_ringfile_acct_name(eng_ringfile_t *rf, uint32_t i);
 char *eng_ringfile_key_name(eng_ringfile_t *rf, uint32_t i);
-_Atomic uint64_t *eng_ringfile_head(eng_ringfile_t *rf); /* entries published */
+_Atomic uint64_t *eng_ringfile_head(eng_ringfile_t *rf); /* entries published (a made file's) */
+/* Of a file opened for reading, the values its check passed (the live
+ * header could change after it); of a made file, the live ones. */
+uint64_t eng_ringfile_checked_head(eng_ringfile_t *rf);
 uint32_t eng_ringfile_naccts(eng_ringfile_t *rf);
 uint32_t eng_ringfile_nkeys(eng_ringfile_t *rf);
 

@@ -164,6 +164,7 @@ typedef struct {
     const char *secret_file; /* a password (0600 file) for a store that needs one, NULL = none */
     uint64_t node;           /* this engine's node id (1..65535) */
     const char *ring_dir;    /* the embedded store's ring file's directory, NULL = the default */
+    bool ring_lost;          /* start though the last run's ring is missing or damaged */
     int64_t now_ms;          /* Unix milliseconds now (reservations older than ... are gone) */
     bool check; /* --check: read the store to validate it; a file of an older schema is not
                  * upgraded (a check changes no schema: the start does) */

@@ -109,7 +109,7 @@
 #define S_NAME 72                  /* bytes of a name with its NUL */
 #define S_NIL UINT32_MAX           /* no index */
 #define S_RESV_RUN 8               /* consecutive decisions whose slots are neighbours */
-#define S_SCHEMA 3                 /* the database's schema version (user_version) */
+#define S_SCHEMA 4                 /* the database's schema version (user_version) */
 #define S_LOG_CHUNK 4096           /* reservation changes per journal row at most */
 #define S_PRUNE_MS 1000            /* expired journal rows are deleted this often */
 #define S_WALK_MAX 64              /* entries a reservation passes to find its place by expiry */
@@ -226,6 +226,7 @@ typedef struct {
     s_change_t *ring;
     _Atomic uint64_t *rf_head;  /* the file's copy of head, which outlives the process */
     uint64_t epoch;             /* the ring file's, which the database names */
+    char boot[40];              /* this boot's id, which the database names with it */
     uint64_t fill;              /* under mu: next entry to fill (>= head) */
     _Atomic uint64_t head;      /* entries published to the writer */
     _Atomic uint64_t tail;      /* entries committed (room given back) */
@@ -1048,7 +1049,7 @@ static const char s_schema[] =
     /* The ring file this database goes with, and the first of its entries
      * the database lacks (eng_ringfile.h). Written by every commit. */
     "CREATE TABLE IF NOT EXISTS ring(id INTEGER PRIMARY KEY CHECK(id = 1),"
-    " epoch INTEGER NOT NULL, pos INTEGER NOT NULL);";
+    " epoch INTEGER NOT NULL, pos INTEGER NOT NULL, boot TEXT NOT NULL DEFAULT '');";
 
 static int s_exec(s_store_t *st, const char *sql, char *err, size_t errlen)
 {
@@ -1476,8 +1477,9 @@ static const char *const s_sqls[S_Q_N] = {
      * same row or an earlier one) is kept. The scan stops at that row. */
     [S_Q_PRUNE] = "DELETE FROM resv_log WHERE id < coalesce((SELECT id FROM resv_log WHERE"
                   " until_ms >= ?1 ORDER BY id LIMIT 1), (SELECT max(id) + 1 FROM resv_log))",
-    [S_Q_RING] = "INSERT INTO ring(id, epoch, pos) VALUES(1, ?1, ?2)"
-                 " ON CONFLICT(id) DO UPDATE SET epoch = ?1, pos = ?2",
+    /* Epoch 0: the ring was closed cleanly (s_destroy), none is left. */
+    [S_Q_RING] = "INSERT INTO ring(id, epoch, pos, boot) VALUES(1, ?1, ?2, ?3)"
+                 " ON CONFLICT(id) DO UPDATE SET epoch = ?1, pos = ?2, boot = ?3",
 };
 
 /* One statement's step, reset for the next row. */
@@ -1673,6 +1675,7 @@ static int s_commit(s_store_t *st, uint64_t upto, uint64_t pos)
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st->w_stmt[S_Q_RING], 1, (int64_t)st->epoch);
         sqlite3_bind_int64(st->w_stmt[S_Q_RING], 2, (int64_t)pos);
+        sqlite3_bind_text(st->w_stmt[S_Q_RING], 3, st->boot, -1, SQLITE_STATIC);
         rc = s_step(st->w_stmt[S_Q_RING]);
     }
     if (rc == SQLITE_OK) {
@@ -1706,7 +1709,10 @@ static int s_commit(s_store_t *st, uint64_t upto, uint64_t pos)
 /* From schema 1 (a row per reservation) or 2 (the journal's fixed
  * records): the reservations in flight, as loaded, are written as a
  * journal row of schema 3's records, in the transaction that sets the new
- * version; schema 2's rows go. A new file (0) only gets its version. */
+ * version; schema 2's rows go. From 3 (no ring row, which 4 adds: an
+ * engine before it, given a file that had one, would have ignored its
+ * ring and let the next one replay stale rows) and a new file (0): only
+ * the version. */
 static int s_upgrade(s_store_t *st, int version, char *err, size_t errlen)
 {
     char sql[64];
@@ -1718,7 +1724,9 @@ static int s_upgrade(s_store_t *st, int version, char *err, size_t errlen)
     if (rc == SQLITE_OK && version == 2) {
         rc = sqlite3_exec(st->db, "DELETE FROM resv_log", NULL, NULL, NULL);
     }
-    for (uint32_t r = st->resv_head; rc == SQLITE_OK && r != S_NIL; r = st->resv[r].next) {
+    /* Schema 3's journal is already schema 4's (4 adds the ring row). */
+    for (uint32_t r = version < 3 ? st->resv_head : S_NIL; rc == SQLITE_OK && r != S_NIL;
+         r = st->resv[r].next) {
         const s_resv_t *e = &st->resv[r];
         s_change_t c = {.kind = S_CH_RESV_PUT,
                         .free_model = e->free_model,
@@ -1874,23 +1882,54 @@ static void *s_writer_main(void *arg)
 
 /* The ring file ----------------------------------------------------------- */
 
+/* Where ring files go: --ledger-ring-dir, else the service's runtime
+ * directory (systemd's RuntimeDirectory=, a tmpfs kept across restarts),
+ * else /dev/shm. */
+static const char *s_ring_dir(const eng_store_cfg_t *cfg)
+{
+    const char *env = getenv("RUNTIME_DIRECTORY");
+    return cfg->ring_dir                               ? cfg->ring_dir
+           : env && env[0] == '/' && !strchr(env, ':') ? env /* one directory only */
+                                                       : "/dev/shm";
+}
+
 static const eng_ring_layout_t s_layout = {
     .name_len = S_NAME, .max_accts = S_MAX_ACCOUNTS, .max_keys = S_MAX_KEYS, .entries = S_RING};
 
 /* The database's ring row: the epoch and first entry it lacks. False when
  * it has none (a new file, or one no engine with a ring has opened). */
-static bool s_ring_row(s_store_t *st, uint64_t *epoch, uint64_t *pos)
+static int s_ring_row(s_store_t *st, uint64_t *epoch, uint64_t *pos, char boot[40], char *err,
+                      size_t errlen)
 {
     sqlite3_stmt *q = NULL;
-    bool found = sqlite3_prepare_v2(st->db, "SELECT epoch, pos FROM ring WHERE id = 1", -1, &q,
-                                    NULL) == SQLITE_OK &&
-                 sqlite3_step(q) == SQLITE_ROW;
-    if (found) {
+    int step = sqlite3_prepare_v2(st->db, "SELECT epoch, pos, boot FROM ring WHERE id = 1", -1, &q,
+                                  NULL) == SQLITE_OK
+                   ? sqlite3_step(q)
+                   : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
         *epoch = (uint64_t)sqlite3_column_int64(q, 0);
         *pos = (uint64_t)sqlite3_column_int64(q, 1);
+        const unsigned char *b = sqlite3_column_text(q, 2);
+        snprintf(boot, 40, "%s", b ? (const char *)b : "");
+    } else if (step != SQLITE_DONE) {
+        snprintf(err, errlen, "--ledger %s: reading its ring row: %s", st->path,
+                 sqlite3_errmsg(st->db));
     }
     sqlite3_finalize(q);
-    return found;
+    return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+}
+
+/* Schema 3 files made by an engine with a ring before the boot column:
+ * the column added (a check of a file adds nothing: s_ring_row then reads
+ * the row without it). */
+static int s_ring_columns(s_store_t *st, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    bool has = sqlite3_prepare_v2(st->db, "SELECT boot FROM ring", -1, &q, NULL) == SQLITE_OK;
+    sqlite3_finalize(q);
+    return has ? 0
+               : s_exec(st, "ALTER TABLE ring ADD COLUMN boot TEXT NOT NULL DEFAULT ''", err,
+                        errlen);
 }
 
 /* Commits what the old ring holds past the database's position: the
@@ -1908,7 +1947,7 @@ static int s_replay(s_store_t *st, eng_ringfile_t *old, uint64_t from, const cha
     for (uint32_t i = 0; i < nk; i++) {
         snprintf(st->keys[i].hash, S_NAME, "%s", eng_ringfile_key_name(old, i));
     }
-    uint64_t head = atomic_load_explicit(eng_ringfile_head(old), memory_order_acquire);
+    uint64_t head = eng_ringfile_checked_head(old); /* the checked values, not the live ones */
     st->ring = eng_ringfile_entries(old);
     st->w_applied = from;
     atomic_store_explicit(&st->tail, from, memory_order_relaxed);
@@ -1946,6 +1985,7 @@ static int s_name_epoch(s_store_t *st, char *err, size_t errlen)
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, (int64_t)st->epoch);
         sqlite3_bind_int64(q, 2, 0);
+        sqlite3_bind_text(q, 3, st->boot, -1, SQLITE_STATIC);
         rc = s_step(q) == SQLITE_OK ? 0 : -1;
     }
     if (rc < 0) {
@@ -1955,32 +1995,84 @@ static int s_name_epoch(s_store_t *st, char *err, size_t errlen)
     return rc;
 }
 
+/* A ring the database waits for that is missing (this boot, no file) or
+ * damaged: refused, or with --ledger-ring-lost started without it, said
+ * loudly, the damaged file kept as RING.bad. */
+static int s_ring_lost(s_store_t *st, const eng_store_cfg_t *cfg, bool missing, int found,
+                       const char *ring_path, const char *why, char *err, size_t errlen)
+{
+    bool check = cfg->check;
+    if ((missing || found == ENG_RING_BAD) && !cfg->ring_lost) {
+        if (missing) {
+            snprintf(err, errlen,
+                     "--ledger %s: the last run stopped without closing it, and its ring is not "
+                     "at %s: start with the --ledger-ring-dir it used (its changes since its "
+                     "last commit are there), or with --ledger-ring-lost to start without them",
+                     st->path, ring_path);
+        } else {
+            snprintf(err, errlen,
+                     "--ledger %s: its ring %s: %s (--ledger-ring-lost starts from the state "
+                     "file alone: the changes it holds past the state file are then lost)",
+                     st->path, ring_path, why);
+        }
+        return -1;
+    }
+    if (missing && !check) {
+        eng_log(ENG_LOG_WARN, "ledger",
+                "%s: started without the last run's ring (--ledger-ring-lost): not found at %s; "
+                "its changes since its last commit are lost",
+                st->path, ring_path);
+    } else if (found == ENG_RING_BAD && !check) {
+        char bad[PATH_MAX + 72];
+        snprintf(bad, sizeof bad, "%s.bad", ring_path);
+        eng_log(ENG_LOG_WARN, "ledger",
+                "%s: started without the last run's ring (--ledger-ring-lost): %s: %s; its "
+                "changes since its last commit are lost; %s %s",
+                st->path, ring_path, why,
+                rename(ring_path, bad) == 0 ? "the ring is kept as" : "cannot keep the ring as",
+                bad);
+    }
+    return 0;
+}
+
 /* The ring file for this open: the one a dead process left is committed
  * (s_replay) when it goes with the database, then a new one is made for a
  * new epoch, which the database names first (a crash in between leaves a
  * ring the database has moved past: stale, ignored). A check only reads
  * it: it commits nothing and makes no ring. */
-static int s_ring_open(s_store_t *st, const char *dir, bool check, char *err, size_t errlen)
+static int s_ring_open(s_store_t *st, const eng_store_cfg_t *cfg, char *err, size_t errlen)
 {
-    char real[PATH_MAX], ring_path[PATH_MAX + 64], boot[40], why[256] = "";
+    const char *dir = s_ring_dir(cfg);
+    bool check = cfg->check;
+    char real[PATH_MAX], ring_path[PATH_MAX + 64], why[256] = "";
     if (!realpath(st->path, real)) {
         snprintf(err, errlen, "--ledger %s: %s", st->path, strerror(errno));
+        return -1;
+    }
+    if (!check && s_ring_columns(st, err, errlen) < 0) {
         return -1;
     }
     if (eng_ringfile_path(dir, real, ring_path, sizeof ring_path, err, errlen) < 0) {
         return -1;
     }
-    eng_ringfile_boot_id(boot);
-    eng_ring_want_t want = {.layout = s_layout, .boot_id = boot, .state_path = real};
+    eng_ringfile_boot_id(st->boot);
+    eng_ring_want_t want = {.layout = s_layout, .boot_id = st->boot, .state_path = real};
     eng_ringfile_t *old = NULL;
-    int found = s_ring_row(st, &want.epoch, &want.from)
-                    ? eng_ringfile_open(ring_path, &want, &old, why, sizeof why)
-                    : ENG_RING_ABSENT;
-    if (found == ENG_RING_BAD) {
-        snprintf(err, errlen,
-                 "--ledger %s: its ring %s: %s (to start from the state file alone, move the "
-                 "ring aside: the changes it holds past the state file are then lost)",
-                 st->path, ring_path, why);
+    char row_boot[40] = "";
+    int row = s_ring_row(st, &want.epoch, &want.from, row_boot, err, errlen);
+    if (row < 0) {
+        return -1;
+    }
+    /* Epoch 0: closed cleanly, no ring left. */
+    int found = row && want.epoch ? eng_ringfile_open(ring_path, &want, &old, why, sizeof why)
+                                  : ENG_RING_ABSENT;
+    /* The last run died in this boot, so its ring is somewhere: in
+     * another --ledger-ring-dir, most likely. Starting without it would
+     * lose its changes without a word. */
+    bool missing = found == ENG_RING_ABSENT && row && want.epoch && st->boot[0] &&
+                   strcmp(row_boot, st->boot) == 0;
+    if (s_ring_lost(st, cfg, missing, found, ring_path, why, err, errlen) < 0) {
+        eng_ringfile_destroy(&old, false);
         return -1;
     }
     if (check) {
@@ -1988,8 +2080,7 @@ static int s_ring_open(s_store_t *st, const char *dir, bool check, char *err, si
             eng_log(ENG_LOG_INFO, "ledger",
                     "%s: its ring %s holds %" PRIu64 " changes the last run did not commit; "
                     "the next start commits them",
-                    st->path, ring_path,
-                    atomic_load_explicit(eng_ringfile_head(old), memory_order_relaxed) - want.from);
+                    st->path, ring_path, eng_ringfile_checked_head(old) - want.from);
         }
         eng_ringfile_destroy(&old, false);
         return 0;
@@ -2009,7 +2100,7 @@ static int s_ring_open(s_store_t *st, const char *dir, bool check, char *err, si
     if (rc < 0) {
         return -1;
     }
-    st->rf = eng_ringfile_create(ring_path, &s_layout, boot, real, st->epoch, why, sizeof why);
+    st->rf = eng_ringfile_create(ring_path, &s_layout, st->boot, real, st->epoch, why, sizeof why);
     if (!st->rf) {
         snprintf(err, errlen, "--ledger %s: its ring: %s", st->path, why);
         return -1;
@@ -2034,8 +2125,11 @@ static void s_destroy(eng_store_t **self_p)
         pthread_join(st->writer, NULL);
     }
     /* Everything published is committed: the ring holds nothing the
-     * database lacks, and goes. Else it stays for the next open. */
-    eng_ringfile_destroy(&st->rf, !st->failed && atomic_load(&st->tail) == atomic_load(&st->head));
+     * database lacks, and goes, once the database says so (epoch 0: the
+     * next open looks for no ring). Else it stays for the next open. */
+    bool clean = st->rf && !st->failed && atomic_load(&st->tail) == atomic_load(&st->head) &&
+                 sqlite3_exec(st->db, "UPDATE ring SET epoch = 0", NULL, NULL, NULL) == SQLITE_OK;
+    eng_ringfile_destroy(&st->rf, clean);
     for (int i = 0; i < S_Q_N; i++) {
         sqlite3_finalize(st->w_stmt[i]);
     }
@@ -2106,17 +2200,6 @@ static bool s_alloc(s_store_t *st)
     st->resv_free = S_NIL; /* entries are taken from resv_used up first */
     st->resv_head = st->resv_tail = S_NIL;
     return true;
-}
-
-/* Where ring files go: --ledger-ring-dir, else the service's runtime
- * directory (systemd's RuntimeDirectory=, a tmpfs kept across restarts),
- * else /dev/shm. */
-static const char *s_ring_dir(const eng_store_cfg_t *cfg)
-{
-    const char *env = getenv("RUNTIME_DIRECTORY");
-    return cfg->ring_dir                               ? cfg->ring_dir
-           : env && env[0] == '/' && !strchr(env, ':') ? env /* one directory only */
-                                                       : "/dev/shm";
 }
 
 eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg, char *err,
@@ -2202,8 +2285,7 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
     }
     if (s_exec(st, "PRAGMA journal_mode = WAL", err, errlen) < 0 ||
         s_exec(st, "PRAGMA synchronous = NORMAL", err, errlen) < 0 ||
-        s_exec(st, s_schema, err, errlen) < 0 ||
-        s_ring_open(st, s_ring_dir(cfg), cfg->check, err, errlen) < 0 ||
+        s_exec(st, s_schema, err, errlen) < 0 || s_ring_open(st, cfg, err, errlen) < 0 ||
         s_load(st, version, cfg->now_ms, err, errlen) < 0 ||
         (version < S_SCHEMA && s_upgrade(st, version, err, errlen) < 0)) {
         s_destroy(&base);

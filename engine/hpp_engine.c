@@ -244,6 +244,10 @@ static const eng_flag_t s_flags[] = {
      "where the embedded store keeps its ring of changes not committed yet, a file that outlives "
      "the process so that a crash loses none of them (default: $RUNTIME_DIRECTORY, else "
      "/dev/shm; a tmpfs, about 40 MB)"},
+    {"--ledger-ring-lost", NULL, NULL, S_FIELD(cfg.ledger.ring_lost),
+     "start although the ring the last run left (it stopped without closing the store) is "
+     "missing or damaged: its changes since its last commit are lost (a damaged ring is kept "
+     "as RING.bad). Without it such a start is refused"},
     {"--ledger-secret", "FILE", NULL, S_FIELD(cfg.ledger.secret),
      "the store's password (Redis AUTH), read from FILE (mode 0600), never from the command "
      "line"},

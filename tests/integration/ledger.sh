@@ -428,6 +428,17 @@ pids=("${pids[@]/$pid/}")
 # and a report without `ack`, then kill -9 at once (well inside the second).
 if [ "$STORE_KIND" = sqlite ]; then
     ring_files() { find "$tmp/ring" -name '*.ring' | wc -l; }
+    # start_refused ERR ARGS...: a start that should fail (its status); in
+    # the background and tracked, so that one that starts cannot hang the suite.
+    start_refused() {
+        local errf=$1 p
+        shift
+        "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" "$@" \
+            2>"$errf" &
+        p=$!
+        pids+=("$p")
+        wait "$p"
+    }
     check "ring: a clean stop removes the ring file" 0 "$(ring_files)"
     start ring1
     topup ring 1 >/dev/null # synced: the writer is idle again after it
@@ -480,31 +491,34 @@ EOF
     pids=("${pids[@]/$pid/}")
     ring=$(find "$tmp/ring" -name '*.ring')
     printf X | dd of="$ring" bs=1 seek=0 conv=notrunc status=none
-    "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" "${RING[@]}" \
-        2>"$tmp/ring3.err" &
-    p=$!
-    pids+=("$p")
-    wait "$p"
+    start_refused "$tmp/ring3.err" "${RING[@]}"
     check "a damaged ring: the engine does not start" 2 "$?"
     has_line "a damaged ring: says which file, where and what to do" \
-        "hpp-engine: error: --ledger $tmp/ledger.db: its ring $ring: byte 0: not a ring file of this store (no \"HPPRING1\") (to start from the state file alone, move the ring aside: the changes it holds past the state file are then lost)" \
+        "hpp-engine: error: --ledger $tmp/ledger.db: its ring $ring: byte 0: not a ring file of this store (no \"HPPRING1\") (--ledger-ring-lost starts from the state file alone: the changes it holds past the state file are then lost)" \
         "$tmp/ring3.err"
     "$ENGINE" --check --keys "$tmp/keys" --ledger "$STORE" "${RING[@]}" >/dev/null 2>"$tmp/e"
     check "a damaged ring: --check fails too" 2 "$?"
     has_line "a damaged ring: --check names it" "its ring $ring: byte 0: not a ring file" "$tmp/e"
-    mv "$ring" "$tmp/ring.aside"
-    start ring4
-    check "ring moved aside: the state file's own state (the last reservation lost)" \
+    # Started with another ring directory after a crash in this boot: the
+    # ring it needs is not there, and it says so rather than lose it.
+    mkdir -m 700 "$tmp/ring-other"
+    start_refused "$tmp/ring6.err" --ledger-ring-dir "$tmp/ring-other"
+    check "ring in another directory after a crash: the engine does not start" 2 "$?"
+    has_line "ring in another directory after a crash: says where it looked and what to do" \
+        "the last run stopped without closing it, and its ring is not at $tmp/ring-other/hpp-ledger-" \
+        "$tmp/ring6.err"
+    start ring4 --ledger-ring-lost
+    has_line "--ledger-ring-lost: starts, says what is lost and keeps the damaged ring" \
+        "started without the last run's ring (--ledger-ring-lost): $ring: byte 0: not a ring file of this store (no \"HPPRING1\"); its changes since its last commit are lost; the ring is kept as $ring.bad" \
+        "$tmp/ring4.err"
+    check "--ledger-ring-lost: the state file's own state (the last reservation lost)" \
         "$(get .reserved_pd "$after")" "$(get .reserved_pd "$(keyinfo "$K_RING")")"
+    check "--ledger-ring-lost: the damaged ring kept" 1 "$(find "$tmp/ring" -name '*.ring.bad' | wc -l)"
     kill -TERM "$pid"
     wait "$pid"
     pids=("${pids[@]/$pid/}")
     check "ring: removed again by a clean stop" 0 "$(ring_files)"
-    "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" \
-        --ledger-ring-dir "$tmp/no-such-dir" 2>"$tmp/ring5.err" &
-    p=$!
-    pids+=("$p")
-    wait "$p"
+    start_refused "$tmp/ring5.err" --ledger-ring-dir "$tmp/no-such-dir"
     check "a ring directory that does not exist: the engine does not start" 2 "$?"
     has_line "a ring directory that does not exist: says which and why" \
         "hpp-engine: error: --ledger $tmp/ledger.db: its ring: $tmp/no-such-dir/hpp-ledger-" \

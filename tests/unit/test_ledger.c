@@ -675,7 +675,7 @@ Test(ledger, a_schema_1_file_is_upgraded_with_its_reservations)
     cr_assert_eq(s_db_int("SELECT count(*) FROM sqlite_master WHERE name = 'resv_log'"), 0);
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 100);
-    cr_assert_eq(s_snap_int("PRAGMA user_version"), 3);
+    cr_assert_eq(s_snap_int("PRAGMA user_version"), 4);
     cr_assert_eq(s_snap_int("SELECT count(*) FROM sqlite_master WHERE name = 'reservations'"), 0);
     eng_store_destroy(&st);
     st = s_open();
@@ -830,7 +830,7 @@ Test(ledger, a_schema_2_file_is_upgraded_with_its_journal)
     cr_assert_eq(s_db_int("PRAGMA user_version"), 2, "a check upgrades nothing");
     st = s_open();
     cr_assert_eq(s_read(st, &k).reserved_pd, 10);
-    cr_assert_eq(s_snap_int("PRAGMA user_version"), 3);
+    cr_assert_eq(s_snap_int("PRAGMA user_version"), 4);
     cr_assert_eq(s_snap_int("SELECT count(*) FROM resv_log"), 1, "rewritten as one row");
     cr_assert_eq(s_the_put(s_snap()).expires_ms, r.expires_ms, "the reservation as it was");
     eng_store_destroy(&st);

@@ -100,19 +100,25 @@ Test(ringfile, made_and_read_back)
     cr_assert_eq(eng_ringfile_open(s_path, &w, &rf, err, sizeof err), ENG_RING_ABSENT);
 }
 
-Test(ringfile, another_boot_file_epoch_or_layout_is_stale)
+Test(ringfile, another_boot_file_or_epoch_is_stale_another_layout_is_not)
 {
     s_make();
     static const struct {
         const char *boot, *state;
         uint64_t epoch;
         uint32_t entries;
+        int rc;
         const char *says;
     } cases[] = {
-        {"boot-2", "/var/lib/x/ledger.db", 42, 8, "written before the last boot"},
-        {"boot-1", "/var/lib/y/ledger.db", 42, 8, "the ring of another state file"},
-        {"boot-1", "/var/lib/x/ledger.db", 43, 8, "of an epoch the state file has moved past"},
-        {"boot-1", "/var/lib/x/ledger.db", 42, 16, "laid out by another build"},
+        {"boot-2", "/var/lib/x/ledger.db", 42, 8, ENG_RING_STALE, "written before the last boot"},
+        {"", "/var/lib/x/ledger.db", 42, 8, ENG_RING_STALE, "written before the last boot"},
+        {"boot-1", "/var/lib/y/ledger.db", 42, 8, ENG_RING_STALE, "the ring of another state file"},
+        {"boot-1", "/var/lib/x/ledger.db", 43, 8, ENG_RING_STALE,
+         "of an epoch the state file has moved past"},
+        /* The database waits for this one: another build's is an error. */
+        {"boot-1", "/var/lib/x/ledger.db", 42, 16, ENG_RING_BAD,
+         "laid out by another build (entries of 112 bytes, 8 of them): start the build that "
+         "wrote it"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         eng_ring_want_t w = s_want();
@@ -121,9 +127,37 @@ Test(ringfile, another_boot_file_epoch_or_layout_is_stale)
         w.epoch = cases[i].epoch;
         w.layout.entries = cases[i].entries;
         char err[256] = "";
-        cr_assert_eq(s_open(&w, err, sizeof err), ENG_RING_STALE, "case %zu: %s", i, err);
+        cr_assert_eq(s_open(&w, err, sizeof err), cases[i].rc, "case %zu: %s", i, err);
         cr_assert_str_eq(err, cases[i].says, "case %zu", i);
     }
+}
+
+Test(ringfile, a_file_others_could_write_is_refused)
+{
+    s_make();
+    cr_assert_eq(chmod(s_path, 0644), 0);
+    eng_ring_want_t w = s_want();
+    char err[256] = "";
+    cr_assert_eq(s_open(&w, err, sizeof err), ENG_RING_BAD);
+    cr_assert_str_eq(err, "readable or writable by others (not 0600)");
+}
+
+Test(ringfile, a_read_goes_by_the_values_checked)
+{
+    s_make();
+    eng_ring_want_t w = s_want();
+    eng_ringfile_t *rf = NULL;
+    char err[256] = "";
+    cr_assert_eq(eng_ringfile_open(s_path, &w, &rf, err, sizeof err), ENG_RING_OK, "%s", err);
+    /* A writer of the file moves the head and the names past the check. */
+    uint64_t head = 1000000;
+    uint32_t n = 70000;
+    s_poke(4176, &head, sizeof head); /* the header's head, then its account count */
+    s_poke(4184, &n, sizeof n);
+    cr_assert_eq(atomic_load(eng_ringfile_head(rf)), head, "the live header moved");
+    cr_assert_eq(eng_ringfile_checked_head(rf), 3);
+    cr_assert_eq(eng_ringfile_naccts(rf), 1);
+    eng_ringfile_destroy(&rf, false);
 }
 
 /* Where the entries start in s_layout: after the header's 8 KiB and the
