@@ -97,7 +97,7 @@
 #define S_EXPIRE_CHUNK 64     /* reservations expired per hold of mu */
 /* A commit at most this often while something changes. Every 10 ms the
  * writer's CPU raised the p99 of decisions at 20,000/s to 1.53x-1.69x the
- * engine without a ledger on two cores; once a second, 0.94x-1.36x
+ * engine without a ledger on two cores; once a second, 0.94x-1.40x
  * (bench/RESULTS.md, "Commits once a second, the ring in a mapped file").
  * The ring file keeps a crash of the process from losing the second. */
 #define S_BATCH_MS 1000
