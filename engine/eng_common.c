@@ -153,6 +153,16 @@ const char *eng_data_path(const char *rel, int slot)
     return rel;
 }
 
+uint64_t eng_fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * UINT64_C(1099511628211);
+    }
+    return h;
+}
+
 struct timespec eng_abstime_in_ms(int64_t ms)
 {
     struct timespec t;

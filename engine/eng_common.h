@@ -105,4 +105,9 @@ size_t eng_bom_len(const char *buf, size_t len);
  * pthread_cond_timedwait takes (ms >= 0). */
 struct timespec eng_abstime_in_ms(int64_t ms);
 
+/* FNV-1a over n bytes: the hash of the engine's small tables (peers,
+ * usage rows, the ledger's keys and accounts), of the ring file's name and
+ * of the labels' train/test split (which must never change). */
+uint64_t eng_fnv1a(const void *p, size_t n);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng_common.h"
 #include "hpp_file.h"
 #include "hpp_request.h"
 #include "oai_json.h"
@@ -551,11 +552,7 @@ const char *eng_split_name(eng_split_t s)
 
 bool eng_labels_in_split(const char *prompt, size_t len, eng_split_t s)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)prompt[i]) * UINT64_C(1099511628211);
-    }
-    unsigned k = (unsigned)(h % 10);
+    unsigned k = (unsigned)(eng_fnv1a(prompt, len) % 10);
     switch (s) {
     case ENG_SPLIT_ALL:
         return true;

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng_common.h"
+
 struct eng_peers {
     eng_peer_t *entries;    /* cap of them */
     uint32_t cap;           /* entries */
@@ -80,11 +82,7 @@ void eng_peers_destroy(eng_peers_t **self_p)
 /* FNV-1a: routing ids are short (5 bytes when libzmq makes them). */
 static uint64_t s_hash(const unsigned char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ p[i]) * 1099511628211ull;
-    }
-    return h;
+    return eng_fnv1a(p, n);
 }
 
 /* The slot holding that id, or the empty slot where it would go. */

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "eng_common.h"
+
 #define S_MAGIC "HPPRING1" /* 8 bytes, no NUL; the digit is the layout's version */
 #define S_PATH_MAX 4096
 #define S_PAGE 4096
@@ -69,11 +71,8 @@ static size_t s_size(const eng_ring_layout_t *l)
 int eng_ringfile_path(const char *dir, const char *state_path, char *out, size_t outlen, char *err,
                       size_t errlen)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *s = state_path; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    }
-    int n = snprintf(out, outlen, "%s/hpp-ledger-%016" PRIx64 ".ring", dir, h);
+    int n = snprintf(out, outlen, "%s/hpp-ledger-%016" PRIx64 ".ring", dir,
+                     eng_fnv1a(state_path, strlen(state_path)));
     if (n < 0 || (size_t)n >= outlen) {
         snprintf(err, errlen, "--ledger-ring-dir %.200s: the path is too long", dir);
         return -1;

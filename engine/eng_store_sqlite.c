@@ -268,11 +268,7 @@ typedef struct {
 
 static uint64_t s_hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    }
-    return h;
+    return eng_fnv1a(s, strlen(s));
 }
 
 static uint64_t s_hash_u64(uint64_t x)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng_common.h"
 #include "eng_cost.h"
 #include "oai_json.h"
 
@@ -140,11 +141,7 @@ static uint64_t s_mix(uint64_t x)
 
 static uint64_t s_hash_str(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    }
-    return h;
+    return eng_fnv1a(s, n);
 }
 
 /* Room for one more row: the rows doubled when full, the slots doubled and refilled when the new
