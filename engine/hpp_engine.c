@@ -141,6 +141,16 @@ static int s_ledger(void *opts, const char *flag, const char *arg)
     return 0;
 }
 
+/* An empty DIR would put the ring at the root ("/hpp-ledger-...ring"). */
+static int s_ledger_ring_dir(void *opts, const char *flag, const char *arg)
+{
+    if (arg[0] == '\0') {
+        return eng_flag_error(flag, "%s", "a directory is missing");
+    }
+    ((s_opts_t *)opts)->cfg.ledger.ring_dir = arg;
+    return 0;
+}
+
 static int s_ledger_hold(void *opts, const char *flag, const char *arg)
 {
     return eng_flag_int(flag, arg, 1, ENG_LEDGER_MAX_HOLD_S,
@@ -240,7 +250,7 @@ static const eng_flag_t s_flags[] = {
     {"--ledger-node", "N", s_ledger_node, 0,
      "this engine's node id in decision ids, 1..65535 (default: random at start); engines "
      "sharing one store must have distinct ones"},
-    {"--ledger-ring-dir", "DIR", NULL, S_FIELD(cfg.ledger.ring_dir),
+    {"--ledger-ring-dir", "DIR", s_ledger_ring_dir, 0,
      "where the embedded store keeps its ring of changes not committed yet, a file that outlives "
      "the process so that a crash loses none of them (default: $RUNTIME_DIRECTORY, else "
      "/dev/shm; a tmpfs, about 40 MB)"},

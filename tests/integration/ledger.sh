@@ -520,6 +520,10 @@ EOF
     check "ring: removed again by a clean stop" 0 "$(ring_files)"
     start_refused "$tmp/ring5.err" --ledger-ring-dir "$tmp/no-such-dir"
     check "a ring directory that does not exist: the engine does not start" 2 "$?"
+    start_refused "$tmp/ring7.err" --ledger-ring-dir ""
+    check "an empty ring directory: usage error" 2 "$?"
+    has_line "an empty ring directory: says so" \
+        "--ledger-ring-dir: a directory is missing" "$tmp/ring7.err"
     has_line "a ring directory that does not exist: says which and why" \
         "hpp-engine: error: --ledger $tmp/ledger.db: its ring: $tmp/no-such-dir/hpp-ledger-" \
         "$tmp/ring5.err"
