@@ -314,6 +314,29 @@ Test(ledger, a_reopened_store_holds_what_was_synced)
     eng_store_destroy(&st);
 }
 
+/* A commit writes fewer, larger frames in a new file; a file that exists
+ * keeps the page size it has (SQLite sets it only before the first write). */
+Test(ledger, a_new_state_file_has_16_kib_pages_and_an_old_one_keeps_its_own)
+{
+    eng_store_t *st = s_open();
+    eng_store_destroy(&st);
+    cr_assert_eq(s_db_int("PRAGMA page_size"), 16384);
+    char path[160];
+    snprintf(path, sizeof path, "%s/ledger.db", s_dir);
+    cr_assert_eq(unlink(path), 0);
+    s_db_exec("PRAGMA page_size = 4096; CREATE TABLE pad(x)");
+    st = s_open();
+    eng_store_key_t k = s_key("sha256:ff", "acct");
+    s_topup(st, "acct", USD);
+    eng_store_state_t s;
+    cr_assert_eq(s_reserve(st, &k, 1, 100, false, &s), HPP_OK);
+    eng_store_destroy(&st);
+    cr_assert_eq(s_db_int("PRAGMA page_size"), 4096);
+    st = s_open();
+    cr_assert_eq(s_read(st, &k).reserved_pd, 100, "the file of 4 KiB pages works as before");
+    eng_store_destroy(&st);
+}
+
 typedef struct {
     int n;
     int64_t sum;
