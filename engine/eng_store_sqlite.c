@@ -223,6 +223,10 @@ typedef struct {
      * Positions count entries since the file was made; entry p is
      * ring[p % S_RING]. */
     eng_ringfile_t *rf;
+    eng_ringfile_t *rf_old; /* at open, the last run's ring until its commit (s_ring_start) */
+    uint64_t replayed;      /* ... and how many of its changes that commit holds */
+    char real[PATH_MAX];    /* the state file's real path, which the ring names */
+    char ring_path[PATH_MAX + 64];
     s_change_t *ring;
     _Atomic uint64_t *rf_head;  /* the file's copy of head, which outlives the process */
     uint64_t epoch;             /* the ring file's, which the database names */
@@ -1641,12 +1645,12 @@ static int s_prepare(s_store_t *st)
  * a new one's epoch). Names are read from memory without mu: an account's
  * or key's name is written once, before the first entry naming it is
  * published, and never changes or moves. */
-static int s_commit(s_store_t *st, uint64_t upto, uint64_t pos)
+/* A commit's rows, in a transaction begun (s_prepare done): the dirty
+ * accounts and keys, the journal of [tail, upto), the prune, and the
+ * ring's row at pos. */
+static int s_commit_rows(s_store_t *st, uint64_t upto, uint64_t pos)
 {
-    int rc = s_prepare(st);
-    if (rc == SQLITE_OK) {
-        rc = s_step(st->w_stmt[S_Q_BEGIN]);
-    }
+    int rc = SQLITE_OK;
     sqlite3_stmt *q = st->w_stmt[S_Q_ACCT];
     for (uint32_t i = 0; rc == SQLITE_OK && i < st->nw_dirty_accts; i++) {
         s_wrow_t *w = &st->w_accts[st->w_dirty_accts[i]];
@@ -1677,6 +1681,18 @@ static int s_commit(s_store_t *st, uint64_t upto, uint64_t pos)
         sqlite3_bind_int64(st->w_stmt[S_Q_RING], 2, (int64_t)pos);
         sqlite3_bind_text(st->w_stmt[S_Q_RING], 3, st->boot, -1, SQLITE_STATIC);
         rc = s_step(st->w_stmt[S_Q_RING]);
+    }
+    return rc;
+}
+
+static int s_commit(s_store_t *st, uint64_t upto, uint64_t pos)
+{
+    int rc = s_prepare(st);
+    if (rc == SQLITE_OK) {
+        rc = s_step(st->w_stmt[S_Q_BEGIN]);
+    }
+    if (rc == SQLITE_OK) {
+        rc = s_commit_rows(st, upto, pos);
     }
     if (rc == SQLITE_OK) {
         rc = s_step(st->w_stmt[S_Q_COMMIT]);
@@ -1932,13 +1948,14 @@ static int s_ring_columns(s_store_t *st, char *err, size_t errlen)
                         errlen);
 }
 
-/* Commits what the old ring holds past the database's position: the
- * changes a process published and did not commit before it died. The
- * ring's names stand in for memory's (the commit reads names by index),
- * then memory is emptied again for the load. The same transaction names
+/* Writes what the old ring holds past the database's position, in the
+ * transaction s_ring_open began: the changes a process published and did
+ * not commit before it died. The ring's names stand in for memory's (the
+ * rows name accounts and keys by index), then memory is emptied again for
+ * the load, which reads them inside the same transaction: they are
+ * committed only if the file then loads (s_ring_start). The same rows name
  * the new epoch at position 0. */
-static int s_replay(s_store_t *st, eng_ringfile_t *old, uint64_t from, const char *ring_path,
-                    char *err, size_t errlen)
+static int s_replay(s_store_t *st, eng_ringfile_t *old, uint64_t from, char *err, size_t errlen)
 {
     uint32_t na = eng_ringfile_naccts(old), nk = eng_ringfile_nkeys(old);
     for (uint32_t i = 0; i < na; i++) {
@@ -1952,7 +1969,10 @@ static int s_replay(s_store_t *st, eng_ringfile_t *old, uint64_t from, const cha
     st->w_applied = from;
     atomic_store_explicit(&st->tail, from, memory_order_relaxed);
     s_fold(st, head);
-    int rc = s_commit(st, head, 0);
+    int rc = s_prepare(st);
+    if (rc == SQLITE_OK) {
+        rc = s_commit_rows(st, head, 0);
+    }
     memset(st->accts, 0, sizeof *st->accts * na);
     memset(st->keys, 0, sizeof *st->keys * nk);
     memset(st->w_accts, 0, sizeof *st->w_accts * S_MAX_ACCOUNTS);
@@ -1961,23 +1981,18 @@ static int s_replay(s_store_t *st, eng_ringfile_t *old, uint64_t from, const cha
     st->w_applied = 0;
     atomic_store_explicit(&st->tail, 0, memory_order_relaxed);
     st->ring = NULL;
-    if (rc != 0) {
-        snprintf(err, errlen, "--ledger %s: committing what its ring %s holds: %s", st->path,
-                 ring_path, st->fail_msg);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "--ledger %s: writing what its ring %s holds: %s", st->path,
+                 st->ring_path, sqlite3_errmsg(st->db));
         return -1;
     }
-    if (head > from) {
-        eng_log(ENG_LOG_WARN, "ledger",
-                "%s: the last run stopped without closing it: %" PRIu64
-                " changes it made and had not committed were committed from its ring %s",
-                st->path, head - from, ring_path);
-    }
+    st->replayed = head - from;
     return 0;
 }
 
 /* Names the new epoch in the database, at position 0, with nothing to
- * replay. Prepared alone: the load, next, is what reports a damaged
- * table. */
+ * replay (in the transaction s_ring_open began). Prepared alone: the load, next, is what reports a
+ * damaged table. */
 static int s_name_epoch(s_store_t *st, char *err, size_t errlen)
 {
     sqlite3_stmt *q = NULL;
@@ -2035,16 +2050,18 @@ static int s_ring_lost(s_store_t *st, const eng_store_cfg_t *cfg, bool missing, 
     return 0;
 }
 
-/* The ring file for this open: the one a dead process left is committed
- * (s_replay) when it goes with the database, then a new one is made for a
- * new epoch, which the database names first (a crash in between leaves a
- * ring the database has moved past: stale, ignored). A check only reads
- * it: it commits nothing and makes no ring. */
+/* The ring file for this open, in three steps. Here: a transaction that
+ * names a new epoch and writes what the ring a dead process left holds,
+ * when it goes with the database (s_replay). The load then reads inside
+ * it, and s_ring_start commits it and makes the new ring (a crash in
+ * between leaves a ring the database has moved past: stale, ignored). A
+ * state file that does not load is left as it was, and so is the ring. A
+ * check only reads the ring: it commits nothing and makes no ring. */
 static int s_ring_open(s_store_t *st, const eng_store_cfg_t *cfg, char *err, size_t errlen)
 {
     const char *dir = s_ring_dir(cfg);
     bool check = cfg->check;
-    char real[PATH_MAX], ring_path[PATH_MAX + 64], why[256] = "";
+    char *real = st->real, *ring_path = st->ring_path, why[256] = "";
     if (!realpath(st->path, real)) {
         snprintf(err, errlen, "--ledger %s: %s", st->path, strerror(errno));
         return -1;
@@ -2052,7 +2069,7 @@ static int s_ring_open(s_store_t *st, const eng_store_cfg_t *cfg, char *err, siz
     if (!check && s_ring_columns(st, err, errlen) < 0) {
         return -1;
     }
-    if (eng_ringfile_path(dir, real, ring_path, sizeof ring_path, err, errlen) < 0) {
+    if (eng_ringfile_path(dir, real, ring_path, sizeof st->ring_path, err, errlen) < 0) {
         return -1;
     }
     eng_ringfile_boot_id(st->boot);
@@ -2094,16 +2111,63 @@ static int s_ring_open(s_store_t *st, const eng_store_cfg_t *cfg, char *err, siz
         eng_ringfile_destroy(&old, false);
         return -1;
     }
-    int rc =
-        old ? s_replay(st, old, want.from, ring_path, err, errlen) : s_name_epoch(st, err, errlen);
-    eng_ringfile_destroy(&old, false);
-    if (rc < 0) {
+    /* Committed after the load (s_ring_start), or rolled back with the
+     * old ring left as it is (s_destroy). */
+    st->rf_old = old;
+    return s_exec(st, "BEGIN IMMEDIATE", err, errlen) < 0 ? -1
+           : old ? s_replay(st, old, want.from, err, errlen)
+                 : s_name_epoch(st, err, errlen);
+}
+
+/* The load, and with the last run's ring to commit, what to do when the
+ * two do not load together (a ring another program wrote, say): nothing is
+ * committed and the ring stays where it is. */
+static int s_load_ring(s_store_t *st, int version, int64_t now_ms, char *err, size_t errlen)
+{
+    if (s_load(st, version, now_ms, err, errlen) == 0) {
+        return 0;
+    }
+    if (st->rf_old) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n,
+                 " (with the changes of its ring %s, not committed: the state file and the ring "
+                 "are left as they were; to start without those changes, move the ring aside "
+                 "and start with --ledger-ring-lost)",
+                 st->ring_path);
+    }
+    return -1;
+}
+
+/* After the load: commits the epoch and what the last run's ring held
+ * (s_ring_open), then makes the new ring for that epoch. */
+static int s_ring_start(s_store_t *st, const eng_store_cfg_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->check) {
+        return 0;
+    }
+    if (s_exec(st, "COMMIT", err, errlen) < 0) {
         return -1;
     }
-    st->rf = eng_ringfile_create(ring_path, &s_layout, st->boot, real, st->epoch, why, sizeof why);
+    if (st->replayed > 0) {
+        eng_log(ENG_LOG_WARN, "ledger",
+                "%s: the last run stopped without closing it: %" PRIu64
+                " changes it made and had not committed were committed from its ring %s",
+                st->path, st->replayed, st->ring_path);
+    }
+    eng_ringfile_destroy(&st->rf_old, false); /* the new one takes its place */
+    char why[256] = "";
+    st->rf = eng_ringfile_create(st->ring_path, &s_layout, st->boot, st->real, st->epoch, why,
+                                 sizeof why);
     if (!st->rf) {
         snprintf(err, errlen, "--ledger %s: its ring: %s", st->path, why);
         return -1;
+    }
+    /* The names the load made, which the entries will name by index. */
+    for (uint32_t a = 0; a < st->naccts; a++) {
+        eng_ringfile_set_acct(st->rf, a, st->accts[a].name);
+    }
+    for (uint32_t k = 0; k < st->nkeys; k++) {
+        eng_ringfile_set_key(st->rf, k, st->keys[k].hash);
     }
     st->ring = eng_ringfile_entries(st->rf);
     st->rf_head = eng_ringfile_head(st->rf);
@@ -2127,6 +2191,10 @@ static void s_destroy(eng_store_t **self_p)
     /* Everything published is committed: the ring holds nothing the
      * database lacks, and goes, once the database says so (epoch 0: the
      * next open looks for no ring). Else it stays for the next open. */
+    if (st->db && !sqlite3_get_autocommit(st->db)) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* an open that failed (s_ring_open) */
+    }
+    eng_ringfile_destroy(&st->rf_old, false);
     bool clean = st->rf && !st->failed && atomic_load(&st->tail) == atomic_load(&st->head) &&
                  sqlite3_exec(st->db, "UPDATE ring SET epoch = 0", NULL, NULL, NULL) == SQLITE_OK;
     eng_ringfile_destroy(&st->rf, clean);
@@ -2296,7 +2364,8 @@ eng_store_t *eng_store_sqlite_open(const char *spec, const eng_store_cfg_t *cfg,
          * writes and cost a quarter of the writer's CPU. */
         s_exec(st, "PRAGMA secure_delete = OFF", err, errlen) < 0 ||
         s_exec(st, s_schema, err, errlen) < 0 || s_ring_open(st, cfg, err, errlen) < 0 ||
-        s_load(st, version, cfg->now_ms, err, errlen) < 0 ||
+        s_load_ring(st, version, cfg->now_ms, err, errlen) < 0 ||
+        s_ring_start(st, cfg, err, errlen) < 0 ||
         (version < S_SCHEMA && s_upgrade(st, version, err, errlen) < 0)) {
         s_destroy(&base);
         return NULL;

@@ -8,12 +8,14 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +26,7 @@
 
 #include "eng_journal.h"
 #include "eng_ledger.h"
+#include "eng_ringfile.h"
 #include "eng_store.h"
 
 #define USD INT64_C(1000000000000)
@@ -1062,10 +1065,6 @@ Test(ledger, an_unknown_store_is_refused)
     cr_assert(strstr(err, "fifo.db: not a regular file"), "%s", err);
 }
 
-/* A state file is one engine's: a second store on it (another engine, or a
- * --check while one runs) is refused, saying so, until the first closes,
- * and eng_store_in_use says so beforehand (--check then reads nothing); a
- * file that is not a database is refused as such. */
 /* The ring files in the test's folder. */
 static int s_rings(void)
 {
@@ -1125,6 +1124,93 @@ Test(ledger, a_store_its_process_never_closed_is_committed_from_its_ring)
     eng_store_destroy(&st);
 }
 
+/* The path of the one ring file in the test's folder. */
+static void s_ring_path(char *out, size_t n)
+{
+    DIR *d = opendir(s_dir);
+    cr_assert_not_null(d);
+    out[0] = '\0';
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && strcmp(e->d_name + len - 5, ".ring") == 0) {
+            snprintf(out, n, "%s/%s", s_dir, e->d_name);
+        }
+    }
+    closedir(d);
+    cr_assert(out[0], "a ring file");
+}
+
+/* A ring whose entries pass its own checks but not the load's (here the
+ * entry of decision 2 made to repeat decision 1, which the state file
+ * holds already: as a program other than the engine could write it): the
+ * open refuses and commits none of it, the ring stays, and once it is
+ * moved aside --ledger-ring-lost starts from the state file as it was. */
+Test(ledger, a_ring_that_does_not_load_with_the_state_file_changes_neither)
+{
+    eng_store_key_t k = s_key("sha256:r2", "acct");
+    eng_store_t *st = s_open();
+    s_topup(st, "acct", USD);
+    eng_store_destroy(&st);
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+        char err[256];
+        eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
+        eng_store_t *c = eng_store_open(s_spec, &cfg, err, sizeof err);
+        bool ok = c && s_reserve(c, &k, 1, 10, false, NULL) == HPP_OK &&
+                  c->ops->sync(c, 5000, err, sizeof err) == HPP_OK &&
+                  s_reserve(c, &k, 2, 20, false, NULL) == HPP_OK;
+        _exit(ok ? 0 : 1); /* no close: as if killed */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's store worked");
+    int64_t pos = s_db_int("SELECT pos FROM ring"), epoch = s_db_int("SELECT epoch FROM ring");
+    cr_assert_gt(pos, 0, "decision 1 was committed");
+    char ring[256];
+    s_ring_path(ring, sizeof ring);
+    int fd = open(ring, O_RDWR);
+    cr_assert_geq(fd, 0);
+    struct stat sb;
+    cr_assert_eq(fstat(fd, &sb), 0);
+    uint8_t *base = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    cr_assert_neq(base, MAP_FAILED);
+    /* The entries end the file: S_RING (2^18) of them. */
+    eng_ring_change_t *e =
+        (eng_ring_change_t *)(base + sb.st_size - (1u << 18) * sizeof(eng_ring_change_t));
+    cr_assert_eq(e[pos].kind, ENG_RING_RESV_PUT);
+    cr_assert_eq(e[pos].decision, 2);
+    e[pos].decision = e[pos - 1].decision; /* decision 1's, again */
+    munmap(base, (size_t)sb.st_size);
+    close(fd);
+
+    char err[512];
+    eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
+    cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err));
+    cr_assert(strstr(err, "not committed: the state file and the ring are left as they were"), "%s",
+              err);
+    cr_assert(strstr(err, ring), "names the ring: %s", err);
+    cr_assert_eq(s_db_int("SELECT pos FROM ring"), pos, "the state file is as it was");
+    cr_assert_eq(s_db_int("SELECT epoch FROM ring"), epoch);
+    cr_assert_eq(s_rings(), 1, "the ring stays");
+
+    char aside[300];
+    snprintf(aside, sizeof aside, "%s.aside", ring);
+    cr_assert_eq(rename(ring, aside), 0);
+    cr_assert_null(eng_store_open(s_spec, &cfg, err, sizeof err), "a ring missing is refused");
+    cfg.ring_lost = true;
+    st = eng_store_open(s_spec, &cfg, err, sizeof err);
+    cr_assert_not_null(st, "%s", err);
+    eng_store_state_t s2 = s_read(st, &k);
+    cr_assert_eq(s2.reserved_pd, 10, "decision 1, committed before; not the ring's");
+    cr_assert(s_settle(st, 1, 10));
+    eng_store_destroy(&st);
+}
+
+/* A state file is one engine's: a second store on it (another engine, or a
+ * --check while one runs) is refused, saying so, until the first closes,
+ * and eng_store_in_use says so beforehand (--check then reads nothing); a
+ * file that is not a database is refused as such. */
 Test(ledger, a_state_file_in_use_is_refused)
 {
     cr_assert_not(eng_store_in_use(s_spec), "no file yet");
