@@ -1079,6 +1079,34 @@ static int s_rings(void)
     return n;
 }
 
+/* Runs `body` on the store in a child process that then dies without
+ * closing it, as if killed; the child's store must have worked. */
+static void s_in_a_child_killed(bool (*body)(eng_store_t *, const eng_store_key_t *),
+                                const eng_store_key_t *k)
+{
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+        char err[256];
+        eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
+        eng_store_t *c = eng_store_open(s_spec, &cfg, err, sizeof err);
+        _exit(c && body(c, k) ? 0 : 1); /* no close */
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's store worked");
+}
+
+static bool s_three_and_a_settle(eng_store_t *c, const eng_store_key_t *k)
+{
+    char err[256];
+    eng_store_settle_t set = {.decision = 1, .cost_pd = 7, .now_ms = 2000};
+    return s_reserve(c, k, 1, 10, false, NULL) == HPP_OK &&
+           s_reserve(c, k, 2, 20, false, NULL) == HPP_OK &&
+           s_reserve(c, k, 3, 30, false, NULL) == HPP_OK &&
+           c->ops->settle(c, &set, NULL, err, sizeof err) == HPP_OK;
+}
+
 /* A process that dies with its store open (the writer commits about once
  * a second, so nothing of this was committed): what it published is in
  * its ring file, which the next open commits. */
@@ -1089,22 +1117,7 @@ Test(ledger, a_store_its_process_never_closed_is_committed_from_its_ring)
     s_topup(st, "acct", USD); /* synced */
     eng_store_destroy(&st);
     cr_assert_eq(s_rings(), 0, "a clean close removes the ring");
-    pid_t child = fork();
-    cr_assert_neq(child, -1);
-    if (child == 0) {
-        char err[256];
-        eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
-        eng_store_t *c = eng_store_open(s_spec, &cfg, err, sizeof err);
-        bool ok = c && s_reserve(c, &k, 1, 10, false, NULL) == HPP_OK &&
-                  s_reserve(c, &k, 2, 20, false, NULL) == HPP_OK &&
-                  s_reserve(c, &k, 3, 30, false, NULL) == HPP_OK;
-        eng_store_settle_t set = {.decision = 1, .cost_pd = 7, .now_ms = 2000};
-        ok = ok && c->ops->settle(c, &set, NULL, err, sizeof err) == HPP_OK;
-        _exit(ok ? 0 : 1); /* no close: as if killed */
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's store worked");
+    s_in_a_child_killed(s_three_and_a_settle, &k);
     cr_assert_eq(s_rings(), 1, "the ring outlives the process");
     cr_assert_eq(s_db_int("SELECT pos FROM ring"), 0, "nothing of it was committed");
     cr_assert_eq(s_db_int("SELECT count(*) FROM resv_log"), 0);
@@ -1140,6 +1153,14 @@ static void s_ring_path(char *out, size_t n)
     cr_assert(out[0], "a ring file");
 }
 
+static bool s_one_synced_one_not(eng_store_t *c, const eng_store_key_t *k)
+{
+    char err[256];
+    return s_reserve(c, k, 1, 10, false, NULL) == HPP_OK &&
+           c->ops->sync(c, 5000, err, sizeof err) == HPP_OK &&
+           s_reserve(c, k, 2, 20, false, NULL) == HPP_OK;
+}
+
 /* A ring whose entries pass its own checks but not the load's (here the
  * entry of decision 2 made to repeat decision 1, which the state file
  * holds already: as a program other than the engine could write it): the
@@ -1151,20 +1172,7 @@ Test(ledger, a_ring_that_does_not_load_with_the_state_file_changes_neither)
     eng_store_t *st = s_open();
     s_topup(st, "acct", USD);
     eng_store_destroy(&st);
-    pid_t child = fork();
-    cr_assert_neq(child, -1);
-    if (child == 0) {
-        char err[256];
-        eng_store_cfg_t cfg = {.ring_dir = s_dir, .node = 1};
-        eng_store_t *c = eng_store_open(s_spec, &cfg, err, sizeof err);
-        bool ok = c && s_reserve(c, &k, 1, 10, false, NULL) == HPP_OK &&
-                  c->ops->sync(c, 5000, err, sizeof err) == HPP_OK &&
-                  s_reserve(c, &k, 2, 20, false, NULL) == HPP_OK;
-        _exit(ok ? 0 : 1); /* no close: as if killed */
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(child, &status, 0), child);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's store worked");
+    s_in_a_child_killed(s_one_synced_one_not, &k);
     int64_t pos = s_db_int("SELECT pos FROM ring"), epoch = s_db_int("SELECT epoch FROM ring");
     cr_assert_gt(pos, 0, "decision 1 was committed");
     char ring[256];
