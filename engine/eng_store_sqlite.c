@@ -524,7 +524,7 @@ static bool s_lock_room(s_store_t *st, uint32_t n, int timeout_ms)
 
 /* The home slot of a decision. A thread's ids are threads + 1 apart
  * (eng_server.c), so a run of S_RESV_RUN ids holds about 21 decisions of
- * one thread, in 512 bytes of slots that are reserved, and expired, in
+ * one thread (with 2 threads), in 512 bytes of slots that are reserved, and expired, in
  * order: a stream the prefetcher follows, where runs of 8 (one cache line,
  * under 3 decisions) made each next line a miss. The probe for a slot was
  * 2% of the deciding thread's samples at 20,000 decisions a second, 1% with
@@ -2096,7 +2096,7 @@ static int s_ring_open(s_store_t *st, const eng_store_cfg_t *cfg, char *err, siz
         if (old) {
             eng_log(ENG_LOG_INFO, "ledger",
                     "%s: its ring %s holds %" PRIu64 " changes the last run did not commit; "
-                    "the next start commits them",
+                    "the next start commits them if they load with it",
                     st->path, ring_path, eng_ringfile_checked_head(old) - want.from);
         }
         eng_ringfile_destroy(&old, false);
@@ -2127,34 +2127,21 @@ static int s_load_ring(s_store_t *st, int version, int64_t now_ms, char *err, si
     if (s_load(st, version, now_ms, err, errlen) == 0) {
         return 0;
     }
-    if (st->rf_old) {
+    if (st->rf_old && st->replayed > 0) {
         size_t n = strlen(err);
         snprintf(err + n, errlen - n,
-                 " (with the changes of its ring %s, not committed: the state file and the ring "
-                 "are left as they were; to start without those changes, move the ring aside "
-                 "and start with --ledger-ring-lost)",
-                 st->ring_path);
+                 " (read with the %" PRIu64 " change%s of its ring %s, none committed, the "
+                 "ring kept; if --check, which reads the file without them, passes, they are "
+                 "the cause: move the ring aside and start with --ledger-ring-lost)",
+                 st->replayed, st->replayed == 1 ? "" : "s", st->ring_path);
     }
     return -1;
 }
 
-/* After the load: commits the epoch and what the last run's ring held
- * (s_ring_open), then makes the new ring for that epoch. */
-static int s_ring_start(s_store_t *st, const eng_store_cfg_t *cfg, char *err, size_t errlen)
+/* Makes the new ring, for the new epoch, with the names the load made
+ * (the entries name them by index). */
+static int s_ring_make(s_store_t *st, char *err, size_t errlen)
 {
-    if (cfg->check) {
-        return 0;
-    }
-    if (s_exec(st, "COMMIT", err, errlen) < 0) {
-        return -1;
-    }
-    if (st->replayed > 0) {
-        eng_log(ENG_LOG_WARN, "ledger",
-                "%s: the last run stopped without closing it: %" PRIu64
-                " changes it made and had not committed were committed from its ring %s",
-                st->path, st->replayed, st->ring_path);
-    }
-    eng_ringfile_destroy(&st->rf_old, false); /* the new one takes its place */
     char why[256] = "";
     st->rf = eng_ringfile_create(st->ring_path, &s_layout, st->boot, st->real, st->epoch, why,
                                  sizeof why);
@@ -2162,7 +2149,6 @@ static int s_ring_start(s_store_t *st, const eng_store_cfg_t *cfg, char *err, si
         snprintf(err, errlen, "--ledger %s: its ring: %s", st->path, why);
         return -1;
     }
-    /* The names the load made, which the entries will name by index. */
     for (uint32_t a = 0; a < st->naccts; a++) {
         eng_ringfile_set_acct(st->rf, a, st->accts[a].name);
     }
@@ -2171,6 +2157,37 @@ static int s_ring_start(s_store_t *st, const eng_store_cfg_t *cfg, char *err, si
     }
     st->ring = eng_ringfile_entries(st->rf);
     st->rf_head = eng_ringfile_head(st->rf);
+    return 0;
+}
+
+/* After the load: commits the epoch and what the last run's ring held
+ * (s_ring_open), and makes the new ring. With no ring to replay, the new
+ * one is made first, so that a database naming it never goes without it
+ * (the next start in this boot would refuse, the ring missing); a crash
+ * before the commit leaves it stale. With one, it is made after: it takes
+ * the old one's place, which the commit must not lose first; a crash in
+ * between leaves the old one at an epoch the database has moved past
+ * (stale). If it cannot be made then, the database is left naming no ring
+ * (epoch 0: all is committed and nothing was published since). */
+static int s_ring_start(s_store_t *st, const eng_store_cfg_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->check || (!st->rf_old && s_ring_make(st, err, errlen) < 0) ||
+        s_exec(st, "COMMIT", err, errlen) < 0) {
+        return cfg->check ? 0 : -1;
+    }
+    if (st->replayed > 0) {
+        eng_log(ENG_LOG_WARN, "ledger",
+                "%s: the last run stopped without closing it: %" PRIu64
+                " changes it made and had not committed were committed from its ring %s",
+                st->path, st->replayed, st->ring_path);
+    }
+    if (st->rf_old) {
+        eng_ringfile_destroy(&st->rf_old, false); /* the new one takes its place */
+        if (s_ring_make(st, err, errlen) < 0) {
+            sqlite3_exec(st->db, "UPDATE ring SET epoch = 0", NULL, NULL, NULL);
+            return -1;
+        }
+    }
     return 0;
 }
 
