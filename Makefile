@@ -233,7 +233,7 @@ INC_engine := -Iengine -Iproto
 INC_sidecar := -Isidecar -Iengine -Iproto
 INC_policies := -Ipolicies/tool -Iengine -Iproto
 INC_tools := -Itools -Iproto
-INC_tests := -Isidecar -Iengine -Iproto
+INC_tests := -Itests/support -Isidecar -Iengine -Iproto
 INC_bench := $(INC_tests)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread $(PKG_CFLAGS) -MMD -MP
 LDLIBS_ALL = $(LDFLAGS) $(SANFLAGS) $(PKG_LIBS) -lm -pthread
@@ -363,13 +363,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-# Every Criterion binary links tests/support/cr_runner.c (why: its comment).
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/support/cr_runner.o $(ALL_LIBS)
+# Every Criterion binary links tests/support/cr_runner.c (why: its comment)
+# and test_tmpdir.c (a test's own folder).
+TEST_SUPPORT := $(BUILD)/obj/tests/support/cr_runner.o $(BUILD)/obj/tests/support/test_tmpdir.o
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 
-$(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(BUILD)/obj/tests/support/cr_runner.o \
-    $(ALL_LIBS)
+$(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/test_%.o $(TEST_SUPPORT) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_ALL) -lcriterion
 

@@ -21,7 +21,6 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -36,6 +35,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "test_tmpdir.h" /* test_tmpdir_make, test_tmpdir_remove */
 
 /* One child process. */
 typedef struct {
@@ -74,34 +75,6 @@ static inline char *hh_bin(const char *name)
     char *s = slots[next++ % 8];
     snprintf(s, sizeof slots[0], "%s/%s", hh_build_dir(), name);
     return s;
-}
-
-/* A fresh private directory under $TMPDIR (or /tmp) for one test. */
-static inline int hh_tempdir(char *out, size_t n)
-{
-    const char *t = getenv("TMPDIR");
-    snprintf(out, n, "%s/hpp-test-XXXXXX", t && *t ? t : "/tmp");
-    return mkdtemp(out) ? 0 : -1;
-}
-
-/* Removes a directory hh_tempdir made and the files in it (not deeper):
- * what a test leaves in /tmp is its own to take back. */
-static inline void hh_rmdir_flat(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        return;
-    }
-    const struct dirent *ent;
-    char path[1024];
-    while ((ent = readdir(d)) != NULL) {
-        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-            unlink(path);
-        }
-    }
-    closedir(d);
-    rmdir(dir);
 }
 
 /* Writes `text` to `path`, replacing it atomically (write + rename), the way

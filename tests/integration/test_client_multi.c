@@ -158,8 +158,8 @@ static char *s_python(void)
 
 Test(client_opts, refused_with_a_reason)
 {
-    char dir[256], err[512], path[400];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    char dir[256], err[512];
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     cr_assert_eq(hpp_key_generate(dir, "engine", err, sizeof err), 0, "%s", err);
     cr_assert_eq(hpp_key_generate(dir, "gw", err, sizeof err), 0, "%s", err);
     char pub[400], sec[400];
@@ -220,8 +220,7 @@ Test(client_opts, refused_with_a_reason)
     hpp_client_t *c = hpp_client_new_opts(&o, NULL, err, sizeof err);
     cr_assert_not_null(c, "%s", err);
     hpp_client_destroy(&c);
-    snprintf(path, sizeof path, "rm -rf '%s'", dir);
-    cr_assert_eq(system(path), 0);
+    cr_assert_eq(test_tmpdir_remove(dir), 0, "%s", dir);
 }
 
 /* Several engines ---------------------------------------------------------------- */
@@ -450,7 +449,7 @@ Test(client_multi, the_examples_take_several_engines)
 
     /* The Python gateway: one DEALER to both, a pipelined batch. */
     char dir[256], reqs[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(reqs, sizeof reqs, "%s/requests.jsonl", dir);
     char text[2048] = "";
     for (int i = 0; i < 20; i++) {
@@ -631,7 +630,7 @@ typedef struct {
 static void s_keys(s_keys_t *k)
 {
     char err[512];
-    cr_assert_eq(hh_tempdir(k->dir, sizeof k->dir), 0);
+    cr_assert_eq(test_tmpdir_make(k->dir, sizeof k->dir, "test"), 0);
     cr_assert_eq(hpp_key_generate(k->dir, "engine", err, sizeof err), 0, "%s", err);
     cr_assert_eq(hpp_key_generate(k->dir, "gateway", err, sizeof err), 0, "%s", err);
     cr_assert_eq(hpp_key_generate(k->dir, "stranger", err, sizeof err), 0, "%s", err);
@@ -644,9 +643,7 @@ static void s_keys(s_keys_t *k)
 
 static void s_keys_remove(const s_keys_t *k)
 {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", k->dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(test_tmpdir_remove(k->dir), 0, "%s", k->dir);
 }
 
 /* A CURVE client of `endpoint` with the engine's key and `secret` (NULL: no

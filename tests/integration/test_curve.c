@@ -56,7 +56,7 @@ static int s_keygen(const char *dir, const char *name, char **out)
  * the .pub file keygen wrote); mallory and bob have keys nobody listed. */
 static void s_env(s_env_t *env)
 {
-    cr_assert_eq(hh_tempdir(env->dir, sizeof env->dir), 0);
+    cr_assert_eq(test_tmpdir_make(env->dir, sizeof env->dir, "test"), 0);
     snprintf(env->keys, sizeof env->keys, "%s/keys", env->dir);
     snprintf(env->allow, sizeof env->allow, "%s/allow", env->dir);
     const char *names[] = {"engine", "alice", "root", "mallory", "bob"};
@@ -202,7 +202,7 @@ static void s_rmtree(const char *dir)
 Test(curve, keygen_writes_private_files_and_never_replaces_them)
 {
     char dir[256], keys[300], pub[400], sec[400];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(keys, sizeof keys, "%s/keys", dir);
     char *out = NULL;
     char *argv[] = {hh_bin("hpp-engine"), "--curve-keygen", keys, NULL};
@@ -668,7 +668,7 @@ Test(policy_hash, is_sha256_of_the_files_and_follows_them)
 {
     /* A policy with an include, copied where the test may edit it. */
     char dir[256], shared[300], policy[300], tiers[300], catalog[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(shared, sizeof shared, "%s/shared", dir);
     cr_assert_eq(mkdir(shared, 0700), 0);
     snprintf(policy, sizeof policy, "%s/teams.policy", dir);

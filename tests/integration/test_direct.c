@@ -555,7 +555,7 @@ Test(direct, a_client_that_never_reads_is_paused_not_buffered, .timeout = 60)
 Test(direct, ipc_listener_is_a_0660_socket_removed_at_exit)
 {
     char dir[256], ep[320], path[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(path, sizeof path, "%s/engine.sock", dir);
     snprintf(ep, sizeof ep, "ipc://%s", path);
     s_engine_t e;
@@ -600,7 +600,7 @@ Test(direct, ipc_listener_is_a_0660_socket_removed_at_exit)
     char *kept = hh_read_file(path, NULL);
     cr_assert_str_eq(kept, "keep me\n");
     free(kept);
-    hh_rmdir_flat(dir);
+    cr_assert_eq(test_tmpdir_remove(dir), 0, "%s", dir);
 }
 
 Test(direct, endpoints_refused_at_start)

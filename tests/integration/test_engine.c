@@ -450,7 +450,7 @@ Test(engine, python_gateway_example)
     s_engine_t e;
     s_start(&e, NULL);
     char dir[256], reqs[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(reqs, sizeof reqs, "%s/requests.jsonl", dir);
     cr_assert_eq(hh_write_file(reqs,
                                "{\"prompt_tokens\": 900, \"hints\": [\"solidity\"]}\n"
@@ -572,7 +572,7 @@ static const char *s_solidity_model(hpp_client_t *c, char *buf, size_t n)
 Test(engine, reload_good_and_bad_policy_under_load, .timeout = 60)
 {
     char dir[256], policy[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(policy, sizeof policy, "%s/test.policy", dir);
     char *orig = hh_read_file("policies/default.policy", NULL);
     cr_assert_not_null(orig);
@@ -668,7 +668,7 @@ Test(engine, reload_good_and_bad_policy_under_load, .timeout = 60)
 Test(engine, watch_reloads_on_file_change)
 {
     char dir[256], policy[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(policy, sizeof policy, "%s/w.policy", dir);
     char *orig = hh_read_file("policies/default.policy", NULL);
     cr_assert_eq(hh_write_file(policy, orig), 0);
@@ -703,7 +703,7 @@ Test(engine, watch_reloads_on_file_change)
 Test(engine, decision_log_records_the_resolved_model)
 {
     char dir[256], logpath[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(logpath, sizeof logpath, "%s/decisions.jsonl", dir);
     const char *flags[] = {"--decision-log", logpath, NULL};
     s_engine_t e;
@@ -818,7 +818,7 @@ Test(engine_cli, help_version_and_bad_flags)
 Test(engine_cli, broken_policy_is_reported_with_locations_and_exit_2)
 {
     char dir[256], policy[300];
-    cr_assert_eq(hh_tempdir(dir, sizeof dir), 0);
+    cr_assert_eq(test_tmpdir_make(dir, sizeof dir, "test"), 0);
     snprintf(policy, sizeof policy, "%s/broken.policy", dir);
     cr_assert_eq(hh_write_file(policy, "tier free max $0\nroute x { tier nowhere }\n"), 0);
     char *out = NULL;

@@ -112,7 +112,7 @@ static void s_redis_start(const char *password)
 static void s_setup(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as hpp-engine does: hiredis writes to sockets */
-    cr_assert_eq(hh_tempdir(R.dir, sizeof R.dir), 0);
+    cr_assert_eq(test_tmpdir_make(R.dir, sizeof R.dir, "test"), 0);
     snprintf(R.sock, sizeof R.sock, "%s/redis.sock", R.dir);
     snprintf(R.spec, sizeof R.spec, "redis+unix:%s", R.sock);
 }
@@ -126,9 +126,7 @@ static void s_setup_start(void)
 static void s_teardown(void)
 {
     hh_stop(&R.proc);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", R.dir);
-    (void)!system(cmd);
+    (void)test_tmpdir_remove(R.dir); /* empty when the setup stopped before it */
 }
 
 static eng_redis_t *s_open(const char *spec)

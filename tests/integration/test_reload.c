@@ -168,7 +168,7 @@ typedef struct {
 
 static void s_files(s_files_t *f, const char *name)
 {
-    cr_assert_eq(hh_tempdir(f->dir, sizeof f->dir), 0);
+    cr_assert_eq(test_tmpdir_make(f->dir, sizeof f->dir, "test"), 0);
     snprintf(f->policy, sizeof f->policy, "%s/%s", f->dir, name);
     f->orig = hh_read_file("policies/default.policy", NULL);
     cr_assert_not_null(f->orig);

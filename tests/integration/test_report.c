@@ -32,7 +32,7 @@ typedef struct {
 /* The bundled policy with the health settings appended to its settings. */
 static void s_policy(s_engine_t *e, const char *settings)
 {
-    cr_assert_eq(hh_tempdir(e->dir, sizeof e->dir), 0);
+    cr_assert_eq(test_tmpdir_make(e->dir, sizeof e->dir, "test"), 0);
     snprintf(e->policy, sizeof e->policy, "%s/loop.policy", e->dir);
     char *orig = hh_read_file("policies/default.policy", NULL);
     cr_assert_not_null(orig);
@@ -66,7 +66,7 @@ static void s_start(s_engine_t *e, const char *settings, bool route_workers)
 static void s_stop(s_engine_t *e)
 {
     int rc = hh_stop(&e->proc);
-    hh_rmdir_flat(e->dir);
+    cr_assert_eq(test_tmpdir_remove(e->dir), 0, "%s", e->dir);
     cr_assert_eq(rc, 0, "engine exited %d (log: %s)", rc, e->proc.log);
 }
 

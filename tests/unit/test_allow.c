@@ -9,21 +9,19 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "test_tmpdir.h"
 #include "eng_allow.h"
 
 static char s_dir[64];
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/hpp-allow-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_eq(test_tmpdir_make(s_dir, sizeof s_dir, "allow"), 0, "%s", s_dir);
 }
 
 static void s_teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(test_tmpdir_remove(s_dir), 0, "%s", s_dir);
 }
 
 static void s_write(const char *name, const char *text)

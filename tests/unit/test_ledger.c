@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 #include <time.h>
 
+#include "test_tmpdir.h"
 #include "eng_journal.h"
 #include "eng_ledger.h"
 #include "eng_ringfile.h"
@@ -36,16 +37,13 @@ static char s_spec[128];
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/hpp-ledger-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_eq(test_tmpdir_make(s_dir, sizeof s_dir, "ledger"), 0, "%s", s_dir);
     snprintf(s_spec, sizeof s_spec, "sqlite:%s/ledger.db", s_dir);
 }
 
 static void s_teardown(void)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(test_tmpdir_remove(s_dir), 0, "%s", s_dir);
 }
 
 TestSuite(ledger, .init = s_setup, .fini = s_teardown);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "test_tmpdir.h"
 #include "eng_ringfile.h"
 
 static char s_dir[64];
@@ -18,16 +19,13 @@ static const eng_ring_layout_t s_layout = {
 
 static void s_setup(void)
 {
-    snprintf(s_dir, sizeof s_dir, "/tmp/hpp-ring-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
+    cr_assert_eq(test_tmpdir_make(s_dir, sizeof s_dir, "ring"), 0, "%s", s_dir);
     snprintf(s_path, sizeof s_path, "%s/r.ring", s_dir);
 }
 
 static void s_teardown(void)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(test_tmpdir_remove(s_dir), 0, "%s", s_dir);
 }
 
 TestSuite(ringfile, .init = s_setup, .fini = s_teardown);
