@@ -68,6 +68,15 @@ static int s_open(const eng_ring_want_t *w, char *err, size_t errlen)
     return rc;
 }
 
+/* The file as it is now, wanted as s_want says, is refused saying `says`. */
+static void s_refused_saying(const char *says)
+{
+    eng_ring_want_t w = s_want();
+    char err[256] = "";
+    cr_assert_eq(s_open(&w, err, sizeof err), ENG_RING_BAD);
+    cr_assert_str_eq(err, says);
+}
+
 /* Writes `n` bytes at `off` of the file. */
 static void s_poke(size_t off, const void *p, size_t n)
 {
@@ -134,10 +143,7 @@ Test(ringfile, a_file_others_could_write_is_refused)
 {
     s_make();
     cr_assert_eq(chmod(s_path, 0644), 0);
-    eng_ring_want_t w = s_want();
-    char err[256] = "";
-    cr_assert_eq(s_open(&w, err, sizeof err), ENG_RING_BAD);
-    cr_assert_str_eq(err, "readable or writable by others (not 0600)");
+    s_refused_saying("readable or writable by others (not 0600)");
 }
 
 Test(ringfile, a_read_goes_by_the_values_checked)
@@ -207,13 +213,9 @@ Test(ringfile, a_short_or_long_file_is_refused_with_its_size)
 {
     s_make();
     cr_assert_eq(truncate(s_path, 20000), 0);
-    eng_ring_want_t w = s_want();
-    char err[256] = "";
-    cr_assert_eq(s_open(&w, err, sizeof err), ENG_RING_BAD);
-    cr_assert_str_eq(err, "20000 bytes where its layout makes 13184");
+    s_refused_saying("20000 bytes where its layout makes 13184");
     cr_assert_eq(truncate(s_path, 100), 0);
-    cr_assert_eq(s_open(&w, err, sizeof err), ENG_RING_BAD);
-    cr_assert_str_eq(err, "100 bytes: shorter than its header (4192)");
+    s_refused_saying("100 bytes: shorter than its header (4192)");
 }
 
 Test(ringfile, a_path_too_long_for_the_directory_is_refused)
