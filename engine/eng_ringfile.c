@@ -299,12 +299,16 @@ eng_ringfile_t *eng_ringfile_create(const char *path, const eng_ring_layout_t *l
                                     const char *boot_id, const char *state_path, uint64_t epoch,
                                     char *err, size_t errlen)
 {
-    if (strlen(state_path) >= S_PATH_MAX || strlen(boot_id) >= 40) {
-        snprintf(err, errlen, "%s: the state file's path is too long", path);
+    char tmp[S_PATH_MAX + 8];
+    const char *too_long = strlen(state_path) >= S_PATH_MAX ? "the state file's path"
+                           : strlen(boot_id) >= 40          ? "the boot id"
+                           : (size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp
+                               ? "the ring's path"
+                               : NULL;
+    if (too_long) {
+        snprintf(err, errlen, "%.200s: %s is too long", path, too_long);
         return NULL;
     }
-    char tmp[S_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));

@@ -229,3 +229,18 @@ Test(ringfile, a_path_too_long_for_the_directory_is_refused)
     cr_assert_eq(eng_ringfile_path("/run/x", "/x", out, sizeof out, err, sizeof err), 0);
     cr_assert(strncmp(out, "/run/x/hpp-ledger-", 18) == 0 && strstr(out, ".ring"), "%s", out);
 }
+
+/* A ring path too long for its temporary name is refused whole, never
+ * created under a name cut short; so is a state path too long for the header. */
+Test(ringfile, a_path_too_long_to_create_is_refused_saying_which)
+{
+    static char path[4200];
+    memset(path, 'p', sizeof path - 1);
+    path[0] = '/';
+    char err[512] = "";
+    cr_assert_null(eng_ringfile_create(path, &s_layout, "boot-1", "/x.db", 1, err, sizeof err));
+    cr_assert(strstr(err, "the ring's path is too long"), "%s", err);
+    cr_assert_null(eng_ringfile_create(s_path, &s_layout, "boot-1", path, 1, err, sizeof err));
+    cr_assert(strstr(err, "the state file's path is too long"), "%s", err);
+    cr_assert_eq(access(s_path, F_OK), -1, "nothing made");
+}
