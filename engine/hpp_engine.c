@@ -493,6 +493,15 @@ static int s_check_combos(const s_opts_t *o)
             return -1;
         }
     }
+    /* The ring is the embedded store's: with another, or none, these would do nothing. */
+    const eng_ledger_cfg_t *l = &o->cfg.ledger;
+    if ((l->ring_dir || l->ring_lost) && (!l->store || strncmp(l->store, "sqlite:", 7) != 0)) {
+        fprintf(stderr,
+                "hpp-engine: %s needs --ledger sqlite:PATH: the ring is the embedded store's "
+                "(see --help)\n",
+                l->ring_dir ? "--ledger-ring-dir" : "--ledger-ring-lost");
+        return -1;
+    }
     return 0;
 }
 

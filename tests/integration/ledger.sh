@@ -530,6 +530,14 @@ EOF
     has_line "a ring directory that does not exist: the system's words" \
         ".ring.tmp: cannot create: No such file or directory" "$tmp/ring5.err"
     : "$d2" "$d3" "$d4"
+else
+    # The ring is the embedded store's: its flags with another are a usage
+    # error, not a flag that does nothing (timeout: a start would not return).
+    timeout 10 "$ENGINE" --listen tcp://127.0.0.1:0 --keys "$tmp/keys" --ledger "$STORE" \
+        --ledger-ring-dir "$tmp" 2>"$tmp/ring-other.err"
+    check "ring: --ledger-ring-dir with this store is a usage error" 2 "$?"
+    has_line "ring: --ledger-ring-dir with this store says why" \
+        "--ledger-ring-dir needs --ledger sqlite:PATH" "$tmp/ring-other.err"
 fi
 no_san_report "engines: no sanitizer report" "$tmp"/*.err
 
