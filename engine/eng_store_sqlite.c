@@ -1685,14 +1685,16 @@ static int s_commit_rows(s_store_t *st, uint64_t upto, uint64_t pos)
     return rc;
 }
 
-static int s_commit(s_store_t *st, uint64_t upto, uint64_t pos)
+/* The writer's commit of [tail, upto): the database then lacks the ring
+ * from upto on. */
+static int s_commit(s_store_t *st, uint64_t upto)
 {
     int rc = s_prepare(st);
     if (rc == SQLITE_OK) {
         rc = s_step(st->w_stmt[S_Q_BEGIN]);
     }
     if (rc == SQLITE_OK) {
-        rc = s_commit_rows(st, upto, pos);
+        rc = s_commit_rows(st, upto, upto);
     }
     if (rc == SQLITE_OK) {
         rc = s_step(st->w_stmt[S_Q_COMMIT]);
@@ -1859,7 +1861,7 @@ static void *s_writer_main(void *arg)
         s_fold(st, upto);
         bool work = upto != atomic_load_explicit(&st->tail, memory_order_relaxed) ||
                     st->nw_dirty_accts || st->nw_dirty_keys || s_prune_due(st);
-        int rc = work ? s_commit(st, upto, upto) : 0;
+        int rc = work ? s_commit(st, upto) : 0;
         uint64_t done = rc == 0 ? upto : atomic_load_explicit(&st->tail, memory_order_relaxed);
         int src = 0;
         if (durable < done && (urgent || stopping || s_sync_due(st))) {
